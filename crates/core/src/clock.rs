@@ -1,0 +1,13 @@
+//! The one place distcache reads the wall clock. Expiry times and versions
+//! are absolute Unix milliseconds so that they mean the same on every node
+//! and survive snapshots, transfers and restarts unchanged.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, by the system clock.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

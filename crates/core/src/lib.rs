@@ -1,0 +1,27 @@
+//! The pure core of distcache: everything that decides *where* a key lives and
+//! *what* a node keeps, with no sockets, no threads of its own and no hidden
+//! clock (every function that needs the time takes `now_ms`).
+//!
+//! # Layout
+//!
+//! - [`key`]: what a valid key is.
+//! - [`version`]: hybrid-logical-clock versions; the higher version wins.
+//! - [`ring`]: consistent hashing (xxh3-64, virtual nodes, replica sets, epoch).
+//! - [`store`]: the sharded LRU store with TTLs, byte limits, tombstones and
+//!   counters that every auxiliary serves.
+//! - [`clock`]: wall-clock milliseconds, the one place the time is read.
+//!
+//! Data flows one way: a master validates a [`key`], stamps a [`version`],
+//! asks the [`ring`] for the key's replicas, and each replica applies the
+//! write to its [`store`], keeping whichever version is higher.
+
+pub mod clock;
+pub mod key;
+pub mod ring;
+pub mod store;
+pub mod version;
+
+pub use key::{KeyError, MAX_KEY_BYTES, validate_key};
+pub use ring::{DEFAULT_VIRTUAL_NODES, MAX_REPLICAS, ReplicaSet, Ring, key_hash};
+pub use store::{DeleteOutcome, Entry, SetOutcome, Store, StoreConfig, StoreStats};
+pub use version::{HybridClock, Version};

@@ -1,0 +1,2 @@
+//! The `distcache` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! The distcache servers.

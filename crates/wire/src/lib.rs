@@ -1,0 +1,22 @@
+//! The internal protocol between masters and auxiliaries (and between
+//! auxiliaries when keys move): length-prefixed binary frames over
+//! persistent TCP connections, multiplexed by request id so that one
+//! connection carries many requests in flight.
+//!
+//! # Layout
+//!
+//! - [`frame`]: the frame format, [`Request`] and [`Response`], and their
+//!   encoder and decoder. Decoding is total: any byte string either decodes
+//!   or yields a [`FrameError`], never a panic.
+//! - [`client`]: [`Client`], one multiplexed connection per peer with
+//!   reconnection, per-call timeouts and batched writes.
+//! - [`server`]: [`serve`], the accept loop that answers requests with a
+//!   synchronous [`Handler`], pipelining responses.
+
+pub mod client;
+pub mod frame;
+pub mod server;
+
+pub use client::{Client, ClientConfig, WireError};
+pub use frame::{FrameError, Request, Response};
+pub use server::{ConnState, Handler, serve};
