@@ -11,3 +11,12 @@ pub fn unix_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// A source of Unix milliseconds, injectable so that tests can run nodes
+/// on a controlled clock.
+pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock as a [`Clock`].
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(unix_ms)
+}

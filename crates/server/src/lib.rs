@@ -1,1 +1,26 @@
-//! The distcache servers.
+//! The distcache servers: the two roles of the cluster and what they share.
+//!
+//! # Layout
+//!
+//! - [`master`]: the coordinator. Public REST API, membership and health
+//!   checks, the ring over live auxiliaries, and the data path that sends
+//!   each key to its replicas.
+//! - [`auxiliary`]: the storage node. A [`distcache_core::Store`] served over
+//!   the internal protocol ([`distcache_wire`]), `/health` and `/metrics`
+//!   over HTTP, registration with the masters, active expiry.
+//! - [`config`]: one settings struct per role, from env and flags.
+//! - [`metrics`]: every metric, declared once.
+//! - [`http`]: the JSON error shape and request tracking both roles share.
+//! - [`shutdown`]: the one way every task stops.
+//!
+//! Each role is started the same way: bind its listeners, then call its
+//! `run(config, listeners, clock, shutdown)`, which returns once the node
+//! has stopped. `main` does this for one role; tests and `distcache local`
+//! do it on port 0.
+
+pub mod auxiliary;
+pub mod config;
+pub mod http;
+pub mod master;
+pub mod metrics;
+pub mod shutdown;

@@ -1,0 +1,191 @@
+//! Client verbs for a person at a terminal: `set`, `get`, `del`, `nodes`.
+//! Exit codes: 0 done, 1 key not found, 2 any other failure (bad input,
+//! unreachable cluster, server error).
+
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::Value;
+
+/// Where the cluster is.
+#[derive(Args, Debug)]
+pub struct UrlArgs {
+    /// Base URL of a master or the load balancer
+    #[arg(long, env = "DISTCACHE_URL", default_value = "http://127.0.0.1:8081")]
+    pub url: String,
+}
+
+/// A key and where the cluster is.
+#[derive(Args, Debug)]
+pub struct KeyArgs {
+    /// The key
+    pub key: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub url: UrlArgs,
+}
+
+/// Arguments of `set`.
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    /// The key
+    pub key: String,
+    /// The value: JSON if it parses as JSON (42, true, {"a":1}), else a string
+    pub value: String,
+    /// Seconds to live (0 or absent: no expiry)
+    #[arg(long)]
+    pub ttl: Option<u64>,
+    /// Store VALUE as a string even if it parses as JSON
+    #[arg(long)]
+    pub string: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub url: UrlArgs,
+}
+
+const NOT_FOUND: u8 = 1;
+const FAILED: u8 = 2;
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("distcache: {message}");
+    ExitCode::from(FAILED)
+}
+
+/// Percent-encodes a key as one URL path segment.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() * 3);
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn base(url: &str) -> &str {
+    url.trim_end_matches('/')
+}
+
+/// The server's error message from a JSON error body, else the raw body.
+async fn error_message(resp: reqwest::Response) -> String {
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or(text);
+    format!("{status}: {message}")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default()
+}
+
+/// `distcache set KEY VALUE [--ttl N]`.
+pub async fn set(args: SetArgs) -> ExitCode {
+    let value = if args.string {
+        Value::String(args.value)
+    } else {
+        serde_json::from_str(&args.value).unwrap_or(Value::String(args.value))
+    };
+    let mut body = serde_json::json!({"key": args.key, "value": value});
+    if let Some(ttl) = args.ttl {
+        body["ttl"] = ttl.into();
+    }
+    let url = format!("{}/data", base(&args.url.url));
+    match client().post(&url).json(&body).send().await {
+        Ok(resp) if resp.status().is_success() => {
+            println!("OK");
+            ExitCode::SUCCESS
+        }
+        Ok(resp) => fail(error_message(resp).await),
+        Err(e) => fail(format!("cannot reach {url}: {e}")),
+    }
+}
+
+/// `distcache get KEY`: prints the value as JSON, and its TTL on stderr.
+pub async fn get(args: KeyArgs) -> ExitCode {
+    let url = format!("{}/data/{}", base(&args.url.url), encode_key(&args.key));
+    match client().get(&url).send().await {
+        Ok(resp) if resp.status().is_success() => match resp.json::<Value>().await {
+            Ok(body) => {
+                println!("{}", serde_json::to_string_pretty(&body["value"]).unwrap_or_default());
+                if let Some(ttl) = body["ttl"].as_u64() {
+                    eprintln!("(expires in {ttl} s)");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("unreadable answer: {e}")),
+        },
+        Ok(resp) if resp.status() == reqwest::StatusCode::NOT_FOUND => {
+            eprintln!("(not found)");
+            ExitCode::from(NOT_FOUND)
+        }
+        Ok(resp) => fail(error_message(resp).await),
+        Err(e) => fail(format!("cannot reach {url}: {e}")),
+    }
+}
+
+/// `distcache del KEY`.
+pub async fn del(args: KeyArgs) -> ExitCode {
+    let url = format!("{}/data/{}", base(&args.url.url), encode_key(&args.key));
+    match client().delete(&url).send().await {
+        Ok(resp) if resp.status().is_success() => {
+            println!("deleted");
+            ExitCode::SUCCESS
+        }
+        Ok(resp) if resp.status() == reqwest::StatusCode::NOT_FOUND => {
+            eprintln!("(not found)");
+            ExitCode::from(NOT_FOUND)
+        }
+        Ok(resp) => fail(error_message(resp).await),
+        Err(e) => fail(format!("cannot reach {url}: {e}")),
+    }
+}
+
+/// `distcache nodes`: a table of the auxiliaries.
+pub async fn nodes(args: UrlArgs) -> ExitCode {
+    let url = format!("{}/nodes", base(&args.url));
+    let body = match client().get(&url).send().await {
+        Ok(resp) if resp.status().is_success() => match resp.json::<Value>().await {
+            Ok(body) => body,
+            Err(e) => return fail(format!("unreadable answer: {e}")),
+        },
+        Ok(resp) => return fail(error_message(resp).await),
+        Err(e) => return fail(format!("cannot reach {url}: {e}")),
+    };
+    let nodes = body["nodes"].as_array().cloned().unwrap_or_default();
+    println!("{:<24} {:<22} {:<8} {:>10} {:>12}", "ID", "ADDRESS", "STATE", "ITEMS", "BYTES");
+    for n in &nodes {
+        println!(
+            "{:<24} {:<22} {:<8} {:>10} {:>12}",
+            n["id"].as_str().unwrap_or("?"),
+            n["addr"].as_str().unwrap_or("?"),
+            n["state"].as_str().unwrap_or("?"),
+            n["items"].as_u64().unwrap_or(0),
+            n["bytes"].as_u64().unwrap_or(0),
+        );
+    }
+    let up = nodes.iter().filter(|n| n["state"] == "up").count();
+    println!("{up} of {} auxiliaries up", nodes.len());
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_key;
+
+    #[test]
+    fn keys_are_encoded_as_one_path_segment() {
+        assert_eq!(encode_key("a/b"), "a%2Fb");
+        assert_eq!(encode_key("q?x#y"), "q%3Fx%23y");
+        assert_eq!(encode_key("50% off"), "50%25%20off");
+        assert_eq!(encode_key("é"), "%C3%A9");
+        assert_eq!(encode_key("plain-key_1.~"), "plain-key_1.~");
+    }
+}

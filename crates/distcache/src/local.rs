@@ -1,0 +1,138 @@
+//! `distcache local`: a whole cluster in one process on loopback, the
+//! zero-setup way to try distcache. Masters listen on consecutive ports from
+//! `--port` (8081 by default, where the seed README's load balancer was);
+//! auxiliaries take free ports and register with every master.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use distcache_core::clock::system_clock;
+use distcache_server::auxiliary::{self, AuxListeners};
+use distcache_server::config::{AuxConfig, CommonConfig, MasterConfig, WriteQuorum};
+use distcache_server::master;
+use distcache_server::shutdown::Shutdown;
+use tokio::task::JoinSet;
+
+/// Options of `distcache local`.
+#[derive(Args, Debug, Clone)]
+pub struct LocalArgs {
+    /// Number of masters
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub masters: u16,
+    /// Number of auxiliaries
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub auxiliaries: u16,
+    /// Port of the first master; the others take the next ports
+    #[arg(long, default_value_t = 8081)]
+    pub port: u16,
+    /// Items per auxiliary
+    #[arg(long, default_value_t = distcache_server::config::DEFAULT_CACHE_SIZE)]
+    pub cache_size: usize,
+    /// Copies of each key
+    #[arg(long, default_value_t = distcache_server::config::DEFAULT_REPLICAS)]
+    pub replicas: usize,
+    /// Seconds between health checks
+    #[arg(long, default_value_t = 1.0)]
+    pub health_check_interval: f64,
+    /// Where snapshots would go
+    #[arg(long, default_value = "./backup/local")]
+    pub backup_dir: PathBuf,
+}
+
+fn common(node_id: String, backup_dir: PathBuf) -> CommonConfig {
+    CommonConfig {
+        node_id: Some(node_id),
+        bind_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        backup_dir,
+    }
+}
+
+/// Starts the cluster and runs it until `shutdown` triggers.
+pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let master_ports: Vec<u16> = (0..args.masters)
+        .map(|i| args.port.checked_add(i).context("--port plus --masters is past 65535"))
+        .collect::<anyhow::Result<_>>()?;
+    let master_addrs: Vec<String> = master_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut nodes = JoinSet::new();
+
+    for (i, &port) in master_ports.iter().enumerate() {
+        let config = MasterConfig {
+            common: common(format!("master-{}", i + 1), args.backup_dir.join(format!("master-{}", i + 1))),
+            port,
+            master_peers: master_addrs.iter().filter(|a| !a.ends_with(&format!(":{port}"))).cloned().collect(),
+            aux_servers: Vec::new(),
+            replicas: args.replicas,
+            write_quorum: WriteQuorum::All,
+            virtual_nodes: None,
+            health_check_interval: args.health_check_interval,
+            request_timeout_ms: distcache_server::config::DEFAULT_REQUEST_TIMEOUT_MS,
+            max_value_bytes: distcache_server::config::DEFAULT_MAX_VALUE_BYTES,
+            max_body_bytes: distcache_server::config::DEFAULT_MAX_BODY_BYTES,
+            max_batch: distcache_server::config::DEFAULT_MAX_BATCH,
+            backup_interval: 0,
+        }
+        .validate()?;
+        let listener = master::bind(&config).await?;
+        let node = Shutdown::child_of(&shutdown);
+        nodes.spawn(master::run(config, listener, system_clock(), node));
+    }
+
+    let mut aux_addrs = Vec::new();
+    for i in 0..args.auxiliaries {
+        let config = AuxConfig {
+            common: common(format!("aux-{}", i + 1), args.backup_dir.join(format!("aux-{}", i + 1))),
+            port: 0,
+            data_port: Some(0),
+            advertise_addr: None,
+            master_address: master_addrs.clone(),
+            cache_size: args.cache_size,
+            cache_max_bytes: None,
+            cache_shards: distcache_core::store::DEFAULT_SHARDS,
+            tombstone_grace: distcache_server::config::DEFAULT_TOMBSTONE_GRACE_SECS,
+            backup_interval: 0,
+        }
+        .validate()?;
+        let listeners = AuxListeners::bind(&config).await?;
+        let addr = listeners.http.local_addr()?;
+        // The node id carries no port, so advertise the bound one.
+        let config = AuxConfig {
+            advertise_addr: Some(format!("127.0.0.1:{}", addr.port())),
+            ..config
+        };
+        aux_addrs.push(addr);
+        let node = Shutdown::child_of(&shutdown);
+        nodes.spawn(auxiliary::run(config, listeners, system_clock(), node));
+    }
+
+    println!("distcache local cluster is up:");
+    for addr in &master_addrs {
+        println!("  master     http://{addr}   (REST API, /health, /metrics)");
+    }
+    for (i, addr) in aux_addrs.iter().enumerate() {
+        println!("  auxiliary  http://{addr}   aux-{} (/health, /metrics)", i + 1);
+    }
+    println!("Try:  curl -X POST http://{}/data -d '{{\"key\":\"user1\",\"value\":\"John Doe\",\"ttl\":3600}}'", master_addrs[0]);
+    println!("      curl http://{}/data/user1", master_addrs[0]);
+    println!("Press Ctrl-C to stop.");
+
+    // If any node stops on its own, stop them all.
+    let mut first_error = None;
+    while let Some(result) = nodes.join_next().await {
+        shutdown.trigger();
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(anyhow::anyhow!("a node task failed: {e}"));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,107 @@
+//! The auxiliary's side of the internal protocol: each request is one
+//! store operation, answered inline on the connection's task.
+
+use std::sync::Arc;
+
+use distcache_core::clock::Clock;
+use distcache_core::store::{DeleteOutcome, SetOutcome, Store};
+use distcache_wire::frame::WriteStatus;
+use distcache_wire::{ConnState, Handler, Request, Response};
+use prometheus::IntCounter;
+
+use crate::metrics::AuxMetrics;
+
+/// Answers internal-protocol requests from the store.
+pub struct DataHandler {
+    store: Arc<Store>,
+    clock: Clock,
+    ops: OpCounters,
+}
+
+/// Counters resolved once, so that the request path does no label lookup.
+struct OpCounters {
+    get: IntCounter,
+    set: IntCounter,
+    delete: IntCounter,
+    get_many: IntCounter,
+    set_many: IntCounter,
+    other: IntCounter,
+}
+
+impl DataHandler {
+    /// A handler over `store`, reading the time from `clock`.
+    pub fn new(store: Arc<Store>, clock: Clock, metrics: AuxMetrics) -> Self {
+        let op = |name: &str| metrics.data_requests.with_label_values(&[name]);
+        DataHandler {
+            ops: OpCounters {
+                get: op("get"),
+                set: op("set"),
+                delete: op("delete"),
+                get_many: op("get_many"),
+                set_many: op("set_many"),
+                other: op("other"),
+            },
+            store,
+            clock,
+        }
+    }
+}
+
+fn write_status(outcome: SetOutcome) -> WriteStatus {
+    match outcome {
+        SetOutcome::Stored => WriteStatus::Stored,
+        SetOutcome::Stale => WriteStatus::Stale,
+        SetOutcome::Expired => WriteStatus::Expired,
+        SetOutcome::TooLarge => WriteStatus::TooLarge,
+    }
+}
+
+impl Handler for DataHandler {
+    fn handle(&self, req: Request, _conn: &mut ConnState) -> Response {
+        let now = (self.clock)();
+        match req {
+            Request::Get { key } => {
+                self.ops.get.inc();
+                match self.store.get(&key, now) {
+                    Some(entry) => Response::Value(entry),
+                    None => Response::NotFound,
+                }
+            }
+            Request::Set { key, entry } => {
+                self.ops.set.inc();
+                Response::Written(write_status(self.store.set(&key, entry, now)))
+            }
+            Request::Delete { key, version } => {
+                self.ops.delete.inc();
+                let (existed, stale) = match self.store.delete(&key, version, now) {
+                    DeleteOutcome::Deleted => (true, false),
+                    DeleteOutcome::NotFound => (false, false),
+                    DeleteOutcome::Stale => (true, true),
+                };
+                Response::Deleted { existed, stale }
+            }
+            Request::GetMany { keys } => {
+                self.ops.get_many.inc();
+                Response::Values(keys.iter().map(|k| self.store.get(k, now)).collect())
+            }
+            Request::SetMany { entries } => {
+                self.ops.set_many.inc();
+                Response::WrittenMany(
+                    entries
+                        .into_iter()
+                        .map(|e| write_status(self.store.set(&e.key, e.entry, now)))
+                        .collect(),
+                )
+            }
+            Request::Ping => {
+                self.ops.other.inc();
+                Response::Pong
+            }
+            Request::Hello { .. } => {
+                // The cluster secret is not configured yet: every peer is welcome.
+                self.ops.other.inc();
+                Response::Ok
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The auxiliary (storage node): holds keys in a [`Store`], serves them to
+//! masters over the internal protocol ([`data`]), answers `/health` and
+//! `/metrics` over HTTP, registers with the masters ([`register`]), and
+//! reclaims expired keys in the background.
+//!
+//! Start-up: bind both listeners ([`AuxListeners::bind`]), then [`run`],
+//! which returns once the node has shut down.
+
+mod data;
+mod register;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use distcache_core::clock::Clock;
+use distcache_core::store::{Store, StoreConfig};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::config::{AuxConfig, host_name};
+use crate::http;
+use crate::metrics::{self, AuxMetrics};
+use crate::shutdown::{SHUTDOWN_DEADLINE, Shutdown};
+
+pub use data::DataHandler;
+
+/// How often expired keys are reclaimed.
+pub const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+/// Most entries one sweep step removes before yielding.
+const EXPIRY_SWEEP_BUDGET: usize = 4096;
+
+/// The two sockets an auxiliary listens on, bound before it starts so that
+/// callers (tests, `distcache local`) know the real ports.
+#[derive(Debug)]
+pub struct AuxListeners {
+    /// HTTP: health and metrics.
+    pub http: TcpListener,
+    /// The internal data protocol.
+    pub data: TcpListener,
+}
+
+impl AuxListeners {
+    /// Binds `BIND_ADDR:PORT` and `BIND_ADDR:DATA_PORT`.
+    pub async fn bind(config: &AuxConfig) -> anyhow::Result<Self> {
+        let ip = config.common.bind_addr;
+        let http = TcpListener::bind((ip, config.port))
+            .await
+            .with_context(|| format!("binding the HTTP port {ip}:{} (PORT)", config.port))?;
+        let data_port = config.data_port();
+        let data = TcpListener::bind((ip, data_port))
+            .await
+            .with_context(|| format!("binding the data port {ip}:{data_port} (DATA_PORT)"))?;
+        Ok(AuxListeners { http, data })
+    }
+}
+
+/// Who this auxiliary is, as masters see it.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// `NODE_ID`.
+    pub node_id: String,
+    /// Random per process start, so masters can tell a restarted node from
+    /// a replayed registration.
+    pub incarnation: u64,
+    /// Where masters reach the HTTP port.
+    pub addr: String,
+    /// Where masters and peers reach the data port.
+    pub data_addr: String,
+}
+
+impl Identity {
+    fn resolve(config: &AuxConfig, http: SocketAddr, data: SocketAddr) -> Self {
+        let node_id = config
+            .common
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", host_name(), http.port()));
+        let addr = config.advertise_addr.clone().unwrap_or_else(|| {
+            // NODE_ID's host (a trailing `:port` dropped) and the bound port.
+            let host = match node_id.rsplit_once(':') {
+                Some((host, port)) if port.parse::<u16>().is_ok() => host,
+                _ => node_id.as_str(),
+            };
+            let host = if host.is_empty() { "127.0.0.1" } else { host };
+            format!("{host}:{}", http.port())
+        });
+        let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(&addr);
+        let data_addr = format!("{host}:{}", data.port());
+        Identity {
+            node_id,
+            incarnation: random_u64(),
+            addr,
+            data_addr,
+        }
+    }
+}
+
+/// A random number from the standard library's randomly keyed hasher; good
+/// enough for an incarnation id, and no extra dependency.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// Everything the auxiliary's tasks share.
+struct Node {
+    identity: Identity,
+    store: Arc<Store>,
+    metrics: AuxMetrics,
+    registry: prometheus::Registry,
+}
+
+/// Runs an auxiliary on already-bound listeners until `shutdown` triggers.
+pub async fn run(
+    config: AuxConfig,
+    listeners: AuxListeners,
+    clock: Clock,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let http_local = listeners.http.local_addr()?;
+    let data_local = listeners.data.local_addr()?;
+    let identity = Identity::resolve(&config, http_local, data_local);
+    info!(
+        node = %identity.node_id,
+        http = %http_local,
+        data = %data_local,
+        advertise = %identity.addr,
+        "auxiliary starting"
+    );
+
+    let store = Arc::new(Store::new(StoreConfig {
+        max_items: config.cache_size,
+        max_bytes: config.cache_max_bytes,
+        shards: config.cache_shards,
+        tombstone_grace_ms: config.tombstone_grace.saturating_mul(1000),
+    }));
+    info!(
+        items = config.cache_size,
+        max_bytes = ?config.cache_max_bytes,
+        shards = config.cache_shards,
+        "store ready"
+    );
+    let registry = metrics::new_registry();
+    let aux_metrics = AuxMetrics::new(&registry);
+    aux_metrics.set_capacity(config.cache_size, config.cache_max_bytes);
+    let node = Arc::new(Node {
+        identity: identity.clone(),
+        store: store.clone(),
+        metrics: aux_metrics.clone(),
+        registry,
+    });
+
+    // The internal data protocol.
+    let handler = Arc::new(DataHandler::new(store.clone(), clock.clone(), aux_metrics.clone()));
+    let token = shutdown.token().clone();
+    shutdown.spawn(distcache_wire::serve(listeners.data, handler, token));
+
+    // Active expiry.
+    shutdown.spawn(expiry_loop(store.clone(), clock.clone(), aux_metrics.clone(), shutdown.clone()));
+
+    // Registration with the masters.
+    shutdown.spawn(register::register_loop(
+        identity.clone(),
+        config.master_address.clone(),
+        shutdown.clone(),
+    ));
+
+    // HTTP: health and metrics.
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .fallback(http::route_not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            aux_metrics.http.clone(),
+            http::track_requests,
+        ))
+        .with_state(node);
+    let serve_shutdown = shutdown.clone();
+    let server = axum::serve(listeners.http, app)
+        .with_graceful_shutdown(async move { serve_shutdown.triggered().await });
+    info!(node = %identity.node_id, "auxiliary ready");
+    server.await.context("HTTP server failed")?;
+
+    info!(node = %identity.node_id, "auxiliary stopping");
+    shutdown.trigger();
+    if !shutdown.wait_for_tasks(SHUTDOWN_DEADLINE).await {
+        tracing::warn!(node = %identity.node_id, "some tasks did not stop within the deadline");
+    }
+    info!(node = %identity.node_id, "auxiliary stopped");
+    Ok(())
+}
+
+async fn expiry_loop(store: Arc<Store>, clock: Clock, metrics: AuxMetrics, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(EXPIRY_SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.triggered() => return,
+        }
+        let timer = metrics.expiry_sweep.start_timer();
+        // Keep going while whole budgets are used up, yielding in between so
+        // a burst of expiries never starves requests.
+        while store.purge_expired(clock(), EXPIRY_SWEEP_BUDGET) == EXPIRY_SWEEP_BUDGET {
+            tokio::task::yield_now().await;
+        }
+        timer.observe_duration();
+    }
+}
+
+async fn health(State(node): State<Arc<Node>>) -> Response {
+    let stats = node.store.stats();
+    Json(json!({
+        "status": "ok",
+        "role": "auxiliary",
+        "node_id": node.identity.node_id,
+        "incarnation": node.identity.incarnation,
+        "addr": node.identity.addr,
+        "data_addr": node.identity.data_addr,
+        "items": stats.items,
+        "bytes": stats.bytes,
+    }))
+    .into_response()
+}
+
+async fn metrics_text(State(node): State<Arc<Node>>) -> Response {
+    node.metrics.update_store(node.store.stats());
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(&node.registry),
+    )
+        .into_response()
+}

@@ -1,0 +1,408 @@
+//! The data path: every key request goes to the key's replicas by the ring.
+//!
+//! - Reads go to the leader and fall back to the next replica on an error or
+//!   timeout. While the ring is in transition (see
+//!   [`super::MISS_FALLBACK_WINDOW`]) a miss also falls back, first to the
+//!   other replicas, then to the key's owners in the previous ring.
+//! - Writes and deletes carry a version from this master's hybrid clock and
+//!   go to every replica at once; with `WRITE_QUORUM=all` every replica must
+//!   store it, with `one` the first acknowledgement answers the client and
+//!   the rest complete in the background.
+//! - Every call is bounded by `REQUEST_TIMEOUT_MS`, and a failed call asks
+//!   the membership task to probe the nodes now.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use distcache_core::{Entry, ReplicaSet};
+use distcache_wire::frame::{KeyedEntry, WriteStatus};
+use distcache_wire::{Request, Response, WireError};
+use futures_util::future::join_all;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use super::{Master, NodeRef, RingView};
+use crate::config::WriteQuorum;
+use crate::http::ApiError;
+
+/// Why one call to an auxiliary did not give a usable answer.
+#[derive(Debug)]
+enum CallError {
+    Wire(WireError),
+    Refused { code: String, message: String },
+    Unexpected,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Wire(e) => write!(f, "{e}"),
+            CallError::Refused { code, message } => write!(f, "{code}: {message}"),
+            CallError::Unexpected => write!(f, "unexpected answer"),
+        }
+    }
+}
+
+/// One item of a bulk write, validated.
+pub struct WriteItem {
+    /// The key.
+    pub key: String,
+    /// The value's JSON text.
+    pub value: Bytes,
+    /// Seconds to live; `None` = forever.
+    pub ttl_secs: Option<u64>,
+}
+
+fn no_auxiliaries() -> ApiError {
+    ApiError::unavailable("no_auxiliaries", "no auxiliary is up to serve this key")
+}
+
+fn unavailable(what: &str, reached: usize, needed: usize, last: Option<CallError>) -> ApiError {
+    let cause = last.map(|e| format!(": {e}")).unwrap_or_default();
+    ApiError::unavailable(
+        "replicas_unavailable",
+        format!("{what} reached {reached} of {needed} replicas{cause}"),
+    )
+}
+
+impl Master {
+    async fn call(&self, node: &NodeRef, op: &'static str, req: Request) -> Result<Response, CallError> {
+        let started = Instant::now();
+        let result = node.client.call(req).await;
+        self.metrics
+            .aux_call_latency
+            .with_label_values(&[op])
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = match &result {
+            Ok(Response::Error { .. }) => "refused",
+            Ok(_) => "ok",
+            Err(WireError::Timeout { .. }) => "timeout",
+            Err(_) => "error",
+        };
+        self.metrics.aux_calls.with_label_values(&[op, outcome]).inc();
+        match result {
+            Ok(Response::Error { code, message }) => Err(CallError::Refused { code, message }),
+            Ok(resp) => Ok(resp),
+            Err(e) => {
+                tracing::debug!(node = %node.id, op, error = %e, "call to auxiliary failed");
+                self.members.probe_soon();
+                Err(CallError::Wire(e))
+            }
+        }
+    }
+
+    fn replica_set(&self, view: &RingView, key: &str) -> Result<ReplicaSet, ApiError> {
+        if view.ring.is_empty() {
+            return Err(no_auxiliaries());
+        }
+        let n = self.replicas(view.ring.members().len());
+        Ok(view.ring.replicas_for(key.as_bytes(), n))
+    }
+
+    fn expiry(&self, now_ms: u64, ttl_secs: Option<u64>) -> Option<u64> {
+        ttl_secs.map(|t| now_ms.saturating_add(t.saturating_mul(1000)))
+    }
+
+    /// The live entry for `key`, or `None` if no replica holds it.
+    pub async fn read(&self, key: String) -> Result<Option<Entry>, ApiError> {
+        let view = self.view.load_full();
+        let replicas = self.replica_set(&view, &key)?;
+        let key_bytes = Bytes::from(key);
+        let fall_back_on_miss = view.in_transition();
+        let mut answered = false;
+        let mut last_error = None;
+        for (i, &idx) in replicas.as_slice().iter().enumerate() {
+            let node = &view.nodes[idx as usize];
+            match self.call(node, "get", Request::Get { key: key_bytes.clone() }).await {
+                Ok(Response::Value(entry)) => {
+                    if i > 0 {
+                        self.metrics.read_fallbacks.inc();
+                    }
+                    return Ok(Some(entry));
+                }
+                Ok(Response::NotFound) => {
+                    answered = true;
+                    if !fall_back_on_miss {
+                        return Ok(None);
+                    }
+                }
+                Ok(_) => last_error = Some(CallError::Unexpected),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if fall_back_on_miss {
+            if let Some((ring, nodes)) = &view.previous {
+                let n = self.replicas(ring.members().len());
+                for &idx in ring.replicas_for(&key_bytes, n).as_slice() {
+                    let node = &nodes[idx as usize];
+                    // Only owners that are still live and not already asked.
+                    let Some(current) = view.ring.index_of(&node.id) else {
+                        continue;
+                    };
+                    if replicas.as_slice().contains(&current) {
+                        continue;
+                    }
+                    let node = &view.nodes[current as usize];
+                    if let Ok(Response::Value(entry)) =
+                        self.call(node, "get", Request::Get { key: key_bytes.clone() }).await
+                    {
+                        self.metrics.read_fallbacks.inc();
+                        return Ok(Some(entry));
+                    }
+                }
+            }
+        }
+        if answered {
+            Ok(None)
+        } else {
+            Err(unavailable("the read", 0, replicas.len(), last_error))
+        }
+    }
+
+    /// Stores `value` under `key` on the key's replicas.
+    pub async fn write(
+        self: &Arc<Self>,
+        key: String,
+        value: Bytes,
+        ttl_secs: Option<u64>,
+    ) -> Result<(), ApiError> {
+        let view = self.view.load_full();
+        let replicas = self.replica_set(&view, &key)?;
+        let now = (self.clock)();
+        let entry = Entry {
+            value,
+            expires_at_ms: self.expiry(now, ttl_secs),
+            version: self.versions.tick(now),
+        };
+        let req = Request::Set {
+            key: Bytes::from(key),
+            entry,
+        };
+        let accept = |resp: &Response| match resp {
+            Response::Written(WriteStatus::TooLarge) => Err(ApiError::too_large(
+                "value_too_large",
+                "the entry is larger than an auxiliary's byte capacity (CACHE_MAX_BYTES)",
+            )),
+            Response::Written(_) => Ok(()),
+            _ => Err(ApiError::unavailable("unexpected_answer", "an auxiliary gave an unexpected answer")),
+        };
+        self.replicate(&view, replicas, "set", req, "the write", accept)
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes `key` on the key's replicas; true if any held it.
+    pub async fn remove(self: &Arc<Self>, key: String) -> Result<bool, ApiError> {
+        let view = self.view.load_full();
+        let replicas = self.replica_set(&view, &key)?;
+        let now = (self.clock)();
+        let req = Request::Delete {
+            key: Bytes::from(key),
+            version: self.versions.tick(now),
+        };
+        let accept = |resp: &Response| match resp {
+            Response::Deleted { existed, .. } => Ok(*existed),
+            _ => Err(ApiError::unavailable("unexpected_answer", "an auxiliary gave an unexpected answer")),
+        };
+        let existed = self
+            .replicate(&view, replicas, "delete", req, "the delete", accept)
+            .await?;
+        Ok(existed.into_iter().any(|e| e))
+    }
+
+    /// Sends `req` to every replica and applies the write quorum. Returns the
+    /// accepted answers (all of them with `all`, at least one with `one`).
+    async fn replicate<T, F>(
+        self: &Arc<Self>,
+        view: &Arc<RingView>,
+        replicas: ReplicaSet,
+        op: &'static str,
+        req: Request,
+        what: &str,
+        accept: F,
+    ) -> Result<Vec<T>, ApiError>
+    where
+        T: Send + 'static,
+        F: Fn(&Response) -> Result<T, ApiError>,
+    {
+        let needed = replicas.len();
+        let mut calls: FuturesUnordered<_> = replicas
+            .as_slice()
+            .iter()
+            .map(|&idx| {
+                let node = view.nodes[idx as usize].clone();
+                let req = req.clone();
+                let master = self.clone();
+                async move { master.call(&node, op, req).await }
+            })
+            .collect();
+        let mut accepted = Vec::with_capacity(needed);
+        let mut last_error = None;
+        let mut refusal = None;
+        while let Some(result) = calls.next().await {
+            match result {
+                Ok(resp) => match accept(&resp) {
+                    Ok(v) => accepted.push(v),
+                    Err(e) => refusal = Some(e),
+                },
+                Err(e) => last_error = Some(e),
+            }
+            if self.quorum() == WriteQuorum::One && !accepted.is_empty() {
+                // Acknowledged: let the other replicas finish in the background.
+                if !calls.is_empty() {
+                    self.shutdown.spawn(async move { while calls.next().await.is_some() {} });
+                }
+                return Ok(accepted);
+            }
+        }
+        if accepted.len() == needed {
+            return Ok(accepted);
+        }
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
+        Err(unavailable(what, accepted.len(), needed, last_error))
+    }
+
+    /// Stores many items; one result per item, in order.
+    pub async fn write_many(self: &Arc<Self>, items: Vec<WriteItem>) -> Result<Vec<Result<(), ApiError>>, ApiError> {
+        let view = self.view.load_full();
+        if view.ring.is_empty() {
+            return Err(no_auxiliaries());
+        }
+        let n = self.replicas(view.ring.members().len());
+        let now = (self.clock)();
+        let mut needed = Vec::with_capacity(items.len());
+        let mut batches: HashMap<u32, (Vec<usize>, Vec<KeyedEntry>)> = HashMap::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let replicas = view.ring.replicas_for(item.key.as_bytes(), n);
+            needed.push(replicas.len());
+            let keyed = KeyedEntry {
+                key: Bytes::from(item.key),
+                entry: Entry {
+                    value: item.value,
+                    expires_at_ms: self.expiry(now, item.ttl_secs),
+                    version: self.versions.tick(now),
+                },
+            };
+            for &idx in replicas.as_slice() {
+                let batch = batches.entry(idx).or_default();
+                batch.0.push(i);
+                batch.1.push(keyed.clone());
+            }
+        }
+        let mut acks = vec![0usize; needed.len()];
+        let mut too_large = vec![false; needed.len()];
+        let mut last_error: Vec<Option<String>> = vec![None; needed.len()];
+        let calls = batches.into_iter().map(|(idx, (positions, entries))| {
+            let node = view.nodes[idx as usize].clone();
+            async move {
+                let result = self.call(&node, "set_many", Request::SetMany { entries }).await;
+                (positions, result)
+            }
+        });
+        for (positions, result) in join_all(calls).await {
+            match result {
+                Ok(Response::WrittenMany(statuses)) if statuses.len() == positions.len() => {
+                    for (&i, status) in positions.iter().zip(statuses) {
+                        match status {
+                            WriteStatus::TooLarge => too_large[i] = true,
+                            _ => acks[i] += 1,
+                        }
+                    }
+                }
+                Ok(_) => {
+                    for &i in &positions {
+                        last_error[i] = Some("unexpected answer".into());
+                    }
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    for &i in &positions {
+                        last_error[i] = Some(e.clone());
+                    }
+                }
+            }
+        }
+        let quorum = self.quorum();
+        Ok((0..needed.len())
+            .map(|i| {
+                let enough = match quorum {
+                    WriteQuorum::All => acks[i] == needed[i],
+                    WriteQuorum::One => acks[i] >= 1,
+                };
+                if enough {
+                    Ok(())
+                } else if too_large[i] {
+                    Err(ApiError::too_large(
+                        "value_too_large",
+                        "the entry is larger than an auxiliary's byte capacity (CACHE_MAX_BYTES)",
+                    ))
+                } else {
+                    let cause = last_error[i].take().map(|e| format!(": {e}")).unwrap_or_default();
+                    Err(ApiError::unavailable(
+                        "replicas_unavailable",
+                        format!("the write reached {} of {} replicas{cause}", acks[i], needed[i]),
+                    ))
+                }
+            })
+            .collect())
+    }
+
+    /// Reads many keys. Returns each key's entry (or `None` if missing) and
+    /// how many keys no replica could answer.
+    pub async fn read_many(&self, keys: Vec<String>) -> Result<(Vec<Option<Entry>>, usize), ApiError> {
+        let view = self.view.load_full();
+        if view.ring.is_empty() {
+            return Err(no_auxiliaries());
+        }
+        let n = self.replicas(view.ring.members().len());
+        let sets: Vec<ReplicaSet> = keys.iter().map(|k| view.ring.replicas_for(k.as_bytes(), n)).collect();
+        let keys: Vec<Bytes> = keys.into_iter().map(Bytes::from).collect();
+        let mut found: Vec<Option<Entry>> = vec![None; keys.len()];
+        let mut answered = vec![false; keys.len()];
+        let fall_back_on_miss = view.in_transition();
+        let mut pending: Vec<usize> = (0..keys.len()).collect();
+        for round in 0..n {
+            let mut batches: HashMap<u32, Vec<usize>> = HashMap::new();
+            for &i in &pending {
+                if let Some(&idx) = sets[i].as_slice().get(round) {
+                    batches.entry(idx).or_default().push(i);
+                }
+            }
+            if batches.is_empty() {
+                break;
+            }
+            let calls = batches.into_iter().map(|(idx, positions)| {
+                let node = view.nodes[idx as usize].clone();
+                let req = Request::GetMany {
+                    keys: positions.iter().map(|&i| keys[i].clone()).collect(),
+                };
+                async move { (positions, self.call(&node, "get_many", req).await) }
+            });
+            let mut next = Vec::new();
+            for (positions, result) in join_all(calls).await {
+                match result {
+                    Ok(Response::Values(values)) if values.len() == positions.len() => {
+                        for (&i, value) in positions.iter().zip(values) {
+                            answered[i] = true;
+                            match value {
+                                Some(entry) => found[i] = Some(entry),
+                                None if fall_back_on_miss => next.push(i),
+                                None => {}
+                            }
+                        }
+                    }
+                    _ => next.extend(positions),
+                }
+            }
+            pending = next;
+        }
+        let unanswered = answered.iter().filter(|a| !**a).count();
+        if unanswered == keys.len() && !keys.is_empty() {
+            return Err(unavailable("the bulk read", 0, n, None));
+        }
+        Ok((found, unanswered))
+    }
+}

@@ -1,0 +1,175 @@
+//! The master (coordinator): the public REST API. It owns no data. It keeps
+//! the membership of auxiliaries ([`membership`]), derives the hash ring
+//! from the live ones, routes every request to the key's replicas
+//! ([`data`]), and answers clients ([`routes`]).
+//!
+//! The ring is read on every request and changes rarely, so it lives in an
+//! [`ArcSwap`]: requests load it without locking, and the membership task
+//! swaps in a new [`RingView`] when the set of live auxiliaries changes.
+
+mod data;
+mod membership;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use distcache_core::clock::Clock;
+use distcache_core::version::{HybridClock, origin_id};
+use distcache_core::Ring;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::config::{MasterConfig, WriteQuorum, host_name};
+use crate::metrics::{self, MasterMetrics};
+use crate::shutdown::{SHUTDOWN_DEADLINE, Shutdown};
+
+pub use membership::{NodeInfo, NodeState};
+
+/// After the ring changes, for this long a miss at a key's replicas is
+/// retried at its other replicas and at its owners in the previous ring, so
+/// that keys stay readable while they move.
+pub const MISS_FALLBACK_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A connection to one auxiliary's data port.
+#[derive(Debug)]
+pub struct NodeRef {
+    /// The auxiliary's id.
+    pub id: String,
+    /// Its multiplexed data connection.
+    pub client: distcache_wire::Client,
+}
+
+/// The ring and the connections behind its members, as one immutable value.
+#[derive(Debug)]
+pub struct RingView {
+    /// The ring over the live auxiliaries.
+    pub ring: Ring,
+    /// `nodes[i]` serves `ring.members()[i]`.
+    pub nodes: Vec<Arc<NodeRef>>,
+    /// The ring before the last change, and its nodes.
+    pub previous: Option<(Ring, Vec<Arc<NodeRef>>)>,
+    /// When this view replaced the previous one.
+    pub since: Instant,
+}
+
+impl RingView {
+    fn empty(vnodes: u32) -> Self {
+        RingView {
+            ring: Ring::new(Vec::<String>::new(), vnodes),
+            nodes: Vec::new(),
+            previous: None,
+            since: Instant::now(),
+        }
+    }
+
+    /// True while keys may still be at their previous owners.
+    pub fn in_transition(&self) -> bool {
+        self.previous.is_some() && self.since.elapsed() < MISS_FALLBACK_WINDOW
+    }
+}
+
+/// Everything a master's tasks and handlers share.
+pub struct Master {
+    /// `NODE_ID`.
+    pub id: String,
+    config: MasterConfig,
+    versions: HybridClock,
+    clock: Clock,
+    metrics: MasterMetrics,
+    registry: prometheus::Registry,
+    view: ArcSwap<RingView>,
+    members: membership::Members,
+    control: reqwest::Client,
+    shutdown: Shutdown,
+}
+
+impl Master {
+    /// Copies of each key in a ring of `members` auxiliaries.
+    fn replicas(&self, members: usize) -> usize {
+        self.config.replicas.min(members)
+    }
+
+    fn quorum(&self) -> WriteQuorum {
+        self.config.write_quorum
+    }
+}
+
+/// Binds the master's HTTP port.
+pub async fn bind(config: &MasterConfig) -> anyhow::Result<TcpListener> {
+    let ip = config.common.bind_addr;
+    TcpListener::bind((ip, config.port))
+        .await
+        .with_context(|| format!("binding {ip}:{} (PORT)", config.port))
+}
+
+/// Runs a master on an already-bound listener until `shutdown` triggers.
+pub async fn run(
+    config: MasterConfig,
+    listener: TcpListener,
+    clock: Clock,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr()?;
+    let id = config
+        .common
+        .node_id
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", host_name(), local.port()));
+    info!(
+        node = %id,
+        addr = %local,
+        replicas = config.replicas,
+        quorum = ?config.write_quorum,
+        virtual_nodes = config.virtual_nodes(),
+        health_check_interval_s = config.health_check_interval,
+        peers = ?config.master_peers,
+        "master starting"
+    );
+    let registry = metrics::new_registry();
+    let master_metrics = MasterMetrics::new(&registry);
+    let control = reqwest::Client::builder()
+        .timeout(config.request_timeout())
+        .build()
+        .context("building the HTTP client")?;
+    let master = Arc::new(Master {
+        versions: HybridClock::new(origin_id(&id)),
+        view: ArcSwap::from_pointee(RingView::empty(config.virtual_nodes())),
+        members: membership::Members::default(),
+        id: id.clone(),
+        clock,
+        metrics: master_metrics.clone(),
+        registry,
+        control,
+        shutdown: shutdown.clone(),
+        config,
+    });
+
+    membership::start(&master);
+
+    let app = routes::router(master.clone());
+    let serve_shutdown = shutdown.clone();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { serve_shutdown.triggered().await });
+    info!(node = %id, "master ready");
+    server.await.context("HTTP server failed")?;
+
+    info!(node = %id, "master stopping");
+    shutdown.trigger();
+    if !shutdown.wait_for_tasks(SHUTDOWN_DEADLINE).await {
+        tracing::warn!(node = %id, "some tasks did not stop within the deadline");
+    }
+    info!(node = %id, "master stopped");
+    Ok(())
+}
+
+impl Master {
+    fn wire_config(&self) -> distcache_wire::ClientConfig {
+        distcache_wire::ClientConfig {
+            request_timeout: self.config.request_timeout(),
+            secret: bytes::Bytes::new(),
+        }
+    }
+}

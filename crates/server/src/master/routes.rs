@@ -1,0 +1,368 @@
+//! The public REST API (DESIGN: public REST API). Handlers parse and check
+//! input, call the data path or membership, and shape the JSON answer.
+//! Bodies are parsed here rather than by axum's `Json` extractor so that
+//! every malformed body gets our JSON error with a 400, whatever its
+//! content type says.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use distcache_core::{Entry, validate_key};
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use super::Master;
+use super::data::WriteItem;
+use super::membership::{self, FORWARDED_HEADER, NodeState, Registration};
+use crate::http::{self, ApiError, json_bytes};
+use crate::metrics;
+
+/// Longest TTL accepted: about 136 years, far past any cache's horizon.
+pub const MAX_TTL_SECS: i64 = u32::MAX as i64;
+
+/// The master's router.
+pub fn router(master: Arc<Master>) -> Router {
+    let body_limit = master.config.max_body_bytes;
+    let http_metrics = master.metrics.http.clone();
+    Router::new()
+        .route("/data", post(set_value))
+        // `bulk` and `bulk/get` are also ordinary keys for GET and DELETE.
+        .route(
+            "/data/bulk",
+            post(bulk_set)
+                .get(|s: State<Arc<Master>>| get_value_of(s, "bulk".into()))
+                .delete(|s: State<Arc<Master>>| delete_value_of(s, "bulk".into())),
+        )
+        .route(
+            "/data/bulk/get",
+            post(bulk_get)
+                .get(|s: State<Arc<Master>>| get_value_of(s, "bulk/get".into()))
+                .delete(|s: State<Arc<Master>>| delete_value_of(s, "bulk/get".into())),
+        )
+        .route("/data/{*key}", get(get_value).delete(delete_value))
+        .route("/data/", get(empty_key).delete(empty_key))
+        .route("/health", get(health))
+        .route("/nodes", get(list_nodes).post(register_node))
+        .route("/nodes/{id}", get(get_node).delete(remove_node))
+        .route("/ring", get(ring))
+        .route("/metrics", get(metrics_text))
+        .route(
+            "/backup",
+            post(|| not_built("cluster backups (POST /backup) are not built yet")),
+        )
+        .route(
+            "/restore",
+            post(|| not_built("cluster restore (POST /restore) is not built yet")),
+        )
+        .route(
+            "/rebalance",
+            post(|| not_built("manual rebalancing (POST /rebalance) is not built yet")),
+        )
+        .fallback(http::route_not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            http::track_requests,
+        ))
+        .with_state(master)
+}
+
+async fn not_built(what: &'static str) -> ApiError {
+    ApiError::not_implemented(what)
+}
+
+async fn empty_key() -> ApiError {
+    ApiError::bad_request("bad_key", "key must not be empty")
+}
+
+fn check_key(key: &str) -> Result<(), ApiError> {
+    validate_key(key).map_err(|e| ApiError::bad_request("bad_key", e.to_string()))
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("bad_json", format!("malformed request body: {e}")))
+}
+
+/// `POST /data` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetBody<'a> {
+    key: String,
+    #[serde(borrow)]
+    value: &'a RawValue,
+    #[serde(default)]
+    ttl: Option<i64>,
+}
+
+impl Master {
+    fn check_item(&self, body: SetBody<'_>) -> Result<WriteItem, ApiError> {
+        check_key(&body.key)?;
+        let value = body.value.get();
+        if value.len() > self.config.max_value_bytes {
+            return Err(ApiError::too_large(
+                "value_too_large",
+                format!(
+                    "value is {} bytes; the limit is {} bytes (MAX_VALUE_BYTES)",
+                    value.len(),
+                    self.config.max_value_bytes
+                ),
+            ));
+        }
+        let ttl_secs = match body.ttl {
+            None | Some(0) => None,
+            Some(t) if (1..=MAX_TTL_SECS).contains(&t) => Some(t as u64),
+            Some(t) => {
+                return Err(ApiError::bad_request(
+                    "bad_ttl",
+                    format!("ttl must be whole seconds from 0 to {MAX_TTL_SECS}; got {t}"),
+                ));
+            }
+        };
+        Ok(WriteItem {
+            key: body.key,
+            value: Bytes::copy_from_slice(value.as_bytes()),
+            ttl_secs,
+        })
+    }
+}
+
+async fn set_value(
+    State(master): State<Arc<Master>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let item = master.check_item(parse(&body)?)?;
+    let key_json = serde_json::to_string(&item.key).unwrap_or_default();
+    let ttl = item.ttl_secs;
+    master.write(item.key, item.value, ttl).await?;
+    let ttl = ttl.map(|t| t.to_string()).unwrap_or_else(|| "null".into());
+    Ok(json_bytes(
+        StatusCode::OK,
+        format!("{{\"stored\":true,\"key\":{key_json},\"ttl\":{ttl}}}"),
+    ))
+}
+
+/// `{"key":..,"value":..,"ttl":..}` written straight from the stored JSON
+/// text, so the value comes back byte for byte as it was stored.
+fn value_response(key: &str, entry: &Entry, now_ms: u64) -> Response {
+    let mut out = Vec::with_capacity(entry.value.len() + key.len() + 40);
+    out.extend_from_slice(b"{\"key\":");
+    // Writing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, key);
+    out.extend_from_slice(b",\"value\":");
+    out.extend_from_slice(&entry.value);
+    out.extend_from_slice(b",\"ttl\":");
+    match entry.expires_at_ms {
+        Some(at) => {
+            let left_ms = at.saturating_sub(now_ms);
+            let _ = write!(out, "{}", left_ms.div_ceil(1000).max(1));
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+    json_bytes(StatusCode::OK, out)
+}
+
+async fn get_value(
+    state: State<Arc<Master>>,
+    key: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(key) = key?;
+    get_value_of(state, key).await
+}
+
+async fn get_value_of(State(master): State<Arc<Master>>, key: String) -> Result<Response, ApiError> {
+    check_key(&key)?;
+    match master.read(key.clone()).await? {
+        Some(entry) => Ok(value_response(&key, &entry, (master.clock)())),
+        None => Err(ApiError::not_found("key_not_found", format!("no value for key {key:?}"))),
+    }
+}
+
+async fn delete_value(
+    state: State<Arc<Master>>,
+    key: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(key) = key?;
+    delete_value_of(state, key).await
+}
+
+async fn delete_value_of(State(master): State<Arc<Master>>, key: String) -> Result<Response, ApiError> {
+    check_key(&key)?;
+    if master.remove(key.clone()).await? {
+        Ok(Json(json!({"deleted": true, "key": key})).into_response())
+    } else {
+        Err(ApiError::not_found("key_not_found", format!("no value for key {key:?}")))
+    }
+}
+
+async fn bulk_set(
+    State(master): State<Arc<Master>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let items: Vec<SetBody<'_>> = parse(&body)?;
+    if items.len() > master.config.max_batch {
+        return Err(ApiError::too_large(
+            "batch_too_large",
+            format!("{} entries; the limit is {} (MAX_BATCH)", items.len(), master.config.max_batch),
+        ));
+    }
+    let mut failed = Vec::new();
+    let mut valid = Vec::with_capacity(items.len());
+    for body in items {
+        let key = body.key.clone();
+        match master.check_item(body) {
+            Ok(item) => valid.push(item),
+            Err(e) => failed.push(json!({"key": key, "error": {"code": e.code, "message": e.message}})),
+        }
+    }
+    let keys: Vec<String> = valid.iter().map(|i| i.key.clone()).collect();
+    let results = if valid.is_empty() {
+        Vec::new()
+    } else {
+        master.write_many(valid).await?
+    };
+    let mut stored = 0;
+    for (key, result) in keys.into_iter().zip(results) {
+        match result {
+            Ok(()) => stored += 1,
+            Err(e) => failed.push(json!({"key": key, "error": {"code": e.code, "message": e.message}})),
+        }
+    }
+    Ok(Json(json!({"stored": stored, "failed": failed})).into_response())
+}
+
+async fn bulk_get(
+    State(master): State<Arc<Master>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let keys: Vec<String> = parse(&body)?;
+    if keys.len() > master.config.max_batch {
+        return Err(ApiError::too_large(
+            "batch_too_large",
+            format!("{} keys; the limit is {} (MAX_BATCH)", keys.len(), master.config.max_batch),
+        ));
+    }
+    for key in &keys {
+        check_key(key)?;
+    }
+    if keys.is_empty() {
+        return Ok(json_bytes(StatusCode::OK, "{}"));
+    }
+    let (found, unanswered) = master.read_many(keys.clone()).await?;
+    let mut out = Vec::with_capacity(64 * found.len());
+    out.push(b'{');
+    let mut first = true;
+    for (key, entry) in keys.iter().zip(&found) {
+        let Some(entry) = entry else { continue };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let _ = serde_json::to_writer(&mut out, key);
+        out.push(b':');
+        out.extend_from_slice(&entry.value);
+    }
+    out.push(b'}');
+    let mut resp = json_bytes(StatusCode::OK, out);
+    if unanswered > 0 {
+        resp.headers_mut()
+            .insert("x-distcache-unanswered", HeaderValue::from(unanswered));
+    }
+    Ok(resp)
+}
+
+async fn health(State(master): State<Arc<Master>>) -> Response {
+    let view = master.view.load();
+    let nodes = master.members.list();
+    let up = nodes.iter().filter(|n| n.state == NodeState::Up).count();
+    let serving = !view.ring.is_empty();
+    let body = json!({
+        "status": if serving { "ok" } else { "unavailable" },
+        "role": "master",
+        "node_id": master.id,
+        "ring_epoch": format!("{:016x}", view.ring.epoch()),
+        "auxiliaries_up": up,
+        "auxiliaries_total": nodes.len(),
+        "replicas": master.replicas(view.ring.members().len()),
+    });
+    let status = if serving { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+async fn list_nodes(State(master): State<Arc<Master>>) -> Response {
+    Json(json!({"nodes": master.members.list()})).into_response()
+}
+
+async fn get_node(
+    State(master): State<Arc<Master>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    match master.members.get(&id) {
+        Some(node) => Ok(Json(node).into_response()),
+        None => Err(ApiError::not_found("node_not_found", format!("no auxiliary with id {id:?}"))),
+    }
+}
+
+async fn register_node(
+    State(master): State<Arc<Master>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let reg: Registration = parse(&body)?;
+    let forwarded = headers.contains_key(FORWARDED_HEADER);
+    let (status, node) = membership::register(&master, reg, forwarded)?;
+    Ok((status, Json(node)).into_response())
+}
+
+async fn remove_node(
+    State(master): State<Arc<Master>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    let forwarded = headers.contains_key(FORWARDED_HEADER);
+    let node = membership::decommission(&master, &id, forwarded)?;
+    Ok(Json(json!({"removed": node})).into_response())
+}
+
+async fn ring(State(master): State<Arc<Master>>) -> Response {
+    let view = master.view.load();
+    let shares = view.ring.shares();
+    let members: Vec<_> = view
+        .ring
+        .members()
+        .iter()
+        .zip(shares)
+        .map(|(id, share)| json!({"id": id, "share": share}))
+        .collect();
+    Json(json!({
+        "epoch": format!("{:016x}", view.ring.epoch()),
+        "virtual_nodes": master.config.virtual_nodes(),
+        "replicas": master.replicas(view.ring.members().len()),
+        "members": members,
+    }))
+    .into_response()
+}
+
+async fn metrics_text(State(master): State<Arc<Master>>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(&master.registry),
+    )
+        .into_response()
+}
