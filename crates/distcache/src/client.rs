@@ -51,11 +51,12 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(FAILED)
 }
 
-/// Percent-encodes a key as one URL path segment.
+/// Percent-encodes a key as one URL path segment. Dots are encoded too, so
+/// that URL normalisation cannot read the keys `.` and `..` as directories.
 fn encode_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len() * 3);
     for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -186,6 +187,7 @@ mod tests {
         assert_eq!(encode_key("q?x#y"), "q%3Fx%23y");
         assert_eq!(encode_key("50% off"), "50%25%20off");
         assert_eq!(encode_key("é"), "%C3%A9");
-        assert_eq!(encode_key("plain-key_1.~"), "plain-key_1.~");
+        assert_eq!(encode_key("plain-key_1~"), "plain-key_1~");
+        assert_eq!(encode_key(".."), "%2E%2E");
     }
 }

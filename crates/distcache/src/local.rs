@@ -95,13 +95,7 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         }
         .validate()?;
         let listeners = AuxListeners::bind(&config).await?;
-        let addr = listeners.http.local_addr()?;
-        // The node id carries no port, so advertise the bound one.
-        let config = AuxConfig {
-            advertise_addr: Some(format!("127.0.0.1:{}", addr.port())),
-            ..config
-        };
-        aux_addrs.push(addr);
+        aux_addrs.push(listeners.http.local_addr()?);
         let node = Shutdown::child_of(&shutdown);
         nodes.spawn(auxiliary::run(config, listeners, system_clock(), node));
     }

@@ -63,7 +63,7 @@ pub struct AuxConfig {
     #[arg(long, env = "DATA_PORT")]
     pub data_port: Option<u16>,
 
-    /// host:port where masters reach this node's HTTP port [default: NODE_ID's host and PORT]
+    /// host:port where masters reach this node's HTTP port [default: BIND_ADDR:PORT if BIND_ADDR is one address, else NODE_ID's host and PORT]
     #[arg(long, env = "ADVERTISE_ADDR")]
     pub advertise_addr: Option<String>,
 

@@ -83,12 +83,15 @@ impl Identity {
             .clone()
             .unwrap_or_else(|| format!("{}:{}", host_name(), http.port()));
         let addr = config.advertise_addr.clone().unwrap_or_else(|| {
-            // NODE_ID's host (a trailing `:port` dropped) and the bound port.
+            // Bound to one specific address: that is where peers reach us.
+            // Otherwise NODE_ID's host (a trailing `:port` dropped).
+            if !http.ip().is_unspecified() {
+                return http.to_string();
+            }
             let host = match node_id.rsplit_once(':') {
                 Some((host, port)) if port.parse::<u16>().is_ok() => host,
                 _ => node_id.as_str(),
             };
-            let host = if host.is_empty() { "127.0.0.1" } else { host };
             format!("{host}:{}", http.port())
         });
         let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(&addr);
@@ -245,4 +248,54 @@ async fn metrics_text(State(node): State<Arc<Node>>) -> Response {
         metrics::render(&node.registry),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use distcache_core::{Entry, Version};
+
+    /// A clock that follows tokio's (pausable) time from a fixed start.
+    fn tokio_clock() -> Clock {
+        let start = tokio::time::Instant::now();
+        Arc::new(move || 1_700_000_000_000 + start.elapsed().as_millis() as u64)
+    }
+
+    /// With time paused, expired keys leave the store through the background
+    /// sweep alone (no read touches them), and keys without expiry stay.
+    #[tokio::test(start_paused = true)]
+    async fn the_expiry_loop_reclaims_expired_keys_without_reads() {
+        let clock = tokio_clock();
+        let store = Arc::new(Store::new(StoreConfig::default()));
+        let registry = prometheus::Registry::new();
+        let metrics = AuxMetrics::new(&registry);
+        let now = clock();
+        let entry = |ttl_ms: Option<u64>, n: u32| Entry {
+            value: Bytes::from_static(b"1"),
+            expires_at_ms: ttl_ms.map(|t| now + t),
+            version: Version { millis: now, counter: n, origin: 1 },
+        };
+        for i in 0..100u32 {
+            let ttl = if i % 2 == 0 { Some(5_000) } else { None };
+            let key = format!("k{i}");
+            store.set(key.as_bytes(), entry(ttl, i), now);
+        }
+        store.set(b"late", entry(Some(60_000), 999), now);
+        assert_eq!(store.len(), 101);
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(expiry_loop(store.clone(), clock.clone(), metrics, shutdown.clone()));
+
+        tokio::time::sleep(Duration::from_millis(4_900)).await;
+        assert_eq!(store.len(), 101, "nothing has expired yet");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(store.len(), 51, "the 50 five-second keys are gone");
+        assert_eq!(store.stats().expirations, 50);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(store.len(), 50, "the one-minute key is gone too");
+        assert_eq!(store.stats().hits + store.stats().misses, 0, "no reads were made");
+
+        shutdown.trigger();
+        task.await.expect("the loop stops on shutdown");
+    }
 }

@@ -4,6 +4,8 @@
 //! every malformed body gets our JSON error with a 400, whatever its
 //! content type says.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -93,15 +95,53 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request("bad_json", format!("malformed request body: {e}")))
 }
 
-/// `POST /data` body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `POST /data` body, and one item of `POST /data/bulk`.
 struct SetBody<'a> {
     key: String,
-    #[serde(borrow)]
     value: &'a RawValue,
-    #[serde(default)]
     ttl: Option<i64>,
+}
+
+/// The fields of a JSON object, values left unparsed. Parsing into a map
+/// first (rather than deriving `Deserialize` for [`SetBody`]) refuses what a
+/// derived struct would accept by position, such as `["k", 1]`.
+type Fields<'a> = BTreeMap<Cow<'a, str>, &'a RawValue>;
+
+impl<'a> SetBody<'a> {
+    fn from_fields(fields: Fields<'a>) -> Result<Self, ApiError> {
+        let bad = |m: String| ApiError::bad_request("bad_json", m);
+        let mut key = None;
+        let mut value = None;
+        let mut ttl = None;
+        for (name, raw) in fields {
+            match name.as_ref() {
+                "key" => {
+                    key = Some(serde_json::from_str::<String>(raw.get()).map_err(|_| {
+                        bad(format!("key must be a string, not {}", raw.get()))
+                    })?)
+                }
+                "value" => value = Some(raw),
+                "ttl" => {
+                    ttl = serde_json::from_str::<Option<i64>>(raw.get()).map_err(|_| {
+                        ApiError::bad_request(
+                            "bad_ttl",
+                            format!("ttl must be whole seconds or null, not {}", raw.get()),
+                        )
+                    })?
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown field {other:?}; the fields are key, value and ttl"
+                    )));
+                }
+            }
+        }
+        Ok(SetBody {
+            key: key.ok_or_else(|| bad("missing field \"key\"".into()))?,
+            value: value.ok_or_else(|| bad("missing field \"value\"".into()))?,
+            ttl,
+        })
+    }
 }
 
 impl Master {
@@ -141,7 +181,7 @@ async fn set_value(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body?;
-    let item = master.check_item(parse(&body)?)?;
+    let item = master.check_item(SetBody::from_fields(parse(&body)?)?)?;
     let key_json = serde_json::to_string(&item.key).unwrap_or_default();
     let ttl = item.ttl_secs;
     master.write(item.key, item.value, ttl).await?;
@@ -211,7 +251,7 @@ async fn bulk_set(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body?;
-    let items: Vec<SetBody<'_>> = parse(&body)?;
+    let items: Vec<Fields<'_>> = parse(&body)?;
     if items.len() > master.config.max_batch {
         return Err(ApiError::too_large(
             "batch_too_large",
@@ -220,7 +260,10 @@ async fn bulk_set(
     }
     let mut failed = Vec::new();
     let mut valid = Vec::with_capacity(items.len());
-    for body in items {
+    for fields in items {
+        // A malformed item makes the whole body malformed; a well-formed
+        // item with a bad key or value is reported on its own.
+        let body = SetBody::from_fields(fields)?;
         let key = body.key.clone();
         match master.check_item(body) {
             Ok(item) => valid.push(item),

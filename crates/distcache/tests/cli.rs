@@ -1,0 +1,183 @@
+//! The binary as a person uses it: `local`, the client verbs, `--help`, and
+//! configuration errors.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{BIN, Cluster, Proc, Spec, free_port, wait_until};
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("DISTCACHE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run distcache");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn client_verbs_print_readably_and_exit_meaningfully() {
+    let c = Cluster::start(Spec::default());
+    let url = format!("http://{}", c.masters[0].addr);
+    let (code, out, _) = run(&["set", "user1", "John Doe", "--url", &url]);
+    assert_eq!((code, out.trim()), (0, "OK"));
+    let (code, out, _) = run(&["set", "n", "42", "--ttl", "100", "--url", &url]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = run(&["set", "s", "42", "--string", "--url", &url]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = run(&["set", "obj/with slash", r#"{"a":[1,2]}"#, "--url", &url]);
+    assert_eq!(code, 0, "{out}");
+
+    assert_eq!(c.value(0, "user1"), Some(json!("John Doe")));
+    assert_eq!(c.value(0, "n"), Some(json!(42)));
+    assert_eq!(c.value(0, "s"), Some(json!("42")));
+    assert_eq!(c.value(0, "obj/with slash"), Some(json!({"a": [1, 2]})));
+
+    let (code, out, err) = run(&["get", "n", "--url", &url]);
+    assert_eq!((code, out.trim()), (0, "42"));
+    assert!(err.contains("expires in"), "{err}");
+    let (code, out, _) = run(&["get", "obj/with slash", "--url", &url]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!({"a": [1, 2]}));
+    let (code, _, err) = run(&["get", "missing", "--url", &url]);
+    assert_eq!(code, 1, "{err}");
+
+    let (code, out, _) = run(&["del", "user1", "--url", &url]);
+    assert_eq!((code, out.trim()), (0, "deleted"));
+    let (code, _, _) = run(&["del", "user1", "--url", &url]);
+    assert_eq!(code, 1);
+    assert_eq!(c.value(0, "user1"), None);
+
+    let (code, out, _) = run(&["nodes", "--url", &url]);
+    assert_eq!(code, 0);
+    for id in ["aux-1", "aux-2", "aux-3"] {
+        assert!(out.contains(id), "{out}");
+    }
+    assert!(out.contains("3 of 3 auxiliaries up"), "{out}");
+
+    // Errors: the server's message, exit code 2.
+    let (code, _, err) = run(&["set", "", "x", "--url", &url]);
+    assert_eq!(code, 2);
+    assert!(err.contains("key must not be empty"), "{err}");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (code, _, err) = run(&["get", "k", "--url", &dead]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot reach"), "{err}");
+}
+
+#[test]
+fn help_lists_every_setting_with_its_default() {
+    // clap wraps long lines; compare with the white space folded.
+    let fold = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (code, master, _) = run(&["master", "--help"]);
+    let master = fold(master);
+    assert_eq!(code, 0);
+    for name in [
+        "PORT", "NODE_ID", "MASTER_PEERS", "AUX_SERVERS", "REPLICAS", "WRITE_QUORUM", "VIRTUAL_NODES",
+        "HEALTH_CHECK_INTERVAL", "REQUEST_TIMEOUT_MS", "BACKUP_DIR", "BACKUP_INTERVAL", "BIND_ADDR",
+        "MAX_VALUE_BYTES", "MAX_BODY_BYTES", "MAX_BATCH",
+    ] {
+        assert!(master.contains(&format!("[env: {name}")), "master --help lacks {name}:\n{master}");
+    }
+    assert!(master.contains("[default: 8000]"), "{master}");
+    let (code, aux, _) = run(&["aux", "--help"]);
+    let aux = fold(aux);
+    assert_eq!(code, 0);
+    for name in [
+        "PORT", "DATA_PORT", "NODE_ID", "ADVERTISE_ADDR", "MASTER_ADDRESS", "CACHE_SIZE", "CACHE_MAX_BYTES",
+        "CACHE_SHARDS", "TOMBSTONE_GRACE", "BACKUP_DIR", "BACKUP_INTERVAL", "BIND_ADDR",
+    ] {
+        assert!(aux.contains(&format!("[env: {name}")), "aux --help lacks {name}:\n{aux}");
+    }
+    assert!(aux.contains("[default: 3001]") && aux.contains("[default: nginx:80]") && aux.contains("[default: 1000]"), "{aux}");
+}
+
+#[test]
+fn bad_settings_stop_the_process_with_a_message_naming_them() {
+    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        ("aux", &[("CACHE_SIZE", "0")], "CACHE_SIZE"),
+        ("aux", &[("CACHE_SIZE", "lots")], "CACHE_SIZE"),
+        ("aux", &[("MASTER_ADDRESS", "nohost")], "MASTER_ADDRESS"),
+        ("aux", &[("PORT", "70000")], "PORT"),
+        ("master", &[("REPLICAS", "0")], "REPLICAS"),
+        ("master", &[("WRITE_QUORUM", "most")], "WRITE_QUORUM"),
+        ("master", &[("HEALTH_CHECK_INTERVAL", "-1")], "HEALTH_CHECK_INTERVAL"),
+        ("master", &[("REPLICATION_FACTOR", "ten")], "REPLICATION_FACTOR"),
+        ("master", &[("VIRTUAL_NODES", "0")], "VIRTUAL_NODES"),
+        ("master", &[("MASTER_PEERS", "a:b")], "MASTER_PEERS"),
+    ];
+    for (role, env, setting) in cases {
+        let mut cmd = Command::new(BIN);
+        cmd.arg(role).env_clear().stdin(Stdio::null());
+        for (k, v) in *env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{role} {env:?}: {err}");
+        let named = err.contains(setting) || err.contains(&format!("--{}", setting.to_lowercase().replace('_', "-")));
+        assert!(named, "{role} {env:?} should name {setting}: {err}");
+    }
+    // Flags win over the environment.
+    let out = Command::new(BIN)
+        .args(["aux", "--cache-size", "0"])
+        .env_clear()
+        .env("CACHE_SIZE", "5")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CACHE_SIZE"));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn local_starts_a_whole_cluster_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut local = Proc::spawn(
+        dir.path(),
+        "local",
+        &["local", "--port", &port.to_string(), "--backup-dir", &dir.path().display().to_string()],
+        &[],
+    );
+    let http = reqwest::blocking::Client::new();
+    let health = |p: u16| -> Value {
+        http.get(format!("http://127.0.0.1:{p}/health"))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or(Value::Null)
+    };
+    for p in [port, port + 1] {
+        wait_until(Duration::from_secs(30), "local masters see 3 auxiliaries", || {
+            health(p)["auxiliaries_up"] == json!(3)
+        });
+    }
+    assert_eq!(health(port)["ring_epoch"], health(port + 1)["ring_epoch"]);
+    let resp = http
+        .post(format!("http://127.0.0.1:{port}/data"))
+        .body(r#"{"key":"user1","value":"John Doe","ttl":3600}"#)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = http
+        .get(format!("http://127.0.0.1:{}/data/user1", port + 1))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(body["value"], json!("John Doe"));
+    let printed = local.log_text();
+    assert!(printed.contains(&format!("http://127.0.0.1:{port}")), "{printed}");
+
+    local.signal(Signal::SIGINT);
+    let status = local.wait_exit(Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}

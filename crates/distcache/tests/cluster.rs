@@ -1,0 +1,217 @@
+//! Membership and faults with real processes: several masters, registration,
+//! SIGKILL and SIGSTOP of auxiliaries, decommissioning.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Cluster, Spec, wait_until};
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+#[test]
+fn two_masters_share_one_ring_and_serve_the_same_data() {
+    let c = Cluster::start(Spec {
+        masters: 2,
+        ..Spec::default()
+    });
+    let epoch = |i: usize| c.health(i)["ring_epoch"].as_str().unwrap().to_string();
+    assert_eq!(epoch(0), epoch(1));
+    for i in 0..100 {
+        assert_eq!(c.set(i % 2, &format!("k{i}"), json!(i)).status(), 200);
+    }
+    for i in 0..100 {
+        assert_eq!(c.value((i + 1) % 2, &format!("k{i}")), Some(json!(i)), "k{i} through the other master");
+    }
+    // A delete through one master is seen through the other.
+    assert_eq!(c.delete(0, "k5").status(), 200);
+    assert_eq!(c.value(1, "k5"), None);
+}
+
+#[test]
+fn registration_is_idempotent_and_reaches_peer_masters() {
+    let mut c = Cluster::start(Spec {
+        masters: 2,
+        auxiliaries: 2,
+        ..Spec::default()
+    });
+    let before = c.health(0)["ring_epoch"].clone();
+    let node: Value = c.http.get(c.url(0, "/nodes/aux-1")).send().unwrap().json().unwrap();
+    let reg = json!({"id": "aux-1", "addr": node["addr"], "data_addr": node["data_addr"], "incarnation": node["incarnation"]});
+    for _ in 0..3 {
+        let resp = c.http.post(c.url(0, "/nodes")).json(&reg).send().unwrap();
+        assert_eq!(resp.status(), 200, "a known node is not new");
+    }
+    let nodes: Value = c.http.get(c.url(0, "/nodes")).send().unwrap().json().unwrap();
+    assert_eq!(nodes["nodes"].as_array().unwrap().len(), 2);
+    std::thread::sleep(Duration::from_millis(500)); // several health intervals
+    assert_eq!(c.health(0)["ring_epoch"], before);
+    assert_eq!(c.health(1)["ring_epoch"], before);
+    let ring: Value = c.http.get(c.url(0, "/ring")).send().unwrap().json().unwrap();
+    assert_eq!(ring["members"].as_array().unwrap().len(), 2, "no duplicate ring members");
+
+    // A node registered with master 1 only (its MASTER_ADDRESS names just
+    // that one) is passed on to master 2.
+    let only_first = c.masters[0].addr.clone();
+    c.add_aux_with("aux-3", &[("MASTER_ADDRESS".into(), only_first)]);
+    c.wait_for_up(3);
+    assert_eq!(c.health(0)["ring_epoch"], c.health(1)["ring_epoch"]);
+    assert_ne!(c.health(0)["ring_epoch"], before);
+
+    // Bad registrations are refused with a JSON 400.
+    let resp = c.http.post(c.url(0, "/nodes")).json(&json!({"addr": "no-port"})).send().unwrap();
+    common::assert_error(resp, 400, "bad_addr");
+    let resp = c.http.post(c.url(0, "/nodes")).json(&json!({"id": "x"})).send().unwrap();
+    common::assert_error(resp, 400, "bad_json");
+}
+
+#[test]
+fn a_killed_auxiliary_leaves_the_ring_and_new_writes_succeed() {
+    let spec = Spec {
+        replicas: 1,
+        health_check_interval: 0.3,
+        ..Spec::default()
+    };
+    let interval = Duration::from_secs_f64(spec.health_check_interval);
+    let mut c = Cluster::start(spec);
+    let ring: Value = c.http.get(c.url(0, "/ring")).send().unwrap().json().unwrap();
+    assert_eq!(ring["replicas"], json!(1));
+    for i in 0..300 {
+        assert_eq!(c.set(0, &format!("old{i}"), json!(i)).status(), 200);
+    }
+    c.aux("aux-2").proc.kill();
+    let killed_at = Instant::now();
+    wait_until(Duration::from_secs(10), "aux-2 marked down", || {
+        c.node_state(0, "aux-2").as_deref() == Some("down")
+    });
+    // Detection took at most two health intervals plus a probe timeout
+    // (this bounds a hang, not speed: the margins are wide).
+    let detected = killed_at.elapsed();
+    assert!(
+        detected < 2 * interval + Duration::from_millis(c.spec.request_timeout_ms) + Duration::from_secs(2),
+        "detection took {detected:?}"
+    );
+    assert_eq!(c.health(0)["auxiliaries_up"], json!(2));
+    let ring: Value = c.http.get(c.url(0, "/ring")).send().unwrap().json().unwrap();
+    let members: Vec<&str> = ring["members"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(members, ["aux-1", "aux-3"]);
+    // Every new write succeeds and reads back.
+    for i in 0..300 {
+        assert_eq!(c.set(0, &format!("new{i}"), json!(i)).status(), 200, "new{i}");
+    }
+    for i in 0..300 {
+        assert_eq!(c.value(0, &format!("new{i}")), Some(json!(i)));
+    }
+    // Keys that lived on the survivors are still there; with one replica
+    // the killed node's keys are gone (replication keeps them: next test).
+    let survived = (0..300).filter(|i| c.value(0, &format!("old{i}")).is_some()).count();
+    assert!(survived > 100 && survived < 300, "{survived} of 300 survived");
+}
+
+#[test]
+fn with_two_replicas_a_killed_auxiliary_loses_no_key() {
+    let mut c = Cluster::start(Spec::default());
+    for i in 0..300 {
+        assert_eq!(c.set(0, &format!("k{i}"), json!(i)).status(), 200);
+    }
+    c.aux("aux-1").proc.kill();
+    // Before and after detection, every key reads back from a replica.
+    for i in 0..300 {
+        assert_eq!(c.value(0, &format!("k{i}")), Some(json!(i)), "k{i}");
+    }
+    wait_until(Duration::from_secs(10), "aux-1 marked down", || {
+        c.node_state(0, "aux-1").as_deref() == Some("down")
+    });
+    for i in 0..300 {
+        assert_eq!(c.value(0, &format!("k{i}")), Some(json!(i)), "k{i}");
+    }
+}
+
+#[test]
+fn a_stopped_auxiliary_fails_fast_and_rejoins_when_continued() {
+    let spec = Spec {
+        replicas: 1,
+        health_check_interval: 0.3,
+        request_timeout_ms: 300,
+        ..Spec::default()
+    };
+    let mut c = Cluster::start(spec);
+    for i in 0..200 {
+        assert_eq!(c.set(0, &format!("k{i}"), json!(i)).status(), 200);
+    }
+    let ring: Value = c.http.get(c.url(0, "/ring")).send().unwrap().json().unwrap();
+    assert_eq!(ring["members"].as_array().unwrap().len(), 3);
+
+    c.aux("aux-3").proc.signal(Signal::SIGSTOP);
+    // Requests for keys on the stopped node are answered (503 while it is
+    // still in the ring, then 404 from its successor), never left hanging:
+    // each answer comes within the request timeout plus a wide margin.
+    for i in 0..200 {
+        let started = Instant::now();
+        let resp = c.get(0, &format!("k{i}"));
+        let took = started.elapsed();
+        let status = resp.status().as_u16();
+        assert!(matches!(status, 200 | 404 | 503), "k{i}: {status}");
+        if status == 503 {
+            let body: Value = resp.json().unwrap();
+            assert_eq!(body["error"]["code"], json!("replicas_unavailable"));
+        }
+        assert!(took < Duration::from_secs(3), "k{i} took {took:?}");
+    }
+    wait_until(Duration::from_secs(10), "aux-3 marked down", || {
+        c.node_state(0, "aux-3").as_deref() == Some("down")
+    });
+    // Down means out of the ring: new writes all succeed.
+    for i in 0..100 {
+        assert_eq!(c.set(0, &format!("w{i}"), json!(i)).status(), 200);
+    }
+    c.aux("aux-3").proc.signal(Signal::SIGCONT);
+    wait_until(Duration::from_secs(10), "aux-3 back up", || {
+        c.node_state(0, "aux-3").as_deref() == Some("up")
+    });
+    c.wait_for_up(3);
+}
+
+#[test]
+fn a_decommissioned_auxiliary_leaves_and_exits() {
+    let mut c = Cluster::start(Spec {
+        masters: 2,
+        ..Spec::default()
+    });
+    let resp = c.http.delete(c.url(0, "/nodes/aux-2")).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["removed"]["id"], json!("aux-2"));
+    // Both masters drop it (the peer hears of it), and the process exits
+    // when its next registration is refused.
+    for m in 0..2 {
+        wait_until(Duration::from_secs(10), "aux-2 gone from the master", || {
+            c.http.get(c.url(m, "/nodes/aux-2")).send().unwrap().status() == 404
+        });
+    }
+    let status = c.aux("aux-2").proc.wait_exit(Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()), "aux-2 exited cleanly: {status:?}");
+    assert_eq!(c.health(0)["auxiliaries_up"], json!(2));
+    assert_eq!(c.health(0)["ring_epoch"], c.health(1)["ring_epoch"]);
+    common::assert_error(c.http.delete(c.url(0, "/nodes/aux-2")).send().unwrap(), 404, "node_not_found");
+    for i in 0..50 {
+        assert_eq!(c.set(1, &format!("k{i}"), json!(i)).status(), 200);
+    }
+}
+
+#[test]
+fn processes_stop_gracefully_on_sigterm() {
+    let mut c = Cluster::start(Spec {
+        auxiliaries: 1,
+        replicas: 1,
+        ..Spec::default()
+    });
+    c.aux("aux-1").proc.signal(Signal::SIGTERM);
+    let status = c.aux("aux-1").proc.wait_exit(Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()), "aux exit: {status:?}");
+    assert!(c.auxes[0].proc.log_text().contains("auxiliary stopped"));
+    c.masters[0].proc.signal(Signal::SIGTERM);
+    let status = c.masters[0].proc.wait_exit(Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()), "master exit: {status:?}");
+    assert!(c.masters[0].proc.log_text().contains("master stopped"));
+}

@@ -1,0 +1,415 @@
+//! Test harness: real `distcache master` and `distcache aux` processes on
+//! loopback ports, driven over HTTP, killed and paused with real signals.
+//! Every process's log goes to a file in the cluster's temporary directory
+//! and is printed when a test fails.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use reqwest::blocking::{Client, Response};
+use serde_json::{Value, json};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_distcache");
+
+/// Polls `cond` every 25 ms until it returns true; panics with `what` after
+/// `limit`. Limits are generous: they catch hangs, not slowness.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A free loopback port: bound, read, released. The process that gets it
+/// binds it again at once; `Cluster` retries if that ever loses a race.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One running process.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+}
+
+impl Proc {
+    /// Starts `distcache ARGS` with a clean environment plus `env`.
+    pub fn spawn(dir: &Path, name: &str, args: &[&str], env: &[(String, String)]) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start distcache");
+        Proc {
+            name: name.to_string(),
+            child,
+            log,
+            env: env.to_vec(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("signal the process");
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if start.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // SIGKILL works on a stopped process too.
+        self.kill();
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("---- last log lines of {} ----", self.name);
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// How to build a test cluster.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub masters: usize,
+    pub auxiliaries: usize,
+    pub replicas: usize,
+    pub health_check_interval: f64,
+    pub request_timeout_ms: u64,
+    pub cache_size: usize,
+    pub master_env: Vec<(String, String)>,
+    pub aux_env: Vec<(String, String)>,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            masters: 1,
+            auxiliaries: 3,
+            replicas: 2,
+            health_check_interval: 0.2,
+            request_timeout_ms: 500,
+            cache_size: 10_000,
+            master_env: Vec::new(),
+            aux_env: Vec::new(),
+        }
+    }
+}
+
+pub struct Master {
+    pub proc: Proc,
+    pub addr: String,
+}
+
+pub struct Aux {
+    pub proc: Proc,
+    pub id: String,
+}
+
+/// A cluster of real processes.
+pub struct Cluster {
+    // Processes first: fields drop in order, and their logs must still be
+    // there to print when a test fails.
+    pub masters: Vec<Master>,
+    pub auxes: Vec<Aux>,
+    pub spec: Spec,
+    pub dir: tempfile::TempDir,
+    pub http: Client,
+}
+
+fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+impl Cluster {
+    pub fn start(spec: Spec) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let http = Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("http client");
+        let mut cluster = Cluster {
+            spec: spec.clone(),
+            dir,
+            masters: Vec::new(),
+            auxes: Vec::new(),
+            http,
+        };
+        cluster.start_masters();
+        for i in 0..spec.auxiliaries {
+            cluster.add_aux(&format!("aux-{}", i + 1));
+        }
+        cluster.wait_for_up(spec.auxiliaries);
+        cluster
+    }
+
+    fn master_env(&self, i: usize, port: u16, ports: &[u16]) -> Vec<(String, String)> {
+        let peers: Vec<String> = ports
+            .iter()
+            .filter(|p| **p != port)
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let mut e = env(&[
+            ("PORT", port.to_string()),
+            ("BIND_ADDR", "127.0.0.1".into()),
+            ("NODE_ID", format!("master-{}", i + 1)),
+            ("MASTER_PEERS", peers.join(",")),
+            ("REPLICAS", self.spec.replicas.to_string()),
+            ("HEALTH_CHECK_INTERVAL", self.spec.health_check_interval.to_string()),
+            ("REQUEST_TIMEOUT_MS", self.spec.request_timeout_ms.to_string()),
+            ("BACKUP_DIR", self.dir.path().join(format!("master-{}", i + 1)).display().to_string()),
+        ]);
+        e.extend(self.spec.master_env.iter().cloned());
+        e
+    }
+
+    fn start_masters(&mut self) {
+        for attempt in 0..5 {
+            let ports: Vec<u16> = (0..self.spec.masters).map(|_| free_port()).collect();
+            let mut masters = Vec::new();
+            for (i, &port) in ports.iter().enumerate() {
+                let e = self.master_env(i, port, &ports);
+                let name = format!("master-{}", i + 1);
+                let proc = Proc::spawn(self.dir.path(), &name, &["master"], &e);
+                masters.push(Master {
+                    proc,
+                    addr: format!("127.0.0.1:{port}"),
+                });
+            }
+            let ok = masters.iter_mut().all(|m| self.wait_listening(m));
+            if ok {
+                self.masters = masters;
+                return;
+            }
+            eprintln!("a master port was taken (attempt {attempt}); retrying on new ports");
+        }
+        panic!("could not start the masters");
+    }
+
+    /// True once the master answers HTTP; false if it exited (port taken).
+    fn wait_listening(&self, m: &mut Master) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if m.proc.exited() {
+                return false;
+            }
+            if self.http.get(format!("http://{}/health", m.addr)).send().is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("master {} never answered", m.addr);
+    }
+
+    pub fn master_addrs(&self) -> Vec<String> {
+        self.masters.iter().map(|m| m.addr.clone()).collect()
+    }
+
+    /// Starts an auxiliary named `id` (port 0: it binds free ports and
+    /// advertises them).
+    pub fn add_aux(&mut self, id: &str) -> usize {
+        self.add_aux_with(id, &[])
+    }
+
+    pub fn add_aux_with(&mut self, id: &str, extra: &[(String, String)]) -> usize {
+        let mut e = env(&[
+            ("PORT", "0".into()),
+            ("DATA_PORT", "0".into()),
+            ("BIND_ADDR", "127.0.0.1".into()),
+            ("NODE_ID", id.to_string()),
+            ("MASTER_ADDRESS", self.master_addrs().join(",")),
+            ("CACHE_SIZE", self.spec.cache_size.to_string()),
+            ("BACKUP_DIR", self.dir.path().join(id).display().to_string()),
+        ]);
+        e.extend(self.spec.aux_env.iter().cloned());
+        e.extend(extra.iter().cloned());
+        let proc = Proc::spawn(self.dir.path(), id, &["aux"], &e);
+        self.auxes.push(Aux {
+            proc,
+            id: id.to_string(),
+        });
+        self.auxes.len() - 1
+    }
+
+    pub fn aux(&mut self, id: &str) -> &mut Aux {
+        self.auxes
+            .iter_mut()
+            .find(|a| a.id == id)
+            .expect("aux with that id")
+    }
+
+    pub fn url(&self, master: usize, path: &str) -> String {
+        format!("http://{}{}", self.masters[master].addr, path)
+    }
+
+    pub fn health(&self, master: usize) -> Value {
+        self.http
+            .get(self.url(master, "/health"))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Waits until every master sees exactly `n` auxiliaries up.
+    pub fn wait_for_up(&self, n: usize) {
+        for i in 0..self.masters.len() {
+            wait_until(Duration::from_secs(30), &format!("master {i} sees {n} auxiliaries up"), || {
+                self.health(i)["auxiliaries_up"] == json!(n)
+            });
+        }
+    }
+
+    /// The state (`up`, `down`, ...) master `master` reports for `id`.
+    pub fn node_state(&self, master: usize, id: &str) -> Option<String> {
+        let resp = self.http.get(self.url(master, &format!("/nodes/{id}"))).send().ok()?;
+        let body: Value = resp.json().ok()?;
+        body["state"].as_str().map(str::to_owned)
+    }
+
+    /// The HTTP address master 0 knows for auxiliary `id`.
+    pub fn aux_addr(&self, id: &str) -> String {
+        let body: Value = self
+            .http
+            .get(self.url(0, &format!("/nodes/{id}")))
+            .send()
+            .expect("nodes")
+            .json()
+            .expect("json");
+        body["addr"].as_str().expect("addr").to_string()
+    }
+
+    pub fn set(&self, master: usize, key: &str, value: Value) -> Response {
+        self.set_ttl(master, key, value, None)
+    }
+
+    pub fn set_ttl(&self, master: usize, key: &str, value: Value, ttl: Option<u64>) -> Response {
+        let mut body = json!({"key": key, "value": value});
+        if let Some(t) = ttl {
+            body["ttl"] = json!(t);
+        }
+        self.http
+            .post(self.url(master, "/data"))
+            .json(&body)
+            .send()
+            .expect("POST /data")
+    }
+
+    pub fn get(&self, master: usize, key: &str) -> Response {
+        self.http
+            .get(self.url(master, &format!("/data/{}", encode(key))))
+            .send()
+            .expect("GET /data")
+    }
+
+    pub fn delete(&self, master: usize, key: &str) -> Response {
+        self.http
+            .delete(self.url(master, &format!("/data/{}", encode(key))))
+            .send()
+            .expect("DELETE /data")
+    }
+
+    /// The value stored under `key`, or None on 404; panics on other statuses.
+    pub fn value(&self, master: usize, key: &str) -> Option<Value> {
+        let resp = self.get(master, key);
+        match resp.status().as_u16() {
+            200 => Some(resp.json::<Value>().expect("json")["value"].clone()),
+            404 => None,
+            s => panic!("GET {key}: status {s}: {}", resp.text().unwrap_or_default()),
+        }
+    }
+}
+
+/// Percent-encodes a key as one path segment.
+pub fn encode(key: &str) -> String {
+    let mut out = String::new();
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Asserts a JSON error body with `status` and `code`.
+pub fn assert_error(resp: Response, status: u16, code: &str) -> Value {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(ct.starts_with("application/json"), "content-type {ct:?}");
+    let body: Value = resp.json().expect("error body is JSON");
+    assert_eq!(body["error"]["code"], json!(code), "error body {body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error has a message: {body}"
+    );
+    body
+}
