@@ -2,7 +2,9 @@
 //! environment, sets up logging and signals, and hands over to the library
 //! (`distcache-server`) or to the client verbs.
 
+mod bench;
 mod client;
+mod healthcheck;
 mod local;
 
 use std::process::ExitCode;
@@ -38,6 +40,10 @@ enum Command {
     Del(client::KeyArgs),
     /// List the auxiliaries a master knows
     Nodes(client::UrlArgs),
+    /// Load-test a cluster and report throughput and latency
+    Bench(bench::BenchArgs),
+    /// Exit 0 if the node at --url is healthy (for container health checks)
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 fn init_logging() {
@@ -104,6 +110,8 @@ fn main() -> ExitCode {
             Command::Get(args) => client::get(args).await,
             Command::Del(args) => client::del(args).await,
             Command::Nodes(args) => client::nodes(args).await,
+            Command::Bench(args) => bench::run(args).await,
+            Command::Healthcheck(args) => healthcheck::run(args).await,
         }
     })
 }
