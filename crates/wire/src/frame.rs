@@ -1,9 +1,9 @@
-//! Frame format. STUB: to be implemented.
+//! The frame format, and its encoder and decoder.
 //!
 //! Every frame, in both directions:
 //!
 //! ```text
-//! u32 length of what follows (little endian), at most MAX_FRAME_BYTES
+//! u32 length of what follows (little endian), 9 ..= MAX_FRAME_BYTES
 //! u64 request id (a response echoes its request's id)
 //! u8  opcode
 //! ... payload, by opcode
@@ -11,13 +11,109 @@
 //!
 //! Integers are little endian. A key is `u16 len + bytes`; a value is
 //! `u32 len + bytes`; a version is `u64 millis, u32 counter, u32 origin`;
-//! an expiry is `u64` Unix milliseconds with 0 meaning none.
+//! an expiry is `u64` Unix milliseconds with 0 meaning none. An entry is
+//! `value, expiry, version`. A count is a `u32`, at most [`MAX_BATCH_ITEMS`].
+//!
+//! Requests and responses have separate opcode spaces; responses have the
+//! high bit set so that a frame sent the wrong way is refused at once.
+//!
+//! | opcode | request    | payload                                   |
+//! |--------|------------|-------------------------------------------|
+//! | `0x01` | `Ping`     | none                                      |
+//! | `0x02` | `Hello`    | secret (`u32 len + bytes`)                |
+//! | `0x03` | `Get`      | key                                       |
+//! | `0x04` | `Set`      | key, entry                                |
+//! | `0x05` | `Delete`   | key, version                              |
+//! | `0x06` | `GetMany`  | count, count × key                        |
+//! | `0x07` | `SetMany`  | count, count × (key, entry)               |
+//!
+//! | opcode | response      | payload                                          |
+//! |--------|---------------|--------------------------------------------------|
+//! | `0x81` | `Pong`        | none                                             |
+//! | `0x82` | `Ok`          | none                                             |
+//! | `0x83` | `Value`       | entry                                            |
+//! | `0x84` | `NotFound`    | none                                             |
+//! | `0x85` | `Written`     | status (`u8`)                                    |
+//! | `0x86` | `Deleted`     | flags (`u8`: bit 0 existed, bit 1 stale)         |
+//! | `0x87` | `Values`      | count, count × (`u8` 0 = absent, 1 = entry)      |
+//! | `0x88` | `WrittenMany` | count, count × status (`u8`)                     |
+//! | `0xFF` | `Error`       | code (`u16 len` + UTF-8), message (`u32 len` + UTF-8) |
+//!
+//! A write status is `0` stored, `1` stale, `2` expired, `3` too large.
+//!
+//! # Decoding
+//!
+//! Decoding is total: any byte string yields "need more bytes", one frame, or
+//! a [`FrameError`], never a panic. A declared length over
+//! [`MAX_FRAME_BYTES`] is refused as soon as its four bytes arrive, and every
+//! count is checked against the bytes that remain before anything is
+//! allocated for it, so a hostile length cannot make the decoder allocate
+//! more than the frame it actually sent. A payload must be consumed exactly:
+//! trailing bytes, unknown tags and non-UTF-8 error text are malformed.
+//!
+//! Keys and values are zero-copy slices of the read buffer. A slice keeps the
+//! whole buffer allocation it came from alive, so a store that keeps small
+//! values for a long time may want to copy them into their own allocation.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use distcache_core::{Entry, Version};
 
 /// The largest frame accepted (64 MiB): a batch of values at the limit.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+
+/// The most items in one `GetMany`, `SetMany`, `Values` or `WrittenMany`.
+///
+/// Bounds what a decoder allocates for one frame to about the frame's own
+/// size (a `Values` slot takes one byte on the wire but 64 in memory).
+pub const MAX_BATCH_ITEMS: usize = 1 << 20;
+
+/// The bytes of the length prefix.
+const LEN_BYTES: usize = 4;
+/// The smallest length a frame can declare: its id and opcode.
+const MIN_FRAME_LEN: usize = 8 + 1;
+/// A version on the wire.
+const VERSION_BYTES: usize = 8 + 4 + 4;
+/// The smallest encoded key: an empty one.
+const MIN_KEY_BYTES: usize = 2;
+/// The smallest encoded entry: an empty value, expiry and version.
+const MIN_ENTRY_BYTES: usize = 4 + 8 + VERSION_BYTES;
+
+/// Well-known [`Response::Error`] codes.
+pub mod error_code {
+    /// The connection has not presented the cluster secret, or presented a
+    /// wrong one.
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// The peer sent bytes that are not a frame; the connection is closed.
+    pub const BAD_FRAME: &str = "bad_frame";
+    /// The answer would not fit in one frame.
+    pub const TOO_LARGE: &str = "too_large";
+    /// The request is well-formed but not acceptable (e.g. an invalid key).
+    pub const BAD_REQUEST: &str = "bad_request";
+}
+
+/// Request opcodes.
+mod req_op {
+    pub const PING: u8 = 0x01;
+    pub const HELLO: u8 = 0x02;
+    pub const GET: u8 = 0x03;
+    pub const SET: u8 = 0x04;
+    pub const DELETE: u8 = 0x05;
+    pub const GET_MANY: u8 = 0x06;
+    pub const SET_MANY: u8 = 0x07;
+}
+
+/// Response opcodes.
+mod resp_op {
+    pub const PONG: u8 = 0x81;
+    pub const OK: u8 = 0x82;
+    pub const VALUE: u8 = 0x83;
+    pub const NOT_FOUND: u8 = 0x84;
+    pub const WRITTEN: u8 = 0x85;
+    pub const DELETED: u8 = 0x86;
+    pub const VALUES: u8 = 0x87;
+    pub const WRITTEN_MANY: u8 = 0x88;
+    pub const ERROR: u8 = 0xFF;
+}
 
 /// One entry carried with its key, for batch writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +165,23 @@ pub enum Request {
     },
 }
 
-/// Outcome of one write inside [`Response::SetMany`] or [`Response::Set`].
+impl Request {
+    /// A short, stable name for logs and metrics (`"get"`, `"set_many"`...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::Hello { .. } => "hello",
+            Request::Get { .. } => "get",
+            Request::Set { .. } => "set",
+            Request::Delete { .. } => "delete",
+            Request::GetMany { .. } => "get_many",
+            Request::SetMany { .. } => "set_many",
+        }
+    }
+}
+
+/// Outcome of one write: the answer to `Set` ([`Response::Written`]) and each
+/// slot of the answer to `SetMany` ([`Response::WrittenMany`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteStatus {
     /// Applied.
@@ -80,6 +192,27 @@ pub enum WriteStatus {
     Expired,
     /// Too large for the store.
     TooLarge,
+}
+
+impl WriteStatus {
+    fn to_wire(self) -> u8 {
+        match self {
+            WriteStatus::Stored => 0,
+            WriteStatus::Stale => 1,
+            WriteStatus::Expired => 2,
+            WriteStatus::TooLarge => 3,
+        }
+    }
+
+    fn from_wire(byte: u8) -> Result<WriteStatus, FrameError> {
+        match byte {
+            0 => Ok(WriteStatus::Stored),
+            1 => Ok(WriteStatus::Stale),
+            2 => Ok(WriteStatus::Expired),
+            3 => Ok(WriteStatus::TooLarge),
+            _ => Err(FrameError::Malformed("unknown write status")),
+        }
+    }
 }
 
 /// An auxiliary's answer.
@@ -108,14 +241,25 @@ pub enum Response {
     WrittenMany(Vec<WriteStatus>),
     /// The request failed.
     Error {
-        /// Machine-readable code, e.g. `unauthorized`, `bad_request`.
+        /// Machine-readable code, e.g. `unauthorized`, `bad_request` (see
+        /// [`error_code`]).
         code: String,
         /// For people.
         message: String,
     },
 }
 
-/// Why bytes did not decode as a frame.
+impl Response {
+    /// A [`Response::Error`] with `code` (see [`error_code`]) and `message`.
+    pub fn error(code: impl Into<String>, message: impl Into<String>) -> Response {
+        Response::Error {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why bytes did not decode as a frame (or a value could not be framed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     /// The frame declares a length over [`MAX_FRAME_BYTES`].
@@ -134,27 +278,888 @@ pub enum FrameError {
     Malformed(&'static str),
 }
 
+// ---------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------
+
 /// Appends one request frame with id `id` to `buf`.
+///
+/// # Panics
+///
+/// If the request cannot be framed (see [`try_encode_request`]). Keys and
+/// values a master accepted always can; code that frames unchecked input
+/// calls [`try_encode_request`].
 pub fn encode_request(id: u64, req: &Request, buf: &mut BytesMut) {
-    let _ = (id, req, buf);
-    todo!()
+    if let Err(e) = try_encode_request(id, req, buf) {
+        panic!("request cannot be framed: {e}");
+    }
 }
 
 /// Appends one response frame with id `id` to `buf`.
+///
+/// # Panics
+///
+/// If the response cannot be framed (see [`try_encode_response`]).
 pub fn encode_response(id: u64, resp: &Response, buf: &mut BytesMut) {
-    let _ = (id, resp, buf);
-    todo!()
+    if let Err(e) = try_encode_response(id, resp, buf) {
+        panic!("response cannot be framed: {e}");
+    }
 }
+
+/// Appends one request frame with id `id` to `buf`, or leaves `buf` untouched
+/// and says why the request does not fit: a key over 65535 bytes, a batch
+/// over [`MAX_BATCH_ITEMS`], or a frame over [`MAX_FRAME_BYTES`].
+pub fn try_encode_request(id: u64, req: &Request, buf: &mut BytesMut) -> Result<(), FrameError> {
+    // Measure first, so that nothing is written unless it all fits.
+    let payload = match req {
+        Request::Ping => 0,
+        Request::Hello { secret } => value_size(secret)?,
+        Request::Get { key } => key_size(key)?,
+        Request::Set { key, entry } => key_size(key)?.saturating_add(entry_size(entry)?),
+        Request::Delete { key, .. } => key_size(key)?.saturating_add(VERSION_BYTES),
+        Request::GetMany { keys } => {
+            check_count(keys.len())?;
+            keys.iter()
+                .try_fold(4usize, |n, k| Ok(n.saturating_add(key_size(k)?)))?
+        }
+        Request::SetMany { entries } => {
+            check_count(entries.len())?;
+            entries.iter().try_fold(4usize, |n, e| {
+                Ok(n.saturating_add(key_size(&e.key)?)
+                    .saturating_add(entry_size(&e.entry)?))
+            })?
+        }
+    };
+    let opcode = match req {
+        Request::Ping => req_op::PING,
+        Request::Hello { .. } => req_op::HELLO,
+        Request::Get { .. } => req_op::GET,
+        Request::Set { .. } => req_op::SET,
+        Request::Delete { .. } => req_op::DELETE,
+        Request::GetMany { .. } => req_op::GET_MANY,
+        Request::SetMany { .. } => req_op::SET_MANY,
+    };
+    let start = put_header(id, opcode, payload, buf)?;
+    match req {
+        Request::Ping => {}
+        Request::Hello { secret } => put_value(secret, buf),
+        Request::Get { key } => put_key(key, buf),
+        Request::Set { key, entry } => {
+            put_key(key, buf);
+            put_entry(entry, buf);
+        }
+        Request::Delete { key, version } => {
+            put_key(key, buf);
+            put_version(version, buf);
+        }
+        Request::GetMany { keys } => {
+            put_count(keys.len(), buf);
+            for key in keys {
+                put_key(key, buf);
+            }
+        }
+        Request::SetMany { entries } => {
+            put_count(entries.len(), buf);
+            for e in entries {
+                put_key(&e.key, buf);
+                put_entry(&e.entry, buf);
+            }
+        }
+    }
+    debug_assert_eq!(buf.len() - start, LEN_BYTES + MIN_FRAME_LEN + payload);
+    Ok(())
+}
+
+/// Appends one response frame with id `id` to `buf`, or leaves `buf`
+/// untouched and says why the response does not fit (see
+/// [`try_encode_request`]; an error code is at most 65535 bytes).
+pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Result<(), FrameError> {
+    let payload = match resp {
+        Response::Pong | Response::Ok | Response::NotFound => 0,
+        Response::Value(entry) => entry_size(entry)?,
+        Response::Written(_) | Response::Deleted { .. } => 1,
+        Response::Values(slots) => {
+            check_count(slots.len())?;
+            slots.iter().try_fold(4usize, |n, slot| match slot {
+                None => Ok(n.saturating_add(1)),
+                Some(entry) => Ok(n.saturating_add(1).saturating_add(entry_size(entry)?)),
+            })?
+        }
+        Response::WrittenMany(statuses) => {
+            check_count(statuses.len())?;
+            4usize.saturating_add(statuses.len())
+        }
+        Response::Error { code, message } => {
+            if code.len() > usize::from(u16::MAX) {
+                return Err(FrameError::Malformed("error code longer than 65535 bytes"));
+            }
+            (2 + code.len()).saturating_add(value_size(message.as_bytes())?)
+        }
+    };
+    let opcode = match resp {
+        Response::Pong => resp_op::PONG,
+        Response::Ok => resp_op::OK,
+        Response::Value(_) => resp_op::VALUE,
+        Response::NotFound => resp_op::NOT_FOUND,
+        Response::Written(_) => resp_op::WRITTEN,
+        Response::Deleted { .. } => resp_op::DELETED,
+        Response::Values(_) => resp_op::VALUES,
+        Response::WrittenMany(_) => resp_op::WRITTEN_MANY,
+        Response::Error { .. } => resp_op::ERROR,
+    };
+    let start = put_header(id, opcode, payload, buf)?;
+    match resp {
+        Response::Pong | Response::Ok | Response::NotFound => {}
+        Response::Value(entry) => put_entry(entry, buf),
+        Response::Written(status) => buf.put_u8(status.to_wire()),
+        Response::Deleted { existed, stale } => {
+            buf.put_u8(u8::from(*existed) | (u8::from(*stale) << 1));
+        }
+        Response::Values(slots) => {
+            put_count(slots.len(), buf);
+            for slot in slots {
+                match slot {
+                    None => buf.put_u8(0),
+                    Some(entry) => {
+                        buf.put_u8(1);
+                        put_entry(entry, buf);
+                    }
+                }
+            }
+        }
+        Response::WrittenMany(statuses) => {
+            put_count(statuses.len(), buf);
+            for status in statuses {
+                buf.put_u8(status.to_wire());
+            }
+        }
+        Response::Error { code, message } => {
+            // Length checked above.
+            buf.put_u16_le(code.len() as u16);
+            buf.put_slice(code.as_bytes());
+            put_value(message.as_bytes(), buf);
+        }
+    }
+    debug_assert_eq!(buf.len() - start, LEN_BYTES + MIN_FRAME_LEN + payload);
+    Ok(())
+}
+
+fn key_size(key: &[u8]) -> Result<usize, FrameError> {
+    if key.len() > usize::from(u16::MAX) {
+        return Err(FrameError::Malformed("key longer than 65535 bytes"));
+    }
+    Ok(2 + key.len())
+}
+
+fn value_size(value: &[u8]) -> Result<usize, FrameError> {
+    // Anything this long is over MAX_FRAME_BYTES too, but the width check
+    // keeps the `as u32` below honest on its own.
+    if u32::try_from(value.len()).is_err() {
+        return Err(FrameError::TooLarge {
+            len: value.len(),
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    Ok(4usize.saturating_add(value.len()))
+}
+
+fn entry_size(entry: &Entry) -> Result<usize, FrameError> {
+    Ok(value_size(&entry.value)?.saturating_add(8 + VERSION_BYTES))
+}
+
+fn check_count(count: usize) -> Result<(), FrameError> {
+    if count > MAX_BATCH_ITEMS {
+        return Err(FrameError::Malformed(
+            "batch of more than MAX_BATCH_ITEMS items",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the length prefix, id and opcode after checking the frame's size;
+/// returns where the frame starts in `buf`.
+fn put_header(
+    id: u64,
+    opcode: u8,
+    payload: usize,
+    buf: &mut BytesMut,
+) -> Result<usize, FrameError> {
+    let len = MIN_FRAME_LEN.saturating_add(payload);
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    let start = buf.len();
+    buf.reserve(LEN_BYTES + len);
+    // len <= MAX_FRAME_BYTES < u32::MAX
+    buf.put_u32_le(len as u32);
+    buf.put_u64_le(id);
+    buf.put_u8(opcode);
+    Ok(start)
+}
+
+fn put_key(key: &[u8], buf: &mut BytesMut) {
+    // Width checked by key_size before anything was written.
+    buf.put_u16_le(key.len() as u16);
+    buf.put_slice(key);
+}
+
+fn put_value(value: &[u8], buf: &mut BytesMut) {
+    // Width checked by value_size before anything was written.
+    buf.put_u32_le(value.len() as u32);
+    buf.put_slice(value);
+}
+
+fn put_count(count: usize, buf: &mut BytesMut) {
+    // count <= MAX_BATCH_ITEMS, checked before anything was written.
+    buf.put_u32_le(count as u32);
+}
+
+fn put_version(version: &Version, buf: &mut BytesMut) {
+    buf.put_u64_le(version.millis);
+    buf.put_u32_le(version.counter);
+    buf.put_u32_le(version.origin);
+}
+
+fn put_entry(entry: &Entry, buf: &mut BytesMut) {
+    put_value(&entry.value, buf);
+    // 0 means "never"; an expiry at the epoch itself is sent as 1 ms after
+    // it, which is just as long past, so it cannot turn into "never".
+    buf.put_u64_le(match entry.expires_at_ms {
+        None => 0,
+        Some(at) => at.max(1),
+    });
+    put_version(&entry.version, buf);
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------
 
 /// Splits one complete request frame off the front of `buf` if one is there:
 /// `Ok(None)` = need more bytes. Values are zero-copy slices of `buf`.
+///
+/// On `Ok(None)` and on [`FrameError::TooLarge`] `buf` is left as it was; on
+/// other errors the bad frame has been taken off. Either way a connection
+/// that sees an error should be closed.
 pub fn decode_request(buf: &mut BytesMut) -> Result<Option<(u64, Request)>, FrameError> {
-    let _ = buf;
-    todo!()
+    let Some((id, opcode, mut r)) = split_frame(buf)? else {
+        return Ok(None);
+    };
+    let req = match opcode {
+        req_op::PING => Request::Ping,
+        req_op::HELLO => Request::Hello { secret: r.value()? },
+        req_op::GET => Request::Get { key: r.key()? },
+        req_op::SET => Request::Set {
+            key: r.key()?,
+            entry: r.entry()?,
+        },
+        req_op::DELETE => Request::Delete {
+            key: r.key()?,
+            version: r.version()?,
+        },
+        req_op::GET_MANY => {
+            let count = r.count(MIN_KEY_BYTES)?;
+            let mut keys = Vec::with_capacity(count);
+            for _ in 0..count {
+                keys.push(r.key()?);
+            }
+            Request::GetMany { keys }
+        }
+        req_op::SET_MANY => {
+            let count = r.count(MIN_KEY_BYTES + MIN_ENTRY_BYTES)?;
+            let mut entries = Vec::with_capacity(count);
+            for _ in 0..count {
+                entries.push(KeyedEntry {
+                    key: r.key()?,
+                    entry: r.entry()?,
+                });
+            }
+            Request::SetMany { entries }
+        }
+        other => return Err(FrameError::UnknownOpcode(other)),
+    };
+    r.finish()?;
+    Ok(Some((id, req)))
 }
 
 /// Same as [`decode_request`] for responses.
 pub fn decode_response(buf: &mut BytesMut) -> Result<Option<(u64, Response)>, FrameError> {
-    let _ = buf;
-    todo!()
+    let Some((id, opcode, mut r)) = split_frame(buf)? else {
+        return Ok(None);
+    };
+    let resp = match opcode {
+        resp_op::PONG => Response::Pong,
+        resp_op::OK => Response::Ok,
+        resp_op::VALUE => Response::Value(r.entry()?),
+        resp_op::NOT_FOUND => Response::NotFound,
+        resp_op::WRITTEN => Response::Written(WriteStatus::from_wire(r.u8()?)?),
+        resp_op::DELETED => {
+            let flags = r.u8()?;
+            if flags & !0b11 != 0 {
+                return Err(FrameError::Malformed("unknown delete flags"));
+            }
+            Response::Deleted {
+                existed: flags & 0b01 != 0,
+                stale: flags & 0b10 != 0,
+            }
+        }
+        resp_op::VALUES => {
+            let count = r.count(1)?;
+            let mut slots = Vec::with_capacity(count);
+            for _ in 0..count {
+                slots.push(match r.u8()? {
+                    0 => None,
+                    1 => Some(r.entry()?),
+                    _ => return Err(FrameError::Malformed("unknown value slot tag")),
+                });
+            }
+            Response::Values(slots)
+        }
+        resp_op::WRITTEN_MANY => {
+            let count = r.count(1)?;
+            let mut statuses = Vec::with_capacity(count);
+            for _ in 0..count {
+                statuses.push(WriteStatus::from_wire(r.u8()?)?);
+            }
+            Response::WrittenMany(statuses)
+        }
+        resp_op::ERROR => {
+            let code_len = usize::from(r.u16()?);
+            let code = r.utf8(code_len)?;
+            let message_len = r.len32()?;
+            let message = r.utf8(message_len)?;
+            Response::Error { code, message }
+        }
+        other => return Err(FrameError::UnknownOpcode(other)),
+    };
+    r.finish()?;
+    Ok(Some((id, resp)))
+}
+
+/// Takes one whole frame off `buf`: its id, opcode and a reader over its
+/// payload. `Ok(None)` leaves `buf` untouched.
+fn split_frame(buf: &mut BytesMut) -> Result<Option<(u64, u8, Reader)>, FrameError> {
+    let Some(prefix) = buf.get(..LEN_BYTES) else {
+        return Ok(None);
+    };
+    let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+    // Refuse an oversized frame before waiting for (or buffering) its bytes.
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    if len < MIN_FRAME_LEN {
+        return Err(FrameError::Malformed(
+            "frame shorter than its id and opcode",
+        ));
+    }
+    if buf.len() - LEN_BYTES < len {
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(LEN_BYTES + len).freeze();
+    frame.advance(LEN_BYTES);
+    let id = frame.get_u64_le();
+    let opcode = frame.get_u8();
+    Ok(Some((id, opcode, Reader { rest: frame })))
+}
+
+/// Reads a payload's fields, checking each length against what remains.
+struct Reader {
+    rest: Bytes,
+}
+
+impl Reader {
+    fn need(&self, n: usize) -> Result<(), FrameError> {
+        if self.rest.len() < n {
+            return Err(FrameError::Malformed("payload shorter than its fields"));
+        }
+        Ok(())
+    }
+
+    fn u8(&mut self) -> Result<u8, FrameError> {
+        self.need(1)?;
+        Ok(self.rest.get_u8())
+    }
+
+    fn u16(&mut self) -> Result<u16, FrameError> {
+        self.need(2)?;
+        Ok(self.rest.get_u16_le())
+    }
+
+    fn u32(&mut self) -> Result<u32, FrameError> {
+        self.need(4)?;
+        Ok(self.rest.get_u32_le())
+    }
+
+    fn u64(&mut self) -> Result<u64, FrameError> {
+        self.need(8)?;
+        Ok(self.rest.get_u64_le())
+    }
+
+    fn len32(&mut self) -> Result<usize, FrameError> {
+        usize::try_from(self.u32()?)
+            .map_err(|_| FrameError::Malformed("length beyond the address space"))
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<Bytes, FrameError> {
+        self.need(n)?;
+        Ok(self.rest.split_to(n))
+    }
+
+    fn key(&mut self) -> Result<Bytes, FrameError> {
+        let n = usize::from(self.u16()?);
+        self.bytes(n)
+    }
+
+    fn value(&mut self) -> Result<Bytes, FrameError> {
+        let n = self.len32()?;
+        self.bytes(n)
+    }
+
+    fn version(&mut self) -> Result<Version, FrameError> {
+        self.need(VERSION_BYTES)?;
+        Ok(Version {
+            millis: self.rest.get_u64_le(),
+            counter: self.rest.get_u32_le(),
+            origin: self.rest.get_u32_le(),
+        })
+    }
+
+    fn entry(&mut self) -> Result<Entry, FrameError> {
+        let value = self.value()?;
+        let expires_at_ms = match self.u64()? {
+            0 => None,
+            at => Some(at),
+        };
+        let version = self.version()?;
+        Ok(Entry {
+            value,
+            expires_at_ms,
+            version,
+        })
+    }
+
+    /// A batch count, refused unless `count` items of at least
+    /// `min_item_bytes` each fit in what remains: callers allocate `count`
+    /// slots right after.
+    fn count(&mut self, min_item_bytes: usize) -> Result<usize, FrameError> {
+        let count = self.len32()?;
+        if count > MAX_BATCH_ITEMS {
+            return Err(FrameError::Malformed(
+                "batch of more than MAX_BATCH_ITEMS items",
+            ));
+        }
+        if count > self.rest.len() / min_item_bytes {
+            return Err(FrameError::Malformed(
+                "count larger than the payload can hold",
+            ));
+        }
+        Ok(count)
+    }
+
+    fn utf8(&mut self, n: usize) -> Result<String, FrameError> {
+        let bytes = self.bytes(n)?;
+        match std::str::from_utf8(&bytes) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(FrameError::Malformed("error text is not UTF-8")),
+        }
+    }
+
+    fn finish(self) -> Result<(), FrameError> {
+        if !self.rest.is_empty() {
+            return Err(FrameError::Malformed("trailing bytes after the payload"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(n: u64) -> Version {
+        Version {
+            millis: 1_700_000_000_000 + n,
+            counter: n as u32,
+            origin: 0xdead_beef,
+        }
+    }
+
+    fn entry(value: &'static [u8], expires_at_ms: Option<u64>) -> Entry {
+        Entry {
+            value: Bytes::from_static(value),
+            expires_at_ms,
+            version: version(7),
+        }
+    }
+
+    fn all_requests() -> Vec<Request> {
+        vec![
+            Request::Ping,
+            Request::Hello {
+                secret: Bytes::from_static(b"s3cret"),
+            },
+            Request::Hello {
+                secret: Bytes::new(),
+            },
+            Request::Get {
+                key: Bytes::from_static("clé/😀?x".as_bytes()),
+            },
+            Request::Get { key: Bytes::new() },
+            Request::Set {
+                key: Bytes::from_static(b"k"),
+                entry: entry(b"{\"a\":1}", None),
+            },
+            Request::Set {
+                key: Bytes::from_static(b"k"),
+                entry: entry(b"", Some(u64::MAX)),
+            },
+            Request::Delete {
+                key: Bytes::from_static(b"gone"),
+                version: version(3),
+            },
+            Request::GetMany { keys: vec![] },
+            Request::GetMany {
+                keys: vec![
+                    Bytes::from_static(b"a"),
+                    Bytes::new(),
+                    Bytes::from_static(b"ccc"),
+                ],
+            },
+            Request::SetMany { entries: vec![] },
+            Request::SetMany {
+                entries: vec![
+                    KeyedEntry {
+                        key: Bytes::from_static(b"a"),
+                        entry: entry(b"1", Some(1_800_000_000_000)),
+                    },
+                    KeyedEntry {
+                        key: Bytes::from_static(b"b"),
+                        entry: entry(b"2", None),
+                    },
+                ],
+            },
+        ]
+    }
+
+    fn all_responses() -> Vec<Response> {
+        vec![
+            Response::Pong,
+            Response::Ok,
+            Response::Value(entry(b"\"v\"", Some(42))),
+            Response::Value(entry(b"null", None)),
+            Response::NotFound,
+            Response::Written(WriteStatus::Stored),
+            Response::Written(WriteStatus::Stale),
+            Response::Written(WriteStatus::Expired),
+            Response::Written(WriteStatus::TooLarge),
+            Response::Deleted {
+                existed: false,
+                stale: false,
+            },
+            Response::Deleted {
+                existed: true,
+                stale: false,
+            },
+            Response::Deleted {
+                existed: false,
+                stale: true,
+            },
+            Response::Deleted {
+                existed: true,
+                stale: true,
+            },
+            Response::Values(vec![]),
+            Response::Values(vec![
+                None,
+                Some(entry(b"x", None)),
+                None,
+                Some(entry(b"y", Some(9))),
+            ]),
+            Response::WrittenMany(vec![]),
+            Response::WrittenMany(vec![
+                WriteStatus::Stored,
+                WriteStatus::Stale,
+                WriteStatus::Expired,
+                WriteStatus::TooLarge,
+            ]),
+            Response::error("unauthorized", "wrong secret"),
+            Response::error("", ""),
+            Response::error("bad_request", "clé invalide: 鍵 ✗ 😀"),
+        ]
+    }
+
+    #[test]
+    fn every_request_round_trips() {
+        for (i, req) in all_requests().into_iter().enumerate() {
+            let id = u64::MAX - i as u64;
+            let mut buf = BytesMut::new();
+            encode_request(id, &req, &mut buf);
+            assert_eq!(decode_request(&mut buf), Ok(Some((id, req))));
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_response_round_trips() {
+        for (i, resp) in all_responses().into_iter().enumerate() {
+            let id = i as u64;
+            let mut buf = BytesMut::new();
+            encode_response(id, &resp, &mut buf);
+            assert_eq!(decode_response(&mut buf), Ok(Some((id, resp))));
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn expiry_at_the_epoch_stays_expired() {
+        let mut buf = BytesMut::new();
+        encode_response(1, &Response::Value(entry(b"v", Some(0))), &mut buf);
+        let Ok(Some((_, Response::Value(e)))) = decode_response(&mut buf) else {
+            panic!("did not decode");
+        };
+        assert_eq!(e.expires_at_ms, Some(1));
+    }
+
+    #[test]
+    fn byte_by_byte_yields_none_until_complete() {
+        let mut whole = BytesMut::new();
+        let req = Request::SetMany {
+            entries: vec![KeyedEntry {
+                key: Bytes::from_static(b"key"),
+                entry: entry(b"value", Some(5)),
+            }],
+        };
+        encode_request(9, &req, &mut whole);
+        let mut buf = BytesMut::new();
+        for (i, byte) in whole.iter().enumerate() {
+            buf.put_u8(*byte);
+            let got = decode_request(&mut buf);
+            if i + 1 < whole.len() {
+                assert_eq!(got, Ok(None), "after {} bytes", i + 1);
+                assert_eq!(buf.len(), i + 1, "an incomplete frame must stay buffered");
+            } else {
+                assert_eq!(got, Ok(Some((9, req.clone()))));
+            }
+        }
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn two_frames_in_one_buffer_decode_in_order() {
+        let mut buf = BytesMut::new();
+        encode_response(1, &Response::Pong, &mut buf);
+        encode_response(
+            2,
+            &Response::Values(vec![None, Some(entry(b"v", None))]),
+            &mut buf,
+        );
+        buf.put_slice(&[3, 0]); // the start of a third frame
+        assert_eq!(decode_response(&mut buf), Ok(Some((1, Response::Pong))));
+        assert!(
+            matches!(decode_response(&mut buf), Ok(Some((2, Response::Values(v)))) if v.len() == 2)
+        );
+        assert_eq!(decode_response(&mut buf), Ok(None));
+        assert_eq!(&buf[..], &[3, 0]);
+    }
+
+    #[test]
+    fn decoded_values_are_slices_of_the_frame() {
+        let mut buf = BytesMut::new();
+        encode_request(
+            1,
+            &Request::Set {
+                key: Bytes::from_static(b"key"),
+                entry: entry(b"value", None),
+            },
+            &mut buf,
+        );
+        let range = buf.as_ptr_range();
+        let Ok(Some((_, Request::Set { key, entry }))) = decode_request(&mut buf) else {
+            panic!("did not decode");
+        };
+        assert!(range.contains(&key.as_ptr()));
+        assert!(range.contains(&entry.value.as_ptr()));
+    }
+
+    #[test]
+    fn frame_of_exactly_the_limit_round_trips_and_one_more_byte_does_not() {
+        // Set payload: key (2) + value (4 + n) + expiry (8) + version (16).
+        let n = MAX_FRAME_BYTES - MIN_FRAME_LEN - 2 - 4 - 8 - VERSION_BYTES;
+        let req = Request::Set {
+            key: Bytes::new(),
+            entry: Entry {
+                value: Bytes::from(vec![0xAB; n]),
+                expires_at_ms: None,
+                version: version(1),
+            },
+        };
+        let mut buf = BytesMut::new();
+        encode_request(5, &req, &mut buf);
+        assert_eq!(buf.len(), LEN_BYTES + MAX_FRAME_BYTES);
+        assert_eq!(decode_request(&mut buf), Ok(Some((5, req))));
+
+        let over = Request::Set {
+            key: Bytes::new(),
+            entry: Entry {
+                value: Bytes::from(vec![0xAB; n + 1]),
+                expires_at_ms: None,
+                version: version(1),
+            },
+        };
+        let mut buf = BytesMut::from(&b"untouched"[..]);
+        assert_eq!(
+            try_encode_request(5, &over, &mut buf),
+            Err(FrameError::TooLarge {
+                len: MAX_FRAME_BYTES + 1,
+                max: MAX_FRAME_BYTES
+            })
+        );
+        assert_eq!(&buf[..], b"untouched");
+    }
+
+    #[test]
+    fn oversized_length_is_refused_before_the_bytes_arrive() {
+        let mut buf = BytesMut::new();
+        buf.put_u32_le(MAX_FRAME_BYTES as u32 + 1);
+        assert_eq!(
+            decode_request(&mut buf),
+            Err(FrameError::TooLarge {
+                len: MAX_FRAME_BYTES + 1,
+                max: MAX_FRAME_BYTES
+            })
+        );
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+        assert!(matches!(
+            decode_response(&mut buf),
+            Err(FrameError::TooLarge { .. })
+        ));
+        // A length at the limit is merely incomplete.
+        let mut buf = BytesMut::new();
+        buf.put_u32_le(MAX_FRAME_BYTES as u32);
+        assert_eq!(decode_response(&mut buf), Ok(None));
+    }
+
+    #[test]
+    fn malformed_frames_are_errors() {
+        fn frame(opcode: u8, payload: &[u8]) -> BytesMut {
+            let mut buf = BytesMut::new();
+            buf.put_u32_le((MIN_FRAME_LEN + payload.len()) as u32);
+            buf.put_u64_le(1);
+            buf.put_u8(opcode);
+            buf.put_slice(payload);
+            buf
+        }
+        let short = BytesMut::from(&[8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]);
+        assert!(matches!(
+            decode_request(&mut short.clone()),
+            Err(FrameError::Malformed(_))
+        ));
+        // Trailing bytes after a Ping, and after a Get's key.
+        assert!(matches!(
+            decode_request(&mut frame(0x01, &[0])),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_request(&mut frame(0x03, &[1, 0, b'k', b'!'])),
+            Err(FrameError::Malformed(_))
+        ));
+        // A key longer than the payload.
+        assert!(matches!(
+            decode_request(&mut frame(0x03, &[9, 0, b'k'])),
+            Err(FrameError::Malformed(_))
+        ));
+        // Opcodes of the other direction and unknown ones.
+        assert_eq!(
+            decode_request(&mut frame(0x81, &[])),
+            Err(FrameError::UnknownOpcode(0x81))
+        );
+        assert_eq!(
+            decode_response(&mut frame(0x01, &[])),
+            Err(FrameError::UnknownOpcode(0x01))
+        );
+        assert_eq!(
+            decode_response(&mut frame(0x00, &[])),
+            Err(FrameError::UnknownOpcode(0x00))
+        );
+        // Unknown status, delete flags and slot tags.
+        assert!(matches!(
+            decode_response(&mut frame(0x85, &[4])),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_response(&mut frame(0x86, &[4])),
+            Err(FrameError::Malformed(_))
+        ));
+        let mut slot = vec![1, 0, 0, 0, 2];
+        slot.extend_from_slice(&[0; MIN_ENTRY_BYTES]);
+        assert!(matches!(
+            decode_response(&mut frame(0x87, &slot)),
+            Err(FrameError::Malformed(_))
+        ));
+        slot[4] = 1;
+        assert!(matches!(
+            decode_response(&mut frame(0x87, &slot)),
+            Ok(Some(_))
+        ));
+        // A count that the payload cannot hold, and one over the batch limit.
+        assert!(matches!(
+            decode_request(&mut frame(0x06, &[0xff, 0xff, 0xff, 0xff, 0, 0])),
+            Err(FrameError::Malformed(_))
+        ));
+        let mut many = vec![0u8; 4 + MAX_BATCH_ITEMS + 1];
+        many[..4].copy_from_slice(&(MAX_BATCH_ITEMS as u32 + 1).to_le_bytes());
+        assert!(matches!(
+            decode_response(&mut frame(0x88, &many)),
+            Err(FrameError::Malformed(_))
+        ));
+        // Error text that is not UTF-8, in the code and in the message.
+        assert!(matches!(
+            decode_response(&mut frame(0xff, &[1, 0, 0xc3, 0, 0, 0, 0])),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_response(&mut frame(0xff, &[0, 0, 2, 0, 0, 0, 0xe2, 0x82])),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn batches_over_the_item_limit_are_not_encoded() {
+        let req = Request::GetMany {
+            keys: vec![Bytes::new(); MAX_BATCH_ITEMS + 1],
+        };
+        let mut buf = BytesMut::new();
+        assert!(matches!(
+            try_encode_request(1, &req, &mut buf),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(buf.is_empty());
+        let resp = Response::WrittenMany(vec![WriteStatus::Stored; MAX_BATCH_ITEMS]);
+        try_encode_response(1, &resp, &mut buf).unwrap();
+        assert_eq!(decode_response(&mut buf), Ok(Some((1, resp))));
+    }
+
+    #[test]
+    fn keys_over_u16_are_not_encoded() {
+        let req = Request::Get {
+            key: Bytes::from(vec![b'k'; 65_536]),
+        };
+        let mut buf = BytesMut::new();
+        assert!(matches!(
+            try_encode_request(1, &req, &mut buf),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(buf.is_empty());
+        let req = Request::Get {
+            key: Bytes::from(vec![b'k'; 65_535]),
+        };
+        encode_request(1, &req, &mut buf);
+        assert_eq!(decode_request(&mut buf), Ok(Some((1, req))));
+    }
 }

@@ -17,6 +17,9 @@ pub mod client;
 pub mod frame;
 pub mod server;
 
-pub use client::{Client, ClientConfig, WireError};
-pub use frame::{FrameError, Request, Response};
+pub use client::{Client, ClientConfig, DEFAULT_REQUEST_TIMEOUT, WireError};
+pub use frame::{
+    FrameError, KeyedEntry, MAX_BATCH_ITEMS, MAX_FRAME_BYTES, Request, Response, WriteStatus,
+    error_code,
+};
 pub use server::{ConnState, Handler, serve};

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use distcache_core::Entry;
 use distcache_core::clock::Clock;
 use distcache_core::store::{DeleteOutcome, SetOutcome, Store};
 use distcache_wire::frame::WriteStatus;
@@ -47,6 +49,14 @@ impl DataHandler {
     }
 }
 
+/// Values arrive as slices of the connection's read buffer; storing a slice
+/// would keep the whole buffer alive for as long as the value lives, so the
+/// store gets its own copy, sized to the value.
+fn owned(mut entry: Entry) -> Entry {
+    entry.value = Bytes::copy_from_slice(&entry.value);
+    entry
+}
+
 fn write_status(outcome: SetOutcome) -> WriteStatus {
     match outcome {
         SetOutcome::Stored => WriteStatus::Stored,
@@ -69,7 +79,7 @@ impl Handler for DataHandler {
             }
             Request::Set { key, entry } => {
                 self.ops.set.inc();
-                Response::Written(write_status(self.store.set(&key, entry, now)))
+                Response::Written(write_status(self.store.set(&key, owned(entry), now)))
             }
             Request::Delete { key, version } => {
                 self.ops.delete.inc();
@@ -89,7 +99,7 @@ impl Handler for DataHandler {
                 Response::WrittenMany(
                     entries
                         .into_iter()
-                        .map(|e| write_status(self.store.set(&e.key, e.entry, now)))
+                        .map(|e| write_status(self.store.set(&e.key, owned(e.entry), now)))
                         .collect(),
                 )
             }
