@@ -119,7 +119,7 @@ pub struct MasterConfig {
     #[arg(long, env = "WRITE_QUORUM", default_value = "all")]
     pub write_quorum: WriteQuorum,
 
-    /// Ring points per auxiliary (alias REPLICATION_FACTOR) [default: 1024 or the ring's tuned value]
+    /// Ring points per auxiliary (alias REPLICATION_FACTOR) [default: 1200, for an even spread]
     #[arg(long, env = "VIRTUAL_NODES", alias = "replication-factor")]
     pub virtual_nodes: Option<u32>,
 
