@@ -1,27 +1,101 @@
-//! The store every auxiliary serves. STUB: to be implemented.
+//! The store every auxiliary serves: a sharded, exact-LRU map from keys to
+//! versioned values with expiries, tombstones and counters.
 //!
-//! Contract:
-//! - Sharded by a hash of the key (foldhash with fixed seeds is fine; this
-//!   is not placement). Each shard is a `std::sync::Mutex` around an exact
-//!   LRU: a hash table of slab indices plus an index-linked doubly linked
-//!   list, no `unsafe`. With `shards == 1` the LRU order is exact.
-//! - Capacity: `max_items` items and optionally `max_bytes` (key bytes +
-//!   value bytes), divided evenly over the shards (rounded up). A write
-//!   that would exceed a shard's share evicts that shard's least recently
-//!   used items first. A `get` that hits counts as a use.
-//! - Every entry has a [`Version`]; a `set` is applied only when its
-//!   version is higher than the version the store holds for the key (live
-//!   entry or tombstone). `delete` leaves a tombstone with its version for
-//!   `tombstone_grace_ms`, so a late older write cannot bring the key back.
-//! - Expiry is an absolute Unix-millisecond time (`None` = never). An
-//!   expired entry is never returned; `purge_expired` reclaims expired
-//!   entries and old tombstones without scanning every entry.
-//! - Counters: hits, misses, evictions, expirations; gauges: items, bytes,
-//!   tombstones.
+//! # Contract
+//!
+//! - **Sharding.** A key's shard is chosen by foldhash with a fixed seed,
+//!   deterministic across processes and restarts (for a given foldhash
+//!   version), and independent of the ring's xxh3 placement. Each shard is a
+//!   `std::sync::Mutex` around an exact LRU: a hash table of slab indices plus
+//!   an index-linked doubly linked list, no `unsafe`. With `shards == 1` the
+//!   LRU order and the limits are exact.
+//! - **Capacity.** `max_items` items and optionally `max_bytes` (key bytes +
+//!   value bytes) are divided over the shards as evenly as integers allow
+//!   (shares differ by at most one, the first `total % shards` shards taking
+//!   the extra one), so the shares add up to exactly the configured limits
+//!   and the store as a whole never holds more. The one exception: every
+//!   shard holds at least one item, so with `max_items < shards` up to
+//!   `shards` items are held. A write that would exceed its shard's share
+//!   evicts that shard's least recently used items until it fits; a `get`
+//!   that hits counts as a use. An item alone larger than its shard's byte
+//!   share is refused ([`SetOutcome::TooLarge`]), whatever its version.
+//! - **Versions, last writer wins.** A `set` is applied only when its
+//!   [`Version`] is higher than the version the store holds for the key (live
+//!   entry or tombstone); an equal version is [`SetOutcome::Stale`]. A
+//!   `delete` at version `v` is `Stale` against a live entry of version `>= v`;
+//!   otherwise it removes the entry and leaves a tombstone holding `v` (or a
+//!   higher version already held) for `tombstone_grace_ms`, so a late older
+//!   write cannot bring the key back. Past its grace a tombstone is ignored,
+//!   then dropped. Tombstones are not items: they do not count against the
+//!   limits and are never evicted.
+//! - **Expiry** is an absolute Unix-millisecond time (`None` = never); an
+//!   entry is expired when `expires_at_ms <= now_ms`. An expired entry is
+//!   never returned. An expired entry not yet reclaimed counts as absent for
+//!   every purpose (it blocks no write, older or newer); whoever finds it
+//!   (`get`, `set`, `delete`) removes it and counts an expiration, and a
+//!   `get` that finds it also counts a miss. `peek`, `for_each_in_shard` and
+//!   `export` skip it without removing it.
+//! - **A write that arrives already expired** is [`SetOutcome::Expired`] and
+//!   stores nothing. If it is not stale it acts as a delete at its version:
+//!   the held older entry is removed (not counted as an eviction or an
+//!   expiration) and a tombstone is left. The newer write says the key is
+//!   gone; without the tombstone a replica that received it before a late
+//!   older write would keep that older value while a replica that received
+//!   them in order would not.
+//! - **Active expiry.** `purge_expired` reclaims due entries without
+//!   scanning: each shard keeps a min-heap of `(expires_at, slot)` records,
+//!   invalidated lazily and compacted when stale records pile up, and a FIFO
+//!   of tombstone deadlines (the grace is the same for all). Each call
+//!   removes at most `budget` entries and, separately, about `budget`
+//!   tombstones, spread fairly over the shards, starting from a different
+//!   shard each call.
+//! - **Eviction is strictly LRU**: an expired entry is not evicted ahead of
+//!   older live ones, but one that is evicted is counted as an expiration.
+//!   Reclaiming expired entries early is `purge_expired`'s job.
+//! - **Counters**: hits, misses, evictions, expirations; **gauges**: items and
+//!   bytes (expired entries included until reclaimed) and tombstones (those
+//!   past grace included until dropped), summed over shards.
+//! - No method panics, except [`Store::new`] on `max_items == 0` or
+//!   `shards == 0`.
+//!
+//! # Memory
+//!
+//! An item costs its key and value bytes plus one 80-byte slab node (key box
+//! 16, `Bytes` 32, version 16, expiry 8, two `u32` links 8), about 6 to 12
+//! bytes of hash index (a `u32` and a control byte per bucket, at 44 to 87%
+//! load), 16 to 32 bytes of expiry records if it has a TTL (stale records
+//! included), the allocator's overhead for the key's and the value's buffers,
+//! and, once a `Vec`-backed value has been read, `Bytes`' shared header. The
+//! slab keeps its high-water mark, which the shard's item limit bounds.
+//! Tombstones cost about 40 bytes plus the key, and 16 bytes of queue record.
+//!
+//! The value is kept as the `Bytes` the caller passed in: a slice of a larger
+//! buffer (a whole request body, say) keeps that whole buffer alive, so
+//! callers should hand over a value that owns just its bytes.
+//!
+//! # Layout
+//!
+//! - this file: the public types, the choice of shard, and the spreading of
+//!   purge work over shards.
+//! - `shard`: one shard's policy (versions, capacity, expiry, counters).
+//! - `lru`: the slab, the linked list and the index.
+//! - `expiry`: the lazily invalidated expiry heap.
+//! - `tombstones`: the tombstone table and its FIFO.
+//! - `tests`: unit tests; `model_tests`: property tests against a model.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 
 use crate::version::Version;
+use shard::Shard;
+
+mod expiry;
+mod lru;
+mod shard;
+mod tombstones;
 
 /// How a store is sized.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +145,9 @@ pub enum SetOutcome {
     /// The store already holds an equal or higher version (live or tombstone);
     /// nothing changed.
     Stale,
-    /// The entry had already expired at `now_ms`; nothing stored.
+    /// The entry had already expired at `now_ms`; nothing stored. Unless the
+    /// write was also stale, it acted as a delete at its version: an older
+    /// entry was removed and a tombstone left.
     Expired,
     /// The entry alone exceeds the store's byte limit (or per-shard share).
     TooLarge,
@@ -112,12 +188,81 @@ pub struct StoreStats {
 #[derive(Debug)]
 pub struct Store {
     config: StoreConfig,
+    // std's Mutex and not tokio's: a critical section is a few hash probes
+    // and link updates, never held across an `.await`, so briefly blocking
+    // is cheaper than an async lock's queueing.
+    shards: Box<[Mutex<Shard>]>,
+    /// Where the next `purge_expired` starts, so that no shard is always last.
+    purge_cursor: AtomicUsize,
+}
+
+/// Seed of the shard hash. Fixed, so that a key lands in the same shard in
+/// every process and an export re-imports shard by shard in LRU order.
+/// Changing it (or foldhash's algorithm) only reshuffles shards; nothing is
+/// persisted by shard.
+const SHARD_HASH_SEED: u64 = 0x6469_7374_6361_6368; // "distcach"
+
+/// The hash of `key` used both to pick its shard and to index it there.
+fn hash_key(key: &[u8]) -> u64 {
+    // `write`, not `hash_one`: `[u8]`'s `Hash` also writes a usize length,
+    // which differs between 32- and 64-bit targets.
+    let mut hasher = foldhash::fast::FixedState::with_seed(SHARD_HASH_SEED).build_hasher();
+    hasher.write(key);
+    hasher.finish()
+}
+
+/// The shard of a key hashed to `hash`, out of `shards`.
+fn shard_index(hash: u64, shards: usize) -> usize {
+    // hashbrown takes a bucket from the low bits of the hash and a 7-bit tag
+    // from the top ones; a shard taken from either would leave each shard's
+    // table a skewed slice of hashes. A folded multiply mixes all 64 bits,
+    // then the high half of a multiply maps the result onto `0..shards`.
+    let product = u128::from(hash) * 0x9E37_79B9_7F4A_7C15;
+    let mixed = (product as u64) ^ ((product >> 64) as u64);
+    ((u128::from(mixed) * shards as u128) >> 64) as usize
+}
+
+/// Shard `index`'s share of `total` over `shards`: the integer shares differ
+/// by at most one and add up to `total`.
+fn share(total: u64, shards: usize, index: usize) -> u64 {
+    let shards = shards as u64;
+    total / shards + u64::from((index as u64) < total % shards)
+}
+
+/// Most rounds of `purge_expired` over the shards; a shard still holding due
+/// work after that waits for the next call.
+const PURGE_ROUNDS: usize = 8;
+
+/// Most heap or queue records a purge visit may pop for a quota of `quota`:
+/// a few stale records per removal, plus slack.
+fn max_records(quota: usize) -> usize {
+    quota.saturating_mul(8).saturating_add(256)
 }
 
 impl Store {
     /// An empty store. Panics only if `max_items` or `shards` is 0.
     pub fn new(config: StoreConfig) -> Store {
-        Store { config }
+        assert!(
+            config.max_items > 0,
+            "StoreConfig::max_items must be at least 1"
+        );
+        assert!(config.shards > 0, "StoreConfig::shards must be at least 1");
+        let shards = (0..config.shards)
+            .map(|index| {
+                let max_items = share(config.max_items as u64, config.shards, index);
+                let max_bytes = config.max_bytes.map(|b| share(b, config.shards, index));
+                Mutex::new(Shard::new(
+                    usize::try_from(max_items).unwrap_or(usize::MAX),
+                    max_bytes,
+                    config.tombstone_grace_ms,
+                ))
+            })
+            .collect();
+        Store {
+            config,
+            shards,
+            purge_cursor: AtomicUsize::new(0),
+        }
     }
     /// The configuration the store was built with.
     pub fn config(&self) -> &StoreConfig {
@@ -126,67 +271,152 @@ impl Store {
     /// The live entry for `key`, marking it most recently used. Counts a hit or
     /// a miss; an expired entry is removed, counted as expired, and missed.
     pub fn get(&self, key: &[u8], now_ms: u64) -> Option<Entry> {
-        let _ = (key, now_ms);
-        todo!()
+        let hash = hash_key(key);
+        self.lock_for(hash).get(hash, key, now_ms)
     }
     /// Like `get` but neither reorders the LRU nor counts a hit or miss
     /// (used by transfers and snapshots).
     pub fn peek(&self, key: &[u8], now_ms: u64) -> Option<Entry> {
-        let _ = (key, now_ms);
-        todo!()
+        let hash = hash_key(key);
+        self.lock_for(hash).peek(hash, key, now_ms)
     }
     /// Stores `entry` under `key` if its version is higher than what the
     /// store holds, as most recently used, evicting LRU items over capacity.
     pub fn set(&self, key: &[u8], entry: Entry, now_ms: u64) -> SetOutcome {
-        let _ = (key, entry, now_ms);
-        todo!()
+        let hash = hash_key(key);
+        self.lock_for(hash).set(hash, key, entry, now_ms)
     }
     /// Deletes `key` at `version`, leaving a tombstone.
     pub fn delete(&self, key: &[u8], version: Version, now_ms: u64) -> DeleteOutcome {
-        let _ = (key, version, now_ms);
-        todo!()
+        let hash = hash_key(key);
+        self.lock_for(hash).delete(hash, key, version, now_ms)
     }
     /// Removes `key` only if its live entry still has exactly `version`
     /// (used after a transfer: never drops a newer write). No tombstone.
     /// Returns whether it removed anything.
     pub fn remove_if_version(&self, key: &[u8], version: Version) -> bool {
-        let _ = (key, version);
-        todo!()
+        let hash = hash_key(key);
+        self.lock_for(hash).remove_if_version(hash, key, version)
     }
     /// Reclaims up to `budget` expired entries and expired tombstones;
     /// returns how many entries it removed (tombstones not counted).
+    ///
+    /// Entries go earliest expiry first within a shard. The budget is spread
+    /// over the shards that have due work, each taking an equal part per
+    /// round; tombstones get a budget of their own, spread the same way.
     pub fn purge_expired(&self, now_ms: u64, budget: usize) -> usize {
-        let _ = (now_ms, budget);
-        todo!()
+        let start = self.purge_cursor.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        let removed = self.spread(start, budget, |shard, quota| {
+            shard.purge_items(now_ms, quota, max_records(quota))
+        });
+        self.spread(start, budget, |shard, quota| {
+            shard.purge_tombstones(now_ms, quota, max_records(quota))
+        });
+        removed
     }
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.config.shards
     }
+    /// The shard `key` belongs to, in `0..shard_count()`; the same in every
+    /// process.
+    pub fn shard_for(&self, key: &[u8]) -> usize {
+        shard_index(hash_key(key), self.shards.len())
+    }
     /// Calls `f` for every live (unexpired at `now_ms`) entry of shard
     /// `shard`, least recently used first, without changing the LRU order.
-    /// Holds the shard's lock throughout: keep `f` cheap.
+    /// Holds the shard's lock throughout: keep `f` cheap. Does nothing if
+    /// `shard` is out of range.
     pub fn for_each_in_shard(&self, shard: usize, now_ms: u64, f: impl FnMut(&[u8], &Entry)) {
-        let _ = (shard, now_ms, f);
-        todo!()
+        if shard < self.shards.len() {
+            self.lock(shard).for_each(now_ms, f);
+        }
     }
     /// Every live entry, shard by shard, least recently used first within a
     /// shard: inserting them in this order into an empty store with the same
     /// shard count reproduces each shard's LRU order.
     pub fn export(&self, now_ms: u64) -> Vec<(Bytes, Entry)> {
-        let _ = now_ms;
-        todo!()
+        let mut entries = Vec::with_capacity(self.len());
+        for shard in 0..self.shards.len() {
+            self.for_each_in_shard(shard, now_ms, |key, entry| {
+                entries.push((Bytes::copy_from_slice(key), entry.clone()));
+            });
+        }
+        entries
     }
     /// Counters and gauges.
     pub fn stats(&self) -> StoreStats {
-        todo!()
+        (0..self.shards.len()).fold(StoreStats::default(), |sum, shard| {
+            let part = self.lock(shard).stats();
+            StoreStats {
+                items: sum.items + part.items,
+                bytes: sum.bytes + part.bytes,
+                tombstones: sum.tombstones + part.tombstones,
+                hits: sum.hits + part.hits,
+                misses: sum.misses + part.misses,
+                evictions: sum.evictions + part.evictions,
+                expirations: sum.expirations + part.expirations,
+            }
+        })
     }
     /// Live item count (cheap).
     pub fn len(&self) -> usize {
-        todo!()
+        (0..self.shards.len())
+            .map(|shard| self.lock(shard).len())
+            .sum()
     }
     /// True when no items are held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        // A poisoned shard is still consistent: the only code that can panic
+        // under a shard's lock is a caller's `for_each_in_shard` closure, and
+        // iterating changes nothing.
+        self.shards[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_for(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        self.lock(shard_index(hash, self.shards.len()))
+    }
+
+    /// Spends `budget` units of work over the shards, starting at `start`:
+    /// each round gives every shard that still has work an equal quota.
+    /// `visit` does up to its quota and returns how much it did and whether
+    /// work remains. Returns the work done.
+    fn spread(
+        &self,
+        start: usize,
+        budget: usize,
+        mut visit: impl FnMut(&mut Shard, usize) -> (usize, bool),
+    ) -> usize {
+        let count = self.shards.len();
+        let mut pending: Vec<usize> = (0..count).map(|i| (start + i) % count).collect();
+        let mut done = 0;
+        for _ in 0..PURGE_ROUNDS {
+            let left = budget.saturating_sub(done);
+            if left == 0 || pending.is_empty() {
+                break;
+            }
+            let quota = left.div_ceil(pending.len());
+            pending.retain(|&shard| {
+                let left = budget.saturating_sub(done);
+                if left == 0 {
+                    return true;
+                }
+                let (did, more) = visit(&mut self.lock(shard), quota.min(left));
+                done += did;
+                more
+            });
+        }
+        done
+    }
 }
+
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod tests;

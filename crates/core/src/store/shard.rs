@@ -1,0 +1,312 @@
+//! One shard of the store: an exact LRU of items with their versions and
+//! expiries, the shard's tombstones, its expiry index and its counters. All
+//! policy lives here (last writer wins, capacity, expiry); the store only
+//! picks the shard and takes its lock.
+
+use std::fmt;
+
+use super::expiry::ExpiryIndex;
+use super::lru::{Lru, MAX_SLOTS, Node, item_size};
+use super::tombstones::Tombstones;
+use super::{DeleteOutcome, Entry, SetOutcome, StoreStats};
+use crate::version::Version;
+
+/// Counters of one shard; only ever changed under the shard's lock.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    hits: u64,
+    misses: u64,
+    evictions: u64,
+    expirations: u64,
+}
+
+/// A shard. Aligned to two cache lines so that shards laid side by side in
+/// the store's slice never share a line: a writer busy in one shard does not
+/// slow down the lock of its neighbour.
+#[repr(align(128))]
+pub(super) struct Shard {
+    lru: Lru,
+    expiry: ExpiryIndex,
+    tombstones: Tombstones,
+    max_items: usize,
+    /// `u64::MAX` when the store has no byte limit.
+    max_bytes: u64,
+    counters: Counters,
+}
+
+/// True when an item with internal expiry `expires_at` (0 = never) is gone at
+/// `now_ms`.
+fn is_expired(expires_at: u64, now_ms: u64) -> bool {
+    expires_at != 0 && expires_at <= now_ms
+}
+
+fn entry_of(node: &Node) -> Entry {
+    Entry {
+        value: node.value.clone(),
+        expires_at_ms: (node.expires_at != 0).then_some(node.expires_at),
+        version: node.version,
+    }
+}
+
+impl Shard {
+    /// A shard holding at most `max_items` items (at least one, at most what
+    /// `u32` slot numbers can index) and `max_bytes` bytes.
+    pub(super) fn new(max_items: usize, max_bytes: Option<u64>, tombstone_grace_ms: u64) -> Shard {
+        Shard {
+            lru: Lru::new(),
+            expiry: ExpiryIndex::default(),
+            tombstones: Tombstones::new(tombstone_grace_ms),
+            max_items: max_items.clamp(1, MAX_SLOTS - 1),
+            max_bytes: max_bytes.unwrap_or(u64::MAX),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(super) fn get(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<Entry> {
+        let Some(slot) = self.live_slot(hash, key, now_ms) else {
+            self.counters.misses += 1;
+            return None;
+        };
+        self.lru.touch(slot);
+        self.counters.hits += 1;
+        Some(entry_of(self.lru.node(slot)))
+    }
+
+    pub(super) fn peek(&self, hash: u64, key: &[u8], now_ms: u64) -> Option<Entry> {
+        let node = self.lru.node(self.lru.find(hash, key)?);
+        (!is_expired(node.expires_at, now_ms)).then(|| entry_of(node))
+    }
+
+    pub(super) fn set(&mut self, hash: u64, key: &[u8], entry: Entry, now_ms: u64) -> SetOutcome {
+        // Size first: an item that can never fit is refused whatever its
+        // version, and refusing it changes nothing (an older value stays).
+        let size = item_size(key, &entry.value);
+        if size > self.max_bytes {
+            return SetOutcome::TooLarge;
+        }
+        let live = self.live_slot(hash, key, now_ms);
+        let held = match live {
+            Some(slot) => Some(self.lru.node(slot).version),
+            // A key never has both a live item and a tombstone.
+            None => self.tombstones.held(hash, key, now_ms),
+        };
+        if held.is_some_and(|held| entry.version <= held) {
+            return SetOutcome::Stale;
+        }
+        let expires_at = match entry.expires_at_ms {
+            None => 0,
+            Some(at) if at > now_ms => at,
+            Some(_) => {
+                // The newer write says the key is gone by now: that is a
+                // delete at its version. Leaving a tombstone (not just
+                // dropping the older item) keeps replicas convergent: a
+                // replica that got this write before a late older one must
+                // refuse the older one, as a replica that got them in order
+                // has already dropped it.
+                if let Some(slot) = live {
+                    self.remove(slot);
+                }
+                self.tombstones.record(hash, key, entry.version, now_ms);
+                return SetOutcome::Expired;
+            }
+        };
+        match live {
+            Some(slot) => {
+                let old = self
+                    .lru
+                    .replace(slot, entry.value, entry.version, expires_at);
+                self.expiry.retrack(slot, old, expires_at);
+                // The item is now the most recent and fits alone, so this
+                // stops before reaching it.
+                while self.lru.bytes() > self.max_bytes {
+                    match self.lru.least_recent() {
+                        Some(oldest) if oldest != slot => self.evict(oldest, now_ms),
+                        _ => break,
+                    }
+                }
+            }
+            None => {
+                self.tombstones.remove(hash, key);
+                while self.lru.len() >= self.max_items
+                    || self.lru.bytes().saturating_add(size) > self.max_bytes
+                {
+                    let Some(oldest) = self.lru.least_recent() else {
+                        break;
+                    };
+                    self.evict(oldest, now_ms);
+                }
+                let slot = self
+                    .lru
+                    .insert(hash, key, entry.value, entry.version, expires_at);
+                self.expiry.retrack(slot, 0, expires_at);
+            }
+        }
+        if self.expiry.needs_compaction() {
+            let lru = &self.lru;
+            self.expiry
+                .compact(|expires_at, slot| lru.expires_at_is(slot, expires_at));
+        }
+        SetOutcome::Stored
+    }
+
+    pub(super) fn delete(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        version: Version,
+        now_ms: u64,
+    ) -> DeleteOutcome {
+        match self.live_slot(hash, key, now_ms) {
+            Some(slot) if self.lru.node(slot).version >= version => DeleteOutcome::Stale,
+            Some(slot) => {
+                self.remove(slot);
+                self.tombstones.record(hash, key, version, now_ms);
+                DeleteOutcome::Deleted
+            }
+            None => {
+                self.tombstones.record(hash, key, version, now_ms);
+                DeleteOutcome::NotFound
+            }
+        }
+    }
+
+    pub(super) fn remove_if_version(&mut self, hash: u64, key: &[u8], version: Version) -> bool {
+        match self.lru.find(hash, key) {
+            Some(slot) if self.lru.node(slot).version == version => {
+                self.remove(slot);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes up to `budget` items expired at `now_ms`, earliest expiry
+    /// first, popping at most `max_records` expiry records. Returns how many
+    /// it removed and whether due records remain.
+    pub(super) fn purge_items(
+        &mut self,
+        now_ms: u64,
+        budget: usize,
+        max_records: usize,
+    ) -> (usize, bool) {
+        let mut removed = 0;
+        let mut examined = 0;
+        while removed < budget && examined < max_records {
+            let Some((expires_at, slot)) = self.expiry.pop_due(now_ms) else {
+                break;
+            };
+            examined += 1;
+            if self.lru.expires_at_is(slot, expires_at) {
+                self.remove(slot);
+                self.counters.expirations += 1;
+                removed += 1;
+            }
+        }
+        (removed, self.expiry.has_due(now_ms))
+    }
+
+    /// Drops tombstones past their grace at `now_ms`; see [`Tombstones::purge`].
+    pub(super) fn purge_tombstones(
+        &mut self,
+        now_ms: u64,
+        budget: usize,
+        max_records: usize,
+    ) -> (usize, bool) {
+        self.tombstones.purge(now_ms, budget, max_records)
+    }
+
+    /// Calls `f` for each item unexpired at `now_ms`, least recently used first.
+    pub(super) fn for_each(&self, now_ms: u64, mut f: impl FnMut(&[u8], &Entry)) {
+        for node in self.lru.iter() {
+            if !is_expired(node.expires_at, now_ms) {
+                f(&node.key, &entry_of(node));
+            }
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.lru.len()
+    }
+
+    pub(super) fn stats(&self) -> StoreStats {
+        StoreStats {
+            items: self.lru.len() as u64,
+            bytes: self.lru.bytes(),
+            tombstones: self.tombstones.len() as u64,
+            hits: self.counters.hits,
+            misses: self.counters.misses,
+            evictions: self.counters.evictions,
+            expirations: self.counters.expirations,
+        }
+    }
+
+    /// The slot of `key`'s item if it is live at `now_ms`. An expired item is
+    /// removed here and counted: for every purpose the key is gone.
+    fn live_slot(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<u32> {
+        let slot = self.lru.find(hash, key)?;
+        if is_expired(self.lru.node(slot).expires_at, now_ms) {
+            self.remove(slot);
+            self.counters.expirations += 1;
+            return None;
+        }
+        Some(slot)
+    }
+
+    /// Removes the item in `slot` to make room, counting it as evicted, or as
+    /// expired if it already was.
+    fn evict(&mut self, slot: u32, now_ms: u64) {
+        let node = self.remove(slot);
+        if is_expired(node.expires_at, now_ms) {
+            self.counters.expirations += 1;
+        } else {
+            self.counters.evictions += 1;
+        }
+    }
+
+    fn remove(&mut self, slot: u32) -> Node {
+        let node = self.lru.remove(slot);
+        self.expiry.retrack(slot, node.expires_at, 0);
+        node
+    }
+}
+
+impl fmt::Debug for Shard {
+    // A summary: the items themselves could be millions.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shard")
+            .field("items", &self.lru.len())
+            .field("bytes", &self.lru.bytes())
+            .field("tombstones", &self.tombstones.len())
+            .field("max_items", &self.max_items)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Views of the internals for tests.
+#[cfg(test)]
+impl Shard {
+    /// Every item's key, least recently used first, expired ones included.
+    pub(super) fn raw_keys(&self) -> Vec<Vec<u8>> {
+        self.lru.iter().map(|node| node.key.to_vec()).collect()
+    }
+
+    pub(super) fn tombstone_dump(&self) -> Vec<(Vec<u8>, Version, u64)> {
+        self.tombstones.dump()
+    }
+
+    /// (expiry records held, items with an expiry, slab slots, tombstone
+    /// queue records).
+    pub(super) fn index_sizes(&self) -> (usize, usize, usize, usize) {
+        (
+            self.expiry.records(),
+            self.expiry.tracked(),
+            self.lru.slab_len(),
+            self.tombstones.queue_len(),
+        )
+    }
+
+    pub(super) fn limits(&self) -> (usize, u64) {
+        (self.max_items, self.max_bytes)
+    }
+}
