@@ -97,13 +97,24 @@ mod tests {
         let c = clock.tick(999); // the wall clock stepped back
         let d = clock.tick(1001);
         assert!(a < b && b < c && c < d, "{a} {b} {c} {d}");
-        assert_eq!(d, Version { millis: 1001, counter: 0, origin: 7 });
+        assert_eq!(
+            d,
+            Version {
+                millis: 1001,
+                counter: 0,
+                origin: 7
+            }
+        );
     }
 
     #[test]
     fn observing_a_later_version_moves_the_clock_past_it() {
         let clock = HybridClock::new(1);
-        let seen = Version { millis: 5000, counter: 3, origin: 2 };
+        let seen = Version {
+            millis: 5000,
+            counter: 3,
+            origin: 2,
+        };
         clock.observe(seen);
         let next = clock.tick(10);
         assert!(next > seen, "{next} should order after {seen}");
@@ -111,8 +122,16 @@ mod tests {
 
     #[test]
     fn origin_breaks_ties_and_is_stable() {
-        let a = Version { millis: 1, counter: 1, origin: 1 };
-        let b = Version { millis: 1, counter: 1, origin: 2 };
+        let a = Version {
+            millis: 1,
+            counter: 1,
+            origin: 1,
+        };
+        let b = Version {
+            millis: 1,
+            counter: 1,
+            origin: 2,
+        };
         assert!(a < b);
         assert_eq!(origin_id("master-1"), origin_id("master-1"));
         assert_ne!(origin_id("master-1"), origin_id("master-2"));

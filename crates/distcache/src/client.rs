@@ -115,7 +115,10 @@ pub async fn get(args: KeyArgs) -> ExitCode {
     match client().get(&url).send().await {
         Ok(resp) if resp.status().is_success() => match resp.json::<Value>().await {
             Ok(body) => {
-                println!("{}", serde_json::to_string_pretty(&body["value"]).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&body["value"]).unwrap_or_default()
+                );
                 if let Some(ttl) = body["ttl"].as_u64() {
                     eprintln!("(expires in {ttl} s)");
                 }
@@ -161,7 +164,10 @@ pub async fn nodes(args: UrlArgs) -> ExitCode {
         Err(e) => return fail(format!("cannot reach {url}: {e}")),
     };
     let nodes = body["nodes"].as_array().cloned().unwrap_or_default();
-    println!("{:<24} {:<22} {:<8} {:>10} {:>12}", "ID", "ADDRESS", "STATE", "ITEMS", "BYTES");
+    println!(
+        "{:<24} {:<22} {:<8} {:>10} {:>12}",
+        "ID", "ADDRESS", "STATE", "ITEMS", "BYTES"
+    );
     for n in &nodes {
         println!(
             "{:<24} {:<22} {:<8} {:>10} {:>12}",

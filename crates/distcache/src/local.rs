@@ -52,16 +52,30 @@ fn common(node_id: String, backup_dir: PathBuf) -> CommonConfig {
 /// Starts the cluster and runs it until `shutdown` triggers.
 pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let master_ports: Vec<u16> = (0..args.masters)
-        .map(|i| args.port.checked_add(i).context("--port plus --masters is past 65535"))
+        .map(|i| {
+            args.port
+                .checked_add(i)
+                .context("--port plus --masters is past 65535")
+        })
         .collect::<anyhow::Result<_>>()?;
-    let master_addrs: Vec<String> = master_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let master_addrs: Vec<String> = master_ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
     let mut nodes = JoinSet::new();
 
     for (i, &port) in master_ports.iter().enumerate() {
         let config = MasterConfig {
-            common: common(format!("master-{}", i + 1), args.backup_dir.join(format!("master-{}", i + 1))),
+            common: common(
+                format!("master-{}", i + 1),
+                args.backup_dir.join(format!("master-{}", i + 1)),
+            ),
             port,
-            master_peers: master_addrs.iter().filter(|a| !a.ends_with(&format!(":{port}"))).cloned().collect(),
+            master_peers: master_addrs
+                .iter()
+                .filter(|a| !a.ends_with(&format!(":{port}")))
+                .cloned()
+                .collect(),
             aux_servers: Vec::new(),
             replicas: args.replicas,
             write_quorum: WriteQuorum::All,
@@ -82,7 +96,10 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let mut aux_addrs = Vec::new();
     for i in 0..args.auxiliaries {
         let config = AuxConfig {
-            common: common(format!("aux-{}", i + 1), args.backup_dir.join(format!("aux-{}", i + 1))),
+            common: common(
+                format!("aux-{}", i + 1),
+                args.backup_dir.join(format!("aux-{}", i + 1)),
+            ),
             port: 0,
             data_port: Some(0),
             advertise_addr: None,
@@ -105,9 +122,15 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         println!("  master     http://{addr}   (REST API, /health, /metrics)");
     }
     for (i, addr) in aux_addrs.iter().enumerate() {
-        println!("  auxiliary  http://{addr}   aux-{} (/health, /metrics)", i + 1);
+        println!(
+            "  auxiliary  http://{addr}   aux-{} (/health, /metrics)",
+            i + 1
+        );
     }
-    println!("Try:  curl -X POST http://{}/data -d '{{\"key\":\"user1\",\"value\":\"John Doe\",\"ttl\":3600}}'", master_addrs[0]);
+    println!(
+        "Try:  curl -X POST http://{}/data -d '{{\"key\":\"user1\",\"value\":\"John Doe\",\"ttl\":3600}}'",
+        master_addrs[0]
+    );
     println!("      curl http://{}/data/user1", master_addrs[0]);
     println!("Press Ctrl-C to stop.");
 

@@ -84,7 +84,10 @@ fn watch_signals(shutdown: Shutdown) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("distcache: cannot start the runtime: {e}");
@@ -93,18 +96,22 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Master(config) => serve(|shutdown| async move {
-                let config = config.validate()?;
-                let listener = master::bind(&config).await?;
-                master::run(config, listener, system_clock(), shutdown).await
-            })
-            .await,
-            Command::Aux(config) => serve(|shutdown| async move {
-                let config = config.validate()?;
-                let listeners = auxiliary::AuxListeners::bind(&config).await?;
-                auxiliary::run(config, listeners, system_clock(), shutdown).await
-            })
-            .await,
+            Command::Master(config) => {
+                serve(|shutdown| async move {
+                    let config = config.validate()?;
+                    let listener = master::bind(&config).await?;
+                    master::run(config, listener, system_clock(), shutdown).await
+                })
+                .await
+            }
+            Command::Aux(config) => {
+                serve(|shutdown| async move {
+                    let config = config.validate()?;
+                    let listeners = auxiliary::AuxListeners::bind(&config).await?;
+                    auxiliary::run(config, listeners, system_clock(), shutdown).await
+                })
+                .await
+            }
             Command::Local(args) => serve(|shutdown| local::run(args, shutdown)).await,
             Command::Set(args) => client::set(args).await,
             Command::Get(args) => client::get(args).await,

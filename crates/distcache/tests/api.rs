@@ -46,7 +46,10 @@ fn values_of_every_json_type_round_trip_exactly() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let text = c.get(0, "exact").text().unwrap();
-    assert!(text.contains(r#""value":{"n":1.0e3,"s":"\u00e9"}"#), "{text}");
+    assert!(
+        text.contains(r#""value":{"n":1.0e3,"s":"\u00e9"}"#),
+        "{text}"
+    );
 }
 
 #[test]
@@ -77,9 +80,21 @@ fn keys_with_reserved_characters_round_trip() {
     }
     // "." and ".." cannot travel as a URL path segment (URL libraries resolve
     // them, even percent-encoded), but they are keys like any other.
-    let resp = c.http.post(c.url(0, "/data/bulk")).json(&json!([{"key": ".", "value": 1}, {"key": "..", "value": 2}])).send().unwrap();
+    let resp = c
+        .http
+        .post(c.url(0, "/data/bulk"))
+        .json(&json!([{"key": ".", "value": 1}, {"key": "..", "value": 2}]))
+        .send()
+        .unwrap();
     assert_eq!(resp.json::<Value>().unwrap()["stored"], json!(2));
-    let got: Value = c.http.post(c.url(0, "/data/bulk/get")).json(&json!([".", ".."])).send().unwrap().json().unwrap();
+    let got: Value = c
+        .http
+        .post(c.url(0, "/data/bulk/get"))
+        .json(&json!([".", ".."]))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(got, json!({".": 1, "..": 2}));
     for key in keys {
         assert_eq!(c.delete(0, key).status(), 200, "delete {key:?}");
@@ -108,20 +123,38 @@ fn set_replace_get_delete() {
 #[test]
 fn ttl_counts_down_and_expired_keys_vanish_and_are_reclaimed() {
     let c = cluster();
-    assert_eq!(c.set_ttl(0, "short", json!("soon gone"), Some(1)).status(), 200);
-    assert_eq!(c.set_ttl(0, "long", json!("stays"), Some(3600)).status(), 200);
-    assert_eq!(c.set_ttl(0, "zero", json!("forever"), Some(0)).status(), 200);
+    assert_eq!(
+        c.set_ttl(0, "short", json!("soon gone"), Some(1)).status(),
+        200
+    );
+    assert_eq!(
+        c.set_ttl(0, "long", json!("stays"), Some(3600)).status(),
+        200
+    );
+    assert_eq!(
+        c.set_ttl(0, "zero", json!("forever"), Some(0)).status(),
+        200
+    );
     let body: Value = c.get(0, "long").json().unwrap();
     let ttl = body["ttl"].as_u64().expect("ttl is a number");
     assert!((3590..=3600).contains(&ttl), "ttl {ttl}");
-    assert_eq!(c.get(0, "zero").json::<Value>().unwrap()["ttl"], Value::Null);
+    assert_eq!(
+        c.get(0, "zero").json::<Value>().unwrap()["ttl"],
+        Value::Null
+    );
     let short: Value = c.get(0, "short").json().unwrap();
     assert_eq!(short["ttl"], json!(1));
 
     // Expired keys are reclaimed by the auxiliaries without any read: the
     // stored copies of "short" (one per replica) leave the item counts.
     let items = |c: &Cluster| -> u64 {
-        let nodes: Value = c.http.get(c.url(0, "/nodes")).send().unwrap().json().unwrap();
+        let nodes: Value = c
+            .http
+            .get(c.url(0, "/nodes"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
         nodes["nodes"]
             .as_array()
             .unwrap()
@@ -140,7 +173,11 @@ fn ttl_counts_down_and_expired_keys_vanish_and_are_reclaimed() {
             .sum()
     };
     assert_eq!(items(&c), 6, "three keys on two replicas each");
-    wait_until(Duration::from_secs(10), "the expired key is reclaimed", || items(&c) == 4);
+    wait_until(
+        Duration::from_secs(10),
+        "the expired key is reclaimed",
+        || items(&c) == 4,
+    );
     assert_eq!(c.get(0, "short").status(), 404);
     assert_eq!(c.value(0, "long"), Some(json!("stays")));
     assert_eq!(c.value(0, "zero"), Some(json!("forever")));
@@ -159,7 +196,11 @@ fn bad_input_gets_a_json_error_with_the_right_status() {
     };
     assert_error(post(r#"{"key":"","value":1}"#), 400, "bad_key");
     let long = "k".repeat(1025);
-    assert_error(post(&format!(r#"{{"key":"{long}","value":1}}"#)), 400, "bad_key");
+    assert_error(
+        post(&format!(r#"{{"key":"{long}","value":1}}"#)),
+        400,
+        "bad_key",
+    );
     assert_error(post("{not json"), 400, "bad_json");
     assert_error(post(""), 400, "bad_json");
     assert_error(post(r#"{"key":"a"}"#), 400, "bad_json");
@@ -169,7 +210,11 @@ fn bad_input_gets_a_json_error_with_the_right_status() {
     assert_error(post(r#"{"key":"a","value":1,"ttl":1.5}"#), 400, "bad_ttl");
     assert_error(post(r#"{"key":"a","value":1,"ttl":"60"}"#), 400, "bad_ttl");
     assert_error(post(r#"["a",1]"#), 400, "bad_json");
-    assert_error(post(r#"{"key":"a","value":1,"key":"b","extra":0}"#), 400, "bad_json");
+    assert_error(
+        post(r#"{"key":"a","value":1,"key":"b","extra":0}"#),
+        400,
+        "bad_json",
+    );
     assert_error(post(r#"{"key":"a","value":1,"tll":60}"#), 400, "bad_json");
     assert_error(post(r#"["key","value"]"#), 400, "bad_json");
     // A value over the 1 MiB default limit.
@@ -178,20 +223,50 @@ fn bad_input_gets_a_json_error_with_the_right_status() {
     // A body over the body limit. The server answers before reading it all
     // and then closes the connection, so this uses a connection of its own.
     let huge = "x".repeat(17 * 1024 * 1024);
-    let own = reqwest::blocking::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-    assert_error(own.post(c.url(0, "/data")).body(huge).send().unwrap(), 413, "body_too_large");
+    let own = reqwest::blocking::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    assert_error(
+        own.post(c.url(0, "/data")).body(huge).send().unwrap(),
+        413,
+        "body_too_large",
+    );
     // Keys in the path.
     assert_error(
-        c.http.get(c.url(0, &format!("/data/{long}"))).send().unwrap(),
+        c.http
+            .get(c.url(0, &format!("/data/{long}")))
+            .send()
+            .unwrap(),
         400,
         "bad_key",
     );
-    assert_error(c.http.get(c.url(0, "/data/")).send().unwrap(), 400, "bad_key");
-    assert_error(c.http.get(c.url(0, "/data/%FF%FE")).send().unwrap(), 400, "bad_path");
+    assert_error(
+        c.http.get(c.url(0, "/data/")).send().unwrap(),
+        400,
+        "bad_key",
+    );
+    assert_error(
+        c.http.get(c.url(0, "/data/%FF%FE")).send().unwrap(),
+        400,
+        "bad_path",
+    );
     // Unknown routes and methods.
-    assert_error(c.http.get(c.url(0, "/nope")).send().unwrap(), 404, "no_route");
-    assert_error(c.http.put(c.url(0, "/data")).send().unwrap(), 405, "method_not_allowed");
-    assert_error(c.http.patch(c.url(0, "/data/x")).send().unwrap(), 405, "method_not_allowed");
+    assert_error(
+        c.http.get(c.url(0, "/nope")).send().unwrap(),
+        404,
+        "no_route",
+    );
+    assert_error(
+        c.http.put(c.url(0, "/data")).send().unwrap(),
+        405,
+        "method_not_allowed",
+    );
+    assert_error(
+        c.http.patch(c.url(0, "/data/x")).send().unwrap(),
+        405,
+        "method_not_allowed",
+    );
     // Nothing above was stored, and the cluster still serves.
     assert_eq!(c.get(0, "a").status(), 404);
     assert_eq!(c.set(0, "a", json!(1)).status(), 200);
@@ -202,9 +277,17 @@ fn bulk_set_and_get_report_per_key() {
     let c = cluster();
     let items: Vec<Value> = (0..200)
         .map(|i| json!({"key": format!("bulk-{i}"), "value": {"n": i}}))
-        .chain([json!({"key": "", "value": 1}), json!({"key": "ttl-key", "value": 1, "ttl": 60})])
+        .chain([
+            json!({"key": "", "value": 1}),
+            json!({"key": "ttl-key", "value": 1, "ttl": 60}),
+        ])
         .collect();
-    let resp = c.http.post(c.url(0, "/data/bulk")).json(&items).send().unwrap();
+    let resp = c
+        .http
+        .post(c.url(0, "/data/bulk"))
+        .json(&items)
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().unwrap();
     assert_eq!(body["stored"], json!(201), "{body}");
@@ -214,11 +297,22 @@ fn bulk_set_and_get_report_per_key() {
     assert_eq!(failed[0]["error"]["code"], json!("bad_key"));
 
     assert_eq!(c.value(0, "bulk-17"), Some(json!({"n": 17})));
-    let ttl = c.get(0, "ttl-key").json::<Value>().unwrap()["ttl"].as_u64().unwrap();
+    let ttl = c.get(0, "ttl-key").json::<Value>().unwrap()["ttl"]
+        .as_u64()
+        .unwrap();
     assert!(ttl > 50 && ttl <= 60, "{ttl}");
 
-    let keys: Vec<String> = (0..200).step_by(7).map(|i| format!("bulk-{i}")).chain(["missing".to_string()]).collect();
-    let resp = c.http.post(c.url(0, "/data/bulk/get")).json(&keys).send().unwrap();
+    let keys: Vec<String> = (0..200)
+        .step_by(7)
+        .map(|i| format!("bulk-{i}"))
+        .chain(["missing".to_string()])
+        .collect();
+    let resp = c
+        .http
+        .post(c.url(0, "/data/bulk/get"))
+        .json(&keys)
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let got: Value = resp.json().unwrap();
     let got = got.as_object().unwrap();
@@ -230,11 +324,50 @@ fn bulk_set_and_get_report_per_key() {
 
     // Limits and malformed bodies.
     let too_many: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
-    assert_error(c.http.post(c.url(0, "/data/bulk/get")).json(&too_many).send().unwrap(), 413, "batch_too_large");
-    assert_error(c.http.post(c.url(0, "/data/bulk/get")).body("{}").send().unwrap(), 400, "bad_json");
-    assert_error(c.http.post(c.url(0, "/data/bulk/get")).json(&json!([""])).send().unwrap(), 400, "bad_key");
-    assert_error(c.http.post(c.url(0, "/data/bulk")).body("[{]").send().unwrap(), 400, "bad_json");
-    let empty: Value = c.http.post(c.url(0, "/data/bulk/get")).json(&json!([])).send().unwrap().json().unwrap();
+    assert_error(
+        c.http
+            .post(c.url(0, "/data/bulk/get"))
+            .json(&too_many)
+            .send()
+            .unwrap(),
+        413,
+        "batch_too_large",
+    );
+    assert_error(
+        c.http
+            .post(c.url(0, "/data/bulk/get"))
+            .body("{}")
+            .send()
+            .unwrap(),
+        400,
+        "bad_json",
+    );
+    assert_error(
+        c.http
+            .post(c.url(0, "/data/bulk/get"))
+            .json(&json!([""]))
+            .send()
+            .unwrap(),
+        400,
+        "bad_key",
+    );
+    assert_error(
+        c.http
+            .post(c.url(0, "/data/bulk"))
+            .body("[{]")
+            .send()
+            .unwrap(),
+        400,
+        "bad_json",
+    );
+    let empty: Value = c
+        .http
+        .post(c.url(0, "/data/bulk/get"))
+        .json(&json!([]))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(empty, json!({}));
 }
 
@@ -254,7 +387,13 @@ fn health_nodes_ring_and_metrics_describe_the_cluster() {
     for i in 0..30 {
         c.set(0, &format!("n{i}"), json!(i));
     }
-    let nodes: Value = c.http.get(c.url(0, "/nodes")).send().unwrap().json().unwrap();
+    let nodes: Value = c
+        .http
+        .get(c.url(0, "/nodes"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let nodes = nodes["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
     for n in nodes {
@@ -263,16 +402,44 @@ fn health_nodes_ring_and_metrics_describe_the_cluster() {
         assert!(n["data_addr"].as_str().unwrap().starts_with("127.0.0.1:"));
         assert!(n["last_seen"].as_u64().is_some());
     }
-    let one: Value = c.http.get(c.url(0, "/nodes/aux-2")).send().unwrap().json().unwrap();
+    let one: Value = c
+        .http
+        .get(c.url(0, "/nodes/aux-2"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(one["id"], json!("aux-2"));
-    assert_error(c.http.get(c.url(0, "/nodes/nope")).send().unwrap(), 404, "node_not_found");
+    assert_error(
+        c.http.get(c.url(0, "/nodes/nope")).send().unwrap(),
+        404,
+        "node_not_found",
+    );
     // Items reach /nodes with the next health check: 30 keys × 2 replicas.
     wait_until(Duration::from_secs(10), "item counts in /nodes", || {
-        let nodes: Value = c.http.get(c.url(0, "/nodes")).send().unwrap().json().unwrap();
-        nodes["nodes"].as_array().unwrap().iter().map(|n| n["items"].as_u64().unwrap()).sum::<u64>() == 60
+        let nodes: Value = c
+            .http
+            .get(c.url(0, "/nodes"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["items"].as_u64().unwrap())
+            .sum::<u64>()
+            == 60
     });
 
-    let ring: Value = c.http.get(c.url(0, "/ring")).send().unwrap().json().unwrap();
+    let ring: Value = c
+        .http
+        .get(c.url(0, "/ring"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(ring["epoch"], json!(epoch));
     let members = ring["members"].as_array().unwrap();
     assert_eq!(members.len(), 3);
@@ -284,15 +451,38 @@ fn health_nodes_ring_and_metrics_describe_the_cluster() {
     }
     assert!(ring["virtual_nodes"].as_u64().unwrap() >= 10);
 
-    let metrics = c.http.get(c.url(0, "/metrics")).send().unwrap().text().unwrap();
-    assert!(metrics.contains("distcache_http_requests_total{method=\"POST\",route=\"/data\",status=\"200\"} 30"), "{metrics}");
+    let metrics = c
+        .http
+        .get(c.url(0, "/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "distcache_http_requests_total{method=\"POST\",route=\"/data\",status=\"200\"} 30"
+        ),
+        "{metrics}"
+    );
     assert!(metrics.contains("distcache_ring_members 3"));
     assert!(metrics.contains("distcache_aux_up{node=\"aux-1\"} 1"));
     let aux = c.aux_addr("aux-1");
-    let aux_metrics = c.http.get(format!("http://{aux}/metrics")).send().unwrap().text().unwrap();
+    let aux_metrics = c
+        .http
+        .get(format!("http://{aux}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert!(aux_metrics.contains("distcache_items "), "{aux_metrics}");
     assert!(aux_metrics.contains("distcache_capacity_items 10000"));
-    let aux_health: Value = c.http.get(format!("http://{aux}/health")).send().unwrap().json().unwrap();
+    let aux_health: Value = c
+        .http
+        .get(format!("http://{aux}/health"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(aux_health["role"], json!("auxiliary"));
     assert_eq!(aux_health["node_id"], json!("aux-1"));
 }
@@ -301,7 +491,11 @@ fn health_nodes_ring_and_metrics_describe_the_cluster() {
 fn routes_not_built_yet_say_so_with_501() {
     let c = cluster();
     for path in ["/backup", "/restore", "/rebalance"] {
-        assert_error(c.http.post(c.url(0, path)).send().unwrap(), 501, "not_implemented");
+        assert_error(
+            c.http.post(c.url(0, path)).send().unwrap(),
+            501,
+            "not_implemented",
+        );
     }
 }
 
@@ -326,6 +520,12 @@ fn lru_evicts_the_least_recently_used_key() {
         assert_eq!(c.value(0, k), Some(json!(k)), "{k} kept");
     }
     let aux = c.aux_addr("aux-1");
-    let metrics = c.http.get(format!("http://{aux}/metrics")).send().unwrap().text().unwrap();
+    let metrics = c
+        .http
+        .get(format!("http://{aux}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert!(metrics.contains("distcache_evictions_total 1"), "{metrics}");
 }

@@ -47,7 +47,10 @@ fn client_verbs_print_readably_and_exit_meaningfully() {
     assert!(err.contains("expires in"), "{err}");
     let (code, out, _) = run(&["get", "obj/with slash", "--url", &url]);
     assert_eq!(code, 0);
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!({"a": [1, 2]}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"a": [1, 2]})
+    );
     let (code, _, err) = run(&["get", "missing", "--url", &url]);
     assert_eq!(code, 1, "{err}");
 
@@ -82,36 +85,79 @@ fn help_lists_every_setting_with_its_default() {
     let master = fold(master);
     assert_eq!(code, 0);
     for name in [
-        "PORT", "NODE_ID", "MASTER_PEERS", "AUX_SERVERS", "REPLICAS", "WRITE_QUORUM", "VIRTUAL_NODES",
-        "HEALTH_CHECK_INTERVAL", "REQUEST_TIMEOUT_MS", "BACKUP_DIR", "BACKUP_INTERVAL", "BIND_ADDR",
-        "MAX_VALUE_BYTES", "MAX_BODY_BYTES", "MAX_BATCH",
+        "PORT",
+        "NODE_ID",
+        "MASTER_PEERS",
+        "AUX_SERVERS",
+        "REPLICAS",
+        "WRITE_QUORUM",
+        "VIRTUAL_NODES",
+        "HEALTH_CHECK_INTERVAL",
+        "REQUEST_TIMEOUT_MS",
+        "BACKUP_DIR",
+        "BACKUP_INTERVAL",
+        "BIND_ADDR",
+        "MAX_VALUE_BYTES",
+        "MAX_BODY_BYTES",
+        "MAX_BATCH",
     ] {
-        assert!(master.contains(&format!("[env: {name}")), "master --help lacks {name}:\n{master}");
+        assert!(
+            master.contains(&format!("[env: {name}")),
+            "master --help lacks {name}:\n{master}"
+        );
     }
     assert!(master.contains("[default: 8000]"), "{master}");
     let (code, aux, _) = run(&["aux", "--help"]);
     let aux = fold(aux);
     assert_eq!(code, 0);
     for name in [
-        "PORT", "DATA_PORT", "NODE_ID", "ADVERTISE_ADDR", "MASTER_ADDRESS", "CACHE_SIZE", "CACHE_MAX_BYTES",
-        "CACHE_SHARDS", "TOMBSTONE_GRACE", "BACKUP_DIR", "BACKUP_INTERVAL", "BIND_ADDR",
+        "PORT",
+        "DATA_PORT",
+        "NODE_ID",
+        "ADVERTISE_ADDR",
+        "MASTER_ADDRESS",
+        "CACHE_SIZE",
+        "CACHE_MAX_BYTES",
+        "CACHE_SHARDS",
+        "TOMBSTONE_GRACE",
+        "BACKUP_DIR",
+        "BACKUP_INTERVAL",
+        "BIND_ADDR",
     ] {
-        assert!(aux.contains(&format!("[env: {name}")), "aux --help lacks {name}:\n{aux}");
+        assert!(
+            aux.contains(&format!("[env: {name}")),
+            "aux --help lacks {name}:\n{aux}"
+        );
     }
-    assert!(aux.contains("[default: 3001]") && aux.contains("[default: nginx:80]") && aux.contains("[default: 1000]"), "{aux}");
+    assert!(
+        aux.contains("[default: 3001]")
+            && aux.contains("[default: nginx:80]")
+            && aux.contains("[default: 1000]"),
+        "{aux}"
+    );
 }
 
 #[test]
 fn bad_settings_stop_the_process_with_a_message_naming_them() {
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    // (role, environment, the setting the error must name)
+    type Case = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+    let cases: &[Case] = &[
         ("aux", &[("CACHE_SIZE", "0")], "CACHE_SIZE"),
         ("aux", &[("CACHE_SIZE", "lots")], "CACHE_SIZE"),
         ("aux", &[("MASTER_ADDRESS", "nohost")], "MASTER_ADDRESS"),
         ("aux", &[("PORT", "70000")], "PORT"),
         ("master", &[("REPLICAS", "0")], "REPLICAS"),
         ("master", &[("WRITE_QUORUM", "most")], "WRITE_QUORUM"),
-        ("master", &[("HEALTH_CHECK_INTERVAL", "-1")], "HEALTH_CHECK_INTERVAL"),
-        ("master", &[("REPLICATION_FACTOR", "ten")], "REPLICATION_FACTOR"),
+        (
+            "master",
+            &[("HEALTH_CHECK_INTERVAL", "-1")],
+            "HEALTH_CHECK_INTERVAL",
+        ),
+        (
+            "master",
+            &[("REPLICATION_FACTOR", "ten")],
+            "REPLICATION_FACTOR",
+        ),
         ("master", &[("VIRTUAL_NODES", "0")], "VIRTUAL_NODES"),
         ("master", &[("MASTER_PEERS", "a:b")], "MASTER_PEERS"),
     ];
@@ -124,7 +170,8 @@ fn bad_settings_stop_the_process_with_a_message_naming_them() {
         let out = cmd.output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{role} {env:?}: {err}");
-        let named = err.contains(setting) || err.contains(&format!("--{}", setting.to_lowercase().replace('_', "-")));
+        let named = err.contains(setting)
+            || err.contains(&format!("--{}", setting.to_lowercase().replace('_', "-")));
         assert!(named, "{role} {env:?} should name {setting}: {err}");
     }
     // Flags win over the environment.
@@ -145,7 +192,13 @@ fn local_starts_a_whole_cluster_and_stops_on_ctrl_c() {
     let mut local = Proc::spawn(
         dir.path(),
         "local",
-        &["local", "--port", &port.to_string(), "--backup-dir", &dir.path().display().to_string()],
+        &[
+            "local",
+            "--port",
+            &port.to_string(),
+            "--backup-dir",
+            &dir.path().display().to_string(),
+        ],
         &[],
     );
     let http = reqwest::blocking::Client::new();
@@ -156,9 +209,11 @@ fn local_starts_a_whole_cluster_and_stops_on_ctrl_c() {
             .unwrap_or(Value::Null)
     };
     for p in [port, port + 1] {
-        wait_until(Duration::from_secs(30), "local masters see 3 auxiliaries", || {
-            health(p)["auxiliaries_up"] == json!(3)
-        });
+        wait_until(
+            Duration::from_secs(30),
+            "local masters see 3 auxiliaries",
+            || health(p)["auxiliaries_up"] == json!(3),
+        );
     }
     assert_eq!(health(port)["ring_epoch"], health(port + 1)["ring_epoch"]);
     let resp = http
@@ -175,7 +230,10 @@ fn local_starts_a_whole_cluster_and_stops_on_ctrl_c() {
         .unwrap();
     assert_eq!(body["value"], json!("John Doe"));
     let printed = local.log_text();
-    assert!(printed.contains(&format!("http://127.0.0.1:{port}")), "{printed}");
+    assert!(
+        printed.contains(&format!("http://127.0.0.1:{port}")),
+        "{printed}"
+    );
 
     local.signal(Signal::SIGINT);
     let status = local.wait_exit(Duration::from_secs(15));

@@ -21,7 +21,11 @@ fn two_masters_share_one_ring_and_serve_the_same_data() {
         assert_eq!(c.set(i % 2, &format!("k{i}"), json!(i)).status(), 200);
     }
     for i in 0..100 {
-        assert_eq!(c.value((i + 1) % 2, &format!("k{i}")), Some(json!(i)), "k{i} through the other master");
+        assert_eq!(
+            c.value((i + 1) % 2, &format!("k{i}")),
+            Some(json!(i)),
+            "k{i} through the other master"
+        );
     }
     // A delete through one master is seen through the other.
     assert_eq!(c.delete(0, "k5").status(), 200);
@@ -36,19 +40,41 @@ fn registration_is_idempotent_and_reaches_peer_masters() {
         ..Spec::default()
     });
     let before = c.health(0)["ring_epoch"].clone();
-    let node: Value = c.http.get(c.url(0, "/nodes/aux-1")).send().unwrap().json().unwrap();
+    let node: Value = c
+        .http
+        .get(c.url(0, "/nodes/aux-1"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let reg = json!({"id": "aux-1", "addr": node["addr"], "data_addr": node["data_addr"], "incarnation": node["incarnation"]});
     for _ in 0..3 {
         let resp = c.http.post(c.url(0, "/nodes")).json(&reg).send().unwrap();
         assert_eq!(resp.status(), 200, "a known node is not new");
     }
-    let nodes: Value = c.http.get(c.url(0, "/nodes")).send().unwrap().json().unwrap();
+    let nodes: Value = c
+        .http
+        .get(c.url(0, "/nodes"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(nodes["nodes"].as_array().unwrap().len(), 2);
     std::thread::sleep(Duration::from_millis(500)); // several health intervals
     assert_eq!(c.health(0)["ring_epoch"], before);
     assert_eq!(c.health(1)["ring_epoch"], before);
-    let ring: Value = c.http.get(c.url(0, "/ring")).send().unwrap().json().unwrap();
-    assert_eq!(ring["members"].as_array().unwrap().len(), 2, "no duplicate ring members");
+    let ring: Value = c
+        .http
+        .get(c.url(0, "/ring"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        ring["members"].as_array().unwrap().len(),
+        2,
+        "no duplicate ring members"
+    );
 
     // A node registered with master 1 only (its MASTER_ADDRESS names just
     // that one) is passed on to master 2.
@@ -59,9 +85,19 @@ fn registration_is_idempotent_and_reaches_peer_masters() {
     assert_ne!(c.health(0)["ring_epoch"], before);
 
     // Bad registrations are refused with a JSON 400.
-    let resp = c.http.post(c.url(0, "/nodes")).json(&json!({"addr": "no-port"})).send().unwrap();
+    let resp = c
+        .http
+        .post(c.url(0, "/nodes"))
+        .json(&json!({"addr": "no-port"}))
+        .send()
+        .unwrap();
     common::assert_error(resp, 400, "bad_addr");
-    let resp = c.http.post(c.url(0, "/nodes")).json(&json!({"id": "x"})).send().unwrap();
+    let resp = c
+        .http
+        .post(c.url(0, "/nodes"))
+        .json(&json!({"id": "x"}))
+        .send()
+        .unwrap();
     common::assert_error(resp, 400, "bad_json");
 }
 
@@ -74,7 +110,13 @@ fn a_killed_auxiliary_leaves_the_ring_and_new_writes_succeed() {
     };
     let interval = Duration::from_secs_f64(spec.health_check_interval);
     let mut c = Cluster::start(spec);
-    let ring: Value = c.http.get(c.url(0, "/ring")).send().unwrap().json().unwrap();
+    let ring: Value = c
+        .http
+        .get(c.url(0, "/ring"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(ring["replicas"], json!(1));
     for i in 0..300 {
         assert_eq!(c.set(0, &format!("old{i}"), json!(i)).status(), 200);
@@ -88,24 +130,47 @@ fn a_killed_auxiliary_leaves_the_ring_and_new_writes_succeed() {
     // (this bounds a hang, not speed: the margins are wide).
     let detected = killed_at.elapsed();
     assert!(
-        detected < 2 * interval + Duration::from_millis(c.spec.request_timeout_ms) + Duration::from_secs(2),
+        detected
+            < 2 * interval
+                + Duration::from_millis(c.spec.request_timeout_ms)
+                + Duration::from_secs(2),
         "detection took {detected:?}"
     );
     assert_eq!(c.health(0)["auxiliaries_up"], json!(2));
-    let ring: Value = c.http.get(c.url(0, "/ring")).send().unwrap().json().unwrap();
-    let members: Vec<&str> = ring["members"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ring: Value = c
+        .http
+        .get(c.url(0, "/ring"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let members: Vec<&str> = ring["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(members, ["aux-1", "aux-3"]);
     // Every new write succeeds and reads back.
     for i in 0..300 {
-        assert_eq!(c.set(0, &format!("new{i}"), json!(i)).status(), 200, "new{i}");
+        assert_eq!(
+            c.set(0, &format!("new{i}"), json!(i)).status(),
+            200,
+            "new{i}"
+        );
     }
     for i in 0..300 {
         assert_eq!(c.value(0, &format!("new{i}")), Some(json!(i)));
     }
     // Keys that lived on the survivors are still there; with one replica
     // the killed node's keys are gone (replication keeps them: next test).
-    let survived = (0..300).filter(|i| c.value(0, &format!("old{i}")).is_some()).count();
-    assert!(survived > 100 && survived < 300, "{survived} of 300 survived");
+    let survived = (0..300)
+        .filter(|i| c.value(0, &format!("old{i}")).is_some())
+        .count();
+    assert!(
+        survived > 100 && survived < 300,
+        "{survived} of 300 survived"
+    );
 }
 
 #[test]
@@ -139,7 +204,13 @@ fn a_stopped_auxiliary_fails_fast_and_rejoins_when_continued() {
     for i in 0..200 {
         assert_eq!(c.set(0, &format!("k{i}"), json!(i)).status(), 200);
     }
-    let ring: Value = c.http.get(c.url(0, "/ring")).send().unwrap().json().unwrap();
+    let ring: Value = c
+        .http
+        .get(c.url(0, "/ring"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(ring["members"].as_array().unwrap().len(), 3);
 
     c.aux("aux-3").proc.signal(Signal::SIGSTOP);
@@ -185,15 +256,31 @@ fn a_decommissioned_auxiliary_leaves_and_exits() {
     // Both masters drop it (the peer hears of it), and the process exits
     // when its next registration is refused.
     for m in 0..2 {
-        wait_until(Duration::from_secs(10), "aux-2 gone from the master", || {
-            c.http.get(c.url(m, "/nodes/aux-2")).send().unwrap().status() == 404
-        });
+        wait_until(
+            Duration::from_secs(10),
+            "aux-2 gone from the master",
+            || {
+                c.http
+                    .get(c.url(m, "/nodes/aux-2"))
+                    .send()
+                    .unwrap()
+                    .status()
+                    == 404
+            },
+        );
     }
     let status = c.aux("aux-2").proc.wait_exit(Duration::from_secs(15));
-    assert!(status.is_some_and(|s| s.success()), "aux-2 exited cleanly: {status:?}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "aux-2 exited cleanly: {status:?}"
+    );
     assert_eq!(c.health(0)["auxiliaries_up"], json!(2));
     assert_eq!(c.health(0)["ring_epoch"], c.health(1)["ring_epoch"]);
-    common::assert_error(c.http.delete(c.url(0, "/nodes/aux-2")).send().unwrap(), 404, "node_not_found");
+    common::assert_error(
+        c.http.delete(c.url(0, "/nodes/aux-2")).send().unwrap(),
+        404,
+        "node_not_found",
+    );
     for i in 0..50 {
         assert_eq!(c.set(1, &format!("k{i}"), json!(i)).status(), 200);
     }
@@ -212,6 +299,9 @@ fn processes_stop_gracefully_on_sigterm() {
     assert!(c.auxes[0].proc.log_text().contains("auxiliary stopped"));
     c.masters[0].proc.signal(Signal::SIGTERM);
     let status = c.masters[0].proc.wait_exit(Duration::from_secs(15));
-    assert!(status.is_some_and(|s| s.success()), "master exit: {status:?}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "master exit: {status:?}"
+    );
     assert!(c.masters[0].proc.log_text().contains("master stopped"));
 }

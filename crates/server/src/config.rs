@@ -68,7 +68,12 @@ pub struct AuxConfig {
     pub advertise_addr: Option<String>,
 
     /// Masters or the load balancer to register with, comma-separated
-    #[arg(long, env = "MASTER_ADDRESS", default_value = "nginx:80", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "MASTER_ADDRESS",
+        default_value = "nginx:80",
+        value_delimiter = ','
+    )]
     pub master_address: Vec<String>,
 
     /// Most items held
@@ -213,7 +218,10 @@ impl AuxConfig {
             return Err(invalid("CACHE_SIZE", "must be at least 1"));
         }
         if self.cache_max_bytes == Some(0) {
-            return Err(invalid("CACHE_MAX_BYTES", "must be at least 1 (omit it for no limit)"));
+            return Err(invalid(
+                "CACHE_MAX_BYTES",
+                "must be at least 1 (omit it for no limit)",
+            ));
         }
         if self.cache_shards == 0 || self.cache_shards > 1024 {
             return Err(invalid("CACHE_SHARDS", "must be between 1 and 1024"));
@@ -221,12 +229,18 @@ impl AuxConfig {
         if self.data_port.is_none() && self.port != 0 && self.port > u16::MAX - DATA_PORT_OFFSET {
             return Err(invalid(
                 "DATA_PORT",
-                format!("PORT {} + {DATA_PORT_OFFSET} is past 65535; set DATA_PORT", self.port),
+                format!(
+                    "PORT {} + {DATA_PORT_OFFSET} is past 65535; set DATA_PORT",
+                    self.port
+                ),
             ));
         }
         if let Some(addr) = &self.advertise_addr {
             if !is_host_port(addr) {
-                return Err(invalid("ADVERTISE_ADDR", format!("{addr:?} is not host:port")));
+                return Err(invalid(
+                    "ADVERTISE_ADDR",
+                    format!("{addr:?} is not host:port"),
+                ));
             }
         }
         if let Some(id) = &self.common.node_id {
@@ -258,7 +272,10 @@ impl MasterConfig {
         if self.virtual_nodes.is_none() {
             if let Ok(alias) = std::env::var("REPLICATION_FACTOR") {
                 let n = alias.trim().parse::<u32>().map_err(|_| {
-                    invalid("REPLICATION_FACTOR", format!("{alias:?} is not a whole number"))
+                    invalid(
+                        "REPLICATION_FACTOR",
+                        format!("{alias:?} is not a whole number"),
+                    )
                 })?;
                 self.virtual_nodes = Some(n);
             }
@@ -284,7 +301,10 @@ impl MasterConfig {
             ));
         }
         if self.request_timeout_ms == 0 || self.request_timeout_ms > 600_000 {
-            return Err(invalid("REQUEST_TIMEOUT_MS", "must be between 1 and 600000"));
+            return Err(invalid(
+                "REQUEST_TIMEOUT_MS",
+                "must be between 1 and 600000",
+            ));
         }
         if self.max_value_bytes == 0 {
             return Err(invalid("MAX_VALUE_BYTES", "must be at least 1"));

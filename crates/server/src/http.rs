@@ -123,6 +123,11 @@ pub async fn track_requests(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().clone();
     let resp = next.run(req).await;
-    metrics.observe(&route, method.as_str(), resp.status().as_u16(), started.elapsed());
+    metrics.observe(
+        &route,
+        method.as_str(),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
     resp
 }

@@ -15,8 +15,8 @@ use prometheus::{
 
 /// Latency buckets in seconds, fine below a millisecond where a cache lives.
 pub const LATENCY_BUCKETS: &[f64] = &[
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-    0.5, 1.0, 2.5, 5.0,
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0,
 ];
 
 const PREFIX: &str = "distcache";
@@ -40,7 +40,8 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let metric = IntGauge::with_opts(Opts::new(name, help).namespace(PREFIX)).expect("valid metric");
+    let metric =
+        IntGauge::with_opts(Opts::new(name, help).namespace(PREFIX)).expect("valid metric");
     registry
         .register(Box::new(metric.clone()))
         .expect("metric names are unique");
@@ -174,13 +175,21 @@ impl MasterMetrics {
                 "1 if this master sees the auxiliary as up, 0 if down.",
                 &["node"],
             ),
-            ring_members: gauge(registry, "ring_members", "Auxiliaries in this master's ring."),
+            ring_members: gauge(
+                registry,
+                "ring_members",
+                "Auxiliaries in this master's ring.",
+            ),
             ring_epoch: gauge(
                 registry,
                 "ring_epoch",
                 "The ring epoch (a hash of the member set), low 53 bits; equal on masters that agree.",
             ),
-            ring_changes: counter(registry, "ring_changes_total", "Times this master's ring changed."),
+            ring_changes: counter(
+                registry,
+                "ring_changes_total",
+                "Times this master's ring changed.",
+            ),
             aux_calls: counter_vec(
                 registry,
                 "aux_calls_total",
@@ -242,9 +251,17 @@ impl AuxMetrics {
                 &["op"],
             ),
             items: gauge(registry, "items", "Items held in the store."),
-            bytes: gauge(registry, "bytes", "Bytes of keys and values held in the store."),
+            bytes: gauge(
+                registry,
+                "bytes",
+                "Bytes of keys and values held in the store.",
+            ),
             tombstones: gauge(registry, "tombstones", "Delete tombstones held."),
-            capacity_items: gauge(registry, "capacity_items", "Most items the store holds (CACHE_SIZE)."),
+            capacity_items: gauge(
+                registry,
+                "capacity_items",
+                "Most items the store holds (CACHE_SIZE).",
+            ),
             capacity_bytes: gauge(
                 registry,
                 "capacity_bytes",
@@ -252,8 +269,16 @@ impl AuxMetrics {
             ),
             hits: counter(registry, "hits_total", "Reads that found a live value."),
             misses: counter(registry, "misses_total", "Reads that found nothing."),
-            evictions: counter(registry, "evictions_total", "Items evicted to make room (LRU)."),
-            expirations: counter(registry, "expirations_total", "Items removed because their TTL ran out."),
+            evictions: counter(
+                registry,
+                "evictions_total",
+                "Items evicted to make room (LRU).",
+            ),
+            expirations: counter(
+                registry,
+                "expirations_total",
+                "Items removed because their TTL ran out.",
+            ),
             last: Arc::new(Mutex::new(StoreStats::default())),
             expiry_sweep: histogram(
                 registry,
@@ -277,7 +302,8 @@ impl AuxMetrics {
         self.tombstones.set(now.tombstones as i64);
         self.hits.inc_by(now.hits.saturating_sub(last.hits));
         self.misses.inc_by(now.misses.saturating_sub(last.misses));
-        self.evictions.inc_by(now.evictions.saturating_sub(last.evictions));
+        self.evictions
+            .inc_by(now.evictions.saturating_sub(last.evictions));
         self.expirations
             .inc_by(now.expirations.saturating_sub(last.expirations));
         *last = now;
@@ -305,10 +331,18 @@ mod tests {
         for registry in [&registry, &master_registry] {
             let mut seen = std::collections::HashSet::new();
             for family in registry.gather() {
-                assert!(family.name().starts_with("distcache_") || family.name().starts_with("process_"),
-                    "{} lacks the prefix", family.name());
+                assert!(
+                    family.name().starts_with("distcache_")
+                        || family.name().starts_with("process_"),
+                    "{} lacks the prefix",
+                    family.name()
+                );
                 assert!(!family.help().is_empty(), "{} has no help", family.name());
-                assert!(seen.insert(family.name().to_string()), "{} twice", family.name());
+                assert!(
+                    seen.insert(family.name().to_string()),
+                    "{} twice",
+                    family.name()
+                );
             }
         }
         let text = render(&registry);
@@ -320,8 +354,14 @@ mod tests {
     fn store_counters_only_grow_by_the_difference() {
         let registry = Registry::new();
         let aux = AuxMetrics::new(&registry);
-        aux.update_store(StoreStats { hits: 5, ..StoreStats::default() });
-        aux.update_store(StoreStats { hits: 8, ..StoreStats::default() });
+        aux.update_store(StoreStats {
+            hits: 5,
+            ..StoreStats::default()
+        });
+        aux.update_store(StoreStats {
+            hits: 8,
+            ..StoreStats::default()
+        });
         assert_eq!(aux.hits.get(), 8);
     }
 }

@@ -66,6 +66,8 @@ impl Shutdown {
     /// if some were still running.
     pub async fn wait_for_tasks(&self, deadline: Duration) -> bool {
         self.tasks.close();
-        tokio::time::timeout(deadline, self.tasks.wait()).await.is_ok()
+        tokio::time::timeout(deadline, self.tasks.wait())
+            .await
+            .is_ok()
     }
 }

@@ -181,7 +181,10 @@ pub struct Cluster {
 }
 
 fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 impl Cluster {
@@ -218,9 +221,22 @@ impl Cluster {
             ("NODE_ID", format!("master-{}", i + 1)),
             ("MASTER_PEERS", peers.join(",")),
             ("REPLICAS", self.spec.replicas.to_string()),
-            ("HEALTH_CHECK_INTERVAL", self.spec.health_check_interval.to_string()),
-            ("REQUEST_TIMEOUT_MS", self.spec.request_timeout_ms.to_string()),
-            ("BACKUP_DIR", self.dir.path().join(format!("master-{}", i + 1)).display().to_string()),
+            (
+                "HEALTH_CHECK_INTERVAL",
+                self.spec.health_check_interval.to_string(),
+            ),
+            (
+                "REQUEST_TIMEOUT_MS",
+                self.spec.request_timeout_ms.to_string(),
+            ),
+            (
+                "BACKUP_DIR",
+                self.dir
+                    .path()
+                    .join(format!("master-{}", i + 1))
+                    .display()
+                    .to_string(),
+            ),
         ]);
         e.extend(self.spec.master_env.iter().cloned());
         e
@@ -256,7 +272,12 @@ impl Cluster {
             if m.proc.exited() {
                 return false;
             }
-            if self.http.get(format!("http://{}/health", m.addr)).send().is_ok() {
+            if self
+                .http
+                .get(format!("http://{}/health", m.addr))
+                .send()
+                .is_ok()
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -316,15 +337,21 @@ impl Cluster {
     /// Waits until every master sees exactly `n` auxiliaries up.
     pub fn wait_for_up(&self, n: usize) {
         for i in 0..self.masters.len() {
-            wait_until(Duration::from_secs(30), &format!("master {i} sees {n} auxiliaries up"), || {
-                self.health(i)["auxiliaries_up"] == json!(n)
-            });
+            wait_until(
+                Duration::from_secs(30),
+                &format!("master {i} sees {n} auxiliaries up"),
+                || self.health(i)["auxiliaries_up"] == json!(n),
+            );
         }
     }
 
     /// The state (`up`, `down`, ...) master `master` reports for `id`.
     pub fn node_state(&self, master: usize, id: &str) -> Option<String> {
-        let resp = self.http.get(self.url(master, &format!("/nodes/{id}"))).send().ok()?;
+        let resp = self
+            .http
+            .get(self.url(master, &format!("/nodes/{id}")))
+            .send()
+            .ok()?;
         let body: Value = resp.json().ok()?;
         body["state"].as_str().map(str::to_owned)
     }
@@ -408,7 +435,9 @@ pub fn assert_error(resp: Response, status: u16, code: &str) -> Value {
     let body: Value = resp.json().expect("error body is JSON");
     assert_eq!(body["error"]["code"], json!(code), "error body {body}");
     assert!(
-        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "error has a message: {body}"
     );
     body

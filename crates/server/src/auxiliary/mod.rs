@@ -168,12 +168,21 @@ pub async fn run(
     });
 
     // The internal data protocol.
-    let handler = Arc::new(DataHandler::new(store.clone(), clock.clone(), aux_metrics.clone()));
+    let handler = Arc::new(DataHandler::new(
+        store.clone(),
+        clock.clone(),
+        aux_metrics.clone(),
+    ));
     let token = shutdown.token().clone();
     shutdown.spawn(distcache_wire::serve(listeners.data, handler, token));
 
     // Active expiry.
-    shutdown.spawn(expiry_loop(store.clone(), clock.clone(), aux_metrics.clone(), shutdown.clone()));
+    shutdown.spawn(expiry_loop(
+        store.clone(),
+        clock.clone(),
+        aux_metrics.clone(),
+        shutdown.clone(),
+    ));
 
     // Registration with the masters.
     shutdown.spawn(register::register_loop(
@@ -244,7 +253,10 @@ async fn health(State(node): State<Arc<Node>>) -> Response {
 async fn metrics_text(State(node): State<Arc<Node>>) -> Response {
     node.metrics.update_store(node.store.stats());
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         metrics::render(&node.registry),
     )
         .into_response()
@@ -274,7 +286,11 @@ mod tests {
         let entry = |ttl_ms: Option<u64>, n: u32| Entry {
             value: Bytes::from_static(b"1"),
             expires_at_ms: ttl_ms.map(|t| now + t),
-            version: Version { millis: now, counter: n, origin: 1 },
+            version: Version {
+                millis: now,
+                counter: n,
+                origin: 1,
+            },
         };
         for i in 0..100u32 {
             let ttl = if i % 2 == 0 { Some(5_000) } else { None };
@@ -284,7 +300,12 @@ mod tests {
         store.set(b"late", entry(Some(60_000), 999), now);
         assert_eq!(store.len(), 101);
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(expiry_loop(store.clone(), clock.clone(), metrics, shutdown.clone()));
+        let task = tokio::spawn(expiry_loop(
+            store.clone(),
+            clock.clone(),
+            metrics,
+            shutdown.clone(),
+        ));
 
         tokio::time::sleep(Duration::from_millis(4_900)).await;
         assert_eq!(store.len(), 101, "nothing has expired yet");
@@ -293,7 +314,11 @@ mod tests {
         assert_eq!(store.stats().expirations, 50);
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(store.len(), 50, "the one-minute key is gone too");
-        assert_eq!(store.stats().hits + store.stats().misses, 0, "no reads were made");
+        assert_eq!(
+            store.stats().hits + store.stats().misses,
+            0,
+            "no reads were made"
+        );
 
         shutdown.trigger();
         task.await.expect("the loop stops on shutdown");

@@ -67,7 +67,12 @@ fn unavailable(what: &str, reached: usize, needed: usize, last: Option<CallError
 }
 
 impl Master {
-    async fn call(&self, node: &NodeRef, op: &'static str, req: Request) -> Result<Response, CallError> {
+    async fn call(
+        &self,
+        node: &NodeRef,
+        op: &'static str,
+        req: Request,
+    ) -> Result<Response, CallError> {
         let started = Instant::now();
         let result = node.client.call(req).await;
         self.metrics
@@ -80,7 +85,10 @@ impl Master {
             Err(WireError::Timeout { .. }) => "timeout",
             Err(_) => "error",
         };
-        self.metrics.aux_calls.with_label_values(&[op, outcome]).inc();
+        self.metrics
+            .aux_calls
+            .with_label_values(&[op, outcome])
+            .inc();
         match result {
             Ok(Response::Error { code, message }) => Err(CallError::Refused { code, message }),
             Ok(resp) => Ok(resp),
@@ -114,7 +122,16 @@ impl Master {
         let mut last_error = None;
         for (i, &idx) in replicas.as_slice().iter().enumerate() {
             let node = &view.nodes[idx as usize];
-            match self.call(node, "get", Request::Get { key: key_bytes.clone() }).await {
+            match self
+                .call(
+                    node,
+                    "get",
+                    Request::Get {
+                        key: key_bytes.clone(),
+                    },
+                )
+                .await
+            {
                 Ok(Response::Value(entry)) => {
                     if i > 0 {
                         self.metrics.read_fallbacks.inc();
@@ -144,8 +161,15 @@ impl Master {
                         continue;
                     }
                     let node = &view.nodes[current as usize];
-                    if let Ok(Response::Value(entry)) =
-                        self.call(node, "get", Request::Get { key: key_bytes.clone() }).await
+                    if let Ok(Response::Value(entry)) = self
+                        .call(
+                            node,
+                            "get",
+                            Request::Get {
+                                key: key_bytes.clone(),
+                            },
+                        )
+                        .await
                     {
                         self.metrics.read_fallbacks.inc();
                         return Ok(Some(entry));
@@ -185,7 +209,10 @@ impl Master {
                 "the entry is larger than an auxiliary's byte capacity (CACHE_MAX_BYTES)",
             )),
             Response::Written(_) => Ok(()),
-            _ => Err(ApiError::unavailable("unexpected_answer", "an auxiliary gave an unexpected answer")),
+            _ => Err(ApiError::unavailable(
+                "unexpected_answer",
+                "an auxiliary gave an unexpected answer",
+            )),
         };
         self.replicate(&view, replicas, "set", req, "the write", accept)
             .await
@@ -203,7 +230,10 @@ impl Master {
         };
         let accept = |resp: &Response| match resp {
             Response::Deleted { existed, .. } => Ok(*existed),
-            _ => Err(ApiError::unavailable("unexpected_answer", "an auxiliary gave an unexpected answer")),
+            _ => Err(ApiError::unavailable(
+                "unexpected_answer",
+                "an auxiliary gave an unexpected answer",
+            )),
         };
         let existed = self
             .replicate(&view, replicas, "delete", req, "the delete", accept)
@@ -251,7 +281,8 @@ impl Master {
             if self.quorum() == WriteQuorum::One && !accepted.is_empty() {
                 // Acknowledged: let the other replicas finish in the background.
                 if !calls.is_empty() {
-                    self.shutdown.spawn(async move { while calls.next().await.is_some() {} });
+                    self.shutdown
+                        .spawn(async move { while calls.next().await.is_some() {} });
                 }
                 return Ok(accepted);
             }
@@ -266,7 +297,10 @@ impl Master {
     }
 
     /// Stores many items; one result per item, in order.
-    pub async fn write_many(self: &Arc<Self>, items: Vec<WriteItem>) -> Result<Vec<Result<(), ApiError>>, ApiError> {
+    pub async fn write_many(
+        self: &Arc<Self>,
+        items: Vec<WriteItem>,
+    ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
         let view = self.view.load_full();
         if view.ring.is_empty() {
             return Err(no_auxiliaries());
@@ -298,7 +332,9 @@ impl Master {
         let calls = batches.into_iter().map(|(idx, (positions, entries))| {
             let node = view.nodes[idx as usize].clone();
             async move {
-                let result = self.call(&node, "set_many", Request::SetMany { entries }).await;
+                let result = self
+                    .call(&node, "set_many", Request::SetMany { entries })
+                    .await;
                 (positions, result)
             }
         });
@@ -340,10 +376,16 @@ impl Master {
                         "the entry is larger than an auxiliary's byte capacity (CACHE_MAX_BYTES)",
                     ))
                 } else {
-                    let cause = last_error[i].take().map(|e| format!(": {e}")).unwrap_or_default();
+                    let cause = last_error[i]
+                        .take()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default();
                     Err(ApiError::unavailable(
                         "replicas_unavailable",
-                        format!("the write reached {} of {} replicas{cause}", acks[i], needed[i]),
+                        format!(
+                            "the write reached {} of {} replicas{cause}",
+                            acks[i], needed[i]
+                        ),
                     ))
                 }
             })
@@ -352,13 +394,19 @@ impl Master {
 
     /// Reads many keys. Returns each key's entry (or `None` if missing) and
     /// how many keys no replica could answer.
-    pub async fn read_many(&self, keys: Vec<String>) -> Result<(Vec<Option<Entry>>, usize), ApiError> {
+    pub async fn read_many(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<(Vec<Option<Entry>>, usize), ApiError> {
         let view = self.view.load_full();
         if view.ring.is_empty() {
             return Err(no_auxiliaries());
         }
         let n = self.replicas(view.ring.members().len());
-        let sets: Vec<ReplicaSet> = keys.iter().map(|k| view.ring.replicas_for(k.as_bytes(), n)).collect();
+        let sets: Vec<ReplicaSet> = keys
+            .iter()
+            .map(|k| view.ring.replicas_for(k.as_bytes(), n))
+            .collect();
         let keys: Vec<Bytes> = keys.into_iter().map(Bytes::from).collect();
         let mut found: Vec<Option<Entry>> = vec![None; keys.len()];
         let mut answered = vec![false; keys.len()];

@@ -128,11 +128,15 @@ pub fn start(master: &Arc<Master>) {
     master.shutdown.spawn(async move { health_loop(m).await });
     if !master.config.master_peers.is_empty() {
         let m = master.clone();
-        master.shutdown.spawn(async move { learn_from_peers(m).await });
+        master
+            .shutdown
+            .spawn(async move { learn_from_peers(m).await });
     }
     for addr in master.config.aux_servers.clone() {
         let m = master.clone();
-        master.shutdown.spawn(async move { watch_static_aux(m, addr).await });
+        master
+            .shutdown
+            .spawn(async move { watch_static_aux(m, addr).await });
     }
 }
 
@@ -208,7 +212,12 @@ pub fn register(
         info!(node = %id, addr = %reg.addr, data_addr = ?reg.data_addr, forwarded, "auxiliary registered");
         master.members.probe_soon();
         if !forwarded {
-            forward_to_peers(master, reqwest::Method::POST, "/nodes".to_string(), Some(reg));
+            forward_to_peers(
+                master,
+                reqwest::Method::POST,
+                "/nodes".to_string(),
+                Some(reg),
+            );
         }
     } else {
         debug!(node = %id, "registration repeated; nothing changed");
@@ -222,7 +231,9 @@ pub fn decommission(master: &Arc<Master>, id: &str, forwarded: bool) -> Result<N
         let mut table = master.members.table();
         let removed = table.nodes.remove(id);
         if let Some(node) = &removed {
-            table.decommissioned.insert(id.to_string(), node.incarnation);
+            table
+                .decommissioned
+                .insert(id.to_string(), node.incarnation);
             table.clients.remove(id);
         }
         removed
@@ -273,8 +284,11 @@ fn forward_to_peers(
                 req = req.json(body);
             }
             match req.send().await {
-                Ok(resp) if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND => {}
-                Ok(resp) => warn!(peer = %peer, status = %resp.status(), "peer refused a membership change"),
+                Ok(resp)
+                    if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND => {}
+                Ok(resp) => {
+                    warn!(peer = %peer, status = %resp.status(), "peer refused a membership change")
+                }
                 Err(e) => warn!(peer = %peer, error = %e, "could not reach peer master"),
             }
         });
@@ -384,7 +398,12 @@ struct AuxHealth {
 async fn probe(master: &Master, addr: &str) -> Result<AuxHealth, String> {
     let url = format!("http://{addr}/health");
     let call = async {
-        let resp = master.control.get(&url).send().await.map_err(|e| e.to_string())?;
+        let resp = master
+            .control
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         if !resp.status().is_success() {
             return Err(format!("status {}", resp.status()));
         }
@@ -430,7 +449,11 @@ async fn check_all(master: &Arc<Master>) {
             let before = node.state;
             match result {
                 Ok(health) if health.node_id == *id => {
-                    master.metrics.health_checks.with_label_values(&["ok"]).inc();
+                    master
+                        .metrics
+                        .health_checks
+                        .with_label_values(&["ok"])
+                        .inc();
                     node.items = health.items;
                     node.bytes = health.bytes;
                     node.last_seen = Some(now);
@@ -443,12 +466,20 @@ async fn check_all(master: &Arc<Master>) {
                     }
                 }
                 Ok(health) => {
-                    master.metrics.health_checks.with_label_values(&["failed"]).inc();
+                    master
+                        .metrics
+                        .health_checks
+                        .with_label_values(&["failed"])
+                        .inc();
                     warn!(node = %id, addr = %addr, answered_as = %health.node_id, "another node answers at this address");
                     node.state = NodeState::Down;
                 }
                 Err(reason) => {
-                    master.metrics.health_checks.with_label_values(&["failed"]).inc();
+                    master
+                        .metrics
+                        .health_checks
+                        .with_label_values(&["failed"])
+                        .inc();
                     if node.state != NodeState::Down {
                         warn!(node = %id, addr = %addr, error = %reason, "health check failed; node is down");
                     }
@@ -488,10 +519,17 @@ fn rebuild_view(master: &Arc<Master>) {
     if unchanged {
         return;
     }
-    let ring = Ring::new(live.iter().map(|(id, _)| id.clone()), master.config.virtual_nodes());
+    let ring = Ring::new(
+        live.iter().map(|(id, _)| id.clone()),
+        master.config.virtual_nodes(),
+    );
     let mut nodes = Vec::with_capacity(ring.members().len());
     for member in ring.members() {
-        let data = &live.iter().find(|(id, _)| id == member).expect("member is live").1;
+        let data = &live
+            .iter()
+            .find(|(id, _)| id == member)
+            .expect("member is live")
+            .1;
         let node = match table.clients.get(member) {
             Some(node) if node.client.addr() == data => node.clone(),
             _ => {
@@ -516,7 +554,10 @@ fn rebuild_view(master: &Arc<Master>) {
         "ring changed"
     );
     master.metrics.ring_members.set(ring.members().len() as i64);
-    master.metrics.ring_epoch.set((ring.epoch() & ((1 << 53) - 1)) as i64);
+    master
+        .metrics
+        .ring_epoch
+        .set((ring.epoch() & ((1 << 53) - 1)) as i64);
     master.metrics.ring_changes.inc();
     master.view.store(Arc::new(RingView {
         ring,

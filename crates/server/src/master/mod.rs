@@ -16,9 +16,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use distcache_core::Ring;
 use distcache_core::clock::Clock;
 use distcache_core::version::{HybridClock, origin_id};
-use distcache_core::Ring;
 use tokio::net::TcpListener;
 use tracing::info;
 

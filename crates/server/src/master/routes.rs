@@ -116,9 +116,10 @@ impl<'a> SetBody<'a> {
         for (name, raw) in fields {
             match name.as_ref() {
                 "key" => {
-                    key = Some(serde_json::from_str::<String>(raw.get()).map_err(|_| {
-                        bad(format!("key must be a string, not {}", raw.get()))
-                    })?)
+                    key = Some(
+                        serde_json::from_str::<String>(raw.get())
+                            .map_err(|_| bad(format!("key must be a string, not {}", raw.get())))?,
+                    )
                 }
                 "value" => value = Some(raw),
                 "ttl" => {
@@ -221,11 +222,17 @@ async fn get_value(
     get_value_of(state, key).await
 }
 
-async fn get_value_of(State(master): State<Arc<Master>>, key: String) -> Result<Response, ApiError> {
+async fn get_value_of(
+    State(master): State<Arc<Master>>,
+    key: String,
+) -> Result<Response, ApiError> {
     check_key(&key)?;
     match master.read(key.clone()).await? {
         Some(entry) => Ok(value_response(&key, &entry, (master.clock)())),
-        None => Err(ApiError::not_found("key_not_found", format!("no value for key {key:?}"))),
+        None => Err(ApiError::not_found(
+            "key_not_found",
+            format!("no value for key {key:?}"),
+        )),
     }
 }
 
@@ -237,12 +244,18 @@ async fn delete_value(
     delete_value_of(state, key).await
 }
 
-async fn delete_value_of(State(master): State<Arc<Master>>, key: String) -> Result<Response, ApiError> {
+async fn delete_value_of(
+    State(master): State<Arc<Master>>,
+    key: String,
+) -> Result<Response, ApiError> {
     check_key(&key)?;
     if master.remove(key.clone()).await? {
         Ok(Json(json!({"deleted": true, "key": key})).into_response())
     } else {
-        Err(ApiError::not_found("key_not_found", format!("no value for key {key:?}")))
+        Err(ApiError::not_found(
+            "key_not_found",
+            format!("no value for key {key:?}"),
+        ))
     }
 }
 
@@ -255,7 +268,11 @@ async fn bulk_set(
     if items.len() > master.config.max_batch {
         return Err(ApiError::too_large(
             "batch_too_large",
-            format!("{} entries; the limit is {} (MAX_BATCH)", items.len(), master.config.max_batch),
+            format!(
+                "{} entries; the limit is {} (MAX_BATCH)",
+                items.len(),
+                master.config.max_batch
+            ),
         ));
     }
     let mut failed = Vec::new();
@@ -267,7 +284,9 @@ async fn bulk_set(
         let key = body.key.clone();
         match master.check_item(body) {
             Ok(item) => valid.push(item),
-            Err(e) => failed.push(json!({"key": key, "error": {"code": e.code, "message": e.message}})),
+            Err(e) => {
+                failed.push(json!({"key": key, "error": {"code": e.code, "message": e.message}}))
+            }
         }
     }
     let keys: Vec<String> = valid.iter().map(|i| i.key.clone()).collect();
@@ -280,7 +299,9 @@ async fn bulk_set(
     for (key, result) in keys.into_iter().zip(results) {
         match result {
             Ok(()) => stored += 1,
-            Err(e) => failed.push(json!({"key": key, "error": {"code": e.code, "message": e.message}})),
+            Err(e) => {
+                failed.push(json!({"key": key, "error": {"code": e.code, "message": e.message}}))
+            }
         }
     }
     Ok(Json(json!({"stored": stored, "failed": failed})).into_response())
@@ -295,7 +316,11 @@ async fn bulk_get(
     if keys.len() > master.config.max_batch {
         return Err(ApiError::too_large(
             "batch_too_large",
-            format!("{} keys; the limit is {} (MAX_BATCH)", keys.len(), master.config.max_batch),
+            format!(
+                "{} keys; the limit is {} (MAX_BATCH)",
+                keys.len(),
+                master.config.max_batch
+            ),
         ));
     }
     for key in &keys {
@@ -341,7 +366,11 @@ async fn health(State(master): State<Arc<Master>>) -> Response {
         "auxiliaries_total": nodes.len(),
         "replicas": master.replicas(view.ring.members().len()),
     });
-    let status = if serving { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if serving {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
@@ -356,7 +385,10 @@ async fn get_node(
     let Path(id) = id?;
     match master.members.get(&id) {
         Some(node) => Ok(Json(node).into_response()),
-        None => Err(ApiError::not_found("node_not_found", format!("no auxiliary with id {id:?}"))),
+        None => Err(ApiError::not_found(
+            "node_not_found",
+            format!("no auxiliary with id {id:?}"),
+        )),
     }
 }
 
@@ -404,7 +436,10 @@ async fn ring(State(master): State<Arc<Master>>) -> Response {
 
 async fn metrics_text(State(master): State<Arc<Master>>) -> Response {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         metrics::render(&master.registry),
     )
         .into_response()
