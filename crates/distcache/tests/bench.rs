@@ -1,0 +1,234 @@
+//! `distcache bench` against a real cluster (one master, three auxiliaries,
+//! processes on loopback): it completes, measures a positive throughput
+//! with no errors, and its `--json` report has every documented field.
+//! No timing assertions: the machine is shared.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{BIN, Cluster, Spec};
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> (Output, String) {
+    let out = Command::new(BIN)
+        .arg("bench")
+        .args(args)
+        .env_remove("DISTCACHE_URL")
+        .output()
+        .expect("run distcache bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, stdout)
+}
+
+/// `field` of `obj`, or a failure that names it.
+fn field<'a>(obj: &'a Value, path: &str) -> &'a Value {
+    let v = obj.pointer(path).unwrap_or(&Value::Null);
+    assert!(
+        !v.is_null() || path == "/preload",
+        "the report lacks {path}: {obj:#}"
+    );
+    v
+}
+
+/// Every field docs/benchmarks.md documents for one operation's figures.
+fn assert_op_fields(report: &Value, at: &str) {
+    for name in ["ops", "misses", "errors"] {
+        assert!(
+            field(report, &format!("{at}/{name}")).is_u64(),
+            "{at}/{name} is a count"
+        );
+    }
+    assert!(field(report, &format!("{at}/ops_per_sec")).is_f64());
+    for q in ["p50", "p90", "p99", "p99_9", "max", "mean"] {
+        let v = field(report, &format!("{at}/latency_ms/{q}"));
+        assert!(
+            v.as_f64().is_some_and(|x| x >= 0.0),
+            "{at}/latency_ms/{q} = {v}"
+        );
+    }
+}
+
+#[test]
+fn bench_json_report_against_a_cluster_has_every_field_and_no_errors() {
+    let cluster = Cluster::start(Spec::default());
+    let url = format!("http://{}", cluster.masters[0].addr);
+    let (out, stdout) = bench(&[
+        "--url",
+        &url,
+        "--connections",
+        "8",
+        "--duration",
+        "2s",
+        "--warmup",
+        "500ms",
+        "--keys",
+        "500",
+        "--mix",
+        "get=70,set=20,del=10",
+        "--distribution",
+        "zipf",
+        "--zipf-s",
+        "0.99",
+        "--value-size",
+        "64",
+        "--ttl-share",
+        "0.5",
+        "--preload",
+        "--seed",
+        "7",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench failed: {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("--json prints one JSON document");
+
+    // config
+    assert_eq!(field(&report, "/config/urls"), &serde_json::json!([url]));
+    assert_eq!(field(&report, "/config/connections"), 8);
+    assert_eq!(field(&report, "/config/duration_s"), 2.0);
+    assert!(report["config"]["requests"].is_null());
+    assert_eq!(field(&report, "/config/warmup_s"), 0.5);
+    assert_eq!(
+        field(&report, "/config/mix"),
+        &serde_json::json!({"get": 70, "set": 20, "del": 10})
+    );
+    assert_eq!(field(&report, "/config/keys"), 500);
+    assert_eq!(field(&report, "/config/distribution"), "zipf");
+    assert_eq!(field(&report, "/config/zipf_s"), 0.99);
+    assert_eq!(field(&report, "/config/value_size"), 64);
+    assert_eq!(field(&report, "/config/ttl_share"), 0.5);
+    assert_eq!(field(&report, "/config/ttl_s"), 60);
+    assert_eq!(field(&report, "/config/preload"), true);
+    assert_eq!(field(&report, "/config/timeout_s"), 5.0);
+    assert_eq!(field(&report, "/config/key_prefix"), "bench-");
+    assert_eq!(field(&report, "/config/seed"), 7);
+
+    // preload
+    assert_eq!(field(&report, "/preload/keys"), 500);
+    assert_eq!(field(&report, "/preload/errors"), 0);
+    assert!(
+        field(&report, "/preload/seconds")
+            .as_f64()
+            .is_some_and(|s| s > 0.0)
+    );
+
+    // results
+    assert!(
+        field(&report, "/elapsed_s")
+            .as_f64()
+            .is_some_and(|s| s > 0.0)
+    );
+    assert_op_fields(&report, "/total");
+    for op in ["get", "set", "del"] {
+        assert_op_fields(&report, &format!("/operations/{op}"));
+        let ops = report["operations"][op]["ops"].as_u64().unwrap();
+        assert!(ops > 0, "some {op} requests were answered: {report:#}");
+    }
+    assert!(
+        field(&report, "/errors")
+            .as_object()
+            .is_some_and(|e| e.is_empty()),
+        "errors by kind: {report:#}"
+    );
+    assert_eq!(field(&report, "/total/errors"), 0, "{report:#}");
+    assert!(report["total"]["ops_per_sec"].as_f64().unwrap() > 0.0);
+    let sum: u64 = ["get", "set", "del"]
+        .iter()
+        .map(|op| report["operations"][op]["ops"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        report["total"]["ops"].as_u64(),
+        Some(sum),
+        "total is the sum of the operations"
+    );
+    // Every key was preloaded and nothing expires within the run, so only a
+    // delete can make a read miss; some reads hit.
+    let get = &report["operations"]["get"];
+    assert!(
+        get["misses"].as_u64().unwrap() < get["ops"].as_u64().unwrap(),
+        "{get:#}"
+    );
+}
+
+#[test]
+fn bench_table_with_a_request_count_spread_over_two_masters() {
+    let cluster = Cluster::start(Spec {
+        masters: 2,
+        ..Spec::default()
+    });
+    let urls: Vec<String> = cluster
+        .master_addrs()
+        .iter()
+        .map(|a| format!("http://{a}"))
+        .collect();
+    let (out, stdout) = bench(&[
+        "--url",
+        &urls.join(","),
+        "--connections",
+        "4",
+        "--requests",
+        "2000",
+        "--mix",
+        "get=90,set=10",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench failed: {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("errors: none"), "{stdout}");
+    // No progress bar when stderr is not a terminal.
+    assert!(!stderr.contains('%'), "stderr: {stderr}");
+    let all = stdout
+        .lines()
+        .find(|l| l.starts_with("all "))
+        .expect("an `all` row");
+    let cols: Vec<&str> = all.split_whitespace().collect();
+    assert_eq!(cols[1], "2000", "exactly --requests were measured: {all}");
+    assert!(cols[2].parse::<f64>().unwrap() > 0.0, "{all}");
+}
+
+#[test]
+fn bench_counts_refused_connections_as_errors_and_exits_1() {
+    let port = common::free_port();
+    let (out, stdout) = bench(&[
+        "--url",
+        &format!("http://127.0.0.1:{port}"),
+        "--connections",
+        "2",
+        "--duration",
+        "300ms",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let report: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert!(
+        report["errors"]["connect"].as_u64().unwrap() > 0,
+        "{report:#}"
+    );
+    assert_eq!(report["total"]["ops"], 0);
+}
+
+#[test]
+fn bench_rejects_bad_options_with_exit_code_2() {
+    for args in [
+        &["--mix", "get=0"][..],
+        &["--duration", "ten"],
+        &["--ttl-share", "2"],
+        &["--url", "ftp://x"],
+    ] {
+        let (out, _) = bench(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

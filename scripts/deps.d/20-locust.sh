@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Locust for the load test (load_test/) and its integration test
+# (crates/distcache/tests/locust.rs), in a virtual environment at the fixed
+# path load_test/.venv. Idempotent: does nothing when the pinned version is
+# already there.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+venv=load_test/.venv
+req=load_test/requirements.txt
+want=$(sed -n 's/^locust==//p' "$req")
+
+if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -c 'import locust; print(locust.__version__)' 2>/dev/null)" = "$want" ]; then
+    echo "locust $want already in $venv"
+    exit 0
+fi
+
+# Debian's python3 needs python3-venv (ensurepip) to make a venv.
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    apt-get install -y -qq python3-venv
+fi
+rm -rf "$venv"
+python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+echo "installed locust $("$venv/bin/python" -c 'import locust; print(locust.__version__)') into $venv"
