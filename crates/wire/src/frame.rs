@@ -26,6 +26,7 @@
 //! | `0x05` | `Delete`   | key, version                              |
 //! | `0x06` | `GetMany`  | count, count × key                        |
 //! | `0x07` | `SetMany`  | count, count × (key, entry)               |
+//! | `0x08` | `DeleteMany` | count, count × (key, version)           |
 //!
 //! | opcode | response      | payload                                          |
 //! |--------|---------------|--------------------------------------------------|
@@ -100,6 +101,7 @@ mod req_op {
     pub const DELETE: u8 = 0x05;
     pub const GET_MANY: u8 = 0x06;
     pub const SET_MANY: u8 = 0x07;
+    pub const DELETE_MANY: u8 = 0x08;
 }
 
 /// Response opcodes.
@@ -163,6 +165,12 @@ pub enum Request {
         /// The entries.
         entries: Vec<KeyedEntry>,
     },
+    /// Delete many keys, each at its own version (deletes that follow keys
+    /// when they move); answered with `Ok`.
+    DeleteMany {
+        /// The keys and their delete versions.
+        keys: Vec<(Bytes, Version)>,
+    },
 }
 
 impl Request {
@@ -176,6 +184,7 @@ impl Request {
             Request::Delete { .. } => "delete",
             Request::GetMany { .. } => "get_many",
             Request::SetMany { .. } => "set_many",
+            Request::DeleteMany { .. } => "delete_many",
         }
     }
 }
@@ -329,6 +338,12 @@ pub fn try_encode_request(id: u64, req: &Request, buf: &mut BytesMut) -> Result<
                     .saturating_add(entry_size(&e.entry)?))
             })?
         }
+        Request::DeleteMany { keys } => {
+            check_count(keys.len())?;
+            keys.iter().try_fold(4usize, |n, (k, _)| {
+                Ok(n.saturating_add(key_size(k)?).saturating_add(VERSION_BYTES))
+            })?
+        }
     };
     let opcode = match req {
         Request::Ping => req_op::PING,
@@ -338,6 +353,7 @@ pub fn try_encode_request(id: u64, req: &Request, buf: &mut BytesMut) -> Result<
         Request::Delete { .. } => req_op::DELETE,
         Request::GetMany { .. } => req_op::GET_MANY,
         Request::SetMany { .. } => req_op::SET_MANY,
+        Request::DeleteMany { .. } => req_op::DELETE_MANY,
     };
     let start = put_header(id, opcode, payload, buf)?;
     match req {
@@ -363,6 +379,13 @@ pub fn try_encode_request(id: u64, req: &Request, buf: &mut BytesMut) -> Result<
             for e in entries {
                 put_key(&e.key, buf);
                 put_entry(&e.entry, buf);
+            }
+        }
+        Request::DeleteMany { keys } => {
+            put_count(keys.len(), buf);
+            for (key, version) in keys {
+                put_key(key, buf);
+                put_version(version, buf);
             }
         }
     }
@@ -578,6 +601,14 @@ pub fn decode_request(buf: &mut BytesMut) -> Result<Option<(u64, Request)>, Fram
                 });
             }
             Request::SetMany { entries }
+        }
+        req_op::DELETE_MANY => {
+            let count = r.count(MIN_KEY_BYTES + VERSION_BYTES)?;
+            let mut keys = Vec::with_capacity(count);
+            for _ in 0..count {
+                keys.push((r.key()?, r.version()?));
+            }
+            Request::DeleteMany { keys }
         }
         other => return Err(FrameError::UnknownOpcode(other)),
     };
@@ -832,6 +863,10 @@ mod tests {
                 ],
             },
             Request::SetMany { entries: vec![] },
+            Request::DeleteMany { keys: vec![] },
+            Request::DeleteMany {
+                keys: vec![(Bytes::from_static(b"gone"), version(9)), (Bytes::from_static(b"\xff"), version(1))],
+            },
             Request::SetMany {
                 entries: vec![
                     KeyedEntry {

@@ -55,6 +55,7 @@ fn request() -> impl Strategy<Value = Request> {
             0..8
         )
         .prop_map(|entries| Request::SetMany { entries }),
+        vec((bytes(16), version()), 0..8).prop_map(|keys| Request::DeleteMany { keys }),
     ]
 }
 

@@ -105,6 +105,15 @@ impl Handler for MapHandler {
                     .map(|e| self.set(e.key, e.entry))
                     .collect(),
             ),
+            Request::DeleteMany { keys } => {
+                let mut map = self.map.lock().unwrap();
+                for (key, version) in keys {
+                    if map.get(&key).is_some_and(|held| held.version < version) {
+                        map.remove(&key);
+                    }
+                }
+                Response::Ok
+            }
         }
     }
 }

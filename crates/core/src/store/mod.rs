@@ -332,6 +332,19 @@ impl Store {
             self.lock(shard).for_each(now_ms, f);
         }
     }
+    /// Calls `f` with the key and version of every tombstone of shard `shard`
+    /// still within its grace at `now_ms` (used when keys move, so that a
+    /// delete reaches a key's new owners). Holds the shard's lock throughout.
+    pub fn for_each_tombstone_in_shard(
+        &self,
+        shard: usize,
+        now_ms: u64,
+        f: impl FnMut(&[u8], Version),
+    ) {
+        if shard < self.shards.len() {
+            self.lock(shard).for_each_tombstone(now_ms, f);
+        }
+    }
     /// Every live entry, shard by shard, least recently used first within a
     /// shard: inserting them in this order into an empty store with the same
     /// shard count reproduces each shard's LRU order.

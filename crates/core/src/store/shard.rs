@@ -205,6 +205,11 @@ impl Shard {
         (removed, self.expiry.has_due(now_ms))
     }
 
+    /// Calls `f` for every tombstone within its grace at `now_ms`.
+    pub(super) fn for_each_tombstone(&self, now_ms: u64, f: impl FnMut(&[u8], Version)) {
+        self.tombstones.for_each(now_ms, f);
+    }
+
     /// Drops tombstones past their grace at `now_ms`; see [`Tombstones::purge`].
     pub(super) fn purge_tombstones(
         &mut self,

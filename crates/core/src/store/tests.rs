@@ -651,3 +651,24 @@ fn a_panicking_callback_leaves_the_shard_usable() {
     assert_eq!(store.get(b"a", NOW), Some(entry("a", 1)));
     assert_eq!(keys(&store, NOW), ["b", "a"]);
 }
+
+#[test]
+fn tombstones_within_grace_are_listed_with_their_versions() {
+    let store = Store::new(StoreConfig {
+        shards: 1,
+        tombstone_grace_ms: 1_000,
+        ..StoreConfig::default()
+    });
+    let v = |n| Version { millis: n, counter: 0, origin: 1 };
+    store.delete(b"gone", v(10), 100);
+    store.delete(b"also", v(20), 600);
+    let list = |now| {
+        let mut seen = Vec::new();
+        store.for_each_tombstone_in_shard(0, now, |k, ver| seen.push((k.to_vec(), ver)));
+        seen.sort();
+        seen
+    };
+    assert_eq!(list(500), vec![(b"also".to_vec(), v(20)), (b"gone".to_vec(), v(10))]);
+    assert_eq!(list(1_100), vec![(b"also".to_vec(), v(20))], "the first is past its grace");
+    assert!(list(1_600).is_empty());
+}

@@ -45,6 +45,16 @@ impl Tombstones {
         }
     }
 
+    /// Calls `f` with the key and version of every tombstone within its
+    /// grace at `now_ms`.
+    pub(super) fn for_each(&self, now_ms: u64, mut f: impl FnMut(&[u8], Version)) {
+        for t in self.table.iter() {
+            if t.until_ms > now_ms {
+                f(&t.key, t.version);
+            }
+        }
+    }
+
     /// Tombstones held, including any past grace and not yet dropped.
     pub(super) fn len(&self) -> usize {
         self.table.len()

@@ -27,6 +27,7 @@ struct OpCounters {
     delete: IntCounter,
     get_many: IntCounter,
     set_many: IntCounter,
+    delete_many: IntCounter,
     other: IntCounter,
 }
 
@@ -41,6 +42,7 @@ impl DataHandler {
                 delete: op("delete"),
                 get_many: op("get_many"),
                 set_many: op("set_many"),
+                delete_many: op("delete_many"),
                 other: op("other"),
             },
             store,
@@ -102,6 +104,13 @@ impl Handler for DataHandler {
                         .map(|e| write_status(self.store.set(&e.key, owned(e.entry), now)))
                         .collect(),
                 )
+            }
+            Request::DeleteMany { keys } => {
+                self.ops.delete_many.inc();
+                for (key, version) in keys {
+                    self.store.delete(&key, version, now);
+                }
+                Response::Ok
             }
             Request::Ping => {
                 self.ops.other.inc();
