@@ -9,6 +9,7 @@
 //! - [`ring`]: consistent hashing (xxh3-64, virtual nodes, replica sets, epoch).
 //! - [`store`]: the sharded LRU store with TTLs, byte limits, tombstones and
 //!   counters that every auxiliary serves.
+//! - [`handoff`]: which copies move, and where, when the ring changes.
 //! - [`clock`]: wall-clock milliseconds, the one place the time is read.
 //!
 //! Data flows one way: a master validates a [`key`], stamps a [`version`],
@@ -16,6 +17,7 @@
 //! write to its [`store`], keeping whichever version is higher.
 
 pub mod clock;
+pub mod handoff;
 pub mod key;
 pub mod ring;
 pub mod store;
