@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# The standard benchmark set of docs/benchmarks.md, on this machine, in one
+# run, so that the figures can be compared with each other:
+#
+#   (a) distcache bench -> one master -> 3 auxiliaries, REPLICAS=1 and 2
+#   (b) distcache bench -> nginx (deploy/nginx/nginx.conf) -> 2 masters -> 3 auxiliaries, REPLICAS=2
+#   (c) directly against an auxiliary: skipped, auxiliaries serve data only
+#       over the binary internal protocol, not HTTP
+#   (d) redis-benchmark -> redis-server (Debian's), GET and SET
+#   (e) distcache bench -> nginx returning a fixed 200 (the HTTP ceiling)
+#
+# Standard workload: 64 connections, 100-byte values, 10k keys (uniform),
+# 90% GET / 10% POST, every key written once first, 2 s warm-up.
+#
+# Usage: bench/run.sh [--duration 10s] [--connections 64] [--bin PATH] [--out FILE]
+#   --duration     measured time per case (default 10s; use 60s for steadier figures)
+#   --connections  concurrent connections (default 64)
+#   --bin          the distcache binary (default: cargo build --release, target/release/distcache)
+#   --out          where the Markdown results go (default bench/results/<UTC time>.md)
+#
+# Needs nginx, redis-server and redis-benchmark (scripts/deps.d/25-bench-tools.sh
+# installs them on Debian), curl and python3. Every process it starts is
+# stopped on exit, also on Ctrl-C.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+
+duration=10s
+connections=64
+bin="${DISTCACHE_BIN:-}"
+out=""
+keys=10000
+value_size=100
+warmup=2s
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --duration) duration="$2"; shift 2 ;;
+        --connections) connections="$2"; shift 2 ;;
+        --bin) bin="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+for tool in "$nginx_bin" redis-server redis-benchmark curl python3; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "bench/run.sh: $tool is missing (run scripts/deps.d/25-bench-tools.sh)" >&2
+        exit 2
+    }
+done
+
+if [ -z "$bin" ]; then
+    (cd "$repo" && cargo build --release -p distcache)
+    bin="$repo/target/release/distcache"
+fi
+[ -x "$bin" ] || { echo "bench/run.sh: no distcache binary at $bin" >&2; exit 2; }
+[ -n "$out" ] || out="$repo/bench/results/$(date -u +%Y%m%dT%H%M%SZ).md"
+mkdir -p "$(dirname "$out")"
+
+tmp=$(mktemp -d /tmp/distcache-bench.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s  %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts a process in the background, its output in $tmp/<name>.log.
+start() {
+    local name=$1; shift
+    "$@" >"$tmp/$name.log" 2>&1 &
+    pids+=($!)
+}
+
+stop_all() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    pids=()
+}
+
+wait_http() { # url, grep pattern, what
+    local i
+    for i in $(seq 1 300); do
+        if curl -fsS --max-time 1 "$1" 2>/dev/null | grep -Eq "$2"; then return 0; fi
+        sleep 0.1
+    done
+    echo "bench/run.sh: timed out waiting for $3 ($1)" >&2
+    tail -n 20 "$tmp"/*.log >&2 || true
+    exit 1
+}
+
+# start_cluster MASTERS REPLICAS: sets $master_urls (comma-separated) and $master_addrs (space-separated).
+start_cluster() {
+    local masters=$1 replicas=$2 i ports=() peers
+    for i in $(seq 1 "$masters"); do ports+=("$(free_port)"); done
+    master_addrs=""
+    for p in "${ports[@]}"; do master_addrs+="127.0.0.1:$p "; done
+    master_addrs=${master_addrs% }
+    for i in $(seq 1 "$masters"); do
+        peers=$(echo "$master_addrs" | tr ' ' '\n' | grep -v ":${ports[$((i - 1))]}\$" | paste -sd, || true)
+        start "master-$i" env RUST_LOG=warn PORT="${ports[$((i - 1))]}" BIND_ADDR=127.0.0.1 \
+            NODE_ID="bench-master-$i" MASTER_PEERS="$peers" REPLICAS="$replicas" \
+            HEALTH_CHECK_INTERVAL=1 BACKUP_DIR="$tmp/backup-master-$i" "$bin" master
+    done
+    for i in 1 2 3; do
+        start "aux-$i" env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="bench-aux-$i" \
+            MASTER_ADDRESS="$(echo "$master_addrs" | tr ' ' ',')" CACHE_SIZE=100000 \
+            BACKUP_DIR="$tmp/backup-aux-$i" "$bin" aux
+    done
+    master_urls=""
+    for a in $master_addrs; do
+        wait_http "http://$a/health" '"auxiliaries_up": ?3[,}]' "3 auxiliaries up at master $a"
+        master_urls+="http://$a,"
+    done
+    master_urls=${master_urls%,}
+}
+
+# bench_case NAME URL MIX: runs distcache bench, JSON into $tmp/results/NAME.json.
+bench_case() {
+    local name=$1 url=$2 mix=$3
+    log "case $name: distcache bench --url $url --mix $mix"
+    "$bin" bench --url "$url" --connections "$connections" --duration "$duration" --warmup "$warmup" \
+        --keys "$keys" --value-size "$value_size" --mix "$mix" --preload --json \
+        >"$tmp/results/$name.json" || log "case $name: some requests failed (see errors in the table)"
+}
+
+mkdir -p "$tmp/results"
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+
+# (a) one master, three auxiliaries, REPLICAS 1 and 2.
+for r in 1 2; do
+    start_cluster 1 "$r"
+    bench_case "a-replicas-$r" "$master_urls" get=90,set=10,del=0
+    stop_all
+done
+
+# (b) nginx in front of two masters. The shipped config, with only its
+# upstream servers, listen port, pid and log paths rewritten; a minimal one
+# of our own if it is not there.
+start_cluster 2 2
+lb_port=$(free_port)
+upstreams=$(for a in $master_addrs; do printf '        server %s;\n' "$a"; done)
+shipped="$repo/deploy/nginx/nginx.conf"
+if [ -f "$shipped" ]; then
+    lb_source="deploy/nginx/nginx.conf"
+    UPSTREAMS="$upstreams" awk -v listen="127.0.0.1:$lb_port" -v pid="$tmp/nginx-lb.pid" -v err="$tmp/nginx-lb.error.log" '
+        /^[ \t]*server[ \t]+[A-Za-z0-9_.-]+:[0-9]+/ { if (!done) { print ENVIRON["UPSTREAMS"]; done = 1 } next }
+        /^[ \t]*listen[ \t]+[0-9]+;/ { sub(/listen[ \t]+[0-9]+;/, "listen " listen ";") }
+        /^[ \t]*pid[ \t]/ { sub(/pid[ \t].*;/, "pid " pid ";") }
+        /^[ \t]*error_log[ \t]/ { sub(/error_log[ \t].*;/, "error_log " err " warn;") }
+        { print }' "$shipped" >"$tmp/nginx-lb.conf"
+else
+    lb_source="bench/nginx-lb.conf"
+    sed -e "s|@LISTEN@|127.0.0.1:$lb_port|" -e "s|@PID@|$tmp/nginx-lb.pid|" -e "s|@TMP@|$tmp|g" \
+        "$repo/bench/nginx-lb.conf" | UPSTREAMS="$upstreams" awk '/@UPSTREAMS@/ { print ENVIRON["UPSTREAMS"]; next } { print }' \
+        >"$tmp/nginx-lb.conf"
+fi
+grep -q "127.0.0.1:$lb_port" "$tmp/nginx-lb.conf" || { echo "bench/run.sh: could not template $lb_source" >&2; exit 1; }
+"$nginx_bin" -t -q -p "$tmp" -c "$tmp/nginx-lb.conf"
+start nginx-lb "$nginx_bin" -p "$tmp" -c "$tmp/nginx-lb.conf" -g 'daemon off;'
+wait_http "http://127.0.0.1:$lb_port/health" '"status": ?"ok"' "nginx in front of the masters"
+bench_case "b-nginx-2-masters" "http://127.0.0.1:$lb_port" get=90,set=10,del=0
+stop_all
+
+# (d) Redis, same connections, value size and key space. redis-benchmark
+# runs SET (which fills the key space) before GET.
+redis_port=$(free_port)
+start redis redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no
+wait_http_redis() {
+    local i
+    for i in $(seq 1 100); do redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done
+    echo "bench/run.sh: redis-server did not start" >&2; exit 1
+}
+wait_http_redis
+# As many requests as take about --duration at Redis's usual rate here.
+secs=$(python3 -c "import re,sys; m=re.fullmatch(r'([0-9.]+)(ms|s|m)?','$duration'); v=float(m[1]); print(max(1,int(v/1000 if m[2]=='ms' else v*60 if m[2]=='m' else v)))")
+log "case d-redis: redis-benchmark -c $connections -d $value_size -r $keys -t set,get"
+redis-benchmark -p "$redis_port" -c "$connections" -d "$value_size" -r "$keys" -n $((secs * 40000)) \
+    -t set,get --csv >"$tmp/results/d-redis.csv"
+stop_all
+
+# (e) nginx with a fixed answer: GET only.
+fixed_port=$(free_port)
+sed -e "s|@LISTEN@|127.0.0.1:$fixed_port|" -e "s|@PID@|$tmp/nginx-fixed.pid|" -e "s|@TMP@|$tmp|g" \
+    "$repo/bench/nginx-fixed.conf" >"$tmp/nginx-fixed.conf"
+"$nginx_bin" -t -q -p "$tmp" -c "$tmp/nginx-fixed.conf"
+start nginx-fixed "$nginx_bin" -p "$tmp" -c "$tmp/nginx-fixed.conf" -g 'daemon off;'
+wait_http "http://127.0.0.1:$fixed_port/" 'bench-1' "nginx with a fixed answer"
+bench_case "e-nginx-fixed" "http://127.0.0.1:$fixed_port" get=1
+stop_all
+
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+python3 "$repo/bench/report.py" "$tmp/results" \
+    --started "$started" --commit "$commit" --version "$("$bin" --version)" \
+    --machine "$(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
+    --duration "$duration" --warmup "$warmup" --connections "$connections" --keys "$keys" --value-size "$value_size" \
+    --lb-source "$lb_source" \
+    | tee "$out"
+log "results written to $out"
