@@ -109,6 +109,8 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             cache_shards: distcache_core::store::DEFAULT_SHARDS,
             tombstone_grace: distcache_server::config::DEFAULT_TOMBSTONE_GRACE_SECS,
             backup_interval: 0,
+            // The whole cluster stops together: nobody to hand keys to.
+            leave_on_shutdown: false,
         }
         .validate()?;
         let listeners = AuxListeners::bind(&config).await?;

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use distcache_core::clock::system_clock;
 use distcache_server::config::{AuxConfig, MasterConfig};
 use distcache_server::shutdown::{SHUTDOWN_DEADLINE, Shutdown};
+use distcache_server::auxiliary::LEAVE_TIMEOUT;
 use distcache_server::{auxiliary, master};
 
 /// A distributed in-memory cache: masters route keys by consistent hashing
@@ -55,8 +56,9 @@ fn init_logging() {
         .init();
 }
 
-/// Triggers `shutdown` on SIGINT or SIGTERM.
-fn watch_signals(shutdown: Shutdown) {
+/// Triggers `shutdown` on SIGINT or SIGTERM, and ends the process if the
+/// node has not stopped `deadline` later.
+fn watch_signals(shutdown: Shutdown, deadline: std::time::Duration) {
     tokio::spawn(async move {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -75,8 +77,7 @@ fn watch_signals(shutdown: Shutdown) {
             _ = term => tracing::info!("SIGTERM: shutting down"),
         }
         shutdown.trigger();
-        // A second chance for in-flight work, then out.
-        tokio::time::sleep(SHUTDOWN_DEADLINE + std::time::Duration::from_secs(2)).await;
+        tokio::time::sleep(deadline).await;
         tracing::error!("shutdown took longer than the deadline; exiting");
         std::process::exit(1);
     });
@@ -97,22 +98,25 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Master(config) => {
-                serve(|shutdown| async move {
+                serve(SHUTDOWN_DEADLINE, |shutdown| async move {
                     let config = config.validate()?;
                     let listener = master::bind(&config).await?;
                     master::run(config, listener, system_clock(), shutdown).await
                 })
                 .await
             }
+            // An auxiliary first hands its keys over, then stops.
             Command::Aux(config) => {
-                serve(|shutdown| async move {
+                serve(LEAVE_TIMEOUT + SHUTDOWN_DEADLINE, |shutdown| async move {
                     let config = config.validate()?;
                     let listeners = auxiliary::AuxListeners::bind(&config).await?;
                     auxiliary::run(config, listeners, system_clock(), shutdown).await
                 })
                 .await
             }
-            Command::Local(args) => serve(|shutdown| local::run(args, shutdown)).await,
+            Command::Local(args) => {
+                serve(SHUTDOWN_DEADLINE, |shutdown| local::run(args, shutdown)).await
+            }
             Command::Set(args) => client::set(args).await,
             Command::Get(args) => client::get(args).await,
             Command::Del(args) => client::del(args).await,
@@ -125,14 +129,16 @@ fn main() -> ExitCode {
 
 /// Runs a server role with logging and signal handling; a start-up error
 /// (bad setting, busy port) is printed and exits with status 2.
-async fn serve<F, Fut>(role: F) -> ExitCode
+async fn serve<F, Fut>(deadline: std::time::Duration, role: F) -> ExitCode
 where
     F: FnOnce(Shutdown) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     init_logging();
     let shutdown = Shutdown::new();
-    watch_signals(shutdown.clone());
+    // Past the deadline, plus a moment for the last log lines, the process
+    // ends anyway.
+    watch_signals(shutdown.clone(), deadline + std::time::Duration::from_secs(2));
     match role(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

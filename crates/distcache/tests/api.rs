@@ -490,7 +490,7 @@ fn health_nodes_ring_and_metrics_describe_the_cluster() {
 #[test]
 fn routes_not_built_yet_say_so_with_501() {
     let c = cluster();
-    for path in ["/backup", "/restore", "/rebalance"] {
+    for path in ["/backup", "/restore"] {
         assert_error(
             c.http.post(c.url(0, path)).send().unwrap(),
             501,

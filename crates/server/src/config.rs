@@ -95,6 +95,10 @@ pub struct AuxConfig {
     /// Seconds between snapshots (0 = off)
     #[arg(long, env = "BACKUP_INTERVAL", default_value_t = 60)]
     pub backup_interval: u64,
+
+    /// On SIGTERM, hand every key to its new owners before exiting
+    #[arg(long, env = "LEAVE_ON_SHUTDOWN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leave_on_shutdown: bool,
 }
 
 /// Configuration of a master (coordinator).

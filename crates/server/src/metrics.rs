@@ -162,6 +162,14 @@ pub struct MasterMetrics {
     pub health_checks: IntCounterVec,
     /// Reads answered by a replica after the leader failed or missed.
     pub read_fallbacks: IntCounter,
+    /// Copies moved between auxiliaries by rebalancing.
+    pub keys_moved: IntCounter,
+    /// Rebalance rounds by outcome (done, failed).
+    pub rebalances: IntCounterVec,
+    /// 1 while a rebalance round runs.
+    pub rebalance_in_progress: IntGauge,
+    /// Time of one rebalance round.
+    pub rebalance_duration: Histogram,
 }
 
 impl MasterMetrics {
@@ -213,6 +221,35 @@ impl MasterMetrics {
                 "read_fallbacks_total",
                 "Reads served by another replica after the leader failed or missed.",
             ),
+            keys_moved: counter(
+                registry,
+                "keys_moved_total",
+                "Copies of keys moved between auxiliaries by rebalancing (stored by a new owner).",
+            ),
+            rebalances: counter_vec(
+                registry,
+                "rebalances_total",
+                "Rebalance rounds, by outcome (done, failed).",
+                &["outcome"],
+            ),
+            rebalance_in_progress: gauge(
+                registry,
+                "rebalance_in_progress",
+                "1 while a rebalance round is moving keys.",
+            ),
+            rebalance_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "rebalance_duration_seconds",
+                    "Time of one rebalance round, from start to the committed ring.",
+                )
+                .namespace(PREFIX)
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]),
+            )
+            .map(|h| {
+                registry.register(Box::new(h.clone())).expect("metric names are unique");
+                h
+            })
+            .expect("valid metric"),
         }
     }
 }
@@ -237,6 +274,10 @@ pub struct AuxMetrics {
     last: Arc<Mutex<StoreStats>>,
     /// Time spent purging expired entries per sweep.
     pub expiry_sweep: Histogram,
+    /// Copies this node sent to others in handoffs.
+    pub keys_sent: IntCounter,
+    /// Copies this node dropped after handing them over.
+    pub keys_dropped: IntCounter,
 }
 
 impl AuxMetrics {
@@ -284,6 +325,16 @@ impl AuxMetrics {
                 registry,
                 "expiry_sweep_duration_seconds",
                 "Time of one active-expiry sweep.",
+            ),
+            keys_sent: counter(
+                registry,
+                "handoff_keys_sent_total",
+                "Copies of keys this auxiliary sent to new owners when the ring changed.",
+            ),
+            keys_dropped: counter(
+                registry,
+                "handoff_keys_dropped_total",
+                "Copies this auxiliary dropped after their new owners had them.",
             ),
         }
     }

@@ -7,7 +7,10 @@
 //! which returns once the node has shut down.
 
 mod data;
+pub mod handoff;
 mod register;
+
+pub use register::LEAVE_TIMEOUT;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use distcache_core::clock::Clock;
 use distcache_core::store::{Store, StoreConfig};
@@ -123,17 +126,24 @@ fn random_u64() -> u64 {
 struct Node {
     identity: Identity,
     store: Arc<Store>,
+    clock: Clock,
     metrics: AuxMetrics,
     registry: prometheus::Registry,
+    handoffs: handoff::Handoffs,
 }
 
-/// Runs an auxiliary on already-bound listeners until `shutdown` triggers.
+/// Runs an auxiliary on already-bound listeners until `stop` triggers. Then,
+/// unless `LEAVE_ON_SHUTDOWN` is off, it leaves the cluster first: it asks a
+/// master to decommission it and keeps serving while its keys move to their
+/// new owners, and only then stops.
 pub async fn run(
     config: AuxConfig,
     listeners: AuxListeners,
     clock: Clock,
-    shutdown: Shutdown,
+    stop: Shutdown,
 ) -> anyhow::Result<()> {
+    // Every task runs under `shutdown`, which triggers only after leaving.
+    let shutdown = Shutdown::new();
     let http_local = listeners.http.local_addr()?;
     let data_local = listeners.data.local_addr()?;
     let identity = Identity::resolve(&config, http_local, data_local);
@@ -163,8 +173,10 @@ pub async fn run(
     let node = Arc::new(Node {
         identity: identity.clone(),
         store: store.clone(),
+        clock: clock.clone(),
         metrics: aux_metrics.clone(),
         registry,
+        handoffs: handoff::Handoffs::default(),
     });
 
     // The internal data protocol.
@@ -185,16 +197,37 @@ pub async fn run(
     ));
 
     // Registration with the masters.
+    // Registration stops as soon as the node starts leaving.
+    let registering = Shutdown::child_of(&shutdown);
     shutdown.spawn(register::register_loop(
         identity.clone(),
         config.master_address.clone(),
+        registering.clone(),
         shutdown.clone(),
     ));
+    {
+        let shutdown = shutdown.clone();
+        let masters = config.master_address.clone();
+        let identity = identity.clone();
+        let leave = config.leave_on_shutdown;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.triggered() => {}
+                _ = shutdown.triggered() => return,
+            }
+            registering.trigger();
+            if leave {
+                register::leave(&identity, &masters).await;
+            }
+            shutdown.trigger();
+        });
+    }
 
     // HTTP: health and metrics.
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
+        .route("/internal/handoff", post(handoff_route))
         .fallback(http::route_not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -233,6 +266,18 @@ async fn expiry_loop(store: Arc<Store>, clock: Clock, metrics: AuxMetrics, shutd
         }
         timer.observe_duration();
     }
+}
+
+async fn handoff_route(
+    State(node): State<Arc<Node>>,
+    body: Result<bytes::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, http::ApiError> {
+    let body = body?;
+    let req: handoff::HandoffRequest = serde_json::from_slice(&body).map_err(|e| {
+        http::ApiError::bad_request("bad_json", format!("malformed handoff request: {e}"))
+    })?;
+    let report = handoff::run(&node, req).await?;
+    Ok(Json(report).into_response())
 }
 
 async fn health(State(node): State<Arc<Node>>) -> Response {

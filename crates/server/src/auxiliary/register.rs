@@ -21,9 +21,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Longest wait for one registration call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Registers `identity` with every address in `masters` until shutdown. A
-/// master answering 410 Gone has decommissioned this node: it shuts down.
-pub async fn register_loop(identity: Identity, masters: Vec<String>, shutdown: Shutdown) {
+/// Registers `identity` with every address in `masters` until `shutdown`
+/// triggers. A master answering 410 Gone has decommissioned this node (its
+/// keys have moved away): `node` is shut down.
+pub async fn register_loop(
+    identity: Identity,
+    masters: Vec<String>,
+    shutdown: Shutdown,
+    node: Shutdown,
+) {
     let client = match reqwest::Client::builder().timeout(CALL_TIMEOUT).build() {
         Ok(c) => c,
         Err(e) => {
@@ -47,7 +53,7 @@ pub async fn register_loop(identity: Identity, masters: Vec<String>, shutdown: S
                 Ok(resp) if resp.status().is_success() => accepted += 1,
                 Ok(resp) if resp.status() == StatusCode::GONE => {
                     warn!(master = %master, "this node was decommissioned; shutting down");
-                    shutdown.trigger();
+                    node.trigger();
                     return;
                 }
                 Ok(resp) => {
@@ -76,4 +82,48 @@ pub async fn register_loop(identity: Identity, masters: Vec<String>, shutdown: S
             _ = shutdown.triggered() => return,
         }
     }
+}
+
+/// Longest wait for the masters to move this node's keys away.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// Asks the masters to decommission this node, and waits until one says its
+/// keys have moved (or that it is unknown). Gives up quietly if no master
+/// answers: the node then simply stops, as if it had died.
+pub async fn leave(identity: &Identity, masters: &[String]) {
+    let Ok(client) = reqwest::Client::builder().timeout(LEAVE_TIMEOUT).build() else {
+        return;
+    };
+    info!(node = %identity.node_id, "leaving: asking the masters to move this node's keys");
+    let id: String = identity
+        .node_id
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    for master in masters {
+        let url = format!("http://{master}/nodes/{id}");
+        match client.delete(&url).send().await {
+            Ok(resp) if resp.status().is_success() => {
+                info!(node = %identity.node_id, master = %master, "left the cluster; keys handed over");
+                return;
+            }
+            Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
+                info!(node = %identity.node_id, master = %master, "the master does not know this node; nothing to hand over");
+                return;
+            }
+            Ok(resp) if resp.status() == StatusCode::CONFLICT => {
+                warn!(node = %identity.node_id, master = %master, "no other auxiliary can take the keys; stopping with them");
+                return;
+            }
+            Ok(resp) => warn!(master = %master, status = %resp.status(), "leave refused"),
+            Err(e) => warn!(master = %master, error = %e, "leave failed"),
+        }
+    }
+    warn!(node = %identity.node_id, "no master took the leave; stopping without handing keys over");
 }

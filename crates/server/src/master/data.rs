@@ -1,9 +1,9 @@
 //! The data path: every key request goes to the key's replicas by the ring.
 //!
 //! - Reads go to the leader and fall back to the next replica on an error or
-//!   timeout. While the ring is in transition (see
-//!   [`super::MISS_FALLBACK_WINDOW`]) a miss also falls back, first to the
-//!   other replicas, then to the key's owners in the previous ring.
+//!   timeout. While keys move (see [`RingView`]) the committed ring's
+//!   replicas are asked first, and a miss falls back to the next replica
+//!   and then to the target ring's replicas.
 //! - Writes and deletes carry a version from this master's hybrid clock and
 //!   go to every replica at once; with `WRITE_QUORUM=all` every replica must
 //!   store it, with `one` the first acknowledgement answers the client and
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use distcache_core::{Entry, ReplicaSet};
+use distcache_core::Entry;
 use distcache_wire::frame::{KeyedEntry, WriteStatus};
 use distcache_wire::{Request, Response, WireError};
 use futures_util::future::join_all;
@@ -100,12 +100,32 @@ impl Master {
         }
     }
 
-    fn replica_set(&self, view: &RingView, key: &str) -> Result<ReplicaSet, ApiError> {
-        if view.ring.is_empty() {
+    /// A key's nodes in the order reads ask them: the committed ring's live
+    /// replicas while keys move, then the target ring's replicas. Writes go
+    /// to all of them.
+    fn route(&self, view: &RingView, key: &[u8]) -> Result<Vec<Arc<NodeRef>>, ApiError> {
+        let mut nodes: Vec<Arc<NodeRef>> = Vec::with_capacity(4);
+        if let Some(committed) = &view.committed {
+            let n = self.replicas(committed.ring.members().len());
+            for &idx in committed.ring.replicas_for(key, n).as_slice() {
+                if let Some(node) = &committed.nodes[idx as usize] {
+                    nodes.push(node.clone());
+                }
+            }
+        }
+        let target = &view.target;
+        let n = self.replicas(target.ring.members().len());
+        for &idx in target.ring.replicas_for(key, n).as_slice() {
+            if let Some(node) = &target.nodes[idx as usize] {
+                if !nodes.iter().any(|known| known.id == node.id) {
+                    nodes.push(node.clone());
+                }
+            }
+        }
+        if nodes.is_empty() {
             return Err(no_auxiliaries());
         }
-        let n = self.replicas(view.ring.members().len());
-        Ok(view.ring.replicas_for(key.as_bytes(), n))
+        Ok(nodes)
     }
 
     fn expiry(&self, now_ms: u64, ttl_secs: Option<u64>) -> Option<u64> {
@@ -115,21 +135,16 @@ impl Master {
     /// The live entry for `key`, or `None` if no replica holds it.
     pub async fn read(&self, key: String) -> Result<Option<Entry>, ApiError> {
         let view = self.view.load_full();
-        let replicas = self.replica_set(&view, &key)?;
+        let nodes = self.route(&view, key.as_bytes())?;
         let key_bytes = Bytes::from(key);
-        let fall_back_on_miss = view.in_transition();
+        // In a steady ring the leader's miss is the answer; while keys move a
+        // miss may only mean the key has not arrived yet.
+        let fall_back_on_miss = view.rebalancing();
         let mut answered = false;
         let mut last_error = None;
-        for (i, &idx) in replicas.as_slice().iter().enumerate() {
-            let node = &view.nodes[idx as usize];
+        for (i, node) in nodes.iter().enumerate() {
             match self
-                .call(
-                    node,
-                    "get",
-                    Request::Get {
-                        key: key_bytes.clone(),
-                    },
-                )
+                .call(node, "get", Request::Get { key: key_bytes.clone() })
                 .await
             {
                 Ok(Response::Value(entry)) => {
@@ -148,39 +163,10 @@ impl Master {
                 Err(e) => last_error = Some(e),
             }
         }
-        if fall_back_on_miss {
-            if let Some((ring, nodes)) = &view.previous {
-                let n = self.replicas(ring.members().len());
-                for &idx in ring.replicas_for(&key_bytes, n).as_slice() {
-                    let node = &nodes[idx as usize];
-                    // Only owners that are still live and not already asked.
-                    let Some(current) = view.ring.index_of(&node.id) else {
-                        continue;
-                    };
-                    if replicas.as_slice().contains(&current) {
-                        continue;
-                    }
-                    let node = &view.nodes[current as usize];
-                    if let Ok(Response::Value(entry)) = self
-                        .call(
-                            node,
-                            "get",
-                            Request::Get {
-                                key: key_bytes.clone(),
-                            },
-                        )
-                        .await
-                    {
-                        self.metrics.read_fallbacks.inc();
-                        return Ok(Some(entry));
-                    }
-                }
-            }
-        }
         if answered {
             Ok(None)
         } else {
-            Err(unavailable("the read", 0, replicas.len(), last_error))
+            Err(unavailable("the read", 0, nodes.len(), last_error))
         }
     }
 
@@ -192,7 +178,7 @@ impl Master {
         ttl_secs: Option<u64>,
     ) -> Result<(), ApiError> {
         let view = self.view.load_full();
-        let replicas = self.replica_set(&view, &key)?;
+        let nodes = self.route(&view, key.as_bytes())?;
         let now = (self.clock)();
         let entry = Entry {
             value,
@@ -214,7 +200,7 @@ impl Master {
                 "an auxiliary gave an unexpected answer",
             )),
         };
-        self.replicate(&view, replicas, "set", req, "the write", accept)
+        self.replicate(nodes, "set", req, "the write", accept)
             .await
             .map(|_| ())
     }
@@ -222,7 +208,7 @@ impl Master {
     /// Deletes `key` on the key's replicas; true if any held it.
     pub async fn remove(self: &Arc<Self>, key: String) -> Result<bool, ApiError> {
         let view = self.view.load_full();
-        let replicas = self.replica_set(&view, &key)?;
+        let nodes = self.route(&view, key.as_bytes())?;
         let now = (self.clock)();
         let req = Request::Delete {
             key: Bytes::from(key),
@@ -236,17 +222,16 @@ impl Master {
             )),
         };
         let existed = self
-            .replicate(&view, replicas, "delete", req, "the delete", accept)
+            .replicate(nodes, "delete", req, "the delete", accept)
             .await?;
         Ok(existed.into_iter().any(|e| e))
     }
 
-    /// Sends `req` to every replica and applies the write quorum. Returns the
+    /// Sends `req` to every node and applies the write quorum. Returns the
     /// accepted answers (all of them with `all`, at least one with `one`).
     async fn replicate<T, F>(
         self: &Arc<Self>,
-        view: &Arc<RingView>,
-        replicas: ReplicaSet,
+        nodes: Vec<Arc<NodeRef>>,
         op: &'static str,
         req: Request,
         what: &str,
@@ -256,12 +241,10 @@ impl Master {
         T: Send + 'static,
         F: Fn(&Response) -> Result<T, ApiError>,
     {
-        let needed = replicas.len();
-        let mut calls: FuturesUnordered<_> = replicas
-            .as_slice()
-            .iter()
-            .map(|&idx| {
-                let node = view.nodes[idx as usize].clone();
+        let needed = nodes.len();
+        let mut calls: FuturesUnordered<_> = nodes
+            .into_iter()
+            .map(|node| {
                 let req = req.clone();
                 let master = self.clone();
                 async move { master.call(&node, op, req).await }
@@ -302,16 +285,13 @@ impl Master {
         items: Vec<WriteItem>,
     ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
         let view = self.view.load_full();
-        if view.ring.is_empty() {
-            return Err(no_auxiliaries());
-        }
-        let n = self.replicas(view.ring.members().len());
         let now = (self.clock)();
         let mut needed = Vec::with_capacity(items.len());
-        let mut batches: HashMap<u32, (Vec<usize>, Vec<KeyedEntry>)> = HashMap::new();
+        type Batch = (Arc<NodeRef>, Vec<usize>, Vec<KeyedEntry>);
+        let mut batches: HashMap<String, Batch> = HashMap::new();
         for (i, item) in items.into_iter().enumerate() {
-            let replicas = view.ring.replicas_for(item.key.as_bytes(), n);
-            needed.push(replicas.len());
+            let nodes = self.route(&view, item.key.as_bytes())?;
+            needed.push(nodes.len());
             let keyed = KeyedEntry {
                 key: Bytes::from(item.key),
                 entry: Entry {
@@ -320,23 +300,22 @@ impl Master {
                     version: self.versions.tick(now),
                 },
             };
-            for &idx in replicas.as_slice() {
-                let batch = batches.entry(idx).or_default();
-                batch.0.push(i);
-                batch.1.push(keyed.clone());
+            for node in nodes {
+                let batch = batches
+                    .entry(node.id.clone())
+                    .or_insert_with(|| (node.clone(), Vec::new(), Vec::new()));
+                batch.1.push(i);
+                batch.2.push(keyed.clone());
             }
         }
         let mut acks = vec![0usize; needed.len()];
         let mut too_large = vec![false; needed.len()];
         let mut last_error: Vec<Option<String>> = vec![None; needed.len()];
-        let calls = batches.into_iter().map(|(idx, (positions, entries))| {
-            let node = view.nodes[idx as usize].clone();
-            async move {
-                let result = self
-                    .call(&node, "set_many", Request::SetMany { entries })
-                    .await;
-                (positions, result)
-            }
+        let calls = batches.into_values().map(|(node, positions, entries)| async move {
+            let result = self
+                .call(&node, "set_many", Request::SetMany { entries })
+                .await;
+            (positions, result)
         });
         for (positions, result) in join_all(calls).await {
             match result {
@@ -399,31 +378,31 @@ impl Master {
         keys: Vec<String>,
     ) -> Result<(Vec<Option<Entry>>, usize), ApiError> {
         let view = self.view.load_full();
-        if view.ring.is_empty() {
-            return Err(no_auxiliaries());
-        }
-        let n = self.replicas(view.ring.members().len());
-        let sets: Vec<ReplicaSet> = keys
+        let routes: Vec<Vec<Arc<NodeRef>>> = keys
             .iter()
-            .map(|k| view.ring.replicas_for(k.as_bytes(), n))
-            .collect();
+            .map(|k| self.route(&view, k.as_bytes()))
+            .collect::<Result<_, _>>()?;
         let keys: Vec<Bytes> = keys.into_iter().map(Bytes::from).collect();
         let mut found: Vec<Option<Entry>> = vec![None; keys.len()];
         let mut answered = vec![false; keys.len()];
-        let fall_back_on_miss = view.in_transition();
+        let fall_back_on_miss = view.rebalancing();
         let mut pending: Vec<usize> = (0..keys.len()).collect();
-        for round in 0..n {
-            let mut batches: HashMap<u32, Vec<usize>> = HashMap::new();
+        let rounds = routes.iter().map(Vec::len).max().unwrap_or(0);
+        for round in 0..rounds {
+            let mut batches: HashMap<String, (Arc<NodeRef>, Vec<usize>)> = HashMap::new();
             for &i in &pending {
-                if let Some(&idx) = sets[i].as_slice().get(round) {
-                    batches.entry(idx).or_default().push(i);
+                if let Some(node) = routes[i].get(round) {
+                    batches
+                        .entry(node.id.clone())
+                        .or_insert_with(|| (node.clone(), Vec::new()))
+                        .1
+                        .push(i);
                 }
             }
             if batches.is_empty() {
                 break;
             }
-            let calls = batches.into_iter().map(|(idx, positions)| {
-                let node = view.nodes[idx as usize].clone();
+            let calls = batches.into_values().map(|(node, positions)| {
                 let req = Request::GetMany {
                     keys: positions.iter().map(|&i| keys[i].clone()).collect(),
                 };
@@ -449,7 +428,7 @@ impl Master {
         }
         let unanswered = answered.iter().filter(|a| !**a).count();
         if unanswered == keys.len() && !keys.is_empty() {
-            return Err(unavailable("the bulk read", 0, n, None));
+            return Err(unavailable("the bulk read", 0, rounds, None));
         }
         Ok((found, unanswered))
     }

@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use axum::http::StatusCode;
 use distcache_core::Ring;
@@ -26,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
-use super::{Master, NodeRef, RingView};
+use super::{Master, NodeRef, Placement, RingView};
 use crate::config::is_host_port;
 use crate::http::ApiError;
 
@@ -66,6 +65,9 @@ pub struct NodeInfo {
     pub last_seen: Option<u64>,
     /// The node process's incarnation, if it said.
     pub incarnation: Option<u64>,
+    /// Whether the last health check succeeded.
+    #[serde(skip)]
+    last_ok: bool,
 }
 
 /// A registration, from an auxiliary or an operator.
@@ -97,6 +99,9 @@ struct Table {
     decommissioned: HashMap<String, Option<u64>>,
     /// Data connections by node id, kept across ring changes.
     clients: HashMap<String, Arc<NodeRef>>,
+    /// The members of the ring whose copies are in place; `None` until this
+    /// master's first handoff completes (copies may then be anywhere).
+    committed: Option<Vec<String>>,
 }
 
 impl Members {
@@ -106,14 +111,57 @@ impl Members {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every known node, by id.
+    /// Every known node, by id. A node that is up but whose keys have not
+    /// reached it yet shows as joining.
     pub fn list(&self) -> Vec<NodeInfo> {
-        self.table().nodes.values().cloned().collect()
+        let table = self.table();
+        table.nodes.values().map(|n| table.shown(n)).collect()
     }
 
     /// One node.
     pub fn get(&self, id: &str) -> Option<NodeInfo> {
-        self.table().nodes.get(id).cloned()
+        let table = self.table();
+        table.nodes.get(id).map(|n| table.shown(n))
+    }
+
+    /// The committed ring's members, if known.
+    pub fn committed(&self) -> Option<Vec<String>> {
+        self.table().committed.clone()
+    }
+
+    /// Marks `members` as the ring whose copies are in place, and removes the
+    /// leaving nodes that handed their keys over (`handed_over`).
+    pub(super) fn commit(&self, members: Vec<String>, handed_over: &[String]) -> Vec<String> {
+        let mut table = self.table();
+        table.committed = Some(members);
+        let mut removed = Vec::new();
+        for id in handed_over {
+            if table.nodes.get(id).is_some_and(|n| n.state == NodeState::Leaving) {
+                let node = table.nodes.remove(id).expect("present");
+                table.decommissioned.insert(id.clone(), node.incarnation);
+                table.clients.remove(id);
+                removed.push(id.clone());
+            }
+        }
+        removed
+    }
+
+    /// Live nodes (up or leaving, answering): id and HTTP address.
+    pub(super) fn live(&self) -> Vec<(String, String)> {
+        self.table()
+            .nodes
+            .values()
+            .filter(|n| is_live(n))
+            .map(|n| (n.id.clone(), n.addr.clone()))
+            .collect()
+    }
+
+    /// Data addresses of the given nodes.
+    pub(super) fn data_addrs(&self, ids: &[String]) -> Vec<Option<String>> {
+        let table = self.table();
+        ids.iter()
+            .map(|id| table.nodes.get(id).and_then(|n| n.data_addr.clone()))
+            .collect()
     }
 
     /// Asks the health task to probe every node now.
@@ -202,6 +250,7 @@ pub fn register(
                     bytes: 0,
                     last_seen: None,
                     incarnation: reg.incarnation,
+                    last_ok: false,
                 };
                 table.nodes.insert(id.clone(), node.clone());
                 (StatusCode::CREATED, node, true)
@@ -225,34 +274,72 @@ pub fn register(
     Ok((status, info))
 }
 
-/// Removes a node from membership and the ring and tells the peers.
-pub fn decommission(master: &Arc<Master>, id: &str, forwarded: bool) -> Result<NodeInfo, ApiError> {
-    let removed = {
+/// How long `DELETE /nodes/{id}` waits for the node's keys to move.
+pub const DECOMMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Decommissions a node: it leaves the ring at once, hands its keys to their
+/// new owners, and is removed once they have them (a node that is down is
+/// removed at once; its keys are copied from their other replicas). Tells
+/// the peers, and waits for the removal up to [`DECOMMISSION_WAIT`]: the
+/// answer says whether the node is gone (`removed`) or still `leaving`.
+pub async fn decommission(
+    master: &Arc<Master>,
+    id: &str,
+    forwarded: bool,
+) -> Result<(bool, NodeInfo), ApiError> {
+    let (node, removed_now) = {
         let mut table = master.members.table();
-        let removed = table.nodes.remove(id);
-        if let Some(node) = &removed {
-            table
-                .decommissioned
-                .insert(id.to_string(), node.incarnation);
+        let Some(node) = table.nodes.get_mut(id) else {
+            return Err(ApiError::not_found(
+                "node_not_found",
+                format!("no auxiliary with id {id:?}"),
+            ));
+        };
+        if is_live(node) {
+            node.state = NodeState::Leaving;
+            let node = node.clone();
+            let others_up = table
+                .nodes
+                .values()
+                .any(|n| n.id != id && n.state == NodeState::Up);
+            if !others_up {
+                table.nodes.get_mut(id).expect("present").state = NodeState::Up;
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "last_node",
+                    format!("{id} is the last auxiliary up: nobody could take its keys"),
+                ));
+            }
+            (node, false)
+        } else {
+            let node = table.nodes.remove(id).expect("present");
+            table.decommissioned.insert(id.to_string(), node.incarnation);
             table.clients.remove(id);
+            (node, true)
         }
-        removed
     };
-    let Some(mut node) = removed else {
-        return Err(ApiError::not_found(
-            "node_not_found",
-            format!("no auxiliary with id {id:?}"),
-        ));
-    };
-    node.state = NodeState::Leaving;
-    info!(node = %id, forwarded, "auxiliary decommissioned");
-    master.metrics.aux_up.remove_label_values(&[id]).ok();
+    info!(node = %id, forwarded, live = !removed_now, "auxiliary decommissioned; its keys move away");
+    if removed_now {
+        master.metrics.aux_up.remove_label_values(&[id]).ok();
+    }
     rebuild_view(master);
     if !forwarded {
         let path = format!("/nodes/{}", encode_path_segment(id));
         forward_to_peers(master, reqwest::Method::DELETE, path, None);
     }
-    Ok(node)
+    if removed_now {
+        return Ok((true, node));
+    }
+    let started = std::time::Instant::now();
+    while started.elapsed() < DECOMMISSION_WAIT {
+        if master.members.table().nodes.get(id).is_none() {
+            let mut node = node;
+            node.state = NodeState::Leaving;
+            return Ok((true, node));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok((false, master.members.get(id).unwrap_or(node)))
 }
 
 fn encode_path_segment(s: &str) -> String {
@@ -354,6 +441,7 @@ impl<'de> Deserialize<'de> for NodeInfo {
             bytes: 0,
             last_seen: None,
             incarnation: w.incarnation,
+            last_ok: false,
         })
     }
 }
@@ -449,6 +537,7 @@ async fn check_all(master: &Arc<Master>) {
             let before = node.state;
             match result {
                 Ok(health) if health.node_id == *id => {
+                    node.last_ok = true;
                     master
                         .metrics
                         .health_checks
@@ -472,18 +561,22 @@ async fn check_all(master: &Arc<Master>) {
                         .with_label_values(&["failed"])
                         .inc();
                     warn!(node = %id, addr = %addr, answered_as = %health.node_id, "another node answers at this address");
-                    node.state = NodeState::Down;
+                    node.last_ok = false;
+                    if node.state != NodeState::Leaving {
+                        node.state = NodeState::Down;
+                    }
                 }
                 Err(reason) => {
+                    node.last_ok = false;
                     master
                         .metrics
                         .health_checks
                         .with_label_values(&["failed"])
                         .inc();
-                    if node.state != NodeState::Down {
+                    if node.state == NodeState::Up || node.state == NodeState::Joining {
                         warn!(node = %id, addr = %addr, error = %reason, "health check failed; node is down");
+                        node.state = NodeState::Down;
                     }
-                    node.state = NodeState::Down;
                 }
             }
             if before != node.state && node.state == NodeState::Up {
@@ -499,70 +592,102 @@ async fn check_all(master: &Arc<Master>) {
     rebuild_view(master);
 }
 
-/// Swaps in a new ring if the set of live nodes (or their addresses) changed.
-fn rebuild_view(master: &Arc<Master>) {
+/// True for a node whose copies can be read and sent: up, or leaving but
+/// still answering.
+fn is_live(node: &NodeInfo) -> bool {
+    node.data_addr.is_some() && matches!(node.state, NodeState::Up | NodeState::Leaving)
+        && node.last_ok
+}
+
+/// Swaps in a new view from the membership table: the target ring over the
+/// live nodes that are not leaving, and the committed ring while it differs.
+/// Wakes the rebalancer when keys need to move.
+pub(super) fn rebuild_view(master: &Arc<Master>) {
     // The table lock is held until the new view is stored, so two rebuilds
     // can never store out of order.
     let mut table = master.members.table();
     let current = master.view.load();
-    let live: Vec<(String, String)> = table
+    let vnodes = master.config.virtual_nodes();
+    let target_ids: Vec<String> = table
         .nodes
         .values()
-        .filter(|n| n.state == NodeState::Up)
-        .filter_map(|n| n.data_addr.clone().map(|d| (n.id.clone(), d)))
+        .filter(|n| n.state == NodeState::Up && n.data_addr.is_some())
+        .map(|n| n.id.clone())
         .collect();
-    let unchanged = live.len() == current.nodes.len()
-        && live
+    let target_ring = Ring::new(target_ids.iter().cloned(), vnodes);
+    let target = Placement {
+        nodes: target_ring
+            .members()
             .iter()
-            .zip(current.ring.members().iter().zip(&current.nodes))
-            .all(|((id, data), (member, node))| id == member && node.client.addr() == data);
-    if unchanged {
-        return;
-    }
-    let ring = Ring::new(
-        live.iter().map(|(id, _)| id.clone()),
-        master.config.virtual_nodes(),
-    );
-    let mut nodes = Vec::with_capacity(ring.members().len());
-    for member in ring.members() {
-        let data = &live
-            .iter()
-            .find(|(id, _)| id == member)
-            .expect("member is live")
-            .1;
-        let node = match table.clients.get(member) {
-            Some(node) if node.client.addr() == data => node.clone(),
-            _ => {
-                let node = Arc::new(NodeRef {
-                    id: member.clone(),
-                    client: distcache_wire::Client::new(data.clone(), master.wire_config()),
-                });
-                table.clients.insert(member.clone(), node.clone());
-                node
-            }
-        };
-        nodes.push(node);
-    }
-    let previous = if current.ring.is_empty() {
-        None
-    } else {
-        Some((current.ring.clone(), current.nodes.clone()))
+            .map(|id| table.connection(id, master))
+            .collect(),
+        ring: target_ring,
     };
-    info!(
-        epoch = %format!("{:016x}", ring.epoch()),
-        members = ?ring.members(),
-        "ring changed"
-    );
-    master.metrics.ring_members.set(ring.members().len() as i64);
+    let committed = match table.committed.clone() {
+        Some(ids) if ids != target.ring.members() => {
+            let ring = Ring::new(ids, vnodes);
+            Some(Placement {
+                nodes: ring
+                    .members()
+                    .iter()
+                    .map(|id| table.connection(id, master))
+                    .collect(),
+                ring,
+            })
+        }
+        _ => None,
+    };
+    let rebalancing = committed.is_some()
+        || table.committed.is_none() && !target.ring.is_empty();
+    if target.ring.epoch() != current.target.ring.epoch() {
+        info!(
+            epoch = %format!("{:016x}", target.ring.epoch()),
+            members = ?target.ring.members(),
+            "ring changed"
+        );
+        master.metrics.ring_changes.inc();
+    }
+    master.metrics.ring_members.set(target.ring.members().len() as i64);
     master
         .metrics
         .ring_epoch
-        .set((ring.epoch() & ((1 << 53) - 1)) as i64);
-    master.metrics.ring_changes.inc();
-    master.view.store(Arc::new(RingView {
-        ring,
-        nodes,
-        previous,
-        since: Instant::now(),
-    }));
+        .set((target.ring.epoch() & ((1 << 53) - 1)) as i64);
+    master.view.store(Arc::new(RingView { target, committed }));
+    drop(table);
+    if rebalancing {
+        master.rebalancer.wake();
+    }
+}
+
+impl Table {
+    /// A node as clients see it: up but not yet holding its keys shows as
+    /// joining.
+    fn shown(&self, node: &NodeInfo) -> NodeInfo {
+        let mut shown = node.clone();
+        let committed = self
+            .committed
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|m| *m == node.id));
+        if node.state == NodeState::Up && !committed {
+            shown.state = NodeState::Joining;
+        }
+        shown
+    }
+
+    /// The data connection to a live node, made once and kept.
+    fn connection(&mut self, id: &str, master: &Master) -> Option<Arc<NodeRef>> {
+        let node = self.nodes.get(id).filter(|n| is_live(n))?;
+        let data = node.data_addr.clone()?;
+        match self.clients.get(id) {
+            Some(c) if c.client.addr() == data => Some(c.clone()),
+            _ => {
+                let c = Arc::new(NodeRef {
+                    id: id.to_string(),
+                    client: distcache_wire::Client::new(data, master.wire_config()),
+                });
+                self.clients.insert(id.to_string(), c.clone());
+                Some(c)
+            }
+        }
+    }
 }

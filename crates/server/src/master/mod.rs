@@ -9,11 +9,10 @@
 
 mod data;
 mod membership;
+mod rebalance;
 mod routes;
 
 use std::sync::Arc;
-use std::time::Instant;
-
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use distcache_core::Ring;
@@ -28,11 +27,6 @@ use crate::shutdown::{SHUTDOWN_DEADLINE, Shutdown};
 
 pub use membership::{NodeInfo, NodeState};
 
-/// After the ring changes, for this long a miss at a key's replicas is
-/// retried at its other replicas and at its owners in the previous ring, so
-/// that keys stay readable while they move.
-pub const MISS_FALLBACK_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// A connection to one auxiliary's data port.
 #[derive(Debug)]
 pub struct NodeRef {
@@ -42,32 +36,51 @@ pub struct NodeRef {
     pub client: distcache_wire::Client,
 }
 
-/// The ring and the connections behind its members, as one immutable value.
+/// A ring and, for each member, a connection if the member is live.
+#[derive(Debug)]
+pub struct Placement {
+    /// The ring.
+    pub ring: Ring,
+    /// `nodes[i]` serves `ring.members()[i]`; `None` while it is down.
+    pub nodes: Vec<Option<Arc<NodeRef>>>,
+}
+
+impl Placement {
+    fn empty(vnodes: u32) -> Self {
+        Placement {
+            ring: Ring::new(Vec::<String>::new(), vnodes),
+            nodes: Vec::new(),
+        }
+    }
+}
+
+/// How requests are routed now, as one immutable value.
+///
+/// `target` is the ring over the live auxiliaries (not leaving). While keys
+/// move to it, `committed` is the ring whose copies are in place: reads ask
+/// its live replicas first, writes go to the replicas of both, so no key is
+/// unreadable and no write is lost while a join, leave or failure is being
+/// handled. Once every auxiliary has handed its keys over, `committed`
+/// becomes `None` again.
 #[derive(Debug)]
 pub struct RingView {
     /// The ring over the live auxiliaries.
-    pub ring: Ring,
-    /// `nodes[i]` serves `ring.members()[i]`.
-    pub nodes: Vec<Arc<NodeRef>>,
-    /// The ring before the last change, and its nodes.
-    pub previous: Option<(Ring, Vec<Arc<NodeRef>>)>,
-    /// When this view replaced the previous one.
-    pub since: Instant,
+    pub target: Placement,
+    /// The ring whose copies are in place, while it differs from `target`.
+    pub committed: Option<Placement>,
 }
 
 impl RingView {
     fn empty(vnodes: u32) -> Self {
         RingView {
-            ring: Ring::new(Vec::<String>::new(), vnodes),
-            nodes: Vec::new(),
-            previous: None,
-            since: Instant::now(),
+            target: Placement::empty(vnodes),
+            committed: None,
         }
     }
 
-    /// True while keys may still be at their previous owners.
-    pub fn in_transition(&self) -> bool {
-        self.previous.is_some() && self.since.elapsed() < MISS_FALLBACK_WINDOW
+    /// True while keys are moving to the target ring.
+    pub fn rebalancing(&self) -> bool {
+        self.committed.is_some()
     }
 }
 
@@ -82,6 +95,7 @@ pub struct Master {
     registry: prometheus::Registry,
     view: ArcSwap<RingView>,
     members: membership::Members,
+    rebalancer: rebalance::Rebalancer,
     control: reqwest::Client,
     shutdown: Shutdown,
 }
@@ -138,6 +152,7 @@ pub async fn run(
         versions: HybridClock::new(origin_id(&id)),
         view: ArcSwap::from_pointee(RingView::empty(config.virtual_nodes())),
         members: membership::Members::default(),
+        rebalancer: rebalance::Rebalancer::default(),
         id: id.clone(),
         clock,
         metrics: master_metrics.clone(),
@@ -148,6 +163,7 @@ pub async fn run(
     });
 
     membership::start(&master);
+    rebalance::start(&master);
 
     let app = routes::router(master.clone());
     let serve_shutdown = shutdown.clone();

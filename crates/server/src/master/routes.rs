@@ -64,10 +64,7 @@ pub fn router(master: Arc<Master>) -> Router {
             "/restore",
             post(|| not_built("cluster restore (POST /restore) is not built yet")),
         )
-        .route(
-            "/rebalance",
-            post(|| not_built("manual rebalancing (POST /rebalance) is not built yet")),
-        )
+        .route("/rebalance", post(rebalance_now))
         .fallback(http::route_not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -352,19 +349,26 @@ async fn bulk_get(
     Ok(resp)
 }
 
+async fn rebalance_now(State(master): State<Arc<Master>>) -> Result<Response, ApiError> {
+    match super::rebalance::round(&master, true).await? {
+        Some(report) => Ok(Json(report).into_response()),
+        None => Ok(Json(json!({"moved": 0})).into_response()),
+    }
+}
+
 async fn health(State(master): State<Arc<Master>>) -> Response {
     let view = master.view.load();
     let nodes = master.members.list();
     let up = nodes.iter().filter(|n| n.state == NodeState::Up).count();
-    let serving = !view.ring.is_empty();
+    let serving = !view.target.ring.is_empty();
     let body = json!({
         "status": if serving { "ok" } else { "unavailable" },
         "role": "master",
         "node_id": master.id,
-        "ring_epoch": format!("{:016x}", view.ring.epoch()),
+        "ring_epoch": format!("{:016x}", view.target.ring.epoch()),
         "auxiliaries_up": up,
         "auxiliaries_total": nodes.len(),
-        "replicas": master.replicas(view.ring.members().len()),
+        "replicas": master.replicas(view.target.ring.members().len()),
     });
     let status = if serving {
         StatusCode::OK
@@ -411,14 +415,21 @@ async fn remove_node(
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
     let forwarded = headers.contains_key(FORWARDED_HEADER);
-    let node = membership::decommission(&master, &id, forwarded)?;
-    Ok(Json(json!({"removed": node})).into_response())
+    match membership::decommission(&master, &id, forwarded).await? {
+        (true, node) => Ok(Json(json!({"removed": node})).into_response()),
+        (false, node) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"leaving": node, "message": "its keys are still moving; it is removed when they have"})),
+        )
+            .into_response()),
+    }
 }
 
 async fn ring(State(master): State<Arc<Master>>) -> Response {
     let view = master.view.load();
-    let shares = view.ring.shares();
+    let shares = view.target.ring.shares();
     let members: Vec<_> = view
+        .target
         .ring
         .members()
         .iter()
@@ -426,10 +437,12 @@ async fn ring(State(master): State<Arc<Master>>) -> Response {
         .map(|(id, share)| json!({"id": id, "share": share}))
         .collect();
     Json(json!({
-        "epoch": format!("{:016x}", view.ring.epoch()),
+        "epoch": format!("{:016x}", view.target.ring.epoch()),
         "virtual_nodes": master.config.virtual_nodes(),
-        "replicas": master.replicas(view.ring.members().len()),
+        "replicas": master.replicas(view.target.ring.members().len()),
         "members": members,
+        "rebalancing": view.rebalancing(),
+        "committed": master.members.committed(),
     }))
     .into_response()
 }

@@ -1,0 +1,288 @@
+//! Handoff: when the ring changes, a master asks every auxiliary to move its
+//! keys from the ring whose copies are in place to the new ring
+//! (`POST /internal/handoff`). The auxiliary plans each key with
+//! [`HandoffPlan`], streams copies (value, version, expiry) and tombstones in
+//! batches straight to the new owners over the internal protocol, and drops
+//! a copy it no longer owns only after every new owner acknowledged it.
+//!
+//! One handoff runs at a time. Masters each ask for the same handoff; a
+//! request for the handoff that has just completed gets its report again
+//! rather than a second pass.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use distcache_core::handoff::{HandoffPlan, Targets};
+use distcache_core::{Entry, Ring, Version};
+use distcache_wire::frame::{KeyedEntry, WriteStatus};
+use distcache_wire::{Client, ClientConfig, Request, Response};
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::Node;
+use crate::http::ApiError;
+
+/// Most entries in one batch sent to a peer.
+const BATCH_ENTRIES: usize = 512;
+/// Most value bytes in one batch sent to a peer.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Longest wait for a peer to store one batch.
+const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a finished handoff's report answers repeats of the same request.
+const REPEAT_WINDOW: Duration = Duration::from_secs(30);
+
+/// One member of the ring the keys move to.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+pub struct Member {
+    /// Node id.
+    pub id: String,
+    /// Its data-protocol address.
+    pub data_addr: String,
+}
+
+/// A ring as a master describes it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+pub struct RingSpec<M> {
+    /// The members.
+    pub members: Vec<M>,
+    /// Copies of each key.
+    pub replicas: usize,
+}
+
+/// What a master asks for.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+pub struct HandoffRequest {
+    /// The ring whose copies are in place; `None` when unknown (every copy
+    /// is re-placed).
+    pub from: Option<RingSpec<String>>,
+    /// The ring that should hold the copies.
+    pub to: RingSpec<Member>,
+    /// Nodes that hold copies and can send them (live members of `from`).
+    pub sources: Vec<String>,
+    /// Ring points per member.
+    pub vnodes: u32,
+}
+
+/// What a handoff did.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct HandoffReport {
+    /// Live entries looked at.
+    pub scanned: u64,
+    /// Copies sent to other nodes.
+    pub sent: u64,
+    /// Copies the receivers stored (they did not have them): keys moved.
+    pub moved: u64,
+    /// Local copies dropped after their new owners had them.
+    pub dropped: u64,
+    /// Tombstones sent.
+    pub tombstones_sent: u64,
+    /// Wall time of the pass.
+    pub duration_ms: u64,
+}
+
+/// Handoff state of one auxiliary.
+#[derive(Default)]
+pub(super) struct Handoffs {
+    running: tokio::sync::Mutex<Option<(HandoffRequest, Instant, HandoffReport)>>,
+    peers: std::sync::Mutex<HashMap<String, Client>>,
+}
+
+impl Handoffs {
+    fn peer(&self, addr: &str) -> Client {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers
+            .entry(addr.to_string())
+            .or_insert_with(|| {
+                Client::new(
+                    addr,
+                    ClientConfig {
+                        request_timeout: PEER_TIMEOUT,
+                        ..ClientConfig::default()
+                    },
+                )
+            })
+            .clone()
+    }
+}
+
+struct Copy {
+    key: Bytes,
+    entry: Entry,
+    targets: Targets,
+    drop_after: bool,
+}
+
+/// Runs (or repeats the report of) one handoff.
+pub(super) async fn run(node: &Arc<Node>, req: HandoffRequest) -> Result<HandoffReport, ApiError> {
+    let mut last = node.handoffs.running.lock().await;
+    if let Some((done, at, report)) = last.as_ref() {
+        if *done == req && at.elapsed() < REPEAT_WINDOW {
+            return Ok(*report);
+        }
+    }
+    let started = Instant::now();
+    let report = pass(node, &req).await?;
+    let report = HandoffReport {
+        duration_ms: started.elapsed().as_millis() as u64,
+        ..report
+    };
+    info!(
+        node = %node.identity.node_id,
+        scanned = report.scanned,
+        sent = report.sent,
+        moved = report.moved,
+        dropped = report.dropped,
+        tombstones = report.tombstones_sent,
+        duration_ms = report.duration_ms,
+        "handoff done"
+    );
+    node.metrics.keys_sent.inc_by(report.sent);
+    node.metrics.keys_dropped.inc_by(report.dropped);
+    *last = Some((req, Instant::now(), report));
+    Ok(report)
+}
+
+async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, ApiError> {
+    let from = req.from.as_ref().map(|f| {
+        (Ring::new(f.members.iter().cloned(), req.vnodes), f.replicas)
+    });
+    let to = Ring::new(req.to.members.iter().map(|m| m.id.clone()), req.vnodes);
+    let addr_of: HashMap<&str, &str> = req
+        .to
+        .members
+        .iter()
+        .map(|m| (m.id.as_str(), m.data_addr.as_str()))
+        .collect();
+    let mut sources = req.sources.clone();
+    sources.sort();
+    let me = node.identity.node_id.as_str();
+    let plan = HandoffPlan::new(
+        from.as_ref().map(|(r, n)| (r, *n)),
+        (&to, req.to.replicas),
+        me,
+        &sources,
+    );
+    let store = &node.store;
+    let mut report = HandoffReport::default();
+    let mut failed = None;
+    for shard in 0..store.shard_count() {
+        let now = (node.clock)();
+        let mut copies = Vec::new();
+        let mut scanned = 0;
+        store.for_each_in_shard(shard, now, |key, entry| {
+            scanned += 1;
+            let action = plan.for_entry(key);
+            if !action.targets.is_empty() || action.drop_after {
+                copies.push(Copy {
+                    key: Bytes::copy_from_slice(key),
+                    entry: entry.clone(),
+                    targets: action.targets,
+                    drop_after: action.drop_after,
+                });
+            }
+        });
+        let mut tombstones: Vec<(Bytes, Version, Targets)> = Vec::new();
+        store.for_each_tombstone_in_shard(shard, now, |key, version| {
+            let targets = plan.for_tombstone(key);
+            if !targets.is_empty() {
+                tombstones.push((Bytes::copy_from_slice(key), version, targets));
+            }
+        });
+        report.scanned += scanned;
+
+        // Per target: the copies it gets, by their index in `copies`.
+        let mut by_target: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (i, copy) in copies.iter().enumerate() {
+            for &t in copy.targets.as_slice() {
+                by_target.entry(t).or_default().push(i);
+            }
+        }
+        let sends = by_target.into_iter().map(|(t, indices)| {
+            let id = to.members()[t as usize].clone();
+            let addr = addr_of.get(id.as_str()).copied().unwrap_or_default().to_string();
+            let client = node.handoffs.peer(&addr);
+            let copies = &copies;
+            async move {
+                let mut stored = 0u64;
+                let mut start = 0;
+                while start < indices.len() {
+                    let mut end = start;
+                    let mut bytes = 0;
+                    while end < indices.len() && end - start < BATCH_ENTRIES && bytes < BATCH_BYTES {
+                        let c = &copies[indices[end]];
+                        bytes += c.key.len() + c.entry.value.len();
+                        end += 1;
+                    }
+                    let entries: Vec<KeyedEntry> = indices[start..end]
+                        .iter()
+                        .map(|&i| KeyedEntry {
+                            key: copies[i].key.clone(),
+                            entry: copies[i].entry.clone(),
+                        })
+                        .collect();
+                    match client.call(Request::SetMany { entries }).await {
+                        Ok(Response::WrittenMany(statuses)) if statuses.len() == end - start => {
+                            if statuses.contains(&WriteStatus::TooLarge) {
+                                return (t, Err(format!("{id} refused an entry as too large")));
+                            }
+                            stored += statuses.iter().filter(|s| **s == WriteStatus::Stored).count() as u64;
+                        }
+                        Ok(other) => return (t, Err(format!("{id} answered {other:?}"))),
+                        Err(e) => return (t, Err(e.to_string())),
+                    }
+                    start = end;
+                }
+                (t, Ok((indices.len() as u64, stored)))
+            }
+        });
+        let mut ok_targets = Vec::new();
+        for (t, result) in join_all(sends).await {
+            match result {
+                Ok((sent, stored)) => {
+                    report.sent += sent;
+                    report.moved += stored;
+                    ok_targets.push(t);
+                }
+                Err(e) => {
+                    warn!(node = %me, target = %to.members()[t as usize], error = %e, "handoff batch failed");
+                    failed = Some(e);
+                }
+            }
+        }
+        for copy in &copies {
+            let all_acked = copy.targets.as_slice().iter().all(|t| ok_targets.contains(t));
+            if copy.drop_after && all_acked && store.remove_if_version(&copy.key, copy.entry.version) {
+                report.dropped += 1;
+            }
+        }
+
+        // Tombstones, so that a delete reaches the key's new owners.
+        let mut by_target: HashMap<u32, Vec<(Bytes, Version)>> = HashMap::new();
+        for (key, version, targets) in &tombstones {
+            for &t in targets.as_slice() {
+                by_target.entry(t).or_default().push((key.clone(), *version));
+            }
+        }
+        for (t, keys) in by_target {
+            let id = &to.members()[t as usize];
+            let client = node.handoffs.peer(addr_of.get(id.as_str()).copied().unwrap_or_default());
+            for chunk in keys.chunks(BATCH_ENTRIES) {
+                match client.call(Request::DeleteMany { keys: chunk.to_vec() }).await {
+                    Ok(Response::Ok) => report.tombstones_sent += chunk.len() as u64,
+                    Ok(other) => failed = Some(format!("{id} answered {other:?}")),
+                    Err(e) => failed = Some(e.to_string()),
+                }
+            }
+        }
+    }
+    match failed {
+        None => Ok(report),
+        Some(e) => Err(ApiError::unavailable(
+            "handoff_incomplete",
+            format!("some copies could not be sent and were kept: {e}"),
+        )),
+    }
+}
