@@ -198,7 +198,8 @@ wait_http "http://127.0.0.1:$fixed_port/" 'bench-1' "nginx with a fixed answer"
 bench_case "e-nginx-fixed" "http://127.0.0.1:$fixed_port" get=1
 stop_all
 
-commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The commit of the tree the binary was built in (a worktree for --bin).
+commit=$(git -C "$(dirname "$bin")" rev-parse --short HEAD 2>/dev/null || echo unknown)
 python3 "$repo/bench/report.py" "$tmp/results" \
     --started "$started" --commit "$commit" --version "$("$bin" --version)" \
     --machine "$(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
