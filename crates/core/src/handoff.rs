@@ -92,7 +92,9 @@ impl<'a> HandoffPlan<'a> {
     }
 
     fn is_source(&self, id: &str) -> bool {
-        self.sources.binary_search_by(|s| s.as_str().cmp(id)).is_ok()
+        self.sources
+            .binary_search_by(|s| s.as_str().cmp(id))
+            .is_ok()
     }
 
     /// Members of `to`'s replica set that are not in `from`'s (by id).
@@ -133,7 +135,9 @@ impl<'a> HandoffPlan<'a> {
 
     fn plan(&self, key: &[u8], live: bool) -> Action {
         let to_set = self.to.replicas_for(key, self.to_replicas);
-        let me_in_to_set = self.me_in_to.is_some_and(|me| to_set.as_slice().contains(&me));
+        let me_in_to_set = self
+            .me_in_to
+            .is_some_and(|me| to_set.as_slice().contains(&me));
         let Some((from, from_replicas)) = self.from else {
             return Action {
                 targets: self.all_but_me(&to_set),
@@ -155,7 +159,11 @@ impl<'a> HandoffPlan<'a> {
         if !owners.contains(&self.me) {
             // Not an owner before: offer the copy, versions decide.
             return Action {
-                targets: if live { self.all_but_me(&to_set) } else { Targets::default() },
+                targets: if live {
+                    self.all_but_me(&to_set)
+                } else {
+                    Targets::default()
+                },
                 drop_after: live && !me_in_to_set,
             };
         }
@@ -250,15 +258,23 @@ mod tests {
     fn a_join_moves_each_changed_key_once_and_leaves_no_copy_behind() {
         let old = ring(&["a", "b", "c"]);
         let new = ring(&["a", "b", "c", "d"]);
-        let holders: HashMap<_, _> = keys(2000).into_iter().map(|k| {
-            let o = owner_ids(&old, &k, 2);
-            (k, o)
-        }).collect();
+        let holders: HashMap<_, _> = keys(2000)
+            .into_iter()
+            .map(|k| {
+                let o = owner_ids(&old, &k, 2);
+                (k, o)
+            })
+            .collect();
         let sources = ids(&["a", "b", "c"]);
         let (after, sent) = simulate(Some((&old, 2)), (&new, 2), &holders, &sources);
         let mut changed = 0;
         for (k, hs) in &after {
-            assert_eq!(*hs, owner_ids(&new, k, 2), "key {:?}", String::from_utf8_lossy(k));
+            assert_eq!(
+                *hs,
+                owner_ids(&new, k, 2),
+                "key {:?}",
+                String::from_utf8_lossy(k)
+            );
             if owner_ids(&old, k, 2) != owner_ids(&new, k, 2) {
                 changed += 1;
             }
@@ -272,10 +288,13 @@ mod tests {
         let old = ring(&["a", "b", "c", "d"]);
         let new = ring(&["a", "b", "c"]);
         for r in [1, 2, 3] {
-            let holders: HashMap<_, _> = keys(1000).into_iter().map(|k| {
-                let o = owner_ids(&old, &k, r);
-                (k, o)
-            }).collect();
+            let holders: HashMap<_, _> = keys(1000)
+                .into_iter()
+                .map(|k| {
+                    let o = owner_ids(&old, &k, r);
+                    (k, o)
+                })
+                .collect();
             // The leaver is alive and a source.
             let sources = ids(&["a", "b", "c", "d"]);
             let (after, _) = simulate(Some((&old, r)), (&new, r), &holders, &sources);
@@ -289,14 +308,20 @@ mod tests {
     fn after_a_death_the_survivors_restore_every_replica() {
         let old = ring(&["a", "b", "c", "d"]);
         let new = ring(&["a", "b", "c"]);
-        let holders: HashMap<_, _> = keys(1000).into_iter().map(|k| {
-            let mut o = owner_ids(&old, &k, 2);
-            o.remove("d"); // its copies died with it
-            (k, o)
-        }).collect();
+        let holders: HashMap<_, _> = keys(1000)
+            .into_iter()
+            .map(|k| {
+                let mut o = owner_ids(&old, &k, 2);
+                o.remove("d"); // its copies died with it
+                (k, o)
+            })
+            .collect();
         let sources = ids(&["a", "b", "c"]);
         let (after, sent) = simulate(Some((&old, 2)), (&new, 2), &holders, &sources);
-        let lost: usize = keys(1000).iter().filter(|k| owner_ids(&old, k, 2).contains("d")).count();
+        let lost: usize = keys(1000)
+            .iter()
+            .filter(|k| owner_ids(&old, k, 2).contains("d"))
+            .count();
         for (k, hs) in &after {
             assert_eq!(*hs, owner_ids(&new, k, 2));
         }
@@ -307,10 +332,14 @@ mod tests {
     fn an_unknown_from_ring_replaces_every_copy() {
         let new = ring(&["a", "b", "c"]);
         // Copies scattered anywhere.
-        let holders: HashMap<_, _> = keys(500).into_iter().enumerate().map(|(i, k)| {
-            let h: BTreeSet<String> = [["a", "b", "c"][i % 3].to_string()].into();
-            (k, h)
-        }).collect();
+        let holders: HashMap<_, _> = keys(500)
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let h: BTreeSet<String> = [["a", "b", "c"][i % 3].to_string()].into();
+                (k, h)
+            })
+            .collect();
         let sources = ids(&["a", "b", "c"]);
         let (after, _) = simulate(None, (&new, 2), &holders, &sources);
         for (k, hs) in &after {
@@ -329,7 +358,12 @@ mod tests {
                 let plan = HandoffPlan::new(Some((&old, 2)), (&new, 2), &h, &sources);
                 let entry = plan.for_entry(&k);
                 assert_eq!(plan.for_tombstone(&k), entry.targets);
-                reached_d += entry.targets.as_slice().iter().filter(|&&t| new.members()[t as usize] == "d").count();
+                reached_d += entry
+                    .targets
+                    .as_slice()
+                    .iter()
+                    .filter(|&&t| new.members()[t as usize] == "d")
+                    .count();
             }
             // "d" owned nothing in the old ring: it never sends tombstones.
             let plan = HandoffPlan::new(Some((&old, 2)), (&new, 2), "d", &sources);

@@ -11,9 +11,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use distcache_core::clock::system_clock;
+use distcache_server::auxiliary::LEAVE_TIMEOUT;
 use distcache_server::config::{AuxConfig, MasterConfig};
 use distcache_server::shutdown::{SHUTDOWN_DEADLINE, Shutdown};
-use distcache_server::auxiliary::LEAVE_TIMEOUT;
 use distcache_server::{auxiliary, master};
 
 /// A distributed in-memory cache: masters route keys by consistent hashing
@@ -138,7 +138,10 @@ where
     let shutdown = Shutdown::new();
     // Past the deadline, plus a moment for the last log lines, the process
     // ends anyway.
-    watch_signals(shutdown.clone(), deadline + std::time::Duration::from_secs(2));
+    watch_signals(
+        shutdown.clone(),
+        deadline + std::time::Duration::from_secs(2),
+    );
     match role(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -140,7 +140,11 @@ fn help_lists_every_setting_with_its_default() {
 #[test]
 fn bad_settings_stop_the_process_with_a_message_naming_them() {
     // (role, environment, the setting the error must name)
-    type Case = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
     let cases: &[Case] = &[
         ("aux", &[("CACHE_SIZE", "0")], "CACHE_SIZE"),
         ("aux", &[("CACHE_SIZE", "lots")], "CACHE_SIZE"),

@@ -72,10 +72,19 @@ fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
+    histogram_with_buckets(registry, name, help, LATENCY_BUCKETS)
+}
+
+fn histogram_with_buckets(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+) -> Histogram {
     let metric = Histogram::with_opts(
         HistogramOpts::new(name, help)
             .namespace(PREFIX)
-            .buckets(LATENCY_BUCKETS.to_vec()),
+            .buckets(buckets.to_vec()),
     )
     .expect("metric definition is valid");
     registry
@@ -237,19 +246,14 @@ impl MasterMetrics {
                 "rebalance_in_progress",
                 "1 while a rebalance round is moving keys.",
             ),
-            rebalance_duration: Histogram::with_opts(
-                HistogramOpts::new(
-                    "rebalance_duration_seconds",
-                    "Time of one rebalance round, from start to the committed ring.",
-                )
-                .namespace(PREFIX)
-                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]),
-            )
-            .map(|h| {
-                registry.register(Box::new(h.clone())).expect("metric names are unique");
-                h
-            })
-            .expect("valid metric"),
+            rebalance_duration: histogram_with_buckets(
+                registry,
+                "rebalance_duration_seconds",
+                "Time of one rebalance round, from start to the committed ring.",
+                &[
+                    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+                ],
+            ),
         }
     }
 }

@@ -865,7 +865,10 @@ mod tests {
             Request::SetMany { entries: vec![] },
             Request::DeleteMany { keys: vec![] },
             Request::DeleteMany {
-                keys: vec![(Bytes::from_static(b"gone"), version(9)), (Bytes::from_static(b"\xff"), version(1))],
+                keys: vec![
+                    (Bytes::from_static(b"gone"), version(9)),
+                    (Bytes::from_static(b"\xff"), version(1)),
+                ],
             },
             Request::SetMany {
                 entries: vec![

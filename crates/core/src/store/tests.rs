@@ -659,7 +659,11 @@ fn tombstones_within_grace_are_listed_with_their_versions() {
         tombstone_grace_ms: 1_000,
         ..StoreConfig::default()
     });
-    let v = |n| Version { millis: n, counter: 0, origin: 1 };
+    let v = |n| Version {
+        millis: n,
+        counter: 0,
+        origin: 1,
+    };
     store.delete(b"gone", v(10), 100);
     store.delete(b"also", v(20), 600);
     let list = |now| {
@@ -668,7 +672,14 @@ fn tombstones_within_grace_are_listed_with_their_versions() {
         seen.sort();
         seen
     };
-    assert_eq!(list(500), vec![(b"also".to_vec(), v(20)), (b"gone".to_vec(), v(10))]);
-    assert_eq!(list(1_100), vec![(b"also".to_vec(), v(20))], "the first is past its grace");
+    assert_eq!(
+        list(500),
+        vec![(b"also".to_vec(), v(20)), (b"gone".to_vec(), v(10))]
+    );
+    assert_eq!(
+        list(1_100),
+        vec![(b"also".to_vec(), v(20))],
+        "the first is past its grace"
+    );
     assert!(list(1_600).is_empty());
 }

@@ -146,9 +146,10 @@ pub(super) async fn run(node: &Arc<Node>, req: HandoffRequest) -> Result<Handoff
 }
 
 async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, ApiError> {
-    let from = req.from.as_ref().map(|f| {
-        (Ring::new(f.members.iter().cloned(), req.vnodes), f.replicas)
-    });
+    let from = req
+        .from
+        .as_ref()
+        .map(|f| (Ring::new(f.members.iter().cloned(), req.vnodes), f.replicas));
     let to = Ring::new(req.to.members.iter().map(|m| m.id.clone()), req.vnodes);
     let addr_of: HashMap<&str, &str> = req
         .to
@@ -202,7 +203,11 @@ async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, A
         }
         let sends = by_target.into_iter().map(|(t, indices)| {
             let id = to.members()[t as usize].clone();
-            let addr = addr_of.get(id.as_str()).copied().unwrap_or_default().to_string();
+            let addr = addr_of
+                .get(id.as_str())
+                .copied()
+                .unwrap_or_default()
+                .to_string();
             let client = node.handoffs.peer(&addr);
             let copies = &copies;
             async move {
@@ -211,7 +216,8 @@ async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, A
                 while start < indices.len() {
                     let mut end = start;
                     let mut bytes = 0;
-                    while end < indices.len() && end - start < BATCH_ENTRIES && bytes < BATCH_BYTES {
+                    while end < indices.len() && end - start < BATCH_ENTRIES && bytes < BATCH_BYTES
+                    {
                         let c = &copies[indices[end]];
                         bytes += c.key.len() + c.entry.value.len();
                         end += 1;
@@ -228,7 +234,10 @@ async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, A
                             if statuses.contains(&WriteStatus::TooLarge) {
                                 return (t, Err(format!("{id} refused an entry as too large")));
                             }
-                            stored += statuses.iter().filter(|s| **s == WriteStatus::Stored).count() as u64;
+                            stored += statuses
+                                .iter()
+                                .filter(|s| **s == WriteStatus::Stored)
+                                .count() as u64;
                         }
                         Ok(other) => return (t, Err(format!("{id} answered {other:?}"))),
                         Err(e) => return (t, Err(e.to_string())),
@@ -253,8 +262,15 @@ async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, A
             }
         }
         for copy in &copies {
-            let all_acked = copy.targets.as_slice().iter().all(|t| ok_targets.contains(t));
-            if copy.drop_after && all_acked && store.remove_if_version(&copy.key, copy.entry.version) {
+            let all_acked = copy
+                .targets
+                .as_slice()
+                .iter()
+                .all(|t| ok_targets.contains(t));
+            if copy.drop_after
+                && all_acked
+                && store.remove_if_version(&copy.key, copy.entry.version)
+            {
                 report.dropped += 1;
             }
         }
@@ -263,14 +279,24 @@ async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, A
         let mut by_target: HashMap<u32, Vec<(Bytes, Version)>> = HashMap::new();
         for (key, version, targets) in &tombstones {
             for &t in targets.as_slice() {
-                by_target.entry(t).or_default().push((key.clone(), *version));
+                by_target
+                    .entry(t)
+                    .or_default()
+                    .push((key.clone(), *version));
             }
         }
         for (t, keys) in by_target {
             let id = &to.members()[t as usize];
-            let client = node.handoffs.peer(addr_of.get(id.as_str()).copied().unwrap_or_default());
+            let client = node
+                .handoffs
+                .peer(addr_of.get(id.as_str()).copied().unwrap_or_default());
             for chunk in keys.chunks(BATCH_ENTRIES) {
-                match client.call(Request::DeleteMany { keys: chunk.to_vec() }).await {
+                match client
+                    .call(Request::DeleteMany {
+                        keys: chunk.to_vec(),
+                    })
+                    .await
+                {
                     Ok(Response::Ok) => report.tombstones_sent += chunk.len() as u64,
                     Ok(other) => failed = Some(format!("{id} answered {other:?}")),
                     Err(e) => failed = Some(e.to_string()),

@@ -18,6 +18,10 @@ pub const REREGISTER_INTERVAL: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest retry delay while no master answers.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// After its keys have moved away, a node keeps answering this long before
+/// it stops, so that masters still finishing their own handoff rounds (each
+/// master runs its own) never write to a node that is gone.
+pub const DRAIN: Duration = Duration::from_secs(3);
 /// Longest wait for one registration call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -53,6 +57,7 @@ pub async fn register_loop(
                 Ok(resp) if resp.status().is_success() => accepted += 1,
                 Ok(resp) if resp.status() == StatusCode::GONE => {
                     warn!(master = %master, "this node was decommissioned; shutting down");
+                    tokio::time::sleep(DRAIN).await;
                     node.trigger();
                     return;
                 }
@@ -111,6 +116,7 @@ pub async fn leave(identity: &Identity, masters: &[String]) {
         match client.delete(&url).send().await {
             Ok(resp) if resp.status().is_success() => {
                 info!(node = %identity.node_id, master = %master, "left the cluster; keys handed over");
+                tokio::time::sleep(DRAIN).await;
                 return;
             }
             Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {

@@ -144,7 +144,13 @@ impl Master {
         let mut last_error = None;
         for (i, node) in nodes.iter().enumerate() {
             match self
-                .call(node, "get", Request::Get { key: key_bytes.clone() })
+                .call(
+                    node,
+                    "get",
+                    Request::Get {
+                        key: key_bytes.clone(),
+                    },
+                )
                 .await
             {
                 Ok(Response::Value(entry)) => {
@@ -311,12 +317,14 @@ impl Master {
         let mut acks = vec![0usize; needed.len()];
         let mut too_large = vec![false; needed.len()];
         let mut last_error: Vec<Option<String>> = vec![None; needed.len()];
-        let calls = batches.into_values().map(|(node, positions, entries)| async move {
-            let result = self
-                .call(&node, "set_many", Request::SetMany { entries })
-                .await;
-            (positions, result)
-        });
+        let calls = batches
+            .into_values()
+            .map(|(node, positions, entries)| async move {
+                let result = self
+                    .call(&node, "set_many", Request::SetMany { entries })
+                    .await;
+                (positions, result)
+            });
         for (positions, result) in join_all(calls).await {
             match result {
                 Ok(Response::WrittenMany(statuses)) if statuses.len() == positions.len() => {

@@ -136,7 +136,11 @@ impl Members {
         table.committed = Some(members);
         let mut removed = Vec::new();
         for id in handed_over {
-            if table.nodes.get(id).is_some_and(|n| n.state == NodeState::Leaving) {
+            if table
+                .nodes
+                .get(id)
+                .is_some_and(|n| n.state == NodeState::Leaving)
+            {
                 let node = table.nodes.remove(id).expect("present");
                 table.decommissioned.insert(id.clone(), node.incarnation);
                 table.clients.remove(id);
@@ -313,7 +317,9 @@ pub async fn decommission(
             (node, false)
         } else {
             let node = table.nodes.remove(id).expect("present");
-            table.decommissioned.insert(id.to_string(), node.incarnation);
+            table
+                .decommissioned
+                .insert(id.to_string(), node.incarnation);
             table.clients.remove(id);
             (node, true)
         }
@@ -332,7 +338,7 @@ pub async fn decommission(
     }
     let started = std::time::Instant::now();
     while started.elapsed() < DECOMMISSION_WAIT {
-        if master.members.table().nodes.get(id).is_none() {
+        if !master.members.table().nodes.contains_key(id) {
             let mut node = node;
             node.state = NodeState::Leaving;
             return Ok((true, node));
@@ -595,7 +601,8 @@ async fn check_all(master: &Arc<Master>) {
 /// True for a node whose copies can be read and sent: up, or leaving but
 /// still answering.
 fn is_live(node: &NodeInfo) -> bool {
-    node.data_addr.is_some() && matches!(node.state, NodeState::Up | NodeState::Leaving)
+    node.data_addr.is_some()
+        && matches!(node.state, NodeState::Up | NodeState::Leaving)
         && node.last_ok
 }
 
@@ -637,8 +644,7 @@ pub(super) fn rebuild_view(master: &Arc<Master>) {
         }
         _ => None,
     };
-    let rebalancing = committed.is_some()
-        || table.committed.is_none() && !target.ring.is_empty();
+    let rebalancing = committed.is_some() || table.committed.is_none() && !target.ring.is_empty();
     if target.ring.epoch() != current.target.ring.epoch() {
         info!(
             epoch = %format!("{:016x}", target.ring.epoch()),
@@ -647,7 +653,10 @@ pub(super) fn rebuild_view(master: &Arc<Master>) {
         );
         master.metrics.ring_changes.inc();
     }
-    master.metrics.ring_members.set(target.ring.members().len() as i64);
+    master
+        .metrics
+        .ring_members
+        .set(target.ring.members().len() as i64);
     master
         .metrics
         .ring_epoch
@@ -667,7 +676,7 @@ impl Table {
         let committed = self
             .committed
             .as_ref()
-            .is_some_and(|c| c.iter().any(|m| *m == node.id));
+            .is_some_and(|c| c.contains(&node.id));
         if node.state == NodeState::Up && !committed {
             shown.state = NodeState::Joining;
         }

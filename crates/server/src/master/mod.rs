@@ -12,12 +12,12 @@ mod membership;
 mod rebalance;
 mod routes;
 
-use std::sync::Arc;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use distcache_core::Ring;
 use distcache_core::clock::Clock;
 use distcache_core::version::{HybridClock, origin_id};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing::info;
 

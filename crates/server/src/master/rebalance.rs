@@ -177,7 +177,11 @@ pub async fn round(master: &Arc<Master>, full: bool) -> Result<Option<RebalanceR
     }
     master.metrics.keys_moved.inc_by(report.moved);
     if let Some(e) = failure {
-        master.metrics.rebalances.with_label_values(&["failed"]).inc();
+        master
+            .metrics
+            .rebalances
+            .with_label_values(&["failed"])
+            .inc();
         return Err(ApiError::unavailable("rebalance_incomplete", e));
     }
     report.removed = master.members.commit(target.clone(), &leaving);
@@ -248,7 +252,9 @@ async fn handoff_everywhere(
                 let body = resp.text().await.unwrap_or_default();
                 return Err(format!("{status}: {body}"));
             }
-            resp.json::<HandoffReport>().await.map_err(|e| e.to_string())
+            resp.json::<HandoffReport>()
+                .await
+                .map_err(|e| e.to_string())
         }
         .await;
         (id.clone(), result)

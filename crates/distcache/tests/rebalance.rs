@@ -1,0 +1,424 @@
+//! Replication and rebalancing with real processes: keys survive joins,
+//! graceful leaves and deaths, only changed keys move, and stale copies
+//! never win.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Cluster, Spec, wait_until};
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+/// Waits until every master has finished moving keys to a ring of exactly
+/// `members`.
+fn wait_settled(c: &Cluster, members: &[&str]) {
+    let mut want: Vec<String> = members.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    for m in 0..c.masters.len() {
+        wait_until(
+            Duration::from_secs(60),
+            &format!("master {m} settles on {want:?}"),
+            || {
+                let ring: Value = match c.http.get(c.url(m, "/ring")).send().and_then(|r| r.json())
+                {
+                    Ok(v) => v,
+                    Err(_) => return false,
+                };
+                ring["rebalancing"] == json!(false) && ring["committed"] == json!(want)
+            },
+        );
+    }
+}
+
+fn metric(c: &Cluster, master: usize, name: &str) -> f64 {
+    let text = c
+        .http
+        .get(c.url(master, "/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn total_items(c: &Cluster) -> u64 {
+    let nodes: Value = c
+        .http
+        .get(c.url(0, "/nodes"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["state"] != json!("down"))
+        .map(|n| {
+            let addr = n["addr"].as_str().unwrap();
+            let h: Value = c
+                .http
+                .get(format!("http://{addr}/health"))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            h["items"].as_u64().unwrap()
+        })
+        .sum()
+}
+
+#[test]
+fn a_join_moves_only_the_new_nodes_share() {
+    let mut c = Cluster::start(Spec::default());
+    wait_settled(&c, &["aux-1", "aux-2", "aux-3"]);
+    let keys = 3000;
+    let items: Vec<Value> = (0..keys)
+        .map(|i| json!({"key": format!("k{i}"), "value": i, "ttl": 3600}))
+        .collect();
+    for chunk in items.chunks(500) {
+        let body: Value = c
+            .http
+            .post(c.url(0, "/data/bulk"))
+            .json(&chunk)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(body["stored"], json!(500));
+    }
+    let before = metric(&c, 0, "distcache_keys_moved_total");
+    c.add_aux("aux-4");
+    c.wait_for_up(4);
+    wait_settled(&c, &["aux-1", "aux-2", "aux-3", "aux-4"]);
+    let moved = metric(&c, 0, "distcache_keys_moved_total") - before;
+    // Two copies of each key; the new node's ideal share is 2/4 of them.
+    let ideal = 2.0 * keys as f64 / 4.0;
+    assert!(moved <= 1.2 * ideal, "moved {moved}, ideal {ideal}");
+    assert!(
+        moved >= 0.8 * ideal,
+        "moved {moved}: the new node must get its share"
+    );
+    // Every key is readable, with its TTL, and exactly two copies exist.
+    for i in (0..keys).step_by(7) {
+        let body: Value = c.get(0, &format!("k{i}")).json().unwrap();
+        assert_eq!(body["value"], json!(i));
+        assert!(
+            body["ttl"].as_u64().unwrap() > 3500,
+            "TTL survives the move: {body}"
+        );
+    }
+    wait_until(Duration::from_secs(10), "old copies dropped", || {
+        total_items(&c) == 2 * keys as u64
+    });
+}
+
+#[test]
+fn a_graceful_leave_on_sigterm_loses_no_key_even_with_one_replica() {
+    let mut c = Cluster::start(Spec {
+        replicas: 1,
+        ..Spec::default()
+    });
+    wait_settled(&c, &["aux-1", "aux-2", "aux-3"]);
+    for i in 0..600 {
+        assert_eq!(c.set(0, &format!("k{i}"), json!(i)).status(), 200);
+    }
+    // Readers run through the leave: no 5xx, no miss.
+    let stop = Arc::new(AtomicBool::new(false));
+    let bad = Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let (stop, bad) = (stop.clone(), bad.clone());
+        let url = c.url(0, "/data/");
+        std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let resp = http.get(format!("{url}k{}", i % 600)).send().unwrap();
+                if resp.status() != 200 {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                }
+                i += 1;
+            }
+        })
+    };
+    c.aux("aux-2").proc.signal(Signal::SIGTERM);
+    let status = c.aux("aux-2").proc.wait_exit(Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "aux-2 exit: {status:?}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert_eq!(
+        bad.load(Ordering::Relaxed),
+        0,
+        "reads during the leave failed"
+    );
+    assert!(c.auxes[1].proc.log_text().contains("keys handed over"));
+    wait_settled(&c, &["aux-1", "aux-3"]);
+    for i in 0..600 {
+        assert_eq!(c.value(0, &format!("k{i}")), Some(json!(i)), "k{i}");
+    }
+    assert_eq!(total_items(&c), 600);
+}
+
+#[test]
+fn after_a_death_the_survivors_restore_every_replica() {
+    let mut c = Cluster::start(Spec {
+        auxiliaries: 4,
+        ..Spec::default()
+    });
+    wait_settled(&c, &["aux-1", "aux-2", "aux-3", "aux-4"]);
+    for i in 0..500 {
+        assert_eq!(c.set(0, &format!("k{i}"), json!(i)).status(), 200);
+    }
+    c.aux("aux-1").proc.kill();
+    wait_settled(&c, &["aux-2", "aux-3", "aux-4"]);
+    assert_eq!(total_items(&c), 1000, "two copies of every key again");
+    // A second death: with two copies restored, still nothing is lost.
+    c.aux("aux-2").proc.kill();
+    wait_settled(&c, &["aux-3", "aux-4"]);
+    for i in 0..500 {
+        assert_eq!(c.value(0, &format!("k{i}")), Some(json!(i)), "k{i}");
+    }
+}
+
+#[test]
+fn a_node_back_with_old_data_never_overwrites_newer_values() {
+    let mut c = Cluster::start(Spec::default());
+    wait_settled(&c, &["aux-1", "aux-2", "aux-3"]);
+    for i in 0..300 {
+        assert_eq!(
+            c.set(0, &format!("k{i}"), json!({"v": 1, "i": i})).status(),
+            200
+        );
+    }
+    // aux-1 freezes with its copies; the cluster moves on without it.
+    c.aux("aux-1").proc.signal(Signal::SIGSTOP);
+    wait_settled(&c, &["aux-2", "aux-3"]);
+    for i in 0..300 {
+        assert_eq!(
+            c.set(0, &format!("k{i}"), json!({"v": 2, "i": i})).status(),
+            200
+        );
+    }
+    for i in 0..50 {
+        assert_eq!(c.delete(0, &format!("k{i}")).status(), 200);
+    }
+    // It comes back with its old data and rejoins.
+    c.aux("aux-1").proc.signal(Signal::SIGCONT);
+    wait_settled(&c, &["aux-1", "aux-2", "aux-3"]);
+    for i in 0..50 {
+        assert_eq!(c.value(0, &format!("k{i}")), None, "deleted k{i} came back");
+    }
+    for i in 50..300 {
+        assert_eq!(
+            c.value(0, &format!("k{i}")),
+            Some(json!({"v": 2, "i": i})),
+            "k{i}"
+        );
+    }
+    assert_eq!(
+        total_items(&c),
+        500,
+        "two copies of the 250 live keys, nothing stale left"
+    );
+}
+
+#[test]
+fn post_rebalance_replaces_every_key_and_reports_it() {
+    let c = Cluster::start(Spec::default());
+    wait_settled(&c, &["aux-1", "aux-2", "aux-3"]);
+    for i in 0..200 {
+        assert_eq!(c.set(0, &format!("k{i}"), json!(i)).status(), 200);
+    }
+    let resp = c.http.post(c.url(0, "/rebalance")).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let report: Value = resp.json().unwrap();
+    assert_eq!(report["full"], json!(true));
+    assert_eq!(report["scanned"], json!(400), "{report}");
+    assert_eq!(
+        report["moved"],
+        json!(0),
+        "everything was in place: {report}"
+    );
+    assert_eq!(report["members"], json!(["aux-1", "aux-2", "aux-3"]));
+    assert!(report["duration_ms"].is_u64());
+    for i in 0..200 {
+        assert_eq!(c.value(0, &format!("k{i}")), Some(json!(i)));
+    }
+}
+
+/// A tiny deterministic generator for the history check.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// What a key may hold: every value an acknowledged or uncertain operation
+/// may have left (`None` = absent).
+type Possible = Vec<Option<i64>>;
+
+#[test]
+fn history_check_through_join_leave_and_death() {
+    let mut c = Cluster::start(Spec {
+        masters: 2,
+        ..Spec::default()
+    });
+    wait_settled(&c, &["aux-1", "aux-2", "aux-3"]);
+    let strict = Arc::new(AtomicBool::new(true)); // no 5xx allowed now
+    let stop = Arc::new(AtomicBool::new(false));
+    let violations = Arc::new(Mutex::new(Vec::<String>::new()));
+    let phase = Arc::new(AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for w in 0..2usize {
+        let url = c.url(w, "");
+        let (strict, stop, violations, phase) = (
+            strict.clone(),
+            stop.clone(),
+            violations.clone(),
+            phase.clone(),
+        );
+        writers.push(std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let mut rng = Lcg(w as u64 + 1);
+            let keys = 400;
+            let mut model: Vec<Possible> = vec![vec![None]; keys];
+            let mut counter = 0i64;
+            let mut ops = 0;
+            while !stop.load(Ordering::Relaxed) || ops < 2000 {
+                ops += 1;
+                let k = (rng.next() as usize) % keys;
+                let key = format!("w{w}-k{k}");
+                let roll = rng.next() % 100;
+                // Strict only if no phase change happened while the request ran.
+                let phase_at_start = phase.load(Ordering::SeqCst);
+                let strict_at_start = strict.load(Ordering::SeqCst);
+                let strict_now =
+                    || strict_at_start && phase.load(Ordering::SeqCst) == phase_at_start;
+                if roll < 60 {
+                    counter += 1;
+                    let v = counter;
+                    let resp = http
+                        .post(format!("{url}/data"))
+                        .json(&json!({"key": key, "value": v}))
+                        .send();
+                    match resp.map(|r| (r.status().as_u16(), r.text().unwrap_or_default())) {
+                        Ok((200, _)) => model[k] = vec![Some(v)],
+                        other => {
+                            if strict_now() {
+                                violations.lock().unwrap().push(format!(
+                                    "set {key}: {other:?} in phase {}",
+                                    phase.load(Ordering::Relaxed)
+                                ));
+                            }
+                            model[k].push(Some(v));
+                        }
+                    }
+                } else if roll < 75 {
+                    let resp = http.delete(format!("{url}/data/{key}")).send();
+                    match resp.map(|r| r.status().as_u16()) {
+                        Ok(200) | Ok(404) => model[k] = vec![None],
+                        other => {
+                            if strict_now() {
+                                violations
+                                    .lock()
+                                    .unwrap()
+                                    .push(format!("delete {key}: {other:?}"));
+                            }
+                            model[k].push(None);
+                        }
+                    }
+                } else {
+                    let resp = http.get(format!("{url}/data/{key}")).send();
+                    let got = match resp {
+                        Ok(r) if r.status() == 200 => {
+                            Some(r.json::<Value>().unwrap()["value"].as_i64())
+                        }
+                        Ok(r) if r.status() == 404 => Some(None),
+                        other => {
+                            if strict_now() {
+                                violations
+                                    .lock()
+                                    .unwrap()
+                                    .push(format!("get {key}: {:?}", other.map(|r| r.status())));
+                            }
+                            None
+                        }
+                    };
+                    if let Some(got) = got {
+                        if !model[k].contains(&got) {
+                            violations.lock().unwrap().push(format!(
+                                "get {key}: {got:?}, expected one of {:?}",
+                                model[k]
+                            ));
+                        }
+                    }
+                }
+            }
+            model
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // A graceful join.
+    phase.store(1, Ordering::SeqCst);
+    c.add_aux("aux-4");
+    c.wait_for_up(4);
+    wait_settled(&c, &["aux-1", "aux-2", "aux-3", "aux-4"]);
+    std::thread::sleep(Duration::from_millis(300));
+    // A graceful leave.
+    phase.store(2, Ordering::SeqCst);
+    let resp = c.http.delete(c.url(1, "/nodes/aux-2")).send().unwrap();
+    assert_eq!(resp.status(), 200, "{:?}", resp.text());
+    wait_settled(&c, &["aux-1", "aux-3", "aux-4"]);
+    std::thread::sleep(Duration::from_millis(300));
+    // A death: requests in flight may fail until it is detected.
+    strict.store(false, Ordering::SeqCst);
+    phase.store(3, Ordering::SeqCst);
+    c.aux("aux-3").proc.kill();
+    wait_settled(&c, &["aux-1", "aux-4"]);
+    phase.store(4, Ordering::SeqCst);
+    strict.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let models: Vec<Vec<Possible>> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let violations = violations.lock().unwrap().clone();
+    assert!(
+        violations.is_empty(),
+        "{} violations, first: {:?}",
+        violations.len(),
+        &violations[..violations.len().min(10)]
+    );
+    // Every key holds a value its history allows, through either master.
+    let mut checked = 0;
+    for (w, model) in models.iter().enumerate() {
+        for (k, possible) in model.iter().enumerate() {
+            let key = format!("w{w}-k{k}");
+            for m in 0..2 {
+                let got = c.value(m, &key).map(|v| v.as_i64().unwrap());
+                assert!(
+                    possible.contains(&got),
+                    "{key} via master {m}: {got:?}, expected one of {possible:?}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 800);
+}
