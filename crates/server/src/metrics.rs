@@ -179,6 +179,8 @@ pub struct MasterMetrics {
     pub rebalance_in_progress: IntGauge,
     /// Time of one rebalance round.
     pub rebalance_duration: Histogram,
+    /// Cluster backups written by this master.
+    pub snapshots: SnapshotMetrics,
 }
 
 impl MasterMetrics {
@@ -254,6 +256,7 @@ impl MasterMetrics {
                     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
                 ],
             ),
+            snapshots: SnapshotMetrics::new(registry),
         }
     }
 }
@@ -282,6 +285,68 @@ pub struct AuxMetrics {
     pub keys_sent: IntCounter,
     /// Copies this node dropped after handing them over.
     pub keys_dropped: IntCounter,
+    /// Snapshot metrics (written by the snapshot worker).
+    pub snapshots: SnapshotMetrics,
+}
+
+/// Metrics of the snapshots a node writes (auxiliaries: their store;
+/// masters: cluster backups).
+#[derive(Clone, Debug)]
+pub struct SnapshotMetrics {
+    /// Unix time in seconds of the last snapshot written in full (0 = none
+    /// yet); `time() - this` is the snapshot's age.
+    pub last_success: prometheus::Gauge,
+    /// Time to write one snapshot.
+    pub duration: Histogram,
+    /// Size of the last snapshot written, in bytes.
+    pub bytes: IntGauge,
+    /// Entries in the last snapshot written.
+    pub entries: IntGauge,
+    /// Snapshots that failed (disk full, permissions...).
+    pub failures: IntCounter,
+}
+
+impl SnapshotMetrics {
+    /// Registers the snapshot metrics in `registry`.
+    pub fn new(registry: &Registry) -> Self {
+        let last_success = prometheus::Gauge::with_opts(
+            Opts::new(
+                "snapshot_last_success_timestamp_seconds",
+                "Unix time of the last snapshot written in full (0 = none yet).",
+            )
+            .namespace(PREFIX),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(last_success.clone()))
+            .expect("metric names are unique");
+        SnapshotMetrics {
+            last_success,
+            duration: histogram_with_buckets(
+                registry,
+                "snapshot_duration_seconds",
+                "Time to write one snapshot.",
+                &[
+                    0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                ],
+            ),
+            bytes: gauge(
+                registry,
+                "snapshot_bytes",
+                "Size of the last snapshot written, in bytes.",
+            ),
+            entries: gauge(
+                registry,
+                "snapshot_entries",
+                "Entries in the last snapshot written.",
+            ),
+            failures: counter(
+                registry,
+                "snapshot_failures_total",
+                "Snapshots that could not be written (the previous one is kept).",
+            ),
+        }
+    }
 }
 
 impl AuxMetrics {
@@ -340,6 +405,7 @@ impl AuxMetrics {
                 "handoff_keys_dropped_total",
                 "Copies this auxiliary dropped after their new owners had them.",
             ),
+            snapshots: SnapshotMetrics::new(registry),
         }
     }
 
