@@ -25,8 +25,10 @@ use crate::http::ApiError;
 
 /// Longest wait for one auxiliary's handoff.
 pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(600);
-/// Wait before retrying a failed round.
+/// Wait before retrying a failed round; doubles up to [`MAX_RETRY_DELAY`].
 const RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Longest wait between retries of a failing round.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 
 /// What a round did, summed over the auxiliaries.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -77,6 +79,7 @@ pub fn start(master: &Arc<Master>) {
                 _ = m.rebalancer.wake.notified() => {}
                 _ = m.shutdown.triggered() => return,
             }
+            let mut delay = RETRY_DELAY;
             loop {
                 if m.shutdown.is_triggered() {
                     return;
@@ -84,12 +87,16 @@ pub fn start(master: &Arc<Master>) {
                 match round(&m, false).await {
                     Ok(Some(_)) => continue, // the ring may have changed again
                     Ok(None) => break,
+                    // Nobody to move keys to: the next node that comes up
+                    // wakes the rebalancer again.
+                    Err(e) if e.code == "no_auxiliaries" => break,
                     Err(e) => {
-                        warn!(error = %e.message, "rebalance round failed; retrying");
+                        warn!(error = %e.message, retry_in_ms = delay.as_millis() as u64, "rebalance round failed; retrying");
                         tokio::select! {
-                            _ = tokio::time::sleep(RETRY_DELAY) => {}
+                            _ = tokio::time::sleep(delay) => {}
                             _ = m.shutdown.triggered() => return,
                         }
+                        delay = (delay * 2).min(MAX_RETRY_DELAY);
                     }
                 }
             }
