@@ -162,7 +162,6 @@ pub async fn round(master: &Arc<Master>, full: bool) -> Result<Option<RebalanceR
     );
     master.metrics.rebalance_in_progress.set(1);
     let results = handoff_everywhere(master, &live, &req).await;
-    master.metrics.rebalance_in_progress.set(0);
     let mut report = RebalanceReport {
         epoch: format!("{:016x}", view.target.ring.epoch()),
         members: target.clone(),
@@ -184,6 +183,7 @@ pub async fn round(master: &Arc<Master>, full: bool) -> Result<Option<RebalanceR
     }
     master.metrics.keys_moved.inc_by(report.moved);
     if let Some(e) = failure {
+        master.metrics.rebalance_in_progress.set(0);
         master
             .metrics
             .rebalances
@@ -222,6 +222,7 @@ pub async fn round(master: &Arc<Master>, full: bool) -> Result<Option<RebalanceR
         }
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
+    master.metrics.rebalance_in_progress.set(0);
     master.metrics.rebalances.with_label_values(&["done"]).inc();
     master
         .metrics
