@@ -9,7 +9,8 @@
 //!   the internal protocol ([`distcache_wire`]), `/health` and `/metrics`
 //!   over HTTP, registration with the masters, active expiry.
 //! - [`config`]: one settings struct per role, from env and flags.
-//! - [`metrics`]: every metric, declared once.
+//! - [`metrics`]: every metric, declared once; [`cgroup`]: the memory
+//!   limit it reports.
 //! - [`http`]: the JSON error shape and request tracking both roles share.
 //! - [`shutdown`]: the one way every task stops.
 //!
@@ -19,6 +20,7 @@
 //! do it on port 0.
 
 pub mod auxiliary;
+pub mod cgroup;
 pub mod config;
 pub mod http;
 pub mod master;

@@ -102,6 +102,54 @@ pub fn new_registry() -> Registry {
     registry
 }
 
+/// What every node says about itself: its version and role, the memory it
+/// may use, and how often it snapshots. Set once at start.
+#[derive(Clone, Debug)]
+pub struct NodeMetrics {
+    /// Always 1; the labels carry the information.
+    pub build_info: IntGaugeVec,
+    /// The memory limit of the node's cgroup (0 = none found).
+    pub memory_limit_bytes: IntGauge,
+    /// `BACKUP_INTERVAL` (0 = snapshots off).
+    pub snapshot_interval_seconds: IntGauge,
+}
+
+impl NodeMetrics {
+    /// Registers the node metrics in `registry` and sets them.
+    pub fn new(registry: &Registry, role: &str, backup_interval_secs: u64) -> Self {
+        let metrics = NodeMetrics {
+            build_info: gauge_vec(
+                registry,
+                "build_info",
+                "Always 1: the version and role of this node.",
+                &["version", "role"],
+            ),
+            memory_limit_bytes: gauge(
+                registry,
+                "memory_limit_bytes",
+                "Memory limit of this process's cgroup (container limit); 0 = no limit found.",
+            ),
+            snapshot_interval_seconds: gauge(
+                registry,
+                "snapshot_interval_seconds",
+                "Seconds between snapshots (BACKUP_INTERVAL); 0 = snapshots off.",
+            ),
+        };
+        metrics
+            .build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), role])
+            .set(1);
+        let limit = crate::cgroup::memory_limit_bytes().unwrap_or(0);
+        metrics
+            .memory_limit_bytes
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
+        metrics
+            .snapshot_interval_seconds
+            .set(i64::try_from(backup_interval_secs).unwrap_or(i64::MAX));
+        metrics
+    }
+}
+
 /// Renders a registry in the Prometheus text format.
 pub fn render(registry: &Registry) -> String {
     let mut out = Vec::with_capacity(16 * 1024);
@@ -157,6 +205,10 @@ pub struct MasterMetrics {
     pub http: HttpMetrics,
     /// 1 when this master sees the auxiliary up, 0 otherwise.
     pub aux_up: IntGaugeVec,
+    /// Items each auxiliary reported at its last health check.
+    pub aux_items: IntGaugeVec,
+    /// Bytes each auxiliary reported at its last health check.
+    pub aux_bytes: IntGaugeVec,
     /// Auxiliaries in the ring.
     pub ring_members: IntGauge,
     /// Low 53 bits of the ring epoch (exact in a float), to see changes.
@@ -179,6 +231,8 @@ pub struct MasterMetrics {
     pub rebalance_in_progress: IntGauge,
     /// Time of one rebalance round.
     pub rebalance_duration: Histogram,
+    /// 1 while the committed ring differs from the target ring.
+    pub rebalance_pending: IntGauge,
     /// Cluster backups written by this master.
     pub snapshots: SnapshotMetrics,
 }
@@ -192,6 +246,18 @@ impl MasterMetrics {
                 registry,
                 "aux_up",
                 "1 if this master sees the auxiliary as up, 0 if down.",
+                &["node"],
+            ),
+            aux_items: gauge_vec(
+                registry,
+                "aux_items",
+                "Items the auxiliary reported at this master's last successful health check of it.",
+                &["node"],
+            ),
+            aux_bytes: gauge_vec(
+                registry,
+                "aux_bytes",
+                "Bytes of keys and values the auxiliary reported at this master's last successful health check of it.",
                 &["node"],
             ),
             ring_members: gauge(
@@ -256,8 +322,21 @@ impl MasterMetrics {
                     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
                 ],
             ),
+            rebalance_pending: gauge(
+                registry,
+                "rebalance_pending",
+                "1 while keys still have to move: the committed ring differs from the target ring.",
+            ),
             snapshots: SnapshotMetrics::new(registry),
         }
+    }
+
+    /// Drops the per-node series of an auxiliary that left the cluster, so
+    /// that a removed node neither shows as down nor keeps its last size.
+    pub fn forget_node(&self, id: &str) {
+        self.aux_up.remove_label_values(&[id]).ok();
+        self.aux_items.remove_label_values(&[id]).ok();
+        self.aux_bytes.remove_label_values(&[id]).ok();
     }
 }
 
@@ -446,9 +525,16 @@ mod tests {
             hits: 5,
             ..StoreStats::default()
         });
-        let master_registry = Registry::new();
+        NodeMetrics::new(&registry, "auxiliary", 60);
+        let master_registry = new_registry();
         let master = MasterMetrics::new(&master_registry);
+        NodeMetrics::new(&master_registry, "master", 120);
         master.aux_up.with_label_values(&["a"]).set(1);
+        master.aux_items.with_label_values(&["a"]).set(1);
+        master.aux_bytes.with_label_values(&["a"]).set(1);
+        master.rebalances.with_label_values(&["done"]).inc();
+        master.aux_calls.with_label_values(&["get", "ok"]).inc();
+        master.health_checks.with_label_values(&["ok"]).inc();
         for registry in [&registry, &master_registry] {
             let mut seen = std::collections::HashSet::new();
             for family in registry.gather() {
@@ -466,8 +552,37 @@ mod tests {
                 );
             }
         }
+        // One family name for both roles means one meaning: a name that both
+        // registries hold must be declared by the same shared code.
+        let shared: Vec<String> = {
+            let aux_names: std::collections::HashSet<String> = registry
+                .gather()
+                .iter()
+                .map(|f| f.name().to_string())
+                .collect();
+            master_registry
+                .gather()
+                .iter()
+                .map(|f| f.name().to_string())
+                .filter(|n| aux_names.contains(n))
+                .collect()
+        };
+        for name in &shared {
+            assert!(
+                name.starts_with("distcache_http_")
+                    || name.starts_with("distcache_snapshot_")
+                    || name.starts_with("process_")
+                    || ["distcache_build_info", "distcache_memory_limit_bytes"]
+                        .contains(&name.as_str()),
+                "{name} is declared by both roles separately"
+            );
+        }
         let text = render(&registry);
         assert!(text.contains("distcache_hits_total 5"), "{text}");
+        assert!(
+            text.contains("distcache_build_info{role=\"auxiliary\",version=\""),
+            "{text}"
+        );
         assert!(text.contains("distcache_items 3"), "{text}");
     }
 

@@ -130,6 +130,8 @@ struct Node {
     metrics: AuxMetrics,
     registry: prometheus::Registry,
     handoffs: handoff::Handoffs,
+    /// `CACHE_SIZE` and `CACHE_MAX_BYTES`, for `/health`.
+    capacity: (usize, Option<u64>),
 }
 
 /// Runs an auxiliary on already-bound listeners until `stop` triggers. Then,
@@ -169,6 +171,7 @@ pub async fn run(
     );
     let registry = metrics::new_registry();
     let aux_metrics = AuxMetrics::new(&registry);
+    metrics::NodeMetrics::new(&registry, "auxiliary", config.backup_interval);
     aux_metrics.set_capacity(config.cache_size, config.cache_max_bytes);
     let node = Arc::new(Node {
         identity: identity.clone(),
@@ -177,6 +180,7 @@ pub async fn run(
         metrics: aux_metrics.clone(),
         registry,
         handoffs: handoff::Handoffs::default(),
+        capacity: (config.cache_size, config.cache_max_bytes),
     });
 
     // The internal data protocol.
@@ -291,6 +295,12 @@ async fn health(State(node): State<Arc<Node>>) -> Response {
         "data_addr": node.identity.data_addr,
         "items": stats.items,
         "bytes": stats.bytes,
+        "capacity_items": node.capacity.0,
+        "capacity_bytes": node.capacity.1,
+        "hits": stats.hits,
+        "misses": stats.misses,
+        "evictions": stats.evictions,
+        "expirations": stats.expirations,
     }))
     .into_response()
 }

@@ -326,7 +326,7 @@ pub async fn decommission(
     };
     info!(node = %id, forwarded, live = !removed_now, "auxiliary decommissioned; its keys move away");
     if removed_now {
-        master.metrics.aux_up.remove_label_values(&[id]).ok();
+        master.metrics.forget_node(id);
     }
     rebuild_view(master);
     if !forwarded {
@@ -551,6 +551,13 @@ async fn check_all(master: &Arc<Master>) {
                         .inc();
                     node.items = health.items;
                     node.bytes = health.bytes;
+                    let m = &master.metrics;
+                    m.aux_items
+                        .with_label_values(&[id.as_str()])
+                        .set(clamp(health.items));
+                    m.aux_bytes
+                        .with_label_values(&[id.as_str()])
+                        .set(clamp(health.bytes));
                     node.last_seen = Some(now);
                     node.data_addr = Some(health.data_addr);
                     if health.incarnation.is_some() {
@@ -596,6 +603,10 @@ async fn check_all(master: &Arc<Master>) {
         }
     }
     rebuild_view(master);
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// True for a node whose copies can be read and sent: up, or leaving but
@@ -661,6 +672,7 @@ pub(super) fn rebuild_view(master: &Arc<Master>) {
         .metrics
         .ring_epoch
         .set((target.ring.epoch() & ((1 << 53) - 1)) as i64);
+    master.metrics.rebalance_pending.set(i64::from(rebalancing));
     master.view.store(Arc::new(RingView { target, committed }));
     drop(table);
     if rebalancing {

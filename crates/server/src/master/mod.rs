@@ -11,6 +11,7 @@ mod data;
 mod membership;
 mod rebalance;
 mod routes;
+mod stats;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -144,6 +145,7 @@ pub async fn run(
     );
     let registry = metrics::new_registry();
     let master_metrics = MasterMetrics::new(&registry);
+    metrics::NodeMetrics::new(&registry, "master", config.backup_interval);
     let control = reqwest::Client::builder()
         .timeout(config.request_timeout())
         .build()

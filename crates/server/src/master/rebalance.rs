@@ -193,7 +193,7 @@ pub async fn round(master: &Arc<Master>, full: bool) -> Result<Option<RebalanceR
     }
     report.removed = master.members.commit(target.clone(), &leaving);
     for id in &report.removed {
-        master.metrics.aux_up.remove_label_values(&[id]).ok();
+        master.metrics.forget_node(id);
     }
     rebuild_view(master);
 

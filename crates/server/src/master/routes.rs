@@ -56,6 +56,7 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/nodes/{id}", get(get_node).delete(remove_node))
         .route("/ring", get(ring))
         .route("/metrics", get(metrics_text))
+        .route("/stats", get(super::stats::stats))
         .route(
             "/backup",
             post(|| not_built("cluster backups (POST /backup) are not built yet")),
