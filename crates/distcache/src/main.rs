@@ -6,6 +6,7 @@ mod bench;
 mod client;
 mod healthcheck;
 mod local;
+mod restore;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,8 @@ enum Command {
     Del(client::KeyArgs),
     /// List the auxiliaries a master knows
     Nodes(client::UrlArgs),
+    /// Restore a cluster backup (the latest, or --backup ID) through a master
+    Restore(restore::RestoreArgs),
     /// Load-test a cluster and report throughput and latency
     Bench(bench::BenchArgs),
     /// Exit 0 if the node at --url is healthy (for container health checks)
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
             Command::Get(args) => client::get(args).await,
             Command::Del(args) => client::del(args).await,
             Command::Nodes(args) => client::nodes(args).await,
+            Command::Restore(args) => restore::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
         }

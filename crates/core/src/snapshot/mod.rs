@@ -30,7 +30,7 @@ pub mod v1;
 mod writer;
 
 pub use error::SnapshotError;
-pub use writer::SnapshotWriter;
+pub use writer::{EncodedEntries, SnapshotWriter};
 
 use bytes::Bytes;
 
@@ -86,8 +86,8 @@ pub struct RestoreCounts {
     pub evicted: u64,
 }
 
-/// Decodes a snapshot of any supported format version.
-pub fn decode(data: &[u8]) -> Result<Snapshot, SnapshotError> {
+/// Checks the magic number and the version, and gives the version.
+fn format_version(data: &[u8]) -> Result<u16, SnapshotError> {
     let magic_len = v1::MAGIC.len().min(data.len());
     if data[..magic_len] != v1::MAGIC[..magic_len] {
         return Err(SnapshotError::BadMagic);
@@ -98,14 +98,90 @@ pub fn decode(data: &[u8]) -> Result<Snapshot, SnapshotError> {
             expected: "the format version",
         });
     }
-    let version = u16::from_le_bytes([data[8], data[9]]);
-    match version {
-        v1::VERSION => v1::decode(data),
-        0 => Err(SnapshotError::UnknownVersion { found: version }),
-        found => Err(SnapshotError::NewerVersion {
+    match u16::from_le_bytes([data[8], data[9]]) {
+        0 => Err(SnapshotError::UnknownVersion { found: 0 }),
+        found if found > CURRENT_VERSION => Err(SnapshotError::NewerVersion {
             found,
             supported: CURRENT_VERSION,
         }),
+        found => Ok(found),
+    }
+}
+
+/// Checks a snapshot of any supported format version in full, then calls
+/// `f` with each entry in file order and returns the header. A damaged
+/// snapshot gives an error before `f` is called at all.
+pub fn visit(data: &[u8], f: impl FnMut(&[u8], Entry)) -> Result<SnapshotHeader, SnapshotError> {
+    // Later versions dispatch here, each to its frozen module.
+    let _v1 = format_version(data)?;
+    v1::visit(data, f)
+}
+
+/// Decodes a snapshot of any supported format version.
+pub fn decode(data: &[u8]) -> Result<Snapshot, SnapshotError> {
+    format_version(data)?;
+    // Never reserve more than the data could hold.
+    let mut entries = Vec::with_capacity((data.len() / v1::MIN_ENTRY_LEN).min(1 << 20));
+    let header = visit(data, |key, entry| {
+        entries.push(SnapshotEntry {
+            key: Bytes::copy_from_slice(key),
+            entry,
+        })
+    })?;
+    Ok(Snapshot { header, entries })
+}
+
+/// Checks a snapshot in full, then inserts its entries into `store` in file
+/// order, as [`Snapshot::restore_into`] does, without holding the decoded
+/// entries in memory: the fast path of an auxiliary's start.
+pub fn restore_bytes(
+    data: &[u8],
+    store: &Store,
+    now_ms: u64,
+) -> Result<(SnapshotHeader, RestoreCounts), SnapshotError> {
+    let mut restorer = Restorer::new(store, now_ms);
+    let header = visit(data, |key, entry| restorer.add(key, entry))?;
+    Ok((header, restorer.finish()))
+}
+
+/// Inserts entries into a store, counting what happened.
+struct Restorer<'a> {
+    store: &'a Store,
+    now_ms: u64,
+    evictions_before: u64,
+    counts: RestoreCounts,
+}
+
+impl<'a> Restorer<'a> {
+    fn new(store: &'a Store, now_ms: u64) -> Self {
+        Restorer {
+            store,
+            now_ms,
+            evictions_before: store.stats().evictions,
+            counts: RestoreCounts::default(),
+        }
+    }
+
+    fn add(&mut self, key: &[u8], entry: Entry) {
+        if entry.expires_at_ms.is_some_and(|at| at <= self.now_ms) {
+            self.counts.expired += 1;
+            return;
+        }
+        match self.store.set(key, entry, self.now_ms) {
+            SetOutcome::Stored => self.counts.restored += 1,
+            SetOutcome::Stale => self.counts.stale += 1,
+            SetOutcome::Expired => self.counts.expired += 1,
+            SetOutcome::TooLarge => self.counts.too_large += 1,
+        }
+    }
+
+    fn finish(mut self) -> RestoreCounts {
+        self.counts.evicted = self
+            .store
+            .stats()
+            .evictions
+            .saturating_sub(self.evictions_before);
+        self.counts
     }
 }
 
@@ -131,27 +207,51 @@ pub fn encode<'a, W: std::io::Write>(
     writer.finish()
 }
 
+/// Encodes a whole store, one shard at a time: each shard's lock is held
+/// only while its entries are encoded into memory (least recently used
+/// first), never while writing. Entries a snapshot cannot hold are skipped
+/// (none can reach a store through the API). Returns the encoded entries,
+/// ready for [`SnapshotWriter::push_encoded`].
+pub fn encode_store(store: &Store, now_ms: u64) -> EncodedEntries {
+    let mut encoded = EncodedEntries::new();
+    for shard in 0..store.shard_count() {
+        store.for_each_in_shard(shard, now_ms, |key, entry| {
+            let _ = encoded.push(key, entry);
+        });
+    }
+    encoded
+}
+
+/// Writes a snapshot of `encoded` (from [`encode_store`]) to `out`;
+/// returns the output and the snapshot's size.
+pub fn write_encoded<W: std::io::Write>(
+    out: W,
+    node_id: &str,
+    created_at_ms: u64,
+    shard_count: u32,
+    encoded: &EncodedEntries,
+) -> std::io::Result<(W, u64)> {
+    let header = SnapshotHeader {
+        node_id: node_id.to_string(),
+        created_at_ms,
+        entry_count: encoded.len(),
+        shard_count,
+    };
+    let mut writer = SnapshotWriter::new(out, &header)?;
+    writer.push_encoded(encoded)?;
+    writer.finish()
+}
+
 impl Snapshot {
     /// Inserts the entries into `store` in file order, skipping those expired
     /// at `now_ms`. The store's versions decide against anything it already
     /// holds, and its capacity evicts the least recently used as it fills.
     pub fn restore_into(self, store: &Store, now_ms: u64) -> RestoreCounts {
-        let evictions_before = store.stats().evictions;
-        let mut counts = RestoreCounts::default();
+        let mut restorer = Restorer::new(store, now_ms);
         for SnapshotEntry { key, entry } in self.entries {
-            if entry.expires_at_ms.is_some_and(|at| at <= now_ms) {
-                counts.expired += 1;
-                continue;
-            }
-            match store.set(&key, entry, now_ms) {
-                SetOutcome::Stored => counts.restored += 1,
-                SetOutcome::Stale => counts.stale += 1,
-                SetOutcome::Expired => counts.expired += 1,
-                SetOutcome::TooLarge => counts.too_large += 1,
-            }
+            restorer.add(&key, entry);
         }
-        counts.evicted = store.stats().evictions - evictions_before;
-        counts
+        restorer.finish()
     }
 }
 

@@ -28,7 +28,7 @@
 
 use bytes::Bytes;
 
-use super::{Snapshot, SnapshotEntry, SnapshotError, SnapshotHeader};
+use super::{SnapshotError, SnapshotHeader};
 use crate::store::Entry;
 use crate::version::Version;
 
@@ -45,7 +45,7 @@ pub const FLAG_EXPIRES: u8 = 0x01;
 /// Bytes of magic, version and flags.
 pub const PREAMBLE_LEN: usize = 12;
 /// The smallest entry: a 1-byte key, empty value, no expiry.
-const MIN_ENTRY_LEN: usize = 2 + 1 + 4 + 8 + 4 + 4 + 1;
+pub const MIN_ENTRY_LEN: usize = 2 + 1 + 4 + 8 + 4 + 4 + 1;
 /// Longest node id accepted in the header.
 pub const MAX_NODE_ID_LEN: usize = 1024;
 
@@ -98,18 +98,32 @@ fn check_crc(
     from: usize,
     cur: &mut Cursor<'_>,
     section: &'static str,
+    verify: bool,
 ) -> Result<(), SnapshotError> {
     let offset = cur.offset();
     let stored = cur.u32("a checksum")?;
-    if crc32fast::hash(&data[from..offset as usize]) != stored {
+    if verify && crc32fast::hash(&data[from..offset as usize]) != stored {
         return Err(SnapshotError::Checksum { section, offset });
     }
     Ok(())
 }
 
-/// Decodes a whole v1 snapshot. The caller has checked the magic number and
-/// the version; this checks everything else.
-pub fn decode(data: &[u8]) -> Result<Snapshot, SnapshotError> {
+/// Checks a whole v1 snapshot, then calls `f` with each entry in file order
+/// and returns the header. `f` is called only once every check passed: a
+/// damaged snapshot gives an error and no entry at all. The caller has
+/// checked the magic number and the version; this checks everything else.
+pub fn visit(data: &[u8], f: impl FnMut(&[u8], Entry)) -> Result<SnapshotHeader, SnapshotError> {
+    walk(data, true, |_, _| {})?;
+    // Everything checked: the second walk cannot fail, and skips the
+    // checksums it already verified.
+    walk(data, false, f)
+}
+
+fn walk(
+    data: &[u8],
+    verify: bool,
+    mut f: impl FnMut(&[u8], Entry),
+) -> Result<SnapshotHeader, SnapshotError> {
     // Lengths are only ever used through the bounds-checked cursor, and a
     // block's entries are parsed only after its checksum matched, so a
     // damaged length fails as a truncation or a checksum, never a panic.
@@ -130,7 +144,7 @@ pub fn decode(data: &[u8]) -> Result<Snapshot, SnapshotError> {
     let header_len = cur.u32("the header length")? as usize;
     let header_start = cur.pos;
     let body = cur.take(header_len, "the header")?;
-    check_crc(data, 0, &mut cur, "header")?;
+    check_crc(data, 0, &mut cur, "header", verify)?;
     let mut h = Cursor { data: body, pos: 0 };
     let short = |_| malformed(header_start as u64, "header shorter than its fields");
     let created_at_ms = h.u64("created_at_ms").map_err(short)?;
@@ -151,9 +165,7 @@ pub fn decode(data: &[u8]) -> Result<Snapshot, SnapshotError> {
         .map_err(|_| malformed(header_start as u64, "node id is not UTF-8"))?
         .to_string();
 
-    // Blocks. Never reserve more than the data could hold.
-    let room = (data.len() - cur.pos) / MIN_ENTRY_LEN;
-    let mut entries = Vec::with_capacity((entry_count as usize).min(room));
+    let mut seen: u64 = 0;
     loop {
         let section_start = cur.pos;
         match cur.u8("a block or the end marker")? {
@@ -162,7 +174,7 @@ pub fn decode(data: &[u8]) -> Result<Snapshot, SnapshotError> {
                 let payload_len = cur.u32("a block's length")? as usize;
                 let payload_start = cur.pos;
                 let payload = cur.take(payload_len, "a block's entries")?;
-                check_crc(data, section_start, &mut cur, "block")?;
+                check_crc(data, section_start, &mut cur, "block", verify)?;
                 let mut p = Cursor {
                     data: payload,
                     pos: 0,
@@ -189,18 +201,21 @@ pub fn decode(data: &[u8]) -> Result<Snapshot, SnapshotError> {
                     } else {
                         None
                     };
-                    entries.push(SnapshotEntry {
-                        key: Bytes::copy_from_slice(key),
-                        entry: Entry {
-                            value: Bytes::copy_from_slice(value),
-                            expires_at_ms,
-                            version: Version {
-                                millis,
-                                counter,
-                                origin,
+                    seen += 1;
+                    if !verify {
+                        f(
+                            key,
+                            Entry {
+                                value: Bytes::copy_from_slice(value),
+                                expires_at_ms,
+                                version: Version {
+                                    millis,
+                                    counter,
+                                    origin,
+                                },
                             },
-                        },
-                    });
+                        );
+                    }
                 }
                 if p.pos != payload.len() {
                     return Err(malformed(at(&p), "block longer than its entries"));
@@ -208,21 +223,18 @@ pub fn decode(data: &[u8]) -> Result<Snapshot, SnapshotError> {
             }
             END_MARKER => {
                 let total = cur.u64("the entry total")?;
-                check_crc(data, 0, &mut cur, "file")?;
+                check_crc(data, 0, &mut cur, "file", verify)?;
                 if cur.pos != data.len() {
                     return Err(malformed(cur.offset(), "bytes after the end"));
                 }
-                if total != entries.len() as u64 || entry_count != total {
+                if total != seen || entry_count != total {
                     return Err(malformed(section_start as u64, "entry counts disagree"));
                 }
-                return Ok(Snapshot {
-                    header: SnapshotHeader {
-                        node_id,
-                        created_at_ms,
-                        entry_count,
-                        shard_count,
-                    },
-                    entries,
+                return Ok(SnapshotHeader {
+                    node_id,
+                    created_at_ms,
+                    entry_count,
+                    shard_count,
                 });
             }
             _ => return Err(malformed(section_start as u64, "unknown section marker")),

@@ -64,34 +64,29 @@ impl<W: Write> SnapshotWriter<W> {
 
     /// Appends one entry.
     pub fn push(&mut self, key: &[u8], entry: &Entry) -> io::Result<()> {
-        if key.is_empty() || key.len() > usize::from(u16::MAX) {
-            return Err(invalid("a snapshot key must be 1 to 65535 bytes"));
-        }
-        let value_len = u32::try_from(entry.value.len())
-            .map_err(|_| invalid("value too large for a snapshot"))?;
         if self.pushed == self.expected {
             return Err(invalid("more entries than the snapshot header announced"));
         }
-        let b = &mut self.block;
-        b.extend_from_slice(&(key.len() as u16).to_le_bytes());
-        b.extend_from_slice(key);
-        b.extend_from_slice(&value_len.to_le_bytes());
-        b.extend_from_slice(&entry.value);
-        b.extend_from_slice(&entry.version.millis.to_le_bytes());
-        b.extend_from_slice(&entry.version.counter.to_le_bytes());
-        b.extend_from_slice(&entry.version.origin.to_le_bytes());
-        match entry.expires_at_ms {
-            Some(at) => {
-                b.push(FLAG_EXPIRES);
-                b.extend_from_slice(&at.to_le_bytes());
-            }
-            None => b.push(0),
-        }
+        encode_entry(&mut self.block, key, entry)?;
         self.block_entries += 1;
         self.pushed += 1;
         if self.block.len() >= BLOCK_TARGET_BYTES || self.block_entries == u32::MAX {
             self.flush_block()?;
         }
+        Ok(())
+    }
+
+    /// Appends entries encoded earlier (see [`EncodedEntries`]), each of its
+    /// chunks as one block.
+    pub fn push_encoded(&mut self, encoded: &EncodedEntries) -> io::Result<()> {
+        if self.expected - self.pushed < encoded.entries {
+            return Err(invalid("more entries than the snapshot header announced"));
+        }
+        self.flush_block()?;
+        for (count, payload) in &encoded.chunks {
+            self.write_block(*count, payload)?;
+        }
+        self.pushed += encoded.entries;
         Ok(())
     }
 
@@ -118,25 +113,28 @@ impl<W: Write> SnapshotWriter<W> {
         if self.block_entries == 0 {
             return Ok(());
         }
+        let block = std::mem::take(&mut self.block);
+        let written = self.write_block(self.block_entries, &block);
+        self.block = block;
+        self.block.clear();
+        self.block_entries = 0;
+        written
+    }
+
+    fn write_block(&mut self, count: u32, payload: &[u8]) -> io::Result<()> {
         let payload_len =
-            u32::try_from(self.block.len()).map_err(|_| invalid("snapshot block too large"))?;
+            u32::try_from(payload.len()).map_err(|_| invalid("snapshot block too large"))?;
         let mut head = [0u8; 9];
         head[0] = BLOCK_MARKER;
-        head[1..5].copy_from_slice(&self.block_entries.to_le_bytes());
+        head[1..5].copy_from_slice(&count.to_le_bytes());
         head[5..9].copy_from_slice(&payload_len.to_le_bytes());
         let mut crc = crc32fast::Hasher::new();
         crc.update(&head);
-        crc.update(&self.block);
+        crc.update(payload);
         let crc = crc.finalize().to_le_bytes();
         self.emit(&head)?;
-        let block = std::mem::take(&mut self.block);
-        let written = self.emit(&block);
-        self.block = block;
-        self.block.clear();
-        written?;
-        self.emit(&crc)?;
-        self.block_entries = 0;
-        Ok(())
+        self.emit(payload)?;
+        self.emit(&crc)
     }
 
     fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -144,5 +142,84 @@ impl<W: Write> SnapshotWriter<W> {
         self.file_crc.update(bytes);
         self.bytes += bytes.len() as u64;
         Ok(())
+    }
+}
+
+/// Appends one entry in v1's entry layout to `out`.
+fn encode_entry(out: &mut Vec<u8>, key: &[u8], entry: &Entry) -> io::Result<()> {
+    if key.is_empty() || key.len() > usize::from(u16::MAX) {
+        return Err(invalid("a snapshot key must be 1 to 65535 bytes"));
+    }
+    let value_len =
+        u32::try_from(entry.value.len()).map_err(|_| invalid("value too large for a snapshot"))?;
+    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&value_len.to_le_bytes());
+    out.extend_from_slice(&entry.value);
+    out.extend_from_slice(&entry.version.millis.to_le_bytes());
+    out.extend_from_slice(&entry.version.counter.to_le_bytes());
+    out.extend_from_slice(&entry.version.origin.to_le_bytes());
+    match entry.expires_at_ms {
+        Some(at) => {
+            out.push(FLAG_EXPIRES);
+            out.extend_from_slice(&at.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+    Ok(())
+}
+
+/// Entries already encoded, in block-sized chunks, before the snapshot's
+/// header (which needs the total count) can be written. This is how a
+/// store is copied: each shard is encoded while its lock is held, a copy
+/// of bytes with no allocation per entry, and the file is written after,
+/// with no lock held.
+#[derive(Debug, Default)]
+pub struct EncodedEntries {
+    chunks: Vec<(u32, Vec<u8>)>,
+    entries: u64,
+    bytes: u64,
+}
+
+impl EncodedEntries {
+    /// Nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Encodes one more entry. An entry that cannot be stored in a snapshot
+    /// (empty key, key over 65535 bytes, value over 4 GiB) is refused.
+    pub fn push(&mut self, key: &[u8], entry: &Entry) -> io::Result<()> {
+        let full = self.chunks.last().is_none_or(|(count, payload)| {
+            payload.len() >= BLOCK_TARGET_BYTES || *count == u32::MAX
+        });
+        if full {
+            self.chunks
+                .push((0, Vec::with_capacity(BLOCK_TARGET_BYTES + 256)));
+        }
+        let Some((count, payload)) = self.chunks.last_mut() else {
+            return Err(invalid("no chunk"));
+        };
+        let before = payload.len();
+        encode_entry(payload, key, entry)?;
+        *count += 1;
+        self.entries += 1;
+        self.bytes += (payload.len() - before) as u64;
+        Ok(())
+    }
+
+    /// Entries encoded.
+    pub fn len(&self) -> u64 {
+        self.entries
+    }
+
+    /// True when none were.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Bytes of encoded entries.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 }

@@ -3,9 +3,9 @@
 //! (`POST /internal/snapshot`, which a master's `POST /backup` calls), and
 //! handed to masters as bytes (`GET /internal/snapshot`).
 //!
-//! A snapshot copies the store one shard at a time ([`Store::export`]), so a
-//! request waits at most for one shard's copy; encoding and writing happen
-//! after, on a blocking thread, with no lock held. The file is replaced
+//! A snapshot encodes the store into memory one shard at a time
+//! ([`snapshot::encode_store`]), so a request waits at most for one shard's
+//! copy; the file is written after, on a blocking thread, with no lock held. The file is replaced
 //! atomically (see [`crate::snapshot_file`]): a failed write (disk full,
 //! permissions) leaves the previous snapshot as it was, is logged, and
 //! counts in `distcache_snapshot_failures_total`; the node keeps serving.
@@ -89,8 +89,8 @@ fn restore_blocking(path: &std::path::Path, store: &Store, clock: &Clock) {
             return;
         }
     };
-    let snap = match snapshot::decode(&data) {
-        Ok(snap) => snap,
+    let (header, counts) = match snapshot::restore_bytes(&data, store, clock()) {
+        Ok(restored) => restored,
         Err(e) => {
             match snapshot_file::move_aside(path, clock()) {
                 Ok(aside) => error!(
@@ -109,9 +109,6 @@ fn restore_blocking(path: &std::path::Path, store: &Store, clock: &Clock) {
             return;
         }
     };
-    drop(data);
-    let header = snap.header.clone();
-    let counts = snap.restore_into(store, clock());
     info!(
         path = %path.display(),
         written_by = %header.node_id,
@@ -137,18 +134,12 @@ pub(super) async fn take(node: &Arc<Node>, why: &'static str) -> Result<Snapshot
     let node_id = node.identity.node_id.clone();
     let result = tokio::task::spawn_blocking(move || {
         let now = clock();
-        // One shard's lock at a time, only for its copy.
-        let entries = store.export(now);
-        let count = entries.len() as u64;
+        // One shard's lock at a time, only while its entries are encoded.
+        let encoded = snapshot::encode_store(&store, now);
+        let count = encoded.len();
         let bytes = snapshot_file::write_atomic(&path, |out| {
-            snapshot::encode(
-                out,
-                &node_id,
-                now,
-                store.shard_count() as u32,
-                entries.iter().map(|(k, e)| (k.as_ref(), e)),
-            )
-            .map(|(_, bytes)| bytes)
+            snapshot::write_encoded(out, &node_id, now, store.shard_count() as u32, &encoded)
+                .map(|(_, bytes)| bytes)
         })?;
         Ok::<_, std::io::Error>((now, count, bytes))
     })
