@@ -10,6 +10,7 @@
 //! - [`store`]: the sharded LRU store with TTLs, byte limits, tombstones and
 //!   counters that every auxiliary serves.
 //! - [`handoff`]: which copies move, and where, when the ring changes.
+//! - [`snapshot`]: the versioned, checksummed snapshot format of a store.
 //! - [`clock`]: wall-clock milliseconds, the one place the time is read.
 //!
 //! Data flows one way: a master validates a [`key`], stamps a [`version`],
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod handoff;
 pub mod key;
 pub mod ring;
+pub mod snapshot;
 pub mod store;
 pub mod version;
 

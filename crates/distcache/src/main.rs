@@ -6,6 +6,7 @@ mod bench;
 mod client;
 mod healthcheck;
 mod local;
+mod restore;
 mod stats;
 
 use std::process::ExitCode;
@@ -44,6 +45,8 @@ enum Command {
     Nodes(client::UrlArgs),
     /// Per-node items, bytes, hit ratio and state (a master's GET /stats)
     Stats(stats::StatsArgs),
+    /// Restore a cluster backup (the latest, or --backup ID) through a master
+    Restore(restore::RestoreArgs),
     /// Load-test a cluster and report throughput and latency
     Bench(bench::BenchArgs),
     /// Exit 0 if the node at --url is healthy (for container health checks)
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
             Command::Del(args) => client::del(args).await,
             Command::Nodes(args) => client::nodes(args).await,
             Command::Stats(args) => stats::run(args).await,
+            Command::Restore(args) => restore::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
         }

@@ -488,15 +488,27 @@ fn health_nodes_ring_and_metrics_describe_the_cluster() {
 }
 
 #[test]
-fn routes_not_built_yet_say_so_with_501() {
+fn backup_and_restore_routes_answer() {
     let c = cluster();
-    for path in ["/backup", "/restore"] {
-        assert_error(
-            c.http.post(c.url(0, path)).send().unwrap(),
-            501,
-            "not_implemented",
-        );
-    }
+    // No backup yet: nothing to restore.
+    assert_error(
+        c.http.post(c.url(0, "/restore")).send().unwrap(),
+        404,
+        "backup_not_found",
+    );
+    let resp = c.http.post(c.url(0, "/backup")).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let report: Value = resp.json().unwrap();
+    assert_eq!(report["nodes"], json!(3), "{report}");
+    assert_error(
+        c.http
+            .post(c.url(0, "/restore"))
+            .body("{\"nope\":1}")
+            .send()
+            .unwrap(),
+        400,
+        "bad_json",
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@
 //!   limit it reports.
 //! - [`http`]: the JSON error shape and request tracking both roles share.
 //! - [`shutdown`]: the one way every task stops.
+//! - [`snapshot_file`]: durable, atomic snapshot files for both roles.
 //!
 //! Each role is started the same way: bind its listeners, then call its
 //! `run(config, listeners, clock, shutdown)`, which returns once the node
@@ -26,3 +27,4 @@ pub mod http;
 pub mod master;
 pub mod metrics;
 pub mod shutdown;
+pub mod snapshot_file;

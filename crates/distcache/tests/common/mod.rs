@@ -107,6 +107,18 @@ impl Proc {
         }
     }
 
+    /// Starts the same command again, with the same environment (so the
+    /// same NODE_ID, ports where they were fixed, and BACKUP_DIR), after the
+    /// process was killed or exited. The log file is appended to.
+    pub fn restart(&mut self) {
+        self.kill();
+        let dir = self.log.parent().expect("log dir").to_path_buf();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let fresh = Proc::spawn(&dir, &self.name, &args, &self.env);
+        // The old value's drop kills an already reaped child: harmless.
+        *self = fresh;
+    }
+
     pub fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
@@ -315,6 +327,60 @@ impl Cluster {
         self.auxes.len() - 1
     }
 
+    /// SIGKILLs every master and auxiliary, one right after the other.
+    pub fn kill_all(&mut self) {
+        for m in &self.masters {
+            let _ = kill(m.proc.pid(), Signal::SIGKILL);
+        }
+        for a in &self.auxes {
+            let _ = kill(a.proc.pid(), Signal::SIGKILL);
+        }
+        for m in &mut self.masters {
+            m.proc.kill();
+        }
+        for a in &mut self.auxes {
+            a.proc.kill();
+        }
+    }
+
+    /// Restarts every process as it was started (same ids, master ports and
+    /// backup directories) and waits until every master sees every
+    /// auxiliary up.
+    pub fn restart_all(&mut self) {
+        for m in &mut self.masters {
+            m.proc.restart();
+        }
+        for i in 0..self.masters.len() {
+            let addr = self.masters[i].addr.clone();
+            wait_until(
+                Duration::from_secs(20),
+                &format!("restarted master {addr} answers"),
+                || {
+                    self.http
+                        .get(format!("http://{addr}/health"))
+                        .send()
+                        .is_ok()
+                },
+            );
+        }
+        for a in &mut self.auxes {
+            a.proc.restart();
+        }
+        self.wait_for_up(self.auxes.len());
+    }
+
+    /// The value of a metric (no labels) on auxiliary `id`'s `/metrics`.
+    pub fn aux_metric(&self, id: &str, name: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("http://{}/metrics", self.aux_addr(id)))
+            .send()
+            .ok()?
+            .text()
+            .ok()?;
+        metric_value(&text, name)
+    }
+
     pub fn aux(&mut self, id: &str) -> &mut Aux {
         self.auxes
             .iter_mut()
@@ -407,6 +473,14 @@ impl Cluster {
             s => panic!("GET {key}: status {s}: {}", resp.text().unwrap_or_default()),
         }
     }
+}
+
+/// The value of an unlabelled metric in Prometheus text.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Percent-encodes a key as one path segment.

@@ -1,7 +1,9 @@
 //! The auxiliary (storage node): holds keys in a [`Store`], serves them to
 //! masters over the internal protocol ([`data`]), answers `/health` and
 //! `/metrics` over HTTP, registers with the masters ([`register`]), and
-//! reclaims expired keys in the background.
+//! reclaims expired keys in the background, and snapshots its store
+//! ([`snapshot`]): restored at start before serving, written every
+//! `BACKUP_INTERVAL` and at shutdown.
 //!
 //! Start-up: bind both listeners ([`AuxListeners::bind`]), then [`run`],
 //! which returns once the node has shut down.
@@ -9,6 +11,7 @@
 mod data;
 pub mod handoff;
 mod register;
+mod snapshot;
 
 pub use register::LEAVE_TIMEOUT;
 
@@ -132,6 +135,7 @@ struct Node {
     handoffs: handoff::Handoffs,
     /// `CACHE_SIZE` and `CACHE_MAX_BYTES`, for `/health`.
     capacity: (usize, Option<u64>),
+    snapshots: snapshot::Snapshots,
 }
 
 /// Runs an auxiliary on already-bound listeners until `stop` triggers. Then,
@@ -169,6 +173,14 @@ pub async fn run(
         shards = config.cache_shards,
         "store ready"
     );
+    let snapshots = snapshot::Snapshots::new(
+        &config.common.backup_dir,
+        &identity.node_id,
+        config.backup_interval,
+    );
+    // Before the data port serves or the node registers: nothing can have
+    // written yet, so the snapshot never lands over live data.
+    snapshot::restore_at_start(snapshots.path.clone(), store.clone(), clock.clone()).await;
     let registry = metrics::new_registry();
     let aux_metrics = AuxMetrics::new(&registry);
     metrics::NodeMetrics::new(&registry, "auxiliary", config.backup_interval);
@@ -181,6 +193,7 @@ pub async fn run(
         registry,
         handoffs: handoff::Handoffs::default(),
         capacity: (config.cache_size, config.cache_max_bytes),
+        snapshots,
     });
 
     // The internal data protocol.
@@ -199,6 +212,9 @@ pub async fn run(
         aux_metrics.clone(),
         shutdown.clone(),
     ));
+
+    // Snapshots every BACKUP_INTERVAL.
+    shutdown.spawn(snapshot::snapshot_loop(node.clone(), shutdown.clone()));
 
     // Registration with the masters.
     // Registration stops as soon as the node starts leaving.
@@ -232,13 +248,17 @@ pub async fn run(
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/internal/handoff", post(handoff_route))
+        .route(
+            "/internal/snapshot",
+            post(snapshot::post_route).get(snapshot::get_route),
+        )
         .fallback(http::route_not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             aux_metrics.http.clone(),
             http::track_requests,
         ))
-        .with_state(node);
+        .with_state(node.clone());
     let serve_shutdown = shutdown.clone();
     let server = axum::serve(listeners.http, app)
         .with_graceful_shutdown(async move { serve_shutdown.triggered().await });
@@ -250,6 +270,7 @@ pub async fn run(
     if !shutdown.wait_for_tasks(SHUTDOWN_DEADLINE).await {
         tracing::warn!(node = %identity.node_id, "some tasks did not stop within the deadline");
     }
+    snapshot::on_shutdown(&node).await;
     info!(node = %identity.node_id, "auxiliary stopped");
     Ok(())
 }

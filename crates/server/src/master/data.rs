@@ -103,7 +103,7 @@ impl Master {
     /// A key's nodes in the order reads ask them: the committed ring's live
     /// replicas while keys move, then the target ring's replicas. Writes go
     /// to all of them.
-    fn route(&self, view: &RingView, key: &[u8]) -> Result<Vec<Arc<NodeRef>>, ApiError> {
+    pub(super) fn route(&self, view: &RingView, key: &[u8]) -> Result<Vec<Arc<NodeRef>>, ApiError> {
         let mut nodes: Vec<Arc<NodeRef>> = Vec::with_capacity(4);
         if let Some(committed) = &view.committed {
             let n = self.replicas(committed.ring.members().len());

@@ -1,12 +1,14 @@
 //! The master (coordinator): the public REST API. It owns no data. It keeps
 //! the membership of auxiliaries ([`membership`]), derives the hash ring
 //! from the live ones, routes every request to the key's replicas
-//! ([`data`]), and answers clients ([`routes`]).
+//! ([`data`]), and answers clients ([`routes`]). It writes cluster backups
+//! and restores them ([`backup`]).
 //!
 //! The ring is read on every request and changes rarely, so it lives in an
 //! [`ArcSwap`]: requests load it without locking, and the membership task
 //! swaps in a new [`RingView`] when the set of live auxiliaries changes.
 
+mod backup;
 mod data;
 mod membership;
 mod rebalance;
@@ -97,6 +99,7 @@ pub struct Master {
     view: ArcSwap<RingView>,
     members: membership::Members,
     rebalancer: rebalance::Rebalancer,
+    backups: backup::Backups,
     control: reqwest::Client,
     shutdown: Shutdown,
 }
@@ -155,6 +158,7 @@ pub async fn run(
         view: ArcSwap::from_pointee(RingView::empty(config.virtual_nodes())),
         members: membership::Members::default(),
         rebalancer: rebalance::Rebalancer::default(),
+        backups: backup::Backups::default(),
         id: id.clone(),
         clock,
         metrics: master_metrics.clone(),
@@ -166,6 +170,7 @@ pub async fn run(
 
     membership::start(&master);
     rebalance::start(&master);
+    backup::start(&master);
 
     let app = routes::router(master.clone());
     let serve_shutdown = shutdown.clone();

@@ -57,14 +57,8 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/ring", get(ring))
         .route("/metrics", get(metrics_text))
         .route("/stats", get(super::stats::stats))
-        .route(
-            "/backup",
-            post(|| not_built("cluster backups (POST /backup) are not built yet")),
-        )
-        .route(
-            "/restore",
-            post(|| not_built("cluster restore (POST /restore) is not built yet")),
-        )
+        .route("/backup", post(backup_now))
+        .route("/restore", post(restore).get(restore_progress))
         .route("/rebalance", post(rebalance_now))
         .fallback(http::route_not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
@@ -74,10 +68,6 @@ pub fn router(master: Arc<Master>) -> Router {
             http::track_requests,
         ))
         .with_state(master)
-}
-
-async fn not_built(what: &'static str) -> ApiError {
-    ApiError::not_implemented(what)
 }
 
 async fn empty_key() -> ApiError {
@@ -348,6 +338,27 @@ async fn bulk_get(
             .insert("x-distcache-unanswered", HeaderValue::from(unanswered));
     }
     Ok(resp)
+}
+
+async fn backup_now(State(master): State<Arc<Master>>) -> Result<Response, ApiError> {
+    Ok(Json(master.backup("requested").await?).into_response())
+}
+
+async fn restore(
+    State(master): State<Arc<Master>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let req: super::backup::RestoreRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        Default::default()
+    } else {
+        parse(&body)?
+    };
+    Ok(Json(master.restore(req.backup).await?).into_response())
+}
+
+async fn restore_progress(State(master): State<Arc<Master>>) -> Response {
+    Json(master.restore_progress()).into_response()
 }
 
 async fn rebalance_now(State(master): State<Arc<Master>>) -> Result<Response, ApiError> {

@@ -1,0 +1,259 @@
+//! Snapshots: a store's live entries as one self-checking byte string, so
+//! that an auxiliary can be restarted (or a cluster rebuilt) with its data.
+//!
+//! # Contract
+//!
+//! - **Format.** A magic number and a format version, a header (node id,
+//!   creation time, entry count, shard count), entries in blocks (key,
+//!   value, version, absolute expiry) in the order they are to be restored,
+//!   and checksums (CRC-32) over the header, over each block and over the
+//!   whole file. Today's layout is in [`v1`].
+//! - **Versions.** Every format version ever written keeps a frozen decoder
+//!   module (`v1`, later `v2`...); [`decode`] reads the version and calls the
+//!   matching one, so a file written today still loads after the format
+//!   changes. A version newer than this build is refused, never guessed at.
+//! - **Decoding is total.** Any bytes give either a snapshot whose every
+//!   checksum, length and count agrees, or a [`SnapshotError`]; never a
+//!   panic, never a partial snapshot, never an allocation the input's
+//!   lengths ask for beyond what the input could hold.
+//! - **Order.** [`Store::export`] gives entries least recently used first
+//!   per shard; [`Snapshot::restore_into`] inserts them in file order, so a
+//!   store with the same shard count gets back each shard's LRU order, and
+//!   capacity (items, bytes) is enforced by the store as it fills, evicting
+//!   the least recently used first.
+//!
+//! Writing a file durably (temporary file, fsync, rename, fsync of the
+//! directory) is the server's job; this module only encodes and decodes.
+
+mod error;
+pub mod v1;
+mod writer;
+
+pub use error::SnapshotError;
+pub use writer::{EncodedEntries, SnapshotWriter};
+
+use bytes::Bytes;
+
+use crate::store::{Entry, SetOutcome, Store};
+
+/// The newest format version this build writes and reads.
+pub const CURRENT_VERSION: u16 = v1::VERSION;
+
+/// Who wrote a snapshot, when, and how much it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// The writing node's id.
+    pub node_id: String,
+    /// When the snapshot was taken, Unix milliseconds.
+    pub created_at_ms: u64,
+    /// Entries in the snapshot.
+    pub entry_count: u64,
+    /// Shards of the store it was taken from (restoring into a store with
+    /// the same count keeps the exact per-shard LRU order).
+    pub shard_count: u32,
+}
+
+/// One entry of a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotEntry {
+    /// The key's bytes.
+    pub key: Bytes,
+    /// Value, expiry and version.
+    pub entry: Entry,
+}
+
+/// A decoded, fully checked snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The header.
+    pub header: SnapshotHeader,
+    /// The entries, in restore order.
+    pub entries: Vec<SnapshotEntry>,
+}
+
+/// What [`Snapshot::restore_into`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RestoreCounts {
+    /// Entries now in the store (before any later eviction by this restore).
+    pub restored: u64,
+    /// Entries already expired at restore time, skipped.
+    pub expired: u64,
+    /// Entries the store already held at an equal or newer version.
+    pub stale: u64,
+    /// Entries larger than the store's byte share, refused.
+    pub too_large: u64,
+    /// Items the store evicted to stay within capacity while filling.
+    pub evicted: u64,
+}
+
+/// Checks the magic number and the version, and gives the version.
+fn format_version(data: &[u8]) -> Result<u16, SnapshotError> {
+    let magic_len = v1::MAGIC.len().min(data.len());
+    if data[..magic_len] != v1::MAGIC[..magic_len] {
+        return Err(SnapshotError::BadMagic);
+    }
+    if data.len() < v1::MAGIC.len() + 2 {
+        return Err(SnapshotError::Truncated {
+            offset: data.len() as u64,
+            expected: "the format version",
+        });
+    }
+    match u16::from_le_bytes([data[8], data[9]]) {
+        0 => Err(SnapshotError::UnknownVersion { found: 0 }),
+        found if found > CURRENT_VERSION => Err(SnapshotError::NewerVersion {
+            found,
+            supported: CURRENT_VERSION,
+        }),
+        found => Ok(found),
+    }
+}
+
+/// Checks a snapshot of any supported format version in full, then calls
+/// `f` with each entry in file order and returns the header. A damaged
+/// snapshot gives an error before `f` is called at all.
+pub fn visit(data: &[u8], f: impl FnMut(&[u8], Entry)) -> Result<SnapshotHeader, SnapshotError> {
+    // Later versions dispatch here, each to its frozen module.
+    let _v1 = format_version(data)?;
+    v1::visit(data, f)
+}
+
+/// Decodes a snapshot of any supported format version.
+pub fn decode(data: &[u8]) -> Result<Snapshot, SnapshotError> {
+    format_version(data)?;
+    // Never reserve more than the data could hold.
+    let mut entries = Vec::with_capacity((data.len() / v1::MIN_ENTRY_LEN).min(1 << 20));
+    let header = visit(data, |key, entry| {
+        entries.push(SnapshotEntry {
+            key: Bytes::copy_from_slice(key),
+            entry,
+        })
+    })?;
+    Ok(Snapshot { header, entries })
+}
+
+/// Checks a snapshot in full, then inserts its entries into `store` in file
+/// order, as [`Snapshot::restore_into`] does, without holding the decoded
+/// entries in memory: the fast path of an auxiliary's start.
+pub fn restore_bytes(
+    data: &[u8],
+    store: &Store,
+    now_ms: u64,
+) -> Result<(SnapshotHeader, RestoreCounts), SnapshotError> {
+    let mut restorer = Restorer::new(store, now_ms);
+    let header = visit(data, |key, entry| restorer.add(key, entry))?;
+    Ok((header, restorer.finish()))
+}
+
+/// Inserts entries into a store, counting what happened.
+struct Restorer<'a> {
+    store: &'a Store,
+    now_ms: u64,
+    evictions_before: u64,
+    counts: RestoreCounts,
+}
+
+impl<'a> Restorer<'a> {
+    fn new(store: &'a Store, now_ms: u64) -> Self {
+        Restorer {
+            store,
+            now_ms,
+            evictions_before: store.stats().evictions,
+            counts: RestoreCounts::default(),
+        }
+    }
+
+    fn add(&mut self, key: &[u8], entry: Entry) {
+        if entry.expires_at_ms.is_some_and(|at| at <= self.now_ms) {
+            self.counts.expired += 1;
+            return;
+        }
+        match self.store.set(key, entry, self.now_ms) {
+            SetOutcome::Stored => self.counts.restored += 1,
+            SetOutcome::Stale => self.counts.stale += 1,
+            SetOutcome::Expired => self.counts.expired += 1,
+            SetOutcome::TooLarge => self.counts.too_large += 1,
+        }
+    }
+
+    fn finish(mut self) -> RestoreCounts {
+        self.counts.evicted = self
+            .store
+            .stats()
+            .evictions
+            .saturating_sub(self.evictions_before);
+        self.counts
+    }
+}
+
+/// Encodes `entries` (in restore order) as a snapshot in today's format.
+/// The header's `entry_count` is taken from `entries`.
+pub fn encode<'a, W: std::io::Write>(
+    out: W,
+    node_id: &str,
+    created_at_ms: u64,
+    shard_count: u32,
+    entries: impl ExactSizeIterator<Item = (&'a [u8], &'a Entry)>,
+) -> std::io::Result<(W, u64)> {
+    let header = SnapshotHeader {
+        node_id: node_id.to_string(),
+        created_at_ms,
+        entry_count: entries.len() as u64,
+        shard_count,
+    };
+    let mut writer = SnapshotWriter::new(out, &header)?;
+    for (key, entry) in entries {
+        writer.push(key, entry)?;
+    }
+    writer.finish()
+}
+
+/// Encodes a whole store, one shard at a time: each shard's lock is held
+/// only while its entries are encoded into memory (least recently used
+/// first), never while writing. Entries a snapshot cannot hold are skipped
+/// (none can reach a store through the API). Returns the encoded entries,
+/// ready for [`SnapshotWriter::push_encoded`].
+pub fn encode_store(store: &Store, now_ms: u64) -> EncodedEntries {
+    let mut encoded = EncodedEntries::new();
+    for shard in 0..store.shard_count() {
+        store.for_each_in_shard(shard, now_ms, |key, entry| {
+            let _ = encoded.push(key, entry);
+        });
+    }
+    encoded
+}
+
+/// Writes a snapshot of `encoded` (from [`encode_store`]) to `out`;
+/// returns the output and the snapshot's size.
+pub fn write_encoded<W: std::io::Write>(
+    out: W,
+    node_id: &str,
+    created_at_ms: u64,
+    shard_count: u32,
+    encoded: &EncodedEntries,
+) -> std::io::Result<(W, u64)> {
+    let header = SnapshotHeader {
+        node_id: node_id.to_string(),
+        created_at_ms,
+        entry_count: encoded.len(),
+        shard_count,
+    };
+    let mut writer = SnapshotWriter::new(out, &header)?;
+    writer.push_encoded(encoded)?;
+    writer.finish()
+}
+
+impl Snapshot {
+    /// Inserts the entries into `store` in file order, skipping those expired
+    /// at `now_ms`. The store's versions decide against anything it already
+    /// holds, and its capacity evicts the least recently used as it fills.
+    pub fn restore_into(self, store: &Store, now_ms: u64) -> RestoreCounts {
+        let mut restorer = Restorer::new(store, now_ms);
+        for SnapshotEntry { key, entry } in self.entries {
+            restorer.add(&key, entry);
+        }
+        restorer.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,473 @@
+//! Unit and property tests of the snapshot format: round trips, order and
+//! capacity on restore, every damage case, a frozen v1 file, and a fuzz of
+//! the decoder over arbitrary bytes and over mutations of valid snapshots.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::*;
+use crate::store::StoreConfig;
+use crate::version::Version;
+
+const NOW: u64 = 1_700_000_000_000;
+
+fn entry(value: &str, n: u32, expires_at_ms: Option<u64>) -> Entry {
+    Entry {
+        value: Bytes::copy_from_slice(value.as_bytes()),
+        expires_at_ms,
+        version: Version {
+            millis: NOW - 1000,
+            counter: n,
+            origin: 7,
+        },
+    }
+}
+
+fn store(max_items: usize, shards: usize) -> Store {
+    Store::new(StoreConfig {
+        max_items,
+        shards,
+        ..StoreConfig::default()
+    })
+}
+
+fn snapshot_of(store: &Store, now: u64) -> Vec<u8> {
+    let entries = store.export(now);
+    let (bytes, size) = encode(
+        Vec::new(),
+        "aux-1",
+        now,
+        store.shard_count() as u32,
+        entries.iter().map(|(k, e)| (k.as_ref(), e)),
+    )
+    .expect("encoding into a Vec cannot fail");
+    assert_eq!(size, bytes.len() as u64);
+    bytes
+}
+
+fn sample(n: u32) -> Vec<u8> {
+    let s = store(1000, 4);
+    for i in 0..n {
+        let ttl = (i % 3 == 0).then_some(NOW + 60_000 + u64::from(i));
+        s.set(
+            format!("key-{i}").as_bytes(),
+            entry(&format!("\"v{i}\""), i, ttl),
+            NOW,
+        );
+    }
+    snapshot_of(&s, NOW)
+}
+
+#[test]
+fn an_empty_store_round_trips() {
+    let bytes = snapshot_of(&store(10, 4), NOW);
+    let snap = decode(&bytes).expect("valid");
+    assert_eq!(snap.header.node_id, "aux-1");
+    assert_eq!(snap.header.created_at_ms, NOW);
+    assert_eq!(snap.header.entry_count, 0);
+    assert_eq!(snap.header.shard_count, 4);
+    assert!(snap.entries.is_empty());
+}
+
+#[test]
+fn entries_round_trip_with_versions_and_expiries_in_lru_order() {
+    let s = store(100, 1);
+    for i in 0..50u32 {
+        let ttl = (i % 2 == 0).then_some(NOW + 10_000);
+        s.set(
+            format!("k{i}").as_bytes(),
+            entry(&i.to_string(), i, ttl),
+            NOW,
+        );
+    }
+    // Touch a few so the LRU order differs from insertion order.
+    for i in [3u32, 10, 0] {
+        s.get(format!("k{i}").as_bytes(), NOW);
+    }
+    let before = s.export(NOW);
+    let snap = decode(&snapshot_of(&s, NOW)).expect("valid");
+    let restored = store(100, 1);
+    let counts = snap.restore_into(&restored, NOW);
+    assert_eq!(counts.restored, 50);
+    assert_eq!(restored.export(NOW), before, "same entries, same LRU order");
+}
+
+#[test]
+fn a_store_encoded_shard_by_shard_decodes_to_its_export() {
+    let s = store(5000, 8);
+    for i in 0..3000u32 {
+        let ttl = (i % 2 == 0).then_some(NOW + 10_000);
+        s.set(
+            format!("k{i}").as_bytes(),
+            entry(&"v".repeat(i as usize % 90), i, ttl),
+            NOW,
+        );
+    }
+    let encoded = encode_store(&s, NOW);
+    assert_eq!(encoded.len(), 3000);
+    let (bytes, size) = write_encoded(Vec::new(), "aux-1", NOW, 8, &encoded).expect("encode");
+    assert_eq!(size, bytes.len() as u64);
+    assert!(bytes.len() > 130_000, "several blocks");
+    let snap = decode(&bytes).expect("valid");
+    let export = s.export(NOW);
+    let decoded: Vec<(Bytes, Entry)> = snap.entries.into_iter().map(|e| (e.key, e.entry)).collect();
+    assert_eq!(decoded, export);
+    // The same bytes as the entry-by-entry writer.
+    assert_eq!(bytes, snapshot_of(&s, NOW));
+}
+
+#[test]
+fn restore_bytes_inserts_nothing_from_a_damaged_snapshot() {
+    let bytes = sample(200);
+    let good = store(1000, 4);
+    let (header, counts) = restore_bytes(&bytes, &good, NOW).expect("valid");
+    assert_eq!((header.entry_count, counts.restored), (200, 200));
+    let mut damaged = bytes.clone();
+    let last = damaged.len() - 10;
+    damaged[last] ^= 1; // in the last block: earlier blocks are fine
+    let target = store(1000, 4);
+    assert!(restore_bytes(&damaged, &target, NOW).is_err());
+    assert!(
+        target.is_empty(),
+        "not one entry of a damaged snapshot is loaded"
+    );
+}
+
+#[test]
+fn restore_skips_expired_entries() {
+    let s = store(100, 2);
+    s.set(b"soon", entry("1", 1, Some(NOW + 1_000)), NOW);
+    s.set(b"later", entry("2", 2, Some(NOW + 100_000)), NOW);
+    s.set(b"never", entry("3", 3, None), NOW);
+    let snap = decode(&snapshot_of(&s, NOW)).expect("valid");
+    let restored = store(100, 2);
+    let counts = snap.restore_into(&restored, NOW + 5_000);
+    assert_eq!((counts.restored, counts.expired), (2, 1));
+    assert!(restored.peek(b"soon", NOW + 5_000).is_none());
+    assert_eq!(
+        restored
+            .peek(b"later", NOW + 5_000)
+            .map(|e| e.expires_at_ms),
+        Some(Some(NOW + 100_000)),
+        "the absolute expiry is kept"
+    );
+}
+
+#[test]
+fn restore_honours_capacity_keeping_the_most_recently_used() {
+    let s = store(10, 1);
+    for i in 0..10u32 {
+        s.set(format!("k{i}").as_bytes(), entry("x", i, None), NOW);
+    }
+    s.get(b"k0", NOW); // k0 is now the most recently used
+    let snap = decode(&snapshot_of(&s, NOW)).expect("valid");
+    let small = store(3, 1);
+    let counts = snap.restore_into(&small, NOW);
+    assert_eq!(counts.evicted, 7);
+    let kept: Vec<Bytes> = small.export(NOW).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kept,
+        vec![Bytes::from("k8"), Bytes::from("k9"), Bytes::from("k0")]
+    );
+}
+
+#[test]
+fn restore_never_replaces_a_newer_version() {
+    let s = store(10, 1);
+    s.set(b"k", entry("old", 1, None), NOW);
+    let snap = decode(&snapshot_of(&s, NOW)).expect("valid");
+    let live = store(10, 1);
+    live.set(b"k", entry("new", 2, None), NOW);
+    let counts = snap.restore_into(&live, NOW);
+    assert_eq!(counts.stale, 1);
+    assert_eq!(
+        live.peek(b"k", NOW).map(|e| e.value),
+        Some(Bytes::from("new"))
+    );
+}
+
+#[test]
+fn every_truncation_is_refused() {
+    let bytes = sample(40);
+    for len in 0..bytes.len() {
+        let err = decode(&bytes[..len]).expect_err("truncated");
+        assert!(
+            matches!(
+                err,
+                SnapshotError::Truncated { .. } | SnapshotError::Checksum { .. }
+            ),
+            "length {len}: {err}"
+        );
+    }
+}
+
+#[test]
+fn every_single_bit_flip_is_refused() {
+    let bytes = sample(12);
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 1 << bit;
+            assert!(decode(&damaged).is_err(), "bit {bit} of byte {i} flipped");
+        }
+    }
+}
+
+#[test]
+fn wrong_magic_newer_and_unknown_versions_are_named() {
+    let mut bytes = sample(3);
+    let mut wrong = bytes.clone();
+    wrong[0] = b'X';
+    assert_eq!(decode(&wrong), Err(SnapshotError::BadMagic));
+    assert_eq!(decode(b"{\"json\":1}"), Err(SnapshotError::BadMagic));
+    assert_eq!(
+        decode(b""),
+        Err(SnapshotError::Truncated {
+            offset: 0,
+            expected: "the format version"
+        })
+    );
+    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
+    assert_eq!(
+        decode(&bytes),
+        Err(SnapshotError::NewerVersion {
+            found: 2,
+            supported: 1
+        })
+    );
+    bytes[8..10].copy_from_slice(&0u16.to_le_bytes());
+    assert_eq!(
+        decode(&bytes),
+        Err(SnapshotError::UnknownVersion { found: 0 })
+    );
+}
+
+#[test]
+fn bytes_after_the_end_are_refused() {
+    let mut bytes = sample(3);
+    bytes.push(0);
+    assert!(matches!(
+        decode(&bytes),
+        Err(SnapshotError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn the_writer_checks_the_announced_count() {
+    let header = SnapshotHeader {
+        node_id: "n".into(),
+        created_at_ms: NOW,
+        entry_count: 1,
+        shard_count: 1,
+    };
+    let w = SnapshotWriter::new(Vec::new(), &header).expect("header");
+    assert!(w.finish().is_err(), "fewer entries than announced");
+    let mut w = SnapshotWriter::new(Vec::new(), &header).expect("header");
+    w.push(b"a", &entry("1", 1, None)).expect("one entry");
+    assert!(
+        w.push(b"b", &entry("1", 1, None)).is_err(),
+        "more than announced"
+    );
+}
+
+/// A v1 file written when the format was frozen. It must decode to the same
+/// snapshot forever; if this test fails, the v1 decoder was changed.
+#[test]
+fn a_frozen_v1_file_still_decodes() {
+    let bytes = include_bytes!("testdata/v1.snap");
+    let snap = decode(bytes).expect("the v1 file decodes");
+    assert_eq!(
+        snap.header,
+        SnapshotHeader {
+            node_id: "aux-frozen".into(),
+            created_at_ms: 1_700_000_000_000,
+            entry_count: 2,
+            shard_count: 1,
+        }
+    );
+    assert_eq!(snap.entries[0].key, Bytes::from("a"));
+    assert_eq!(snap.entries[0].entry, frozen_entries()[0].1);
+    assert_eq!(snap.entries[1].key, Bytes::from("key/2"));
+    assert_eq!(snap.entries[1].entry, frozen_entries()[1].1);
+}
+
+fn frozen_entries() -> Vec<(&'static [u8], Entry)> {
+    vec![
+        (
+            b"a",
+            Entry {
+                value: Bytes::from("\"first\""),
+                expires_at_ms: None,
+                version: Version {
+                    millis: 1_699_999_999_000,
+                    counter: 1,
+                    origin: 0xdead_beef,
+                },
+            },
+        ),
+        (
+            b"key/2",
+            Entry {
+                value: Bytes::from("{\"n\":2}"),
+                expires_at_ms: Some(1_700_000_060_000),
+                version: Version {
+                    millis: 1_699_999_999_500,
+                    counter: 0,
+                    origin: 42,
+                },
+            },
+        ),
+    ]
+}
+
+/// Regenerates `testdata/v1.snap` (run with `--ignored` only when adding a
+/// fixture; the v1 fixture must never change).
+#[test]
+#[ignore]
+fn write_frozen_v1_fixture() {
+    let entries = frozen_entries();
+    let (bytes, _) = encode(
+        Vec::new(),
+        "aux-frozen",
+        1_700_000_000_000,
+        1,
+        entries.iter().map(|(k, e)| (*k, e)),
+    )
+    .expect("encode");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/snapshot/testdata/v1.snap");
+    std::fs::write(path, bytes).expect("write fixture");
+}
+
+/// Key, value, expiry and (millis, counter, origin).
+type RawEntry = (Vec<u8>, Vec<u8>, Option<u64>, (u64, u32, u32));
+
+fn arb_entries() -> impl Strategy<Value = Vec<RawEntry>> {
+    proptest::collection::vec(
+        (
+            proptest::collection::vec(any::<u8>(), 1..24),
+            proptest::collection::vec(any::<u8>(), 0..300),
+            proptest::option::of(any::<u64>()),
+            (any::<u64>(), any::<u32>(), any::<u32>()),
+        ),
+        0..40,
+    )
+}
+
+fn encode_arb(entries: &[RawEntry]) -> Vec<u8> {
+    let list: Vec<(Vec<u8>, Entry)> = entries
+        .iter()
+        .map(|(k, v, exp, (millis, counter, origin))| {
+            (
+                k.clone(),
+                Entry {
+                    value: Bytes::copy_from_slice(v),
+                    expires_at_ms: *exp,
+                    version: Version {
+                        millis: *millis,
+                        counter: *counter,
+                        origin: *origin,
+                    },
+                },
+            )
+        })
+        .collect();
+    encode(
+        Vec::new(),
+        "fuzz-node",
+        NOW,
+        16,
+        list.iter().map(|(k, e)| (k.as_slice(), e)),
+    )
+    .expect("encode")
+    .0
+}
+
+/// Ways to damage a valid snapshot.
+#[derive(Clone, Debug)]
+enum Mutation {
+    FlipBits(Vec<(usize, u8)>),
+    Truncate(usize),
+    Insert(usize, u8),
+    Remove(usize),
+    Overwrite(usize, Vec<u8>),
+}
+
+fn arb_mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        proptest::collection::vec((any::<usize>(), 1u8..=255), 1..5).prop_map(Mutation::FlipBits),
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+        any::<usize>().prop_map(Mutation::Remove),
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..16)
+        )
+            .prop_map(|(i, b)| Mutation::Overwrite(i, b)),
+    ]
+}
+
+fn apply(bytes: &[u8], m: &Mutation) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let n = out.len();
+    match m {
+        Mutation::FlipBits(flips) => {
+            for &(i, mask) in flips {
+                out[i % n] ^= mask;
+            }
+        }
+        Mutation::Truncate(len) => out.truncate(len % n),
+        Mutation::Insert(i, b) => out.insert(i % (n + 1), *b),
+        Mutation::Remove(i) => {
+            out.remove(i % n);
+        }
+        Mutation::Overwrite(i, b) => {
+            let start = i % n;
+            for (j, byte) in b.iter().enumerate() {
+                if start + j < n {
+                    out[start + j] = *byte;
+                }
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever the entries, the decoder gives them back exactly.
+    #[test]
+    fn any_entries_round_trip(entries in arb_entries()) {
+        let bytes = encode_arb(&entries);
+        let snap = decode(&bytes).expect("valid");
+        prop_assert_eq!(snap.entries.len(), entries.len());
+        for (got, (k, v, exp, (millis, counter, origin))) in snap.entries.iter().zip(&entries) {
+            prop_assert_eq!(got.key.as_ref(), k.as_slice());
+            prop_assert_eq!(got.entry.value.as_ref(), v.as_slice());
+            prop_assert_eq!(got.entry.expires_at_ms, *exp);
+            prop_assert_eq!(got.entry.version, Version { millis: *millis, counter: *counter, origin: *origin });
+        }
+    }
+
+    /// Fuzz: arbitrary bytes never panic, and whatever is accepted is
+    /// consistent (as many entries as the header announced).
+    #[test]
+    fn arbitrary_bytes_never_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..2048), with_magic in any::<bool>()) {
+        if with_magic && bytes.len() >= 10 {
+            bytes[..8].copy_from_slice(&v1::MAGIC);
+            bytes[8..10].copy_from_slice(&1u16.to_le_bytes());
+        }
+        if let Ok(snap) = decode(&bytes) {
+            prop_assert_eq!(snap.entries.len() as u64, snap.header.entry_count);
+        }
+    }
+
+    /// Fuzz: any damage to a valid snapshot is refused, never accepted.
+    #[test]
+    fn damaged_snapshots_are_refused(entries in arb_entries(), mutation in arb_mutation()) {
+        let bytes = encode_arb(&entries);
+        let damaged = apply(&bytes, &mutation);
+        prop_assume!(damaged != bytes);
+        prop_assert!(decode(&damaged).is_err(), "accepted after {:?}", mutation);
+    }
+}

@@ -1,0 +1,240 @@
+//! The auxiliary's snapshots: restored once at start before the node serves,
+//! written every `BACKUP_INTERVAL`, on graceful shutdown, and on demand
+//! (`POST /internal/snapshot`, which a master's `POST /backup` calls), and
+//! handed to masters as bytes (`GET /internal/snapshot`).
+//!
+//! A snapshot encodes the store into memory one shard at a time
+//! ([`snapshot::encode_store`]), so a request waits at most for one shard's
+//! copy; the file is written after, on a blocking thread, with no lock held. The file is replaced
+//! atomically (see [`crate::snapshot_file`]): a failed write (disk full,
+//! permissions) leaves the previous snapshot as it was, is logged, and
+//! counts in `distcache_snapshot_failures_total`; the node keeps serving.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use distcache_core::clock::Clock;
+use distcache_core::snapshot;
+use distcache_core::store::Store;
+use serde::Serialize;
+use tracing::{error, info, warn};
+
+use super::Node;
+use crate::http::ApiError;
+use crate::shutdown::Shutdown;
+use crate::snapshot_file::{self, snapshot_path};
+
+/// Where and how often this node snapshots.
+pub(super) struct Snapshots {
+    /// `BACKUP_DIR/<node id>.snap`.
+    pub path: PathBuf,
+    /// `BACKUP_INTERVAL`; zero = only on demand.
+    pub interval: Duration,
+    /// One snapshot at a time: they share the temporary file.
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl Snapshots {
+    pub fn new(backup_dir: &std::path::Path, node_id: &str, interval_secs: u64) -> Self {
+        Snapshots {
+            path: snapshot_path(backup_dir, node_id),
+            interval: Duration::from_secs(interval_secs),
+            writing: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+/// What one snapshot wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct SnapshotReport {
+    /// The file.
+    pub path: String,
+    /// Entries saved.
+    pub entries: u64,
+    /// Size of the file.
+    pub bytes: u64,
+    /// When the copy was taken, Unix ms.
+    pub created_at_ms: u64,
+    /// Wall time of the whole snapshot.
+    pub duration_ms: u64,
+}
+
+/// Loads the node's snapshot into `store`, before the node serves. A missing
+/// file means an empty start; a damaged one is logged, moved aside, and the
+/// node starts empty; an unreadable one is logged and left alone.
+pub(super) async fn restore_at_start(path: PathBuf, store: Arc<Store>, clock: Clock) {
+    let result = tokio::task::spawn_blocking(move || restore_blocking(&path, &store, &clock)).await;
+    if let Err(e) = result {
+        error!(error = %e, "restoring the snapshot failed; starting empty");
+    }
+}
+
+fn restore_blocking(path: &std::path::Path, store: &Store, clock: &Clock) {
+    // A temporary file is what a crash during a snapshot leaves behind.
+    let _ = std::fs::remove_file(snapshot_file::temp_path(path));
+    let started = Instant::now();
+    let data = match std::fs::read(path) {
+        Ok(data) => data,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            info!(path = %path.display(), "no snapshot; starting empty");
+            return;
+        }
+        Err(e) => {
+            error!(path = %path.display(), error = %e, "cannot read the snapshot; starting empty");
+            return;
+        }
+    };
+    let (header, counts) = match snapshot::restore_bytes(&data, store, clock()) {
+        Ok(restored) => restored,
+        Err(e) => {
+            match snapshot_file::move_aside(path, clock()) {
+                Ok(aside) => error!(
+                    path = %path.display(),
+                    moved_to = %aside.display(),
+                    error = %e,
+                    "snapshot is damaged; moved it aside and starting empty"
+                ),
+                Err(move_error) => error!(
+                    path = %path.display(),
+                    error = %e,
+                    move_error = %move_error,
+                    "snapshot is damaged and could not be moved aside; starting empty"
+                ),
+            }
+            return;
+        }
+    };
+    info!(
+        path = %path.display(),
+        written_by = %header.node_id,
+        taken_at_ms = header.created_at_ms,
+        entries = header.entry_count,
+        restored = counts.restored,
+        expired = counts.expired,
+        evicted = counts.evicted,
+        too_large = counts.too_large,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "snapshot restored"
+    );
+}
+
+/// Takes a snapshot now. Failures are logged and counted here.
+pub(super) async fn take(node: &Arc<Node>, why: &'static str) -> Result<SnapshotReport, ApiError> {
+    let _one_at_a_time = node.snapshots.writing.lock().await;
+    let started = Instant::now();
+    let timer = node.metrics.snapshots.duration.start_timer();
+    let path = node.snapshots.path.clone();
+    let store = node.store.clone();
+    let clock = node.clock.clone();
+    let node_id = node.identity.node_id.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let now = clock();
+        // One shard's lock at a time, only while its entries are encoded.
+        let encoded = snapshot::encode_store(&store, now);
+        let count = encoded.len();
+        let bytes = snapshot_file::write_atomic(&path, |out| {
+            snapshot::write_encoded(out, &node_id, now, store.shard_count() as u32, &encoded)
+                .map(|(_, bytes)| bytes)
+        })?;
+        Ok::<_, std::io::Error>((now, count, bytes))
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let path = node.snapshots.path.display().to_string();
+    match result {
+        Ok((created_at_ms, entries, bytes)) => {
+            timer.observe_duration();
+            node.metrics
+                .snapshots
+                .record_success(created_at_ms, entries, bytes);
+            let report = SnapshotReport {
+                path,
+                entries,
+                bytes,
+                created_at_ms,
+                duration_ms: started.elapsed().as_millis() as u64,
+            };
+            info!(
+                path = %report.path,
+                entries,
+                bytes,
+                duration_ms = report.duration_ms,
+                why,
+                "snapshot written"
+            );
+            Ok(report)
+        }
+        Err(e) => {
+            timer.stop_and_discard();
+            node.metrics.snapshots.failures.inc();
+            error!(
+                path = %path,
+                error = %e,
+                why,
+                "snapshot failed; the previous snapshot is kept"
+            );
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "snapshot_failed",
+                format!("writing {path} failed: {e}"),
+            ))
+        }
+    }
+}
+
+/// Snapshots every `BACKUP_INTERVAL` until shutdown.
+pub(super) async fn snapshot_loop(node: Arc<Node>, shutdown: Shutdown) {
+    let period = node.snapshots.interval;
+    if period.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.triggered() => return,
+        }
+        // Failures are logged and counted in `take`; the next tick retries.
+        let _ = take(&node, "interval").await;
+    }
+}
+
+/// The last snapshot on graceful shutdown (when snapshots are on).
+pub(super) async fn on_shutdown(node: &Arc<Node>) {
+    if node.snapshots.interval.is_zero() {
+        return;
+    }
+    if take(node, "shutdown").await.is_err() {
+        warn!("no snapshot at shutdown");
+    }
+}
+
+/// `POST /internal/snapshot`: snapshot now; answers with the report.
+pub(super) async fn post_route(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
+    Ok(Json(take(&node, "requested").await?).into_response())
+}
+
+/// `GET /internal/snapshot`: the bytes of the latest snapshot file.
+pub(super) async fn get_route(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
+    let path = node.snapshots.path.clone();
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found(
+            "no_snapshot",
+            format!("no snapshot at {} yet", path.display()),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "snapshot_unreadable",
+            format!("reading {} failed: {e}", path.display()),
+        )),
+    }
+}
