@@ -291,6 +291,8 @@ fn a_frozen_v1_file_still_decodes() {
     assert_eq!(snap.entries[1].entry, frozen_entries()[1].1);
 }
 
+/// The entries `testdata/v1.snap` was written from, once, by the v1
+/// encoder; the file is never regenerated.
 fn frozen_entries() -> Vec<(&'static [u8], Entry)> {
     vec![
         (
@@ -318,24 +320,6 @@ fn frozen_entries() -> Vec<(&'static [u8], Entry)> {
             },
         ),
     ]
-}
-
-/// Regenerates `testdata/v1.snap` (run with `--ignored` only when adding a
-/// fixture; the v1 fixture must never change).
-#[test]
-#[ignore]
-fn write_frozen_v1_fixture() {
-    let entries = frozen_entries();
-    let (bytes, _) = encode(
-        Vec::new(),
-        "aux-frozen",
-        1_700_000_000_000,
-        1,
-        entries.iter().map(|(k, e)| (*k, e)),
-    )
-    .expect("encode");
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/snapshot/testdata/v1.snap");
-    std::fs::write(path, bytes).expect("write fixture");
 }
 
 /// Key, value, expiry and (millis, counter, origin).
