@@ -11,6 +11,8 @@
 //! - [`config`]: one settings struct per role, from env and flags.
 //! - [`metrics`]: every metric, declared once.
 //! - [`http`]: the JSON error shape and request tracking both roles share.
+//! - [`security`]: tokens and roles, the cluster secret, TLS, request
+//!   limits, and the hardened HTTP accept loop both roles serve with.
 //! - [`shutdown`]: the one way every task stops.
 //!
 //! Each role is started the same way: bind its listeners, then call its
@@ -23,4 +25,5 @@ pub mod config;
 pub mod http;
 pub mod master;
 pub mod metrics;
+pub mod security;
 pub mod shutdown;

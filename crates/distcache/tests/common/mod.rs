@@ -142,6 +142,9 @@ pub struct Spec {
     pub cache_size: usize,
     pub master_env: Vec<(String, String)>,
     pub aux_env: Vec<(String, String)>,
+    /// Bearer token the cluster's HTTP client sends with every request
+    /// (`None`: no `Authorization` header, as before).
+    pub token: Option<String>,
 }
 
 impl Default for Spec {
@@ -155,6 +158,7 @@ impl Default for Spec {
             cache_size: 10_000,
             master_env: Vec::new(),
             aux_env: Vec::new(),
+            token: None,
         }
     }
 }
@@ -190,8 +194,16 @@ fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
 impl Cluster {
     pub fn start(spec: Spec) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &spec.token {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().expect("a header value"),
+            );
+        }
         let http = Client::builder()
             .timeout(Duration::from_secs(10))
+            .default_headers(headers)
             .build()
             .expect("http client");
         let mut cluster = Cluster {
