@@ -8,8 +8,14 @@
 //! `scripts/deps.d/40-schemathesis.sh` makes (CI runs it before the tests).
 //! When it is missing this test fails and says so: it never skips.
 //!
-//! `POST /backup` and `POST /restore` are left out while they answer 501
-//! (their issue builds them; 501 is a 5xx by definition).
+//! Left out: `POST /backup` and `POST /restore` while they answer 501
+//! (their issue builds them; 501 is a 5xx by definition), and the two
+//! membership changes, `POST /nodes` and `DELETE /nodes/{id}`: schemathesis
+//! reuses ids it has seen in answers, so it decommissions or re-addresses
+//! the cluster's own auxiliaries, after which a 503 `no_auxiliaries` is the
+//! right answer and not a fault. Their parsers are fuzzed by the body
+//! property tests (`crates/server/src/master/body_props.rs`) and their
+//! access by the role table (`tests/security.rs`).
 
 mod common;
 
@@ -51,13 +57,19 @@ fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
             "not_a_server_error,status_code_conformance,content_type_conformance,\
              response_headers_conformance,response_schema_conformance",
         ])
-        .args(["--max-examples", "25"])
-        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--max-examples", "50"])
+        .args(["--phases", "examples,fuzzing"])
         .args(["--seed", "8"])
         .args(["--workers", "2"])
         .args(["--request-timeout", "20"])
         .args(["--header", &format!("Authorization: Bearer {ADMIN}")])
         .args(["--exclude-path", "/backup", "--exclude-path", "/restore"])
+        .args([
+            "--exclude-operation-id",
+            "registerNode",
+            "--exclude-operation-id",
+            "removeNode",
+        ])
         .args(["--report", "junit", "--report-dir"])
         .arg(&report)
         .env("NO_COLOR", "1")

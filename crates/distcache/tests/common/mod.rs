@@ -49,9 +49,18 @@ pub struct Proc {
     pub args: Vec<String>,
 }
 
+/// Installs the rustls crypto provider (`ring`) that every reqwest client
+/// needs before it is built. Called by [`Proc::spawn`] and
+/// [`Cluster::start`], so tests that start a process first need nothing
+/// more; others call it themselves.
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Proc {
     /// Starts `distcache ARGS` with a clean environment plus `env`.
     pub fn spawn(dir: &Path, name: &str, args: &[&str], env: &[(String, String)]) -> Proc {
+        init_tls();
         let log = dir.join(format!("{name}.log"));
         let file = File::options()
             .create(true)
@@ -193,6 +202,7 @@ fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
 
 impl Cluster {
     pub fn start(spec: Spec) -> Cluster {
+        init_tls();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(token) = &spec.token {
