@@ -84,16 +84,9 @@ pub async fn read_body(
             ),
         ))
     };
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = declared {
-        if len > limits.max_body_bytes as u64 {
-            return too_large(format!("the body is {len} bytes"));
-        }
-    }
+    // The body is read up to the limit even when Content-Length already
+    // says it is larger: a client that is still sending when the answer
+    // comes and the connection closes would see a broken pipe, not the 413.
     let read = Limited::new(body, limits.max_body_bytes).collect();
     let bytes = match tokio::time::timeout(limits.body_read_timeout, read).await {
         Ok(Ok(collected)) => collected.to_bytes(),
