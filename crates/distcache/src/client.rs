@@ -13,6 +13,30 @@ pub struct UrlArgs {
     /// Base URL of a master or the load balancer
     #[arg(long, env = "DISTCACHE_URL", default_value = "http://127.0.0.1:8081")]
     pub url: String,
+    /// Bearer token, when the cluster has AUTH_TOKENS
+    #[arg(long, env = "DISTCACHE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// PEM file of CA certificates to trust (besides the system's) for https:// URLs
+    #[arg(long, env = "TLS_CA")]
+    pub ca: Option<std::path::PathBuf>,
+}
+
+impl UrlArgs {
+    /// An HTTP client for these options: trusts `--ca`, sends `--token`.
+    fn client(&self) -> Result<reqwest::Client, String> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &self.token {
+            let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| "--token is not a valid header value".to_string())?;
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        distcache_server::security::tls::client_builder(self.ca.as_deref())
+            .map_err(|e| format!("{e:#}"))?
+            .timeout(std::time::Duration::from_secs(10))
+            .default_headers(headers)
+            .build()
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// A key and where the cluster is.
@@ -80,13 +104,6 @@ async fn error_message(resp: reqwest::Response) -> String {
     format!("{status}: {message}")
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap_or_default()
-}
-
 /// `distcache set KEY VALUE [--ttl N]`.
 pub async fn set(args: SetArgs) -> ExitCode {
     let value = if args.string {
@@ -99,7 +116,11 @@ pub async fn set(args: SetArgs) -> ExitCode {
         body["ttl"] = ttl.into();
     }
     let url = format!("{}/data", base(&args.url.url));
-    match client().post(&url).json(&body).send().await {
+    let client = match args.url.client() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match client.post(&url).json(&body).send().await {
         Ok(resp) if resp.status().is_success() => {
             println!("OK");
             ExitCode::SUCCESS
@@ -112,7 +133,11 @@ pub async fn set(args: SetArgs) -> ExitCode {
 /// `distcache get KEY`: prints the value as JSON, and its TTL on stderr.
 pub async fn get(args: KeyArgs) -> ExitCode {
     let url = format!("{}/data/{}", base(&args.url.url), encode_key(&args.key));
-    match client().get(&url).send().await {
+    let client = match args.url.client() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match client.get(&url).send().await {
         Ok(resp) if resp.status().is_success() => match resp.json::<Value>().await {
             Ok(body) => {
                 println!(
@@ -138,7 +163,11 @@ pub async fn get(args: KeyArgs) -> ExitCode {
 /// `distcache del KEY`.
 pub async fn del(args: KeyArgs) -> ExitCode {
     let url = format!("{}/data/{}", base(&args.url.url), encode_key(&args.key));
-    match client().delete(&url).send().await {
+    let client = match args.url.client() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match client.delete(&url).send().await {
         Ok(resp) if resp.status().is_success() => {
             println!("deleted");
             ExitCode::SUCCESS
@@ -155,7 +184,11 @@ pub async fn del(args: KeyArgs) -> ExitCode {
 /// `distcache nodes`: a table of the auxiliaries.
 pub async fn nodes(args: UrlArgs) -> ExitCode {
     let url = format!("{}/nodes", base(&args.url));
-    let body = match client().get(&url).send().await {
+    let client = match args.client() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let body = match client.get(&url).send().await {
         Ok(resp) if resp.status().is_success() => match resp.json::<Value>().await {
             Ok(body) => body,
             Err(e) => return fail(format!("unreadable answer: {e}")),

@@ -6,6 +6,9 @@
 //! The default URL is `http://127.0.0.1:$PORT`: the image runs both roles
 //! and each container sets `PORT` for its role, so the same command in the
 //! image's `HEALTHCHECK` checks a master (8000) or an auxiliary (3001).
+//! When `TLS_CERT` is set (a master serving TLS) the default URL is
+//! `https://`, and the certificate is not verified: the probe only asks
+//! whether this host's process answers.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -43,12 +46,23 @@ fn default_url(port: Option<String>) -> String {
 
 /// Checks a node's health; see the module docs for the exit codes.
 pub async fn run(args: HealthcheckArgs) -> ExitCode {
-    let base = args
-        .url
-        .unwrap_or_else(|| default_url(std::env::var("PORT").ok()));
+    // A master with TLS_CERT serves https only. The probe sends nothing
+    // secret and checks this very host, so it skips certificate checks
+    // (the certificate rarely names 127.0.0.1).
+    let tls = std::env::var("TLS_CERT").is_ok_and(|v| !v.trim().is_empty());
+    let base = args.url.unwrap_or_else(|| {
+        let url = default_url(std::env::var("PORT").ok());
+        if tls {
+            url.replacen("http://", "https://", 1)
+        } else {
+            url
+        }
+    });
     let url = format!("{}/health", base.trim_end_matches('/'));
+    distcache_server::security::tls::install_crypto_provider();
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_millis(args.timeout_ms))
+        .tls_danger_accept_invalid_certs(true)
         .build()
     {
         Ok(c) => c,

@@ -86,6 +86,7 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             max_body_bytes: distcache_server::config::DEFAULT_MAX_BODY_BYTES,
             max_batch: distcache_server::config::DEFAULT_MAX_BATCH,
             backup_interval: 0,
+            security: Default::default(),
         }
         .validate()?;
         let listener = master::bind(&config).await?;
@@ -111,6 +112,7 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             backup_interval: 0,
             // The whole cluster stops together: nobody to hand keys to.
             leave_on_shutdown: false,
+            security: Default::default(),
         }
         .validate()?;
         let listeners = AuxListeners::bind(&config).await?;

@@ -90,6 +90,9 @@ fn watch_signals(shutdown: Shutdown, deadline: std::time::Duration) {
 }
 
 fn main() -> ExitCode {
+    // Every HTTP client (reqwest with rustls) needs the crypto provider
+    // installed first; `ring`, since aws-lc-rs would need cmake to build.
+    distcache_server::security::tls::install_crypto_provider();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -99,6 +99,10 @@ pub struct AuxConfig {
     /// On SIGTERM, hand every key to its new owners before exiting
     #[arg(long, env = "LEAVE_ON_SHUTDOWN", default_value_t = true, action = clap::ArgAction::Set)]
     pub leave_on_shutdown: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub security: crate::security::AuxSecurity,
 }
 
 /// Configuration of a master (coordinator).
@@ -155,6 +159,10 @@ pub struct MasterConfig {
     /// Seconds between cluster backups (0 = off)
     #[arg(long, env = "BACKUP_INTERVAL", default_value_t = 120)]
     pub backup_interval: u64,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub security: crate::security::MasterSecurity,
 }
 
 /// How many replicas must store a write before it is acknowledged.
@@ -202,6 +210,19 @@ fn check_addr_list(setting: &'static str, list: &[String]) -> Result<(), ConfigE
     Ok(())
 }
 
+/// Addresses of masters: `host:port`, or with `http://` or `https://`.
+fn check_node_addr_list(setting: &'static str, list: &[String]) -> Result<(), ConfigError> {
+    for addr in list {
+        if !crate::security::is_node_address(addr) {
+            return Err(invalid(
+                setting,
+                format!("{addr:?} is not host:port (optionally with http:// or https://)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// True for `host:port` with a non-empty host and a numeric port.
 pub fn is_host_port(addr: &str) -> bool {
     match addr.rsplit_once(':') {
@@ -217,7 +238,8 @@ impl AuxConfig {
         if self.master_address.is_empty() {
             return Err(invalid("MASTER_ADDRESS", "at least one master is needed"));
         }
-        check_addr_list("MASTER_ADDRESS", &self.master_address)?;
+        check_node_addr_list("MASTER_ADDRESS", &self.master_address)?;
+        self.security.validate()?;
         if self.cache_size == 0 {
             return Err(invalid("CACHE_SIZE", "must be at least 1"));
         }
@@ -271,7 +293,8 @@ impl MasterConfig {
     pub fn validate(mut self) -> Result<Self, ConfigError> {
         self.master_peers.retain(|a| !a.trim().is_empty());
         self.aux_servers.retain(|a| !a.trim().is_empty());
-        check_addr_list("MASTER_PEERS", &self.master_peers)?;
+        check_node_addr_list("MASTER_PEERS", &self.master_peers)?;
+        self.security.validate()?;
         check_addr_list("AUX_SERVERS", &self.aux_servers)?;
         if self.virtual_nodes.is_none() {
             if let Ok(alias) = std::env::var("REPLICATION_FACTOR") {

@@ -12,6 +12,8 @@
 //! - [`metrics`]: every metric, declared once; [`cgroup`]: the memory
 //!   limit it reports.
 //! - [`http`]: the JSON error shape and request tracking both roles share.
+//! - [`security`]: tokens and roles, the cluster secret, TLS, request
+//!   limits, and the hardened HTTP accept loop both roles serve with.
 //! - [`shutdown`]: the one way every task stops.
 //! - [`snapshot_file`]: durable, atomic snapshot files for both roles.
 //!
@@ -26,5 +28,6 @@ pub mod config;
 pub mod http;
 pub mod master;
 pub mod metrics;
+pub mod security;
 pub mod shutdown;
 pub mod snapshot_file;

@@ -63,6 +63,9 @@ pub trait Handler: Send + Sync + 'static {
 pub struct ConnState {
     /// Set by the handler once the connection proved the cluster secret.
     pub authenticated: bool,
+    /// Set by the handler to close the connection once this answer is
+    /// written (e.g. after refusing an unauthenticated request).
+    pub close: bool,
 }
 
 /// Accepts connections on `listener` until `shutdown` is cancelled, serving
@@ -135,6 +138,7 @@ enum End {
     Shutdown,
     Io(io::Error),
     BadFrame(FrameError),
+    Refused,
 }
 
 async fn serve_connection<H: Handler>(
@@ -156,6 +160,9 @@ async fn serve_connection<H: Handler>(
                 Ok(Some((id, req))) => {
                     let answer = handler.handle(req, &mut state);
                     push_answer(id, &answer, &mut write_buf);
+                    if state.close {
+                        break Err(End::Refused);
+                    }
                     if write_buf.len() >= FLUSH_AT_BYTES {
                         if let Err(e) = flush(&mut stream, &mut write_buf).await {
                             break Err(End::Io(e));
@@ -190,6 +197,12 @@ async fn serve_connection<H: Handler>(
         End::PeerClosed => debug!("connection closed by peer"),
         End::Shutdown => debug!("connection closed for shutdown"),
         End::Io(e) => debug!(error = %e, "connection failed"),
+        End::Refused => {
+            debug!("request refused; closing the connection");
+            if flush(&mut stream, &mut write_buf).await.is_ok() {
+                linger(stream).await;
+            }
+        }
         End::BadFrame(e) => {
             debug!(error = %e, "bad frame; closing the connection");
             let refusal = Response::error(error_code::BAD_FRAME, e.to_string());

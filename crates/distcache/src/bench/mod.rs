@@ -97,6 +97,9 @@ pub struct BenchArgs {
     /// Print the report as JSON on stdout instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Bearer token sent with every request (a write token for sets and deletes)
+    #[arg(long, env = "DISTCACHE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// The operation mix: weights of get, set and del.
@@ -286,6 +289,13 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
         ttl_share: args.ttl_share,
         ttl_s: args.ttl,
         timeout: args.timeout,
+        authorization: match &args.token {
+            Some(t) => match HeaderValue::from_str(&format!("Bearer {t}")) {
+                Ok(v) => Some(v),
+                Err(_) => return Err("--token is not a valid header value".into()),
+            },
+            None => None,
+        },
     });
     let connections = args.connections as usize;
     let mut workers: Vec<Worker> = (0..connections)

@@ -36,6 +36,8 @@ pub struct Plan {
     pub ttl_share: f64,
     pub ttl_s: u64,
     pub timeout: Duration,
+    /// `Bearer <token>` for every request, when `--token` is given.
+    pub authorization: Option<HeaderValue>,
 }
 
 /// When the measured phase starts and ends, and the live counters.
@@ -132,7 +134,10 @@ impl Worker {
     }
 
     fn request(&self, op: Op, key: u64, ttl: Option<u64>) -> Request<Full<Bytes>> {
-        let builder = Request::builder().header(HOST, self.host.clone());
+        let mut builder = Request::builder().header(HOST, self.host.clone());
+        if let Some(auth) = &self.plan.authorization {
+            builder = builder.header(hyper::header::AUTHORIZATION, auth.clone());
+        }
         let path = || format!("/data/{}{key}", self.plan.key_prefix_path);
         let req = match op {
             Op::Get => builder

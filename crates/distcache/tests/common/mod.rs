@@ -49,9 +49,18 @@ pub struct Proc {
     pub args: Vec<String>,
 }
 
+/// Installs the rustls crypto provider (`ring`) that every reqwest client
+/// needs before it is built. Called by [`Proc::spawn`] and
+/// [`Cluster::start`], so tests that start a process first need nothing
+/// more; others call it themselves.
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Proc {
     /// Starts `distcache ARGS` with a clean environment plus `env`.
     pub fn spawn(dir: &Path, name: &str, args: &[&str], env: &[(String, String)]) -> Proc {
+        init_tls();
         let log = dir.join(format!("{name}.log"));
         let file = File::options()
             .create(true)
@@ -154,6 +163,9 @@ pub struct Spec {
     pub cache_size: usize,
     pub master_env: Vec<(String, String)>,
     pub aux_env: Vec<(String, String)>,
+    /// Bearer token the cluster's HTTP client sends with every request
+    /// (`None`: no `Authorization` header, as before).
+    pub token: Option<String>,
 }
 
 impl Default for Spec {
@@ -167,6 +179,7 @@ impl Default for Spec {
             cache_size: 10_000,
             master_env: Vec::new(),
             aux_env: Vec::new(),
+            token: None,
         }
     }
 }
@@ -201,9 +214,18 @@ fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
 
 impl Cluster {
     pub fn start(spec: Spec) -> Cluster {
+        init_tls();
         let dir = tempfile::tempdir().expect("temp dir");
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &spec.token {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().expect("a header value"),
+            );
+        }
         let http = Client::builder()
             .timeout(Duration::from_secs(10))
+            .default_headers(headers)
             .build()
             .expect("http client");
         let mut cluster = Cluster {

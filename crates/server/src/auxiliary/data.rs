@@ -7,17 +7,21 @@ use bytes::Bytes;
 use distcache_core::Entry;
 use distcache_core::clock::Clock;
 use distcache_core::store::{DeleteOutcome, SetOutcome, Store};
-use distcache_wire::frame::WriteStatus;
+use distcache_wire::frame::{WriteStatus, error_code};
 use distcache_wire::{ConnState, Handler, Request, Response};
 use prometheus::IntCounter;
 
 use crate::metrics::AuxMetrics;
+use crate::security::secret::ClusterSecret;
 
 /// Answers internal-protocol requests from the store.
 pub struct DataHandler {
     store: Arc<Store>,
     clock: Clock,
     ops: OpCounters,
+    /// When set, a connection must present it with `Hello` before anything
+    /// else; until then every request is refused and the connection closed.
+    secret: Option<ClusterSecret>,
 }
 
 /// Counters resolved once, so that the request path does no label lookup.
@@ -47,7 +51,14 @@ impl DataHandler {
             },
             store,
             clock,
+            secret: None,
         }
+    }
+
+    /// Requires `secret` (if any) on every connection.
+    pub fn with_secret(mut self, secret: Option<ClusterSecret>) -> Self {
+        self.secret = secret;
+        self
     }
 }
 
@@ -69,7 +80,26 @@ fn write_status(outcome: SetOutcome) -> WriteStatus {
 }
 
 impl Handler for DataHandler {
-    fn handle(&self, req: Request, _conn: &mut ConnState) -> Response {
+    fn handle(&self, req: Request, conn: &mut ConnState) -> Response {
+        if let Some(secret) = &self.secret {
+            if let Request::Hello { secret: presented } = &req {
+                self.ops.other.inc();
+                conn.authenticated = secret.matches(presented);
+                if conn.authenticated {
+                    return Response::Ok;
+                }
+                conn.close = true;
+                return Response::error(error_code::UNAUTHORIZED, "wrong cluster secret");
+            }
+            if !conn.authenticated {
+                self.ops.other.inc();
+                conn.close = true;
+                return Response::error(
+                    error_code::UNAUTHORIZED,
+                    "present the cluster secret with Hello first",
+                );
+            }
+        }
         let now = (self.clock)();
         match req {
             Request::Get { key } => {
@@ -117,7 +147,7 @@ impl Handler for DataHandler {
                 Response::Pong
             }
             Request::Hello { .. } => {
-                // The cluster secret is not configured yet: every peer is welcome.
+                // No cluster secret is configured: every peer is welcome.
                 self.ops.other.inc();
                 Response::Ok
             }

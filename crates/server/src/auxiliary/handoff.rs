@@ -91,7 +91,7 @@ pub(super) struct Handoffs {
 }
 
 impl Handoffs {
-    fn peer(&self, addr: &str) -> Client {
+    fn peer(&self, addr: &str, secret: Bytes) -> Client {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         peers
             .entry(addr.to_string())
@@ -100,7 +100,7 @@ impl Handoffs {
                     addr,
                     ClientConfig {
                         request_timeout: PEER_TIMEOUT,
-                        ..ClientConfig::default()
+                        secret,
                     },
                 )
             })
@@ -208,7 +208,7 @@ async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, A
                 .copied()
                 .unwrap_or_default()
                 .to_string();
-            let client = node.handoffs.peer(&addr);
+            let client = node.handoffs.peer(&addr, node.credentials.wire_secret());
             let copies = &copies;
             async move {
                 let mut stored = 0u64;
@@ -287,9 +287,10 @@ async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, A
         }
         for (t, keys) in by_target {
             let id = &to.members()[t as usize];
-            let client = node
-                .handoffs
-                .peer(addr_of.get(id.as_str()).copied().unwrap_or_default());
+            let client = node.handoffs.peer(
+                addr_of.get(id.as_str()).copied().unwrap_or_default(),
+                node.credentials.wire_secret(),
+            );
             for chunk in keys.chunks(BATCH_ENTRIES) {
                 match client
                     .call(Request::DeleteMany {

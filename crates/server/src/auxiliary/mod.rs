@@ -39,6 +39,8 @@ pub use data::DataHandler;
 
 /// How often expired keys are reclaimed.
 pub const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+/// Largest body the auxiliary's HTTP port accepts (internal calls only).
+const AUX_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Most entries one sweep step removes before yielding.
 const EXPIRY_SWEEP_BUDGET: usize = 4096;
 
@@ -136,6 +138,7 @@ struct Node {
     /// `CACHE_SIZE` and `CACHE_MAX_BYTES`, for `/health`.
     capacity: (usize, Option<u64>),
     snapshots: snapshot::Snapshots,
+    credentials: Arc<crate::security::secret::Credentials>,
 }
 
 /// Runs an auxiliary on already-bound listeners until `stop` triggers. Then,
@@ -181,6 +184,14 @@ pub async fn run(
     // Before the data port serves or the node registers: nothing can have
     // written yet, so the snapshot never lands over live data.
     snapshot::restore_at_start(snapshots.path.clone(), store.clone(), clock.clone()).await;
+    crate::security::tls::install_crypto_provider();
+    let credentials = crate::security::secret::Credentials::load(&config.security.cluster)?;
+    if credentials.secret.is_none() {
+        tracing::warn!(
+            "CLUSTER SECRET IS OFF: no CLUSTER_SECRET or CLUSTER_SECRET_FILE is set, so anyone \
+             who reaches this node's data port can read and write its keys"
+        );
+    }
     let registry = metrics::new_registry();
     let aux_metrics = AuxMetrics::new(&registry);
     metrics::NodeMetrics::new(&registry, "auxiliary", config.backup_interval);
@@ -194,14 +205,14 @@ pub async fn run(
         handoffs: handoff::Handoffs::default(),
         capacity: (config.cache_size, config.cache_max_bytes),
         snapshots,
+        credentials: credentials.clone(),
     });
 
     // The internal data protocol.
-    let handler = Arc::new(DataHandler::new(
-        store.clone(),
-        clock.clone(),
-        aux_metrics.clone(),
-    ));
+    let handler = Arc::new(
+        DataHandler::new(store.clone(), clock.clone(), aux_metrics.clone())
+            .with_secret(credentials.secret.clone()),
+    );
     let token = shutdown.token().clone();
     shutdown.spawn(distcache_wire::serve(listeners.data, handler, token));
 
@@ -219,9 +230,11 @@ pub async fn run(
     // Registration with the masters.
     // Registration stops as soon as the node starts leaving.
     let registering = Shutdown::child_of(&shutdown);
+    let caller = register::Caller::new(&config.security.cluster, credentials.clone())?;
     shutdown.spawn(register::register_loop(
         identity.clone(),
         config.master_address.clone(),
+        caller.clone(),
         registering.clone(),
         shutdown.clone(),
     ));
@@ -237,13 +250,18 @@ pub async fn run(
             }
             registering.trigger();
             if leave {
-                register::leave(&identity, &masters).await;
+                register::leave(&identity, &masters, &caller).await;
             }
             shutdown.trigger();
         });
     }
 
-    // HTTP: health and metrics.
+    // HTTP: health and metrics, and the internal routes masters call.
+    let limits = Arc::new(crate::security::limits::RequestLimits {
+        max_header_bytes: config.security.limits.max_header_bytes,
+        max_body_bytes: AUX_MAX_BODY_BYTES,
+        body_read_timeout: config.security.limits.body_read_timeout(),
+    });
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
@@ -255,15 +273,31 @@ pub async fn run(
         .fallback(http::route_not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
+            limits.clone(),
+            crate::security::limits::read_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            credentials.secret.clone(),
+            crate::security::secret::require_for_internal,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::security::limits::check_headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             aux_metrics.http.clone(),
             http::track_requests,
         ))
         .with_state(node.clone());
-    let serve_shutdown = shutdown.clone();
-    let server = axum::serve(listeners.http, app)
-        .with_graceful_shutdown(async move { serve_shutdown.triggered().await });
     info!(node = %identity.node_id, "auxiliary ready");
-    server.await.context("HTTP server failed")?;
+    crate::security::serve::serve(
+        listeners.http,
+        app,
+        crate::security::serve::ServeOptions::from_limits(&config.security.limits),
+        shutdown.clone(),
+    )
+    .await
+    .context("HTTP server failed")?;
 
     info!(node = %identity.node_id, "auxiliary stopping");
     shutdown.trigger();

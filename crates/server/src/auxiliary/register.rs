@@ -3,6 +3,7 @@
 //! answers, and then again every [`REREGISTER_INTERVAL`] so that a master
 //! that restarted learns of it. Registering is idempotent on the master.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -10,6 +11,8 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::Identity;
+use crate::security::secret::Credentials;
+use crate::security::{ClusterConfig, base_url};
 use crate::shutdown::Shutdown;
 
 /// How often a registered auxiliary registers again.
@@ -25,22 +28,35 @@ pub const DRAIN: Duration = Duration::from_secs(3);
 /// Longest wait for one registration call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How an auxiliary calls the masters: an HTTP client that trusts `TLS_CA`
+/// for `https://` masters, and the cluster secret on every call.
+#[derive(Clone)]
+pub struct Caller {
+    client: reqwest::Client,
+    credentials: Arc<Credentials>,
+}
+
+impl Caller {
+    /// A caller for these settings.
+    pub fn new(config: &ClusterConfig, credentials: Arc<Credentials>) -> anyhow::Result<Self> {
+        let client = crate::security::tls::client_builder(config.tls_ca.as_deref())?.build()?;
+        Ok(Caller {
+            client,
+            credentials,
+        })
+    }
+}
+
 /// Registers `identity` with every address in `masters` until `shutdown`
 /// triggers. A master answering 410 Gone has decommissioned this node (its
 /// keys have moved away): `node` is shut down.
 pub async fn register_loop(
     identity: Identity,
     masters: Vec<String>,
+    caller: Caller,
     shutdown: Shutdown,
     node: Shutdown,
 ) {
-    let client = match reqwest::Client::builder().timeout(CALL_TIMEOUT).build() {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(error = %e, "cannot build the registration client");
-            return;
-        }
-    };
     let body = json!({
         "id": identity.node_id,
         "addr": identity.addr,
@@ -52,8 +68,9 @@ pub async fn register_loop(
     loop {
         let mut accepted = 0;
         for master in &masters {
-            let url = format!("http://{master}/nodes");
-            match client.post(&url).json(&body).send().await {
+            let url = format!("{}/nodes", base_url(master));
+            let req = caller.client.post(&url).timeout(CALL_TIMEOUT).json(&body);
+            match caller.credentials.sign(req).send().await {
                 Ok(resp) if resp.status().is_success() => accepted += 1,
                 Ok(resp) if resp.status() == StatusCode::GONE => {
                     warn!(master = %master, "this node was decommissioned; shutting down");
@@ -95,10 +112,7 @@ pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Asks the masters to decommission this node, and waits until one says its
 /// keys have moved (or that it is unknown). Gives up quietly if no master
 /// answers: the node then simply stops, as if it had died.
-pub async fn leave(identity: &Identity, masters: &[String]) {
-    let Ok(client) = reqwest::Client::builder().timeout(LEAVE_TIMEOUT).build() else {
-        return;
-    };
+pub async fn leave(identity: &Identity, masters: &[String], caller: &Caller) {
     info!(node = %identity.node_id, "leaving: asking the masters to move this node's keys");
     let id: String = identity
         .node_id
@@ -112,8 +126,9 @@ pub async fn leave(identity: &Identity, masters: &[String]) {
         })
         .collect();
     for master in masters {
-        let url = format!("http://{master}/nodes/{id}");
-        match client.delete(&url).send().await {
+        let url = format!("{}/nodes/{id}", base_url(master));
+        let req = caller.client.delete(&url).timeout(LEAVE_TIMEOUT);
+        match caller.credentials.sign(req).send().await {
             Ok(resp) if resp.status().is_success() => {
                 info!(node = %identity.node_id, master = %master, "left the cluster; keys handed over");
                 tokio::time::sleep(DRAIN).await;

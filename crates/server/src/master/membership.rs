@@ -369,10 +369,13 @@ fn forward_to_peers(
     for peer in master.config.master_peers.clone() {
         let client = master.control.clone();
         let method = method.clone();
-        let url = format!("http://{peer}{path}");
+        let url = format!("{}{path}", crate::security::base_url(&peer));
         let body = body.clone();
+        let credentials = master.credentials.clone();
         master.shutdown.spawn(async move {
-            let mut req = client.request(method, &url).header(FORWARDED_HEADER, "1");
+            let mut req = credentials
+                .sign(client.request(method, &url))
+                .header(FORWARDED_HEADER, "1");
             if let Some(body) = &body {
                 req = req.json(body);
             }
@@ -391,8 +394,9 @@ fn forward_to_peers(
 /// At start, adopt the nodes the peer masters already know.
 async fn learn_from_peers(master: Arc<Master>) {
     for peer in master.config.master_peers.clone() {
-        let url = format!("http://{peer}/nodes");
-        let nodes: Vec<NodeInfo> = match master.control.get(&url).send().await {
+        let url = format!("{}/nodes", crate::security::base_url(&peer));
+        let request = master.credentials.sign(master.control.get(&url));
+        let nodes: Vec<NodeInfo> = match request.send().await {
             Ok(resp) if resp.status().is_success() => match resp.json::<PeerNodes>().await {
                 Ok(list) => list.nodes,
                 Err(e) => {

@@ -102,6 +102,8 @@ pub struct Master {
     backups: backup::Backups,
     control: reqwest::Client,
     shutdown: Shutdown,
+    gate: Arc<crate::security::auth::Gate>,
+    credentials: Arc<crate::security::secret::Credentials>,
 }
 
 impl Master {
@@ -146,10 +148,33 @@ pub async fn run(
         peers = ?config.master_peers,
         "master starting"
     );
+    let security = &config.security;
+    let tokens = crate::security::auth::Tokens::load(&security.auth)?;
+    let credentials = crate::security::secret::Credentials::load(&security.cluster)?;
+    let gate = Arc::new(crate::security::auth::Gate::new(
+        tokens,
+        credentials.secret.clone(),
+        security.auth.metrics_auth,
+    ));
+    crate::security::auth::warn_if_open(&gate, credentials.secret.is_some());
+    if credentials.secret.is_none() {
+        tracing::warn!(
+            "CLUSTER SECRET IS OFF: no CLUSTER_SECRET or CLUSTER_SECRET_FILE is set, so any \
+             process that reaches the cluster's ports can register as an auxiliary"
+        );
+    }
+    let tls = match (&security.auth.tls_cert, &security.auth.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::security::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let serve_options = crate::security::serve::ServeOptions {
+        tls,
+        ..crate::security::serve::ServeOptions::from_limits(&security.limits)
+    };
     let registry = metrics::new_registry();
     let master_metrics = MasterMetrics::new(&registry);
     metrics::NodeMetrics::new(&registry, "master", config.backup_interval);
-    let control = reqwest::Client::builder()
+    let control = crate::security::tls::client_builder(security.cluster.tls_ca.as_deref())?
         .timeout(config.request_timeout())
         .build()
         .context("building the HTTP client")?;
@@ -165,6 +190,8 @@ pub async fn run(
         registry,
         control,
         shutdown: shutdown.clone(),
+        gate,
+        credentials,
         config,
     });
 
@@ -173,11 +200,10 @@ pub async fn run(
     backup::start(&master);
 
     let app = routes::router(master.clone());
-    let serve_shutdown = shutdown.clone();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { serve_shutdown.triggered().await });
     info!(node = %id, "master ready");
-    server.await.context("HTTP server failed")?;
+    crate::security::serve::serve(listener, app, serve_options, shutdown.clone())
+        .await
+        .context("HTTP server failed")?;
 
     info!(node = %id, "master stopping");
     shutdown.trigger();
@@ -192,7 +218,7 @@ impl Master {
     fn wire_config(&self) -> distcache_wire::ClientConfig {
         distcache_wire::ClientConfig {
             request_timeout: self.config.request_timeout(),
-            secret: bytes::Bytes::new(),
+            secret: self.credentials.wire_secret(),
         }
     }
 }

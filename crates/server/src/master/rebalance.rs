@@ -248,8 +248,8 @@ async fn handoff_everywhere(
         let url = format!("http://{addr}/internal/handoff");
         let result = async {
             let resp = master
-                .control
-                .post(&url)
+                .credentials
+                .sign(master.control.post(&url))
                 .timeout(HANDOFF_TIMEOUT)
                 .json(req)
                 .send()

@@ -26,6 +26,8 @@ use super::data::WriteItem;
 use super::membership::{self, FORWARDED_HEADER, NodeState, Registration};
 use crate::http::{self, ApiError, json_bytes};
 use crate::metrics;
+use crate::security::auth;
+use crate::security::limits::{self, RequestLimits};
 
 /// Longest TTL accepted: about 136 years, far past any cache's horizon.
 pub const MAX_TTL_SECS: i64 = u32::MAX as i64;
@@ -34,6 +36,12 @@ pub const MAX_TTL_SECS: i64 = u32::MAX as i64;
 pub fn router(master: Arc<Master>) -> Router {
     let body_limit = master.config.max_body_bytes;
     let http_metrics = master.metrics.http.clone();
+    let limits = Arc::new(RequestLimits {
+        max_header_bytes: master.config.security.limits.max_header_bytes,
+        max_body_bytes: body_limit,
+        body_read_timeout: master.config.security.limits.body_read_timeout(),
+    });
+    let gate = master.gate.clone();
     Router::new()
         .route("/data", post(set_value))
         // `bulk` and `bulk/get` are also ordinary keys for GET and DELETE.
@@ -60,14 +68,37 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/backup", post(backup_now))
         .route("/restore", post(restore).get(restore_progress))
         .route("/rebalance", post(rebalance_now))
+        .route("/openapi.yaml", get(openapi))
         .fallback(http::route_not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        // Outermost last: headers (431), then who may call (401, 403), then
+        // the body, read under a deadline (408, 413).
+        .layer(axum::middleware::from_fn_with_state(
+            limits.clone(),
+            limits::read_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(gate, auth::require))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            limits::check_headers,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,
             http::track_requests,
         ))
         .with_state(master)
+}
+
+/// The OpenAPI 3 document of this API (`docs/openapi.yaml`).
+pub const OPENAPI_YAML: &str = include_str!("../../../../docs/openapi.yaml");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        OPENAPI_YAML,
+    )
+        .into_response()
 }
 
 async fn empty_key() -> ApiError {
@@ -469,3 +500,7 @@ async fn metrics_text(State(master): State<Arc<Master>>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+#[path = "body_props.rs"]
+mod body_props;

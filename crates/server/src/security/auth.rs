@@ -1,0 +1,518 @@
+//! Bearer tokens with roles, and what each public route needs.
+//!
+//! Roles are ordered: `read` < `write` < `admin`; a token may do what its
+//! role and every lower role may. Tokens are kept as SHA-256 digests only:
+//! a presented token is hashed and compared with every configured digest in
+//! constant time (no early exit), so timing reveals neither which token
+//! nor how much of one matched. A token file may hold digests instead of
+//! tokens (`sha256:<64 hex digits>:role`), so the file need not contain the
+//! tokens themselves.
+//!
+//! The decision, for a route that needs `need` ([`need_of`]):
+//!
+//! - `/health` (and `/openapi.yaml`) are open, always.
+//! - A request carrying the cluster secret may do anything: it is another
+//!   node of the cluster.
+//! - Membership changes (`POST /nodes`, `DELETE /nodes/{id}`) need an admin
+//!   token; with no tokens configured they need the cluster secret when one
+//!   is set, so a stranger cannot register or push ring changes.
+//! - Everything else needs a token of the route's role, unless no token is
+//!   configured at all: then the API is open (and the master says so at
+//!   start).
+
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use subtle::{ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater};
+
+use super::PublicAuthConfig;
+use super::secret::ClusterSecret;
+use crate::config::ConfigError;
+use crate::http::ApiError;
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Read data, nodes and the ring.
+    Read = 1,
+    /// Read, and write and delete data.
+    Write = 2,
+    /// Everything, including membership, backup, restore and rebalance.
+    Admin = 3,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "read" => Ok(Role::Read),
+            "write" => Ok(Role::Write),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!("role {other:?} is not one of read, write, admin")),
+        }
+    }
+}
+
+/// Who may read `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsAuth {
+    /// Anyone (Prometheus scrapes without a token).
+    #[default]
+    None,
+    /// A token of any role, or the cluster secret.
+    Read,
+}
+
+/// What a route needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: probes and documentation.
+    Open,
+    /// `/metrics`: as `METRICS_AUTH` says.
+    Metrics,
+    /// A token of at least this role.
+    Role(Role),
+    /// A change of membership: an admin token or the cluster secret.
+    Membership,
+}
+
+/// The public routes, by method and route template, with what each needs.
+/// A route missing here needs an admin token: new routes are closed until
+/// someone decides otherwise. The OpenAPI test checks this table against
+/// `docs/openapi.yaml` and the router.
+pub const ROUTE_ACCESS: &[(&str, &str, Need)] = &[
+    ("GET", "/health", Need::Open),
+    ("GET", "/openapi.yaml", Need::Open),
+    ("GET", "/metrics", Need::Metrics),
+    ("POST", "/data", Need::Role(Role::Write)),
+    ("GET", "/data/{*key}", Need::Role(Role::Read)),
+    ("DELETE", "/data/{*key}", Need::Role(Role::Write)),
+    ("GET", "/data/", Need::Role(Role::Read)),
+    ("DELETE", "/data/", Need::Role(Role::Write)),
+    ("POST", "/data/bulk", Need::Role(Role::Write)),
+    ("GET", "/data/bulk", Need::Role(Role::Read)),
+    ("DELETE", "/data/bulk", Need::Role(Role::Write)),
+    ("POST", "/data/bulk/get", Need::Role(Role::Read)),
+    ("GET", "/data/bulk/get", Need::Role(Role::Read)),
+    ("DELETE", "/data/bulk/get", Need::Role(Role::Write)),
+    ("GET", "/nodes", Need::Role(Role::Read)),
+    ("POST", "/nodes", Need::Membership),
+    ("GET", "/nodes/{id}", Need::Role(Role::Read)),
+    ("DELETE", "/nodes/{id}", Need::Membership),
+    ("GET", "/ring", Need::Role(Role::Read)),
+    ("POST", "/rebalance", Need::Role(Role::Admin)),
+    ("POST", "/backup", Need::Role(Role::Admin)),
+    ("POST", "/restore", Need::Role(Role::Admin)),
+];
+
+/// What `method` on the route template `route` needs (HEAD as GET; unknown
+/// routes and methods: admin).
+pub fn need_of(method: &Method, route: Option<&str>) -> Need {
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    route
+        .and_then(|route| {
+            ROUTE_ACCESS
+                .iter()
+                .find(|(m, r, _)| *m == method && *r == route)
+        })
+        .map(|(_, _, need)| *need)
+        .unwrap_or(Need::Role(Role::Admin))
+}
+
+/// The configured tokens, as digests.
+#[derive(Clone, Default)]
+pub struct Tokens {
+    entries: Vec<([u8; 32], Role)>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens({} configured)", self.entries.len())
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Parses one `token:role` or `sha256:<hex>:role` entry.
+pub fn parse_entry(entry: &str) -> Result<([u8; 32], Role), String> {
+    let (token, role) = entry
+        .trim()
+        .rsplit_once(':')
+        .ok_or_else(|| "an entry is token:role".to_string())?;
+    let role: Role = role.parse()?;
+    if let Some(hex) = token.strip_prefix("sha256:") {
+        let digest = decode_hex32(hex)
+            .ok_or_else(|| "a hashed token is sha256:<64 hex digits>:role".to_string())?;
+        return Ok((digest, role));
+    }
+    if token.is_empty() {
+        return Err("a token must not be empty".into());
+    }
+    if token
+        .bytes()
+        .any(|b| !(0x21..0x7f).contains(&b) || b == b',')
+    {
+        return Err("a token is printable ASCII without spaces or commas".into());
+    }
+    Ok((sha256(token.as_bytes()), role))
+}
+
+fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(out)
+}
+
+/// The hex SHA-256 of a token, as a hashed entry wants it.
+pub fn token_digest_hex(token: &str) -> String {
+    sha256(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Tokens {
+    /// Tokens from `AUTH_TOKENS` and `AUTH_TOKENS_FILE` (both may be set).
+    pub fn load(config: &PublicAuthConfig) -> Result<Self, ConfigError> {
+        let mut tokens = Tokens::default();
+        if let Some(list) = &config.auth_tokens {
+            for (i, entry) in list.split(',').enumerate() {
+                if entry.trim().is_empty() {
+                    continue;
+                }
+                let parsed = parse_entry(entry).map_err(|reason| ConfigError {
+                    setting: "AUTH_TOKENS",
+                    reason: format!("entry {}: {reason}", i + 1),
+                })?;
+                tokens.entries.push(parsed);
+            }
+        }
+        if let Some(path) = &config.auth_tokens_file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                setting: "AUTH_TOKENS_FILE",
+                reason: format!("{}: {e}", path.display()),
+            })?;
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let parsed = parse_entry(line).map_err(|reason| ConfigError {
+                    setting: "AUTH_TOKENS_FILE",
+                    reason: format!("{} line {}: {reason}", path.display(), i + 1),
+                })?;
+                tokens.entries.push(parsed);
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// Tokens from entries already parsed.
+    pub fn from_entries(entries: Vec<([u8; 32], Role)>) -> Self {
+        Tokens { entries }
+    }
+
+    /// True when no token is configured (the API is open).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The highest role of a configured token equal to `presented`. Every
+    /// entry is compared, match or not, in constant time.
+    pub fn role_of(&self, presented: &[u8]) -> Option<Role> {
+        let digest = sha256(presented);
+        let mut best = 0u8;
+        for (d, role) in &self.entries {
+            let matched = d.ct_eq(&digest);
+            let role = *role as u8;
+            let higher = role.ct_gt(&best);
+            // best = max(best, role) where matched, without branching on it.
+            let take = matched & higher;
+            best = u8::conditional_select(&best, &role, take);
+        }
+        match best {
+            1 => Some(Role::Read),
+            2 => Some(Role::Write),
+            3 => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header value; `None` for
+/// any other shape. The scheme is case-insensitive; spaces around the token
+/// are ignored.
+pub fn parse_bearer(value: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"bearer";
+    if value.len() <= SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
+        return None;
+    }
+    let rest = &value[SCHEME.len()..];
+    if rest[0] != b' ' {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    if token.is_empty() || token.iter().any(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
+    Some(token)
+}
+
+/// The access decision for the public API.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    tokens: Tokens,
+    secret: Option<ClusterSecret>,
+    metrics: MetricsAuth,
+}
+
+impl Gate {
+    /// A gate over these tokens and secret.
+    pub fn new(tokens: Tokens, secret: Option<ClusterSecret>, metrics: MetricsAuth) -> Self {
+        Gate {
+            tokens,
+            secret,
+            metrics,
+        }
+    }
+
+    /// True when no token is configured.
+    pub fn is_open(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Whether a request with `headers` may do what `need` says.
+    pub fn check(&self, need: Need, headers: &HeaderMap) -> Result<(), ApiError> {
+        let need = match need {
+            Need::Open => return Ok(()),
+            Need::Metrics => match self.metrics {
+                MetricsAuth::None => return Ok(()),
+                MetricsAuth::Read => Need::Role(Role::Read),
+            },
+            other => other,
+        };
+        if self
+            .secret
+            .as_ref()
+            .is_some_and(|s| s.presented_in(headers))
+        {
+            return Ok(());
+        }
+        if self.tokens.is_empty() {
+            if need == Need::Membership && self.secret.is_some() {
+                return Err(unauthorized(
+                    "membership changes need the cluster secret (x-distcache-secret) or an admin token",
+                ));
+            }
+            return Ok(());
+        }
+        let required = match need {
+            Need::Role(r) => r,
+            _ => Role::Admin,
+        };
+        let token = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            unauthorized("this route needs a bearer token (Authorization: Bearer <token>)")
+        })?;
+        let token = parse_bearer(token.as_bytes())
+            .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?;
+        let role = self
+            .tokens
+            .role_of(token)
+            .ok_or_else(|| unauthorized("the bearer token is not valid"))?;
+        if role < required {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this route needs the {} role; the token has {}",
+                    role_name(required),
+                    role_name(role)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Read => "read",
+        Role::Write => "write",
+        Role::Admin => "admin",
+    }
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+/// Middleware: answers 401 or 403 before the handler runs when the request
+/// may not do what its route needs.
+pub async fn require(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str());
+    let need = need_of(req.method(), route);
+    match gate.check(need, req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            let status = e.status;
+            let mut resp = e.into_response();
+            if status == StatusCode::UNAUTHORIZED {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"distcache\""),
+                );
+            }
+            resp
+        }
+    }
+}
+
+/// Logs, loudly, that the API is open when no token is configured.
+pub fn warn_if_open(gate: &Gate, has_secret: bool) {
+    if gate.is_open() {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF: no AUTH_TOKENS or AUTH_TOKENS_FILE is set, so anyone who can \
+             reach this port can read, write and delete every key{}",
+            if has_secret {
+                ""
+            } else {
+                ", and (no CLUSTER_SECRET either) register nodes and change the ring"
+            }
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn tokens(list: &str) -> Tokens {
+        Tokens::load(&PublicAuthConfig {
+            auth_tokens: Some(list.into()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn roles_come_from_plain_and_hashed_entries() {
+        let hashed = format!("sha256:{}:admin", token_digest_hex("root-token"));
+        let t = tokens(&format!("r-token:read, w-token:write,{hashed},"));
+        assert_eq!(t.role_of(b"r-token"), Some(Role::Read));
+        assert_eq!(t.role_of(b"w-token"), Some(Role::Write));
+        assert_eq!(t.role_of(b"root-token"), Some(Role::Admin));
+        assert_eq!(t.role_of(b"sha256:whatever"), None);
+        assert_eq!(t.role_of(b"r-toke"), None);
+        assert_eq!(t.role_of(b""), None);
+    }
+
+    #[test]
+    fn a_token_listed_twice_gets_its_highest_role() {
+        let t = tokens("same:read,same:admin,same:write");
+        assert_eq!(t.role_of(b"same"), Some(Role::Admin));
+    }
+
+    #[test]
+    fn bad_entries_name_the_setting() {
+        for bad in [
+            "nocolon",
+            "t:superuser",
+            ":read",
+            "sha256:abcd:read",
+            "a b:read",
+        ] {
+            let err = Tokens::load(&PublicAuthConfig {
+                auth_tokens: Some(bad.into()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert_eq!(err.setting, "AUTH_TOKENS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn bearer_headers_parse() {
+        assert_eq!(parse_bearer(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(parse_bearer(b"bearer   abc  "), Some(&b"abc"[..]));
+        assert_eq!(parse_bearer(b"Bearer"), None);
+        assert_eq!(parse_bearer(b"Bearer "), None);
+        assert_eq!(parse_bearer(b"Basic abc"), None);
+        assert_eq!(parse_bearer(b"Bearerabc"), None);
+        assert_eq!(parse_bearer(b"Bearer a b"), None);
+    }
+
+    #[test]
+    fn unknown_routes_need_admin() {
+        assert_eq!(need_of(&Method::GET, None), Need::Role(Role::Admin));
+        assert_eq!(
+            need_of(&Method::PUT, Some("/data")),
+            Need::Role(Role::Admin)
+        );
+        assert_eq!(need_of(&Method::HEAD, Some("/health")), Need::Open);
+    }
+
+    proptest! {
+        /// Any bytes at all: the parser never panics, and what it returns
+        /// is a non-empty token without whitespace taken from the input.
+        #[test]
+        fn bearer_parsing_is_total(value in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Some(token) = parse_bearer(&value) {
+                prop_assert!(!token.is_empty());
+                prop_assert!(!token.iter().any(|b| b.is_ascii_whitespace()));
+                prop_assert!(value.windows(token.len()).any(|w| w == token));
+            }
+        }
+
+        /// A well-formed header always gives back its token.
+        #[test]
+        fn bearer_round_trips(token in "[!-~]{1,40}") {
+            let header = format!("Bearer {token}");
+            prop_assert_eq!(parse_bearer(header.as_bytes()), Some(token.as_bytes()));
+        }
+
+        /// Any entry text: parsing never panics, and an accepted plain entry
+        /// grants its role to exactly its token.
+        #[test]
+        fn entry_parsing_is_total(entry in "\\PC{0,80}") {
+            if let Ok((digest, _role)) = parse_entry(&entry) {
+                let t = Tokens::from_entries(vec![(digest, Role::Read)]);
+                let token = entry.trim().rsplit_once(':').unwrap().0;
+                if !token.starts_with("sha256:") {
+                    prop_assert_eq!(t.role_of(token.as_bytes()), Some(Role::Read));
+                }
+            }
+        }
+
+        /// Any token presented against any configured set: the role found is
+        /// the highest configured for exactly that token.
+        #[test]
+        fn role_of_matches_a_simple_model(
+            configured in proptest::collection::vec(("[a-c]{1,3}", 1u8..=3), 0..8),
+            presented in "[a-c]{0,3}",
+        ) {
+            let role = |n: u8| match n { 1 => Role::Read, 2 => Role::Write, _ => Role::Admin };
+            let entries = configured.iter().map(|(t, r)| (sha256(t.as_bytes()), role(*r))).collect();
+            let t = Tokens::from_entries(entries);
+            let want = configured.iter().filter(|(t, _)| *t == presented).map(|(_, r)| role(*r)).max();
+            prop_assert_eq!(t.role_of(presented.as_bytes()), want);
+        }
+    }
+}
