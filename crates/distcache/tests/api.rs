@@ -147,36 +147,11 @@ fn ttl_counts_down_and_expired_keys_vanish_and_are_reclaimed() {
 
     // Expired keys are reclaimed by the auxiliaries without any read: the
     // stored copies of "short" (one per replica) leave the item counts.
-    let items = |c: &Cluster| -> u64 {
-        let nodes: Value = c
-            .http
-            .get(c.url(0, "/nodes"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        nodes["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| {
-                let addr = n["addr"].as_str().unwrap();
-                let h: Value = c
-                    .http
-                    .get(format!("http://{addr}/health"))
-                    .send()
-                    .unwrap()
-                    .json()
-                    .unwrap();
-                h["items"].as_u64().unwrap()
-            })
-            .sum()
-    };
-    assert_eq!(items(&c), 6, "three keys on two replicas each");
+    assert_eq!(c.total_items(), 6, "three keys on two replicas each");
     wait_until(
         Duration::from_secs(10),
         "the expired key is reclaimed",
-        || items(&c) == 4,
+        || c.total_items() == 4,
     );
     assert_eq!(c.get(0, "short").status(), 404);
     assert_eq!(c.value(0, "long"), Some(json!("stays")));

@@ -48,33 +48,6 @@ fn metric(c: &Cluster, master: usize, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn total_items(c: &Cluster) -> u64 {
-    let nodes: Value = c
-        .http
-        .get(c.url(0, "/nodes"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    nodes["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["state"] != json!("down"))
-        .map(|n| {
-            let addr = n["addr"].as_str().unwrap();
-            let h: Value = c
-                .http
-                .get(format!("http://{addr}/health"))
-                .send()
-                .unwrap()
-                .json()
-                .unwrap();
-            h["items"].as_u64().unwrap()
-        })
-        .sum()
-}
-
 #[test]
 fn a_join_moves_only_the_new_nodes_share() {
     let mut c = Cluster::start(Spec::default());
@@ -116,7 +89,7 @@ fn a_join_moves_only_the_new_nodes_share() {
         );
     }
     wait_until(Duration::from_secs(10), "old copies dropped", || {
-        total_items(&c) == 2 * keys as u64
+        c.total_items() == 2 * keys as u64
     });
 }
 
@@ -166,7 +139,7 @@ fn a_graceful_leave_on_sigterm_loses_no_key_even_with_one_replica() {
     for i in 0..600 {
         assert_eq!(c.value(0, &format!("k{i}")), Some(json!(i)), "k{i}");
     }
-    assert_eq!(total_items(&c), 600);
+    assert_eq!(c.total_items(), 600);
 }
 
 #[test]
@@ -181,7 +154,7 @@ fn after_a_death_the_survivors_restore_every_replica() {
     }
     c.aux("aux-1").proc.kill();
     wait_settled(&c, &["aux-2", "aux-3", "aux-4"]);
-    assert_eq!(total_items(&c), 1000, "two copies of every key again");
+    assert_eq!(c.total_items(), 1000, "two copies of every key again");
     // A second death: with two copies restored, still nothing is lost.
     c.aux("aux-2").proc.kill();
     wait_settled(&c, &["aux-3", "aux-4"]);
@@ -226,7 +199,7 @@ fn a_node_back_with_old_data_never_overwrites_newer_values() {
         );
     }
     assert_eq!(
-        total_items(&c),
+        c.total_items(),
         500,
         "two copies of the 250 live keys, nothing stale left"
     );

@@ -410,6 +410,36 @@ impl Cluster {
             .expect("aux with that id")
     }
 
+    /// `GET path` on master `master`, as JSON.
+    pub fn get_json(&self, master: usize, path: &str) -> Value {
+        self.http
+            .get(self.url(master, path))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// Items held over every auxiliary master 0 does not see as down, each
+    /// asked directly (its `/health`), so copies are counted, not keys.
+    pub fn total_items(&self) -> u64 {
+        self.get_json(0, "/nodes")["nodes"]
+            .as_array()
+            .expect("a node list")
+            .iter()
+            .filter(|n| n["state"] != json!("down"))
+            .map(|n| {
+                let addr = n["addr"].as_str().expect("addr");
+                let h: Value = self
+                    .http
+                    .get(format!("http://{addr}/health"))
+                    .send()
+                    .and_then(|r| r.json())
+                    .expect("auxiliary health");
+                h["items"].as_u64().expect("items")
+            })
+            .sum()
+    }
+
     pub fn url(&self, master: usize, path: &str) -> String {
         format!("http://{}{}", self.masters[master].addr, path)
     }

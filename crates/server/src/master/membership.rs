@@ -494,6 +494,14 @@ struct AuxHealth {
 }
 
 async fn probe(master: &Master, addr: &str) -> Result<AuxHealth, String> {
+    fetch_health(master, addr).await
+}
+
+/// An auxiliary's `/health` answer as `T`, within `REQUEST_TIMEOUT_MS`.
+pub(super) async fn fetch_health<T: serde::de::DeserializeOwned>(
+    master: &Master,
+    addr: &str,
+) -> Result<T, String> {
     let url = format!("http://{addr}/health");
     let call = async {
         let resp = master
@@ -505,7 +513,7 @@ async fn probe(master: &Master, addr: &str) -> Result<AuxHealth, String> {
         if !resp.status().is_success() {
             return Err(format!("status {}", resp.status()));
         }
-        resp.json::<AuxHealth>().await.map_err(|e| e.to_string())
+        resp.json::<T>().await.map_err(|e| e.to_string())
     };
     tokio::time::timeout(master.config.request_timeout(), call)
         .await

@@ -91,22 +91,7 @@ fn ratio(hits: u64, misses: u64) -> Option<f64> {
 }
 
 async fn ask(master: &Master, addr: &str) -> Result<StoreHealth, String> {
-    let url = format!("http://{addr}/health");
-    let call = async {
-        let resp = master
-            .control
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!("status {}", resp.status()));
-        }
-        resp.json::<StoreHealth>().await.map_err(|e| e.to_string())
-    };
-    tokio::time::timeout(master.config.request_timeout(), call)
-        .await
-        .unwrap_or_else(|_| Err("timed out".to_string()))
+    super::membership::fetch_health(master, addr).await
 }
 
 fn node_stats(info: NodeInfo, answer: Result<StoreHealth, String>) -> NodeStats {
