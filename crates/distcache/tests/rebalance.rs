@@ -395,3 +395,54 @@ fn history_check_through_join_leave_and_death() {
     }
     assert_eq!(checked, 800);
 }
+
+#[test]
+fn a_node_that_hangs_during_a_round_does_not_stall_rebalancing() {
+    let mut c = Cluster::start(Spec {
+        auxiliaries: 4,
+        cache_size: 1_000_000,
+        ..Spec::default()
+    });
+    wait_settled(&c, &["aux-1", "aux-2", "aux-3", "aux-4"]);
+    // Enough keys that a full re-placement takes a while on every node.
+    for batch in 0..150 {
+        let items: Vec<Value> = (0..1000)
+            .map(|i| json!({"key": format!("k{batch}-{i}"), "value": i}))
+            .collect();
+        let body: Value = c
+            .http
+            .post(c.url(0, "/data/bulk"))
+            .json(&items)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(body["stored"], json!(1000));
+    }
+    // A full round starts; one node freezes in the middle of its handoff.
+    // The round must give up on it once the health checks see it down
+    // (not wait out the handoff's own ten-minute timeout), and the ring
+    // then settles without it.
+    let url = c.url(0, "/rebalance");
+    let round = std::thread::spawn(move || {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+            .post(url)
+            .send()
+            .map(|r| r.status().as_u16())
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    c.aux("aux-2").proc.signal(Signal::SIGSTOP);
+    let status = round.join().unwrap();
+    assert!(
+        matches!(status, Ok(200) | Ok(503)),
+        "the round answered: {status:?}"
+    );
+    wait_settled(&c, &["aux-1", "aux-3", "aux-4"]);
+    for i in (0..1000).step_by(37) {
+        assert_eq!(c.value(0, &format!("k7-{i}")), Some(json!(i)));
+    }
+    c.aux("aux-2").proc.signal(Signal::SIGCONT);
+}

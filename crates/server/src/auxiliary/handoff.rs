@@ -30,7 +30,7 @@ const BATCH_ENTRIES: usize = 512;
 /// Most value bytes in one batch sent to a peer.
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Longest wait for a peer to store one batch.
-const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a finished handoff's report answers repeats of the same request.
 const REPEAT_WINDOW: Duration = Duration::from_secs(30);
 
@@ -88,6 +88,10 @@ pub struct HandoffReport {
 pub(super) struct Handoffs {
     running: tokio::sync::Mutex<Option<(HandoffRequest, Instant, HandoffReport)>>,
     peers: std::sync::Mutex<HashMap<String, Client>>,
+    /// The request most recently asked for, and its generation: a pass
+    /// whose generation is no longer the latest was superseded (the ring
+    /// changed again) and stops at the next shard.
+    latest: std::sync::Mutex<(u64, Option<HandoffRequest>)>,
 }
 
 impl Handoffs {
@@ -117,6 +121,20 @@ struct Copy {
 
 /// Runs (or repeats the report of) one handoff.
 pub(super) async fn run(node: &Arc<Node>, req: HandoffRequest) -> Result<HandoffReport, ApiError> {
+    // A different request supersedes the pass in progress; the same request
+    // again (from another master) waits for it and gets its report.
+    let generation = {
+        let mut latest = node
+            .handoffs
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if latest.1.as_ref() != Some(&req) {
+            latest.0 += 1;
+            latest.1 = Some(req.clone());
+        }
+        latest.0
+    };
     let mut last = node.handoffs.running.lock().await;
     if let Some((done, at, report)) = last.as_ref() {
         if *done == req && at.elapsed() < REPEAT_WINDOW {
@@ -124,7 +142,7 @@ pub(super) async fn run(node: &Arc<Node>, req: HandoffRequest) -> Result<Handoff
         }
     }
     let started = Instant::now();
-    let report = pass(node, &req).await?;
+    let report = pass(node, &req, generation).await?;
     let report = HandoffReport {
         duration_ms: started.elapsed().as_millis() as u64,
         ..report
@@ -145,7 +163,20 @@ pub(super) async fn run(node: &Arc<Node>, req: HandoffRequest) -> Result<Handoff
     Ok(report)
 }
 
-async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, ApiError> {
+fn superseded(node: &Node, generation: u64) -> bool {
+    node.handoffs
+        .latest
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .0
+        != generation
+}
+
+async fn pass(
+    node: &Arc<Node>,
+    req: &HandoffRequest,
+    generation: u64,
+) -> Result<HandoffReport, ApiError> {
     let from = req
         .from
         .as_ref()
@@ -169,7 +200,16 @@ async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, A
     let store = &node.store;
     let mut report = HandoffReport::default();
     let mut failed = None;
+    // Targets that failed once in this pass get nothing more: a peer that
+    // hangs costs one timeout, not one per shard.
+    let dead: std::sync::Mutex<std::collections::HashSet<u32>> = Default::default();
     for shard in 0..store.shard_count() {
+        if superseded(node, generation) {
+            return Err(ApiError::unavailable(
+                "handoff_superseded",
+                "the ring changed again; a newer handoff replaces this one",
+            ));
+        }
         let now = (node.clock)();
         let mut copies = Vec::new();
         let mut scanned = 0;
@@ -210,7 +250,11 @@ async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, A
                 .to_string();
             let client = node.handoffs.peer(&addr, node.credentials.wire_secret());
             let copies = &copies;
+            let dead = &dead;
             async move {
+                if dead.lock().unwrap_or_else(|e| e.into_inner()).contains(&t) {
+                    return (t, Err(format!("{id} failed earlier in this handoff")));
+                }
                 let mut stored = 0u64;
                 let mut start = 0;
                 while start < indices.len() {
@@ -240,7 +284,10 @@ async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, A
                                 .count() as u64;
                         }
                         Ok(other) => return (t, Err(format!("{id} answered {other:?}"))),
-                        Err(e) => return (t, Err(e.to_string())),
+                        Err(e) => {
+                            dead.lock().unwrap_or_else(|e| e.into_inner()).insert(t);
+                            return (t, Err(e.to_string()));
+                        }
                     }
                     start = end;
                 }
@@ -287,6 +334,10 @@ async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, A
         }
         for (t, keys) in by_target {
             let id = &to.members()[t as usize];
+            if dead.lock().unwrap_or_else(|e| e.into_inner()).contains(&t) {
+                failed = Some(format!("{id} failed earlier in this handoff"));
+                continue;
+            }
             let client = node.handoffs.peer(
                 addr_of.get(id.as_str()).copied().unwrap_or_default(),
                 node.credentials.wire_secret(),
@@ -300,7 +351,11 @@ async fn pass(node: &Arc<Node>, req: &HandoffRequest) -> Result<HandoffReport, A
                 {
                     Ok(Response::Ok) => report.tombstones_sent += chunk.len() as u64,
                     Ok(other) => failed = Some(format!("{id} answered {other:?}")),
-                    Err(e) => failed = Some(e.to_string()),
+                    Err(e) => {
+                        dead.lock().unwrap_or_else(|e| e.into_inner()).insert(t);
+                        failed = Some(e.to_string());
+                        break;
+                    }
                 }
             }
         }

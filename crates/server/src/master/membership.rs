@@ -150,6 +150,11 @@ impl Members {
         removed
     }
 
+    /// True if node `id` is up or leaving and answered its last check.
+    pub(super) fn is_live(&self, id: &str) -> bool {
+        self.table().nodes.get(id).is_some_and(is_live)
+    }
+
     /// Live nodes (up or leaving, answering): id and HTTP address.
     pub(super) fn live(&self) -> Vec<(String, String)> {
         self.table()

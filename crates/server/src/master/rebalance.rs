@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tracing::{info, warn};
@@ -23,6 +23,8 @@ use super::membership::rebuild_view;
 use crate::auxiliary::handoff::{HandoffReport, HandoffRequest, Member, RingSpec};
 use crate::http::ApiError;
 
+/// How often a round checks that the nodes it waits for are still live.
+const GONE_POLL: Duration = Duration::from_millis(100);
 /// Longest wait for one auxiliary's handoff.
 pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(600);
 /// Wait before retrying a failed round; doubles up to [`MAX_RETRY_DELAY`].
@@ -244,28 +246,53 @@ async fn handoff_everywhere(
     nodes: &[(String, String)],
     req: &HandoffRequest,
 ) -> Vec<(String, Result<HandoffReport, String>)> {
-    let calls = nodes.iter().map(|(id, addr)| async move {
-        let url = format!("http://{addr}/internal/handoff");
-        let result = async {
-            let resp = master
-                .credentials
-                .sign(master.control.post(&url))
-                .timeout(HANDOFF_TIMEOUT)
-                .json(req)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !resp.status().is_success() {
-                let status = resp.status();
-                let body = resp.text().await.unwrap_or_default();
-                return Err(format!("{status}: {body}"));
+    let mut calls: FuturesUnordered<_> = nodes
+        .iter()
+        .map(|(id, addr)| async move {
+            let url = format!("http://{addr}/internal/handoff");
+            let result = async {
+                let resp = master
+                    .credentials
+                    .sign(master.control.post(&url))
+                    .timeout(HANDOFF_TIMEOUT)
+                    .json(req)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !resp.status().is_success() {
+                    let status = resp.status();
+                    let body = resp.text().await.unwrap_or_default();
+                    return Err(format!("{status}: {body}"));
+                }
+                resp.json::<HandoffReport>()
+                    .await
+                    .map_err(|e| e.to_string())
             }
-            resp.json::<HandoffReport>()
-                .await
-                .map_err(|e| e.to_string())
+            .await;
+            (id.clone(), result)
+        })
+        .collect();
+    let mut results = Vec::with_capacity(nodes.len());
+    let mut check = tokio::time::interval(GONE_POLL);
+    while !calls.is_empty() {
+        tokio::select! {
+            Some(done) = calls.next() => results.push(done),
+            _ = check.tick() => {
+                // A participant that stopped answering (it died or hangs) is
+                // marked down by the health checks. The ring has changed
+                // again, so this round cannot commit: give it up now, which
+                // also drops the requests still waiting, and let the next
+                // round, without that node, start at once.
+                if let Some((gone, _)) = nodes.iter().find(|(id, _)| !master.members.is_live(id)) {
+                    for (id, _) in nodes {
+                        if !results.iter().any(|(done, _)| done == id) {
+                            results.push((id.clone(), Err(format!("round given up: {gone} went down"))));
+                        }
+                    }
+                    return results;
+                }
+            }
         }
-        .await;
-        (id.clone(), result)
-    });
-    join_all(calls).await
+    }
+    results
 }
