@@ -2,7 +2,8 @@
 //! once comes back with its data and TTLs; cluster backups restore onto a
 //! cluster of another size; a restore never overwrites newer data; damaged
 //! snapshots are moved aside and the node starts; a full or read-only backup
-//! directory keeps the previous snapshot and is counted in a metric.
+//! directory keeps the previous snapshot and is counted in a metric; backups
+//! work with a cluster secret.
 
 mod common;
 
@@ -283,6 +284,47 @@ fn a_backup_restores_through_the_api_onto_a_cluster_of_another_size() {
         .send()
         .unwrap();
     common::assert_error(resp, 400, "bad_backup");
+}
+
+/// With a cluster secret set, the master signs its calls to the
+/// auxiliaries' `/internal/snapshot`, so a backup holds every node; and an
+/// id naming a file in BACKUP_DIR that is no backup is a 404, not a 500.
+#[test]
+fn backups_work_with_a_cluster_secret_and_odd_ids_are_not_found() {
+    const SECRET: &str = "backup-test-secret";
+    let c = Cluster::start(Spec {
+        master_env: vec![
+            ("CLUSTER_SECRET".into(), SECRET.into()),
+            ("AUTH_TOKENS".into(), "backup-admin:admin".into()),
+        ],
+        aux_env: vec![("CLUSTER_SECRET".into(), SECRET.into())],
+        token: Some("backup-admin".into()),
+        ..Spec::default()
+    });
+    wait_settled(&c, 0);
+    let written = write_keys(&c, 30, "sec-");
+    let report = post_backup(&c);
+    assert_eq!(report["nodes"], json!(3), "{report}");
+    assert_eq!(report["missing"], json!([]), "{report}");
+    assert_eq!(report["keys"], json!(30), "{report}");
+    let answer = post_restore(&c, json!({}));
+    assert_eq!(answer["backup"], report["backup"], "{answer}");
+    assert_eq!(answer["keys"], json!(30), "{answer}");
+    assert_eq!(answer["skipped_newer"], json!(30), "all there already");
+    assert_all_back(&c, &written);
+
+    let backup_dir = c.dir.path().join("master-1");
+    std::fs::write(backup_dir.join("notes.txt"), "not a backup").unwrap();
+    std::fs::create_dir(backup_dir.join("empty")).unwrap();
+    for id in ["notes.txt", "empty"] {
+        let resp = c
+            .http
+            .post(c.url(0, "/restore"))
+            .json(&json!({"backup": id}))
+            .send()
+            .unwrap();
+        common::assert_error(resp, 404, "backup_not_found");
+    }
 }
 
 #[test]

@@ -297,7 +297,12 @@ impl Master {
         // Every auxiliary snapshots at about the same moment.
         let asks = nodes.iter().map(|node| {
             let url = format!("http://{}/internal/snapshot", node.addr);
-            let req = self.control.post(url).timeout(SNAPSHOT_CALL_TIMEOUT).send();
+            // Internal routes need the cluster secret when one is set.
+            let req = self
+                .credentials
+                .sign(self.control.post(url))
+                .timeout(SNAPSHOT_CALL_TIMEOUT)
+                .send();
             async move {
                 match req.await {
                     Ok(resp) if resp.status().is_success() => Ok(()),
@@ -431,8 +436,8 @@ impl Master {
 
     async fn fetch_snapshot(&self, addr: &str) -> Result<Bytes, String> {
         let resp = self
-            .control
-            .get(format!("http://{addr}/internal/snapshot"))
+            .credentials
+            .sign(self.control.get(format!("http://{addr}/internal/snapshot")))
             .timeout(SNAPSHOT_CALL_TIMEOUT)
             .send()
             .await
@@ -614,7 +619,12 @@ type Merged = Vec<(Bytes, Entry)>;
 fn load_backup(dir: &Path) -> Result<(Merged, Vec<String>), ApiError> {
     let manifest_path = dir.join(MANIFEST);
     let text = std::fs::read(&manifest_path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+        // Not a directory: the id names some other file in BACKUP_DIR, which
+        // is no backup either (a client's mistake, not the server's).
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        ) {
             ApiError::not_found(
                 "backup_not_found",
                 format!("no backup at {}", dir.display()),
@@ -687,4 +697,49 @@ pub fn start(master: &Arc<Master>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory of its own under the system's temporary directory.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "distcache-backup-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Whatever a restore's id names in BACKUP_DIR, if it is not a backup
+    /// the answer is 404 `backup_not_found`, never a 500.
+    #[test]
+    fn an_id_that_names_no_backup_is_not_found() {
+        let root = scratch("not-found");
+        std::fs::write(root.join("notes.txt"), b"not a backup").unwrap();
+        std::fs::create_dir(root.join("empty")).unwrap();
+        for id in ["missing", "notes.txt", "empty"] {
+            let err = load_backup(&root.join(id)).unwrap_err();
+            assert_eq!(err.status, axum::http::StatusCode::NOT_FOUND, "{id}");
+            assert_eq!(err.code, "backup_not_found", "{id}");
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn backup_ids_sort_by_time_and_keep_out_paths() {
+        let (id, rfc) = backup_id(1_700_000_000_123);
+        assert_eq!(id, "20231114T221320.123Z");
+        assert_eq!(rfc, "2023-11-14T22:13:20.123Z");
+        assert!(is_backup_id(&id));
+        for bad in ["", ".", "..", ".hidden", "a/b", "a\\b", &"x".repeat(65)] {
+            assert!(!is_backup_id(bad), "{bad:?}");
+        }
+    }
 }

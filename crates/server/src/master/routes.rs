@@ -393,10 +393,21 @@ async fn restore_progress(State(master): State<Arc<Master>>) -> Response {
 }
 
 async fn rebalance_now(State(master): State<Arc<Master>>) -> Result<Response, ApiError> {
-    match super::rebalance::round(&master, true).await? {
-        Some(report) => Ok(Json(report).into_response()),
-        None => Ok(Json(json!({"moved": 0})).into_response()),
-    }
+    // A full round always runs (only a partial one can find nothing to do);
+    // were it ever skipped, the answer keeps the documented report's shape.
+    let report = match super::rebalance::round(&master, true).await? {
+        Some(report) => report,
+        None => {
+            let view = master.view.load();
+            super::rebalance::RebalanceReport {
+                epoch: format!("{:016x}", view.target.ring.epoch()),
+                members: view.target.ring.members().to_vec(),
+                full: true,
+                ..Default::default()
+            }
+        }
+    };
+    Ok(Json(report).into_response())
 }
 
 async fn health(State(master): State<Arc<Master>>) -> Response {
