@@ -22,18 +22,25 @@ pub struct UrlArgs {
 }
 
 impl UrlArgs {
-    /// An HTTP client for these options: trusts `--ca`, sends `--token`.
-    fn client(&self) -> Result<reqwest::Client, String> {
+    /// A client builder for these options: trusts `--ca`, sends `--token`.
+    pub(crate) fn client_builder(&self) -> Result<reqwest::ClientBuilder, String> {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(token) = &self.token {
             let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| "--token is not a valid header value".to_string())?;
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
-        distcache_server::security::tls::client_builder(self.ca.as_deref())
-            .map_err(|e| format!("{e:#}"))?
+        Ok(
+            distcache_server::security::tls::client_builder(self.ca.as_deref())
+                .map_err(|e| format!("{e:#}"))?
+                .default_headers(headers),
+        )
+    }
+
+    /// An HTTP client for these options, with a 10 s timeout per request.
+    pub(crate) fn client(&self) -> Result<reqwest::Client, String> {
+        self.client_builder()?
             .timeout(std::time::Duration::from_secs(10))
-            .default_headers(headers)
             .build()
             .map_err(|e| e.to_string())
     }

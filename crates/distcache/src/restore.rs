@@ -43,7 +43,14 @@ pub async fn run(args: RestoreArgs) -> ExitCode {
         None => json!({}),
     };
     // A restore of a large backup takes a while: no overall timeout.
-    let http = reqwest::Client::new();
+    let http = match args
+        .url
+        .client_builder()
+        .and_then(|b| b.build().map_err(|e| e.to_string()))
+    {
+        Ok(http) => http,
+        Err(e) => return fail(e),
+    };
     let request = http.post(&url).json(&body).send();
     let bar = std::io::stderr()
         .is_terminal()

@@ -22,10 +22,10 @@ pub struct StatsArgs {
 /// `distcache stats`.
 pub async fn run(args: StatsArgs) -> ExitCode {
     let url = format!("{}/stats", args.url.url.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
+    let client = match args.url.client() {
+        Ok(client) => client,
+        Err(e) => return fail(e),
+    };
     let body = match client.get(&url).send().await {
         Ok(resp) if resp.status().is_success() => match resp.json::<Value>().await {
             Ok(body) => body,

@@ -192,19 +192,31 @@ fn bad_settings_stop_the_process_with_a_message_naming_them() {
 #[test]
 fn local_starts_a_whole_cluster_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut local = Proc::spawn(
-        dir.path(),
-        "local",
-        &[
-            "local",
-            "--port",
-            &port.to_string(),
-            "--backup-dir",
-            &dir.path().display().to_string(),
-        ],
-        &[],
-    );
+    // `local` takes two consecutive ports; another test may take one of them
+    // between our check and its bind, so a start that fails is tried again.
+    let (port, mut local) = (0..5)
+        .find_map(|_| {
+            let port = free_port();
+            if std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
+                return None;
+            }
+            let mut local = Proc::spawn(
+                dir.path(),
+                "local",
+                &[
+                    "local",
+                    "--port",
+                    &port.to_string(),
+                    "--backup-dir",
+                    &dir.path().display().to_string(),
+                ],
+                &[],
+            );
+            // A bind failure ends the process within moments.
+            std::thread::sleep(Duration::from_millis(300));
+            (!local.exited()).then_some((port, local))
+        })
+        .expect("local started on two free ports");
     let http = reqwest::blocking::Client::new();
     let health = |p: u16| -> Value {
         http.get(format!("http://127.0.0.1:{p}/health"))

@@ -175,7 +175,9 @@ impl Default for Spec {
             auxiliaries: 3,
             replicas: 2,
             health_check_interval: 0.2,
-            request_timeout_ms: 500,
+            // Generous: a loaded two-core machine runs several clusters at
+            // once, and a probe that times out takes a node out of the ring.
+            request_timeout_ms: 2000,
             cache_size: 10_000,
             master_env: Vec::new(),
             aux_env: Vec::new(),

@@ -68,6 +68,9 @@ pub struct NodeInfo {
     /// Whether the last health check succeeded.
     #[serde(skip)]
     last_ok: bool,
+    /// Health checks failed in a row.
+    #[serde(skip)]
+    failures: u32,
 }
 
 /// A registration, from an auxiliary or an operator.
@@ -260,6 +263,7 @@ pub fn register(
                     last_seen: None,
                     incarnation: reg.incarnation,
                     last_ok: false,
+                    failures: 0,
                 };
                 table.nodes.insert(id.clone(), node.clone());
                 (StatusCode::CREATED, node, true)
@@ -457,6 +461,7 @@ impl<'de> Deserialize<'de> for NodeInfo {
             last_seen: None,
             incarnation: w.incarnation,
             last_ok: false,
+            failures: 0,
         })
     }
 }
@@ -498,7 +503,28 @@ struct AuxHealth {
     bytes: u64,
 }
 
-async fn probe(master: &Master, addr: &str) -> Result<AuxHealth, String> {
+/// Health checks a node must fail in a row before it is marked down, unless
+/// its connection is refused outright. One slow answer on a busy machine
+/// must not take a node out of the ring and start a rebalance.
+pub const FAILS_BEFORE_DOWN: u32 = 2;
+
+/// Why a health check failed.
+#[derive(Debug)]
+pub(super) struct ProbeError {
+    /// Nothing listens there (or the network is unreachable): the node is
+    /// certainly not serving.
+    pub refused: bool,
+    /// What happened.
+    pub message: String,
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+async fn probe(master: &Master, addr: &str) -> Result<AuxHealth, ProbeError> {
     fetch_health(master, addr).await
 }
 
@@ -506,23 +532,30 @@ async fn probe(master: &Master, addr: &str) -> Result<AuxHealth, String> {
 pub(super) async fn fetch_health<T: serde::de::DeserializeOwned>(
     master: &Master,
     addr: &str,
-) -> Result<T, String> {
+) -> Result<T, ProbeError> {
     let url = format!("http://{addr}/health");
+    let failed = |message: String| ProbeError {
+        refused: false,
+        message,
+    };
     let call = async {
         let resp = master
             .control
             .get(&url)
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ProbeError {
+                refused: e.is_connect(),
+                message: e.to_string(),
+            })?;
         if !resp.status().is_success() {
-            return Err(format!("status {}", resp.status()));
+            return Err(failed(format!("status {}", resp.status())));
         }
-        resp.json::<T>().await.map_err(|e| e.to_string())
+        resp.json::<T>().await.map_err(|e| failed(e.to_string()))
     };
     tokio::time::timeout(master.config.request_timeout(), call)
         .await
-        .unwrap_or_else(|_| Err("timed out".to_string()))
+        .unwrap_or_else(|_| Err(failed("timed out".to_string())))
 }
 
 async fn health_loop(master: Arc<Master>) {
@@ -561,6 +594,7 @@ async fn check_all(master: &Arc<Master>) {
             match result {
                 Ok(health) if health.node_id == *id => {
                     node.last_ok = true;
+                    node.failures = 0;
                     master
                         .metrics
                         .health_checks
@@ -597,12 +631,19 @@ async fn check_all(master: &Arc<Master>) {
                     }
                 }
                 Err(reason) => {
-                    node.last_ok = false;
                     master
                         .metrics
                         .health_checks
                         .with_label_values(&["failed"])
                         .inc();
+                    node.failures += 1;
+                    let certain = reason.refused || node.failures >= FAILS_BEFORE_DOWN;
+                    if !certain {
+                        debug!(node = %id, addr = %addr, error = %reason, "health check failed once; checking again");
+                        master.members.probe_soon();
+                        continue;
+                    }
+                    node.last_ok = false;
                     if node.state == NodeState::Up || node.state == NodeState::Joining {
                         warn!(node = %id, addr = %addr, error = %reason, "health check failed; node is down");
                         node.state = NodeState::Down;

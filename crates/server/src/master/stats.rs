@@ -91,7 +91,9 @@ fn ratio(hits: u64, misses: u64) -> Option<f64> {
 }
 
 async fn ask(master: &Master, addr: &str) -> Result<StoreHealth, String> {
-    super::membership::fetch_health(master, addr).await
+    super::membership::fetch_health(master, addr)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn node_stats(info: NodeInfo, answer: Result<StoreHealth, String>) -> NodeStats {
