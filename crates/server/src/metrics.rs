@@ -223,6 +223,10 @@ pub struct MasterMetrics {
     pub health_checks: IntCounterVec,
     /// Reads answered by a replica after the leader failed or missed.
     pub read_fallbacks: IntCounter,
+    /// Reads answered from the near cache.
+    pub near_cache_hits: IntCounter,
+    /// Reads the near cache could not answer (only while it is on).
+    pub near_cache_misses: IntCounter,
     /// Copies moved between auxiliaries by rebalancing.
     pub keys_moved: IntCounter,
     /// Rebalance rounds by outcome (done, failed).
@@ -297,6 +301,16 @@ impl MasterMetrics {
                 registry,
                 "read_fallbacks_total",
                 "Reads served by another replica after the leader failed or missed.",
+            ),
+            near_cache_hits: counter(
+                registry,
+                "near_cache_hits_total",
+                "Reads this master answered from its near cache, without an auxiliary.",
+            ),
+            near_cache_misses: counter(
+                registry,
+                "near_cache_misses_total",
+                "Reads this master's near cache could not answer (counted only while NEAR_CACHE_SIZE > 0).",
             ),
             keys_moved: counter(
                 registry,

@@ -132,8 +132,48 @@ impl Master {
         ttl_secs.map(|t| now_ms.saturating_add(t.saturating_mul(1000)))
     }
 
-    /// The live entry for `key`, or `None` if no replica holds it.
+    /// The live entry for `key`, or `None` if no replica holds it: from
+    /// the near cache when it is on and holds a fresh copy, else from the
+    /// key's replicas (and then cached).
     pub async fn read(&self, key: String) -> Result<Option<Entry>, ApiError> {
+        let Some(near) = &self.near else {
+            return self.read_replicas(key).await;
+        };
+        let ticket = match near.get(&key, (self.clock)()) {
+            Ok(entry) => {
+                self.metrics.near_cache_hits.inc();
+                return Ok(Some(entry));
+            }
+            Err(ticket) => ticket,
+        };
+        self.metrics.near_cache_misses.inc();
+        let found = self.read_replicas(key.clone()).await?;
+        if let Some(entry) = &found {
+            near.insert(ticket, &key, entry);
+        }
+        Ok(found)
+    }
+
+    /// Forgets `key` in the near cache, after a write or delete of it
+    /// through this master.
+    fn invalidate_near(&self, key: &[u8]) {
+        if let Some(near) = &self.near {
+            // Keys reaching the data path are valid UTF-8.
+            if let Ok(key) = std::str::from_utf8(key) {
+                near.invalidate(key);
+            }
+        }
+    }
+
+    /// Empties the near cache (after a restore).
+    pub(super) fn clear_near(&self) {
+        if let Some(near) = &self.near {
+            near.clear();
+        }
+    }
+
+    /// The live entry for `key` from its replicas.
+    async fn read_replicas(&self, key: String) -> Result<Option<Entry>, ApiError> {
         let view = self.view.load_full();
         let nodes = self.route(&view, key.as_bytes())?;
         let key_bytes = Bytes::from(key);
@@ -191,8 +231,9 @@ impl Master {
             expires_at_ms: self.expiry(now, ttl_secs),
             version: self.versions.tick(now),
         };
+        let key = Bytes::from(key);
         let req = Request::Set {
-            key: Bytes::from(key),
+            key: key.clone(),
             entry,
         };
         let accept = |resp: &Response| match resp {
@@ -206,9 +247,9 @@ impl Master {
                 "an auxiliary gave an unexpected answer",
             )),
         };
-        self.replicate(nodes, "set", req, "the write", accept)
-            .await
-            .map(|_| ())
+        let result = self.replicate(nodes, "set", req, "the write", accept).await;
+        self.invalidate_near(&key);
+        result.map(|_| ())
     }
 
     /// Deletes `key` on the key's replicas; true if any held it.
@@ -216,8 +257,9 @@ impl Master {
         let view = self.view.load_full();
         let nodes = self.route(&view, key.as_bytes())?;
         let now = (self.clock)();
+        let key = Bytes::from(key);
         let req = Request::Delete {
-            key: Bytes::from(key),
+            key: key.clone(),
             version: self.versions.tick(now),
         };
         let accept = |resp: &Response| match resp {
@@ -227,10 +269,11 @@ impl Master {
                 "an auxiliary gave an unexpected answer",
             )),
         };
-        let existed = self
+        let result = self
             .replicate(nodes, "delete", req, "the delete", accept)
-            .await?;
-        Ok(existed.into_iter().any(|e| e))
+            .await;
+        self.invalidate_near(&key);
+        Ok(result?.into_iter().any(|e| e))
     }
 
     /// Sends `req` to every node and applies the write quorum. Returns the
@@ -295,6 +338,7 @@ impl Master {
         let mut needed = Vec::with_capacity(items.len());
         type Batch = (Arc<NodeRef>, Vec<usize>, Vec<KeyedEntry>);
         let mut batches: HashMap<String, Batch> = HashMap::new();
+        let mut written = Vec::with_capacity(if self.near.is_some() { items.len() } else { 0 });
         for (i, item) in items.into_iter().enumerate() {
             let nodes = self.route(&view, item.key.as_bytes())?;
             needed.push(nodes.len());
@@ -306,6 +350,9 @@ impl Master {
                     version: self.versions.tick(now),
                 },
             };
+            if self.near.is_some() {
+                written.push(keyed.key.clone());
+            }
             for node in nodes {
                 let batch = batches
                     .entry(node.id.clone())
@@ -325,7 +372,11 @@ impl Master {
                     .await;
                 (positions, result)
             });
-        for (positions, result) in join_all(calls).await {
+        let answers = join_all(calls).await;
+        for key in &written {
+            self.invalidate_near(key);
+        }
+        for (positions, result) in answers {
             match result {
                 Ok(Response::WrittenMany(statuses)) if statuses.len() == positions.len() => {
                     for (&i, status) in positions.iter().zip(statuses) {
