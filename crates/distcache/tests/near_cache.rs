@@ -42,7 +42,10 @@ fn a_hit_is_answered_without_the_auxiliary() {
     assert_eq!(c.set(0, "cached", json!({"a": 1})).status(), 200);
     assert_eq!(c.set(0, "never-read", json!(2)).status(), 200);
     assert_eq!(c.value(0, "cached"), Some(json!({"a": 1})));
-    assert_eq!(master_metric(&c, 0, "distcache_near_cache_misses_total"), 1.0);
+    assert_eq!(
+        master_metric(&c, 0, "distcache_near_cache_misses_total"),
+        1.0
+    );
     assert_eq!(master_metric(&c, 0, "distcache_near_cache_hits_total"), 0.0);
 
     c.aux("aux-1").proc.signal(Signal::SIGSTOP);
@@ -54,7 +57,10 @@ fn a_hit_is_answered_without_the_auxiliary() {
     let resp = c.get(0, "cached");
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().unwrap();
-    assert_eq!(body, json!({"key": "cached", "value": {"a": 1}, "ttl": null}));
+    assert_eq!(
+        body,
+        json!({"key": "cached", "value": {"a": 1}, "ttl": null})
+    );
     assert_eq!(master_metric(&c, 0, "distcache_near_cache_hits_total"), 1.0);
     c.aux("aux-1").proc.signal(Signal::SIGCONT);
 }
@@ -120,7 +126,11 @@ fn a_write_through_another_master_is_seen_within_the_ttl() {
         let asked = Instant::now();
         let seen = c.value(1, &key);
         if asked < cached_at + ttl {
-            assert_eq!(seen, Some(json!("old")), "{change}: served from the near cache");
+            assert_eq!(
+                seen,
+                Some(json!("old")),
+                "{change}: served from the near cache"
+            );
         }
         // ...and sees the change once NEAR_CACHE_TTL has passed since it.
         std::thread::sleep((done + ttl).saturating_duration_since(Instant::now()));

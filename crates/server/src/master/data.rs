@@ -21,6 +21,7 @@ use distcache_wire::frame::{KeyedEntry, WriteStatus};
 use distcache_wire::{Request, Response, WireError};
 use futures_util::future::join_all;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use smallvec::SmallVec;
 
 use super::{Master, NodeRef, RingView};
 use crate::config::WriteQuorum;
@@ -43,6 +44,10 @@ impl std::fmt::Display for CallError {
         }
     }
 }
+
+/// A key's nodes, in the order reads ask them. Inline up to four (two
+/// rings of two replicas), so routing a request does not allocate.
+pub(super) type Route = SmallVec<[Arc<NodeRef>; 4]>;
 
 /// One item of a bulk write, validated.
 pub struct WriteItem {
@@ -75,10 +80,6 @@ impl Master {
     ) -> Result<Response, CallError> {
         let started = Instant::now();
         let result = node.client.call(req).await;
-        self.metrics
-            .aux_call_latency
-            .with_label_values(&[op])
-            .observe(started.elapsed().as_secs_f64());
         let outcome = match &result {
             Ok(Response::Error { .. }) => "refused",
             Ok(_) => "ok",
@@ -86,9 +87,7 @@ impl Master {
             Err(_) => "error",
         };
         self.metrics
-            .aux_calls
-            .with_label_values(&[op, outcome])
-            .inc();
+            .observe_aux_call(op, outcome, started.elapsed());
         match result {
             Ok(Response::Error { code, message }) => Err(CallError::Refused { code, message }),
             Ok(resp) => Ok(resp),
@@ -103,8 +102,8 @@ impl Master {
     /// A key's nodes in the order reads ask them: the committed ring's live
     /// replicas while keys move, then the target ring's replicas. Writes go
     /// to all of them.
-    pub(super) fn route(&self, view: &RingView, key: &[u8]) -> Result<Vec<Arc<NodeRef>>, ApiError> {
-        let mut nodes: Vec<Arc<NodeRef>> = Vec::with_capacity(4);
+    pub(super) fn route(&self, view: &RingView, key: &[u8]) -> Result<Route, ApiError> {
+        let mut nodes = Route::new();
         if let Some(committed) = &view.committed {
             let n = self.replicas(committed.ring.members().len());
             for &idx in committed.ring.replicas_for(key, n).as_slice() {
@@ -280,7 +279,7 @@ impl Master {
     /// accepted answers (all of them with `all`, at least one with `one`).
     async fn replicate<T, F>(
         self: &Arc<Self>,
-        nodes: Vec<Arc<NodeRef>>,
+        nodes: Route,
         op: &'static str,
         req: Request,
         what: &str,
@@ -291,6 +290,13 @@ impl Master {
         F: Fn(&Response) -> Result<T, ApiError>,
     {
         let needed = nodes.len();
+        if let [node] = nodes.as_slice() {
+            // One replica: no fan-out to set up.
+            return match self.call(node, op, req).await {
+                Ok(resp) => accept(&resp).map(|v| vec![v]),
+                Err(e) => Err(unavailable(what, 0, 1, Some(e))),
+            };
+        }
         let mut calls: FuturesUnordered<_> = nodes
             .into_iter()
             .map(|node| {
@@ -437,7 +443,7 @@ impl Master {
         keys: Vec<String>,
     ) -> Result<(Vec<Option<Entry>>, usize), ApiError> {
         let view = self.view.load_full();
-        let routes: Vec<Vec<Arc<NodeRef>>> = keys
+        let routes: Vec<Route> = keys
             .iter()
             .map(|k| self.route(&view, k.as_bytes()))
             .collect::<Result<_, _>>()?;
@@ -446,7 +452,7 @@ impl Master {
         let mut answered = vec![false; keys.len()];
         let fall_back_on_miss = view.rebalancing();
         let mut pending: Vec<usize> = (0..keys.len()).collect();
-        let rounds = routes.iter().map(Vec::len).max().unwrap_or(0);
+        let rounds = routes.iter().map(|r| r.len()).max().unwrap_or(0);
         for round in 0..rounds {
             let mut batches: HashMap<String, (Arc<NodeRef>, Vec<usize>)> = HashMap::new();
             for &i in &pending {

@@ -246,7 +246,9 @@ impl NearCache {
 
     /// Items cached now (some may be stale and not yet dropped).
     pub fn len(&self) -> usize {
-        (0..self.shards.len()).map(|s| self.lock(s).slots.len()).sum()
+        (0..self.shards.len())
+            .map(|s| self.lock(s).slots.len())
+            .sum()
     }
 
     /// True if nothing is cached.
@@ -290,7 +292,10 @@ mod tests {
     fn a_hit_is_served_until_the_ttl_from_when_the_read_was_sent() {
         let c = NearCache::new(100, 1000).unwrap();
         fill(&c, "k", "\"v\"", 5_000);
-        assert_eq!(c.get("k", 5_999).unwrap().value, Bytes::from_static(b"\"v\""));
+        assert_eq!(
+            c.get("k", 5_999).unwrap().value,
+            Bytes::from_static(b"\"v\"")
+        );
         assert!(c.get("k", 6_000).is_err(), "stale at sent + ttl");
         assert!(c.is_empty(), "a stale entry is dropped when found");
     }
