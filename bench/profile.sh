@@ -66,12 +66,12 @@ callgrind_control -i on "$master_pid" >/dev/null
     --timeout 30s >"$out/bench.json"
 kill -TERM "$master_pid"
 wait "$master_pid" || true
-callgrind_annotate --inclusive=no "$out/callgrind.out" 2>/dev/null | head -60 >"$out/self.txt"
-callgrind_annotate --inclusive=yes "$out/callgrind.out" 2>/dev/null | head -60 >"$out/inclusive.txt"
+callgrind_annotate --inclusive=no "$out/callgrind.out" >"$out/self.txt" 2>/dev/null
+callgrind_annotate --inclusive=yes "$out/callgrind.out" >"$out/inclusive.txt" 2>/dev/null
 total=$(grep -m1 -E '^[0-9,]+ .*PROGRAM TOTALS' "$out/self.txt" | awk '{gsub(",","",$1); print $1}')
 python3 - "$total" "$requests" <<'EOF'
 import sys
 total, requests = int(sys.argv[1]), int(sys.argv[2])
 print(f"instructions in the master during the measured requests: {total:,}; per request: {total / requests:,.0f}")
 EOF
-echo "top functions by self cost: $out/self.txt"
+echo "top functions by self cost: $out/self.txt (inclusive: $out/inclusive.txt)"

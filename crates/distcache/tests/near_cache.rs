@@ -122,10 +122,11 @@ fn a_write_through_another_master_is_seen_within_the_ttl() {
         // Master 0 sees its own change at once.
         assert_eq!(c.value(0, &key), expected);
         // Master 1 still answers from its near cache while the copy is
-        // fresh (the read starts before cached_at + TTL)...
+        // fresh (checked only when this read starts well within the TTL,
+        // so that a stalled machine cannot fail it)...
         let asked = Instant::now();
         let seen = c.value(1, &key);
-        if asked < cached_at + ttl {
+        if asked < cached_at + ttl / 2 {
             assert_eq!(
                 seen,
                 Some(json!("old")),

@@ -132,12 +132,8 @@ impl NearCache {
             return None;
         }
         // At least 16 slots per shard, at most MAX_SHARDS shards.
+        // MAX_SHARDS is a power of two, so rounding up stays within it.
         let shards = (size / 16).clamp(1, MAX_SHARDS).next_power_of_two();
-        let shards = if shards > MAX_SHARDS {
-            MAX_SHARDS
-        } else {
-            shards
-        };
         let per_shard = size.div_ceil(shards);
         Some(NearCache {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
