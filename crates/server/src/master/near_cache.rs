@@ -200,20 +200,29 @@ impl NearCache {
             slot.fresh_until_ms = fresh_until_ms;
             return;
         }
-        if s.slots.len() >= self.per_shard {
-            let at = s.victim();
-            s.remove_at(at);
-        }
-        let at = s.slots.len() as u32;
-        s.slots.push(Slot {
+        let slot = Slot {
             key: key.into(),
             hash: ticket.hash,
             entry: entry.clone(),
             fresh_until_ms,
             referenced: false,
-        });
+        };
+        let at = if s.slots.len() >= self.per_shard {
+            // The new entry takes the victim's place, so the other slots
+            // keep their places relative to the hand.
+            let at = s.victim();
+            let old_hash = s.slots[at].hash;
+            if let Ok(found) = s.index.find_entry(old_hash, |&i| i as usize == at) {
+                found.remove();
+            }
+            s.slots[at] = slot;
+            at
+        } else {
+            s.slots.push(slot);
+            s.slots.len() - 1
+        };
         let Shard { index, slots, .. } = &mut *s;
-        index.insert_unique(ticket.hash, at, |&i| slots[i as usize].hash);
+        index.insert_unique(ticket.hash, at as u32, |&i| slots[i as usize].hash);
     }
 
     /// Forgets `key`, and keeps reads of its shard that are in flight from
