@@ -20,6 +20,9 @@
 #   --out          where the Markdown results go (default bench/results/<UTC time>.md)
 #   --cases        comma-separated subset of a1,a2,a1-near,b,d,e (default: all)
 #
+# AUX_WORKER_THREADS=N in the environment gives each auxiliary N runtime
+# threads (TOKIO_WORKER_THREADS; default: one per core).
+#
 # Needs nginx, redis-server and redis-benchmark (scripts/deps.d/25-bench-tools.sh
 # installs them on Debian), curl and python3. Every process it starts is
 # stopped on exit, also on Ctrl-C.
@@ -41,7 +44,7 @@ while [ $# -gt 0 ]; do
         --bin) bin="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --cases) cases="$2"; shift 2 ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -120,6 +123,7 @@ start_cluster() {
     for i in 1 2 3; do
         start "aux-$i" env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="bench-aux-$i" \
             MASTER_ADDRESS="$(echo "$master_addrs" | tr ' ' ',')" CACHE_SIZE=100000 \
+            ${AUX_WORKER_THREADS:+TOKIO_WORKER_THREADS=$AUX_WORKER_THREADS} \
             BACKUP_DIR="$tmp/backup-aux-$i" "$bin" aux
     done
     master_urls=""
