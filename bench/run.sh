@@ -2,7 +2,8 @@
 # The standard benchmark set of docs/benchmarks.md, on this machine, in one
 # run, so that the figures can be compared with each other:
 #
-#   (a) distcache bench -> one master -> 3 auxiliaries, REPLICAS=1 and 2
+#   (a) distcache bench -> one master -> 3 auxiliaries, REPLICAS=1 and 2,
+#       and REPLICAS=1 with the master's near cache on (NEAR_CACHE_SIZE=10000)
 #   (b) distcache bench -> nginx (deploy/nginx/nginx.conf) -> 2 masters -> 3 auxiliaries, REPLICAS=2
 #   (c) directly against an auxiliary: skipped, auxiliaries serve data only
 #       over the binary internal protocol, not HTTP
@@ -12,11 +13,15 @@
 # Standard workload: 64 connections, 100-byte values, 10k keys (uniform),
 # 90% GET / 10% POST, every key written once first, 2 s warm-up.
 #
-# Usage: bench/run.sh [--duration 10s] [--connections 64] [--bin PATH] [--out FILE]
+# Usage: bench/run.sh [--duration 10s] [--connections 64] [--bin PATH] [--out FILE] [--cases LIST]
 #   --duration     measured time per case (default 10s; use 60s for steadier figures)
 #   --connections  concurrent connections (default 64)
 #   --bin          the distcache binary (default: cargo build --release, target/release/distcache)
 #   --out          where the Markdown results go (default bench/results/<UTC time>.md)
+#   --cases        comma-separated subset of a1,a2,a1-near,b,d,e (default: all)
+#
+# AUX_WORKER_THREADS=N in the environment gives each auxiliary N runtime
+# threads (TOKIO_WORKER_THREADS; default: one per core).
 #
 # Needs nginx, redis-server and redis-benchmark (scripts/deps.d/25-bench-tools.sh
 # installs them on Debian), curl and python3. Every process it starts is
@@ -31,13 +36,15 @@ out=""
 keys=10000
 value_size=100
 warmup=2s
+cases=a1,a2,a1-near,b,d,e
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration="$2"; shift 2 ;;
         --connections) connections="$2"; shift 2 ;;
         --bin) bin="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --cases) cases="$2"; shift 2 ;;
+        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -98,9 +105,11 @@ wait_http() { # url, grep pattern, what
     exit 1
 }
 
-# start_cluster MASTERS REPLICAS: sets $master_urls (comma-separated) and $master_addrs (space-separated).
+want() { case ",$cases," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+
+# start_cluster MASTERS REPLICAS [NEAR_CACHE_SIZE]: sets $master_urls (comma-separated) and $master_addrs (space-separated).
 start_cluster() {
-    local masters=$1 replicas=$2 i ports=() peers
+    local masters=$1 replicas=$2 near=${3:-0} i ports=() peers
     for i in $(seq 1 "$masters"); do ports+=("$(free_port)"); done
     master_addrs=""
     for p in "${ports[@]}"; do master_addrs+="127.0.0.1:$p "; done
@@ -108,12 +117,13 @@ start_cluster() {
     for i in $(seq 1 "$masters"); do
         peers=$(echo "$master_addrs" | tr ' ' '\n' | grep -v ":${ports[$((i - 1))]}\$" | paste -sd, || true)
         start "master-$i" env RUST_LOG=warn PORT="${ports[$((i - 1))]}" BIND_ADDR=127.0.0.1 \
-            NODE_ID="bench-master-$i" MASTER_PEERS="$peers" REPLICAS="$replicas" \
+            NODE_ID="bench-master-$i" MASTER_PEERS="$peers" REPLICAS="$replicas" NEAR_CACHE_SIZE="$near" \
             HEALTH_CHECK_INTERVAL=1 BACKUP_DIR="$tmp/backup-master-$i" "$bin" master
     done
     for i in 1 2 3; do
         start "aux-$i" env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="bench-aux-$i" \
             MASTER_ADDRESS="$(echo "$master_addrs" | tr ' ' ',')" CACHE_SIZE=100000 \
+            ${AUX_WORKER_THREADS:+TOKIO_WORKER_THREADS=$AUX_WORKER_THREADS} \
             BACKUP_DIR="$tmp/backup-aux-$i" "$bin" aux
     done
     master_urls=""
@@ -138,14 +148,24 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC')
 
 # (a) one master, three auxiliaries, REPLICAS 1 and 2.
 for r in 1 2; do
+    want "a$r" || continue
     start_cluster 1 "$r"
     bench_case "a-replicas-$r" "$master_urls" get=90,set=10,del=0
     stop_all
 done
+# The same as (a) REPLICAS=1 with the master's near cache holding every key
+# (NEAR_CACHE_TTL at its default).
+if want a1-near; then
+    start_cluster 1 1 "$keys"
+    bench_case "a-replicas-1-near" "$master_urls" get=90,set=10,del=0
+    stop_all
+fi
 
 # (b) nginx in front of two masters. The shipped config, with only its
 # upstream servers, listen port, pid and log paths rewritten; a minimal one
 # of our own if it is not there.
+lb_source="deploy/nginx/nginx.conf"
+if want b; then
 start_cluster 2 2
 lb_port=$(free_port)
 upstreams=$(for a in $master_addrs; do printf '        server %s;\n' "$a"; done)
@@ -170,9 +190,11 @@ start nginx-lb "$nginx_bin" -p "$tmp" -c "$tmp/nginx-lb.conf" -g 'daemon off;'
 wait_http "http://127.0.0.1:$lb_port/health" '"status": ?"ok"' "nginx in front of the masters"
 bench_case "b-nginx-2-masters" "http://127.0.0.1:$lb_port" get=90,set=10,del=0
 stop_all
+fi
 
 # (d) Redis, same connections, value size and key space. redis-benchmark
 # runs SET (which fills the key space) before GET.
+if want d; then
 redis_port=$(free_port)
 start redis redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no
 wait_http_redis() {
@@ -187,8 +209,10 @@ log "case d-redis: redis-benchmark -c $connections -d $value_size -r $keys -t se
 redis-benchmark -p "$redis_port" -c "$connections" -d "$value_size" -r "$keys" -n $((secs * 40000)) \
     -t set,get --csv >"$tmp/results/d-redis.csv"
 stop_all
+fi
 
 # (e) nginx with a fixed answer: GET only.
+if want e; then
 fixed_port=$(free_port)
 sed -e "s|@LISTEN@|127.0.0.1:$fixed_port|" -e "s|@PID@|$tmp/nginx-fixed.pid|" -e "s|@TMP@|$tmp|g" \
     "$repo/bench/nginx-fixed.conf" >"$tmp/nginx-fixed.conf"
@@ -197,6 +221,7 @@ start nginx-fixed "$nginx_bin" -p "$tmp" -c "$tmp/nginx-fixed.conf" -g 'daemon o
 wait_http "http://127.0.0.1:$fixed_port/" 'bench-1' "nginx with a fixed answer"
 bench_case "e-nginx-fixed" "http://127.0.0.1:$fixed_port" get=1
 stop_all
+fi
 
 # The commit of the tree the binary was built in (a worktree for --bin).
 commit=$(git -C "$(dirname "$bin")" rev-parse --short HEAD 2>/dev/null || echo unknown)

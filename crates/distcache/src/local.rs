@@ -86,6 +86,8 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             max_body_bytes: distcache_server::config::DEFAULT_MAX_BODY_BYTES,
             max_batch: distcache_server::config::DEFAULT_MAX_BATCH,
             backup_interval: 0,
+            near_cache_size: distcache_server::config::DEFAULT_NEAR_CACHE_SIZE,
+            near_cache_ttl: distcache_server::config::DEFAULT_NEAR_CACHE_TTL_SECS,
             security: Default::default(),
         }
         .validate()?;

@@ -89,6 +89,14 @@ fn watch_signals(shutdown: Shutdown, deadline: std::time::Duration) {
     });
 }
 
+// The allocator is chosen at build time (docs/performance.md).
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     // Every HTTP client (reqwest with rustls) needs the crypto provider
     // installed first; `ring`, since aws-lc-rs would need cmake to build.

@@ -29,6 +29,12 @@ pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Default most entries in one bulk request.
 pub const DEFAULT_MAX_BATCH: usize = 1000;
+/// Default near-cache items per master (0 = off; docs/performance.md
+/// says why it is off).
+pub const DEFAULT_NEAR_CACHE_SIZE: usize = 0;
+/// Default seconds a near-cached entry is served (the staleness bound for
+/// writes through other masters).
+pub const DEFAULT_NEAR_CACHE_TTL_SECS: f64 = 1.0;
 /// Default seconds a delete's tombstone is kept.
 pub const DEFAULT_TOMBSTONE_GRACE_SECS: u64 = 300;
 
@@ -159,6 +165,15 @@ pub struct MasterConfig {
     /// Seconds between cluster backups (0 = off)
     #[arg(long, env = "BACKUP_INTERVAL", default_value_t = 120)]
     pub backup_interval: u64,
+
+    /// Items this master caches from recent reads (0 = no near cache)
+    #[arg(long, env = "NEAR_CACHE_SIZE", default_value_t = DEFAULT_NEAR_CACHE_SIZE)]
+    pub near_cache_size: usize,
+
+    /// Seconds a near-cached entry is served: how long a write through
+    /// another master may go unseen here (fractions allowed)
+    #[arg(long, env = "NEAR_CACHE_TTL", default_value_t = DEFAULT_NEAR_CACHE_TTL_SECS)]
+    pub near_cache_ttl: f64,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -342,6 +357,18 @@ impl MasterConfig {
         if self.max_batch == 0 {
             return Err(invalid("MAX_BATCH", "must be at least 1"));
         }
+        if self.near_cache_size > 100_000_000 {
+            return Err(invalid("NEAR_CACHE_SIZE", "must be at most 100000000"));
+        }
+        if !(self.near_cache_ttl.is_finite()
+            && (self.near_cache_ttl == 0.0 || self.near_cache_ttl >= 0.001)
+            && self.near_cache_ttl <= 86_400.0)
+        {
+            return Err(invalid(
+                "NEAR_CACHE_TTL",
+                "must be 0 or between 0.001 and 86400 seconds",
+            ));
+        }
         if let Some(id) = &self.common.node_id {
             if id.trim().is_empty() {
                 return Err(invalid("NODE_ID", "must not be empty"));
@@ -353,6 +380,11 @@ impl MasterConfig {
     /// The health-check period.
     pub fn health_check_interval(&self) -> Duration {
         Duration::from_secs_f64(self.health_check_interval)
+    }
+
+    /// How long a near-cached entry is served, in milliseconds.
+    pub fn near_cache_ttl_ms(&self) -> u64 {
+        (self.near_cache_ttl * 1000.0).round() as u64
     }
 
     /// The longest wait for one auxiliary.

@@ -4,7 +4,7 @@
 //! Labels are bounded: route templates, methods, statuses and node ids,
 //! never keys.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use distcache_core::StoreStats;
@@ -160,11 +160,29 @@ pub fn render(registry: &Registry) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// The label sets of the data path, whose metric children are looked up
+/// once and kept: `with_label_values` hashes the labels and takes a lock on
+/// every call, and formatting the status allocates, which every request
+/// would pay (docs/performance.md).
+const HOT_REQUESTS: &[(&str, &str, u16)] = &[
+    ("/data/{*key}", "GET", 200),
+    ("/data/{*key}", "GET", 404),
+    ("/data", "POST", 200),
+    ("/data/{*key}", "DELETE", 200),
+    ("/data/{*key}", "DELETE", 404),
+];
+
+/// The operations of the data path's calls to auxiliaries, and the outcomes
+/// of a call; their children are kept the same way.
+const HOT_OPS: &[&str] = &["get", "set", "delete", "set_many", "get_many"];
+const OUTCOMES: &[&str] = &["ok", "refused", "timeout", "error"];
+
 /// HTTP request metrics, on every node.
 #[derive(Clone, Debug)]
 pub struct HttpMetrics {
     requests: IntCounterVec,
     latency: HistogramVec,
+    hot: Arc<[OnceLock<(IntCounter, Histogram)>]>,
 }
 
 impl HttpMetrics {
@@ -183,11 +201,28 @@ impl HttpMetrics {
                 "Time from request to response, by route template.",
                 &["route"],
             ),
+            hot: HOT_REQUESTS.iter().map(|_| OnceLock::new()).collect(),
         }
     }
 
     /// Records one answered request.
     pub fn observe(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let hot = HOT_REQUESTS
+            .iter()
+            .position(|&(r, m, s)| s == status && r == route && m == method);
+        if let Some(i) = hot {
+            let (requests, latency) = self.hot[i].get_or_init(|| {
+                let status = status.to_string();
+                (
+                    self.requests
+                        .with_label_values(&[route, method, status.as_str()]),
+                    self.latency.with_label_values(&[route]),
+                )
+            });
+            requests.inc();
+            latency.observe(took.as_secs_f64());
+            return;
+        }
         let status = status.to_string();
         self.requests
             .with_label_values(&[route, method, status.as_str()])
@@ -195,6 +230,33 @@ impl HttpMetrics {
         self.latency
             .with_label_values(&[route])
             .observe(took.as_secs_f64());
+    }
+}
+
+impl MasterMetrics {
+    /// Records one call to an auxiliary: its latency by operation, and its
+    /// count by operation and outcome (`ok`, `refused`, `timeout`, `error`).
+    pub fn observe_aux_call(&self, op: &str, outcome: &str, took: Duration) {
+        let hot_op = HOT_OPS.iter().position(|&o| o == op);
+        let hot_outcome = OUTCOMES.iter().position(|&o| o == outcome);
+        match (hot_op, hot_outcome) {
+            (Some(i), Some(j)) => {
+                let children = &self.aux_call_children[i];
+                children
+                    .latency
+                    .get_or_init(|| self.aux_call_latency.with_label_values(&[op]))
+                    .observe(took.as_secs_f64());
+                children.outcomes[j]
+                    .get_or_init(|| self.aux_calls.with_label_values(&[op, outcome]))
+                    .inc();
+            }
+            _ => {
+                self.aux_call_latency
+                    .with_label_values(&[op])
+                    .observe(took.as_secs_f64());
+                self.aux_calls.with_label_values(&[op, outcome]).inc();
+            }
+        }
     }
 }
 
@@ -223,6 +285,10 @@ pub struct MasterMetrics {
     pub health_checks: IntCounterVec,
     /// Reads answered by a replica after the leader failed or missed.
     pub read_fallbacks: IntCounter,
+    /// Reads answered from the near cache.
+    pub near_cache_hits: IntCounter,
+    /// Reads the near cache could not answer (only while it is on).
+    pub near_cache_misses: IntCounter,
     /// Copies moved between auxiliaries by rebalancing.
     pub keys_moved: IntCounter,
     /// Rebalance rounds by outcome (done, failed).
@@ -235,6 +301,14 @@ pub struct MasterMetrics {
     pub rebalance_pending: IntGauge,
     /// Cluster backups written by this master.
     pub snapshots: SnapshotMetrics,
+    /// Kept children of `aux_calls` and `aux_call_latency` for [`HOT_OPS`].
+    aux_call_children: Arc<[AuxCallChildren]>,
+}
+
+#[derive(Debug, Default)]
+struct AuxCallChildren {
+    latency: OnceLock<Histogram>,
+    outcomes: [OnceLock<IntCounter>; 4],
 }
 
 impl MasterMetrics {
@@ -298,6 +372,16 @@ impl MasterMetrics {
                 "read_fallbacks_total",
                 "Reads served by another replica after the leader failed or missed.",
             ),
+            near_cache_hits: counter(
+                registry,
+                "near_cache_hits_total",
+                "Reads this master answered from its near cache, without an auxiliary.",
+            ),
+            near_cache_misses: counter(
+                registry,
+                "near_cache_misses_total",
+                "Reads this master's near cache could not answer (counted only while NEAR_CACHE_SIZE > 0).",
+            ),
             keys_moved: counter(
                 registry,
                 "keys_moved_total",
@@ -328,6 +412,7 @@ impl MasterMetrics {
                 "1 while keys still have to move: the committed ring differs from the target ring.",
             ),
             snapshots: SnapshotMetrics::new(registry),
+            aux_call_children: HOT_OPS.iter().map(|_| AuxCallChildren::default()).collect(),
         }
     }
 

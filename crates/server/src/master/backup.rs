@@ -498,6 +498,8 @@ impl Master {
         p.done.store(0, Ordering::Relaxed);
         p.running.store(true, Ordering::Relaxed);
         let result = self.place(&id, entries).await;
+        // Restored entries were written around the data path.
+        self.clear_near();
         p.running.store(false, Ordering::Relaxed);
         let mut report = result?;
         report.damaged = damaged;

@@ -21,6 +21,7 @@ use distcache_wire::frame::{KeyedEntry, WriteStatus};
 use distcache_wire::{Request, Response, WireError};
 use futures_util::future::join_all;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use smallvec::SmallVec;
 
 use super::{Master, NodeRef, RingView};
 use crate::config::WriteQuorum;
@@ -43,6 +44,10 @@ impl std::fmt::Display for CallError {
         }
     }
 }
+
+/// A key's nodes, in the order reads ask them. Inline up to four (two
+/// rings of two replicas), so routing a request does not allocate.
+pub(super) type Route = SmallVec<[Arc<NodeRef>; 4]>;
 
 /// One item of a bulk write, validated.
 pub struct WriteItem {
@@ -75,10 +80,6 @@ impl Master {
     ) -> Result<Response, CallError> {
         let started = Instant::now();
         let result = node.client.call(req).await;
-        self.metrics
-            .aux_call_latency
-            .with_label_values(&[op])
-            .observe(started.elapsed().as_secs_f64());
         let outcome = match &result {
             Ok(Response::Error { .. }) => "refused",
             Ok(_) => "ok",
@@ -86,9 +87,7 @@ impl Master {
             Err(_) => "error",
         };
         self.metrics
-            .aux_calls
-            .with_label_values(&[op, outcome])
-            .inc();
+            .observe_aux_call(op, outcome, started.elapsed());
         match result {
             Ok(Response::Error { code, message }) => Err(CallError::Refused { code, message }),
             Ok(resp) => Ok(resp),
@@ -103,8 +102,8 @@ impl Master {
     /// A key's nodes in the order reads ask them: the committed ring's live
     /// replicas while keys move, then the target ring's replicas. Writes go
     /// to all of them.
-    pub(super) fn route(&self, view: &RingView, key: &[u8]) -> Result<Vec<Arc<NodeRef>>, ApiError> {
-        let mut nodes: Vec<Arc<NodeRef>> = Vec::with_capacity(4);
+    pub(super) fn route(&self, view: &RingView, key: &[u8]) -> Result<Route, ApiError> {
+        let mut nodes = Route::new();
         if let Some(committed) = &view.committed {
             let n = self.replicas(committed.ring.members().len());
             for &idx in committed.ring.replicas_for(key, n).as_slice() {
@@ -132,8 +131,48 @@ impl Master {
         ttl_secs.map(|t| now_ms.saturating_add(t.saturating_mul(1000)))
     }
 
-    /// The live entry for `key`, or `None` if no replica holds it.
+    /// The live entry for `key`, or `None` if no replica holds it: from
+    /// the near cache when it is on and holds a fresh copy, else from the
+    /// key's replicas (and then cached).
     pub async fn read(&self, key: String) -> Result<Option<Entry>, ApiError> {
+        let Some(near) = &self.near else {
+            return self.read_replicas(key).await;
+        };
+        let ticket = match near.get(&key, (self.clock)()) {
+            Ok(entry) => {
+                self.metrics.near_cache_hits.inc();
+                return Ok(Some(entry));
+            }
+            Err(ticket) => ticket,
+        };
+        self.metrics.near_cache_misses.inc();
+        let found = self.read_replicas(key.clone()).await?;
+        if let Some(entry) = &found {
+            near.insert(ticket, &key, entry);
+        }
+        Ok(found)
+    }
+
+    /// Forgets `key` in the near cache, after a write or delete of it
+    /// through this master.
+    fn invalidate_near(&self, key: &[u8]) {
+        if let Some(near) = &self.near {
+            // Keys reaching the data path are valid UTF-8.
+            if let Ok(key) = std::str::from_utf8(key) {
+                near.invalidate(key);
+            }
+        }
+    }
+
+    /// Empties the near cache (after a restore).
+    pub(super) fn clear_near(&self) {
+        if let Some(near) = &self.near {
+            near.clear();
+        }
+    }
+
+    /// The live entry for `key` from its replicas.
+    async fn read_replicas(&self, key: String) -> Result<Option<Entry>, ApiError> {
         let view = self.view.load_full();
         let nodes = self.route(&view, key.as_bytes())?;
         let key_bytes = Bytes::from(key);
@@ -191,8 +230,9 @@ impl Master {
             expires_at_ms: self.expiry(now, ttl_secs),
             version: self.versions.tick(now),
         };
+        let key = Bytes::from(key);
         let req = Request::Set {
-            key: Bytes::from(key),
+            key: key.clone(),
             entry,
         };
         let accept = |resp: &Response| match resp {
@@ -206,9 +246,9 @@ impl Master {
                 "an auxiliary gave an unexpected answer",
             )),
         };
-        self.replicate(nodes, "set", req, "the write", accept)
-            .await
-            .map(|_| ())
+        let result = self.replicate(nodes, "set", req, "the write", accept).await;
+        self.invalidate_near(&key);
+        result.map(|_| ())
     }
 
     /// Deletes `key` on the key's replicas; true if any held it.
@@ -216,8 +256,9 @@ impl Master {
         let view = self.view.load_full();
         let nodes = self.route(&view, key.as_bytes())?;
         let now = (self.clock)();
+        let key = Bytes::from(key);
         let req = Request::Delete {
-            key: Bytes::from(key),
+            key: key.clone(),
             version: self.versions.tick(now),
         };
         let accept = |resp: &Response| match resp {
@@ -227,17 +268,18 @@ impl Master {
                 "an auxiliary gave an unexpected answer",
             )),
         };
-        let existed = self
+        let result = self
             .replicate(nodes, "delete", req, "the delete", accept)
-            .await?;
-        Ok(existed.into_iter().any(|e| e))
+            .await;
+        self.invalidate_near(&key);
+        Ok(result?.into_iter().any(|e| e))
     }
 
     /// Sends `req` to every node and applies the write quorum. Returns the
     /// accepted answers (all of them with `all`, at least one with `one`).
     async fn replicate<T, F>(
         self: &Arc<Self>,
-        nodes: Vec<Arc<NodeRef>>,
+        nodes: Route,
         op: &'static str,
         req: Request,
         what: &str,
@@ -248,6 +290,13 @@ impl Master {
         F: Fn(&Response) -> Result<T, ApiError>,
     {
         let needed = nodes.len();
+        if let [node] = nodes.as_slice() {
+            // One replica: no fan-out to set up.
+            return match self.call(node, op, req).await {
+                Ok(resp) => accept(&resp).map(|v| vec![v]),
+                Err(e) => Err(unavailable(what, 0, 1, Some(e))),
+            };
+        }
         let mut calls: FuturesUnordered<_> = nodes
             .into_iter()
             .map(|node| {
@@ -295,6 +344,7 @@ impl Master {
         let mut needed = Vec::with_capacity(items.len());
         type Batch = (Arc<NodeRef>, Vec<usize>, Vec<KeyedEntry>);
         let mut batches: HashMap<String, Batch> = HashMap::new();
+        let mut written = Vec::with_capacity(if self.near.is_some() { items.len() } else { 0 });
         for (i, item) in items.into_iter().enumerate() {
             let nodes = self.route(&view, item.key.as_bytes())?;
             needed.push(nodes.len());
@@ -306,6 +356,9 @@ impl Master {
                     version: self.versions.tick(now),
                 },
             };
+            if self.near.is_some() {
+                written.push(keyed.key.clone());
+            }
             for node in nodes {
                 let batch = batches
                     .entry(node.id.clone())
@@ -325,7 +378,11 @@ impl Master {
                     .await;
                 (positions, result)
             });
-        for (positions, result) in join_all(calls).await {
+        let answers = join_all(calls).await;
+        for key in &written {
+            self.invalidate_near(key);
+        }
+        for (positions, result) in answers {
             match result {
                 Ok(Response::WrittenMany(statuses)) if statuses.len() == positions.len() => {
                     for (&i, status) in positions.iter().zip(statuses) {
@@ -386,7 +443,7 @@ impl Master {
         keys: Vec<String>,
     ) -> Result<(Vec<Option<Entry>>, usize), ApiError> {
         let view = self.view.load_full();
-        let routes: Vec<Vec<Arc<NodeRef>>> = keys
+        let routes: Vec<Route> = keys
             .iter()
             .map(|k| self.route(&view, k.as_bytes()))
             .collect::<Result<_, _>>()?;
@@ -395,7 +452,7 @@ impl Master {
         let mut answered = vec![false; keys.len()];
         let fall_back_on_miss = view.rebalancing();
         let mut pending: Vec<usize> = (0..keys.len()).collect();
-        let rounds = routes.iter().map(Vec::len).max().unwrap_or(0);
+        let rounds = routes.iter().map(|r| r.len()).max().unwrap_or(0);
         for round in 0..rounds {
             let mut batches: HashMap<String, (Arc<NodeRef>, Vec<usize>)> = HashMap::new();
             for &i in &pending {

@@ -11,6 +11,7 @@
 mod backup;
 mod data;
 mod membership;
+pub mod near_cache;
 mod rebalance;
 mod routes;
 mod stats;
@@ -97,6 +98,7 @@ pub struct Master {
     metrics: MasterMetrics,
     registry: prometheus::Registry,
     view: ArcSwap<RingView>,
+    near: Option<near_cache::NearCache>,
     members: membership::Members,
     rebalancer: rebalance::Rebalancer,
     backups: backup::Backups,
@@ -146,6 +148,8 @@ pub async fn run(
         virtual_nodes = config.virtual_nodes(),
         health_check_interval_s = config.health_check_interval,
         peers = ?config.master_peers,
+        near_cache_size = config.near_cache_size,
+        near_cache_ttl_s = config.near_cache_ttl,
         "master starting"
     );
     let security = &config.security;
@@ -181,6 +185,7 @@ pub async fn run(
     let master = Arc::new(Master {
         versions: HybridClock::new(origin_id(&id)),
         view: ArcSwap::from_pointee(RingView::empty(config.virtual_nodes())),
+        near: near_cache::NearCache::new(config.near_cache_size, config.near_cache_ttl_ms()),
         members: membership::Members::default(),
         rebalancer: rebalance::Rebalancer::default(),
         backups: backup::Backups::default(),

@@ -370,10 +370,18 @@ fn unauthorized(message: &str) -> ApiError {
 /// Middleware: answers 401 or 403 before the handler runs when the request
 /// may not do what its route needs.
 pub async fn require(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
+    match refusal(&gate, &req) {
+        Some(resp) => resp,
+        None => next.run(req).await,
+    }
+}
+
+/// The 401 or 403 answer when `req` may not pass `gate`, else `None`.
+pub fn refusal(gate: &Gate, req: &Request) -> Option<Response> {
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str());
     let need = need_of(req.method(), route);
     match gate.check(need, req.headers()) {
-        Ok(()) => next.run(req).await,
+        Ok(()) => None,
         Err(e) => {
             let status = e.status;
             let mut resp = e.into_response();
@@ -383,7 +391,7 @@ pub async fn require(State(gate): State<Arc<Gate>>, req: Request, next: Next) ->
                     HeaderValue::from_static("Bearer realm=\"distcache\""),
                 );
             }
-            resp
+            Some(resp)
         }
     }
 }

@@ -47,34 +47,42 @@ pub fn closing(err: ApiError) -> Response {
     resp
 }
 
-/// Middleware: 431 when the headers are over the limit.
-pub async fn check_headers(
-    State(limits): State<Arc<RequestLimits>>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// The 431 answer when the headers are over the limit, else `None`.
+pub fn headers_error(limits: &RequestLimits, req: &Request) -> Option<Response> {
     let size = header_bytes(req.headers());
     if size > limits.max_header_bytes {
-        return closing(ApiError::new(
+        return Some(closing(ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "headers_too_large",
             format!(
                 "the headers take {size} bytes; the limit is {} bytes (MAX_HEADER_BYTES)",
                 limits.max_header_bytes
             ),
-        ));
+        )));
     }
-    next.run(req).await
+    None
 }
 
-/// Middleware: reads the whole body within the deadline and the size limit,
-/// then hands the request on with the body in memory.
-pub async fn read_body(
+/// Middleware: 431 when the headers are over the limit.
+pub async fn check_headers(
     State(limits): State<Arc<RequestLimits>>,
     req: Request,
     next: Next,
 ) -> Response {
+    match headers_error(&limits, &req) {
+        Some(resp) => resp,
+        None => next.run(req).await,
+    }
+}
+
+/// Reads the whole body within the deadline and the size limit: the
+/// request with its body in memory, or the answer (408, 413, 400) to give.
+pub async fn read_whole_body(limits: &RequestLimits, req: Request) -> Result<Request, Response> {
     let (parts, body) = req.into_parts();
+    if axum::body::HttpBody::is_end_stream(&body) {
+        // No body (a GET, a DELETE): nothing to read, so no deadline to arm.
+        return Ok(Request::from_parts(parts, body));
+    }
     let too_large = |what: String| {
         closing(ApiError::too_large(
             "body_too_large",
@@ -91,27 +99,39 @@ pub async fn read_body(
     let bytes = match tokio::time::timeout(limits.body_read_timeout, read).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return too_large("the body is larger".to_string());
+            return Err(too_large("the body is larger".to_string()));
         }
         Ok(Err(e)) => {
-            return closing(ApiError::bad_request(
+            return Err(closing(ApiError::bad_request(
                 "bad_body",
                 format!("the body could not be read: {e}"),
-            ));
+            )));
         }
         Err(_) => {
-            return closing(ApiError::new(
+            return Err(closing(ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",
                 format!(
                     "the body did not arrive within {} ms (BODY_READ_TIMEOUT_MS)",
                     limits.body_read_timeout.as_millis()
                 ),
-            ));
+            )));
         }
     };
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Middleware: reads the whole body within the deadline and the size limit,
+/// then hands the request on with the body in memory.
+pub async fn read_body(
+    State(limits): State<Arc<RequestLimits>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match read_whole_body(&limits, req).await {
+        Ok(req) => next.run(req).await,
+        Err(resp) => resp,
+    }
 }
 
 #[cfg(test)]

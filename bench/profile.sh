@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Profiles one master's request path with valgrind's callgrind, which counts
+# instructions and so gives the same figures on a busy machine: one master
+# (under callgrind) and three auxiliaries (REPLICAS=1), a fixed load of
+# distcache bench (the standard 90/10 mix, 100-byte values, 10k keys, after a
+# preload), then the top functions by self cost and the instructions per
+# request. docs/performance.md shows its output before and after.
+#
+# Usage: bench/profile.sh [--bin PATH] [--requests N] [--out DIR] [-- MASTER_ENV...]
+#   --bin       the distcache binary (default target/release/distcache)
+#   --requests  measured requests (default 20000)
+#   --out       where callgrind.out and the annotated report go (default bench/results/profile-<time>)
+#   after --, VAR=value settings for the master (e.g. NEAR_CACHE_SIZE=10000)
+#
+# Needs valgrind (callgrind_annotate), curl and python3.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$repo/target/release/distcache"
+requests=20000
+out=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bin) bin="$2"; shift 2 ;;
+        --requests) requests="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        --) shift; break ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "bench/profile.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[ -n "$out" ] || out="$repo/bench/results/profile-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+tmp=$(mktemp -d /tmp/distcache-profile.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+env RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=profile-master REPLICAS=1 \
+    HEALTH_CHECK_INTERVAL=1 BACKUP_INTERVAL=0 BACKUP_DIR="$tmp/backup-master" "$@" \
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/callgrind.out" "$bin" master \
+    >"$tmp/master.log" 2>&1 &
+master_pid=$!
+pids+=("$master_pid")
+for i in 1 2 3; do
+    env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="profile-aux-$i" \
+        MASTER_ADDRESS="127.0.0.1:$port" CACHE_SIZE=100000 BACKUP_DIR="$tmp/backup-aux-$i" \
+        "$bin" aux >"$tmp/aux-$i.log" 2>&1 &
+    pids+=($!)
+done
+for _ in $(seq 1 600); do
+    curl -fsS --max-time 2 "http://127.0.0.1:$port/health" 2>/dev/null | grep -Eq '"auxiliaries_up": ?3[,}]' && break
+    sleep 0.1
+done
+# Preload every key and warm up, then zero the counters: the figures are
+# the measured requests' alone (and the health checks meanwhile).
+"$bin" bench --url "http://127.0.0.1:$port" --connections 64 --requests 2000 \
+    --keys 10000 --value-size 100 --mix get=90,set=10,del=0 --preload --seed 1 --timeout 30s >/dev/null
+callgrind_control -i on "$master_pid" >/dev/null
+"$bin" bench --url "http://127.0.0.1:$port" --connections 64 --requests "$requests" \
+    --keys 10000 --value-size 100 --mix get=90,set=10,del=0 --seed 2 --json \
+    --timeout 30s >"$out/bench.json"
+kill -TERM "$master_pid"
+wait "$master_pid" || true
+callgrind_annotate --inclusive=no "$out/callgrind.out" >"$out/self.txt" 2>/dev/null
+callgrind_annotate --inclusive=yes "$out/callgrind.out" >"$out/inclusive.txt" 2>/dev/null
+total=$(grep -m1 -E '^[0-9,]+ .*PROGRAM TOTALS' "$out/self.txt" | awk '{gsub(",","",$1); print $1}')
+python3 - "$total" "$requests" <<'EOF'
+import sys
+total, requests = int(sys.argv[1]), int(sys.argv[2])
+print(f"instructions in the master during the measured requests: {total:,}; per request: {total / requests:,.0f}")
+EOF
+echo "top functions by self cost: $out/self.txt (inclusive: $out/inclusive.txt)"

@@ -1,0 +1,140 @@
+//! The master's near cache with real processes: a hit is answered with the
+//! auxiliary stopped (SIGSTOP), a write or delete through the same master
+//! is seen at once, and a write or delete through another master is seen
+//! after at most `NEAR_CACHE_TTL`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Cluster, Spec, metric_value};
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+fn near_spec(masters: usize, auxiliaries: usize, ttl_secs: f64) -> Spec {
+    Spec {
+        masters,
+        auxiliaries,
+        replicas: 1,
+        master_env: vec![
+            ("NEAR_CACHE_SIZE".into(), "1000".into()),
+            ("NEAR_CACHE_TTL".into(), ttl_secs.to_string()),
+        ],
+        ..Spec::default()
+    }
+}
+
+fn master_metric(c: &Cluster, master: usize, name: &str) -> f64 {
+    let text = c
+        .http
+        .get(c.url(master, "/metrics"))
+        .send()
+        .expect("GET /metrics")
+        .text()
+        .expect("metrics text");
+    metric_value(&text, name).unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+#[test]
+fn a_hit_is_answered_without_the_auxiliary() {
+    // One auxiliary, so that stopping it leaves no replica to ask.
+    let mut c = Cluster::start(near_spec(1, 1, 60.0));
+    assert_eq!(c.set(0, "cached", json!({"a": 1})).status(), 200);
+    assert_eq!(c.set(0, "never-read", json!(2)).status(), 200);
+    assert_eq!(c.value(0, "cached"), Some(json!({"a": 1})));
+    assert_eq!(
+        master_metric(&c, 0, "distcache_near_cache_misses_total"),
+        1.0
+    );
+    assert_eq!(master_metric(&c, 0, "distcache_near_cache_hits_total"), 0.0);
+
+    c.aux("aux-1").proc.signal(Signal::SIGSTOP);
+    // The auxiliary really is unreachable: a key not in the near cache
+    // gets no answer from it.
+    let other = c.get(0, "never-read");
+    assert_eq!(other.status(), 503, "a read the auxiliary would answer");
+    // The cached key is still answered, with its value and TTL.
+    let resp = c.get(0, "cached");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(
+        body,
+        json!({"key": "cached", "value": {"a": 1}, "ttl": null})
+    );
+    assert_eq!(master_metric(&c, 0, "distcache_near_cache_hits_total"), 1.0);
+    c.aux("aux-1").proc.signal(Signal::SIGCONT);
+}
+
+#[test]
+fn writes_and_deletes_through_the_same_master_are_seen_at_once() {
+    // A TTL far longer than the test: only invalidation can explain a new value.
+    let c = Cluster::start(near_spec(1, 3, 600.0));
+    assert_eq!(c.set(0, "k", json!(1)).status(), 200);
+    assert_eq!(c.value(0, "k"), Some(json!(1)));
+    assert_eq!(c.value(0, "k"), Some(json!(1)));
+    assert!(master_metric(&c, 0, "distcache_near_cache_hits_total") >= 1.0);
+
+    assert_eq!(c.set(0, "k", json!(2)).status(), 200);
+    assert_eq!(c.value(0, "k"), Some(json!(2)), "after a write");
+
+    let resp = c.set_ttl(0, "k", json!(3), Some(100));
+    assert_eq!(resp.status(), 200);
+    let body: Value = c.get(0, "k").json().unwrap();
+    assert_eq!(body["value"], json!(3), "after a write with a TTL");
+    assert!(body["ttl"].as_u64().is_some_and(|t| t <= 100), "{body}");
+
+    assert_eq!(c.delete(0, "k").status(), 200);
+    assert_eq!(c.value(0, "k"), None, "after a delete");
+
+    assert_eq!(c.set(0, "k", json!(4)).status(), 200);
+    assert_eq!(c.value(0, "k"), Some(json!(4)));
+    let resp = c
+        .http
+        .post(c.url(0, "/data/bulk"))
+        .json(&json!([{"key": "k", "value": 5}]))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(c.value(0, "k"), Some(json!(5)), "after a bulk write");
+}
+
+#[test]
+fn a_write_through_another_master_is_seen_within_the_ttl() {
+    let ttl = Duration::from_secs(2);
+    let c = Cluster::start(near_spec(2, 3, ttl.as_secs_f64()));
+    for (i, change) in ["write", "delete"].into_iter().enumerate() {
+        let key = format!("k{i}");
+        assert_eq!(c.set(0, &key, json!("old")).status(), 200);
+        // Master 1 caches the old value.
+        let cached_at = Instant::now();
+        assert_eq!(c.value(1, &key), Some(json!("old")));
+        let resp = match change {
+            "write" => c.set(0, &key, json!("new")),
+            _ => c.delete(0, &key),
+        };
+        assert_eq!(resp.status(), 200);
+        let done = Instant::now();
+        let expected = if change == "write" {
+            Some(json!("new"))
+        } else {
+            None
+        };
+        // Master 0 sees its own change at once.
+        assert_eq!(c.value(0, &key), expected);
+        // Master 1 still answers from its near cache while the copy is
+        // fresh (checked only when this read starts well within the TTL,
+        // so that a stalled machine cannot fail it)...
+        let asked = Instant::now();
+        let seen = c.value(1, &key);
+        if asked < cached_at + ttl / 2 {
+            assert_eq!(
+                seen,
+                Some(json!("old")),
+                "{change}: served from the near cache"
+            );
+        }
+        // ...and sees the change once NEAR_CACHE_TTL has passed since it.
+        std::thread::sleep((done + ttl).saturating_duration_since(Instant::now()));
+        assert_eq!(c.value(1, &key), expected, "{change}: seen after the TTL");
+    }
+}
