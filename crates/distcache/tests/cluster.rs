@@ -213,7 +213,7 @@ fn a_stopped_auxiliary_fails_fast_and_rejoins_when_continued() {
         .unwrap();
     assert_eq!(ring["members"].as_array().unwrap().len(), 3);
 
-    c.aux("aux-3").proc.signal(Signal::SIGSTOP);
+    c.aux("aux-3").proc.stop();
     // Requests for keys on the stopped node are answered (503 while it is
     // still in the ring, then 404 from its successor), never left hanging:
     // each answer comes within the request timeout plus a wide margin.

@@ -48,7 +48,7 @@ fn a_hit_is_answered_without_the_auxiliary() {
     );
     assert_eq!(master_metric(&c, 0, "distcache_near_cache_hits_total"), 0.0);
 
-    c.aux("aux-1").proc.signal(Signal::SIGSTOP);
+    c.aux("aux-1").proc.stop();
     // The auxiliary really is unreachable: a key not in the near cache
     // gets no answer from it.
     let other = c.get(0, "never-read");

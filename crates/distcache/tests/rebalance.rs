@@ -174,7 +174,7 @@ fn a_node_back_with_old_data_never_overwrites_newer_values() {
         );
     }
     // aux-1 freezes with its copies; the cluster moves on without it.
-    c.aux("aux-1").proc.signal(Signal::SIGSTOP);
+    c.aux("aux-1").proc.stop();
     wait_settled(&c, &["aux-2", "aux-3"]);
     for i in 0..300 {
         assert_eq!(
@@ -434,7 +434,7 @@ fn a_node_that_hangs_during_a_round_does_not_stall_rebalancing() {
             .map(|r| r.status().as_u16())
     });
     std::thread::sleep(Duration::from_millis(150));
-    c.aux("aux-2").proc.signal(Signal::SIGSTOP);
+    c.aux("aux-2").proc.stop();
     let status = round.join().unwrap();
     assert!(
         matches!(status, Ok(200) | Ok(503)),

@@ -96,6 +96,30 @@ impl Proc {
         kill(self.pid(), signal).expect("signal the process");
     }
 
+    /// SIGSTOP, then waits until every thread of the process has stopped:
+    /// the kernel stops a process's threads one by one after `kill`
+    /// returns, and a thread still running could answer one more request.
+    pub fn stop(&self) {
+        self.signal(Signal::SIGSTOP);
+        let tasks = format!("/proc/{}/task", self.child.id());
+        wait_until(Duration::from_secs(10), "every thread stopped", || {
+            std::fs::read_dir(&tasks)
+                .map(|dir| {
+                    dir.flatten().all(|task| {
+                        std::fs::read_to_string(task.path().join("stat"))
+                            .ok()
+                            .and_then(|stat| {
+                                // The state follows the command name's ')'.
+                                stat.rsplit_once(')')
+                                    .map(|(_, rest)| rest.trim_start().starts_with('T'))
+                            })
+                            .unwrap_or(true)
+                    })
+                })
+                .unwrap_or(false)
+        });
+    }
+
     /// SIGKILL and reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
