@@ -362,13 +362,7 @@ fn health_nodes_ring_and_metrics_describe_the_cluster() {
     for i in 0..30 {
         c.set(0, &format!("n{i}"), json!(i));
     }
-    let nodes: Value = c
-        .http
-        .get(c.url(0, "/nodes"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let nodes: Value = c.get_json(0, "/nodes");
     let nodes = nodes["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
     for n in nodes {
@@ -377,13 +371,7 @@ fn health_nodes_ring_and_metrics_describe_the_cluster() {
         assert!(n["data_addr"].as_str().unwrap().starts_with("127.0.0.1:"));
         assert!(n["last_seen"].as_u64().is_some());
     }
-    let one: Value = c
-        .http
-        .get(c.url(0, "/nodes/aux-2"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let one: Value = c.get_json(0, "/nodes/aux-2");
     assert_eq!(one["id"], json!("aux-2"));
     assert_error(
         c.http.get(c.url(0, "/nodes/nope")).send().unwrap(),
@@ -392,13 +380,7 @@ fn health_nodes_ring_and_metrics_describe_the_cluster() {
     );
     // Items reach /nodes with the next health check: 30 keys × 2 replicas.
     wait_until(Duration::from_secs(10), "item counts in /nodes", || {
-        let nodes: Value = c
-            .http
-            .get(c.url(0, "/nodes"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let nodes: Value = c.get_json(0, "/nodes");
         nodes["nodes"]
             .as_array()
             .unwrap()
@@ -408,13 +390,7 @@ fn health_nodes_ring_and_metrics_describe_the_cluster() {
             == 60
     });
 
-    let ring: Value = c
-        .http
-        .get(c.url(0, "/ring"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let ring: Value = c.get_json(0, "/ring");
     assert_eq!(ring["epoch"], json!(epoch));
     let members = ring["members"].as_array().unwrap();
     assert_eq!(members.len(), 3);

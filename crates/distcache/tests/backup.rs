@@ -233,13 +233,7 @@ fn a_backup_restores_through_the_api_onto_a_cluster_of_another_size() {
     assert_eq!(answer["skipped"], json!(0), "{answer}");
     assert_eq!(answer["failed"], json!(0), "{answer}");
     assert_all_back(&b, &written);
-    let progress: Value = b
-        .http
-        .get(b.url(0, "/restore"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let progress: Value = b.get_json(0, "/restore");
     assert_eq!(progress["running"], json!(false));
     assert_eq!(progress["done"], progress["total"]);
 

@@ -40,36 +40,18 @@ fn registration_is_idempotent_and_reaches_peer_masters() {
         ..Spec::default()
     });
     let before = c.health(0)["ring_epoch"].clone();
-    let node: Value = c
-        .http
-        .get(c.url(0, "/nodes/aux-1"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let node: Value = c.get_json(0, "/nodes/aux-1");
     let reg = json!({"id": "aux-1", "addr": node["addr"], "data_addr": node["data_addr"], "incarnation": node["incarnation"]});
     for _ in 0..3 {
         let resp = c.http.post(c.url(0, "/nodes")).json(&reg).send().unwrap();
         assert_eq!(resp.status(), 200, "a known node is not new");
     }
-    let nodes: Value = c
-        .http
-        .get(c.url(0, "/nodes"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let nodes: Value = c.get_json(0, "/nodes");
     assert_eq!(nodes["nodes"].as_array().unwrap().len(), 2);
     std::thread::sleep(Duration::from_millis(500)); // several health intervals
     assert_eq!(c.health(0)["ring_epoch"], before);
     assert_eq!(c.health(1)["ring_epoch"], before);
-    let ring: Value = c
-        .http
-        .get(c.url(0, "/ring"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let ring: Value = c.get_json(0, "/ring");
     assert_eq!(
         ring["members"].as_array().unwrap().len(),
         2,
@@ -110,13 +92,7 @@ fn a_killed_auxiliary_leaves_the_ring_and_new_writes_succeed() {
     };
     let interval = Duration::from_secs_f64(spec.health_check_interval);
     let mut c = Cluster::start(spec);
-    let ring: Value = c
-        .http
-        .get(c.url(0, "/ring"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let ring: Value = c.get_json(0, "/ring");
     assert_eq!(ring["replicas"], json!(1));
     for i in 0..300 {
         assert_eq!(c.set(0, &format!("old{i}"), json!(i)).status(), 200);
@@ -137,13 +113,7 @@ fn a_killed_auxiliary_leaves_the_ring_and_new_writes_succeed() {
         "detection took {detected:?}"
     );
     assert_eq!(c.health(0)["auxiliaries_up"], json!(2));
-    let ring: Value = c
-        .http
-        .get(c.url(0, "/ring"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let ring: Value = c.get_json(0, "/ring");
     let members: Vec<&str> = ring["members"]
         .as_array()
         .unwrap()
@@ -204,13 +174,7 @@ fn a_stopped_auxiliary_fails_fast_and_rejoins_when_continued() {
     for i in 0..200 {
         assert_eq!(c.set(0, &format!("k{i}"), json!(i)).status(), 200);
     }
-    let ring: Value = c
-        .http
-        .get(c.url(0, "/ring"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let ring: Value = c.get_json(0, "/ring");
     assert_eq!(ring["members"].as_array().unwrap().len(), 3);
 
     c.aux("aux-3").proc.stop();

@@ -172,13 +172,7 @@ fn a_partitioned_auxiliary_is_treated_as_down_and_reconciles_after_healing() {
             Duration::from_secs(60),
             &format!("settled on {want:?}"),
             || {
-                let ring: Value = c
-                    .http
-                    .get(c.url(0, "/ring"))
-                    .send()
-                    .unwrap()
-                    .json()
-                    .unwrap();
+                let ring: Value = c.get_json(0, "/ring");
                 ring["rebalancing"] == json!(false) && ring["committed"] == json!(want)
             },
         );
@@ -217,13 +211,7 @@ fn a_partitioned_auxiliary_is_treated_as_down_and_reconciles_after_healing() {
     for i in 60..300 {
         assert_eq!(c.value(0, &format!("k{i}")), Some(json!({"v": 2})), "k{i}");
     }
-    let nodes: Value = c
-        .http
-        .get(c.url(0, "/nodes"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let nodes: Value = c.get_json(0, "/nodes");
     let p = nodes["nodes"]
         .as_array()
         .unwrap()
