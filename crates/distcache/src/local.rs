@@ -147,7 +147,7 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                first_error.get_or_insert(e);
+                first_error.get_or_insert(anyhow::Error::from(e));
             }
             Err(e) => {
                 first_error.get_or_insert(anyhow::anyhow!("a node task failed: {e}"));

@@ -118,7 +118,7 @@ fn main() -> ExitCode {
                 serve(SHUTDOWN_DEADLINE, |shutdown| async move {
                     let config = config.validate()?;
                     let listener = master::bind(&config).await?;
-                    master::run(config, listener, system_clock(), shutdown).await
+                    Ok(master::run(config, listener, system_clock(), shutdown).await?)
                 })
                 .await
             }
@@ -127,7 +127,7 @@ fn main() -> ExitCode {
                 serve(LEAVE_TIMEOUT + SHUTDOWN_DEADLINE, |shutdown| async move {
                     let config = config.validate()?;
                     let listeners = auxiliary::AuxListeners::bind(&config).await?;
-                    auxiliary::run(config, listeners, system_clock(), shutdown).await
+                    Ok(auxiliary::run(config, listeners, system_clock(), shutdown).await?)
                 })
                 .await
             }

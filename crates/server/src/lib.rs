@@ -25,6 +25,7 @@
 pub mod auxiliary;
 pub mod cgroup;
 pub mod config;
+pub mod error;
 pub mod http;
 pub mod master;
 pub mod metrics;

@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,6 +30,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::config::{AuxConfig, host_name};
+use crate::error::StartError;
 use crate::http;
 use crate::metrics::{self, AuxMetrics};
 use crate::shutdown::{SHUTDOWN_DEADLINE, Shutdown};
@@ -56,15 +56,23 @@ pub struct AuxListeners {
 
 impl AuxListeners {
     /// Binds `BIND_ADDR:PORT` and `BIND_ADDR:DATA_PORT`.
-    pub async fn bind(config: &AuxConfig) -> anyhow::Result<Self> {
+    pub async fn bind(config: &AuxConfig) -> Result<Self, StartError> {
         let ip = config.common.bind_addr;
         let http = TcpListener::bind((ip, config.port))
             .await
-            .with_context(|| format!("binding the HTTP port {ip}:{} (PORT)", config.port))?;
+            .map_err(|source| StartError::Bind {
+                addr: format!("{ip}:{}", config.port),
+                setting: "PORT",
+                source,
+            })?;
         let data_port = config.data_port();
         let data = TcpListener::bind((ip, data_port))
             .await
-            .with_context(|| format!("binding the data port {ip}:{data_port} (DATA_PORT)"))?;
+            .map_err(|source| StartError::Bind {
+                addr: format!("{ip}:{data_port}"),
+                setting: "DATA_PORT",
+                source,
+            })?;
         Ok(AuxListeners { http, data })
     }
 }
@@ -150,11 +158,17 @@ pub async fn run(
     listeners: AuxListeners,
     clock: Clock,
     stop: Shutdown,
-) -> anyhow::Result<()> {
+) -> Result<(), StartError> {
     // Every task runs under `shutdown`, which triggers only after leaving.
     let shutdown = Shutdown::new();
-    let http_local = listeners.http.local_addr()?;
-    let data_local = listeners.data.local_addr()?;
+    let http_local = listeners
+        .http
+        .local_addr()
+        .map_err(StartError::io("reading the bound address"))?;
+    let data_local = listeners
+        .data
+        .local_addr()
+        .map_err(StartError::io("reading the bound address"))?;
     let identity = Identity::resolve(&config, http_local, data_local);
     info!(
         node = %identity.node_id,
@@ -297,7 +311,7 @@ pub async fn run(
         shutdown.clone(),
     )
     .await
-    .context("HTTP server failed")?;
+    .map_err(StartError::io("the HTTP server"))?;
 
     info!(node = %identity.node_id, "auxiliary stopping");
     shutdown.trigger();

@@ -38,8 +38,13 @@ pub struct Caller {
 
 impl Caller {
     /// A caller for these settings.
-    pub fn new(config: &ClusterConfig, credentials: Arc<Credentials>) -> anyhow::Result<Self> {
-        let client = crate::security::tls::client_builder(config.tls_ca.as_deref())?.build()?;
+    pub fn new(
+        config: &ClusterConfig,
+        credentials: Arc<Credentials>,
+    ) -> Result<Self, crate::error::StartError> {
+        let client = crate::security::tls::client_builder(config.tls_ca.as_deref())?
+            .build()
+            .map_err(|e| crate::error::StartError::Client(e.to_string()))?;
         Ok(Caller {
             client,
             credentials,

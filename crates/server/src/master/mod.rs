@@ -16,7 +16,6 @@ mod rebalance;
 mod routes;
 mod stats;
 
-use anyhow::Context;
 use arc_swap::ArcSwap;
 use distcache_core::Ring;
 use distcache_core::clock::Clock;
@@ -26,6 +25,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::config::{MasterConfig, WriteQuorum, host_name};
+use crate::error::StartError;
 use crate::metrics::{self, MasterMetrics};
 use crate::shutdown::{SHUTDOWN_DEADLINE, Shutdown};
 
@@ -120,11 +120,15 @@ impl Master {
 }
 
 /// Binds the master's HTTP port.
-pub async fn bind(config: &MasterConfig) -> anyhow::Result<TcpListener> {
+pub async fn bind(config: &MasterConfig) -> Result<TcpListener, StartError> {
     let ip = config.common.bind_addr;
     TcpListener::bind((ip, config.port))
         .await
-        .with_context(|| format!("binding {ip}:{} (PORT)", config.port))
+        .map_err(|source| StartError::Bind {
+            addr: format!("{ip}:{}", config.port),
+            setting: "PORT",
+            source,
+        })
 }
 
 /// Runs a master on an already-bound listener until `shutdown` triggers.
@@ -133,8 +137,10 @@ pub async fn run(
     listener: TcpListener,
     clock: Clock,
     shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let local = listener.local_addr()?;
+) -> Result<(), StartError> {
+    let local = listener
+        .local_addr()
+        .map_err(StartError::io("reading the bound address"))?;
     let id = config
         .common
         .node_id
@@ -181,7 +187,7 @@ pub async fn run(
     let control = crate::security::tls::client_builder(security.cluster.tls_ca.as_deref())?
         .timeout(config.request_timeout())
         .build()
-        .context("building the HTTP client")?;
+        .map_err(|e| StartError::Client(e.to_string()))?;
     let master = Arc::new(Master {
         versions: HybridClock::new(origin_id(&id)),
         view: ArcSwap::from_pointee(RingView::empty(config.virtual_nodes())),
@@ -208,7 +214,7 @@ pub async fn run(
     info!(node = %id, "master ready");
     crate::security::serve::serve(listener, app, serve_options, shutdown.clone())
         .await
-        .context("HTTP server failed")?;
+        .map_err(StartError::io("the HTTP server"))?;
 
     info!(node = %id, "master stopping");
     shutdown.trigger();
