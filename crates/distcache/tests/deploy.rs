@@ -19,39 +19,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Cluster, Spec, free_port, wait_until};
+use common::{BIN, Cluster, Spec, free_port, repo, wait_until};
 use serde_json::{Value, json};
 
 const DEPS_SCRIPT: &str = "scripts/deps.d/30-deploy-tools.sh";
 
-/// The repository's root.
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
-
-/// A tool installed by the deps script, or a failure that says how to get it.
+/// A program the deps script installs (see [`common::tool`]).
 fn tool(relative_or_name: &str) -> PathBuf {
-    let in_repo = repo().join(relative_or_name);
-    if in_repo.is_file() {
-        return in_repo;
-    }
-    let name = Path::new(relative_or_name)
-        .file_name()
-        .expect("tool name")
-        .to_owned();
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in
-        std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-    {
-        let candidate = dir.join(&name);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!("required tool {relative_or_name} is missing: run {DEPS_SCRIPT} (as root) first");
+    common::tool(relative_or_name, DEPS_SCRIPT)
 }
 
 fn nginx() -> PathBuf {

@@ -14,34 +14,20 @@ mod common;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{BIN, Cluster, Spec, free_port, wait_until};
+use common::{BIN, Cluster, Spec, free_port, repo, wait_until};
 use serde_json::{Value, json};
 
 const DEPS_SCRIPT: &str = "scripts/deps.d/40-prometheus.sh";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
-
-/// A program from the deps script, or a failure that says how to get it.
-fn tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("required tool {name} is missing: run {DEPS_SCRIPT} (as root) first")
-        })
+/// A program the deps script installs (see [`common::tool`]).
+fn tool(relative_or_name: &str) -> PathBuf {
+    common::tool(relative_or_name, DEPS_SCRIPT)
 }
 
 fn text(out: &Output) -> String {

@@ -31,6 +31,37 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// A program a `scripts/deps.d` script installs: a path inside the
+/// repository (a venv or tools folder), or a name found on `PATH` or in the
+/// system's bin folders. Missing, the test fails and names `deps_script`:
+/// a test never skips for want of a tool.
+pub fn tool(relative_or_name: &str, deps_script: &str) -> PathBuf {
+    let in_repo = repo().join(relative_or_name);
+    if in_repo.is_file() {
+        return in_repo;
+    }
+    let name = Path::new(relative_or_name)
+        .file_name()
+        .expect("tool name")
+        .to_owned();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(&name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("required tool {relative_or_name} is missing: run {deps_script} (as root) first")
+        })
+}
+
 /// A free loopback port: bound, read, released. The process that gets it
 /// binds it again at once; `Cluster` retries if that ever loses a race.
 pub fn free_port() -> u16 {
