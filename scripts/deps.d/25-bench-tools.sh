@@ -13,15 +13,6 @@ if [ ${#need[@]} -eq 0 ]; then
     echo "redis-server, redis-benchmark and nginx already installed"
     exit 0
 fi
-# Keep the packages' maintainer scripts from starting services on :80 and
-# :6379 (exit 101 = "action forbidden" for invoke-rc.d), unless a policy is
-# already in place.
-policy=/usr/sbin/policy-rc.d
-own_policy=0
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod +x "$policy"
-    own_policy=1
-fi
-trap '[ "$own_policy" = 1 ] && rm -f "$policy"' EXIT
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+# shellcheck source=apt.bash
+source "$(dirname "$0")/apt.bash"
+apt_install "${need[@]}"

@@ -12,16 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-apt_install() {
-    # policy-rc.d answering 101 stops dpkg from starting services (nginx
-    # would otherwise bind port 80 on machines where init scripts run).
-    local policy=/usr/sbin/policy-rc.d created=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
-    if [ "$created" = 1 ]; then rm -f "$policy"; fi
-}
+# shellcheck source=apt.bash
+source "$(dirname "$0")/apt.bash"
 
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
