@@ -538,6 +538,14 @@ async fn write_loop(
                 None => return,
             },
         };
+        // Under load the tasks that run next on this runtime are about to
+        // queue frames of their own (a woken task runs before its waker's
+        // neighbours, so without this every frame would go out alone): step
+        // aside once so that they can, and send them all in one write. An
+        // idle runtime comes straight back.
+        if frames.is_empty() {
+            tokio::task::yield_now().await;
+        }
         let written = match frames.try_recv() {
             // A lone frame goes out as it is, without a copy.
             Err(_) => {
