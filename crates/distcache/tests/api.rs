@@ -120,6 +120,52 @@ fn set_replace_get_delete() {
     assert_error(c.delete(0, "user1"), 404, "key_not_found");
 }
 
+/// `GET`/`DELETE /data/{key}` and `POST /data` are served by the master's
+/// direct path, `/data/bulk` and `HEAD` by the router: both answer alike and
+/// count under the router's route patterns.
+#[test]
+fn direct_and_routed_data_requests_answer_and_count_alike() {
+    let c = cluster();
+    assert_eq!(c.set(0, "bulk", json!("a key named bulk")).status(), 200);
+    assert_eq!(c.set(0, "k", json!(1)).status(), 200);
+    // The same key by the router (`/data/bulk` is its own route) and by the
+    // direct path (`%62ulk` decodes to `bulk`).
+    for path in ["/data/bulk", "/data/%62ulk"] {
+        let body: Value = c.get_json(0, path);
+        assert_eq!(body["value"], json!("a key named bulk"), "{path}");
+    }
+    let head = c.http.head(c.url(0, "/data/k")).send().unwrap();
+    assert_eq!(head.status(), 200);
+    assert_error(c.get(0, "missing"), 404, "key_not_found");
+    assert_error(
+        c.http.get(c.url(0, "/data/%FF")).send().unwrap(),
+        400,
+        "bad_path",
+    );
+    assert_error(c.delete(0, "missing"), 404, "key_not_found");
+    assert_eq!(c.delete(0, "k").status(), 200);
+
+    let metrics = c
+        .http
+        .get(c.url(0, "/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for line in [
+        r#"distcache_http_requests_total{method="POST",route="/data",status="200"} 2"#,
+        r#"distcache_http_requests_total{method="GET",route="/data/bulk",status="200"} 1"#,
+        r#"distcache_http_requests_total{method="GET",route="/data/{*key}",status="200"} 1"#,
+        r#"distcache_http_requests_total{method="HEAD",route="/data/{*key}",status="200"} 1"#,
+        r#"distcache_http_requests_total{method="GET",route="/data/{*key}",status="404"} 1"#,
+        r#"distcache_http_requests_total{method="GET",route="/data/{*key}",status="400"} 1"#,
+        r#"distcache_http_requests_total{method="DELETE",route="/data/{*key}",status="404"} 1"#,
+        r#"distcache_http_requests_total{method="DELETE",route="/data/{*key}",status="200"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+}
+
 #[test]
 fn ttl_counts_down_and_expired_keys_vanish_and_are_reclaimed() {
     let c = cluster();

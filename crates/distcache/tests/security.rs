@@ -697,6 +697,19 @@ fn size_limits_answer_with_their_status() {
         431,
         "headers_too_large",
     );
+    // The same on the data routes the master serves without its router.
+    for req in [
+        http.get(c.url(0, "/data/k")),
+        http.delete(c.url(0, "/data/k")),
+        http.post(c.url(0, "/data"))
+            .body(r#"{"key":"k","value":1}"#),
+    ] {
+        assert_error(
+            req.header("x-pad", "p".repeat(3000)).send().unwrap(),
+            431,
+            "headers_too_large",
+        );
+    }
     let (status, _) = raw_request(
         &c.masters[0].addr,
         format!(

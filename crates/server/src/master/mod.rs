@@ -14,6 +14,7 @@ mod membership;
 pub mod near_cache;
 mod rebalance;
 mod routes;
+mod service;
 mod stats;
 
 use arc_swap::ArcSwap;
@@ -210,7 +211,7 @@ pub async fn run(
     rebalance::start(&master);
     backup::start(&master);
 
-    let app = routes::router(master.clone());
+    let app = service::MasterService::new(master.clone());
     info!(node = %id, "master ready");
     crate::security::serve::serve(listener, app, serve_options, shutdown.clone())
         .await

@@ -32,16 +32,23 @@ use crate::security::limits::{self, RequestLimits};
 /// Longest TTL accepted: about 136 years, far past any cache's horizon.
 pub const MAX_TTL_SECS: i64 = u32::MAX as i64;
 
-/// The master's router.
-pub fn router(master: Arc<Master>) -> Router {
+/// What every request's checks need ([`edge`]), built once per master.
+pub(super) fn edge_of(master: &Master) -> Arc<Edge> {
+    Arc::new(Edge {
+        metrics: master.metrics.http.clone(),
+        limits: Arc::new(RequestLimits {
+            max_header_bytes: master.config.security.limits.max_header_bytes,
+            max_body_bytes: master.config.max_body_bytes,
+            body_read_timeout: master.config.security.limits.body_read_timeout(),
+        }),
+        gate: master.gate.clone(),
+    })
+}
+
+/// The master's router. [`super::service::MasterService`] sends the hot data
+/// routes past it, through the same checks and handlers.
+pub(super) fn router(master: Arc<Master>, edge: Arc<Edge>) -> Router {
     let body_limit = master.config.max_body_bytes;
-    let http_metrics = master.metrics.http.clone();
-    let limits = Arc::new(RequestLimits {
-        max_header_bytes: master.config.security.limits.max_header_bytes,
-        max_body_bytes: body_limit,
-        body_read_timeout: master.config.security.limits.body_read_timeout(),
-    });
-    let gate = master.gate.clone();
     Router::new()
         .route("/data", post(set_value))
         // `bulk` and `bulk/get` are also ordinary keys for GET and DELETE.
@@ -76,29 +83,22 @@ pub fn router(master: Arc<Master>) -> Router {
         // `from_fn` layer clones and boxes the inner service per request,
         // which cost a quarter of the master's instructions with four
         // (docs/performance.md).
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(Edge {
-                metrics: http_metrics,
-                limits,
-                gate,
-            }),
-            edge,
-        ))
+        .layer(axum::middleware::from_fn_with_state(edge, edge_checks))
         .with_state(master)
 }
 
-/// What [`edge`] needs.
-struct Edge {
-    metrics: crate::metrics::HttpMetrics,
-    limits: Arc<RequestLimits>,
-    gate: Arc<auth::Gate>,
+/// What [`edge_checks`] needs.
+pub(super) struct Edge {
+    pub(super) metrics: crate::metrics::HttpMetrics,
+    pub(super) limits: Arc<RequestLimits>,
+    pub(super) gate: Arc<auth::Gate>,
 }
 
 /// Middleware, in this order: counts and times the request
 /// ([`http::track_requests`]); 431 when the headers are over the limit;
 /// 401 or 403 for who may call; then reads the body under a deadline
 /// (408, 413).
-async fn edge(
+async fn edge_checks(
     State(edge): State<Arc<Edge>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -234,7 +234,7 @@ impl Master {
     }
 }
 
-async fn set_value(
+pub(super) async fn set_value(
     State(master): State<Arc<Master>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -279,7 +279,7 @@ async fn get_value(
     get_value_of(state, key).await
 }
 
-async fn get_value_of(
+pub(super) async fn get_value_of(
     State(master): State<Arc<Master>>,
     key: String,
 ) -> Result<Response, ApiError> {
@@ -301,7 +301,7 @@ async fn delete_value(
     delete_value_of(state, key).await
 }
 
-async fn delete_value_of(
+pub(super) async fn delete_value_of(
     State(master): State<Arc<Master>>,
     key: String,
 ) -> Result<Response, ApiError> {

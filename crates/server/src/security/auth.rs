@@ -379,8 +379,18 @@ pub async fn require(State(gate): State<Arc<Gate>>, req: Request, next: Next) ->
 /// The 401 or 403 answer when `req` may not pass `gate`, else `None`.
 pub fn refusal(gate: &Gate, req: &Request) -> Option<Response> {
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str());
-    let need = need_of(req.method(), route);
-    match gate.check(need, req.headers()) {
+    refusal_for(gate, req.method(), route, req.headers())
+}
+
+/// [`refusal`] for a request already known to be for `route` (the router's
+/// pattern, `None` when no route matched).
+pub fn refusal_for(
+    gate: &Gate,
+    method: &Method,
+    route: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    match gate.check(need_of(method, route), headers) {
         Ok(()) => None,
         Err(e) => {
             let status = e.status;

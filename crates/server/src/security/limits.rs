@@ -16,7 +16,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Body as HttpBody;
 
 use crate::http::ApiError;
 
@@ -48,7 +50,7 @@ pub fn closing(err: ApiError) -> Response {
 }
 
 /// The 431 answer when the headers are over the limit, else `None`.
-pub fn headers_error(limits: &RequestLimits, req: &Request) -> Option<Response> {
+pub fn headers_error<B>(limits: &RequestLimits, req: &axum::http::Request<B>) -> Option<Response> {
     let size = header_bytes(req.headers());
     if size > limits.max_header_bytes {
         return Some(closing(ApiError::new(
@@ -83,6 +85,17 @@ pub async fn read_whole_body(limits: &RequestLimits, req: Request) -> Result<Req
         // No body (a GET, a DELETE): nothing to read, so no deadline to arm.
         return Ok(Request::from_parts(parts, body));
     }
+    let bytes = read_body_bytes(limits, body).await?;
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Reads a whole body within the deadline and the size limit, as
+/// [`read_whole_body`] does: its bytes, or the answer (408, 413, 400) to give.
+pub async fn read_body_bytes<B>(limits: &RequestLimits, body: B) -> Result<Bytes, Response>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let too_large = |what: String| {
         closing(ApiError::too_large(
             "body_too_large",
@@ -96,29 +109,24 @@ pub async fn read_whole_body(limits: &RequestLimits, req: Request) -> Result<Req
     // says it is larger: a client that is still sending when the answer
     // comes and the connection closes would see a broken pipe, not the 413.
     let read = Limited::new(body, limits.max_body_bytes).collect();
-    let bytes = match tokio::time::timeout(limits.body_read_timeout, read).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
+    match tokio::time::timeout(limits.body_read_timeout, read).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(too_large("the body is larger".to_string()));
+            Err(too_large("the body is larger".to_string()))
         }
-        Ok(Err(e)) => {
-            return Err(closing(ApiError::bad_request(
-                "bad_body",
-                format!("the body could not be read: {e}"),
-            )));
-        }
-        Err(_) => {
-            return Err(closing(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!(
-                    "the body did not arrive within {} ms (BODY_READ_TIMEOUT_MS)",
-                    limits.body_read_timeout.as_millis()
-                ),
-            )));
-        }
-    };
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+        Ok(Err(e)) => Err(closing(ApiError::bad_request(
+            "bad_body",
+            format!("the body could not be read: {e}"),
+        ))),
+        Err(_) => Err(closing(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the body did not arrive within {} ms (BODY_READ_TIMEOUT_MS)",
+                limits.body_read_timeout.as_millis()
+            ),
+        ))),
+    }
 }
 
 /// Middleware: reads the whole body within the deadline and the size limit,

@@ -17,6 +17,7 @@
 //! Shutdown is graceful: accepting stops, in-flight requests finish, idle
 //! connections close.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+use tower::util::Either;
 use tracing::{debug, info, warn};
 
 use super::limits::closing;
@@ -80,14 +82,45 @@ fn overflow_router() -> Router {
     })
 }
 
+/// What [`serve`] can serve: an axum `Router`, or a service that answers
+/// some requests itself and hands the rest to one (the master's).
+pub trait AppService:
+    tower::Service<
+        axum::extract::Request<hyper::body::Incoming>,
+        Response = axum::response::Response,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> AppService for S where
+    S: tower::Service<
+            axum::extract::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Serves `app` on `listener` until `shutdown` triggers, then lets open
 /// requests finish (up to the shutdown deadline).
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     options: ServeOptions,
     shutdown: Shutdown,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: AppService,
+{
     let local = listener.local_addr()?;
     info!(addr = %local, tls = options.tls.is_some(), max_connections = options.max_connections, "HTTP listening");
     let normal = Arc::new(Semaphore::new(options.max_connections));
@@ -113,11 +146,11 @@ pub async fn serve(
             },
         };
         let (permit, service) = match normal.clone().try_acquire_owned() {
-            Ok(p) => (p, app.clone()),
+            Ok(p) => (p, Either::Left(app.clone())),
             Err(_) => match overflow.clone().try_acquire_owned() {
                 Ok(p) => {
                     debug!(peer = %peer, "connection over MAX_CONNECTIONS; answering 503");
-                    (p, overflow_app.clone())
+                    (p, Either::Right(overflow_app.clone()))
                 }
                 Err(_) => {
                     debug!(peer = %peer, "connection far over MAX_CONNECTIONS; closed");
@@ -155,13 +188,14 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_connection<I>(
+async fn serve_connection<I, S>(
     http: &hyper::server::conn::http1::Builder,
     watcher: hyper_util::server::graceful::Watcher,
     io: I,
-    app: Router,
+    app: S,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AppService,
 {
     let service = TowerToHyperService::new(app);
     let conn = http.serve_connection(TokioIo::new(io), service);

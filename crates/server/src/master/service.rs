@@ -1,0 +1,206 @@
+//! The master's HTTP service. The three routes a cache client takes on
+//! every request (`GET` and `DELETE /data/{key}`, `POST /data`) are
+//! dispatched here, straight to their handlers; every other request goes
+//! through the axum router of [`super::routes`].
+//!
+//! Both ways run the same checks in the same order through the same
+//! functions (the request's metrics, 431, 401/403, then the body under its
+//! deadline and limit: 408, 413), and the same handlers, so a request gets
+//! the same answer either way. What the direct way skips is axum's work per
+//! request: matching the route, the extensions it inserts, and the service
+//! each layer clones and boxes, which came to a fifth of the master's
+//! instructions per request (docs/performance.md).
+//!
+//! A request is taken here only when the router would certainly send it to
+//! one of those handlers; anything unusual (`HEAD`, an empty key, the
+//! literal paths `/data/bulk` and `/data/bulk/get`, a key that does not
+//! decode to UTF-8) goes to the router, which answers it as before.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use hyper::body::{Body as _, Incoming};
+use percent_encoding::percent_decode_str;
+
+use super::Master;
+use super::routes::{self, Edge};
+use crate::security::{auth, limits};
+
+/// The pattern the router gives `GET`/`DELETE /data/{key}` (metrics, roles).
+const KEY_ROUTE: &str = "/data/{*key}";
+/// The pattern of `POST /data`.
+const SET_ROUTE: &str = "/data";
+
+/// The master's service: see the module documentation.
+#[derive(Clone)]
+pub struct MasterService {
+    master: Arc<Master>,
+    edge: Arc<Edge>,
+    router: Router,
+}
+
+impl MasterService {
+    pub(super) fn new(master: Arc<Master>) -> MasterService {
+        let edge = routes::edge_of(&master);
+        MasterService {
+            router: routes::router(master.clone(), edge.clone()),
+            master,
+            edge,
+        }
+    }
+}
+
+/// A request the direct way serves.
+#[derive(Debug, PartialEq, Eq)]
+enum Direct {
+    Get(String),
+    Delete(String),
+    Set,
+}
+
+/// The direct route of a request, if it has one.
+fn direct_route(method: &Method, path: &str) -> Option<Direct> {
+    if *method == Method::POST {
+        return (path == SET_ROUTE).then_some(Direct::Set);
+    }
+    let get = *method == Method::GET;
+    if !get && *method != Method::DELETE {
+        return None;
+    }
+    let raw = path.strip_prefix("/data/")?;
+    // Own routes of the router, and its answer for an empty key.
+    if raw.is_empty() || raw == "bulk" || raw == "bulk/get" {
+        return None;
+    }
+    // As axum's `Path` decodes a captured segment; a key that is not UTF-8
+    // is left to the router for its 400.
+    let key = percent_decode_str(raw).decode_utf8().ok()?.into_owned();
+    Some(if get {
+        Direct::Get(key)
+    } else {
+        Direct::Delete(key)
+    })
+}
+
+impl tower::Service<Request<Incoming>> for MasterService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        match direct_route(req.method(), req.uri().path()) {
+            Some(direct) => Box::pin(serve_direct(
+                self.master.clone(),
+                self.edge.clone(),
+                direct,
+                req,
+            )),
+            None => {
+                let call = tower::Service::call(&mut self.router, req);
+                Box::pin(call)
+            }
+        }
+    }
+}
+
+/// The edge checks of [`routes`]' middleware, then the handler.
+async fn serve_direct(
+    master: Arc<Master>,
+    edge: Arc<Edge>,
+    direct: Direct,
+    req: Request<Incoming>,
+) -> Result<Response, Infallible> {
+    let started = Instant::now();
+    let (route, method) = match direct {
+        Direct::Set => (SET_ROUTE, "POST"),
+        Direct::Get(_) => (KEY_ROUTE, "GET"),
+        Direct::Delete(_) => (KEY_ROUTE, "DELETE"),
+    };
+    let resp = if let Some(resp) = limits::headers_error(&edge.limits, &req) {
+        resp
+    } else if let Some(resp) =
+        auth::refusal_for(&edge.gate, req.method(), Some(route), req.headers())
+    {
+        resp
+    } else {
+        let body = req.into_body();
+        let body = if body.is_end_stream() {
+            Ok(bytes::Bytes::new())
+        } else {
+            limits::read_body_bytes(&edge.limits, body).await
+        };
+        match body {
+            Err(resp) => resp,
+            Ok(body) => {
+                let state = State(master);
+                match direct {
+                    Direct::Get(key) => routes::get_value_of(state, key).await,
+                    Direct::Delete(key) => routes::delete_value_of(state, key).await,
+                    Direct::Set => routes::set_value(state, Ok(body)).await,
+                }
+                .into_response()
+            }
+        }
+    };
+    edge.metrics
+        .observe(route, method, resp.status().as_u16(), started.elapsed());
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_routes_are_taken_directly_with_their_keys_decoded() {
+        assert_eq!(
+            direct_route(&Method::GET, "/data/user1"),
+            Some(Direct::Get("user1".into()))
+        );
+        assert_eq!(
+            direct_route(&Method::DELETE, "/data/a%2Fb%20c"),
+            Some(Direct::Delete("a/b c".into()))
+        );
+        assert_eq!(
+            direct_route(&Method::GET, "/data/a/b/"),
+            Some(Direct::Get("a/b/".into()))
+        );
+        assert_eq!(
+            direct_route(&Method::GET, "/data/%F0%9F%A6%80"),
+            Some(Direct::Get("🦀".into()))
+        );
+        assert_eq!(direct_route(&Method::POST, "/data"), Some(Direct::Set));
+    }
+
+    #[test]
+    fn everything_else_is_left_to_the_router() {
+        for (method, path) in [
+            (Method::HEAD, "/data/k"),
+            (Method::PUT, "/data/k"),
+            (Method::POST, "/data/k"),
+            (Method::POST, "/data/"),
+            (Method::GET, "/data"),
+            (Method::GET, "/data/"),
+            (Method::GET, "/data/bulk"),
+            (Method::DELETE, "/data/bulk/get"),
+            (Method::POST, "/data/bulk"),
+            (Method::GET, "/data/%FF"),
+            (Method::GET, "/database"),
+            (Method::GET, "/health"),
+        ] {
+            assert_eq!(direct_route(&method, path), None, "{method} {path}");
+        }
+    }
+}
