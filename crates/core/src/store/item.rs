@@ -163,61 +163,52 @@ impl Item {
         })
     }
 
-    /// The key.
-    pub(super) fn key(&self) -> &[u8] {
-        let start = self.key_start();
-        self.bytes()
-            .get(start..start + usize::from(self.key_len))
-            .unwrap_or_default()
+    /// Every field, decoded from the buffer in one pass.
+    pub(super) fn parts(&self) -> Parts<'_> {
+        let shape = self.shape();
+        let bytes = self.bytes(shape.len);
+        let counter = if self.counter == COUNTER_IN_BUFFER {
+            u32_at(bytes, 4)
+        } else {
+            u32::from(self.counter)
+        };
+        let expires_at = if shape.has_expiry {
+            u64_at(bytes, shape.key_start - 8)
+        } else {
+            0
+        };
+        Parts {
+            key: bytes
+                .get(shape.key_start..shape.value_start)
+                .unwrap_or_default(),
+            value: bytes.get(shape.value_start..).unwrap_or_default(),
+            version: Version {
+                millis: self.millis,
+                counter,
+                origin: self.origin,
+            },
+            expires_at,
+        }
     }
 
-    /// The value.
-    pub(super) fn value(&self) -> &[u8] {
-        let start = self.key_start() + usize::from(self.key_len);
-        self.bytes().get(start..).unwrap_or_default()
+    /// The key.
+    pub(super) fn key(&self) -> &[u8] {
+        self.parts().key
     }
 
     /// The version that wrote the value.
     pub(super) fn version(&self) -> Version {
-        let counter = if self.counter == COUNTER_IN_BUFFER {
-            u32_at(self.bytes(), 4)
-        } else {
-            u32::from(self.counter)
-        };
-        Version {
-            millis: self.millis,
-            counter,
-            origin: self.origin,
-        }
+        self.parts().version
     }
 
     /// Absolute expiry in Unix milliseconds, 0 = never.
     pub(super) fn expires_at(&self) -> u64 {
-        if self.word() & HAS_EXPIRY == 0 {
-            return 0;
-        }
-        u64_at(self.bytes(), self.expiry_start())
+        self.parts().expires_at
     }
 
     /// Bytes charged against the byte limit: key plus value.
     pub(super) fn size(&self) -> u64 {
         u64::from(self.key_len) + u64::from(self.word() & !HAS_EXPIRY)
-    }
-
-    /// Where the expiry, if any, starts: after the length word and the
-    /// counter, if the buffer holds one.
-    fn expiry_start(&self) -> usize {
-        if self.counter == COUNTER_IN_BUFFER {
-            8
-        } else {
-            4
-        }
-    }
-
-    /// Where the key starts: after the expiry, if the buffer holds one.
-    fn key_start(&self) -> usize {
-        let expiry_len = if self.word() & HAS_EXPIRY != 0 { 8 } else { 0 };
-        self.expiry_start() + expiry_len
     }
 
     /// The buffer's first word: the value's length, and [`HAS_EXPIRY`].
@@ -229,28 +220,59 @@ impl Item {
         u32_at(word, 0)
     }
 
-    /// The buffer's length, from its first word and this item's fields.
-    fn len(&self) -> usize {
-        let value_len = (self.word() & !HAS_EXPIRY) as usize;
-        self.key_start() + usize::from(self.key_len) + value_len
+    /// Where the buffer's sections are, from its first word and this item's
+    /// fields.
+    fn shape(&self) -> Shape {
+        let word = self.word();
+        let has_expiry = word & HAS_EXPIRY != 0;
+        let counter_len = if self.counter == COUNTER_IN_BUFFER {
+            4
+        } else {
+            0
+        };
+        let key_start = 4 + counter_len + if has_expiry { 8 } else { 0 };
+        let value_start = key_start + usize::from(self.key_len);
+        Shape {
+            has_expiry,
+            key_start,
+            value_start,
+            len: value_start + (word & !HAS_EXPIRY) as usize,
+        }
     }
 
-    /// The whole buffer.
-    fn bytes(&self) -> &[u8] {
-        let len = self.len();
+    /// The whole buffer, `len` bytes long (from [`Item::shape`]).
+    fn bytes(&self, len: usize) -> &[u8] {
         // SAFETY: `new` allocated and initialized exactly `len` bytes: the
-        // length word and the counter and key length fields that `len` is
-        // computed from are the ones `new` wrote, and nothing changes them.
-        // The buffer lives until `drop`, after every borrow of `self` ends,
-        // and is never written after `new`.
+        // length word and the counter and key length fields that `shape`
+        // computes `len` from are the ones `new` wrote, and nothing changes
+        // them. The buffer lives until `drop`, after every borrow of `self`
+        // ends, and is never written after `new`.
         unsafe { std::slice::from_raw_parts(self.data.as_ptr(), len) }
     }
+}
+
+/// An item's fields, borrowed from its buffer.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Parts<'a> {
+    pub(super) key: &'a [u8],
+    pub(super) value: &'a [u8],
+    pub(super) version: Version,
+    /// 0 = never.
+    pub(super) expires_at: u64,
+}
+
+/// Where an item's buffer holds what.
+struct Shape {
+    has_expiry: bool,
+    key_start: usize,
+    value_start: usize,
+    len: usize,
 }
 
 impl Drop for Item {
     fn drop(&mut self) {
         // `new` built this layout from the same length, so it exists.
-        if let Some(layout) = layout(self.len()) {
+        if let Some(layout) = layout(self.shape().len) {
             // SAFETY: `data` was allocated by `alloc` with this very layout
             // (same length, alignment 1) and is freed only here, once.
             unsafe { dealloc(self.data.as_ptr(), layout) }
@@ -260,11 +282,12 @@ impl Drop for Item {
 
 impl fmt::Debug for Item {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts = self.parts();
         f.debug_struct("Item")
-            .field("key_len", &self.key_len)
-            .field("value_len", &self.value().len())
-            .field("version", &self.version())
-            .field("expires_at", &self.expires_at())
+            .field("key_len", &parts.key.len())
+            .field("value_len", &parts.value.len())
+            .field("version", &parts.version)
+            .field("expires_at", &parts.expires_at)
             .finish()
     }
 }

@@ -97,8 +97,12 @@ proptest! {
         expires_at in prop_oneof![Just(0u64), 1..10u64, any::<u64>(), Just(u64::MAX)],
     ) {
         let item = Item::new(&key, &value, version, expires_at).expect("fits");
+        let parts = item.parts();
+        prop_assert_eq!(parts.key, &key[..]);
+        prop_assert_eq!(parts.value, &value[..]);
+        prop_assert_eq!(parts.version, version);
+        prop_assert_eq!(parts.expires_at, expires_at);
         prop_assert_eq!(item.key(), &key[..]);
-        prop_assert_eq!(item.value(), &value[..]);
         prop_assert_eq!(item.version(), version);
         prop_assert_eq!(item.expires_at(), expires_at);
         prop_assert_eq!(item.size(), (key.len() + value.len()) as u64);

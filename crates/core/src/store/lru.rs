@@ -14,7 +14,7 @@
 use hashbrown::HashTable;
 
 use super::hash_key;
-use super::item::Item;
+use super::item::{Item, Parts};
 use crate::version::Version;
 
 /// "No slot": the end of a list, or an empty free list.
@@ -51,9 +51,9 @@ impl Node {
         self.item.as_ref().map_or(&[], Item::key)
     }
 
-    /// The value; empty in a free slot.
-    pub(super) fn value(&self) -> &[u8] {
-        self.item.as_ref().map_or(&[], Item::value)
+    /// The item's fields, decoded at once; `None` in a free slot.
+    pub(super) fn parts(&self) -> Option<Parts<'_>> {
+        self.item.as_ref().map(Item::parts)
     }
 
     /// The version that wrote the value; [`Version::ZERO`] in a free slot.

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::expiry::ExpiryIndex;
-use super::item::Item;
+use super::item::{Item, Parts};
 use super::lru::{Lru, MAX_SLOTS, Node};
 use super::tombstones::Tombstones;
 use super::{DeleteOutcome, Entry, EntryRef, SetOutcome, StoreStats};
@@ -41,13 +41,12 @@ fn is_expired(expires_at: u64, now_ms: u64) -> bool {
     expires_at != 0 && expires_at <= now_ms
 }
 
-/// A view of the item in `node`, borrowing its value.
-fn entry_of(node: &Node) -> EntryRef<'_> {
-    let expires_at = node.expires_at();
+/// The entry of an item, borrowing its value.
+fn entry_of(parts: Parts<'_>) -> EntryRef<'_> {
     EntryRef {
-        value: node.value(),
-        expires_at_ms: (expires_at != 0).then_some(expires_at),
-        version: node.version(),
+        value: parts.value,
+        expires_at_ms: (parts.expires_at != 0).then_some(parts.expires_at),
+        version: parts.version,
     }
 }
 
@@ -77,12 +76,13 @@ impl Shard {
         };
         self.lru.touch(slot);
         self.counters.hits += 1;
-        Some(entry_of(self.lru.node(slot)).to_entry())
+        let parts = self.lru.node(slot).parts()?;
+        Some(entry_of(parts).to_entry())
     }
 
     pub(super) fn peek(&self, hash: u64, key: &[u8], now_ms: u64) -> Option<Entry> {
-        let node = self.lru.node(self.lru.find(hash, key)?);
-        (!is_expired(node.expires_at(), now_ms)).then(|| entry_of(node).to_entry())
+        let parts = self.lru.node(self.lru.find(hash, key)?).parts()?;
+        (!is_expired(parts.expires_at, now_ms)).then(|| entry_of(parts).to_entry())
     }
 
     pub(super) fn set(
@@ -239,9 +239,9 @@ impl Shard {
 
     /// Calls `f` for each item unexpired at `now_ms`, least recently used first.
     pub(super) fn for_each(&self, now_ms: u64, mut f: impl FnMut(&[u8], EntryRef<'_>)) {
-        for node in self.lru.iter() {
-            if !is_expired(node.expires_at(), now_ms) {
-                f(node.key(), entry_of(node));
+        for parts in self.lru.iter().filter_map(Node::parts) {
+            if !is_expired(parts.expires_at, now_ms) {
+                f(parts.key, entry_of(parts));
             }
         }
     }
