@@ -20,7 +20,7 @@
 //!
 //! The version's millis and origin, the key's length and the counter (when
 //! it is below `u16::MAX`, as a clock's counter almost always is) live in
-//! the [`Item`] itself, so comparing versions does not touch the buffer.
+//! the [`Item`] itself, so reading a version seldom touches the buffer.
 
 // The workspace denies `unsafe`; this module alone is allowed it, and every
 // block states why it is sound (clippy's `undocumented_unsafe_blocks`).
@@ -196,9 +196,17 @@ impl Item {
         self.parts().key
     }
 
-    /// The version that wrote the value.
+    /// The version that wrote the value. Reads the buffer only for a
+    /// counter of `u16::MAX` or more.
     pub(super) fn version(&self) -> Version {
-        self.parts().version
+        if self.counter == COUNTER_IN_BUFFER {
+            return self.parts().version;
+        }
+        Version {
+            millis: self.millis,
+            counter: u32::from(self.counter),
+            origin: self.origin,
+        }
     }
 
     /// Absolute expiry in Unix milliseconds, 0 = never.
