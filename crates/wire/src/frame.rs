@@ -53,8 +53,9 @@
 //! trailing bytes, unknown tags and non-UTF-8 error text are malformed.
 //!
 //! Keys and values are zero-copy slices of the read buffer. A slice keeps the
-//! whole buffer allocation it came from alive, so a store that keeps small
-//! values for a long time may want to copy them into their own allocation.
+//! whole buffer allocation it came from alive, so whatever keeps a value for
+//! long should copy it (distcache's store does: it copies every value into
+//! the item's own buffer).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use distcache_core::{Entry, Version};

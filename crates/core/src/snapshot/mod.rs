@@ -34,7 +34,7 @@ pub use writer::{EncodedEntries, SnapshotWriter};
 
 use bytes::Bytes;
 
-use crate::store::{Entry, SetOutcome, Store};
+use crate::store::{Entry, EntryRef, SetOutcome, Store};
 
 /// The newest format version this build writes and reads.
 pub const CURRENT_VERSION: u16 = v1::VERSION;
@@ -111,10 +111,22 @@ fn format_version(data: &[u8]) -> Result<u16, SnapshotError> {
 /// Checks a snapshot of any supported format version in full, then calls
 /// `f` with each entry in file order and returns the header. A damaged
 /// snapshot gives an error before `f` is called at all.
-pub fn visit(data: &[u8], f: impl FnMut(&[u8], Entry)) -> Result<SnapshotHeader, SnapshotError> {
+pub fn visit(
+    data: &[u8],
+    mut f: impl FnMut(&[u8], Entry),
+) -> Result<SnapshotHeader, SnapshotError> {
+    visit_ref(data, |key, entry| f(key, entry.to_entry()))
+}
+
+/// [`visit`], lending each entry's value from `data` instead of copying it
+/// (the store copies what it keeps anyway).
+pub fn visit_ref(
+    data: &[u8],
+    f: impl FnMut(&[u8], EntryRef<'_>),
+) -> Result<SnapshotHeader, SnapshotError> {
     // Later versions dispatch here, each to its frozen module.
     let _v1 = format_version(data)?;
-    v1::visit(data, f)
+    v1::visit_ref(data, f)
 }
 
 /// Decodes a snapshot of any supported format version.
@@ -140,7 +152,7 @@ pub fn restore_bytes(
     now_ms: u64,
 ) -> Result<(SnapshotHeader, RestoreCounts), SnapshotError> {
     let mut restorer = Restorer::new(store, now_ms);
-    let header = visit(data, |key, entry| restorer.add(key, entry))?;
+    let header = visit_ref(data, |key, entry| restorer.add(key, entry))?;
     Ok((header, restorer.finish()))
 }
 
@@ -162,12 +174,12 @@ impl<'a> Restorer<'a> {
         }
     }
 
-    fn add(&mut self, key: &[u8], entry: Entry) {
+    fn add(&mut self, key: &[u8], entry: EntryRef<'_>) {
         if entry.expires_at_ms.is_some_and(|at| at <= self.now_ms) {
             self.counts.expired += 1;
             return;
         }
-        match self.store.set(key, entry, self.now_ms) {
+        match self.store.set_ref(key, entry, self.now_ms) {
             SetOutcome::Stored => self.counts.restored += 1,
             SetOutcome::Stale => self.counts.stale += 1,
             SetOutcome::Expired => self.counts.expired += 1,
@@ -249,7 +261,7 @@ impl Snapshot {
     pub fn restore_into(self, store: &Store, now_ms: u64) -> RestoreCounts {
         let mut restorer = Restorer::new(store, now_ms);
         for SnapshotEntry { key, entry } in self.entries {
-            restorer.add(&key, entry);
+            restorer.add(&key, entry.view());
         }
         restorer.finish()
     }

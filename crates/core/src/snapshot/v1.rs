@@ -26,10 +26,8 @@
 //! must agree, and nothing may follow the end marker's checksum. Entries are
 //! in the order they were written (least recently used first per shard).
 
-use bytes::Bytes;
-
 use super::{SnapshotError, SnapshotHeader};
-use crate::store::Entry;
+use crate::store::{Entry, EntryRef};
 use crate::version::Version;
 
 /// The magic number that starts every snapshot, whatever its version.
@@ -112,7 +110,18 @@ fn check_crc(
 /// and returns the header. `f` is called only once every check passed: a
 /// damaged snapshot gives an error and no entry at all. The caller has
 /// checked the magic number and the version; this checks everything else.
-pub fn visit(data: &[u8], f: impl FnMut(&[u8], Entry)) -> Result<SnapshotHeader, SnapshotError> {
+pub fn visit(
+    data: &[u8],
+    mut f: impl FnMut(&[u8], Entry),
+) -> Result<SnapshotHeader, SnapshotError> {
+    visit_ref(data, |key, entry| f(key, entry.to_entry()))
+}
+
+/// [`visit`], lending each entry's value from `data` instead of copying it.
+pub fn visit_ref(
+    data: &[u8],
+    f: impl FnMut(&[u8], EntryRef<'_>),
+) -> Result<SnapshotHeader, SnapshotError> {
     walk(data, true, |_, _| {})?;
     // Everything checked: the second walk cannot fail, and skips the
     // checksums it already verified.
@@ -122,7 +131,7 @@ pub fn visit(data: &[u8], f: impl FnMut(&[u8], Entry)) -> Result<SnapshotHeader,
 fn walk(
     data: &[u8],
     verify: bool,
-    mut f: impl FnMut(&[u8], Entry),
+    mut f: impl FnMut(&[u8], EntryRef<'_>),
 ) -> Result<SnapshotHeader, SnapshotError> {
     // Lengths are only ever used through the bounds-checked cursor, and a
     // block's entries are parsed only after its checksum matched, so a
@@ -205,8 +214,8 @@ fn walk(
                     if !verify {
                         f(
                             key,
-                            Entry {
-                                value: Bytes::copy_from_slice(value),
+                            EntryRef {
+                                value,
                                 expires_at_ms,
                                 version: Version {
                                     millis,

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use super::SnapshotHeader;
 use super::v1::{BLOCK_MARKER, END_MARKER, FLAG_EXPIRES, MAGIC, MAX_NODE_ID_LEN, VERSION};
-use crate::store::Entry;
+use crate::store::{Entry, EntryRef};
 
 /// Entries are grouped in blocks of about this many payload bytes; each
 /// block carries its own checksum, so damage is located to a block.
@@ -67,7 +67,7 @@ impl<W: Write> SnapshotWriter<W> {
         if self.pushed == self.expected {
             return Err(invalid("more entries than the snapshot header announced"));
         }
-        encode_entry(&mut self.block, key, entry)?;
+        encode_entry(&mut self.block, key, entry.view())?;
         self.block_entries += 1;
         self.pushed += 1;
         if self.block.len() >= BLOCK_TARGET_BYTES || self.block_entries == u32::MAX {
@@ -146,7 +146,7 @@ impl<W: Write> SnapshotWriter<W> {
 }
 
 /// Appends one entry in v1's entry layout to `out`.
-fn encode_entry(out: &mut Vec<u8>, key: &[u8], entry: &Entry) -> io::Result<()> {
+fn encode_entry(out: &mut Vec<u8>, key: &[u8], entry: EntryRef<'_>) -> io::Result<()> {
     if key.is_empty() || key.len() > usize::from(u16::MAX) {
         return Err(invalid("a snapshot key must be 1 to 65535 bytes"));
     }
@@ -155,7 +155,7 @@ fn encode_entry(out: &mut Vec<u8>, key: &[u8], entry: &Entry) -> io::Result<()> 
     out.extend_from_slice(&(key.len() as u16).to_le_bytes());
     out.extend_from_slice(key);
     out.extend_from_slice(&value_len.to_le_bytes());
-    out.extend_from_slice(&entry.value);
+    out.extend_from_slice(entry.value);
     out.extend_from_slice(&entry.version.millis.to_le_bytes());
     out.extend_from_slice(&entry.version.counter.to_le_bytes());
     out.extend_from_slice(&entry.version.origin.to_le_bytes());
@@ -189,7 +189,7 @@ impl EncodedEntries {
 
     /// Encodes one more entry. An entry that cannot be stored in a snapshot
     /// (empty key, key over 65535 bytes, value over 4 GiB) is refused.
-    pub fn push(&mut self, key: &[u8], entry: &Entry) -> io::Result<()> {
+    pub fn push(&mut self, key: &[u8], entry: EntryRef<'_>) -> io::Result<()> {
         let full = self.chunks.last().is_none_or(|(count, payload)| {
             payload.len() >= BLOCK_TARGET_BYTES || *count == u32::MAX
         });

@@ -1,20 +1,20 @@
-//! An exact LRU list over a slab, with no `unsafe` and no per-item allocation
-//! beyond the key and the value.
+//! An exact LRU list over a slab, with one allocation per item.
 //!
 //! Items live in a `Vec<Node>` slab and are linked into a doubly linked list
 //! by `u32` slot indices (least recently used at the head, most recently used
 //! at the tail). The index is a `HashTable<u32>` of slots: the key is stored
-//! once, in its node, and a lookup compares the node's key. Freed slots are
+//! once, in its item's buffer, and a lookup compares it. Freed slots are
 //! chained through `next` into a free list and reused before the slab grows,
 //! so the slab never holds more slots than the shard's item limit.
 //!
 //! This file knows nothing of versions, expiry or capacity: the shard decides
-//! what to insert and what to evict.
+//! what to insert and what to evict. How an item is laid out is `item`'s
+//! business.
 
-use bytes::Bytes;
 use hashbrown::HashTable;
 
 use super::hash_key;
+use super::item::{Item, Parts};
 use crate::version::Version;
 
 /// "No slot": the end of a list, or an empty free list.
@@ -24,22 +24,15 @@ pub(super) const NIL: u32 = u32::MAX;
 /// [`NIL`].
 pub(super) const MAX_SLOTS: usize = NIL as usize;
 
-/// One slab slot: an item, or (with an empty key and value) a free slot.
+/// One slab slot: an item, or (with no item) a free slot.
 ///
-/// 80 bytes on 64-bit targets: key 16, value 32, version 16, expiry 8,
-/// links 8. See `node_is_compact` in the tests before adding a field.
+/// 32 bytes on 64-bit targets: the item 24 (a pointer to its buffer, the
+/// version's millis, origin and counter, the key's length), links 8. See
+/// `node_is_compact` in the tests before adding a field.
 #[derive(Debug)]
 pub(super) struct Node {
-    /// The key; the only copy the shard holds.
-    pub(super) key: Box<[u8]>,
-    /// The value, shared with every `Entry` handed out.
-    pub(super) value: Bytes,
-    /// The version that wrote the value.
-    pub(super) version: Version,
-    /// Absolute expiry in Unix ms, 0 = never. 0 is free to mean "never"
-    /// because a stored entry always expires after its write's `now_ms`.
-    /// Free slots hold 0, which is how a stale expiry record is told apart.
-    pub(super) expires_at: u64,
+    /// `None` in a free slot.
+    item: Option<Item>,
     prev: u32,
     next: u32,
 }
@@ -47,24 +40,38 @@ pub(super) struct Node {
 impl Node {
     fn free(next_free: u32) -> Node {
         Node {
-            key: Box::default(),
-            value: Bytes::new(),
-            version: Version::ZERO,
-            expires_at: 0,
+            item: None,
             prev: NIL,
             next: next_free,
         }
     }
 
+    /// The key; empty in a free slot.
+    pub(super) fn key(&self) -> &[u8] {
+        self.item.as_ref().map_or(&[], Item::key)
+    }
+
+    /// The item's fields, decoded at once; `None` in a free slot.
+    pub(super) fn parts(&self) -> Option<Parts<'_>> {
+        self.item.as_ref().map(Item::parts)
+    }
+
+    /// The version that wrote the value; [`Version::ZERO`] in a free slot.
+    pub(super) fn version(&self) -> Version {
+        self.item.as_ref().map_or(Version::ZERO, Item::version)
+    }
+
+    /// Absolute expiry in Unix ms, 0 = never. 0 is free to mean "never"
+    /// because a stored entry always expires after its write's `now_ms`.
+    /// Free slots give 0, which is how a stale expiry record is told apart.
+    pub(super) fn expires_at(&self) -> u64 {
+        self.item.as_ref().map_or(0, Item::expires_at)
+    }
+
     /// Bytes charged against the byte limit: key plus value.
     pub(super) fn size(&self) -> u64 {
-        item_size(&self.key, &self.value)
+        self.item.as_ref().map_or(0, Item::size)
     }
-}
-
-/// Bytes an item is charged: key plus value.
-pub(super) fn item_size(key: &[u8], value: &[u8]) -> u64 {
-    key.len() as u64 + value.len() as u64
 }
 
 /// The slab, the list and the index of one shard.
@@ -104,7 +111,7 @@ impl Lru {
     pub(super) fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
         let slab = &self.slab;
         self.index
-            .find(hash, |&slot| *slab[slot as usize].key == *key)
+            .find(hash, |&slot| slab[slot as usize].key() == key)
             .copied()
     }
 
@@ -118,7 +125,7 @@ impl Lru {
     pub(super) fn expires_at_is(&self, slot: u32, expires_at: u64) -> bool {
         self.slab
             .get(slot as usize)
-            .is_some_and(|node| node.expires_at == expires_at)
+            .is_some_and(|node| node.expires_at() == expires_at)
     }
 
     /// The least recently used slot.
@@ -126,23 +133,13 @@ impl Lru {
         (self.head != NIL).then_some(self.head)
     }
 
-    /// Adds `key`, which the caller guarantees is absent, as the most
+    /// Adds `item`, whose key the caller guarantees is absent, as the most
     /// recently used item. The caller also guarantees `len() < MAX_SLOTS`
     /// (the shard's item limit is clamped to it).
-    pub(super) fn insert(
-        &mut self,
-        hash: u64,
-        key: &[u8],
-        value: Bytes,
-        version: Version,
-        expires_at: u64,
-    ) -> u32 {
-        self.bytes += item_size(key, &value);
+    pub(super) fn insert(&mut self, hash: u64, item: Item) -> u32 {
+        self.bytes += item.size();
         let node = Node {
-            key: key.into(),
-            value,
-            version,
-            expires_at,
+            item: Some(item),
             prev: NIL,
             next: NIL,
         };
@@ -160,25 +157,17 @@ impl Lru {
         };
         let slab = &self.slab;
         self.index
-            .insert_unique(hash, slot, |&s| hash_key(&slab[s as usize].key));
+            .insert_unique(hash, slot, |&s| hash_key(slab[s as usize].key()));
         self.link_most_recent(slot);
         slot
     }
 
-    /// Gives the item in `slot` a new value, version and expiry and makes it
-    /// the most recently used. Returns its previous expiry.
-    pub(super) fn replace(
-        &mut self,
-        slot: u32,
-        value: Bytes,
-        version: Version,
-        expires_at: u64,
-    ) -> u64 {
+    /// Puts `item`, which has the same key, in place of the item in `slot`
+    /// and makes it the most recently used. Returns the previous item.
+    pub(super) fn replace(&mut self, slot: u32, item: Item) -> Option<Item> {
         let node = &mut self.slab[slot as usize];
-        self.bytes = self.bytes - node.value.len() as u64 + value.len() as u64;
-        node.value = value;
-        node.version = version;
-        let previous = std::mem::replace(&mut node.expires_at, expires_at);
+        self.bytes = self.bytes - node.size() + item.size();
+        let previous = node.item.replace(item);
         self.touch(slot);
         previous
     }
@@ -191,9 +180,10 @@ impl Lru {
         }
     }
 
-    /// Removes the item in `slot` and returns it; the slot joins the free list.
+    /// Removes the item in `slot` and returns its node; the slot joins the
+    /// free list.
     pub(super) fn remove(&mut self, slot: u32) -> Node {
-        let hash = hash_key(&self.slab[slot as usize].key);
+        let hash = hash_key(self.slab[slot as usize].key());
         if let Ok(found) = self.index.find_entry(hash, |&s| s == slot) {
             found.remove();
         }

@@ -7,8 +7,8 @@
 //!   deterministic across processes and restarts (for a given foldhash
 //!   version), and independent of the ring's xxh3 placement. Each shard is a
 //!   `std::sync::Mutex` around an exact LRU: a hash table of slab indices plus
-//!   an index-linked doubly linked list, no `unsafe`. With `shards == 1` the
-//!   LRU order and the limits are exact.
+//!   an index-linked doubly linked list. With `shards == 1` the LRU order and
+//!   the limits are exact.
 //! - **Capacity.** `max_items` items and optionally `max_bytes` (key bytes +
 //!   value bytes) are divided over the shards as evenly as integers allow
 //!   (shares differ by at most one, the first `total % shards` shards taking
@@ -18,7 +18,12 @@
 //!   `shards` items are held. A write that would exceed its shard's share
 //!   evicts that shard's least recently used items until it fits; a `get`
 //!   that hits counts as a use. An item alone larger than its shard's byte
-//!   share is refused ([`SetOutcome::TooLarge`]), whatever its version.
+//!   share is refused ([`SetOutcome::TooLarge`]), whatever its version; so
+//!   is, whatever the limits, a key longer than [`MAX_STORED_KEY_BYTES`]
+//!   (65,535) or a value of [`MAX_STORED_VALUE_BYTES`] + 1 (2^31) bytes or
+//!   more, which an item's layout cannot record (keys are validated to at
+//!   most 1,024 bytes and values default to at most 1 MiB long before they
+//!   get here).
 //! - **Versions, last writer wins.** A `set` is applied only when its
 //!   [`Version`] is higher than the version the store holds for the key (live
 //!   entry or tombstone); an equal version is [`SetOutcome::Stale`]. A
@@ -60,18 +65,38 @@
 //!
 //! # Memory
 //!
-//! An item costs its key and value bytes plus one 80-byte slab node (key box
-//! 16, `Bytes` 32, version 16, expiry 8, two `u32` links 8), about 6 to 12
-//! bytes of hash index (a `u32` and a control byte per bucket, at 44 to 87%
-//! load), 16 to 32 bytes of expiry records if it has a TTL (stale records
-//! included), the allocator's overhead for the key's and the value's buffers,
-//! and, once a `Vec`-backed value has been read, `Bytes`' shared header. The
-//! slab keeps its high-water mark, which the shard's item limit bounds.
+//! An item is one slab node of 32 bytes and one heap buffer holding its key
+//! and value together:
+//!
+//! - the node: a pointer to the buffer 8, the version's millis 8, origin 4
+//!   and counter 2 (when below 65,535), the key's length 2, LRU links 8;
+//! - the buffer: a 4-byte word (value length and an expiry flag), 4 bytes
+//!   of version counter only when the counter is 65,535 or more (clocks
+//!   issue counter 0 unless writes share a millisecond, so this is rare), 8
+//!   bytes of expiry only when the item has a TTL, then the key and the
+//!   value; plus the allocator's overhead for one allocation (glibc: the
+//!   buffer's length plus 8, rounded up to 16, at least 32). A 16-byte key
+//!   and a 100-byte value without a TTL make a 120-byte buffer in a
+//!   128-byte chunk: 12 bytes beyond key and value. With a TTL, 128 bytes in
+//!   a 144-byte chunk, 28 beyond;
+//! - about 6 to 12 bytes of hash index (a `u32` and a control byte per
+//!   bucket, at 44 to 87% load);
+//! - 16 to 32 bytes of expiry records if it has a TTL (stale records
+//!   included).
+//!
+//! The slab keeps its high-water mark, which the shard's item limit bounds.
 //! Tombstones cost about 40 bytes plus the key, and 16 bytes of queue record.
 //!
-//! The value is kept as the `Bytes` the caller passed in: a slice of a larger
-//! buffer (a whole request body, say) keeps that whole buffer alive, so
-//! callers should hand over a value that owns just its bytes.
+//! Values are copied, in and out. `set` copies the caller's value into the
+//! item's buffer, so the `Bytes` passed in is not kept: a value that is a
+//! slice of a larger buffer (a whole request) does not keep that buffer
+//! alive. `get` and `peek` return a fresh copy: one allocation and one
+//! `memcpy` of the value per read, under the shard's lock, where an earlier
+//! layout handed out a reference-counted `Bytes` (a counter increment, but
+//! 32 bytes per node and a second allocation per item). No reader ever pins
+//! an item's memory, and a replaced or evicted item's buffer is freed at
+//! once. `for_each_in_shard` lends each value ([`EntryRef`]) without
+//! copying it.
 //!
 //! # Layout
 //!
@@ -79,9 +104,12 @@
 //!   purge work over shards.
 //! - `shard`: one shard's policy (versions, capacity, expiry, counters).
 //! - `lru`: the slab, the linked list and the index.
+//! - `item`: one item's buffer (key, value, version, expiry); the only
+//!   `unsafe` code of the workspace, for an 8-byte pointer to it.
 //! - `expiry`: the lazily invalidated expiry heap.
 //! - `tombstones`: the tombstone table and its FIFO.
-//! - `tests`: unit tests; `model_tests`: property tests against a model.
+//! - `tests`: unit tests; `model_tests`: property tests against a model;
+//!   `item_tests`: property tests of an item's encoding.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,6 +121,7 @@ use crate::version::Version;
 use shard::Shard;
 
 mod expiry;
+mod item;
 mod lru;
 mod shard;
 mod tombstones;
@@ -137,6 +166,48 @@ pub struct Entry {
     pub version: Version,
 }
 
+impl Entry {
+    /// A view of this entry, borrowing its value.
+    pub fn view(&self) -> EntryRef<'_> {
+        EntryRef {
+            value: &self.value,
+            expires_at_ms: self.expires_at_ms,
+            version: self.version,
+        }
+    }
+}
+
+/// A stored value with its metadata, borrowed from the store (see
+/// [`Store::for_each_in_shard`]) or from an [`Entry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// The value's bytes, exactly as written.
+    pub value: &'a [u8],
+    /// Absolute expiry in Unix milliseconds; `None` = never.
+    pub expires_at_ms: Option<u64>,
+    /// The version that wrote it.
+    pub version: Version,
+}
+
+impl EntryRef<'_> {
+    /// An owned copy.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            value: Bytes::copy_from_slice(self.value),
+            expires_at_ms: self.expires_at_ms,
+            version: self.version,
+        }
+    }
+}
+
+/// Longest key the store can hold, in bytes; a longer one is
+/// [`SetOutcome::TooLarge`].
+pub const MAX_STORED_KEY_BYTES: usize = item::MAX_KEY_LEN;
+
+/// Longest value the store can hold, in bytes (2^31 - 1); a longer one is
+/// [`SetOutcome::TooLarge`].
+pub const MAX_STORED_VALUE_BYTES: usize = item::MAX_VALUE_LEN;
+
 /// What a `set` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetOutcome {
@@ -149,7 +220,9 @@ pub enum SetOutcome {
     /// write was also stale, it acted as a delete at its version: an older
     /// entry was removed and a tombstone left.
     Expired,
-    /// The entry alone exceeds the store's byte limit (or per-shard share).
+    /// The entry alone exceeds the store's byte limit (or per-shard share),
+    /// or its key or value is longer than an item can hold
+    /// ([`MAX_STORED_KEY_BYTES`], [`MAX_STORED_VALUE_BYTES`]).
     TooLarge,
 }
 
@@ -280,9 +353,16 @@ impl Store {
         let hash = hash_key(key);
         self.lock_for(hash).peek(hash, key, now_ms)
     }
-    /// Stores `entry` under `key` if its version is higher than what the
-    /// store holds, as most recently used, evicting LRU items over capacity.
+    /// Stores a copy of `entry` under `key` if its version is higher than
+    /// what the store holds, as most recently used, evicting LRU items over
+    /// capacity.
     pub fn set(&self, key: &[u8], entry: Entry, now_ms: u64) -> SetOutcome {
+        self.set_ref(key, entry.view(), now_ms)
+    }
+    /// [`Store::set`] from a borrowed entry: the store copies what it keeps
+    /// either way, so a caller holding the value in a larger buffer need not
+    /// copy it first.
+    pub fn set_ref(&self, key: &[u8], entry: EntryRef<'_>, now_ms: u64) -> SetOutcome {
         let hash = hash_key(key);
         self.lock_for(hash).set(hash, key, entry, now_ms)
     }
@@ -325,9 +405,10 @@ impl Store {
     }
     /// Calls `f` for every live (unexpired at `now_ms`) entry of shard
     /// `shard`, least recently used first, without changing the LRU order.
+    /// The entry is lent, not copied ([`EntryRef::to_entry`] makes a copy).
     /// Holds the shard's lock throughout: keep `f` cheap. Does nothing if
     /// `shard` is out of range.
-    pub fn for_each_in_shard(&self, shard: usize, now_ms: u64, f: impl FnMut(&[u8], &Entry)) {
+    pub fn for_each_in_shard(&self, shard: usize, now_ms: u64, f: impl FnMut(&[u8], EntryRef<'_>)) {
         if shard < self.shards.len() {
             self.lock(shard).for_each(now_ms, f);
         }
@@ -352,7 +433,7 @@ impl Store {
         let mut entries = Vec::with_capacity(self.len());
         for shard in 0..self.shards.len() {
             self.for_each_in_shard(shard, now_ms, |key, entry| {
-                entries.push((Bytes::copy_from_slice(key), entry.clone()));
+                entries.push((Bytes::copy_from_slice(key), entry.to_entry()));
             });
         }
         entries
@@ -429,6 +510,8 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod item_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]

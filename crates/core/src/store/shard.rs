@@ -6,9 +6,10 @@
 use std::fmt;
 
 use super::expiry::ExpiryIndex;
-use super::lru::{Lru, MAX_SLOTS, Node, item_size};
+use super::item::{Item, Parts};
+use super::lru::{Lru, MAX_SLOTS, Node};
 use super::tombstones::Tombstones;
-use super::{DeleteOutcome, Entry, SetOutcome, StoreStats};
+use super::{DeleteOutcome, Entry, EntryRef, SetOutcome, StoreStats};
 use crate::version::Version;
 
 /// Counters of one shard; only ever changed under the shard's lock.
@@ -40,12 +41,18 @@ fn is_expired(expires_at: u64, now_ms: u64) -> bool {
     expires_at != 0 && expires_at <= now_ms
 }
 
-fn entry_of(node: &Node) -> Entry {
-    Entry {
-        value: node.value.clone(),
-        expires_at_ms: (node.expires_at != 0).then_some(node.expires_at),
-        version: node.version,
+/// The entry of an item, borrowing its value.
+fn entry_of(parts: Parts<'_>) -> EntryRef<'_> {
+    EntryRef {
+        value: parts.value,
+        expires_at_ms: (parts.expires_at != 0).then_some(parts.expires_at),
+        version: parts.version,
     }
+}
+
+/// Bytes an item is charged: key plus value.
+fn item_size(key: &[u8], value: &[u8]) -> u64 {
+    key.len() as u64 + value.len() as u64
 }
 
 impl Shard {
@@ -69,24 +76,31 @@ impl Shard {
         };
         self.lru.touch(slot);
         self.counters.hits += 1;
-        Some(entry_of(self.lru.node(slot)))
+        let parts = self.lru.node(slot).parts()?;
+        Some(entry_of(parts).to_entry())
     }
 
     pub(super) fn peek(&self, hash: u64, key: &[u8], now_ms: u64) -> Option<Entry> {
-        let node = self.lru.node(self.lru.find(hash, key)?);
-        (!is_expired(node.expires_at, now_ms)).then(|| entry_of(node))
+        let parts = self.lru.node(self.lru.find(hash, key)?).parts()?;
+        (!is_expired(parts.expires_at, now_ms)).then(|| entry_of(parts).to_entry())
     }
 
-    pub(super) fn set(&mut self, hash: u64, key: &[u8], entry: Entry, now_ms: u64) -> SetOutcome {
+    pub(super) fn set(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        entry: EntryRef<'_>,
+        now_ms: u64,
+    ) -> SetOutcome {
         // Size first: an item that can never fit is refused whatever its
         // version, and refusing it changes nothing (an older value stays).
-        let size = item_size(key, &entry.value);
-        if size > self.max_bytes {
+        let size = item_size(key, entry.value);
+        if size > self.max_bytes || !Item::fits(key.len(), entry.value.len()) {
             return SetOutcome::TooLarge;
         }
         let live = self.live_slot(hash, key, now_ms);
         let held = match live {
-            Some(slot) => Some(self.lru.node(slot).version),
+            Some(slot) => Some(self.lru.node(slot).version()),
             // A key never has both a live item and a tombstone.
             None => self.tombstones.held(hash, key, now_ms),
         };
@@ -110,11 +124,16 @@ impl Shard {
                 return SetOutcome::Expired;
             }
         };
+        // Cannot fail: `fits` said so above.
+        let Some(item) = Item::new(key, entry.value, entry.version, expires_at) else {
+            return SetOutcome::TooLarge;
+        };
         match live {
             Some(slot) => {
                 let old = self
                     .lru
-                    .replace(slot, entry.value, entry.version, expires_at);
+                    .replace(slot, item)
+                    .map_or(0, |old| old.expires_at());
                 self.expiry.retrack(slot, old, expires_at);
                 // The item is now the most recent and fits alone, so this
                 // stops before reaching it.
@@ -135,9 +154,7 @@ impl Shard {
                     };
                     self.evict(oldest, now_ms);
                 }
-                let slot = self
-                    .lru
-                    .insert(hash, key, entry.value, entry.version, expires_at);
+                let slot = self.lru.insert(hash, item);
                 self.expiry.retrack(slot, 0, expires_at);
             }
         }
@@ -157,7 +174,7 @@ impl Shard {
         now_ms: u64,
     ) -> DeleteOutcome {
         match self.live_slot(hash, key, now_ms) {
-            Some(slot) if self.lru.node(slot).version >= version => DeleteOutcome::Stale,
+            Some(slot) if self.lru.node(slot).version() >= version => DeleteOutcome::Stale,
             Some(slot) => {
                 self.remove(slot);
                 self.tombstones.record(hash, key, version, now_ms);
@@ -172,7 +189,7 @@ impl Shard {
 
     pub(super) fn remove_if_version(&mut self, hash: u64, key: &[u8], version: Version) -> bool {
         match self.lru.find(hash, key) {
-            Some(slot) if self.lru.node(slot).version == version => {
+            Some(slot) if self.lru.node(slot).version() == version => {
                 self.remove(slot);
                 true
             }
@@ -221,10 +238,10 @@ impl Shard {
     }
 
     /// Calls `f` for each item unexpired at `now_ms`, least recently used first.
-    pub(super) fn for_each(&self, now_ms: u64, mut f: impl FnMut(&[u8], &Entry)) {
-        for node in self.lru.iter() {
-            if !is_expired(node.expires_at, now_ms) {
-                f(&node.key, &entry_of(node));
+    pub(super) fn for_each(&self, now_ms: u64, mut f: impl FnMut(&[u8], EntryRef<'_>)) {
+        for parts in self.lru.iter().filter_map(Node::parts) {
+            if !is_expired(parts.expires_at, now_ms) {
+                f(parts.key, entry_of(parts));
             }
         }
     }
@@ -249,7 +266,7 @@ impl Shard {
     /// removed here and counted: for every purpose the key is gone.
     fn live_slot(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<u32> {
         let slot = self.lru.find(hash, key)?;
-        if is_expired(self.lru.node(slot).expires_at, now_ms) {
+        if is_expired(self.lru.node(slot).expires_at(), now_ms) {
             self.remove(slot);
             self.counters.expirations += 1;
             return None;
@@ -261,7 +278,7 @@ impl Shard {
     /// expired if it already was.
     fn evict(&mut self, slot: u32, now_ms: u64) {
         let node = self.remove(slot);
-        if is_expired(node.expires_at, now_ms) {
+        if is_expired(node.expires_at(), now_ms) {
             self.counters.expirations += 1;
         } else {
             self.counters.evictions += 1;
@@ -270,7 +287,7 @@ impl Shard {
 
     fn remove(&mut self, slot: u32) -> Node {
         let node = self.lru.remove(slot);
-        self.expiry.retrack(slot, node.expires_at, 0);
+        self.expiry.retrack(slot, node.expires_at(), 0);
         node
     }
 }
@@ -293,7 +310,7 @@ impl fmt::Debug for Shard {
 impl Shard {
     /// Every item's key, least recently used first, expired ones included.
     pub(super) fn raw_keys(&self) -> Vec<Vec<u8>> {
-        self.lru.iter().map(|node| node.key.to_vec()).collect()
+        self.lru.iter().map(|node| node.key().to_vec()).collect()
     }
 
     pub(super) fn tombstone_dump(&self) -> Vec<(Vec<u8>, Version, u64)> {

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use distcache_core::Entry;
 use distcache_core::clock::Clock;
 use distcache_core::store::{DeleteOutcome, SetOutcome, Store};
 use distcache_wire::frame::{WriteStatus, error_code};
@@ -62,14 +60,6 @@ impl DataHandler {
     }
 }
 
-/// Values arrive as slices of the connection's read buffer; storing a slice
-/// would keep the whole buffer alive for as long as the value lives, so the
-/// store gets its own copy, sized to the value.
-fn owned(mut entry: Entry) -> Entry {
-    entry.value = Bytes::copy_from_slice(&entry.value);
-    entry
-}
-
 fn write_status(outcome: SetOutcome) -> WriteStatus {
     match outcome {
         SetOutcome::Stored => WriteStatus::Stored,
@@ -111,7 +101,7 @@ impl Handler for DataHandler {
             }
             Request::Set { key, entry } => {
                 self.ops.set.inc();
-                Response::Written(write_status(self.store.set(&key, owned(entry), now)))
+                Response::Written(write_status(self.store.set(&key, entry, now)))
             }
             Request::Delete { key, version } => {
                 self.ops.delete.inc();
@@ -131,7 +121,7 @@ impl Handler for DataHandler {
                 Response::WrittenMany(
                     entries
                         .into_iter()
-                        .map(|e| write_status(self.store.set(&e.key, owned(e.entry), now)))
+                        .map(|e| write_status(self.store.set(&e.key, e.entry, now)))
                         .collect(),
                 )
             }

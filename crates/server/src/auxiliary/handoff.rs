@@ -219,7 +219,7 @@ async fn pass(
             if !action.targets.is_empty() || action.drop_after {
                 copies.push(Copy {
                     key: Bytes::copy_from_slice(key),
-                    entry: entry.clone(),
+                    entry: entry.to_entry(),
                     targets: action.targets,
                     drop_after: action.drop_after,
                 });
