@@ -20,8 +20,9 @@
 #   --out          where the Markdown results go (default bench/results/<UTC time>.md)
 #   --cases        comma-separated subset of a1,a2,a1-near,b,d,e (default: all)
 #
-# AUX_WORKER_THREADS=N in the environment gives each auxiliary N runtime
-# threads (TOKIO_WORKER_THREADS; default: one per core).
+# AUX_WORKER_THREADS=N and MASTER_WORKER_THREADS=N in the environment give
+# each auxiliary or master N runtime threads (TOKIO_WORKER_THREADS; default:
+# one per core).
 #
 # Needs nginx, redis-server and redis-benchmark (scripts/deps.d/25-bench-tools.sh
 # installs them on Debian), curl and python3. Every process it starts is
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
         --bin) bin="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --cases) cases="$2"; shift 2 ;;
-        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -118,6 +119,7 @@ start_cluster() {
         peers=$(echo "$master_addrs" | tr ' ' '\n' | grep -v ":${ports[$((i - 1))]}\$" | paste -sd, || true)
         start "master-$i" env RUST_LOG=warn PORT="${ports[$((i - 1))]}" BIND_ADDR=127.0.0.1 \
             NODE_ID="bench-master-$i" MASTER_PEERS="$peers" REPLICAS="$replicas" NEAR_CACHE_SIZE="$near" \
+            ${MASTER_WORKER_THREADS:+TOKIO_WORKER_THREADS=$MASTER_WORKER_THREADS} \
             HEALTH_CHECK_INTERVAL=1 BACKUP_DIR="$tmp/backup-master-$i" "$bin" master
     done
     for i in 1 2 3; do
