@@ -171,7 +171,20 @@ struct Shared {
     /// Answers read so far; a call that times out with this unchanged
     /// since it was sent saw a silent peer.
     frames_read: AtomicU64,
+    /// Frames written so far, and the writes that carried them.
+    frames_written: AtomicU64,
+    writes: AtomicU64,
     stop: CancellationToken,
+}
+
+/// How many frames a connection sent and in how many writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// Request frames written.
+    pub frames: u64,
+    /// Writes (one `write_all` each, usually one system call) that carried
+    /// them.
+    pub writes: u64,
 }
 
 type Reply = oneshot::Sender<Result<Response, WireError>>;
@@ -252,6 +265,18 @@ impl Client {
                 })
             }
         }
+    }
+
+    /// Frames sent on the current connection and the writes that carried
+    /// them (zero before the first connection): how well calls made at
+    /// the same time share system calls.
+    pub fn write_counts(&self) -> WriteCounts {
+        lock(&self.inner.current)
+            .as_ref()
+            .map_or(WriteCounts::default(), |conn| WriteCounts {
+                frames: conn.shared.frames_written.load(Ordering::Relaxed),
+                writes: conn.shared.writes.load(Ordering::Relaxed),
+            })
     }
 
     /// Calls registered on the current connection and not yet answered.
@@ -408,6 +433,8 @@ impl Inner {
             addr: self.addr.clone(),
             pending: Mutex::new(Pending::default()),
             frames_read: AtomicU64::new(0),
+            frames_written: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             stop: stop.clone(),
         });
         tokio::spawn(write_loop(writer, frames, Arc::clone(&shared)));
@@ -546,6 +573,7 @@ async fn write_loop(
         if frames.is_empty() {
             tokio::task::yield_now().await;
         }
+        let mut count = 1;
         let written = match frames.try_recv() {
             // A lone frame goes out as it is, without a copy.
             Err(_) => {
@@ -557,9 +585,13 @@ async fn write_loop(
             Ok(second) => {
                 batch.extend_from_slice(&first);
                 batch.extend_from_slice(&second);
+                count = 2;
                 while batch.len() < MAX_WRITE_BATCH_BYTES {
                     match frames.try_recv() {
-                        Ok(frame) => batch.extend_from_slice(&frame),
+                        Ok(frame) => {
+                            batch.extend_from_slice(&frame);
+                            count += 1;
+                        }
                         Err(_) => break,
                     }
                 }
@@ -575,6 +607,8 @@ async fn write_loop(
             shared.fail(shared.closed(format!("write failed: {e}")));
             return;
         }
+        shared.frames_written.fetch_add(count, Ordering::Relaxed);
+        shared.writes.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -17,7 +17,7 @@ pub mod client;
 pub mod frame;
 pub mod server;
 
-pub use client::{Client, ClientConfig, DEFAULT_REQUEST_TIMEOUT, WireError};
+pub use client::{Client, ClientConfig, DEFAULT_REQUEST_TIMEOUT, WireError, WriteCounts};
 pub use frame::{
     FrameError, KeyedEntry, MAX_BATCH_ITEMS, MAX_FRAME_BYTES, Request, Response, WriteStatus,
     error_code,

@@ -610,6 +610,52 @@ async fn pipelined_requests_are_all_answered_in_order() {
     server.stop().await;
 }
 
+/// Calls made by many tasks at once share writes: the connection's writer
+/// lets the ready tasks queue their frames before it writes. On one
+/// runtime thread a woken task runs next, so without that every frame
+/// would go out in its own write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn calls_made_at_once_share_writes() {
+    let server = Server::start(MapHandler::default()).await;
+    let client = client(server.addr);
+    assert_eq!(client.call(Request::Ping).await.unwrap(), Response::Pong);
+    let before = client.write_counts();
+    assert_eq!((before.frames, before.writes), (1, 1));
+
+    // Spawned from a task on the runtime's thread, so that all 64 are
+    // queued before the first runs, whatever the test's own thread does.
+    let spawner = client.clone();
+    let answers = tokio::spawn(async move {
+        let calls: Vec<_> = (0..64)
+            .map(|i| {
+                let client = spawner.clone();
+                tokio::spawn(async move {
+                    let req = Request::Set {
+                        key: key(&format!("k{i}")),
+                        entry: entry("v", i + 1),
+                    };
+                    client.call(req).await
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await.unwrap());
+        }
+        answers
+    })
+    .await
+    .unwrap();
+    for answer in answers {
+        assert_eq!(answer.unwrap(), Response::Written(WriteStatus::Stored));
+    }
+    let after = client.write_counts();
+    let (frames, writes) = (after.frames - before.frames, after.writes - before.writes);
+    assert_eq!(frames, 64);
+    assert!(writes <= 8, "64 frames went out in {writes} writes");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_request_over_the_frame_limit_fails_alone() {
     let server = Server::start(MapHandler::default()).await;
