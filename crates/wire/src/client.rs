@@ -568,8 +568,9 @@ async fn write_loop(
         // Under load the tasks that run next on this runtime are about to
         // queue frames of their own (a woken task runs before its waker's
         // neighbours, so without this every frame would go out alone): step
-        // aside once so that they can, and send them all in one write. An
-        // idle runtime comes straight back.
+        // aside once so that they can, and send them all in one write. The
+        // writer is back after the tasks ready now have run (at most one
+        // scheduler round), and on an idle runtime at once.
         if frames.is_empty() {
             tokio::task::yield_now().await;
         }

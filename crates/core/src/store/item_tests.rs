@@ -228,3 +228,67 @@ fn an_item_is_24_bytes_and_so_is_an_optional_one() {
         assert_eq!(std::mem::size_of::<Option<Item>>(), 24);
     }
 }
+
+/// The edges of the encoding: counters on both sides of the sentinel,
+/// expiries 0, 1 and the largest, empty keys and values; a replace across
+/// the two counter encodings keeps the byte count exact.
+#[test]
+fn counter_and_expiry_edges_round_trip_and_replace_keeps_bytes_exact() {
+    for counter in [0u32, 65_534, 65_535, 65_536, u32::MAX] {
+        for exp in [0u64, 1, u64::MAX] {
+            for (k, v) in [
+                (&b""[..], &b""[..]),
+                (&b"k"[..], &b""[..]),
+                (&b""[..], &b"v"[..]),
+            ] {
+                let ver = Version {
+                    millis: u64::MAX,
+                    counter,
+                    origin: u32::MAX,
+                };
+                let it = Item::new(k, v, ver, exp).unwrap();
+                let p = it.parts();
+                assert_eq!((p.key, p.value, p.version, p.expires_at), (k, v, ver, exp));
+                assert_eq!(it.version(), ver);
+            }
+        }
+    }
+    // Replace across encodings keeps accounting exact.
+    let store = Store::new(StoreConfig {
+        shards: 1,
+        max_items: 10,
+        max_bytes: Some(10),
+        tombstone_grace_ms: 1,
+    });
+    let e = |c: u32, v: &'static [u8], exp: Option<u64>| Entry {
+        value: Bytes::from_static(v),
+        expires_at_ms: exp,
+        version: Version {
+            millis: 1,
+            counter: c,
+            origin: 0,
+        },
+    };
+    assert_eq!(
+        store.set(b"k", e(65_535, b"abcd", Some(NOW + 5)), NOW),
+        SetOutcome::Stored
+    );
+    assert_eq!(
+        store.set(b"k", e(65_536, b"", None), NOW),
+        SetOutcome::Stored
+    );
+    assert_eq!(store.stats().bytes, 1);
+    assert_eq!(
+        store.set(b"k", e(65_535, b"x", None), NOW),
+        SetOutcome::Stale
+    );
+    assert_eq!(
+        store.set(b"k", e(u32::MAX, b"123456789", Some(NOW + 1)), NOW),
+        SetOutcome::Stored
+    );
+    assert_eq!(store.stats().bytes, 10);
+    assert_eq!(store.get(b"k", NOW + 1), None);
+    assert_eq!(store.stats().bytes, 0);
+    assert_eq!(store.set(b"", e(1, b"", None), NOW), SetOutcome::Stored);
+    assert_eq!(store.get(b"", NOW).unwrap().value.len(), 0);
+}

@@ -32,7 +32,7 @@ use crate::security::limits::{self, RequestLimits};
 /// Longest TTL accepted: about 136 years, far past any cache's horizon.
 pub const MAX_TTL_SECS: i64 = u32::MAX as i64;
 
-/// What every request's checks need ([`edge`]), built once per master.
+/// What every request's checks need ([`edge_checks`]), built once per master.
 pub(super) fn edge_of(master: &Master) -> Arc<Edge> {
     Arc::new(Edge {
         metrics: master.metrics.http.clone(),

@@ -204,3 +204,119 @@ mod tests {
         }
     }
 }
+
+/// The direct path against axum itself: for every path it takes, a router
+/// with the same `/data` routes as [`routes::router`] (kept in step by
+/// hand: a new `/data/...` route there must be added here and excluded in
+/// [`direct_route`]) picks `/data/{*key}` with the same decoded key.
+#[cfg(test)]
+mod router_agreement {
+    use super::*;
+    use axum::body::Body;
+    use axum::extract::{MatchedPath, Path};
+    use axum::routing::{get, post};
+    use tower::ServiceExt;
+
+    /// The `/data` routes of [`routes::router`], answering with the route
+    /// they matched and the key they extracted.
+    fn shadow() -> Router {
+        let echo =
+            |m: MatchedPath, k: Result<Path<String>, axum::extract::rejection::PathRejection>| async move {
+                match k {
+                    Ok(Path(k)) => format!("{}|{}", m.as_str(), k),
+                    Err(e) => format!("{}|ERR {}", m.as_str(), e),
+                }
+            };
+        Router::new()
+            .route("/data", post(|| async { "/data|" }))
+            .route(
+                "/data/bulk",
+                post(|| async { "x" })
+                    .get(|| async { "/data/bulk|bulk" })
+                    .delete(|| async { "/data/bulk|bulk" }),
+            )
+            .route(
+                "/data/bulk/get",
+                post(|| async { "x" })
+                    .get(|| async { "/data/bulk/get|bulk/get" })
+                    .delete(|| async { "/data/bulk/get|bulk/get" }),
+            )
+            .route("/data/{*key}", get(echo).delete(echo))
+            .route(
+                "/data/",
+                get(|| async { "empty" }).delete(|| async { "empty" }),
+            )
+            .fallback(|| async { "FALLBACK" })
+    }
+
+    #[tokio::test]
+    async fn the_direct_path_takes_only_what_the_router_sends_to_the_key_route() {
+        let paths = [
+            "/data/k",
+            "/data/bulk",
+            "/data/bulk/get",
+            "/data/bulk/",
+            "/data/bulk/get/",
+            "/data/bulk/x",
+            "/data/bulkx",
+            "/data/b",
+            "/data/bulk/get/x",
+            "/data/bulk/ge",
+            "/data//",
+            "/data//bulk",
+            "/data/%2F",
+            "/data/a%",
+            "/data/%62ulk",
+            "/data/bulk%2Fget",
+            "/data/a+b",
+            "/data/a//b",
+            "/data/a/",
+            "/data/%",
+            "/data/%zz",
+            "/data/%00",
+            "/data/%C3",
+            "/data/a%20b",
+            "/data/.",
+            "/data/..",
+            "/data/./x",
+            "/data/{x}",
+            "/data/:x",
+            "/data/*",
+            "/data/bulk/get/bulk",
+            "/data/bu",
+            "/data/bulk//",
+            "/data/bulk/get//",
+            "/data/Bulk",
+            "/data/bulk%2F",
+            "/data/%2Fbulk",
+            "/data/bulk/get%2F",
+        ];
+        let mut bad = Vec::new();
+        for method in [Method::GET, Method::DELETE] {
+            for p in paths {
+                let Some(d) = direct_route(&method, p) else {
+                    continue;
+                };
+                let key = match d {
+                    Direct::Get(k) | Direct::Delete(k) => k,
+                    Direct::Set => unreachable!(),
+                };
+                let req = axum::http::Request::builder()
+                    .method(method.clone())
+                    .uri(p)
+                    .body(Body::empty())
+                    .unwrap();
+                let resp = shadow().oneshot(req).await.unwrap();
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                let got = String::from_utf8_lossy(&body).to_string();
+                let want = format!("{KEY_ROUTE}|{key}");
+                if got != want {
+                    bad.push(format!("{method} {p}: direct {want:?} router {got:?}"));
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+}
