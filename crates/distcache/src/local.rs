@@ -12,6 +12,7 @@ use distcache_core::clock::system_clock;
 use distcache_server::auxiliary::{self, AuxListeners};
 use distcache_server::config::{AuxConfig, CommonConfig, MasterConfig, WriteQuorum};
 use distcache_server::master;
+use distcache_server::security::{AuxSecurity, ClusterConfig, MasterSecurity, PublicAuthConfig};
 use distcache_server::shutdown::Shutdown;
 use tokio::task::JoinSet;
 
@@ -39,6 +40,37 @@ pub struct LocalArgs {
     /// Where snapshots would go
     #[arg(long, default_value = "./backup/local")]
     pub backup_dir: PathBuf,
+    /// Bearer tokens the masters accept, `token:role,...` (role: read, write or admin), as AUTH_TOKENS [default: none: the API is open]
+    #[arg(long, env = "AUTH_TOKENS", hide_env_values = true)]
+    pub auth_tokens: Option<String>,
+    /// File of bearer tokens, one `token:role` a line, as AUTH_TOKENS_FILE
+    #[arg(long, env = "AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
+    /// The cluster secret of every node, as CLUSTER_SECRET (an auxiliary started beside the cluster needs the same) [default: none, or a random one for this run when tokens are given]
+    #[arg(long, env = "CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+}
+
+impl LocalArgs {
+    /// The nodes' cluster settings: the secret given, or, when tokens are
+    /// given without one, a random secret for this run (nodes refuse tokens
+    /// without a secret, and within one process nobody else needs it).
+    fn cluster(&self) -> ClusterConfig {
+        let cluster_secret = self.cluster_secret.clone().or_else(|| {
+            self.has_tokens().then(|| {
+                let bytes: [u8; 32] = rand::random();
+                bytes.iter().map(|b| format!("{b:02x}")).collect()
+            })
+        });
+        ClusterConfig {
+            cluster_secret,
+            ..ClusterConfig::default()
+        }
+    }
+
+    fn has_tokens(&self) -> bool {
+        self.auth_tokens.is_some() || self.auth_tokens_file.is_some()
+    }
 }
 
 fn common(node_id: String, backup_dir: PathBuf) -> CommonConfig {
@@ -62,6 +94,7 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         .iter()
         .map(|p| format!("127.0.0.1:{p}"))
         .collect();
+    let cluster = args.cluster();
     let mut nodes = JoinSet::new();
 
     for (i, &port) in master_ports.iter().enumerate() {
@@ -88,7 +121,15 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             backup_interval: 0,
             near_cache_size: distcache_server::config::DEFAULT_NEAR_CACHE_SIZE,
             near_cache_ttl: distcache_server::config::DEFAULT_NEAR_CACHE_TTL_SECS,
-            security: Default::default(),
+            security: MasterSecurity {
+                auth: PublicAuthConfig {
+                    auth_tokens: args.auth_tokens.clone(),
+                    auth_tokens_file: args.auth_tokens_file.clone(),
+                    ..PublicAuthConfig::default()
+                },
+                cluster: cluster.clone(),
+                ..MasterSecurity::default()
+            },
         }
         .validate()?;
         let listener = master::bind(&config).await?;
@@ -114,7 +155,10 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             backup_interval: 0,
             // The whole cluster stops together: nobody to hand keys to.
             leave_on_shutdown: false,
-            security: Default::default(),
+            security: AuxSecurity {
+                cluster: cluster.clone(),
+                ..AuxSecurity::default()
+            },
         }
         .validate()?;
         let listeners = AuxListeners::bind(&config).await?;
@@ -133,11 +177,22 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             i + 1
         );
     }
+    // With tokens, the hints carry a placeholder for one.
+    let auth = if args.has_tokens() {
+        " -H 'Authorization: Bearer <token>'"
+    } else {
+        ""
+    };
     println!(
-        "Try:  curl -X POST http://{}/data -d '{{\"key\":\"user1\",\"value\":\"John Doe\",\"ttl\":3600}}'",
+        "Try:  curl{auth} -X POST http://{}/data -d '{{\"key\":\"user1\",\"value\":\"John Doe\",\"ttl\":3600}}'",
         master_addrs[0]
     );
-    println!("      curl http://{}/data/user1", master_addrs[0]);
+    println!("      curl{auth} http://{}/data/user1", master_addrs[0]);
+    if !args.has_tokens() {
+        println!(
+            "The API is open to anyone who can reach these ports (--auth-tokens to close it)."
+        );
+    }
     println!("Press Ctrl-C to stop.");
 
     // If any node stops on its own, stop them all.

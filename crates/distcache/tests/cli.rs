@@ -189,34 +189,33 @@ fn bad_settings_stop_the_process_with_a_message_naming_them() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[test]
-fn local_starts_a_whole_cluster_and_stops_on_ctrl_c() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts `distcache local` with `args` on two consecutive free ports, in
+/// `dir`; returns the first master's port and the process.
+fn start_local(dir: &std::path::Path, args: &[&str]) -> (u16, Proc) {
     // `local` takes two consecutive ports; another test may take one of them
     // between our check and its bind, so a start that fails is tried again.
-    let (port, mut local) = (0..5)
+    (0..5)
         .find_map(|_| {
             let port = free_port();
             if std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
                 return None;
             }
-            let mut local = Proc::spawn(
-                dir.path(),
-                "local",
-                &[
-                    "local",
-                    "--port",
-                    &port.to_string(),
-                    "--backup-dir",
-                    &dir.path().display().to_string(),
-                ],
-                &[],
-            );
+            let port_text = port.to_string();
+            let backup = dir.display().to_string();
+            let mut all = vec!["local", "--port", &port_text, "--backup-dir", &backup];
+            all.extend_from_slice(args);
+            let mut local = Proc::spawn(dir, "local", &all, &[]);
             // A bind failure ends the process within moments.
             std::thread::sleep(Duration::from_millis(300));
             (!local.exited()).then_some((port, local))
         })
-        .expect("local started on two free ports");
+        .expect("local started on two free ports")
+}
+
+#[test]
+fn local_starts_a_whole_cluster_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, mut local) = start_local(dir.path(), &[]);
     let http = reqwest::blocking::Client::new();
     let health = |p: u16| -> Value {
         http.get(format!("http://127.0.0.1:{p}/health"))
@@ -250,6 +249,97 @@ fn local_starts_a_whole_cluster_and_stops_on_ctrl_c() {
         printed.contains(&format!("http://127.0.0.1:{port}")),
         "{printed}"
     );
+
+    local.signal(Signal::SIGINT);
+    let status = local.wait_exit(Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+/// With tokens and a secret, `local` closes the API to callers without a
+/// token and the auxiliaries' internal routes to callers without the
+/// secret, and its own nodes still work together.
+#[test]
+fn local_with_tokens_and_a_secret_closes_the_api_and_the_internal_routes() {
+    local_is_closed(Some("local-test-secret"));
+}
+
+/// Tokens alone: `local` makes a secret of its own for the run (nodes
+/// refuse tokens without one), so the internal routes are closed too.
+#[test]
+fn local_with_tokens_alone_makes_its_own_secret() {
+    local_is_closed(None);
+}
+
+fn local_is_closed(secret: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["--auth-tokens", "r-token:read,w-token:write"];
+    if let Some(secret) = secret {
+        args.extend(["--cluster-secret", secret]);
+    }
+    let (port, mut local) = start_local(dir.path(), &args);
+    let http = reqwest::blocking::Client::new();
+    let health = |p: u16| -> Value {
+        http.get(format!("http://127.0.0.1:{p}/health"))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or(Value::Null)
+    };
+    // The auxiliaries registered with the secret.
+    for p in [port, port + 1] {
+        wait_until(
+            Duration::from_secs(30),
+            "local masters see 3 auxiliaries",
+            || health(p)["auxiliaries_up"] == json!(3),
+        );
+    }
+    let set = |token: Option<&str>| {
+        let mut req = http
+            .post(format!("http://127.0.0.1:{port}/data"))
+            .body(r#"{"key":"user1","value":"John Doe"}"#);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send().unwrap().status().as_u16()
+    };
+    assert_eq!(set(None), 401);
+    assert_eq!(set(Some("r-token")), 403);
+    assert_eq!(set(Some("w-token")), 200);
+    // Through the other master, which forwards nothing but reads the
+    // auxiliaries over the secret-guarded data port.
+    let read = http
+        .get(format!("http://127.0.0.1:{}/data/user1", port + 1))
+        .bearer_auth("r-token")
+        .send()
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.json::<Value>().unwrap()["value"], json!("John Doe"));
+
+    let printed = local.log_text();
+    assert!(
+        printed.contains("Authorization: Bearer <token>"),
+        "{printed}"
+    );
+    let aux = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("auxiliary  http://"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("an auxiliary's address printed")
+        .to_owned();
+    let handoff = |secret: Option<&str>| {
+        let mut req = http
+            .post(format!("http://{aux}/internal/handoff"))
+            .json(&json!({}));
+        if let Some(secret) = secret {
+            req = req.header("x-distcache-secret", secret);
+        }
+        req.send().unwrap().status().as_u16()
+    };
+    assert_eq!(handoff(None), 401);
+    assert_eq!(handoff(Some("a-wrong-secret")), 401);
+    if let Some(secret) = secret {
+        // With the secret the request gets as far as its (empty) body.
+        assert_eq!(handoff(Some(secret)), 400);
+    }
 
     local.signal(Signal::SIGINT);
     let status = local.wait_exit(Duration::from_secs(15));
