@@ -145,13 +145,7 @@ fn direct_and_routed_data_requests_answer_and_count_alike() {
     assert_error(c.delete(0, "missing"), 404, "key_not_found");
     assert_eq!(c.delete(0, "k").status(), 200);
 
-    let metrics = c
-        .http
-        .get(c.url(0, "/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = c.get_text(0, "/metrics");
     for line in [
         r#"distcache_http_requests_total{method="POST",route="/data",status="200"} 2"#,
         r#"distcache_http_requests_total{method="GET",route="/data/bulk",status="200"} 1"#,
@@ -448,13 +442,7 @@ fn health_nodes_ring_and_metrics_describe_the_cluster() {
     }
     assert!(ring["virtual_nodes"].as_u64().unwrap() >= 10);
 
-    let metrics = c
-        .http
-        .get(c.url(0, "/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = c.get_text(0, "/metrics");
     assert!(
         metrics.contains(
             "distcache_http_requests_total{method=\"POST\",route=\"/data\",status=\"200\"} 30"

@@ -190,11 +190,12 @@ fn bad_settings_stop_the_process_with_a_message_naming_them() {
 }
 
 /// Starts `distcache local` with `args` on two consecutive free ports, in
-/// `dir`; returns the first master's port and the process.
+/// `dir`, and waits until both masters see its 3 auxiliaries; returns the
+/// first master's port and the process.
 fn start_local(dir: &std::path::Path, args: &[&str]) -> (u16, Proc) {
     // `local` takes two consecutive ports; another test may take one of them
     // between our check and its bind, so a start that fails is tried again.
-    (0..5)
+    let (port, local) = (0..5)
         .find_map(|_| {
             let port = free_port();
             if std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
@@ -209,7 +210,21 @@ fn start_local(dir: &std::path::Path, args: &[&str]) -> (u16, Proc) {
             std::thread::sleep(Duration::from_millis(300));
             (!local.exited()).then_some((port, local))
         })
-        .expect("local started on two free ports")
+        .expect("local started on two free ports");
+    let http = reqwest::blocking::Client::new();
+    for p in [port, port + 1] {
+        wait_until(
+            Duration::from_secs(30),
+            "local masters see 3 auxiliaries",
+            || {
+                http.get(format!("http://127.0.0.1:{p}/health"))
+                    .send()
+                    .and_then(|r| r.json::<Value>())
+                    .is_ok_and(|h| h["auxiliaries_up"] == json!(3))
+            },
+        );
+    }
+    (port, local)
 }
 
 #[test]
@@ -223,13 +238,6 @@ fn local_starts_a_whole_cluster_and_stops_on_ctrl_c() {
             .and_then(|r| r.json())
             .unwrap_or(Value::Null)
     };
-    for p in [port, port + 1] {
-        wait_until(
-            Duration::from_secs(30),
-            "local masters see 3 auxiliaries",
-            || health(p)["auxiliaries_up"] == json!(3),
-        );
-    }
     assert_eq!(health(port)["ring_epoch"], health(port + 1)["ring_epoch"]);
     let resp = http
         .post(format!("http://127.0.0.1:{port}/data"))
@@ -277,21 +285,8 @@ fn local_is_closed(secret: Option<&str>) {
         args.extend(["--cluster-secret", secret]);
     }
     let (port, mut local) = start_local(dir.path(), &args);
+    // `start_local` saw the auxiliaries register, with the secret.
     let http = reqwest::blocking::Client::new();
-    let health = |p: u16| -> Value {
-        http.get(format!("http://127.0.0.1:{p}/health"))
-            .send()
-            .and_then(|r| r.json())
-            .unwrap_or(Value::Null)
-    };
-    // The auxiliaries registered with the secret.
-    for p in [port, port + 1] {
-        wait_until(
-            Duration::from_secs(30),
-            "local masters see 3 auxiliaries",
-            || health(p)["auxiliaries_up"] == json!(3),
-        );
-    }
     let set = |token: Option<&str>| {
         let mut req = http
             .post(format!("http://127.0.0.1:{port}/data"))

@@ -25,13 +25,7 @@ fn near_spec(masters: usize, auxiliaries: usize, ttl_secs: f64) -> Spec {
 }
 
 fn master_metric(c: &Cluster, master: usize, name: &str) -> f64 {
-    let text = c
-        .http
-        .get(c.url(master, "/metrics"))
-        .send()
-        .expect("GET /metrics")
-        .text()
-        .expect("metrics text");
+    let text = c.get_text(master, "/metrics");
     metric_value(&text, name).unwrap_or_else(|| panic!("no metric {name}"))
 }
 

@@ -834,12 +834,7 @@ fn stats_report_each_nodes_items_bytes_hit_ratio_and_state() {
                 && n["answered"] == json!(false)
         })
     });
-    let metrics = c
-        .http
-        .get(c.url(0, "/metrics"))
-        .send()
-        .and_then(|r| r.text())
-        .expect("metrics");
+    let metrics = c.get_text(0, "/metrics");
     assert!(
         metrics.contains("distcache_aux_up{node=\"aux-3\"} 0"),
         "{metrics}"

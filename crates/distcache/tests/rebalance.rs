@@ -34,13 +34,7 @@ fn wait_settled(c: &Cluster, members: &[&str]) {
 }
 
 fn metric(c: &Cluster, master: usize, name: &str) -> f64 {
-    let text = c
-        .http
-        .get(c.url(master, "/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = c.get_text(master, "/metrics");
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())

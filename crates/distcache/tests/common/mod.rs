@@ -476,6 +476,15 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
+    /// The text of `GET path` on master `master` (e.g. `/metrics`).
+    pub fn get_text(&self, master: usize, path: &str) -> String {
+        self.http
+            .get(self.url(master, path))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
     /// Items held over every auxiliary master 0 does not see as down, each
     /// asked directly (its `/health`), so copies are counted, not keys.
     pub fn total_items(&self) -> u64 {
