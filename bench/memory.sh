@@ -5,17 +5,21 @@
 # (VmRSS) of the process after loading, less before, divided by N, less the
 # 116 bytes of key and value. docs/performance.md has the results.
 #
-# Usage: bench/memory.sh [--bin PATH] [--items N]   (default 1000000)
+# Usage: bench/memory.sh [--bin PATH] [--items N] [--ttl SECONDS]
+#   --items  items to load (default 1000000)
+#   --ttl    give every item this TTL, on both sides (default: none)
 # Needs redis-server, redis-cli, curl and python3.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$repo/target/release/distcache"
 items=1000000
+ttl=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bin="$2"; shift 2 ;;
         --items) items="$2"; shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --ttl) ttl="$2"; shift 2 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/memory.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -44,13 +48,14 @@ for _ in $(seq 1 300); do
 done
 sleep 1
 before=$(rss_kib "$aux_pid")
-python3 - "$port" "$items" <<'EOF'
+python3 - "$port" "$items" "$ttl" <<'EOF'
 import http.client, json, sys
-port, items = int(sys.argv[1]), int(sys.argv[2])
+port, items, ttl = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 conn = http.client.HTTPConnection("127.0.0.1", port)
 value = "v" * 98  # 100 bytes of JSON text with its quotes
+extra = {"ttl": ttl} if ttl else {}
 for start in range(0, items, 1000):
-    batch = [{"key": f"key-{i:012d}", "value": value} for i in range(start, min(items, start + 1000))]
+    batch = [{"key": f"key-{i:012d}", "value": value, **extra} for i in range(start, min(items, start + 1000))]
     conn.request("POST", "/data/bulk", json.dumps(batch), {"Content-Type": "application/json"})
     r = conn.getresponse()
     body = json.loads(r.read())
@@ -72,14 +77,15 @@ redis_pid=$!
 pids+=("$redis_pid")
 for _ in $(seq 1 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 before=$(rss_kib "$redis_pid")
-python3 - "$items" <<'EOF' | redis-cli -p "$rport" --pipe >/dev/null
+python3 - "$items" "$ttl" <<'EOF' | redis-cli -p "$rport" --pipe >/dev/null
 import sys
-items = int(sys.argv[1])
+items, ttl = int(sys.argv[1]), int(sys.argv[2])
 value = "v" * 100  # Redis stores bytes, not JSON: the same 100 bytes
 out = sys.stdout.buffer
+ex = f"$2\r\nEX\r\n${len(str(ttl))}\r\n{ttl}\r\n" if ttl else ""
 for i in range(items):
     k = f"key-{i:012d}"
-    out.write(f"*3\r\n$3\r\nSET\r\n$16\r\n{k}\r\n$100\r\n{value}\r\n".encode())
+    out.write(f"*{5 if ttl else 3}\r\n$3\r\nSET\r\n$16\r\n{k}\r\n$100\r\n{value}\r\n{ex}".encode())
 EOF
 sleep 1
 after=$(rss_kib "$redis_pid")
