@@ -681,6 +681,12 @@ fn compose_file_is_valid_and_references_files_that_exist() {
             env["PORT"].is_string(),
             "{name} sets PORT (the health check reads it)"
         );
+        // Tokens and the secret come from one optional file, for every node.
+        assert_eq!(
+            svc["env_file"],
+            json!([{"path": "./distcache.env", "required": false}]),
+            "{name} reads distcache.env if it exists"
+        );
     }
     for i in 1..=3 {
         let env = &services[&format!("aux-{i}")]["environment"];
@@ -796,6 +802,21 @@ fn kubernetes_manifests_render_and_validate_strictly() {
     assert_eq!(master_svc["spec"]["ports"][0]["port"], json!(8000));
     assert!(master["spec"]["replicas"].as_u64() >= Some(2));
     assert!(aux["spec"]["replicas"].as_u64() >= Some(3));
+    // Both roles take CLUSTER_SECRET (and masters AUTH_TOKENS) from the
+    // same optional Secret, so one `kubectl create secret` closes both.
+    for workload in [&master, &aux] {
+        let env_from = &workload["spec"]["template"]["spec"]["containers"][0]["envFrom"];
+        assert!(
+            env_from
+                .as_array()
+                .is_some_and(|sources| sources.iter().any(|s| {
+                    s["secretRef"]["name"] == json!("distcache-secrets")
+                        && s["secretRef"]["optional"] == json!(true)
+                })),
+            "{} reads the Secret distcache-secrets: {env_from}",
+            workload["metadata"]["name"]
+        );
+    }
     find("PodDisruptionBudget", "distcache-master");
     find("PodDisruptionBudget", "distcache-aux");
 
