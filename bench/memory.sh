@@ -23,29 +23,17 @@ while [ $# -gt 0 ]; do
         *) echo "bench/memory.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-tmp=$(mktemp -d /tmp/distcache-memory.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+source "$repo/bench/lib.bash"
+bench_work memory
 
 port=$(free_port)
-env RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=mem-master REPLICAS=1 HEALTH_CHECK_INTERVAL=1 \
-    BACKUP_INTERVAL=0 BACKUP_DIR="$tmp/backup-master" "$bin" master >"$tmp/master.log" 2>&1 &
-pids+=($!)
-env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID=mem-aux MASTER_ADDRESS="127.0.0.1:$port" \
-    CACHE_SIZE=$((items * 2)) BACKUP_INTERVAL=0 BACKUP_DIR="$tmp/backup-aux" "$bin" aux >"$tmp/aux.log" 2>&1 &
-aux_pid=$!
-pids+=("$aux_pid")
-for _ in $(seq 1 300); do
-    curl -fsS --max-time 1 "http://127.0.0.1:$port/health" 2>/dev/null | grep -Eq '"auxiliaries_up": ?1[,}]' && break
-    sleep 0.1
-done
+start master env RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=mem-master REPLICAS=1 \
+    HEALTH_CHECK_INTERVAL=1 BACKUP_INTERVAL=0 BACKUP_DIR="$tmp/backup-master" "$bin" master
+start aux env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID=mem-aux \
+    MASTER_ADDRESS="127.0.0.1:$port" CACHE_SIZE=$((items * 2)) BACKUP_INTERVAL=0 \
+    BACKUP_DIR="$tmp/backup-aux" "$bin" aux
+aux_pid=${pids[-1]}
+wait_http "http://127.0.0.1:$port/health" '"auxiliaries_up": ?1[,}]' "the auxiliary up"
 sleep 1
 before=$(rss_kib "$aux_pid")
 python3 - "$port" "$items" "$ttl" <<'EOF'
@@ -72,9 +60,8 @@ print(f"{what}: RSS {before / 1024:.1f} MiB empty, {after / 1024:.1f} MiB with {
 EOF
 
 rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
-redis_pid=$!
-pids+=("$redis_pid")
+start redis redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no
+redis_pid=${pids[-1]}
 for _ in $(seq 1 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 before=$(rss_kib "$redis_pid")
 python3 - "$items" "$ttl" <<'EOF' | redis-cli -p "$rport" --pipe >/dev/null

@@ -30,27 +30,17 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$out" ] || out="$repo/bench/results/profile-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
-tmp=$(mktemp -d /tmp/distcache-profile.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+source "$repo/bench/lib.bash"
+bench_work profile
+port=$(free_port)
 
-env RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=profile-master REPLICAS=1 \
+start master env RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=profile-master REPLICAS=1 \
     HEALTH_CHECK_INTERVAL=1 BACKUP_INTERVAL=0 BACKUP_DIR="$tmp/backup-master" "$@" \
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/callgrind.out" "$bin" master \
-    >"$tmp/master.log" 2>&1 &
-master_pid=$!
-pids+=("$master_pid")
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/callgrind.out" "$bin" master
+master_pid=${pids[-1]}
 for i in 1 2 3; do
-    env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="profile-aux-$i" \
-        MASTER_ADDRESS="127.0.0.1:$port" CACHE_SIZE=100000 BACKUP_DIR="$tmp/backup-aux-$i" \
-        "$bin" aux >"$tmp/aux-$i.log" 2>&1 &
-    pids+=($!)
+    start "aux-$i" env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="profile-aux-$i" \
+        MASTER_ADDRESS="127.0.0.1:$port" CACHE_SIZE=100000 BACKUP_DIR="$tmp/backup-aux-$i" "$bin" aux
 done
 for _ in $(seq 1 600); do
     curl -fsS --max-time 2 "http://127.0.0.1:$port/health" 2>/dev/null | grep -Eq '"auxiliaries_up": ?3[,}]' && break

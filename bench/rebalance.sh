@@ -27,22 +27,16 @@ if [ -z "$bin" ]; then
     (cd "$repo" && cargo build --release -p distcache >&2)
     bin="$repo/target/release/distcache"
 fi
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"; }
-trap cleanup EXIT INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$repo/bench/lib.bash"
+bench_work rebalance
 mport=$(free_port)
 master="127.0.0.1:$mport"
-PORT=$mport BIND_ADDR=127.0.0.1 NODE_ID=master-1 REPLICAS=2 HEALTH_CHECK_INTERVAL=1 \
-    BACKUP_INTERVAL=0 RUST_LOG=info "$bin" master >"$work/master.log" 2>&1 &
-pids+=($!)
+start master env PORT="$mport" BIND_ADDR=127.0.0.1 NODE_ID=master-1 REPLICAS=2 HEALTH_CHECK_INTERVAL=1 \
+    BACKUP_INTERVAL=0 RUST_LOG=info "$bin" master
 start_aux() {
-    PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="$1" MASTER_ADDRESS="$master" \
+    start "$1" env PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="$1" MASTER_ADDRESS="$master" \
         CACHE_SIZE=$((keys * 2)) BACKUP_INTERVAL=0 LEAVE_ON_SHUTDOWN=false RUST_LOG=info \
-        "$bin" aux >"$work/$1.log" 2>&1 &
-    pids+=($!)
+        "$bin" aux
 }
 for i in 1 2 3; do start_aux "aux-$i"; done
 settled() { # members as a JSON list
@@ -89,7 +83,7 @@ t1=$(date +%s.%N)
 while [ "$(metric distcache_rebalance_in_progress)" != "0" ]; do sleep 0.05; done
 moved_after=$(metric distcache_keys_moved_total)
 round_after=$(metric distcache_rebalance_duration_seconds_sum)
-echo "work dir: $work" >&2
+echo "work dir: $tmp" >&2
 python3 - "$t0" "$t1" "$moved_before" "$moved_after" "$round_before" "$round_after" "$keys" <<'PY'
 import sys
 t0, t1, before, after, r0, r1, keys = sys.argv[1:]

@@ -66,45 +66,8 @@ fi
 [ -n "$out" ] || out="$repo/bench/results/$(date -u +%Y%m%dT%H%M%SZ).md"
 mkdir -p "$(dirname "$out")"
 
-tmp=$(mktemp -d /tmp/distcache-bench.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { printf '%s  %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Starts a process in the background, its output in $tmp/<name>.log.
-start() {
-    local name=$1; shift
-    "$@" >"$tmp/$name.log" 2>&1 &
-    pids+=($!)
-}
-
-stop_all() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    pids=()
-}
-
-wait_http() { # url, grep pattern, what
-    local i
-    for i in $(seq 1 300); do
-        if curl -fsS --max-time 1 "$1" 2>/dev/null | grep -Eq "$2"; then return 0; fi
-        sleep 0.1
-    done
-    echo "bench/run.sh: timed out waiting for $3 ($1)" >&2
-    tail -n 20 "$tmp"/*.log >&2 || true
-    exit 1
-}
+source "$repo/bench/lib.bash"
+bench_work bench
 
 want() { case ",$cases," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 

@@ -1,0 +1,64 @@
+# Shared by the bench scripts (`source "$repo/bench/lib.bash"`): a work
+# directory, background processes that are always stopped, and small probes.
+#
+#   bench_work NAME    make $tmp (/tmp/distcache-NAME.XXXXXX) and stop every
+#                      process started with `start`, then remove $tmp, on exit
+#                      (KEEP_WORK=1 keeps $tmp, to read the logs)
+#   start NAME CMD...  run CMD in the background, output in $tmp/NAME.log
+#   stop_all           stop every process started so far, and wait for them
+#   free_port          a TCP port free on 127.0.0.1 now
+#   wait_http URL PATTERN WHAT
+#                      wait up to 30 s for URL's body to match PATTERN (grep
+#                      -E), else print the logs' tails and exit 1
+#   rss_kib PID        resident memory of PID in KiB
+#   log MESSAGE        MESSAGE on stderr, after the UTC time
+
+pids=()
+
+bench_work() {
+    tmp=$(mktemp -d "/tmp/distcache-$1.XXXXXX")
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+    stop_all
+    if [ -n "${KEEP_WORK:-}" ]; then
+        echo "work directory kept: $tmp" >&2
+    else
+        rm -rf "$tmp"
+    fi
+}
+
+start() {
+    local name=$1
+    shift
+    "$@" >"$tmp/$name.log" 2>&1 &
+    pids+=($!)
+}
+
+stop_all() {
+    local pid
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    pids=()
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_http() {
+    local i
+    for i in $(seq 1 300); do
+        if curl -fsS --max-time 1 "$1" 2>/dev/null | grep -Eq "$2"; then return 0; fi
+        sleep 0.1
+    done
+    echo "$(basename "$0"): timed out waiting for $3 ($1)" >&2
+    tail -n 20 "$tmp"/*.log >&2 || true
+    exit 1
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+log() { printf '%s  %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
