@@ -26,6 +26,17 @@ done
 source "$repo/bench/lib.bash"
 bench_work memory
 
+# report WHAT BEFORE_KIB AFTER_KIB: the line with the figures.
+report() {
+    python3 - "$1" "$2" "$3" "$items" <<'EOF'
+import sys
+what, before, after, items = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+per = (after - before) * 1024 / items
+print(f"{what}: RSS {before / 1024:.1f} MiB empty, {after / 1024:.1f} MiB with {items:,} items: "
+      f"{per:.1f} bytes per item, {per - 116:.1f} beyond the 116 bytes of key and value")
+EOF
+}
+
 port=$(free_port)
 start master env RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=mem-master REPLICAS=1 \
     HEALTH_CHECK_INTERVAL=1 BACKUP_INTERVAL=0 BACKUP_DIR="$tmp/backup-master" "$bin" master
@@ -51,13 +62,7 @@ for start in range(0, items, 1000):
 EOF
 sleep 1
 after=$(rss_kib "$aux_pid")
-python3 - "$before" "$after" "$items" distcache <<'EOF'
-import sys
-before, after, items, what = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-per = (after - before) * 1024 / items
-print(f"{what}: RSS {before / 1024:.1f} MiB empty, {after / 1024:.1f} MiB with {items:,} items: "
-      f"{per:.1f} bytes per item, {per - 116:.1f} beyond the 116 bytes of key and value")
-EOF
+report distcache "$before" "$after"
 
 rport=$(free_port)
 start redis redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no
@@ -77,10 +82,4 @@ EOF
 sleep 1
 after=$(rss_kib "$redis_pid")
 [ "$(redis-cli -p "$rport" dbsize)" = "$items" ] || { echo "bench/memory.sh: redis holds $(redis-cli -p "$rport" dbsize) keys" >&2; exit 1; }
-python3 - "$before" "$after" "$items" redis <<'EOF'
-import sys
-before, after, items, what = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-per = (after - before) * 1024 / items
-print(f"{what}: RSS {before / 1024:.1f} MiB empty, {after / 1024:.1f} MiB with {items:,} items: "
-      f"{per:.1f} bytes per item, {per - 116:.1f} beyond the 116 bytes of key and value")
-EOF
+report redis "$before" "$after"
