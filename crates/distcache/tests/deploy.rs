@@ -14,12 +14,12 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Cluster, Spec, free_port, repo, wait_until};
+use common::{BIN, Cluster, Spec, free_port, output_text, repo, run_command, run_ok, wait_until};
 use serde_json::{Value, json};
 
 const DEPS_SCRIPT: &str = "scripts/deps.d/30-deploy-tools.sh";
@@ -49,28 +49,6 @@ fn venv_python() -> PathBuf {
 }
 
 /// Runs `cmd` to completion and returns its output.
-fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs `cmd` and panics with its output unless it succeeds.
-fn run_ok(what: &str, cmd: &mut Command) -> Output {
-    let out = run(cmd);
-    assert!(out.status.success(), "{what} failed:\n{}", text(&out));
-    out
-}
-
 /// Every YAML document in `path`, as JSON (PyYAML from the tools' venv;
 /// YAML merge keys resolved, as compose and kubectl resolve them).
 fn yaml_docs(path: &Path) -> Vec<Value> {
@@ -468,20 +446,22 @@ fn nginx_accepts_the_shipped_config_as_it_is() {
     let hosts = dir.path().join("hosts");
     fs::write(&hosts, "127.0.0.1 localhost\n127.0.0.1 master-1 master-2\n").expect("hosts");
     let script = "mount --bind \"$1\" /etc/hosts && exec \"$2\" -t -c \"$3\"";
-    let out = run(Command::new(&unshare)
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            "sh",
-        ])
-        .arg(&hosts)
-        .arg(nginx())
-        .arg(&conf));
-    let log = text(&out);
+    let out = run_command(
+        Command::new(&unshare)
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(&hosts)
+            .arg(nginx())
+            .arg(&conf),
+    );
+    let log = output_text(&out);
     assert!(
         !log.contains("unshare failed") && !log.contains("Operation not permitted"),
         "this test needs root (CAP_SYS_ADMIN) for a private mount namespace:\n{log}"
@@ -496,28 +476,30 @@ fn nginx_accepts_the_shipped_config_as_it_is() {
     // really resolved the upstreams.
     let empty = dir.path().join("empty-hosts");
     fs::write(&empty, "127.0.0.1 localhost\n").expect("hosts");
-    let out = run(Command::new(&unshare)
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            "sh",
-        ])
-        .arg(&empty)
-        .arg(nginx())
-        .arg(&conf));
+    let out = run_command(
+        Command::new(&unshare)
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(&empty)
+            .arg(nginx())
+            .arg(&conf),
+    );
     assert!(
         !out.status.success(),
         "nginx -t must fail without the names:\n{}",
-        text(&out)
+        output_text(&out)
     );
     assert!(
-        text(&out).contains("host not found in upstream"),
+        output_text(&out).contains("host not found in upstream"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 }
 
@@ -558,13 +540,15 @@ fn compose_file_is_valid_and_references_files_that_exist() {
         original.replacen("condition: service_healthy", "condition: service_sleepy", 1),
     )
     .expect("write");
-    let out = run(Command::new(check_jsonschema())
-        .args(["--builtin-schema", "vendor.compose-spec"])
-        .arg(&broken));
+    let out = run_command(
+        Command::new(check_jsonschema())
+            .args(["--builtin-schema", "vendor.compose-spec"])
+            .arg(&broken),
+    );
     assert!(
         !out.status.success(),
         "the compose schema check must reject a bad condition:\n{}",
-        text(&out)
+        output_text(&out)
     );
 
     let doc = yaml_docs(&compose).remove(0);
@@ -721,7 +705,7 @@ fn kubernetes_manifests_render_and_validate_strictly() {
                 .args(["--strict", "-k", version])
                 .arg(&rendered),
         );
-        let log = text(&out);
+        let log = output_text(&out);
         assert!(
             !log.contains("WARN") && !log.contains("ERROR"),
             "kubernetes-validate {version}:\n{log}"
@@ -739,13 +723,15 @@ fn kubernetes_manifests_render_and_validate_strictly() {
         ),
     )
     .expect("write");
-    let out = run(Command::new(kubernetes_validate())
-        .arg("--strict")
-        .arg(&broken));
+    let out = run_command(
+        Command::new(kubernetes_validate())
+            .arg("--strict")
+            .arg(&broken),
+    );
     assert!(
         !out.status.success(),
         "kubernetes-validate --strict must reject an unknown field:\n{}",
-        text(&out)
+        output_text(&out)
     );
 
     let docs = yaml_docs(&rendered);
@@ -914,13 +900,13 @@ fn healthcheck(args: &[&str], port_env: Option<&str>) -> (i32, String) {
     if let Some(p) = port_env {
         cmd.env("PORT", p);
     }
-    let out = run(&mut cmd);
+    let out = run_command(&mut cmd);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(
         stdout.lines().count(),
         1,
         "one line of output: {}",
-        text(&out)
+        output_text(&out)
     );
     (out.status.code().expect("exit code"), stdout)
 }

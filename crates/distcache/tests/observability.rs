@@ -15,12 +15,12 @@ use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{BIN, Cluster, Spec, free_port, repo, wait_until};
+use common::{BIN, Cluster, Spec, free_port, output_text, repo, run_ok, wait_until};
 use serde_json::{Value, json};
 
 const DEPS_SCRIPT: &str = "scripts/deps.d/40-prometheus.sh";
@@ -28,24 +28,6 @@ const DEPS_SCRIPT: &str = "scripts/deps.d/40-prometheus.sh";
 /// A program the deps script installs (see [`common::tool`]).
 fn tool(relative_or_name: &str) -> PathBuf {
     common::tool(relative_or_name, DEPS_SCRIPT)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn run_ok(what: &str, cmd: &mut Command) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    assert!(out.status.success(), "{what} failed:\n{}", text(&out));
-    out
 }
 
 fn prometheus_dir() -> PathBuf {
@@ -125,7 +107,7 @@ fn promtool_accepts_the_shipped_config_and_rules() {
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("SUCCESS"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     // The config scrapes every node of the compose deployment.
     let config = fs::read_to_string(dir.join("prometheus.yml")).expect("prometheus.yml");
@@ -165,7 +147,7 @@ fn every_alert_fires_on_its_synthetic_series_and_stays_quiet_otherwise() {
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("SUCCESS"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     // Every alert has a case where it fires and one where it must not.
@@ -409,7 +391,7 @@ fn promtool_check_metrics(http: &reqwest::blocking::Client, addr: &str) -> Strin
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
         "promtool check metrics on {addr} found problems:\n{}",
-        text(&out)
+        output_text(&out)
     );
     body
 }
@@ -861,6 +843,6 @@ fn stats_report_each_nodes_items_bytes_hit_ratio_and_state() {
         .args(["stats", "--url", &dead])
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
 }
