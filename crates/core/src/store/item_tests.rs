@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::item::{Item, MAX_KEY_LEN, MAX_VALUE_LEN};
+use super::model_tests::config;
 use super::*;
 
 const NOW: u64 = 1_700_000_000_000;
@@ -73,17 +74,6 @@ fn op(keys: usize) -> impl Strategy<Value = Op> {
 fn keys() -> impl Strategy<Value = Vec<Vec<u8>>> {
     prop::collection::hash_set(prop_oneof![bytes(16), bytes(2_000)], 1..5)
         .prop_map(|keys| keys.into_iter().collect())
-}
-
-/// Test cases, with failing ones kept beside this file (as in
-/// `model_tests`), so that they are replayed first next time.
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        failure_persistence: Some(Box::new(
-            prop::test_runner::FileFailurePersistence::WithSource("regressions"),
-        )),
-        ..ProptestConfig::with_cases(cases)
-    }
 }
 
 proptest! {

@@ -351,9 +351,9 @@ fn sharded_config() -> impl Strategy<Value = StoreConfig> {
     )
 }
 
-/// Test cases, and where failing ones are kept: beside this file, so that
-/// they are replayed first next time.
-fn config(cases: u32) -> ProptestConfig {
+/// Test cases, and where failing ones are kept: beside the test's file, so
+/// that they are replayed first next time. `item_tests` uses it too.
+pub(super) fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         failure_persistence: Some(Box::new(
             prop::test_runner::FileFailurePersistence::WithSource("regressions"),
