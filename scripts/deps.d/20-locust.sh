@@ -5,6 +5,8 @@
 # already there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=apt.bash
+source scripts/deps.d/apt.bash
 venv=load_test/.venv
 req=load_test/requirements.txt
 want=$(sed -n 's/^locust==//p' "$req")
@@ -14,11 +16,5 @@ if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -c 'import locust; print
     exit 0
 fi
 
-# Debian's python3 needs python3-venv (ensurepip) to make a venv.
-if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
-    apt-get install -y -qq python3-venv
-fi
-rm -rf "$venv"
-python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+venv_install "$venv" "$req"
 echo "installed locust $("$venv/bin/python" -c 'import locust; print(locust.__version__)') into $venv"

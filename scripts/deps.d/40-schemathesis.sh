@@ -4,6 +4,8 @@
 # Idempotent: does nothing when the pinned version is already there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=apt.bash
+source scripts/deps.d/apt.bash
 venv=scripts/schemathesis/.venv
 req=scripts/schemathesis/requirements.txt
 want=$(sed -n 's/^schemathesis==//p' "$req")
@@ -13,11 +15,5 @@ if [ -x "$venv/bin/schemathesis" ] && [ "$("$venv/bin/python" -c 'from importlib
     exit 0
 fi
 
-# Debian's python3 needs python3-venv (ensurepip) to make a venv.
-if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
-    apt-get install -y -qq python3-venv
-fi
-rm -rf "$venv"
-python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+venv_install "$venv" "$req"
 echo "installed schemathesis $("$venv/bin/python" -c 'from importlib.metadata import version; print(version("schemathesis"))') into $venv"

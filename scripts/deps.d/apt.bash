@@ -14,3 +14,15 @@ apt_install() {
     if [ "$created" = 1 ]; then rm -f "$policy"; fi
     return "$status"
 }
+
+# venv_install VENV REQUIREMENTS: a fresh venv at VENV with the pinned
+# REQUIREMENTS installed. Debian's python3 needs python3-venv (ensurepip)
+# to make a venv, so that comes first when it is missing.
+venv_install() {
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+        apt_install python3-venv
+    fi
+    rm -rf "$1"
+    python3 -m venv "$1"
+    "$1/bin/python" -m pip install -q --disable-pip-version-check -r "$2"
+}
