@@ -20,3 +20,26 @@ pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
 pub fn system_clock() -> Clock {
     std::sync::Arc::new(unix_ms)
 }
+
+/// `clock` moved by `offset_ms` (negative = behind): a host whose clock is
+/// off, for tests that show clocks need not agree.
+pub fn offset(clock: Clock, offset_ms: i64) -> Clock {
+    if offset_ms == 0 {
+        return clock;
+    }
+    std::sync::Arc::new(move || clock().saturating_add_signed(offset_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offset_clock_runs_ahead_or_behind_by_the_offset() {
+        let fixed: Clock = std::sync::Arc::new(|| 10_000);
+        assert_eq!(offset(fixed.clone(), 2_000)(), 12_000);
+        assert_eq!(offset(fixed.clone(), -2_000)(), 8_000);
+        assert_eq!(offset(fixed.clone(), -20_000)(), 0);
+        assert_eq!(offset(fixed, 0)(), 10_000);
+    }
+}

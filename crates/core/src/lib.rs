@@ -27,5 +27,7 @@ pub mod version;
 
 pub use key::{KeyError, MAX_KEY_BYTES, validate_key};
 pub use ring::{DEFAULT_VIRTUAL_NODES, MAX_REPLICAS, ReplicaSet, Ring, key_hash};
-pub use store::{DeleteOutcome, Entry, EntryRef, SetOutcome, Store, StoreConfig, StoreStats};
+pub use store::{
+    DeleteOutcome, Entry, EntryRef, Lookup, SetOutcome, Store, StoreConfig, StoreStats,
+};
 pub use version::{HybridClock, Version};

@@ -121,6 +121,7 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             backup_interval: 0,
             near_cache_size: distcache_server::config::DEFAULT_NEAR_CACHE_SIZE,
             near_cache_ttl: distcache_server::config::DEFAULT_NEAR_CACHE_TTL_SECS,
+            clock_offset_ms: 0,
             security: MasterSecurity {
                 auth: PublicAuthConfig {
                     auth_tokens: args.auth_tokens.clone(),

@@ -175,6 +175,17 @@ pub struct MasterConfig {
     #[arg(long, env = "NEAR_CACHE_TTL", default_value_t = DEFAULT_NEAR_CACHE_TTL_SECS)]
     pub near_cache_ttl: f64,
 
+    /// For tests: milliseconds to add to this host's clock (negative = behind),
+    /// to show that versions order operations across masters whatever
+    /// their clocks say. Never set it in production
+    #[arg(
+        long,
+        env = "CLOCK_OFFSET_MS",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_ms: i64,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub security: crate::security::MasterSecurity,

@@ -285,6 +285,10 @@ pub struct MasterMetrics {
     pub health_checks: IntCounterVec,
     /// Reads answered by a replica after the leader failed or missed.
     pub read_fallbacks: IntCounter,
+    /// Writes and deletes stamped again after a replica held a newer version.
+    pub restamped: IntCounter,
+    /// Writes and deletes that a concurrent newer one superseded on a replica.
+    pub superseded: IntCounter,
     /// Reads answered from the near cache.
     pub near_cache_hits: IntCounter,
     /// Reads the near cache could not answer (only while it is on).
@@ -371,6 +375,16 @@ impl MasterMetrics {
                 registry,
                 "read_fallbacks_total",
                 "Reads served by another replica after the leader failed or missed.",
+            ),
+            restamped: counter(
+                registry,
+                "writes_restamped_total",
+                "Writes and deletes stamped again because a replica held a newer version.",
+            ),
+            superseded: counter(
+                registry,
+                "writes_superseded_total",
+                "Writes and deletes acknowledged as ordered just before a concurrent newer one that a replica already held.",
             ),
             near_cache_hits: counter(
                 registry,

@@ -34,13 +34,20 @@
 //! | `0x82` | `Ok`          | none                                             |
 //! | `0x83` | `Value`       | entry                                            |
 //! | `0x84` | `NotFound`    | none                                             |
-//! | `0x85` | `Written`     | status (`u8`)                                    |
-//! | `0x86` | `Deleted`     | flags (`u8`: bit 0 existed, bit 1 stale)         |
-//! | `0x87` | `Values`      | count, count × (`u8` 0 = absent, 1 = entry)      |
-//! | `0x88` | `WrittenMany` | count, count × status (`u8`)                     |
+//! | `0x85` | `Written`     | write status                                     |
+//! | `0x86` | `Deleted`     | delete status                                    |
+//! | `0x87` | `Values`      | count, count × slot                              |
+//! | `0x88` | `WrittenMany` | count, count × write status                      |
+//! | `0x89` | `Tombstone`   | version                                          |
 //! | `0xFF` | `Error`       | code (`u16 len` + UTF-8), message (`u32 len` + UTF-8) |
 //!
-//! A write status is `0` stored, `1` stale, `2` expired, `3` too large.
+//! A write status is a `u8`: `0` stored, `1` stale followed by the version
+//! held, `2` expired, `3` too large. A delete status is a `u8`: `0` deleted,
+//! `1` not found, `2` stale followed by the version held. A slot of `Values`
+//! is a `u8`: `0` absent, `1` followed by an entry, `2` deleted followed by
+//! the tombstone's version. Stale answers and tombstones carry versions so
+//! that a master learns of every newer version it meets (see
+//! `distcache_core::version`).
 //!
 //! # Decoding
 //!
@@ -58,7 +65,7 @@
 //! the item's own buffer).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use distcache_core::{Entry, Version};
+use distcache_core::{Entry, Lookup, Version};
 
 /// The largest frame accepted (64 MiB): a batch of values at the limit.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
@@ -115,6 +122,7 @@ mod resp_op {
     pub const DELETED: u8 = 0x86;
     pub const VALUES: u8 = 0x87;
     pub const WRITTEN_MANY: u8 = 0x88;
+    pub const TOMBSTONE: u8 = 0x89;
     pub const ERROR: u8 = 0xFF;
 }
 
@@ -196,31 +204,90 @@ impl Request {
 pub enum WriteStatus {
     /// Applied.
     Stored,
-    /// A version at least as high was already there.
-    Stale,
-    /// Already expired; not stored.
+    /// A version at least as high, `held`, was already there; nothing
+    /// changed.
+    Stale {
+        /// The version the auxiliary holds for the key (value or tombstone).
+        held: Version,
+    },
+    /// Already expired; not stored (it acted as a delete at its version).
     Expired,
     /// Too large for the store.
     TooLarge,
 }
 
 impl WriteStatus {
-    fn to_wire(self) -> u8 {
+    fn wire_size(&self) -> usize {
         match self {
-            WriteStatus::Stored => 0,
-            WriteStatus::Stale => 1,
-            WriteStatus::Expired => 2,
-            WriteStatus::TooLarge => 3,
+            WriteStatus::Stale { .. } => 1 + VERSION_BYTES,
+            _ => 1,
         }
     }
 
-    fn from_wire(byte: u8) -> Result<WriteStatus, FrameError> {
-        match byte {
+    fn put(&self, buf: &mut BytesMut) {
+        match self {
+            WriteStatus::Stored => buf.put_u8(0),
+            WriteStatus::Stale { held } => {
+                buf.put_u8(1);
+                put_version(held, buf);
+            }
+            WriteStatus::Expired => buf.put_u8(2),
+            WriteStatus::TooLarge => buf.put_u8(3),
+        }
+    }
+
+    fn read(r: &mut Reader) -> Result<WriteStatus, FrameError> {
+        match r.u8()? {
             0 => Ok(WriteStatus::Stored),
-            1 => Ok(WriteStatus::Stale),
+            1 => Ok(WriteStatus::Stale { held: r.version()? }),
             2 => Ok(WriteStatus::Expired),
             3 => Ok(WriteStatus::TooLarge),
             _ => Err(FrameError::Malformed("unknown write status")),
+        }
+    }
+}
+
+/// Outcome of one delete: the answer to `Delete` ([`Response::Deleted`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteStatus {
+    /// A live entry was removed; a tombstone holds the delete's version.
+    Deleted,
+    /// No live entry was held; a tombstone holds the delete's version (or a
+    /// higher one it already had).
+    NotFound,
+    /// A live entry with a version at least as high, `held`, is there;
+    /// nothing changed.
+    Stale {
+        /// The live entry's version.
+        held: Version,
+    },
+}
+
+impl DeleteStatus {
+    fn wire_size(&self) -> usize {
+        match self {
+            DeleteStatus::Stale { .. } => 1 + VERSION_BYTES,
+            _ => 1,
+        }
+    }
+
+    fn put(&self, buf: &mut BytesMut) {
+        match self {
+            DeleteStatus::Deleted => buf.put_u8(0),
+            DeleteStatus::NotFound => buf.put_u8(1),
+            DeleteStatus::Stale { held } => {
+                buf.put_u8(2);
+                put_version(held, buf);
+            }
+        }
+    }
+
+    fn read(r: &mut Reader) -> Result<DeleteStatus, FrameError> {
+        match r.u8()? {
+            0 => Ok(DeleteStatus::Deleted),
+            1 => Ok(DeleteStatus::NotFound),
+            2 => Ok(DeleteStatus::Stale { held: r.version()? }),
+            _ => Err(FrameError::Malformed("unknown delete status")),
         }
     }
 }
@@ -234,19 +301,17 @@ pub enum Response {
     Ok,
     /// A found value.
     Value(Entry),
-    /// The key is not held.
+    /// The key is not held, and no delete of it is remembered.
     NotFound,
+    /// The key is not held: it was deleted at this version (a tombstone
+    /// within its grace).
+    Tombstone(Version),
     /// Answer to `Set`.
     Written(WriteStatus),
-    /// Answer to `Delete`: whether a live entry was removed, or `stale`.
-    Deleted {
-        /// A live entry was removed.
-        existed: bool,
-        /// The store holds an equal or higher version; nothing changed.
-        stale: bool,
-    },
+    /// Answer to `Delete`.
+    Deleted(DeleteStatus),
     /// Answer to `GetMany`: one slot per requested key, in order.
-    Values(Vec<Option<Entry>>),
+    Values(Vec<Lookup>),
     /// Answer to `SetMany`: one status per entry, in order.
     WrittenMany(Vec<WriteStatus>),
     /// The request failed.
@@ -401,17 +466,22 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
     let payload = match resp {
         Response::Pong | Response::Ok | Response::NotFound => 0,
         Response::Value(entry) => entry_size(entry)?,
-        Response::Written(_) | Response::Deleted { .. } => 1,
+        Response::Tombstone(_) => VERSION_BYTES,
+        Response::Written(status) => status.wire_size(),
+        Response::Deleted(status) => status.wire_size(),
         Response::Values(slots) => {
             check_count(slots.len())?;
             slots.iter().try_fold(4usize, |n, slot| match slot {
-                None => Ok(n.saturating_add(1)),
-                Some(entry) => Ok(n.saturating_add(1).saturating_add(entry_size(entry)?)),
+                Lookup::Absent => Ok(n.saturating_add(1)),
+                Lookup::Live(entry) => Ok(n.saturating_add(1).saturating_add(entry_size(entry)?)),
+                Lookup::Deleted(_) => Ok(n.saturating_add(1 + VERSION_BYTES)),
             })?
         }
         Response::WrittenMany(statuses) => {
             check_count(statuses.len())?;
-            4usize.saturating_add(statuses.len())
+            statuses
+                .iter()
+                .fold(4usize, |n, status| n.saturating_add(status.wire_size()))
         }
         Response::Error { code, message } => {
             if code.len() > usize::from(u16::MAX) {
@@ -425,6 +495,7 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
         Response::Ok => resp_op::OK,
         Response::Value(_) => resp_op::VALUE,
         Response::NotFound => resp_op::NOT_FOUND,
+        Response::Tombstone(_) => resp_op::TOMBSTONE,
         Response::Written(_) => resp_op::WRITTEN,
         Response::Deleted { .. } => resp_op::DELETED,
         Response::Values(_) => resp_op::VALUES,
@@ -435,18 +506,21 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
     match resp {
         Response::Pong | Response::Ok | Response::NotFound => {}
         Response::Value(entry) => put_entry(entry, buf),
-        Response::Written(status) => buf.put_u8(status.to_wire()),
-        Response::Deleted { existed, stale } => {
-            buf.put_u8(u8::from(*existed) | (u8::from(*stale) << 1));
-        }
+        Response::Tombstone(version) => put_version(version, buf),
+        Response::Written(status) => status.put(buf),
+        Response::Deleted(status) => status.put(buf),
         Response::Values(slots) => {
             put_count(slots.len(), buf);
             for slot in slots {
                 match slot {
-                    None => buf.put_u8(0),
-                    Some(entry) => {
+                    Lookup::Absent => buf.put_u8(0),
+                    Lookup::Live(entry) => {
                         buf.put_u8(1);
                         put_entry(entry, buf);
+                    }
+                    Lookup::Deleted(version) => {
+                        buf.put_u8(2);
+                        put_version(version, buf);
                     }
                 }
             }
@@ -454,7 +528,7 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
         Response::WrittenMany(statuses) => {
             put_count(statuses.len(), buf);
             for status in statuses {
-                buf.put_u8(status.to_wire());
+                status.put(buf);
             }
         }
         Response::Error { code, message } => {
@@ -627,24 +701,17 @@ pub fn decode_response(buf: &mut BytesMut) -> Result<Option<(u64, Response)>, Fr
         resp_op::OK => Response::Ok,
         resp_op::VALUE => Response::Value(r.entry()?),
         resp_op::NOT_FOUND => Response::NotFound,
-        resp_op::WRITTEN => Response::Written(WriteStatus::from_wire(r.u8()?)?),
-        resp_op::DELETED => {
-            let flags = r.u8()?;
-            if flags & !0b11 != 0 {
-                return Err(FrameError::Malformed("unknown delete flags"));
-            }
-            Response::Deleted {
-                existed: flags & 0b01 != 0,
-                stale: flags & 0b10 != 0,
-            }
-        }
+        resp_op::TOMBSTONE => Response::Tombstone(r.version()?),
+        resp_op::WRITTEN => Response::Written(WriteStatus::read(&mut r)?),
+        resp_op::DELETED => Response::Deleted(DeleteStatus::read(&mut r)?),
         resp_op::VALUES => {
             let count = r.count(1)?;
             let mut slots = Vec::with_capacity(count);
             for _ in 0..count {
                 slots.push(match r.u8()? {
-                    0 => None,
-                    1 => Some(r.entry()?),
+                    0 => Lookup::Absent,
+                    1 => Lookup::Live(r.entry()?),
+                    2 => Lookup::Deleted(r.version()?),
                     _ => return Err(FrameError::Malformed("unknown value slot tag")),
                 });
             }
@@ -654,7 +721,7 @@ pub fn decode_response(buf: &mut BytesMut) -> Result<Option<(u64, Response)>, Fr
             let count = r.count(1)?;
             let mut statuses = Vec::with_capacity(count);
             for _ in 0..count {
-                statuses.push(WriteStatus::from_wire(r.u8()?)?);
+                statuses.push(WriteStatus::read(&mut r)?);
             }
             Response::WrittenMany(statuses)
         }
@@ -894,36 +961,24 @@ mod tests {
             Response::Value(entry(b"null", None)),
             Response::NotFound,
             Response::Written(WriteStatus::Stored),
-            Response::Written(WriteStatus::Stale),
+            Response::Written(WriteStatus::Stale { held: version(7) }),
             Response::Written(WriteStatus::Expired),
             Response::Written(WriteStatus::TooLarge),
-            Response::Deleted {
-                existed: false,
-                stale: false,
-            },
-            Response::Deleted {
-                existed: true,
-                stale: false,
-            },
-            Response::Deleted {
-                existed: false,
-                stale: true,
-            },
-            Response::Deleted {
-                existed: true,
-                stale: true,
-            },
+            Response::Deleted(DeleteStatus::Deleted),
+            Response::Deleted(DeleteStatus::NotFound),
+            Response::Deleted(DeleteStatus::Stale { held: version(9) }),
+            Response::Tombstone(version(11)),
             Response::Values(vec![]),
             Response::Values(vec![
-                None,
-                Some(entry(b"x", None)),
-                None,
-                Some(entry(b"y", Some(9))),
+                Lookup::Absent,
+                Lookup::Live(entry(b"x", None)),
+                Lookup::Deleted(version(3)),
+                Lookup::Live(entry(b"y", Some(9))),
             ]),
             Response::WrittenMany(vec![]),
             Response::WrittenMany(vec![
                 WriteStatus::Stored,
-                WriteStatus::Stale,
+                WriteStatus::Stale { held: version(5) },
                 WriteStatus::Expired,
                 WriteStatus::TooLarge,
             ]),
@@ -995,7 +1050,7 @@ mod tests {
         encode_response(1, &Response::Pong, &mut buf);
         encode_response(
             2,
-            &Response::Values(vec![None, Some(entry(b"v", None))]),
+            &Response::Values(vec![Lookup::Absent, Lookup::Live(entry(b"v", None))]),
             &mut buf,
         );
         buf.put_slice(&[3, 0]); // the start of a third frame

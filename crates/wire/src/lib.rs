@@ -19,7 +19,7 @@ pub mod server;
 
 pub use client::{Client, ClientConfig, DEFAULT_REQUEST_TIMEOUT, WireError, WriteCounts};
 pub use frame::{
-    FrameError, KeyedEntry, MAX_BATCH_ITEMS, MAX_FRAME_BYTES, Request, Response, WriteStatus,
-    error_code,
+    DeleteStatus, FrameError, KeyedEntry, MAX_BATCH_ITEMS, MAX_FRAME_BYTES, Request, Response,
+    WriteStatus, error_code,
 };
 pub use server::{ConnState, Handler, serve};

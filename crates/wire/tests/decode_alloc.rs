@@ -9,7 +9,7 @@
 #![cfg(target_os = "linux")]
 
 use bytes::{Bytes, BytesMut};
-use distcache_core::{Entry, Version};
+use distcache_core::{Entry, Lookup, Version};
 use distcache_wire::frame::{
     KeyedEntry, MAX_BATCH_ITEMS, WriteStatus, decode_request, decode_response, encode_request,
     encode_response,
@@ -64,12 +64,20 @@ fn batch_frames(n: u8) -> Vec<(bool, BytesMut)> {
     let mut buf = BytesMut::new();
     let slots = items
         .clone()
-        .map(|i| (i % 2 == 0).then(|| entry(i)))
+        .map(|i| match i % 3 {
+            0 => Lookup::Live(entry(i)),
+            1 => Lookup::Deleted(entry(i).version),
+            _ => Lookup::Absent,
+        })
         .collect();
     encode_response(3, &Response::Values(slots), &mut buf);
     frames.push((false, buf));
     let mut buf = BytesMut::new();
-    let statuses = items.map(|_| WriteStatus::Stale).collect();
+    let statuses = items
+        .map(|i| WriteStatus::Stale {
+            held: entry(i).version,
+        })
+        .collect();
     encode_response(4, &Response::WrittenMany(statuses), &mut buf);
     frames.push((false, buf));
     frames

@@ -2,10 +2,10 @@
 //! bytes never panic, and a prefix of a frame is never mistaken for a frame.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use distcache_core::{Entry, Version};
+use distcache_core::{Entry, Lookup, Version};
 use distcache_wire::frame::{
-    KeyedEntry, MAX_FRAME_BYTES, WriteStatus, decode_request, decode_response, encode_request,
-    encode_response,
+    DeleteStatus, KeyedEntry, MAX_FRAME_BYTES, WriteStatus, decode_request, decode_response,
+    encode_request, encode_response,
 };
 use distcache_wire::{FrameError, Request, Response};
 use proptest::collection::vec;
@@ -36,9 +36,25 @@ fn entry() -> impl Strategy<Value = Entry> {
 fn status() -> impl Strategy<Value = WriteStatus> {
     prop_oneof![
         Just(WriteStatus::Stored),
-        Just(WriteStatus::Stale),
+        version().prop_map(|held| WriteStatus::Stale { held }),
         Just(WriteStatus::Expired),
         Just(WriteStatus::TooLarge),
+    ]
+}
+
+fn delete_status() -> impl Strategy<Value = DeleteStatus> {
+    prop_oneof![
+        Just(DeleteStatus::Deleted),
+        Just(DeleteStatus::NotFound),
+        version().prop_map(|held| DeleteStatus::Stale { held }),
+    ]
+}
+
+fn lookup() -> impl Strategy<Value = Lookup> {
+    prop_oneof![
+        Just(Lookup::Absent),
+        entry().prop_map(Lookup::Live),
+        version().prop_map(Lookup::Deleted),
     ]
 }
 
@@ -66,9 +82,9 @@ fn response() -> impl Strategy<Value = Response> {
         entry().prop_map(Response::Value),
         Just(Response::NotFound),
         status().prop_map(Response::Written),
-        (any::<bool>(), any::<bool>())
-            .prop_map(|(existed, stale)| Response::Deleted { existed, stale }),
-        vec(proptest::option::of(entry()), 0..8).prop_map(Response::Values),
+        delete_status().prop_map(Response::Deleted),
+        version().prop_map(Response::Tombstone),
+        vec(lookup(), 0..8).prop_map(Response::Values),
         vec(status(), 0..16).prop_map(Response::WrittenMany),
         (any::<String>(), any::<String>())
             .prop_map(|(code, message)| Response::Error { code, message }),

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use distcache_core::{Entry, Version};
+use distcache_core::{Entry, Lookup, Version};
 use distcache_wire::frame::{
-    KeyedEntry, MAX_FRAME_BYTES, WriteStatus, decode_request, decode_response, encode_request,
-    encode_response, error_code,
+    DeleteStatus, KeyedEntry, MAX_FRAME_BYTES, WriteStatus, decode_request, decode_response,
+    encode_request, encode_response, error_code,
 };
 use distcache_wire::{
     Client, ClientConfig, ConnState, FrameError, Handler, Request, Response, WireError, serve,
@@ -42,7 +42,9 @@ impl MapHandler {
     fn set(&self, key: Bytes, entry: Entry) -> WriteStatus {
         let mut map = self.map.lock().unwrap();
         match map.get(&key) {
-            Some(held) if held.version >= entry.version => WriteStatus::Stale,
+            Some(held) if held.version >= entry.version => {
+                WriteStatus::Stale { held: held.version }
+            }
             _ => {
                 map.insert(key, entry);
                 WriteStatus::Stored
@@ -78,26 +80,23 @@ impl Handler for MapHandler {
             Request::Delete { key, version } => {
                 let mut map = self.map.lock().unwrap();
                 match map.get(&key) {
-                    Some(held) if held.version >= version => Response::Deleted {
-                        existed: false,
-                        stale: true,
-                    },
+                    Some(held) if held.version >= version => {
+                        Response::Deleted(DeleteStatus::Stale { held: held.version })
+                    }
                     Some(_) => {
                         map.remove(&key);
-                        Response::Deleted {
-                            existed: true,
-                            stale: false,
-                        }
+                        Response::Deleted(DeleteStatus::Deleted)
                     }
-                    None => Response::Deleted {
-                        existed: false,
-                        stale: false,
-                    },
+                    None => Response::Deleted(DeleteStatus::NotFound),
                 }
             }
             Request::GetMany { keys } => {
                 let map = self.map.lock().unwrap();
-                Response::Values(keys.iter().map(|k| map.get(k).cloned()).collect())
+                Response::Values(
+                    keys.iter()
+                        .map(|k| map.get(k).cloned().map_or(Lookup::Absent, Lookup::Live))
+                        .collect(),
+                )
             }
             Request::SetMany { entries } => Response::WrittenMany(
                 entries
@@ -213,7 +212,7 @@ async fn every_request_round_trips_through_a_server() {
     );
     assert_eq!(
         client.call(set_a).await.unwrap(),
-        Response::Written(WriteStatus::Stale)
+        Response::Written(WriteStatus::Stale { held: a.version })
     );
     assert_eq!(
         client.call(Request::Get { key: key("a") }).await.unwrap(),
@@ -232,7 +231,10 @@ async fn every_request_round_trips_through_a_server() {
     ];
     assert_eq!(
         client.call(Request::SetMany { entries }).await.unwrap(),
-        Response::WrittenMany(vec![WriteStatus::Stored, WriteStatus::Stale])
+        Response::WrittenMany(vec![
+            WriteStatus::Stored,
+            WriteStatus::Stale { held: a.version }
+        ])
     );
     assert_eq!(
         client
@@ -241,7 +243,11 @@ async fn every_request_round_trips_through_a_server() {
             })
             .await
             .unwrap(),
-        Response::Values(vec![Some(a), None, Some(entry("1", 3))])
+        Response::Values(vec![
+            Lookup::Live(a),
+            Lookup::Absent,
+            Lookup::Live(entry("1", 3))
+        ])
     );
     assert_eq!(
         client
@@ -258,10 +264,7 @@ async fn every_request_round_trips_through_a_server() {
             })
             .await
             .unwrap(),
-        Response::Deleted {
-            existed: true,
-            stale: false
-        }
+        Response::Deleted(DeleteStatus::Deleted)
     );
     assert_eq!(
         client.call(Request::Get { key: key("a") }).await.unwrap(),

@@ -181,7 +181,7 @@ impl<'a> Restorer<'a> {
         }
         match self.store.set_ref(key, entry, self.now_ms) {
             SetOutcome::Stored => self.counts.restored += 1,
-            SetOutcome::Stale => self.counts.stale += 1,
+            SetOutcome::Stale { .. } => self.counts.stale += 1,
             SetOutcome::Expired => self.counts.expired += 1,
             SetOutcome::TooLarge => self.counts.too_large += 1,
         }

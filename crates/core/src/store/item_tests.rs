@@ -120,7 +120,9 @@ proptest! {
                 Op::Set(k, entry) => {
                     let key = &keys[k % keys.len()];
                     let expected = match model.get(key) {
-                        Some(held) if entry.version <= held.version => SetOutcome::Stale,
+                        Some(held) if entry.version <= held.version => SetOutcome::Stale {
+                            held: held.version,
+                        },
                         _ => SetOutcome::Stored,
                     };
                     prop_assert_eq!(store.set(key, entry.clone(), NOW), expected);
@@ -270,7 +272,9 @@ fn counter_and_expiry_edges_round_trip_and_replace_keeps_bytes_exact() {
     assert_eq!(store.stats().bytes, 1);
     assert_eq!(
         store.set(b"k", e(65_535, b"x", None), NOW),
-        SetOutcome::Stale
+        SetOutcome::Stale {
+            held: e(65_536, b"", None).version
+        }
     );
     assert_eq!(
         store.set(b"k", e(u32::MAX, b"123456789", Some(NOW + 1)), NOW),

@@ -213,9 +213,13 @@ pub const MAX_STORED_VALUE_BYTES: usize = item::MAX_VALUE_LEN;
 pub enum SetOutcome {
     /// The entry is now the stored one.
     Stored,
-    /// The store already holds an equal or higher version (live or tombstone);
-    /// nothing changed.
-    Stale,
+    /// The store already holds an equal or higher version (live or tombstone),
+    /// `held`; nothing changed. The writer learns `held` so that it can move
+    /// its clock past it and write again.
+    Stale {
+        /// The version the store holds for the key.
+        held: Version,
+    },
     /// The entry had already expired at `now_ms`; nothing stored. Unless the
     /// write was also stale, it acted as a delete at its version: an older
     /// entry was removed and a tombstone left.
@@ -234,8 +238,43 @@ pub enum DeleteOutcome {
     /// No live entry; a tombstone now holds the delete's version (or kept a
     /// higher one).
     NotFound,
-    /// A live entry with an equal or higher version exists; nothing changed.
-    Stale,
+    /// A live entry with an equal or higher version, `held`, exists; nothing
+    /// changed.
+    Stale {
+        /// The version of the live entry.
+        held: Version,
+    },
+}
+
+/// What a store holds for a key: the answer to [`Store::lookup`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// A live entry.
+    Live(Entry),
+    /// A tombstone within its grace: the key was deleted at this version.
+    Deleted(Version),
+    /// Nothing: never written, expired, evicted, or deleted longer ago than
+    /// the tombstone grace.
+    Absent,
+}
+
+impl Lookup {
+    /// The version held, live or deleted; `None` when absent.
+    pub fn version(&self) -> Option<Version> {
+        match self {
+            Lookup::Live(entry) => Some(entry.version),
+            Lookup::Deleted(version) => Some(*version),
+            Lookup::Absent => None,
+        }
+    }
+
+    /// The live entry, if any.
+    pub fn into_entry(self) -> Option<Entry> {
+        match self {
+            Lookup::Live(entry) => Some(entry),
+            Lookup::Deleted(_) | Lookup::Absent => None,
+        }
+    }
 }
 
 /// Counters and gauges of a store, summed over shards.
@@ -346,6 +385,14 @@ impl Store {
     pub fn get(&self, key: &[u8], now_ms: u64) -> Option<Entry> {
         let hash = hash_key(key);
         self.lock_for(hash).get(hash, key, now_ms)
+    }
+    /// Like `get`, but a key deleted within the tombstone grace is reported
+    /// as [`Lookup::Deleted`] with the delete's version, so that a reader
+    /// that asks several replicas can tell a delete from a copy that has
+    /// not arrived, and keep the newest answer. Counts a hit or a miss.
+    pub fn lookup(&self, key: &[u8], now_ms: u64) -> Lookup {
+        let hash = hash_key(key);
+        self.lock_for(hash).lookup(hash, key, now_ms)
     }
     /// Like `get` but neither reorders the LRU nor counts a hit or miss
     /// (used by transfers and snapshots).

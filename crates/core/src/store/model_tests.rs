@@ -186,8 +186,8 @@ impl Model {
             Some(i) => Some(self.entries[i].1.version),
             None => self.tombstone(key, now_ms),
         };
-        if held.is_some_and(|held| entry.version <= held) {
-            return SetOutcome::Stale;
+        if let Some(held) = held.filter(|&held| entry.version <= held) {
+            return SetOutcome::Stale { held };
         }
         if is_expired(&entry, now_ms) {
             if let Some(i) = live {
@@ -216,7 +216,9 @@ impl Model {
 
     fn delete(&mut self, key: &[u8], v: Version, now_ms: u64) -> DeleteOutcome {
         match self.live(key, now_ms) {
-            Some(i) if self.entries[i].1.version >= v => DeleteOutcome::Stale,
+            Some(i) if self.entries[i].1.version >= v => DeleteOutcome::Stale {
+                held: self.entries[i].1.version,
+            },
             Some(i) => {
                 self.entries.remove(i);
                 self.record_tombstone(key, v, now_ms);

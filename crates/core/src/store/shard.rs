@@ -9,7 +9,7 @@ use super::expiry::ExpiryIndex;
 use super::item::{Item, Parts};
 use super::lru::{Lru, MAX_SLOTS, Node};
 use super::tombstones::Tombstones;
-use super::{DeleteOutcome, Entry, EntryRef, SetOutcome, StoreStats};
+use super::{DeleteOutcome, Entry, EntryRef, Lookup, SetOutcome, StoreStats};
 use crate::version::Version;
 
 /// Counters of one shard; only ever changed under the shard's lock.
@@ -80,6 +80,16 @@ impl Shard {
         Some(entry_of(parts).to_entry())
     }
 
+    pub(super) fn lookup(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Lookup {
+        match self.get(hash, key, now_ms) {
+            Some(entry) => Lookup::Live(entry),
+            None => match self.tombstones.held(hash, key, now_ms) {
+                Some(version) => Lookup::Deleted(version),
+                None => Lookup::Absent,
+            },
+        }
+    }
+
     pub(super) fn peek(&self, hash: u64, key: &[u8], now_ms: u64) -> Option<Entry> {
         let parts = self.lru.node(self.lru.find(hash, key)?).parts()?;
         (!is_expired(parts.expires_at, now_ms)).then(|| entry_of(parts).to_entry())
@@ -104,8 +114,8 @@ impl Shard {
             // A key never has both a live item and a tombstone.
             None => self.tombstones.held(hash, key, now_ms),
         };
-        if held.is_some_and(|held| entry.version <= held) {
-            return SetOutcome::Stale;
+        if let Some(held) = held.filter(|&held| entry.version <= held) {
+            return SetOutcome::Stale { held };
         }
         let expires_at = match entry.expires_at_ms {
             None => 0,
@@ -174,7 +184,9 @@ impl Shard {
         now_ms: u64,
     ) -> DeleteOutcome {
         match self.live_slot(hash, key, now_ms) {
-            Some(slot) if self.lru.node(slot).version() >= version => DeleteOutcome::Stale,
+            Some(slot) if self.lru.node(slot).version() >= version => DeleteOutcome::Stale {
+                held: self.lru.node(slot).version(),
+            },
             Some(slot) => {
                 self.remove(slot);
                 self.tombstones.record(hash, key, version, now_ms);

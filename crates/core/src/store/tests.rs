@@ -176,8 +176,14 @@ fn shares_add_up_to_the_limits() {
 fn older_and_equal_versions_are_stale() {
     let store = store(10, None, 1);
     assert_eq!(store.set(b"k", entry("five", 5), NOW), SetOutcome::Stored);
-    assert_eq!(store.set(b"k", entry("four", 4), NOW), SetOutcome::Stale);
-    assert_eq!(store.set(b"k", entry("again", 5), NOW), SetOutcome::Stale);
+    assert_eq!(
+        store.set(b"k", entry("four", 4), NOW),
+        SetOutcome::Stale { held: v(5) }
+    );
+    assert_eq!(
+        store.set(b"k", entry("again", 5), NOW),
+        SetOutcome::Stale { held: v(5) }
+    );
     assert_eq!(store.get(b"k", NOW), Some(entry("five", 5)));
     // Counter and origin order versions within a millisecond.
     let mut newer = entry("six", 5);
@@ -193,8 +199,14 @@ fn a_tombstone_blocks_older_writes_and_lets_newer_ones_in() {
     assert_eq!(store.delete(b"k", v(7), NOW), DeleteOutcome::Deleted);
     assert_eq!(store.get(b"k", NOW), None);
     assert_eq!(store.stats().tombstones, 1);
-    assert_eq!(store.set(b"k", entry("v6", 6), NOW), SetOutcome::Stale);
-    assert_eq!(store.set(b"k", entry("v7", 7), NOW), SetOutcome::Stale);
+    assert_eq!(
+        store.set(b"k", entry("v6", 6), NOW),
+        SetOutcome::Stale { held: v(7) }
+    );
+    assert_eq!(
+        store.set(b"k", entry("v7", 7), NOW),
+        SetOutcome::Stale { held: v(7) }
+    );
     assert_eq!(store.set(b"k", entry("v8", 8), NOW), SetOutcome::Stored);
     assert_eq!(store.get(b"k", NOW), Some(entry("v8", 8)));
     // The live entry now holds the version; the tombstone is gone.
@@ -208,12 +220,21 @@ fn a_delete_keeps_the_higher_tombstone_and_is_stale_against_newer_entries() {
     let store = store(10, None, 1);
     assert_eq!(store.delete(b"gone", v(9), NOW), DeleteOutcome::NotFound);
     assert_eq!(store.delete(b"gone", v(4), NOW), DeleteOutcome::NotFound);
-    assert_eq!(store.set(b"gone", entry("v8", 8), NOW), SetOutcome::Stale);
+    assert_eq!(
+        store.set(b"gone", entry("v8", 8), NOW),
+        SetOutcome::Stale { held: v(9) }
+    );
     assert_eq!(store.stats().tombstones, 1);
 
     store.set(b"k", entry("v5", 5), NOW);
-    assert_eq!(store.delete(b"k", v(5), NOW), DeleteOutcome::Stale);
-    assert_eq!(store.delete(b"k", v(4), NOW), DeleteOutcome::Stale);
+    assert_eq!(
+        store.delete(b"k", v(5), NOW),
+        DeleteOutcome::Stale { held: v(5) }
+    );
+    assert_eq!(
+        store.delete(b"k", v(4), NOW),
+        DeleteOutcome::Stale { held: v(5) }
+    );
     assert_eq!(store.get(b"k", NOW), Some(entry("v5", 5)));
     assert_eq!(store.stats().tombstones, 1);
 }
@@ -224,7 +245,7 @@ fn a_tombstone_past_its_grace_lets_an_old_write_in() {
     assert_eq!(store.delete(b"k", v(10), NOW), DeleteOutcome::NotFound);
     assert_eq!(
         store.set(b"k", entry("old", 5), NOW + GRACE - 1),
-        SetOutcome::Stale
+        SetOutcome::Stale { held: v(10) }
     );
     assert_eq!(
         store.set(b"k", entry("old", 5), NOW + GRACE),
@@ -288,7 +309,10 @@ fn an_expired_entry_blocks_no_write() {
 
     store.set(b"j", expiring("v10", 10, NOW + 10), NOW);
     assert_eq!(store.delete(b"j", v(2), NOW + 10), DeleteOutcome::NotFound);
-    assert_eq!(store.set(b"j", entry("v2", 2), NOW + 10), SetOutcome::Stale);
+    assert_eq!(
+        store.set(b"j", entry("v2", 2), NOW + 10),
+        SetOutcome::Stale { held: v(2) }
+    );
     assert_eq!(store.stats().expirations, 2);
 }
 
@@ -307,14 +331,17 @@ fn an_already_expired_write_is_refused_and_acts_as_a_delete() {
         (0, 1, 0)
     );
     // A late write older than the expired one cannot bring the key back...
-    assert_eq!(store.set(b"k", entry("v2", 2), NOW), SetOutcome::Stale);
+    assert_eq!(
+        store.set(b"k", entry("v2", 2), NOW),
+        SetOutcome::Stale { held: v(3) }
+    );
     // ...a newer one can.
     assert_eq!(store.set(b"k", entry("v4", 4), NOW), SetOutcome::Stored);
 
     // A stale expired write changes nothing.
     assert_eq!(
         store.set(b"k", expiring("v3", 3, NOW - 1), NOW),
-        SetOutcome::Stale
+        SetOutcome::Stale { held: v(4) }
     );
     assert_eq!(store.get(b"k", NOW), Some(entry("v4", 4)));
 }
@@ -682,4 +709,23 @@ fn tombstones_within_grace_are_listed_with_their_versions() {
         "the first is past its grace"
     );
     assert!(list(1_600).is_empty());
+}
+
+#[test]
+fn lookup_tells_a_delete_from_a_key_never_seen() {
+    let store = store(10, None, 1);
+    assert_eq!(store.lookup(b"k", NOW), Lookup::Absent);
+    store.set(b"k", entry("v5", 5), NOW);
+    assert_eq!(store.lookup(b"k", NOW), Lookup::Live(entry("v5", 5)));
+    store.delete(b"k", v(7), NOW);
+    assert_eq!(store.lookup(b"k", NOW), Lookup::Deleted(v(7)));
+    assert_eq!(store.lookup(b"k", NOW).version(), Some(v(7)));
+    // A delete of a key never held still leaves its version behind.
+    store.delete(b"never", v(3), NOW);
+    assert_eq!(store.lookup(b"never", NOW), Lookup::Deleted(v(3)));
+    // Past the grace the delete is forgotten.
+    assert_eq!(store.lookup(b"k", NOW + GRACE), Lookup::Absent);
+    // Lookups count hits and misses as `get` does.
+    let stats = store.stats();
+    assert_eq!((stats.hits, stats.misses), (1, 5));
 }

@@ -246,6 +246,9 @@ pub struct Spec {
     pub request_timeout_ms: u64,
     pub cache_size: usize,
     pub master_env: Vec<(String, String)>,
+    /// Settings for one master only: `master_env_each[i]` goes to master
+    /// `i` after `master_env` (e.g. a clock offset for one of them).
+    pub master_env_each: Vec<Vec<(String, String)>>,
     pub aux_env: Vec<(String, String)>,
     /// Bearer token the cluster's HTTP client sends with every request
     /// (`None`: no `Authorization` header, as before).
@@ -264,6 +267,7 @@ impl Default for Spec {
             request_timeout_ms: 2000,
             cache_size: 10_000,
             master_env: Vec::new(),
+            master_env_each: Vec::new(),
             aux_env: Vec::new(),
             token: None,
         }
@@ -359,6 +363,9 @@ impl Cluster {
             ),
         ]);
         e.extend(self.spec.master_env.iter().cloned());
+        if let Some(own) = self.spec.master_env_each.get(i) {
+            e.extend(own.iter().cloned());
+        }
         e
     }
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use distcache_core::clock::Clock;
-use distcache_core::store::{DeleteOutcome, SetOutcome, Store};
-use distcache_wire::frame::{WriteStatus, error_code};
+use distcache_core::store::{DeleteOutcome, Lookup, SetOutcome, Store};
+use distcache_wire::frame::{DeleteStatus, WriteStatus, error_code};
 use distcache_wire::{ConnState, Handler, Request, Response};
 use prometheus::IntCounter;
 
@@ -63,7 +63,7 @@ impl DataHandler {
 fn write_status(outcome: SetOutcome) -> WriteStatus {
     match outcome {
         SetOutcome::Stored => WriteStatus::Stored,
-        SetOutcome::Stale => WriteStatus::Stale,
+        SetOutcome::Stale { held } => WriteStatus::Stale { held },
         SetOutcome::Expired => WriteStatus::Expired,
         SetOutcome::TooLarge => WriteStatus::TooLarge,
     }
@@ -94,9 +94,13 @@ impl Handler for DataHandler {
         match req {
             Request::Get { key } => {
                 self.ops.get.inc();
-                match self.store.get(&key, now) {
-                    Some(entry) => Response::Value(entry),
-                    None => Response::NotFound,
+                // A tombstone is reported with its version, not as a plain
+                // miss: a reader that falls back to another replica must be
+                // able to tell "deleted" from "not arrived yet".
+                match self.store.lookup(&key, now) {
+                    Lookup::Live(entry) => Response::Value(entry),
+                    Lookup::Deleted(version) => Response::Tombstone(version),
+                    Lookup::Absent => Response::NotFound,
                 }
             }
             Request::Set { key, entry } => {
@@ -105,16 +109,15 @@ impl Handler for DataHandler {
             }
             Request::Delete { key, version } => {
                 self.ops.delete.inc();
-                let (existed, stale) = match self.store.delete(&key, version, now) {
-                    DeleteOutcome::Deleted => (true, false),
-                    DeleteOutcome::NotFound => (false, false),
-                    DeleteOutcome::Stale => (true, true),
-                };
-                Response::Deleted { existed, stale }
+                Response::Deleted(match self.store.delete(&key, version, now) {
+                    DeleteOutcome::Deleted => DeleteStatus::Deleted,
+                    DeleteOutcome::NotFound => DeleteStatus::NotFound,
+                    DeleteOutcome::Stale { held } => DeleteStatus::Stale { held },
+                })
             }
             Request::GetMany { keys } => {
                 self.ops.get_many.inc();
-                Response::Values(keys.iter().map(|k| self.store.get(k, now)).collect())
+                Response::Values(keys.iter().map(|k| self.store.lookup(k, now)).collect())
             }
             Request::SetMany { entries } => {
                 self.ops.set_many.inc();

@@ -591,7 +591,7 @@ impl Master {
             for (i, status) in answers {
                 match status {
                     WriteStatus::Stored => outcomes[i].stored = true,
-                    WriteStatus::Stale | WriteStatus::Expired => outcomes[i].stale = true,
+                    WriteStatus::Stale { .. } | WriteStatus::Expired => outcomes[i].stale = true,
                     WriteStatus::TooLarge => {}
                 }
             }

@@ -1,13 +1,16 @@
 //! The data path: every key request goes to the key's replicas by the ring.
 //!
 //! - Reads go to the leader and fall back to the next replica on an error or
-//!   timeout. While keys move (see [`RingView`]) the committed ring's
-//!   replicas are asked first, and a miss falls back to the next replica
-//!   and then to the target ring's replicas.
+//!   timeout. While keys move (see [`RingView`]) every replica of both rings
+//!   is asked and the highest version wins, a tombstone included.
 //! - Writes and deletes carry a version from this master's hybrid clock and
 //!   go to every replica at once; with `WRITE_QUORUM=all` every replica must
 //!   store it, with `one` the first acknowledgement answers the client and
-//!   the rest complete in the background.
+//!   the rest complete in the background. A replica holding a newer version
+//!   refuses the operation and names that version; the clock moves past it
+//!   and the operation is stamped and sent again, so a refused operation is
+//!   never acknowledged (see [`Master::replicate`]).
+//! - Every version met in an answer moves the clock forward.
 //! - Every call is bounded by `REQUEST_TIMEOUT_MS`, and a failed call asks
 //!   the membership task to probe the nodes now.
 
@@ -16,8 +19,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use distcache_core::Entry;
-use distcache_wire::frame::{KeyedEntry, WriteStatus};
+use distcache_core::{Entry, Lookup, Version};
+use distcache_wire::frame::{DeleteStatus, KeyedEntry, WriteStatus};
 use distcache_wire::{Request, Response, WireError};
 use futures_util::future::join_all;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -57,6 +60,71 @@ pub struct WriteItem {
     pub value: Bytes,
     /// Seconds to live; `None` = forever.
     pub ttl_secs: Option<u64>,
+}
+
+/// One replica's answer to a write or delete.
+enum Answer<T> {
+    /// It applied the request; what it said.
+    Applied(T),
+    /// It holds this version, at least as high as the request's: nothing
+    /// changed.
+    Stale(Version),
+}
+
+/// What the replicas of one item of a bulk write answered.
+#[derive(Default)]
+struct WriteTally {
+    /// Replicas that applied it or refused it as stale.
+    answered: usize,
+    /// The highest version held by a replica that refused it as stale.
+    stale: Option<Version>,
+    /// A replica refused it as too large.
+    too_large: bool,
+    /// Why a replica did not answer, if one did not.
+    last_error: Option<String>,
+}
+
+/// What one round of a write or delete to a key's replicas achieved.
+struct Attempt<T> {
+    /// The answers of the replicas that applied it.
+    applied: Vec<T>,
+    /// The highest version held by a replica that refused it as stale.
+    stale: Option<Version>,
+}
+
+fn unexpected_answer() -> ApiError {
+    ApiError::unavailable(
+        "unexpected_answer",
+        "an auxiliary gave an unexpected answer",
+    )
+}
+
+fn too_large() -> ApiError {
+    ApiError::too_large(
+        "value_too_large",
+        "the entry is larger than an auxiliary's byte capacity (CACHE_MAX_BYTES)",
+    )
+}
+
+/// A replica's answer to `Set`. An already-expired write counts as applied:
+/// it acted as a delete at its version.
+fn write_answer(resp: Response) -> Result<Answer<()>, ApiError> {
+    match resp {
+        Response::Written(WriteStatus::Stored | WriteStatus::Expired) => Ok(Answer::Applied(())),
+        Response::Written(WriteStatus::Stale { held }) => Ok(Answer::Stale(held)),
+        Response::Written(WriteStatus::TooLarge) => Err(too_large()),
+        _ => Err(unexpected_answer()),
+    }
+}
+
+/// A replica's answer to `Delete`: whether it held a live entry.
+fn delete_answer(resp: Response) -> Result<Answer<bool>, ApiError> {
+    match resp {
+        Response::Deleted(DeleteStatus::Deleted) => Ok(Answer::Applied(true)),
+        Response::Deleted(DeleteStatus::NotFound) => Ok(Answer::Applied(false)),
+        Response::Deleted(DeleteStatus::Stale { held }) => Ok(Answer::Stale(held)),
+        _ => Err(unexpected_answer()),
+    }
 }
 
 fn no_auxiliaries() -> ApiError {
@@ -172,47 +240,86 @@ impl Master {
     }
 
     /// The live entry for `key` from its replicas.
+    ///
+    /// In a steady ring the leader's answer is the answer, and the next
+    /// replica is asked only when a call fails. While keys move, a replica
+    /// may lack a key that has not reached it yet, or (a node back from an
+    /// outage) hold a copy older than one acknowledged since: then every
+    /// replica of both rings is asked at once and the highest version wins,
+    /// a tombstone included, so a read never returns a value older than a
+    /// write or delete acknowledged before it began.
     async fn read_replicas(&self, key: String) -> Result<Option<Entry>, ApiError> {
         let view = self.view.load_full();
         let nodes = self.route(&view, key.as_bytes())?;
-        let key_bytes = Bytes::from(key);
-        // In a steady ring the leader's miss is the answer; while keys move a
-        // miss may only mean the key has not arrived yet.
-        let fall_back_on_miss = view.rebalancing();
-        let mut answered = false;
+        let key = Bytes::from(key);
+        if view.rebalancing() && nodes.len() > 1 {
+            return self.read_newest(&nodes, key).await;
+        }
         let mut last_error = None;
         for (i, node) in nodes.iter().enumerate() {
-            match self
-                .call(
-                    node,
-                    "get",
-                    Request::Get {
-                        key: key_bytes.clone(),
-                    },
-                )
-                .await
-            {
-                Ok(Response::Value(entry)) => {
+            let answer = self
+                .call(node, "get", Request::Get { key: key.clone() })
+                .await;
+            match self.read_answer(answer) {
+                Ok(found) => {
                     if i > 0 {
                         self.metrics.read_fallbacks.inc();
                     }
-                    return Ok(Some(entry));
+                    return Ok(found.into_entry());
                 }
-                Ok(Response::NotFound) => {
-                    answered = true;
-                    if !fall_back_on_miss {
-                        return Ok(None);
-                    }
-                }
-                Ok(_) => last_error = Some(CallError::Unexpected),
                 Err(e) => last_error = Some(e),
             }
         }
-        if answered {
-            Ok(None)
-        } else {
-            Err(unavailable("the read", 0, nodes.len(), last_error))
+        Err(unavailable("the read", 0, nodes.len(), last_error))
+    }
+
+    /// Asks every node in `nodes` for `key` at once and answers with the
+    /// highest version any of them holds, value or delete.
+    async fn read_newest(&self, nodes: &Route, key: Bytes) -> Result<Option<Entry>, ApiError> {
+        let calls = nodes.iter().map(|node| {
+            let req = Request::Get { key: key.clone() };
+            async move { self.read_answer(self.call(node, "get", req).await) }
+        });
+        let mut newest: Option<(usize, Lookup)> = None;
+        let mut last_error = None;
+        for (i, answer) in join_all(calls).await.into_iter().enumerate() {
+            match answer {
+                Ok(found) => {
+                    let newer = match &newest {
+                        None => true,
+                        Some((_, best)) => found.version() > best.version(),
+                    };
+                    if newer {
+                        newest = Some((i, found));
+                    }
+                }
+                Err(e) => last_error = Some(e),
+            }
         }
+        match newest {
+            Some((i, found)) => {
+                if i > 0 {
+                    self.metrics.read_fallbacks.inc();
+                }
+                Ok(found.into_entry())
+            }
+            None => Err(unavailable("the read", 0, nodes.len(), last_error)),
+        }
+    }
+
+    /// What one replica's answer to `Get` says it holds. Every version met
+    /// moves this master's clock past it.
+    fn read_answer(&self, answer: Result<Response, CallError>) -> Result<Lookup, CallError> {
+        let found = match answer? {
+            Response::Value(entry) => Lookup::Live(entry),
+            Response::Tombstone(version) => Lookup::Deleted(version),
+            Response::NotFound => Lookup::Absent,
+            _ => return Err(CallError::Unexpected),
+        };
+        if let Some(version) = found.version() {
+            self.versions.observe(version);
+        }
+        Ok(found)
     }
 
     /// Stores `value` under `key` on the key's replicas.
@@ -224,29 +331,19 @@ impl Master {
     ) -> Result<(), ApiError> {
         let view = self.view.load_full();
         let nodes = self.route(&view, key.as_bytes())?;
-        let now = (self.clock)();
-        let entry = Entry {
-            value,
-            expires_at_ms: self.expiry(now, ttl_secs),
-            version: self.versions.tick(now),
-        };
+        let expires_at_ms = self.expiry((self.clock)(), ttl_secs);
         let key = Bytes::from(key);
-        let req = Request::Set {
+        let request = |version| Request::Set {
             key: key.clone(),
-            entry,
+            entry: Entry {
+                value: value.clone(),
+                expires_at_ms,
+                version,
+            },
         };
-        let accept = |resp: &Response| match resp {
-            Response::Written(WriteStatus::TooLarge) => Err(ApiError::too_large(
-                "value_too_large",
-                "the entry is larger than an auxiliary's byte capacity (CACHE_MAX_BYTES)",
-            )),
-            Response::Written(_) => Ok(()),
-            _ => Err(ApiError::unavailable(
-                "unexpected_answer",
-                "an auxiliary gave an unexpected answer",
-            )),
-        };
-        let result = self.replicate(nodes, "set", req, "the write", accept).await;
+        let result = self
+            .replicate(nodes, "set", "the write", request, write_answer)
+            .await;
         self.invalidate_near(&key);
         result.map(|_| ())
     }
@@ -255,47 +352,94 @@ impl Master {
     pub async fn remove(self: &Arc<Self>, key: String) -> Result<bool, ApiError> {
         let view = self.view.load_full();
         let nodes = self.route(&view, key.as_bytes())?;
-        let now = (self.clock)();
         let key = Bytes::from(key);
-        let req = Request::Delete {
+        let request = |version| Request::Delete {
             key: key.clone(),
-            version: self.versions.tick(now),
-        };
-        let accept = |resp: &Response| match resp {
-            Response::Deleted { existed, .. } => Ok(*existed),
-            _ => Err(ApiError::unavailable(
-                "unexpected_answer",
-                "an auxiliary gave an unexpected answer",
-            )),
+            version,
         };
         let result = self
-            .replicate(nodes, "delete", req, "the delete", accept)
+            .replicate(nodes, "delete", "the delete", request, delete_answer)
             .await;
         self.invalidate_near(&key);
-        Ok(result?.into_iter().any(|e| e))
+        Ok(result?.into_iter().any(|existed| existed))
     }
 
-    /// Sends `req` to every node and applies the write quorum. Returns the
-    /// accepted answers (all of them with `all`, at least one with `one`).
+    /// Stamps a version, sends `request(version)` to every node and applies
+    /// the write quorum. Returns the answers of the replicas that applied it.
+    ///
+    /// A replica that already holds a version at least as high refuses the
+    /// request as stale and says which version it holds. Nothing refused is
+    /// acknowledged: the clock moves past the highest version held and the
+    /// request goes out again, newly stamped. Once the first attempt has
+    /// heard every replica, the new version is above everything that was
+    /// acknowledged before this call began (an acknowledged write or delete
+    /// is on every replica), so a replica that refuses the second attempt
+    /// holds an operation that ran concurrently with this one; this one then
+    /// counts as done and ordered just before it, as if it had come first.
     async fn replicate<T, F>(
         self: &Arc<Self>,
         nodes: Route,
         op: &'static str,
-        req: Request,
         what: &str,
+        request: impl Fn(Version) -> Request,
         accept: F,
     ) -> Result<Vec<T>, ApiError>
     where
         T: Send + 'static,
-        F: Fn(&Response) -> Result<T, ApiError>,
+        F: Fn(Response) -> Result<Answer<T>, ApiError> + Copy + Send + 'static,
+    {
+        let first = self.versions.tick((self.clock)());
+        let attempt = self
+            .replicate_once(nodes.clone(), op, what, request(first), accept)
+            .await?;
+        let Some(held) = attempt.stale else {
+            return Ok(attempt.applied);
+        };
+        self.versions.observe(held);
+        self.metrics.restamped.inc();
+        let second = self.versions.tick((self.clock)());
+        let attempt = self
+            .replicate_once(nodes, op, what, request(second), accept)
+            .await?;
+        if attempt.stale.is_some() {
+            self.metrics.superseded.inc();
+        }
+        Ok(attempt.applied)
+    }
+
+    /// Sends `req` to every node once and applies the write quorum: with
+    /// `all` every node must answer (applied or stale), with `one` the first
+    /// replica that applies it answers the client unless a stale answer
+    /// came first, and the rest complete in the background.
+    async fn replicate_once<T, F>(
+        self: &Arc<Self>,
+        nodes: Route,
+        op: &'static str,
+        what: &str,
+        req: Request,
+        accept: F,
+    ) -> Result<Attempt<T>, ApiError>
+    where
+        T: Send + 'static,
+        F: Fn(Response) -> Result<Answer<T>, ApiError> + Copy + Send + 'static,
     {
         let needed = nodes.len();
         if let [node] = nodes.as_slice() {
             // One replica: no fan-out to set up.
-            return match self.call(node, op, req).await {
-                Ok(resp) => accept(&resp).map(|v| vec![v]),
-                Err(e) => Err(unavailable(what, 0, 1, Some(e))),
+            let answer = match self.call(node, op, req).await {
+                Ok(resp) => accept(resp)?,
+                Err(e) => return Err(unavailable(what, 0, 1, Some(e))),
             };
+            return Ok(match answer {
+                Answer::Applied(v) => Attempt {
+                    applied: vec![v],
+                    stale: None,
+                },
+                Answer::Stale(held) => Attempt {
+                    applied: Vec::new(),
+                    stale: Some(held),
+                },
+            });
         }
         let mut calls: FuturesUnordered<_> = nodes
             .into_iter()
@@ -305,130 +449,124 @@ impl Master {
                 async move { master.call(&node, op, req).await }
             })
             .collect();
-        let mut accepted = Vec::with_capacity(needed);
+        let mut attempt = Attempt {
+            applied: Vec::with_capacity(needed),
+            stale: None,
+        };
+        let mut answered = 0;
         let mut last_error = None;
         let mut refusal = None;
         while let Some(result) = calls.next().await {
-            match result {
-                Ok(resp) => match accept(&resp) {
-                    Ok(v) => accepted.push(v),
-                    Err(e) => refusal = Some(e),
-                },
+            match result.map(accept) {
+                Ok(Ok(Answer::Applied(v))) => {
+                    attempt.applied.push(v);
+                    answered += 1;
+                }
+                Ok(Ok(Answer::Stale(held))) => {
+                    attempt.stale = attempt.stale.max(Some(held));
+                    answered += 1;
+                }
+                Ok(Err(e)) => refusal = Some(e),
                 Err(e) => last_error = Some(e),
             }
-            if self.quorum() == WriteQuorum::One && !accepted.is_empty() {
+            if self.quorum() == WriteQuorum::One
+                && !attempt.applied.is_empty()
+                && attempt.stale.is_none()
+            {
                 // Acknowledged: let the other replicas finish in the background.
                 if !calls.is_empty() {
                     self.shutdown
                         .spawn(async move { while calls.next().await.is_some() {} });
                 }
-                return Ok(accepted);
+                return Ok(attempt);
             }
         }
-        if accepted.len() == needed {
-            return Ok(accepted);
+        if answered == needed {
+            return Ok(attempt);
         }
         if let Some(refusal) = refusal {
             return Err(refusal);
         }
-        Err(unavailable(what, accepted.len(), needed, last_error))
+        if self.quorum() == WriteQuorum::One && answered > 0 {
+            return Ok(attempt);
+        }
+        Err(unavailable(what, attempt.applied.len(), needed, last_error))
     }
 
-    /// Stores many items; one result per item, in order.
+    /// Stores many items; one result per item, in order. As for one write,
+    /// an item a replica refused as stale is stamped again past the version
+    /// it holds and sent once more (see [`Master::replicate`]).
     pub async fn write_many(
         self: &Arc<Self>,
         items: Vec<WriteItem>,
     ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
         let view = self.view.load_full();
         let now = (self.clock)();
-        let mut needed = Vec::with_capacity(items.len());
-        type Batch = (Arc<NodeRef>, Vec<usize>, Vec<KeyedEntry>);
-        let mut batches: HashMap<String, Batch> = HashMap::new();
-        let mut written = Vec::with_capacity(if self.near.is_some() { items.len() } else { 0 });
-        for (i, item) in items.into_iter().enumerate() {
-            let nodes = self.route(&view, item.key.as_bytes())?;
-            needed.push(nodes.len());
-            let keyed = KeyedEntry {
+        let routes: Vec<Route> = items
+            .iter()
+            .map(|item| self.route(&view, item.key.as_bytes()))
+            .collect::<Result<_, _>>()?;
+        let mut entries: Vec<KeyedEntry> = items
+            .into_iter()
+            .map(|item| KeyedEntry {
                 key: Bytes::from(item.key),
                 entry: Entry {
                     value: item.value,
                     expires_at_ms: self.expiry(now, item.ttl_secs),
                     version: self.versions.tick(now),
                 },
-            };
-            if self.near.is_some() {
-                written.push(keyed.key.clone());
+            })
+            .collect();
+        let everything: Vec<usize> = (0..entries.len()).collect();
+        let mut tallies = self.write_round(&routes, &entries, &everything).await;
+        let refused: Vec<usize> = everything
+            .into_iter()
+            .filter(|&i| tallies[i].stale.is_some())
+            .collect();
+        if !refused.is_empty() {
+            for &i in &refused {
+                self.versions.observe(tallies[i].stale.unwrap_or_default());
             }
-            for node in nodes {
-                let batch = batches
-                    .entry(node.id.clone())
-                    .or_insert_with(|| (node.clone(), Vec::new(), Vec::new()));
-                batch.1.push(i);
-                batch.2.push(keyed.clone());
+            let now = (self.clock)();
+            for &i in &refused {
+                entries[i].entry.version = self.versions.tick(now);
+            }
+            self.metrics.restamped.inc_by(refused.len() as u64);
+            let again = self.write_round(&routes, &entries, &refused).await;
+            for (&i, tally) in refused.iter().zip(again) {
+                if tally.stale.is_some() {
+                    self.metrics.superseded.inc();
+                }
+                tallies[i] = tally;
             }
         }
-        let mut acks = vec![0usize; needed.len()];
-        let mut too_large = vec![false; needed.len()];
-        let mut last_error: Vec<Option<String>> = vec![None; needed.len()];
-        let calls = batches
-            .into_values()
-            .map(|(node, positions, entries)| async move {
-                let result = self
-                    .call(&node, "set_many", Request::SetMany { entries })
-                    .await;
-                (positions, result)
-            });
-        let answers = join_all(calls).await;
-        for key in &written {
-            self.invalidate_near(key);
-        }
-        for (positions, result) in answers {
-            match result {
-                Ok(Response::WrittenMany(statuses)) if statuses.len() == positions.len() => {
-                    for (&i, status) in positions.iter().zip(statuses) {
-                        match status {
-                            WriteStatus::TooLarge => too_large[i] = true,
-                            _ => acks[i] += 1,
-                        }
-                    }
-                }
-                Ok(_) => {
-                    for &i in &positions {
-                        last_error[i] = Some("unexpected answer".into());
-                    }
-                }
-                Err(e) => {
-                    let e = e.to_string();
-                    for &i in &positions {
-                        last_error[i] = Some(e.clone());
-                    }
-                }
-            }
+        for entry in &entries {
+            self.invalidate_near(&entry.key);
         }
         let quorum = self.quorum();
-        Ok((0..needed.len())
-            .map(|i| {
+        Ok(tallies
+            .into_iter()
+            .zip(&routes)
+            .map(|(tally, route)| {
+                let needed = route.len();
                 let enough = match quorum {
-                    WriteQuorum::All => acks[i] == needed[i],
-                    WriteQuorum::One => acks[i] >= 1,
+                    WriteQuorum::All => tally.answered == needed,
+                    WriteQuorum::One => tally.answered >= 1,
                 };
                 if enough {
                     Ok(())
-                } else if too_large[i] {
-                    Err(ApiError::too_large(
-                        "value_too_large",
-                        "the entry is larger than an auxiliary's byte capacity (CACHE_MAX_BYTES)",
-                    ))
+                } else if tally.too_large {
+                    Err(too_large())
                 } else {
-                    let cause = last_error[i]
-                        .take()
+                    let cause = tally
+                        .last_error
                         .map(|e| format!(": {e}"))
                         .unwrap_or_default();
                     Err(ApiError::unavailable(
                         "replicas_unavailable",
                         format!(
-                            "the write reached {} of {} replicas{cause}",
-                            acks[i], needed[i]
+                            "the write reached {} of {needed} replicas{cause}",
+                            tally.answered
                         ),
                     ))
                 }
@@ -436,8 +574,77 @@ impl Master {
             .collect())
     }
 
+    /// Sends the entries at `positions` to their replicas, one `SetMany` per
+    /// auxiliary, and tallies the answers: one tally per position, in order.
+    async fn write_round(
+        &self,
+        routes: &[Route],
+        entries: &[KeyedEntry],
+        positions: &[usize],
+    ) -> Vec<WriteTally> {
+        /// One auxiliary's share: its connection, the tallies its answers
+        /// count toward, and the entries it is sent.
+        struct Batch {
+            node: Arc<NodeRef>,
+            slots: Vec<usize>,
+            entries: Vec<KeyedEntry>,
+        }
+        let mut batches: HashMap<&str, Batch> = HashMap::new();
+        for (slot, &i) in positions.iter().enumerate() {
+            for node in &routes[i] {
+                let batch = batches.entry(node.id.as_str()).or_insert_with(|| Batch {
+                    node: node.clone(),
+                    slots: Vec::new(),
+                    entries: Vec::new(),
+                });
+                batch.slots.push(slot);
+                batch.entries.push(entries[i].clone());
+            }
+        }
+        let calls = batches.into_values().map(|batch| async move {
+            let req = Request::SetMany {
+                entries: batch.entries,
+            };
+            (batch.slots, self.call(&batch.node, "set_many", req).await)
+        });
+        let mut tallies: Vec<WriteTally> =
+            positions.iter().map(|_| WriteTally::default()).collect();
+        for (slots, result) in join_all(calls).await {
+            match result {
+                Ok(Response::WrittenMany(statuses)) if statuses.len() == slots.len() => {
+                    for (&slot, status) in slots.iter().zip(statuses) {
+                        let tally = &mut tallies[slot];
+                        match status {
+                            WriteStatus::Stored | WriteStatus::Expired => tally.answered += 1,
+                            WriteStatus::Stale { held } => {
+                                tally.answered += 1;
+                                tally.stale = tally.stale.max(Some(held));
+                            }
+                            WriteStatus::TooLarge => tally.too_large = true,
+                        }
+                    }
+                }
+                Ok(_) => {
+                    for &slot in &slots {
+                        tallies[slot].last_error = Some("unexpected answer".into());
+                    }
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    for &slot in &slots {
+                        tallies[slot].last_error = Some(e.clone());
+                    }
+                }
+            }
+        }
+        tallies
+    }
+
     /// Reads many keys. Returns each key's entry (or `None` if missing) and
-    /// how many keys no replica could answer.
+    /// how many keys no replica could answer. As for one read: in a steady
+    /// ring each key's leader answers and the next replica is asked only
+    /// after a failure; while keys move every replica is asked and the
+    /// highest version wins.
     pub async fn read_many(
         &self,
         keys: Vec<String>,
@@ -448,17 +655,16 @@ impl Master {
             .map(|k| self.route(&view, k.as_bytes()))
             .collect::<Result<_, _>>()?;
         let keys: Vec<Bytes> = keys.into_iter().map(Bytes::from).collect();
-        let mut found: Vec<Option<Entry>> = vec![None; keys.len()];
-        let mut answered = vec![false; keys.len()];
-        let fall_back_on_miss = view.rebalancing();
+        let mut newest: Vec<Option<Lookup>> = vec![None; keys.len()];
+        let ask_every_replica = view.rebalancing();
         let mut pending: Vec<usize> = (0..keys.len()).collect();
         let rounds = routes.iter().map(|r| r.len()).max().unwrap_or(0);
         for round in 0..rounds {
-            let mut batches: HashMap<String, (Arc<NodeRef>, Vec<usize>)> = HashMap::new();
+            let mut batches: HashMap<&str, (Arc<NodeRef>, Vec<usize>)> = HashMap::new();
             for &i in &pending {
                 if let Some(node) = routes[i].get(round) {
                     batches
-                        .entry(node.id.clone())
+                        .entry(node.id.as_str())
                         .or_insert_with(|| (node.clone(), Vec::new()))
                         .1
                         .push(i);
@@ -473,28 +679,38 @@ impl Master {
                 };
                 async move { (positions, self.call(&node, "get_many", req).await) }
             });
-            let mut next = Vec::new();
+            let mut failed = Vec::new();
             for (positions, result) in join_all(calls).await {
                 match result {
-                    Ok(Response::Values(values)) if values.len() == positions.len() => {
-                        for (&i, value) in positions.iter().zip(values) {
-                            answered[i] = true;
-                            match value {
-                                Some(entry) => found[i] = Some(entry),
-                                None if fall_back_on_miss => next.push(i),
-                                None => {}
+                    Ok(Response::Values(slots)) if slots.len() == positions.len() => {
+                        for (&i, found) in positions.iter().zip(slots) {
+                            if let Some(version) = found.version() {
+                                self.versions.observe(version);
+                            }
+                            let newer = match &newest[i] {
+                                None => true,
+                                Some(best) => found.version() > best.version(),
+                            };
+                            if newer {
+                                newest[i] = Some(found);
                             }
                         }
                     }
-                    _ => next.extend(positions),
+                    _ => failed.extend(positions),
                 }
             }
-            pending = next;
+            if !ask_every_replica {
+                pending = failed;
+            }
         }
-        let unanswered = answered.iter().filter(|a| !**a).count();
+        let unanswered = newest.iter().filter(|n| n.is_none()).count();
         if unanswered == keys.len() && !keys.is_empty() {
             return Err(unavailable("the bulk read", 0, rounds, None));
         }
+        let found = newest
+            .into_iter()
+            .map(|n| n.and_then(Lookup::into_entry))
+            .collect();
         Ok((found, unanswered))
     }
 }

@@ -139,6 +139,7 @@ pub async fn run(
     clock: Clock,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
+    let clock = distcache_core::clock::offset(clock, config.clock_offset_ms);
     let local = listener
         .local_addr()
         .map_err(StartError::io("reading the bound address"))?;
@@ -159,6 +160,12 @@ pub async fn run(
         near_cache_ttl_s = config.near_cache_ttl,
         "master starting"
     );
+    if config.clock_offset_ms != 0 {
+        tracing::warn!(
+            clock_offset_ms = config.clock_offset_ms,
+            "CLOCK_OFFSET_MS is set: this master's clock is moved on purpose (a test setting)"
+        );
+    }
     let security = &config.security;
     let tokens = crate::security::auth::Tokens::load(&security.auth)?;
     let credentials = crate::security::secret::Credentials::load(&security.cluster)?;
