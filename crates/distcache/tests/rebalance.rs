@@ -15,22 +15,7 @@ use serde_json::{Value, json};
 /// Waits until every master has finished moving keys to a ring of exactly
 /// `members`.
 fn wait_settled(c: &Cluster, members: &[&str]) {
-    let mut want: Vec<String> = members.iter().map(|s| s.to_string()).collect();
-    want.sort();
-    for m in 0..c.masters.len() {
-        wait_until(
-            Duration::from_secs(60),
-            &format!("master {m} settles on {want:?}"),
-            || {
-                let ring: Value = match c.http.get(c.url(m, "/ring")).send().and_then(|r| r.json())
-                {
-                    Ok(v) => v,
-                    Err(_) => return false,
-                };
-                ring["rebalancing"] == json!(false) && ring["committed"] == json!(want)
-            },
-        );
-    }
+    c.wait_settled(members);
 }
 
 fn metric(c: &Cluster, master: usize, name: &str) -> f64 {

@@ -484,6 +484,31 @@ impl Cluster {
         self.wait_for_up(self.auxes.len());
     }
 
+    /// Waits until every master's committed ring is exactly `members` and
+    /// no keys are moving.
+    pub fn wait_settled(&self, members: &[&str]) {
+        let mut want: Vec<String> = members.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        for m in 0..self.masters.len() {
+            wait_until(
+                Duration::from_secs(60),
+                &format!("master {m} settles on {want:?}"),
+                || {
+                    let ring: Value = match self
+                        .http
+                        .get(self.url(m, "/ring"))
+                        .send()
+                        .and_then(|r| r.json())
+                    {
+                        Ok(v) => v,
+                        Err(_) => return false,
+                    };
+                    ring["rebalancing"] == json!(false) && ring["committed"] == json!(want)
+                },
+            );
+        }
+    }
+
     /// The value of a metric (no labels) on auxiliary `id`'s `/metrics`.
     pub fn aux_metric(&self, id: &str, name: &str) -> Option<f64> {
         let text = self
