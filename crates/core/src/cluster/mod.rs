@@ -19,7 +19,8 @@
 //!   differs, connections to the live nodes' data addresses, and
 //!   [`Routing::epoch`] on every data request. Writes go to the live
 //!   replicas of both rings; reads that miss ask the committed ring, then
-//!   the rings in [`Routing::abandoned`].
+//!   the rings in [`Routing::abandoned`], then the [`Routing::leaving`]
+//!   nodes.
 //! - **The leader** also carries out the commands, in order, and turns
 //!   what it observes into events: registrations it receives
 //!   ([`Event::Register`]), its health verdicts ([`Event::Verdict`]),
@@ -95,6 +96,8 @@ mod event;
 mod node;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -157,6 +160,11 @@ pub struct Routing {
     /// copies may have moved there, so reads that miss elsewhere ask them
     /// too. Empty when steady.
     pub abandoned: Vec<Vec<NodeId>>,
+    /// Live nodes that are leaving, sorted: they hold copies until a round
+    /// removes them, even when no ring names them (a leaving node that was
+    /// silent when a round committed), so reads that miss everywhere else
+    /// ask them last.
+    pub leaving: Vec<NodeId>,
     /// Data addresses of the live nodes (up, or leaving and answering):
     /// the only nodes to send requests to.
     pub live: BTreeMap<NodeId, String>,
@@ -369,6 +377,12 @@ impl ClusterMap {
             target: self.target_members(),
             committed: self.committed.clone(),
             abandoned: self.abandoned.clone(),
+            leaving: self
+                .nodes
+                .values()
+                .filter(|n| n.is_live() && n.state == NodeState::Leaving)
+                .map(|n| n.id.clone())
+                .collect(),
             live: self
                 .nodes
                 .values()
