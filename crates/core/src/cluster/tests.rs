@@ -254,6 +254,7 @@ fn a_decommissioned_node_leaves_only_after_its_handoff() {
     let node = map.node("c").expect("still there");
     assert_eq!(node.state, NodeState::Leaving);
     assert!(node.is_live());
+    assert_eq!(map.routing().leaving, ids(&["c"]), "reads may still ask it");
     // Repeating the request changes nothing.
     assert_eq!(
         map.apply(decommission("c")).outcome,
