@@ -10,6 +10,9 @@
 //! - [`store`]: the sharded LRU store with TTLs, byte limits, tombstones and
 //!   counters that every auxiliary serves.
 //! - [`handoff`]: which copies move, and where, when the ring changes.
+//! - [`cluster`]: the cluster map the masters replicate (nodes and their
+//!   states, committed and target rings, rebalance rounds, the epoch), as a
+//!   pure engine: events in, commands out.
 //! - [`snapshot`]: the versioned, checksummed snapshot format of a store.
 //! - [`clock`]: wall-clock milliseconds, the one place the time is read.
 //!
@@ -18,6 +21,7 @@
 //! write to its [`store`], keeping whichever version is higher.
 
 pub mod clock;
+pub mod cluster;
 pub mod handoff;
 pub mod key;
 pub mod ring;
