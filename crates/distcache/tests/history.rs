@@ -20,25 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use checker::{Effect, Kind, Op, Outcome};
-use common::{Cluster, Spec, encode, wait_until};
+use common::{Cluster, Lcg, Spec, encode, wait_until};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 const KEYS: usize = 48;
 const WRITERS: usize = 4;
 const READERS: usize = 2;
-
-/// A small deterministic generator, one per client thread.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
 
 /// What the clients share with the test's thread.
 struct Shared {

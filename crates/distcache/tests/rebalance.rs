@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Cluster, Spec, wait_until};
+use common::{Cluster, Lcg, Spec, wait_until};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -205,18 +205,6 @@ fn post_rebalance_replaces_every_key_and_reports_it() {
     assert!(report["duration_ms"].is_u64());
     for i in 0..200 {
         assert_eq!(c.value(0, &format!("k{i}")), Some(json!(i)));
-    }
-}
-
-/// A tiny deterministic generator for the history check.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
     }
 }
 

@@ -236,6 +236,20 @@ impl Drop for Proc {
     }
 }
 
+/// A tiny deterministic generator for workloads: the same seed gives the
+/// same operations in every run.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
 /// How to build a test cluster.
 #[derive(Clone, Debug)]
 pub struct Spec {
