@@ -6,7 +6,8 @@
 //! operation at a time, each through a master picked at random; readers read
 //! any key through any master. Meanwhile an auxiliary joins, one leaves
 //! gracefully, one is paused (SIGSTOP) and resumed, one is SIGKILLed, and a
-//! master is SIGKILLed and restarted. The check: no acknowledged write lost,
+//! master is SIGKILLed and restarted, and the two masters' clocks are
+//! 1.5 s apart. The check: no acknowledged write lost,
 //! no delete undone, no read older than an operation acknowledged before it
 //! began, and no client error while nothing failed (steady state, a join, a
 //! graceful leave).
@@ -167,10 +168,16 @@ fn client() -> reqwest::blocking::Client {
 
 #[test]
 fn no_lost_write_no_undone_delete_no_stale_read_through_faults() {
+    // Master 2's clock runs 1.5 s ahead of master 1's: order must come
+    // from the operations, not from the clocks.
     let mut c = Cluster::start(Spec {
         masters: 2,
         auxiliaries: 5,
         replicas: 2,
+        master_env_each: vec![
+            Vec::new(),
+            vec![("CLOCK_OFFSET_MS".into(), "1500".into())],
+        ],
         ..Spec::default()
     });
     let all = ["aux-1", "aux-2", "aux-3", "aux-4", "aux-5"];
