@@ -453,3 +453,90 @@ impl<S: Replicated> RaftLogStorage<RaftTypes<S>> for LogStore<S> {
             .map_err(|e| write_error(&e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+    struct Count(u64);
+
+    impl Replicated for Count {
+        type Event = u64;
+        type Output = u64;
+        fn apply(&mut self, add: u64) -> u64 {
+            self.0 += add;
+            self.0
+        }
+    }
+
+    fn id(term: u64, index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(term, 1), index)
+    }
+
+    fn entry(term: u64, index: u64) -> Entry<Count> {
+        openraft::Entry {
+            log_id: id(term, index),
+            payload: EntryPayload::Normal(index),
+        }
+    }
+
+    #[tokio::test]
+    async fn replaying_the_log_file_applies_truncates_purges_and_commits_in_order() {
+        let dir = std::env::temp_dir().join(format!("dc-raft-log-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("mkdir");
+        let mut bytes = record::header(LOG_MAGIC).to_vec();
+        let records = [
+            LogRecord::Entry(entry(1, 1)),
+            LogRecord::Entry(entry(1, 2)),
+            LogRecord::Entry(entry(1, 3)),
+            // A new leader overwrote index 2 onwards.
+            LogRecord::Truncate { since: 2 },
+            LogRecord::Entry(entry(2, 2)),
+            LogRecord::Purge { upto: id(1, 1) },
+            LogRecord::Committed {
+                log_id: Some(id(2, 2)),
+            },
+        ];
+        for r in &records {
+            framed(r, &mut bytes).expect("frame");
+        }
+        fs::write(dir.join(LOG_FILE), bytes).expect("write");
+
+        let mut store = LogStore::<Count>::open(&dir).expect("opens");
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id, Some(id(1, 1)));
+        assert_eq!(state.last_log_id, Some(id(2, 2)));
+        let entries = store.try_get_log_entries(0..10).await.expect("entries");
+        let ids: Vec<LogId> = entries.iter().map(|e| e.log_id).collect();
+        assert_eq!(ids, vec![id(2, 2)]);
+        assert_eq!(
+            store.read_committed().await.expect("committed"),
+            Some(id(2, 2))
+        );
+        assert_eq!(store.read_vote().await.expect("vote"), None);
+
+        // What the store writes, it reads back after a restart.
+        let vote = Vote::new(3, 7);
+        store.save_vote(&vote).await.expect("vote saved");
+        store.truncate(id(2, 2)).await.expect("truncated");
+        store.purge(id(2, 5)).await.expect("purged");
+        drop(store);
+        let mut again = LogStore::<Count>::open(&dir).expect("reopens");
+        assert_eq!(again.read_vote().await.expect("vote"), Some(vote));
+        let state = again.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id, Some(id(2, 5)));
+        assert_eq!(state.last_log_id, Some(id(2, 5)));
+        assert!(
+            again
+                .try_get_log_entries(..)
+                .await
+                .expect("entries")
+                .is_empty()
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
