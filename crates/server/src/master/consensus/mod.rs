@@ -44,8 +44,10 @@
 //!   forwards the event to the leader over HTTP (`/internal/raft/propose`),
 //!   and follows a change of leader, until the propose timeout; the caller
 //!   gets the leader's `S::Output` once the event is committed and applied
-//!   on the leader. [`Consensus::is_leader`] tells a master whether it is the
-//!   one that should make health verdicts and drive rebalancing.
+//!   on the leader. [`Consensus::is_leader`] (cheap, local) and
+//!   [`Consensus::confirm_leadership`] (a heartbeat round, false for a leader
+//!   cut off from the majority) tell a master whether it is the one that
+//!   should make health verdicts and drive rebalancing.
 //! - **Events must be idempotent or carry enough to be deduplicated by the
 //!   state.** A [`ProposeError::Unknown`] (a timeout after the event was
 //!   handed to a leader) means it may still commit later; the caller may

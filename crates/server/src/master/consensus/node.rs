@@ -356,13 +356,33 @@ impl<S: Replicated> Consensus<S> {
         self.inner.applied.clone()
     }
 
-    /// True if this node leads, as of its latest metrics. A deposed leader
-    /// can believe it still leads until it hears of the new term, so work
-    /// that must not be done twice should also go through [`Self::propose`].
+    /// True if this node leads, as of its latest metrics: cheap, for routing
+    /// and display. A leader cut off from the majority keeps believing it
+    /// leads (openraft 0.9 does not step down on its own), so leader-only
+    /// work should check [`Self::confirm_leadership`], and work that must not
+    /// be done twice should go through [`Self::propose`].
     pub fn is_leader(&self) -> bool {
         let m = self.inner.raft.metrics();
         let m = m.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.inner.id)
+    }
+
+    /// True if a majority confirms, now, that this node leads (a heartbeat
+    /// round to every member, then this node's state catches up with what
+    /// it committed: openraft's `ensure_linearizable`); false if it does not lead, or no majority
+    /// answers within the propose timeout. Slower than [`Self::is_leader`],
+    /// but a leader cut off from the majority, which openraft leaves
+    /// believing it leads, gets false: ask this before leader-only work
+    /// such as health verdicts.
+    pub async fn confirm_leadership(&self) -> bool {
+        matches!(
+            tokio::time::timeout(
+                self.inner.propose_timeout,
+                self.inner.raft.ensure_linearizable()
+            )
+            .await,
+            Ok(Ok(_))
+        )
     }
 
     /// The leader this node knows of.

@@ -208,6 +208,8 @@ async fn three_masters_elect_a_leader_and_apply_the_same_events_proposed_anywher
     // Asked again: a stall on a busy machine may have moved the lead.
     let l = leader(&nodes).await;
     assert_eq!(nodes[l].consensus.metrics().role, Role::Leader);
+    assert!(nodes[l].consensus.confirm_leadership().await);
+    assert!(!nodes[(l + 1) % 3].consensus.confirm_leadership().await);
     let m = nodes[(l + 1) % 3].consensus.metrics();
     assert_eq!(m.leader, Some(nodes[l].consensus.id()));
     assert_eq!(m.members.len(), 3);
@@ -341,6 +343,10 @@ async fn a_master_cut_off_from_the_majority_cannot_commit_and_says_so_in_bounded
     for n in nodes {
         stop(n).await;
     }
+    let confirmed = tokio::time::timeout(WAIT, lone.consensus.confirm_leadership())
+        .await
+        .expect("bounded");
+    assert!(!confirmed, "a leader without a majority is not confirmed");
     let outcome = tokio::time::timeout(WAIT, lone.consensus.propose("alone".into()))
         .await
         .expect("propose gives up within its timeout, never hangs");
