@@ -2,13 +2,15 @@
 //! the membership of auxiliaries ([`membership`]), derives the hash ring
 //! from the live ones, routes every request to the key's replicas
 //! ([`data`]), and answers clients ([`routes`]). It writes cluster backups
-//! and restores them ([`backup`]).
+//! and restores them ([`backup`]). [`consensus`] is the Raft group through
+//! which the masters will agree on one cluster map (not wired in yet).
 //!
 //! The ring is read on every request and changes rarely, so it lives in an
 //! [`ArcSwap`]: requests load it without locking, and the membership task
 //! swaps in a new [`RingView`] when the set of live auxiliaries changes.
 
 mod backup;
+pub mod consensus;
 mod data;
 mod membership;
 pub mod near_cache;
