@@ -174,10 +174,7 @@ fn no_lost_write_no_undone_delete_no_stale_read_through_faults() {
         masters: 2,
         auxiliaries: 5,
         replicas: 2,
-        master_env_each: vec![
-            Vec::new(),
-            vec![("CLOCK_OFFSET_MS".into(), "1500".into())],
-        ],
+        master_env_each: vec![Vec::new(), vec![("CLOCK_OFFSET_MS".into(), "1500".into())]],
         ..Spec::default()
     });
     let all = ["aux-1", "aux-2", "aux-3", "aux-4", "aux-5"];
