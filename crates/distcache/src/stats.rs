@@ -147,7 +147,7 @@ pub fn render(body: &Value) -> String {
         out,
         "master {}, ring epoch {} with {} members{}",
         body["master"].as_str().unwrap_or("?"),
-        body["ring_epoch"].as_str().unwrap_or("?"),
+        count(&body["ring_epoch"]),
         count(&body["ring_members"]),
         if body["rebalancing"] == Value::Bool(true) {
             ", rebalancing"
@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn the_table_shows_each_node_and_marks_silent_ones() {
         let body = json!({
-            "master": "m1", "ring_epoch": "00ff", "ring_members": 1, "rebalancing": false,
+            "master": "m1", "ring_epoch": 255, "ring_members": 1, "rebalancing": false,
             "nodes": [
                 {"id": "aux-1", "state": "up", "answered": true, "items": 50,
                  "capacity_items": 100, "bytes": 2048, "capacity_bytes": null,

@@ -15,7 +15,7 @@ fn two_masters_share_one_ring_and_serve_the_same_data() {
         masters: 2,
         ..Spec::default()
     });
-    let epoch = |i: usize| c.health(i)["ring_epoch"].as_str().unwrap().to_string();
+    let epoch = |i: usize| c.health(i)["ring_epoch"].as_u64().unwrap();
     assert_eq!(epoch(0), epoch(1));
     for i in 0..100 {
         assert_eq!(c.set(i % 2, &format!("k{i}"), json!(i)).status(), 200);

@@ -5,12 +5,13 @@
 //! Writers own disjoint sets of keys and write or delete each key one
 //! operation at a time, each through a master picked at random; readers read
 //! any key through any master. Meanwhile an auxiliary joins, one leaves
-//! gracefully, one is paused (SIGSTOP) and resumed, one is SIGKILLed, and a
-//! master is SIGKILLed and restarted, and the two masters' clocks are
-//! 1.5 s apart. The check: no acknowledged write lost,
-//! no delete undone, no read older than an operation acknowledged before it
-//! began, and no client error while nothing failed (steady state, a join, a
-//! graceful leave).
+//! gracefully, one is paused (SIGSTOP) and resumed, one is SIGKILLed, the
+//! master that leads the cluster map is SIGKILLed (another auxiliary joins
+//! while it is gone) and restarted, another master is paused, and one
+//! master's clock runs 1.5 s ahead of the others'. The check: no
+//! acknowledged write lost, no delete undone, no read older than an
+//! operation acknowledged before it began, and no client error while
+//! nothing failed (steady state, a join, a graceful leave).
 
 #[path = "history/checker.rs"]
 mod checker;
@@ -159,6 +160,13 @@ fn reader(shared: Arc<Shared>, r: usize) {
     }
 }
 
+/// The masters the clients may use now.
+fn live_masters(shared: &Shared) -> Vec<usize> {
+    (0..shared.urls.len())
+        .filter(|&m| shared.masters_up[m].load(Ordering::SeqCst))
+        .collect()
+}
+
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -171,7 +179,7 @@ fn no_lost_write_no_undone_delete_no_stale_read_through_faults() {
     // Master 2's clock runs 1.5 s ahead of master 1's: order must come
     // from the operations, not from the clocks.
     let mut c = Cluster::start(Spec {
-        masters: 2,
+        masters: 3,
         auxiliaries: 5,
         replicas: 2,
         master_env_each: vec![Vec::new(), vec![("CLOCK_OFFSET_MS".into(), "1500".into())]],
@@ -230,20 +238,38 @@ fn no_lost_write_no_undone_delete_no_stale_read_through_faults() {
     c.wait_settled(&["aux-1", "aux-3", "aux-5", "aux-6"]);
     pause();
 
-    eprintln!("history: a master SIGKILLed and restarted");
+    eprintln!(
+        "history: the map's leader SIGKILLed, an auxiliary joins meanwhile, the leader restarted"
+    );
     shared.enter(false);
-    shared.masters_up[1].store(false, Ordering::SeqCst);
-    c.masters[1].proc.kill();
-    pause();
-    c.masters[1].proc.restart();
-    let url = c.url(1, "/health");
+    let leader = c.map_leader();
+    shared.masters_up[leader].store(false, Ordering::SeqCst);
+    c.masters[leader].proc.kill();
+    // The two others elect a new leader and go on changing the map.
+    c.add_aux("aux-7");
+    c.wait_settled_through(
+        &live_masters(&shared),
+        &["aux-1", "aux-3", "aux-5", "aux-6", "aux-7"],
+    );
+    c.masters[leader].proc.restart();
+    let url = c.url(leader, "/health");
     wait_until(
         Duration::from_secs(30),
         "the restarted master answers",
         || c.http.get(&url).send().is_ok(),
     );
-    c.wait_settled(&["aux-1", "aux-3", "aux-5", "aux-6"]);
-    shared.masters_up[1].store(true, Ordering::SeqCst);
+    c.wait_settled(&["aux-1", "aux-3", "aux-5", "aux-6", "aux-7"]);
+    shared.masters_up[leader].store(true, Ordering::SeqCst);
+    pause();
+
+    eprintln!("history: a master paused (cut off from the others) for 3 s");
+    shared.enter(false);
+    let paused = (c.map_leader() + 1) % c.masters.len();
+    shared.masters_up[paused].store(false, Ordering::SeqCst);
+    c.masters[paused].proc.signal(Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(3));
+    c.masters[paused].proc.signal(Signal::SIGCONT);
+    shared.masters_up[paused].store(true, Ordering::SeqCst);
     pause();
 
     eprintln!("history: steady again");

@@ -48,6 +48,10 @@ pub enum StartError {
     /// The HTTP client for cluster traffic could not be built.
     #[error("building the HTTP client: {0}")]
     Client(String),
+    /// The masters' consensus could not start (a bad master address, or a
+    /// damaged Raft directory).
+    #[error("starting the masters' consensus: {0}")]
+    Consensus(String),
 }
 
 impl StartError {

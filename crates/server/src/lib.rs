@@ -2,13 +2,16 @@
 //!
 //! # Layout
 //!
-//! - [`master`]: the coordinator. Public REST API, membership and health
-//!   checks, the ring over live auxiliaries, and the data path that sends
-//!   each key to its replicas.
+//! - [`master`]: the coordinator. Public REST API, the cluster map agreed
+//!   with the other masters through Raft, health checks and rebalancing
+//!   rounds (by the Raft leader), and the data path that sends each key to
+//!   its replicas.
 //! - [`auxiliary`]: the storage node. A [`distcache_core::Store`] served over
 //!   the internal protocol ([`distcache_wire`]), `/health` and `/metrics`
 //!   over HTTP, registration with the masters, active expiry.
 //! - [`config`]: one settings struct per role, from env and flags.
+//! - [`control_api`]: the request and report types of the auxiliaries'
+//!   control routes, shared by both roles.
 //! - [`metrics`]: every metric, declared once; [`cgroup`]: the memory
 //!   limit it reports.
 //! - [`http`]: the JSON error shape and request tracking both roles share.
@@ -25,6 +28,7 @@
 pub mod auxiliary;
 pub mod cgroup;
 pub mod config;
+pub mod control_api;
 pub mod error;
 pub mod http;
 pub mod master;

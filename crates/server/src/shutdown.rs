@@ -55,11 +55,11 @@ impl Shutdown {
 
     /// Runs `task` in the background as part of this node; it must return
     /// soon after shutdown triggers.
-    pub fn spawn<F>(&self, task: F)
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.tasks.spawn(task);
+        self.tasks.spawn(task)
     }
 
     /// Waits for every spawned task to end, at most `deadline`. Returns false

@@ -12,6 +12,15 @@ use super::node::{Member, NodeId};
 /// every master that applies the same events ends with the same map.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
+    /// Sets the copies per key and ring points per member of a new cluster.
+    /// Masters propose their settings when they start; only a map that has
+    /// never held a node takes them (the first proposal committed wins), so
+    /// a master started later with other settings cannot re-place every key
+    /// behind the operator's back: it is refused, and the master says so.
+    Configure {
+        /// The proposed settings.
+        config: super::ClusterConfig,
+    },
     /// An auxiliary (or an operator, `POST /nodes`) registers a node.
     /// Idempotent: a registration that matches what the map holds changes
     /// nothing. A known node with a new address or incarnation is updated;
@@ -139,6 +148,14 @@ pub enum Rejection {
     /// A full round was asked for, but no auxiliary is up to take the keys.
     #[error("no auxiliary is up to take the keys")]
     NoAuxiliaries,
+    /// The map already holds nodes under other settings.
+    #[error(
+        "the cluster runs with {current:?}; settings can only be set before the first node joins"
+    )]
+    Configured {
+        /// The settings the map keeps.
+        current: super::ClusterConfig,
+    },
     /// A report about a round that is not the current one (it was
     /// superseded, or already finished).
     #[error("round {round} is not the current round ({current:?})")]

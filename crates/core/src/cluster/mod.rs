@@ -214,6 +214,13 @@ struct Ask {
     retry_of: Option<u32>,
 }
 
+impl Default for ClusterMap {
+    /// An empty map with the default settings.
+    fn default() -> Self {
+        ClusterMap::new(ClusterConfig::default())
+    }
+}
+
 impl ClusterMap {
     /// An empty map at epoch 0.
     pub fn new(config: ClusterConfig) -> Self {
@@ -237,6 +244,7 @@ impl ClusterMap {
         let mut fx = Effects::default();
         let mut ask = Ask::default();
         let outcome = match event {
+            Event::Configure { config } => self.configure(config),
             Event::Register {
                 id,
                 addr,
@@ -457,6 +465,21 @@ impl ClusterMap {
                 "round {round:?} is not the one to run ({wanted:?})"
             )),
         }
+    }
+
+    fn configure(&mut self, config: ClusterConfig) -> Result<Accepted, Rejection> {
+        let config = ClusterConfig::new(config.replicas, config.virtual_nodes);
+        if config == self.config {
+            return Ok(Accepted::Unchanged);
+        }
+        let pristine = self.epoch == 0 && self.nodes.is_empty() && self.decommissioned.is_empty();
+        if !pristine {
+            return Err(Rejection::Configured {
+                current: self.config,
+            });
+        }
+        self.config = config;
+        Ok(Accepted::Changed)
     }
 
     fn register(

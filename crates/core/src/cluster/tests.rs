@@ -539,3 +539,29 @@ fn the_map_survives_a_serde_round_trip() {
     let json = serde_json::to_string(&event).expect("serializes");
     assert_eq!(serde_json::from_str::<Event>(&json).expect("parses"), event);
 }
+
+#[test]
+fn settings_are_taken_only_before_the_first_node_joins() {
+    let mut map = new_map(2);
+    let one = ClusterConfig::new(1, 8);
+    assert_eq!(
+        map.apply(Event::Configure { config: one }).outcome,
+        Ok(Accepted::Changed)
+    );
+    assert_eq!(map.config(), one);
+    assert_eq!(map.epoch(), 0, "settings alone route nothing");
+    // The same settings again: nothing to do, whenever.
+    accept(&mut map, register("a", 1));
+    assert_eq!(
+        map.apply(Event::Configure { config: one }).outcome,
+        Ok(Accepted::Unchanged)
+    );
+    // Other settings once a node is known: refused, the map unchanged.
+    let before = map.clone();
+    let applied = map.apply(Event::Configure {
+        config: ClusterConfig::new(3, 8),
+    });
+    assert_eq!(applied.outcome, Err(Rejection::Configured { current: one }));
+    assert!(applied.commands.is_empty());
+    assert_eq!(map, before);
+}

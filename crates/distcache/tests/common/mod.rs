@@ -498,12 +498,35 @@ impl Cluster {
         self.wait_for_up(self.auxes.len());
     }
 
+    /// The index of the master that leads the cluster map, once the masters
+    /// agree on one.
+    pub fn map_leader(&self) -> usize {
+        let mut found = None;
+        wait_until(Duration::from_secs(30), "a map leader", || {
+            found = (0..self.masters.len()).find(|&m| {
+                self.http
+                    .get(self.url(m, "/health"))
+                    .send()
+                    .and_then(|r| r.json::<Value>())
+                    .is_ok_and(|h| h["map"]["is_leader"] == json!(true))
+            });
+            found.is_some()
+        });
+        found.expect("found")
+    }
+
     /// Waits until every master's committed ring is exactly `members` and
     /// no keys are moving.
     pub fn wait_settled(&self, members: &[&str]) {
+        let all: Vec<usize> = (0..self.masters.len()).collect();
+        self.wait_settled_through(&all, members);
+    }
+
+    /// [`Cluster::wait_settled`], asking only the masters in `masters`.
+    pub fn wait_settled_through(&self, masters: &[usize], members: &[&str]) {
         let mut want: Vec<String> = members.iter().map(|s| s.to_string()).collect();
         want.sort();
-        for m in 0..self.masters.len() {
+        for &m in masters {
             wait_until(
                 Duration::from_secs(60),
                 &format!("master {m} settles on {want:?}"),

@@ -19,7 +19,6 @@ use distcache_core::{Entry, Ring, Version};
 use distcache_wire::frame::{KeyedEntry, WriteStatus};
 use distcache_wire::{Client, ClientConfig, Request, Response};
 use futures_util::future::join_all;
-use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::Node;
@@ -34,54 +33,7 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a finished handoff's report answers repeats of the same request.
 const REPEAT_WINDOW: Duration = Duration::from_secs(30);
 
-/// One member of the ring the keys move to.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
-pub struct Member {
-    /// Node id.
-    pub id: String,
-    /// Its data-protocol address.
-    pub data_addr: String,
-}
-
-/// A ring as a master describes it.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
-pub struct RingSpec<M> {
-    /// The members.
-    pub members: Vec<M>,
-    /// Copies of each key.
-    pub replicas: usize,
-}
-
-/// What a master asks for.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
-pub struct HandoffRequest {
-    /// The ring whose copies are in place; `None` when unknown (every copy
-    /// is re-placed).
-    pub from: Option<RingSpec<String>>,
-    /// The ring that should hold the copies.
-    pub to: RingSpec<Member>,
-    /// Nodes that hold copies and can send them (live members of `from`).
-    pub sources: Vec<String>,
-    /// Ring points per member.
-    pub vnodes: u32,
-}
-
-/// What a handoff did.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-pub struct HandoffReport {
-    /// Live entries looked at.
-    pub scanned: u64,
-    /// Copies sent to other nodes.
-    pub sent: u64,
-    /// Copies the receivers stored (they did not have them): keys moved.
-    pub moved: u64,
-    /// Local copies dropped after their new owners had them.
-    pub dropped: u64,
-    /// Tombstones sent.
-    pub tombstones_sent: u64,
-    /// Wall time of the pass.
-    pub duration_ms: u64,
-}
+pub use crate::control_api::{HandoffReport, HandoffRequest, Member, RingSpec};
 
 /// Handoff state of one auxiliary.
 #[derive(Default)]

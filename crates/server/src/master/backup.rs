@@ -260,8 +260,7 @@ impl Master {
 
     async fn backup_inner(self: &Arc<Self>, started: Instant) -> Result<BackupReport, ApiError> {
         let nodes: Vec<_> = self
-            .members
-            .list()
+            .nodes()
             .into_iter()
             .filter(|n| n.state == NodeState::Up)
             .collect();
@@ -295,25 +294,11 @@ impl Master {
             })?;
 
         // Every auxiliary snapshots at about the same moment.
-        let asks = nodes.iter().map(|node| {
-            let url = format!("http://{}/internal/snapshot", node.addr);
-            // Internal routes need the cluster secret when one is set.
-            let req = self
-                .credentials
-                .sign(self.control.post(url))
-                .timeout(SNAPSHOT_CALL_TIMEOUT)
-                .send();
-            async move {
-                match req.await {
-                    Ok(resp) if resp.status().is_success() => Ok(()),
-                    Ok(resp) => Err(format!(
-                        "{}: {}",
-                        resp.status(),
-                        resp.text().await.unwrap_or_default()
-                    )),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
+        let asks = nodes.iter().map(|node| async move {
+            self.control
+                .snapshot_now(&node.addr, SNAPSHOT_CALL_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())
         });
         let asked = join_all(asks).await;
 
@@ -435,17 +420,10 @@ impl Master {
     }
 
     async fn fetch_snapshot(&self, addr: &str) -> Result<Bytes, String> {
-        let resp = self
-            .credentials
-            .sign(self.control.get(format!("http://{addr}/internal/snapshot")))
-            .timeout(SNAPSHOT_CALL_TIMEOUT)
-            .send()
+        self.control
+            .snapshot_file(addr, SNAPSHOT_CALL_TIMEOUT)
             .await
-            .map_err(|e| e.to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!("{}", resp.status()));
-        }
-        resp.bytes().await.map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())
     }
 
     /// Progress of the running (or last) restore.
@@ -692,7 +670,7 @@ pub fn start(master: &Arc<Master>) {
                 _ = tick.tick() => {}
                 _ = m.shutdown.triggered() => return,
             }
-            let up = m.members.list().iter().any(|n| n.state == NodeState::Up);
+            let up = m.nodes().iter().any(|n| n.state == NodeState::Up);
             if up {
                 // Logged and counted inside.
                 let _ = m.backup("interval").await;

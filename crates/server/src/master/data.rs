@@ -26,7 +26,7 @@ use futures_util::future::join_all;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use smallvec::SmallVec;
 
-use super::{Master, NodeRef, RingView};
+use super::{Master, NodeRef, Placement, RingView};
 use crate::config::WriteQuorum;
 use crate::http::ApiError;
 
@@ -127,6 +127,18 @@ fn delete_answer(resp: Response) -> Result<Answer<bool>, ApiError> {
     }
 }
 
+/// Adds the live replicas of `key` in `placement` to `nodes`, once each.
+fn add_replicas(nodes: &mut Route, view: &RingView, placement: &Placement, key: &[u8]) {
+    let n = view.replicas(placement.ring.members().len());
+    for &idx in placement.ring.replicas_for(key, n).as_slice() {
+        if let Some(node) = &placement.nodes[idx as usize] {
+            if !nodes.iter().any(|known| known.id == node.id) {
+                nodes.push(node.clone());
+            }
+        }
+    }
+}
+
 fn no_auxiliaries() -> ApiError {
     ApiError::unavailable("no_auxiliaries", "no auxiliary is up to serve this key")
 }
@@ -167,30 +179,34 @@ impl Master {
         }
     }
 
-    /// A key's nodes in the order reads ask them: the committed ring's live
-    /// replicas while keys move, then the target ring's replicas. Writes go
-    /// to all of them.
+    /// A key's nodes, in the order reads ask them: the committed ring's
+    /// live replicas while keys move, then the target ring's. Writes and
+    /// deletes go to all of them.
     pub(super) fn route(&self, view: &RingView, key: &[u8]) -> Result<Route, ApiError> {
         let mut nodes = Route::new();
         if let Some(committed) = &view.committed {
-            let n = self.replicas(committed.ring.members().len());
-            for &idx in committed.ring.replicas_for(key, n).as_slice() {
-                if let Some(node) = &committed.nodes[idx as usize] {
-                    nodes.push(node.clone());
-                }
-            }
+            add_replicas(&mut nodes, view, committed, key);
         }
-        let target = &view.target;
-        let n = self.replicas(target.ring.members().len());
-        for &idx in target.ring.replicas_for(key, n).as_slice() {
-            if let Some(node) = &target.nodes[idx as usize] {
-                if !nodes.iter().any(|known| known.id == node.id) {
-                    nodes.push(node.clone());
-                }
-            }
-        }
+        add_replicas(&mut nodes, view, &view.target, key);
         if nodes.is_empty() {
             return Err(no_auxiliaries());
+        }
+        Ok(nodes)
+    }
+
+    /// [`Master::route`] plus, while keys move, every other node that may
+    /// hold a copy of the key: the replicas of the rings of rounds given
+    /// up, and the leaving nodes. Reads that ask them all keep the highest
+    /// version.
+    fn read_route(&self, view: &RingView, key: &[u8]) -> Result<Route, ApiError> {
+        let mut nodes = self.route(view, key)?;
+        for ring in &view.abandoned {
+            add_replicas(&mut nodes, view, ring, key);
+        }
+        for node in &view.leaving {
+            if !nodes.iter().any(|known| known.id == node.id) {
+                nodes.push(node.clone());
+            }
         }
         Ok(nodes)
     }
@@ -250,7 +266,7 @@ impl Master {
     /// write or delete acknowledged before it began.
     async fn read_replicas(&self, key: String) -> Result<Option<Entry>, ApiError> {
         let view = self.view.load_full();
-        let nodes = self.route(&view, key.as_bytes())?;
+        let nodes = self.read_route(&view, key.as_bytes())?;
         let key = Bytes::from(key);
         if view.rebalancing() && nodes.len() > 1 {
             return self.read_newest(&nodes, key).await;
@@ -652,7 +668,7 @@ impl Master {
         let view = self.view.load_full();
         let routes: Vec<Route> = keys
             .iter()
-            .map(|k| self.route(&view, k.as_bytes()))
+            .map(|k| self.read_route(&view, k.as_bytes()))
             .collect::<Result<_, _>>()?;
         let keys: Vec<Bytes> = keys.into_iter().map(Bytes::from).collect();
         let mut newest: Vec<Option<Lookup>> = vec![None; keys.len()];

@@ -1,52 +1,61 @@
-//! Membership: which auxiliaries exist, which are up, and the ring derived
-//! from the live ones.
+//! Membership: the cluster map as this master applied it, and the work
+//! around it.
 //!
-//! - Auxiliaries register with `POST /nodes` (idempotent: a second
-//!   registration of the same node changes nothing). A master passes every
-//!   registration and decommission on to its peers (`MASTER_PEERS`), marked
-//!   as forwarded so that it travels one hop only. At start a master also
-//!   asks its peers for the nodes they know.
-//! - One health task probes every auxiliary's `/health` each
-//!   `HEALTH_CHECK_INTERVAL`, all probes concurrently, each bounded by
-//!   `REQUEST_TIMEOUT_MS`. A node that fails or hangs (a stopped process
-//!   hangs) is marked down and leaves the ring; when it answers again it
-//!   rejoins. A data call that fails asks for a probe at once, so a dead
-//!   node leaves the ring without waiting for the next tick.
-//! - The ring is a pure function of the live member ids, so masters that see
-//!   the same members compute the same ring and epoch.
+//! - The map ([`ClusterMap`], a pure engine in `distcache_core::cluster`)
+//!   changes only through events committed by the masters' Raft group
+//!   ([`super::consensus`]). Every master proposes what it is told:
+//!   registrations (`POST /nodes`, from auxiliaries or operators) and
+//!   decommissions (`DELETE /nodes/{id}`); a follower's proposal goes to the
+//!   leader. A registration that changes nothing is answered from the map
+//!   this master applied, without a trip through the log: auxiliaries
+//!   register again every few seconds.
+//! - Every master follows the map it applied: each new map becomes a new
+//!   [`RingView`] (rings, connections, the epoch), so every master that
+//!   applied the same map routes every key the same way.
+//! - Every master probes every auxiliary's `/health` each
+//!   `HEALTH_CHECK_INTERVAL` (for `GET /nodes`, `/stats` and metrics), all
+//!   probes concurrently, each bounded by `REQUEST_TIMEOUT_MS`. Only the
+//!   Raft leader turns what it sees into verdicts (a node down after
+//!   [`FAILS_BEFORE_DOWN`] failures in a row or a refused connection, up
+//!   again when it answers as itself) and proposes those that change the
+//!   map. A data call that fails asks for a probe at once.
+//! - When a master starts, it proposes its `REPLICAS` and `VIRTUAL_NODES`
+//!   before anything else; a cluster takes them once, before its first
+//!   node joins, and a master started later with other settings says so
+//!   in its log and routes by the cluster's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use distcache_core::Ring;
+use distcache_core::cluster::{self, Accepted, ClusterConfig, ClusterMap, Event, Node, Rejection};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
+use super::consensus::{ProposeError, Replicated};
 use super::{Master, NodeRef, Placement, RingView};
 use crate::config::is_host_port;
+use crate::control_api::AuxHealth;
 use crate::http::ApiError;
 
-/// Header that marks a membership call as passed on by a peer master.
-pub const FORWARDED_HEADER: &str = "x-distcache-forwarded";
+pub use distcache_core::cluster::NodeState;
 
-/// An auxiliary's state as this master sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeState {
-    /// Registered, not yet seen healthy: not in the ring.
-    Joining,
-    /// Healthy: in the ring.
-    Up,
-    /// Failed its last health check: not in the ring.
-    Down,
-    /// Being decommissioned: not in the ring.
-    Leaving,
+impl Replicated for ClusterMap {
+    type Event = Event;
+    /// `None` only as the default value the trait asks for.
+    type Output = Option<cluster::Applied>;
+
+    fn apply(&mut self, event: Event) -> Option<cluster::Applied> {
+        Some(ClusterMap::apply(self, event))
+    }
 }
 
-/// What this master knows of one auxiliary.
+/// One auxiliary as `GET /nodes` shows it: the map's record, and what this
+/// master's own probes saw.
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeInfo {
     /// The node's id.
@@ -55,22 +64,17 @@ pub struct NodeInfo {
     pub addr: String,
     /// Its data-protocol address, once known.
     pub data_addr: Option<String>,
-    /// Up, down, joining or leaving.
+    /// Up, down, joining or leaving, as the map says (an up node whose
+    /// keys have not reached it yet shows as joining).
     pub state: NodeState,
-    /// Items held, at the last health check.
+    /// Items held, at this master's last probe.
     pub items: u64,
-    /// Bytes of keys and values held, at the last health check.
+    /// Bytes of keys and values held, at this master's last probe.
     pub bytes: u64,
-    /// Unix milliseconds of the last successful health check.
+    /// Unix milliseconds of this master's last successful probe.
     pub last_seen: Option<u64>,
     /// The node process's incarnation, if it said.
     pub incarnation: Option<u64>,
-    /// Whether the last health check succeeded.
-    #[serde(skip)]
-    last_ok: bool,
-    /// Health checks failed in a row.
-    #[serde(skip)]
-    failures: u32,
 }
 
 /// A registration, from an auxiliary or an operator.
@@ -87,93 +91,44 @@ pub struct Registration {
     pub incarnation: Option<u64>,
 }
 
-/// The membership table and the signal that asks for a probe now.
-#[derive(Default)]
-pub struct Members {
-    table: Mutex<Table>,
-    probe_now: Notify,
+/// What this master's own probes saw of one node.
+#[derive(Clone, Debug, Default)]
+struct Seen {
+    /// Probes failed in a row.
+    failures: u32,
+    items: u64,
+    bytes: u64,
+    last_seen: Option<u64>,
 }
 
-#[derive(Default)]
-struct Table {
-    nodes: BTreeMap<String, NodeInfo>,
-    /// Decommissioned ids and the incarnation that was running then; that
-    /// incarnation may not register again (a restarted process may).
-    decommissioned: HashMap<String, Option<u64>>,
-    /// Data connections by node id, kept across ring changes.
-    clients: HashMap<String, Arc<NodeRef>>,
-    /// The members of the ring whose copies are in place; `None` until this
-    /// master's first handoff completes (copies may then be anywhere).
-    committed: Option<Vec<String>>,
+/// This master's side of membership: its probes' findings, its data
+/// connections, and the signals between its tasks.
+pub struct Members {
+    seen: Mutex<HashMap<String, Seen>>,
+    /// Data connections by node id, kept across maps.
+    clients: Mutex<HashMap<String, Arc<NodeRef>>>,
+    probe_now: Notify,
+    /// True once this master's settings were proposed and answered:
+    /// registrations wait for it, so that a cluster's first node cannot
+    /// join before its settings are in the map.
+    configured: watch::Sender<bool>,
+}
+
+impl Default for Members {
+    fn default() -> Self {
+        Members {
+            seen: Mutex::default(),
+            clients: Mutex::default(),
+            probe_now: Notify::new(),
+            configured: watch::Sender::new(false),
+        }
+    }
 }
 
 impl Members {
-    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
-        // A panic while holding the lock cannot leave the table half-updated
-        // in a way that matters more than losing membership: keep serving.
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Every known node, by id. A node that is up but whose keys have not
-    /// reached it yet shows as joining.
-    pub fn list(&self) -> Vec<NodeInfo> {
-        let table = self.table();
-        table.nodes.values().map(|n| table.shown(n)).collect()
-    }
-
-    /// One node.
-    pub fn get(&self, id: &str) -> Option<NodeInfo> {
-        let table = self.table();
-        table.nodes.get(id).map(|n| table.shown(n))
-    }
-
-    /// The committed ring's members, if known.
-    pub fn committed(&self) -> Option<Vec<String>> {
-        self.table().committed.clone()
-    }
-
-    /// Marks `members` as the ring whose copies are in place, and removes the
-    /// leaving nodes that handed their keys over (`handed_over`).
-    pub(super) fn commit(&self, members: Vec<String>, handed_over: &[String]) -> Vec<String> {
-        let mut table = self.table();
-        table.committed = Some(members);
-        let mut removed = Vec::new();
-        for id in handed_over {
-            if table
-                .nodes
-                .get(id)
-                .is_some_and(|n| n.state == NodeState::Leaving)
-            {
-                let node = table.nodes.remove(id).expect("present");
-                table.decommissioned.insert(id.clone(), node.incarnation);
-                table.clients.remove(id);
-                removed.push(id.clone());
-            }
-        }
-        removed
-    }
-
-    /// True if node `id` is up or leaving and answered its last check.
-    pub(super) fn is_live(&self, id: &str) -> bool {
-        self.table().nodes.get(id).is_some_and(is_live)
-    }
-
-    /// Live nodes (up or leaving, answering): id and HTTP address.
-    pub(super) fn live(&self) -> Vec<(String, String)> {
-        self.table()
-            .nodes
-            .values()
-            .filter(|n| is_live(n))
-            .map(|n| (n.id.clone(), n.addr.clone()))
-            .collect()
-    }
-
-    /// Data addresses of the given nodes.
-    pub(super) fn data_addrs(&self, ids: &[String]) -> Vec<Option<String>> {
-        let table = self.table();
-        ids.iter()
-            .map(|id| table.nodes.get(id).and_then(|n| n.data_addr.clone()))
-            .collect()
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
+        // Probe findings are advisory: after a panic elsewhere, keep serving.
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Asks the health task to probe every node now.
@@ -182,16 +137,105 @@ impl Members {
     }
 }
 
-/// Starts the membership tasks of `master`.
-pub fn start(master: &Arc<Master>) {
+impl Master {
+    /// Every node of the map this master applied, by id.
+    pub(super) fn nodes(&self) -> Vec<NodeInfo> {
+        let applied = self.map();
+        let seen = self.members.seen();
+        applied
+            .state
+            .nodes()
+            .map(|n| node_info(&applied.state, n, seen.get(&n.id)))
+            .collect()
+    }
+
+    /// One node of the map this master applied.
+    pub(super) fn node(&self, id: &str) -> Option<NodeInfo> {
+        let applied = self.map();
+        let node = applied.state.node(id)?;
+        Some(node_info(&applied.state, node, self.members.seen().get(id)))
+    }
+
+    /// The committed ring's members, if any round has finished.
+    pub(super) fn committed(&self) -> Option<Vec<String>> {
+        self.map().state.committed_members().map(<[String]>::to_vec)
+    }
+
+    /// Proposes `event` to the map and returns what applying it did.
+    pub(super) async fn propose(&self, event: Event) -> Result<cluster::Applied, ApiError> {
+        match self.consensus.propose(event).await {
+            Ok(Some(applied)) => Ok(applied),
+            Ok(None) => Err(ApiError::unavailable(
+                "map_unavailable",
+                "the cluster map gave no answer",
+            )),
+            Err(e) => Err(propose_error(e)),
+        }
+    }
+}
+
+fn node_info(map: &ClusterMap, node: &Node, seen: Option<&Seen>) -> NodeInfo {
+    let seen = seen.cloned().unwrap_or_default();
+    NodeInfo {
+        id: node.id.clone(),
+        addr: node.addr.clone(),
+        data_addr: node.data_addr.clone(),
+        state: map.shown_state(node),
+        items: seen.items,
+        bytes: seen.bytes,
+        last_seen: seen.last_seen,
+        incarnation: node.incarnation,
+    }
+}
+
+/// A failed proposal as a client sees it: the map could not change now.
+fn propose_error(e: ProposeError) -> ApiError {
+    match e {
+        ProposeError::NoLeader { .. } => ApiError::unavailable(
+            "no_leader",
+            format!(
+                "the cluster map cannot change now: {e} (is a majority of the masters up and reachable?)"
+            ),
+        ),
+        ProposeError::Unknown { .. } => ApiError::unavailable(
+            "map_change_unconfirmed",
+            format!("{e}; it may still take effect: repeat the request to be sure"),
+        ),
+        ProposeError::Rejected { .. } | ProposeError::Stopped => {
+            ApiError::unavailable("map_unavailable", e.to_string())
+        }
+    }
+}
+
+/// A refusal of the map as a client sees it.
+pub(super) fn rejection_error(r: Rejection) -> ApiError {
+    let message = r.to_string();
+    match r {
+        Rejection::UnknownNode { .. } => ApiError::not_found("node_not_found", message),
+        Rejection::BadId { .. } => ApiError::bad_request("bad_id", message),
+        Rejection::BadAddr { .. } => ApiError::bad_request("bad_addr", message),
+        Rejection::NoDataAddr { .. } => ApiError::bad_request("bad_addr", message),
+        Rejection::Decommissioned { .. } => {
+            ApiError::new(StatusCode::GONE, "decommissioned", message)
+        }
+        Rejection::LastNode { .. } => ApiError::new(StatusCode::CONFLICT, "last_node", message),
+        Rejection::NoAuxiliaries => ApiError::unavailable("no_auxiliaries", message),
+        Rejection::StaleRound { .. } | Rejection::Configured { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", message)
+        }
+    }
+}
+
+/// Starts the membership tasks of `master`, which proposes `settings`.
+pub fn start(master: &Arc<Master>, settings: ClusterConfig) {
+    let m = master.clone();
+    master.shutdown.spawn(async move { follow_map(m).await });
+    let m = master.clone();
+    master
+        .shutdown
+        .spawn(async move { propose_settings(m, settings).await });
     let m = master.clone();
     master.shutdown.spawn(async move { health_loop(m).await });
-    if !master.config.master_peers.is_empty() {
-        let m = master.clone();
-        master
-            .shutdown
-            .spawn(async move { learn_from_peers(m).await });
-    }
     for addr in master.config.aux_servers.clone() {
         let m = master.clone();
         master
@@ -200,11 +244,59 @@ pub fn start(master: &Arc<Master>) {
     }
 }
 
+/// Proposes this master's settings until the map answers, then lets
+/// registrations through.
+async fn propose_settings(master: Arc<Master>, settings: ClusterConfig) {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match master.propose(Event::Configure { config: settings }).await {
+            Ok(applied) => {
+                match applied.outcome {
+                    Ok(Accepted::Changed) => {
+                        info!(
+                            replicas = settings.replicas,
+                            virtual_nodes = settings.virtual_nodes,
+                            "cluster settings set"
+                        )
+                    }
+                    Ok(_) => debug!("cluster settings as configured"),
+                    Err(e) => warn!(
+                        error = %e,
+                        replicas = settings.replicas,
+                        virtual_nodes = settings.virtual_nodes,
+                        "REPLICAS or VIRTUAL_NODES differ from the cluster's; this master routes by the cluster's"
+                    ),
+                }
+                master.members.configured.send_replace(true);
+                return;
+            }
+            Err(e) => debug!(error = %e.message, "settings not proposed yet; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = master.shutdown.triggered() => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Waits until this master's settings are in the map (or it gives up).
+async fn wait_configured(master: &Master) -> Result<(), ApiError> {
+    let mut configured = master.members.configured.subscribe();
+    let limit = Duration::from_secs(10);
+    match tokio::time::timeout(limit, configured.wait_for(|done| *done)).await {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(ApiError::unavailable(
+            "no_leader",
+            "the masters have not agreed on the cluster map yet (is a majority of them up?)",
+        )),
+    }
+}
+
 /// Registers a node. Returns 201 for a new node, 200 for a known one.
-pub fn register(
+pub async fn register(
     master: &Arc<Master>,
     reg: Registration,
-    forwarded: bool,
 ) -> Result<(StatusCode, NodeInfo), ApiError> {
     if !is_host_port(&reg.addr) {
         return Err(ApiError::bad_request(
@@ -221,267 +313,214 @@ pub fn register(
         }
     }
     let id = reg.id.clone().unwrap_or_else(|| reg.addr.clone());
-    if id.is_empty() || id.len() > 255 {
-        return Err(ApiError::bad_request("bad_id", "id must be 1 to 255 bytes"));
-    }
-    let (status, info, changed) = {
-        let mut table = master.members.table();
-        if let Some(gone) = table.decommissioned.get(&id) {
-            if reg.incarnation.is_some() && *gone == reg.incarnation {
-                return Err(ApiError::new(
-                    StatusCode::GONE,
-                    "decommissioned",
-                    format!("node {id} was decommissioned; restart it to join again"),
-                ));
-            }
-            table.decommissioned.remove(&id);
-        }
-        match table.nodes.get_mut(&id) {
-            Some(node) => {
-                let same = node.addr == reg.addr
-                    && (reg.data_addr.is_none() || node.data_addr == reg.data_addr)
-                    && (reg.incarnation.is_none() || node.incarnation == reg.incarnation);
-                if !same {
-                    node.addr = reg.addr.clone();
-                    if reg.data_addr.is_some() {
-                        node.data_addr = reg.data_addr.clone();
-                    }
-                    if reg.incarnation.is_some() {
-                        node.incarnation = reg.incarnation;
-                    }
-                }
-                (StatusCode::OK, node.clone(), !same)
-            }
-            None => {
-                let node = NodeInfo {
-                    id: id.clone(),
-                    addr: reg.addr.clone(),
-                    data_addr: reg.data_addr.clone(),
-                    state: NodeState::Joining,
-                    items: 0,
-                    bytes: 0,
-                    last_seen: None,
-                    incarnation: reg.incarnation,
-                    last_ok: false,
-                    failures: 0,
-                };
-                table.nodes.insert(id.clone(), node.clone());
-                (StatusCode::CREATED, node, true)
-            }
-        }
+    let event = Event::Register {
+        id: id.clone(),
+        addr: reg.addr.clone(),
+        data_addr: reg.data_addr.clone(),
+        incarnation: reg.incarnation,
     };
-    if changed {
-        info!(node = %id, addr = %reg.addr, data_addr = ?reg.data_addr, forwarded, "auxiliary registered");
-        master.members.probe_soon();
-        if !forwarded {
-            forward_to_peers(
-                master,
-                reqwest::Method::POST,
-                "/nodes".to_string(),
-                Some(reg),
-            );
+    // Auxiliaries register again every few seconds: a registration the
+    // applied map already holds is answered without a trip through the log.
+    match master.map().state.preview(&event) {
+        Ok(Accepted::Unchanged) => {
+            if let Some(node) = master.node(&id) {
+                debug!(node = %id, "registration repeated; nothing changed");
+                return Ok((StatusCode::OK, node));
+            }
         }
-    } else {
-        debug!(node = %id, "registration repeated; nothing changed");
+        Err(rejection @ (Rejection::BadId { .. } | Rejection::BadAddr { .. })) => {
+            return Err(rejection_error(rejection));
+        }
+        _ => {}
     }
-    Ok((status, info))
+    wait_configured(master).await?;
+    let applied = master.propose(event).await?;
+    let accepted = applied.outcome.map_err(rejection_error)?;
+    if accepted != Accepted::Unchanged {
+        info!(node = %id, addr = %reg.addr, data_addr = ?reg.data_addr, "auxiliary registered");
+        master.members.probe_soon();
+    }
+    let status = if accepted == Accepted::Added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let node = applied_node(master, &id).await.unwrap_or(NodeInfo {
+        id,
+        addr: reg.addr,
+        data_addr: reg.data_addr,
+        state: NodeState::Joining,
+        items: 0,
+        bytes: 0,
+        last_seen: None,
+        incarnation: reg.incarnation,
+    });
+    Ok((status, node))
+}
+
+/// The node as this master sees it once it has applied the map that holds
+/// it (a follower applies a committed entry shortly after the leader).
+async fn applied_node(master: &Master, id: &str) -> Option<NodeInfo> {
+    let mut applied = master.consensus.applied();
+    let found = applied.wait_for(|a| a.state.node(id).is_some());
+    tokio::time::timeout(Duration::from_secs(2), found)
+        .await
+        .ok()?
+        .ok()?;
+    master.node(id)
 }
 
 /// How long `DELETE /nodes/{id}` waits for the node's keys to move.
-pub const DECOMMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+pub const DECOMMISSION_WAIT: Duration = Duration::from_secs(60);
 
 /// Decommissions a node: it leaves the ring at once, hands its keys to their
-/// new owners, and is removed once they have them (a node that is down is
-/// removed at once; its keys are copied from their other replicas). Tells
-/// the peers, and waits for the removal up to [`DECOMMISSION_WAIT`]: the
-/// answer says whether the node is gone (`removed`) or still `leaving`.
-pub async fn decommission(
-    master: &Arc<Master>,
-    id: &str,
-    forwarded: bool,
-) -> Result<(bool, NodeInfo), ApiError> {
-    let (node, removed_now) = {
-        let mut table = master.members.table();
-        let Some(node) = table.nodes.get_mut(id) else {
-            return Err(ApiError::not_found(
-                "node_not_found",
-                format!("no auxiliary with id {id:?}"),
-            ));
-        };
-        if is_live(node) {
-            node.state = NodeState::Leaving;
-            let node = node.clone();
-            let others_up = table
-                .nodes
-                .values()
-                .any(|n| n.id != id && n.state == NodeState::Up);
-            if !others_up {
-                table.nodes.get_mut(id).expect("present").state = NodeState::Up;
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "last_node",
-                    format!("{id} is the last auxiliary up: nobody could take its keys"),
-                ));
+/// new owners, and is removed once they have them (a node that does not
+/// answer is removed at once; its keys are copied from their other
+/// replicas). Waits for the removal up to [`DECOMMISSION_WAIT`]: the answer
+/// says whether the node is gone (`true`) or still leaving.
+pub async fn decommission(master: &Arc<Master>, id: &str) -> Result<(bool, NodeInfo), ApiError> {
+    let Some(node) = master.node(id) else {
+        return Err(rejection_error(Rejection::UnknownNode { id: id.into() }));
+    };
+    let applied = master
+        .propose(Event::Decommission { id: id.to_string() })
+        .await?;
+    let accepted = applied.outcome.map_err(rejection_error)?;
+    info!(node = %id, removed_now = accepted == Accepted::Removed, "auxiliary decommissioned; its keys move away");
+    let mut gone = master.consensus.applied();
+    let removed = gone.wait_for(|a| a.state.node(id).is_none());
+    match tokio::time::timeout(DECOMMISSION_WAIT, removed).await {
+        Ok(Ok(_)) => Ok((
+            true,
+            NodeInfo {
+                state: NodeState::Leaving,
+                ..node
+            },
+        )),
+        _ => Ok((false, master.node(id).unwrap_or(node))),
+    }
+}
+
+/// Follows the map this master applies: every new one becomes the routing.
+async fn follow_map(master: Arc<Master>) {
+    let mut applied = master.consensus.applied();
+    loop {
+        let map = applied.borrow_and_update().clone();
+        rebuild_view(&master, &map.state);
+        master.rounds.wake();
+        tokio::select! {
+            changed = applied.changed() => if changed.is_err() { return },
+            _ = master.shutdown.triggered() => return,
+        }
+    }
+}
+
+/// Swaps in the routing of `map`: rings over its members with a connection
+/// per live node, its epoch and settings.
+fn rebuild_view(master: &Master, map: &ClusterMap) {
+    let routing = map.routing();
+    let vnodes = routing.config.virtual_nodes;
+    let mut clients = master
+        .members
+        .clients
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    clients.retain(|id, _| routing.live.contains_key(id));
+    let mut connection = |id: &str| -> Option<Arc<NodeRef>> {
+        let data = routing.live.get(id)?;
+        match clients.get(id) {
+            Some(c) if c.client.addr() == data.as_str() => Some(c.clone()),
+            _ => {
+                let c = Arc::new(NodeRef {
+                    id: id.to_string(),
+                    client: distcache_wire::Client::new(data.clone(), master.wire_config()),
+                });
+                clients.insert(id.to_string(), c.clone());
+                Some(c)
             }
-            (node, false)
-        } else {
-            let node = table.nodes.remove(id).expect("present");
-            table
-                .decommissioned
-                .insert(id.to_string(), node.incarnation);
-            table.clients.remove(id);
-            (node, true)
         }
     };
-    info!(node = %id, forwarded, live = !removed_now, "auxiliary decommissioned; its keys move away");
-    if removed_now {
-        master.metrics.forget_node(id);
-    }
-    rebuild_view(master);
-    if !forwarded {
-        let path = format!("/nodes/{}", encode_path_segment(id));
-        forward_to_peers(master, reqwest::Method::DELETE, path, None);
-    }
-    if removed_now {
-        return Ok((true, node));
-    }
-    let started = std::time::Instant::now();
-    while started.elapsed() < DECOMMISSION_WAIT {
-        if !master.members.table().nodes.contains_key(id) {
-            let mut node = node;
-            node.state = NodeState::Leaving;
-            return Ok((true, node));
+    let mut placement = |ids: &[String]| {
+        let ring = Ring::new(ids.iter().cloned(), vnodes);
+        Placement {
+            nodes: ring.members().iter().map(|id| connection(id)).collect(),
+            ring,
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let target = placement(&routing.target);
+    let committed = match &routing.committed {
+        Some(ids) if *ids != routing.target => Some(placement(ids)),
+        _ => None,
+    };
+    let abandoned: Vec<Placement> = routing.abandoned.iter().map(|ids| placement(ids)).collect();
+    let leaving: Vec<Arc<NodeRef>> = routing
+        .leaving
+        .iter()
+        .filter_map(|id| connection(id))
+        .collect();
+    drop(clients);
+    let previous = master.view.load();
+    if previous.epoch != routing.epoch {
+        info!(
+            epoch = routing.epoch,
+            members = ?routing.target,
+            committed = ?routing.committed,
+            rebalancing = routing.rebalancing,
+            "cluster map applied"
+        );
+        master.metrics.ring_changes.inc();
     }
-    Ok((false, master.members.get(id).unwrap_or(node)))
-}
-
-fn encode_path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+    let view = RingView {
+        epoch: routing.epoch,
+        config: routing.config,
+        target,
+        committed,
+        abandoned,
+        leaving,
+        moving: routing.rebalancing,
+    };
+    let m = &master.metrics;
+    m.ring_members.set(view.target.ring.members().len() as i64);
+    m.ring_epoch
+        .set(i64::try_from(view.epoch).unwrap_or(i64::MAX));
+    m.rebalance_pending.set(i64::from(view.rebalancing()));
+    master.view.store(Arc::new(view));
+    for node in map.nodes() {
+        m.aux_up
+            .with_label_values(&[node.id.as_str()])
+            .set(i64::from(node.state == NodeState::Up));
     }
-    out
-}
-
-fn forward_to_peers(
-    master: &Arc<Master>,
-    method: reqwest::Method,
-    path: String,
-    body: Option<Registration>,
-) {
-    for peer in master.config.master_peers.clone() {
-        let client = master.control.clone();
-        let method = method.clone();
-        let url = format!("{}{path}", crate::security::base_url(&peer));
-        let body = body.clone();
-        let credentials = master.credentials.clone();
-        master.shutdown.spawn(async move {
-            let mut req = credentials
-                .sign(client.request(method, &url))
-                .header(FORWARDED_HEADER, "1");
-            if let Some(body) = &body {
-                req = req.json(body);
-            }
-            match req.send().await {
-                Ok(resp)
-                    if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND => {}
-                Ok(resp) => {
-                    warn!(peer = %peer, status = %resp.status(), "peer refused a membership change")
-                }
-                Err(e) => warn!(peer = %peer, error = %e, "could not reach peer master"),
-            }
-        });
-    }
-}
-
-/// At start, adopt the nodes the peer masters already know.
-async fn learn_from_peers(master: Arc<Master>) {
-    for peer in master.config.master_peers.clone() {
-        let url = format!("{}/nodes", crate::security::base_url(&peer));
-        let request = master.credentials.sign(master.control.get(&url));
-        let nodes: Vec<NodeInfo> = match request.send().await {
-            Ok(resp) if resp.status().is_success() => match resp.json::<PeerNodes>().await {
-                Ok(list) => list.nodes,
-                Err(e) => {
-                    warn!(peer = %peer, error = %e, "peer's node list did not parse");
-                    continue;
-                }
-            },
-            Ok(resp) => {
-                debug!(peer = %peer, status = %resp.status(), "peer did not list its nodes");
-                continue;
-            }
-            Err(e) => {
-                debug!(peer = %peer, error = %e, "peer not reachable at start");
-                continue;
-            }
-        };
-        for node in nodes {
-            let reg = Registration {
-                id: Some(node.id),
-                addr: node.addr,
-                data_addr: node.data_addr,
-                incarnation: node.incarnation,
-            };
-            if let Err(e) = register(&master, reg, true) {
-                debug!(peer = %peer, error = ?e.message, "could not adopt a peer's node");
-            }
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct PeerNodes {
-    nodes: Vec<NodeInfo>,
-}
-
-impl<'de> Deserialize<'de> for NodeInfo {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Wire {
-            id: String,
-            addr: String,
-            data_addr: Option<String>,
-            incarnation: Option<u64>,
-        }
-        let w = Wire::deserialize(d)?;
-        Ok(NodeInfo {
-            id: w.id,
-            addr: w.addr,
-            data_addr: w.data_addr,
-            state: NodeState::Joining,
-            items: 0,
-            bytes: 0,
-            last_seen: None,
-            incarnation: w.incarnation,
-            last_ok: false,
-            failures: 0,
-        })
+    // Forget the probe findings and metric labels of nodes that left.
+    let mut seen = master.members.seen();
+    let gone: Vec<String> = seen
+        .keys()
+        .filter(|id| map.node(id).is_none())
+        .cloned()
+        .collect();
+    for id in gone {
+        seen.remove(&id);
+        master.metrics.forget_node(&id);
     }
 }
 
 /// An `AUX_SERVERS` entry: probe it until it answers, then register it under
 /// the id it reports. (It also registers itself; either way works.)
 async fn watch_static_aux(master: Arc<Master>, addr: String) {
-    let mut wait = std::time::Duration::from_millis(200);
+    let mut wait = Duration::from_millis(200);
     loop {
-        if let Ok(health) = probe(&master, &addr).await {
+        if let Ok(health) = master.control.health(&addr).await {
             let reg = Registration {
                 id: Some(health.node_id),
                 addr: addr.clone(),
                 data_addr: Some(health.data_addr),
                 incarnation: health.incarnation,
             };
-            if let Err(e) = register(&master, reg, false) {
-                warn!(addr = %addr, error = %e.message, "could not register AUX_SERVERS entry");
+            match register(&master, reg).await {
+                Ok(_) => return,
+                Err(e) => {
+                    warn!(addr = %addr, error = %e.message, "could not register AUX_SERVERS entry")
+                }
             }
-            return;
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -491,72 +530,10 @@ async fn watch_static_aux(master: Arc<Master>, addr: String) {
     }
 }
 
-/// What an auxiliary's `/health` says.
-#[derive(Debug, Deserialize)]
-struct AuxHealth {
-    node_id: String,
-    data_addr: String,
-    incarnation: Option<u64>,
-    #[serde(default)]
-    items: u64,
-    #[serde(default)]
-    bytes: u64,
-}
-
-/// Health checks a node must fail in a row before it is marked down, unless
+/// Health checks a node must fail in a row before it is judged down, unless
 /// its connection is refused outright. One slow answer on a busy machine
 /// must not take a node out of the ring and start a rebalance.
 pub const FAILS_BEFORE_DOWN: u32 = 2;
-
-/// Why a health check failed.
-#[derive(Debug)]
-pub(super) struct ProbeError {
-    /// Nothing listens there (or the network is unreachable): the node is
-    /// certainly not serving.
-    pub refused: bool,
-    /// What happened.
-    pub message: String,
-}
-
-impl std::fmt::Display for ProbeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-async fn probe(master: &Master, addr: &str) -> Result<AuxHealth, ProbeError> {
-    fetch_health(master, addr).await
-}
-
-/// An auxiliary's `/health` answer as `T`, within `REQUEST_TIMEOUT_MS`.
-pub(super) async fn fetch_health<T: serde::de::DeserializeOwned>(
-    master: &Master,
-    addr: &str,
-) -> Result<T, ProbeError> {
-    let url = format!("http://{addr}/health");
-    let failed = |message: String| ProbeError {
-        refused: false,
-        message,
-    };
-    let call = async {
-        let resp = master
-            .control
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| ProbeError {
-                refused: e.is_connect(),
-                message: e.to_string(),
-            })?;
-        if !resp.status().is_success() {
-            return Err(failed(format!("status {}", resp.status())));
-        }
-        resp.json::<T>().await.map_err(|e| failed(e.to_string()))
-    };
-    tokio::time::timeout(master.config.request_timeout(), call)
-        .await
-        .unwrap_or_else(|_| Err(failed("timed out".to_string())))
-}
 
 async fn health_loop(master: Arc<Master>) {
     let interval = master.config.health_check_interval();
@@ -570,203 +547,100 @@ async fn health_loop(master: Arc<Master>) {
     }
 }
 
-/// Probes every node once, concurrently, and applies the results.
+/// What one probe found, as the leader judges it.
+enum Finding {
+    /// It answered as itself.
+    Healthy(AuxHealth),
+    /// It failed, but not yet for certain.
+    Doubtful,
+    /// It is down for certain: refused, failed often enough, or another
+    /// node answers at its address.
+    Down,
+}
+
+/// Probes every node of the map once, concurrently; records what was seen
+/// and, on the leader, proposes the verdicts that change the map.
 async fn check_all(master: &Arc<Master>) {
-    let targets: Vec<(String, String)> = master
-        .members
-        .table()
-        .nodes
-        .values()
+    let applied = master.map();
+    let targets: Vec<(String, String)> = applied
+        .state
+        .nodes()
         .map(|n| (n.id.clone(), n.addr.clone()))
         .collect();
-    let results = join_all(targets.iter().map(|(_, addr)| probe(master, addr))).await;
+    let results = join_all(targets.iter().map(|(_, addr)| master.control.health(addr))).await;
     let now = (master.clock)();
+    let mut findings = Vec::with_capacity(targets.len());
     {
-        let mut table = master.members.table();
+        let mut seen = master.members.seen();
         for ((id, addr), result) in targets.iter().zip(results) {
-            let Some(node) = table.nodes.get_mut(id) else {
-                continue; // decommissioned while probing
-            };
-            if node.addr != *addr {
-                continue; // re-registered elsewhere while probing
-            }
-            let before = node.state;
-            match result {
+            let node = seen.entry(id.clone()).or_default();
+            let m = &master.metrics;
+            let finding = match result {
                 Ok(health) if health.node_id == *id => {
-                    node.last_ok = true;
+                    m.health_checks.with_label_values(&["ok"]).inc();
                     node.failures = 0;
-                    master
-                        .metrics
-                        .health_checks
-                        .with_label_values(&["ok"])
-                        .inc();
                     node.items = health.items;
                     node.bytes = health.bytes;
-                    let m = &master.metrics;
+                    node.last_seen = Some(now);
                     m.aux_items
                         .with_label_values(&[id.as_str()])
                         .set(clamp(health.items));
                     m.aux_bytes
                         .with_label_values(&[id.as_str()])
                         .set(clamp(health.bytes));
-                    node.last_seen = Some(now);
-                    node.data_addr = Some(health.data_addr);
-                    if health.incarnation.is_some() {
-                        node.incarnation = health.incarnation;
-                    }
-                    if node.state != NodeState::Leaving {
-                        node.state = NodeState::Up;
-                    }
+                    Finding::Healthy(health)
                 }
                 Ok(health) => {
-                    master
-                        .metrics
-                        .health_checks
-                        .with_label_values(&["failed"])
-                        .inc();
+                    m.health_checks.with_label_values(&["failed"]).inc();
                     warn!(node = %id, addr = %addr, answered_as = %health.node_id, "another node answers at this address");
-                    node.last_ok = false;
-                    if node.state != NodeState::Leaving {
-                        node.state = NodeState::Down;
-                    }
+                    Finding::Down
                 }
-                Err(reason) => {
-                    master
-                        .metrics
-                        .health_checks
-                        .with_label_values(&["failed"])
-                        .inc();
+                Err(e) => {
+                    m.health_checks.with_label_values(&["failed"]).inc();
                     node.failures += 1;
-                    let certain = reason.refused || node.failures >= FAILS_BEFORE_DOWN;
-                    if !certain {
-                        debug!(node = %id, addr = %addr, error = %reason, "health check failed once; checking again");
+                    if e.refused() || node.failures >= FAILS_BEFORE_DOWN {
+                        debug!(node = %id, addr = %addr, error = %e, "health check failed");
+                        Finding::Down
+                    } else {
+                        debug!(node = %id, addr = %addr, error = %e, "health check failed once; checking again");
                         master.members.probe_soon();
-                        continue;
-                    }
-                    node.last_ok = false;
-                    if node.state == NodeState::Up || node.state == NodeState::Joining {
-                        warn!(node = %id, addr = %addr, error = %reason, "health check failed; node is down");
-                        node.state = NodeState::Down;
+                        Finding::Doubtful
                     }
                 }
-            }
-            if before != node.state && node.state == NodeState::Up {
-                info!(node = %id, addr = %addr, "node is up");
-            }
-            master
-                .metrics
-                .aux_up
-                .with_label_values(&[id.as_str()])
-                .set(i64::from(node.state == NodeState::Up));
+            };
+            findings.push((id.clone(), finding));
         }
     }
-    rebuild_view(master);
+    if !master.consensus.is_leader() {
+        return;
+    }
+    for (id, finding) in findings {
+        let event = match finding {
+            Finding::Healthy(health) => Event::Verdict {
+                id: id.clone(),
+                healthy: true,
+                data_addr: Some(health.data_addr),
+            },
+            Finding::Down => Event::Verdict {
+                id: id.clone(),
+                healthy: false,
+                data_addr: None,
+            },
+            Finding::Doubtful => continue,
+        };
+        // Only verdicts that change the map go through the log.
+        if !matches!(master.map().state.preview(&event), Ok(Accepted::Changed)) {
+            continue;
+        }
+        let healthy = matches!(event, Event::Verdict { healthy: true, .. });
+        match master.propose(event).await {
+            Ok(_) if healthy => info!(node = %id, "node is up"),
+            Ok(_) => warn!(node = %id, "node is down"),
+            Err(e) => warn!(node = %id, error = %e.message, "could not record a health verdict"),
+        }
+    }
 }
 
 fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// True for a node whose copies can be read and sent: up, or leaving but
-/// still answering.
-fn is_live(node: &NodeInfo) -> bool {
-    node.data_addr.is_some()
-        && matches!(node.state, NodeState::Up | NodeState::Leaving)
-        && node.last_ok
-}
-
-/// Swaps in a new view from the membership table: the target ring over the
-/// live nodes that are not leaving, and the committed ring while it differs.
-/// Wakes the rebalancer when keys need to move.
-pub(super) fn rebuild_view(master: &Arc<Master>) {
-    // The table lock is held until the new view is stored, so two rebuilds
-    // can never store out of order.
-    let mut table = master.members.table();
-    let current = master.view.load();
-    let vnodes = master.config.virtual_nodes();
-    let target_ids: Vec<String> = table
-        .nodes
-        .values()
-        .filter(|n| n.state == NodeState::Up && n.data_addr.is_some())
-        .map(|n| n.id.clone())
-        .collect();
-    let target_ring = Ring::new(target_ids.iter().cloned(), vnodes);
-    let target = Placement {
-        nodes: target_ring
-            .members()
-            .iter()
-            .map(|id| table.connection(id, master))
-            .collect(),
-        ring: target_ring,
-    };
-    let committed = match table.committed.clone() {
-        Some(ids) if ids != target.ring.members() => {
-            let ring = Ring::new(ids, vnodes);
-            Some(Placement {
-                nodes: ring
-                    .members()
-                    .iter()
-                    .map(|id| table.connection(id, master))
-                    .collect(),
-                ring,
-            })
-        }
-        _ => None,
-    };
-    let rebalancing = committed.is_some() || table.committed.is_none() && !target.ring.is_empty();
-    if target.ring.epoch() != current.target.ring.epoch() {
-        info!(
-            epoch = %format!("{:016x}", target.ring.epoch()),
-            members = ?target.ring.members(),
-            "ring changed"
-        );
-        master.metrics.ring_changes.inc();
-    }
-    master
-        .metrics
-        .ring_members
-        .set(target.ring.members().len() as i64);
-    master
-        .metrics
-        .ring_epoch
-        .set((target.ring.epoch() & ((1 << 53) - 1)) as i64);
-    master.metrics.rebalance_pending.set(i64::from(rebalancing));
-    master.view.store(Arc::new(RingView { target, committed }));
-    drop(table);
-    if rebalancing {
-        master.rebalancer.wake();
-    }
-}
-
-impl Table {
-    /// A node as clients see it: up but not yet holding its keys shows as
-    /// joining.
-    fn shown(&self, node: &NodeInfo) -> NodeInfo {
-        let mut shown = node.clone();
-        let committed = self
-            .committed
-            .as_ref()
-            .is_some_and(|c| c.contains(&node.id));
-        if node.state == NodeState::Up && !committed {
-            shown.state = NodeState::Joining;
-        }
-        shown
-    }
-
-    /// The data connection to a live node, made once and kept.
-    fn connection(&mut self, id: &str, master: &Master) -> Option<Arc<NodeRef>> {
-        let node = self.nodes.get(id).filter(|n| is_live(n))?;
-        let data = node.data_addr.clone()?;
-        match self.clients.get(id) {
-            Some(c) if c.client.addr() == data => Some(c.clone()),
-            _ => {
-                let c = Arc::new(NodeRef {
-                    id: id.to_string(),
-                    client: distcache_wire::Client::new(data, master.wire_config()),
-                });
-                self.clients.insert(id.to_string(), c.clone());
-                Some(c)
-            }
-        }
-    }
 }

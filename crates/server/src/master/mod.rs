@@ -1,16 +1,18 @@
-//! The master (coordinator): the public REST API. It owns no data. It keeps
-//! the membership of auxiliaries ([`membership`]), derives the hash ring
-//! from the live ones, routes every request to the key's replicas
-//! ([`data`]), and answers clients ([`routes`]). It writes cluster backups
-//! and restores them ([`backup`]). [`consensus`] is the Raft group through
-//! which the masters will agree on one cluster map (not wired in yet).
+//! The master (coordinator): the public REST API. It owns no data. The
+//! masters agree on one cluster map through Raft ([`consensus`]); every
+//! master routes every request by the map it applied ([`membership`] turns
+//! it into a [`RingView`]), and the Raft leader makes the health verdicts
+//! and drives rebalancing rounds ([`rebalance`]). [`data`] routes requests
+//! to the key's replicas, [`routes`] answers clients, [`backup`] writes
+//! cluster backups and restores them.
 //!
 //! The ring is read on every request and changes rarely, so it lives in an
 //! [`ArcSwap`]: requests load it without locking, and the membership task
-//! swaps in a new [`RingView`] when the set of live auxiliaries changes.
+//! swaps in a new [`RingView`] whenever this master applies a new map.
 
 mod backup;
 pub mod consensus;
+mod control;
 mod data;
 mod membership;
 pub mod near_cache;
@@ -22,6 +24,7 @@ mod stats;
 use arc_swap::ArcSwap;
 use distcache_core::Ring;
 use distcache_core::clock::Clock;
+use distcache_core::cluster::{ClusterConfig, ClusterMap};
 use distcache_core::version::{HybridClock, origin_id};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -33,6 +36,9 @@ use crate::metrics::{self, MasterMetrics};
 use crate::shutdown::{SHUTDOWN_DEADLINE, Shutdown};
 
 pub use membership::{NodeInfo, NodeState};
+
+/// The consensus group of the masters, replicating the cluster map.
+pub type MapConsensus = consensus::Consensus<ClusterMap>;
 
 /// A connection to one auxiliary's data port.
 #[derive(Debug)]
@@ -48,7 +54,7 @@ pub struct NodeRef {
 pub struct Placement {
     /// The ring.
     pub ring: Ring,
-    /// `nodes[i]` serves `ring.members()[i]`; `None` while it is down.
+    /// `nodes[i]` serves `ring.members()[i]`; `None` while it is not live.
     pub nodes: Vec<Option<Arc<NodeRef>>>,
 }
 
@@ -61,33 +67,56 @@ impl Placement {
     }
 }
 
-/// How requests are routed now, as one immutable value.
+/// How requests are routed now, as one immutable value built from the
+/// cluster map this master applied.
 ///
-/// `target` is the ring over the live auxiliaries (not leaving). While keys
-/// move to it, `committed` is the ring whose copies are in place: reads ask
-/// its live replicas first, writes go to the replicas of both, so no key is
-/// unreadable and no write is lost while a join, leave or failure is being
-/// handled. Once every auxiliary has handed its keys over, `committed`
-/// becomes `None` again.
+/// `target` is the ring over the up auxiliaries. While keys move to it,
+/// `committed` is the ring whose copies are in place, `abandoned` the
+/// targets of rounds given up since (copies may have moved there), and
+/// `leaving` the live nodes on their way out: writes go to the replicas of
+/// `committed` and `target`, and reads ask every one of them and keep the
+/// highest version, so no key is unreadable and no old copy wins while a
+/// join, leave or failure is being handled.
 #[derive(Debug)]
 pub struct RingView {
-    /// The ring over the live auxiliaries.
+    /// The map's epoch: every data request carries it.
+    pub epoch: u64,
+    /// Copies per key and ring points, as the map says.
+    pub config: ClusterConfig,
+    /// The ring over the up auxiliaries.
     pub target: Placement,
     /// The ring whose copies are in place, while it differs from `target`.
     pub committed: Option<Placement>,
+    /// Targets of rounds given up since the last commit.
+    pub abandoned: Vec<Placement>,
+    /// Live nodes that are leaving: they hold copies until they are gone.
+    pub leaving: Vec<Arc<NodeRef>>,
+    /// A round is in progress.
+    pub moving: bool,
 }
 
 impl RingView {
-    fn empty(vnodes: u32) -> Self {
+    fn empty(config: ClusterConfig) -> Self {
         RingView {
-            target: Placement::empty(vnodes),
+            epoch: 0,
+            config,
+            target: Placement::empty(config.virtual_nodes),
             committed: None,
+            abandoned: Vec::new(),
+            leaving: Vec::new(),
+            moving: false,
         }
     }
 
-    /// True while keys are moving to the target ring.
+    /// True while keys may be moving: a round runs, or copies may be away
+    /// from the target ring's replicas.
     pub fn rebalancing(&self) -> bool {
-        self.committed.is_some()
+        self.moving || self.committed.is_some() || !self.abandoned.is_empty()
+    }
+
+    /// Copies of each key in a ring of `members` auxiliaries.
+    pub fn replicas(&self, members: usize) -> usize {
+        self.config.replicas_for(members)
     }
 }
 
@@ -102,23 +131,24 @@ pub struct Master {
     registry: prometheus::Registry,
     view: ArcSwap<RingView>,
     near: Option<near_cache::NearCache>,
+    consensus: MapConsensus,
     members: membership::Members,
-    rebalancer: rebalance::Rebalancer,
+    rounds: rebalance::Rounds,
     backups: backup::Backups,
-    control: reqwest::Client,
+    control: control::AuxControl,
     shutdown: Shutdown,
     gate: Arc<crate::security::auth::Gate>,
     credentials: Arc<crate::security::secret::Credentials>,
 }
 
 impl Master {
-    /// Copies of each key in a ring of `members` auxiliaries.
-    fn replicas(&self, members: usize) -> usize {
-        self.config.replicas.min(members)
-    }
-
     fn quorum(&self) -> WriteQuorum {
         self.config.write_quorum
+    }
+
+    /// The cluster map as this master last applied it.
+    fn map(&self) -> Arc<consensus::Applied<ClusterMap>> {
+        self.consensus.applied().borrow().clone()
     }
 }
 
@@ -150,9 +180,11 @@ pub async fn run(
         .node_id
         .clone()
         .unwrap_or_else(|| format!("{}:{}", host_name(), local.port()));
+    let own_addr = own_address(&config, local);
     info!(
         node = %id,
         addr = %local,
+        advertise = %own_addr,
         replicas = config.replicas,
         quorum = ?config.write_quorum,
         virtual_nodes = config.virtual_nodes(),
@@ -194,17 +226,33 @@ pub async fn run(
     let registry = metrics::new_registry();
     let master_metrics = MasterMetrics::new(&registry);
     metrics::NodeMetrics::new(&registry, "master", config.backup_interval);
-    let control = crate::security::tls::client_builder(security.cluster.tls_ca.as_deref())?
-        .timeout(config.request_timeout())
-        .build()
-        .map_err(|e| StartError::Client(e.to_string()))?;
+    let control = control::AuxControl::new(&config, credentials.clone())?;
+
+    let peers: Vec<String> = config
+        .master_peers
+        .iter()
+        .filter(|p| consensus::node_id(p) != consensus::node_id(&own_addr))
+        .cloned()
+        .collect();
+    let consensus_config = consensus::ConsensusConfig {
+        data_dir: Some(raft_dir(&config)),
+        tls_ca: security.cluster.tls_ca.clone(),
+        ..consensus::ConsensusConfig::new(own_addr.clone(), peers, credentials.clone())
+    };
+    info!(node = %id, raft_dir = %raft_dir(&config).display(), "joining the masters' consensus");
+    let consensus = MapConsensus::start(consensus_config)
+        .await
+        .map_err(|e| StartError::Consensus(e.to_string()))?;
+    let cluster_config = ClusterConfig::new(config.replicas, config.virtual_nodes());
+
     let master = Arc::new(Master {
         versions: HybridClock::new(origin_id(&id)),
-        view: ArcSwap::from_pointee(RingView::empty(config.virtual_nodes())),
+        view: ArcSwap::from_pointee(RingView::empty(cluster_config)),
         near: near_cache::NearCache::new(config.near_cache_size, config.near_cache_ttl_ms()),
         members: membership::Members::default(),
-        rebalancer: rebalance::Rebalancer::default(),
+        rounds: rebalance::Rounds::default(),
         backups: backup::Backups::default(),
+        consensus: consensus.clone(),
         id: id.clone(),
         clock,
         metrics: master_metrics.clone(),
@@ -216,23 +264,34 @@ pub async fn run(
         config,
     });
 
-    membership::start(&master);
+    membership::start(&master, cluster_config);
     rebalance::start(&master);
     backup::start(&master);
 
-    let app = service::MasterService::new(master.clone());
+    let app = service::MasterService::new(master.clone(), consensus::router(&consensus));
     info!(node = %id, "master ready");
-    crate::security::serve::serve(listener, app, serve_options, shutdown.clone())
-        .await
-        .map_err(StartError::io("the HTTP server"))?;
+    let served =
+        crate::security::serve::serve(listener, app, serve_options, shutdown.clone()).await;
 
     info!(node = %id, "master stopping");
     shutdown.trigger();
+    consensus.shutdown().await;
+    served.map_err(StartError::io("the HTTP server"))?;
     if !shutdown.wait_for_tasks(SHUTDOWN_DEADLINE).await {
         tracing::warn!(node = %id, "some tasks did not stop within the deadline");
     }
     info!(node = %id, "master stopped");
     Ok(())
+}
+
+/// Where the other masters reach this one: its Raft address.
+fn own_address(config: &MasterConfig, local: std::net::SocketAddr) -> String {
+    config.raft_address(local.port())
+}
+
+/// This master's Raft directory.
+fn raft_dir(config: &MasterConfig) -> std::path::PathBuf {
+    config.raft_dir()
 }
 
 impl Master {

@@ -1,46 +1,55 @@
-//! Rebalancing: moving keys from the committed ring (whose copies are in
-//! place) to the target ring (the live auxiliaries) after a join, a leave or
-//! a failure, and `POST /rebalance`.
+//! Rebalancing rounds, run by the Raft leader, and `POST /rebalance`.
 //!
-//! A round asks every live auxiliary to hand off its keys (see
-//! `auxiliary::handoff`) and waits for all of them. Only when every one has
-//! finished does the target become the committed ring; until then reads ask
-//! the committed ring's replicas first and writes go to both, so keys stay
-//! readable while they move. Leaving nodes are removed once they have handed
-//! their keys over. A round that fails (a node died mid-way) is retried: the
-//! handoff is idempotent, versions decide every conflict.
+//! The cluster map decides when keys must move and how: its round in
+//! progress ([`distcache_core::cluster::Round`]) names the ring whose copies
+//! are in place, the ring that should hold them, and the nodes that hold
+//! copies. Only the leader runs it: it asks every source auxiliary for the
+//! handoff (`POST /internal/handoff`, see `auxiliary::handoff`), and
+//! proposes `RoundFinished` once all of them succeeded (the target becomes
+//! the committed ring, leaving nodes that handed over are removed) or
+//! `RoundFailed` as soon as one failed (the map plans a new round, and the
+//! runner backs off by its attempt number). A round the map replaced (the
+//! membership changed again, or a new leader took over) is dropped at once:
+//! the runner always runs the map's current round and no other. Every step
+//! is idempotent; versions decide every conflict.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use serde::Serialize;
+use distcache_core::cluster::{Command, Event, Handoff, Round};
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Master;
-use super::membership::rebuild_view;
-use crate::auxiliary::handoff::{HandoffReport, HandoffRequest, Member, RingSpec};
+use super::membership::rejection_error;
+use crate::control_api::{HandoffReport, HandoffRequest, Member, RingSpec};
 use crate::http::ApiError;
 
-/// How often a round checks that the nodes it waits for are still live.
-const GONE_POLL: Duration = Duration::from_millis(100);
-/// Longest wait for one auxiliary's handoff.
-pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(600);
-/// Wait before retrying a failed round; doubles up to [`MAX_RETRY_DELAY`].
+/// Wait before the first retry of a failed round; doubles per attempt up to
+/// [`MAX_RETRY_DELAY`].
 const RETRY_DELAY: Duration = Duration::from_millis(500);
-/// Longest wait between retries of a failing round.
+/// Longest wait before a retry.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+/// How often the runner looks again without being woken (a change of
+/// leader does not change the applied map).
+const RECHECK: Duration = Duration::from_millis(250);
+/// Longest wait of `POST /rebalance` for its round.
+const REBALANCE_WAIT: Duration = Duration::from_secs(600);
 
 /// What a round did, summed over the auxiliaries.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RebalanceReport {
-    /// Epoch of the ring the keys moved to.
-    pub epoch: String,
-    /// Its members.
+    /// The round's id.
+    pub round: u64,
+    /// The map's epoch when the round started.
+    pub epoch: u64,
+    /// The members of the ring the keys moved to.
     pub members: Vec<String>,
-    /// Whether every copy was re-placed (`POST /rebalance`) rather than only
-    /// those whose replica set changed.
+    /// Whether every copy was re-placed rather than only those whose
+    /// replica set changed.
     pub full: bool,
     /// Live entries looked at.
     pub scanned: u64,
@@ -58,241 +67,359 @@ pub struct RebalanceReport {
     pub duration_ms: u64,
 }
 
-/// The rebalancer's state.
+/// The round runner's state.
 #[derive(Default)]
-pub struct Rebalancer {
+pub struct Rounds {
     wake: Notify,
-    round: tokio::sync::Mutex<()>,
+    /// Reports of the rounds this master finished, newest last (a few).
+    finished: Mutex<Vec<RebalanceReport>>,
+    finished_changed: Notify,
 }
 
-impl Rebalancer {
-    /// Asks for a round soon.
+/// Reports kept for `POST /rebalance`.
+const KEPT_REPORTS: usize = 16;
+
+impl Rounds {
+    /// Asks the runner to look at the map again.
     pub fn wake(&self) {
         self.wake.notify_one();
     }
+
+    fn record(&self, report: RebalanceReport) {
+        let mut finished = self.finished.lock().unwrap_or_else(|e| e.into_inner());
+        finished.push(report);
+        let excess = finished.len().saturating_sub(KEPT_REPORTS);
+        finished.drain(..excess);
+        drop(finished);
+        self.finished_changed.notify_waiters();
+    }
+
+    /// The report of round `round`, or of the first full round after it:
+    /// a round the map replaced while it ran is followed by a full one
+    /// (copies may have moved), which re-places every copy too.
+    fn report_since(&self, round: u64) -> Option<RebalanceReport> {
+        self.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|r| r.round == round || r.round > round && r.full)
+            .cloned()
+    }
 }
 
-/// Starts the background task that runs rounds whenever the ring changes.
+/// Starts the task that runs the map's round whenever this master leads.
 pub fn start(master: &Arc<Master>) {
     let m = master.clone();
-    master.shutdown.spawn(async move {
-        loop {
-            tokio::select! {
-                _ = m.rebalancer.wake.notified() => {}
-                _ = m.shutdown.triggered() => return,
-            }
-            let mut delay = RETRY_DELAY;
-            loop {
-                if m.shutdown.is_triggered() {
-                    return;
-                }
-                match round(&m, false).await {
-                    Ok(Some(_)) => continue, // the ring may have changed again
-                    Ok(None) => break,
-                    // Nobody to move keys to: the next node that comes up
-                    // wakes the rebalancer again.
-                    Err(e) if e.code == "no_auxiliaries" => break,
-                    Err(e) => {
-                        warn!(error = %e.message, retry_in_ms = delay.as_millis() as u64, "rebalance round failed; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            _ = m.shutdown.triggered() => return,
-                        }
-                        delay = (delay * 2).min(MAX_RETRY_DELAY);
-                    }
-                }
-            }
-        }
-    });
+    master.shutdown.spawn(async move { run_rounds(m).await });
 }
 
-/// Runs one round: from the committed ring to the target ring, or with
-/// `full` every copy re-placed by the target ring. `Ok(None)` when nothing
-/// had to move.
-pub async fn round(master: &Arc<Master>, full: bool) -> Result<Option<RebalanceReport>, ApiError> {
-    let _one_at_a_time = master.rebalancer.round.lock().await;
-    let view = master.view.load_full();
-    let target: Vec<String> = view.target.ring.members().to_vec();
-    let committed = master.members.committed();
-    let live = master.members.live();
-    let leaving: Vec<String> = live
-        .iter()
-        .map(|(id, _)| id.clone())
-        .filter(|id| !target.contains(id))
-        .collect();
-    if !full && committed.as_ref() == Some(&target) && leaving.is_empty() {
-        return Ok(None);
+/// A round being run. Dropping it (the map moved on) cancels the round's
+/// handoff calls; a round past them finishes reporting, so that the report
+/// of a round that just committed is never lost to the commit itself.
+struct Running {
+    id: u64,
+    task: tokio::task::JoinHandle<()>,
+    cancel: CancellationToken,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.cancel.cancel();
     }
-    if target.is_empty() {
-        return Err(ApiError::unavailable(
-            "no_auxiliaries",
-            "no auxiliary is up to take the keys",
+}
+
+async fn run_rounds(master: Arc<Master>) {
+    let mut running: Option<Running> = None;
+    loop {
+        let want = if master.consensus.is_leader() {
+            master.map().state.round().cloned()
+        } else {
+            None
+        };
+        let current = running
+            .as_ref()
+            .filter(|r| !r.task.is_finished())
+            .map(|r| r.id);
+        match want {
+            Some(round) if Some(round.id) == current => {}
+            Some(round) if running.as_ref().is_some_and(|r| r.id == round.id) => {
+                // Finished but the map has not moved on yet: its report is
+                // being proposed, or the proposal failed and is retried by
+                // running the round again (every step is idempotent).
+                if running.as_ref().is_some_and(|r| r.task.is_finished()) {
+                    running = Some(spawn_round(&master, round));
+                }
+            }
+            Some(round) => running = Some(spawn_round(&master, round)),
+            None => running = None,
+        }
+        master.metrics.rebalance_in_progress.set(i64::from(
+            running.as_ref().is_some_and(|r| !r.task.is_finished()),
         ));
+        tokio::select! {
+            _ = master.rounds.wake.notified() => {}
+            _ = tokio::time::sleep(RECHECK) => {}
+            _ = master.shutdown.triggered() => return,
+        }
+    }
+}
+
+fn spawn_round(master: &Arc<Master>, round: Round) -> Running {
+    let id = round.id;
+    let m = master.clone();
+    let cancel = CancellationToken::new();
+    let cancelled = cancel.clone();
+    Running {
+        id,
+        task: master
+            .shutdown
+            .spawn(async move { run_round(&m, round, cancelled).await }),
+        cancel,
+    }
+}
+
+/// The handoff request every source of `handoff` is sent.
+fn handoff_request(handoff: &Handoff) -> HandoffRequest {
+    HandoffRequest {
+        from: handoff.from.clone().map(|members| RingSpec {
+            members,
+            replicas: handoff.from_replicas,
+        }),
+        to: RingSpec {
+            members: handoff
+                .to
+                .iter()
+                .map(|m| Member {
+                    id: m.id.clone(),
+                    data_addr: m.data_addr.clone(),
+                })
+                .collect(),
+            replicas: handoff.to_replicas,
+        },
+        sources: handoff.sources.clone(),
+        vnodes: handoff.virtual_nodes,
+    }
+}
+
+/// Runs `round` once and proposes its outcome, unless `cancel` fires
+/// before its handoffs are done.
+async fn run_round(master: &Arc<Master>, round: Round, cancel: CancellationToken) {
+    if round.attempt > 0 {
+        let delay = RETRY_DELAY
+            .saturating_mul(1 << round.attempt.min(8).saturating_sub(1))
+            .min(MAX_RETRY_DELAY);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => return,
+        }
     }
     let started = Instant::now();
-    let from = match committed {
-        Some(ids) if !full && !ids.is_empty() => Some(RingSpec {
-            replicas: master.replicas(ids.len()),
-            members: ids,
-        }),
-        _ => None,
-    };
-    let to = RingSpec {
-        replicas: master.replicas(target.len()),
-        members: target
-            .iter()
-            .zip(master.members.data_addrs(&target))
-            .map(|(id, addr)| Member {
-                id: id.clone(),
-                data_addr: addr.unwrap_or_default(),
-            })
-            .collect(),
-    };
-    let mut sources: Vec<String> = live.iter().map(|(id, _)| id.clone()).collect();
-    sources.sort();
-    let req = HandoffRequest {
-        from,
-        to: to.clone(),
-        sources: sources.clone(),
-        vnodes: master.config.virtual_nodes(),
-    };
+    let req = handoff_request(&round.handoff);
     info!(
+        round = round.id,
+        attempt = round.attempt,
         from = ?req.from.as_ref().map(|f| &f.members),
-        to = ?target,
-        full,
+        to = ?round.handoff.to_ids(),
+        full = round.full,
         "rebalance round starting"
     );
-    master.metrics.rebalance_in_progress.set(1);
-    let results = handoff_everywhere(master, &live, &req).await;
+    let results = tokio::select! {
+        results = handoff_everywhere(master, &round.handoff.sources, &req) => results,
+        _ = cancel.cancelled() => {
+            info!(round = round.id, "round replaced by the map; its handoffs are dropped");
+            return;
+        }
+    };
     let mut report = RebalanceReport {
-        epoch: format!("{:016x}", view.target.ring.epoch()),
-        members: target.clone(),
-        full,
+        round: round.id,
+        epoch: round.epoch,
+        members: round.handoff.to_ids(),
+        full: round.full,
         ..RebalanceReport::default()
     };
     let mut failure = None;
     for (id, result) in results {
         match result {
-            Ok(r) => {
-                report.scanned += r.scanned;
-                report.sent += r.sent;
-                report.moved += r.moved;
-                report.dropped += r.dropped;
-                report.tombstones_sent += r.tombstones_sent;
-            }
+            Ok(r) => report.add(&r),
             Err(e) => failure = Some(format!("{id}: {e}")),
         }
     }
     master.metrics.keys_moved.inc_by(report.moved);
-    if let Some(e) = failure {
-        master.metrics.rebalance_in_progress.set(0);
-        master
-            .metrics
-            .rebalances
-            .with_label_values(&["failed"])
-            .inc();
-        return Err(ApiError::unavailable("rebalance_incomplete", e));
+    let event = match &failure {
+        None => Event::RoundFinished { round: round.id },
+        Some(e) => {
+            warn!(round = round.id, error = %e, "rebalance round failed; the map plans it again");
+            master
+                .metrics
+                .rebalances
+                .with_label_values(&["failed"])
+                .inc();
+            Event::RoundFailed { round: round.id }
+        }
+    };
+    let applied = match master.propose(event).await {
+        Ok(applied) => applied,
+        Err(e) => {
+            warn!(round = round.id, error = %e.message, "could not report the round's outcome");
+            return;
+        }
+    };
+    if let Err(e) = applied.outcome {
+        // Replaced while it ran: the runner starts the new one.
+        info!(round = round.id, error = %e, "round report refused");
+        return;
     }
-    report.removed = master.members.commit(target.clone(), &leaving);
-    for id in &report.removed {
-        master.metrics.forget_node(id);
+    if failure.is_some() {
+        return;
     }
-    rebuild_view(master);
-
     // Writes that reached a former owner while the keys moved left copies
     // there; one more pass over the now committed ring hands them over.
-    let remaining: Vec<(String, String)> = live
-        .into_iter()
-        .filter(|(id, _)| target.contains(id))
-        .collect();
-    let cleanup = HandoffRequest {
-        from: Some(RingSpec {
-            members: target.clone(),
-            replicas: to.replicas,
-        }),
-        to,
-        sources: target,
-        vnodes: master.config.virtual_nodes(),
-    };
-    for (id, result) in handoff_everywhere(master, &remaining, &cleanup).await {
-        match result {
-            Ok(r) => {
-                report.moved += r.moved;
-                report.dropped += r.dropped;
+    for command in applied.commands {
+        if let Command::Removed { id } = &command {
+            report.removed.push(id.clone());
+        }
+        if let Command::CleanUp(handoff) = command {
+            let req = handoff_request(&handoff);
+            for (id, result) in handoff_everywhere(master, &handoff.sources, &req).await {
+                match result {
+                    Ok(r) => {
+                        report.moved += r.moved;
+                        report.dropped += r.dropped;
+                    }
+                    Err(e) => {
+                        warn!(node = %id, error = %e, "clean-up pass failed; the next round retries")
+                    }
+                }
             }
-            Err(e) => warn!(node = %id, error = %e, "clean-up pass failed; the next round retries"),
         }
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
-    master.metrics.rebalance_in_progress.set(0);
     master.metrics.rebalances.with_label_values(&["done"]).inc();
     master
         .metrics
         .rebalance_duration
         .observe(started.elapsed().as_secs_f64());
     info!(
-        epoch = %report.epoch,
+        round = report.round,
         moved = report.moved,
         dropped = report.dropped,
-        removed = ?report.removed,
         duration_ms = report.duration_ms,
         "rebalance round done"
     );
-    Ok(Some(report))
+    master.rounds.record(report);
 }
 
+impl RebalanceReport {
+    fn add(&mut self, r: &HandoffReport) {
+        self.scanned += r.scanned;
+        self.sent += r.sent;
+        self.moved += r.moved;
+        self.dropped += r.dropped;
+        self.tombstones_sent += r.tombstones_sent;
+    }
+}
+
+/// Asks every node in `sources` for the handoff at once; one result each.
 async fn handoff_everywhere(
     master: &Master,
-    nodes: &[(String, String)],
+    sources: &[String],
     req: &HandoffRequest,
 ) -> Vec<(String, Result<HandoffReport, String>)> {
-    let mut calls: FuturesUnordered<_> = nodes
-        .iter()
-        .map(|(id, addr)| async move {
-            let url = format!("http://{addr}/internal/handoff");
-            let result = async {
-                let resp = master
-                    .credentials
-                    .sign(master.control.post(&url))
-                    .timeout(HANDOFF_TIMEOUT)
-                    .json(req)
-                    .send()
+    let map = master.map();
+    let calls = sources.iter().map(|id| {
+        let addr = map.state.node(id).map(|n| n.addr.clone());
+        async move {
+            let result = match addr {
+                Some(addr) => master
+                    .control
+                    .handoff(&addr, req)
                     .await
-                    .map_err(|e| e.to_string())?;
-                if !resp.status().is_success() {
-                    let status = resp.status();
-                    let body = resp.text().await.unwrap_or_default();
-                    return Err(format!("{status}: {body}"));
-                }
-                resp.json::<HandoffReport>()
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .await;
+                    .map_err(|e| e.to_string()),
+                None => Err("no longer in the cluster map".to_string()),
+            };
             (id.clone(), result)
-        })
-        .collect();
-    let mut results = Vec::with_capacity(nodes.len());
-    let mut check = tokio::time::interval(GONE_POLL);
-    while !calls.is_empty() {
-        tokio::select! {
-            Some(done) = calls.next() => results.push(done),
-            _ = check.tick() => {
-                // A participant that stopped answering (it died or hangs) is
-                // marked down by the health checks. The ring has changed
-                // again, so this round cannot commit: give it up now, which
-                // also drops the requests still waiting, and let the next
-                // round, without that node, start at once.
-                if let Some((gone, _)) = nodes.iter().find(|(id, _)| !master.members.is_live(id)) {
-                    for (id, _) in nodes {
-                        if !results.iter().any(|(done, _)| done == id) {
-                            results.push((id.clone(), Err(format!("round given up: {gone} went down"))));
-                        }
-                    }
-                    return results;
-                }
-            }
+        }
+    });
+    join_all(calls).await
+}
+
+/// `POST /rebalance`: asks the map for a full round and waits for it. The
+/// leader runs rounds, so a follower passes the request on to it.
+pub async fn rebalance_now(
+    master: &Arc<Master>,
+    authorization: Option<&axum::http::HeaderValue>,
+) -> Result<RebalanceReport, ApiError> {
+    if !master.consensus.is_leader() {
+        if let Some(leader) = master.consensus.metrics().leader_addr {
+            return forward_to_leader(master, &leader, authorization).await;
         }
     }
-    results
+    let applied = master.propose(Event::Rebalance).await?;
+    applied.outcome.map_err(rejection_error)?;
+    let Some(round) = applied.commands.iter().find_map(|c| match c {
+        Command::StartRound(round) => Some(round.id),
+        _ => None,
+    }) else {
+        return Err(ApiError::unavailable(
+            "rebalance_not_started",
+            "the map accepted the request but planned no round",
+        ));
+    };
+    let started = Instant::now();
+    loop {
+        let waiting = master.rounds.finished_changed.notified();
+        if let Some(report) = master.rounds.report_since(round) {
+            return Ok(report);
+        }
+        if !master.consensus.is_leader() {
+            return Err(ApiError::unavailable(
+                "leader_changed",
+                format!(
+                    "this master stopped leading while round {round} ran; the new leader runs it"
+                ),
+            ));
+        }
+        if started.elapsed() > REBALANCE_WAIT {
+            return Err(ApiError::unavailable(
+                "rebalance_incomplete",
+                format!(
+                    "round {round} did not finish within {} s",
+                    REBALANCE_WAIT.as_secs()
+                ),
+            ));
+        }
+        tokio::select! {
+            _ = waiting => {}
+            _ = tokio::time::sleep(RECHECK) => {}
+        }
+    }
+}
+
+/// Passes `POST /rebalance` on to the leader, with the caller's token.
+async fn forward_to_leader(
+    master: &Master,
+    leader: &str,
+    authorization: Option<&axum::http::HeaderValue>,
+) -> Result<RebalanceReport, ApiError> {
+    let url = format!("{}/rebalance", crate::security::base_url(leader));
+    let mut request = master.control.http().post(&url).timeout(REBALANCE_WAIT);
+    if let Some(token) = authorization {
+        request = request.header(axum::http::header::AUTHORIZATION, token.clone());
+    }
+    let unavailable = |e: String| {
+        ApiError::unavailable(
+            "leader_unreachable",
+            format!("the leader at {leader} runs rounds and did not answer: {e}"),
+        )
+    };
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        return Err(unavailable(format!("{status}: {body}")));
+    }
+    resp.json().await.map_err(|e| unavailable(e.to_string()))
 }

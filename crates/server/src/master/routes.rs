@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 
 use super::Master;
 use super::data::WriteItem;
-use super::membership::{self, FORWARDED_HEADER, NodeState, Registration};
+use super::membership::{self, NodeState, Registration};
 use crate::http::{self, ApiError, json_bytes};
 use crate::metrics;
 use crate::security::auth;
@@ -430,37 +430,35 @@ async fn restore_progress(State(master): State<Arc<Master>>) -> Response {
     Json(master.restore_progress()).into_response()
 }
 
-async fn rebalance_now(State(master): State<Arc<Master>>) -> Result<Response, ApiError> {
-    // A full round always runs (only a partial one can find nothing to do);
-    // were it ever skipped, the answer keeps the documented report's shape.
-    let report = match super::rebalance::round(&master, true).await? {
-        Some(report) => report,
-        None => {
-            let view = master.view.load();
-            super::rebalance::RebalanceReport {
-                epoch: format!("{:016x}", view.target.ring.epoch()),
-                members: view.target.ring.members().to_vec(),
-                full: true,
-                ..Default::default()
-            }
-        }
-    };
+async fn rebalance_now(
+    State(master): State<Arc<Master>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let authorization = headers.get(axum::http::header::AUTHORIZATION);
+    let report = super::rebalance::rebalance_now(&master, authorization).await?;
     Ok(Json(report).into_response())
 }
 
 async fn health(State(master): State<Arc<Master>>) -> Response {
     let view = master.view.load();
-    let nodes = master.members.list();
+    let nodes = master.nodes();
     let up = nodes.iter().filter(|n| n.state == NodeState::Up).count();
     let serving = !view.target.ring.is_empty();
+    let consensus = master.consensus.metrics();
     let body = json!({
         "status": if serving { "ok" } else { "unavailable" },
         "role": "master",
         "node_id": master.id,
-        "ring_epoch": format!("{:016x}", view.target.ring.epoch()),
+        "ring_epoch": view.epoch,
         "auxiliaries_up": up,
         "auxiliaries_total": nodes.len(),
-        "replicas": master.replicas(view.target.ring.members().len()),
+        "replicas": view.replicas(view.target.ring.members().len()),
+        "map": {
+            "leader": consensus.leader_addr,
+            "is_leader": master.consensus.is_leader(),
+            "term": consensus.term,
+            "applied_index": consensus.last_applied,
+        },
     });
     let status = if serving {
         StatusCode::OK
@@ -471,7 +469,7 @@ async fn health(State(master): State<Arc<Master>>) -> Response {
 }
 
 async fn list_nodes(State(master): State<Arc<Master>>) -> Response {
-    Json(json!({"nodes": master.members.list()})).into_response()
+    Json(json!({"nodes": master.nodes()})).into_response()
 }
 
 async fn get_node(
@@ -479,7 +477,7 @@ async fn get_node(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    match master.members.get(&id) {
+    match master.node(&id) {
         Some(node) => Ok(Json(node).into_response()),
         None => Err(ApiError::not_found(
             "node_not_found",
@@ -490,24 +488,20 @@ async fn get_node(
 
 async fn register_node(
     State(master): State<Arc<Master>>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body?;
     let reg: Registration = parse(&body)?;
-    let forwarded = headers.contains_key(FORWARDED_HEADER);
-    let (status, node) = membership::register(&master, reg, forwarded)?;
+    let (status, node) = membership::register(&master, reg).await?;
     Ok((status, Json(node)).into_response())
 }
 
 async fn remove_node(
     State(master): State<Arc<Master>>,
-    headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    let forwarded = headers.contains_key(FORWARDED_HEADER);
-    match membership::decommission(&master, &id, forwarded).await? {
+    match membership::decommission(&master, &id).await? {
         (true, node) => Ok(Json(json!({"removed": node})).into_response()),
         (false, node) => Ok((
             StatusCode::ACCEPTED,
@@ -529,12 +523,12 @@ async fn ring(State(master): State<Arc<Master>>) -> Response {
         .map(|(id, share)| json!({"id": id, "share": share}))
         .collect();
     Json(json!({
-        "epoch": format!("{:016x}", view.target.ring.epoch()),
-        "virtual_nodes": master.config.virtual_nodes(),
-        "replicas": master.replicas(view.target.ring.members().len()),
+        "epoch": view.epoch,
+        "virtual_nodes": view.config.virtual_nodes,
+        "replicas": view.replicas(view.target.ring.members().len()),
         "members": members,
         "rebalancing": view.rebalancing(),
-        "committed": master.members.committed(),
+        "committed": master.committed(),
     }))
     .into_response()
 }

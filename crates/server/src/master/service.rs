@@ -45,15 +45,23 @@ pub struct MasterService {
     master: Arc<Master>,
     edge: Arc<Edge>,
     router: Router,
+    /// The Raft RPCs between masters (`/internal/raft/*`): they check the
+    /// cluster secret and bound their bodies themselves, and are no part
+    /// of the public API.
+    raft: Router,
 }
 
+/// The path prefix of the masters' Raft RPCs.
+const RAFT_PREFIX: &str = "/internal/raft/";
+
 impl MasterService {
-    pub(super) fn new(master: Arc<Master>) -> MasterService {
+    pub(super) fn new(master: Arc<Master>, raft: Router) -> MasterService {
         let edge = routes::edge_of(&master);
         MasterService {
             router: routes::router(master.clone(), edge.clone()),
             master,
             edge,
+            raft,
         }
     }
 }
@@ -107,6 +115,9 @@ impl tower::Service<Request<Incoming>> for MasterService {
                 direct,
                 req,
             )),
+            None if req.uri().path().starts_with(RAFT_PREFIX) => {
+                Box::pin(tower::Service::call(&mut self.raft, req))
+            }
             None => {
                 let call = tower::Service::call(&mut self.router, req);
                 Box::pin(call)

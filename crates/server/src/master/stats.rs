@@ -78,7 +78,7 @@ pub struct Totals {
 #[derive(Debug, Serialize)]
 pub struct ClusterStats {
     master: String,
-    ring_epoch: String,
+    ring_epoch: u64,
     ring_members: usize,
     rebalancing: bool,
     nodes: Vec<NodeStats>,
@@ -91,7 +91,9 @@ fn ratio(hits: u64, misses: u64) -> Option<f64> {
 }
 
 async fn ask(master: &Master, addr: &str) -> Result<StoreHealth, String> {
-    super::membership::fetch_health(master, addr)
+    master
+        .control
+        .health_as(addr)
         .await
         .map_err(|e| e.to_string())
 }
@@ -151,7 +153,7 @@ fn totals(nodes: &[NodeStats]) -> Totals {
 
 /// `GET /stats`.
 pub async fn stats(State(master): State<Arc<Master>>) -> Json<ClusterStats> {
-    let nodes = master.members.list();
+    let nodes = master.nodes();
     let answers = join_all(nodes.iter().map(|n| ask(&master, &n.addr))).await;
     let nodes: Vec<NodeStats> = nodes
         .into_iter()
@@ -161,7 +163,7 @@ pub async fn stats(State(master): State<Arc<Master>>) -> Json<ClusterStats> {
     let view = master.view.load();
     Json(ClusterStats {
         master: master.id.clone(),
-        ring_epoch: format!("{:016x}", view.target.ring.epoch()),
+        ring_epoch: view.epoch,
         ring_members: view.target.ring.members().len(),
         rebalancing: view.rebalancing(),
         totals: totals(&nodes),

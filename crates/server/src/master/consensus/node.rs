@@ -53,6 +53,19 @@ pub enum StartError {
         /// Why.
         message: String,
     },
+    /// The data directory holds the state of a cluster this master is not
+    /// a member of (another master's directory, or one copied from another
+    /// cluster): joining with it could never elect a leader.
+    #[error(
+        "the raft directory {dir} belongs to a cluster of other masters ({members}); \
+         move it aside to start this master afresh"
+    )]
+    ForeignState {
+        /// The directory.
+        dir: String,
+        /// The members its state names.
+        members: String,
+    },
     /// openraft refused to start or to form the cluster.
     #[error("raft {step}: {message}")]
     Raft {
@@ -213,6 +226,28 @@ impl<S: Replicated> Consensus<S> {
                 step: "start",
                 message: e.to_string(),
             })?;
+        // A state whose members do not include this master (a directory
+        // from another master or another cluster) can never elect this
+        // master nor let it follow: say so instead of waiting forever.
+        let stored = raft.metrics().borrow().membership_config.clone();
+        let voters: Vec<NodeId> = stored.membership().voter_ids().collect();
+        if !voters.is_empty() && !voters.contains(&id) {
+            let members = stored
+                .membership()
+                .nodes()
+                .map(|(_, node)| node.addr.clone())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = raft.shutdown().await;
+            return Err(StartError::ForeignState {
+                dir: config
+                    .data_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+                members,
+            });
+        }
         // Every master founds the cluster with the same members when its
         // storage is pristine: openraft documents this as safe, and it keeps
         // formation from waiting on one particular master.

@@ -428,3 +428,32 @@ async fn a_damaged_vote_file_stops_the_start_and_names_the_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_of_another_cluster_stops_the_start_and_says_whose_it_is() {
+    let dir = temp_dir("foreign");
+    let nodes = start_cluster(1, Some(std::slice::from_ref(&dir))).await;
+    assert_eq!(leader(&nodes).await, 0);
+    assert_eq!(nodes[0].consensus.propose("theirs".into()).await, Ok(1));
+    let old = nodes[0].addr.clone();
+    for n in nodes {
+        stop(n).await;
+    }
+    // Another master (another address) started on that directory could
+    // never be elected nor follow anyone: it refuses, naming the owner.
+    let (_, addrs) = listeners(1).await;
+    let refused = Consensus::<Journal>::start(config(&addrs[0], &addrs, Some(&dir)))
+        .await
+        .map(|_| ());
+    match refused {
+        Err(StartError::ForeignState {
+            dir: named,
+            members,
+        }) => {
+            assert_eq!(named, dir.display().to_string());
+            assert!(members.contains(&old), "{members} names {old}");
+        }
+        other => panic!("expected ForeignState, got {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
