@@ -610,7 +610,7 @@ mod tests {
         let config =
             master(&["--backup-dir", "/data/m1", "--raft-dir", "/fast/raft"]).expect("valid");
         assert_eq!(config.raft_dir(), PathBuf::from("/fast/raft"));
-        // clap itself refuses an empty path (and ignores an empty RAFT_DIR).
+        // clap itself refuses an empty path, as a flag or as RAFT_DIR=.
         assert!(Cli::try_parse_from(["distcache", "--raft-dir", ""]).is_err());
     }
 
