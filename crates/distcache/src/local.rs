@@ -1,7 +1,11 @@
 //! `distcache local`: a whole cluster in one process on loopback, the
-//! zero-setup way to try distcache. Masters listen on consecutive ports from
-//! `--port` (8081 by default, where the seed README's load balancer was);
-//! auxiliaries take free ports and register with every master.
+//! zero-setup way to try distcache. Three masters by default (a majority of
+//! three agrees on the cluster map while any one is down) listen on
+//! consecutive ports from `--port` (8081 by default, where the seed README's
+//! load balancer was); auxiliaries take free ports and register with every
+//! master. Nothing outlives the run: the auxiliaries keep their items in
+//! memory only, so each master's Raft directory is emptied at start rather
+//! than bring back a map of auxiliaries that are gone.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -16,11 +20,15 @@ use distcache_server::security::{AuxSecurity, ClusterConfig, MasterSecurity, Pub
 use distcache_server::shutdown::Shutdown;
 use tokio::task::JoinSet;
 
+/// Masters `distcache local` starts unless told otherwise: the smallest
+/// number whose majority survives the loss of one.
+pub const DEFAULT_LOCAL_MASTERS: u16 = 3;
+
 /// Options of `distcache local`.
 #[derive(Args, Debug, Clone)]
 pub struct LocalArgs {
-    /// Number of masters
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    /// Number of masters (3 survive the loss of any one; 2 stop changing the cluster map while either is down)
+    #[arg(long, default_value_t = DEFAULT_LOCAL_MASTERS, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub masters: u16,
     /// Number of auxiliaries
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -37,7 +45,7 @@ pub struct LocalArgs {
     /// Seconds between health checks
     #[arg(long, default_value_t = 1.0)]
     pub health_check_interval: f64,
-    /// Where snapshots would go
+    /// Where each master keeps its Raft log for the run (`master-N/raft-PORT`, emptied at start); snapshots are off
     #[arg(long, default_value = "./backup/local")]
     pub backup_dir: PathBuf,
     /// Bearer tokens the masters accept, `token:role,...` (role: read, write or admin), as AUTH_TOKENS [default: none: the API is open]
@@ -97,18 +105,21 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let cluster = args.cluster();
     let mut nodes = JoinSet::new();
 
-    for (i, &port) in master_ports.iter().enumerate() {
+    for (i, (&port, own_addr)) in master_ports.iter().zip(&master_addrs).enumerate() {
+        let master_dir = args.backup_dir.join(format!("master-{}", i + 1));
+        // Keyed by port: two `local` runs cannot hold the same port, so they
+        // never share a Raft directory, even with the same --backup-dir.
+        let raft_dir = master_dir.join(format!("raft-{port}"));
         let config = MasterConfig {
-            common: common(
-                format!("master-{}", i + 1),
-                args.backup_dir.join(format!("master-{}", i + 1)),
-            ),
+            common: common(format!("master-{}", i + 1), master_dir),
             port,
             master_peers: master_addrs
                 .iter()
-                .filter(|a| !a.ends_with(&format!(":{port}")))
+                .filter(|a| *a != own_addr)
                 .cloned()
                 .collect(),
+            advertise_addr: Some(own_addr.clone()),
+            raft_dir: Some(raft_dir.clone()),
             aux_servers: Vec::new(),
             replicas: args.replicas,
             write_quorum: WriteQuorum::All,
@@ -134,6 +145,15 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         }
         .validate()?;
         let listener = master::bind(&config).await?;
+        // Only after the bind: holding the port proves no other run uses
+        // this directory.
+        match std::fs::remove_dir_all(&raft_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("emptying {}", raft_dir.display()));
+            }
+        }
         let node = Shutdown::child_of(&shutdown);
         nodes.spawn(master::run(config, listener, system_clock(), node));
     }

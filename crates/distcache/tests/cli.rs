@@ -88,6 +88,8 @@ fn help_lists_every_setting_with_its_default() {
         "PORT",
         "NODE_ID",
         "MASTER_PEERS",
+        "ADVERTISE_ADDR",
+        "RAFT_DIR",
         "AUX_SERVERS",
         "REPLICAS",
         "WRITE_QUORUM",
@@ -164,6 +166,12 @@ fn bad_settings_stop_the_process_with_a_message_naming_them() {
         ),
         ("master", &[("VIRTUAL_NODES", "0")], "VIRTUAL_NODES"),
         ("master", &[("MASTER_PEERS", "a:b")], "MASTER_PEERS"),
+        (
+            "master",
+            &[("MASTER_PEERS", "m2:8000,http://m2:8000")],
+            "MASTER_PEERS",
+        ),
+        ("master", &[("ADVERTISE_ADDR", "m1")], "ADVERTISE_ADDR"),
     ];
     for (role, env, setting) in cases {
         let mut cmd = Command::new(BIN);
@@ -189,16 +197,22 @@ fn bad_settings_stop_the_process_with_a_message_naming_them() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Starts `distcache local` with `args` on two consecutive free ports, in
-/// `dir`, and waits until both masters see its 3 auxiliaries; returns the
-/// first master's port and the process.
+/// Masters `distcache local` starts by default.
+const LOCAL_MASTERS: u16 = 3;
+
+/// Starts `distcache local` with `args` on three consecutive free ports, in
+/// `dir`, and waits until all three masters see its 3 auxiliaries; returns
+/// the first master's port and the process.
 fn start_local(dir: &std::path::Path, args: &[&str]) -> (u16, Proc) {
-    // `local` takes two consecutive ports; another test may take one of them
-    // between our check and its bind, so a start that fails is tried again.
+    // `local` takes three consecutive ports; another test may take one of
+    // them between our check and its bind, so a start that fails is tried
+    // again.
     let (port, local) = (0..5)
         .find_map(|_| {
             let port = free_port();
-            if std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
+            let others_free = (1..LOCAL_MASTERS)
+                .all(|i| std::net::TcpListener::bind(("127.0.0.1", port + i)).is_ok());
+            if !others_free {
                 return None;
             }
             let port_text = port.to_string();
@@ -210,9 +224,9 @@ fn start_local(dir: &std::path::Path, args: &[&str]) -> (u16, Proc) {
             std::thread::sleep(Duration::from_millis(300));
             (!local.exited()).then_some((port, local))
         })
-        .expect("local started on two free ports");
+        .expect("local started on three free ports");
     let http = reqwest::blocking::Client::new();
-    for p in [port, port + 1] {
+    for p in port..port + LOCAL_MASTERS {
         wait_until(
             Duration::from_secs(30),
             "local masters see 3 auxiliaries",
@@ -238,25 +252,37 @@ fn local_starts_a_whole_cluster_and_stops_on_ctrl_c() {
             .and_then(|r| r.json())
             .unwrap_or(Value::Null)
     };
-    assert_eq!(health(port)["ring_epoch"], health(port + 1)["ring_epoch"]);
+    let masters: Vec<u16> = (port..port + LOCAL_MASTERS).collect();
+    for &p in &masters[1..] {
+        assert_eq!(health(port)["ring_epoch"], health(p)["ring_epoch"]);
+    }
     let resp = http
         .post(format!("http://127.0.0.1:{port}/data"))
         .body(r#"{"key":"user1","value":"John Doe","ttl":3600}"#)
         .send()
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let body: Value = http
-        .get(format!("http://127.0.0.1:{}/data/user1", port + 1))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(body["value"], json!("John Doe"));
+    for &p in &masters[1..] {
+        let body: Value = http
+            .get(format!("http://127.0.0.1:{p}/data/user1"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(body["value"], json!("John Doe"), "through master :{p}");
+    }
     let printed = local.log_text();
-    assert!(
-        printed.contains(&format!("http://127.0.0.1:{port}")),
-        "{printed}"
-    );
+    let listed = printed
+        .lines()
+        .filter(|l| l.trim().starts_with("master "))
+        .count();
+    assert_eq!(listed, usize::from(LOCAL_MASTERS), "{printed}");
+    for p in &masters {
+        assert!(
+            printed.contains(&format!("http://127.0.0.1:{p}")),
+            "{printed}"
+        );
+    }
 
     local.signal(Signal::SIGINT);
     let status = local.wait_exit(Duration::from_secs(15));

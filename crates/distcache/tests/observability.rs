@@ -114,6 +114,7 @@ fn promtool_accepts_the_shipped_config_and_rules() {
     for target in [
         "master-1:8000",
         "master-2:8000",
+        "master-3:8000",
         "aux-1:3001",
         "aux-2:3001",
         "aux-3:3001",
@@ -530,7 +531,10 @@ fn test_config(masters: &[String], auxes: &[String], self_addr: &str) -> String 
             "evaluation_interval: 1s".to_string(),
         ),
         ("scrape_timeout: 5s", "scrape_timeout: 1s".to_string()),
-        ("\"master-1:8000\", \"master-2:8000\"", quote(masters)),
+        (
+            "\"master-1:8000\", \"master-2:8000\", \"master-3:8000\"",
+            quote(masters),
+        ),
         (
             "\"aux-1:3001\", \"aux-2:3001\", \"aux-3:3001\"",
             quote(auxes),

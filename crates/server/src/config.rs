@@ -3,7 +3,7 @@
 //! validation at start. The variable names are a contract with operators
 //! (DESIGN: configuration); `--help` lists each with its default.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,6 +37,8 @@ pub const DEFAULT_NEAR_CACHE_SIZE: usize = 0;
 pub const DEFAULT_NEAR_CACHE_TTL_SECS: f64 = 1.0;
 /// Default seconds a delete's tombstone is kept.
 pub const DEFAULT_TOMBSTONE_GRACE_SECS: u64 = 300;
+/// A master's Raft directory, inside `BACKUP_DIR`, unless `RAFT_DIR` is set.
+pub const DEFAULT_RAFT_SUBDIR: &str = "raft";
 
 /// Settings every role shares.
 #[derive(Args, Debug, Clone)]
@@ -122,9 +124,17 @@ pub struct MasterConfig {
     #[arg(long, env = "PORT", default_value_t = DEFAULT_MASTER_PORT)]
     pub port: u16,
 
-    /// The other masters (host:port), comma-separated
+    /// The masters (host:port), comma-separated: the others, or every master with this one included (its own ADVERTISE_ADDR is skipped), spelled as each advertises itself
     #[arg(long, env = "MASTER_PEERS", value_delimiter = ',')]
     pub master_peers: Vec<String>,
+
+    /// host:port where the other masters reach this one (its Raft address), spelled as in their MASTER_PEERS; https:// when it serves TLS [default: BIND_ADDR:PORT if BIND_ADDR is one address, else NODE_ID's host (or the host name) and PORT]
+    #[arg(long, env = "ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+
+    /// Directory of this master's Raft log, vote and snapshot, never shared between masters; if lost, the master rejoins empty and catches up from the others [default: BACKUP_DIR/raft]
+    #[arg(long, env = "RAFT_DIR")]
+    pub raft_dir: Option<PathBuf>,
 
     /// Auxiliaries (HTTP host:port) to watch from the start, comma-separated
     #[arg(long, env = "AUX_SERVERS", value_delimiter = ',')]
@@ -249,10 +259,30 @@ fn check_node_addr_list(setting: &'static str, list: &[String]) -> Result<(), Co
     Ok(())
 }
 
-/// True for `host:port` with a non-empty host and a numeric port.
+/// Where other nodes reach a node listening on `bind` and `port` when its
+/// `ADVERTISE_ADDR` is not set: that address when `BIND_ADDR` is one address
+/// (a loopback one included), else `node_id`'s host (a trailing `:port`
+/// dropped) and `port`. Both roles derive their addresses with it.
+pub fn default_advertise_addr(bind: IpAddr, port: u16, node_id: &str) -> String {
+    if !bind.is_unspecified() {
+        return SocketAddr::new(bind, port).to_string();
+    }
+    let host = match node_id.rsplit_once(':') {
+        Some((host, p)) if p.parse::<u16>().is_ok() => host,
+        _ => node_id,
+    };
+    format!("{host}:{port}")
+}
+
+/// True for `host:port` with a non-empty host (no `/` or white space, so
+/// `ftp://host:port` is not one) and a numeric port.
 pub fn is_host_port(addr: &str) -> bool {
     match addr.rsplit_once(':') {
-        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        Some((host, port)) => {
+            !host.is_empty()
+                && !host.contains(|c: char| c == '/' || c.is_whitespace())
+                && port.parse::<u16>().is_ok()
+        }
         None => false,
     }
 }
@@ -319,7 +349,21 @@ impl MasterConfig {
     pub fn validate(mut self) -> Result<Self, ConfigError> {
         self.master_peers.retain(|a| !a.trim().is_empty());
         self.aux_servers.retain(|a| !a.trim().is_empty());
+        if let Some(addr) = &self.advertise_addr {
+            if !crate::security::is_node_address(addr) {
+                return Err(invalid(
+                    "ADVERTISE_ADDR",
+                    format!("{addr:?} is not host:port (optionally with http:// or https://)"),
+                ));
+            }
+        }
+        if let Some(id) = &self.common.node_id {
+            if id.trim().is_empty() {
+                return Err(invalid("NODE_ID", "must not be empty"));
+            }
+        }
         check_node_addr_list("MASTER_PEERS", &self.master_peers)?;
+        self.skip_own_address_in_peers()?;
         self.security.validate()?;
         check_addr_list("AUX_SERVERS", &self.aux_servers)?;
         if self.virtual_nodes.is_none() {
@@ -380,12 +424,57 @@ impl MasterConfig {
                 "must be 0 or between 0.001 and 86400 seconds",
             ));
         }
-        if let Some(id) = &self.common.node_id {
-            if id.trim().is_empty() {
-                return Err(invalid("NODE_ID", "must not be empty"));
+        Ok(self)
+    }
+
+    /// Drops this master's own address from `MASTER_PEERS`, so that every
+    /// master can be given the same list of all of them, and refuses an
+    /// address listed twice. Addresses compare as the consensus derives
+    /// node ids from them: `m1:8000` and `http://m1:8000/` are one master.
+    /// With `PORT` 0 and no `ADVERTISE_ADDR` the own address is not known
+    /// before binding, so nothing is dropped.
+    fn skip_own_address_in_peers(&mut self) -> Result<(), ConfigError> {
+        use crate::security::base_url;
+        if self.advertise_addr.is_some() || self.port != 0 {
+            let own = base_url(&self.advertise_addr(self.port));
+            self.master_peers.retain(|peer| base_url(peer) != own);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for peer in &self.master_peers {
+            if !seen.insert(base_url(peer)) {
+                return Err(invalid(
+                    "MASTER_PEERS",
+                    format!("lists the master {peer:?} twice"),
+                ));
             }
         }
-        Ok(self)
+        Ok(())
+    }
+
+    /// Where the other masters reach this one: its Raft address, which its
+    /// node id is derived from. `ADVERTISE_ADDR` if set, else
+    /// [`default_advertise_addr`] on `bound_port` (pass the listener's port:
+    /// it differs from `PORT` when `PORT` is 0), with `https://` when this
+    /// master serves TLS, as the other masters must then spell it.
+    pub fn advertise_addr(&self, bound_port: u16) -> String {
+        if let Some(addr) = &self.advertise_addr {
+            return addr.clone();
+        }
+        let node_id = self.common.node_id.clone().unwrap_or_else(host_name);
+        let addr = default_advertise_addr(self.common.bind_addr, bound_port, &node_id);
+        if self.security.auth.tls_cert.is_some() {
+            format!("https://{addr}")
+        } else {
+            addr
+        }
+    }
+
+    /// The directory of this master's Raft log, vote and snapshot:
+    /// `RAFT_DIR`, else `raft` inside `BACKUP_DIR`.
+    pub fn raft_dir(&self) -> PathBuf {
+        self.raft_dir
+            .clone()
+            .unwrap_or_else(|| self.common.backup_dir.join(DEFAULT_RAFT_SUBDIR))
     }
 
     /// The health-check period.
@@ -426,5 +515,135 @@ impl MasterConfig {
     pub fn virtual_nodes(&self) -> u32 {
         self.virtual_nodes
             .unwrap_or(distcache_core::DEFAULT_VIRTUAL_NODES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        master: MasterConfig,
+    }
+
+    /// A master configured by `flags` alone (flags win over the
+    /// environment, and every test passes the ones it reads).
+    fn master(flags: &[&str]) -> Result<MasterConfig, ConfigError> {
+        let args = std::iter::once("distcache").chain(flags.iter().copied());
+        Cli::try_parse_from(args)
+            .expect("flags parse")
+            .master
+            .validate()
+    }
+
+    fn refused(flags: &[&str]) -> ConfigError {
+        master(flags).expect_err("refused")
+    }
+
+    #[test]
+    fn master_peers_may_list_every_master_and_this_ones_own_address_is_skipped() {
+        let all = "m1:8000,m2:8000,http://m3:8000/";
+        for (own, others) in [
+            ("m1:8000", vec!["m2:8000", "http://m3:8000/"]),
+            ("http://m2:8000", vec!["m1:8000", "http://m3:8000/"]),
+            ("m3:8000", vec!["m1:8000", "m2:8000"]),
+        ] {
+            let config = master(&["--advertise-addr", own, "--master-peers", all]).expect("valid");
+            assert_eq!(config.master_peers, others, "as {own}");
+            assert_eq!(config.advertise_addr(8000), own);
+        }
+        // Only the others, as before: unchanged.
+        let config = master(&[
+            "--advertise-addr",
+            "m1:8000",
+            "--master-peers",
+            "m2:8000,m3:8000",
+        ])
+        .expect("valid");
+        assert_eq!(config.master_peers, ["m2:8000", "m3:8000"]);
+    }
+
+    #[test]
+    fn the_default_advertise_addr_is_skipped_from_master_peers_too() {
+        let config = master(&[
+            "--bind-addr",
+            "127.0.0.1",
+            "--port",
+            "8081",
+            "--master-peers",
+            "127.0.0.1:8081,127.0.0.1:8082",
+        ])
+        .expect("valid");
+        assert_eq!(config.advertise_addr(8081), "127.0.0.1:8081");
+        assert_eq!(config.master_peers, ["127.0.0.1:8082"]);
+    }
+
+    #[test]
+    fn a_master_listed_twice_is_refused_naming_master_peers() {
+        for peers in [
+            "m2:8000,m2:8000",
+            "m2:8000,http://m2:8000/",
+            "m1:8000,m2:8000,m3:8000,m3:8000",
+        ] {
+            let e = refused(&["--advertise-addr", "m1:8000", "--master-peers", peers]);
+            assert_eq!(e.setting, "MASTER_PEERS", "{peers}");
+            assert!(e.reason.contains("twice"), "{peers}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_advertise_addr_is_refused_naming_it() {
+        for addr in ["m1", "m1:", ":8000", "m1:port", "m1:70000", "ftp://m1:8000"] {
+            let e = refused(&["--advertise-addr", addr]);
+            assert_eq!(e.setting, "ADVERTISE_ADDR", "{addr}: {e}");
+        }
+        for addr in ["m1:8000", "https://m1:8000", "[::1]:8000", "10.0.0.7:8000"] {
+            master(&["--advertise-addr", addr]).expect(addr);
+        }
+    }
+
+    #[test]
+    fn the_default_advertise_addr_follows_bind_addr_else_the_node_id_host() {
+        let config = master(&["--bind-addr", "127.0.0.1", "--port", "8000"]).expect("valid");
+        assert_eq!(config.advertise_addr(8000), "127.0.0.1:8000");
+        // PORT 0: the caller passes the port it bound.
+        assert_eq!(config.advertise_addr(41234), "127.0.0.1:41234");
+        let config = master(&["--bind-addr", "::1", "--port", "8000"]).expect("valid");
+        assert_eq!(config.advertise_addr(8000), "[::1]:8000");
+        let config = master(&["--bind-addr", "0.0.0.0", "--node-id", "master-2"]).expect("valid");
+        assert_eq!(config.advertise_addr(8000), "master-2:8000");
+        let config =
+            master(&["--bind-addr", "0.0.0.0", "--node-id", "master-2:9999"]).expect("valid");
+        assert_eq!(config.advertise_addr(8000), "master-2:8000");
+        let config = master(&["--bind-addr", "0.0.0.0"]).expect("valid");
+        assert_eq!(config.advertise_addr(8000), format!("{}:8000", host_name()));
+    }
+
+    #[test]
+    fn raft_dir_defaults_to_raft_inside_backup_dir() {
+        let config = master(&["--backup-dir", "/data/m1"]).expect("valid");
+        assert_eq!(config.raft_dir(), PathBuf::from("/data/m1/raft"));
+        let config =
+            master(&["--backup-dir", "/data/m1", "--raft-dir", "/fast/raft"]).expect("valid");
+        assert_eq!(config.raft_dir(), PathBuf::from("/fast/raft"));
+        // clap itself refuses an empty path, as a flag or as RAFT_DIR=.
+        assert!(Cli::try_parse_from(["distcache", "--raft-dir", ""]).is_err());
+    }
+
+    #[test]
+    fn both_roles_derive_a_default_address_the_same_way() {
+        let any = IpAddr::from([0, 0, 0, 0]);
+        assert_eq!(default_advertise_addr(any, 3001, "aux-1"), "aux-1:3001");
+        assert_eq!(
+            default_advertise_addr(any, 3001, "aux-1:3005"),
+            "aux-1:3001"
+        );
+        assert_eq!(
+            default_advertise_addr(IpAddr::from([10, 0, 0, 5]), 3001, "aux-1"),
+            "10.0.0.5:3001"
+        );
     }
 }

@@ -29,7 +29,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::info;
 
-use crate::config::{AuxConfig, host_name};
+use crate::config::{AuxConfig, default_advertise_addr, host_name};
 use crate::error::StartError;
 use crate::http;
 use crate::metrics::{self, AuxMetrics};
@@ -98,18 +98,10 @@ impl Identity {
             .node_id
             .clone()
             .unwrap_or_else(|| format!("{}:{}", host_name(), http.port()));
-        let addr = config.advertise_addr.clone().unwrap_or_else(|| {
-            // Bound to one specific address: that is where peers reach us.
-            // Otherwise NODE_ID's host (a trailing `:port` dropped).
-            if !http.ip().is_unspecified() {
-                return http.to_string();
-            }
-            let host = match node_id.rsplit_once(':') {
-                Some((host, port)) if port.parse::<u16>().is_ok() => host,
-                _ => node_id.as_str(),
-            };
-            format!("{host}:{}", http.port())
-        });
+        let addr = config
+            .advertise_addr
+            .clone()
+            .unwrap_or_else(|| default_advertise_addr(http.ip(), http.port(), &node_id));
         let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(&addr);
         let data_addr = format!("{host}:{}", data.port());
         Identity {
