@@ -482,25 +482,6 @@ impl MasterConfig {
         Duration::from_secs_f64(self.health_check_interval)
     }
 
-    /// Where the other masters reach this one (its Raft address): the
-    /// loopback address when bound to loopback, else the host name, with
-    /// this master's port.
-    pub fn raft_address(&self, port: u16) -> String {
-        let ip = self.common.bind_addr;
-        if ip.is_loopback()
-            || ip.is_unspecified() && self.master_peers.iter().all(|p| p.starts_with("127."))
-        {
-            format!("127.0.0.1:{port}")
-        } else {
-            format!("{}:{port}", host_name())
-        }
-    }
-
-    /// This master's Raft directory: beside its cluster backups.
-    pub fn raft_dir(&self) -> std::path::PathBuf {
-        self.common.backup_dir.join("raft")
-    }
-
     /// How long a near-cached entry is served, in milliseconds.
     pub fn near_cache_ttl_ms(&self) -> u64 {
         (self.near_cache_ttl * 1000.0).round() as u64

@@ -375,6 +375,17 @@ impl Cluster {
                     .display()
                     .to_string(),
             ),
+            // Apart from BACKUP_DIR, which tests share between clusters to
+            // restore one's backup onto another: a Raft directory belongs
+            // to one master of one cluster.
+            (
+                "RAFT_DIR",
+                self.dir
+                    .path()
+                    .join(format!("master-{}-raft", i + 1))
+                    .display()
+                    .to_string(),
+            ),
         ]);
         e.extend(self.spec.master_env.iter().cloned());
         if let Some(own) = self.spec.master_env_each.get(i) {

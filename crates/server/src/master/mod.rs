@@ -180,7 +180,8 @@ pub async fn run(
         .node_id
         .clone()
         .unwrap_or_else(|| format!("{}:{}", host_name(), local.port()));
-    let own_addr = own_address(&config, local);
+    // PORT may be 0: the address others reach comes from the bound port.
+    let own_addr = config.advertise_addr(local.port());
     info!(
         node = %id,
         addr = %local,
@@ -235,11 +236,11 @@ pub async fn run(
         .cloned()
         .collect();
     let consensus_config = consensus::ConsensusConfig {
-        data_dir: Some(raft_dir(&config)),
+        data_dir: Some(config.raft_dir()),
         tls_ca: security.cluster.tls_ca.clone(),
         ..consensus::ConsensusConfig::new(own_addr.clone(), peers, credentials.clone())
     };
-    info!(node = %id, raft_dir = %raft_dir(&config).display(), "joining the masters' consensus");
+    info!(node = %id, raft_dir = %config.raft_dir().display(), "joining the masters' consensus");
     let consensus = MapConsensus::start(consensus_config)
         .await
         .map_err(|e| StartError::Consensus(e.to_string()))?;
@@ -282,16 +283,6 @@ pub async fn run(
     }
     info!(node = %id, "master stopped");
     Ok(())
-}
-
-/// Where the other masters reach this one: its Raft address.
-fn own_address(config: &MasterConfig, local: std::net::SocketAddr) -> String {
-    config.raft_address(local.port())
-}
-
-/// This master's Raft directory.
-fn raft_dir(config: &MasterConfig) -> std::path::PathBuf {
-    config.raft_dir()
 }
 
 impl Master {
