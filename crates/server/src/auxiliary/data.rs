@@ -365,7 +365,8 @@ mod tests {
 
     /// Threads race announces and data requests at random epochs. The epoch
     /// each sees never goes down, every refusal names an epoch newer than the
-    /// request's, and the final epoch is the highest one anybody sent.
+    /// request's, no data request is served below an epoch its thread saw in
+    /// place, and the final epoch is the highest one anybody sent.
     #[test]
     fn concurrent_requests_never_see_the_epoch_go_down() {
         let (h, fence, _) = handler();
@@ -386,7 +387,8 @@ mod tests {
                         x ^= x << 17;
                         let epoch = 1 + i / 8 + x % 16;
                         sent_max = sent_max.max(epoch);
-                        let answer = if x % 5 == 0 {
+                        let announce = x % 5 == 0;
+                        let answer = if announce {
                             h.handle(Request::Ping, epoch, &mut conn)
                         } else {
                             h.handle(get("k"), epoch, &mut conn)
@@ -395,6 +397,11 @@ mod tests {
                             assert!(current > epoch, "refused {epoch} naming {current}");
                             assert!(current >= last_seen);
                             last_seen = current;
+                        } else {
+                            assert!(
+                                announce || epoch >= last_seen,
+                                "{epoch} served after {last_seen}"
+                            );
                         }
                         let now = fence.current();
                         assert!(
