@@ -159,7 +159,9 @@ pub struct KeyedEntry {
 /// What a master (or a peer auxiliary) asks of an auxiliary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    /// Liveness check; answered with [`Response::Pong`].
+    /// Liveness check; answered with [`Response::Pong`]. Sent at an epoch
+    /// above [`UNFENCED`], it announces that epoch: the auxiliary raises the
+    /// highest epoch it has seen to it (never lowers it).
     Ping,
     /// Presents the cluster secret; answered with `Ok` or an error.
     Hello {
