@@ -478,6 +478,8 @@ fn promtool_accepts_the_live_metrics_of_a_master_and_an_auxiliary() {
         "distcache_items",
         "distcache_bytes",
         "distcache_capacity_items",
+        "distcache_aux_epoch",
+        "distcache_aux_stale_epoch_refusals_total",
         "distcache_snapshot_duration_seconds",
         "distcache_snapshot_bytes",
         "distcache_snapshot_failures_total",

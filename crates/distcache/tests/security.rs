@@ -451,6 +451,7 @@ fn hello_frame(id: u64, secret: &[u8]) -> bytes::BytesMut {
     let mut buf = bytes::BytesMut::new();
     distcache_wire::frame::encode_request(
         id,
+        distcache_wire::UNFENCED,
         &distcache_wire::Request::Hello {
             secret: bytes::Bytes::copy_from_slice(secret),
         },
@@ -463,6 +464,7 @@ fn get_frame(id: u64, key: &[u8]) -> bytes::BytesMut {
     let mut buf = bytes::BytesMut::new();
     distcache_wire::frame::encode_request(
         id,
+        distcache_wire::UNFENCED,
         &distcache_wire::Request::Get {
             key: bytes::Bytes::copy_from_slice(key),
         },

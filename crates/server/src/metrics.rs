@@ -447,6 +447,10 @@ pub struct AuxMetrics {
     pub http: HttpMetrics,
     /// Internal-protocol requests by operation.
     pub data_requests: IntCounterVec,
+    /// Data requests refused because they were routed by an older cluster
+    /// map than one this auxiliary has seen.
+    pub stale_epoch_refusals: IntCounter,
+    epoch: IntGauge,
     items: IntGauge,
     bytes: IntGauge,
     tombstones: IntGauge,
@@ -538,6 +542,16 @@ impl AuxMetrics {
                 "Internal-protocol requests served, by operation.",
                 &["op"],
             ),
+            stale_epoch_refusals: counter(
+                registry,
+                "aux_stale_epoch_refusals_total",
+                "Data requests refused because their sender routed by an older cluster map (epoch) than one this auxiliary has seen.",
+            ),
+            epoch: gauge(
+                registry,
+                "aux_epoch",
+                "The highest cluster-map epoch this auxiliary has seen (0 = none yet); data requests at an older one are refused.",
+            ),
             items: gauge(registry, "items", "Items held in the store."),
             bytes: gauge(
                 registry,
@@ -591,6 +605,12 @@ impl AuxMetrics {
     pub fn set_capacity(&self, items: usize, bytes: Option<u64>) {
         self.capacity_items.set(items as i64);
         self.capacity_bytes.set(bytes.unwrap_or(0) as i64);
+    }
+
+    /// Sets the epoch gauge (at scrape time, from the epoch fence).
+    pub fn set_epoch(&self, epoch: u64) {
+        // Epochs count map changes from 1: they never reach 2^63.
+        self.epoch.set(i64::try_from(epoch).unwrap_or(i64::MAX));
     }
 
     /// Copies the store's counters and gauges into the metrics.

@@ -50,7 +50,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::debug;
 
 use crate::frame::{
-    FrameError, Request, Response, decode_response, error_code, try_encode_request,
+    FrameError, Request, Response, UNFENCED, decode_response, error_code, try_encode_request,
 };
 
 /// The request timeout when none is configured (the `REQUEST_TIMEOUT_MS`
@@ -223,17 +223,28 @@ impl Client {
         &self.inner.addr
     }
 
-    /// Sends `req` and waits for its answer, at most the request timeout.
+    /// Sends `req` unfenced (epoch [`UNFENCED`]) and waits for its answer,
+    /// at most the request timeout. For senders that route by no cluster
+    /// map: peers handing keys over, backup and restore, tools, probes.
     ///
     /// A [`Response::Error`] with code `unauthorized` is returned as
     /// [`WireError::Unauthorized`]; other error responses are returned as
     /// they are. A request too large for one frame fails with
     /// [`WireError::Frame`] without touching the connection.
     pub async fn call(&self, req: Request) -> Result<Response, WireError> {
+        self.call_at(UNFENCED, req).await
+    }
+
+    /// Sends `req` routed by the cluster map of `epoch` and waits for its
+    /// answer, as [`Client::call`] does. An auxiliary that has seen a newer
+    /// epoch answers [`Response::StaleEpoch`], which is returned as it is:
+    /// the caller catches up and routes again. A `Ping` at an epoch
+    /// announces that epoch to the auxiliary.
+    pub async fn call_at(&self, epoch: u64, req: Request) -> Result<Response, WireError> {
         let inner = &self.inner;
         let id = inner.next_id();
         let mut frame = BytesMut::new();
-        try_encode_request(id, &req, &mut frame).map_err(|source| WireError::Frame {
+        try_encode_request(id, epoch, &req, &mut frame).map_err(|source| WireError::Frame {
             addr: inner.addr.clone(),
             source,
         })?;
@@ -463,7 +474,7 @@ impl Inner {
             secret: self.config.secret.clone(),
         };
         let mut frame = BytesMut::new();
-        try_encode_request(self.next_id(), &hello, &mut frame).map_err(|source| {
+        try_encode_request(self.next_id(), UNFENCED, &hello, &mut frame).map_err(|source| {
             WireError::Frame {
                 addr: self.addr.clone(),
                 source,
@@ -666,7 +677,7 @@ fn drain_answers(buf: &mut BytesMut, shared: &Shared) -> Result<(), WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{decode_request, encode_response};
+    use crate::frame::{RequestFrame, decode_request, encode_response};
     use tokio::net::TcpListener;
 
     /// A peer that answers `Ping` and never answers `Get`.
@@ -674,8 +685,8 @@ mod tests {
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut buf = BytesMut::new();
         loop {
-            while let Some((id, req)) = decode_request(&mut buf).unwrap() {
-                if req == Request::Ping {
+            while let Some(RequestFrame { id, request, .. }) = decode_request(&mut buf).unwrap() {
+                if request == Request::Ping {
                     let mut out = BytesMut::new();
                     encode_response(id, &Response::Pong, &mut out);
                     stream.write_all(&out).await.unwrap();

@@ -3,11 +3,20 @@
 //! Every frame, in both directions:
 //!
 //! ```text
-//! u32 length of what follows (little endian), 9 ..= MAX_FRAME_BYTES
+//! u32 length of what follows (little endian), up to MAX_FRAME_BYTES:
+//!     at least 9 for a response, 17 for a request
 //! u64 request id (a response echoes its request's id)
 //! u8  opcode
+//! u64 epoch (requests only; see below)
 //! ... payload, by opcode
 //! ```
+//!
+//! A request carries, right after its opcode, the epoch of the cluster map
+//! its sender routed it by. An auxiliary remembers the highest epoch it has
+//! seen and refuses a data request with an older one ([`Response::StaleEpoch`]).
+//! Epoch [`UNFENCED`] (0) means "not routed by a map": peers handing keys
+//! over, backup and restore, tools, `Ping` and `Hello`. A `Ping` with an epoch
+//! announces it. Responses carry no epoch.
 //!
 //! Integers are little endian. A key is `u16 len + bytes`; a value is
 //! `u32 len + bytes`; a version is `u64 millis, u32 counter, u32 origin`;
@@ -17,7 +26,7 @@
 //! Requests and responses have separate opcode spaces; responses have the
 //! high bit set so that a frame sent the wrong way is refused at once.
 //!
-//! | opcode | request    | payload                                   |
+//! | opcode | request    | payload (after the epoch)                 |
 //! |--------|------------|-------------------------------------------|
 //! | `0x01` | `Ping`     | none                                      |
 //! | `0x02` | `Hello`    | secret (`u32 len + bytes`)                |
@@ -39,6 +48,7 @@
 //! | `0x87` | `Values`      | count, count × slot                              |
 //! | `0x88` | `WrittenMany` | count, count × write status                      |
 //! | `0x89` | `Tombstone`   | version                                          |
+//! | `0x8A` | `StaleEpoch`  | `u64` the newest epoch the auxiliary has seen    |
 //! | `0xFF` | `Error`       | code (`u16 len` + UTF-8), message (`u32 len` + UTF-8) |
 //!
 //! A write status is a `u8`: `0` stored, `1` stale followed by the version
@@ -80,6 +90,13 @@ pub const MAX_BATCH_ITEMS: usize = 1 << 20;
 const LEN_BYTES: usize = 4;
 /// The smallest length a frame can declare: its id and opcode.
 const MIN_FRAME_LEN: usize = 8 + 1;
+/// A request's epoch, between its opcode and its payload.
+const EPOCH_BYTES: usize = 8;
+
+/// The epoch of a request that was not routed by a cluster map (peers
+/// handing keys over, backup and restore, tools, `Hello`, a plain `Ping`):
+/// an auxiliary serves it without comparing epochs.
+pub const UNFENCED: u64 = 0;
 /// A version on the wire.
 const VERSION_BYTES: usize = 8 + 4 + 4;
 /// The smallest encoded key: an empty one.
@@ -110,6 +127,9 @@ mod req_op {
     pub const GET_MANY: u8 = 0x06;
     pub const SET_MANY: u8 = 0x07;
     pub const DELETE_MANY: u8 = 0x08;
+    /// Every request opcode: they are numbered without gaps, and a new one
+    /// extends this range.
+    pub const ALL: std::ops::RangeInclusive<u8> = PING..=DELETE_MANY;
 }
 
 /// Response opcodes.
@@ -123,6 +143,7 @@ mod resp_op {
     pub const VALUES: u8 = 0x87;
     pub const WRITTEN_MANY: u8 = 0x88;
     pub const TOMBSTONE: u8 = 0x89;
+    pub const STALE_EPOCH: u8 = 0x8A;
     pub const ERROR: u8 = 0xFF;
 }
 
@@ -138,7 +159,9 @@ pub struct KeyedEntry {
 /// What a master (or a peer auxiliary) asks of an auxiliary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    /// Liveness check; answered with [`Response::Pong`].
+    /// Liveness check; answered with [`Response::Pong`]. Sent at an epoch
+    /// above [`UNFENCED`], it announces that epoch: the auxiliary raises the
+    /// highest epoch it has seen to it (never lowers it).
     Ping,
     /// Presents the cluster secret; answered with `Ok` or an error.
     Hello {
@@ -196,6 +219,18 @@ impl Request {
             Request::DeleteMany { .. } => "delete_many",
         }
     }
+}
+
+/// A decoded request frame: the request with its id and epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestFrame {
+    /// The request id; the answer echoes it.
+    pub id: u64,
+    /// The epoch of the cluster map the sender routed by; [`UNFENCED`] when
+    /// it routed by none.
+    pub epoch: u64,
+    /// The request.
+    pub request: Request,
 }
 
 /// Outcome of one write: the answer to `Set` ([`Response::Written`]) and each
@@ -314,6 +349,13 @@ pub enum Response {
     Values(Vec<Lookup>),
     /// Answer to `SetMany`: one status per entry, in order.
     WrittenMany(Vec<WriteStatus>),
+    /// Refusal of a data request routed by an older cluster map than one
+    /// the auxiliary has already seen; nothing was read or changed. The
+    /// sender should catch up to `current` and route again.
+    StaleEpoch {
+        /// The newest epoch the auxiliary has seen.
+        current: u64,
+    },
     /// The request failed.
     Error {
         /// Machine-readable code, e.g. `unauthorized`, `bad_request` (see
@@ -357,15 +399,15 @@ pub enum FrameError {
 // Encoding
 // ---------------------------------------------------------------------------
 
-/// Appends one request frame with id `id` to `buf`.
+/// Appends one request frame with id `id`, routed at `epoch`, to `buf`.
 ///
 /// # Panics
 ///
 /// If the request cannot be framed (see [`try_encode_request`]). Keys and
 /// values a master accepted always can; code that frames unchecked input
 /// calls [`try_encode_request`].
-pub fn encode_request(id: u64, req: &Request, buf: &mut BytesMut) {
-    if let Err(e) = try_encode_request(id, req, buf) {
+pub fn encode_request(id: u64, epoch: u64, req: &Request, buf: &mut BytesMut) {
+    if let Err(e) = try_encode_request(id, epoch, req, buf) {
         panic!("request cannot be framed: {e}");
     }
 }
@@ -381,12 +423,18 @@ pub fn encode_response(id: u64, resp: &Response, buf: &mut BytesMut) {
     }
 }
 
-/// Appends one request frame with id `id` to `buf`, or leaves `buf` untouched
-/// and says why the request does not fit: a key over 65535 bytes, a batch
-/// over [`MAX_BATCH_ITEMS`], or a frame over [`MAX_FRAME_BYTES`].
-pub fn try_encode_request(id: u64, req: &Request, buf: &mut BytesMut) -> Result<(), FrameError> {
+/// Appends one request frame with id `id`, routed at `epoch` (see the
+/// module docs), to `buf`, or leaves `buf` untouched and says why the request
+/// does not fit: a key over 65535 bytes, a batch over [`MAX_BATCH_ITEMS`], or
+/// a frame over [`MAX_FRAME_BYTES`].
+pub fn try_encode_request(
+    id: u64,
+    epoch: u64,
+    req: &Request,
+    buf: &mut BytesMut,
+) -> Result<(), FrameError> {
     // Measure first, so that nothing is written unless it all fits.
-    let payload = match req {
+    let body = match req {
         Request::Ping => 0,
         Request::Hello { secret } => value_size(secret)?,
         Request::Get { key } => key_size(key)?,
@@ -421,7 +469,9 @@ pub fn try_encode_request(id: u64, req: &Request, buf: &mut BytesMut) -> Result<
         Request::SetMany { .. } => req_op::SET_MANY,
         Request::DeleteMany { .. } => req_op::DELETE_MANY,
     };
+    let payload = EPOCH_BYTES.saturating_add(body);
     let start = put_header(id, opcode, payload, buf)?;
+    buf.put_u64_le(epoch);
     match req {
         Request::Ping => {}
         Request::Hello { secret } => put_value(secret, buf),
@@ -467,6 +517,7 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
         Response::Pong | Response::Ok | Response::NotFound => 0,
         Response::Value(entry) => entry_size(entry)?,
         Response::Tombstone(_) => VERSION_BYTES,
+        Response::StaleEpoch { .. } => EPOCH_BYTES,
         Response::Written(status) => status.wire_size(),
         Response::Deleted(status) => status.wire_size(),
         Response::Values(slots) => {
@@ -496,6 +547,7 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
         Response::Value(_) => resp_op::VALUE,
         Response::NotFound => resp_op::NOT_FOUND,
         Response::Tombstone(_) => resp_op::TOMBSTONE,
+        Response::StaleEpoch { .. } => resp_op::STALE_EPOCH,
         Response::Written(_) => resp_op::WRITTEN,
         Response::Deleted { .. } => resp_op::DELETED,
         Response::Values(_) => resp_op::VALUES,
@@ -507,6 +559,7 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
         Response::Pong | Response::Ok | Response::NotFound => {}
         Response::Value(entry) => put_entry(entry, buf),
         Response::Tombstone(version) => put_version(version, buf),
+        Response::StaleEpoch { current } => buf.put_u64_le(*current),
         Response::Written(status) => status.put(buf),
         Response::Deleted(status) => status.put(buf),
         Response::Values(slots) => {
@@ -642,11 +695,16 @@ fn put_entry(entry: &Entry, buf: &mut BytesMut) {
 /// On `Ok(None)` and on [`FrameError::TooLarge`] `buf` is left as it was; on
 /// other errors the bad frame has been taken off. Either way a connection
 /// that sees an error should be closed.
-pub fn decode_request(buf: &mut BytesMut) -> Result<Option<(u64, Request)>, FrameError> {
+pub fn decode_request(buf: &mut BytesMut) -> Result<Option<RequestFrame>, FrameError> {
     let Some((id, opcode, mut r)) = split_frame(buf)? else {
         return Ok(None);
     };
-    let req = match opcode {
+    // An unknown opcode is reported as such even when the epoch is missing.
+    if !req_op::ALL.contains(&opcode) {
+        return Err(FrameError::UnknownOpcode(opcode));
+    }
+    let epoch = r.u64()?;
+    let request = match opcode {
         req_op::PING => Request::Ping,
         req_op::HELLO => Request::Hello { secret: r.value()? },
         req_op::GET => Request::Get { key: r.key()? },
@@ -688,7 +746,7 @@ pub fn decode_request(buf: &mut BytesMut) -> Result<Option<(u64, Request)>, Fram
         other => return Err(FrameError::UnknownOpcode(other)),
     };
     r.finish()?;
-    Ok(Some((id, req)))
+    Ok(Some(RequestFrame { id, epoch, request }))
 }
 
 /// Same as [`decode_request`] for responses.
@@ -702,6 +760,7 @@ pub fn decode_response(buf: &mut BytesMut) -> Result<Option<(u64, Response)>, Fr
         resp_op::VALUE => Response::Value(r.entry()?),
         resp_op::NOT_FOUND => Response::NotFound,
         resp_op::TOMBSTONE => Response::Tombstone(r.version()?),
+        resp_op::STALE_EPOCH => Response::StaleEpoch { current: r.u64()? },
         resp_op::WRITTEN => Response::Written(WriteStatus::read(&mut r)?),
         resp_op::DELETED => Response::Deleted(DeleteStatus::read(&mut r)?),
         resp_op::VALUES => {
@@ -968,6 +1027,9 @@ mod tests {
             Response::Deleted(DeleteStatus::NotFound),
             Response::Deleted(DeleteStatus::Stale { held: version(9) }),
             Response::Tombstone(version(11)),
+            Response::StaleEpoch { current: 0 },
+            Response::StaleEpoch { current: 5 },
+            Response::StaleEpoch { current: u64::MAX },
             Response::Values(vec![]),
             Response::Values(vec![
                 Lookup::Absent,
@@ -988,14 +1050,78 @@ mod tests {
         ]
     }
 
+    fn frame_of(id: u64, epoch: u64, request: Request) -> Option<RequestFrame> {
+        Some(RequestFrame { id, epoch, request })
+    }
+
     #[test]
-    fn every_request_round_trips() {
-        for (i, req) in all_requests().into_iter().enumerate() {
-            let id = u64::MAX - i as u64;
+    fn every_request_round_trips_at_every_kind_of_epoch() {
+        for epoch in [UNFENCED, 1, 7, u64::MAX] {
+            for (i, req) in all_requests().into_iter().enumerate() {
+                let id = u64::MAX - i as u64;
+                let mut buf = BytesMut::new();
+                encode_request(id, epoch, &req, &mut buf);
+                assert_eq!(decode_request(&mut buf), Ok(frame_of(id, epoch, req)));
+                assert!(buf.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn the_epoch_sits_right_after_the_opcode() {
+        let mut buf = BytesMut::new();
+        encode_request(3, 0x0102_0304_0506_0708, &Request::Ping, &mut buf);
+        assert_eq!(
+            &buf[..],
+            &[
+                17,
+                0,
+                0,
+                0, // length: id, opcode, epoch
+                3,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0, // id
+                req_op::PING,
+                8,
+                7,
+                6,
+                5,
+                4,
+                3,
+                2,
+                1, // epoch
+            ]
+        );
+        // Responses carry none: a Pong is its id and opcode.
+        let mut buf = BytesMut::new();
+        encode_response(3, &Response::Pong, &mut buf);
+        assert_eq!(buf.len(), LEN_BYTES + MIN_FRAME_LEN);
+        let mut buf = BytesMut::new();
+        encode_response(3, &Response::StaleEpoch { current: 9 }, &mut buf);
+        assert_eq!(
+            &buf[LEN_BYTES + MIN_FRAME_LEN - 1..],
+            &[0x8A, 9, 0, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn a_request_without_its_whole_epoch_is_malformed() {
+        for epoch_bytes in 0..EPOCH_BYTES {
             let mut buf = BytesMut::new();
-            encode_request(id, &req, &mut buf);
-            assert_eq!(decode_request(&mut buf), Ok(Some((id, req))));
-            assert!(buf.is_empty());
+            buf.put_u32_le((MIN_FRAME_LEN + epoch_bytes) as u32);
+            buf.put_u64_le(1);
+            buf.put_u8(req_op::PING);
+            buf.put_bytes(0, epoch_bytes);
+            assert!(matches!(
+                decode_request(&mut buf),
+                Err(FrameError::Malformed(_))
+            ));
+            assert!(buf.is_empty(), "the bad frame is taken off");
         }
     }
 
@@ -1029,7 +1155,7 @@ mod tests {
                 entry: entry(b"value", Some(5)),
             }],
         };
-        encode_request(9, &req, &mut whole);
+        encode_request(9, 4, &req, &mut whole);
         let mut buf = BytesMut::new();
         for (i, byte) in whole.iter().enumerate() {
             buf.put_u8(*byte);
@@ -1038,7 +1164,7 @@ mod tests {
                 assert_eq!(got, Ok(None), "after {} bytes", i + 1);
                 assert_eq!(buf.len(), i + 1, "an incomplete frame must stay buffered");
             } else {
-                assert_eq!(got, Ok(Some((9, req.clone()))));
+                assert_eq!(got, Ok(frame_of(9, 4, req.clone())));
             }
         }
         assert!(buf.is_empty());
@@ -1067,6 +1193,7 @@ mod tests {
         let mut buf = BytesMut::new();
         encode_request(
             1,
+            UNFENCED,
             &Request::Set {
                 key: Bytes::from_static(b"key"),
                 entry: entry(b"value", None),
@@ -1074,7 +1201,11 @@ mod tests {
             &mut buf,
         );
         let range = buf.as_ptr_range();
-        let Ok(Some((_, Request::Set { key, entry }))) = decode_request(&mut buf) else {
+        let Ok(Some(RequestFrame {
+            request: Request::Set { key, entry },
+            ..
+        })) = decode_request(&mut buf)
+        else {
             panic!("did not decode");
         };
         assert!(range.contains(&key.as_ptr()));
@@ -1083,8 +1214,9 @@ mod tests {
 
     #[test]
     fn frame_of_exactly_the_limit_round_trips_and_one_more_byte_does_not() {
-        // Set payload: key (2) + value (4 + n) + expiry (8) + version (16).
-        let n = MAX_FRAME_BYTES - MIN_FRAME_LEN - 2 - 4 - 8 - VERSION_BYTES;
+        // Set payload: epoch (8) + key (2) + value (4 + n) + expiry (8) +
+        // version (16).
+        let n = MAX_FRAME_BYTES - MIN_FRAME_LEN - EPOCH_BYTES - 2 - 4 - 8 - VERSION_BYTES;
         let req = Request::Set {
             key: Bytes::new(),
             entry: Entry {
@@ -1094,9 +1226,9 @@ mod tests {
             },
         };
         let mut buf = BytesMut::new();
-        encode_request(5, &req, &mut buf);
+        encode_request(5, 6, &req, &mut buf);
         assert_eq!(buf.len(), LEN_BYTES + MAX_FRAME_BYTES);
-        assert_eq!(decode_request(&mut buf), Ok(Some((5, req))));
+        assert_eq!(decode_request(&mut buf), Ok(frame_of(5, 6, req)));
 
         let over = Request::Set {
             key: Bytes::new(),
@@ -1108,7 +1240,7 @@ mod tests {
         };
         let mut buf = BytesMut::from(&b"untouched"[..]);
         assert_eq!(
-            try_encode_request(5, &over, &mut buf),
+            try_encode_request(5, 6, &over, &mut buf),
             Err(FrameError::TooLarge {
                 len: MAX_FRAME_BYTES + 1,
                 max: MAX_FRAME_BYTES
@@ -1149,6 +1281,12 @@ mod tests {
             buf.put_slice(payload);
             buf
         }
+        /// A request frame at epoch 5 (the epoch is well-formed).
+        fn request(opcode: u8, payload: &[u8]) -> BytesMut {
+            let mut with_epoch = 5u64.to_le_bytes().to_vec();
+            with_epoch.extend_from_slice(payload);
+            frame(opcode, &with_epoch)
+        }
         let short = BytesMut::from(&[8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]);
         assert!(matches!(
             decode_request(&mut short.clone()),
@@ -1156,21 +1294,21 @@ mod tests {
         ));
         // Trailing bytes after a Ping, and after a Get's key.
         assert!(matches!(
-            decode_request(&mut frame(0x01, &[0])),
+            decode_request(&mut request(0x01, &[0])),
             Err(FrameError::Malformed(_))
         ));
         assert!(matches!(
-            decode_request(&mut frame(0x03, &[1, 0, b'k', b'!'])),
+            decode_request(&mut request(0x03, &[1, 0, b'k', b'!'])),
             Err(FrameError::Malformed(_))
         ));
         // A key longer than the payload.
         assert!(matches!(
-            decode_request(&mut frame(0x03, &[9, 0, b'k'])),
+            decode_request(&mut request(0x03, &[9, 0, b'k'])),
             Err(FrameError::Malformed(_))
         ));
         // Opcodes of the other direction and unknown ones.
         assert_eq!(
-            decode_request(&mut frame(0x81, &[])),
+            decode_request(&mut request(0x81, &[])),
             Err(FrameError::UnknownOpcode(0x81))
         );
         assert_eq!(
@@ -1181,6 +1319,15 @@ mod tests {
             decode_response(&mut frame(0x00, &[])),
             Err(FrameError::UnknownOpcode(0x00))
         );
+        // A stale-epoch answer with a short or an overlong epoch.
+        assert!(matches!(
+            decode_response(&mut frame(0x8A, &[1, 2, 3])),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_response(&mut frame(0x8A, &[0; 9])),
+            Err(FrameError::Malformed(_))
+        ));
         // Unknown status, delete flags and slot tags.
         assert!(matches!(
             decode_response(&mut frame(0x85, &[4])),
@@ -1203,7 +1350,7 @@ mod tests {
         ));
         // A count that the payload cannot hold, and one over the batch limit.
         assert!(matches!(
-            decode_request(&mut frame(0x06, &[0xff, 0xff, 0xff, 0xff, 0, 0])),
+            decode_request(&mut request(0x06, &[0xff, 0xff, 0xff, 0xff, 0, 0])),
             Err(FrameError::Malformed(_))
         ));
         let mut many = vec![0u8; 4 + MAX_BATCH_ITEMS + 1];
@@ -1230,7 +1377,7 @@ mod tests {
         };
         let mut buf = BytesMut::new();
         assert!(matches!(
-            try_encode_request(1, &req, &mut buf),
+            try_encode_request(1, UNFENCED, &req, &mut buf),
             Err(FrameError::Malformed(_))
         ));
         assert!(buf.is_empty());
@@ -1246,14 +1393,14 @@ mod tests {
         };
         let mut buf = BytesMut::new();
         assert!(matches!(
-            try_encode_request(1, &req, &mut buf),
+            try_encode_request(1, UNFENCED, &req, &mut buf),
             Err(FrameError::Malformed(_))
         ));
         assert!(buf.is_empty());
         let req = Request::Get {
             key: Bytes::from(vec![b'k'; 65_535]),
         };
-        encode_request(1, &req, &mut buf);
-        assert_eq!(decode_request(&mut buf), Ok(Some((1, req))));
+        encode_request(1, UNFENCED, &req, &mut buf);
+        assert_eq!(decode_request(&mut buf), Ok(frame_of(1, UNFENCED, req)));
     }
 }

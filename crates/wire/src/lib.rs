@@ -6,12 +6,16 @@
 //! # Layout
 //!
 //! - [`frame`]: the frame format, [`Request`] and [`Response`], and their
-//!   encoder and decoder. Decoding is total: any byte string either decodes
-//!   or yields a [`FrameError`], never a panic.
+//!   encoder and decoder. Every request frame carries the epoch of the
+//!   cluster map its sender routed by ([`UNFENCED`] for none), so that an
+//!   auxiliary can refuse a stale sender ([`Response::StaleEpoch`]).
+//!   Decoding is total: any byte string either decodes or yields a
+//!   [`FrameError`], never a panic.
 //! - [`client`]: [`Client`], one multiplexed connection per peer with
-//!   reconnection, per-call timeouts and batched writes.
-//! - [`server`]: [`serve`], the accept loop that answers requests with a
-//!   synchronous [`Handler`], pipelining responses.
+//!   reconnection, per-call timeouts and batched writes; `call` sends
+//!   unfenced, `call_at` at an epoch.
+//! - [`server`]: [`serve`], the accept loop that answers requests (with
+//!   their epochs) through a synchronous [`Handler`], pipelining responses.
 
 pub mod client;
 pub mod frame;
@@ -19,7 +23,7 @@ pub mod server;
 
 pub use client::{Client, ClientConfig, DEFAULT_REQUEST_TIMEOUT, WireError, WriteCounts};
 pub use frame::{
-    DeleteStatus, FrameError, KeyedEntry, MAX_BATCH_ITEMS, MAX_FRAME_BYTES, Request, Response,
-    WriteStatus, error_code,
+    DeleteStatus, FrameError, KeyedEntry, MAX_BATCH_ITEMS, MAX_FRAME_BYTES, Request, RequestFrame,
+    Response, UNFENCED, WriteStatus, error_code,
 };
 pub use server::{ConnState, Handler, serve};

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::frame::{
-    FrameError, Request, Response, decode_request, error_code, try_encode_response,
+    FrameError, Request, RequestFrame, Response, decode_request, error_code, try_encode_response,
 };
 
 /// How long [`serve`] waits for open connections after shutdown.
@@ -52,10 +52,13 @@ const LINGER_MAX_BYTES: usize = 1 << 20;
 /// operation under a shard lock, over in microseconds, so the connection
 /// task calls it inline and pipelines the answers.
 pub trait Handler: Send + Sync + 'static {
-    /// The answer to `req`. `authenticated` is false until the connection has
-    /// presented the right secret with `Hello`; the handler decides what an
-    /// unauthenticated connection may do.
-    fn handle(&self, req: Request, conn: &mut ConnState) -> Response;
+    /// The answer to `req`, which its sender routed by the cluster map of
+    /// `epoch` ([`UNFENCED`](crate::frame::UNFENCED) when by none; the
+    /// handler decides what to refuse as stale). `conn.authenticated` is
+    /// false until the connection has presented the right secret with
+    /// `Hello`; the handler decides what an unauthenticated connection may
+    /// do.
+    fn handle(&self, req: Request, epoch: u64, conn: &mut ConnState) -> Response;
 }
 
 /// Per-connection state a handler may keep.
@@ -157,8 +160,8 @@ async fn serve_connection<H: Handler>(
         // Answer every whole frame already buffered.
         let decoded = loop {
             match decode_request(&mut read_buf) {
-                Ok(Some((id, req))) => {
-                    let answer = handler.handle(req, &mut state);
+                Ok(Some(RequestFrame { id, epoch, request })) => {
+                    let answer = handler.handle(request, epoch, &mut state);
                     push_answer(id, &answer, &mut write_buf);
                     if state.close {
                         break Err(End::Refused);

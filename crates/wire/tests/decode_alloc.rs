@@ -49,7 +49,7 @@ fn batch_frames(n: u8) -> Vec<(bool, BytesMut)> {
     let items = 0..n;
     let mut buf = BytesMut::new();
     let keys = items.clone().map(|i| Bytes::from(vec![i; 3])).collect();
-    encode_request(1, &Request::GetMany { keys }, &mut buf);
+    encode_request(1, 5, &Request::GetMany { keys }, &mut buf);
     frames.push((true, buf));
     let mut buf = BytesMut::new();
     let entries = items
@@ -59,7 +59,7 @@ fn batch_frames(n: u8) -> Vec<(bool, BytesMut)> {
             entry: entry(i),
         })
         .collect();
-    encode_request(2, &Request::SetMany { entries }, &mut buf);
+    encode_request(2, 5, &Request::SetMany { entries }, &mut buf);
     frames.push((true, buf));
     let mut buf = BytesMut::new();
     let slots = items
@@ -83,8 +83,11 @@ fn batch_frames(n: u8) -> Vec<(bool, BytesMut)> {
     frames
 }
 
-/// Offset of the count in a batch frame: after length, id and opcode.
-const COUNT_AT: usize = 4 + 8 + 1;
+/// Offset of the count in a batch frame: after length, id and opcode, and in
+/// a request after its epoch too.
+fn count_at(is_request: bool) -> usize {
+    4 + 8 + 1 + if is_request { 8 } else { 0 }
+}
 
 #[test]
 fn large_counts_are_refused_without_allocating_for_them() {
@@ -113,9 +116,10 @@ fn large_counts_are_refused_without_allocating_for_them() {
     runner
         .run(&(0u8..24, counts, 0usize..4), |(n, extra, which)| {
             let (is_request, mut buf) = batch_frames(n).swap_remove(which);
-            let real = u32::from_le_bytes(buf[COUNT_AT..COUNT_AT + 4].try_into().unwrap());
+            let at = count_at(is_request);
+            let real = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap());
             let count = real.saturating_add(extra);
-            buf[COUNT_AT..COUNT_AT + 4].copy_from_slice(&count.to_le_bytes());
+            buf[at..at + 4].copy_from_slice(&count.to_le_bytes());
             if is_request {
                 let got = decode_request(&mut buf);
                 prop_assert!(got.is_err(), "count {} decoded as {:?}", count, got);

@@ -4,8 +4,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use distcache_core::{Entry, Lookup, Version};
 use distcache_wire::frame::{
-    DeleteStatus, KeyedEntry, MAX_FRAME_BYTES, WriteStatus, decode_request, decode_response,
-    encode_request, encode_response,
+    DeleteStatus, KeyedEntry, MAX_FRAME_BYTES, RequestFrame, WriteStatus, decode_request,
+    decode_response, encode_request, encode_response,
 };
 use distcache_wire::{FrameError, Request, Response};
 use proptest::collection::vec;
@@ -58,6 +58,20 @@ fn lookup() -> impl Strategy<Value = Lookup> {
     ]
 }
 
+/// Mostly small epochs, as a cluster's are, and now and then any `u64`.
+fn epoch() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(0u64), 1u64..1000, any::<u64>()]
+}
+
+/// A request frame's fields, for the codec.
+fn request_frame() -> impl Strategy<Value = RequestFrame> {
+    (any::<u64>(), epoch(), request()).prop_map(|(id, epoch, request)| RequestFrame {
+        id,
+        epoch,
+        request,
+    })
+}
+
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         Just(Request::Ping),
@@ -79,6 +93,7 @@ fn response() -> impl Strategy<Value = Response> {
     prop_oneof![
         Just(Response::Pong),
         Just(Response::Ok),
+        epoch().prop_map(|current| Response::StaleEpoch { current }),
         entry().prop_map(Response::Value),
         Just(Response::NotFound),
         status().prop_map(Response::Written),
@@ -91,9 +106,9 @@ fn response() -> impl Strategy<Value = Response> {
     ]
 }
 
-fn encoded_request(id: u64, req: &Request) -> BytesMut {
+fn encoded_request(frame: &RequestFrame) -> BytesMut {
     let mut buf = BytesMut::new();
-    encode_request(id, req, &mut buf);
+    encode_request(frame.id, frame.epoch, &frame.request, &mut buf);
     buf
 }
 
@@ -113,33 +128,45 @@ fn drain_responses(mut buf: BytesMut) {
 }
 
 /// A frame with a correct length prefix around an arbitrary opcode and
-/// payload: gets past the length check into the payload parsers.
-fn framed_noise() -> impl Strategy<Value = BytesMut> {
-    let opcode = prop_oneof![0x00u8..=0x08, 0x80u8..=0x88, Just(0xFF), any::<u8>()];
+/// payload: gets past the length check into the payload parsers. Returned
+/// twice: as a request (with an epoch after the opcode, most of the time)
+/// and as a response (without).
+fn framed_noise() -> impl Strategy<Value = (BytesMut, BytesMut)> {
+    let opcode = prop_oneof![0x00u8..=0x08, 0x80u8..=0x8A, Just(0xFF), any::<u8>()];
     // Half the time the payload opens with a small count, so that batch
     // parsers get past their count check.
     let count = proptest::option::of(0u32..4);
     let payload = vec(prop_oneof![0u8..4, any::<u8>()], 0..96);
-    (any::<u64>(), opcode, count, payload).prop_map(|(id, opcode, count, payload)| {
-        let count = count.map(u32::to_le_bytes);
-        let count: &[u8] = count.as_ref().map_or(&[], |c| &c[..]);
-        let mut buf = BytesMut::new();
-        buf.put_u32_le((9 + count.len() + payload.len()) as u32);
-        buf.put_u64_le(id);
-        buf.put_u8(opcode);
-        buf.put_slice(count);
-        buf.put_slice(&payload);
-        buf
-    })
+    let request_epoch = prop_oneof![
+        4 => epoch().prop_map(|e| e.to_le_bytes().to_vec()),
+        1 => vec(any::<u8>(), 0..8),
+    ];
+    (any::<u64>(), opcode, count, payload, request_epoch).prop_map(
+        |(id, opcode, count, payload, request_epoch)| {
+            let count = count.map(u32::to_le_bytes);
+            let count: &[u8] = count.as_ref().map_or(&[], |c| &c[..]);
+            let frame = |header_extra: &[u8]| {
+                let mut buf = BytesMut::new();
+                buf.put_u32_le((9 + header_extra.len() + count.len() + payload.len()) as u32);
+                buf.put_u64_le(id);
+                buf.put_u8(opcode);
+                buf.put_slice(header_extra);
+                buf.put_slice(count);
+                buf.put_slice(&payload);
+                buf
+            };
+            (frame(&request_epoch), frame(&[]))
+        },
+    )
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
     #[test]
-    fn requests_round_trip(id in any::<u64>(), req in request()) {
-        let mut buf = encoded_request(id, &req);
-        prop_assert_eq!(decode_request(&mut buf), Ok(Some((id, req))));
+    fn requests_round_trip(frame in request_frame()) {
+        let mut buf = encoded_request(&frame);
+        prop_assert_eq!(decode_request(&mut buf), Ok(Some(frame)));
         prop_assert!(buf.is_empty());
     }
 
@@ -151,10 +178,10 @@ proptest! {
     }
 
     #[test]
-    fn a_stream_of_frames_decodes_in_order(reqs in vec((any::<u64>(), request()), 0..8)) {
+    fn a_stream_of_frames_decodes_in_order(reqs in vec(request_frame(), 0..8)) {
         let mut buf = BytesMut::new();
-        for (id, req) in &reqs {
-            encode_request(*id, req, &mut buf);
+        for frame in &reqs {
+            buf.put_slice(&encoded_request(frame));
         }
         for expected in reqs {
             prop_assert_eq!(decode_request(&mut buf), Ok(Some(expected)));
@@ -169,14 +196,14 @@ proptest! {
     }
 
     #[test]
-    fn framed_noise_is_refused_or_canonical(frame in framed_noise()) {
+    fn framed_noise_is_refused_or_canonical((request, frame) in framed_noise()) {
         // A frame with a valid length is always consumed or refused, never
         // left waiting for more bytes; and whatever decodes is canonical: it
-        // encodes back to exactly the bytes it came from.
-        let mut buf = frame.clone();
+        // encodes back to exactly the bytes it came from (the epoch too).
+        let mut buf = request.clone();
         match decode_request(&mut buf) {
             Ok(None) => prop_assert!(false, "a whole frame was left waiting"),
-            Ok(Some((id, req))) => prop_assert_eq!(encoded_request(id, &req), frame.clone()),
+            Ok(Some(decoded)) => prop_assert_eq!(encoded_request(&decoded), request),
             Err(_) => {}
         }
         let mut buf = frame.clone();
@@ -188,8 +215,8 @@ proptest! {
     }
 
     #[test]
-    fn every_prefix_of_a_request_is_incomplete(id in any::<u64>(), req in request()) {
-        let whole = encoded_request(id, &req);
+    fn every_prefix_of_a_request_is_incomplete(frame in request_frame()) {
+        let whole = encoded_request(&frame);
         for cut in 0..whole.len() {
             let mut prefix = BytesMut::from(&whole[..cut]);
             prop_assert_eq!(decode_request(&mut prefix), Ok(None), "prefix of {} bytes", cut);
@@ -209,11 +236,10 @@ proptest! {
 
     #[test]
     fn a_larger_length_prefix_waits_or_is_refused(
-        id in any::<u64>(),
-        req in request(),
+        frame in request_frame(),
         declared in any::<u32>(),
     ) {
-        let mut buf = encoded_request(id, &req);
+        let mut buf = encoded_request(&frame);
         let actual = buf.len() - 4;
         prop_assume!(declared as usize > actual);
         buf[..4].copy_from_slice(&declared.to_le_bytes());
@@ -229,19 +255,19 @@ proptest! {
 
     #[test]
     fn a_corrupted_request_never_decodes_as_a_different_one(
-        id in any::<u64>(),
-        req in request(),
+        frame in request_frame(),
         at in any::<prop::sample::Index>(),
         xor in 1u8..,
     ) {
-        // Flip one byte anywhere: the result is an error, incomplete, or a
-        // frame that encodes back to exactly the corrupted bytes.
-        let mut buf = encoded_request(id, &req);
+        // Flip one byte anywhere (the epoch included): the result is an
+        // error, incomplete, or a frame that encodes back to exactly the
+        // corrupted bytes.
+        let mut buf = encoded_request(&frame);
         let i = at.index(buf.len());
         buf[i] ^= xor;
         let corrupted = buf.clone();
-        if let Ok(Some((got_id, got))) = decode_request(&mut buf) {
-            let mut again = encoded_request(got_id, &got);
+        if let Ok(Some(got)) = decode_request(&mut buf) {
+            let mut again = encoded_request(&got);
             again.put_slice(&buf);
             prop_assert_eq!(again, corrupted);
         }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use distcache_core::{Entry, Lookup, Version};
 use distcache_wire::frame::{
-    DeleteStatus, KeyedEntry, MAX_FRAME_BYTES, WriteStatus, decode_request, decode_response,
-    encode_request, encode_response, error_code,
+    DeleteStatus, KeyedEntry, MAX_FRAME_BYTES, RequestFrame, UNFENCED, WriteStatus, decode_request,
+    decode_response, encode_request, encode_response, error_code,
 };
 use distcache_wire::{
     Client, ClientConfig, ConnState, FrameError, Handler, Request, Response, WireError, serve,
@@ -24,11 +24,14 @@ use tokio_util::sync::CancellationToken;
 const TIMEOUT: Duration = Duration::from_millis(300);
 
 /// A store in a `HashMap`, keeping the higher version; with a secret, it
-/// refuses everything but `Hello` until the connection presents it.
+/// refuses everything but `Hello` until the connection presents it. It
+/// records every request's epoch, and refuses one below `fence` as stale.
 #[derive(Default)]
 struct MapHandler {
     secret: Option<Bytes>,
     map: Mutex<HashMap<Bytes, Entry>>,
+    fence: u64,
+    epochs: Arc<Mutex<Vec<(&'static str, u64)>>>,
 }
 
 impl MapHandler {
@@ -54,7 +57,13 @@ impl MapHandler {
 }
 
 impl Handler for MapHandler {
-    fn handle(&self, req: Request, conn: &mut ConnState) -> Response {
+    fn handle(&self, req: Request, epoch: u64, conn: &mut ConnState) -> Response {
+        self.epochs.lock().unwrap().push((req.name(), epoch));
+        if epoch != UNFENCED && epoch < self.fence {
+            return Response::StaleEpoch {
+                current: self.fence,
+            };
+        }
         if let Request::Hello { secret } = &req {
             return match &self.secret {
                 Some(expected) if expected != secret => {
@@ -322,7 +331,7 @@ async fn counting_peer(close_at_once: bool) -> (SocketAddr, Arc<AtomicUsize>) {
                 let mut buf = BytesMut::new();
                 loop {
                     let mut out = BytesMut::new();
-                    while let Ok(Some((id, _))) = decode_request(&mut buf) {
+                    while let Ok(Some(RequestFrame { id, .. })) = decode_request(&mut buf) {
                         encode_response(id, &Response::Pong, &mut out);
                     }
                     if stream.write_all(&out).await.is_err() {
@@ -571,7 +580,7 @@ async fn garbage_gets_an_error_frame_and_a_close_while_others_are_served() {
     // A valid request, then an unknown opcode: the first is answered first.
     let mut raw = TcpStream::connect(server.addr).await.unwrap();
     let mut out = BytesMut::new();
-    encode_request(7, &Request::Ping, &mut out);
+    encode_request(7, UNFENCED, &Request::Ping, &mut out);
     out.extend_from_slice(&[9, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x7e]);
     raw.write_all(&out).await.unwrap();
     let mut answer = read_to_end(&mut raw).await;
@@ -593,6 +602,7 @@ async fn pipelined_requests_are_all_answered_in_order() {
     for id in 1..=500u64 {
         encode_request(
             id,
+            UNFENCED,
             &Request::Set {
                 key: key(&format!("k{id}")),
                 entry: entry("v", id),
@@ -705,7 +715,7 @@ async fn dropping_the_last_clone_closes_the_connection() {
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut buf = BytesMut::new();
         loop {
-            if let Some((id, _)) = decode_request(&mut buf).unwrap() {
+            if let Some(RequestFrame { id, .. }) = decode_request(&mut buf).unwrap() {
                 let mut out = BytesMut::new();
                 encode_response(id, &Response::Pong, &mut out);
                 stream.write_all(&out).await.unwrap();
@@ -745,4 +755,59 @@ async fn serve_returns_after_shutdown_with_connections_open() {
     let started = Instant::now();
     server.stop().await;
     assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn call_at_carries_its_epoch_and_a_stale_epoch_answer_comes_back_as_an_answer() {
+    let handler = MapHandler {
+        secret: Some(Bytes::from_static(b"s")),
+        fence: 5,
+        ..MapHandler::default()
+    };
+    let epochs = Arc::clone(&handler.epochs);
+    let server = Server::start(handler).await;
+    let client = client_with_secret(server.addr, b"s");
+
+    // The handshake's Hello and a plain call go out unfenced.
+    assert_eq!(client.call(Request::Ping).await.unwrap(), Response::Pong);
+    assert_eq!(
+        client
+            .call_at(
+                7,
+                Request::Set {
+                    key: key("a"),
+                    entry: entry("1", 1),
+                },
+            )
+            .await
+            .unwrap(),
+        Response::Written(WriteStatus::Stored)
+    );
+    // An older epoch is refused by the handler, and the refusal is an
+    // answer, not a failure of the connection.
+    assert_eq!(
+        client
+            .call_at(3, Request::Get { key: key("a") })
+            .await
+            .unwrap(),
+        Response::StaleEpoch { current: 5 }
+    );
+    assert_eq!(
+        client
+            .call_at(u64::MAX, Request::Get { key: key("a") })
+            .await
+            .unwrap(),
+        Response::Value(entry("1", 1))
+    );
+    assert_eq!(
+        *epochs.lock().unwrap(),
+        [
+            ("hello", UNFENCED),
+            ("ping", UNFENCED),
+            ("set", 7),
+            ("get", 3),
+            ("get", u64::MAX),
+        ]
+    );
+    server.stop().await;
 }

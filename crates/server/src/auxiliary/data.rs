@@ -1,21 +1,86 @@
 //! The auxiliary's side of the internal protocol: each request is one
-//! store operation, answered inline on the connection's task.
+//! store operation, answered inline on the connection's task, after the
+//! epoch fence ([`EpochFence`]) has admitted it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use distcache_core::clock::Clock;
 use distcache_core::store::{DeleteOutcome, Lookup, SetOutcome, Store};
-use distcache_wire::frame::{DeleteStatus, WriteStatus, error_code};
+use distcache_wire::frame::{DeleteStatus, UNFENCED, WriteStatus, error_code};
 use distcache_wire::{ConnState, Handler, Request, Response};
 use prometheus::IntCounter;
 
 use crate::metrics::AuxMetrics;
 use crate::security::secret::ClusterSecret;
 
+/// The highest cluster-map epoch this auxiliary has seen, shared by every
+/// connection: data requests routed by an older map are refused.
+///
+/// Data requests (`Get`, `Set`, `Delete` and their batches) at an epoch
+/// above 0 pass [`EpochFence::admit`]; a `Ping` at an epoch above 0 is the
+/// leader announcing it ([`EpochFence::announce`]). Requests at
+/// [`UNFENCED`] (peers handing keys over, backup and restore, tools) are
+/// served without a check and change nothing.
+#[derive(Debug, Default)]
+pub struct EpochFence {
+    highest_epoch: AtomicU64,
+}
+
+impl EpochFence {
+    /// The highest epoch seen so far (0 = none yet).
+    pub fn current(&self) -> u64 {
+        self.highest_epoch.load(Ordering::Acquire)
+    }
+
+    /// Admits a data request routed at `epoch` (> 0), raising the highest
+    /// epoch to it, or refuses it with the highest epoch seen, which is
+    /// newer.
+    ///
+    /// Why this is race-free: the comparison and the raise are one atomic
+    /// read-modify-write (`fetch_max`) on one location, so all admissions
+    /// and announcements are totally ordered, and each sees the maximum of
+    /// every epoch before it in that order. Once an epoch `e` is in place,
+    /// whoever put it there (a request served at `e`, or an announce of `e`
+    /// answered with `Pong`), every admission ordered after it sees at least
+    /// `e` and refuses anything older: no request routed by a map older than
+    /// one this auxiliary has acted on is admitted after that. A request at
+    /// `e` racing an announce of `e + 1` is either ordered first (admitted,
+    /// then the epoch rises) or second (refused with `e + 1`); both are
+    /// correct. What the fence does not do is wait: a request admitted just
+    /// before a raise on another connection may still be finishing its store
+    /// operation (microseconds, on another thread) when the raise is
+    /// answered.
+    fn admit(&self, epoch: u64) -> Result<(), u64> {
+        debug_assert_ne!(epoch, UNFENCED);
+        // The common case, a request at the epoch already in place, is a
+        // plain load: no write to a cache line every connection reads.
+        let seen = self.highest_epoch.load(Ordering::Acquire);
+        if epoch == seen {
+            return Ok(());
+        }
+        if epoch < seen {
+            return Err(seen);
+        }
+        let before = self.highest_epoch.fetch_max(epoch, Ordering::AcqRel);
+        if epoch < before {
+            // Raised by someone else between the load and here.
+            return Err(before);
+        }
+        Ok(())
+    }
+
+    /// Raises the highest epoch to `epoch` if it is higher; never lowers it.
+    fn announce(&self, epoch: u64) {
+        self.highest_epoch.fetch_max(epoch, Ordering::AcqRel);
+    }
+}
+
 /// Answers internal-protocol requests from the store.
 pub struct DataHandler {
     store: Arc<Store>,
     clock: Clock,
+    fence: Arc<EpochFence>,
     ops: OpCounters,
     /// When set, a connection must present it with `Hello` before anything
     /// else; until then every request is refused and the connection closed.
@@ -31,11 +96,18 @@ struct OpCounters {
     set_many: IntCounter,
     delete_many: IntCounter,
     other: IntCounter,
+    stale_epoch_refusals: IntCounter,
 }
 
 impl DataHandler {
-    /// A handler over `store`, reading the time from `clock`.
-    pub fn new(store: Arc<Store>, clock: Clock, metrics: AuxMetrics) -> Self {
+    /// A handler over `store`, reading the time from `clock` and fencing
+    /// data requests with `fence`.
+    pub fn new(
+        store: Arc<Store>,
+        clock: Clock,
+        fence: Arc<EpochFence>,
+        metrics: AuxMetrics,
+    ) -> Self {
         let op = |name: &str| metrics.data_requests.with_label_values(&[name]);
         DataHandler {
             ops: OpCounters {
@@ -46,9 +118,11 @@ impl DataHandler {
                 set_many: op("set_many"),
                 delete_many: op("delete_many"),
                 other: op("other"),
+                stale_epoch_refusals: metrics.stale_epoch_refusals.clone(),
             },
             store,
             clock,
+            fence,
             secret: None,
         }
     }
@@ -69,8 +143,21 @@ fn write_status(outcome: SetOutcome) -> WriteStatus {
     }
 }
 
+/// Whether `req` reads or writes keys, and so is fenced by its epoch.
+fn is_data_request(req: &Request) -> bool {
+    match req {
+        Request::Get { .. }
+        | Request::Set { .. }
+        | Request::Delete { .. }
+        | Request::GetMany { .. }
+        | Request::SetMany { .. }
+        | Request::DeleteMany { .. } => true,
+        Request::Ping | Request::Hello { .. } => false,
+    }
+}
+
 impl Handler for DataHandler {
-    fn handle(&self, req: Request, conn: &mut ConnState) -> Response {
+    fn handle(&self, req: Request, epoch: u64, conn: &mut ConnState) -> Response {
         if let Some(secret) = &self.secret {
             if let Request::Hello { secret: presented } = &req {
                 self.ops.other.inc();
@@ -88,6 +175,18 @@ impl Handler for DataHandler {
                     error_code::UNAUTHORIZED,
                     "present the cluster secret with Hello first",
                 );
+            }
+        }
+        // After the secret check: an unauthenticated peer must not move the
+        // epoch.
+        if epoch != UNFENCED {
+            if is_data_request(&req) {
+                if let Err(current) = self.fence.admit(epoch) {
+                    self.ops.stale_epoch_refusals.inc();
+                    return Response::StaleEpoch { current };
+                }
+            } else if matches!(req, Request::Ping) {
+                self.fence.announce(epoch);
             }
         }
         let now = (self.clock)();
@@ -145,5 +244,178 @@ impl Handler for DataHandler {
                 Response::Ok
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use distcache_core::store::StoreConfig;
+    use distcache_core::{Entry, Version};
+
+    fn handler() -> (DataHandler, Arc<EpochFence>, AuxMetrics) {
+        let metrics = AuxMetrics::new(&prometheus::Registry::new());
+        let fence = Arc::new(EpochFence::default());
+        let handler = DataHandler::new(
+            Arc::new(Store::new(StoreConfig::default())),
+            Arc::new(|| 1_700_000_000_000),
+            fence.clone(),
+            metrics.clone(),
+        );
+        (handler, fence, metrics)
+    }
+
+    fn get(key: &'static str) -> Request {
+        Request::Get {
+            key: Bytes::from_static(key.as_bytes()),
+        }
+    }
+
+    fn set(key: &'static str, counter: u32) -> Request {
+        Request::Set {
+            key: Bytes::from_static(key.as_bytes()),
+            entry: Entry {
+                value: Bytes::from_static(b"1"),
+                expires_at_ms: None,
+                version: Version {
+                    millis: 1_700_000_000_000,
+                    counter,
+                    origin: 1,
+                },
+            },
+        }
+    }
+
+    /// Every data request, for checking that each one is fenced.
+    fn every_data_request() -> Vec<Request> {
+        vec![
+            get("k"),
+            set("k", 1),
+            Request::Delete {
+                key: Bytes::from_static(b"k"),
+                version: Version::default(),
+            },
+            Request::GetMany { keys: vec![] },
+            Request::SetMany { entries: vec![] },
+            Request::DeleteMany { keys: vec![] },
+        ]
+    }
+
+    #[test]
+    fn every_data_request_older_than_the_highest_epoch_is_refused_and_counted() {
+        let (h, fence, metrics) = handler();
+        let mut conn = ConnState::default();
+        assert_eq!(
+            h.handle(set("k", 1), 5, &mut conn),
+            Response::Written(WriteStatus::Stored)
+        );
+        assert_eq!(fence.current(), 5);
+        for (i, req) in every_data_request().into_iter().enumerate() {
+            assert_eq!(
+                h.handle(req.clone(), 4, &mut conn),
+                Response::StaleEpoch { current: 5 },
+                "{req:?}"
+            );
+            assert_eq!(metrics.stale_epoch_refusals.get(), i as u64 + 1);
+            // The same request at the current epoch, or unfenced, is served.
+            assert!(!matches!(
+                h.handle(req.clone(), 5, &mut conn),
+                Response::StaleEpoch { .. }
+            ));
+            assert!(!matches!(
+                h.handle(req, UNFENCED, &mut conn),
+                Response::StaleEpoch { .. }
+            ));
+        }
+        assert_eq!(
+            fence.current(),
+            5,
+            "neither refusals nor unfenced requests move it"
+        );
+    }
+
+    #[test]
+    fn a_ping_announces_an_epoch_and_never_lowers_it() {
+        let (h, fence, _) = handler();
+        let mut conn = ConnState::default();
+        assert_eq!(h.handle(Request::Ping, UNFENCED, &mut conn), Response::Pong);
+        assert_eq!(fence.current(), 0);
+        assert_eq!(h.handle(Request::Ping, 9, &mut conn), Response::Pong);
+        assert_eq!(fence.current(), 9);
+        assert_eq!(h.handle(Request::Ping, 3, &mut conn), Response::Pong);
+        assert_eq!(fence.current(), 9);
+        assert_eq!(
+            h.handle(get("k"), 8, &mut conn),
+            Response::StaleEpoch { current: 9 }
+        );
+        assert_eq!(h.handle(get("k"), 10, &mut conn), Response::NotFound);
+        assert_eq!(fence.current(), 10, "a newer data request raises it too");
+    }
+
+    #[test]
+    fn an_unauthenticated_peer_cannot_move_the_epoch() {
+        let (h, fence, _) = handler();
+        let h = h.with_secret(Some(ClusterSecret::new(b"s3cret".to_vec())));
+        let mut conn = ConnState::default();
+        let answer = h.handle(Request::Ping, 100, &mut conn);
+        assert!(matches!(answer, Response::Error { code, .. } if code == error_code::UNAUTHORIZED));
+        assert_eq!(fence.current(), 0);
+    }
+
+    /// Threads race announces and data requests at random epochs. The epoch
+    /// each sees never goes down, every refusal names an epoch newer than the
+    /// request's, no data request is served below an epoch its thread saw in
+    /// place, and the final epoch is the highest one anybody sent.
+    #[test]
+    fn concurrent_requests_never_see_the_epoch_go_down() {
+        let (h, fence, _) = handler();
+        let h = Arc::new(h);
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let h = h.clone();
+                let fence = fence.clone();
+                std::thread::spawn(move || {
+                    let mut conn = ConnState::default();
+                    let mut last_seen = 0;
+                    let mut sent_max = 0;
+                    let mut x = t + 1;
+                    for i in 0..20_000u64 {
+                        // xorshift: a spread of epochs around a rising line.
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let epoch = 1 + i / 8 + x % 16;
+                        sent_max = sent_max.max(epoch);
+                        let announce = x % 5 == 0;
+                        let answer = if announce {
+                            h.handle(Request::Ping, epoch, &mut conn)
+                        } else {
+                            h.handle(get("k"), epoch, &mut conn)
+                        };
+                        if let Response::StaleEpoch { current } = answer {
+                            assert!(current > epoch, "refused {epoch} naming {current}");
+                            assert!(current >= last_seen);
+                            last_seen = current;
+                        } else {
+                            assert!(
+                                announce || epoch >= last_seen,
+                                "{epoch} served after {last_seen}"
+                            );
+                        }
+                        let now = fence.current();
+                        assert!(
+                            now >= last_seen,
+                            "the epoch went down: {last_seen} -> {now}"
+                        );
+                        assert!(now >= epoch, "after handling {epoch} the epoch is {now}");
+                        last_seen = now;
+                    }
+                    sent_max
+                })
+            })
+            .collect();
+        let sent_max = threads.into_iter().map(|t| t.join().unwrap()).max();
+        assert_eq!(Some(fence.current()), sent_max);
     }
 }

@@ -35,7 +35,7 @@ use crate::http;
 use crate::metrics::{self, AuxMetrics};
 use crate::shutdown::{SHUTDOWN_DEADLINE, Shutdown};
 
-pub use data::DataHandler;
+pub use data::{DataHandler, EpochFence};
 
 /// How often expired keys are reclaimed.
 pub const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
@@ -139,6 +139,8 @@ struct Node {
     capacity: (usize, Option<u64>),
     snapshots: snapshot::Snapshots,
     credentials: Arc<crate::security::secret::Credentials>,
+    /// The highest cluster-map epoch seen, for `/health` and `/metrics`.
+    fence: Arc<EpochFence>,
 }
 
 /// Runs an auxiliary on already-bound listeners until `stop` triggers. Then,
@@ -202,6 +204,10 @@ pub async fn run(
     let aux_metrics = AuxMetrics::new(&registry);
     metrics::NodeMetrics::new(&registry, "auxiliary", config.backup_interval);
     aux_metrics.set_capacity(config.cache_size, config.cache_max_bytes);
+    // Not persisted: after a restart the fence starts at 0 and admits any
+    // epoch until the first fenced request or announce raises it, so the
+    // leader must announce the current epoch to a node that (re)registers.
+    let fence = Arc::new(EpochFence::default());
     let node = Arc::new(Node {
         identity: identity.clone(),
         store: store.clone(),
@@ -212,11 +218,12 @@ pub async fn run(
         capacity: (config.cache_size, config.cache_max_bytes),
         snapshots,
         credentials: credentials.clone(),
+        fence: fence.clone(),
     });
 
     // The internal data protocol.
     let handler = Arc::new(
-        DataHandler::new(store.clone(), clock.clone(), aux_metrics.clone())
+        DataHandler::new(store.clone(), clock.clone(), fence, aux_metrics.clone())
             .with_secret(credentials.secret.clone()),
     );
     let token = shutdown.token().clone();
@@ -354,6 +361,7 @@ async fn health(State(node): State<Arc<Node>>) -> Response {
         "incarnation": node.identity.incarnation,
         "addr": node.identity.addr,
         "data_addr": node.identity.data_addr,
+        "epoch": node.fence.current(),
         "items": stats.items,
         "bytes": stats.bytes,
         "capacity_items": node.capacity.0,
@@ -368,6 +376,7 @@ async fn health(State(node): State<Arc<Node>>) -> Response {
 
 async fn metrics_text(State(node): State<Arc<Node>>) -> Response {
     node.metrics.update_store(node.store.stats());
+    node.metrics.set_epoch(node.fence.current());
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -1,0 +1,300 @@
+//! Epoch fencing on a real auxiliary: `auxiliary::run` on port 0, spoken to
+//! over the internal protocol with the wire client (the cluster secret on),
+//! its epoch read back from `/health` and `/metrics`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use distcache_core::clock::system_clock;
+use distcache_core::{Entry, Version};
+use distcache_server::auxiliary::{self, AuxListeners};
+use distcache_server::config::{AuxConfig, CommonConfig};
+use distcache_server::security::{AuxSecurity, ClusterConfig};
+use distcache_server::shutdown::Shutdown;
+use distcache_wire::{Client, ClientConfig, Request, Response, WriteStatus};
+
+const SECRET: &str = "fencing-test-secret";
+
+/// An auxiliary running in this process, stopped by [`Aux::stop`].
+struct Aux {
+    http: SocketAddr,
+    data: SocketAddr,
+    stop: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+    dir: PathBuf,
+}
+
+impl Aux {
+    async fn start(name: &str) -> Aux {
+        let dir = std::env::temp_dir().join(format!(
+            "distcache-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let config = AuxConfig {
+            common: CommonConfig {
+                node_id: Some(name.to_owned()),
+                bind_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                backup_dir: dir.clone(),
+            },
+            port: 0,
+            data_port: Some(0),
+            advertise_addr: None,
+            // Nobody listens there: registration retries in the background,
+            // which changes nothing here.
+            master_address: vec!["127.0.0.1:9".to_owned()],
+            cache_size: 1000,
+            cache_max_bytes: None,
+            cache_shards: distcache_core::store::DEFAULT_SHARDS,
+            tombstone_grace: distcache_server::config::DEFAULT_TOMBSTONE_GRACE_SECS,
+            backup_interval: 0,
+            leave_on_shutdown: false,
+            security: AuxSecurity {
+                cluster: ClusterConfig {
+                    cluster_secret: Some(SECRET.to_owned()),
+                    ..ClusterConfig::default()
+                },
+                ..AuxSecurity::default()
+            },
+        }
+        .validate()
+        .expect("valid config");
+        let listeners = AuxListeners::bind(&config).await.expect("bind");
+        let http = listeners.http.local_addr().unwrap();
+        let data = listeners.data.local_addr().unwrap();
+        let stop = Shutdown::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                auxiliary::run(config, listeners, system_clock(), stop)
+                    .await
+                    .expect("auxiliary ran")
+            }
+        });
+        Aux {
+            http,
+            data,
+            stop,
+            task,
+            dir,
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::new(
+            self.data.to_string(),
+            ClientConfig {
+                request_timeout: Duration::from_secs(5),
+                secret: Bytes::from_static(SECRET.as_bytes()),
+            },
+        )
+    }
+
+    async fn get(&self, path: &str) -> String {
+        reqwest::get(format!("http://{}{path}", self.http))
+            .await
+            .expect("GET")
+            .error_for_status()
+            .expect("200")
+            .text()
+            .await
+            .expect("body")
+    }
+
+    async fn health_epoch(&self) -> u64 {
+        let health: serde_json::Value = serde_json::from_str(&self.get("/health").await).unwrap();
+        health["epoch"].as_u64().expect("epoch in /health")
+    }
+
+    async fn stop(self) {
+        self.stop.trigger();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the auxiliary stops")
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn set(key: &'static str, value: &'static str, counter: u32) -> Request {
+    Request::Set {
+        key: Bytes::from_static(key.as_bytes()),
+        entry: Entry {
+            value: Bytes::from_static(value.as_bytes()),
+            expires_at_ms: None,
+            version: Version {
+                millis: 1_700_000_000_000,
+                counter,
+                origin: 1,
+            },
+        },
+    }
+}
+
+fn get(key: &'static str) -> Request {
+    Request::Get {
+        key: Bytes::from_static(key.as_bytes()),
+    }
+}
+
+fn value_of(answer: Response) -> Bytes {
+    match answer {
+        Response::Value(entry) => entry.value,
+        other => panic!("expected a value, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_auxiliary_refuses_requests_routed_by_an_older_map_and_learns_announced_epochs() {
+    distcache_server::security::tls::install_crypto_provider();
+    let aux = Aux::start("aux-fencing").await;
+    let client = aux.client();
+    assert_eq!(aux.health_epoch().await, 0, "no epoch before the first map");
+
+    // Epoch 5 is served, and is now the epoch in place.
+    assert_eq!(
+        client.call_at(5, set("k", "at-5", 1)).await.unwrap(),
+        Response::Written(WriteStatus::Stored)
+    );
+    assert_eq!(aux.health_epoch().await, 5);
+
+    // Epoch 3 is refused with 5, reads and writes alike, and the write had
+    // no effect.
+    assert_eq!(
+        client.call_at(3, get("k")).await.unwrap(),
+        Response::StaleEpoch { current: 5 }
+    );
+    assert_eq!(
+        client.call_at(3, set("k", "at-3", 2)).await.unwrap(),
+        Response::StaleEpoch { current: 5 }
+    );
+    assert_eq!(value_of(client.call_at(5, get("k")).await.unwrap()), "at-5");
+
+    // Epoch 0 (a handoff, a restore, a tool) is served unfenced and moves
+    // nothing.
+    assert_eq!(
+        client.call(set("k", "unfenced", 3)).await.unwrap(),
+        Response::Written(WriteStatus::Stored)
+    );
+    assert_eq!(value_of(client.call(get("k")).await.unwrap()), "unfenced");
+    assert_eq!(aux.health_epoch().await, 5);
+
+    // A Ping at 9 announces 9: a Get at 5 is now refused with 9, an
+    // older announce changes nothing, and the refusal leaves the
+    // connection usable.
+    assert_eq!(
+        client.call_at(9, Request::Ping).await.unwrap(),
+        Response::Pong
+    );
+    assert_eq!(
+        client.call_at(5, get("k")).await.unwrap(),
+        Response::StaleEpoch { current: 9 }
+    );
+    assert_eq!(
+        client.call_at(7, Request::Ping).await.unwrap(),
+        Response::Pong
+    );
+    assert_eq!(aux.health_epoch().await, 9);
+    assert_eq!(
+        value_of(client.call_at(9, get("k")).await.unwrap()),
+        "unfenced"
+    );
+
+    let metrics = aux.get("/metrics").await;
+    assert!(metrics.contains("\ndistcache_aux_epoch 9\n"), "{metrics}");
+    assert!(
+        metrics.contains("\ndistcache_aux_stale_epoch_refusals_total 3\n"),
+        "{metrics}"
+    );
+
+    aux.stop().await;
+}
+
+/// Several connections race announces and data requests at rising, jumbled
+/// epochs while `/health` is polled: nobody ever sees the epoch go down, a
+/// refusal always names a newer epoch than the request's, no data request is
+/// served below an epoch its connection already saw in place, and the epoch
+/// ends at the highest one sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_connections_never_see_the_epoch_go_down() {
+    distcache_server::security::tls::install_crypto_provider();
+    let aux = Aux::start("aux-fencing-race").await;
+    let senders: Vec<_> = (0..4u64)
+        .map(|t| {
+            let client = aux.client();
+            tokio::spawn(async move {
+                let mut seen = 0;
+                let mut sent_max = 0;
+                let mut refused = 0u64;
+                for i in 0..300u64 {
+                    let epoch = 10 + i + (i * 7 + t * 13) % 11;
+                    sent_max = sent_max.max(epoch);
+                    let announce = (i + t) % 4 == 0;
+                    let req = if announce {
+                        Request::Ping
+                    } else if i % 2 == 0 {
+                        get("k")
+                    } else {
+                        set("k", "v", u32::try_from(i).unwrap())
+                    };
+                    match client.call_at(epoch, req).await.unwrap() {
+                        Response::StaleEpoch { current } => {
+                            assert!(current > epoch, "{epoch} refused naming {current}");
+                            assert!(current >= seen, "went down from {seen} to {current}");
+                            seen = current;
+                            refused += 1;
+                        }
+                        Response::Error { code, message } => panic!("{code}: {message}"),
+                        _ => {
+                            // Served: never older than an epoch this
+                            // connection already saw in place.
+                            assert!(announce || epoch >= seen, "{epoch} served after {seen}");
+                            seen = seen.max(epoch);
+                        }
+                    }
+                }
+                (sent_max, refused)
+            })
+        })
+        .collect();
+    let poller = {
+        let url = format!("http://{}/health", aux.http);
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut last = 0;
+            for _ in 0..50 {
+                let health: serde_json::Value =
+                    http.get(&url).send().await.unwrap().json().await.unwrap();
+                let epoch = health["epoch"].as_u64().unwrap();
+                assert!(epoch >= last, "/health went down from {last} to {epoch}");
+                last = epoch;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let (mut sent_max, mut refused) = (0, 0);
+    for sender in senders {
+        let (max, n) = sender.await.unwrap();
+        sent_max = sent_max.max(max);
+        refused += n;
+    }
+    poller.await.unwrap();
+    assert_eq!(aux.health_epoch().await, sent_max);
+    assert!(
+        refused > 0,
+        "the epochs sent were jumbled enough to be refused"
+    );
+    let metrics = aux.get("/metrics").await;
+    assert!(
+        metrics.contains(&format!(
+            "\ndistcache_aux_stale_epoch_refusals_total {refused}\n"
+        )),
+        "{refused} refusals: {metrics}"
+    );
+    aux.stop().await;
+}
