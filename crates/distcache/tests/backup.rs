@@ -60,8 +60,9 @@ fn write_keys(c: &Cluster, n: usize, prefix: &str) -> Written {
 fn assert_all_back(c: &Cluster, written: &Written) {
     for (key, value, ttl) in &written.keys {
         let resp = c.get(0, key);
-        assert_eq!(resp.status(), 200, "{key} is back");
+        let status = resp.status();
         let body: Value = resp.json().expect("json");
+        assert_eq!(status, 200, "{key} is back: {body}");
         assert_eq!(&body["value"], value, "{key}'s value");
         match ttl {
             None => assert_eq!(body["ttl"], Value::Null, "{key} never expires"),

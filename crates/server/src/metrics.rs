@@ -289,6 +289,9 @@ pub struct MasterMetrics {
     pub restamped: IntCounter,
     /// Writes and deletes that a concurrent newer one superseded on a replica.
     pub superseded: IntCounter,
+    /// Calls an auxiliary refused because this master's map was older than
+    /// one it had acted on.
+    pub fenced: IntCounter,
     /// Reads answered from the near cache.
     pub near_cache_hits: IntCounter,
     /// Reads the near cache could not answer (only while it is on).
@@ -380,6 +383,11 @@ impl MasterMetrics {
                 registry,
                 "writes_restamped_total",
                 "Writes and deletes stamped again because a replica held a newer version.",
+            ),
+            fenced: counter(
+                registry,
+                "fenced_calls_total",
+                "Calls to auxiliaries refused because this master routed by an older cluster map than one the auxiliary had acted on; the master caught up and routed again.",
             ),
             superseded: counter(
                 registry,

@@ -34,7 +34,13 @@ use crate::http::ApiError;
 #[derive(Debug)]
 enum CallError {
     Wire(WireError),
-    Refused { code: String, message: String },
+    Refused {
+        code: String,
+        message: String,
+    },
+    /// The auxiliary has acted on a newer map than the one this request was
+    /// routed by (epoch fencing).
+    StaleEpoch(u64),
     Unexpected,
 }
 
@@ -43,6 +49,9 @@ impl std::fmt::Display for CallError {
         match self {
             CallError::Wire(e) => write!(f, "{e}"),
             CallError::Refused { code, message } => write!(f, "{code}: {message}"),
+            CallError::StaleEpoch(current) => {
+                write!(f, "the auxiliary has seen the newer map epoch {current}")
+            }
             CallError::Unexpected => write!(f, "unexpected answer"),
         }
     }
@@ -61,6 +70,27 @@ pub struct WriteItem {
     /// Seconds to live; `None` = forever.
     pub ttl_secs: Option<u64>,
 }
+
+/// Why one attempt at an operation ended without an answer for the client.
+enum OpError {
+    /// The answer: an error for the client.
+    Api(ApiError),
+    /// An auxiliary has acted on map epoch `.0`, newer than the one this
+    /// attempt was routed by: catch up and route again.
+    Fenced(u64),
+}
+
+impl From<ApiError> for OpError {
+    fn from(e: ApiError) -> Self {
+        OpError::Api(e)
+    }
+}
+
+/// Attempts at one operation that auxiliaries may refuse as routed by an
+/// old map: each refusal makes the master catch up with the map before it
+/// routes again. The map moves rarely (a join, a leave, a failure), so a
+/// third refusal in a row means this master cannot catch up.
+const FENCED_ATTEMPTS: usize = 3;
 
 /// One replica's answer to a write or delete.
 enum Answer<T> {
@@ -82,6 +112,8 @@ struct WriteTally {
     too_large: bool,
     /// Why a replica did not answer, if one did not.
     last_error: Option<String>,
+    /// A replica refused it as routed by an older map than this epoch.
+    fenced: Option<u64>,
 }
 
 /// What one round of a write or delete to a key's replicas achieved.
@@ -139,6 +171,16 @@ fn add_replicas(nodes: &mut Route, view: &RingView, placement: &Placement, key: 
     }
 }
 
+fn map_behind(epoch: u64) -> ApiError {
+    ApiError::unavailable(
+        "map_behind",
+        format!(
+            "an auxiliary has acted on cluster map epoch {epoch}, newer than this master's; \
+             it is catching up (is it cut off from the other masters?)"
+        ),
+    )
+}
+
 fn no_auxiliaries() -> ApiError {
     ApiError::unavailable("no_auxiliaries", "no auxiliary is up to serve this key")
 }
@@ -155,13 +197,15 @@ impl Master {
     async fn call(
         &self,
         node: &NodeRef,
+        epoch: u64,
         op: &'static str,
         req: Request,
     ) -> Result<Response, CallError> {
         let started = Instant::now();
-        let result = node.client.call(req).await;
+        let result = node.client.call_at(epoch, req).await;
         let outcome = match &result {
             Ok(Response::Error { .. }) => "refused",
+            Ok(Response::StaleEpoch { .. }) => "fenced",
             Ok(_) => "ok",
             Err(WireError::Timeout { .. }) => "timeout",
             Err(_) => "error",
@@ -170,6 +214,10 @@ impl Master {
             .observe_aux_call(op, outcome, started.elapsed());
         match result {
             Ok(Response::Error { code, message }) => Err(CallError::Refused { code, message }),
+            Ok(Response::StaleEpoch { current }) => {
+                self.metrics.fenced.inc();
+                Err(CallError::StaleEpoch(current))
+            }
             Ok(resp) => Ok(resp),
             Err(e) => {
                 tracing::debug!(node = %node.id, op, error = %e, "call to auxiliary failed");
@@ -177,6 +225,45 @@ impl Master {
                 Err(CallError::Wire(e))
             }
         }
+    }
+
+    /// Runs `attempt` until it answers, catching up with the cluster map
+    /// each time an auxiliary refuses it as routed by an older map, so that
+    /// no request is answered from a map older than one an auxiliary has
+    /// already acted on.
+    async fn fenced<T, Fut>(&self, mut attempt: impl FnMut() -> Fut) -> Result<T, ApiError>
+    where
+        Fut: std::future::Future<Output = Result<T, OpError>>,
+    {
+        let mut newest = 0;
+        for _ in 0..FENCED_ATTEMPTS {
+            match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(OpError::Api(e)) => return Err(e),
+                Err(OpError::Fenced(epoch)) => {
+                    newest = newest.max(epoch);
+                    self.catch_up(epoch).await?;
+                }
+            }
+        }
+        Err(map_behind(newest))
+    }
+
+    /// Waits, at most `REQUEST_TIMEOUT_MS`, until this master routes by a
+    /// map of at least `epoch`.
+    async fn catch_up(&self, epoch: u64) -> Result<(), ApiError> {
+        let deadline = Instant::now() + self.config.request_timeout();
+        let mut applied = self.consensus.applied();
+        while self.view.load().epoch < epoch {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(map_behind(epoch));
+            }
+            // The view follows the applied map a moment after it changes.
+            let step = left.min(std::time::Duration::from_millis(5));
+            let _ = tokio::time::timeout(step, applied.changed()).await;
+        }
+        Ok(())
     }
 
     /// A key's nodes, in the order reads ask them: the committed ring's
@@ -220,7 +307,7 @@ impl Master {
     /// key's replicas (and then cached).
     pub async fn read(&self, key: String) -> Result<Option<Entry>, ApiError> {
         let Some(near) = &self.near else {
-            return self.read_replicas(key).await;
+            return self.fenced(|| self.read_replicas(&key)).await;
         };
         let ticket = match near.get(&key, (self.clock)()) {
             Ok(entry) => {
@@ -230,7 +317,7 @@ impl Master {
             Err(ticket) => ticket,
         };
         self.metrics.near_cache_misses.inc();
-        let found = self.read_replicas(key.clone()).await?;
+        let found = self.fenced(|| self.read_replicas(&key)).await?;
         if let Some(entry) = &found {
             near.insert(ticket, &key, entry);
         }
@@ -264,17 +351,17 @@ impl Master {
     /// replica of both rings is asked at once and the highest version wins,
     /// a tombstone included, so a read never returns a value older than a
     /// write or delete acknowledged before it began.
-    async fn read_replicas(&self, key: String) -> Result<Option<Entry>, ApiError> {
+    async fn read_replicas(&self, key: &str) -> Result<Option<Entry>, OpError> {
         let view = self.view.load_full();
         let nodes = self.read_route(&view, key.as_bytes())?;
-        let key = Bytes::from(key);
+        let key = Bytes::copy_from_slice(key.as_bytes());
         if view.rebalancing() && nodes.len() > 1 {
-            return self.read_newest(&nodes, key).await;
+            return self.read_newest(&nodes, view.epoch, key).await;
         }
         let mut last_error = None;
         for (i, node) in nodes.iter().enumerate() {
             let answer = self
-                .call(node, "get", Request::Get { key: key.clone() })
+                .call(node, view.epoch, "get", Request::Get { key: key.clone() })
                 .await;
             match self.read_answer(answer) {
                 Ok(found) => {
@@ -283,18 +370,24 @@ impl Master {
                     }
                     return Ok(found.into_entry());
                 }
+                Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(unavailable("the read", 0, nodes.len(), last_error))
+        Err(unavailable("the read", 0, nodes.len(), last_error).into())
     }
 
     /// Asks every node in `nodes` for `key` at once and answers with the
     /// highest version any of them holds, value or delete.
-    async fn read_newest(&self, nodes: &Route, key: Bytes) -> Result<Option<Entry>, ApiError> {
+    async fn read_newest(
+        &self,
+        nodes: &Route,
+        epoch: u64,
+        key: Bytes,
+    ) -> Result<Option<Entry>, OpError> {
         let calls = nodes.iter().map(|node| {
             let req = Request::Get { key: key.clone() };
-            async move { self.read_answer(self.call(node, "get", req).await) }
+            async move { self.read_answer(self.call(node, epoch, "get", req).await) }
         });
         let mut newest: Option<(usize, Lookup)> = None;
         let mut last_error = None;
@@ -309,6 +402,7 @@ impl Master {
                         newest = Some((i, found));
                     }
                 }
+                Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
                 Err(e) => last_error = Some(e),
             }
         }
@@ -319,7 +413,7 @@ impl Master {
                 }
                 Ok(found.into_entry())
             }
-            None => Err(unavailable("the read", 0, nodes.len(), last_error)),
+            None => Err(unavailable("the read", 0, nodes.len(), last_error).into()),
         }
     }
 
@@ -345,8 +439,6 @@ impl Master {
         value: Bytes,
         ttl_secs: Option<u64>,
     ) -> Result<(), ApiError> {
-        let view = self.view.load_full();
-        let nodes = self.route(&view, key.as_bytes())?;
         let expires_at_ms = self.expiry((self.clock)(), ttl_secs);
         let key = Bytes::from(key);
         let request = |version| Request::Set {
@@ -358,7 +450,12 @@ impl Master {
             },
         };
         let result = self
-            .replicate(nodes, "set", "the write", request, write_answer)
+            .fenced(|| async {
+                let view = self.view.load_full();
+                let nodes = self.route(&view, &key)?;
+                self.replicate(nodes, view.epoch, "set", "the write", request, write_answer)
+                    .await
+            })
             .await;
         self.invalidate_near(&key);
         result.map(|_| ())
@@ -366,15 +463,25 @@ impl Master {
 
     /// Deletes `key` on the key's replicas; true if any held it.
     pub async fn remove(self: &Arc<Self>, key: String) -> Result<bool, ApiError> {
-        let view = self.view.load_full();
-        let nodes = self.route(&view, key.as_bytes())?;
         let key = Bytes::from(key);
         let request = |version| Request::Delete {
             key: key.clone(),
             version,
         };
         let result = self
-            .replicate(nodes, "delete", "the delete", request, delete_answer)
+            .fenced(|| async {
+                let view = self.view.load_full();
+                let nodes = self.route(&view, &key)?;
+                self.replicate(
+                    nodes,
+                    view.epoch,
+                    "delete",
+                    "the delete",
+                    request,
+                    delete_answer,
+                )
+                .await
+            })
             .await;
         self.invalidate_near(&key);
         Ok(result?.into_iter().any(|existed| existed))
@@ -395,18 +502,19 @@ impl Master {
     async fn replicate<T, F>(
         self: &Arc<Self>,
         nodes: Route,
+        epoch: u64,
         op: &'static str,
         what: &str,
         request: impl Fn(Version) -> Request,
         accept: F,
-    ) -> Result<Vec<T>, ApiError>
+    ) -> Result<Vec<T>, OpError>
     where
         T: Send + 'static,
         F: Fn(Response) -> Result<Answer<T>, ApiError> + Copy + Send + 'static,
     {
         let first = self.versions.tick((self.clock)());
         let attempt = self
-            .replicate_once(nodes.clone(), op, what, request(first), accept)
+            .replicate_once(nodes.clone(), epoch, op, what, request(first), accept)
             .await?;
         let Some(held) = attempt.stale else {
             return Ok(attempt.applied);
@@ -415,7 +523,7 @@ impl Master {
         self.metrics.restamped.inc();
         let second = self.versions.tick((self.clock)());
         let attempt = self
-            .replicate_once(nodes, op, what, request(second), accept)
+            .replicate_once(nodes, epoch, op, what, request(second), accept)
             .await?;
         if attempt.stale.is_some() {
             self.metrics.superseded.inc();
@@ -430,11 +538,12 @@ impl Master {
     async fn replicate_once<T, F>(
         self: &Arc<Self>,
         nodes: Route,
+        epoch: u64,
         op: &'static str,
         what: &str,
         req: Request,
         accept: F,
-    ) -> Result<Attempt<T>, ApiError>
+    ) -> Result<Attempt<T>, OpError>
     where
         T: Send + 'static,
         F: Fn(Response) -> Result<Answer<T>, ApiError> + Copy + Send + 'static,
@@ -442,9 +551,10 @@ impl Master {
         let needed = nodes.len();
         if let [node] = nodes.as_slice() {
             // One replica: no fan-out to set up.
-            let answer = match self.call(node, op, req).await {
+            let answer = match self.call(node, epoch, op, req).await {
                 Ok(resp) => accept(resp)?,
-                Err(e) => return Err(unavailable(what, 0, 1, Some(e))),
+                Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
+                Err(e) => return Err(unavailable(what, 0, 1, Some(e)).into()),
             };
             return Ok(match answer {
                 Answer::Applied(v) => Attempt {
@@ -462,7 +572,7 @@ impl Master {
             .map(|node| {
                 let req = req.clone();
                 let master = self.clone();
-                async move { master.call(&node, op, req).await }
+                async move { master.call(&node, epoch, op, req).await }
             })
             .collect();
         let mut attempt = Attempt {
@@ -472,6 +582,7 @@ impl Master {
         let mut answered = 0;
         let mut last_error = None;
         let mut refusal = None;
+        let mut fenced = None;
         while let Some(result) = calls.next().await {
             match result.map(accept) {
                 Ok(Ok(Answer::Applied(v))) => {
@@ -483,9 +594,11 @@ impl Master {
                     answered += 1;
                 }
                 Ok(Err(e)) => refusal = Some(e),
+                Err(CallError::StaleEpoch(current)) => fenced = fenced.max(Some(current)),
                 Err(e) => last_error = Some(e),
             }
             if self.quorum() == WriteQuorum::One
+                && fenced.is_none()
                 && !attempt.applied.is_empty()
                 && attempt.stale.is_none()
             {
@@ -497,16 +610,22 @@ impl Master {
                 return Ok(attempt);
             }
         }
+        // Routed by an old map: replicas of the new one may have been left
+        // out, so nothing here counts. The operation goes again, stamped
+        // anew, by the new map.
+        if let Some(current) = fenced {
+            return Err(OpError::Fenced(current));
+        }
         if answered == needed {
             return Ok(attempt);
         }
         if let Some(refusal) = refusal {
-            return Err(refusal);
+            return Err(refusal.into());
         }
         if self.quorum() == WriteQuorum::One && answered > 0 {
             return Ok(attempt);
         }
-        Err(unavailable(what, attempt.applied.len(), needed, last_error))
+        Err(unavailable(what, attempt.applied.len(), needed, last_error).into())
     }
 
     /// Stores many items; one result per item, in order. As for one write,
@@ -516,12 +635,7 @@ impl Master {
         self: &Arc<Self>,
         items: Vec<WriteItem>,
     ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
-        let view = self.view.load_full();
         let now = (self.clock)();
-        let routes: Vec<Route> = items
-            .iter()
-            .map(|item| self.route(&view, item.key.as_bytes()))
-            .collect::<Result<_, _>>()?;
         let mut entries: Vec<KeyedEntry> = items
             .into_iter()
             .map(|item| KeyedEntry {
@@ -533,8 +647,51 @@ impl Master {
                 },
             })
             .collect();
+        let mut newest = 0;
+        let mut result = Err(map_behind(0));
+        for _ in 0..FENCED_ATTEMPTS {
+            result = match self.write_many_once(&mut entries).await {
+                Ok(results) => Ok(results),
+                Err(OpError::Api(e)) => Err(e),
+                Err(OpError::Fenced(epoch)) => {
+                    newest = newest.max(epoch);
+                    if let Err(e) = self.catch_up(epoch).await {
+                        result = Err(e);
+                        break;
+                    }
+                    let now = (self.clock)();
+                    for entry in &mut entries {
+                        entry.entry.version = self.versions.tick(now);
+                    }
+                    result = Err(map_behind(newest));
+                    continue;
+                }
+            };
+            break;
+        }
+        for entry in &entries {
+            self.invalidate_near(&entry.key);
+        }
+        result
+    }
+
+    /// One attempt at [`Master::write_many`], routed by the current map.
+    async fn write_many_once(
+        &self,
+        entries: &mut [KeyedEntry],
+    ) -> Result<Vec<Result<(), ApiError>>, OpError> {
+        let view = self.view.load_full();
+        let routes: Vec<Route> = entries
+            .iter()
+            .map(|e| self.route(&view, &e.key))
+            .collect::<Result<_, _>>()?;
         let everything: Vec<usize> = (0..entries.len()).collect();
-        let mut tallies = self.write_round(&routes, &entries, &everything).await;
+        let mut tallies = self
+            .write_round(view.epoch, &routes, entries, &everything)
+            .await;
+        if let Some(current) = tallies.iter().filter_map(|t| t.fenced).max() {
+            return Err(OpError::Fenced(current));
+        }
         let refused: Vec<usize> = everything
             .into_iter()
             .filter(|&i| tallies[i].stale.is_some())
@@ -548,16 +705,18 @@ impl Master {
                 entries[i].entry.version = self.versions.tick(now);
             }
             self.metrics.restamped.inc_by(refused.len() as u64);
-            let again = self.write_round(&routes, &entries, &refused).await;
+            let again = self
+                .write_round(view.epoch, &routes, entries, &refused)
+                .await;
+            if let Some(current) = again.iter().filter_map(|t| t.fenced).max() {
+                return Err(OpError::Fenced(current));
+            }
             for (&i, tally) in refused.iter().zip(again) {
                 if tally.stale.is_some() {
                     self.metrics.superseded.inc();
                 }
                 tallies[i] = tally;
             }
-        }
-        for entry in &entries {
-            self.invalidate_near(&entry.key);
         }
         let quorum = self.quorum();
         Ok(tallies
@@ -594,6 +753,7 @@ impl Master {
     /// auxiliary, and tallies the answers: one tally per position, in order.
     async fn write_round(
         &self,
+        epoch: u64,
         routes: &[Route],
         entries: &[KeyedEntry],
         positions: &[usize],
@@ -621,7 +781,10 @@ impl Master {
             let req = Request::SetMany {
                 entries: batch.entries,
             };
-            (batch.slots, self.call(&batch.node, "set_many", req).await)
+            (
+                batch.slots,
+                self.call(&batch.node, epoch, "set_many", req).await,
+            )
         });
         let mut tallies: Vec<WriteTally> =
             positions.iter().map(|_| WriteTally::default()).collect();
@@ -645,6 +808,11 @@ impl Master {
                         tallies[slot].last_error = Some("unexpected answer".into());
                     }
                 }
+                Err(CallError::StaleEpoch(current)) => {
+                    for &slot in &slots {
+                        tallies[slot].fenced = Some(current);
+                    }
+                }
                 Err(e) => {
                     let e = e.to_string();
                     for &slot in &slots {
@@ -665,12 +833,17 @@ impl Master {
         &self,
         keys: Vec<String>,
     ) -> Result<(Vec<Option<Entry>>, usize), ApiError> {
+        let keys: Vec<Bytes> = keys.into_iter().map(Bytes::from).collect();
+        self.fenced(|| self.read_many_once(&keys)).await
+    }
+
+    /// One attempt at [`Master::read_many`], routed by the current map.
+    async fn read_many_once(&self, keys: &[Bytes]) -> Result<(Vec<Option<Entry>>, usize), OpError> {
         let view = self.view.load_full();
         let routes: Vec<Route> = keys
             .iter()
-            .map(|k| self.read_route(&view, k.as_bytes()))
+            .map(|k| self.read_route(&view, k))
             .collect::<Result<_, _>>()?;
-        let keys: Vec<Bytes> = keys.into_iter().map(Bytes::from).collect();
         let mut newest: Vec<Option<Lookup>> = vec![None; keys.len()];
         let ask_every_replica = view.rebalancing();
         let mut pending: Vec<usize> = (0..keys.len()).collect();
@@ -693,7 +866,8 @@ impl Master {
                 let req = Request::GetMany {
                     keys: positions.iter().map(|&i| keys[i].clone()).collect(),
                 };
-                async move { (positions, self.call(&node, "get_many", req).await) }
+                let epoch = view.epoch;
+                async move { (positions, self.call(&node, epoch, "get_many", req).await) }
             });
             let mut failed = Vec::new();
             for (positions, result) in join_all(calls).await {
@@ -712,6 +886,7 @@ impl Master {
                             }
                         }
                     }
+                    Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
                     _ => failed.extend(positions),
                 }
             }
@@ -721,7 +896,7 @@ impl Master {
         }
         let unanswered = newest.iter().filter(|n| n.is_none()).count();
         if unanswered == keys.len() && !keys.is_empty() {
-            return Err(unavailable("the bulk read", 0, rounds, None));
+            return Err(unavailable("the bulk read", 0, rounds, None).into());
         }
         let found = newest
             .into_iter()

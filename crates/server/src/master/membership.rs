@@ -404,14 +404,55 @@ pub async fn decommission(master: &Arc<Master>, id: &str) -> Result<(bool, NodeI
 /// Follows the map this master applies: every new one becomes the routing.
 async fn follow_map(master: Arc<Master>) {
     let mut applied = master.consensus.applied();
+    let mut announced = 0;
     loop {
         let map = applied.borrow_and_update().clone();
         rebuild_view(&master, &map.state);
         master.rounds.wake();
+        let epoch = map.state.epoch();
+        if epoch > announced && master.consensus.is_leader() {
+            announce(&master, epoch);
+            announced = epoch;
+        }
         tokio::select! {
             changed = applied.changed() => if changed.is_err() { return },
             _ = master.shutdown.triggered() => return,
         }
+    }
+}
+
+/// Tells every live auxiliary that the map is now at `epoch` (a `Ping`
+/// stamped with it), so that each refuses requests routed by an older map
+/// from then on, whether or not a master has sent it one under the new
+/// map yet. Best effort: a node that misses it learns the epoch from the
+/// next data request stamped with it.
+fn announce(master: &Arc<Master>, epoch: u64) {
+    let nodes: Vec<Arc<NodeRef>> = master
+        .members
+        .clients
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    for node in nodes {
+        let m = master.clone();
+        master.shutdown.spawn(async move {
+            match node
+                .client
+                .call_at(epoch, distcache_wire::Request::Ping)
+                .await
+            {
+                Ok(distcache_wire::Response::Pong) => {}
+                Ok(other) => {
+                    debug!(node = %node.id, epoch, answer = ?other, "epoch announcement refused")
+                }
+                Err(e) => {
+                    debug!(node = %node.id, epoch, error = %e, "epoch announcement failed");
+                    m.members.probe_soon();
+                }
+            }
+        });
     }
 }
 
