@@ -6,7 +6,7 @@
 //! `(millis, counter, origin)`, and every replica keeps the higher version.
 
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A write's position in the cluster-wide last-writer-wins order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -40,11 +40,35 @@ pub fn origin_id(node_id: &str) -> u32 {
     xxhash_rust::xxh3::xxh3_64(node_id.as_bytes()) as u32
 }
 
+/// Bits of a clock's position that hold the counter: a million versions
+/// per millisecond, far more than a master issues.
+const COUNTER_BITS: u32 = 20;
+const COUNTER_MASK: u64 = (1 << COUNTER_BITS) - 1;
+/// The highest millisecond a position can hold (about the year 2527).
+const MAX_MILLIS: u64 = u64::MAX >> COUNTER_BITS;
+
+/// `(millis, counter)` as one ordered number. A counter past
+/// [`COUNTER_MASK`] becomes the next millisecond, which still orders after
+/// it, so moving past the result moves past the version too.
+fn position(millis: u64, counter: u32) -> u64 {
+    let (millis, counter) = if u64::from(counter) > COUNTER_MASK {
+        (millis.saturating_add(1), 0)
+    } else {
+        (millis, u64::from(counter))
+    };
+    (millis.min(MAX_MILLIS) << COUNTER_BITS) | counter
+}
+
 /// Issues strictly increasing versions for one master.
+///
+/// Lock-free: the last version issued or observed is one `AtomicU64`
+/// (milliseconds and counter packed, see [`position`]), advanced with a
+/// compare-and-swap by `tick` and with `fetch_max` by `observe`, which every
+/// read calls; a mutex there was a lock per request shared by every core.
 #[derive(Debug)]
 pub struct HybridClock {
     origin: u32,
-    last: Mutex<(u64, u32)>,
+    last: AtomicU64,
 }
 
 impl HybridClock {
@@ -52,25 +76,30 @@ impl HybridClock {
     pub fn new(origin: u32) -> Self {
         HybridClock {
             origin,
-            last: Mutex::new((0, 0)),
+            last: AtomicU64::new(0),
         }
     }
 
     /// The next version, given the wall clock now. Never lower than or equal
     /// to any version this clock issued or observed before.
     pub fn tick(&self, wall_ms: u64) -> Version {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let (millis, counter) = if wall_ms > last.0 {
-            (wall_ms, 0)
-        } else if last.1 == u32::MAX {
-            (last.0 + 1, 0)
-        } else {
-            (last.0, last.1 + 1)
+        let wall = position(wall_ms, 0);
+        let mut last = self.last.load(Ordering::Relaxed);
+        let next = loop {
+            // Past the wall clock's millisecond, or one step past the last
+            // version: a full counter carries into the next millisecond.
+            let next = if wall > last { wall } else { last + 1 };
+            match self
+                .last
+                .compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => break next,
+                Err(current) => last = current,
+            }
         };
-        *last = (millis, counter);
         Version {
-            millis,
-            counter,
+            millis: next >> COUNTER_BITS,
+            counter: (next & COUNTER_MASK) as u32,
             origin: self.origin,
         }
     }
@@ -78,10 +107,8 @@ impl HybridClock {
     /// Moves the clock past a version seen elsewhere, so that this master's
     /// next write orders after it even if this host's clock is behind.
     pub fn observe(&self, seen: Version) {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if (seen.millis, seen.counter) > *last {
-            *last = (seen.millis, seen.counter);
-        }
+        self.last
+            .fetch_max(position(seen.millis, seen.counter), Ordering::AcqRel);
     }
 }
 
@@ -118,6 +145,63 @@ mod tests {
         clock.observe(seen);
         let next = clock.tick(10);
         assert!(next > seen, "{next} should order after {seen}");
+    }
+
+    #[test]
+    fn a_full_counter_carries_into_the_next_millisecond() {
+        let clock = HybridClock::new(3);
+        let seen = Version {
+            millis: 7000,
+            counter: u32::MAX,
+            origin: 9,
+        };
+        clock.observe(seen);
+        let next = clock.tick(0);
+        assert!(next > seen, "{next} should order after {seen}");
+        let mut last = next;
+        for _ in 0..(COUNTER_MASK + 5) {
+            let v = clock.tick(0);
+            assert!(v > last, "{v} after {last}");
+            last = v;
+        }
+        assert!(last.millis > next.millis, "the counter carried: {last}");
+    }
+
+    #[test]
+    fn versions_from_many_threads_are_all_distinct_and_ordered_per_thread() {
+        let clock = std::sync::Arc::new(HybridClock::new(1));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let clock = clock.clone();
+                std::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..20_000u64 {
+                        if i % 100 == 0 {
+                            clock.observe(Version {
+                                millis: 1_000 + i / 10,
+                                counter: t,
+                                origin: 2,
+                            });
+                        }
+                        mine.push(clock.tick(1_000));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in threads {
+            let mine = t.join().unwrap();
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "increasing per thread"
+            );
+            all.extend(mine);
+        }
+        let total = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), total, "no version issued twice");
     }
 
     #[test]

@@ -269,3 +269,65 @@ fn processes_stop_gracefully_on_sigterm() {
     );
     assert!(c.masters[0].proc.log_text().contains("master stopped"));
 }
+
+/// Kills every master at once and starts them again, with their Raft
+/// directories (`keep_raft_dirs`) or without (the map is then rebuilt from
+/// the auxiliaries' registrations, which they repeat every few seconds).
+/// Either way every key is still there, through every master, and the map
+/// can change again.
+fn restart_every_master(keep_raft_dirs: bool) {
+    let mut c = Cluster::start(Spec {
+        masters: 3,
+        auxiliaries: 3,
+        ..Spec::default()
+    });
+    c.wait_settled(&["aux-1", "aux-2", "aux-3"]);
+    for i in 0..100 {
+        assert_eq!(c.set(i % 3, &format!("k{i}"), json!(i)).status(), 200);
+    }
+    let epoch = c.health(0)["ring_epoch"].as_u64().unwrap();
+    for m in &mut c.masters {
+        m.proc.kill();
+    }
+    if !keep_raft_dirs {
+        for i in 0..3 {
+            let dir = c.dir.path().join(format!("master-{}-raft", i + 1));
+            std::fs::remove_dir_all(&dir).expect("remove the Raft directory");
+        }
+    }
+    for m in &mut c.masters {
+        m.proc.restart();
+    }
+    c.wait_for_up(3);
+    c.wait_settled(&["aux-1", "aux-2", "aux-3"]);
+    if keep_raft_dirs {
+        let back = c.health(0)["ring_epoch"].as_u64().unwrap();
+        assert!(
+            back >= epoch,
+            "the map came back from disk: {back} < {epoch}"
+        );
+    }
+    for i in 0..100 {
+        for m in 0..3 {
+            assert_eq!(
+                c.value(m, &format!("k{i}")),
+                Some(json!(i)),
+                "k{i} through master {}",
+                m + 1
+            );
+        }
+    }
+    // The map can change again: a node joins.
+    c.add_aux("aux-4");
+    c.wait_settled(&["aux-1", "aux-2", "aux-3", "aux-4"]);
+}
+
+#[test]
+fn a_full_restart_of_every_master_brings_the_map_back_from_their_disks() {
+    restart_every_master(true);
+}
+
+#[test]
+fn masters_restarted_without_their_raft_dirs_rebuild_the_map_from_registrations() {
+    restart_every_master(false);
+}

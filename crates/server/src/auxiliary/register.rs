@@ -22,8 +22,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest retry delay while no master answers.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// After its keys have moved away, a node keeps answering this long before
-/// it stops, so that masters still finishing their own handoff rounds (each
-/// master runs its own) never write to a node that is gone.
+/// it stops, so that a master that has not yet applied the map without it
+/// (followers apply a committed change a moment after the leader) never
+/// writes to a node that is gone.
 pub const DRAIN: Duration = Duration::from_secs(3);
 /// Longest wait for one registration call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
