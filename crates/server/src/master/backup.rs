@@ -317,7 +317,8 @@ impl Master {
                     let file = format!("{}.{}", file_stem(&node.id), snapshot_file::SNAPSHOT_EXT);
                     let path = partial.join(&file);
                     let checked = tokio::task::spawn_blocking(move || {
-                        let snap = snapshot::decode(&bytes).map_err(|e| e.to_string())?;
+                        let snap = snapshot::decode(&bytes)
+                            .map_err(|e| SnapshotCopyError::Damaged(e.to_string()))?;
                         let hashes: Vec<u64> = snap
                             .entries
                             .iter()
@@ -326,11 +327,13 @@ impl Master {
                         snapshot_file::write_atomic(&path, |out| {
                             std::io::Write::write_all(out, &bytes)
                         })
-                        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-                        Ok::<_, String>((snap.header, hashes, bytes.len() as u64))
+                        .map_err(|e| {
+                            SnapshotCopyError::Write(format!("writing {}: {e}", path.display()))
+                        })?;
+                        Ok::<_, SnapshotCopyError>((snap.header, hashes, bytes.len() as u64))
                     })
                     .await
-                    .unwrap_or_else(|e| Err(e.to_string()));
+                    .unwrap_or_else(|e| Err(SnapshotCopyError::Write(e.to_string())));
                     match checked {
                         Ok((header, hashes, size)) => {
                             key_hashes.extend(hashes);
@@ -342,11 +345,12 @@ impl Master {
                                 created_ms: header.created_at_ms,
                             });
                         }
-                        Err(e) => {
-                            if e.starts_with("writing ") {
-                                let _ = std::fs::remove_dir_all(&partial);
-                                return Err(internal("backup_failed", e));
-                            }
+                        Err(SnapshotCopyError::Write(e)) => {
+                            // This master's disk failed: no backup at all.
+                            let _ = std::fs::remove_dir_all(&partial);
+                            return Err(internal("backup_failed", e));
+                        }
+                        Err(SnapshotCopyError::Damaged(e)) => {
                             warn!(node = %node.id, error = %e, "auxiliary sent a damaged snapshot; left out");
                             missing.push(node.id.clone());
                         }
@@ -474,11 +478,11 @@ impl Master {
         *p.backup.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.clone());
         p.total.store(entries.len() as u64, Ordering::Relaxed);
         p.done.store(0, Ordering::Relaxed);
-        p.running.store(true, Ordering::Relaxed);
+        let running = RunningFlag::raise(&p.running);
         let result = self.place(&id, entries).await;
         // Restored entries were written around the data path.
         self.clear_near();
-        p.running.store(false, Ordering::Relaxed);
+        drop(running);
         let mut report = result?;
         report.damaged = damaged;
         report.duration_ms = started.elapsed().as_millis() as u64;
@@ -679,6 +683,35 @@ pub fn start(master: &Arc<Master>) {
     });
 }
 
+/// Why one auxiliary's snapshot did not make it into a backup.
+#[derive(Debug, thiserror::Error)]
+enum SnapshotCopyError {
+    /// The auxiliary sent bytes that are not a sound snapshot: it is left
+    /// out of the backup.
+    #[error("{0}")]
+    Damaged(String),
+    /// This master could not write it: the whole backup fails.
+    #[error("{0}")]
+    Write(String),
+}
+
+/// Holds a progress flag up while it lives: a restore whose request is
+/// dropped halfway (the client went away) lowers it too.
+struct RunningFlag<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl<'a> RunningFlag<'a> {
+    fn raise(flag: &'a std::sync::atomic::AtomicBool) -> Self {
+        flag.store(true, Ordering::Relaxed);
+        RunningFlag(flag)
+    }
+}
+
+impl Drop for RunningFlag<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -710,6 +743,22 @@ mod tests {
             assert_eq!(err.code, "backup_not_found", "{id}");
         }
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_restore_dropped_halfway_lowers_its_running_flag() {
+        let flag = std::sync::atomic::AtomicBool::new(false);
+        let restore = async {
+            let _running = RunningFlag::raise(&flag);
+            std::future::pending::<()>().await;
+        };
+        let mut restore = Box::pin(restore);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(restore.as_mut().poll(&mut cx).is_pending());
+        assert!(flag.load(Ordering::Relaxed), "raised while it runs");
+        drop(restore);
+        assert!(!flag.load(Ordering::Relaxed), "lowered when dropped");
     }
 
     #[test]

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
-use super::consensus::{ProposeError, Replicated};
+use super::consensus::{self, ProposeError, Replicated};
 use super::{Master, NodeRef, Placement, RingView};
 use crate::config::is_host_port;
 use crate::control_api::AuxHealth;
@@ -358,16 +358,30 @@ pub async fn register(
     Ok((status, node))
 }
 
-/// The node as this master sees it once it has applied the map that holds
-/// it (a follower applies a committed entry shortly after the leader).
+/// The node as this master shows it once it routes by a map that holds it
+/// (a follower applies a committed entry shortly after the leader), so
+/// that what a client does next sees the node.
 async fn applied_node(master: &Master, id: &str) -> Option<NodeInfo> {
-    let mut applied = master.consensus.applied();
-    let found = applied.wait_for(|a| a.state.node(id).is_some());
-    tokio::time::timeout(Duration::from_secs(2), found)
-        .await
-        .ok()?
-        .ok()?;
+    routing_map(master, Duration::from_secs(2), |map| map.node(id).is_some()).await;
     master.node(id)
+}
+
+/// Waits, at most `limit`, until this master routes by a map for which
+/// `done` holds; true if it does.
+async fn routing_map(master: &Master, limit: Duration, done: impl Fn(&ClusterMap) -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut applied = master.consensus.applied();
+    loop {
+        if done(&master.map().state) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        // The view follows the applied map a moment after it changes.
+        let step = Duration::from_millis(5);
+        let _ = tokio::time::timeout(step, applied.changed()).await;
+    }
 }
 
 /// How long `DELETE /nodes/{id}` waits for the node's keys to move.
@@ -379,7 +393,19 @@ pub const DECOMMISSION_WAIT: Duration = Duration::from_secs(60);
 /// replicas). Waits for the removal up to [`DECOMMISSION_WAIT`]: the answer
 /// says whether the node is gone (`true`) or still leaving.
 pub async fn decommission(master: &Arc<Master>, id: &str) -> Result<(bool, NodeInfo), ApiError> {
-    let Some(node) = master.node(id) else {
+    // From the newest map this master applied, which its view may not show
+    // yet: a node registered a moment ago is known.
+    let known = {
+        let applied = master.consensus.applied();
+        let latest = applied.borrow();
+        latest
+            .state
+            .node(id)
+            .map(|n| node_info(&latest.state, n, master.members.seen().get(id)))
+    };
+    let Some(node) = known else {
+        // Nothing to propose: the log needs no entry for a request it
+        // would refuse.
         return Err(rejection_error(Rejection::UnknownNode { id: id.into() }));
     };
     let applied = master
@@ -387,17 +413,16 @@ pub async fn decommission(master: &Arc<Master>, id: &str) -> Result<(bool, NodeI
         .await?;
     let accepted = applied.outcome.map_err(rejection_error)?;
     info!(node = %id, removed_now = accepted == Accepted::Removed, "auxiliary decommissioned; its keys move away");
-    let mut gone = master.consensus.applied();
-    let removed = gone.wait_for(|a| a.state.node(id).is_none());
-    match tokio::time::timeout(DECOMMISSION_WAIT, removed).await {
-        Ok(Ok(_)) => Ok((
+    if routing_map(master, DECOMMISSION_WAIT, |map| map.node(id).is_none()).await {
+        Ok((
             true,
             NodeInfo {
                 state: NodeState::Leaving,
                 ..node
             },
-        )),
-        _ => Ok((false, master.node(id).unwrap_or(node))),
+        ))
+    } else {
+        Ok((false, master.node(id).unwrap_or(node)))
     }
 }
 
@@ -407,7 +432,7 @@ async fn follow_map(master: Arc<Master>) {
     let mut announced = 0;
     loop {
         let map = applied.borrow_and_update().clone();
-        rebuild_view(&master, &map.state);
+        rebuild_view(&master, &map);
         master.rounds.wake();
         let epoch = map.state.epoch();
         if epoch > announced && master.consensus.is_leader() {
@@ -458,7 +483,8 @@ fn announce(master: &Arc<Master>, epoch: u64) {
 
 /// Swaps in the routing of `map`: rings over its members with a connection
 /// per live node, its epoch and settings.
-fn rebuild_view(master: &Master, map: &ClusterMap) {
+fn rebuild_view(master: &Master, applied: &Arc<consensus::Applied<ClusterMap>>) {
+    let map = &applied.state;
     let routing = map.routing();
     let vnodes = routing.config.virtual_nodes;
     let mut clients = master
@@ -512,6 +538,7 @@ fn rebuild_view(master: &Master, map: &ClusterMap) {
         master.metrics.ring_changes.inc();
     }
     let view = RingView {
+        map: applied.clone(),
         epoch: routing.epoch,
         config: routing.config,
         target,

@@ -79,6 +79,9 @@ impl Placement {
 /// join, leave or failure is being handled.
 #[derive(Debug)]
 pub struct RingView {
+    /// The map this view was built from: what `/nodes`, `/ring` and
+    /// `/health` show, so that they always agree with the routing.
+    pub map: Arc<consensus::Applied<ClusterMap>>,
     /// The map's epoch: every data request carries it.
     pub epoch: u64,
     /// Copies per key and ring points, as the map says.
@@ -98,6 +101,7 @@ pub struct RingView {
 impl RingView {
     fn empty(config: ClusterConfig) -> Self {
         RingView {
+            map: Arc::default(),
             epoch: 0,
             config,
             target: Placement::empty(config.virtual_nodes),
@@ -146,9 +150,10 @@ impl Master {
         self.config.write_quorum
     }
 
-    /// The cluster map as this master last applied it.
+    /// The cluster map this master routes by now (the last it applied,
+    /// once its view is rebuilt from it).
     fn map(&self) -> Arc<consensus::Applied<ClusterMap>> {
-        self.consensus.applied().borrow().clone()
+        self.view.load().map.clone()
     }
 }
 

@@ -175,9 +175,17 @@ impl<S: Replicated> Consensus<S> {
     /// elected in the background. Serve [`super::router`] to let peers in.
     pub async fn start(config: ConsensusConfig) -> Result<Self, StartError> {
         let (id, members) = config.members()?;
-        let (log, machine) = match &config.data_dir {
+        let (mut log, machine) = match &config.data_dir {
             Some(dir) => (LogStore::open(dir)?, StateMachine::open(Some(dir))?),
             None => (LogStore::in_memory(), StateMachine::open(None)?),
+        };
+        let pristine = {
+            use openraft::storage::RaftLogStorage;
+            let state = log.get_log_state().await.map_err(|e| StartError::Raft {
+                step: "reading the log",
+                message: e.to_string(),
+            })?;
+            state.last_log_id.is_none() && state.last_purged_log_id.is_none()
         };
         let applied = machine.subscribe();
         let client = crate::security::tls::client_builder(config.tls_ca.as_deref())
@@ -228,10 +236,26 @@ impl<S: Replicated> Consensus<S> {
             })?;
         // A state whose members do not include this master (a directory
         // from another master or another cluster) can never elect this
-        // master nor let it follow: say so instead of waiting forever.
-        let stored = raft.metrics().borrow().membership_config.clone();
-        let voters: Vec<NodeId> = stored.membership().voter_ids().collect();
-        if !voters.is_empty() && !voters.contains(&id) {
+        // master nor let it follow: say so instead of waiting forever. The
+        // members are known once the core has loaded the log, which it
+        // reports in its metrics shortly after starting.
+        let stored = if pristine {
+            None
+        } else {
+            raft.wait(Some(Duration::from_secs(10)))
+                .metrics(
+                    |m| m.membership_config.log_id().is_some(),
+                    "the stored membership is loaded",
+                )
+                .await
+                .ok()
+                .map(|m| m.membership_config.clone())
+        };
+        let voters: Vec<NodeId> = stored
+            .as_ref()
+            .map(|s| s.membership().voter_ids().collect())
+            .unwrap_or_default();
+        if let Some(stored) = stored.filter(|_| !voters.is_empty() && !voters.contains(&id)) {
             let members = stored
                 .membership()
                 .nodes()
