@@ -1,107 +1,17 @@
 //! A network partition, made with a real network namespace: one auxiliary
 //! runs in its own namespace, joined to the host by a veth pair; taking the
 //! host end down cuts it off from the masters and its peers, bringing it up
-//! heals the partition. Needs root and iproute2 (`ip`), as on CI.
+//! heals the partition (see `common/netns.rs`). Needs root and iproute2
+//! (`ip`), as on CI.
 
 mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::netns::Netns;
 use common::{BIN, Cluster, Spec, free_port, wait_until};
 use serde_json::{Value, json};
-
-/// A network namespace with a veth pair to the host; removed on drop.
-struct Netns {
-    name: String,
-    host_if: String,
-    host_ip: String,
-    ns_ip: String,
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("run ip (iproute2)");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Netns {
-    fn create() -> Netns {
-        let id = std::process::id() % 10_000;
-        let name = format!("dcpart{id}");
-        let host_if = format!("dch{id}");
-        let ns_if = format!("dcn{id}");
-        // A /30 of our own, only ever used inside this test's namespace pair.
-        let net = 16 + (id % 200);
-        let host_ip = format!("10.213.{net}.1");
-        let ns_ip = format!("10.213.{net}.2");
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        ip(&["netns", "add", &name]);
-        let ns = Netns {
-            name,
-            host_if,
-            host_ip,
-            ns_ip,
-        };
-        ip(&[
-            "link",
-            "add",
-            &ns.host_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &ns_if,
-        ]);
-        ip(&["link", "set", &ns_if, "netns", &ns.name]);
-        ip(&[
-            "addr",
-            "add",
-            &format!("{}/30", ns.host_ip),
-            "dev",
-            &ns.host_if,
-        ]);
-        ip(&["link", "set", &ns.host_if, "up"]);
-        ip(&[
-            "netns",
-            "exec",
-            &ns.name,
-            "ip",
-            "addr",
-            "add",
-            &format!("{}/30", ns.ns_ip),
-            "dev",
-            &ns_if,
-        ]);
-        ip(&["netns", "exec", &ns.name, "ip", "link", "set", &ns_if, "up"]);
-        ip(&["netns", "exec", &ns.name, "ip", "link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn cut(&self) {
-        ip(&["link", "set", &self.host_if, "down"]);
-    }
-
-    fn heal(&self) {
-        ip(&["link", "set", &self.host_if, "up"]);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Deleting the namespace deletes the veth pair with it.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
 
 struct NsAux {
     child: Child,

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -107,6 +109,9 @@ pub struct Proc {
     pub log: PathBuf,
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
+    /// The network namespace it runs in (`ip netns exec`, which execs the
+    /// program in place: the pid is the program's), or the host's.
+    pub netns: Option<String>,
 }
 
 /// Installs the rustls crypto provider (`ring`) that every reqwest client
@@ -120,6 +125,17 @@ pub fn init_tls() {
 impl Proc {
     /// Starts `distcache ARGS` with a clean environment plus `env`.
     pub fn spawn(dir: &Path, name: &str, args: &[&str], env: &[(String, String)]) -> Proc {
+        Proc::spawn_in(None, dir, name, args, env)
+    }
+
+    /// [`Proc::spawn`] inside network namespace `netns`, if given.
+    pub fn spawn_in(
+        netns: Option<&str>,
+        dir: &Path,
+        name: &str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Proc {
         init_tls();
         let log = dir.join(format!("{name}.log"));
         let file = File::options()
@@ -127,7 +143,14 @@ impl Proc {
             .append(true)
             .open(&log)
             .expect("log file");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns, BIN]);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -145,6 +168,7 @@ impl Proc {
             log,
             env: env.to_vec(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            netns: netns.map(str::to_owned),
         }
     }
 
@@ -207,7 +231,7 @@ impl Proc {
         self.kill();
         let dir = self.log.parent().expect("log dir").to_path_buf();
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let fresh = Proc::spawn(&dir, &self.name, &args, &self.env);
+        let fresh = Proc::spawn_in(self.netns.as_deref(), &dir, &self.name, &args, &self.env);
         // The old value's drop kills an already reaped child: harmless.
         *self = fresh;
     }
@@ -264,6 +288,10 @@ pub struct Spec {
     /// `i` after `master_env` (e.g. a clock offset for one of them).
     pub master_env_each: Vec<Vec<(String, String)>>,
     pub aux_env: Vec<(String, String)>,
+    /// Where master `i` runs, if not on the host's loopback: a network
+    /// namespace and the address it binds, advertises and is reached at
+    /// (see [`netns::Lan`]).
+    pub master_hosts: Vec<NetnsHost>,
     /// Bearer token the cluster's HTTP client sends with every request
     /// (`None`: no `Authorization` header, as before).
     pub token: Option<String>,
@@ -283,9 +311,17 @@ impl Default for Spec {
             master_env: Vec::new(),
             master_env_each: Vec::new(),
             aux_env: Vec::new(),
+            master_hosts: Vec::new(),
             token: None,
         }
     }
+}
+
+/// A network namespace and an address in it.
+#[derive(Clone, Debug)]
+pub struct NetnsHost {
+    pub netns: String,
+    pub ip: String,
 }
 
 pub struct Master {
@@ -347,15 +383,26 @@ impl Cluster {
         cluster
     }
 
-    fn master_env(&self, i: usize, port: u16, ports: &[u16]) -> Vec<(String, String)> {
+    /// The address master `i` binds and is reached at (its port aside).
+    fn master_ip(&self, i: usize) -> String {
+        match self.spec.master_hosts.get(i) {
+            Some(host) => host.ip.clone(),
+            None => "127.0.0.1".into(),
+        }
+    }
+
+    fn master_env(&self, i: usize, ports: &[u16]) -> Vec<(String, String)> {
+        // Bound to one address, a master advertises BIND_ADDR:PORT: the
+        // peers' MASTER_PEERS spell it the same way.
         let peers: Vec<String> = ports
             .iter()
-            .filter(|p| **p != port)
-            .map(|p| format!("127.0.0.1:{p}"))
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(j, p)| format!("{}:{p}", self.master_ip(j)))
             .collect();
         let mut e = env(&[
-            ("PORT", port.to_string()),
-            ("BIND_ADDR", "127.0.0.1".into()),
+            ("PORT", ports[i].to_string()),
+            ("BIND_ADDR", self.master_ip(i)),
             ("NODE_ID", format!("master-{}", i + 1)),
             ("MASTER_PEERS", peers.join(",")),
             ("REPLICAS", self.spec.replicas.to_string()),
@@ -399,12 +446,13 @@ impl Cluster {
             let ports: Vec<u16> = (0..self.spec.masters).map(|_| free_port()).collect();
             let mut masters = Vec::new();
             for (i, &port) in ports.iter().enumerate() {
-                let e = self.master_env(i, port, &ports);
+                let e = self.master_env(i, &ports);
                 let name = format!("master-{}", i + 1);
-                let proc = Proc::spawn(self.dir.path(), &name, &["master"], &e);
+                let netns = self.spec.master_hosts.get(i).map(|h| h.netns.as_str());
+                let proc = Proc::spawn_in(netns, self.dir.path(), &name, &["master"], &e);
                 masters.push(Master {
                     proc,
-                    addr: format!("127.0.0.1:{port}"),
+                    addr: format!("{}:{port}", self.master_ip(i)),
                 });
             }
             let ok = masters.iter_mut().all(|m| self.wait_listening(m));
