@@ -307,6 +307,7 @@ impl Master {
     /// key's replicas (and then cached).
     pub async fn read(&self, key: String) -> Result<Option<Entry>, ApiError> {
         let Some(near) = &self.near else {
+            let key = Bytes::from(key);
             return self.fenced(|| self.read_replicas(&key)).await;
         };
         let ticket = match near.get(&key, (self.clock)()) {
@@ -317,7 +318,8 @@ impl Master {
             Err(ticket) => ticket,
         };
         self.metrics.near_cache_misses.inc();
-        let found = self.fenced(|| self.read_replicas(&key)).await?;
+        let key_bytes = Bytes::copy_from_slice(key.as_bytes());
+        let found = self.fenced(|| self.read_replicas(&key_bytes)).await?;
         if let Some(entry) = &found {
             near.insert(ticket, &key, entry);
         }
@@ -351,10 +353,10 @@ impl Master {
     /// replica of both rings is asked at once and the highest version wins,
     /// a tombstone included, so a read never returns a value older than a
     /// write or delete acknowledged before it began.
-    async fn read_replicas(&self, key: &str) -> Result<Option<Entry>, OpError> {
+    async fn read_replicas(&self, key: &Bytes) -> Result<Option<Entry>, OpError> {
         let view = self.view.load_full();
-        let nodes = self.read_route(&view, key.as_bytes())?;
-        let key = Bytes::copy_from_slice(key.as_bytes());
+        let nodes = self.read_route(&view, key)?;
+        let key = key.clone();
         if view.rebalancing() && nodes.len() > 1 {
             return self.read_newest(&nodes, view.epoch, key).await;
         }
