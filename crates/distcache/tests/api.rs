@@ -389,6 +389,9 @@ fn bulk_set_and_get_report_per_key() {
 #[test]
 fn health_nodes_ring_and_metrics_describe_the_cluster() {
     let c = cluster();
+    // The epoch grows while the cluster forms (joins, the first rounds);
+    // once it has settled, /health and /ring name the same map.
+    c.wait_settled(&["aux-1", "aux-2", "aux-3"]);
     let health = c.health(0);
     assert_eq!(health["status"], json!("ok"));
     assert_eq!(health["role"], json!("master"));

@@ -3,8 +3,9 @@
 //! master routes every request by the map it applied ([`membership`] turns
 //! it into a [`RingView`]), and the Raft leader makes the health verdicts
 //! and drives rebalancing rounds ([`rebalance`]). [`data`] routes requests
-//! to the key's replicas, [`routes`] answers clients, [`backup`] writes
-//! cluster backups and restores them.
+//! to the key's replicas, [`routes`] answers clients on the routes
+//! [`route_table`] declares, [`backup`] writes cluster backups and restores
+//! them.
 //!
 //! The ring is read on every request and changes rarely, so it lives in an
 //! [`ArcSwap`]: requests load it without locking, and the membership task
@@ -17,6 +18,7 @@ mod data;
 mod membership;
 pub mod near_cache;
 mod rebalance;
+pub mod route_table;
 mod routes;
 mod service;
 mod stats;

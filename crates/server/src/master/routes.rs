@@ -1,4 +1,5 @@
-//! The public REST API (DESIGN: public REST API). Handlers parse and check
+//! The public REST API (DESIGN: public REST API). The router is built from
+//! the route table ([`super::route_table`]); handlers parse and check
 //! input, call the data path or membership, and shape the JSON answer.
 //! Bodies are parsed here rather than by axum's `Json` extractor so that
 //! every malformed body gets our JSON error with a 400, whatever its
@@ -13,7 +14,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use bytes::Bytes;
 use distcache_core::{Entry, validate_key};
@@ -24,6 +25,7 @@ use serde_json::value::RawValue;
 use super::Master;
 use super::data::WriteItem;
 use super::membership::{self, NodeState, Registration};
+use super::route_table::{self, Handler, ROUTES, Route};
 use crate::http::{self, ApiError, json_bytes};
 use crate::metrics;
 use crate::security::auth;
@@ -45,37 +47,12 @@ pub(super) fn edge_of(master: &Master) -> Arc<Edge> {
     })
 }
 
-/// The master's router. [`super::service::MasterService`] sends the hot data
-/// routes past it, through the same checks and handlers.
+/// The master's router: a route for every entry of [`ROUTES`].
+/// [`super::service::MasterService`] sends the hot data routes past it,
+/// through the same checks and handlers.
 pub(super) fn router(master: Arc<Master>, edge: Arc<Edge>) -> Router {
     let body_limit = master.config.max_body_bytes;
-    Router::new()
-        .route("/data", post(set_value))
-        // `bulk` and `bulk/get` are also ordinary keys for GET and DELETE.
-        .route(
-            "/data/bulk",
-            post(bulk_set)
-                .get(|s: State<Arc<Master>>| get_value_of(s, "bulk".into()))
-                .delete(|s: State<Arc<Master>>| delete_value_of(s, "bulk".into())),
-        )
-        .route(
-            "/data/bulk/get",
-            post(bulk_get)
-                .get(|s: State<Arc<Master>>| get_value_of(s, "bulk/get".into()))
-                .delete(|s: State<Arc<Master>>| delete_value_of(s, "bulk/get".into())),
-        )
-        .route("/data/{*key}", get(get_value).delete(delete_value))
-        .route("/data/", get(empty_key).delete(empty_key))
-        .route("/health", get(health))
-        .route("/nodes", get(list_nodes).post(register_node))
-        .route("/nodes/{id}", get(get_node).delete(remove_node))
-        .route("/ring", get(ring))
-        .route("/metrics", get(metrics_text))
-        .route("/stats", get(super::stats::stats))
-        .route("/backup", post(backup_now))
-        .route("/restore", post(restore).get(restore_progress))
-        .route("/rebalance", post(rebalance_now))
-        .route("/openapi.yaml", get(openapi))
+    router_of(handler_of)
         .fallback(http::route_not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -85,6 +62,55 @@ pub(super) fn router(master: Arc<Master>, edge: Arc<Edge>) -> Router {
         // (docs/performance.md).
         .layer(axum::middleware::from_fn_with_state(edge, edge_checks))
         .with_state(master)
+}
+
+/// A router with a route for every entry of [`ROUTES`], on its method and
+/// template, answered as `answer` says. A template's entries merge into one
+/// method router (axum's `route` merges what it is given for the same path).
+pub(super) fn router_of<S: Clone + Send + Sync + 'static>(
+    answer: impl Fn(&'static Route) -> MethodRouter<S>,
+) -> Router<S> {
+    ROUTES.iter().fold(Router::new(), |router, route| {
+        router.route(route.template, answer(route))
+    })
+}
+
+/// The method filter of an entry, for axum's `on`.
+pub(super) fn filter_of(route: &Route) -> MethodFilter {
+    MethodFilter::try_from(route.method.clone())
+        .unwrap_or_else(|_| panic!("axum routes no {} requests", route.method))
+}
+
+/// The handler of an entry, on its method.
+fn handler_of(route: &'static Route) -> MethodRouter<Arc<Master>> {
+    let method = filter_of(route);
+    match route.handler {
+        Handler::SetValue => on(method, set_value),
+        Handler::GetValue => on(method, get_value),
+        Handler::DeleteValue => on(method, delete_value),
+        Handler::GetNamedKey => on(method, move |s: State<Arc<Master>>| {
+            get_value_of(s, route.named_key().into())
+        }),
+        Handler::DeleteNamedKey => on(method, move |s: State<Arc<Master>>| {
+            delete_value_of(s, route.named_key().into())
+        }),
+        Handler::EmptyKey => on(method, empty_key),
+        Handler::BulkSet => on(method, bulk_set),
+        Handler::BulkGet => on(method, bulk_get),
+        Handler::Health => on(method, health),
+        Handler::ListNodes => on(method, list_nodes),
+        Handler::RegisterNode => on(method, register_node),
+        Handler::GetNode => on(method, get_node),
+        Handler::RemoveNode => on(method, remove_node),
+        Handler::Ring => on(method, ring),
+        Handler::Metrics => on(method, metrics_text),
+        Handler::Stats => on(method, super::stats::stats),
+        Handler::Backup => on(method, backup_now),
+        Handler::Restore => on(method, restore),
+        Handler::RestoreProgress => on(method, restore_progress),
+        Handler::Rebalance => on(method, rebalance_now),
+        Handler::OpenApi => on(method, openapi),
+    }
 }
 
 /// What [`edge_checks`] needs.
@@ -109,9 +135,10 @@ async fn edge_checks(
         .get::<axum::extract::MatchedPath>()
         .cloned();
     let method = req.method().clone();
+    let need = route_table::need_of(&method, route.as_ref().map(|p| p.as_str()));
     let resp = if let Some(resp) = limits::headers_error(&edge.limits, &req) {
         resp
-    } else if let Some(resp) = auth::refusal(&edge.gate, &req) {
+    } else if let Some(resp) = auth::refusal(&edge.gate, need, req.headers()) {
         resp
     } else {
         match limits::read_whole_body(&edge.limits, req).await {

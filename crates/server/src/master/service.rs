@@ -11,15 +11,20 @@
 //! each layer clones and boxes, which came to a fifth of the master's
 //! instructions per request (docs/performance.md).
 //!
+//! The routes taken here are the route table's entries for those handlers
+//! ([`route_table`]): their methods and templates, what they need, and the
+//! template each is counted under all come from there.
+//!
 //! A request is taken here only when the router would certainly send it to
 //! one of those handlers; anything unusual (`HEAD`, an empty key, the
-//! literal paths `/data/bulk` and `/data/bulk/get`, a key that does not
-//! decode to UTF-8) goes to the router, which answers it as before.
+//! table's own routes under the key's prefix such as `/data/bulk`, a key
+//! that does not decode to UTF-8) goes to the router, which answers it as
+//! before.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -31,13 +36,9 @@ use hyper::body::{Body as _, Incoming};
 use percent_encoding::percent_decode_str;
 
 use super::Master;
+use super::route_table::{self, Handler, ROUTES, Route};
 use super::routes::{self, Edge};
 use crate::security::{auth, limits};
-
-/// The pattern the router gives `GET`/`DELETE /data/{key}` (metrics, roles).
-const KEY_ROUTE: &str = "/data/{*key}";
-/// The pattern of `POST /data`.
-const SET_ROUTE: &str = "/data";
 
 /// The master's service: see the module documentation.
 #[derive(Clone)]
@@ -74,28 +75,86 @@ enum Direct {
     Set,
 }
 
+/// The routes the direct way serves, found in the route table once.
+struct FastPath {
+    set: &'static Route,
+    get: KeyRoute,
+    delete: KeyRoute,
+}
+
+/// A route whose template ends in a key that may hold `/` (`/data/{*key}`).
+struct KeyRoute {
+    route: &'static Route,
+    /// The template before the key: `/data/`.
+    prefix: &'static str,
+    /// What follows `prefix` in the table's other templates (`""` of
+    /// `/data/`, `bulk` of `/data/bulk`): the router's own routes, which
+    /// it prefers to the key's.
+    taken: Vec<&'static str>,
+}
+
+impl KeyRoute {
+    fn of(route: &'static Route) -> KeyRoute {
+        let template = route.template;
+        let prefix = &template[..template.find("{*").expect("a key route ends in {*key}")];
+        let taken = ROUTES
+            .iter()
+            .filter(|r| r.template != template)
+            .filter_map(|r| r.template.strip_prefix(prefix))
+            .inspect(|tail| {
+                // The direct way could not tell such a route from a key.
+                assert!(!tail.contains('{'), "{prefix}{tail} under a key route");
+            })
+            .collect();
+        KeyRoute {
+            route,
+            prefix,
+            taken,
+        }
+    }
+
+    /// The key of `path` when the router would send it to this route.
+    fn key_of(&self, path: &str) -> Option<String> {
+        let raw = path.strip_prefix(self.prefix)?;
+        if self.taken.contains(&raw) {
+            return None;
+        }
+        // As axum's `Path` decodes a captured segment; a key that is not
+        // UTF-8 is left to the router for its 400.
+        Some(percent_decode_str(raw).decode_utf8().ok()?.into_owned())
+    }
+}
+
+static FAST_PATH: LazyLock<FastPath> = LazyLock::new(|| FastPath {
+    set: route_table::only(Handler::SetValue),
+    get: KeyRoute::of(route_table::only(Handler::GetValue)),
+    delete: KeyRoute::of(route_table::only(Handler::DeleteValue)),
+});
+
+impl Direct {
+    /// The table's entry for this request.
+    fn route(&self) -> &'static Route {
+        let fast = &*FAST_PATH;
+        match self {
+            Direct::Set => fast.set,
+            Direct::Get(_) => fast.get.route,
+            Direct::Delete(_) => fast.delete.route,
+        }
+    }
+}
+
 /// The direct route of a request, if it has one.
 fn direct_route(method: &Method, path: &str) -> Option<Direct> {
-    if *method == Method::POST {
-        return (path == SET_ROUTE).then_some(Direct::Set);
-    }
-    let get = *method == Method::GET;
-    if !get && *method != Method::DELETE {
-        return None;
-    }
-    let raw = path.strip_prefix("/data/")?;
-    // Own routes of the router, and its answer for an empty key.
-    if raw.is_empty() || raw == "bulk" || raw == "bulk/get" {
-        return None;
-    }
-    // As axum's `Path` decodes a captured segment; a key that is not UTF-8
-    // is left to the router for its 400.
-    let key = percent_decode_str(raw).decode_utf8().ok()?.into_owned();
-    Some(if get {
-        Direct::Get(key)
+    let fast = &*FAST_PATH;
+    if *method == fast.set.method {
+        (path == fast.set.template).then_some(Direct::Set)
+    } else if *method == fast.get.route.method {
+        fast.get.key_of(path).map(Direct::Get)
+    } else if *method == fast.delete.route.method {
+        fast.delete.key_of(path).map(Direct::Delete)
     } else {
-        Direct::Delete(key)
-    })
+        None
+    }
 }
 
 impl tower::Service<Request<Incoming>> for MasterService {
@@ -134,16 +193,10 @@ async fn serve_direct(
     req: Request<Incoming>,
 ) -> Result<Response, Infallible> {
     let started = Instant::now();
-    let (route, method) = match direct {
-        Direct::Set => (SET_ROUTE, "POST"),
-        Direct::Get(_) => (KEY_ROUTE, "GET"),
-        Direct::Delete(_) => (KEY_ROUTE, "DELETE"),
-    };
+    let route = direct.route();
     let resp = if let Some(resp) = limits::headers_error(&edge.limits, &req) {
         resp
-    } else if let Some(resp) =
-        auth::refusal_for(&edge.gate, req.method(), Some(route), req.headers())
-    {
+    } else if let Some(resp) = auth::refusal(&edge.gate, route.need, req.headers()) {
         resp
     } else {
         let body = req.into_body();
@@ -165,8 +218,12 @@ async fn serve_direct(
             }
         }
     };
-    edge.metrics
-        .observe(route, method, resp.status().as_u16(), started.elapsed());
+    edge.metrics.observe(
+        route.template,
+        route.method.as_str(),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
     Ok(resp)
 }
 
@@ -217,46 +274,27 @@ mod tests {
 }
 
 /// The direct path against axum itself: for every path it takes, a router
-/// with the same `/data` routes as [`routes::router`] (kept in step by
-/// hand: a new `/data/...` route there must be added here and excluded in
-/// [`direct_route`]) picks `/data/{*key}` with the same decoded key.
+/// built from the route table as [`routes::router`] is, each route
+/// answering with the template it matched and the key it extracted, picks
+/// the direct route's template with the same decoded key.
 #[cfg(test)]
 mod router_agreement {
     use super::*;
     use axum::body::Body;
+    use axum::extract::rejection::PathRejection;
     use axum::extract::{MatchedPath, Path};
-    use axum::routing::{get, post};
+    use axum::routing::on;
     use tower::ServiceExt;
 
-    /// The `/data` routes of [`routes::router`], answering with the route
-    /// they matched and the key they extracted.
+    /// The routes of [`routes::router`], answering `template|key`.
     fn shadow() -> Router {
-        let echo =
-            |m: MatchedPath, k: Result<Path<String>, axum::extract::rejection::PathRejection>| async move {
-                match k {
-                    Ok(Path(k)) => format!("{}|{}", m.as_str(), k),
-                    Err(e) => format!("{}|ERR {}", m.as_str(), e),
-                }
-            };
-        Router::new()
-            .route("/data", post(|| async { "/data|" }))
-            .route(
-                "/data/bulk",
-                post(|| async { "x" })
-                    .get(|| async { "/data/bulk|bulk" })
-                    .delete(|| async { "/data/bulk|bulk" }),
-            )
-            .route(
-                "/data/bulk/get",
-                post(|| async { "x" })
-                    .get(|| async { "/data/bulk/get|bulk/get" })
-                    .delete(|| async { "/data/bulk/get|bulk/get" }),
-            )
-            .route("/data/{*key}", get(echo).delete(echo))
-            .route(
-                "/data/",
-                get(|| async { "empty" }).delete(|| async { "empty" }),
-            )
+        let echo = |m: MatchedPath, k: Result<Path<String>, PathRejection>| async move {
+            match k {
+                Ok(Path(k)) => format!("{}|{}", m.as_str(), k),
+                Err(e) => format!("{}|ERR {}", m.as_str(), e),
+            }
+        };
+        routes::router_of(|route| on(routes::filter_of(route), echo))
             .fallback(|| async { "FALLBACK" })
     }
 
@@ -308,6 +346,7 @@ mod router_agreement {
                 let Some(d) = direct_route(&method, p) else {
                     continue;
                 };
+                let template = d.route().template;
                 let key = match d {
                     Direct::Get(k) | Direct::Delete(k) => k,
                     Direct::Set => unreachable!(),
@@ -322,7 +361,7 @@ mod router_agreement {
                     .await
                     .unwrap();
                 let got = String::from_utf8_lossy(&body).to_string();
-                let want = format!("{KEY_ROUTE}|{key}");
+                let want = format!("{template}|{key}");
                 if got != want {
                     bad.push(format!("{method} {p}: direct {want:?} router {got:?}"));
                 }

@@ -8,7 +8,9 @@
 //! tokens (`sha256:<64 hex digits>:role`), so the file need not contain the
 //! tokens themselves.
 //!
-//! The decision, for a route that needs `need` ([`need_of`]):
+//! The decision, for a route that needs `need` (what each public route of
+//! the master needs is declared in its route table,
+//! `master::route_table`):
 //!
 //! - `/health` (and `/openapi.yaml`) are open, always.
 //! - A request carrying the cluster secret may do anything: it is another
@@ -20,11 +22,7 @@
 //!   configured at all: then the API is open (and the master says so at
 //!   start).
 
-use std::sync::Arc;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater};
@@ -78,57 +76,6 @@ pub enum Need {
     Role(Role),
     /// A change of membership: an admin token or the cluster secret.
     Membership,
-}
-
-/// The public routes, by method and route template, with what each needs.
-/// A route missing here needs an admin token: new routes are closed until
-/// someone decides otherwise. The OpenAPI test checks this table against
-/// `docs/openapi.yaml` and the router.
-pub const ROUTE_ACCESS: &[(&str, &str, Need)] = &[
-    ("GET", "/health", Need::Open),
-    ("GET", "/openapi.yaml", Need::Open),
-    ("GET", "/metrics", Need::Metrics),
-    ("POST", "/data", Need::Role(Role::Write)),
-    ("GET", "/data/{*key}", Need::Role(Role::Read)),
-    ("DELETE", "/data/{*key}", Need::Role(Role::Write)),
-    ("GET", "/data/", Need::Role(Role::Read)),
-    ("DELETE", "/data/", Need::Role(Role::Write)),
-    ("POST", "/data/bulk", Need::Role(Role::Write)),
-    ("GET", "/data/bulk", Need::Role(Role::Read)),
-    ("DELETE", "/data/bulk", Need::Role(Role::Write)),
-    ("POST", "/data/bulk/get", Need::Role(Role::Read)),
-    ("GET", "/data/bulk/get", Need::Role(Role::Read)),
-    ("DELETE", "/data/bulk/get", Need::Role(Role::Write)),
-    ("GET", "/nodes", Need::Role(Role::Read)),
-    ("POST", "/nodes", Need::Membership),
-    ("GET", "/nodes/{id}", Need::Role(Role::Read)),
-    ("DELETE", "/nodes/{id}", Need::Membership),
-    ("GET", "/ring", Need::Role(Role::Read)),
-    // The same per-node facts as `GET /nodes`, plus counters `/metrics`
-    // already shows; it changes nothing (see docs/openapi.yaml).
-    ("GET", "/stats", Need::Role(Role::Read)),
-    ("POST", "/rebalance", Need::Role(Role::Admin)),
-    ("POST", "/backup", Need::Role(Role::Admin)),
-    ("POST", "/restore", Need::Role(Role::Admin)),
-    ("GET", "/restore", Need::Role(Role::Admin)),
-];
-
-/// What `method` on the route template `route` needs (HEAD as GET; unknown
-/// routes and methods: admin).
-pub fn need_of(method: &Method, route: Option<&str>) -> Need {
-    let method = if method == Method::HEAD {
-        "GET"
-    } else {
-        method.as_str()
-    };
-    route
-        .and_then(|route| {
-            ROUTE_ACCESS
-                .iter()
-                .find(|(m, r, _)| *m == method && *r == route)
-        })
-        .map(|(_, _, need)| *need)
-        .unwrap_or(Need::Role(Role::Admin))
 }
 
 /// The configured tokens, as digests.
@@ -367,30 +314,10 @@ fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-/// Middleware: answers 401 or 403 before the handler runs when the request
-/// may not do what its route needs.
-pub async fn require(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
-    match refusal(&gate, &req) {
-        Some(resp) => resp,
-        None => next.run(req).await,
-    }
-}
-
-/// The 401 or 403 answer when `req` may not pass `gate`, else `None`.
-pub fn refusal(gate: &Gate, req: &Request) -> Option<Response> {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str());
-    refusal_for(gate, req.method(), route, req.headers())
-}
-
-/// [`refusal`] for a request already known to be for `route` (the router's
-/// pattern, `None` when no route matched).
-pub fn refusal_for(
-    gate: &Gate,
-    method: &Method,
-    route: Option<&str>,
-    headers: &HeaderMap,
-) -> Option<Response> {
-    match gate.check(need_of(method, route), headers) {
+/// The 401 or 403 answer when a request with `headers` may not do what
+/// `need` says, else `None`.
+pub fn refusal(gate: &Gate, need: Need, headers: &HeaderMap) -> Option<Response> {
+    match gate.check(need, headers) {
         Ok(()) => None,
         Err(e) => {
             let status = e.status;
@@ -479,16 +406,6 @@ mod tests {
         assert_eq!(parse_bearer(b"Basic abc"), None);
         assert_eq!(parse_bearer(b"Bearerabc"), None);
         assert_eq!(parse_bearer(b"Bearer a b"), None);
-    }
-
-    #[test]
-    fn unknown_routes_need_admin() {
-        assert_eq!(need_of(&Method::GET, None), Need::Role(Role::Admin));
-        assert_eq!(
-            need_of(&Method::PUT, Some("/data")),
-            Need::Role(Role::Admin)
-        );
-        assert_eq!(need_of(&Method::HEAD, Some("/health")), Need::Open);
     }
 
     proptest! {
