@@ -50,6 +50,11 @@ pub enum Event {
         healthy: bool,
         /// The data address its health answer gave, if any.
         data_addr: Option<String>,
+        /// The HTTP address that was probed, if the verdict comes from a
+        /// probe. A node that registered again at another address since
+        /// (a restarted process) is not judged by a probe of its old one:
+        /// such a verdict is stale and changes nothing.
+        probed: Option<String>,
     },
     /// `DELETE /nodes/{id}`, or a graceful leave: a live node becomes
     /// leaving, leaves the target ring, and is removed once a round has

@@ -255,7 +255,8 @@ impl ClusterMap {
                 id,
                 healthy,
                 data_addr,
-            } => self.verdict(&id, healthy, data_addr),
+                probed,
+            } => self.verdict(&id, healthy, data_addr, probed),
             Event::Decommission { id } => self.decommission(&id, &mut fx),
             Event::Rebalance => {
                 if self.target_members().is_empty() {
@@ -557,10 +558,14 @@ impl ClusterMap {
         id: &str,
         healthy: bool,
         data_addr: Option<String>,
+        probed: Option<String>,
     ) -> Result<Accepted, Rejection> {
         let Some(node) = self.nodes.get(id) else {
             return Err(Rejection::UnknownNode { id: id.to_string() });
         };
+        if probed.is_some_and(|addr| addr != node.addr) {
+            return Ok(Accepted::Unchanged);
+        }
         if !healthy {
             if !node.answering && node.state != NodeState::Joining {
                 return Ok(Accepted::Unchanged);

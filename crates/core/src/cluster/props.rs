@@ -289,6 +289,7 @@ impl Sim {
                     id: node_id(node),
                     healthy,
                     data_addr: addr.map(|a| addrs(node, a).1),
+                    probed: None,
                 })?;
             }
             Step::Decommission(node) => {

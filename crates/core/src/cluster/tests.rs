@@ -21,6 +21,7 @@ fn healthy(id: &str) -> Event {
         id: id.to_string(),
         healthy: true,
         data_addr: None,
+        probed: None,
     }
 }
 
@@ -29,6 +30,7 @@ fn unhealthy(id: &str) -> Event {
         id: id.to_string(),
         healthy: false,
         data_addr: None,
+        probed: None,
     }
 }
 
@@ -441,6 +443,7 @@ fn a_healthy_verdict_needs_a_data_address() {
             id: "a".into(),
             healthy: true,
             data_addr: Some("a:4001".into()),
+            probed: None,
         },
     );
     assert_eq!(
@@ -476,6 +479,7 @@ fn a_new_data_address_supersedes_the_round_that_sends_there() {
             id: "c".into(),
             healthy: true,
             data_addr: Some("c:5001".into()),
+            probed: None,
         },
     );
     let round = map.round().expect("a round");
@@ -564,4 +568,39 @@ fn settings_are_taken_only_before_the_first_node_joins() {
     assert_eq!(applied.outcome, Err(Rejection::Configured { current: one }));
     assert!(applied.commands.is_empty());
     assert_eq!(map, before);
+}
+
+#[test]
+fn a_probe_of_an_address_the_node_has_left_judges_nothing() {
+    let mut map = steady(2, &["a", "b"]);
+    // "a" restarted at another address and registered again.
+    accept(
+        &mut map,
+        Event::Register {
+            id: "a".into(),
+            addr: "a:3002".into(),
+            data_addr: Some("a:4002".into()),
+            incarnation: Some(2),
+        },
+    );
+    accept(&mut map, healthy("a"));
+    let before = map.clone();
+    // A probe of the old address, sent before the registration, fails.
+    let stale = Event::Verdict {
+        id: "a".into(),
+        healthy: false,
+        data_addr: None,
+        probed: Some("a:3001".into()),
+    };
+    assert_eq!(map.apply(stale).outcome, Ok(Accepted::Unchanged));
+    assert_eq!(map, before, "the node stays up");
+    // A probe of its address now is a verdict like any other.
+    let current = Event::Verdict {
+        id: "a".into(),
+        healthy: false,
+        data_addr: None,
+        probed: Some("a:3002".into()),
+    };
+    assert_eq!(map.apply(current).outcome, Ok(Accepted::Changed));
+    assert_eq!(map.node("a").map(|n| n.state), Some(NodeState::Down));
 }

@@ -555,6 +555,46 @@ impl Cluster {
             a.proc.restart();
         }
         self.wait_for_up(self.auxes.len());
+        // A map restored from the masters' disks starts out naming the old
+        // processes' addresses (and calling them up) until the leader's
+        // probes and the new registrations replace them: wait until every
+        // master routes to the processes running now.
+        for i in 0..self.masters.len() {
+            for a in &self.auxes {
+                wait_until(
+                    Duration::from_secs(30),
+                    &format!("master {i} routes to the restarted {}", a.id),
+                    || self.routes_to_live_process(i, &a.id),
+                );
+            }
+        }
+    }
+
+    /// True if master `master` shows `id` up at the address where the
+    /// process named `id` answers now, with the data address it gives.
+    fn routes_to_live_process(&self, master: usize, id: &str) -> bool {
+        let Ok(node) = self
+            .http
+            .get(self.url(master, &format!("/nodes/{id}")))
+            .send()
+            .and_then(|r| r.json::<Value>())
+        else {
+            return false;
+        };
+        let (Some(addr), Some(data)) = (node["addr"].as_str(), node["data_addr"].as_str()) else {
+            return false;
+        };
+        let Ok(health) = self
+            .http
+            .get(format!("http://{addr}/health"))
+            .send()
+            .and_then(|r| r.json::<Value>())
+        else {
+            return false;
+        };
+        node["state"] == json!("up")
+            && health["node_id"] == json!(id)
+            && health["data_addr"] == json!(data)
     }
 
     /// The index of the master that leads the cluster map, once the masters

@@ -682,17 +682,21 @@ async fn check_all(master: &Arc<Master>) {
     if !master.consensus.is_leader() {
         return;
     }
-    for (id, finding) in findings {
+    for ((id, addr), (_, finding)) in targets.into_iter().zip(findings) {
+        // The probed address goes with the verdict: a node that registered
+        // again elsewhere meanwhile is not judged by its old address.
         let event = match finding {
             Finding::Healthy(health) => Event::Verdict {
                 id: id.clone(),
                 healthy: true,
                 data_addr: Some(health.data_addr),
+                probed: Some(addr),
             },
             Finding::Down => Event::Verdict {
                 id: id.clone(),
                 healthy: false,
                 data_addr: None,
+                probed: Some(addr),
             },
             Finding::Doubtful => continue,
         };
