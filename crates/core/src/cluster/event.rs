@@ -36,6 +36,11 @@ pub enum Event {
         data_addr: Option<String>,
         /// The process's incarnation, if the registration says.
         incarnation: Option<u64>,
+        /// The highest map epoch the node has seen, if it says. A map
+        /// rebuilt from scratch (every master restarted without its Raft
+        /// directory) starts its epochs past it, so that epochs only grow
+        /// as auxiliaries see them and no master is fenced forever.
+        seen_epoch: Option<u64>,
     },
     /// The leader's health verdict on a node, after its probes (the
     /// runtime counts failures, e.g. `FAILS_BEFORE_DOWN`, and proposes a

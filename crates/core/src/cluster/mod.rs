@@ -242,6 +242,8 @@ impl ClusterMap {
     pub fn apply(&mut self, event: Event) -> Applied {
         let before = self.routing_state();
         let mut fx = Effects::default();
+        // The epoch this event must end above (a registering node's).
+        let mut floor = 0;
         let mut ask = Ask::default();
         let outcome = match event {
             Event::Configure { config } => self.configure(config),
@@ -250,7 +252,11 @@ impl ClusterMap {
                 addr,
                 data_addr,
                 incarnation,
-            } => self.register(id, addr, data_addr, incarnation, &mut fx),
+                seen_epoch,
+            } => {
+                floor = seen_epoch.unwrap_or(0);
+                self.register(id, addr, data_addr, incarnation, &mut fx)
+            }
             Event::Verdict {
                 id,
                 healthy,
@@ -294,8 +300,9 @@ impl ClusterMap {
         // A round is superseded before the epoch is compared: giving one up
         // adds its target to the abandoned rings, which reads consult.
         let start = self.settle(ask);
-        if self.routing_state() != before {
-            self.epoch += 1;
+        let raised = self.epoch < floor;
+        if self.routing_state() != before || raised {
+            self.epoch = self.epoch.max(floor) + 1;
             if let Some(round) = &mut self.round {
                 if start {
                     round.epoch = self.epoch;
@@ -307,6 +314,11 @@ impl ClusterMap {
         if start {
             commands.extend(self.round.clone().map(Command::StartRound));
         }
+        let outcome = match outcome {
+            // Nothing else changed, but the epoch did: the event counts.
+            Ok(Accepted::Unchanged) if raised => Ok(Accepted::Changed),
+            other => other,
+        };
         Applied { outcome, commands }
     }
 

@@ -272,6 +272,7 @@ impl Sim {
                     addr,
                     data_addr: Some(data_addr),
                     incarnation: incarnation.map(u64::from),
+                    seen_epoch: None,
                 };
                 if self.apply(event.clone())?.outcome.is_ok() {
                     let before = self.map.clone();
@@ -418,6 +419,19 @@ impl Sim {
             let mut asked = replicas_of(&routing, &rings, *k);
             asked.extend(routing.leaving.iter().cloned());
             let read = asked.iter().filter_map(|r| holders.get(r)).max().copied();
+            // Every replica of the key in the committed ring is down: more
+            // than `REPLICAS - 1` of its copies in place are lost, which the
+            // promise does not cover. A stray copy elsewhere (a write that
+            // reached a target replica during a move given up since) need
+            // not be found; it is offered to the owners by the next round.
+            let committed = routing.committed.clone().unwrap_or_default();
+            if read != Some(*latest)
+                && !committed.is_empty()
+                && replicas_of(&routing, std::slice::from_ref(&committed), *k).is_empty()
+            {
+                self.displaced.insert(*k);
+                continue;
+            }
             if self.displaced.contains(k) {
                 if read == Some(*latest) {
                     self.displaced.remove(k);

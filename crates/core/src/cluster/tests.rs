@@ -13,6 +13,7 @@ fn register(id: &str, incarnation: u64) -> Event {
         addr: format!("{id}:3001"),
         data_addr: Some(format!("{id}:4001")),
         incarnation: Some(incarnation),
+        seen_epoch: None,
     }
 }
 
@@ -108,6 +109,7 @@ fn a_repeated_registration_changes_nothing() {
         addr: "a:3001".into(),
         data_addr: None,
         incarnation: None,
+        seen_epoch: None,
     });
     assert_eq!(applied.outcome, Ok(Accepted::Unchanged));
     assert_eq!(map, before);
@@ -414,6 +416,7 @@ fn malformed_registrations_are_refused() {
             addr: addr.into(),
             data_addr: None,
             incarnation: None,
+            seen_epoch: None,
         });
         assert!(applied.outcome.is_err(), "{id:?} {addr:?}");
     }
@@ -430,6 +433,7 @@ fn a_healthy_verdict_needs_a_data_address() {
             addr: "a:3001".into(),
             data_addr: None,
             incarnation: None,
+            seen_epoch: None,
         },
     );
     assert_eq!(
@@ -461,6 +465,7 @@ fn a_new_http_address_changes_no_routing() {
         addr: "elsewhere:3001".into(),
         data_addr: None,
         incarnation: None,
+        seen_epoch: None,
     });
     assert_eq!(applied.outcome, Ok(Accepted::Changed));
     assert_eq!(map.epoch(), epoch);
@@ -581,6 +586,7 @@ fn a_probe_of_an_address_the_node_has_left_judges_nothing() {
             addr: "a:3002".into(),
             data_addr: Some("a:4002".into()),
             incarnation: Some(2),
+            seen_epoch: None,
         },
     );
     accept(&mut map, healthy("a"));
@@ -603,4 +609,47 @@ fn a_probe_of_an_address_the_node_has_left_judges_nothing() {
     };
     assert_eq!(map.apply(current).outcome, Ok(Accepted::Changed));
     assert_eq!(map.node("a").map(|n| n.state), Some(NodeState::Down));
+}
+
+#[test]
+fn a_map_rebuilt_from_scratch_starts_past_the_epochs_its_nodes_have_seen() {
+    // Every master restarted without its Raft directory: a new, empty map,
+    // while the auxiliaries still refuse anything older than epoch 40.
+    let mut map = new_map(2);
+    let register = |id: &str| Event::Register {
+        id: id.into(),
+        addr: format!("{id}:3001"),
+        data_addr: Some(format!("{id}:4001")),
+        incarnation: Some(1),
+        seen_epoch: Some(40),
+    };
+    let commands = accept(&mut map, register("a"));
+    assert_eq!(map.epoch(), 41);
+    assert!(commands.contains(&Command::AnnounceEpoch { epoch: 41 }));
+    // Once past it, the same registration changes nothing.
+    let before = map.clone();
+    assert_eq!(map.apply(register("a")).outcome, Ok(Accepted::Unchanged));
+    assert_eq!(map, before);
+    // And the epoch grows on as before.
+    accept(&mut map, healthy("a"));
+    assert_eq!(map.epoch(), 42);
+}
+
+#[test]
+fn a_known_node_that_has_seen_a_newer_epoch_raises_the_maps() {
+    let mut map = steady(2, &["a", "b"]);
+    let epoch = map.epoch();
+    let again = Event::Register {
+        id: "a".into(),
+        addr: "a:3001".into(),
+        data_addr: Some("a:4001".into()),
+        incarnation: Some(1),
+        seen_epoch: Some(epoch + 10),
+    };
+    // Nothing about the node changed, but the epoch must move past what it
+    // has seen: the registration is not a no-op.
+    assert_eq!(map.preview(&again), Ok(Accepted::Changed));
+    map.apply(again);
+    assert_eq!(map.epoch(), epoch + 11);
+    map.check().expect("invariants hold");
 }

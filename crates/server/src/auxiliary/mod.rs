@@ -223,8 +223,13 @@ pub async fn run(
 
     // The internal data protocol.
     let handler = Arc::new(
-        DataHandler::new(store.clone(), clock.clone(), fence, aux_metrics.clone())
-            .with_secret(credentials.secret.clone()),
+        DataHandler::new(
+            store.clone(),
+            clock.clone(),
+            fence.clone(),
+            aux_metrics.clone(),
+        )
+        .with_secret(credentials.secret.clone()),
     );
     let token = shutdown.token().clone();
     shutdown.spawn(distcache_wire::serve(listeners.data, handler, token));
@@ -248,6 +253,7 @@ pub async fn run(
         identity.clone(),
         config.master_address.clone(),
         caller.clone(),
+        fence.clone(),
         registering.clone(),
         shutdown.clone(),
     ));

@@ -60,18 +60,23 @@ pub async fn register_loop(
     identity: Identity,
     masters: Vec<String>,
     caller: Caller,
+    fence: Arc<super::EpochFence>,
     shutdown: Shutdown,
     node: Shutdown,
 ) {
-    let body = json!({
-        "id": identity.node_id,
-        "addr": identity.addr,
-        "data_addr": identity.data_addr,
-        "incarnation": identity.incarnation,
-    });
     let mut backoff = FIRST_BACKOFF;
     let mut registered_once = false;
     loop {
+        // The epoch it has seen goes with every registration: masters that
+        // lost their map and rebuild it start past it (see DESIGN's
+        // cluster map), or they would be refused here forever.
+        let body = json!({
+            "id": identity.node_id,
+            "addr": identity.addr,
+            "data_addr": identity.data_addr,
+            "incarnation": identity.incarnation,
+            "epoch": fence.current(),
+        });
         let mut accepted = 0;
         for master in &masters {
             let url = format!("{}/nodes", base_url(master));

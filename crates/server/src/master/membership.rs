@@ -89,6 +89,10 @@ pub struct Registration {
     pub data_addr: Option<String>,
     /// The node process's incarnation.
     pub incarnation: Option<u64>,
+    /// The highest cluster-map epoch the node has seen: a map rebuilt from
+    /// scratch moves its epochs past it.
+    #[serde(default)]
+    pub epoch: Option<u64>,
 }
 
 /// What this master's own probes saw of one node.
@@ -318,6 +322,7 @@ pub async fn register(
         addr: reg.addr.clone(),
         data_addr: reg.data_addr.clone(),
         incarnation: reg.incarnation,
+        seen_epoch: reg.epoch,
     };
     // Auxiliaries register again every few seconds: a registration the
     // applied map already holds is answered without a trip through the log.
@@ -582,6 +587,7 @@ async fn watch_static_aux(master: Arc<Master>, addr: String) {
                 addr: addr.clone(),
                 data_addr: Some(health.data_addr),
                 incarnation: health.incarnation,
+                epoch: None,
             };
             match register(&master, reg).await {
                 Ok(_) => return,
