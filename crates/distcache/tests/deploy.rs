@@ -936,15 +936,7 @@ fn kubernetes_manifests_render_and_validate_strictly() {
         }
     }
     // Auxiliaries register under their stable DNS names.
-    let env = aux["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()
-        .expect("env")
-        .clone();
-    let get = |k: &str| {
-        env.iter()
-            .find(|e| e["name"] == json!(k))
-            .map(|e| e["value"].clone())
-    };
+    let get = |k: &str| container_env(&aux, k);
     assert_eq!(get("NODE_ID"), Some(json!("$(POD_NAME)")));
     assert_eq!(
         get("ADVERTISE_ADDR"),
@@ -961,15 +953,7 @@ fn kubernetes_manifests_render_and_validate_strictly() {
     // its own, and one list of all of them, spelled the same way, is every
     // pod's MASTER_PEERS (a master skips its own entry). RAFT_DIR is on the
     // pod's own volume.
-    let env = master["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()
-        .expect("env")
-        .clone();
-    let get = |k: &str| {
-        env.iter()
-            .find(|e| e["name"] == json!(k))
-            .map(|e| e["value"].clone())
-    };
+    let get = |k: &str| container_env(&master, k);
     assert_eq!(get("NODE_ID"), Some(json!("$(POD_NAME)")));
     assert_eq!(
         get("ADVERTISE_ADDR"),
@@ -1087,4 +1071,15 @@ fn healthcheck_exits_0_for_healthy_nodes_and_1_otherwise() {
     );
     let (code, _) = healthcheck(&["--url", &aux_url], None);
     assert_eq!(code, 1, "a killed auxiliary is unhealthy");
+}
+
+/// The value of environment variable `name` of a workload's first
+/// container, if it sets one.
+fn container_env(workload: &Value, name: &str) -> Option<Value> {
+    workload["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == json!(name))
+        .map(|e| e["value"].clone())
 }
