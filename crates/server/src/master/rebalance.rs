@@ -131,8 +131,11 @@ impl Drop for Running {
 async fn run_rounds(master: Arc<Master>) {
     let mut running: Option<Running> = None;
     loop {
+        // The newest map this master applied, not its view (which follows
+        // a moment later): a round just reported finished must not look
+        // current still and run again.
         let want = if master.consensus.is_leader() {
-            master.map().state.round().cloned()
+            master.consensus.applied().borrow().state.round().cloned()
         } else {
             None
         };
@@ -140,19 +143,14 @@ async fn run_rounds(master: Arc<Master>) {
             .as_ref()
             .filter(|r| !r.task.is_finished())
             .map(|r| r.id);
-        match want {
-            Some(round) if Some(round.id) == current => {}
-            Some(round) if running.as_ref().is_some_and(|r| r.id == round.id) => {
-                // Finished but the map has not moved on yet: its report is
-                // being proposed, or the proposal failed and is retried by
-                // running the round again (every step is idempotent).
-                if running.as_ref().is_some_and(|r| r.task.is_finished()) {
-                    running = Some(spawn_round(&master, round));
-                }
-            }
-            Some(round) => running = Some(spawn_round(&master, round)),
-            None => running = None,
-        }
+        running = match want {
+            Some(round) if Some(round.id) == current => running,
+            // Not running, or it ended while the map still names it: its
+            // report could not be proposed, so it runs again (every step is
+            // idempotent).
+            Some(round) => Some(spawn_round(&master, round)),
+            None => None,
+        };
         master.metrics.rebalance_in_progress.set(i64::from(
             running.as_ref().is_some_and(|r| !r.task.is_finished()),
         ));
