@@ -45,7 +45,7 @@ pub struct LocalArgs {
     /// Seconds between health checks
     #[arg(long, default_value_t = 1.0)]
     pub health_check_interval: f64,
-    /// Where each master keeps its Raft log for the run (`master-N/raft-PORT`, emptied at start); snapshots are off
+    /// Where each master keeps its Raft log for the run (`master-N/raft-PORT`, emptied at start) and each auxiliary its snapshot (`aux-N/`): written when `local` stops (Ctrl-C) and restored when it starts again, so keys survive a restart; no periodic snapshots
     #[arg(long, default_value = "./backup/local")]
     pub backup_dir: PathBuf,
     /// Bearer tokens the masters accept, `token:role,...` (role: read, write or admin), as AUTH_TOKENS [default: none: the API is open]

@@ -289,6 +289,67 @@ fn local_starts_a_whole_cluster_and_stops_on_ctrl_c() {
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
+/// Ctrl-C and a new `local` on the same directory: every auxiliary leaves a
+/// snapshot of its final state when it stops and restores it when it
+/// starts, so a key deleted or overwritten after an earlier snapshot (here
+/// `POST /backup`'s) stays deleted or overwritten, and the others are back.
+#[test]
+fn local_keeps_deletes_and_overwrites_across_ctrl_c_and_a_restart() {
+    common::init_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::blocking::Client::new();
+    let set = |port: u16, key: &str, value: &str| {
+        let body = json!({"key": key, "value": value});
+        let resp = http
+            .post(format!("http://127.0.0.1:{port}/data"))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "set {key}");
+    };
+    let get = |port: u16, key: &str| -> Option<Value> {
+        let resp = http
+            .get(format!("http://127.0.0.1:{port}/data/{key}"))
+            .send()
+            .unwrap();
+        match resp.status().as_u16() {
+            200 => Some(resp.json::<Value>().unwrap()["value"].clone()),
+            404 => None,
+            s => panic!("GET {key}: {s}"),
+        }
+    };
+    let (port, mut local) = start_local(dir.path(), &[]);
+    set(port, "ghost", "I was deleted");
+    set(port, "moved", "old");
+    set(port, "kept", "unchanged");
+    let resp = http
+        .post(format!("http://127.0.0.1:{port}/backup"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200, "POST /backup");
+    let resp = http
+        .delete(format!("http://127.0.0.1:{port}/data/ghost"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200, "delete ghost");
+    set(port, "moved", "new");
+    local.signal(Signal::SIGINT);
+    let status = local.wait_exit(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+
+    let (port, mut local) = start_local(dir.path(), &[]);
+    // The masters' map is rebuilt as the auxiliaries register: wait until
+    // the key that never changed is served again.
+    wait_until(Duration::from_secs(30), "kept is back", || {
+        get(port, "kept") == Some(json!("unchanged"))
+    });
+    assert_eq!(get(port, "ghost"), None, "a deleted key stays deleted");
+    assert_eq!(get(port, "moved"), Some(json!("new")), "an overwrite stays");
+    local.signal(Signal::SIGINT);
+    let status = local.wait_exit(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
 /// With tokens and a secret, `local` closes the API to callers without a
 /// token and the auxiliaries' internal routes to callers without the
 /// secret, and its own nodes still work together.

@@ -205,11 +205,10 @@ pub(super) async fn snapshot_loop(node: Arc<Node>, shutdown: Shutdown) {
     }
 }
 
-/// The last snapshot on graceful shutdown (when snapshots are on).
+/// The last snapshot on graceful shutdown, whatever `BACKUP_INTERVAL` is:
+/// the node restores its snapshot when it starts again, so an older one
+/// left in place would bring back keys deleted or overwritten since.
 pub(super) async fn on_shutdown(node: &Arc<Node>) {
-    if node.snapshots.interval.is_zero() {
-        return;
-    }
     if take(node, "shutdown").await.is_err() {
         warn!("no snapshot at shutdown");
     }
