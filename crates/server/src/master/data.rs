@@ -638,39 +638,20 @@ impl Master {
         items: Vec<WriteItem>,
     ) -> Result<Vec<Result<(), ApiError>>, ApiError> {
         let now = (self.clock)();
-        let mut entries: Vec<KeyedEntry> = items
+        // Versions are stamped by each attempt: one routed again after an
+        // auxiliary refused it as routed by an old map goes out anew.
+        let entries: Vec<KeyedEntry> = items
             .into_iter()
             .map(|item| KeyedEntry {
                 key: Bytes::from(item.key),
                 entry: Entry {
                     value: item.value,
                     expires_at_ms: self.expiry(now, item.ttl_secs),
-                    version: self.versions.tick(now),
+                    version: Version::ZERO,
                 },
             })
             .collect();
-        let mut newest = 0;
-        let mut result = Err(map_behind(0));
-        for _ in 0..FENCED_ATTEMPTS {
-            result = match self.write_many_once(&mut entries).await {
-                Ok(results) => Ok(results),
-                Err(OpError::Api(e)) => Err(e),
-                Err(OpError::Fenced(epoch)) => {
-                    newest = newest.max(epoch);
-                    if let Err(e) = self.catch_up(epoch).await {
-                        result = Err(e);
-                        break;
-                    }
-                    let now = (self.clock)();
-                    for entry in &mut entries {
-                        entry.entry.version = self.versions.tick(now);
-                    }
-                    result = Err(map_behind(newest));
-                    continue;
-                }
-            };
-            break;
-        }
+        let result = self.fenced(|| self.write_many_once(&entries)).await;
         for entry in &entries {
             self.invalidate_near(&entry.key);
         }
@@ -680,8 +661,13 @@ impl Master {
     /// One attempt at [`Master::write_many`], routed by the current map.
     async fn write_many_once(
         &self,
-        entries: &mut [KeyedEntry],
+        entries: &[KeyedEntry],
     ) -> Result<Vec<Result<(), ApiError>>, OpError> {
+        let now = (self.clock)();
+        let mut entries = entries.to_vec();
+        for entry in &mut entries {
+            entry.entry.version = self.versions.tick(now);
+        }
         let view = self.view.load_full();
         let routes: Vec<Route> = entries
             .iter()
@@ -689,7 +675,7 @@ impl Master {
             .collect::<Result<_, _>>()?;
         let everything: Vec<usize> = (0..entries.len()).collect();
         let mut tallies = self
-            .write_round(view.epoch, &routes, entries, &everything)
+            .write_round(view.epoch, &routes, &entries, &everything)
             .await;
         if let Some(current) = tallies.iter().filter_map(|t| t.fenced).max() {
             return Err(OpError::Fenced(current));
@@ -708,7 +694,7 @@ impl Master {
             }
             self.metrics.restamped.inc_by(refused.len() as u64);
             let again = self
-                .write_round(view.epoch, &routes, entries, &refused)
+                .write_round(view.epoch, &routes, &entries, &refused)
                 .await;
             if let Some(current) = again.iter().filter_map(|t| t.fenced).max() {
                 return Err(OpError::Fenced(current));
