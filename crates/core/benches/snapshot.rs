@@ -59,9 +59,12 @@ fn main() {
         let file = std::fs::File::create(&path).expect("create");
         let (out, bytes) = snapshot::write_encoded(
             BufWriter::with_capacity(1 << 20, file),
-            "bench",
-            now,
-            store.shard_count() as u32,
+            snapshot::Origin {
+                node_id: "bench",
+                created_at_ms: now,
+                shard_count: store.shard_count() as u32,
+                log_generation: 0,
+            },
             &encoded,
         )
         .expect("encode");

@@ -14,6 +14,8 @@
 //!   states, committed and target rings, rebalance rounds, the epoch), as a
 //!   pure engine: events in, commands out.
 //! - [`snapshot`]: the versioned, checksummed snapshot format of a store.
+//! - [`mutation_log`]: the checksummed records of every mutation between
+//!   snapshots, replayed on top of the last one at start.
 //! - [`clock`]: wall-clock milliseconds, the one place the time is read.
 //!
 //! Data flows one way: a master validates a [`key`], stamps a [`version`],
@@ -22,8 +24,10 @@
 
 pub mod clock;
 pub mod cluster;
+mod codec;
 pub mod handoff;
 pub mod key;
+pub mod mutation_log;
 pub mod ring;
 pub mod snapshot;
 pub mod store;

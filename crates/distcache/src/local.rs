@@ -174,6 +174,10 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             cache_shards: distcache_core::store::DEFAULT_SHARDS,
             tombstone_grace: distcache_server::config::DEFAULT_TOMBSTONE_GRACE_SECS,
             backup_interval: 0,
+            // What Ctrl-C or a crash would lose since the last snapshot is
+            // in the log, as on any auxiliary.
+            log_fsync: distcache_server::config::LogFsync::Everysec,
+            log_max_bytes: distcache_server::config::DEFAULT_LOG_MAX_BYTES,
             // The whole cluster stops together: nobody to hand keys to.
             leave_on_shutdown: false,
             security: AuxSecurity {

@@ -56,6 +56,21 @@ pub struct CommonConfig {
     pub backup_dir: PathBuf,
 }
 
+/// Default `LOG_MAX_BYTES`: 64 MiB, as Redis's `auto-aof-rewrite-min-size`.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// `LOG_FSYNC`: when the mutation log reaches the disk.
+#[derive(clap::ValueEnum, serde::Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFsync {
+    /// Written before each acknowledgement, synced once a second.
+    Everysec,
+    /// Synced before each acknowledgement (group commit).
+    Always,
+    /// No log.
+    Off,
+}
+
 /// Configuration of an auxiliary (storage node).
 #[derive(Args, Debug, Clone)]
 pub struct AuxConfig {
@@ -103,6 +118,17 @@ pub struct AuxConfig {
     /// Seconds between snapshots (0 = off)
     #[arg(long, env = "BACKUP_INTERVAL", default_value_t = 60)]
     pub backup_interval: u64,
+
+    /// When the mutation log is synced to disk: everysec (a machine crash
+    /// loses at most about the last second), always (before every
+    /// acknowledgement), off (no log: a restart keeps only the last snapshot)
+    #[arg(long, env = "LOG_FSYNC", value_enum, default_value_t = LogFsync::Everysec)]
+    pub log_fsync: LogFsync,
+
+    /// Bytes the mutation log may grow to (or the last snapshot's size, if
+    /// larger) before a snapshot empties it
+    #[arg(long, env = "LOG_MAX_BYTES", default_value_t = DEFAULT_LOG_MAX_BYTES)]
+    pub log_max_bytes: u64,
 
     /// On SIGTERM, hand every key to its new owners before exiting
     #[arg(long, env = "LEAVE_ON_SHUTDOWN", default_value_t = true, action = clap::ArgAction::Set)]

@@ -477,6 +477,81 @@ pub struct AuxMetrics {
     pub keys_dropped: IntCounter,
     /// Snapshot metrics (written by the snapshot worker).
     pub snapshots: SnapshotMetrics,
+    /// Mutation log metrics.
+    pub log: LogMetrics,
+}
+
+/// Metrics of an auxiliary's mutation log.
+#[derive(Clone, Debug)]
+pub struct LogMetrics {
+    /// Bytes in the current log generation.
+    pub bytes: IntGauge,
+    /// 1 while every acknowledged mutation is on disk within the fsync
+    /// window; 0 when the log is off or broken.
+    pub durable: IntGauge,
+    /// Time of one fsync of the log.
+    pub fsync_seconds: Histogram,
+    /// Failed fsyncs of the log.
+    pub fsync_failures: IntCounter,
+    /// Failed writes to the log (disk full, read-only, I/O errors).
+    pub write_failures: IntCounter,
+    /// Records replayed from the log at start.
+    pub replayed_records: IntCounter,
+    /// Log files found damaged at start, by kind (`torn_tail`, `corrupt`,
+    /// `unreadable`).
+    pub replay_damage: IntCounterVec,
+}
+
+/// Buckets of the fsync histogram: from a page-cache-only fsync on tmpfs to
+/// a slow disk.
+const FSYNC_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0,
+];
+
+impl LogMetrics {
+    /// Registers the log metrics in `registry`.
+    pub fn new(registry: &Registry) -> Self {
+        LogMetrics {
+            bytes: gauge(
+                registry,
+                "log_bytes",
+                "Bytes in the current mutation log generation (emptied by each snapshot).",
+            ),
+            durable: gauge(
+                registry,
+                "log_durable",
+                "1 while every acknowledged write and delete is in the mutation log or a snapshot on disk (within the LOG_FSYNC window); 0 when the log is off or failed.",
+            ),
+            fsync_seconds: histogram_with_buckets(
+                registry,
+                "log_fsync_duration_seconds",
+                "Time of one fsync of the mutation log.",
+                FSYNC_BUCKETS,
+            ),
+            fsync_failures: counter(
+                registry,
+                "log_fsync_failures_total",
+                "Failed fsyncs of the mutation log.",
+            ),
+            write_failures: counter(
+                registry,
+                "log_write_failures_total",
+                "Failed writes to the mutation log (disk full, read-only directory, I/O errors).",
+            ),
+            replayed_records: counter(
+                registry,
+                "log_replayed_records_total",
+                "Mutation log records replayed on top of the snapshot at start.",
+            ),
+            replay_damage: counter_vec(
+                registry,
+                "log_replay_damage_total",
+                "Mutation log files found damaged at start, by kind: torn_tail (cut, expected after a crash), corrupt (records after the damage skipped), unreadable.",
+                &["kind"],
+            ),
+        }
+    }
 }
 
 /// Metrics of the snapshots a node writes (auxiliaries: their store;
@@ -606,6 +681,7 @@ impl AuxMetrics {
                 "Copies this auxiliary dropped after their new owners had them.",
             ),
             snapshots: SnapshotMetrics::new(registry),
+            log: LogMetrics::new(registry),
         }
     }
 

@@ -53,6 +53,8 @@ impl Aux {
             cache_shards: distcache_core::store::DEFAULT_SHARDS,
             tombstone_grace: distcache_server::config::DEFAULT_TOMBSTONE_GRACE_SECS,
             backup_interval: 0,
+            log_fsync: distcache_server::config::LogFsync::Off,
+            log_max_bytes: distcache_server::config::DEFAULT_LOG_MAX_BYTES,
             leave_on_shutdown: false,
             security: AuxSecurity {
                 cluster: ClusterConfig {

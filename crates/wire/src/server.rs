@@ -59,6 +59,16 @@ pub trait Handler: Send + Sync + 'static {
     /// `Hello`; the handler decides what an unauthenticated connection may
     /// do.
     fn handle(&self, req: Request, epoch: u64, conn: &mut ConnState) -> Response;
+
+    /// Called before answers handled since the last call are written to the
+    /// connection (once per batch of frames read, and whenever the pending
+    /// answers grow large). A handler that must make its changes durable
+    /// before they are acknowledged does it here, once for the whole batch,
+    /// using what it noted in `conn.wait_for`. The default does nothing.
+    fn before_answering(&self, conn: &mut ConnState) -> impl Future<Output = ()> + Send {
+        let _ = conn;
+        std::future::ready(())
+    }
 }
 
 /// Per-connection state a handler may keep.
@@ -69,6 +79,10 @@ pub struct ConnState {
     /// Set by the handler to close the connection once this answer is
     /// written (e.g. after refusing an unauthenticated request).
     pub close: bool,
+    /// A position in the handler's own sequence (a log offset, say) that the
+    /// answers handled since the last [`Handler::before_answering`] wait
+    /// for; 0 = nothing. Only the handler reads and writes it.
+    pub wait_for: u64,
 }
 
 /// Accepts connections on `listener` until `shutdown` is cancelled, serving
@@ -167,6 +181,7 @@ async fn serve_connection<H: Handler>(
                         break Err(End::Refused);
                     }
                     if write_buf.len() >= FLUSH_AT_BYTES {
+                        handler.before_answering(&mut state).await;
                         if let Err(e) = flush(&mut stream, &mut write_buf).await {
                             break Err(End::Io(e));
                         }
@@ -176,6 +191,9 @@ async fn serve_connection<H: Handler>(
                 Err(e) => break Err(End::BadFrame(e)),
             }
         };
+        // Refused or not, what was handled before is answered: made durable
+        // first, like every answer.
+        handler.before_answering(&mut state).await;
         if let Err(end) = decoded {
             break end;
         }

@@ -4,10 +4,15 @@
 //! # Contract
 //!
 //! - **Format.** A magic number and a format version, a header (node id,
-//!   creation time, entry count, shard count), entries in blocks (key,
-//!   value, version, absolute expiry) in the order they are to be restored,
+//!   creation time, counts, shard count, the mutation log generation it
+//!   covers), entries in blocks (key, value, version, absolute expiry) in the
+//!   order they are to be restored, then tombstones (key, delete version),
 //!   and checksums (CRC-32) over the header, over each block and over the
-//!   whole file. Today's layout is in [`v1`].
+//!   whole file. Today's layout is in [`v2`].
+//! - **Tombstones.** A key deleted within the store's tombstone grace is
+//!   saved as its delete version and restored as a tombstone (with a fresh
+//!   grace), so that after a restart an older copy of the key, offered by a
+//!   peer's handoff or a restore, is still refused.
 //! - **Versions.** Every format version ever written keeps a frozen decoder
 //!   module (`v1`, later `v2`...); [`decode`] reads the version and calls the
 //!   matching one, so a file written today still loads after the format
@@ -27,6 +32,7 @@
 
 mod error;
 pub mod v1;
+pub mod v2;
 mod writer;
 
 pub use error::SnapshotError;
@@ -34,10 +40,13 @@ pub use writer::{EncodedEntries, SnapshotWriter};
 
 use bytes::Bytes;
 
-use crate::store::{Entry, EntryRef, SetOutcome, Store};
+use crate::codec;
+
+use crate::store::{DeleteOutcome, Entry, EntryRef, SetOutcome, Store};
+use crate::version::Version;
 
 /// The newest format version this build writes and reads.
-pub const CURRENT_VERSION: u16 = v1::VERSION;
+pub const CURRENT_VERSION: u16 = v2::VERSION;
 
 /// Who wrote a snapshot, when, and how much it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +57,12 @@ pub struct SnapshotHeader {
     pub created_at_ms: u64,
     /// Entries in the snapshot.
     pub entry_count: u64,
+    /// Tombstones in the snapshot (0 before format v2).
+    pub tombstone_count: u64,
+    /// The mutation log generation started when the snapshot's copy began:
+    /// every older generation is covered by the snapshot, and replay starts
+    /// here (0 before format v2: replay every generation).
+    pub log_generation: u64,
     /// Shards of the store it was taken from (restoring into a store with
     /// the same count keeps the exact per-shard LRU order).
     pub shard_count: u32,
@@ -69,6 +84,8 @@ pub struct Snapshot {
     pub header: SnapshotHeader,
     /// The entries, in restore order.
     pub entries: Vec<SnapshotEntry>,
+    /// Keys deleted within the tombstone grace, with their delete versions.
+    pub tombstones: Vec<(Bytes, Version)>,
 }
 
 /// What [`Snapshot::restore_into`] did.
@@ -82,6 +99,8 @@ pub struct RestoreCounts {
     pub stale: u64,
     /// Entries larger than the store's byte share, refused.
     pub too_large: u64,
+    /// Tombstones restored (keys deleted before the snapshot).
+    pub tombstones: u64,
     /// Items the store evicted to stay within capacity while filling.
     pub evicted: u64,
 }
@@ -124,23 +143,63 @@ pub fn visit_ref(
     data: &[u8],
     f: impl FnMut(&[u8], EntryRef<'_>),
 ) -> Result<SnapshotHeader, SnapshotError> {
-    // Later versions dispatch here, each to its frozen module.
-    let _v1 = format_version(data)?;
-    v1::visit_ref(data, f)
+    struct EntriesOnly<F>(F);
+    impl<F: FnMut(&[u8], EntryRef<'_>)> Visitor for EntriesOnly<F> {
+        fn entry(&mut self, key: &[u8], entry: EntryRef<'_>) {
+            (self.0)(key, entry)
+        }
+        fn tombstone(&mut self, _: &[u8], _: Version) {}
+    }
+    visit_records(data, &mut EntriesOnly(f))
+}
+
+/// What [`visit_records`] calls for each record of a snapshot, in file
+/// order: every entry, then every tombstone.
+pub trait Visitor {
+    /// An entry, lent from the snapshot's bytes.
+    fn entry(&mut self, key: &[u8], entry: EntryRef<'_>);
+    /// A tombstone: `key` was deleted at `version`.
+    fn tombstone(&mut self, key: &[u8], version: Version);
+}
+
+/// Checks a snapshot of any supported format version in full, then calls
+/// `visitor` with each record in file order and returns the header. A
+/// damaged snapshot gives an error before anything is visited.
+pub fn visit_records(
+    data: &[u8],
+    visitor: &mut impl Visitor,
+) -> Result<SnapshotHeader, SnapshotError> {
+    // Each version dispatches to its frozen module.
+    match format_version(data)? {
+        v1::VERSION => v1::visit_ref(data, |key, entry| visitor.entry(key, entry)),
+        _ => v2::visit(data, visitor),
+    }
 }
 
 /// Decodes a snapshot of any supported format version.
 pub fn decode(data: &[u8]) -> Result<Snapshot, SnapshotError> {
+    struct Collect(Vec<SnapshotEntry>, Vec<(Bytes, Version)>);
+    impl Visitor for Collect {
+        fn entry(&mut self, key: &[u8], entry: EntryRef<'_>) {
+            self.0.push(SnapshotEntry {
+                key: Bytes::copy_from_slice(key),
+                entry: entry.to_entry(),
+            });
+        }
+        fn tombstone(&mut self, key: &[u8], version: Version) {
+            self.1.push((Bytes::copy_from_slice(key), version));
+        }
+    }
     format_version(data)?;
     // Never reserve more than the data could hold.
-    let mut entries = Vec::with_capacity((data.len() / v1::MIN_ENTRY_LEN).min(1 << 20));
-    let header = visit(data, |key, entry| {
-        entries.push(SnapshotEntry {
-            key: Bytes::copy_from_slice(key),
-            entry,
-        })
-    })?;
-    Ok(Snapshot { header, entries })
+    let capacity = (data.len() / codec::MIN_ENTRY_LEN).min(1 << 20);
+    let mut records = Collect(Vec::with_capacity(capacity), Vec::new());
+    let header = visit_records(data, &mut records)?;
+    Ok(Snapshot {
+        header,
+        entries: records.0,
+        tombstones: records.1,
+    })
 }
 
 /// Checks a snapshot in full, then inserts its entries into `store` in file
@@ -152,7 +211,7 @@ pub fn restore_bytes(
     now_ms: u64,
 ) -> Result<(SnapshotHeader, RestoreCounts), SnapshotError> {
     let mut restorer = Restorer::new(store, now_ms);
-    let header = visit_ref(data, |key, entry| restorer.add(key, entry))?;
+    let header = visit_records(data, &mut restorer)?;
     Ok((header, restorer.finish()))
 }
 
@@ -162,6 +221,15 @@ struct Restorer<'a> {
     now_ms: u64,
     evictions_before: u64,
     counts: RestoreCounts,
+}
+
+impl Visitor for Restorer<'_> {
+    fn entry(&mut self, key: &[u8], entry: EntryRef<'_>) {
+        self.add(key, entry);
+    }
+    fn tombstone(&mut self, key: &[u8], version: Version) {
+        self.add_tombstone(key, version);
+    }
 }
 
 impl<'a> Restorer<'a> {
@@ -184,6 +252,13 @@ impl<'a> Restorer<'a> {
             SetOutcome::Stale { .. } => self.counts.stale += 1,
             SetOutcome::Expired => self.counts.expired += 1,
             SetOutcome::TooLarge => self.counts.too_large += 1,
+        }
+    }
+
+    fn add_tombstone(&mut self, key: &[u8], version: Version) {
+        match self.store.delete(key, version, self.now_ms) {
+            DeleteOutcome::Deleted | DeleteOutcome::NotFound => self.counts.tombstones += 1,
+            DeleteOutcome::Stale { .. } => self.counts.stale += 1,
         }
     }
 
@@ -210,6 +285,8 @@ pub fn encode<'a, W: std::io::Write>(
         node_id: node_id.to_string(),
         created_at_ms,
         entry_count: entries.len() as u64,
+        tombstone_count: 0,
+        log_generation: 0,
         shard_count,
     };
     let mut writer = SnapshotWriter::new(out, &header)?;
@@ -220,34 +297,51 @@ pub fn encode<'a, W: std::io::Write>(
 }
 
 /// Encodes a whole store, one shard at a time: each shard's lock is held
-/// only while its entries are encoded into memory (least recently used
-/// first), never while writing. Entries a snapshot cannot hold are skipped
-/// (none can reach a store through the API). Returns the encoded entries,
-/// ready for [`SnapshotWriter::push_encoded`].
+/// only while its entries (least recently used first) and its tombstones
+/// are encoded into memory, never while writing. Records a snapshot cannot
+/// hold are skipped (none can reach a store through the API). Returns the
+/// encoded records, ready for [`SnapshotWriter::push_encoded`].
 pub fn encode_store(store: &Store, now_ms: u64) -> EncodedEntries {
     let mut encoded = EncodedEntries::new();
     for shard in 0..store.shard_count() {
         store.for_each_in_shard(shard, now_ms, |key, entry| {
             let _ = encoded.push(key, entry);
         });
+        store.for_each_tombstone_in_shard(shard, now_ms, |key, version| {
+            let _ = encoded.push_tombstone(key, version);
+        });
     }
     encoded
+}
+
+/// Where a snapshot comes from: its header's fields other than the counts.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    /// The writing node's id.
+    pub node_id: &'a str,
+    /// When the copy was taken, Unix milliseconds.
+    pub created_at_ms: u64,
+    /// Shards of the store copied.
+    pub shard_count: u32,
+    /// The mutation log generation started just before the copy began (0
+    /// when the node keeps no log).
+    pub log_generation: u64,
 }
 
 /// Writes a snapshot of `encoded` (from [`encode_store`]) to `out`;
 /// returns the output and the snapshot's size.
 pub fn write_encoded<W: std::io::Write>(
     out: W,
-    node_id: &str,
-    created_at_ms: u64,
-    shard_count: u32,
+    origin: Origin<'_>,
     encoded: &EncodedEntries,
 ) -> std::io::Result<(W, u64)> {
     let header = SnapshotHeader {
-        node_id: node_id.to_string(),
-        created_at_ms,
+        node_id: origin.node_id.to_string(),
+        created_at_ms: origin.created_at_ms,
         entry_count: encoded.len(),
-        shard_count,
+        tombstone_count: encoded.tombstones(),
+        log_generation: origin.log_generation,
+        shard_count: origin.shard_count,
     };
     let mut writer = SnapshotWriter::new(out, &header)?;
     writer.push_encoded(encoded)?;
@@ -262,6 +356,9 @@ impl Snapshot {
         let mut restorer = Restorer::new(store, now_ms);
         for SnapshotEntry { key, entry } in self.entries {
             restorer.add(&key, entry.view());
+        }
+        for (key, version) in self.tombstones {
+            restorer.add_tombstone(&key, version);
         }
         restorer.finish()
     }

@@ -45,17 +45,37 @@ fn snapshot_of(store: &Store, now: u64) -> Vec<u8> {
     bytes
 }
 
+fn origin(log_generation: u64) -> Origin<'static> {
+    Origin {
+        node_id: "aux-1",
+        created_at_ms: NOW,
+        shard_count: 4,
+        log_generation,
+    }
+}
+
+/// A snapshot of `n` keys, every fourth of them deleted (a tombstone).
 fn sample(n: u32) -> Vec<u8> {
     let s = store(1000, 4);
     for i in 0..n {
         let ttl = (i % 3 == 0).then_some(NOW + 60_000 + u64::from(i));
-        s.set(
-            format!("key-{i}").as_bytes(),
-            entry(&format!("\"v{i}\""), i, ttl),
-            NOW,
-        );
+        let key = format!("key-{i}");
+        s.set(key.as_bytes(), entry(&format!("\"v{i}\""), i, ttl), NOW);
+        if i % 4 == 1 {
+            s.delete(key.as_bytes(), tombstone_version(i), NOW);
+        }
     }
-    snapshot_of(&s, NOW)
+    write_encoded(Vec::new(), origin(5), &encode_store(&s, NOW))
+        .expect("encoding into a Vec cannot fail")
+        .0
+}
+
+fn tombstone_version(n: u32) -> Version {
+    Version {
+        millis: NOW - 500,
+        counter: n,
+        origin: 7,
+    }
 }
 
 #[test]
@@ -105,7 +125,15 @@ fn a_store_encoded_shard_by_shard_decodes_to_its_export() {
     }
     let encoded = encode_store(&s, NOW);
     assert_eq!(encoded.len(), 3000);
-    let (bytes, size) = write_encoded(Vec::new(), "aux-1", NOW, 8, &encoded).expect("encode");
+    let (bytes, size) = write_encoded(
+        Vec::new(),
+        Origin {
+            shard_count: 8,
+            ..origin(0)
+        },
+        &encoded,
+    )
+    .expect("encode");
     assert_eq!(size, bytes.len() as u64);
     assert!(bytes.len() > 130_000, "several blocks");
     let snap = decode(&bytes).expect("valid");
@@ -121,7 +149,9 @@ fn restore_bytes_inserts_nothing_from_a_damaged_snapshot() {
     let bytes = sample(200);
     let good = store(1000, 4);
     let (header, counts) = restore_bytes(&bytes, &good, NOW).expect("valid");
-    assert_eq!((header.entry_count, counts.restored), (200, 200));
+    // Every fourth key was deleted: 150 entries, 50 tombstones.
+    assert_eq!((header.entry_count, counts.restored), (150, 150));
+    assert_eq!((header.tombstone_count, counts.tombstones), (50, 50));
     let mut damaged = bytes.clone();
     let last = damaged.len() - 10;
     damaged[last] ^= 1; // in the last block: earlier blocks are fine
@@ -227,12 +257,12 @@ fn wrong_magic_newer_and_unknown_versions_are_named() {
             expected: "the format version"
         })
     );
-    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
     assert_eq!(
         decode(&bytes),
         Err(SnapshotError::NewerVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         })
     );
     bytes[8..10].copy_from_slice(&0u16.to_le_bytes());
@@ -258,6 +288,8 @@ fn the_writer_checks_the_announced_count() {
         node_id: "n".into(),
         created_at_ms: NOW,
         entry_count: 1,
+        tombstone_count: 1,
+        log_generation: 0,
         shard_count: 1,
     };
     let w = SnapshotWriter::new(Vec::new(), &header).expect("header");
@@ -268,6 +300,15 @@ fn the_writer_checks_the_announced_count() {
         w.push(b"b", &entry("1", 1, None)).is_err(),
         "more than announced"
     );
+    assert!(w.finish().is_err(), "the announced tombstone is missing");
+    let mut w = SnapshotWriter::new(Vec::new(), &header).expect("header");
+    w.push_tombstone(b"t", tombstone_version(1))
+        .expect("one tombstone");
+    assert!(
+        w.push(b"a", &entry("1", 1, None)).is_err(),
+        "entries after tombstones"
+    );
+    assert!(w.push_tombstone(b"u", tombstone_version(2)).is_err());
 }
 
 /// A v1 file written when the format was frozen. It must decode to the same
@@ -282,6 +323,8 @@ fn a_frozen_v1_file_still_decodes() {
             node_id: "aux-frozen".into(),
             created_at_ms: 1_700_000_000_000,
             entry_count: 2,
+            tombstone_count: 0,
+            log_generation: 0,
             shard_count: 1,
         }
     );
@@ -453,5 +496,94 @@ proptest! {
         let damaged = apply(&bytes, &mutation);
         prop_assume!(damaged != bytes);
         prop_assert!(decode(&damaged).is_err(), "accepted after {:?}", mutation);
+    }
+}
+
+#[test]
+fn tombstones_round_trip_and_refuse_older_copies_after_a_restore() {
+    let bytes = sample(8);
+    let snap = decode(&bytes).expect("valid");
+    assert_eq!(snap.header.log_generation, 5);
+    assert_eq!(snap.header.tombstone_count, 2);
+    let mut deleted: Vec<_> = snap
+        .tombstones
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    deleted.sort();
+    assert_eq!(
+        deleted,
+        vec![
+            (Bytes::from("key-1"), tombstone_version(1)),
+            (Bytes::from("key-5"), tombstone_version(5)),
+        ]
+    );
+    let restored = store(1000, 4);
+    let (_, counts) = restore_bytes(&bytes, &restored, NOW).expect("valid");
+    assert_eq!((counts.restored, counts.tombstones), (6, 2));
+    assert_eq!(
+        restored.lookup(b"key-1", NOW),
+        crate::store::Lookup::Deleted(tombstone_version(1))
+    );
+    // The copy a peer still holds from before the delete is refused.
+    assert!(matches!(
+        restored.set(b"key-1", entry("old", 1, None), NOW),
+        SetOutcome::Stale { .. }
+    ));
+}
+
+#[test]
+fn a_tombstone_older_than_the_restored_entry_does_not_delete_it() {
+    let s = store(100, 1);
+    s.delete(b"k", tombstone_version(1), NOW);
+    let mut newer = entry("new", 1, None);
+    newer.version.millis = NOW;
+    let mut encoded = EncodedEntries::new();
+    encoded.push(b"k", newer.view()).unwrap();
+    encoded.push_tombstone(b"k", tombstone_version(1)).unwrap();
+    let bytes = write_encoded(Vec::new(), origin(0), &encoded).unwrap().0;
+    let restored = store(100, 1);
+    let (_, counts) = restore_bytes(&bytes, &restored, NOW).unwrap();
+    assert_eq!((counts.restored, counts.stale), (1, 1));
+    assert_eq!(restored.get(b"k", NOW), Some(newer));
+}
+
+/// A v2 file written once, by the v2 encoder when v2 became today's format,
+/// from [`frozen_entries`] and [`frozen_tombstone`] (node `aux-frozen`, log
+/// generation 42); it is never regenerated. Like the v1 fixture, it must
+/// decode to the same snapshot forever.
+#[test]
+fn a_frozen_v2_file_still_decodes() {
+    let bytes = include_bytes!("testdata/v2.snap");
+    let snap = decode(bytes).expect("the v2 file decodes");
+    assert_eq!(
+        snap.header,
+        SnapshotHeader {
+            node_id: "aux-frozen".into(),
+            created_at_ms: 1_700_000_000_000,
+            entry_count: 2,
+            tombstone_count: 1,
+            log_generation: 42,
+            shard_count: 1,
+        }
+    );
+    let entries: Vec<_> = snap
+        .entries
+        .iter()
+        .map(|e| (&e.key[..], e.entry.clone()))
+        .collect();
+    let frozen: Vec<_> = frozen_entries().into_iter().collect();
+    assert_eq!(entries, frozen);
+    assert_eq!(
+        snap.tombstones,
+        vec![(Bytes::from("gone"), frozen_tombstone())]
+    );
+}
+
+fn frozen_tombstone() -> Version {
+    Version {
+        millis: 1_700_000_000_123,
+        counter: 4,
+        origin: 2,
     }
 }

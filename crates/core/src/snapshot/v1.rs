@@ -239,10 +239,14 @@ fn walk(
                 if total != seen || entry_count != total {
                     return Err(malformed(section_start as u64, "entry counts disagree"));
                 }
+                // v1 held no tombstones and knew no mutation log: replay
+                // after it starts at the first generation.
                 return Ok(SnapshotHeader {
                     node_id,
                     created_at_ms,
                     entry_count,
+                    tombstone_count: 0,
+                    log_generation: 0,
                     shard_count,
                 });
             }

@@ -1,28 +1,58 @@
-//! [`SnapshotWriter`]: encodes a snapshot in today's format (v1) to any
+//! [`SnapshotWriter`]: encodes a snapshot in today's format (v2) to any
 //! [`Write`], block by block, without holding the whole file in memory.
 
 use std::io::{self, Write};
 
 use super::SnapshotHeader;
-use super::v1::{BLOCK_MARKER, END_MARKER, FLAG_EXPIRES, MAGIC, MAX_NODE_ID_LEN, VERSION};
+use super::v2::{END_MARKER, ENTRY_BLOCK, MAGIC, MAX_NODE_ID_LEN, TOMBSTONE_BLOCK, VERSION};
+use crate::codec;
 use crate::store::{Entry, EntryRef};
+use crate::version::Version;
 
-/// Entries are grouped in blocks of about this many payload bytes; each
+/// Records are grouped in blocks of about this many payload bytes; each
 /// block carries its own checksum, so damage is located to a block.
 const BLOCK_TARGET_BYTES: usize = 64 * 1024;
 
 /// Writes one snapshot: the header at [`SnapshotWriter::new`], entries with
-/// [`SnapshotWriter::push`] in the order they should be restored, and the
-/// end section at [`SnapshotWriter::finish`], which checks that exactly the
-/// header's `entry_count` entries were pushed.
+/// [`SnapshotWriter::push`] in the order they should be restored, then
+/// tombstones, and the end section at [`SnapshotWriter::finish`], which
+/// checks that exactly the header's counts were pushed.
 pub struct SnapshotWriter<W: Write> {
     out: W,
     file_crc: crc32fast::Hasher,
-    block: Vec<u8>,
-    block_entries: u32,
-    expected: u64,
-    pushed: u64,
+    block: Chunk,
+    expected: Counts,
+    pushed: Counts,
     bytes: u64,
+}
+
+/// Entries and tombstones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    entries: u64,
+    tombstones: u64,
+}
+
+/// One block's worth of records of one kind, encoded.
+#[derive(Debug)]
+struct Chunk {
+    marker: u8,
+    count: u32,
+    payload: Vec<u8>,
+}
+
+impl Chunk {
+    fn new(marker: u8) -> Self {
+        Chunk {
+            marker,
+            count: 0,
+            payload: Vec::with_capacity(BLOCK_TARGET_BYTES + 256),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.payload.len() >= BLOCK_TARGET_BYTES || self.count == u32::MAX
+    }
 }
 
 fn invalid(message: &'static str) -> io::Error {
@@ -40,10 +70,12 @@ impl<W: Write> SnapshotWriter<W> {
         head.extend_from_slice(&MAGIC);
         head.extend_from_slice(&VERSION.to_le_bytes());
         head.extend_from_slice(&0u16.to_le_bytes());
-        let body_len = 8 + 8 + 4 + 2 + id.len();
+        let body_len = 8 + 8 + 8 + 8 + 4 + 2 + id.len();
         head.extend_from_slice(&(body_len as u32).to_le_bytes());
         head.extend_from_slice(&header.created_at_ms.to_le_bytes());
         head.extend_from_slice(&header.entry_count.to_le_bytes());
+        head.extend_from_slice(&header.tombstone_count.to_le_bytes());
+        head.extend_from_slice(&header.log_generation.to_le_bytes());
         head.extend_from_slice(&header.shard_count.to_le_bytes());
         head.extend_from_slice(&(id.len() as u16).to_le_bytes());
         head.extend_from_slice(id);
@@ -52,41 +84,72 @@ impl<W: Write> SnapshotWriter<W> {
         let mut writer = SnapshotWriter {
             out,
             file_crc: crc32fast::Hasher::new(),
-            block: Vec::with_capacity(BLOCK_TARGET_BYTES + 1024),
-            block_entries: 0,
-            expected: header.entry_count,
-            pushed: 0,
+            block: Chunk::new(ENTRY_BLOCK),
+            expected: Counts {
+                entries: header.entry_count,
+                tombstones: header.tombstone_count,
+            },
+            pushed: Counts::default(),
             bytes: 0,
         };
         writer.emit(&head)?;
         Ok(writer)
     }
 
-    /// Appends one entry.
+    /// Appends one entry. Entries come before every tombstone.
     pub fn push(&mut self, key: &[u8], entry: &Entry) -> io::Result<()> {
-        if self.pushed == self.expected {
+        if self.pushed.entries == self.expected.entries {
             return Err(invalid("more entries than the snapshot header announced"));
         }
-        encode_entry(&mut self.block, key, entry.view())?;
-        self.block_entries += 1;
-        self.pushed += 1;
-        if self.block.len() >= BLOCK_TARGET_BYTES || self.block_entries == u32::MAX {
+        if self.pushed.tombstones > 0 {
+            return Err(invalid("entries must come before tombstones"));
+        }
+        codec::put_entry(&mut self.block.payload, key, entry.view())?;
+        self.pushed.entries += 1;
+        self.block.count += 1;
+        if self.block.is_full() {
             self.flush_block()?;
         }
         Ok(())
     }
 
-    /// Appends entries encoded earlier (see [`EncodedEntries`]), each of its
+    /// Appends one tombstone: `key` was deleted at `version`.
+    pub fn push_tombstone(&mut self, key: &[u8], version: Version) -> io::Result<()> {
+        if self.pushed.tombstones == self.expected.tombstones {
+            return Err(invalid(
+                "more tombstones than the snapshot header announced",
+            ));
+        }
+        if self.block.marker != TOMBSTONE_BLOCK {
+            self.flush_block()?;
+            self.block.marker = TOMBSTONE_BLOCK;
+        }
+        codec::put_key_version(&mut self.block.payload, key, version)?;
+        self.pushed.tombstones += 1;
+        self.block.count += 1;
+        if self.block.is_full() {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+
+    /// Appends records encoded earlier (see [`EncodedEntries`]), each of its
     /// chunks as one block.
     pub fn push_encoded(&mut self, encoded: &EncodedEntries) -> io::Result<()> {
-        if self.expected - self.pushed < encoded.entries {
-            return Err(invalid("more entries than the snapshot header announced"));
+        if self.expected.entries - self.pushed.entries < encoded.entries
+            || self.expected.tombstones - self.pushed.tombstones < encoded.tombstones
+        {
+            return Err(invalid("more records than the snapshot header announced"));
+        }
+        if self.pushed.tombstones > 0 && encoded.entries > 0 {
+            return Err(invalid("entries must come before tombstones"));
         }
         self.flush_block()?;
-        for (count, payload) in &encoded.chunks {
-            self.write_block(*count, payload)?;
+        for chunk in encoded.entry_chunks.iter().chain(&encoded.tombstone_chunks) {
+            self.write_block(chunk)?;
         }
-        self.pushed += encoded.entries;
+        self.pushed.entries += encoded.entries;
+        self.pushed.tombstones += encoded.tombstones;
         Ok(())
     }
 
@@ -95,12 +158,13 @@ impl<W: Write> SnapshotWriter<W> {
     /// caller's (it knows whether `out` is a file).
     pub fn finish(mut self) -> io::Result<(W, u64)> {
         if self.pushed != self.expected {
-            return Err(invalid("fewer entries than the snapshot header announced"));
+            return Err(invalid("fewer records than the snapshot header announced"));
         }
         self.flush_block()?;
-        let mut end = [0u8; 9];
+        let mut end = [0u8; 17];
         end[0] = END_MARKER;
-        end[1..].copy_from_slice(&self.pushed.to_le_bytes());
+        end[1..9].copy_from_slice(&self.pushed.entries.to_le_bytes());
+        end[9..].copy_from_slice(&self.pushed.tombstones.to_le_bytes());
         self.emit(&end)?;
         let crc = self.file_crc.clone().finalize();
         self.out.write_all(&crc.to_le_bytes())?;
@@ -110,30 +174,38 @@ impl<W: Write> SnapshotWriter<W> {
     }
 
     fn flush_block(&mut self) -> io::Result<()> {
-        if self.block_entries == 0 {
+        if self.block.count == 0 {
             return Ok(());
         }
-        let block = std::mem::take(&mut self.block);
-        let written = self.write_block(self.block_entries, &block);
-        self.block = block;
-        self.block.clear();
-        self.block_entries = 0;
+        let marker = self.block.marker;
+        let mut block = std::mem::replace(
+            &mut self.block,
+            Chunk {
+                marker,
+                count: 0,
+                payload: Vec::new(),
+            },
+        );
+        let written = self.write_block(&block);
+        // Keep the allocation for the next block.
+        block.payload.clear();
+        self.block.payload = block.payload;
         written
     }
 
-    fn write_block(&mut self, count: u32, payload: &[u8]) -> io::Result<()> {
+    fn write_block(&mut self, chunk: &Chunk) -> io::Result<()> {
         let payload_len =
-            u32::try_from(payload.len()).map_err(|_| invalid("snapshot block too large"))?;
+            u32::try_from(chunk.payload.len()).map_err(|_| invalid("snapshot block too large"))?;
         let mut head = [0u8; 9];
-        head[0] = BLOCK_MARKER;
-        head[1..5].copy_from_slice(&count.to_le_bytes());
+        head[0] = chunk.marker;
+        head[1..5].copy_from_slice(&chunk.count.to_le_bytes());
         head[5..9].copy_from_slice(&payload_len.to_le_bytes());
         let mut crc = crc32fast::Hasher::new();
         crc.update(&head);
-        crc.update(payload);
+        crc.update(&chunk.payload);
         let crc = crc.finalize().to_le_bytes();
         self.emit(&head)?;
-        self.emit(payload)?;
+        self.emit(&chunk.payload)?;
         self.emit(&crc)
     }
 
@@ -145,39 +217,17 @@ impl<W: Write> SnapshotWriter<W> {
     }
 }
 
-/// Appends one entry in v1's entry layout to `out`.
-fn encode_entry(out: &mut Vec<u8>, key: &[u8], entry: EntryRef<'_>) -> io::Result<()> {
-    if key.is_empty() || key.len() > usize::from(u16::MAX) {
-        return Err(invalid("a snapshot key must be 1 to 65535 bytes"));
-    }
-    let value_len =
-        u32::try_from(entry.value.len()).map_err(|_| invalid("value too large for a snapshot"))?;
-    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
-    out.extend_from_slice(key);
-    out.extend_from_slice(&value_len.to_le_bytes());
-    out.extend_from_slice(entry.value);
-    out.extend_from_slice(&entry.version.millis.to_le_bytes());
-    out.extend_from_slice(&entry.version.counter.to_le_bytes());
-    out.extend_from_slice(&entry.version.origin.to_le_bytes());
-    match entry.expires_at_ms {
-        Some(at) => {
-            out.push(FLAG_EXPIRES);
-            out.extend_from_slice(&at.to_le_bytes());
-        }
-        None => out.push(0),
-    }
-    Ok(())
-}
-
-/// Entries already encoded, in block-sized chunks, before the snapshot's
-/// header (which needs the total count) can be written. This is how a
-/// store is copied: each shard is encoded while its lock is held, a copy
-/// of bytes with no allocation per entry, and the file is written after,
-/// with no lock held.
+/// Records already encoded, in block-sized chunks, before the snapshot's
+/// header (which needs the totals) can be written. This is how a store is
+/// copied: each shard is encoded while its lock is held, a copy of bytes
+/// with no allocation per record, and the file is written after, with no
+/// lock held.
 #[derive(Debug, Default)]
 pub struct EncodedEntries {
-    chunks: Vec<(u32, Vec<u8>)>,
+    entry_chunks: Vec<Chunk>,
+    tombstone_chunks: Vec<Chunk>,
     entries: u64,
+    tombstones: u64,
     bytes: u64,
 }
 
@@ -190,21 +240,23 @@ impl EncodedEntries {
     /// Encodes one more entry. An entry that cannot be stored in a snapshot
     /// (empty key, key over 65535 bytes, value over 4 GiB) is refused.
     pub fn push(&mut self, key: &[u8], entry: EntryRef<'_>) -> io::Result<()> {
-        let full = self.chunks.last().is_none_or(|(count, payload)| {
-            payload.len() >= BLOCK_TARGET_BYTES || *count == u32::MAX
-        });
-        if full {
-            self.chunks
-                .push((0, Vec::with_capacity(BLOCK_TARGET_BYTES + 256)));
-        }
-        let Some((count, payload)) = self.chunks.last_mut() else {
-            return Err(invalid("no chunk"));
-        };
-        let before = payload.len();
-        encode_entry(payload, key, entry)?;
-        *count += 1;
+        let chunk = open_chunk(&mut self.entry_chunks, ENTRY_BLOCK);
+        let before = chunk.payload.len();
+        codec::put_entry(&mut chunk.payload, key, entry)?;
+        chunk.count += 1;
         self.entries += 1;
-        self.bytes += (payload.len() - before) as u64;
+        self.bytes += (chunk.payload.len() - before) as u64;
+        Ok(())
+    }
+
+    /// Encodes one more tombstone. A key that cannot be stored is refused.
+    pub fn push_tombstone(&mut self, key: &[u8], version: Version) -> io::Result<()> {
+        let chunk = open_chunk(&mut self.tombstone_chunks, TOMBSTONE_BLOCK);
+        let before = chunk.payload.len();
+        codec::put_key_version(&mut chunk.payload, key, version)?;
+        chunk.count += 1;
+        self.tombstones += 1;
+        self.bytes += (chunk.payload.len() - before) as u64;
         Ok(())
     }
 
@@ -213,13 +265,27 @@ impl EncodedEntries {
         self.entries
     }
 
-    /// True when none were.
-    pub fn is_empty(&self) -> bool {
-        self.entries == 0
+    /// Tombstones encoded.
+    pub fn tombstones(&self) -> u64 {
+        self.tombstones
     }
 
-    /// Bytes of encoded entries.
+    /// True when nothing was.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0 && self.tombstones == 0
+    }
+
+    /// Bytes of encoded records.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+}
+
+/// The last chunk of `chunks`, or a new one when it is full.
+fn open_chunk(chunks: &mut Vec<Chunk>, marker: u8) -> &mut Chunk {
+    if chunks.last().is_none_or(Chunk::is_full) {
+        chunks.push(Chunk::new(marker));
+    }
+    let last = chunks.len() - 1;
+    &mut chunks[last]
 }

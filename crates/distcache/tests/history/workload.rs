@@ -41,6 +41,9 @@ pub struct Shared {
     pub errors: Mutex<Vec<String>>,
     /// Client errors in the other phases (faults), by master.
     pub tolerated: Mutex<Vec<usize>>,
+    /// When each phase began (the first when the workload started), so
+    /// that an anomaly can be placed in its phase.
+    pub phase_starts: Mutex<Vec<Instant>>,
     pub stop: AtomicBool,
 }
 
@@ -58,6 +61,17 @@ impl Shared {
     pub fn enter(&self, strict: bool) {
         self.strict.store(strict, Ordering::SeqCst);
         self.phase.fetch_add(1, Ordering::SeqCst);
+        self.phase_starts.lock().unwrap().push(Instant::now());
+    }
+
+    /// "phase N, +M ms": where in the run `at` falls.
+    pub fn place(&self, at: Instant) -> String {
+        let starts = self.phase_starts.lock().unwrap();
+        let phase = starts.iter().rposition(|&s| s <= at).unwrap_or(0);
+        format!(
+            "phase {phase}, +{} ms",
+            at.saturating_duration_since(starts[phase]).as_millis()
+        )
     }
 }
 
@@ -193,6 +207,7 @@ impl Workload {
             strict: AtomicBool::new(true),
             errors: Mutex::new(Vec::new()),
             tolerated: Mutex::new(vec![0; masters]),
+            phase_starts: Mutex::new(vec![Instant::now()]),
             stop: AtomicBool::new(false),
         });
         let mut clients = Vec::new();
@@ -253,7 +268,13 @@ impl Workload {
             .anomalies
             .iter()
             .take(10)
-            .map(|a| a.to_string())
+            .map(|a| {
+                format!(
+                    "{a} (read from {} to {})",
+                    shared.place(a.read.start),
+                    shared.place(a.read.end)
+                )
+            })
             .collect();
         assert!(
             report.anomalies.is_empty(),

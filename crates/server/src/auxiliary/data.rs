@@ -6,11 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use distcache_core::clock::Clock;
+use distcache_core::mutation_log::Mutation;
 use distcache_core::store::{DeleteOutcome, Lookup, SetOutcome, Store};
+use distcache_core::{Entry, Version};
 use distcache_wire::frame::{DeleteStatus, UNFENCED, WriteStatus, error_code};
 use distcache_wire::{ConnState, Handler, Request, Response};
 use prometheus::IntCounter;
 
+use super::mutation_log::MutationLog;
 use crate::metrics::AuxMetrics;
 use crate::security::secret::ClusterSecret;
 
@@ -85,6 +88,9 @@ pub struct DataHandler {
     /// When set, a connection must present it with `Hello` before anything
     /// else; until then every request is refused and the connection closed.
     secret: Option<ClusterSecret>,
+    /// Where applied mutations are recorded before they are acknowledged
+    /// (`None` with `LOG_FSYNC=off`).
+    log: Option<Arc<MutationLog>>,
 }
 
 /// Counters resolved once, so that the request path does no label lookup.
@@ -124,6 +130,50 @@ impl DataHandler {
             clock,
             fence,
             secret: None,
+            log: None,
+        }
+    }
+
+    /// Records every applied mutation in `log` before answering.
+    pub fn with_log(mut self, log: Option<Arc<MutationLog>>) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// Records a mutation the store applied; the connection's answers wait
+    /// for it in [`Handler::before_answering`].
+    fn logged(&self, conn: &mut ConnState, mutation: Mutation<'_>) {
+        if let Some(log) = &self.log {
+            conn.wait_for = conn.wait_for.max(log.record(&mutation));
+        }
+    }
+
+    /// A write, applied then logged.
+    fn set(&self, key: &[u8], entry: &Entry, now: u64, conn: &mut ConnState) -> WriteStatus {
+        let outcome = self.store.set_ref(key, entry.view(), now);
+        if outcome == SetOutcome::Stored {
+            self.logged(
+                conn,
+                Mutation::Set {
+                    key,
+                    entry: entry.view(),
+                },
+            );
+        }
+        write_status(outcome)
+    }
+
+    /// A delete, applied then logged.
+    fn delete(&self, key: &[u8], version: Version, now: u64, conn: &mut ConnState) -> DeleteStatus {
+        match self.store.delete(key, version, now) {
+            DeleteOutcome::Stale { held } => DeleteStatus::Stale { held },
+            outcome => {
+                self.logged(conn, Mutation::Delete { key, version });
+                match outcome {
+                    DeleteOutcome::Deleted => DeleteStatus::Deleted,
+                    _ => DeleteStatus::NotFound,
+                }
+            }
         }
     }
 
@@ -204,15 +254,11 @@ impl Handler for DataHandler {
             }
             Request::Set { key, entry } => {
                 self.ops.set.inc();
-                Response::Written(write_status(self.store.set(&key, entry, now)))
+                Response::Written(self.set(&key, &entry, now, conn))
             }
             Request::Delete { key, version } => {
                 self.ops.delete.inc();
-                Response::Deleted(match self.store.delete(&key, version, now) {
-                    DeleteOutcome::Deleted => DeleteStatus::Deleted,
-                    DeleteOutcome::NotFound => DeleteStatus::NotFound,
-                    DeleteOutcome::Stale { held } => DeleteStatus::Stale { held },
-                })
+                Response::Deleted(self.delete(&key, version, now, conn))
             }
             Request::GetMany { keys } => {
                 self.ops.get_many.inc();
@@ -222,15 +268,15 @@ impl Handler for DataHandler {
                 self.ops.set_many.inc();
                 Response::WrittenMany(
                     entries
-                        .into_iter()
-                        .map(|e| write_status(self.store.set(&e.key, e.entry, now)))
+                        .iter()
+                        .map(|e| self.set(&e.key, &e.entry, now, conn))
                         .collect(),
                 )
             }
             Request::DeleteMany { keys } => {
                 self.ops.delete_many.inc();
                 for (key, version) in keys {
-                    self.store.delete(&key, version, now);
+                    self.delete(&key, version, now, conn);
                 }
                 Response::Ok
             }
@@ -242,6 +288,15 @@ impl Handler for DataHandler {
                 // No cluster secret is configured: every peer is welcome.
                 self.ops.other.inc();
                 Response::Ok
+            }
+        }
+    }
+
+    fn before_answering(&self, conn: &mut ConnState) -> impl Future<Output = ()> + Send {
+        let position = std::mem::take(&mut conn.wait_for);
+        async move {
+            if let Some(log) = &self.log {
+                log.commit(position).await;
             }
         }
     }

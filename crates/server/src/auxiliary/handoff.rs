@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use distcache_core::handoff::{HandoffPlan, Targets};
+use distcache_core::mutation_log::Mutation;
 use distcache_core::{Entry, Ring, Version};
 use distcache_wire::frame::{KeyedEntry, WriteStatus};
 use distcache_wire::{Client, ClientConfig, Request, Response};
@@ -271,7 +272,18 @@ async fn pass(
                 && store.remove_if_version(&copy.key, copy.entry.version)
             {
                 report.dropped += 1;
+                // Logged, or a restart would replay the copy back here.
+                if let Some(log) = &node.log {
+                    log.record(&Mutation::Forget {
+                        key: &copy.key,
+                        version: copy.entry.version,
+                    });
+                }
             }
+        }
+        if let Some(log) = &node.log {
+            // Nobody waits for an acknowledgement: written, not synced.
+            log.write_pending();
         }
 
         // Tombstones, so that a delete reaches the key's new owners.

@@ -10,6 +10,7 @@
 
 mod data;
 pub mod handoff;
+mod mutation_log;
 mod register;
 mod snapshot;
 
@@ -29,7 +30,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::info;
 
-use crate::config::{AuxConfig, default_advertise_addr, host_name};
+use crate::config::{AuxConfig, LogFsync, default_advertise_addr, host_name};
 use crate::error::StartError;
 use crate::http;
 use crate::metrics::{self, AuxMetrics};
@@ -138,6 +139,8 @@ struct Node {
     /// `CACHE_SIZE` and `CACHE_MAX_BYTES`, for `/health`.
     capacity: (usize, Option<u64>),
     snapshots: snapshot::Snapshots,
+    /// `None` with `LOG_FSYNC=off`.
+    log: Option<Arc<mutation_log::MutationLog>>,
     credentials: Arc<crate::security::secret::Credentials>,
     /// The highest cluster-map epoch seen, for `/health` and `/metrics`.
     fence: Arc<EpochFence>,
@@ -189,9 +192,21 @@ pub async fn run(
         &identity.node_id,
         config.backup_interval,
     );
+    let registry = metrics::new_registry();
+    let aux_metrics = AuxMetrics::new(&registry);
     // Before the data port serves or the node registers: nothing can have
-    // written yet, so the snapshot never lands over live data.
-    snapshot::restore_at_start(snapshots.path.clone(), store.clone(), clock.clone()).await;
+    // written yet, so the snapshot and the log never land over live data.
+    let from_generation =
+        snapshot::restore_at_start(snapshots.path.clone(), store.clone(), clock.clone()).await;
+    let log = open_log(
+        &config,
+        &identity.node_id,
+        from_generation,
+        &store,
+        &clock,
+        &aux_metrics,
+    )
+    .await;
     crate::security::tls::install_crypto_provider();
     let credentials = crate::security::secret::Credentials::load(&config.security.cluster)?;
     if credentials.secret.is_none() {
@@ -200,8 +215,6 @@ pub async fn run(
              who reaches this node's data port can read and write its keys"
         );
     }
-    let registry = metrics::new_registry();
-    let aux_metrics = AuxMetrics::new(&registry);
     metrics::NodeMetrics::new(&registry, "auxiliary", config.backup_interval);
     aux_metrics.set_capacity(config.cache_size, config.cache_max_bytes);
     // Not persisted: after a restart the fence starts at 0 and admits any
@@ -217,6 +230,7 @@ pub async fn run(
         handoffs: handoff::Handoffs::default(),
         capacity: (config.cache_size, config.cache_max_bytes),
         snapshots,
+        log: log.clone(),
         credentials: credentials.clone(),
         fence: fence.clone(),
     });
@@ -229,7 +243,8 @@ pub async fn run(
             fence.clone(),
             aux_metrics.clone(),
         )
-        .with_secret(credentials.secret.clone()),
+        .with_secret(credentials.secret.clone())
+        .with_log(log.clone()),
     );
     let token = shutdown.token().clone();
     shutdown.spawn(distcache_wire::serve(listeners.data, handler, token));
@@ -242,8 +257,14 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    // Snapshots every BACKUP_INTERVAL.
+    // Snapshots every BACKUP_INTERVAL and when the log asks; the log's sync.
     shutdown.spawn(snapshot::snapshot_loop(node.clone(), shutdown.clone()));
+    if let Some(log) = log
+        .as_ref()
+        .filter(|_| config.log_fsync == LogFsync::Everysec)
+    {
+        shutdown.spawn(mutation_log::everysec_loop(log.clone(), shutdown.clone()));
+    }
 
     // Registration with the masters.
     // Registration stops as soon as the node starts leaving.
@@ -328,6 +349,71 @@ pub async fn run(
     Ok(())
 }
 
+/// Replays the mutation log on top of the snapshot (whatever `LOG_FSYNC` is
+/// now: what an earlier run acknowledged must not be lost), then opens a new
+/// generation unless the log is off. A log that held records asks for a
+/// snapshot right away, which folds it in and deletes it.
+async fn open_log(
+    config: &AuxConfig,
+    node_id: &str,
+    from_generation: u64,
+    store: &Arc<Store>,
+    clock: &Clock,
+    metrics: &AuxMetrics,
+) -> Option<Arc<mutation_log::MutationLog>> {
+    let dir = config.common.backup_dir.clone();
+    let replay = {
+        let (dir, node_id, store, clock, metrics) = (
+            dir.clone(),
+            node_id.to_string(),
+            store.clone(),
+            clock.clone(),
+            metrics.log.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            mutation_log::replay_at_start(
+                &dir,
+                &node_id,
+                from_generation,
+                &store,
+                clock(),
+                &metrics,
+            )
+        })
+        .await
+        .unwrap_or_default()
+    };
+    if replay.files > 0 {
+        info!(
+            files = replay.files,
+            records = replay.records,
+            applied = replay.applied,
+            "mutation log replayed"
+        );
+    }
+    if config.log_fsync == LogFsync::Off {
+        tracing::warn!(
+            "MUTATION LOG IS OFF (LOG_FSYNC=off): writes and deletes since the last snapshot are \
+             lost when this node restarts"
+        );
+        metrics.log.durable.set(0);
+        return None;
+    }
+    let generation = from_generation.max(replay.last_generation) + 1;
+    let log = mutation_log::MutationLog::open(
+        &dir,
+        node_id,
+        config.log_fsync,
+        config.log_max_bytes,
+        generation,
+        metrics.log.clone(),
+    );
+    if replay.records > 0 {
+        log.ask_for_snapshot();
+    }
+    Some(Arc::new(log))
+}
+
 async fn expiry_loop(store: Arc<Store>, clock: Clock, metrics: AuxMetrics, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(EXPIRY_SWEEP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -376,6 +462,7 @@ async fn health(State(node): State<Arc<Node>>) -> Response {
         "misses": stats.misses,
         "evictions": stats.evictions,
         "expirations": stats.expirations,
+        "durability": node.log.as_ref().map_or_else(mutation_log::LogHealth::off, |log| log.health()),
     }))
     .into_response()
 }

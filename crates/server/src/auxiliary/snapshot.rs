@@ -24,13 +24,15 @@ use distcache_core::store::Store;
 use serde::Serialize;
 use tracing::{error, info, warn};
 
-use super::Node;
+use super::{Node, mutation_log};
 use crate::http::ApiError;
 use crate::shutdown::Shutdown;
 use crate::snapshot_file::{self, snapshot_path};
 
 /// Where and how often this node snapshots.
 pub(super) struct Snapshots {
+    /// `BACKUP_DIR`.
+    pub dir: PathBuf,
     /// `BACKUP_DIR/<node id>.snap`.
     pub path: PathBuf,
     /// `BACKUP_INTERVAL`; zero = only on demand.
@@ -42,6 +44,7 @@ pub(super) struct Snapshots {
 impl Snapshots {
     pub fn new(backup_dir: &std::path::Path, node_id: &str, interval_secs: u64) -> Self {
         Snapshots {
+            dir: backup_dir.to_path_buf(),
             path: snapshot_path(backup_dir, node_id),
             interval: Duration::from_secs(interval_secs),
             writing: tokio::sync::Mutex::new(()),
@@ -64,17 +67,20 @@ pub struct SnapshotReport {
     pub duration_ms: u64,
 }
 
-/// Loads the node's snapshot into `store`, before the node serves. A missing
-/// file means an empty start; a damaged one is logged, moved aside, and the
-/// node starts empty; an unreadable one is logged and left alone.
-pub(super) async fn restore_at_start(path: PathBuf, store: Arc<Store>, clock: Clock) {
+/// Loads the node's snapshot into `store`, before the node serves, and
+/// returns the mutation log generation replay starts at (the snapshot's; 0
+/// without one). A missing file means an empty start; a damaged one is
+/// logged, moved aside, and the node starts empty; an unreadable one is
+/// logged and left alone.
+pub(super) async fn restore_at_start(path: PathBuf, store: Arc<Store>, clock: Clock) -> u64 {
     let result = tokio::task::spawn_blocking(move || restore_blocking(&path, &store, &clock)).await;
-    if let Err(e) = result {
+    result.unwrap_or_else(|e| {
         error!(error = %e, "restoring the snapshot failed; starting empty");
-    }
+        0
+    })
 }
 
-fn restore_blocking(path: &std::path::Path, store: &Store, clock: &Clock) {
+fn restore_blocking(path: &std::path::Path, store: &Store, clock: &Clock) -> u64 {
     // A temporary file is what a crash during a snapshot leaves behind.
     let _ = std::fs::remove_file(snapshot_file::temp_path(path));
     let started = Instant::now();
@@ -82,11 +88,11 @@ fn restore_blocking(path: &std::path::Path, store: &Store, clock: &Clock) {
         Ok(data) => data,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             info!(path = %path.display(), "no snapshot; starting empty");
-            return;
+            return 0;
         }
         Err(e) => {
             error!(path = %path.display(), error = %e, "cannot read the snapshot; starting empty");
-            return;
+            return 0;
         }
     };
     let (header, counts) = match snapshot::restore_bytes(&data, store, clock()) {
@@ -106,7 +112,7 @@ fn restore_blocking(path: &std::path::Path, store: &Store, clock: &Clock) {
                     "snapshot is damaged and could not be moved aside; starting empty"
                 ),
             }
-            return;
+            return 0;
         }
     };
     info!(
@@ -114,6 +120,8 @@ fn restore_blocking(path: &std::path::Path, store: &Store, clock: &Clock) {
         written_by = %header.node_id,
         taken_at_ms = header.created_at_ms,
         entries = header.entry_count,
+        tombstones = counts.tombstones,
+        log_generation = header.log_generation,
         restored = counts.restored,
         expired = counts.expired,
         evicted = counts.evicted,
@@ -121,6 +129,7 @@ fn restore_blocking(path: &std::path::Path, store: &Store, clock: &Clock) {
         duration_ms = started.elapsed().as_millis() as u64,
         "snapshot restored"
     );
+    header.log_generation
 }
 
 /// Takes a snapshot now. Failures are logged and counted here.
@@ -132,15 +141,30 @@ pub(super) async fn take(node: &Arc<Node>, why: &'static str) -> Result<Snapshot
     let store = node.store.clone();
     let clock = node.clock.clone();
     let node_id = node.identity.node_id.clone();
+    let log = node.log.clone();
+    let dir = node.snapshots.dir.clone();
     let result = tokio::task::spawn_blocking(move || {
+        // A new log generation first: everything recorded in older ones was
+        // applied before the copy below starts (see `mutation_log`).
+        let log_generation = log.as_ref().map_or(0, |log| log.rotate());
         let now = clock();
-        // One shard's lock at a time, only while its entries are encoded.
+        // One shard's lock at a time, only while its records are encoded.
         let encoded = snapshot::encode_store(&store, now);
         let count = encoded.len();
+        let origin = snapshot::Origin {
+            node_id: &node_id,
+            created_at_ms: now,
+            shard_count: store.shard_count() as u32,
+            log_generation,
+        };
         let bytes = snapshot_file::write_atomic(&path, |out| {
-            snapshot::write_encoded(out, &node_id, now, store.shard_count() as u32, &encoded)
-                .map(|(_, bytes)| bytes)
+            snapshot::write_encoded(out, origin, &encoded).map(|(_, bytes)| bytes)
         })?;
+        match &log {
+            Some(log) => log.snapshot_written(log_generation, bytes),
+            // Logs left from a run with the log on are covered now.
+            None => mutation_log::delete_generations(&dir, &node_id, u64::MAX),
+        }
         Ok::<_, std::io::Error>((now, count, bytes))
     })
     .await
@@ -187,21 +211,50 @@ pub(super) async fn take(node: &Arc<Node>, why: &'static str) -> Result<Snapshot
     }
 }
 
-/// Snapshots every `BACKUP_INTERVAL` until shutdown.
+/// Snapshots every `BACKUP_INTERVAL` (if not 0), and whenever the mutation
+/// log asks (it grew too large, or failed and needs a snapshot to be durable
+/// again), until shutdown.
 pub(super) async fn snapshot_loop(node: Arc<Node>, shutdown: Shutdown) {
     let period = node.snapshots.interval;
-    if period.is_zero() {
-        return;
-    }
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    // With no interval the tick never comes: a day is as good as never, and
+    // keeps one `select!` for both cases.
+    let tick_every = if period.is_zero() {
+        Duration::from_secs(86_400)
+    } else {
+        period
+    };
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + tick_every, tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
+        // A request made while no one was waiting is kept (`Notify`'s
+        // permit), so a fresh wait each time misses none.
+        let log_wants = async {
+            match &node.log {
+                Some(log) => log.snapshot_wanted().await,
+                None => std::future::pending().await,
+            }
+        };
+        let why = tokio::select! {
+            _ = tick.tick(), if !period.is_zero() => "interval",
+            _ = log_wants => "log",
             _ = shutdown.triggered() => return,
-        }
+        };
         // Failures are logged and counted in `take`; the next tick retries.
-        let _ = take(&node, "interval").await;
+        let failed = take(&node, why).await.is_err();
+        let broken = node.log.as_ref().is_some_and(|log| log.is_broken());
+        if failed || broken {
+            // The log stays broken until a snapshot succeeds: try again
+            // soon, but not in a tight loop while the disk is full.
+            tokio::select! {
+                _ = tokio::time::sleep(mutation_log::REPAIR_RETRY) => {}
+                _ = shutdown.triggered() => return,
+            }
+            if broken {
+                if let Some(log) = &node.log {
+                    log.ask_for_snapshot();
+                }
+            }
+        }
     }
 }
 

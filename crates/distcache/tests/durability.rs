@@ -1,0 +1,250 @@
+//! The mutation log on a real auxiliary: what a SIGKILL leaves, and what a
+//! damaged or leftover log file does at the next start.
+//!
+//! One master, one auxiliary (REPLICAS=1), no periodic snapshots
+//! (`BACKUP_INTERVAL=0`), so that what comes back after a kill comes from
+//! the log. Disk faults (a full disk, a read-only directory) need root to
+//! mount a file system and are in `durability_disk_faults.rs`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Cluster, Spec, wait_until};
+use serde_json::{Value, json};
+
+fn one_aux() -> Cluster {
+    Cluster::start(Spec {
+        masters: 1,
+        auxiliaries: 1,
+        replicas: 1,
+        aux_env: vec![
+            ("BACKUP_INTERVAL".into(), "0".into()),
+            ("LEAVE_ON_SHUTDOWN".into(), "false".into()),
+        ],
+        ..Spec::default()
+    })
+}
+
+fn aux_dir(c: &Cluster) -> PathBuf {
+    c.dir.path().join("aux-1")
+}
+
+/// The auxiliary's log generations, oldest first.
+fn log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let generation = name.strip_prefix("aux-1.log.")?.parse().ok()?;
+            Some((generation, e.path()))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+fn ok(resp: reqwest::blocking::Response) {
+    assert_eq!(resp.status(), 200, "{:?}", resp.text());
+}
+
+/// Restarts the auxiliary and waits until the master routes to it and a
+/// read of `probe` answers.
+fn restart_aux(c: &mut Cluster, probe: &str) {
+    c.aux("aux-1").proc.restart();
+    wait_until(
+        Duration::from_secs(30),
+        "the restarted auxiliary serves",
+        || {
+            let status = c.get(0, probe).status().as_u16();
+            status == 200 || status == 404
+        },
+    );
+}
+
+fn aux_health(c: &Cluster) -> Value {
+    c.http
+        .get(format!("http://{}/health", c.aux_addr("aux-1")))
+        .send()
+        .expect("aux health")
+        .json()
+        .expect("json")
+}
+
+fn damage_count(c: &Cluster, kind: &str) -> f64 {
+    c.aux_metric(
+        "aux-1",
+        &format!("distcache_log_replay_damage_total{{kind=\"{kind}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+#[test]
+fn with_no_snapshot_at_all_a_sigkill_keeps_every_write_delete_and_overwrite() {
+    let mut c = one_aux();
+    ok(c.set(0, "kept", json!("v1")));
+    ok(c.set(0, "deleted", json!("gone soon")));
+    ok(c.set(0, "overwritten", json!("old")));
+    ok(c.delete(0, "deleted"));
+    ok(c.set(0, "overwritten", json!({"new": true})));
+    let health = aux_health(&c);
+    assert_eq!(health["durability"]["durable"], json!(true), "{health}");
+    assert_eq!(health["durability"]["fsync"], json!("everysec"));
+
+    c.aux("aux-1").proc.kill();
+    assert!(
+        !aux_dir(&c).join("aux-1.snap").exists(),
+        "no snapshot: what comes back comes from the log"
+    );
+    restart_aux(&mut c, "kept");
+    assert_eq!(c.value(0, "kept"), Some(json!("v1")));
+    assert_eq!(c.value(0, "deleted"), None, "a delete is never undone");
+    assert_eq!(c.value(0, "overwritten"), Some(json!({"new": true})));
+    assert_eq!(
+        c.aux_metric("aux-1", "distcache_log_replayed_records_total"),
+        Some(5.0)
+    );
+    // The replayed log is folded into a snapshot and deleted.
+    wait_until(
+        Duration::from_secs(10),
+        "a snapshot after the replay",
+        || aux_dir(&c).join("aux-1.snap").exists() && log_files(&aux_dir(&c)).len() == 1,
+    );
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_every_record_before_it_replayed() {
+    let mut c = one_aux();
+    for i in 0..10 {
+        ok(c.set(0, &format!("k{i}"), json!(i)));
+    }
+    c.aux("aux-1").proc.kill();
+    let log = log_files(&aux_dir(&c)).pop().expect("a log file");
+    // A crash in the middle of appending the last record.
+    let len = std::fs::metadata(&log).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    restart_aux(&mut c, "k0");
+    for i in 0..9 {
+        assert_eq!(c.value(0, &format!("k{i}")), Some(json!(i)), "k{i}");
+    }
+    assert_eq!(c.value(0, "k9"), None, "the torn record is cut");
+    assert_eq!(damage_count(&c, "torn_tail"), 1.0);
+    assert_eq!(damage_count(&c, "corrupt"), 0.0);
+    assert_eq!(aux_health(&c)["durability"]["durable"], json!(true));
+    // And the node writes on as before.
+    ok(c.set(0, "k9", json!("again")));
+    assert_eq!(c.value(0, "k9"), Some(json!("again")));
+}
+
+#[test]
+fn a_bit_flipped_in_the_middle_stops_replay_there_and_the_node_still_starts() {
+    let mut c = one_aux();
+    for i in 0..10 {
+        ok(c.set(0, &format!("k{i}"), json!(format!("value {i}"))));
+    }
+    c.aux("aux-1").proc.kill();
+    let log = log_files(&aux_dir(&c)).pop().expect("a log file");
+    let mut bytes = std::fs::read(&log).unwrap();
+    // Records are the same size here (same key and value lengths): flip a
+    // bit inside the sixth one's value.
+    let header = 24;
+    let record = (bytes.len() - header) / 10;
+    let at = header + 5 * record + record / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&log, &bytes).unwrap();
+    restart_aux(&mut c, "k0");
+    for i in 0..5 {
+        assert_eq!(
+            c.value(0, &format!("k{i}")),
+            Some(json!(format!("value {i}"))),
+            "k{i}"
+        );
+    }
+    for i in 5..10 {
+        assert_eq!(
+            c.value(0, &format!("k{i}")),
+            None,
+            "k{i} is past the damage"
+        );
+    }
+    assert_eq!(damage_count(&c, "corrupt"), 1.0);
+    let log_text = c.aux("aux-1").proc.log_text();
+    assert!(
+        log_text.contains("log is damaged; records after the damage are skipped"),
+        "the damage is reported"
+    );
+}
+
+#[test]
+fn a_leftover_log_older_than_the_snapshot_never_rolls_a_key_back() {
+    let mut c = one_aux();
+    ok(c.set(0, "k", json!("v1")));
+    ok(c.set(0, "d", json!("deleted next")));
+    ok(c.delete(0, "d"));
+    c.aux("aux-1").proc.kill();
+    let old_logs: Vec<(PathBuf, Vec<u8>)> = log_files(&aux_dir(&c))
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    restart_aux(&mut c, "k");
+    ok(c.set(0, "k", json!("v2")));
+    ok(c.set(0, "d", json!("written after the delete")));
+    // A graceful stop: a final snapshot, newer than the old log.
+    c.aux("aux-1")
+        .proc
+        .signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(
+        c.aux("aux-1")
+            .proc
+            .wait_exit(Duration::from_secs(20))
+            .is_some(),
+        "the auxiliary stops on SIGTERM"
+    );
+    for (path, bytes) in &old_logs {
+        std::fs::write(path, bytes).unwrap();
+    }
+    restart_aux(&mut c, "k");
+    assert_eq!(c.value(0, "k"), Some(json!("v2")));
+    assert_eq!(c.value(0, "d"), Some(json!("written after the delete")));
+    assert_eq!(
+        c.aux_metric("aux-1", "distcache_log_replayed_records_total"),
+        Some(0.0),
+        "the snapshot covers the old generation: it is not replayed"
+    );
+    for (path, _) in &old_logs {
+        assert!(!path.exists(), "{} is deleted", path.display());
+    }
+}
+
+#[test]
+fn with_log_fsync_off_nothing_is_logged_and_health_says_so() {
+    let mut c = Cluster::start(Spec {
+        masters: 1,
+        auxiliaries: 1,
+        replicas: 1,
+        aux_env: vec![
+            ("BACKUP_INTERVAL".into(), "0".into()),
+            ("LOG_FSYNC".into(), "off".into()),
+        ],
+        ..Spec::default()
+    });
+    ok(c.set(0, "k", json!(1)));
+    let health = aux_health(&c);
+    assert_eq!(health["durability"]["durable"], json!(false), "{health}");
+    assert_eq!(health["durability"]["fsync"], json!("off"));
+    assert!(log_files(&aux_dir(&c)).is_empty());
+    c.aux("aux-1").proc.kill();
+    restart_aux(&mut c, "k");
+    assert_eq!(c.value(0, "k"), None, "off means only snapshots survive");
+}
