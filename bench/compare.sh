@@ -6,7 +6,10 @@
 # ratio to both references of its round. docs/performance.md uses it for
 # before/after and the allocators.
 #
-# Usage: bench/compare.sh [--rounds 2] [--duration 10s] [--case a1] NAME=BINARY...
+# Usage: bench/compare.sh [--rounds 2] [--duration 10s] [--case a1] NAME=BINARY[,SETTING=VALUE...]...
+#
+# Settings after the binary go to every auxiliary of that run, so one binary
+# can be compared with itself: off=target/release/distcache,LOG_FSYNC=off.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 rounds=2
@@ -23,14 +26,15 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || { echo "bench/compare.sh: give NAME=BINARY pairs" >&2; exit 2; }
 out=$(mktemp -d /tmp/distcache-compare.XXXXXX)
-declare -A json=([a1]=a-replicas-1 [a2]=a-replicas-2 [a1-near]=a-replicas-1-near [b]=b-nginx-2-masters)
+declare -A json=([a1]=a-replicas-1 [a2]=a-replicas-2 [a1-set]=a-replicas-1-writes [a1-near]=a-replicas-1-near [b]=b-nginx-2-masters)
 for round in $(seq 1 "$rounds"); do
     for pair in "$@"; do
-        name=${pair%%=*}; bin=${pair#*=}
-        "$repo/bench/run.sh" --bin "$bin" --cases "$case_name" --duration "$duration" \
+        name=${pair%%=*}; spec=${pair#*=}; bin=${spec%%,*}
+        settings=""; [ "$spec" = "$bin" ] || settings=$(echo "${spec#*,}" | tr ',' ' ')
+        AUX_ENV="$settings" "$repo/bench/run.sh" --bin "$bin" --cases "$case_name" --duration "$duration" \
             --out "$out/r$round-$name.md" >/dev/null 2>&1
     done
-    first_bin=${1#*=}
+    first_bin=${1#*=}; first_bin=${first_bin%%,*}
     "$repo/bench/run.sh" --bin "$first_bin" --cases d,e --duration "$duration" --out "$out/r$round-refs.md" >/dev/null 2>&1
 done
 python3 - "$out" "$rounds" "$case_name" "$@" <<'PY'
@@ -45,6 +49,7 @@ def rate(md, prefix):
                 return float(cells[2].replace(",", "")), cells[3]
     return None, None
 label = {"a1": "(a) 1 master, 3 auxiliaries, REPLICAS=1 |", "a2": "(a) 1 master, 3 auxiliaries, REPLICAS=2",
+         "a1-set": "(a) 1 master, 3 auxiliaries, REPLICAS=1, writes only",
          "a1-near": "(a) 1 master, 3 auxiliaries, REPLICAS=1, near", "b": "(b)"}[case]
 print(f"| round | binary | ops/s | GET p50 / p99 ms | × Redis (d) | × nginx fixed (e) |")
 print("|---|---|---:|---:|---:|---:|")

@@ -14,6 +14,7 @@ GET_SHARE = 0.9  # the standard mix: 90% GET, 10% SET
 CASES = [
     ("a-replicas-1", "(a) 1 master, 3 auxiliaries, REPLICAS=1"),
     ("a-replicas-2", "(a) 1 master, 3 auxiliaries, REPLICAS=2"),
+    ("a-replicas-1-writes", "(a) 1 master, 3 auxiliaries, REPLICAS=1, writes only (100% POST)"),
     ("a-replicas-1-near", "(a) 1 master, 3 auxiliaries, REPLICAS=1, near cache (NEAR_CACHE_SIZE=10000, NEAR_CACHE_TTL=1)"),
     ("b-nginx-2-masters", "(b) nginx, 2 masters, 3 auxiliaries, REPLICAS=2"),
     ("c", "(c) one auxiliary directly"),

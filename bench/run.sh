@@ -3,7 +3,9 @@
 # run, so that the figures can be compared with each other:
 #
 #   (a) distcache bench -> one master -> 3 auxiliaries, REPLICAS=1 and 2,
-#       and REPLICAS=1 with the master's near cache on (NEAR_CACHE_SIZE=10000)
+#       REPLICAS=1 with writes only (case a1-set: the write path, e.g. for
+#       the mutation log's cost), and REPLICAS=1 with the master's near
+#       cache on (NEAR_CACHE_SIZE=10000)
 #   (b) distcache bench -> nginx (deploy/nginx/nginx.conf) -> 2 masters -> 3 auxiliaries, REPLICAS=2
 #   (c) directly against an auxiliary: skipped, auxiliaries serve data only
 #       over the binary internal protocol, not HTTP
@@ -18,11 +20,12 @@
 #   --connections  concurrent connections (default 64)
 #   --bin          the distcache binary (default: cargo build --release, target/release/distcache)
 #   --out          where the Markdown results go (default bench/results/<UTC time>.md)
-#   --cases        comma-separated subset of a1,a2,a1-near,b,d,e (default: all)
+#   --cases        comma-separated subset of a1,a2,a1-set,a1-near,b,d,e (default: all but a1-set)
 #
 # AUX_WORKER_THREADS=N and MASTER_WORKER_THREADS=N in the environment give
 # each auxiliary or master N runtime threads (TOKIO_WORKER_THREADS; default:
-# one per core).
+# one per core). AUX_ENV="NAME=VALUE ..." adds settings to every auxiliary
+# (e.g. AUX_ENV="LOG_FSYNC=off").
 #
 # Needs nginx, redis-server and redis-benchmark (scripts/deps.d/25-bench-tools.sh
 # installs them on Debian), curl and python3. Every process it starts is
@@ -89,7 +92,7 @@ start_cluster() {
         start "aux-$i" env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="bench-aux-$i" \
             MASTER_ADDRESS="$(echo "$master_addrs" | tr ' ' ',')" CACHE_SIZE=100000 \
             ${AUX_WORKER_THREADS:+TOKIO_WORKER_THREADS=$AUX_WORKER_THREADS} \
-            BACKUP_DIR="$tmp/backup-aux-$i" "$bin" aux
+            BACKUP_DIR="$tmp/backup-aux-$i" ${AUX_ENV:-} "$bin" aux
     done
     master_urls=""
     for a in $master_addrs; do
@@ -118,6 +121,12 @@ for r in 1 2; do
     bench_case "a-replicas-$r" "$master_urls" get=90,set=10,del=0
     stop_all
 done
+# (a) REPLICAS=1, writes only: the write path end to end.
+if want a1-set; then
+    start_cluster 1 1
+    bench_case "a-replicas-1-writes" "$master_urls" get=0,set=100,del=0
+    stop_all
+fi
 # The same as (a) REPLICAS=1 with the master's near cache holding every key
 # (NEAR_CACHE_TTL at its default).
 if want a1-near; then

@@ -208,6 +208,15 @@ impl Ring {
         }
         set
     }
+    /// The replica set (`n` members, as [`Ring::replicas_for`]) of each arc
+    /// of the ring, one per point: every key hashes into one of these arcs,
+    /// so a property of every key's replicas is one of these sets'. Sets
+    /// repeat.
+    pub fn replica_sets(&self, n: usize) -> impl Iterator<Item = ReplicaSet> + '_ {
+        self.points
+            .iter()
+            .map(move |&(hash, _)| self.replicas_for_hash(hash, n))
+    }
     /// Each member's share (0..=1) of the hash space as leader, in
     /// [`Ring::members`] order; the shares sum to 1 (or the list is empty).
     ///

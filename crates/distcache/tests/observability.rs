@@ -174,6 +174,7 @@ fn every_alert_fires_on_its_synthetic_series_and_stays_quiet_otherwise() {
         "DistcacheLatencyP99High",
         "DistcacheSnapshotStale",
         "DistcacheSnapshotFailing",
+        "DistcacheNotDurable",
         "DistcacheMemoryNearLimit",
         "DistcacheRebalanceStuck",
     ] {

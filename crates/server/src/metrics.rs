@@ -484,6 +484,8 @@ pub struct AuxMetrics {
 /// Metrics of an auxiliary's mutation log.
 #[derive(Clone, Debug)]
 pub struct LogMetrics {
+    /// 1 when the log is on (`LOG_FSYNC` is not `off`).
+    pub enabled: IntGauge,
     /// Bytes in the current log generation.
     pub bytes: IntGauge,
     /// 1 while every acknowledged mutation is on disk within the fsync
@@ -513,6 +515,11 @@ impl LogMetrics {
     /// Registers the log metrics in `registry`.
     pub fn new(registry: &Registry) -> Self {
         LogMetrics {
+            enabled: gauge(
+                registry,
+                "log_enabled",
+                "1 when the mutation log is on (LOG_FSYNC is everysec or always), 0 when off.",
+            ),
             bytes: gauge(
                 registry,
                 "log_bytes",

@@ -91,6 +91,22 @@
 //! The last up node that answers is never decommissioned. A removed node
 //! may still be a member of the committed ring, as a dead one: the next
 //! round treats it as such.
+//!
+//! # Waiting for silent copies
+//!
+//! While some keys have no replica in the committed ring that answers,
+//! and at least one that is still in the map (down or restarting, not
+//! decommissioned), no round starts: committing any target would route
+//! those keys to nodes that never held them. The committed ring stays, so
+//! that masters know where those copies are: a read of such a key that finds
+//! nothing is refused rather than answered as a miss from nodes that never
+//! had it. Writes still go to the target's live replicas; that ring is kept
+//! among the abandoned ones, so reads ask it and the next round is full.
+//! When one of the silent nodes answers again the map plans a full round,
+//! in which versions decide; an operator who
+//! decommissions the silent nodes gives those keys up instead. This is what
+//! a cluster whose every auxiliary restarted at once goes through: the
+//! first one back does not become the only home of every key.
 
 mod event;
 mod node;
@@ -104,7 +120,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ring::{DEFAULT_VIRTUAL_NODES, MAX_REPLICAS, MAX_VIRTUAL_NODES};
+use crate::ring::{DEFAULT_VIRTUAL_NODES, MAX_REPLICAS, MAX_VIRTUAL_NODES, Ring};
 
 pub use event::{Accepted, Applied, Command, Event, Handoff, Rejection, Round};
 pub use node::{MAX_NODE_ID_BYTES, Member, Node, NodeId, NodeState};
@@ -716,6 +732,16 @@ impl ClusterMap {
         // Planned again after giving the old round up: that may make the
         // next one full, or make one necessary.
         self.abandon_round();
+        if self.copies_out_of_reach() {
+            // No round while waiting, but writes land on the target's live
+            // replicas meanwhile: reads must find them there, and the next
+            // round must re-place them, as for a round given up.
+            let to: Vec<NodeId> = self.target().into_iter().map(|m| m.id).collect();
+            let known = self.committed.as_ref() == Some(&to) || self.abandoned.contains(&to);
+            if !to.is_empty() && !known {
+                self.abandoned.push(to);
+            }
+        }
         let Some((full, handoff)) = self.wanted(full_asked) else {
             return false;
         };
@@ -734,7 +760,7 @@ impl ClusterMap {
     /// when no key needs to move or nobody is up to take them.
     fn wanted(&self, full_asked: bool) -> Option<(bool, Handoff)> {
         let to = self.target();
-        if to.is_empty() {
+        if to.is_empty() || self.copies_out_of_reach() {
             return None;
         }
         let full =
@@ -747,6 +773,33 @@ impl ClusterMap {
                 .values()
                 .any(|n| n.is_live() && n.state != NodeState::Up);
         needed.then(|| (full, self.plan(to, full)))
+    }
+
+    /// True when some keys have no committed replica that answers, and at
+    /// least one that is still in the map: their copies can be neither read
+    /// nor moved, and a round that committed without them would route those
+    /// keys to nodes that never held them (a read would find nothing where
+    /// an acknowledged write exists). See "Waiting for silent copies" in the
+    /// module docs.
+    fn copies_out_of_reach(&self) -> bool {
+        let Some(committed) = &self.committed else {
+            return false;
+        };
+        let silent = |id: &str| self.nodes.get(id).is_some_and(|n| !n.is_live());
+        if !committed.iter().any(|id| silent(id)) {
+            return false;
+        }
+        let live = |id: &str| self.nodes.get(id).is_some_and(Node::is_live);
+        let ring = Ring::new(committed.iter().cloned(), self.config.virtual_nodes);
+        let n = self.config.replicas_for(committed.len());
+        ring.replica_sets(n).any(|set| {
+            let ids = || {
+                set.as_slice()
+                    .iter()
+                    .map(|&i| ring.members()[i as usize].as_str())
+            };
+            !ids().any(live) && ids().any(silent)
+        })
     }
 
     /// True when copies may not be where the committed ring says: see

@@ -653,3 +653,43 @@ fn a_known_node_that_has_seen_a_newer_epoch_raises_the_maps() {
     assert_eq!(map.epoch(), epoch + 11);
     map.check().expect("invariants hold");
 }
+
+#[test]
+fn no_round_commits_away_keys_whose_every_replica_is_silent() {
+    // Two of three down with two copies each: the keys whose copies are
+    // on both cannot be moved, so no round starts and the committed ring
+    // stays, with the silent nodes in it.
+    let mut map = steady(2, &["a", "b", "c"]);
+    let commands = accept(&mut map, unhealthy("a"));
+    assert!(
+        started_round(&commands).is_some(),
+        "one down: every key still has a live copy, so its keys move"
+    );
+    let commands = accept(&mut map, unhealthy("c"));
+    assert!(started_round(&commands).is_none(), "{commands:?}");
+    assert!(map.round().is_none());
+    assert_eq!(map.committed_members(), Some(&ids(&["a", "b", "c"])[..]));
+    assert_eq!(map.target_members(), ids(&["b"]));
+
+    // One of them answers again: every key has a live copy, and a full
+    // round (versions deciding) brings the cluster back together.
+    accept(&mut map, register("c", 2));
+    let commands = accept(&mut map, healthy("c"));
+    let round = started_round(&commands).expect("a round starts");
+    assert!(round.full, "c may have missed writes");
+    finish(&mut map);
+    assert_eq!(map.committed_members(), Some(&ids(&["b", "c"])[..]));
+}
+
+#[test]
+fn decommissioning_the_silent_nodes_gives_their_keys_up_and_lets_a_round_run() {
+    let mut map = steady(1, &["a", "b"]);
+    let commands = accept(&mut map, unhealthy("a"));
+    assert!(started_round(&commands).is_none(), "a held the only copies");
+    let commands = accept(&mut map, decommission("a"));
+    assert!(map.node("a").is_none());
+    let round = started_round(&commands).expect("the operator gave a's keys up");
+    assert_eq!(round.handoff.to_ids(), ids(&["b"]));
+    finish(&mut map);
+    assert_eq!(map.committed_members(), Some(&ids(&["b"])[..]));
+}

@@ -399,6 +399,7 @@ async fn open_log(
         metrics.log.durable.set(0);
         return None;
     }
+    metrics.log.enabled.set(1);
     let generation = from_generation.max(replay.last_generation) + 1;
     let log = mutation_log::MutationLog::open(
         &dir,

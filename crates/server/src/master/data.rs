@@ -171,6 +171,21 @@ fn add_replicas(nodes: &mut Route, view: &RingView, placement: &Placement, key: 
     }
 }
 
+/// True when the committed ring (while it differs from the target) gives
+/// `key` replicas and none of them is live.
+fn committed_replicas_silent(view: &RingView, key: &[u8]) -> bool {
+    let Some(committed) = &view.committed else {
+        return false;
+    };
+    let n = view.replicas(committed.ring.members().len());
+    let replicas = committed.ring.replicas_for(key, n);
+    !replicas.is_empty()
+        && replicas
+            .as_slice()
+            .iter()
+            .all(|&i| committed.nodes[i as usize].is_none())
+}
+
 fn map_behind(epoch: u64) -> ApiError {
     ApiError::unavailable(
         "map_behind",
@@ -353,12 +368,30 @@ impl Master {
     /// replica of both rings is asked at once and the highest version wins,
     /// a tombstone included, so a read never returns a value older than a
     /// write or delete acknowledged before it began.
+    ///
+    /// When every replica the committed ring gives the key is silent, the
+    /// key's copies are there and the nodes asked may never have held it:
+    /// a value or a delete found elsewhere (written since) is the answer,
+    /// but finding nothing is not a miss, it is `503` (see "Waiting for
+    /// silent copies" in `distcache_core::cluster`).
     async fn read_replicas(&self, key: &Bytes) -> Result<Option<Entry>, OpError> {
         let view = self.view.load_full();
         let nodes = self.read_route(&view, key)?;
         let key = key.clone();
+        if committed_replicas_silent(&view, &key) {
+            return match self.read_newest(&nodes, view.epoch, key).await? {
+                Lookup::Absent => Err(OpError::Api(ApiError::unavailable(
+                    "replicas_unavailable",
+                    "every auxiliary that holds this key is down; it can be read when one is back",
+                ))),
+                found => Ok(found.into_entry()),
+            };
+        }
         if view.rebalancing() && nodes.len() > 1 {
-            return self.read_newest(&nodes, view.epoch, key).await;
+            return Ok(self
+                .read_newest(&nodes, view.epoch, key)
+                .await?
+                .into_entry());
         }
         let mut last_error = None;
         for (i, node) in nodes.iter().enumerate() {
@@ -381,12 +414,7 @@ impl Master {
 
     /// Asks every node in `nodes` for `key` at once and answers with the
     /// highest version any of them holds, value or delete.
-    async fn read_newest(
-        &self,
-        nodes: &Route,
-        epoch: u64,
-        key: Bytes,
-    ) -> Result<Option<Entry>, OpError> {
+    async fn read_newest(&self, nodes: &Route, epoch: u64, key: Bytes) -> Result<Lookup, OpError> {
         let calls = nodes.iter().map(|node| {
             let req = Request::Get { key: key.clone() };
             async move { self.read_answer(self.call(node, epoch, "get", req).await) }
@@ -413,7 +441,7 @@ impl Master {
                 if i > 0 {
                     self.metrics.read_fallbacks.inc();
                 }
-                Ok(found.into_entry())
+                Ok(found)
             }
             None => Err(unavailable("the read", 0, nodes.len(), last_error).into()),
         }
