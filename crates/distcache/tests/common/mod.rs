@@ -72,8 +72,10 @@ pub fn run_ok(what: &str, cmd: &mut Command) -> Output {
 
 /// A program a `scripts/deps.d` script installs: a path inside the
 /// repository (a venv or tools folder), or a name found on `PATH` or in the
-/// system's bin folders. Missing, the test fails and names `deps_script`:
-/// a test never skips for want of a tool.
+/// system's bin folders. Missing, the test fails and names `deps_script`.
+/// (`./scripts/test` checks for the tools first and leaves out, saying
+/// why, the files whose tools are missing, except in CI; a test run
+/// directly never skips.)
 pub fn tool(relative_or_name: &str, deps_script: &str) -> PathBuf {
     let in_repo = repo().join(relative_or_name);
     if in_repo.is_file() {
