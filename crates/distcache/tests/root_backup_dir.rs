@@ -75,6 +75,7 @@ impl Drop for Mount {
 /// needs root, which the tests run as; chmod would not stop root).
 #[test]
 fn a_full_backup_dir_keeps_the_previous_snapshot_and_the_node_serves() {
+    common::require_root("mounting a tmpfs");
     let outer = tempfile::tempdir().unwrap();
     let dir = outer.path().join("small");
     std::fs::create_dir(&dir).unwrap();
@@ -122,6 +123,7 @@ impl Drop for Immutable {
 /// stops root too (a chmod would not).
 #[test]
 fn a_read_only_backup_dir_keeps_the_previous_snapshot_and_the_node_serves() {
+    common::require_root("chattr +i");
     let outer = tempfile::tempdir().unwrap();
     let dir = outer.path().join("ro");
     std::fs::create_dir(&dir).unwrap();

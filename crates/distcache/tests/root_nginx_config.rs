@@ -31,6 +31,7 @@ fn shipped_nginx_conf() -> String {
 
 #[test]
 fn nginx_accepts_the_shipped_config_as_it_is() {
+    common::require_root("a private mount namespace");
     let conf = repo().join("deploy/nginx/nginx.conf");
     let shipped = shipped_nginx_conf();
     // What the issue asks of it, in its directives (comments stripped).

@@ -95,6 +95,23 @@ pub fn tool(relative_or_name: &str, deps_script: &str) -> PathBuf {
         })
 }
 
+/// Fails at once, saying why, unless the test runs as root: the `root_`
+/// files make faults only root can (`for_what`). `./scripts/test` leaves
+/// them out when it does not run as root, except in CI.
+pub fn require_root(for_what: &str) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    // "Uid:	real	effective	saved	filesystem"
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1).map(str::to_owned));
+    assert_eq!(
+        effective.as_deref(),
+        Some("0"),
+        "this test needs root for {for_what}: run ./scripts/test as root (which leaves it out otherwise)"
+    );
+}
+
 /// A free loopback port: bound, read, released. The process that gets it
 /// binds it again at once; `Cluster` retries if that ever loses a race.
 pub fn free_port() -> u16 {
