@@ -18,7 +18,7 @@ User classes (weights in parentheses, of every 12 users spawned):
 - HotKeyUser (1): everyone hammers one hot key with reads and writes.
 
 Every request is named by route and purpose (see NAMES), so the stats show
-one line per kind; crates/distcache/tests/locust.rs checks that each of them
+one line per kind; crates/distcache/tests/tools_locust.rs checks that each of them
 ran without a failure.
 """
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Locust for the load test (load_test/) and its integration test
-# (crates/distcache/tests/locust.rs), in a virtual environment at the fixed
+# (crates/distcache/tests/tools_locust.rs), in a virtual environment at the fixed
 # path load_test/.venv. Idempotent: does nothing when the pinned version is
 # already there.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tools the deployment tests (crates/distcache/tests/deploy.rs) run:
+# Tools the deployment tests (crates/distcache/tests/tools_deploy.rs) run:
 # - nginx (Debian package), started by the tests themselves with their own
 #   prefix and config; the system service is never left running;
 # - a Python venv in deploy/.venv with kubernetes-validate (Kubernetes

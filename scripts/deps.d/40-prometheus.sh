@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prometheus and promtool (Debian's `prometheus` package) for the
-# observability tests (crates/distcache/tests/observability.rs): promtool
+# observability tests (crates/distcache/tests/tools_observability.rs): promtool
 # checks the shipped config, rules and live /metrics and runs the rule unit
 # tests; the live test starts its own Prometheus on a free loopback port
 # with a temporary storage directory. The package's system service is never

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# schemathesis for the API fuzzing test (crates/distcache/tests/schemathesis.rs),
+# schemathesis for the API fuzzing test (crates/distcache/tests/tools_schemathesis.rs),
 # in a virtual environment at the fixed path scripts/schemathesis/.venv.
 # Idempotent: does nothing when the pinned version is already there.
 set -euo pipefail

@@ -61,8 +61,15 @@ pub struct KeyArgs {
 pub struct SetArgs {
     /// The key
     pub key: String,
-    /// The value: JSON if it parses as JSON (42, true, {"a":1}), else a string
-    pub value: String,
+    /// The value: JSON if it parses as JSON (42, true, {"a":1}), else a
+    /// string; `-` reads it from standard input, as is (a trailing newline
+    /// included)
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub value: Option<String>,
+    /// Read the value from this file, as is (for values too large for a
+    /// command line)
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
     /// Seconds to live (0 or absent: no expiry)
     #[arg(long)]
     pub ttl: Option<u64>,
@@ -111,12 +118,38 @@ async fn error_message(resp: reqwest::Response) -> String {
     format!("{status}: {message}")
 }
 
-/// `distcache set KEY VALUE [--ttl N]`.
+/// The text of the value: the argument, standard input (`-`), or `--file`.
+/// A shell cannot pass a value of megabytes as an argument ("Argument list
+/// too long"), so the other two take any size.
+fn value_text(args: &SetArgs) -> Result<String, String> {
+    let bytes = match (&args.file, args.value.as_deref()) {
+        (Some(path), _) => std::fs::read(path)
+            .map_err(|e| format!("cannot read --file {}: {e}", path.display()))?,
+        (None, Some("-")) => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+                .map_err(|e| format!("cannot read the value from standard input: {e}"))?;
+            bytes
+        }
+        (None, Some(text)) => return Ok(text.to_owned()),
+        // clap requires VALUE unless --file is given.
+        (None, None) => return Err("give a VALUE, - (standard input) or --file FILE".into()),
+    };
+    String::from_utf8(bytes).map_err(|_| {
+        "the value is not UTF-8 text (values are JSON or strings; encode binary data first)".into()
+    })
+}
+
+/// `distcache set KEY VALUE|-|--file F [--ttl N] [--string]`.
 pub async fn set(args: SetArgs) -> ExitCode {
+    let text = match value_text(&args) {
+        Ok(text) => text,
+        Err(e) => return fail(e),
+    };
     let value = if args.string {
-        Value::String(args.value)
+        Value::String(text)
     } else {
-        serde_json::from_str(&args.value).unwrap_or(Value::String(args.value))
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
     let mut body = serde_json::json!({"key": args.key, "value": value});
     if let Some(ttl) = args.ttl {
@@ -188,7 +221,8 @@ pub async fn del(args: KeyArgs) -> ExitCode {
     }
 }
 
-/// `distcache nodes`: a table of the auxiliaries.
+/// `distcache nodes`: a table of the auxiliaries, as the master's last
+/// health checks saw them.
 pub async fn nodes(args: UrlArgs) -> ExitCode {
     let url = format!("{}/nodes", base(&args.url));
     let client = match args.client() {
@@ -220,6 +254,13 @@ pub async fn nodes(args: UrlArgs) -> ExitCode {
     }
     let up = nodes.iter().filter(|n| n["state"] == "up").count();
     println!("{up} of {} auxiliaries up", nodes.len());
+    // The master fills ITEMS and BYTES in from its health checks, so a
+    // write shows up only after the next one; say so rather than let a
+    // fresh write look lost.
+    println!(
+        "ITEMS and BYTES are as of each node's last health check (every HEALTH_CHECK_INTERVAL); \
+         `distcache stats` asks the nodes now"
+    );
     ExitCode::SUCCESS
 }
 

@@ -81,6 +81,20 @@ impl LocalArgs {
     }
 }
 
+/// What to do when a master's port is taken: the masters hold `--port` and
+/// the ports after it, so the way out is another first port.
+fn busy_port_hint(port: u16, masters: u16) -> String {
+    let range = match masters {
+        1 => format!("local's master takes --port ({port})"),
+        n => format!(
+            "local's {n} masters take --port and the next {} ports ({port} to {})",
+            n - 1,
+            u32::from(port) + u32::from(n) - 1
+        ),
+    };
+    format!("{range}: choose free ports with --port")
+}
+
 fn common(node_id: String, backup_dir: PathBuf) -> CommonConfig {
     CommonConfig {
         node_id: Some(node_id),
@@ -105,6 +119,9 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let cluster = args.cluster();
     let mut nodes = JoinSet::new();
 
+    // Every master's port is bound before any master starts, so that a
+    // busy port stops `local` with one line and no half-started cluster.
+    let mut masters = Vec::new();
     for (i, (&port, own_addr)) in master_ports.iter().zip(&master_addrs).enumerate() {
         let master_dir = args.backup_dir.join(format!("master-{}", i + 1));
         // Keyed by port: two `local` runs cannot hold the same port, so they
@@ -144,7 +161,10 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             },
         }
         .validate()?;
-        let listener = master::bind(&config).await?;
+        let listener = master::bind(&config).await.map_err(|e| {
+            e.naming_setting(|_| "--port".to_owned())
+                .with_bind_hint(busy_port_hint(args.port, args.masters))
+        })?;
         // Only after the bind: holding the port proves no other run uses
         // this directory.
         match std::fs::remove_dir_all(&raft_dir) {
@@ -154,6 +174,9 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
                 return Err(e).with_context(|| format!("emptying {}", raft_dir.display()));
             }
         }
+        masters.push((config, listener));
+    }
+    for (config, listener) in masters {
         let node = Shutdown::child_of(&shutdown);
         nodes.spawn(master::run(config, listener, system_clock(), node));
     }

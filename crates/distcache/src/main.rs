@@ -9,9 +9,11 @@ mod local;
 mod restore;
 mod stats;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use distcache_core::clock::system_clock;
 use distcache_server::auxiliary::LEAVE_TIMEOUT;
 use distcache_server::config::{AuxConfig, MasterConfig};
@@ -56,10 +58,23 @@ enum Command {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = log_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Whether log lines carry ANSI colour codes: only for a person at a
+/// terminal. A log file, a pipe or a container's log collector gets plain
+/// text, and `NO_COLOR` set to anything but the empty string turns colour
+/// off everywhere (<https://no-color.org>).
+fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Triggers `shutdown` on SIGINT or SIGTERM, and ends the process if the
@@ -101,7 +116,9 @@ fn main() -> ExitCode {
     // Every HTTP client (reqwest with rustls) needs the crypto provider
     // installed first; `ring`, since aws-lc-rs would need cmake to build.
     distcache_server::security::tls::install_crypto_provider();
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let given = Given(matches.subcommand().map(|(_, m)| m.clone()));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -117,7 +134,9 @@ fn main() -> ExitCode {
             Command::Master(config) => {
                 serve(SHUTDOWN_DEADLINE, |shutdown| async move {
                     let config = config.validate()?;
-                    let listener = master::bind(&config).await?;
+                    let listener = master::bind(&config)
+                        .await
+                        .map_err(|e| e.naming_setting(|s| given.name(s)))?;
                     Ok(master::run(config, listener, system_clock(), shutdown).await?)
                 })
                 .await
@@ -126,7 +145,9 @@ fn main() -> ExitCode {
             Command::Aux(config) => {
                 serve(LEAVE_TIMEOUT + SHUTDOWN_DEADLINE, |shutdown| async move {
                     let config = config.validate()?;
-                    let listeners = auxiliary::AuxListeners::bind(&config).await?;
+                    let listeners = auxiliary::AuxListeners::bind(&config)
+                        .await
+                        .map_err(|e| e.naming_setting(|s| given.name(s)))?;
                     Ok(auxiliary::run(config, listeners, system_clock(), shutdown).await?)
                 })
                 .await
@@ -163,10 +184,107 @@ where
     );
     match role(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
+        // One plain line, not a log line as well: both would go to stderr.
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "distcache stopped with an error");
             eprintln!("distcache: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// The command line as clap parses it, with every environment variable's
+/// value hidden from `--help`: clap would print `[env: PORT=]` for an unset
+/// variable, which reads as "set to empty"; `[env: PORT]` names it only.
+fn command() -> clap::Command {
+    fn hide_env_values(cmd: clap::Command) -> clap::Command {
+        cmd.mut_args(|arg| arg.hide_env_values(true))
+            .mut_subcommands(hide_env_values)
+    }
+    hide_env_values(Cli::command())
+}
+
+/// How the settings of the subcommand were given, to name them in errors as
+/// the operator wrote them.
+struct Given(Option<ArgMatches>);
+
+impl Given {
+    /// The setting `env` (`PORT`) as it was given: its flag (`--port`) when
+    /// on the command line, the variable when from the environment, and
+    /// both ways to change it when the default applied.
+    fn name(&self, env: &str) -> String {
+        let id = env.to_ascii_lowercase();
+        let flag = format!("--{}", id.replace('_', "-"));
+        // `value_source` panics (in debug builds) on an id clap does not
+        // know; `try_get_raw` answers an error instead.
+        let source = self
+            .0
+            .as_ref()
+            .filter(|m| m.try_get_raw(&id).is_ok())
+            .and_then(|m| m.value_source(&id));
+        match source {
+            Some(ValueSource::CommandLine) => flag,
+            Some(ValueSource::EnvVariable) => env.to_owned(),
+            _ => format!("the default; set {flag} or {env}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(log_colour(true, None));
+        assert!(!log_colour(false, None), "a file or a pipe gets plain text");
+        assert!(!log_colour(true, Some(OsStr::new("1"))), "NO_COLOR=1");
+        assert!(
+            log_colour(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR does not count (no-color.org)"
+        );
+    }
+
+    #[test]
+    fn a_setting_is_named_as_it_was_given() {
+        let given = |args: &[&str]| {
+            let m = command()
+                .try_get_matches_from(args)
+                .expect("valid arguments");
+            Given(m.subcommand().map(|(_, m)| m.clone()))
+        };
+        // A flag wins over the environment, whatever it holds.
+        assert_eq!(
+            given(&["distcache", "master", "--port", "9000"]).name("PORT"),
+            "--port"
+        );
+        assert_eq!(
+            given(&["distcache", "aux", "--data-port", "9000"]).name("DATA_PORT"),
+            "--data-port"
+        );
+        if std::env::var_os("PORT").is_none() {
+            assert_eq!(
+                given(&["distcache", "master"]).name("PORT"),
+                "the default; set --port or PORT"
+            );
+        }
+        assert_eq!(Given(None).name("PORT"), "the default; set --port or PORT");
+    }
+
+    #[test]
+    fn help_names_environment_variables_without_an_empty_value() {
+        for sub in ["master", "aux", "local", "set", "bench", "stats"] {
+            let mut cmd = command();
+            let help = cmd
+                .find_subcommand_mut(sub)
+                .expect("a subcommand")
+                .render_long_help()
+                .to_string();
+            assert!(help.contains("[env: "), "{sub} --help names its variables");
+            assert!(
+                !help.contains("=]"),
+                "{sub} --help shows an env value:\n{help}"
+            );
         }
     }
 }

@@ -14,16 +14,20 @@ pub enum StartError {
     /// A setting has a value that cannot work.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A listener could not be bound.
-    #[error("binding {addr} ({setting}): {source}")]
+    /// A listener could not be bound. One line for the operator: the
+    /// cause is part of the message and deliberately not a `#[source]`,
+    /// since `{:#}` would print it a second time.
+    #[error("cannot listen on {addr} ({setting}): {cause}{}", hint_text(.hint))]
     Bind {
         /// The address.
         addr: String,
-        /// The setting that chose the port.
-        setting: &'static str,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// What chose the port, as the operator gave it: the variable
+        /// (`PORT`) until [`StartError::naming_setting`] says otherwise.
+        setting: String,
+        /// Why the bind failed.
+        cause: std::io::Error,
+        /// What to do about it, when the caller knows.
+        hint: Option<String>,
     },
     /// A TLS file could not be used.
     #[error("{what} {}: {reason}", path.display())]
@@ -54,7 +58,59 @@ pub enum StartError {
     Consensus(String),
 }
 
+fn hint_text(hint: &Option<String>) -> String {
+    hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default()
+}
+
 impl StartError {
+    /// A failed bind of `addr`, whose port the setting `setting` chose.
+    pub fn bind(addr: String, setting: &str, cause: std::io::Error) -> StartError {
+        StartError::Bind {
+            addr,
+            setting: setting.to_owned(),
+            cause,
+            hint: None,
+        }
+    }
+
+    /// The same error, with a bind's setting named as the operator gave it
+    /// (`name` maps the variable, `PORT`, to `--port` when the flag chose
+    /// the port). Other errors are unchanged.
+    pub fn naming_setting(self, name: impl FnOnce(&str) -> String) -> StartError {
+        match self {
+            StartError::Bind {
+                addr,
+                setting,
+                cause,
+                hint,
+            } => StartError::Bind {
+                setting: name(&setting),
+                addr,
+                cause,
+                hint,
+            },
+            other => other,
+        }
+    }
+
+    /// The same error, with a hint on what to do when a bind failed.
+    pub fn with_bind_hint(self, text: String) -> StartError {
+        match self {
+            StartError::Bind {
+                addr,
+                setting,
+                cause,
+                ..
+            } => StartError::Bind {
+                addr,
+                setting,
+                cause,
+                hint: Some(text),
+            },
+            other => other,
+        }
+    }
+
     /// An I/O error while doing `what`.
     pub fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> StartError {
         move |source| StartError::Io { what, source }

@@ -9,6 +9,8 @@
 //!   measured path takes no locks. Connections are spread over the `--url`s
 //!   round robin.
 //! - `keys.rs`: uniform and Zipf key choice.
+//! - `capacity.rs`: what the cluster holds, the warning when the keys do
+//!   not fit, and why gets missed.
 //! - `report.rs`: HDR histograms per operation, errors by kind, the table
 //!   and the `--json` document (documented field by field in
 //!   docs/benchmarks.md).
@@ -16,6 +18,7 @@
 //! Exit codes: 0 the run completed without a failed request, 1 it completed
 //! with failed requests, 2 it could not start (bad option, unresolvable URL).
 
+mod capacity;
 mod keys;
 mod report;
 mod worker;
@@ -87,7 +90,8 @@ pub struct BenchArgs {
     /// Longest wait for a connection or an answer; longer counts as an error
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub timeout: Duration,
-    /// Prefix of every key (keys are PREFIX0 .. PREFIX<keys-1>)
+    /// Prefix of every key (keys are PREFIX0 .. PREFIX<keys-1>): a prefix of
+    /// the run's own, so that it never overwrites other keys
     #[arg(long, default_value = "bench-")]
     pub key_prefix: String,
     /// Seed of the random choices (default: random); each connection derives
@@ -278,6 +282,16 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
         (None, Some(_)) => None,
         (None, None) => Some(DEFAULT_DURATION),
     };
+    // Before any write: a key space the cluster cannot hold evicts other
+    // keys too, which the user should hear about first.
+    let capacity = capacity::fetch(&targets[0].url, args.token.as_deref()).await;
+    let over_capacity = capacity.filter(|c| args.keys > c.keys());
+    let mut notes = Vec::new();
+    if let Some(warning) = capacity.and_then(|c| capacity::warning(args.keys, &args.key_prefix, &c))
+    {
+        eprintln!("distcache bench: {warning}");
+        notes.push(warning);
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
     let plan = Arc::new(Plan {
         mix: args.mix,
@@ -309,7 +323,10 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
     let mut preload = None;
     if args.preload {
         if !args.json {
-            eprintln!("preloading {} keys...", args.keys);
+            eprintln!(
+                "preloading: writing each of the {} keys once, so that gets find them...",
+                args.keys
+            );
         }
         let started = Instant::now();
         let step = connections as u64;
@@ -369,6 +386,14 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
 
     let summary = stats.summary(elapsed);
     let failed = summary.total.errors > 0;
+    let causes = capacity::MissCauses {
+        preload: args.preload,
+        deletes: args.mix.del > 0,
+        ttl_s: (args.ttl_share > 0.0).then_some(args.ttl),
+        over_capacity,
+    };
+    let get = &summary.operations.get;
+    notes.extend(causes.explain(get.misses, get.ops));
     let config = ConfigReport {
         urls: targets.iter().map(|t| t.url.clone()).collect(),
         connections: args.connections,
@@ -395,6 +420,7 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
         let report = Report {
             config,
             preload,
+            notes,
             summary,
         };
         out = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n";
@@ -406,7 +432,7 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
         };
         out += &format!(
             "distcache bench: {} connections to {}; {:.1} s measured after {:.1} s warm-up; \
-             mix get={},set={},del={}; {} keys, {}{zipf}; {}-byte values\n",
+             mix get={},set={},del={}; {} keys ({}0 to {}{}), {}{zipf}; {}-byte values\n",
             c.connections,
             c.urls.join(", "),
             summary.elapsed_s,
@@ -415,16 +441,30 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
             c.mix.set,
             c.mix.del,
             c.keys,
+            c.key_prefix,
+            c.key_prefix,
+            c.keys - 1,
             c.distribution,
             c.value_size,
         );
-        if let Some(p) = &preload {
-            out += &format!(
-                "preload: {} keys in {:.1} s, {} errors\n",
-                p.keys, p.seconds, p.errors
-            );
+        match &preload {
+            Some(p) => {
+                out += &format!(
+                    "preload: every key written once before the run, so that gets find them: \
+                     {} keys in {:.1} s, {} errors\n",
+                    p.keys, p.seconds, p.errors
+                )
+            }
+            None => {
+                out += "no preload: a get finds a key only once a set wrote it \
+                        (--preload writes every key first)\n"
+            }
         }
         out += &report::table(&summary);
+        for note in &notes {
+            out += note;
+            out += "\n";
+        }
     }
     // A closed stdout (piped into `head`) is not worth a panic.
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());

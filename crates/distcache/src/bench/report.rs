@@ -262,6 +262,9 @@ pub struct Report<C: Serialize> {
     pub config: C,
     /// The preload phase, when `--preload` was given.
     pub preload: Option<PreloadSummary>,
+    /// What a reader should know to read the figures: a key space larger
+    /// than the cluster holds, why gets missed.
+    pub notes: Vec<String>,
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub summary: Summary,

@@ -72,8 +72,10 @@ pub fn run_ok(what: &str, cmd: &mut Command) -> Output {
 
 /// A program a `scripts/deps.d` script installs: a path inside the
 /// repository (a venv or tools folder), or a name found on `PATH` or in the
-/// system's bin folders. Missing, the test fails and names `deps_script`:
-/// a test never skips for want of a tool.
+/// system's bin folders. Missing, the test fails and names `deps_script`.
+/// (`./scripts/test` checks for the tools first and leaves out, saying
+/// why, the files whose tools are missing, except in CI; a test run
+/// directly never skips.)
 pub fn tool(relative_or_name: &str, deps_script: &str) -> PathBuf {
     let in_repo = repo().join(relative_or_name);
     if in_repo.is_file() {
@@ -91,6 +93,23 @@ pub fn tool(relative_or_name: &str, deps_script: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!("required tool {relative_or_name} is missing: run {deps_script} (as root) first")
         })
+}
+
+/// Fails at once, saying why, unless the test runs as root: the `root_`
+/// files make faults only root can (`for_what`). `./scripts/test` leaves
+/// them out when it does not run as root, except in CI.
+pub fn require_root(for_what: &str) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    // "Uid:	real	effective	saved	filesystem"
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1).map(str::to_owned));
+    assert_eq!(
+        effective.as_deref(),
+        Some("0"),
+        "this test needs root for {for_what}: run ./scripts/test as root (which leaves it out otherwise)"
+    );
 }
 
 /// A free loopback port: bound, read, released. The process that gets it

@@ -61,6 +61,7 @@ pub struct Netns {
 
 impl Netns {
     pub fn create() -> Netns {
+        super::require_root("network namespaces");
         let id = std::process::id() % 10_000;
         let name = format!("dcpart{id}");
         let host_if = format!("dch{id}");
@@ -151,6 +152,7 @@ pub struct Lan {
 impl Lan {
     /// A LAN for `masters` masters and up to `auxiliaries` auxiliaries.
     pub fn create(masters: usize, auxiliaries: usize) -> Lan {
+        super::require_root("network namespaces");
         assert!(masters <= 9 && auxiliaries <= 9, "one digit each");
         // One LAN at a time per process picks its subnet and takes it.
         static CREATING: Mutex<()> = Mutex::new(());

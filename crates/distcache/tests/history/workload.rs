@@ -1,5 +1,5 @@
 //! The history check's workload, shared by the tests that put a cluster
-//! through faults while it runs (`history.rs`, `history_partition.rs`).
+//! through faults while it runs (`proc_history.rs`, `root_history_partition.rs`).
 //!
 //! Writers own disjoint sets of keys and write or delete each key one
 //! operation at a time, each through a master picked at random; readers read

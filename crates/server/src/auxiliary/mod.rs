@@ -61,19 +61,11 @@ impl AuxListeners {
         let ip = config.common.bind_addr;
         let http = TcpListener::bind((ip, config.port))
             .await
-            .map_err(|source| StartError::Bind {
-                addr: format!("{ip}:{}", config.port),
-                setting: "PORT",
-                source,
-            })?;
+            .map_err(|cause| StartError::bind(format!("{ip}:{}", config.port), "PORT", cause))?;
         let data_port = config.data_port();
         let data = TcpListener::bind((ip, data_port))
             .await
-            .map_err(|source| StartError::Bind {
-                addr: format!("{ip}:{data_port}"),
-                setting: "DATA_PORT",
-                source,
-            })?;
+            .map_err(|cause| StartError::bind(format!("{ip}:{data_port}"), "DATA_PORT", cause))?;
         Ok(AuxListeners { http, data })
     }
 }

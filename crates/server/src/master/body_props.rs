@@ -1,7 +1,7 @@
 //! Property-based fuzzing of the parsers of untrusted request bodies: any
 //! bytes at all give a value or our error, never a panic, and well-formed
 //! bodies parse to what they say (the HTTP counterpart of the wire frames'
-//! fuzzing in `crates/wire/tests/frame_props.rs`; bearer-header and token
+//! fuzzing in `crates/wire/tests/unit_frame_props.rs`; bearer-header and token
 //! parsing is fuzzed in `security/auth.rs`).
 
 use proptest::prelude::*;

@@ -164,11 +164,7 @@ pub async fn bind(config: &MasterConfig) -> Result<TcpListener, StartError> {
     let ip = config.common.bind_addr;
     TcpListener::bind((ip, config.port))
         .await
-        .map_err(|source| StartError::Bind {
-            addr: format!("{ip}:{}", config.port),
-            setting: "PORT",
-            source,
-        })
+        .map_err(|cause| StartError::bind(format!("{ip}:{}", config.port), "PORT", cause))
 }
 
 /// Runs a master on an already-bound listener until `shutdown` triggers.

@@ -5,7 +5,7 @@
 //! route ([`need_of`]), the routes the fast path of [`super::service`]
 //! takes past the router, and the `route` label of the request metrics
 //! (the router labels a request with the template it matched, the fast
-//! path with its entry's template). `tests/openapi.rs` checks the table
+//! path with its entry's template). `tests/proc_openapi.rs` checks the table
 //! against `docs/openapi.yaml` and against what a running master answers.
 
 use axum::http::Method;

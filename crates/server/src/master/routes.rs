@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, RawPathParams, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -30,6 +31,54 @@ use crate::http::{self, ApiError, json_bytes};
 use crate::metrics;
 use crate::security::auth;
 use crate::security::limits::{self, RequestLimits};
+
+/// The one parameter of a route's path (`{*key}`, `{id}`), percent-decoded
+/// strictly by [`decode_path_segment`]. axum's `Path` keeps a malformed
+/// escape such as `%ZZ` as its three characters, which would store or look
+/// up a key the client never meant; here it is a 400 `bad_path`.
+pub(super) struct StrictPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for StrictPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|r| ApiError::bad_request("bad_path", r.body_text()))?;
+        let raw = params
+            .iter()
+            .next()
+            .map(|(_, raw)| raw)
+            .ok_or_else(|| ApiError::bad_request("bad_path", "the path has no parameter"))?;
+        decode_path_segment(raw).map(StrictPath)
+    }
+}
+
+/// Decodes a percent-encoded path segment: every `%` must start an escape
+/// of two hex digits, and the bytes must be UTF-8; otherwise a 400
+/// `bad_path` that shows the segment.
+pub(super) fn decode_path_segment(raw: &str) -> Result<String, ApiError> {
+    let bytes = raw.as_bytes();
+    let malformed = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err(ApiError::bad_request(
+            "bad_path",
+            format!(
+                "bad percent-encoding in {raw:?}: a % must start %XX with two hex digits (a % itself is %25)"
+            ),
+        ));
+    }
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| {
+            ApiError::bad_request("bad_path", format!("{raw:?} does not decode to UTF-8 text"))
+        })
+}
 
 /// Longest TTL accepted: about 136 years, far past any cache's horizon.
 pub const MAX_TTL_SECS: i64 = u32::MAX as i64;
@@ -300,9 +349,8 @@ fn value_response(key: &str, entry: &Entry, now_ms: u64) -> Response {
 
 async fn get_value(
     state: State<Arc<Master>>,
-    key: Result<Path<String>, PathRejection>,
+    StrictPath(key): StrictPath,
 ) -> Result<Response, ApiError> {
-    let Path(key) = key?;
     get_value_of(state, key).await
 }
 
@@ -322,9 +370,8 @@ pub(super) async fn get_value_of(
 
 async fn delete_value(
     state: State<Arc<Master>>,
-    key: Result<Path<String>, PathRejection>,
+    StrictPath(key): StrictPath,
 ) -> Result<Response, ApiError> {
-    let Path(key) = key?;
     delete_value_of(state, key).await
 }
 
@@ -501,9 +548,8 @@ async fn list_nodes(State(master): State<Arc<Master>>) -> Response {
 
 async fn get_node(
     State(master): State<Arc<Master>>,
-    id: Result<Path<String>, PathRejection>,
+    StrictPath(id): StrictPath,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id?;
     match master.node(&id) {
         Some(node) => Ok(Json(node).into_response()),
         None => Err(ApiError::not_found(
@@ -525,9 +571,8 @@ async fn register_node(
 
 async fn remove_node(
     State(master): State<Arc<Master>>,
-    id: Result<Path<String>, PathRejection>,
+    StrictPath(id): StrictPath,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id?;
     match membership::decommission(&master, &id).await? {
         (true, node) => Ok(Json(json!({"removed": node})).into_response()),
         (false, node) => Ok((
@@ -574,3 +619,24 @@ async fn metrics_text(State(master): State<Arc<Master>>) -> Response {
 #[cfg(test)]
 #[path = "body_props.rs"]
 mod body_props;
+
+#[cfg(test)]
+mod path_tests {
+    use super::decode_path_segment;
+
+    #[test]
+    fn well_formed_escapes_decode() {
+        assert_eq!(decode_path_segment("a%2Fb").unwrap(), "a/b");
+        assert_eq!(decode_path_segment("50%25").unwrap(), "50%");
+        assert_eq!(decode_path_segment("%C3%A9t%c3%a9").unwrap(), "été");
+        assert_eq!(decode_path_segment("plain+key").unwrap(), "plain+key");
+    }
+
+    #[test]
+    fn a_malformed_escape_or_non_utf8_is_a_bad_path() {
+        for raw in ["%ZZ", "a%", "%", "a%2", "%2G", "%zz", "%C3", "%FF"] {
+            let e = decode_path_segment(raw).expect_err(raw);
+            assert_eq!(e.code, "bad_path", "{raw}");
+        }
+    }
+}

@@ -33,7 +33,6 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use hyper::body::{Body as _, Incoming};
-use percent_encoding::percent_decode_str;
 
 use super::Master;
 use super::route_table::{self, Handler, ROUTES, Route};
@@ -119,9 +118,9 @@ impl KeyRoute {
         if self.taken.contains(&raw) {
             return None;
         }
-        // As axum's `Path` decodes a captured segment; a key that is not
-        // UTF-8 is left to the router for its 400.
-        Some(percent_decode_str(raw).decode_utf8().ok()?.into_owned())
+        // As the router's handlers decode it; a malformed escape or a key
+        // that is not UTF-8 is left to the router for its 400.
+        routes::decode_path_segment(raw).ok()
     }
 }
 
@@ -281,17 +280,17 @@ mod tests {
 mod router_agreement {
     use super::*;
     use axum::body::Body;
-    use axum::extract::rejection::PathRejection;
-    use axum::extract::{MatchedPath, Path};
+    use axum::extract::MatchedPath;
+    use axum::response::IntoResponse;
     use axum::routing::on;
     use tower::ServiceExt;
 
     /// The routes of [`routes::router`], answering `template|key`.
     fn shadow() -> Router {
-        let echo = |m: MatchedPath, k: Result<Path<String>, PathRejection>| async move {
+        let echo = |m: MatchedPath, k: Result<routes::StrictPath, crate::http::ApiError>| async move {
             match k {
-                Ok(Path(k)) => format!("{}|{}", m.as_str(), k),
-                Err(e) => format!("{}|ERR {}", m.as_str(), e),
+                Ok(routes::StrictPath(k)) => format!("{}|{}", m.as_str(), k),
+                Err(e) => format!("{}|ERR {}", m.as_str(), e.into_response().status()),
             }
         };
         routes::router_of(|route| on(routes::filter_of(route), echo))

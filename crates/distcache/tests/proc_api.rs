@@ -266,6 +266,18 @@ fn bad_input_gets_a_json_error_with_the_right_status() {
         400,
         "bad_path",
     );
+    // A malformed escape is bad percent-encoding too, not the literal key
+    // "%ZZ" (which travels as %25ZZ).
+    for path in ["/data/%ZZ", "/data/a%2", "/data/50%", "/nodes/%ZZ"] {
+        assert_error(c.http.get(c.url(0, path)).send().unwrap(), 400, "bad_path");
+    }
+    assert_error(
+        c.http.delete(c.url(0, "/data/%ZZ")).send().unwrap(),
+        400,
+        "bad_path",
+    );
+    assert_eq!(c.set(0, "%ZZ", json!("literal")).status(), 200);
+    assert_eq!(c.value(0, "%ZZ"), Some(json!("literal")), "sent as %25ZZ");
     // Unknown routes and methods.
     assert_error(
         c.http.get(c.url(0, "/nope")).send().unwrap(),

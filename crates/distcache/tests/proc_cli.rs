@@ -66,6 +66,10 @@ fn client_verbs_print_readably_and_exit_meaningfully() {
         assert!(out.contains(id), "{out}");
     }
     assert!(out.contains("3 of 3 auxiliaries up"), "{out}");
+    assert!(
+        out.contains("as of each node's last health check"),
+        "nodes says its ITEMS may lag a write: {out}"
+    );
 
     // Errors: the server's message, exit code 2.
     let (code, _, err) = run(&["set", "", "x", "--url", &url]);
@@ -426,4 +430,173 @@ fn local_is_closed(secret: Option<&str>) {
     local.signal(Signal::SIGINT);
     let status = local.wait_exit(Duration::from_secs(15));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+/// Runs `distcache ARGS` with `stdin` as its standard input.
+fn run_with_stdin(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("DISTCACHE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run distcache");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn set_takes_its_value_from_stdin_or_a_file_so_a_2_mb_value_gets_the_documented_413() {
+    let c = Cluster::start(Spec {
+        auxiliaries: 1,
+        replicas: 1,
+        ..Spec::default()
+    });
+    let url = format!("http://{}", c.masters[0].addr);
+    let (code, out, err) = run_with_stdin(
+        &["set", "from-stdin", "-", "--url", &url],
+        br#"{"a":[1,2]}"#,
+    );
+    assert_eq!((code, out.trim()), (0, "OK"), "{err}");
+    assert_eq!(c.value(0, "from-stdin"), Some(json!({"a": [1, 2]})));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("value.txt");
+    std::fs::write(&file, "two words\n").unwrap();
+    let file_arg = file.display().to_string();
+    let (code, _, err) = run(&["set", "from-file", "--file", &file_arg, "--url", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        c.value(0, "from-file"),
+        Some(json!("two words\n")),
+        "taken as is"
+    );
+
+    // Too large for a command line ("Argument list too long"), not for
+    // --file: the server's 413 comes back.
+    let big = dir.path().join("big.txt");
+    std::fs::write(&big, "x".repeat(2_000_000)).unwrap();
+    let big_arg = big.display().to_string();
+    let (code, _, err) = run(&["set", "big", "--file", &big_arg, "--url", &url]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("413"), "the documented 413: {err}");
+    let (code, _, err) = run_with_stdin(&["set", "big", "-", "--url", &url], &[b'y'; 2_000_000]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("413"), "the documented 413: {err}");
+    assert_eq!(c.value(0, "big"), None);
+
+    // No value at all is a usage error.
+    let (code, _, err) = run(&["set", "nothing", "--url", &url]);
+    assert_eq!(code, 2, "{err}");
+    let missing = dir.path().join("missing").display().to_string();
+    let (code, _, err) = run(&["set", "k", "--file", &missing, "--url", &url]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read --file"), "{err}");
+}
+
+#[test]
+fn logs_written_to_a_file_are_plain_text_without_colour_codes() {
+    // The harness sends every process's stdout and stderr to a file.
+    let c = Cluster::start(Spec {
+        auxiliaries: 1,
+        replicas: 1,
+        ..Spec::default()
+    });
+    let logs = [c.masters[0].proc.log_text(), c.auxes[0].proc.log_text()];
+    for log in &logs {
+        assert!(log.contains(" INFO "), "something was logged: {log}");
+        assert!(
+            !log.contains("\x1b["),
+            "no ANSI escape codes in a log file: {log}"
+        );
+    }
+}
+
+#[test]
+fn a_busy_port_is_one_line_naming_the_flag_or_variable_that_chose_it() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().display().to_string();
+    // (arguments, environment, how the port must be named)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![
+                "local",
+                "--port",
+                &port,
+                "--masters",
+                "1",
+                "--backup-dir",
+                &backup,
+            ],
+            vec![],
+            "(--port)",
+        ),
+        (
+            vec!["master", "--port", &port, "--bind-addr", "127.0.0.1"],
+            vec![("BACKUP_DIR", &backup)],
+            "(--port)",
+        ),
+        (
+            vec!["master", "--bind-addr", "127.0.0.1"],
+            vec![("PORT", &port), ("BACKUP_DIR", &backup)],
+            "(PORT)",
+        ),
+        (
+            vec![
+                "aux",
+                "--bind-addr",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--data-port",
+                &port,
+            ],
+            vec![("BACKUP_DIR", &backup)],
+            "(--data-port)",
+        ),
+    ];
+    for (args, env, named) in cases {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args).env_clear().stdin(Stdio::null());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: exactly one line:\n{err}");
+        let line = lines[0];
+        assert!(
+            line.starts_with("distcache: cannot listen on 127.0.0.1:"),
+            "{line}"
+        );
+        assert!(line.contains(named), "{args:?} names {named}: {line}");
+        assert_eq!(
+            line.matches("already in use").count(),
+            1,
+            "the cause once: {line}"
+        );
+        if args[0] == "local" {
+            assert!(
+                line.contains("choose free ports with --port"),
+                "local hints at --port: {line}"
+            );
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //!
 //! schemathesis lives in `scripts/schemathesis/.venv`, which
 //! `scripts/deps.d/40-schemathesis.sh` makes (CI runs it before the tests).
-//! When it is missing this test fails and says so: it never skips.
+//! Without it `./scripts/test` skips this file and says which script to
+//! run; run directly, or in CI, this test fails and says so.
 //!
 //! The operations routes are in: `POST /backup` writes real backups into
 //! the test master's BACKUP_DIR, a directory under the cluster's temporary
@@ -22,7 +23,7 @@
 //! which a 503 `no_auxiliaries` is the right answer and not a fault. Their
 //! parsers are fuzzed by the body property tests
 //! (`crates/server/src/master/body_props.rs`) and their access by the role
-//! table (`tests/security.rs`).
+//! table (`tests/proc_security.rs`).
 
 mod common;
 

@@ -108,6 +108,13 @@ fn bench_json_report_against_a_cluster_has_every_field_and_no_errors() {
     assert_eq!(field(&report, "/config/key_prefix"), "bench-");
     assert_eq!(field(&report, "/config/seed"), 7);
 
+    // 500 keys fit: nothing to warn about; notes is always there.
+    assert!(field(&report, "/notes").is_array(), "{report:#}");
+    assert!(
+        !report["notes"].to_string().contains("do not fit"),
+        "{report:#}"
+    );
+
     // preload
     assert_eq!(field(&report, "/preload/keys"), 500);
     assert_eq!(field(&report, "/preload/errors"), 0);
@@ -231,4 +238,91 @@ fn bench_rejects_bad_options_with_exit_code_2() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn bench_keys_have_a_prefix_of_their_own_and_leave_other_keys_alone() {
+    let cluster = Cluster::start(Spec::default());
+    // Keys a user might hold, named as the run's keys would be without
+    // the prefix.
+    for key in ["0", "1", "9"] {
+        assert_eq!(cluster.set(0, key, serde_json::json!("mine")).status(), 200);
+    }
+    let url = format!("http://{}", cluster.masters[0].addr);
+    let (out, stdout) = bench(&[
+        "--url",
+        &url,
+        "--connections",
+        "2",
+        "--requests",
+        "300",
+        "--keys",
+        "10",
+        "--mix",
+        "get=50,set=50",
+        "--preload",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for key in ["0", "1", "9"] {
+        assert_eq!(
+            cluster.value(0, key),
+            Some(serde_json::json!("mine")),
+            "the user's key {key:?} is untouched"
+        );
+    }
+    assert!(
+        cluster.value(0, "bench-9").is_some(),
+        "the run wrote its own keys"
+    );
+    assert!(stdout.contains("10 keys (bench-0 to bench-9)"), "{stdout}");
+    assert!(
+        stdout.contains("preload: every key written once before the run, so that gets find them"),
+        "--preload explains itself: {stdout}"
+    );
+    assert!(!stderr.contains("warning"), "10 keys fit: {stderr}");
+}
+
+#[test]
+fn bench_warns_when_its_keys_exceed_the_cluster_capacity_and_says_why_gets_miss() {
+    // 3 auxiliaries of 100 items, 2 copies of each key: 150 keys fit.
+    let cluster = Cluster::start(Spec {
+        cache_size: 100,
+        ..Spec::default()
+    });
+    let url = format!("http://{}", cluster.masters[0].addr);
+    let (out, stdout) = bench(&[
+        "--url",
+        &url,
+        "--connections",
+        "4",
+        "--requests",
+        "1000",
+        "--keys",
+        "1000",
+        "--mix",
+        "get=50,set=50",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("warning"))
+        .unwrap_or_else(|| panic!("no capacity warning on stderr: {stderr}"));
+    for part in [
+        "1000 keys do not fit",
+        "300 items, 150 keys at 2 copies each",
+        "evicts",
+        "--keys 150",
+    ] {
+        assert!(warning.contains(part), "{part:?} in {warning}");
+    }
+    let misses = stdout
+        .lines()
+        .find(|l| l.starts_with("misses:"))
+        .unwrap_or_else(|| panic!("no explanation of the misses: {stdout}"));
+    assert!(misses.contains("--preload"), "{misses}");
+    assert!(misses.contains("do not fit"), "{misses}");
+    assert!(!stdout.contains("preload: every key"), "{stdout}");
+    assert!(stdout.contains("no preload:"), "{stdout}");
 }

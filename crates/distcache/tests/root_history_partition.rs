@@ -1,4 +1,4 @@
-//! The history check (see `history.rs`) through the fault it cannot make
+//! The history check (see `proc_history.rs`) through the fault it cannot make
 //! with signals: one master cut off from one auxiliary only, for a few
 //! seconds (4 s, or 2 s past the leader's verdict), while the other masters still reach that auxiliary and each
 //! other, and the auxiliary still reaches every master.

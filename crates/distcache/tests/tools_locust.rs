@@ -3,8 +3,9 @@
 //! failures and with every kind of request the locustfile makes having run.
 //!
 //! Locust lives in the virtual environment `load_test/.venv`, which
-//! `scripts/deps.d/20-locust.sh` makes (CI runs it before the tests). When
-//! it is missing this test fails and says so: it never skips.
+//! `scripts/deps.d/20-locust.sh` makes (CI runs it before the tests).
+//! Without it `./scripts/test` skips this file and says which script to
+//! run; run directly, or in CI, this test fails and says so.
 
 mod common;
 
