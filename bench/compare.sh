@@ -27,8 +27,13 @@ done
 [ $# -gt 0 ] || { echo "bench/compare.sh: give NAME=BINARY pairs" >&2; exit 2; }
 out=$(mktemp -d /tmp/distcache-compare.XXXXXX)
 declare -A json=([a1]=a-replicas-1 [a2]=a-replicas-2 [a1-set]=a-replicas-1-writes [a1-near]=a-replicas-1-near [b]=b-nginx-2-masters)
+pairs=("$@")
 for round in $(seq 1 "$rounds"); do
-    for pair in "$@"; do
+    # Each round starts with the next binary, so no binary always runs
+    # first (right after the references, or on a cold machine).
+    n=${#pairs[@]}
+    for k in $(seq 0 $((n - 1))); do
+        pair=${pairs[$(((k + round - 1) % n))]}
         name=${pair%%=*}; spec=${pair#*=}; bin=${spec%%,*}
         settings=""; [ "$spec" = "$bin" ] || settings=$(echo "${spec#*,}" | tr ',' ' ')
         AUX_ENV="$settings" "$repo/bench/run.sh" --bin "$bin" --cases "$case_name" --duration "$duration" \

@@ -39,12 +39,21 @@ const KINDS: [Kind; 3] = [
 
 /// What went wrong with one pair, if anything.
 fn check_pair(c: &Cluster, kind: Kind, first: usize, second: usize, key: &str) -> Option<String> {
-    let status = |resp: reqwest::blocking::Response| resp.status().as_u16();
+    // A status, with the error's code when there is one, so that a failure
+    // says why (a timeout under load reads differently from a fencing).
+    let status = |resp: reqwest::blocking::Response| {
+        let code = resp.status().as_u16();
+        if code == 200 {
+            return "200".to_string();
+        }
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        format!("{code} {}", body["error"]["code"].as_str().unwrap_or("?"))
+    };
     let expected = match kind {
         Kind::WriteThenWrite => {
             let a = status(c.set(first, key, json!("first")));
             let b = status(c.set(second, key, json!("second")));
-            if (a, b) != (200, 200) {
+            if (a.as_str(), b.as_str()) != ("200", "200") {
                 return Some(format!("answers {a}, {b}"));
             }
             Some(json!("second"))
@@ -53,7 +62,7 @@ fn check_pair(c: &Cluster, kind: Kind, first: usize, second: usize, key: &str) -
             let a = status(c.set(first, key, json!("first")));
             // The write was acknowledged, so the delete must find the key.
             let b = status(c.delete(second, key));
-            if (a, b) != (200, 200) {
+            if (a.as_str(), b.as_str()) != ("200", "200") {
                 return Some(format!("answers {a}, {b}"));
             }
             None
@@ -62,7 +71,7 @@ fn check_pair(c: &Cluster, kind: Kind, first: usize, second: usize, key: &str) -
             let setup = status(c.set(first, key, json!("doomed")));
             let a = status(c.delete(first, key));
             let b = status(c.set(second, key, json!("second")));
-            if (setup, a, b) != (200, 200, 200) {
+            if (setup.as_str(), a.as_str(), b.as_str()) != ("200", "200", "200") {
                 return Some(format!("answers {setup}, {a}, {b}"));
             }
             Some(json!("second"))

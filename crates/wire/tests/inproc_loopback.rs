@@ -811,3 +811,60 @@ async fn call_at_carries_its_epoch_and_a_stale_epoch_answer_comes_back_as_an_ans
     );
     server.stop().await;
 }
+
+/// Counts what it handled, and "commits" it in `before_answering` after a
+/// pause, as a log would fsync.
+#[derive(Default)]
+struct Committing {
+    handled: AtomicUsize,
+    committed: AtomicUsize,
+    commits: AtomicUsize,
+}
+
+impl Handler for Committing {
+    fn handle(&self, _req: Request, _epoch: u64, conn: &mut ConnState) -> Response {
+        let seq = self.handled.fetch_add(1, Ordering::SeqCst) + 1;
+        conn.wait_for = conn.wait_for.max(seq as u64);
+        Response::Ok
+    }
+
+    fn before_answering(&self, conn: &mut ConnState) -> impl Future<Output = ()> + Send {
+        let upto = std::mem::take(&mut conn.wait_for) as usize;
+        async move {
+            if upto > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                self.committed.fetch_max(upto, Ordering::SeqCst);
+                self.commits.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_wait_for_before_answering_which_runs_once_per_batch() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handler = Arc::new(Committing::default());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(serve(listener, handler.clone(), shutdown.clone()));
+    let c = client(addr);
+    // One at a time: each answer comes only once its request is committed.
+    for i in 1..=3 {
+        assert_eq!(c.call(Request::Ping).await.unwrap(), Response::Ok);
+        assert_eq!(handler.committed.load(Ordering::SeqCst), i);
+    }
+    // Many at once share commits: far fewer than one each.
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let c = c.clone();
+        calls.spawn(async move { c.call(Request::Ping).await });
+    }
+    while let Some(answer) = calls.join_next().await {
+        assert_eq!(answer.unwrap().unwrap(), Response::Ok);
+    }
+    assert_eq!(handler.committed.load(Ordering::SeqCst), 67);
+    let commits = handler.commits.load(Ordering::SeqCst);
+    assert!(commits <= 3 + 32, "{commits} commits for 67 requests");
+    shutdown.cancel();
+    task.await.unwrap();
+}

@@ -211,6 +211,11 @@ impl Cluster {
             cache_shards: distcache_core::store::DEFAULT_SHARDS,
             tombstone_grace: distcache_server::config::DEFAULT_TOMBSTONE_GRACE_SECS,
             backup_interval: 0,
+            // No disk I/O on blocking threads under paused time: tokio
+            // could advance the clock while one runs. Durability is tested
+            // with real processes (proc_durability, proc_crash).
+            log_fsync: distcache_server::config::LogFsync::Off,
+            log_max_bytes: distcache_server::config::DEFAULT_LOG_MAX_BYTES,
             leave_on_shutdown: false,
             security: AuxSecurity::default(),
         }

@@ -4,7 +4,7 @@
 //! One master, one auxiliary (REPLICAS=1), no periodic snapshots
 //! (`BACKUP_INTERVAL=0`), so that what comes back after a kill comes from
 //! the log. Disk faults (a full disk, a read-only directory) need root to
-//! mount a file system and are in `durability_disk_faults.rs`.
+//! mount a file system and are in `root_durability_disk_faults.rs`.
 
 mod common;
 
@@ -247,4 +247,71 @@ fn with_log_fsync_off_nothing_is_logged_and_health_says_so() {
     c.aux("aux-1").proc.kill();
     restart_aux(&mut c, "k");
     assert_eq!(c.value(0, "k"), None, "off means only snapshots survive");
+}
+
+#[test]
+fn the_log_is_folded_into_a_snapshot_before_it_outgrows_log_max_bytes() {
+    let mut c = Cluster::start(Spec {
+        masters: 1,
+        auxiliaries: 1,
+        replicas: 1,
+        aux_env: vec![
+            ("BACKUP_INTERVAL".into(), "0".into()),
+            ("LOG_MAX_BYTES".into(), "4096".into()),
+        ],
+        ..Spec::default()
+    });
+    // 600 overwrites of 30 keys: about 90 KB of records, over a store whose
+    // snapshot stays near 5 KB.
+    for round in 0..20 {
+        for k in 0..30 {
+            ok(c.set(
+                0,
+                &format!("k{k}"),
+                json!(format!("round {round:02} of key {k:02}")),
+            ));
+        }
+    }
+    // Each snapshot the log asks for starts an empty generation and deletes
+    // the older ones; once the last one is done, what is left is less than
+    // the limit (or the snapshot's size) plus what came in meanwhile.
+    let dir = aux_dir(&c);
+    let log_on_disk = || -> u64 {
+        log_files(&dir)
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let snapshot = || {
+        std::fs::metadata(dir.join("aux-1.snap"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    wait_until(
+        Duration::from_secs(20),
+        "the log folded into snapshots",
+        || log_files(&dir).len() == 1 && log_on_disk() < 2 * 4096.max(snapshot()),
+    );
+    // About 33 KB of records went in; with BACKUP_INTERVAL=0 every
+    // snapshot that shortened the log was the log's own request.
+    let snapshots = c
+        .aux_metric("aux-1", "distcache_snapshot_duration_seconds_count")
+        .unwrap_or(0.0);
+    assert!(snapshots >= 1.0, "no snapshot folded the log");
+    assert!(
+        log_on_disk() < 16 * 1024,
+        "{} bytes of log left",
+        log_on_disk()
+    );
+    // Nothing was lost on the way: the last round survives a kill.
+    c.aux("aux-1").proc.kill();
+    restart_aux(&mut c, "k0");
+    for k in 0..30 {
+        assert_eq!(
+            c.value(0, &format!("k{k}")),
+            Some(json!(format!("round 19 of key {k:02}"))),
+            "k{k}"
+        );
+    }
 }
