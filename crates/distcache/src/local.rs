@@ -45,7 +45,7 @@ pub struct LocalArgs {
     /// Seconds between health checks
     #[arg(long, default_value_t = 1.0)]
     pub health_check_interval: f64,
-    /// Where each master keeps its Raft log for the run (`master-N/raft-PORT`, emptied at start) and each auxiliary its snapshot (`aux-N/`): written when `local` stops (Ctrl-C) and restored when it starts again, so keys survive a restart; no periodic snapshots
+    /// Where each master keeps its Raft log for the run (`master-N/raft-PORT`, emptied at start) and each auxiliary its snapshot and mutation log (`aux-N/`): the snapshot is written when `local` stops (Ctrl-C), every write and delete goes to the log before it is answered, and both are read back when `local` starts again, so keys survive a restart, a crash included; no periodic snapshots
     #[arg(long, default_value = "./backup/local")]
     pub backup_dir: PathBuf,
     /// Bearer tokens the masters accept, `token:role,...` (role: read, write or admin), as AUTH_TOKENS [default: none: the API is open]
