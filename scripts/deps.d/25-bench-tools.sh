@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Programs bench/run.sh compares distcache with: Debian's redis-server and
 # redis-benchmark, and nginx (as a load balancer and as the fixed-response
-# HTTP ceiling). Only bench/run.sh needs them; no test does. Idempotent.
+# HTTP ceiling), and the RESP parser's differential test
+# (crates/wire/tests/tools_resp_differential.rs) runs redis-server. Idempotent.
 # The packages' services are not started: bench/run.sh starts its own
 # instances on free loopback ports.
 set -euo pipefail

@@ -1,7 +1,8 @@
-//! The internal protocol between masters and auxiliaries (and between
-//! auxiliaries when keys move): length-prefixed binary frames over
-//! persistent TCP connections, multiplexed by request id so that one
-//! connection carries many requests in flight.
+//! The wire formats. Mainly the internal protocol between masters and
+//! auxiliaries (and between auxiliaries when keys move): length-prefixed
+//! binary frames over persistent TCP connections, multiplexed by request id
+//! so that one connection carries many requests in flight. Also the
+//! requests of the Redis protocol that clients speak to the masters.
 //!
 //! # Layout
 //!
@@ -16,9 +17,13 @@
 //!   unfenced, `call_at` at an epoch.
 //! - [`server`]: [`serve`], the accept loop that answers requests (with
 //!   their epochs) through a synchronous [`Handler`], pipelining responses.
+//! - [`resp`]: requests in the Redis protocol as clients send them
+//!   (multibulk and inline), parsed within memory limits with Redis's own
+//!   error messages; the masters' Redis-protocol listener reads with it.
 
 pub mod client;
 pub mod frame;
+pub mod resp;
 pub mod server;
 
 pub use client::{Client, ClientConfig, DEFAULT_REQUEST_TIMEOUT, WireError, WriteCounts};
