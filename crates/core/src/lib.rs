@@ -27,6 +27,7 @@ pub mod key;
 pub mod ring;
 pub mod snapshot;
 pub mod store;
+pub mod value;
 pub mod version;
 
 pub use key::{KeyError, MAX_KEY_BYTES, validate_key};
