@@ -22,8 +22,10 @@
 
 pub mod clock;
 pub mod cluster;
+pub mod command;
 pub mod handoff;
 pub mod key;
+pub mod keyspace;
 pub mod ring;
 pub mod snapshot;
 pub mod store;

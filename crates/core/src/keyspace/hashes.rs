@@ -1,0 +1,221 @@
+//! Hashes.
+
+use bytes::Bytes;
+
+use super::strings::{format_incr_float, parse_long_double};
+use super::{EffectOp, Exec, Result};
+use crate::command::glob::glob_match;
+use crate::command::number::parse_i64;
+use crate::command::{Command, CommandError, Reply, ScanOpts};
+use crate::value::{HashValue, Value};
+
+impl Exec<'_> {
+    fn hash(&mut self, key: &[u8]) -> Result<Option<&HashValue>> {
+        match self.entry(key).map(|e| &e.value) {
+            None => Ok(None),
+            Some(Value::Hash(h)) => Ok(Some(h)),
+            Some(_) => Err(CommandError::WrongType),
+        }
+    }
+
+    pub(super) fn hash_command(&mut self, c: &Command) -> Result<Reply> {
+        match c {
+            Command::HSet { key, pairs, legacy } => {
+                let h = self.hash(key)?;
+                let mut seen = std::collections::HashSet::new();
+                let added = pairs
+                    .iter()
+                    .filter(|(f, _)| h.is_none_or(|h| h.get(f).is_none()) && seen.insert(f.clone()))
+                    .count();
+                self.emit(key, EffectOp::HashSet(pairs.clone()));
+                Ok(if *legacy {
+                    Reply::OK
+                } else {
+                    Reply::Integer(added as i64)
+                })
+            }
+            Command::HSetNx { key, field, value } => {
+                if self.hash(key)?.is_some_and(|h| h.get(field).is_some()) {
+                    return Ok(Reply::Integer(0));
+                }
+                self.emit(key, EffectOp::HashSet(vec![(field.clone(), value.clone())]));
+                Ok(Reply::Integer(1))
+            }
+            Command::HGet { key, field } => Ok(self
+                .hash(key)?
+                .and_then(|h| h.get(field))
+                .map_or(Reply::Null, |v| Reply::Bulk(v.clone()))),
+            Command::HMGet { key, fields } => {
+                let h = self.hash(key)?;
+                Ok(Reply::Array(
+                    fields
+                        .iter()
+                        .map(|f| {
+                            h.and_then(|h| h.get(f))
+                                .map_or(Reply::Null, |v| Reply::Bulk(v.clone()))
+                        })
+                        .collect(),
+                ))
+            }
+            Command::HDel { key, fields } => {
+                let Some(h) = self.hash(key)? else {
+                    return Ok(Reply::Integer(0));
+                };
+                let mut present: Vec<Bytes> = Vec::new();
+                for f in fields {
+                    if h.get(f).is_some() && !present.contains(f) {
+                        present.push(f.clone());
+                    }
+                }
+                let n = present.len();
+                if n > 0 {
+                    self.emit(key, EffectOp::HashDel(present));
+                }
+                Ok(Reply::Integer(n as i64))
+            }
+            Command::HExists { key, field } => Ok(Reply::Integer(i64::from(
+                self.hash(key)?.is_some_and(|h| h.get(field).is_some()),
+            ))),
+            Command::HLen { key } => {
+                Ok(Reply::Integer(self.hash(key)?.map_or(0, |h| h.len()) as i64))
+            }
+            Command::HKeys { key } => Ok(Reply::Array(
+                self.hash(key)?
+                    .map(|h| h.iter().map(|(f, _)| Reply::Bulk(f.clone())).collect())
+                    .unwrap_or_default(),
+            )),
+            Command::HVals { key } => Ok(Reply::Array(
+                self.hash(key)?
+                    .map(|h| h.iter().map(|(_, v)| Reply::Bulk(v.clone())).collect())
+                    .unwrap_or_default(),
+            )),
+            Command::HGetAll { key } => Ok(Reply::Map(
+                self.hash(key)?
+                    .map(|h| {
+                        h.iter()
+                            .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )),
+            Command::HIncrBy { key, field, by } => {
+                let current = match self.hash(key)?.and_then(|h| h.get(field)) {
+                    None => 0,
+                    Some(v) => parse_i64(v).ok_or(CommandError::HashNotInteger)?,
+                };
+                let next = current.checked_add(*by).ok_or(CommandError::Overflow)?;
+                self.emit(
+                    key,
+                    EffectOp::HashSet(vec![(field.clone(), Bytes::from(next.to_string()))]),
+                );
+                Ok(Reply::Integer(next))
+            }
+            Command::HIncrByFloat { key, field, by } => {
+                let by = parse_long_double(by).ok_or(CommandError::NotFloat)?;
+                if !by.is_finite() {
+                    return Err(CommandError::Other("value is NaN or Infinity"));
+                }
+                let current = match self.hash(key)?.and_then(|h| h.get(field)) {
+                    None => 0.0,
+                    Some(v) => parse_long_double(v).ok_or(CommandError::HashNotFloat)?,
+                };
+                let next = current + by;
+                if !next.is_finite() {
+                    return Err(CommandError::NanOrInfinity);
+                }
+                let text = Bytes::from(format_incr_float(next));
+                self.emit(key, EffectOp::HashSet(vec![(field.clone(), text.clone())]));
+                Ok(Reply::Bulk(text))
+            }
+            Command::HStrLen { key, field } => Ok(Reply::Integer(
+                self.hash(key)?
+                    .and_then(|h| h.get(field))
+                    .map_or(0, |v| v.len()) as i64,
+            )),
+            Command::HRandField {
+                key,
+                count,
+                with_values,
+            } => self.hrandfield(key, *count, *with_values),
+            Command::HScan {
+                key,
+                cursor: _,
+                opts,
+            } => {
+                let Some(h) = self.hash(key)? else {
+                    return Ok(empty_scan());
+                };
+                let opts = opts.clone()?;
+                let mut items = Vec::new();
+                for (f, v) in h.iter() {
+                    if matches(&opts, f) {
+                        items.push(Reply::Bulk(f.clone()));
+                        items.push(Reply::Bulk(v.clone()));
+                    }
+                }
+                Ok(scan_reply(items))
+            }
+            _ => unreachable!("not a hash command"),
+        }
+    }
+
+    fn hrandfield(&mut self, key: &[u8], count: Option<i64>, with_values: bool) -> Result<Reply> {
+        let Some(len) = self.hash(key)?.map(|h| h.len()) else {
+            return Ok(if count.is_some() {
+                Reply::Array(vec![])
+            } else {
+                Reply::Null
+            });
+        };
+        let picks = match count {
+            None => {
+                let i = self.random_index(len);
+                let h = self.hash(key)?.ok_or(CommandError::NoSuchKey)?;
+                return Ok(h
+                    .get_index(i)
+                    .map_or(Reply::Null, |(f, _)| Reply::Bulk(f.clone())));
+            }
+            Some(n) => self.random_picks(len, n),
+        };
+        let h = self.hash(key)?.ok_or(CommandError::NoSuchKey)?;
+        let chosen = picks.into_iter().filter_map(|i| h.get_index(i));
+        Ok(if with_values {
+            Reply::Pairs(
+                chosen
+                    .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+                    .collect(),
+            )
+        } else {
+            Reply::Array(chosen.map(|(f, _)| Reply::Bulk(f.clone())).collect())
+        })
+    }
+
+    /// Positions for HRANDFIELD, SRANDMEMBER, ZRANDMEMBER: `n >= 0` gives
+    /// `min(n, len)` distinct ones, `n < 0` gives `|n|` with repetition.
+    pub(super) fn random_picks(&mut self, len: usize, n: i64) -> Vec<usize> {
+        if n >= 0 {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if n >= len {
+                return (0..len).collect();
+            }
+            rand::seq::index::sample(&mut *self.rng, len, n).into_vec()
+        } else {
+            let n = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX);
+            (0..n).map(|_| self.random_index(len)).collect()
+        }
+    }
+}
+
+pub(super) fn matches(opts: &ScanOpts, item: &[u8]) -> bool {
+    opts.pattern.as_ref().is_none_or(|p| glob_match(p, item))
+}
+
+/// HSCAN, SSCAN, ZSCAN answer every element at once with cursor 0, as
+/// Redis does for small collections (COUNT is a hint; MATCH filters).
+pub(super) fn scan_reply(items: Vec<Reply>) -> Reply {
+    Reply::Array(vec![Reply::bulk(b"0"), Reply::Array(items)])
+}
+
+pub(super) fn empty_scan() -> Reply {
+    scan_reply(Vec::new())
+}

@@ -1,0 +1,1 @@
+//! Unit tests of the executor: edge cases, one per behaviour.
