@@ -216,13 +216,16 @@ pub enum Command {
         start: i64,
         stop: i64,
     },
+    /// The index is checked after the key (Redis answers nil for a
+    /// missing key whatever the index).
     LIndex {
         key: Key,
-        index: i64,
+        index: Result<i64, CommandError>,
     },
+    /// The index is checked after the key's type, as Redis does.
     LSet {
         key: Key,
-        index: i64,
+        index: Result<i64, CommandError>,
         element: Bytes,
     },
     LInsert {

@@ -63,6 +63,20 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     Some(value)
 }
 
+/// Parses a range bound as Redis's `zslParseRange` does: `strtod` must
+/// consume the whole string and give no NaN, and that is all: the empty
+/// string is 0 (strtod consumes nothing and stops at the end), leading
+/// spaces are skipped, and an overflow is an infinity.
+pub fn parse_f64_lax(s: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(s).ok()?;
+    let text = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    if text.is_empty() {
+        return if s.is_empty() { Some(0.0) } else { None };
+    }
+    let value: f64 = text.parse().ok()?;
+    if value.is_nan() { None } else { Some(value) }
+}
+
 fn mantissa_has_nonzero_digit(text: &str) -> bool {
     text.bytes()
         .take_while(|b| !b.eq_ignore_ascii_case(&b'e'))

@@ -27,10 +27,12 @@ fn float(arg: &[u8]) -> Result<f64> {
     parse_f64(arg).ok_or(CommandError::NotFloat)
 }
 
-/// An integer that must be >= 0, with the error Redis gives for a negative one.
-fn non_negative(arg: &[u8], negative: &'static str) -> Result<usize> {
-    let n = int(arg)?;
-    usize::try_from(n).map_err(|_| CommandError::OutOfRange(negative))
+/// An integer that must be >= 0, as Redis's `getPositiveLongFromObjectOrReply`
+/// with a message: the same message for a negative number and for no number.
+fn non_negative(arg: &[u8], message: &'static str) -> Result<usize> {
+    parse_i64(arg)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or(CommandError::OutOfRange(message))
 }
 
 fn rest(args: &[Bytes], from: usize) -> Vec<Bytes> {
@@ -592,7 +594,7 @@ pub(super) fn sdiffstore(a: &[Bytes]) -> Result<Command> {
 
 /// `numkeys key... [LIMIT n]`: the keys of SINTERCARD.
 pub(super) fn numkeys(a: &[Bytes], at: usize) -> Result<usize> {
-    let n = int(&a[at])?;
+    let n = parse_i64(&a[at]).unwrap_or(0);
     if n < 1 {
         return Err(CommandError::Other("numkeys should be greater than 0"));
     }
@@ -693,7 +695,8 @@ pub(super) fn score_bound(arg: &[u8]) -> Result<ScoreBound> {
         Some((b'(', rest)) => (true, rest),
         _ => (false, arg),
     };
-    let score = parse_f64(number).ok_or(CommandError::MinMaxNotFloat)?;
+    let score =
+        crate::command::number::parse_f64_lax(number).ok_or(CommandError::MinMaxNotFloat)?;
     Ok(ScoreBound { score, exclusive })
 }
 
@@ -831,15 +834,7 @@ fn zpop(a: &[Bytes], max: bool) -> Result<Command> {
         return Err(CommandError::Syntax);
     }
     let count = match a.get(2) {
-        Some(c) => {
-            let n = int(c)?;
-            if n < 0 {
-                return Err(CommandError::OutOfRange(
-                    "value is out of range, must be positive",
-                ));
-            }
-            Some(n)
-        }
+        Some(c) => Some(non_negative(c, "value is out of range, must be positive")? as i64),
         None => None,
     };
     Ok(Command::ZPop {

@@ -90,7 +90,7 @@ impl Exec<'_> {
                 let Some(l) = self.list(key)? else {
                     return Ok(Reply::Null);
                 };
-                Ok(index_of(*index, l.len())
+                Ok(index_of(index.clone()?, l.len())
                     .and_then(|i| l.get(i))
                     .map_or(Reply::Null, |e| Reply::Bulk(e.clone())))
             }
@@ -102,7 +102,7 @@ impl Exec<'_> {
                 let Some(l) = self.list(key)? else {
                     return Err(CommandError::NoSuchKey);
                 };
-                let i = index_of(*index, l.len()).ok_or(CommandError::IndexOutOfRange)?;
+                let i = index_of(index.clone()?, l.len()).ok_or(CommandError::IndexOutOfRange)?;
                 self.emit(
                     key,
                     EffectOp::ListSet {

@@ -380,7 +380,7 @@ impl Exec<'_> {
                         last_score = None;
                         continue;
                     }
-                    let new = if opts.incr { 0.0 + score } else { *score };
+                    let new = *score;
                     updates.push((new, member.clone()));
                     added += 1;
                     last_score = Some(new);
