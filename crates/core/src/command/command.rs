@@ -33,9 +33,10 @@ pub enum Command {
     GetDel {
         key: Key,
     },
+    /// A bad expiry number is reported after the key's type, as Redis does.
     GetEx {
         key: Key,
-        expiry: GetExExpiry,
+        expiry: Result<GetExExpiry, CommandError>,
     },
     MGet {
         keys: Vec<Key>,

@@ -3,10 +3,23 @@
 //! either order), and `\` to take the next byte literally. An unclosed `[`
 //! runs to the end of the pattern, as in Redis.
 
-/// Whether `text` matches `pattern`.
+/// Whether `text` matches `pattern`. Note that `*` does not match the empty
+/// string here, as in `stringmatchlen`; KEYS and SCAN treat a lone `*` as
+/// "no pattern" before they get here ([`matches_all`]).
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     let mut skip_longer = false;
     matches(pattern, text, &mut skip_longer, 0)
+}
+
+/// Whether KEYS/SCAN skip matching altogether: a pattern of exactly `*`.
+pub fn matches_all(pattern: &[u8]) -> bool {
+    pattern == b"*"
+}
+
+/// Whether `text` passes a KEYS/SCAN pattern (a lone `*` passes everything,
+/// the empty string included).
+pub fn pattern_allows(pattern: &[u8], text: &[u8]) -> bool {
+    matches_all(pattern) || glob_match(pattern, text)
 }
 
 /// The pattern byte at `i`, or 0 past the end: Redis reads its patterns as
@@ -120,7 +133,7 @@ mod tests {
     #[test]
     fn matches_like_redis_stringmatchlen() {
         for (pattern, text, want) in [
-            ("*", "", true),
+            ("*", "", false),
             ("*", "abc", true),
             ("", "", true),
             ("", "a", false),

@@ -217,11 +217,14 @@ pub(super) fn getset(a: &[Bytes]) -> Result<Command> {
 }
 
 pub(super) fn getex(a: &[Bytes]) -> Result<Command> {
-    let p = string_opts(a, 2, StringOpts::GetEx, "getex")?;
-    let expiry = match (p.expiry, p.persist) {
-        (Some(e), _) => GetExExpiry::At(e),
-        (None, true) => GetExExpiry::Persist,
-        (None, false) => GetExExpiry::Unchanged,
+    let expiry = match string_opts(a, 2, StringOpts::GetEx, "getex") {
+        Err(CommandError::Syntax) => return Err(CommandError::Syntax),
+        Err(e) => Err(e),
+        Ok(p) => Ok(match (p.expiry, p.persist) {
+            (Some(e), _) => GetExExpiry::At(e),
+            (None, true) => GetExExpiry::Persist,
+            (None, false) => GetExExpiry::Unchanged,
+        }),
     };
     Ok(Command::GetEx {
         key: a[1].clone(),

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::strings::{format_incr_float, parse_long_double};
 use super::{EffectOp, Exec, Result};
-use crate::command::glob::glob_match;
+use crate::command::glob::pattern_allows;
 use crate::command::number::parse_i64;
 use crate::command::{Command, CommandError, Reply, ScanOpts};
 use crate::value::{HashValue, Value};
@@ -207,7 +207,9 @@ impl Exec<'_> {
 }
 
 pub(super) fn matches(opts: &ScanOpts, item: &[u8]) -> bool {
-    opts.pattern.as_ref().is_none_or(|p| glob_match(p, item))
+    opts.pattern
+        .as_ref()
+        .is_none_or(|p| pattern_allows(p, item))
 }
 
 /// HSCAN, SSCAN, ZSCAN answer every element at once with cursor 0, as

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::{EffectOp, Exec, Result};
-use crate::command::glob::glob_match;
+use crate::command::glob::pattern_allows;
 use crate::command::{Command, CommandError, ExpireCond, Expiry, Reply, ScanOpts};
 use crate::value::ValueType;
 
@@ -121,7 +121,7 @@ impl Exec<'_> {
                 Ok(Reply::Array(
                     self.ks
                         .iter()
-                        .filter(|(k, _)| glob_match(pattern, k))
+                        .filter(|(k, _)| pattern_allows(pattern, k))
                         .map(|(k, _)| Reply::Bulk(k.clone()))
                         .collect(),
                 ))
@@ -189,7 +189,7 @@ impl Exec<'_> {
                     Some(None) => false,
                     Some(Some(t)) => e.value.value_type() == t,
                 };
-                if type_ok && opts.pattern.as_ref().is_none_or(|p| glob_match(p, k)) {
+                if type_ok && opts.pattern.as_ref().is_none_or(|p| pattern_allows(p, k)) {
                     keys.push(Reply::Bulk(k.clone()));
                 }
             }

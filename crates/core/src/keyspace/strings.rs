@@ -78,14 +78,15 @@ impl Exec<'_> {
                 Ok(old.map_or(Reply::Null, Reply::Bulk))
             }
             Command::GetEx { key, expiry } => {
-                let at = match expiry {
-                    GetExExpiry::At(e) => Some(absolute_expiry(e, self.now)?),
-                    _ => None,
-                };
                 let Some(old) = self.string_bytes(key)? else {
                     return Ok(Reply::Null);
                 };
-                match (expiry, at) {
+                let expiry = expiry.clone()?;
+                let at = match &expiry {
+                    GetExExpiry::At(e) => Some(absolute_expiry(e, self.now)?),
+                    _ => None,
+                };
+                match (&expiry, at) {
                     (GetExExpiry::At(_), Some(at)) if at <= self.now => {
                         self.emit(key, EffectOp::Delete)
                     }
