@@ -660,7 +660,7 @@ pub(super) fn zadd(a: &[Bytes]) -> Result<Command> {
     if nx && xx {
         return Err(CommandError::ZAddXxNx);
     }
-    if (opts.gt && nx) || (opts.lt && nx) || (opts.gt && opts.lt) {
+    if ((opts.gt || opts.lt) && nx) || (opts.gt && opts.lt) {
         return Err(CommandError::ZAddGtLtNx);
     }
     if opts.incr && elements > 2 {

@@ -13,7 +13,7 @@ fn expire_at(e: &Expiry, now: u64) -> Result<i64> {
     let invalid = CommandError::InvalidExpireTime(e.command);
     let mut when = e.amount;
     if !e.millis {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return Err(invalid);
         }
         when *= 1000;
@@ -176,13 +176,11 @@ impl Exec<'_> {
         let type_filter = opts.type_name.as_ref().map(|t| ValueType::from_name(t));
         let mut keys = Vec::new();
         let mut next = 0;
-        let mut visited = 0;
-        for (&pos, bucket) in self.ks.buckets.range(cursor..) {
+        for (visited, (&pos, bucket)) in self.ks.buckets.range(cursor..).enumerate() {
             if visited == opts.count {
                 next = pos;
                 break;
             }
-            visited += 1;
             for (k, e) in bucket {
                 let type_ok = match type_filter {
                     None => true,

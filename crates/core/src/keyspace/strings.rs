@@ -91,10 +91,10 @@ impl Exec<'_> {
                         self.emit(key, EffectOp::Delete)
                     }
                     (GetExExpiry::At(_), Some(at)) => self.emit(key, EffectOp::SetExpiry(Some(at))),
-                    (GetExExpiry::Persist, _) => {
-                        if self.entry(key).is_some_and(|e| e.expire_at_ms.is_some()) {
-                            self.emit(key, EffectOp::SetExpiry(None));
-                        }
+                    (GetExExpiry::Persist, _)
+                        if self.entry(key).is_some_and(|e| e.expire_at_ms.is_some()) =>
+                    {
+                        self.emit(key, EffectOp::SetExpiry(None));
                     }
                     _ => {}
                 }

@@ -17,7 +17,7 @@ use super::ELEMENT_OVERHEAD_BYTES;
 
 /// A score: any `f64` but NaN. `-0.0` is stored as `0.0`, as Redis's compact
 /// encoding of small sorted sets does (it keeps integral scores as integers).
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Score(f64);
 
 /// A NaN where a score was expected.
@@ -44,6 +44,12 @@ impl Score {
 }
 
 impl Eq for Score {}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Score) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Ord for Score {
     fn cmp(&self, other: &Score) -> Ordering {
