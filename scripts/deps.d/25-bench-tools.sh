@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Programs bench/run.sh compares distcache with: Debian's redis-server and
+# Programs distcache is compared with: Debian's redis-server and
 # redis-benchmark, and nginx (as a load balancer and as the fixed-response
-# HTTP ceiling). Only bench/run.sh needs them; no test does. Idempotent.
-# The packages' services are not started: bench/run.sh starts its own
+# HTTP ceiling). bench/run.sh needs all three; the differential test of the
+# command layer (crates/core/tests/redis_differential.rs) needs redis-server,
+# so CI must run this script before the tests. Idempotent. The packages'
+# services are not started: bench/run.sh and the test start their own
 # instances on free loopback ports.
 set -euo pipefail
 need=()
