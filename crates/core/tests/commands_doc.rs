@@ -10,7 +10,9 @@ const END: &str = "<!-- END GENERATED COMMAND TABLE -->";
 
 fn generated() -> String {
     let mut out = String::new();
-    out.push_str("| command | arity | group | role | flags | keys (first, last, step) | what it does |\n");
+    out.push_str(
+        "| command | arity | group | role | flags | keys (first, last, step) | what it does |\n",
+    );
     out.push_str("|---|---|---|---|---|---|---|\n");
     for spec in COMMANDS {
         let mut f = Vec::new();

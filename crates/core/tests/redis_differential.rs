@@ -57,6 +57,36 @@ const FLOATS: &[&str] = &[
     "0", "1", "-1", "1.5", "-2.5", "0.5", "3", "inf", "-inf", "+inf", "nan", "abc", "1e3", "-0",
     "1e400", "2.25", "",
 ];
+/// Increments for INCRBYFLOAT and HINCRBYFLOAT, many of them inexact in
+/// binary so that the long double arithmetic shows.
+const INCR_FLOATS: &[&str] = &[
+    "0.1",
+    "0.2",
+    "-0.3",
+    "1.5",
+    "100.1",
+    "1e20",
+    "-1e20",
+    "3.14159",
+    "1e-20",
+    "2.5e-5",
+    "1.7976931348623157e308",
+    "1e4000",
+    "-0",
+    "0",
+    "inf",
+    "-inf",
+    "nan",
+    "abc",
+    "",
+    " 1",
+    "1e",
+    ".5",
+    "5.",
+    "+7",
+    "12345.678",
+    "-1000.1",
+];
 const BOUNDS: &[&str] = &[
     "-inf", "+inf", "0", "1", "(1", "2", "(2.5", "-1", "10", "abc", "(", "nan",
 ];
@@ -176,16 +206,7 @@ impl Gen {
                 1 => vec!["DECR".into(), k],
                 2 => vec!["INCRBY".into(), k, self.int()],
                 3 => vec!["DECRBY".into(), k, self.int()],
-                // Increments whose sum is exact in both double and
-                // long double: see docs/commands.md on INCRBYFLOAT.
-                _ => vec![
-                    "INCRBYFLOAT".into(),
-                    k,
-                    self.pick(&[
-                        "1.5", "-0.25", "2", "0.5", "-3", "1e3", "abc", "inf", "", "5",
-                    ])
-                    .into(),
-                ],
+                _ => vec!["INCRBYFLOAT".into(), k, self.pick(INCR_FLOATS).into()],
             },
             // Keys.
             21..=22 => {
@@ -275,7 +296,7 @@ impl Gen {
                 "HINCRBYFLOAT".into(),
                 k,
                 self.el(),
-                self.pick(&["1.5", "-0.25", "2", "abc", "inf", "0"]).into(),
+                self.pick(INCR_FLOATS).into(),
             ],
             42 => {
                 let mut v = vec!["HRANDFIELD".into(), k];

@@ -15,6 +15,7 @@
 pub mod command;
 pub mod error;
 pub mod glob;
+pub mod long_double;
 pub mod number;
 pub mod parse;
 pub mod reply;

@@ -2,9 +2,10 @@
 
 use bytes::Bytes;
 
-use super::strings::{format_incr_float, parse_long_double};
+use super::strings::incr_float;
 use super::{EffectOp, Exec, Result};
 use crate::command::glob::pattern_allows;
+use crate::command::long_double::LongDouble;
 use crate::command::number::parse_i64;
 use crate::command::{Command, CommandError, Reply, ScanOpts};
 use crate::value::{HashValue, Value};
@@ -111,19 +112,20 @@ impl Exec<'_> {
                 Ok(Reply::Integer(next))
             }
             Command::HIncrByFloat { key, field, by } => {
-                let by = parse_long_double(by).ok_or(CommandError::NotFloat)?;
-                if !by.is_finite() {
-                    return Err(CommandError::Other("value is NaN or Infinity"));
+                // Redis refuses an infinite increment before it looks at the key.
+                match LongDouble::parse(by) {
+                    None => return Err(CommandError::NotFloat),
+                    Some(v) if v.is_infinite() => {
+                        return Err(CommandError::Other("value is NaN or Infinity"));
+                    }
+                    Some(_) => {}
                 }
-                let current = match self.hash(key)?.and_then(|h| h.get(field)) {
-                    None => 0.0,
-                    Some(v) => parse_long_double(v).ok_or(CommandError::HashNotFloat)?,
-                };
-                let next = current + by;
-                if !next.is_finite() {
-                    return Err(CommandError::NanOrInfinity);
-                }
-                let text = Bytes::from(format_incr_float(next));
+                let current = self.hash(key)?.and_then(|h| h.get(field)).cloned();
+                let text = Bytes::from(incr_float(
+                    current.as_deref(),
+                    by,
+                    CommandError::HashNotFloat,
+                )?);
                 self.emit(key, EffectOp::HashSet(vec![(field.clone(), text.clone())]));
                 Ok(Reply::Bulk(text))
             }

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::{EffectOp, Exec, Result};
+use crate::command::long_double::LongDouble;
 use crate::command::{Command, CommandError, Cond, Expiry, GetExExpiry, Reply, SetExpiry};
 use crate::value::{StrValue, Value};
 
@@ -27,16 +28,31 @@ pub(super) fn absolute_expiry(e: &Expiry, now: u64) -> Result<u64> {
     Ok(ms as u64)
 }
 
-/// Formats INCRBYFLOAT's result as Redis does (`%.17Lf`, then trailing
-/// zeros and a bare point removed; `-0` becomes `0`).
-pub(super) fn format_incr_float(v: f64) -> String {
-    let s = format!("{v:.17}");
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s
+/// Adds two floats given as text in INCRBYFLOAT's arithmetic (C's `long
+/// double`, emulated) and formats the sum as Redis does (`%.17Lf`, then
+/// trailing zeros and a bare point removed; `-0` becomes `0`). `current`
+/// and `by` are refused with `current_error` and `NotFloat`.
+pub(super) fn incr_float(
+    current: Option<&[u8]>,
+    by: &[u8],
+    current_error: CommandError,
+) -> Result<String> {
+    let current = match current {
+        None => LongDouble::parse(b"0").ok_or(CommandError::NotFloat)?,
+        Some(text) => LongDouble::parse(text).ok_or(current_error)?,
     };
-    if s == "-0" { "0".to_owned() } else { s }
+    let by = LongDouble::parse(by).ok_or(CommandError::NotFloat)?;
+    let sum = current.checked_add(by).ok_or(CommandError::NanOrInfinity)?;
+    if sum.is_infinite() {
+        return Err(CommandError::NanOrInfinity);
+    }
+    let s = sum.format_fixed_17();
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    Ok(if s == "-0" {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    })
 }
 
 impl Exec<'_> {
@@ -171,16 +187,8 @@ impl Exec<'_> {
                 Ok(Reply::Integer(next))
             }
             Command::IncrByFloat { key, by } => {
-                let current = match self.string(key)? {
-                    None => 0.0,
-                    Some(s) => parse_long_double(&s.bytes).ok_or(CommandError::NotFloat)?,
-                };
-                let by = parse_long_double(by).ok_or(CommandError::NotFloat)?;
-                let next = current + by;
-                if !next.is_finite() {
-                    return Err(CommandError::NanOrInfinity);
-                }
-                let text = format_incr_float(next);
+                let current = self.string(key)?.map(|s| s.bytes.clone());
+                let text = incr_float(current.as_deref(), by, CommandError::NotFloat)?;
                 self.emit(key, EffectOp::SetString(text.clone().into_bytes()));
                 Ok(Reply::Bulk(Bytes::from(text)))
             }
@@ -237,13 +245,6 @@ impl Exec<'_> {
             },
         );
     }
-}
-
-/// Parses a stored or given float for INCRBYFLOAT and HINCRBYFLOAT, as
-/// Redis's `string2ld`: like a score, but infinities allowed (they fail
-/// later, as "would produce NaN or Infinity").
-pub(super) fn parse_long_double(s: &[u8]) -> Option<f64> {
-    crate::command::number::parse_f64(s)
 }
 
 /// GETRANGE's rules: negative offsets count from the end; out-of-range ends
