@@ -1,1 +1,384 @@
-//! Unit tests of the executor: edge cases, one per behaviour.
+//! Unit tests of the executor: what Redis's behaviour does not show from
+//! the outside (effects, replicas, memory, cursors), plus edge cases.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::*;
+use crate::command::table;
+use crate::value::{ELEMENT_OVERHEAD_BYTES, Value};
+
+const NOW: u64 = 1_700_000_000_000;
+
+fn args(line: &str) -> Vec<Bytes> {
+    line.split(' ')
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}
+
+fn run(ks: &mut Keyspace, line: &str) -> Outcome {
+    run_at(ks, line, NOW)
+}
+
+fn run_at(ks: &mut Keyspace, line: &str, now: u64) -> Outcome {
+    let mut rng = StdRng::seed_from_u64(7);
+    match table::parse(&args(line)) {
+        Ok(c) => ks.execute(&c, now, &mut rng),
+        Err(e) => Outcome {
+            reply: Reply::Error(e),
+            effects: vec![],
+        },
+    }
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::bulk(s.as_bytes())
+}
+
+#[test]
+fn a_push_onto_a_long_list_ships_only_the_pushed_element() {
+    let mut ks = Keyspace::new();
+    let elements: Vec<Bytes> = (0..100_000).map(|i| Bytes::from(i.to_string())).collect();
+    let mut rng = StdRng::seed_from_u64(1);
+    ks.execute(
+        &Command::Push {
+            key: Bytes::from_static(b"l"),
+            front: false,
+            only_if_exists: false,
+            elements,
+        },
+        NOW,
+        &mut rng,
+    );
+    let out = run(&mut ks, "RPUSH l last");
+    assert_eq!(out.reply, Reply::Integer(100_001));
+    assert_eq!(
+        out.effects,
+        vec![Effect {
+            key: Bytes::from_static(b"l"),
+            op: EffectOp::Push {
+                front: false,
+                elements: vec![Bytes::from_static(b"last")]
+            }
+        }]
+    );
+}
+
+#[test]
+fn pushing_onto_a_long_list_costs_about_what_pushing_onto_an_empty_one_costs() {
+    // No copy of the value per operation: 10,000 pushes onto a list of
+    // 100,000 take about as long as 10,000 pushes onto an empty one (the
+    // bound is loose so that a busy machine does not fail it; a copy per
+    // push would be ~1000 times slower).
+    let time_pushes = |ks: &mut Keyspace| {
+        let start = std::time::Instant::now();
+        for _ in 0..10_000 {
+            run(ks, "LPUSH l x");
+        }
+        start.elapsed()
+    };
+    let mut empty = Keyspace::new();
+    let small = time_pushes(&mut empty);
+    let mut big = Keyspace::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    big.execute(
+        &Command::Push {
+            key: Bytes::from_static(b"l"),
+            front: true,
+            only_if_exists: false,
+            elements: vec![Bytes::from_static(b"y"); 100_000],
+        },
+        NOW,
+        &mut rng,
+    );
+    let large = time_pushes(&mut big);
+    assert!(
+        large < small * 10 + std::time::Duration::from_millis(50),
+        "{small:?} vs {large:?}"
+    );
+}
+
+#[test]
+fn spop_ships_the_members_it_picked_so_replicas_do_not_pick_again() {
+    let mut leader = Keyspace::new();
+    let mut replica = Keyspace::new();
+    for line in ["SADD s a b c d e f", "SPOP s 2", "SPOP s"] {
+        let out = run(&mut leader, line);
+        for e in &out.effects {
+            replica.apply_effect(e).unwrap();
+        }
+    }
+    assert!(leader.same_as(&replica));
+    assert_eq!(run(&mut leader, "SCARD s").reply, Reply::Integer(3));
+}
+
+#[test]
+fn incrbyfloat_ships_the_resulting_string_and_keeps_the_ttl() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "SET n 0.1 EX 100");
+    let out = run(&mut ks, "INCRBYFLOAT n 0.2");
+    assert_eq!(out.reply, bulk("0.3"));
+    assert_eq!(out.effects[0].op, EffectOp::SetString(b"0.3".to_vec()));
+    assert_eq!(ks.get(b"n").unwrap().expire_at_ms, Some(NOW + 100_000));
+}
+
+#[test]
+fn expiry_is_absolute_and_an_expired_key_is_gone() {
+    let mut ks = Keyspace::new();
+    let out = run(&mut ks, "SET k v PX 1500");
+    assert_eq!(
+        out.effects[0].op,
+        EffectOp::Put {
+            value: Value::string(b"v".to_vec()),
+            expire_at_ms: Some(NOW + 1500)
+        }
+    );
+    assert_eq!(
+        run_at(&mut ks, "PTTL k", NOW + 500).reply,
+        Reply::Integer(1000)
+    );
+    assert_eq!(run_at(&mut ks, "TTL k", NOW + 500).reply, Reply::Integer(1));
+    assert_eq!(run_at(&mut ks, "GET k", NOW + 1500).reply, Reply::Null);
+    assert_eq!(
+        run_at(&mut ks, "TTL k", NOW + 1500).reply,
+        Reply::Integer(-2)
+    );
+    assert!(ks.is_empty());
+}
+
+#[test]
+fn expire_in_the_past_deletes_the_key_with_an_effect() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "SET k v");
+    let out = run(&mut ks, "EXPIREAT k 1");
+    assert_eq!(out.reply, Reply::Integer(1));
+    assert_eq!(out.effects[0].op, EffectOp::Delete);
+}
+
+#[test]
+fn a_container_emptied_by_a_command_is_deleted_on_leader_and_replica() {
+    let mut leader = Keyspace::new();
+    let mut replica = Keyspace::new();
+    for line in [
+        "HSET h f v",
+        "HDEL h f",
+        "RPUSH l a",
+        "LPOP l",
+        "ZADD z 1 m",
+        "ZREM z m",
+    ] {
+        for e in run(&mut leader, line).effects {
+            replica.apply_effect(&e).unwrap();
+        }
+    }
+    assert!(leader.is_empty() && replica.is_empty());
+    assert_eq!(run(&mut leader, "EXISTS h l z").reply, Reply::Integer(0));
+}
+
+#[test]
+fn an_effect_that_does_not_fit_the_replica_is_refused_not_applied() {
+    let mut replica = Keyspace::new();
+    let mut leader = Keyspace::new();
+    run(&mut replica, "SET k v");
+    let out = run(&mut leader, "RPUSH k a");
+    assert!(matches!(
+        replica.apply_effect(&out.effects[0]),
+        Err(EffectError::WrongType { .. })
+    ));
+    assert_eq!(run(&mut replica, "GET k").reply, bulk("v"));
+}
+
+#[test]
+fn exec_runs_every_queued_command_and_reports_errors_in_place() {
+    let mut ks = Keyspace::new();
+    let mut s = Session::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut send = |ks: &mut Keyspace, line: &str| s.handle(ks, &args(line), NOW, &mut rng).reply;
+    assert_eq!(send(&mut ks, "MULTI"), Reply::OK);
+    assert_eq!(send(&mut ks, "SET a 1"), Reply::Status("QUEUED".into()));
+    assert_eq!(send(&mut ks, "LPUSH a x"), Reply::Status("QUEUED".into()));
+    assert_eq!(send(&mut ks, "INCR a"), Reply::Status("QUEUED".into()));
+    assert_eq!(
+        send(&mut ks, "EXEC"),
+        Reply::Array(vec![
+            Reply::OK,
+            Reply::Error(CommandError::WrongType),
+            Reply::Integer(2)
+        ])
+    );
+}
+
+#[test]
+fn a_queue_time_error_aborts_exec_and_nothing_runs() {
+    let mut ks = Keyspace::new();
+    let mut s = Session::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut send = |ks: &mut Keyspace, line: &str| s.handle(ks, &args(line), NOW, &mut rng).reply;
+    send(&mut ks, "MULTI");
+    send(&mut ks, "SET a 1");
+    assert_eq!(
+        send(&mut ks, "GET"),
+        Reply::Error(CommandError::WrongArity("get"))
+    );
+    assert_eq!(send(&mut ks, "EXEC"), Reply::Error(CommandError::ExecAbort));
+    assert_eq!(send(&mut ks, "EXISTS a"), Reply::Integer(0));
+    assert_eq!(
+        send(&mut ks, "EXEC"),
+        Reply::Error(CommandError::ExecWithoutMulti)
+    );
+}
+
+#[test]
+fn getrange_and_lrange_follow_redis_index_rules() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "SET s Hello");
+    assert_eq!(run(&mut ks, "GETRANGE s -3 -1").reply, bulk("llo"));
+    assert_eq!(run(&mut ks, "GETRANGE s 10 20").reply, bulk(""));
+    assert_eq!(run(&mut ks, "GETRANGE s -1 -5").reply, bulk(""));
+    run(&mut ks, "RPUSH l a b c");
+    assert_eq!(
+        run(&mut ks, "LRANGE l -100 1").reply,
+        Reply::Array(vec![bulk("a"), bulk("b")])
+    );
+    assert_eq!(run(&mut ks, "LRANGE l 5 10").reply, Reply::Array(vec![]));
+}
+
+#[test]
+fn counters_refuse_overflow_and_non_integers() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "SET n 9223372036854775807");
+    assert_eq!(
+        run(&mut ks, "INCR n").reply,
+        Reply::Error(CommandError::Overflow)
+    );
+    run(&mut ks, "SET n 01");
+    assert_eq!(
+        run(&mut ks, "INCR n").reply,
+        Reply::Error(CommandError::NotInteger)
+    );
+    assert_eq!(
+        run(&mut ks, "DECRBY n -9223372036854775808").reply,
+        Reply::Error(CommandError::DecrementOverflow)
+    );
+}
+
+#[test]
+fn zadd_options_decide_per_member() {
+    let mut ks = Keyspace::new();
+    assert_eq!(run(&mut ks, "ZADD z 1 a 2 b").reply, Reply::Integer(2));
+    assert_eq!(
+        run(&mut ks, "ZADD z GT CH 0 a 3 b 1 c").reply,
+        Reply::Integer(2)
+    );
+    assert_eq!(run(&mut ks, "ZSCORE z a").reply, Reply::Double(1.0));
+    assert_eq!(run(&mut ks, "ZADD z NX INCR 1 a").reply, Reply::Null);
+    assert_eq!(run(&mut ks, "ZADD z INCR 1.5 a").reply, Reply::Double(2.5));
+    assert_eq!(
+        run(&mut ks, "ZADD z INCR inf a").reply,
+        Reply::Double(f64::INFINITY)
+    );
+    assert_eq!(
+        run(&mut ks, "ZINCRBY z -inf a").reply,
+        Reply::Error(CommandError::ScoreNan)
+    );
+    assert_eq!(
+        run(&mut ks, "ZRANGE z 0 -1").reply,
+        Reply::Array(vec![bulk("c"), bulk("b"), bulk("a")])
+    );
+}
+
+/// What a value's memory should be, counted from scratch.
+fn recount(v: &Value) -> usize {
+    match v {
+        Value::Str(s) => s.bytes.len(),
+        Value::Hash(h) => h
+            .iter()
+            .map(|(f, v)| f.len() + v.len() + ELEMENT_OVERHEAD_BYTES)
+            .sum(),
+        Value::List(l) => l.iter().map(|e| e.len() + ELEMENT_OVERHEAD_BYTES).sum(),
+        Value::Set(s) => s.iter().map(|m| m.len() + ELEMENT_OVERHEAD_BYTES).sum(),
+        Value::ZSet(z) => z
+            .iter()
+            .map(|(m, _)| m.len() + 8 + ELEMENT_OVERHEAD_BYTES)
+            .sum(),
+    }
+}
+
+fn op_line() -> impl Strategy<Value = String> {
+    let k = prop_oneof![Just("a"), Just("b")];
+    let e = prop_oneof![Just("x"), Just("yy"), Just("zzz"), Just("")];
+    (0..14usize, k, e.clone(), e, -3i64..4).prop_map(|(op, k, e1, e2, n)| match op {
+        0 => format!("HSET {k} {e1} {e2}"),
+        1 => format!("HDEL {k} {e1}"),
+        2 => format!("RPUSH {k} {e1} {e2}"),
+        3 => format!("LPOP {k} {}", n.unsigned_abs()),
+        4 => format!("LREM {k} {n} {e1}"),
+        5 => format!("LTRIM {k} {n} {}", n + 1),
+        6 => format!("LSET {k} {n} {e2}"),
+        7 => format!("SADD {k} {e1} {e2}"),
+        8 => format!("SREM {k} {e1}"),
+        9 => format!("ZADD {k} {n} {e1}"),
+        10 => format!("ZREM {k} {e2}"),
+        11 => format!("APPEND {k} {e1}"),
+        12 => format!("LINSERT {k} BEFORE {e1} {e2}"),
+        _ => format!("SETRANGE {k} {} {e2}", n.unsigned_abs()),
+    })
+}
+
+proptest! {
+    #[test]
+    fn memory_accounting_matches_a_recount_after_any_sequence(lines in proptest::collection::vec(op_line(), 1..60)) {
+        let mut ks = Keyspace::new();
+        let mut replica = Keyspace::new();
+        for line in &lines {
+            for e in run(&mut ks, line).effects {
+                replica.apply_effect(&e).unwrap();
+            }
+            for (_, entry) in ks.iter() {
+                prop_assert_eq!(entry.value.heap_bytes(), recount(&entry.value), "after {}", line);
+            }
+        }
+        prop_assert!(ks.same_as(&replica));
+    }
+
+    #[test]
+    fn scan_returns_every_key_present_for_the_whole_scan(
+        stay in proptest::collection::btree_set("[a-z]{1,6}", 1..60),
+        churn in proptest::collection::vec("[A-Z]{1,6}", 0..60),
+        count in 1usize..8,
+    ) {
+        let mut ks = Keyspace::new();
+        for k in &stay {
+            run(&mut ks, &format!("SET {k} v"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut cursor = "0".to_owned();
+        let mut churn = churn.iter();
+        loop {
+            let reply = run(&mut ks, &format!("SCAN {cursor} COUNT {count}")).reply;
+            let Reply::Array(parts) = reply else { panic!("scan reply") };
+            let (Reply::Bulk(next), Reply::Array(keys)) = (&parts[0], &parts[1]) else { panic!("scan parts") };
+            for k in keys {
+                if let Reply::Bulk(k) = k {
+                    seen.insert(String::from_utf8(k.to_vec()).unwrap());
+                }
+            }
+            // Keys come and go between calls.
+            if let Some(k) = churn.next() {
+                run(&mut ks, &format!("SET {k} v"));
+            }
+            if let Some(k) = churn.next() {
+                run(&mut ks, &format!("DEL {k}"));
+            }
+            cursor = String::from_utf8(next.to_vec()).unwrap();
+            if cursor == "0" {
+                break;
+            }
+        }
+        for k in &stay {
+            prop_assert!(seen.contains(k), "{} missed", k);
+        }
+    }
+}
