@@ -83,6 +83,9 @@ impl LongDouble {
         if body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity") {
             return Some(LongDouble::infinity(negative));
         }
+        if body.len() > 2 && body[0] == b'0' && body[1].eq_ignore_ascii_case(&b'x') {
+            return LongDouble::parse_hex(negative, &body[2..]);
+        }
         let mut digits = Big::zero();
         let mut any_digit = false;
         let mut nonzero = false;
@@ -163,6 +166,64 @@ impl LongDouble {
             let (q, r) = numerator.divrem(&divisor);
             LongDouble::from_big(negative, &q, -(shift as i64), !r.is_zero())
         };
+        if value.infinite || value.exponent + 63 < MIN_EXP {
+            return None;
+        }
+        Some(value)
+    }
+
+    /// C99's hexadecimal form after `0x`: hex digits with an optional point,
+    /// then an optional binary exponent `p±n`.
+    fn parse_hex(negative: bool, body: &[u8]) -> Option<LongDouble> {
+        let mut digits = Big::zero();
+        let (mut any, mut seen_point, mut scale) = (false, false, 0i64);
+        let mut i = 0;
+        while i < body.len() {
+            let c = body[i];
+            if let Some(d) = (c as char).to_digit(16) {
+                any = true;
+                digits.mul_small(16);
+                digits.add_small(d);
+                if seen_point {
+                    scale -= 4;
+                }
+            } else if c == b'.' && !seen_point {
+                seen_point = true;
+            } else {
+                break;
+            }
+            i += 1;
+        }
+        if !any || digits.bits() > 20_000 {
+            return None;
+        }
+        let mut exp2: i64 = 0;
+        if i < body.len() {
+            if !body[i].eq_ignore_ascii_case(&b'p') {
+                return None;
+            }
+            let (eneg, rest) = match body.get(i + 1) {
+                Some(b'-') => (true, &body[i + 2..]),
+                Some(b'+') => (false, &body[i + 2..]),
+                _ => (false, &body[i + 1..]),
+            };
+            if rest.is_empty() || !rest.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            for &d in rest {
+                exp2 = (exp2 * 10 + i64::from(d - b'0')).min(1 << 40);
+            }
+            if eneg {
+                exp2 = -exp2;
+            }
+        }
+        if digits.is_zero() {
+            return Some(LongDouble {
+                negative,
+                ..LongDouble::ZERO
+            });
+        }
+        let value = LongDouble::from_big(negative, &digits, exp2 + scale, false);
         if value.infinite || value.exponent + 63 < MIN_EXP {
             return None;
         }
@@ -554,7 +615,9 @@ mod tests {
 
     #[test]
     fn parsing_refuses_what_string2ld_refuses() {
-        for bad in ["", " 1", "1 ", "abc", "nan", "1e4933", "1e", "--1", "."] {
+        for bad in [
+            "", " 1", "1 ", "abc", "nan", "1e4933", "1e", "--1", ".", "0x", "0xg", "0x1p",
+        ] {
             assert_eq!(LongDouble::parse(bad.as_bytes()), None, "{bad:?}");
         }
         for good in [

@@ -126,6 +126,17 @@ pub fn format_double(v: f64) -> String {
     }
 }
 
+/// Formats a double as Redis stores a score in a small sorted set (and so
+/// as ZSCAN shows it): `d2string`, which prints integral values within
+/// ±2^62 as integers and everything else as `%.17g`.
+pub fn format_double_compact(v: f64) -> String {
+    const LIMIT: f64 = (i64::MAX / 2) as f64;
+    if v.is_finite() && v != 0.0 && (-LIMIT..=LIMIT).contains(&v) && v.fract() == 0.0 {
+        return (v as i64).to_string();
+    }
+    format_double(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +182,18 @@ mod tests {
         ] {
             assert_eq!(parse_f64(text.as_bytes()), want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn stored_scores_print_integral_values_as_integers() {
+        assert_eq!(format_double_compact(1e17), "100000000000000000");
+        assert_eq!(
+            format_double_compact(123456789012345678.0),
+            "123456789012345680"
+        );
+        assert_eq!(format_double_compact(1e25), "1.0000000000000001e+25");
+        assert_eq!(format_double_compact(2.5), "2.5");
+        assert_eq!(format_double_compact(f64::INFINITY), "inf");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::hashes::{empty_scan, matches, scan_reply};
 use super::{EffectOp, Exec, Result, clamp_range};
-use crate::command::number::format_double;
+use crate::command::number::format_double_compact;
 use crate::command::{
     Command, CommandError, Cond, LexBound, Reply, ScoreBound, ZAddOpts, ZRangeBy,
 };
@@ -323,7 +323,7 @@ impl Exec<'_> {
                 for (m, s) in z.iter() {
                     if matches(&opts, m) {
                         items.push(Reply::Bulk(m.clone()));
-                        items.push(Reply::Bulk(Bytes::from(format_double(s))));
+                        items.push(Reply::Bulk(Bytes::from(format_double_compact(s))));
                     }
                 }
                 Ok(scan_reply(items))
