@@ -939,9 +939,8 @@ impl Run {
         let (ours, effects) = self.ours_call(&words);
         let tally = self.coverage.entry(name.clone()).or_default();
         tally.0 += 1;
-        if !matches!(theirs, Frame::Error(_))
-            && !(self.in_multi && name != "exec" && name != "discard")
-        {
+        let queued = self.in_multi && name != "exec" && name != "discard";
+        if !matches!(theirs, Frame::Error(_)) && !queued {
             tally.1 += 1;
         }
         let (theirs_n, ours_n) = if self.in_multi && name == "exec" {
@@ -968,7 +967,7 @@ impl Run {
             // bug from an earlier divergence.
             let held = words.get(1).map(|k| self.ours.get(k.as_bytes()).cloned());
             self.fail(format!(
-                "{words:?}:\n  redis: {theirs:?}\n  ours:  {ours:?}"
+                "{words:?}:\n  redis: {theirs:?}\n  ours:  {ours:?}\n  ours holds: {held:?}"
             ));
         }
         match name.as_str() {
