@@ -128,6 +128,8 @@ struct Gen {
     /// value of their type and do real work, and sometimes from the
     /// shared keys, where types collide.
     family: char,
+    /// Sorted-set keys that have held more than 128 members.
+    big: std::collections::HashSet<String>,
 }
 
 impl Gen {
@@ -496,7 +498,7 @@ impl Gen {
                     v.push(if lex {
                         "0".into()
                     } else {
-                        self.pick(FLOATS).into()
+                        self.score_for(&v[1].clone())
                     });
                     v.push(self.el());
                 }
@@ -513,7 +515,7 @@ impl Gen {
                 v.extend(self.els(3));
                 v
             }
-            83 => vec!["ZINCRBY".into(), k, self.pick(FLOATS).into(), self.el()],
+            83 => vec!["ZINCRBY".into(), k.clone(), self.score_for(&k), self.el()],
             84 => vec!["ZCARD".into(), k],
             85 => vec![
                 "ZCOUNT".into(),
@@ -563,6 +565,58 @@ impl Gen {
             96 => vec![self.pick(&["FOO", "getx", "hsett"]).into(), k, self.el()],
             _ => vec!["EXISTS".into(), k],
         };
+        // Now and then a big collection, past the 128 elements where Redis
+        // leaves its compact encodings (cursors page, orders change).
+        if self.chance(0.01) {
+            let n = self.rng.random_range(120..200);
+            let start = self.rng.random_range(0..50);
+            v = match self.family {
+                'h' => {
+                    let mut v = vec!["HSET".into(), k_big(&v)];
+                    for i in start..start + n {
+                        v.extend([format!("f{i}"), i.to_string()]);
+                    }
+                    v
+                }
+                'l' => {
+                    let mut v = vec!["RPUSH".into(), k_big(&v)];
+                    v.extend((start..start + n).map(|i| format!("e{}", i % 40)));
+                    v
+                }
+                't' => {
+                    let mut v = vec!["SADD".into(), k_big(&v)];
+                    v.extend((start..start + n).map(|i| {
+                        if i % 2 == 0 {
+                            i.to_string()
+                        } else {
+                            format!("m{i}")
+                        }
+                    }));
+                    v
+                }
+                'z' => {
+                    let key = k_big(&v);
+                    // Sorted sets this big leave Redis's compact encoding,
+                    // which keeps -0 as -0 (see docs/commands.md): no -0
+                    // for them from now on. Lex keys keep score 0.
+                    self.big.insert(key.clone());
+                    let lex = key.starts_with("lz");
+                    let mut v = vec!["ZADD".into(), key];
+                    for i in start..start + n {
+                        v.extend([
+                            if lex {
+                                "0".to_owned()
+                            } else {
+                                (i % 17).to_string()
+                            },
+                            format!("m{i}"),
+                        ]);
+                    }
+                    v
+                }
+                _ => v,
+            };
+        }
         // Now and then: a wrong number of arguments, or a name in odd case.
         if self.chance(0.03) && v.len() > 1 {
             v.pop();
@@ -573,6 +627,19 @@ impl Gen {
             v[0] = v[0].to_lowercase();
         }
         v
+    }
+
+    /// A score for ZADD or ZINCRBY on `key`. Never `-0` once the key may
+    /// have left Redis's compact encoding: Redis then keeps `-0`, where we
+    /// (and its compact encoding) store 0; a member can reach a big set by
+    /// COPY or RENAME too, so "may" means any key once any set was big.
+    fn score_for(&mut self, _key: &str) -> String {
+        let score = self.pick(FLOATS);
+        if score == "-0" && !self.big.is_empty() {
+            "1".into()
+        } else {
+            score.into()
+        }
     }
 
     fn zrange(&mut self, k: String) -> Vec<String> {
@@ -671,6 +738,11 @@ impl Gen {
             }
         }
     }
+}
+
+/// The key a generated command works on (its second word).
+fn k_big(v: &[String]) -> String {
+    v.get(1).cloned().unwrap_or_else(|| "a".to_owned())
 }
 
 fn now_ms() -> u64 {
@@ -777,6 +849,26 @@ fn normalise(words: &[String], f: Frame) -> Frame {
     f
 }
 
+/// A walked ZSCAN with each score replaced by its value as a number.
+fn numeric_scores(f: Frame) -> Frame {
+    let Frame::Array(items) = f else { return f };
+    Frame::Array(
+        items
+            .into_iter()
+            .map(|pair| match pair {
+                Frame::Array(mut p) if p.len() == 2 => {
+                    if let Frame::Bulk(score) = &p[1] {
+                        let n: f64 = String::from_utf8_lossy(score).parse().unwrap_or(f64::NAN);
+                        p[1] = Frame::Simple(format!("{n:?}"));
+                    }
+                    Frame::Array(p)
+                }
+                other => other,
+            })
+            .collect(),
+    )
+}
+
 /// TTLs and expiry times computed from two clocks: equal within 1 s (or
 /// 250 ms for the millisecond forms).
 fn close_enough(name: &str, theirs: &Frame, ours: &Frame) -> bool {
@@ -799,6 +891,11 @@ struct Run {
     history: Vec<String>,
     in_multi: bool,
     queued: Vec<Vec<String>>,
+    /// A sorted set may have passed 128 members: Redis then prints ZSCAN's
+    /// integral scores beyond 2^52 as `1e+17`, where its compact encoding
+    /// (and we) print `100000000000000000`; ZSCAN's scores are compared as
+    /// numbers from then on.
+    zsets_may_be_big: bool,
     /// Per command: (sent, answered without an error by Redis).
     coverage: std::collections::BTreeMap<String, (usize, usize)>,
 }
@@ -924,7 +1021,11 @@ impl Run {
             _ => None,
         };
         if let (Some((at, pairs)), false) = (scan, self.in_multi) {
-            let (theirs, ours) = self.full_scan(&words, at, pairs);
+            let (mut theirs, mut ours) = self.full_scan(&words, at, pairs);
+            if name == "zscan" && self.zsets_may_be_big {
+                theirs = numeric_scores(theirs);
+                ours = numeric_scores(ours);
+            }
             let tally = self.coverage.entry(name.clone()).or_default();
             tally.0 += 1;
             tally.1 += usize::from(
@@ -1008,11 +1109,13 @@ fn run_seed(seed: u64, commands: usize) -> std::collections::BTreeMap<String, (u
         history: Vec::new(),
         in_multi: false,
         queued: Vec::new(),
+        zsets_may_be_big: false,
         coverage: Default::default(),
     };
     let mut generator = Gen {
         rng: StdRng::seed_from_u64(seed),
         family: 'k',
+        big: Default::default(),
     };
     let mut i = 0;
     while i < commands {
@@ -1047,6 +1150,7 @@ fn run_seed(seed: u64, commands: usize) -> std::collections::BTreeMap<String, (u
             run.step(vec![generator.pick(&["EXEC", "DISCARD"]).into()]);
         }
         let words = generator.command();
+        run.zsets_may_be_big = !generator.big.is_empty();
         run.step(words);
         i += 1;
     }
