@@ -363,11 +363,14 @@ impl Gen {
                 v
             }
             43 => {
-                let mut v = vec![
-                    self.pick(&["HSCAN", "SSCAN", "ZSCAN"]).into(),
-                    k,
-                    self.pick(&["0", "0", "abc"]).into(),
-                ];
+                let name = self.pick(&["HSCAN", "SSCAN", "ZSCAN"]);
+                self.family = match name {
+                    "SSCAN" => 't',
+                    "ZSCAN" => 'z',
+                    _ => 'h',
+                };
+                let key = if self.chance(0.1) { k } else { self.key() };
+                let mut v = vec![name.into(), key, self.pick(&["0", "0", "abc"]).into()];
                 if self.chance(0.5) {
                     v.extend(["MATCH".into(), self.pick(PATTERNS).into()]);
                 }
