@@ -162,6 +162,7 @@ impl Exec<'_> {
     }
 
     fn hrandfield(&mut self, key: &[u8], count: Option<i64>, with_values: bool) -> Result<Reply> {
+        check_repeat_count(count)?;
         let Some(len) = self.hash(key)?.map(|h| h.len()) else {
             return Ok(if count.is_some() {
                 Reply::Array(vec![])
@@ -193,7 +194,8 @@ impl Exec<'_> {
     }
 
     /// Positions for HRANDFIELD, SRANDMEMBER, ZRANDMEMBER: `n >= 0` gives
-    /// `min(n, len)` distinct ones, `n < 0` gives `|n|` with repetition.
+    /// `min(n, len)` distinct ones, `n < 0` gives `|n|` with repetition
+    /// (callers bound `|n|` first: see [`check_repeat_count`]).
     pub(super) fn random_picks(&mut self, len: usize, n: i64) -> Vec<usize> {
         if n >= 0 {
             let n = usize::try_from(n).unwrap_or(usize::MAX);
@@ -205,6 +207,21 @@ impl Exec<'_> {
             let n = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX);
             (0..n).map(|_| self.random_index(len)).collect()
         }
+    }
+}
+
+/// The most picks a negative count may ask for. Redis 7.0 answers any
+/// count, and a client asking for -9223372036854775807 makes it build a
+/// reply it cannot hold; we refuse such a count instead.
+pub const MAX_REPEATED_PICKS: u64 = 1 << 20;
+
+/// Refuses a negative count beyond [`MAX_REPEATED_PICKS`].
+pub(super) fn check_repeat_count(count: Option<i64>) -> Result<()> {
+    match count {
+        Some(n) if n < 0 && n.unsigned_abs() > MAX_REPEATED_PICKS => {
+            Err(CommandError::OutOfRange("value is out of range"))
+        }
+        _ => Ok(()),
     }
 }
 

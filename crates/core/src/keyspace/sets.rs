@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::hashes::{empty_scan, matches, scan_reply};
+use super::hashes::{check_repeat_count, empty_scan, matches, scan_reply};
 use super::{EffectOp, Exec, Result};
 use crate::command::{Command, CommandError, Reply, SetOp};
 use crate::value::{SetValue, Value};
@@ -93,6 +93,7 @@ impl Exec<'_> {
                 })
             }
             Command::SRandMember { key, count } => {
+                check_repeat_count(*count)?;
                 let Some(len) = self.set(key)?.map(|s| s.len()) else {
                     return Ok(if count.is_some() {
                         Reply::Array(vec![])

@@ -382,3 +382,115 @@ proptest! {
         }
     }
 }
+
+fn any_word() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("k".to_owned()),
+        Just("h".to_owned()),
+        Just("l".to_owned()),
+        Just("s".to_owned()),
+        Just("z".to_owned()),
+        Just("0".to_owned()),
+        Just("-1".to_owned()),
+        Just("9223372036854775807".to_owned()),
+        Just("-9223372036854775808".to_owned()),
+        Just("18446744073709551616".to_owned()),
+        Just("1e308".to_owned()),
+        Just("-inf".to_owned()),
+        Just("(1".to_owned()),
+        Just("[a".to_owned()),
+        Just("*".to_owned()),
+        Just("".to_owned()),
+        proptest::sample::select(vec![
+            "EX",
+            "PX",
+            "EXAT",
+            "PXAT",
+            "NX",
+            "XX",
+            "GT",
+            "LT",
+            "CH",
+            "INCR",
+            "GET",
+            "KEEPTTL",
+            "PERSIST",
+            "WITHSCORES",
+            "WITHVALUES",
+            "LIMIT",
+            "BYSCORE",
+            "BYLEX",
+            "REV",
+            "MATCH",
+            "COUNT",
+            "TYPE",
+            "RANK",
+            "MAXLEN",
+            "LEFT",
+            "RIGHT",
+            "BEFORE",
+            "AFTER",
+            "REPLACE",
+            "DB",
+        ])
+        .prop_map(str::to_owned),
+        "[a-z0-9]{0,5}",
+        any::<i64>().prop_map(|n| n.to_string()),
+    ]
+}
+
+fn any_argv() -> impl Strategy<Value = Vec<String>> {
+    let names: Vec<&'static str> = table::COMMANDS.iter().map(|s| s.name).collect();
+    (
+        proptest::sample::select(names),
+        proptest::collection::vec(any_word(), 0..8),
+    )
+        .prop_map(|(name, rest)| {
+            let mut v = vec![name.to_uppercase()];
+            v.extend(rest);
+            v
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any argument vector for any command: the parser answers (a command
+    /// or an error), the executor never panics, and a replica applying the
+    /// effects stays equal to the leader.
+    #[test]
+    fn any_argument_vector_is_answered_and_replicas_stay_equal(script in proptest::collection::vec(any_argv(), 1..40)) {
+        let mut ks = Keyspace::new();
+        let mut replica = Keyspace::new();
+        let mut rng = StdRng::seed_from_u64(3);
+        for setup in ["SET k 1", "HSET h f v", "RPUSH l a b", "SADD s a b", "ZADD z 1 a 2 b"] {
+            for e in run(&mut ks, setup).effects {
+                replica.apply_effect(&e).unwrap();
+            }
+        }
+        let mut session = Session::new();
+        for words in &script {
+            let argv: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+            let out = session.handle(&mut ks, &argv, NOW, &mut rng);
+            let mut wire = Vec::new();
+            out.reply.write_resp(crate::command::Protocol::Resp3, &mut wire);
+            prop_assert!(!wire.is_empty());
+            for e in &out.effects {
+                prop_assert!(replica.apply_effect(e).is_ok(), "{:?} after {:?}", e, words);
+            }
+        }
+        prop_assert!(ks.same_as(&replica));
+    }
+}
+
+#[test]
+fn a_huge_negative_random_count_is_refused_not_built() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "SADD s a b");
+    assert_eq!(
+        run(&mut ks, "SRANDMEMBER s -9223372036854775807").reply,
+        Reply::Error(CommandError::OutOfRange("value is out of range"))
+    );
+    let out = run(&mut ks, "SRANDMEMBER s -5").reply;
+    assert!(matches!(out, Reply::Array(v) if v.len() == 5));
+}

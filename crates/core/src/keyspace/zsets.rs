@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::hashes::{empty_scan, matches, scan_reply};
+use super::hashes::{check_repeat_count, empty_scan, matches, scan_reply};
 use super::{EffectOp, Exec, Result, clamp_range};
 use crate::command::number::format_double_compact;
 use crate::command::{
@@ -274,6 +274,7 @@ impl Exec<'_> {
                 count,
                 with_scores,
             } => {
+                check_repeat_count(*count)?;
                 let Some(len) = self.zset(key)?.map(|z| z.len()) else {
                     return Ok(if count.is_some() {
                         Reply::Array(vec![])
