@@ -279,7 +279,10 @@ impl Gen {
                 };
                 let mut v = vec![name.into(), k, amount];
                 if self.chance(0.4) {
-                    v.push(self.pick(&["NX", "XX", "GT", "LT", "nx", "BAD"]).into());
+                    v.push(
+                        self.pick(&["NX", "XX", "GT", "LT", "nx", "BAD", "b\na\rd"])
+                            .into(),
+                    );
                 }
                 if self.chance(0.1) {
                     v.push(self.pick(&["NX", "XX", "GT", "LT"]).into());
@@ -565,7 +568,19 @@ impl Gen {
                 self.pick(LEX).into(),
             ],
             // Unknown commands and odd names.
-            96 => vec![self.pick(&["FOO", "getx", "hsett"]).into(), k, self.el()],
+            96 => {
+                // Unknown commands: Redis quotes their first arguments, cut
+                // at 128 bytes and at NUL, on one line.
+                let long = "x".repeat(self.rng.random_range(100..200));
+                let mut v = vec![self.pick(&["FOO", "getx", "hsett", "bad\ncmd"]).into(), k];
+                for _ in 0..self.rng.random_range(0..4) {
+                    v.push(
+                        self.pick(&["a\nb", "x\0y", "c\r", &long, "", "q"])
+                            .to_owned(),
+                    );
+                }
+                v
+            }
             _ => vec!["EXISTS".into(), k],
         };
         // Now and then a big collection, past the 128 elements where Redis

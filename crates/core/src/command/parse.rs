@@ -300,9 +300,9 @@ fn expire_generic(
         } else if is(opt, "lt") {
             cond.lt = true;
         } else {
-            return Err(CommandError::UnsupportedOption(
-                String::from_utf8_lossy(opt).into_owned(),
-            ));
+            return Err(CommandError::UnsupportedOption(super::table::one_line(
+                &String::from_utf8_lossy(opt),
+            )));
         }
     }
     if cond.nx && (cond.xx || cond.gt || cond.lt) {

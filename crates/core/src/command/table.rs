@@ -368,22 +368,32 @@ pub fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
 
 /// Redis's wording for an unknown command: the name, then the arguments,
 /// each quoted and followed by a space, while the list is under 128 bytes,
-/// each cut to what is left of the 128.
+/// each cut to what is left of the 128. Redis prints them with C's `%s`,
+/// so each stops at a NUL byte, and it turns CR and LF into spaces so that
+/// the error stays one line.
 fn unknown_command(args: &[Bytes]) -> CommandError {
-    let name = args.first().map(|b| b.as_ref()).unwrap_or_default();
-    let name = String::from_utf8_lossy(&name[..name.len().min(128)]).into_owned();
+    fn c_string(b: &[u8], max: usize) -> String {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len()).min(max);
+        one_line(&String::from_utf8_lossy(&b[..end]))
+    }
+    let name = c_string(args.first().map(|b| b.as_ref()).unwrap_or_default(), 128);
     let mut shown = String::new();
     for arg in args.iter().skip(1) {
         if shown.len() >= 128 {
             break;
         }
         let room = 128 - shown.len();
-        let arg = String::from_utf8_lossy(&arg[..arg.len().min(room)]).into_owned();
         shown.push('\'');
-        shown.push_str(&arg);
+        shown.push_str(&c_string(arg, room));
         shown.push_str("' ");
     }
     CommandError::UnknownCommand { name, args: shown }
+}
+
+/// `text` with CR and LF replaced by spaces, as Redis does for error
+/// replies built from client input.
+pub(crate) fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
 }
 
 #[cfg(test)]
@@ -446,6 +456,19 @@ mod tests {
         assert_eq!(
             parse(&argv(&["foo", "a", "b c"])).unwrap_err().to_string(),
             "ERR unknown command 'foo', with args beginning with: 'a' 'b c' "
+        );
+    }
+
+    #[test]
+    fn an_unknown_command_error_stays_on_one_line() {
+        let args = vec![
+            Bytes::from_static(b"fo\no"),
+            Bytes::from_static(b"a\r\nb"),
+            Bytes::from_static(b"c\0d"),
+        ];
+        assert_eq!(
+            parse(&args).unwrap_err().to_string(),
+            "ERR unknown command 'fo o', with args beginning with: 'a  b' 'c' "
         );
     }
 
