@@ -944,7 +944,16 @@ impl Run {
 
     fn check_replica(&mut self, effects: &[Effect]) {
         for e in effects {
-            if let Err(err) = self.replica.apply_effect(e) {
+            // Through the byte form a replica will receive.
+            let mut bytes = Vec::new();
+            distcache_core::keyspace::effect::encoding::encode(e, &mut bytes);
+            let shipped = distcache_core::keyspace::effect::encoding::decode(&bytes).unwrap();
+            if shipped != *e {
+                self.fail(format!(
+                    "effect {e:?} came back from its encoding as {shipped:?}"
+                ));
+            }
+            if let Err(err) = self.replica.apply_effect(&shipped) {
                 self.fail(format!("replica refused effect {e:?}: {err}"));
             }
         }

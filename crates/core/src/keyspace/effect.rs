@@ -248,3 +248,249 @@ pub(super) fn apply_to_value(value: &mut Value, op: &EffectOp) -> Result<(), Eff
 pub(super) fn empty_value_for(op: &EffectOp) -> Option<Value> {
     op.creates()
 }
+
+/// The byte form of an effect, for shipping to replicas (and for a
+/// mutation log):
+///
+/// ```text
+/// version u8 (= 1) · op tag u8 · key · payload · CRC-32 (LE) of everything before it
+/// ```
+///
+/// Bytes and lists are encoded as in [`crate::value::encoding`] (LEB128
+/// lengths and counts); a whole value (`Put`) is nested in its own
+/// encoding. Decoding is total and never allocates beyond what the input
+/// could hold.
+pub mod encoding {
+    use bytes::Bytes;
+
+    use super::{Effect, EffectOp};
+    use crate::value::encoding::{DecodeError, Reader, put_bytes, put_varint};
+
+    /// The format version [`encode`] writes.
+    pub const VERSION: u8 = 1;
+
+    fn tag(op: &EffectOp) -> u8 {
+        match op {
+            EffectOp::Delete => 0,
+            EffectOp::Put { .. } => 1,
+            EffectOp::SetExpiry(_) => 2,
+            EffectOp::SetString(_) => 3,
+            EffectOp::Append(_) => 4,
+            EffectOp::SetRange { .. } => 5,
+            EffectOp::HashSet(_) => 6,
+            EffectOp::HashDel(_) => 7,
+            EffectOp::Push { .. } => 8,
+            EffectOp::Pop { .. } => 9,
+            EffectOp::ListSet { .. } => 10,
+            EffectOp::ListInsert { .. } => 11,
+            EffectOp::ListRemove { .. } => 12,
+            EffectOp::ListTrim { .. } => 13,
+            EffectOp::SetAdd(_) => 14,
+            EffectOp::SetRemove(_) => 15,
+            EffectOp::ZAdd(_) => 16,
+            EffectOp::ZRemove(_) => 17,
+        }
+    }
+
+    fn put_opt(out: &mut Vec<u8>, v: Option<u64>) {
+        match v {
+            None => out.push(0),
+            Some(n) => {
+                out.push(1);
+                put_varint(out, n);
+            }
+        }
+    }
+
+    fn put_list(out: &mut Vec<u8>, items: &[Bytes]) {
+        put_varint(out, items.len() as u64);
+        for i in items {
+            put_bytes(out, i);
+        }
+    }
+
+    /// Appends the encoding of `effect` to `out`.
+    pub fn encode(effect: &Effect, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.push(VERSION);
+        out.push(tag(&effect.op));
+        put_bytes(out, &effect.key);
+        match &effect.op {
+            EffectOp::Delete => {}
+            EffectOp::Put {
+                value,
+                expire_at_ms,
+            } => {
+                put_opt(out, *expire_at_ms);
+                let mut v = Vec::new();
+                crate::value::encode(value, &mut v);
+                put_bytes(out, &v);
+            }
+            EffectOp::SetExpiry(at) => put_opt(out, *at),
+            EffectOp::SetString(b) => put_bytes(out, b),
+            EffectOp::Append(b) => put_bytes(out, b),
+            EffectOp::SetRange { offset, bytes } => {
+                put_varint(out, *offset as u64);
+                put_bytes(out, bytes);
+            }
+            EffectOp::HashSet(pairs) => {
+                put_varint(out, pairs.len() as u64);
+                for (f, v) in pairs {
+                    put_bytes(out, f);
+                    put_bytes(out, v);
+                }
+            }
+            EffectOp::HashDel(items)
+            | EffectOp::SetAdd(items)
+            | EffectOp::SetRemove(items)
+            | EffectOp::ZRemove(items) => put_list(out, items),
+            EffectOp::Push { front, elements } => {
+                out.push(u8::from(*front));
+                put_list(out, elements);
+            }
+            EffectOp::Pop { front, count } => {
+                out.push(u8::from(*front));
+                put_varint(out, *count as u64);
+            }
+            EffectOp::ListSet { index, element } | EffectOp::ListInsert { index, element } => {
+                put_varint(out, *index as u64);
+                put_bytes(out, element);
+            }
+            EffectOp::ListRemove { count, element } => {
+                out.extend_from_slice(&count.to_le_bytes());
+                put_bytes(out, element);
+            }
+            EffectOp::ListTrim { start, stop } => {
+                put_varint(out, *start as u64);
+                put_opt(out, stop.map(|s| s as u64));
+            }
+            EffectOp::ZAdd(pairs) => {
+                put_varint(out, pairs.len() as u64);
+                for (score, m) in pairs {
+                    out.extend_from_slice(&score.to_bits().to_le_bytes());
+                    put_bytes(out, m);
+                }
+            }
+        }
+        let crc = crc32fast::hash(&out[start..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+    }
+
+    fn opt(r: &mut Reader<'_>) -> Result<Option<u64>, DecodeError> {
+        match r.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(r.varint()?)),
+            _ => Err(DecodeError::Malformed("bad option flag")),
+        }
+    }
+
+    fn flag(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
+        match r.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::Malformed("bad boolean")),
+        }
+    }
+
+    fn size(n: u64) -> Result<usize, DecodeError> {
+        usize::try_from(n).map_err(|_| DecodeError::Malformed("size beyond this platform"))
+    }
+
+    fn list(r: &mut Reader<'_>) -> Result<Vec<Bytes>, DecodeError> {
+        let n = r.count(1)?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(r.bytes()?);
+        }
+        Ok(items)
+    }
+
+    /// Decodes one effect encoded by [`encode`] (the whole of `data`).
+    pub fn decode(data: &[u8]) -> Result<Effect, DecodeError> {
+        if data.len() < 2 + 1 + 4 {
+            return Err(DecodeError::Truncated);
+        }
+        let (body, crc) = data.split_at(data.len() - 4);
+        let mut crc_bytes = [0u8; 4];
+        crc_bytes.copy_from_slice(crc);
+        if crc32fast::hash(body) != u32::from_le_bytes(crc_bytes) {
+            return Err(DecodeError::Checksum);
+        }
+        if body[0] != VERSION {
+            return Err(DecodeError::Version(body[0]));
+        }
+        let mut r = Reader::new(body, 2);
+        let key = r.bytes()?;
+        let op = match body[1] {
+            0 => EffectOp::Delete,
+            1 => {
+                let expire_at_ms = opt(&mut r)?;
+                let value = crate::value::decode(&r.bytes()?)?;
+                EffectOp::Put {
+                    value,
+                    expire_at_ms,
+                }
+            }
+            2 => EffectOp::SetExpiry(opt(&mut r)?),
+            3 => EffectOp::SetString(r.bytes()?.to_vec()),
+            4 => EffectOp::Append(r.bytes()?),
+            5 => EffectOp::SetRange {
+                offset: size(r.varint()?)?,
+                bytes: r.bytes()?,
+            },
+            6 => {
+                let n = r.count(2)?;
+                let mut pairs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    pairs.push((r.bytes()?, r.bytes()?));
+                }
+                EffectOp::HashSet(pairs)
+            }
+            7 => EffectOp::HashDel(list(&mut r)?),
+            8 => EffectOp::Push {
+                front: flag(&mut r)?,
+                elements: list(&mut r)?,
+            },
+            9 => EffectOp::Pop {
+                front: flag(&mut r)?,
+                count: size(r.varint()?)?,
+            },
+            10 => EffectOp::ListSet {
+                index: size(r.varint()?)?,
+                element: r.bytes()?,
+            },
+            11 => EffectOp::ListInsert {
+                index: size(r.varint()?)?,
+                element: r.bytes()?,
+            },
+            12 => EffectOp::ListRemove {
+                count: r.u64()? as i64,
+                element: r.bytes()?,
+            },
+            13 => EffectOp::ListTrim {
+                start: size(r.varint()?)?,
+                stop: opt(&mut r)?.map(size).transpose()?,
+            },
+            14 => EffectOp::SetAdd(list(&mut r)?),
+            15 => EffectOp::SetRemove(list(&mut r)?),
+            16 => {
+                let n = r.count(9)?;
+                let mut pairs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let score = f64::from_bits(r.u64()?);
+                    if score.is_nan() {
+                        return Err(DecodeError::Malformed("NaN score"));
+                    }
+                    pairs.push((score, r.bytes()?));
+                }
+                EffectOp::ZAdd(pairs)
+            }
+            17 => EffectOp::ZRemove(list(&mut r)?),
+            t => return Err(DecodeError::Tag(t)),
+        };
+        if !r.at_end() {
+            return Err(DecodeError::Malformed("bytes after the effect"));
+        }
+        Ok(Effect { key, op })
+    }
+}

@@ -21,7 +21,7 @@
 //!   whole scan is returned at least once.
 //! - MULTI/EXEC queueing is per connection: see [`Session`].
 
-mod effect;
+pub mod effect;
 mod hashes;
 mod keys;
 mod lists;

@@ -476,7 +476,12 @@ proptest! {
             out.reply.write_resp(crate::command::Protocol::Resp3, &mut wire);
             prop_assert!(!wire.is_empty());
             for e in &out.effects {
-                prop_assert!(replica.apply_effect(e).is_ok(), "{:?} after {:?}", e, words);
+                // Shipped as bytes, as a replica will receive it.
+                let mut bytes = Vec::new();
+                effect::encoding::encode(e, &mut bytes);
+                let shipped = effect::encoding::decode(&bytes).unwrap();
+                prop_assert_eq!(&shipped, e);
+                prop_assert!(replica.apply_effect(&shipped).is_ok(), "{:?} after {:?}", e, words);
             }
         }
         prop_assert!(ks.same_as(&replica));
@@ -493,4 +498,40 @@ fn a_huge_negative_random_count_is_refused_not_built() {
     );
     let out = run(&mut ks, "SRANDMEMBER s -5").reply;
     assert!(matches!(out, Reply::Array(v) if v.len() == 5));
+}
+
+proptest! {
+    #[test]
+    fn hostile_effect_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 2..120)) {
+        let mut data = body;
+        data[0] = effect::encoding::VERSION;
+        data[1] %= 19;
+        let crc = crc32fast::hash(&data);
+        data.extend_from_slice(&crc.to_le_bytes());
+        if let Ok(e) = effect::encoding::decode(&data) {
+            let mut again = Vec::new();
+            effect::encoding::encode(&e, &mut again);
+            prop_assert_eq!(effect::encoding::decode(&again).unwrap(), e);
+        }
+    }
+}
+
+#[test]
+fn a_shipped_push_is_a_few_bytes_whatever_the_list_length() {
+    let mut ks = Keyspace::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    ks.execute(
+        &Command::Push {
+            key: Bytes::from_static(b"l"),
+            front: true,
+            only_if_exists: false,
+            elements: vec![Bytes::from_static(b"y"); 100_000],
+        },
+        NOW,
+        &mut rng,
+    );
+    let out = run(&mut ks, "LPUSH l x");
+    let mut bytes = Vec::new();
+    effect::encoding::encode(&out.effects[0], &mut bytes);
+    assert!(bytes.len() <= 16, "{} bytes", bytes.len());
 }

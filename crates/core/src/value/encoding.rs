@@ -169,7 +169,7 @@ pub fn decode(data: &[u8]) -> Result<Value, DecodeError> {
     Ok(value)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -177,22 +177,37 @@ fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
-struct Reader<'a> {
+/// A cursor over encoded bytes whose every read is checked.
+pub(crate) struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    pub(crate) fn new(data: &'a [u8], pos: usize) -> Reader<'a> {
+        Reader { data, pos }
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos == self.data.len()
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        let b = *self.data.get(self.pos).ok_or(DecodeError::Truncated)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
     fn left(&self) -> usize {
         self.data.len() - self.pos
     }
 
-    fn varint(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut n: u64 = 0;
         for i in 0..10 {
             let b = *self.data.get(self.pos).ok_or(DecodeError::Truncated)?;
@@ -211,7 +226,7 @@ impl Reader<'_> {
 
     /// A count of elements each at least `min_bytes` long, checked against
     /// what is left so that no hostile count makes us loop or reserve.
-    fn count(&mut self, min_bytes: usize) -> Result<usize, DecodeError> {
+    pub(crate) fn count(&mut self, min_bytes: usize) -> Result<usize, DecodeError> {
         let n = self.varint()?;
         match usize::try_from(n) {
             Ok(n) if n.saturating_mul(min_bytes) <= self.left() => Ok(n),
@@ -219,7 +234,7 @@ impl Reader<'_> {
         }
     }
 
-    fn bytes(&mut self) -> Result<Bytes, DecodeError> {
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.varint()?;
         let len = usize::try_from(len)
             .ok()
@@ -230,7 +245,7 @@ impl Reader<'_> {
         Ok(b)
     }
 
-    fn u64(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
         if self.left() < 8 {
             return Err(DecodeError::Truncated);
         }
