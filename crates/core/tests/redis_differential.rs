@@ -1216,3 +1216,75 @@ fn random_command_sequences_answer_exactly_as_redis_server_does_in_resp2_and_res
         }
     }
 }
+
+/// The table's arity, key positions, flags and tips are Redis's own, as
+/// `COMMAND INFO` reports them (for the flags and tips we model).
+#[test]
+fn the_command_table_agrees_with_redis_command_info() {
+    let server = RedisServer::start();
+    let mut redis = Client::connect(server.port).unwrap();
+    let strings = |f: &Frame| -> Vec<String> {
+        match f {
+            Frame::Array(v) | Frame::Set(v) => v
+                .iter()
+                .filter_map(|x| match x {
+                    Frame::Simple(s) => Some(s.clone()),
+                    Frame::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut problems = Vec::new();
+    for spec in table::COMMANDS {
+        let Frame::Array(mut infos) = redis.call_str(&["COMMAND", "INFO", spec.name]) else {
+            panic!("COMMAND INFO answered no array")
+        };
+        let Some(Frame::Array(info)) = infos.pop() else {
+            problems.push(format!("{}: unknown to redis-server", spec.name));
+            continue;
+        };
+        let int = |i: usize| match info[i] {
+            Frame::Int(n) => n,
+            _ => panic!("{} field {i} is not an integer", spec.name),
+        };
+        if int(1) != i64::from(spec.arity) {
+            problems.push(format!(
+                "{}: arity {} here, {} in Redis",
+                spec.name,
+                spec.arity,
+                int(1)
+            ));
+        }
+        let keys = (int(3), int(4), int(5));
+        if keys != spec.legacy_key_range() {
+            problems.push(format!(
+                "{}: keys {:?} here, {keys:?} in Redis",
+                spec.name,
+                spec.legacy_key_range()
+            ));
+        }
+        let redis_flags = strings(&info[2]);
+        for (bit, name) in [
+            (flags::WRITE, "write"),
+            (flags::READONLY, "readonly"),
+            (flags::DENYOOM, "denyoom"),
+            (flags::FAST, "fast"),
+        ] {
+            if spec.has(bit) != redis_flags.iter().any(|f| f == name) {
+                problems.push(format!("{}: flag {name} {} here", spec.name, spec.has(bit)));
+            }
+        }
+        let tips = strings(&info[7]);
+        for (bit, name) in [
+            (flags::RANDOM_OUTPUT, "nondeterministic_output"),
+            (flags::UNORDERED_OUTPUT, "nondeterministic_output_order"),
+        ] {
+            if spec.has(bit) != tips.iter().any(|t| t == name) {
+                problems.push(format!("{}: tip {name} {} here", spec.name, spec.has(bit)));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -23,7 +23,8 @@ pub mod flags {
     pub const ADMIN: u32 = 1 << 4;
     /// Allowed while loading; part of the transaction machinery.
     pub const TRANSACTION: u32 = 1 << 5;
-    /// Tip `nondeterministic_output`: the reply depends on randomness.
+    /// Tip `nondeterministic_output`: the reply depends on randomness (or,
+    /// for TTL and PTTL, on the clock).
     pub const RANDOM_OUTPUT: u32 = 1 << 6;
     /// Tip `nondeterministic_output_order`: the reply's elements are a set
     /// in an unspecified order.
@@ -277,7 +278,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("pexpireat", -3, W | FAST, Generic, ONE, p::pexpireat, "Sets an expiry as a Unix time in milliseconds"),
     c!("pexpiretime", 2, R | FAST, Generic, ONE, |a| Ok(Command::ExpireTime { key: a[1].clone(), ms: true }), "Expiry as a Unix time in milliseconds"),
     c!("psetex", 4, W | DENYOOM, String, ONE, p::psetex, "Sets a string with a TTL in milliseconds"),
-    c!("pttl", 2, R | FAST, Generic, ONE, |a| Ok(Command::Ttl { key: a[1].clone(), ms: true }), "TTL in milliseconds"),
+    c!("pttl", 2, R | FAST | RANDOM_OUTPUT, Generic, ONE, |a| Ok(Command::Ttl { key: a[1].clone(), ms: true }), "TTL in milliseconds"),
     c!("randomkey", 1, R | RANDOM_OUTPUT, Generic, KeySpec::None, |_| Ok(Command::RandomKey), "A random key"),
     c!("rename", 3, W, Generic, TWO, |a| Ok(Command::Rename { src: a[1].clone(), dst: a[2].clone(), nx: false }), "Renames a key"),
     c!("renamenx", 3, W | FAST, Generic, TWO, |a| Ok(Command::Rename { src: a[1].clone(), dst: a[2].clone(), nx: true }), "Renames a key if the new name is free"),
@@ -309,7 +310,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("sunion", -2, R | UNORDERED_OUTPUT, Set, ALL, p::sunion, "Members in any set"),
     c!("sunionstore", -3, W | DENYOOM, Set, ALL, p::sunionstore, "SUNION into a key"),
     c!("touch", -2, R | FAST, Generic, ALL, |a| Ok(Command::Touch { keys: p::keys_from(a, 1) }), "Counts existing keys, marking them used"),
-    c!("ttl", 2, R | FAST, Generic, ONE, |a| Ok(Command::Ttl { key: a[1].clone(), ms: false }), "TTL in seconds"),
+    c!("ttl", 2, R | FAST | RANDOM_OUTPUT, Generic, ONE, |a| Ok(Command::Ttl { key: a[1].clone(), ms: false }), "TTL in seconds"),
     c!("type", 2, R | FAST, Generic, ONE, |a| Ok(Command::Type { key: a[1].clone() }), "The type of a key's value"),
     c!("unlink", -2, W | FAST, Generic, ALL, |a| Ok(Command::Del { keys: p::keys_from(a, 1) }), "Deletes keys"),
     c!("zadd", -4, W | DENYOOM | FAST, SortedSet, ONE, p::zadd, "Adds members or changes scores"),
