@@ -535,3 +535,38 @@ fn a_shipped_push_is_a_few_bytes_whatever_the_list_length() {
     effect::encoding::encode(&out.effects[0], &mut bytes);
     assert!(bytes.len() <= 16, "{} bytes", bytes.len());
 }
+
+#[test]
+fn a_json_string_from_data_is_a_string_for_commands_until_a_command_rewrites_it() {
+    use crate::value::StrValue;
+    let mut ks = Keyspace::new();
+    let json = |bytes: &str| {
+        Value::Str(StrValue {
+            bytes: bytes.as_bytes().to_vec(),
+            json: true,
+        })
+    };
+    for (key, text) in [(&b"n"[..], "41"), (b"o", "{\"a\":1}")] {
+        ks.apply_effect(&Effect {
+            key: Bytes::copy_from_slice(key),
+            op: EffectOp::Put {
+                value: json(text),
+                expire_at_ms: None,
+            },
+        })
+        .unwrap();
+    }
+    assert_eq!(run(&mut ks, "TYPE o").reply, Reply::Status("string".into()));
+    assert_eq!(run(&mut ks, "GET o").reply, bulk("{\"a\":1}"));
+    run(&mut ks, "COPY o o2");
+    assert_eq!(ks.get(b"o2").unwrap().value, json("{\"a\":1}"));
+    run(&mut ks, "EXPIRE o 100");
+    assert_eq!(ks.get(b"o").unwrap().value, json("{\"a\":1}"));
+    assert_eq!(run(&mut ks, "INCR n").reply, Reply::Integer(42));
+    assert_eq!(ks.get(b"n").unwrap().value, Value::string(b"42".to_vec()));
+    run(&mut ks, "APPEND o x");
+    assert_eq!(
+        ks.get(b"o").unwrap().value,
+        Value::string(b"{\"a\":1}x".to_vec())
+    );
+}
