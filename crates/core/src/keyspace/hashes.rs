@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::strings::incr_float;
-use super::{EffectOp, Exec, Result};
+use super::{EffectOp, Exec, Result, misrouted};
 use crate::command::glob::pattern_allows;
 use crate::command::long_double::LongDouble;
 use crate::command::number::parse_i64;
@@ -157,7 +157,7 @@ impl Exec<'_> {
                 }
                 Ok(scan_reply(items))
             }
-            _ => unreachable!("not a hash command"),
+            other => Err(misrouted(other)),
         }
     }
 

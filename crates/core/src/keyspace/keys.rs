@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{EffectOp, Exec, Result};
+use super::{EffectOp, Exec, Result, misrouted};
 use crate::command::glob::pattern_allows;
 use crate::command::{Command, CommandError, ExpireCond, Expiry, Reply, ScanOpts};
 use crate::value::ValueType;
@@ -143,7 +143,7 @@ impl Exec<'_> {
                     .map_or(Reply::Null, |(k, _)| Reply::Bulk(k.clone())))
             }
             Command::Scan { cursor, opts } => Ok(self.scan(*cursor, opts)),
-            _ => unreachable!("not a key command"),
+            other => Err(misrouted(other)),
         }
     }
 

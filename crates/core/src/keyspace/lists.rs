@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{EffectOp, Exec, Result, clamp_range};
+use super::{EffectOp, Exec, Result, clamp_range, misrouted};
 use crate::command::{Command, CommandError, Reply};
 use crate::value::{ListValue, Value};
 
@@ -235,7 +235,7 @@ impl Exec<'_> {
                 );
                 Ok(Reply::Bulk(element))
             }
-            _ => unreachable!("not a list command"),
+            other => Err(misrouted(other)),
         }
     }
 }
@@ -262,7 +262,6 @@ fn lpos(l: &ListValue, element: &Bytes, rank: i64, count: Option<usize>, max_len
     };
     let mut skip = rank.unsigned_abs() - 1;
     let limit = if max_len == 0 { usize::MAX } else { max_len };
-    let len = l.len();
     let mut found = Vec::new();
     let positions: Box<dyn Iterator<Item = (usize, &Bytes)>> = if rank > 0 {
         Box::new(l.iter().enumerate())
@@ -281,7 +280,6 @@ fn lpos(l: &ListValue, element: &Bytes, rank: i64, count: Option<usize>, max_len
             }
         }
     }
-    let _ = len;
     match count {
         None => found
             .first()

@@ -349,6 +349,13 @@ impl Exec<'_> {
     }
 }
 
+/// A command handed to the wrong family's executor: a bug in [`Exec::run`],
+/// answered as an error rather than a panic.
+fn misrouted(command: &Command) -> CommandError {
+    debug_assert!(false, "misrouted command {command:?}");
+    CommandError::Other("internal error: command routed to the wrong executor")
+}
+
 /// Redis's rule for a list/range index pair: negative counts from the end;
 /// the result is the inclusive range within `0..len`, or `None` if empty.
 pub(crate) fn clamp_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {

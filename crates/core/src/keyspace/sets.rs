@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::hashes::{check_repeat_count, empty_scan, matches, scan_reply};
-use super::{EffectOp, Exec, Result};
+use super::{EffectOp, Exec, Result, misrouted};
 use crate::command::{Command, CommandError, Reply, SetOp};
 use crate::value::{SetValue, Value};
 
@@ -180,7 +180,7 @@ impl Exec<'_> {
                         .collect(),
                 ))
             }
-            _ => unreachable!("not a set command"),
+            other => Err(misrouted(other)),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{EffectOp, Exec, Result};
+use super::{EffectOp, Exec, Result, misrouted};
 use crate::command::long_double::LongDouble;
 use crate::command::{Command, CommandError, Cond, Expiry, GetExExpiry, Reply, SetExpiry};
 use crate::value::{StrValue, Value};
@@ -192,7 +192,7 @@ impl Exec<'_> {
                 self.emit(key, EffectOp::SetString(text.clone().into_bytes()));
                 Ok(Reply::Bulk(Bytes::from(text)))
             }
-            _ => unreachable!("not a string command"),
+            other => Err(misrouted(other)),
         }
     }
 

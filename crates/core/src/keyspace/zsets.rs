@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::hashes::{check_repeat_count, empty_scan, matches, scan_reply};
-use super::{EffectOp, Exec, Result, clamp_range};
+use super::{EffectOp, Exec, Result, clamp_range, misrouted};
 use crate::command::number::format_double_compact;
 use crate::command::{
     Command, CommandError, Cond, LexBound, Reply, ScoreBound, ZAddOpts, ZRangeBy,
@@ -329,7 +329,7 @@ impl Exec<'_> {
                 }
                 Ok(scan_reply(items))
             }
-            _ => unreachable!("not a sorted set command"),
+            other => Err(misrouted(other)),
         }
     }
 
