@@ -168,28 +168,33 @@ impl Exec<'_> {
         Ok(Reply::Integer(1))
     }
 
-    /// SCAN: the buckets from `cursor` on in hash order, `count` of them,
-    /// filtered; the next cursor is the position after the last bucket
-    /// visited, or 0 at the end.
+    /// SCAN: the keys from position `cursor` on in hash order, until
+    /// `count` distinct positions were visited, filtered; the next cursor
+    /// is the first position not visited, or 0 at the end. Keys sharing a
+    /// position are always answered together, so a cursor never splits them.
     fn scan(&mut self, cursor: u64, opts: &ScanOpts) -> Reply {
         self.ks.remove_expired(self.now);
         let type_filter = opts.type_name.as_ref().map(|t| ValueType::from_name(t));
         let mut keys = Vec::new();
         let mut next = 0;
-        for (visited, (&pos, bucket)) in self.ks.buckets.range(cursor..).enumerate() {
-            if visited == opts.count {
-                next = pos;
-                break;
-            }
-            for (k, e) in bucket {
-                let type_ok = match type_filter {
-                    None => true,
-                    Some(None) => false,
-                    Some(Some(t)) => e.value.value_type() == t,
-                };
-                if type_ok && opts.pattern.as_ref().is_none_or(|p| pattern_allows(p, k)) {
-                    keys.push(Reply::Bulk(k.clone()));
+        let mut visited = 0;
+        let mut last = None;
+        for (pos, k, e) in self.ks.iter_from(cursor) {
+            if last != Some(pos) {
+                if visited == opts.count {
+                    next = pos;
+                    break;
                 }
+                visited += 1;
+                last = Some(pos);
+            }
+            let type_ok = match type_filter {
+                None => true,
+                Some(None) => false,
+                Some(Some(t)) => e.value.value_type() == t,
+            };
+            if type_ok && opts.pattern.as_ref().is_none_or(|p| pattern_allows(p, k)) {
+                keys.push(Reply::Bulk(k.clone()));
             }
         }
         Reply::Array(vec![

@@ -133,6 +133,16 @@ impl Keyspace {
         self.buckets.values().flatten().map(|(k, e)| (k, e))
     }
 
+    /// Keys in hash-space order from `position` on, each with its position
+    /// (expired ones included). SCAN pages through this; a distributed
+    /// SCAN can walk the ring's arcs through it on each arc's owner, its
+    /// cursor a position that means the same on every node.
+    pub fn iter_from(&self, position: u64) -> impl Iterator<Item = (u64, &Bytes, &Entry)> {
+        self.buckets
+            .range(position..)
+            .flat_map(|(&pos, bucket)| bucket.iter().map(move |(k, e)| (pos, k, e)))
+    }
+
     /// Removes every key expired at `now_ms`; returns how many.
     pub fn remove_expired(&mut self, now_ms: u64) -> usize {
         let expired: Vec<Bytes> = self
