@@ -139,23 +139,20 @@ impl Exec<'_> {
                 count,
                 with_values,
             } => self.hrandfield(key, *count, *with_values),
-            Command::HScan {
-                key,
-                cursor: _,
-                opts,
-            } => {
+            Command::HScan { key, cursor, opts } => {
                 let Some(h) = self.hash(key)? else {
                     return Ok(empty_scan());
                 };
                 let opts = opts.clone()?;
+                let (window, next) = scan_window(h.len(), *cursor, opts.count);
                 let mut items = Vec::new();
-                for (f, v) in h.iter() {
+                for (f, v) in window.rev().filter_map(|i| h.get_index(i)) {
                     if matches(&opts, f) {
                         items.push(Reply::Bulk(f.clone()));
                         items.push(Reply::Bulk(v.clone()));
                     }
                 }
-                Ok(scan_reply(items))
+                Ok(scan_reply(next, items))
             }
             other => Err(misrouted(other)),
         }
@@ -231,12 +228,42 @@ pub(super) fn matches(opts: &ScanOpts, item: &[u8]) -> bool {
         .is_none_or(|p| pattern_allows(p, item))
 }
 
-/// HSCAN, SSCAN, ZSCAN answer every element at once with cursor 0, as
-/// Redis does for small collections (COUNT is a hint; MATCH filters).
-pub(super) fn scan_reply(items: Vec<Reply>) -> Reply {
-    Reply::Array(vec![Reply::bulk(b"0"), Reply::Array(items)])
+/// Collections up to this size answer HSCAN, SSCAN and ZSCAN whole, with
+/// cursor 0, as Redis does for its compact encodings.
+pub const SCAN_WHOLE_UP_TO: usize = 128;
+
+/// The positions one HSCAN, SSCAN or ZSCAN call visits in the collection's
+/// index map, and the cursor to answer.
+///
+/// Positions are walked from the top down, `count` at a time, and the
+/// cursor is the lowest position visited so far (0: done). An index map
+/// removes by moving its last element into the hole, and adds at the end,
+/// so an element present for the whole scan is never skipped: it either
+/// stays below the cursor until visited, or is the last element moved
+/// down into a hole, which it can only be once it has been visited
+/// already (it was above the cursor), so at worst it comes twice, which
+/// SCAN allows. Elements added during the scan may or may not come.
+pub(super) fn scan_window(len: usize, cursor: u64, count: usize) -> (std::ops::Range<usize>, u64) {
+    if cursor == 0 && len <= SCAN_WHOLE_UP_TO {
+        return (0..len, 0);
+    }
+    let top = if cursor == 0 {
+        len
+    } else {
+        usize::try_from(cursor).unwrap_or(usize::MAX).min(len)
+    };
+    let bottom = top.saturating_sub(count.max(1));
+    (bottom..top, bottom as u64)
+}
+
+/// A scan reply: the next cursor and the items.
+pub(super) fn scan_reply(next: u64, items: Vec<Reply>) -> Reply {
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from(next.to_string())),
+        Reply::Array(items),
+    ])
 }
 
 pub(super) fn empty_scan() -> Reply {
-    scan_reply(Vec::new())
+    scan_reply(0, Vec::new())
 }

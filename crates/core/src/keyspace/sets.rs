@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::hashes::{check_repeat_count, empty_scan, matches, scan_reply};
+use super::hashes::{check_repeat_count, empty_scan, matches, scan_reply, scan_window};
 use super::{EffectOp, Exec, Result, misrouted};
 use crate::command::{Command, CommandError, Reply, SetOp};
 use crate::value::{SetValue, Value};
@@ -164,17 +164,17 @@ impl Exec<'_> {
                 };
                 Ok(Reply::Integer(n as i64))
             }
-            Command::SScan {
-                key,
-                cursor: _,
-                opts,
-            } => {
+            Command::SScan { key, cursor, opts } => {
                 let Some(s) = self.set(key)? else {
                     return Ok(empty_scan());
                 };
                 let opts = opts.clone()?;
+                let (window, next) = scan_window(s.len(), *cursor, opts.count);
                 Ok(scan_reply(
-                    s.iter()
+                    next,
+                    window
+                        .rev()
+                        .filter_map(|i| s.get_index(i))
                         .filter(|m| matches(&opts, m))
                         .map(|m| Reply::Bulk(m.clone()))
                         .collect(),

@@ -570,3 +570,70 @@ fn a_json_string_from_data_is_a_string_for_commands_until_a_command_rewrites_it(
         Value::string(b"{\"a\":1}x".to_vec())
     );
 }
+
+proptest! {
+    /// HSCAN/SSCAN/ZSCAN page big collections, and an element present for
+    /// the whole scan is returned at least once, whatever is added and
+    /// removed between the calls.
+    #[test]
+    fn collection_scans_return_every_element_present_throughout(
+        stay in proptest::collection::btree_set("[a-z]{1,4}", 100..300),
+        churn in proptest::collection::vec(("[A-Z]{1,3}", any::<bool>()), 0..200),
+        count in 1usize..40,
+        kind in 0..3usize,
+    ) {
+        let (add, remove, scan) = [
+            ("SADD s", "SREM s", "SSCAN s"),
+            ("HSET s", "HDEL s", "HSCAN s"),
+            ("ZADD s", "ZREM s", "ZSCAN s"),
+        ][kind];
+        let member_args = |m: &str| match kind {
+            0 => m.to_owned(),
+            1 => format!("{m} v"),
+            _ => format!("1 {m}"),
+        };
+        let mut ks = Keyspace::new();
+        // Some churned members exist from the start, below the staying
+        // ones, so that removing them moves staying members around.
+        for (m, _) in churn.iter().step_by(2) {
+            run(&mut ks, &format!("{add} {}", member_args(m)));
+        }
+        for m in &stay {
+            run(&mut ks, &format!("{add} {}", member_args(m)));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut cursor = "0".to_owned();
+        let mut churn = churn.iter();
+        let mut calls = 0;
+        loop {
+            let Reply::Array(parts) = run(&mut ks, &format!("{scan} {cursor} COUNT {count}")).reply else {
+                panic!("scan reply")
+            };
+            let (Reply::Bulk(next), Reply::Array(items)) = (&parts[0], &parts[1]) else { panic!("scan parts") };
+            let step = if kind == 0 { 1 } else { 2 };
+            for item in items.iter().step_by(step) {
+                if let Reply::Bulk(m) = item {
+                    seen.insert(String::from_utf8(m.to_vec()).unwrap());
+                }
+            }
+            for _ in 0..3 {
+                if let Some((m, adding)) = churn.next() {
+                    if *adding {
+                        run(&mut ks, &format!("{add} {}", member_args(m)));
+                    } else {
+                        run(&mut ks, &format!("{remove} {m}"));
+                    }
+                }
+            }
+            cursor = String::from_utf8(next.to_vec()).unwrap();
+            calls += 1;
+            if cursor == "0" {
+                break;
+            }
+            prop_assert!(calls < 10_000);
+        }
+        for m in &stay {
+            prop_assert!(seen.contains(m), "{} missed", m);
+        }
+    }
+}

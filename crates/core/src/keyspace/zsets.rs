@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::hashes::{check_repeat_count, empty_scan, matches, scan_reply};
+use super::hashes::{check_repeat_count, empty_scan, matches, scan_reply, scan_window};
 use super::{EffectOp, Exec, Result, clamp_range, misrouted};
 use crate::command::number::format_double_compact;
 use crate::command::{
@@ -311,23 +311,20 @@ impl Exec<'_> {
                 }
                 Ok(Reply::Integer(n as i64))
             }
-            Command::ZScan {
-                key,
-                cursor: _,
-                opts,
-            } => {
+            Command::ZScan { key, cursor, opts } => {
                 let Some(z) = self.zset(key)? else {
                     return Ok(empty_scan());
                 };
                 let opts = opts.clone()?;
+                let (window, next) = scan_window(z.len(), *cursor, opts.count);
                 let mut items = Vec::new();
-                for (m, s) in z.iter() {
+                for (m, s) in window.rev().filter_map(|i| z.get_index(i)) {
                     if matches(&opts, m) {
                         items.push(Reply::Bulk(m.clone()));
                         items.push(Reply::Bulk(Bytes::from(format_double_compact(s))));
                     }
                 }
-                Ok(scan_reply(items))
+                Ok(scan_reply(next, items))
             }
             other => Err(misrouted(other)),
         }
