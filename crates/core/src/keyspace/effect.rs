@@ -11,6 +11,7 @@
 
 use bytes::Bytes;
 
+use super::Entry;
 use crate::value::{
     HashValue, ListValue, Score, ScoreError, SetValue, StrValue, Value, ValueType, ZSetValue,
 };
@@ -149,9 +150,57 @@ fn wrong(expected: ValueType, found: &Value) -> EffectError {
     }
 }
 
-/// Applies a value-level op to `value` (which exists and is not deleted by
-/// the op itself). The key layer creates missing values and deletes empty ones.
-pub(super) fn apply_to_value(value: &mut Value, op: &EffectOp) -> Result<(), EffectError> {
+/// Applies `op` to one key's slot (`None`: the key does not exist): the
+/// whole of a replica's work for one key, for any store that keeps
+/// [`Entry`]s its own way. Container ops create a missing key and delete
+/// one they leave empty. On an error the slot is unchanged.
+pub fn apply_to_slot(slot: &mut Option<Entry>, op: &EffectOp) -> Result<(), EffectError> {
+    match op {
+        EffectOp::Delete => *slot = None,
+        EffectOp::Put {
+            value,
+            expire_at_ms,
+        } => {
+            *slot = Some(Entry {
+                value: value.clone(),
+                expire_at_ms: *expire_at_ms,
+            })
+        }
+        EffectOp::SetExpiry(at) => {
+            if let Some(entry) = slot.as_mut() {
+                entry.expire_at_ms = *at;
+            }
+        }
+        op => {
+            let entry = match slot {
+                Some(entry) => entry,
+                None => match op.creates() {
+                    // Removing from a missing key changes nothing.
+                    None => return Ok(()),
+                    Some(value) => slot.insert(Entry {
+                        value,
+                        expire_at_ms: None,
+                    }),
+                },
+            };
+            let applied = apply_to_value(&mut entry.value, op);
+            if entry.value.is_empty_container() {
+                *slot = None;
+            }
+            applied?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies a value-level op to `value`. Every check happens before any
+/// change, so an error leaves `value` as it was.
+fn apply_to_value(value: &mut Value, op: &EffectOp) -> Result<(), EffectError> {
+    if let EffectOp::ZAdd(pairs) = op {
+        for (score, _) in pairs {
+            Score::new(*score)?;
+        }
+    }
     match (op, value) {
         (EffectOp::SetString(bytes), Value::Str(s)) => {
             s.bytes.clone_from(bytes);
@@ -243,10 +292,6 @@ pub(super) fn apply_to_value(value: &mut Value, op: &EffectOp) -> Result<(), Eff
         }
     }
     Ok(())
-}
-
-pub(super) fn empty_value_for(op: &EffectOp) -> Option<Value> {
-    op.creates()
 }
 
 /// The byte form of an effect, for shipping to replicas (and for a

@@ -10,6 +10,9 @@
 //!   the shipped effects, so a replica that applies a leader's effects in
 //!   order holds the same keyspace (a property the differential tests
 //!   check after every command).
+//! - A store that keeps entries its own way (the auxiliaries' LRU store)
+//!   replays effects with [`apply_to_slot`], one key's `Option<Entry>` at
+//!   a time: the same function `apply_effect` uses.
 //! - Expiry is absolute (Unix milliseconds). An expired key is gone for
 //!   every command from `now_ms` on; it is removed when touched (or by
 //!   [`Keyspace::remove_expired`]), never shipped as an effect: replicas
@@ -35,7 +38,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use rand::RngCore;
 
-pub use effect::{Effect, EffectError, EffectOp};
+pub use effect::{Effect, EffectError, EffectOp, apply_to_slot};
 pub use session::Session;
 
 use crate::command::{Command, CommandError, Reply};
@@ -97,14 +100,6 @@ impl Keyspace {
             .map(|(_, e)| e)
     }
 
-    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.buckets
-            .get_mut(&key_position(key))?
-            .iter_mut()
-            .find(|(k, _)| k.as_ref() == key)
-            .map(|(_, e)| e)
-    }
-
     fn insert(&mut self, key: Bytes, entry: Entry) {
         let bucket = self.buckets.entry(key_position(&key)).or_default();
         match bucket.iter_mut().find(|(k, _)| *k == key) {
@@ -159,48 +154,12 @@ impl Keyspace {
     /// Applies one effect (a replica's whole job). An error means this
     /// keyspace has diverged from the leader's for that key.
     pub fn apply_effect(&mut self, effect: &Effect) -> std::result::Result<(), EffectError> {
-        let key = &effect.key;
-        match &effect.op {
-            EffectOp::Delete => {
-                self.remove(key);
-            }
-            EffectOp::Put {
-                value,
-                expire_at_ms,
-            } => self.insert(
-                key.clone(),
-                Entry {
-                    value: value.clone(),
-                    expire_at_ms: *expire_at_ms,
-                },
-            ),
-            EffectOp::SetExpiry(at) => {
-                if let Some(entry) = self.get_mut(key) {
-                    entry.expire_at_ms = *at;
-                }
-            }
-            op => {
-                if self.get(key).is_none() {
-                    if let Some(value) = effect::empty_value_for(op) {
-                        self.insert(
-                            key.clone(),
-                            Entry {
-                                value,
-                                expire_at_ms: None,
-                            },
-                        );
-                    }
-                }
-                let Some(entry) = self.get_mut(key) else {
-                    return Ok(());
-                };
-                effect::apply_to_value(&mut entry.value, op)?;
-                if entry.value.is_empty_container() {
-                    self.remove(key);
-                }
-            }
+        let mut slot = self.remove(&effect.key);
+        let applied = effect::apply_to_slot(&mut slot, &effect.op);
+        if let Some(entry) = slot {
+            self.insert(effect.key.clone(), entry);
         }
-        Ok(())
+        applied
     }
 
     /// Whether two keyspaces hold the same keys, values and expiries

@@ -637,3 +637,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_effect_refused_by_a_slot_leaves_it_as_it_was() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "ZADD z 1 a");
+    run(&mut ks, "RPUSH l a");
+    let mut z = Some(ks.get(b"z").unwrap().clone());
+    let before = z.clone();
+    let nan = EffectOp::ZAdd(vec![
+        (2.0, Bytes::from_static(b"b")),
+        (f64::NAN, Bytes::from_static(b"c")),
+    ]);
+    assert!(apply_to_slot(&mut z, &nan).is_err());
+    assert_eq!(z, before);
+    let mut l = Some(ks.get(b"l").unwrap().clone());
+    let before = l.clone();
+    let past_the_end = EffectOp::ListSet {
+        index: 5,
+        element: Bytes::from_static(b"x"),
+    };
+    assert_eq!(
+        apply_to_slot(&mut l, &past_the_end),
+        Err(EffectError::Index(5))
+    );
+    assert_eq!(l, before);
+    let mut none = None;
+    apply_to_slot(
+        &mut none,
+        &EffectOp::SetRemove(vec![Bytes::from_static(b"a")]),
+    )
+    .unwrap();
+    assert_eq!(none, None);
+}
