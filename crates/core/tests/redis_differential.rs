@@ -745,12 +745,21 @@ impl Gen {
                 if self.chance(0.3) {
                     v.extend(["LIMIT".into(), "0".into(), "2".into()]);
                 }
+                if self.chance(0.1) {
+                    v.push("WITHSCORES".into());
+                }
                 v
             }
             _ => {
                 let mut v = vec!["ZREVRANGE".into(), k, self.int(), self.int()];
                 if self.chance(0.5) {
                     v.push("WITHSCORES".into());
+                }
+                if self.chance(0.1) {
+                    v.extend(["LIMIT".into(), "0".into(), "1".into()]);
+                }
+                if self.chance(0.05) {
+                    v.push(self.pick(&["REV", "BYSCORE", "BYLEX"]).into());
                 }
                 v
             }

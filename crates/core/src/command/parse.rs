@@ -744,8 +744,10 @@ enum RangeKind {
 }
 
 /// ZRANGE and its older forms, as Redis's `zrangeGenericCommand`: `kind`
-/// and `rev` are what the command's name implies, and only ZRANGE itself
-/// (`modern`) takes BYSCORE, BYLEX and REV.
+/// and `rev` are what the command's name implies; every form takes
+/// WITHSCORES and LIMIT (and refuses them afterwards where they make no
+/// sense, with Redis's words), only ZRANGE itself (`modern`) takes BYSCORE,
+/// BYLEX and REV.
 fn zrange_generic(
     a: &[Bytes],
     mut kind: RangeKind,
@@ -758,9 +760,9 @@ fn zrange_generic(
     while i < a.len() {
         let o = &a[i];
         let left = a.len() - i - 1;
-        if is(o, "withscores") && kind != RangeKind::Lex || is(o, "withscores") && modern {
+        if is(o, "withscores") {
             with_scores = true;
-        } else if is(o, "limit") && left >= 2 && (modern || kind != RangeKind::Rank) {
+        } else if is(o, "limit") && left >= 2 {
             limit = Some((int(&a[i + 1])?, int(&a[i + 2])?));
             i += 2;
         } else if modern && is(o, "byscore") {
