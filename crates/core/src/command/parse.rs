@@ -481,11 +481,6 @@ pub(super) fn lpos(a: &[Bytes]) -> Result<Command> {
                     "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
                 ));
             }
-            if rank == i64::MIN {
-                return Err(CommandError::Other(
-                    "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                ));
-            }
         } else if is(&a[i], "count") && has_next {
             count = Some(non_negative(&a[i + 1], "COUNT can't be negative")?);
         } else if is(&a[i], "maxlen") && has_next {

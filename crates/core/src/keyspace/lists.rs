@@ -260,7 +260,13 @@ fn lpos(l: &ListValue, element: &Bytes, rank: i64, count: Option<usize>, max_len
         Some(0) => usize::MAX,
         Some(n) => n,
     };
-    let mut skip = rank.unsigned_abs() - 1;
+    // Redis 7.0 negates i64::MIN into itself and then takes every match as
+    // far enough: the first match from the tail.
+    let mut skip = if rank == i64::MIN {
+        0
+    } else {
+        rank.unsigned_abs() - 1
+    };
     let limit = if max_len == 0 { usize::MAX } else { max_len };
     let mut found = Vec::new();
     let positions: Box<dyn Iterator<Item = (usize, &Bytes)>> = if rank > 0 {
