@@ -69,9 +69,11 @@ fn select<'z>(z: &'z ZSetValue, range: &ZRangeBy, rev: bool) -> Vec<(&'z Bytes, 
                 return Vec::new();
             };
             if rev {
-                z.iter().rev().skip(a).take(b - a + 1).collect()
+                // Ranks counted from the top: a..=b is len-1-b ..= len-1-a.
+                let len = z.len();
+                z.iter_ranks(len - 1 - b, len - a).rev().collect()
             } else {
-                z.iter().skip(a).take(b - a + 1).collect()
+                z.iter_ranks(a, b + 1).collect()
             }
         }
         ZRangeBy::Score { min, max } => {

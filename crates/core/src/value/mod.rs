@@ -20,6 +20,7 @@
 pub mod encoding;
 mod hash;
 mod list;
+mod ranked;
 mod set;
 mod zset;
 

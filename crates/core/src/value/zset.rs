@@ -2,18 +2,16 @@
 //! Redis orders them.
 //!
 //! Two structures: a map member → score for O(1) ZSCORE and membership, and
-//! an ordered set of (score, member) for ranges. Rank queries (ZRANK,
-//! ZRANGE by index) walk the ordered set from the nearer end, so they cost
-//! O(rank) rather than Redis's O(log n): acceptable for a first step, and
-//! the place to put an order-statistics tree when it matters.
+//! an order-statistics tree of (score, member) ([`super::ranked`]) for
+//! ranges, ranks and selection by rank in O(log n), as Redis's skiplist.
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
 
 use super::ELEMENT_OVERHEAD_BYTES;
+use super::ranked::RankedTree;
 
 /// A score: any `f64` but NaN. `-0.0` is stored as `0.0`, as Redis's compact
 /// encoding of small sorted sets does (it keeps integral scores as integers).
@@ -60,16 +58,16 @@ impl Ord for Score {
 
 /// One element in order: by score, then by member bytes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Ranked {
-    score: Score,
-    member: Bytes,
+pub(super) struct Ranked {
+    pub(super) score: Score,
+    pub(super) member: Bytes,
 }
 
 /// A sorted set.
 #[derive(Clone, Debug, Default)]
 pub struct ZSetValue {
     scores: IndexMap<Bytes, Score>,
-    order: BTreeSet<Ranked>,
+    order: RankedTree,
     payload_bytes: usize,
 }
 
@@ -151,37 +149,39 @@ impl ZSetValue {
 
     /// Members with scores, lowest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> {
-        self.order.iter().map(|r| (&r.member, r.score.0))
+        self.iter_ranks(0, self.len())
+    }
+
+    /// Members with scores of ranks `from..to`, lowest first. O(log n) to
+    /// start, O(log n) a step.
+    pub fn iter_ranks(
+        &self,
+        from: usize,
+        to: usize,
+    ) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> {
+        self.order.range(from, to).map(|r| (&r.member, r.score.0))
     }
 
     /// Members with scores `>= min`, lowest first (callers stop where their
     /// range ends).
     pub fn iter_from_score(&self, min: f64) -> impl Iterator<Item = (&Bytes, f64)> {
-        let start = Ranked {
-            score: Score::new(min).unwrap_or(Score(f64::NEG_INFINITY)),
-            member: Bytes::new(),
-        };
-        self.order.range(start..).map(|r| (&r.member, r.score.0))
+        let start = self.order.count_while(|r| r.score.0 < min);
+        self.iter_ranks(start, self.len())
     }
 
     /// Members with scores `<= max`, highest first.
     pub fn iter_down_from_score(&self, max: f64) -> impl Iterator<Item = (&Bytes, f64)> {
-        let max = Score::new(max).unwrap_or(Score(f64::INFINITY));
-        self.order
-            .iter()
-            .rev()
-            .skip_while(move |r| r.score > max)
-            .map(|r| (&r.member, r.score.0))
+        let end = self.order.count_while(|r| r.score.0 <= max);
+        self.iter_ranks(0, end).rev()
     }
 
-    /// The 0-based rank of `member`, lowest score first. O(rank).
+    /// The 0-based rank of `member`, lowest score first. O(log n).
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         let score = *self.scores.get(member)?;
-        let key = Ranked {
+        Some(self.order.rank(&Ranked {
             score,
             member: Bytes::copy_from_slice(member),
-        };
-        Some(self.order.range(..key).count())
+        }))
     }
 }
 
