@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Programs bench/run.sh compares distcache with: Debian's redis-server and
+# Programs distcache is compared with: Debian's redis-server and
 # redis-benchmark, and nginx (as a load balancer and as the fixed-response
-# HTTP ceiling), and the RESP parser's differential test
-# (crates/wire/tests/tools_resp_differential.rs) runs redis-server. Idempotent.
-# The packages' services are not started: bench/run.sh starts its own
-# instances on free loopback ports.
+# HTTP ceiling). bench/run.sh needs all three; the differential tests of the
+# command layer (crates/core/tests/tools_redis_differential.rs) and of the
+# RESP request parser (crates/wire/tests/tools_resp_differential.rs) need
+# redis-server, so CI runs this script before the tests. Idempotent. The
+# packages' services are not started: bench/run.sh and the tests start their
+# own instances on free loopback ports.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)

@@ -17,20 +17,31 @@
 //! - [`mutation_log`]: the checksummed records of every mutation between
 //!   snapshots, replayed on top of the last one at start.
 //! - [`clock`]: wall-clock milliseconds, the one place the time is read.
+//! - [`value`]: typed values (string, hash, list, set, sorted set), their
+//!   memory accounting and their byte encoding.
+//! - [`command`]: the command table, typed commands, the parser, replies.
+//! - [`keyspace`]: one node's keys and the executor of commands over them,
+//!   which returns each command's reply and the effects replicas replay.
 //!
 //! Data flows one way: a master validates a [`key`], stamps a [`version`],
 //! asks the [`ring`] for the key's replicas, and each replica applies the
-//! write to its [`store`], keeping whichever version is higher.
+//! write to its [`store`], keeping whichever version is higher. Commands
+//! will take the same road: a front end parses an argument vector against
+//! the [`command`] table, and the key's leader executes it on its
+//! [`keyspace`] (clock and dice passed in) and ships the effects.
 
 pub mod clock;
 pub mod cluster;
 mod codec;
+pub mod command;
 pub mod handoff;
 pub mod key;
+pub mod keyspace;
 pub mod mutation_log;
 pub mod ring;
 pub mod snapshot;
 pub mod store;
+pub mod value;
 pub mod version;
 
 pub use key::{KeyError, MAX_KEY_BYTES, validate_key};

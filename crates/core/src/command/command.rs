@@ -1,0 +1,541 @@
+//! The typed commands a parser produces: one variant per distinct
+//! behaviour. Commands that Redis documents as shorthands of another map to
+//! that other's variant (SETEX is `Set` with an expiry, GETSET is `Set`
+//! with `get`, RPOPLPUSH is `LMove`), so each behaviour is executed once.
+
+use bytes::Bytes;
+
+use super::error::CommandError;
+
+/// A key, as the client sent it (binary-safe).
+pub type Key = Bytes;
+
+/// A typed command, ready to execute.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(missing_docs)] // field names are Redis's own argument names
+pub enum Command {
+    // Strings and counters.
+    Get {
+        key: Key,
+    },
+    /// SET, SETEX, PSETEX, GETSET.
+    Set {
+        key: Key,
+        value: Bytes,
+        cond: Cond,
+        expiry: SetExpiry,
+        get: bool,
+    },
+    SetNx {
+        key: Key,
+        value: Bytes,
+    },
+    GetDel {
+        key: Key,
+    },
+    /// A bad expiry number is reported after the key's type, as Redis does.
+    GetEx {
+        key: Key,
+        expiry: Result<GetExExpiry, CommandError>,
+    },
+    MGet {
+        keys: Vec<Key>,
+    },
+    MSet {
+        pairs: Vec<(Key, Bytes)>,
+        only_if_none_exist: bool,
+    },
+    Append {
+        key: Key,
+        value: Bytes,
+    },
+    StrLen {
+        key: Key,
+    },
+    GetRange {
+        key: Key,
+        start: i64,
+        end: i64,
+    },
+    SetRange {
+        key: Key,
+        offset: usize,
+        value: Bytes,
+    },
+    /// INCR, DECR, INCRBY, DECRBY.
+    IncrBy {
+        key: Key,
+        by: i64,
+    },
+    /// The increment as sent, parsed again at execution in the arithmetic
+    /// INCRBYFLOAT uses.
+    IncrByFloat {
+        key: Key,
+        by: Bytes,
+    },
+
+    // Keys.
+    /// DEL, UNLINK.
+    Del {
+        keys: Vec<Key>,
+    },
+    Exists {
+        keys: Vec<Key>,
+    },
+    Type {
+        key: Key,
+    },
+    Touch {
+        keys: Vec<Key>,
+    },
+    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT.
+    Expire {
+        key: Key,
+        when: Expiry,
+        cond: ExpireCond,
+    },
+    /// TTL (`ms` false), PTTL.
+    Ttl {
+        key: Key,
+        ms: bool,
+    },
+    /// EXPIRETIME, PEXPIRETIME.
+    ExpireTime {
+        key: Key,
+        ms: bool,
+    },
+    Persist {
+        key: Key,
+    },
+    /// RENAME, RENAMENX.
+    Rename {
+        src: Key,
+        dst: Key,
+        nx: bool,
+    },
+    Copy {
+        src: Key,
+        dst: Key,
+        replace: bool,
+    },
+    Keys {
+        pattern: Bytes,
+    },
+    DbSize,
+    RandomKey,
+    Scan {
+        cursor: u64,
+        opts: ScanOpts,
+    },
+
+    // Hashes.
+    /// HSET (`legacy` false: answers the count added), HMSET (answers OK).
+    HSet {
+        key: Key,
+        pairs: Vec<(Bytes, Bytes)>,
+        legacy: bool,
+    },
+    HSetNx {
+        key: Key,
+        field: Bytes,
+        value: Bytes,
+    },
+    HGet {
+        key: Key,
+        field: Bytes,
+    },
+    HMGet {
+        key: Key,
+        fields: Vec<Bytes>,
+    },
+    HDel {
+        key: Key,
+        fields: Vec<Bytes>,
+    },
+    HExists {
+        key: Key,
+        field: Bytes,
+    },
+    HLen {
+        key: Key,
+    },
+    HKeys {
+        key: Key,
+    },
+    HVals {
+        key: Key,
+    },
+    HGetAll {
+        key: Key,
+    },
+    HIncrBy {
+        key: Key,
+        field: Bytes,
+        by: i64,
+    },
+    HIncrByFloat {
+        key: Key,
+        field: Bytes,
+        by: Bytes,
+    },
+    HStrLen {
+        key: Key,
+        field: Bytes,
+    },
+    HRandField {
+        key: Key,
+        count: Option<i64>,
+        with_values: bool,
+    },
+    /// The options are checked after the key's type, as Redis does, so a
+    /// bad option is kept here as its error until execution.
+    HScan {
+        key: Key,
+        cursor: u64,
+        opts: Result<ScanOpts, CommandError>,
+    },
+
+    // Lists.
+    /// LPUSH, RPUSH, LPUSHX, RPUSHX.
+    Push {
+        key: Key,
+        front: bool,
+        only_if_exists: bool,
+        elements: Vec<Bytes>,
+    },
+    /// LPOP, RPOP.
+    Pop {
+        key: Key,
+        front: bool,
+        count: Option<usize>,
+    },
+    LLen {
+        key: Key,
+    },
+    LRange {
+        key: Key,
+        start: i64,
+        stop: i64,
+    },
+    /// The index is checked after the key (Redis answers nil for a
+    /// missing key whatever the index).
+    LIndex {
+        key: Key,
+        index: Result<i64, CommandError>,
+    },
+    /// The index is checked after the key's type, as Redis does.
+    LSet {
+        key: Key,
+        index: Result<i64, CommandError>,
+        element: Bytes,
+    },
+    LInsert {
+        key: Key,
+        before: bool,
+        pivot: Bytes,
+        element: Bytes,
+    },
+    LRem {
+        key: Key,
+        count: i64,
+        element: Bytes,
+    },
+    LTrim {
+        key: Key,
+        start: i64,
+        stop: i64,
+    },
+    LPos {
+        key: Key,
+        element: Bytes,
+        rank: i64,
+        count: Option<usize>,
+        max_len: usize,
+    },
+    /// LMOVE, RPOPLPUSH.
+    LMove {
+        src: Key,
+        dst: Key,
+        from_front: bool,
+        to_front: bool,
+    },
+
+    // Sets.
+    SAdd {
+        key: Key,
+        members: Vec<Bytes>,
+    },
+    SRem {
+        key: Key,
+        members: Vec<Bytes>,
+    },
+    SMembers {
+        key: Key,
+    },
+    SIsMember {
+        key: Key,
+        member: Bytes,
+    },
+    SMIsMember {
+        key: Key,
+        members: Vec<Bytes>,
+    },
+    SCard {
+        key: Key,
+    },
+    SPop {
+        key: Key,
+        count: Option<usize>,
+    },
+    SRandMember {
+        key: Key,
+        count: Option<i64>,
+    },
+    SMove {
+        src: Key,
+        dst: Key,
+        member: Bytes,
+    },
+    /// SINTER, SUNION, SDIFF and their STORE variants.
+    SetAlgebra {
+        op: SetOp,
+        keys: Vec<Key>,
+        store: Option<Key>,
+    },
+    SInterCard {
+        keys: Vec<Key>,
+        limit: usize,
+    },
+    SScan {
+        key: Key,
+        cursor: u64,
+        opts: Result<ScanOpts, CommandError>,
+    },
+
+    // Sorted sets.
+    ZAdd {
+        key: Key,
+        opts: ZAddOpts,
+        pairs: Vec<(f64, Bytes)>,
+    },
+    ZRem {
+        key: Key,
+        members: Vec<Bytes>,
+    },
+    ZScore {
+        key: Key,
+        member: Bytes,
+    },
+    ZMScore {
+        key: Key,
+        members: Vec<Bytes>,
+    },
+    ZIncrBy {
+        key: Key,
+        by: f64,
+        member: Bytes,
+    },
+    ZCard {
+        key: Key,
+    },
+    ZCount {
+        key: Key,
+        min: ScoreBound,
+        max: ScoreBound,
+    },
+    ZLexCount {
+        key: Key,
+        min: LexBound,
+        max: LexBound,
+    },
+    /// ZRANK, ZREVRANK.
+    ZRank {
+        key: Key,
+        member: Bytes,
+        rev: bool,
+    },
+    /// ZRANGE and its older forms.
+    ZRange {
+        key: Key,
+        range: ZRangeBy,
+        rev: bool,
+        limit: Option<(i64, i64)>,
+        with_scores: bool,
+    },
+    /// ZPOPMIN, ZPOPMAX.
+    ZPop {
+        key: Key,
+        max: bool,
+        count: Option<i64>,
+    },
+    ZRandMember {
+        key: Key,
+        count: Option<i64>,
+        with_scores: bool,
+    },
+    /// ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZREMRANGEBYLEX.
+    ZRemRange {
+        key: Key,
+        range: ZRangeBy,
+    },
+    ZScan {
+        key: Key,
+        cursor: u64,
+        opts: Result<ScanOpts, CommandError>,
+    },
+
+    // Transactions (handled by a session, not the keyspace).
+    Multi,
+    Exec,
+    Discard,
+}
+
+/// NX / XX.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Cond {
+    /// Always.
+    #[default]
+    Always,
+    /// Only if the key does not exist.
+    IfMissing,
+    /// Only if the key exists.
+    IfExists,
+}
+
+/// An expiry as a command states it, turned into an absolute time at
+/// execution (which knows the clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    /// The number as sent.
+    pub amount: i64,
+    /// Milliseconds (PX, PXAT, PEXPIRE...) rather than seconds.
+    pub millis: bool,
+    /// A Unix time (EXAT, PEXPIREAT...) rather than a time from now.
+    pub absolute: bool,
+    /// The command's name for `invalid expire time in '...' command`.
+    pub command: &'static str,
+}
+
+/// What SET does to the TTL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetExpiry {
+    /// Clears it (plain SET).
+    Clear,
+    /// KEEPTTL.
+    Keep,
+    /// EX, PX, EXAT, PXAT.
+    At(Expiry),
+}
+
+/// What GETEX does to the TTL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GetExExpiry {
+    /// Nothing.
+    Unchanged,
+    /// PERSIST.
+    Persist,
+    /// EX, PX, EXAT, PXAT.
+    At(Expiry),
+}
+
+/// EXPIRE's NX / XX / GT / LT (XX combines with GT or LT; the parser
+/// refuses the other combinations).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ExpireCond {
+    /// Only if the key has no TTL.
+    pub nx: bool,
+    /// Only if it has one.
+    pub xx: bool,
+    /// Only if the new one is later (no TTL counts as infinitely late).
+    pub gt: bool,
+    /// Only if the new one is sooner.
+    pub lt: bool,
+}
+
+/// SCAN's options.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ScanOpts {
+    /// MATCH.
+    pub pattern: Option<Bytes>,
+    /// COUNT (default 10).
+    pub count: usize,
+    /// TYPE (SCAN only), lower case as sent.
+    pub type_name: Option<Bytes>,
+}
+
+/// SINTER, SUNION, SDIFF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetOp {
+    /// Members in every set.
+    Inter,
+    /// Members in any set.
+    Union,
+    /// Members of the first set in none of the others.
+    Diff,
+}
+
+/// ZADD's options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ZAddOpts {
+    /// NX / XX.
+    pub cond: Cond,
+    /// GT.
+    pub gt: bool,
+    /// LT.
+    pub lt: bool,
+    /// CH: count changed members, not only added ones.
+    pub ch: bool,
+    /// INCR: behave like ZINCRBY.
+    pub incr: bool,
+}
+
+/// One end of a score range.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoreBound {
+    /// The score.
+    pub score: f64,
+    /// `(` was given: the end itself is out.
+    pub exclusive: bool,
+}
+
+/// One end of a lexicographic range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LexBound {
+    /// `-`.
+    Min,
+    /// `+`.
+    Max,
+    /// `[x` (inclusive) or `(x`.
+    Member {
+        /// The member.
+        member: Bytes,
+        /// `(`.
+        exclusive: bool,
+    },
+}
+
+/// Which elements a ZRANGE or ZREMRANGE... selects.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ZRangeBy {
+    /// By rank (negative counts from the end).
+    Rank {
+        /// First rank.
+        start: i64,
+        /// Last rank, inclusive.
+        stop: i64,
+    },
+    /// By score. For REV ranges `min` is still the lower bound.
+    Score {
+        /// Lower bound.
+        min: ScoreBound,
+        /// Upper bound.
+        max: ScoreBound,
+    },
+    /// By member, all scores being equal.
+    Lex {
+        /// Lower bound.
+        min: LexBound,
+        /// Upper bound.
+        max: LexBound,
+    },
+}

@@ -1,0 +1,27 @@
+//! The command layer: what a client asks (an argument vector), what it
+//! means (a typed [`Command`]), and what it is told (a [`Reply`]).
+//!
+//! - [`table`]: every command once: name, arity, flags, role, keys, parser.
+//! - [`command`]: the typed commands and their option types.
+//! - [`parse`]: argument vectors to commands, with Redis's error words.
+//! - [`reply`]: replies modelled on RESP3, written as RESP2 or RESP3.
+//! - [`error`]: error replies.
+//! - [`number`]: integers and floats as Redis reads and prints them.
+//! - [`glob`]: KEYS/SCAN patterns.
+//!
+//! Executing a command against data is the [`crate::keyspace`]'s job.
+
+#[allow(clippy::module_inception)]
+pub mod command;
+pub mod error;
+pub mod glob;
+pub mod long_double;
+pub mod number;
+pub mod parse;
+pub mod reply;
+pub mod table;
+
+pub use command::*;
+pub use error::CommandError;
+pub use reply::{Protocol, Reply};
+pub use table::{COMMANDS, CommandSpec, Role, lookup, parse, resolve};

@@ -1,0 +1,898 @@
+//! From an argument vector to a [`Command`]: one function per command (or
+//! family), named in the table. Each runs after the table's arity check and
+//! reports errors in the order Redis checks them, with Redis's words. Checks
+//! that need the keyspace (WRONGTYPE) or the clock (expiry overflow) are the
+//! executor's.
+
+use bytes::Bytes;
+
+use super::command::*;
+use super::error::CommandError;
+use super::number::{parse_f64, parse_i64};
+
+/// A parser: the whole argument vector, name included.
+pub type Parser = fn(&[Bytes]) -> std::result::Result<Command, CommandError>;
+
+type Result<T> = std::result::Result<T, CommandError>;
+
+fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+fn int(arg: &[u8]) -> Result<i64> {
+    parse_i64(arg).ok_or(CommandError::NotInteger)
+}
+
+fn float(arg: &[u8]) -> Result<f64> {
+    parse_f64(arg).ok_or(CommandError::NotFloat)
+}
+
+/// An integer that must be >= 0, as Redis's `getPositiveLongFromObjectOrReply`
+/// with a message: the same message for a negative number and for no number.
+fn non_negative(arg: &[u8], message: &'static str) -> Result<usize> {
+    parse_i64(arg)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or(CommandError::OutOfRange(message))
+}
+
+fn rest(args: &[Bytes], from: usize) -> Vec<Bytes> {
+    args[from..].to_vec()
+}
+
+fn pairs(args: &[Bytes], from: usize) -> Vec<(Bytes, Bytes)> {
+    args[from..]
+        .chunks_exact(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect()
+}
+
+fn cursor(arg: &[u8]) -> Result<u64> {
+    if arg.is_empty() || !arg.iter().all(u8::is_ascii_digit) {
+        return Err(CommandError::InvalidCursor);
+    }
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(CommandError::InvalidCursor)
+}
+
+/// SCAN's options from `args[from..]`; TYPE only where `allow_type`.
+fn scan_opts(args: &[Bytes], from: usize, allow_type: bool) -> Result<ScanOpts> {
+    let mut opts = ScanOpts {
+        count: 10,
+        ..ScanOpts::default()
+    };
+    let mut i = from;
+    while i < args.len() {
+        let has_next = i + 1 < args.len();
+        let a = &args[i];
+        if is(a, "count") && has_next {
+            let n = int(&args[i + 1])?;
+            if n < 1 {
+                return Err(CommandError::Syntax);
+            }
+            opts.count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if is(a, "match") && has_next {
+            opts.pattern = Some(args[i + 1].clone());
+        } else if is(a, "type") && has_next && allow_type {
+            opts.type_name = Some(args[i + 1].clone());
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 2;
+    }
+    Ok(opts)
+}
+
+// ---- strings ------------------------------------------------------------
+
+/// Which SET-family options a command accepts.
+#[derive(Clone, Copy, PartialEq)]
+enum StringOpts {
+    Set,
+    GetEx,
+}
+
+struct Parsed {
+    cond: Cond,
+    get: bool,
+    keep_ttl: bool,
+    persist: bool,
+    expiry: Option<Expiry>,
+}
+
+/// SET's and GETEX's options, accepted and refused as Redis's
+/// `parseExtendedStringArgumentsOrReply` does: a later EX replaces an
+/// earlier EX, but EX with PX (or KEEPTTL, or PERSIST) is a syntax error,
+/// and the number is parsed only once every option has been read.
+fn string_opts(
+    args: &[Bytes],
+    from: usize,
+    kind: StringOpts,
+    command: &'static str,
+) -> Result<Parsed> {
+    let mut p = Parsed {
+        cond: Cond::Always,
+        get: false,
+        keep_ttl: false,
+        persist: false,
+        expiry: None,
+    };
+    // The unit seen so far, as (millis, absolute), and where its number is.
+    let mut unit: Option<((bool, bool), usize)> = None;
+    let set = kind == StringOpts::Set;
+    let mut i = from;
+    while i < args.len() {
+        let a = &args[i];
+        let has_next = i + 1 < args.len();
+        let kind_of = if is(a, "ex") {
+            Some((false, false))
+        } else if is(a, "px") {
+            Some((true, false))
+        } else if is(a, "exat") {
+            Some((false, true))
+        } else if is(a, "pxat") {
+            Some((true, true))
+        } else {
+            None
+        };
+        if is(a, "nx") && set && p.cond != Cond::IfExists {
+            p.cond = Cond::IfMissing;
+        } else if is(a, "xx") && set && p.cond != Cond::IfMissing {
+            p.cond = Cond::IfExists;
+        } else if is(a, "get") && set {
+            p.get = true;
+        } else if is(a, "keepttl") && set && unit.is_none() {
+            p.keep_ttl = true;
+        } else if is(a, "persist") && !set && unit.is_none() {
+            p.persist = true;
+        } else if let Some(k) = kind_of
+            .filter(|k| has_next && !p.keep_ttl && !p.persist && unit.is_none_or(|(u, _)| u == *k))
+        {
+            unit = Some((k, i + 1));
+            i += 1;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 1;
+    }
+    if let Some(((millis, absolute), at)) = unit {
+        p.expiry = Some(Expiry {
+            amount: int(&args[at])?,
+            millis,
+            absolute,
+            command,
+        });
+    }
+    Ok(p)
+}
+
+pub(super) fn set(a: &[Bytes]) -> Result<Command> {
+    let p = string_opts(a, 3, StringOpts::Set, "set")?;
+    let expiry = match (p.expiry, p.keep_ttl) {
+        (Some(e), _) => SetExpiry::At(e),
+        (None, true) => SetExpiry::Keep,
+        (None, false) => SetExpiry::Clear,
+    };
+    Ok(Command::Set {
+        key: a[1].clone(),
+        value: a[2].clone(),
+        cond: p.cond,
+        expiry,
+        get: p.get,
+    })
+}
+
+pub(super) fn setex(a: &[Bytes]) -> Result<Command> {
+    set_with_ttl(a, false, "setex")
+}
+
+pub(super) fn psetex(a: &[Bytes]) -> Result<Command> {
+    set_with_ttl(a, true, "psetex")
+}
+
+fn set_with_ttl(a: &[Bytes], millis: bool, command: &'static str) -> Result<Command> {
+    Ok(Command::Set {
+        key: a[1].clone(),
+        value: a[3].clone(),
+        cond: Cond::Always,
+        expiry: SetExpiry::At(Expiry {
+            amount: int(&a[2])?,
+            millis,
+            absolute: false,
+            command,
+        }),
+        get: false,
+    })
+}
+
+pub(super) fn getset(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::Set {
+        key: a[1].clone(),
+        value: a[2].clone(),
+        cond: Cond::Always,
+        expiry: SetExpiry::Clear,
+        get: true,
+    })
+}
+
+pub(super) fn getex(a: &[Bytes]) -> Result<Command> {
+    let expiry = match string_opts(a, 2, StringOpts::GetEx, "getex") {
+        Err(CommandError::Syntax) => return Err(CommandError::Syntax),
+        Err(e) => Err(e),
+        Ok(p) => Ok(match (p.expiry, p.persist) {
+            (Some(e), _) => GetExExpiry::At(e),
+            (None, true) => GetExExpiry::Persist,
+            (None, false) => GetExExpiry::Unchanged,
+        }),
+    };
+    Ok(Command::GetEx {
+        key: a[1].clone(),
+        expiry,
+    })
+}
+
+pub(super) fn mset(a: &[Bytes]) -> Result<Command> {
+    if a.len() % 2 == 0 {
+        return Err(CommandError::WrongArity("mset"));
+    }
+    Ok(Command::MSet {
+        pairs: pairs(a, 1),
+        only_if_none_exist: false,
+    })
+}
+
+pub(super) fn msetnx(a: &[Bytes]) -> Result<Command> {
+    if a.len() % 2 == 0 {
+        return Err(CommandError::WrongArity("msetnx"));
+    }
+    Ok(Command::MSet {
+        pairs: pairs(a, 1),
+        only_if_none_exist: true,
+    })
+}
+
+pub(super) fn setrange(a: &[Bytes]) -> Result<Command> {
+    let offset = int(&a[2])?;
+    let offset =
+        usize::try_from(offset).map_err(|_| CommandError::OutOfRange("offset is out of range"))?;
+    Ok(Command::SetRange {
+        key: a[1].clone(),
+        offset,
+        value: a[3].clone(),
+    })
+}
+
+pub(super) fn incrby(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::IncrBy {
+        key: a[1].clone(),
+        by: int(&a[2])?,
+    })
+}
+
+pub(super) fn decrby(a: &[Bytes]) -> Result<Command> {
+    let by = int(&a[2])?;
+    if by == i64::MIN {
+        return Err(CommandError::DecrementOverflow);
+    }
+    Ok(Command::IncrBy {
+        key: a[1].clone(),
+        by: -by,
+    })
+}
+
+// ---- keys ---------------------------------------------------------------
+
+fn expire_generic(
+    a: &[Bytes],
+    millis: bool,
+    absolute: bool,
+    command: &'static str,
+) -> Result<Command> {
+    let mut cond = ExpireCond::default();
+    for opt in &a[3..] {
+        if is(opt, "nx") {
+            cond.nx = true;
+        } else if is(opt, "xx") {
+            cond.xx = true;
+        } else if is(opt, "gt") {
+            cond.gt = true;
+        } else if is(opt, "lt") {
+            cond.lt = true;
+        } else {
+            return Err(CommandError::UnsupportedOption(super::table::one_line(
+                &String::from_utf8_lossy(opt),
+            )));
+        }
+    }
+    if cond.nx && (cond.xx || cond.gt || cond.lt) {
+        return Err(CommandError::ExpireOptions);
+    }
+    if cond.gt && cond.lt {
+        return Err(CommandError::Other(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    Ok(Command::Expire {
+        key: a[1].clone(),
+        when: Expiry {
+            amount: int(&a[2])?,
+            millis,
+            absolute,
+            command,
+        },
+        cond,
+    })
+}
+
+pub(super) fn expire(a: &[Bytes]) -> Result<Command> {
+    expire_generic(a, false, false, "expire")
+}
+pub(super) fn pexpire(a: &[Bytes]) -> Result<Command> {
+    expire_generic(a, true, false, "pexpire")
+}
+pub(super) fn expireat(a: &[Bytes]) -> Result<Command> {
+    expire_generic(a, false, true, "expireat")
+}
+pub(super) fn pexpireat(a: &[Bytes]) -> Result<Command> {
+    expire_generic(a, true, true, "pexpireat")
+}
+
+pub(super) fn copy(a: &[Bytes]) -> Result<Command> {
+    let mut replace = false;
+    let mut i = 3;
+    while i < a.len() {
+        if is(&a[i], "replace") {
+            replace = true;
+        } else if is(&a[i], "db") && i + 1 < a.len() {
+            if int(&a[i + 1])? != 0 {
+                return Err(CommandError::Other("DB index is out of range"));
+            }
+            i += 1;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 1;
+    }
+    Ok(Command::Copy {
+        src: a[1].clone(),
+        dst: a[2].clone(),
+        replace,
+    })
+}
+
+pub(super) fn scan(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::Scan {
+        cursor: cursor(&a[1])?,
+        opts: scan_opts(a, 2, true)?,
+    })
+}
+
+/// HSCAN, SSCAN, ZSCAN: the cursor is checked now, the options after the
+/// key's type (as Redis does), so they are kept raw until execution.
+#[allow(clippy::type_complexity)]
+pub(super) fn key_scan(a: &[Bytes]) -> Result<(Key, u64, Result<ScanOpts>)> {
+    let c = cursor(&a[2])?;
+    Ok((a[1].clone(), c, scan_opts(a, 3, false)))
+}
+
+// ---- hashes -------------------------------------------------------------
+
+pub(super) fn hset(a: &[Bytes]) -> Result<Command> {
+    hset_generic(a, false, "hset")
+}
+pub(super) fn hmset(a: &[Bytes]) -> Result<Command> {
+    hset_generic(a, true, "hmset")
+}
+fn hset_generic(a: &[Bytes], legacy: bool, name: &'static str) -> Result<Command> {
+    if a.len() % 2 == 1 {
+        return Err(CommandError::WrongArity(name));
+    }
+    Ok(Command::HSet {
+        key: a[1].clone(),
+        pairs: pairs(a, 2),
+        legacy,
+    })
+}
+
+pub(super) fn hincrby(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::HIncrBy {
+        key: a[1].clone(),
+        field: a[2].clone(),
+        by: int(&a[3])?,
+    })
+}
+
+/// HRANDFIELD and ZRANDMEMBER: `key [count [WITHVALUES|WITHSCORES]]`.
+fn rand_with(a: &[Bytes], with: &str) -> Result<(Option<i64>, bool)> {
+    if a.len() < 3 {
+        return Ok((None, false));
+    }
+    let count = int(&a[2])?;
+    if count == i64::MIN {
+        return Err(CommandError::Other(
+            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        ));
+    }
+    match a.len() {
+        3 => Ok((Some(count), false)),
+        4 if is(&a[3], with) => Ok((Some(count), true)),
+        _ => Err(CommandError::Syntax),
+    }
+}
+
+pub(super) fn hrandfield(a: &[Bytes]) -> Result<Command> {
+    let (count, with_values) = rand_with(a, "withvalues")?;
+    Ok(Command::HRandField {
+        key: a[1].clone(),
+        count,
+        with_values,
+    })
+}
+
+// ---- lists --------------------------------------------------------------
+
+fn pop(a: &[Bytes], front: bool, name: &'static str) -> Result<Command> {
+    if a.len() > 3 {
+        return Err(CommandError::WrongArity(name));
+    }
+    let count = match a.get(2) {
+        Some(c) => Some(non_negative(c, "value is out of range, must be positive")?),
+        None => None,
+    };
+    Ok(Command::Pop {
+        key: a[1].clone(),
+        front,
+        count,
+    })
+}
+pub(super) fn lpop(a: &[Bytes]) -> Result<Command> {
+    pop(a, true, "lpop")
+}
+pub(super) fn rpop(a: &[Bytes]) -> Result<Command> {
+    pop(a, false, "rpop")
+}
+
+pub(super) fn linsert(a: &[Bytes]) -> Result<Command> {
+    let before = if is(&a[2], "after") {
+        false
+    } else if is(&a[2], "before") {
+        true
+    } else {
+        return Err(CommandError::Syntax);
+    };
+    Ok(Command::LInsert {
+        key: a[1].clone(),
+        before,
+        pivot: a[3].clone(),
+        element: a[4].clone(),
+    })
+}
+
+pub(super) fn lpos(a: &[Bytes]) -> Result<Command> {
+    let (mut rank, mut count, mut max_len) = (1i64, None, 0usize);
+    let mut i = 3;
+    while i < a.len() {
+        let has_next = i + 1 < a.len();
+        if is(&a[i], "rank") && has_next {
+            rank = int(&a[i + 1])?;
+            if rank == 0 {
+                return Err(CommandError::Other(
+                    "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                ));
+            }
+        } else if is(&a[i], "count") && has_next {
+            count = Some(non_negative(&a[i + 1], "COUNT can't be negative")?);
+        } else if is(&a[i], "maxlen") && has_next {
+            max_len = non_negative(&a[i + 1], "MAXLEN can't be negative")?;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 2;
+    }
+    Ok(Command::LPos {
+        key: a[1].clone(),
+        element: a[2].clone(),
+        rank,
+        count,
+        max_len,
+    })
+}
+
+fn side(arg: &[u8]) -> Result<bool> {
+    if is(arg, "left") {
+        Ok(true)
+    } else if is(arg, "right") {
+        Ok(false)
+    } else {
+        Err(CommandError::Syntax)
+    }
+}
+
+pub(super) fn lmove(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::LMove {
+        src: a[1].clone(),
+        dst: a[2].clone(),
+        from_front: side(&a[3])?,
+        to_front: side(&a[4])?,
+    })
+}
+
+// ---- sets ---------------------------------------------------------------
+
+pub(super) fn spop(a: &[Bytes]) -> Result<Command> {
+    if a.len() > 3 {
+        return Err(CommandError::Syntax);
+    }
+    let count = match a.get(2) {
+        Some(c) => Some(non_negative(c, "value is out of range, must be positive")?),
+        None => None,
+    };
+    Ok(Command::SPop {
+        key: a[1].clone(),
+        count,
+    })
+}
+
+pub(super) fn srandmember(a: &[Bytes]) -> Result<Command> {
+    if a.len() > 3 {
+        return Err(CommandError::Syntax);
+    }
+    let count = match a.get(2) {
+        Some(c) => {
+            let n = int(c)?;
+            if n == i64::MIN {
+                return Err(CommandError::Other(
+                    "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                ));
+            }
+            Some(n)
+        }
+        None => None,
+    };
+    Ok(Command::SRandMember {
+        key: a[1].clone(),
+        count,
+    })
+}
+
+fn algebra(a: &[Bytes], op: SetOp, store: bool) -> Result<Command> {
+    Ok(if store {
+        Command::SetAlgebra {
+            op,
+            keys: rest(a, 2),
+            store: Some(a[1].clone()),
+        }
+    } else {
+        Command::SetAlgebra {
+            op,
+            keys: rest(a, 1),
+            store: None,
+        }
+    })
+}
+pub(super) fn sinter(a: &[Bytes]) -> Result<Command> {
+    algebra(a, SetOp::Inter, false)
+}
+pub(super) fn sunion(a: &[Bytes]) -> Result<Command> {
+    algebra(a, SetOp::Union, false)
+}
+pub(super) fn sdiff(a: &[Bytes]) -> Result<Command> {
+    algebra(a, SetOp::Diff, false)
+}
+pub(super) fn sinterstore(a: &[Bytes]) -> Result<Command> {
+    algebra(a, SetOp::Inter, true)
+}
+pub(super) fn sunionstore(a: &[Bytes]) -> Result<Command> {
+    algebra(a, SetOp::Union, true)
+}
+pub(super) fn sdiffstore(a: &[Bytes]) -> Result<Command> {
+    algebra(a, SetOp::Diff, true)
+}
+
+/// `numkeys key... [LIMIT n]`: the keys of SINTERCARD.
+pub(super) fn numkeys(a: &[Bytes], at: usize) -> Result<usize> {
+    let n = parse_i64(&a[at]).unwrap_or(0);
+    if n < 1 {
+        return Err(CommandError::Other("numkeys should be greater than 0"));
+    }
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n > a.len() - at - 1 {
+        return Err(CommandError::Other(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    Ok(n)
+}
+
+pub(super) fn sintercard(a: &[Bytes]) -> Result<Command> {
+    let n = numkeys(a, 1)?;
+    let mut limit = 0;
+    let mut i = 2 + n;
+    while i < a.len() {
+        if is(&a[i], "limit") && i + 1 < a.len() {
+            limit = non_negative(&a[i + 1], "LIMIT can't be negative")?;
+            i += 2;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(Command::SInterCard {
+        keys: a[2..2 + n].to_vec(),
+        limit,
+    })
+}
+
+// ---- sorted sets --------------------------------------------------------
+
+pub(super) fn zadd(a: &[Bytes]) -> Result<Command> {
+    let mut opts = ZAddOpts::default();
+    let (mut nx, mut xx) = (false, false);
+    let mut i = 2;
+    while i < a.len() {
+        let o = &a[i];
+        if is(o, "nx") {
+            nx = true;
+        } else if is(o, "xx") {
+            xx = true;
+        } else if is(o, "ch") {
+            opts.ch = true;
+        } else if is(o, "gt") {
+            opts.gt = true;
+        } else if is(o, "lt") {
+            opts.lt = true;
+        } else if is(o, "incr") {
+            opts.incr = true;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    let elements = a.len() - i;
+    if elements == 0 || elements % 2 == 1 {
+        return Err(CommandError::Syntax);
+    }
+    if nx && xx {
+        return Err(CommandError::ZAddXxNx);
+    }
+    if ((opts.gt || opts.lt) && nx) || (opts.gt && opts.lt) {
+        return Err(CommandError::ZAddGtLtNx);
+    }
+    if opts.incr && elements > 2 {
+        return Err(CommandError::ZAddIncrPairs);
+    }
+    opts.cond = if nx {
+        Cond::IfMissing
+    } else if xx {
+        Cond::IfExists
+    } else {
+        Cond::Always
+    };
+    let mut scored = Vec::with_capacity(elements / 2);
+    for p in a[i..].chunks_exact(2) {
+        scored.push((float(&p[0])?, p[1].clone()));
+    }
+    Ok(Command::ZAdd {
+        key: a[1].clone(),
+        opts,
+        pairs: scored,
+    })
+}
+
+pub(super) fn zincrby(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::ZIncrBy {
+        key: a[1].clone(),
+        by: float(&a[2])?,
+        member: a[3].clone(),
+    })
+}
+
+/// A score bound: `1.5`, `(1.5`, `-inf`, `+inf`.
+pub(super) fn score_bound(arg: &[u8]) -> Result<ScoreBound> {
+    let (exclusive, number) = match arg.split_first() {
+        Some((b'(', rest)) => (true, rest),
+        _ => (false, arg),
+    };
+    let score =
+        crate::command::number::parse_f64_lax(number).ok_or(CommandError::MinMaxNotFloat)?;
+    Ok(ScoreBound { score, exclusive })
+}
+
+/// A lex bound: `-`, `+`, `[x`, `(x`.
+pub(super) fn lex_bound(arg: &Bytes) -> Result<LexBound> {
+    match arg.first() {
+        Some(b'-') if arg.len() == 1 => Ok(LexBound::Min),
+        Some(b'+') if arg.len() == 1 => Ok(LexBound::Max),
+        Some(b'[') => Ok(LexBound::Member {
+            member: arg.slice(1..),
+            exclusive: false,
+        }),
+        Some(b'(') => Ok(LexBound::Member {
+            member: arg.slice(1..),
+            exclusive: true,
+        }),
+        _ => Err(CommandError::MinMaxNotLex),
+    }
+}
+
+pub(super) fn zcount(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::ZCount {
+        key: a[1].clone(),
+        min: score_bound(&a[2])?,
+        max: score_bound(&a[3])?,
+    })
+}
+
+pub(super) fn zlexcount(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::ZLexCount {
+        key: a[1].clone(),
+        min: lex_bound(&a[2])?,
+        max: lex_bound(&a[3])?,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum RangeKind {
+    Rank,
+    Score,
+    Lex,
+}
+
+/// ZRANGE and its older forms, as Redis's `zrangeGenericCommand`: `kind`
+/// and `rev` are what the command's name implies; every form takes
+/// WITHSCORES and LIMIT (and refuses them afterwards where they make no
+/// sense, with Redis's words), only ZRANGE itself (`modern`) takes BYSCORE,
+/// BYLEX and REV.
+fn zrange_generic(
+    a: &[Bytes],
+    mut kind: RangeKind,
+    mut rev: bool,
+    modern: bool,
+) -> Result<Command> {
+    let mut with_scores = false;
+    let mut limit = None;
+    let mut i = 4;
+    while i < a.len() {
+        let o = &a[i];
+        let left = a.len() - i - 1;
+        if is(o, "withscores") {
+            with_scores = true;
+        } else if is(o, "limit") && left >= 2 {
+            limit = Some((int(&a[i + 1])?, int(&a[i + 2])?));
+            i += 2;
+        } else if modern && is(o, "byscore") {
+            kind = RangeKind::Score;
+        } else if modern && is(o, "bylex") {
+            kind = RangeKind::Lex;
+        } else if modern && is(o, "rev") {
+            rev = true;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 1;
+    }
+    if with_scores && kind == RangeKind::Lex {
+        return Err(CommandError::Other(
+            "syntax error, WITHSCORES not supported in combination with BYLEX",
+        ));
+    }
+    if limit.is_some() && kind == RangeKind::Rank {
+        return Err(CommandError::Other(
+            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        ));
+    }
+    // With REV, BYSCORE and BYLEX take the upper bound first.
+    let (lo, hi) = if rev && kind != RangeKind::Rank {
+        (&a[3], &a[2])
+    } else {
+        (&a[2], &a[3])
+    };
+    let range = match kind {
+        RangeKind::Rank => ZRangeBy::Rank {
+            start: int(lo)?,
+            stop: int(hi)?,
+        },
+        RangeKind::Score => ZRangeBy::Score {
+            min: score_bound(lo)?,
+            max: score_bound(hi)?,
+        },
+        RangeKind::Lex => ZRangeBy::Lex {
+            min: lex_bound(lo)?,
+            max: lex_bound(hi)?,
+        },
+    };
+    Ok(Command::ZRange {
+        key: a[1].clone(),
+        range,
+        rev,
+        limit,
+        with_scores,
+    })
+}
+
+pub(super) fn zrange(a: &[Bytes]) -> Result<Command> {
+    zrange_generic(a, RangeKind::Rank, false, true)
+}
+pub(super) fn zrevrange(a: &[Bytes]) -> Result<Command> {
+    zrange_generic(a, RangeKind::Rank, true, false)
+}
+pub(super) fn zrangebyscore(a: &[Bytes]) -> Result<Command> {
+    zrange_generic(a, RangeKind::Score, false, false)
+}
+pub(super) fn zrevrangebyscore(a: &[Bytes]) -> Result<Command> {
+    zrange_generic(a, RangeKind::Score, true, false)
+}
+pub(super) fn zrangebylex(a: &[Bytes]) -> Result<Command> {
+    zrange_generic(a, RangeKind::Lex, false, false)
+}
+pub(super) fn zrevrangebylex(a: &[Bytes]) -> Result<Command> {
+    zrange_generic(a, RangeKind::Lex, true, false)
+}
+
+fn zpop(a: &[Bytes], max: bool) -> Result<Command> {
+    if a.len() > 3 {
+        return Err(CommandError::Syntax);
+    }
+    let count = match a.get(2) {
+        Some(c) => Some(non_negative(c, "value is out of range, must be positive")? as i64),
+        None => None,
+    };
+    Ok(Command::ZPop {
+        key: a[1].clone(),
+        max,
+        count,
+    })
+}
+pub(super) fn zpopmin(a: &[Bytes]) -> Result<Command> {
+    zpop(a, false)
+}
+pub(super) fn zpopmax(a: &[Bytes]) -> Result<Command> {
+    zpop(a, true)
+}
+
+pub(super) fn zrandmember(a: &[Bytes]) -> Result<Command> {
+    let (count, with_scores) = rand_with(a, "withscores")?;
+    Ok(Command::ZRandMember {
+        key: a[1].clone(),
+        count,
+        with_scores,
+    })
+}
+
+pub(super) fn zremrangebyrank(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::ZRemRange {
+        key: a[1].clone(),
+        range: ZRangeBy::Rank {
+            start: int(&a[2])?,
+            stop: int(&a[3])?,
+        },
+    })
+}
+pub(super) fn zremrangebyscore(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::ZRemRange {
+        key: a[1].clone(),
+        range: ZRangeBy::Score {
+            min: score_bound(&a[2])?,
+            max: score_bound(&a[3])?,
+        },
+    })
+}
+pub(super) fn zremrangebylex(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::ZRemRange {
+        key: a[1].clone(),
+        range: ZRangeBy::Lex {
+            min: lex_bound(&a[2])?,
+            max: lex_bound(&a[3])?,
+        },
+    })
+}
+
+// ---- simple shapes, used by the table through small closures -------------
+
+pub(super) fn int_arg(arg: &[u8]) -> Result<i64> {
+    int(arg)
+}
+
+pub(super) fn keys_from(a: &[Bytes], from: usize) -> Vec<Key> {
+    rest(a, from)
+}

@@ -1,0 +1,491 @@
+//! The command table: every command distcache accepts, declared once.
+//! Lookup, arity checks, the role a token needs, key positions (for routing
+//! and for RESP's `COMMAND INFO`), the flags and tips clients read, the
+//! parser, and `docs/commands.md` all come from these rows.
+
+use bytes::Bytes;
+
+use super::command::Command;
+use super::error::CommandError;
+use super::parse::{self as p, Parser};
+
+/// Flags, as RESP's `COMMAND` reports them, plus Redis 7's command tips.
+pub mod flags {
+    /// May modify the keyspace.
+    pub const WRITE: u32 = 1 << 0;
+    /// Never modifies the keyspace.
+    pub const READONLY: u32 = 1 << 1;
+    /// May grow memory use: refused when the node is out of memory.
+    pub const DENYOOM: u32 = 1 << 2;
+    /// O(1) or O(log n): never a slow command.
+    pub const FAST: u32 = 1 << 3;
+    /// Needs the admin role (none yet among the data commands).
+    pub const ADMIN: u32 = 1 << 4;
+    /// Allowed while loading; part of the transaction machinery.
+    pub const TRANSACTION: u32 = 1 << 5;
+    /// Tip `nondeterministic_output`: the reply depends on randomness (or,
+    /// for TTL and PTTL, on the clock).
+    pub const RANDOM_OUTPUT: u32 = 1 << 6;
+    /// Tip `nondeterministic_output_order`: the reply's elements are a set
+    /// in an unspecified order.
+    pub const UNORDERED_OUTPUT: u32 = 1 << 7;
+}
+
+use flags::*;
+
+/// The role a bearer token (or RESP `AUTH`) must hold to run a command, as
+/// in the REST API: admin ⊇ write ⊇ read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Reads.
+    Read,
+    /// Writes.
+    Write,
+    /// Administration.
+    Admin,
+}
+
+/// The Redis documentation group a command belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// Strings and counters.
+    String,
+    /// Commands on keys of any type.
+    Generic,
+    /// Hashes.
+    Hash,
+    /// Lists.
+    List,
+    /// Sets.
+    Set,
+    /// Sorted sets.
+    SortedSet,
+    /// MULTI/EXEC.
+    Transactions,
+}
+
+impl Group {
+    /// Redis's name for the group.
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::String => "string",
+            Group::Generic => "generic",
+            Group::Hash => "hash",
+            Group::List => "list",
+            Group::Set => "set",
+            Group::SortedSet => "sorted-set",
+            Group::Transactions => "transactions",
+        }
+    }
+}
+
+/// Where the keys are in the argument vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySpec {
+    /// No key.
+    None,
+    /// Redis's legacy (first, last, step): `last` negative counts from the
+    /// end (-1 is the last argument).
+    Range {
+        /// Index of the first key.
+        first: usize,
+        /// Index of the last key; negative from the end.
+        last: i32,
+        /// Distance between keys.
+        step: usize,
+    },
+    /// `numkeys key...` with the count at `at` (SINTERCARD).
+    NumKeys {
+        /// Index of the count.
+        at: usize,
+    },
+}
+
+/// One command.
+#[derive(Clone, Copy)]
+pub struct CommandSpec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis's arity: exactly `n` arguments (name included) when positive,
+    /// at least `-n` when negative.
+    pub arity: i32,
+    /// Bits of [`flags`].
+    pub flags: u32,
+    /// Its group.
+    pub group: Group,
+    /// Its keys.
+    pub keys: KeySpec,
+    /// Its parser.
+    pub parse: Parser,
+    /// One line for the documentation.
+    pub summary: &'static str,
+}
+
+impl std::fmt::Debug for CommandSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandSpec")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommandSpec {
+    /// The role needed: admin if flagged so, write for writes, else read.
+    pub fn role(&self) -> Role {
+        if self.flags & ADMIN != 0 {
+            Role::Admin
+        } else if self.flags & WRITE != 0 {
+            Role::Write
+        } else {
+            Role::Read
+        }
+    }
+
+    /// Whether `flag` (one of [`flags`]) is set.
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Whether `argc` arguments (name included) pass the arity check.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        let arity = i64::from(self.arity);
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+
+    /// The indexes of the keys in `args` (which passed the arity check).
+    pub fn key_indexes(&self, args: &[Bytes]) -> Vec<usize> {
+        match self.keys {
+            KeySpec::None => Vec::new(),
+            KeySpec::Range { first, last, step } => {
+                let last = if last < 0 {
+                    args.len() as i64 + i64::from(last)
+                } else {
+                    i64::from(last)
+                };
+                let last = usize::try_from(last)
+                    .unwrap_or(0)
+                    .min(args.len().saturating_sub(1));
+                (first..=last).step_by(step.max(1)).collect()
+            }
+            KeySpec::NumKeys { at } => {
+                let n = args
+                    .get(at)
+                    .and_then(|a| super::number::parse_i64(a))
+                    .and_then(|n| usize::try_from(n).ok())
+                    .unwrap_or(0);
+                (at + 1..(at + 1 + n).min(args.len())).collect()
+            }
+        }
+    }
+
+    /// Redis's (first, last, step) for `COMMAND INFO` (0, 0, 0 when the keys
+    /// are found another way, as Redis reports for numkeys commands).
+    pub fn legacy_key_range(&self) -> (i64, i64, i64) {
+        match self.keys {
+            KeySpec::Range { first, last, step } => (first as i64, i64::from(last), step as i64),
+            KeySpec::None | KeySpec::NumKeys { .. } => (0, 0, 0),
+        }
+    }
+}
+
+const fn range(first: usize, last: i32, step: usize) -> KeySpec {
+    KeySpec::Range { first, last, step }
+}
+const ONE: KeySpec = range(1, 1, 1);
+const ALL: KeySpec = range(1, -1, 1);
+const TWO: KeySpec = range(1, 2, 1);
+
+const W: u32 = WRITE;
+const R: u32 = READONLY;
+
+macro_rules! c {
+    ($name:literal, $arity:literal, $flags:expr, $group:ident, $keys:expr, $parse:expr, $summary:literal) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            group: Group::$group,
+            keys: $keys,
+            parse: $parse,
+            summary: $summary,
+        }
+    };
+}
+
+/// Every command, sorted by name (a test keeps it so: lookup is a binary search).
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    c!("append", 3, W | DENYOOM | FAST, String, ONE, |a| Ok(Command::Append { key: a[1].clone(), value: a[2].clone() }), "Appends to a string"),
+    c!("copy", -3, W | DENYOOM, Generic, TWO, p::copy, "Copies a key's value and TTL to another key"),
+    c!("dbsize", 1, R | FAST, Generic, KeySpec::None, |_| Ok(Command::DbSize), "Number of keys"),
+    c!("decr", 2, W | DENYOOM | FAST, String, ONE, |a| Ok(Command::IncrBy { key: a[1].clone(), by: -1 }), "Decrements an integer by one"),
+    c!("decrby", 3, W | DENYOOM | FAST, String, ONE, p::decrby, "Decrements an integer"),
+    c!("del", -2, W, Generic, ALL, |a| Ok(Command::Del { keys: p::keys_from(a, 1) }), "Deletes keys"),
+    c!("discard", 1, TRANSACTION | FAST, Transactions, KeySpec::None, |_| Ok(Command::Discard), "Drops the queued transaction"),
+    c!("exec", 1, TRANSACTION, Transactions, KeySpec::None, |_| Ok(Command::Exec), "Runs the queued transaction"),
+    c!("exists", -2, R | FAST, Generic, ALL, |a| Ok(Command::Exists { keys: p::keys_from(a, 1) }), "Counts the keys that exist"),
+    c!("expire", -3, W | FAST, Generic, ONE, p::expire, "Sets a TTL in seconds"),
+    c!("expireat", -3, W | FAST, Generic, ONE, p::expireat, "Sets an expiry as a Unix time in seconds"),
+    c!("expiretime", 2, R | FAST, Generic, ONE, |a| Ok(Command::ExpireTime { key: a[1].clone(), ms: false }), "Expiry as a Unix time in seconds"),
+    c!("get", 2, R | FAST, String, ONE, |a| Ok(Command::Get { key: a[1].clone() }), "Gets a string"),
+    c!("getdel", 2, W | FAST, String, ONE, |a| Ok(Command::GetDel { key: a[1].clone() }), "Gets a string and deletes the key"),
+    c!("getex", -2, W | FAST, String, ONE, p::getex, "Gets a string and changes its TTL"),
+    c!("getrange", 4, R, String, ONE, |a| Ok(Command::GetRange { key: a[1].clone(), start: p::int_arg(&a[2])?, end: p::int_arg(&a[3])? }), "A substring"),
+    c!("getset", 3, W | DENYOOM | FAST, String, ONE, p::getset, "Sets a string, answering the old one"),
+    c!("hdel", -3, W | FAST, Hash, ONE, |a| Ok(Command::HDel { key: a[1].clone(), fields: p::keys_from(a, 2) }), "Deletes hash fields"),
+    c!("hexists", 3, R | FAST, Hash, ONE, |a| Ok(Command::HExists { key: a[1].clone(), field: a[2].clone() }), "Whether a hash field exists"),
+    c!("hget", 3, R | FAST, Hash, ONE, |a| Ok(Command::HGet { key: a[1].clone(), field: a[2].clone() }), "A hash field's value"),
+    c!("hgetall", 2, R | UNORDERED_OUTPUT, Hash, ONE, |a| Ok(Command::HGetAll { key: a[1].clone() }), "Every field and value"),
+    c!("hincrby", 4, W | DENYOOM | FAST, Hash, ONE, p::hincrby, "Increments an integer field"),
+    c!("hincrbyfloat", 4, W | DENYOOM | FAST, Hash, ONE, |a| Ok(Command::HIncrByFloat { key: a[1].clone(), field: a[2].clone(), by: a[3].clone() }), "Increments a float field"),
+    c!("hkeys", 2, R | UNORDERED_OUTPUT, Hash, ONE, |a| Ok(Command::HKeys { key: a[1].clone() }), "Every field"),
+    c!("hlen", 2, R | FAST, Hash, ONE, |a| Ok(Command::HLen { key: a[1].clone() }), "Number of fields"),
+    c!("hmget", -3, R | FAST, Hash, ONE, |a| Ok(Command::HMGet { key: a[1].clone(), fields: p::keys_from(a, 2) }), "Values of several fields"),
+    c!("hmset", -4, W | DENYOOM | FAST, Hash, ONE, p::hmset, "Sets fields (answers OK)"),
+    c!("hrandfield", -2, R | RANDOM_OUTPUT, Hash, ONE, p::hrandfield, "Random fields"),
+    c!("hscan", -3, R | RANDOM_OUTPUT, Hash, ONE, |a| { let (key, cursor, opts) = p::key_scan(a)?; Ok(Command::HScan { key, cursor, opts }) }, "Iterates fields and values"),
+    c!("hset", -4, W | DENYOOM | FAST, Hash, ONE, p::hset, "Sets fields"),
+    c!("hsetnx", 4, W | DENYOOM | FAST, Hash, ONE, |a| Ok(Command::HSetNx { key: a[1].clone(), field: a[2].clone(), value: a[3].clone() }), "Sets a field if it is new"),
+    c!("hstrlen", 3, R | FAST, Hash, ONE, |a| Ok(Command::HStrLen { key: a[1].clone(), field: a[2].clone() }), "Length of a field's value"),
+    c!("hvals", 2, R | UNORDERED_OUTPUT, Hash, ONE, |a| Ok(Command::HVals { key: a[1].clone() }), "Every value"),
+    c!("incr", 2, W | DENYOOM | FAST, String, ONE, |a| Ok(Command::IncrBy { key: a[1].clone(), by: 1 }), "Increments an integer by one"),
+    c!("incrby", 3, W | DENYOOM | FAST, String, ONE, p::incrby, "Increments an integer"),
+    c!("incrbyfloat", 3, W | DENYOOM | FAST, String, ONE, |a| Ok(Command::IncrByFloat { key: a[1].clone(), by: a[2].clone() }), "Increments a float"),
+    c!("keys", 2, R | UNORDERED_OUTPUT, Generic, KeySpec::None, |a| Ok(Command::Keys { pattern: a[1].clone() }), "Keys matching a pattern"),
+    c!("lindex", 3, R, List, ONE, |a| Ok(Command::LIndex { key: a[1].clone(), index: p::int_arg(&a[2]) }), "An element by index"),
+    c!("linsert", 5, W | DENYOOM, List, ONE, p::linsert, "Inserts before or after an element"),
+    c!("llen", 2, R | FAST, List, ONE, |a| Ok(Command::LLen { key: a[1].clone() }), "Length of a list"),
+    c!("lmove", 5, W | DENYOOM, List, TWO, p::lmove, "Pops from one list and pushes onto another"),
+    c!("lpop", -2, W | FAST, List, ONE, p::lpop, "Pops from the head"),
+    c!("lpos", -3, R, List, ONE, p::lpos, "Positions of matching elements"),
+    c!("lpush", -3, W | DENYOOM | FAST, List, ONE, |a| Ok(Command::Push { key: a[1].clone(), front: true, only_if_exists: false, elements: p::keys_from(a, 2) }), "Pushes onto the head"),
+    c!("lpushx", -3, W | DENYOOM | FAST, List, ONE, |a| Ok(Command::Push { key: a[1].clone(), front: true, only_if_exists: true, elements: p::keys_from(a, 2) }), "Pushes onto the head of an existing list"),
+    c!("lrange", 4, R, List, ONE, |a| Ok(Command::LRange { key: a[1].clone(), start: p::int_arg(&a[2])?, stop: p::int_arg(&a[3])? }), "A range of elements"),
+    c!("lrem", 4, W, List, ONE, |a| Ok(Command::LRem { key: a[1].clone(), count: p::int_arg(&a[2])?, element: a[3].clone() }), "Removes matching elements"),
+    c!("lset", 4, W | DENYOOM, List, ONE, |a| Ok(Command::LSet { key: a[1].clone(), index: p::int_arg(&a[2]), element: a[3].clone() }), "Replaces an element by index"),
+    c!("ltrim", 4, W, List, ONE, |a| Ok(Command::LTrim { key: a[1].clone(), start: p::int_arg(&a[2])?, stop: p::int_arg(&a[3])? }), "Keeps only a range"),
+    c!("mget", -2, R | FAST, String, ALL, |a| Ok(Command::MGet { keys: p::keys_from(a, 1) }), "Gets several strings"),
+    c!("mset", -3, W | DENYOOM, String, range(1, -1, 2), p::mset, "Sets several strings"),
+    c!("msetnx", -3, W | DENYOOM, String, range(1, -1, 2), p::msetnx, "Sets several strings if none exists"),
+    c!("multi", 1, TRANSACTION | FAST, Transactions, KeySpec::None, |_| Ok(Command::Multi), "Starts queueing a transaction"),
+    c!("persist", 2, W | FAST, Generic, ONE, |a| Ok(Command::Persist { key: a[1].clone() }), "Removes the TTL"),
+    c!("pexpire", -3, W | FAST, Generic, ONE, p::pexpire, "Sets a TTL in milliseconds"),
+    c!("pexpireat", -3, W | FAST, Generic, ONE, p::pexpireat, "Sets an expiry as a Unix time in milliseconds"),
+    c!("pexpiretime", 2, R | FAST, Generic, ONE, |a| Ok(Command::ExpireTime { key: a[1].clone(), ms: true }), "Expiry as a Unix time in milliseconds"),
+    c!("psetex", 4, W | DENYOOM, String, ONE, p::psetex, "Sets a string with a TTL in milliseconds"),
+    c!("pttl", 2, R | FAST | RANDOM_OUTPUT, Generic, ONE, |a| Ok(Command::Ttl { key: a[1].clone(), ms: true }), "TTL in milliseconds"),
+    c!("randomkey", 1, R | RANDOM_OUTPUT, Generic, KeySpec::None, |_| Ok(Command::RandomKey), "A random key"),
+    c!("rename", 3, W, Generic, TWO, |a| Ok(Command::Rename { src: a[1].clone(), dst: a[2].clone(), nx: false }), "Renames a key"),
+    c!("renamenx", 3, W | FAST, Generic, TWO, |a| Ok(Command::Rename { src: a[1].clone(), dst: a[2].clone(), nx: true }), "Renames a key if the new name is free"),
+    c!("rpop", -2, W | FAST, List, ONE, p::rpop, "Pops from the tail"),
+    c!("rpoplpush", 3, W | DENYOOM, List, TWO, |a| Ok(Command::LMove { src: a[1].clone(), dst: a[2].clone(), from_front: false, to_front: true }), "Pops from a tail, pushes onto a head"),
+    c!("rpush", -3, W | DENYOOM | FAST, List, ONE, |a| Ok(Command::Push { key: a[1].clone(), front: false, only_if_exists: false, elements: p::keys_from(a, 2) }), "Pushes onto the tail"),
+    c!("rpushx", -3, W | DENYOOM | FAST, List, ONE, |a| Ok(Command::Push { key: a[1].clone(), front: false, only_if_exists: true, elements: p::keys_from(a, 2) }), "Pushes onto the tail of an existing list"),
+    c!("sadd", -3, W | DENYOOM | FAST, Set, ONE, |a| Ok(Command::SAdd { key: a[1].clone(), members: p::keys_from(a, 2) }), "Adds members"),
+    c!("scan", -2, R | RANDOM_OUTPUT, Generic, KeySpec::None, p::scan, "Iterates keys"),
+    c!("scard", 2, R | FAST, Set, ONE, |a| Ok(Command::SCard { key: a[1].clone() }), "Number of members"),
+    c!("sdiff", -2, R | UNORDERED_OUTPUT, Set, ALL, p::sdiff, "Members of the first set in none of the others"),
+    c!("sdiffstore", -3, W | DENYOOM, Set, ALL, p::sdiffstore, "SDIFF into a key"),
+    c!("set", -3, W | DENYOOM, String, ONE, p::set, "Sets a string"),
+    c!("setex", 4, W | DENYOOM, String, ONE, p::setex, "Sets a string with a TTL in seconds"),
+    c!("setnx", 3, W | DENYOOM | FAST, String, ONE, |a| Ok(Command::SetNx { key: a[1].clone(), value: a[2].clone() }), "Sets a string if the key is free"),
+    c!("setrange", 4, W | DENYOOM, String, ONE, p::setrange, "Overwrites part of a string"),
+    c!("sinter", -2, R | UNORDERED_OUTPUT, Set, ALL, p::sinter, "Members in every set"),
+    c!("sintercard", -3, R, Set, KeySpec::NumKeys { at: 1 }, p::sintercard, "Size of the intersection"),
+    c!("sinterstore", -3, W | DENYOOM, Set, ALL, p::sinterstore, "SINTER into a key"),
+    c!("sismember", 3, R | FAST, Set, ONE, |a| Ok(Command::SIsMember { key: a[1].clone(), member: a[2].clone() }), "Whether a member is in the set"),
+    c!("smembers", 2, R | UNORDERED_OUTPUT, Set, ONE, |a| Ok(Command::SMembers { key: a[1].clone() }), "Every member"),
+    c!("smismember", -3, R | FAST, Set, ONE, |a| Ok(Command::SMIsMember { key: a[1].clone(), members: p::keys_from(a, 2) }), "Whether each member is in the set"),
+    c!("smove", 4, W | FAST, Set, TWO, |a| Ok(Command::SMove { src: a[1].clone(), dst: a[2].clone(), member: a[3].clone() }), "Moves a member between sets"),
+    c!("spop", -2, W | FAST | RANDOM_OUTPUT, Set, ONE, p::spop, "Removes random members"),
+    c!("srandmember", -2, R | RANDOM_OUTPUT, Set, ONE, p::srandmember, "Random members"),
+    c!("srem", -3, W | FAST, Set, ONE, |a| Ok(Command::SRem { key: a[1].clone(), members: p::keys_from(a, 2) }), "Removes members"),
+    c!("sscan", -3, R | RANDOM_OUTPUT, Set, ONE, |a| { let (key, cursor, opts) = p::key_scan(a)?; Ok(Command::SScan { key, cursor, opts }) }, "Iterates members"),
+    c!("strlen", 2, R | FAST, String, ONE, |a| Ok(Command::StrLen { key: a[1].clone() }), "Length of a string"),
+    c!("sunion", -2, R | UNORDERED_OUTPUT, Set, ALL, p::sunion, "Members in any set"),
+    c!("sunionstore", -3, W | DENYOOM, Set, ALL, p::sunionstore, "SUNION into a key"),
+    c!("touch", -2, R | FAST, Generic, ALL, |a| Ok(Command::Touch { keys: p::keys_from(a, 1) }), "Counts existing keys, marking them used"),
+    c!("ttl", 2, R | FAST | RANDOM_OUTPUT, Generic, ONE, |a| Ok(Command::Ttl { key: a[1].clone(), ms: false }), "TTL in seconds"),
+    c!("type", 2, R | FAST, Generic, ONE, |a| Ok(Command::Type { key: a[1].clone() }), "The type of a key's value"),
+    c!("unlink", -2, W | FAST, Generic, ALL, |a| Ok(Command::Del { keys: p::keys_from(a, 1) }), "Deletes keys"),
+    c!("zadd", -4, W | DENYOOM | FAST, SortedSet, ONE, p::zadd, "Adds members or changes scores"),
+    c!("zcard", 2, R | FAST, SortedSet, ONE, |a| Ok(Command::ZCard { key: a[1].clone() }), "Number of members"),
+    c!("zcount", 4, R | FAST, SortedSet, ONE, p::zcount, "Members within a score range"),
+    c!("zincrby", 4, W | DENYOOM | FAST, SortedSet, ONE, p::zincrby, "Increments a member's score"),
+    c!("zlexcount", 4, R | FAST, SortedSet, ONE, p::zlexcount, "Members within a lexicographic range"),
+    c!("zmscore", -3, R | FAST, SortedSet, ONE, |a| Ok(Command::ZMScore { key: a[1].clone(), members: p::keys_from(a, 2) }), "Scores of several members"),
+    c!("zpopmax", -2, W | FAST, SortedSet, ONE, p::zpopmax, "Removes the highest-scored members"),
+    c!("zpopmin", -2, W | FAST, SortedSet, ONE, p::zpopmin, "Removes the lowest-scored members"),
+    c!("zrandmember", -2, R | RANDOM_OUTPUT, SortedSet, ONE, p::zrandmember, "Random members"),
+    c!("zrange", -4, R, SortedSet, ONE, p::zrange, "Members by rank, score or member"),
+    c!("zrangebylex", -4, R, SortedSet, ONE, p::zrangebylex, "Members by lexicographic range"),
+    c!("zrangebyscore", -4, R, SortedSet, ONE, p::zrangebyscore, "Members by score range"),
+    c!("zrank", 3, R | FAST, SortedSet, ONE, |a| Ok(Command::ZRank { key: a[1].clone(), member: a[2].clone(), rev: false }), "Rank, lowest score first"),
+    c!("zrem", -3, W | FAST, SortedSet, ONE, |a| Ok(Command::ZRem { key: a[1].clone(), members: p::keys_from(a, 2) }), "Removes members"),
+    c!("zremrangebylex", 4, W, SortedSet, ONE, p::zremrangebylex, "Removes a lexicographic range"),
+    c!("zremrangebyrank", 4, W, SortedSet, ONE, p::zremrangebyrank, "Removes a range of ranks"),
+    c!("zremrangebyscore", 4, W, SortedSet, ONE, p::zremrangebyscore, "Removes a score range"),
+    c!("zrevrange", -4, R, SortedSet, ONE, p::zrevrange, "Members by rank, highest first"),
+    c!("zrevrangebylex", -4, R, SortedSet, ONE, p::zrevrangebylex, "Members by lexicographic range, highest first"),
+    c!("zrevrangebyscore", -4, R, SortedSet, ONE, p::zrevrangebyscore, "Members by score range, highest first"),
+    c!("zrevrank", 3, R | FAST, SortedSet, ONE, |a| Ok(Command::ZRank { key: a[1].clone(), member: a[2].clone(), rev: true }), "Rank, highest score first"),
+    c!("zscan", -3, R | RANDOM_OUTPUT, SortedSet, ONE, |a| { let (key, cursor, opts) = p::key_scan(a)?; Ok(Command::ZScan { key, cursor, opts }) }, "Iterates members and scores"),
+    c!("zscore", 3, R | FAST, SortedSet, ONE, |a| Ok(Command::ZScore { key: a[1].clone(), member: a[2].clone() }), "A member's score"),
+];
+
+/// The command named `name`, in any case.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    if name.len() > 32 {
+        return None;
+    }
+    let lower = name.to_ascii_lowercase();
+    COMMANDS
+        .binary_search_by(|spec| spec.name.as_bytes().cmp(&lower))
+        .ok()
+        .map(|i| &COMMANDS[i])
+}
+
+/// Finds the command, checks its arity: what Redis does when a command is
+/// queued in MULTI, before any other check.
+pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, CommandError> {
+    let name = args.first().map(|b| b.as_ref()).unwrap_or_default();
+    let spec = lookup(name).ok_or_else(|| unknown_command(args))?;
+    if !spec.arity_ok(args.len()) {
+        return Err(CommandError::WrongArity(spec.name));
+    }
+    Ok(spec)
+}
+
+/// Resolves and parses an argument vector into a command.
+pub fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
+    let spec = resolve(args)?;
+    (spec.parse)(args)
+}
+
+/// Redis's wording for an unknown command: the name, then the arguments,
+/// each quoted and followed by a space, while the list is under 128 bytes,
+/// each cut to what is left of the 128. Redis prints them with C's `%s`,
+/// so each stops at a NUL byte, and it turns CR and LF into spaces so that
+/// the error stays one line.
+fn unknown_command(args: &[Bytes]) -> CommandError {
+    fn c_string(b: &[u8], max: usize) -> String {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len()).min(max);
+        one_line(&String::from_utf8_lossy(&b[..end]))
+    }
+    let name = c_string(args.first().map(|b| b.as_ref()).unwrap_or_default(), 128);
+    let mut shown = String::new();
+    for arg in args.iter().skip(1) {
+        if shown.len() >= 128 {
+            break;
+        }
+        let room = 128 - shown.len();
+        shown.push('\'');
+        shown.push_str(&c_string(arg, room));
+        shown.push_str("' ");
+    }
+    CommandError::UnknownCommand { name, args: shown }
+}
+
+/// `text` with CR and LF replaced by spaces, as Redis does for error
+/// replies built from client input.
+pub(crate) fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<Bytes> {
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn the_table_is_sorted_and_names_are_unique_and_lower_case() {
+        for pair in COMMANDS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} before {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+        for spec in COMMANDS {
+            assert_eq!(spec.name, spec.name.to_ascii_lowercase());
+            assert!(spec.arity != 0);
+        }
+    }
+
+    #[test]
+    fn every_command_is_either_a_write_or_read_only_or_transactional() {
+        for spec in COMMANDS {
+            let kinds = [spec.has(WRITE), spec.has(READONLY), spec.has(TRANSACTION)];
+            assert_eq!(kinds.iter().filter(|k| **k).count(), 1, "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn names_are_case_insensitive() {
+        assert_eq!(lookup(b"GeT").map(|s| s.name), Some("get"));
+        assert!(lookup(b"nope").is_none());
+    }
+
+    #[test]
+    fn arity_errors_name_the_command_in_lower_case() {
+        assert_eq!(
+            parse(&argv(&["GET"])).unwrap_err().to_string(),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            parse(&argv(&["mset", "a", "1", "b"]))
+                .unwrap_err()
+                .to_string(),
+            "ERR wrong number of arguments for 'mset' command"
+        );
+    }
+
+    #[test]
+    fn unknown_commands_quote_their_first_arguments() {
+        assert_eq!(
+            parse(&argv(&["foo", "a", "b c"])).unwrap_err().to_string(),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b c' "
+        );
+    }
+
+    #[test]
+    fn an_unknown_command_error_stays_on_one_line() {
+        let args = vec![
+            Bytes::from_static(b"fo\no"),
+            Bytes::from_static(b"a\r\nb"),
+            Bytes::from_static(b"c\0d"),
+        ];
+        assert_eq!(
+            parse(&args).unwrap_err().to_string(),
+            "ERR unknown command 'fo o', with args beginning with: 'a  b' 'c' "
+        );
+    }
+
+    #[test]
+    fn key_positions_follow_the_spec() {
+        let mset = lookup(b"mset").unwrap();
+        assert_eq!(
+            mset.key_indexes(&argv(&["mset", "a", "1", "b", "2"])),
+            vec![1, 3]
+        );
+        let card = lookup(b"sintercard").unwrap();
+        assert_eq!(
+            card.key_indexes(&argv(&["sintercard", "2", "a", "b", "LIMIT", "1"])),
+            vec![2, 3]
+        );
+        assert_eq!(lookup(b"incr").unwrap().role(), Role::Write);
+        assert_eq!(lookup(b"get").unwrap().role(), Role::Read);
+    }
+}

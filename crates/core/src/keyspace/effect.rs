@@ -1,0 +1,541 @@
+//! Effects: what a command did to one key, compact enough to ship to
+//! replicas, and deterministic: applying the same effects in the same order
+//! to equal keyspaces gives equal keyspaces. Randomness and arithmetic are
+//! resolved at the leader (SPOP names the members it popped, INCRBYFLOAT
+//! ships the resulting string), so replicas never re-roll or re-round.
+//!
+//! Cost: an effect is proportional to the arguments of the command, not to
+//! the value it changes: a push onto a list of 100,000 elements ships and
+//! applies one element. Only commands that build a whole new value (SET,
+//! the STORE variants, COPY, RENAME's destination) ship a whole value.
+
+use bytes::Bytes;
+
+use super::Entry;
+use crate::value::{
+    HashValue, ListValue, Score, ScoreError, SetValue, StrValue, Value, ValueType, ZSetValue,
+};
+
+/// A change to one key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effect {
+    /// The key.
+    pub key: Bytes,
+    /// The change.
+    pub op: EffectOp,
+}
+
+/// The changes an effect can make. Operations on a container create the
+/// key when it is missing, and delete it when they leave it empty.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EffectOp {
+    /// The key is gone.
+    Delete,
+    /// The key holds this whole value, with this expiry.
+    Put {
+        /// The value.
+        value: Value,
+        /// Absolute expiry, Unix milliseconds.
+        expire_at_ms: Option<u64>,
+    },
+    /// The key's expiry changes (or is removed).
+    SetExpiry(Option<u64>),
+    /// The string's bytes are replaced, TTL kept (counters, created at 0 if missing).
+    SetString(Vec<u8>),
+    /// Bytes appended to a string (created if missing).
+    Append(Bytes),
+    /// Bytes written at an offset, zero-padding as needed.
+    SetRange {
+        /// Where.
+        offset: usize,
+        /// What.
+        bytes: Bytes,
+    },
+    /// Hash fields set.
+    HashSet(Vec<(Bytes, Bytes)>),
+    /// Hash fields removed.
+    HashDel(Vec<Bytes>),
+    /// Elements pushed, one by one, at the head or the tail.
+    Push {
+        /// Head.
+        front: bool,
+        /// In push order.
+        elements: Vec<Bytes>,
+    },
+    /// Elements popped from the head or the tail.
+    Pop {
+        /// Head.
+        front: bool,
+        /// How many.
+        count: usize,
+    },
+    /// A list element replaced.
+    ListSet {
+        /// Index from the head.
+        index: usize,
+        /// The new element.
+        element: Bytes,
+    },
+    /// A list element inserted so that it ends up at `index`.
+    ListInsert {
+        /// Index from the head.
+        index: usize,
+        /// The element.
+        element: Bytes,
+    },
+    /// LREM as sent (deterministic on equal lists).
+    ListRemove {
+        /// As LREM's count.
+        count: i64,
+        /// The element.
+        element: Bytes,
+    },
+    /// Only the elements `start..=stop` are kept (`None`: none).
+    ListTrim {
+        /// First kept.
+        start: usize,
+        /// Last kept.
+        stop: Option<usize>,
+    },
+    /// Set members added.
+    SetAdd(Vec<Bytes>),
+    /// Set members removed.
+    SetRemove(Vec<Bytes>),
+    /// Sorted set members given these (final) scores.
+    ZAdd(Vec<(f64, Bytes)>),
+    /// Sorted set members removed.
+    ZRemove(Vec<Bytes>),
+}
+
+/// An effect that does not fit the keyspace it is applied to: the replica
+/// has diverged and must be repaired from the leader's full value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EffectError {
+    /// The key holds another type than the effect works on.
+    #[error("effect for a {expected} applied to a {found}")]
+    WrongType {
+        /// The type the effect works on.
+        expected: &'static str,
+        /// What the key holds.
+        found: &'static str,
+    },
+    /// A list index past the end.
+    #[error("list index {0} out of range")]
+    Index(usize),
+    /// A NaN score.
+    #[error(transparent)]
+    Score(#[from] ScoreError),
+}
+
+impl EffectOp {
+    /// The type this op works on, and an empty value of it to create.
+    fn creates(&self) -> Option<Value> {
+        match self {
+            EffectOp::SetString(_) | EffectOp::Append(_) | EffectOp::SetRange { .. } => {
+                Some(Value::Str(StrValue::default()))
+            }
+            EffectOp::HashSet(_) => Some(Value::Hash(HashValue::new())),
+            EffectOp::Push { .. } => Some(Value::List(ListValue::new())),
+            EffectOp::SetAdd(_) => Some(Value::Set(SetValue::new())),
+            EffectOp::ZAdd(_) => Some(Value::ZSet(ZSetValue::new())),
+            _ => None,
+        }
+    }
+}
+
+fn wrong(expected: ValueType, found: &Value) -> EffectError {
+    EffectError::WrongType {
+        expected: expected.name(),
+        found: found.value_type().name(),
+    }
+}
+
+/// Applies `op` to one key's slot (`None`: the key does not exist): the
+/// whole of a replica's work for one key, for any store that keeps
+/// [`Entry`]s its own way. Container ops create a missing key and delete
+/// one they leave empty. On an error the slot is unchanged.
+pub fn apply_to_slot(slot: &mut Option<Entry>, op: &EffectOp) -> Result<(), EffectError> {
+    match op {
+        EffectOp::Delete => *slot = None,
+        EffectOp::Put {
+            value,
+            expire_at_ms,
+        } => {
+            *slot = Some(Entry {
+                value: value.clone(),
+                expire_at_ms: *expire_at_ms,
+            })
+        }
+        EffectOp::SetExpiry(at) => {
+            if let Some(entry) = slot.as_mut() {
+                entry.expire_at_ms = *at;
+            }
+        }
+        op => {
+            let entry = match slot {
+                Some(entry) => entry,
+                None => match op.creates() {
+                    // Removing from a missing key changes nothing.
+                    None => return Ok(()),
+                    Some(value) => slot.insert(Entry {
+                        value,
+                        expire_at_ms: None,
+                    }),
+                },
+            };
+            let applied = apply_to_value(&mut entry.value, op);
+            if entry.value.is_empty_container() {
+                *slot = None;
+            }
+            applied?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies a value-level op to `value`. Every check happens before any
+/// change, so an error leaves `value` as it was.
+fn apply_to_value(value: &mut Value, op: &EffectOp) -> Result<(), EffectError> {
+    if let EffectOp::ZAdd(pairs) = op {
+        for (score, _) in pairs {
+            Score::new(*score)?;
+        }
+    }
+    match (op, value) {
+        (EffectOp::SetString(bytes), Value::Str(s)) => {
+            s.bytes.clone_from(bytes);
+            s.json = false;
+        }
+        (EffectOp::Append(bytes), Value::Str(s)) => {
+            s.bytes.extend_from_slice(bytes);
+            s.json = false;
+        }
+        (EffectOp::SetRange { offset, bytes }, Value::Str(s)) => {
+            let end = offset + bytes.len();
+            if s.bytes.len() < end {
+                s.bytes.resize(end, 0);
+            }
+            s.bytes[*offset..end].copy_from_slice(bytes);
+            s.json = false;
+        }
+        (EffectOp::HashSet(pairs), Value::Hash(h)) => {
+            for (f, v) in pairs {
+                h.insert(f.clone(), v.clone());
+            }
+        }
+        (EffectOp::HashDel(fields), Value::Hash(h)) => {
+            for f in fields {
+                h.remove(f);
+            }
+        }
+        (EffectOp::Push { front, elements }, Value::List(l)) => {
+            for e in elements {
+                l.push(*front, e.clone());
+            }
+        }
+        (EffectOp::Pop { front, count }, Value::List(l)) => {
+            for _ in 0..*count {
+                l.pop(*front);
+            }
+        }
+        (EffectOp::ListSet { index, element }, Value::List(l)) => {
+            if !l.set(*index, element.clone()) {
+                return Err(EffectError::Index(*index));
+            }
+        }
+        (EffectOp::ListInsert { index, element }, Value::List(l)) => {
+            if *index > l.len() {
+                return Err(EffectError::Index(*index));
+            }
+            l.insert(*index, element.clone());
+        }
+        (EffectOp::ListRemove { count, element }, Value::List(l)) => {
+            l.remove_matching(*count, element);
+        }
+        (EffectOp::ListTrim { start, stop }, Value::List(l)) => l.retain_range(*start, *stop),
+        (EffectOp::SetAdd(members), Value::Set(s)) => {
+            for m in members {
+                s.insert(m.clone());
+            }
+        }
+        (EffectOp::SetRemove(members), Value::Set(s)) => {
+            for m in members {
+                s.remove(m);
+            }
+        }
+        (EffectOp::ZAdd(pairs), Value::ZSet(z)) => {
+            for (score, m) in pairs {
+                z.insert(m.clone(), Score::new(*score)?);
+            }
+        }
+        (EffectOp::ZRemove(members), Value::ZSet(z)) => {
+            for m in members {
+                z.remove(m);
+            }
+        }
+        (op, value) => {
+            let expected = match op.creates() {
+                Some(v) => v.value_type(),
+                None => match op {
+                    EffectOp::Pop { .. }
+                    | EffectOp::ListSet { .. }
+                    | EffectOp::ListInsert { .. }
+                    | EffectOp::ListRemove { .. }
+                    | EffectOp::ListTrim { .. } => ValueType::List,
+                    EffectOp::HashDel(_) => ValueType::Hash,
+                    EffectOp::SetRemove(_) => ValueType::Set,
+                    EffectOp::ZRemove(_) => ValueType::ZSet,
+                    _ => ValueType::String,
+                },
+            };
+            return Err(wrong(expected, value));
+        }
+    }
+    Ok(())
+}
+
+/// The byte form of an effect, for shipping to replicas (and for a
+/// mutation log):
+///
+/// ```text
+/// version u8 (= 1) · op tag u8 · key · payload · CRC-32 (LE) of everything before it
+/// ```
+///
+/// Bytes and lists are encoded as in [`crate::value::encoding`] (LEB128
+/// lengths and counts); a whole value (`Put`) is nested in its own
+/// encoding. Decoding is total and never allocates beyond what the input
+/// could hold.
+pub mod encoding {
+    use bytes::Bytes;
+
+    use super::{Effect, EffectOp};
+    use crate::value::encoding::{DecodeError, Reader, put_bytes, put_varint};
+
+    /// The format version [`encode`] writes.
+    pub const VERSION: u8 = 1;
+
+    fn tag(op: &EffectOp) -> u8 {
+        match op {
+            EffectOp::Delete => 0,
+            EffectOp::Put { .. } => 1,
+            EffectOp::SetExpiry(_) => 2,
+            EffectOp::SetString(_) => 3,
+            EffectOp::Append(_) => 4,
+            EffectOp::SetRange { .. } => 5,
+            EffectOp::HashSet(_) => 6,
+            EffectOp::HashDel(_) => 7,
+            EffectOp::Push { .. } => 8,
+            EffectOp::Pop { .. } => 9,
+            EffectOp::ListSet { .. } => 10,
+            EffectOp::ListInsert { .. } => 11,
+            EffectOp::ListRemove { .. } => 12,
+            EffectOp::ListTrim { .. } => 13,
+            EffectOp::SetAdd(_) => 14,
+            EffectOp::SetRemove(_) => 15,
+            EffectOp::ZAdd(_) => 16,
+            EffectOp::ZRemove(_) => 17,
+        }
+    }
+
+    fn put_opt(out: &mut Vec<u8>, v: Option<u64>) {
+        match v {
+            None => out.push(0),
+            Some(n) => {
+                out.push(1);
+                put_varint(out, n);
+            }
+        }
+    }
+
+    fn put_list(out: &mut Vec<u8>, items: &[Bytes]) {
+        put_varint(out, items.len() as u64);
+        for i in items {
+            put_bytes(out, i);
+        }
+    }
+
+    /// Appends the encoding of `effect` to `out`.
+    pub fn encode(effect: &Effect, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.push(VERSION);
+        out.push(tag(&effect.op));
+        put_bytes(out, &effect.key);
+        match &effect.op {
+            EffectOp::Delete => {}
+            EffectOp::Put {
+                value,
+                expire_at_ms,
+            } => {
+                put_opt(out, *expire_at_ms);
+                let mut v = Vec::new();
+                crate::value::encode(value, &mut v);
+                put_bytes(out, &v);
+            }
+            EffectOp::SetExpiry(at) => put_opt(out, *at),
+            EffectOp::SetString(b) => put_bytes(out, b),
+            EffectOp::Append(b) => put_bytes(out, b),
+            EffectOp::SetRange { offset, bytes } => {
+                put_varint(out, *offset as u64);
+                put_bytes(out, bytes);
+            }
+            EffectOp::HashSet(pairs) => {
+                put_varint(out, pairs.len() as u64);
+                for (f, v) in pairs {
+                    put_bytes(out, f);
+                    put_bytes(out, v);
+                }
+            }
+            EffectOp::HashDel(items)
+            | EffectOp::SetAdd(items)
+            | EffectOp::SetRemove(items)
+            | EffectOp::ZRemove(items) => put_list(out, items),
+            EffectOp::Push { front, elements } => {
+                out.push(u8::from(*front));
+                put_list(out, elements);
+            }
+            EffectOp::Pop { front, count } => {
+                out.push(u8::from(*front));
+                put_varint(out, *count as u64);
+            }
+            EffectOp::ListSet { index, element } | EffectOp::ListInsert { index, element } => {
+                put_varint(out, *index as u64);
+                put_bytes(out, element);
+            }
+            EffectOp::ListRemove { count, element } => {
+                out.extend_from_slice(&count.to_le_bytes());
+                put_bytes(out, element);
+            }
+            EffectOp::ListTrim { start, stop } => {
+                put_varint(out, *start as u64);
+                put_opt(out, stop.map(|s| s as u64));
+            }
+            EffectOp::ZAdd(pairs) => {
+                put_varint(out, pairs.len() as u64);
+                for (score, m) in pairs {
+                    out.extend_from_slice(&score.to_bits().to_le_bytes());
+                    put_bytes(out, m);
+                }
+            }
+        }
+        let crc = crc32fast::hash(&out[start..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+    }
+
+    fn opt(r: &mut Reader<'_>) -> Result<Option<u64>, DecodeError> {
+        match r.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(r.varint()?)),
+            _ => Err(DecodeError::Malformed("bad option flag")),
+        }
+    }
+
+    fn flag(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
+        match r.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::Malformed("bad boolean")),
+        }
+    }
+
+    fn size(n: u64) -> Result<usize, DecodeError> {
+        usize::try_from(n).map_err(|_| DecodeError::Malformed("size beyond this platform"))
+    }
+
+    fn list(r: &mut Reader<'_>) -> Result<Vec<Bytes>, DecodeError> {
+        let n = r.count(1)?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(r.bytes()?);
+        }
+        Ok(items)
+    }
+
+    /// Decodes one effect encoded by [`encode`] (the whole of `data`).
+    pub fn decode(data: &[u8]) -> Result<Effect, DecodeError> {
+        if data.len() < 2 + 1 + 4 {
+            return Err(DecodeError::Truncated);
+        }
+        let (body, crc) = data.split_at(data.len() - 4);
+        let mut crc_bytes = [0u8; 4];
+        crc_bytes.copy_from_slice(crc);
+        if crc32fast::hash(body) != u32::from_le_bytes(crc_bytes) {
+            return Err(DecodeError::Checksum);
+        }
+        if body[0] != VERSION {
+            return Err(DecodeError::Version(body[0]));
+        }
+        let mut r = Reader::new(body, 2);
+        let key = r.bytes()?;
+        let op = match body[1] {
+            0 => EffectOp::Delete,
+            1 => {
+                let expire_at_ms = opt(&mut r)?;
+                let value = crate::value::decode(&r.bytes()?)?;
+                EffectOp::Put {
+                    value,
+                    expire_at_ms,
+                }
+            }
+            2 => EffectOp::SetExpiry(opt(&mut r)?),
+            3 => EffectOp::SetString(r.bytes()?.to_vec()),
+            4 => EffectOp::Append(r.bytes()?),
+            5 => EffectOp::SetRange {
+                offset: size(r.varint()?)?,
+                bytes: r.bytes()?,
+            },
+            6 => {
+                let n = r.count(2)?;
+                let mut pairs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    pairs.push((r.bytes()?, r.bytes()?));
+                }
+                EffectOp::HashSet(pairs)
+            }
+            7 => EffectOp::HashDel(list(&mut r)?),
+            8 => EffectOp::Push {
+                front: flag(&mut r)?,
+                elements: list(&mut r)?,
+            },
+            9 => EffectOp::Pop {
+                front: flag(&mut r)?,
+                count: size(r.varint()?)?,
+            },
+            10 => EffectOp::ListSet {
+                index: size(r.varint()?)?,
+                element: r.bytes()?,
+            },
+            11 => EffectOp::ListInsert {
+                index: size(r.varint()?)?,
+                element: r.bytes()?,
+            },
+            12 => EffectOp::ListRemove {
+                count: r.u64()? as i64,
+                element: r.bytes()?,
+            },
+            13 => EffectOp::ListTrim {
+                start: size(r.varint()?)?,
+                stop: opt(&mut r)?.map(size).transpose()?,
+            },
+            14 => EffectOp::SetAdd(list(&mut r)?),
+            15 => EffectOp::SetRemove(list(&mut r)?),
+            16 => {
+                let n = r.count(9)?;
+                let mut pairs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let score = f64::from_bits(r.u64()?);
+                    if score.is_nan() {
+                        return Err(DecodeError::Malformed("NaN score"));
+                    }
+                    pairs.push((score, r.bytes()?));
+                }
+                EffectOp::ZAdd(pairs)
+            }
+            17 => EffectOp::ZRemove(list(&mut r)?),
+            t => return Err(DecodeError::Tag(t)),
+        };
+        if !r.at_end() {
+            return Err(DecodeError::Malformed("bytes after the effect"));
+        }
+        Ok(Effect { key, op })
+    }
+}

@@ -1,0 +1,355 @@
+//! A single node's keyspace and the executor of commands over it: keys →
+//! (typed value, expiry), Redis's semantics, the clock and the randomness
+//! given by the caller.
+//!
+//! # Contract
+//!
+//! - [`Keyspace::execute`] runs one command at `now_ms` and returns its
+//!   reply and the [`Effect`]s it had. Every change goes through
+//!   [`Keyspace::apply_effect`], the very function a replica calls with
+//!   the shipped effects, so a replica that applies a leader's effects in
+//!   order holds the same keyspace (a property the differential tests
+//!   check after every command).
+//! - A store that keeps entries its own way (the auxiliaries' LRU store)
+//!   replays effects with [`apply_to_slot`], one key's `Option<Entry>` at
+//!   a time: the same function `apply_effect` uses.
+//! - Expiry is absolute (Unix milliseconds). An expired key is gone for
+//!   every command from `now_ms` on; it is removed when touched (or by
+//!   [`Keyspace::remove_expired`]), never shipped as an effect: replicas
+//!   reach the same verdict from the same expiry.
+//! - Keys are kept in buckets ordered by the key's xxh3 hash, which is also
+//!   SCAN's cursor: a cursor is a position in the hash space, the same on
+//!   every node and across rebalancing, so a later distributed SCAN can
+//!   walk the auxiliaries in hash order and a key that stays put for the
+//!   whole scan is returned at least once.
+//! - MULTI/EXEC queueing is per connection: see [`Session`].
+
+pub mod effect;
+mod hashes;
+mod keys;
+mod lists;
+mod session;
+mod sets;
+mod strings;
+mod zsets;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use rand::RngCore;
+
+pub use effect::{Effect, EffectError, EffectOp, apply_to_slot};
+pub use session::Session;
+
+use crate::command::{Command, CommandError, Reply};
+use crate::value::Value;
+
+/// What a key holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// When it expires, Unix milliseconds.
+    pub expire_at_ms: Option<u64>,
+}
+
+/// The result of executing one command.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// What to answer.
+    pub reply: Reply,
+    /// What changed, in order; empty for reads and refused writes.
+    pub effects: Vec<Effect>,
+}
+
+/// Keys of one node.
+#[derive(Clone, Debug, Default)]
+pub struct Keyspace {
+    /// Keys by their hash; a bucket holds the (rare) keys sharing a hash.
+    buckets: BTreeMap<u64, Vec<(Bytes, Entry)>>,
+    len: usize,
+}
+
+/// The position of a key in the hash space: its bucket and SCAN's order.
+pub fn key_position(key: &[u8]) -> u64 {
+    crate::ring::key_hash(key)
+}
+
+impl Keyspace {
+    /// An empty keyspace.
+    pub fn new() -> Keyspace {
+        Keyspace::default()
+    }
+
+    /// Keys held, expired ones not yet removed included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No key held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The entry of `key`, whether or not it has expired.
+    pub fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.buckets
+            .get(&key_position(key))?
+            .iter()
+            .find(|(k, _)| k.as_ref() == key)
+            .map(|(_, e)| e)
+    }
+
+    fn insert(&mut self, key: Bytes, entry: Entry) {
+        let bucket = self.buckets.entry(key_position(&key)).or_default();
+        match bucket.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = entry,
+            None => {
+                bucket.push((key, entry));
+                self.len += 1;
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let pos = key_position(key);
+        let bucket = self.buckets.get_mut(&pos)?;
+        let i = bucket.iter().position(|(k, _)| k.as_ref() == key)?;
+        let (_, entry) = bucket.swap_remove(i);
+        if bucket.is_empty() {
+            self.buckets.remove(&pos);
+        }
+        self.len -= 1;
+        Some(entry)
+    }
+
+    /// Every key and entry, in hash order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.buckets.values().flatten().map(|(k, e)| (k, e))
+    }
+
+    /// Keys in hash-space order from `position` on, each with its position
+    /// (expired ones included). SCAN pages through this; a distributed
+    /// SCAN can walk the ring's arcs through it on each arc's owner, its
+    /// cursor a position that means the same on every node.
+    pub fn iter_from(&self, position: u64) -> impl Iterator<Item = (u64, &Bytes, &Entry)> {
+        self.buckets
+            .range(position..)
+            .flat_map(|(&pos, bucket)| bucket.iter().map(move |(k, e)| (pos, k, e)))
+    }
+
+    /// Removes every key expired at `now_ms`; returns how many.
+    pub fn remove_expired(&mut self, now_ms: u64) -> usize {
+        let expired: Vec<Bytes> = self
+            .iter()
+            .filter(|(_, e)| is_expired(e, now_ms))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &expired {
+            self.remove(k);
+        }
+        expired.len()
+    }
+
+    /// Applies one effect (a replica's whole job). An error means this
+    /// keyspace has diverged from the leader's for that key.
+    pub fn apply_effect(&mut self, effect: &Effect) -> std::result::Result<(), EffectError> {
+        let mut slot = self.remove(&effect.key);
+        let applied = effect::apply_to_slot(&mut slot, &effect.op);
+        if let Some(entry) = slot {
+            self.insert(effect.key.clone(), entry);
+        }
+        applied
+    }
+
+    /// Whether two keyspaces hold the same keys, values and expiries
+    /// (bucket order aside).
+    pub fn same_as(&self, other: &Keyspace) -> bool {
+        self.len == other.len && self.iter().all(|(k, e)| other.get(k) == Some(e))
+    }
+
+    /// Executes one command. MULTI, EXEC and DISCARD belong to a
+    /// [`Session`]; given here they answer as they would outside one.
+    pub fn execute(&mut self, command: &Command, now_ms: u64, rng: &mut dyn RngCore) -> Outcome {
+        let mut x = Exec {
+            ks: self,
+            now: now_ms,
+            rng,
+            effects: Vec::new(),
+        };
+        let reply = x.run(command).unwrap_or_else(Reply::Error);
+        Outcome {
+            reply,
+            effects: x.effects,
+        }
+    }
+}
+
+fn is_expired(entry: &Entry, now_ms: u64) -> bool {
+    entry.expire_at_ms.is_some_and(|at| at <= now_ms)
+}
+
+type Result<T> = std::result::Result<T, CommandError>;
+
+/// One command's execution: the keyspace, the time, the dice, and the
+/// effects so far.
+pub(crate) struct Exec<'a> {
+    ks: &'a mut Keyspace,
+    now: u64,
+    rng: &'a mut dyn RngCore,
+    effects: Vec<Effect>,
+}
+
+impl Exec<'_> {
+    /// The live entry of `key`, removing it first if it has expired.
+    fn entry(&mut self, key: &[u8]) -> Option<&Entry> {
+        if self.ks.get(key).is_some_and(|e| is_expired(e, self.now)) {
+            self.ks.remove(key);
+        }
+        self.ks.get(key)
+    }
+
+    fn exists(&mut self, key: &[u8]) -> bool {
+        self.entry(key).is_some()
+    }
+
+    /// Records and applies one effect.
+    fn emit(&mut self, key: &Bytes, op: EffectOp) {
+        let effect = Effect {
+            key: key.clone(),
+            op,
+        };
+        if let Err(e) = self.ks.apply_effect(&effect) {
+            // The executor checks types before it emits; reaching this is a bug.
+            debug_assert!(false, "executor emitted an effect that does not fit: {e}");
+        }
+        self.effects.push(effect);
+    }
+
+    fn random_index(&mut self, len: usize) -> usize {
+        use rand::Rng;
+        self.rng.random_range(0..len)
+    }
+
+    fn run(&mut self, c: &Command) -> Result<Reply> {
+        use Command as C;
+        match c {
+            C::Multi | C::Exec | C::Discard => session::outside(c),
+            C::Get { .. }
+            | C::Set { .. }
+            | C::SetNx { .. }
+            | C::GetDel { .. }
+            | C::GetEx { .. }
+            | C::MGet { .. }
+            | C::MSet { .. }
+            | C::Append { .. }
+            | C::StrLen { .. }
+            | C::GetRange { .. }
+            | C::SetRange { .. }
+            | C::IncrBy { .. }
+            | C::IncrByFloat { .. } => self.string_command(c),
+            C::Del { .. }
+            | C::Exists { .. }
+            | C::Type { .. }
+            | C::Touch { .. }
+            | C::Expire { .. }
+            | C::Ttl { .. }
+            | C::ExpireTime { .. }
+            | C::Persist { .. }
+            | C::Rename { .. }
+            | C::Copy { .. }
+            | C::Keys { .. }
+            | C::DbSize
+            | C::RandomKey
+            | C::Scan { .. } => self.key_command(c),
+            C::HSet { .. }
+            | C::HSetNx { .. }
+            | C::HGet { .. }
+            | C::HMGet { .. }
+            | C::HDel { .. }
+            | C::HExists { .. }
+            | C::HLen { .. }
+            | C::HKeys { .. }
+            | C::HVals { .. }
+            | C::HGetAll { .. }
+            | C::HIncrBy { .. }
+            | C::HIncrByFloat { .. }
+            | C::HStrLen { .. }
+            | C::HRandField { .. }
+            | C::HScan { .. } => self.hash_command(c),
+            C::Push { .. }
+            | C::Pop { .. }
+            | C::LLen { .. }
+            | C::LRange { .. }
+            | C::LIndex { .. }
+            | C::LSet { .. }
+            | C::LInsert { .. }
+            | C::LRem { .. }
+            | C::LTrim { .. }
+            | C::LPos { .. }
+            | C::LMove { .. } => self.list_command(c),
+            C::SAdd { .. }
+            | C::SRem { .. }
+            | C::SMembers { .. }
+            | C::SIsMember { .. }
+            | C::SMIsMember { .. }
+            | C::SCard { .. }
+            | C::SPop { .. }
+            | C::SRandMember { .. }
+            | C::SMove { .. }
+            | C::SetAlgebra { .. }
+            | C::SInterCard { .. }
+            | C::SScan { .. } => self.set_command(c),
+            C::ZAdd { .. }
+            | C::ZRem { .. }
+            | C::ZScore { .. }
+            | C::ZMScore { .. }
+            | C::ZIncrBy { .. }
+            | C::ZCard { .. }
+            | C::ZCount { .. }
+            | C::ZLexCount { .. }
+            | C::ZRank { .. }
+            | C::ZRange { .. }
+            | C::ZPop { .. }
+            | C::ZRandMember { .. }
+            | C::ZRemRange { .. }
+            | C::ZScan { .. } => self.zset_command(c),
+        }
+    }
+}
+
+/// A command handed to the wrong family's executor: a bug in [`Exec::run`],
+/// answered as an error rather than a panic.
+fn misrouted(command: &Command) -> CommandError {
+    debug_assert!(false, "misrouted command {command:?}");
+    CommandError::Other("internal error: command routed to the wrong executor")
+}
+
+/// Redis's rule for a list/range index pair: negative counts from the end;
+/// the result is the inclusive range within `0..len`, or `None` if empty.
+pub(crate) fn clamp_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = i64::try_from(len).unwrap_or(i64::MAX);
+    let mut start = if start < 0 {
+        len.saturating_add(start)
+    } else {
+        start
+    };
+    let mut stop = if stop < 0 {
+        len.saturating_add(stop)
+    } else {
+        stop
+    };
+    if start < 0 {
+        start = 0;
+    }
+    if start > stop || start >= len {
+        return None;
+    }
+    if stop >= len {
+        stop = len - 1;
+    }
+    Some((start as usize, stop as usize))
+}
+
+#[cfg(test)]
+mod tests;

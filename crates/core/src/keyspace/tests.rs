@@ -1,0 +1,672 @@
+//! Unit tests of the executor: what Redis's behaviour does not show from
+//! the outside (effects, replicas, memory, cursors), plus edge cases.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::*;
+use crate::command::table;
+use crate::value::{ELEMENT_OVERHEAD_BYTES, Value};
+
+const NOW: u64 = 1_700_000_000_000;
+
+fn args(line: &str) -> Vec<Bytes> {
+    line.split(' ')
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}
+
+fn run(ks: &mut Keyspace, line: &str) -> Outcome {
+    run_at(ks, line, NOW)
+}
+
+fn run_at(ks: &mut Keyspace, line: &str, now: u64) -> Outcome {
+    let mut rng = StdRng::seed_from_u64(7);
+    match table::parse(&args(line)) {
+        Ok(c) => ks.execute(&c, now, &mut rng),
+        Err(e) => Outcome {
+            reply: Reply::Error(e),
+            effects: vec![],
+        },
+    }
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::bulk(s.as_bytes())
+}
+
+#[test]
+fn a_push_onto_a_long_list_ships_only_the_pushed_element() {
+    let mut ks = Keyspace::new();
+    let elements: Vec<Bytes> = (0..100_000).map(|i| Bytes::from(i.to_string())).collect();
+    let mut rng = StdRng::seed_from_u64(1);
+    ks.execute(
+        &Command::Push {
+            key: Bytes::from_static(b"l"),
+            front: false,
+            only_if_exists: false,
+            elements,
+        },
+        NOW,
+        &mut rng,
+    );
+    let out = run(&mut ks, "RPUSH l last");
+    assert_eq!(out.reply, Reply::Integer(100_001));
+    assert_eq!(
+        out.effects,
+        vec![Effect {
+            key: Bytes::from_static(b"l"),
+            op: EffectOp::Push {
+                front: false,
+                elements: vec![Bytes::from_static(b"last")]
+            }
+        }]
+    );
+}
+
+#[test]
+fn pushing_onto_a_long_list_costs_about_what_pushing_onto_an_empty_one_costs() {
+    // No copy of the value per operation: 10,000 pushes onto a list of
+    // 100,000 take about as long as 10,000 pushes onto an empty one (the
+    // bound is loose so that a busy machine does not fail it; a copy per
+    // push would be ~1000 times slower).
+    let time_pushes = |ks: &mut Keyspace| {
+        let start = std::time::Instant::now();
+        for _ in 0..10_000 {
+            run(ks, "LPUSH l x");
+        }
+        start.elapsed()
+    };
+    let mut empty = Keyspace::new();
+    let small = time_pushes(&mut empty);
+    let mut big = Keyspace::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    big.execute(
+        &Command::Push {
+            key: Bytes::from_static(b"l"),
+            front: true,
+            only_if_exists: false,
+            elements: vec![Bytes::from_static(b"y"); 100_000],
+        },
+        NOW,
+        &mut rng,
+    );
+    let large = time_pushes(&mut big);
+    assert!(
+        large < small * 10 + std::time::Duration::from_millis(50),
+        "{small:?} vs {large:?}"
+    );
+}
+
+#[test]
+fn spop_ships_the_members_it_picked_so_replicas_do_not_pick_again() {
+    let mut leader = Keyspace::new();
+    let mut replica = Keyspace::new();
+    for line in ["SADD s a b c d e f", "SPOP s 2", "SPOP s"] {
+        let out = run(&mut leader, line);
+        for e in &out.effects {
+            replica.apply_effect(e).unwrap();
+        }
+    }
+    assert!(leader.same_as(&replica));
+    assert_eq!(run(&mut leader, "SCARD s").reply, Reply::Integer(3));
+}
+
+#[test]
+fn incrbyfloat_ships_the_resulting_string_and_keeps_the_ttl() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "SET n 0.1 EX 100");
+    let out = run(&mut ks, "INCRBYFLOAT n 0.2");
+    assert_eq!(out.reply, bulk("0.3"));
+    assert_eq!(out.effects[0].op, EffectOp::SetString(b"0.3".to_vec()));
+    assert_eq!(ks.get(b"n").unwrap().expire_at_ms, Some(NOW + 100_000));
+}
+
+#[test]
+fn expiry_is_absolute_and_an_expired_key_is_gone() {
+    let mut ks = Keyspace::new();
+    let out = run(&mut ks, "SET k v PX 1500");
+    assert_eq!(
+        out.effects[0].op,
+        EffectOp::Put {
+            value: Value::string(b"v".to_vec()),
+            expire_at_ms: Some(NOW + 1500)
+        }
+    );
+    assert_eq!(
+        run_at(&mut ks, "PTTL k", NOW + 500).reply,
+        Reply::Integer(1000)
+    );
+    assert_eq!(run_at(&mut ks, "TTL k", NOW + 500).reply, Reply::Integer(1));
+    assert_eq!(run_at(&mut ks, "GET k", NOW + 1500).reply, Reply::Null);
+    assert_eq!(
+        run_at(&mut ks, "TTL k", NOW + 1500).reply,
+        Reply::Integer(-2)
+    );
+    assert!(ks.is_empty());
+}
+
+#[test]
+fn expire_in_the_past_deletes_the_key_with_an_effect() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "SET k v");
+    let out = run(&mut ks, "EXPIREAT k 1");
+    assert_eq!(out.reply, Reply::Integer(1));
+    assert_eq!(out.effects[0].op, EffectOp::Delete);
+}
+
+#[test]
+fn a_container_emptied_by_a_command_is_deleted_on_leader_and_replica() {
+    let mut leader = Keyspace::new();
+    let mut replica = Keyspace::new();
+    for line in [
+        "HSET h f v",
+        "HDEL h f",
+        "RPUSH l a",
+        "LPOP l",
+        "ZADD z 1 m",
+        "ZREM z m",
+    ] {
+        for e in run(&mut leader, line).effects {
+            replica.apply_effect(&e).unwrap();
+        }
+    }
+    assert!(leader.is_empty() && replica.is_empty());
+    assert_eq!(run(&mut leader, "EXISTS h l z").reply, Reply::Integer(0));
+}
+
+#[test]
+fn an_effect_that_does_not_fit_the_replica_is_refused_not_applied() {
+    let mut replica = Keyspace::new();
+    let mut leader = Keyspace::new();
+    run(&mut replica, "SET k v");
+    let out = run(&mut leader, "RPUSH k a");
+    assert!(matches!(
+        replica.apply_effect(&out.effects[0]),
+        Err(EffectError::WrongType { .. })
+    ));
+    assert_eq!(run(&mut replica, "GET k").reply, bulk("v"));
+}
+
+#[test]
+fn exec_runs_every_queued_command_and_reports_errors_in_place() {
+    let mut ks = Keyspace::new();
+    let mut s = Session::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut send = |ks: &mut Keyspace, line: &str| s.handle(ks, &args(line), NOW, &mut rng).reply;
+    assert_eq!(send(&mut ks, "MULTI"), Reply::OK);
+    assert_eq!(send(&mut ks, "SET a 1"), Reply::Status("QUEUED".into()));
+    assert_eq!(send(&mut ks, "LPUSH a x"), Reply::Status("QUEUED".into()));
+    assert_eq!(send(&mut ks, "INCR a"), Reply::Status("QUEUED".into()));
+    assert_eq!(
+        send(&mut ks, "EXEC"),
+        Reply::Array(vec![
+            Reply::OK,
+            Reply::Error(CommandError::WrongType),
+            Reply::Integer(2)
+        ])
+    );
+}
+
+#[test]
+fn a_queue_time_error_aborts_exec_and_nothing_runs() {
+    let mut ks = Keyspace::new();
+    let mut s = Session::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut send = |ks: &mut Keyspace, line: &str| s.handle(ks, &args(line), NOW, &mut rng).reply;
+    send(&mut ks, "MULTI");
+    send(&mut ks, "SET a 1");
+    assert_eq!(
+        send(&mut ks, "GET"),
+        Reply::Error(CommandError::WrongArity("get"))
+    );
+    assert_eq!(send(&mut ks, "EXEC"), Reply::Error(CommandError::ExecAbort));
+    assert_eq!(send(&mut ks, "EXISTS a"), Reply::Integer(0));
+    assert_eq!(
+        send(&mut ks, "EXEC"),
+        Reply::Error(CommandError::ExecWithoutMulti)
+    );
+}
+
+#[test]
+fn getrange_and_lrange_follow_redis_index_rules() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "SET s Hello");
+    assert_eq!(run(&mut ks, "GETRANGE s -3 -1").reply, bulk("llo"));
+    assert_eq!(run(&mut ks, "GETRANGE s 10 20").reply, bulk(""));
+    assert_eq!(run(&mut ks, "GETRANGE s -1 -5").reply, bulk(""));
+    run(&mut ks, "RPUSH l a b c");
+    assert_eq!(
+        run(&mut ks, "LRANGE l -100 1").reply,
+        Reply::Array(vec![bulk("a"), bulk("b")])
+    );
+    assert_eq!(run(&mut ks, "LRANGE l 5 10").reply, Reply::Array(vec![]));
+}
+
+#[test]
+fn counters_refuse_overflow_and_non_integers() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "SET n 9223372036854775807");
+    assert_eq!(
+        run(&mut ks, "INCR n").reply,
+        Reply::Error(CommandError::Overflow)
+    );
+    run(&mut ks, "SET n 01");
+    assert_eq!(
+        run(&mut ks, "INCR n").reply,
+        Reply::Error(CommandError::NotInteger)
+    );
+    assert_eq!(
+        run(&mut ks, "DECRBY n -9223372036854775808").reply,
+        Reply::Error(CommandError::DecrementOverflow)
+    );
+}
+
+#[test]
+fn zadd_options_decide_per_member() {
+    let mut ks = Keyspace::new();
+    assert_eq!(run(&mut ks, "ZADD z 1 a 2 b").reply, Reply::Integer(2));
+    assert_eq!(
+        run(&mut ks, "ZADD z GT CH 0 a 3 b 1 c").reply,
+        Reply::Integer(2)
+    );
+    assert_eq!(run(&mut ks, "ZSCORE z a").reply, Reply::Double(1.0));
+    assert_eq!(run(&mut ks, "ZADD z NX INCR 1 a").reply, Reply::Null);
+    assert_eq!(run(&mut ks, "ZADD z INCR 1.5 a").reply, Reply::Double(2.5));
+    assert_eq!(
+        run(&mut ks, "ZADD z INCR inf a").reply,
+        Reply::Double(f64::INFINITY)
+    );
+    assert_eq!(
+        run(&mut ks, "ZINCRBY z -inf a").reply,
+        Reply::Error(CommandError::ScoreNan)
+    );
+    assert_eq!(
+        run(&mut ks, "ZRANGE z 0 -1").reply,
+        Reply::Array(vec![bulk("c"), bulk("b"), bulk("a")])
+    );
+}
+
+/// What a value's memory should be, counted from scratch.
+fn recount(v: &Value) -> usize {
+    match v {
+        Value::Str(s) => s.bytes.len(),
+        Value::Hash(h) => h
+            .iter()
+            .map(|(f, v)| f.len() + v.len() + ELEMENT_OVERHEAD_BYTES)
+            .sum(),
+        Value::List(l) => l.iter().map(|e| e.len() + ELEMENT_OVERHEAD_BYTES).sum(),
+        Value::Set(s) => s.iter().map(|m| m.len() + ELEMENT_OVERHEAD_BYTES).sum(),
+        Value::ZSet(z) => z
+            .iter()
+            .map(|(m, _)| m.len() + 8 + ELEMENT_OVERHEAD_BYTES)
+            .sum(),
+    }
+}
+
+fn op_line() -> impl Strategy<Value = String> {
+    let k = prop_oneof![Just("a"), Just("b")];
+    let e = prop_oneof![Just("x"), Just("yy"), Just("zzz"), Just("")];
+    (0..14usize, k, e.clone(), e, -3i64..4).prop_map(|(op, k, e1, e2, n)| match op {
+        0 => format!("HSET {k} {e1} {e2}"),
+        1 => format!("HDEL {k} {e1}"),
+        2 => format!("RPUSH {k} {e1} {e2}"),
+        3 => format!("LPOP {k} {}", n.unsigned_abs()),
+        4 => format!("LREM {k} {n} {e1}"),
+        5 => format!("LTRIM {k} {n} {}", n + 1),
+        6 => format!("LSET {k} {n} {e2}"),
+        7 => format!("SADD {k} {e1} {e2}"),
+        8 => format!("SREM {k} {e1}"),
+        9 => format!("ZADD {k} {n} {e1}"),
+        10 => format!("ZREM {k} {e2}"),
+        11 => format!("APPEND {k} {e1}"),
+        12 => format!("LINSERT {k} BEFORE {e1} {e2}"),
+        _ => format!("SETRANGE {k} {} {e2}", n.unsigned_abs()),
+    })
+}
+
+proptest! {
+    #[test]
+    fn memory_accounting_matches_a_recount_after_any_sequence(lines in proptest::collection::vec(op_line(), 1..60)) {
+        let mut ks = Keyspace::new();
+        let mut replica = Keyspace::new();
+        for line in &lines {
+            for e in run(&mut ks, line).effects {
+                replica.apply_effect(&e).unwrap();
+            }
+            for (_, entry) in ks.iter() {
+                prop_assert_eq!(entry.value.heap_bytes(), recount(&entry.value), "after {}", line);
+            }
+        }
+        prop_assert!(ks.same_as(&replica));
+    }
+
+    #[test]
+    fn scan_returns_every_key_present_for_the_whole_scan(
+        stay in proptest::collection::btree_set("[a-z]{1,6}", 1..60),
+        churn in proptest::collection::vec("[A-Z]{1,6}", 0..60),
+        count in 1usize..8,
+    ) {
+        let mut ks = Keyspace::new();
+        for k in &stay {
+            run(&mut ks, &format!("SET {k} v"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut cursor = "0".to_owned();
+        let mut churn = churn.iter();
+        loop {
+            let reply = run(&mut ks, &format!("SCAN {cursor} COUNT {count}")).reply;
+            let Reply::Array(parts) = reply else { panic!("scan reply") };
+            let (Reply::Bulk(next), Reply::Array(keys)) = (&parts[0], &parts[1]) else { panic!("scan parts") };
+            for k in keys {
+                if let Reply::Bulk(k) = k {
+                    seen.insert(String::from_utf8(k.to_vec()).unwrap());
+                }
+            }
+            // Keys come and go between calls.
+            if let Some(k) = churn.next() {
+                run(&mut ks, &format!("SET {k} v"));
+            }
+            if let Some(k) = churn.next() {
+                run(&mut ks, &format!("DEL {k}"));
+            }
+            cursor = String::from_utf8(next.to_vec()).unwrap();
+            if cursor == "0" {
+                break;
+            }
+        }
+        for k in &stay {
+            prop_assert!(seen.contains(k), "{} missed", k);
+        }
+    }
+}
+
+fn any_word() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("k".to_owned()),
+        Just("h".to_owned()),
+        Just("l".to_owned()),
+        Just("s".to_owned()),
+        Just("z".to_owned()),
+        Just("0".to_owned()),
+        Just("-1".to_owned()),
+        Just("9223372036854775807".to_owned()),
+        Just("-9223372036854775808".to_owned()),
+        Just("18446744073709551616".to_owned()),
+        Just("1e308".to_owned()),
+        Just("-inf".to_owned()),
+        Just("(1".to_owned()),
+        Just("[a".to_owned()),
+        Just("*".to_owned()),
+        Just("".to_owned()),
+        proptest::sample::select(vec![
+            "EX",
+            "PX",
+            "EXAT",
+            "PXAT",
+            "NX",
+            "XX",
+            "GT",
+            "LT",
+            "CH",
+            "INCR",
+            "GET",
+            "KEEPTTL",
+            "PERSIST",
+            "WITHSCORES",
+            "WITHVALUES",
+            "LIMIT",
+            "BYSCORE",
+            "BYLEX",
+            "REV",
+            "MATCH",
+            "COUNT",
+            "TYPE",
+            "RANK",
+            "MAXLEN",
+            "LEFT",
+            "RIGHT",
+            "BEFORE",
+            "AFTER",
+            "REPLACE",
+            "DB",
+        ])
+        .prop_map(str::to_owned),
+        "[a-z0-9]{0,5}",
+        any::<i64>().prop_map(|n| n.to_string()),
+    ]
+}
+
+fn any_argv() -> impl Strategy<Value = Vec<String>> {
+    let names: Vec<&'static str> = table::COMMANDS.iter().map(|s| s.name).collect();
+    (
+        proptest::sample::select(names),
+        proptest::collection::vec(any_word(), 0..8),
+    )
+        .prop_map(|(name, rest)| {
+            let mut v = vec![name.to_uppercase()];
+            v.extend(rest);
+            v
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any argument vector for any command: the parser answers (a command
+    /// or an error), the executor never panics, and a replica applying the
+    /// effects stays equal to the leader.
+    #[test]
+    fn any_argument_vector_is_answered_and_replicas_stay_equal(script in proptest::collection::vec(any_argv(), 1..40)) {
+        let mut ks = Keyspace::new();
+        let mut replica = Keyspace::new();
+        let mut rng = StdRng::seed_from_u64(3);
+        for setup in ["SET k 1", "HSET h f v", "RPUSH l a b", "SADD s a b", "ZADD z 1 a 2 b"] {
+            for e in run(&mut ks, setup).effects {
+                replica.apply_effect(&e).unwrap();
+            }
+        }
+        let mut session = Session::new();
+        for words in &script {
+            let argv: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+            let out = session.handle(&mut ks, &argv, NOW, &mut rng);
+            let mut wire = Vec::new();
+            out.reply.write_resp(crate::command::Protocol::Resp3, &mut wire);
+            prop_assert!(!wire.is_empty());
+            for e in &out.effects {
+                // Shipped as bytes, as a replica will receive it.
+                let mut bytes = Vec::new();
+                effect::encoding::encode(e, &mut bytes);
+                let shipped = effect::encoding::decode(&bytes).unwrap();
+                prop_assert_eq!(&shipped, e);
+                prop_assert!(replica.apply_effect(&shipped).is_ok(), "{:?} after {:?}", e, words);
+            }
+        }
+        prop_assert!(ks.same_as(&replica));
+    }
+}
+
+#[test]
+fn a_huge_negative_random_count_is_refused_not_built() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "SADD s a b");
+    assert_eq!(
+        run(&mut ks, "SRANDMEMBER s -9223372036854775807").reply,
+        Reply::Error(CommandError::OutOfRange("value is out of range"))
+    );
+    let out = run(&mut ks, "SRANDMEMBER s -5").reply;
+    assert!(matches!(out, Reply::Array(v) if v.len() == 5));
+}
+
+proptest! {
+    #[test]
+    fn hostile_effect_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 2..120)) {
+        let mut data = body;
+        data[0] = effect::encoding::VERSION;
+        data[1] %= 19;
+        let crc = crc32fast::hash(&data);
+        data.extend_from_slice(&crc.to_le_bytes());
+        if let Ok(e) = effect::encoding::decode(&data) {
+            let mut again = Vec::new();
+            effect::encoding::encode(&e, &mut again);
+            prop_assert_eq!(effect::encoding::decode(&again).unwrap(), e);
+        }
+    }
+}
+
+#[test]
+fn a_shipped_push_is_a_few_bytes_whatever_the_list_length() {
+    let mut ks = Keyspace::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    ks.execute(
+        &Command::Push {
+            key: Bytes::from_static(b"l"),
+            front: true,
+            only_if_exists: false,
+            elements: vec![Bytes::from_static(b"y"); 100_000],
+        },
+        NOW,
+        &mut rng,
+    );
+    let out = run(&mut ks, "LPUSH l x");
+    let mut bytes = Vec::new();
+    effect::encoding::encode(&out.effects[0], &mut bytes);
+    assert!(bytes.len() <= 16, "{} bytes", bytes.len());
+}
+
+#[test]
+fn a_json_string_from_data_is_a_string_for_commands_until_a_command_rewrites_it() {
+    use crate::value::StrValue;
+    let mut ks = Keyspace::new();
+    let json = |bytes: &str| {
+        Value::Str(StrValue {
+            bytes: bytes.as_bytes().to_vec(),
+            json: true,
+        })
+    };
+    for (key, text) in [(&b"n"[..], "41"), (b"o", "{\"a\":1}")] {
+        ks.apply_effect(&Effect {
+            key: Bytes::copy_from_slice(key),
+            op: EffectOp::Put {
+                value: json(text),
+                expire_at_ms: None,
+            },
+        })
+        .unwrap();
+    }
+    assert_eq!(run(&mut ks, "TYPE o").reply, Reply::Status("string".into()));
+    assert_eq!(run(&mut ks, "GET o").reply, bulk("{\"a\":1}"));
+    run(&mut ks, "COPY o o2");
+    assert_eq!(ks.get(b"o2").unwrap().value, json("{\"a\":1}"));
+    run(&mut ks, "EXPIRE o 100");
+    assert_eq!(ks.get(b"o").unwrap().value, json("{\"a\":1}"));
+    assert_eq!(run(&mut ks, "INCR n").reply, Reply::Integer(42));
+    assert_eq!(ks.get(b"n").unwrap().value, Value::string(b"42".to_vec()));
+    run(&mut ks, "APPEND o x");
+    assert_eq!(
+        ks.get(b"o").unwrap().value,
+        Value::string(b"{\"a\":1}x".to_vec())
+    );
+}
+
+proptest! {
+    /// HSCAN/SSCAN/ZSCAN page big collections, and an element present for
+    /// the whole scan is returned at least once, whatever is added and
+    /// removed between the calls.
+    #[test]
+    fn collection_scans_return_every_element_present_throughout(
+        stay in proptest::collection::btree_set("[a-z]{1,4}", 100..300),
+        churn in proptest::collection::vec(("[A-Z]{1,3}", any::<bool>()), 0..200),
+        count in 1usize..40,
+        kind in 0..3usize,
+    ) {
+        let (add, remove, scan) = [
+            ("SADD s", "SREM s", "SSCAN s"),
+            ("HSET s", "HDEL s", "HSCAN s"),
+            ("ZADD s", "ZREM s", "ZSCAN s"),
+        ][kind];
+        let member_args = |m: &str| match kind {
+            0 => m.to_owned(),
+            1 => format!("{m} v"),
+            _ => format!("1 {m}"),
+        };
+        let mut ks = Keyspace::new();
+        // Some churned members exist from the start, below the staying
+        // ones, so that removing them moves staying members around.
+        for (m, _) in churn.iter().step_by(2) {
+            run(&mut ks, &format!("{add} {}", member_args(m)));
+        }
+        for m in &stay {
+            run(&mut ks, &format!("{add} {}", member_args(m)));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut cursor = "0".to_owned();
+        let mut churn = churn.iter();
+        let mut calls = 0;
+        loop {
+            let Reply::Array(parts) = run(&mut ks, &format!("{scan} {cursor} COUNT {count}")).reply else {
+                panic!("scan reply")
+            };
+            let (Reply::Bulk(next), Reply::Array(items)) = (&parts[0], &parts[1]) else { panic!("scan parts") };
+            let step = if kind == 0 { 1 } else { 2 };
+            for item in items.iter().step_by(step) {
+                if let Reply::Bulk(m) = item {
+                    seen.insert(String::from_utf8(m.to_vec()).unwrap());
+                }
+            }
+            for _ in 0..3 {
+                if let Some((m, adding)) = churn.next() {
+                    if *adding {
+                        run(&mut ks, &format!("{add} {}", member_args(m)));
+                    } else {
+                        run(&mut ks, &format!("{remove} {m}"));
+                    }
+                }
+            }
+            cursor = String::from_utf8(next.to_vec()).unwrap();
+            calls += 1;
+            if cursor == "0" {
+                break;
+            }
+            prop_assert!(calls < 10_000);
+        }
+        for m in &stay {
+            prop_assert!(seen.contains(m), "{} missed", m);
+        }
+    }
+}
+
+#[test]
+fn an_effect_refused_by_a_slot_leaves_it_as_it_was() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "ZADD z 1 a");
+    run(&mut ks, "RPUSH l a");
+    let mut z = Some(ks.get(b"z").unwrap().clone());
+    let before = z.clone();
+    let nan = EffectOp::ZAdd(vec![
+        (2.0, Bytes::from_static(b"b")),
+        (f64::NAN, Bytes::from_static(b"c")),
+    ]);
+    assert!(apply_to_slot(&mut z, &nan).is_err());
+    assert_eq!(z, before);
+    let mut l = Some(ks.get(b"l").unwrap().clone());
+    let before = l.clone();
+    let past_the_end = EffectOp::ListSet {
+        index: 5,
+        element: Bytes::from_static(b"x"),
+    };
+    assert_eq!(
+        apply_to_slot(&mut l, &past_the_end),
+        Err(EffectError::Index(5))
+    );
+    assert_eq!(l, before);
+    let mut none = None;
+    apply_to_slot(
+        &mut none,
+        &EffectOp::SetRemove(vec![Bytes::from_static(b"a")]),
+    )
+    .unwrap();
+    assert_eq!(none, None);
+}

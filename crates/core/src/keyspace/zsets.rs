@@ -1,0 +1,401 @@
+//! Sorted sets.
+
+use bytes::Bytes;
+
+use super::hashes::{check_repeat_count, empty_scan, matches, scan_reply, scan_window};
+use super::{EffectOp, Exec, Result, clamp_range, misrouted};
+use crate::command::number::format_double_compact;
+use crate::command::{
+    Command, CommandError, Cond, LexBound, Reply, ScoreBound, ZAddOpts, ZRangeBy,
+};
+use crate::value::{Value, ZSetValue};
+
+fn above_min(score: f64, min: &ScoreBound) -> bool {
+    if min.exclusive {
+        score > min.score
+    } else {
+        score >= min.score
+    }
+}
+
+fn below_max(score: f64, max: &ScoreBound) -> bool {
+    if max.exclusive {
+        score < max.score
+    } else {
+        score <= max.score
+    }
+}
+
+fn lex_above_min(member: &[u8], min: &LexBound) -> bool {
+    match min {
+        LexBound::Min => true,
+        LexBound::Max => false,
+        LexBound::Member {
+            member: m,
+            exclusive,
+        } => {
+            if *exclusive {
+                member > m.as_ref()
+            } else {
+                member >= m.as_ref()
+            }
+        }
+    }
+}
+
+fn lex_below_max(member: &[u8], max: &LexBound) -> bool {
+    match max {
+        LexBound::Min => false,
+        LexBound::Max => true,
+        LexBound::Member {
+            member: m,
+            exclusive,
+        } => {
+            if *exclusive {
+                member < m.as_ref()
+            } else {
+                member <= m.as_ref()
+            }
+        }
+    }
+}
+
+/// The members (with scores) a range selects, in the order asked (`rev`:
+/// highest first), before LIMIT.
+fn select<'z>(z: &'z ZSetValue, range: &ZRangeBy, rev: bool) -> Vec<(&'z Bytes, f64)> {
+    match range {
+        ZRangeBy::Rank { start, stop } => {
+            let Some((a, b)) = clamp_range(*start, *stop, z.len()) else {
+                return Vec::new();
+            };
+            if rev {
+                // Ranks counted from the top: a..=b is len-1-b ..= len-1-a.
+                let len = z.len();
+                z.iter_ranks(len - 1 - b, len - a).rev().collect()
+            } else {
+                z.iter_ranks(a, b + 1).collect()
+            }
+        }
+        ZRangeBy::Score { min, max } => {
+            if rev {
+                z.iter_down_from_score(max.score)
+                    .skip_while(|(_, s)| !below_max(*s, max))
+                    .take_while(|(_, s)| above_min(*s, min))
+                    .collect()
+            } else {
+                z.iter_from_score(min.score)
+                    .skip_while(|(_, s)| !above_min(*s, min))
+                    .take_while(|(_, s)| below_max(*s, max))
+                    .collect()
+            }
+        }
+        ZRangeBy::Lex { min, max } => {
+            let in_range = |(m, _): &(&Bytes, f64)| lex_above_min(m, min) && lex_below_max(m, max);
+            if rev {
+                z.iter().rev().filter(in_range).collect()
+            } else {
+                z.iter().filter(in_range).collect()
+            }
+        }
+    }
+}
+
+fn apply_limit<T>(items: Vec<T>, limit: Option<(i64, i64)>) -> Vec<T> {
+    match limit {
+        None => items,
+        Some((offset, _)) if offset < 0 => Vec::new(),
+        Some((offset, count)) => {
+            let it = items
+                .into_iter()
+                .skip(usize::try_from(offset).unwrap_or(usize::MAX));
+            if count < 0 {
+                it.collect()
+            } else {
+                it.take(usize::try_from(count).unwrap_or(usize::MAX))
+                    .collect()
+            }
+        }
+    }
+}
+
+fn scored(items: &[(&Bytes, f64)], with_scores: bool) -> Reply {
+    if with_scores {
+        Reply::Pairs(
+            items
+                .iter()
+                .map(|(m, s)| (Reply::Bulk((*m).clone()), Reply::Double(*s)))
+                .collect(),
+        )
+    } else {
+        Reply::Array(
+            items
+                .iter()
+                .map(|(m, _)| Reply::Bulk((*m).clone()))
+                .collect(),
+        )
+    }
+}
+
+impl Exec<'_> {
+    fn zset(&mut self, key: &[u8]) -> Result<Option<&ZSetValue>> {
+        match self.entry(key).map(|e| &e.value) {
+            None => Ok(None),
+            Some(Value::ZSet(z)) => Ok(Some(z)),
+            Some(_) => Err(CommandError::WrongType),
+        }
+    }
+
+    pub(super) fn zset_command(&mut self, c: &Command) -> Result<Reply> {
+        match c {
+            Command::ZAdd { key, opts, pairs } => self.zadd(key, *opts, pairs),
+            Command::ZIncrBy { key, by, member } => self.zadd(
+                key,
+                ZAddOpts {
+                    incr: true,
+                    ..ZAddOpts::default()
+                },
+                &[(*by, member.clone())],
+            ),
+            Command::ZRem { key, members } => {
+                let Some(z) = self.zset(key)? else {
+                    return Ok(Reply::Integer(0));
+                };
+                let mut gone: Vec<Bytes> = Vec::new();
+                for m in members {
+                    if z.score(m).is_some() && !gone.contains(m) {
+                        gone.push(m.clone());
+                    }
+                }
+                let n = gone.len();
+                if n > 0 {
+                    self.emit(key, EffectOp::ZRemove(gone));
+                }
+                Ok(Reply::Integer(n as i64))
+            }
+            Command::ZScore { key, member } => Ok(self
+                .zset(key)?
+                .and_then(|z| z.score(member))
+                .map_or(Reply::Null, Reply::Double)),
+            Command::ZMScore { key, members } => {
+                let z = self.zset(key)?;
+                Ok(Reply::Array(
+                    members
+                        .iter()
+                        .map(|m| {
+                            z.and_then(|z| z.score(m))
+                                .map_or(Reply::Null, Reply::Double)
+                        })
+                        .collect(),
+                ))
+            }
+            Command::ZCard { key } => {
+                Ok(Reply::Integer(self.zset(key)?.map_or(0, |z| z.len()) as i64))
+            }
+            Command::ZCount { key, min, max } => {
+                let Some(z) = self.zset(key)? else {
+                    return Ok(Reply::Integer(0));
+                };
+                let range = ZRangeBy::Score {
+                    min: *min,
+                    max: *max,
+                };
+                Ok(Reply::Integer(select(z, &range, false).len() as i64))
+            }
+            Command::ZLexCount { key, min, max } => {
+                let Some(z) = self.zset(key)? else {
+                    return Ok(Reply::Integer(0));
+                };
+                let range = ZRangeBy::Lex {
+                    min: min.clone(),
+                    max: max.clone(),
+                };
+                Ok(Reply::Integer(select(z, &range, false).len() as i64))
+            }
+            Command::ZRank { key, member, rev } => {
+                let Some(z) = self.zset(key)? else {
+                    return Ok(Reply::Null);
+                };
+                Ok(z.rank(member).map_or(Reply::Null, |r| {
+                    Reply::Integer(if *rev { z.len() - 1 - r } else { r } as i64)
+                }))
+            }
+            Command::ZRange {
+                key,
+                range,
+                rev,
+                limit,
+                with_scores,
+            } => {
+                let Some(z) = self.zset(key)? else {
+                    return Ok(Reply::Array(vec![]));
+                };
+                let items = apply_limit(select(z, range, *rev), *limit);
+                Ok(scored(&items, *with_scores))
+            }
+            Command::ZPop { key, max, count } => {
+                let Some(z) = self.zset(key)? else {
+                    return Ok(Reply::Array(vec![]));
+                };
+                let n = usize::try_from(count.unwrap_or(1))
+                    .unwrap_or(usize::MAX)
+                    .min(z.len());
+                let popped: Vec<(Bytes, f64)> = if *max {
+                    z.iter()
+                        .rev()
+                        .take(n)
+                        .map(|(m, s)| (m.clone(), s))
+                        .collect()
+                } else {
+                    z.iter().take(n).map(|(m, s)| (m.clone(), s)).collect()
+                };
+                if n == z.len() {
+                    self.emit(key, EffectOp::Delete);
+                } else if n > 0 {
+                    self.emit(
+                        key,
+                        EffectOp::ZRemove(popped.iter().map(|(m, _)| m.clone()).collect()),
+                    );
+                }
+                Ok(match count {
+                    None => Reply::Array(
+                        popped
+                            .into_iter()
+                            .flat_map(|(m, s)| [Reply::Bulk(m), Reply::Double(s)])
+                            .collect(),
+                    ),
+                    Some(_) => Reply::Pairs(
+                        popped
+                            .into_iter()
+                            .map(|(m, s)| (Reply::Bulk(m), Reply::Double(s)))
+                            .collect(),
+                    ),
+                })
+            }
+            Command::ZRandMember {
+                key,
+                count,
+                with_scores,
+            } => {
+                check_repeat_count(*count)?;
+                let Some(len) = self.zset(key)?.map(|z| z.len()) else {
+                    return Ok(if count.is_some() {
+                        Reply::Array(vec![])
+                    } else {
+                        Reply::Null
+                    });
+                };
+                let Some(n) = count else {
+                    let i = self.random_index(len);
+                    let z = self.zset(key)?.ok_or(CommandError::NoSuchKey)?;
+                    return Ok(z
+                        .get_index(i)
+                        .map_or(Reply::Null, |(m, _)| Reply::Bulk(m.clone())));
+                };
+                let picks = self.random_picks(len, *n);
+                let z = self.zset(key)?.ok_or(CommandError::NoSuchKey)?;
+                let chosen: Vec<(&Bytes, f64)> =
+                    picks.into_iter().filter_map(|i| z.get_index(i)).collect();
+                Ok(scored(&chosen, *with_scores))
+            }
+            Command::ZRemRange { key, range } => {
+                let Some(z) = self.zset(key)? else {
+                    return Ok(Reply::Integer(0));
+                };
+                let gone: Vec<Bytes> = select(z, range, false)
+                    .into_iter()
+                    .map(|(m, _)| m.clone())
+                    .collect();
+                let n = gone.len();
+                if n == z.len() {
+                    self.emit(key, EffectOp::Delete);
+                } else if n > 0 {
+                    self.emit(key, EffectOp::ZRemove(gone));
+                }
+                Ok(Reply::Integer(n as i64))
+            }
+            Command::ZScan { key, cursor, opts } => {
+                let Some(z) = self.zset(key)? else {
+                    return Ok(empty_scan());
+                };
+                let opts = opts.clone()?;
+                let (window, next) = scan_window(z.len(), *cursor, opts.count);
+                let mut items = Vec::new();
+                for (m, s) in window.rev().filter_map(|i| z.get_index(i)) {
+                    if matches(&opts, m) {
+                        items.push(Reply::Bulk(m.clone()));
+                        items.push(Reply::Bulk(Bytes::from(format_double_compact(s))));
+                    }
+                }
+                Ok(scan_reply(next, items))
+            }
+            other => Err(misrouted(other)),
+        }
+    }
+
+    /// ZADD (and ZINCRBY, which is ZADD INCR): per member, NX/XX decide
+    /// whether it may be added or updated, GT/LT whether an update happens;
+    /// the effect carries the final scores.
+    fn zadd(&mut self, key: &Bytes, opts: ZAddOpts, pairs: &[(f64, Bytes)]) -> Result<Reply> {
+        let z = self.zset(key)?;
+        if z.is_none() && opts.cond == Cond::IfExists {
+            return Ok(if opts.incr {
+                Reply::Null
+            } else {
+                Reply::Integer(0)
+            });
+        }
+        let mut updates: Vec<(f64, Bytes)> = Vec::new();
+        let (mut added, mut changed) = (0i64, 0i64);
+        let mut last_score = None;
+        for (score, member) in pairs {
+            // Earlier pairs of this same command count as current.
+            let current = updates
+                .iter()
+                .rev()
+                .find(|(_, m)| m == member)
+                .map(|(s, _)| *s)
+                .or_else(|| z.and_then(|z| z.score(member)));
+            match current {
+                Some(cur) => {
+                    if opts.cond == Cond::IfMissing {
+                        last_score = None;
+                        continue;
+                    }
+                    let new = if opts.incr { cur + score } else { *score };
+                    if new.is_nan() {
+                        return Err(CommandError::ScoreNan);
+                    }
+                    if (opts.gt && new <= cur) || (opts.lt && new >= cur) {
+                        last_score = None;
+                        continue;
+                    }
+                    last_score = Some(new);
+                    if new != cur {
+                        updates.push((new, member.clone()));
+                        changed += 1;
+                    }
+                }
+                None => {
+                    if opts.cond == Cond::IfExists {
+                        last_score = None;
+                        continue;
+                    }
+                    let new = *score;
+                    updates.push((new, member.clone()));
+                    added += 1;
+                    last_score = Some(new);
+                }
+            }
+        }
+        if !updates.is_empty() {
+            self.emit(key, EffectOp::ZAdd(updates));
+        }
+        Ok(if opts.incr {
+            last_score.map_or(Reply::Null, Reply::Double)
+        } else if opts.ch {
+            Reply::Integer(added + changed)
+        } else {
+            Reply::Integer(added)
+        })
+    }
+}

@@ -1,0 +1,361 @@
+//! The byte form of one value, for snapshots and handoff.
+//!
+//! ```text
+//! version u8 (= 1) · type tag u8 · body · CRC-32 (LE) of everything before it
+//! tag 0 string, 1 JSON string: varint length, bytes
+//! tag 2 hash:  varint count, count × (field, value)   each as varint length + bytes
+//! tag 3 list:  varint count, count × element          head first
+//! tag 4 set:   varint count, count × member
+//! tag 5 zset:  varint count, count × (score f64 LE bits, member)   lowest first
+//! ```
+//!
+//! Varints are LEB128 (7 bits a byte, low bits first, at most 10 bytes).
+//! Decoding is total: any input gives the value or a [`DecodeError`], never
+//! a panic, and never allocates more than the input's own length could
+//! hold (a count is checked against the bytes left before anything is
+//! reserved). A decoded value also satisfies the type's invariants: no
+//! duplicate field or member, no NaN score, no empty container. A later
+//! format gets version 2 and this decoder stays, frozen, beside it.
+
+use bytes::Bytes;
+
+use super::{HashValue, ListValue, Score, SetValue, StrValue, Value, ZSetValue};
+
+/// The format version [`encode`] writes.
+pub const VERSION: u8 = 1;
+
+const TAG_STR: u8 = 0;
+const TAG_JSON: u8 = 1;
+const TAG_HASH: u8 = 2;
+const TAG_LIST: u8 = 3;
+const TAG_SET: u8 = 4;
+const TAG_ZSET: u8 = 5;
+
+/// Why bytes are not a value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Shorter than the smallest encoding.
+    #[error("encoded value truncated")]
+    Truncated,
+    /// The checksum does not match.
+    #[error("encoded value checksum mismatch")]
+    Checksum,
+    /// A version this build does not read.
+    #[error("unknown value encoding version {0}")]
+    Version(u8),
+    /// A type tag that does not exist.
+    #[error("unknown value type tag {0}")]
+    Tag(u8),
+    /// Lengths or counts that disagree with the data, a duplicate element,
+    /// a NaN score, an empty container, or bytes after the value.
+    #[error("malformed encoded value: {0}")]
+    Malformed(&'static str),
+}
+
+/// Appends the encoding of `value` to `out`.
+pub fn encode(value: &Value, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.push(VERSION);
+    match value {
+        Value::Str(s) => {
+            out.push(if s.json { TAG_JSON } else { TAG_STR });
+            put_bytes(out, &s.bytes);
+        }
+        Value::Hash(h) => {
+            out.push(TAG_HASH);
+            put_varint(out, h.len() as u64);
+            for (f, v) in h.iter() {
+                put_bytes(out, f);
+                put_bytes(out, v);
+            }
+        }
+        Value::List(l) => {
+            out.push(TAG_LIST);
+            put_varint(out, l.len() as u64);
+            for item in l.iter() {
+                put_bytes(out, item);
+            }
+        }
+        Value::Set(s) => {
+            out.push(TAG_SET);
+            put_varint(out, s.len() as u64);
+            for m in s.iter() {
+                put_bytes(out, m);
+            }
+        }
+        Value::ZSet(z) => {
+            out.push(TAG_ZSET);
+            put_varint(out, z.len() as u64);
+            for (m, score) in z.iter() {
+                out.extend_from_slice(&score.to_bits().to_le_bytes());
+                put_bytes(out, m);
+            }
+        }
+    }
+    let crc = crc32fast::hash(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// Decodes one value encoded by [`encode`] (the whole of `data`).
+pub fn decode(data: &[u8]) -> Result<Value, DecodeError> {
+    if data.len() < 2 + 1 + 4 {
+        return Err(DecodeError::Truncated);
+    }
+    let (body, crc) = data.split_at(data.len() - 4);
+    let mut crc_bytes = [0u8; 4];
+    crc_bytes.copy_from_slice(crc);
+    if crc32fast::hash(body) != u32::from_le_bytes(crc_bytes) {
+        return Err(DecodeError::Checksum);
+    }
+    let mut r = Reader { data: body, pos: 2 };
+    if body[0] != VERSION {
+        return Err(DecodeError::Version(body[0]));
+    }
+    let value = match body[1] {
+        tag @ (TAG_STR | TAG_JSON) => Value::Str(StrValue {
+            bytes: r.bytes()?.to_vec(),
+            json: tag == TAG_JSON,
+        }),
+        TAG_HASH => {
+            let n = r.count(2)?;
+            let mut h = HashValue::new();
+            for _ in 0..n {
+                let f = r.bytes()?;
+                let v = r.bytes()?;
+                if !h.insert(f, v) {
+                    return Err(DecodeError::Malformed("duplicate hash field"));
+                }
+            }
+            Value::Hash(h)
+        }
+        TAG_LIST => {
+            let n = r.count(1)?;
+            let mut l = ListValue::new();
+            for _ in 0..n {
+                l.push(false, r.bytes()?);
+            }
+            Value::List(l)
+        }
+        TAG_SET => {
+            let n = r.count(1)?;
+            let mut s = SetValue::new();
+            for _ in 0..n {
+                if !s.insert(r.bytes()?) {
+                    return Err(DecodeError::Malformed("duplicate set member"));
+                }
+            }
+            Value::Set(s)
+        }
+        TAG_ZSET => {
+            let n = r.count(9)?;
+            let mut z = ZSetValue::new();
+            for _ in 0..n {
+                let score = f64::from_bits(r.u64()?);
+                let score = Score::new(score).map_err(|_| DecodeError::Malformed("NaN score"))?;
+                if z.insert(r.bytes()?, score).is_some() {
+                    return Err(DecodeError::Malformed("duplicate sorted set member"));
+                }
+            }
+            Value::ZSet(z)
+        }
+        tag => return Err(DecodeError::Tag(tag)),
+    };
+    if r.pos != body.len() {
+        return Err(DecodeError::Malformed("bytes after the value"));
+    }
+    if value.is_empty_container() {
+        return Err(DecodeError::Malformed("empty container"));
+    }
+    Ok(value)
+}
+
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// A cursor over encoded bytes whose every read is checked.
+pub(crate) struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(data: &'a [u8], pos: usize) -> Reader<'a> {
+        Reader { data, pos }
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos == self.data.len()
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        let b = *self.data.get(self.pos).ok_or(DecodeError::Truncated)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn left(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut n: u64 = 0;
+        for i in 0..10 {
+            let b = *self.data.get(self.pos).ok_or(DecodeError::Truncated)?;
+            self.pos += 1;
+            let bits = u64::from(b & 0x7f);
+            if i == 9 && bits > 1 {
+                return Err(DecodeError::Malformed("varint overflows 64 bits"));
+            }
+            n |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(n);
+            }
+        }
+        Err(DecodeError::Malformed("varint longer than 10 bytes"))
+    }
+
+    /// A count of elements each at least `min_bytes` long, checked against
+    /// what is left so that no hostile count makes us loop or reserve.
+    pub(crate) fn count(&mut self, min_bytes: usize) -> Result<usize, DecodeError> {
+        let n = self.varint()?;
+        match usize::try_from(n) {
+            Ok(n) if n.saturating_mul(min_bytes) <= self.left() => Ok(n),
+            _ => Err(DecodeError::Malformed("count larger than the data")),
+        }
+    }
+
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, DecodeError> {
+        let len = self.varint()?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= self.left())
+            .ok_or(DecodeError::Truncated)?;
+        let b = Bytes::copy_from_slice(&self.data[self.pos..self.pos + len]);
+        self.pos += len;
+        Ok(b)
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+        if self.left() < 8 {
+            return Err(DecodeError::Truncated);
+        }
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.data[self.pos..self.pos + 8]);
+        self.pos += 8;
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn element() -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..12).prop_map(Bytes::from)
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let score = prop_oneof![
+            any::<f64>().prop_filter("not NaN", |f| !f.is_nan()),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            (-5i32..5).prop_map(f64::from),
+        ];
+        prop_oneof![
+            (proptest::collection::vec(any::<u8>(), 0..40), any::<bool>())
+                .prop_map(|(bytes, json)| Value::Str(StrValue { bytes, json })),
+            proptest::collection::vec((element(), element()), 1..20).prop_map(|pairs| {
+                let mut h = HashValue::new();
+                for (f, v) in pairs {
+                    h.insert(f, v);
+                }
+                Value::Hash(h)
+            }),
+            proptest::collection::vec(element(), 1..20)
+                .prop_map(|v| Value::List(v.into_iter().collect())),
+            proptest::collection::vec(element(), 1..20)
+                .prop_map(|v| Value::Set(v.into_iter().collect())),
+            proptest::collection::vec((element(), score), 1..20).prop_map(|v| {
+                Value::ZSet(
+                    v.into_iter()
+                        .map(|(m, s)| (m, Score::new(s).unwrap()))
+                        .collect(),
+                )
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_value_round_trips(v in value()) {
+            let mut out = Vec::new();
+            encode(&v, &mut out);
+            let back = decode(&out).unwrap();
+            prop_assert_eq!(back.heap_bytes(), v.heap_bytes());
+            prop_assert_eq!(back, v);
+        }
+
+        #[test]
+        fn any_single_bit_flip_is_detected(v in value(), bit in any::<usize>()) {
+            let mut out = Vec::new();
+            encode(&v, &mut out);
+            let bit = bit % (out.len() * 8);
+            out[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(decode(&out).is_err());
+        }
+
+        #[test]
+        fn hostile_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(&data);
+        }
+
+        #[test]
+        fn hostile_bodies_with_a_valid_checksum_never_panic(body in proptest::collection::vec(any::<u8>(), 2..200)) {
+            // Past the checksum, so that the parser itself is exercised.
+            let mut data = body.clone();
+            data[0] = VERSION;
+            data[1] %= 6;
+            let crc = crc32fast::hash(&data);
+            data.extend_from_slice(&crc.to_le_bytes());
+            if let Ok(v) = decode(&data) {
+                let mut again = Vec::new();
+                encode(&v, &mut again);
+                prop_assert_eq!(decode(&again).unwrap(), v);
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_count_is_refused_without_allocating() {
+        let mut data = vec![VERSION, TAG_LIST];
+        put_varint(&mut data, u64::MAX >> 1);
+        let crc = crc32fast::hash(&data);
+        data.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&data),
+            Err(DecodeError::Malformed("count larger than the data"))
+        );
+    }
+
+    #[test]
+    fn an_empty_container_is_refused() {
+        let mut data = vec![VERSION, TAG_SET, 0];
+        let crc = crc32fast::hash(&data);
+        data.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&data),
+            Err(DecodeError::Malformed("empty container"))
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! Hashes: field → value. An index map, so that HRANDFIELD picks a field in
+//! O(1) by position.
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+
+use super::ELEMENT_OVERHEAD_BYTES;
+
+/// A hash of byte strings. Field order carries no meaning (equality ignores it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HashValue {
+    fields: IndexMap<Bytes, Bytes>,
+    payload_bytes: usize,
+}
+
+fn cost(field: &[u8], value: &[u8]) -> usize {
+    field.len() + value.len() + ELEMENT_OVERHEAD_BYTES
+}
+
+impl HashValue {
+    /// An empty hash (transient only).
+    pub fn new() -> HashValue {
+        HashValue::default()
+    }
+
+    /// Fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// No field.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// See [`super::Value::heap_bytes`].
+    pub fn heap_bytes(&self) -> usize {
+        self.payload_bytes
+    }
+
+    /// The value of `field`.
+    pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
+        self.fields.get(field)
+    }
+
+    /// The field and value at position `index` (for random picks).
+    pub fn get_index(&self, index: usize) -> Option<(&Bytes, &Bytes)> {
+        self.fields.get_index(index)
+    }
+
+    /// Sets `field`; true if it is new.
+    pub fn insert(&mut self, field: Bytes, value: Bytes) -> bool {
+        let added = cost(&field, &value);
+        match self.fields.insert(field.clone(), value) {
+            Some(old) => {
+                self.payload_bytes = self.payload_bytes + added - cost(&field, &old);
+                false
+            }
+            None => {
+                self.payload_bytes += added;
+                true
+            }
+        }
+    }
+
+    /// Removes `field`; true if it was there.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self.fields.swap_remove_entry(field) {
+            Some((f, v)) => {
+                self.payload_bytes -= cost(&f, &v);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Field/value pairs, in no meaningful order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Bytes, &Bytes)> {
+        self.fields.iter()
+    }
+}

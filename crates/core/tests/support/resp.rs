@@ -1,0 +1,154 @@
+//! A small blocking RESP2/RESP3 client and frame parser for the
+//! differential tests: enough to talk to a real redis-server and to read
+//! back our own encoded replies with the same parser, so both sides are
+//! compared as the same kind of tree.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+
+/// A parsed reply. Nulls keep their RESP2 kind so that `$-1` and `*-1`
+/// are told apart.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Frame {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    NullBulk,
+    NullArray,
+    Null,
+    Double(String),
+    Bool(bool),
+    Array(Vec<Frame>),
+    Set(Vec<Frame>),
+    Map(Vec<(Frame, Frame)>),
+}
+
+pub fn encode_command(args: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+pub fn read_frame(r: &mut impl BufRead) -> std::io::Result<Frame> {
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line)?;
+    if line.len() < 3 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "short line",
+        ));
+    }
+    let kind = line[0];
+    let body = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
+    let n = || body.parse::<i64>().unwrap();
+    Ok(match kind {
+        b'+' => Frame::Simple(body),
+        b'-' => Frame::Error(body),
+        b':' => Frame::Int(n()),
+        b'$' if n() < 0 => Frame::NullBulk,
+        b'$' => {
+            let mut buf = vec![0; n() as usize + 2];
+            r.read_exact(&mut buf)?;
+            buf.truncate(buf.len() - 2);
+            Frame::Bulk(buf)
+        }
+        b'*' if n() < 0 => Frame::NullArray,
+        b'*' => Frame::Array((0..n()).map(|_| read_frame(r)).collect::<Result<_, _>>()?),
+        b'~' => Frame::Set((0..n()).map(|_| read_frame(r)).collect::<Result<_, _>>()?),
+        b'%' => Frame::Map(
+            (0..n())
+                .map(|_| Ok((read_frame(r)?, read_frame(r)?)))
+                .collect::<std::io::Result<_>>()?,
+        ),
+        b'_' => Frame::Null,
+        b',' => Frame::Double(body),
+        b'#' => Frame::Bool(body == "t"),
+        other => panic!("unexpected RESP type byte {other:?} in {line:?}"),
+    })
+}
+
+pub fn parse_frame(bytes: &[u8]) -> Frame {
+    let mut r = BufReader::new(bytes);
+    let f = read_frame(&mut r).expect("our own reply parses");
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "trailing bytes after our reply");
+    f
+}
+
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            writer: stream.try_clone()?,
+            reader: BufReader::new(stream),
+        })
+    }
+
+    pub fn call(&mut self, args: &[Vec<u8>]) -> Frame {
+        self.writer.write_all(&encode_command(args)).unwrap();
+        read_frame(&mut self.reader).unwrap()
+    }
+
+    pub fn call_str(&mut self, args: &[&str]) -> Frame {
+        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+        self.call(&args)
+    }
+}
+
+/// A redis-server on a free loopback port, stopped on drop.
+pub struct RedisServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/deps.d/25-bench-tools.sh)");
+        let server = RedisServer { child, port };
+        for _ in 0..200 {
+            if Client::connect(port).is_ok() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
