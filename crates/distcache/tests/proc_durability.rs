@@ -11,18 +11,25 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Cluster, Spec, wait_until};
-use serde_json::{Value, json};
+use common::{Cluster, Spec, assert_ok, wait_until};
+use serde_json::json;
 
 fn one_aux() -> Cluster {
+    one_aux_with(&[])
+}
+
+/// One master, one auxiliary with no periodic snapshots, plus `settings`.
+fn one_aux_with(settings: &[(&str, &str)]) -> Cluster {
+    let mut aux_env = vec![
+        ("BACKUP_INTERVAL".into(), "0".into()),
+        ("LEAVE_ON_SHUTDOWN".into(), "false".into()),
+    ];
+    aux_env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Cluster::start(Spec {
         masters: 1,
         auxiliaries: 1,
         replicas: 1,
-        aux_env: vec![
-            ("BACKUP_INTERVAL".into(), "0".into()),
-            ("LEAVE_ON_SHUTDOWN".into(), "false".into()),
-        ],
+        aux_env,
         ..Spec::default()
     })
 }
@@ -47,10 +54,6 @@ fn log_files(dir: &Path) -> Vec<PathBuf> {
     found.into_iter().map(|(_, p)| p).collect()
 }
 
-fn ok(resp: reqwest::blocking::Response) {
-    assert_eq!(resp.status(), 200, "{:?}", resp.text());
-}
-
 /// Restarts the auxiliary and waits until the master routes to it and a
 /// read of `probe` answers.
 fn restart_aux(c: &mut Cluster, probe: &str) {
@@ -65,15 +68,6 @@ fn restart_aux(c: &mut Cluster, probe: &str) {
     );
 }
 
-fn aux_health(c: &Cluster) -> Value {
-    c.http
-        .get(format!("http://{}/health", c.aux_addr("aux-1")))
-        .send()
-        .expect("aux health")
-        .json()
-        .expect("json")
-}
-
 fn damage_count(c: &Cluster, kind: &str) -> f64 {
     c.aux_metric(
         "aux-1",
@@ -85,12 +79,12 @@ fn damage_count(c: &Cluster, kind: &str) -> f64 {
 #[test]
 fn with_no_snapshot_at_all_a_sigkill_keeps_every_write_delete_and_overwrite() {
     let mut c = one_aux();
-    ok(c.set(0, "kept", json!("v1")));
-    ok(c.set(0, "deleted", json!("gone soon")));
-    ok(c.set(0, "overwritten", json!("old")));
-    ok(c.delete(0, "deleted"));
-    ok(c.set(0, "overwritten", json!({"new": true})));
-    let health = aux_health(&c);
+    assert_ok(c.set(0, "kept", json!("v1")));
+    assert_ok(c.set(0, "deleted", json!("gone soon")));
+    assert_ok(c.set(0, "overwritten", json!("old")));
+    assert_ok(c.delete(0, "deleted"));
+    assert_ok(c.set(0, "overwritten", json!({"new": true})));
+    let health = c.aux_health("aux-1");
     assert_eq!(health["durability"]["durable"], json!(true), "{health}");
     assert_eq!(health["durability"]["fsync"], json!("everysec"));
 
@@ -119,7 +113,7 @@ fn with_no_snapshot_at_all_a_sigkill_keeps_every_write_delete_and_overwrite() {
 fn a_torn_tail_is_cut_and_every_record_before_it_replayed() {
     let mut c = one_aux();
     for i in 0..10 {
-        ok(c.set(0, &format!("k{i}"), json!(i)));
+        assert_ok(c.set(0, &format!("k{i}"), json!(i)));
     }
     c.aux("aux-1").proc.kill();
     let log = log_files(&aux_dir(&c)).pop().expect("a log file");
@@ -138,9 +132,9 @@ fn a_torn_tail_is_cut_and_every_record_before_it_replayed() {
     assert_eq!(c.value(0, "k9"), None, "the torn record is cut");
     assert_eq!(damage_count(&c, "torn_tail"), 1.0);
     assert_eq!(damage_count(&c, "corrupt"), 0.0);
-    assert_eq!(aux_health(&c)["durability"]["durable"], json!(true));
+    assert_eq!(c.aux_health("aux-1")["durability"]["durable"], json!(true));
     // And the node writes on as before.
-    ok(c.set(0, "k9", json!("again")));
+    assert_ok(c.set(0, "k9", json!("again")));
     assert_eq!(c.value(0, "k9"), Some(json!("again")));
 }
 
@@ -148,7 +142,7 @@ fn a_torn_tail_is_cut_and_every_record_before_it_replayed() {
 fn a_bit_flipped_in_the_middle_stops_replay_there_and_the_node_still_starts() {
     let mut c = one_aux();
     for i in 0..10 {
-        ok(c.set(0, &format!("k{i}"), json!(format!("value {i}"))));
+        assert_ok(c.set(0, &format!("k{i}"), json!(format!("value {i}"))));
     }
     c.aux("aux-1").proc.kill();
     let log = log_files(&aux_dir(&c)).pop().expect("a log file");
@@ -186,9 +180,9 @@ fn a_bit_flipped_in_the_middle_stops_replay_there_and_the_node_still_starts() {
 #[test]
 fn a_leftover_log_older_than_the_snapshot_never_rolls_a_key_back() {
     let mut c = one_aux();
-    ok(c.set(0, "k", json!("v1")));
-    ok(c.set(0, "d", json!("deleted next")));
-    ok(c.delete(0, "d"));
+    assert_ok(c.set(0, "k", json!("v1")));
+    assert_ok(c.set(0, "d", json!("deleted next")));
+    assert_ok(c.delete(0, "d"));
     c.aux("aux-1").proc.kill();
     let old_logs: Vec<(PathBuf, Vec<u8>)> = log_files(&aux_dir(&c))
         .into_iter()
@@ -198,8 +192,8 @@ fn a_leftover_log_older_than_the_snapshot_never_rolls_a_key_back() {
         })
         .collect();
     restart_aux(&mut c, "k");
-    ok(c.set(0, "k", json!("v2")));
-    ok(c.set(0, "d", json!("written after the delete")));
+    assert_ok(c.set(0, "k", json!("v2")));
+    assert_ok(c.set(0, "d", json!("written after the delete")));
     // A graceful stop: a final snapshot, newer than the old log.
     c.aux("aux-1")
         .proc
@@ -229,18 +223,9 @@ fn a_leftover_log_older_than_the_snapshot_never_rolls_a_key_back() {
 
 #[test]
 fn with_log_fsync_off_nothing_is_logged_and_health_says_so() {
-    let mut c = Cluster::start(Spec {
-        masters: 1,
-        auxiliaries: 1,
-        replicas: 1,
-        aux_env: vec![
-            ("BACKUP_INTERVAL".into(), "0".into()),
-            ("LOG_FSYNC".into(), "off".into()),
-        ],
-        ..Spec::default()
-    });
-    ok(c.set(0, "k", json!(1)));
-    let health = aux_health(&c);
+    let mut c = one_aux_with(&[("LOG_FSYNC", "off")]);
+    assert_ok(c.set(0, "k", json!(1)));
+    let health = c.aux_health("aux-1");
     assert_eq!(health["durability"]["durable"], json!(false), "{health}");
     assert_eq!(health["durability"]["fsync"], json!("off"));
     assert!(log_files(&aux_dir(&c)).is_empty());
@@ -251,21 +236,12 @@ fn with_log_fsync_off_nothing_is_logged_and_health_says_so() {
 
 #[test]
 fn the_log_is_folded_into_a_snapshot_before_it_outgrows_log_max_bytes() {
-    let mut c = Cluster::start(Spec {
-        masters: 1,
-        auxiliaries: 1,
-        replicas: 1,
-        aux_env: vec![
-            ("BACKUP_INTERVAL".into(), "0".into()),
-            ("LOG_MAX_BYTES".into(), "4096".into()),
-        ],
-        ..Spec::default()
-    });
+    let mut c = one_aux_with(&[("LOG_MAX_BYTES", "4096")]);
     // 600 overwrites of 30 keys: about 90 KB of records, over a store whose
     // snapshot stays near 5 KB.
     for round in 0..20 {
         for k in 0..30 {
-            ok(c.set(
+            assert_ok(c.set(
                 0,
                 &format!("k{k}"),
                 json!(format!("round {round:02} of key {k:02}")),

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Cluster, Spec, run_ok, wait_until};
-use serde_json::{Value, json};
+use common::{Cluster, Spec, assert_ok, run_ok, wait_until};
+use serde_json::json;
 
 /// A tmpfs mounted at a fresh directory, unmounted on drop. Declared before
 /// the cluster, so that it is dropped after the processes using it.
@@ -57,41 +57,28 @@ fn one_aux_on(dir: &Path) -> Cluster {
     })
 }
 
-fn aux_health(c: &Cluster) -> Value {
-    c.http
-        .get(format!("http://{}/health", c.aux_addr("aux-1")))
-        .send()
-        .expect("aux health")
-        .json()
-        .expect("json")
-}
-
-fn ok(resp: reqwest::blocking::Response) {
-    assert_eq!(resp.status(), 200, "{:?}", resp.text());
-}
-
 #[test]
 fn a_full_disk_is_reported_writes_go_on_and_durability_comes_back_when_space_does() {
     let disk = Tmpfs::mount("size=1m");
     let mut c = one_aux_on(&disk.path);
-    assert_eq!(aux_health(&c)["durability"]["durable"], json!(true));
+    assert_eq!(c.aux_health("aux-1")["durability"]["durable"], json!(true));
     // Leave about 100 KiB free.
     let filler = disk.path.join("filler");
     std::fs::write(&filler, vec![0u8; 900 * 1024]).unwrap();
 
     let value = "x".repeat(4000);
     let mut written = 0;
-    while aux_health(&c)["durability"]["durable"] == json!(true) {
+    while c.aux_health("aux-1")["durability"]["durable"] == json!(true) {
         assert!(written < 100, "the log never filled the disk");
         // Every write is acknowledged, before and after the disk is full.
-        ok(c.set(0, &format!("k{written}"), json!(value)));
+        assert_ok(c.set(0, &format!("k{written}"), json!(value)));
         written += 1;
     }
     for i in written..written + 5 {
-        ok(c.set(0, &format!("k{i}"), json!(value)));
+        assert_ok(c.set(0, &format!("k{i}"), json!(value)));
     }
     written += 5;
-    let health = aux_health(&c);
+    let health = c.aux_health("aux-1");
     let error = health["durability"]["error"].as_str().unwrap_or_default();
     assert!(error.contains("No space left"), "{health}");
     assert!(
@@ -104,7 +91,7 @@ fn a_full_disk_is_reported_writes_go_on_and_durability_comes_back_when_space_doe
     // Space again: the node repairs itself with a snapshot.
     std::fs::remove_file(&filler).unwrap();
     wait_until(Duration::from_secs(30), "durable again", || {
-        aux_health(&c)["durability"]["durable"] == json!(true)
+        c.aux_health("aux-1")["durability"]["durable"] == json!(true)
     });
     assert_eq!(c.aux_metric("aux-1", "distcache_log_durable"), Some(1.0));
 
@@ -125,9 +112,9 @@ fn a_full_disk_is_reported_writes_go_on_and_durability_comes_back_when_space_doe
 fn a_read_only_directory_is_reported_and_the_node_serves_anyway() {
     let disk = Tmpfs::mount("ro,size=1m");
     let c = one_aux_on(&disk.path);
-    ok(c.set(0, "k", json!("served")));
+    assert_ok(c.set(0, "k", json!("served")));
     assert_eq!(c.value(0, "k"), Some(json!("served")));
-    let health = aux_health(&c);
+    let health = c.aux_health("aux-1");
     assert_eq!(health["durability"]["durable"], json!(false), "{health}");
     let error = health["durability"]["error"].as_str().unwrap_or_default();
     assert!(error.contains("Read-only file system"), "{health}");

@@ -230,77 +230,70 @@ fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
             return Ok(args);
         }
         let mut arg = Vec::new();
-        let mut quote: Option<u8> = None;
-        loop {
-            match quote {
-                Some(b'"') => {
-                    let Some(&b) = line.get(i) else {
-                        return Err(ProtocolError::UnbalancedQuotes);
-                    };
-                    if b == b'\\'
-                        && line.get(i + 1) == Some(&b'x')
-                        && let (Some(hi), Some(lo)) = (
-                            line.get(i + 2).copied().and_then(hex_value),
-                            line.get(i + 3).copied().and_then(hex_value),
-                        )
-                    {
-                        arg.push(hi * 16 + lo);
-                        i += 4;
-                    } else if b == b'\\' && i + 1 < line.len() {
-                        arg.push(match line[i + 1] {
-                            b'n' => b'\n',
-                            b'r' => b'\r',
-                            b't' => b'\t',
-                            b'b' => 0x08,
-                            b'a' => 0x07,
-                            other => other,
-                        });
-                        i += 2;
-                    } else if b == b'"' {
-                        // A closing quote must end the argument.
-                        if line.get(i + 1).is_some_and(|&n| !is_blank(n)) {
-                            return Err(ProtocolError::UnbalancedQuotes);
-                        }
-                        i += 1;
-                        break;
-                    } else {
-                        arg.push(b);
-                        i += 1;
-                    }
-                }
-                Some(_) => {
-                    let Some(&b) = line.get(i) else {
-                        return Err(ProtocolError::UnbalancedQuotes);
-                    };
-                    if b == b'\\' && line.get(i + 1) == Some(&b'\'') {
-                        arg.push(b'\'');
-                        i += 2;
-                    } else if b == b'\'' {
-                        if line.get(i + 1).is_some_and(|&n| !is_blank(n)) {
-                            return Err(ProtocolError::UnbalancedQuotes);
-                        }
-                        i += 1;
-                        break;
-                    } else {
-                        arg.push(b);
-                        i += 1;
-                    }
-                }
-                None => match line.get(i) {
-                    None => break,
-                    Some(&b) if is_blank(b) => break,
-                    Some(&b @ (b'"' | b'\'')) => {
-                        quote = Some(b);
-                        i += 1;
-                    }
-                    Some(&b) => {
-                        arg.push(b);
-                        i += 1;
-                    }
-                },
+        while let Some(&b) = line.get(i) {
+            if is_blank(b) {
+                break;
             }
+            if b == b'"' || b == b'\'' {
+                // A quote opens a quoted part of the argument, which its
+                // closing quote ends.
+                i = quoted(line, i + 1, b, &mut arg)?;
+                break;
+            }
+            arg.push(b);
+            i += 1;
         }
         args.push(Bytes::from(arg));
+    }
+}
+
+/// Reads the quoted part that starts at `i`, after its opening `quote`, into
+/// `arg`, and returns where the argument ends: after the closing quote,
+/// which must be followed by a blank or the end of the line.
+fn quoted(line: &[u8], mut i: usize, quote: u8, arg: &mut Vec<u8>) -> Result<usize, ProtocolError> {
+    loop {
+        let Some(&b) = line.get(i) else {
+            return Err(ProtocolError::UnbalancedQuotes);
+        };
+        if b == quote {
+            if line.get(i + 1).is_some_and(|&n| !is_blank(n)) {
+                return Err(ProtocolError::UnbalancedQuotes);
+            }
+            return Ok(i + 1);
+        }
+        let (byte, used) = if b == b'\\' {
+            escape(&line[i..], quote)
+        } else {
+            (b, 1)
+        };
+        arg.push(byte);
+        i += used;
+    }
+}
+
+/// The byte a backslash at the start of `rest` stands for inside `quote`s,
+/// and how many bytes it takes: `"` knows `\n \r \t \b \a \xHH` and takes
+/// any other escaped byte as itself; `'` knows only `\'`. A backslash that
+/// escapes nothing is itself.
+fn escape(rest: &[u8], quote: u8) -> (u8, usize) {
+    let next = rest.get(1).copied();
+    if quote == b'\'' {
+        return if next == Some(b'\'') {
+            (b'\'', 2)
+        } else {
+            (b'\\', 1)
+        };
+    }
+    let hex = |k: usize| rest.get(k).copied().and_then(hex_value);
+    match (next, hex(2), hex(3)) {
+        (Some(b'x'), Some(hi), Some(lo)) => (hi * 16 + lo, 4),
+        (Some(b'n'), ..) => (b'\n', 2),
+        (Some(b'r'), ..) => (b'\r', 2),
+        (Some(b't'), ..) => (b'\t', 2),
+        (Some(b'b'), ..) => (0x08, 2),
+        (Some(b'a'), ..) => (0x07, 2),
+        (Some(other), ..) => (other, 2),
+        (None, ..) => (b'\\', 1),
     }
 }
 

@@ -757,6 +757,16 @@ impl Cluster {
     }
 
     /// The HTTP address master 0 knows for auxiliary `id`.
+    /// Auxiliary `id`'s own `/health`, at the address the masters know.
+    pub fn aux_health(&self, id: &str) -> Value {
+        self.http
+            .get(format!("http://{}/health", self.aux_addr(id)))
+            .send()
+            .expect("aux health")
+            .json()
+            .expect("json")
+    }
+
     pub fn aux_addr(&self, id: &str) -> String {
         let body: Value = self
             .http
@@ -828,6 +838,11 @@ pub fn encode(key: &str) -> String {
         }
     }
     out
+}
+
+/// Asserts a 200, showing the body otherwise.
+pub fn assert_ok(resp: Response) {
+    assert_eq!(resp.status(), 200, "{:?}", resp.text());
 }
 
 /// Asserts a JSON error body with `status` and `code`.
