@@ -45,7 +45,9 @@ pub mod value;
 pub mod version;
 
 pub use key::{KeyError, MAX_KEY_BYTES, validate_key};
-pub use ring::{DEFAULT_VIRTUAL_NODES, MAX_REPLICAS, ReplicaSet, Ring, key_hash};
+pub use ring::{
+    DEFAULT_VIRTUAL_NODES, MAX_REPLICAS, ReplicaSet, Ring, hash_tag, key_hash, placement_hash,
+};
 pub use store::{
     DeleteOutcome, Entry, EntryRef, Lookup, SetOutcome, Store, StoreConfig, StoreStats,
 };

@@ -1,8 +1,10 @@
 //! Consistent hashing: where a key lives.
 //!
-//! - The hash of a key is xxh3-64 of its bytes ([`key_hash`]). Every process,
-//!   version and platform must agree on it forever, so it is pinned by golden
-//!   tests; never `std`'s `DefaultHasher`, ahash or foldhash for placement.
+//! - The hash of a key is xxh3-64 of its bytes ([`key_hash`]), or of its
+//!   hash tag when it has one (`{...}`, as in Redis Cluster: [`hash_tag`],
+//!   [`placement_hash`]). Every process, version and platform must agree on
+//!   it forever, so it is pinned by golden tests; never `std`'s
+//!   `DefaultHasher`, ahash or foldhash for placement.
 //! - Each member gets `vnodes` points: `key_hash("{member}#{i}")` for i in
 //!   0..vnodes. The points are kept as one sorted `Vec<(hash, member index)>`;
 //!   ties (two equal hashes) are broken by member index so the order is total.
@@ -53,9 +55,33 @@ pub const DEFAULT_VIRTUAL_NODES: u32 = 1200;
 /// configuration typo cannot make the ring exhaust memory.
 pub const MAX_VIRTUAL_NODES: u32 = 1 << 16;
 
-/// xxh3-64 of the key's bytes: the position of a key on the ring.
+/// xxh3-64 of the bytes: the hash of ring points and of placement.
 pub fn key_hash(key: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key)
+}
+
+/// The part of a key that decides where it lives, as Redis Cluster's hash
+/// tags: when the key holds a `{` followed later by a `}` with at least one
+/// byte between them, those bytes (`user:{42}:a` and `user:{42}:b` both
+/// place by `42`, so commands over both can run on one node); otherwise the
+/// whole key. Only the first `{` counts: `a{}{b}` places as itself.
+pub fn hash_tag(key: &[u8]) -> &[u8] {
+    if let Some(open) = key.iter().position(|&b| b == b'{') {
+        let rest = &key[open + 1..];
+        if let Some(close) = rest.iter().position(|&b| b == b'}') {
+            if close > 0 {
+                return &rest[..close];
+            }
+        }
+    }
+    key
+}
+
+/// The position of a key on the ring: [`key_hash`] of its [`hash_tag`]
+/// (of the whole key when it has no tag, so untagged keys place as they
+/// always did).
+pub fn placement_hash(key: &[u8]) -> u64 {
+    key_hash(hash_tag(key))
 }
 
 /// Up to [`MAX_REPLICAS`] member indices (into [`Ring::members`]), leader first.
@@ -182,9 +208,9 @@ impl Ring {
     /// The first `n` (at most [`MAX_REPLICAS`], at most the member count)
     /// distinct members clockwise from the key's hash, leader first.
     pub fn replicas_for(&self, key: &[u8], n: usize) -> ReplicaSet {
-        self.replicas_for_hash(key_hash(key), n)
+        self.replicas_for_hash(placement_hash(key), n)
     }
-    /// Same as [`Ring::replicas_for`] for a precomputed [`key_hash`].
+    /// Same as [`Ring::replicas_for`] for a precomputed [`placement_hash`].
     ///
     /// Allocation-free: one binary search, then a short walk clockwise.
     pub fn replicas_for_hash(&self, hash: u64, n: usize) -> ReplicaSet {

@@ -7,7 +7,7 @@
 //! do not update the literals. They were computed once from xxh3-64 and the
 //! ring rules in `distcache_core::ring`, then written down by hand.
 
-use distcache_core::{DEFAULT_VIRTUAL_NODES, Ring, key_hash};
+use distcache_core::{DEFAULT_VIRTUAL_NODES, Ring, hash_tag, key_hash};
 
 /// `len` bytes counting 0, 1, ..., 255, 0, 1, ...
 fn counting_bytes(len: usize) -> Vec<u8> {
@@ -130,4 +130,36 @@ fn ring_epoch_is_pinned() {
         0x6d90_7a24_30d8_5044
     );
     assert_eq!(Ring::new(Vec::<String>::new(), 10).epoch(), 0);
+}
+
+#[test]
+fn tagged_keys_place_by_their_tag_and_untagged_keys_as_before() {
+    // Redis Cluster's rule: the bytes between the first `{` and the first
+    // `}` after it, when there is at least one.
+    let tags: [(&str, &str); 9] = [
+        ("user:{42}:a", "42"),
+        ("user:{42}:b", "42"),
+        ("foo{bar}{zap}", "bar"),
+        ("foo{{bar}}zap", "{bar"),
+        ("}{x}", "x"),
+        ("{}", "{}"),
+        ("foo{}{bar}", "foo{}{bar}"),
+        ("open{only", "open{only"),
+        ("no tag", "no tag"),
+    ];
+    for (key, tag) in tags {
+        assert_eq!(hash_tag(key.as_bytes()), tag.as_bytes(), "{key}");
+    }
+    // A tagged key lives where its tag would as a key: pinned through the
+    // untagged placements above.
+    assert_placement(
+        &aux_1_to_5(DEFAULT_VIRTUAL_NODES),
+        &[
+            ("{user:42}", ["aux-2", "aux-4", "aux-1"]),
+            ("cart:{user:42}", ["aux-2", "aux-4", "aux-1"]),
+            ("orders:{user:42}:2024", ["aux-2", "aux-4", "aux-1"]),
+            ("x{a}", ["aux-3", "aux-1", "aux-5"]),
+            ("{session:abc}:token", ["aux-1", "aux-3", "aux-2"]),
+        ],
+    );
 }

@@ -6,7 +6,9 @@
 //! Everything here is deterministic (the hash is fixed and the sample keys
 //! are `key-{i}`), except the proptest cases, which only check invariants.
 
-use distcache_core::{DEFAULT_VIRTUAL_NODES, MAX_REPLICAS, ReplicaSet, Ring, key_hash};
+use distcache_core::{
+    DEFAULT_VIRTUAL_NODES, MAX_REPLICAS, ReplicaSet, Ring, key_hash, placement_hash,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -358,7 +360,7 @@ proptest! {
         distinct.dedup();
         prop_assert_eq!(distinct.len(), set.len());
         prop_assert!(set.as_slice().iter().all(|&i| (i as usize) < members));
-        prop_assert_eq!(ring.replicas_for_hash(key_hash(&key), n), set);
+        prop_assert_eq!(ring.replicas_for_hash(placement_hash(&key), n), set);
         // The leader is the one-replica answer, and fewer replicas are a
         // prefix of more: the order is the clockwise walk.
         if n >= 1 {
@@ -395,5 +397,22 @@ proptest! {
             // Removing a member outside the replica set changes nothing.
             prop_assert_eq!(old, new);
         }
+    }
+
+    #[test]
+    fn keys_sharing_a_hash_tag_share_their_replicas(
+        ids in member_ids(),
+        vnodes in 1u32..48,
+        tag in "[a-z0-9:]{1,12}",
+        before in "[a-z0-9:}]{0,8}",
+        after in "[a-z0-9:{}]{0,8}",
+        n in 1usize..MAX_REPLICAS,
+    ) {
+        let ring = Ring::new(ids, vnodes);
+        let tagged = format!("{before}{{{tag}}}{after}");
+        prop_assert_eq!(
+            names(&ring, ring.replicas_for(tagged.as_bytes(), n)),
+            names(&ring, ring.replicas_for(tag.as_bytes(), n))
+        );
     }
 }

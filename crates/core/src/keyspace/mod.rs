@@ -72,7 +72,7 @@ pub struct Keyspace {
 
 /// The position of a key in the hash space: its bucket and SCAN's order.
 pub fn key_position(key: &[u8]) -> u64 {
-    crate::ring::key_hash(key)
+    crate::ring::placement_hash(key)
 }
 
 impl Keyspace {
