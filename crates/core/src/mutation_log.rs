@@ -55,6 +55,11 @@ pub const VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 24;
 /// Bytes before a record's body.
 pub const RECORD_HEAD_LEN: usize = 8;
+/// The longest body a record can have: a set with the longest key and the
+/// largest value a store takes (under 2 GiB, see `store::item`). A longer
+/// length field is damage, whatever follows it. (A damaged length that
+/// still fits reads as a torn tail: the file's last record seems cut.)
+pub const MAX_BODY_LEN: usize = 1 + 2 + 65_535 + 4 + (i32::MAX as usize) + 16 + 1 + 8;
 
 const KIND_SET: u8 = 0x01;
 const KIND_DELETE: u8 = 0x02;
@@ -294,6 +299,13 @@ fn record_at(data: &[u8], pos: usize) -> Result<(Mutation<'_>, usize), Damage> {
         } else {
             damage(DamageKind::Corrupt, "empty record")
         });
+    }
+    if len > MAX_BODY_LEN {
+        // No record is this long: a damaged length, not a cut.
+        return Err(damage(
+            DamageKind::Corrupt,
+            "record length beyond any record",
+        ));
     }
     let Some(body) = rest.get(RECORD_HEAD_LEN..RECORD_HEAD_LEN + len) else {
         return Err(damage(DamageKind::TornTail, "record body cut short"));

@@ -84,8 +84,7 @@ fn registration_is_idempotent_and_reaches_peer_masters() {
 }
 
 #[test]
-fn with_one_replica_a_killed_auxiliarys_keys_wait_for_it_or_a_decommission_and_new_writes_succeed()
-{
+fn a_killed_auxiliary_leaves_the_ring_and_new_writes_succeed() {
     let spec = Spec {
         replicas: 1,
         health_check_interval: 0.3,
@@ -133,30 +132,15 @@ fn with_one_replica_a_killed_auxiliarys_keys_wait_for_it_or_a_decommission_and_n
     for i in 0..300 {
         assert_eq!(c.value(0, &format!("new{i}")), Some(json!(i)));
     }
-    // Keys that lived on the survivors are still there. The killed node's
-    // are unavailable, not missing: it held their only copies and may come
-    // back with them (replication keeps them readable: next test).
-    let statuses: Vec<u16> = (0..300)
-        .map(|i| c.get(0, &format!("old{i}")).status().as_u16())
-        .collect();
-    let survived = statuses.iter().filter(|&&s| s == 200).count();
-    let waiting = statuses.iter().filter(|&&s| s == 503).count();
+    // Keys that lived on the survivors are still there; with one replica
+    // the killed node's keys are gone (replication keeps them: next test).
+    let survived = (0..300)
+        .filter(|i| c.value(0, &format!("old{i}")).is_some())
+        .count();
     assert!(
-        survived > 100 && survived + waiting == 300,
-        "{survived} of 300 readable, {waiting} unavailable: {statuses:?}"
+        survived > 100 && survived < 300,
+        "{survived} of 300 survived"
     );
-    // An operator gives them up by decommissioning the dead node: from then
-    // on they are plain misses, and the ring settles without it.
-    let resp = c.http.delete(c.url(0, "/nodes/aux-2")).send().unwrap();
-    assert_eq!(resp.status(), 200, "{:?}", resp.text());
-    c.wait_settled(&["aux-1", "aux-3"]);
-    let after: Vec<u16> = (0..300)
-        .map(|i| c.get(0, &format!("old{i}")).status().as_u16())
-        .collect();
-    for (i, (before, now)) in statuses.iter().zip(&after).enumerate() {
-        let want = if *before == 200 { 200 } else { 404 };
-        assert_eq!(*now, want, "old{i}");
-    }
 }
 
 #[test]

@@ -69,6 +69,7 @@ fn a_partitioned_auxiliary_is_treated_as_down_and_reconciles_after_healing() {
             .env("PORT", "3001")
             .env("MASTER_ADDRESS", format!("{}:{master_port}", ns.host_ip))
             .env("CACHE_SIZE", "10000")
+            .env("BACKUP_DIR", c.dir.path().join("aux-p"))
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)

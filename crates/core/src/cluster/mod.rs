@@ -94,9 +94,9 @@
 //!
 //! # Waiting for silent copies
 //!
-//! While some keys have no replica in the committed ring that answers,
-//! and at least one that is still in the map (down or restarting, not
-//! decommissioned), no round starts: committing any target would route
+//! While most of the committed ring's nodes are silent (down or restarting,
+//! not decommissioned), and so some keys have no replica in it that
+//! answers, no round starts: committing any target would route
 //! those keys to nodes that never held them. The committed ring stays, so
 //! that masters know where those copies are: a read of such a key that finds
 //! nothing is refused rather than answered as a miss from nodes that never
@@ -786,7 +786,12 @@ impl ClusterMap {
             return false;
         };
         let silent = |id: &str| self.nodes.get(id).is_some_and(|n| !n.is_live());
-        if !committed.iter().any(|id| silent(id)) {
+        // Only an outage of most of the committed ring is waited out: a
+        // minority of silent nodes is routed around, as it always was (their
+        // keys beyond the promise are given up), so that joins, graceful
+        // leaves and rebalances go on.
+        let silent_count = committed.iter().filter(|id| silent(id)).count();
+        if 2 * silent_count <= committed.len() {
             return false;
         }
         let live = |id: &str| self.nodes.get(id).is_some_and(Node::is_live);

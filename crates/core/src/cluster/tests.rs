@@ -683,13 +683,33 @@ fn no_round_commits_away_keys_whose_every_replica_is_silent() {
 
 #[test]
 fn decommissioning_the_silent_nodes_gives_their_keys_up_and_lets_a_round_run() {
-    let mut map = steady(1, &["a", "b"]);
-    let commands = accept(&mut map, unhealthy("a"));
-    assert!(started_round(&commands).is_none(), "a held the only copies");
+    let mut map = steady(1, &["a", "b", "c"]);
+    accept(&mut map, unhealthy("a"));
+    let commands = accept(&mut map, unhealthy("b"));
+    assert!(
+        started_round(&commands).is_none(),
+        "a and b held the only copies"
+    );
     let commands = accept(&mut map, decommission("a"));
     assert!(map.node("a").is_none());
     let round = started_round(&commands).expect("the operator gave a's keys up");
-    assert_eq!(round.handoff.to_ids(), ids(&["b"]));
+    assert_eq!(round.handoff.to_ids(), ids(&["c"]));
     finish(&mut map);
-    assert_eq!(map.committed_members(), Some(&ids(&["b"])[..]));
+    assert_eq!(map.committed_members(), Some(&ids(&["c"])[..]));
+}
+
+#[test]
+fn a_minority_of_silent_nodes_is_routed_around_even_when_it_held_only_copies() {
+    // With one copy per key, a dead node's keys are beyond the promise;
+    // joins and leaves must not wait for it.
+    let mut map = steady(1, &["a", "b", "c"]);
+    let commands = accept(&mut map, unhealthy("a"));
+    let round = started_round(&commands).expect("a round starts");
+    assert_eq!(round.handoff.to_ids(), ids(&["b", "c"]));
+    accept(&mut map, register("d", 1));
+    let commands = accept(&mut map, healthy("d"));
+    let round = started_round(&commands).expect("the join is not held up");
+    assert_eq!(round.handoff.to_ids(), ids(&["b", "c", "d"]));
+    finish(&mut map);
+    assert_eq!(map.committed_members(), Some(&ids(&["b", "c", "d"])[..]));
 }

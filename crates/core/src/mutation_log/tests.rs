@@ -154,6 +154,21 @@ fn damage_in_the_middle_is_corrupt_and_a_zero_filled_tail_is_torn() {
 }
 
 #[test]
+fn a_length_no_record_can_have_is_corrupt_not_a_torn_tail() {
+    let (log, ends) = sample();
+    let mut bad = log.clone();
+    // The high bits of the second record's length.
+    bad[ends[0] + 3] = 0xFF;
+    let (keys, read) = keys_read(&bad).unwrap();
+    assert_eq!(keys.len(), 1);
+    let damage = read.damage.unwrap();
+    assert_eq!(
+        (damage.kind, damage.offset),
+        (DamageKind::Corrupt, ends[0] as u64)
+    );
+}
+
+#[test]
 fn foreign_and_newer_files_are_refused_whole() {
     let (log, _) = sample();
     assert_eq!(
@@ -267,7 +282,7 @@ enum Step {
 
 fn arb_step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        6 => (0u8..12, any::<u8>(), proptest::option::of(1u64..5)).prop_map(|(key, value, ttl)| Step::Set { key, value, ttl }),
+        6 => (0u8..12, any::<u8>(), proptest::option::of(0u64..5)).prop_map(|(key, value, ttl)| Step::Set { key, value, ttl }),
         3 => (0u8..12).prop_map(|key| Step::Delete { key }),
         1 => (0u8..12).prop_map(|key| Step::Forget { key }),
         1 => Just(Step::StartSnapshot),
@@ -328,8 +343,10 @@ proptest! {
                 Step::Set { key, value, ttl } => {
                     let e = Entry {
                         value: Bytes::from(vec![value; usize::from(value % 5)]),
-                        // Expiries far enough out to hold at the final check.
-                        expires_at_ms: ttl.map(|t| NOW + 1_000_000 * t),
+                        // Already expired (a write that deletes the older
+                        // value, as the server logs it), or far enough out
+                        // to hold at the final check.
+                        expires_at_ms: ttl.map(|t| if t == 0 { NOW - 1 } else { NOW + 1_000_000 * t }),
                         version: version(counter),
                     };
                     log_it(Mutation::Set { key: &[key], entry: e.view() });

@@ -140,40 +140,53 @@ impl DataHandler {
         self
     }
 
-    /// Records a mutation the store applied; the connection's answers wait
-    /// for it in [`Handler::before_answering`].
-    fn logged(&self, conn: &mut ConnState, mutation: Mutation<'_>) {
-        if let Some(log) = &self.log {
-            conn.wait_for = conn.wait_for.max(log.record(&mutation));
+    /// Applies a change to the store with `apply`, recording in the log
+    /// what it returns; the connection's answers wait for the log position
+    /// in [`Handler::before_answering`] (see [`MutationLog::applying`]).
+    fn applying<'m, T>(
+        &self,
+        conn: &mut ConnState,
+        apply: impl FnOnce() -> (T, Option<Mutation<'m>>),
+    ) -> T {
+        match &self.log {
+            None => apply().0,
+            Some(log) => {
+                let (result, position) = log.applying(apply);
+                conn.wait_for = conn.wait_for.max(position);
+                result
+            }
         }
     }
 
-    /// A write, applied then logged.
+    /// A write. An already expired one is logged too: it deleted the older
+    /// value (see [`SetOutcome::Expired`]), which a replay must do again.
     fn set(&self, key: &[u8], entry: &Entry, now: u64, conn: &mut ConnState) -> WriteStatus {
-        let outcome = self.store.set_ref(key, entry.view(), now);
-        if outcome == SetOutcome::Stored {
-            self.logged(
-                conn,
-                Mutation::Set {
-                    key,
-                    entry: entry.view(),
-                },
-            );
-        }
+        let outcome = self.applying(conn, || {
+            let outcome = self.store.set_ref(key, entry.view(), now);
+            let changed = matches!(outcome, SetOutcome::Stored | SetOutcome::Expired);
+            let mutation = Mutation::Set {
+                key,
+                entry: entry.view(),
+            };
+            (outcome, changed.then_some(mutation))
+        });
         write_status(outcome)
     }
 
-    /// A delete, applied then logged.
+    /// A delete.
     fn delete(&self, key: &[u8], version: Version, now: u64, conn: &mut ConnState) -> DeleteStatus {
-        match self.store.delete(key, version, now) {
+        let outcome = self.applying(conn, || {
+            let outcome = self.store.delete(key, version, now);
+            let changed = !matches!(outcome, DeleteOutcome::Stale { .. });
+            (
+                outcome,
+                changed.then_some(Mutation::Delete { key, version }),
+            )
+        });
+        match outcome {
+            DeleteOutcome::Deleted => DeleteStatus::Deleted,
+            DeleteOutcome::NotFound => DeleteStatus::NotFound,
             DeleteOutcome::Stale { held } => DeleteStatus::Stale { held },
-            outcome => {
-                self.logged(conn, Mutation::Delete { key, version });
-                match outcome {
-                    DeleteOutcome::Deleted => DeleteStatus::Deleted,
-                    _ => DeleteStatus::NotFound,
-                }
-            }
         }
     }
 
@@ -472,5 +485,95 @@ mod tests {
             .collect();
         let sent_max = threads.into_iter().map(|t| t.join().unwrap()).max();
         assert_eq!(Some(fence.current()), sent_max);
+    }
+
+    /// A handler over a fresh store with a real mutation log (`everysec`)
+    /// in its own directory under the system's temporary one.
+    fn logging_handler(name: &str) -> (DataHandler, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "distcache-data-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let metrics = AuxMetrics::new(&prometheus::Registry::new());
+        let log = super::super::mutation_log::MutationLog::open(
+            &dir,
+            "aux",
+            crate::config::LogFsync::Everysec,
+            crate::config::DEFAULT_LOG_MAX_BYTES,
+            1,
+            metrics.log.clone(),
+        );
+        let handler = DataHandler::new(
+            Arc::new(Store::new(StoreConfig::default())),
+            Arc::new(|| 1_700_000_000_000),
+            Arc::new(EpochFence::default()),
+            metrics,
+        )
+        .with_log(Some(Arc::new(log)));
+        (handler, dir)
+    }
+
+    /// What a restart would find: a fresh store with the log replayed.
+    fn replayed(dir: &std::path::Path) -> Store {
+        let store = Store::new(StoreConfig::default());
+        let metrics = AuxMetrics::new(&prometheus::Registry::new());
+        super::super::mutation_log::replay_at_start(
+            dir,
+            "aux",
+            0,
+            &store,
+            1_700_000_000_000,
+            &metrics.log,
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        store
+    }
+
+    fn set_at(key: &'static str, counter: u32, expires_at_ms: Option<u64>) -> Request {
+        let Request::Set { key, mut entry } = set(key, counter) else {
+            unreachable!("set builds a Set")
+        };
+        entry.expires_at_ms = expires_at_ms;
+        Request::Set { key, entry }
+    }
+
+    #[tokio::test]
+    async fn an_already_expired_write_is_logged_so_a_restart_does_not_bring_the_older_value_back() {
+        let (h, dir) = logging_handler("expired");
+        let mut conn = ConnState::default();
+        h.handle(set_at("k", 1, None), UNFENCED, &mut conn);
+        // Written past its expiry: it deletes the older value.
+        let answer = h.handle(set_at("k", 2, Some(1)), UNFENCED, &mut conn);
+        assert_eq!(answer, Response::Written(WriteStatus::Expired));
+        h.before_answering(&mut conn).await;
+        assert_eq!(replayed(&dir).get(b"k", 1_700_000_000_000), None);
+    }
+
+    #[tokio::test]
+    async fn a_stale_answer_waits_for_the_newer_write_it_lost_to() {
+        let (h, dir) = logging_handler("stale");
+        let (mut first, mut second) = (ConnState::default(), ConnState::default());
+        // The newer write, on one connection, not answered (so not
+        // written out) yet.
+        h.handle(set("k", 5), UNFENCED, &mut first);
+        // The older one, on another, refused as stale and answered: its
+        // acknowledgement rests on the newer write being durable.
+        let answer = h.handle(set("k", 4), UNFENCED, &mut second);
+        assert!(matches!(
+            answer,
+            Response::Written(WriteStatus::Stale { .. })
+        ));
+        h.before_answering(&mut second).await;
+        let store = replayed(&dir);
+        assert_eq!(
+            store
+                .get(b"k", 1_700_000_000_000)
+                .map(|e| e.version.counter),
+            Some(5)
+        );
     }
 }

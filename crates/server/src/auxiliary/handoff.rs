@@ -116,6 +116,24 @@ pub(super) async fn run(node: &Arc<Node>, req: HandoffRequest) -> Result<Handoff
     Ok(report)
 }
 
+/// Drops this node's copy of `key` if it still has exactly `version` (it was
+/// handed over), logged as one step with the drop (see
+/// `MutationLog::applying`), or a restart would replay the copy back here.
+/// True if it dropped it.
+fn forget(node: &Node, key: &[u8], version: Version) -> bool {
+    let drop = || {
+        let dropped = node.store.remove_if_version(key, version);
+        (
+            dropped,
+            dropped.then_some(Mutation::Forget { key, version }),
+        )
+    };
+    match &node.log {
+        Some(log) => log.applying(drop).0,
+        None => drop().0,
+    }
+}
+
 fn superseded(node: &Node, generation: u64) -> bool {
     node.handoffs
         .latest
@@ -267,18 +285,8 @@ async fn pass(
                 .as_slice()
                 .iter()
                 .all(|t| ok_targets.contains(t));
-            if copy.drop_after
-                && all_acked
-                && store.remove_if_version(&copy.key, copy.entry.version)
-            {
+            if copy.drop_after && all_acked && forget(node, &copy.key, copy.entry.version) {
                 report.dropped += 1;
-                // Logged, or a restart would replay the copy back here.
-                if let Some(log) = &node.log {
-                    log.record(&Mutation::Forget {
-                        key: &copy.key,
-                        version: copy.entry.version,
-                    });
-                }
             }
         }
         if let Some(log) = &node.log {

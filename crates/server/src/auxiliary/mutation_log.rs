@@ -196,21 +196,35 @@ impl MutationLog {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a mutation already applied to the store; returns the position
-    /// to pass to [`MutationLog::commit`] before acknowledging it. A broken
-    /// log records nothing (and returns 0).
-    pub fn record(&self, mutation: &Mutation<'_>) -> u64 {
+    /// Runs `apply` (a change to the store) and records the mutation it
+    /// returns, if any, as one step under the log's lock, and returns its
+    /// result with the position to pass to [`MutationLog::commit`] before
+    /// answering.
+    ///
+    /// Why one step: an answer that depends on the store's state must wait
+    /// for the records that made it. A write refused as stale, say, is
+    /// acknowledged as ordered just before the newer one it met (see
+    /// docs/replication.md); were that newer one applied but not yet
+    /// recorded, the answer could go out before it is on disk. Applying and
+    /// recording under one lock makes the position read here cover every
+    /// change the store shows, so a mutation that records nothing still
+    /// gets the current position. A broken log gives 0 (nothing to wait
+    /// for).
+    pub fn applying<'m, T>(&self, apply: impl FnOnce() -> (T, Option<Mutation<'m>>)) -> (T, u64) {
         let mut state = self.lock();
+        let (result, mutation) = apply();
         if state.current_broken() {
-            return 0;
+            return (result, 0);
         }
-        let before = state.pending.len();
-        if mutation_log::append(&mut state.pending, mutation).is_err() {
-            // Only a key or value the store itself refuses cannot be logged.
-            return 0;
+        if let Some(mutation) = mutation {
+            let before = state.pending.len();
+            // Only a key or value the store itself refuses cannot be
+            // logged: then nothing was appended.
+            if mutation_log::append(&mut state.pending, &mutation).is_ok() {
+                state.recorded += (state.pending.len() - before) as u64;
+            }
         }
-        state.recorded += (state.pending.len() - before) as u64;
-        state.recorded
+        (result, state.recorded)
     }
 
     /// Makes everything recorded up to `position` as durable as `LOG_FSYNC`
@@ -266,9 +280,17 @@ impl MutationLog {
     /// Marks the log broken: nothing more is appended until a snapshot on a
     /// new generation covers what was lost.
     fn fail(&self, state: &mut State, why: String) {
-        if !state.current_broken() || state.failure.is_none() {
-            error!(generation = state.generation, error = %why, "mutation log failed; the node is not durable until a snapshot succeeds");
-            state.failure = Some((state.generation, why));
+        let generation = state.generation;
+        self.fail_in(state, generation, why);
+    }
+
+    /// [`MutationLog::fail`] for a write or sync of `generation`, which may
+    /// be older than the current one (the old file's sync at a rotation).
+    fn fail_in(&self, state: &mut State, generation: u64, why: String) {
+        let newer = state.failure.as_ref().is_none_or(|(g, _)| *g < generation);
+        if newer {
+            error!(generation, error = %why, "mutation log failed; the node is not durable until a snapshot succeeds");
+            state.failure = Some((generation, why));
             self.metrics.durable.set(0);
             self.wants_snapshot.notify_one();
         }
@@ -362,8 +384,16 @@ impl MutationLog {
                     self.synced.fetch_max(old_written, Ordering::AcqRel);
                 }
                 Err(e) => {
+                    // Its records may not be on disk, and answers waiting
+                    // for them were released by later syncs of the new
+                    // file: not durable until a snapshot past it succeeds.
                     self.metrics.fsync_failures.inc();
-                    warn!(generation = next - 1, error = %e, "fsync of the old log generation failed; the snapshot will cover it");
+                    let mut state = self.lock();
+                    self.fail_in(
+                        &mut state,
+                        next - 1,
+                        format!("fsync of the log failed: {e}"),
+                    );
                 }
             }
         }
@@ -477,14 +507,23 @@ fn generations(dir: &Path, stem: &str) -> Vec<(u64, PathBuf)> {
 fn create_generation(dir: &Path, stem: &str, generation: u64) -> std::io::Result<File> {
     fs::create_dir_all(dir)?;
     let path = log_path(dir, stem, generation);
+    // Never over an existing file: one that is there holds records a replay
+    // did not see (the directory could not be listed), and stays for the
+    // next start rather than be overwritten.
     let mut file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .write(true)
         .open(&path)?;
-    file.write_all(&mutation_log::header(generation))?;
-    file.sync_all()?;
-    File::open(dir)?.sync_all()?;
+    let ready = file
+        .write_all(&mutation_log::header(generation))
+        .and_then(|()| file.sync_all())
+        .and_then(|()| File::open(dir)?.sync_all());
+    if let Err(e) = ready {
+        // Ours and empty: removed, so that the next attempt (the disk may
+        // have room again) can create it.
+        let _ = fs::remove_file(&path);
+        return Err(e);
+    }
     Ok(file)
 }
 
