@@ -57,6 +57,8 @@ use crate::snapshot_file::file_stem;
 pub const EVERYSEC_PERIOD: Duration = Duration::from_secs(1);
 /// How long a broken log waits between snapshots that would repair it.
 pub const REPAIR_RETRY: Duration = Duration::from_secs(5);
+/// The most buffer capacity kept between writes of the log.
+const PENDING_KEEP_BYTES: usize = 1 << 20;
 
 /// What `/health` says about durability.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -258,6 +260,11 @@ impl MutationLog {
                 state.file_bytes += state.pending.len() as u64;
                 state.written = state.recorded;
                 state.pending.clear();
+                // A batch of large values leaves a large buffer: give it
+                // back rather than keep it for good.
+                if state.pending.capacity() > PENDING_KEEP_BYTES {
+                    state.pending.shrink_to(PENDING_KEEP_BYTES);
+                }
                 self.metrics.bytes.set(state.file_bytes as i64);
                 let limit = self.max_bytes.max(state.snapshot_bytes);
                 if state.file_bytes > limit && !state.snapshot_asked {
