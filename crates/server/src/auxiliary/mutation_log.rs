@@ -5,8 +5,10 @@
 //!
 //! # How a mutation becomes durable
 //!
-//! 1. The data handler applies it to the store, then [`MutationLog::record`]s
-//!    it into an in-memory buffer, noting the position it must wait for.
+//! 1. The data handler applies it to the store and records it into an
+//!    in-memory buffer as one step under the log's lock
+//!    ([`MutationLog::applying`]), noting the position its answer must wait
+//!    for (an answer that changed nothing waits for the current one).
 //! 2. Before the connection's answers are written, [`MutationLog::commit`]
 //!    writes the buffer to the file in one `write` (every connection's
 //!    records at once), and with `LOG_FSYNC=always` waits until an `fsync`
