@@ -309,7 +309,7 @@ pub mod encoding {
     use bytes::Bytes;
 
     use super::{Effect, EffectOp};
-    use crate::value::encoding::{DecodeError, Reader, put_bytes, put_varint};
+    use crate::value::encoding::{DecodeError, Reader, open, put_bytes, put_varint};
 
     /// The format version [`encode`] writes.
     pub const VERSION: u8 = 1;
@@ -452,21 +452,9 @@ pub mod encoding {
 
     /// Decodes one effect encoded by [`encode`] (the whole of `data`).
     pub fn decode(data: &[u8]) -> Result<Effect, DecodeError> {
-        if data.len() < 2 + 1 + 4 {
-            return Err(DecodeError::Truncated);
-        }
-        let (body, crc) = data.split_at(data.len() - 4);
-        let mut crc_bytes = [0u8; 4];
-        crc_bytes.copy_from_slice(crc);
-        if crc32fast::hash(body) != u32::from_le_bytes(crc_bytes) {
-            return Err(DecodeError::Checksum);
-        }
-        if body[0] != VERSION {
-            return Err(DecodeError::Version(body[0]));
-        }
-        let mut r = Reader::new(body, 2);
+        let (tag, mut r) = open(data, VERSION)?;
         let key = r.bytes()?;
-        let op = match body[1] {
+        let op = match tag {
             0 => EffectOp::Delete,
             1 => {
                 let expire_at_ms = opt(&mut r)?;

@@ -96,8 +96,11 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) {
     out.extend_from_slice(&crc.to_le_bytes());
 }
 
-/// Decodes one value encoded by [`encode`] (the whole of `data`).
-pub fn decode(data: &[u8]) -> Result<Value, DecodeError> {
+/// Opens a checksummed encoding framed as values and effects are
+/// (`version u8, tag u8, fields..., crc u32` over the rest): checks the
+/// checksum, then that the version is `version`, and gives the tag and a
+/// reader at the first field.
+pub(crate) fn open(data: &[u8], version: u8) -> Result<(u8, Reader<'_>), DecodeError> {
     if data.len() < 2 + 1 + 4 {
         return Err(DecodeError::Truncated);
     }
@@ -107,11 +110,16 @@ pub fn decode(data: &[u8]) -> Result<Value, DecodeError> {
     if crc32fast::hash(body) != u32::from_le_bytes(crc_bytes) {
         return Err(DecodeError::Checksum);
     }
-    let mut r = Reader { data: body, pos: 2 };
-    if body[0] != VERSION {
+    if body[0] != version {
         return Err(DecodeError::Version(body[0]));
     }
-    let value = match body[1] {
+    Ok((body[1], Reader { data: body, pos: 2 }))
+}
+
+/// Decodes one value encoded by [`encode`] (the whole of `data`).
+pub fn decode(data: &[u8]) -> Result<Value, DecodeError> {
+    let (tag, mut r) = open(data, VERSION)?;
+    let value = match tag {
         tag @ (TAG_STR | TAG_JSON) => Value::Str(StrValue {
             bytes: r.bytes()?.to_vec(),
             json: tag == TAG_JSON,
@@ -160,7 +168,7 @@ pub fn decode(data: &[u8]) -> Result<Value, DecodeError> {
         }
         tag => return Err(DecodeError::Tag(tag)),
     };
-    if r.pos != body.len() {
+    if !r.at_end() {
         return Err(DecodeError::Malformed("bytes after the value"));
     }
     if value.is_empty_container() {
@@ -189,10 +197,6 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(data: &'a [u8], pos: usize) -> Reader<'a> {
-        Reader { data, pos }
-    }
-
     pub(crate) fn at_end(&self) -> bool {
         self.pos == self.data.len()
     }
