@@ -289,6 +289,9 @@ pub struct MasterMetrics {
     pub restamped: IntCounter,
     /// Writes and deletes that a concurrent newer one superseded on a replica.
     pub superseded: IntCounter,
+    /// Replicas sent a key's whole value after they refused a command's
+    /// changes as not fitting what they held (they had missed an operation).
+    pub command_repairs: IntCounter,
     /// Calls an auxiliary refused because this master's map was older than
     /// one it had acted on.
     pub fenced: IntCounter,
@@ -378,6 +381,11 @@ impl MasterMetrics {
                 registry,
                 "read_fallbacks_total",
                 "Reads served by another replica after the leader failed or missed.",
+            ),
+            command_repairs: counter(
+                registry,
+                "command_repairs_total",
+                "Replicas sent a key's whole value because they had missed an operation and refused a command's changes.",
             ),
             restamped: counter(
                 registry,

@@ -36,6 +36,8 @@
 //! | `0x06` | `GetMany`  | count, count × key                        |
 //! | `0x07` | `SetMany`  | count, count × (key, entry)               |
 //! | `0x08` | `DeleteMany` | count, count × (key, version)           |
+//! | `0x09` | `Execute`  | optional version, `u64` value limit, count, count × command (count, count × value) |
+//! | `0x0A` | `ApplyChanges` | version, count, count × changes       |
 //!
 //! | opcode | response      | payload                                          |
 //! |--------|---------------|--------------------------------------------------|
@@ -49,6 +51,8 @@
 //! | `0x88` | `WrittenMany` | count, count × write status                      |
 //! | `0x89` | `Tombstone`   | version                                          |
 //! | `0x8A` | `StaleEpoch`  | `u64` the newest epoch the auxiliary has seen    |
+//! | `0x8B` | `Executed`    | replies (value), count, count × changes          |
+//! | `0x8C` | `Applied`     | count, count × apply status                      |
 //! | `0xFF` | `Error`       | code (`u16 len` + UTF-8), message (`u32 len` + UTF-8) |
 //!
 //! A write status is a `u8`: `0` stored, `1` stale followed by the version
@@ -58,6 +62,15 @@
 //! the tombstone's version. Stale answers and tombstones carry versions so
 //! that a master learns of every newer version it meets (see
 //! `distcache_core::version`).
+//!
+//! Commands (`Execute`, `ApplyChanges`): an optional version is a `u8` (`0`
+//! none, `1` followed by a version). A command is its argument vector, each
+//! argument a value. Changes are one key's: key, optional base version, and
+//! the encoded effects as a value (`distcache_core::keyspace::effect::encoding`).
+//! Replies are a value holding `distcache_core::command::reply::codec`'s
+//! bytes. An apply status is a `u8`: `0` applied, `1` stale followed by the
+//! version held, `2` diverged, `3` too large. `Execute` is refused as stale
+//! or too large with `Written`.
 //!
 //! # Decoding
 //!
@@ -127,9 +140,11 @@ mod req_op {
     pub const GET_MANY: u8 = 0x06;
     pub const SET_MANY: u8 = 0x07;
     pub const DELETE_MANY: u8 = 0x08;
+    pub const EXECUTE: u8 = 0x09;
+    pub const APPLY_CHANGES: u8 = 0x0A;
     /// Every request opcode: they are numbered without gaps, and a new one
     /// extends this range.
-    pub const ALL: std::ops::RangeInclusive<u8> = PING..=DELETE_MANY;
+    pub const ALL: std::ops::RangeInclusive<u8> = PING..=APPLY_CHANGES;
 }
 
 /// Response opcodes.
@@ -144,6 +159,8 @@ mod resp_op {
     pub const WRITTEN_MANY: u8 = 0x88;
     pub const TOMBSTONE: u8 = 0x89;
     pub const STALE_EPOCH: u8 = 0x8A;
+    pub const EXECUTED: u8 = 0x8B;
+    pub const APPLIED: u8 = 0x8C;
     pub const ERROR: u8 = 0xFF;
 }
 
@@ -155,6 +172,20 @@ pub struct KeyedEntry {
     /// Value, expiry and version.
     pub entry: Entry,
 }
+
+/// The changes a command made to one key, as shipped to its replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShippedChanges {
+    /// The key.
+    pub key: Bytes,
+    /// The version the leader held before (`None`: no live entry).
+    pub base: Option<Version>,
+    /// The effects, encoded.
+    pub ops: Bytes,
+}
+
+/// What applying one key's changes did (the slots of [`Response::Applied`]).
+pub use distcache_core::store::ApplyOutcome as ApplyStatus;
 
 /// What a master (or a peer auxiliary) asks of an auxiliary.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,6 +234,23 @@ pub enum Request {
         /// The keys and their delete versions.
         keys: Vec<(Bytes, Version)>,
     },
+    /// Run commands (one, or a transaction's) atomically at their keys'
+    /// leader; answered with `Executed`, or `Written` stale / too large.
+    Execute {
+        /// The version the changes are stamped with; `None` for reads.
+        version: Option<Version>,
+        /// The largest value (in stored bytes) the commands may leave.
+        max_value_bytes: u64,
+        /// The argument vectors.
+        commands: Vec<Vec<Bytes>>,
+    },
+    /// Apply a leader's changes at a version; answered with `Applied`.
+    ApplyChanges {
+        /// The version the leader stamped them with.
+        version: Version,
+        /// The changes, per key.
+        changes: Vec<ShippedChanges>,
+    },
 }
 
 impl Request {
@@ -217,6 +265,8 @@ impl Request {
             Request::GetMany { .. } => "get_many",
             Request::SetMany { .. } => "set_many",
             Request::DeleteMany { .. } => "delete_many",
+            Request::Execute { .. } => "execute",
+            Request::ApplyChanges { .. } => "apply_changes",
         }
     }
 }
@@ -349,6 +399,15 @@ pub enum Response {
     Values(Vec<Lookup>),
     /// Answer to `SetMany`: one status per entry, in order.
     WrittenMany(Vec<WriteStatus>),
+    /// Answer to `Execute`: the replies, encoded, and the changes made.
+    Executed {
+        /// The replies, in `distcache_core::command::reply::codec`'s form.
+        replies: Bytes,
+        /// The changes, per key, for the other replicas.
+        changes: Vec<ShippedChanges>,
+    },
+    /// Answer to `ApplyChanges`: one status per key, in order.
+    Applied(Vec<ApplyStatus>),
     /// Refusal of a data request routed by an older cluster map than one
     /// the auxiliary has already seen; nothing was read or changed. The
     /// sender should catch up to `current` and route again.
@@ -458,6 +517,26 @@ pub fn try_encode_request(
                 Ok(n.saturating_add(key_size(k)?).saturating_add(VERSION_BYTES))
             })?
         }
+        Request::Execute {
+            version, commands, ..
+        } => {
+            check_count(commands.len())?;
+            commands.iter().try_fold(
+                opt_version_size(version).saturating_add(8 + 4),
+                |n, args| {
+                    check_count(args.len())?;
+                    args.iter().try_fold(n.saturating_add(4), |n, a| {
+                        Ok(n.saturating_add(value_size(a)?))
+                    })
+                },
+            )?
+        }
+        Request::ApplyChanges { changes, .. } => {
+            check_count(changes.len())?;
+            changes.iter().try_fold(VERSION_BYTES + 4, |n, c| {
+                Ok(n.saturating_add(changes_size(c)?))
+            })?
+        }
     };
     let opcode = match req {
         Request::Ping => req_op::PING,
@@ -468,6 +547,8 @@ pub fn try_encode_request(
         Request::GetMany { .. } => req_op::GET_MANY,
         Request::SetMany { .. } => req_op::SET_MANY,
         Request::DeleteMany { .. } => req_op::DELETE_MANY,
+        Request::Execute { .. } => req_op::EXECUTE,
+        Request::ApplyChanges { .. } => req_op::APPLY_CHANGES,
     };
     let payload = EPOCH_BYTES.saturating_add(body);
     let start = put_header(id, opcode, payload, buf)?;
@@ -504,6 +585,28 @@ pub fn try_encode_request(
                 put_version(version, buf);
             }
         }
+        Request::Execute {
+            version,
+            max_value_bytes,
+            commands,
+        } => {
+            put_opt_version(version, buf);
+            buf.put_u64_le(*max_value_bytes);
+            put_count(commands.len(), buf);
+            for args in commands {
+                put_count(args.len(), buf);
+                for arg in args {
+                    put_value(arg, buf);
+                }
+            }
+        }
+        Request::ApplyChanges { version, changes } => {
+            put_version(version, buf);
+            put_count(changes.len(), buf);
+            for c in changes {
+                put_changes(c, buf);
+            }
+        }
     }
     debug_assert_eq!(buf.len() - start, LEN_BYTES + MIN_FRAME_LEN + payload);
     Ok(())
@@ -534,6 +637,20 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
                 .iter()
                 .fold(4usize, |n, status| n.saturating_add(status.wire_size()))
         }
+        Response::Executed { replies, changes } => {
+            check_count(changes.len())?;
+            changes
+                .iter()
+                .try_fold(value_size(replies)?.saturating_add(4), |n, c| {
+                    Ok(n.saturating_add(changes_size(c)?))
+                })?
+        }
+        Response::Applied(statuses) => {
+            check_count(statuses.len())?;
+            statuses.iter().fold(4usize, |n, status| {
+                n.saturating_add(apply_status_size(status))
+            })
+        }
         Response::Error { code, message } => {
             if code.len() > usize::from(u16::MAX) {
                 return Err(FrameError::Malformed("error code longer than 65535 bytes"));
@@ -552,6 +669,8 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
         Response::Deleted { .. } => resp_op::DELETED,
         Response::Values(_) => resp_op::VALUES,
         Response::WrittenMany(_) => resp_op::WRITTEN_MANY,
+        Response::Executed { .. } => resp_op::EXECUTED,
+        Response::Applied(_) => resp_op::APPLIED,
         Response::Error { .. } => resp_op::ERROR,
     };
     let start = put_header(id, opcode, payload, buf)?;
@@ -582,6 +701,19 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
             put_count(statuses.len(), buf);
             for status in statuses {
                 status.put(buf);
+            }
+        }
+        Response::Executed { replies, changes } => {
+            put_value(replies, buf);
+            put_count(changes.len(), buf);
+            for c in changes {
+                put_changes(c, buf);
+            }
+        }
+        Response::Applied(statuses) => {
+            put_count(statuses.len(), buf);
+            for status in statuses {
+                put_apply_status(status, buf);
             }
         }
         Response::Error { code, message } => {
@@ -616,6 +748,51 @@ fn value_size(value: &[u8]) -> Result<usize, FrameError> {
 
 fn entry_size(entry: &Entry) -> Result<usize, FrameError> {
     Ok(value_size(&entry.value)?.saturating_add(8 + VERSION_BYTES))
+}
+
+fn opt_version_size(version: &Option<Version>) -> usize {
+    1 + if version.is_some() { VERSION_BYTES } else { 0 }
+}
+
+fn changes_size(c: &ShippedChanges) -> Result<usize, FrameError> {
+    Ok(key_size(&c.key)?
+        .saturating_add(opt_version_size(&c.base))
+        .saturating_add(value_size(&c.ops)?))
+}
+
+fn apply_status_size(status: &ApplyStatus) -> usize {
+    match status {
+        ApplyStatus::Stale { .. } => 1 + VERSION_BYTES,
+        _ => 1,
+    }
+}
+
+fn put_opt_version(version: &Option<Version>, buf: &mut BytesMut) {
+    match version {
+        None => buf.put_u8(0),
+        Some(v) => {
+            buf.put_u8(1);
+            put_version(v, buf);
+        }
+    }
+}
+
+fn put_changes(c: &ShippedChanges, buf: &mut BytesMut) {
+    put_key(&c.key, buf);
+    put_opt_version(&c.base, buf);
+    put_value(&c.ops, buf);
+}
+
+fn put_apply_status(status: &ApplyStatus, buf: &mut BytesMut) {
+    match status {
+        ApplyStatus::Applied => buf.put_u8(0),
+        ApplyStatus::Stale { held } => {
+            buf.put_u8(1);
+            put_version(held, buf);
+        }
+        ApplyStatus::Diverged => buf.put_u8(2),
+        ApplyStatus::TooLarge => buf.put_u8(3),
+    }
 }
 
 fn check_count(count: usize) -> Result<(), FrameError> {
@@ -743,6 +920,34 @@ pub fn decode_request(buf: &mut BytesMut) -> Result<Option<RequestFrame>, FrameE
             }
             Request::DeleteMany { keys }
         }
+        req_op::EXECUTE => {
+            let version = r.opt_version()?;
+            let max_value_bytes = r.u64()?;
+            let count = r.count(4)?;
+            let mut commands = Vec::with_capacity(count);
+            for _ in 0..count {
+                let argc = r.count(4)?;
+                let mut args = Vec::with_capacity(argc);
+                for _ in 0..argc {
+                    args.push(r.value()?);
+                }
+                commands.push(args);
+            }
+            Request::Execute {
+                version,
+                max_value_bytes,
+                commands,
+            }
+        }
+        req_op::APPLY_CHANGES => {
+            let version = r.version()?;
+            let count = r.count(MIN_KEY_BYTES + 1 + 4)?;
+            let mut changes = Vec::with_capacity(count);
+            for _ in 0..count {
+                changes.push(r.changes()?);
+            }
+            Request::ApplyChanges { version, changes }
+        }
         other => return Err(FrameError::UnknownOpcode(other)),
     };
     r.finish()?;
@@ -783,6 +988,29 @@ pub fn decode_response(buf: &mut BytesMut) -> Result<Option<(u64, Response)>, Fr
                 statuses.push(WriteStatus::read(&mut r)?);
             }
             Response::WrittenMany(statuses)
+        }
+        resp_op::EXECUTED => {
+            let replies = r.value()?;
+            let count = r.count(MIN_KEY_BYTES + 1 + 4)?;
+            let mut changes = Vec::with_capacity(count);
+            for _ in 0..count {
+                changes.push(r.changes()?);
+            }
+            Response::Executed { replies, changes }
+        }
+        resp_op::APPLIED => {
+            let count = r.count(1)?;
+            let mut statuses = Vec::with_capacity(count);
+            for _ in 0..count {
+                statuses.push(match r.u8()? {
+                    0 => ApplyStatus::Applied,
+                    1 => ApplyStatus::Stale { held: r.version()? },
+                    2 => ApplyStatus::Diverged,
+                    3 => ApplyStatus::TooLarge,
+                    _ => return Err(FrameError::Malformed("unknown apply status")),
+                });
+            }
+            Response::Applied(statuses)
         }
         resp_op::ERROR => {
             let code_len = usize::from(r.u16()?);
@@ -885,6 +1113,22 @@ impl Reader {
             millis: self.rest.get_u64_le(),
             counter: self.rest.get_u32_le(),
             origin: self.rest.get_u32_le(),
+        })
+    }
+
+    fn opt_version(&mut self) -> Result<Option<Version>, FrameError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.version()?)),
+            _ => Err(FrameError::Malformed("unknown optional version tag")),
+        }
+    }
+
+    fn changes(&mut self) -> Result<ShippedChanges, FrameError> {
+        Ok(ShippedChanges {
+            key: self.key()?,
+            base: self.opt_version()?,
+            ops: self.value()?,
         })
     }
 

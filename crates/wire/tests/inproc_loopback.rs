@@ -122,6 +122,9 @@ impl Handler for MapHandler {
                 }
                 Response::Ok
             }
+            Request::Execute { .. } | Request::ApplyChanges { .. } => {
+                Response::error(error_code::BAD_REQUEST, "no commands in this test server")
+            }
         }
     }
 }

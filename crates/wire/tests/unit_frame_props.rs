@@ -4,8 +4,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use distcache_core::{Entry, Lookup, Version};
 use distcache_wire::frame::{
-    DeleteStatus, KeyedEntry, MAX_FRAME_BYTES, RequestFrame, WriteStatus, decode_request,
-    decode_response, encode_request, encode_response,
+    ApplyStatus, DeleteStatus, KeyedEntry, MAX_FRAME_BYTES, RequestFrame, ShippedChanges,
+    WriteStatus, decode_request, decode_response, encode_request, encode_response,
 };
 use distcache_wire::{FrameError, Request, Response};
 use proptest::collection::vec;
@@ -86,6 +86,32 @@ fn request() -> impl Strategy<Value = Request> {
         )
         .prop_map(|entries| Request::SetMany { entries }),
         vec((bytes(16), version()), 0..8).prop_map(|keys| Request::DeleteMany { keys }),
+        (
+            proptest::option::of(version()),
+            any::<u64>(),
+            vec(vec(bytes(16), 0..6), 0..4)
+        )
+            .prop_map(|(version, max_value_bytes, commands)| Request::Execute {
+                version,
+                max_value_bytes,
+                commands
+            }),
+        (version(), vec(shipped(), 0..4))
+            .prop_map(|(version, changes)| Request::ApplyChanges { version, changes }),
+    ]
+}
+
+fn shipped() -> impl Strategy<Value = ShippedChanges> {
+    (bytes(16), proptest::option::of(version()), bytes(48))
+        .prop_map(|(key, base, ops)| ShippedChanges { key, base, ops })
+}
+
+fn apply_status() -> impl Strategy<Value = ApplyStatus> {
+    prop_oneof![
+        Just(ApplyStatus::Applied),
+        version().prop_map(|held| ApplyStatus::Stale { held }),
+        Just(ApplyStatus::Diverged),
+        Just(ApplyStatus::TooLarge),
     ]
 }
 
@@ -101,6 +127,9 @@ fn response() -> impl Strategy<Value = Response> {
         version().prop_map(Response::Tombstone),
         vec(lookup(), 0..8).prop_map(Response::Values),
         vec(status(), 0..16).prop_map(Response::WrittenMany),
+        (bytes(64), vec(shipped(), 0..4))
+            .prop_map(|(replies, changes)| Response::Executed { replies, changes }),
+        vec(apply_status(), 0..8).prop_map(Response::Applied),
         (any::<String>(), any::<String>())
             .prop_map(|(code, message)| Response::Error { code, message }),
     ]
@@ -132,7 +161,7 @@ fn drain_responses(mut buf: BytesMut) {
 /// twice: as a request (with an epoch after the opcode, most of the time)
 /// and as a response (without).
 fn framed_noise() -> impl Strategy<Value = (BytesMut, BytesMut)> {
-    let opcode = prop_oneof![0x00u8..=0x08, 0x80u8..=0x8A, Just(0xFF), any::<u8>()];
+    let opcode = prop_oneof![0x00u8..=0x0A, 0x80u8..=0x8C, Just(0xFF), any::<u8>()];
     // Half the time the payload opens with a small count, so that batch
     // parsers get past their count check.
     let count = proptest::option::of(0u32..4);

@@ -106,4 +106,8 @@ pub enum CommandError {
     /// Any other error, worded exactly as Redis words it (without "ERR ").
     #[error("ERR {0}")]
     Other(&'static str),
+    /// An error line relayed from the node that ran the command, exactly as
+    /// that node wrote it (see `reply::codec`).
+    #[error("{0}")]
+    Relayed(String),
 }

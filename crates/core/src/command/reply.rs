@@ -21,6 +21,8 @@
 //! in RESP2: the shape, not only the types, depends on the protocol.
 //! JSON follows RESP2 throughout because Upstash's SDKs expect its shapes.
 
+pub mod codec;
+
 use std::borrow::Cow;
 
 use bytes::Bytes;

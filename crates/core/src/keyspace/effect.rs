@@ -450,6 +450,47 @@ pub mod encoding {
         Ok(items)
     }
 
+    /// Appends a key's changes as shipped to its replicas: each op as an
+    /// effect on `key` in [`encode`]'s form, after its `u32` LE length.
+    pub fn encode_ops(key: &Bytes, ops: &[EffectOp], out: &mut Vec<u8>) {
+        for op in ops {
+            let at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            encode(
+                &Effect {
+                    key: key.clone(),
+                    op: op.clone(),
+                },
+                out,
+            );
+            let len = u32::try_from(out.len() - at - 4).unwrap_or(u32::MAX);
+            out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        }
+    }
+
+    /// Decodes what [`encode_ops`] wrote for `key`: an effect on another
+    /// key is malformed.
+    pub fn decode_ops(key: &[u8], mut data: &[u8]) -> Result<Vec<EffectOp>, DecodeError> {
+        let mut ops = Vec::new();
+        while !data.is_empty() {
+            let (len, rest) = data
+                .split_first_chunk::<4>()
+                .ok_or(DecodeError::Truncated)?;
+            let len = u32::from_le_bytes(*len) as usize;
+            if rest.len() < len {
+                return Err(DecodeError::Truncated);
+            }
+            let (one, rest) = rest.split_at(len);
+            let effect = decode(one)?;
+            if effect.key.as_ref() != key {
+                return Err(DecodeError::Malformed("an effect on another key"));
+            }
+            ops.push(effect.op);
+            data = rest;
+        }
+        Ok(ops)
+    }
+
     /// Decodes one effect encoded by [`encode`] (the whole of `data`).
     pub fn decode(data: &[u8]) -> Result<Effect, DecodeError> {
         let (tag, mut r) = open(data, VERSION)?;

@@ -123,6 +123,17 @@ impl Keyspace {
         Some(entry)
     }
 
+    /// Puts `entry` under `key`, replacing what it held. For a store that
+    /// lends a few keys to the executor (see `Store::execute`).
+    pub fn put(&mut self, key: Bytes, entry: Entry) {
+        self.insert(key, entry);
+    }
+
+    /// Removes `key` and gives back what it held, expired or not.
+    pub fn take(&mut self, key: &[u8]) -> Option<Entry> {
+        self.remove(key)
+    }
+
     /// Every key and entry, in hash order.
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
         self.buckets.values().flatten().map(|(k, e)| (k, e))

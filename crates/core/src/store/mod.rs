@@ -118,8 +118,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 
 use crate::version::Version;
+pub use commands::{ApplyOutcome, Executed, KeyChanges};
 use shard::Shard;
 
+mod commands;
 mod expiry;
 mod item;
 mod lru;

@@ -176,6 +176,12 @@ impl Shard {
         SetOutcome::Stored
     }
 
+    /// Whether an item of `key` and a value of `value_len` bytes can be
+    /// stored here at all (what `set` refuses as too large otherwise).
+    pub(super) fn fits(&self, key: &[u8], value_len: usize) -> bool {
+        key.len() as u64 + value_len as u64 <= self.max_bytes && Item::fits(key.len(), value_len)
+    }
+
     pub(super) fn delete(
         &mut self,
         hash: u64,

@@ -19,7 +19,7 @@
 
 use bytes::Bytes;
 
-use super::{HashValue, ListValue, Score, SetValue, StrValue, Value, ZSetValue};
+use super::{HashValue, ListValue, Score, SetValue, StrValue, Value, ValueType, ZSetValue};
 
 /// The format version [`encode`] writes.
 pub const VERSION: u8 = 1;
@@ -114,6 +114,19 @@ pub(crate) fn open(data: &[u8], version: u8) -> Result<(u8, Reader<'_>), DecodeE
         return Err(DecodeError::Version(body[0]));
     }
     Ok((body[1], Reader { data: body, pos: 2 }))
+}
+
+/// The type of the value encoded in `data`, from its tag byte alone (the
+/// checksum is not verified: [`decode`] does that).
+pub fn type_of(data: &[u8]) -> Option<ValueType> {
+    match data.get(1)? {
+        &TAG_STR | &TAG_JSON => Some(ValueType::String),
+        &TAG_HASH => Some(ValueType::Hash),
+        &TAG_LIST => Some(ValueType::List),
+        &TAG_SET => Some(ValueType::Set),
+        &TAG_ZSET => Some(ValueType::ZSet),
+        _ => None,
+    }
 }
 
 /// Decodes one value encoded by [`encode`] (the whole of `data`).

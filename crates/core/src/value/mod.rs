@@ -22,6 +22,7 @@ mod hash;
 mod list;
 mod ranked;
 mod set;
+pub mod stored;
 mod zset;
 
 pub use encoding::{DecodeError, decode, encode};

@@ -5,11 +5,18 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use distcache_core::clock::Clock;
+use distcache_core::command::reply::codec as reply_codec;
+use distcache_core::command::{Command, CommandError, Reply, table};
+use distcache_core::keyspace::effect::encoding as effect_encoding;
+use distcache_core::keyspace::{Keyspace, Outcome};
 use distcache_core::mutation_log::Mutation;
-use distcache_core::store::{DeleteOutcome, Lookup, SetOutcome, Store};
+use distcache_core::store::{DeleteOutcome, Executed, KeyChanges, Lookup, SetOutcome, Store};
 use distcache_core::{Entry, Version};
-use distcache_wire::frame::{DeleteStatus, UNFENCED, WriteStatus, error_code};
+use distcache_wire::frame::{
+    ApplyStatus, DeleteStatus, ShippedChanges, UNFENCED, WriteStatus, error_code,
+};
 use distcache_wire::{ConnState, Handler, Request, Response};
 use prometheus::IntCounter;
 
@@ -101,6 +108,8 @@ struct OpCounters {
     get_many: IntCounter,
     set_many: IntCounter,
     delete_many: IntCounter,
+    execute: IntCounter,
+    apply_changes: IntCounter,
     other: IntCounter,
     stale_epoch_refusals: IntCounter,
 }
@@ -123,6 +132,8 @@ impl DataHandler {
                 get_many: op("get_many"),
                 set_many: op("set_many"),
                 delete_many: op("delete_many"),
+                execute: op("execute"),
+                apply_changes: op("apply_changes"),
                 other: op("other"),
                 stale_epoch_refusals: metrics.stale_epoch_refusals.clone(),
             },
@@ -190,6 +201,134 @@ impl DataHandler {
         }
     }
 
+    /// Applies a change that makes any number of mutations, recording them
+    /// all in the log (see [`DataHandler::applying`]).
+    fn applying_all<T>(
+        &self,
+        conn: &mut ConnState,
+        apply: impl FnOnce(&mut dyn FnMut(&Mutation<'_>)) -> T,
+    ) -> T {
+        match &self.log {
+            None => apply(&mut |_| {}),
+            Some(log) => {
+                let (result, position) = log.applying_all(apply);
+                conn.wait_for = conn.wait_for.max(position);
+                result
+            }
+        }
+    }
+
+    /// Runs commands (one, or a transaction's) atomically as their keys'
+    /// leader (see `distcache_core::store::Store::execute`).
+    fn execute(
+        &self,
+        commands: &[Vec<Bytes>],
+        version: Option<Version>,
+        max_value_bytes: usize,
+        now: u64,
+        conn: &mut ConnState,
+    ) -> Response {
+        let parsed: Vec<Result<Command, CommandError>> =
+            commands.iter().map(|args| table::parse(args)).collect();
+        let mut keys: Vec<&[u8]> = Vec::new();
+        for args in commands {
+            if let Ok(spec) = table::resolve(args) {
+                keys.extend(spec.key_indexes(args).into_iter().map(|i| args[i].as_ref()));
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let run = |ks: &mut Keyspace| {
+            let mut rng = rand::rng();
+            let mut replies = Vec::with_capacity(parsed.len());
+            let mut effects = Vec::new();
+            for command in &parsed {
+                match command {
+                    Ok(command) => {
+                        let outcome = ks.execute(command, now, &mut rng);
+                        replies.push(outcome.reply);
+                        effects.extend(outcome.effects);
+                    }
+                    Err(e) => replies.push(Reply::Error(e.clone())),
+                }
+            }
+            Outcome {
+                reply: Reply::Array(replies),
+                effects,
+            }
+        };
+        let executed = self.applying_all(conn, |record| {
+            self.store
+                .execute(&keys, version, now, max_value_bytes, run, record)
+        });
+        match executed {
+            Executed::Ran { outcome, changes } => {
+                let Reply::Array(replies) = outcome.reply else {
+                    unreachable!("the batch answers an array")
+                };
+                let mut encoded = Vec::new();
+                reply_codec::encode(&replies, &mut encoded);
+                Response::Executed {
+                    replies: encoded.into(),
+                    changes: changes
+                        .into_iter()
+                        .map(|c| {
+                            let mut ops = Vec::new();
+                            effect_encoding::encode_ops(&c.key, &c.ops, &mut ops);
+                            ShippedChanges {
+                                key: c.key,
+                                base: c.base,
+                                ops: ops.into(),
+                            }
+                        })
+                        .collect(),
+                }
+            }
+            Executed::Stale { held } => Response::Written(WriteStatus::Stale { held }),
+            Executed::TooLarge => Response::Written(WriteStatus::TooLarge),
+        }
+    }
+
+    /// Applies a leader's changes as a replica of their keys.
+    fn apply_changes(
+        &self,
+        shipped: &[ShippedChanges],
+        version: Version,
+        now: u64,
+        conn: &mut ConnState,
+    ) -> Vec<ApplyStatus> {
+        let mut decoded = Vec::with_capacity(shipped.len());
+        let mut damaged = Vec::new();
+        for (i, c) in shipped.iter().enumerate() {
+            match effect_encoding::decode_ops(&c.key, &c.ops) {
+                Ok(ops) => decoded.push(KeyChanges {
+                    key: c.key.clone(),
+                    base: c.base,
+                    ops,
+                }),
+                // Checksummed on the way: only a bug gets here. The key is
+                // repaired with the whole value, like one that missed an
+                // operation.
+                Err(_) => damaged.push(i),
+            }
+        }
+        let mut applied = self
+            .applying_all(conn, |record| {
+                self.store
+                    .apply_changes(&decoded, version, now, usize::MAX, record)
+            })
+            .into_iter();
+        (0..shipped.len())
+            .map(|i| {
+                if damaged.contains(&i) {
+                    ApplyStatus::Diverged
+                } else {
+                    applied.next().unwrap_or(ApplyStatus::Diverged)
+                }
+            })
+            .collect()
+    }
+
     /// Requires `secret` (if any) on every connection.
     pub fn with_secret(mut self, secret: Option<ClusterSecret>) -> Self {
         self.secret = secret;
@@ -214,7 +353,9 @@ fn is_data_request(req: &Request) -> bool {
         | Request::Delete { .. }
         | Request::GetMany { .. }
         | Request::SetMany { .. }
-        | Request::DeleteMany { .. } => true,
+        | Request::DeleteMany { .. }
+        | Request::Execute { .. }
+        | Request::ApplyChanges { .. } => true,
         Request::Ping | Request::Hello { .. } => false,
     }
 }
@@ -292,6 +433,19 @@ impl Handler for DataHandler {
                     self.delete(&key, version, now, conn);
                 }
                 Response::Ok
+            }
+            Request::Execute {
+                version,
+                max_value_bytes,
+                commands,
+            } => {
+                self.ops.execute.inc();
+                let limit = usize::try_from(max_value_bytes).unwrap_or(usize::MAX);
+                self.execute(&commands, version, limit, now, conn)
+            }
+            Request::ApplyChanges { version, changes } => {
+                self.ops.apply_changes.inc();
+                Response::Applied(self.apply_changes(&changes, version, now, conn))
             }
             Request::Ping => {
                 self.ops.other.inc();

@@ -215,19 +215,41 @@ impl MutationLog {
     /// gets the current position. A broken log gives 0 (nothing to wait
     /// for).
     pub fn applying<'m, T>(&self, apply: impl FnOnce() -> (T, Option<Mutation<'m>>)) -> (T, u64) {
+        self.applying_all(|record| {
+            let (result, mutation) = apply();
+            if let Some(mutation) = mutation {
+                record(&mutation);
+            }
+            result
+        })
+    }
+
+    /// [`MutationLog::applying`] for a change that makes several mutations
+    /// (a command over several keys): `apply` calls `record` with each,
+    /// all under the log's lock.
+    pub fn applying_all<T>(
+        &self,
+        apply: impl FnOnce(&mut dyn FnMut(&Mutation<'_>)) -> T,
+    ) -> (T, u64) {
         let mut state = self.lock();
-        let (result, mutation) = apply();
-        if state.current_broken() {
-            return (result, 0);
-        }
-        if let Some(mutation) = mutation {
-            let before = state.pending.len();
+        let broken = state.current_broken();
+        let mut appended = 0u64;
+        let pending = &mut state.pending;
+        let result = apply(&mut |mutation| {
+            if broken {
+                return;
+            }
+            let before = pending.len();
             // Only a key or value the store itself refuses cannot be
             // logged: then nothing was appended.
-            if mutation_log::append(&mut state.pending, &mutation).is_ok() {
-                state.recorded += (state.pending.len() - before) as u64;
+            if mutation_log::append(pending, mutation).is_ok() {
+                appended += (pending.len() - before) as u64;
             }
+        });
+        if broken {
+            return (result, 0);
         }
+        state.recorded += appended;
         (result, state.recorded)
     }
 

@@ -32,7 +32,7 @@ use crate::http::ApiError;
 
 /// Why one call to an auxiliary did not give a usable answer.
 #[derive(Debug)]
-enum CallError {
+pub(super) enum CallError {
     Wire(WireError),
     Refused {
         code: String,
@@ -72,7 +72,7 @@ pub struct WriteItem {
 }
 
 /// Why one attempt at an operation ended without an answer for the client.
-enum OpError {
+pub(super) enum OpError {
     /// The answer: an error for the client.
     Api(ApiError),
     /// An auxiliary has acted on map epoch `.0`, newer than the one this
@@ -173,7 +173,7 @@ fn add_replicas(nodes: &mut Route, view: &RingView, placement: &Placement, key: 
 
 /// True when the committed ring (while it differs from the target) gives
 /// `key` replicas and none of them is live.
-fn committed_replicas_silent(view: &RingView, key: &[u8]) -> bool {
+pub(super) fn committed_replicas_silent(view: &RingView, key: &[u8]) -> bool {
     let Some(committed) = &view.committed else {
         return false;
     };
@@ -196,11 +196,16 @@ fn map_behind(epoch: u64) -> ApiError {
     )
 }
 
-fn no_auxiliaries() -> ApiError {
+pub(super) fn no_auxiliaries() -> ApiError {
     ApiError::unavailable("no_auxiliaries", "no auxiliary is up to serve this key")
 }
 
-fn unavailable(what: &str, reached: usize, needed: usize, last: Option<CallError>) -> ApiError {
+pub(super) fn unavailable(
+    what: &str,
+    reached: usize,
+    needed: usize,
+    last: Option<CallError>,
+) -> ApiError {
     let cause = last.map(|e| format!(": {e}")).unwrap_or_default();
     ApiError::unavailable(
         "replicas_unavailable",
@@ -209,7 +214,7 @@ fn unavailable(what: &str, reached: usize, needed: usize, last: Option<CallError
 }
 
 impl Master {
-    async fn call(
+    pub(super) async fn call(
         &self,
         node: &NodeRef,
         epoch: u64,
@@ -246,7 +251,10 @@ impl Master {
     /// each time an auxiliary refuses it as routed by an older map, so that
     /// no request is answered from a map older than one an auxiliary has
     /// already acted on.
-    async fn fenced<T, Fut>(&self, mut attempt: impl FnMut() -> Fut) -> Result<T, ApiError>
+    pub(super) async fn fenced<T, Fut>(
+        &self,
+        mut attempt: impl FnMut() -> Fut,
+    ) -> Result<T, ApiError>
     where
         Fut: std::future::Future<Output = Result<T, OpError>>,
     {
@@ -266,7 +274,7 @@ impl Master {
 
     /// Waits, at most `REQUEST_TIMEOUT_MS`, until this master routes by a
     /// map of at least `epoch`.
-    async fn catch_up(&self, epoch: u64) -> Result<(), ApiError> {
+    pub(super) async fn catch_up(&self, epoch: u64) -> Result<(), ApiError> {
         let deadline = Instant::now() + self.config.request_timeout();
         let mut applied = self.consensus.applied();
         while self.view.load().epoch < epoch {
@@ -300,7 +308,7 @@ impl Master {
     /// hold a copy of the key: the replicas of the rings of rounds given
     /// up, and the leaving nodes. Reads that ask them all keep the highest
     /// version.
-    fn read_route(&self, view: &RingView, key: &[u8]) -> Result<Route, ApiError> {
+    pub(super) fn read_route(&self, view: &RingView, key: &[u8]) -> Result<Route, ApiError> {
         let mut nodes = self.route(view, key)?;
         for ring in &view.abandoned {
             add_replicas(&mut nodes, view, ring, key);
@@ -343,7 +351,7 @@ impl Master {
 
     /// Forgets `key` in the near cache, after a write or delete of it
     /// through this master.
-    fn invalidate_near(&self, key: &[u8]) {
+    pub(super) fn invalidate_near(&self, key: &[u8]) {
         if let Some(near) = &self.near {
             // Keys reaching the data path are valid UTF-8.
             if let Ok(key) = std::str::from_utf8(key) {
@@ -374,7 +382,7 @@ impl Master {
     /// a value or a delete found elsewhere (written since) is the answer,
     /// but finding nothing is not a miss, it is `503` (see "Waiting for
     /// silent copies" in `distcache_core::cluster`).
-    async fn read_replicas(&self, key: &Bytes) -> Result<Option<Entry>, OpError> {
+    pub(super) async fn read_replicas(&self, key: &Bytes) -> Result<Option<Entry>, OpError> {
         let view = self.view.load_full();
         let nodes = self.read_route(&view, key)?;
         let key = key.clone();
@@ -414,7 +422,12 @@ impl Master {
 
     /// Asks every node in `nodes` for `key` at once and answers with the
     /// highest version any of them holds, value or delete.
-    async fn read_newest(&self, nodes: &Route, epoch: u64, key: Bytes) -> Result<Lookup, OpError> {
+    pub(super) async fn read_newest(
+        &self,
+        nodes: &Route,
+        epoch: u64,
+        key: Bytes,
+    ) -> Result<Lookup, OpError> {
         let calls = nodes.iter().map(|node| {
             let req = Request::Get { key: key.clone() };
             async move { self.read_answer(self.call(node, epoch, "get", req).await) }
@@ -449,7 +462,10 @@ impl Master {
 
     /// What one replica's answer to `Get` says it holds. Every version met
     /// moves this master's clock past it.
-    fn read_answer(&self, answer: Result<Response, CallError>) -> Result<Lookup, CallError> {
+    pub(super) fn read_answer(
+        &self,
+        answer: Result<Response, CallError>,
+    ) -> Result<Lookup, CallError> {
         let found = match answer? {
             Response::Value(entry) => Lookup::Live(entry),
             Response::Tombstone(version) => Lookup::Deleted(version),

@@ -1,0 +1,260 @@
+//! Replies between processes: a key's leader executes a command and the
+//! master that asked writes the reply to its client in RESP2, RESP3 or
+//! JSON. RESP3 text would lose [`Reply::Pairs`] (nested in RESP3, flat in
+//! RESP2) and error variants, so replies travel in this form:
+//!
+//! ```text
+//! replies = version u8 (= 1), u32 count, count × reply
+//! reply   = tag u8, then by tag:
+//!   0 status  u32 len + UTF-8      1 error   u32 len + UTF-8 (its whole line)
+//!   2 integer i64                  3 bulk    u32 len + bytes
+//!   4 null                         5 null array
+//!   6 array   u32 n, n × reply     7 map     u32 n, n × (reply, reply)
+//!   8 set     u32 n, n × reply     9 pairs   u32 n, n × (reply, reply)
+//!   10 double f64 bits             11 boolean u8 (0 or 1)
+//! ```
+//!
+//! Integers are little endian. Decoding is total (never a panic), a count
+//! is checked against the bytes left before anything is reserved, and
+//! nesting deeper than [`MAX_DEPTH`] is refused. An error decodes as
+//! [`CommandError::Relayed`], whose text is the original's line.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use super::Reply;
+use crate::codec::{Cursor, Short};
+use crate::command::CommandError;
+
+/// The format version [`encode`] writes.
+pub const VERSION: u8 = 1;
+
+/// Deepest nesting decoded: EXEC's array of replies that hold pairs is 3.
+pub const MAX_DEPTH: usize = 8;
+
+/// Why bytes are not replies.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// A version this build does not read.
+    #[error("unknown reply encoding version {0}")]
+    Version(u8),
+    /// Truncated, malformed or too deep.
+    #[error("malformed replies: {0}")]
+    Malformed(&'static str),
+}
+
+impl From<Short> for DecodeError {
+    fn from(short: Short) -> Self {
+        match short {
+            Short::Truncated(what) | Short::Malformed(what) => DecodeError::Malformed(what),
+        }
+    }
+}
+
+/// Appends the encoding of `replies` to `out`.
+pub fn encode(replies: &[Reply], out: &mut Vec<u8>) {
+    out.push(VERSION);
+    put_len(out, replies.len());
+    for reply in replies {
+        put_reply(out, reply);
+    }
+}
+
+/// Decodes replies encoded by [`encode`] (the whole of `data`).
+pub fn decode(data: &[u8]) -> Result<Vec<Reply>, DecodeError> {
+    let mut c = Cursor::new(data);
+    let version = c.u8("version")?;
+    if version != VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let replies = list(&mut c, 0)?;
+    if c.remaining() != 0 {
+        return Err(DecodeError::Malformed("bytes after the replies"));
+    }
+    Ok(replies)
+}
+
+fn put_len(out: &mut Vec<u8>, n: usize) {
+    // A reply is built from one node's values, each far below 4 GiB.
+    out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_len(out, b.len());
+    out.extend_from_slice(b);
+}
+
+fn put_pairs(out: &mut Vec<u8>, tag: u8, pairs: &[(Reply, Reply)]) {
+    out.push(tag);
+    put_len(out, pairs.len());
+    for (k, v) in pairs {
+        put_reply(out, k);
+        put_reply(out, v);
+    }
+}
+
+fn put_list(out: &mut Vec<u8>, tag: u8, items: &[Reply]) {
+    out.push(tag);
+    put_len(out, items.len());
+    for item in items {
+        put_reply(out, item);
+    }
+}
+
+fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
+    match reply {
+        Reply::Status(s) => {
+            out.push(0);
+            put_bytes(out, s.as_bytes());
+        }
+        Reply::Error(e) => {
+            out.push(1);
+            put_bytes(out, e.to_string().as_bytes());
+        }
+        Reply::Integer(n) => {
+            out.push(2);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        Reply::Bulk(b) => {
+            out.push(3);
+            put_bytes(out, b);
+        }
+        Reply::Null => out.push(4),
+        Reply::NullArray => out.push(5),
+        Reply::Array(items) => put_list(out, 6, items),
+        Reply::Map(pairs) => put_pairs(out, 7, pairs),
+        Reply::Set(items) => put_list(out, 8, items),
+        Reply::Pairs(pairs) => put_pairs(out, 9, pairs),
+        Reply::Double(d) => {
+            out.push(10);
+            out.extend_from_slice(&d.to_bits().to_le_bytes());
+        }
+        Reply::Boolean(b) => {
+            out.push(11);
+            out.push(u8::from(*b));
+        }
+    }
+}
+
+/// A count of items at least `min_bytes` each, checked against what is left.
+fn count(c: &mut Cursor<'_>, min_bytes: usize) -> Result<usize, DecodeError> {
+    let n = c.u32("count")? as usize;
+    if n > c.remaining() / min_bytes {
+        return Err(DecodeError::Malformed("count larger than the bytes left"));
+    }
+    Ok(n)
+}
+
+fn text(c: &mut Cursor<'_>) -> Result<String, DecodeError> {
+    let len = c.u32("text length")? as usize;
+    let bytes = c.take(len, "text")?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::Malformed("text is not UTF-8"))
+}
+
+fn list(c: &mut Cursor<'_>, depth: usize) -> Result<Vec<Reply>, DecodeError> {
+    let n = count(c, 1)?;
+    let mut items = Vec::with_capacity(n);
+    for _ in 0..n {
+        items.push(reply(c, depth)?);
+    }
+    Ok(items)
+}
+
+fn pairs(c: &mut Cursor<'_>, depth: usize) -> Result<Vec<(Reply, Reply)>, DecodeError> {
+    let n = count(c, 2)?;
+    let mut items = Vec::with_capacity(n);
+    for _ in 0..n {
+        items.push((reply(c, depth)?, reply(c, depth)?));
+    }
+    Ok(items)
+}
+
+fn reply(c: &mut Cursor<'_>, depth: usize) -> Result<Reply, DecodeError> {
+    if depth >= MAX_DEPTH {
+        return Err(DecodeError::Malformed("replies nested too deep"));
+    }
+    Ok(match c.u8("tag")? {
+        0 => Reply::Status(Cow::Owned(text(c)?)),
+        1 => Reply::Error(CommandError::Relayed(text(c)?)),
+        2 => Reply::Integer(c.u64("integer")? as i64),
+        3 => {
+            let len = c.u32("bulk length")? as usize;
+            Reply::Bulk(Bytes::copy_from_slice(c.take(len, "bulk")?))
+        }
+        4 => Reply::Null,
+        5 => Reply::NullArray,
+        6 => Reply::Array(list(c, depth + 1)?),
+        7 => Reply::Map(pairs(c, depth + 1)?),
+        8 => Reply::Set(list(c, depth + 1)?),
+        9 => Reply::Pairs(pairs(c, depth + 1)?),
+        10 => Reply::Double(f64::from_bits(c.u64("double")?)),
+        11 => match c.u8("boolean")? {
+            0 => Reply::Boolean(false),
+            1 => Reply::Boolean(true),
+            _ => return Err(DecodeError::Malformed("boolean other than 0 or 1")),
+        },
+        _ => return Err(DecodeError::Malformed("unknown reply tag")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Protocol;
+
+    fn sample() -> Vec<Reply> {
+        vec![
+            Reply::OK,
+            Reply::Error(CommandError::WrongType),
+            Reply::Integer(i64::MIN),
+            Reply::Bulk(Bytes::from_static(b"\x00bin\xff")),
+            Reply::Null,
+            Reply::NullArray,
+            Reply::Array(vec![
+                Reply::Integer(1),
+                Reply::Pairs(vec![(Reply::bulk(b"m"), Reply::Double(-0.5))]),
+            ]),
+            Reply::Map(vec![(Reply::bulk(b"f"), Reply::bulk(b"v"))]),
+            Reply::Set(vec![Reply::bulk(b"a")]),
+            Reply::Double(f64::INFINITY),
+            Reply::Boolean(true),
+        ]
+    }
+
+    #[test]
+    fn replies_round_trip_and_write_the_same_resp() {
+        let mut bytes = Vec::new();
+        encode(&sample(), &mut bytes);
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.len(), sample().len());
+        for (a, b) in sample().iter().zip(&back) {
+            for protocol in [Protocol::Resp2, Protocol::Resp3] {
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                a.write_resp(protocol, &mut x);
+                b.write_resp(protocol, &mut y);
+                assert_eq!(x, y, "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_a_hostile_count_are_errors_not_panics() {
+        let mut bytes = Vec::new();
+        encode(&sample(), &mut bytes);
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "prefix of {len} bytes");
+        }
+        let hostile = [VERSION, 0xff, 0xff, 0xff, 0xff, 6];
+        assert!(decode(&hostile).is_err());
+        let mut deep = vec![VERSION, 1, 0, 0, 0];
+        for _ in 0..MAX_DEPTH + 1 {
+            deep.extend_from_slice(&[6, 1, 0, 0, 0]);
+        }
+        deep.push(4);
+        assert_eq!(
+            decode(&deep),
+            Err(DecodeError::Malformed("replies nested too deep"))
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! KEYS, SCAN, DBSIZE and RANDOMKEY: commands over the whole keyspace, so
+//! over every auxiliary. Each key is held by several replicas, so answers
+//! are merged by key.
+//!
+//! SCAN's cursor is a position in the 64-bit key-hash space, the same on
+//! every node (`distcache_core::keyspace::key_position`): every node is
+//! asked to scan from the cursor, and the answer is every key found below
+//! the lowest place any node stopped, which becomes the next cursor. A key
+//! present for the whole scan is returned at least once, wherever it lives
+//! and however keys move meanwhile.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use distcache_core::command::{CommandSpec, Reply};
+use distcache_core::keyspace::key_position;
+use futures_util::future::join_all;
+
+use crate::http::ApiError;
+use crate::master::data::{CallError, OpError, Route, unavailable};
+use crate::master::{Master, RingView};
+
+/// Every live auxiliary of the view, once each.
+fn live_nodes(view: &RingView) -> Route {
+    let mut nodes = Route::new();
+    let placements = std::iter::once(&view.target)
+        .chain(view.committed.as_ref())
+        .chain(view.abandoned.iter());
+    for placement in placements {
+        for node in placement.nodes.iter().flatten() {
+            if !nodes.iter().any(|n| n.id == node.id) {
+                nodes.push(node.clone());
+            }
+        }
+    }
+    for node in &view.leaving {
+        if !nodes.iter().any(|n| n.id == node.id) {
+            nodes.push(node.clone());
+        }
+    }
+    nodes
+}
+
+impl Master {
+    pub(super) async fn everywhere(
+        self: &Arc<Self>,
+        spec: &CommandSpec,
+        args: Vec<Bytes>,
+    ) -> Result<Reply, ApiError> {
+        match spec.name {
+            "keys" => Ok(Reply::Array(
+                self.all_keys(args)
+                    .await?
+                    .into_iter()
+                    .map(|(_, key)| Reply::Bulk(key))
+                    .collect(),
+            )),
+            "dbsize" => {
+                let all = vec![Bytes::from_static(b"KEYS"), Bytes::from_static(b"*")];
+                Ok(Reply::Integer(self.all_keys(all).await?.len() as i64))
+            }
+            "randomkey" => self.random_key(args).await,
+            _ => self.scan(args).await,
+        }
+    }
+
+    /// `args` run on every live auxiliary; the replies, in node order.
+    async fn on_every_node(&self, args: &[Bytes]) -> Result<Vec<Reply>, ApiError> {
+        self.fenced(|| async {
+            let view = self.view.load_full();
+            let nodes = live_nodes(&view);
+            if nodes.is_empty() {
+                return Err(crate::master::data::no_auxiliaries().into());
+            }
+            let calls = nodes.iter().map(|node| {
+                let request = distcache_wire::Request::Execute {
+                    version: None,
+                    max_value_bytes: self.config.max_value_bytes as u64,
+                    commands: vec![args.to_vec()],
+                };
+                self.call(node, view.epoch, "execute", request)
+            });
+            let mut replies = Vec::with_capacity(nodes.len());
+            for answer in join_all(calls).await {
+                match answer {
+                    Ok(distcache_wire::Response::Executed { replies: bytes, .. }) => {
+                        let mut decoded = distcache_core::command::reply::codec::decode(&bytes)
+                            .map_err(|e| {
+                                OpError::Api(ApiError::internal(
+                                    "unexpected_answer",
+                                    format!("an auxiliary's replies: {e}"),
+                                ))
+                            })?;
+                        replies.push(decoded.pop().unwrap_or(Reply::Null));
+                    }
+                    Ok(_) => {
+                        return Err(
+                            unavailable("the command", 0, 1, Some(CallError::Unexpected)).into(),
+                        );
+                    }
+                    Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
+                    Err(e) => {
+                        return Err(unavailable("the command", 0, nodes.len(), Some(e)).into());
+                    }
+                }
+            }
+            Ok(replies)
+        })
+        .await
+    }
+
+    /// KEYS over every node, each key once, in hash order.
+    async fn all_keys(&self, args: Vec<Bytes>) -> Result<BTreeSet<(u64, Bytes)>, ApiError> {
+        let mut keys = BTreeSet::new();
+        for reply in self.on_every_node(&args).await? {
+            match reply {
+                Reply::Array(items) => {
+                    for item in items {
+                        if let Reply::Bulk(key) = item {
+                            keys.insert((key_position(&key), key));
+                        }
+                    }
+                }
+                error @ Reply::Error(_) => return Err(relayed(error)),
+                _ => {}
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    async fn random_key(&self, args: Vec<Bytes>) -> Result<Reply, ApiError> {
+        let found: Vec<Reply> = self
+            .on_every_node(&args)
+            .await?
+            .into_iter()
+            .filter(|r| matches!(r, Reply::Bulk(_)))
+            .collect();
+        if found.is_empty() {
+            return Ok(Reply::Null);
+        }
+        use rand::Rng;
+        let pick = rand::rng().random_range(0..found.len());
+        Ok(found.into_iter().nth(pick).unwrap_or(Reply::Null))
+    }
+
+    async fn scan(&self, args: Vec<Bytes>) -> Result<Reply, ApiError> {
+        let mut bound: Option<u64> = None;
+        let mut keys = BTreeSet::new();
+        let mut all = Vec::new();
+        for reply in self.on_every_node(&args).await? {
+            let Reply::Array(parts) = reply else {
+                return Err(relayed(reply));
+            };
+            let [Reply::Bulk(cursor), Reply::Array(found)] = parts.as_slice() else {
+                return Err(ApiError::internal(
+                    "unexpected_answer",
+                    "an auxiliary's SCAN answer",
+                ));
+            };
+            let next: u64 = std::str::from_utf8(cursor)
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            if next != 0 {
+                bound = Some(bound.map_or(next, |b| b.min(next)));
+            }
+            all.extend(found.iter().filter_map(|r| match r {
+                Reply::Bulk(key) => Some(key.clone()),
+                _ => None,
+            }));
+        }
+        for key in all {
+            let position = key_position(&key);
+            if bound.is_none_or(|b| position < b) {
+                keys.insert((position, key));
+            }
+        }
+        let cursor = bound.unwrap_or(0).to_string();
+        Ok(Reply::Array(vec![
+            Reply::Bulk(Bytes::from(cursor)),
+            Reply::Array(keys.into_iter().map(|(_, k)| Reply::Bulk(k)).collect()),
+        ]))
+    }
+}
+
+/// An auxiliary's error reply, passed on.
+fn relayed(reply: Reply) -> ApiError {
+    let text = match reply {
+        Reply::Error(e) => e.to_string(),
+        other => format!("unexpected reply {other:?}"),
+    };
+    ApiError::bad_request("command_error", text)
+}

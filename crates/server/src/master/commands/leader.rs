@@ -1,0 +1,373 @@
+//! Commands at their keys' leader: the first live replica of the keys runs
+//! them on its store and answers with the replies and the changes, which
+//! go to the other replicas, as effects (the size of the command, not of
+//! the value), stamped with the same version.
+//!
+//! - **Versions.** A command that writes carries a version from this
+//!   master's clock; a leader holding a newer version for one of the keys
+//!   runs nothing and says so, and the command is stamped again, as writes
+//!   are (`data::Master::replicate`).
+//! - **Replicas.** A replica applies the changes only if it holds the
+//!   version the leader held before them (their base). One that missed an
+//!   operation says so and is sent the leader's whole value instead; one
+//!   that holds a newer version met a concurrent operation, which is then
+//!   ordered after this one, as for writes.
+//! - **Acknowledgement.** With `WRITE_QUORUM=all` the reply waits for
+//!   every live replica; with `one` the leader's answer is enough, and the
+//!   changes reach the others in the background.
+//! - **Never twice.** A command the leader may have run (a timeout, a lost
+//!   connection) is never sent again: the client gets an error and decides.
+//!   Only refusals that ran nothing (a stale version, an older map) retry.
+//! - **While keys move** the leader may lack the newest copy of a key (a
+//!   node back from an outage): before running, the newest copy any node
+//!   holds is written to the leader first.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use distcache_core::Lookup;
+use distcache_core::command::reply::codec as reply_codec;
+use distcache_core::command::{CommandError, Reply};
+use distcache_core::version::Version;
+use distcache_wire::frame::{ApplyStatus, ShippedChanges, WriteStatus};
+use distcache_wire::{Request, Response};
+use futures_util::future::join_all;
+
+use crate::config::WriteQuorum;
+use crate::http::ApiError;
+use crate::master::data::{CallError, OpError, Route, committed_replicas_silent, unavailable};
+use crate::master::{Master, NodeRef, RingView};
+
+/// Stamps a command may take before this master gives up: each restamp
+/// moves the clock past a version a leader holds, so a second one means
+/// a concurrent writer got in between, and a third is unheard of.
+const STAMPS: usize = 3;
+
+fn unexpected() -> ApiError {
+    ApiError::internal(
+        "unexpected_answer",
+        "an auxiliary answered a command unexpectedly",
+    )
+}
+
+/// The replies a leader sent, decoded.
+fn decode_replies(bytes: &[u8], expected: usize) -> Result<Vec<Reply>, ApiError> {
+    let replies = reply_codec::decode(bytes).map_err(|e| {
+        ApiError::internal("unexpected_answer", format!("an auxiliary's replies: {e}"))
+    })?;
+    if replies.len() != expected {
+        return Err(unexpected());
+    }
+    Ok(replies)
+}
+
+/// The reply to a command whose result would not fit.
+fn too_large() -> Reply {
+    Reply::Error(CommandError::Relayed(
+        "OOM the value would exceed MAX_VALUE_BYTES or the node's share of CACHE_MAX_BYTES".into(),
+    ))
+}
+
+impl Master {
+    /// Runs `commands` (one, or a transaction's) at the leader of `keys`,
+    /// which share their replicas; `write` when any may change data.
+    pub(super) async fn at_leader(
+        self: &Arc<Self>,
+        keys: &[Bytes],
+        commands: Vec<Vec<Bytes>>,
+        write: bool,
+    ) -> Result<Vec<Reply>, ApiError> {
+        self.fenced(|| self.leader_attempt(keys, &commands, write))
+            .await
+    }
+
+    async fn leader_attempt(
+        self: &Arc<Self>,
+        keys: &[Bytes],
+        commands: &[Vec<Bytes>],
+        write: bool,
+    ) -> Result<Vec<Reply>, OpError> {
+        let view = self.view.load_full();
+        let route = match keys.first() {
+            Some(key) => self.route(&view, key)?,
+            None => self.any_node(&view)?,
+        };
+        if !self.together(&view, keys)? {
+            return Ok(vec![super::crossslot(); commands.len()]);
+        }
+        if view.rebalancing() {
+            self.bring_leader_up_to_date(&view, &route, keys).await?;
+        }
+        if !write {
+            return self.read_at(&view, &route, commands).await;
+        }
+        let leader = &route[0];
+        for _ in 0..STAMPS {
+            let version = self.versions.tick((self.clock)());
+            let request = Request::Execute {
+                version: Some(version),
+                max_value_bytes: self.config.max_value_bytes as u64,
+                commands: commands.to_vec(),
+            };
+            match self.call(leader, view.epoch, "execute", request).await {
+                Ok(Response::Executed { replies, changes }) => {
+                    let replies = decode_replies(&replies, commands.len())?;
+                    for change in &changes {
+                        self.invalidate_near(&change.key);
+                    }
+                    self.ship(&view, &route, version, changes).await?;
+                    return Ok(replies);
+                }
+                Ok(Response::Written(WriteStatus::Stale { held })) => {
+                    self.versions.observe(held);
+                    self.metrics.restamped.inc();
+                }
+                Ok(Response::Written(WriteStatus::TooLarge)) => {
+                    return Ok(vec![too_large(); commands.len()]);
+                }
+                Ok(_) => return Err(unexpected().into()),
+                Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
+                Err(e) => return Err(unavailable("the command", 0, 1, Some(e)).into()),
+            }
+        }
+        Err(ApiError::unavailable(
+            "contended",
+            "the key kept changing under concurrent writes; try again",
+        )
+        .into())
+    }
+
+    /// Any live node (for commands without keys).
+    fn any_node(&self, view: &RingView) -> Result<Route, ApiError> {
+        let mut route = Route::new();
+        if let Some(node) = view.target.nodes.iter().flatten().next() {
+            route.push(node.clone());
+        }
+        if route.is_empty() {
+            return Err(super::super::data::no_auxiliaries());
+        }
+        Ok(route)
+    }
+
+    /// A read: at the leader, then the next replica if a call fails.
+    async fn read_at(
+        &self,
+        view: &RingView,
+        route: &Route,
+        commands: &[Vec<Bytes>],
+    ) -> Result<Vec<Reply>, OpError> {
+        let mut last_error = None;
+        for (i, node) in route.iter().enumerate() {
+            let request = Request::Execute {
+                version: None,
+                max_value_bytes: self.config.max_value_bytes as u64,
+                commands: commands.to_vec(),
+            };
+            match self.call(node, view.epoch, "execute", request).await {
+                Ok(Response::Executed { replies, .. }) => {
+                    if i > 0 {
+                        self.metrics.read_fallbacks.inc();
+                    }
+                    return Ok(decode_replies(&replies, commands.len())?);
+                }
+                Ok(_) => return Err(unexpected().into()),
+                Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(unavailable("the read", 0, route.len(), last_error).into())
+    }
+
+    /// While keys move: writes the newest copy of each key any node holds
+    /// to the leader, so the command starts from it. A key whose every
+    /// committed replica is silent, with no copy found elsewhere, cannot
+    /// be served yet (see "Waiting for silent copies" in
+    /// `distcache_core::cluster`).
+    async fn bring_leader_up_to_date(
+        &self,
+        view: &RingView,
+        route: &Route,
+        keys: &[Bytes],
+    ) -> Result<(), OpError> {
+        let leader = &route[0];
+        for key in keys {
+            let nodes = self.read_route(view, key)?;
+            let newest = self.read_newest(&nodes, view.epoch, key.clone()).await?;
+            if matches!(newest, Lookup::Absent) && committed_replicas_silent(view, key) {
+                return Err(OpError::Api(ApiError::unavailable(
+                    "replicas_unavailable",
+                    "every auxiliary that holds this key is down; it can be used when one is back",
+                )));
+            }
+            self.put_copy(leader, view.epoch, key, newest).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `copy` of `key` to `node`, which keeps it only if it is newer
+    /// than what it holds.
+    async fn put_copy(
+        &self,
+        node: &NodeRef,
+        epoch: u64,
+        key: &Bytes,
+        copy: Lookup,
+    ) -> Result<(), OpError> {
+        let request = match copy {
+            Lookup::Live(entry) => Request::Set {
+                key: key.clone(),
+                entry,
+            },
+            Lookup::Deleted(version) => Request::Delete {
+                key: key.clone(),
+                version,
+            },
+            Lookup::Absent => return Ok(()),
+        };
+        match self.call(node, epoch, "repair", request).await {
+            Ok(_) => Ok(()),
+            Err(CallError::StaleEpoch(current)) => Err(OpError::Fenced(current)),
+            Err(e) => Err(unavailable("a repair", 0, 1, Some(e)).into()),
+        }
+    }
+
+    /// Sends the leader's changes to the other replicas in `route` and
+    /// applies the write quorum.
+    async fn ship(
+        self: &Arc<Self>,
+        view: &Arc<RingView>,
+        route: &Route,
+        version: Version,
+        changes: Vec<ShippedChanges>,
+    ) -> Result<(), OpError> {
+        if changes.is_empty() || route.len() < 2 {
+            return Ok(());
+        }
+        let master = self.clone();
+        let view = view.clone();
+        let route = route.clone();
+        let work = async move { master.ship_all(&view, &route, version, &changes).await };
+        if self.quorum() == WriteQuorum::One {
+            // The leader has it: acknowledged. The rest follow.
+            self.shutdown.spawn(async move {
+                if let Err(OpError::Api(e)) = work.await {
+                    tracing::debug!(error = %e.message, "changes did not reach every replica");
+                }
+            });
+            return Ok(());
+        }
+        work.await
+    }
+
+    async fn ship_all(
+        &self,
+        view: &RingView,
+        route: &Route,
+        version: Version,
+        changes: &[ShippedChanges],
+    ) -> Result<(), OpError> {
+        let leader = &route[0];
+        let calls = route[1..].iter().map(|node| async move {
+            let request = Request::ApplyChanges {
+                version,
+                changes: changes.to_vec(),
+            };
+            (
+                node,
+                self.call(node, view.epoch, "apply_changes", request).await,
+            )
+        });
+        let mut reached = 1;
+        let mut last_error = None;
+        let mut fenced = None;
+        for (node, answer) in join_all(calls).await {
+            match answer {
+                Ok(Response::Applied(statuses)) if statuses.len() == changes.len() => {
+                    let mut whole = true;
+                    for (status, change) in statuses.iter().zip(changes) {
+                        match status {
+                            ApplyStatus::Applied => {}
+                            ApplyStatus::Stale { held } => {
+                                self.versions.observe(*held);
+                                self.metrics.superseded.inc();
+                            }
+                            ApplyStatus::Diverged => {
+                                self.metrics.command_repairs.inc();
+                                let copy = self.copy_at(leader, view.epoch, &change.key).await;
+                                match copy {
+                                    Ok(copy) => {
+                                        if let Err(e) =
+                                            self.put_copy(node, view.epoch, &change.key, copy).await
+                                        {
+                                            whole = false;
+                                            if let OpError::Fenced(c) = e {
+                                                fenced = fenced.max(Some(c));
+                                            }
+                                        }
+                                    }
+                                    Err(OpError::Fenced(c)) => {
+                                        whole = false;
+                                        fenced = fenced.max(Some(c));
+                                    }
+                                    Err(OpError::Api(_)) => whole = false,
+                                }
+                            }
+                            ApplyStatus::TooLarge => whole = false,
+                        }
+                    }
+                    if whole {
+                        reached += 1;
+                    }
+                }
+                Ok(_) => last_error = Some(CallError::Unexpected),
+                Err(CallError::StaleEpoch(current)) => fenced = fenced.max(Some(current)),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if let Some(epoch) = fenced {
+            // The map moved while the leader ran the command: it ran once
+            // and must not run again. Its result goes, whole, to the
+            // replicas of the newer map.
+            self.catch_up(epoch).await?;
+            return self.spread_copies(leader, changes).await;
+        }
+        if reached == route.len() {
+            return Ok(());
+        }
+        Err(unavailable("the command", reached, route.len(), last_error).into())
+    }
+
+    /// What `node` holds for `key`, as a copy to send elsewhere.
+    async fn copy_at(&self, node: &NodeRef, epoch: u64, key: &Bytes) -> Result<Lookup, OpError> {
+        let answer = self
+            .call(node, epoch, "get", Request::Get { key: key.clone() })
+            .await;
+        match self.read_answer(answer) {
+            Ok(found) => Ok(found),
+            Err(CallError::StaleEpoch(current)) => Err(OpError::Fenced(current)),
+            Err(e) => Err(unavailable("a repair", 0, 1, Some(e)).into()),
+        }
+    }
+
+    /// Sends the leader's copy of each changed key to every replica of the
+    /// key by the current map.
+    async fn spread_copies(
+        &self,
+        leader: &NodeRef,
+        changes: &[ShippedChanges],
+    ) -> Result<(), OpError> {
+        let view = self.view.load_full();
+        for change in changes {
+            let copy = self
+                .copy_at(leader, distcache_wire::frame::UNFENCED, &change.key)
+                .await?;
+            for node in self.route(&view, &change.key)?.iter() {
+                if node.id != leader.id {
+                    self.put_copy(node, view.epoch, &change.key, copy.clone())
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,78 @@
+//! Redis's data commands over the cluster: the executor both command front
+//! ends (`POST /` and the RESP listener) call.
+//!
+//! - [`Master::run_command`] runs one argument vector and answers with its
+//!   [`Reply`]; [`Master::run_transaction`] runs a MULTI block's queued
+//!   commands as one atomic batch (EXEC's answer).
+//! - [`CommandSession`] keeps one client's MULTI/EXEC state in front of
+//!   them.
+//!
+//! A front end resolves the command in the table
+//! (`distcache_core::command::table::resolve`), checks that the caller's
+//! role is at least `spec.role()`, then hands the arguments to a session.
+//!
+//! How a command reaches the data ([`plan`]):
+//!
+//! - Keys that share their replicas (always so for one key, and for keys
+//!   with the same `{hash tag}`): the command runs at their leader, which
+//!   answers with the reply and the changes; the changes go to the other
+//!   replicas ([`leader`]).
+//! - MGET, MSET, DEL, UNLINK, EXISTS and TOUCH over keys on different
+//!   nodes: split per node, answers put back together.
+//! - Other read-only commands over keys on different nodes (SINTER,
+//!   SUNION, SDIFF, SINTERCARD): the values are read from their replicas
+//!   and the command runs here, on a copy.
+//! - Any other command over keys on different nodes, and a transaction
+//!   whose keys are on different nodes: `CROSSSLOT`, as Redis Cluster
+//!   answers.
+//! - KEYS, SCAN, DBSIZE and RANDOMKEY ask every auxiliary ([`everywhere`]).
+
+mod everywhere;
+mod leader;
+mod plan;
+mod session;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use distcache_core::command::{CommandError, Reply};
+
+pub use session::CommandSession;
+
+use super::Master;
+use crate::http::ApiError;
+
+impl Master {
+    /// Runs one command (any data command of the table; MULTI, EXEC and
+    /// DISCARD belong to a [`CommandSession`]) and answers with its reply.
+    pub async fn run_command(self: &Arc<Self>, args: Vec<Bytes>) -> Reply {
+        self.command(args).await.unwrap_or_else(error_reply)
+    }
+
+    /// Runs a transaction's queued commands atomically and answers with
+    /// EXEC's array of replies.
+    pub async fn run_transaction(self: &Arc<Self>, queued: Vec<Vec<Bytes>>) -> Reply {
+        self.transaction(queued).await.unwrap_or_else(error_reply)
+    }
+}
+
+/// A cluster-side failure, as a command's error reply: `CLUSTERDOWN` when no
+/// replica could serve (Redis Cluster's word for it), `ERR` otherwise.
+pub(super) fn error_reply(e: ApiError) -> Reply {
+    let prefix = if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+        "CLUSTERDOWN"
+    } else {
+        "ERR"
+    };
+    Reply::Error(CommandError::Relayed(format!(
+        "{prefix} {}: {}",
+        e.code, e.message
+    )))
+}
+
+/// Redis Cluster's error for keys that must be together and are not.
+pub(super) fn crossslot() -> Reply {
+    Reply::Error(CommandError::Relayed(
+        "CROSSSLOT Keys in request don't hash to the same slot".into(),
+    ))
+}

@@ -1,0 +1,266 @@
+//! Which auxiliaries a command needs, and how their answers make the reply.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use distcache_core::command::{CommandSpec, Reply, table};
+use distcache_core::keyspace::{Entry, Keyspace};
+use distcache_core::value::stored;
+use futures_util::future::join_all;
+
+use super::{crossslot, error_reply};
+use crate::http::ApiError;
+use crate::master::data::Route;
+use crate::master::{Master, RingView};
+
+/// The node ids of a route: keys with equal ones live together.
+fn route_ids(route: &Route) -> Vec<&str> {
+    route.iter().map(|n| n.id.as_str()).collect()
+}
+
+/// The keys of `args` (which passed the table's checks).
+fn keys_of(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
+    spec.key_indexes(args)
+        .into_iter()
+        .map(|i| args[i].clone())
+        .collect()
+}
+
+impl Master {
+    /// Whether every key in `keys` has the same replicas by `view`.
+    pub(super) fn together(&self, view: &RingView, keys: &[Bytes]) -> Result<bool, ApiError> {
+        let Some((first, rest)) = keys.split_first() else {
+            return Ok(true);
+        };
+        let first = self.route(view, first)?;
+        let first = route_ids(&first);
+        for key in rest {
+            if route_ids(&self.route(view, key)?) != first {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Groups the positions of `keys` by the node set that holds them, in
+    /// the order each group first appears.
+    fn by_route(&self, view: &RingView, keys: &[Bytes]) -> Result<Vec<Vec<usize>>, ApiError> {
+        let mut groups: Vec<(Vec<String>, Vec<usize>)> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let ids: Vec<String> = route_ids(&self.route(view, key)?)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            match groups.iter_mut().find(|(g, _)| *g == ids) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((ids, vec![i])),
+            }
+        }
+        Ok(groups.into_iter().map(|(_, members)| members).collect())
+    }
+
+    /// One command; see the module's overview.
+    pub(super) async fn command(self: &Arc<Self>, args: Vec<Bytes>) -> Result<Reply, ApiError> {
+        let spec = match table::resolve(&args) {
+            Ok(spec) => spec,
+            Err(e) => return Ok(Reply::Error(e)),
+        };
+        // Syntax and arguments are checked here, before any node is asked.
+        if let Err(e) = table::parse(&args) {
+            return Ok(Reply::Error(e));
+        }
+        match spec.name {
+            "keys" | "scan" | "dbsize" | "randomkey" => return self.everywhere(spec, args).await,
+            // Only a session queues (`CommandSession`); without one these
+            // answer as the executor does outside MULTI.
+            "multi" | "exec" | "discard" => {
+                let command = table::parse(&args)
+                    .map_err(|e| ApiError::bad_request("command", e.to_string()))?;
+                let reply = Keyspace::new().execute(&command, 0, &mut rand::rng()).reply;
+                return Ok(reply);
+            }
+            _ => {}
+        }
+        let keys = keys_of(spec, &args);
+        let view = self.view.load_full();
+        if self.together(&view, &keys)? {
+            let write = spec.has(table::flags::WRITE);
+            let mut replies = self.at_leader(&keys, vec![args], write).await?;
+            return Ok(replies.pop().unwrap_or(Reply::Null));
+        }
+        match spec.name {
+            "mget" => self.split_mget(&view, args).await,
+            "exists" | "touch" | "del" | "unlink" => self.split_count(&view, args).await,
+            "mset" => self.split_mset(&view, args).await,
+            _ if spec.has(table::flags::READONLY) => self.gather(keys, args).await,
+            _ => Ok(crossslot()),
+        }
+    }
+
+    /// A transaction: every key of every command on the same nodes, run
+    /// there as one batch. Without keys, its commands run one by one.
+    pub(super) async fn transaction(
+        self: &Arc<Self>,
+        queued: Vec<Vec<Bytes>>,
+    ) -> Result<Reply, ApiError> {
+        let mut keys = Vec::new();
+        let mut everywhere = false;
+        for args in &queued {
+            if let Ok(spec) = table::resolve(args) {
+                everywhere |= matches!(spec.name, "keys" | "scan" | "dbsize" | "randomkey");
+                keys.extend(keys_of(spec, args));
+            }
+        }
+        if keys.is_empty() {
+            let mut replies = Vec::with_capacity(queued.len());
+            for args in queued {
+                replies.push(self.command(args).await.unwrap_or_else(error_reply));
+            }
+            return Ok(Reply::Array(replies));
+        }
+        let view = self.view.load_full();
+        if everywhere || !self.together(&view, &keys)? {
+            return Ok(crossslot());
+        }
+        let write = queued
+            .iter()
+            .any(|args| table::resolve(args).is_ok_and(|spec| spec.has(table::flags::WRITE)));
+        keys.sort();
+        keys.dedup();
+        Ok(Reply::Array(self.at_leader(&keys, queued, write).await?))
+    }
+
+    /// MGET over keys on several nodes: one MGET per node.
+    async fn split_mget(
+        self: &Arc<Self>,
+        view: &RingView,
+        args: Vec<Bytes>,
+    ) -> Result<Reply, ApiError> {
+        let keys = &args[1..];
+        let groups = self.by_route(view, keys)?;
+        let answers = join_all(groups.iter().map(|group| {
+            let mut sub = vec![args[0].clone()];
+            sub.extend(group.iter().map(|&i| keys[i].clone()));
+            let group_keys: Vec<Bytes> = sub[1..].to_vec();
+            async move { self.at_leader(&group_keys, vec![sub], false).await }
+        }))
+        .await;
+        let mut values = vec![Reply::Null; keys.len()];
+        for (group, answer) in groups.iter().zip(answers) {
+            match answer?.pop() {
+                Some(Reply::Array(items)) => {
+                    for (&i, item) in group.iter().zip(items) {
+                        values[i] = item;
+                    }
+                }
+                Some(other) => return Ok(other),
+                None => return Ok(Reply::Null),
+            }
+        }
+        Ok(Reply::Array(values))
+    }
+
+    /// EXISTS, TOUCH, DEL and UNLINK over keys on several nodes: the sum of
+    /// each node's count.
+    async fn split_count(
+        self: &Arc<Self>,
+        view: &RingView,
+        args: Vec<Bytes>,
+    ) -> Result<Reply, ApiError> {
+        let keys = &args[1..];
+        let write = matches!(args[0].to_ascii_lowercase().as_slice(), b"del" | b"unlink");
+        let groups = self.by_route(view, keys)?;
+        let answers = join_all(groups.iter().map(|group| {
+            let mut sub = vec![args[0].clone()];
+            sub.extend(group.iter().map(|&i| keys[i].clone()));
+            let group_keys: Vec<Bytes> = sub[1..].to_vec();
+            async move { self.at_leader(&group_keys, vec![sub], write).await }
+        }))
+        .await;
+        let mut total = 0i64;
+        let mut failure = None;
+        for answer in answers {
+            match answer {
+                Ok(mut replies) => match replies.pop() {
+                    Some(Reply::Integer(n)) => total += n,
+                    Some(other) => return Ok(other),
+                    None => {}
+                },
+                Err(e) => failure = Some(e),
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(Reply::Integer(total)),
+        }
+    }
+
+    /// MSET over keys on several nodes: one MSET per node. Each node's part
+    /// is atomic; the whole is not (as in Redis Cluster, where MSET over
+    /// several slots is refused; here it is allowed, and said so in
+    /// docs/commands.md).
+    async fn split_mset(
+        self: &Arc<Self>,
+        view: &RingView,
+        args: Vec<Bytes>,
+    ) -> Result<Reply, ApiError> {
+        let pairs: Vec<(Bytes, Bytes)> = args[1..]
+            .chunks_exact(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect();
+        let keys: Vec<Bytes> = pairs.iter().map(|(k, _)| k.clone()).collect();
+        let groups = self.by_route(view, &keys)?;
+        let answers = join_all(groups.iter().map(|group| {
+            let mut sub = vec![args[0].clone()];
+            for &i in group {
+                sub.push(pairs[i].0.clone());
+                sub.push(pairs[i].1.clone());
+            }
+            let group_keys: Vec<Bytes> = group.iter().map(|&i| keys[i].clone()).collect();
+            async move { self.at_leader(&group_keys, vec![sub], true).await }
+        }))
+        .await;
+        for answer in answers {
+            if let Some(reply) = answer?.pop()
+                && reply.is_error()
+            {
+                return Ok(reply);
+            }
+        }
+        Ok(Reply::OK)
+    }
+
+    /// A read-only command over keys on several nodes: each key's value is
+    /// read from its replicas, and the command runs here on those copies.
+    async fn gather(
+        self: &Arc<Self>,
+        keys: Vec<Bytes>,
+        args: Vec<Bytes>,
+    ) -> Result<Reply, ApiError> {
+        let mut ks = Keyspace::new();
+        let reads = join_all(keys.iter().map(|key| self.read_entry(key))).await;
+        for (key, read) in keys.iter().zip(reads) {
+            let Some(entry) = read? else { continue };
+            if let Ok(value) = stored::from_stored(&entry.value) {
+                ks.put(
+                    key.clone(),
+                    Entry {
+                        value,
+                        expire_at_ms: entry.expires_at_ms,
+                    },
+                );
+            }
+        }
+        let command = match table::parse(&args) {
+            Ok(c) => c,
+            Err(e) => return Ok(Reply::Error(e)),
+        };
+        let now = (self.clock)();
+        Ok(ks.execute(&command, now, &mut rand::rng()).reply)
+    }
+
+    /// The live entry of `key` from its replicas, as a `/data` read finds it.
+    async fn read_entry(&self, key: &Bytes) -> Result<Option<distcache_core::Entry>, ApiError> {
+        self.fenced(|| self.read_replicas(key)).await
+    }
+}
