@@ -347,14 +347,15 @@ pub(super) fn data_json(stored_value: &[u8]) -> Option<Cow<'_, [u8]>> {
     }
 }
 
-/// `/data`'s answer for a key that holds a collection.
-fn wrong_type(key: &str) -> ApiError {
+/// `/data`'s answer for a key that holds a collection (`stored_value`).
+fn wrong_type(key: &str, stored_value: &[u8]) -> ApiError {
+    let held = stored::value_type(stored_value).map_or("collection", |t| t.name());
     ApiError::new(
         StatusCode::CONFLICT,
         "wrongtype",
         format!(
-            "WRONGTYPE key {key:?} holds a {}, not a JSON value: use commands (POST /) for it",
-            "hash, list, set or sorted set"
+            "WRONGTYPE Operation against a key holding the wrong kind of value: {key:?} holds a \
+             {held}, which has no JSON form; use commands (POST /) for it"
         ),
     )
 }
@@ -362,7 +363,7 @@ fn wrong_type(key: &str) -> ApiError {
 /// `{"key":..,"value":..,"ttl":..}` written straight from the stored JSON
 /// text, so the value comes back byte for byte as it was stored.
 fn value_response(key: &str, entry: &Entry, now_ms: u64) -> Result<Response, ApiError> {
-    let value = data_json(&entry.value).ok_or_else(|| wrong_type(key))?;
+    let value = data_json(&entry.value).ok_or_else(|| wrong_type(key, &entry.value))?;
     let mut out = Vec::with_capacity(value.len() + key.len() + 40);
     out.extend_from_slice(b"{\"key\":");
     // Writing a &str into a Vec cannot fail.
