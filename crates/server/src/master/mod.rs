@@ -12,6 +12,7 @@
 //! swaps in a new [`RingView`] whenever this master applies a new map.
 
 mod backup;
+pub mod commands;
 pub mod consensus;
 mod control;
 mod data;

@@ -1,0 +1,85 @@
+//! One client's command state, shared by both front ends (`POST /` and
+//! RESP): MULTI/EXEC/DISCARD queueing in front of [`Master::run_command`]
+//! and [`Master::run_transaction`].
+//!
+//! Redis checks only the name and the arity while queueing; an error there
+//! (or a refused role, which the front end reports with
+//! [`CommandSession::refuse`]) answers the command and dooms the
+//! transaction: EXEC then answers EXECABORT. Every other error (syntax,
+//! WRONGTYPE...) happens when EXEC runs, and is one element of EXEC's
+//! answer while the other commands still run, as in Redis.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use distcache_core::command::{CommandError, Reply, table};
+
+use crate::master::Master;
+
+/// One client's transaction state.
+#[derive(Debug, Default)]
+pub struct CommandSession {
+    /// Commands queued since MULTI (`None`: not in a transaction).
+    queued: Option<Vec<Vec<Bytes>>>,
+    /// A command was refused while queueing.
+    doomed: bool,
+}
+
+impl CommandSession {
+    /// A session outside any transaction.
+    pub fn new() -> CommandSession {
+        CommandSession::default()
+    }
+
+    /// Whether MULTI was called and EXEC or DISCARD not yet.
+    pub fn in_transaction(&self) -> bool {
+        self.queued.is_some()
+    }
+
+    /// The front end refused a command (its role, say) with `error`: the
+    /// answer to give, after dooming a transaction in progress.
+    pub fn refuse(&mut self, error: CommandError) -> Reply {
+        if self.queued.is_some() {
+            self.doomed = true;
+        }
+        Reply::Error(error)
+    }
+
+    /// Handles one argument vector: queues it inside a transaction, runs
+    /// it outside one. The front end has checked the caller's role.
+    pub async fn handle(&mut self, master: &Arc<Master>, args: Vec<Bytes>) -> Reply {
+        let spec = match table::resolve(&args) {
+            Ok(spec) => spec,
+            Err(e) => return self.refuse(e),
+        };
+        match (spec.name, self.queued.is_some()) {
+            ("multi", true) => Reply::Error(CommandError::NestedMulti),
+            ("multi", false) => {
+                self.queued = Some(Vec::new());
+                self.doomed = false;
+                Reply::OK
+            }
+            ("discard", true) => {
+                self.queued = None;
+                self.doomed = false;
+                Reply::OK
+            }
+            ("exec", true) => {
+                let queued = self.queued.take().unwrap_or_default();
+                if std::mem::take(&mut self.doomed) {
+                    return Reply::Error(CommandError::ExecAbort);
+                }
+                master.run_transaction(queued).await
+            }
+            ("exec", false) => Reply::Error(CommandError::ExecWithoutMulti),
+            ("discard", false) => Reply::Error(CommandError::DiscardWithoutMulti),
+            (_, true) => {
+                if let Some(q) = self.queued.as_mut() {
+                    q.push(args);
+                }
+                Reply::Status("QUEUED".into())
+            }
+            (_, false) => master.run_command(args).await,
+        }
+    }
+}
