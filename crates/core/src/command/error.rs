@@ -106,4 +106,15 @@ pub enum CommandError {
     /// Any other error, worded exactly as Redis words it (without "ERR ").
     #[error("ERR {0}")]
     Other(&'static str),
+    /// The caller's token lacks the role the command needs (Redis's ACL
+    /// error code, NOPERM; the wording is ours, since roles are not users).
+    #[error("NOPERM this token has the {has} role; '{command}' needs the {needs} role")]
+    NoPermission {
+        /// The command, as the table names it.
+        command: &'static str,
+        /// The role it needs ([`super::Role::name`]).
+        needs: &'static str,
+        /// The token's role.
+        has: &'static str,
+    },
 }

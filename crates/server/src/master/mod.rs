@@ -12,6 +12,7 @@
 //! swaps in a new [`RingView`] whenever this master applies a new map.
 
 mod backup;
+mod command_api;
 pub mod commands;
 pub mod consensus;
 mod control;
