@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 const READ: &str = "cmd-read-token";
 const WRITE: &str = "cmd-write-token";
+const SECRET: &str = "cmd-cluster-secret";
 
 /// Status and JSON body of a request.
 fn send(req: RequestBuilder) -> (u16, Value) {
@@ -259,7 +260,7 @@ fn a_pipeline_runs_each_command_on_its_own() {
             {"result": "2"}
         ])
     );
-    let six = json!([["GET", "k"]; 6]);
+    let six = Value::Array(vec![json!(["GET", "k"]); 6]);
     assert_eq!(
         post(&c, "/pipeline", six),
         (
@@ -336,7 +337,11 @@ fn multi_exec_runs_a_transaction_or_none_of_it() {
 
 fn secure_cluster() -> Cluster {
     Cluster::start(Spec {
-        master_env: vec![("AUTH_TOKENS".into(), format!("{READ}:read,{WRITE}:write"))],
+        master_env: vec![
+            ("AUTH_TOKENS".into(), format!("{READ}:read,{WRITE}:write")),
+            ("CLUSTER_SECRET".into(), SECRET.into()),
+        ],
+        aux_env: vec![("CLUSTER_SECRET".into(), SECRET.into())],
         token: Some(WRITE.into()),
         ..Spec::default()
     })
