@@ -4,8 +4,8 @@
 //! it into a [`RingView`]), and the Raft leader makes the health verdicts
 //! and drives rebalancing rounds ([`rebalance`]). [`data`] routes requests
 //! to the key's replicas, [`routes`] answers clients on the routes
-//! [`route_table`] declares, [`backup`] writes cluster backups and restores
-//! them.
+//! [`route_table`] declares (the command routes in [`command_api`], over
+//! [`commands`]), [`backup`] writes cluster backups and restores them.
 //!
 //! The ring is read on every request and changes rarely, so it lives in an
 //! [`ArcSwap`]: requests load it without locking, and the membership task

@@ -437,6 +437,40 @@ mod tests {
     }
 
     #[test]
+    fn a_command_route_is_granted_the_tokens_role() {
+        use super::super::secret::{ClusterSecret, SECRET_HEADER};
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.insert(*name, HeaderValue::from_str(value).unwrap());
+            }
+            h
+        };
+        let gate = Gate::new(
+            tokens("r:read,w:write"),
+            Some(ClusterSecret::new("s3cret")),
+            MetricsAuth::None,
+        );
+        let bearer = |t: &str| headers(&[("authorization", &format!("Bearer {t}"))]);
+        assert_eq!(gate.granted_role(&bearer("r")), Some(Role::Read));
+        assert_eq!(gate.granted_role(&bearer("w")), Some(Role::Write));
+        assert_eq!(gate.granted_role(&bearer("x")), None);
+        assert_eq!(gate.granted_role(&headers(&[])), None);
+        assert_eq!(
+            gate.granted_role(&headers(&[(SECRET_HEADER, "s3cret")])),
+            Some(Role::Admin),
+            "another node of the cluster"
+        );
+        // Any valid token passes the route's own check; no token does not.
+        assert!(gate.check(Need::Command, &bearer("r")).is_ok());
+        let refused = gate.check(Need::Command, &headers(&[])).unwrap_err();
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        // With no token configured, everything is granted.
+        let open = Gate::new(Tokens::default(), None, MetricsAuth::None);
+        assert_eq!(open.granted_role(&headers(&[])), Some(Role::Admin));
+    }
+
+    #[test]
     fn bearer_headers_parse() {
         assert_eq!(parse_bearer(b"Bearer abc"), Some(&b"abc"[..]));
         assert_eq!(parse_bearer(b"bearer   abc  "), Some(&b"abc"[..]));

@@ -40,7 +40,7 @@ use self::json::Encoding;
 use super::Master;
 use super::commands::CommandSession;
 use crate::http::json_bytes;
-use crate::metrics::UNKNOWN_COMMAND;
+use crate::metrics::{CommandMetrics, UNKNOWN_COMMAND};
 use crate::security::auth::{self, Role};
 
 /// The request header that asks for base64 strings, and its one value.
@@ -115,7 +115,26 @@ pub(super) async fn multi_exec(
         .handle(&master, vec![Bytes::from_static(b"EXEC")])
         .await;
     metrics.observe("exec", !reply.is_error(), Some(started.elapsed()));
-    Ok(match reply {
+    Ok(exec_answer(
+        reply,
+        refused,
+        &labels,
+        metrics,
+        caller.encoding,
+    ))
+}
+
+/// EXEC's answer as `/multi-exec` gives it: an array of `{"result"}` /
+/// `{"error"}` (each command counted by its result), or the EXECABORT
+/// refusal naming the first command refused while queueing.
+fn exec_answer(
+    reply: Reply,
+    refused: Option<(usize, CommandError)>,
+    labels: &[&'static str],
+    metrics: &CommandMetrics,
+    encoding: Encoding,
+) -> Response {
+    match reply {
         Reply::Array(replies) => {
             let mut out = Vec::with_capacity(64 * replies.len());
             out.push(b'[');
@@ -123,32 +142,30 @@ pub(super) async fn multi_exec(
                 if i > 0 {
                     out.push(b',');
                 }
-                metrics.observe(
-                    labels.get(i).copied().unwrap_or(UNKNOWN_COMMAND),
-                    !reply.is_error(),
-                    None,
-                );
-                json::write_answer(reply, caller.encoding, &mut out);
+                let label = labels.get(i).copied().unwrap_or(UNKNOWN_COMMAND);
+                metrics.observe(label, !reply.is_error(), None);
+                json::write_answer(reply, encoding, &mut out);
             }
             out.push(b']');
             json_bytes(StatusCode::OK, out)
         }
-        Reply::Error(abort) => {
-            let (status, message) = match refused {
-                Some((i, first)) => (
-                    status_of(&Reply::Error(first.clone())),
-                    format!("{abort} Command {i} was refused: {first}"),
-                ),
-                None => (StatusCode::BAD_REQUEST, abort.to_string()),
-            };
-            Refusal { status, message }.into_response()
+        Reply::Error(abort) => match refused {
+            Some((i, first)) => Refusal {
+                status: status_of_error(&first),
+                message: format!("{abort} Command {i} was refused: {first}"),
+            },
+            None => Refusal {
+                status: StatusCode::BAD_REQUEST,
+                message: abort.to_string(),
+            },
         }
+        .into_response(),
         other => {
             let mut out = Vec::new();
-            json::write_answer(&other, caller.encoding, &mut out);
+            json::write_answer(&other, encoding, &mut out);
             json_bytes(StatusCode::OK, out)
         }
-    })
+    }
 }
 
 /// One request to a command route: who asks, for which strings.
@@ -247,12 +264,19 @@ fn label_of(args: &[Bytes]) -> &'static str {
         .map_or(UNKNOWN_COMMAND, |spec| spec.name)
 }
 
-/// 200 for a reply, 403 for a refused role, 400 for any other error.
+/// 200 for a reply, else as [`status_of_error`].
 fn status_of(reply: &Reply) -> StatusCode {
     match reply {
-        Reply::Error(CommandError::NoPermission { .. }) => StatusCode::FORBIDDEN,
-        Reply::Error(_) => StatusCode::BAD_REQUEST,
+        Reply::Error(e) => status_of_error(e),
         _ => StatusCode::OK,
+    }
+}
+
+/// 403 for a refused role, 400 for any other error.
+fn status_of_error(error: &CommandError) -> StatusCode {
+    match error {
+        CommandError::NoPermission { .. } => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
     }
 }
 
