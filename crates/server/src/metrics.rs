@@ -463,6 +463,12 @@ pub struct CommandMetrics {
 pub const UNKNOWN_COMMAND: &str = "unknown";
 
 impl CommandMetrics {
+    /// The `command` label of a command's name: its lower-case name in the
+    /// table, or [`UNKNOWN_COMMAND`].
+    pub fn label(name: &[u8]) -> &'static str {
+        distcache_core::command::lookup(name).map_or(UNKNOWN_COMMAND, |spec| spec.name)
+    }
+
     /// Registers the command metrics in `registry`.
     pub fn new(registry: &Registry) -> Self {
         CommandMetrics {

@@ -259,9 +259,7 @@ impl Caller {
 
 /// The metrics label of a command: its name in the table, or `unknown`.
 fn label_of(args: &[Bytes]) -> &'static str {
-    args.first()
-        .and_then(|name| table::lookup(name))
-        .map_or(UNKNOWN_COMMAND, |spec| spec.name)
+    CommandMetrics::label(args.first().map_or(&[][..], |name| name.as_ref()))
 }
 
 /// 200 for a reply, else as [`status_of_error`].
