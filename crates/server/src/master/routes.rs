@@ -18,11 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use bytes::Bytes;
+use distcache_core::value::Value;
+use distcache_core::value::stored::{self, StoredKind};
 use distcache_core::{Entry, validate_key};
 use serde::Deserialize;
 use serde_json::json;
-use distcache_core::value::Value;
-use distcache_core::value::stored::{self, StoredKind};
 use serde_json::value::RawValue;
 
 use super::Master;
@@ -161,6 +161,9 @@ fn handler_of(route: &'static Route) -> MethodRouter<Arc<Master>> {
         Handler::RestoreProgress => on(method, restore_progress),
         Handler::Rebalance => on(method, rebalance_now),
         Handler::OpenApi => on(method, openapi),
+        Handler::Command => on(method, super::command_api::command),
+        Handler::Pipeline => on(method, super::command_api::pipeline),
+        Handler::MultiExec => on(method, super::command_api::multi_exec),
     }
 }
 
