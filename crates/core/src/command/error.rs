@@ -106,4 +106,9 @@ pub enum CommandError {
     /// Any other error, worded exactly as Redis words it (without "ERR ").
     #[error("ERR {0}")]
     Other(&'static str),
+    /// An error a front end words in full, its code included (the RESP
+    /// listener's `NOAUTH ...`, `WRONGPASS ...`, `NOPERM ...`), so that a
+    /// refused command can doom a transaction like any other error.
+    #[error("{0}")]
+    Line(String),
 }
