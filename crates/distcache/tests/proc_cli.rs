@@ -176,6 +176,13 @@ fn bad_settings_stop_the_process_with_a_message_naming_them() {
             "MASTER_PEERS",
         ),
         ("master", &[("ADVERTISE_ADDR", "m1")], "ADVERTISE_ADDR"),
+        ("master", &[("RESP_PORT", "70000")], "RESP_PORT"),
+        ("master", &[("RESP_PORT", "8000")], "RESP_PORT"),
+        (
+            "master",
+            &[("RESP_OUTPUT_TIMEOUT_MS", "0")],
+            "RESP_OUTPUT_TIMEOUT_MS",
+        ),
     ];
     for (role, env, setting) in cases {
         let mut cmd = Command::new(BIN);

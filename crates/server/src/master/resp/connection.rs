@@ -81,15 +81,18 @@ impl Connection {
     }
 
     /// A command of the data table (or an unknown one), after the checks
-    /// Redis makes before running it: authentication, then the role.
+    /// Redis makes before running it, in its order: the name and the
+    /// arity, authentication, then the role.
     async fn data_command(&mut self, args: Vec<Bytes>) -> Reply {
+        let spec = match table::resolve(&args) {
+            Ok(spec) => spec,
+            Err(e) => return self.session.refuse(e),
+        };
         let Some(role) = self.role else {
             return self.session.refuse(noauth());
         };
-        if let Ok(spec) = table::resolve(&args) {
-            if !permits(role, spec.role()) {
-                return self.session.refuse(noperm(spec.name));
-            }
+        if !permits(role, spec.role()) {
+            return self.session.refuse(noperm(spec.name));
         }
         self.session.handle(&self.server.master, args).await
     }
