@@ -467,7 +467,7 @@ pub(super) fn command(args: &[Bytes]) -> Reply {
         "info" => Reply::Array(
             args[2..]
                 .iter()
-                .map(|n| described(n).map_or(Reply::NullArray, |(i, _)| i))
+                .map(|n| described(n).map_or(Reply::Null, |(i, _)| i))
                 .collect(),
         ),
         "docs" => {
@@ -488,7 +488,7 @@ pub(super) fn command(args: &[Bytes]) -> Reply {
                     .collect(),
             )
         }
-        "getkeys" if args.len() >= 3 => getkeys(&args[2..]),
+        "getkeys" if args.len() >= 4 => getkeys(&args[2..]),
         "count" | "list" | "getkeys" => error(format!(
             "ERR wrong number of arguments for 'command|{lower}' command"
         )),
@@ -502,6 +502,9 @@ pub(super) fn command(args: &[Bytes]) -> Reply {
 /// COMMAND GETKEYS: the keys of a data command, as the table finds them.
 fn getkeys(command: &[Bytes]) -> Reply {
     let Some(spec) = table::lookup(&command[0]) else {
+        if super::front::lookup(&command[0]).is_some() {
+            return error("ERR The command has no key arguments".into());
+        }
         return error("ERR Invalid command specified".into());
     };
     if !spec.arity_ok(command.len()) {
