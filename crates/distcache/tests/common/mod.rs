@@ -879,3 +879,15 @@ pub fn assert_error(resp: Response, status: u16, code: &str) -> Value {
     );
     body
 }
+
+/// Debian's nginx has its stream module (RESP in `deploy/nginx/nginx.conf`)
+/// as a dynamic module, which the nginx image builds in: the `-g`
+/// directive that loads it when it is a separate file, else nothing.
+pub fn nginx_stream_module_directive() -> String {
+    let module = "/usr/lib/nginx/modules/ngx_stream_module.so";
+    if std::path::Path::new(module).exists() {
+        format!("load_module {module};")
+    } else {
+        String::new()
+    }
+}
