@@ -235,3 +235,105 @@ fn distcache_core_free(name: &str) -> bool {
     let doc = std::fs::read_to_string(common::repo().join("docs/commands.md")).unwrap();
     !doc.contains(&format!("| `{}` |", name.to_uppercase()))
 }
+
+/// A pipeline of data commands, transactions among them, as one write:
+/// every reply, in order.
+fn pipeline(port: u16, resp3: bool, commands: &[Vec<String>]) -> Vec<Frame> {
+    use std::io::{BufReader, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut all = commands.to_vec();
+    if resp3 {
+        all.insert(0, vec!["HELLO".into(), "3".into()]);
+    }
+    let mut bytes = Vec::new();
+    for c in &all {
+        let args: Vec<Vec<u8>> = c.iter().map(|a| a.as_bytes().to_vec()).collect();
+        bytes.extend(resp::encode_command(&args));
+    }
+    writer.write_all(&bytes).unwrap();
+    let mut replies: Vec<Frame> = all
+        .iter()
+        .map(|_| resp::read_frame(&mut reader).expect("a reply"))
+        .collect();
+    if resp3 {
+        replies.remove(0);
+    }
+    replies
+}
+
+#[test]
+fn pipelines_and_transactions_answer_as_redis_does() {
+    let cluster = cluster();
+    let ours = cluster.masters[0].resp_port.unwrap();
+    let redis = RedisServer::start();
+    for resp3 in [false, true] {
+        // Keys of their own per protocol; one key per transaction, so that
+        // the test holds when keys live on different auxiliaries.
+        let k = |name: &str| format!("diff:{resp3}:{name}");
+        let c = |words: &[&str]| -> Vec<String> {
+            words
+                .iter()
+                .map(|w| {
+                    w.replace("$s", &k("s"))
+                        .replace("$n", &k("n"))
+                        .replace("$h", &k("h"))
+                        .replace("$l", &k("l"))
+                        .replace("$z", &k("z"))
+                })
+                .collect()
+        };
+        let commands = vec![
+            c(&["SET", "$s", "hello"]),
+            c(&["GET", "$s"]),
+            c(&["APPEND", "$s", " world"]),
+            c(&["INCR", "$s"]),
+            c(&["GET", "$s:missing"]),
+            c(&["INCRBY", "$n", "41"]),
+            c(&["INCR", "$n"]),
+            c(&["MULTI"]),
+            c(&["INCR", "$n"]),
+            c(&["INCRBYFLOAT", "$n", "0.5"]),
+            c(&["GET", "$n"]),
+            c(&["EXEC"]),
+            c(&["MULTI"]),
+            c(&["SET", "$n", "1"]),
+            c(&["NOSUCHCOMMAND", "$n"]),
+            c(&["GET"]),
+            c(&["EXEC"]),
+            c(&["GET", "$n"]),
+            c(&["MULTI"]),
+            c(&["MULTI"]),
+            c(&["LPUSH", "$n", "x"]),
+            c(&["DISCARD"]),
+            c(&["EXEC"]),
+            c(&["DISCARD"]),
+            c(&["HSET", "$h", "a", "1", "b", "2"]),
+            c(&["HGET", "$h", "b"]),
+            c(&["HINCRBY", "$h", "a", "10"]),
+            c(&["HMGET", "$h", "a", "b", "c"]),
+            c(&["RPUSH", "$l", "a", "b", "c"]),
+            c(&["LRANGE", "$l", "0", "-1"]),
+            c(&["LPOP", "$l", "2"]),
+            c(&["ZADD", "$z", "1", "one", "2.5", "two"]),
+            c(&["ZRANGE", "$z", "0", "-1", "WITHSCORES"]),
+            c(&["ZSCORE", "$z", "two"]),
+            c(&["ZINCRBY", "$z", "1", "one"]),
+            c(&["EXPIRE", "$s", "100"]),
+            c(&["TTL", "$s"]),
+            c(&["TYPE", "$z"]),
+            c(&["GET", "$h"]),
+            c(&["DEL", "$s"]),
+            c(&["EXISTS", "$s"]),
+        ];
+        let expected = pipeline(redis.port, resp3, &commands);
+        let got = pipeline(ours, resp3, &commands);
+        for ((command, e), g) in commands.iter().zip(&expected).zip(&got) {
+            assert_eq!(g, e, "{command:?} (RESP3: {resp3})");
+        }
+    }
+}
