@@ -4,7 +4,9 @@
 //! equal, exactly where distcache means to answer as Redis does (errors
 //! included), by shape where the values are the server's own (HELLO's
 //! version and id, TIME). COMMAND INFO is compared for every command of
-//! both tables: name, arity, key positions, and the flags.
+//! both tables: name, arity, key positions, and the flags. A pipeline of
+//! data commands with transactions in it checks the listener's ordering and
+//! MULTI/EXEC handling against Redis's.
 
 mod common;
 
