@@ -409,3 +409,34 @@ fn resp_speaks_tls_when_tls_cert_and_key_are_set() {
     let _ = plain.read_to_end(&mut answer);
     assert!(!answer.starts_with(b"+PONG"), "{answer:?}");
 }
+
+#[test]
+fn arguments_and_requests_are_bounded_by_max_body_bytes() {
+    let cluster = resp_cluster(&[("MAX_BODY_BYTES", "1024")]);
+    let key = unique("bounded");
+    let mut s = connect(&cluster);
+    // An argument up to MAX_BODY_BYTES is accepted...
+    let value = "v".repeat(1024);
+    exchange(&mut s, &request(&["SET", &key, &value]), b"+OK\r\n");
+    // ...one byte more is Redis's protocol error, then close.
+    s.write_all(format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1025\r\n", key.len()).as_bytes())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&read_to_close(&mut s)),
+        "-ERR Protocol error: invalid bulk length\r\n"
+    );
+    // A request that grows past twice MAX_BODY_BYTES unfinished (many
+    // legal arguments) is cut off without buffering more.
+    let mut s = connect(&cluster);
+    let mut big = b"*100\r\n$4\r\nMSET\r\n".to_vec();
+    for i in 0..4 {
+        big.extend_from_slice(format!("$1000\r\n{}\r\n", i.to_string().repeat(1000)).as_bytes());
+    }
+    s.write_all(&big).unwrap();
+    assert_eq!(read_to_close(&mut s), b"");
+    let metrics = cluster.get_text(0, "/metrics");
+    assert!(
+        metrics.contains("distcache_resp_rejected_total{reason=\"query_buffer\"} 1"),
+        "{metrics}"
+    );
+}
