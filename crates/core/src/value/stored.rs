@@ -76,6 +76,22 @@ pub fn to_stored(value: &Value) -> Vec<u8> {
     }
 }
 
+/// The length of `to_stored(value)`, in O(1).
+pub fn stored_len(value: &Value) -> usize {
+    match value {
+        Value::Str(s) if s.json => s.bytes.len(),
+        Value::Str(s) => 1 + s.bytes.len(),
+        other => other.encoded_len(),
+    }
+}
+
+/// Whether `value` is kept decoded by a store rather than as its stored
+/// bytes: the collections, whose commands change a few elements of many.
+/// Strings are small and replaced whole.
+pub fn is_collection(value: &Value) -> bool {
+    !matches!(value, Value::Str(_))
+}
+
 /// The plain string stored as `bytes`.
 pub fn plain_string(bytes: &[u8]) -> Vec<u8> {
     to_stored(&Value::string(bytes))
@@ -125,6 +141,7 @@ mod tests {
         ];
         for value in values {
             let stored = to_stored(&value);
+            assert_eq!(stored_len(&value), stored.len());
             assert_eq!(from_stored(&stored).unwrap(), value, "{stored:?}");
         }
     }
