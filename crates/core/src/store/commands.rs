@@ -2,10 +2,12 @@
 //! of its keys, and its replicas apply the changes it shipped.
 //!
 //! The executor ([`crate::keyspace`]) works on a [`Keyspace`]; here the
-//! store lends it the command's keys, decoded from their stored form
-//! ([`crate::value::stored`]), under the locks of their shards, and takes
-//! back the keys the command changed, re-encoded, at the command's
-//! version. The shards are locked in index order, so two commands over
+//! store lends it the command's keys under the locks of their shards and
+//! takes back the keys the command changed, at the command's version. A
+//! collection is kept decoded in the store and moves into the keyspace and
+//! back; a string is decoded from its stored form
+//! ([`crate::value::stored`]) and stored again, which for a small string
+//! costs less than keeping it decoded would. The shards are locked in index order, so two commands over
 //! the same shards never wait on each other in a cycle, and a command over
 //! several keys is atomic: no other operation sees some of its changes
 //! and not the others.
@@ -21,8 +23,8 @@ use std::sync::MutexGuard;
 
 use bytes::Bytes;
 
-use super::shard::Shard;
-use super::{EntryRef, Lookup, SetOutcome, Store, hash_key, shard_index};
+use super::shard::{Held, Shard};
+use super::{EntryRef, SetOutcome, Store, hash_key, shard_index};
 use crate::keyspace::{self, EffectOp, Keyspace, Outcome};
 use crate::mutation_log::Mutation;
 use crate::value::stored;
@@ -95,11 +97,6 @@ impl Locked<'_> {
     }
 }
 
-/// The held version of a lookup: live or deleted.
-fn held_of(lookup: &Lookup) -> Option<Version> {
-    lookup.version()
-}
-
 impl Store {
     fn lock_keys<'a>(&'a self, keys: &[&[u8]]) -> Locked<'a> {
         let mut indexes: Vec<usize> = keys
@@ -121,10 +118,16 @@ impl Store {
     /// version (a key it emptied is deleted, leaving a tombstone), unless a
     /// key already holds that version or a higher one ([`Executed::Stale`],
     /// nothing runs) or a resulting value is larger than `max_value_bytes`
-    /// ([`Executed::TooLarge`], nothing changes). A stored value that does
-    /// not decode is read as absent: the command's write replaces it.
-    /// Each write back is passed to `record` (for the mutation log) while
-    /// the keys' shards are still locked.
+    /// in its stored form ([`Executed::TooLarge`], nothing changes). A
+    /// stored value that does not decode is read as absent: the command's
+    /// write replaces it. Each write back is passed to `record` (for the
+    /// mutation log) while the keys' shards are still locked.
+    ///
+    /// Cost: a collection is lent to the command as the store keeps it,
+    /// decoded, and taken back changed in place, so a command costs what
+    /// it does to the elements it touches, not the size of the value. A
+    /// refused command is taken back through the keyspace's undo journal
+    /// ([`Keyspace::keep_undo`]), which costs about what the command did.
     pub fn execute(
         &self,
         keys: &[&[u8]],
@@ -136,63 +139,85 @@ impl Store {
     ) -> Executed {
         let shards = self.shards.len();
         let mut locked = self.lock_keys(keys);
-        let mut ks = Keyspace::new();
-        let mut held = Vec::with_capacity(keys.len());
+        // Versions first, so that a stale command lends nothing.
+        let mut found = Vec::with_capacity(keys.len());
         for &key in keys {
             let hash = hash_key(key);
-            let lookup = locked.shard(hash, shards).lookup(hash, key, now_ms);
-            let version_held = held_of(&lookup);
-            if let (Some(v), Some(h)) = (version, version_held)
+            let shard = locked.shard(hash, shards);
+            let live = shard.live(hash, key, now_ms);
+            let held = live
+                .map(|(_, v)| v)
+                .or_else(|| shard.tombstone(hash, key, now_ms));
+            if let (Some(v), Some(h)) = (version, held)
                 && h >= v
             {
                 return Executed::Stale { held: h };
             }
-            if let Lookup::Live(entry) = lookup
-                && let Ok(value) = stored::from_stored(&entry.value)
-            {
+            found.push((key, hash, live));
+        }
+        let mut ks = Keyspace::new();
+        let mut lent = Lent::default();
+        let mut bases: Vec<(&[u8], Option<Version>)> = Vec::with_capacity(keys.len());
+        for (key, hash, live) in found {
+            if bases.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            let base = live.and_then(|(slot, held)| {
+                let (value, expire_at_ms) = locked.shard(hash, shards).lend(slot)?;
+                let key = Bytes::copy_from_slice(key);
                 ks.put(
-                    Bytes::copy_from_slice(key),
+                    key.clone(),
                     keyspace::Entry {
                         value,
-                        expire_at_ms: entry.expires_at_ms,
+                        expire_at_ms,
                     },
                 );
-            }
-            held.push((key, version_held.filter(|_| ks.get(key).is_some())));
+                lent.slots.push((key, hash, slot));
+                Some(held)
+            });
+            bases.push((key, base));
+        }
+        if version.is_some() {
+            ks.keep_undo();
         }
         let outcome = run(&mut ks);
         let Some(version) = version else {
             debug_assert!(outcome.effects.is_empty(), "a read emitted effects");
+            lent.put_back(&mut ks, &mut locked, shards, |_| true);
             return Executed::Ran {
                 outcome,
                 changes: Vec::new(),
             };
         };
         let changes = group(&outcome, |key| {
-            held.iter()
+            bases
+                .iter()
                 .find(|(k, _)| *k == key)
                 .and_then(|(_, base)| *base)
         });
-        // Encode and check every result before writing any: all or nothing.
-        let mut results = Vec::with_capacity(changes.len());
+        // Check every result before writing any: all or nothing.
         for change in &changes {
-            let result = ks
-                .get(&change.key)
-                .map(|entry| (stored::to_stored(&entry.value), entry.expire_at_ms));
-            if let Some((value, _)) = &result {
-                let hash = hash_key(&change.key);
-                if value.len() > max_value_bytes
-                    || !locked.shard(hash, shards).fits(&change.key, value.len())
-                {
-                    return Executed::TooLarge;
-                }
-            }
-            results.push(result);
-        }
-        for (change, result) in changes.iter().zip(results) {
             let hash = hash_key(&change.key);
+            if let Some(entry) = ks.get(&change.key)
+                && (stored::stored_len(&entry.value) > max_value_bytes
+                    || !locked.shard(hash, shards).fits(&change.key, &entry.value))
+            {
+                ks.undo();
+                lent.put_back(&mut ks, &mut locked, shards, |_| true);
+                return Executed::TooLarge;
+            }
+        }
+        // Unchanged values go back first: writing a changed key may evict
+        // others, and a lent value's slot must still be its own when it
+        // comes back.
+        lent.put_back(&mut ks, &mut locked, shards, |key| {
+            !changes.iter().any(|c| c.key == key)
+        });
+        for change in &changes {
+            let hash = hash_key(&change.key);
+            let result = ks.take(&change.key);
             let shard = locked.shard(hash, shards);
-            write_back(shard, hash, &change.key, result, version, now_ms, record);
+            write_back(shard, hash, change, result, version, now_ms, record);
         }
         Executed::Ran { outcome, changes }
     }
@@ -248,30 +273,59 @@ fn group(outcome: &Outcome, base_of: impl Fn(&[u8]) -> Option<Version>) -> Vec<K
     changes
 }
 
-/// Writes a key's new state at `version`: its stored value and expiry, or
-/// a delete.
+/// The values a command borrowed from the store, by key, hash and slot.
+#[derive(Default)]
+struct Lent {
+    slots: Vec<(Bytes, u64, u32)>,
+}
+
+impl Lent {
+    /// Gives back, unchanged, the values of the keys `which` selects.
+    fn put_back(
+        &self,
+        ks: &mut Keyspace,
+        locked: &mut Locked<'_>,
+        shards: usize,
+        which: impl Fn(&[u8]) -> bool,
+    ) {
+        for (key, hash, slot) in &self.slots {
+            if which(key)
+                && let Some(entry) = ks.take(key)
+            {
+                locked.shard(*hash, shards).put_back(*slot, entry.value);
+            }
+        }
+    }
+}
+
+/// Writes a key's new state at `version`: its value and expiry, or a
+/// delete.
 fn write_back(
     shard: &mut Shard,
     hash: u64,
-    key: &[u8],
-    result: Option<(Vec<u8>, Option<u64>)>,
+    change: &KeyChanges,
+    result: Option<keyspace::Entry>,
     version: Version,
     now_ms: u64,
     record: &mut dyn FnMut(&Mutation<'_>),
 ) {
+    let key = change.key.as_ref();
     match result {
-        Some((value, expires_at_ms)) => {
-            let entry = EntryRef {
-                value: &value,
-                expires_at_ms,
+        Some(entry) => {
+            let stored = stored::to_stored(&entry.value);
+            let logged = EntryRef {
+                value: &stored,
+                expires_at_ms: entry.expire_at_ms,
                 version,
             };
-            let outcome = shard.set(hash, key, entry, now_ms);
+            let mut buffer = Vec::new();
+            let held = Held::from_value(entry.value, &mut buffer);
+            let outcome = shard.store(hash, key, held, version, entry.expire_at_ms, now_ms);
             debug_assert!(
                 matches!(outcome, SetOutcome::Stored | SetOutcome::Expired),
                 "checked before writing: {outcome:?}"
             );
-            record(&Mutation::Set { key, entry });
+            record(&Mutation::Set { key, entry: logged });
         }
         None => {
             shard.delete(hash, key, version, now_ms);
@@ -289,40 +343,57 @@ fn apply_one(
     max_value_bytes: usize,
     record: &mut dyn FnMut(&Mutation<'_>),
 ) -> ApplyOutcome {
-    let lookup = shard.lookup(hash, &change.key, now_ms);
-    if let Some(held) = held_of(&lookup)
+    let live = shard.live(hash, &change.key, now_ms);
+    let held = live
+        .map(|(_, v)| v)
+        .or_else(|| shard.tombstone(hash, &change.key, now_ms));
+    if let Some(held) = held
         && held >= version
     {
         return ApplyOutcome::Stale { held };
     }
-    let live = match lookup {
-        Lookup::Live(entry) => Some(entry),
-        Lookup::Deleted(_) | Lookup::Absent => None,
-    };
-    if live.as_ref().map(|e| e.version) != change.base {
+    if live.map(|(_, v)| v) != change.base {
         return ApplyOutcome::Diverged;
     }
-    let mut slot = match live {
-        Some(entry) => match stored::from_stored(&entry.value) {
-            Ok(value) => Some(keyspace::Entry {
+    let lent_slot = live.map(|(slot, _)| slot);
+    let mut slot = match lent_slot {
+        Some(at) => match shard.lend(at) {
+            Some((value, expire_at_ms)) => Some(keyspace::Entry {
                 value,
-                expire_at_ms: entry.expires_at_ms,
+                expire_at_ms,
             }),
-            Err(_) => return ApplyOutcome::Diverged,
+            None => return ApplyOutcome::Diverged,
         },
         None => None,
     };
+    // What takes the ops back if they do not fit, as in `execute`.
+    let mut undo = Vec::with_capacity(change.ops.len());
+    let mut refused = None;
     for op in &change.ops {
-        if keyspace::apply_to_slot(&mut slot, op).is_err() {
-            return ApplyOutcome::Diverged;
+        match keyspace::apply_undoable(&mut slot, op) {
+            Ok(step) => undo.push(step),
+            Err(_) => {
+                refused = Some(ApplyOutcome::Diverged);
+                break;
+            }
         }
     }
-    let result = slot.map(|entry| (stored::to_stored(&entry.value), entry.expire_at_ms));
-    if let Some((value, _)) = &result
-        && (value.len() > max_value_bytes || !shard.fits(&change.key, value.len()))
+    if refused.is_none()
+        && let Some(entry) = &slot
+        && (stored::stored_len(&entry.value) > max_value_bytes
+            || !shard.fits(&change.key, &entry.value))
     {
-        return ApplyOutcome::TooLarge;
+        refused = Some(ApplyOutcome::TooLarge);
     }
-    write_back(shard, hash, &change.key, result, version, now_ms, record);
+    if let Some(outcome) = refused {
+        for step in undo.into_iter().rev() {
+            step.apply(&mut slot);
+        }
+        if let (Some(at), Some(entry)) = (lent_slot, slot) {
+            shard.put_back(at, entry.value);
+        }
+        return outcome;
+    }
+    write_back(shard, hash, change, slot, version, now_ms, record);
     ApplyOutcome::Applied
 }

@@ -60,19 +60,20 @@ pub fn value_type(stored: &[u8]) -> Option<ValueType> {
 
 /// The stored form of `value`.
 pub fn to_stored(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stored_len(value));
+    encode_into(value, &mut out);
+    out
+}
+
+/// Appends the stored form of `value` to `out`.
+pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Str(s) if s.json => s.bytes.clone(),
+        Value::Str(s) if s.json => out.extend_from_slice(&s.bytes),
         Value::Str(s) => {
-            let mut out = Vec::with_capacity(1 + s.bytes.len());
             out.push(PLAIN_STRING);
             out.extend_from_slice(&s.bytes);
-            out
         }
-        other => {
-            let mut out = Vec::new();
-            encoding::encode(other, &mut out);
-            out
-        }
+        other => encoding::encode(other, out),
     }
 }
 
