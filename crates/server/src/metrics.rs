@@ -508,7 +508,8 @@ pub struct LogMetrics {
     /// Records replayed from the log at start.
     pub replayed_records: IntCounter,
     /// Log files found damaged at start, by kind (`torn_tail`, `corrupt`,
-    /// `unreadable`).
+    /// `unreadable`), and `diverged`: changes records skipped because their
+    /// key was not at their base version.
     pub replay_damage: IntCounterVec,
 }
 
@@ -562,7 +563,7 @@ impl LogMetrics {
             replay_damage: counter_vec(
                 registry,
                 "log_replay_damage_total",
-                "Mutation log files found damaged at start, by kind: torn_tail (cut, expected after a crash), corrupt (records after the damage skipped), unreadable.",
+                "Mutation log files found damaged at start, by kind: torn_tail (cut, expected after a crash), corrupt (records after the damage skipped), unreadable; diverged counts changes records skipped because their key was not at the version they change.",
                 &["kind"],
             ),
         }

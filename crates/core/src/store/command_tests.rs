@@ -179,8 +179,9 @@ proptest! {
             prop_assert_eq!(&contents(&replica), &held, "replica after {}", line);
         }
         let rebuilt = store();
-        let (read, _counts) = mutation_log::replay(&log, &rebuilt, NOW).unwrap();
+        let (read, counts) = mutation_log::replay(&log, &rebuilt, NOW).unwrap();
         prop_assert_eq!(read.damage, None);
+        prop_assert_eq!(counts.diverged, 0);
         prop_assert_eq!(contents(&rebuilt), contents(&leader));
     }
 }

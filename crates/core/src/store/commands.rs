@@ -25,6 +25,7 @@ use bytes::Bytes;
 
 use super::shard::{Held, Shard};
 use super::{EntryRef, SetOutcome, Store, hash_key, shard_index};
+use crate::keyspace::effect::encoding as effect_encoding;
 use crate::keyspace::{self, EffectOp, Keyspace, Outcome};
 use crate::mutation_log::Mutation;
 use crate::value::stored;
@@ -157,7 +158,8 @@ impl Store {
         }
         let mut ks = Keyspace::new();
         let mut lent = Lent::default();
-        let mut bases: Vec<(&[u8], Option<Version>)> = Vec::with_capacity(keys.len());
+        // Each key's version and expiry before the command, when live.
+        let mut bases: Vec<(&[u8], Option<Base>)> = Vec::with_capacity(keys.len());
         for (key, hash, live) in found {
             if bases.iter().any(|(k, _)| *k == key) {
                 continue;
@@ -173,7 +175,10 @@ impl Store {
                     },
                 );
                 lent.slots.push((key, hash, slot));
-                Some(held)
+                Some(Base {
+                    version: held,
+                    expires_at_ms: expire_at_ms,
+                })
             });
             bases.push((key, base));
         }
@@ -189,12 +194,13 @@ impl Store {
                 changes: Vec::new(),
             };
         };
-        let changes = group(&outcome, |key| {
+        let base_of = |key: &[u8]| {
             bases
                 .iter()
                 .find(|(k, _)| *k == key)
                 .and_then(|(_, base)| *base)
-        });
+        };
+        let changes = group(&outcome, |key| base_of(key).map(|b| b.version));
         // Check every result before writing any: all or nothing.
         for change in &changes {
             let hash = hash_key(&change.key);
@@ -217,7 +223,12 @@ impl Store {
             let hash = hash_key(&change.key);
             let result = ks.take(&change.key);
             let shard = locked.shard(hash, shards);
-            write_back(shard, hash, change, result, version, now_ms, record);
+            let written = Written {
+                change,
+                base_expires_at_ms: base_of(&change.key).and_then(|b| b.expires_at_ms),
+                result,
+            };
+            write_back(shard, hash, written, version, now_ms, record);
         }
         Executed::Ran { outcome, changes }
     }
@@ -298,40 +309,91 @@ impl Lent {
     }
 }
 
+/// What a key held before a command: its version and expiry.
+#[derive(Clone, Copy)]
+struct Base {
+    version: Version,
+    expires_at_ms: Option<u64>,
+}
+
+/// A key a command changed: the changes, the expiry it had before, and
+/// what it holds after (`None`: deleted).
+struct Written<'a> {
+    change: &'a KeyChanges,
+    base_expires_at_ms: Option<u64>,
+    result: Option<keyspace::Entry>,
+}
+
 /// Writes a key's new state at `version`: its value and expiry, or a
-/// delete.
+/// delete; and records it for the mutation log, as the changes when they
+/// make the smaller record (see [`logged_ops`]), else as the whole value.
 fn write_back(
     shard: &mut Shard,
     hash: u64,
-    change: &KeyChanges,
-    result: Option<keyspace::Entry>,
+    written: Written<'_>,
     version: Version,
     now_ms: u64,
     record: &mut dyn FnMut(&Mutation<'_>),
 ) {
+    let Written {
+        change,
+        base_expires_at_ms,
+        result,
+    } = written;
     let key = change.key.as_ref();
-    match result {
-        Some(entry) => {
-            let stored = stored::to_stored(&entry.value);
-            let logged = EntryRef {
-                value: &stored,
-                expires_at_ms: entry.expire_at_ms,
+    let Some(entry) = result else {
+        shard.delete(hash, key, version, now_ms);
+        record(&Mutation::Delete { key, version });
+        return;
+    };
+    let expires_at_ms = entry.expire_at_ms;
+    let ops = logged_ops(change, base_expires_at_ms, &entry);
+    let whole = ops.is_none().then(|| stored::to_stored(&entry.value));
+    let mut buffer = Vec::new();
+    let held = Held::from_value(entry.value, &mut buffer);
+    let outcome = shard.store(hash, key, held, version, expires_at_ms, now_ms);
+    debug_assert!(
+        matches!(outcome, SetOutcome::Stored | SetOutcome::Expired),
+        "checked before writing: {outcome:?}"
+    );
+    match (&ops, &whole) {
+        (Some(ops), _) => record(&Mutation::Changes {
+            key,
+            version,
+            base: change.base,
+            expires_at_ms,
+            ops,
+        }),
+        (None, Some(value)) => record(&Mutation::Set {
+            key,
+            entry: EntryRef {
+                value,
+                expires_at_ms,
                 version,
-            };
-            let mut buffer = Vec::new();
-            let held = Held::from_value(entry.value, &mut buffer);
-            let outcome = shard.store(hash, key, held, version, entry.expire_at_ms, now_ms);
-            debug_assert!(
-                matches!(outcome, SetOutcome::Stored | SetOutcome::Expired),
-                "checked before writing: {outcome:?}"
-            );
-            record(&Mutation::Set { key, entry: logged });
-        }
-        None => {
-            shard.delete(hash, key, version, now_ms);
-            record(&Mutation::Delete { key, version });
-        }
+            },
+        }),
+        (None, None) => unreachable!("one of the two is always made"),
     }
+}
+
+/// The encoded ops of `change` when the log should record them rather
+/// than the whole value `result`: they are smaller (a push onto a long
+/// list, not a SET of a short string), and replay can apply them. Replay
+/// applies them only over their base, so there must be one, and the key
+/// must keep the base's expiry: a base that has expired by replay time is
+/// not restored, and then the result must count as expired too.
+fn logged_ops(
+    change: &KeyChanges,
+    base_expires_at_ms: Option<u64>,
+    result: &keyspace::Entry,
+) -> Option<Vec<u8>> {
+    if change.base.is_none() || result.expire_at_ms != base_expires_at_ms {
+        return None;
+    }
+    let whole = stored::stored_len(&result.value);
+    let mut ops = Vec::new();
+    effect_encoding::encode_ops(&change.key, &change.ops, &mut ops);
+    (ops.len() < whole).then_some(ops)
 }
 
 fn apply_one(
@@ -366,6 +428,7 @@ fn apply_one(
         },
         None => None,
     };
+    let base_expires_at_ms = slot.as_ref().and_then(|e| e.expire_at_ms);
     // What takes the ops back if they do not fit, as in `execute`.
     let mut undo = Vec::with_capacity(change.ops.len());
     let mut refused = None;
@@ -394,6 +457,11 @@ fn apply_one(
         }
         return outcome;
     }
-    write_back(shard, hash, change, slot, version, now_ms, record);
+    let written = Written {
+        change,
+        base_expires_at_ms,
+        result: slot,
+    };
+    write_back(shard, hash, written, version, now_ms, record);
     ApplyOutcome::Applied
 }

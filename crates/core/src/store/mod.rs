@@ -86,12 +86,12 @@
 //!
 //! A collection (hash, list, set, sorted set) is kept decoded: its item
 //! holds the key and an empty value, and the value lives in the shard's
-//! side table keyed by slot (a 160-byte table entry, slot and `Value`,
-//! at 44 to 87% load, plus the value's own allocations), charged `key + Value::heap_bytes()`
-//! against the byte limit rather than its encoded length. Commands change
-//! it in place (see `commands`); every reader of stored bytes (`get`,
-//! `peek`, `for_each_in_shard`, `export`) gets its stored form, encoded
-//! on the spot.
+//! side table keyed by slot (a 160-byte table entry, slot and `Value`, at
+//! 44 to 87% load, plus the value's own allocations). It is charged `key +
+//! Value::heap_bytes()` against the byte limit, not its encoded length.
+//! Commands change it in place (see `commands`); every reader of stored
+//! bytes (`get`, `peek`, `for_each_in_shard`, `export`) gets its stored
+//! form, encoded on the spot.
 //!
 //! The slab keeps its high-water mark, which the shard's item limit bounds.
 //! Tombstones cost about 40 bytes plus the key, and 16 bytes of queue record.
