@@ -463,9 +463,11 @@ impl Store {
     }
     /// Calls `f` for every live (unexpired at `now_ms`) entry of shard
     /// `shard`, least recently used first, without changing the LRU order.
-    /// The entry is lent, not copied ([`EntryRef::to_entry`] makes a copy).
-    /// Holds the shard's lock throughout: keep `f` cheap. Does nothing if
-    /// `shard` is out of range.
+    /// The entry is lent, not copied ([`EntryRef::to_entry`] makes a copy);
+    /// a collection, kept decoded, is lent in its stored form, encoded for
+    /// the call (O(its size), as copying it would be). Holds the shard's
+    /// lock throughout: keep `f` cheap. Does nothing if `shard` is out of
+    /// range.
     pub fn for_each_in_shard(&self, shard: usize, now_ms: u64, f: impl FnMut(&[u8], EntryRef<'_>)) {
         if shard < self.shards.len() {
             self.lock(shard).for_each(now_ms, f);
