@@ -27,8 +27,11 @@
 //!   replay time means the result has too: the record then acts as an
 //!   expired write). Replay applies such a record only over its base, as a
 //!   replica does. Records replay in order over the snapshot they follow,
-//!   which holds the base or something newer, so a record whose base is
-//!   not there is damage: it is counted and skipped.
+//!   which holds the base, something newer (the record is stale), or
+//!   nothing: the key was dropped without a tombstone (handed off,
+//!   evicted) before the snapshot's copy, and the record is skipped, as
+//!   the key is gone. A key held at another version is damage: counted
+//!   and skipped.
 //! - **Order.** A mutation is applied to the store, then appended. A
 //!   mutation appended to a generation older than a snapshot's was therefore
 //!   applied before that snapshot's copy began, and is in it.
@@ -189,7 +192,13 @@ impl Mutation<'_> {
                     Some(ApplyOutcome::Applied) => Applied::Changed,
                     Some(ApplyOutcome::Stale { .. }) => Applied::Stale,
                     Some(ApplyOutcome::TooLarge) => Applied::TooLarge,
-                    Some(ApplyOutcome::Diverged) | None => Applied::Diverged,
+                    Some(ApplyOutcome::Diverged) | None => {
+                        if store.peek(key, now_ms).is_none() {
+                            Applied::BaseGone
+                        } else {
+                            Applied::Diverged
+                        }
+                    }
                 }
             }
         }
@@ -207,8 +216,13 @@ pub enum Applied {
     Expired,
     /// A write larger than the store's byte share.
     TooLarge,
-    /// Changes whose base the store does not hold (or that do not fit
-    /// it): damage, since records replay in order over their snapshot.
+    /// Changes to a key the store does not hold: it was dropped without a
+    /// tombstone (handed off, evicted) before the snapshot's copy. Nothing
+    /// to do, as the key is gone.
+    BaseGone,
+    /// Changes to a key held at another version than their base (or that
+    /// do not fit it): damage, since records replay in order over their
+    /// snapshot.
     Diverged,
 }
 
@@ -506,7 +520,9 @@ pub struct ReplayCounts {
     pub expired: u64,
     /// Writes larger than the store's byte share.
     pub too_large: u64,
-    /// Changes whose base the store did not hold, skipped (damage).
+    /// Changes to a key no longer held, skipped (see [`Applied::BaseGone`]).
+    pub base_gone: u64,
+    /// Changes to a key held at another version, skipped (damage).
     pub diverged: u64,
 }
 
@@ -524,6 +540,7 @@ pub fn replay(
             Applied::Stale => counts.stale += 1,
             Applied::Expired => counts.expired += 1,
             Applied::TooLarge => counts.too_large += 1,
+            Applied::BaseGone => counts.base_gone += 1,
             Applied::Diverged => counts.diverged += 1,
         }
     })?;

@@ -509,7 +509,7 @@ pub struct LogMetrics {
     pub replayed_records: IntCounter,
     /// Log files found damaged at start, by kind (`torn_tail`, `corrupt`,
     /// `unreadable`), and `diverged`: changes records skipped because their
-    /// key was not at their base version.
+    /// key was held at another version than their base.
     pub replay_damage: IntCounterVec,
 }
 
@@ -563,7 +563,7 @@ impl LogMetrics {
             replay_damage: counter_vec(
                 registry,
                 "log_replay_damage_total",
-                "Mutation log files found damaged at start, by kind: torn_tail (cut, expected after a crash), corrupt (records after the damage skipped), unreadable; diverged counts changes records skipped because their key was not at the version they change.",
+                "Mutation log files found damaged at start, by kind: torn_tail (cut, expected after a crash), corrupt (records after the damage skipped), unreadable; diverged counts changes records skipped because their key was held at another version than the one they change.",
                 &["kind"],
             ),
         }

@@ -294,7 +294,7 @@ fn a_changes_record_whose_ops_do_not_parse_is_corrupt() {
 }
 
 #[test]
-fn changes_apply_over_their_base_and_are_damage_without_it() {
+fn changes_apply_over_their_base_and_are_damage_over_another_version() {
     let store = Store::new(StoreConfig::default());
     let list = crate::value::Value::List([Bytes::from_static(b"a")].into_iter().collect());
     let base = Entry {
@@ -310,8 +310,8 @@ fn changes_apply_over_their_base_and_are_damage_without_it() {
         expires_at_ms: None,
         ops: &ops,
     };
-    // No base: damage, skipped.
-    assert_eq!(changes(4).apply(&store, NOW), Applied::Diverged);
+    // No key: it was dropped (handed off, evicted) since; skipped.
+    assert_eq!(changes(4).apply(&store, NOW), Applied::BaseGone);
     assert!(store.get(b"d", NOW).is_none());
     store.set(b"d", base.clone(), NOW);
     // Another base: damage, and the value stays.
@@ -367,8 +367,9 @@ fn replay_applies_in_order_and_counts_what_it_did() {
             stale: 1,
             expired: 0,
             too_large: 0,
-            // The push's base, `d` at version 4, is not there.
-            diverged: 1,
+            // The push's key, `d`, is not there.
+            base_gone: 1,
+            diverged: 0,
         }
     );
     assert_eq!(

@@ -627,16 +627,16 @@ pub fn replay_at_start(
                     }
                 }
                 if counts.diverged > 0 {
-                    // A changes record whose base the store did not hold:
+                    // A changes record over a key held at another version:
                     // records replay in order over their snapshot, so the
                     // snapshot or an earlier record was lost.
                     metrics
                         .replay_damage
                         .with_label_values(&["diverged"])
                         .inc_by(counts.diverged);
-                    error!(path = %path.display(), diverged = counts.diverged, "log records of changes found their key not at the version they change; skipped");
+                    error!(path = %path.display(), diverged = counts.diverged, "log records of changes found their key at another version than the one they change; skipped");
                 }
-                info!(path = %path.display(), generation, records = counts.records, applied = counts.applied, stale = counts.stale, expired = counts.expired, diverged = counts.diverged, "log generation replayed");
+                info!(path = %path.display(), generation, records = counts.records, applied = counts.applied, stale = counts.stale, expired = counts.expired, base_gone = counts.base_gone, diverged = counts.diverged, "log generation replayed");
             }
             Err(e) => {
                 metrics
