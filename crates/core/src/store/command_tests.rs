@@ -250,6 +250,40 @@ fn a_refused_push_leaves_the_list_and_its_accounting_as_they_were() {
 }
 
 #[test]
+fn a_command_that_panics_leaves_the_values_it_borrowed_as_they_were() {
+    let store = store();
+    let value = long_list(&store, b"l", 100);
+    let bytes = store.stats().bytes;
+    for version_given in [Some(version(2)), None] {
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.execute(
+                &[b"l"],
+                version_given,
+                NOW,
+                usize::MAX,
+                |ks| {
+                    if version_given.is_some() {
+                        run_line(ks, "RPUSH l x", 0);
+                    }
+                    panic!("a bug in the executor")
+                },
+                &mut |_| {},
+            )
+        }));
+        assert!(panicked.is_err());
+        let held = store.get(b"l", NOW).unwrap();
+        assert_eq!(held.value, Bytes::from(stored::to_stored(&value)));
+        assert_eq!(held.version, version(1));
+        assert_eq!(store.stats().bytes, bytes);
+    }
+    // The shard still serves commands.
+    assert!(matches!(
+        push(&store, b"l", 3, usize::MAX),
+        Executed::Ran { .. }
+    ));
+}
+
+#[test]
 fn changes_that_do_not_fit_a_replica_leave_its_value_as_it_was() {
     let store = store();
     let value = long_list(&store, b"l", 10);

@@ -140,6 +140,7 @@ impl Store {
     ) -> Executed {
         let shards = self.shards.len();
         let mut locked = self.lock_keys(keys);
+        let locked = &mut locked;
         // Versions first, so that a stale command lends nothing.
         let mut found = Vec::with_capacity(keys.len());
         for &key in keys {
@@ -156,8 +157,13 @@ impl Store {
             }
             found.push((key, hash, live));
         }
-        let mut ks = Keyspace::new();
-        let mut lent = Lent::default();
+        let mut lending = Lending {
+            ks: Keyspace::new(),
+            slots: Vec::new(),
+            locked,
+            shards,
+            settled: false,
+        };
         // Each key's version and expiry before the command, when live.
         let mut bases: Vec<(&[u8], Option<Base>)> = Vec::with_capacity(keys.len());
         for (key, hash, live) in found {
@@ -165,16 +171,16 @@ impl Store {
                 continue;
             }
             let base = live.and_then(|(slot, held)| {
-                let (value, expire_at_ms) = locked.shard(hash, shards).lend(slot)?;
+                let (value, expire_at_ms) = lending.locked.shard(hash, shards).lend(slot)?;
                 let key = Bytes::copy_from_slice(key);
-                ks.put(
+                lending.ks.put(
                     key.clone(),
                     keyspace::Entry {
                         value,
                         expire_at_ms,
                     },
                 );
-                lent.slots.push((key, hash, slot));
+                lending.slots.push((key, hash, slot));
                 Some(Base {
                     version: held,
                     expires_at_ms: expire_at_ms,
@@ -183,12 +189,12 @@ impl Store {
             bases.push((key, base));
         }
         if version.is_some() {
-            ks.keep_undo();
+            lending.ks.keep_undo();
         }
-        let outcome = run(&mut ks);
+        let outcome = run(&mut lending.ks);
         let Some(version) = version else {
             debug_assert!(outcome.effects.is_empty(), "a read emitted effects");
-            lent.put_back(&mut ks, &mut locked, shards, |_| true);
+            lending.give_back(|_| true);
             return Executed::Ran {
                 outcome,
                 changes: Vec::new(),
@@ -204,25 +210,26 @@ impl Store {
         // Check every result before writing any: all or nothing.
         for change in &changes {
             let hash = hash_key(&change.key);
-            if let Some(entry) = ks.get(&change.key)
+            if let Some(entry) = lending.ks.get(&change.key)
                 && (stored::stored_len(&entry.value) > max_value_bytes
-                    || !locked.shard(hash, shards).fits(&change.key, &entry.value))
+                    || !lending
+                        .locked
+                        .shard(hash, shards)
+                        .fits(&change.key, &entry.value))
             {
-                ks.undo();
-                lent.put_back(&mut ks, &mut locked, shards, |_| true);
+                // The guard takes the command back and returns what it lent.
                 return Executed::TooLarge;
             }
         }
         // Unchanged values go back first: writing a changed key may evict
         // others, and a lent value's slot must still be its own when it
         // comes back.
-        lent.put_back(&mut ks, &mut locked, shards, |key| {
-            !changes.iter().any(|c| c.key == key)
-        });
+        lending.give_back(|key| !changes.iter().any(|c| c.key == key));
+        lending.settled = true;
         for change in &changes {
             let hash = hash_key(&change.key);
-            let result = ks.take(&change.key);
-            let shard = locked.shard(hash, shards);
+            let result = lending.ks.take(&change.key);
+            let shard = lending.locked.shard(hash, shards);
             let written = Written {
                 change,
                 base_expires_at_ms: base_of(&change.key).and_then(|b| b.expires_at_ms),
@@ -284,27 +291,44 @@ fn group(outcome: &Outcome, base_of: impl Fn(&[u8]) -> Option<Version>) -> Vec<K
     changes
 }
 
-/// The values a command borrowed from the store, by key, hash and slot.
-#[derive(Default)]
-struct Lent {
+/// The keyspace a command runs on, with the values it borrowed from the
+/// store (by key, hash and slot), under the keys' locks. A guard: unless
+/// the command settles (its changes are about to be written back), the
+/// keyspace is taken back through its journal and every borrowed value
+/// returns to its slot, whether the command was refused, read only, or
+/// its executor panicked. No key is ever left holding the empty stand-in
+/// of a value that is out.
+struct Lending<'s, 'a> {
+    ks: Keyspace,
     slots: Vec<(Bytes, u64, u32)>,
+    locked: &'s mut Locked<'a>,
+    shards: usize,
+    /// Set once the changed values belong to the write back.
+    settled: bool,
 }
 
-impl Lent {
-    /// Gives back, unchanged, the values of the keys `which` selects.
-    fn put_back(
-        &self,
-        ks: &mut Keyspace,
-        locked: &mut Locked<'_>,
-        shards: usize,
-        which: impl Fn(&[u8]) -> bool,
-    ) {
-        for (key, hash, slot) in &self.slots {
-            if which(key)
-                && let Some(entry) = ks.take(key)
-            {
+impl Lending<'_, '_> {
+    /// Gives back, as the keyspace holds them, the values of the keys
+    /// `which` selects (unchanged ones, or all after an undo).
+    fn give_back(&mut self, which: impl Fn(&[u8]) -> bool) {
+        let (ks, locked, shards) = (&mut self.ks, &mut *self.locked, self.shards);
+        self.slots.retain(|(key, hash, slot)| {
+            if !which(key) {
+                return true;
+            }
+            if let Some(entry) = ks.take(key) {
                 locked.shard(*hash, shards).put_back(*slot, entry.value);
             }
+            false
+        });
+    }
+}
+
+impl Drop for Lending<'_, '_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.ks.undo();
+            self.give_back(|_| true);
         }
     }
 }

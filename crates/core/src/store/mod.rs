@@ -527,7 +527,8 @@ impl Store {
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
         // A poisoned shard is still consistent: the only code that can panic
         // under a shard's lock is a caller's `for_each_in_shard` closure, and
-        // iterating changes nothing.
+        // iterating changes nothing, or the command `execute` runs, whose
+        // guard puts back what it lent (see `commands::Lending`).
         self.shards[shard]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
