@@ -84,8 +84,10 @@ impl Held<'_> {
     /// decoded (once, here), anything else is kept as it is, including a
     /// collection that does not decode (commands read it as absent).
     pub(super) fn from_stored(bytes: &[u8]) -> Held<'_> {
-        let collection = stored::kind(bytes) == stored::StoredKind::Encoded
-            && stored::value_type(bytes).is_some_and(|t| t != crate::value::ValueType::String);
+        // JSON text and plain strings are strings; an encoded value says
+        // its type in its tag byte.
+        let collection =
+            stored::value_type(bytes).is_some_and(|t| t != crate::value::ValueType::String);
         match collection.then(|| stored::from_stored(bytes)) {
             Some(Ok(value)) => Held::Decoded(value),
             _ => Held::Bytes(bytes),
@@ -173,10 +175,13 @@ impl Shard {
     /// form.
     fn entry_at(&self, slot: u32) -> Option<Entry> {
         let parts = self.lru.node(slot).parts()?;
-        let mut buffer = Vec::new();
-        let entry = entry_with(parts, self.lru.decoded(slot), &mut buffer);
+        let entry = entry_of(parts);
+        let value = match self.lru.decoded(slot) {
+            Some(decoded) => Bytes::from(stored::to_stored(decoded)),
+            None => Bytes::copy_from_slice(entry.value),
+        };
         Some(Entry {
-            value: Bytes::copy_from_slice(entry.value),
+            value,
             expires_at_ms: entry.expires_at_ms,
             version: entry.version,
         })
