@@ -86,9 +86,11 @@ pub const HEADER_LEN: usize = 24;
 /// Bytes before a record's body.
 pub const RECORD_HEAD_LEN: usize = 8;
 /// The longest body a record can have: a set with the longest key and the
-/// largest value a store takes (under 2 GiB, see `store::item`). A longer
-/// length field is damage, whatever follows it. (A damaged length that
-/// still fits reads as a torn tail: the file's last record seems cut.)
+/// largest value a store takes (under 2 GiB, see `store::item`); a
+/// changes record is written only when smaller than the set it stands
+/// for. A longer length field is damage, whatever follows it. (A damaged
+/// length that still fits reads as a torn tail: the file's last record
+/// seems cut.)
 pub const MAX_BODY_LEN: usize = 1 + 2 + 65_535 + 4 + (i32::MAX as usize) + 16 + 1 + 8;
 
 const KIND_SET: u8 = 0x01;

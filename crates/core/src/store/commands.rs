@@ -411,7 +411,12 @@ fn logged_ops(
     base_expires_at_ms: Option<u64>,
     result: &keyspace::Entry,
 ) -> Option<Vec<u8>> {
-    if change.base.is_none() || result.expire_at_ms != base_expires_at_ms {
+    // A whole value in the ops (SET, a STORE) makes them no smaller.
+    let puts = change
+        .ops
+        .iter()
+        .any(|op| matches!(op, EffectOp::Put { .. }));
+    if puts || change.base.is_none() || result.expire_at_ms != base_expires_at_ms {
         return None;
     }
     let whole = stored::stored_len(&result.value);

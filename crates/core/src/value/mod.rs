@@ -15,7 +15,9 @@
 //!   so `EXISTS` and `TYPE` never see an empty container.
 //! - **Encoding.** [`encode`] and [`decode`] give a compact, versioned,
 //!   checksummed byte form of one value for snapshots and handoff; see
-//!   [`encoding`].
+//!   [`encoding`]. [`Value::encoded_len`] gives its length in O(1), from
+//!   figures every mutation keeps (`Footprint`), so that a store can
+//!   hold a value to a size limit without encoding it.
 
 pub mod encoding;
 mod hash;
