@@ -98,7 +98,7 @@ impl<'a> Cursor<'a> {
         self.take(len, "key")
     }
 
-    fn version(&mut self) -> Result<Version, Short> {
+    pub(crate) fn version(&mut self) -> Result<Version, Short> {
         Ok(Version {
             millis: self.u64("millis")?,
             counter: self.u32("counter")?,
@@ -151,7 +151,7 @@ fn put_key(out: &mut Vec<u8>, key: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-fn put_version(out: &mut Vec<u8>, version: Version) {
+pub(crate) fn put_version(out: &mut Vec<u8>, version: Version) {
     out.extend_from_slice(&version.millis.to_le_bytes());
     out.extend_from_slice(&version.counter.to_le_bytes());
     out.extend_from_slice(&version.origin.to_le_bytes());

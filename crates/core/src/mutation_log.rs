@@ -18,6 +18,20 @@
 //!   applied at and the store keeps the higher version, so replaying a
 //!   record the snapshot already holds changes nothing. That is what lets
 //!   the snapshot's copy run while writes continue into the new generation.
+//! - **Changes, not values, for commands on collections.** A command that
+//!   changes a few elements of a large value is logged as its effects (the
+//!   ops its replicas receive) over the version it changed (the *base*),
+//!   not as the whole value: a push onto a list of 100,000 elements logs a
+//!   few dozen bytes. It is logged so only when that is the smaller record
+//!   and its ops leave the expiry alone (so a base that has expired by
+//!   replay time means the result has too: the record then acts as an
+//!   expired write). Replay applies such a record only over its base, as a
+//!   replica does. Records replay in order over the snapshot they follow,
+//!   which holds the base, something newer (the record is stale), or
+//!   nothing: the key was dropped without a tombstone (handed off,
+//!   evicted) before the snapshot's copy, and the record is skipped, as
+//!   the key is gone. A key held at another version is damage: counted
+//!   and skipped.
 //! - **Order.** A mutation is applied to the store, then appended. A
 //!   mutation appended to a generation older than a snapshot's was therefore
 //!   applied before that snapshot's copy began, and is in it.
@@ -29,41 +43,65 @@
 //! `crate::codec`)
 //!
 //! ```text
-//! header   magic [8] = "\xD5DCMLOG\n", version u16 = 1, flags u16 = 0,
+//! header   magic [8] = "\xD5DCMLOG\n", version u16 = 2, flags u16 = 0,
 //!          generation u64, crc u32: CRC-32 of the 20 bytes before it
 //! record*  body_len u32 (>= 1), crc u32: CRC-32 of the body,
 //!          body: kind u8, then
-//!            0x01 set     entry
-//!            0x02 delete  key_version (a tombstone at that version)
-//!            0x03 forget  key_version (drop the entry only if it still has
-//!                         exactly that version; no tombstone)
+//!            0x01 set      entry
+//!            0x02 delete   key_version (a tombstone at that version)
+//!            0x03 forget   key_version (drop the entry only if it still has
+//!                          exactly that version; no tombstone)
+//!            0x04 changes  key_version (the changes' version),
+//!                          flags u8 (bit 0: a base follows, bit 1: an
+//!                          expiry follows; other bits 0),
+//!                          [base: millis u64, counter u32, origin u32],
+//!                          [expires_at_ms u64: the result's expiry],
+//!                          ops: the rest of the body, as
+//!                          `keyspace::effect::encoding::encode_ops` writes
+//!                          them (each op's own length and CRC)
 //! ```
+//!
+//! Version 1 files (no `changes` records) still replay; a `changes` record
+//! in one is damage.
 
 use std::io;
 
 use thiserror::Error;
 
+use bytes::Bytes;
+
 use crate::codec::{self, Cursor, Short};
-use crate::store::{DeleteOutcome, EntryRef, SetOutcome, Store};
+use crate::keyspace::effect::encoding as effect_encoding;
+use crate::store::{ApplyOutcome, DeleteOutcome, EntryRef, KeyChanges, SetOutcome, Store};
 use crate::version::Version;
 
 /// The magic number that starts every log file.
 pub const MAGIC: [u8; 8] = *b"\xD5DCMLOG\n";
-/// This build's log format version.
-pub const VERSION: u16 = 1;
+/// This build's log format version (it also reads version 1).
+pub const VERSION: u16 = 2;
+/// The oldest log format version this build reads.
+pub const OLDEST_VERSION: u16 = 1;
 /// Bytes of a file's header.
 pub const HEADER_LEN: usize = 24;
 /// Bytes before a record's body.
 pub const RECORD_HEAD_LEN: usize = 8;
 /// The longest body a record can have: a set with the longest key and the
-/// largest value a store takes (under 2 GiB, see `store::item`). A longer
-/// length field is damage, whatever follows it. (A damaged length that
-/// still fits reads as a torn tail: the file's last record seems cut.)
+/// largest value a store takes (under 2 GiB, see `store::item`); a
+/// changes record is written only when smaller than the set it stands
+/// for. A longer length field is damage, whatever follows it. (A damaged
+/// length that still fits reads as a torn tail: the file's last record
+/// seems cut.)
 pub const MAX_BODY_LEN: usize = 1 + 2 + 65_535 + 4 + (i32::MAX as usize) + 16 + 1 + 8;
 
 const KIND_SET: u8 = 0x01;
 const KIND_DELETE: u8 = 0x02;
 const KIND_FORGET: u8 = 0x03;
+const KIND_CHANGES: u8 = 0x04;
+
+/// `changes` flag: a base version follows.
+const CHANGES_BASE: u8 = 0x01;
+/// `changes` flag: an expiry follows.
+const CHANGES_EXPIRES: u8 = 0x02;
 
 /// One mutation, as applied to a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +128,20 @@ pub enum Mutation<'a> {
         /// The version of the copy dropped.
         version: Version,
     },
+    /// A command's changes to `key`, made at `version` over `base`, as
+    /// its replicas apply them ([`Store::apply_changes`]).
+    Changes {
+        /// The key.
+        key: &'a [u8],
+        /// The changes' version.
+        version: Version,
+        /// The version the key held before (`None`: no live entry).
+        base: Option<Version>,
+        /// The resulting value's expiry, which the ops leave as it was.
+        expires_at_ms: Option<u64>,
+        /// The ops, as `keyspace::effect::encoding::encode_ops` wrote them.
+        ops: &'a [u8],
+    },
 }
 
 impl Mutation<'_> {
@@ -113,6 +165,44 @@ impl Mutation<'_> {
                     Applied::Stale
                 }
             }
+            Mutation::Changes {
+                key,
+                version,
+                base,
+                expires_at_ms,
+                ops,
+            } => {
+                if expires_at_ms.is_some_and(|at| at <= now_ms) {
+                    // As a whole-value write that arrives expired: a delete
+                    // at its version, unless something newer is held.
+                    return match store.delete(key, version, now_ms) {
+                        DeleteOutcome::Deleted | DeleteOutcome::NotFound => Applied::Expired,
+                        DeleteOutcome::Stale { .. } => Applied::Stale,
+                    };
+                }
+                let Ok(ops) = effect_encoding::decode_ops(key, ops) else {
+                    return Applied::Diverged;
+                };
+                let changes = [KeyChanges {
+                    key: Bytes::copy_from_slice(key),
+                    base,
+                    ops,
+                }];
+                let applied =
+                    store.apply_changes(&changes, version, now_ms, usize::MAX, &mut |_| {});
+                match applied.first() {
+                    Some(ApplyOutcome::Applied) => Applied::Changed,
+                    Some(ApplyOutcome::Stale { .. }) => Applied::Stale,
+                    Some(ApplyOutcome::TooLarge) => Applied::TooLarge,
+                    Some(ApplyOutcome::Diverged) | None => {
+                        if store.peek(key, now_ms).is_none() {
+                            Applied::BaseGone
+                        } else {
+                            Applied::Diverged
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -128,6 +218,14 @@ pub enum Applied {
     Expired,
     /// A write larger than the store's byte share.
     TooLarge,
+    /// Changes to a key the store does not hold: it was dropped without a
+    /// tombstone (handed off, evicted) before the snapshot's copy. Nothing
+    /// to do, as the key is gone.
+    BaseGone,
+    /// Changes to a key held at another version than their base (or that
+    /// do not fit it): damage, since records replay in order over their
+    /// snapshot.
+    Diverged,
 }
 
 /// A file's header for `generation`.
@@ -159,6 +257,31 @@ pub fn append(out: &mut Vec<u8>, mutation: &Mutation<'_>) -> io::Result<()> {
         Mutation::Forget { key, version } => {
             out.push(KIND_FORGET);
             codec::put_key_version(out, key, version)
+        }
+        Mutation::Changes {
+            key,
+            version,
+            base,
+            expires_at_ms,
+            ops,
+        } => {
+            out.push(KIND_CHANGES);
+            codec::put_key_version(out, key, version).map(|()| {
+                let flags = if base.is_some() { CHANGES_BASE } else { 0 }
+                    | if expires_at_ms.is_some() {
+                        CHANGES_EXPIRES
+                    } else {
+                        0
+                    };
+                out.push(flags);
+                if let Some(base) = base {
+                    codec::put_version(out, base);
+                }
+                if let Some(at) = expires_at_ms {
+                    out.extend_from_slice(&at.to_le_bytes());
+                }
+                out.extend_from_slice(ops);
+            })
         }
     };
     let len = body.and_then(|()| {
@@ -194,7 +317,9 @@ pub enum LogFileError {
     #[error("log header checksum mismatch")]
     HeaderChecksum,
     /// Written by a newer distcache.
-    #[error("log format version {found} is not one this build reads ({VERSION})")]
+    #[error(
+        "log format version {found} is not one this build reads ({OLDEST_VERSION} to {VERSION})"
+    )]
     UnknownVersion {
         /// The file's format version.
         found: u16,
@@ -250,7 +375,7 @@ pub fn read(data: &[u8], mut f: impl FnMut(Mutation<'_>)) -> Result<LogRead, Log
         return Err(LogFileError::HeaderChecksum);
     }
     let found = u16::from_le_bytes([data[8], data[9]]);
-    if found != VERSION || data[10..12] != [0, 0] {
+    if !(OLDEST_VERSION..=VERSION).contains(&found) || data[10..12] != [0, 0] {
         return Err(LogFileError::UnknownVersion { found });
     }
     let mut generation = [0u8; 8];
@@ -263,7 +388,7 @@ pub fn read(data: &[u8], mut f: impl FnMut(Mutation<'_>)) -> Result<LogRead, Log
     };
     let mut pos = HEADER_LEN;
     while pos < data.len() {
-        match record_at(data, pos) {
+        match record_at(data, pos, found) {
             Ok((mutation, next)) => {
                 f(mutation);
                 read.records += 1;
@@ -279,8 +404,9 @@ pub fn read(data: &[u8], mut f: impl FnMut(Mutation<'_>)) -> Result<LogRead, Log
     Ok(read)
 }
 
-/// The record at `pos` and where the next one starts.
-fn record_at(data: &[u8], pos: usize) -> Result<(Mutation<'_>, usize), Damage> {
+/// The record at `pos` of a file of format `version`, and where the next
+/// one starts.
+fn record_at(data: &[u8], pos: usize, version: u16) -> Result<(Mutation<'_>, usize), Damage> {
     let rest = &data[pos..];
     let damage = |kind, reason| Damage {
         offset: pos as u64,
@@ -336,12 +462,51 @@ fn record_at(data: &[u8], pos: usize) -> Result<(Mutation<'_>, usize), Damage> {
             let (key, version) = cur.key_version().map_err(corrupt)?;
             Mutation::Forget { key, version }
         }
+        KIND_CHANGES if version >= 2 => {
+            let mutation = changes(&mut cur).map_err(corrupt)?;
+            let Mutation::Changes { key, ops, .. } = mutation else {
+                unreachable!("`changes` reads a changes record")
+            };
+            // Checked here so that a malformed op is found where it lies,
+            // as damage, and not when it fails to apply.
+            if effect_encoding::decode_ops(key, ops).is_err() {
+                return Err(damage(DamageKind::Corrupt, "record's ops malformed"));
+            }
+            mutation
+        }
         _ => return Err(damage(DamageKind::Corrupt, "unknown record kind")),
     };
     if cur.remaining() != 0 {
         return Err(damage(DamageKind::Corrupt, "record longer than its fields"));
     }
     Ok((mutation, end))
+}
+
+/// The fields of a `changes` record after its kind byte.
+fn changes<'a>(cur: &mut Cursor<'a>) -> Result<Mutation<'a>, Short> {
+    let (key, version) = cur.key_version()?;
+    let flags = cur.u8("changes flags")?;
+    if flags & !(CHANGES_BASE | CHANGES_EXPIRES) != 0 {
+        return Err(Short::Malformed("unknown changes flags"));
+    }
+    let base = if flags & CHANGES_BASE != 0 {
+        Some(cur.version()?)
+    } else {
+        None
+    };
+    let expires_at_ms = if flags & CHANGES_EXPIRES != 0 {
+        Some(cur.u64("changes expiry")?)
+    } else {
+        None
+    };
+    let ops = cur.take(cur.remaining(), "changes ops")?;
+    Ok(Mutation::Changes {
+        key,
+        version,
+        base,
+        expires_at_ms,
+        ops,
+    })
 }
 
 /// What replaying one log file did.
@@ -357,6 +522,10 @@ pub struct ReplayCounts {
     pub expired: u64,
     /// Writes larger than the store's byte share.
     pub too_large: u64,
+    /// Changes to a key no longer held, skipped (see [`Applied::BaseGone`]).
+    pub base_gone: u64,
+    /// Changes to a key held at another version, skipped (damage).
+    pub diverged: u64,
 }
 
 /// Replays one log file into `store`: every good record, in order.
@@ -373,6 +542,8 @@ pub fn replay(
             Applied::Stale => counts.stale += 1,
             Applied::Expired => counts.expired += 1,
             Applied::TooLarge => counts.too_large += 1,
+            Applied::BaseGone => counts.base_gone += 1,
+            Applied::Diverged => counts.diverged += 1,
         }
     })?;
     Ok((read, counts))

@@ -609,7 +609,8 @@ pub struct LogMetrics {
     /// Records replayed from the log at start.
     pub replayed_records: IntCounter,
     /// Log files found damaged at start, by kind (`torn_tail`, `corrupt`,
-    /// `unreadable`).
+    /// `unreadable`), and `diverged`: changes records skipped because their
+    /// key was held at another version than their base.
     pub replay_damage: IntCounterVec,
 }
 
@@ -663,7 +664,7 @@ impl LogMetrics {
             replay_damage: counter_vec(
                 registry,
                 "log_replay_damage_total",
-                "Mutation log files found damaged at start, by kind: torn_tail (cut, expected after a crash), corrupt (records after the damage skipped), unreadable.",
+                "Mutation log files found damaged at start, by kind: torn_tail (cut, expected after a crash), corrupt (records after the damage skipped), unreadable; diverged counts changes records skipped because their key was held at another version than the one they change.",
                 &["kind"],
             ),
         }

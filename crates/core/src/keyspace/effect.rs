@@ -193,6 +193,161 @@ pub fn apply_to_slot(slot: &mut Option<Entry>, op: &EffectOp) -> Result<(), Effe
     Ok(())
 }
 
+/// What takes back one applied op: ops that restore the slot, applied in
+/// order, or the slot as it was.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Undo {
+    /// Apply these, in order.
+    Ops(Vec<EffectOp>),
+    /// Put this back.
+    Slot(Option<Entry>),
+}
+
+impl Undo {
+    /// Takes the op back: `slot` is again what it was before.
+    pub fn apply(self, slot: &mut Option<Entry>) {
+        match self {
+            Undo::Slot(old) => *slot = old,
+            Undo::Ops(ops) => {
+                for op in &ops {
+                    // Each inverse fits the slot the op left, by construction.
+                    let undone = apply_to_slot(slot, op);
+                    debug_assert!(undone.is_ok(), "an inverse op did not fit: {op:?}");
+                }
+            }
+        }
+    }
+}
+
+/// [`apply_to_slot`], returning what takes the op back. The undo costs
+/// about what the op does (a push is undone by a pop, a pop by pushing the
+/// popped elements back), so a store can run commands on values it lends
+/// without copying them and still take a refused command back; only ops
+/// that cost O(n) anyway (LINSERT, LREM) and string ops keep a copy.
+pub fn apply_undoable(slot: &mut Option<Entry>, op: &EffectOp) -> Result<Undo, EffectError> {
+    if matches!(op, EffectOp::Delete | EffectOp::Put { .. }) {
+        // The old entry moves into the undo: no copy.
+        let old = slot.take();
+        apply_to_slot(slot, op)?;
+        return Ok(Undo::Slot(old));
+    }
+    let undo = inverse(slot.as_ref(), op);
+    apply_to_slot(slot, op)?;
+    Ok(undo)
+}
+
+/// What undoes `op` on `entry`, computed before it is applied. An op that
+/// does not fit gets an empty undo: it will fail and change nothing.
+fn inverse(entry: Option<&Entry>, op: &EffectOp) -> Undo {
+    // A container op on a missing key creates it (or changes nothing).
+    let Some(entry) = entry else {
+        return Undo::Slot(None);
+    };
+    let mut ops = match (op, &entry.value) {
+        (EffectOp::SetExpiry(_), _) => vec![EffectOp::SetExpiry(entry.expire_at_ms)],
+        (EffectOp::HashSet(pairs), Value::Hash(h)) => {
+            let (old, new): (Vec<_>, Vec<_>) = pairs.iter().partition(|(f, _)| h.get(f).is_some());
+            let old = old
+                .into_iter()
+                .filter_map(|(f, _)| Some((f.clone(), h.get(f)?.clone())))
+                .collect();
+            let new = new.into_iter().map(|(f, _)| f.clone()).collect();
+            vec![EffectOp::HashSet(old), EffectOp::HashDel(new)]
+        }
+        (EffectOp::HashDel(fields), Value::Hash(h)) => {
+            let old = fields
+                .iter()
+                .filter_map(|f| Some((f.clone(), h.get(f)?.clone())))
+                .collect();
+            vec![EffectOp::HashSet(old)]
+        }
+        (EffectOp::Push { front, elements }, Value::List(_)) => vec![EffectOp::Pop {
+            front: *front,
+            count: elements.len(),
+        }],
+        (EffectOp::Pop { front, count }, Value::List(l)) => {
+            // Pushed back one by one, the last popped first, so that the
+            // end popped first ends up outermost again.
+            let elements = if *front {
+                l.iter().take(*count).rev().cloned().collect()
+            } else {
+                l.iter()
+                    .skip(l.len().saturating_sub(*count))
+                    .cloned()
+                    .collect()
+            };
+            vec![EffectOp::Push {
+                front: *front,
+                elements,
+            }]
+        }
+        (EffectOp::ListSet { index, .. }, Value::List(l)) => match l.get(*index) {
+            Some(old) => vec![EffectOp::ListSet {
+                index: *index,
+                element: old.clone(),
+            }],
+            None => Vec::new(),
+        },
+        (EffectOp::ListTrim { start, stop }, Value::List(l)) => {
+            let len = l.len();
+            let kept = stop
+                .filter(|&s| s >= *start && *start < len)
+                .map(|s| (*start, s.min(len - 1)));
+            match kept {
+                None => vec![EffectOp::Push {
+                    front: false,
+                    elements: l.iter().cloned().collect(),
+                }],
+                Some((start, stop)) => vec![
+                    EffectOp::Push {
+                        front: false,
+                        elements: l.iter().skip(stop + 1).cloned().collect(),
+                    },
+                    EffectOp::Push {
+                        front: true,
+                        elements: l.iter().take(start).rev().cloned().collect(),
+                    },
+                ],
+            }
+        }
+        (EffectOp::SetAdd(members), Value::Set(s)) => vec![EffectOp::SetRemove(
+            members.iter().filter(|m| !s.contains(m)).cloned().collect(),
+        )],
+        (EffectOp::SetRemove(members), Value::Set(s)) => vec![EffectOp::SetAdd(
+            members.iter().filter(|m| s.contains(m)).cloned().collect(),
+        )],
+        (EffectOp::ZAdd(pairs), Value::ZSet(z)) => {
+            let old = pairs
+                .iter()
+                .filter_map(|(_, m)| Some((z.score(m)?, m.clone())))
+                .collect();
+            let new = pairs
+                .iter()
+                .filter(|(_, m)| z.score(m).is_none())
+                .map(|(_, m)| m.clone())
+                .collect();
+            vec![EffectOp::ZRemove(new), EffectOp::ZAdd(old)]
+        }
+        (EffectOp::ZRemove(members), Value::ZSet(z)) => {
+            let old = members
+                .iter()
+                .filter_map(|m| Some((z.score(m)?, m.clone())))
+                .collect();
+            vec![EffectOp::ZAdd(old)]
+        }
+        // Strings are small and copied anyway; LINSERT and LREM walk the
+        // list already. A type mismatch fails without change: its copy is
+        // never used.
+        _ => return Undo::Slot(Some(entry.clone())),
+    };
+    if !matches!(op, EffectOp::SetExpiry(_)) {
+        // An op that empties a container deletes the key; the inverse
+        // recreates it without an expiry, so put the expiry back.
+        ops.push(EffectOp::SetExpiry(entry.expire_at_ms));
+    }
+    Undo::Ops(ops)
+}
+
 /// Applies a value-level op to `value`. Every check happens before any
 /// change, so an error leaves `value` as it was.
 fn apply_to_value(value: &mut Value, op: &EffectOp) -> Result<(), EffectError> {

@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use rand::RngCore;
 
-pub use effect::{Effect, EffectError, EffectOp, apply_to_slot};
+pub use effect::{Effect, EffectError, EffectOp, Undo, apply_to_slot, apply_undoable};
 pub use session::Session;
 
 use crate::command::{Command, CommandError, Reply};
@@ -68,6 +68,9 @@ pub struct Keyspace {
     /// Keys by their hash; a bucket holds the (rare) keys sharing a hash.
     buckets: BTreeMap<u64, Vec<(Bytes, Entry)>>,
     len: usize,
+    /// What takes back each change since [`Keyspace::keep_undo`], oldest
+    /// first; `None` when not kept.
+    undo: Option<Vec<(Bytes, Undo)>>,
 }
 
 /// The position of a key in the hash space: its bucket and SCAN's order.
@@ -166,11 +169,41 @@ impl Keyspace {
     /// keyspace has diverged from the leader's for that key.
     pub fn apply_effect(&mut self, effect: &Effect) -> std::result::Result<(), EffectError> {
         let mut slot = self.remove(&effect.key);
-        let applied = effect::apply_to_slot(&mut slot, &effect.op);
+        let applied = match self.undo.as_mut() {
+            Some(journal) => effect::apply_undoable(&mut slot, &effect.op)
+                .map(|undo| journal.push((effect.key.clone(), undo))),
+            None => effect::apply_to_slot(&mut slot, &effect.op),
+        };
         if let Some(entry) = slot {
             self.insert(effect.key.clone(), entry);
         }
         applied
+    }
+
+    /// Keeps, from now on, what takes back each change, so that
+    /// [`Keyspace::undo`] can restore this keyspace as it is now. The
+    /// journal costs about what the changes do (see
+    /// [`effect::apply_undoable`]): a store that lends its values to a
+    /// command uses it to refuse the command afterwards without having
+    /// copied them.
+    pub fn keep_undo(&mut self) {
+        self.undo = Some(Vec::new());
+    }
+
+    /// Takes back every change since [`Keyspace::keep_undo`], newest first,
+    /// and stops keeping them. Keys removed because they had expired are
+    /// not brought back (a store lends only live keys).
+    pub fn undo(&mut self) {
+        let Some(journal) = self.undo.take() else {
+            return;
+        };
+        for (key, undo) in journal.into_iter().rev() {
+            let mut slot = self.remove(&key);
+            undo.apply(&mut slot);
+            if let Some(entry) = slot {
+                self.insert(key, entry);
+            }
+        }
     }
 
     /// Whether two keyspaces hold the same keys, values and expiries

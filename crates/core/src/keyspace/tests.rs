@@ -488,6 +488,61 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Whatever commands ran since `keep_undo`, `undo` restores the
+    /// keyspace as it was: values, expiries, keys created and deleted.
+    #[test]
+    fn undo_takes_back_any_sequence_of_commands(
+        script in proptest::collection::vec(any_argv(), 1..30),
+        ops in proptest::collection::vec(op_line(), 0..30),
+    ) {
+        let mut ks = Keyspace::new();
+        for setup in [
+            "SET k 1", "HSET h f v g w", "RPUSH l a b c d", "SADD s a b", "ZADD z 1 a 2 b",
+            "RPUSH a x yy zzz x", "HSET b x 1", "EXPIRE l 100", "EXPIRE h 100", "PEXPIRE z 5000",
+        ] {
+            run(&mut ks, setup);
+        }
+        let before = ks.clone();
+        ks.keep_undo();
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut session = Session::new();
+        for words in &script {
+            let argv: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+            session.handle(&mut ks, &argv, NOW, &mut rng);
+        }
+        for line in &ops {
+            run(&mut ks, line);
+        }
+        ks.undo();
+        prop_assert!(ks.same_as(&before));
+    }
+}
+
+#[test]
+fn undo_restores_popped_trimmed_and_deleted_elements_in_order() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "RPUSH l a b c d e f");
+    run(&mut ks, "PEXPIRE l 9000");
+    let before = ks.clone();
+    ks.keep_undo();
+    for line in [
+        "RPOP l 2",
+        "LPOP l 1",
+        "LTRIM l 1 1",
+        "RPUSH l z",
+        "LPOP l 5",
+    ] {
+        run(&mut ks, line);
+    }
+    assert!(ks.get(b"l").is_none(), "the last pop emptied the list");
+    ks.undo();
+    assert!(ks.same_as(&before));
+    assert_eq!(ks.get(b"l").unwrap().expire_at_ms, Some(NOW + 9000));
+}
+
 #[test]
 fn a_huge_negative_random_count_is_refused_not_built() {
     let mut ks = Keyspace::new();

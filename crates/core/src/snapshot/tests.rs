@@ -145,6 +145,39 @@ fn a_store_encoded_shard_by_shard_decodes_to_its_export() {
 }
 
 #[test]
+fn collections_kept_decoded_round_trip_through_a_snapshot() {
+    use crate::value::{HashValue, ListValue, Score, Value, ZSetValue, stored};
+    let s = store(100, 4);
+    let list: ListValue = (0..500).map(|i| Bytes::from(format!("e{i}"))).collect();
+    let mut hash = HashValue::new();
+    hash.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
+    let zset: ZSetValue = [(Bytes::from_static(b"m"), Score::new(1.5).unwrap())]
+        .into_iter()
+        .collect();
+    let values = [
+        ("list", Value::List(list)),
+        ("hash", Value::Hash(hash)),
+        ("zset", Value::ZSet(zset)),
+        ("string", Value::string(b"plain".to_vec())),
+    ];
+    for (i, (key, value)) in values.iter().enumerate() {
+        let mut e = entry("", i as u32, (i % 2 == 0).then_some(NOW + 10_000));
+        e.value = Bytes::from(stored::to_stored(value));
+        assert_eq!(s.set(key.as_bytes(), e, NOW), SetOutcome::Stored);
+    }
+    let encoded = encode_store(&s, NOW);
+    let (bytes, _) = write_encoded(Vec::new(), origin(0), &encoded).expect("encode");
+    let restored = store(100, 4);
+    restore_bytes(&bytes, &restored, NOW).expect("valid");
+    assert_eq!(restored.export(NOW), s.export(NOW));
+    assert_eq!(restored.stats().bytes, s.stats().bytes, "charged alike");
+    for (key, value) in &values {
+        let held = restored.get(key.as_bytes(), NOW).unwrap();
+        assert_eq!(&stored::from_stored(&held.value).unwrap(), value);
+    }
+}
+
+#[test]
 fn restore_bytes_inserts_nothing_from_a_damaged_snapshot() {
     let bytes = sample(200);
     let good = store(1000, 4);

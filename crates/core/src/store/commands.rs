@@ -2,10 +2,12 @@
 //! of its keys, and its replicas apply the changes it shipped.
 //!
 //! The executor ([`crate::keyspace`]) works on a [`Keyspace`]; here the
-//! store lends it the command's keys, decoded from their stored form
-//! ([`crate::value::stored`]), under the locks of their shards, and takes
-//! back the keys the command changed, re-encoded, at the command's
-//! version. The shards are locked in index order, so two commands over
+//! store lends it the command's keys under the locks of their shards and
+//! takes back the keys the command changed, at the command's version. A
+//! collection is kept decoded in the store and moves into the keyspace and
+//! back; a string is decoded from its stored form
+//! ([`crate::value::stored`]) and stored again, which for a small string
+//! costs less than keeping it decoded would. The shards are locked in index order, so two commands over
 //! the same shards never wait on each other in a cycle, and a command over
 //! several keys is atomic: no other operation sees some of its changes
 //! and not the others.
@@ -25,14 +27,14 @@ use std::sync::MutexGuard;
 
 use bytes::Bytes;
 
-use super::shard::Shard;
-use super::{EntryRef, Lookup, SetOutcome, Store, hash_key, shard_index};
+use super::shard::{Held, Shard};
+use super::{EntryRef, SetOutcome, Store, hash_key, shard_index};
 use crate::command::glob::pattern_allows;
 use crate::command::{Command, Reply, ScanOpts};
+use crate::keyspace::effect::encoding as effect_encoding;
 use crate::keyspace::{self, EffectOp, Keyspace, Outcome};
 use crate::mutation_log::Mutation;
-use crate::value::ValueType;
-use crate::value::stored;
+use crate::value::{ValueType, stored};
 use crate::version::Version;
 
 /// The changes a command made to one key, as its replicas apply them.
@@ -100,11 +102,6 @@ impl Locked<'_> {
     }
 }
 
-/// The held version of a lookup: live or deleted.
-fn held_of(lookup: &Lookup) -> Option<Version> {
-    lookup.version()
-}
-
 impl Store {
     fn lock_keys<'a>(&'a self, keys: &[&[u8]]) -> Locked<'a> {
         let mut indexes: Vec<usize> = keys
@@ -125,11 +122,17 @@ impl Store {
     /// back. With a version, every key it changed is written back at the
     /// first version above it and above every version the keys hold (a key
     /// it emptied is deleted, leaving a tombstone), unless a resulting
-    /// value is larger than `max_value_bytes` ([`Executed::TooLarge`],
-    /// nothing changes). A stored value that does
-    /// not decode is read as absent: the command's write replaces it.
-    /// Each write back is passed to `record` (for the mutation log) while
-    /// the keys' shards are still locked.
+    /// value is larger than `max_value_bytes` in its stored form
+    /// ([`Executed::TooLarge`], nothing changes). A
+    /// stored value that does not decode is read as absent: the command's
+    /// write replaces it. Each write back is passed to `record` (for the
+    /// mutation log) while the keys' shards are still locked.
+    ///
+    /// Cost: a collection is lent to the command as the store keeps it,
+    /// decoded, and taken back changed in place, so a command costs what
+    /// it does to the elements it touches, not the size of the value. A
+    /// refused command is taken back through the keyspace's undo journal
+    /// ([`Keyspace::keep_undo`]), which costs about what the command did.
     pub fn execute(
         &self,
         keys: &[&[u8]],
@@ -141,63 +144,101 @@ impl Store {
     ) -> Executed {
         let shards = self.shards.len();
         let mut locked = self.lock_keys(keys);
-        let mut ks = Keyspace::new();
-        let mut held = Vec::with_capacity(keys.len());
+        let locked = &mut locked;
         let mut version = version;
+        let mut found = Vec::with_capacity(keys.len());
         for &key in keys {
             let hash = hash_key(key);
-            let lookup = locked.shard(hash, shards).lookup(hash, key, now_ms);
-            let version_held = held_of(&lookup);
-            if let (Some(v), Some(h)) = (version, version_held) {
+            let shard = locked.shard(hash, shards);
+            let live = shard.live(hash, key, now_ms);
+            let held = live
+                .map(|(_, v)| v)
+                .or_else(|| shard.tombstone(hash, key, now_ms));
+            if let (Some(v), Some(h)) = (version, held) {
                 version = Some(v.above(h));
             }
-            if let Lookup::Live(entry) = lookup
-                && let Ok(value) = stored::from_stored(&entry.value)
-            {
-                ks.put(
-                    Bytes::copy_from_slice(key),
+            found.push((key, hash, live));
+        }
+        let mut lending = Lending {
+            ks: Keyspace::new(),
+            slots: Vec::new(),
+            locked,
+            shards,
+            settled: false,
+        };
+        // Each key's version and expiry before the command, when live.
+        let mut bases: Vec<(&[u8], Option<Base>)> = Vec::with_capacity(keys.len());
+        for (key, hash, live) in found {
+            if bases.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            let base = live.and_then(|(slot, held)| {
+                let (value, expire_at_ms) = lending.locked.shard(hash, shards).lend(slot)?;
+                let key = Bytes::copy_from_slice(key);
+                lending.ks.put(
+                    key.clone(),
                     keyspace::Entry {
                         value,
-                        expire_at_ms: entry.expires_at_ms,
+                        expire_at_ms,
                     },
                 );
-            }
-            held.push((key, version_held.filter(|_| ks.get(key).is_some())));
+                lending.slots.push((key, hash, slot));
+                Some(Base {
+                    version: held,
+                    expires_at_ms: expire_at_ms,
+                })
+            });
+            bases.push((key, base));
         }
-        let outcome = run(&mut ks);
+        if version.is_some() {
+            lending.ks.keep_undo();
+        }
+        let outcome = run(&mut lending.ks);
         let Some(version) = version else {
             debug_assert!(outcome.effects.is_empty(), "a read emitted effects");
+            lending.give_back(|_| true);
             return Executed::Ran {
                 version: None,
                 outcome,
                 changes: Vec::new(),
             };
         };
-        let changes = group(&outcome, |key| {
-            held.iter()
+        let base_of = |key: &[u8]| {
+            bases
+                .iter()
                 .find(|(k, _)| *k == key)
                 .and_then(|(_, base)| *base)
-        });
-        // Encode and check every result before writing any: all or nothing.
-        let mut results = Vec::with_capacity(changes.len());
+        };
+        let changes = group(&outcome, |key| base_of(key).map(|b| b.version));
+        // Check every result before writing any: all or nothing.
         for change in &changes {
-            let result = ks
-                .get(&change.key)
-                .map(|entry| (stored::to_stored(&entry.value), entry.expire_at_ms));
-            if let Some((value, _)) = &result {
-                let hash = hash_key(&change.key);
-                if value.len() > max_value_bytes
-                    || !locked.shard(hash, shards).fits(&change.key, value.len())
-                {
-                    return Executed::TooLarge;
-                }
-            }
-            results.push(result);
-        }
-        for (change, result) in changes.iter().zip(results) {
             let hash = hash_key(&change.key);
-            let shard = locked.shard(hash, shards);
-            write_back(shard, hash, &change.key, result, version, now_ms, record);
+            if let Some(entry) = lending.ks.get(&change.key)
+                && (stored::stored_len(&entry.value) > max_value_bytes
+                    || !lending
+                        .locked
+                        .shard(hash, shards)
+                        .fits(&change.key, &entry.value))
+            {
+                // The guard takes the command back and returns what it lent.
+                return Executed::TooLarge;
+            }
+        }
+        // Unchanged values go back first: writing a changed key may evict
+        // others, and a lent value's slot must still be its own when it
+        // comes back.
+        lending.give_back(|key| !changes.iter().any(|c| c.key == key));
+        lending.settled = true;
+        for change in &changes {
+            let hash = hash_key(&change.key);
+            let result = lending.ks.take(&change.key);
+            let shard = lending.locked.shard(hash, shards);
+            let written = Written {
+                change,
+                base_expires_at_ms: base_of(&change.key).and_then(|b| b.expires_at_ms),
+                result,
+            };
+            write_back(shard, hash, written, version, now_ms, record);
         }
         Executed::Ran {
             version: Some(version),
@@ -257,36 +298,138 @@ fn group(outcome: &Outcome, base_of: impl Fn(&[u8]) -> Option<Version>) -> Vec<K
     changes
 }
 
-/// Writes a key's new state at `version`: its stored value and expiry, or
-/// a delete.
+/// The keyspace a command runs on, with the values it borrowed from the
+/// store (by key, hash and slot), under the keys' locks. A guard: unless
+/// the command settles (its changes are about to be written back), the
+/// keyspace is taken back through its journal and every borrowed value
+/// returns to its slot, whether the command was refused, read only, or
+/// its executor panicked. No key is ever left holding the empty stand-in
+/// of a value that is out.
+struct Lending<'s, 'a> {
+    ks: Keyspace,
+    slots: Vec<(Bytes, u64, u32)>,
+    locked: &'s mut Locked<'a>,
+    shards: usize,
+    /// Set once the changed values belong to the write back.
+    settled: bool,
+}
+
+impl Lending<'_, '_> {
+    /// Gives back, as the keyspace holds them, the values of the keys
+    /// `which` selects (unchanged ones, or all after an undo).
+    fn give_back(&mut self, which: impl Fn(&[u8]) -> bool) {
+        let (ks, locked, shards) = (&mut self.ks, &mut *self.locked, self.shards);
+        self.slots.retain(|(key, hash, slot)| {
+            if !which(key) {
+                return true;
+            }
+            if let Some(entry) = ks.take(key) {
+                locked.shard(*hash, shards).put_back(*slot, entry.value);
+            }
+            false
+        });
+    }
+}
+
+impl Drop for Lending<'_, '_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.ks.undo();
+            self.give_back(|_| true);
+        }
+    }
+}
+
+/// What a key held before a command: its version and expiry.
+#[derive(Clone, Copy)]
+struct Base {
+    version: Version,
+    expires_at_ms: Option<u64>,
+}
+
+/// A key a command changed: the changes, the expiry it had before, and
+/// what it holds after (`None`: deleted).
+struct Written<'a> {
+    change: &'a KeyChanges,
+    base_expires_at_ms: Option<u64>,
+    result: Option<keyspace::Entry>,
+}
+
+/// Writes a key's new state at `version`: its value and expiry, or a
+/// delete; and records it for the mutation log, as the changes when they
+/// make the smaller record (see [`logged_ops`]), else as the whole value.
 fn write_back(
     shard: &mut Shard,
     hash: u64,
-    key: &[u8],
-    result: Option<(Vec<u8>, Option<u64>)>,
+    written: Written<'_>,
     version: Version,
     now_ms: u64,
     record: &mut dyn FnMut(&Mutation<'_>),
 ) {
-    match result {
-        Some((value, expires_at_ms)) => {
-            let entry = EntryRef {
-                value: &value,
+    let Written {
+        change,
+        base_expires_at_ms,
+        result,
+    } = written;
+    let key = change.key.as_ref();
+    let Some(entry) = result else {
+        shard.delete(hash, key, version, now_ms);
+        record(&Mutation::Delete { key, version });
+        return;
+    };
+    let expires_at_ms = entry.expire_at_ms;
+    let ops = logged_ops(change, base_expires_at_ms, &entry);
+    let whole = ops.is_none().then(|| stored::to_stored(&entry.value));
+    let mut buffer = Vec::new();
+    let held = Held::from_value(entry.value, &mut buffer);
+    let outcome = shard.store(hash, key, held, version, expires_at_ms, now_ms);
+    debug_assert!(
+        matches!(outcome, SetOutcome::Stored | SetOutcome::Expired),
+        "checked before writing: {outcome:?}"
+    );
+    match (&ops, &whole) {
+        (Some(ops), _) => record(&Mutation::Changes {
+            key,
+            version,
+            base: change.base,
+            expires_at_ms,
+            ops,
+        }),
+        (None, Some(value)) => record(&Mutation::Set {
+            key,
+            entry: EntryRef {
+                value,
                 expires_at_ms,
                 version,
-            };
-            let outcome = shard.set(hash, key, entry, now_ms);
-            debug_assert!(
-                matches!(outcome, SetOutcome::Stored | SetOutcome::Expired),
-                "checked before writing: {outcome:?}"
-            );
-            record(&Mutation::Set { key, entry });
-        }
-        None => {
-            shard.delete(hash, key, version, now_ms);
-            record(&Mutation::Delete { key, version });
-        }
+            },
+        }),
+        (None, None) => unreachable!("one of the two is always made"),
     }
+}
+
+/// The encoded ops of `change` when the log should record them rather
+/// than the whole value `result`: they are smaller (a push onto a long
+/// list, not a SET of a short string), and replay can apply them. Replay
+/// applies them only over their base, so there must be one, and the key
+/// must keep the base's expiry: a base that has expired by replay time is
+/// not restored, and then the result must count as expired too.
+fn logged_ops(
+    change: &KeyChanges,
+    base_expires_at_ms: Option<u64>,
+    result: &keyspace::Entry,
+) -> Option<Vec<u8>> {
+    // A whole value in the ops (SET, a STORE) makes them no smaller.
+    let puts = change
+        .ops
+        .iter()
+        .any(|op| matches!(op, EffectOp::Put { .. }));
+    if puts || change.base.is_none() || result.expire_at_ms != base_expires_at_ms {
+        return None;
+    }
+    let whole = stored::stored_len(&result.value);
+    let mut ops = Vec::new();
+    effect_encoding::encode_ops(&change.key, &change.ops, &mut ops);
+    (ops.len() < whole).then_some(ops)
 }
 
 fn apply_one(
@@ -298,41 +441,64 @@ fn apply_one(
     max_value_bytes: usize,
     record: &mut dyn FnMut(&Mutation<'_>),
 ) -> ApplyOutcome {
-    let lookup = shard.lookup(hash, &change.key, now_ms);
-    if let Some(held) = held_of(&lookup)
+    let live = shard.live(hash, &change.key, now_ms);
+    let held = live
+        .map(|(_, v)| v)
+        .or_else(|| shard.tombstone(hash, &change.key, now_ms));
+    if let Some(held) = held
         && held >= version
     {
         return ApplyOutcome::Stale { held };
     }
-    let live = match lookup {
-        Lookup::Live(entry) => Some(entry),
-        Lookup::Deleted(_) | Lookup::Absent => None,
-    };
-    if live.as_ref().map(|e| e.version) != change.base {
+    if live.map(|(_, v)| v) != change.base {
         return ApplyOutcome::Diverged;
     }
-    let mut slot = match live {
-        Some(entry) => match stored::from_stored(&entry.value) {
-            Ok(value) => Some(keyspace::Entry {
+    let lent_slot = live.map(|(slot, _)| slot);
+    let mut slot = match lent_slot {
+        Some(at) => match shard.lend(at) {
+            Some((value, expire_at_ms)) => Some(keyspace::Entry {
                 value,
-                expire_at_ms: entry.expires_at_ms,
+                expire_at_ms,
             }),
-            Err(_) => return ApplyOutcome::Diverged,
+            None => return ApplyOutcome::Diverged,
         },
         None => None,
     };
+    let base_expires_at_ms = slot.as_ref().and_then(|e| e.expire_at_ms);
+    // What takes the ops back if they do not fit, as in `execute`.
+    let mut undo = Vec::with_capacity(change.ops.len());
+    let mut refused = None;
     for op in &change.ops {
-        if keyspace::apply_to_slot(&mut slot, op).is_err() {
-            return ApplyOutcome::Diverged;
+        match keyspace::apply_undoable(&mut slot, op) {
+            Ok(step) => undo.push(step),
+            Err(_) => {
+                refused = Some(ApplyOutcome::Diverged);
+                break;
+            }
         }
     }
-    let result = slot.map(|entry| (stored::to_stored(&entry.value), entry.expire_at_ms));
-    if let Some((value, _)) = &result
-        && (value.len() > max_value_bytes || !shard.fits(&change.key, value.len()))
+    if refused.is_none()
+        && let Some(entry) = &slot
+        && (stored::stored_len(&entry.value) > max_value_bytes
+            || !shard.fits(&change.key, &entry.value))
     {
-        return ApplyOutcome::TooLarge;
+        refused = Some(ApplyOutcome::TooLarge);
     }
-    write_back(shard, hash, &change.key, result, version, now_ms, record);
+    if let Some(outcome) = refused {
+        for step in undo.into_iter().rev() {
+            step.apply(&mut slot);
+        }
+        if let (Some(at), Some(entry)) = (lent_slot, slot) {
+            shard.put_back(at, entry.value);
+        }
+        return outcome;
+    }
+    let written = Written {
+        change,
+        base_expires_at_ms,
+        result: slot,
+    };
+    write_back(shard, hash, written, version, now_ms, record);
     ApplyOutcome::Applied
 }
 

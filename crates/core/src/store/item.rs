@@ -214,6 +214,12 @@ impl Item {
         self.parts().expires_at
     }
 
+    /// Whether the value is empty (how the LRU tells an item whose value
+    /// is kept decoded beside it). Reads only the first word.
+    pub(super) fn value_is_empty(&self) -> bool {
+        self.word() & !HAS_EXPIRY == 0
+    }
+
     /// Bytes charged against the byte limit: key plus value.
     pub(super) fn size(&self) -> u64 {
         u64::from(self.key_len) + u64::from(self.word() & !HAS_EXPIRY)

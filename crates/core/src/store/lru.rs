@@ -7,14 +7,24 @@
 //! chained through `next` into a free list and reused before the slab grows,
 //! so the slab never holds more slots than the shard's item limit.
 //!
+//! A collection (hash, list, set, sorted set) is kept decoded beside its
+//! item, in a side table keyed by slot, and its item holds an empty value:
+//! commands then change a few elements in place instead of decoding and
+//! re-encoding the whole value. The table lives here, with the slab, so
+//! that whatever frees a slot (removal, eviction, replacement) drops the
+//! slot's side entry in the same step. Plain strings pay nothing for it:
+//! the node stays 32 bytes, and a slot whose value is not empty is never
+//! looked up in the table.
+//!
 //! This file knows nothing of versions, expiry or capacity: the shard decides
 //! what to insert and what to evict. How an item is laid out is `item`'s
 //! business.
 
-use hashbrown::HashTable;
+use hashbrown::{HashMap, HashTable};
 
 use super::hash_key;
 use super::item::{Item, Parts};
+use crate::value::Value;
 use crate::version::Version;
 
 /// "No slot": the end of a list, or an empty free list.
@@ -82,7 +92,12 @@ pub(super) struct Lru {
     free: u32,
     head: u32,
     tail: u32,
+    /// Key bytes plus value bytes (a decoded value's `heap_bytes`).
     bytes: u64,
+    /// The decoded collections, by slot. A slot is here only if its item
+    /// holds an empty value; a decoded value lent out by
+    /// [`Lru::take_decoded`] is missing until [`Lru::put_decoded`].
+    decoded: HashMap<u32, Value>,
 }
 
 impl Lru {
@@ -94,6 +109,7 @@ impl Lru {
             head: NIL,
             tail: NIL,
             bytes: 0,
+            decoded: HashMap::new(),
         }
     }
 
@@ -133,11 +149,57 @@ impl Lru {
         (self.head != NIL).then_some(self.head)
     }
 
-    /// Adds `item`, whose key the caller guarantees is absent, as the most
-    /// recently used item. The caller also guarantees `len() < MAX_SLOTS`
-    /// (the shard's item limit is clamped to it).
-    pub(super) fn insert(&mut self, hash: u64, item: Item) -> u32 {
-        self.bytes += item.size();
+    /// The decoded value of the item in `slot`, if it is kept decoded (and
+    /// not lent out).
+    pub(super) fn decoded(&self, slot: u32) -> Option<&Value> {
+        let node = self.slab.get(slot as usize)?;
+        // Only an empty value can stand for a decoded one: most reads never
+        // probe the table.
+        if node.item.as_ref()?.value_is_empty() {
+            self.decoded.get(&slot)
+        } else {
+            None
+        }
+    }
+
+    /// Lends out the decoded value of `slot` (a command changes it in
+    /// place); it no longer counts until [`Lru::put_decoded`] brings it
+    /// back. The caller, under the shard's lock, puts it back or replaces
+    /// or removes the item before anyone else sees the slot.
+    pub(super) fn take_decoded(&mut self, slot: u32) -> Option<Value> {
+        if !self
+            .slab
+            .get(slot as usize)?
+            .item
+            .as_ref()?
+            .value_is_empty()
+        {
+            return None;
+        }
+        let value = self.decoded.remove(&slot)?;
+        self.bytes -= value.heap_bytes() as u64;
+        Some(value)
+    }
+
+    /// Brings back a value lent by [`Lru::take_decoded`] to the same slot,
+    /// which still holds the same item.
+    pub(super) fn put_decoded(&mut self, slot: u32, value: Value) {
+        self.bytes += value.heap_bytes() as u64;
+        self.decoded.insert(slot, value);
+    }
+
+    /// Collections kept decoded.
+    #[cfg(test)]
+    pub(super) fn decoded_len(&self) -> usize {
+        self.decoded.len()
+    }
+
+    /// Adds `item` (with `decoded`, its value kept decoded, when its own
+    /// value is empty), whose key the caller guarantees is absent, as the
+    /// most recently used item. The caller also guarantees `len() <
+    /// MAX_SLOTS` (the shard's item limit is clamped to it).
+    pub(super) fn insert(&mut self, hash: u64, item: Item, decoded: Option<Value>) -> u32 {
+        self.bytes += item.size() + decoded.as_ref().map_or(0, |v| v.heap_bytes() as u64);
         let node = Node {
             item: Some(item),
             prev: NIL,
@@ -159,15 +221,25 @@ impl Lru {
         self.index
             .insert_unique(hash, slot, |&s| hash_key(slab[s as usize].key()));
         self.link_most_recent(slot);
+        self.set_decoded(slot, decoded);
         slot
     }
 
-    /// Puts `item`, which has the same key, in place of the item in `slot`
-    /// and makes it the most recently used. Returns the previous item.
-    pub(super) fn replace(&mut self, slot: u32, item: Item) -> Option<Item> {
+    /// Puts `item` (and `decoded`, as for [`Lru::insert`]), which has the
+    /// same key, in place of the item in `slot` and makes it the most
+    /// recently used. Returns the previous item.
+    pub(super) fn replace(
+        &mut self,
+        slot: u32,
+        item: Item,
+        decoded: Option<Value>,
+    ) -> Option<Item> {
+        self.drop_decoded(slot);
         let node = &mut self.slab[slot as usize];
         self.bytes = self.bytes - node.size() + item.size();
         let previous = node.item.replace(item);
+        self.bytes += decoded.as_ref().map_or(0, |v| v.heap_bytes() as u64);
+        self.set_decoded(slot, decoded);
         self.touch(slot);
         previous
     }
@@ -187,6 +259,8 @@ impl Lru {
         if let Ok(found) = self.index.find_entry(hash, |&s| s == slot) {
             found.remove();
         }
+        // The side entry goes with its slot, which the next insert reuses.
+        self.drop_decoded(slot);
         self.unlink(slot);
         let node = std::mem::replace(&mut self.slab[slot as usize], Node::free(self.free));
         self.free = slot;
@@ -195,12 +269,19 @@ impl Lru {
     }
 
     /// The items, least recently used first.
+    #[cfg(test)]
     pub(super) fn iter(&self) -> impl Iterator<Item = &Node> {
+        self.iter_slots().map(|(_, node)| node)
+    }
+
+    /// The items with their slots, least recently used first.
+    pub(super) fn iter_slots(&self) -> impl Iterator<Item = (u32, &Node)> {
         let mut cursor = self.head;
         std::iter::from_fn(move || {
-            let node = self.slab.get(cursor as usize)?;
+            let slot = cursor;
+            let node = self.slab.get(slot as usize)?;
             cursor = node.next;
-            Some(node)
+            Some((slot, node))
         })
     }
 
@@ -208,6 +289,24 @@ impl Lru {
     #[cfg(test)]
     pub(super) fn slab_len(&self) -> usize {
         self.slab.len()
+    }
+
+    fn set_decoded(&mut self, slot: u32, decoded: Option<Value>) {
+        if let Some(value) = decoded {
+            debug_assert!(
+                self.slab[slot as usize]
+                    .item
+                    .as_ref()
+                    .is_some_and(Item::value_is_empty)
+            );
+            self.decoded.insert(slot, value);
+        }
+    }
+
+    fn drop_decoded(&mut self, slot: u32) {
+        if let Some(value) = self.decoded.remove(&slot) {
+            self.bytes -= value.heap_bytes() as u64;
+        }
     }
 
     fn unlink(&mut self, slot: u32) {

@@ -84,6 +84,15 @@
 //! - 16 to 32 bytes of expiry records if it has a TTL (stale records
 //!   included).
 //!
+//! A collection (hash, list, set, sorted set) is kept decoded: its item
+//! holds the key and an empty value, and the value lives in the shard's
+//! side table keyed by slot (a 160-byte table entry, slot and `Value`, at
+//! 44 to 87% load, plus the value's own allocations). It is charged `key +
+//! Value::heap_bytes()` against the byte limit, not its encoded length.
+//! Commands change it in place (see `commands`); every reader of stored
+//! bytes (`get`, `peek`, `for_each_in_shard`, `export`) gets its stored
+//! form, encoded on the spot.
+//!
 //! The slab keeps its high-water mark, which the shard's item limit bounds.
 //! Tombstones cost about 40 bytes plus the key, and 16 bytes of queue record.
 //!
@@ -454,9 +463,11 @@ impl Store {
     }
     /// Calls `f` for every live (unexpired at `now_ms`) entry of shard
     /// `shard`, least recently used first, without changing the LRU order.
-    /// The entry is lent, not copied ([`EntryRef::to_entry`] makes a copy).
-    /// Holds the shard's lock throughout: keep `f` cheap. Does nothing if
-    /// `shard` is out of range.
+    /// The entry is lent, not copied ([`EntryRef::to_entry`] makes a copy);
+    /// a collection, kept decoded, is lent in its stored form, encoded for
+    /// the call (O(its size), as copying it would be). Holds the shard's
+    /// lock throughout: keep `f` cheap. Does nothing if `shard` is out of
+    /// range.
     pub fn for_each_in_shard(&self, shard: usize, now_ms: u64, f: impl FnMut(&[u8], EntryRef<'_>)) {
         if shard < self.shards.len() {
             self.lock(shard).for_each(now_ms, f);
@@ -516,7 +527,8 @@ impl Store {
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
         // A poisoned shard is still consistent: the only code that can panic
         // under a shard's lock is a caller's `for_each_in_shard` closure, and
-        // iterating changes nothing.
+        // iterating changes nothing, or the command `execute` runs, whose
+        // guard puts back what it lent (see `commands::Lending`).
         self.shards[shard]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -559,6 +571,8 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod command_tests;
 #[cfg(test)]
 mod item_tests;
 #[cfg(test)]

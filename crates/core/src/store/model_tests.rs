@@ -5,6 +5,21 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::value::{ListValue, Value, stored};
+
+/// Bytes a value is charged: a collection's `heap_bytes`, anything else
+/// its length.
+fn charged(value: &[u8]) -> u64 {
+    match stored::from_stored(value) {
+        Ok(v) if stored::is_collection(&v) => v.heap_bytes() as u64,
+        _ => value.len() as u64,
+    }
+}
+
+/// Whether a stored value is a collection.
+fn is_collection(value: &[u8]) -> bool {
+    stored::from_stored(value).is_ok_and(|v| stored::is_collection(&v))
+}
 
 /// Keys are drawn from a small set, so that operations collide.
 const KEYS: u8 = 8;
@@ -65,10 +80,20 @@ fn op(keys: u8, max_len: u8) -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The entry a `Set` writes: the value's bytes tell versions apart.
+/// The entry a `Set` writes: the value's bytes tell versions apart. An
+/// odd version writes a list (kept decoded by the store), an even one
+/// bytes kept as they are.
 fn entry_for(len: u8, v: u8, ttl_ms: Option<u8>, now_ms: u64) -> Entry {
+    let bytes = vec![b'a' + v; usize::from(len)];
+    let value = if v % 2 == 1 {
+        let elements = usize::from(len % 3) + 1;
+        let list: ListValue = (0..elements).map(|_| Bytes::from(bytes.clone())).collect();
+        Bytes::from(stored::to_stored(&Value::List(list)))
+    } else {
+        Bytes::from(bytes)
+    };
     Entry {
-        value: Bytes::from(vec![b'a' + v; usize::from(len)]),
+        value,
         expires_at_ms: ttl_ms.map(|ttl| now_ms + u64::from(ttl)),
         version: version(v),
     }
@@ -107,7 +132,7 @@ impl Model {
     fn bytes(&self) -> u64 {
         self.entries
             .iter()
-            .map(|(k, e)| (k.len() + e.value.len()) as u64)
+            .map(|(k, e)| k.len() as u64 + charged(&e.value))
             .sum()
     }
 
@@ -177,7 +202,7 @@ impl Model {
     }
 
     fn set(&mut self, key: &[u8], entry: Entry, now_ms: u64) -> SetOutcome {
-        let size = (key.len() + entry.value.len()) as u64;
+        let size = key.len() as u64 + charged(&entry.value);
         if size > self.max_bytes {
             return SetOutcome::TooLarge;
         }
@@ -327,19 +352,29 @@ impl Model {
         prop_assert!(slab <= self.max_items);
         prop_assert!(queue >= self.tombstones.len());
         prop_assert!(queue <= 2 * usize::from(KEYS) + expiry::STALE_SLACK);
+        // A decoded collection lives exactly as long as its item: removed,
+        // evicted, expired or overwritten, its side entry goes too.
+        let collections = self
+            .entries
+            .iter()
+            .filter(|(_, e)| is_collection(&e.value))
+            .count();
+        prop_assert_eq!(shard.decoded_len(), collections);
         Ok(())
     }
 }
 
 fn single_shard_config() -> impl Strategy<Value = StoreConfig> {
-    (1..6usize, prop::option::of(4..40u64), 0..40u64).prop_map(
-        |(max_items, max_bytes, tombstone_grace_ms)| StoreConfig {
+    // Byte limits below and above what a small list is charged.
+    let max_bytes = prop::option::of(prop_oneof![4..40u64, 100..400u64]);
+    (1..6usize, max_bytes, 0..40u64).prop_map(|(max_items, max_bytes, tombstone_grace_ms)| {
+        StoreConfig {
             max_items,
             max_bytes,
             shards: 1,
             tombstone_grace_ms,
-        },
-    )
+        }
+    })
 }
 
 fn sharded_config() -> impl Strategy<Value = StoreConfig> {
@@ -441,7 +476,7 @@ proptest! {
         prop_assert_eq!(stats.items, exported.len() as u64);
         prop_assert_eq!(
             stats.bytes,
-            exported.iter().map(|(k, e)| (k.len() + e.value.len()) as u64).sum::<u64>()
+            exported.iter().map(|(k, e)| k.len() as u64 + charged(&e.value)).sum::<u64>()
         );
         let mut keys: Vec<&Bytes> = exported.iter().map(|(k, _)| k).collect();
         keys.sort();

@@ -5,11 +5,14 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
 use super::expiry::ExpiryIndex;
 use super::item::{Item, Parts};
 use super::lru::{Lru, MAX_SLOTS, Node};
 use super::tombstones::Tombstones;
 use super::{DeleteOutcome, Entry, EntryRef, Lookup, SetOutcome, StoreStats};
+use crate::value::{Value, stored};
 use crate::version::Version;
 
 /// Counters of one shard; only ever changed under the shard's lock.
@@ -50,9 +53,80 @@ fn entry_of(parts: Parts<'_>) -> EntryRef<'_> {
     }
 }
 
-/// Bytes an item is charged: key plus value.
-fn item_size(key: &[u8], value: &[u8]) -> u64 {
-    key.len() as u64 + value.len() as u64
+/// The entry of an item, with `decoded` (its value kept decoded, if it
+/// is) in its stored form, encoded into `buffer`.
+fn entry_with<'a>(
+    parts: Parts<'a>,
+    decoded: Option<&Value>,
+    buffer: &'a mut Vec<u8>,
+) -> EntryRef<'a> {
+    let mut entry = entry_of(parts);
+    if let Some(value) = decoded {
+        buffer.clear();
+        stored::encode_into(value, buffer);
+        entry.value = buffer;
+    }
+    entry
+}
+
+/// A value as a shard keeps it: the stored bytes in the item, or a
+/// collection decoded beside it.
+#[derive(Debug)]
+pub(super) enum Held<'a> {
+    /// Stored bytes, kept in the item.
+    Bytes(&'a [u8]),
+    /// A collection, kept decoded; its item's value is empty.
+    Decoded(Value),
+}
+
+impl Held<'_> {
+    /// What a stored byte string is kept as: an encoded collection is
+    /// decoded (once, here), anything else is kept as it is, including a
+    /// collection that does not decode (commands read it as absent).
+    pub(super) fn from_stored(bytes: &[u8]) -> Held<'_> {
+        // JSON text and plain strings are strings; an encoded value says
+        // its type in its tag byte.
+        let collection =
+            stored::value_type(bytes).is_some_and(|t| t != crate::value::ValueType::String);
+        match collection.then(|| stored::from_stored(bytes)) {
+            Some(Ok(value)) => Held::Decoded(value),
+            _ => Held::Bytes(bytes),
+        }
+    }
+
+    /// A value a command left: a collection is kept decoded, a string as
+    /// its stored bytes (in `buffer`).
+    pub(super) fn from_value(value: Value, buffer: &mut Vec<u8>) -> Held<'_> {
+        if stored::is_collection(&value) {
+            Held::Decoded(value)
+        } else {
+            *buffer = stored::to_stored(&value);
+            Held::Bytes(buffer)
+        }
+    }
+
+    /// Bytes the item's own value takes.
+    fn item_value(&self) -> &[u8] {
+        match self {
+            Held::Bytes(bytes) => bytes,
+            Held::Decoded(_) => &[],
+        }
+    }
+
+    /// Bytes charged against the byte limit for the value.
+    fn charged(&self) -> u64 {
+        match self {
+            Held::Bytes(bytes) => bytes.len() as u64,
+            Held::Decoded(value) => value.heap_bytes() as u64,
+        }
+    }
+
+    fn into_decoded(self) -> Option<Value> {
+        match self {
+            Held::Bytes(_) => None,
+            Held::Decoded(value) => Some(value),
+        }
+    }
 }
 
 impl Shard {
@@ -76,8 +150,7 @@ impl Shard {
         };
         self.lru.touch(slot);
         self.counters.hits += 1;
-        let parts = self.lru.node(slot).parts()?;
-        Some(entry_of(parts).to_entry())
+        self.entry_at(slot)
     }
 
     pub(super) fn lookup(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Lookup {
@@ -91,8 +164,74 @@ impl Shard {
     }
 
     pub(super) fn peek(&self, hash: u64, key: &[u8], now_ms: u64) -> Option<Entry> {
-        let parts = self.lru.node(self.lru.find(hash, key)?).parts()?;
-        (!is_expired(parts.expires_at, now_ms)).then(|| entry_of(parts).to_entry())
+        let slot = self.lru.find(hash, key)?;
+        if is_expired(self.lru.node(slot).expires_at(), now_ms) {
+            return None;
+        }
+        self.entry_at(slot)
+    }
+
+    /// An owned copy of the entry in `slot`, a decoded value in its stored
+    /// form.
+    fn entry_at(&self, slot: u32) -> Option<Entry> {
+        let parts = self.lru.node(slot).parts()?;
+        let entry = entry_of(parts);
+        let value = match self.lru.decoded(slot) {
+            Some(decoded) => Bytes::from(stored::to_stored(decoded)),
+            None => Bytes::copy_from_slice(entry.value),
+        };
+        Some(Entry {
+            value,
+            expires_at_ms: entry.expires_at_ms,
+            version: entry.version,
+        })
+    }
+
+    /// The live slot of `key` (an expired item is removed and counted)
+    /// and its version; for a command, which then lends the value.
+    /// Counts a hit (and a use) or a miss, as `get` does.
+    pub(super) fn live(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<(u32, Version)> {
+        let Some(slot) = self.live_slot(hash, key, now_ms) else {
+            self.counters.misses += 1;
+            return None;
+        };
+        self.lru.touch(slot);
+        self.counters.hits += 1;
+        Some((slot, self.lru.node(slot).version()))
+    }
+
+    /// The version of the tombstone of `key`, if one is within its grace.
+    pub(super) fn tombstone(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<Version> {
+        self.tombstones.held(hash, key, now_ms)
+    }
+
+    /// Lends out the value of the live item in `slot` (from
+    /// [`Shard::live`]) with its expiry: a decoded collection moves out
+    /// (see [`Shard::put_back`]), anything else is decoded from a copy.
+    /// `None` for stored bytes that do not decode.
+    pub(super) fn lend(&mut self, slot: u32) -> Option<(Value, Option<u64>)> {
+        let expires_at = self.lru.node(slot).expires_at();
+        let expires_at_ms = (expires_at != 0).then_some(expires_at);
+        if let Some(value) = self.lru.take_decoded(slot) {
+            return Some((value, expires_at_ms));
+        }
+        let parts = self.lru.node(slot).parts()?;
+        let value = stored::from_stored(parts.value).ok()?;
+        Some((value, expires_at_ms))
+    }
+
+    /// Takes back a value lent by [`Shard::lend`], unchanged, into the same
+    /// slot. A value that was decoded from stored bytes needs nothing: the
+    /// item still holds them.
+    pub(super) fn put_back(&mut self, slot: u32, value: Value) {
+        let lent = self
+            .lru
+            .node(slot)
+            .parts()
+            .is_some_and(|p| p.value.is_empty());
+        if lent && stored::is_collection(&value) {
+            self.lru.put_decoded(slot, value);
+        }
     }
 
     pub(super) fn set(
@@ -102,9 +241,28 @@ impl Shard {
         entry: EntryRef<'_>,
         now_ms: u64,
     ) -> SetOutcome {
+        let value = Held::from_stored(entry.value);
+        self.store(hash, key, value, entry.version, entry.expires_at_ms, now_ms)
+    }
+
+    /// Stores `value` for `key` at `version`, as [`Shard::set`] does.
+    pub(super) fn store(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        value: Held<'_>,
+        version: Version,
+        expires_at_ms: Option<u64>,
+        now_ms: u64,
+    ) -> SetOutcome {
+        let entry = EntryRef {
+            value: value.item_value(),
+            expires_at_ms,
+            version,
+        };
         // Size first: an item that can never fit is refused whatever its
         // version, and refusing it changes nothing (an older value stays).
-        let size = item_size(key, entry.value);
+        let size = key.len() as u64 + value.charged();
         if size > self.max_bytes || !Item::fits(key.len(), entry.value.len()) {
             return SetOutcome::TooLarge;
         }
@@ -138,11 +296,12 @@ impl Shard {
         let Some(item) = Item::new(key, entry.value, entry.version, expires_at) else {
             return SetOutcome::TooLarge;
         };
+        let decoded = value.into_decoded();
         match live {
             Some(slot) => {
                 let old = self
                     .lru
-                    .replace(slot, item)
+                    .replace(slot, item, decoded)
                     .map_or(0, |old| old.expires_at());
                 self.expiry.retrack(slot, old, expires_at);
                 // The item is now the most recent and fits alone, so this
@@ -164,7 +323,7 @@ impl Shard {
                     };
                     self.evict(oldest, now_ms);
                 }
-                let slot = self.lru.insert(hash, item);
+                let slot = self.lru.insert(hash, item, decoded);
                 self.expiry.retrack(slot, 0, expires_at);
             }
         }
@@ -176,10 +335,16 @@ impl Shard {
         SetOutcome::Stored
     }
 
-    /// Whether an item of `key` and a value of `value_len` bytes can be
-    /// stored here at all (what `set` refuses as too large otherwise).
-    pub(super) fn fits(&self, key: &[u8], value_len: usize) -> bool {
-        key.len() as u64 + value_len as u64 <= self.max_bytes && Item::fits(key.len(), value_len)
+    /// Whether `key` holding `value` can be stored here at all (what
+    /// `store` refuses as too large otherwise), charged as it would be.
+    pub(super) fn fits(&self, key: &[u8], value: &Value) -> bool {
+        let (charged, item_value) = if stored::is_collection(value) {
+            (value.heap_bytes(), 0)
+        } else {
+            let len = stored::stored_len(value);
+            (len, len)
+        };
+        key.len() as u64 + charged as u64 <= self.max_bytes && Item::fits(key.len(), item_value)
     }
 
     pub(super) fn delete(
@@ -255,11 +420,18 @@ impl Shard {
         self.tombstones.purge(now_ms, budget, max_records)
     }
 
-    /// Calls `f` for each item unexpired at `now_ms`, least recently used first.
+    /// Calls `f` for each item unexpired at `now_ms`, least recently used
+    /// first. A collection kept decoded is lent in its stored form,
+    /// encoded into one buffer reused from item to item.
     pub(super) fn for_each(&self, now_ms: u64, mut f: impl FnMut(&[u8], EntryRef<'_>)) {
-        for parts in self.lru.iter().filter_map(Node::parts) {
+        let mut buffer = Vec::new();
+        for (slot, node) in self.lru.iter_slots() {
+            let Some(parts) = node.parts() else { continue };
             if !is_expired(parts.expires_at, now_ms) {
-                f(parts.key, entry_of(parts));
+                f(
+                    parts.key,
+                    entry_with(parts, self.lru.decoded(slot), &mut buffer),
+                );
             }
         }
     }
@@ -348,5 +520,10 @@ impl Shard {
 
     pub(super) fn limits(&self) -> (usize, u64) {
         (self.max_items, self.max_bytes)
+    }
+
+    /// Collections kept decoded.
+    pub(super) fn decoded_len(&self) -> usize {
+        self.lru.decoded_len()
     }
 }

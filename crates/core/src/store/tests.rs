@@ -729,3 +729,13 @@ fn lookup_tells_a_delete_from_a_key_never_seen() {
     let stats = store.stats();
     assert_eq!((stats.hits, stats.misses), (1, 5));
 }
+
+#[test]
+fn a_decoded_value_costs_its_table_entry() {
+    // The side table's entry: a slot number and a `Value`, in a hashbrown
+    // table (plus a control byte and the load factor's slack).
+    // The figure is in the module's Memory section; a larger `Value`
+    // should update it.
+    let entry = std::mem::size_of::<(u32, crate::value::Value)>();
+    assert!(entry <= 160, "{entry}");
+}

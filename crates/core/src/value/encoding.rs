@@ -190,6 +190,12 @@ pub fn decode(data: &[u8]) -> Result<Value, DecodeError> {
     Ok(value)
 }
 
+/// Bytes [`put_varint`] writes for `n`.
+pub(crate) fn varint_len(n: u64) -> usize {
+    // One byte per started group of 7 bits, at least one.
+    (64 - n.leading_zeros() as usize).div_ceil(7).max(1)
+}
+
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
@@ -279,7 +285,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn element() -> impl Strategy<Value = Bytes> {
-        proptest::collection::vec(any::<u8>(), 0..12).prop_map(Bytes::from)
+        // Some past 127 bytes, whose length prefix takes two bytes.
+        prop_oneof![
+            4 => proptest::collection::vec(any::<u8>(), 0..12),
+            1 => proptest::collection::vec(any::<u8>(), 120..140),
+        ]
+        .prop_map(Bytes::from)
     }
 
     fn value() -> impl Strategy<Value = Value> {
@@ -318,9 +329,35 @@ mod tests {
         fn every_value_round_trips(v in value()) {
             let mut out = Vec::new();
             encode(&v, &mut out);
+            prop_assert_eq!(v.encoded_len(), out.len());
             let back = decode(&out).unwrap();
             prop_assert_eq!(back.heap_bytes(), v.heap_bytes());
             prop_assert_eq!(back, v);
+        }
+
+        #[test]
+        fn the_encoded_length_follows_removals_and_replacements(
+            fields in proptest::collection::vec((0u8..8, proptest::collection::vec(any::<u8>(), 0..300)), 1..40),
+        ) {
+            // Long values cross the 128-byte line where a length prefix
+            // takes a second byte.
+            let mut hash = HashValue::new();
+            let mut list = ListValue::new();
+            for (f, v) in fields {
+                let field = Bytes::from(vec![f]);
+                if v.len() % 3 == 0 {
+                    hash.remove(&field);
+                    list.pop(f % 2 == 0);
+                } else {
+                    hash.insert(field, Bytes::from(v.clone()));
+                    list.push(f % 2 == 0, Bytes::from(v));
+                }
+                for value in [Value::Hash(hash.clone()), Value::List(list.clone())] {
+                    let mut out = Vec::new();
+                    encode(&value, &mut out);
+                    prop_assert_eq!(value.encoded_len(), out.len());
+                }
+            }
         }
 
         #[test]

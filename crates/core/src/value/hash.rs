@@ -4,17 +4,17 @@
 use bytes::Bytes;
 use indexmap::IndexMap;
 
-use super::ELEMENT_OVERHEAD_BYTES;
+use super::Footprint;
 
 /// A hash of byte strings. Field order carries no meaning (equality ignores it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HashValue {
     fields: IndexMap<Bytes, Bytes>,
-    payload_bytes: usize,
+    payload_bytes: Footprint,
 }
 
-fn cost(field: &[u8], value: &[u8]) -> usize {
-    field.len() + value.len() + ELEMENT_OVERHEAD_BYTES
+fn cost(field: &[u8], value: &[u8]) -> Footprint {
+    Footprint::of(&[field, value], 0)
 }
 
 impl HashValue {
@@ -35,6 +35,10 @@ impl HashValue {
 
     /// See [`super::Value::heap_bytes`].
     pub fn heap_bytes(&self) -> usize {
+        self.payload_bytes.heap
+    }
+
+    pub(crate) fn footprint(&self) -> Footprint {
         self.payload_bytes
     }
 

@@ -5,18 +5,18 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::ELEMENT_OVERHEAD_BYTES;
+use super::Footprint;
 
 /// A list of byte strings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListValue {
     items: VecDeque<Bytes>,
-    /// Sum of the items' lengths, kept by every mutation.
-    payload_bytes: usize,
+    /// The items' footprint, kept by every mutation.
+    payload_bytes: Footprint,
 }
 
-fn cost(item: &Bytes) -> usize {
-    item.len() + ELEMENT_OVERHEAD_BYTES
+fn cost(item: &Bytes) -> Footprint {
+    Footprint::of(&[item], 0)
 }
 
 impl ListValue {
@@ -37,6 +37,10 @@ impl ListValue {
 
     /// See [`super::Value::heap_bytes`].
     pub fn heap_bytes(&self) -> usize {
+        self.payload_bytes.heap
+    }
+
+    pub(crate) fn footprint(&self) -> Footprint {
         self.payload_bytes
     }
 
@@ -135,7 +139,7 @@ impl ListValue {
     pub fn retain_range(&mut self, start: usize, stop_inclusive: Option<usize>) {
         let Some(stop) = stop_inclusive.filter(|&s| s >= start && start < self.items.len()) else {
             self.items.clear();
-            self.payload_bytes = 0;
+            self.payload_bytes = Footprint::default();
             return;
         };
         let stop = stop.min(self.items.len() - 1);

@@ -15,7 +15,9 @@
 //!   so `EXISTS` and `TYPE` never see an empty container.
 //! - **Encoding.** [`encode`] and [`decode`] give a compact, versioned,
 //!   checksummed byte form of one value for snapshots and handoff; see
-//!   [`encoding`].
+//!   [`encoding`]. [`Value::encoded_len`] gives its length in O(1), from
+//!   figures every mutation keeps (`Footprint`), so that a store can
+//!   hold a value to a size limit without encoding it.
 
 pub mod encoding;
 mod hash;
@@ -36,6 +38,73 @@ pub use zset::{Score, ScoreError, ZSetValue};
 /// slot in the container cost. One constant, so that accounting is
 /// predictable and the same on every node.
 pub const ELEMENT_OVERHEAD_BYTES: usize = 48;
+
+/// What a container's elements add up to, kept by every mutation so that
+/// both figures are O(1): the accounting rule ([`Value::heap_bytes`]) and
+/// the bytes the elements take in [`encoding`] (length prefixes included),
+/// from which a container's encoded length follows without encoding it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Footprint {
+    /// Payload plus [`ELEMENT_OVERHEAD_BYTES`] per element.
+    pub(crate) heap: usize,
+    /// The elements' encoding.
+    pub(crate) encoded: usize,
+}
+
+impl Footprint {
+    /// The footprint of one element made of `parts` (a hash's field and
+    /// value, a member...), each encoded with a length prefix, plus
+    /// `fixed` bytes encoded as they are (a sorted set's score).
+    pub(crate) fn of(parts: &[&[u8]], fixed: usize) -> Footprint {
+        let payload: usize = parts.iter().map(|p| p.len()).sum::<usize>() + fixed;
+        let prefixes: usize = parts
+            .iter()
+            .map(|p| encoding::varint_len(p.len() as u64))
+            .sum();
+        Footprint {
+            heap: payload + ELEMENT_OVERHEAD_BYTES,
+            encoded: payload + prefixes,
+        }
+    }
+
+    /// The length of a container's encoding with `count` elements of this
+    /// total footprint: version and tag, the count, the elements, the CRC.
+    pub(crate) fn encoded_len(self, count: usize) -> usize {
+        2 + encoding::varint_len(count as u64) + self.encoded + 4
+    }
+}
+
+impl std::ops::Add for Footprint {
+    type Output = Footprint;
+    fn add(self, other: Footprint) -> Footprint {
+        Footprint {
+            heap: self.heap + other.heap,
+            encoded: self.encoded + other.encoded,
+        }
+    }
+}
+
+impl std::ops::Sub for Footprint {
+    type Output = Footprint;
+    fn sub(self, other: Footprint) -> Footprint {
+        Footprint {
+            heap: self.heap - other.heap,
+            encoded: self.encoded - other.encoded,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Footprint {
+    fn add_assign(&mut self, other: Footprint) {
+        *self = *self + other;
+    }
+}
+
+impl std::ops::SubAssign for Footprint {
+    fn sub_assign(&mut self, other: Footprint) {
+        *self = *self - other;
+    }
+}
 
 /// The type of a value, as Redis's `TYPE` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -141,6 +210,17 @@ impl Value {
             Value::List(l) => l.heap_bytes(),
             Value::Set(s) => s.heap_bytes(),
             Value::ZSet(z) => z.heap_bytes(),
+        }
+    }
+
+    /// The length of [`encode`]'s output for this value, in O(1).
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Value::Str(s) => 2 + encoding::varint_len(s.bytes.len() as u64) + s.bytes.len() + 4,
+            Value::Hash(h) => h.footprint().encoded_len(h.len()),
+            Value::List(l) => l.footprint().encoded_len(l.len()),
+            Value::Set(s) => s.footprint().encoded_len(s.len()),
+            Value::ZSet(z) => z.footprint().encoded_len(z.len()),
         }
     }
 

@@ -4,17 +4,17 @@
 use bytes::Bytes;
 use indexmap::IndexSet;
 
-use super::ELEMENT_OVERHEAD_BYTES;
+use super::Footprint;
 
 /// A set of byte strings. Order carries no meaning (equality ignores it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SetValue {
     members: IndexSet<Bytes>,
-    payload_bytes: usize,
+    payload_bytes: Footprint,
 }
 
-fn cost(member: &[u8]) -> usize {
-    member.len() + ELEMENT_OVERHEAD_BYTES
+fn cost(member: &[u8]) -> Footprint {
+    Footprint::of(&[member], 0)
 }
 
 impl SetValue {
@@ -35,6 +35,10 @@ impl SetValue {
 
     /// See [`super::Value::heap_bytes`].
     pub fn heap_bytes(&self) -> usize {
+        self.payload_bytes.heap
+    }
+
+    pub(crate) fn footprint(&self) -> Footprint {
         self.payload_bytes
     }
 

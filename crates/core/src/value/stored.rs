@@ -60,20 +60,37 @@ pub fn value_type(stored: &[u8]) -> Option<ValueType> {
 
 /// The stored form of `value`.
 pub fn to_stored(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stored_len(value));
+    encode_into(value, &mut out);
+    out
+}
+
+/// Appends the stored form of `value` to `out`.
+pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Str(s) if s.json => s.bytes.clone(),
+        Value::Str(s) if s.json => out.extend_from_slice(&s.bytes),
         Value::Str(s) => {
-            let mut out = Vec::with_capacity(1 + s.bytes.len());
             out.push(PLAIN_STRING);
             out.extend_from_slice(&s.bytes);
-            out
         }
-        other => {
-            let mut out = Vec::new();
-            encoding::encode(other, &mut out);
-            out
-        }
+        other => encoding::encode(other, out),
     }
+}
+
+/// The length of `to_stored(value)`, in O(1).
+pub fn stored_len(value: &Value) -> usize {
+    match value {
+        Value::Str(s) if s.json => s.bytes.len(),
+        Value::Str(s) => 1 + s.bytes.len(),
+        other => other.encoded_len(),
+    }
+}
+
+/// Whether `value` is kept decoded by a store rather than as its stored
+/// bytes: the collections, whose commands change a few elements of many.
+/// Strings are small and replaced whole.
+pub fn is_collection(value: &Value) -> bool {
+    !matches!(value, Value::Str(_))
 }
 
 /// The plain string stored as `bytes`.
@@ -125,6 +142,7 @@ mod tests {
         ];
         for value in values {
             let stored = to_stored(&value);
+            assert_eq!(stored_len(&value), stored.len());
             assert_eq!(from_stored(&stored).unwrap(), value, "{stored:?}");
         }
     }

@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use bytes::Bytes;
 use indexmap::IndexMap;
 
-use super::ELEMENT_OVERHEAD_BYTES;
+use super::Footprint;
 use super::ranked::RankedTree;
 
 /// A score: any `f64` but NaN. `-0.0` is stored as `0.0`, as Redis's compact
@@ -68,7 +68,7 @@ pub(super) struct Ranked {
 pub struct ZSetValue {
     scores: IndexMap<Bytes, Score>,
     order: RankedTree,
-    payload_bytes: usize,
+    payload_bytes: Footprint,
 }
 
 impl PartialEq for ZSetValue {
@@ -78,8 +78,9 @@ impl PartialEq for ZSetValue {
     }
 }
 
-fn cost(member: &[u8]) -> usize {
-    member.len() + 8 + ELEMENT_OVERHEAD_BYTES
+fn cost(member: &[u8]) -> Footprint {
+    // The score: 8 bytes, encoded as its bits.
+    Footprint::of(&[member], 8)
 }
 
 impl ZSetValue {
@@ -100,6 +101,10 @@ impl ZSetValue {
 
     /// See [`super::Value::heap_bytes`].
     pub fn heap_bytes(&self) -> usize {
+        self.payload_bytes.heap
+    }
+
+    pub(crate) fn footprint(&self) -> Footprint {
         self.payload_bytes
     }
 

@@ -626,7 +626,17 @@ pub fn replay_at_start(
                         }
                     }
                 }
-                info!(path = %path.display(), generation, records = counts.records, applied = counts.applied, stale = counts.stale, expired = counts.expired, "log generation replayed");
+                if counts.diverged > 0 {
+                    // A changes record over a key held at another version:
+                    // records replay in order over their snapshot, so the
+                    // snapshot or an earlier record was lost.
+                    metrics
+                        .replay_damage
+                        .with_label_values(&["diverged"])
+                        .inc_by(counts.diverged);
+                    error!(path = %path.display(), diverged = counts.diverged, "log records of changes found their key at another version than the one they change; skipped");
+                }
+                info!(path = %path.display(), generation, records = counts.records, applied = counts.applied, stale = counts.stale, expired = counts.expired, base_gone = counts.base_gone, diverged = counts.diverged, "log generation replayed");
             }
             Err(e) => {
                 metrics

@@ -1,0 +1,424 @@
+//! Commands through the store, against the executor alone: a leader
+//! running random commands with `Store::execute` holds what a plain
+//! [`Keyspace`] running them holds (a refused command taken back), a
+//! replica applying the shipped changes holds the same, and so does a
+//! store rebuilt from the mutation log the leader recorded.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::*;
+use crate::command::{Reply, table};
+use crate::keyspace::{EffectOp, Keyspace, Outcome};
+use crate::mutation_log;
+use crate::value::{ListValue, Value, stored};
+
+const NOW: u64 = 1_700_000_000_000;
+
+fn argv(line: &str) -> Vec<Bytes> {
+    line.split(' ')
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}
+
+fn version(n: u64) -> Version {
+    Version {
+        millis: n,
+        counter: 0,
+        origin: 1,
+    }
+}
+
+fn store() -> Store {
+    Store::new(StoreConfig {
+        max_items: 100,
+        max_bytes: None,
+        shards: 4,
+        tombstone_grace_ms: 60_000,
+    })
+}
+
+/// Runs `line` on `ks` as a leader would, with dice seeded by `seed`.
+fn run_line(ks: &mut Keyspace, line: &str, seed: u64) -> Outcome {
+    let mut rng = StdRng::seed_from_u64(seed);
+    match table::parse(&argv(line)) {
+        Ok(command) => ks.execute(&command, NOW, &mut rng),
+        Err(e) => Outcome {
+            reply: Reply::Error(e),
+            effects: Vec::new(),
+        },
+    }
+}
+
+/// Every key `line` names.
+fn keys_of(args: &[Bytes]) -> Vec<&[u8]> {
+    let mut keys: Vec<&[u8]> = table::resolve(args)
+        .map(|spec| {
+            spec.key_indexes(args)
+                .into_iter()
+                .map(|i| args[i].as_ref())
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// What a store holds, decoded: key → (value, expiry).
+fn contents(store: &Store) -> Vec<(Bytes, Value, Option<u64>)> {
+    let mut out: Vec<_> = store
+        .export(NOW)
+        .into_iter()
+        .map(|(k, e)| {
+            let value = stored::from_stored(&e.value).expect("the store holds decodable values");
+            (k, value, e.expires_at_ms)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// What a keyspace holds, in the same form.
+fn model_contents(ks: &Keyspace) -> Vec<(Bytes, Value, Option<u64>)> {
+    let mut out: Vec<_> = ks
+        .iter()
+        .map(|(k, e)| (k.clone(), e.value.clone(), e.expire_at_ms))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn line() -> impl Strategy<Value = String> {
+    let k = prop_oneof![Just("a"), Just("b"), Just("c")];
+    let e = prop_oneof![Just("x"), Just("yy"), Just("zzz"), Just("")];
+    (0..22usize, k.clone(), k, e.clone(), e, -3i64..4).prop_map(|(op, k, k2, e1, e2, n)| match op {
+        0 => format!("RPUSH {k} {e1} {e2}"),
+        1 => format!("LPUSH {k} {e1}"),
+        2 => format!("LPOP {k} {}", n.unsigned_abs()),
+        3 => format!("RPOP {k}"),
+        4 => format!("LTRIM {k} {n} {}", n + 2),
+        5 => format!("LSET {k} {n} {e2}"),
+        6 => format!("LINSERT {k} AFTER {e1} {e2}"),
+        7 => format!("LREM {k} {n} {e1}"),
+        8 => format!("HSET {k} {e1} {e2} f{n} v"),
+        9 => format!("HDEL {k} {e1}"),
+        10 => format!("SADD {k} {e1} {e2}"),
+        11 => format!("SREM {k} {e1}"),
+        12 => format!("ZADD {k} {n} {e1}"),
+        13 => format!("ZREM {k} {e2}"),
+        14 => format!("LMOVE {k} {k2} LEFT RIGHT"),
+        15 => format!("SUNIONSTORE {k} {k2} {k}"),
+        16 => format!("EXPIRE {k} {}", n + 2),
+        17 => format!("PERSIST {k}"),
+        18 => format!("SET {k} {e1}"),
+        19 => format!("APPEND {k} {e2}"),
+        20 => format!("DEL {k}"),
+        _ => format!("SETRANGE {k} {} {e2}", n.unsigned_abs() * 40),
+    })
+}
+
+/// The size of the stored form of every key `outcome` changed, in `ks`.
+fn largest_change(ks: &Keyspace, outcome: &Outcome) -> usize {
+    outcome
+        .effects
+        .iter()
+        .filter_map(|e| ks.get(&e.key))
+        .map(|e| stored::stored_len(&e.value))
+        .max()
+        .unwrap_or(0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn commands_through_the_store_match_the_executor_on_leader_replica_and_log(
+        lines in proptest::collection::vec(line(), 1..60),
+        max_value_bytes in 20usize..200,
+    ) {
+        let leader = store();
+        let replica = store();
+        let mut model = Keyspace::new();
+        let mut log = mutation_log::header(1).to_vec();
+        for (i, line) in lines.iter().enumerate() {
+            let seed = i as u64;
+            let at = version(i as u64 + 1);
+            let args = argv(line);
+            let keys = keys_of(&args);
+
+            let before = model.clone();
+            let expected = run_line(&mut model, line, seed);
+            let refused = largest_change(&model, &expected) > max_value_bytes;
+            if refused {
+                model = before;
+            }
+
+            let executed = leader.execute(
+                &keys,
+                Some(at),
+                NOW,
+                max_value_bytes,
+                |ks| run_line(ks, line, seed),
+                &mut |m| mutation_log::append(&mut log, m).unwrap(),
+            );
+            match executed {
+                Executed::Ran { outcome, changes, version: ran_at } => {
+                    prop_assert!(!refused, "{} ran but should be refused", line);
+                    prop_assert_eq!(&outcome.reply, &expected.reply, "{}", line);
+                    // Versions only grow here, so the leader keeps the master's.
+                    prop_assert_eq!(ran_at, Some(at));
+                    let applied = replica.apply_changes(&changes, at, NOW, max_value_bytes, &mut |_| {});
+                    prop_assert!(applied.iter().all(|a| *a == ApplyOutcome::Applied), "{:?}", applied);
+                }
+                Executed::TooLarge => prop_assert!(refused, "{} refused but fits", line),
+            }
+            let held = contents(&leader);
+            prop_assert_eq!(&held, &model_contents(&model), "after {}", line);
+            prop_assert_eq!(&contents(&replica), &held, "replica after {}", line);
+        }
+        let rebuilt = store();
+        let (read, counts) = mutation_log::replay(&log, &rebuilt, NOW).unwrap();
+        prop_assert_eq!(read.damage, None);
+        prop_assert_eq!(counts.diverged, 0);
+        prop_assert_eq!(contents(&rebuilt), contents(&leader));
+    }
+}
+
+/// A list of `n` elements stored under `key` at version 1.
+fn long_list(store: &Store, key: &[u8], n: usize) -> Value {
+    let list: ListValue = (0..n).map(|i| Bytes::from(i.to_string())).collect();
+    let value = Value::List(list);
+    let entry = Entry {
+        value: Bytes::from(stored::to_stored(&value)),
+        expires_at_ms: None,
+        version: version(1),
+    };
+    assert_eq!(store.set(key, entry, NOW), SetOutcome::Stored);
+    value
+}
+
+fn push(store: &Store, key: &[u8], at: u64, max_value_bytes: usize) -> Executed {
+    let line = format!("RPUSH {} x", String::from_utf8_lossy(key));
+    store.execute(
+        &[key],
+        Some(version(at)),
+        NOW,
+        max_value_bytes,
+        |ks| run_line(ks, &line, 0),
+        &mut |_| {},
+    )
+}
+
+#[test]
+fn a_collection_is_kept_decoded_and_read_back_in_its_stored_form() {
+    let store = store();
+    let value = long_list(&store, b"l", 1000);
+    let held = store.get(b"l", NOW).unwrap();
+    assert_eq!(held.value, Bytes::from(stored::to_stored(&value)));
+    assert_eq!(store.peek(b"l", NOW).unwrap(), held);
+    let stats = store.stats();
+    assert_eq!(
+        stats.bytes,
+        1 + value.heap_bytes() as u64,
+        "charged its heap_bytes"
+    );
+    let decoded: usize = (0..store.shard_count())
+        .map(|s| store.lock(s).decoded_len())
+        .sum();
+    assert_eq!(decoded, 1);
+}
+
+#[test]
+fn a_refused_push_leaves_the_list_and_its_accounting_as_they_were() {
+    let store = store();
+    let value = long_list(&store, b"l", 100);
+    let len = stored::stored_len(&value);
+    let bytes = store.stats().bytes;
+    assert!(matches!(push(&store, b"l", 2, len), Executed::TooLarge));
+    assert_eq!(
+        store.get(b"l", NOW).unwrap().value,
+        Bytes::from(stored::to_stored(&value))
+    );
+    assert_eq!(store.stats().bytes, bytes);
+    assert!(matches!(
+        push(&store, b"l", 3, len + 10),
+        Executed::Ran { .. }
+    ));
+    assert_eq!(store.stats().bytes, bytes + 1 + 48);
+}
+
+#[test]
+fn a_command_that_panics_leaves_the_values_it_borrowed_as_they_were() {
+    let store = store();
+    let value = long_list(&store, b"l", 100);
+    let bytes = store.stats().bytes;
+    for version_given in [Some(version(2)), None] {
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.execute(
+                &[b"l"],
+                version_given,
+                NOW,
+                usize::MAX,
+                |ks| {
+                    if version_given.is_some() {
+                        run_line(ks, "RPUSH l x", 0);
+                    }
+                    panic!("a bug in the executor")
+                },
+                &mut |_| {},
+            )
+        }));
+        assert!(panicked.is_err());
+        let held = store.get(b"l", NOW).unwrap();
+        assert_eq!(held.value, Bytes::from(stored::to_stored(&value)));
+        assert_eq!(held.version, version(1));
+        assert_eq!(store.stats().bytes, bytes);
+    }
+    // The shard still serves commands.
+    assert!(matches!(
+        push(&store, b"l", 3, usize::MAX),
+        Executed::Ran { .. }
+    ));
+}
+
+#[test]
+fn changes_that_do_not_fit_a_replica_leave_its_value_as_it_was() {
+    let store = store();
+    let value = long_list(&store, b"l", 10);
+    let changes = [KeyChanges {
+        key: Bytes::from_static(b"l"),
+        base: Some(version(1)),
+        ops: vec![
+            EffectOp::Pop {
+                front: true,
+                count: 3,
+            },
+            EffectOp::SetAdd(vec![Bytes::from_static(b"m")]),
+        ],
+    }];
+    let applied = store.apply_changes(&changes, version(2), NOW, usize::MAX, &mut |_| {});
+    assert_eq!(applied, [ApplyOutcome::Diverged]);
+    let held = store.get(b"l", NOW).unwrap();
+    assert_eq!(held.value, Bytes::from(stored::to_stored(&value)));
+    assert_eq!(held.version, version(1));
+}
+
+#[test]
+fn a_collection_goes_whole_when_evicted_expired_deleted_or_overwritten() {
+    let store = Store::new(StoreConfig {
+        max_items: 2,
+        max_bytes: None,
+        shards: 1,
+        tombstone_grace_ms: 0,
+    });
+    let decoded = || store.lock(0).decoded_len();
+    long_list(&store, b"a", 10);
+    long_list(&store, b"b", 10);
+    assert_eq!(decoded(), 2);
+    // Evicted by a third key, a plain one, which reuses the slot.
+    store.set(
+        b"c",
+        Entry {
+            value: Bytes::from_static(b"1"),
+            expires_at_ms: None,
+            version: version(1),
+        },
+        NOW,
+    );
+    assert_eq!(decoded(), 1);
+    assert_eq!(
+        store.get(b"c", NOW).unwrap().value,
+        Bytes::from_static(b"1")
+    );
+    // Overwritten by a string.
+    store.set(
+        b"b",
+        Entry {
+            value: Bytes::from_static(b"2"),
+            expires_at_ms: None,
+            version: version(2),
+        },
+        NOW,
+    );
+    assert_eq!(decoded(), 0);
+    // Expired, then purged; deleted.
+    let list = Value::List((0..3).map(|i| Bytes::from(vec![i])).collect());
+    let expiring = Entry {
+        value: Bytes::from(stored::to_stored(&list)),
+        expires_at_ms: Some(NOW + 10),
+        version: version(3),
+    };
+    store.set(b"b", expiring.clone(), NOW);
+    assert_eq!(decoded(), 1);
+    assert_eq!(store.purge_expired(NOW + 10, 10), 1);
+    assert_eq!(decoded(), 0);
+    store.set(
+        b"c",
+        Entry {
+            version: version(4),
+            ..expiring
+        },
+        NOW,
+    );
+    assert_eq!(decoded(), 1);
+    store.delete(b"c", version(5), NOW);
+    assert_eq!(decoded(), 0);
+    assert_eq!(store.stats().bytes, 0);
+}
+
+#[test]
+fn collections_count_their_heap_bytes_against_the_byte_limit_and_are_evicted_whole() {
+    let store = Store::new(StoreConfig {
+        max_items: 100,
+        max_bytes: Some(2_000),
+        shards: 1,
+        tombstone_grace_ms: 0,
+    });
+    let small = long_list(&store, b"a", 10);
+    assert_eq!(store.stats().bytes, 1 + small.heap_bytes() as u64);
+    // 35 elements of about 50 bytes each fill the limit: `a` goes.
+    let big = long_list(&store, b"b", 35);
+    assert!(big.heap_bytes() + small.heap_bytes() > 2_000);
+    assert!(store.get(b"a", NOW).is_none());
+    assert_eq!(store.stats().evictions, 1);
+    // A push that would take the list past the shard's bytes is refused.
+    let mut pushed = 0;
+    while let Executed::Ran { .. } = push(&store, b"b", 10 + pushed, usize::MAX) {
+        pushed += 1;
+    }
+    assert!(store.stats().bytes <= 2_000);
+    assert_eq!(store.stats().items, 1);
+}
+
+#[test]
+fn a_command_stamped_below_what_its_key_holds_runs_just_above_it() {
+    let store = store();
+    let Executed::Ran { version: first, .. } = push(&store, b"l", 10, usize::MAX) else {
+        panic!("the first push runs");
+    };
+    assert_eq!(first, Some(version(10)));
+    // A master whose clock is behind: the leader orders the push after the
+    // one it holds instead of refusing it.
+    let Executed::Ran {
+        version: second, ..
+    } = push(&store, b"l", 3, usize::MAX)
+    else {
+        panic!("a push stamped below the key's version still runs");
+    };
+    let second = second.expect("a write has a version");
+    assert!(second > version(10), "{second} above the held version");
+    assert_eq!(second.millis, 10);
+    assert_eq!(store.get(b"l", NOW).unwrap().version, second);
+    // A delete's tombstone counts as held too.
+    assert_eq!(
+        store.delete(b"l", version(20), NOW),
+        crate::store::DeleteOutcome::Deleted
+    );
+    let Executed::Ran { version: third, .. } = push(&store, b"l", 4, usize::MAX) else {
+        panic!("a push after a delete runs");
+    };
+    assert!(third.expect("a version") > version(20));
+}
