@@ -23,7 +23,10 @@ use bytes::Bytes;
 
 use super::shard::Shard;
 use super::{EntryRef, Lookup, SetOutcome, Store, hash_key, shard_index};
+use crate::command::glob::pattern_allows;
+use crate::command::{Command, Reply, ScanOpts};
 use crate::keyspace::{self, EffectOp, Keyspace, Outcome};
+use crate::value::ValueType;
 use crate::mutation_log::Mutation;
 use crate::value::stored;
 use crate::version::Version;
@@ -325,4 +328,92 @@ fn apply_one(
     }
     write_back(shard, hash, &change.key, result, version, now_ms, record);
     ApplyOutcome::Applied
+}
+
+impl Store {
+    /// Runs KEYS, SCAN, DBSIZE or RANDOMKEY over every live key of this
+    /// store; `None` for any other command. Costs a walk over every key
+    /// (the store is not ordered by key hash): KEYS and DBSIZE do that in
+    /// Redis too, SCAN does it here once per call (docs/commands.md).
+    pub fn execute_everywhere(
+        &self,
+        command: &Command,
+        now_ms: u64,
+        rng: &mut dyn rand::RngCore,
+    ) -> Option<Reply> {
+        let keys_here = || {
+            let mut keys = Vec::with_capacity(self.len());
+            for shard in 0..self.shard_count() {
+                self.for_each_in_shard(shard, now_ms, |key, entry| {
+                    keys.push((
+                        keyspace::key_position(key),
+                        Bytes::copy_from_slice(key),
+                        stored::value_type(entry.value),
+                    ));
+                });
+            }
+            keys
+        };
+        Some(match command {
+            Command::Keys { pattern } => Reply::Array(
+                keys_here()
+                    .into_iter()
+                    .filter(|(_, key, _)| pattern_allows(pattern, key))
+                    .map(|(_, key, _)| Reply::Bulk(key))
+                    .collect(),
+            ),
+            Command::DbSize => Reply::Integer(keys_here().len() as i64),
+            Command::RandomKey => {
+                let keys = keys_here();
+                if keys.is_empty() {
+                    Reply::Null
+                } else {
+                    let pick = (rng.next_u64() % keys.len() as u64) as usize;
+                    Reply::Bulk(keys[pick].1.clone())
+                }
+            }
+            Command::Scan { cursor, opts } => {
+                let mut keys: Vec<_> = keys_here()
+                    .into_iter()
+                    .filter(|(position, _, _)| position >= cursor)
+                    .collect();
+                keys.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+                scan_window(&keys, opts)
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// SCAN over keys sorted by position from the cursor on: as the keyspace's
+/// SCAN, COUNT counts positions visited, and the next cursor is the first
+/// position not visited (0 at the end).
+fn scan_window(keys: &[(u64, Bytes, Option<ValueType>)], opts: &ScanOpts) -> Reply {
+    let type_filter = opts.type_name.as_ref().map(|t| ValueType::from_name(t));
+    let mut found = Vec::new();
+    let mut next = 0;
+    let mut visited = 0;
+    let mut last = None;
+    for (position, key, value_type) in keys {
+        if last != Some(*position) {
+            if visited == opts.count {
+                next = *position;
+                break;
+            }
+            visited += 1;
+            last = Some(*position);
+        }
+        let type_ok = match type_filter {
+            None => true,
+            Some(None) => false,
+            Some(Some(t)) => *value_type == Some(t),
+        };
+        if type_ok && opts.pattern.as_ref().is_none_or(|p| pattern_allows(p, key)) {
+            found.push(Reply::Bulk(key.clone()));
+        }
+    }
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from(next.to_string())),
+        Reply::Array(found),
+    ])
 }

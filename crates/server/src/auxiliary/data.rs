@@ -230,6 +230,18 @@ impl DataHandler {
     ) -> Response {
         let parsed: Vec<Result<Command, CommandError>> =
             commands.iter().map(|args| table::parse(args)).collect();
+        if let [Ok(command)] = parsed.as_slice()
+            && let Some(reply) = self
+                .store
+                .execute_everywhere(command, now, &mut rand::rng())
+        {
+            let mut encoded = Vec::new();
+            reply_codec::encode(&[reply], &mut encoded);
+            return Response::Executed {
+                replies: encoded.into(),
+                changes: Vec::new(),
+            };
+        }
         let mut keys: Vec<&[u8]> = Vec::new();
         for args in commands {
             if let Ok(spec) = table::resolve(args) {

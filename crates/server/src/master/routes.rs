@@ -21,6 +21,8 @@ use bytes::Bytes;
 use distcache_core::{Entry, validate_key};
 use serde::Deserialize;
 use serde_json::json;
+use distcache_core::value::Value;
+use distcache_core::value::stored::{self, StoredKind};
 use serde_json::value::RawValue;
 
 use super::Master;
@@ -326,15 +328,48 @@ pub(super) async fn set_value(
     ))
 }
 
+/// The JSON `/data` answers for a stored value: JSON stored through
+/// `/data` byte for byte as it was stored; a string written by a command
+/// as a JSON string (bytes that are not UTF-8 become U+FFFD, as
+/// docs/commands.md says); `None` for a hash, list, set or sorted set,
+/// which have no JSON form.
+pub(super) fn data_json(stored_value: &[u8]) -> Option<Cow<'_, [u8]>> {
+    match stored::kind(stored_value) {
+        StoredKind::Json => Some(Cow::Borrowed(stored_value)),
+        StoredKind::Plain | StoredKind::Encoded => match stored::from_stored(stored_value) {
+            Ok(Value::Str(s)) if s.json => Some(Cow::Owned(s.bytes)),
+            Ok(Value::Str(s)) => {
+                let text = String::from_utf8_lossy(&s.bytes);
+                Some(Cow::Owned(serde_json::to_vec(&text).unwrap_or_default()))
+            }
+            _ => None,
+        },
+    }
+}
+
+/// `/data`'s answer for a key that holds a collection (`stored_value`).
+fn wrong_type(key: &str, stored_value: &[u8]) -> ApiError {
+    let held = stored::value_type(stored_value).map_or("collection", |t| t.name());
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "wrongtype",
+        format!(
+            "WRONGTYPE Operation against a key holding the wrong kind of value: {key:?} holds a \
+             {held}, which has no JSON form; use commands (POST /) for it"
+        ),
+    )
+}
+
 /// `{"key":..,"value":..,"ttl":..}` written straight from the stored JSON
 /// text, so the value comes back byte for byte as it was stored.
-fn value_response(key: &str, entry: &Entry, now_ms: u64) -> Response {
-    let mut out = Vec::with_capacity(entry.value.len() + key.len() + 40);
+fn value_response(key: &str, entry: &Entry, now_ms: u64) -> Result<Response, ApiError> {
+    let value = data_json(&entry.value).ok_or_else(|| wrong_type(key, &entry.value))?;
+    let mut out = Vec::with_capacity(value.len() + key.len() + 40);
     out.extend_from_slice(b"{\"key\":");
     // Writing a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut out, key);
     out.extend_from_slice(b",\"value\":");
-    out.extend_from_slice(&entry.value);
+    out.extend_from_slice(&value);
     out.extend_from_slice(b",\"ttl\":");
     match entry.expires_at_ms {
         Some(at) => {
@@ -344,7 +379,7 @@ fn value_response(key: &str, entry: &Entry, now_ms: u64) -> Response {
         None => out.extend_from_slice(b"null"),
     }
     out.push(b'}');
-    json_bytes(StatusCode::OK, out)
+    Ok(json_bytes(StatusCode::OK, out))
 }
 
 async fn get_value(
@@ -360,7 +395,7 @@ pub(super) async fn get_value_of(
 ) -> Result<Response, ApiError> {
     check_key(&key)?;
     match master.read(key.clone()).await? {
-        Some(entry) => Ok(value_response(&key, &entry, (master.clock)())),
+        Some(entry) => value_response(&key, &entry, (master.clock)()),
         None => Err(ApiError::not_found(
             "key_not_found",
             format!("no value for key {key:?}"),
@@ -465,14 +500,17 @@ async fn bulk_get(
     out.push(b'{');
     let mut first = true;
     for (key, entry) in keys.iter().zip(&found) {
-        let Some(entry) = entry else { continue };
+        // A collection has no JSON form: left out, as a missing key is.
+        let Some(value) = entry.as_ref().and_then(|e| data_json(&e.value)) else {
+            continue;
+        };
         if !first {
             out.push(b',');
         }
         first = false;
         let _ = serde_json::to_writer(&mut out, key);
         out.push(b':');
-        out.extend_from_slice(&entry.value);
+        out.extend_from_slice(&value);
     }
     out.push(b'}');
     let mut resp = json_bytes(StatusCode::OK, out);
