@@ -16,9 +16,9 @@
 //! iterates in another order than the reference's, so one seeded rng picks
 //! other members), and after SPOP the reference takes the leader's set.
 //! Unordered replies (SMEMBERS, HGETALL...) are compared sorted.
-//! Left out: MULTI/EXEC/DISCARD (a session's, not the store's) and the
-//! keyless KEYS, SCAN, DBSIZE and RANDOMKEY (they walk a whole node, which
-//! `Store::execute` does not lend).
+//! KEYS, SCAN, DBSIZE and RANDOMKEY run over the whole store
+//! (`Store::execute_everywhere`) on the leader and the replica. Left out:
+//! MULTI/EXEC/DISCARD (a session's, not the store's).
 //!
 //! Set `STORE_SEED=n` to replay one seed.
 
@@ -26,8 +26,8 @@
 mod generator;
 
 use bytes::Bytes;
-use distcache_core::command::Reply;
 use distcache_core::command::table::{self, flags};
+use distcache_core::command::{Command, Reply};
 use distcache_core::keyspace::{Entry as KsEntry, Keyspace};
 use distcache_core::store::{ApplyOutcome, Entry, Executed, KeyChanges, Store, StoreConfig};
 use distcache_core::value::stored;
@@ -49,6 +49,7 @@ struct Tally {
     too_large: usize,
     diverged: usize,
     repaired_by_expiry: usize,
+    everywhere: usize,
 }
 
 struct Run {
@@ -180,6 +181,13 @@ impl Run {
         let Ok(spec) = table::resolve(&args) else {
             return false;
         };
+        let Ok(command) = table::parse(&args) else {
+            return false;
+        };
+        if matches!(spec.name, "keys" | "scan" | "dbsize" | "randomkey") {
+            self.everywhere(words, &command);
+            return true;
+        }
         let mut keys: Vec<&[u8]> = spec
             .key_indexes(&args)
             .into_iter()
@@ -190,9 +198,6 @@ impl Run {
         }
         keys.sort_unstable();
         keys.dedup();
-        let Ok(command) = table::parse(&args) else {
-            return false;
-        };
         let now = self.now;
         let pick_seed: u64 = self.seed.wrapping_mul(31).wrapping_add(self.counter as u64);
         // What a refusal or a random pick needs to undo (cloned only then:
@@ -276,6 +281,42 @@ impl Run {
         }
         self.check();
         true
+    }
+
+    /// KEYS, SCAN, DBSIZE and RANDOMKEY over the whole store
+    /// (`Store::execute_everywhere`): as the reference answers (RANDOMKEY by
+    /// shape), on the leader and on a replica that missed nothing.
+    fn everywhere(&mut self, words: &[String], command: &Command) {
+        let now = self.now;
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        self.reference.remove_expired(now);
+        let expected = self.reference.execute(command, now, &mut rng).reply;
+        let random = matches!(command, Command::RandomKey);
+        let comparable = |r: &Reply| {
+            if random { vec![shape(r)] } else { sorted(r) }
+        };
+        let mut stores = vec![("leader", &self.leader)];
+        if self.missed.is_empty() {
+            stores.push(("replica", &self.replica));
+        }
+        for (name, store) in stores {
+            let Some(reply) = store.execute_everywhere(command, now, &mut rng) else {
+                self.fail(format!("{words:?} did not run over the whole {name}"));
+            };
+            // SCAN's [cursor, keys] is compared as it is: both walk the same
+            // positions.
+            let same = match command {
+                Command::Scan { .. } => reply == expected,
+                _ => comparable(&reply) == comparable(&expected),
+            };
+            if !same {
+                self.fail(format!(
+                    "{words:?}:\n  reference: {expected:?}\n  {name}: {reply:?}"
+                ));
+            }
+        }
+        self.tally.ran += 1;
+        self.tally.everywhere += 1;
     }
 
     /// Ships the leader's changes to the replica (all but one key's with
@@ -428,6 +469,7 @@ fn generated_commands_give_the_same_replies_and_values_on_the_leader_replica_and
         total.too_large += t.too_large;
         total.diverged += t.diverged;
         total.repaired_by_expiry += t.repaired_by_expiry;
+        total.everywhere += t.everywhere;
     }
     eprintln!("{total:?}");
     if std::env::var_os("STORE_SEED").is_none() {
@@ -435,6 +477,7 @@ fn generated_commands_give_the_same_replies_and_values_on_the_leader_replica_and
         assert!(total.writes_with_changes > 2_000, "{total:?}");
         assert!(total.too_large >= 10, "{total:?}");
         assert!(total.diverged >= 30, "{total:?}");
+        assert!(total.everywhere >= 100, "{total:?}");
     }
 }
 
