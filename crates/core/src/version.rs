@@ -27,6 +27,32 @@ impl Version {
         counter: 0,
         origin: 0,
     };
+
+    /// The lowest version above both `self` and `held` that keeps
+    /// `self`'s origin: `self` when it is already above `held`, else the
+    /// next counter in `held`'s millisecond. A key's leader stamps a
+    /// command with it, so that the command needs no second trip when the
+    /// key already holds a newer version than the master's clock gave.
+    pub fn above(self, held: Version) -> Version {
+        if self > held {
+            return self;
+        }
+        let mut next = Version {
+            millis: held.millis,
+            counter: held.counter,
+            origin: self.origin,
+        };
+        if next <= held {
+            match held.counter.checked_add(1) {
+                Some(counter) => next.counter = counter,
+                None => {
+                    next.millis = held.millis + 1;
+                    next.counter = 0;
+                }
+            }
+        }
+        next
+    }
 }
 
 impl fmt::Display for Version {
@@ -219,5 +245,33 @@ mod tests {
         assert!(a < b);
         assert_eq!(origin_id("master-1"), origin_id("master-1"));
         assert_ne!(origin_id("master-1"), origin_id("master-2"));
+    }
+}
+
+#[cfg(test)]
+mod above_tests {
+    use super::Version;
+
+    fn v(millis: u64, counter: u32, origin: u32) -> Version {
+        Version {
+            millis,
+            counter,
+            origin,
+        }
+    }
+
+    #[test]
+    fn above_keeps_a_higher_version_and_otherwise_takes_the_next_counter() {
+        assert_eq!(v(10, 0, 1).above(v(9, 5, 2)), v(10, 0, 1));
+        assert_eq!(v(9, 0, 1).above(v(9, 5, 2)), v(9, 6, 1));
+        // Same millisecond and counter: a higher origin is enough.
+        assert_eq!(v(9, 5, 3).above(v(9, 5, 2)), v(9, 5, 3));
+        assert_eq!(v(9, 5, 1).above(v(9, 5, 2)), v(9, 6, 1));
+        assert_eq!(v(9, 0, 1).above(v(9, u32::MAX, 2)), v(10, 0, 1));
+        for (mine, held) in [(v(1, 2, 3), v(1, 2, 3)), (v(0, 0, 0), v(7, 7, 7))] {
+            let above = mine.above(held);
+            assert!(above > held && above >= mine, "{above} above {held} and {mine}");
+            assert_eq!(above.origin, mine.origin);
+        }
     }
 }

@@ -51,7 +51,7 @@
 //! | `0x88` | `WrittenMany` | count, count × write status                      |
 //! | `0x89` | `Tombstone`   | version                                          |
 //! | `0x8A` | `StaleEpoch`  | `u64` the newest epoch the auxiliary has seen    |
-//! | `0x8B` | `Executed`    | replies (value), count, count × changes          |
+//! | `0x8B` | `Executed`    | optional version, replies (value), count, count × changes |
 //! | `0x8C` | `Applied`     | count, count × apply status                      |
 //! | `0xFF` | `Error`       | code (`u16 len` + UTF-8), message (`u32 len` + UTF-8) |
 //!
@@ -399,8 +399,12 @@ pub enum Response {
     Values(Vec<Lookup>),
     /// Answer to `SetMany`: one status per entry, in order.
     WrittenMany(Vec<WriteStatus>),
-    /// Answer to `Execute`: the replies, encoded, and the changes made.
+    /// Answer to `Execute`: the version the changes were written at, the
+    /// replies, encoded, and the changes made.
     Executed {
+        /// The version the leader wrote the changes at (`None` for reads):
+        /// the one asked for, or the first above what the keys held.
+        version: Option<Version>,
         /// The replies, in `distcache_core::command::reply::codec`'s form.
         replies: Bytes,
         /// The changes, per key, for the other replicas.
@@ -637,11 +641,15 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
                 .iter()
                 .fold(4usize, |n, status| n.saturating_add(status.wire_size()))
         }
-        Response::Executed { replies, changes } => {
+        Response::Executed {
+            version,
+            replies,
+            changes,
+        } => {
             check_count(changes.len())?;
-            changes
-                .iter()
-                .try_fold(value_size(replies)?.saturating_add(4), |n, c| {
+            changes.iter().try_fold(
+                value_size(replies)?.saturating_add(4 + opt_version_size(version)),
+                |n, c| {
                     Ok(n.saturating_add(changes_size(c)?))
                 })?
         }
@@ -703,7 +711,12 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
                 status.put(buf);
             }
         }
-        Response::Executed { replies, changes } => {
+        Response::Executed {
+            version,
+            replies,
+            changes,
+        } => {
+            put_opt_version(version, buf);
             put_value(replies, buf);
             put_count(changes.len(), buf);
             for c in changes {
@@ -990,13 +1003,18 @@ pub fn decode_response(buf: &mut BytesMut) -> Result<Option<(u64, Response)>, Fr
             Response::WrittenMany(statuses)
         }
         resp_op::EXECUTED => {
+            let version = r.opt_version()?;
             let replies = r.value()?;
             let count = r.count(MIN_KEY_BYTES + 1 + 4)?;
             let mut changes = Vec::with_capacity(count);
             for _ in 0..count {
                 changes.push(r.changes()?);
             }
-            Response::Executed { replies, changes }
+            Response::Executed {
+                version,
+                replies,
+                changes,
+            }
         }
         resp_op::APPLIED => {
             let count = r.count(1)?;

@@ -127,8 +127,16 @@ fn response() -> impl Strategy<Value = Response> {
         version().prop_map(Response::Tombstone),
         vec(lookup(), 0..8).prop_map(Response::Values),
         vec(status(), 0..16).prop_map(Response::WrittenMany),
-        (bytes(64), vec(shipped(), 0..4))
-            .prop_map(|(replies, changes)| Response::Executed { replies, changes }),
+        (
+            proptest::option::of(version()),
+            bytes(64),
+            vec(shipped(), 0..4)
+        )
+            .prop_map(|(version, replies, changes)| Response::Executed {
+                version,
+                replies,
+                changes
+            }),
         vec(apply_status(), 0..8).prop_map(Response::Applied),
         (any::<String>(), any::<String>())
             .prop_map(|(code, message)| Response::Error { code, message }),

@@ -10,10 +10,14 @@
 //! several keys is atomic: no other operation sees some of its changes
 //! and not the others.
 //!
-//! Versions work as for writes: a command that changes keys runs only when
-//! its version is above every version its keys hold (live or tombstone);
-//! otherwise nothing runs and the caller learns the highest one held, to
-//! stamp again. A replica applies a key's changes only when it holds the
+//! Versions: a command that may change keys comes with the version the
+//! master's clock gave it, and runs at the lowest version above both that
+//! one and every version its keys hold (live or tombstone,
+//! [`Version::above`]). The leader runs a key's commands one at a time, so
+//! this order is the key's order: a command that starts after another was
+//! acknowledged runs after it and gets a higher version, whatever the
+//! masters' clocks say, and contention never sends a command back to be
+//! stamped again. A replica applies a key's changes only when it holds the
 //! version the leader held before them (the *base*): a replica that
 //! missed an operation says so, and is repaired with the whole value.
 
@@ -45,18 +49,16 @@ pub struct KeyChanges {
 /// What [`Store::execute`] did.
 #[derive(Debug)]
 pub enum Executed {
-    /// The command ran: its outcome, and the changes per key (in the order
-    /// the keys were first changed).
+    /// The command ran: its outcome, the version its changes were written
+    /// at (`None` for a read), and the changes per key (in the order the
+    /// keys were first changed).
     Ran {
+        /// The version the changes were written at.
+        version: Option<Version>,
         /// The reply and the effects.
         outcome: Outcome,
         /// The effects grouped by key, each with its base version.
         changes: Vec<KeyChanges>,
-    },
-    /// A key holds `held`, at least the command's version: nothing ran.
-    Stale {
-        /// The highest version held among the command's keys.
-        held: Version,
     },
     /// A value the command would leave is larger than `max_value_bytes`
     /// or than the store can hold: nothing changed.
@@ -120,11 +122,11 @@ impl Store {
     /// read or change) at `now_ms`.
     ///
     /// With `version` `None` the command only reads: nothing is written
-    /// back. With a version, every key it changed is written back at that
-    /// version (a key it emptied is deleted, leaving a tombstone), unless a
-    /// key already holds that version or a higher one ([`Executed::Stale`],
-    /// nothing runs) or a resulting value is larger than `max_value_bytes`
-    /// ([`Executed::TooLarge`], nothing changes). A stored value that does
+    /// back. With a version, every key it changed is written back at the
+    /// first version above it and above every version the keys hold (a key
+    /// it emptied is deleted, leaving a tombstone), unless a resulting
+    /// value is larger than `max_value_bytes` ([`Executed::TooLarge`],
+    /// nothing changes). A stored value that does
     /// not decode is read as absent: the command's write replaces it.
     /// Each write back is passed to `record` (for the mutation log) while
     /// the keys' shards are still locked.
@@ -141,14 +143,13 @@ impl Store {
         let mut locked = self.lock_keys(keys);
         let mut ks = Keyspace::new();
         let mut held = Vec::with_capacity(keys.len());
+        let mut version = version;
         for &key in keys {
             let hash = hash_key(key);
             let lookup = locked.shard(hash, shards).lookup(hash, key, now_ms);
             let version_held = held_of(&lookup);
-            if let (Some(v), Some(h)) = (version, version_held)
-                && h >= v
-            {
-                return Executed::Stale { held: h };
+            if let (Some(v), Some(h)) = (version, version_held) {
+                version = Some(v.above(h));
             }
             if let Lookup::Live(entry) = lookup
                 && let Ok(value) = stored::from_stored(&entry.value)
@@ -167,6 +168,7 @@ impl Store {
         let Some(version) = version else {
             debug_assert!(outcome.effects.is_empty(), "a read emitted effects");
             return Executed::Ran {
+                version: None,
                 outcome,
                 changes: Vec::new(),
             };
@@ -197,7 +199,11 @@ impl Store {
             let shard = locked.shard(hash, shards);
             write_back(shard, hash, &change.key, result, version, now_ms, record);
         }
-        Executed::Ran { outcome, changes }
+        Executed::Ran {
+            version: Some(version),
+            outcome,
+            changes,
+        }
     }
 
     /// Applies the changes a key's leader made at `version`, key by key

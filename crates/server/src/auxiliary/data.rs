@@ -238,6 +238,7 @@ impl DataHandler {
             let mut encoded = Vec::new();
             reply_codec::encode(&[reply], &mut encoded);
             return Response::Executed {
+                version: None,
                 replies: encoded.into(),
                 changes: Vec::new(),
             };
@@ -274,13 +275,18 @@ impl DataHandler {
                 .execute(&keys, version, now, max_value_bytes, run, record)
         });
         match executed {
-            Executed::Ran { outcome, changes } => {
+            Executed::Ran {
+                version,
+                outcome,
+                changes,
+            } => {
                 let Reply::Array(replies) = outcome.reply else {
                     unreachable!("the batch answers an array")
                 };
                 let mut encoded = Vec::new();
                 reply_codec::encode(&replies, &mut encoded);
                 Response::Executed {
+                    version,
                     replies: encoded.into(),
                     changes: changes
                         .into_iter()
@@ -296,7 +302,6 @@ impl DataHandler {
                         .collect(),
                 }
             }
-            Executed::Stale { held } => Response::Written(WriteStatus::Stale { held }),
             Executed::TooLarge => Response::Written(WriteStatus::TooLarge),
         }
     }

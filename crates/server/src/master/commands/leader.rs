@@ -4,9 +4,10 @@
 //! the value), stamped with the same version.
 //!
 //! - **Versions.** A command that writes carries a version from this
-//!   master's clock; a leader holding a newer version for one of the keys
-//!   runs nothing and says so, and the command is stamped again, as writes
-//!   are (`data::Master::replicate`).
+//!   master's clock; the leader runs it at the first version above that
+//!   one and above what its keys hold (`Version::above`), and says which.
+//!   The leader runs a key's commands one at a time, so that is the key's
+//!   order, and contention never sends a command back.
 //! - **Replicas.** A replica applies the changes only if it holds the
 //!   version the leader held before them (their base). One that missed an
 //!   operation says so and is sent the leader's whole value instead; one
@@ -17,7 +18,7 @@
 //!   changes reach the others in the background.
 //! - **Never twice.** A command the leader may have run (a timeout, a lost
 //!   connection) is never sent again: the client gets an error and decides.
-//!   Only refusals that ran nothing (a stale version, an older map) retry.
+//!   Only a refusal that ran nothing (an older map) retries.
 //! - **While keys move** the leader may lack the newest copy of a key (a
 //!   node back from an outage): before running, the newest copy any node
 //!   holds is written to the leader first.
@@ -37,11 +38,6 @@ use crate::config::WriteQuorum;
 use crate::http::ApiError;
 use crate::master::data::{CallError, OpError, Route, committed_replicas_silent, unavailable};
 use crate::master::{Master, NodeRef, RingView};
-
-/// Stamps a command may take before this master gives up: each restamp
-/// moves the clock past a version a leader holds, so a second one means
-/// a concurrent writer got in between, and a third is unheard of.
-const STAMPS: usize = 3;
 
 fn unexpected() -> ApiError {
     ApiError::internal(
@@ -102,39 +98,32 @@ impl Master {
             return self.read_at(&view, &route, commands).await;
         }
         let leader = &route[0];
-        for _ in 0..STAMPS {
-            let version = self.versions.tick((self.clock)());
-            let request = Request::Execute {
-                version: Some(version),
-                max_value_bytes: self.config.max_value_bytes as u64,
-                commands: commands.to_vec(),
-            };
-            match self.call(leader, view.epoch, "execute", request).await {
-                Ok(Response::Executed { replies, changes }) => {
-                    let replies = decode_replies(&replies, commands.len())?;
-                    for change in &changes {
-                        self.invalidate_near(&change.key);
-                    }
+        let request = Request::Execute {
+            version: Some(self.versions.tick((self.clock)())),
+            max_value_bytes: self.config.max_value_bytes as u64,
+            commands: commands.to_vec(),
+        };
+        match self.call(leader, view.epoch, "execute", request).await {
+            Ok(Response::Executed {
+                version,
+                replies,
+                changes,
+            }) => {
+                let replies = decode_replies(&replies, commands.len())?;
+                for change in &changes {
+                    self.invalidate_near(&change.key);
+                }
+                if let Some(version) = version {
+                    self.versions.observe(version);
                     self.ship(&view, &route, version, changes).await?;
-                    return Ok(replies);
                 }
-                Ok(Response::Written(WriteStatus::Stale { held })) => {
-                    self.versions.observe(held);
-                    self.metrics.restamped.inc();
-                }
-                Ok(Response::Written(WriteStatus::TooLarge)) => {
-                    return Ok(vec![too_large(); commands.len()]);
-                }
-                Ok(_) => return Err(unexpected().into()),
-                Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
-                Err(e) => return Err(unavailable("the command", 0, 1, Some(e)).into()),
+                Ok(replies)
             }
+            Ok(Response::Written(WriteStatus::TooLarge)) => Ok(vec![too_large(); commands.len()]),
+            Ok(_) => Err(unexpected().into()),
+            Err(CallError::StaleEpoch(current)) => Err(OpError::Fenced(current)),
+            Err(e) => Err(unavailable("the command", 0, 1, Some(e)).into()),
         }
-        Err(ApiError::unavailable(
-            "contended",
-            "the key kept changing under concurrent writes; try again",
-        )
-        .into())
     }
 
     /// Any live node (for commands without keys).
