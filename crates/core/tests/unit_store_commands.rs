@@ -2,7 +2,9 @@
 //!
 //! Generated command sequences (the differential tests' generator) run
 //! three ways: on a reference [`Keyspace`], on a leader [`Store`] through
-//! [`Store::execute`] (each write at a version from a counter), and on a
+//! [`Store::execute`] (each write at a version from a counter, one in five
+//! from a master whose clock is behind, which the leader stamps above what
+//! the keys hold), and on a
 //! replica [`Store`] that only ever sees the leader's changes, through
 //! [`Store::apply_changes`]. After every command the leader answered as
 //! the reference did (same reply, same effects), the replica applied every
@@ -163,12 +165,23 @@ impl Run {
         );
     }
 
+    /// The version a master's clock gives the next write: one command in
+    /// five from a master whose clock is a minute behind, so that the
+    /// leader has to stamp it above what its keys hold.
     fn next_version(&mut self) -> Version {
         self.counter += 1;
-        Version {
-            millis: self.now,
-            counter: self.counter,
-            origin: 7,
+        if self.counter % 5 == 0 {
+            Version {
+                millis: self.now - 60_000,
+                counter: self.counter,
+                origin: 8,
+            }
+        } else {
+            Version {
+                millis: self.now,
+                counter: self.counter,
+                origin: 7,
+            }
         }
     }
 
@@ -208,6 +221,10 @@ impl Run {
             .reference
             .execute(&command, now, &mut StdRng::seed_from_u64(pick_seed));
         let version = spec.has(flags::WRITE).then(|| self.next_version());
+        let held_before = keys
+            .iter()
+            .filter_map(|k| self.leader.lookup(k, now).version())
+            .max();
         let leader_before = limited.then(|| entries(&self.leader, now));
         let executed = self.leader.execute(
             &keys,
@@ -219,7 +236,23 @@ impl Run {
         );
         self.tally.ran += 1;
         match executed {
-            Executed::Ran { outcome, changes } => {
+            Executed::Ran {
+                version: written,
+                outcome,
+                changes,
+            } => {
+                // Written at the master's version, or just above what the
+                // keys held when that is newer.
+                let stamped = match (version, written) {
+                    (None, None) => true,
+                    (Some(given), Some(w)) => w >= given && held_before.is_none_or(|h| w > h),
+                    _ => false,
+                };
+                if !stamped {
+                    self.fail(format!(
+                        "{words:?} given {version:?} over {held_before:?} was written at {written:?}"
+                    ));
+                }
                 let random = spec.has(flags::RANDOM_OUTPUT);
                 let same = if random {
                     shape(&outcome.reply) == shape(&expected.reply)
@@ -250,9 +283,15 @@ impl Run {
                         self.reference.apply_effect(e).unwrap();
                     }
                 }
-                if let Some(version) = version
+                if let Some(version) = written
                     && !changes.is_empty()
                 {
+                    for c in &changes {
+                        let at = self.leader.lookup(&c.key, now).version();
+                        if at.is_some_and(|at| at != version) {
+                            self.fail(format!("{:?} holds {at:?}, not {version}", c.key));
+                        }
+                    }
                     self.tally.writes_with_changes += 1;
                     self.ship(&changes, version, drop_one);
                 }
@@ -274,9 +313,6 @@ impl Run {
                 }
                 self.reference = before.expect("cloned under a limit");
                 self.tally.too_large += 1;
-            }
-            Executed::Stale { held } => {
-                self.fail(format!("{words:?} at {version:?} was stale: {held}"));
             }
         }
         self.check();
@@ -507,15 +543,20 @@ fn a_replica_that_missed_a_change_answers_diverged_for_that_key_only_and_keeps_i
     // here so that the repair does not hide what the replica answered.
     let args = argv(&words("MSET a 2 b 3"));
     let command = table::parse(&args).unwrap();
-    let version = run.next_version();
-    let Executed::Ran { changes, .. } = run.leader.execute(
+    let given = run.next_version();
+    let Executed::Ran {
+        changes,
+        version: Some(version),
+        ..
+    } = run.leader.execute(
         &[b"a", b"b"],
-        Some(version),
+        Some(given),
         now,
         NO_LIMIT,
         |ks| ks.execute(&command, now, &mut rand::rng()),
         &mut |_| {},
-    ) else {
+    )
+    else {
         panic!("MSET did not run")
     };
     let keys: Vec<&[u8]> = changes.iter().map(|c| c.key.as_ref()).collect();

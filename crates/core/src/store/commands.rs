@@ -30,8 +30,8 @@ use super::{EntryRef, Lookup, SetOutcome, Store, hash_key, shard_index};
 use crate::command::glob::pattern_allows;
 use crate::command::{Command, Reply, ScanOpts};
 use crate::keyspace::{self, EffectOp, Keyspace, Outcome};
-use crate::value::ValueType;
 use crate::mutation_log::Mutation;
+use crate::value::ValueType;
 use crate::value::stored;
 use crate::version::Version;
 

@@ -18,11 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use bytes::Bytes;
+use distcache_core::value::Value;
+use distcache_core::value::stored::{self, StoredKind};
 use distcache_core::{Entry, validate_key};
 use serde::Deserialize;
 use serde_json::json;
-use distcache_core::value::Value;
-use distcache_core::value::stored::{self, StoredKind};
 use serde_json::value::RawValue;
 
 use super::Master;
