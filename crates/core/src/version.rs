@@ -270,7 +270,10 @@ mod above_tests {
         assert_eq!(v(9, 0, 1).above(v(9, u32::MAX, 2)), v(10, 0, 1));
         for (mine, held) in [(v(1, 2, 3), v(1, 2, 3)), (v(0, 0, 0), v(7, 7, 7))] {
             let above = mine.above(held);
-            assert!(above > held && above >= mine, "{above} above {held} and {mine}");
+            assert!(
+                above > held && above >= mine,
+                "{above} above {held} and {mine}"
+            );
             assert_eq!(above.origin, mine.origin);
         }
     }

@@ -3,13 +3,12 @@
 //! Generated command sequences (the differential tests' generator) run
 //! three ways: on a reference [`Keyspace`], on a leader [`Store`] through
 //! [`Store::execute`] (each write at a version from a counter, one in five
-//! from a master whose clock is behind, which the leader stamps above what
-//! the keys hold), and on a
-//! replica [`Store`] that only ever sees the leader's changes, through
-//! [`Store::apply_changes`]. After every command the leader answered as
-//! the reference did (same reply, same effects), the replica applied every
-//! change, and the three hold the same keys, values and expiries (the
-//! replica at the leader's versions too).
+//! from a master whose clock is behind, which the leader must stamp above
+//! what the keys hold), and on a replica [`Store`] that only ever sees the
+//! leader's changes, through [`Store::apply_changes`]. After every command
+//! the leader answered as the reference did (same reply and effects), the
+//! replica applied every change, and the three hold the same keys, values
+//! and expiries (the replica at the leader's versions too).
 //!
 //! The clock is a counter: it moves by a few seconds per command and now
 //! and then by hours, so relative TTLs compare exactly and keys expire in

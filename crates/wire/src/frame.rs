@@ -649,9 +649,8 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
             check_count(changes.len())?;
             changes.iter().try_fold(
                 value_size(replies)?.saturating_add(4 + opt_version_size(version)),
-                |n, c| {
-                    Ok(n.saturating_add(changes_size(c)?))
-                })?
+                |n, c| Ok(n.saturating_add(changes_size(c)?)),
+            )?
         }
         Response::Applied(statuses) => {
             check_count(statuses.len())?;
