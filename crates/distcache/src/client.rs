@@ -1,6 +1,7 @@
-//! Client verbs for a person at a terminal: `set`, `get`, `del`, `nodes`.
-//! Exit codes: 0 done, 1 key not found, 2 any other failure (bad input,
-//! unreachable cluster, server error).
+//! Client verbs for a person at a terminal: `set`, `get`, `del`, `nodes`,
+//! `call`. Exit codes: 0 done, 1 key not found (`call`: the command
+//! answered an error), 2 any other failure (bad input, unreachable
+//! cluster, server error).
 
 use std::process::ExitCode;
 
@@ -81,7 +82,20 @@ pub struct SetArgs {
     pub url: UrlArgs,
 }
 
+/// Arguments of `call`.
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    /// The command and its arguments, as redis-cli takes them (`HSET k f v`);
+    /// put `--` before them when one starts with `-` and is not a number
+    #[arg(required = true, num_args = 1.., allow_negative_numbers = true)]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub url: UrlArgs,
+}
+
 const NOT_FOUND: u8 = 1;
+const COMMAND_ERROR: u8 = 1;
 const FAILED: u8 = 2;
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -264,9 +278,135 @@ pub async fn nodes(args: UrlArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `distcache call CMD ARG...`: runs one command through `POST /` and
+/// prints its reply as redis-cli does. Strings are asked for in base64
+/// (`Upstash-Encoding: base64`), so they print byte for byte, and the
+/// status `OK` (the one string that comes back unencoded) prints bare.
+pub async fn call(args: CallArgs) -> ExitCode {
+    let url = format!("{}/", base(&args.url.url));
+    let client = match args.url.client() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let resp = client
+        .post(&url)
+        .header("Upstash-Encoding", "base64")
+        .json(&args.command)
+        .send()
+        .await;
+    let resp = match resp {
+        Ok(resp) => resp,
+        Err(e) => return fail(format!("cannot reach {url}: {e}")),
+    };
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    let body: Value = match serde_json::from_str(&text) {
+        Ok(body) => body,
+        Err(_) => return fail(format!("{status}: {text}")),
+    };
+    match (&body["result"], &body["error"]) {
+        (_, Value::String(error)) => {
+            println!("(error) {error}");
+            ExitCode::from(COMMAND_ERROR)
+        }
+        (result, Value::Null) if body.get("result").is_some() => {
+            print!("{}", redis_cli_format(result, 0));
+            ExitCode::SUCCESS
+        }
+        // A refusal of the request itself (401, 413...): the REST shape.
+        _ => fail(format!(
+            "{status}: {}",
+            body["error"]["message"].as_str().unwrap_or(&text)
+        )),
+    }
+}
+
+/// A reply as redis-cli prints it on a terminal, each line ending in a
+/// newline; `indent` is the width of the array prefixes before it.
+fn redis_cli_format(value: &Value, indent: usize) -> String {
+    match value {
+        Value::Null => "(nil)\n".into(),
+        Value::Number(n) => format!("(integer) {n}\n"),
+        Value::Bool(b) => format!("(integer) {}\n", u8::from(*b)),
+        Value::String(s) if s == "OK" => "OK\n".into(),
+        Value::String(s) => {
+            use base64::Engine;
+            match base64::engine::general_purpose::STANDARD.decode(s) {
+                Ok(bytes) => format!("{}\n", quoted(&bytes)),
+                Err(_) => format!("{}\n", quoted(s.as_bytes())),
+            }
+        }
+        Value::Array(items) if items.is_empty() => "(empty array)\n".into(),
+        Value::Array(items) => {
+            let width = items.len().to_string().len();
+            let mut out = String::new();
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(&" ".repeat(indent));
+                }
+                let prefix = format!("{:>width$}) ", i + 1);
+                out.push_str(&prefix);
+                out.push_str(&redis_cli_format(item, indent + prefix.len()));
+            }
+            out
+        }
+        Value::Object(_) => format!("{value}\n"),
+    }
+}
+
+/// Bytes in double quotes with redis-cli's escapes: `\\`, `\"`, `\n`,
+/// `\r`, `\t`, `\a`, `\b`, and `\xNN` for every other byte outside
+/// printable ASCII.
+fn quoted(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::encode_key;
+    use super::{encode_key, quoted, redis_cli_format};
+    use serde_json::json;
+
+    #[test]
+    fn replies_print_as_redis_cli_prints_them() {
+        // "YQ==" is base64 of "a", "Yg==" of "b".
+        assert_eq!(redis_cli_format(&json!(5), 0), "(integer) 5\n");
+        assert_eq!(redis_cli_format(&json!(null), 0), "(nil)\n");
+        assert_eq!(redis_cli_format(&json!("OK"), 0), "OK\n");
+        assert_eq!(redis_cli_format(&json!("YQ=="), 0), "\"a\"\n");
+        assert_eq!(redis_cli_format(&json!([]), 0), "(empty array)\n");
+        assert_eq!(
+            redis_cli_format(&json!(["YQ==", ["Yg==", 2], null]), 0),
+            "1) \"a\"\n2) 1) \"b\"\n   2) (integer) 2\n3) (nil)\n"
+        );
+        let ten: Vec<_> = (0..10).map(|i| json!(i)).collect();
+        let out = redis_cli_format(&json!(ten), 0);
+        assert!(out.starts_with(" 1) (integer) 0\n"), "{out}");
+        assert!(out.ends_with("10) (integer) 9\n"), "{out}");
+    }
+
+    #[test]
+    fn strings_are_quoted_with_redis_cli_escapes() {
+        assert_eq!(
+            quoted(b"a\"b\\c\n\x00\xc3\xa9"),
+            r#""a\"b\\c\n\x00\xc3\xa9""#
+        );
+    }
 
     #[test]
     fn keys_are_encoded_as_one_path_segment() {

@@ -45,6 +45,9 @@ enum Command {
     Del(client::KeyArgs),
     /// List the auxiliaries a master knows
     Nodes(client::UrlArgs),
+    /// Run one Redis command (`call HSET k f v`) through POST /, printing the
+    /// reply as redis-cli does (exit code 1 if it answers an error)
+    Call(client::CallArgs),
     /// Per-node items, bytes, hit ratio and state (a master's GET /stats)
     Stats(stats::StatsArgs),
     /// Restore a cluster backup (the latest, or --backup ID) through a master
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
             Command::Get(args) => client::get(args).await,
             Command::Del(args) => client::del(args).await,
             Command::Nodes(args) => client::nodes(args).await,
+            Command::Call(args) => client::call(args).await,
             Command::Stats(args) => stats::run(args).await,
             Command::Restore(args) => restore::run(args).await,
             Command::Bench(args) => bench::run(args).await,

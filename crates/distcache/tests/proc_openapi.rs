@@ -61,6 +61,7 @@ fn access_name(need: Need) -> &'static str {
         Need::Open => "open",
         Need::Metrics => "metrics",
         Need::Membership => "membership",
+        Need::Command => "command",
         Need::Role(Role::Read) => "read",
         Need::Role(Role::Write) => "write",
         Need::Role(Role::Admin) => "admin",

@@ -146,6 +146,24 @@ fn every_role_against_every_route() {
             Status(404),
         ),
         row("GET", "/restore", None, Admin, Success),
+        // Commands over HTTP: any token reaches them; a read command then
+        // needs only the read role (each command's own role is checked in
+        // proc_commands_http.rs).
+        row("POST", "/", Some(json!(["GET", "k"])), Read, Success),
+        row(
+            "POST",
+            "/pipeline",
+            Some(json!([["GET", "k"], ["STRLEN", "k"]])),
+            Read,
+            Success,
+        ),
+        row(
+            "POST",
+            "/multi-exec",
+            Some(json!([["GET", "k"]])),
+            Read,
+            Success,
+        ),
     ];
     let callers = [
         Who::Nobody,

@@ -311,6 +311,8 @@ pub struct MasterMetrics {
     pub rebalance_pending: IntGauge,
     /// Cluster backups written by this master.
     pub snapshots: SnapshotMetrics,
+    /// Data commands, by command (both command front ends).
+    pub commands: CommandMetrics,
     /// Kept children of `aux_calls` and `aux_call_latency` for [`HOT_OPS`].
     aux_call_children: Arc<[AuxCallChildren]>,
 }
@@ -442,6 +444,7 @@ impl MasterMetrics {
                 "1 while keys still have to move: the committed ring differs from the target ring.",
             ),
             snapshots: SnapshotMetrics::new(registry),
+            commands: CommandMetrics::new(registry),
             aux_call_children: HOT_OPS.iter().map(|_| AuxCallChildren::default()).collect(),
         }
     }
@@ -452,6 +455,56 @@ impl MasterMetrics {
         self.aux_up.remove_label_values(&[id]).ok();
         self.aux_items.remove_label_values(&[id]).ok();
         self.aux_bytes.remove_label_values(&[id]).ok();
+    }
+}
+
+/// Data commands run by a master, labelled by the command table's names
+/// (lower case), so the label set is bounded: a name the table does not
+/// know is counted as `unknown`.
+#[derive(Clone, Debug)]
+pub struct CommandMetrics {
+    calls: IntCounterVec,
+    latency: HistogramVec,
+}
+
+/// The `command` label of a name the command table does not know.
+pub const UNKNOWN_COMMAND: &str = "unknown";
+
+impl CommandMetrics {
+    /// The `command` label of a command's name: its lower-case name in the
+    /// table, or [`UNKNOWN_COMMAND`].
+    pub fn label(name: &[u8]) -> &'static str {
+        distcache_core::command::lookup(name).map_or(UNKNOWN_COMMAND, |spec| spec.name)
+    }
+
+    /// Registers the command metrics in `registry`.
+    pub fn new(registry: &Registry) -> Self {
+        CommandMetrics {
+            calls: counter_vec(
+                registry,
+                "commands_total",
+                "Data commands answered, by command (the table's lower-case name, or unknown) and result (ok, or error for an error reply, a refusal included).",
+                &["command", "result"],
+            ),
+            latency: histogram_vec(
+                registry,
+                "command_duration_seconds",
+                "Time to run one data command, by command; a transaction is timed once, as exec.",
+                &["command"],
+            ),
+        }
+    }
+
+    /// Counts one command's answer, and times it when `took` is given (a
+    /// command queued in a transaction is timed with the transaction).
+    pub fn observe(&self, command: &str, ok: bool, took: Option<Duration>) {
+        let result = if ok { "ok" } else { "error" };
+        self.calls.with_label_values(&[command, result]).inc();
+        if let Some(took) = took {
+            self.latency
+                .with_label_values(&[command])
+                .observe(took.as_secs_f64());
+        }
     }
 }
 
@@ -753,6 +806,9 @@ mod tests {
         master.rebalances.with_label_values(&["done"]).inc();
         master.aux_calls.with_label_values(&["get", "ok"]).inc();
         master.health_checks.with_label_values(&["ok"]).inc();
+        master
+            .commands
+            .observe("incr", true, Some(Duration::from_millis(1)));
         for registry in [&registry, &master_registry] {
             let mut seen = std::collections::HashSet::new();
             for family in registry.gather() {

@@ -106,8 +106,27 @@ pub enum CommandError {
     /// Any other error, worded exactly as Redis words it (without "ERR ").
     #[error("ERR {0}")]
     Other(&'static str),
+    /// The keys of a command that must run in one place are on different
+    /// nodes (Redis Cluster's error).
+    #[error("CROSSSLOT Keys in request don't hash to the same slot")]
+    CrossSlot,
+    /// No auxiliary could serve the command now (Redis Cluster's word for
+    /// it): why, with the cluster's error code.
+    #[error("CLUSTERDOWN {0}")]
+    ClusterDown(String),
     /// An error line relayed from the node that ran the command, exactly as
     /// that node wrote it (see `reply::codec`).
     #[error("{0}")]
     Relayed(String),
+    /// The caller's token lacks the role the command needs (Redis's ACL
+    /// error code, NOPERM; the wording is ours, since roles are not users).
+    #[error("NOPERM this token has the {has} role; '{command}' needs the {needs} role")]
+    NoPermission {
+        /// The command, as the table names it.
+        command: &'static str,
+        /// The role it needs ([`super::Role::name`]).
+        needs: &'static str,
+        /// The token's role.
+        has: &'static str,
+    },
 }

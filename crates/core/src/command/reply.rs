@@ -3,23 +3,25 @@
 //!
 //! | variant | RESP3 | RESP2 | JSON (`POST /`, Upstash's convention) |
 //! |---|---|---|---|
-//! | `Status` | `+OK` | same | `{"result":"OK"}` |
+//! | `Status` | `+OK` | same | `{"result":"OK"}` (base64 under `Upstash-Encoding: base64`, except `OK`) |
 //! | `Error` | `-ERR ...` | same | `{"error":"ERR ..."}` (status 400) |
 //! | `Integer` | `:n` | same | number |
-//! | `Bulk` | `$len` bytes | same | string (base64 under `Upstash-Encoding: base64`) |
+//! | `Bulk` | `$len` bytes | same | string, U+FFFD for bytes that are not UTF-8 (base64 under `Upstash-Encoding: base64`) |
 //! | `Null` | `_` | `$-1` (null bulk) | `null` |
 //! | `NullArray` | `_` | `*-1` (null array) | `null` |
 //! | `Array` | `*n` | same | array |
 //! | `Map` | `%n` key value... | flat `*2n` array | flat array, as RESP2 |
 //! | `Set` | `~n` | `*n` | array |
 //! | `Pairs` | `*n` of 2-element arrays | flat `*2n` array | flat array, as RESP2 |
-//! | `Double` | `,1.5` | bulk `"1.5"` (`%.17g`) | string, as RESP2 |
+//! | `Double` | `,1.5` | bulk `"1.5"` (`%.17g`) | string, as RESP2 (base64 under the header) |
 //! | `Boolean` | `#t` / `#f` | `:1` / `:0` | 1 / 0 |
 //!
 //! `Pairs` exists because Redis answers ZRANGE WITHSCORES, HRANDFIELD
 //! WITHVALUES and friends with an array of pairs in RESP3 but a flat array
 //! in RESP2: the shape, not only the types, depends on the protocol.
-//! JSON follows RESP2 throughout because Upstash's SDKs expect its shapes.
+//! JSON follows RESP2 throughout because Upstash's SDKs expect its shapes;
+//! the master's HTTP front end writes it (`distcache_server`'s
+//! `master::command_api::json`).
 
 pub mod codec;
 

@@ -45,6 +45,17 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// The role's name in token files and messages: `read`, `write`, `admin`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 /// The Redis documentation group a command belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Group {

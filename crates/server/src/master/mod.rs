@@ -4,14 +4,15 @@
 //! it into a [`RingView`]), and the Raft leader makes the health verdicts
 //! and drives rebalancing rounds ([`rebalance`]). [`data`] routes requests
 //! to the key's replicas, [`routes`] answers clients on the routes
-//! [`route_table`] declares, [`backup`] writes cluster backups and restores
-//! them.
+//! [`route_table`] declares (the command routes in [`command_api`], over
+//! [`commands`]), [`backup`] writes cluster backups and restores them.
 //!
 //! The ring is read on every request and changes rarely, so it lives in an
 //! [`ArcSwap`]: requests load it without locking, and the membership task
 //! swaps in a new [`RingView`] whenever this master applies a new map.
 
 mod backup;
+mod command_api;
 pub mod commands;
 pub mod consensus;
 mod control;

@@ -74,6 +74,12 @@ pub enum Handler {
     Rebalance,
     /// `docs/openapi.yaml`.
     OpenApi,
+    /// One command as a JSON array (Upstash's `POST /`).
+    Command,
+    /// Commands one after another, each on its own.
+    Pipeline,
+    /// Commands as one transaction (MULTI ... EXEC).
+    MultiExec,
 }
 
 const fn route(method: Method, template: &'static str, need: Need, handler: Handler) -> Route {
@@ -125,6 +131,11 @@ pub const ROUTES: &[Route] = {
         route(M::GET, "/restore", ADMIN, RestoreProgress),
         route(M::POST, "/rebalance", ADMIN, Rebalance),
         route(M::GET, "/openapi.yaml", Need::Open, OpenApi),
+        // Commands over HTTP: each command needs its own role (the
+        // command table's), which the handler checks.
+        route(M::POST, "/", Need::Command, Command),
+        route(M::POST, "/pipeline", Need::Command, Pipeline),
+        route(M::POST, "/multi-exec", Need::Command, MultiExec),
     ]
 };
 

@@ -161,6 +161,9 @@ fn handler_of(route: &'static Route) -> MethodRouter<Arc<Master>> {
         Handler::RestoreProgress => on(method, restore_progress),
         Handler::Rebalance => on(method, rebalance_now),
         Handler::OpenApi => on(method, openapi),
+        Handler::Command => on(method, super::command_api::command),
+        Handler::Pipeline => on(method, super::command_api::pipeline),
+        Handler::MultiExec => on(method, super::command_api::multi_exec),
     }
 }
 

@@ -18,6 +18,10 @@
 //! - Membership changes (`POST /nodes`, `DELETE /nodes/{id}`) need an admin
 //!   token; with no tokens configured they need the cluster secret when one
 //!   is set, so a stranger cannot register or push ring changes.
+//! - The command routes (`POST /`, `/pipeline`, `/multi-exec`) need a
+//!   valid token of any role to be read at all; each command in the body
+//!   then needs its own role from the command table, which the route
+//!   checks with [`Gate::granted_role`] (403 `NOPERM` when it lacks it).
 //! - Everything else needs a token of the route's role, unless no token is
 //!   configured at all: then the API is open (and the master says so at
 //!   start).
@@ -76,6 +80,20 @@ pub enum Need {
     Role(Role),
     /// A change of membership: an admin token or the cluster secret.
     Membership,
+    /// Commands over HTTP: a token of any role here, and each command's
+    /// own role checked by the route ([`Gate::granted_role`]).
+    Command,
+}
+
+impl From<distcache_core::command::Role> for Role {
+    fn from(role: distcache_core::command::Role) -> Role {
+        use distcache_core::command::Role as Command;
+        match role {
+            Command::Read => Role::Read,
+            Command::Write => Role::Write,
+            Command::Admin => Role::Admin,
+        }
+    }
 }
 
 /// The configured tokens, as digests.
@@ -257,6 +275,7 @@ impl Gate {
                 MetricsAuth::None => return Ok(()),
                 MetricsAuth::Read => Need::Role(Role::Read),
             },
+            Need::Command => Need::Role(Role::Read),
             other => other,
         };
         if self
@@ -302,7 +321,27 @@ impl Gate {
     }
 }
 
-fn role_name(role: Role) -> &'static str {
+impl Gate {
+    /// What a request that passed [`Gate::check`] may do, for a route
+    /// whose need depends on its body ([`Need::Command`]): everything
+    /// (admin) when no token is configured or the cluster secret is
+    /// presented, else its token's role; `None` without a valid token.
+    pub fn granted_role(&self, headers: &HeaderMap) -> Option<Role> {
+        if self.tokens.is_empty()
+            || self
+                .secret
+                .as_ref()
+                .is_some_and(|s| s.presented_in(headers))
+        {
+            return Some(Role::Admin);
+        }
+        let token = parse_bearer(headers.get(header::AUTHORIZATION)?.as_bytes())?;
+        self.tokens.role_of(token)
+    }
+}
+
+/// A role's name, as token entries spell it.
+pub fn role_name(role: Role) -> &'static str {
     match role {
         Role::Read => "read",
         Role::Write => "write",
@@ -395,6 +434,40 @@ mod tests {
             .unwrap_err();
             assert_eq!(err.setting, "AUTH_TOKENS", "{bad}");
         }
+    }
+
+    #[test]
+    fn a_command_route_is_granted_the_tokens_role() {
+        use super::super::secret::{ClusterSecret, SECRET_HEADER};
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.insert(*name, HeaderValue::from_str(value).unwrap());
+            }
+            h
+        };
+        let gate = Gate::new(
+            tokens("r:read,w:write"),
+            Some(ClusterSecret::new("s3cret")),
+            MetricsAuth::None,
+        );
+        let bearer = |t: &str| headers(&[("authorization", &format!("Bearer {t}"))]);
+        assert_eq!(gate.granted_role(&bearer("r")), Some(Role::Read));
+        assert_eq!(gate.granted_role(&bearer("w")), Some(Role::Write));
+        assert_eq!(gate.granted_role(&bearer("x")), None);
+        assert_eq!(gate.granted_role(&headers(&[])), None);
+        assert_eq!(
+            gate.granted_role(&headers(&[(SECRET_HEADER, "s3cret")])),
+            Some(Role::Admin),
+            "another node of the cluster"
+        );
+        // Any valid token passes the route's own check; no token does not.
+        assert!(gate.check(Need::Command, &bearer("r")).is_ok());
+        let refused = gate.check(Need::Command, &headers(&[])).unwrap_err();
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        // With no token configured, everything is granted.
+        let open = Gate::new(Tokens::default(), None, MetricsAuth::None);
+        assert_eq!(open.granted_role(&headers(&[])), Some(Role::Admin));
     }
 
     #[test]

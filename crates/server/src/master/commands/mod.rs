@@ -59,20 +59,15 @@ impl Master {
 /// A cluster-side failure, as a command's error reply: `CLUSTERDOWN` when no
 /// replica could serve (Redis Cluster's word for it), `ERR` otherwise.
 pub(super) fn error_reply(e: ApiError) -> Reply {
-    let prefix = if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
-        "CLUSTERDOWN"
+    let line = format!("{}: {}", e.code, e.message);
+    Reply::Error(if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+        CommandError::ClusterDown(line)
     } else {
-        "ERR"
-    };
-    Reply::Error(CommandError::Relayed(format!(
-        "{prefix} {}: {}",
-        e.code, e.message
-    )))
+        CommandError::Relayed(format!("ERR {line}"))
+    })
 }
 
 /// Redis Cluster's error for keys that must be together and are not.
 pub(super) fn crossslot() -> Reply {
-    Reply::Error(CommandError::Relayed(
-        "CROSSSLOT Keys in request don't hash to the same slot".into(),
-    ))
+    Reply::Error(CommandError::CrossSlot)
 }
