@@ -454,10 +454,14 @@ impl Run {
     }
 }
 
+/// Whether the table flags the command `random output` (kept out of
+/// MULTI blocks, whose replies are compared element by element).
 fn random_output(name: &str) -> bool {
     table::lookup(name.to_lowercase().as_bytes()).is_some_and(|s| s.has(flags::RANDOM_OUTPUT))
 }
 
+/// KEYS, SCAN, DBSIZE and RANDOMKEY: the commands without keys, which the
+/// masters send to every auxiliary.
 fn asks_every_node(name: &str) -> bool {
     table::lookup(name.to_lowercase().as_bytes()).is_some_and(|s| {
         !matches!(s.name, "multi" | "exec" | "discard") && matches!(s.keys, table::KeySpec::None)
