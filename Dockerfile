@@ -43,8 +43,8 @@ ENV BACKUP_DIR=/app/backup \
     RUST_LOG=info
 # Snapshots and cluster backups survive the container.
 VOLUME ["/app/backup"]
-# master HTTP, auxiliary HTTP, auxiliary data protocol (PORT + 10000)
-EXPOSE 8000 3001 13001
+# master HTTP, master RESP (RESP_PORT), auxiliary HTTP, auxiliary data protocol (PORT + 10000)
+EXPOSE 8000 6379 3001 13001
 USER distcache:distcache
 
 # Slim images have no curl: the binary checks itself. A master answers 503

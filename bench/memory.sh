@@ -38,7 +38,7 @@ EOF
 }
 
 port=$(free_port)
-start master env RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=mem-master REPLICAS=1 \
+start master env RESP_PORT=0 RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=mem-master REPLICAS=1 \
     HEALTH_CHECK_INTERVAL=1 BACKUP_INTERVAL=0 BACKUP_DIR="$tmp/backup-master" "$bin" master
 start aux env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID=mem-aux \
     MASTER_ADDRESS="127.0.0.1:$port" CACHE_SIZE=$((items * 2)) BACKUP_INTERVAL=0 \

@@ -34,7 +34,7 @@ source "$repo/bench/lib.bash"
 bench_work profile
 port=$(free_port)
 
-start master env RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=profile-master REPLICAS=1 \
+start master env RESP_PORT=0 RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=profile-master REPLICAS=1 \
     HEALTH_CHECK_INTERVAL=1 BACKUP_INTERVAL=0 BACKUP_DIR="$tmp/backup-master" "$@" \
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/callgrind.out" "$bin" master
 master_pid=${pids[-1]}

@@ -31,7 +31,7 @@ source "$repo/bench/lib.bash"
 bench_work rebalance
 mport=$(free_port)
 master="127.0.0.1:$mport"
-start master env PORT="$mport" BIND_ADDR=127.0.0.1 NODE_ID=master-1 REPLICAS=2 HEALTH_CHECK_INTERVAL=1 \
+start master env RESP_PORT=0 PORT="$mport" BIND_ADDR=127.0.0.1 NODE_ID=master-1 REPLICAS=2 HEALTH_CHECK_INTERVAL=1 \
     BACKUP_INTERVAL=0 RUST_LOG=info "$bin" master
 start_aux() {
     start "$1" env PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="$1" MASTER_ADDRESS="$master" \

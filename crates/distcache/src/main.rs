@@ -137,10 +137,10 @@ fn main() -> ExitCode {
             Command::Master(config) => {
                 serve(SHUTDOWN_DEADLINE, |shutdown| async move {
                     let config = config.validate()?;
-                    let listener = master::bind(&config)
+                    let listeners = master::MasterListeners::bind(&config)
                         .await
                         .map_err(|e| e.naming_setting(|s| given.name(s)))?;
-                    Ok(master::run(config, listener, system_clock(), shutdown).await?)
+                    Ok(master::run(config, listeners, system_clock(), shutdown).await?)
                 })
                 .await
             }

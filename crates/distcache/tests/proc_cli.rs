@@ -176,6 +176,13 @@ fn bad_settings_stop_the_process_with_a_message_naming_them() {
             "MASTER_PEERS",
         ),
         ("master", &[("ADVERTISE_ADDR", "m1")], "ADVERTISE_ADDR"),
+        ("master", &[("RESP_PORT", "70000")], "RESP_PORT"),
+        ("master", &[("RESP_PORT", "8000")], "RESP_PORT"),
+        (
+            "master",
+            &[("RESP_OUTPUT_TIMEOUT_MS", "0")],
+            "RESP_OUTPUT_TIMEOUT_MS",
+        ),
     ];
     for (role, env, setting) in cases {
         let mut cmd = Command::new(BIN);
@@ -599,4 +606,36 @@ fn a_busy_port_is_one_line_naming_the_flag_or_variable_that_chose_it() {
             );
         }
     }
+}
+
+#[test]
+fn local_with_resp_port_opens_the_redis_protocol_on_each_master_and_prints_it() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    // Three consecutive free ports for RESP too (a race with another test
+    // fails the start, and start_local tries again with new HTTP ports).
+    let resp = (0..20)
+        .map(|_| free_port())
+        .find(|&p| {
+            (1..LOCAL_MASTERS).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok())
+        })
+        .expect("three free RESP ports");
+    let resp_text = resp.to_string();
+    let (_, mut local) = start_local(dir.path(), &["--resp-port", &resp_text]);
+    for p in resp..resp + LOCAL_MASTERS {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", p)).expect("RESP port open");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"PING\r\n").unwrap();
+        let mut pong = [0; 7];
+        s.read_exact(&mut pong).unwrap();
+        assert_eq!(&pong, b"+PONG\r\n", "master on RESP port {p}");
+        assert!(
+            local.log_text().contains(&format!("redis://127.0.0.1:{p}")),
+            "local prints RESP port {p}: {}",
+            local.log_text()
+        );
+    }
+    assert!(local.log_text().contains(&format!("redis-cli -p {resp} ")));
+    local.signal(Signal::SIGINT);
+    assert!(local.wait_exit(Duration::from_secs(20)).is_some());
 }

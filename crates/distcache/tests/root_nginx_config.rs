@@ -53,6 +53,13 @@ fn nginx_accepts_the_shipped_config_as_it_is() {
         "client_max_body_size 16m;",
         "access_log off;",
         "proxy_pass http://distcache_masters;",
+        "stream {",
+        "upstream distcache_resp {",
+        "server master-1:6379",
+        "server master-2:6379",
+        "server master-3:6379",
+        "listen 6379;",
+        "proxy_pass distcache_resp;",
     ] {
         assert!(directives.contains(wanted), "nginx.conf lacks {wanted:?}");
     }
@@ -75,7 +82,9 @@ fn nginx_accepts_the_shipped_config_as_it_is() {
         "127.0.0.1 localhost\n127.0.0.1 master-1 master-2 master-3\n",
     )
     .expect("hosts");
-    let script = "mount --bind \"$1\" /etc/hosts && exec \"$2\" -t -c \"$3\"";
+    // Debian's nginx has the stream module as a dynamic module (the nginx
+    // image builds it in): load it from the command line, the file as is.
+    let script = "mount --bind \"$1\" /etc/hosts && exec \"$2\" -t -c \"$3\" -g \"$4\"";
     let out = run_command(
         Command::new(&unshare)
             .args([
@@ -89,7 +98,8 @@ fn nginx_accepts_the_shipped_config_as_it_is() {
             ])
             .arg(&hosts)
             .arg(nginx())
-            .arg(&conf),
+            .arg(&conf)
+            .arg(common::nginx_stream_module_directive()),
     );
     let log = output_text(&out);
     assert!(
@@ -119,7 +129,8 @@ fn nginx_accepts_the_shipped_config_as_it_is() {
             ])
             .arg(&empty)
             .arg(nginx())
-            .arg(&conf),
+            .arg(&conf)
+            .arg(common::nginx_stream_module_directive()),
     );
     assert!(
         !out.status.success(),

@@ -112,22 +112,45 @@ const COMPOSE_MASTERS: usize = 3;
 
 /// The shipped config with the masters, the listen port and every path
 /// moved to loopback and `dir`. Nothing else changes.
-fn nginx_conf_for_test(masters: &[String], port: u16, dir: &Path) -> String {
+fn nginx_conf_for_test(
+    masters: &[String],
+    resp_masters: &[String],
+    port: u16,
+    resp_port: u16,
+    dir: &Path,
+) -> String {
     assert_eq!(
         masters.len(),
         COMPOSE_MASTERS,
         "one master per upstream server"
     );
+    assert_eq!(
+        resp_masters.len(),
+        COMPOSE_MASTERS,
+        "one RESP port per master"
+    );
     let mut conf = shipped_nginx_conf();
-    for (i, master) in masters.iter().enumerate() {
+    for (i, (master, resp)) in masters.iter().zip(resp_masters).enumerate() {
         conf = replace_exact(
             &conf,
             &format!("server master-{}:8000 ", i + 1),
             &format!("server {master} "),
             1,
         );
+        conf = replace_exact(
+            &conf,
+            &format!("server master-{}:6379 ", i + 1),
+            &format!("server {resp} "),
+            1,
+        );
     }
     conf = replace_exact(&conf, "listen 80;", &format!("listen 127.0.0.1:{port};"), 1);
+    conf = replace_exact(
+        &conf,
+        "listen 6379;",
+        &format!("listen 127.0.0.1:{resp_port};"),
+        1,
+    );
     conf = replace_exact(
         &conf,
         "pid /run/nginx.pid;",
@@ -153,10 +176,22 @@ struct Nginx {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
+    resp_port: u16,
+}
+
+/// The masters' RESP addresses, in order (the cluster was started with
+/// `Spec::resp`).
+fn resp_addrs(c: &Cluster) -> Vec<String> {
+    c.masters
+        .iter()
+        .map(|m| format!("127.0.0.1:{}", m.resp_port.expect("a RESP port")))
+        .collect()
 }
 
 impl Nginx {
-    fn start(masters: &[String]) -> Nginx {
+    fn start(c: &Cluster) -> Nginx {
+        let masters = c.master_addrs();
+        let resp_masters = resp_addrs(c);
         let dir = tempfile::tempdir().expect("temp dir");
         // Workers run as an unprivileged user when nginx starts as root:
         // they must reach the temp directories.
@@ -166,15 +201,20 @@ impl Nginx {
             fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
         }
         for attempt in 0..5 {
-            let port = free_port();
+            let (port, resp_port) = (free_port(), free_port());
             let conf = dir.path().join("nginx.conf");
-            fs::write(&conf, nginx_conf_for_test(masters, port, dir.path())).expect("write conf");
+            let text = nginx_conf_for_test(&masters, &resp_masters, port, resp_port, dir.path());
+            fs::write(&conf, text).expect("write conf");
             let child = Command::new(nginx())
                 .arg("-p")
                 .arg(dir.path())
                 .arg("-c")
                 .arg(&conf)
-                .args(["-g", "daemon off;"])
+                .arg("-g")
+                .arg(format!(
+                    "daemon off; {}",
+                    common::nginx_stream_module_directive()
+                ))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -186,8 +226,15 @@ impl Nginx {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Nginx { child, dir, port };
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && std::net::TcpStream::connect(("127.0.0.1", resp_port)).is_ok()
+                {
+                    return Nginx {
+                        child,
+                        dir,
+                        port,
+                        resp_port,
+                    };
                 }
                 std::thread::sleep(Duration::from_millis(25));
             }
@@ -243,9 +290,10 @@ fn data_gets_answered(c: &Cluster, master: &str) -> u64 {
 fn nginx_spreads_requests_over_masters_and_hides_a_killed_master() {
     let mut c = Cluster::start(Spec {
         masters: COMPOSE_MASTERS,
+        resp: true,
         ..Spec::default()
     });
-    let lb = Nginx::start(&c.master_addrs());
+    let lb = Nginx::start(&c);
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -355,14 +403,78 @@ fn nginx_spreads_requests_over_masters_and_hides_a_killed_master() {
     }
 }
 
+/// RESP requests on a fresh connection through nginx's stream block, and
+/// their `replies` replies (a bulk string as its text, others as their line).
+fn resp_through(lb: &Nginx, requests: &str, replies: usize) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", lb.resp_port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(requests.as_bytes()).unwrap();
+    let mut reader = BufReader::new(s);
+    (0..replies)
+        .map(|_| {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("a reply");
+            if line.starts_with('$') && !line.starts_with("$-1") {
+                line.clear();
+                reader.read_line(&mut line).expect("the bulk");
+            }
+            line.trim_end().to_string()
+        })
+        .collect()
+}
+
+/// How many commands named `command` a master received over RESP.
+fn resp_commands(c: &Cluster, master: &str, command: &str) -> f64 {
+    let metrics = c
+        .http
+        .get(format!("http://{master}/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .expect("metrics");
+    let series = format!("distcache_resp_commands_total{{command=\"{command}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn nginx_balances_resp_connections_over_the_masters() {
+    let c = Cluster::start(Spec {
+        masters: COMPOSE_MASTERS,
+        auxiliaries: 2,
+        resp: true,
+        ..Spec::default()
+    });
+    let lb = Nginx::start(&c);
+    // Written and read back on one connection (one master).
+    let key = format!("resp-nginx-{}", std::process::id());
+    assert_eq!(
+        resp_through(&lb, &format!("SET {key} through-nginx\r\nGET {key}\r\n"), 2),
+        ["+OK", "through-nginx"]
+    );
+    for _ in 0..3 * COMPOSE_MASTERS {
+        assert_eq!(resp_through(&lb, "PING\r\n", 1), ["+PONG"]);
+    }
+    // Round robin: every master answered some of the connections.
+    for master in c.master_addrs() {
+        assert!(
+            resp_commands(&c, &master, "ping") >= 1.0,
+            "{master} got no RESP connection through nginx"
+        );
+    }
+}
+
 #[test]
 fn nginx_passes_bodies_up_to_the_api_limit_and_refuses_larger() {
     let c = Cluster::start(Spec {
         masters: COMPOSE_MASTERS,
         auxiliaries: 2,
+        resp: true,
         ..Spec::default()
     });
-    let lb = Nginx::start(&c.master_addrs());
+    let lb = Nginx::start(&c);
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -539,7 +651,10 @@ fn compose_file_is_valid_and_references_files_that_exist() {
             .cloned()
             .unwrap_or_default()
     };
-    assert_eq!(ports("nginx"), vec![json!("0.0.0.0:8081:80")]);
+    assert_eq!(
+        ports("nginx"),
+        vec![json!("0.0.0.0:6379:6379"), json!("0.0.0.0:8081:80")]
+    );
     assert_eq!(ports("prometheus"), vec![json!("127.0.0.1:9090:9090")]);
     assert_eq!(ports("grafana"), vec![json!("127.0.0.1:4000:4000")]);
     assert_eq!(

@@ -35,6 +35,11 @@ pub const DEFAULT_NEAR_CACHE_SIZE: usize = 0;
 /// Default seconds a near-cached entry is served (the staleness bound for
 /// writes through other masters).
 pub const DEFAULT_NEAR_CACHE_TTL_SECS: f64 = 1.0;
+/// Default port of a master's Redis-protocol listener (Redis's own).
+pub const DEFAULT_RESP_PORT: u16 = 6379;
+/// Default longest wait for a RESP client to read its replies, in
+/// milliseconds.
+pub const DEFAULT_RESP_OUTPUT_TIMEOUT_MS: u64 = 30_000;
 /// Default seconds a delete's tombstone is kept.
 pub const DEFAULT_TOMBSTONE_GRACE_SECS: u64 = 300;
 /// A master's Raft directory, inside `BACKUP_DIR`, unless `RAFT_DIR` is set.
@@ -149,6 +154,14 @@ pub struct MasterConfig {
     /// HTTP port of the public API; 0 picks a free port
     #[arg(long, env = "PORT", default_value_t = DEFAULT_MASTER_PORT)]
     pub port: u16,
+
+    /// Port of the Redis-protocol (RESP) listener, for redis-cli and Redis client libraries (0 = off)
+    #[arg(long, env = "RESP_PORT", default_value_t = DEFAULT_RESP_PORT)]
+    pub resp_port: u16,
+
+    /// Longest time a RESP client may leave its replies unread (no reply byte taken), in milliseconds; then it is disconnected
+    #[arg(long, env = "RESP_OUTPUT_TIMEOUT_MS", default_value_t = DEFAULT_RESP_OUTPUT_TIMEOUT_MS)]
+    pub resp_output_timeout_ms: u64,
 
     /// The masters (host:port), comma-separated: the others, or every master with this one included (its own ADVERTISE_ADDR is skipped), spelled as each advertises itself
     #[arg(long, env = "MASTER_PEERS", value_delimiter = ',')]
@@ -388,6 +401,21 @@ impl MasterConfig {
                 return Err(invalid("NODE_ID", "must not be empty"));
             }
         }
+        if self.resp_port != 0 && self.resp_port == self.port {
+            return Err(invalid(
+                "RESP_PORT",
+                format!(
+                    "{} is PORT too: the two listeners need their own ports",
+                    self.port
+                ),
+            ));
+        }
+        if self.resp_output_timeout_ms == 0 || self.resp_output_timeout_ms > 3_600_000 {
+            return Err(invalid(
+                "RESP_OUTPUT_TIMEOUT_MS",
+                "must be between 1 and 3600000",
+            ));
+        }
         check_node_addr_list("MASTER_PEERS", &self.master_peers)?;
         self.skip_own_address_in_peers()?;
         self.security.validate()?;
@@ -586,6 +614,14 @@ mod tests {
         .expect("valid");
         assert_eq!(config.advertise_addr(8081), "127.0.0.1:8081");
         assert_eq!(config.master_peers, ["127.0.0.1:8082"]);
+    }
+
+    #[test]
+    fn a_resp_port_equal_to_port_is_refused_naming_resp_port() {
+        let e = refused(&["--port", "7000", "--resp-port", "7000"]);
+        assert_eq!(e.setting, "RESP_PORT");
+        assert!(master(&["--port", "0", "--resp-port", "0"]).is_ok());
+        assert_eq!(master(&[]).expect("defaults").resp_port, DEFAULT_RESP_PORT);
     }
 
     #[test]

@@ -73,6 +73,14 @@ impl StartError {
         }
     }
 
+    /// The setting whose port a failed bind was for (`PORT`, `RESP_PORT`).
+    pub fn bind_setting(&self) -> Option<&str> {
+        match self {
+            StartError::Bind { setting, .. } => Some(setting),
+            _ => None,
+        }
+    }
+
     /// The same error, with a bind's setting named as the operator gave it
     /// (`name` maps the variable, `PORT`, to `--port` when the flag chose
     /// the port). Other errors are unchanged.

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! - [`master`]: the coordinator. Public REST API, the cluster map agreed
+//! - [`master`]: the coordinator. Public REST API and the Redis protocol
+//!   (RESP) for Redis clients, the cluster map agreed
 //!   with the other masters through Raft, health checks and rebalancing
 //!   rounds (by the Raft leader), and the data path that sends each key to
 //!   its replicas.

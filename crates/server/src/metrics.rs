@@ -260,6 +260,51 @@ impl MasterMetrics {
     }
 }
 
+/// Metrics of a master's Redis-protocol (RESP) listener. The `command`
+/// label is bounded: a name of the command table or of the listener's own
+/// commands, else `unknown`.
+#[derive(Clone, Debug)]
+pub struct RespMetrics {
+    /// Open RESP connections.
+    pub connections: IntGauge,
+    /// RESP connections accepted since start.
+    pub connections_accepted: IntCounter,
+    /// Commands received, by command.
+    pub commands: IntCounterVec,
+    /// Connections closed or refused by a limit, by reason.
+    pub rejected: IntCounterVec,
+}
+
+impl RespMetrics {
+    /// Registers the RESP listener's metrics in `registry`.
+    pub fn new(registry: &Registry) -> Self {
+        RespMetrics {
+            connections: gauge(
+                registry,
+                "resp_connections",
+                "Open connections on the Redis-protocol (RESP) port.",
+            ),
+            connections_accepted: counter(
+                registry,
+                "resp_connections_accepted_total",
+                "Connections accepted on the RESP port since start.",
+            ),
+            commands: counter_vec(
+                registry,
+                "resp_commands_total",
+                "Commands received on the RESP port, by command (lower case; `unknown` for names no table has).",
+                &["command"],
+            ),
+            rejected: counter_vec(
+                registry,
+                "resp_rejected_total",
+                "RESP connections closed or refused by a limit, by reason: protocol (a malformed or oversized request), query_buffer (a request past the read limit), output_stalled (a client that stopped reading its replies), max_clients.",
+                &["reason"],
+            ),
+        }
+    }
+}
+
 /// Metrics of a master.
 #[derive(Clone, Debug)]
 pub struct MasterMetrics {
@@ -313,6 +358,8 @@ pub struct MasterMetrics {
     pub snapshots: SnapshotMetrics,
     /// Data commands, by command (both command front ends).
     pub commands: CommandMetrics,
+    /// The Redis-protocol listener.
+    pub resp: RespMetrics,
     /// Kept children of `aux_calls` and `aux_call_latency` for [`HOT_OPS`].
     aux_call_children: Arc<[AuxCallChildren]>,
 }
@@ -445,6 +492,7 @@ impl MasterMetrics {
             ),
             snapshots: SnapshotMetrics::new(registry),
             commands: CommandMetrics::new(registry),
+            resp: RespMetrics::new(registry),
             aux_call_children: HOT_OPS.iter().map(|_| AuxCallChildren::default()).collect(),
         }
     }

@@ -129,4 +129,9 @@ pub enum CommandError {
         /// The token's role.
         has: &'static str,
     },
+    /// An error a front end words in full, its code included (the RESP
+    /// listener's `NOAUTH ...`, `WRONGPASS ...`, `NOPERM ...`), so that a
+    /// refused command can doom a transaction like any other error.
+    #[error("{0}")]
+    Line(String),
 }

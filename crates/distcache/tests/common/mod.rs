@@ -174,6 +174,9 @@ impl Proc {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
+            // No Redis-protocol listener unless a test asks for one: its
+            // default port, 6379, is one for the whole machine.
+            .env("RESP_PORT", "0")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file);
@@ -314,6 +317,9 @@ pub struct Spec {
     /// Bearer token the cluster's HTTP client sends with every request
     /// (`None`: no `Authorization` header, as before).
     pub token: Option<String>,
+    /// Each master opens a Redis-protocol listener on a free port
+    /// ([`Master::resp_port`]).
+    pub resp: bool,
 }
 
 impl Default for Spec {
@@ -332,6 +338,7 @@ impl Default for Spec {
             aux_env: Vec::new(),
             master_hosts: Vec::new(),
             token: None,
+            resp: false,
         }
     }
 }
@@ -346,6 +353,8 @@ pub struct NetnsHost {
 pub struct Master {
     pub proc: Proc,
     pub addr: String,
+    /// Its RESP port, when [`Spec::resp`] asked for one.
+    pub resp_port: Option<u16>,
 }
 
 pub struct Aux {
@@ -465,13 +474,18 @@ impl Cluster {
             let ports: Vec<u16> = (0..self.spec.masters).map(|_| free_port()).collect();
             let mut masters = Vec::new();
             for (i, &port) in ports.iter().enumerate() {
-                let e = self.master_env(i, &ports);
+                let mut e = self.master_env(i, &ports);
+                let resp_port = self.spec.resp.then(free_port);
+                if let Some(resp_port) = resp_port {
+                    e.push(("RESP_PORT".into(), resp_port.to_string()));
+                }
                 let name = format!("master-{}", i + 1);
                 let netns = self.spec.master_hosts.get(i).map(|h| h.netns.as_str());
                 let proc = Proc::spawn_in(netns, self.dir.path(), &name, &["master"], &e);
                 masters.push(Master {
                     proc,
                     addr: format!("{}:{port}", self.master_ip(i)),
+                    resp_port,
                 });
             }
             let ok = masters.iter_mut().all(|m| self.wait_listening(m));
@@ -864,4 +878,16 @@ pub fn assert_error(resp: Response, status: u16, code: &str) -> Value {
         "error has a message: {body}"
     );
     body
+}
+
+/// Debian's nginx has its stream module (RESP in `deploy/nginx/nginx.conf`)
+/// as a dynamic module, which the nginx image builds in: the `-g`
+/// directive that loads it when it is a separate file, else nothing.
+pub fn nginx_stream_module_directive() -> String {
+    let module = "/usr/lib/nginx/modules/ngx_stream_module.so";
+    if std::path::Path::new(module).exists() {
+        format!("load_module {module};")
+    } else {
+        String::new()
+    }
 }

@@ -6,6 +6,7 @@
 //! to the key's replicas, [`routes`] answers clients on the routes
 //! [`route_table`] declares (the command routes in [`command_api`], over
 //! [`commands`]), [`backup`] writes cluster backups and restores them.
+//! [`resp`] serves the same data commands to Redis clients on `RESP_PORT`.
 //!
 //! The ring is read on every request and changes rarely, so it lives in an
 //! [`ArcSwap`]: requests load it without locking, and the membership task
@@ -20,6 +21,7 @@ mod data;
 mod membership;
 pub mod near_cache;
 mod rebalance;
+pub mod resp;
 pub mod route_table;
 mod routes;
 mod service;
@@ -161,21 +163,46 @@ impl Master {
     }
 }
 
-/// Binds the master's HTTP port.
-pub async fn bind(config: &MasterConfig) -> Result<TcpListener, StartError> {
-    let ip = config.common.bind_addr;
-    TcpListener::bind((ip, config.port))
-        .await
-        .map_err(|cause| StartError::bind(format!("{ip}:{}", config.port), "PORT", cause))
+/// A master's listeners, bound before it starts so that a busy port stops
+/// the start with one line naming its setting.
+#[derive(Debug)]
+pub struct MasterListeners {
+    /// The public HTTP API (`PORT`).
+    pub http: TcpListener,
+    /// The Redis protocol (`RESP_PORT`), unless it is 0.
+    pub resp: Option<TcpListener>,
 }
 
-/// Runs a master on an already-bound listener until `shutdown` triggers.
+impl MasterListeners {
+    /// Binds `BIND_ADDR:PORT` and, unless `RESP_PORT` is 0,
+    /// `BIND_ADDR:RESP_PORT`.
+    pub async fn bind(config: &MasterConfig) -> Result<Self, StartError> {
+        let ip = config.common.bind_addr;
+        let http = TcpListener::bind((ip, config.port))
+            .await
+            .map_err(|cause| StartError::bind(format!("{ip}:{}", config.port), "PORT", cause))?;
+        let resp =
+            match config.resp_port {
+                0 => None,
+                port => Some(TcpListener::bind((ip, port)).await.map_err(|cause| {
+                    StartError::bind(format!("{ip}:{port}"), "RESP_PORT", cause)
+                })?),
+            };
+        Ok(MasterListeners { http, resp })
+    }
+}
+
+/// Runs a master on already-bound listeners until `shutdown` triggers.
 pub async fn run(
     config: MasterConfig,
-    listener: TcpListener,
+    listeners: MasterListeners,
     clock: Clock,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
+    let MasterListeners {
+        http: listener,
+        resp: resp_listener,
+    } = listeners;
     let clock = distcache_core::clock::offset(clock, config.clock_offset_ms);
     let local = listener
         .local_addr()
@@ -225,6 +252,7 @@ pub async fn run(
         (Some(cert), Some(key)) => Some(crate::security::tls::server_config(cert, key)?),
         _ => None,
     };
+    let resp_tls = tls.clone();
     let serve_options = crate::security::serve::ServeOptions {
         tls,
         ..crate::security::serve::ServeOptions::from_limits(&security.limits)
@@ -274,6 +302,9 @@ pub async fn run(
     rebalance::start(&master);
     backup::start(&master);
 
+    if let Some(resp_listener) = resp_listener {
+        shutdown.spawn(resp::serve(resp_listener, master.clone(), resp_tls));
+    }
     let app = service::MasterService::new(master.clone(), consensus::router(&consensus));
     info!(node = %id, "master ready");
     let served =

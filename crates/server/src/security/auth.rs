@@ -267,6 +267,12 @@ impl Gate {
         self.tokens.is_empty()
     }
 
+    /// The role of a token presented some other way than a header (RESP's
+    /// `AUTH`), `None` when it is not one of the configured tokens.
+    pub fn role_of_token(&self, token: &[u8]) -> Option<Role> {
+        self.tokens.role_of(token)
+    }
+
     /// Whether a request with `headers` may do what `need` says.
     pub fn check(&self, need: Need, headers: &HeaderMap) -> Result<(), ApiError> {
         let need = match need {

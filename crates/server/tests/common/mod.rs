@@ -150,13 +150,23 @@ impl Cluster {
                 near_cache_size: 0,
                 near_cache_ttl: distcache_server::config::DEFAULT_NEAR_CACHE_TTL_SECS,
                 clock_offset_ms: 0,
+                resp_port: 0,
+                resp_output_timeout_ms: distcache_server::config::DEFAULT_RESP_OUTPUT_TIMEOUT_MS,
                 security: MasterSecurity::default(),
             }
             .validate()
             .expect("a valid master config");
             let addr = listener.local_addr().expect("address");
             let stop = Shutdown::new();
-            let task = tokio::spawn(master::run(config, listener, clock.clone(), stop.clone()));
+            let task = tokio::spawn(master::run(
+                config,
+                master::MasterListeners {
+                    http: listener,
+                    resp: None,
+                },
+                clock.clone(),
+                stop.clone(),
+            ));
             nodes.push(Node {
                 id,
                 addr,

@@ -1,0 +1,442 @@
+//! The Redis-protocol listener of real master processes, spoken to byte by
+//! byte: pipelining, RESP3 after HELLO, the limits (a huge bulk length, a
+//! client that never reads), AUTH with the REST API's tokens and roles,
+//! TLS, many connections, metrics, and shutdown with connections open.
+//! Real clients (redis-cli, redis-py, the `redis` crate, redis-benchmark)
+//! are in `tools_resp_clients.rs`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Cluster, Proc, Spec, free_port, metric_value, wait_until};
+use nix::sys::signal::Signal;
+
+const READ: &str = "resp-read-token";
+const WRITE: &str = "resp-write-token";
+const ADMIN: &str = "resp-admin-token";
+
+fn resp_cluster(master_env: &[(&str, &str)]) -> Cluster {
+    let secured = master_env.iter().any(|(k, _)| *k == "AUTH_TOKENS");
+    Cluster::start(Spec {
+        auxiliaries: 2,
+        resp: true,
+        token: secured.then(|| ADMIN.to_string()),
+        aux_env: master_env
+            .iter()
+            .filter(|(k, _)| *k == "CLUSTER_SECRET")
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        master_env: master_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Spec::default()
+    })
+}
+
+fn connect(cluster: &Cluster) -> TcpStream {
+    let port = cluster.masters[0].resp_port.expect("a RESP port");
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect to RESP");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// A request as clients send it: an array of bulk strings.
+fn request(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+/// Sends `send` and reads exactly as many bytes as `expect` holds.
+fn exchange(s: &mut impl ReadWrite, send: &[u8], expect: &[u8]) {
+    s.write_all(send).unwrap();
+    let got = read_exactly(s, expect.len());
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expect),
+        "after sending {:?}",
+        String::from_utf8_lossy(send)
+    );
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+fn read_exactly(s: &mut impl Read, n: usize) -> Vec<u8> {
+    let mut got = vec![0; n];
+    let mut filled = 0;
+    while filled < n {
+        match s.read(&mut got[filled..]) {
+            Ok(0) => panic!(
+                "closed after {filled} of {n} bytes: {:?}",
+                String::from_utf8_lossy(&got[..filled])
+            ),
+            Ok(k) => filled += k,
+            Err(e) => panic!(
+                "read failed after {filled} of {n} bytes ({e}): {:?}",
+                String::from_utf8_lossy(&got[..filled])
+            ),
+        }
+    }
+    got
+}
+
+/// Reads until the server closes; panics if it does not within the read
+/// timeout.
+fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    s.read_to_end(&mut all)
+        .expect("the server closes the connection");
+    all
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{nanos}")
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_and_resp3_follows_hello_3() {
+    let cluster = resp_cluster(&[]);
+    let mut s = connect(&cluster);
+    exchange(&mut s, &request(&["PING"]), b"+PONG\r\n");
+    // Inline commands, as typed into telnet.
+    exchange(&mut s, b"PING hello\r\n", b"$5\r\nhello\r\n");
+    exchange(&mut s, b"ECHO \"a b\"\r\n", b"$3\r\na b\r\n");
+
+    // 200 requests in one write: every reply, in order.
+    let key = unique("pipe");
+    let mut send = Vec::new();
+    let mut expect = Vec::new();
+    for i in 0..100 {
+        let k = format!("{key}-{i}");
+        let v = format!("value-{i}");
+        send.extend(request(&["SET", &k, &v]));
+        expect.extend_from_slice(b"+OK\r\n");
+        send.extend(request(&["GET", &k]));
+        expect.extend_from_slice(format!("${}\r\n{v}\r\n", v.len()).as_bytes());
+    }
+    send.extend(request(&["INCR", &format!("{key}-counter")]));
+    expect.extend_from_slice(b":1\r\n");
+    exchange(&mut s, &send, &expect);
+
+    // RESP2 until HELLO 3, RESP3 after it: a missing key is `_`, not `$-1`.
+    let missing = unique("missing");
+    exchange(&mut s, &request(&["GET", &missing]), b"$-1\r\n");
+    s.write_all(&request(&["HELLO", "3"])).unwrap();
+    let hello = read_exactly(&mut s, 3);
+    assert_eq!(&hello, b"%7\r", "HELLO 3 answers a map of seven fields");
+    // The rest of the map, up to its last field (modules: an empty array).
+    let mut rest = Vec::new();
+    while !rest.ends_with(b"$7\r\nmodules\r\n*0\r\n") {
+        rest.extend(read_exactly(&mut s, 1));
+    }
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.contains("$5\r\nproto\r\n:3\r\n"), "{text}");
+    assert!(text.contains("$7\r\nversion\r\n$5\r\n7.2.0\r\n"), "{text}");
+    exchange(&mut s, &request(&["GET", &missing]), b"_\r\n");
+
+    // SELECT 0 only; QUIT answers and closes.
+    exchange(&mut s, &request(&["SELECT", "0"]), b"+OK\r\n");
+    exchange(
+        &mut s,
+        &request(&["SELECT", "1"]),
+        b"-ERR DB index is out of range\r\n",
+    );
+    s.write_all(&request(&["QUIT"])).unwrap();
+    assert_eq!(read_to_close(&mut s), b"+OK\r\n");
+
+    let metrics = cluster.get_text(0, "/metrics");
+    let sets = metrics
+        .lines()
+        .find(|l| l.starts_with("distcache_resp_commands_total{command=\"set\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(sets.is_some_and(|n| n >= 100.0), "{metrics}");
+}
+
+#[test]
+fn a_huge_bulk_length_is_refused_with_redis_error_and_the_connection_closed() {
+    let cluster = resp_cluster(&[]);
+    let mut s = connect(&cluster);
+    // Declares a 100 GB argument: refused at its header, before any byte
+    // of it is buffered.
+    s.write_all(b"*2\r\n$3\r\nGET\r\n$100000000000\r\n")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&read_to_close(&mut s)),
+        "-ERR Protocol error: invalid bulk length\r\n"
+    );
+    // A reply in flight before the bad request still arrives first.
+    let mut s = connect(&cluster);
+    s.write_all(b"PING\r\n*1\r\n$x\r\n").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&read_to_close(&mut s)),
+        "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n"
+    );
+    let metrics = cluster.get_text(0, "/metrics");
+    assert!(
+        metrics.contains("distcache_resp_rejected_total{reason=\"protocol\"} 2"),
+        "{metrics}"
+    );
+    // The master is unharmed.
+    let mut s = connect(&cluster);
+    exchange(&mut s, &request(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn a_client_that_never_reads_its_replies_is_disconnected() {
+    let cluster = resp_cluster(&[("RESP_OUTPUT_TIMEOUT_MS", "500")]);
+    let mut s = connect(&cluster);
+    let key = unique("big");
+    let value = "x".repeat(256 * 1024);
+    exchange(&mut s, &request(&["SET", &key, &value]), b"+OK\r\n");
+    // 400 GETs of 256 KiB: 100 MiB of replies that nobody reads. The
+    // socket buffers fill, the master stops reading, then disconnects.
+    let get = request(&["GET", &key]);
+    let writer = {
+        let mut w = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..400 {
+                if w.write_all(&get).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    wait_until(
+        Duration::from_secs(20),
+        "the stalled client is dropped",
+        || {
+            let metrics = cluster.get_text(0, "/metrics");
+            metrics.contains("distcache_resp_rejected_total{reason=\"output_stalled\"} 1")
+        },
+    );
+    let _ = writer.join();
+    let mut other = connect(&cluster);
+    exchange(&mut other, &request(&["PING"]), b"+PONG\r\n");
+    wait_until(Duration::from_secs(5), "one connection left", || {
+        metric_value(
+            &cluster.get_text(0, "/metrics"),
+            "distcache_resp_connections",
+        ) == Some(1.0)
+    });
+}
+
+#[test]
+fn auth_takes_the_rest_api_tokens_and_roles() {
+    let tokens = format!("{READ}:read,{WRITE}:write,{ADMIN}:admin");
+    let cluster = resp_cluster(&[
+        ("AUTH_TOKENS", tokens.as_str()),
+        ("CLUSTER_SECRET", "resp-secret"),
+    ]);
+    let key = unique("auth");
+    let mut s = connect(&cluster);
+    exchange(
+        &mut s,
+        &request(&["PING"]),
+        b"-NOAUTH Authentication required.\r\n",
+    );
+    exchange(
+        &mut s,
+        &request(&["GET", &key]),
+        b"-NOAUTH Authentication required.\r\n",
+    );
+    // Unknown commands and wrong arity come first, as in Redis.
+    exchange(
+        &mut s,
+        &request(&["GET"]),
+        b"-ERR wrong number of arguments for 'get' command\r\n",
+    );
+    exchange(
+        &mut s,
+        &request(&["AUTH", "not-a-token"]),
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    );
+    exchange(&mut s, &request(&["AUTH", READ]), b"+OK\r\n");
+    exchange(&mut s, &request(&["GET", &key]), b"$-1\r\n");
+    exchange(
+        &mut s,
+        &request(&["SET", &key, "v"]),
+        b"-NOPERM this user has no permissions to run the 'set' command\r\n",
+    );
+    // A refused command inside MULTI dooms the transaction.
+    exchange(&mut s, &request(&["MULTI"]), b"+OK\r\n");
+    exchange(
+        &mut s,
+        &request(&["SET", &key, "v"]),
+        b"-NOPERM this user has no permissions to run the 'set' command\r\n",
+    );
+    exchange(
+        &mut s,
+        &request(&["EXEC"]),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    // AUTH user token, as clients with a user name send it.
+    exchange(&mut s, &request(&["AUTH", "default", WRITE]), b"+OK\r\n");
+    exchange(&mut s, &request(&["SET", &key, "v"]), b"+OK\r\n");
+    exchange(&mut s, &request(&["GET", &key]), b"$1\r\nv\r\n");
+    // RESET forgets the authentication.
+    exchange(&mut s, &request(&["RESET"]), b"+RESET\r\n");
+    exchange(
+        &mut s,
+        &request(&["GET", &key]),
+        b"-NOAUTH Authentication required.\r\n",
+    );
+
+    // HELLO before AUTH is refused; HELLO with AUTH authenticates.
+    let mut s = connect(&cluster);
+    s.write_all(&request(&["HELLO", "3"])).unwrap();
+    let line = read_line(&mut s);
+    assert!(line.starts_with("-NOAUTH HELLO must be called"), "{line}");
+    s.write_all(&request(&[
+        "HELLO", "3", "AUTH", "default", WRITE, "SETNAME", "me",
+    ]))
+    .unwrap();
+    assert_eq!(read_line(&mut s), "%7");
+}
+
+fn read_line(s: &mut TcpStream) -> String {
+    let mut line = Vec::new();
+    while !line.ends_with(b"\r\n") {
+        line.extend(read_exactly(s, 1));
+    }
+    String::from_utf8_lossy(&line[..line.len() - 2]).into_owned()
+}
+
+#[test]
+fn many_connections_are_served_at_once_and_shutdown_ends_them() {
+    let mut cluster = resp_cluster(&[]);
+    let key = unique("many");
+    let mut conns: Vec<TcpStream> = (0..300).map(|_| connect(&cluster)).collect();
+    for (i, s) in conns.iter_mut().enumerate() {
+        s.write_all(&request(&["SET", &format!("{key}-{i}"), &i.to_string()]))
+            .unwrap();
+    }
+    for s in conns.iter_mut() {
+        assert_eq!(read_exactly(s, 5), b"+OK\r\n");
+    }
+    let mut s = connect(&cluster);
+    s.write_all(&request(&["CLIENT", "LIST"])).unwrap();
+    let header = read_line(&mut s);
+    let len: usize = header[1..].parse().unwrap();
+    let list = read_exactly(&mut s, len + 2);
+    let lines = String::from_utf8_lossy(&list).lines().count();
+    assert!(lines >= 301, "CLIENT LIST shows every connection: {lines}");
+    assert_eq!(
+        metric_value(
+            &cluster.get_text(0, "/metrics"),
+            "distcache_resp_connections"
+        ),
+        Some(301.0)
+    );
+
+    // SIGTERM with 301 idle connections: the master still stops promptly.
+    let started = Instant::now();
+    cluster.masters[0].proc.signal(Signal::SIGTERM);
+    assert!(
+        cluster.masters[0]
+            .proc
+            .wait_exit(Duration::from_secs(15))
+            .is_some(),
+        "the master did not stop"
+    );
+    assert!(started.elapsed() < Duration::from_secs(12));
+    assert_eq!(read_to_close(&mut s), b"");
+}
+
+#[test]
+fn resp_speaks_tls_when_tls_cert_and_key_are_set() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let resp_port = free_port();
+    let env: Vec<(String, String)> = [
+        ("PORT", free_port().to_string()),
+        ("RESP_PORT", resp_port.to_string()),
+        ("BIND_ADDR", "127.0.0.1".to_string()),
+        ("NODE_ID", "tls-resp".to_string()),
+        ("TLS_CERT", cert_path.display().to_string()),
+        ("TLS_KEY", key_path.display().to_string()),
+        ("BACKUP_DIR", dir.path().join("m").display().to_string()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.clone()))
+    .collect();
+    let _master = Proc::spawn(dir.path(), "tls-resp", &["master"], &env);
+    wait_until(Duration::from_secs(20), "the RESP port is open", || {
+        TcpStream::connect(("127.0.0.1", resp_port)).is_ok()
+    });
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(("127.0.0.1", resp_port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap())
+            .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    exchange(
+        &mut tls,
+        &request(&["PING", "over tls"]),
+        b"$8\r\nover tls\r\n",
+    );
+
+    // Plain RESP on the TLS port gets no RESP answer.
+    let mut plain = TcpStream::connect(("127.0.0.1", resp_port)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    plain.write_all(&request(&["PING"])).unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"+PONG"), "{answer:?}");
+}
+
+#[test]
+fn arguments_and_requests_are_bounded_by_max_body_bytes() {
+    let cluster = resp_cluster(&[("MAX_BODY_BYTES", "1024")]);
+    let key = unique("bounded");
+    let mut s = connect(&cluster);
+    // An argument up to MAX_BODY_BYTES is accepted...
+    let value = "v".repeat(1024);
+    exchange(&mut s, &request(&["SET", &key, &value]), b"+OK\r\n");
+    // ...one byte more is Redis's protocol error, then close.
+    s.write_all(format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1025\r\n", key.len()).as_bytes())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&read_to_close(&mut s)),
+        "-ERR Protocol error: invalid bulk length\r\n"
+    );
+    // A request that grows past twice MAX_BODY_BYTES unfinished (many
+    // legal arguments) is cut off without buffering more.
+    let mut s = connect(&cluster);
+    let mut big = b"*100\r\n$4\r\nMSET\r\n".to_vec();
+    for i in 0..4 {
+        big.extend_from_slice(format!("$1000\r\n{}\r\n", i.to_string().repeat(1000)).as_bytes());
+    }
+    s.write_all(&big).unwrap();
+    assert_eq!(read_to_close(&mut s), b"");
+    let metrics = cluster.get_text(0, "/metrics");
+    assert!(
+        metrics.contains("distcache_resp_rejected_total{reason=\"query_buffer\"} 1"),
+        "{metrics}"
+    );
+}

@@ -1,0 +1,286 @@
+//! Real Redis clients against a real cluster's RESP listener: redis-cli
+//! (Debian's `redis-tools`, with `--pipe`, `-3` and AUTH), redis-benchmark,
+//! the Python `redis` package from PyPI (`scripts/deps.d/26-redis-py.sh`)
+//! and the `redis` crate. Each does real work and reads it back through
+//! the same master, on keys unique to the test.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{Cluster, Spec, output_text, repo, run_ok, tool};
+
+const READ: &str = "clients-read-token";
+const WRITE: &str = "clients-write-token";
+const ADMIN: &str = "clients-admin-token";
+
+fn cluster(tokens: bool) -> Cluster {
+    let mut spec = Spec {
+        auxiliaries: 2,
+        resp: true,
+        ..Spec::default()
+    };
+    if tokens {
+        spec.master_env = vec![
+            (
+                "AUTH_TOKENS".into(),
+                format!("{READ}:read,{WRITE}:write,{ADMIN}:admin"),
+            ),
+            ("CLUSTER_SECRET".into(), "clients-secret".into()),
+        ];
+        spec.aux_env = vec![("CLUSTER_SECRET".into(), "clients-secret".into())];
+        spec.token = Some(ADMIN.into());
+    }
+    Cluster::start(spec)
+}
+
+fn port(cluster: &Cluster) -> String {
+    cluster.masters[0].resp_port.expect("RESP port").to_string()
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{nanos}")
+}
+
+/// `redis-cli -p PORT ARGS...`, its standard output.
+fn cli(port: &str, args: &[&str]) -> String {
+    let redis_cli = tool("redis-cli", "scripts/deps.d/25-bench-tools.sh");
+    let out = run_ok(
+        "redis-cli",
+        Command::new(redis_cli).args(["-p", port]).args(args),
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+#[test]
+fn redis_cli_sets_gets_pipes_and_speaks_resp3() {
+    let cluster = cluster(false);
+    let port = port(&cluster);
+    let key = unique("cli");
+    assert_eq!(cli(&port, &["PING"]), "PONG");
+    assert_eq!(cli(&port, &["SET", &key, "hello world"]), "OK");
+    assert_eq!(cli(&port, &["GET", &key]), "hello world");
+    let counter = format!("{key}:n");
+    assert_eq!(cli(&port, &["INCR", &counter]), "1");
+    assert_eq!(cli(&port, &["INCRBY", &counter, "41"]), "42");
+    let hash = format!("{key}:h");
+    assert_eq!(cli(&port, &["HSET", &hash, "a", "1", "b", "2"]), "2");
+    let mut all: Vec<String> = cli(&port, &["HGETALL", &hash])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    all.sort();
+    assert_eq!(all, ["1", "2", "a", "b"]);
+    // redis-cli -3 sends HELLO 3 and prints RESP3 types.
+    let hello = cli(&port, &["-3", "HELLO", "3"]);
+    // Maps print as "key value" lines when redis-cli writes to a pipe.
+    assert!(hello.contains("\nproto 3\n"), "{hello}");
+    assert!(hello.starts_with("server redis\nversion 7.2.0"), "{hello}");
+    assert_eq!(cli(&port, &["-3", "GET", &format!("{key}:none")]), "");
+    // Several commands on one connection, one per line.
+    let redis_cli = tool("redis-cli", "scripts/deps.d/25-bench-tools.sh");
+    let mut child = Command::new(&redis_cli)
+        .args(["-p", &port])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(
+        child.stdin.as_mut().unwrap(),
+        "SET {key}:a 1\nINCR {key}:a\nGET {key}:a\nCLIENT SETNAME cli-test\nCLIENT GETNAME"
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        "OK\n2\n2\nOK\ncli-test"
+    );
+
+    // --pipe: 5,000 commands in the raw protocol, as for a mass import.
+    let mut input = Vec::new();
+    for i in 0..5000 {
+        let k = format!("{key}:pipe:{i}");
+        let v = format!("v{i}");
+        input.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n",
+                k.len(),
+                v.len()
+            )
+            .as_bytes(),
+        );
+    }
+    let mut child = Command::new(&redis_cli)
+        .args(["-p", &port, "--pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("errors: 0, replies: 5000"), "{text}");
+    assert_eq!(cli(&port, &["GET", &format!("{key}:pipe:4999")]), "v4999");
+}
+
+#[test]
+fn redis_cli_with_a_read_token_is_refused_a_write_with_noperm() {
+    let cluster = cluster(true);
+    let port = port(&cluster);
+    let key = unique("cli-auth");
+    assert_eq!(cli(&port, &["PING"]), "NOAUTH Authentication required.");
+    assert_eq!(cli(&port, &["--pass", WRITE, "SET", &key, "v"]), "OK");
+    assert_eq!(cli(&port, &["--pass", READ, "GET", &key]), "v");
+    assert_eq!(
+        cli(&port, &["--pass", READ, "SET", &key, "w"]),
+        "NOPERM this user has no permissions to run the 'set' command"
+    );
+    assert_eq!(
+        cli(&port, &["--user", "app", "--pass", WRITE, "SET", &key, "w"]),
+        "OK"
+    );
+    assert_eq!(
+        cli(&port, &["--pass", "wrong", "GET", &key]).lines().last(),
+        Some("NOAUTH Authentication required.")
+    );
+}
+
+#[test]
+fn redis_benchmark_sets_and_gets_without_errors() {
+    let cluster = cluster(false);
+    let port = port(&cluster);
+    let bench = tool("redis-benchmark", "scripts/deps.d/25-bench-tools.sh");
+    for pipeline in ["1", "16"] {
+        let out = run_ok(
+            "redis-benchmark",
+            Command::new(&bench).args([
+                "-p", &port, "-t", "set,get", "-n", "2000", "-q", "-P", pipeline,
+            ]),
+        );
+        let text = output_text(&out);
+        assert!(text.contains("SET: "), "{text}");
+        assert!(text.contains("GET: "), "{text}");
+        assert!(text.contains("requests per second"), "{text}");
+        assert!(!text.to_lowercase().contains("error"), "{text}");
+    }
+    // It wrote its key.
+    assert_eq!(cli(&port, &["EXISTS", "key:__rand_int__"]), "1");
+}
+
+#[test]
+fn the_python_redis_package_works_in_resp2_and_resp3() {
+    let cluster = cluster(true);
+    let port = port(&cluster);
+    let python = repo().join("scripts/redis-py/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "run scripts/deps.d/26-redis-py.sh for the Python redis package"
+    );
+    let key = unique("py");
+    let script = r#"
+import sys, redis
+port, key, write, read = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+for protocol in (2, 3):
+    r = redis.Redis(host="127.0.0.1", port=port, password=write, protocol=protocol,
+                    client_name="py-test", decode_responses=True)
+    k = f"{key}:{protocol}"
+    assert r.ping() is True
+    assert r.set(k, "v1") is True
+    assert r.get(k) == "v1"
+    assert r.incr(k + ":n") == 1
+    assert r.hset(k + ":h", mapping={"a": "1", "b": "2"}) == 2
+    assert r.hgetall(k + ":h") == {"a": "1", "b": "2"}
+    assert r.rpush(k + ":l", "x", "y", "z") == 3
+    assert r.lrange(k + ":l", 0, -1) == ["x", "y", "z"]
+    p = r.pipeline(transaction=False)
+    for i in range(100):
+        p.set(f"{k}:p:{i}", i)
+    p.get(f"{k}:p:99")
+    assert p.execute()[-1] == "99"
+    t = r.pipeline(transaction=True)
+    t.incr(k + ":t")
+    t.incr(k + ":t")
+    assert t.execute() == [1, 2]
+    assert r.client_getname() == "py-test"
+    info = r.info()
+    assert info["redis_version"] >= "6", info["redis_version"]
+    assert r.config_get("maxmemory") == {"maxmemory": "0"}
+    ro = redis.Redis(host="127.0.0.1", port=port, password=read, protocol=protocol,
+                     decode_responses=True)
+    assert ro.get(k) == "v1"
+    try:
+        ro.set(k, "no")
+        raise SystemExit("a read token wrote")
+    except redis.exceptions.NoPermissionError as e:
+        assert "no permissions to run the 'set' command" in str(e), e
+    try:
+        redis.Redis(host="127.0.0.1", port=port, password="wrong", protocol=protocol).ping()
+        raise SystemExit("a wrong token was accepted")
+    except redis.exceptions.AuthenticationError:
+        pass
+print("ok")
+"#;
+    let out = run_ok(
+        "python redis",
+        Command::new(&python).args(["-c", script, &port, &key, WRITE, READ]),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
+#[test]
+fn the_redis_crate_works_in_resp2_and_resp3() {
+    let cluster = cluster(false);
+    let port = port(&cluster);
+    let key = unique("rs");
+    for protocol in ["resp2", "resp3"] {
+        let client =
+            redis::Client::open(format!("redis://127.0.0.1:{port}/0?protocol={protocol}")).unwrap();
+        let mut con = client.get_connection().expect("connect");
+        let k = format!("{key}:{protocol}");
+        let _: () = redis::cmd("SET").arg(&k).arg("v").query(&mut con).unwrap();
+        let v: String = redis::cmd("GET").arg(&k).query(&mut con).unwrap();
+        assert_eq!(v, "v");
+        let n: i64 = redis::cmd("INCRBY")
+            .arg(format!("{k}:n"))
+            .arg(5)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(n, 5);
+        let missing: Option<String> = redis::cmd("GET")
+            .arg(format!("{k}:none"))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(missing, None);
+        let (a, b): (i64, i64) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(format!("{k}:t"))
+            .cmd("INCR")
+            .arg(format!("{k}:t"))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!((a, b), (1, 2));
+        let mut pipe = redis::pipe();
+        for i in 0..50 {
+            pipe.cmd("SADD").arg(format!("{k}:s")).arg(i).ignore();
+        }
+        pipe.cmd("SCARD").arg(format!("{k}:s"));
+        let (card,): (i64,) = pipe.query(&mut con).unwrap();
+        assert_eq!(card, 50);
+        let err = redis::cmd("SELECT")
+            .arg(1)
+            .query::<()>(&mut con)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("DB index is out of range"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,341 @@
+//! The RESP listener's own commands (connection and server commands)
+//! side by side with the real `redis-server` (Debian's, 7.0): the same
+//! requests go to both, in RESP2 and in RESP3, and the replies must be
+//! equal, exactly where distcache means to answer as Redis does (errors
+//! included), by shape where the values are the server's own (HELLO's
+//! version and id, TIME). COMMAND INFO is compared for every command of
+//! both tables: name, arity, key positions, and the flags. A pipeline of
+//! data commands with transactions in it checks the listener's ordering and
+//! MULTI/EXEC handling against Redis's.
+
+mod common;
+
+#[allow(dead_code)]
+#[path = "../../core/tests/support/resp.rs"]
+mod resp;
+
+use common::{Cluster, Spec};
+use resp::{Client, Frame, RedisServer};
+
+fn cluster() -> Cluster {
+    Cluster::start(Spec {
+        auxiliaries: 1,
+        replicas: 1,
+        resp: true,
+        ..Spec::default()
+    })
+}
+
+/// Requests whose replies must be equal, byte for byte once parsed.
+const SAME: &[&[&str]] = &[
+    &["PING"],
+    &["PING", "hello"],
+    &["PING", "a", "b"],
+    &["ECHO", "x y"],
+    &["ECHO"],
+    &["SELECT", "0"],
+    &["SELECT", "x"],
+    &["SELECT", "999999"],
+    &["AUTH", "secret"],
+    &["AUTH", "a", "b", "c"],
+    &["HELLO", "4"],
+    &["HELLO", "x"],
+    &["HELLO", "3", "FOO"],
+    &["HELLO", "2", "SETNAME", "a b"],
+    &["CLIENT", "SETNAME", "a b"],
+    &["CLIENT", "SETNAME", "diff-name"],
+    &["CLIENT", "GETNAME"],
+    &["CLIENT", "SETNAME"],
+    &["CLIENT", "GETNAME", "x"],
+    &["CLIENT", "FOO"],
+    &["CLIENT", "NO-EVICT", "on"],
+    &["CLIENT", "NO-EVICT", "maybe"],
+    &["CLIENT", "LIST", "TYPE", "foo"],
+    &["CLIENT", "LIST", "TYPE", "pubsub"],
+    &["CLIENT", "LIST", "ID", "abc"],
+    &["CLIENT"],
+    &["CONFIG", "GET", "maxmemory"],
+    &["CONFIG", "GET", "timeout"],
+    &["CONFIG", "GET", "no-such-setting"],
+    &["CONFIG", "GET"],
+    &["CONFIG", "FOO"],
+    &["COMMAND", "FOO"],
+    &["COMMAND", "GETKEYS", "SET", "a", "b"],
+    &["COMMAND", "GETKEYS", "MSET", "a", "1", "b", "2"],
+    &["COMMAND", "GETKEYS", "FOO", "a"],
+    &["COMMAND", "GETKEYS", "GET"],
+    &["COMMAND", "GETKEYS", "GET", "a", "b"],
+    &["COMMAND", "GETKEYS", "PING", "a"],
+    &["COMMAND", "INFO", "no-such-command"],
+    &["WAIT", "x", "0"],
+    &["WAIT", "0", "-1"],
+    &["TIME", "x"],
+    &["RESET"],
+];
+
+fn call(client: &mut Client, args: &[&str]) -> Frame {
+    client.call_str(args)
+}
+
+/// Both connections, after `HELLO 3` when `resp3`.
+fn clients(redis: &RedisServer, ours: u16, resp3: bool) -> (Client, Client) {
+    let mut theirs = Client::connect(redis.port).unwrap();
+    let mut mine = Client::connect(ours).unwrap();
+    if resp3 {
+        call(&mut theirs, &["HELLO", "3"]);
+        call(&mut mine, &["HELLO", "3"]);
+    }
+    (theirs, mine)
+}
+
+#[test]
+fn connection_commands_answer_as_redis_does_in_resp2_and_resp3() {
+    let cluster = cluster();
+    let ours = cluster.masters[0].resp_port.unwrap();
+    let redis = RedisServer::start();
+    for resp3 in [false, true] {
+        let (mut theirs, mut mine) = clients(&redis, ours, resp3);
+        for args in SAME {
+            // Redis answers CLIENT LIST (and INFO) with a RESP3 verbatim
+            // string; distcache with a bulk string (docs/commands.md).
+            if resp3 && args.starts_with(&["CLIENT", "LIST"]) {
+                continue;
+            }
+            let expected = call(&mut theirs, args);
+            let got = call(&mut mine, args);
+            assert_eq!(got, expected, "{args:?} (RESP3: {resp3})");
+            if args[0] == "RESET" && resp3 {
+                call(&mut theirs, &["HELLO", "3"]);
+                call(&mut mine, &["HELLO", "3"]);
+            }
+        }
+
+        // HELLO: the same fields in the same order; the values that are
+        // the server's own aside.
+        let fields = |f: Frame| -> Vec<(Frame, Frame)> {
+            match f {
+                Frame::Map(pairs) => pairs,
+                Frame::Array(flat) => flat
+                    .chunks(2)
+                    .map(|p| (p[0].clone(), p[1].clone()))
+                    .collect(),
+                other => panic!("HELLO answered {other:?}"),
+            }
+        };
+        let version = if resp3 { "3" } else { "2" };
+        let expected = fields(call(&mut theirs, &["HELLO", version]));
+        let got = fields(call(&mut mine, &["HELLO", version]));
+        let keys = |f: &[(Frame, Frame)]| f.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&got), keys(&expected));
+        for ((key, got), (_, expected)) in got.iter().zip(&expected) {
+            let same_value = !matches!(key, Frame::Bulk(k) if k == b"version" || k == b"id");
+            if same_value {
+                assert_eq!(got, expected, "HELLO's {key:?}");
+            }
+        }
+
+        // TIME: two bulk strings of digits; LASTSAVE: an integer.
+        for side in [&mut theirs, &mut mine] {
+            match call(side, &["TIME"]) {
+                Frame::Array(parts) => {
+                    assert_eq!(parts.len(), 2);
+                    for p in parts {
+                        assert!(
+                            matches!(&p, Frame::Bulk(b) if b.iter().all(u8::is_ascii_digit)),
+                            "{p:?}"
+                        );
+                    }
+                }
+                other => panic!("TIME answered {other:?}"),
+            }
+            assert!(matches!(call(side, &["LASTSAVE"]), Frame::Int(_)));
+            assert!(matches!(call(side, &["CLIENT", "ID"]), Frame::Int(_)));
+            assert!(matches!(call(side, &["COMMAND", "COUNT"]), Frame::Int(_)));
+        }
+        // QUIT answers +OK on both.
+        assert_eq!(call(&mut mine, &["QUIT"]), call(&mut theirs, &["QUIT"]));
+    }
+}
+
+/// The flags compared for data commands: those the command table models.
+const MODELLED_FLAGS: &[&str] = &["write", "readonly", "denyoom", "fast"];
+
+fn names(frame: &Frame) -> Vec<String> {
+    let items = match frame {
+        Frame::Array(items) | Frame::Set(items) => items,
+        other => panic!("expected a list of names, got {other:?}"),
+    };
+    let mut out: Vec<String> = items
+        .iter()
+        .map(|f| match f {
+            Frame::Simple(s) => s.clone(),
+            Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("expected a name, got {other:?}"),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn command_info_describes_every_command_as_redis_does() {
+    let cluster = cluster();
+    let ours = cluster.masters[0].resp_port.unwrap();
+    let redis = RedisServer::start();
+    for resp3 in [false, true] {
+        let (mut theirs, mut mine) = clients(&redis, ours, resp3);
+        let listed = names(&call(&mut mine, &["COMMAND", "LIST"]));
+        assert!(listed.len() > 100, "{listed:?}");
+        let Frame::Int(count) = call(&mut mine, &["COMMAND", "COUNT"]) else {
+            panic!("COMMAND COUNT is an integer");
+        };
+        assert_eq!(count as usize, listed.len());
+        for name in &listed {
+            let (Frame::Array(e), Frame::Array(g)) = (
+                call(&mut theirs, &["COMMAND", "INFO", name]),
+                call(&mut mine, &["COMMAND", "INFO", name]),
+            ) else {
+                panic!("COMMAND INFO {name} is an array");
+            };
+            let (Frame::Array(expected), Frame::Array(got)) = (&e[0], &g[0]) else {
+                panic!("{name}: Redis knows it and we describe it: {e:?} / {g:?}");
+            };
+            assert_eq!(got.len(), 10, "{name}: ten fields, as Redis 7");
+            // Name, arity, first key, last key, step.
+            for i in [0, 1, 3, 4, 5] {
+                assert_eq!(got[i], expected[i], "{name}: field {i} (RESP3: {resp3})");
+            }
+            let (got_flags, expected_flags) = (names(&got[2]), names(&expected[2]));
+            let front = distcache_core_free(name);
+            if front {
+                assert_eq!(got_flags, expected_flags, "{name}'s flags");
+                assert_eq!(
+                    names(&got[6]),
+                    names(&expected[6]),
+                    "{name}'s ACL categories"
+                );
+            } else {
+                let modelled = |f: &Vec<String>| {
+                    f.iter()
+                        .filter(|x| MODELLED_FLAGS.contains(&x.as_str()))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    modelled(&got_flags),
+                    modelled(&expected_flags),
+                    "{name}'s flags"
+                );
+            }
+        }
+    }
+}
+
+/// Whether `name` is one of the listener's own commands (not in the data
+/// commands' table, which `docs/commands.md` lists).
+fn distcache_core_free(name: &str) -> bool {
+    let doc = std::fs::read_to_string(common::repo().join("docs/commands.md")).unwrap();
+    !doc.contains(&format!("| `{}` |", name.to_uppercase()))
+}
+
+/// A pipeline of data commands, transactions among them, as one write:
+/// every reply, in order.
+fn pipeline(port: u16, resp3: bool, commands: &[Vec<String>]) -> Vec<Frame> {
+    use std::io::{BufReader, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut all = commands.to_vec();
+    if resp3 {
+        all.insert(0, vec!["HELLO".into(), "3".into()]);
+    }
+    let mut bytes = Vec::new();
+    for c in &all {
+        let args: Vec<Vec<u8>> = c.iter().map(|a| a.as_bytes().to_vec()).collect();
+        bytes.extend(resp::encode_command(&args));
+    }
+    writer.write_all(&bytes).unwrap();
+    let mut replies: Vec<Frame> = all
+        .iter()
+        .map(|_| resp::read_frame(&mut reader).expect("a reply"))
+        .collect();
+    if resp3 {
+        replies.remove(0);
+    }
+    replies
+}
+
+#[test]
+fn pipelines_and_transactions_answer_as_redis_does() {
+    let cluster = cluster();
+    let ours = cluster.masters[0].resp_port.unwrap();
+    let redis = RedisServer::start();
+    for resp3 in [false, true] {
+        // Keys of their own per protocol; one key per transaction, so that
+        // the test holds when keys live on different auxiliaries.
+        let k = |name: &str| format!("diff:{resp3}:{name}");
+        let c = |words: &[&str]| -> Vec<String> {
+            words
+                .iter()
+                .map(|w| {
+                    w.replace("$s", &k("s"))
+                        .replace("$n", &k("n"))
+                        .replace("$h", &k("h"))
+                        .replace("$l", &k("l"))
+                        .replace("$z", &k("z"))
+                })
+                .collect()
+        };
+        let commands = vec![
+            c(&["SET", "$s", "hello"]),
+            c(&["GET", "$s"]),
+            c(&["APPEND", "$s", " world"]),
+            c(&["INCR", "$s"]),
+            c(&["GET", "$s:missing"]),
+            c(&["INCRBY", "$n", "41"]),
+            c(&["INCR", "$n"]),
+            c(&["MULTI"]),
+            c(&["INCR", "$n"]),
+            c(&["INCRBYFLOAT", "$n", "0.5"]),
+            c(&["GET", "$n"]),
+            c(&["EXEC"]),
+            c(&["MULTI"]),
+            c(&["SET", "$n", "1"]),
+            c(&["NOSUCHCOMMAND", "$n"]),
+            c(&["GET"]),
+            c(&["EXEC"]),
+            c(&["GET", "$n"]),
+            c(&["MULTI"]),
+            c(&["MULTI"]),
+            c(&["LPUSH", "$n", "x"]),
+            c(&["DISCARD"]),
+            c(&["EXEC"]),
+            c(&["DISCARD"]),
+            c(&["HSET", "$h", "a", "1", "b", "2"]),
+            c(&["HGET", "$h", "b"]),
+            c(&["HINCRBY", "$h", "a", "10"]),
+            c(&["HMGET", "$h", "a", "b", "c"]),
+            c(&["RPUSH", "$l", "a", "b", "c"]),
+            c(&["LRANGE", "$l", "0", "-1"]),
+            c(&["LPOP", "$l", "2"]),
+            c(&["ZADD", "$z", "1", "one", "2.5", "two"]),
+            c(&["ZRANGE", "$z", "0", "-1", "WITHSCORES"]),
+            c(&["ZSCORE", "$z", "two"]),
+            c(&["ZINCRBY", "$z", "1", "one"]),
+            c(&["EXPIRE", "$s", "100"]),
+            c(&["TTL", "$s"]),
+            c(&["TYPE", "$z"]),
+            c(&["GET", "$h"]),
+            c(&["DEL", "$s"]),
+            c(&["EXISTS", "$s"]),
+        ];
+        let expected = pipeline(redis.port, resp3, &commands);
+        let got = pipeline(ours, resp3, &commands);
+        for ((command, e), g) in commands.iter().zip(&expected).zip(&got) {
+            assert_eq!(g, e, "{command:?} (RESP3: {resp3})");
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! The commands the RESP listener answers itself: the connection's own
+//! state (AUTH, HELLO, SELECT, CLIENT...) and the server's (INFO, CONFIG
+//! GET, COMMAND, TIME...), declared once in [`FRONT_COMMANDS`], which
+//! `COMMAND` reports beside the data commands' table.
+//!
+//! Redis's order of checks is kept: unknown command or wrong arity, then
+//! `NOAUTH`, then the role (`NOPERM`). Inside MULTI these commands are
+//! refused (Redis would queue most of them), which dooms the transaction,
+//! except QUIT and RESET.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use distcache_core::command::{CommandError, Protocol, Reply};
+
+use super::connection::{Connection, noauth};
+use super::info;
+use super::{ClientInfo, REDIS_VERSION};
+use crate::master::commands::CommandSession;
+
+/// Whether the connection goes on after a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Flow {
+    /// Read the next request.
+    Continue,
+    /// Write the replies so far, then close (QUIT, protocol errors).
+    Close,
+}
+
+/// One command the listener answers, described as Redis's `COMMAND INFO`
+/// and `COMMAND DOCS` describe it.
+#[derive(Debug)]
+pub(super) struct FrontCommand {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis's arity (negative: at least).
+    pub arity: i32,
+    /// Redis's command flags.
+    pub flags: &'static [&'static str],
+    /// Redis's ACL categories.
+    pub acl: &'static [&'static str],
+    /// Redis's command tips.
+    pub tips: &'static [&'static str],
+    /// Redis's documentation group.
+    pub group: &'static str,
+    /// The Redis version that introduced it.
+    pub since: &'static str,
+    /// One line for `COMMAND DOCS`.
+    pub summary: &'static str,
+}
+
+impl FrontCommand {
+    /// Whether it may run before AUTH (Redis's `no_auth` flag).
+    fn no_auth(&self) -> bool {
+        self.flags.contains(&"no_auth")
+    }
+
+    pub(super) fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let arity = i64::from(self.arity);
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+}
+
+macro_rules! front {
+    ($name:literal, $arity:literal, [$($flag:literal),*], [$($acl:literal),*], [$($tip:literal),*], $group:literal, $since:literal, $summary:literal) => {
+        FrontCommand {
+            name: $name,
+            arity: $arity,
+            flags: &[$($flag),*],
+            acl: &[$($acl),*],
+            tips: &[$($tip),*],
+            group: $group,
+            since: $since,
+            summary: $summary,
+        }
+    };
+}
+
+/// The listener's own commands, sorted by name. Flags, categories and tips
+/// are Redis 7's for the same command.
+#[rustfmt::skip]
+pub(super) const FRONT_COMMANDS: &[FrontCommand] = &[
+    front!("auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], ["@fast", "@connection"], [], "connection", "1.0.0", "Authenticates the connection with a token (AUTH token, or AUTH user token)"),
+    front!("client", -2, [], ["@slow"], [], "connection", "2.4.0", "Connection state: ID, GETNAME, SETNAME, INFO, LIST, SETINFO, NO-EVICT, NO-TOUCH"),
+    front!("command", -1, ["loading", "stale"], ["@slow", "@connection"], ["nondeterministic_output_order"], "server", "2.8.13", "Describes the commands: COUNT, INFO, DOCS, LIST, GETKEYS"),
+    front!("config", -2, [], ["@slow"], [], "server", "2.0.0", "CONFIG GET reads settings under Redis's names; CONFIG SET is refused"),
+    front!("echo", 2, ["loading", "stale", "fast"], ["@fast", "@connection"], [], "connection", "1.0.0", "Returns the given string"),
+    front!("hello", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], ["@fast", "@connection"], [], "connection", "6.0.0", "Handshake: protocol version, AUTH, SETNAME"),
+    front!("info", -1, ["loading", "stale"], ["@slow", "@dangerous"], ["nondeterministic_output"], "server", "1.0.0", "Information and statistics about the node and the cluster"),
+    front!("lastsave", 1, ["loading", "stale", "fast"], ["@admin", "@fast", "@dangerous"], ["nondeterministic_output"], "server", "1.0.0", "Unix time this master started (it saves nothing itself)"),
+    front!("ping", -1, ["fast"], ["@fast", "@connection"], [], "connection", "1.0.0", "Returns PONG, or the given string"),
+    front!("quit", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], ["@fast", "@connection"], [], "connection", "1.0.0", "Closes the connection"),
+    front!("reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], ["@fast", "@connection"], [], "connection", "6.2.0", "Resets the connection: protocol, name, authentication, transaction"),
+    front!("select", 2, ["loading", "stale", "fast"], ["@fast", "@connection"], [], "connection", "1.0.0", "Selects database 0, the only one"),
+    front!("time", 1, ["loading", "stale", "fast"], ["@fast"], ["nondeterministic_output"], "server", "2.6.0", "This master's time: Unix seconds and microseconds"),
+    front!("wait", 3, ["noscript"], ["@slow", "@connection"], [], "generic", "3.0.0", "Copies beyond the first that a write reaches with the current settings"),
+];
+
+/// The listener's command named `name`, in any case.
+pub(super) fn lookup(name: &[u8]) -> Option<&'static FrontCommand> {
+    if name.len() > 16 {
+        return None;
+    }
+    let lower = name.to_ascii_lowercase();
+    FRONT_COMMANDS
+        .binary_search_by(|c| c.name.as_bytes().cmp(&lower))
+        .ok()
+        .map(|i| &FRONT_COMMANDS[i])
+}
+
+fn error(line: impl Into<String>) -> Reply {
+    Reply::Error(CommandError::Line(line.into()))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Redis's rule for client names and library names: printable ASCII, no
+/// spaces.
+fn valid_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+fn wrong_subcommand_arity(command: &str, sub: &[u8]) -> Reply {
+    error(format!(
+        "ERR wrong number of arguments for '{command}|{}' command",
+        text(sub).to_ascii_lowercase()
+    ))
+}
+
+fn unknown_subcommand(command: &str, sub: &[u8]) -> Reply {
+    error(format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        text(sub),
+        command.to_ascii_uppercase()
+    ))
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Runs one of the listener's commands.
+pub(super) async fn run(
+    conn: &mut Connection,
+    command: &'static FrontCommand,
+    args: &[Bytes],
+) -> (Reply, Flow) {
+    if !command.arity_ok(args.len()) {
+        let refused = conn.session.refuse(CommandError::WrongArity(command.name));
+        return (refused, Flow::Continue);
+    }
+    if conn.role.is_none() && !command.no_auth() {
+        return (conn.session.refuse(noauth()), Flow::Continue);
+    }
+    if conn.session.in_transaction() && !matches!(command.name, "quit" | "reset") {
+        let refused = conn.session.refuse(CommandError::Line(
+            "ERR Command not allowed inside a transaction".into(),
+        ));
+        return (refused, Flow::Continue);
+    }
+    let reply = match command.name {
+        "auth" => auth(conn, args),
+        "client" => client(conn, args),
+        "command" => info::command(args),
+        "config" => info::config(&conn.server, args),
+        "echo" => Reply::Bulk(args[1].clone()),
+        "hello" => hello(conn, args),
+        "info" => info::info(&conn.server, args),
+        "lastsave" => Reply::Integer(unix_secs(conn.server.started_at)),
+        "ping" if args.len() == 1 => Reply::Status("PONG".into()),
+        "ping" if args.len() == 2 => Reply::Bulk(args[1].clone()),
+        "ping" => Reply::Error(CommandError::WrongArity("ping")),
+        "quit" => return (Reply::OK, Flow::Close),
+        "reset" => reset(conn),
+        "select" => select(&args[1]),
+        "time" => time(),
+        "wait" => wait(conn, args),
+        _ => unknown_subcommand(command.name, b""),
+    };
+    (reply, Flow::Continue)
+}
+
+fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// AUTH token, or AUTH user token: the same tokens as the REST API's
+/// bearer tokens; the user name is not checked (tokens have no user).
+fn auth(conn: &mut Connection, args: &[Bytes]) -> Reply {
+    let (user, token) = match args {
+        [_, token] => (None, token),
+        [_, user, token] => (Some(user), token),
+        _ => return Reply::Error(CommandError::Syntax),
+    };
+    let gate = &conn.server.master.gate;
+    if gate.is_open() {
+        return match user {
+            None => error(
+                "ERR AUTH <password> called without any password configured for the default \
+                 user. Are you sure your configuration is correct?",
+            ),
+            Some(_) => Reply::OK,
+        };
+    }
+    match gate.role_of_token(token) {
+        Some(role) => {
+            conn.role = Some(role);
+            Reply::OK
+        }
+        None => error(WRONGPASS),
+    }
+}
+
+/// HELLO [protover [AUTH user token] [SETNAME name]].
+fn hello(conn: &mut Connection, args: &[Bytes]) -> Reply {
+    let mut protocol = None;
+    let mut i = 1;
+    if let Some(version) = args.get(1) {
+        let version = std::str::from_utf8(version)
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok());
+        protocol = match version {
+            None => return error("ERR Protocol version is not an integer or out of range"),
+            Some(2) => Some(Protocol::Resp2),
+            Some(3) => Some(Protocol::Resp3),
+            Some(_) => return error("NOPROTO unsupported protocol version"),
+        };
+        i = 2;
+    }
+    let mut token = None;
+    let mut name = None;
+    while i < args.len() {
+        let left = args.len() - i - 1;
+        if is(&args[i], "auth") && left >= 2 {
+            token = Some(&args[i + 2]);
+            i += 3;
+        } else if is(&args[i], "setname") && left >= 1 {
+            name = Some(&args[i + 1]);
+            i += 2;
+        } else {
+            return error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                text(&args[i])
+            ));
+        }
+    }
+    let gate = &conn.server.master.gate;
+    if let Some(token) = token {
+        if !gate.is_open() {
+            match gate.role_of_token(token) {
+                Some(role) => conn.role = Some(role),
+                None => return error(WRONGPASS),
+            }
+        }
+    }
+    if conn.role.is_none() {
+        return error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time",
+        );
+    }
+    if let Some(name) = name {
+        if let Err(refused) = set_name(conn, name) {
+            return refused;
+        }
+    }
+    if let Some(protocol) = protocol {
+        conn.protocol = protocol;
+    }
+    let proto = match conn.protocol {
+        Protocol::Resp2 => 2,
+        Protocol::Resp3 => 3,
+    };
+    let field = |k: &str, v: Reply| (Reply::bulk(k.as_bytes()), v);
+    Reply::Map(vec![
+        field("server", Reply::bulk(b"redis")),
+        field("version", Reply::bulk(REDIS_VERSION.as_bytes())),
+        field("proto", Reply::Integer(proto)),
+        field("id", Reply::Integer(conn.id as i64)),
+        field("mode", Reply::bulk(b"standalone")),
+        field("role", Reply::bulk(b"master")),
+        field("modules", Reply::Array(Vec::new())),
+    ])
+}
+
+fn set_name(conn: &mut Connection, name: &[u8]) -> Result<(), Reply> {
+    if !valid_name(name) {
+        return Err(error(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    let name = (!name.is_empty()).then(|| text(name));
+    conn.registered.update(|c| c.name = name);
+    Ok(())
+}
+
+/// RESET: back to how the connection started.
+fn reset(conn: &mut Connection) -> Reply {
+    conn.session = CommandSession::new();
+    conn.protocol = Protocol::Resp2;
+    conn.role = Connection::initial_role(&conn.server);
+    conn.registered.update(|c| c.name = None);
+    Reply::Status("RESET".into())
+}
+
+fn select(index: &[u8]) -> Reply {
+    match std::str::from_utf8(index)
+        .ok()
+        .and_then(|i| i.parse::<i64>().ok())
+    {
+        None => Reply::Error(CommandError::NotInteger),
+        Some(0) => Reply::OK,
+        Some(_) => Reply::Error(CommandError::Other("DB index is out of range")),
+    }
+}
+
+fn time() -> Reply {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Reply::Array(vec![
+        Reply::bulk(now.as_secs().to_string().as_bytes()),
+        Reply::bulk(now.subsec_micros().to_string().as_bytes()),
+    ])
+}
+
+/// WAIT numreplicas timeout: answers at once with the copies beyond the
+/// first that a write reaches with the current settings (every live
+/// replica under `WRITE_QUORUM=all`, none promised under `one`).
+// TODO(executor): answer with the replicas this connection's last write
+// actually reached, once `run_command` reports it.
+fn wait(conn: &Connection, args: &[Bytes]) -> Reply {
+    let number = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+    };
+    let (Some(_), Some(timeout)) = (number(&args[1]), number(&args[2])) else {
+        return Reply::Error(CommandError::NotInteger);
+    };
+    if timeout < 0 {
+        return error("ERR timeout is negative");
+    }
+    let master = &conn.server.master;
+    let view = master.view.load();
+    let copies = view.replicas(view.target.ring.members().len());
+    let reached = match master.quorum() {
+        crate::config::WriteQuorum::All => copies.saturating_sub(1),
+        crate::config::WriteQuorum::One => 0,
+    };
+    Reply::Integer(reached as i64)
+}
+
+/// CLIENT and its subcommands.
+fn client(conn: &mut Connection, args: &[Bytes]) -> Reply {
+    let sub = &args[1];
+    let lower = text(sub).to_ascii_lowercase();
+    let argc = args.len();
+    let arity_ok = match lower.as_str() {
+        "id" | "getname" | "info" => argc == 2,
+        "setname" | "no-evict" | "no-touch" => argc == 3,
+        "setinfo" => argc == 4,
+        "list" => argc >= 2,
+        _ => return unknown_subcommand("client", sub),
+    };
+    if !arity_ok {
+        return wrong_subcommand_arity("client", sub);
+    }
+    match lower.as_str() {
+        "id" => Reply::Integer(conn.id as i64),
+        "getname" => match conn.registered.snapshot().name {
+            Some(name) => Reply::bulk(name.as_bytes()),
+            None => Reply::Null,
+        },
+        "setname" => match set_name(conn, &args[2]) {
+            Ok(()) => Reply::OK,
+            Err(refused) => refused,
+        },
+        "info" => Reply::bulk(client_line(&conn.registered.snapshot()).as_bytes()),
+        "list" => client_list(conn, &args[2..]),
+        "setinfo" => {
+            let value = &args[3];
+            let attr = if is(&args[2], "lib-name") {
+                "lib-name"
+            } else if is(&args[2], "lib-ver") {
+                "lib-ver"
+            } else {
+                return error(format!("ERR Unrecognized option '{}'", text(&args[2])));
+            };
+            if !valid_name(value) {
+                return error(format!(
+                    "ERR {attr} cannot contain spaces, newlines or special characters."
+                ));
+            }
+            let value = (!value.is_empty()).then(|| text(value));
+            conn.registered.update(|c| match attr {
+                "lib-name" => c.lib_name = value,
+                _ => c.lib_ver = value,
+            });
+            Reply::OK
+        }
+        // Accepted and ignored: the auxiliaries' LRU is not steered per
+        // client.
+        _ if is(&args[2], "on") || is(&args[2], "off") => Reply::OK,
+        _ => Reply::Error(CommandError::Syntax),
+    }
+}
+
+/// CLIENT LIST [TYPE type] [ID id...].
+fn client_list(conn: &Connection, options: &[Bytes]) -> Reply {
+    let mut clients = conn.server.client_list();
+    match options {
+        [] => {}
+        [kind, t] if is(kind, "type") => {
+            if is(t, "normal") {
+            } else if ["master", "replica", "slave", "pubsub"]
+                .iter()
+                .any(|k| is(t, k))
+            {
+                clients.clear();
+            } else {
+                return error(format!("ERR Unknown client type '{}'", text(t)));
+            }
+        }
+        [kind, ids @ ..] if is(kind, "id") && !ids.is_empty() => {
+            let mut wanted = Vec::new();
+            for id in ids {
+                match std::str::from_utf8(id)
+                    .ok()
+                    .and_then(|i| i.parse::<u64>().ok())
+                {
+                    Some(id) if id > 0 => wanted.push(id),
+                    _ => return error("ERR Invalid client ID"),
+                }
+            }
+            clients.retain(|c| wanted.contains(&c.id));
+        }
+        _ => return Reply::Error(CommandError::Syntax),
+    }
+    let list: String = clients.iter().map(client_line).collect();
+    Reply::bulk(list.as_bytes())
+}
+
+/// One line of CLIENT LIST, in Redis 7.2's field order (values Redis has
+/// and distcache does not keep are 0).
+fn client_line(c: &ClientInfo) -> String {
+    let resp = match c.protocol {
+        Protocol::Resp2 => 2,
+        Protocol::Resp3 => 3,
+    };
+    format!(
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 \
+         multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
+         tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.name.as_deref().unwrap_or(""),
+        c.created.elapsed().as_secs(),
+        c.last_command_at.elapsed().as_secs(),
+        if c.multi >= 0 { "x" } else { "N" },
+        c.multi,
+        c.last_command,
+        resp,
+        c.lib_name.as_deref().unwrap_or(""),
+        c.lib_ver.as_deref().unwrap_or(""),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_sorted_and_apart_from_the_data_commands() {
+        for pair in FRONT_COMMANDS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} before {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+        for c in FRONT_COMMANDS {
+            assert!(
+                distcache_core::command::lookup(c.name.as_bytes()).is_none(),
+                "{} is in both tables",
+                c.name
+            );
+            assert_eq!(
+                lookup(c.name.to_uppercase().as_bytes()).map(|f| f.name),
+                Some(c.name)
+            );
+        }
+    }
+
+    #[test]
+    fn client_names_are_printable_ascii_without_spaces() {
+        assert!(valid_name(b"worker-1"));
+        assert!(valid_name(b""));
+        assert!(!valid_name(b"a b"));
+        assert!(!valid_name(b"a\nb"));
+        assert!(!valid_name("é".as_bytes()));
+    }
+}

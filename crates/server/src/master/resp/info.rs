@@ -1,0 +1,522 @@
+//! What the server says about itself over RESP: INFO's sections, CONFIG
+//! GET's settings (distcache's, under Redis's names where Redis has one),
+//! and COMMAND's descriptions of both command tables, in Redis 7's reply
+//! shapes.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use distcache_core::command::glob::glob_match;
+use distcache_core::command::table::{CommandSpec, Group, KeySpec, flags};
+use distcache_core::command::{COMMANDS, CommandError, Reply, table};
+
+use super::front::{FRONT_COMMANDS, FrontCommand};
+use super::{MAX_CLIENTS, REDIS_VERSION, RespServer};
+use crate::master::NodeState;
+
+fn bulk(s: &str) -> Reply {
+    Reply::bulk(s.as_bytes())
+}
+
+fn status(s: &str) -> Reply {
+    Reply::Status(s.to_owned().into())
+}
+
+fn error(line: String) -> Reply {
+    Reply::Error(CommandError::Line(line))
+}
+
+/// The sections INFO prints with no argument (and with `default`, `all`,
+/// `everything`), in order.
+const SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "distcache",
+    "keyspace",
+];
+
+/// INFO [section...].
+pub(super) fn info(server: &RespServer, args: &[Bytes]) -> Reply {
+    let asked: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    let all = asked.is_empty()
+        || asked
+            .iter()
+            .any(|a| matches!(a.as_str(), "default" | "all" | "everything"));
+    let mut out = String::new();
+    for section in SECTIONS {
+        if all || asked.iter().any(|a| a == section) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            write_section(server, section, &mut out);
+        }
+    }
+    Reply::bulk(out.as_bytes())
+}
+
+/// What the cluster holds, from the masters' last health checks (no call
+/// to the auxiliaries: INFO stays cheap).
+struct Totals {
+    nodes: usize,
+    nodes_up: usize,
+    items: u64,
+    bytes: u64,
+    copies: usize,
+}
+
+fn totals(server: &RespServer) -> Totals {
+    let nodes = server.master.nodes();
+    let view = server.master.view.load();
+    Totals {
+        nodes: nodes.len(),
+        nodes_up: nodes.iter().filter(|n| n.state == NodeState::Up).count(),
+        items: nodes.iter().map(|n| n.items).sum(),
+        bytes: nodes.iter().map(|n| n.bytes).sum(),
+        copies: view.replicas(view.target.ring.members().len()).max(1),
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: &[&str] = &["B", "K", "M", "G", "T"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.2}{}", UNITS[unit])
+    }
+}
+
+fn write_section(server: &RespServer, section: &str, out: &mut String) {
+    let master = &server.master;
+    let metrics = &master.metrics.resp;
+    let mut s = Section(out);
+    match section {
+        "server" => {
+            s.header("Server");
+            let uptime = server.started.elapsed().as_secs();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            s.field("redis_version", REDIS_VERSION);
+            s.field("redis_mode", "standalone");
+            s.field("distcache_version", env!("CARGO_PKG_VERSION"));
+            s.field("distcache_node", &master.id);
+            s.field("os", std::env::consts::OS);
+            s.field("arch_bits", usize::BITS);
+            s.field("process_id", std::process::id());
+            s.field("run_id", &server.run_id);
+            s.field("tcp_port", server.port);
+            s.field("server_time_usec", now.as_micros());
+            s.field("uptime_in_seconds", uptime);
+            s.field("uptime_in_days", uptime / 86_400);
+            s.field("hz", 10);
+            s.field("executable", "");
+            s.field("config_file", "");
+        }
+        "clients" => {
+            s.header("Clients");
+            s.field("connected_clients", server.connected_clients());
+            s.field("maxclients", MAX_CLIENTS);
+            s.field("blocked_clients", 0);
+            s.field("tracking_clients", 0);
+        }
+        "memory" => {
+            s.header("Memory");
+            let t = totals(server);
+            s.field("used_memory", t.bytes);
+            s.field("used_memory_human", human(t.bytes));
+            s.field("maxmemory", 0);
+            s.field("maxmemory_human", "0B");
+            s.field("maxmemory_policy", "allkeys-lru");
+            s.field("mem_allocator", "libc");
+        }
+        "persistence" => {
+            s.header("Persistence");
+            s.field("loading", 0);
+            s.field("async_loading", 0);
+            s.field("rdb_changes_since_last_save", 0);
+            s.field("rdb_bgsave_in_progress", 0);
+            s.field(
+                "rdb_last_save_time",
+                server
+                    .started_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            );
+            s.field("aof_enabled", 0);
+        }
+        "stats" => {
+            s.header("Stats");
+            let commands: u64 = COMMANDS
+                .iter()
+                .map(|c| c.name)
+                .chain(FRONT_COMMANDS.iter().map(|c| c.name))
+                .chain(["unknown"])
+                .map(|name| metrics.commands.with_label_values(&[name]).get())
+                .sum();
+            s.field(
+                "total_connections_received",
+                metrics.connections_accepted.get(),
+            );
+            s.field("total_commands_processed", commands);
+            s.field("instantaneous_ops_per_sec", 0);
+            s.field(
+                "rejected_connections",
+                metrics.rejected.with_label_values(&["max_clients"]).get(),
+            );
+            s.field("expired_keys", 0);
+            s.field("evicted_keys", 0);
+            s.field("keyspace_hits", 0);
+            s.field("keyspace_misses", 0);
+        }
+        "replication" => {
+            s.header("Replication");
+            s.field("role", "master");
+            s.field("connected_slaves", 0);
+            s.field("master_failover_state", "no-failover");
+            s.field("master_replid", &server.run_id);
+            s.field("master_repl_offset", 0);
+        }
+        "distcache" => {
+            s.header("Distcache");
+            let t = totals(server);
+            let view = master.view.load();
+            s.field("auxiliaries", t.nodes);
+            s.field("auxiliaries_up", t.nodes_up);
+            s.field("copies_per_key", t.copies);
+            s.field("items_with_copies", t.items);
+            s.field("ring_epoch", view.epoch);
+            s.field("rebalancing", u8::from(view.rebalancing()));
+        }
+        "keyspace" => {
+            s.header("Keyspace");
+            let t = totals(server);
+            // Auxiliaries count copies: one key is held `copies` times.
+            let keys = t.items / t.copies as u64;
+            if keys > 0 {
+                s.field("db0", format!("keys={keys},expires=0,avg_ttl=0"));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// INFO's text for one section.
+struct Section<'a>(&'a mut String);
+
+impl Section<'_> {
+    fn header(&mut self, title: &str) {
+        let _ = write!(self.0, "# {title}\r\n");
+    }
+
+    fn field(&mut self, name: &str, value: impl std::fmt::Display) {
+        let _ = write!(self.0, "{name}:{value}\r\n");
+    }
+}
+
+/// CONFIG GET pattern... (CONFIG SET and the rest are refused: settings are
+/// read at start from the environment).
+pub(super) fn config(server: &RespServer, args: &[Bytes]) -> Reply {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "get" if args.len() >= 3 => {
+            let settings = settings(server);
+            let mut found: Vec<(Reply, Reply)> = Vec::new();
+            for (name, value) in &settings {
+                if args[2..]
+                    .iter()
+                    .any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes()))
+                {
+                    found.push((bulk(name), bulk(value)));
+                }
+            }
+            Reply::Map(found)
+        }
+        "get" => error("ERR wrong number of arguments for 'config|get' command".into()),
+        "set" | "resetstat" | "rewrite" => error(format!(
+            "ERR CONFIG {} is not supported by distcache: settings are environment variables \
+             (or flags) read at start, see the README's settings table",
+            sub.to_ascii_uppercase()
+        )),
+        _ => error(format!(
+            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
+    }
+}
+
+/// distcache's settings under Redis's names.
+fn settings(server: &RespServer) -> Vec<(&'static str, String)> {
+    let config = &server.master.config;
+    vec![
+        ("appendonly", "no".into()),
+        ("bind", config.common.bind_addr.to_string()),
+        ("databases", "1".into()),
+        ("maxclients", MAX_CLIENTS.to_string()),
+        ("maxmemory", "0".into()),
+        ("maxmemory-policy", "allkeys-lru".into()),
+        ("port", server.port.to_string()),
+        (
+            "proto-max-bulk-len",
+            server.limits.max_bulk_bytes.to_string(),
+        ),
+        ("save", String::new()),
+        ("timeout", "0".into()),
+    ]
+}
+
+/// Redis's ACL categories of a data command.
+fn acl_categories(spec: &CommandSpec) -> Vec<Reply> {
+    let mut cats = Vec::new();
+    if spec.has(flags::WRITE) {
+        cats.push("@write");
+    }
+    if spec.has(flags::READONLY) {
+        cats.push("@read");
+    }
+    cats.push(match spec.group {
+        Group::String => "@string",
+        Group::Generic => "@keyspace",
+        Group::Hash => "@hash",
+        Group::List => "@list",
+        Group::Set => "@set",
+        Group::SortedSet => "@sortedset",
+        Group::Transactions => "@transaction",
+    });
+    cats.push(if spec.has(flags::FAST) {
+        "@fast"
+    } else {
+        "@slow"
+    });
+    cats.into_iter().map(status).collect()
+}
+
+fn spec_flags(spec: &CommandSpec) -> Vec<Reply> {
+    let mut names = Vec::new();
+    for (bit, name) in [
+        (flags::WRITE, "write"),
+        (flags::READONLY, "readonly"),
+        (flags::DENYOOM, "denyoom"),
+        (flags::FAST, "fast"),
+        (flags::ADMIN, "admin"),
+    ] {
+        if spec.has(bit) {
+            names.push(name);
+        }
+    }
+    if spec.has(flags::TRANSACTION) {
+        names.extend(["noscript", "loading", "stale", "allow_busy"]);
+    }
+    names.into_iter().map(status).collect()
+}
+
+fn spec_tips(spec: &CommandSpec) -> Vec<Reply> {
+    let mut tips = Vec::new();
+    if spec.has(flags::RANDOM_OUTPUT) {
+        tips.push(bulk("nondeterministic_output"));
+    }
+    if spec.has(flags::UNORDERED_OUTPUT) {
+        tips.push(bulk("nondeterministic_output_order"));
+    }
+    tips
+}
+
+/// Redis 7's key specifications, from the table's key positions.
+fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
+    let map = |pairs: Vec<(&str, Reply)>| {
+        Reply::Map(pairs.into_iter().map(|(k, v)| (bulk(k), v)).collect())
+    };
+    let access = if spec.has(flags::WRITE) {
+        vec![status("RW"), status("update")]
+    } else {
+        vec![status("RO"), status("access")]
+    };
+    let (index, find) = match spec.keys {
+        KeySpec::None => return Vec::new(),
+        KeySpec::Range { first, last, step } => {
+            let lastkey = if last < 0 {
+                i64::from(last)
+            } else {
+                i64::from(last) - first as i64
+            };
+            (
+                first,
+                map(vec![
+                    ("type", bulk("range")),
+                    (
+                        "spec",
+                        map(vec![
+                            ("lastkey", Reply::Integer(lastkey)),
+                            ("keystep", Reply::Integer(step as i64)),
+                            ("limit", Reply::Integer(0)),
+                        ]),
+                    ),
+                ]),
+            )
+        }
+        KeySpec::NumKeys { at } => (
+            at,
+            map(vec![
+                ("type", bulk("keynum")),
+                (
+                    "spec",
+                    map(vec![
+                        ("keynumidx", Reply::Integer(0)),
+                        ("firstkey", Reply::Integer(1)),
+                        ("keystep", Reply::Integer(1)),
+                    ]),
+                ),
+            ]),
+        ),
+    };
+    vec![map(vec![
+        ("flags", Reply::Set(access)),
+        (
+            "begin_search",
+            map(vec![
+                ("type", bulk("index")),
+                ("spec", map(vec![("index", Reply::Integer(index as i64))])),
+            ]),
+        ),
+        ("find_keys", find),
+    ])]
+}
+
+/// One command as `COMMAND INFO` describes it: name, arity, flags, first
+/// key, last key, step, ACL categories, tips, key specs, subcommands.
+fn spec_info(spec: &CommandSpec) -> Reply {
+    let (first, last, step) = spec.legacy_key_range();
+    Reply::Array(vec![
+        bulk(spec.name),
+        Reply::Integer(i64::from(spec.arity)),
+        Reply::Set(spec_flags(spec)),
+        Reply::Integer(first),
+        Reply::Integer(last),
+        Reply::Integer(step),
+        Reply::Set(acl_categories(spec)),
+        Reply::Set(spec_tips(spec)),
+        Reply::Array(key_specs(spec)),
+        Reply::Array(Vec::new()),
+    ])
+}
+
+fn front_info(c: &FrontCommand) -> Reply {
+    Reply::Array(vec![
+        bulk(c.name),
+        Reply::Integer(i64::from(c.arity)),
+        Reply::Set(c.flags.iter().map(|f| status(f)).collect()),
+        Reply::Integer(0),
+        Reply::Integer(0),
+        Reply::Integer(0),
+        Reply::Set(c.acl.iter().map(|a| status(a)).collect()),
+        Reply::Set(c.tips.iter().map(|t| bulk(t)).collect()),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+    ])
+}
+
+fn docs(summary: &str, since: Option<&str>, group: &str) -> Reply {
+    let mut fields = vec![(bulk("summary"), bulk(summary))];
+    if let Some(since) = since {
+        fields.push((bulk("since"), bulk(since)));
+    }
+    fields.push((bulk("group"), bulk(group)));
+    Reply::Map(fields)
+}
+
+/// Both tables, as (name, COMMAND INFO entry, COMMAND DOCS entry).
+fn described(name: &[u8]) -> Option<(Reply, Reply)> {
+    if let Some(spec) = table::lookup(name) {
+        return Some((spec_info(spec), docs(spec.summary, None, spec.group.name())));
+    }
+    super::front::lookup(name).map(|c| (front_info(c), docs(c.summary, Some(c.since), c.group)))
+}
+
+fn all_names() -> impl Iterator<Item = &'static str> {
+    COMMANDS
+        .iter()
+        .map(|c| c.name)
+        .chain(FRONT_COMMANDS.iter().map(|c| c.name))
+}
+
+/// COMMAND [COUNT | INFO name... | DOCS name... | LIST | GETKEYS command args...].
+pub(super) fn command(args: &[Bytes]) -> Reply {
+    let Some(sub) = args.get(1) else {
+        let all = all_names()
+            .filter_map(|n| described(n.as_bytes()))
+            .map(|(i, _)| i);
+        return Reply::Array(all.collect());
+    };
+    let lower = String::from_utf8_lossy(sub).to_ascii_lowercase();
+    match lower.as_str() {
+        "count" if args.len() == 2 => Reply::Integer(all_names().count() as i64),
+        "list" if args.len() == 2 => Reply::Array(all_names().map(bulk).collect()),
+        "info" if args.len() == 2 => command(&args[..1]),
+        "info" => Reply::Array(
+            args[2..]
+                .iter()
+                .map(|n| described(n).map_or(Reply::Null, |(i, _)| i))
+                .collect(),
+        ),
+        "docs" => {
+            let names: Vec<Bytes> = if args.len() == 2 {
+                all_names()
+                    .map(|n| Bytes::from_static(n.as_bytes()))
+                    .collect()
+            } else {
+                args[2..].to_vec()
+            };
+            Reply::Map(
+                names
+                    .iter()
+                    .filter_map(|n| {
+                        let (_, docs) = described(n)?;
+                        Some((bulk(&String::from_utf8_lossy(n).to_ascii_lowercase()), docs))
+                    })
+                    .collect(),
+            )
+        }
+        "getkeys" if args.len() >= 4 => getkeys(&args[2..]),
+        "count" | "list" | "getkeys" => error(format!(
+            "ERR wrong number of arguments for 'command|{lower}' command"
+        )),
+        _ => error(format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(sub)
+        )),
+    }
+}
+
+/// COMMAND GETKEYS: the keys of a data command, as the table finds them.
+fn getkeys(command: &[Bytes]) -> Reply {
+    let Some(spec) = table::lookup(&command[0]) else {
+        if super::front::lookup(&command[0]).is_some() {
+            return error("ERR The command has no key arguments".into());
+        }
+        return error("ERR Invalid command specified".into());
+    };
+    if !spec.arity_ok(command.len()) {
+        return error("ERR Invalid number of arguments specified for command".into());
+    }
+    let keys = spec.key_indexes(command);
+    if keys.is_empty() {
+        return error("ERR The command has no key arguments".into());
+    }
+    Reply::Array(
+        keys.into_iter()
+            .map(|i| Reply::Bulk(command[i].clone()))
+            .collect(),
+    )
+}
