@@ -1,0 +1,809 @@
+//! A seeded generator of random Redis command sequences, shared by the
+//! differential tests (against a real `redis-server`) and the store's
+//! property test.
+//!
+//! The key space is tiny so that types collide (WRONGTYPE paths), and the
+//! arguments mix valid and invalid values (bad integers, NaN, overflow,
+//! negative indexes, wrong arity, unknown options, unknown commands).
+//! Now and then a collection grows past the 128 elements where Redis
+//! leaves its compact encodings.
+//!
+//! It depends on `rand` only, so that tests of other crates include it
+//! with `#[path = "../../core/tests/support/gen.rs"] mod generator;`
+//! (`gen` is a reserved word in Rust 2024). The same
+//! seed gives the same sequence, always: tests print the seed to replay.
+#![allow(dead_code)] // each including test uses its own part
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Keys shared by every type family (see `Gen::family`).
+pub const KEYS: &[&str] = &["a", "b", "c"];
+pub const LEX_KEYS: &[&str] = &["lz1", "lz2"];
+pub const ELEMENTS: &[&str] = &[
+    "", "x", "y", "z", "0", "1", "-1", "10", "3.5", "abc", "a*b", "hello",
+];
+pub const INTS: &[&str] = &[
+    "0",
+    "1",
+    "-1",
+    "2",
+    "3",
+    "5",
+    "-5",
+    "100",
+    "-100",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "9223372036854775808",
+    "abc",
+    "1.5",
+    "",
+    "01",
+    "+1",
+    " 1",
+];
+pub const SMALL_INTS: &[&str] = &[
+    "0", "1", "-1", "2", "3", "-2", "-3", "5", "10", "-10", "100", "abc",
+];
+pub const FLOATS: &[&str] = &[
+    "0",
+    "1",
+    "-1",
+    "1.5",
+    "-2.5",
+    "0.5",
+    "3",
+    "inf",
+    "-inf",
+    "+inf",
+    "nan",
+    "abc",
+    "1e3",
+    "-0",
+    "1e400",
+    "2.25",
+    "",
+    "1.1",
+    "0.1",
+    "1e16",
+    "1e17",
+    "123456789012345678",
+    "1e-5",
+    "0.0001",
+    "-3.3e-7",
+    "1e-400",
+    " 1",
+];
+/// Increments for INCRBYFLOAT and HINCRBYFLOAT, many of them inexact in
+/// binary so that the long double arithmetic shows.
+pub const INCR_FLOATS: &[&str] = &[
+    "0.1",
+    "0.2",
+    "-0.3",
+    "1.5",
+    "100.1",
+    "1e20",
+    "-1e20",
+    "3.14159",
+    "1e-20",
+    "2.5e-5",
+    "1.7976931348623157e308",
+    "1e4000",
+    "-0",
+    "0",
+    "inf",
+    "-inf",
+    "nan",
+    "abc",
+    "",
+    " 1",
+    "1e",
+    ".5",
+    "5.",
+    "+7",
+    "12345.678",
+    "-1000.1",
+];
+pub const BOUNDS: &[&str] = &[
+    "-inf", "+inf", "0", "1", "(1", "2", "(2.5", "-1", "10", "abc", "(", "nan",
+];
+pub const LEX: &[&str] = &["-", "+", "[a", "(a", "[b", "(c", "[", "a", "[x", "(z"];
+pub const PATTERNS: &[&str] = &[
+    "*", "a", "?", "[a-c]", "[^a]*", "*b*", "h*o", "\\*", "[a-", "*",
+];
+
+/// The generator: a seeded rng and what it remembers of the sequence so
+/// far.
+pub struct Gen {
+    rng: StdRng,
+    /// The type family of the command being generated: its keys come
+    /// mostly from that family's own keys, so that most commands find a
+    /// value of their type and do real work, and sometimes from the
+    /// shared keys, where types collide.
+    family: char,
+    /// Sorted-set keys that have held more than 128 members.
+    big: std::collections::HashSet<String>,
+}
+
+impl Gen {
+    /// A generator whose sequence is fixed by `seed`.
+    pub fn new(seed: u64) -> Gen {
+        Gen {
+            rng: StdRng::seed_from_u64(seed),
+            family: 'k',
+            big: Default::default(),
+        }
+    }
+
+    /// The generator's rng, for a runner's own choices that must replay
+    /// with the seed (they change the sequence that follows).
+    pub fn rng(&mut self) -> &mut StdRng {
+        &mut self.rng
+    }
+
+    /// Whether some sorted set may have held more than 128 members (Redis
+    /// then prints ZSCAN's big integral scores as `1e+17`).
+    pub fn may_have_big_zsets(&self) -> bool {
+        !self.big.is_empty()
+    }
+
+    /// A MULTI block: MULTI, up to four commands (a command for which
+    /// `random_output` holds is replaced by `INCR a`), sometimes a nested
+    /// MULTI (an error), then EXEC or DISCARD.
+    pub fn transaction(&mut self, random_output: impl Fn(&str) -> bool) -> Vec<Vec<String>> {
+        let mut block = vec![vec!["MULTI".to_owned()]];
+        for _ in 0..self.rng.random_range(0..5) {
+            let mut words = self.command();
+            if random_output(&words[0]) {
+                words = vec!["INCR".into(), "a".into()];
+            }
+            block.push(words);
+        }
+        if self.chance(0.1) {
+            block.push(vec!["MULTI".into()]);
+        }
+        block.push(vec![
+            if self.chance(0.8) { "EXEC" } else { "DISCARD" }.into(),
+        ]);
+        block
+    }
+
+    pub fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.rng.random_range(0..from.len())]
+    }
+    fn key(&mut self) -> String {
+        let family = if self.family == 'k' {
+            self.pick(&["s", "h", "l", "t", "z"])
+                .chars()
+                .next()
+                .unwrap_or('s')
+        } else {
+            self.family
+        };
+        if self.chance(0.7) {
+            format!("{family}{}", self.rng.random_range(0..3))
+        } else {
+            self.pick(KEYS).to_owned()
+        }
+    }
+    fn el(&mut self) -> String {
+        self.pick(ELEMENTS).to_owned()
+    }
+    fn els(&mut self, max: usize) -> Vec<String> {
+        let n = self.rng.random_range(1..=max);
+        (0..n).map(|_| self.el()).collect()
+    }
+    fn keys(&mut self, max: usize) -> Vec<String> {
+        let n = self.rng.random_range(1..=max);
+        (0..n).map(|_| self.key()).collect()
+    }
+    fn int(&mut self) -> String {
+        if self.rng.random_bool(0.7) {
+            self.pick(SMALL_INTS).to_owned()
+        } else {
+            self.pick(INTS).to_owned()
+        }
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.rng.random_bool(p)
+    }
+    fn ttl_secs(&mut self) -> String {
+        if self.chance(0.1) {
+            self.pick(&["0", "-1", "abc", "9223372036854775807", "99999999999999999"])
+                .to_owned()
+        } else {
+            self.rng.random_range(100..100_000).to_string()
+        }
+    }
+
+    /// One command as an argument vector (strings).
+    pub fn command(&mut self) -> Vec<String> {
+        let which = self.rng.random_range(0..100);
+        self.family = match which {
+            0..=20 => 's',
+            31..=43 => 'h',
+            44..=61 => 'l',
+            62..=74 => 't',
+            75..=95 => 'z',
+            _ => 'k',
+        };
+        let k = self.key();
+        let mut v: Vec<String> = match which {
+            // Strings and counters.
+            0..=2 => vec!["GET".into(), k],
+            3..=6 => {
+                let mut v = vec!["SET".into(), k, self.el()];
+                for _ in 0..self.rng.random_range(0..3) {
+                    match self.rng.random_range(0..8) {
+                        0 => v.push("NX".into()),
+                        1 => v.push("XX".into()),
+                        2 => v.push("GET".into()),
+                        3 => v.push("KEEPTTL".into()),
+                        4 => v.extend(["EX".into(), self.ttl_secs()]),
+                        5 => v.extend(["PX".into(), self.ttl_secs()]),
+                        6 => v.extend(["EXAT".into(), "99999999999".into()]),
+                        _ => v.push(self.pick(&["BOGUS", "EX", "px"]).into()),
+                    }
+                }
+                v
+            }
+            7 => vec!["SETNX".into(), k, self.el()],
+            8 => vec![
+                self.pick(&["SETEX", "PSETEX"]).into(),
+                k,
+                self.ttl_secs(),
+                self.el(),
+            ],
+            9 => vec!["GETSET".into(), k, self.el()],
+            10 => vec!["GETDEL".into(), k],
+            11 => {
+                let mut v = vec!["GETEX".into(), k];
+                match self.rng.random_range(0..6) {
+                    0 => v.push("PERSIST".into()),
+                    1 => v.extend(["EX".into(), self.ttl_secs()]),
+                    2 => v.extend(["PXAT".into(), "99999999999999".into()]),
+                    3 => v.extend(["EX".into(), "10".into(), "PX".into(), "10".into()]),
+                    4 => v.push("NX".into()),
+                    _ => {}
+                }
+                v
+            }
+            12 => {
+                let mut v = vec!["MGET".into()];
+                v.extend(self.keys(4));
+                v
+            }
+            13 => {
+                let mut v = vec![self.pick(&["MSET", "MSETNX"]).into()];
+                for _ in 0..self.rng.random_range(1..4) {
+                    v.push(self.key());
+                    v.push(self.el());
+                }
+                v
+            }
+            14 => vec!["APPEND".into(), k, self.el()],
+            15 => vec!["STRLEN".into(), k],
+            16 => vec!["GETRANGE".into(), k, self.int(), self.int()],
+            17 => vec![
+                "SETRANGE".into(),
+                k,
+                self.pick(&["0", "1", "3", "-1", "abc", "5"]).into(),
+                self.el(),
+            ],
+            18..=20 => match self.rng.random_range(0..5) {
+                0 => vec!["INCR".into(), k],
+                1 => vec!["DECR".into(), k],
+                2 => vec!["INCRBY".into(), k, self.int()],
+                3 => vec!["DECRBY".into(), k, self.int()],
+                _ => vec!["INCRBYFLOAT".into(), k, self.pick(INCR_FLOATS).into()],
+            },
+            // Keys.
+            21..=22 => {
+                let mut v = vec![self.pick(&["DEL", "UNLINK", "EXISTS", "TOUCH"]).into()];
+                v.extend(self.keys(3));
+                v
+            }
+            23 => vec!["TYPE".into(), k],
+            24..=25 => {
+                let name = self.pick(&["EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"]);
+                let amount = match name {
+                    "EXPIRE" => self.ttl_secs(),
+                    "PEXPIRE" => (self.rng.random_range(100_000..10_000_000u64)).to_string(),
+                    "EXPIREAT" => self.pick(&["99999999999", "1", "abc", "4102444800"]).into(),
+                    _ => self.pick(&["99999999999999", "1", "4102444800000"]).into(),
+                };
+                let mut v = vec![name.into(), k, amount];
+                if self.chance(0.4) {
+                    v.push(
+                        self.pick(&["NX", "XX", "GT", "LT", "nx", "BAD", "b\na\rd"])
+                            .into(),
+                    );
+                }
+                if self.chance(0.1) {
+                    v.push(self.pick(&["NX", "XX", "GT", "LT"]).into());
+                }
+                v
+            }
+            26 => vec![
+                self.pick(&["TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "PERSIST"])
+                    .into(),
+                k,
+            ],
+            27 => vec![self.pick(&["RENAME", "RENAMENX"]).into(), k, self.key()],
+            28 => {
+                let mut v = vec!["COPY".into(), k, self.key()];
+                if self.chance(0.5) {
+                    v.push("REPLACE".into());
+                }
+                if self.chance(0.1) {
+                    v.extend(["DB".into(), "0".into()]);
+                }
+                v
+            }
+            29 => vec!["KEYS".into(), self.pick(PATTERNS).into()],
+            30 => match self.rng.random_range(0..3) {
+                0 => vec!["DBSIZE".into()],
+                1 => vec!["RANDOMKEY".into()],
+                _ => {
+                    let mut v = vec!["SCAN".into(), "0".into()];
+                    if self.chance(0.5) {
+                        v.extend(["MATCH".into(), self.pick(PATTERNS).into()]);
+                    }
+                    if self.chance(0.5) {
+                        v.extend([
+                            "COUNT".into(),
+                            self.pick(&["1", "2", "10", "0", "abc"]).into(),
+                        ]);
+                    }
+                    if self.chance(0.3) {
+                        v.extend([
+                            "TYPE".into(),
+                            self.pick(&["string", "list", "hash", "set", "zset", "bogus"])
+                                .into(),
+                        ]);
+                    }
+                    v
+                }
+            },
+            // Hashes.
+            31..=34 => {
+                let mut v = vec![self.pick(&["HSET", "HSET", "HMSET"]).into(), k];
+                for _ in 0..self.rng.random_range(1..4) {
+                    v.push(self.el());
+                    v.push(self.el());
+                }
+                v
+            }
+            35 => vec!["HSETNX".into(), k, self.el(), self.el()],
+            36 => vec!["HGET".into(), k, self.el()],
+            37 => {
+                let mut v = vec![self.pick(&["HMGET", "HDEL"]).into(), k];
+                v.extend(self.els(3));
+                v
+            }
+            38 => vec![self.pick(&["HEXISTS", "HSTRLEN"]).into(), k, self.el()],
+            39 => vec![self.pick(&["HLEN", "HKEYS", "HVALS", "HGETALL"]).into(), k],
+            40 => vec!["HINCRBY".into(), k, self.el(), self.int()],
+            41 => vec![
+                "HINCRBYFLOAT".into(),
+                k,
+                self.el(),
+                self.pick(INCR_FLOATS).into(),
+            ],
+            42 => {
+                let mut v = vec!["HRANDFIELD".into(), k];
+                if self.chance(0.7) {
+                    v.push(self.pick(&["0", "1", "2", "5", "-3", "-1", "abc"]).into());
+                    if self.chance(0.5) {
+                        v.push(self.pick(&["WITHVALUES", "withvalues", "BAD"]).into());
+                    }
+                }
+                v
+            }
+            43 => {
+                let name = self.pick(&["HSCAN", "SSCAN", "ZSCAN"]);
+                self.family = match name {
+                    "SSCAN" => 't',
+                    "ZSCAN" => 'z',
+                    _ => 'h',
+                };
+                let key = if self.chance(0.1) { k } else { self.key() };
+                let mut v = vec![name.into(), key, self.pick(&["0", "0", "abc"]).into()];
+                if self.chance(0.5) {
+                    v.extend(["MATCH".into(), self.pick(PATTERNS).into()]);
+                }
+                if self.chance(0.3) {
+                    v.extend(["COUNT".into(), self.pick(&["1", "100", "0"]).into()]);
+                }
+                v
+            }
+            // Lists.
+            44..=48 => {
+                let mut v = vec![
+                    self.pick(&["LPUSH", "RPUSH", "LPUSH", "RPUSH", "LPUSHX", "RPUSHX"])
+                        .into(),
+                    k,
+                ];
+                v.extend(self.els(4));
+                v
+            }
+            49..=50 => {
+                let mut v = vec![self.pick(&["LPOP", "RPOP"]).into(), k];
+                if self.chance(0.5) {
+                    v.push(self.pick(&["0", "1", "2", "10", "-1", "abc"]).into());
+                }
+                v
+            }
+            51 => vec!["LLEN".into(), k],
+            52..=53 => vec!["LRANGE".into(), k, self.int(), self.int()],
+            54 => vec!["LINDEX".into(), k, self.int()],
+            55 => vec!["LSET".into(), k, self.int(), self.el()],
+            56 => vec![
+                "LINSERT".into(),
+                k,
+                self.pick(&["BEFORE", "AFTER", "after", "MIDDLE"]).into(),
+                self.el(),
+                self.el(),
+            ],
+            57 => vec!["LREM".into(), k, self.int(), self.el()],
+            58 => vec!["LTRIM".into(), k, self.int(), self.int()],
+            59 => {
+                let mut v = vec!["LPOS".into(), k, self.el()];
+                for _ in 0..self.rng.random_range(0..3) {
+                    let opt = self.pick(&["RANK", "COUNT", "MAXLEN", "BAD"]);
+                    v.push(opt.into());
+                    v.push(self.pick(&["1", "2", "-1", "-2", "0", "abc", "3"]).into());
+                }
+                v
+            }
+            60 => vec![
+                "LMOVE".into(),
+                k,
+                self.key(),
+                self.pick(&["LEFT", "RIGHT", "left", "UP"]).into(),
+                self.pick(&["LEFT", "RIGHT"]).into(),
+            ],
+            61 => vec!["RPOPLPUSH".into(), k, self.key()],
+            // Sets.
+            62..=65 => {
+                let mut v = vec![self.pick(&["SADD", "SADD", "SREM"]).into(), k];
+                v.extend(self.els(4));
+                v
+            }
+            66 => vec![self.pick(&["SMEMBERS", "SCARD"]).into(), k],
+            67 => vec!["SISMEMBER".into(), k, self.el()],
+            68 => {
+                let mut v = vec!["SMISMEMBER".into(), k];
+                v.extend(self.els(3));
+                v
+            }
+            69 => {
+                let mut v = vec!["SPOP".into(), k];
+                if self.chance(0.6) {
+                    v.push(self.pick(&["0", "1", "2", "10", "-1", "abc"]).into());
+                }
+                v
+            }
+            70 => {
+                let mut v = vec!["SRANDMEMBER".into(), k];
+                if self.chance(0.7) {
+                    v.push(self.pick(&["0", "1", "2", "10", "-1", "-5", "abc"]).into());
+                }
+                v
+            }
+            71 => vec!["SMOVE".into(), k, self.key(), self.el()],
+            72..=73 => {
+                let name = self.pick(&[
+                    "SINTER",
+                    "SUNION",
+                    "SDIFF",
+                    "SINTERSTORE",
+                    "SUNIONSTORE",
+                    "SDIFFSTORE",
+                ]);
+                let mut v = vec![name.into()];
+                v.extend(self.keys(3));
+                v
+            }
+            74 => {
+                let keys = self.keys(3);
+                let mut v = vec![
+                    "SINTERCARD".into(),
+                    if self.chance(0.9) {
+                        keys.len().to_string()
+                    } else {
+                        self.pick(&["0", "5", "abc"]).into()
+                    },
+                ];
+                v.extend(keys);
+                if self.chance(0.4) {
+                    v.extend(["LIMIT".into(), self.pick(&["0", "1", "2", "-1"]).into()]);
+                }
+                v
+            }
+            // Sorted sets.
+            75..=79 => {
+                let key = if self.chance(0.2) {
+                    self.pick(LEX_KEYS).to_owned()
+                } else {
+                    k
+                };
+                let lex = key.starts_with("lz");
+                let mut v = vec!["ZADD".into(), key];
+                if !lex {
+                    for _ in 0..self.rng.random_range(0..3) {
+                        v.push(self.pick(&["NX", "XX", "GT", "LT", "CH", "INCR"]).into());
+                    }
+                }
+                for _ in 0..self.rng.random_range(1..4) {
+                    v.push(if lex {
+                        "0".into()
+                    } else {
+                        self.score_for(&v[1].clone())
+                    });
+                    v.push(self.el());
+                }
+                v
+            }
+            80 => {
+                let mut v = vec!["ZREM".into(), k];
+                v.extend(self.els(3));
+                v
+            }
+            81 => vec!["ZSCORE".into(), k, self.el()],
+            82 => {
+                let mut v = vec!["ZMSCORE".into(), k];
+                v.extend(self.els(3));
+                v
+            }
+            83 => vec!["ZINCRBY".into(), k.clone(), self.score_for(&k), self.el()],
+            84 => vec!["ZCARD".into(), k],
+            85 => vec![
+                "ZCOUNT".into(),
+                k,
+                self.pick(BOUNDS).into(),
+                self.pick(BOUNDS).into(),
+            ],
+            86 => vec![
+                "ZLEXCOUNT".into(),
+                self.pick(LEX_KEYS).into(),
+                self.pick(LEX).into(),
+                self.pick(LEX).into(),
+            ],
+            87 => vec![self.pick(&["ZRANK", "ZREVRANK"]).into(), k, self.el()],
+            88..=90 => self.zrange(k),
+            91 => {
+                let mut v = vec![self.pick(&["ZPOPMIN", "ZPOPMAX"]).into(), k];
+                if self.chance(0.6) {
+                    v.push(self.pick(&["0", "1", "2", "10", "-1", "abc"]).into());
+                }
+                v
+            }
+            92 => {
+                let mut v = vec!["ZRANDMEMBER".into(), k];
+                if self.chance(0.7) {
+                    v.push(self.pick(&["0", "1", "2", "5", "-3", "abc"]).into());
+                    if self.chance(0.5) {
+                        v.push(self.pick(&["WITHSCORES", "BAD"]).into());
+                    }
+                }
+                v
+            }
+            93 => vec!["ZREMRANGEBYRANK".into(), k, self.int(), self.int()],
+            94 => vec![
+                "ZREMRANGEBYSCORE".into(),
+                k,
+                self.pick(BOUNDS).into(),
+                self.pick(BOUNDS).into(),
+            ],
+            95 => vec![
+                "ZREMRANGEBYLEX".into(),
+                self.pick(LEX_KEYS).into(),
+                self.pick(LEX).into(),
+                self.pick(LEX).into(),
+            ],
+            // Unknown commands and odd names.
+            96 => {
+                // Unknown commands: Redis quotes their first arguments, cut
+                // at 128 bytes and at NUL, on one line.
+                let long = "x".repeat(self.rng.random_range(100..200));
+                let mut v = vec![self.pick(&["FOO", "getx", "hsett", "bad\ncmd"]).into(), k];
+                for _ in 0..self.rng.random_range(0..4) {
+                    v.push(
+                        self.pick(&["a\nb", "x\0y", "c\r", &long, "", "q"])
+                            .to_owned(),
+                    );
+                }
+                v
+            }
+            _ => vec!["EXISTS".into(), k],
+        };
+        // Now and then a big collection, past the 128 elements where Redis
+        // leaves its compact encodings (cursors page, orders change).
+        if self.chance(0.01) {
+            let n = self.rng.random_range(120..200);
+            let start = self.rng.random_range(0..50);
+            v = match self.family {
+                'h' => {
+                    let mut v = vec!["HSET".into(), k_big(&v)];
+                    for i in start..start + n {
+                        v.extend([format!("f{i}"), i.to_string()]);
+                    }
+                    v
+                }
+                'l' => {
+                    let mut v = vec!["RPUSH".into(), k_big(&v)];
+                    v.extend((start..start + n).map(|i| format!("e{}", i % 40)));
+                    v
+                }
+                't' => {
+                    let mut v = vec!["SADD".into(), k_big(&v)];
+                    v.extend((start..start + n).map(|i| {
+                        if i % 2 == 0 {
+                            i.to_string()
+                        } else {
+                            format!("m{i}")
+                        }
+                    }));
+                    v
+                }
+                'z' => {
+                    let key = k_big(&v);
+                    // Sorted sets this big leave Redis's compact encoding,
+                    // which keeps -0 as -0 (see docs/commands.md): no -0
+                    // for them from now on. Lex keys keep score 0.
+                    self.big.insert(key.clone());
+                    let lex = key.starts_with("lz");
+                    let mut v = vec!["ZADD".into(), key];
+                    for i in start..start + n {
+                        v.extend([
+                            if lex {
+                                "0".to_owned()
+                            } else {
+                                (i % 17).to_string()
+                            },
+                            format!("m{i}"),
+                        ]);
+                    }
+                    v
+                }
+                _ => v,
+            };
+        }
+        // Now and then: a wrong number of arguments, or a name in odd case.
+        if self.chance(0.03) && v.len() > 1 {
+            v.pop();
+        } else if self.chance(0.02) {
+            v.push(self.el());
+        }
+        if self.chance(0.2) {
+            v[0] = v[0].to_lowercase();
+        }
+        v
+    }
+
+    /// A score for ZADD or ZINCRBY on `key`. Never `-0` once the key may
+    /// have left Redis's compact encoding: Redis then keeps `-0`, where we
+    /// (and its compact encoding) store 0; a member can reach a big set by
+    /// COPY or RENAME too, so "may" means any key once any set was big.
+    fn score_for(&mut self, _key: &str) -> String {
+        let score = self.pick(FLOATS);
+        if score == "-0" && !self.big.is_empty() {
+            "1".into()
+        } else {
+            score.into()
+        }
+    }
+
+    fn zrange(&mut self, k: String) -> Vec<String> {
+        let lex_key = self.pick(LEX_KEYS).to_owned();
+        match self.rng.random_range(0..7) {
+            0 => vec!["ZRANGE".into(), k, self.int(), self.int()],
+            1 => {
+                let mut v = vec!["ZRANGE".into(), k, self.int(), self.int()];
+                if self.chance(0.5) {
+                    v.push("WITHSCORES".into());
+                }
+                if self.chance(0.3) {
+                    v.push("REV".into());
+                }
+                v
+            }
+            2 => {
+                let mut v = vec![
+                    "ZRANGE".into(),
+                    k,
+                    self.pick(BOUNDS).into(),
+                    self.pick(BOUNDS).into(),
+                    "BYSCORE".into(),
+                ];
+                if self.chance(0.4) {
+                    v.push("REV".into());
+                }
+                if self.chance(0.4) {
+                    v.push("WITHSCORES".into());
+                }
+                if self.chance(0.4) {
+                    v.extend([
+                        "LIMIT".into(),
+                        self.pick(&["0", "1", "-1"]).into(),
+                        self.pick(&["1", "2", "-1", "0"]).into(),
+                    ]);
+                }
+                v
+            }
+            3 => {
+                let mut v = vec![
+                    "ZRANGE".into(),
+                    lex_key,
+                    self.pick(LEX).into(),
+                    self.pick(LEX).into(),
+                    "BYLEX".into(),
+                ];
+                if self.chance(0.4) {
+                    v.push("REV".into());
+                }
+                if self.chance(0.2) {
+                    v.push("WITHSCORES".into());
+                }
+                if self.chance(0.3) {
+                    v.extend(["LIMIT".into(), "1".into(), "2".into()]);
+                }
+                v
+            }
+            4 => {
+                let mut v = vec![
+                    self.pick(&["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]).into(),
+                    k,
+                    self.pick(BOUNDS).into(),
+                    self.pick(BOUNDS).into(),
+                ];
+                if self.chance(0.5) {
+                    v.push("WITHSCORES".into());
+                }
+                if self.chance(0.3) {
+                    v.extend([
+                        "LIMIT".into(),
+                        self.pick(&["0", "1"]).into(),
+                        self.pick(&["1", "-1"]).into(),
+                    ]);
+                }
+                v
+            }
+            5 => {
+                let mut v = vec![
+                    self.pick(&["ZRANGEBYLEX", "ZREVRANGEBYLEX"]).into(),
+                    lex_key,
+                    self.pick(LEX).into(),
+                    self.pick(LEX).into(),
+                ];
+                if self.chance(0.3) {
+                    v.extend(["LIMIT".into(), "0".into(), "2".into()]);
+                }
+                if self.chance(0.1) {
+                    v.push("WITHSCORES".into());
+                }
+                v
+            }
+            _ => {
+                let mut v = vec!["ZREVRANGE".into(), k, self.int(), self.int()];
+                if self.chance(0.5) {
+                    v.push("WITHSCORES".into());
+                }
+                if self.chance(0.1) {
+                    v.extend(["LIMIT".into(), "0".into(), "1".into()]);
+                }
+                if self.chance(0.05) {
+                    v.push(self.pick(&["REV", "BYSCORE", "BYLEX"]).into());
+                }
+                v
+            }
+        }
+    }
+}
+
+/// The key a generated command works on (its second word).
+fn k_big(v: &[String]) -> String {
+    v.get(1).cloned().unwrap_or_else(|| "a".to_owned())
+}

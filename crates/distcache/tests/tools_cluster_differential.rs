@@ -1,0 +1,688 @@
+//! Differential test over a real cluster: random command sequences (the
+//! generator of `crates/core/tests/tools_redis_differential.rs`) sent to a
+//! real `redis-server` (RESP2) and to distcache through `POST /` on a
+//! master picked at random (2 masters, 3 auxiliaries, `REPLICAS=2`), every
+//! reply compared in the JSON shapes of Upstash's convention (the table in
+//! `distcache_core::command::reply`): Redis's RESP2 reply is mapped to
+//! JSON the same way, then both are normalised as the single-node
+//! differential does (unordered output sorted, random picks by shape with
+//! the set resynchronised after SPOP, SCAN walked to the end, relative
+//! TTLs within a tolerance). MULTI blocks go to `POST /multi-exec`.
+//!
+//! Keys: most carry one hash tag (`{t}a`), so that every command over
+//! several keys can run where its keys are; commands that may be split
+//! across nodes (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH, and the reads
+//! SINTER, SUNION, SDIFF, SINTERCARD) now and then get keys without a tag
+//! (placed by their name, on other nodes). Commands whose atomicity spans
+//! keys (RENAME, SMOVE, LMOVE, MSETNX, the STORE variants...) and MULTI
+//! blocks only ever get tagged keys: over keys on different nodes they are
+//! refused with `CROSSSLOT`, as Redis Cluster refuses them.
+//!
+//! Set `DIFF_SEED=n` to replay one seed; a failure prints the seed and the
+//! commands that led to it.
+
+mod common;
+#[path = "../../core/tests/support/edge_cases.rs"]
+mod edge_cases;
+#[path = "../../core/tests/support/gen.rs"]
+mod generator;
+#[path = "../../core/tests/support/resp.rs"]
+#[allow(dead_code)]
+mod resp;
+
+use common::{Cluster, Spec};
+use distcache_core::command::table::{self, flags};
+use generator::Gen;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use resp::{Client, Frame, RedisServer};
+use serde_json::{Value, json};
+
+/// The hash tag most keys carry.
+const TAG: &str = "{t}";
+/// Share of keys without a tag in commands that may split across nodes.
+const UNTAGGED_SHARE: f64 = 0.3;
+/// Commands the masters split or gather across nodes (see
+/// `crates/server/src/master/commands/mod.rs`); any other command over
+/// several keys needs them on one node.
+const SPLIT_OR_GATHERED: &[&str] = &[
+    "mget",
+    "mset",
+    "del",
+    "unlink",
+    "exists",
+    "touch",
+    "sinter",
+    "sunion",
+    "sdiff",
+    "sintercard",
+];
+
+/// A RESP2 reply as `POST /` would answer it: `{"result": ...}` or
+/// `{"error": "..."}` (errors inside an array are strings).
+fn answer_of(frame: Frame) -> Value {
+    match frame {
+        Frame::Error(e) => json!({ "error": e }),
+        other => json!({ "result": value_of(other) }),
+    }
+}
+
+fn value_of(frame: Frame) -> Value {
+    match frame {
+        Frame::Simple(s) | Frame::Error(s) | Frame::Double(s) => Value::String(s),
+        Frame::Int(n) => json!(n),
+        Frame::Bulk(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+        Frame::NullBulk | Frame::NullArray | Frame::Null => Value::Null,
+        Frame::Bool(b) => json!(u8::from(b)),
+        Frame::Array(v) | Frame::Set(v) => Value::Array(v.into_iter().map(value_of).collect()),
+        Frame::Map(pairs) => Value::Array(
+            pairs
+                .into_iter()
+                .flat_map(|(k, v)| [value_of(k), value_of(v)])
+                .collect(),
+        ),
+    }
+}
+
+/// An EXEC reply's elements as `/multi-exec` answers them.
+fn exec_answers(frame: Frame) -> Value {
+    match frame {
+        Frame::Array(items) => Value::Array(items.into_iter().map(answer_of).collect()),
+        other => answer_of(other),
+    }
+}
+
+fn sort_values(items: &mut [Value]) {
+    items.sort_by_key(|v| v.to_string());
+}
+
+/// The shape of a random reply: its kind and size.
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => json!(format!("array of {}", items.len())),
+        Value::String(_) => json!("string"),
+        other => other.clone(),
+    }
+}
+
+/// SSCAN/HSCAN/ZSCAN's `[cursor, items]` with the items sorted (kept in
+/// pairs for HSCAN and ZSCAN).
+fn scan_items(v: Value, pairs: bool) -> Value {
+    let Value::Array(mut parts) = v else { return v };
+    if parts.len() != 2 {
+        return Value::Array(parts);
+    }
+    let Value::Array(items) = parts.pop().unwrap() else {
+        return Value::Array(parts);
+    };
+    let mut grouped: Vec<Value> = if pairs {
+        items.chunks(2).map(|c| Value::Array(c.to_vec())).collect()
+    } else {
+        items
+    };
+    sort_values(&mut grouped);
+    parts.push(Value::Array(grouped));
+    Value::Array(parts)
+}
+
+/// An answer normalised by what the table says of the command.
+fn normalise(words: &[String], answer: Value) -> Value {
+    let name = words[0].to_lowercase();
+    let Some(spec) = table::lookup(name.as_bytes()) else {
+        return answer;
+    };
+    let Some(result) = answer.get("result").cloned() else {
+        return answer;
+    };
+    let result = match name.as_str() {
+        "hscan" | "zscan" => scan_items(result, true),
+        "sscan" => scan_items(result, false),
+        "ttl" | "pttl" | "expiretime" | "pexpiretime" => match result.as_i64() {
+            // Two clocks: compared within a tolerance at the top level
+            // (`close_enough`), as "positive" inside EXEC.
+            Some(n) if n > 0 => json!("positive"),
+            _ => result,
+        },
+        _ if spec.has(flags::RANDOM_OUTPUT) => shape(&result),
+        _ if spec.has(flags::UNORDERED_OUTPUT) => match result {
+            Value::Array(mut items) => {
+                sort_values(&mut items);
+                Value::Array(items)
+            }
+            other => other,
+        },
+        _ => result,
+    };
+    json!({ "result": result })
+}
+
+/// TTLs and expiry times from two clocks (and an HTTP round trip apart on
+/// a loaded machine): equal within 2 s, or 1.5 s for the millisecond forms.
+fn close_enough(name: &str, theirs: &Value, ours: &Value) -> bool {
+    let slack = match name {
+        "ttl" | "expiretime" => 2,
+        "pttl" | "pexpiretime" => 1_500,
+        _ => return false,
+    };
+    let n = |v: &Value| v.get("result").and_then(Value::as_i64);
+    matches!((n(theirs), n(ours)), (Some(a), Some(b)) if a > 0 && b > 0 && (a - b).abs() <= slack)
+}
+
+/// A walked ZSCAN's scores as numbers (`1e+17` and `100000000000000000`
+/// alike, see docs/commands.md).
+fn numeric_scores(v: Value) -> Value {
+    let Value::Array(items) = v else { return v };
+    Value::Array(
+        items
+            .into_iter()
+            .map(|pair| match pair {
+                Value::Array(mut p) if p.len() == 2 => {
+                    if let Some(score) = p[1].as_str() {
+                        let n: f64 = score.parse().unwrap_or(f64::NAN);
+                        p[1] = json!(format!("{n:?}"));
+                    }
+                    Value::Array(p)
+                }
+                other => other,
+            })
+            .collect(),
+    )
+}
+
+struct Run {
+    seed: u64,
+    cluster: Cluster,
+    redis: Client,
+    /// Stopped on drop, after the client.
+    _server: RedisServer,
+    /// Picks the master and the keys' tags; seeded.
+    rng: StdRng,
+    history: Vec<String>,
+    zsets_may_be_big: bool,
+    /// Per command: (sent, answered without an error by Redis).
+    coverage: std::collections::BTreeMap<String, (usize, usize)>,
+    compared: usize,
+}
+
+impl Run {
+    /// A cluster of 2 masters and 3 auxiliaries (`REPLICAS=2`) and a
+    /// redis-server, both empty.
+    fn start(seed: u64) -> Run {
+        let cluster = Cluster::start(Spec {
+            masters: 2,
+            auxiliaries: 3,
+            replicas: 2,
+            ..Spec::default()
+        });
+        let server = RedisServer::start();
+        let redis = Client::connect(server.port).unwrap();
+        Run {
+            seed,
+            cluster,
+            redis,
+            _server: server,
+            rng: StdRng::seed_from_u64(seed ^ 0x7a95),
+            history: Vec::new(),
+            zsets_may_be_big: false,
+            coverage: Default::default(),
+            compared: 0,
+        }
+    }
+
+    fn fail(&self, msg: String) -> ! {
+        let tail: Vec<&str> = self
+            .history
+            .iter()
+            .rev()
+            .take(25)
+            .rev()
+            .map(|s| s.as_str())
+            .collect();
+        panic!(
+            "seed {}: {msg}\nlast commands:\n{}",
+            self.seed,
+            tail.join("\n")
+        );
+    }
+
+    /// `POST path` on a master picked at random: the JSON answer.
+    fn post(&mut self, path: &str, body: Value) -> Value {
+        let master = self.rng.random_range(0..self.cluster.masters.len());
+        let url = self.cluster.url(master, path);
+        let resp = self
+            .cluster
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .unwrap_or_else(|e| self.fail(format!("{body} to {url}: {e}")));
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        let answer: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| self.fail(format!("{body}: {status} {text}: {e}")));
+        let is_error = answer.get("error").is_some();
+        if is_error != (status != 200) {
+            self.fail(format!("{body}: status {status} with {answer}"));
+        }
+        answer
+    }
+
+    fn ours(&mut self, words: &[String]) -> Value {
+        self.post("/", json!(words))
+    }
+
+    fn redis(&mut self, words: &[String]) -> Frame {
+        let raw: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+        self.redis.call(&raw)
+    }
+
+    /// The generator's key names with their tag: all tagged when
+    /// `together`, else each untagged now and then.
+    fn place_keys(&mut self, words: &mut [String], together: bool) {
+        let args: Vec<bytes::Bytes> = words
+            .iter()
+            .map(|w| bytes::Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        let Ok(spec) = table::resolve(&args) else {
+            return;
+        };
+        let indexes = spec.key_indexes(&args);
+        let may_split = !together && SPLIT_OR_GATHERED.contains(&spec.name);
+        let single = indexes.len() <= 1;
+        for i in indexes {
+            if (may_split || (single && !together)) && self.rng.random_bool(UNTAGGED_SHARE) {
+                continue;
+            }
+            words[i] = format!("{TAG}{}", words[i]);
+        }
+    }
+
+    /// SCAN (and HSCAN, SSCAN, ZSCAN) walked to the end on both sides,
+    /// compared as sets of items.
+    fn full_scan(&mut self, words: &[String], at: usize, pairs: bool) -> (Value, Value) {
+        let mut sides = [Vec::new(), Vec::new()];
+        for (side, out) in sides.iter_mut().enumerate() {
+            let mut cursor = "0".to_owned();
+            for _ in 0..1000 {
+                let mut w = words.to_vec();
+                w[at] = cursor.clone();
+                let answer = if side == 0 {
+                    let frame = self.redis(&w);
+                    answer_of(frame)
+                } else {
+                    self.ours(&w)
+                };
+                let Some(Value::Array(mut parts)) = answer.get("result").cloned() else {
+                    out.push(answer);
+                    break;
+                };
+                let items = parts.pop();
+                let next = parts.pop().and_then(|c| c.as_str().map(str::to_owned));
+                if let Some(Value::Array(items)) = items {
+                    if pairs {
+                        out.extend(items.chunks(2).map(|c| Value::Array(c.to_vec())));
+                    } else {
+                        out.extend(items);
+                    }
+                }
+                match next {
+                    Some(next) if next != "0" => cursor = next,
+                    _ => break,
+                }
+            }
+            sort_values(out);
+            out.dedup();
+        }
+        let [theirs, ours] = sides;
+        (Value::Array(theirs), Value::Array(ours))
+    }
+
+    fn tally(&mut self, name: &str, ok: bool) {
+        let t = self.coverage.entry(name.to_owned()).or_default();
+        t.0 += 1;
+        t.1 += usize::from(ok);
+        self.compared += 1;
+    }
+
+    fn step(&mut self, words: Vec<String>) {
+        self.history.push(format!("{words:?}"));
+        let name = words[0].to_lowercase();
+        let scan = match name.as_str() {
+            "scan" if words.len() >= 2 => Some((1, false)),
+            "sscan" if words.len() >= 3 => Some((2, false)),
+            "hscan" | "zscan" if words.len() >= 3 => Some((2, true)),
+            _ => None,
+        };
+        if let Some((at, pairs)) = scan {
+            let (mut theirs, mut ours) = self.full_scan(&words, at, pairs);
+            if name == "zscan" && self.zsets_may_be_big {
+                theirs = numeric_scores(theirs);
+                ours = numeric_scores(ours);
+            }
+            let ok = !theirs.to_string().contains("\"error\"");
+            self.tally(&name, ok);
+            if theirs != ours {
+                self.fail(format!("{words:?}:\n  redis: {theirs}\n  ours:  {ours}"));
+            }
+            return;
+        }
+        let frame = self.redis(&words);
+        let redis_ok = !matches!(frame, Frame::Error(_));
+        let theirs = answer_of(frame.clone());
+        let ours = self.ours(&words);
+        self.tally(&name, redis_ok);
+        let (theirs_n, ours_n) = (
+            normalise(&words, theirs.clone()),
+            normalise(&words, ours.clone()),
+        );
+        if theirs_n != ours_n && !close_enough(&name, &theirs, &ours) {
+            self.fail(format!("{words:?}:\n  redis: {theirs}\n  ours:  {ours}"));
+        }
+        if name == "spop" && redis_ok {
+            self.resync_set(&words[1]);
+        }
+    }
+
+    /// SPOP picks at random on each side: Redis's set is made to hold what
+    /// ours kept (members and expiry).
+    fn resync_set(&mut self, key: &str) {
+        let members = self.ours(&["SMEMBERS".into(), key.into()]);
+        let expiry = self.ours(&["PEXPIRETIME".into(), key.into()]);
+        self.redis.call_str(&["DEL", key]);
+        let Some(Value::Array(members)) = members.get("result").cloned() else {
+            return;
+        };
+        if members.is_empty() {
+            return;
+        }
+        let mut sadd = vec!["SADD".to_owned(), key.to_owned()];
+        sadd.extend(members.iter().filter_map(|m| m.as_str().map(str::to_owned)));
+        self.redis(&sadd);
+        if let Some(at) = expiry.get("result").and_then(Value::as_i64)
+            && at > 0
+        {
+            self.redis.call_str(&["PEXPIREAT", key, &at.to_string()]);
+        }
+    }
+
+    /// A MULTI block: to Redis command by command, to distcache as one
+    /// `POST /multi-exec` (a block ending in DISCARD, or empty, is not sent; a nested
+    /// MULTI, refused by Redis without aborting, is left out of the body).
+    fn transaction(&mut self, block: Vec<Vec<String>>) {
+        self.history.push(format!("{block:?}"));
+        let mut body = Vec::new();
+        let mut queued = Vec::new();
+        let mut last = Frame::Null;
+        for words in &block {
+            last = self.redis(words);
+            let name = words[0].to_lowercase();
+            if !matches!(name.as_str(), "multi" | "exec" | "discard") {
+                body.push(words.clone());
+                queued.push(words.clone());
+            }
+        }
+        let ended = block.last().map(|w| w[0].to_lowercase());
+        self.tally("multi", true);
+        // An empty body is refused by the front end (nothing to run), not
+        // a transaction: not sent.
+        if ended.as_deref() != Some("exec") || body.is_empty() {
+            return;
+        }
+        let theirs = exec_answers(last);
+        let ours = self.post("/multi-exec", json!(body));
+        let norm = |v: Value| match v {
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .zip(queued.iter())
+                    .map(|(a, w)| normalise(w, a))
+                    .collect(),
+            ),
+            other => other,
+        };
+        let (theirs_n, ours_n) = (norm(theirs.clone()), norm(ours.clone()));
+        // An EXECABORT says which command was refused, after Redis's words.
+        let same_abort = match (theirs.get("error"), ours.get("error")) {
+            (Some(Value::String(t)), Some(Value::String(o))) => o.starts_with(t.as_str()),
+            _ => false,
+        };
+        if theirs_n != ours_n && !same_abort {
+            self.fail(format!(
+                "MULTI block {body:?}:\n  redis: {theirs}\n  ours:  {ours}"
+            ));
+        }
+    }
+}
+
+/// Whether the table flags the command `random output` (kept out of
+/// MULTI blocks, whose replies are compared element by element).
+fn random_output(name: &str) -> bool {
+    table::lookup(name.to_lowercase().as_bytes()).is_some_and(|s| s.has(flags::RANDOM_OUTPUT))
+}
+
+/// KEYS, SCAN, DBSIZE and RANDOMKEY: the commands without keys, which the
+/// masters send to every auxiliary.
+fn asks_every_node(name: &str) -> bool {
+    table::lookup(name.to_lowercase().as_bytes()).is_some_and(|s| {
+        !matches!(s.name, "multi" | "exec" | "discard") && matches!(s.keys, table::KeySpec::None)
+    })
+}
+
+fn run_seed(seed: u64, commands: usize) -> Run {
+    let mut run = Run::start(seed);
+    let mut generator = Gen::new(seed);
+    let mut i = 0;
+    while i < commands {
+        if generator.chance(0.02) {
+            let mut block = generator.transaction(random_output);
+            for words in &mut block {
+                // KEYS, SCAN and DBSIZE ask every node: refused in a
+                // transaction (docs/commands.md, differences).
+                if asks_every_node(&words[0]) {
+                    *words = vec!["INCR".into(), "a".into()];
+                }
+                run.place_keys(words, true);
+            }
+            run.transaction(block);
+            i += 5;
+            continue;
+        }
+        let mut words = generator.command();
+        run.zsets_may_be_big = generator.may_have_big_zsets();
+        run.place_keys(&mut words, false);
+        run.step(words);
+        i += 1;
+    }
+    run
+}
+
+fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
+    match std::env::var("DIFF_SEED") {
+        Ok(s) => vec![s.parse().expect("DIFF_SEED is a number")],
+        Err(_) => default.collect(),
+    }
+}
+
+#[test]
+fn random_command_sequences_through_post_answer_as_redis_server_does() {
+    let mut coverage: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut compared = 0;
+    for seed in seeds(1..7) {
+        let run = run_seed(seed, 1_500);
+        compared += run.compared;
+        for (name, (sent, ok)) in run.coverage {
+            let c = coverage.entry(name).or_default();
+            c.0 += sent;
+            c.1 += ok;
+        }
+    }
+    eprintln!(
+        "{compared} replies compared; per command (sent, answered without error): {coverage:?}"
+    );
+    if std::env::var_os("DIFF_SEED").is_none() {
+        for spec in table::COMMANDS {
+            if matches!(spec.name, "multi" | "exec" | "discard") {
+                continue;
+            }
+            let (sent, ok) = coverage.get(spec.name).copied().unwrap_or_default();
+            assert!(
+                ok >= 1,
+                "{} sent {sent} times, {ok} without an error",
+                spec.name
+            );
+        }
+    }
+}
+
+/// The single-node differential's hand-written edge cases, every key with
+/// the one hash tag (they include RENAME, SMOVE, LMOVE and the STORE
+/// variants), MULTI blocks through `/multi-exec`. EXEC or DISCARD outside
+/// a block only go to Redis: over HTTP they are refused, there being no
+/// session.
+#[test]
+fn hand_written_edge_cases_through_post_answer_as_redis_server_does() {
+    let mut run = Run::start(0);
+    let mut block: Option<Vec<Vec<String>>> = None;
+    for line in edge_cases::EDGE_CASES {
+        let mut words = edge_cases::words(line);
+        run.place_keys(&mut words, true);
+        let name = words[0].to_lowercase();
+        match (block.as_mut(), name.as_str()) {
+            (None, "multi") => block = Some(vec![words]),
+            (None, "exec" | "discard") => {
+                run.redis(&words);
+            }
+            (None, _) => run.step(words),
+            (Some(b), "exec" | "discard") => {
+                b.push(words);
+                let b = block.take().unwrap_or_default();
+                run.transaction(b);
+            }
+            (Some(b), _) => b.push(words),
+        }
+    }
+    assert!(block.is_none(), "the edge cases end every MULTI block");
+    assert!(run.compared > 200, "{} compared", run.compared);
+}
+
+/// The one deliberate difference the random run steers around: commands
+/// whose atomicity spans keys answer `CROSSSLOT` over keys on different
+/// nodes (and run over keys with one hash tag), as Redis Cluster does.
+#[test]
+fn atomic_commands_over_keys_on_different_nodes_answer_crossslot() {
+    let cluster = Cluster::start(Spec {
+        masters: 2,
+        auxiliaries: 3,
+        replicas: 2,
+        ..Spec::default()
+    });
+    let post = |master: usize, path: &str, body: Value| -> Value {
+        let resp = cluster
+            .http
+            .post(cluster.url(master, path))
+            .json(&body)
+            .send()
+            .unwrap();
+        resp.json().unwrap()
+    };
+    const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+    // COPY from a missing key changes nothing: 0 where both keys share
+    // their replicas, CROSSSLOT where they do not.
+    let mut crossslot = Vec::new();
+    for i in 1..30 {
+        let other = format!("other{i}");
+        let answer = post(i % 2, "/", json!(["COPY", "first", other]));
+        if answer == json!({ "error": CROSSSLOT }) {
+            crossslot.push(other.clone());
+        } else {
+            assert_eq!(answer, json!({"result": 0}), "COPY first {other}");
+        }
+        let tagged = post(
+            i % 2,
+            "/",
+            json!(["COPY", "{x}first", format!("{{x}}{other}")]),
+        );
+        assert_eq!(tagged, json!({"result": 0}), "tagged keys share a node");
+    }
+    assert!(
+        !crossslot.is_empty(),
+        "29 keys, every one on the replicas of `first`?"
+    );
+    let apart = &crossslot[0];
+    let answer = post(
+        0,
+        "/multi-exec",
+        json!([["SET", "first", "1"], ["SET", apart, "2"]]),
+    );
+    assert_eq!(answer, json!({ "error": CROSSSLOT }));
+    // Refused whole: neither key was written.
+    assert_eq!(
+        post(1, "/", json!(["MGET", "first", apart])),
+        json!({"result": [null, null]})
+    );
+    assert_eq!(
+        post(
+            1,
+            "/multi-exec",
+            json!([["SET", "{x}first", "1"], ["INCR", "{x}first"]])
+        ),
+        json!([{"result": "OK"}, {"result": 2}])
+    );
+}
+
+/// Where Redis's only bound is 512 MiB a string, a value here is bounded
+/// by `MAX_VALUE_BYTES`: a command that would pass it answers `OOM` and
+/// changes nothing, and a transaction with one is refused whole.
+#[test]
+fn a_value_over_max_value_bytes_is_refused_and_changes_nothing() {
+    let cluster = Cluster::start(Spec {
+        masters: 1,
+        auxiliaries: 3,
+        replicas: 2,
+        master_env: vec![("MAX_VALUE_BYTES".into(), "1000".into())],
+        ..Spec::default()
+    });
+    let post = |path: &str, body: Value| -> Value {
+        let resp = cluster
+            .http
+            .post(cluster.url(0, path))
+            .json(&body)
+            .send()
+            .unwrap();
+        resp.json().unwrap()
+    };
+    const OOM: &str =
+        "OOM the value would exceed MAX_VALUE_BYTES or the node's share of CACHE_MAX_BYTES";
+    let long = "x".repeat(600);
+    assert_eq!(
+        post("/", json!(["SET", "{v}s", long])),
+        json!({"result": "OK"})
+    );
+    assert_eq!(
+        post("/", json!(["APPEND", "{v}s", long])),
+        json!({ "error": OOM })
+    );
+    assert_eq!(
+        post("/", json!(["SETRANGE", "{v}s", 5000, "y"])),
+        json!({ "error": OOM })
+    );
+    let many: Vec<String> = (0..200).map(|i| format!("member{i}")).collect();
+    let mut sadd = vec!["SADD".to_owned(), "{v}set".to_owned()];
+    sadd.extend(many);
+    assert_eq!(post("/", json!(sadd)), json!({ "error": OOM }));
+    assert_eq!(
+        post("/", json!(["STRLEN", "{v}s"])),
+        json!({"result": 600}),
+        "refused whole: the string is as it was"
+    );
+    assert_eq!(post("/", json!(["EXISTS", "{v}set"])), json!({"result": 0}));
+    // In a transaction: every command answers OOM, none ran.
+    assert_eq!(
+        post(
+            "/multi-exec",
+            json!([["SET", "{v}n", "1"], ["APPEND", "{v}s", long]])
+        ),
+        json!([{ "error": OOM }, { "error": OOM }])
+    );
+    assert_eq!(post("/", json!(["GET", "{v}n"])), json!({"result": null}));
+}
