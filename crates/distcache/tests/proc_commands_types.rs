@@ -272,3 +272,67 @@ fn data_and_commands_see_the_same_keys() {
     assert_eq!(ok(&c, 0, json!(["TYPE", "d:list"])), json!("string"));
     assert_eq!(ok(&c, 0, json!(["GET", "d:list"])), json!("[1]"));
 }
+
+/// SCAN's cursor is a position in the key-hash space, the same on every
+/// node: a scan that runs while an auxiliary joins (keys moving under it)
+/// still returns every key that was there for the whole scan.
+#[test]
+fn a_scan_across_a_join_returns_every_key_that_stayed() {
+    let mut c = Cluster::start(Spec {
+        masters: 2,
+        auxiliaries: 2,
+        replicas: 1,
+        ..Spec::default()
+    });
+    c.wait_settled(&["aux-1", "aux-2"]);
+    let keys: Vec<String> = (0..400).map(|i| format!("scan:{i}")).collect();
+    for chunk in keys.chunks(50) {
+        let mut mset = vec![json!("MSET")];
+        for key in chunk {
+            mset.push(json!(key));
+            mset.push(json!("v"));
+        }
+        ok(&c, 0, Value::Array(mset));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = "0".to_string();
+    let mut pages = 0;
+    loop {
+        if pages == 3 {
+            // Keys move to a third node between two pages: the pages after
+            // it are answered by the new ring.
+            c.add_aux("aux-3");
+            wait_until(Duration::from_secs(30), "aux-3 is in the ring", || {
+                c.get_json(0, "/ring")["members"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|n| n["id"] == json!("aux-3")))
+            });
+        }
+        let page = ok(
+            &c,
+            pages % 2,
+            json!(["SCAN", cursor, "MATCH", "scan:*", "COUNT", 20]),
+        );
+        cursor = page[0].as_str().expect("a cursor").to_string();
+        for key in page[1].as_array().expect("keys") {
+            seen.insert(key.as_str().expect("a key").to_string());
+        }
+        pages += 1;
+        if cursor == "0" {
+            break;
+        }
+        assert!(pages < 1000, "the scan ends");
+    }
+    assert!(
+        pages > 4,
+        "the scan took several pages ({pages}), the join among them"
+    );
+    let missing: Vec<&String> = keys.iter().filter(|k| !seen.contains(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} keys never returned: {missing:?}",
+        missing.len()
+    );
+    c.wait_settled(&["aux-1", "aux-2", "aux-3"]);
+    assert_eq!(ok(&c, 0, json!(["DBSIZE"])), json!(400));
+}

@@ -8,6 +8,13 @@
 //! the lowest place any node stopped, which becomes the next cursor. A key
 //! present for the whole scan is returned at least once, wherever it lives
 //! and however keys move meanwhile.
+//!
+//! While keys move, every node is asked twice, the second time after
+//! every first answer is in, and the answers are merged ([`Master::sweep`]):
+//! a key moving from one node to another is dropped at its old home only
+//! after its new home has it, so a key that both homes missed in the first
+//! pass (the new one asked before the copy arrived, the old one after it
+//! dropped its copy) was at its new home before the second pass began.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -110,10 +117,20 @@ impl Master {
         .await
     }
 
+    /// `args` on every node, and while keys move, on every node again once
+    /// the first answers are in (see the module's overview).
+    async fn sweep(&self, args: &[Bytes]) -> Result<Vec<Reply>, ApiError> {
+        let mut replies = self.on_every_node(args).await?;
+        if self.view.load().rebalancing() {
+            replies.extend(self.on_every_node(args).await?);
+        }
+        Ok(replies)
+    }
+
     /// KEYS over every node, each key once, in hash order.
     async fn all_keys(&self, args: Vec<Bytes>) -> Result<BTreeSet<(u64, Bytes)>, ApiError> {
         let mut keys = BTreeSet::new();
-        for reply in self.on_every_node(&args).await? {
+        for reply in self.sweep(&args).await? {
             match reply {
                 Reply::Array(items) => {
                     for item in items {
@@ -148,7 +165,7 @@ impl Master {
         let mut bound: Option<u64> = None;
         let mut keys = BTreeSet::new();
         let mut all = Vec::new();
-        for reply in self.on_every_node(&args).await? {
+        for reply in self.sweep(&args).await? {
             let Reply::Array(parts) = reply else {
                 return Err(relayed(reply));
             };
