@@ -189,10 +189,24 @@ fn numeric_scores(v: Value) -> Value {
     )
 }
 
+/// How commands reach distcache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// `POST /` on a master picked at random, MULTI blocks as
+    /// `/multi-exec`.
+    Http,
+    /// One RESP connection to a master, in RESP2 (`false`) or, after
+    /// `HELLO 3` on both sides, RESP3 (`true`).
+    Resp { resp3: bool },
+}
+
 struct Run {
     seed: u64,
     cluster: Cluster,
     redis: Client,
+    via: Via,
+    /// The RESP connection to a master, with `Via::Resp`.
+    resp: Option<Client>,
     /// Stopped on drop, after the client.
     _server: RedisServer,
     /// Picks the master and the keys' tags; seeded.
@@ -208,18 +222,38 @@ impl Run {
     /// A cluster of 2 masters and 3 auxiliaries (`REPLICAS=2`) and a
     /// redis-server, both empty.
     fn start(seed: u64) -> Run {
+        Run::start_via(seed, Via::Http)
+    }
+
+    fn start_via(seed: u64, via: Via) -> Run {
         let cluster = Cluster::start(Spec {
             masters: 2,
             auxiliaries: 3,
             replicas: 2,
+            resp: matches!(via, Via::Resp { .. }),
             ..Spec::default()
         });
+        cluster.wait_settled(&["aux-1", "aux-2", "aux-3"]);
         let server = RedisServer::start();
-        let redis = Client::connect(server.port).unwrap();
+        let mut redis = Client::connect(server.port).unwrap();
+        let mut resp = None;
+        if let Via::Resp { resp3 } = via {
+            let port = cluster.masters[(seed % 2) as usize]
+                .resp_port
+                .expect("RESP is on");
+            let mut ours = Client::connect(port).unwrap();
+            if resp3 {
+                redis.call_str(&["HELLO", "3"]);
+                ours.call_str(&["HELLO", "3"]);
+            }
+            resp = Some(ours);
+        }
         Run {
             seed,
             cluster,
             redis,
+            via,
+            resp,
             _server: server,
             rng: StdRng::seed_from_u64(seed ^ 0x7a95),
             history: Vec::new(),
@@ -268,7 +302,13 @@ impl Run {
     }
 
     fn ours(&mut self, words: &[String]) -> Value {
-        self.post("/", json!(words))
+        match self.resp.as_mut() {
+            Some(resp) => {
+                let raw: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+                answer_of(resp.call(&raw))
+            }
+            None => self.post("/", json!(words)),
+        }
     }
 
     fn redis(&mut self, words: &[String]) -> Frame {
@@ -409,6 +449,9 @@ impl Run {
     /// `POST /multi-exec` (a block ending in DISCARD, or empty, is not sent; a nested
     /// MULTI, refused by Redis without aborting, is left out of the body).
     fn transaction(&mut self, block: Vec<Vec<String>>) {
+        if self.via != Via::Http {
+            return self.transaction_over_resp(block);
+        }
         self.history.push(format!("{block:?}"));
         let mut body = Vec::new();
         let mut queued = Vec::new();
@@ -454,6 +497,48 @@ impl Run {
     }
 }
 
+impl Run {
+    /// A MULTI block over RESP: every command to both sides on their
+    /// connections, every reply compared (QUEUED, queue-time errors,
+    /// EXECABORT, EXEC's array element by element).
+    fn transaction_over_resp(&mut self, block: Vec<Vec<String>>) {
+        self.history.push(format!("{block:?}"));
+        self.tally("multi", true);
+        let mut queued: Vec<Vec<String>> = Vec::new();
+        for words in &block {
+            let theirs = self.redis(words);
+            let ours = {
+                let raw: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+                self.resp.as_mut().expect("a RESP connection").call(&raw)
+            };
+            let name = words[0].to_lowercase();
+            let (theirs, ours) = if name == "exec" {
+                let norm = |v: Value| match v {
+                    Value::Array(items) => Value::Array(
+                        items
+                            .into_iter()
+                            .zip(queued.iter())
+                            .map(|(a, w)| normalise(w, a))
+                            .collect(),
+                    ),
+                    other => other,
+                };
+                (norm(exec_answers(theirs)), norm(exec_answers(ours)))
+            } else {
+                (answer_of(theirs), answer_of(ours))
+            };
+            if !matches!(name.as_str(), "multi" | "exec" | "discard") {
+                queued.push(words.clone());
+            }
+            if theirs != ours {
+                self.fail(format!(
+                    "{words:?} in a MULTI block:\n  redis: {theirs}\n  ours:  {ours}"
+                ));
+            }
+        }
+    }
+}
+
 /// Whether the table flags the command `random output` (kept out of
 /// MULTI blocks, whose replies are compared element by element).
 fn random_output(name: &str) -> bool {
@@ -469,7 +554,11 @@ fn asks_every_node(name: &str) -> bool {
 }
 
 fn run_seed(seed: u64, commands: usize) -> Run {
-    let mut run = Run::start(seed);
+    run_seed_via(seed, commands, Via::Http)
+}
+
+fn run_seed_via(seed: u64, commands: usize, via: Via) -> Run {
+    let mut run = Run::start_via(seed, via);
     let mut generator = Gen::new(seed);
     let mut i = 0;
     while i < commands {
@@ -505,10 +594,32 @@ fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
 
 #[test]
 fn random_command_sequences_through_post_answer_as_redis_server_does() {
+    check_seeds(seeds(1..7), |seed| run_seed(seed, 1_500));
+}
+
+/// The same sequences over the Redis protocol, on one connection to a
+/// master: RESP2 for even seeds, RESP3 (after `HELLO 3` on both sides)
+/// for odd ones, MULTI blocks sent as Redis takes them.
+#[test]
+fn random_command_sequences_over_resp_answer_as_redis_server_does() {
+    check_seeds(seeds(11..15), |seed| {
+        run_seed_via(
+            seed,
+            1_500,
+            Via::Resp {
+                resp3: seed % 2 == 1,
+            },
+        )
+    });
+}
+
+/// Runs `run` for every seed and checks that every command of the table
+/// got at least one answer that is not an error.
+fn check_seeds(seeds: Vec<u64>, run: impl Fn(u64) -> Run) {
     let mut coverage: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     let mut compared = 0;
-    for seed in seeds(1..7) {
-        let run = run_seed(seed, 1_500);
+    for seed in seeds {
+        let run = run(seed);
         compared += run.compared;
         for (name, (sent, ok)) in run.coverage {
             let c = coverage.entry(name).or_default();
