@@ -200,6 +200,15 @@ impl Shard {
         Some((slot, self.lru.node(slot).version()))
     }
 
+    /// The version of `key`'s item, live or expired and not yet removed:
+    /// what a leader stamps above, so that a replica whose clock still has
+    /// the item live sees a base it does not hold rather than a newer
+    /// version (see `Store::execute`).
+    pub(super) fn item_version(&self, hash: u64, key: &[u8]) -> Option<Version> {
+        let slot = self.lru.find(hash, key)?;
+        Some(self.lru.node(slot).version())
+    }
+
     /// The version of the tombstone of `key`, if one is within its grace.
     pub(super) fn tombstone(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<Version> {
         self.tombstones.held(hash, key, now_ms)
