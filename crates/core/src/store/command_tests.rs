@@ -439,6 +439,17 @@ fn a_command_stamped_below_what_its_key_holds_runs_just_above_it() {
 /// repaired with the leader's whole value.
 #[test]
 fn a_command_over_a_key_that_just_expired_is_stamped_above_the_expired_version() {
+    command_over_a_key_that_just_expired(false);
+}
+
+/// The same, when the leader's expiry sweep removed the item before the
+/// command came.
+#[test]
+fn a_command_over_a_key_swept_as_expired_is_stamped_above_its_version() {
+    command_over_a_key_that_just_expired(true);
+}
+
+fn command_over_a_key_that_just_expired(swept: bool) {
     let leader = store();
     let replica = store();
     let expires = NOW + 1_000;
@@ -454,6 +465,9 @@ fn a_command_over_a_key_that_just_expired_is_stamped_above_the_expired_version()
     // At the leader the key has expired; a master whose clock is right
     // stamps INCR at its own time, below the expired item's version.
     let leader_now = expires + 1;
+    if swept {
+        assert_eq!(leader.purge_expired(leader_now, 100), 1);
+    }
     let args = argv("INCR n");
     let executed = leader.execute(
         &keys_of(&args),
