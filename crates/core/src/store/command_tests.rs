@@ -422,3 +422,84 @@ fn a_command_stamped_below_what_its_key_holds_runs_just_above_it() {
     };
     assert!(third.expect("a version") > version(20));
 }
+
+/// Review finding: a key that has just expired at the leader but not yet
+/// at a replica (the replica's clock is a few milliseconds behind, or the
+/// leader's sweep ran first) while its version is above the master's stamp
+/// (written through a master whose clock is ahead). The leader runs INCR
+/// over an absent key at the master's stamp, below the expired item's
+/// version; the replica, still holding the old value live at that higher
+/// version, answered `Stale`: "a newer operation got here first", which
+/// the master counts as replicated and repairs nothing. The leader holds
+/// the acknowledged INCR, the replica the old value until it expires
+/// there, then nothing: lose the leader and the INCR is gone.
+///
+/// The leader must stamp above the version of the item it found expired,
+/// so that the replica sees a base it does not hold (`Diverged`) and is
+/// repaired with the leader's whole value.
+#[test]
+fn a_command_over_a_key_that_just_expired_is_stamped_above_the_expired_version() {
+    command_over_a_key_that_just_expired(false);
+}
+
+/// The same, when the leader's expiry sweep removed the item before the
+/// command came.
+#[test]
+fn a_command_over_a_key_swept_as_expired_is_stamped_above_its_version() {
+    command_over_a_key_that_just_expired(true);
+}
+
+fn command_over_a_key_that_just_expired(swept: bool) {
+    let leader = store();
+    let replica = store();
+    let expires = NOW + 1_000;
+    // Written through a master whose clock runs ahead: version NOW + 5 s.
+    let old = Entry {
+        value: Bytes::from(stored::plain_string(b"41")),
+        expires_at_ms: Some(expires),
+        version: version(NOW + 5_000),
+    };
+    for s in [&leader, &replica] {
+        assert_eq!(s.set(b"n", old.clone(), NOW), SetOutcome::Stored);
+    }
+    // At the leader the key has expired; a master whose clock is right
+    // stamps INCR at its own time, below the expired item's version.
+    let leader_now = expires + 1;
+    if swept {
+        assert_eq!(leader.purge_expired(leader_now, 100), 1);
+    }
+    let args = argv("INCR n");
+    let executed = leader.execute(
+        &keys_of(&args),
+        Some(version(leader_now)),
+        leader_now,
+        usize::MAX,
+        |ks| {
+            let command = table::parse(&args).unwrap();
+            ks.execute(&command, leader_now, &mut StdRng::seed_from_u64(0))
+        },
+        &mut |_| {},
+    );
+    let Executed::Ran {
+        version: Some(at),
+        outcome,
+        changes,
+    } = executed
+    else {
+        panic!("INCR runs");
+    };
+    assert_eq!(outcome.reply, Reply::Integer(1));
+    // The replica's clock is 2 ms behind: the old value is still live there.
+    let replica_now = expires - 1;
+    let applied = replica.apply_changes(&changes, at, replica_now, usize::MAX, &mut |_| {});
+    assert_ne!(
+        applied,
+        vec![ApplyOutcome::Stale {
+            held: version(NOW + 5_000)
+        }],
+        "the replica must not report the leader's acknowledged INCR as superseded \
+         by a value the leader has already seen expire (INCR stamped at {at})"
+    );
+    assert_eq!(applied, vec![ApplyOutcome::Diverged], "so it is repaired");
+    assert!(at > version(NOW + 5_000), "{at}");
+}

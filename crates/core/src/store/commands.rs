@@ -14,8 +14,9 @@
 //!
 //! Versions: a command that may change keys comes with the version the
 //! master's clock gave it, and runs at the lowest version above both that
-//! one and every version its keys hold (live or tombstone,
-//! [`Version::above`]). The leader runs a key's commands one at a time, so
+//! one and every version its keys hold (live or tombstone) or held before
+//! expiring here (a replica whose clock is behind may still hold that
+//! item live), see [`Version::above`]. The leader runs a key's commands one at a time, so
 //! this order is the key's order: a command that starts after another was
 //! acknowledged runs after it and gets a higher version, whatever the
 //! masters' clocks say, and contention never sends a command back to be
@@ -150,10 +151,16 @@ impl Store {
         for &key in keys {
             let hash = hash_key(key);
             let shard = locked.shard(hash, shards);
+            // An item that has expired here may still be live at a replica
+            // whose clock is behind: stamping above its version too makes
+            // that replica see a base it lacks (and be repaired) instead of
+            // a newer version (and be left as it is).
+            let expired = shard.expired_version(hash, key);
             let live = shard.live(hash, key, now_ms);
             let held = live
                 .map(|(_, v)| v)
-                .or_else(|| shard.tombstone(hash, key, now_ms));
+                .or_else(|| shard.tombstone(hash, key, now_ms))
+                .max(expired);
             if let (Some(v), Some(h)) = (version, held) {
                 version = Some(v.above(h));
             }

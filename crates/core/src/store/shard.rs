@@ -36,6 +36,10 @@ pub(super) struct Shard {
     /// `u64::MAX` when the store has no byte limit.
     max_bytes: u64,
     counters: Counters,
+    /// The highest version of an item removed here because it expired. A
+    /// replica whose clock is behind may still hold such an item live, so
+    /// a command's leader stamps above it (see `Store::execute`).
+    expired_above: Option<Version>,
 }
 
 /// True when an item with internal expiry `expires_at` (0 = never) is gone at
@@ -140,6 +144,7 @@ impl Shard {
             max_items: max_items.clamp(1, MAX_SLOTS - 1),
             max_bytes: max_bytes.unwrap_or(u64::MAX),
             counters: Counters::default(),
+            expired_above: None,
         }
     }
 
@@ -198,6 +203,21 @@ impl Shard {
         self.lru.touch(slot);
         self.counters.hits += 1;
         Some((slot, self.lru.node(slot).version()))
+    }
+
+    /// The highest version a command on `key` must be stamped above
+    /// besides its live item or tombstone: its item if it has expired but
+    /// is still here, and every item that expired here before. A replica
+    /// whose clock is behind may still hold such an item live; stamped
+    /// above it, the command's changes find a base that replica does not
+    /// hold (it is repaired) rather than a newer version (it would be left
+    /// as it is). See `Store::execute`.
+    pub(super) fn expired_version(&self, hash: u64, key: &[u8]) -> Option<Version> {
+        let item = self
+            .lru
+            .find(hash, key)
+            .map(|slot| self.lru.node(slot).version());
+        item.max(self.expired_above)
     }
 
     /// The version of the tombstone of `key`, if one is within its grace.
@@ -397,8 +417,7 @@ impl Shard {
             };
             examined += 1;
             if self.lru.expires_at_is(slot, expires_at) {
-                self.remove(slot);
-                self.counters.expirations += 1;
+                self.remove_expired(slot);
                 removed += 1;
             }
         }
@@ -457,8 +476,7 @@ impl Shard {
     fn live_slot(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<u32> {
         let slot = self.lru.find(hash, key)?;
         if is_expired(self.lru.node(slot).expires_at(), now_ms) {
-            self.remove(slot);
-            self.counters.expirations += 1;
+            self.remove_expired(slot);
             return None;
         }
         Some(slot)
@@ -470,9 +488,17 @@ impl Shard {
         let node = self.remove(slot);
         if is_expired(node.expires_at(), now_ms) {
             self.counters.expirations += 1;
+            self.expired_above = self.expired_above.max(Some(node.version()));
         } else {
             self.counters.evictions += 1;
         }
+    }
+
+    /// Removes the expired item in `slot`, remembering its version.
+    fn remove_expired(&mut self, slot: u32) {
+        let node = self.remove(slot);
+        self.counters.expirations += 1;
+        self.expired_above = self.expired_above.max(Some(node.version()));
     }
 
     fn remove(&mut self, slot: u32) -> Node {

@@ -39,6 +39,26 @@ use crate::http::ApiError;
 use crate::master::data::{CallError, OpError, Route, committed_replicas_silent, unavailable};
 use crate::master::{Master, NodeRef, RingView};
 
+/// How many newer maps the changes of a command that ran follow before the
+/// client is told they may not have reached every replica.
+const SPREAD_ATTEMPTS: usize = 3;
+
+/// An error after the leader ran a command, as the client gets it: never
+/// [`OpError::Fenced`], which would have `Master::fenced` run the command
+/// again (a second INCR, a second RPUSH), breaking "never twice".
+fn ran_once(e: OpError) -> OpError {
+    match e {
+        OpError::Fenced(epoch) => OpError::Api(ApiError::unavailable(
+            "replicas_unavailable",
+            format!(
+                "the command ran at its keys' leader, but the cluster map kept moving \
+                 (epoch {epoch}) before its result reached every replica; it is not run again"
+            ),
+        )),
+        e => e,
+    }
+}
+
 fn unexpected() -> ApiError {
     ApiError::internal(
         "unexpected_answer",
@@ -115,7 +135,11 @@ impl Master {
                 }
                 if let Some(version) = version {
                     self.versions.observe(version);
-                    self.ship(&view, &route, version, changes).await?;
+                    // The command ran: from here no error may send it
+                    // through `fenced` again, which would run it twice.
+                    self.ship(&view, &route, version, changes)
+                        .await
+                        .map_err(ran_once)?;
                 }
                 Ok(replies)
             }
@@ -313,12 +337,19 @@ impl Master {
                 Err(e) => last_error = Some(e),
             }
         }
-        if let Some(epoch) = fenced {
+        if let Some(mut epoch) = fenced {
             // The map moved while the leader ran the command: it ran once
             // and must not run again. Its result goes, whole, to the
-            // replicas of the newer map.
-            self.catch_up(epoch).await?;
-            return self.spread_copies(leader, changes).await;
+            // replicas of the newer map, and again to those of a still
+            // newer one if the map moves meanwhile.
+            for _ in 0..SPREAD_ATTEMPTS {
+                self.catch_up(epoch).await?;
+                match self.spread_copies(leader, changes).await {
+                    Err(OpError::Fenced(newer)) => epoch = newer,
+                    done => return done,
+                }
+            }
+            return Err(OpError::Fenced(epoch));
         }
         if reached == route.len() {
             return Ok(());
