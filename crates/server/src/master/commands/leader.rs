@@ -238,6 +238,13 @@ impl Master {
             Lookup::Absent => return Ok(()),
         };
         match self.call(node, epoch, "repair", request).await {
+            // A node with a smaller byte limit cannot hold the copy: the
+            // key is not on every replica, so this is no success.
+            Ok(Response::Written(WriteStatus::TooLarge)) => Err(ApiError::unavailable(
+                "replicas_unavailable",
+                format!("{} cannot hold this value (its CACHE_MAX_BYTES share)", node.id),
+            )
+            .into()),
             Ok(_) => Ok(()),
             Err(CallError::StaleEpoch(current)) => Err(OpError::Fenced(current)),
             Err(e) => Err(unavailable("a repair", 0, 1, Some(e)).into()),
