@@ -109,7 +109,13 @@ impl Master {
             None => self.any_node(&view)?,
         };
         if !self.together(&view, keys)? {
-            return Ok(vec![super::crossslot(); commands.len()]);
+            // They were together when the command was planned: the map
+            // moved since. Nothing ran; Redis Cluster's word for "keys
+            // being moved, try again".
+            let again = Reply::Error(CommandError::Relayed(
+                "TRYAGAIN Multiple keys request during rehashing of slot".into(),
+            ));
+            return Ok(vec![again; commands.len()]);
         }
         if view.rebalancing() {
             self.bring_leader_up_to_date(&view, &route, keys).await?;
