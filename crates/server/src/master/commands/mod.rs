@@ -25,7 +25,9 @@
 //! - Any other command over keys on different nodes, and a transaction
 //!   whose keys are on different nodes: `CROSSSLOT`, as Redis Cluster
 //!   answers.
-//! - KEYS, SCAN, DBSIZE and RANDOMKEY ask every auxiliary ([`everywhere`]).
+//! - KEYS, SCAN, DBSIZE and RANDOMKEY ask every auxiliary ([`everywhere`]);
+//!   so does FLUSHALL (and FLUSHDB), at one version from this master's
+//!   clock, which each auxiliary raises above every key it deletes.
 
 mod everywhere;
 mod leader;

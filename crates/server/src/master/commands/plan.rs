@@ -70,7 +70,9 @@ impl Master {
             return Ok(Reply::Error(e));
         }
         match spec.name {
-            "keys" | "scan" | "dbsize" | "randomkey" => return self.everywhere(spec, args).await,
+            "keys" | "scan" | "dbsize" | "randomkey" | "flushall" | "flushdb" => {
+                return self.everywhere(spec, args).await;
+            }
             // Only a session queues (`CommandSession`); without one these
             // answer as the executor does outside MULTI.
             "multi" | "exec" | "discard" => {
@@ -107,7 +109,10 @@ impl Master {
         let mut everywhere = false;
         for args in &queued {
             if let Ok(spec) = table::resolve(args) {
-                everywhere |= matches!(spec.name, "keys" | "scan" | "dbsize" | "randomkey");
+                everywhere |= matches!(
+                    spec.name,
+                    "keys" | "scan" | "dbsize" | "randomkey" | "flushall" | "flushdb"
+                );
                 keys.extend(keys_of(spec, args));
             }
         }
