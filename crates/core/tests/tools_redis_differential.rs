@@ -454,6 +454,12 @@ fn random_command_sequences_answer_exactly_as_redis_server_does_in_resp2_and_res
         // The generator reaches every command of the table, and each
         // succeeds at least a few times, or this test proves little.
         for spec in table::COMMANDS {
+            // FLUSHALL and FLUSHDB (the admin commands) are not generated:
+            // they would empty the small key space every few hundred
+            // commands. The hand-written edge cases compare them instead.
+            if spec.has(flags::ADMIN) {
+                continue;
+            }
             let (sent, ok) = coverage.get(spec.name).copied().unwrap_or_default();
             assert!(
                 ok >= 3,

@@ -440,3 +440,37 @@ fn arguments_and_requests_are_bounded_by_max_body_bytes() {
         "{metrics}"
     );
 }
+
+/// WAIT answers with the replicas beyond the leader that the connection's
+/// last write reached: 0 before any write, then REPLICAS - 1 (with
+/// `WRITE_QUORUM=all`, every live replica has an acknowledged write), not
+/// changed by a read, and per connection.
+#[test]
+fn wait_answers_with_the_replicas_the_last_write_reached() {
+    let cluster = resp_cluster(&[]);
+    let key = unique("wait");
+    let mut s = connect(&cluster);
+    exchange(&mut s, &request(&["WAIT", "1", "0"]), b":0\r\n");
+    exchange(&mut s, &request(&["SET", &key, "v"]), b"+OK\r\n");
+    exchange(&mut s, &request(&["WAIT", "1", "100"]), b":1\r\n");
+    exchange(&mut s, &request(&["GET", &key]), b"$1\r\nv\r\n");
+    exchange(&mut s, &request(&["WAIT", "2", "0"]), b":1\r\n");
+    let mut other = connect(&cluster);
+    exchange(&mut other, &request(&["WAIT", "1", "0"]), b":0\r\n");
+    exchange(
+        &mut other,
+        &request(&["RPUSH", &key, "x"]),
+        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    );
+    exchange(
+        &mut other,
+        &request(&["HSET", &format!("{key}:h"), "f", "v"]),
+        b":1\r\n",
+    );
+    exchange(&mut other, &request(&["WAIT", "0", "0"]), b":1\r\n");
+    exchange(
+        &mut s,
+        &request(&["WAIT", "x", "0"]),
+        b"-ERR value is not an integer or out of range\r\n",
+    );
+}

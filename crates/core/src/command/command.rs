@@ -122,6 +122,9 @@ pub enum Command {
         pattern: Bytes,
     },
     DbSize,
+    /// FLUSHALL and FLUSHDB (`ASYNC` and `SYNC` accepted, both run at
+    /// once): deletes every key.
+    FlushAll,
     RandomKey,
     Scan {
         cursor: u64,

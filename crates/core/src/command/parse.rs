@@ -361,6 +361,17 @@ pub(super) fn copy(a: &[Bytes]) -> Result<Command> {
     })
 }
 
+/// FLUSHALL and FLUSHDB: `[ASYNC | SYNC]`, both run at once (Redis's
+/// ASYNC frees memory in the background; here a flush only leaves
+/// tombstones, which cost what the next purge does).
+pub(super) fn flush(a: &[Bytes]) -> Result<Command> {
+    match a {
+        [_] => Ok(Command::FlushAll),
+        [_, mode] if is(mode, "async") || is(mode, "sync") => Ok(Command::FlushAll),
+        _ => Err(CommandError::Syntax),
+    }
+}
+
 pub(super) fn scan(a: &[Bytes]) -> Result<Command> {
     Ok(Command::Scan {
         cursor: cursor(&a[1])?,

@@ -19,7 +19,7 @@ pub mod flags {
     pub const DENYOOM: u32 = 1 << 2;
     /// O(1) or O(log n): never a slow command.
     pub const FAST: u32 = 1 << 3;
-    /// Needs the admin role (none yet among the data commands).
+    /// Needs the admin role (FLUSHALL, FLUSHDB).
     pub const ADMIN: u32 = 1 << 4;
     /// Allowed while loading; part of the transaction machinery.
     pub const TRANSACTION: u32 = 1 << 5;
@@ -73,6 +73,8 @@ pub enum Group {
     SortedSet,
     /// MULTI/EXEC.
     Transactions,
+    /// The server as a whole (FLUSHALL, FLUSHDB).
+    Server,
 }
 
 impl Group {
@@ -86,6 +88,7 @@ impl Group {
             Group::Set => "set",
             Group::SortedSet => "sorted-set",
             Group::Transactions => "transactions",
+            Group::Server => "server",
         }
     }
 }
@@ -243,6 +246,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("expire", -3, W | FAST, Generic, ONE, p::expire, "Sets a TTL in seconds"),
     c!("expireat", -3, W | FAST, Generic, ONE, p::expireat, "Sets an expiry as a Unix time in seconds"),
     c!("expiretime", 2, R | FAST, Generic, ONE, |a| Ok(Command::ExpireTime { key: a[1].clone(), ms: false }), "Expiry as a Unix time in seconds"),
+    c!("flushall", -1, W | ADMIN, Server, KeySpec::None, p::flush, "Deletes every key of the cluster (admin; ASYNC and SYNC accepted)"),
+    c!("flushdb", -1, W | ADMIN, Server, KeySpec::None, p::flush, "Deletes every key of the cluster, as FLUSHALL (database 0 is the only one)"),
     c!("get", 2, R | FAST, String, ONE, |a| Ok(Command::Get { key: a[1].clone() }), "Gets a string"),
     c!("getdel", 2, W | FAST, String, ONE, |a| Ok(Command::GetDel { key: a[1].clone() }), "Gets a string and deletes the key"),
     c!("getex", -2, W | FAST, String, ONE, p::getex, "Gets a string and changes its TTL"),
@@ -498,5 +503,25 @@ mod tests {
         );
         assert_eq!(lookup(b"incr").unwrap().role(), Role::Write);
         assert_eq!(lookup(b"get").unwrap().role(), Role::Read);
+        assert_eq!(lookup(b"flushall").unwrap().role(), Role::Admin);
+        assert_eq!(lookup(b"flushdb").unwrap().role(), Role::Admin);
+    }
+
+    #[test]
+    fn flushall_takes_async_or_sync_and_nothing_else() {
+        for ok in [
+            &["FLUSHALL"][..],
+            &["flushall", "ASYNC"],
+            &["FLUSHDB", "sync"],
+        ] {
+            assert!(matches!(parse(&argv(ok)), Ok(Command::FlushAll)), "{ok:?}");
+        }
+        for bad in [&["FLUSHALL", "now"][..], &["FLUSHDB", "ASYNC", "SYNC"]] {
+            assert_eq!(
+                parse(&argv(bad)).unwrap_err(),
+                CommandError::Syntax,
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -130,6 +130,14 @@ impl Exec<'_> {
                 self.ks.remove_expired(self.now);
                 Ok(Reply::Integer(self.ks.len() as i64))
             }
+            Command::FlushAll => {
+                self.ks.remove_expired(self.now);
+                let keys: Vec<Bytes> = self.ks.iter().map(|(k, _)| k.clone()).collect();
+                for key in &keys {
+                    self.emit(key, EffectOp::Delete);
+                }
+                Ok(Reply::OK)
+            }
             Command::RandomKey => {
                 self.ks.remove_expired(self.now);
                 if self.ks.is_empty() {

@@ -304,6 +304,7 @@ impl Exec<'_> {
             | C::Copy { .. }
             | C::Keys { .. }
             | C::DbSize
+            | C::FlushAll
             | C::RandomKey
             | C::Scan { .. } => self.key_command(c),
             C::HSet { .. }

@@ -8,7 +8,8 @@
 //!   covers), entries in blocks (key, value, version, absolute expiry) in the
 //!   order they are to be restored, then tombstones (key, delete version),
 //!   and checksums (CRC-32) over the header, over each block and over the
-//!   whole file. Today's layout is in [`v2`].
+//!   whole file. Today's layout is in [`v2`]; today's version is [`v3`]
+//!   (v2's layout, values in their stored form).
 //! - **Tombstones.** A key deleted within the store's tombstone grace is
 //!   saved as its delete version and restored as a tombstone (with a fresh
 //!   grace), so that after a restart an older copy of the key, offered by a
@@ -33,6 +34,7 @@
 mod error;
 pub mod v1;
 pub mod v2;
+pub mod v3;
 mod writer;
 
 pub use error::SnapshotError;
@@ -46,7 +48,7 @@ use crate::store::{DeleteOutcome, Entry, EntryRef, SetOutcome, Store};
 use crate::version::Version;
 
 /// The newest format version this build writes and reads.
-pub const CURRENT_VERSION: u16 = v2::VERSION;
+pub const CURRENT_VERSION: u16 = v3::VERSION;
 
 /// Who wrote a snapshot, when, and how much it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,7 +174,8 @@ pub fn visit_records(
     // Each version dispatches to its frozen module.
     match format_version(data)? {
         v1::VERSION => v1::visit_ref(data, |key, entry| visitor.entry(key, entry)),
-        _ => v2::visit(data, visitor),
+        v2::VERSION => v2::visit(data, visitor),
+        _ => v3::visit(data, visitor),
     }
 }
 

@@ -290,12 +290,12 @@ fn wrong_magic_newer_and_unknown_versions_are_named() {
             expected: "the format version"
         })
     );
-    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&4u16.to_le_bytes());
     assert_eq!(
         decode(&bytes),
         Err(SnapshotError::NewerVersion {
-            found: 3,
-            supported: 2
+            found: 4,
+            supported: 3
         })
     );
     bytes[8..10].copy_from_slice(&0u16.to_le_bytes());
@@ -619,4 +619,103 @@ fn frozen_tombstone() -> Version {
         counter: 4,
         origin: 2,
     }
+}
+
+/// The values of the frozen v3 file: one of each type, in their stored
+/// form (key, value).
+fn frozen_v3_values() -> Vec<(&'static [u8], crate::value::Value)> {
+    use crate::value::{HashValue, ListValue, Score, SetValue, StrValue, Value, ZSetValue};
+    let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+    let mut hash = HashValue::new();
+    hash.insert(b("name"), b("Ada"));
+    hash.insert(b("age"), b("36"));
+    let list: ListValue = [b("a"), b("b"), b("a")].into_iter().collect();
+    let set: SetValue = [b("x"), b("y")].into_iter().collect();
+    let zset: ZSetValue = [
+        (b("low"), Score::new(-1.5).unwrap()),
+        (b("high"), Score::new(10.0).unwrap()),
+    ]
+    .into_iter()
+    .collect();
+    vec![
+        (b"h", Value::Hash(hash)),
+        (b"l", Value::List(list)),
+        (b"s", Value::Set(set)),
+        (b"z", Value::ZSet(zset)),
+        (b"str", Value::string("plain \"text\"\0")),
+        (
+            b"json",
+            Value::Str(StrValue {
+                bytes: br#"{"n":[1,2.5,null],"ok":true}"#.to_vec(),
+                json: true,
+            }),
+        ),
+    ]
+}
+
+fn frozen_v3_entry(i: usize, value: &crate::value::Value) -> Entry {
+    Entry {
+        value: Bytes::from(crate::value::stored::to_stored(value)),
+        expires_at_ms: (i % 2 == 1).then_some(1_700_000_600_000 + i as u64),
+        version: Version {
+            millis: 1_700_000_000_000 + i as u64,
+            counter: i as u32,
+            origin: 7,
+        },
+    }
+}
+
+/// A v3 file written once, by the v3 encoder when v3 became today's format
+/// (`FREEZE_V3=1` wrote it; never regenerated): a hash, a list, a set, a
+/// sorted set, a plain string and a JSON value, and a tombstone. It must
+/// decode to exactly those values forever.
+#[test]
+fn a_frozen_v3_file_decodes_to_a_value_of_every_type() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/snapshot/testdata/v3.snap");
+    if std::env::var_os("FREEZE_V3").is_some() {
+        let header = SnapshotHeader {
+            node_id: "aux-frozen-v3".into(),
+            created_at_ms: 1_700_000_000_000,
+            entry_count: 6,
+            tombstone_count: 1,
+            log_generation: 7,
+            shard_count: 1,
+        };
+        let mut w = SnapshotWriter::new(Vec::new(), &header).unwrap();
+        for (i, (key, value)) in frozen_v3_values().iter().enumerate() {
+            w.push(key, &frozen_v3_entry(i, value)).unwrap();
+        }
+        w.push_tombstone(b"gone", frozen_tombstone()).unwrap();
+        std::fs::write(path, w.finish().unwrap().0).unwrap();
+    }
+    let bytes = include_bytes!("testdata/v3.snap");
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 3);
+    let snap = decode(bytes).expect("the v3 file decodes");
+    assert_eq!(snap.header.node_id, "aux-frozen-v3");
+    assert_eq!(
+        (snap.header.entry_count, snap.header.tombstone_count),
+        (6, 1)
+    );
+    assert_eq!(snap.header.log_generation, 7);
+    let expected = frozen_v3_values();
+    assert_eq!(snap.entries.len(), expected.len());
+    for (i, (got, (key, value))) in snap.entries.iter().zip(&expected).enumerate() {
+        assert_eq!(&got.key[..], *key);
+        let decoded = crate::value::stored::from_stored(&got.entry.value).unwrap();
+        assert_eq!(&decoded, value, "{}", String::from_utf8_lossy(key));
+        let mut frozen = frozen_v3_entry(i, value);
+        frozen.value = got.entry.value.clone();
+        assert_eq!(got.entry, frozen);
+    }
+    assert_eq!(
+        snap.tombstones,
+        vec![(Bytes::from("gone"), frozen_tombstone())]
+    );
+}
+
+#[test]
+fn today_s_snapshots_are_written_as_v3() {
+    let (bytes, _) = encode(Vec::new(), "n", 1, 1, std::iter::empty()).unwrap();
+    assert_eq!(CURRENT_VERSION, 3);
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 3);
 }

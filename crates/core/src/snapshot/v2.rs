@@ -1,6 +1,6 @@
 //! Format version 2: v1 plus tombstones and the mutation log generation the
-//! snapshot covers. Today's format; once a v3 exists this module is frozen
-//! like [`super::v1`].
+//! snapshot covers. Frozen: [`super::v3`] is today's format (this layout,
+//! values in their stored form); v2 files keep decoding here.
 //!
 //! # Layout (integers little-endian; `entry` and `key_version` as in
 //! `crate::codec`)

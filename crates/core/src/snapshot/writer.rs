@@ -4,7 +4,8 @@
 use std::io::{self, Write};
 
 use super::SnapshotHeader;
-use super::v2::{END_MARKER, ENTRY_BLOCK, MAGIC, MAX_NODE_ID_LEN, TOMBSTONE_BLOCK, VERSION};
+use super::v2::{END_MARKER, ENTRY_BLOCK, MAGIC, MAX_NODE_ID_LEN, TOMBSTONE_BLOCK};
+use super::v3::VERSION;
 use crate::codec;
 use crate::store::{Entry, EntryRef};
 use crate::version::Version;

@@ -503,3 +503,75 @@ fn command_over_a_key_that_just_expired(swept: bool) {
     assert_eq!(applied, vec![ApplyOutcome::Diverged], "so it is repaired");
     assert!(at > version(NOW + 5_000), "{at}");
 }
+
+/// FLUSHALL deletes every key of every type at a version above what each
+/// held, even when the flush's own version is older, and leaves
+/// tombstones: the older copies a replica or a handoff may still send
+/// cannot bring a key back, and the recorded deletes replayed on a fresh
+/// store (a restart from the log) do the same.
+#[test]
+fn flush_all_deletes_every_key_above_its_version_and_nothing_older_brings_it_back() {
+    let store = store();
+    let mut written = Vec::new();
+    for (i, line) in [
+        "SET s v",
+        "HSET h f v",
+        "RPUSH l a b",
+        "SADD t a",
+        "ZADD z 1 a",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let args = argv(line);
+        let executed = store.execute(
+            &keys_of(&args),
+            Some(version(1_000 + i as u64)),
+            NOW,
+            usize::MAX,
+            |ks| run_line(ks, line, 0),
+            &mut |_| {},
+        );
+        assert!(matches!(executed, Executed::Ran { .. }));
+        let key = args[1].clone();
+        written.push((key.clone(), store.get(&key, NOW).unwrap()));
+    }
+    let mut recorded = Vec::new();
+    let deleted = store.flush_all(version(5), NOW, &mut |m| {
+        if let mutation_log::Mutation::Delete { key, version } = m {
+            recorded.push((Bytes::copy_from_slice(key), *version));
+        }
+    });
+    assert_eq!(deleted, 5);
+    assert!(store.is_empty());
+    assert_eq!(recorded.len(), 5);
+    for (key, entry) in &written {
+        let Lookup::Deleted(at) = store.lookup(key, NOW) else {
+            panic!("{key:?} is not a tombstone")
+        };
+        assert!(at > entry.version, "{key:?} deleted at {at:?}");
+        assert!(matches!(
+            store.set(key, entry.clone(), NOW),
+            SetOutcome::Stale { .. }
+        ));
+    }
+    // The log's deletes, replayed over the old copies, win too.
+    let replayed = store_with(&written);
+    for (key, version) in &recorded {
+        let m = mutation_log::Mutation::Delete {
+            key,
+            version: *version,
+        };
+        m.apply(&replayed, NOW);
+    }
+    assert!(replayed.is_empty());
+    assert_eq!(store.flush_all(version(6), NOW, &mut |_| {}), 0);
+}
+
+fn store_with(entries: &[(Bytes, Entry)]) -> Store {
+    let s = store();
+    for (key, entry) in entries {
+        s.set(key, entry.clone(), NOW);
+    }
+    s
+}

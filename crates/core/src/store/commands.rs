@@ -510,6 +510,43 @@ fn apply_one(
 }
 
 impl Store {
+    /// FLUSHALL on this store: deletes every live key, each at the first
+    /// version above both `version` (the flush's, from the master's clock)
+    /// and the version it holds ([`Version::above`]), so each leaves a
+    /// tombstone that no older copy (a replica's, a late handoff's) can
+    /// overwrite, and the flush is never undone. Each delete is passed to
+    /// `record` (for the mutation log) under its shard's lock. Answers how
+    /// many keys it deleted. Shards are flushed one after another: a write
+    /// that lands in a shard already flushed is kept, as a write ordered
+    /// after the flush.
+    pub fn flush_all(
+        &self,
+        version: Version,
+        now_ms: u64,
+        record: &mut dyn FnMut(&Mutation<'_>),
+    ) -> usize {
+        let mut deleted = 0;
+        for index in 0..self.shards.len() {
+            let mut shard = self.lock(index);
+            let mut held = Vec::new();
+            shard.for_each(now_ms, |key, entry| {
+                held.push((Bytes::copy_from_slice(key), entry.version));
+            });
+            for (key, held) in held {
+                let at = version.above(held);
+                let outcome = shard.delete(hash_key(&key), &key, at, now_ms);
+                if !matches!(outcome, super::DeleteOutcome::Stale { .. }) {
+                    record(&Mutation::Delete {
+                        key: &key,
+                        version: at,
+                    });
+                    deleted += 1;
+                }
+            }
+        }
+        deleted
+    }
+
     /// Runs KEYS, SCAN, DBSIZE or RANDOMKEY over every live key of this
     /// store; `None` for any other command. Costs a walk over every key
     /// (the store is not ordered by key hash): KEYS and DBSIZE do that in

@@ -225,6 +225,17 @@ pub const EDGE_CASES: &[&str] = &[
     "SUNIONSTORE dst3 missing",
     "EXISTS dst3",
     "DBSIZE",
+    "FLUSHALL bogus",
+    "FLUSHDB ASYNC SYNC",
+    "FLUSHALL",
+    "DBSIZE",
+    "SET k v",
+    "HSET h f v",
+    "FLUSHDB SYNC",
+    "EXISTS k h",
+    "SET k v",
+    "FLUSHALL ASYNC",
+    "GET k",
 ];
 
 /// One line as an argument vector.

@@ -230,6 +230,9 @@ impl DataHandler {
     ) -> Response {
         let parsed: Vec<Result<Command, CommandError>> =
             commands.iter().map(|args| table::parse(args)).collect();
+        if let [Ok(Command::FlushAll)] = parsed.as_slice() {
+            return self.flush_all(version, now, conn);
+        }
         if let [Ok(command)] = parsed.as_slice()
             && let Some(reply) = self
                 .store
@@ -303,6 +306,29 @@ impl DataHandler {
                 }
             }
             Executed::TooLarge => Response::Written(WriteStatus::TooLarge),
+        }
+    }
+
+    /// FLUSHALL on this auxiliary: every key it holds deleted at a version
+    /// above both the flush's and its own ([`Store::flush_all`]), each
+    /// delete recorded in the log before the answer. Without a version
+    /// (a read's request) nothing is deleted.
+    fn flush_all(&self, version: Option<Version>, now: u64, conn: &mut ConnState) -> Response {
+        let reply = match version {
+            Some(version) => {
+                let deleted =
+                    self.applying_all(conn, |record| self.store.flush_all(version, now, record));
+                tracing::info!(deleted, "FLUSHALL: every key deleted");
+                Reply::OK
+            }
+            None => Reply::Error(CommandError::Relayed("ERR FLUSHALL needs a version".into())),
+        };
+        let mut encoded = Vec::new();
+        reply_codec::encode(&[reply], &mut encoded);
+        Response::Executed {
+            version,
+            replies: encoded.into(),
+            changes: Vec::new(),
         }
     }
 

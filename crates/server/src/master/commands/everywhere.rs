@@ -1,6 +1,13 @@
-//! KEYS, SCAN, DBSIZE and RANDOMKEY: commands over the whole keyspace, so
-//! over every auxiliary. Each key is held by several replicas, so answers
-//! are merged by key.
+//! KEYS, SCAN, DBSIZE, RANDOMKEY and FLUSHALL (FLUSHDB): commands over the
+//! whole keyspace, so over every auxiliary. Each key is held by several
+//! replicas, so answers are merged by key.
+//!
+//! FLUSHALL goes to every live auxiliary with a version from this master's
+//! clock; each deletes every key it holds at a version above that one and
+//! above the key's own, leaving tombstones (as DEL does), so no replica's
+//! older copy brings a key back. It answers OK once every live auxiliary
+//! has flushed (its deletes are in its mutation log); an auxiliary that
+//! does not answer makes it an error, and the flush can be sent again.
 //!
 //! SCAN's cursor is a position in the 64-bit key-hash space, the same on
 //! every node (`distcache_core::keyspace::key_position`): every node is
@@ -68,12 +75,30 @@ impl Master {
                 Ok(Reply::Integer(self.all_keys(all).await?.len() as i64))
             }
             "randomkey" => self.random_key(args).await,
+            "flushall" | "flushdb" => self.flush_all(args).await,
             _ => self.scan(args).await,
         }
     }
 
     /// `args` run on every live auxiliary; the replies, in node order.
     async fn on_every_node(&self, args: &[Bytes]) -> Result<Vec<Reply>, ApiError> {
+        self.on_every_node_at(args, false).await
+    }
+
+    /// FLUSHALL: every live auxiliary deletes every key it holds.
+    async fn flush_all(&self, args: Vec<Bytes>) -> Result<Reply, ApiError> {
+        for reply in self.on_every_node_at(&args, true).await? {
+            if reply.is_error() {
+                return Err(relayed(reply));
+            }
+        }
+        self.clear_near();
+        Ok(Reply::OK)
+    }
+
+    /// `args` run on every live auxiliary, with a version from this
+    /// master's clock when `write`; the replies, in node order.
+    async fn on_every_node_at(&self, args: &[Bytes], write: bool) -> Result<Vec<Reply>, ApiError> {
         self.fenced(|| async {
             let view = self.view.load_full();
             let nodes = live_nodes(&view);
@@ -81,8 +106,9 @@ impl Master {
                 return Err(crate::master::data::no_auxiliaries().into());
             }
             let calls = nodes.iter().map(|node| {
+                let version = write.then(|| self.versions.tick((self.clock)()));
                 let request = distcache_wire::Request::Execute {
-                    version: None,
+                    version,
                     max_value_bytes: self.config.max_value_bytes as u64,
                     commands: vec![args.to_vec()],
                 };
@@ -91,7 +117,14 @@ impl Master {
             let mut replies = Vec::with_capacity(nodes.len());
             for answer in join_all(calls).await {
                 match answer {
-                    Ok(distcache_wire::Response::Executed { replies: bytes, .. }) => {
+                    Ok(distcache_wire::Response::Executed {
+                        replies: bytes,
+                        version,
+                        ..
+                    }) => {
+                        if let Some(version) = version {
+                            self.versions.observe(version);
+                        }
                         let mut decoded = distcache_core::command::reply::codec::decode(&bytes)
                             .map_err(|e| {
                                 OpError::Api(ApiError::internal(

@@ -93,6 +93,19 @@ impl Master {
         commands: Vec<Vec<Bytes>>,
         write: bool,
     ) -> Result<Vec<Reply>, ApiError> {
+        Ok(self.at_leader_reached(keys, commands, write).await?.0)
+    }
+
+    /// As [`Master::at_leader`], with the number of other replicas the
+    /// changes of a write reached before the answer (its route's length
+    /// less the leader under `WRITE_QUORUM=all`, where an acknowledged
+    /// write reached every live replica; 0 under `one` and for reads).
+    pub(super) async fn at_leader_reached(
+        self: &Arc<Self>,
+        keys: &[Bytes],
+        commands: Vec<Vec<Bytes>>,
+        write: bool,
+    ) -> Result<(Vec<Reply>, usize), ApiError> {
         self.fenced(|| self.leader_attempt(keys, &commands, write))
             .await
     }
@@ -102,7 +115,7 @@ impl Master {
         keys: &[Bytes],
         commands: &[Vec<Bytes>],
         write: bool,
-    ) -> Result<Vec<Reply>, OpError> {
+    ) -> Result<(Vec<Reply>, usize), OpError> {
         let view = self.view.load_full();
         let route = match keys.first() {
             Some(key) => self.route(&view, key)?,
@@ -115,13 +128,13 @@ impl Master {
             let again = Reply::Error(CommandError::Relayed(
                 "TRYAGAIN Multiple keys request during rehashing of slot".into(),
             ));
-            return Ok(vec![again; commands.len()]);
+            return Ok((vec![again; commands.len()], 0));
         }
         if view.rebalancing() {
             self.bring_leader_up_to_date(&view, &route, keys).await?;
         }
         if !write {
-            return self.read_at(&view, &route, commands).await;
+            return Ok((self.read_at(&view, &route, commands).await?, 0));
         }
         let leader = &route[0];
         let request = Request::Execute {
@@ -147,9 +160,15 @@ impl Master {
                         .await
                         .map_err(ran_once)?;
                 }
-                Ok(replies)
+                let reached = match self.quorum() {
+                    WriteQuorum::All => route.len() - 1,
+                    WriteQuorum::One => 0,
+                };
+                Ok((replies, reached))
             }
-            Ok(Response::Written(WriteStatus::TooLarge)) => Ok(vec![too_large(); commands.len()]),
+            Ok(Response::Written(WriteStatus::TooLarge)) => {
+                Ok((vec![too_large(); commands.len()], 0))
+            }
             Ok(_) => Err(unexpected().into()),
             Err(CallError::StaleEpoch(current)) => Err(OpError::Fenced(current)),
             Err(e) => Err(unavailable("the command", 0, 1, Some(e)).into()),
@@ -248,7 +267,10 @@ impl Master {
             // key is not on every replica, so this is no success.
             Ok(Response::Written(WriteStatus::TooLarge)) => Err(ApiError::unavailable(
                 "replicas_unavailable",
-                format!("{} cannot hold this value (its CACHE_MAX_BYTES share)", node.id),
+                format!(
+                    "{} cannot hold this value (its CACHE_MAX_BYTES share)",
+                    node.id
+                ),
             )
             .into()),
             Ok(_) => Ok(()),

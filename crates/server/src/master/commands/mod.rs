@@ -25,7 +25,9 @@
 //! - Any other command over keys on different nodes, and a transaction
 //!   whose keys are on different nodes: `CROSSSLOT`, as Redis Cluster
 //!   answers.
-//! - KEYS, SCAN, DBSIZE and RANDOMKEY ask every auxiliary ([`everywhere`]).
+//! - KEYS, SCAN, DBSIZE and RANDOMKEY ask every auxiliary ([`everywhere`]);
+//!   so does FLUSHALL (and FLUSHDB), at one version from this master's
+//!   clock, which each auxiliary raises above every key it deletes.
 
 mod everywhere;
 mod leader;
@@ -47,6 +49,19 @@ impl Master {
     /// DISCARD belong to a [`CommandSession`]) and answers with its reply.
     pub async fn run_command(self: &Arc<Self>, args: Vec<Bytes>) -> Reply {
         self.command(args).await.unwrap_or_else(error_reply)
+    }
+
+    /// As [`Master::run_command`], with how many replicas beyond the
+    /// leader a write reached before its answer: `Some(n)` for a write
+    /// that ran at one leader (`n` = its live replicas less the leader
+    /// under `WRITE_QUORUM=all`, 0 under `one`), `Some(0)` for a write
+    /// split over several nodes, `None` for anything else (reads, errors
+    /// before any node was asked, FLUSHALL). WAIT answers with it.
+    pub async fn run_command_reached(self: &Arc<Self>, args: Vec<Bytes>) -> (Reply, Option<usize>) {
+        match self.command_reached(args).await {
+            Ok(answer) => answer,
+            Err(e) => (error_reply(e), None),
+        }
     }
 
     /// Runs a transaction's queued commands atomically and answers with

@@ -61,23 +61,34 @@ impl Master {
 
     /// One command; see the module's overview.
     pub(super) async fn command(self: &Arc<Self>, args: Vec<Bytes>) -> Result<Reply, ApiError> {
+        Ok(self.command_reached(args).await?.0)
+    }
+
+    /// One command, with the other replicas a write's changes reached
+    /// (`None`: not a write at one leader, so not counted).
+    pub(super) async fn command_reached(
+        self: &Arc<Self>,
+        args: Vec<Bytes>,
+    ) -> Result<(Reply, Option<usize>), ApiError> {
+        let reply = |r: Reply| Ok((r, None));
         let spec = match table::resolve(&args) {
             Ok(spec) => spec,
-            Err(e) => return Ok(Reply::Error(e)),
+            Err(e) => return reply(Reply::Error(e)),
         };
         // Syntax and arguments are checked here, before any node is asked.
         if let Err(e) = table::parse(&args) {
-            return Ok(Reply::Error(e));
+            return reply(Reply::Error(e));
         }
         match spec.name {
-            "keys" | "scan" | "dbsize" | "randomkey" => return self.everywhere(spec, args).await,
+            "keys" | "scan" | "dbsize" | "randomkey" | "flushall" | "flushdb" => {
+                return reply(self.everywhere(spec, args).await?);
+            }
             // Only a session queues (`CommandSession`); without one these
             // answer as the executor does outside MULTI.
             "multi" | "exec" | "discard" => {
                 let command = table::parse(&args)
                     .map_err(|e| ApiError::bad_request("command", e.to_string()))?;
-                let reply = Keyspace::new().execute(&command, 0, &mut rand::rng()).reply;
-                return Ok(reply);
+                return reply(Keyspace::new().execute(&command, 0, &mut rand::rng()).reply);
             }
             _ => {}
         }
@@ -85,16 +96,21 @@ impl Master {
         let view = self.view.load_full();
         if self.together(&view, &keys)? {
             let write = spec.has(table::flags::WRITE);
-            let mut replies = self.at_leader(&keys, vec![args], write).await?;
-            return Ok(replies.pop().unwrap_or(Reply::Null));
+            let (mut replies, reached) = self.at_leader_reached(&keys, vec![args], write).await?;
+            let counted = write.then_some(reached);
+            return Ok((replies.pop().unwrap_or(Reply::Null), counted));
         }
-        match spec.name {
-            "mget" => self.split_mget(&view, args).await,
-            "exists" | "touch" | "del" | "unlink" => self.split_count(&view, args).await,
-            "mset" => self.split_mset(&view, args).await,
-            _ if spec.has(table::flags::READONLY) => self.gather(keys, args).await,
-            _ => Ok(crossslot()),
-        }
+        // A write split over several nodes is not counted for WAIT: it
+        // answers 0 after one (docs/commands.md, "RESP specifics").
+        let counted = spec.has(table::flags::WRITE).then_some(0);
+        let answer = match spec.name {
+            "mget" => self.split_mget(&view, args).await?,
+            "exists" | "touch" | "del" | "unlink" => self.split_count(&view, args).await?,
+            "mset" => self.split_mset(&view, args).await?,
+            _ if spec.has(table::flags::READONLY) => self.gather(keys, args).await?,
+            _ => crossslot(),
+        };
+        Ok((answer, counted))
     }
 
     /// A transaction: every key of every command on the same nodes, run
@@ -107,7 +123,10 @@ impl Master {
         let mut everywhere = false;
         for args in &queued {
             if let Ok(spec) = table::resolve(args) {
-                everywhere |= matches!(spec.name, "keys" | "scan" | "dbsize" | "randomkey");
+                everywhere |= matches!(
+                    spec.name,
+                    "keys" | "scan" | "dbsize" | "randomkey" | "flushall" | "flushdb"
+                );
                 keys.extend(keys_of(spec, args));
             }
         }

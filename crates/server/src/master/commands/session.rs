@@ -23,12 +23,21 @@ pub struct CommandSession {
     queued: Option<Vec<Vec<Bytes>>>,
     /// A command was refused while queueing.
     doomed: bool,
+    /// Replicas beyond the leader the last write reached (WAIT's answer).
+    last_write_reached: usize,
 }
 
 impl CommandSession {
     /// A session outside any transaction.
     pub fn new() -> CommandSession {
         CommandSession::default()
+    }
+
+    /// How many replicas beyond its keys' leader this session's last write
+    /// reached before it was acknowledged (0 before any write): WAIT's
+    /// answer. Only a write that ran at one leader counts.
+    pub fn last_write_reached(&self) -> usize {
+        self.last_write_reached
     }
 
     /// Whether MULTI was called and EXEC or DISCARD not yet.
@@ -79,7 +88,13 @@ impl CommandSession {
                 }
                 Reply::Status("QUEUED".into())
             }
-            (_, false) => master.run_command(args).await,
+            (_, false) => {
+                let (reply, reached) = master.run_command_reached(args).await;
+                if let Some(reached) = reached {
+                    self.last_write_reached = reached;
+                }
+                reply
+            }
         }
     }
 }

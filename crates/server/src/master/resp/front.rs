@@ -98,7 +98,7 @@ pub(super) const FRONT_COMMANDS: &[FrontCommand] = &[
     front!("reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], ["@fast", "@connection"], [], "connection", "6.2.0", "Resets the connection: protocol, name, authentication, transaction"),
     front!("select", 2, ["loading", "stale", "fast"], ["@fast", "@connection"], [], "connection", "1.0.0", "Selects database 0, the only one"),
     front!("time", 1, ["loading", "stale", "fast"], ["@fast"], ["nondeterministic_output"], "server", "2.6.0", "This master's time: Unix seconds and microseconds"),
-    front!("wait", 3, ["noscript"], ["@slow", "@connection"], [], "generic", "3.0.0", "Copies beyond the first that a write reaches with the current settings"),
+    front!("wait", 3, ["noscript"], ["@slow", "@connection"], [], "generic", "3.0.0", "Replicas beyond the leader that the connection's last write reached"),
 ];
 
 /// The listener's command named `name`, in any case.
@@ -335,11 +335,12 @@ fn time() -> Reply {
     ])
 }
 
-/// WAIT numreplicas timeout: answers at once with the copies beyond the
-/// first that a write reaches with the current settings (every live
-/// replica under `WRITE_QUORUM=all`, none promised under `one`).
-// TODO(executor): answer with the replicas this connection's last write
-// actually reached, once `run_command` reports it.
+/// WAIT numreplicas timeout: answers at once with the replicas beyond the
+/// leader that this connection's last write reached before it was
+/// acknowledged (0 before any write). Nothing is waited for: under
+/// `WRITE_QUORUM=all` an acknowledged write has already reached every live
+/// replica of its key, and under `one` the rest follow in the background
+/// and are not counted.
 fn wait(conn: &Connection, args: &[Bytes]) -> Reply {
     let number = |b: &[u8]| {
         std::str::from_utf8(b)
@@ -352,14 +353,7 @@ fn wait(conn: &Connection, args: &[Bytes]) -> Reply {
     if timeout < 0 {
         return error("ERR timeout is negative");
     }
-    let master = &conn.server.master;
-    let view = master.view.load();
-    let copies = view.replicas(view.target.ring.members().len());
-    let reached = match master.quorum() {
-        crate::config::WriteQuorum::All => copies.saturating_sub(1),
-        crate::config::WriteQuorum::One => 0,
-    };
-    Reply::Integer(reached as i64)
+    Reply::Integer(conn.session.last_write_reached() as i64)
 }
 
 /// CLIENT and its subcommands.

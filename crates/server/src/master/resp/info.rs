@@ -294,12 +294,17 @@ fn acl_categories(spec: &CommandSpec) -> Vec<Reply> {
         Group::Set => "@set",
         Group::SortedSet => "@sortedset",
         Group::Transactions => "@transaction",
+        Group::Server => "@keyspace",
     });
     cats.push(if spec.has(flags::FAST) {
         "@fast"
     } else {
         "@slow"
     });
+    if spec.has(flags::ADMIN) {
+        // Redis's category for FLUSHALL and FLUSHDB.
+        cats.push("@dangerous");
+    }
     cats.into_iter().map(status).collect()
 }
 
