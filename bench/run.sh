@@ -13,7 +13,7 @@
 #   (e) distcache bench -> nginx returning a fixed 200 (the HTTP ceiling)
 #   (resp) redis-benchmark over RESP -> one master -> 3 auxiliaries,
 #       REPLICAS=1, and -> redis-server, alternated per round, at -P 1 and
-#       -P 16: -t get,set,incr,lpush,hset,sadd,zadd -c 64 -d 100 -r 10000
+#       -P 16: -t set,get,incr,lpush,sadd,hset,zadd -c 64 -d 100 -r 10000, one test per run
 #
 # Standard workload: 64 connections, 100-byte values, 10k keys (uniform),
 # 90% GET / 10% POST, every key written once first, 2 s warm-up.
@@ -220,9 +220,13 @@ fi
 # against distcache, at each pipeline depth, so both see the machine in the
 # same state. redis-benchmark runs its tests in its own order (SET before
 # GET, so gets find their keys).
-resp_tests=get,set,incr,lpush,hset,sadd,zadd
+resp_tests=set,get,incr,lpush,sadd,hset,zadd
 resp_options="-t $resp_tests -c $connections -d $value_size -r $keys"
 if want resp; then
+    # A list of one run's LPUSHes (up to --resp-requests elements of
+    # --value-size bytes) is one value: the default MAX_VALUE_BYTES (1 MiB)
+    # would refuse it with OOM, where Redis has no such cap.
+    export MAX_VALUE_BYTES=$((1024 * 1024 * 1024))
     resp_port=$(free_port)
     start_cluster 1 1
     distcache_resp_port=$resp_port
@@ -253,9 +257,18 @@ if want resp; then
                     baseline) port=$baseline_resp_port ;;
                 esac
                 log "case resp round $round: redis-benchmark $resp_options -P $depth -n $n -> $target"
-                redis-benchmark -p "$port" $resp_options -P "$depth" -n "$n" --csv \
-                    >"$tmp/results/resp/$target-P$depth-r$round.csv" 2>"$tmp/resp-$target.err" \
-                    || log "case resp: redis-benchmark against $target failed: $(tail -n 3 "$tmp/resp-$target.err")"
+                # LPUSH pushes onto one list (`mylist`): emptied first, so
+                # that it holds one run's elements, not every round's.
+                redis-cli -p "$port" del mylist >/dev/null
+                # One test per run: redis-benchmark stops at the first error
+                # reply, which would leave the tests after it unmeasured.
+                csv="$tmp/results/resp/$target-P$depth-r$round.csv"
+                : >"$csv"
+                for test in ${resp_tests//,/ }; do
+                    redis-benchmark -p "$port" -t "$test" -c "$connections" -d "$value_size" -r "$keys" \
+                        -P "$depth" -n "$n" --csv 2>"$tmp/resp-$target.err" | { [ -s "$csv" ] && tail -n +2 || cat; } >>"$csv" \
+                        || log "case resp: $test against $target failed: $(tail -n 3 "$tmp/resp-$target.err")"
+                done
             done
         done
     done
@@ -264,14 +277,18 @@ fi
 
 # The commit of the tree the binary was built in (a worktree for --bin).
 commit=$(git -C "$(dirname "$bin")" rev-parse --short HEAD 2>/dev/null || echo unknown)
-python3 "$repo/bench/report.py" "$tmp/results" \
-    --started "$started" --commit "$commit" --version "$("$bin" --version)" \
-    --machine "$(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
-    --duration "$duration" --warmup "$warmup" --connections "$connections" --keys "$keys" --value-size "$value_size" \
-    --lb-source "$lb_source" \
-    | tee "$out"
-if want resp; then
+: >"$out"
+if [ "$cases" != resp ]; then
+    python3 "$repo/bench/report.py" "$tmp/results" \
+        --started "$started" --commit "$commit" --version "$("$bin" --version)" \
+        --machine "$(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
+        --duration "$duration" --warmup "$warmup" --connections "$connections" --keys "$keys" --value-size "$value_size" \
+        --lb-source "$lb_source" \
+        | tee -a "$out"
     echo | tee -a "$out"
+fi
+if want resp; then
+    [ "$cases" != resp ] || echo "Run $started, commit \`$commit\`, $("$bin" --version); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end." | tee -a "$out"
     python3 "$repo/bench/resp_report.py" "$tmp/results/resp" --command "$resp_options -P 1|16" | tee -a "$out"
 fi
 log "results written to $out"
