@@ -6,25 +6,36 @@
 # preload), then the top functions by self cost and the instructions per
 # request. docs/performance.md shows its output before and after.
 #
-# Usage: bench/profile.sh [--bin PATH] [--requests N] [--out DIR] [-- MASTER_ENV...]
+# With --resp the load is redis-benchmark on the master's RESP port instead:
+# SET over the 10k keys first (uninstrumented), then --requests each of the
+# --resp-tests (default get,set), 64 connections, 100-byte values, at
+# --pipeline (default 1); the cost per request is over all of them.
+#
+# Usage: bench/profile.sh [--bin PATH] [--requests N] [--out DIR] [--resp [--resp-tests T] [--pipeline P]] [-- MASTER_ENV...]
 #   --bin       the distcache binary (default target/release/distcache)
-#   --requests  measured requests (default 20000)
+#   --requests  measured requests (default 20000; with --resp, per test)
 #   --out       where callgrind.out and the annotated report go (default bench/results/profile-<time>)
 #   after --, VAR=value settings for the master (e.g. NEAR_CACHE_SIZE=10000)
 #
-# Needs valgrind (callgrind_annotate), curl and python3.
+# Needs valgrind (callgrind_annotate), curl and python3; with --resp, redis-benchmark and redis-cli.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$repo/target/release/distcache"
 requests=20000
 out=""
+resp=""
+resp_tests=get,set
+pipeline=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bin="$2"; shift 2 ;;
         --requests) requests="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
+        --resp) resp=1; shift ;;
+        --resp-tests) resp_tests="$2"; shift 2 ;;
+        --pipeline) pipeline="$2"; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/profile.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -33,8 +44,10 @@ mkdir -p "$out"
 source "$repo/bench/lib.bash"
 bench_work profile
 port=$(free_port)
+resp_port=0
+[ -z "$resp" ] || resp_port=$(free_port)
 
-start master env RESP_PORT=0 RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=profile-master REPLICAS=1 \
+start master env RESP_PORT="$resp_port" RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=profile-master REPLICAS=1 \
     HEALTH_CHECK_INTERVAL=1 BACKUP_INTERVAL=0 BACKUP_DIR="$tmp/backup-master" "$@" \
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/callgrind.out" "$bin" master
 master_pid=${pids[-1]}
@@ -48,12 +61,24 @@ for _ in $(seq 1 600); do
 done
 # Preload every key and warm up, then zero the counters: the figures are
 # the measured requests' alone (and the health checks meanwhile).
-"$bin" bench --url "http://127.0.0.1:$port" --connections 64 --requests 2000 \
-    --keys 10000 --value-size 100 --mix get=90,set=10,del=0 --preload --seed 1 --timeout 30s >/dev/null
-callgrind_control -i on "$master_pid" >/dev/null
-"$bin" bench --url "http://127.0.0.1:$port" --connections 64 --requests "$requests" \
-    --keys 10000 --value-size 100 --mix get=90,set=10,del=0 --seed 2 --json \
-    --timeout 30s >"$out/bench.json"
+if [ -n "$resp" ]; then
+    for _ in $(seq 1 600); do
+        redis-cli -p "$resp_port" ping 2>/dev/null | grep -q PONG && break
+        sleep 0.1
+    done
+    redis-benchmark -p "$resp_port" -c 64 -d 100 -r 10000 -n 20000 -t set -P "$pipeline" -q >/dev/null
+    callgrind_control -i on "$master_pid" >/dev/null
+    redis-benchmark -p "$resp_port" -c 64 -d 100 -r 10000 -n "$requests" -t "$resp_tests" -P "$pipeline" --csv \
+        >"$out/redis-benchmark.csv"
+    requests=$((requests * $(echo "$resp_tests" | tr ',' '\n' | wc -l)))
+else
+    "$bin" bench --url "http://127.0.0.1:$port" --connections 64 --requests 2000 \
+        --keys 10000 --value-size 100 --mix get=90,set=10,del=0 --preload --seed 1 --timeout 30s >/dev/null
+    callgrind_control -i on "$master_pid" >/dev/null
+    "$bin" bench --url "http://127.0.0.1:$port" --connections 64 --requests "$requests" \
+        --keys 10000 --value-size 100 --mix get=90,set=10,del=0 --seed 2 --json \
+        --timeout 30s >"$out/bench.json"
+fi
 kill -TERM "$master_pid"
 wait "$master_pid" || true
 callgrind_annotate --inclusive=no "$out/callgrind.out" >"$out/self.txt" 2>/dev/null

@@ -11,16 +11,25 @@
 #       over the binary internal protocol, not HTTP
 #   (d) redis-benchmark -> redis-server (Debian's), GET and SET
 #   (e) distcache bench -> nginx returning a fixed 200 (the HTTP ceiling)
+#   (resp) redis-benchmark over RESP -> one master -> 3 auxiliaries,
+#       REPLICAS=1, and -> redis-server, alternated per round, at -P 1 and
+#       -P 16: -t set,get,incr,lpush,sadd,hset,zadd -c 64 -d 100 -r 10000, one test per run
 #
 # Standard workload: 64 connections, 100-byte values, 10k keys (uniform),
 # 90% GET / 10% POST, every key written once first, 2 s warm-up.
 #
 # Usage: bench/run.sh [--duration 10s] [--connections 64] [--bin PATH] [--out FILE] [--cases LIST]
+#                     [--resp-rounds 3] [--resp-requests N1,N16] [--resp-baseline PATH]
 #   --duration     measured time per case (default 10s; use 60s for steadier figures)
 #   --connections  concurrent connections (default 64)
 #   --bin          the distcache binary (default: cargo build --release, target/release/distcache)
 #   --out          where the Markdown results go (default bench/results/<UTC time>.md)
-#   --cases        comma-separated subset of a1,a2,a1-set,a1-near,b,d,e (default: all but a1-set)
+#   --cases        comma-separated subset of a1,a2,a1-set,a1-near,b,d,e,resp (default: all but a1-set)
+#   --resp-rounds  rounds of the RESP case, each running Redis then distcache (default 3)
+#   --resp-requests  redis-benchmark -n per test at -P 1 and at -P 16 (default 100000,500000:
+#                  about 1 s per test for Redis here, a few for distcache)
+#   --resp-baseline  another distcache binary (a build before a change): its own
+#                  cluster beside the first, run after it in every round of the RESP case
 #
 # AUX_WORKER_THREADS=N and MASTER_WORKER_THREADS=N in the environment give
 # each auxiliary or master N runtime threads (TOKIO_WORKER_THREADS; default:
@@ -40,7 +49,10 @@ out=""
 keys=10000
 value_size=100
 warmup=2s
-cases=a1,a2,a1-near,b,d,e
+cases=a1,a2,a1-near,b,d,e,resp
+resp_rounds=3
+resp_requests=100000,500000
+resp_baseline=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration="$2"; shift 2 ;;
@@ -48,7 +60,10 @@ while [ $# -gt 0 ]; do
         --bin) bin="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --cases) cases="$2"; shift 2 ;;
-        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --resp-rounds) resp_rounds="$2"; shift 2 ;;
+        --resp-requests) resp_requests="$2"; shift 2 ;;
+        --resp-baseline) resp_baseline="$2"; shift 2 ;;
+        -h|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -75,6 +90,9 @@ bench_work bench
 want() { case ",$cases," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 # start_cluster MASTERS REPLICAS [NEAR_CACHE_SIZE]: sets $master_urls (comma-separated) and $master_addrs (space-separated).
+# With $resp_port set, the first master serves RESP there (else RESP is off);
+# $cluster_bin (default --bin) and $cluster_tag (names of logs and backup
+# directories) let a second cluster run beside the first.
 start_cluster() {
     local masters=$1 replicas=$2 near=${3:-0} i ports=() peers
     for i in $(seq 1 "$masters"); do ports+=("$(free_port)"); done
@@ -83,16 +101,16 @@ start_cluster() {
     master_addrs=${master_addrs% }
     for i in $(seq 1 "$masters"); do
         peers=$(echo "$master_addrs" | tr ' ' '\n' | grep -v ":${ports[$((i - 1))]}\$" | paste -sd, || true)
-        start "master-$i" env RESP_PORT=0 RUST_LOG=warn PORT="${ports[$((i - 1))]}" BIND_ADDR=127.0.0.1 \
+        start "${cluster_tag:-}master-$i" env RESP_PORT="$([ "$i" = 1 ] && echo "${resp_port:-0}" || echo 0)" RUST_LOG=warn PORT="${ports[$((i - 1))]}" BIND_ADDR=127.0.0.1 \
             NODE_ID="bench-master-$i" MASTER_PEERS="$peers" REPLICAS="$replicas" NEAR_CACHE_SIZE="$near" \
             ${MASTER_WORKER_THREADS:+TOKIO_WORKER_THREADS=$MASTER_WORKER_THREADS} \
-            HEALTH_CHECK_INTERVAL=1 BACKUP_DIR="$tmp/backup-master-$i" "$bin" master
+            HEALTH_CHECK_INTERVAL=1 BACKUP_DIR="$tmp/${cluster_tag:-}backup-master-$i" "${cluster_bin:-$bin}" master
     done
     for i in 1 2 3; do
-        start "aux-$i" env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="bench-aux-$i" \
+        start "${cluster_tag:-}aux-$i" env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="bench-aux-$i" \
             MASTER_ADDRESS="$(echo "$master_addrs" | tr ' ' ',')" CACHE_SIZE=100000 \
             ${AUX_WORKER_THREADS:+TOKIO_WORKER_THREADS=$AUX_WORKER_THREADS} \
-            BACKUP_DIR="$tmp/backup-aux-$i" ${AUX_ENV:-} "$bin" aux
+            BACKUP_DIR="$tmp/${cluster_tag:-}backup-aux-$i" ${AUX_ENV:-} "${cluster_bin:-$bin}" aux
     done
     master_urls=""
     for a in $master_addrs; do
@@ -197,12 +215,80 @@ bench_case "e-nginx-fixed" "http://127.0.0.1:$fixed_port" get=1
 stop_all
 fi
 
+# (resp) RESP: one master (3 auxiliaries, REPLICAS=1) and redis-server, both
+# up for the whole case; each round runs redis-benchmark against Redis, then
+# against distcache, at each pipeline depth, so both see the machine in the
+# same state. redis-benchmark runs its tests in its own order (SET before
+# GET, so gets find their keys).
+resp_tests=set,get,incr,lpush,sadd,hset,zadd
+resp_options="-t $resp_tests -c $connections -d $value_size -r $keys"
+if want resp; then
+    # A list of one run's LPUSHes (up to --resp-requests elements of
+    # --value-size bytes) is one value: the default MAX_VALUE_BYTES (1 MiB)
+    # would refuse it with OOM, where Redis has no such cap.
+    export MAX_VALUE_BYTES=$((1024 * 1024 * 1024))
+    resp_port=$(free_port)
+    start_cluster 1 1
+    distcache_resp_port=$resp_port
+    targets="redis distcache"
+    if [ -n "$resp_baseline" ]; then
+        resp_port=$(free_port)
+        cluster_bin=$resp_baseline cluster_tag=baseline- start_cluster 1 1
+        baseline_resp_port=$resp_port
+        targets="$targets baseline"
+    fi
+    unset resp_port
+    redis_port=$(free_port)
+    start redis-resp redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no
+    for _ in $(seq 1 100); do
+        redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG \
+            && redis-cli -p "$distcache_resp_port" ping 2>/dev/null | grep -q PONG && break
+        sleep 0.1
+    done
+    mkdir -p "$tmp/results/resp"
+    for round in $(seq 1 "$resp_rounds"); do
+        for depth in 1 16; do
+            n=${resp_requests%,*}
+            [ "$depth" = 1 ] || n=${resp_requests#*,}
+            for target in $targets; do
+                case $target in
+                    redis) port=$redis_port ;;
+                    distcache) port=$distcache_resp_port ;;
+                    baseline) port=$baseline_resp_port ;;
+                esac
+                log "case resp round $round: redis-benchmark $resp_options -P $depth -n $n -> $target"
+                # LPUSH pushes onto one list (`mylist`): emptied first, so
+                # that it holds one run's elements, not every round's.
+                redis-cli -p "$port" del mylist >/dev/null
+                # One test per run: redis-benchmark stops at the first error
+                # reply, which would leave the tests after it unmeasured.
+                csv="$tmp/results/resp/$target-P$depth-r$round.csv"
+                : >"$csv"
+                for test in ${resp_tests//,/ }; do
+                    redis-benchmark -p "$port" -t "$test" -c "$connections" -d "$value_size" -r "$keys" \
+                        -P "$depth" -n "$n" --csv 2>"$tmp/resp-$target.err" | { [ -s "$csv" ] && tail -n +2 || cat; } >>"$csv" \
+                        || log "case resp: $test against $target failed: $(tail -n 3 "$tmp/resp-$target.err")"
+                done
+            done
+        done
+    done
+    stop_all
+fi
+
 # The commit of the tree the binary was built in (a worktree for --bin).
 commit=$(git -C "$(dirname "$bin")" rev-parse --short HEAD 2>/dev/null || echo unknown)
-python3 "$repo/bench/report.py" "$tmp/results" \
-    --started "$started" --commit "$commit" --version "$("$bin" --version)" \
-    --machine "$(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
-    --duration "$duration" --warmup "$warmup" --connections "$connections" --keys "$keys" --value-size "$value_size" \
-    --lb-source "$lb_source" \
-    | tee "$out"
+: >"$out"
+if [ "$cases" != resp ]; then
+    python3 "$repo/bench/report.py" "$tmp/results" \
+        --started "$started" --commit "$commit" --version "$("$bin" --version)" \
+        --machine "$(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
+        --duration "$duration" --warmup "$warmup" --connections "$connections" --keys "$keys" --value-size "$value_size" \
+        --lb-source "$lb_source" \
+        | tee -a "$out"
+    echo | tee -a "$out"
+fi
+if want resp; then
+    [ "$cases" != resp ] || echo "Run $started, commit \`$commit\`, $("$bin" --version); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end." | tee -a "$out"
+    python3 "$repo/bench/resp_report.py" "$tmp/results/resp" --command "$resp_options -P 1|16" | tee -a "$out"
+fi
 log "results written to $out"

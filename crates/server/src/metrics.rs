@@ -172,9 +172,19 @@ const HOT_REQUESTS: &[(&str, &str, u16)] = &[
     ("/data/{*key}", "DELETE", 404),
 ];
 
-/// The operations of the data path's calls to auxiliaries, and the outcomes
-/// of a call; their children are kept the same way.
-const HOT_OPS: &[&str] = &["get", "set", "delete", "set_many", "get_many"];
+/// The operations of the data path's calls to auxiliaries (the commands'
+/// `execute` and `apply_changes` among them: every command over RESP or
+/// `POST /` makes one or two), and the outcomes of a call; their children
+/// are kept the same way.
+const HOT_OPS: &[&str] = &[
+    "get",
+    "set",
+    "delete",
+    "set_many",
+    "get_many",
+    "execute",
+    "apply_changes",
+];
 const OUTCOMES: &[&str] = &["ok", "refused", "timeout", "error"];
 
 /// HTTP request metrics, on every node.

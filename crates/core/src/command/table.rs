@@ -359,9 +359,16 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     if name.len() > 32 {
         return None;
     }
-    let lower = name.to_ascii_lowercase();
+    // Lower-cased on the stack: a command is looked up several times on
+    // its way (front end, session, executor), and a heap copy of its name
+    // each time showed in the master's profile (docs/performance.md,
+    // "Commands over RESP").
+    let mut buf = [0u8; 32];
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
     COMMANDS
-        .binary_search_by(|spec| spec.name.as_bytes().cmp(&lower))
+        .binary_search_by(|spec| spec.name.as_bytes().cmp(lower))
         .ok()
         .map(|i| &COMMANDS[i])
 }

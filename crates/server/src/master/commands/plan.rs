@@ -75,8 +75,9 @@ impl Master {
             Ok(spec) => spec,
             Err(e) => return reply(Reply::Error(e)),
         };
-        // Syntax and arguments are checked here, before any node is asked.
-        if let Err(e) = table::parse(&args) {
+        // Syntax and arguments are checked here, before any node is asked
+        // (with the spec just resolved: `table::parse` would resolve again).
+        if let Err(e) = (spec.parse)(&args) {
             return reply(Reply::Error(e));
         }
         match spec.name {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use distcache_core::command::{CommandError, Protocol, Reply, table};
 use distcache_wire::resp::parse_request;
+use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{Instrument, debug, debug_span};
@@ -35,6 +36,8 @@ pub(super) struct Connection {
     /// configured every connection is admin from the start).
     pub(super) role: Option<Role>,
     pub(super) session: CommandSession,
+    /// This connection's `resp_commands_total` counters, by command.
+    counters: Vec<(&'static str, IntCounter)>,
 }
 
 impl Connection {
@@ -50,17 +53,11 @@ impl Connection {
             Some(command) => command.name,
             None => table::lookup(&args[0]).map_or("unknown", |spec| spec.name),
         };
-        self.server
-            .master
-            .metrics
-            .resp
-            .commands
-            .with_label_values(&[name])
-            .inc();
+        self.command_counter(name).inc();
         // What CLIENT LIST shows while the command runs, as in Redis.
         self.registered.update(|c| {
             c.last_command_at = Instant::now();
-            c.last_command = name.to_owned();
+            c.last_command = name;
         });
         let (reply, flow) = match front {
             Some(command) => front::run(self, command, &args).await,
@@ -73,6 +70,28 @@ impl Connection {
         });
         reply.write_resp(self.protocol, out);
         flow
+    }
+
+    /// The `resp_commands_total` counter of `name`, looked up in the
+    /// metric family once per connection and command: the family's lookup
+    /// hashes the label and takes its lock, which a pipeline of thousands
+    /// of GETs would pay for each.
+    fn command_counter(&mut self, name: &'static str) -> &IntCounter {
+        let i = match self.counters.iter().position(|(n, _)| *n == name) {
+            Some(i) => i,
+            None => {
+                let counter = self
+                    .server
+                    .master
+                    .metrics
+                    .resp
+                    .commands
+                    .with_label_values(&[name]);
+                self.counters.push((name, counter));
+                self.counters.len() - 1
+            }
+        };
+        &self.counters[i].1
     }
 
     /// Commands queued in the transaction, -1 outside one.
@@ -154,7 +173,7 @@ async fn serve<S>(
         lib_ver: None,
         protocol: Protocol::Resp2,
         multi: -1,
-        last_command: "NULL".into(),
+        last_command: "NULL",
     });
     let mut conn = Connection {
         role: Connection::initial_role(&server),
@@ -163,6 +182,7 @@ async fn serve<S>(
         id,
         protocol: Protocol::Resp2,
         session: CommandSession::new(),
+        counters: Vec::new(),
     };
     let shutdown = server.master.shutdown.clone();
     let rejected = &server.master.metrics.resp.rejected;

@@ -106,9 +106,13 @@ pub(super) fn lookup(name: &[u8]) -> Option<&'static FrontCommand> {
     if name.len() > 16 {
         return None;
     }
-    let lower = name.to_ascii_lowercase();
+    // Lower-cased on the stack: every request is looked up here first.
+    let mut buf = [0u8; 16];
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
     FRONT_COMMANDS
-        .binary_search_by(|c| c.name.as_bytes().cmp(&lower))
+        .binary_search_by(|c| c.name.as_bytes().cmp(lower))
         .ok()
         .map(|i| &FRONT_COMMANDS[i])
 }

@@ -90,7 +90,7 @@ pub(super) struct ClientInfo {
     /// Commands queued since MULTI, -1 outside a transaction.
     multi: i64,
     /// The last command, as Redis names it (`client|list`).
-    last_command: String,
+    last_command: &'static str,
 }
 
 /// Serves RESP on `listener` until the master shuts down.
