@@ -107,11 +107,7 @@ impl Master {
             }
             let calls = nodes.iter().map(|node| {
                 let version = write.then(|| self.versions.tick((self.clock)()));
-                let request = distcache_wire::Request::Execute {
-                    version,
-                    max_value_bytes: self.config.max_value_bytes as u64,
-                    commands: vec![args.to_vec()],
-                };
+                let request = self.execute_request(version, vec![args.to_vec()]);
                 self.call(node, view.epoch, "execute", request)
             });
             let mut replies = Vec::with_capacity(nodes.len());
@@ -125,13 +121,7 @@ impl Master {
                         if let Some(version) = version {
                             self.versions.observe(version);
                         }
-                        let mut decoded = distcache_core::command::reply::codec::decode(&bytes)
-                            .map_err(|e| {
-                                OpError::Api(ApiError::internal(
-                                    "unexpected_answer",
-                                    format!("an auxiliary's replies: {e}"),
-                                ))
-                            })?;
+                        let mut decoded = super::leader::decode_replies(&bytes, 1)?;
                         replies.push(decoded.pop().unwrap_or(Reply::Null));
                     }
                     Ok(_) => {

@@ -67,7 +67,7 @@ fn unexpected() -> ApiError {
 }
 
 /// The replies a leader sent, decoded.
-fn decode_replies(bytes: &[u8], expected: usize) -> Result<Vec<Reply>, ApiError> {
+pub(super) fn decode_replies(bytes: &[u8], expected: usize) -> Result<Vec<Reply>, ApiError> {
     let replies = reply_codec::decode(bytes).map_err(|e| {
         ApiError::internal("unexpected_answer", format!("an auxiliary's replies: {e}"))
     })?;
@@ -85,6 +85,20 @@ fn too_large() -> Reply {
 }
 
 impl Master {
+    /// The `Execute` request for `commands`, at `version` (`None` for a
+    /// read), with this master's value limit.
+    pub(super) fn execute_request(
+        &self,
+        version: Option<Version>,
+        commands: Vec<Vec<Bytes>>,
+    ) -> Request {
+        Request::Execute {
+            version,
+            max_value_bytes: self.config.max_value_bytes as u64,
+            commands,
+        }
+    }
+
     /// Runs `commands` (one, or a transaction's) at the leader of `keys`,
     /// which share their replicas; `write` when any may change data.
     pub(super) async fn at_leader(
@@ -137,11 +151,8 @@ impl Master {
             return Ok((self.read_at(&view, &route, commands).await?, 0));
         }
         let leader = &route[0];
-        let request = Request::Execute {
-            version: Some(self.versions.tick((self.clock)())),
-            max_value_bytes: self.config.max_value_bytes as u64,
-            commands: commands.to_vec(),
-        };
+        let version = self.versions.tick((self.clock)());
+        let request = self.execute_request(Some(version), commands.to_vec());
         match self.call(leader, view.epoch, "execute", request).await {
             Ok(Response::Executed {
                 version,
@@ -196,11 +207,7 @@ impl Master {
     ) -> Result<Vec<Reply>, OpError> {
         let mut last_error = None;
         for (i, node) in route.iter().enumerate() {
-            let request = Request::Execute {
-                version: None,
-                max_value_bytes: self.config.max_value_bytes as u64,
-                commands: commands.to_vec(),
-            };
+            let request = self.execute_request(None, commands.to_vec());
             match self.call(node, view.epoch, "execute", request).await {
                 Ok(Response::Executed { replies, .. }) => {
                     if i > 0 {
