@@ -162,6 +162,72 @@ fn pipelined_requests_are_answered_in_order_and_resp3_follows_hello_3() {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok());
     assert!(sets.is_some_and(|n| n >= 100.0), "{metrics}");
+    // Data commands are also counted with those of `POST /`, by result;
+    // the listener's own (PING, SELECT...) are not data commands.
+    let answered = |command: &str, result: &str| {
+        let name = format!("distcache_commands_total{{command=\"{command}\",result=\"{result}\"}}");
+        metric_value(&metrics, &name)
+    };
+    assert_eq!(answered("set", "ok"), Some(100.0), "{metrics}");
+    assert_eq!(answered("get", "ok"), Some(102.0), "{metrics}");
+    assert_eq!(answered("incr", "ok"), Some(1.0), "{metrics}");
+    assert_eq!(answered("ping", "ok"), None, "{metrics}");
+    assert!(
+        metrics.contains("distcache_command_duration_seconds_count{command=\"get\"} 102"),
+        "{metrics}"
+    );
+}
+
+/// The `execute` calls a master has made to auxiliaries.
+fn execute_calls(cluster: &Cluster) -> f64 {
+    let metrics = cluster.get_text(0, "/metrics");
+    metric_value(
+        &metrics,
+        "distcache_aux_calls_total{op=\"execute\",outcome=\"ok\"}",
+    )
+    .unwrap_or(0.0)
+}
+
+/// A pipeline's commands bound for one auxiliary go to it together: 64
+/// SETs then 64 GETs over two auxiliaries, in one write, cost a handful of
+/// `execute` calls, not one each; a command that must run alone (PING
+/// here) splits the pipeline without reordering anything.
+#[test]
+fn a_pipelines_commands_for_one_auxiliary_share_their_frames() {
+    let cluster = resp_cluster(&[]);
+    let mut s = connect(&cluster);
+    exchange(&mut s, &request(&["PING"]), b"+PONG\r\n");
+    let before = execute_calls(&cluster);
+    let key = unique("shared");
+    let mut send = Vec::new();
+    let mut expect = Vec::new();
+    for i in 0..64 {
+        send.extend(request(&["SET", &format!("{key}-{i}"), &format!("v{i}")]));
+        expect.extend_from_slice(b"+OK\r\n");
+    }
+    // The same key, written and read back in one pipeline: in order.
+    send.extend(request(&["APPEND", &format!("{key}-0"), "+"]));
+    expect.extend_from_slice(b":3\r\n");
+    send.extend(request(&["PING"]));
+    expect.extend_from_slice(b"+PONG\r\n");
+    for i in 0..64 {
+        send.extend(request(&["GET", &format!("{key}-{i}")]));
+        let v = if i == 0 {
+            "v0+".to_owned()
+        } else {
+            format!("v{i}")
+        };
+        expect.extend_from_slice(format!("${}\r\n{v}\r\n", v.len()).as_bytes());
+    }
+    exchange(&mut s, &send, &expect);
+    let calls = execute_calls(&cluster) - before;
+    // Without sharing: 129. With it, one batch per auxiliary per window
+    // of 64 requests (3 windows, 2 auxiliaries), and a few more if the
+    // pipeline arrived in several reads.
+    assert!(
+        (2.0..=24.0).contains(&calls),
+        "{calls} execute calls for 129 data commands"
+    );
 }
 
 #[test]

@@ -196,8 +196,9 @@ enum Via {
     /// `/multi-exec`.
     Http,
     /// One RESP connection to a master, in RESP2 (`false`) or, after
-    /// `HELLO 3` on both sides, RESP3 (`true`).
-    Resp { resp3: bool },
+    /// `HELLO 3` on both sides, RESP3 (`true`); with `pipelined`, runs of
+    /// commands are sent in one write, as pipelining clients send them.
+    Resp { resp3: bool, pipelined: bool },
 }
 
 struct Run {
@@ -237,7 +238,7 @@ impl Run {
         let server = RedisServer::start();
         let mut redis = Client::connect(server.port).unwrap();
         let mut resp = None;
-        if let Via::Resp { resp3 } = via {
+        if let Via::Resp { resp3, .. } = via {
             let port = cluster.masters[(seed % 2) as usize]
                 .resp_port
                 .expect("RESP is on");
@@ -408,18 +409,47 @@ impl Run {
         }
         let frame = self.redis(&words);
         let redis_ok = !matches!(frame, Frame::Error(_));
-        let theirs = answer_of(frame.clone());
         let ours = self.ours(&words);
+        self.compare(&words, frame, ours);
+        if name == "spop" && redis_ok {
+            self.resync_set(&words[1]);
+        }
+    }
+
+    /// Compares Redis's reply to `words` with ours.
+    fn compare(&mut self, words: &[String], frame: Frame, ours: Value) {
+        let name = words[0].to_lowercase();
+        let redis_ok = !matches!(frame, Frame::Error(_));
+        let theirs = answer_of(frame);
         self.tally(&name, redis_ok);
         let (theirs_n, ours_n) = (
-            normalise(&words, theirs.clone()),
-            normalise(&words, ours.clone()),
+            normalise(words, theirs.clone()),
+            normalise(words, ours.clone()),
         );
         if theirs_n != ours_n && !close_enough(&name, &theirs, &ours) {
             self.fail(format!("{words:?}:\n  redis: {theirs}\n  ours:  {ours}"));
         }
-        if name == "spop" && redis_ok {
-            self.resync_set(&words[1]);
+    }
+
+    /// Commands sent in one write to each side, their replies compared in
+    /// order: the master runs those bound for one auxiliary together.
+    fn pipeline(&mut self, run: Vec<Vec<String>>) {
+        let raw: Vec<Vec<Vec<u8>>> = run
+            .iter()
+            .map(|words| words.iter().map(|w| w.as_bytes().to_vec()).collect())
+            .collect();
+        self.history
+            .push(format!("-- a pipeline of {}:", run.len()));
+        self.history
+            .extend(run.iter().map(|words| format!("{words:?}")));
+        let theirs = self.redis.pipeline(&raw);
+        let ours = self
+            .resp
+            .as_mut()
+            .expect("pipelines go over RESP")
+            .pipeline(&raw);
+        for ((words, frame), ours) in run.iter().zip(theirs).zip(ours) {
+            self.compare(words, frame, answer_of(ours));
         }
     }
 
@@ -560,9 +590,26 @@ fn run_seed(seed: u64, commands: usize) -> Run {
 fn run_seed_via(seed: u64, commands: usize, via: Via) -> Run {
     let mut run = Run::start_via(seed, via);
     let mut generator = Gen::new(seed);
+    let pipelined = matches!(
+        via,
+        Via::Resp {
+            pipelined: true,
+            ..
+        }
+    );
+    // The run being gathered for one write, and how long it may grow.
+    let mut pending: Vec<Vec<String>> = Vec::new();
+    let mut run_length = 1;
     let mut i = 0;
     while i < commands {
+        if pipelined && pending.len() >= run_length {
+            run.pipeline(std::mem::take(&mut pending));
+            run_length = run.rng.random_range(1..=PIPELINE_RUN_MAX);
+        }
         if generator.chance(0.02) {
+            if !pending.is_empty() {
+                run.pipeline(std::mem::take(&mut pending));
+            }
             let mut block = generator.transaction(random_output);
             for words in &mut block {
                 // KEYS, SCAN and DBSIZE ask every node: refused in a
@@ -579,10 +626,32 @@ fn run_seed_via(seed: u64, commands: usize, via: Via) -> Run {
         let mut words = generator.command();
         run.zsets_may_be_big = generator.may_have_big_zsets();
         run.place_keys(&mut words, false);
-        run.step(words);
         i += 1;
+        if pipelined && compared_as_sent(&words[0]) {
+            pending.push(words);
+            continue;
+        }
+        if !pending.is_empty() {
+            run.pipeline(std::mem::take(&mut pending));
+        }
+        run.step(words);
+    }
+    if !pending.is_empty() {
+        run.pipeline(pending);
     }
     run
+}
+
+/// Commands in a pipelined run are this many at most (a random length).
+const PIPELINE_RUN_MAX: usize = 40;
+
+/// Whether `step` compares the reply to `name` as it comes: not a SCAN
+/// walked to its end, nor an SPOP after which the sets are resynchronised.
+fn compared_as_sent(name: &str) -> bool {
+    !matches!(
+        name.to_lowercase().as_str(),
+        "scan" | "sscan" | "hscan" | "zscan" | "spop"
+    )
 }
 
 fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
@@ -608,6 +677,25 @@ fn random_command_sequences_over_resp_answer_as_redis_server_does() {
             1_500,
             Via::Resp {
                 resp3: seed % 2 == 1,
+                pipelined: false,
+            },
+        )
+    });
+}
+
+/// The same sequences pipelined: runs of 1 to 40 commands sent in one
+/// write to each side (the master sends those bound for one auxiliary
+/// together, in one frame; `master/commands/pipeline.rs`), with keys
+/// tagged and untagged so that a run spans several auxiliaries.
+#[test]
+fn pipelined_command_sequences_over_resp_answer_as_redis_server_does() {
+    check_seeds(seeds(21..25), |seed| {
+        run_seed_via(
+            seed,
+            1_500,
+            Via::Resp {
+                resp3: seed % 2 == 1,
+                pipelined: true,
             },
         )
     });

@@ -564,6 +564,33 @@ impl CommandMetrics {
                 .observe(took.as_secs_f64());
         }
     }
+
+    /// The series of `command`, looked up once for a front end that keeps
+    /// them (a RESP connection): each lookup in a family hashes the labels
+    /// and takes its lock.
+    pub fn series(&self, command: &str) -> CommandSeries {
+        CommandSeries {
+            ok: self.calls.with_label_values(&[command, "ok"]),
+            error: self.calls.with_label_values(&[command, "error"]),
+            latency: self.latency.with_label_values(&[command]),
+        }
+    }
+}
+
+/// One command's series of [`CommandMetrics`].
+#[derive(Clone, Debug)]
+pub struct CommandSeries {
+    ok: IntCounter,
+    error: IntCounter,
+    latency: Histogram,
+}
+
+impl CommandSeries {
+    /// Counts one answer and its time, as [`CommandMetrics::observe`].
+    pub fn observe(&self, ok: bool, took: Duration) {
+        if ok { &self.ok } else { &self.error }.inc();
+        self.latency.observe(took.as_secs_f64());
+    }
 }
 
 /// Metrics of an auxiliary. Store counters are kept by the store itself and

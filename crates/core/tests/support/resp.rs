@@ -101,6 +101,21 @@ impl Client {
         read_frame(&mut self.reader).unwrap()
     }
 
+    /// Sends every command in one write, then reads their replies (the
+    /// cluster differential's pipelines; the single-node one has none).
+    #[allow(dead_code)]
+    pub fn pipeline(&mut self, commands: &[Vec<Vec<u8>>]) -> Vec<Frame> {
+        let mut out = Vec::new();
+        for args in commands {
+            out.extend(encode_command(args));
+        }
+        self.writer.write_all(&out).unwrap();
+        commands
+            .iter()
+            .map(|_| read_frame(&mut self.reader).unwrap())
+            .collect()
+    }
+
     pub fn call_str(&mut self, args: &[&str]) -> Frame {
         let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
         self.call(&args)

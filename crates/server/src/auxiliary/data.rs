@@ -13,6 +13,7 @@ use distcache_core::keyspace::effect::encoding as effect_encoding;
 use distcache_core::keyspace::{Keyspace, Outcome};
 use distcache_core::mutation_log::Mutation;
 use distcache_core::store::{DeleteOutcome, Executed, KeyChanges, Lookup, SetOutcome, Store};
+use distcache_core::value::stored;
 use distcache_core::{Entry, Version};
 use distcache_wire::frame::{
     ApplyStatus, DeleteStatus, ShippedChanges, UNFENCED, WriteStatus, error_code,
@@ -262,8 +263,21 @@ impl DataHandler {
                 match command {
                     Ok(command) => {
                         let outcome = ks.execute(command, now, &mut rng);
+                        // A value past the limit stops the batch here, so
+                        // the store refuses it whole: a later command that
+                        // shrank the value again would otherwise hide it,
+                        // and the master, which runs a refused pipeline's
+                        // commands one by one, would answer differently.
+                        let over = outcome.effects.iter().any(|effect| {
+                            ks.get(&effect.key).is_some_and(|entry| {
+                                stored::stored_len(&entry.value) > max_value_bytes
+                            })
+                        });
                         replies.push(outcome.reply);
                         effects.extend(outcome.effects);
+                        if over {
+                            break;
+                        }
                     }
                     Err(e) => replies.push(Reply::Error(e.clone())),
                 }

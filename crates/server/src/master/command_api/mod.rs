@@ -5,8 +5,10 @@
 //! - `POST /`: one command as a JSON array (`["HSET","k","f","v"]`),
 //!   answered `{"result": ...}` (200) or `{"error": "ERR ..."}` (400; 403
 //!   for `NOPERM`).
-//! - `POST /pipeline`: an array of commands, run one after another, each
-//!   on its own; 200 with an array of `{"result"}` / `{"error"}`.
+//! - `POST /pipeline`: an array of commands, each on its own, answered as
+//!   if run one after another ([`Master::run_pipeline`], which sends those
+//!   bound for one auxiliary together); 200 with an array of `{"result"}` /
+//!   `{"error"}`.
 //! - `POST /multi-exec`: an array of commands run as one transaction
 //!   (MULTI ... EXEC through a [`CommandSession`]); 200 with an array of
 //!   `{"result"}` / `{"error"}`, or a 400 `EXECABORT` (403 when a command
@@ -71,13 +73,38 @@ pub(super) async fn pipeline(
 ) -> Result<Response, Refusal> {
     let caller = Caller::of(&master, &headers, body)?;
     let commands = caller.commands()?;
-    let mut out = Vec::with_capacity(64 * commands.len());
+    let started = Instant::now();
+    let labels: Vec<&'static str> = commands.iter().map(|args| label_of(args)).collect();
+    // A refused command is answered at once and runs nowhere; the others
+    // go to the cluster as one pipeline.
+    let mut replies: Vec<Option<Reply>> = Vec::with_capacity(commands.len());
+    let mut places = Vec::with_capacity(commands.len());
+    let mut runnable = Vec::with_capacity(commands.len());
+    for (place, args) in commands.into_iter().enumerate() {
+        match caller.check(&args) {
+            Ok(()) => {
+                replies.push(None);
+                places.push(place);
+                runnable.push(args);
+            }
+            Err(e) => replies.push(Some(Reply::Error(e))),
+        }
+    }
+    for (place, (reply, _)) in places.into_iter().zip(master.run_pipeline(runnable).await) {
+        replies[place] = Some(reply);
+    }
+    let took = started.elapsed();
+    let mut out = Vec::with_capacity(64 * replies.len());
     out.push(b'[');
-    for (i, args) in commands.into_iter().enumerate() {
+    for (i, (reply, label)) in replies.into_iter().zip(labels).enumerate() {
+        let reply = reply.expect("every command of the pipeline was answered");
+        master
+            .metrics
+            .commands
+            .observe(label, !reply.is_error(), Some(took));
         if i > 0 {
             out.push(b',');
         }
-        let reply = caller.run(args).await;
         json::write_answer(&reply, caller.encoding, &mut out);
     }
     out.push(b']');

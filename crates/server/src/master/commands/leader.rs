@@ -77,6 +77,18 @@ pub(super) fn decode_replies(bytes: &[u8], expected: usize) -> Result<Vec<Reply>
     Ok(replies)
 }
 
+/// What a leader did with a batch of commands.
+pub(super) enum AtLeader {
+    /// They ran (or, for reads, were answered): their replies, and the
+    /// other replicas the changes reached before the answer.
+    Ran(Vec<Reply>, usize),
+    /// Nothing ran: the keys are no longer on the same nodes (the map
+    /// moved after they were planned).
+    Moved,
+    /// Nothing ran: a result would exceed the value limit.
+    TooLarge,
+}
+
 /// The reply to a command whose result would not fit.
 fn too_large() -> Reply {
     Reply::Error(CommandError::Relayed(
@@ -120,7 +132,29 @@ impl Master {
         commands: Vec<Vec<Bytes>>,
         write: bool,
     ) -> Result<(Vec<Reply>, usize), ApiError> {
-        self.fenced(|| self.leader_attempt(keys, &commands, write))
+        let n = commands.len();
+        Ok(match self.at_leader_answer(keys, &commands, write).await? {
+            AtLeader::Ran(replies, reached) => (replies, reached),
+            // Redis Cluster's word for "keys being moved, try again".
+            AtLeader::Moved => {
+                let again = Reply::Error(CommandError::Relayed(
+                    "TRYAGAIN Multiple keys request during rehashing of slot".into(),
+                ));
+                (vec![again; n], 0)
+            }
+            AtLeader::TooLarge => (vec![too_large(); n], 0),
+        })
+    }
+
+    /// Runs `commands` at the leader of `keys` and says what came of them,
+    /// nothing having run told apart from an answer.
+    pub(super) async fn at_leader_answer(
+        self: &Arc<Self>,
+        keys: &[Bytes],
+        commands: &[Vec<Bytes>],
+        write: bool,
+    ) -> Result<AtLeader, ApiError> {
+        self.fenced(|| self.leader_attempt(keys, commands, write))
             .await
     }
 
@@ -129,7 +163,7 @@ impl Master {
         keys: &[Bytes],
         commands: &[Vec<Bytes>],
         write: bool,
-    ) -> Result<(Vec<Reply>, usize), OpError> {
+    ) -> Result<AtLeader, OpError> {
         let view = self.view.load_full();
         let route = match keys.first() {
             Some(key) => self.route(&view, key)?,
@@ -137,18 +171,15 @@ impl Master {
         };
         if !self.together(&view, keys)? {
             // They were together when the command was planned: the map
-            // moved since. Nothing ran; Redis Cluster's word for "keys
-            // being moved, try again".
-            let again = Reply::Error(CommandError::Relayed(
-                "TRYAGAIN Multiple keys request during rehashing of slot".into(),
-            ));
-            return Ok((vec![again; commands.len()], 0));
+            // moved since.
+            return Ok(AtLeader::Moved);
         }
         if view.rebalancing() {
             self.bring_leader_up_to_date(&view, &route, keys).await?;
         }
         if !write {
-            return Ok((self.read_at(&view, &route, commands).await?, 0));
+            let replies = self.read_at(&view, &route, commands).await?;
+            return Ok(AtLeader::Ran(replies, 0));
         }
         let leader = &route[0];
         let version = self.versions.tick((self.clock)());
@@ -175,11 +206,9 @@ impl Master {
                     WriteQuorum::All => route.len() - 1,
                     WriteQuorum::One => 0,
                 };
-                Ok((replies, reached))
+                Ok(AtLeader::Ran(replies, reached))
             }
-            Ok(Response::Written(WriteStatus::TooLarge)) => {
-                Ok((vec![too_large(); commands.len()], 0))
-            }
+            Ok(Response::Written(WriteStatus::TooLarge)) => Ok(AtLeader::TooLarge),
             Ok(_) => Err(unexpected().into()),
             Err(CallError::StaleEpoch(current)) => Err(OpError::Fenced(current)),
             Err(e) => Err(unavailable("the command", 0, 1, Some(e)).into()),

@@ -28,9 +28,13 @@
 //! - KEYS, SCAN, DBSIZE and RANDOMKEY ask every auxiliary ([`everywhere`]);
 //!   so does FLUSHALL (and FLUSHDB), at one version from this master's
 //!   clock, which each auxiliary raises above every key it deletes.
+//!
+//! A pipeline ([`Master::run_pipeline`]) sends the commands bound for one
+//! leader together, in one frame ([`pipeline`]).
 
 mod everywhere;
 mod leader;
+mod pipeline;
 mod plan;
 mod session;
 
@@ -39,6 +43,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use distcache_core::command::{CommandError, Reply};
 
+pub use pipeline::Answer;
 pub use session::CommandSession;
 
 use super::Master;
@@ -80,6 +85,14 @@ pub(super) fn error_reply(e: ApiError) -> Reply {
     } else {
         CommandError::Relayed(format!("ERR {line}"))
     })
+}
+
+/// Whether `name` (a command of the table) asks every auxiliary.
+pub(super) fn runs_everywhere(name: &str) -> bool {
+    matches!(
+        name,
+        "keys" | "scan" | "dbsize" | "randomkey" | "flushall" | "flushdb"
+    )
 }
 
 /// Redis Cluster's error for keys that must be together and are not.

@@ -19,7 +19,7 @@ fn route_ids(route: &Route) -> Vec<&str> {
 }
 
 /// The keys of `args` (which passed the table's checks).
-fn keys_of(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
+pub(super) fn keys_of(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
     spec.key_indexes(args)
         .into_iter()
         .map(|i| args[i].clone())
@@ -80,18 +80,15 @@ impl Master {
         if let Err(e) = (spec.parse)(&args) {
             return reply(Reply::Error(e));
         }
-        match spec.name {
-            "keys" | "scan" | "dbsize" | "randomkey" | "flushall" | "flushdb" => {
-                return reply(self.everywhere(spec, args).await?);
-            }
-            // Only a session queues (`CommandSession`); without one these
-            // answer as the executor does outside MULTI.
-            "multi" | "exec" | "discard" => {
-                let command = table::parse(&args)
-                    .map_err(|e| ApiError::bad_request("command", e.to_string()))?;
-                return reply(Keyspace::new().execute(&command, 0, &mut rand::rng()).reply);
-            }
-            _ => {}
+        if super::runs_everywhere(spec.name) {
+            return reply(self.everywhere(spec, args).await?);
+        }
+        // Only a session queues (`CommandSession`); without one these
+        // answer as the executor does outside MULTI.
+        if matches!(spec.name, "multi" | "exec" | "discard") {
+            let command =
+                table::parse(&args).map_err(|e| ApiError::bad_request("command", e.to_string()))?;
+            return reply(Keyspace::new().execute(&command, 0, &mut rand::rng()).reply);
         }
         let keys = keys_of(spec, &args);
         let view = self.view.load_full();
@@ -124,10 +121,7 @@ impl Master {
         let mut everywhere = false;
         for args in &queued {
             if let Ok(spec) = table::resolve(args) {
-                everywhere |= matches!(
-                    spec.name,
-                    "keys" | "scan" | "dbsize" | "randomkey" | "flushall" | "flushdb"
-                );
+                everywhere |= super::runs_everywhere(spec.name);
                 keys.extend(keys_of(spec, args));
             }
         }

@@ -90,11 +90,18 @@ impl CommandSession {
             }
             (_, false) => {
                 let (reply, reached) = master.run_command_reached(args).await;
-                if let Some(reached) = reached {
-                    self.last_write_reached = reached;
-                }
+                self.ran(reached);
                 reply
             }
+        }
+    }
+
+    /// Notes the answer of a command this session's client ran outside a
+    /// transaction without [`CommandSession::handle`] (a pipeline's,
+    /// through [`Master::run_pipeline`]): what it reached, for WAIT.
+    pub fn ran(&mut self, reached: Option<usize>) {
+        if let Some(reached) = reached {
+            self.last_write_reached = reached;
         }
     }
 }

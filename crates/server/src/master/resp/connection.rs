@@ -1,6 +1,9 @@
 //! One RESP connection: a task that reads requests, runs them in order and
 //! writes their replies, pipelined: every whole request that has arrived
-//! is run before the replies go out, in one write.
+//! is run before the replies go out, in one write, and a pipeline's data
+//! commands go to their auxiliaries together ([`Master::run_pipeline`]).
+//!
+//! [`Master::run_pipeline`]: crate::master::Master::run_pipeline
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use distcache_core::command::table::flags;
 use distcache_core::command::{CommandError, Protocol, Reply, table};
 use distcache_wire::resp::parse_request;
 use prometheus::IntCounter;
@@ -18,6 +22,7 @@ use tracing::{Instrument, debug, debug_span};
 use super::front::{self, Flow};
 use super::{ClientInfo, REPLY_FLUSH_BYTES, Registered, RespServer};
 use crate::master::commands::CommandSession;
+use crate::metrics::CommandSeries;
 use crate::security::auth::Role;
 
 /// Connection ids, as `CLIENT ID` reports them: unique for the process.
@@ -25,6 +30,11 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The read buffer starts at, and shrinks back to, this size.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Requests taken from the read buffer at a time, at most: each such
+/// window is run (its data commands batched by leader) before the next is
+/// parsed, which bounds the requests and replies one connection holds.
+const PIPELINE_WINDOW: usize = 64;
 
 /// The state of one connection that its commands read and change.
 pub(super) struct Connection {
@@ -36,8 +46,17 @@ pub(super) struct Connection {
     /// configured every connection is admin from the start).
     pub(super) role: Option<Role>,
     pub(super) session: CommandSession,
-    /// This connection's `resp_commands_total` counters, by command.
-    counters: Vec<(&'static str, IntCounter)>,
+    /// This connection's metric series, by command.
+    counters: Vec<(&'static str, Counters)>,
+}
+
+/// One command's metric series, as a connection keeps them.
+struct Counters {
+    /// `resp_commands_total`.
+    received: IntCounter,
+    /// `commands_total` and `command_duration_seconds`: data commands
+    /// only (`None` for the listener's own).
+    answered: Option<CommandSeries>,
 }
 
 impl Connection {
@@ -46,22 +65,91 @@ impl Connection {
         server.master.gate.is_open().then_some(Role::Admin)
     }
 
+    /// Runs a window of requests in order and appends their replies to
+    /// `out`. Consecutive data commands that need nothing of the
+    /// connection's state go to the cluster together, as a pipeline;
+    /// anything else runs alone, after them.
+    async fn run_window(&mut self, requests: Vec<Vec<Bytes>>, out: &mut Vec<u8>) -> Flow {
+        let mut pipeline = Vec::new();
+        for args in requests {
+            if self.may_pipeline(&args) {
+                pipeline.push(args);
+                continue;
+            }
+            self.run_pipeline(std::mem::take(&mut pipeline), out).await;
+            if self.execute(args, out).await == Flow::Close {
+                return Flow::Close;
+            }
+        }
+        self.run_pipeline(pipeline, out).await;
+        Flow::Continue
+    }
+
+    /// Whether `args` is a data command this connection may run, outside a
+    /// transaction and not one of a transaction's own: its answer then
+    /// depends on the data alone.
+    fn may_pipeline(&self, args: &[Bytes]) -> bool {
+        if self.session.in_transaction() || front::lookup(&args[0]).is_some() {
+            return false;
+        }
+        let (Ok(spec), Some(role)) = (table::resolve(args), self.role) else {
+            return false;
+        };
+        !spec.has(flags::TRANSACTION) && permits(role, spec.role())
+    }
+
+    /// Runs data commands that [`Connection::may_pipeline`] let through.
+    async fn run_pipeline(&mut self, commands: Vec<Vec<Bytes>>, out: &mut Vec<u8>) {
+        let Some(last) = commands.last() else {
+            return;
+        };
+        let started = Instant::now();
+        let last = table::lookup(&last[0]).map_or("unknown", |spec| spec.name);
+        self.registered.update(|c| {
+            c.last_command_at = started;
+            c.last_command = last;
+        });
+        let names: Vec<&'static str> = commands
+            .iter()
+            .map(|args| table::lookup(&args[0]).map_or("unknown", |spec| spec.name))
+            .collect();
+        for &name in &names {
+            self.counters(name).received.inc();
+        }
+        let answers = self.server.master.run_pipeline(commands).await;
+        let took = started.elapsed();
+        for (name, (reply, reached)) in names.into_iter().zip(answers) {
+            self.session.ran(reached);
+            if let Some(answered) = &self.counters(name).answered {
+                answered.observe(!reply.is_error(), took);
+            }
+            reply.write_resp(self.protocol, out);
+        }
+    }
+
     /// Runs one request and appends its reply to `out`.
     async fn execute(&mut self, args: Vec<Bytes>, out: &mut Vec<u8>) -> Flow {
+        let started = Instant::now();
         let front = front::lookup(&args[0]);
         let name = match front {
             Some(command) => command.name,
             None => table::lookup(&args[0]).map_or("unknown", |spec| spec.name),
         };
-        self.command_counter(name).inc();
+        self.counters(name).received.inc();
         // What CLIENT LIST shows while the command runs, as in Redis.
         self.registered.update(|c| {
-            c.last_command_at = Instant::now();
+            c.last_command_at = started;
             c.last_command = name;
         });
         let (reply, flow) = match front {
             Some(command) => front::run(self, command, &args).await,
-            None => (self.data_command(args).await, Flow::Continue),
+            None => {
+                let reply = self.data_command(args).await;
+                if let Some(answered) = &self.counters(name).answered {
+                    answered.observe(!reply.is_error(), started.elapsed());
+                }
+                (reply, Flow::Continue)
+            }
         };
         let (protocol, multi) = (self.protocol, self.queued());
         self.registered.update(|c| {
@@ -72,22 +160,21 @@ impl Connection {
         flow
     }
 
-    /// The `resp_commands_total` counter of `name`, looked up in the
-    /// metric family once per connection and command: the family's lookup
-    /// hashes the label and takes its lock, which a pipeline of thousands
-    /// of GETs would pay for each.
-    fn command_counter(&mut self, name: &'static str) -> &IntCounter {
+    /// The metric series of `name`, looked up in their families once per
+    /// connection and command: a family's lookup hashes the labels and
+    /// takes its lock, which a pipeline of thousands of GETs would pay for
+    /// each.
+    fn counters(&mut self, name: &'static str) -> &Counters {
         let i = match self.counters.iter().position(|(n, _)| *n == name) {
             Some(i) => i,
             None => {
-                let counter = self
-                    .server
-                    .master
-                    .metrics
-                    .resp
-                    .commands
-                    .with_label_values(&[name]);
-                self.counters.push((name, counter));
+                let metrics = &self.server.master.metrics;
+                let data = name == "unknown" || table::lookup(name.as_bytes()).is_some();
+                let counters = Counters {
+                    received: metrics.resp.commands.with_label_values(&[name]),
+                    answered: data.then(|| metrics.commands.series(name)),
+                };
+                self.counters.push((name, counters));
                 self.counters.len() - 1
             }
         };
@@ -190,31 +277,42 @@ async fn serve<S>(
     let mut out: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
     debug!("RESP connection open");
     loop {
-        // Run every whole request that has arrived, up to a flush's worth
-        // of replies.
-        let mut flow = Flow::Continue;
+        // Run every whole request that has arrived, a window at a time, up
+        // to a flush's worth of replies.
+        let mut flow;
         let mut more = false;
         loop {
-            match parse_request(&mut input, &server.limits) {
-                Ok(Some(args)) => {
-                    flow = conn.execute(args, &mut out).await;
-                    if flow == Flow::Close {
-                        break;
-                    }
-                    if out.len() >= REPLY_FLUSH_BYTES {
-                        more = true;
+            let mut window = Vec::new();
+            let mut broken = None;
+            while window.len() < PIPELINE_WINDOW {
+                match parse_request(&mut input, &server.limits) {
+                    Ok(Some(args)) => window.push(args),
+                    Ok(None) => break,
+                    Err(e) => {
+                        broken = Some(e);
                         break;
                     }
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    // Redis answers a protocol error, then closes.
-                    rejected.with_label_values(&["protocol"]).inc();
-                    debug!(error = %e, "RESP protocol error");
-                    out.extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
-                    flow = Flow::Close;
-                    break;
-                }
+            }
+            let full = window.len() == PIPELINE_WINDOW;
+            flow = conn.run_window(window, &mut out).await;
+            if flow == Flow::Close {
+                break;
+            }
+            if let Some(e) = broken {
+                // Redis answers a protocol error, then closes.
+                rejected.with_label_values(&["protocol"]).inc();
+                debug!(error = %e, "RESP protocol error");
+                out.extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
+                flow = Flow::Close;
+                break;
+            }
+            if !full {
+                break;
+            }
+            if out.len() >= REPLY_FLUSH_BYTES {
+                more = true;
+                break;
             }
         }
         if !out.is_empty() {
