@@ -2,7 +2,8 @@
 //! leader, one at a time, and reach the other replicas before they are
 //! acknowledged: eight clients hammering one counter and one list through
 //! every master lose nothing, and neither does a SIGKILL of the key's
-//! leader in the middle (`REPLICAS=2`).
+//! leader in the middle (`REPLICAS=2`), whether the clients send one
+//! command at a time or pipelines.
 //!
 //! What is checked, over the whole run:
 //! - every acknowledged INCR answered a different number (two that saw the
@@ -56,8 +57,50 @@ fn command(http: &reqwest::blocking::Client, url: &str, args: &[&str]) -> Result
     }
 }
 
+/// How the clients send their commands.
+#[derive(Clone, Copy)]
+enum Sending {
+    /// One command per `POST /`.
+    OneByOne,
+    /// `POST /pipeline`s of this many INCRs and as many RPUSHes,
+    /// alternated: the master sends each key's to its leader together.
+    Pipelines(usize),
+}
+
+/// `POST /pipeline` of `commands`: each one's answer, or an error for all
+/// when the request itself failed.
+fn pipeline(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    commands: &[Vec<String>],
+) -> Vec<Result<Value, String>> {
+    let failed = |e: String| commands.iter().map(|_| Err(e.clone())).collect();
+    let resp = match http
+        .post(format!("{url}/pipeline"))
+        .json(&json!(commands))
+        .timeout(Duration::from_secs(10))
+        .send()
+    {
+        Ok(resp) => resp,
+        Err(e) => return failed(e.to_string()),
+    };
+    let status = resp.status();
+    let body: Value = match resp.json() {
+        Ok(body) => body,
+        Err(e) => return failed(e.to_string()),
+    };
+    match body.as_array() {
+        Some(answers) if status.is_success() && answers.len() == commands.len() => answers
+            .iter()
+            .map(|a| a.get("result").cloned().ok_or_else(|| a.to_string()))
+            .collect(),
+        _ => failed(format!("{status}: {body}")),
+    }
+}
+
 fn run_clients(
     urls: Vec<String>,
+    sending: Sending,
     stop: Arc<AtomicBool>,
     tally: Arc<Mutex<Tally>>,
 ) -> Vec<std::thread::JoinHandle<()>> {
@@ -72,27 +115,54 @@ fn run_clients(
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let url = &urls[rng.next() as usize % urls.len()];
-                    if n % 2 == 0 {
-                        let answer = command(&http, url, &["INCR", COUNTER]);
-                        let mut t = tally.lock().unwrap();
-                        match answer.ok().and_then(|v| v.as_i64()) {
-                            Some(v) => t.incr_answers.push(v),
-                            None => t.incr_failed += 1,
+                    let Sending::Pipelines(pairs) = sending else {
+                        if n % 2 == 0 {
+                            let answer = command(&http, url, &["INCR", COUNTER]);
+                            tally.lock().unwrap().incr(answer);
+                        } else {
+                            let element = format!("c{client}-{n}");
+                            let answer = command(&http, url, &["RPUSH", LIST, &element]);
+                            tally.lock().unwrap().push(element, answer);
                         }
-                    } else {
+                        n += 1;
+                        continue;
+                    };
+                    let mut commands = Vec::new();
+                    let mut elements = Vec::new();
+                    for _ in 0..pairs {
                         let element = format!("c{client}-{n}");
-                        let answer = command(&http, url, &["RPUSH", LIST, &element]);
-                        let mut t = tally.lock().unwrap();
-                        match answer {
-                            Ok(v) if v.as_i64().is_some() => t.pushed.push(element),
-                            _ => t.push_failed.push(element),
-                        }
+                        n += 1;
+                        commands.push(vec!["INCR".to_owned(), COUNTER.to_owned()]);
+                        commands.push(vec!["RPUSH".to_owned(), LIST.to_owned(), element.clone()]);
+                        elements.push(element);
                     }
-                    n += 1;
+                    let answers = pipeline(&http, url, &commands);
+                    let mut t = tally.lock().unwrap();
+                    let mut answers = answers.into_iter();
+                    for element in elements {
+                        t.incr(answers.next().expect("an INCR's answer"));
+                        t.push(element, answers.next().expect("an RPUSH's answer"));
+                    }
                 }
             })
         })
         .collect()
+}
+
+impl Tally {
+    fn incr(&mut self, answer: Result<Value, String>) {
+        match answer.ok().and_then(|v| v.as_i64()) {
+            Some(v) => self.incr_answers.push(v),
+            None => self.incr_failed += 1,
+        }
+    }
+
+    fn push(&mut self, element: String, answer: Result<Value, String>) {
+        match answer {
+            Ok(v) if v.as_i64().is_some() => self.pushed.push(element),
+            _ => self.push_failed.push(element),
+        }
+    }
 }
 
 fn check(c: &Cluster, tally: &Tally) {
@@ -174,7 +244,7 @@ fn eight_clients_on_one_counter_and_one_list_through_every_master_lose_nothing()
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let urls = (0..c.masters.len()).map(|m| c.url(m, "")).collect();
-    let clients = run_clients(urls, stop.clone(), tally.clone());
+    let clients = run_clients(urls, Sending::OneByOne, stop.clone(), tally.clone());
     std::thread::sleep(Duration::from_secs(4));
     stop.store(true, Ordering::Relaxed);
     for client in clients {
@@ -192,6 +262,18 @@ fn eight_clients_on_one_counter_and_one_list_through_every_master_lose_nothing()
 
 #[test]
 fn a_sigkill_of_the_keys_leader_midway_loses_no_acknowledged_increment_or_push() {
+    sigkill_the_counters_leader_midway(Sending::OneByOne);
+}
+
+/// The same with each client sending pipelines of 4 INCRs and 4 RPUSHes:
+/// a batch at a leader that dies answers each of its commands with an
+/// error, and whatever it ran is still checked like any other write.
+#[test]
+fn pipelines_lose_no_acknowledged_increment_or_push_across_a_sigkill_of_the_leader() {
+    sigkill_the_counters_leader_midway(Sending::Pipelines(4));
+}
+
+fn sigkill_the_counters_leader_midway(sending: Sending) {
     let mut c = cluster();
     let ring: Value = c.get_json(0, "/ring");
     let members: Vec<String> = ring["committed"]
@@ -208,7 +290,7 @@ fn a_sigkill_of_the_keys_leader_midway_loses_no_acknowledged_increment_or_push()
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let urls = (0..c.masters.len()).map(|m| c.url(m, "")).collect();
-    let clients = run_clients(urls, stop.clone(), tally.clone());
+    let clients = run_clients(urls, sending, stop.clone(), tally.clone());
     std::thread::sleep(Duration::from_secs(2));
     eprintln!("SIGKILL {counter_leader}, the counter's leader");
     let aux = c.aux(&counter_leader);
