@@ -178,6 +178,31 @@ fn pipelined_requests_are_answered_in_order_and_resp3_follows_hello_3() {
     );
 }
 
+/// HELLO 3 queued in a transaction switches the protocol where it runs:
+/// EXEC's array header is written before it, its own map and every reply
+/// after it in RESP3, as Redis 7 does.
+#[test]
+fn hello_3_inside_multi_switches_the_protocol_in_execs_answer() {
+    let cluster = resp_cluster(&[]);
+    let mut s = connect(&cluster);
+    let missing = unique("missing");
+    let mut send = request(&["MULTI"]);
+    send.extend(request(&["GET", &missing]));
+    send.extend(request(&["HELLO", "3"]));
+    send.extend(request(&["GET", &missing]));
+    exchange(&mut s, &send, b"+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n");
+    s.write_all(&request(&["EXEC"])).unwrap();
+    // A null in RESP2, then HELLO's map of seven fields, in RESP3.
+    assert_eq!(read_exactly(&mut s, 13), b"*3\r\n$-1\r\n%7\r\n");
+    let mut rest = Vec::new();
+    while !rest.ends_with(b"$7\r\nmodules\r\n*0\r\n") {
+        rest.extend(read_exactly(&mut s, 1));
+    }
+    // The GET after it: RESP3's null.
+    assert_eq!(read_exactly(&mut s, 3), b"_\r\n");
+    exchange(&mut s, &request(&["GET", &missing]), b"_\r\n");
+}
+
 /// The `execute` calls a master has made to auxiliaries.
 fn execute_calls(cluster: &Cluster) -> f64 {
     let metrics = cluster.get_text(0, "/metrics");

@@ -5,8 +5,9 @@
 //! included), by shape where the values are the server's own (HELLO's
 //! version and id, TIME). COMMAND INFO is compared for every command of
 //! both tables: name, arity, key positions, and the flags. A pipeline of
-//! data commands with transactions in it checks the listener's ordering and
-//! MULTI/EXEC handling against Redis's.
+//! data commands with transactions in it (the listener's own commands
+//! queued among them) checks the listener's ordering and MULTI/EXEC
+//! handling against Redis's.
 
 mod common;
 
@@ -331,6 +332,30 @@ fn pipelines_and_transactions_answer_as_redis_does() {
             c(&["GET", "$h"]),
             c(&["DEL", "$s"]),
             c(&["EXISTS", "$s"]),
+            // The listener's own commands are queued too, and answer in
+            // their place in EXEC's array.
+            c(&["MULTI"]),
+            c(&["PING"]),
+            c(&["ECHO", "x"]),
+            c(&["SET", "$s", "v"]),
+            c(&["CLIENT", "SETNAME", "in-multi"]),
+            c(&["CLIENT", "GETNAME"]),
+            c(&["GET", "$s"]),
+            c(&["SELECT", "0"]),
+            c(&["PING", "a", "b"]),
+            c(&["EXEC"]),
+            c(&["CLIENT", "GETNAME"]),
+            c(&["MULTI"]),
+            c(&["ECHO"]),
+            c(&["SET", "$s", "w"]),
+            c(&["EXEC"]),
+            c(&["GET", "$s"]),
+            c(&["MULTI"]),
+            c(&["PING"]),
+            c(&["DISCARD"]),
+            c(&["MULTI"]),
+            c(&["TIME", "x"]),
+            c(&["EXEC"]),
         ];
         let expected = pipeline(redis.port, resp3, &commands);
         let got = pipeline(ours, resp3, &commands);

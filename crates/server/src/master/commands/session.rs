@@ -73,27 +73,44 @@ impl CommandSession {
                 self.doomed = false;
                 Reply::OK
             }
-            ("exec", true) => {
-                let queued = self.queued.take().unwrap_or_default();
-                if std::mem::take(&mut self.doomed) {
-                    return Reply::Error(CommandError::ExecAbort);
-                }
-                master.run_transaction(queued).await
-            }
+            ("exec", true) => match self.take_queued() {
+                Ok(queued) => master.run_transaction(queued).await,
+                Err(refused) => refused,
+            },
             ("exec", false) => Reply::Error(CommandError::ExecWithoutMulti),
             ("discard", false) => Reply::Error(CommandError::DiscardWithoutMulti),
-            (_, true) => {
-                if let Some(q) = self.queued.as_mut() {
-                    q.push(args);
-                }
-                Reply::Status("QUEUED".into())
-            }
+            (_, true) => self.queue(args),
             (_, false) => {
                 let (reply, reached) = master.run_command_reached(args).await;
                 self.ran(reached);
                 reply
             }
         }
+    }
+
+    /// Queues `args` in the transaction in progress (a front end's own
+    /// command, which it runs itself at EXEC: see
+    /// [`CommandSession::take_queued`]).
+    pub fn queue(&mut self, args: Vec<Bytes>) -> Reply {
+        if let Some(q) = self.queued.as_mut() {
+            q.push(args);
+        }
+        Reply::Status("QUEUED".into())
+    }
+
+    /// Ends the transaction for EXEC: the commands queued since MULTI, or
+    /// the refusal EXEC answers (EXECABORT when a command was refused
+    /// while queueing; an error outside a transaction). A front end that
+    /// queued commands of its own takes them here and runs the rest with
+    /// [`Master::run_transaction`].
+    pub fn take_queued(&mut self) -> Result<Vec<Vec<Bytes>>, Reply> {
+        let Some(queued) = self.queued.take() else {
+            return Err(Reply::Error(CommandError::ExecWithoutMulti));
+        };
+        if std::mem::take(&mut self.doomed) {
+            return Err(Reply::Error(CommandError::ExecAbort));
+        }
+        Ok(queued)
     }
 
     /// Notes the answer of a command this session's client ran outside a

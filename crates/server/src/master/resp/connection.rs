@@ -143,6 +143,14 @@ impl Connection {
         });
         let (reply, flow) = match front {
             Some(command) => front::run(self, command, &args).await,
+            None if name == "exec" && self.session.in_transaction() => {
+                let ran = self.exec(out).await;
+                if let Some(answered) = &self.counters(name).answered {
+                    answered.observe(ran, started.elapsed());
+                }
+                self.registered.update(|c| c.multi = -1);
+                return Flow::Continue;
+            }
             None => {
                 let reply = self.data_command(args).await;
                 if let Some(answered) = &self.counters(name).answered {
@@ -158,6 +166,50 @@ impl Connection {
         });
         reply.write_resp(self.protocol, out);
         flow
+    }
+
+    /// EXEC, over RESP: the transaction's data commands run as one batch at
+    /// their leader ([`Master::run_transaction`]) and the listener's own
+    /// commands queued among them here, each reply in its place. As Redis
+    /// does, each element is written in the protocol of the moment it ran:
+    /// after a queued `HELLO 3`, the next elements are RESP3.
+    ///
+    /// [`Master::run_transaction`]: crate::master::Master::run_transaction
+    /// Whether the transaction ran (its answer is an array).
+    async fn exec(&mut self, out: &mut Vec<u8>) -> bool {
+        let refused = |reply: Reply, protocol, out: &mut Vec<u8>| {
+            reply.write_resp(protocol, out);
+            false
+        };
+        let queued = match self.session.take_queued() {
+            Ok(queued) => queued,
+            Err(reply) => return refused(reply, self.protocol, out),
+        };
+        let data: Vec<Vec<Bytes>> = queued
+            .iter()
+            .filter(|args| front::lookup(&args[0]).is_none())
+            .cloned()
+            .collect();
+        let mut data_replies = Vec::new().into_iter();
+        if !data.is_empty() {
+            match self.server.master.run_transaction(data).await {
+                Reply::Array(replies) => data_replies = replies.into_iter(),
+                reply => return refused(reply, self.protocol, out),
+            }
+        }
+        out.extend_from_slice(format!("*{}\r\n", queued.len()).as_bytes());
+        for args in queued {
+            let reply = match front::lookup(&args[0]) {
+                Some(command) => front::run(self, command, &args).await.0,
+                None => data_replies.next().unwrap_or_else(|| {
+                    Reply::Error(CommandError::Other(
+                        "EXEC answered fewer replies than commands",
+                    ))
+                }),
+            };
+            reply.write_resp(self.protocol, out);
+        }
+        true
     }
 
     /// The metric series of `name`, looked up in their families once per

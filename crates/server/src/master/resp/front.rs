@@ -4,9 +4,9 @@
 //! `COMMAND` reports beside the data commands' table.
 //!
 //! Redis's order of checks is kept: unknown command or wrong arity, then
-//! `NOAUTH`, then the role (`NOPERM`). Inside MULTI these commands are
-//! refused (Redis would queue most of them), which dooms the transaction,
-//! except QUIT and RESET.
+//! `NOAUTH`, then the role (`NOPERM`). Inside MULTI they are queued, as
+//! Redis queues them, and run in their place when EXEC runs (see
+//! `Connection::exec`); QUIT and RESET run at once.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -166,10 +166,7 @@ pub(super) async fn run(
         return (conn.session.refuse(noauth()), Flow::Continue);
     }
     if conn.session.in_transaction() && !matches!(command.name, "quit" | "reset") {
-        let refused = conn.session.refuse(CommandError::Line(
-            "ERR Command not allowed inside a transaction".into(),
-        ));
-        return (refused, Flow::Continue);
+        return (conn.session.queue(args.to_vec()), Flow::Continue);
     }
     let reply = match command.name {
         "auth" => auth(conn, args),
