@@ -23,6 +23,7 @@ use distcache_core::keyspace::{Effect, EffectOp, Keyspace, Session};
 use distcache_core::value::{SetValue, Value};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use support::coverage::{Coverage, seeds};
 use support::edge_cases::{self, EDGE_CASES};
 use support::generator::Gen;
 use support::resp::{Client, Frame, RedisServer, parse_frame};
@@ -179,7 +180,7 @@ struct Run {
     /// numbers from then on.
     zsets_may_be_big: bool,
     /// Per command: (sent, answered without an error by Redis).
-    coverage: std::collections::BTreeMap<String, (usize, usize)>,
+    coverage: Coverage,
 }
 
 impl Run {
@@ -317,11 +318,8 @@ impl Run {
                 theirs = numeric_scores(theirs);
                 ours = numeric_scores(ours);
             }
-            let tally = self.coverage.entry(name.clone()).or_default();
-            tally.0 += 1;
-            tally.1 += usize::from(
-                !matches!(theirs, Frame::Array(ref v) if v.iter().any(|f| matches!(f, Frame::Error(_)))),
-            );
+            let ok = !matches!(theirs, Frame::Array(ref v) if v.iter().any(|f| matches!(f, Frame::Error(_))));
+            self.coverage.tally(&name, ok);
             if theirs != ours {
                 self.fail(format!("{words:?}: redis {theirs:?} ours {ours:?}"));
             }
@@ -329,12 +327,9 @@ impl Run {
         }
         let theirs = self.redis.call(&raw(&words));
         let (ours, effects) = self.ours_call(&words);
-        let tally = self.coverage.entry(name.clone()).or_default();
-        tally.0 += 1;
         let queued = self.in_multi && name != "exec" && name != "discard";
-        if !matches!(theirs, Frame::Error(_)) && !queued {
-            tally.1 += 1;
-        }
+        self.coverage
+            .tally(&name, !matches!(theirs, Frame::Error(_)) && !queued);
         let (theirs_n, ours_n) = if self.in_multi && name == "exec" {
             let queued = std::mem::take(&mut self.queued);
             let norm = |f: Frame| match f {
@@ -378,7 +373,7 @@ impl Run {
     }
 }
 
-fn run_seed(seed: u64, commands: usize) -> std::collections::BTreeMap<String, (usize, usize)> {
+fn run_seed(seed: u64, commands: usize) -> Coverage {
     let protocol = if seed % 2 == 0 {
         Protocol::Resp2
     } else {
@@ -432,42 +427,18 @@ fn random_output(name: &str) -> bool {
     table::lookup(name.to_lowercase().as_bytes()).is_some_and(|s| s.has(flags::RANDOM_OUTPUT))
 }
 
-fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
-    match std::env::var("DIFF_SEED") {
-        Ok(s) => vec![s.parse().expect("DIFF_SEED is a number")],
-        Err(_) => default.collect(),
-    }
-}
-
 #[test]
 fn random_command_sequences_answer_exactly_as_redis_server_does_in_resp2_and_resp3() {
-    let mut coverage: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut coverage = Coverage::default();
     for seed in seeds(1..9) {
-        for (name, (sent, ok)) in run_seed(seed, 2_000) {
-            let c = coverage.entry(name).or_default();
-            c.0 += sent;
-            c.1 += ok;
-        }
+        coverage.merge(run_seed(seed, 2_000));
     }
-    eprintln!("commands sent (answered without error): {coverage:?}");
-    if std::env::var_os("DIFF_SEED").is_none() {
-        // The generator reaches every command of the table, and each
-        // succeeds at least a few times, or this test proves little.
-        for spec in table::COMMANDS {
-            // FLUSHALL and FLUSHDB (the admin commands) are not generated:
-            // they would empty the small key space every few hundred
-            // commands. The hand-written edge cases compare them instead.
-            if spec.has(flags::ADMIN) {
-                continue;
-            }
-            let (sent, ok) = coverage.get(spec.name).copied().unwrap_or_default();
-            assert!(
-                ok >= 3,
-                "{} sent {sent} times, {ok} without an error",
-                spec.name
-            );
-        }
-    }
+    // The generator reaches every command of the table, and each succeeds
+    // at least a few times, or this test proves little. FLUSHALL and
+    // FLUSHDB (the admin commands) are not generated: they would empty the
+    // small key space every few hundred commands. The hand-written edge
+    // cases compare them instead.
+    coverage.assert_every_command(3, |spec| spec.has(flags::ADMIN));
 }
 
 /// The table's arity, key positions, flags and tips are Redis's own, as

@@ -22,6 +22,8 @@
 //! commands that led to it.
 
 mod common;
+#[path = "../../core/tests/support/coverage.rs"]
+mod coverage;
 #[path = "../../core/tests/support/edge_cases.rs"]
 mod edge_cases;
 #[path = "../../core/tests/support/gen.rs"]
@@ -31,6 +33,7 @@ mod generator;
 mod resp;
 
 use common::{Cluster, Spec};
+use coverage::{Coverage, seeds};
 use distcache_core::command::table::{self, flags};
 use generator::Gen;
 use rand::rngs::StdRng;
@@ -214,8 +217,7 @@ struct Run {
     rng: StdRng,
     history: Vec<String>,
     zsets_may_be_big: bool,
-    /// Per command: (sent, answered without an error by Redis).
-    coverage: std::collections::BTreeMap<String, (usize, usize)>,
+    coverage: Coverage,
     compared: usize,
 }
 
@@ -379,9 +381,7 @@ impl Run {
     }
 
     fn tally(&mut self, name: &str, ok: bool) {
-        let t = self.coverage.entry(name.to_owned()).or_default();
-        t.0 += 1;
-        t.1 += usize::from(ok);
+        self.coverage.tally(name, ok);
         self.compared += 1;
     }
 
@@ -654,13 +654,6 @@ fn compared_as_sent(name: &str) -> bool {
     )
 }
 
-fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
-    match std::env::var("DIFF_SEED") {
-        Ok(s) => vec![s.parse().expect("DIFF_SEED is a number")],
-        Err(_) => default.collect(),
-    }
-}
-
 #[test]
 fn random_command_sequences_through_post_answer_as_redis_server_does() {
     check_seeds(seeds(1..7), |seed| run_seed(seed, 1_500));
@@ -704,36 +697,20 @@ fn pipelined_command_sequences_over_resp_answer_as_redis_server_does() {
 /// Runs `run` for every seed and checks that every command of the table
 /// got at least one answer that is not an error.
 fn check_seeds(seeds: Vec<u64>, run: impl Fn(u64) -> Run) {
-    let mut coverage: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut coverage = Coverage::default();
     let mut compared = 0;
     for seed in seeds {
         let run = run(seed);
         compared += run.compared;
-        for (name, (sent, ok)) in run.coverage {
-            let c = coverage.entry(name).or_default();
-            c.0 += sent;
-            c.1 += ok;
-        }
+        coverage.merge(run.coverage);
     }
-    eprintln!(
-        "{compared} replies compared; per command (sent, answered without error): {coverage:?}"
-    );
-    if std::env::var_os("DIFF_SEED").is_none() {
-        for spec in table::COMMANDS {
-            // FLUSHALL and FLUSHDB (admin) would keep emptying the small key
-            // space: the generator leaves them out, and `tools_flushall`
-            // covers them on a cluster.
-            if matches!(spec.name, "multi" | "exec" | "discard") || spec.has(flags::ADMIN) {
-                continue;
-            }
-            let (sent, ok) = coverage.get(spec.name).copied().unwrap_or_default();
-            assert!(
-                ok >= 1,
-                "{} sent {sent} times, {ok} without an error",
-                spec.name
-            );
-        }
-    }
+    eprintln!("{compared} replies compared");
+    // FLUSHALL and FLUSHDB (admin) would keep emptying the small key space:
+    // the generator leaves them out, and `tools_flushall` covers them on a
+    // cluster.
+    coverage.assert_every_command(1, |spec| {
+        matches!(spec.name, "multi" | "exec" | "discard") || spec.has(flags::ADMIN)
+    });
 }
 
 /// The single-node differential's hand-written edge cases, every key with
