@@ -864,4 +864,32 @@ fn a_value_over_max_value_bytes_is_refused_and_changes_nothing() {
         json!([{ "error": OOM }, { "error": OOM }])
     );
     assert_eq!(post("/", json!(["GET", "{v}n"])), json!({"result": null}));
+    // In a pipeline, as one by one: only the command whose value would be
+    // too large is refused, even when a later one (bound for the same
+    // auxiliary, so in the same batch) shrinks the value again.
+    assert_eq!(
+        post(
+            "/pipeline",
+            json!([
+                ["SET", "{v}p", "a"],
+                ["APPEND", "{v}p", long],
+                ["APPEND", "{v}p", long],
+                ["SET", "{v}p", "b"],
+                ["APPEND", "{v}p", "c"],
+                ["GET", "{v}p"],
+                ["SETRANGE", "{v}q", 5000, "y"],
+                ["DEL", "{v}q"],
+            ])
+        ),
+        json!([
+            {"result": "OK"},
+            {"result": 601},
+            { "error": OOM },
+            {"result": "OK"},
+            {"result": 2},
+            {"result": "bc"},
+            { "error": OOM },
+            {"result": 0},
+        ])
+    );
 }
