@@ -630,7 +630,8 @@ mod tests {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
         let mut counts = [0u32; 3];
         for _ in 0..100_000 {
-            counts[m.pick(&mut rng) as usize] += 1;
+            let op = m.pick(&mut rng);
+            counts[Op::DATA.iter().position(|o| *o == op).unwrap()] += 1;
         }
         assert!((69_000..71_000).contains(&counts[0]), "{counts:?}");
         assert!((19_000..21_000).contains(&counts[1]), "{counts:?}");
