@@ -402,7 +402,7 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
     let causes = capacity::MissCauses {
         preload: args.preload,
         deletes: commands.is_none() && args.mix.del > 0,
-        ttl_s: (args.ttl_share > 0.0).then_some(args.ttl),
+        ttl_s: (commands.is_none() && args.ttl_share > 0.0).then_some(args.ttl),
         over_capacity,
     };
     let get = &summary.operations.get;
