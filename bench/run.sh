@@ -14,22 +14,34 @@
 #   (resp) redis-benchmark over RESP -> one master -> 3 auxiliaries,
 #       REPLICAS=1, and -> redis-server, alternated per round, at -P 1 and
 #       -P 16: -t set,get,incr,lpush,sadd,hset,zadd -c 64 -d 100 -r 10000, one test per run
+#   (commands) the same commands over HTTP: distcache bench --commands X
+#       -> POST / of one master -> 3 auxiliaries, REPLICAS=1, and
+#       redis-benchmark -> redis-server with the same commands on the same
+#       key shapes (LPUSH bench-list:__rand_int__ <value> ...), alternated
+#       per command and round
 #
 # Standard workload: 64 connections, 100-byte values, 10k keys (uniform),
 # 90% GET / 10% POST, every key written once first, 2 s warm-up.
 #
 # Usage: bench/run.sh [--duration 10s] [--connections 64] [--bin PATH] [--out FILE] [--cases LIST]
 #                     [--resp-rounds 3] [--resp-requests N1,N16] [--resp-baseline PATH]
+#                     [--commands-rounds 3] [--commands-requests N] [--commands-duration D]
 #   --duration     measured time per case (default 10s; use 60s for steadier figures)
 #   --connections  concurrent connections (default 64)
 #   --bin          the distcache binary (default: cargo build --release, target/release/distcache)
 #   --out          where the Markdown results go (default bench/results/<UTC time>.md)
-#   --cases        comma-separated subset of a1,a2,a1-set,a1-near,b,d,e,resp (default: all but a1-set)
+#   --cases        comma-separated subset of a1,a2,a1-set,a1-near,b,d,e,resp,commands
+#                  (default: all but a1-set)
 #   --resp-rounds  rounds of the RESP case, each running Redis then distcache (default 3)
 #   --resp-requests  redis-benchmark -n per test at -P 1 and at -P 16 (default 100000,500000:
 #                  about 1 s per test for Redis here, a few for distcache)
 #   --resp-baseline  another distcache binary (a build before a change): its own
 #                  cluster beside the first, run after it in every round of the RESP case
+#   --commands-rounds  rounds of the commands case, each running every command
+#                  against Redis then distcache (default 3)
+#   --commands-requests  redis-benchmark -n per command and round (default 100000)
+#   --commands-duration  distcache bench --duration per command and round, after a
+#                  0.5 s warm-up (default 3s)
 #
 # AUX_WORKER_THREADS=N and MASTER_WORKER_THREADS=N in the environment give
 # each auxiliary or master N runtime threads (TOKIO_WORKER_THREADS; default:
@@ -49,10 +61,13 @@ out=""
 keys=10000
 value_size=100
 warmup=2s
-cases=a1,a2,a1-near,b,d,e,resp
+cases=a1,a2,a1-near,b,d,e,resp,commands
 resp_rounds=3
 resp_requests=100000,500000
 resp_baseline=""
+commands_rounds=3
+commands_requests=100000
+commands_duration=3s
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration="$2"; shift 2 ;;
@@ -63,7 +78,10 @@ while [ $# -gt 0 ]; do
         --resp-rounds) resp_rounds="$2"; shift 2 ;;
         --resp-requests) resp_requests="$2"; shift 2 ;;
         --resp-baseline) resp_baseline="$2"; shift 2 ;;
-        -h|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --commands-rounds) commands_rounds="$2"; shift 2 ;;
+        --commands-requests) commands_requests="$2"; shift 2 ;;
+        --commands-duration) commands_duration="$2"; shift 2 ;;
+        -h|--help) sed -n '2,53p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -275,10 +293,55 @@ if want resp; then
     stop_all
 fi
 
+# (commands) The HTTP command endpoint: one master (3 auxiliaries,
+# REPLICAS=1) and redis-server, both up for the whole case. Each round runs
+# each command against Redis (redis-benchmark, a custom command) and then
+# against distcache (distcache bench --commands), so both see the machine in
+# the same state. redis-benchmark's own -t lpush,sadd,hset,zadd push onto
+# one key each (mylist, myset ...); both sides here spread keys, fields and
+# members over --keys values instead, as crates/distcache/src/bench/commands.rs
+# sends them (keep the two in step). Both sides are flushed before a round,
+# so lists and sets hold one round's elements.
+commands_tests=set,get,incr,lpush,sadd,hset,zadd
+if want commands; then
+    start_cluster 1 1
+    commands_master=${master_urls%%,*}
+    redis_port=$(free_port)
+    start redis-commands redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no
+    for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+    value=$(head -c "$value_size" /dev/zero | tr '\0' v)
+    mkdir -p "$tmp/results/commands"
+    for round in $(seq 1 "$commands_rounds"); do
+        redis-cli -p "$redis_port" flushall >/dev/null
+        curl -fsS -X POST -H 'Content-Type: application/json' -d '["FLUSHALL"]' "$commands_master/" >/dev/null
+        for test in ${commands_tests//,/ }; do
+            case $test in
+                set) redis_command=(SET "bench-__rand_int__" "$value") ;;
+                get) redis_command=(GET "bench-__rand_int__") ;;
+                incr) redis_command=(INCR "bench-counter:__rand_int__") ;;
+                lpush) redis_command=(LPUSH "bench-list:__rand_int__" "$value") ;;
+                sadd) redis_command=(SADD "bench-set:__rand_int__" "element:__rand_int__") ;;
+                hset) redis_command=(HSET "bench-hash:__rand_int__" "element:__rand_int__" "$value") ;;
+                zadd) redis_command=(ZADD "bench-zset:__rand_int__" "__rand_int__" "element:__rand_int__") ;;
+            esac
+            log "case commands round $round: ${redis_command[0]} -> redis, then -> distcache"
+            redis-benchmark -p "$redis_port" -c "$connections" -r "$keys" -n "$commands_requests" --csv \
+                "${redis_command[@]}" >"$tmp/results/commands/redis-$test-r$round.csv" \
+                || log "case commands: $test against redis failed"
+            "$bin" bench --url "$commands_master" --connections "$connections" --duration "$commands_duration" \
+                --warmup 500ms --keys "$keys" --value-size "$value_size" --commands "$test" --json \
+                >"$tmp/results/commands/distcache-$test-r$round.json" \
+                || log "case commands: some $test requests failed against distcache"
+        done
+    done
+    stop_all
+fi
+
 # The commit of the tree the binary was built in (a worktree for --bin).
 commit=$(git -C "$(dirname "$bin")" rev-parse --short HEAD 2>/dev/null || echo unknown)
 : >"$out"
-if [ "$cases" != resp ]; then
+only_ratios() { case ",$cases," in ",resp," | ",commands," | ",resp,commands," | ",commands,resp,") return 0 ;; *) return 1 ;; esac; }
+if ! only_ratios; then
     python3 "$repo/bench/report.py" "$tmp/results" \
         --started "$started" --commit "$commit" --version "$("$bin" --version)" \
         --machine "$(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
@@ -288,7 +351,15 @@ if [ "$cases" != resp ]; then
     echo | tee -a "$out"
 fi
 if want resp; then
-    [ "$cases" != resp ] || echo "Run $started, commit \`$commit\`, $("$bin" --version); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end." | tee -a "$out"
+    ! only_ratios || echo "Run $started, commit \`$commit\`, $("$bin" --version); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end." | tee -a "$out"
     python3 "$repo/bench/resp_report.py" "$tmp/results/resp" --command "$resp_options -P 1|16" | tee -a "$out"
+fi
+if want commands; then
+    want resp || ! only_ratios || echo "Run $started, commit \`$commit\`, $("$bin" --version); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end." | tee -a "$out"
+    echo | tee -a "$out"
+    python3 "$repo/bench/commands_report.py" "$tmp/results/commands" \
+        --redis "redis-benchmark -c $connections -r $keys -n $commands_requests" \
+        --distcache "distcache bench --connections $connections --keys $keys --value-size $value_size --duration $commands_duration --warmup 500ms" \
+        | tee -a "$out"
 fi
 log "results written to $out"

@@ -1,7 +1,9 @@
 //! `distcache bench` against a real cluster (one master, three auxiliaries,
 //! processes on loopback): it completes, measures a positive throughput
-//! with no errors, and its `--json` report has every documented field.
-//! No timing assertions: the machine is shared.
+//! with no errors, and its `--json` report has every documented field; a
+//! `--commands` run did exactly the work it reports, as the cluster's
+//! counters and lists show afterwards. No timing assertions: the machine is
+//! shared.
 
 mod common;
 
@@ -229,6 +231,8 @@ fn bench_rejects_bad_options_with_exit_code_2() {
         &["--duration", "ten"],
         &["--ttl-share", "2"],
         &["--url", "ftp://x"],
+        &["--commands", "rpush"],
+        &["--commands", "incr", "--mix", "get=1"],
     ] {
         let (out, _) = bench(args);
         assert_eq!(
@@ -325,4 +329,122 @@ fn bench_warns_when_its_keys_exceed_the_cluster_capacity_and_says_why_gets_miss(
     assert!(misses.contains("do not fit"), "{misses}");
     assert!(!stdout.contains("preload: every key"), "{stdout}");
     assert!(stdout.contains("no preload:"), "{stdout}");
+}
+
+/// One command's `result` through `POST /` of master 0.
+fn command(cluster: &Cluster, args: Value) -> Value {
+    let resp = cluster
+        .http
+        .post(cluster.url(0, "/"))
+        .json(&args)
+        .send()
+        .expect("the master answers");
+    assert_eq!(resp.status().as_u16(), 200, "{args}");
+    resp.json::<Value>().expect("a JSON answer")["result"].clone()
+}
+
+#[test]
+fn bench_commands_do_the_work_they_report_through_the_command_endpoint() {
+    let cluster = Cluster::start(Spec::default());
+    let url = format!("http://{}", cluster.masters[0].addr);
+    let keys = 16;
+    let (out, stdout) = bench(&[
+        "--url",
+        &url,
+        "--connections",
+        "4",
+        "--requests",
+        "600",
+        "--keys",
+        &keys.to_string(),
+        "--key-prefix",
+        "cmds-",
+        // Any order: the run measures them in redis-benchmark's.
+        "--commands",
+        "sadd,lpush,incr",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("--json prints one JSON document");
+    assert_eq!(
+        field(&report, "/config/commands"),
+        &serde_json::json!(["INCR", "LPUSH", "SADD"])
+    );
+    assert!(report["config"]["mix"].is_null(), "{report:#}");
+    let cases = field(&report, "/commands").as_array().unwrap();
+    let names: Vec<&str> = cases
+        .iter()
+        .map(|c| c["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["INCR", "LPUSH", "SADD"]);
+    for (i, case) in cases.iter().enumerate() {
+        assert_op_fields(&report, &format!("/commands/{i}"));
+        assert_eq!(case["errors"], 0, "{case:#}");
+        assert_eq!(case["ops"], 600, "exactly --requests per command: {case:#}");
+        assert!(case["errors_by_kind"].as_object().unwrap().is_empty());
+    }
+    assert_eq!(field(&report, "/total/ops"), 1800, "{report:#}");
+
+    // What the cluster holds is what the run says it did: every
+    // acknowledged INCR counted once, every LPUSH one element.
+    let ops = |i: usize| cases[i]["ops"].as_u64().unwrap();
+    let int = |v: Value| v.as_str().map_or(0, |s| s.parse::<u64>().unwrap());
+    let counters: u64 = (0..keys)
+        .map(|k| {
+            int(command(
+                &cluster,
+                serde_json::json!(["GET", format!("cmds-counter:{k}")]),
+            ))
+        })
+        .sum();
+    assert_eq!(counters, ops(0), "the counters add up to the INCRs");
+    let lengths: u64 = (0..keys)
+        .map(|k| {
+            command(
+                &cluster,
+                serde_json::json!(["LLEN", format!("cmds-list:{k}")]),
+            )
+            .as_u64()
+            .unwrap()
+        })
+        .sum();
+    assert_eq!(lengths, ops(1), "the lists hold one element per LPUSH");
+    // Members repeat (drawn from 16), so a set holds at most its SADDs, and
+    // the keys spread: more than one set was written.
+    let cards: Vec<u64> = (0..keys)
+        .map(|k| {
+            command(
+                &cluster,
+                serde_json::json!(["SCARD", format!("cmds-set:{k}")]),
+            )
+            .as_u64()
+            .unwrap()
+        })
+        .collect();
+    assert!(cards.iter().sum::<u64>() <= ops(2), "{cards:?}");
+    assert!(cards.iter().filter(|&&c| c > 0).count() > 1, "{cards:?}");
+
+    // The table names each command in a row of its own.
+    let (out, stdout) = bench(&[
+        "--url",
+        &url,
+        "--connections",
+        "2",
+        "--requests",
+        "50",
+        "--key-prefix",
+        "cmds-table-",
+        "--commands",
+        "set,get,hset,zadd",
+    ]);
+    assert!(out.status.success(), "{stdout}");
+    for name in ["SET", "GET", "HSET", "ZADD"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} row: {stdout}"));
+        assert_eq!(row.split_whitespace().nth(1), Some("50"), "{row}");
+    }
+    assert!(stdout.contains("errors: none"), "{stdout}");
 }

@@ -3,11 +3,14 @@
 //!
 //! Layout:
 //! - `mod.rs`: the options, and a run: resolve the URLs, optionally preload
-//!   every key, warm up, measure, report.
+//!   every key, then one phase (a `--mix` of REST operations) or one per
+//!   command (`--commands`), each warmed up and measured; report.
 //! - `worker.rs`: one task per connection, each with its own HTTP/1.1
 //!   keep-alive connection, random generator and statistics, so that the
 //!   measured path takes no locks. Connections are spread over the `--url`s
 //!   round robin.
+//! - `commands.rs`: the commands `--commands` sends through `POST /`, and
+//!   their keys, members and values.
 //! - `keys.rs`: uniform and Zipf key choice.
 //! - `capacity.rs`: what the cluster holds, the warning when the keys do
 //!   not fit, and why gets missed.
@@ -19,6 +22,7 @@
 //! with failed requests, 2 it could not start (bad option, unresolvable URL).
 
 mod capacity;
+mod commands;
 mod keys;
 mod report;
 mod worker;
@@ -34,8 +38,9 @@ use hyper::header::HeaderValue;
 use rand::Rng;
 use serde::Serialize;
 
+use commands::Command;
 use keys::{Distribution, KeyPicker};
-use report::{Op, PreloadSummary, Report, Stats};
+use report::{CommandSummary, Op, PreloadSummary, Report, Stats};
 use worker::{Phase, Plan, Worker};
 
 /// How long a run measures when neither `--duration` nor `--requests` is given.
@@ -63,6 +68,12 @@ pub struct BenchArgs {
     /// Share of each operation, as weights: get=90,set=10,del=0
     #[arg(long, default_value = "get=90,set=10,del=0", value_parser = Mix::parse)]
     pub mix: Mix,
+    /// Instead of --mix, measure these commands through the command endpoint
+    /// (POST /), one after another, each with its own warm-up and
+    /// --duration or --requests: set,get,incr,lpush,sadd,hset,zadd (they run
+    /// in that order, so that get reads what set wrote)
+    #[arg(long, value_delimiter = ',', value_parser = Command::parse, conflicts_with = "mix")]
+    pub commands: Option<Vec<Command>>,
     /// Number of distinct keys
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub keys: u64,
@@ -163,6 +174,15 @@ impl Mix {
     }
 }
 
+/// What a phase of a run sends.
+#[derive(Clone, Copy, Debug)]
+pub enum Workload {
+    /// REST operations, in these proportions.
+    Mix(Mix),
+    /// This one command through `POST /`.
+    Command(Command),
+}
+
 /// Parses `10s`, `500ms`, `2m`, `1h`, `1.5s`, or a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -248,7 +268,10 @@ struct ConfigReport {
     duration_s: Option<f64>,
     requests: Option<u64>,
     warmup_s: f64,
-    mix: Mix,
+    /// `None` in a `--commands` run.
+    mix: Option<Mix>,
+    /// `None` in a `--mix` run.
+    commands: Option<Vec<&'static str>>,
     keys: u64,
     distribution: &'static str,
     zipf_s: f64,
@@ -294,7 +317,6 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
     }
     let seed = args.seed.unwrap_or_else(rand::random);
     let plan = Arc::new(Plan {
-        mix: args.mix,
         keys: KeyPicker::new(args.distribution, args.keys, args.zipf_s),
         key_count: args.keys,
         key_prefix_path: encode_path_segment(&args.key_prefix),
@@ -354,53 +376,53 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
         });
     }
 
-    let start = Instant::now();
-    let measure_from = start + args.warmup;
-    let done = Arc::new(AtomicU64::new(0));
-    let phase = Arc::new(Phase {
-        measure_from,
-        until: duration.map(|d| measure_from + d),
-        budget: args.requests,
-        issued: AtomicU64::new(0),
-        done: done.clone(),
-    });
-    let progress = std::io::stderr()
-        .is_terminal()
-        .then(|| spawn_progress(done, args.warmup, duration, args.requests));
-    let tasks: Vec<_> = workers
-        .into_iter()
-        .map(|w| tokio::spawn(w.run(phase.clone())))
-        .collect();
+    let commands = args.commands.as_deref().map(Command::in_run_order);
+    let workloads: Vec<Workload> = match &commands {
+        Some(commands) => commands.iter().copied().map(Workload::Command).collect(),
+        None => vec![Workload::Mix(args.mix)],
+    };
     let mut stats = Stats::default();
-    for t in tasks {
-        let w = t
-            .await
-            .map_err(|e| format!("a connection task failed: {e}"))?;
-        stats.merge(&w.stats);
-    }
-    let elapsed = Instant::now().saturating_duration_since(measure_from);
-    if let Some(p) = progress {
-        p.abort();
-        let _ = p.await;
+    let mut elapsed = Duration::ZERO;
+    let mut per_command = Vec::new();
+    for workload in workloads {
+        if let (Workload::Command(c), false) = (workload, args.json) {
+            eprintln!("measuring {}...", c.name());
+        }
+        let measured;
+        (workers, measured) = measure(workers, workload, &args, duration).await?;
+        stats.merge(&measured.stats);
+        elapsed += measured.elapsed;
+        if let Workload::Command(c) = workload {
+            per_command.push(CommandSummary::new(c, &measured.stats, measured.elapsed));
+        }
     }
 
     let summary = stats.summary(elapsed);
     let failed = summary.total.errors > 0;
     let causes = capacity::MissCauses {
         preload: args.preload,
-        deletes: args.mix.del > 0,
-        ttl_s: (args.ttl_share > 0.0).then_some(args.ttl),
+        deletes: commands.is_none() && args.mix.del > 0,
+        ttl_s: (commands.is_none() && args.ttl_share > 0.0).then_some(args.ttl),
         over_capacity,
     };
     let get = &summary.operations.get;
     notes.extend(causes.explain(get.misses, get.ops));
+    if let Some(get) = per_command
+        .iter()
+        .find(|c| c.command == Command::Get.name())
+    {
+        notes.extend(causes.explain(get.figures.misses, get.figures.ops));
+    }
     let config = ConfigReport {
         urls: targets.iter().map(|t| t.url.clone()).collect(),
         connections: args.connections,
         duration_s: duration.map(|d| d.as_secs_f64()),
         requests: args.requests,
         warmup_s: args.warmup.as_secs_f64(),
-        mix: args.mix,
+        mix: commands.is_none().then_some(args.mix),
+        commands: commands
+            .as_ref()
+            .map(|cs| cs.iter().map(|c| c.name()).collect()),
         keys: args.keys,
         distribution: match args.distribution {
             Distribution::Uniform => "uniform",
@@ -422,6 +444,7 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
             preload,
             notes,
             summary,
+            commands: commands.is_some().then_some(per_command),
         };
         out = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n";
     } else {
@@ -430,16 +453,21 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
             Distribution::Zipf => format!(" (s={})", c.zipf_s),
             Distribution::Uniform => String::new(),
         };
+        let workload = match (&c.mix, &c.commands) {
+            (Some(m), _) => format!("mix get={},set={},del={}", m.get, m.set, m.del),
+            (None, Some(cs)) => {
+                format!("commands {} through POST /, each on its own", cs.join(","))
+            }
+            (None, None) => unreachable!("a run has a mix or commands"),
+        };
         out += &format!(
-            "distcache bench: {} connections to {}; {:.1} s measured after {:.1} s warm-up; \
-             mix get={},set={},del={}; {} keys ({}0 to {}{}), {}{zipf}; {}-byte values\n",
+            "distcache bench: {} connections to {}; {:.1} s measured after {:.1} s warm-up{}; \
+             {workload}; {} keys ({}0 to {}{}), {}{zipf}; {}-byte values\n",
             c.connections,
             c.urls.join(", "),
             summary.elapsed_s,
             c.warmup_s,
-            c.mix.get,
-            c.mix.set,
-            c.mix.del,
+            if per_command.len() > 1 { " each" } else { "" },
             c.keys,
             c.key_prefix,
             c.key_prefix,
@@ -460,7 +488,10 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
                         (--preload writes every key first)\n"
             }
         }
-        out += &report::table(&summary);
+        out += &match commands {
+            Some(_) => report::commands_table(&per_command, &summary),
+            None => report::table(&summary),
+        };
         for note in &notes {
             out += note;
             out += "\n";
@@ -473,6 +504,55 @@ async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What one phase measured.
+struct Measured {
+    stats: Stats,
+    elapsed: Duration,
+}
+
+/// Runs one phase on `workers`: `workload` for the warm-up, then for
+/// `duration` or `--requests`; gives the workers back for the next phase.
+async fn measure(
+    workers: Vec<Worker>,
+    workload: Workload,
+    args: &BenchArgs,
+    duration: Option<Duration>,
+) -> Result<(Vec<Worker>, Measured), String> {
+    let start = Instant::now();
+    let measure_from = start + args.warmup;
+    let done = Arc::new(AtomicU64::new(0));
+    let phase = Arc::new(Phase {
+        workload,
+        measure_from,
+        until: duration.map(|d| measure_from + d),
+        budget: args.requests,
+        issued: AtomicU64::new(0),
+        done: done.clone(),
+    });
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| spawn_progress(done, args.warmup, duration, args.requests));
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .map(|w| tokio::spawn(w.run(phase.clone())))
+        .collect();
+    let mut stats = Stats::default();
+    let mut workers = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let mut w = t
+            .await
+            .map_err(|e| format!("a connection task failed: {e}"))?;
+        stats.merge(&std::mem::take(&mut w.stats));
+        workers.push(w);
+    }
+    let elapsed = Instant::now().saturating_duration_since(measure_from);
+    if let Some(p) = progress {
+        p.abort();
+        let _ = p.await;
+    }
+    Ok((workers, Measured { stats, elapsed }))
 }
 
 /// A progress bar on stderr with the live request rate, ticking until aborted.
@@ -550,7 +630,8 @@ mod tests {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
         let mut counts = [0u32; 3];
         for _ in 0..100_000 {
-            counts[m.pick(&mut rng) as usize] += 1;
+            let op = m.pick(&mut rng);
+            counts[Op::DATA.iter().position(|o| *o == op).unwrap()] += 1;
         }
         assert!((69_000..71_000).contains(&counts[0]), "{counts:?}");
         assert!((19_000..21_000).contains(&counts[1]), "{counts:?}");

@@ -10,7 +10,10 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// The operations a run mixes.
+use super::commands::Command;
+
+/// The operations a run sends: the REST ones `--mix` mixes, and the
+/// commands `--commands` measures one after another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     /// `GET /data/{key}`
@@ -19,30 +22,44 @@ pub enum Op {
     Set,
     /// `DELETE /data/{key}`
     Del,
+    /// `POST /` with one command.
+    Command(Command),
 }
 
-impl Op {
-    /// Every operation, in report order.
-    pub const ALL: [Op; 3] = [Op::Get, Op::Set, Op::Del];
+/// Operations a `Stats` keeps figures for: the three REST ones, then the
+/// commands.
+const OPS: usize = 3 + Command::ALL.len();
 
-    /// The name used in `--mix`, the table and the JSON.
+impl Op {
+    /// The REST operations, in report order.
+    pub const DATA: [Op; 3] = [Op::Get, Op::Set, Op::Del];
+
+    /// The name used in `--mix` (the REST ones), the table and the JSON.
     pub fn name(self) -> &'static str {
         match self {
             Op::Get => "get",
             Op::Set => "set",
             Op::Del => "del",
+            Op::Command(c) => c.name(),
         }
     }
 
     fn index(self) -> usize {
-        self as usize
+        match self {
+            Op::Get => 0,
+            Op::Set => 1,
+            Op::Del => 2,
+            Op::Command(c) => 3 + c as usize,
+        }
     }
 }
 
-/// Why a request failed. A 404 to a read or delete is a miss, not an error.
+/// Why a request failed. A 404 to a read or delete, or a nil answer to a
+/// GET command, is a miss, not an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ErrorKind {
-    /// Any status other than 2xx (and 404 on get and del).
+    /// Any status other than 2xx (and 404 on get and del); a command's
+    /// error answer (`{"error": ...}`) is a 400.
     Http(u16),
     /// The TCP connection or HTTP handshake could not be made in time.
     Connect,
@@ -69,7 +86,7 @@ impl ErrorKind {
 pub enum Outcome {
     /// A 2xx answer.
     Ok,
-    /// A 404 to a get or a del: the key was not there.
+    /// A 404 to a get or a del, or a nil answer to GET: the key was not there.
     Miss,
     /// A failure.
     Error(ErrorKind),
@@ -100,14 +117,14 @@ impl OpStats {
 
 /// Counts and histograms of one connection, or of all of them merged.
 pub struct Stats {
-    ops: [OpStats; 3],
+    ops: [OpStats; OPS],
     errors: BTreeMap<ErrorKind, u64>,
 }
 
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            ops: [OpStats::new(), OpStats::new(), OpStats::new()],
+            ops: std::array::from_fn(|_| OpStats::new()),
             errors: BTreeMap::new(),
         }
     }
@@ -156,9 +173,11 @@ impl Stats {
         let secs = elapsed.as_secs_f64().max(1e-9);
         let mut all = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3)
             .expect("valid histogram bounds");
-        let [get, set, del] = Op::ALL.map(|op| {
-            let s = &self.ops[op.index()];
+        for s in &self.ops {
             all.add(&s.latency_us).expect("same bounds");
+        }
+        let [get, set, del] = Op::DATA.map(|op| {
+            let s = &self.ops[op.index()];
             OpSummary::new(&s.latency_us, s.misses, s.errors, secs)
         });
         let operations = Operations { get, set, del };
@@ -249,7 +268,7 @@ pub struct Summary {
     pub elapsed_s: f64,
     /// All operations together.
     pub total: OpSummary,
-    /// Each operation, always all three.
+    /// Each REST operation, always all three (all 0 in a `--commands` run).
     pub operations: Operations,
     /// Failed requests by kind: `http_<status>`, `connect`, `timeout`, `io`.
     pub errors: BTreeMap<String, u64>,
@@ -268,6 +287,37 @@ pub struct Report<C: Serialize> {
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub summary: Summary,
+    /// Each command of a `--commands` run, measured on its own; absent in a
+    /// `--mix` run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<CommandSummary>>,
+}
+
+/// The figures of one command of a `--commands` run.
+#[derive(Serialize, Debug)]
+pub struct CommandSummary {
+    /// The command: `INCR`, `HSET` ...
+    pub command: &'static str,
+    /// Seconds this command was measured.
+    pub elapsed_s: f64,
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub figures: OpSummary,
+    /// Its failed requests by kind, as `errors` of the run.
+    pub errors_by_kind: BTreeMap<String, u64>,
+}
+
+impl CommandSummary {
+    /// The figures of `command`, from the `Stats` of a phase that sent only it.
+    pub fn new(command: Command, stats: &Stats, elapsed: Duration) -> CommandSummary {
+        let s = stats.summary(elapsed);
+        CommandSummary {
+            command: command.name(),
+            elapsed_s: s.elapsed_s,
+            figures: s.total,
+            errors_by_kind: s.errors,
+        }
+    }
 }
 
 /// What `--preload` did.
@@ -281,8 +331,30 @@ pub struct PreloadSummary {
     pub errors: u64,
 }
 
-/// The human-readable table.
+/// The human-readable table of a `--mix` run.
 pub fn table(s: &Summary) -> String {
+    let o = &s.operations;
+    let rows = Op::DATA
+        .map(Op::name)
+        .into_iter()
+        .zip([&o.get, &o.set, &o.del])
+        .filter(|(_, o)| o.ops + o.errors > 0)
+        .chain(std::iter::once(("all", &s.total)));
+    rows_table(rows, &s.errors)
+}
+
+/// The human-readable table of a `--commands` run: a row per command, and
+/// the run's errors by kind. No `all` row: the commands ran one after
+/// another, so their rates do not add up.
+pub fn commands_table(commands: &[CommandSummary], s: &Summary) -> String {
+    let rows = commands.iter().map(|c| (c.command, &c.figures));
+    rows_table(rows, &s.errors)
+}
+
+fn rows_table<'a>(
+    rows: impl Iterator<Item = (&'a str, &'a OpSummary)>,
+    errors: &BTreeMap<String, u64>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -298,13 +370,6 @@ pub fn table(s: &Summary) -> String {
         "p99.9 ms",
         "max ms"
     );
-    let o = &s.operations;
-    let rows = Op::ALL
-        .map(Op::name)
-        .into_iter()
-        .zip([&o.get, &o.set, &o.del])
-        .filter(|(_, o)| o.ops + o.errors > 0)
-        .chain(std::iter::once(("all", &s.total)));
     for (name, o) in rows {
         let l = &o.latency_ms;
         let _ = writeln!(
@@ -313,10 +378,10 @@ pub fn table(s: &Summary) -> String {
             name, o.ops, o.ops_per_sec, o.misses, o.errors, l.p50, l.p90, l.p99, l.p99_9, l.max
         );
     }
-    if s.errors.is_empty() {
+    if errors.is_empty() {
         let _ = writeln!(out, "errors: none");
     } else {
-        let kinds: Vec<String> = s.errors.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let kinds: Vec<String> = errors.iter().map(|(k, n)| format!("{k}={n}")).collect();
         let _ = writeln!(out, "errors: {}", kinds.join(" "));
     }
     out

@@ -19,13 +19,13 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::net::TcpStream;
 
-use super::Mix;
+use super::Workload;
+use super::commands::Command;
 use super::keys::KeyPicker;
 use super::report::{ErrorKind, Op, Outcome, Stats};
 
 /// What every connection shares and never changes during a run.
 pub struct Plan {
-    pub mix: Mix,
     pub keys: KeyPicker,
     pub key_count: u64,
     /// Prefix of every key, as text.
@@ -40,8 +40,12 @@ pub struct Plan {
     pub authorization: Option<HeaderValue>,
 }
 
-/// When the measured phase starts and ends, and the live counters.
+/// What a phase sends, when its measured part starts and ends, and the live
+/// counters. A `--mix` run is one phase; a `--commands` run is one per
+/// command, on the same connections.
 pub struct Phase {
+    /// The mix of REST operations, or the one command.
+    pub workload: Workload,
     /// Requests sent before this instant are warm-up: not recorded.
     pub measure_from: Instant,
     /// Stop sending at this instant (`--duration`).
@@ -60,8 +64,9 @@ pub struct Worker {
     host: HeaderValue,
     plan: Arc<Plan>,
     rng: SmallRng,
-    /// This worker's value, a JSON string of `value_size` characters, ready
-    /// to splice into request bodies.
+    /// This worker's value: `value_size` characters.
+    value: String,
+    /// The same as a JSON string, ready to splice into request bodies.
     value_json: String,
     sender: Option<SendRequest<Full<Bytes>>>,
     /// What the measured phase recorded.
@@ -82,6 +87,7 @@ impl Worker {
             plan,
             rng,
             value_json: format!("\"{value}\""),
+            value,
             sender: None,
             stats: Stats::default(),
         }
@@ -116,7 +122,10 @@ impl Worker {
                     break;
                 }
             }
-            let op = self.plan.mix.pick(&mut self.rng);
+            let op = match phase.workload {
+                Workload::Mix(mix) => mix.pick(&mut self.rng),
+                Workload::Command(c) => Op::Command(c),
+            };
             let key = self.plan.keys.pick(&mut self.rng);
             let ttl = (op == Op::Set
                 && self.plan.ttl_share > 0.0
@@ -133,7 +142,7 @@ impl Worker {
         self
     }
 
-    fn request(&self, op: Op, key: u64, ttl: Option<u64>) -> Request<Full<Bytes>> {
+    fn request(&mut self, op: Op, key: u64, ttl: Option<u64>) -> Request<Full<Bytes>> {
         let mut builder = Request::builder().header(HOST, self.host.clone());
         if let Some(auth) = &self.plan.authorization {
             builder = builder.header(hyper::header::AUTHORIZATION, auth.clone());
@@ -148,6 +157,18 @@ impl Worker {
                 .method(Method::DELETE)
                 .uri(path())
                 .body(Full::default()),
+            Op::Command(c) => {
+                // Members, fields and scores are drawn uniformly from as
+                // many values as keys, as redis-benchmark's `__rand_int__`.
+                let member = self.rng.random_range(0..self.plan.key_count);
+                let score = self.rng.random_range(0..self.plan.key_count);
+                let body = c.body(&self.plan.key_prefix, key, member, score, &self.value);
+                builder
+                    .method(Method::POST)
+                    .uri("/")
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(body)))
+            }
             Op::Set => {
                 let key_json = serde_json::to_string(&format!("{}{key}", self.plan.key_prefix))
                     .expect("a string serialises");
@@ -183,11 +204,11 @@ impl Worker {
         let exchange = async {
             let resp = sender.send_request(req).await?;
             let status = resp.status();
-            resp.into_body().collect().await?;
-            Ok::<_, hyper::Error>(status)
+            let body = resp.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>((status, body))
         };
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(status)) => classify(op, status),
+            Ok(Ok((status, body))) => classify(op, status, &body),
             Ok(Err(_)) => {
                 self.sender = None;
                 Outcome::Error(ErrorKind::Io)
@@ -233,14 +254,27 @@ impl Worker {
     }
 }
 
-fn classify(op: Op, status: StatusCode) -> Outcome {
+fn classify(op: Op, status: StatusCode, body: &[u8]) -> Outcome {
     if status.is_success() {
-        Outcome::Ok
+        if op == Op::Command(Command::Get) && is_nil(body) {
+            Outcome::Miss
+        } else {
+            Outcome::Ok
+        }
     } else if status == StatusCode::NOT_FOUND && matches!(op, Op::Get | Op::Del) {
         Outcome::Miss
     } else {
         Outcome::Error(ErrorKind::Http(status.as_u16()))
     }
+}
+
+/// Whether a command's answer is `{"result": null}`.
+fn is_nil(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        result: serde_json::Value,
+    }
+    serde_json::from_slice::<Answer>(body).is_ok_and(|a| a.result.is_null())
 }
 
 #[cfg(test)]
@@ -249,16 +283,35 @@ mod tests {
 
     #[test]
     fn a_404_is_a_miss_for_reads_and_deletes_only() {
-        assert_eq!(classify(Op::Get, StatusCode::NOT_FOUND), Outcome::Miss);
-        assert_eq!(classify(Op::Del, StatusCode::NOT_FOUND), Outcome::Miss);
+        assert_eq!(classify(Op::Get, StatusCode::NOT_FOUND, b""), Outcome::Miss);
+        assert_eq!(classify(Op::Del, StatusCode::NOT_FOUND, b""), Outcome::Miss);
         assert_eq!(
-            classify(Op::Set, StatusCode::NOT_FOUND),
+            classify(Op::Set, StatusCode::NOT_FOUND, b""),
             Outcome::Error(ErrorKind::Http(404))
         );
-        assert_eq!(classify(Op::Get, StatusCode::OK), Outcome::Ok);
+        assert_eq!(classify(Op::Get, StatusCode::OK, b""), Outcome::Ok);
         assert_eq!(
-            classify(Op::Get, StatusCode::SERVICE_UNAVAILABLE),
+            classify(Op::Get, StatusCode::SERVICE_UNAVAILABLE, b""),
             Outcome::Error(ErrorKind::Http(503))
+        );
+    }
+
+    #[test]
+    fn a_nil_answer_is_a_miss_for_the_get_command_only() {
+        let get = Op::Command(Command::Get);
+        let nil = br#"{"result":null}"#;
+        assert_eq!(classify(get, StatusCode::OK, nil), Outcome::Miss);
+        assert_eq!(
+            classify(get, StatusCode::OK, br#"{"result":"v"}"#),
+            Outcome::Ok
+        );
+        assert_eq!(
+            classify(Op::Command(Command::Incr), StatusCode::OK, nil),
+            Outcome::Ok
+        );
+        assert_eq!(
+            classify(get, StatusCode::BAD_REQUEST, br#"{"error":"WRONGTYPE"}"#),
+            Outcome::Error(ErrorKind::Http(400))
         );
     }
 }
