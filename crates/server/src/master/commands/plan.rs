@@ -29,7 +29,8 @@ pub(super) fn keys_of(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
 impl Master {
     /// Whether every key in `keys` has the same replicas by `view`.
     pub(super) fn together(&self, view: &RingView, keys: &[Bytes]) -> Result<bool, ApiError> {
-        let Some((first, rest)) = keys.split_first() else {
+        // One key (most commands) is always with itself: no route to find.
+        let Some((first, rest)) = keys.split_first().filter(|(_, rest)| !rest.is_empty()) else {
             return Ok(true);
         };
         let first = self.route(view, first)?;
