@@ -16,14 +16,27 @@
 //! the node stays 32 bytes, and a slot whose value is not empty is never
 //! looked up in the table.
 //!
+//! Beside the index by shard hash, the items are kept in order of their
+//! key's position in the ring's hash space ([`key_position`], the same on
+//! every node): SCAN walks from a cursor in that order, visiting only the
+//! items it answers with. It is a `BTreeSet` of (position, slot), updated
+//! where the index is (insert and remove; a replacement keeps its key and
+//! slot); what it costs a write and an item is in docs/performance.md ("SCAN,
+//! DBSIZE, RANDOMKEY and KEYS on one node"). Several keys can share a
+//! position (a hash tag), so the slot is part of the element.
+//!
 //! This file knows nothing of versions, expiry or capacity: the shard decides
 //! what to insert and what to evict. How an item is laid out is `item`'s
 //! business.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
 
 use hashbrown::{HashMap, HashTable};
 
 use super::hash_key;
 use super::item::{Item, Parts};
+use crate::keyspace::key_position;
 use crate::value::Value;
 use crate::version::Version;
 
@@ -98,6 +111,8 @@ pub(super) struct Lru {
     /// holds an empty value; a decoded value lent out by
     /// [`Lru::take_decoded`] is missing until [`Lru::put_decoded`].
     decoded: HashMap<u32, Value>,
+    /// Every item's (key position, slot), for SCAN.
+    by_position: BTreeSet<(u64, u32)>,
 }
 
 impl Lru {
@@ -110,6 +125,7 @@ impl Lru {
             tail: NIL,
             bytes: 0,
             decoded: HashMap::new(),
+            by_position: BTreeSet::new(),
         }
     }
 
@@ -200,6 +216,7 @@ impl Lru {
     /// MAX_SLOTS` (the shard's item limit is clamped to it).
     pub(super) fn insert(&mut self, hash: u64, item: Item, decoded: Option<Value>) -> u32 {
         self.bytes += item.size() + decoded.as_ref().map_or(0, |v| v.heap_bytes() as u64);
+        let position = key_position(item.key());
         let node = Node {
             item: Some(item),
             prev: NIL,
@@ -220,6 +237,7 @@ impl Lru {
         let slab = &self.slab;
         self.index
             .insert_unique(hash, slot, |&s| hash_key(slab[s as usize].key()));
+        self.by_position.insert((position, slot));
         self.link_most_recent(slot);
         self.set_decoded(slot, decoded);
         slot
@@ -255,7 +273,9 @@ impl Lru {
     /// Removes the item in `slot` and returns its node; the slot joins the
     /// free list.
     pub(super) fn remove(&mut self, slot: u32) -> Node {
-        let hash = hash_key(self.slab[slot as usize].key());
+        let key = self.slab[slot as usize].key();
+        let hash = hash_key(key);
+        self.by_position.remove(&(key_position(key), slot));
         if let Ok(found) = self.index.find_entry(hash, |&s| s == slot) {
             found.remove();
         }
@@ -283,6 +303,14 @@ impl Lru {
             cursor = node.next;
             Some((slot, node))
         })
+    }
+
+    /// The items from key position `from` on, in order of position (then
+    /// slot), as (position, slot). O(log n) to the first, then O(1) each.
+    pub(super) fn by_position_from(&self, from: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.by_position
+            .range((Bound::Included((from, 0)), Bound::Unbounded))
+            .copied()
     }
 
     /// Slab slots allocated (held items plus free slots).

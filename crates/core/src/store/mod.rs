@@ -118,7 +118,8 @@
 //! - `expiry`: the lazily invalidated expiry heap.
 //! - `tombstones`: the tombstone table and its FIFO.
 //! - `tests`: unit tests; `model_tests`: property tests against a model;
-//!   `item_tests`: property tests of an item's encoding.
+//!   `item_tests`: property tests of an item's encoding; `scan_tests`:
+//!   SCAN loops under concurrent writes.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -577,5 +578,7 @@ mod command_tests;
 mod item_tests;
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod scan_tests;
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use super::item::{Item, Parts};
 use super::lru::{Lru, MAX_SLOTS, Node};
 use super::tombstones::Tombstones;
 use super::{DeleteOutcome, Entry, EntryRef, Lookup, SetOutcome, StoreStats};
-use crate::value::{Value, stored};
+use crate::value::{Value, ValueType, stored};
 use crate::version::Version;
 
 /// Counters of one shard; only ever changed under the shard's lock.
@@ -455,7 +455,62 @@ impl Shard {
         }
     }
 
+    /// Calls `f` with the key and type of each item unexpired at `now_ms`,
+    /// least recently used first. Unlike [`Shard::for_each`], a collection
+    /// is not encoded: KEYS needs only the key.
+    pub(super) fn for_each_key(&self, now_ms: u64, mut f: impl FnMut(&[u8], Option<ValueType>)) {
+        for (slot, node) in self.lru.iter_slots() {
+            let Some(parts) = node.parts() else { continue };
+            if !is_expired(parts.expires_at, now_ms) {
+                f(parts.key, self.value_type(slot, &parts));
+            }
+        }
+    }
+
+    /// Calls `f` with the key position, key and type of each item unexpired
+    /// at `now_ms` whose key position is at least `from` and below `until`
+    /// (`None`: to the end), in order of position, until `f` answers
+    /// false. Costs O(log n) to the first item, then the items visited
+    /// (expired ones among them), not the shard's size: SCAN's window.
+    pub(super) fn for_each_from_position(
+        &self,
+        from: u64,
+        until: Option<u64>,
+        now_ms: u64,
+        mut f: impl FnMut(u64, &[u8], Option<ValueType>) -> bool,
+    ) {
+        for (position, slot) in self.lru.by_position_from(from) {
+            if until.is_some_and(|until| position >= until) {
+                break;
+            }
+            let Some(parts) = self.lru.node(slot).parts() else {
+                continue;
+            };
+            if !is_expired(parts.expires_at, now_ms)
+                && !f(position, parts.key, self.value_type(slot, &parts))
+            {
+                break;
+            }
+        }
+    }
+
+    /// The type of the item in `slot`, whose parts are `parts`.
+    fn value_type(&self, slot: u32, parts: &Parts<'_>) -> Option<ValueType> {
+        match self.lru.decoded(slot) {
+            Some(value) => Some(value.value_type()),
+            None => stored::value_type(parts.value),
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
+        self.lru.len()
+    }
+
+    /// Items live at `now_ms`. The due ones are reclaimed first, as the
+    /// purge would (and counted as expirations): O(due items), and no
+    /// walk over the live ones.
+    pub(super) fn live_len(&mut self, now_ms: u64) -> usize {
+        self.purge_items(now_ms, usize::MAX, usize::MAX);
         self.lru.len()
     }
 
