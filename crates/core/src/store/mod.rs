@@ -487,6 +487,41 @@ impl Store {
             self.lock(shard).for_each_tombstone(now_ms, f);
         }
     }
+    /// Calls `f` with the highest item of shard `shard` that expired (or
+    /// was found expired, [`Store::note_expired`]), as an entry with an
+    /// empty value and an expiry long past (1 ms after the epoch): what a snapshot carries so
+    /// that the shard's floor for commands' versions survives a restart
+    /// (`Store::execute`; an expired entry in a snapshot is skipped by
+    /// every reader, and raises the floor in this one). Does nothing if
+    /// no item expired there or `shard` is out of range.
+    pub fn for_each_expired_in_shard(&self, shard: usize, f: impl FnOnce(&[u8], EntryRef<'_>)) {
+        if shard < self.shards.len()
+            && let Some((key, entry)) = self.lock(shard).expired_item()
+        {
+            f(key, entry);
+        }
+    }
+
+    /// Records that `key` held `version` until it expired
+    /// (a snapshot's entry found expired when it is loaded): every shard's
+    /// floor for commands' versions is raised to it, so the commands a
+    /// leader runs next are stamped above it whatever shard their keys
+    /// fall in and whatever shard count wrote the snapshot (a floor higher
+    /// than needed only moves a lagging master's clock forward, see
+    /// [`Version::above`]), and `key`'s shard keeps it for the next
+    /// snapshot.
+    pub fn note_expired(&self, key: &[u8], version: Version) {
+        let own = self.shard_for(key);
+        for index in 0..self.shards.len() {
+            let mut shard = self.lock(index);
+            if index == own {
+                shard.note_expired(key, version);
+            } else {
+                shard.raise_expired_floor(version);
+            }
+        }
+    }
+
     /// Every live entry, shard by shard, least recently used first within a
     /// shard: inserting them in this order into an empty store with the same
     /// shard count reproduces each shard's LRU order.

@@ -38,9 +38,28 @@ pub(super) struct Shard {
     counters: Counters,
     /// The highest version of an item removed here because it expired. A
     /// replica whose clock is behind may still hold such an item live, so
-    /// a command's leader stamps above it (see `Store::execute`).
+    /// a command's leader stamps above it (see `Store::execute`). Raised
+    /// for the whole store by an expired item a restart or a restore
+    /// found (see `Store::note_expired`).
     expired_above: Option<Version>,
+    /// The highest item of this shard's own keys that expired (or was
+    /// found expired): what carries the floor through a snapshot, as an
+    /// expired entry (see `Store::for_each_expired_in_shard`).
+    expired_item: Option<ExpiredItem>,
 }
+
+/// An item that expired: its key (the buffer reused from one to the
+/// next) and version.
+#[derive(Debug)]
+struct ExpiredItem {
+    key: Vec<u8>,
+    version: Version,
+}
+
+/// The expiry an expired item is lent with ([`Shard::expired_item`]): in
+/// the past by every clock, so that no reader, however far behind its
+/// clock, takes the item (its value is not kept) for a live one.
+const EXPIRED_LONG_AGO_MS: u64 = 1;
 
 /// True when an item with internal expiry `expires_at` (0 = never) is gone at
 /// `now_ms`.
@@ -145,6 +164,7 @@ impl Shard {
             max_bytes: max_bytes.unwrap_or(u64::MAX),
             counters: Counters::default(),
             expired_above: None,
+            expired_item: None,
         }
     }
 
@@ -293,6 +313,10 @@ impl Shard {
             None => self.tombstones.held(hash, key, now_ms),
         };
         if let Some(held) = held.filter(|&held| entry.version <= held) {
+            if entry.expires_at_ms.is_some_and(|at| at <= now_ms) {
+                // Stale here, but still an item that expired (below).
+                self.note_expired(key, entry.version);
+            }
             return SetOutcome::Stale { held };
         }
         let expires_at = match entry.expires_at_ms {
@@ -309,6 +333,10 @@ impl Shard {
                     self.remove(slot);
                 }
                 self.tombstones.record(hash, key, entry.version, now_ms);
+                // And it held that version until it expired: a replica
+                // whose clock is behind may hold it live (a replayed log
+                // record, a handoff's copy).
+                self.note_expired(key, entry.version);
                 return SetOutcome::Expired;
             }
         };
@@ -543,7 +571,7 @@ impl Shard {
         let node = self.remove(slot);
         if is_expired(node.expires_at(), now_ms) {
             self.counters.expirations += 1;
-            self.expired_above = self.expired_above.max(Some(node.version()));
+            self.note_expired(node.key(), node.version());
         } else {
             self.counters.evictions += 1;
         }
@@ -553,7 +581,46 @@ impl Shard {
     fn remove_expired(&mut self, slot: u32) {
         let node = self.remove(slot);
         self.counters.expirations += 1;
-        self.expired_above = self.expired_above.max(Some(node.version()));
+        self.note_expired(node.key(), node.version());
+    }
+
+    /// Raises the floor to an item of this shard that expired holding
+    /// `version`, and keeps it when it is the highest one yet (no
+    /// allocation once the key buffer is large enough).
+    pub(super) fn note_expired(&mut self, key: &[u8], version: Version) {
+        self.raise_expired_floor(version);
+        if self
+            .expired_item
+            .as_ref()
+            .is_some_and(|item| item.version >= version)
+        {
+            return;
+        }
+        let item = self.expired_item.get_or_insert_with(|| ExpiredItem {
+            key: Vec::new(),
+            version,
+        });
+        item.key.clear();
+        item.key.extend_from_slice(key);
+        item.version = version;
+    }
+
+    /// Raises the floor to `version` (an item of another shard).
+    pub(super) fn raise_expired_floor(&mut self, version: Version) {
+        self.expired_above = self.expired_above.max(Some(version));
+    }
+
+    /// The highest item of this shard that expired, as an entry with an
+    /// empty value and an expiry long past ([`EXPIRED_LONG_AGO_MS`]).
+    pub(super) fn expired_item(&self) -> Option<(&[u8], EntryRef<'_>)> {
+        self.expired_item.as_ref().map(|item| {
+            let entry = EntryRef {
+                value: &[],
+                expires_at_ms: Some(EXPIRED_LONG_AGO_MS),
+                version: item.version,
+            };
+            (item.key.as_slice(), entry)
+        })
     }
 
     fn remove(&mut self, slot: u32) -> Node {
