@@ -12,7 +12,9 @@
 //!   per call over the calls made);
 //! - DBSIZE, RANDOMKEY, `KEYS *`: per call;
 //! - memory: resident memory (VmRSS, Linux) grown by filling a first
-//!   store, per key, less the 116 bytes of key and value.
+//!   store, per key, less the 116 bytes of key and value;
+//! - the same SETs and the memory of the position index once a SCAN has
+//!   run (the first SCAN builds it; from then on every write keeps it).
 
 use std::time::{Duration, Instant};
 
@@ -85,6 +87,14 @@ fn main() {
         first.set(k, entry(i as u64), NOW);
     }
     let grown = resident_bytes().saturating_sub(before);
+    // The first SCAN builds the position index, kept from then on.
+    let before_index = resident_bytes();
+    run(
+        &first,
+        &["SCAN", "0", "COUNT", "1"],
+        &mut StdRng::seed_from_u64(0),
+    );
+    let index_grown = resident_bytes().saturating_sub(before_index);
     drop(first);
 
     let mut insert = Duration::MAX;
@@ -105,6 +115,23 @@ fn main() {
         filled = Some(s);
     }
     let s = filled.expect("at least one round");
+    // The same, in a store whose position index is kept (a SCAN ran).
+    let mut insert_kept = Duration::MAX;
+    let mut overwrite_kept = Duration::MAX;
+    for _ in 0..ROUNDS {
+        let kept = store(n);
+        run(&kept, &["SCAN", "0"], &mut StdRng::seed_from_u64(0));
+        let started = Instant::now();
+        for (i, k) in keys.iter().enumerate() {
+            kept.set(k, entry(i as u64), NOW);
+        }
+        insert_kept = insert_kept.min(started.elapsed());
+        let started = Instant::now();
+        for (i, k) in keys.iter().enumerate() {
+            kept.set(k, entry((n + i) as u64), NOW);
+        }
+        overwrite_kept = overwrite_kept.min(started.elapsed());
+    }
     let per_key = |d: Duration| d.as_secs_f64() * 1e9 / n as f64;
     println!("{n} keys of 16 bytes, values of 100 bytes, best of {ROUNDS} rounds:");
     println!("  SET of a new key:        {:.0} ns", per_key(insert));
@@ -112,6 +139,16 @@ fn main() {
     println!(
         "  memory:                  {:.1} bytes per key beyond key and value",
         grown as f64 / n as f64 - 116.0
+    );
+    println!("once a SCAN has run (the position index kept):");
+    println!("  SET of a new key:        {:.0} ns", per_key(insert_kept));
+    println!(
+        "  SET over an existing key: {:.0} ns",
+        per_key(overwrite_kept)
+    );
+    println!(
+        "  the index:               {:.1} bytes per key",
+        index_grown as f64 / n as f64
     );
 
     let mut rng = StdRng::seed_from_u64(0);

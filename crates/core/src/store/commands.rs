@@ -668,7 +668,7 @@ impl Store {
         let mut nearest: Option<u64> = None;
         let mut keys: Vec<Bytes> = Vec::new();
         for index in 0..self.shards.len() {
-            let shard = self.lock(index);
+            let mut shard = self.lock(index);
             for start in [from, 0] {
                 let mut found = None;
                 shard.for_each_from_position(start, None, now_ms, |position, key, _| {

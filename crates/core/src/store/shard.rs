@@ -499,14 +499,17 @@ impl Shard {
     /// at `now_ms` whose key position is at least `from` and below `until`
     /// (`None`: to the end), in order of position, until `f` answers
     /// false. Costs O(log n) to the first item, then the items visited
-    /// (expired ones among them), not the shard's size: SCAN's window.
+    /// (expired ones among them), not the shard's size: SCAN's window. The
+    /// first call builds the shard's position index (O(n log n)), which is
+    /// kept from then on.
     pub(super) fn for_each_from_position(
-        &self,
+        &mut self,
         from: u64,
         until: Option<u64>,
         now_ms: u64,
         mut f: impl FnMut(u64, &[u8], Option<ValueType>) -> bool,
     ) {
+        self.lru.keep_positions();
         for (position, slot) in self.lru.by_position_from(from) {
             if until.is_some_and(|until| position >= until) {
                 break;
