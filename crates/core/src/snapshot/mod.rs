@@ -247,6 +247,11 @@ impl<'a> Restorer<'a> {
 
     fn add(&mut self, key: &[u8], entry: EntryRef<'_>) {
         if entry.expires_at_ms.is_some_and(|at| at <= self.now_ms) {
+            // Not restored, but a replica whose clock is behind may still
+            // hold it: commands are stamped above it (no tombstone: it
+            // was not deleted, and a snapshot carries every shard's
+            // highest expired item this way, see `encode_store`).
+            self.store.note_expired(key, entry.version);
             self.counts.expired += 1;
             return;
         }
@@ -301,7 +306,11 @@ pub fn encode<'a, W: std::io::Write>(
 
 /// Encodes a whole store, one shard at a time: each shard's lock is held
 /// only while its entries (least recently used first) and its tombstones
-/// are encoded into memory, never while writing. Records a snapshot cannot
+/// are encoded into memory, never while writing. After each shard's
+/// tombstones comes its highest expired item, if any, as an expired entry
+/// ([`Store::for_each_expired_in_shard`]): every reader skips it, and this
+/// one raises the floor for commands' versions with it, so the floor
+/// survives a restart without a new format version. Records a snapshot cannot
 /// hold are skipped (none can reach a store through the API). Returns the
 /// encoded records, ready for [`SnapshotWriter::push_encoded`].
 pub fn encode_store(store: &Store, now_ms: u64) -> EncodedEntries {
@@ -312,6 +321,10 @@ pub fn encode_store(store: &Store, now_ms: u64) -> EncodedEntries {
         });
         store.for_each_tombstone_in_shard(shard, now_ms, |key, version| {
             let _ = encoded.push_tombstone(key, version);
+        });
+        // After the items: one that expires in between is in the floor.
+        store.for_each_expired_in_shard(shard, |key, entry| {
+            let _ = encoded.push(key, entry);
         });
     }
     encoded

@@ -450,6 +450,19 @@ fn a_command_over_a_key_swept_as_expired_is_stamped_above_its_version() {
 }
 
 fn command_over_a_key_that_just_expired(swept: bool) {
+    command_over_a_key_that_expired_before(|leader, leader_now| {
+        if swept {
+            assert_eq!(leader.purge_expired(leader_now, 100), 1);
+        }
+        leader
+    });
+}
+
+/// What the leader went through between the write of `n` (at `NOW`,
+/// expiring at `NOW + 1 s`, version `NOW + 5 s`) and the INCR at
+/// `NOW + 1 s + 1 ms`: it gets the leader and the time of the INCR,
+/// and gives the leader that runs it.
+fn command_over_a_key_that_expired_before(went_through: impl FnOnce(Store, u64) -> Store) {
     let leader = store();
     let replica = store();
     let expires = NOW + 1_000;
@@ -465,9 +478,7 @@ fn command_over_a_key_that_just_expired(swept: bool) {
     // At the leader the key has expired; a master whose clock is right
     // stamps INCR at its own time, below the expired item's version.
     let leader_now = expires + 1;
-    if swept {
-        assert_eq!(leader.purge_expired(leader_now, 100), 1);
-    }
+    let leader = went_through(leader, leader_now);
     let args = argv("INCR n");
     let executed = leader.execute(
         &keys_of(&args),
@@ -502,6 +513,97 @@ fn command_over_a_key_that_just_expired(swept: bool) {
     );
     assert_eq!(applied, vec![ApplyOutcome::Diverged], "so it is repaired");
     assert!(at > version(NOW + 5_000), "{at}");
+}
+
+/// The snapshot a restart loads: the store encoded at `at`, then
+/// restored into a fresh store at `now` (what `auxiliary/snapshot.rs`
+/// does, without the file).
+fn restarted_from_snapshot(leader: &Store, at: u64, now: u64) -> Store {
+    let encoded = crate::snapshot::encode_store(leader, at);
+    let origin = crate::snapshot::Origin {
+        node_id: "aux-1",
+        created_at_ms: at,
+        shard_count: leader.shard_count() as u32,
+        log_generation: 0,
+    };
+    let (bytes, _) = crate::snapshot::write_encoded(Vec::new(), origin, &encoded).unwrap();
+    let restarted = store();
+    crate::snapshot::restore_bytes(&bytes, &restarted, now).unwrap();
+    restarted
+}
+
+/// The expired item's version survives a restart from a snapshot taken
+/// after the item was reclaimed: the snapshot carries the shard's highest
+/// expired item as an expired entry, which raises the floor again.
+#[test]
+fn after_a_restart_a_command_over_a_key_reclaimed_before_the_snapshot_is_stamped_above_it() {
+    command_over_a_key_that_expired_before(|leader, now| {
+        assert_eq!(leader.purge_expired(now, 100), 1);
+        restarted_from_snapshot(&leader, now, now)
+    });
+}
+
+/// ... and from a snapshot taken while the item was live, which the
+/// restart finds expired.
+#[test]
+fn after_a_restart_a_command_over_a_key_that_expired_since_the_snapshot_is_stamped_above_it() {
+    command_over_a_key_that_expired_before(|leader, now| {
+        restarted_from_snapshot(&leader, NOW, now)
+    });
+}
+
+/// ... and through two restarts: the restored floor is in the next
+/// snapshot too.
+#[test]
+fn the_expired_floor_survives_a_second_restart() {
+    command_over_a_key_that_expired_before(|leader, now| {
+        let once = restarted_from_snapshot(&leader, NOW, now);
+        restarted_from_snapshot(&once, now, now)
+    });
+}
+
+/// ... and through a restart that replays the write from the mutation
+/// log: the replayed write arrives expired.
+#[test]
+fn after_a_replay_of_the_log_a_command_over_a_key_that_expired_is_stamped_above_it() {
+    command_over_a_key_that_expired_before(|leader, now| {
+        let mut log = mutation_log::header(1).to_vec();
+        leader.for_each_in_shard(leader.shard_for(b"n"), NOW, |key, entry| {
+            mutation_log::append(&mut log, &mutation_log::Mutation::Set { key, entry }).unwrap();
+        });
+        let replayed = store();
+        mutation_log::replay(&log, &replayed, now).unwrap();
+        replayed
+    });
+}
+
+/// ... and at the node a handoff gives the key's shard to: the shard's
+/// highest expired item (here another key, written later) travels as an
+/// expired copy (`auxiliary/handoff.rs`), whose write raises the floor
+/// there for every key of the shard.
+#[test]
+fn after_a_handoff_a_command_over_a_key_that_expired_at_the_sender_is_stamped_above_it() {
+    command_over_a_key_that_expired_before(|leader, now| {
+        let other = (0..)
+            .map(|i| format!("m{i}").into_bytes())
+            .find(|k| leader.shard_for(k) == leader.shard_for(b"n"))
+            .unwrap();
+        let later = Entry {
+            value: Bytes::from(stored::plain_string(b"1")),
+            expires_at_ms: Some(now - 1),
+            version: version(NOW + 6_000),
+        };
+        assert_eq!(leader.set(&other, later, NOW), SetOutcome::Stored);
+        assert_eq!(leader.purge_expired(now, 100), 2);
+        let receiver = store();
+        for shard in 0..leader.shard_count() {
+            leader.for_each_expired_in_shard(shard, |key, entry| {
+                let outcome = receiver.set_ref(key, entry, now);
+                assert_eq!(outcome, SetOutcome::Expired);
+            });
+        }
+        receiver
+    });
 }
 
 /// FLUSHALL deletes every key of every type at a version above what each

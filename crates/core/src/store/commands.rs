@@ -547,89 +547,151 @@ impl Store {
         deleted
     }
 
-    /// Runs KEYS, SCAN, DBSIZE or RANDOMKEY over every live key of this
-    /// store; `None` for any other command. Costs a walk over every key
-    /// (the store is not ordered by key hash): KEYS and DBSIZE do that in
-    /// Redis too, SCAN does it here once per call (docs/commands.md).
+    /// Runs KEYS, SCAN, DBSIZE or RANDOMKEY over the live keys of this
+    /// store; `None` for any other command. Shards are visited one after
+    /// another, each under its lock. Costs (docs/commands.md):
+    ///
+    /// - KEYS walks every key, as in Redis, and copies only the keys it
+    ///   answers with;
+    /// - SCAN visits, in each shard, its keys in the window from the cursor
+    ///   (each shard keeps its keys ordered by position), about COUNT per
+    ///   shard, not the whole store;
+    /// - DBSIZE sums the shards' counts, reclaiming due items first;
+    /// - RANDOMKEY looks up one position per shard.
     pub fn execute_everywhere(
         &self,
         command: &Command,
         now_ms: u64,
         rng: &mut dyn rand::RngCore,
     ) -> Option<Reply> {
-        let keys_here = || {
-            let mut keys = Vec::with_capacity(self.len());
-            for shard in 0..self.shard_count() {
-                self.for_each_in_shard(shard, now_ms, |key, entry| {
-                    keys.push((
-                        keyspace::key_position(key),
-                        Bytes::copy_from_slice(key),
-                        stored::value_type(entry.value),
-                    ));
-                });
-            }
-            keys
-        };
         Some(match command {
-            Command::Keys { pattern } => Reply::Array(
-                keys_here()
-                    .into_iter()
-                    .filter(|(_, key, _)| pattern_allows(pattern, key))
-                    .map(|(_, key, _)| Reply::Bulk(key))
-                    .collect(),
-            ),
-            Command::DbSize => Reply::Integer(keys_here().len() as i64),
-            Command::RandomKey => {
-                let keys = keys_here();
-                if keys.is_empty() {
-                    Reply::Null
-                } else {
-                    let pick = (rng.next_u64() % keys.len() as u64) as usize;
-                    Reply::Bulk(keys[pick].1.clone())
+            Command::Keys { pattern } => {
+                let mut found = Vec::new();
+                for index in 0..self.shards.len() {
+                    self.lock(index).for_each_key(now_ms, |key, _| {
+                        if pattern_allows(pattern, key) {
+                            found.push(Reply::Bulk(Bytes::copy_from_slice(key)));
+                        }
+                    });
                 }
+                Reply::Array(found)
             }
-            Command::Scan { cursor, opts } => {
-                let mut keys: Vec<_> = keys_here()
-                    .into_iter()
-                    .filter(|(position, _, _)| position >= cursor)
-                    .collect();
-                keys.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-                scan_window(&keys, opts)
+            Command::DbSize => {
+                let live: usize = (0..self.shards.len())
+                    .map(|index| self.lock(index).live_len(now_ms))
+                    .sum();
+                Reply::Integer(live as i64)
             }
+            Command::RandomKey => self
+                .random_key(now_ms, rng)
+                .map_or(Reply::Null, Reply::Bulk),
+            Command::Scan { cursor, opts } => self.scan(*cursor, opts, now_ms),
             _ => return None,
         })
     }
-}
 
-/// SCAN over keys sorted by position from the cursor on: as the keyspace's
-/// SCAN, COUNT counts positions visited, and the next cursor is the first
-/// position not visited (0 at the end).
-fn scan_window(keys: &[(u64, Bytes, Option<ValueType>)], opts: &ScanOpts) -> Reply {
-    let type_filter = opts.type_name.as_ref().map(|t| ValueType::from_name(t));
-    let mut found = Vec::new();
-    let mut next = 0;
-    let mut visited = 0;
-    let mut last = None;
-    for (position, key, value_type) in keys {
-        if last != Some(*position) {
-            if visited == opts.count {
-                next = *position;
-                break;
-            }
-            visited += 1;
-            last = Some(*position);
+    /// SCAN from `cursor`: as the keyspace's SCAN, COUNT counts positions
+    /// visited, and the next cursor is the first position not visited (0
+    /// at the end).
+    ///
+    /// Two passes over the shards. The first finds where the window ends:
+    /// the (COUNT + 1)th distinct position from the cursor over all
+    /// shards, which is among each shard's first COUNT + 1 (a shard with
+    /// COUNT positions below it would make it the (COUNT + 2)th), so each
+    /// shard is asked for those and no more. The second copies the keys in
+    /// the window that pass MATCH and TYPE. A key that stays put from one
+    /// call to the next is answered by exactly one of them: the windows of
+    /// a loop do not overlap and leave no gap. A key written into the
+    /// window between the passes is answered too (COUNT is a hint, in
+    /// Redis as here); one deleted between them is not.
+    fn scan(&self, cursor: u64, opts: &ScanOpts, now_ms: u64) -> Reply {
+        let wanted = opts.count.saturating_add(1);
+        let mut positions = Vec::new();
+        for index in 0..self.shards.len() {
+            let mut taken = 0;
+            let mut last = None;
+            self.lock(index)
+                .for_each_from_position(cursor, None, now_ms, |position, _, _| {
+                    if last != Some(position) {
+                        if taken == wanted {
+                            return false;
+                        }
+                        taken += 1;
+                        last = Some(position);
+                        positions.push(position);
+                    }
+                    true
+                });
         }
-        let type_ok = match type_filter {
-            None => true,
-            Some(None) => false,
-            Some(Some(t)) => *value_type == Some(t),
-        };
-        if type_ok && opts.pattern.as_ref().is_none_or(|p| pattern_allows(p, key)) {
-            found.push(Reply::Bulk(key.clone()));
+        positions.sort_unstable();
+        positions.dedup();
+        let until = positions.get(opts.count).copied();
+
+        let type_filter = opts.type_name.as_ref().map(|t| ValueType::from_name(t));
+        let mut found = Vec::new();
+        for index in 0..self.shards.len() {
+            self.lock(index).for_each_from_position(
+                cursor,
+                until,
+                now_ms,
+                |position, key, value_type| {
+                    let type_ok = match type_filter {
+                        None => true,
+                        Some(None) => false,
+                        Some(Some(t)) => value_type == Some(t),
+                    };
+                    if type_ok && opts.pattern.as_ref().is_none_or(|p| pattern_allows(p, key)) {
+                        found.push((position, Bytes::copy_from_slice(key)));
+                    }
+                    true
+                },
+            );
         }
+        found.sort_unstable();
+        Reply::Array(vec![
+            Reply::Bulk(Bytes::from(until.unwrap_or(0).to_string())),
+            Reply::Array(found.into_iter().map(|(_, key)| Reply::Bulk(key)).collect()),
+        ])
     }
-    Reply::Array(vec![
-        Reply::Bulk(Bytes::from(next.to_string())),
-        Reply::Array(found),
-    ])
+
+    /// RANDOMKEY: a live key at the first position at or after a random
+    /// one, going round the hash space (one of them, at random, when keys
+    /// share it: a hash tag). Every key can be picked, with a chance equal
+    /// to the gap before its position (about 1/n for a uniform hash, not
+    /// exactly: Redis's pick is not uniform either, a random bucket then a
+    /// random key of its chain). Costs a lookup per shard, plus the
+    /// expired items skipped on the way.
+    fn random_key(&self, now_ms: u64, rng: &mut dyn rand::RngCore) -> Option<Bytes> {
+        let from = rng.next_u64();
+        // The distance, going up and round from `from`, to the nearest
+        // position found so far, and its keys.
+        let mut nearest: Option<u64> = None;
+        let mut keys: Vec<Bytes> = Vec::new();
+        for index in 0..self.shards.len() {
+            let mut shard = self.lock(index);
+            for start in [from, 0] {
+                let mut found = None;
+                shard.for_each_from_position(start, None, now_ms, |position, key, _| {
+                    let distance = position.wrapping_sub(from);
+                    if found.is_some_and(|d| d != distance) {
+                        return false;
+                    }
+                    found = Some(distance);
+                    if nearest.is_none_or(|n| distance < n) {
+                        nearest = Some(distance);
+                        keys.clear();
+                    }
+                    if nearest == Some(distance) {
+                        keys.push(Bytes::copy_from_slice(key));
+                    }
+                    true
+                });
+                if found.is_some() {
+                    break;
+                }
+            }
+        }
+        let pick = rng.next_u64() % keys.len().max(1) as u64;
+        keys.into_iter().nth(pick as usize)
+    }
 }

@@ -16,14 +16,29 @@
 //! the node stays 32 bytes, and a slot whose value is not empty is never
 //! looked up in the table.
 //!
+//! Beside the index by shard hash, the items can be kept in order of their
+//! key's position in the ring's hash space ([`key_position`], the same on
+//! every node): SCAN walks from a cursor in that order, visiting only the
+//! items it answers with. It is a `BTreeSet` of (position, slot), built by
+//! the first SCAN or RANDOMKEY and from then on updated where the index is
+//! (insert and remove; a replacement keeps its key and slot). A cache that
+//! never scans pays nothing for it; what it costs one that does, a write
+//! and an item, is in docs/performance.md ("SCAN, DBSIZE, RANDOMKEY and
+//! KEYS on one node"). Several keys can share a position (a hash tag), so
+//! the slot is part of the element.
+//!
 //! This file knows nothing of versions, expiry or capacity: the shard decides
 //! what to insert and what to evict. How an item is laid out is `item`'s
 //! business.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
 
 use hashbrown::{HashMap, HashTable};
 
 use super::hash_key;
 use super::item::{Item, Parts};
+use crate::keyspace::key_position;
 use crate::value::Value;
 use crate::version::Version;
 
@@ -98,6 +113,9 @@ pub(super) struct Lru {
     /// holds an empty value; a decoded value lent out by
     /// [`Lru::take_decoded`] is missing until [`Lru::put_decoded`].
     decoded: HashMap<u32, Value>,
+    /// Every item's (key position, slot), for SCAN and RANDOMKEY: `None`
+    /// until the first of them asks ([`Lru::keep_positions`]).
+    by_position: Option<BTreeSet<(u64, u32)>>,
 }
 
 impl Lru {
@@ -110,6 +128,7 @@ impl Lru {
             tail: NIL,
             bytes: 0,
             decoded: HashMap::new(),
+            by_position: None,
         }
     }
 
@@ -200,6 +219,7 @@ impl Lru {
     /// MAX_SLOTS` (the shard's item limit is clamped to it).
     pub(super) fn insert(&mut self, hash: u64, item: Item, decoded: Option<Value>) -> u32 {
         self.bytes += item.size() + decoded.as_ref().map_or(0, |v| v.heap_bytes() as u64);
+        let position = self.by_position.is_some().then(|| key_position(item.key()));
         let node = Node {
             item: Some(item),
             prev: NIL,
@@ -220,6 +240,9 @@ impl Lru {
         let slab = &self.slab;
         self.index
             .insert_unique(hash, slot, |&s| hash_key(slab[s as usize].key()));
+        if let (Some(index), Some(position)) = (self.by_position.as_mut(), position) {
+            index.insert((position, slot));
+        }
         self.link_most_recent(slot);
         self.set_decoded(slot, decoded);
         slot
@@ -255,7 +278,11 @@ impl Lru {
     /// Removes the item in `slot` and returns its node; the slot joins the
     /// free list.
     pub(super) fn remove(&mut self, slot: u32) -> Node {
-        let hash = hash_key(self.slab[slot as usize].key());
+        let key = self.slab[slot as usize].key();
+        let hash = hash_key(key);
+        if let Some(index) = self.by_position.as_mut() {
+            index.remove(&(key_position(key), slot));
+        }
         if let Ok(found) = self.index.find_entry(hash, |&s| s == slot) {
             found.remove();
         }
@@ -283,6 +310,30 @@ impl Lru {
             cursor = node.next;
             Some((slot, node))
         })
+    }
+
+    /// Builds the index by key position if it is not yet kept: O(n log n)
+    /// once, then kept up to date by every insert and remove.
+    pub(super) fn keep_positions(&mut self) {
+        if self.by_position.is_some() {
+            return;
+        }
+        let index = self
+            .iter_slots()
+            .map(|(slot, node)| (key_position(node.key()), slot))
+            .collect();
+        self.by_position = Some(index);
+    }
+
+    /// The items from key position `from` on, in order of position (then
+    /// slot), as (position, slot). O(log n) to the first, then O(1) each.
+    /// Needs [`Lru::keep_positions`] first (without it: none).
+    pub(super) fn by_position_from(&self, from: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+        debug_assert!(self.by_position.is_some(), "keep_positions first");
+        self.by_position
+            .iter()
+            .flat_map(move |index| index.range((Bound::Included((from, 0)), Bound::Unbounded)))
+            .copied()
     }
 
     /// Slab slots allocated (held items plus free slots).

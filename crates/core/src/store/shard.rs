@@ -12,7 +12,7 @@ use super::item::{Item, Parts};
 use super::lru::{Lru, MAX_SLOTS, Node};
 use super::tombstones::Tombstones;
 use super::{DeleteOutcome, Entry, EntryRef, Lookup, SetOutcome, StoreStats};
-use crate::value::{Value, stored};
+use crate::value::{Value, ValueType, stored};
 use crate::version::Version;
 
 /// Counters of one shard; only ever changed under the shard's lock.
@@ -38,9 +38,28 @@ pub(super) struct Shard {
     counters: Counters,
     /// The highest version of an item removed here because it expired. A
     /// replica whose clock is behind may still hold such an item live, so
-    /// a command's leader stamps above it (see `Store::execute`).
+    /// a command's leader stamps above it (see `Store::execute`). Raised
+    /// for the whole store by an expired item a restart or a restore
+    /// found (see `Store::note_expired`).
     expired_above: Option<Version>,
+    /// The highest item of this shard's own keys that expired (or was
+    /// found expired): what carries the floor through a snapshot, as an
+    /// expired entry (see `Store::for_each_expired_in_shard`).
+    expired_item: Option<ExpiredItem>,
 }
+
+/// An item that expired: its key (the buffer reused from one to the
+/// next) and version.
+#[derive(Debug)]
+struct ExpiredItem {
+    key: Vec<u8>,
+    version: Version,
+}
+
+/// The expiry an expired item is lent with ([`Shard::expired_item`]): in
+/// the past by every clock, so that no reader, however far behind its
+/// clock, takes the item (its value is not kept) for a live one.
+const EXPIRED_LONG_AGO_MS: u64 = 1;
 
 /// True when an item with internal expiry `expires_at` (0 = never) is gone at
 /// `now_ms`.
@@ -145,6 +164,7 @@ impl Shard {
             max_bytes: max_bytes.unwrap_or(u64::MAX),
             counters: Counters::default(),
             expired_above: None,
+            expired_item: None,
         }
     }
 
@@ -293,6 +313,10 @@ impl Shard {
             None => self.tombstones.held(hash, key, now_ms),
         };
         if let Some(held) = held.filter(|&held| entry.version <= held) {
+            if entry.expires_at_ms.is_some_and(|at| at <= now_ms) {
+                // Stale here, but still an item that expired (below).
+                self.note_expired(key, entry.version);
+            }
             return SetOutcome::Stale { held };
         }
         let expires_at = match entry.expires_at_ms {
@@ -309,6 +333,10 @@ impl Shard {
                     self.remove(slot);
                 }
                 self.tombstones.record(hash, key, entry.version, now_ms);
+                // And it held that version until it expired: a replica
+                // whose clock is behind may hold it live (a replayed log
+                // record, a handoff's copy).
+                self.note_expired(key, entry.version);
                 return SetOutcome::Expired;
             }
         };
@@ -455,7 +483,65 @@ impl Shard {
         }
     }
 
+    /// Calls `f` with the key and type of each item unexpired at `now_ms`,
+    /// least recently used first. Unlike [`Shard::for_each`], a collection
+    /// is not encoded: KEYS needs only the key.
+    pub(super) fn for_each_key(&self, now_ms: u64, mut f: impl FnMut(&[u8], Option<ValueType>)) {
+        for (slot, node) in self.lru.iter_slots() {
+            let Some(parts) = node.parts() else { continue };
+            if !is_expired(parts.expires_at, now_ms) {
+                f(parts.key, self.value_type(slot, &parts));
+            }
+        }
+    }
+
+    /// Calls `f` with the key position, key and type of each item unexpired
+    /// at `now_ms` whose key position is at least `from` and below `until`
+    /// (`None`: to the end), in order of position, until `f` answers
+    /// false. Costs O(log n) to the first item, then the items visited
+    /// (expired ones among them), not the shard's size: SCAN's window. The
+    /// first call builds the shard's position index (O(n log n)), which is
+    /// kept from then on.
+    pub(super) fn for_each_from_position(
+        &mut self,
+        from: u64,
+        until: Option<u64>,
+        now_ms: u64,
+        mut f: impl FnMut(u64, &[u8], Option<ValueType>) -> bool,
+    ) {
+        self.lru.keep_positions();
+        for (position, slot) in self.lru.by_position_from(from) {
+            if until.is_some_and(|until| position >= until) {
+                break;
+            }
+            let Some(parts) = self.lru.node(slot).parts() else {
+                continue;
+            };
+            if !is_expired(parts.expires_at, now_ms)
+                && !f(position, parts.key, self.value_type(slot, &parts))
+            {
+                break;
+            }
+        }
+    }
+
+    /// The type of the item in `slot`, whose parts are `parts`.
+    fn value_type(&self, slot: u32, parts: &Parts<'_>) -> Option<ValueType> {
+        match self.lru.decoded(slot) {
+            Some(value) => Some(value.value_type()),
+            None => stored::value_type(parts.value),
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
+        self.lru.len()
+    }
+
+    /// Items live at `now_ms`. The due ones are reclaimed first, as the
+    /// purge would (and counted as expirations): O(due items), and no
+    /// walk over the live ones.
+    pub(super) fn live_len(&mut self, now_ms: u64) -> usize {
+        self.purge_items(now_ms, usize::MAX, usize::MAX);
         self.lru.len()
     }
 
@@ -488,7 +574,7 @@ impl Shard {
         let node = self.remove(slot);
         if is_expired(node.expires_at(), now_ms) {
             self.counters.expirations += 1;
-            self.expired_above = self.expired_above.max(Some(node.version()));
+            self.note_expired(node.key(), node.version());
         } else {
             self.counters.evictions += 1;
         }
@@ -498,7 +584,46 @@ impl Shard {
     fn remove_expired(&mut self, slot: u32) {
         let node = self.remove(slot);
         self.counters.expirations += 1;
-        self.expired_above = self.expired_above.max(Some(node.version()));
+        self.note_expired(node.key(), node.version());
+    }
+
+    /// Raises the floor to an item of this shard that expired holding
+    /// `version`, and keeps it when it is the highest one yet (no
+    /// allocation once the key buffer is large enough).
+    pub(super) fn note_expired(&mut self, key: &[u8], version: Version) {
+        self.raise_expired_floor(version);
+        if self
+            .expired_item
+            .as_ref()
+            .is_some_and(|item| item.version >= version)
+        {
+            return;
+        }
+        let item = self.expired_item.get_or_insert_with(|| ExpiredItem {
+            key: Vec::new(),
+            version,
+        });
+        item.key.clear();
+        item.key.extend_from_slice(key);
+        item.version = version;
+    }
+
+    /// Raises the floor to `version` (an item of another shard).
+    pub(super) fn raise_expired_floor(&mut self, version: Version) {
+        self.expired_above = self.expired_above.max(Some(version));
+    }
+
+    /// The highest item of this shard that expired, as an entry with an
+    /// empty value and an expiry long past ([`EXPIRED_LONG_AGO_MS`]).
+    pub(super) fn expired_item(&self) -> Option<(&[u8], EntryRef<'_>)> {
+        self.expired_item.as_ref().map(|item| {
+            let entry = EntryRef {
+                value: &[],
+                expires_at_ms: Some(EXPIRED_LONG_AGO_MS),
+                version: item.version,
+            };
+            (item.key.as_slice(), entry)
+        })
     }
 
     fn remove(&mut self, slot: u32) -> Node {
