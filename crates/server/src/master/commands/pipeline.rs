@@ -118,8 +118,14 @@ impl Master {
         let mut answers: Vec<Option<Answer>> = Vec::new();
         answers.resize_with(commands.len(), || None);
         let mut pending = Pending::default();
+        let mut view = self.view.load_full();
         for (place, args) in commands.into_iter().enumerate() {
-            let view = self.view.load_full();
+            // Every command waiting to go out is planned over one map: over
+            // two, a key whose route changed between them would be in two
+            // batches, which go out at the same time in no set order.
+            if pending.commands == 0 {
+                view = self.view.load_full();
+            }
             match self.at_one_leader(&view, &args) {
                 Some(plan) => {
                     pending.add(place, args, plan);

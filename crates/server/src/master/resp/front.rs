@@ -166,6 +166,11 @@ pub(super) async fn run(
         return (conn.session.refuse(noauth()), Flow::Continue);
     }
     if conn.session.in_transaction() && !matches!(command.name, "quit" | "reset") {
+        if command.name == "client"
+            && let Err(Reply::Error(e)) = client_subcommand(args)
+        {
+            return (conn.session.refuse(e), Flow::Continue);
+        }
         return (conn.session.queue(args.to_vec()), Flow::Continue);
     }
     let reply = match command.name {
@@ -357,8 +362,10 @@ fn wait(conn: &Connection, args: &[Bytes]) -> Reply {
     Reply::Integer(conn.session.last_write_reached() as i64)
 }
 
-/// CLIENT and its subcommands.
-fn client(conn: &mut Connection, args: &[Bytes]) -> Reply {
+/// The subcommand of a CLIENT call, lower-case, or the error for one
+/// that does not exist or has the wrong arity (Redis checks both before
+/// queueing it in a transaction).
+fn client_subcommand(args: &[Bytes]) -> Result<String, Reply> {
     let sub = &args[1];
     let lower = text(sub).to_ascii_lowercase();
     let argc = args.len();
@@ -367,11 +374,20 @@ fn client(conn: &mut Connection, args: &[Bytes]) -> Reply {
         "setname" | "no-evict" | "no-touch" => argc == 3,
         "setinfo" => argc == 4,
         "list" => argc >= 2,
-        _ => return unknown_subcommand("client", sub),
+        _ => return Err(unknown_subcommand("client", sub)),
     };
     if !arity_ok {
-        return wrong_subcommand_arity("client", sub);
+        return Err(wrong_subcommand_arity("client", sub));
     }
+    Ok(lower)
+}
+
+/// CLIENT and its subcommands.
+fn client(conn: &mut Connection, args: &[Bytes]) -> Reply {
+    let lower = match client_subcommand(args) {
+        Ok(lower) => lower,
+        Err(refused) => return refused,
+    };
     match lower.as_str() {
         "id" => Reply::Integer(conn.id as i64),
         "getname" => match conn.registered.snapshot().name {
