@@ -708,3 +708,44 @@ fn a_bad_client_subcommand_inside_multi_dooms_the_transaction() {
           -EXECABORT Transaction discarded because of previous errors.\r\n",
     );
 }
+
+/// Reads whose replies together pass the frame limit between master and
+/// auxiliary (64 MiB): each GET of a 4 MiB value is answered on its own,
+/// so each must be in a pipeline of 20 of them too.
+#[test]
+fn pipelined_reads_whose_replies_pass_the_frame_limit_are_each_answered() {
+    let env = vec![("MAX_VALUE_BYTES".to_string(), (4 << 20).to_string())];
+    let cluster = Cluster::start(Spec {
+        auxiliaries: 2,
+        resp: true,
+        master_env: env.clone(),
+        aux_env: env,
+        ..Spec::default()
+    });
+    let mut s = connect(&cluster);
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let key = unique("huge");
+    let value = "v".repeat((4 << 20) - 64);
+    exchange(&mut s, &request(&["SET", &key, &value]), b"+OK\r\n");
+    exchange(
+        &mut s,
+        &request(&["STRLEN", &key]),
+        format!(":{}\r\n", value.len()).as_bytes(),
+    );
+    let mut send = Vec::new();
+    for _ in 0..20 {
+        send.extend(request(&["GET", &key]));
+    }
+    s.write_all(&send).unwrap();
+    let header = format!("${}\r\n", value.len());
+    for i in 0..20 {
+        let got = reply_line(&mut s);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            header,
+            "GET {i} of the pipeline"
+        );
+        let body = read_exactly(&mut s, value.len() + 2);
+        assert!(body.ends_with(b"\r\n"));
+    }
+}
