@@ -178,7 +178,9 @@ impl Connection {
     /// moment: after a queued AUTH to a read token, a write is answered
     /// NOPERM in its place and does not run. So the listener's commands
     /// run first, in order, noting the protocol and role each data
-    /// command stands at; the data commands then run together.
+    /// command stands at; the data commands then run together. (Should
+    /// those be refused as a whole, CROSSSLOT say, which Redis never does
+    /// after queueing, the listener's commands have run all the same.)
     ///
     /// [`Master::run_transaction`]: crate::master::Master::run_transaction
     /// Whether the transaction ran (its answer is an array).
