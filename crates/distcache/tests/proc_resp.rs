@@ -688,9 +688,9 @@ fn auth_queued_inside_multi_applies_to_the_commands_after_it() {
     assert_eq!(reply_line(&mut s), b"$-1\r\n");
 }
 
-/// A CLIENT subcommand that does not exist or has the wrong arity is
-/// refused while queueing and dooms the transaction, as in Redis 7 (which
-/// checks a subcommand's name and arity before queueing it).
+/// A CLIENT, CONFIG or COMMAND subcommand that does not exist or has the
+/// wrong arity is refused while queueing and dooms the transaction, as in
+/// Redis 7 (which checks a subcommand's name and arity before queueing it).
 #[test]
 fn a_bad_client_subcommand_inside_multi_dooms_the_transaction() {
     let cluster = resp_cluster(&[]);
@@ -705,6 +705,24 @@ fn a_bad_client_subcommand_inside_multi_dooms_the_transaction() {
         b"+OK\r\n\
           -ERR wrong number of arguments for 'client|setname' command\r\n\
           -ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n\
+          -EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    let mut send = request(&["MULTI"]);
+    send.extend(request(&["CONFIG", "GET"]));
+    send.extend(request(&["CONFIG", "FOO"]));
+    send.extend(request(&["COMMAND", "COUNT", "x"]));
+    send.extend(request(&["COMMAND", "FOO"]));
+    send.extend(request(&["COMMAND", "COUNT"]));
+    send.extend(request(&["EXEC"]));
+    exchange(
+        &mut s,
+        &send,
+        b"+OK\r\n\
+          -ERR wrong number of arguments for 'config|get' command\r\n\
+          -ERR unknown subcommand 'FOO'. Try CONFIG HELP.\r\n\
+          -ERR wrong number of arguments for 'command|count' command\r\n\
+          -ERR unknown subcommand 'FOO'. Try COMMAND HELP.\r\n\
+          +QUEUED\r\n\
           -EXECABORT Transaction discarded because of previous errors.\r\n",
     );
 }

@@ -166,9 +166,7 @@ pub(super) async fn run(
         return (conn.session.refuse(noauth()), Flow::Continue);
     }
     if conn.session.in_transaction() && !matches!(command.name, "quit" | "reset") {
-        if command.name == "client"
-            && let Err(Reply::Error(e)) = client_subcommand(args)
-        {
+        if let Some(Reply::Error(e)) = bad_subcommand(command.name, args) {
             return (conn.session.refuse(e), Flow::Continue);
         }
         return (conn.session.queue(args.to_vec()), Flow::Continue);
@@ -380,6 +378,26 @@ fn client_subcommand(args: &[Bytes]) -> Result<String, Reply> {
         return Err(wrong_subcommand_arity("client", sub));
     }
     Ok(lower)
+}
+
+/// The error for a CLIENT, CONFIG or COMMAND call whose subcommand does
+/// not exist or has the wrong arity: Redis gives it while queueing, which
+/// dooms the transaction (the answers when it runs say the same).
+fn bad_subcommand(name: &str, args: &[Bytes]) -> Option<Reply> {
+    let sub = args.get(1)?;
+    let lower = text(sub).to_ascii_lowercase();
+    let argc = args.len();
+    let arity_ok = match (name, lower.as_str()) {
+        ("client", _) => return client_subcommand(args).err(),
+        ("config", "get") => argc >= 3,
+        ("config", "set" | "resetstat" | "rewrite") => true,
+        ("command", "count" | "list") => argc == 2,
+        ("command", "getkeys") => argc >= 4,
+        ("command", "info" | "docs") => true,
+        ("config" | "command", _) => return Some(unknown_subcommand(name, sub)),
+        _ => return None,
+    };
+    (!arity_ok).then(|| wrong_subcommand_arity(name, sub))
 }
 
 /// CLIENT and its subcommands.
