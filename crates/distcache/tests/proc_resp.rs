@@ -565,3 +565,205 @@ fn wait_answers_with_the_replicas_the_last_write_reached() {
         b"-ERR value is not an integer or out of range\r\n",
     );
 }
+
+/// Reads one line (a status, an error or an integer reply).
+fn reply_line(s: &mut impl Read) -> Vec<u8> {
+    let mut line = Vec::new();
+    while !line.ends_with(b"\r\n") {
+        line.extend(read_exactly(s, 1));
+    }
+    line
+}
+
+/// A value the auxiliaries' memory cannot hold (over their share of
+/// CACHE_MAX_BYTES, though under MAX_VALUE_BYTES) is refused inside a
+/// pipeline as it is on its own, even when a later command of the same
+/// batch shrinks it again: the pipeline answers as one by one.
+#[test]
+fn a_pipelined_write_the_store_cannot_hold_is_refused_as_on_its_own() {
+    let cluster = Cluster::start(Spec {
+        auxiliaries: 2,
+        resp: true,
+        aux_env: vec![
+            ("CACHE_MAX_BYTES".into(), "4096".into()),
+            ("CACHE_SHARDS".into(), "1".into()),
+        ],
+        ..Spec::default()
+    });
+    let mut s = connect(&cluster);
+    let big = "x".repeat(8192);
+    let alone = unique("alone");
+    s.write_all(&request(&["SET", &alone, &big])).unwrap();
+    let refused = reply_line(&mut s);
+    assert!(
+        refused.starts_with(b"-"),
+        "{:?}",
+        String::from_utf8_lossy(&refused)
+    );
+    // The same three commands, one by one, then in one write.
+    let mut one_by_one = Vec::new();
+    let key = unique("one-by-one");
+    for args in [
+        vec!["SET", &key, &big],
+        vec!["SET", &key, "small"],
+        vec!["GET", &key],
+    ] {
+        s.write_all(&request(&args)).unwrap();
+        one_by_one.extend(reply_line(&mut s));
+    }
+    one_by_one.extend(reply_line(&mut s));
+    let key = unique("pipelined");
+    let mut send = request(&["SET", &key, &big]);
+    send.extend(request(&["SET", &key, "small"]));
+    send.extend(request(&["GET", &key]));
+    s.write_all(&send).unwrap();
+    let mut pipelined = Vec::new();
+    for _ in 0..4 {
+        pipelined.extend(reply_line(&mut s));
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&pipelined),
+        String::from_utf8_lossy(&one_by_one)
+    );
+}
+
+/// HELLO 3 queued in a transaction switches the protocol CLIENT INFO and
+/// CLIENT LIST report, as Redis 7 does: `resp=3` for a CLIENT INFO queued
+/// after it and for one after EXEC.
+#[test]
+fn client_info_reports_resp_3_after_hello_3_inside_multi() {
+    let cluster = resp_cluster(&[]);
+    let mut s = connect(&cluster);
+    let mut send = request(&["MULTI"]);
+    send.extend(request(&["HELLO", "3"]));
+    send.extend(request(&["CLIENT", "INFO"]));
+    send.extend(request(&["EXEC"]));
+    send.extend(request(&["CLIENT", "INFO"]));
+    s.write_all(&send).unwrap();
+    // Two CLIENT INFO lines (verbatim strings in RESP3), the second last.
+    let mut got = Vec::new();
+    let mut infos = 0;
+    while infos < 2 {
+        got.extend(read_exactly(&mut s, 1));
+        if got.ends_with(b"\n\r\n") {
+            infos += 1;
+        }
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let resps: Vec<&str> = text
+        .split(' ')
+        .filter(|field| field.starts_with("resp="))
+        .collect();
+    assert_eq!(resps, ["resp=3", "resp=3"], "{text}");
+}
+
+/// AUTH queued in a transaction takes effect where it stands: a write
+/// queued after an AUTH to a read token is refused at EXEC (Redis 7:
+/// NOPERM in its place, the other commands still run), not run with the
+/// role the connection had before.
+#[test]
+fn auth_queued_inside_multi_applies_to_the_commands_after_it() {
+    let tokens = format!("{READ}:read,{WRITE}:write,{ADMIN}:admin");
+    let cluster = resp_cluster(&[
+        ("AUTH_TOKENS", tokens.as_str()),
+        ("CLUSTER_SECRET", "resp-secret"),
+    ]);
+    let key = unique("multi-auth");
+    let mut s = connect(&cluster);
+    exchange(&mut s, &request(&["AUTH", WRITE]), b"+OK\r\n");
+    let mut send = request(&["MULTI"]);
+    send.extend(request(&["AUTH", READ]));
+    send.extend(request(&["SET", &key, "v"]));
+    send.extend(request(&["GET", &key]));
+    exchange(&mut s, &send, b"+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n");
+    s.write_all(&request(&["EXEC"])).unwrap();
+    assert_eq!(reply_line(&mut s), b"*3\r\n");
+    assert_eq!(reply_line(&mut s), b"+OK\r\n");
+    let set = reply_line(&mut s);
+    assert!(
+        set.starts_with(b"-NOPERM"),
+        "SET ran after AUTH to a read token: {:?}",
+        String::from_utf8_lossy(&set)
+    );
+    assert_eq!(reply_line(&mut s), b"$-1\r\n");
+}
+
+/// A CLIENT, CONFIG or COMMAND subcommand that does not exist or has the
+/// wrong arity is refused while queueing and dooms the transaction, as in
+/// Redis 7 (which checks a subcommand's name and arity before queueing it).
+#[test]
+fn a_bad_client_subcommand_inside_multi_dooms_the_transaction() {
+    let cluster = resp_cluster(&[]);
+    let mut s = connect(&cluster);
+    let mut send = request(&["MULTI"]);
+    send.extend(request(&["CLIENT", "SETNAME"]));
+    send.extend(request(&["CLIENT", "FOO"]));
+    send.extend(request(&["EXEC"]));
+    exchange(
+        &mut s,
+        &send,
+        b"+OK\r\n\
+          -ERR wrong number of arguments for 'client|setname' command\r\n\
+          -ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n\
+          -EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    let mut send = request(&["MULTI"]);
+    send.extend(request(&["CONFIG", "GET"]));
+    send.extend(request(&["CONFIG", "FOO"]));
+    send.extend(request(&["COMMAND", "COUNT", "x"]));
+    send.extend(request(&["COMMAND", "FOO"]));
+    send.extend(request(&["COMMAND", "COUNT"]));
+    send.extend(request(&["EXEC"]));
+    exchange(
+        &mut s,
+        &send,
+        b"+OK\r\n\
+          -ERR wrong number of arguments for 'config|get' command\r\n\
+          -ERR unknown subcommand 'FOO'. Try CONFIG HELP.\r\n\
+          -ERR wrong number of arguments for 'command|count' command\r\n\
+          -ERR unknown subcommand 'FOO'. Try COMMAND HELP.\r\n\
+          +QUEUED\r\n\
+          -EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+}
+
+/// Reads whose replies together pass the frame limit between master and
+/// auxiliary (64 MiB): each GET of a 4 MiB value is answered on its own,
+/// so each must be in a pipeline of 20 of them too.
+#[test]
+fn pipelined_reads_whose_replies_pass_the_frame_limit_are_each_answered() {
+    let env = vec![("MAX_VALUE_BYTES".to_string(), (4 << 20).to_string())];
+    let cluster = Cluster::start(Spec {
+        auxiliaries: 2,
+        resp: true,
+        master_env: env.clone(),
+        aux_env: env,
+        ..Spec::default()
+    });
+    let mut s = connect(&cluster);
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let key = unique("huge");
+    let value = "v".repeat((4 << 20) - 64);
+    exchange(&mut s, &request(&["SET", &key, &value]), b"+OK\r\n");
+    exchange(
+        &mut s,
+        &request(&["STRLEN", &key]),
+        format!(":{}\r\n", value.len()).as_bytes(),
+    );
+    let mut send = Vec::new();
+    for _ in 0..20 {
+        send.extend(request(&["GET", &key]));
+    }
+    s.write_all(&send).unwrap();
+    let header = format!("${}\r\n", value.len());
+    for i in 0..20 {
+        let got = reply_line(&mut s);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            header,
+            "GET {i} of the pipeline"
+        );
+        let body = read_exactly(&mut s, value.len() + 2);
+        assert!(body.ends_with(b"\r\n"));
+    }
+}

@@ -395,6 +395,19 @@ impl Store {
     pub fn config(&self) -> &StoreConfig {
         &self.config
     }
+
+    /// Whether `key` holding `value` can be stored at all: what
+    /// [`Store::execute`] refuses as [`Executed::TooLarge`] besides its
+    /// caller's value limit. Takes no lock (a shard's limit never
+    /// changes), so a command running inside `execute` may ask.
+    pub fn can_hold(&self, key: &[u8], value: &crate::value::Value) -> bool {
+        let index = shard_index(hash_key(key), self.shards.len());
+        let max_bytes = self
+            .config
+            .max_bytes
+            .map_or(u64::MAX, |b| share(b, self.config.shards, index));
+        shard::fits_within(max_bytes, key, value)
+    }
     /// The live entry for `key`, marking it most recently used. Counts a hit or
     /// a miss; an expired entry is removed, counted as expired, and missed.
     pub fn get(&self, key: &[u8], now_ms: u64) -> Option<Entry> {

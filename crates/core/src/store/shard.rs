@@ -386,13 +386,7 @@ impl Shard {
     /// Whether `key` holding `value` can be stored here at all (what
     /// `store` refuses as too large otherwise), charged as it would be.
     pub(super) fn fits(&self, key: &[u8], value: &Value) -> bool {
-        let (charged, item_value) = if stored::is_collection(value) {
-            (value.heap_bytes(), 0)
-        } else {
-            let len = stored::stored_len(value);
-            (len, len)
-        };
-        key.len() as u64 + charged as u64 <= self.max_bytes && Item::fits(key.len(), item_value)
+        fits_within(self.max_bytes, key, value)
     }
 
     pub(super) fn delete(
@@ -677,4 +671,16 @@ impl Shard {
     pub(super) fn decoded_len(&self) -> usize {
         self.lru.decoded_len()
     }
+}
+
+/// Whether `key` holding `value` can be stored in a shard of `max_bytes`
+/// at all, charged as it would be ([`Shard::fits`]).
+pub(super) fn fits_within(max_bytes: u64, key: &[u8], value: &Value) -> bool {
+    let (charged, item_value) = if stored::is_collection(value) {
+        (value.heap_bytes(), 0)
+    } else {
+        let len = stored::stored_len(value);
+        (len, len)
+    };
+    key.len() as u64 + charged as u64 <= max_bytes && Item::fits(key.len(), item_value)
 }

@@ -268,9 +268,12 @@ impl DataHandler {
                         // shrank the value again would otherwise hide it,
                         // and the master, which runs a refused pipeline's
                         // commands one by one, would answer differently.
+                        // The store's own limits count too: a value
+                        // under the limit may still not fit the store.
                         let over = outcome.effects.iter().any(|effect| {
                             ks.get(&effect.key).is_some_and(|entry| {
                                 stored::stored_len(&entry.value) > max_value_bytes
+                                    || !self.store.can_hold(&effect.key, &entry.value)
                             })
                         });
                         replies.push(outcome.reply);

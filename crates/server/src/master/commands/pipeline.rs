@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use distcache_core::command::{Reply, table};
+use distcache_wire::frame::MAX_FRAME_BYTES;
 use futures_util::future::join_all;
 
 use super::error_reply;
@@ -41,6 +42,15 @@ const MAX_PENDING_COMMANDS: usize = 64;
 
 /// Argument bytes in the batches waiting to go out, at most (as above).
 const MAX_PENDING_BYTES: usize = 256 * 1024;
+
+/// The most reply bytes the batches waiting to go out may answer, as
+/// bounded before they run: a key's value is at most `MAX_VALUE_BYTES`,
+/// so a command over `n` keys answers about `n` of them. Past it a batch's
+/// answer could pass the frame limit between master and auxiliary, and
+/// every command of it would fail (a write's after it ran) where each
+/// alone is answered; half the limit leaves room for the replies' own
+/// encoding. It also bounds the replies one connection holds at once.
+const MAX_PENDING_REPLY_BYTES: usize = MAX_FRAME_BYTES / 2;
 
 /// One command's answer: its reply, and for a write at one leader how
 /// many replicas beyond the leader it reached (WAIT's answer; see
@@ -63,12 +73,16 @@ struct Pending {
     batches: Vec<Batch>,
     commands: usize,
     bytes: usize,
+    /// The reply bytes they may answer, at most (see
+    /// [`MAX_PENDING_REPLY_BYTES`]).
+    reply_bytes: usize,
 }
 
 impl Pending {
     fn add(&mut self, place: usize, args: Vec<Bytes>, plan: Planned) {
         self.commands += 1;
         self.bytes += args.iter().map(Bytes::len).sum::<usize>();
+        self.reply_bytes = self.reply_bytes.saturating_add(plan.reply_bytes);
         let same = |b: &&mut Batch| {
             b.route.len() == plan.route.len()
                 && b.route.iter().zip(&plan.route).all(|(a, c)| a.id == c.id)
@@ -97,6 +111,13 @@ impl Pending {
     fn full(&self) -> bool {
         self.commands >= MAX_PENDING_COMMANDS || self.bytes >= MAX_PENDING_BYTES
     }
+
+    /// Whether `plan`'s replies would take the pending batches past
+    /// [`MAX_PENDING_REPLY_BYTES`] (a command alone goes out anyway).
+    fn no_room_for(&self, plan: &Planned) -> bool {
+        self.commands > 0
+            && self.reply_bytes.saturating_add(plan.reply_bytes) > MAX_PENDING_REPLY_BYTES
+    }
 }
 
 /// Where a command runs when it runs at one leader.
@@ -104,6 +125,8 @@ struct Planned {
     route: Route,
     keys: Vec<Bytes>,
     write: bool,
+    /// The reply bytes it may answer, at most.
+    reply_bytes: usize,
 }
 
 impl Master {
@@ -118,19 +141,27 @@ impl Master {
         let mut answers: Vec<Option<Answer>> = Vec::new();
         answers.resize_with(commands.len(), || None);
         let mut pending = Pending::default();
+        let mut view = self.view.load_full();
         for (place, args) in commands.into_iter().enumerate() {
-            let view = self.view.load_full();
-            match self.at_one_leader(&view, &args) {
-                Some(plan) => {
-                    pending.add(place, args, plan);
-                    if pending.full() {
-                        self.send(std::mem::take(&mut pending), &mut answers).await;
-                    }
-                }
-                None => {
-                    self.send(std::mem::take(&mut pending), &mut answers).await;
-                    answers[place] = Some(self.run_command_reached(args).await);
-                }
+            // Every command waiting to go out is planned over one map: over
+            // two, a key whose route changed between them would be in two
+            // batches, which go out at the same time in no set order.
+            if pending.commands == 0 {
+                view = self.view.load_full();
+            }
+            let Some(plan) = self.at_one_leader(&view, &args) else {
+                self.send(std::mem::take(&mut pending), &mut answers).await;
+                answers[place] = Some(self.run_command_reached(args).await);
+                continue;
+            };
+            if pending.no_room_for(&plan) {
+                // The map `plan` was made over stays the one of every
+                // command pending until the next send.
+                self.send(std::mem::take(&mut pending), &mut answers).await;
+            }
+            pending.add(place, args, plan);
+            if pending.full() {
+                self.send(std::mem::take(&mut pending), &mut answers).await;
             }
         }
         self.send(pending, &mut answers).await;
@@ -156,6 +187,7 @@ impl Master {
         }
         Some(Planned {
             route: self.route(view, first).ok()?,
+            reply_bytes: keys.len().saturating_mul(self.config.max_value_bytes),
             keys,
             write: spec.has(table::flags::WRITE),
         })

@@ -170,44 +170,81 @@ impl Connection {
 
     /// EXEC, over RESP: the transaction's data commands run as one batch at
     /// their leader ([`Master::run_transaction`]) and the listener's own
-    /// commands queued among them here, each reply in its place. As Redis
-    /// does, each element is written in the protocol of the moment it ran:
-    /// after a queued `HELLO 3`, the next elements are RESP3.
+    /// commands queued among them here, each reply in its place.
+    ///
+    /// As Redis does, each element is written in the protocol of the
+    /// moment it ran (after a queued `HELLO 3`, the next elements are
+    /// RESP3), and each data command is checked against the role of its
+    /// moment: after a queued AUTH to a read token, a write is answered
+    /// NOPERM in its place and does not run. So the listener's commands
+    /// run first, in order, noting the protocol and role each data
+    /// command stands at; the data commands then run together. (Should
+    /// those be refused as a whole, CROSSSLOT say, which Redis never does
+    /// after queueing, the listener's commands have run all the same.)
     ///
     /// [`Master::run_transaction`]: crate::master::Master::run_transaction
     /// Whether the transaction ran (its answer is an array).
     async fn exec(&mut self, out: &mut Vec<u8>) -> bool {
-        let refused = |reply: Reply, protocol, out: &mut Vec<u8>| {
-            reply.write_resp(protocol, out);
-            false
-        };
+        /// One element of EXEC's answer, as the walk in order leaves it.
+        enum Element {
+            Answered(Reply, Protocol),
+            /// The next reply of the data commands, in this protocol.
+            Data(Protocol),
+        }
         let queued = match self.session.take_queued() {
             Ok(queued) => queued,
-            Err(reply) => return refused(reply, self.protocol, out),
+            Err(reply) => {
+                reply.write_resp(self.protocol, out);
+                return false;
+            }
         };
-        let data: Vec<Vec<Bytes>> = queued
-            .iter()
-            .filter(|args| front::lookup(&args[0]).is_none())
-            .cloned()
-            .collect();
+        let mut elements = Vec::with_capacity(queued.len());
+        let mut data: Vec<Vec<Bytes>> = Vec::new();
+        for args in queued {
+            if let Some(command) = front::lookup(&args[0]) {
+                let reply = front::run(self, command, &args).await.0;
+                let protocol = self.protocol;
+                self.registered.update(|c| c.protocol = protocol);
+                elements.push(Element::Answered(reply, protocol));
+                continue;
+            }
+            let refused = match (table::resolve(&args), self.role) {
+                (Ok(spec), Some(role)) if !permits(role, spec.role()) => Some(noperm(spec.name)),
+                (Ok(_), None) => Some(noauth()),
+                _ => None,
+            };
+            match refused {
+                Some(e) => elements.push(Element::Answered(Reply::Error(e), self.protocol)),
+                None => {
+                    data.push(args);
+                    elements.push(Element::Data(self.protocol));
+                }
+            }
+        }
         let mut data_replies = Vec::new().into_iter();
         if !data.is_empty() {
             match self.server.master.run_transaction(data).await {
                 Reply::Array(replies) => data_replies = replies.into_iter(),
-                reply => return refused(reply, self.protocol, out),
+                reply => {
+                    reply.write_resp(self.protocol, out);
+                    return false;
+                }
             }
         }
-        out.extend_from_slice(format!("*{}\r\n", queued.len()).as_bytes());
-        for args in queued {
-            let reply = match front::lookup(&args[0]) {
-                Some(command) => front::run(self, command, &args).await.0,
-                None => data_replies.next().unwrap_or_else(|| {
-                    Reply::Error(CommandError::Other(
-                        "EXEC answered fewer replies than commands",
-                    ))
-                }),
+        out.extend_from_slice(format!("*{}\r\n", elements.len()).as_bytes());
+        for element in elements {
+            let (reply, protocol) = match element {
+                Element::Answered(reply, protocol) => (reply, protocol),
+                Element::Data(protocol) => (
+                    data_replies.next().unwrap_or_else(|| {
+                        Reply::Error(CommandError::Other(
+                            "EXEC answered fewer replies than commands",
+                        ))
+                    }),
+                    protocol,
+                ),
             };
-            reply.write_resp(self.protocol, out);
+            reply.write_resp(protocol, out);
         }
         true
     }

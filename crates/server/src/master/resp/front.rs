@@ -166,6 +166,9 @@ pub(super) async fn run(
         return (conn.session.refuse(noauth()), Flow::Continue);
     }
     if conn.session.in_transaction() && !matches!(command.name, "quit" | "reset") {
+        if let Some(Reply::Error(e)) = bad_subcommand(command.name, args) {
+            return (conn.session.refuse(e), Flow::Continue);
+        }
         return (conn.session.queue(args.to_vec()), Flow::Continue);
     }
     let reply = match command.name {
@@ -357,8 +360,10 @@ fn wait(conn: &Connection, args: &[Bytes]) -> Reply {
     Reply::Integer(conn.session.last_write_reached() as i64)
 }
 
-/// CLIENT and its subcommands.
-fn client(conn: &mut Connection, args: &[Bytes]) -> Reply {
+/// The subcommand of a CLIENT call, lower-case, or the error for one
+/// that does not exist or has the wrong arity (Redis checks both before
+/// queueing it in a transaction).
+fn client_subcommand(args: &[Bytes]) -> Result<String, Reply> {
     let sub = &args[1];
     let lower = text(sub).to_ascii_lowercase();
     let argc = args.len();
@@ -367,11 +372,40 @@ fn client(conn: &mut Connection, args: &[Bytes]) -> Reply {
         "setname" | "no-evict" | "no-touch" => argc == 3,
         "setinfo" => argc == 4,
         "list" => argc >= 2,
-        _ => return unknown_subcommand("client", sub),
+        _ => return Err(unknown_subcommand("client", sub)),
     };
     if !arity_ok {
-        return wrong_subcommand_arity("client", sub);
+        return Err(wrong_subcommand_arity("client", sub));
     }
+    Ok(lower)
+}
+
+/// The error for a CLIENT, CONFIG or COMMAND call whose subcommand does
+/// not exist or has the wrong arity: Redis gives it while queueing, which
+/// dooms the transaction (the answers when it runs say the same).
+fn bad_subcommand(name: &str, args: &[Bytes]) -> Option<Reply> {
+    let sub = args.get(1)?;
+    let lower = text(sub).to_ascii_lowercase();
+    let argc = args.len();
+    let arity_ok = match (name, lower.as_str()) {
+        ("client", _) => return client_subcommand(args).err(),
+        ("config", "get") => argc >= 3,
+        ("config", "set" | "resetstat" | "rewrite") => true,
+        ("command", "count" | "list") => argc == 2,
+        ("command", "getkeys") => argc >= 4,
+        ("command", "info" | "docs") => true,
+        ("config" | "command", _) => return Some(unknown_subcommand(name, sub)),
+        _ => return None,
+    };
+    (!arity_ok).then(|| wrong_subcommand_arity(name, sub))
+}
+
+/// CLIENT and its subcommands.
+fn client(conn: &mut Connection, args: &[Bytes]) -> Reply {
+    let lower = match client_subcommand(args) {
+        Ok(lower) => lower,
+        Err(refused) => return refused,
+    };
     match lower.as_str() {
         "id" => Reply::Integer(conn.id as i64),
         "getname" => match conn.registered.snapshot().name {
