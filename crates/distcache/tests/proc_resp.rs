@@ -767,3 +767,61 @@ fn pipelined_reads_whose_replies_pass_the_frame_limit_are_each_answered() {
         assert!(body.ends_with(b"\r\n"));
     }
 }
+
+/// The master's resident memory, in MiB.
+fn master_rss_mib(cluster: &Cluster) -> u64 {
+    let pid = cluster.masters[0].proc.pid();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS in /proc/PID/status")
+        / 1024
+}
+
+/// Clients that pipeline 64 reads of a 1 MB value each and never read the
+/// replies: each makes the master hold one window of replies (8 at first,
+/// fewer once their size is known), not all 64. Eight of them without the
+/// bound held 512 MB of replies.
+#[test]
+fn pipelined_large_reads_a_client_never_reads_hold_one_window_of_replies() {
+    let cluster = resp_cluster(&[]);
+    let mut s = connect(&cluster);
+    let key = unique("large");
+    exchange(
+        &mut s,
+        &request(&["SET", &key, &"v".repeat(1_000_000)]),
+        b"+OK\r\n",
+    );
+    let before = master_rss_mib(&cluster);
+    let mut send = Vec::new();
+    for _ in 0..64 {
+        send.extend(request(&["GET", &key]));
+    }
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        let mut c = connect(&cluster);
+        c.write_all(&send).unwrap();
+        idle.push(c);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let after = master_rss_mib(&cluster);
+    assert!(
+        after < before + 256,
+        "the master went from {before} MiB to {after} MiB"
+    );
+    // A client that reads gets every reply, in order.
+    let mut reader = connect(&cluster);
+    reader.write_all(&send).unwrap();
+    let mut expect = Vec::new();
+    for _ in 0..64 {
+        expect.extend_from_slice(b"$1000000\r\n");
+        expect.extend(std::iter::repeat_n(b'v', 1_000_000));
+        expect.extend_from_slice(b"\r\n");
+    }
+    assert!(
+        read_exactly(&mut reader, expect.len()) == expect,
+        "64 replies of 1 MB, in order"
+    );
+}

@@ -36,6 +36,23 @@ const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// parsed, which bounds the requests and replies one connection holds.
 const PIPELINE_WINDOW: usize = 64;
 
+/// A connection's first window, at most: until the sizes of its replies
+/// are known, a client that pipelines large reads and never reads the
+/// replies makes the master hold this many, not [`PIPELINE_WINDOW`].
+const FIRST_WINDOW: usize = 8;
+
+/// The replies one window should come to: the next window holds as many
+/// requests as fit in it at the size the last window's replies had (one at
+/// least, [`PIPELINE_WINDOW`] at most).
+const WINDOW_REPLY_BYTES: usize = 256 * 1024;
+
+/// The size of the window after one of `requests` whose replies took
+/// `reply_bytes`.
+fn next_window(requests: usize, reply_bytes: usize) -> usize {
+    let per_request = (reply_bytes / requests.max(1)).max(1);
+    (WINDOW_REPLY_BYTES / per_request).clamp(1, PIPELINE_WINDOW)
+}
+
 /// The state of one connection that its commands read and change.
 pub(super) struct Connection {
     pub(super) server: Arc<RespServer>,
@@ -364,6 +381,7 @@ async fn serve<S>(
     let rejected = &server.master.metrics.resp.rejected;
     let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut out: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
+    let mut window_size = FIRST_WINDOW;
     debug!("RESP connection open");
     loop {
         // Run every whole request that has arrived, a window at a time, up
@@ -373,7 +391,7 @@ async fn serve<S>(
         loop {
             let mut window = Vec::new();
             let mut broken = None;
-            while window.len() < PIPELINE_WINDOW {
+            while window.len() < window_size {
                 match parse_request(&mut input, &server.limits) {
                     Ok(Some(args)) => window.push(args),
                     Ok(None) => break,
@@ -383,8 +401,11 @@ async fn serve<S>(
                     }
                 }
             }
-            let full = window.len() == PIPELINE_WINDOW;
+            let (requests, full, before) = (window.len(), window.len() == window_size, out.len());
             flow = conn.run_window(window, &mut out).await;
+            if requests > 0 {
+                window_size = next_window(requests, out.len().saturating_sub(before));
+            }
             if flow == Flow::Close {
                 break;
             }

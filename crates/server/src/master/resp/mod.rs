@@ -20,9 +20,13 @@
 //!
 //! A request is bounded by [`RespLimits`] (a bulk over `MAX_BODY_BYTES` is
 //! Redis's `Protocol error: invalid bulk length`, then close) and the read
-//! buffer by twice that. Replies are written once [`REPLY_FLUSH_BYTES`]
-//! have piled up or the requests that arrived are all answered, and no
-//! request is read while replies wait: a client that does not read its
+//! buffer by twice that. Requests are run a window at a time (their data
+//! commands batched per auxiliary), each window sized from the sizes of
+//! the last one's replies, so that one comes to about 256 KiB (8 requests
+//! in a connection's first window, when the sizes are not yet known; 1 to
+//! 64 after). Replies are written once [`REPLY_FLUSH_BYTES`] have piled up
+//! or the requests that arrived are all answered, and no request is read
+//! while replies wait: a client that does not read its
 //! replies stops being read (TCP pushes back) and, once no reply byte has
 //! left for `RESP_OUTPUT_TIMEOUT_MS`, is disconnected, as Redis's
 //! `client-output-buffer-limit` does. Like Redis (`timeout 0`), an idle
