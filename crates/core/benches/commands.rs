@@ -105,7 +105,7 @@ fn run_pushes(
             Some(at),
             NOW,
             usize::MAX,
-            |ks| push_on(ks, &key),
+            |ks| Some(push_on(ks, &key)),
             &mut |m| mutation_log::append(&mut log, m).expect("a record"),
         );
         leader_time += started.elapsed();

@@ -230,7 +230,7 @@ impl Run {
             version,
             now,
             self.max_value_bytes,
-            |ks| ks.execute(&command, now, &mut StdRng::seed_from_u64(pick_seed)),
+            |ks| Some(ks.execute(&command, now, &mut StdRng::seed_from_u64(pick_seed))),
             &mut |_| {},
         );
         self.tally.ran += 1;
@@ -552,7 +552,7 @@ fn a_replica_that_missed_a_change_answers_diverged_for_that_key_only_and_keeps_i
         Some(given),
         now,
         NO_LIMIT,
-        |ks| ks.execute(&command, now, &mut rand::rng()),
+        |ks| Some(ks.execute(&command, now, &mut rand::rng())),
         &mut |_| {},
     )
     else {

@@ -540,7 +540,7 @@ proptest! {
                         usize::MAX,
                         |ks| {
                             let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
-                            ks.execute(&command, now, &mut rng)
+                            Some(ks.execute(&command, now, &mut rng))
                         },
                         &mut |m| append(log, m).unwrap(),
                     );

@@ -161,7 +161,7 @@ proptest! {
                 Some(at),
                 NOW,
                 max_value_bytes,
-                |ks| run_line(ks, line, seed),
+                |ks| Some(run_line(ks, line, seed)),
                 &mut |m| mutation_log::append(&mut log, m).unwrap(),
             );
             match executed {
@@ -207,7 +207,7 @@ fn push(store: &Store, key: &[u8], at: u64, max_value_bytes: usize) -> Executed 
         Some(version(at)),
         NOW,
         max_value_bytes,
-        |ks| run_line(ks, &line, 0),
+        |ks| Some(run_line(ks, &line, 0)),
         &mut |_| {},
     )
 }
@@ -487,7 +487,7 @@ fn command_over_a_key_that_expired_before(went_through: impl FnOnce(Store, u64) 
         usize::MAX,
         |ks| {
             let command = table::parse(&args).unwrap();
-            ks.execute(&command, leader_now, &mut StdRng::seed_from_u64(0))
+            Some(ks.execute(&command, leader_now, &mut StdRng::seed_from_u64(0)))
         },
         &mut |_| {},
     );
@@ -631,7 +631,7 @@ fn flush_all_deletes_every_key_above_its_version_and_nothing_older_brings_it_bac
             Some(version(1_000 + i as u64)),
             NOW,
             usize::MAX,
-            |ks| run_line(ks, line, 0),
+            |ks| Some(run_line(ks, line, 0)),
             &mut |_| {},
         );
         assert!(matches!(executed, Executed::Ran { .. }));

@@ -123,8 +123,9 @@ impl Store {
     /// back. With a version, every key it changed is written back at the
     /// first version above it and above every version the keys hold (a key
     /// it emptied is deleted, leaving a tombstone), unless a resulting
-    /// value is larger than `max_value_bytes` in its stored form
-    /// ([`Executed::TooLarge`], nothing changes). A
+    /// value is larger than `max_value_bytes` in its stored form, or `run`
+    /// answers `None` (it refuses the batch: its answer would be too large
+    /// to send, say) ([`Executed::TooLarge`], nothing changes). A
     /// stored value that does not decode is read as absent: the command's
     /// write replaces it. Each write back is passed to `record` (for the
     /// mutation log) while the keys' shards are still locked.
@@ -140,7 +141,7 @@ impl Store {
         version: Option<Version>,
         now_ms: u64,
         max_value_bytes: usize,
-        run: impl FnOnce(&mut Keyspace) -> Outcome,
+        run: impl FnOnce(&mut Keyspace) -> Option<Outcome>,
         record: &mut dyn FnMut(&Mutation<'_>),
     ) -> Executed {
         let shards = self.shards.len();
@@ -200,7 +201,10 @@ impl Store {
         if version.is_some() {
             lending.ks.keep_undo();
         }
-        let outcome = run(&mut lending.ks);
+        let Some(outcome) = run(&mut lending.ks) else {
+            // The guard takes the command back and returns what it lent.
+            return Executed::TooLarge;
+        };
         let Some(version) = version else {
             debug_assert!(outcome.effects.is_empty(), "a read emitted effects");
             lending.give_back(|_| true);

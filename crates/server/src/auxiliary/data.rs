@@ -25,6 +25,12 @@ use super::mutation_log::MutationLog;
 use crate::metrics::AuxMetrics;
 use crate::security::secret::ClusterSecret;
 
+/// The most reply bytes a batch of commands may answer (half the frame
+/// limit, leaving room for the changes beside them). Past it the batch is
+/// refused whole, before anything changes; one command alone is not
+/// bounded here, only by the frame.
+const MAX_BATCH_REPLY_BYTES: usize = distcache_wire::frame::MAX_FRAME_BYTES / 2;
+
 /// The highest cluster-map epoch this auxiliary has seen, shared by every
 /// connection: data requests routed by an older map are refused.
 ///
@@ -255,40 +261,46 @@ impl DataHandler {
         }
         keys.sort_unstable();
         keys.dedup();
+        let batch = parsed.len() > 1;
         let run = |ks: &mut Keyspace| {
             let mut rng = rand::rng();
             let mut replies = Vec::with_capacity(parsed.len());
+            let mut reply_bytes = 0;
             let mut effects = Vec::new();
             for command in &parsed {
                 match command {
                     Ok(command) => {
                         let outcome = ks.execute(command, now, &mut rng);
-                        // A value past the limit stops the batch here, so
-                        // the store refuses it whole: a later command that
-                        // shrank the value again would otherwise hide it,
-                        // and the master, which runs a refused pipeline's
-                        // commands one by one, would answer differently.
-                        // The store's own limits count too: a value
-                        // under the limit may still not fit the store.
+                        // A value past the limit refuses the batch whole,
+                        // at once: a later command that shrank the value
+                        // again would otherwise hide it, and the master,
+                        // which runs a refused pipeline's commands one by
+                        // one, would answer differently. The store's own
+                        // limits count too: a value under the limit may
+                        // still not fit the store.
                         let over = outcome.effects.iter().any(|effect| {
                             ks.get(&effect.key).is_some_and(|entry| {
                                 stored::stored_len(&entry.value) > max_value_bytes
                                     || !self.store.can_hold(&effect.key, &entry.value)
                             })
                         });
+                        // So does an answer that would not fit one frame
+                        // back (a pipeline of large GETs): nothing having
+                        // run, the master sends the commands one by one.
+                        reply_bytes += reply_codec::encoded_len(&outcome.reply);
+                        if over || (batch && reply_bytes > MAX_BATCH_REPLY_BYTES) {
+                            return None;
+                        }
                         replies.push(outcome.reply);
                         effects.extend(outcome.effects);
-                        if over {
-                            break;
-                        }
                     }
                     Err(e) => replies.push(Reply::Error(e.clone())),
                 }
             }
-            Outcome {
+            Some(Outcome {
                 reply: Reply::Array(replies),
                 effects,
-            }
+            })
         };
         let executed = self.applying_all(conn, |record| {
             self.store

@@ -75,6 +75,28 @@ pub fn decode(data: &[u8]) -> Result<Vec<Reply>, DecodeError> {
     Ok(replies)
 }
 
+/// The bytes [`encode`] writes for `reply` among others: what one reply
+/// adds to a batch's answer.
+pub fn encoded_len(reply: &Reply) -> usize {
+    let list = |items: &[Reply]| 5 + items.iter().map(encoded_len).sum::<usize>();
+    let pairs = |pairs: &[(Reply, Reply)]| {
+        5 + pairs
+            .iter()
+            .map(|(k, v)| encoded_len(k) + encoded_len(v))
+            .sum::<usize>()
+    };
+    match reply {
+        Reply::Status(s) => 5 + s.len(),
+        Reply::Error(e) => 5 + e.to_string().len(),
+        Reply::Integer(_) | Reply::Double(_) => 9,
+        Reply::Bulk(b) => 5 + b.len(),
+        Reply::Null | Reply::NullArray => 1,
+        Reply::Boolean(_) => 2,
+        Reply::Array(items) | Reply::Set(items) => list(items),
+        Reply::Map(p) | Reply::Pairs(p) => pairs(p),
+    }
+}
+
 fn put_len(out: &mut Vec<u8>, n: usize) {
     // A reply is built from one node's values, each far below 4 GiB.
     out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
@@ -235,6 +257,21 @@ mod tests {
                 b.write_resp(protocol, &mut y);
                 assert_eq!(x, y, "{a:?} vs {b:?}");
             }
+        }
+    }
+
+    #[test]
+    fn encoded_len_is_what_encode_writes() {
+        let mut with_error = sample();
+        with_error.push(Reply::Error(CommandError::WrongType));
+        with_error.push(Reply::NullArray);
+        with_error.push(Reply::Status("OK".into()));
+        with_error.push(Reply::Integer(-7));
+        for reply in &with_error {
+            let mut bytes = Vec::new();
+            encode(std::slice::from_ref(reply), &mut bytes);
+            // The version byte and the count are the batch's, not the reply's.
+            assert_eq!(encoded_len(reply), bytes.len() - 5, "{reply:?}");
         }
     }
 

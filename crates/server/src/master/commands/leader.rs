@@ -85,7 +85,8 @@ pub(super) enum AtLeader {
     /// Nothing ran: the keys are no longer on the same nodes (the map
     /// moved after they were planned).
     Moved,
-    /// Nothing ran: a result would exceed the value limit.
+    /// Nothing ran: a result would exceed the value limit or the store, or
+    /// a batch's answer would not fit one frame.
     TooLarge,
 }
 
@@ -178,8 +179,7 @@ impl Master {
             self.bring_leader_up_to_date(&view, &route, keys).await?;
         }
         if !write {
-            let replies = self.read_at(&view, &route, commands).await?;
-            return Ok(AtLeader::Ran(replies, 0));
+            return self.read_at(&view, &route, commands).await;
         }
         let leader = &route[0];
         let version = self.versions.tick((self.clock)());
@@ -233,7 +233,7 @@ impl Master {
         view: &RingView,
         route: &Route,
         commands: &[Vec<Bytes>],
-    ) -> Result<Vec<Reply>, OpError> {
+    ) -> Result<AtLeader, OpError> {
         let mut last_error = None;
         for (i, node) in route.iter().enumerate() {
             let request = self.execute_request(None, commands.to_vec());
@@ -242,8 +242,11 @@ impl Master {
                     if i > 0 {
                         self.metrics.read_fallbacks.inc();
                     }
-                    return Ok(decode_replies(&replies, commands.len())?);
+                    let replies = decode_replies(&replies, commands.len())?;
+                    return Ok(AtLeader::Ran(replies, 0));
                 }
+                // A batch whose answer would not fit one frame.
+                Ok(Response::Written(WriteStatus::TooLarge)) => return Ok(AtLeader::TooLarge),
                 Ok(_) => return Err(unexpected().into()),
                 Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
                 Err(e) => last_error = Some(e),

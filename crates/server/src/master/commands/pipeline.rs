@@ -17,9 +17,10 @@
 //!   for every batch before it and runs alone before anything after it.
 //! - The leader runs a batch atomically, at one version: more than a
 //!   pipeline promises, and no cost to it. If nothing ran (the map moved
-//!   so the keys are no longer together, or one result would exceed the
-//!   value limit), the batch's commands run again one by one; nothing
-//!   having run, none runs twice.
+//!   so the keys are no longer together, one result would exceed the
+//!   value limit or the store, or the answer would not fit one frame
+//!   back), the batch's commands run again one by one; nothing having
+//!   run, none runs twice.
 //! - An error that leaves a batch's fate unknown (a timeout) answers each
 //!   of its commands with that error, as it would have answered each alone.
 
@@ -27,7 +28,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use distcache_core::command::{Reply, table};
-use distcache_wire::frame::MAX_FRAME_BYTES;
 use futures_util::future::join_all;
 
 use super::error_reply;
@@ -42,15 +42,6 @@ const MAX_PENDING_COMMANDS: usize = 64;
 
 /// Argument bytes in the batches waiting to go out, at most (as above).
 const MAX_PENDING_BYTES: usize = 256 * 1024;
-
-/// The most reply bytes the batches waiting to go out may answer, as
-/// bounded before they run: a key's value is at most `MAX_VALUE_BYTES`,
-/// so a command over `n` keys answers about `n` of them. Past it a batch's
-/// answer could pass the frame limit between master and auxiliary, and
-/// every command of it would fail (a write's after it ran) where each
-/// alone is answered; half the limit leaves room for the replies' own
-/// encoding. It also bounds the replies one connection holds at once.
-const MAX_PENDING_REPLY_BYTES: usize = MAX_FRAME_BYTES / 2;
 
 /// One command's answer: its reply, and for a write at one leader how
 /// many replicas beyond the leader it reached (WAIT's answer; see
@@ -73,16 +64,12 @@ struct Pending {
     batches: Vec<Batch>,
     commands: usize,
     bytes: usize,
-    /// The reply bytes they may answer, at most (see
-    /// [`MAX_PENDING_REPLY_BYTES`]).
-    reply_bytes: usize,
 }
 
 impl Pending {
     fn add(&mut self, place: usize, args: Vec<Bytes>, plan: Planned) {
         self.commands += 1;
         self.bytes += args.iter().map(Bytes::len).sum::<usize>();
-        self.reply_bytes = self.reply_bytes.saturating_add(plan.reply_bytes);
         let same = |b: &&mut Batch| {
             b.route.len() == plan.route.len()
                 && b.route.iter().zip(&plan.route).all(|(a, c)| a.id == c.id)
@@ -111,13 +98,6 @@ impl Pending {
     fn full(&self) -> bool {
         self.commands >= MAX_PENDING_COMMANDS || self.bytes >= MAX_PENDING_BYTES
     }
-
-    /// Whether `plan`'s replies would take the pending batches past
-    /// [`MAX_PENDING_REPLY_BYTES`] (a command alone goes out anyway).
-    fn no_room_for(&self, plan: &Planned) -> bool {
-        self.commands > 0
-            && self.reply_bytes.saturating_add(plan.reply_bytes) > MAX_PENDING_REPLY_BYTES
-    }
 }
 
 /// Where a command runs when it runs at one leader.
@@ -125,8 +105,6 @@ struct Planned {
     route: Route,
     keys: Vec<Bytes>,
     write: bool,
-    /// The reply bytes it may answer, at most.
-    reply_bytes: usize,
 }
 
 impl Master {
@@ -154,11 +132,6 @@ impl Master {
                 answers[place] = Some(self.run_command_reached(args).await);
                 continue;
             };
-            if pending.no_room_for(&plan) {
-                // The map `plan` was made over stays the one of every
-                // command pending until the next send.
-                self.send(std::mem::take(&mut pending), &mut answers).await;
-            }
             pending.add(place, args, plan);
             if pending.full() {
                 self.send(std::mem::take(&mut pending), &mut answers).await;
@@ -187,7 +160,6 @@ impl Master {
         }
         Some(Planned {
             route: self.route(view, first).ok()?,
-            reply_bytes: keys.len().saturating_mul(self.config.max_value_bytes),
             keys,
             write: spec.has(table::flags::WRITE),
         })
