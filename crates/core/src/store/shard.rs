@@ -527,6 +527,12 @@ impl Shard {
         }
     }
 
+    /// See [`Lru::positions_are_current`].
+    #[cfg(test)]
+    pub(super) fn positions_are_current(&self) -> bool {
+        self.lru.positions_are_current()
+    }
+
     pub(super) fn len(&self) -> usize {
         self.lru.len()
     }

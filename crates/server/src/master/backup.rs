@@ -319,9 +319,12 @@ impl Master {
                     let checked = tokio::task::spawn_blocking(move || {
                         let snap = snapshot::decode(&bytes)
                             .map_err(|e| SnapshotCopyError::Damaged(e.to_string()))?;
+                        // Not the expired floors the snapshot carries: no
+                        // keys of the backup.
                         let hashes: Vec<u64> = snap
                             .entries
                             .iter()
+                            .filter(|e| !snap.expired_when_written(e))
                             .map(|e| distcache_core::key_hash(&e.key))
                             .collect();
                         snapshot_file::write_atomic(&path, |out| {
@@ -330,7 +333,9 @@ impl Master {
                         .map_err(|e| {
                             SnapshotCopyError::Write(format!("writing {}: {e}", path.display()))
                         })?;
-                        Ok::<_, SnapshotCopyError>((snap.header, hashes, bytes.len() as u64))
+                        let mut header = snap.header;
+                        header.entry_count = hashes.len() as u64;
+                        Ok::<_, SnapshotCopyError>((header, hashes, bytes.len() as u64))
                     })
                     .await
                     .unwrap_or_else(|e| Err(SnapshotCopyError::Write(e.to_string())));
@@ -628,10 +633,13 @@ fn load_backup(dir: &Path) -> Result<(Merged, Vec<String>), ApiError> {
     })?;
     let mut merged: Vec<(Bytes, Entry)> = Vec::new();
     let mut index: HashMap<Bytes, usize> = HashMap::new();
+    // By index in `merged`: whether the key is in the backup, not only as
+    // an expired floor.
+    let mut keyed: Vec<bool> = Vec::new();
     let mut damaged = Vec::new();
     for node in &manifest.nodes {
         let path: PathBuf = dir.join(file_stem(&node.file));
-        let snap: Snapshot = match std::fs::read(&path)
+        let mut snap: Snapshot = match std::fs::read(&path)
             .map_err(|e| e.to_string())
             .and_then(|data| snapshot::decode(&data).map_err(|e| e.to_string()))
         {
@@ -642,9 +650,13 @@ fn load_backup(dir: &Path) -> Result<(Merged, Vec<String>), ApiError> {
                 continue;
             }
         };
-        for e in snap.entries {
+        for e in std::mem::take(&mut snap.entries) {
+            // An expired floor (no key of the backup) still outranks an
+            // older copy of its key, but a key seen only as one is left out.
+            let floor = snap.expired_when_written(&e);
             match index.get(&e.key) {
                 Some(&at) => {
+                    keyed[at] |= !floor;
                     if e.entry.version > merged[at].1.version {
                         merged[at].1 = e.entry;
                     }
@@ -652,10 +664,13 @@ fn load_backup(dir: &Path) -> Result<(Merged, Vec<String>), ApiError> {
                 None => {
                     index.insert(e.key.clone(), merged.len());
                     merged.push((e.key, e.entry));
+                    keyed.push(!floor);
                 }
             }
         }
     }
+    let mut keyed = keyed.into_iter();
+    merged.retain(|_| keyed.next().unwrap_or(true));
     Ok((merged, damaged))
 }
 
