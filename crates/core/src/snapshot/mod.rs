@@ -324,7 +324,7 @@ pub fn encode_store(store: &Store, now_ms: u64) -> EncodedEntries {
         });
         // After the items: one that expires in between is in the floor.
         store.for_each_expired_in_shard(shard, |key, entry| {
-            let _ = encoded.push(key, entry);
+            let _ = encoded.push_floor(key, entry);
         });
     }
     encoded
