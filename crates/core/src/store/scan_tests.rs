@@ -237,6 +237,8 @@ enum Op {
     /// The background purge, this many ms later.
     Purge(u64),
     Scan,
+    /// A command over two keys: RENAME, RPOPLPUSH or COPY.
+    Two(u8, u32, u32),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -248,18 +250,19 @@ fn op() -> impl Strategy<Value = Op> {
         (0..60u32).prop_map(Op::Get),
         (0..60u64).prop_map(Op::Purge),
         Just(Op::Scan),
+        (0..3u8, 0..60u32, 0..60u32).prop_map(|(c, i, j)| Op::Two(c, i, j)),
     ]
 }
 
-/// Runs `line` on `key` through `Store::execute` at `version`.
-fn execute(store: &Store, key: &[u8], line: &str, version: u64, now_ms: u64) {
+/// Runs `line` on `keys` through `Store::execute` at `version`.
+fn execute_on(store: &Store, keys: &[&[u8]], line: &str, version: u64, now_ms: u64) {
     let args: Vec<Bytes> = line
         .split(' ')
         .map(|a| Bytes::copy_from_slice(a.as_bytes()))
         .collect();
     let command = table::parse(&args).expect("parses");
     store.execute(
-        &[key],
+        keys,
         Some(Version {
             millis: version,
             counter: 0,
@@ -309,12 +312,22 @@ proptest! {
                 Op::Push(i) => {
                     let k = key(i);
                     let line = format!("RPUSH {} x", String::from_utf8_lossy(&k));
-                    execute(&store, &k, &line, version, now);
+                    execute_on(&store, &[&k], &line, version, now);
                 }
                 Op::Pop(i) => {
                     let k = key(i);
                     let line = format!("LPOP {}", String::from_utf8_lossy(&k));
-                    execute(&store, &k, &line, version, now);
+                    execute_on(&store, &[&k], &line, version, now);
+                }
+                Op::Two(c, i, j) => {
+                    let (a, b) = (key(i), key(j));
+                    let name = ["RENAME", "RPOPLPUSH", "COPY"][c as usize];
+                    let line = format!(
+                        "{name} {} {}",
+                        String::from_utf8_lossy(&a),
+                        String::from_utf8_lossy(&b)
+                    );
+                    execute_on(&store, &[&a, &b], &line, version, now);
                 }
                 Op::Get(i) => {
                     now += 5;
