@@ -380,3 +380,44 @@ proptest! {
         prop_assert_eq!(answered, live);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// RANDOMKEY answers a live key whenever one exists (nil only when
+    /// none is), never one that expired but is not reclaimed yet, and
+    /// DBSIZE counts exactly the live keys.
+    #[test]
+    fn randomkey_and_dbsize_see_only_live_keys(
+        keys in proptest::collection::btree_map(0..200u32, any::<bool>(), 0..40),
+        seeds in proptest::collection::vec(any::<u64>(), 1..20),
+    ) {
+        let store = store();
+        for (&i, &expires) in &keys {
+            let mut e = entry(i, 1);
+            e.expires_at_ms = expires.then_some(NOW + 1);
+            store.set(&key(i), e, NOW);
+        }
+        let later = NOW + 5;
+        let live: BTreeSet<Vec<u8>> = keys
+            .iter()
+            .filter(|(_, expires)| !**expires)
+            .map(|(&i, _)| key(i))
+            .collect();
+        let parse = |line: &str| {
+            let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+            table::parse(&args).expect("parses")
+        };
+        for seed in seeds {
+            let mut rng = StdRng::seed_from_u64(seed);
+            match store.execute_everywhere(&parse("RANDOMKEY"), later, &mut rng) {
+                Some(Reply::Bulk(k)) => prop_assert!(live.contains(k.as_ref()), "{:?}", k),
+                Some(Reply::Null) => prop_assert!(live.is_empty()),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut rng = StdRng::seed_from_u64(0);
+        let size = store.execute_everywhere(&parse("DBSIZE"), later, &mut rng);
+        prop_assert_eq!(size, Some(Reply::Integer(live.len() as i64)));
+    }
+}
