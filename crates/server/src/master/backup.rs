@@ -633,9 +633,6 @@ fn load_backup(dir: &Path) -> Result<(Merged, Vec<String>), ApiError> {
     })?;
     let mut merged: Vec<(Bytes, Entry)> = Vec::new();
     let mut index: HashMap<Bytes, usize> = HashMap::new();
-    // By index in `merged`: whether the key is in the backup, not only as
-    // an expired floor.
-    let mut keyed: Vec<bool> = Vec::new();
     let mut damaged = Vec::new();
     for node in &manifest.nodes {
         let path: PathBuf = dir.join(file_stem(&node.file));
@@ -651,12 +648,14 @@ fn load_backup(dir: &Path) -> Result<(Merged, Vec<String>), ApiError> {
             }
         };
         for e in std::mem::take(&mut snap.entries) {
-            // An expired floor (no key of the backup) still outranks an
-            // older copy of its key, but a key seen only as one is left out.
-            let floor = snap.expired_when_written(&e);
+            // An expired floor is no key of the backup, and must not
+            // outrank a copy of its key written again below it (a
+            // master whose clock is behind): that copy was live.
+            if snap.expired_when_written(&e) {
+                continue;
+            }
             match index.get(&e.key) {
                 Some(&at) => {
-                    keyed[at] |= !floor;
                     if e.entry.version > merged[at].1.version {
                         merged[at].1 = e.entry;
                     }
@@ -664,13 +663,10 @@ fn load_backup(dir: &Path) -> Result<(Merged, Vec<String>), ApiError> {
                 None => {
                     index.insert(e.key.clone(), merged.len());
                     merged.push((e.key, e.entry));
-                    keyed.push(!floor);
                 }
             }
         }
     }
-    let mut keyed = keyed.into_iter();
-    merged.retain(|_| keyed.next().unwrap_or(true));
     Ok((merged, damaged))
 }
 
@@ -774,6 +770,68 @@ mod tests {
         assert!(flag.load(Ordering::Relaxed), "raised while it runs");
         drop(restore);
         assert!(!flag.load(Ordering::Relaxed), "lowered when dropped");
+    }
+
+    /// A key that expired at a version from a master whose clock ran
+    /// ahead, then was written again below it: the snapshot holds the live
+    /// copy and, as the shard's expired floor, the expired version. The
+    /// restore brings back the live copy, and counts no other key.
+    #[test]
+    fn a_restore_keeps_a_key_written_again_below_its_expired_floor() {
+        use distcache_core::{Store, StoreConfig, Version};
+        const NOW: u64 = 1_700_000_000_000;
+        let at = |millis| Version {
+            millis,
+            counter: 0,
+            origin: 1,
+        };
+        let store = Store::new(StoreConfig::default());
+        let ahead = Entry {
+            value: Bytes::from_static(b"41"),
+            expires_at_ms: Some(NOW + 1_000),
+            version: at(NOW + 5_000),
+        };
+        store.set(b"n", ahead, NOW);
+        let now = NOW + 1_001;
+        assert_eq!(store.purge_expired(now, 100), 1);
+        let again = Entry {
+            value: Bytes::from_static(b"7"),
+            expires_at_ms: None,
+            version: at(now),
+        };
+        store.set(b"n", again.clone(), now);
+        let encoded = snapshot::encode_store(&store, now);
+        let origin = snapshot::Origin {
+            node_id: "aux-1",
+            created_at_ms: now,
+            shard_count: store.shard_count() as u32,
+            log_generation: 0,
+        };
+        let (bytes, _) = snapshot::write_encoded(Vec::new(), origin, &encoded).unwrap();
+        let dir = scratch("floor");
+        std::fs::write(dir.join("aux-1.snap"), bytes).unwrap();
+        let manifest = Manifest {
+            id: "b".into(),
+            created: String::new(),
+            created_ms: now,
+            master: "m".into(),
+            nodes: vec![ManifestNode {
+                id: "aux-1".into(),
+                file: "aux-1.snap".into(),
+                entries: 1,
+                bytes: 0,
+                created_ms: now,
+            }],
+            missing: Vec::new(),
+            keys: 1,
+            entries: 1,
+            bytes: 0,
+        };
+        std::fs::write(dir.join(MANIFEST), serde_json::to_vec(&manifest).unwrap()).unwrap();
+        let (merged, damaged) = load_backup(&dir).unwrap();
+        assert!(damaged.is_empty());
+        assert_eq!(merged, vec![(Bytes::from_static(b"n"), again)]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
