@@ -454,3 +454,32 @@ fn a_snapshot_from_a_newer_version_is_moved_aside_and_the_node_starts() {
         "format version 7 is newer",
     );
 }
+
+/// The expired-version floor a snapshot carries (one expired entry per
+/// shard that saw an expiry) is no key of the backup: a backup of 20 live
+/// keys, taken after 5 others expired, counts 20 keys (40 entries), and
+/// its restore reports 20 keys and none skipped as expired.
+#[test]
+fn a_backup_counts_no_key_for_the_expired_floor_it_carries() {
+    let c = Cluster::start(Spec::default());
+    wait_settled(&c, 0);
+    for i in 0..20 {
+        let resp = c.set_ttl(0, &format!("live-{i}"), json!(i), None);
+        assert_eq!(resp.status(), 200);
+    }
+    for i in 0..5 {
+        let resp = c.set_ttl(0, &format!("gone-{i}"), json!(i), Some(1));
+        assert_eq!(resp.status(), 200);
+    }
+    std::thread::sleep(Duration::from_millis(2_500));
+    for i in 0..5 {
+        // Read, so that every replica finds it expired (or the sweep did).
+        assert_eq!(c.get(0, &format!("gone-{i}")).status(), 404);
+    }
+    let report = post_backup(&c);
+    assert_eq!(report["keys"], json!(20), "{report}");
+    assert_eq!(report["entries"], json!(40), "two replicas each: {report}");
+    let answer = post_restore(&c, json!({}));
+    assert_eq!(answer["keys"], json!(20), "{answer}");
+    assert_eq!(answer["skipped_expired"], json!(0), "{answer}");
+}

@@ -324,7 +324,7 @@ pub fn encode_store(store: &Store, now_ms: u64) -> EncodedEntries {
         });
         // After the items: one that expires in between is in the floor.
         store.for_each_expired_in_shard(shard, |key, entry| {
-            let _ = encoded.push(key, entry);
+            let _ = encoded.push_floor(key, entry);
         });
     }
     encoded
@@ -365,6 +365,17 @@ pub fn write_encoded<W: std::io::Write>(
 }
 
 impl Snapshot {
+    /// Whether `entry` had expired when the snapshot was written: no key
+    /// of the snapshot but a shard's expired-version floor
+    /// ([`encode_store`] writes no other expired entry). Whoever counts
+    /// keys or entries leaves it out.
+    pub fn expired_when_written(&self, entry: &SnapshotEntry) -> bool {
+        entry
+            .entry
+            .expires_at_ms
+            .is_some_and(|at| at <= self.header.created_at_ms)
+    }
+
     /// Inserts the entries into `store` in file order, skipping those expired
     /// at `now_ms`. The store's versions decide against anything it already
     /// holds, and its capacity evicts the least recently used as it fills.

@@ -719,3 +719,27 @@ fn today_s_snapshots_are_written_as_v3() {
     assert_eq!(CURRENT_VERSION, 3);
     assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 3);
 }
+
+/// A store with one live key and one that expired: its snapshot carries
+/// the expired floor as a second entry, but counts one key, and a reader
+/// tells the floor apart (expired when written).
+#[test]
+fn the_expired_floor_is_an_entry_but_no_key() {
+    let s = store(100, 4);
+    s.set(b"live", entry("v", 1, None), NOW);
+    s.set(b"gone", entry("v", 2, Some(NOW + 10)), NOW);
+    assert!(s.get(b"gone", NOW + 20).is_none(), "expired and removed");
+    let encoded = encode_store(&s, NOW + 20);
+    assert_eq!((encoded.len(), encoded.keys()), (2, 1));
+    let mut origin = origin(0);
+    origin.created_at_ms = NOW + 20;
+    let (bytes, _) = write_encoded(Vec::new(), origin, &encoded).expect("into a Vec");
+    let snap = decode(&bytes).expect("decodes");
+    let keys: Vec<&[u8]> = snap
+        .entries
+        .iter()
+        .filter(|e| !snap.expired_when_written(e))
+        .map(|e| e.key.as_ref())
+        .collect();
+    assert_eq!(keys, [b"live".as_ref()]);
+}

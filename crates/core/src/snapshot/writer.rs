@@ -228,6 +228,8 @@ pub struct EncodedEntries {
     entry_chunks: Vec<Chunk>,
     tombstone_chunks: Vec<Chunk>,
     entries: u64,
+    /// Of `entries`, the expired floors ([`EncodedEntries::push_floor`]).
+    floors: u64,
     tombstones: u64,
     bytes: u64,
 }
@@ -250,6 +252,14 @@ impl EncodedEntries {
         Ok(())
     }
 
+    /// Encodes a shard's expired-version floor: an entry every reader
+    /// skips as expired, so no key of the snapshot (see `encode_store`).
+    pub fn push_floor(&mut self, key: &[u8], entry: EntryRef<'_>) -> io::Result<()> {
+        self.push(key, entry)?;
+        self.floors += 1;
+        Ok(())
+    }
+
     /// Encodes one more tombstone. A key that cannot be stored is refused.
     pub fn push_tombstone(&mut self, key: &[u8], version: Version) -> io::Result<()> {
         let chunk = open_chunk(&mut self.tombstone_chunks, TOMBSTONE_BLOCK);
@@ -264,6 +274,11 @@ impl EncodedEntries {
     /// Entries encoded.
     pub fn len(&self) -> u64 {
         self.entries
+    }
+
+    /// Entries encoded that are keys: all but the expired floors.
+    pub fn keys(&self) -> u64 {
+        self.entries - self.floors
     }
 
     /// Tombstones encoded.

@@ -597,13 +597,49 @@ fn after_a_handoff_a_command_over_a_key_that_expired_at_the_sender_is_stamped_ab
         assert_eq!(leader.purge_expired(now, 100), 2);
         let receiver = store();
         for shard in 0..leader.shard_count() {
-            leader.for_each_expired_in_shard(shard, |key, entry| {
+            leader.for_each_expired_to_hand_off(shard, now, |key, entry| {
                 let outcome = receiver.set_ref(key, entry, now);
                 assert_eq!(outcome, SetOutcome::Expired);
             });
         }
         receiver
     });
+}
+
+/// A key written again after it expired, below the version it expired at
+/// (a `/data` write through a master whose clock is right, after one whose
+/// clock ran ahead; or a restore of an older backup): a handoff sends its
+/// live copy and then the shard's expired floor, and the receiver must not
+/// take the floor for a delete of the live copy (the sender drops its own
+/// copy once the receiver has it, so the write would be lost).
+#[test]
+fn a_handoff_keeps_a_key_written_again_below_the_version_it_expired_at() {
+    let sender = store();
+    let ahead = Entry {
+        value: Bytes::from(stored::plain_string(b"41")),
+        expires_at_ms: Some(NOW + 1_000),
+        version: version(NOW + 5_000),
+    };
+    assert_eq!(sender.set(b"n", ahead, NOW), SetOutcome::Stored);
+    let now = NOW + 1_001;
+    assert_eq!(sender.purge_expired(now, 100), 1);
+    let again = Entry {
+        value: Bytes::from(stored::plain_string(b"7")),
+        expires_at_ms: None,
+        version: version(now),
+    };
+    assert_eq!(sender.set(b"n", again.clone(), now), SetOutcome::Stored);
+    // A handoff pass's order: the live copies, then the expired floor.
+    let receiver = store();
+    for shard in 0..sender.shard_count() {
+        sender.for_each_in_shard(shard, now, |key, entry| {
+            receiver.set_ref(key, entry, now);
+        });
+        sender.for_each_expired_to_hand_off(shard, now, |key, entry| {
+            receiver.set_ref(key, entry, now);
+        });
+    }
+    assert_eq!(receiver.get(b"n", now), Some(again));
 }
 
 /// FLUSHALL deletes every key of every type at a version above what each

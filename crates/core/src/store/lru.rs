@@ -336,6 +336,19 @@ impl Lru {
             .copied()
     }
 
+    /// Whether the index by key position, if kept, holds exactly the
+    /// items' (position, slot).
+    #[cfg(test)]
+    pub(super) fn positions_are_current(&self) -> bool {
+        self.by_position.as_ref().is_none_or(|index| {
+            let held: BTreeSet<(u64, u32)> = self
+                .iter_slots()
+                .map(|(slot, node)| (key_position(node.key()), slot))
+                .collect();
+            *index == held
+        })
+    }
+
     /// Slab slots allocated (held items plus free slots).
     #[cfg(test)]
     pub(super) fn slab_len(&self) -> usize {

@@ -222,3 +222,202 @@ fn a_scan_loop_during_concurrent_writes_answers_every_untouched_key_once() {
         done.store(true, std::sync::atomic::Ordering::Relaxed);
     });
 }
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// SET key `i`, with a TTL of this many ms if any.
+    Set(u32, Option<u64>),
+    Delete(u32),
+    /// RPUSH (makes or grows a list) or LPOP (empties a one-element list,
+    /// which removes the key) through `Store::execute`.
+    Push(u32),
+    Pop(u32),
+    /// GET at a later time: removes it if it expired.
+    Get(u32),
+    /// The background purge, this many ms later.
+    Purge(u64),
+    Scan,
+    /// A command over two keys: RENAME, RPOPLPUSH or COPY.
+    Two(u8, u32, u32),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..60u32, proptest::option::of(1..50u64)).prop_map(|(i, ttl)| Op::Set(i, ttl)),
+        (0..60u32).prop_map(Op::Delete),
+        (0..60u32).prop_map(Op::Push),
+        (0..60u32).prop_map(Op::Pop),
+        (0..60u32).prop_map(Op::Get),
+        (0..60u64).prop_map(Op::Purge),
+        Just(Op::Scan),
+        (0..3u8, 0..60u32, 0..60u32).prop_map(|(c, i, j)| Op::Two(c, i, j)),
+    ]
+}
+
+/// Runs `line` on `keys` through `Store::execute` at `version`.
+fn execute_on(store: &Store, keys: &[&[u8]], line: &str, version: u64, now_ms: u64) {
+    let args: Vec<Bytes> = line
+        .split(' ')
+        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+        .collect();
+    let command = table::parse(&args).expect("parses");
+    store.execute(
+        keys,
+        Some(Version {
+            millis: version,
+            counter: 0,
+            origin: 1,
+        }),
+        now_ms,
+        usize::MAX,
+        |ks| ks.execute(&command, now_ms, &mut StdRng::seed_from_u64(0)),
+        &mut |_| {},
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Once SCAN has built a shard's position index, every way an item
+    /// comes and goes (overwrite, delete, eviction by count and by bytes,
+    /// lazy and background expiry, a collection command that lends its
+    /// value or removes the key) keeps the index equal to the items, and a
+    /// SCAN loop answers exactly the live keys, each once.
+    #[test]
+    fn the_position_index_follows_every_way_an_item_comes_and_goes(
+        max_items in 5..40usize,
+        ops in proptest::collection::vec(op(), 1..300),
+    ) {
+        let store = Store::new(StoreConfig {
+            max_items,
+            max_bytes: Some(2_000),
+            shards: 2,
+            tombstone_grace_ms: 60_000,
+        });
+        scan(&store, "0", 10, &[]);
+        let mut now = NOW;
+        let mut version = 1;
+        for op in ops {
+            version += 1;
+            match op {
+                Op::Set(i, ttl) => {
+                    let mut e = entry(i, version);
+                    e.expires_at_ms = ttl.map(|t| now + t);
+                    store.set(&key(i), e, now);
+                }
+                Op::Delete(i) => {
+                    let at = Version { millis: version, counter: 0, origin: 1 };
+                    store.delete(&key(i), at, now);
+                }
+                Op::Push(i) => {
+                    let k = key(i);
+                    let line = format!("RPUSH {} x", String::from_utf8_lossy(&k));
+                    execute_on(&store, &[&k], &line, version, now);
+                }
+                Op::Pop(i) => {
+                    let k = key(i);
+                    let line = format!("LPOP {}", String::from_utf8_lossy(&k));
+                    execute_on(&store, &[&k], &line, version, now);
+                }
+                Op::Two(c, i, j) => {
+                    let (a, b) = (key(i), key(j));
+                    let name = ["RENAME", "RPOPLPUSH", "COPY"][c as usize];
+                    let line = format!(
+                        "{name} {} {}",
+                        String::from_utf8_lossy(&a),
+                        String::from_utf8_lossy(&b)
+                    );
+                    execute_on(&store, &[&a, &b], &line, version, now);
+                }
+                Op::Get(i) => {
+                    now += 5;
+                    store.get(&key(i), now);
+                }
+                Op::Purge(later) => {
+                    now += later;
+                    store.purge_expired(now, usize::MAX);
+                }
+                Op::Scan => {
+                    scan(&store, "0", 3, &[]);
+                }
+            }
+            for s in 0..store.shard_count() {
+                prop_assert!(store.lock(s).positions_are_current(), "shard {} after {:?}", s, op);
+            }
+        }
+        // A whole loop at the time of the last op.
+        let mut live: Vec<Vec<u8>> = Vec::new();
+        for s in 0..store.shard_count() {
+            store.for_each_in_shard(s, now, |k, _| live.push(k.to_vec()));
+        }
+        live.sort();
+        let mut answered = Vec::new();
+        let mut cursor = "0".to_string();
+        loop {
+            let args: Vec<Bytes> = ["SCAN", &cursor, "COUNT", "4"]
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            let command = table::parse(&args).expect("SCAN parses");
+            let mut rng = StdRng::seed_from_u64(0);
+            let Some(Reply::Array(parts)) = store.execute_everywhere(&command, now, &mut rng) else {
+                panic!("SCAN answers an array");
+            };
+            let [Reply::Bulk(next), Reply::Array(keys)] = &parts[..] else {
+                panic!("{parts:?}");
+            };
+            for k in keys {
+                if let Reply::Bulk(k) = k {
+                    answered.push(k.to_vec());
+                }
+            }
+            cursor = String::from_utf8_lossy(next).into_owned();
+            if cursor == "0" {
+                break;
+            }
+        }
+        answered.sort();
+        prop_assert_eq!(answered, live);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// RANDOMKEY answers a live key whenever one exists (nil only when
+    /// none is), never one that expired but is not reclaimed yet, and
+    /// DBSIZE counts exactly the live keys.
+    #[test]
+    fn randomkey_and_dbsize_see_only_live_keys(
+        keys in proptest::collection::btree_map(0..200u32, any::<bool>(), 0..40),
+        seeds in proptest::collection::vec(any::<u64>(), 1..20),
+    ) {
+        let store = store();
+        for (&i, &expires) in &keys {
+            let mut e = entry(i, 1);
+            e.expires_at_ms = expires.then_some(NOW + 1);
+            store.set(&key(i), e, NOW);
+        }
+        let later = NOW + 5;
+        let live: BTreeSet<Vec<u8>> = keys
+            .iter()
+            .filter(|(_, expires)| !**expires)
+            .map(|(&i, _)| key(i))
+            .collect();
+        let parse = |line: &str| {
+            let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+            table::parse(&args).expect("parses")
+        };
+        for seed in seeds {
+            let mut rng = StdRng::seed_from_u64(seed);
+            match store.execute_everywhere(&parse("RANDOMKEY"), later, &mut rng) {
+                Some(Reply::Bulk(k)) => prop_assert!(live.contains(k.as_ref()), "{:?}", k),
+                Some(Reply::Null) => prop_assert!(live.is_empty()),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut rng = StdRng::seed_from_u64(0);
+        let size = store.execute_everywhere(&parse("DBSIZE"), later, &mut rng);
+        prop_assert_eq!(size, Some(Reply::Integer(live.len() as i64)));
+    }
+}

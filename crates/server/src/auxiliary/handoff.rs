@@ -204,7 +204,7 @@ async fn pass(
         // replica whose clock is behind may still hold live (see
         // `Store::execute`). Not counted as sent.
         let mut expired = None;
-        store.for_each_expired_in_shard(shard, |key, entry| {
+        store.for_each_expired_to_hand_off(shard, now, |key, entry| {
             expired = Some(Copy {
                 key: Bytes::copy_from_slice(key),
                 entry: entry.to_entry(),

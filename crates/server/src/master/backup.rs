@@ -319,9 +319,12 @@ impl Master {
                     let checked = tokio::task::spawn_blocking(move || {
                         let snap = snapshot::decode(&bytes)
                             .map_err(|e| SnapshotCopyError::Damaged(e.to_string()))?;
+                        // Not the expired floors the snapshot carries: no
+                        // keys of the backup.
                         let hashes: Vec<u64> = snap
                             .entries
                             .iter()
+                            .filter(|e| !snap.expired_when_written(e))
                             .map(|e| distcache_core::key_hash(&e.key))
                             .collect();
                         snapshot_file::write_atomic(&path, |out| {
@@ -330,7 +333,9 @@ impl Master {
                         .map_err(|e| {
                             SnapshotCopyError::Write(format!("writing {}: {e}", path.display()))
                         })?;
-                        Ok::<_, SnapshotCopyError>((snap.header, hashes, bytes.len() as u64))
+                        let mut header = snap.header;
+                        header.entry_count = hashes.len() as u64;
+                        Ok::<_, SnapshotCopyError>((header, hashes, bytes.len() as u64))
                     })
                     .await
                     .unwrap_or_else(|e| Err(SnapshotCopyError::Write(e.to_string())));
@@ -631,7 +636,7 @@ fn load_backup(dir: &Path) -> Result<(Merged, Vec<String>), ApiError> {
     let mut damaged = Vec::new();
     for node in &manifest.nodes {
         let path: PathBuf = dir.join(file_stem(&node.file));
-        let snap: Snapshot = match std::fs::read(&path)
+        let mut snap: Snapshot = match std::fs::read(&path)
             .map_err(|e| e.to_string())
             .and_then(|data| snapshot::decode(&data).map_err(|e| e.to_string()))
         {
@@ -642,7 +647,13 @@ fn load_backup(dir: &Path) -> Result<(Merged, Vec<String>), ApiError> {
                 continue;
             }
         };
-        for e in snap.entries {
+        for e in std::mem::take(&mut snap.entries) {
+            // An expired floor is no key of the backup, and must not
+            // outrank a copy of its key written again below it (a
+            // master whose clock is behind): that copy was live.
+            if snap.expired_when_written(&e) {
+                continue;
+            }
             match index.get(&e.key) {
                 Some(&at) => {
                     if e.entry.version > merged[at].1.version {
@@ -759,6 +770,68 @@ mod tests {
         assert!(flag.load(Ordering::Relaxed), "raised while it runs");
         drop(restore);
         assert!(!flag.load(Ordering::Relaxed), "lowered when dropped");
+    }
+
+    /// A key that expired at a version from a master whose clock ran
+    /// ahead, then was written again below it: the snapshot holds the live
+    /// copy and, as the shard's expired floor, the expired version. The
+    /// restore brings back the live copy, and counts no other key.
+    #[test]
+    fn a_restore_keeps_a_key_written_again_below_its_expired_floor() {
+        use distcache_core::{Store, StoreConfig, Version};
+        const NOW: u64 = 1_700_000_000_000;
+        let at = |millis| Version {
+            millis,
+            counter: 0,
+            origin: 1,
+        };
+        let store = Store::new(StoreConfig::default());
+        let ahead = Entry {
+            value: Bytes::from_static(b"41"),
+            expires_at_ms: Some(NOW + 1_000),
+            version: at(NOW + 5_000),
+        };
+        store.set(b"n", ahead, NOW);
+        let now = NOW + 1_001;
+        assert_eq!(store.purge_expired(now, 100), 1);
+        let again = Entry {
+            value: Bytes::from_static(b"7"),
+            expires_at_ms: None,
+            version: at(now),
+        };
+        store.set(b"n", again.clone(), now);
+        let encoded = snapshot::encode_store(&store, now);
+        let origin = snapshot::Origin {
+            node_id: "aux-1",
+            created_at_ms: now,
+            shard_count: store.shard_count() as u32,
+            log_generation: 0,
+        };
+        let (bytes, _) = snapshot::write_encoded(Vec::new(), origin, &encoded).unwrap();
+        let dir = scratch("floor");
+        std::fs::write(dir.join("aux-1.snap"), bytes).unwrap();
+        let manifest = Manifest {
+            id: "b".into(),
+            created: String::new(),
+            created_ms: now,
+            master: "m".into(),
+            nodes: vec![ManifestNode {
+                id: "aux-1".into(),
+                file: "aux-1.snap".into(),
+                entries: 1,
+                bytes: 0,
+                created_ms: now,
+            }],
+            missing: Vec::new(),
+            keys: 1,
+            entries: 1,
+            bytes: 0,
+        };
+        std::fs::write(dir.join(MANIFEST), serde_json::to_vec(&manifest).unwrap()).unwrap();
+        let (merged, damaged) = load_backup(&dir).unwrap();
+        assert!(damaged.is_empty());
+        assert_eq!(merged, vec![(Bytes::from_static(b"n"), again)]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
