@@ -518,24 +518,6 @@ impl Store {
         }
     }
 
-    /// [`Store::for_each_expired_in_shard`] for a handoff, which sends it
-    /// as an expired copy, that is a delete at its version wherever it is
-    /// stored: nothing if its key holds a live item in the shard at
-    /// `now_ms` (written again below the version it expired at), which
-    /// that copy would delete at the receiver.
-    pub fn for_each_expired_to_hand_off(
-        &self,
-        shard: usize,
-        now_ms: u64,
-        f: impl FnOnce(&[u8], EntryRef<'_>),
-    ) {
-        if shard < self.shards.len()
-            && let Some((key, entry)) = self.lock(shard).expired_item_unless_live(now_ms)
-        {
-            f(key, entry);
-        }
-    }
-
     /// Records that `key` held `version` until it expired
     /// (a snapshot's entry found expired when it is loaded): every shard's
     /// floor for commands' versions is raised to it, so the commands a

@@ -270,7 +270,7 @@ fn execute_on(store: &Store, keys: &[&[u8]], line: &str, version: u64, now_ms: u
         }),
         now_ms,
         usize::MAX,
-        |ks| ks.execute(&command, now_ms, &mut StdRng::seed_from_u64(0)),
+        |ks| Some(ks.execute(&command, now_ms, &mut StdRng::seed_from_u64(0))),
         &mut |_| {},
     );
 }

@@ -613,19 +613,6 @@ impl Shard {
         self.expired_above = self.expired_above.max(Some(version));
     }
 
-    /// [`Shard::expired_item`], unless its key holds a live item here (at
-    /// `now_ms`): written again since, below the version it expired at (a
-    /// master whose clock is behind, a restore), which an expired copy
-    /// sent to another node would delete there.
-    pub(super) fn expired_item_unless_live(&self, now_ms: u64) -> Option<(&[u8], EntryRef<'_>)> {
-        let (key, entry) = self.expired_item()?;
-        let live = self
-            .lru
-            .find(super::hash_key(key), key)
-            .is_some_and(|slot| !is_expired(self.lru.node(slot).expires_at(), now_ms));
-        (!live).then_some((key, entry))
-    }
-
     /// The highest item of this shard that expired, as an entry with an
     /// empty value and an expiry long past ([`EXPIRED_LONG_AGO_MS`]).
     pub(super) fn expired_item(&self) -> Option<(&[u8], EntryRef<'_>)> {

@@ -196,22 +196,6 @@ async fn pass(
                 });
             }
         });
-        // The shard's highest expired item, as an expired copy for every
-        // target that gets keys from this shard: storing it raises the
-        // target's floor for commands' versions in the same shard (the
-        // shard a key falls in is the same on every node with the same
-        // shard count), so the keys' new leader stamps above what a
-        // replica whose clock is behind may still hold live (see
-        // `Store::execute`). Not counted as sent.
-        let mut expired = None;
-        store.for_each_expired_to_hand_off(shard, now, |key, entry| {
-            expired = Some(Copy {
-                key: Bytes::copy_from_slice(key),
-                entry: entry.to_entry(),
-                targets: Targets::default(),
-                drop_after: false,
-            });
-        });
         let mut tombstones: Vec<(Bytes, Version, Targets)> = Vec::new();
         store.for_each_tombstone_in_shard(shard, now, |key, version| {
             let targets = plan.for_tombstone(key);
@@ -226,15 +210,6 @@ async fn pass(
         for (i, copy) in copies.iter().enumerate() {
             for &t in copy.targets.as_slice() {
                 by_target.entry(t).or_default().push(i);
-            }
-        }
-        let expired_at = expired.map(|copy| {
-            copies.push(copy);
-            copies.len() - 1
-        });
-        if let Some(at) = expired_at {
-            for indices in by_target.values_mut() {
-                indices.push(at);
             }
         }
         let sends = by_target.into_iter().map(|(t, indices)| {
@@ -287,8 +262,7 @@ async fn pass(
                     }
                     start = end;
                 }
-                let sent = indices.iter().filter(|&&i| Some(i) != expired_at).count();
-                (t, Ok((sent as u64, stored)))
+                (t, Ok((indices.len() as u64, stored)))
             }
         });
         let mut ok_targets = Vec::new();
