@@ -57,6 +57,17 @@ fn entry(i: u32, version: u64) -> Entry {
 /// One `SCAN cursor COUNT count [MATCH m] [TYPE t]` call: the next cursor
 /// and the keys.
 fn scan(store: &Store, cursor: &str, count: usize, filters: &[&str]) -> (String, Vec<Vec<u8>>) {
+    scan_at(store, NOW, cursor, count, filters)
+}
+
+/// [`scan`] at `now`.
+fn scan_at(
+    store: &Store,
+    now: u64,
+    cursor: &str,
+    count: usize,
+    filters: &[&str],
+) -> (String, Vec<Vec<u8>>) {
     let count = count.to_string();
     let args: Vec<Bytes> = ["SCAN", cursor, "COUNT", &count]
         .iter()
@@ -65,7 +76,7 @@ fn scan(store: &Store, cursor: &str, count: usize, filters: &[&str]) -> (String,
         .collect();
     let command = table::parse(&args).expect("SCAN parses");
     let mut rng = StdRng::seed_from_u64(0);
-    let Some(Reply::Array(parts)) = store.execute_everywhere(&command, NOW, &mut rng) else {
+    let Some(Reply::Array(parts)) = store.execute_everywhere(&command, now, &mut rng) else {
         panic!("SCAN answers an array");
     };
     let [Reply::Bulk(next), Reply::Array(keys)] = &parts[..] else {
@@ -354,24 +365,9 @@ proptest! {
         let mut answered = Vec::new();
         let mut cursor = "0".to_string();
         loop {
-            let args: Vec<Bytes> = ["SCAN", &cursor, "COUNT", "4"]
-                .iter()
-                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-                .collect();
-            let command = table::parse(&args).expect("SCAN parses");
-            let mut rng = StdRng::seed_from_u64(0);
-            let Some(Reply::Array(parts)) = store.execute_everywhere(&command, now, &mut rng) else {
-                panic!("SCAN answers an array");
-            };
-            let [Reply::Bulk(next), Reply::Array(keys)] = &parts[..] else {
-                panic!("{parts:?}");
-            };
-            for k in keys {
-                if let Reply::Bulk(k) = k {
-                    answered.push(k.to_vec());
-                }
-            }
-            cursor = String::from_utf8_lossy(next).into_owned();
+            let (next, keys) = scan_at(&store, now, &cursor, 4, &[]);
+            answered.extend(keys);
+            cursor = next;
             if cursor == "0" {
                 break;
             }
