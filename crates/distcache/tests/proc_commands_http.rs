@@ -288,6 +288,46 @@ fn a_pipeline_runs_each_command_on_its_own() {
     );
 }
 
+/// A `/pipeline` sends the commands bound for one auxiliary together: 60
+/// commands over two auxiliaries cost a few `execute` calls, not 60, and
+/// a key's commands still see each other in order.
+#[test]
+fn a_pipelines_commands_for_one_auxiliary_go_in_one_frame() {
+    let c = Cluster::start(Spec {
+        auxiliaries: 2,
+        ..Spec::default()
+    });
+    let executes = || {
+        let metrics = c.get_text(0, "/metrics");
+        common::metric_value(
+            &metrics,
+            "distcache_aux_calls_total{op=\"execute\",outcome=\"ok\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let before = executes();
+    let mut commands = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let key = format!("frames:{i}");
+        commands.push(json!(["RPUSH", key, "a"]));
+        expected.push(json!({"result": 1}));
+        commands.push(json!(["RPUSH", key, "b"]));
+        expected.push(json!({"result": 2}));
+        commands.push(json!(["LRANGE", key, 0, -1]));
+        expected.push(json!({"result": ["a", "b"]}));
+    }
+    let (status, body) = post(&c, "/pipeline", Value::Array(commands));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, Value::Array(expected));
+    let calls = executes() - before;
+    // One batch per auxiliary (two), or a few more: 60 one by one.
+    assert!(
+        (2.0..=8.0).contains(&calls),
+        "{calls} execute calls for 60 commands"
+    );
+}
+
 #[test]
 fn multi_exec_runs_a_transaction_or_none_of_it() {
     let c = Cluster::start(Spec::default());
