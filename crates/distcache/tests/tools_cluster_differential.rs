@@ -161,6 +161,21 @@ fn normalise(words: &[String], answer: Value) -> Value {
 
 /// TTLs and expiry times from two clocks (and an HTTP round trip apart on
 /// a loaded machine): equal within 2 s, or 1.5 s for the millisecond forms.
+/// EXEC's answer with each element normalised as the reply to its queued
+/// command (`queued`, in order); an error (EXECABORT) as it is.
+fn normalise_exec(queued: &[Vec<String>], answer: Value) -> Value {
+    match answer {
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .zip(queued)
+                .map(|(a, w)| normalise(w, a))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 fn close_enough(name: &str, theirs: &Value, ours: &Value) -> bool {
     let slack = match name {
         "ttl" | "expiretime" => 2,
@@ -503,17 +518,10 @@ impl Run {
         }
         let theirs = exec_answers(last);
         let ours = self.post("/multi-exec", json!(body));
-        let norm = |v: Value| match v {
-            Value::Array(items) => Value::Array(
-                items
-                    .into_iter()
-                    .zip(queued.iter())
-                    .map(|(a, w)| normalise(w, a))
-                    .collect(),
-            ),
-            other => other,
-        };
-        let (theirs_n, ours_n) = (norm(theirs.clone()), norm(ours.clone()));
+        let (theirs_n, ours_n) = (
+            normalise_exec(&queued, theirs.clone()),
+            normalise_exec(&queued, ours.clone()),
+        );
         // An EXECABORT says which command was refused, after Redis's words.
         let same_abort = match (theirs.get("error"), ours.get("error")) {
             (Some(Value::String(t)), Some(Value::String(o))) => o.starts_with(t.as_str()),
@@ -543,17 +551,10 @@ impl Run {
             };
             let name = words[0].to_lowercase();
             let (theirs, ours) = if name == "exec" {
-                let norm = |v: Value| match v {
-                    Value::Array(items) => Value::Array(
-                        items
-                            .into_iter()
-                            .zip(queued.iter())
-                            .map(|(a, w)| normalise(w, a))
-                            .collect(),
-                    ),
-                    other => other,
-                };
-                (norm(exec_answers(theirs)), norm(exec_answers(ours)))
+                (
+                    normalise_exec(&queued, exec_answers(theirs)),
+                    normalise_exec(&queued, exec_answers(ours)),
+                )
             } else {
                 (answer_of(theirs), answer_of(ours))
             };

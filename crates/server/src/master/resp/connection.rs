@@ -117,19 +117,18 @@ impl Connection {
 
     /// Runs data commands that [`Connection::may_pipeline`] let through.
     async fn run_pipeline(&mut self, commands: Vec<Vec<Bytes>>, out: &mut Vec<u8>) {
-        let Some(last) = commands.last() else {
-            return;
-        };
-        let started = Instant::now();
-        let last = table::lookup(&last[0]).map_or("unknown", |spec| spec.name);
-        self.registered.update(|c| {
-            c.last_command_at = started;
-            c.last_command = last;
-        });
         let names: Vec<&'static str> = commands
             .iter()
             .map(|args| table::lookup(&args[0]).map_or("unknown", |spec| spec.name))
             .collect();
+        let Some(&last) = names.last() else {
+            return;
+        };
+        let started = Instant::now();
+        self.registered.update(|c| {
+            c.last_command_at = started;
+            c.last_command = last;
+        });
         for &name in &names {
             self.counters(name).received.inc();
         }
