@@ -87,6 +87,8 @@
 //! long should copy it (distcache's store does: it copies every value into
 //! the item's own buffer).
 
+use std::sync::Arc;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use distcache_core::{Entry, Lookup, Version};
 
@@ -241,8 +243,10 @@ pub enum Request {
         version: Option<Version>,
         /// The largest value (in stored bytes) the commands may leave.
         max_value_bytes: u64,
-        /// The argument vectors.
-        commands: Vec<Vec<Bytes>>,
+        /// The argument vectors: shared, so that a master keeps them
+        /// without a copy for a second attempt (a newer map, the next
+        /// replica for a read).
+        commands: Arc<[Vec<Bytes>]>,
     },
     /// Apply a leader's changes at a version; answered with `Applied`.
     ApplyChanges {
@@ -597,7 +601,7 @@ pub fn try_encode_request(
             put_opt_version(version, buf);
             buf.put_u64_le(*max_value_bytes);
             put_count(commands.len(), buf);
-            for args in commands {
+            for args in commands.iter() {
                 put_count(args.len(), buf);
                 for arg in args {
                     put_value(arg, buf);
@@ -948,7 +952,7 @@ pub fn decode_request(buf: &mut BytesMut) -> Result<Option<RequestFrame>, FrameE
             Request::Execute {
                 version,
                 max_value_bytes,
-                commands,
+                commands: commands.into(),
             }
         }
         req_op::APPLY_CHANGES => {

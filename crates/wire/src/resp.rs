@@ -26,6 +26,7 @@
 //! does).
 
 use bytes::{Buf, Bytes, BytesMut};
+use smallvec::SmallVec;
 use thiserror::Error;
 
 /// Redis's `proto-max-bulk-len` default: the longest argument.
@@ -126,15 +127,35 @@ fn line_at(buf: &[u8], from: usize) -> Option<(&[u8], usize)> {
     Some((line, end + 1))
 }
 
-/// A decimal number as Redis's `string2ll` reads it: an optional `-`, digits,
-/// nothing else, within `i64`.
+/// A decimal number as Redis's `string2ll` reads it: an optional `-`, digits
+/// without a leading zero (`0` itself aside), nothing else, within `i64`.
+/// Read digit by digit: every request has two or more of these headers.
 fn number(digits: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(digits).ok()?;
-    let leading_zero = text.starts_with("-0") || (text.len() > 1 && text.starts_with('0'));
-    if text.is_empty() || text.starts_with('+') || leading_zero {
-        return None;
+    let (negative, body) = match digits {
+        [b'-', body @ ..] => (true, body),
+        body => (false, body),
+    };
+    match body {
+        [] => return None,
+        [b'0'] if !negative => return Some(0),
+        [b'0', ..] => return None,
+        _ => {}
     }
-    text.parse().ok()
+    let mut n: i64 = 0;
+    for &d in body {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(d - b'0');
+        // Negative numbers count down, so that i64::MIN fits.
+        n = n.checked_mul(10)?;
+        n = if negative {
+            n.checked_sub(d)?
+        } else {
+            n.checked_add(d)?
+        };
+    }
+    Some(n)
 }
 
 fn parse_multibulk(buf: &mut BytesMut, limits: &RespLimits) -> Result<Parsed, ProtocolError> {
@@ -154,7 +175,9 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &RespLimits) -> Result<Parsed, Pr
         buf.advance(pos);
         return Ok(Parsed::Skipped);
     }
-    let mut spans = Vec::with_capacity((count as usize).min(1024));
+    // Where each argument starts and its length; on the stack for the
+    // usual few (this runs for every request).
+    let mut spans: SmallVec<[(usize, usize); 8]> = SmallVec::new();
     for _ in 0..count {
         if pos >= buf.len() {
             return Ok(Parsed::Incomplete);

@@ -94,7 +94,7 @@ fn request() -> impl Strategy<Value = Request> {
             .prop_map(|(version, max_value_bytes, commands)| Request::Execute {
                 version,
                 max_value_bytes,
-                commands
+                commands: commands.into(),
             }),
         (version(), vec(shipped(), 0..4))
             .prop_map(|(version, changes)| Request::ApplyChanges { version, changes }),

@@ -3,7 +3,13 @@
 //! and for RESP's `COMMAND INFO`), the flags and tips clients read, the
 //! parser, and `docs/commands.md` all come from these rows.
 
+use std::iter::StepBy;
+use std::ops::Range;
+use std::sync::LazyLock;
+
 use bytes::Bytes;
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
 
 use super::command::Command;
 use super::error::CommandError;
@@ -173,8 +179,14 @@ impl CommandSpec {
 
     /// The indexes of the keys in `args` (which passed the arity check).
     pub fn key_indexes(&self, args: &[Bytes]) -> Vec<usize> {
-        match self.keys {
-            KeySpec::None => Vec::new(),
+        self.key_positions(args).collect()
+    }
+
+    /// [`CommandSpec::key_indexes`] without collecting them: routing looks
+    /// at every pipelined command's keys.
+    pub fn key_positions(&self, args: &[Bytes]) -> StepBy<Range<usize>> {
+        let (start, end, step) = match self.keys {
+            KeySpec::None => (0, 0, 1),
             KeySpec::Range { first, last, step } => {
                 let last = if last < 0 {
                     args.len() as i64 + i64::from(last)
@@ -184,7 +196,7 @@ impl CommandSpec {
                 let last = usize::try_from(last)
                     .unwrap_or(0)
                     .min(args.len().saturating_sub(1));
-                (first..=last).step_by(step.max(1)).collect()
+                (first, last + 1, step.max(1))
             }
             KeySpec::NumKeys { at } => {
                 let n = args
@@ -192,9 +204,10 @@ impl CommandSpec {
                     .and_then(|a| super::number::parse_i64(a))
                     .and_then(|n| usize::try_from(n).ok())
                     .unwrap_or(0);
-                (at + 1..(at + 1 + n).min(args.len())).collect()
+                (at + 1, (at + 1).saturating_add(n).min(args.len()), 1)
             }
-        }
+        };
+        (start..end).step_by(step)
     }
 
     /// Redis's (first, last, step) for `COMMAND INFO` (0, 0, 0 when the keys
@@ -354,23 +367,34 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("zscore", 3, R | FAST, SortedSet, ONE, |a| Ok(Command::ZScore { key: a[1].clone(), member: a[2].clone() }), "A member's score"),
 ];
 
+/// The longest command name in [`COMMANDS`] (a longer name is no command).
+const MAX_NAME_BYTES: usize = 32;
+
+/// [`COMMANDS`] by name, for [`lookup`]: a command is looked up on every
+/// request, and a binary search's string comparisons came to a tenth of
+/// the master's instructions for pipelined GETs (docs/performance.md,
+/// "Pipelines").
+static BY_NAME: LazyLock<HashMap<&'static [u8], &'static CommandSpec, FixedState>> =
+    LazyLock::new(|| {
+        COMMANDS
+            .iter()
+            .map(|spec| (spec.name.as_bytes(), spec))
+            .collect()
+    });
+
 /// The command named `name`, in any case.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    if name.len() > 32 {
+    if name.len() > MAX_NAME_BYTES {
         return None;
     }
-    // Lower-cased on the stack: a command is looked up several times on
-    // its way (front end, session, executor), and a heap copy of its name
-    // each time showed in the master's profile (docs/performance.md,
-    // "Commands over RESP").
-    let mut buf = [0u8; 32];
+    // Lower-cased on the stack: a heap copy of the name on each lookup
+    // showed in the master's profile (docs/performance.md, "Commands over
+    // RESP").
+    let mut buf = [0u8; MAX_NAME_BYTES];
     let lower = &mut buf[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    COMMANDS
-        .binary_search_by(|spec| spec.name.as_bytes().cmp(lower))
-        .ok()
-        .map(|i| &COMMANDS[i])
+    BY_NAME.get(&*lower).copied()
 }
 
 /// Finds the command, checks its arity: what Redis does when a command is
@@ -456,9 +480,22 @@ mod tests {
     }
 
     #[test]
-    fn names_are_case_insensitive() {
+    fn every_command_is_found_by_its_name_in_any_case_and_nothing_else_is() {
+        for spec in COMMANDS {
+            assert!(spec.name.len() <= MAX_NAME_BYTES, "{}", spec.name);
+            for name in [spec.name.to_owned(), spec.name.to_ascii_uppercase()] {
+                let found = lookup(name.as_bytes()).map(|s| s.name);
+                assert_eq!(found, Some(spec.name));
+            }
+        }
         assert_eq!(lookup(b"GeT").map(|s| s.name), Some("get"));
-        assert!(lookup(b"nope").is_none());
+        for name in [&b"nope"[..], b"", b"ge", b"gets", &[b'g'; 40]] {
+            assert!(
+                lookup(name).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(name)
+            );
+        }
     }
 
     #[test]

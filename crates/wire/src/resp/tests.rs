@@ -179,7 +179,56 @@ fn arguments_share_the_read_buffer_instead_of_copying_it() {
     );
 }
 
+/// How `number` read its digits before it read them one by one: Rust's
+/// own parser, after the checks for what `string2ll` refuses.
+fn number_by_str(digits: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(digits).ok()?;
+    let leading_zero = text.starts_with("-0") || (text.len() > 1 && text.starts_with('0'));
+    if text.is_empty() || text.starts_with('+') || leading_zero {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[test]
+fn numbers_are_read_as_string2ll_reads_them() {
+    let cases: &[(&[u8], Option<i64>)] = &[
+        (b"0", Some(0)),
+        (b"7", Some(7)),
+        (b"-12", Some(-12)),
+        (b"9223372036854775807", Some(i64::MAX)),
+        (b"-9223372036854775808", Some(i64::MIN)),
+        (b"9223372036854775808", None),
+        (b"-9223372036854775809", None),
+        (b"", None),
+        (b"-", None),
+        (b"-0", None),
+        (b"00", None),
+        (b"01", None),
+        (b"+1", None),
+        (b" 1", None),
+        (b"1 ", None),
+        (b"1x", None),
+        ("\u{661}".as_bytes(), None),
+    ];
+    for (digits, expected) in cases {
+        let shown = String::from_utf8_lossy(digits);
+        assert_eq!(number(digits), *expected, "{shown:?}");
+        assert_eq!(number_by_str(digits), *expected, "{shown:?}");
+    }
+}
+
 proptest! {
+    #[test]
+    fn numbers_read_digit_by_digit_as_by_rusts_parser(
+        digits in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..24),
+            "-?[0-9]{0,20}".prop_map(String::into_bytes),
+        ],
+    ) {
+        prop_assert_eq!(number(&digits), number_by_str(&digits));
+    }
+
     #[test]
     fn any_arguments_round_trip_through_multibulk(
         list in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..8),

@@ -61,14 +61,16 @@ pub fn encode(replies: &[Reply], out: &mut Vec<u8>) {
     }
 }
 
-/// Decodes replies encoded by [`encode`] (the whole of `data`).
-pub fn decode(data: &[u8]) -> Result<Vec<Reply>, DecodeError> {
+/// Decodes replies encoded by [`encode`] (the whole of `data`). Bulk
+/// strings share `data`'s buffer rather than copying out of it: a master
+/// decodes a GET's value only to write it to its client.
+pub fn decode(data: &Bytes) -> Result<Vec<Reply>, DecodeError> {
     let mut c = Cursor::new(data);
     let version = c.u8("version")?;
     if version != VERSION {
         return Err(DecodeError::Version(version));
     }
-    let replies = list(&mut c, 0)?;
+    let replies = list(&mut Decoder { c: &mut c, data }, 0)?;
     if c.remaining() != 0 {
         return Err(DecodeError::Malformed("bytes after the replies"));
     }
@@ -168,48 +170,60 @@ fn count(c: &mut Cursor<'_>, min_bytes: usize) -> Result<usize, DecodeError> {
     Ok(n)
 }
 
-fn text(c: &mut Cursor<'_>) -> Result<String, DecodeError> {
+/// A cursor over the bytes being decoded, and those bytes, which bulk
+/// strings are sliced from.
+struct Decoder<'a, 'b> {
+    c: &'a mut Cursor<'b>,
+    data: &'b Bytes,
+}
+
+fn text<'b>(c: &mut Cursor<'b>) -> Result<&'b str, DecodeError> {
     let len = c.u32("text length")? as usize;
     let bytes = c.take(len, "text")?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::Malformed("text is not UTF-8"))
+    std::str::from_utf8(bytes).map_err(|_| DecodeError::Malformed("text is not UTF-8"))
 }
 
-fn list(c: &mut Cursor<'_>, depth: usize) -> Result<Vec<Reply>, DecodeError> {
-    let n = count(c, 1)?;
+fn list(d: &mut Decoder<'_, '_>, depth: usize) -> Result<Vec<Reply>, DecodeError> {
+    let n = count(d.c, 1)?;
     let mut items = Vec::with_capacity(n);
     for _ in 0..n {
-        items.push(reply(c, depth)?);
+        items.push(reply(d, depth)?);
     }
     Ok(items)
 }
 
-fn pairs(c: &mut Cursor<'_>, depth: usize) -> Result<Vec<(Reply, Reply)>, DecodeError> {
-    let n = count(c, 2)?;
+fn pairs(d: &mut Decoder<'_, '_>, depth: usize) -> Result<Vec<(Reply, Reply)>, DecodeError> {
+    let n = count(d.c, 2)?;
     let mut items = Vec::with_capacity(n);
     for _ in 0..n {
-        items.push((reply(c, depth)?, reply(c, depth)?));
+        items.push((reply(d, depth)?, reply(d, depth)?));
     }
     Ok(items)
 }
 
-fn reply(c: &mut Cursor<'_>, depth: usize) -> Result<Reply, DecodeError> {
+fn reply(d: &mut Decoder<'_, '_>, depth: usize) -> Result<Reply, DecodeError> {
     if depth >= MAX_DEPTH {
         return Err(DecodeError::Malformed("replies nested too deep"));
     }
+    let c = &mut *d.c;
     Ok(match c.u8("tag")? {
-        0 => Reply::Status(Cow::Owned(text(c)?)),
-        1 => Reply::Error(CommandError::Relayed(text(c)?)),
+        // The status of every SET, without a copy.
+        0 => match text(c)? {
+            "OK" => Reply::OK,
+            status => Reply::Status(Cow::Owned(status.to_owned())),
+        },
+        1 => Reply::Error(CommandError::Relayed(text(c)?.to_owned())),
         2 => Reply::Integer(c.u64("integer")? as i64),
         3 => {
             let len = c.u32("bulk length")? as usize;
-            Reply::Bulk(Bytes::copy_from_slice(c.take(len, "bulk")?))
+            Reply::Bulk(d.data.slice_ref(c.take(len, "bulk")?))
         }
         4 => Reply::Null,
         5 => Reply::NullArray,
-        6 => Reply::Array(list(c, depth + 1)?),
-        7 => Reply::Map(pairs(c, depth + 1)?),
-        8 => Reply::Set(list(c, depth + 1)?),
-        9 => Reply::Pairs(pairs(c, depth + 1)?),
+        6 => Reply::Array(list(d, depth + 1)?),
+        7 => Reply::Map(pairs(d, depth + 1)?),
+        8 => Reply::Set(list(d, depth + 1)?),
+        9 => Reply::Pairs(pairs(d, depth + 1)?),
         10 => Reply::Double(f64::from_bits(c.u64("double")?)),
         11 => match c.u8("boolean")? {
             0 => Reply::Boolean(false),
@@ -248,7 +262,7 @@ mod tests {
     fn replies_round_trip_and_write_the_same_resp() {
         let mut bytes = Vec::new();
         encode(&sample(), &mut bytes);
-        let back = decode(&bytes).unwrap();
+        let back = decode(&Bytes::from(bytes)).unwrap();
         assert_eq!(back.len(), sample().len());
         for (a, b) in sample().iter().zip(&back) {
             for protocol in [Protocol::Resp2, Protocol::Resp3] {
@@ -258,6 +272,26 @@ mod tests {
                 assert_eq!(x, y, "{a:?} vs {b:?}");
             }
         }
+    }
+
+    #[test]
+    fn bulk_strings_share_the_decoded_buffer_and_statuses_keep_their_text() {
+        let replies = vec![
+            Reply::bulk(b"a value"),
+            Reply::Status("QUEUED".into()),
+            Reply::OK,
+            Reply::Status("OKAY".into()),
+        ];
+        let mut bytes = Vec::new();
+        encode(&replies, &mut bytes);
+        let bytes = Bytes::from(bytes);
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back, replies);
+        let Reply::Bulk(value) = &back[0] else {
+            panic!("{:?}", back[0]);
+        };
+        let inside = bytes.as_ptr_range();
+        assert!(inside.contains(&value.as_ptr()), "the value was copied");
     }
 
     #[test]
@@ -279,10 +313,14 @@ mod tests {
     fn every_truncation_and_a_hostile_count_are_errors_not_panics() {
         let mut bytes = Vec::new();
         encode(&sample(), &mut bytes);
+        let bytes = Bytes::from(bytes);
         for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len]).is_err(), "prefix of {len} bytes");
+            assert!(
+                decode(&bytes.slice(..len)).is_err(),
+                "prefix of {len} bytes"
+            );
         }
-        let hostile = [VERSION, 0xff, 0xff, 0xff, 0xff, 6];
+        let hostile = Bytes::from_static(&[VERSION, 0xff, 0xff, 0xff, 0xff, 6]);
         assert!(decode(&hostile).is_err());
         let mut deep = vec![VERSION, 1, 0, 0, 0];
         for _ in 0..MAX_DEPTH + 1 {
@@ -290,7 +328,7 @@ mod tests {
         }
         deep.push(4);
         assert_eq!(
-            decode(&deep),
+            decode(&Bytes::from(deep)),
             Err(DecodeError::Malformed("replies nested too deep"))
         );
     }

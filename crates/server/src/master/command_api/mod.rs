@@ -40,7 +40,7 @@ use distcache_core::command::{CommandError, Reply, table};
 use self::body::BodyError;
 use self::json::Encoding;
 use super::Master;
-use super::commands::CommandSession;
+use super::commands::{CommandSession, Piped};
 use crate::http::json_bytes;
 use crate::metrics::{CommandMetrics, UNKNOWN_COMMAND};
 use crate::security::auth::{self, Role};
@@ -85,7 +85,7 @@ pub(super) async fn pipeline(
             Ok(()) => {
                 replies.push(None);
                 places.push(place);
-                runnable.push(args);
+                runnable.push(Piped::new(args));
             }
             Err(e) => replies.push(Some(Reply::Error(e))),
         }

@@ -67,7 +67,7 @@ fn unexpected() -> ApiError {
 }
 
 /// The replies a leader sent, decoded.
-pub(super) fn decode_replies(bytes: &[u8], expected: usize) -> Result<Vec<Reply>, ApiError> {
+pub(super) fn decode_replies(bytes: &Bytes, expected: usize) -> Result<Vec<Reply>, ApiError> {
     let replies = reply_codec::decode(bytes).map_err(|e| {
         ApiError::internal("unexpected_answer", format!("an auxiliary's replies: {e}"))
     })?;
@@ -103,7 +103,7 @@ impl Master {
     pub(super) fn execute_request(
         &self,
         version: Option<Version>,
-        commands: Vec<Vec<Bytes>>,
+        commands: Arc<[Vec<Bytes>]>,
     ) -> Request {
         Request::Execute {
             version,
@@ -134,47 +134,62 @@ impl Master {
         write: bool,
     ) -> Result<(Vec<Reply>, usize), ApiError> {
         let n = commands.len();
-        Ok(match self.at_leader_answer(keys, &commands, write).await? {
-            AtLeader::Ran(replies, reached) => (replies, reached),
-            // Redis Cluster's word for "keys being moved, try again".
-            AtLeader::Moved => {
-                let again = Reply::Error(CommandError::Relayed(
-                    "TRYAGAIN Multiple keys request during rehashing of slot".into(),
-                ));
-                (vec![again; n], 0)
-            }
-            AtLeader::TooLarge => (vec![too_large(); n], 0),
-        })
+        Ok(
+            match self
+                .at_leader_answer(keys, commands.into(), write, None)
+                .await?
+            {
+                AtLeader::Ran(replies, reached) => (replies, reached),
+                // Redis Cluster's word for "keys being moved, try again".
+                AtLeader::Moved => {
+                    let again = Reply::Error(CommandError::Relayed(
+                        "TRYAGAIN Multiple keys request during rehashing of slot".into(),
+                    ));
+                    (vec![again; n], 0)
+                }
+                AtLeader::TooLarge => (vec![too_large(); n], 0),
+            },
+        )
     }
 
     /// Runs `commands` at the leader of `keys` and says what came of them,
-    /// nothing having run told apart from an answer.
+    /// nothing having run told apart from an answer. `planned`: the map
+    /// the keys were found together by, and their route by it; while it
+    /// is still the current map, neither is worked out again.
     pub(super) async fn at_leader_answer(
         self: &Arc<Self>,
         keys: &[Bytes],
-        commands: &[Vec<Bytes>],
+        commands: Arc<[Vec<Bytes>]>,
         write: bool,
+        planned: Option<(&Arc<RingView>, &Route)>,
     ) -> Result<AtLeader, ApiError> {
-        self.fenced(|| self.leader_attempt(keys, commands, write))
+        self.fenced(|| self.leader_attempt(keys, commands.clone(), write, planned))
             .await
     }
 
     async fn leader_attempt(
         self: &Arc<Self>,
         keys: &[Bytes],
-        commands: &[Vec<Bytes>],
+        commands: Arc<[Vec<Bytes>]>,
         write: bool,
+        planned: Option<(&Arc<RingView>, &Route)>,
     ) -> Result<AtLeader, OpError> {
         let view = self.view.load_full();
-        let route = match keys.first() {
-            Some(key) => self.route(&view, key)?,
-            None => self.any_node(&view)?,
+        let route = match (planned, keys.first()) {
+            (Some((at, route)), _) if Arc::ptr_eq(at, &view) => route.clone(),
+            (_, key) => {
+                let route = match key {
+                    Some(key) => self.route(&view, key)?,
+                    None => self.any_node(&view)?,
+                };
+                if !self.together(&view, keys)? {
+                    // They were together when the command was planned: the
+                    // map moved since.
+                    return Ok(AtLeader::Moved);
+                }
+                route
+            }
         };
-        if !self.together(&view, keys)? {
-            // They were together when the command was planned: the map
-            // moved since.
-            return Ok(AtLeader::Moved);
-        }
         if view.rebalancing() {
             self.bring_leader_up_to_date(&view, &route, keys).await?;
         }
@@ -183,14 +198,15 @@ impl Master {
         }
         let leader = &route[0];
         let version = self.versions.tick((self.clock)());
-        let request = self.execute_request(Some(version), commands.to_vec());
+        let n = commands.len();
+        let request = self.execute_request(Some(version), commands);
         match self.call(leader, view.epoch, "execute", request).await {
             Ok(Response::Executed {
                 version,
                 replies,
                 changes,
             }) => {
-                let replies = decode_replies(&replies, commands.len())?;
+                let replies = decode_replies(&replies, n)?;
                 for change in &changes {
                     self.invalidate_near(&change.key);
                 }
@@ -232,11 +248,11 @@ impl Master {
         &self,
         view: &RingView,
         route: &Route,
-        commands: &[Vec<Bytes>],
+        commands: Arc<[Vec<Bytes>]>,
     ) -> Result<AtLeader, OpError> {
         let mut last_error = None;
         for (i, node) in route.iter().enumerate() {
-            let request = self.execute_request(None, commands.to_vec());
+            let request = self.execute_request(None, commands.clone());
             match self.call(node, view.epoch, "execute", request).await {
                 Ok(Response::Executed { replies, .. }) => {
                     if i > 0 {

@@ -43,7 +43,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use distcache_core::command::{CommandError, Reply};
 
-pub use pipeline::Answer;
+pub use pipeline::{Answer, Piped};
 pub use session::CommandSession;
 
 use super::Master;

@@ -27,11 +27,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use distcache_core::command::{Reply, table};
+use distcache_core::command::{CommandSpec, Reply, table};
 use futures_util::future::join_all;
 
 use super::error_reply;
 use super::leader::AtLeader;
+use super::plan::same_nodes;
 use crate::master::data::Route;
 use crate::master::{Master, RingView};
 
@@ -43,6 +44,9 @@ const MAX_PENDING_COMMANDS: usize = 64;
 /// Argument bytes in the batches waiting to go out, at most (as above).
 const MAX_PENDING_BYTES: usize = 256 * 1024;
 
+/// The commands a batch has room for before it grows.
+const BATCH_CAPACITY: usize = 8;
+
 /// One command's answer: its reply, and for a write at one leader how
 /// many replicas beyond the leader it reached (WAIT's answer; see
 /// [`Master::run_command_reached`]).
@@ -50,6 +54,8 @@ pub type Answer = (Reply, Option<usize>);
 
 /// Commands bound for one leader, in the client's order.
 struct Batch {
+    /// The map the batch was planned over, and its route by that map.
+    view: Arc<RingView>,
     route: Route,
     /// Their keys, sorted, without repeats.
     keys: Vec<Bytes>,
@@ -67,31 +73,37 @@ struct Pending {
 }
 
 impl Pending {
-    fn add(&mut self, place: usize, args: Vec<Bytes>, plan: Planned) {
+    /// Adds the command at `place` to its leader's batch.
+    fn add(&mut self, place: usize, command: Piped, plan: Planned, view: &Arc<RingView>) {
+        let args = command.args;
         self.commands += 1;
         self.bytes += args.iter().map(Bytes::len).sum::<usize>();
-        let same = |b: &&mut Batch| {
-            b.route.len() == plan.route.len()
-                && b.route.iter().zip(&plan.route).all(|(a, c)| a.id == c.id)
-        };
-        let batch = match self.batches.iter_mut().find(same) {
-            Some(batch) => batch,
+        let batch = match self
+            .batches
+            .iter_mut()
+            .position(|b| same_nodes(&b.route, &plan.route))
+        {
+            Some(i) => &mut self.batches[i],
             None => {
+                // A window's commands usually spread over a few nodes.
                 self.batches.push(Batch {
+                    view: view.clone(),
                     route: plan.route,
-                    keys: Vec::new(),
-                    members: Vec::new(),
-                    commands: Vec::new(),
+                    keys: Vec::with_capacity(BATCH_CAPACITY),
+                    members: Vec::with_capacity(BATCH_CAPACITY),
+                    commands: Vec::with_capacity(BATCH_CAPACITY),
                 });
                 self.batches.last_mut().expect("just pushed")
             }
         };
-        for key in plan.keys {
-            if let Err(at) = batch.keys.binary_search(&key) {
-                batch.keys.insert(at, key);
+        for i in plan.spec.key_positions(&args) {
+            if let Err(at) = batch.keys.binary_search(&args[i]) {
+                batch.keys.insert(at, args[i].clone());
             }
         }
-        batch.members.push((place, plan.write));
+        batch
+            .members
+            .push((place, plan.spec.has(table::flags::WRITE)));
         batch.commands.push(args);
     }
 
@@ -100,39 +112,58 @@ impl Pending {
     }
 }
 
+/// A pipeline's command, with its row of the command table when its name
+/// and arity pass (looked up once, by whoever read the command).
+pub struct Piped {
+    /// The command's row of the table; `None` for an unknown command or a
+    /// wrong number of arguments.
+    pub spec: Option<&'static CommandSpec>,
+    /// The command's name and arguments.
+    pub args: Vec<Bytes>,
+}
+
+impl Piped {
+    /// `args`, looked up in the command table.
+    pub fn new(args: Vec<Bytes>) -> Self {
+        Piped {
+            spec: table::resolve(&args).ok(),
+            args,
+        }
+    }
+}
+
 /// Where a command runs when it runs at one leader.
 struct Planned {
+    spec: &'static CommandSpec,
     route: Route,
-    keys: Vec<Bytes>,
-    write: bool,
 }
 
 impl Master {
     /// Runs a pipeline: see the module's overview. The answers are in the
     /// commands' order.
-    pub async fn run_pipeline(self: &Arc<Self>, commands: Vec<Vec<Bytes>>) -> Vec<Answer> {
+    pub async fn run_pipeline(self: &Arc<Self>, commands: Vec<Piped>) -> Vec<Answer> {
         if commands.len() == 1 {
             let mut commands = commands;
-            let args = commands.pop().expect("one command");
-            return vec![self.run_command_reached(args).await];
+            let command = commands.pop().expect("one command");
+            return vec![self.run_command_reached(command.args).await];
         }
         let mut answers: Vec<Option<Answer>> = Vec::new();
         answers.resize_with(commands.len(), || None);
         let mut pending = Pending::default();
         let mut view = self.view.load_full();
-        for (place, args) in commands.into_iter().enumerate() {
+        for (place, command) in commands.into_iter().enumerate() {
             // Every command waiting to go out is planned over one map: over
             // two, a key whose route changed between them would be in two
             // batches, which go out at the same time in no set order.
             if pending.commands == 0 {
                 view = self.view.load_full();
             }
-            let Some(plan) = self.at_one_leader(&view, &args) else {
+            let Some(plan) = self.at_one_leader(&view, &command) else {
                 self.send(std::mem::take(&mut pending), &mut answers).await;
-                answers[place] = Some(self.run_command_reached(args).await);
+                answers[place] = Some(self.run_command_reached(command.args).await);
                 continue;
             };
-            pending.add(place, args, plan);
+            pending.add(place, command, plan, &view);
             if pending.full() {
                 self.send(std::mem::take(&mut pending), &mut answers).await;
             }
@@ -144,25 +175,27 @@ impl Master {
             .collect()
     }
 
-    /// The leader `args` runs at, if it runs at one leader as it is (a
-    /// valid data command, not a transaction's own, over keys that share
+    /// The leader `command` runs at, if it runs at one leader as it is (a
+    /// command of the table, not a transaction's own, over keys that share
     /// their replicas); `None` for anything else, which runs alone.
-    fn at_one_leader(&self, view: &RingView, args: &[Bytes]) -> Option<Planned> {
-        let spec = table::resolve(args).ok()?;
+    ///
+    /// A command whose arguments do not parse goes with the others: its
+    /// leader parses it and answers the error in its place, having run
+    /// nothing, as it would alone.
+    fn at_one_leader(&self, view: &RingView, command: &Piped) -> Option<Planned> {
+        let spec = command.spec?;
         if spec.has(table::flags::TRANSACTION) || super::runs_everywhere(spec.name) {
             return None;
         }
-        (spec.parse)(args).ok()?;
-        let keys = super::plan::keys_of(spec, args);
-        let first = keys.first()?;
-        if !self.together(view, &keys).ok()? {
-            return None;
+        let args = &command.args;
+        let mut keys = spec.key_positions(args).map(|i| &args[i]);
+        let route = self.route(view, keys.next()?).ok()?;
+        for key in keys {
+            if !same_nodes(&self.route(view, key).ok()?, &route) {
+                return None;
+            }
         }
-        Some(Planned {
-            route: self.route(view, first).ok()?,
-            keys,
-            write: spec.has(table::flags::WRITE),
-        })
+        Some(Planned { spec, route })
     }
 
     /// Sends every pending batch, at the same time, and puts their answers
@@ -180,17 +213,22 @@ impl Master {
     /// One batch at its leader, or its commands one by one if nothing ran.
     async fn run_batch(self: &Arc<Self>, batch: Batch) -> Vec<(usize, Answer)> {
         let Batch {
+            view,
+            route,
             keys,
             members,
             commands,
-            ..
         } = batch;
         if commands.len() == 1 {
             let args = commands.into_iter().next().expect("one command");
             return vec![(members[0].0, self.run_command_reached(args).await)];
         }
         let write = members.iter().any(|&(_, write)| write);
-        match self.at_leader_answer(&keys, &commands, write).await {
+        let commands: Arc<[Vec<Bytes>]> = commands.into();
+        match self
+            .at_leader_answer(&keys, commands.clone(), write, Some((&view, &route)))
+            .await
+        {
             Ok(AtLeader::Ran(replies, reached)) => members
                 .into_iter()
                 .zip(replies)
@@ -198,8 +236,8 @@ impl Master {
                 .collect(),
             Ok(AtLeader::Moved | AtLeader::TooLarge) => {
                 let mut answers = Vec::with_capacity(commands.len());
-                for ((place, _), args) in members.into_iter().zip(commands) {
-                    answers.push((place, self.run_command_reached(args).await));
+                for ((place, _), args) in members.into_iter().zip(commands.iter()) {
+                    answers.push((place, self.run_command_reached(args.clone()).await));
                 }
                 answers
             }

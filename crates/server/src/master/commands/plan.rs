@@ -18,6 +18,15 @@ fn route_ids(route: &Route) -> Vec<&str> {
     route.iter().map(|n| n.id.as_str()).collect()
 }
 
+/// Whether two routes name the same nodes in the same order: keys whose
+/// routes do live together.
+pub(super) fn same_nodes(a: &Route, b: &Route) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| Arc::ptr_eq(x, y) || x.id == y.id)
+}
+
 /// The keys of `args` (which passed the table's checks).
 pub(super) fn keys_of(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
     spec.key_indexes(args)
@@ -34,9 +43,8 @@ impl Master {
             return Ok(true);
         };
         let first = self.route(view, first)?;
-        let first = route_ids(&first);
         for key in rest {
-            if route_ids(&self.route(view, key)?) != first {
+            if !same_nodes(&self.route(view, key)?, &first) {
                 return Ok(false);
             }
         }

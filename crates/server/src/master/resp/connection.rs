@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use distcache_core::command::table::flags;
-use distcache_core::command::{CommandError, Protocol, Reply, table};
+use distcache_core::command::{CommandError, CommandSpec, Protocol, Reply, table};
 use distcache_wire::resp::parse_request;
 use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -21,7 +21,7 @@ use tracing::{Instrument, debug, debug_span};
 
 use super::front::{self, Flow};
 use super::{ClientInfo, REPLY_FLUSH_BYTES, Registered, RespServer};
-use crate::master::commands::CommandSession;
+use crate::master::commands::{CommandSession, Piped};
 use crate::metrics::CommandSeries;
 use crate::security::auth::Role;
 
@@ -87,10 +87,13 @@ impl Connection {
     /// connection's state go to the cluster together, as a pipeline;
     /// anything else runs alone, after them.
     async fn run_window(&mut self, requests: Vec<Vec<Bytes>>, out: &mut Vec<u8>) -> Flow {
-        let mut pipeline = Vec::new();
+        let mut pipeline = Vec::with_capacity(requests.len());
         for args in requests {
-            if self.may_pipeline(&args) {
-                pipeline.push(args);
+            if let Some(spec) = self.may_pipeline(&args) {
+                pipeline.push(Piped {
+                    spec: Some(spec),
+                    args,
+                });
                 continue;
             }
             self.run_pipeline(std::mem::take(&mut pipeline), out).await;
@@ -102,24 +105,24 @@ impl Connection {
         Flow::Continue
     }
 
-    /// Whether `args` is a data command this connection may run, outside a
-    /// transaction and not one of a transaction's own: its answer then
-    /// depends on the data alone.
-    fn may_pipeline(&self, args: &[Bytes]) -> bool {
+    /// The row of `args`'s command if it is a data command this
+    /// connection may run, outside a transaction and not one of a
+    /// transaction's own: its answer then depends on the data alone.
+    fn may_pipeline(&self, args: &[Bytes]) -> Option<&'static CommandSpec> {
         if self.session.in_transaction() || front::lookup(&args[0]).is_some() {
-            return false;
+            return None;
         }
         let (Ok(spec), Some(role)) = (table::resolve(args), self.role) else {
-            return false;
+            return None;
         };
-        !spec.has(flags::TRANSACTION) && permits(role, spec.role())
+        (!spec.has(flags::TRANSACTION) && permits(role, spec.role())).then_some(spec)
     }
 
     /// Runs data commands that [`Connection::may_pipeline`] let through.
-    async fn run_pipeline(&mut self, commands: Vec<Vec<Bytes>>, out: &mut Vec<u8>) {
+    async fn run_pipeline(&mut self, commands: Vec<Piped>, out: &mut Vec<u8>) {
         let names: Vec<&'static str> = commands
             .iter()
-            .map(|args| table::lookup(&args[0]).map_or("unknown", |spec| spec.name))
+            .map(|command| command.spec.map_or("unknown", |spec| spec.name))
             .collect();
         let Some(&last) = names.last() else {
             return;
@@ -388,7 +391,7 @@ async fn serve<S>(
         let mut flow;
         let mut more = false;
         loop {
-            let mut window = Vec::new();
+            let mut window = Vec::with_capacity(window_size);
             let mut broken = None;
             while window.len() < window_size {
                 match parse_request(&mut input, &server.limits) {

@@ -8,10 +8,13 @@
 //! Redis queues them, and run in their place when EXEC runs (see
 //! `Connection::exec`); QUIT and RESET run at once.
 
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use distcache_core::command::{CommandError, Protocol, Reply};
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
 
 use super::connection::{Connection, noauth};
 use super::info;
@@ -101,20 +104,29 @@ pub(super) const FRONT_COMMANDS: &[FrontCommand] = &[
     front!("wait", 3, ["noscript"], ["@slow", "@connection"], [], "generic", "3.0.0", "Replicas beyond the leader that the connection's last write reached"),
 ];
 
+/// The longest name in [`FRONT_COMMANDS`].
+const MAX_NAME_BYTES: usize = 16;
+
+/// [`FRONT_COMMANDS`] by name: every request is looked up here first, so
+/// a hash lookup, as for the data commands (`table::lookup`).
+static BY_NAME: LazyLock<HashMap<&'static [u8], &'static FrontCommand, FixedState>> =
+    LazyLock::new(|| {
+        FRONT_COMMANDS
+            .iter()
+            .map(|command| (command.name.as_bytes(), command))
+            .collect()
+    });
+
 /// The listener's command named `name`, in any case.
 pub(super) fn lookup(name: &[u8]) -> Option<&'static FrontCommand> {
-    if name.len() > 16 {
+    if name.len() > MAX_NAME_BYTES {
         return None;
     }
-    // Lower-cased on the stack: every request is looked up here first.
-    let mut buf = [0u8; 16];
+    let mut buf = [0u8; MAX_NAME_BYTES];
     let lower = &mut buf[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    FRONT_COMMANDS
-        .binary_search_by(|c| c.name.as_bytes().cmp(lower))
-        .ok()
-        .map(|i| &FRONT_COMMANDS[i])
+    BY_NAME.get(&*lower).copied()
 }
 
 fn error(line: impl Into<String>) -> Reply {
@@ -522,6 +534,7 @@ mod tests {
             );
         }
         for c in FRONT_COMMANDS {
+            assert!(c.name.len() <= MAX_NAME_BYTES, "{}", c.name);
             assert!(
                 distcache_core::command::lookup(c.name.as_bytes()).is_none(),
                 "{} is in both tables",
