@@ -95,33 +95,29 @@ impl Reply {
         match self {
             Reply::Status(s) => line(out, b'+', s.as_bytes()),
             Reply::Error(e) => line(out, b'-', e.to_string().as_bytes()),
-            Reply::Integer(n) => line(out, b':', n.to_string().as_bytes()),
+            Reply::Integer(n) => header(out, b':', *n),
             Reply::Bulk(b) => bulk(out, b),
             Reply::Null if resp3 => out.extend_from_slice(b"_\r\n"),
             Reply::NullArray if resp3 => out.extend_from_slice(b"_\r\n"),
             Reply::Null => out.extend_from_slice(b"$-1\r\n"),
             Reply::NullArray => out.extend_from_slice(b"*-1\r\n"),
             Reply::Array(items) => {
-                line(out, b'*', items.len().to_string().as_bytes());
+                header(out, b'*', items.len());
                 for item in items {
                     item.write_resp(protocol, out);
                 }
             }
             Reply::Set(items) => {
-                line(
-                    out,
-                    if resp3 { b'~' } else { b'*' },
-                    items.len().to_string().as_bytes(),
-                );
+                header(out, if resp3 { b'~' } else { b'*' }, items.len());
                 for item in items {
                     item.write_resp(protocol, out);
                 }
             }
             Reply::Map(pairs) => {
                 if resp3 {
-                    line(out, b'%', pairs.len().to_string().as_bytes());
+                    header(out, b'%', pairs.len());
                 } else {
-                    line(out, b'*', (pairs.len() * 2).to_string().as_bytes());
+                    header(out, b'*', pairs.len() * 2);
                 }
                 for (k, v) in pairs {
                     k.write_resp(protocol, out);
@@ -130,9 +126,9 @@ impl Reply {
             }
             Reply::Pairs(pairs) => {
                 if resp3 {
-                    line(out, b'*', pairs.len().to_string().as_bytes());
+                    header(out, b'*', pairs.len());
                 } else {
-                    line(out, b'*', (pairs.len() * 2).to_string().as_bytes());
+                    header(out, b'*', pairs.len() * 2);
                 }
                 for (k, v) in pairs {
                     if resp3 {
@@ -165,7 +161,61 @@ fn line(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
 }
 
 fn bulk(out: &mut Vec<u8>, b: &[u8]) {
-    line(out, b'$', b.len().to_string().as_bytes());
+    header(out, b'$', b.len());
     out.extend_from_slice(b);
     out.extend_from_slice(b"\r\n");
+}
+
+/// A line of `kind` and a number (a length, a count, an integer), written
+/// without a heap copy of its digits: every bulk reply has one.
+fn header(out: &mut Vec<u8>, kind: u8, n: impl TryInto<i64>) {
+    // Lengths and counts are far below i64::MAX.
+    let n: i64 = n.try_into().unwrap_or(i64::MAX);
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    line(out, kind, &digits[at..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_in_headers_are_written_as_decimal_text() {
+        let cases = [0, 1, 9, 10, 99, 100, -1, -10, 1234567, i64::MAX, i64::MIN];
+        for n in cases {
+            let mut out = Vec::new();
+            header(&mut out, b':', n);
+            assert_eq!(out, format!(":{n}\r\n").into_bytes());
+        }
+        let mut out = Vec::new();
+        header(&mut out, b'*', usize::MAX);
+        assert_eq!(out, format!("*{}\r\n", i64::MAX).into_bytes());
+    }
+
+    #[test]
+    fn replies_write_redis_headers() {
+        let mut out = Vec::new();
+        Reply::Integer(-42).write_resp(Protocol::Resp2, &mut out);
+        Reply::bulk(b"hello").write_resp(Protocol::Resp2, &mut out);
+        Reply::Array(vec![Reply::Integer(7); 12]).write_resp(Protocol::Resp2, &mut out);
+        let mut expected = b":-42\r\n$5\r\nhello\r\n*12\r\n".to_vec();
+        for _ in 0..12 {
+            expected.extend_from_slice(b":7\r\n");
+        }
+        assert_eq!(out, expected);
+    }
 }

@@ -117,7 +117,7 @@ impl Master {
     pub(super) async fn at_leader(
         self: &Arc<Self>,
         keys: &[Bytes],
-        commands: Vec<Vec<Bytes>>,
+        commands: Arc<[Vec<Bytes>]>,
         write: bool,
     ) -> Result<Vec<Reply>, ApiError> {
         Ok(self.at_leader_reached(keys, commands, write).await?.0)
@@ -130,7 +130,7 @@ impl Master {
     pub(super) async fn at_leader_reached(
         self: &Arc<Self>,
         keys: &[Bytes],
-        commands: Vec<Vec<Bytes>>,
+        commands: Arc<[Vec<Bytes>]>,
         write: bool,
     ) -> Result<(Vec<Reply>, usize), ApiError> {
         let n = commands.len();

@@ -29,10 +29,7 @@ pub(super) fn same_nodes(a: &Route, b: &Route) -> bool {
 
 /// The keys of `args` (which passed the table's checks).
 pub(super) fn keys_of(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
-    spec.key_indexes(args)
-        .into_iter()
-        .map(|i| args[i].clone())
-        .collect()
+    spec.key_positions(args).map(|i| args[i].clone()).collect()
 }
 
 impl Master {
@@ -103,7 +100,9 @@ impl Master {
         let view = self.view.load_full();
         if self.together(&view, &keys)? {
             let write = spec.has(table::flags::WRITE);
-            let (mut replies, reached) = self.at_leader_reached(&keys, vec![args], write).await?;
+            let (mut replies, reached) = self
+                .at_leader_reached(&keys, Arc::from([args]), write)
+                .await?;
             let counted = write.then_some(reached);
             return Ok((replies.pop().unwrap_or(Reply::Null), counted));
         }
@@ -150,7 +149,9 @@ impl Master {
             .any(|args| table::resolve(args).is_ok_and(|spec| spec.has(table::flags::WRITE)));
         keys.sort();
         keys.dedup();
-        Ok(Reply::Array(self.at_leader(&keys, queued, write).await?))
+        Ok(Reply::Array(
+            self.at_leader(&keys, queued.into(), write).await?,
+        ))
     }
 
     /// MGET over keys on several nodes: one MGET per node.
@@ -165,7 +166,7 @@ impl Master {
             let mut sub = vec![args[0].clone()];
             sub.extend(group.iter().map(|&i| keys[i].clone()));
             let group_keys: Vec<Bytes> = sub[1..].to_vec();
-            async move { self.at_leader(&group_keys, vec![sub], false).await }
+            async move { self.at_leader(&group_keys, Arc::from([sub]), false).await }
         }))
         .await;
         let mut values = vec![Reply::Null; keys.len()];
@@ -197,7 +198,7 @@ impl Master {
             let mut sub = vec![args[0].clone()];
             sub.extend(group.iter().map(|&i| keys[i].clone()));
             let group_keys: Vec<Bytes> = sub[1..].to_vec();
-            async move { self.at_leader(&group_keys, vec![sub], write).await }
+            async move { self.at_leader(&group_keys, Arc::from([sub]), write).await }
         }))
         .await;
         let mut total = 0i64;
@@ -240,7 +241,7 @@ impl Master {
                 sub.push(pairs[i].1.clone());
             }
             let group_keys: Vec<Bytes> = group.iter().map(|&i| keys[i].clone()).collect();
-            async move { self.at_leader(&group_keys, vec![sub], true).await }
+            async move { self.at_leader(&group_keys, Arc::from([sub]), true).await }
         }))
         .await;
         for answer in answers {

@@ -15,6 +15,7 @@ use distcache_core::command::table::flags;
 use distcache_core::command::{CommandError, CommandSpec, Protocol, Reply, table};
 use distcache_wire::resp::parse_request;
 use prometheus::IntCounter;
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{Instrument, debug, debug_span};
@@ -120,7 +121,7 @@ impl Connection {
 
     /// Runs data commands that [`Connection::may_pipeline`] let through.
     async fn run_pipeline(&mut self, commands: Vec<Piped>, out: &mut Vec<u8>) {
-        let names: Vec<&'static str> = commands
+        let names: SmallVec<[&'static str; 16]> = commands
             .iter()
             .map(|command| command.spec.map_or("unknown", |spec| spec.name))
             .collect();
@@ -391,7 +392,7 @@ async fn serve<S>(
         let mut flow;
         let mut more = false;
         loop {
-            let mut window = Vec::with_capacity(window_size);
+            let mut window = Vec::new();
             let mut broken = None;
             while window.len() < window_size {
                 match parse_request(&mut input, &server.limits) {
