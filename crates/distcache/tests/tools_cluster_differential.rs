@@ -745,6 +745,57 @@ fn hand_written_edge_cases_through_post_answer_as_redis_server_does() {
     assert!(run.compared > 200, "{} compared", run.compared);
 }
 
+/// The same edge cases over RESP, every run between MULTI blocks in one
+/// pipeline: commands that fail to parse (`SET k v EX -1`, a bad option)
+/// go to their leader in a batch with the others, which answers their
+/// error in its place having run nothing, as Redis does.
+#[test]
+fn hand_written_edge_cases_pipelined_over_resp_answer_as_redis_server_does() {
+    let mut run = Run::start_via(
+        0,
+        Via::Resp {
+            resp3: false,
+            pipelined: true,
+        },
+    );
+    let mut block: Option<Vec<Vec<String>>> = None;
+    let mut pending: Vec<Vec<String>> = Vec::new();
+    let flush = |run: &mut Run, pending: &mut Vec<Vec<String>>| {
+        if !pending.is_empty() {
+            run.pipeline(std::mem::take(pending));
+        }
+    };
+    for line in edge_cases::EDGE_CASES {
+        let mut words = edge_cases::words(line);
+        run.place_keys(&mut words, true);
+        let name = words[0].to_lowercase();
+        match (block.as_mut(), name.as_str()) {
+            (None, "multi") => {
+                flush(&mut run, &mut pending);
+                block = Some(vec![words]);
+            }
+            (None, _)
+                if compared_as_sent(&name) && !matches!(name.as_str(), "exec" | "discard") =>
+            {
+                pending.push(words)
+            }
+            (None, _) => {
+                flush(&mut run, &mut pending);
+                run.step(words);
+            }
+            (Some(b), "exec" | "discard") => {
+                b.push(words);
+                let b = block.take().unwrap_or_default();
+                run.transaction(b);
+            }
+            (Some(b), _) => b.push(words),
+        }
+    }
+    flush(&mut run, &mut pending);
+    assert!(block.is_none(), "the edge cases end every MULTI block");
+    assert!(run.compared > 200, "{} compared", run.compared);
+}
+
 /// The one deliberate difference the random run steers around: commands
 /// whose atomicity spans keys answer `CROSSSLOT` over keys on different
 /// nodes (and run over keys with one hash tag), as Redis Cluster does.
