@@ -135,10 +135,7 @@ impl Master {
     ) -> Result<(Vec<Reply>, usize), ApiError> {
         let n = commands.len();
         Ok(
-            match self
-                .at_leader_answer(keys, commands.into(), write, None)
-                .await?
-            {
+            match self.at_leader_answer(keys, commands, write, None).await? {
                 AtLeader::Ran(replies, reached) => (replies, reached),
                 // Redis Cluster's word for "keys being moved, try again".
                 AtLeader::Moved => {
