@@ -469,6 +469,11 @@ pub mod encoding {
     /// The format version [`encode`] writes.
     pub const VERSION: u8 = 1;
 
+    /// An allowance for what [`encode_ops`] writes around an op's key and
+    /// value: the length, version and tag, the key's and the value's
+    /// length prefixes, an expiry, the checksum (41 bytes at most).
+    const FRAMING_BYTES: usize = 48;
+
     fn tag(op: &EffectOp) -> u8 {
         match op {
             EffectOp::Delete => 0,
@@ -509,22 +514,45 @@ pub mod encoding {
         }
     }
 
+    /// Puts a whole value as [`put_bytes`] would put its encoding, but
+    /// encoded in place: no temporary buffer, no copy. The length prefix
+    /// comes first, so it is taken from [`crate::value::Value::encoded_len`]
+    /// (exact, and tested to be); should it ever disagree, the value is
+    /// put again the slow way, so that the bytes never depend on it.
+    fn put_value(out: &mut Vec<u8>, value: &crate::value::Value) {
+        let len = value.encoded_len();
+        let prefix_at = out.len();
+        put_varint(out, len as u64);
+        let at = out.len();
+        crate::value::encode(value, out);
+        if out.len() - at != len {
+            debug_assert!(false, "encoded_len {len} for {} bytes", out.len() - at);
+            let encoded = out.split_off(at);
+            out.truncate(prefix_at);
+            put_bytes(out, &encoded);
+        }
+    }
+
     /// Appends the encoding of `effect` to `out`.
     pub fn encode(effect: &Effect, out: &mut Vec<u8>) {
+        encode_op(&effect.key, &effect.op, out);
+    }
+
+    /// [`encode`] for an effect given by its parts, so that a key's ops can
+    /// be encoded without building (and so copying) an [`Effect`] for each.
+    fn encode_op(key: &[u8], op: &EffectOp, out: &mut Vec<u8>) {
         let start = out.len();
         out.push(VERSION);
-        out.push(tag(&effect.op));
-        put_bytes(out, &effect.key);
-        match &effect.op {
+        out.push(tag(op));
+        put_bytes(out, key);
+        match op {
             EffectOp::Delete => {}
             EffectOp::Put {
                 value,
                 expire_at_ms,
             } => {
                 put_opt(out, *expire_at_ms);
-                let mut v = Vec::new();
-                crate::value::encode(value, &mut v);
-                put_bytes(out, &v);
+                put_value(out, value);
             }
             EffectOp::SetExpiry(at) => put_opt(out, *at),
             EffectOp::SetString(b) => put_bytes(out, b),
@@ -609,15 +637,17 @@ pub mod encoding {
     /// effect on `key` in [`encode`]'s form, after its `u32` LE length.
     pub fn encode_ops(key: &Bytes, ops: &[EffectOp], out: &mut Vec<u8>) {
         for op in ops {
+            // Room for the op up front, so that `out` does not grow through
+            // it a few bytes at a time: a whole value is most of a `Put`,
+            // and the rest of a small op fits in the framing's allowance.
+            let payload = match op {
+                EffectOp::Put { value, .. } => value.encoded_len(),
+                _ => 0,
+            };
+            out.reserve(FRAMING_BYTES + key.len() + payload);
             let at = out.len();
             out.extend_from_slice(&[0; 4]);
-            encode(
-                &Effect {
-                    key: key.clone(),
-                    op: op.clone(),
-                },
-                out,
-            );
+            encode_op(key, op, out);
             let len = u32::try_from(out.len() - at - 4).unwrap_or(u32::MAX);
             out[at..at + 4].copy_from_slice(&len.to_le_bytes());
         }

@@ -168,14 +168,35 @@ impl Keyspace {
     /// Applies one effect (a replica's whole job). An error means this
     /// keyspace has diverged from the leader's for that key.
     pub fn apply_effect(&mut self, effect: &Effect) -> std::result::Result<(), EffectError> {
-        let mut slot = self.remove(&effect.key);
+        // The key's entry is taken out of its bucket and put back there,
+        // the bucket staying in the map meanwhile: most effects change a
+        // key that exists, and that spares the map a removal and an
+        // insertion (and the bucket a free and an allocation) each.
+        let position = key_position(&effect.key);
+        let bucket = self.buckets.entry(position).or_default();
+        let (held, mut slot) = match bucket.iter().position(|(k, _)| *k == effect.key) {
+            Some(i) => {
+                let (key, entry) = bucket.swap_remove(i);
+                (Some(key), Some(entry))
+            }
+            None => (None, None),
+        };
         let applied = match self.undo.as_mut() {
             Some(journal) => effect::apply_undoable(&mut slot, &effect.op)
                 .map(|undo| journal.push((effect.key.clone(), undo))),
             None => effect::apply_to_slot(&mut slot, &effect.op),
         };
-        if let Some(entry) = slot {
-            self.insert(effect.key.clone(), entry);
+        match (held, slot) {
+            (Some(key), Some(entry)) => bucket.push((key, entry)),
+            (None, Some(entry)) => {
+                bucket.push((effect.key.clone(), entry));
+                self.len += 1;
+            }
+            (Some(_), None) => self.len -= 1,
+            (None, None) => {}
+        }
+        if bucket.is_empty() {
+            self.buckets.remove(&position);
         }
         applied
     }

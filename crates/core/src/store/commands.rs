@@ -392,7 +392,12 @@ fn write_back(
     let ops = logged_ops(change, base_expires_at_ms, &entry);
     let whole = ops.is_none().then(|| stored::to_stored(&entry.value));
     let mut buffer = Vec::new();
-    let held = Held::from_value(entry.value, &mut buffer);
+    let held = match &whole {
+        // A string is kept as its stored form, which the log's record
+        // already is: no second copy of it.
+        Some(bytes) if !stored::is_collection(&entry.value) => Held::Bytes(bytes),
+        _ => Held::from_value(entry.value, &mut buffer),
+    };
     let outcome = shard.store(hash, key, held, version, expires_at_ms, now_ms);
     debug_assert!(
         matches!(outcome, SetOutcome::Stored | SetOutcome::Expired),

@@ -235,8 +235,17 @@ impl DataHandler {
         now: u64,
         conn: &mut ConnState,
     ) -> Response {
-        let parsed: Vec<Result<Command, CommandError>> =
-            commands.iter().map(|args| table::parse(args)).collect();
+        // Each command's name is looked up once, for its keys and its
+        // parse (what `table::parse` does after the same `resolve`).
+        let mut keys: Vec<&[u8]> = Vec::with_capacity(commands.len());
+        let parsed: Vec<Result<Command, CommandError>> = commands
+            .iter()
+            .map(|args| {
+                let spec = table::resolve(args)?;
+                keys.extend(spec.key_indexes(args).into_iter().map(|i| args[i].as_ref()));
+                (spec.parse)(args)
+            })
+            .collect();
         if let [Ok(Command::FlushAll)] = parsed.as_slice() {
             return self.flush_all(version, now, conn);
         }
@@ -253,20 +262,16 @@ impl DataHandler {
                 changes: Vec::new(),
             };
         }
-        let mut keys: Vec<&[u8]> = Vec::new();
-        for args in commands {
-            if let Ok(spec) = table::resolve(args) {
-                keys.extend(spec.key_indexes(args).into_iter().map(|i| args[i].as_ref()));
-            }
-        }
         keys.sort_unstable();
         keys.dedup();
         let batch = parsed.len() > 1;
+        // The encoded size of the replies so far (errors aside), which
+        // also sizes the buffer they are encoded into.
+        let mut reply_bytes = 0;
         let run = |ks: &mut Keyspace| {
             let mut rng = rand::rng();
             let mut replies = Vec::with_capacity(parsed.len());
-            let mut reply_bytes = 0;
-            let mut effects = Vec::new();
+            let mut effects = Vec::with_capacity(parsed.len());
             for command in &parsed {
                 match command {
                     Ok(command) => {
@@ -315,7 +320,8 @@ impl DataHandler {
                 let Reply::Array(replies) = outcome.reply else {
                     unreachable!("the batch answers an array")
                 };
-                let mut encoded = Vec::new();
+                // The version byte and the count, then the replies.
+                let mut encoded = Vec::with_capacity(1 + 4 + reply_bytes);
                 reply_codec::encode(&replies, &mut encoded);
                 Response::Executed {
                     version,
