@@ -493,6 +493,21 @@ impl Cluster {
                 self.masters = masters;
                 return;
             }
+            for m in &mut masters {
+                if !m.proc.exited() {
+                    continue;
+                }
+                let text = m.proc.log_text();
+                let tail: Vec<&str> = text.lines().rev().take(3).collect();
+                eprintln!("{} exited: {:?}", m.proc.name, tail);
+            }
+            // The next attempt starts from nothing: a Raft directory
+            // written with this attempt's ports is another cluster's.
+            drop(masters);
+            for i in 0..self.spec.masters {
+                let raft = self.dir.path().join(format!("master-{}-raft", i + 1));
+                let _ = std::fs::remove_dir_all(raft);
+            }
             eprintln!("a master port was taken (attempt {attempt}); retrying on new ports");
         }
         panic!("could not start the masters");

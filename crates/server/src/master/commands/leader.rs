@@ -135,7 +135,10 @@ impl Master {
     ) -> Result<(Vec<Reply>, usize), ApiError> {
         let n = commands.len();
         Ok(
-            match self.at_leader_answer(keys, commands, write, None).await? {
+            match self
+                .at_leader_answer(Some(keys), commands, write, None)
+                .await?
+            {
                 AtLeader::Ran(replies, reached) => (replies, reached),
                 // Redis Cluster's word for "keys being moved, try again".
                 AtLeader::Moved => {
@@ -152,10 +155,12 @@ impl Master {
     /// Runs `commands` at the leader of `keys` and says what came of them,
     /// nothing having run told apart from an answer. `planned`: the map
     /// the keys were found together by, and their route by it; while it
-    /// is still the current map, neither is worked out again.
+    /// is still the current map, neither is worked out again. `keys` may
+    /// then be `None`: found from the commands only if they are needed
+    /// after all (the map moved, or keys are moving).
     pub(super) async fn at_leader_answer(
         self: &Arc<Self>,
-        keys: &[Bytes],
+        keys: Option<&[Bytes]>,
         commands: Arc<[Vec<Bytes>]>,
         write: bool,
         planned: Option<(&Arc<RingView>, &Route)>,
@@ -166,16 +171,28 @@ impl Master {
 
     async fn leader_attempt(
         self: &Arc<Self>,
-        keys: &[Bytes],
+        keys: Option<&[Bytes]>,
         commands: Arc<[Vec<Bytes>]>,
         write: bool,
         planned: Option<(&Arc<RingView>, &Route)>,
     ) -> Result<AtLeader, OpError> {
         let view = self.view.load_full();
-        let route = match (planned, keys.first()) {
-            (Some((at, route)), _) if Arc::ptr_eq(at, &view) => route.clone(),
-            (_, key) => {
-                let route = match key {
+        let planned = planned
+            .filter(|(at, _)| Arc::ptr_eq(at, &view))
+            .map(|(_, route)| route.clone());
+        let found;
+        let keys = match keys {
+            Some(keys) => keys,
+            None if planned.is_none() || view.rebalancing() => {
+                found = super::plan::keys_of_all(&commands);
+                &found[..]
+            }
+            None => &[],
+        };
+        let route = match planned {
+            Some(route) => route,
+            None => {
+                let route = match keys.first() {
                     Some(key) => self.route(&view, key)?,
                     None => self.any_node(&view)?,
                 };

@@ -55,10 +55,10 @@ pub type Answer = (Reply, Option<usize>);
 /// Commands bound for one leader, in the client's order.
 struct Batch {
     /// The map the batch was planned over, and its route by that map.
+    /// (Its keys are found again only if that map is gone by the time it
+    /// is sent: see `Master::at_leader_answer`.)
     view: Arc<RingView>,
     route: Route,
-    /// Their keys, sorted, without repeats.
-    keys: Vec<Bytes>,
     /// Each command's place in the pipeline, and whether it writes.
     members: Vec<(usize, bool)>,
     commands: Vec<Vec<Bytes>>,
@@ -89,18 +89,12 @@ impl Pending {
                 self.batches.push(Batch {
                     view: view.clone(),
                     route: plan.route,
-                    keys: Vec::with_capacity(BATCH_CAPACITY),
                     members: Vec::with_capacity(BATCH_CAPACITY),
                     commands: Vec::with_capacity(BATCH_CAPACITY),
                 });
                 self.batches.last_mut().expect("just pushed")
             }
         };
-        for i in plan.spec.key_positions(&args) {
-            if let Err(at) = batch.keys.binary_search(&args[i]) {
-                batch.keys.insert(at, args[i].clone());
-            }
-        }
         batch
             .members
             .push((place, plan.spec.has(table::flags::WRITE)));
@@ -215,7 +209,6 @@ impl Master {
         let Batch {
             view,
             route,
-            keys,
             members,
             commands,
         } = batch;
@@ -226,7 +219,7 @@ impl Master {
         let write = members.iter().any(|&(_, write)| write);
         let commands: Arc<[Vec<Bytes>]> = commands.into();
         match self
-            .at_leader_answer(&keys, commands.clone(), write, Some((&view, &route)))
+            .at_leader_answer(None, commands.clone(), write, Some((&view, &route)))
             .await
         {
             Ok(AtLeader::Ran(replies, reached)) => members

@@ -27,6 +27,18 @@ pub(super) fn same_nodes(a: &Route, b: &Route) -> bool {
             .all(|(x, y)| Arc::ptr_eq(x, y) || x.id == y.id)
 }
 
+/// The keys of a batch of commands, sorted, without repeats.
+pub(super) fn keys_of_all(commands: &[Vec<Bytes>]) -> Vec<Bytes> {
+    let mut keys: Vec<Bytes> = commands
+        .iter()
+        .filter_map(|args| Some(keys_of(table::resolve(args).ok()?, args)))
+        .flatten()
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
 /// The keys of `args` (which passed the table's checks).
 pub(super) fn keys_of(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
     spec.key_positions(args).map(|i| args[i].clone()).collect()
