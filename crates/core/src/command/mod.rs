@@ -2,6 +2,7 @@
 //! means (a typed [`Command`]), and what it is told (a [`Reply`]).
 //!
 //! - [`table`]: every command once: name, arity, flags, role, keys, parser.
+//! - [`by_name`]: a table's rows found by name, in any case.
 //! - [`command`]: the typed commands and their option types.
 //! - [`parse`]: argument vectors to commands, with Redis's error words.
 //! - [`reply`]: replies modelled on RESP3, written as RESP2 or RESP3.
@@ -11,6 +12,7 @@
 //!
 //! Executing a command against data is the [`crate::keyspace`]'s job.
 
+pub mod by_name;
 #[allow(clippy::module_inception)]
 pub mod command;
 pub mod error;

@@ -8,9 +8,8 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 use bytes::Bytes;
-use foldhash::fast::FixedState;
-use hashbrown::HashMap;
 
+use super::by_name::ByName;
 use super::command::Command;
 use super::error::CommandError;
 use super::parse::{self as p, Parser};
@@ -367,34 +366,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("zscore", 3, R | FAST, SortedSet, ONE, |a| Ok(Command::ZScore { key: a[1].clone(), member: a[2].clone() }), "A member's score"),
 ];
 
-/// The longest command name in [`COMMANDS`] (a longer name is no command).
-const MAX_NAME_BYTES: usize = 32;
-
-/// [`COMMANDS`] by name, for [`lookup`]: a command is looked up on every
-/// request, and a binary search's string comparisons came to a tenth of
-/// the master's instructions for pipelined GETs (docs/performance.md,
-/// "Pipelines").
-static BY_NAME: LazyLock<HashMap<&'static [u8], &'static CommandSpec, FixedState>> =
-    LazyLock::new(|| {
-        COMMANDS
-            .iter()
-            .map(|spec| (spec.name.as_bytes(), spec))
-            .collect()
-    });
+/// [`COMMANDS`] by name, for [`lookup`].
+static BY_NAME: LazyLock<ByName<CommandSpec>> =
+    LazyLock::new(|| ByName::new(COMMANDS, |spec| spec.name));
 
 /// The command named `name`, in any case.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    if name.len() > MAX_NAME_BYTES {
-        return None;
-    }
-    // Lower-cased on the stack: a heap copy of the name on each lookup
-    // showed in the master's profile (docs/performance.md, "Commands over
-    // RESP").
-    let mut buf = [0u8; MAX_NAME_BYTES];
-    let lower = &mut buf[..name.len()];
-    lower.copy_from_slice(name);
-    lower.make_ascii_lowercase();
-    BY_NAME.get(&*lower).copied()
+    BY_NAME.get(name)
 }
 
 /// Finds the command, checks its arity: what Redis does when a command is
@@ -482,7 +460,11 @@ mod tests {
     #[test]
     fn every_command_is_found_by_its_name_in_any_case_and_nothing_else_is() {
         for spec in COMMANDS {
-            assert!(spec.name.len() <= MAX_NAME_BYTES, "{}", spec.name);
+            assert!(
+                spec.name.len() <= super::super::by_name::MAX_NAME_BYTES,
+                "{}",
+                spec.name
+            );
             for name in [spec.name.to_owned(), spec.name.to_ascii_uppercase()] {
                 let found = lookup(name.as_bytes()).map(|s| s.name);
                 assert_eq!(found, Some(spec.name));

@@ -12,9 +12,8 @@ use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use distcache_core::command::by_name::ByName;
 use distcache_core::command::{CommandError, Protocol, Reply};
-use foldhash::fast::FixedState;
-use hashbrown::HashMap;
 
 use super::connection::{Connection, noauth};
 use super::info;
@@ -104,29 +103,13 @@ pub(super) const FRONT_COMMANDS: &[FrontCommand] = &[
     front!("wait", 3, ["noscript"], ["@slow", "@connection"], [], "generic", "3.0.0", "Replicas beyond the leader that the connection's last write reached"),
 ];
 
-/// The longest name in [`FRONT_COMMANDS`].
-const MAX_NAME_BYTES: usize = 16;
-
-/// [`FRONT_COMMANDS`] by name: every request is looked up here first, so
-/// a hash lookup, as for the data commands (`table::lookup`).
-static BY_NAME: LazyLock<HashMap<&'static [u8], &'static FrontCommand, FixedState>> =
-    LazyLock::new(|| {
-        FRONT_COMMANDS
-            .iter()
-            .map(|command| (command.name.as_bytes(), command))
-            .collect()
-    });
+/// [`FRONT_COMMANDS`] by name: every request is looked up here first.
+static BY_NAME: LazyLock<ByName<FrontCommand>> =
+    LazyLock::new(|| ByName::new(FRONT_COMMANDS, |command| command.name));
 
 /// The listener's command named `name`, in any case.
 pub(super) fn lookup(name: &[u8]) -> Option<&'static FrontCommand> {
-    if name.len() > MAX_NAME_BYTES {
-        return None;
-    }
-    let mut buf = [0u8; MAX_NAME_BYTES];
-    let lower = &mut buf[..name.len()];
-    lower.copy_from_slice(name);
-    lower.make_ascii_lowercase();
-    BY_NAME.get(&*lower).copied()
+    BY_NAME.get(name)
 }
 
 fn error(line: impl Into<String>) -> Reply {
@@ -534,7 +517,11 @@ mod tests {
             );
         }
         for c in FRONT_COMMANDS {
-            assert!(c.name.len() <= MAX_NAME_BYTES, "{}", c.name);
+            assert!(
+                c.name.len() <= distcache_core::command::by_name::MAX_NAME_BYTES,
+                "{}",
+                c.name
+            );
             assert!(
                 distcache_core::command::lookup(c.name.as_bytes()).is_none(),
                 "{} is in both tables",
