@@ -566,6 +566,75 @@ fn wait_answers_with_the_replicas_the_last_write_reached() {
     );
 }
 
+/// A write whose arguments do not parse runs nowhere and so reaches no
+/// replica, pipelined as alone: WAIT after it still answers 0 (before
+/// any write). In a pipeline it goes to its key's leader with the other
+/// commands of its batch (docs/commands.md, "Pipelines"), which must not
+/// count it as a write that reached the batch's replicas.
+#[test]
+fn a_pipelined_write_that_does_not_parse_is_not_counted_by_wait() {
+    let cluster = resp_cluster(&[]);
+    let key = unique("wait-syntax");
+    let mut s = connect(&cluster);
+    // Alone: answered with its error, and not counted.
+    let mut send = request(&["SET", &key, "v", "BOGUS"]);
+    send.extend(request(&["WAIT", "1", "0"]));
+    exchange(&mut s, &send, b"-ERR syntax error\r\n:0\r\n");
+    // Pipelined with a read of the same key, in one write: one batch.
+    let mut other = connect(&cluster);
+    let mut send = request(&["GET", &key]);
+    send.extend(request(&["SET", &key, "v", "BOGUS"]));
+    send.extend(request(&["WAIT", "1", "0"]));
+    exchange(&mut other, &send, b"$-1\r\n-ERR syntax error\r\n:0\r\n");
+    // A write that fails as it runs (WRONGTYPE) changed nothing either,
+    // alone or pipelined: WAIT still answers for the writes before it.
+    let string = unique("wait-string");
+    let mut third = connect(&cluster);
+    exchange(&mut third, &request(&["SET", &string, "v"]), b"+OK\r\n");
+    let mut fresh = connect(&cluster);
+    let wrongtype = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+    let mut expected = wrongtype.to_vec();
+    expected.extend_from_slice(b":0\r\n");
+    let mut send = request(&["RPUSH", &string, "x"]);
+    send.extend(request(&["WAIT", "1", "0"]));
+    exchange(&mut fresh, &send, &expected);
+    let mut send = request(&["GET", &string]);
+    send.extend(request(&["RPUSH", &string, "x"]));
+    send.extend(request(&["WAIT", "1", "0"]));
+    let mut expected = b"$1\r\nv\r\n".to_vec();
+    expected.extend_from_slice(wrongtype);
+    expected.extend_from_slice(b":0\r\n");
+    exchange(&mut fresh, &send, &expected);
+}
+
+/// A read pipelined with a write of its key that does not parse is
+/// answered as alone: a read whose leader is gone is answered by the next
+/// replica, and the write that does not parse runs nowhere, so it must
+/// not make the read's batch a write that only the dead leader may take.
+#[test]
+fn a_read_batched_with_a_write_that_does_not_parse_still_falls_back_to_a_replica() {
+    let mut cluster = resp_cluster(&[]);
+    let key = unique("fallback");
+    let mut s = connect(&cluster);
+    exchange(&mut s, &request(&["SET", &key, "v"]), b"+OK\r\n");
+    let ring: serde_json::Value = cluster.get_json(0, "/ring");
+    let members: Vec<String> = ring["committed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    let vnodes = ring["virtual_nodes"].as_u64().unwrap() as u32;
+    let placement = distcache_core::Ring::new(members.clone(), vnodes);
+    let leader = members[placement.replicas_for(key.as_bytes(), 2).as_slice()[0] as usize].clone();
+    let aux = cluster.aux(&leader);
+    let _ = nix::sys::signal::kill(aux.proc.pid(), Signal::SIGKILL);
+    aux.proc.kill();
+    let mut send = request(&["GET", &key]);
+    send.extend(request(&["SET", &key, "v", "BOGUS"]));
+    exchange(&mut s, &send, b"$1\r\nv\r\n-ERR syntax error\r\n");
+}
+
 /// Reads one line (a status, an error or an integer reply).
 fn reply_line(s: &mut impl Read) -> Vec<u8> {
     let mut line = Vec::new();

@@ -87,6 +87,14 @@ pub(super) fn error_reply(e: ApiError) -> Reply {
     })
 }
 
+/// What a command at one leader counts for WAIT: the replicas its changes
+/// reached if it is a write that did not fail. A write answered with an
+/// error changed nothing (a syntax error, WRONGTYPE), so, as in Redis,
+/// WAIT after it still answers for the writes before it.
+pub(super) fn counted_write(write: bool, reply: &Reply, reached: usize) -> Option<usize> {
+    (write && !reply.is_error()).then_some(reached)
+}
+
 /// Whether `name` (a command of the table) asks every auxiliary.
 pub(super) fn runs_everywhere(name: &str) -> bool {
     matches!(

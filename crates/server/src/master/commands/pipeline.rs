@@ -173,15 +173,21 @@ impl Master {
     /// command of the table, not a transaction's own, over keys that share
     /// their replicas); `None` for anything else, which runs alone.
     ///
-    /// A command whose arguments do not parse goes with the others: its
+    /// A read whose arguments do not parse goes with the others: its
     /// leader parses it and answers the error in its place, having run
-    /// nothing, as it would alone.
+    /// nothing, as it would alone. A write is parsed first, and one that
+    /// does not parse runs alone: in a batch it would make the batch a
+    /// write, which only the leader may take (a read beside it would lose
+    /// its fallback to the next replica).
     fn at_one_leader(&self, view: &RingView, command: &Piped) -> Option<Planned> {
         let spec = command.spec?;
         if spec.has(table::flags::TRANSACTION) || super::runs_everywhere(spec.name) {
             return None;
         }
         let args = &command.args;
+        if spec.has(table::flags::WRITE) && (spec.parse)(args).is_err() {
+            return None;
+        }
         let mut keys = spec.key_positions(args).map(|i| &args[i]);
         let route = self.route(view, keys.next()?).ok()?;
         for key in keys {
@@ -225,7 +231,10 @@ impl Master {
             Ok(AtLeader::Ran(replies, reached)) => members
                 .into_iter()
                 .zip(replies)
-                .map(|((place, write), reply)| (place, (reply, write.then_some(reached))))
+                .map(|((place, write), reply)| {
+                    let counted = super::counted_write(write, &reply, reached);
+                    (place, (reply, counted))
+                })
                 .collect(),
             Ok(AtLeader::Moved | AtLeader::TooLarge) => {
                 let mut answers = Vec::with_capacity(commands.len());

@@ -115,8 +115,9 @@ impl Master {
             let (mut replies, reached) = self
                 .at_leader_reached(&keys, Arc::from([args]), write)
                 .await?;
-            let counted = write.then_some(reached);
-            return Ok((replies.pop().unwrap_or(Reply::Null), counted));
+            let reply = replies.pop().unwrap_or(Reply::Null);
+            let counted = super::counted_write(write, &reply, reached);
+            return Ok((reply, counted));
         }
         // A write split over several nodes is not counted for WAIT: it
         // answers 0 after one (docs/commands.md, "RESP specifics").
