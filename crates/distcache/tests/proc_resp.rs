@@ -178,6 +178,51 @@ fn pipelined_requests_are_answered_in_order_and_resp3_follows_hello_3() {
     );
 }
 
+/// A connection counts its commands locally and adds them to the shared
+/// series once per window, before it writes the window's replies: a client
+/// that has read its replies finds them counted while it stays connected.
+#[test]
+fn a_connections_commands_are_counted_by_the_time_their_replies_are_read() {
+    let cluster = resp_cluster(&[]);
+    let key = unique("counted");
+    let mut s = connect(&cluster);
+    let count = |metrics: &str, command: &str| {
+        let name = format!("distcache_commands_total{{command=\"{command}\",result=\"ok\"}}");
+        metric_value(metrics, &name).unwrap_or(0.0)
+    };
+    let received = |metrics: &str, command: &str| {
+        let name = format!("distcache_resp_commands_total{{command=\"{command}\"}}");
+        metric_value(metrics, &name).unwrap_or(0.0)
+    };
+    let before = cluster.get_text(0, "/metrics");
+    let mut send = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        send.extend(request(&["SET", &format!("{key}{i}"), "v"]));
+        expected.extend_from_slice(b"+OK\r\n");
+        send.extend(request(&["GET", &format!("{key}{i}")]));
+        expected.extend_from_slice(b"$1\r\nv\r\n");
+    }
+    exchange(&mut s, &send, &expected);
+    let after = cluster.get_text(0, "/metrics");
+    for command in ["set", "get"] {
+        assert_eq!(
+            count(&after, command) - count(&before, command),
+            20.0,
+            "{after}"
+        );
+        assert_eq!(received(&after, command) - received(&before, command), 20.0);
+    }
+    // Still connected, and still counting.
+    exchange(
+        &mut s,
+        &request(&["GET", &format!("{key}0")]),
+        b"$1\r\nv\r\n",
+    );
+    let last = cluster.get_text(0, "/metrics");
+    assert_eq!(count(&last, "get") - count(&before, "get"), 21.0, "{last}");
+}
+
 /// HELLO 3 queued in a transaction switches the protocol where it runs:
 /// EXEC's array header is written before it, its own map and every reply
 /// after it in RESP3, as Redis 7 does.

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use distcache_core::command::table::flags;
 use distcache_core::command::{CommandError, CommandSpec, Protocol, Reply, table};
 use distcache_wire::resp::parse_request;
-use prometheus::IntCounter;
+use prometheus::local::LocalIntCounter;
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -68,13 +68,21 @@ pub(super) struct Connection {
     counters: Vec<(&'static str, Counters)>,
 }
 
-/// One command's metric series, as a connection keeps them.
+/// One command's metric series, as a connection keeps them: counted
+/// locally, added to the shared series once per window
+/// ([`Connection::flush_metrics`]).
 struct Counters {
     /// `resp_commands_total`.
-    received: IntCounter,
+    received: LocalIntCounter,
     /// `commands_total` and `command_duration_seconds`: data commands
     /// only (`None` for the listener's own).
     answered: Option<CommandSeries>,
+}
+
+impl Drop for Counters {
+    fn drop(&mut self) {
+        self.received.flush();
+    }
 }
 
 impl Connection {
@@ -88,6 +96,14 @@ impl Connection {
     /// connection's state go to the cluster together, as a pipeline;
     /// anything else runs alone, after them.
     async fn run_window(&mut self, requests: Vec<Vec<Bytes>>, out: &mut Vec<u8>) -> Flow {
+        let flow = self.run_requests(requests, out).await;
+        // Before the replies go out: a client that reads them and then
+        // the metrics finds its commands counted.
+        self.flush_metrics();
+        flow
+    }
+
+    async fn run_requests(&mut self, requests: Vec<Vec<Bytes>>, out: &mut Vec<u8>) -> Flow {
         let mut pipeline = Vec::with_capacity(requests.len());
         for args in requests {
             if let Some(spec) = self.may_pipeline(&args) {
@@ -104,6 +120,16 @@ impl Connection {
         }
         self.run_pipeline(pipeline, out).await;
         Flow::Continue
+    }
+
+    /// Adds what this connection counted to the shared metric series.
+    fn flush_metrics(&self) {
+        for (_, counters) in &self.counters {
+            counters.received.flush();
+            if let Some(answered) = &counters.answered {
+                answered.flush();
+            }
+        }
     }
 
     /// The row of `args`'s command if it is a data command this
@@ -282,7 +308,7 @@ impl Connection {
                 let metrics = &self.server.master.metrics;
                 let data = name == "unknown" || table::lookup(name.as_bytes()).is_some();
                 let counters = Counters {
-                    received: metrics.resp.commands.with_label_values(&[name]),
+                    received: metrics.resp.commands.with_label_values(&[name]).local(),
                     answered: data.then(|| metrics.commands.series(name)),
                 };
                 self.counters.push((name, counters));
