@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Cluster, Lcg, Spec};
-use distcache_core::Ring;
 use nix::sys::signal::{Signal, kill};
 use serde_json::{Value, json};
 
@@ -275,17 +274,7 @@ fn pipelines_lose_no_acknowledged_increment_or_push_across_a_sigkill_of_the_lead
 
 fn sigkill_the_counters_leader_midway(sending: Sending) {
     let mut c = cluster();
-    let ring: Value = c.get_json(0, "/ring");
-    let members: Vec<String> = ring["committed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m.as_str().unwrap().to_string())
-        .collect();
-    let vnodes = ring["virtual_nodes"].as_u64().unwrap() as u32;
-    let placement = Ring::new(members.clone(), vnodes);
-    let counter_leader =
-        members[placement.replicas_for(COUNTER.as_bytes(), 2).as_slice()[0] as usize].clone();
+    let counter_leader = c.leader_of(COUNTER);
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Mutex::new(Tally::default()));

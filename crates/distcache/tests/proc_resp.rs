@@ -662,16 +662,7 @@ fn a_read_batched_with_a_write_that_does_not_parse_still_falls_back_to_a_replica
     let key = unique("fallback");
     let mut s = connect(&cluster);
     exchange(&mut s, &request(&["SET", &key, "v"]), b"+OK\r\n");
-    let ring: serde_json::Value = cluster.get_json(0, "/ring");
-    let members: Vec<String> = ring["committed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m.as_str().unwrap().to_string())
-        .collect();
-    let vnodes = ring["virtual_nodes"].as_u64().unwrap() as u32;
-    let placement = distcache_core::Ring::new(members.clone(), vnodes);
-    let leader = members[placement.replicas_for(key.as_bytes(), 2).as_slice()[0] as usize].clone();
+    let leader = cluster.leader_of(&key);
     let aux = cluster.aux(&leader);
     let _ = nix::sys::signal::kill(aux.proc.pid(), Signal::SIGKILL);
     aux.proc.kill();

@@ -712,6 +712,22 @@ impl Cluster {
             .expect("aux with that id")
     }
 
+    /// The id of `key`'s leader by master 0's committed ring (`GET /ring`):
+    /// the auxiliary to stop or kill to take the key's leader away.
+    pub fn leader_of(&self, key: &str) -> String {
+        let ring = self.get_json(0, "/ring");
+        let members: Vec<String> = ring["committed"]
+            .as_array()
+            .expect("a committed ring")
+            .iter()
+            .map(|m| m.as_str().expect("member ids").to_string())
+            .collect();
+        let vnodes = ring["virtual_nodes"].as_u64().expect("virtual_nodes") as u32;
+        let placement = distcache_core::Ring::new(members.clone(), vnodes);
+        let first = placement.replicas_for(key.as_bytes(), 1).as_slice()[0];
+        members[first as usize].clone()
+    }
+
     /// `GET path` on master `master`, as JSON.
     pub fn get_json(&self, master: usize, path: &str) -> Value {
         self.http
