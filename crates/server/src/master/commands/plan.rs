@@ -13,11 +13,6 @@ use crate::http::ApiError;
 use crate::master::data::Route;
 use crate::master::{Master, RingView};
 
-/// The node ids of a route: keys with equal ones live together.
-fn route_ids(route: &Route) -> Vec<&str> {
-    route.iter().map(|n| n.id.as_str()).collect()
-}
-
 /// Whether two routes name the same nodes in the same order: keys whose
 /// routes do live together.
 pub(super) fn same_nodes(a: &Route, b: &Route) -> bool {
@@ -63,15 +58,12 @@ impl Master {
     /// Groups the positions of `keys` by the node set that holds them, in
     /// the order each group first appears.
     fn by_route(&self, view: &RingView, keys: &[Bytes]) -> Result<Vec<Vec<usize>>, ApiError> {
-        let mut groups: Vec<(Vec<String>, Vec<usize>)> = Vec::new();
+        let mut groups: Vec<(Route, Vec<usize>)> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
-            let ids: Vec<String> = route_ids(&self.route(view, key)?)
-                .into_iter()
-                .map(str::to_owned)
-                .collect();
-            match groups.iter_mut().find(|(g, _)| *g == ids) {
+            let route = self.route(view, key)?;
+            match groups.iter_mut().find(|(g, _)| same_nodes(g, &route)) {
                 Some((_, members)) => members.push(i),
-                None => groups.push((ids, vec![i])),
+                None => groups.push((route, vec![i])),
             }
         }
         Ok(groups.into_iter().map(|(_, members)| members).collect())
