@@ -98,10 +98,10 @@ fn run_pushes(
     for i in 0..PUSHES {
         *next += 1;
         let at = version(*next);
-        let key = key_of(i);
+        let key = Bytes::from(key_of(i));
         let started = Instant::now();
         let executed = leader.execute(
-            &[&key],
+            std::slice::from_ref(&key),
             Some(at),
             NOW,
             usize::MAX,

@@ -236,17 +236,27 @@ impl Keyspace {
     /// Executes one command. MULTI, EXEC and DISCARD belong to a
     /// [`Session`]; given here they answer as they would outside one.
     pub fn execute(&mut self, command: &Command, now_ms: u64, rng: &mut dyn RngCore) -> Outcome {
+        let mut effects = Vec::new();
+        let reply = self.execute_into(command, now_ms, rng, &mut effects);
+        Outcome { reply, effects }
+    }
+
+    /// [`Keyspace::execute`], its effects appended to `effects`: a batch
+    /// of commands collects them all in one vector.
+    pub fn execute_into(
+        &mut self,
+        command: &Command,
+        now_ms: u64,
+        rng: &mut dyn RngCore,
+        effects: &mut Vec<Effect>,
+    ) -> Reply {
         let mut x = Exec {
             ks: self,
             now: now_ms,
             rng,
-            effects: Vec::new(),
+            effects,
         };
-        let reply = x.run(command).unwrap_or_else(Reply::Error);
-        Outcome {
-            reply,
-            effects: x.effects,
-        }
+        x.run(command).unwrap_or_else(Reply::Error)
     }
 }
 
@@ -262,7 +272,7 @@ pub(crate) struct Exec<'a> {
     ks: &'a mut Keyspace,
     now: u64,
     rng: &'a mut dyn RngCore,
-    effects: Vec<Effect>,
+    effects: &'a mut Vec<Effect>,
 }
 
 impl Exec<'_> {

@@ -534,7 +534,7 @@ proptest! {
                     let command = crate::command::table::parse(&args).unwrap();
                     let log = logs.get_mut(&current).unwrap();
                     let executed = live.execute(
-                        &[&[key]],
+                        &[Bytes::copy_from_slice(&[key])],
                         Some(version(counter)),
                         now,
                         usize::MAX,

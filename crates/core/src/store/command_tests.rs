@@ -53,14 +53,9 @@ fn run_line(ks: &mut Keyspace, line: &str, seed: u64) -> Outcome {
 }
 
 /// Every key `line` names.
-fn keys_of(args: &[Bytes]) -> Vec<&[u8]> {
-    let mut keys: Vec<&[u8]> = table::resolve(args)
-        .map(|spec| {
-            spec.key_indexes(args)
-                .into_iter()
-                .map(|i| args[i].as_ref())
-                .collect()
-        })
+fn keys_of(args: &[Bytes]) -> Vec<Bytes> {
+    let mut keys: Vec<Bytes> = table::resolve(args)
+        .map(|spec| spec.key_positions(args).map(|i| args[i].clone()).collect())
         .unwrap_or_default();
     keys.sort_unstable();
     keys.dedup();
@@ -165,9 +160,9 @@ proptest! {
                 &mut |m| mutation_log::append(&mut log, m).unwrap(),
             );
             match executed {
-                Executed::Ran { outcome, changes, version: ran_at } => {
+                Executed::Ran { reply, changes, version: ran_at } => {
                     prop_assert!(!refused, "{} ran but should be refused", line);
-                    prop_assert_eq!(&outcome.reply, &expected.reply, "{}", line);
+                    prop_assert_eq!(&reply, &expected.reply, "{}", line);
                     // Versions only grow here, so the leader keeps the master's.
                     prop_assert_eq!(ran_at, Some(at));
                     let applied = replica.apply_changes(&changes, at, NOW, max_value_bytes, &mut |_| {});
@@ -203,7 +198,7 @@ fn long_list(store: &Store, key: &[u8], n: usize) -> Value {
 fn push(store: &Store, key: &[u8], at: u64, max_value_bytes: usize) -> Executed {
     let line = format!("RPUSH {} x", String::from_utf8_lossy(key));
     store.execute(
-        &[key],
+        &[Bytes::copy_from_slice(key)],
         Some(version(at)),
         NOW,
         max_value_bytes,
@@ -258,7 +253,7 @@ fn a_command_that_panics_leaves_the_values_it_borrowed_as_they_were() {
     for version_given in [Some(version(2)), None] {
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             store.execute(
-                &[b"l"],
+                &[Bytes::from_static(b"l")],
                 version_given,
                 NOW,
                 usize::MAX,
@@ -493,13 +488,13 @@ fn command_over_a_key_that_expired_before(went_through: impl FnOnce(Store, u64) 
     );
     let Executed::Ran {
         version: Some(at),
-        outcome,
+        reply,
         changes,
     } = executed
     else {
         panic!("INCR runs");
     };
-    assert_eq!(outcome.reply, Reply::Integer(1));
+    assert_eq!(reply, Reply::Integer(1));
     // The replica's clock is 2 ms behind: the old value is still live there.
     let replica_now = expires - 1;
     let applied = replica.apply_changes(&changes, at, replica_now, usize::MAX, &mut |_| {});

@@ -33,7 +33,7 @@ use super::{EntryRef, SetOutcome, Store, hash_key, shard_index};
 use crate::command::glob::pattern_allows;
 use crate::command::{Command, Reply, ScanOpts};
 use crate::keyspace::effect::encoding as effect_encoding;
-use crate::keyspace::{self, EffectOp, Keyspace, Outcome};
+use crate::keyspace::{self, Effect, EffectOp, Keyspace, Outcome};
 use crate::mutation_log::Mutation;
 use crate::value::{ValueType, stored};
 use crate::version::Version;
@@ -52,15 +52,16 @@ pub struct KeyChanges {
 /// What [`Store::execute`] did.
 #[derive(Debug)]
 pub enum Executed {
-    /// The command ran: its outcome, the version its changes were written
-    /// at (`None` for a read), and the changes per key (in the order the
+    /// The command ran: its reply, the version its changes were written
+    /// at (`None` for a read), and its changes per key (in the order the
     /// keys were first changed).
     Ran {
         /// The version the changes were written at.
         version: Option<Version>,
-        /// The reply and the effects.
-        outcome: Outcome,
-        /// The effects grouped by key, each with its base version.
+        /// The reply.
+        reply: Reply,
+        /// The command's effects grouped by key, each with its base
+        /// version.
         changes: Vec<KeyChanges>,
     },
     /// A value the command would leave is larger than `max_value_bytes`
@@ -104,10 +105,10 @@ impl Locked<'_> {
 }
 
 impl Store {
-    fn lock_keys<'a>(&'a self, keys: &[&[u8]]) -> Locked<'a> {
+    fn lock_keys<'a, K: AsRef<[u8]>>(&'a self, keys: &[K]) -> Locked<'a> {
         let mut indexes: Vec<usize> = keys
             .iter()
-            .map(|k| shard_index(hash_key(k), self.shards.len()))
+            .map(|k| shard_index(hash_key(k.as_ref()), self.shards.len()))
             .collect();
         indexes.sort_unstable();
         indexes.dedup();
@@ -137,7 +138,7 @@ impl Store {
     /// ([`Keyspace::keep_undo`]), which costs about what the command did.
     pub fn execute(
         &self,
-        keys: &[&[u8]],
+        keys: &[Bytes],
         version: Option<Version>,
         now_ms: u64,
         max_value_bytes: usize,
@@ -149,7 +150,7 @@ impl Store {
         let locked = &mut locked;
         let mut version = version;
         let mut found = Vec::with_capacity(keys.len());
-        for &key in keys {
+        for key in keys {
             let hash = hash_key(key);
             let shard = locked.shard(hash, shards);
             // An item that has expired here may still be live at a replica
@@ -175,14 +176,15 @@ impl Store {
             settled: false,
         };
         // Each key's version and expiry before the command, when live.
-        let mut bases: Vec<(&[u8], Option<Base>)> = Vec::with_capacity(keys.len());
+        let mut bases: Vec<(&Bytes, Option<Base>)> = Vec::with_capacity(keys.len());
         for (key, hash, live) in found {
             if bases.iter().any(|(k, _)| *k == key) {
                 continue;
             }
             let base = live.and_then(|(slot, held)| {
                 let (value, expire_at_ms) = lending.locked.shard(hash, shards).lend(slot)?;
-                let key = Bytes::copy_from_slice(key);
+                // The caller's own key, shared rather than copied.
+                let key = key.clone();
                 lending.ks.put(
                     key.clone(),
                     keyspace::Entry {
@@ -210,17 +212,18 @@ impl Store {
             lending.give_back(|_| true);
             return Executed::Ran {
                 version: None,
-                outcome,
+                reply: outcome.reply,
                 changes: Vec::new(),
             };
         };
         let base_of = |key: &[u8]| {
             bases
                 .iter()
-                .find(|(k, _)| *k == key)
+                .find(|(k, _)| k.as_ref() == key)
                 .and_then(|(_, base)| *base)
         };
-        let changes = group(&outcome, |key| base_of(key).map(|b| b.version));
+        let Outcome { reply, effects } = outcome;
+        let changes = group(effects, |key| base_of(key).map(|b| b.version));
         // Check every result before writing any: all or nothing.
         for change in &changes {
             let hash = hash_key(&change.key);
@@ -253,7 +256,7 @@ impl Store {
         }
         Executed::Ran {
             version: Some(version),
-            outcome,
+            reply,
             changes,
         }
     }
@@ -292,17 +295,17 @@ impl Store {
     }
 }
 
-/// Groups an outcome's effects by key, in the order keys were first
+/// Groups a command's effects by key, in the order keys were first
 /// changed, each with the version the key held before.
-fn group(outcome: &Outcome, base_of: impl Fn(&[u8]) -> Option<Version>) -> Vec<KeyChanges> {
+fn group(effects: Vec<Effect>, base_of: impl Fn(&[u8]) -> Option<Version>) -> Vec<KeyChanges> {
     let mut changes: Vec<KeyChanges> = Vec::new();
-    for effect in &outcome.effects {
-        match changes.iter_mut().find(|c| c.key == effect.key) {
-            Some(change) => change.ops.push(effect.op.clone()),
+    for Effect { key, op } in effects {
+        match changes.iter_mut().find(|c| c.key == key) {
+            Some(change) => change.ops.push(op),
             None => changes.push(KeyChanges {
-                key: effect.key.clone(),
-                base: base_of(&effect.key),
-                ops: vec![effect.op.clone()],
+                base: base_of(&key),
+                key,
+                ops: vec![op],
             }),
         }
     }

@@ -266,7 +266,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// Runs `line` on `keys` through `Store::execute` at `version`.
-fn execute_on(store: &Store, keys: &[&[u8]], line: &str, version: u64, now_ms: u64) {
+fn execute_on(store: &Store, keys: &[Bytes], line: &str, version: u64, now_ms: u64) {
     let args: Vec<Bytes> = line
         .split(' ')
         .map(|a| Bytes::copy_from_slice(a.as_bytes()))
@@ -323,12 +323,12 @@ proptest! {
                 Op::Push(i) => {
                     let k = key(i);
                     let line = format!("RPUSH {} x", String::from_utf8_lossy(&k));
-                    execute_on(&store, &[&k], &line, version, now);
+                    execute_on(&store, &[Bytes::copy_from_slice(&k)], &line, version, now);
                 }
                 Op::Pop(i) => {
                     let k = key(i);
                     let line = format!("LPOP {}", String::from_utf8_lossy(&k));
-                    execute_on(&store, &[&k], &line, version, now);
+                    execute_on(&store, &[Bytes::copy_from_slice(&k)], &line, version, now);
                 }
                 Op::Two(c, i, j) => {
                     let (a, b) = (key(i), key(j));
@@ -338,7 +338,7 @@ proptest! {
                         String::from_utf8_lossy(&a),
                         String::from_utf8_lossy(&b)
                     );
-                    execute_on(&store, &[&a, &b], &line, version, now);
+                    execute_on(&store, &[Bytes::copy_from_slice(&a), Bytes::copy_from_slice(&b)], &line, version, now);
                 }
                 Op::Get(i) => {
                     now += 5;

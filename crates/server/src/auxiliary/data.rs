@@ -237,12 +237,12 @@ impl DataHandler {
     ) -> Response {
         // Each command's name is looked up once, for its keys and its
         // parse (what `table::parse` does after the same `resolve`).
-        let mut keys: Vec<&[u8]> = Vec::with_capacity(commands.len());
+        let mut keys: Vec<Bytes> = Vec::with_capacity(commands.len());
         let parsed: Vec<Result<Command, CommandError>> = commands
             .iter()
             .map(|args| {
                 let spec = table::resolve(args)?;
-                keys.extend(spec.key_indexes(args).into_iter().map(|i| args[i].as_ref()));
+                keys.extend(spec.key_positions(args).map(|i| args[i].clone()));
                 (spec.parse)(args)
             })
             .collect();
@@ -275,7 +275,8 @@ impl DataHandler {
             for command in &parsed {
                 match command {
                     Ok(command) => {
-                        let outcome = ks.execute(command, now, &mut rng);
+                        let first = effects.len();
+                        let reply = ks.execute_into(command, now, &mut rng, &mut effects);
                         // A value past the limit refuses the batch whole,
                         // at once: a later command that shrank the value
                         // again would otherwise hide it, and the master,
@@ -283,7 +284,7 @@ impl DataHandler {
                         // one, would answer differently. The store's own
                         // limits count too: a value under the limit may
                         // still not fit the store.
-                        let over = outcome.effects.iter().any(|effect| {
+                        let over = effects[first..].iter().any(|effect| {
                             ks.get(&effect.key).is_some_and(|entry| {
                                 stored::stored_len(&entry.value) > max_value_bytes
                                     || !self.store.can_hold(&effect.key, &entry.value)
@@ -292,12 +293,11 @@ impl DataHandler {
                         // So does an answer that would not fit one frame
                         // back (a pipeline of large GETs): nothing having
                         // run, the master sends the commands one by one.
-                        reply_bytes += reply_codec::encoded_len(&outcome.reply);
+                        reply_bytes += reply_codec::encoded_len(&reply);
                         if over || (batch && reply_bytes > MAX_BATCH_REPLY_BYTES) {
                             return None;
                         }
-                        replies.push(outcome.reply);
-                        effects.extend(outcome.effects);
+                        replies.push(reply);
                     }
                     Err(e) => replies.push(Reply::Error(e.clone())),
                 }
@@ -314,10 +314,10 @@ impl DataHandler {
         match executed {
             Executed::Ran {
                 version,
-                outcome,
+                reply,
                 changes,
             } => {
-                let Reply::Array(replies) = outcome.reply else {
+                let Reply::Array(replies) = reply else {
                     unreachable!("the batch answers an array")
                 };
                 // The version byte and the count, then the replies.
