@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a master: the public REST API, membership, health checks, routing
-    Master(MasterConfig),
+    Master(Box<MasterConfig>),
     /// Run an auxiliary: a storage node
     Aux(AuxConfig),
     /// Run a whole cluster (masters and auxiliaries) in one process on loopback

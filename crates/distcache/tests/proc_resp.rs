@@ -451,7 +451,19 @@ fn read_line(s: &mut TcpStream) -> String {
 
 #[test]
 fn many_connections_are_served_at_once_and_shutdown_ends_them() {
-    let mut cluster = resp_cluster(&[]);
+    many_connections_then_shutdown(&[]);
+}
+
+/// Connections are spread over the RESP threads in turn; each thread has
+/// its own connections to the auxiliaries, and they all see one cluster:
+/// what one connection wrote, the next one (on another thread) reads.
+#[test]
+fn with_three_resp_threads_connections_on_every_thread_are_served_and_shutdown_ends_them() {
+    many_connections_then_shutdown(&[("RESP_THREADS", "3")]);
+}
+
+fn many_connections_then_shutdown(master_env: &[(&str, &str)]) {
+    let mut cluster = resp_cluster(master_env);
     let key = unique("many");
     let mut conns: Vec<TcpStream> = (0..300).map(|_| connect(&cluster)).collect();
     for (i, s) in conns.iter_mut().enumerate() {
@@ -460,6 +472,16 @@ fn many_connections_are_served_at_once_and_shutdown_ends_them() {
     }
     for s in conns.iter_mut() {
         assert_eq!(read_exactly(s, 5), b"+OK\r\n");
+    }
+    let n = conns.len();
+    for (i, s) in conns.iter_mut().enumerate() {
+        let next = (i + 1) % n;
+        let value = next.to_string();
+        exchange(
+            s,
+            &request(&["GET", &format!("{key}-{next}")]),
+            format!("${}\r\n{value}\r\n", value.len()).as_bytes(),
+        );
     }
     let mut s = connect(&cluster);
     s.write_all(&request(&["CLIENT", "LIST"])).unwrap();

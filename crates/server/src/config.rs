@@ -40,6 +40,19 @@ pub const DEFAULT_RESP_PORT: u16 = 6379;
 /// Default longest wait for a RESP client to read its replies, in
 /// milliseconds.
 pub const DEFAULT_RESP_OUTPUT_TIMEOUT_MS: u64 = 30_000;
+/// Most `RESP_THREADS`.
+pub const MAX_RESP_THREADS: usize = 256;
+
+/// `RESP_THREADS` when not set, on a machine with `cores` cores: one below
+/// four cores, else three quarters of them. One thread serves every
+/// connection without handing work between cores; on two cores shared
+/// with auxiliaries it costs a tenth less CPU per request than two
+/// (docs/performance.md, "RESP threads"). Past that, as Redis advises for
+/// its I/O threads, leave a quarter of the cores to the kernel's network
+/// work and the master's other tasks.
+pub fn default_resp_threads(cores: usize) -> usize {
+    if cores < 4 { 1 } else { cores * 3 / 4 }
+}
 /// Default seconds a delete's tombstone is kept.
 pub const DEFAULT_TOMBSTONE_GRACE_SECS: u64 = 300;
 /// A master's Raft directory, inside `BACKUP_DIR`, unless `RAFT_DIR` is set.
@@ -162,6 +175,10 @@ pub struct MasterConfig {
     /// Longest time a RESP client may leave its replies unread (no reply byte taken), in milliseconds; then it is disconnected
     #[arg(long, env = "RESP_OUTPUT_TIMEOUT_MS", default_value_t = DEFAULT_RESP_OUTPUT_TIMEOUT_MS)]
     pub resp_output_timeout_ms: u64,
+
+    /// Threads that serve RESP connections, each a single-threaded runtime with its own connections to the auxiliaries [default: 1 below 4 cores, else three quarters of the cores]
+    #[arg(long, env = "RESP_THREADS")]
+    pub resp_threads: Option<usize>,
 
     /// The masters (host:port), comma-separated: the others, or every master with this one included (its own ADVERTISE_ADDR is skipped), spelled as each advertises itself
     #[arg(long, env = "MASTER_PEERS", value_delimiter = ',')]
@@ -383,6 +400,16 @@ impl AuxConfig {
 }
 
 impl MasterConfig {
+    /// How many threads serve RESP connections: `RESP_THREADS`, else
+    /// [`default_resp_threads`] of this machine's cores.
+    pub fn resp_threads(&self) -> usize {
+        self.resp_threads.unwrap_or_else(|| {
+            default_resp_threads(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            )
+        })
+    }
+
     /// Drops empty list entries, applies the `REPLICATION_FACTOR` alias, and
     /// checks every setting.
     pub fn validate(mut self) -> Result<Self, ConfigError> {
@@ -414,6 +441,15 @@ impl MasterConfig {
             return Err(invalid(
                 "RESP_OUTPUT_TIMEOUT_MS",
                 "must be between 1 and 3600000",
+            ));
+        }
+        if self
+            .resp_threads
+            .is_some_and(|n| n == 0 || n > MAX_RESP_THREADS)
+        {
+            return Err(invalid(
+                "RESP_THREADS",
+                format!("must be between 1 and {MAX_RESP_THREADS}"),
             ));
         }
         check_node_addr_list("MASTER_PEERS", &self.master_peers)?;
@@ -622,6 +658,29 @@ mod tests {
         assert_eq!(e.setting, "RESP_PORT");
         assert!(master(&["--port", "0", "--resp-port", "0"]).is_ok());
         assert_eq!(master(&[]).expect("defaults").resp_port, DEFAULT_RESP_PORT);
+    }
+
+    #[test]
+    fn resp_threads_out_of_range_are_refused_naming_resp_threads() {
+        for bad in ["0", "257"] {
+            assert_eq!(refused(&["--resp-threads", bad]).setting, "RESP_THREADS");
+        }
+        let config = master(&["--resp-threads", "3"]).expect("valid");
+        assert_eq!(config.resp_threads(), 3);
+    }
+
+    #[test]
+    fn resp_threads_default_to_one_below_four_cores_then_three_quarters() {
+        let defaults: Vec<usize> = [1, 2, 3, 4, 8, 16, 64]
+            .into_iter()
+            .map(default_resp_threads)
+            .collect();
+        assert_eq!(defaults, [1, 1, 1, 3, 6, 12, 48]);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(
+            master(&[]).expect("defaults").resp_threads(),
+            default_resp_threads(cores)
+        );
     }
 
     #[test]

@@ -62,6 +62,13 @@ impl Shutdown {
         self.tasks.spawn(task)
     }
 
+    /// Resolves once the tasks are closed to new ones (the node's last step,
+    /// [`Shutdown::wait_for_tasks`]) and every one has ended: for a thread
+    /// whose runtime drives some of them.
+    pub async fn tasks_ended(&self) {
+        self.tasks.wait().await
+    }
+
     /// Waits for every spawned task to end, at most `deadline`. Returns false
     /// if some were still running.
     pub async fn wait_for_tasks(&self, deadline: Duration) -> bool {

@@ -93,6 +93,7 @@ impl Aux {
             ClientConfig {
                 request_timeout: Duration::from_secs(5),
                 secret: Bytes::from_static(SECRET.as_bytes()),
+                ..ClientConfig::default()
             },
         )
     }

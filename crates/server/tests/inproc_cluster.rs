@@ -50,6 +50,7 @@ async fn late_old_write_to_every_auxiliary(c: &Cluster, key: &str) -> usize {
             ClientConfig {
                 request_timeout: Duration::from_secs(5),
                 secret: Bytes::new(),
+                ..ClientConfig::default()
             },
         );
         let answer = client

@@ -34,7 +34,18 @@
 //! The tasks are spawned on the runtime of the call that connects, so
 //! [`Client::new`] works without one. They stop when the connection breaks
 //! or when the last clone of the [`Client`] is dropped.
+//!
+//! # Lanes: one connection per runtime thread
+//!
+//! A client may hold several connections to its peer, one per *lane*
+//! ([`ClientConfig::lanes`]), and a call uses the lane its thread was given
+//! with [`use_lane_on_this_thread`] (lane 0 by default). A server that runs
+//! one single-threaded runtime per core gives each its own lane: a call's
+//! frame, its writer and reader tasks and the caller then all run on one
+//! thread, and the answer wakes the caller without handing it to another
+//! core.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +81,9 @@ pub struct ClientConfig {
     /// The cluster secret presented with `Hello` on every new connection;
     /// empty = none.
     pub secret: bytes::Bytes,
+    /// Connections to the peer, one per lane (at least one); see
+    /// [`use_lane_on_this_thread`].
+    pub lanes: usize,
 }
 
 impl Default for ClientConfig {
@@ -77,8 +91,22 @@ impl Default for ClientConfig {
         ClientConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             secret: Bytes::new(),
+            lanes: 1,
         }
     }
+}
+
+thread_local! {
+    /// The lane this thread's calls use.
+    static LANE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes every call made on this thread use connection `lane` of its client
+/// (lane 0 where the client has fewer). For a thread that runs a runtime of
+/// its own: the connections its calls open then have their tasks on that
+/// runtime too.
+pub fn use_lane_on_this_thread(lane: usize) {
+    LANE.set(lane);
 }
 
 /// Why a call failed.
@@ -149,6 +177,13 @@ struct Inner {
     config: ClientConfig,
     /// Request ids; 0 is never used, it marks connection-level errors.
     next_id: AtomicU64,
+    /// One connection each, by lane.
+    lanes: Box<[Lane]>,
+}
+
+/// One of a client's connections to its peer, and its reconnection state.
+#[derive(Default)]
+struct Lane {
     /// The current connection, possibly already dead.
     current: Mutex<Option<Arc<Conn>>>,
     /// Held while connecting, so that one attempt runs at a time.
@@ -206,14 +241,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Client {
     /// A client for `addr` (`host:port`); does not connect yet.
     pub fn new(addr: impl Into<String>, config: ClientConfig) -> Client {
+        let lanes = (0..config.lanes.max(1)).map(|_| Lane::default()).collect();
         Client {
             inner: Arc::new(Inner {
                 addr: addr.into(),
                 config,
                 next_id: AtomicU64::new(1),
-                current: Mutex::new(None),
-                connecting: tokio::sync::Mutex::new(()),
-                last_attempt: Mutex::new((0, None)),
+                lanes,
             }),
         }
     }
@@ -278,24 +312,29 @@ impl Client {
         }
     }
 
-    /// Frames sent on the current connection and the writes that carried
-    /// them (zero before the first connection): how well calls made at
-    /// the same time share system calls.
+    /// Frames sent on the current connections (every lane's) and the
+    /// writes that carried them (zero before the first connection): how
+    /// well calls made at the same time share system calls.
     pub fn write_counts(&self) -> WriteCounts {
-        lock(&self.inner.current)
-            .as_ref()
-            .map_or(WriteCounts::default(), |conn| WriteCounts {
-                frames: conn.shared.frames_written.load(Ordering::Relaxed),
-                writes: conn.shared.writes.load(Ordering::Relaxed),
-            })
+        let mut counts = WriteCounts::default();
+        for lane in &self.inner.lanes {
+            if let Some(conn) = lock(&lane.current).as_ref() {
+                counts.frames += conn.shared.frames_written.load(Ordering::Relaxed);
+                counts.writes += conn.shared.writes.load(Ordering::Relaxed);
+            }
+        }
+        counts
     }
 
-    /// Calls registered on the current connection and not yet answered.
+    /// Calls registered on the current connections and not yet answered.
     #[cfg(test)]
     fn pending_calls(&self) -> usize {
-        lock(&self.inner.current)
-            .as_ref()
-            .map_or(0, |conn| lock(&conn.shared.pending).calls.len())
+        self.inner
+            .lanes
+            .iter()
+            .filter_map(|lane| lock(&lane.current).clone())
+            .map(|conn| lock(&conn.shared.pending).calls.len())
+            .sum()
     }
 }
 
@@ -380,27 +419,34 @@ impl Inner {
         }
     }
 
+    /// The lane of this thread's calls.
+    fn lane(&self) -> &Lane {
+        self.lanes.get(LANE.get()).unwrap_or_else(|| &self.lanes[0])
+    }
+
     fn live_connection(&self) -> Option<Arc<Conn>> {
-        lock(&self.current)
+        lock(&self.lane().current)
             .as_ref()
             .filter(|conn| !conn.shared.is_closed())
             .cloned()
     }
 
-    /// The live connection, opening one if there is none.
+    /// The live connection of this thread's lane, opening one if there is
+    /// none.
     async fn connection(&self) -> Result<Arc<Conn>, WireError> {
         if let Some(conn) = self.live_connection() {
             return Ok(conn);
         }
-        let attempts_seen = lock(&self.last_attempt).0;
-        let _turn = self.connecting.lock().await;
+        let lane = self.lane();
+        let attempts_seen = lock(&lane.last_attempt).0;
+        let _turn = lane.connecting.lock().await;
         if let Some(conn) = self.live_connection() {
             return Ok(conn);
         }
         {
             // An attempt finished while this caller waited for its turn: share
             // its failure rather than hammer a dead peer once per caller.
-            let last = lock(&self.last_attempt);
+            let last = lock(&lane.last_attempt);
             if last.0 != attempts_seen {
                 if let Some(err) = &last.1 {
                     return Err(err.clone());
@@ -409,12 +455,12 @@ impl Inner {
         }
         let result = self.connect().await;
         {
-            let mut last = lock(&self.last_attempt);
+            let mut last = lock(&lane.last_attempt);
             last.0 += 1;
             last.1 = result.as_ref().err().cloned();
         }
         if let Ok(conn) = &result {
-            *lock(&self.current) = Some(Arc::clone(conn));
+            *lock(&lane.current) = Some(Arc::clone(conn));
         }
         result
     }
@@ -708,6 +754,7 @@ mod tests {
             ClientConfig {
                 request_timeout: Duration::from_millis(200),
                 secret: Bytes::new(),
+                ..ClientConfig::default()
             },
         );
         assert_eq!(client.call(Request::Ping).await.unwrap(), Response::Pong);
@@ -748,6 +795,76 @@ mod tests {
         let gave_up = tokio::time::timeout(Duration::from_millis(50), get).await;
         assert!(gave_up.is_err());
         assert_eq!(client.pending_calls(), 0);
+    }
+
+    /// A peer that answers every `Ping` on every connection, counting the
+    /// connections it accepted.
+    async fn counting_peer(listener: TcpListener, accepted: Arc<AtomicU64>) {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            accepted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                loop {
+                    while let Some(RequestFrame { id, .. }) = decode_request(&mut buf).unwrap() {
+                        let mut out = BytesMut::new();
+                        encode_response(id, &Response::Pong, &mut out);
+                        stream.write_all(&out).await.unwrap();
+                    }
+                    if stream.read_buf(&mut buf).await.unwrap() == 0 {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Pings `client` from a thread of its own, with a runtime of its own,
+    /// its calls on `lane`.
+    fn ping_from_thread(client: &Client, lane: usize) {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            use_lane_on_this_thread(lane);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                assert_eq!(client.call(Request::Ping).await.unwrap(), Response::Pong);
+            });
+        })
+        .join()
+        .unwrap();
+    }
+
+    // Multi-threaded: the peer and lane 0's tasks run while this thread
+    // waits for the others.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_lane_has_a_connection_of_its_own_and_a_lane_past_the_last_uses_the_first() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        tokio::spawn(counting_peer(listener, accepted.clone()));
+        let client = Client::new(
+            addr.to_string(),
+            ClientConfig {
+                lanes: 2,
+                ..ClientConfig::default()
+            },
+        );
+        // This thread is on lane 0.
+        assert_eq!(client.call(Request::Ping).await.unwrap(), Response::Pong);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // Lane 1, from a thread whose runtime then stops: the connection
+        // its call opened is that runtime's, and lane 0's is untouched.
+        ping_from_thread(&client, 1);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // Lane 7 of a client with two lanes: lane 0's connection, live.
+        assert_eq!(client.call(Request::Ping).await.unwrap(), Response::Pong);
+        ping_from_thread(&client, 7);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // Every lane's frames count: lane 0's three and lane 1's one.
+        assert_eq!(client.write_counts().frames, 4);
     }
 
     #[test]

@@ -26,7 +26,9 @@ pub mod frame;
 pub mod resp;
 pub mod server;
 
-pub use client::{Client, ClientConfig, DEFAULT_REQUEST_TIMEOUT, WireError, WriteCounts};
+pub use client::{
+    Client, ClientConfig, DEFAULT_REQUEST_TIMEOUT, WireError, WriteCounts, use_lane_on_this_thread,
+};
 pub use frame::{
     DeleteStatus, FrameError, KeyedEntry, MAX_BATCH_ITEMS, MAX_FRAME_BYTES, Request, RequestFrame,
     Response, UNFENCED, WriteStatus, error_code,

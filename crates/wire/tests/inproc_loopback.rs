@@ -170,6 +170,7 @@ fn client_with_secret(addr: SocketAddr, secret: &'static [u8]) -> Client {
         ClientConfig {
             request_timeout: TIMEOUT,
             secret: Bytes::from_static(secret),
+            ..ClientConfig::default()
         },
     )
 }

@@ -58,6 +58,7 @@ impl Handoffs {
                     ClientConfig {
                         request_timeout: PEER_TIMEOUT,
                         secret,
+                        ..ClientConfig::default()
                     },
                 )
             })

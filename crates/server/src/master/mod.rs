@@ -326,6 +326,9 @@ impl Master {
         distcache_wire::ClientConfig {
             request_timeout: self.config.request_timeout(),
             secret: self.credentials.wire_secret(),
+            // Lane 0 for the shared runtime, one more for each RESP
+            // thread (unused lanes never connect).
+            lanes: 1 + self.config.resp_threads(),
         }
     }
 }

@@ -152,6 +152,7 @@ impl Cluster {
                 clock_offset_ms: 0,
                 resp_port: 0,
                 resp_output_timeout_ms: distcache_server::config::DEFAULT_RESP_OUTPUT_TIMEOUT_MS,
+                resp_threads: None,
                 security: MasterSecurity::default(),
             }
             .validate()

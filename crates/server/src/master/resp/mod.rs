@@ -35,6 +35,7 @@
 mod connection;
 mod front;
 mod info;
+mod threads;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -46,7 +47,9 @@ use distcache_wire::resp::RespLimits;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
+
+use threads::{Accepted, RespThreads};
 
 use super::Master;
 
@@ -56,8 +59,6 @@ pub const MAX_CLIENTS: usize = 10_000;
 /// Replies are written once this many bytes wait, even if more requests
 /// have arrived.
 pub const REPLY_FLUSH_BYTES: usize = 64 * 1024;
-/// Longest wait for a TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause after a failed accept (out of file descriptors, say).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// The Redis version reported to clients (HELLO, INFO): one whose commands
@@ -134,6 +135,14 @@ pub async fn serve(
         max_clients = MAX_CLIENTS,
         "RESP listening"
     );
+    let threads = server.master.config.resp_threads();
+    let mut threads = match RespThreads::start(threads, &server, acceptor.as_ref()) {
+        Ok(threads) => threads,
+        Err(e) => {
+            error!(error = %e, "cannot start the RESP threads; RESP is off");
+            return;
+        }
+    };
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     let shutdown = server.master.shutdown.clone();
     loop {
@@ -157,23 +166,11 @@ pub async fn serve(
             shutdown.spawn(connection::refuse_max_clients(stream));
             continue;
         };
-        let server = server.clone();
-        let acceptor = acceptor.clone();
-        shutdown.spawn(async move {
-            let _slot = slot;
-            let laddr = stream.local_addr().unwrap_or(peer);
-            match acceptor {
-                None => connection::run(server, stream, peer, laddr).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(tls)) => connection::run(server, tls, peer, laddr).await,
-                        Ok(Err(e)) => debug!(peer = %peer, error = %e, "RESP TLS handshake failed"),
-                        Err(_) => debug!(peer = %peer, "RESP TLS handshake timed out"),
-                    }
-                }
-            }
-        });
+        // Off this runtime's reactor, onto the thread's.
+        match stream.into_std() {
+            Ok(stream) => threads.hand_over(Accepted { stream, peer, slot }),
+            Err(e) => warn!(peer = %peer, error = %e, "RESP connection dropped"),
+        }
     }
     info!(port, "RESP listener stopped");
 }
