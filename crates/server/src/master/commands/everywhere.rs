@@ -16,6 +16,21 @@
 //! present for the whole scan is returned at least once, wherever it lives
 //! and however keys move meanwhile.
 //!
+//! DBSIZE counts on the auxiliaries and ships only counts. In a settled
+//! map each key is held by the first live one of its replicas, its leader,
+//! which [`distcache_core::ring::Ring::leader_ranges`] gives as ranges of
+//! key positions (the hash the ring places keys by) that tile the hash
+//! space: each live auxiliary is asked to count its live keys in its
+//! ranges (`Request::CountKeys`), and the counts are summed, so every key
+//! is counted once whatever its number of copies. The rule for when that
+//! is exact: the view is settled (no round in progress, no committed or
+//! abandoned ring besides the target, no node leaving) and every position
+//! has a live replica in the target ring. Otherwise, and when the view
+//! changed while the counts were taken, DBSIZE falls back to collecting
+//! every node's keys (KEYS *, swept as below) and counting them once each.
+//! A key a write reached at some replicas but not at its leader is not
+//! counted, as GET, which reads the leader, does not find it either.
+//!
 //! While keys move, every node is asked twice, the second time after
 //! every first answer is in, and the answers are merged ([`Master::sweep`]):
 //! a key moving from one node to another is dropped at its old home only
@@ -29,11 +44,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use distcache_core::command::{CommandSpec, Reply};
 use distcache_core::keyspace::key_position;
+use distcache_core::ring::PositionRange;
 use futures_util::future::join_all;
 
 use crate::http::ApiError;
 use crate::master::data::{CallError, OpError, Route, unavailable};
-use crate::master::{Master, RingView};
+use crate::master::{Master, NodeRef, RingView};
 
 /// Every live auxiliary of the view, once each.
 fn live_nodes(view: &RingView) -> Route {
@@ -56,6 +72,29 @@ fn live_nodes(view: &RingView) -> Route {
     nodes
 }
 
+/// Each live auxiliary that leads some keys, with the ranges of positions
+/// it leads (see the module's overview); `None` when DBSIZE cannot count
+/// by leaders: keys may be moving, or some position has no live replica.
+fn leader_shares(view: &RingView) -> Option<Vec<(Arc<NodeRef>, Vec<PositionRange>)>> {
+    if view.rebalancing() || !view.leaving.is_empty() {
+        return None;
+    }
+    let target = &view.target;
+    let copies = view.replicas(target.ring.members().len());
+    let ranges = target
+        .ring
+        .leader_ranges(copies, |member| target.nodes[member as usize].is_some())?;
+    Some(
+        target
+            .nodes
+            .iter()
+            .zip(ranges)
+            .filter_map(|(node, ranges)| Some((node.clone()?, ranges)))
+            .filter(|(_, ranges)| !ranges.is_empty())
+            .collect(),
+    )
+}
+
 impl Master {
     pub(super) async fn everywhere(
         self: &Arc<Self>,
@@ -70,10 +109,7 @@ impl Master {
                     .map(|(_, key)| Reply::Bulk(key))
                     .collect(),
             )),
-            "dbsize" => {
-                let all = vec![Bytes::from_static(b"KEYS"), Bytes::from_static(b"*")];
-                Ok(Reply::Integer(self.all_keys(all).await?.len() as i64))
-            }
+            "dbsize" => self.db_size().await,
             "randomkey" => self.random_key(args).await,
             "flushall" | "flushdb" => self.flush_all(args).await,
             _ => self.scan(args).await,
@@ -148,6 +184,53 @@ impl Master {
             replies.extend(self.on_every_node(args).await?);
         }
         Ok(replies)
+    }
+
+    /// DBSIZE: the leaders' counts summed, or, when the view does not
+    /// allow that, every node's keys counted once each (see the module's
+    /// overview).
+    async fn db_size(&self) -> Result<Reply, ApiError> {
+        if let Some(count) = self.fenced(|| self.count_by_leaders()).await? {
+            return Ok(Reply::Integer(i64::try_from(count).unwrap_or(i64::MAX)));
+        }
+        let all = vec![Bytes::from_static(b"KEYS"), Bytes::from_static(b"*")];
+        Ok(Reply::Integer(self.all_keys(all).await?.len() as i64))
+    }
+
+    /// Each leader's count of its live keys, summed; `None` when the view
+    /// does not allow counting by leaders, before or after the counts.
+    async fn count_by_leaders(&self) -> Result<Option<u64>, OpError> {
+        let view = self.view.load_full();
+        let Some(shares) = leader_shares(&view) else {
+            return Ok(None);
+        };
+        let (asked, epoch) = (shares.len(), view.epoch);
+        let calls = shares.into_iter().map(|(node, ranges)| async move {
+            let request = distcache_wire::Request::CountKeys { ranges };
+            self.call(&node, epoch, "count_keys", request).await
+        });
+        let mut total: u64 = 0;
+        for answer in join_all(calls).await {
+            match answer {
+                Ok(distcache_wire::Response::Counted { keys }) => {
+                    total = total.saturating_add(keys);
+                }
+                Ok(_) => {
+                    return Err(
+                        unavailable("the command", 0, 1, Some(CallError::Unexpected)).into(),
+                    );
+                }
+                Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
+                Err(e) => return Err(unavailable("the command", 0, asked, Some(e)).into()),
+            }
+        }
+        // A round that began meanwhile may have moved a key out of the
+        // ranges it was looked for in: count again by the sweep.
+        let now = self.view.load();
+        if now.epoch != epoch || now.rebalancing() {
+            return Ok(None);
+        }
+        Ok(Some(total))
     }
 
     /// KEYS over every node, each key once, in hash order.
