@@ -315,3 +315,99 @@ fn relayed(reply: Reply) -> ApiError {
     };
     ApiError::bad_request("command_error", text)
 }
+
+#[cfg(test)]
+mod tests {
+    use distcache_core::Ring;
+    use distcache_core::cluster::ClusterConfig;
+    use distcache_core::ring::ranges_contain;
+    use distcache_wire::client::ClientConfig;
+
+    use super::*;
+    use crate::master::Placement;
+
+    fn node(id: &str) -> Arc<NodeRef> {
+        Arc::new(NodeRef {
+            id: id.to_string(),
+            // Never connects: nothing is called.
+            client: distcache_wire::Client::new("127.0.0.1:1", ClientConfig::default()),
+        })
+    }
+
+    fn placement(members: &[&str], down: &[&str]) -> Placement {
+        let ring = Ring::new(members.iter().copied(), 64);
+        let nodes = ring
+            .members()
+            .iter()
+            .map(|id| (!down.contains(&id.as_str())).then(|| node(id)))
+            .collect();
+        Placement { ring, nodes }
+    }
+
+    /// A settled view over `members` with `replicas` copies, the `down`
+    /// ones not live.
+    fn view(members: &[&str], down: &[&str], replicas: usize) -> RingView {
+        let mut view = RingView::empty(ClusterConfig::new(replicas, 64));
+        view.target = placement(members, down);
+        view
+    }
+
+    /// The ids of the live nodes leading `position` in `shares`.
+    fn leaders(shares: &[(Arc<NodeRef>, Vec<PositionRange>)], position: u64) -> Vec<String> {
+        shares
+            .iter()
+            .filter(|(_, ranges)| ranges_contain(ranges, position))
+            .map(|(node, _)| node.id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_settled_view_gives_every_position_one_live_leader() {
+        let members = ["a", "b", "c", "d"];
+        for down in [&[][..], &["b"], &["a", "c"]] {
+            let view = view(&members, down, 3);
+            let shares = leader_shares(&view).expect("every position has a live replica");
+            assert!(
+                shares
+                    .iter()
+                    .all(|(node, _)| !down.contains(&node.id.as_str()))
+            );
+            for key in (0..2000).map(|i| format!("key:{i}")) {
+                let position = key_position(key.as_bytes());
+                let route = view.target.ring.replicas_for(key.as_bytes(), 3);
+                let first_live = route
+                    .as_slice()
+                    .iter()
+                    .map(|&i| view.target.ring.members()[i as usize].clone())
+                    .find(|id| !down.contains(&id.as_str()));
+                assert_eq!(leaders(&shares, position), Vec::from_iter(first_live));
+            }
+        }
+    }
+
+    #[test]
+    fn counting_by_leaders_is_refused_while_keys_may_move_or_a_position_has_no_live_replica() {
+        let members = ["a", "b", "c"];
+        assert!(leader_shares(&view(&members, &[], 2)).is_some());
+        // One copy per key, and its holder down.
+        assert!(leader_shares(&view(&members, &["b"], 1)).is_none());
+        // Two copies, both down somewhere on the ring.
+        assert!(leader_shares(&view(&members, &["a", "b"], 2)).is_none());
+        let mut moving = view(&members, &[], 2);
+        moving.moving = true;
+        assert!(leader_shares(&moving).is_none());
+        let mut committed = view(&members, &[], 2);
+        committed.committed = Some(placement(&["a", "b"], &[]));
+        assert!(leader_shares(&committed).is_none());
+        let mut abandoned = view(&members, &[], 2);
+        abandoned
+            .abandoned
+            .push(placement(&["a", "b", "c", "d"], &[]));
+        assert!(leader_shares(&abandoned).is_none());
+        let mut leaving = view(&members, &[], 2);
+        leaving.leaving.push(node("d"));
+        assert!(leader_shares(&leaving).is_none());
+        // No auxiliaries: nothing to count by (the sweep says so).
+        assert!(leader_shares(&view(&[], &[], 2)).is_none());
+    }
+}
