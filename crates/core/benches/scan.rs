@@ -11,6 +11,10 @@
 //!   per call (stopped after 3 seconds when calls are slow, and counted
 //!   per call over the calls made);
 //! - DBSIZE, RANDOMKEY, `KEYS *`: per call;
+//! - the cluster's DBSIZE on one auxiliary of four (`Store::count_in_ranges`
+//!   over the ranges it leads, `Ring::leader_ranges` at the default ring
+//!   points): per call; and the master's side, the ranges of every
+//!   member (`Ring::leader_ranges`) for 4 and 100 members: once each;
 //! - memory: resident memory (VmRSS, Linux) grown by filling a first
 //!   store, per key, less the 116 bytes of key and value;
 //! - the same SETs and the memory of the position index once a SCAN has
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use distcache_core::command::{Reply, table};
-use distcache_core::{Entry, Store, StoreConfig, Version};
+use distcache_core::{DEFAULT_VIRTUAL_NODES, Entry, Ring, Store, StoreConfig, Version};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -186,6 +190,40 @@ fn main() {
             "  {:<24} {:.1} µs per call",
             format!("{}:", args.join(" ")),
             started.elapsed().as_secs_f64() * 1e6 / f64::from(calls)
+        );
+    }
+
+    let ring = Ring::new(["aux-1", "aux-2", "aux-3", "aux-4"], DEFAULT_VIRTUAL_NODES);
+    let led = ring
+        .leader_ranges(2, |_| true)
+        .expect("every member is live")
+        .swap_remove(0);
+    let calls = 20u32;
+    let started = Instant::now();
+    let mut counted = 0;
+    for _ in 0..calls {
+        counted = s.count_in_ranges(&led, NOW);
+    }
+    println!(
+        "  {:<24} {:.1} µs per call ({} ranges, {counted} keys led)",
+        "counted by leader 1/4:",
+        started.elapsed().as_secs_f64() * 1e6 / f64::from(calls),
+        led.len(),
+    );
+
+    // What the master works out for each DBSIZE, by ring size.
+    for members in [4, 100] {
+        let ids: Vec<String> = (1..=members).map(|i| format!("aux-{i}")).collect();
+        let ring = Ring::new(ids, DEFAULT_VIRTUAL_NODES);
+        let started = Instant::now();
+        let ranges = ring
+            .leader_ranges(2, |_| true)
+            .expect("every member is live");
+        println!(
+            "  {:<24} {:.1} µs ({} ranges)",
+            format!("leader ranges of {members}:"),
+            started.elapsed().as_secs_f64() * 1e6,
+            ranges.iter().map(Vec::len).sum::<usize>(),
         );
     }
 }

@@ -266,6 +266,92 @@ impl Ring {
     }
 }
 
+/// Key positions (placement hashes) from `first` to `last`, both
+/// included, so that one range can end at `u64::MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PositionRange {
+    /// The first position in the range.
+    pub first: u64,
+    /// The last position in the range (at least `first`).
+    pub last: u64,
+}
+
+impl PositionRange {
+    /// True when `position` is in the range.
+    pub fn contains(&self, position: u64) -> bool {
+        self.first <= position && position <= self.last
+    }
+}
+
+/// True when `position` is in one of `ranges`, which must be sorted and
+/// disjoint (as [`Ring::leader_ranges`] gives them): a binary search.
+pub fn ranges_contain(ranges: &[PositionRange], position: u64) -> bool {
+    let at = ranges.partition_point(|range| range.last < position);
+    ranges.get(at).is_some_and(|range| range.contains(position))
+}
+
+impl Ring {
+    /// For each member (in [`Ring::members`] order), the positions whose
+    /// keys it leads when only the members for which `live` answers true
+    /// hold keys: those where it is the first live one of the key's `n`
+    /// replicas ([`Ring::replicas_for_hash`]). Each list is sorted and
+    /// disjoint, adjacent arcs joined; together they cover every position
+    /// exactly once. `None` when some position has no live replica (then
+    /// no member is that position's leader), and for an empty ring.
+    ///
+    /// Point `p` leads the arc from the previous point (exclusive) to `p`
+    /// (inclusive); the first point also leads the arc that wraps past the
+    /// last point to `u64::MAX`, which is why it is handled at both ends.
+    pub fn leader_ranges(
+        &self,
+        n: usize,
+        live: impl Fn(u32) -> bool,
+    ) -> Option<Vec<Vec<PositionRange>>> {
+        let (&(first, _), &(last, _)) = (self.points.first()?, self.points.last()?);
+        let leader = |point: u64| {
+            let set = self.replicas_for_hash(point, n);
+            set.as_slice().iter().copied().find(|&member| live(member))
+        };
+        let mut ranges: Vec<Vec<PositionRange>> = vec![Vec::new(); self.members.len()];
+        let mut add = |member: u32, range: PositionRange| {
+            let owned = &mut ranges[member as usize];
+            match owned.last_mut() {
+                Some(previous) if previous.last.checked_add(1) == Some(range.first) => {
+                    previous.last = range.last;
+                }
+                _ => owned.push(range),
+            }
+        };
+        let wrap_leader = leader(first)?;
+        add(
+            wrap_leader,
+            PositionRange {
+                first: 0,
+                last: first,
+            },
+        );
+        for pair in self.points.windows(2) {
+            let ((previous, _), (point, _)) = (pair[0], pair[1]);
+            // Equal points: the first of them leads, the others lead nothing.
+            if point > previous {
+                let range = PositionRange {
+                    first: previous + 1,
+                    last: point,
+                };
+                add(leader(point)?, range);
+            }
+        }
+        if last < u64::MAX {
+            let range = PositionRange {
+                first: last + 1,
+                last: u64::MAX,
+            };
+            add(wrap_leader, range);
+        }
+        Some(ranges)
+    }
+}
+
 /// xxh3-64 of the sorted, deduplicated member ids joined by `'\n'`; 0 when
 /// there are none.
 fn epoch_of(members: &[String]) -> u64 {
@@ -362,6 +448,104 @@ mod tests {
         assert_eq!(ring.points.len(), 2);
         assert_eq!(ring.replicas_for(b"k", 2).len(), 2);
         assert_eq!(Ring::new(["aux-1"], u32::MAX).vnodes(), MAX_VIRTUAL_NODES);
+    }
+
+    fn range(first: u64, last: u64) -> PositionRange {
+        PositionRange { first, last }
+    }
+
+    #[test]
+    fn leader_ranges_give_each_arc_to_its_first_live_replica() {
+        let ring = ring_with_points(&["a", "b", "c"], &[(10, 0), (20, 1), (30, 2), (40, 0)]);
+        // The arc past the last point wraps to the first point's member,
+        // and joins the arc before it.
+        assert_eq!(
+            ring.leader_ranges(2, |_| true),
+            Some(vec![
+                vec![range(0, 10), range(31, u64::MAX)],
+                vec![range(11, 20)],
+                vec![range(21, 30)],
+            ])
+        );
+        // With b down its arc goes to its next replica, c.
+        assert_eq!(
+            ring.leader_ranges(2, |m| m != 1),
+            Some(vec![
+                vec![range(0, 10), range(31, u64::MAX)],
+                vec![],
+                vec![range(11, 30)],
+            ])
+        );
+        // With one copy per key, b's keys have no live replica.
+        assert_eq!(ring.leader_ranges(1, |m| m != 1), None);
+        assert_eq!(
+            Ring::new(Vec::<String>::new(), 8).leader_ranges(2, |_| true),
+            None
+        );
+    }
+
+    #[test]
+    fn leader_ranges_at_the_ends_of_the_hash_space() {
+        // A point at 0 leads only 0 and the wrap; one at u64::MAX leaves no
+        // wrap-around arc; equal points lead once.
+        let ring = ring_with_points(&["a", "b"], &[(0, 1), (7, 0), (7, 1), (u64::MAX, 0)]);
+        assert_eq!(
+            ring.leader_ranges(1, |_| true),
+            Some(vec![vec![range(1, u64::MAX)], vec![range(0, 0)]])
+        );
+        assert!(ranges_contain(&[range(0, 0), range(5, u64::MAX)], u64::MAX));
+        assert!(!ranges_contain(&[range(0, 0), range(5, u64::MAX)], 4));
+        assert!(!ranges_contain(&[], 0));
+    }
+
+    proptest::proptest! {
+        /// Every position belongs to exactly one member's ranges, that of
+        /// the first live replica of its key, wherever the points are.
+        #[test]
+        fn every_position_has_exactly_one_leader(
+            points in proptest::collection::vec(
+                (proptest::prop_oneof![
+                    proptest::prelude::any::<u64>(),
+                    0u64..4,
+                    (u64::MAX - 3)..=u64::MAX,
+                ], 0u32..4),
+                1..24,
+            ),
+            down in proptest::collection::vec(proptest::prelude::any::<bool>(), 4),
+            n in 1usize..4,
+            probes in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..32),
+        ) {
+            let ring = ring_with_points(&["a", "b", "c", "d"], &points);
+            let live = |m: u32| !down[m as usize];
+            let first_live = |position: u64| {
+                ring.replicas_for_hash(position, n).as_slice().iter().copied().find(|&m| live(m))
+            };
+            let mut edges = vec![0, 1, u64::MAX - 1, u64::MAX];
+            for &(p, _) in &points {
+                edges.extend([p.wrapping_sub(1), p, p.wrapping_add(1)]);
+            }
+            let Some(ranges) = ring.leader_ranges(n, live) else {
+                proptest::prop_assert!(edges.iter().any(|&p| first_live(p).is_none()));
+                return Ok(());
+            };
+            let mut all: Vec<PositionRange> = ranges.iter().flatten().copied().collect();
+            for owned in &ranges {
+                proptest::prop_assert!(owned.windows(2).all(|w| w[0].last < w[1].first));
+            }
+            all.sort_unstable();
+            // The ranges tile the hash space: no gap, no overlap.
+            proptest::prop_assert_eq!(all.first().map(|r| r.first), Some(0));
+            proptest::prop_assert_eq!(all.last().map(|r| r.last), Some(u64::MAX));
+            for w in all.windows(2) {
+                proptest::prop_assert_eq!(w[0].last.checked_add(1), Some(w[1].first));
+            }
+            for position in edges.into_iter().chain(probes) {
+                let owners: Vec<u32> = (0..4u32)
+                    .filter(|&m| ranges_contain(&ranges[m as usize], position))
+                    .collect();
+                proptest::prop_assert_eq!(owners, first_live(position).into_iter().collect::<Vec<_>>());
+            }
+        }
     }
 
     #[test]

@@ -38,6 +38,7 @@
 //! | `0x08` | `DeleteMany` | count, count × (key, version)           |
 //! | `0x09` | `Execute`  | optional version, `u64` value limit, count, count × command (count, count × value) |
 //! | `0x0A` | `ApplyChanges` | version, count, count × changes       |
+//! | `0x0B` | `CountKeys` | count, count × position range            |
 //!
 //! | opcode | response      | payload                                          |
 //! |--------|---------------|--------------------------------------------------|
@@ -53,6 +54,7 @@
 //! | `0x8A` | `StaleEpoch`  | `u64` the newest epoch the auxiliary has seen    |
 //! | `0x8B` | `Executed`    | optional version, replies (value), count, count × changes |
 //! | `0x8C` | `Applied`     | count, count × apply status                      |
+//! | `0x8D` | `Counted`     | `u64` the live keys counted                      |
 //! | `0xFF` | `Error`       | code (`u16 len` + UTF-8), message (`u32 len` + UTF-8) |
 //!
 //! A write status is a `u8`: `0` stored, `1` stale followed by the version
@@ -72,6 +74,11 @@
 //! version held, `2` diverged, `3` too large. `Execute` is refused as stale
 //! or too large with `Written`.
 //!
+//! A position range (`CountKeys`) is `u64 first, u64 last`, both included
+//! (`distcache_core::ring::PositionRange`); the ranges of one request are
+//! sorted and disjoint (each starts after the previous one's last), which
+//! the decoder checks, so the auxiliary can binary-search them.
+//!
 //! # Decoding
 //!
 //! Decoding is total: any byte string yields "need more bytes", one frame, or
@@ -90,6 +97,7 @@
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use distcache_core::ring::PositionRange;
 use distcache_core::{Entry, Lookup, Version};
 
 /// The largest frame accepted (64 MiB): a batch of values at the limit.
@@ -114,6 +122,8 @@ const EPOCH_BYTES: usize = 8;
 pub const UNFENCED: u64 = 0;
 /// A version on the wire.
 const VERSION_BYTES: usize = 8 + 4 + 4;
+/// A position range on the wire: its first and last positions.
+const RANGE_BYTES: usize = 8 + 8;
 /// The smallest encoded key: an empty one.
 const MIN_KEY_BYTES: usize = 2;
 /// The smallest encoded entry: an empty value, expiry and version.
@@ -144,9 +154,10 @@ mod req_op {
     pub const DELETE_MANY: u8 = 0x08;
     pub const EXECUTE: u8 = 0x09;
     pub const APPLY_CHANGES: u8 = 0x0A;
+    pub const COUNT_KEYS: u8 = 0x0B;
     /// Every request opcode: they are numbered without gaps, and a new one
     /// extends this range.
-    pub const ALL: std::ops::RangeInclusive<u8> = PING..=APPLY_CHANGES;
+    pub const ALL: std::ops::RangeInclusive<u8> = PING..=COUNT_KEYS;
 }
 
 /// Response opcodes.
@@ -163,6 +174,7 @@ mod resp_op {
     pub const STALE_EPOCH: u8 = 0x8A;
     pub const EXECUTED: u8 = 0x8B;
     pub const APPLIED: u8 = 0x8C;
+    pub const COUNTED: u8 = 0x8D;
     pub const ERROR: u8 = 0xFF;
 }
 
@@ -255,6 +267,13 @@ pub enum Request {
         /// The changes, per key.
         changes: Vec<ShippedChanges>,
     },
+    /// Count the live keys (unexpired, not deleted) whose position is in
+    /// one of `ranges`, copying none (the cluster's DBSIZE, where each
+    /// auxiliary counts the keys it leads); answered with `Counted`.
+    CountKeys {
+        /// Sorted and disjoint.
+        ranges: Vec<PositionRange>,
+    },
 }
 
 impl Request {
@@ -271,6 +290,7 @@ impl Request {
             Request::DeleteMany { .. } => "delete_many",
             Request::Execute { .. } => "execute",
             Request::ApplyChanges { .. } => "apply_changes",
+            Request::CountKeys { .. } => "count_keys",
         }
     }
 }
@@ -416,6 +436,11 @@ pub enum Response {
     },
     /// Answer to `ApplyChanges`: one status per key, in order.
     Applied(Vec<ApplyStatus>),
+    /// Answer to `CountKeys`.
+    Counted {
+        /// The live keys in the ranges.
+        keys: u64,
+    },
     /// Refusal of a data request routed by an older cluster map than one
     /// the auxiliary has already seen; nothing was read or changed. The
     /// sender should catch up to `current` and route again.
@@ -545,6 +570,15 @@ pub fn try_encode_request(
                 Ok(n.saturating_add(changes_size(c)?))
             })?
         }
+        Request::CountKeys { ranges } => {
+            check_count(ranges.len())?;
+            if !ranges_in_order(ranges) {
+                return Err(FrameError::Malformed(
+                    "position ranges not sorted and disjoint",
+                ));
+            }
+            ranges.len().saturating_mul(RANGE_BYTES).saturating_add(4)
+        }
     };
     let opcode = match req {
         Request::Ping => req_op::PING,
@@ -557,6 +591,7 @@ pub fn try_encode_request(
         Request::DeleteMany { .. } => req_op::DELETE_MANY,
         Request::Execute { .. } => req_op::EXECUTE,
         Request::ApplyChanges { .. } => req_op::APPLY_CHANGES,
+        Request::CountKeys { .. } => req_op::COUNT_KEYS,
     };
     let payload = EPOCH_BYTES.saturating_add(body);
     let start = put_header(id, opcode, payload, buf)?;
@@ -615,6 +650,13 @@ pub fn try_encode_request(
                 put_changes(c, buf);
             }
         }
+        Request::CountKeys { ranges } => {
+            put_count(ranges.len(), buf);
+            for range in ranges {
+                buf.put_u64_le(range.first);
+                buf.put_u64_le(range.last);
+            }
+        }
     }
     debug_assert_eq!(buf.len() - start, LEN_BYTES + MIN_FRAME_LEN + payload);
     Ok(())
@@ -662,6 +704,7 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
                 n.saturating_add(apply_status_size(status))
             })
         }
+        Response::Counted { .. } => 8,
         Response::Error { code, message } => {
             if code.len() > usize::from(u16::MAX) {
                 return Err(FrameError::Malformed("error code longer than 65535 bytes"));
@@ -682,6 +725,7 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
         Response::WrittenMany(_) => resp_op::WRITTEN_MANY,
         Response::Executed { .. } => resp_op::EXECUTED,
         Response::Applied(_) => resp_op::APPLIED,
+        Response::Counted { .. } => resp_op::COUNTED,
         Response::Error { .. } => resp_op::ERROR,
     };
     let start = put_header(id, opcode, payload, buf)?;
@@ -732,6 +776,7 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
                 put_apply_status(status, buf);
             }
         }
+        Response::Counted { keys } => buf.put_u64_le(*keys),
         Response::Error { code, message } => {
             // Length checked above.
             buf.put_u16_le(code.len() as u16);
@@ -964,6 +1009,22 @@ pub fn decode_request(buf: &mut BytesMut) -> Result<Option<RequestFrame>, FrameE
             }
             Request::ApplyChanges { version, changes }
         }
+        req_op::COUNT_KEYS => {
+            let count = r.count(RANGE_BYTES)?;
+            let mut ranges = Vec::with_capacity(count);
+            for _ in 0..count {
+                ranges.push(PositionRange {
+                    first: r.u64()?,
+                    last: r.u64()?,
+                });
+            }
+            if !ranges_in_order(&ranges) {
+                return Err(FrameError::Malformed(
+                    "position ranges not sorted and disjoint",
+                ));
+            }
+            Request::CountKeys { ranges }
+        }
         other => return Err(FrameError::UnknownOpcode(other)),
     };
     r.finish()?;
@@ -1033,6 +1094,7 @@ pub fn decode_response(buf: &mut BytesMut) -> Result<Option<(u64, Response)>, Fr
             }
             Response::Applied(statuses)
         }
+        resp_op::COUNTED => Response::Counted { keys: r.u64()? },
         resp_op::ERROR => {
             let code_len = usize::from(r.u16()?);
             let code = r.utf8(code_len)?;
@@ -1044,6 +1106,13 @@ pub fn decode_response(buf: &mut BytesMut) -> Result<Option<(u64, Response)>, Fr
     };
     r.finish()?;
     Ok(Some((id, resp)))
+}
+
+/// True when each range is non-empty and starts after the previous one's
+/// last position: what `CountKeys` promises its auxiliary.
+fn ranges_in_order(ranges: &[PositionRange]) -> bool {
+    ranges.iter().all(|range| range.first <= range.last)
+        && ranges.windows(2).all(|pair| pair[0].last < pair[1].first)
 }
 
 /// Takes one whole frame off `buf`: its id, opcode and a reader over its
@@ -1274,6 +1343,17 @@ mod tests {
                     },
                 ],
             },
+            Request::CountKeys { ranges: vec![] },
+            Request::CountKeys {
+                ranges: vec![
+                    PositionRange { first: 0, last: 0 },
+                    PositionRange { first: 1, last: 9 },
+                    PositionRange {
+                        first: u64::MAX,
+                        last: u64::MAX,
+                    },
+                ],
+            },
         ]
     }
 
@@ -1309,6 +1389,8 @@ mod tests {
                 WriteStatus::Expired,
                 WriteStatus::TooLarge,
             ]),
+            Response::Counted { keys: 0 },
+            Response::Counted { keys: u64::MAX },
             Response::error("unauthorized", "wrong secret"),
             Response::error("", ""),
             Response::error("bad_request", "clé invalide: 鍵 ✗ 😀"),
@@ -1372,6 +1454,71 @@ mod tests {
             &buf[LEN_BYTES + MIN_FRAME_LEN - 1..],
             &[0x8A, 9, 0, 0, 0, 0, 0, 0, 0]
         );
+    }
+
+    #[test]
+    fn count_keys_and_counted_byte_for_byte() {
+        let ranges = vec![
+            PositionRange { first: 1, last: 2 },
+            PositionRange {
+                first: 0x0300,
+                last: u64::MAX,
+            },
+        ];
+        let mut buf = BytesMut::new();
+        encode_request(3, 4, &Request::CountKeys { ranges }, &mut buf);
+        let mut expected = vec![8 + 1 + 8 + 4 + 2 * 16, 0, 0, 0];
+        expected.extend_from_slice(&3u64.to_le_bytes());
+        expected.push(0x0B);
+        expected.extend_from_slice(&4u64.to_le_bytes());
+        expected.extend_from_slice(&[2, 0, 0, 0]);
+        expected.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[0, 3, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[0xff; 8]);
+        assert_eq!(&buf[..], &expected[..]);
+
+        let mut buf = BytesMut::new();
+        encode_response(3, &Response::Counted { keys: 0x0102 }, &mut buf);
+        assert_eq!(
+            &buf[LEN_BYTES + MIN_FRAME_LEN - 1..],
+            &[0x8D, 2, 1, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn count_keys_with_ranges_out_of_order_is_refused_both_ways() {
+        let r = |first, last| PositionRange { first, last };
+        for ranges in [
+            vec![r(5, 4)],
+            vec![r(0, 5), r(5, 9)],
+            vec![r(6, 9), r(0, 5)],
+        ] {
+            let request = Request::CountKeys {
+                ranges: ranges.clone(),
+            };
+            let mut buf = BytesMut::new();
+            assert!(matches!(
+                try_encode_request(1, 1, &request, &mut buf),
+                Err(FrameError::Malformed(_))
+            ));
+            assert!(buf.is_empty());
+            // The same bytes framed by hand.
+            let mut payload = 1u64.to_le_bytes().to_vec();
+            payload.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
+            for range in &ranges {
+                payload.extend_from_slice(&range.first.to_le_bytes());
+                payload.extend_from_slice(&range.last.to_le_bytes());
+            }
+            let mut frame = BytesMut::new();
+            frame.put_u32_le((MIN_FRAME_LEN + payload.len()) as u32);
+            frame.put_u64_le(1);
+            frame.put_u8(0x0B);
+            frame.put_slice(&payload);
+            assert!(matches!(
+                decode_request(&mut frame),
+                Err(FrameError::Malformed(_))
+            ));
+        }
     }
 
     #[test]

@@ -122,7 +122,7 @@ impl Handler for MapHandler {
                 }
                 Response::Ok
             }
-            Request::Execute { .. } | Request::ApplyChanges { .. } => {
+            Request::Execute { .. } | Request::ApplyChanges { .. } | Request::CountKeys { .. } => {
                 Response::error(error_code::BAD_REQUEST, "no commands in this test server")
             }
         }

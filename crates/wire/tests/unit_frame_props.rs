@@ -2,6 +2,7 @@
 //! bytes never panic, and a prefix of a frame is never mistaken for a frame.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use distcache_core::ring::PositionRange;
 use distcache_core::{Entry, Lookup, Version};
 use distcache_wire::frame::{
     ApplyStatus, DeleteStatus, KeyedEntry, MAX_FRAME_BYTES, RequestFrame, ShippedChanges,
@@ -98,7 +99,25 @@ fn request() -> impl Strategy<Value = Request> {
             }),
         (version(), vec(shipped(), 0..4))
             .prop_map(|(version, changes)| Request::ApplyChanges { version, changes }),
+        position_ranges().prop_map(|ranges| Request::CountKeys { ranges }),
     ]
+}
+
+/// Sorted, disjoint ranges, as `CountKeys` requires: consecutive cut
+/// points paired up (the ends of the hash space among them at times).
+fn position_ranges() -> impl Strategy<Value = Vec<PositionRange>> {
+    let point = prop_oneof![any::<u64>(), Just(0), Just(u64::MAX)];
+    vec(point, 0..16).prop_map(|mut points| {
+        points.sort_unstable();
+        points.dedup();
+        points
+            .chunks_exact(2)
+            .map(|pair| PositionRange {
+                first: pair[0],
+                last: pair[1],
+            })
+            .collect()
+    })
 }
 
 fn shipped() -> impl Strategy<Value = ShippedChanges> {
@@ -138,6 +157,7 @@ fn response() -> impl Strategy<Value = Response> {
                 changes
             }),
         vec(apply_status(), 0..8).prop_map(Response::Applied),
+        any::<u64>().prop_map(|keys| Response::Counted { keys }),
         (any::<String>(), any::<String>())
             .prop_map(|(code, message)| Response::Error { code, message }),
     ]
@@ -169,7 +189,7 @@ fn drain_responses(mut buf: BytesMut) {
 /// twice: as a request (with an epoch after the opcode, most of the time)
 /// and as a response (without).
 fn framed_noise() -> impl Strategy<Value = (BytesMut, BytesMut)> {
-    let opcode = prop_oneof![0x00u8..=0x0A, 0x80u8..=0x8C, Just(0xFF), any::<u8>()];
+    let opcode = prop_oneof![0x00u8..=0x0B, 0x80u8..=0x8D, Just(0xFF), any::<u8>()];
     // Half the time the payload opens with a small count, so that batch
     // parsers get past their count check.
     let count = proptest::option::of(0u32..4);

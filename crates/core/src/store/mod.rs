@@ -135,6 +135,7 @@ pub use commands::{ApplyOutcome, Executed, KeyChanges};
 use shard::Shard;
 
 mod commands;
+mod count;
 mod expiry;
 mod item;
 mod lru;
@@ -625,6 +626,8 @@ impl Store {
 
 #[cfg(test)]
 mod command_tests;
+#[cfg(test)]
+mod count_tests;
 #[cfg(test)]
 mod item_tests;
 #[cfg(test)]

@@ -117,6 +117,7 @@ struct OpCounters {
     delete_many: IntCounter,
     execute: IntCounter,
     apply_changes: IntCounter,
+    count_keys: IntCounter,
     other: IntCounter,
     stale_epoch_refusals: IntCounter,
 }
@@ -141,6 +142,7 @@ impl DataHandler {
                 delete_many: op("delete_many"),
                 execute: op("execute"),
                 apply_changes: op("apply_changes"),
+                count_keys: op("count_keys"),
                 other: op("other"),
                 stale_epoch_refusals: metrics.stale_epoch_refusals.clone(),
             },
@@ -433,7 +435,8 @@ fn is_data_request(req: &Request) -> bool {
         | Request::SetMany { .. }
         | Request::DeleteMany { .. }
         | Request::Execute { .. }
-        | Request::ApplyChanges { .. } => true,
+        | Request::ApplyChanges { .. }
+        | Request::CountKeys { .. } => true,
         Request::Ping | Request::Hello { .. } => false,
     }
 }
@@ -525,6 +528,12 @@ impl Handler for DataHandler {
                 self.ops.apply_changes.inc();
                 Response::Applied(self.apply_changes(&changes, version, now, conn))
             }
+            Request::CountKeys { ranges } => {
+                self.ops.count_keys.inc();
+                Response::Counted {
+                    keys: self.store.count_in_ranges(&ranges, now),
+                }
+            }
             Request::Ping => {
                 self.ops.other.inc();
                 Response::Pong
@@ -551,6 +560,7 @@ impl Handler for DataHandler {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use distcache_core::ring::PositionRange;
     use distcache_core::store::StoreConfig;
     use distcache_core::{Entry, Version};
 
@@ -599,7 +609,34 @@ mod tests {
             Request::GetMany { keys: vec![] },
             Request::SetMany { entries: vec![] },
             Request::DeleteMany { keys: vec![] },
+            Request::CountKeys { ranges: vec![] },
         ]
+    }
+
+    #[test]
+    fn count_keys_counts_the_live_keys_in_its_ranges_and_is_counted() {
+        let (h, _, metrics) = handler();
+        let mut conn = ConnState::default();
+        for key in ["a", "b", "c"] {
+            h.handle(set(key, 1), UNFENCED, &mut conn);
+        }
+        let position = distcache_core::keyspace::key_position(b"b");
+        let only_b = vec![PositionRange {
+            first: position,
+            last: position,
+        }];
+        let all = vec![PositionRange {
+            first: 0,
+            last: u64::MAX,
+        }];
+        let count = |ranges| h.handle(Request::CountKeys { ranges }, 1, &mut ConnState::default());
+        assert_eq!(count(only_b), Response::Counted { keys: 1 });
+        assert_eq!(count(all), Response::Counted { keys: 3 });
+        let served = metrics
+            .data_requests
+            .with_label_values(&["count_keys"])
+            .get();
+        assert_eq!(served, 2);
     }
 
     #[test]

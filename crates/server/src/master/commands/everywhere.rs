@@ -16,6 +16,21 @@
 //! present for the whole scan is returned at least once, wherever it lives
 //! and however keys move meanwhile.
 //!
+//! DBSIZE counts on the auxiliaries and ships only counts. In a settled
+//! map each key is held by the first live one of its replicas, its leader,
+//! which [`distcache_core::ring::Ring::leader_ranges`] gives as ranges of
+//! key positions (the hash the ring places keys by) that tile the hash
+//! space: each live auxiliary is asked to count its live keys in its
+//! ranges (`Request::CountKeys`), and the counts are summed, so every key
+//! is counted once whatever its number of copies. The rule for when that
+//! is exact: the view is settled (no round in progress, no committed or
+//! abandoned ring besides the target, no node leaving) and every position
+//! has a live replica in the target ring. Otherwise, and when the view
+//! changed while the counts were taken, DBSIZE falls back to collecting
+//! every node's keys (KEYS *, swept as below) and counting them once each.
+//! A key a write reached at some replicas but not at its leader is not
+//! counted, as GET, which reads the leader, does not find it either.
+//!
 //! While keys move, every node is asked twice, the second time after
 //! every first answer is in, and the answers are merged ([`Master::sweep`]):
 //! a key moving from one node to another is dropped at its old home only
@@ -29,11 +44,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use distcache_core::command::{CommandSpec, Reply};
 use distcache_core::keyspace::key_position;
+use distcache_core::ring::PositionRange;
 use futures_util::future::join_all;
 
 use crate::http::ApiError;
 use crate::master::data::{CallError, OpError, Route, unavailable};
-use crate::master::{Master, RingView};
+use crate::master::{Master, NodeRef, RingView};
 
 /// Every live auxiliary of the view, once each.
 fn live_nodes(view: &RingView) -> Route {
@@ -56,6 +72,29 @@ fn live_nodes(view: &RingView) -> Route {
     nodes
 }
 
+/// Each live auxiliary that leads some keys, with the ranges of positions
+/// it leads (see the module's overview); `None` when DBSIZE cannot count
+/// by leaders: keys may be moving, or some position has no live replica.
+fn leader_shares(view: &RingView) -> Option<Vec<(Arc<NodeRef>, Vec<PositionRange>)>> {
+    if view.rebalancing() || !view.leaving.is_empty() {
+        return None;
+    }
+    let target = &view.target;
+    let copies = view.replicas(target.ring.members().len());
+    let ranges = target
+        .ring
+        .leader_ranges(copies, |member| target.nodes[member as usize].is_some())?;
+    Some(
+        target
+            .nodes
+            .iter()
+            .zip(ranges)
+            .filter_map(|(node, ranges)| Some((node.clone()?, ranges)))
+            .filter(|(_, ranges)| !ranges.is_empty())
+            .collect(),
+    )
+}
+
 impl Master {
     pub(super) async fn everywhere(
         self: &Arc<Self>,
@@ -70,10 +109,7 @@ impl Master {
                     .map(|(_, key)| Reply::Bulk(key))
                     .collect(),
             )),
-            "dbsize" => {
-                let all = vec![Bytes::from_static(b"KEYS"), Bytes::from_static(b"*")];
-                Ok(Reply::Integer(self.all_keys(all).await?.len() as i64))
-            }
+            "dbsize" => self.db_size().await,
             "randomkey" => self.random_key(args).await,
             "flushall" | "flushdb" => self.flush_all(args).await,
             _ => self.scan(args).await,
@@ -148,6 +184,53 @@ impl Master {
             replies.extend(self.on_every_node(args).await?);
         }
         Ok(replies)
+    }
+
+    /// DBSIZE: the leaders' counts summed, or, when the view does not
+    /// allow that, every node's keys counted once each (see the module's
+    /// overview).
+    async fn db_size(&self) -> Result<Reply, ApiError> {
+        if let Some(count) = self.fenced(|| self.count_by_leaders()).await? {
+            return Ok(Reply::Integer(i64::try_from(count).unwrap_or(i64::MAX)));
+        }
+        let all = vec![Bytes::from_static(b"KEYS"), Bytes::from_static(b"*")];
+        Ok(Reply::Integer(self.all_keys(all).await?.len() as i64))
+    }
+
+    /// Each leader's count of its live keys, summed; `None` when the view
+    /// does not allow counting by leaders, before or after the counts.
+    async fn count_by_leaders(&self) -> Result<Option<u64>, OpError> {
+        let view = self.view.load_full();
+        let Some(shares) = leader_shares(&view) else {
+            return Ok(None);
+        };
+        let (asked, epoch) = (shares.len(), view.epoch);
+        let calls = shares.into_iter().map(|(node, ranges)| async move {
+            let request = distcache_wire::Request::CountKeys { ranges };
+            self.call(&node, epoch, "count_keys", request).await
+        });
+        let mut total: u64 = 0;
+        for answer in join_all(calls).await {
+            match answer {
+                Ok(distcache_wire::Response::Counted { keys }) => {
+                    total = total.saturating_add(keys);
+                }
+                Ok(_) => {
+                    return Err(
+                        unavailable("the command", 0, 1, Some(CallError::Unexpected)).into(),
+                    );
+                }
+                Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
+                Err(e) => return Err(unavailable("the command", 0, asked, Some(e)).into()),
+            }
+        }
+        // A round that began meanwhile may have moved a key out of the
+        // ranges it was looked for in: count again by the sweep.
+        let now = self.view.load();
+        if now.epoch != epoch || now.rebalancing() {
+            return Ok(None);
+        }
+        Ok(Some(total))
     }
 
     /// KEYS over every node, each key once, in hash order.
@@ -231,4 +314,100 @@ fn relayed(reply: Reply) -> ApiError {
         other => format!("unexpected reply {other:?}"),
     };
     ApiError::bad_request("command_error", text)
+}
+
+#[cfg(test)]
+mod tests {
+    use distcache_core::Ring;
+    use distcache_core::cluster::ClusterConfig;
+    use distcache_core::ring::ranges_contain;
+    use distcache_wire::client::ClientConfig;
+
+    use super::*;
+    use crate::master::Placement;
+
+    fn node(id: &str) -> Arc<NodeRef> {
+        Arc::new(NodeRef {
+            id: id.to_string(),
+            // Never connects: nothing is called.
+            client: distcache_wire::Client::new("127.0.0.1:1", ClientConfig::default()),
+        })
+    }
+
+    fn placement(members: &[&str], down: &[&str]) -> Placement {
+        let ring = Ring::new(members.iter().copied(), 64);
+        let nodes = ring
+            .members()
+            .iter()
+            .map(|id| (!down.contains(&id.as_str())).then(|| node(id)))
+            .collect();
+        Placement { ring, nodes }
+    }
+
+    /// A settled view over `members` with `replicas` copies, the `down`
+    /// ones not live.
+    fn view(members: &[&str], down: &[&str], replicas: usize) -> RingView {
+        let mut view = RingView::empty(ClusterConfig::new(replicas, 64));
+        view.target = placement(members, down);
+        view
+    }
+
+    /// The ids of the live nodes leading `position` in `shares`.
+    fn leaders(shares: &[(Arc<NodeRef>, Vec<PositionRange>)], position: u64) -> Vec<String> {
+        shares
+            .iter()
+            .filter(|(_, ranges)| ranges_contain(ranges, position))
+            .map(|(node, _)| node.id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_settled_view_gives_every_position_one_live_leader() {
+        let members = ["a", "b", "c", "d"];
+        for down in [&[][..], &["b"], &["a", "c"]] {
+            let view = view(&members, down, 3);
+            let shares = leader_shares(&view).expect("every position has a live replica");
+            assert!(
+                shares
+                    .iter()
+                    .all(|(node, _)| !down.contains(&node.id.as_str()))
+            );
+            for key in (0..2000).map(|i| format!("key:{i}")) {
+                let position = key_position(key.as_bytes());
+                let route = view.target.ring.replicas_for(key.as_bytes(), 3);
+                let first_live = route
+                    .as_slice()
+                    .iter()
+                    .map(|&i| view.target.ring.members()[i as usize].clone())
+                    .find(|id| !down.contains(&id.as_str()));
+                assert_eq!(leaders(&shares, position), Vec::from_iter(first_live));
+            }
+        }
+    }
+
+    #[test]
+    fn counting_by_leaders_is_refused_while_keys_may_move_or_a_position_has_no_live_replica() {
+        let members = ["a", "b", "c"];
+        assert!(leader_shares(&view(&members, &[], 2)).is_some());
+        // One copy per key, and its holder down.
+        assert!(leader_shares(&view(&members, &["b"], 1)).is_none());
+        // Two copies, both down somewhere on the ring.
+        assert!(leader_shares(&view(&members, &["a", "b"], 2)).is_none());
+        let mut moving = view(&members, &[], 2);
+        moving.moving = true;
+        assert!(leader_shares(&moving).is_none());
+        let mut committed = view(&members, &[], 2);
+        committed.committed = Some(placement(&["a", "b"], &[]));
+        assert!(leader_shares(&committed).is_none());
+        let mut abandoned = view(&members, &[], 2);
+        abandoned
+            .abandoned
+            .push(placement(&["a", "b", "c", "d"], &[]));
+        assert!(leader_shares(&abandoned).is_none());
+        let mut leaving = view(&members, &[], 2);
+        leaving.leaving.push(node("d"));
+        assert!(leader_shares(&leaving).is_none());
+        // No auxiliaries: nothing to count by (the sweep says so).
+        assert!(leader_shares(&view(&[], &[], 2)).is_none());
+    }
 }
