@@ -867,6 +867,29 @@ mod tests {
         assert_eq!(client.write_counts().frames, 4);
     }
 
+    /// A lane's connection has its tasks on the runtime of the call that
+    /// opened it: once that runtime is gone, the connection is dead though
+    /// nothing marked it so. The lane's next call, from a live runtime,
+    /// must open a new connection rather than fail on the dead one (no
+    /// byte of it was sent, so going again is safe).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lane_whose_runtime_stopped_connects_again_on_its_next_call() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        tokio::spawn(counting_peer(listener, accepted.clone()));
+        let client = Client::new(
+            addr.to_string(),
+            ClientConfig {
+                lanes: 2,
+                ..ClientConfig::default()
+            },
+        );
+        ping_from_thread(&client, 1);
+        ping_from_thread(&client, 1);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
     #[test]
     fn new_needs_no_runtime() {
         let client = Client::new("127.0.0.1:1", ClientConfig::default());
