@@ -427,7 +427,10 @@ impl Inner {
     fn live_connection(&self) -> Option<Arc<Conn>> {
         lock(&self.lane().current)
             .as_ref()
-            .filter(|conn| !conn.shared.is_closed())
+            // A writer gone without failing the connection: the runtime
+            // its tasks ran on shut down (a lane's thread ended). Nothing
+            // can be sent on it, so it is as dead as a closed one.
+            .filter(|conn| !conn.shared.is_closed() && !conn.queue.is_closed())
             .cloned()
     }
 
