@@ -512,6 +512,66 @@ fn many_connections_then_shutdown(master_env: &[(&str, &str)]) {
     assert_eq!(read_to_close(&mut s), b"");
 }
 
+/// An auxiliary killed and started again while connections on every RESP
+/// thread use it: each thread's own connection to it broke, and each
+/// thread connects again on its next call, so every connection is served.
+#[test]
+fn with_three_resp_threads_every_thread_is_served_after_an_auxiliary_restarts() {
+    let mut cluster = resp_cluster(&[("RESP_THREADS", "3")]);
+    let key = unique("aux-restart");
+    let mut conns: Vec<TcpStream> = (0..6).map(|_| connect(&cluster)).collect();
+    for (i, s) in conns.iter_mut().enumerate() {
+        exchange(
+            s,
+            &request(&["SET", &format!("{key}-{i}"), "before"]),
+            b"+OK\r\n",
+        );
+    }
+    cluster.aux("aux-1").proc.restart();
+    cluster.wait_for_up(2);
+    for (i, s) in conns.iter_mut().enumerate() {
+        let k = format!("{key}-{i}");
+        // The first write may still meet the broken connection or a node
+        // not yet back in the ring; within seconds every thread is served.
+        wait_until(
+            Duration::from_secs(15),
+            "a write through every thread",
+            || {
+                s.write_all(&request(&["SET", &k, "after"])).unwrap();
+                read_line(s) == "+OK"
+            },
+        );
+        exchange(s, &request(&["GET", &k]), b"$5\r\nafter\r\n");
+    }
+}
+
+/// SIGTERM while every RESP thread has a pipeline of writes in flight,
+/// their replicas' copies following in the background (`WRITE_QUORUM=one`):
+/// the master still stops within the shutdown deadline.
+#[test]
+fn sigterm_with_pipelines_in_flight_on_three_resp_threads_stops_the_master_promptly() {
+    let mut cluster = resp_cluster(&[("RESP_THREADS", "3"), ("WRITE_QUORUM", "one")]);
+    let key = unique("term");
+    let mut conns: Vec<TcpStream> = (0..6).map(|_| connect(&cluster)).collect();
+    for (c, s) in conns.iter_mut().enumerate() {
+        let mut pipeline = Vec::new();
+        for i in 0..2000 {
+            pipeline.extend(request(&["SET", &format!("{key}-{c}-{i}"), "v"]));
+        }
+        s.write_all(&pipeline).unwrap();
+    }
+    let started = Instant::now();
+    cluster.masters[0].proc.signal(Signal::SIGTERM);
+    assert!(
+        cluster.masters[0]
+            .proc
+            .wait_exit(Duration::from_secs(15))
+            .is_some(),
+        "the master did not stop"
+    );
+    assert!(started.elapsed() < Duration::from_secs(12));
+}
+
 #[test]
 fn resp_speaks_tls_when_tls_cert_and_key_are_set() {
     let _ = rustls::crypto::ring::default_provider().install_default();

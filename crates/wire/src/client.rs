@@ -427,7 +427,10 @@ impl Inner {
     fn live_connection(&self) -> Option<Arc<Conn>> {
         lock(&self.lane().current)
             .as_ref()
-            .filter(|conn| !conn.shared.is_closed())
+            // A writer gone without failing the connection: the runtime
+            // its tasks ran on shut down (a lane's thread ended). Nothing
+            // can be sent on it, so it is as dead as a closed one.
+            .filter(|conn| !conn.shared.is_closed() && !conn.queue.is_closed())
             .cloned()
     }
 
@@ -865,6 +868,29 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         // Every lane's frames count: lane 0's three and lane 1's one.
         assert_eq!(client.write_counts().frames, 4);
+    }
+
+    /// A lane's connection has its tasks on the runtime of the call that
+    /// opened it: once that runtime is gone, the connection is dead though
+    /// nothing marked it so. The lane's next call, from a live runtime,
+    /// must open a new connection rather than fail on the dead one (no
+    /// byte of it was sent, so going again is safe).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lane_whose_runtime_stopped_connects_again_on_its_next_call() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        tokio::spawn(counting_peer(listener, accepted.clone()));
+        let client = Client::new(
+            addr.to_string(),
+            ClientConfig {
+                lanes: 2,
+                ..ClientConfig::default()
+            },
+        );
+        ping_from_thread(&client, 1);
+        ping_from_thread(&client, 1);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[test]
