@@ -206,7 +206,8 @@ struct Shared {
     /// Answers read so far; a call that times out with this unchanged
     /// since it was sent saw a silent peer.
     frames_read: AtomicU64,
-    /// Frames written so far, and the writes that carried them.
+    /// Frames handed to the socket so far, and the writes that carried
+    /// them (counted as each write starts).
     frames_written: AtomicU64,
     writes: AtomicU64,
     stop: CancellationToken,
@@ -599,6 +600,14 @@ impl Shared {
         self.stop.cancel();
     }
 
+    /// Counts a write of `frames` frames, before it is made: an answer
+    /// may come back (on another thread) before the writer would get to
+    /// count it after.
+    fn count_write(&self, frames: u64) {
+        self.frames_written.fetch_add(frames, Ordering::Relaxed);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn complete(&self, id: u64, answer: Response) {
         self.frames_read.fetch_add(1, Ordering::Release);
         let reply = lock(&self.pending).calls.remove(&id);
@@ -634,10 +643,10 @@ async fn write_loop(
         if frames.is_empty() {
             tokio::task::yield_now().await;
         }
-        let mut count = 1;
         let written = match frames.try_recv() {
             // A lone frame goes out as it is, without a copy.
             Err(_) => {
+                shared.count_write(1);
                 tokio::select! {
                     _ = shared.stop.cancelled() => return,
                     r = writer.write_all(&first) => r,
@@ -646,7 +655,7 @@ async fn write_loop(
             Ok(second) => {
                 batch.extend_from_slice(&first);
                 batch.extend_from_slice(&second);
-                count = 2;
+                let mut count = 2;
                 while batch.len() < MAX_WRITE_BATCH_BYTES {
                     match frames.try_recv() {
                         Ok(frame) => {
@@ -656,6 +665,7 @@ async fn write_loop(
                         Err(_) => break,
                     }
                 }
+                shared.count_write(count);
                 let r = tokio::select! {
                     _ = shared.stop.cancelled() => return,
                     r = writer.write_all(&batch) => r,
@@ -668,8 +678,6 @@ async fn write_loop(
             shared.fail(shared.closed(format!("write failed: {e}")));
             return;
         }
-        shared.frames_written.fetch_add(count, Ordering::Relaxed);
-        shared.writes.fetch_add(1, Ordering::Relaxed);
     }
 }
 

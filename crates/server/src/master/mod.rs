@@ -303,7 +303,10 @@ pub async fn run(
     backup::start(&master);
 
     if let Some(resp_listener) = resp_listener {
-        shutdown.spawn(resp::serve(resp_listener, master.clone(), resp_tls));
+        let resp = resp::start(resp_listener, master.clone(), resp_tls)
+            .await
+            .map_err(StartError::io("starting the RESP threads"))?;
+        shutdown.spawn(resp.serve());
     }
     let app = service::MasterService::new(master.clone(), consensus::router(&consensus));
     info!(node = %id, "master ready");

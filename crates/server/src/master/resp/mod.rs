@@ -7,6 +7,9 @@
 //! - this file: the accept loop (TLS when `TLS_CERT`/`TLS_KEY` are set, a
 //!   cap on clients) and the registry of open connections that `CLIENT
 //!   LIST` and `INFO clients` read.
+//! - [`threads`]: the RESP threads the accept loop hands connections to,
+//!   each with a single-threaded runtime and its own connections to the
+//!   auxiliaries.
 //! - [`connection`]: one task per connection: read what has arrived, run
 //!   every whole request in order, write all their replies in one write.
 //! - [`front`]: the commands the listener answers itself (PING, HELLO,
@@ -47,7 +50,7 @@ use distcache_wire::resp::RespLimits;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use threads::{Accepted, RespThreads};
 
@@ -98,12 +101,21 @@ pub(super) struct ClientInfo {
     last_command: &'static str,
 }
 
-/// Serves RESP on `listener` until the master shuts down.
-pub async fn serve(
+/// The RESP listener, its threads started ([`start`]), ready to serve.
+pub struct RespListener {
+    listener: TcpListener,
+    server: Arc<RespServer>,
+    threads: RespThreads,
+    tls: bool,
+}
+
+/// Starts the RESP threads for `listener`: an error stops the master at
+/// start rather than leave a port bound that never answers.
+pub async fn start(
     listener: TcpListener,
     master: Arc<Master>,
     tls: Option<Arc<rustls::ServerConfig>>,
-) {
+) -> std::io::Result<RespListener> {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let max_bulk = master.config.max_body_bytes;
     let server = Arc::new(RespServer {
@@ -129,50 +141,69 @@ pub async fn serve(
         config.alpn_protocols.clear();
         TlsAcceptor::from(Arc::new(config))
     });
-    info!(
-        port,
-        tls = acceptor.is_some(),
-        max_clients = MAX_CLIENTS,
-        "RESP listening"
-    );
-    let threads = server.master.config.resp_threads();
-    let mut threads = match RespThreads::start(threads, &server, acceptor.as_ref()) {
-        Ok(threads) => threads,
-        Err(e) => {
-            error!(error = %e, "cannot start the RESP threads; RESP is off");
-            return;
+    let threads = RespThreads::start(
+        server.master.config.resp_threads(),
+        &server,
+        acceptor.as_ref(),
+    )
+    .await?;
+    Ok(RespListener {
+        listener,
+        server,
+        threads,
+        tls: acceptor.is_some(),
+    })
+}
+
+impl RespListener {
+    /// Accepts connections and hands them to the RESP threads until the
+    /// master shuts down.
+    pub async fn serve(self) {
+        let RespListener {
+            listener,
+            server,
+            mut threads,
+            tls,
+        } = self;
+        let port = server.port;
+        info!(
+            port,
+            tls,
+            threads = server.master.config.resp_threads(),
+            max_clients = MAX_CLIENTS,
+            "RESP listening"
+        );
+        let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let shutdown = server.master.shutdown.clone();
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = shutdown.triggered() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        warn!(error = %e, "RESP accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let metrics = &server.master.metrics.resp;
+            metrics.connections_accepted.inc();
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                metrics.rejected.with_label_values(&["max_clients"]).inc();
+                debug!(peer = %peer, "RESP connection over the client limit");
+                shutdown.spawn(connection::refuse_max_clients(stream));
+                continue;
+            };
+            // Off this runtime's reactor, onto the thread's.
+            match stream.into_std() {
+                Ok(stream) => threads.hand_over(Accepted { stream, peer, slot }),
+                Err(e) => warn!(peer = %peer, error = %e, "RESP connection dropped"),
+            }
         }
-    };
-    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
-    let shutdown = server.master.shutdown.clone();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.triggered() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    warn!(error = %e, "RESP accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let metrics = &server.master.metrics.resp;
-        metrics.connections_accepted.inc();
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            metrics.rejected.with_label_values(&["max_clients"]).inc();
-            debug!(peer = %peer, "RESP connection over the client limit");
-            shutdown.spawn(connection::refuse_max_clients(stream));
-            continue;
-        };
-        // Off this runtime's reactor, onto the thread's.
-        match stream.into_std() {
-            Ok(stream) => threads.hand_over(Accepted { stream, peer, slot }),
-            Err(e) => warn!(peer = %peer, error = %e, "RESP connection dropped"),
-        }
+        info!(port, "RESP listener stopped");
     }
-    info!(port, "RESP listener stopped");
 }
 
 impl RespServer {

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error};
 
@@ -44,10 +44,11 @@ pub(super) struct RespThreads {
 
 impl RespThreads {
     /// Starts `count` threads (at least one) serving connections with
-    /// `server`. They stop once the accept loop drops this value, or the
-    /// master shuts down, and their connections (and the work those
-    /// started) have ended, within [`SHUTDOWN_DEADLINE`] of that.
-    pub(super) fn start(
+    /// `server`, and returns once each has its runtime. They stop once the
+    /// accept loop drops this value, or the master shuts down, and their
+    /// connections (and the work those started) have ended, within
+    /// [`SHUTDOWN_DEADLINE`] of that.
+    pub(super) async fn start(
         count: usize,
         server: &Arc<RespServer>,
         acceptor: Option<&TlsAcceptor>,
@@ -55,19 +56,33 @@ impl RespThreads {
         let mut threads = Vec::with_capacity(count.max(1));
         for index in 0..count.max(1) {
             let (sender, accepted) = mpsc::unbounded_channel();
+            let (ready, started) = oneshot::channel();
             let server = server.clone();
             let acceptor = acceptor.cloned();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            // The runtime is built on its thread: one dropped here, on
+            // the master's runtime, would panic.
             std::thread::Builder::new()
                 .name(format!("resp-{index}"))
                 .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime,
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready.send(Ok(()));
                     // Lane 0 is the master's shared runtime's.
                     distcache_wire::use_lane_on_this_thread(index + 1);
                     let shutdown = server.master.shutdown.clone();
                     runtime.block_on(serve_thread(server, acceptor, accepted, shutdown));
                 })?;
+            started
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("the RESP thread ended at once")))?;
             threads.push(sender);
         }
         Ok(RespThreads { threads, next: 0 })
