@@ -89,12 +89,12 @@ pub enum ApplyOutcome {
 }
 
 /// The shards a command's keys live in, locked in index order.
-struct Locked<'a> {
+pub(super) struct Locked<'a> {
     guards: Vec<(usize, MutexGuard<'a, Shard>)>,
 }
 
 impl Locked<'_> {
-    fn shard(&mut self, hash: u64, shards: usize) -> &mut Shard {
+    pub(super) fn shard(&mut self, hash: u64, shards: usize) -> &mut Shard {
         let index = shard_index(hash, shards);
         let at = self
             .guards
@@ -105,7 +105,7 @@ impl Locked<'_> {
 }
 
 impl Store {
-    fn lock_keys<'a, K: AsRef<[u8]>>(&'a self, keys: &[K]) -> Locked<'a> {
+    pub(super) fn lock_keys<'a, K: AsRef<[u8]>>(&'a self, keys: &[K]) -> Locked<'a> {
         let mut indexes: Vec<usize> = keys
             .iter()
             .map(|k| shard_index(hash_key(k.as_ref()), self.shards.len()))
@@ -148,26 +148,7 @@ impl Store {
         let shards = self.shards.len();
         let mut locked = self.lock_keys(keys);
         let locked = &mut locked;
-        let mut version = version;
-        let mut found = Vec::with_capacity(keys.len());
-        for key in keys {
-            let hash = hash_key(key);
-            let shard = locked.shard(hash, shards);
-            // An item that has expired here may still be live at a replica
-            // whose clock is behind: stamping above its version too makes
-            // that replica see a base it lacks (and be repaired) instead of
-            // a newer version (and be left as it is).
-            let expired = shard.expired_version(hash, key);
-            let live = shard.live(hash, key, now_ms);
-            let held = live
-                .map(|(_, v)| v)
-                .or_else(|| shard.tombstone(hash, key, now_ms))
-                .max(expired);
-            if let (Some(v), Some(h)) = (version, held) {
-                version = Some(v.above(h));
-            }
-            found.push((key, hash, live));
-        }
+        let (version, found) = stamp(locked, shards, keys, version, now_ms);
         let mut lending = Lending {
             ks: Keyspace::new(),
             slots: Vec::new(),
@@ -294,6 +275,42 @@ impl Store {
             .collect()
     }
 }
+
+/// Each key's hash and live item (slot and version; a hit or a miss
+/// counted, the item marked used), and the version the command runs at:
+/// the lowest above `version` and every version the keys hold, live, as
+/// a tombstone, or expired here (`None` for a read).
+pub(super) fn stamp<'k>(
+    locked: &mut Locked<'_>,
+    shards: usize,
+    keys: &'k [Bytes],
+    mut version: Option<Version>,
+    now_ms: u64,
+) -> (Option<Version>, Vec<Found<'k>>) {
+    let mut found = Vec::with_capacity(keys.len());
+    for key in keys {
+        let hash = hash_key(key);
+        let shard = locked.shard(hash, shards);
+        // An item that has expired here may still be live at a replica
+        // whose clock is behind: stamping above its version too makes
+        // that replica see a base it lacks (and be repaired) instead of
+        // a newer version (and be left as it is).
+        let expired = shard.expired_version(hash, key);
+        let live = shard.live(hash, key, now_ms);
+        let held = live
+            .map(|(_, v)| v)
+            .or_else(|| shard.tombstone(hash, key, now_ms))
+            .max(expired);
+        if let (Some(v), Some(h)) = (version, held) {
+            version = Some(v.above(h));
+        }
+        found.push((key, hash, live));
+    }
+    (version, found)
+}
+
+/// A key of a command, its hash, and its live item's slot and version.
+pub(super) type Found<'k> = (&'k Bytes, u64, Option<(u32, Version)>);
 
 /// Groups a command's effects by key, in the order keys were first
 /// changed, each with the version the key held before.

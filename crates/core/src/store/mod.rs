@@ -132,6 +132,7 @@ use bytes::Bytes;
 
 use crate::version::Version;
 pub use commands::{ApplyOutcome, Executed, KeyChanges};
+pub use plain::Plain;
 use shard::Shard;
 
 mod commands;
@@ -139,6 +140,7 @@ mod count;
 mod expiry;
 mod item;
 mod lru;
+mod plain;
 mod shard;
 mod tombstones;
 
@@ -632,6 +634,8 @@ mod count_tests;
 mod item_tests;
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod plain_tests;
 #[cfg(test)]
 mod scan_tests;
 #[cfg(test)]

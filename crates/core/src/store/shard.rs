@@ -245,6 +245,28 @@ impl Shard {
         self.tombstones.held(hash, key, now_ms)
     }
 
+    /// The bytes of the plain string in `slot` (from [`Shard::live`]),
+    /// without the stored form's first byte; `None` when the slot holds
+    /// anything else (JSON text stored through `/data`, a collection).
+    pub(super) fn plain_string(&self, slot: u32) -> Option<&[u8]> {
+        let value = self.lru.node(slot).parts()?.value;
+        (stored::kind(value) == stored::StoredKind::Plain).then(|| &value[1..])
+    }
+
+    /// Whether `key` holds nothing live or a plain string, without
+    /// counting a hit or a miss or marking the item used (an expired item
+    /// is removed, as any look at it does).
+    pub(super) fn holds_plain_or_nothing(&mut self, hash: u64, key: &[u8], now_ms: u64) -> bool {
+        self.live_slot(hash, key, now_ms)
+            .is_none_or(|slot| self.plain_string(slot).is_some())
+    }
+
+    /// [`Shard::fits`] for a plain string whose stored form is
+    /// `stored_len` bytes long.
+    pub(super) fn fits_string(&self, key: &[u8], stored_len: usize) -> bool {
+        fits_charged(self.max_bytes, key, stored_len, stored_len)
+    }
+
     /// Lends out the value of the live item in `slot` (from
     /// [`Shard::live`]) with its expiry: a decoded collection moves out
     /// (see [`Shard::put_back`]), anything else is decoded from a copy.
@@ -688,5 +710,11 @@ pub(super) fn fits_within(max_bytes: u64, key: &[u8], value: &Value) -> bool {
         let len = stored::stored_len(value);
         (len, len)
     };
+    fits_charged(max_bytes, key, charged, item_value)
+}
+
+/// Whether `key` fits under `max_bytes` charged `charged` bytes for its
+/// value, `item_value` of them in its item.
+fn fits_charged(max_bytes: u64, key: &[u8], charged: usize, item_value: usize) -> bool {
     key.len() as u64 + charged as u64 <= max_bytes && Item::fits(key.len(), item_value)
 }

@@ -12,7 +12,9 @@ use distcache_core::command::{Command, CommandError, Reply, table};
 use distcache_core::keyspace::effect::encoding as effect_encoding;
 use distcache_core::keyspace::{Keyspace, Outcome};
 use distcache_core::mutation_log::Mutation;
-use distcache_core::store::{DeleteOutcome, Executed, KeyChanges, Lookup, SetOutcome, Store};
+use distcache_core::store::{
+    DeleteOutcome, Executed, KeyChanges, Lookup, Plain, SetOutcome, Store,
+};
 use distcache_core::value::stored;
 use distcache_core::{Entry, Version};
 use distcache_wire::frame::{
@@ -267,8 +269,34 @@ impl DataHandler {
         keys.sort_unstable();
         keys.dedup();
         let batch = parsed.len() > 1;
-        // The encoded size of the replies so far (errors aside), which
-        // also sizes the buffer they are encoded into.
+        // GETs and plain SETs, the commands a cache sees most, run on the
+        // stored strings without the executor when they can.
+        let plain: Option<Vec<Plain<'_>>> = parsed
+            .iter()
+            .map(|command| command.as_ref().ok().and_then(Plain::of))
+            .collect();
+        if let Some(plain) = plain {
+            let max_reply_bytes = if batch {
+                MAX_BATCH_REPLY_BYTES
+            } else {
+                usize::MAX
+            };
+            let executed = self.applying_all(conn, |record| {
+                self.store.execute_plain(
+                    &keys,
+                    &plain,
+                    version,
+                    now,
+                    max_value_bytes,
+                    max_reply_bytes,
+                    record,
+                )
+            });
+            if let Some(executed) = executed {
+                return executed_response(executed);
+            }
+        }
+        // The encoded size of the replies so far (errors aside).
         let mut reply_bytes = 0;
         let run = |ks: &mut Keyspace| {
             let mut rng = rand::rng();
@@ -313,37 +341,7 @@ impl DataHandler {
             self.store
                 .execute(&keys, version, now, max_value_bytes, run, record)
         });
-        match executed {
-            Executed::Ran {
-                version,
-                reply,
-                changes,
-            } => {
-                let Reply::Array(replies) = reply else {
-                    unreachable!("the batch answers an array")
-                };
-                // The version byte and the count, then the replies.
-                let mut encoded = Vec::with_capacity(1 + 4 + reply_bytes);
-                reply_codec::encode(&replies, &mut encoded);
-                Response::Executed {
-                    version,
-                    replies: encoded.into(),
-                    changes: changes
-                        .into_iter()
-                        .map(|c| {
-                            let mut ops = Vec::new();
-                            effect_encoding::encode_ops(&c.key, &c.ops, &mut ops);
-                            ShippedChanges {
-                                key: c.key,
-                                base: c.base,
-                                ops: ops.into(),
-                            }
-                        })
-                        .collect(),
-                }
-            }
-            Executed::TooLarge => Response::Written(WriteStatus::TooLarge),
-        }
+        executed_response(executed)
     }
 
     /// FLUSHALL on this auxiliary: every key it holds deleted at a version
@@ -553,6 +551,43 @@ impl Handler for DataHandler {
                 log.commit(position).await;
             }
         }
+    }
+}
+
+/// The answer to a batch the store ran: its replies encoded, and its
+/// changes encoded for the key's other replicas.
+fn executed_response(executed: Executed) -> Response {
+    match executed {
+        Executed::Ran {
+            version,
+            reply,
+            changes,
+        } => {
+            let Reply::Array(replies) = reply else {
+                unreachable!("the batch answers an array")
+            };
+            // The version byte and the count, then the replies.
+            let size: usize = replies.iter().map(reply_codec::encoded_len).sum();
+            let mut encoded = Vec::with_capacity(1 + 4 + size);
+            reply_codec::encode(&replies, &mut encoded);
+            Response::Executed {
+                version,
+                replies: encoded.into(),
+                changes: changes
+                    .into_iter()
+                    .map(|c| {
+                        let mut ops = Vec::new();
+                        effect_encoding::encode_ops(&c.key, &c.ops, &mut ops);
+                        ShippedChanges {
+                            key: c.key,
+                            base: c.base,
+                            ops: ops.into(),
+                        }
+                    })
+                    .collect(),
+            }
+        }
+        Executed::TooLarge => Response::Written(WriteStatus::TooLarge),
     }
 }
 
