@@ -626,9 +626,14 @@ async fn write_loop(
     shared: Arc<Shared>,
 ) {
     let mut batch = BytesMut::new();
+    // One wait for the task's life, not one per frame: each new wait joins
+    // the token's list of waiters, under its lock, and leaves it when
+    // dropped.
+    let stopped = shared.stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         let first = tokio::select! {
-            _ = shared.stop.cancelled() => return,
+            _ = &mut stopped => return,
             frame = frames.recv() => match frame {
                 Some(frame) => frame,
                 None => return,
@@ -648,7 +653,7 @@ async fn write_loop(
             Err(_) => {
                 shared.count_write(1);
                 tokio::select! {
-                    _ = shared.stop.cancelled() => return,
+                    _ = &mut stopped => return,
                     r = writer.write_all(&first) => r,
                 }
             }
@@ -667,7 +672,7 @@ async fn write_loop(
                 }
                 shared.count_write(count);
                 let r = tokio::select! {
-                    _ = shared.stop.cancelled() => return,
+                    _ = &mut stopped => return,
                     r = writer.write_all(&batch) => r,
                 };
                 batch.clear();
@@ -683,6 +688,8 @@ async fn write_loop(
 
 /// Decodes answers and hands each to its caller.
 async fn read_loop(mut reader: OwnedReadHalf, mut buf: BytesMut, shared: Arc<Shared>) {
+    let stopped = shared.stop.cancelled();
+    tokio::pin!(stopped);
     let err = loop {
         if let Err(err) = drain_answers(&mut buf, &shared) {
             break err;
@@ -691,7 +698,7 @@ async fn read_loop(mut reader: OwnedReadHalf, mut buf: BytesMut, shared: Arc<Sha
             buf.reserve(READ_CHUNK_BYTES);
         }
         let read = tokio::select! {
-            _ = shared.stop.cancelled() => return,
+            _ = &mut stopped => return,
             read = reader.read_buf(&mut buf) => read,
         };
         match read {

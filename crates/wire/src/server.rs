@@ -170,6 +170,10 @@ async fn serve_connection<H: Handler>(
     let mut state = ConnState::default();
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut write_buf = BytesMut::new();
+    // One wait for the connection's life, not one per read (each joins the
+    // token's list of waiters, under its lock).
+    let shutting_down = shutdown.cancelled();
+    tokio::pin!(shutting_down);
     let end = loop {
         // Answer every whole frame already buffered.
         let decoded = loop {
@@ -206,7 +210,7 @@ async fn serve_connection<H: Handler>(
         tokio::select! {
             // Checked first: after shutdown, no new request is read.
             biased;
-            _ = shutdown.cancelled() => break End::Shutdown,
+            _ = &mut shutting_down => break End::Shutdown,
             read = stream.read_buf(&mut read_buf) => match read {
                 Ok(0) => break End::PeerClosed,
                 Ok(_) => {}

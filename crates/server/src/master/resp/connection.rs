@@ -409,6 +409,11 @@ async fn serve<S>(
         counters: Vec::new(),
     };
     let shutdown = server.master.shutdown.clone();
+    // One wait for the whole connection, not one per read: each new wait
+    // joins the shutdown signal's list of waiters, under its lock, and
+    // leaves it when dropped.
+    let shutting_down = shutdown.triggered();
+    tokio::pin!(shutting_down);
     let rejected = &server.master.metrics.resp.rejected;
     let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut out: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
@@ -501,7 +506,7 @@ async fn serve<S>(
         }
         input.reserve(READ_BUFFER_BYTES);
         let read = tokio::select! {
-            _ = shutdown.triggered() => return,
+            _ = &mut shutting_down => return,
             read = stream.read_buf(&mut input) => read,
         };
         match read {
