@@ -69,11 +69,12 @@ struct KeyState<'a> {
 }
 
 impl Store {
-    /// Runs `commands`, whose keys are `keys` (each once), as
+    /// Runs `commands`, whose keys are `keys` (sorted, each once), as
     /// [`Store::execute`] would with the executor (see the module's
     /// overview), or answers `None`, having changed nothing, when the
-    /// executor must: a SET without a version (a read's request), or a
-    /// key that holds something other than a plain string.
+    /// executor must: a SET without a version (a read's request), a key
+    /// that holds something other than a plain string, or a command key
+    /// not found in `keys`.
     ///
     /// The batch is refused whole ([`Executed::TooLarge`]) when a SET's
     /// value would be over `max_value_bytes` in its stored form or more
@@ -94,6 +95,11 @@ impl Store {
         if version.is_none() && commands.iter().any(|c| matches!(c, Plain::Set(..))) {
             return None;
         }
+        // Each command's key, as its place in `keys` (sorted, each once).
+        let at: Vec<usize> = commands
+            .iter()
+            .map(|c| keys.binary_search(c.key()).ok())
+            .collect::<Option<_>>()?;
         let shards = self.shards.len();
         let mut locked = self.lock_keys(keys);
         // Before anything is counted: a batch handed back is counted by
@@ -116,12 +122,10 @@ impl Store {
                 set: None,
             })
             .collect();
-        let index_of = |key: &Bytes| found.iter().position(|(k, _, _)| *k == key);
 
         let mut replies = Vec::with_capacity(commands.len());
         let mut reply_bytes = 0usize;
-        for &command in commands {
-            let i = index_of(command.key())?;
+        for (&command, &i) in commands.iter().zip(&at) {
             let KeyState { hash, live, set } = state[i];
             // The string the key holds, unless a SET of this batch replaced
             // it; anything but a plain string is the executor's to answer.
@@ -162,9 +166,10 @@ impl Store {
         };
 
         // The changes by key, in the order keys were first set, each with
-        // the version it held before.
+        // the version it held before; `changed` has their places in `keys`.
         let mut changes: Vec<KeyChanges> = Vec::new();
-        for &command in commands {
+        let mut changed: Vec<usize> = Vec::new();
+        for (&command, &i) in commands.iter().zip(&at) {
             let Plain::Set(key, value) = command else {
                 continue;
             };
@@ -172,25 +177,20 @@ impl Store {
                 value: Value::string(value.to_vec()),
                 expire_at_ms: None,
             };
-            match changes.iter_mut().find(|c| c.key == *key) {
-                Some(change) => change.ops.push(op),
+            match changed.iter().position(|&c| c == i) {
+                Some(c) => changes[c].ops.push(op),
                 None => {
-                    let base = index_of(key)
-                        .and_then(|i| state[i].live)
-                        .map(|(_, held)| held);
+                    changed.push(i);
                     changes.push(KeyChanges {
                         key: key.clone(),
-                        base,
+                        base: state[i].live.map(|(_, held)| held),
                         ops: vec![op],
                     });
                 }
             }
         }
         let mut buffer = Vec::new();
-        for change in &changes {
-            let Some(i) = index_of(&change.key) else {
-                continue;
-            };
+        for (change, &i) in changes.iter().zip(&changed) {
             let KeyState {
                 hash,
                 set: Some(value),
