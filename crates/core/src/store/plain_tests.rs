@@ -118,6 +118,34 @@ fn through_executor(
     )
 }
 
+/// One batch both ways: on `fast` through the plain path, or the executor
+/// when it hands the batch back, and on `slow` through the executor, each
+/// recording into its log; a write (any command but GET) runs at `at`.
+fn both_ways(
+    (fast, fast_log): (&Store, &mut Vec<u8>),
+    (slow, slow_log): (&Store, &mut Vec<u8>),
+    lines: &[String],
+    (at, now): (Version, u64),
+    limits: (usize, usize),
+) -> (Executed, Executed) {
+    let commands: Vec<Command> = lines.iter().map(|l| parse(l)).collect();
+    let write = commands.iter().any(|c| !matches!(c, Command::Get { .. }));
+    let at = write.then_some(at);
+    let keys = keys_of(lines);
+    let plain: Option<Vec<Plain<'_>>> = commands.iter().map(Plain::of).collect();
+    let ran = plain.and_then(|plain| {
+        fast.execute_plain(&keys, &plain, at, now, limits.0, limits.1, &mut |m| {
+            mutation_log::append(fast_log, m).unwrap()
+        })
+    });
+    let fast_executed = match ran {
+        Some(executed) => executed,
+        None => through_executor(fast, &keys, &commands, (at, now), limits, fast_log),
+    };
+    let slow_executed = through_executor(slow, &keys, &commands, (at, now), limits, slow_log);
+    (fast_executed, slow_executed)
+}
+
 /// What an `Executed` says, in a form that compares.
 fn summary(executed: &Executed) -> String {
     match executed {
@@ -182,23 +210,15 @@ proptest! {
         let (mut fast_log, mut slow_log) = (Vec::new(), Vec::new());
         let limits = (max_value_bytes, max_reply_bytes);
         for (i, lines) in batches.iter().enumerate() {
-            let commands: Vec<Command> = lines.iter().map(|l| parse(l)).collect();
-            let write = commands.iter().any(|c| !matches!(c, Command::Get { .. }));
-            let at = write.then(|| version(i as u64 + 1));
             // A millisecond a batch: what PEXPIRE 1 set expires by the next.
             let now = NOW + i as u64;
-            let keys = keys_of(lines);
-            let plain: Option<Vec<Plain<'_>>> = commands.iter().map(Plain::of).collect();
-            let ran = plain.and_then(|plain| {
-                fast.execute_plain(&keys, &plain, at, now, max_value_bytes, max_reply_bytes, &mut |m| {
-                    mutation_log::append(&mut fast_log, m).unwrap()
-                })
-            });
-            let fast_executed = match ran {
-                Some(executed) => executed,
-                None => through_executor(&fast, &keys, &commands, (at, now), limits, &mut fast_log),
-            };
-            let slow_executed = through_executor(&slow, &keys, &commands, (at, now), limits, &mut slow_log);
+            let (fast_executed, slow_executed) = both_ways(
+                (&fast, &mut fast_log),
+                (&slow, &mut slow_log),
+                lines,
+                (version(i as u64 + 1), now),
+                limits,
+            );
             prop_assert_eq!(summary(&fast_executed), summary(&slow_executed), "batch {:?}", lines);
             prop_assert_eq!(contents(&fast, now), contents(&slow, now), "after {:?}", lines);
             prop_assert_eq!(&fast_log, &slow_log, "log after {:?}", lines);
@@ -354,21 +374,13 @@ proptest! {
                 let entry = Entry { value: value.clone(), expires_at_ms: None, version: version(*outside_at) };
                 prop_assert_eq!(fast.set(key, entry.clone(), now), slow.set(key, entry, now));
             }
-            let commands: Vec<Command> = lines.iter().map(|l| parse(l)).collect();
-            let write = commands.iter().any(|c| !matches!(c, Command::Get { .. }));
-            let at = write.then(|| version(*at));
-            let keys = keys_of(lines);
-            let plain: Option<Vec<Plain<'_>>> = commands.iter().map(Plain::of).collect();
-            let ran = plain.and_then(|plain| {
-                fast.execute_plain(&keys, &plain, at, now, max_value_bytes, max_reply_bytes, &mut |m| {
-                    mutation_log::append(&mut fast_log, m).unwrap()
-                })
-            });
-            let fast_executed = match ran {
-                Some(executed) => executed,
-                None => through_executor(&fast, &keys, &commands, (at, now), limits, &mut fast_log),
-            };
-            let slow_executed = through_executor(&slow, &keys, &commands, (at, now), limits, &mut slow_log);
+            let (fast_executed, slow_executed) = both_ways(
+                (&fast, &mut fast_log),
+                (&slow, &mut slow_log),
+                lines,
+                (version(*at), now),
+                limits,
+            );
             prop_assert_eq!(summary(&fast_executed), summary(&slow_executed), "batch {:?}", lines);
             prop_assert_eq!(contents(&fast, now), contents(&slow, now), "after {:?}", lines);
             prop_assert_eq!(&fast_log, &slow_log, "log after {:?}", lines);
