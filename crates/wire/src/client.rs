@@ -855,10 +855,9 @@ mod tests {
         .unwrap();
     }
 
-    // Multi-threaded: the peer and lane 0's tasks run while this thread
-    // waits for the others.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn each_lane_has_a_connection_of_its_own_and_a_lane_past_the_last_uses_the_first() {
+    /// A client with two lanes to a [`counting_peer`], and the count of
+    /// connections that peer accepted.
+    async fn two_lane_client() -> (Client, Arc<AtomicU64>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicU64::new(0));
@@ -870,6 +869,14 @@ mod tests {
                 ..ClientConfig::default()
             },
         );
+        (client, accepted)
+    }
+
+    // Multi-threaded: the peer and lane 0's tasks run while this thread
+    // waits for the others.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_lane_has_a_connection_of_its_own_and_a_lane_past_the_last_uses_the_first() {
+        let (client, accepted) = two_lane_client().await;
         // This thread is on lane 0.
         assert_eq!(client.call(Request::Ping).await.unwrap(), Response::Pong);
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
@@ -892,17 +899,7 @@ mod tests {
     /// byte of it was sent, so going again is safe).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lane_whose_runtime_stopped_connects_again_on_its_next_call() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicU64::new(0));
-        tokio::spawn(counting_peer(listener, accepted.clone()));
-        let client = Client::new(
-            addr.to_string(),
-            ClientConfig {
-                lanes: 2,
-                ..ClientConfig::default()
-            },
-        );
+        let (client, accepted) = two_lane_client().await;
         ping_from_thread(&client, 1);
         ping_from_thread(&client, 1);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
