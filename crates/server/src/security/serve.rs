@@ -18,6 +18,7 @@
 //! connections close.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::util::Either;
@@ -110,6 +111,28 @@ impl<S> AppService for S where
 {
 }
 
+/// The next connection on `listener`, or `None` once `shutdown` triggers.
+/// A failed accept (out of file descriptors, say) is logged and tried
+/// again after [`ACCEPT_BACKOFF`], so that the loop does not spin.
+pub(crate) async fn accept_next(
+    listener: &TcpListener,
+    shutdown: &Shutdown,
+    what: &'static str,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = shutdown.triggered() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => return Some(conn),
+                Err(e) => {
+                    warn!(listener = what, error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` triggers, then lets open
 /// requests finish (up to the shutdown deadline).
 pub async fn serve<S>(
@@ -133,18 +156,7 @@ where
     let http = Arc::new(http);
     let graceful = GracefulShutdown::new();
     let overflow_app = overflow_router();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.triggered() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((stream, peer)) = accept_next(&listener, &shutdown, "HTTP").await {
         let (permit, service) = match normal.clone().try_acquire_owned() {
             Ok(p) => (p, Either::Left(app.clone())),
             Err(_) => match overflow.clone().try_acquire_owned() {

@@ -55,6 +55,7 @@ use tracing::{debug, info, warn};
 use threads::{Accepted, RespThreads};
 
 use super::Master;
+use crate::security::serve::accept_next;
 
 /// Redis's `maxclients` default: connections past it are answered `ERR max
 /// number of clients reached` and closed.
@@ -62,8 +63,6 @@ pub const MAX_CLIENTS: usize = 10_000;
 /// Replies are written once this many bytes wait, even if more requests
 /// have arrived.
 pub const REPLY_FLUSH_BYTES: usize = 64 * 1024;
-/// The pause after a failed accept (out of file descriptors, say).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// The Redis version reported to clients (HELLO, INFO): one whose commands
 /// and replies (RESP3, `CLIENT SETINFO`) clients may rely on.
 pub const REDIS_VERSION: &str = "7.2.0";
@@ -175,18 +174,7 @@ impl RespListener {
         );
         let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
         let shutdown = server.master.shutdown.clone();
-        loop {
-            let (stream, peer) = tokio::select! {
-                _ = shutdown.triggered() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        warn!(error = %e, "RESP accept failed");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
-                    }
-                },
-            };
+        while let Some((stream, peer)) = accept_next(&listener, &shutdown, "RESP").await {
             let _ = stream.set_nodelay(true);
             let metrics = &server.master.metrics.resp;
             metrics.connections_accepted.inc();
