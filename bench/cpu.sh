@@ -81,6 +81,7 @@ measure_distcache() {
         aux+=("${pids[-1]}")
     done
     wait_http "http://127.0.0.1:$port/health" '"auxiliaries_up": ?3[,}]' "3 auxiliaries up"
+    wait_settled "http://127.0.0.1:$port" 3
     for _ in $(seq 1 100); do redis-cli -p "$resp" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
     redis-benchmark -p "$resp" -c 64 -d 100 -r 10000 -n 20000 -t set -P "$pipeline" -q >/dev/null
     before_m=$(cpu_ticks "$master")

@@ -10,6 +10,10 @@
 #   wait_http URL PATTERN WHAT
 #                      wait up to 30 s for URL's body to match PATTERN (grep
 #                      -E), else print the logs' tails and exit 1
+#   wait_settled URL N wait (as wait_http) until the master at URL has N
+#                      auxiliaries in its committed ring and no rebalance
+#                      under way: a load started sooner races the joins'
+#                      handoff passes, whose key scans then count as its cost
 #   rss_kib PID        resident memory of PID in KiB
 #   log MESSAGE        MESSAGE on stderr, after the UTC time
 
@@ -57,6 +61,10 @@ wait_http() {
     echo "$(basename "$0"): timed out waiting for $3 ($1)" >&2
     tail -n 20 "$tmp"/*.log >&2 || true
     exit 1
+}
+
+wait_settled() {
+    wait_http "$1/ring" "\"committed\": ?\\[(\"[^\"]*\",? ?){$2}\\].*\"rebalancing\": ?false" "$2 auxiliaries in a settled ring"
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

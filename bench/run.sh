@@ -133,6 +133,7 @@ start_cluster() {
     master_urls=""
     for a in $master_addrs; do
         wait_http "http://$a/health" '"auxiliaries_up": ?3[,}]' "3 auxiliaries up at master $a"
+        wait_settled "http://$a" 3
         master_urls+="http://$a,"
     done
     master_urls=${master_urls%,}

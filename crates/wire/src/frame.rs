@@ -39,6 +39,7 @@
 //! | `0x09` | `Execute`  | optional version, `u64` value limit, count, count × command (count, count × value) |
 //! | `0x0A` | `ApplyChanges` | version, count, count × changes       |
 //! | `0x0B` | `CountKeys` | count, count × position range            |
+//! | `0x0C` | `Execute`, keys only | as `0x09`                       |
 //!
 //! | opcode | response      | payload                                          |
 //! |--------|---------------|--------------------------------------------------|
@@ -72,7 +73,10 @@
 //! Replies are a value holding `distcache_core::command::reply::codec`'s
 //! bytes. An apply status is a `u8`: `0` applied, `1` stale followed by the
 //! version held, `2` diverged, `3` too large. `Execute` is refused as stale
-//! or too large with `Written`.
+//! or too large with `Written`. `Execute` sent as `0x0C` (keys only, for
+//! keys with no other replica) is answered with changes whose effects are
+//! empty: the master needs the changed keys (its near cache, and a map that
+//! moved while the command ran), not what to apply elsewhere.
 //!
 //! A position range (`CountKeys`) is `u64 first, u64 last`, both included
 //! (`distcache_core::ring::PositionRange`); the ranges of one request are
@@ -155,9 +159,11 @@ mod req_op {
     pub const EXECUTE: u8 = 0x09;
     pub const APPLY_CHANGES: u8 = 0x0A;
     pub const COUNT_KEYS: u8 = 0x0B;
+    /// `Execute` whose answer leaves out the changes' effects.
+    pub const EXECUTE_KEYS_ONLY: u8 = 0x0C;
     /// Every request opcode: they are numbered without gaps, and a new one
     /// extends this range.
-    pub const ALL: std::ops::RangeInclusive<u8> = PING..=COUNT_KEYS;
+    pub const ALL: std::ops::RangeInclusive<u8> = PING..=EXECUTE_KEYS_ONLY;
 }
 
 /// Response opcodes.
@@ -259,6 +265,12 @@ pub enum Request {
         /// without a copy for a second attempt (a newer map, the next
         /// replica for a read).
         commands: Arc<[Vec<Bytes>]>,
+        /// Whether the answer's changes carry their effects, encoded for
+        /// the keys' other replicas to apply. Without (a write whose keys
+        /// have no other replica), each change names its key and base
+        /// version only, which spares encoding, sending and decoding a copy
+        /// of every value written.
+        ship_effects: bool,
     },
     /// Apply a leader's changes at a version; answered with `Applied`.
     ApplyChanges {
@@ -589,7 +601,13 @@ pub fn try_encode_request(
         Request::GetMany { .. } => req_op::GET_MANY,
         Request::SetMany { .. } => req_op::SET_MANY,
         Request::DeleteMany { .. } => req_op::DELETE_MANY,
-        Request::Execute { .. } => req_op::EXECUTE,
+        Request::Execute {
+            ship_effects: true, ..
+        } => req_op::EXECUTE,
+        Request::Execute {
+            ship_effects: false,
+            ..
+        } => req_op::EXECUTE_KEYS_ONLY,
         Request::ApplyChanges { .. } => req_op::APPLY_CHANGES,
         Request::CountKeys { .. } => req_op::COUNT_KEYS,
     };
@@ -632,6 +650,7 @@ pub fn try_encode_request(
             version,
             max_value_bytes,
             commands,
+            ship_effects: _,
         } => {
             put_opt_version(version, buf);
             buf.put_u64_le(*max_value_bytes);
@@ -981,7 +1000,7 @@ pub fn decode_request(buf: &mut BytesMut) -> Result<Option<RequestFrame>, FrameE
             }
             Request::DeleteMany { keys }
         }
-        req_op::EXECUTE => {
+        req_op::EXECUTE | req_op::EXECUTE_KEYS_ONLY => {
             let version = r.opt_version()?;
             let max_value_bytes = r.u64()?;
             let count = r.count(4)?;
@@ -998,6 +1017,7 @@ pub fn decode_request(buf: &mut BytesMut) -> Result<Option<RequestFrame>, FrameE
                 version,
                 max_value_bytes,
                 commands: commands.into(),
+                ship_effects: opcode == req_op::EXECUTE,
             }
         }
         req_op::APPLY_CHANGES => {
@@ -1483,6 +1503,34 @@ mod tests {
             &buf[LEN_BYTES + MIN_FRAME_LEN - 1..],
             &[0x8D, 2, 1, 0, 0, 0, 0, 0, 0]
         );
+    }
+
+    #[test]
+    fn execute_keys_only_differs_from_execute_in_its_opcode_alone() {
+        let execute = |ship_effects| Request::Execute {
+            version: None,
+            max_value_bytes: 7,
+            commands: vec![vec![Bytes::from_static(b"GET"), Bytes::from_static(b"k")]].into(),
+            ship_effects,
+        };
+        let mut expected = vec![8 + 1 + 8 + 1 + 8 + 4 + 4 + (4 + 3) + (4 + 1), 0, 0, 0];
+        expected.extend_from_slice(&3u64.to_le_bytes());
+        expected.push(0x09);
+        expected.extend_from_slice(&4u64.to_le_bytes());
+        expected.push(0);
+        expected.extend_from_slice(&7u64.to_le_bytes());
+        expected.extend_from_slice(&[1, 0, 0, 0, 2, 0, 0, 0]);
+        expected.extend_from_slice(&[3, 0, 0, 0, b'G', b'E', b'T', 1, 0, 0, 0, b'k']);
+        for (ship_effects, opcode) in [(true, 0x09), (false, 0x0C)] {
+            let mut buf = BytesMut::new();
+            encode_request(3, 4, &execute(ship_effects), &mut buf);
+            expected[LEN_BYTES + 8] = opcode;
+            assert_eq!(&buf[..], &expected[..], "ship_effects: {ship_effects}");
+            assert_eq!(
+                decode_request(&mut buf).unwrap(),
+                frame_of(3, 4, execute(ship_effects))
+            );
+        }
     }
 
     #[test]

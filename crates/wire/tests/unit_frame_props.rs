@@ -90,12 +90,16 @@ fn request() -> impl Strategy<Value = Request> {
         (
             proptest::option::of(version()),
             any::<u64>(),
-            vec(vec(bytes(16), 0..6), 0..4)
+            vec(vec(bytes(16), 0..6), 0..4),
+            any::<bool>()
         )
-            .prop_map(|(version, max_value_bytes, commands)| Request::Execute {
-                version,
-                max_value_bytes,
-                commands: commands.into(),
+            .prop_map(|(version, max_value_bytes, commands, ship_effects)| {
+                Request::Execute {
+                    version,
+                    max_value_bytes,
+                    commands: commands.into(),
+                    ship_effects,
+                }
             }),
         (version(), vec(shipped(), 0..4))
             .prop_map(|(version, changes)| Request::ApplyChanges { version, changes }),

@@ -236,6 +236,7 @@ impl DataHandler {
         commands: &[Vec<Bytes>],
         version: Option<Version>,
         max_value_bytes: usize,
+        ship_effects: bool,
         now: u64,
         conn: &mut ConnState,
     ) -> Response {
@@ -293,7 +294,7 @@ impl DataHandler {
                 )
             });
             if let Some(executed) = executed {
-                return executed_response(executed);
+                return executed_response(executed, ship_effects);
             }
         }
         // The encoded size of the replies so far (errors aside).
@@ -341,7 +342,7 @@ impl DataHandler {
             self.store
                 .execute(&keys, version, now, max_value_bytes, run, record)
         });
-        executed_response(executed)
+        executed_response(executed, ship_effects)
     }
 
     /// FLUSHALL on this auxiliary: every key it holds deleted at a version
@@ -517,10 +518,11 @@ impl Handler for DataHandler {
                 version,
                 max_value_bytes,
                 commands,
+                ship_effects,
             } => {
                 self.ops.execute.inc();
                 let limit = usize::try_from(max_value_bytes).unwrap_or(usize::MAX);
-                self.execute(&commands, version, limit, now, conn)
+                self.execute(&commands, version, limit, ship_effects, now, conn)
             }
             Request::ApplyChanges { version, changes } => {
                 self.ops.apply_changes.inc();
@@ -555,8 +557,9 @@ impl Handler for DataHandler {
 }
 
 /// The answer to a batch the store ran: its replies encoded, and its
-/// changes encoded for the key's other replicas.
-fn executed_response(executed: Executed) -> Response {
+/// changes, each with its effects encoded for the key's other replicas when
+/// `ship_effects` (else its key and base version only).
+fn executed_response(executed: Executed, ship_effects: bool) -> Response {
     match executed {
         Executed::Ran {
             version,
@@ -577,7 +580,9 @@ fn executed_response(executed: Executed) -> Response {
                     .into_iter()
                     .map(|c| {
                         let mut ops = Vec::new();
-                        effect_encoding::encode_ops(&c.key, &c.ops, &mut ops);
+                        if ship_effects {
+                            effect_encoding::encode_ops(&c.key, &c.ops, &mut ops);
+                        }
                         ShippedChanges {
                             key: c.key,
                             base: c.base,
@@ -672,6 +677,63 @@ mod tests {
             .with_label_values(&["count_keys"])
             .get();
         assert_eq!(served, 2);
+    }
+
+    #[test]
+    fn execute_keys_only_answers_the_changed_keys_without_their_effects() {
+        let args = |words: &[&'static str]| -> Vec<Bytes> {
+            words
+                .iter()
+                .map(|w| Bytes::from_static(w.as_bytes()))
+                .collect()
+        };
+        // GETs and SETs alone run on the stored strings; INCR and HSET
+        // through the executor: both paths answer alike.
+        let batches = [
+            vec![
+                args(&["SET", "a", "x"]),
+                args(&["GET", "a"]),
+                args(&["SET", "b", "y"]),
+            ],
+            vec![
+                args(&["SET", "a", "x"]),
+                args(&["INCR", "n"]),
+                args(&["HSET", "h", "f", "v"]),
+            ],
+        ];
+        for commands in batches {
+            let execute = |ship_effects| {
+                let (h, _, _) = handler();
+                let request = Request::Execute {
+                    version: Some(Version {
+                        millis: 1_700_000_000_000,
+                        counter: 1,
+                        origin: 1,
+                    }),
+                    max_value_bytes: 1024,
+                    commands: commands.clone().into(),
+                    ship_effects,
+                };
+                match h.handle(request, 1, &mut ConnState::default()) {
+                    Response::Executed {
+                        version,
+                        replies,
+                        changes,
+                    } => (version, replies, changes),
+                    other => panic!("{other:?}"),
+                }
+            };
+            let (shipped_version, shipped_replies, shipped) = execute(true);
+            let (version, replies, keys_only) = execute(false);
+            assert_eq!((version, replies), (shipped_version, shipped_replies));
+            assert_eq!(keys_only.len(), shipped.len(), "{commands:?}");
+            assert!(!shipped.is_empty());
+            for (bare, full) in keys_only.iter().zip(&shipped) {
+                assert_eq!((&bare.key, bare.base), (&full.key, full.base));
+                assert!(bare.ops.is_empty(), "{bare:?}");
+                assert!(!full.ops.is_empty(), "{full:?}");
+            }
+        }
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl Master {
             }
             let calls = nodes.iter().map(|node| {
                 let version = write.then(|| self.versions.tick((self.clock)()));
-                let request = self.execute_request(version, Arc::from([args.to_vec()]));
+                let request = self.execute_request(version, Arc::from([args.to_vec()]), true);
                 self.call(node, view.epoch, "execute", request)
             });
             let mut replies = Vec::with_capacity(nodes.len());

@@ -99,16 +99,20 @@ fn too_large() -> Reply {
 
 impl Master {
     /// The `Execute` request for `commands`, at `version` (`None` for a
-    /// read), with this master's value limit.
+    /// read), with this master's value limit. `ship_effects`: whether the
+    /// answer must carry the changes' effects, for the keys' other
+    /// replicas.
     pub(super) fn execute_request(
         &self,
         version: Option<Version>,
         commands: Arc<[Vec<Bytes>]>,
+        ship_effects: bool,
     ) -> Request {
         Request::Execute {
             version,
             max_value_bytes: self.config.max_value_bytes as u64,
             commands,
+            ship_effects,
         }
     }
 
@@ -213,7 +217,9 @@ impl Master {
         let leader = &route[0];
         let version = self.versions.tick((self.clock)());
         let n = commands.len();
-        let request = self.execute_request(Some(version), commands);
+        // With no other replica (`ship` sends nothing), the answer names
+        // the changed keys without their effects.
+        let request = self.execute_request(Some(version), commands, route.len() > 1);
         match self.call(leader, view.epoch, "execute", request).await {
             Ok(Response::Executed {
                 version,
@@ -266,7 +272,7 @@ impl Master {
     ) -> Result<AtLeader, OpError> {
         let mut last_error = None;
         for (i, node) in route.iter().enumerate() {
-            let request = self.execute_request(None, commands.clone());
+            let request = self.execute_request(None, commands.clone(), true);
             match self.call(node, view.epoch, "execute", request).await {
                 Ok(Response::Executed { replies, .. }) => {
                     if i > 0 {
