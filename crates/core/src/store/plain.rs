@@ -81,6 +81,10 @@ impl Store {
     /// than its shard can hold, or when the replies so far come to more
     /// than `max_reply_bytes` encoded (`usize::MAX` for no limit), as the
     /// auxiliary refuses a batch through the executor.
+    ///
+    /// Without `with_effects` the changes name each changed key and its
+    /// base version but carry no effects: for keys with no other replica
+    /// to ship them to, which spares a copy of every value written.
     #[allow(clippy::too_many_arguments)]
     pub fn execute_plain(
         &self,
@@ -90,6 +94,7 @@ impl Store {
         now_ms: u64,
         max_value_bytes: usize,
         max_reply_bytes: usize,
+        with_effects: bool,
         record: &mut dyn FnMut(&Mutation<'_>),
     ) -> Option<Executed> {
         if version.is_none() && commands.iter().any(|c| matches!(c, Plain::Set(..))) {
@@ -173,20 +178,23 @@ impl Store {
             let Plain::Set(key, value) = command else {
                 continue;
             };
-            let op = EffectOp::Put {
-                value: Value::string(value.to_vec()),
-                expire_at_ms: None,
-            };
-            match changed.iter().position(|&c| c == i) {
-                Some(c) => changes[c].ops.push(op),
+            let c = match changed.iter().position(|&c| c == i) {
+                Some(c) => c,
                 None => {
                     changed.push(i);
                     changes.push(KeyChanges {
                         key: key.clone(),
                         base: state[i].live.map(|(_, held)| held),
-                        ops: vec![op],
+                        ops: Vec::new(),
                     });
+                    changes.len() - 1
                 }
+            };
+            if with_effects {
+                changes[c].ops.push(EffectOp::Put {
+                    value: Value::string(value.to_vec()),
+                    expire_at_ms: None,
+                });
             }
         }
         let mut buffer = Vec::new();

@@ -14,7 +14,7 @@ use super::*;
 use crate::command::reply::codec as reply_codec;
 use crate::command::{Command, Reply, table};
 use crate::keyspace::{Effect, EffectOp, Keyspace, Outcome};
-use crate::mutation_log;
+use crate::mutation_log::{self, Mutation};
 use crate::value::stored;
 
 const NOW: u64 = 1_700_000_000_000;
@@ -134,7 +134,7 @@ fn both_ways(
     let keys = keys_of(lines);
     let plain: Option<Vec<Plain<'_>>> = commands.iter().map(Plain::of).collect();
     let ran = plain.and_then(|plain| {
-        fast.execute_plain(&keys, &plain, at, now, limits.0, limits.1, &mut |m| {
+        fast.execute_plain(&keys, &plain, at, now, limits.0, limits.1, true, &mut |m| {
             mutation_log::append(fast_log, m).unwrap()
         })
     });
@@ -246,6 +246,7 @@ fn gets_and_sets_of_strings_run_plain_and_a_hash_is_handed_back() {
         NOW,
         usize::MAX,
         usize::MAX,
+        true,
         &mut |_| records += 1,
     );
     let Some(Executed::Ran {
@@ -276,6 +277,7 @@ fn gets_and_sets_of_strings_run_plain_and_a_hash_is_handed_back() {
                 NOW,
                 usize::MAX,
                 usize::MAX,
+                true,
                 &mut |_| {}
             )
             .is_none()
@@ -302,6 +304,7 @@ fn gets_and_sets_of_strings_run_plain_and_a_hash_is_handed_back() {
                 NOW,
                 usize::MAX,
                 usize::MAX,
+                true,
                 &mut |_| {},
             )
             .is_none()
@@ -310,6 +313,84 @@ fn gets_and_sets_of_strings_run_plain_and_a_hash_is_handed_back() {
     assert_eq!(Plain::of(&parse("SET k v NX")), None);
     assert_eq!(Plain::of(&parse("SET k v EX 10")), None);
     assert_eq!(Plain::of(&parse("SET k v GET")), None);
+}
+
+/// A batch through the plain path with and without its effects, on two
+/// stores: the executor runs a batch handed back on both. The second
+/// answer says whether the plain path ran it.
+fn with_and_without_effects(
+    (shipping, shipping_log): (&Store, &mut Vec<u8>),
+    (bare, bare_log): (&Store, &mut Vec<u8>),
+    lines: &[String],
+    (at, now): (Version, u64),
+) -> (Executed, (Executed, bool)) {
+    let commands: Vec<Command> = lines.iter().map(|l| parse(l)).collect();
+    let at = Some(at);
+    let keys = keys_of(lines);
+    let limits = (usize::MAX, usize::MAX);
+    let run = |store: &Store, log: &mut Vec<u8>, with_effects| {
+        let plain: Option<Vec<Plain<'_>>> = commands.iter().map(Plain::of).collect();
+        let ran = plain.and_then(|plain| {
+            let record = &mut |m: &Mutation<'_>| mutation_log::append(log, m).unwrap();
+            store.execute_plain(
+                &keys,
+                &plain,
+                at,
+                now,
+                limits.0,
+                limits.1,
+                with_effects,
+                record,
+            )
+        });
+        match ran {
+            Some(executed) => (executed, true),
+            None => (
+                through_executor(store, &keys, &commands, (at, now), limits, log),
+                false,
+            ),
+        }
+    };
+    (
+        run(shipping, shipping_log, true).0,
+        run(bare, bare_log, false),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Leaving the effects out changes nothing but the effects: the same
+    /// replies, version, changed keys and bases, store and log.
+    #[test]
+    fn without_effects_the_plain_path_changes_the_same_keys_and_ships_nothing(
+        batches in prop::collection::vec(batch(), 1..20),
+    ) {
+        let (shipping, bare) = (store(), store());
+        let (mut shipping_log, mut bare_log) = (Vec::new(), Vec::new());
+        for (i, lines) in batches.iter().enumerate() {
+            let now = NOW + i as u64;
+            let (shipped, (without, ran_plain)) = with_and_without_effects(
+                (&shipping, &mut shipping_log),
+                (&bare, &mut bare_log),
+                lines,
+                (version(i as u64 + 1), now),
+            );
+            let stripped = |executed: &Executed| match executed {
+                Executed::Ran { version, reply, changes } => {
+                    let keys: Vec<_> = changes.iter().map(|c| (c.key.clone(), c.base)).collect();
+                    format!("{version:?} {reply:?} {keys:?}")
+                }
+                Executed::TooLarge => "too large".to_owned(),
+            };
+            prop_assert_eq!(stripped(&shipped), stripped(&without), "batch {:?}", lines);
+            if let (true, Executed::Ran { changes, .. }) = (ran_plain, &without) {
+                prop_assert!(changes.iter().all(|c| c.ops.is_empty()), "batch {:?}", lines);
+            }
+            prop_assert_eq!(contents(&shipping, now), contents(&bare, now), "after {:?}", lines);
+            prop_assert_eq!(&shipping_log, &bare_log, "log after {:?}", lines);
+        }
+    }
 }
 
 /// A batch over more keys than a small store holds, with expiring SETs

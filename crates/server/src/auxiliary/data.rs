@@ -290,6 +290,7 @@ impl DataHandler {
                     now,
                     max_value_bytes,
                     max_reply_bytes,
+                    ship_effects,
                     record,
                 )
             });
