@@ -35,6 +35,14 @@ pub struct HandoffRequest {
     pub sources: Vec<String>,
     /// Ring points per member.
     pub vnodes: u32,
+    /// The map epoch of the round the handoff belongs to (0: none). A
+    /// source raises its epoch fence to it before it copies anything, so
+    /// that a write routed by an older map (a master that has not applied
+    /// this one yet) is refused from then on rather than landing behind
+    /// the copies, on a node about to stop owning the key. Absent from an
+    /// older master's request.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// What a handoff did.

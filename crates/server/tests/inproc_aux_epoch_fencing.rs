@@ -218,6 +218,56 @@ async fn an_auxiliary_refuses_requests_routed_by_an_older_map_and_learns_announc
     aux.stop().await;
 }
 
+/// A handoff raises the source's fence to its round's epoch before it
+/// copies anything: from then on a request routed by an older map (a
+/// master that has not applied the round's yet) is refused, and cannot
+/// write a key behind the copies. A handoff from an older master, with no
+/// epoch, moves nothing.
+#[tokio::test]
+async fn a_handoff_raises_the_fence_to_its_rounds_epoch() {
+    distcache_server::security::tls::install_crypto_provider();
+    let aux = Aux::start("aux-fencing-handoff").await;
+    let client = aux.client();
+    assert_eq!(
+        client.call_at(5, set("k", "at-5", 1)).await.unwrap(),
+        Response::Written(WriteStatus::Stored)
+    );
+    // The aux alone, before and after: the pass keeps every key.
+    let handoff = |epoch: Option<u64>| {
+        let mut body = serde_json::json!({
+            "from": { "members": ["aux-fencing-handoff"], "replicas": 1 },
+            "to": {
+                "members": [{ "id": "aux-fencing-handoff", "data_addr": aux.data.to_string() }],
+                "replicas": 1
+            },
+            "sources": ["aux-fencing-handoff"],
+            "vnodes": 16,
+        });
+        if let Some(epoch) = epoch {
+            body["epoch"] = epoch.into();
+        }
+        reqwest::Client::new()
+            .post(format!("http://{}/internal/handoff", aux.http))
+            .header(distcache_server::security::secret::SECRET_HEADER, SECRET)
+            .json(&body)
+            .send()
+    };
+    let answer = handoff(None).await.expect("POST /internal/handoff");
+    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+    assert_eq!(aux.health_epoch().await, 5, "no epoch: the fence stays");
+
+    let answer = handoff(Some(8)).await.expect("POST /internal/handoff");
+    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+    assert_eq!(aux.health_epoch().await, 8);
+    assert_eq!(
+        client.call_at(5, set("k", "at-5-late", 2)).await.unwrap(),
+        Response::StaleEpoch { current: 8 }
+    );
+    assert_eq!(value_of(client.call_at(8, get("k")).await.unwrap()), "at-5");
+
+    aux.stop().await;
+}
+
 /// Several connections race announces and data requests at rising, jumbled
 /// epochs while `/health` is polled: nobody ever sees the epoch go down, a
 /// refusal always names a newer epoch than the request's, no data request is

@@ -75,8 +75,8 @@
 //! version held, `2` diverged, `3` too large. `Execute` is refused as stale
 //! or too large with `Written`. `Execute` sent as `0x0C` (keys only, for
 //! keys with no other replica) is answered with changes whose effects are
-//! empty: the master needs the changed keys (its near cache, and a map that
-//! moved while the command ran), not what to apply elsewhere.
+//! empty: the master needs the changed keys (its near cache), not what to
+//! apply elsewhere.
 //!
 //! A position range (`CountKeys`) is `u64 first, u64 last`, both included
 //! (`distcache_core::ring::PositionRange`); the ranges of one request are

@@ -52,11 +52,27 @@ impl<'a> Plain<'a> {
         }
     }
 
+    /// Every command of a batch as a plain one, or `None` when one is
+    /// not plain or did not parse.
+    pub fn all<E>(commands: &'a [Result<Command, E>]) -> Option<Vec<Plain<'a>>> {
+        every(commands.iter().map(|c| c.as_ref().ok().and_then(Plain::of)))
+    }
+
     fn key(self) -> &'a Bytes {
         match self {
             Plain::Get(key) | Plain::Set(key, _) => key,
         }
     }
+}
+
+/// Every item, or `None` at the first missing one; sized once (collecting
+/// into `Option<Vec<_>>` grows the vector step by step, for every batch).
+fn every<T>(items: impl ExactSizeIterator<Item = Option<T>>) -> Option<Vec<T>> {
+    let mut all = Vec::with_capacity(items.len());
+    for item in items {
+        all.push(item?);
+    }
+    Some(all)
 }
 
 /// A key of the batch as it runs: its hash, its live item before the
@@ -101,10 +117,7 @@ impl Store {
             return None;
         }
         // Each command's key, as its place in `keys` (sorted, each once).
-        let at: Vec<usize> = commands
-            .iter()
-            .map(|c| keys.binary_search(c.key()).ok())
-            .collect::<Option<_>>()?;
+        let at = every(commands.iter().map(|c| keys.binary_search(c.key()).ok()))?;
         let shards = self.shards.len();
         let mut locked = self.lock_keys(keys);
         // Before anything is counted: a batch handed back is counted by
@@ -172,8 +185,8 @@ impl Store {
 
         // The changes by key, in the order keys were first set, each with
         // the version it held before; `changed` has their places in `keys`.
-        let mut changes: Vec<KeyChanges> = Vec::new();
-        let mut changed: Vec<usize> = Vec::new();
+        let mut changes: Vec<KeyChanges> = Vec::with_capacity(commands.len());
+        let mut changed: Vec<usize> = Vec::with_capacity(commands.len());
         for (&command, &i) in commands.iter().zip(&at) {
             let Plain::Set(key, value) = command else {
                 continue;

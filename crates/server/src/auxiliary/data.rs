@@ -90,7 +90,7 @@ impl EpochFence {
     }
 
     /// Raises the highest epoch to `epoch` if it is higher; never lowers it.
-    fn announce(&self, epoch: u64) {
+    pub(super) fn announce(&self, epoch: u64) {
         self.highest_epoch.fetch_max(epoch, Ordering::AcqRel);
     }
 }
@@ -272,11 +272,7 @@ impl DataHandler {
         let batch = parsed.len() > 1;
         // GETs and plain SETs, the commands a cache sees most, run on the
         // stored strings without the executor when they can.
-        let plain: Option<Vec<Plain<'_>>> = parsed
-            .iter()
-            .map(|command| command.as_ref().ok().and_then(Plain::of))
-            .collect();
-        if let Some(plain) = plain {
+        if let Some(plain) = Plain::all(&parsed) {
             let max_reply_bytes = if batch {
                 MAX_BATCH_REPLY_BYTES
             } else {

@@ -89,6 +89,13 @@ pub(super) async fn run(node: &Arc<Node>, req: HandoffRequest) -> Result<Handoff
         }
         latest.0
     };
+    // Writes routed by an older map are refused from here on: none lands
+    // behind the copies this pass makes (those admitted just before may
+    // still, as they may during any pass; the round's clean-up pass after
+    // the commit hands those over).
+    if req.epoch > 0 {
+        node.fence.announce(req.epoch);
+    }
     let mut last = node.handoffs.running.lock().await;
     if let Some((done, at, report)) = last.as_ref() {
         if *done == req && at.elapsed() < REPEAT_WINDOW {

@@ -176,8 +176,9 @@ fn spawn_round(master: &Arc<Master>, round: Round) -> Running {
     }
 }
 
-/// The handoff request every source of `handoff` is sent.
-fn handoff_request(handoff: &Handoff) -> HandoffRequest {
+/// The handoff request every source of `handoff` is sent, for the round
+/// started at map `epoch`.
+fn handoff_request(handoff: &Handoff, epoch: u64) -> HandoffRequest {
     HandoffRequest {
         from: handoff.from.clone().map(|members| RingSpec {
             members,
@@ -196,6 +197,7 @@ fn handoff_request(handoff: &Handoff) -> HandoffRequest {
         },
         sources: handoff.sources.clone(),
         vnodes: handoff.virtual_nodes,
+        epoch,
     }
 }
 
@@ -212,7 +214,7 @@ async fn run_round(master: &Arc<Master>, round: Round, cancel: CancellationToken
         }
     }
     let started = Instant::now();
-    let req = handoff_request(&round.handoff);
+    let req = handoff_request(&round.handoff, round.epoch);
     info!(
         round = round.id,
         attempt = round.attempt,
@@ -277,7 +279,7 @@ async fn run_round(master: &Arc<Master>, round: Round, cancel: CancellationToken
             report.removed.push(id.clone());
         }
         if let Command::CleanUp(handoff) = command {
-            let req = handoff_request(&handoff);
+            let req = handoff_request(&handoff, round.epoch);
             for (id, result) in handoff_everywhere(master, &handoff.sources, &req).await {
                 match result {
                     Ok(r) => {
