@@ -132,3 +132,62 @@ fn a_write_through_another_master_is_seen_within_the_ttl() {
         assert_eq!(c.value(1, &key), expected, "{change}: seen after the TTL");
     }
 }
+
+/// A command, a pipeline and a transaction through a master change keys
+/// its near cache holds: its next reads see the changes at once. With one
+/// replica the keys' leader answers with the changed keys only (`Execute`
+/// as `0x0C`), with two with the changes' effects for the other replica;
+/// either way the master learns which keys to forget.
+#[test]
+fn commands_pipelines_and_transactions_through_the_same_master_are_seen_at_once() {
+    for replicas in [1, 2] {
+        // A TTL far longer than the test: only invalidation can explain a
+        // new value. One hash tag: the pipeline's and the transaction's
+        // commands go to one leader together, in one `Execute`.
+        let c = Cluster::start(Spec {
+            replicas,
+            ..near_spec(1, replicas, 600.0)
+        });
+        c.wait_settled(&["aux-1", "aux-2"][..replicas]);
+        let at = format!("REPLICAS={replicas}");
+        let hits = || master_metric(&c, 0, "distcache_near_cache_hits_total");
+        // Reads `key` twice, the second from the near cache.
+        let cache = |key: &str, value: Value| {
+            assert_eq!(c.value(0, key), Some(value.clone()), "{at}: {key}");
+            let before = hits();
+            assert_eq!(c.value(0, key), Some(value), "{at}: {key}");
+            assert_eq!(hits(), before + 1.0, "{at}: {key} is cached");
+        };
+        let post = |path: &str, body: Value| -> Value {
+            let resp = c.http.post(c.url(0, path)).json(&body).send().unwrap();
+            assert_eq!(resp.status(), 200, "{at}: {path} {body}");
+            resp.json().unwrap()
+        };
+
+        assert_eq!(c.set(0, "{n}a", json!(41)).status(), 200);
+        cache("{n}a", json!(41));
+        assert_eq!(post("/", json!(["INCR", "{n}a"])), json!({"result": 42}));
+        assert_eq!(c.value(0, "{n}a"), Some(json!("42")), "{at}: after INCR");
+
+        assert_eq!(c.set(0, "{n}b", json!(1)).status(), 200);
+        cache("{n}a", json!("42"));
+        cache("{n}b", json!(1));
+        let piped = post(
+            "/pipeline",
+            json!([["INCR", "{n}a"], ["APPEND", "{n}b", "0"]]),
+        );
+        assert_eq!(piped, json!([{"result": 43}, {"result": 2}]), "{at}");
+        assert_eq!(c.value(0, "{n}a"), Some(json!("43")), "{at}: pipeline");
+        assert_eq!(c.value(0, "{n}b"), Some(json!("10")), "{at}: pipeline");
+
+        cache("{n}a", json!("43"));
+        cache("{n}b", json!("10"));
+        let executed = post(
+            "/multi-exec",
+            json!([["SET", "{n}a", "x"], ["DEL", "{n}b"]]),
+        );
+        assert_eq!(executed, json!([{"result": "OK"}, {"result": 1}]), "{at}");
+        assert_eq!(c.value(0, "{n}a"), Some(json!("x")), "{at}: transaction");
+        assert_eq!(c.value(0, "{n}b"), None, "{at}: transaction");
+    }
+}

@@ -184,6 +184,79 @@ fn a_node_back_with_old_data_never_overwrites_newer_values() {
     );
 }
 
+/// `body` through `POST {path}` on master 0, which must answer 200.
+fn post(c: &Cluster, path: &str, body: Value) -> Value {
+    let resp = c.http.post(c.url(0, path)).json(&body).send().unwrap();
+    assert_eq!(resp.status(), 200, "{path} {body}");
+    resp.json().unwrap()
+}
+
+/// With two auxiliaries and `REPLICAS=2`, one stopped leaves every key
+/// one live replica: commands, pipelines and transactions then run at the
+/// other alone, which answers with the changed keys only (there is no
+/// replica to ship effects to). The stopped one comes back with its old
+/// copies; once the ring settles, it alone (the other killed) serves every
+/// change made while it was away.
+#[test]
+fn changes_made_while_a_replica_was_away_reach_it_when_it_is_back() {
+    let mut c = Cluster::start(Spec {
+        auxiliaries: 2,
+        ..Spec::default()
+    });
+    wait_settled(&c, &["aux-1", "aux-2"]);
+    // `{i}s` a string, `{i}l` a list: one hash tag, one leader.
+    let keys = 100;
+    for i in 0..keys {
+        post(&c, "/", json!(["SET", format!("{{{i}}}s"), "v1"]));
+        post(&c, "/", json!(["RPUSH", format!("{{{i}}}l"), "a"]));
+    }
+
+    c.aux("aux-1").proc.stop();
+    wait_settled(&c, &["aux-2"]);
+    for i in 0..keys {
+        let (s, l) = (format!("{{{i}}}s"), format!("{{{i}}}l"));
+        let both = json!([["SET", s, "v2"], ["RPUSH", l, "b"]]);
+        match i % 4 {
+            0 => assert_eq!(
+                post(&c, "/", json!(["SET", s, "v2"])),
+                json!({"result": "OK"})
+            ),
+            1 => assert_eq!(post(&c, "/", json!(["DEL", s, l])), json!({"result": 2})),
+            2 => assert_eq!(
+                post(&c, "/pipeline", both),
+                json!([{"result": "OK"}, {"result": 2}])
+            ),
+            _ => assert_eq!(
+                post(&c, "/multi-exec", both),
+                json!([{"result": "OK"}, {"result": 2}])
+            ),
+        }
+    }
+
+    c.aux("aux-1").proc.signal(Signal::SIGCONT);
+    wait_settled(&c, &["aux-1", "aux-2"]);
+    c.aux("aux-2").proc.kill();
+    wait_settled(&c, &["aux-1"]);
+    for i in 0..keys {
+        let (s, l) = (format!("{{{i}}}s"), format!("{{{i}}}l"));
+        let (string, list) = match i % 4 {
+            0 => (json!("v2"), json!(["a"])),
+            1 => (json!(null), json!([])),
+            _ => (json!("v2"), json!(["a", "b"])),
+        };
+        assert_eq!(
+            post(&c, "/", json!(["GET", s])),
+            json!({"result": string}),
+            "{s}"
+        );
+        assert_eq!(
+            post(&c, "/", json!(["LRANGE", l, 0, -1])),
+            json!({"result": list}),
+            "{l}"
+        );
+    }
+}
+
 #[test]
 fn post_rebalance_replaces_every_key_and_reports_it() {
     let c = Cluster::start(Spec::default());
