@@ -753,7 +753,8 @@ enum RangeKind {
 /// and `rev` are what the command's name implies; every form takes
 /// WITHSCORES and LIMIT (and refuses them afterwards where they make no
 /// sense, with Redis's words), only ZRANGE itself (`modern`) takes BYSCORE,
-/// BYLEX and REV.
+/// BYLEX and REV, each at most once (BYSCORE and BYLEX together count as
+/// twice).
 fn zrange_generic(
     a: &[Bytes],
     mut kind: RangeKind,
@@ -771,11 +772,11 @@ fn zrange_generic(
         } else if is(o, "limit") && left >= 2 {
             limit = Some((int(&a[i + 1])?, int(&a[i + 2])?));
             i += 2;
-        } else if modern && is(o, "byscore") {
+        } else if modern && kind == RangeKind::Rank && is(o, "byscore") {
             kind = RangeKind::Score;
-        } else if modern && is(o, "bylex") {
+        } else if modern && kind == RangeKind::Rank && is(o, "bylex") {
             kind = RangeKind::Lex;
-        } else if modern && is(o, "rev") {
+        } else if modern && !rev && is(o, "rev") {
             rev = true;
         } else {
             return Err(CommandError::Syntax);
