@@ -427,6 +427,11 @@ fn rand_with(a: &[Bytes], with: &str) -> Result<(Option<i64>, bool)> {
     }
     match a.len() {
         3 => Ok((Some(count), false)),
+        // Redis refuses a count whose reply of pairs would overflow a long,
+        // before it looks at the key (so a missing key or another type too).
+        4 if is(&a[3], with) && count.unsigned_abs() > (i64::MAX / 2) as u64 => {
+            Err(CommandError::OutOfRange("value is out of range"))
+        }
         4 if is(&a[3], with) => Ok((Some(count), true)),
         _ => Err(CommandError::Syntax),
     }
