@@ -788,14 +788,22 @@ fn zrange_generic(
         }
         i += 1;
     }
+    if kind == RangeKind::Rank {
+        // A count of -1 is Redis's "no limit" value, so `LIMIT n -1` is no
+        // LIMIT at all and a rank range takes it (offset ignored).
+        match limit {
+            Some((_, -1)) => limit = None,
+            Some(_) => {
+                return Err(CommandError::Other(
+                    "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+                ));
+            }
+            None => {}
+        }
+    }
     if with_scores && kind == RangeKind::Lex {
         return Err(CommandError::Other(
             "syntax error, WITHSCORES not supported in combination with BYLEX",
-        ));
-    }
-    if limit.is_some() && kind == RangeKind::Rank {
-        return Err(CommandError::Other(
-            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));
     }
     // With REV, BYSCORE and BYLEX take the upper bound first.
