@@ -387,6 +387,12 @@ fn auth_takes_the_rest_api_tokens_and_roles() {
         &request(&["GET", &key]),
         b"-NOAUTH Authentication required.\r\n",
     );
+    // A refused EXEC names its refusal in an EXECABORT, as Redis does.
+    exchange(
+        &mut s,
+        &request(&["EXEC"]),
+        b"-EXECABORT Transaction discarded because of: NOAUTH Authentication required.\r\n",
+    );
     // Unknown commands and wrong arity come first, as in Redis.
     exchange(
         &mut s,

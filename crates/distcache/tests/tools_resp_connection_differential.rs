@@ -356,6 +356,15 @@ fn pipelines_and_transactions_answer_as_redis_does() {
             c(&["MULTI"]),
             c(&["TIME", "x"]),
             c(&["EXEC"]),
+            // EXEC with arguments is refused, and that discards the
+            // transaction (EXECABORT naming the arity error), inside
+            // MULTI or not.
+            c(&["MULTI"]),
+            c(&["SET", "$s", "x"]),
+            c(&["EXEC", "now"]),
+            c(&["EXEC"]),
+            c(&["GET", "$s"]),
+            c(&["EXEC", "now"]),
         ];
         let expected = pipeline(redis.port, resp3, &commands);
         let got = pipeline(ours, resp3, &commands);

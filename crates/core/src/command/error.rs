@@ -94,6 +94,10 @@ pub enum CommandError {
     /// EXEC after an error while queueing.
     #[error("EXECABORT Transaction discarded because of previous errors.")]
     ExecAbort,
+    /// EXEC itself refused (its arity): Redis discards the transaction and
+    /// names the refusal, without its `ERR `.
+    #[error("EXECABORT Transaction discarded because of: {}", .0.to_string().trim_start_matches("ERR "))]
+    ExecRefused(Box<CommandError>),
     /// A command that may not be queued inside MULTI (e.g. WATCH).
     #[error("ERR {0} inside MULTI is not allowed")]
     NotInMulti(&'static str),

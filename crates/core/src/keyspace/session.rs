@@ -56,6 +56,13 @@ impl Session {
         };
         let spec = match table::resolve(args) {
             Ok(spec) => spec,
+            // A refused EXEC ends the transaction, in MULTI or not, as in
+            // Redis (`execCommandAbort`).
+            Err(e @ CommandError::WrongArity("exec")) => {
+                self.queued = None;
+                self.doomed = false;
+                return reply_only(Reply::Error(CommandError::ExecRefused(Box::new(e))));
+            }
             Err(e) => {
                 if self.queued.is_some() {
                     self.doomed = true;

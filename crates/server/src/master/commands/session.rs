@@ -54,11 +54,21 @@ impl CommandSession {
         Reply::Error(error)
     }
 
+    /// The front end refused EXEC itself (its arity, or NOAUTH): as Redis's
+    /// `execCommandAbort`, that discards the transaction, in MULTI or not,
+    /// and EXECABORT names the refusal.
+    pub fn refuse_exec(&mut self, error: CommandError) -> Reply {
+        self.queued = None;
+        self.doomed = false;
+        Reply::Error(CommandError::ExecRefused(Box::new(error)))
+    }
+
     /// Handles one argument vector: queues it inside a transaction, runs
     /// it outside one. The front end has checked the caller's role.
     pub async fn handle(&mut self, master: &Arc<Master>, args: Vec<Bytes>) -> Reply {
         let spec = match table::resolve(&args) {
             Ok(spec) => spec,
+            Err(e @ CommandError::WrongArity("exec")) => return self.refuse_exec(e),
             Err(e) => return self.refuse(e),
         };
         match (spec.name, self.queued.is_some()) {

@@ -191,7 +191,8 @@ impl Connection {
         });
         let (reply, flow) = match front {
             Some(command) => front::run(self, command, &args).await,
-            None if name == "exec" && self.session.in_transaction() => {
+            // EXEC with arguments goes to the session, which refuses it.
+            None if name == "exec" && args.len() == 1 && self.session.in_transaction() => {
                 let ran = self.exec(out).await;
                 if let Some(answered) = &self.counters(name).answered {
                     answered.observe(ran, started.elapsed());
@@ -327,11 +328,16 @@ impl Connection {
     /// Redis makes before running it, in its order: the name and the
     /// arity, authentication, then the role.
     async fn data_command(&mut self, args: Vec<Bytes>) -> Reply {
+        let exec = args[0].eq_ignore_ascii_case(b"exec");
         let spec = match table::resolve(&args) {
             Ok(spec) => spec,
+            Err(e) if exec => return self.session.refuse_exec(e),
             Err(e) => return self.session.refuse(e),
         };
         let Some(role) = self.role else {
+            if exec {
+                return self.session.refuse_exec(noauth());
+            }
             return self.session.refuse(noauth());
         };
         if !permits(role, spec.role()) {
