@@ -97,6 +97,13 @@ fn too_large() -> Reply {
     ))
 }
 
+/// Whether a write's changes go to replicas beyond its leader: then, and
+/// only then, the leader must answer with their effects. One rule for
+/// both, so that no change is ever shipped without its effects.
+fn ships_to_others(route: &Route) -> bool {
+    route.len() > 1
+}
+
 impl Master {
     /// The `Execute` request for `commands`, at `version` (`None` for a
     /// read), with this master's value limit. `ship_effects`: whether the
@@ -217,9 +224,9 @@ impl Master {
         let leader = &route[0];
         let version = self.versions.tick((self.clock)());
         let n = commands.len();
-        // With no other replica (`ship` sends nothing), the answer names
-        // the changed keys without their effects.
-        let request = self.execute_request(Some(version), commands, route.len() > 1);
+        // With nobody to ship them to, the answer names the changed keys
+        // without their effects.
+        let request = self.execute_request(Some(version), commands, ships_to_others(&route));
         match self.call(leader, view.epoch, "execute", request).await {
             Ok(Response::Executed {
                 version,
@@ -363,7 +370,7 @@ impl Master {
         version: Version,
         changes: Vec<ShippedChanges>,
     ) -> Result<(), OpError> {
-        if changes.is_empty() || route.len() < 2 {
+        if changes.is_empty() || !ships_to_others(route) {
             return Ok(());
         }
         let master = self.clone();
