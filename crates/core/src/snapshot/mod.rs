@@ -44,7 +44,7 @@ use bytes::Bytes;
 
 use crate::codec;
 
-use crate::store::{DeleteOutcome, Entry, EntryRef, SetOutcome, Store};
+use crate::store::{DeleteOutcome, EXPIRED_LONG_AGO_MS, Entry, EntryRef, SetOutcome, Store};
 use crate::version::Version;
 
 /// The newest format version this build writes and reads.
@@ -95,8 +95,12 @@ pub struct Snapshot {
 pub struct RestoreCounts {
     /// Entries now in the store (before any later eviction by this restore).
     pub restored: u64,
-    /// Entries already expired at restore time, skipped.
+    /// Entries that expired since the snapshot was written, skipped.
     pub expired: u64,
+    /// Shards' expired-version floors read (items that had expired before
+    /// the snapshot was written, carried for their versions alone, see
+    /// [`encode_store`]): not keys, so not counted in `expired`.
+    pub floors: u64,
     /// Entries the store already held at an equal or newer version.
     pub stale: u64,
     /// Entries larger than the store's byte share, refused.
@@ -252,7 +256,11 @@ impl<'a> Restorer<'a> {
             // was not deleted, and a snapshot carries every shard's
             // highest expired item this way, see `encode_store`).
             self.store.note_expired(key, entry.version);
-            self.counts.expired += 1;
+            if entry.expires_at_ms == Some(EXPIRED_LONG_AGO_MS) {
+                self.counts.floors += 1;
+            } else {
+                self.counts.expired += 1;
+            }
             return;
         }
         match self.store.set_ref(key, entry, self.now_ms) {

@@ -205,7 +205,7 @@ fn restore_skips_expired_entries() {
     let snap = decode(&snapshot_of(&s, NOW)).expect("valid");
     let restored = store(100, 2);
     let counts = snap.restore_into(&restored, NOW + 5_000);
-    assert_eq!((counts.restored, counts.expired), (2, 1));
+    assert_eq!((counts.restored, counts.expired, counts.floors), (2, 1, 0));
     assert!(restored.peek(b"soon", NOW + 5_000).is_none());
     assert_eq!(
         restored
@@ -742,4 +742,9 @@ fn the_expired_floor_is_an_entry_but_no_key() {
         .map(|e| e.key.as_ref())
         .collect();
     assert_eq!(keys, [b"live".as_ref()]);
+    // Restored, the floor is counted as what it is, not as a key that
+    // expired since (the start-up log reports both).
+    let target = store(100, 4);
+    let (_, counts) = restore_bytes(&bytes, &target, NOW + 30).expect("restores");
+    assert_eq!((counts.restored, counts.expired, counts.floors), (1, 0, 1));
 }

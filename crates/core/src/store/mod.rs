@@ -133,6 +133,7 @@ use bytes::Bytes;
 use crate::version::Version;
 pub use commands::{ApplyOutcome, Executed, KeyChanges};
 pub use plain::Plain;
+pub(crate) use shard::EXPIRED_LONG_AGO_MS;
 use shard::Shard;
 
 mod commands;

@@ -59,7 +59,7 @@ struct ExpiredItem {
 /// The expiry an expired item is lent with ([`Shard::expired_item`]): in
 /// the past by every clock, so that no reader, however far behind its
 /// clock, takes the item (its value is not kept) for a live one.
-const EXPIRED_LONG_AGO_MS: u64 = 1;
+pub(crate) const EXPIRED_LONG_AGO_MS: u64 = 1;
 
 /// True when an item with internal expiry `expires_at` (0 = never) is gone at
 /// `now_ms`.

@@ -124,6 +124,7 @@ fn restore_blocking(path: &std::path::Path, store: &Store, clock: &Clock) -> u64
         log_generation = header.log_generation,
         restored = counts.restored,
         expired = counts.expired,
+        expired_floors = counts.floors,
         evicted = counts.evicted,
         too_large = counts.too_large,
         duration_ms = started.elapsed().as_millis() as u64,
