@@ -1,6 +1,7 @@
-//! Epoch fencing on a real auxiliary: `auxiliary::run` on port 0, spoken to
-//! over the internal protocol with the wire client (the cluster secret on),
-//! its epoch read back from `/health` and `/metrics`.
+//! Epoch fencing on a real auxiliary, and what a handoff carries besides
+//! keys: `auxiliary::run` on port 0, spoken to over the internal protocol
+//! with the wire client (the cluster secret on), its epoch read back from
+//! `/health` and `/metrics`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -266,6 +267,124 @@ async fn a_handoff_raises_the_fence_to_its_rounds_epoch() {
     assert_eq!(value_of(client.call_at(8, get("k")).await.unwrap()), "at-5");
 
     aux.stop().await;
+}
+
+/// The version a command was written at, from an `Execute`'s answer.
+fn executed_version(answer: Response) -> Version {
+    match answer {
+        Response::Executed {
+            version: Some(version),
+            ..
+        } => version,
+        other => panic!("expected a write's answer, got {other:?}"),
+    }
+}
+
+/// `SET key value`, to run at a key's leader at `version`.
+fn execute_set(key: &'static str, version: Version) -> Request {
+    let args: Vec<Bytes> = ["SET", key, "v"]
+        .into_iter()
+        .map(|a| Bytes::from_static(a.as_bytes()))
+        .collect();
+    Request::Execute {
+        version: Some(version),
+        max_value_bytes: 1 << 20,
+        commands: vec![args].into(),
+        ship_effects: true,
+    }
+}
+
+/// A key that expired at its old leader may still be live, at its version,
+/// at a replica whose clock is behind; so a leader stamps commands above
+/// the versions of keys that expired in its store. A handoff hands that
+/// floor on: the keys' new leader, which never held the expired key,
+/// stamps its commands above it too, as the old leader would have.
+#[tokio::test]
+async fn a_handoff_carries_the_expired_floor_to_the_new_owners() {
+    distcache_server::security::tls::install_crypto_provider();
+    let source = Aux::start("aux-floor-source").await;
+    let target = Aux::start("aux-floor-target").await;
+    let (to_source, to_target) = (source.client(), target.client());
+    // Keys for the handoff to move (some of them to the target), and one
+    // written at a version from far ahead that expires at once.
+    let keys: Vec<&'static str> = (0..40)
+        .map(|i| &*Box::leak(format!("key-{i}").into_boxed_str()))
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        let answer = to_source.call(set(key, "v", i as u32)).await.unwrap();
+        assert_eq!(answer, Response::Written(WriteStatus::Stored));
+    }
+    let ahead = Version {
+        millis: 4_000_000_000_000,
+        counter: 0,
+        origin: 9,
+    };
+    let now_ms = distcache_core::clock::unix_ms();
+    let expiring = Request::Set {
+        key: Bytes::from_static(b"gone"),
+        entry: Entry {
+            value: Bytes::from_static(b"soon gone"),
+            expires_at_ms: Some(now_ms + 100),
+            version: ahead,
+        },
+    };
+    assert_eq!(
+        to_source.call(expiring).await.unwrap(),
+        Response::Written(WriteStatus::Stored)
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        to_source.call(get("gone")).await.unwrap(),
+        Response::NotFound
+    );
+    let low = Version {
+        millis: 1_700_000_000_000,
+        counter: 100,
+        origin: 1,
+    };
+
+    let body = serde_json::json!({
+        "from": { "members": ["aux-floor-source"], "replicas": 1 },
+        "to": {
+            "members": [
+                { "id": "aux-floor-source", "data_addr": source.data.to_string() },
+                { "id": "aux-floor-target", "data_addr": target.data.to_string() },
+            ],
+            "replicas": 1
+        },
+        "sources": ["aux-floor-source"],
+        "vnodes": 16,
+    });
+    let answer = reqwest::Client::new()
+        .post(format!("http://{}/internal/handoff", source.http))
+        .header(distcache_server::security::secret::SECRET_HEADER, SECRET)
+        .json(&body)
+        .send()
+        .await
+        .expect("POST /internal/handoff");
+    assert_eq!(answer.status(), 200);
+    let report: serde_json::Value = answer.json().await.expect("a report");
+    assert!(report["moved"].as_u64().unwrap() > 0, "{report}");
+
+    let at_target = executed_version(to_target.call(execute_set("at-target", low)).await.unwrap());
+    assert!(
+        at_target > ahead,
+        "the new owner stamps above what expired at the old one: {at_target:?}"
+    );
+    // The source's own floor, in the expired key's shard.
+    let at_source = executed_version(to_source.call(execute_set("gone", low)).await.unwrap());
+    assert!(
+        at_source > ahead,
+        "the source stamps above what expired there: {at_source:?}"
+    );
+    let metrics = target.get("/metrics").await;
+    assert!(
+        metrics.contains("distcache_data_requests_total{op=\"note_expired\"} 1\n"),
+        "{metrics}"
+    );
+
+    source.stop().await;
+    target.stop().await;
 }
 
 /// Several connections race announces and data requests at rising, jumbled

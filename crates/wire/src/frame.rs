@@ -40,6 +40,7 @@
 //! | `0x0A` | `ApplyChanges` | version, count, count × changes       |
 //! | `0x0B` | `CountKeys` | count, count × position range            |
 //! | `0x0C` | `Execute`, keys only | as `0x09`                       |
+//! | `0x0D` | `NoteExpired` | key, version                          |
 //!
 //! | opcode | response      | payload                                          |
 //! |--------|---------------|--------------------------------------------------|
@@ -77,6 +78,11 @@
 //! keys with no other replica) is answered with changes whose effects are
 //! empty: the master needs the changed keys (its near cache), not what to
 //! apply elsewhere.
+//!
+//! `NoteExpired` (a handoff's source to each target, before its first
+//! copies) names the highest key that expired at the sender and the
+//! version it held; the receiver stamps commands above it and stores
+//! nothing. An auxiliary from before it closes the connection.
 //!
 //! A position range (`CountKeys`) is `u64 first, u64 last`, both included
 //! (`distcache_core::ring::PositionRange`); the ranges of one request are
@@ -161,9 +167,10 @@ mod req_op {
     pub const COUNT_KEYS: u8 = 0x0B;
     /// `Execute` whose answer leaves out the changes' effects.
     pub const EXECUTE_KEYS_ONLY: u8 = 0x0C;
+    pub const NOTE_EXPIRED: u8 = 0x0D;
     /// Every request opcode: they are numbered without gaps, and a new one
     /// extends this range.
-    pub const ALL: std::ops::RangeInclusive<u8> = PING..=EXECUTE_KEYS_ONLY;
+    pub const ALL: std::ops::RangeInclusive<u8> = PING..=NOTE_EXPIRED;
 }
 
 /// Response opcodes.
@@ -286,6 +293,16 @@ pub enum Request {
         /// Sorted and disjoint.
         ranges: Vec<PositionRange>,
     },
+    /// `key` held `version` until it expired at the sender: commands the
+    /// receiver leads are stamped above it from now on (the expired floor
+    /// a handoff carries, see docs/replication.md); stores nothing and
+    /// deletes nothing. Answered with `Ok`.
+    NoteExpired {
+        /// The key that expired.
+        key: Bytes,
+        /// The version it held.
+        version: Version,
+    },
 }
 
 impl Request {
@@ -303,6 +320,7 @@ impl Request {
             Request::Execute { .. } => "execute",
             Request::ApplyChanges { .. } => "apply_changes",
             Request::CountKeys { .. } => "count_keys",
+            Request::NoteExpired { .. } => "note_expired",
         }
     }
 }
@@ -543,7 +561,9 @@ pub fn try_encode_request(
         Request::Hello { secret } => value_size(secret)?,
         Request::Get { key } => key_size(key)?,
         Request::Set { key, entry } => key_size(key)?.saturating_add(entry_size(entry)?),
-        Request::Delete { key, .. } => key_size(key)?.saturating_add(VERSION_BYTES),
+        Request::Delete { key, .. } | Request::NoteExpired { key, .. } => {
+            key_size(key)?.saturating_add(VERSION_BYTES)
+        }
         Request::GetMany { keys } => {
             check_count(keys.len())?;
             keys.iter()
@@ -610,6 +630,7 @@ pub fn try_encode_request(
         } => req_op::EXECUTE_KEYS_ONLY,
         Request::ApplyChanges { .. } => req_op::APPLY_CHANGES,
         Request::CountKeys { .. } => req_op::COUNT_KEYS,
+        Request::NoteExpired { .. } => req_op::NOTE_EXPIRED,
     };
     let payload = EPOCH_BYTES.saturating_add(body);
     let start = put_header(id, opcode, payload, buf)?;
@@ -622,7 +643,7 @@ pub fn try_encode_request(
             put_key(key, buf);
             put_entry(entry, buf);
         }
-        Request::Delete { key, version } => {
+        Request::Delete { key, version } | Request::NoteExpired { key, version } => {
             put_key(key, buf);
             put_version(version, buf);
         }
@@ -970,6 +991,10 @@ pub fn decode_request(buf: &mut BytesMut) -> Result<Option<RequestFrame>, FrameE
             entry: r.entry()?,
         },
         req_op::DELETE => Request::Delete {
+            key: r.key()?,
+            version: r.version()?,
+        },
+        req_op::NOTE_EXPIRED => Request::NoteExpired {
             key: r.key()?,
             version: r.version()?,
         },
@@ -1334,6 +1359,10 @@ mod tests {
             Request::Delete {
                 key: Bytes::from_static(b"gone"),
                 version: version(3),
+            },
+            Request::NoteExpired {
+                key: Bytes::from_static(b"expired"),
+                version: version(4),
             },
             Request::GetMany { keys: vec![] },
             Request::GetMany {

@@ -122,7 +122,10 @@ impl Handler for MapHandler {
                 }
                 Response::Ok
             }
-            Request::Execute { .. } | Request::ApplyChanges { .. } | Request::CountKeys { .. } => {
+            Request::Execute { .. }
+            | Request::ApplyChanges { .. }
+            | Request::CountKeys { .. }
+            | Request::NoteExpired { .. } => {
                 Response::error(error_code::BAD_REQUEST, "no commands in this test server")
             }
         }

@@ -522,6 +522,22 @@ impl Store {
         }
     }
 
+    /// The highest item that expired in any shard, as its key and version:
+    /// the floor for commands' versions that a handoff carries to the
+    /// keys' new owners (they record it with [`Store::note_expired`]).
+    /// `None` when no item expired here.
+    pub fn highest_expired(&self) -> Option<(Bytes, Version)> {
+        let mut highest: Option<(Bytes, Version)> = None;
+        for shard in 0..self.shards.len() {
+            self.for_each_expired_in_shard(shard, |key, entry| {
+                if highest.as_ref().is_none_or(|(_, v)| entry.version > *v) {
+                    highest = Some((Bytes::copy_from_slice(key), entry.version));
+                }
+            });
+        }
+        highest
+    }
+
     /// Records that `key` held `version` until it expired
     /// (a snapshot's entry found expired when it is loaded): every shard's
     /// floor for commands' versions is raised to it, so the commands a

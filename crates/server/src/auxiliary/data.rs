@@ -120,6 +120,7 @@ struct OpCounters {
     execute: IntCounter,
     apply_changes: IntCounter,
     count_keys: IntCounter,
+    note_expired: IntCounter,
     other: IntCounter,
     stale_epoch_refusals: IntCounter,
 }
@@ -145,6 +146,7 @@ impl DataHandler {
                 execute: op("execute"),
                 apply_changes: op("apply_changes"),
                 count_keys: op("count_keys"),
+                note_expired: op("note_expired"),
                 other: op("other"),
                 stale_epoch_refusals: metrics.stale_epoch_refusals.clone(),
             },
@@ -433,7 +435,7 @@ fn is_data_request(req: &Request) -> bool {
         | Request::Execute { .. }
         | Request::ApplyChanges { .. }
         | Request::CountKeys { .. } => true,
-        Request::Ping | Request::Hello { .. } => false,
+        Request::Ping | Request::Hello { .. } | Request::NoteExpired { .. } => false,
     }
 }
 
@@ -530,6 +532,14 @@ impl Handler for DataHandler {
                 Response::Counted {
                     keys: self.store.count_in_ranges(&ranges, now),
                 }
+            }
+            Request::NoteExpired { key, version } => {
+                // Stores and deletes nothing, so it needs no fence and no
+                // log record: it only raises the floor commands are
+                // stamped above (a floor higher than needed is harmless).
+                self.ops.note_expired.inc();
+                self.store.note_expired(&key, version);
+                Response::Ok
             }
             Request::Ping => {
                 self.ops.other.inc();

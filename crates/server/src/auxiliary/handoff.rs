@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use distcache_core::handoff::{HandoffPlan, Targets};
 use distcache_core::mutation_log::Mutation;
-use distcache_core::{Entry, Ring, Version};
+use distcache_core::{Entry, Ring, Store, Version};
 use distcache_wire::frame::{KeyedEntry, WriteStatus};
-use distcache_wire::{Client, ClientConfig, Request, Response};
+use distcache_wire::{Client, ClientConfig, Request, Response, WireError};
 use futures_util::future::join_all;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Node;
 use crate::http::ApiError;
@@ -128,6 +128,30 @@ pub(super) async fn run(node: &Arc<Node>, req: HandoffRequest) -> Result<Handoff
 /// handed over), logged as one step with the drop (see
 /// `MutationLog::applying`), or a restart would replay the copy back here.
 /// True if it dropped it.
+/// Tells a target this node's expired floor before its first copies:
+/// the keys' new leader then stamps their commands above the versions of
+/// keys that expired here, as this node would have (docs/replication.md,
+/// "A key that just expired at its leader"). A target that closes the
+/// connection instead (a build from before `NoteExpired`) gets its copies
+/// without it; one that does not answer fails as a batch would.
+async fn send_expired_floor(store: &Store, client: &Client, id: &str) -> Result<(), WireError> {
+    let Some((key, version)) = store.highest_expired() else {
+        return Ok(());
+    };
+    match client.call(Request::NoteExpired { key, version }).await {
+        Ok(Response::Ok) => Ok(()),
+        Ok(other) => {
+            debug!(target_node = %id, answer = ?other, "the expired floor was not taken");
+            Ok(())
+        }
+        Err(e @ WireError::Closed { .. }) => {
+            debug!(target_node = %id, error = %e, "the expired floor was not taken (an older build?)");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn forget(node: &Node, key: &[u8], version: Version) -> bool {
     let drop = || {
         let dropped = node.store.remove_if_version(key, version);
@@ -182,6 +206,8 @@ async fn pass(
     // Targets that failed once in this pass get nothing more: a peer that
     // hangs costs one timeout, not one per shard.
     let dead: std::sync::Mutex<std::collections::HashSet<u32>> = Default::default();
+    // Targets told this node's expired floor in this pass.
+    let floored: std::sync::Mutex<std::collections::HashSet<u32>> = Default::default();
     for shard in 0..store.shard_count() {
         if superseded(node, generation) {
             return Err(ApiError::unavailable(
@@ -230,9 +256,15 @@ async fn pass(
             let client = node.handoffs.peer(&addr, node.credentials.wire_secret());
             let copies = &copies;
             let dead = &dead;
+            let floored = &floored;
             async move {
                 if dead.lock().unwrap_or_else(|e| e.into_inner()).contains(&t) {
                     return (t, Err(format!("{id} failed earlier in this handoff")));
+                }
+                let first = floored.lock().unwrap_or_else(|e| e.into_inner()).insert(t);
+                if first && let Err(e) = send_expired_floor(store, &client, &id).await {
+                    dead.lock().unwrap_or_else(|e| e.into_inner()).insert(t);
+                    return (t, Err(e.to_string()));
                 }
                 let mut stored = 0u64;
                 let mut start = 0;
@@ -346,5 +378,126 @@ async fn pass(
             "handoff_incomplete",
             format!("some copies could not be sent and were kept: {e}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::BytesMut;
+    use distcache_core::StoreConfig;
+    use distcache_wire::frame::{decode_request, encode_response};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A store whose highest expired key is `gone` at version 7.
+    fn store_with_a_floor() -> Store {
+        let store = Store::new(StoreConfig::default());
+        let version = Version {
+            millis: 7,
+            counter: 0,
+            origin: 1,
+        };
+        store.note_expired(b"gone", version);
+        assert_eq!(
+            store.highest_expired(),
+            Some((Bytes::from_static(b"gone"), version))
+        );
+        store
+    }
+
+    fn client(addr: std::net::SocketAddr, timeout: Duration) -> Client {
+        Client::new(
+            addr.to_string(),
+            ClientConfig {
+                request_timeout: timeout,
+                ..ClientConfig::default()
+            },
+        )
+    }
+
+    /// A peer of a build from before `NoteExpired`: it answers the
+    /// handshake and pings, and drops the connection on a request it does
+    /// not know, as the frame decoder of such a build does. Counts the
+    /// connections it accepted.
+    async fn older_peer() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut input = BytesMut::new();
+                    loop {
+                        while let Ok(Some(frame)) = decode_request(&mut input) {
+                            let answer = match frame.request {
+                                Request::Hello { .. } => Response::Ok,
+                                Request::Ping => Response::Pong,
+                                _ => return,
+                            };
+                            let mut out = BytesMut::new();
+                            encode_response(frame.id, &answer, &mut out);
+                            if stream.write_all(&out).await.is_err() {
+                                return;
+                            }
+                        }
+                        if matches!(stream.read_buf(&mut input).await, Ok(0) | Err(_)) {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn an_older_target_gets_its_copies_without_the_floor() {
+        let store = store_with_a_floor();
+        let (addr, accepted) = older_peer().await;
+        let peer = client(addr, Duration::from_secs(5));
+        send_expired_floor(&store, &peer, "older")
+            .await
+            .expect("a dropped connection is not a failed target");
+        assert_eq!(
+            peer.call(Request::Ping).await.expect("a new connection"),
+            Response::Pong
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_target_that_does_not_answer_fails_as_a_batch_would() {
+        let store = store_with_a_floor();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepts, then never reads nor answers.
+        let held = tokio::spawn(async move {
+            let mut streams = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                streams.push(stream);
+            }
+        });
+        let peer = client(addr, Duration::from_millis(200));
+        let result = send_expired_floor(&store, &peer, "hung").await;
+        assert!(
+            matches!(result, Err(WireError::Timeout { .. })),
+            "{result:?}"
+        );
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn nothing_is_sent_when_nothing_expired() {
+        let store = Store::new(StoreConfig::default());
+        let (addr, accepted) = older_peer().await;
+        let peer = client(addr, Duration::from_secs(5));
+        send_expired_floor(&store, &peer, "any").await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 0, "not even a connection");
     }
 }
