@@ -225,6 +225,24 @@ for protocol in (2, 3):
         raise SystemExit("a wrong token was accepted")
     except redis.exceptions.AuthenticationError:
         pass
+# scan_iter pages by cursor; every cursor must fit a signed 64-bit integer,
+# which is how some clients (phpredis 5) read it: one past 2^63 came back
+# as 2^63-1 there and the scan never ended.
+p = r.pipeline(transaction=False)
+for i in range(200):
+    p.set(f"{key}:scan:{i}", i)
+p.execute()
+cursor, seen, pages = 0, set(), 0
+while True:
+    cursor, keys = r.scan(cursor, match=f"{key}:scan:*", count=5)
+    assert 0 <= cursor < 2**63, f"cursor {cursor} is past a signed 64-bit integer"
+    seen.update(keys)
+    pages += 1
+    if cursor == 0:
+        break
+assert seen == {f"{key}:scan:{i}" for i in range(200)}, len(seen)
+assert pages > 10, pages
+assert len(set(r.scan_iter(match=f"{key}:scan:*", count=7))) == 200
 print("ok")
 "#;
     let out = run_ok(
