@@ -1,7 +1,8 @@
 //! Real Redis clients against a real cluster's RESP listener: redis-cli
 //! (Debian's `redis-tools`, with `--pipe`, `-3` and AUTH), redis-benchmark,
-//! the Python `redis` package from PyPI (`scripts/deps.d/26-redis-py.sh`)
-//! and the `redis` crate. Each does real work and reads it back through
+//! the Python `redis` package from PyPI (`scripts/deps.d/26-redis-py.sh`),
+//! node-redis from npm (`scripts/deps.d/27-node-redis.sh`) and the `redis`
+//! crate. Each does real work and reads it back through
 //! the same master, on keys unique to the test.
 
 mod common;
@@ -225,6 +226,24 @@ for protocol in (2, 3):
         raise SystemExit("a wrong token was accepted")
     except redis.exceptions.AuthenticationError:
         pass
+# scan_iter pages by cursor; every cursor must fit a signed 64-bit integer,
+# which is how some clients (phpredis 5) read it: one past 2^63 came back
+# as 2^63-1 there and the scan never ended.
+p = r.pipeline(transaction=False)
+for i in range(200):
+    p.set(f"{key}:scan:{i}", i)
+p.execute()
+cursor, seen, pages = 0, set(), 0
+while True:
+    cursor, keys = r.scan(cursor, match=f"{key}:scan:*", count=5)
+    assert 0 <= cursor < 2**63, f"cursor {cursor} is past a signed 64-bit integer"
+    seen.update(keys)
+    pages += 1
+    if cursor == 0:
+        break
+assert seen == {f"{key}:scan:{i}" for i in range(200)}, len(seen)
+assert pages > 10, pages
+assert len(set(r.scan_iter(match=f"{key}:scan:*", count=7))) == 200
 print("ok")
 "#;
     let out = run_ok(
@@ -283,4 +302,94 @@ fn the_redis_crate_works_in_resp2_and_resp3() {
             "{err}"
         );
     }
+}
+
+/// node-redis (npm's `redis`, `scripts/deps.d/27-node-redis.sh`): at
+/// connect it sends `HELLO 3 AUTH user token SETNAME name` (RESP3) or AUTH
+/// and CLIENT SETNAME (RESP2), then `CLIENT SETINFO` twice; in RESP3 it
+/// maps replies by their type (a map to an object, a set to an array, a
+/// double to a number), so a reply of the wrong RESP3 type shows.
+#[test]
+fn node_redis_works_in_resp2_and_resp3() {
+    let cluster = cluster(true);
+    let port = port(&cluster);
+    let dir = repo().join("scripts/node-redis");
+    assert!(
+        dir.join("node_modules/redis").is_dir(),
+        "run scripts/deps.d/27-node-redis.sh for node-redis"
+    );
+    let node = tool("node", "scripts/deps.d/27-node-redis.sh");
+    let key = unique("node");
+    let script = r#"
+const assert = require("node:assert/strict");
+const { createClient, RESP_TYPES } = require("redis");
+const [port, key, write, read] = process.argv.slice(1);
+const connect = (RESP, password, extra = {}) => createClient({
+  socket: { host: "127.0.0.1", port: +port, reconnectStrategy: false },
+  username: "app", password, RESP, name: "node-test", ...extra,
+});
+(async () => {
+  for (const RESP of [2, 3]) {
+    const r = connect(RESP, write);
+    await r.connect();
+    const k = `${key}:${RESP}`;
+    assert.equal(await r.ping(), "PONG");
+    assert.equal(await r.set(k, "v1", { EX: 100 }), "OK");
+    assert.equal(await r.set(k, "v2", { GET: true }), "v1");
+    assert.equal(await r.get(k), "v2");
+    assert.equal(await r.get(k + ":none"), null);
+    assert.deepEqual(await r.mGet([k, k + ":none"]), ["v2", null]);
+    assert.equal(await r.hSet(k + ":h", { a: "1", b: "x" }), 2);
+    assert.deepEqual({ ...(await r.hGetAll(k + ":h")) }, { a: "1", b: "x" });
+    assert.deepEqual({ ...(await r.hGetAll(k + ":none")) }, {});
+    assert.equal(await r.sAdd(k + ":s", ["x", "y"]), 2);
+    assert.deepEqual([...(await r.sMembers(k + ":s"))].sort(), ["x", "y"]);
+    assert.deepEqual(await r.smIsMember(k + ":s", ["x", "q"]), [1, 0]);
+    assert.equal(await r.zAdd(k + ":z", [{ score: 1, value: "a" }, { score: 2.5, value: "b" }]), 2);
+    assert.deepEqual(await r.zRangeWithScores(k + ":z", 0, -1),
+      [{ value: "a", score: 1 }, { value: "b", score: 2.5 }]);
+    assert.equal(await r.zScore(k + ":z", "b"), 2.5);
+    assert.deepEqual(await r.zPopMin(k + ":z"), { value: "a", score: 1 });
+    assert.deepEqual(await r.zmScore(k + ":z", ["b", "q"]), [2.5, null]);
+    assert.equal(await r.incrByFloat(k + ":f", 1.5), "1.5");
+    const bytes = Buffer.from([0, 1, 255, 13, 10, 200]);
+    await r.set(k + ":bin", bytes);
+    const asBuffer = r.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+    assert.deepEqual(await asBuffer.get(k + ":bin"), bytes);
+    assert.deepEqual(await r.multi().incr(k + ":t").incr(k + ":t").exec(), [1, 2]);
+    assert.deepEqual(await r.multi().set(k + ":p", "1").incr(k + ":p").get(k + ":p").execAsPipeline(),
+      ["OK", 2, "2"]);
+    await Promise.all([...Array(100).keys()].map((i) => r.set(`${k}:scan:${i}`, String(i))));
+    const seen = new Set();
+    for await (const keys of r.scanIterator({ MATCH: `${k}:scan:*`, COUNT: 5 })) {
+      for (const found of keys) seen.add(found);
+    }
+    assert.equal(seen.size, 100);
+    assert.equal(await r.clientGetName(), "node-test");
+    const info = await r.clientInfo();
+    assert.equal(info.libName, "node-redis");
+    assert.equal(info.resp, RESP);
+    assert.match((await r.info("server")), /redis_version:7\.2\.0/);
+    assert.deepEqual({ ...(await r.configGet("maxmemory")) }, { maxmemory: "0" });
+    await r.close();
+
+    const ro = connect(RESP, read);
+    await ro.connect();
+    assert.equal(await ro.get(k), "v2");
+    await assert.rejects(ro.set(k, "no"), /NOPERM this user has no permissions to run the 'set' command/);
+    await ro.close();
+    const wrong = connect(RESP, "wrong");
+    wrong.on("error", () => {});
+    await assert.rejects(wrong.connect(), /WRONGPASS/);
+  }
+  console.log("ok");
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
+    let out = run_ok(
+        "node-redis",
+        Command::new(&node)
+            .current_dir(&dir)
+            .args(["-e", script, &port, &key, WRITE, READ]),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }

@@ -49,6 +49,9 @@ const SAME: &[&[&str]] = &[
     &["CLIENT", "SETNAME"],
     &["CLIENT", "GETNAME", "x"],
     &["CLIENT", "FOO"],
+    &["CLIENT", "HELP", "x"],
+    &["CONFIG", "HELP", "x"],
+    &["COMMAND", "HELP", "x"],
     &["CLIENT", "NO-EVICT", "on"],
     &["CLIENT", "NO-EVICT", "maybe"],
     &["CLIENT", "LIST", "TYPE", "foo"],
@@ -152,6 +155,23 @@ fn connection_commands_answer_as_redis_does_in_resp2_and_resp3() {
             assert!(matches!(call(side, &["LASTSAVE"]), Frame::Int(_)));
             assert!(matches!(call(side, &["CLIENT", "ID"]), Frame::Int(_)));
             assert!(matches!(call(side, &["COMMAND", "COUNT"]), Frame::Int(_)));
+            // HELP, which every "unknown subcommand ... Try CLIENT HELP."
+            // points to: status lines, HELP among them.
+            for command in ["CLIENT", "CONFIG", "COMMAND"] {
+                match call(side, &[command, "HELP"]) {
+                    Frame::Array(lines) => {
+                        assert!(
+                            lines.iter().all(|l| matches!(l, Frame::Simple(_))),
+                            "{command} HELP: {lines:?}"
+                        );
+                        assert!(
+                            lines.contains(&Frame::Simple("HELP".into())),
+                            "{command} HELP: {lines:?}"
+                        );
+                    }
+                    other => panic!("{command} HELP answered {other:?}"),
+                }
+            }
         }
         // QUIT answers +OK on both.
         assert_eq!(call(&mut mine, &["QUIT"]), call(&mut theirs, &["QUIT"]));

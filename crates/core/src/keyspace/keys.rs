@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{EffectOp, Exec, Result, misrouted};
+use super::{EffectOp, Exec, Result, misrouted, scan_cursor, scan_start};
 use crate::command::glob::pattern_allows;
 use crate::command::{Command, CommandError, ExpireCond, Expiry, Reply, ScanOpts};
 use crate::value::ValueType;
@@ -176,10 +176,11 @@ impl Exec<'_> {
         Ok(Reply::Integer(1))
     }
 
-    /// SCAN: the keys from position `cursor` on in hash order, until
-    /// `count` distinct positions were visited, filtered; the next cursor
-    /// is the first position not visited, or 0 at the end. Keys sharing a
-    /// position are always answered together, so a cursor never splits them.
+    /// SCAN: the keys from `cursor` on in hash order, until `count`
+    /// distinct cursors ([`scan_cursor`]: positions halved) were visited,
+    /// filtered; the next cursor is the first one not visited, or 0 at the
+    /// end. Keys sharing a cursor are always answered together, so a
+    /// cursor never splits them.
     fn scan(&mut self, cursor: u64, opts: &ScanOpts) -> Reply {
         self.ks.remove_expired(self.now);
         let type_filter = opts.type_name.as_ref().map(|t| ValueType::from_name(t));
@@ -187,14 +188,15 @@ impl Exec<'_> {
         let mut next = 0;
         let mut visited = 0;
         let mut last = None;
-        for (pos, k, e) in self.ks.iter_from(cursor) {
-            if last != Some(pos) {
+        for (pos, k, e) in self.ks.iter_from(scan_start(cursor)) {
+            let at = scan_cursor(pos);
+            if last != Some(at) {
                 if visited == opts.count {
-                    next = pos;
+                    next = at;
                     break;
                 }
                 visited += 1;
-                last = Some(pos);
+                last = Some(at);
             }
             let type_ok = match type_filter {
                 None => true,

@@ -17,8 +17,9 @@
 //!   every command from `now_ms` on; it is removed when touched (or by
 //!   [`Keyspace::remove_expired`]), never shipped as an effect: replicas
 //!   reach the same verdict from the same expiry.
-//! - Keys are kept in buckets ordered by the key's xxh3 hash, which is also
-//!   SCAN's cursor: a cursor is a position in the hash space, the same on
+//! - Keys are kept in buckets ordered by the key's xxh3 hash, which (halved,
+//!   [`scan_cursor`]) is also SCAN's cursor: a cursor is a position in the
+//!   hash space, the same on
 //!   every node and across rebalancing, so a later distributed SCAN can
 //!   walk the auxiliaries in hash order and a key that stays put for the
 //!   whole scan is returned at least once.
@@ -76,6 +77,22 @@ pub struct Keyspace {
 /// The position of a key in the hash space: its bucket and SCAN's order.
 pub fn key_position(key: &[u8]) -> u64 {
     crate::ring::placement_hash(key)
+}
+
+/// SCAN's cursor for the keys at `position`: the position halved, so that
+/// every cursor fits in a signed 64-bit integer. Redis's cursors are
+/// unsigned, but some clients read them as signed (phpredis 5, Debian 12's,
+/// parses a `long`): there a cursor past 2^63 turns into 2^63-1 and the
+/// scan never ends. Keys whose positions differ only in the last bit share
+/// a cursor, and a scan answers them together.
+pub fn scan_cursor(position: u64) -> u64 {
+    position >> 1
+}
+
+/// The first key position SCAN's `cursor` covers ([`scan_cursor`]'s
+/// inverse; a cursor no scan answers, past 2^63-1, covers the last one).
+pub fn scan_start(cursor: u64) -> u64 {
+    cursor.saturating_mul(2)
 }
 
 impl Keyspace {

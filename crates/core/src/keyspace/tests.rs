@@ -373,6 +373,9 @@ proptest! {
                 run(&mut ks, &format!("DEL {k}"));
             }
             cursor = String::from_utf8(next.to_vec()).unwrap();
+            // Clients that read a cursor as a signed 64-bit integer
+            // (phpredis 5) must get it back as sent.
+            prop_assert!(cursor.parse::<i64>().is_ok(), "cursor {} is past i64", cursor);
             if cursor == "0" {
                 break;
             }

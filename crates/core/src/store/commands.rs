@@ -33,7 +33,7 @@ use super::{EntryRef, SetOutcome, Store, hash_key, shard_index};
 use crate::command::glob::pattern_allows;
 use crate::command::{Command, Reply, ScanOpts};
 use crate::keyspace::effect::encoding as effect_encoding;
-use crate::keyspace::{self, Effect, EffectOp, Keyspace, Outcome};
+use crate::keyspace::{self, Effect, EffectOp, Keyspace, Outcome, scan_cursor, scan_start};
 use crate::mutation_log::Mutation;
 use crate::value::{ValueType, stored};
 use crate::version::Version;
@@ -619,14 +619,14 @@ impl Store {
         })
     }
 
-    /// SCAN from `cursor`: as the keyspace's SCAN, COUNT counts positions
-    /// visited, and the next cursor is the first position not visited (0
-    /// at the end).
+    /// SCAN from `cursor`: as the keyspace's SCAN, COUNT counts cursors
+    /// ([`keyspace::scan_cursor`]: positions halved) visited, and the next
+    /// cursor is the first one not visited (0 at the end).
     ///
     /// Two passes over the shards. The first finds where the window ends:
-    /// the (COUNT + 1)th distinct position from the cursor over all
+    /// the (COUNT + 1)th distinct cursor from the start over all
     /// shards, which is among each shard's first COUNT + 1 (a shard with
-    /// COUNT positions below it would make it the (COUNT + 2)th), so each
+    /// COUNT cursors below it would make it the (COUNT + 2)th), so each
     /// shard is asked for those and no more. The second copies the keys in
     /// the window that pass MATCH and TYPE. A key that stays put from one
     /// call to the next is answered by exactly one of them: the windows of
@@ -635,33 +635,38 @@ impl Store {
     /// Redis as here); one deleted between them is not.
     fn scan(&self, cursor: u64, opts: &ScanOpts, now_ms: u64) -> Reply {
         let wanted = opts.count.saturating_add(1);
-        let mut positions = Vec::new();
+        let mut cursors = Vec::new();
         for index in 0..self.shards.len() {
             let mut taken = 0;
             let mut last = None;
-            self.lock(index)
-                .for_each_from_position(cursor, None, now_ms, |position, _, _| {
-                    if last != Some(position) {
+            self.lock(index).for_each_from_position(
+                scan_start(cursor),
+                None,
+                now_ms,
+                |position, _, _| {
+                    let at = scan_cursor(position);
+                    if last != Some(at) {
                         if taken == wanted {
                             return false;
                         }
                         taken += 1;
-                        last = Some(position);
-                        positions.push(position);
+                        last = Some(at);
+                        cursors.push(at);
                     }
                     true
-                });
+                },
+            );
         }
-        positions.sort_unstable();
-        positions.dedup();
-        let until = positions.get(opts.count).copied();
+        cursors.sort_unstable();
+        cursors.dedup();
+        let until = cursors.get(opts.count).copied();
 
         let type_filter = opts.type_name.as_ref().map(|t| ValueType::from_name(t));
         let mut found = Vec::new();
         for index in 0..self.shards.len() {
             self.lock(index).for_each_from_position(
-                cursor,
-                until,
+                scan_start(cursor),
+                until.map(scan_start),
                 now_ms,
                 |position, key, value_type| {
                     let type_ok = match type_filter {

@@ -9,10 +9,11 @@
 //! has flushed (its deletes are in its mutation log); an auxiliary that
 //! does not answer makes it an error, and the flush can be sent again.
 //!
-//! SCAN's cursor is a position in the 64-bit key-hash space, the same on
-//! every node (`distcache_core::keyspace::key_position`): every node is
-//! asked to scan from the cursor, and the answer is every key found below
-//! the lowest place any node stopped, which becomes the next cursor. A key
+//! SCAN's cursor is a position in the 64-bit key-hash space, halved so that
+//! it fits a signed integer, the same on every node
+//! (`distcache_core::keyspace::scan_cursor`): every node is asked to scan
+//! from the cursor, and the answer is every key found below the lowest
+//! place any node stopped, which becomes the next cursor. A key
 //! present for the whole scan is returned at least once, wherever it lives
 //! and however keys move meanwhile.
 //!
@@ -43,7 +44,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use distcache_core::command::{CommandSpec, Reply};
-use distcache_core::keyspace::key_position;
+use distcache_core::keyspace::{key_position, scan_cursor};
 use distcache_core::ring::PositionRange;
 use futures_util::future::join_all;
 
@@ -295,7 +296,7 @@ impl Master {
         }
         for key in all {
             let position = key_position(&key);
-            if bound.is_none_or(|b| position < b) {
+            if bound.is_none_or(|b| scan_cursor(position) < b) {
                 keys.insert((position, key));
             }
         }

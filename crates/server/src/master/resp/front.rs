@@ -88,8 +88,8 @@ macro_rules! front {
 #[rustfmt::skip]
 pub(super) const FRONT_COMMANDS: &[FrontCommand] = &[
     front!("auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], ["@fast", "@connection"], [], "connection", "1.0.0", "Authenticates the connection with a token (AUTH token, or AUTH user token)"),
-    front!("client", -2, [], ["@slow"], [], "connection", "2.4.0", "Connection state: ID, GETNAME, SETNAME, INFO, LIST, SETINFO, NO-EVICT, NO-TOUCH"),
-    front!("command", -1, ["loading", "stale"], ["@slow", "@connection"], ["nondeterministic_output_order"], "server", "2.8.13", "Describes the commands: COUNT, INFO, DOCS, LIST, GETKEYS"),
+    front!("client", -2, [], ["@slow"], [], "connection", "2.4.0", "Connection state: ID, GETNAME, SETNAME, INFO, LIST, SETINFO, NO-EVICT, NO-TOUCH, HELP"),
+    front!("command", -1, ["loading", "stale"], ["@slow", "@connection"], ["nondeterministic_output_order"], "server", "2.8.13", "Describes the commands: COUNT, INFO, DOCS, LIST, GETKEYS, HELP"),
     front!("config", -2, [], ["@slow"], [], "server", "2.0.0", "CONFIG GET reads settings under Redis's names; CONFIG SET is refused"),
     front!("echo", 2, ["loading", "stale", "fast"], ["@fast", "@connection"], [], "connection", "1.0.0", "Returns the given string"),
     front!("hello", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], ["@fast", "@connection"], [], "connection", "6.0.0", "Handshake: protocol version, AUTH, SETNAME"),
@@ -363,7 +363,7 @@ fn client_subcommand(args: &[Bytes]) -> Result<String, Reply> {
     let lower = text(sub).to_ascii_lowercase();
     let argc = args.len();
     let arity_ok = match lower.as_str() {
-        "id" | "getname" | "info" => argc == 2,
+        "id" | "getname" | "info" | "help" => argc == 2,
         "setname" | "no-evict" | "no-touch" => argc == 3,
         "setinfo" => argc == 4,
         "list" => argc >= 2,
@@ -385,6 +385,7 @@ fn bad_subcommand(name: &str, args: &[Bytes]) -> Option<Reply> {
     let arity_ok = match (name, lower.as_str()) {
         ("client", _) => return client_subcommand(args).err(),
         ("config", "get") => argc >= 3,
+        ("config" | "command", "help") => argc == 2,
         ("config", "set" | "resetstat" | "rewrite") => true,
         ("command", "count" | "list") => argc == 2,
         ("command", "getkeys") => argc >= 4,
@@ -413,6 +414,7 @@ fn client(conn: &mut Connection, args: &[Bytes]) -> Reply {
         },
         "info" => Reply::bulk(client_line(&conn.registered.snapshot()).as_bytes()),
         "list" => client_list(conn, &args[2..]),
+        "help" => help("client", CLIENT_HELP),
         "setinfo" => {
             let value = &args[3];
             let attr = if is(&args[2], "lib-name") {
@@ -439,6 +441,52 @@ fn client(conn: &mut Connection, args: &[Bytes]) -> Reply {
         _ if is(&args[2], "on") || is(&args[2], "off") => Reply::OK,
         _ => Reply::Error(CommandError::Syntax),
     }
+}
+
+/// What `CLIENT HELP` lists: the subcommands distcache serves.
+const CLIENT_HELP: &[(&str, &str)] = &[
+    ("GETNAME", "Return the name of the current connection."),
+    ("ID", "Return the ID of the current connection."),
+    (
+        "INFO",
+        "Return information about the current client connection.",
+    ),
+    (
+        "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <id> [<id> ...]]",
+        "Return information about client connections.",
+    ),
+    (
+        "NO-EVICT (ON|OFF)",
+        "Accepted; changes nothing (eviction is not steered per client).",
+    ),
+    (
+        "NO-TOUCH (ON|OFF)",
+        "Accepted; changes nothing (eviction is not steered per client).",
+    ),
+    (
+        "SETINFO <option> <value>",
+        "Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+    ),
+    (
+        "SETNAME <name>",
+        "Assign the name <name> to the current connection.",
+    ),
+];
+
+/// `CLIENT HELP`, `CONFIG HELP` and `COMMAND HELP`, laid out as Redis's
+/// (a status line per line, each usage followed by what it does,
+/// indented), listing what distcache serves: the errors for an unknown
+/// subcommand say "Try CLIENT HELP.", as Redis's do.
+pub(super) fn help(command: &str, subcommands: &[(&str, &str)]) -> Reply {
+    let mut lines = vec![format!(
+        "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        command.to_ascii_uppercase()
+    )];
+    for (usage, what) in subcommands.iter().chain(&[("HELP", "Print this help.")]) {
+        lines.push((*usage).to_owned());
+        lines.push(format!("    {what}"));
+    }
+    Reply::Array(lines.into_iter().map(|l| Reply::Status(l.into())).collect())
 }
 
 /// CLIENT LIST [TYPE type] [ID id...].

@@ -245,6 +245,8 @@ pub(super) fn config(server: &RespServer, args: &[Bytes]) -> Reply {
             Reply::Map(found)
         }
         "get" => error("ERR wrong number of arguments for 'config|get' command".into()),
+        "help" if args.len() == 2 => super::front::help("config", CONFIG_HELP),
+        "help" => error("ERR wrong number of arguments for 'config|help' command".into()),
         "set" | "resetstat" | "rewrite" => error(format!(
             "ERR CONFIG {} is not supported by distcache: settings are environment variables \
              (or flags) read at start, see the README's settings table",
@@ -256,6 +258,37 @@ pub(super) fn config(server: &RespServer, args: &[Bytes]) -> Reply {
         )),
     }
 }
+
+/// What `CONFIG HELP` lists.
+const CONFIG_HELP: &[(&str, &str)] = &[
+    (
+        "GET <pattern> [<pattern> ...]",
+        "Return distcache's settings, under Redis's names, that match the patterns.",
+    ),
+    (
+        "SET | RESETSTAT | REWRITE",
+        "Refused: settings are environment variables (or flags) read at start.",
+    ),
+];
+
+/// What `COMMAND HELP` lists.
+const COMMAND_HELP: &[(&str, &str)] = &[
+    ("(no subcommand)", "Return details about all commands."),
+    ("COUNT", "Return the total number of commands."),
+    (
+        "DOCS [<command-name> ...]",
+        "Return documentation details about the commands, or all of them.",
+    ),
+    (
+        "GETKEYS <full-command>",
+        "Return the keys from a full command.",
+    ),
+    (
+        "INFO [<command-name> ...]",
+        "Return details about the commands, or all of them.",
+    ),
+    ("LIST", "Return a list of all commands."),
+];
 
 /// distcache's settings under Redis's names.
 fn settings(server: &RespServer) -> Vec<(&'static str, String)> {
@@ -494,7 +527,8 @@ pub(super) fn command(args: &[Bytes]) -> Reply {
             )
         }
         "getkeys" if args.len() >= 4 => getkeys(&args[2..]),
-        "count" | "list" | "getkeys" => error(format!(
+        "help" if args.len() == 2 => super::front::help("command", COMMAND_HELP),
+        "count" | "list" | "getkeys" | "help" => error(format!(
             "ERR wrong number of arguments for 'command|{lower}' command"
         )),
         _ => error(format!(
