@@ -68,6 +68,29 @@ const SAME: &[&[&str]] = &[
     &["COMMAND", "GETKEYS", "GET", "a", "b"],
     &["COMMAND", "GETKEYS", "PING", "a"],
     &["COMMAND", "INFO", "no-such-command"],
+    &["COMMAND", "LIST", "bad_arg"],
+    &["COMMAND", "LIST", "FILTERBY", "bad_arg"],
+    &["COMMAND", "LIST", "FILTERBY", "bad_arg", "bad_arg2"],
+    &[
+        "COMMAND", "LIST", "FILTERBY", "PATTERN", "a", "FILTERBY", "PATTERN", "b",
+    ],
+    &[
+        "COMMAND",
+        "LIST",
+        "FILTERBY",
+        "ACLCAT",
+        "non_existing_category",
+    ],
+    &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "@string"],
+    &[
+        "COMMAND",
+        "LIST",
+        "FILTERBY",
+        "MODULE",
+        "non_existing_module",
+    ],
+    &["COMMAND", "LIST", "FILTERBY", "PATTERN", "GET"],
+    &["COMMAND", "LIST", "filterby", "pattern", "getr*"],
     &["WAIT", "x", "0"],
     &["WAIT", "0", "-1"],
     &["TIME", "x"],
@@ -232,6 +255,52 @@ fn command_info_describes_every_command_as_redis_does() {
     }
 }
 
+/// `COMMAND LIST FILTERBY ACLCAT` and `PATTERN` pick the same commands as
+/// Redis's, among those distcache has (Redis lists its others too, and
+/// subcommands): so every command carries Redis's ACL categories, which
+/// ACL rules such as `-@dangerous` select by.
+#[test]
+fn command_list_filters_pick_the_commands_redis_picks() {
+    use std::collections::BTreeSet;
+    let cluster = cluster();
+    let ours = cluster.masters[0].resp_port.unwrap();
+    let redis = RedisServer::start();
+    let (mut theirs, mut mine) = clients(&redis, ours, false);
+    let ours_all: BTreeSet<String> = names(&call(&mut mine, &["COMMAND", "LIST"]))
+        .into_iter()
+        .collect();
+    let filters = [
+        "keyspace",
+        "read",
+        "write",
+        "set",
+        "sortedset",
+        "list",
+        "hash",
+        "string",
+        "fast",
+        "slow",
+        "dangerous",
+        "connection",
+        "transaction",
+        "admin",
+        "blocking",
+        "pubsub",
+    ]
+    .map(|cat| ["ACLCAT", cat])
+    .into_iter()
+    .chain(["z*", "*range*", "h?et", "[gs]et", "CLIENT*", "*"].map(|p| ["PATTERN", p]));
+    for [kind, arg] in filters {
+        let request = ["COMMAND", "LIST", "FILTERBY", kind, arg];
+        let expected: BTreeSet<String> = names(&call(&mut theirs, &request))
+            .into_iter()
+            .filter(|n| ours_all.contains(n))
+            .collect();
+        let got: BTreeSet<String> = names(&call(&mut mine, &request)).into_iter().collect();
+        assert_eq!(got, expected, "{request:?}");
+    }
+}
+
 /// Whether `name` is one of the listener's own commands (not in the data
 /// commands' table, which `docs/commands.md` lists).
 fn distcache_core_free(name: &str) -> bool {
@@ -355,6 +424,12 @@ fn pipelines_and_transactions_answer_as_redis_does() {
             c(&["DISCARD"]),
             c(&["MULTI"]),
             c(&["TIME", "x"]),
+            c(&["EXEC"]),
+            // COMMAND LIST takes a FILTERBY (Redis's arity -2): queued,
+            // not refused.
+            c(&["MULTI"]),
+            c(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "getrange"]),
+            c(&["COMMAND", "LIST", "bad_arg"]),
             c(&["EXEC"]),
             // EXEC with arguments is refused, and that discards the
             // transaction (EXECABORT naming the arity error), inside

@@ -278,7 +278,7 @@ fn settings(server: &RespServer) -> Vec<(&'static str, String)> {
 }
 
 /// Redis's ACL categories of a data command.
-fn acl_categories(spec: &CommandSpec) -> Vec<Reply> {
+fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
     let mut cats = Vec::new();
     if spec.has(flags::WRITE) {
         cats.push("@write");
@@ -301,11 +301,12 @@ fn acl_categories(spec: &CommandSpec) -> Vec<Reply> {
     } else {
         "@slow"
     });
-    if spec.has(flags::ADMIN) {
-        // Redis's category for FLUSHALL and FLUSHDB.
+    if spec.has(flags::ADMIN) || spec.name == "keys" {
+        // Redis's category for FLUSHALL and FLUSHDB, and for KEYS, which
+        // walks the whole keyspace (ACL rules like `-@dangerous` rely on it).
         cats.push("@dangerous");
     }
-    cats.into_iter().map(status).collect()
+    cats
 }
 
 fn spec_flags(spec: &CommandSpec) -> Vec<Reply> {
@@ -410,7 +411,7 @@ fn spec_info(spec: &CommandSpec) -> Reply {
         Reply::Integer(first),
         Reply::Integer(last),
         Reply::Integer(step),
-        Reply::Set(acl_categories(spec)),
+        Reply::Set(acl_categories(spec).into_iter().map(status).collect()),
         Reply::Set(spec_tips(spec)),
         Reply::Array(key_specs(spec)),
         Reply::Array(Vec::new()),
@@ -467,7 +468,7 @@ pub(super) fn command(args: &[Bytes]) -> Reply {
     let lower = String::from_utf8_lossy(sub).to_ascii_lowercase();
     match lower.as_str() {
         "count" if args.len() == 2 => Reply::Integer(all_names().count() as i64),
-        "list" if args.len() == 2 => Reply::Array(all_names().map(bulk).collect()),
+        "list" => list(&args[2..]),
         "info" if args.len() == 2 => command(&args[..1]),
         "info" => Reply::Array(
             args[2..]
@@ -494,13 +495,57 @@ pub(super) fn command(args: &[Bytes]) -> Reply {
             )
         }
         "getkeys" if args.len() >= 4 => getkeys(&args[2..]),
-        "count" | "list" | "getkeys" => error(format!(
+        "count" | "getkeys" => error(format!(
             "ERR wrong number of arguments for 'command|{lower}' command"
         )),
         _ => error(format!(
             "ERR unknown subcommand '{}'. Try COMMAND HELP.",
             String::from_utf8_lossy(sub)
         )),
+    }
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | FILTERBY ACLCAT category |
+/// FILTERBY PATTERN pattern]. As in Redis 7.0, one FILTERBY at most and it
+/// must end the command (anything else is a syntax error); a category is
+/// named without its `@`, and both it and the pattern match regardless of
+/// case. No command comes from a module, so MODULE lists none.
+fn list(options: &[Bytes]) -> Reply {
+    let [by, kind, arg] = options else {
+        if options.is_empty() {
+            return Reply::Array(all_names().map(bulk).collect());
+        }
+        return error("ERR syntax error".into());
+    };
+    if !by.eq_ignore_ascii_case(b"filterby") {
+        return error("ERR syntax error".into());
+    }
+    let arg = arg.to_ascii_lowercase();
+    let names = all_names();
+    let kept: Vec<Reply> = match kind.to_ascii_lowercase().as_slice() {
+        b"module" => Vec::new(),
+        b"aclcat" => names
+            .filter(|n| {
+                categories(n)
+                    .iter()
+                    .any(|c| c.strip_prefix('@').is_some_and(|c| c.as_bytes() == arg))
+            })
+            .map(bulk)
+            .collect(),
+        b"pattern" => names
+            .filter(|n| glob_match(&arg, n.as_bytes()))
+            .map(bulk)
+            .collect(),
+        _ => return error("ERR syntax error".into()),
+    };
+    Reply::Array(kept)
+}
+
+/// A command's ACL categories, from whichever table holds it.
+fn categories(name: &str) -> Vec<&'static str> {
+    match table::lookup(name.as_bytes()) {
+        Some(spec) => acl_categories(spec),
+        None => super::front::lookup(name.as_bytes()).map_or_else(Vec::new, |c| c.acl.to_vec()),
     }
 }
 
