@@ -301,6 +301,42 @@ fn command_list_filters_pick_the_commands_redis_picks() {
     }
 }
 
+/// CLIENT LIST and CLIENT INFO show a subcommand by its full name
+/// (`cmd=config|get`), as Redis 7 does, and a plain command by its name.
+#[test]
+fn client_list_shows_subcommands_by_their_full_names() {
+    let cluster = cluster();
+    let ours = cluster.masters[0].resp_port.unwrap();
+    let redis = RedisServer::start();
+    let shown = |line: Frame| -> String {
+        let Frame::Bulk(line) = line else {
+            panic!("a client line is a bulk string: {line:?}");
+        };
+        let line = String::from_utf8(line).unwrap();
+        let field = line.split_whitespace().find(|f| f.starts_with("cmd="));
+        field.unwrap_or_default().to_owned()
+    };
+    let (mut theirs, mut mine) = clients(&redis, ours, false);
+    let (mut theirs_peer, mut mine_peer) = clients(&redis, ours, false);
+    for last in [
+        &["CONFIG", "GET", "maxmemory"][..],
+        &["COMMAND", "COUNT"],
+        &["PING"],
+    ] {
+        let mut seen = Vec::new();
+        for (client, peer) in [(&mut theirs, &mut theirs_peer), (&mut mine, &mut mine_peer)] {
+            call(client, last);
+            let Frame::Int(id) = call(client, &["CLIENT", "ID"]) else {
+                panic!("CLIENT ID is an integer");
+            };
+            call(client, last);
+            let listed = call(peer, &["CLIENT", "LIST", "ID", &id.to_string()]);
+            seen.push((shown(listed), shown(call(client, &["CLIENT", "INFO"]))));
+        }
+        assert_eq!(seen[1], seen[0], "after {last:?}");
+    }
+}
+
 /// Whether `name` is one of the listener's own commands (not in the data
 /// commands' table, which `docs/commands.md` lists).
 fn distcache_core_free(name: &str) -> bool {
