@@ -337,6 +337,36 @@ fn client_list_shows_subcommands_by_their_full_names() {
     }
 }
 
+/// INFO has Redis's `cpu` section, with its fields, by default and when
+/// asked for (monitoring reads `used_cpu_user` and `used_cpu_sys`).
+#[test]
+fn info_has_the_cpu_section_redis_has() {
+    let cluster = cluster();
+    let ours = cluster.masters[0].resp_port.unwrap();
+    let redis = RedisServer::start();
+    let (mut theirs, mut mine) = clients(&redis, ours, false);
+    let cpu_fields = |info: Frame| -> Vec<String> {
+        let Frame::Bulk(text) = info else {
+            panic!("INFO is a bulk string: {info:?}");
+        };
+        String::from_utf8(text)
+            .unwrap()
+            .lines()
+            .filter(|l| *l == "# CPU" || l.starts_with("used_cpu_"))
+            .map(|l| l.split(':').next().unwrap().to_owned())
+            .collect()
+    };
+    for request in [&["INFO"][..], &["INFO", "cpu"], &["INFO", "everything"]] {
+        let expected = cpu_fields(call(&mut theirs, request));
+        assert!(expected.len() > 4, "{request:?}: {expected:?}");
+        assert_eq!(
+            cpu_fields(call(&mut mine, request)),
+            expected,
+            "{request:?}"
+        );
+    }
+}
+
 /// Whether `name` is one of the listener's own commands (not in the data
 /// commands' table, which `docs/commands.md` lists).
 fn distcache_core_free(name: &str) -> bool {
