@@ -71,6 +71,29 @@ const SAME: &[&[&str]] = &[
     &["COMMAND", "GETKEYS", "GET", "a", "b"],
     &["COMMAND", "GETKEYS", "PING", "a"],
     &["COMMAND", "INFO", "no-such-command"],
+    &["COMMAND", "LIST", "bad_arg"],
+    &["COMMAND", "LIST", "FILTERBY", "bad_arg"],
+    &["COMMAND", "LIST", "FILTERBY", "bad_arg", "bad_arg2"],
+    &[
+        "COMMAND", "LIST", "FILTERBY", "PATTERN", "a", "FILTERBY", "PATTERN", "b",
+    ],
+    &[
+        "COMMAND",
+        "LIST",
+        "FILTERBY",
+        "ACLCAT",
+        "non_existing_category",
+    ],
+    &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "@string"],
+    &[
+        "COMMAND",
+        "LIST",
+        "FILTERBY",
+        "MODULE",
+        "non_existing_module",
+    ],
+    &["COMMAND", "LIST", "FILTERBY", "PATTERN", "GET"],
+    &["COMMAND", "LIST", "filterby", "pattern", "getr*"],
     &["WAIT", "x", "0"],
     &["WAIT", "0", "-1"],
     &["TIME", "x"],
@@ -252,6 +275,118 @@ fn command_info_describes_every_command_as_redis_does() {
     }
 }
 
+/// `COMMAND LIST FILTERBY ACLCAT` and `PATTERN` pick the same commands as
+/// Redis's, among those distcache has (Redis lists its others too, and
+/// subcommands): so every command carries Redis's ACL categories, which
+/// ACL rules such as `-@dangerous` select by.
+#[test]
+fn command_list_filters_pick_the_commands_redis_picks() {
+    use std::collections::BTreeSet;
+    let cluster = cluster();
+    let ours = cluster.masters[0].resp_port.unwrap();
+    let redis = RedisServer::start();
+    let (mut theirs, mut mine) = clients(&redis, ours, false);
+    let ours_all: BTreeSet<String> = names(&call(&mut mine, &["COMMAND", "LIST"]))
+        .into_iter()
+        .collect();
+    let filters = [
+        "keyspace",
+        "read",
+        "write",
+        "set",
+        "sortedset",
+        "list",
+        "hash",
+        "string",
+        "fast",
+        "slow",
+        "dangerous",
+        "connection",
+        "transaction",
+        "admin",
+        "blocking",
+        "pubsub",
+    ]
+    .map(|cat| ["ACLCAT", cat])
+    .into_iter()
+    .chain(["z*", "*range*", "h?et", "[gs]et", "CLIENT*", "*"].map(|p| ["PATTERN", p]));
+    for [kind, arg] in filters {
+        let request = ["COMMAND", "LIST", "FILTERBY", kind, arg];
+        let expected: BTreeSet<String> = names(&call(&mut theirs, &request))
+            .into_iter()
+            .filter(|n| ours_all.contains(n))
+            .collect();
+        let got: BTreeSet<String> = names(&call(&mut mine, &request)).into_iter().collect();
+        assert_eq!(got, expected, "{request:?}");
+    }
+}
+
+/// CLIENT LIST and CLIENT INFO show a subcommand by its full name
+/// (`cmd=config|get`), as Redis 7 does, and a plain command by its name.
+#[test]
+fn client_list_shows_subcommands_by_their_full_names() {
+    let cluster = cluster();
+    let ours = cluster.masters[0].resp_port.unwrap();
+    let redis = RedisServer::start();
+    let shown = |line: Frame| -> String {
+        let Frame::Bulk(line) = line else {
+            panic!("a client line is a bulk string: {line:?}");
+        };
+        let line = String::from_utf8(line).unwrap();
+        let field = line.split_whitespace().find(|f| f.starts_with("cmd="));
+        field.unwrap_or_default().to_owned()
+    };
+    let (mut theirs, mut mine) = clients(&redis, ours, false);
+    let (mut theirs_peer, mut mine_peer) = clients(&redis, ours, false);
+    for last in [
+        &["CONFIG", "GET", "maxmemory"][..],
+        &["COMMAND", "COUNT"],
+        &["PING"],
+    ] {
+        let mut seen = Vec::new();
+        for (client, peer) in [(&mut theirs, &mut theirs_peer), (&mut mine, &mut mine_peer)] {
+            call(client, last);
+            let Frame::Int(id) = call(client, &["CLIENT", "ID"]) else {
+                panic!("CLIENT ID is an integer");
+            };
+            call(client, last);
+            let listed = call(peer, &["CLIENT", "LIST", "ID", &id.to_string()]);
+            seen.push((shown(listed), shown(call(client, &["CLIENT", "INFO"]))));
+        }
+        assert_eq!(seen[1], seen[0], "after {last:?}");
+    }
+}
+
+/// INFO has Redis's `cpu` section, with its fields, by default and when
+/// asked for (monitoring reads `used_cpu_user` and `used_cpu_sys`).
+#[test]
+fn info_has_the_cpu_section_redis_has() {
+    let cluster = cluster();
+    let ours = cluster.masters[0].resp_port.unwrap();
+    let redis = RedisServer::start();
+    let (mut theirs, mut mine) = clients(&redis, ours, false);
+    let cpu_fields = |info: Frame| -> Vec<String> {
+        let Frame::Bulk(text) = info else {
+            panic!("INFO is a bulk string: {info:?}");
+        };
+        String::from_utf8(text)
+            .unwrap()
+            .lines()
+            .filter(|l| *l == "# CPU" || l.starts_with("used_cpu_"))
+            .map(|l| l.split(':').next().unwrap().to_owned())
+            .collect()
+    };
+    for request in [&["INFO"][..], &["INFO", "cpu"], &["INFO", "everything"]] {
+        let expected = cpu_fields(call(&mut theirs, request));
+        assert!(expected.len() > 4, "{request:?}: {expected:?}");
+        assert_eq!(
+            cpu_fields(call(&mut mine, request)),
+            expected,
+            "{request:?}"
+        );
+    }
+}
+
 /// Whether `name` is one of the listener's own commands (not in the data
 /// commands' table, which `docs/commands.md` lists).
 fn distcache_core_free(name: &str) -> bool {
@@ -375,6 +510,12 @@ fn pipelines_and_transactions_answer_as_redis_does() {
             c(&["DISCARD"]),
             c(&["MULTI"]),
             c(&["TIME", "x"]),
+            c(&["EXEC"]),
+            // COMMAND LIST takes a FILTERBY (Redis's arity -2): queued,
+            // not refused.
+            c(&["MULTI"]),
+            c(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "getrange"]),
+            c(&["COMMAND", "LIST", "bad_arg"]),
             c(&["EXEC"]),
             // EXEC with arguments is refused, and that discards the
             // transaction (EXECABORT naming the arity error), inside

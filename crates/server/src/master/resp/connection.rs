@@ -185,9 +185,10 @@ impl Connection {
         };
         self.counters(name).received.inc();
         // What CLIENT LIST shows while the command runs, as in Redis.
+        let shown = front.map_or(name, |command| front::shown_name(command, &args));
         self.registered.update(|c| {
             c.last_command_at = started;
-            c.last_command = name;
+            c.last_command = shown;
         });
         let (reply, flow) = match front {
             Some(command) => front::run(self, command, &args).await,

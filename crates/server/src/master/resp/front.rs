@@ -107,6 +107,45 @@ pub(super) const FRONT_COMMANDS: &[FrontCommand] = &[
 static BY_NAME: LazyLock<ByName<FrontCommand>> =
     LazyLock::new(|| ByName::new(FRONT_COMMANDS, |command| command.name));
 
+/// The subcommands by the full names Redis 7 shows in CLIENT LIST's
+/// `cmd=` (`client|list`, not `client`).
+const SUBCOMMAND_NAMES: &[&str] = &[
+    "client|getname",
+    "client|id",
+    "client|info",
+    "client|list",
+    "client|no-evict",
+    "client|no-touch",
+    "client|setinfo",
+    "client|setname",
+    "command|count",
+    "command|docs",
+    "command|getkeys",
+    "command|info",
+    "command|list",
+    "config|get",
+    "config|resetstat",
+    "config|rewrite",
+    "config|set",
+];
+
+/// The name CLIENT LIST shows for this call of `command`: a subcommand's
+/// full name, as Redis shows it; the command's own name otherwise.
+pub(super) fn shown_name(command: &FrontCommand, args: &[Bytes]) -> &'static str {
+    let Some(sub) = args.get(1) else {
+        return command.name;
+    };
+    SUBCOMMAND_NAMES
+        .iter()
+        .find(|full| {
+            full.strip_prefix(command.name)
+                .and_then(|rest| rest.strip_prefix('|'))
+                .is_some_and(|name| is(sub, name))
+        })
+        .copied()
+        .unwrap_or(command.name)
+}
+
 /// The listener's command named `name`, in any case.
 pub(super) fn lookup(name: &[u8]) -> Option<&'static FrontCommand> {
     BY_NAME.get(name)
@@ -387,7 +426,8 @@ fn bad_subcommand(name: &str, args: &[Bytes]) -> Option<Reply> {
         ("config", "get") => argc >= 3,
         ("config" | "command", "help") => argc == 2,
         ("config", "set" | "resetstat" | "rewrite") => true,
-        ("command", "count" | "list") => argc == 2,
+        ("command", "count") => argc == 2,
+        ("command", "list") => true,
         ("command", "getkeys") => argc >= 4,
         ("command", "info" | "docs") => true,
         ("config" | "command", _) => return Some(unknown_subcommand(name, sub)),

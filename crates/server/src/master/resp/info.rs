@@ -35,6 +35,7 @@ const SECTIONS: &[&str] = &[
     "persistence",
     "stats",
     "replication",
+    "cpu",
     "distcache",
     "keyspace",
 ];
@@ -189,6 +190,26 @@ fn write_section(server: &RespServer, section: &str, out: &mut String) {
             s.field("master_replid", &server.run_id);
             s.field("master_repl_offset", 0);
         }
+        "cpu" => {
+            s.header("CPU");
+            let process = CpuSeconds::read("/proc/self/stat");
+            let main = CpuSeconds::read(&format!("/proc/self/task/{}/stat", std::process::id()));
+            s.field("used_cpu_sys", format_args!("{:.6}", process.sys));
+            s.field("used_cpu_user", format_args!("{:.6}", process.user));
+            s.field(
+                "used_cpu_sys_children",
+                format_args!("{:.6}", process.children_sys),
+            );
+            s.field(
+                "used_cpu_user_children",
+                format_args!("{:.6}", process.children_user),
+            );
+            s.field("used_cpu_sys_main_thread", format_args!("{:.6}", main.sys));
+            s.field(
+                "used_cpu_user_main_thread",
+                format_args!("{:.6}", main.user),
+            );
+        }
         "distcache" => {
             s.header("Distcache");
             let t = totals(server);
@@ -223,6 +244,46 @@ impl Section<'_> {
 
     fn field(&mut self, name: &str, value: impl std::fmt::Display) {
         let _ = write!(self.0, "{name}:{value}\r\n");
+    }
+}
+
+/// CPU time, as INFO's `cpu` section reports Redis's own (`getrusage`).
+#[derive(Default)]
+struct CpuSeconds {
+    user: f64,
+    sys: f64,
+    children_user: f64,
+    children_sys: f64,
+}
+
+impl CpuSeconds {
+    /// From a `/proc/.../stat` file: utime, stime, cutime and cstime,
+    /// its fields 14 to 17. The kernel counts them in USER_HZ ticks,
+    /// which its ABI fixes at 100 a second on Linux's architectures.
+    /// Zeros where there is no such file (not Linux).
+    fn read(path: &str) -> CpuSeconds {
+        const TICKS_PER_SECOND: f64 = 100.0;
+        let Ok(stat) = std::fs::read_to_string(path) else {
+            return CpuSeconds::default();
+        };
+        // Field 2, the command name, is in parentheses and may hold
+        // spaces: count from the closing one, which field 3 follows.
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ticks: Vec<f64> = after_name
+            .split_whitespace()
+            .skip(14 - 3)
+            .take(4)
+            .map(|t| t.parse().unwrap_or(0.0) / TICKS_PER_SECOND)
+            .collect();
+        let [user, sys, children_user, children_sys] = ticks[..] else {
+            return CpuSeconds::default();
+        };
+        CpuSeconds {
+            user,
+            sys,
+            children_user,
+            children_sys,
+        }
     }
 }
 
@@ -311,7 +372,7 @@ fn settings(server: &RespServer) -> Vec<(&'static str, String)> {
 }
 
 /// Redis's ACL categories of a data command.
-fn acl_categories(spec: &CommandSpec) -> Vec<Reply> {
+fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
     let mut cats = Vec::new();
     if spec.has(flags::WRITE) {
         cats.push("@write");
@@ -334,11 +395,12 @@ fn acl_categories(spec: &CommandSpec) -> Vec<Reply> {
     } else {
         "@slow"
     });
-    if spec.has(flags::ADMIN) {
-        // Redis's category for FLUSHALL and FLUSHDB.
+    if spec.has(flags::ADMIN) || spec.name == "keys" {
+        // Redis's category for FLUSHALL and FLUSHDB, and for KEYS, which
+        // walks the whole keyspace (ACL rules like `-@dangerous` rely on it).
         cats.push("@dangerous");
     }
-    cats.into_iter().map(status).collect()
+    cats
 }
 
 fn spec_flags(spec: &CommandSpec) -> Vec<Reply> {
@@ -443,7 +505,7 @@ fn spec_info(spec: &CommandSpec) -> Reply {
         Reply::Integer(first),
         Reply::Integer(last),
         Reply::Integer(step),
-        Reply::Set(acl_categories(spec)),
+        Reply::Set(acl_categories(spec).into_iter().map(status).collect()),
         Reply::Set(spec_tips(spec)),
         Reply::Array(key_specs(spec)),
         Reply::Array(Vec::new()),
@@ -500,7 +562,7 @@ pub(super) fn command(args: &[Bytes]) -> Reply {
     let lower = String::from_utf8_lossy(sub).to_ascii_lowercase();
     match lower.as_str() {
         "count" if args.len() == 2 => Reply::Integer(all_names().count() as i64),
-        "list" if args.len() == 2 => Reply::Array(all_names().map(bulk).collect()),
+        "list" => list(&args[2..]),
         "info" if args.len() == 2 => command(&args[..1]),
         "info" => Reply::Array(
             args[2..]
@@ -528,13 +590,57 @@ pub(super) fn command(args: &[Bytes]) -> Reply {
         }
         "getkeys" if args.len() >= 4 => getkeys(&args[2..]),
         "help" if args.len() == 2 => super::front::help("command", COMMAND_HELP),
-        "count" | "list" | "getkeys" | "help" => error(format!(
+        "count" | "getkeys" | "help" => error(format!(
             "ERR wrong number of arguments for 'command|{lower}' command"
         )),
         _ => error(format!(
             "ERR unknown subcommand '{}'. Try COMMAND HELP.",
             String::from_utf8_lossy(sub)
         )),
+    }
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | FILTERBY ACLCAT category |
+/// FILTERBY PATTERN pattern]. As in Redis 7.0, one FILTERBY at most and it
+/// must end the command (anything else is a syntax error); a category is
+/// named without its `@`, and both it and the pattern match regardless of
+/// case. No command comes from a module, so MODULE lists none.
+fn list(options: &[Bytes]) -> Reply {
+    let [by, kind, arg] = options else {
+        if options.is_empty() {
+            return Reply::Array(all_names().map(bulk).collect());
+        }
+        return error("ERR syntax error".into());
+    };
+    if !by.eq_ignore_ascii_case(b"filterby") {
+        return error("ERR syntax error".into());
+    }
+    let arg = arg.to_ascii_lowercase();
+    let names = all_names();
+    let kept: Vec<Reply> = match kind.to_ascii_lowercase().as_slice() {
+        b"module" => Vec::new(),
+        b"aclcat" => names
+            .filter(|n| {
+                categories(n)
+                    .iter()
+                    .any(|c| c.strip_prefix('@').is_some_and(|c| c.as_bytes() == arg))
+            })
+            .map(bulk)
+            .collect(),
+        b"pattern" => names
+            .filter(|n| glob_match(&arg, n.as_bytes()))
+            .map(bulk)
+            .collect(),
+        _ => return error("ERR syntax error".into()),
+    };
+    Reply::Array(kept)
+}
+
+/// A command's ACL categories, from whichever table holds it.
+fn categories(name: &str) -> Vec<&'static str> {
+    match table::lookup(name.as_bytes()) {
+        Some(spec) => acl_categories(spec),
+        None => super::front::lookup(name.as_bytes()).map_or_else(Vec::new, |c| c.acl.to_vec()),
     }
 }
 
