@@ -105,6 +105,7 @@ fn run_pushes(
             Some(at),
             NOW,
             usize::MAX,
+            &|| true,
             |ks| Some(push_on(ks, &key)),
             &mut |m| mutation_log::append(&mut log, m).expect("a record"),
         );

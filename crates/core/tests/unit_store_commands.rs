@@ -247,6 +247,7 @@ impl Run {
             version,
             now,
             self.max_value_bytes,
+            &|| true,
             |ks| Some(ks.execute(&command, now, &mut StdRng::seed_from_u64(pick_seed))),
             &mut |_| {},
         );
@@ -338,6 +339,7 @@ impl Run {
                 self.reference = before.expect("cloned under a limit");
                 self.tally.too_large += 1;
             }
+            Executed::Refused => self.fail(format!("{words:?} admitted, yet refused")),
         }
         self.check();
         true
@@ -577,6 +579,7 @@ fn a_replica_that_missed_a_change_answers_diverged_for_that_key_only_and_keeps_i
         Some(given),
         now,
         NO_LIMIT,
+        &|| true,
         |ks| Some(ks.execute(&command, now, &mut rand::rng())),
         &mut |_| {},
     )

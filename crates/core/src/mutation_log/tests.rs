@@ -538,6 +538,7 @@ proptest! {
                         Some(version(counter)),
                         now,
                         usize::MAX,
+                        &|| true,
                         |ks| {
                             let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
                             Some(ks.execute(&command, now, &mut rng))

@@ -156,6 +156,7 @@ proptest! {
                 Some(at),
                 NOW,
                 max_value_bytes,
+                &|| true,
                 |ks| Some(run_line(ks, line, seed)),
                 &mut |m| mutation_log::append(&mut log, m).unwrap(),
             );
@@ -169,6 +170,7 @@ proptest! {
                     prop_assert!(applied.iter().all(|a| *a == ApplyOutcome::Applied), "{:?}", applied);
                 }
                 Executed::TooLarge => prop_assert!(refused, "{} refused but fits", line),
+                Executed::Refused => prop_assert!(false, "admitted, yet refused"),
             }
             let held = contents(&leader);
             prop_assert_eq!(&held, &model_contents(&model), "after {}", line);
@@ -202,6 +204,7 @@ fn push(store: &Store, key: &[u8], at: u64, max_value_bytes: usize) -> Executed 
         Some(version(at)),
         NOW,
         max_value_bytes,
+        &|| true,
         |ks| Some(run_line(ks, &line, 0)),
         &mut |_| {},
     )
@@ -257,6 +260,7 @@ fn a_command_that_panics_leaves_the_values_it_borrowed_as_they_were() {
                 version_given,
                 NOW,
                 usize::MAX,
+                &|| true,
                 |ks| {
                     if version_given.is_some() {
                         run_line(ks, "RPUSH l x", 0);
@@ -480,6 +484,7 @@ fn command_over_a_key_that_expired_before(went_through: impl FnOnce(Store, u64) 
         Some(version(leader_now)),
         leader_now,
         usize::MAX,
+        &|| true,
         |ks| {
             let command = table::parse(&args).unwrap();
             Some(ks.execute(&command, leader_now, &mut StdRng::seed_from_u64(0)))
@@ -592,6 +597,7 @@ fn flush_all_deletes_every_key_above_its_version_and_nothing_older_brings_it_bac
             Some(version(1_000 + i as u64)),
             NOW,
             usize::MAX,
+            &|| true,
             |ks| Some(run_line(ks, line, 0)),
             &mut |_| {},
         );
@@ -637,4 +643,60 @@ fn store_with(entries: &[(Bytes, Entry)]) -> Store {
         s.set(key, entry.clone(), NOW);
     }
     s
+}
+
+/// A batch whose admission check fails once its keys are locked (the
+/// auxiliary's epoch fence moved past the request meanwhile) reads and
+/// changes nothing, on the executor's path and on the plain one, and the
+/// check is asked after the locks are taken, not before.
+#[test]
+fn a_batch_refused_once_its_keys_are_locked_changes_nothing() {
+    let store = store();
+    let k = Bytes::from_static(b"k");
+    let set = |value: &'static str| Entry {
+        value: Bytes::from(stored::to_stored(&Value::string(value.as_bytes().to_vec()))),
+        expires_at_ms: None,
+        version: version(1),
+    };
+    store.set(&k, set("1"), NOW);
+    let before = store.stats();
+    // Asked with the key's shard held: another thread cannot take it.
+    let locked_when_asked = || {
+        let shard = shard_index(hash_key(&k), store.shard_count());
+        store.shards[shard].try_lock().is_err()
+    };
+    let refuse = || {
+        assert!(locked_when_asked(), "asked before the keys were locked");
+        false
+    };
+    let mut records = 0;
+    let executed = store.execute(
+        std::slice::from_ref(&k),
+        Some(version(5)),
+        NOW,
+        usize::MAX,
+        &refuse,
+        |ks| Some(run_line(ks, "INCR k", 0)),
+        &mut |_| records += 1,
+    );
+    assert!(matches!(executed, Executed::Refused));
+    let command = table::parse(&argv("SET k 2")).unwrap();
+    let plain = [Plain::of(&command).unwrap()];
+    let executed = store.execute_plain(
+        std::slice::from_ref(&k),
+        &plain,
+        Some(version(6)),
+        NOW,
+        usize::MAX,
+        usize::MAX,
+        true,
+        &refuse,
+        &mut |_| records += 1,
+    );
+    assert!(matches!(executed, Some(Executed::Refused)));
+    assert_eq!(records, 0, "nothing logged");
+    assert_eq!(store.stats(), before, "nothing counted");
+    let held = store.peek(b"k", NOW).expect("still there");
+    assert_eq!(held.version, version(1));
+    assert_eq!(held.value, set("1").value);
 }

@@ -67,6 +67,10 @@ pub enum Executed {
     /// A value the command would leave is larger than `max_value_bytes`
     /// or than the store can hold: nothing changed.
     TooLarge,
+    /// The caller's admission check failed once the keys were locked
+    /// (the auxiliary's epoch fence moved past the request's): nothing was
+    /// read or changed.
+    Refused,
 }
 
 /// What applying one key's changes did on a replica.
@@ -131,22 +135,34 @@ impl Store {
     /// write replaces it. Each write back is passed to `record` (for the
     /// mutation log) while the keys' shards are still locked.
     ///
+    /// `admitted` is asked once the keys' shards are locked, before
+    /// anything is read: `false` answers [`Executed::Refused`]. The
+    /// auxiliary checks its epoch fence there again, so that a command
+    /// admitted just before another connection raised the fence either
+    /// runs before that connection's read of the same keys (which then
+    /// sees it) or not at all.
+    ///
     /// Cost: a collection is lent to the command as the store keeps it,
     /// decoded, and taken back changed in place, so a command costs what
     /// it does to the elements it touches, not the size of the value. A
     /// refused command is taken back through the keyspace's undo journal
     /// ([`Keyspace::keep_undo`]), which costs about what the command did.
+    #[allow(clippy::too_many_arguments)]
     pub fn execute(
         &self,
         keys: &[Bytes],
         version: Option<Version>,
         now_ms: u64,
         max_value_bytes: usize,
+        admitted: &dyn Fn() -> bool,
         run: impl FnOnce(&mut Keyspace) -> Option<Outcome>,
         record: &mut dyn FnMut(&Mutation<'_>),
     ) -> Executed {
         let shards = self.shards.len();
         let mut locked = self.lock_keys(keys);
+        if !admitted() {
+            return Executed::Refused;
+        }
         let locked = &mut locked;
         let (version, found) = stamp(locked, shards, keys, version, now_ms);
         let mut lending = Lending {

@@ -98,6 +98,9 @@ impl Store {
     /// than `max_reply_bytes` encoded (`usize::MAX` for no limit), as the
     /// auxiliary refuses a batch through the executor.
     ///
+    /// `admitted` is asked once the keys' shards are locked, as by
+    /// [`Store::execute`].
+    ///
     /// Without `with_effects` the changes name each changed key and its
     /// base version but carry no effects: for keys with no other replica
     /// to ship them to, which spares a copy of every value written.
@@ -111,6 +114,7 @@ impl Store {
         max_value_bytes: usize,
         max_reply_bytes: usize,
         with_effects: bool,
+        admitted: &dyn Fn() -> bool,
         record: &mut dyn FnMut(&Mutation<'_>),
     ) -> Option<Executed> {
         if version.is_none() && commands.iter().any(|c| matches!(c, Plain::Set(..))) {
@@ -120,6 +124,9 @@ impl Store {
         let at = every(commands.iter().map(|c| keys.binary_search(c.key()).ok()))?;
         let shards = self.shards.len();
         let mut locked = self.lock_keys(keys);
+        if !admitted() {
+            return Some(Executed::Refused);
+        }
         // Before anything is counted: a batch handed back is counted by
         // the executor's run alone.
         for key in keys {

@@ -113,6 +113,7 @@ fn through_executor(
         at,
         now,
         limits.0,
+        &|| true,
         |ks| run_batch(ks, store, commands, now, limits.0, limits.1),
         &mut |m| mutation_log::append(log, m).unwrap(),
     )
@@ -134,9 +135,17 @@ fn both_ways(
     let keys = keys_of(lines);
     let plain: Option<Vec<Plain<'_>>> = commands.iter().map(Plain::of).collect();
     let ran = plain.and_then(|plain| {
-        fast.execute_plain(&keys, &plain, at, now, limits.0, limits.1, true, &mut |m| {
-            mutation_log::append(fast_log, m).unwrap()
-        })
+        fast.execute_plain(
+            &keys,
+            &plain,
+            at,
+            now,
+            limits.0,
+            limits.1,
+            true,
+            &|| true,
+            &mut |m| mutation_log::append(fast_log, m).unwrap(),
+        )
     });
     let fast_executed = match ran {
         Some(executed) => executed,
@@ -150,6 +159,7 @@ fn both_ways(
 fn summary(executed: &Executed) -> String {
     match executed {
         Executed::TooLarge => "too large".to_owned(),
+        Executed::Refused => "refused".to_owned(),
         Executed::Ran {
             version,
             reply,
@@ -247,6 +257,7 @@ fn gets_and_sets_of_strings_run_plain_and_a_hash_is_handed_back() {
         usize::MAX,
         usize::MAX,
         true,
+        &|| true,
         &mut |_| records += 1,
     );
     let Some(Executed::Ran {
@@ -278,6 +289,7 @@ fn gets_and_sets_of_strings_run_plain_and_a_hash_is_handed_back() {
                 usize::MAX,
                 usize::MAX,
                 true,
+                &|| true,
                 &mut |_| {}
             )
             .is_none()
@@ -305,6 +317,7 @@ fn gets_and_sets_of_strings_run_plain_and_a_hash_is_handed_back() {
                 usize::MAX,
                 usize::MAX,
                 true,
+                &|| true,
                 &mut |_| {},
             )
             .is_none()
@@ -340,6 +353,7 @@ fn with_and_without_effects(
                 limits.0,
                 limits.1,
                 with_effects,
+                &|| true,
                 record,
             )
         });
@@ -382,6 +396,7 @@ proptest! {
                     format!("{version:?} {reply:?} {keys:?}")
                 }
                 Executed::TooLarge => "too large".to_owned(),
+                Executed::Refused => "refused".to_owned(),
             };
             prop_assert_eq!(stripped(&shipped), stripped(&without), "batch {:?}", lines);
             if let (true, Executed::Ran { changes, .. }) = (ran_plain, &without) {

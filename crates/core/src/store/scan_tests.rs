@@ -281,6 +281,7 @@ fn execute_on(store: &Store, keys: &[Bytes], line: &str, version: u64, now_ms: u
         }),
         now_ms,
         usize::MAX,
+        &|| true,
         |ks| Some(ks.execute(&command, now_ms, &mut StdRng::seed_from_u64(0))),
         &mut |_| {},
     );

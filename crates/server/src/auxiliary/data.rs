@@ -69,7 +69,11 @@ impl EpochFence {
     /// correct. What the fence does not do is wait: a request admitted just
     /// before a raise on another connection may still be finishing its store
     /// operation (microseconds, on another thread) when the raise is
-    /// answered.
+    /// answered. For commands that matters (a master brings a key's new
+    /// leader up to date by reading the old one at the new epoch, and must
+    /// see every command that ran there), so `Execute` asks the fence again
+    /// once its keys are locked (`DataHandler::execute`): it then runs
+    /// before that read of its keys, which sees it, or is refused.
     fn admit(&self, epoch: u64) -> Result<(), u64> {
         debug_assert_ne!(epoch, UNFENCED);
         // The common case, a request at the epoch already in place, is a
@@ -233,15 +237,23 @@ impl DataHandler {
 
     /// Runs commands (one, or a transaction's) atomically as their keys'
     /// leader (see `distcache_core::store::Store::execute`).
+    #[allow(clippy::too_many_arguments)]
     fn execute(
         &self,
         commands: &[Vec<Bytes>],
         version: Option<Version>,
         max_value_bytes: usize,
         ship_effects: bool,
+        epoch: u64,
         now: u64,
         conn: &mut ConnState,
     ) -> Response {
+        // Admitted at `epoch` before any lock was taken; asked again once
+        // the keys are locked (`Store::execute`): a read of these keys on
+        // another connection that raised the fence meanwhile then either
+        // comes after this command and sees it, or this command is refused.
+        let fence = &self.fence;
+        let admitted = || epoch == UNFENCED || fence.current() <= epoch;
         // Each command's name is looked up once, for its keys and its
         // parse (what `table::parse` does after the same `resolve`).
         let mut keys: Vec<Bytes> = Vec::with_capacity(commands.len());
@@ -289,11 +301,12 @@ impl DataHandler {
                     max_value_bytes,
                     max_reply_bytes,
                     ship_effects,
+                    &admitted,
                     record,
                 )
             });
             if let Some(executed) = executed {
-                return executed_response(executed, ship_effects);
+                return self.executed_response(executed, ship_effects);
             }
         }
         // The encoded size of the replies so far (errors aside).
@@ -339,9 +352,9 @@ impl DataHandler {
         };
         let executed = self.applying_all(conn, |record| {
             self.store
-                .execute(&keys, version, now, max_value_bytes, run, record)
+                .execute(&keys, version, now, max_value_bytes, &admitted, run, record)
         });
-        executed_response(executed, ship_effects)
+        self.executed_response(executed, ship_effects)
     }
 
     /// FLUSHALL on this auxiliary: every key it holds deleted at a version
@@ -521,7 +534,7 @@ impl Handler for DataHandler {
             } => {
                 self.ops.execute.inc();
                 let limit = usize::try_from(max_value_bytes).unwrap_or(usize::MAX);
-                self.execute(&commands, version, limit, ship_effects, now, conn)
+                self.execute(&commands, version, limit, ship_effects, epoch, now, conn)
             }
             Request::ApplyChanges { version, changes } => {
                 self.ops.apply_changes.inc();
@@ -566,6 +579,21 @@ impl Handler for DataHandler {
 /// The answer to a batch the store ran: its replies encoded, and its
 /// changes, each with its effects encoded for the key's other replicas when
 /// `ship_effects` (else its key and base version only).
+impl DataHandler {
+    /// The answer to an `Execute` that reached the store.
+    fn executed_response(&self, executed: Executed, ship_effects: bool) -> Response {
+        match executed {
+            Executed::Refused => {
+                self.ops.stale_epoch_refusals.inc();
+                Response::StaleEpoch {
+                    current: self.fence.current(),
+                }
+            }
+            executed => executed_response(executed, ship_effects),
+        }
+    }
+}
+
 fn executed_response(executed: Executed, ship_effects: bool) -> Response {
     match executed {
         Executed::Ran {
@@ -600,6 +628,7 @@ fn executed_response(executed: Executed, ship_effects: bool) -> Response {
             }
         }
         Executed::TooLarge => Response::Written(WriteStatus::TooLarge),
+        Executed::Refused => unreachable!("answered by DataHandler::executed_response"),
     }
 }
 

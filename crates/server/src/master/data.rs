@@ -289,15 +289,30 @@ impl Master {
         Ok(())
     }
 
-    /// A key's nodes, in the order reads ask them: the committed ring's
-    /// live replicas while keys move, then the target ring's. Writes and
-    /// deletes go to all of them.
+    /// A key's nodes: the target ring's live replicas, then, while keys
+    /// move, the committed ring's. The first is the key's leader, where its
+    /// commands run; writes and deletes go to all of them.
+    ///
+    /// Why the target ring's leader leads while keys move: a key's leader
+    /// then changes when a round starts, never when it ends. A master that
+    /// has applied the round's map brings the new leader up to date before
+    /// each command by reading the key at every node that may hold it, the
+    /// old leader included, at the new epoch; that read fences the old
+    /// leader, so a master still on the older map can run nothing more
+    /// there (it is refused, catches up, and comes to the new leader), and
+    /// whatever ran there before is in the copy. When the round ends the
+    /// leader stays the same. With the committed ring's leader first, the
+    /// switch came at the end of the round, with no read of the old leader
+    /// before the new one ran commands: for the moment between two masters
+    /// applying the round's end, each ran commands at a different leader,
+    /// and acknowledged increments and pushes were lost
+    /// (`proc_leave_commands`).
     pub(super) fn route(&self, view: &RingView, key: &[u8]) -> Result<Route, ApiError> {
         let mut nodes = Route::new();
+        add_replicas(&mut nodes, view, &view.target, key);
         if let Some(committed) = &view.committed {
             add_replicas(&mut nodes, view, committed, key);
         }
-        add_replicas(&mut nodes, view, &view.target, key);
         if nodes.is_empty() {
             return Err(no_auxiliaries());
         }
