@@ -338,6 +338,7 @@ impl Run {
                 self.reference = before.expect("cloned under a limit");
                 self.tally.too_large += 1;
             }
+            Executed::WatchFailed => self.fail(format!("{words:?}: nothing was watched")),
         }
         self.check();
         true

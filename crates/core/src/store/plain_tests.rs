@@ -150,6 +150,7 @@ fn both_ways(
 fn summary(executed: &Executed) -> String {
     match executed {
         Executed::TooLarge => "too large".to_owned(),
+        Executed::WatchFailed => "watch failed".to_owned(),
         Executed::Ran {
             version,
             reply,
@@ -382,6 +383,7 @@ proptest! {
                     format!("{version:?} {reply:?} {keys:?}")
                 }
                 Executed::TooLarge => "too large".to_owned(),
+                Executed::WatchFailed => "watch failed".to_owned(),
             };
             prop_assert_eq!(stripped(&shipped), stripped(&without), "batch {:?}", lines);
             if let (true, Executed::Ran { changes, .. }) = (ran_plain, &without) {

@@ -13,7 +13,7 @@ use distcache_core::keyspace::effect::encoding as effect_encoding;
 use distcache_core::keyspace::{Keyspace, Outcome};
 use distcache_core::mutation_log::Mutation;
 use distcache_core::store::{
-    DeleteOutcome, Executed, KeyChanges, Lookup, Plain, SetOutcome, Store,
+    DeleteOutcome, Executed, KeyChanges, Lookup, Plain, SetOutcome, Store, Watched,
 };
 use distcache_core::value::stored;
 use distcache_core::{Entry, Version};
@@ -233,9 +233,11 @@ impl DataHandler {
 
     /// Runs commands (one, or a transaction's) atomically as their keys'
     /// leader (see `distcache_core::store::Store::execute`).
+    #[allow(clippy::too_many_arguments)]
     fn execute(
         &self,
         commands: &[Vec<Bytes>],
+        watched: &[(Bytes, Watched)],
         version: Option<Version>,
         max_value_bytes: usize,
         ship_effects: bool,
@@ -253,10 +255,15 @@ impl DataHandler {
                 (spec.parse)(args)
             })
             .collect();
-        if let [Ok(Command::FlushAll)] = parsed.as_slice() {
+        // EXEC after WATCH runs on the executor below, which checks the
+        // watched keys under the same locks.
+        if watched.is_empty()
+            && let [Ok(Command::FlushAll)] = parsed.as_slice()
+        {
             return self.flush_all(version, now, conn);
         }
-        if let [Ok(command)] = parsed.as_slice()
+        if watched.is_empty()
+            && let [Ok(command)] = parsed.as_slice()
             && let Some(reply) = self
                 .store
                 .execute_everywhere(command, now, &mut rand::rng())
@@ -274,7 +281,7 @@ impl DataHandler {
         let batch = parsed.len() > 1;
         // GETs and plain SETs, the commands a cache sees most, run on the
         // stored strings without the executor when they can.
-        if let Some(plain) = Plain::all(&parsed) {
+        if let Some(plain) = Plain::all(&parsed).filter(|_| watched.is_empty()) {
             let max_reply_bytes = if batch {
                 MAX_BATCH_REPLY_BYTES
             } else {
@@ -339,7 +346,7 @@ impl DataHandler {
         };
         let executed = self.applying_all(conn, |record| {
             self.store
-                .execute(&keys, version, now, max_value_bytes, run, record)
+                .execute_watched(&keys, watched, version, now, max_value_bytes, run, record)
         });
         executed_response(executed, ship_effects)
     }
@@ -518,10 +525,11 @@ impl Handler for DataHandler {
                 max_value_bytes,
                 commands,
                 ship_effects,
+                watched,
             } => {
                 self.ops.execute.inc();
                 let limit = usize::try_from(max_value_bytes).unwrap_or(usize::MAX);
-                self.execute(&commands, version, limit, ship_effects, now, conn)
+                self.execute(&commands, &watched, version, limit, ship_effects, now, conn)
             }
             Request::ApplyChanges { version, changes } => {
                 self.ops.apply_changes.inc();
@@ -600,6 +608,7 @@ fn executed_response(executed: Executed, ship_effects: bool) -> Response {
             }
         }
         Executed::TooLarge => Response::Written(WriteStatus::TooLarge),
+        Executed::WatchFailed => Response::WatchFailed,
     }
 }
 
@@ -720,6 +729,7 @@ mod tests {
                     max_value_bytes: 1024,
                     commands: commands.clone().into(),
                     ship_effects,
+                    watched: Vec::new(),
                 };
                 match h.handle(request, 1, &mut ConnState::default()) {
                     Response::Executed {
