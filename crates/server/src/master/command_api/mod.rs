@@ -129,12 +129,6 @@ pub(super) async fn multi_exec(
     let mut refused: Option<(usize, CommandError)> = None;
     for (i, args) in commands.into_iter().enumerate() {
         let queued = match caller.check(&args) {
-            // WATCH inside MULTI is refused without dooming the transaction
-            // (Redis's rule, on a connection); here it could only mean
-            // WATCH before MULTI, which HTTP cannot keep: refused whole.
-            Ok(()) if is_watch(&args) => session.refuse(CommandError::Relayed(
-                super::commands::WATCH_NEEDS_RESP.into(),
-            )),
             Ok(()) => session.handle(&master, args).await,
             Err(e) => session.refuse(e),
         };
@@ -155,13 +149,6 @@ pub(super) async fn multi_exec(
         metrics,
         caller.encoding,
     ))
-}
-
-/// Whether `args` is WATCH or UNWATCH.
-fn is_watch(args: &[Bytes]) -> bool {
-    args.first().is_some_and(|name| {
-        name.eq_ignore_ascii_case(b"watch") || name.eq_ignore_ascii_case(b"unwatch")
-    })
 }
 
 /// EXEC's answer as `/multi-exec` gives it: an array of `{"result"}` /
@@ -267,6 +254,11 @@ impl Caller {
     /// and within the caller's role.
     fn check(&self, args: &[Bytes]) -> Result<(), CommandError> {
         let spec = table::resolve(args)?;
+        if matches!(spec.name, "watch" | "unwatch") {
+            return Err(CommandError::Relayed(
+                super::commands::WATCH_NEEDS_RESP.into(),
+            ));
+        }
         if spec.has(flags::TRANSACTION) {
             return Err(CommandError::Other(NO_SESSION));
         }
