@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use distcache_core::command::{CommandError, CommandSpec, Reply, table};
 use distcache_core::keyspace::{Entry, Keyspace};
+use distcache_core::store::Watched;
 use distcache_core::value::stored;
 use futures_util::future::join_all;
 
@@ -13,7 +14,6 @@ use super::{crossslot, error_reply};
 use crate::http::ApiError;
 use crate::master::data::Route;
 use crate::master::{Master, RingView};
-use distcache_core::store::Watched;
 
 /// The answer to WATCH and UNWATCH where there is no RESP connection.
 pub const WATCH_NEEDS_RESP: &str = "ERR WATCH and UNWATCH need a connection that keeps the watches until EXEC: send them over RESP (HTTP keeps no session)";
