@@ -340,6 +340,7 @@ impl Run {
                 self.tally.too_large += 1;
             }
             Executed::Refused => self.fail(format!("{words:?} admitted, yet refused")),
+            Executed::WatchFailed => self.fail(format!("{words:?}: nothing was watched")),
         }
         self.check();
         true

@@ -209,6 +209,27 @@ for protocol in (2, 3):
     t.incr(k + ":t")
     t.incr(k + ":t")
     assert t.execute() == [1, 2]
+    # WATCH: redis-py's optimistic-locking helpers, one key's hash tag.
+    w = "{" + k + "}:w"
+    r.set(w, 10)
+    def double(pipe):
+        v = int(pipe.get(w))
+        pipe.multi()
+        pipe.set(w, v * 2)
+    assert r.transaction(double, w) == [True]
+    assert r.get(w) == "20"
+    other = redis.Redis(host="127.0.0.1", port=port, password=write, protocol=protocol)
+    with r.pipeline() as pipe:
+        pipe.watch(w)
+        other.set(w, 1)
+        pipe.multi()
+        pipe.set(w, 99)
+        try:
+            pipe.execute()
+            raise SystemExit("EXEC ran after a watched key changed")
+        except redis.exceptions.WatchError:
+            pass
+    assert r.get(w) == "1"
     assert r.client_getname() == "py-test"
     info = r.info()
     assert info["redis_version"] >= "6", info["redis_version"]

@@ -534,3 +534,304 @@ fn pipelines_and_transactions_answer_as_redis_does() {
         }
     }
 }
+
+/// One step of a WATCH script: which connection sends what (`a` watches,
+/// `b` changes keys behind its back), or a pause.
+enum Step {
+    A(Vec<String>),
+    B(Vec<String>),
+    Sleep(u64),
+}
+
+/// WATCH's script: each change that must fail EXEC (from the other
+/// connection, from this one, a delete, an expiry, FLUSHALL, a transaction
+/// with nothing queued), and each case that must not (no change, UNWATCH,
+/// DISCARD, RESET, EXECABORT, a failed SETNX, a key absent before and
+/// after FLUSHALL), the listener's own commands queued among the data
+/// commands (they do not run either when EXEC fails), every key with one hash tag so that it shares its
+/// replicas with the others.
+fn watch_script(prefix: &str) -> Vec<Step> {
+    let words = |line: &str| -> Vec<String> {
+        line.split(' ')
+            .map(|w| w.replace('@', &format!("{{{prefix}}}")))
+            .collect()
+    };
+    let mut steps = Vec::new();
+    for line in [
+        "b SET @k 1",
+        // Changed by the other connection: nil, nothing ran.
+        "a WATCH @k",
+        "b SET @k 2",
+        "a MULTI",
+        "a SET @k 3",
+        "a EXEC",
+        "a GET @k",
+        // Unchanged: runs.
+        "a WATCH @k @other",
+        "a MULTI",
+        "a INCR @k",
+        "a EXEC",
+        // Changed by this connection itself.
+        "a WATCH @k",
+        "a SET @k 5",
+        "a MULTI",
+        "a GET @k",
+        "a EXEC",
+        // WATCH inside MULTI is refused; the transaction goes on.
+        "a MULTI",
+        "a WATCH @k",
+        "a GET @k",
+        "a EXEC",
+        // UNWATCH, DISCARD and an EXEC forget the watches.
+        "a WATCH @k",
+        "b SET @k 6",
+        "a UNWATCH",
+        "a MULTI",
+        "a GET @k",
+        "a EXEC",
+        "a WATCH @k",
+        "b SET @k 7",
+        "a MULTI",
+        "a DISCARD",
+        "a MULTI",
+        "a GET @k",
+        "a EXEC",
+        "b SET @k 8",
+        "a MULTI",
+        "a GET @k",
+        "a EXEC",
+        // A delete, and a key absent, then written and deleted.
+        "a WATCH @k",
+        "b DEL @k",
+        "a MULTI",
+        "a GET @k",
+        "a EXEC",
+        "a WATCH @absent",
+        "a MULTI",
+        "a GET @absent",
+        "a EXEC",
+        "a WATCH @absent",
+        "b SET @absent 1",
+        "b DEL @absent",
+        "a MULTI",
+        "a GET @absent",
+        "a EXEC",
+        // A watched key the transaction does not touch.
+        "a WATCH @w",
+        "b SET @w 1",
+        "a MULTI",
+        "a SET @k 9",
+        "a EXEC",
+        "a GET @k",
+        // Nothing queued.
+        "a WATCH @w",
+        "b SET @w 2",
+        "a MULTI",
+        "a EXEC",
+        // UNWATCH queued inside MULTI answers OK.
+        "a WATCH @w",
+        "a MULTI",
+        "a UNWATCH",
+        "a EXEC",
+        // A write that changes nothing is no change; SET to the same
+        // value is one.
+        "a WATCH @w",
+        "b SETNX @w 9",
+        "a MULTI",
+        "a GET @w",
+        "a EXEC",
+        "a WATCH @w",
+        "b SET @w 2",
+        "a MULTI",
+        "a GET @w",
+        "a EXEC",
+        // EXECABORT forgets the watches.
+        "a WATCH @w",
+        "b SET @w 3",
+        "a MULTI",
+        "a NOSUCHCOMMAND",
+        "a EXEC",
+        "a MULTI",
+        "a GET @w",
+        "a EXEC",
+        // Arity.
+        "a WATCH",
+        "a UNWATCH x",
+        // An expiry is a change.
+        "b SET @e 1 PX 100",
+        "a WATCH @e",
+        "sleep 300",
+        "a MULTI",
+        "a GET @e",
+        "a EXEC",
+        // FLUSHALL changes a key it deletes, not one that was absent.
+        "b SET @f 1",
+        "a WATCH @f",
+        "b FLUSHALL",
+        "a MULTI",
+        "a GET @f",
+        "a EXEC",
+        "a WATCH @g",
+        "b FLUSHALL",
+        "a MULTI",
+        "a GET @g",
+        "a EXEC",
+        // The listener's own commands queued: nothing runs, them included.
+        "b SET @k 1",
+        "a WATCH @k",
+        "b SET @k 2",
+        "a MULTI",
+        "a CLIENT SETNAME watcher",
+        "a GET @k",
+        "a EXEC",
+        "a CLIENT GETNAME",
+        "a WATCH @k",
+        "a MULTI",
+        "a CLIENT SETNAME watcher",
+        "a INCR @k",
+        "a EXEC",
+        "a CLIENT GETNAME",
+        // RESET forgets the watches (and goes back to RESP2: last).
+        "a WATCH @k",
+        "b SET @k 4",
+        "a RESET",
+        "a MULTI",
+        "a GET @k",
+        "a EXEC",
+    ] {
+        let (who, rest) = line.split_once(' ').unwrap();
+        steps.push(match who {
+            "a" => Step::A(words(rest)),
+            "b" => Step::B(words(rest)),
+            _ => Step::Sleep(rest.parse().unwrap()),
+        });
+    }
+    steps
+}
+
+/// Runs `steps` on two connections to one server (`b_port` may be another
+/// master of the same cluster): every reply, in order.
+fn run_watch_script(a_port: u16, b_port: u16, resp3: bool, steps: &[Step]) -> Vec<Frame> {
+    let connect = |port| {
+        let mut client = Client::connect(port).unwrap();
+        if resp3 {
+            call(&mut client, &["HELLO", "3"]);
+        }
+        client
+    };
+    let (mut a, mut b) = (connect(a_port), connect(b_port));
+    let mut replies = Vec::new();
+    for step in steps {
+        let (client, args) = match step {
+            Step::A(args) => (&mut a, args),
+            Step::B(args) => (&mut b, args),
+            Step::Sleep(ms) => {
+                std::thread::sleep(std::time::Duration::from_millis(*ms));
+                continue;
+            }
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        replies.push(call(client, &args));
+    }
+    replies
+}
+
+/// WATCH over two connections, side by side with Redis: the watching
+/// connection on one master, the other on the second master, keys on
+/// three auxiliaries with two copies each.
+#[test]
+fn watch_answers_as_redis_does_over_two_connections_and_two_masters() {
+    let cluster = Cluster::start(Spec {
+        masters: 2,
+        auxiliaries: 3,
+        replicas: 2,
+        resp: true,
+        ..Spec::default()
+    });
+    let (a_port, b_port) = (
+        cluster.masters[0].resp_port.unwrap(),
+        cluster.masters[1].resp_port.unwrap(),
+    );
+    let redis = RedisServer::start();
+    for resp3 in [false, true] {
+        let steps = watch_script(&format!("watch-{resp3}"));
+        let expected = run_watch_script(redis.port, redis.port, resp3, &steps);
+        let got = run_watch_script(a_port, b_port, resp3, &steps);
+        let sent = steps.iter().filter_map(|s| match s {
+            Step::A(args) => Some(format!("a {args:?}")),
+            Step::B(args) => Some(format!("b {args:?}")),
+            Step::Sleep(_) => None,
+        });
+        for ((step, e), g) in sent.zip(&expected).zip(&got) {
+            assert_eq!(g, e, "{step} (RESP3: {resp3})");
+        }
+        let nil = if resp3 { Frame::Null } else { Frame::NullArray };
+        let execs = steps
+            .iter()
+            .filter(|s| !matches!(s, Step::Sleep(_)))
+            .zip(&expected)
+            .filter(|(s, reply)| matches!(s, Step::A(args) if args[0] == "EXEC") && **reply == nil);
+        assert_eq!(execs.count(), 10, "the script's failed EXECs, by Redis");
+    }
+}
+
+/// A watched key must live with the transaction's keys (their leader
+/// checks it): on other nodes, EXEC answers CROSSSLOT, as Redis Cluster
+/// does, and nothing runs. WATCH and UNWATCH over HTTP are refused.
+#[test]
+fn watch_of_a_key_on_other_nodes_is_crossslot_and_http_refuses_watch() {
+    let cluster = Cluster::start(Spec {
+        auxiliaries: 3,
+        replicas: 1,
+        resp: true,
+        ..Spec::default()
+    });
+    let port = cluster.masters[0].resp_port.unwrap();
+    let mut a = Client::connect(port).unwrap();
+    let mut crossslot = 0;
+    for i in 0..40 {
+        let (watched, written) = (format!("cross:w:{i}"), format!("cross:k:{i}"));
+        assert_eq!(
+            call(&mut a, &["WATCH", &watched]),
+            Frame::Simple("OK".into())
+        );
+        call(&mut a, &["MULTI"]);
+        call(&mut a, &["SET", &written, "x"]);
+        match call(&mut a, &["EXEC"]) {
+            Frame::Error(e) => {
+                assert!(e.starts_with("CROSSSLOT"), "{e}");
+                assert_eq!(call(&mut a, &["GET", &written]), Frame::NullBulk);
+                crossslot += 1;
+            }
+            Frame::Array(replies) => assert_eq!(replies, vec![Frame::Simple("OK".into())]),
+            other => panic!("EXEC answered {other:?}"),
+        }
+    }
+    assert!(crossslot > 0, "no pair of keys on different nodes in 40");
+
+    let post = |path: &str, body: serde_json::Value| {
+        let resp = cluster
+            .http
+            .post(cluster.url(0, path))
+            .json(&body)
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    };
+    for command in [
+        serde_json::json!(["WATCH", "k"]),
+        serde_json::json!(["UNWATCH"]),
+    ] {
+        let (status, body) = post("/", command.clone());
+        assert_ne!(status, 200, "{command}: {body}");
+        assert!(body.contains("over RESP"), "{command}: {body}");
+    }
+    let (status, body) = post(
+        "/multi-exec",
+        serde_json::json!([["WATCH", "k"], ["SET", "k", "1"]]),
+    );
+    assert!(
+        body.contains("EXECABORT") && body.contains("over RESP"),
+        "{status}: {body}"
+    );
+}

@@ -291,6 +291,7 @@ fn execute_set(key: &'static str, version: Version) -> Request {
         max_value_bytes: 1 << 20,
         commands: vec![args].into(),
         ship_effects: true,
+        watched: Vec::new(),
     }
 }
 

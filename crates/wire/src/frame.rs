@@ -41,6 +41,7 @@
 //! | `0x0B` | `CountKeys` | count, count × position range            |
 //! | `0x0C` | `Execute`, keys only | as `0x09`                       |
 //! | `0x0D` | `NoteExpired` | key, version                          |
+//! | `0x0E` | `Execute`, watched | `u8` effects (`1`) or keys only (`0`), as `0x09`, count, count × (key, watched) |
 //!
 //! | opcode | response      | payload                                          |
 //! |--------|---------------|--------------------------------------------------|
@@ -57,6 +58,7 @@
 //! | `0x8B` | `Executed`    | optional version, replies (value), count, count × changes |
 //! | `0x8C` | `Applied`     | count, count × apply status                      |
 //! | `0x8D` | `Counted`     | `u64` the live keys counted                      |
+//! | `0x8E` | `WatchFailed` | none                                             |
 //! | `0xFF` | `Error`       | code (`u16 len` + UTF-8), message (`u32 len` + UTF-8) |
 //!
 //! A write status is a `u8`: `0` stored, `1` stale followed by the version
@@ -78,6 +80,14 @@
 //! keys with no other replica) is answered with changes whose effects are
 //! empty: the master needs the changed keys (its near cache), not what to
 //! apply elsewhere.
+//!
+//! `Execute` with watched keys (EXEC after WATCH) is sent as `0x0E`, with
+//! what each key showed when it was watched: a `u8`, `0` absent, `1` live
+//! followed by its version, `2` deleted followed by the tombstone's
+//! version (`distcache_core::store::Watched`). The auxiliary answers
+//! `WatchFailed` when one of them changed since, having run nothing. An
+//! auxiliary from before it closes the connection (unknown opcode): its
+//! masters must be upgraded after it (docs/deployment.md, "Upgrades").
 //!
 //! `NoteExpired` (a handoff's source to each target, before its first
 //! copies) names the highest key that expired at the sender and the
@@ -108,6 +118,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use distcache_core::ring::PositionRange;
+use distcache_core::store::Watched;
 use distcache_core::{Entry, Lookup, Version};
 
 /// The largest frame accepted (64 MiB): a batch of values at the limit.
@@ -168,9 +179,11 @@ mod req_op {
     /// `Execute` whose answer leaves out the changes' effects.
     pub const EXECUTE_KEYS_ONLY: u8 = 0x0C;
     pub const NOTE_EXPIRED: u8 = 0x0D;
+    /// `Execute` with watched keys (EXEC after WATCH).
+    pub const EXECUTE_WATCHED: u8 = 0x0E;
     /// Every request opcode: they are numbered without gaps, and a new one
     /// extends this range.
-    pub const ALL: std::ops::RangeInclusive<u8> = PING..=NOTE_EXPIRED;
+    pub const ALL: std::ops::RangeInclusive<u8> = PING..=EXECUTE_WATCHED;
 }
 
 /// Response opcodes.
@@ -188,6 +201,7 @@ mod resp_op {
     pub const EXECUTED: u8 = 0x8B;
     pub const APPLIED: u8 = 0x8C;
     pub const COUNTED: u8 = 0x8D;
+    pub const WATCH_FAILED: u8 = 0x8E;
     pub const ERROR: u8 = 0xFF;
 }
 
@@ -278,6 +292,10 @@ pub enum Request {
         /// version only, which spares encoding, sending and decoding a copy
         /// of every value written.
         ship_effects: bool,
+        /// EXEC after WATCH: keys and what each showed when watched. If
+        /// any shows something else now, nothing runs and the answer is
+        /// `WatchFailed`. Empty for any other command.
+        watched: Vec<(Bytes, Watched)>,
     },
     /// Apply a leader's changes at a version; answered with `Applied`.
     ApplyChanges {
@@ -471,6 +489,9 @@ pub enum Response {
         /// The live keys in the ranges.
         keys: u64,
     },
+    /// Answer to `Execute` with watched keys when one of them changed
+    /// since it was watched: nothing ran, nothing changed.
+    WatchFailed,
     /// Refusal of a data request routed by an older cluster map than one
     /// the auxiliary has already seen; nothing was read or changed. The
     /// sender should catch up to `current` and route again.
@@ -583,10 +604,13 @@ pub fn try_encode_request(
             })?
         }
         Request::Execute {
-            version, commands, ..
+            version,
+            commands,
+            watched,
+            ..
         } => {
             check_count(commands.len())?;
-            commands.iter().try_fold(
+            let body = commands.iter().try_fold(
                 opt_version_size(version).saturating_add(8 + 4),
                 |n, args| {
                     check_count(args.len())?;
@@ -594,7 +618,18 @@ pub fn try_encode_request(
                         Ok(n.saturating_add(value_size(a)?))
                     })
                 },
-            )?
+            )?;
+            if watched.is_empty() {
+                body
+            } else {
+                check_count(watched.len())?;
+                watched
+                    .iter()
+                    .try_fold(body.saturating_add(1 + 4), |n, (k, w)| {
+                        Ok(n.saturating_add(key_size(k)?)
+                            .saturating_add(watched_size(w)))
+                    })?
+            }
         }
         Request::ApplyChanges { changes, .. } => {
             check_count(changes.len())?;
@@ -621,6 +656,7 @@ pub fn try_encode_request(
         Request::GetMany { .. } => req_op::GET_MANY,
         Request::SetMany { .. } => req_op::SET_MANY,
         Request::DeleteMany { .. } => req_op::DELETE_MANY,
+        Request::Execute { watched, .. } if !watched.is_empty() => req_op::EXECUTE_WATCHED,
         Request::Execute {
             ship_effects: true, ..
         } => req_op::EXECUTE,
@@ -671,8 +707,12 @@ pub fn try_encode_request(
             version,
             max_value_bytes,
             commands,
-            ship_effects: _,
+            ship_effects,
+            watched,
         } => {
+            if !watched.is_empty() {
+                buf.put_u8(u8::from(*ship_effects));
+            }
             put_opt_version(version, buf);
             buf.put_u64_le(*max_value_bytes);
             put_count(commands.len(), buf);
@@ -680,6 +720,13 @@ pub fn try_encode_request(
                 put_count(args.len(), buf);
                 for arg in args {
                     put_value(arg, buf);
+                }
+            }
+            if !watched.is_empty() {
+                put_count(watched.len(), buf);
+                for (key, seen) in watched {
+                    put_key(key, buf);
+                    put_watched(seen, buf);
                 }
             }
         }
@@ -707,7 +754,7 @@ pub fn try_encode_request(
 /// [`try_encode_request`]; an error code is at most 65535 bytes).
 pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Result<(), FrameError> {
     let payload = match resp {
-        Response::Pong | Response::Ok | Response::NotFound => 0,
+        Response::Pong | Response::Ok | Response::NotFound | Response::WatchFailed => 0,
         Response::Value(entry) => entry_size(entry)?,
         Response::Tombstone(_) => VERSION_BYTES,
         Response::StaleEpoch { .. } => EPOCH_BYTES,
@@ -766,11 +813,12 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
         Response::Executed { .. } => resp_op::EXECUTED,
         Response::Applied(_) => resp_op::APPLIED,
         Response::Counted { .. } => resp_op::COUNTED,
+        Response::WatchFailed => resp_op::WATCH_FAILED,
         Response::Error { .. } => resp_op::ERROR,
     };
     let start = put_header(id, opcode, payload, buf)?;
     match resp {
-        Response::Pong | Response::Ok | Response::NotFound => {}
+        Response::Pong | Response::Ok | Response::NotFound | Response::WatchFailed => {}
         Response::Value(entry) => put_entry(entry, buf),
         Response::Tombstone(version) => put_version(version, buf),
         Response::StaleEpoch { current } => buf.put_u64_le(*current),
@@ -865,6 +913,27 @@ fn apply_status_size(status: &ApplyStatus) -> usize {
     match status {
         ApplyStatus::Stale { .. } => 1 + VERSION_BYTES,
         _ => 1,
+    }
+}
+
+fn watched_size(seen: &Watched) -> usize {
+    match seen {
+        Watched::Absent => 1,
+        Watched::Live(_) | Watched::Deleted(_) => 1 + VERSION_BYTES,
+    }
+}
+
+fn put_watched(seen: &Watched, buf: &mut BytesMut) {
+    match seen {
+        Watched::Absent => buf.put_u8(0),
+        Watched::Live(version) => {
+            buf.put_u8(1);
+            put_version(version, buf);
+        }
+        Watched::Deleted(version) => {
+            buf.put_u8(2);
+            put_version(version, buf);
+        }
     }
 }
 
@@ -1025,7 +1094,15 @@ pub fn decode_request(buf: &mut BytesMut) -> Result<Option<RequestFrame>, FrameE
             }
             Request::DeleteMany { keys }
         }
-        req_op::EXECUTE | req_op::EXECUTE_KEYS_ONLY => {
+        req_op::EXECUTE | req_op::EXECUTE_KEYS_ONLY | req_op::EXECUTE_WATCHED => {
+            let ship_effects = match opcode {
+                req_op::EXECUTE_WATCHED => match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(FrameError::Malformed("unknown effects flag")),
+                },
+                _ => opcode == req_op::EXECUTE,
+            };
             let version = r.opt_version()?;
             let max_value_bytes = r.u64()?;
             let count = r.count(4)?;
@@ -1038,11 +1115,33 @@ pub fn decode_request(buf: &mut BytesMut) -> Result<Option<RequestFrame>, FrameE
                 }
                 commands.push(args);
             }
+            let mut watched = Vec::new();
+            if opcode == req_op::EXECUTE_WATCHED {
+                let count = r.count(MIN_KEY_BYTES + 1)?;
+                if count == 0 {
+                    // Sent as 0x09 or 0x0C: one encoding per request.
+                    return Err(FrameError::Malformed(
+                        "a watched execute without watched keys",
+                    ));
+                }
+                watched.reserve(count);
+                for _ in 0..count {
+                    let key = r.key()?;
+                    let seen = match r.u8()? {
+                        0 => Watched::Absent,
+                        1 => Watched::Live(r.version()?),
+                        2 => Watched::Deleted(r.version()?),
+                        _ => return Err(FrameError::Malformed("unknown watched tag")),
+                    };
+                    watched.push((key, seen));
+                }
+            }
             Request::Execute {
                 version,
                 max_value_bytes,
                 commands: commands.into(),
-                ship_effects: opcode == req_op::EXECUTE,
+                ship_effects,
+                watched,
             }
         }
         req_op::APPLY_CHANGES => {
@@ -1140,6 +1239,7 @@ pub fn decode_response(buf: &mut BytesMut) -> Result<Option<(u64, Response)>, Fr
             Response::Applied(statuses)
         }
         resp_op::COUNTED => Response::Counted { keys: r.u64()? },
+        resp_op::WATCH_FAILED => Response::WatchFailed,
         resp_op::ERROR => {
             let code_len = usize::from(r.u16()?);
             let code = r.utf8(code_len)?;
@@ -1541,6 +1641,7 @@ mod tests {
             max_value_bytes: 7,
             commands: vec![vec![Bytes::from_static(b"GET"), Bytes::from_static(b"k")]].into(),
             ship_effects,
+            watched: Vec::new(),
         };
         let mut expected = vec![8 + 1 + 8 + 1 + 8 + 4 + 4 + (4 + 3) + (4 + 1), 0, 0, 0];
         expected.extend_from_slice(&3u64.to_le_bytes());
@@ -1560,6 +1661,74 @@ mod tests {
                 frame_of(3, 4, execute(ship_effects))
             );
         }
+    }
+
+    #[test]
+    fn execute_with_watched_keys_is_0x0e_with_the_effects_flag_first_and_the_keys_last() {
+        let v = Version {
+            millis: 1,
+            counter: 2,
+            origin: 3,
+        };
+        let execute = |ship_effects| Request::Execute {
+            version: None,
+            max_value_bytes: 7,
+            commands: vec![vec![Bytes::from_static(b"GET"), Bytes::from_static(b"k")]].into(),
+            ship_effects,
+            watched: vec![
+                (Bytes::from_static(b"a"), Watched::Absent),
+                (Bytes::from_static(b"b"), Watched::Live(v)),
+                (Bytes::from_static(b"c"), Watched::Deleted(v)),
+            ],
+        };
+        let watched_bytes = 4 + (2 + 1 + 1) + 2 * (2 + 1 + 1 + VERSION_BYTES);
+        let payload = 8 + 1 + 1 + 8 + 4 + 4 + (4 + 3) + (4 + 1) + watched_bytes;
+        let mut expected = vec![8 + 1 + payload as u8, 0, 0, 0];
+        expected.extend_from_slice(&3u64.to_le_bytes());
+        expected.push(0x0E);
+        expected.extend_from_slice(&4u64.to_le_bytes());
+        expected.push(1);
+        expected.push(0);
+        expected.extend_from_slice(&7u64.to_le_bytes());
+        expected.extend_from_slice(&[1, 0, 0, 0, 2, 0, 0, 0]);
+        expected.extend_from_slice(&[3, 0, 0, 0, b'G', b'E', b'T', 1, 0, 0, 0, b'k']);
+        expected.extend_from_slice(&[3, 0, 0, 0]);
+        expected.extend_from_slice(&[1, 0, b'a', 0]);
+        let version = [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0];
+        expected.extend_from_slice(&[1, 0, b'b', 1]);
+        expected.extend_from_slice(&version);
+        expected.extend_from_slice(&[1, 0, b'c', 2]);
+        expected.extend_from_slice(&version);
+        for ship_effects in [true, false] {
+            let mut buf = BytesMut::new();
+            encode_request(3, 4, &execute(ship_effects), &mut buf);
+            expected[LEN_BYTES + 8 + 1 + 8] = u8::from(ship_effects);
+            assert_eq!(&buf[..], &expected[..], "ship_effects: {ship_effects}");
+            assert_eq!(
+                decode_request(&mut buf).unwrap(),
+                frame_of(3, 4, execute(ship_effects))
+            );
+        }
+        // One encoding per request: no watched keys is 0x09 or 0x0C.
+        let mut empty = expected[..LEN_BYTES + 8 + 1 + 8 + 1 + 1 + 8 + 4 + 4 + 7 + 5].to_vec();
+        empty.extend_from_slice(&[0, 0, 0, 0]);
+        let len = (empty.len() - LEN_BYTES) as u32;
+        empty[..LEN_BYTES].copy_from_slice(&len.to_le_bytes());
+        assert!(matches!(
+            decode_request(&mut BytesMut::from(&empty[..])),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn watch_failed_is_0x8e_with_no_payload() {
+        let mut buf = BytesMut::new();
+        encode_response(3, &Response::WatchFailed, &mut buf);
+        assert_eq!(&buf[LEN_BYTES + MIN_FRAME_LEN - 1..], &[0x8E]);
+        assert_eq!(
+            decode_response(&mut buf).unwrap(),
+            Some((3, Response::WatchFailed))
+        );
     }
 
     #[test]

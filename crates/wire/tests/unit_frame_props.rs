@@ -3,6 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use distcache_core::ring::PositionRange;
+use distcache_core::store::Watched;
 use distcache_core::{Entry, Lookup, Version};
 use distcache_wire::frame::{
     ApplyStatus, DeleteStatus, KeyedEntry, MAX_FRAME_BYTES, RequestFrame, ShippedChanges,
@@ -92,16 +93,20 @@ fn request() -> impl Strategy<Value = Request> {
             proptest::option::of(version()),
             any::<u64>(),
             vec(vec(bytes(16), 0..6), 0..4),
-            any::<bool>()
+            any::<bool>(),
+            prop_oneof![Just(Vec::new()), vec((bytes(16), watched()), 1..4)]
         )
-            .prop_map(|(version, max_value_bytes, commands, ship_effects)| {
-                Request::Execute {
-                    version,
-                    max_value_bytes,
-                    commands: commands.into(),
-                    ship_effects,
+            .prop_map(
+                |(version, max_value_bytes, commands, ship_effects, watched)| {
+                    Request::Execute {
+                        version,
+                        max_value_bytes,
+                        commands: commands.into(),
+                        ship_effects,
+                        watched,
+                    }
                 }
-            }),
+            ),
         (version(), vec(shipped(), 0..4))
             .prop_map(|(version, changes)| Request::ApplyChanges { version, changes }),
         position_ranges().prop_map(|ranges| Request::CountKeys { ranges }),
@@ -123,6 +128,14 @@ fn position_ranges() -> impl Strategy<Value = Vec<PositionRange>> {
             })
             .collect()
     })
+}
+
+fn watched() -> impl Strategy<Value = Watched> {
+    prop_oneof![
+        Just(Watched::Absent),
+        version().prop_map(Watched::Live),
+        version().prop_map(Watched::Deleted),
+    ]
 }
 
 fn shipped() -> impl Strategy<Value = ShippedChanges> {
@@ -163,6 +176,7 @@ fn response() -> impl Strategy<Value = Response> {
             }),
         vec(apply_status(), 0..8).prop_map(Response::Applied),
         any::<u64>().prop_map(|keys| Response::Counted { keys }),
+        Just(Response::WatchFailed),
         (any::<String>(), any::<String>())
             .prop_map(|(code, message)| Response::Error { code, message }),
     ]
@@ -194,7 +208,7 @@ fn drain_responses(mut buf: BytesMut) {
 /// twice: as a request (with an epoch after the opcode, most of the time)
 /// and as a response (without).
 fn framed_noise() -> impl Strategy<Value = (BytesMut, BytesMut)> {
-    let opcode = prop_oneof![0x00u8..=0x0D, 0x80u8..=0x8D, Just(0xFF), any::<u8>()];
+    let opcode = prop_oneof![0x00u8..=0x0E, 0x80u8..=0x8E, Just(0xFF), any::<u8>()];
     // Half the time the payload opens with a small count, so that batch
     // parsers get past their count check.
     let count = proptest::option::of(0u32..4);

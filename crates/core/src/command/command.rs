@@ -391,6 +391,14 @@ pub enum Command {
     Multi,
     Exec,
     Discard,
+    /// WATCH: a session remembers the keys' versions; the keyspace only
+    /// sees it queued inside MULTI, where it is refused.
+    Watch {
+        keys: Vec<Key>,
+    },
+    /// UNWATCH: a session forgets its watches; queued inside MULTI it
+    /// answers OK (EXEC has forgotten them already).
+    Unwatch,
 }
 
 /// NX / XX.

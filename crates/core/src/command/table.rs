@@ -341,6 +341,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("ttl", 2, R | FAST | RANDOM_OUTPUT, Generic, ONE, |a| Ok(Command::Ttl { key: a[1].clone(), ms: false }), "TTL in seconds"),
     c!("type", 2, R | FAST, Generic, ONE, |a| Ok(Command::Type { key: a[1].clone() }), "The type of a key's value"),
     c!("unlink", -2, W | FAST, Generic, ALL, |a| Ok(Command::Del { keys: p::keys_from(a, 1) }), "Deletes keys"),
+    c!("unwatch", 1, TRANSACTION | FAST, Transactions, KeySpec::None, |_| Ok(Command::Unwatch), "Forgets every watched key"),
+    c!("watch", -2, TRANSACTION | FAST, Transactions, ALL, |a| Ok(Command::Watch { keys: p::keys_from(a, 1) }), "Watches keys: EXEC then runs nothing if any changed"),
     c!("zadd", -4, W | DENYOOM | FAST, SortedSet, ONE, p::zadd, "Adds members or changes scores"),
     c!("zcard", 2, R | FAST, SortedSet, ONE, |a| Ok(Command::ZCard { key: a[1].clone() }), "Number of members"),
     c!("zcount", 4, R | FAST, SortedSet, ONE, p::zcount, "Members within a score range"),

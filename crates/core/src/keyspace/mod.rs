@@ -327,6 +327,11 @@ impl Exec<'_> {
         use Command as C;
         match c {
             C::Multi | C::Exec | C::Discard => session::outside(c),
+            // A session answers WATCH and UNWATCH; here they were queued
+            // inside MULTI, where Redis refuses WATCH and UNWATCH is a
+            // no-op (EXEC forgot the watches before running it).
+            C::Watch { .. } => Err(CommandError::NotInMulti("WATCH")),
+            C::Unwatch => Ok(Reply::OK),
             C::Get { .. }
             | C::Set { .. }
             | C::SetNx { .. }

@@ -171,6 +171,7 @@ proptest! {
                 }
                 Executed::TooLarge => prop_assert!(refused, "{} refused but fits", line),
                 Executed::Refused => prop_assert!(false, "admitted, yet refused"),
+                Executed::WatchFailed => prop_assert!(false, "nothing was watched"),
             }
             let held = contents(&leader);
             prop_assert_eq!(&held, &model_contents(&model), "after {}", line);
@@ -699,4 +700,84 @@ fn a_batch_refused_once_its_keys_are_locked_changes_nothing() {
     let held = store.peek(b"k", NOW).expect("still there");
     assert_eq!(held.version, version(1));
     assert_eq!(held.value, set("1").value);
+}
+
+/// Runs `line` as a leader after WATCH of `watched`, at `at`.
+fn run_watched(
+    store: &Store,
+    line: &str,
+    watched: &[(Bytes, Watched)],
+    at: u64,
+    now: u64,
+) -> Executed {
+    let args = argv(line);
+    store.execute_watched(
+        &keys_of(&args),
+        watched,
+        Some(version(at)),
+        now,
+        usize::MAX,
+        &|| true,
+        |ks| Some(run_line(ks, line, 0)),
+        &mut |_| {},
+    )
+}
+
+/// What WATCH of `key` would see now.
+fn watch(store: &Store, key: &str, now: u64) -> (Bytes, Watched) {
+    let key = Bytes::copy_from_slice(key.as_bytes());
+    let seen = Watched::of(&store.lookup(&key, now));
+    (key, seen)
+}
+
+#[test]
+fn a_watched_transaction_runs_only_if_no_watched_key_changed_under_the_lock() {
+    let store = store();
+    let ran = |e: &Executed| matches!(e, Executed::Ran { .. });
+    // Unchanged (live, absent): it runs.
+    assert!(ran(&run_watched(&store, "SET w 1", &[], 1, NOW)));
+    let seen = [watch(&store, "w", NOW), watch(&store, "none", NOW)];
+    assert!(ran(&run_watched(&store, "SET other 1", &seen, 2, NOW)));
+    // A write since: nothing runs, nothing changes.
+    let seen = [watch(&store, "w", NOW)];
+    assert!(ran(&run_watched(&store, "SET w 2", &[], 3, NOW)));
+    let failed = run_watched(&store, "SET other 2", &seen, 4, NOW);
+    assert!(matches!(failed, Executed::WatchFailed), "{failed:?}");
+    assert_eq!(store.get(b"other", NOW).unwrap().version, version(2));
+    // A key absent when watched, then written and deleted: its tombstone
+    // is newer than nothing.
+    let seen = [watch(&store, "gone", NOW)];
+    assert!(ran(&run_watched(&store, "SET gone 1", &[], 5, NOW)));
+    assert!(ran(&run_watched(&store, "DEL gone", &[], 6, NOW)));
+    let failed = run_watched(&store, "SET other 3", &seen, 7, NOW);
+    assert!(matches!(failed, Executed::WatchFailed), "{failed:?}");
+    // A tombstone watched, then past its grace: no change.
+    let seen = [watch(&store, "gone", NOW)];
+    assert!(matches!(seen[0].1, Watched::Deleted(_)));
+    let later = NOW + 120_000;
+    assert!(ran(&run_watched(&store, "SET other 4", &seen, 8, later)));
+    // A live item that expires: a change, as in Redis 7.
+    assert!(ran(&run_watched(&store, "SET e 1 PX 100", &[], 9, NOW)));
+    let seen = [watch(&store, "e", NOW)];
+    let failed = run_watched(&store, "SET other 5", &seen, 10, NOW + 200);
+    assert!(matches!(failed, Executed::WatchFailed), "{failed:?}");
+    // The transaction's own key, watched and unchanged: it runs.
+    let seen = [watch(&store, "w", NOW)];
+    assert!(ran(&run_watched(&store, "INCR w", &seen, 11, NOW)));
+    assert_eq!(store.get(b"w", NOW).unwrap().version, version(11));
+}
+
+#[test]
+fn watched_compares_live_versions_exactly_and_deletes_by_their_order() {
+    let (v1, v2) = (version(1), version(2));
+    assert!(Watched::Live(v1).still(Watched::Live(v1)));
+    assert!(!Watched::Live(v1).still(Watched::Live(v2)));
+    assert!(!Watched::Live(v1).still(Watched::Absent));
+    assert!(!Watched::Live(v1).still(Watched::Deleted(v2)));
+    assert!(!Watched::Absent.still(Watched::Live(v1)));
+    assert!(Watched::Absent.still(Watched::Absent));
+    assert!(!Watched::Absent.still(Watched::Deleted(v1)));
+    assert!(Watched::Deleted(v1).still(Watched::Absent));
+    assert!(Watched::Deleted(v2).still(Watched::Deleted(v2)));
+    assert!(!Watched::Deleted(v1).still(Watched::Deleted(v2)));
 }

@@ -71,6 +71,54 @@ pub enum Executed {
     /// (the auxiliary's epoch fence moved past the request's): nothing was
     /// read or changed.
     Refused,
+    /// A watched key changed since it was watched
+    /// ([`Store::execute_watched`]): nothing ran.
+    WatchFailed,
+}
+
+/// What a client saw of a key when it watched it (WATCH), as a
+/// [`super::Lookup`] shows it without the value. EXEC runs only if every
+/// watched key still shows the same ([`Watched::still`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watched {
+    /// A live item at this version.
+    Live(Version),
+    /// A tombstone within its grace, at this version.
+    Deleted(Version),
+    /// Nothing (never written, expired, evicted, or deleted past the
+    /// grace).
+    Absent,
+}
+
+impl Watched {
+    /// What `lookup` shows of a key.
+    pub fn of(lookup: &super::Lookup) -> Watched {
+        match lookup {
+            super::Lookup::Live(entry) => Watched::Live(entry.version),
+            super::Lookup::Deleted(version) => Watched::Deleted(*version),
+            super::Lookup::Absent => Watched::Absent,
+        }
+    }
+
+    /// Whether a key that showed `self` when watched and shows `now` is
+    /// unchanged. Every write or delete gives the key a higher version
+    /// (`Version::above`), so a live item is unchanged only at the same
+    /// version, and a key with no live item only while nothing newer than
+    /// what it showed arrived: a tombstone whose grace ended (or a key
+    /// never written) is not a change, a new tombstone is (SET then DEL).
+    /// A live item that expired, or a key written since, is a change, as
+    /// in Redis 7.
+    pub fn still(self, now: Watched) -> bool {
+        let gone = |w: Watched| match w {
+            Watched::Deleted(v) => Some(v),
+            _ => None,
+        };
+        match (self, now) {
+            (Watched::Live(then), Watched::Live(now)) => then == now,
+            (Watched::Live(_), _) | (_, Watched::Live(_)) => false,
+            (then, now) => gone(now) <= gone(then),
+        }
+    }
 }
 
 /// What applying one key's changes did on a replica.
@@ -158,12 +206,61 @@ impl Store {
         run: impl FnOnce(&mut Keyspace) -> Option<Outcome>,
         record: &mut dyn FnMut(&Mutation<'_>),
     ) -> Executed {
+        self.execute_watched(
+            keys,
+            &[],
+            version,
+            now_ms,
+            max_value_bytes,
+            admitted,
+            run,
+            record,
+        )
+    }
+
+    /// [`Store::execute`] after WATCH: `watched` are keys and what they
+    /// showed when watched. Their shards are locked with the command's
+    /// keys, and if any of them shows something else now
+    /// ([`Watched::still`]), nothing runs and nothing changes
+    /// ([`Executed::WatchFailed`]). The check and the run are one atomic
+    /// step: no write lands between them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn execute_watched(
+        &self,
+        keys: &[Bytes],
+        watched: &[(Bytes, Watched)],
+        version: Option<Version>,
+        now_ms: u64,
+        max_value_bytes: usize,
+        admitted: &dyn Fn() -> bool,
+        run: impl FnOnce(&mut Keyspace) -> Option<Outcome>,
+        record: &mut dyn FnMut(&Mutation<'_>),
+    ) -> Executed {
         let shards = self.shards.len();
-        let mut locked = self.lock_keys(keys);
+        let mut locked = if watched.is_empty() {
+            self.lock_keys(keys)
+        } else {
+            let mut all: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
+            all.extend(watched.iter().map(|(k, _)| k.as_ref()));
+            self.lock_keys(&all)
+        };
         if !admitted() {
             return Executed::Refused;
         }
         let locked = &mut locked;
+        for (key, then) in watched {
+            let hash = hash_key(key);
+            let shard = locked.shard(hash, shards);
+            let now = match shard.live(hash, key, now_ms) {
+                Some((_, version)) => Watched::Live(version),
+                None => shard
+                    .tombstone(hash, key, now_ms)
+                    .map_or(Watched::Absent, Watched::Deleted),
+            };
+            if !then.still(now) {
+                return Executed::WatchFailed;
+            }
+        }
         let (version, found) = stamp(locked, shards, keys, version, now_ms);
         let mut lending = Lending {
             ks: Keyspace::new(),

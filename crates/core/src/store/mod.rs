@@ -131,7 +131,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 
 use crate::version::Version;
-pub use commands::{ApplyOutcome, Executed, KeyChanges};
+pub use commands::{ApplyOutcome, Executed, KeyChanges, Watched};
 pub use plain::Plain;
 pub(crate) use shard::EXPIRED_LONG_AGO_MS;
 use shard::Shard;

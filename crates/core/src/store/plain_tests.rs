@@ -160,6 +160,7 @@ fn summary(executed: &Executed) -> String {
     match executed {
         Executed::TooLarge => "too large".to_owned(),
         Executed::Refused => "refused".to_owned(),
+        Executed::WatchFailed => "watch failed".to_owned(),
         Executed::Ran {
             version,
             reply,
@@ -397,6 +398,7 @@ proptest! {
                 }
                 Executed::TooLarge => "too large".to_owned(),
                 Executed::Refused => "refused".to_owned(),
+                Executed::WatchFailed => "watch failed".to_owned(),
             };
             prop_assert_eq!(stripped(&shipped), stripped(&without), "batch {:?}", lines);
             if let (true, Executed::Ran { changes, .. }) = (ran_plain, &without) {

@@ -13,7 +13,7 @@ use distcache_core::keyspace::effect::encoding as effect_encoding;
 use distcache_core::keyspace::{Keyspace, Outcome};
 use distcache_core::mutation_log::Mutation;
 use distcache_core::store::{
-    DeleteOutcome, Executed, KeyChanges, Lookup, Plain, SetOutcome, Store,
+    DeleteOutcome, Executed, KeyChanges, Lookup, Plain, SetOutcome, Store, Watched,
 };
 use distcache_core::value::stored;
 use distcache_core::{Entry, Version};
@@ -241,6 +241,7 @@ impl DataHandler {
     fn execute(
         &self,
         commands: &[Vec<Bytes>],
+        watched: &[(Bytes, Watched)],
         version: Option<Version>,
         max_value_bytes: usize,
         ship_effects: bool,
@@ -265,10 +266,15 @@ impl DataHandler {
                 (spec.parse)(args)
             })
             .collect();
-        if let [Ok(Command::FlushAll)] = parsed.as_slice() {
+        // EXEC after WATCH runs on the executor below, which checks the
+        // watched keys under the same locks.
+        if watched.is_empty()
+            && let [Ok(Command::FlushAll)] = parsed.as_slice()
+        {
             return self.flush_all(version, now, conn);
         }
-        if let [Ok(command)] = parsed.as_slice()
+        if watched.is_empty()
+            && let [Ok(command)] = parsed.as_slice()
             && let Some(reply) = self
                 .store
                 .execute_everywhere(command, now, &mut rand::rng())
@@ -286,7 +292,7 @@ impl DataHandler {
         let batch = parsed.len() > 1;
         // GETs and plain SETs, the commands a cache sees most, run on the
         // stored strings without the executor when they can.
-        if let Some(plain) = Plain::all(&parsed) {
+        if let Some(plain) = Plain::all(&parsed).filter(|_| watched.is_empty()) {
             let max_reply_bytes = if batch {
                 MAX_BATCH_REPLY_BYTES
             } else {
@@ -351,8 +357,16 @@ impl DataHandler {
             })
         };
         let executed = self.applying_all(conn, |record| {
-            self.store
-                .execute(&keys, version, now, max_value_bytes, &admitted, run, record)
+            self.store.execute_watched(
+                &keys,
+                watched,
+                version,
+                now,
+                max_value_bytes,
+                &admitted,
+                run,
+                record,
+            )
         });
         self.executed_response(executed, ship_effects)
     }
@@ -531,10 +545,20 @@ impl Handler for DataHandler {
                 max_value_bytes,
                 commands,
                 ship_effects,
+                watched,
             } => {
                 self.ops.execute.inc();
                 let limit = usize::try_from(max_value_bytes).unwrap_or(usize::MAX);
-                self.execute(&commands, version, limit, ship_effects, epoch, now, conn)
+                self.execute(
+                    &commands,
+                    &watched,
+                    version,
+                    limit,
+                    ship_effects,
+                    epoch,
+                    now,
+                    conn,
+                )
             }
             Request::ApplyChanges { version, changes } => {
                 self.ops.apply_changes.inc();
@@ -628,6 +652,7 @@ fn executed_response(executed: Executed, ship_effects: bool) -> Response {
             }
         }
         Executed::TooLarge => Response::Written(WriteStatus::TooLarge),
+        Executed::WatchFailed => Response::WatchFailed,
         Executed::Refused => unreachable!("answered by DataHandler::executed_response"),
     }
 }
@@ -749,6 +774,7 @@ mod tests {
                     max_value_bytes: 1024,
                     commands: commands.clone().into(),
                     ship_effects,
+                    watched: Vec::new(),
                 };
                 match h.handle(request, 1, &mut ConnState::default()) {
                     Response::Executed {

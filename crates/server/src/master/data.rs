@@ -398,6 +398,12 @@ impl Master {
     /// but finding nothing is not a miss, it is `503` (see "Waiting for
     /// silent copies" in `distcache_core::cluster`).
     pub(super) async fn read_replicas(&self, key: &Bytes) -> Result<Option<Entry>, OpError> {
+        Ok(self.lookup_replicas(key).await?.into_entry())
+    }
+
+    /// As [`Master::read_replicas`], telling a delete within its grace
+    /// from nothing (WATCH's read).
+    pub(super) async fn lookup_replicas(&self, key: &Bytes) -> Result<Lookup, OpError> {
         let view = self.view.load_full();
         let nodes = self.read_route(&view, key)?;
         let key = key.clone();
@@ -407,14 +413,11 @@ impl Master {
                     "replicas_unavailable",
                     "every auxiliary that holds this key is down; it can be read when one is back",
                 ))),
-                found => Ok(found.into_entry()),
+                found => Ok(found),
             };
         }
         if view.rebalancing() && nodes.len() > 1 {
-            return Ok(self
-                .read_newest(&nodes, view.epoch, key)
-                .await?
-                .into_entry());
+            return self.read_newest(&nodes, view.epoch, key).await;
         }
         let mut last_error = None;
         for (i, node) in nodes.iter().enumerate() {
@@ -426,7 +429,7 @@ impl Master {
                     if i > 0 {
                         self.metrics.read_fallbacks.inc();
                     }
-                    return Ok(found.into_entry());
+                    return Ok(found);
                 }
                 Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
                 Err(e) => last_error = Some(e),

@@ -254,6 +254,11 @@ impl Caller {
     /// and within the caller's role.
     fn check(&self, args: &[Bytes]) -> Result<(), CommandError> {
         let spec = table::resolve(args)?;
+        if matches!(spec.name, "watch" | "unwatch") {
+            return Err(CommandError::Relayed(
+                super::commands::WATCH_NEEDS_RESP.into(),
+            ));
+        }
         if spec.has(flags::TRANSACTION) {
             return Err(CommandError::Other(NO_SESSION));
         }

@@ -29,6 +29,7 @@ use bytes::Bytes;
 use distcache_core::Lookup;
 use distcache_core::command::reply::codec as reply_codec;
 use distcache_core::command::{CommandError, Reply};
+use distcache_core::store::Watched;
 use distcache_core::version::Version;
 use distcache_wire::frame::{ApplyStatus, ShippedChanges, WriteStatus};
 use distcache_wire::{Request, Response};
@@ -88,10 +89,20 @@ pub(super) enum AtLeader {
     /// Nothing ran: a result would exceed the value limit or the store, or
     /// a batch's answer would not fit one frame.
     TooLarge,
+    /// Nothing ran: a watched key changed since WATCH (EXEC answers nil).
+    WatchFailed,
+}
+
+/// The reply to a command whose keys moved to other nodes after it was
+/// planned: Redis Cluster's word for "keys being moved, try again".
+pub(super) fn try_again() -> Reply {
+    Reply::Error(CommandError::Relayed(
+        "TRYAGAIN Multiple keys request during rehashing of slot".into(),
+    ))
 }
 
 /// The reply to a command whose result would not fit.
-fn too_large() -> Reply {
+pub(super) fn too_large() -> Reply {
     Reply::Error(CommandError::Relayed(
         "OOM the value would exceed MAX_VALUE_BYTES or the node's share of CACHE_MAX_BYTES".into(),
     ))
@@ -115,11 +126,24 @@ impl Master {
         commands: Arc<[Vec<Bytes>]>,
         ship_effects: bool,
     ) -> Request {
+        self.execute_watched_request(version, commands, ship_effects, &[])
+    }
+
+    /// As [`Master::execute_request`], for EXEC after WATCH: the leader
+    /// runs nothing if a key of `watched` changed since it was watched.
+    fn execute_watched_request(
+        &self,
+        version: Option<Version>,
+        commands: Arc<[Vec<Bytes>]>,
+        ship_effects: bool,
+        watched: &[(Bytes, Watched)],
+    ) -> Request {
         Request::Execute {
             version,
             max_value_bytes: self.config.max_value_bytes as u64,
             commands,
             ship_effects,
+            watched: watched.to_vec(),
         }
     }
 
@@ -147,17 +171,12 @@ impl Master {
         let n = commands.len();
         Ok(
             match self
-                .at_leader_answer(Some(keys), commands, write, None)
+                .at_leader_answer(Some(keys), commands, write, None, &[])
                 .await?
             {
                 AtLeader::Ran(replies, reached) => (replies, reached),
-                // Redis Cluster's word for "keys being moved, try again".
-                AtLeader::Moved => {
-                    let again = Reply::Error(CommandError::Relayed(
-                        "TRYAGAIN Multiple keys request during rehashing of slot".into(),
-                    ));
-                    (vec![again; n], 0)
-                }
+                AtLeader::WatchFailed => unreachable!("nothing was watched"),
+                AtLeader::Moved => (vec![try_again(); n], 0),
                 AtLeader::TooLarge => (vec![too_large(); n], 0),
             },
         )
@@ -168,15 +187,18 @@ impl Master {
     /// the keys were found together by, and their route by it; while it
     /// is still the current map, neither is worked out again. `keys` may
     /// then be `None`: found from the commands only if they are needed
-    /// after all (the map moved, or keys are moving).
+    /// after all (the map moved, or keys are moving). `watched`: EXEC
+    /// after WATCH, whose keys are among `keys` (see
+    /// [`Master::execute_watched_request`]).
     pub(super) async fn at_leader_answer(
         self: &Arc<Self>,
         keys: Option<&[Bytes]>,
         commands: Arc<[Vec<Bytes>]>,
         write: bool,
         planned: Option<(&Arc<RingView>, &Route)>,
+        watched: &[(Bytes, Watched)],
     ) -> Result<AtLeader, ApiError> {
-        self.fenced(|| self.leader_attempt(keys, commands.clone(), write, planned))
+        self.fenced(|| self.leader_attempt(keys, commands.clone(), write, planned, watched))
             .await
     }
 
@@ -186,6 +208,7 @@ impl Master {
         commands: Arc<[Vec<Bytes>]>,
         write: bool,
         planned: Option<(&Arc<RingView>, &Route)>,
+        watched: &[(Bytes, Watched)],
     ) -> Result<AtLeader, OpError> {
         let view = self.view.load_full();
         let planned = planned
@@ -219,14 +242,15 @@ impl Master {
             self.bring_leader_up_to_date(&view, &route, keys).await?;
         }
         if !write {
-            return self.read_at(&view, &route, commands).await;
+            return self.read_at(&view, &route, commands, watched).await;
         }
         let leader = &route[0];
         let version = self.versions.tick((self.clock)());
         let n = commands.len();
         // With nobody to ship them to, the answer names the changed keys
         // without their effects.
-        let request = self.execute_request(Some(version), commands, ships_to_others(&route));
+        let request =
+            self.execute_watched_request(Some(version), commands, ships_to_others(&route), watched);
         match self.call(leader, view.epoch, "execute", request).await {
             Ok(Response::Executed {
                 version,
@@ -252,6 +276,7 @@ impl Master {
                 Ok(AtLeader::Ran(replies, reached))
             }
             Ok(Response::Written(WriteStatus::TooLarge)) => Ok(AtLeader::TooLarge),
+            Ok(Response::WatchFailed) if !watched.is_empty() => Ok(AtLeader::WatchFailed),
             Ok(_) => Err(unexpected().into()),
             Err(CallError::StaleEpoch(current)) => Err(OpError::Fenced(current)),
             Err(e) => Err(unavailable("the command", 0, 1, Some(e)).into()),
@@ -276,10 +301,11 @@ impl Master {
         view: &RingView,
         route: &Route,
         commands: Arc<[Vec<Bytes>]>,
+        watched: &[(Bytes, Watched)],
     ) -> Result<AtLeader, OpError> {
         let mut last_error = None;
         for (i, node) in route.iter().enumerate() {
-            let request = self.execute_request(None, commands.clone(), true);
+            let request = self.execute_watched_request(None, commands.clone(), true, watched);
             match self.call(node, view.epoch, "execute", request).await {
                 Ok(Response::Executed { replies, .. }) => {
                     if i > 0 {
@@ -290,6 +316,9 @@ impl Master {
                 }
                 // A batch whose answer would not fit one frame.
                 Ok(Response::Written(WriteStatus::TooLarge)) => return Ok(AtLeader::TooLarge),
+                Ok(Response::WatchFailed) if !watched.is_empty() => {
+                    return Ok(AtLeader::WatchFailed);
+                }
                 Ok(_) => return Err(unexpected().into()),
                 Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
                 Err(e) => last_error = Some(e),

@@ -4,8 +4,9 @@
 //! - [`Master::run_command`] runs one argument vector and answers with its
 //!   [`Reply`]; [`Master::run_transaction`] runs a MULTI block's queued
 //!   commands as one atomic batch (EXEC's answer).
-//! - [`CommandSession`] keeps one client's MULTI/EXEC state in front of
-//!   them.
+//! - [`CommandSession`] keeps one client's MULTI/EXEC and WATCH state in
+//!   front of them; WATCH reads versions with [`Master::watch_keys`]
+//!   ([`watch`]).
 //!
 //! A front end resolves the command in the table
 //! (`distcache_core::command::table::resolve`), checks that the caller's
@@ -37,13 +38,16 @@ mod leader;
 mod pipeline;
 mod plan;
 mod session;
+mod watch;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use distcache_core::command::{CommandError, Reply};
+use distcache_core::store::Watched;
 
 pub use pipeline::{Answer, Piped};
+pub use plan::WATCH_NEEDS_RESP;
 pub use session::CommandSession;
 
 use super::Master;
@@ -70,9 +74,17 @@ impl Master {
     }
 
     /// Runs a transaction's queued commands atomically and answers with
-    /// EXEC's array of replies.
-    pub async fn run_transaction(self: &Arc<Self>, queued: Vec<Vec<Bytes>>) -> Reply {
-        self.transaction(queued).await.unwrap_or_else(error_reply)
+    /// EXEC's array of replies, or nil (`Reply::NullArray`) when a key of
+    /// `watched` (WATCH's, see [`Master::watch_keys`]) changed since it
+    /// was watched: then nothing ran.
+    pub async fn run_transaction(
+        self: &Arc<Self>,
+        queued: Vec<Vec<Bytes>>,
+        watched: Vec<(Bytes, Watched)>,
+    ) -> Reply {
+        self.transaction(queued, watched)
+            .await
+            .unwrap_or_else(error_reply)
     }
 }
 

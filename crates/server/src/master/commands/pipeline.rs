@@ -225,7 +225,7 @@ impl Master {
         let write = members.iter().any(|&(_, write)| write);
         let commands: Arc<[Vec<Bytes>]> = commands.into();
         match self
-            .at_leader_answer(None, commands.clone(), write, Some((&view, &route)))
+            .at_leader_answer(None, commands.clone(), write, Some((&view, &route)), &[])
             .await
         {
             Ok(AtLeader::Ran(replies, reached)) => members
@@ -236,6 +236,7 @@ impl Master {
                     (place, (reply, counted))
                 })
                 .collect(),
+            Ok(AtLeader::WatchFailed) => unreachable!("nothing was watched"),
             Ok(AtLeader::Moved | AtLeader::TooLarge) => {
                 let mut answers = Vec::with_capacity(commands.len());
                 for ((place, _), args) in members.into_iter().zip(commands.iter()) {

@@ -3,15 +3,20 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use distcache_core::command::{CommandSpec, Reply, table};
+use distcache_core::command::{CommandError, CommandSpec, Reply, table};
 use distcache_core::keyspace::{Entry, Keyspace};
+use distcache_core::store::Watched;
 use distcache_core::value::stored;
 use futures_util::future::join_all;
 
+use super::leader::{AtLeader, too_large, try_again};
 use super::{crossslot, error_reply};
 use crate::http::ApiError;
 use crate::master::data::Route;
 use crate::master::{Master, RingView};
+
+/// The answer to WATCH and UNWATCH where there is no RESP connection.
+pub const WATCH_NEEDS_RESP: &str = "ERR WATCH and UNWATCH need a connection that keeps the watches until EXEC: send them over RESP (HTTP keeps no session)";
 
 /// Whether two routes name the same nodes in the same order: keys whose
 /// routes do live together.
@@ -93,6 +98,11 @@ impl Master {
         if super::runs_everywhere(spec.name) {
             return reply(self.everywhere(spec, args).await?);
         }
+        // WATCH lasts until EXEC, which needs a connection that keeps it:
+        // the RESP listener's, not an HTTP request.
+        if matches!(spec.name, "watch" | "unwatch") {
+            return reply(Reply::Error(CommandError::Relayed(WATCH_NEEDS_RESP.into())));
+        }
         // Only a session queues (`CommandSession`); without one these
         // answer as the executor does outside MULTI.
         if matches!(spec.name, "multi" | "exec" | "discard") {
@@ -126,9 +136,13 @@ impl Master {
 
     /// A transaction: every key of every command on the same nodes, run
     /// there as one batch. Without keys, its commands run one by one.
+    /// After WATCH, the watched keys count as the transaction's (they must
+    /// be on its nodes), and the batch runs only if none of them changed
+    /// (else nil: `Reply::NullArray`); see [`super::watch`].
     pub(super) async fn transaction(
         self: &Arc<Self>,
         queued: Vec<Vec<Bytes>>,
+        watched: Vec<(Bytes, Watched)>,
     ) -> Result<Reply, ApiError> {
         let mut keys = Vec::new();
         let mut everywhere = false;
@@ -137,6 +151,11 @@ impl Master {
                 everywhere |= super::runs_everywhere(spec.name);
                 keys.extend(keys_of(spec, args));
             }
+        }
+        if !watched.is_empty() {
+            return self
+                .watched_transaction(queued, keys, everywhere, watched)
+                .await;
         }
         if keys.is_empty() {
             let mut replies = Vec::with_capacity(queued.len());
@@ -157,6 +176,38 @@ impl Master {
         Ok(Reply::Array(
             self.at_leader(&keys, queued.into(), write).await?,
         ))
+    }
+
+    /// A transaction after WATCH (see [`Master::transaction`]).
+    async fn watched_transaction(
+        self: &Arc<Self>,
+        queued: Vec<Vec<Bytes>>,
+        mut keys: Vec<Bytes>,
+        everywhere: bool,
+        watched: Vec<(Bytes, Watched)>,
+    ) -> Result<Reply, ApiError> {
+        keys.extend(watched.iter().map(|(key, _)| key.clone()));
+        keys.sort();
+        keys.dedup();
+        let view = self.view.load_full();
+        if everywhere || !self.together(&view, &keys)? {
+            return Ok(crossslot());
+        }
+        let write = queued
+            .iter()
+            .any(|args| table::resolve(args).is_ok_and(|spec| spec.has(table::flags::WRITE)));
+        let n = queued.len();
+        Ok(
+            match self
+                .at_leader_answer(Some(&keys), queued.into(), write, None, &watched)
+                .await?
+            {
+                AtLeader::Ran(replies, _) => Reply::Array(replies),
+                AtLeader::WatchFailed => Reply::NullArray,
+                AtLeader::Moved => Reply::Array(vec![try_again(); n]),
+                AtLeader::TooLarge => Reply::Array(vec![too_large(); n]),
+            },
+        )
     }
 
     /// MGET over keys on several nodes: one MGET per node.

@@ -8,11 +8,17 @@
 //! transaction: EXEC then answers EXECABORT. Every other error (syntax,
 //! WRONGTYPE...) happens when EXEC runs, and is one element of EXEC's
 //! answer while the other commands still run, as in Redis.
+//!
+//! WATCH remembers what its keys show ([`Master::watch_keys`]) until EXEC,
+//! DISCARD, UNWATCH or RESET forget it; EXEC sends it with the transaction
+//! (see `super::watch`). WATCH inside MULTI is refused without dooming
+//! the transaction; UNWATCH inside MULTI is queued, as in Redis.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use distcache_core::command::{CommandError, Reply, table};
+use distcache_core::store::Watched;
 
 use crate::master::Master;
 
@@ -25,6 +31,8 @@ pub struct CommandSession {
     doomed: bool,
     /// Replicas beyond the leader the last write reached (WAIT's answer).
     last_write_reached: usize,
+    /// The keys WATCH named and what each showed then, first watch first.
+    watched: Vec<(Bytes, Watched)>,
 }
 
 impl CommandSession {
@@ -60,6 +68,7 @@ impl CommandSession {
     pub fn refuse_exec(&mut self, error: CommandError) -> Reply {
         self.queued = None;
         self.doomed = false;
+        self.watched.clear();
         Reply::Error(CommandError::ExecRefused(Box::new(error)))
     }
 
@@ -81,12 +90,22 @@ impl CommandSession {
             ("discard", true) => {
                 self.queued = None;
                 self.doomed = false;
+                self.watched.clear();
                 Reply::OK
             }
             ("exec", true) => match self.take_queued() {
-                Ok(queued) => master.run_transaction(queued).await,
+                Ok(queued) => {
+                    let watched = self.take_watched();
+                    master.run_transaction(queued, watched).await
+                }
                 Err(refused) => refused,
             },
+            ("watch", true) => Reply::Error(CommandError::NotInMulti("WATCH")),
+            ("watch", false) => self.watch(master, &args[1..]).await,
+            ("unwatch", false) => {
+                self.watched.clear();
+                Reply::OK
+            }
             ("exec", false) => Reply::Error(CommandError::ExecWithoutMulti),
             ("discard", false) => Reply::Error(CommandError::DiscardWithoutMulti),
             (_, true) => self.queue(args),
@@ -113,14 +132,40 @@ impl CommandSession {
     /// while queueing; an error outside a transaction). A front end that
     /// queued commands of its own takes them here and runs the rest with
     /// [`Master::run_transaction`].
+    /// The watches go with it: take them with
+    /// [`CommandSession::take_watched`]; after EXECABORT they are gone.
     pub fn take_queued(&mut self) -> Result<Vec<Vec<Bytes>>, Reply> {
         let Some(queued) = self.queued.take() else {
             return Err(Reply::Error(CommandError::ExecWithoutMulti));
         };
         if std::mem::take(&mut self.doomed) {
+            self.watched.clear();
             return Err(Reply::Error(CommandError::ExecAbort));
         }
         Ok(queued)
+    }
+
+    /// The watched keys, for EXEC, which forgets them whatever comes of
+    /// it (as Redis's EXEC does).
+    pub fn take_watched(&mut self) -> Vec<(Bytes, Watched)> {
+        std::mem::take(&mut self.watched)
+    }
+
+    /// WATCH outside MULTI: remembers what `keys` show now. A key already
+    /// watched keeps what it showed first, as in Redis. Nothing is
+    /// remembered if a key could not be read.
+    async fn watch(&mut self, master: &Arc<Master>, keys: &[Bytes]) -> Reply {
+        match master.watch_keys(keys).await {
+            Ok(seen) => {
+                for (key, shows) in seen {
+                    if !self.watched.iter().any(|(k, _)| *k == key) {
+                        self.watched.push((key, shows));
+                    }
+                }
+                Reply::OK
+            }
+            Err(reply) => reply,
+        }
     }
 
     /// Notes the answer of a command this session's client ran outside a

@@ -248,6 +248,18 @@ impl Connection {
                 return false;
             }
         };
+        let watched = self.session.take_watched();
+        // After WATCH, a watched key that already changed runs nothing, the
+        // listener's own commands included: they run before the leader's
+        // check, so they are checked for here first. (A change between
+        // this check and the leader's still leaves them run: documented.)
+        if !watched.is_empty()
+            && queued.iter().any(|args| front::lookup(&args[0]).is_some())
+            && !self.server.master.watched_unchanged(&watched).await
+        {
+            Reply::NullArray.write_resp(self.protocol, out);
+            return false;
+        }
         let mut elements = Vec::with_capacity(queued.len());
         let mut data: Vec<Vec<Bytes>> = Vec::new();
         for args in queued {
@@ -272,8 +284,10 @@ impl Connection {
             }
         }
         let mut data_replies = Vec::new().into_iter();
-        if !data.is_empty() {
-            match self.server.master.run_transaction(data).await {
+        // Watched keys are checked at their leader even with no data
+        // command to run there (MULTI then EXEC).
+        if !data.is_empty() || !watched.is_empty() {
+            match self.server.master.run_transaction(data, watched).await {
                 Reply::Array(replies) => data_replies = replies.into_iter(),
                 reply => {
                     reply.write_resp(self.protocol, out);
