@@ -31,7 +31,7 @@ use distcache_core::command::reply::codec as reply_codec;
 use distcache_core::command::{CommandError, Reply};
 use distcache_core::store::Watched;
 use distcache_core::version::Version;
-use distcache_wire::frame::{ApplyStatus, ShippedChanges, WriteStatus};
+use distcache_wire::frame::{ApplyStatus, DeleteStatus, ShippedChanges, WriteStatus};
 use distcache_wire::{Request, Response};
 use futures_util::future::join_all;
 
@@ -354,14 +354,15 @@ impl Master {
     }
 
     /// Writes `copy` of `key` to `node`, which keeps it only if it is newer
-    /// than what it holds.
+    /// than what it holds: `Some(held)` when it kept the version `held`
+    /// (as high or higher) instead.
     async fn put_copy(
         &self,
         node: &NodeRef,
         epoch: u64,
         key: &Bytes,
         copy: Lookup,
-    ) -> Result<(), OpError> {
+    ) -> Result<Option<Version>, OpError> {
         let request = match copy {
             Lookup::Live(entry) => Request::Set {
                 key: key.clone(),
@@ -371,7 +372,7 @@ impl Master {
                 key: key.clone(),
                 version,
             },
-            Lookup::Absent => return Ok(()),
+            Lookup::Absent => return Ok(None),
         };
         match self.call(node, epoch, "repair", request).await {
             // A node with a smaller byte limit cannot hold the copy: the
@@ -384,7 +385,9 @@ impl Master {
                 ),
             )
             .into()),
-            Ok(_) => Ok(()),
+            Ok(Response::Written(WriteStatus::Stale { held }))
+            | Ok(Response::Deleted(DeleteStatus::Stale { held })) => Ok(Some(held)),
+            Ok(_) => Ok(None),
             Err(CallError::StaleEpoch(current)) => Err(OpError::Fenced(current)),
             Err(e) => Err(unavailable("a repair", 0, 1, Some(e)).into()),
         }
@@ -516,21 +519,43 @@ impl Master {
     }
 
     /// Sends the leader's copy of each changed key to every replica of the
-    /// key by the current map.
+    /// key by the current map. The command counts as having reached them
+    /// only if each now holds that copy: a node that kept a newer version
+    /// instead may hold a history without this command (another leader ran
+    /// commands on the key meanwhile), and a leader that no longer holds
+    /// the key (it handed it over) has no copy to give; either way the
+    /// client is told the command may not have taken effect, never that it
+    /// did.
     async fn spread_copies(
         &self,
         leader: &NodeRef,
         changes: &[ShippedChanges],
     ) -> Result<(), OpError> {
         let view = self.view.load_full();
+        let lost = |why: &str| {
+            OpError::Api(ApiError::unavailable(
+                "replicas_unavailable",
+                format!(
+                    "the command ran at its keys' former leader while the cluster map moved, \
+                     and {why}: it may not have taken effect; it is not run again"
+                ),
+            ))
+        };
         for change in changes {
             let copy = self
                 .copy_at(leader, distcache_wire::frame::UNFENCED, &change.key)
                 .await?;
+            let Some(version) = copy.version() else {
+                return Err(lost("that node no longer holds the key"));
+            };
             for node in self.route(&view, &change.key)?.iter() {
                 if node.id != leader.id {
-                    self.put_copy(node, view.epoch, &change.key, copy.clone())
+                    let kept = self
+                        .put_copy(node, view.epoch, &change.key, copy.clone())
                         .await?;
+                    if kept.is_some_and(|held| held != version) {
+                        return Err(lost("a newer version of the key is in place"));
+                    }
                 }
             }
         }
