@@ -1,0 +1,420 @@
+"""Workload over RESP through every master, recorded, and its checker.
+
+Registers r0..r{R-1}: SET (unique values) / DEL / GET from many clients at
+once (concurrent writers on the same key, through different masters).
+Counters c0..: INCR / GET. A list l0 (LPUSH of unique elements) and a hash
+h0 (HSET of unique fields).
+"""
+
+import random
+import threading
+import time
+
+from cluster import Resp, RespError
+
+INF = float("inf")
+BASE = 1_000_000
+
+
+class Recorder:
+    def __init__(self):
+        self.ops = []
+        self.lock = threading.Lock()
+
+    def add(self, op):
+        with self.lock:
+            self.ops.append(op)
+
+
+class Load:
+    def __init__(self, cluster, regs=8, counters=3, reg_threads=6, counter_threads=4,
+                 coll_threads=2, mixed=2, mixed_threads=4, seed=1):
+        self.c = cluster
+        self.rec = Recorder()
+        self.stop = threading.Event()
+        self.up = [True] * cluster.nm
+        self.regs = [f"r{i}" for i in range(regs)]
+        self.counters = [f"c{i}" for i in range(counters)]
+        self.threads = []
+        self.seed = seed
+        for t in range(reg_threads):
+            self.threads.append(threading.Thread(target=self.reg_worker, args=(t,), daemon=True))
+        for t in range(counter_threads):
+            self.threads.append(threading.Thread(target=self.counter_worker, args=(t,), daemon=True))
+        for t in range(coll_threads):
+            self.threads.append(threading.Thread(target=self.coll_worker, args=(t,), daemon=True))
+        self.mixed = [f"m{i}" for i in range(mixed)]
+        for t in range(mixed_threads):
+            self.threads.append(threading.Thread(target=self.mixed_worker, args=(t,), daemon=True))
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+    def pick(self, rng):
+        while True:
+            m = rng.randrange(self.c.nm)
+            if self.up[m]:
+                return m
+
+    def run(self, conns, rng, key, op, *args):
+        m = self.pick(rng)
+        conn = conns.setdefault(m, Resp(self.c.rports[m]))
+        start = time.monotonic()
+        try:
+            reply = conn.call(op, key, *args)
+            status = "ok"
+            if isinstance(reply, RespError):
+                msg = str(reply)
+                status = "failed" if msg.startswith("WRONGTYPE") else "unknown"
+                reply = msg
+        except Exception as e:  # noqa
+            status, reply = "unknown", f"exc {e}"
+        end = time.monotonic()
+        self.rec.add(dict(key=key, op=op, args=list(args), start=start, end=end,
+                          status=status, reply=reply, master=m))
+        return status, reply
+
+    def reg_worker(self, t):
+        rng = random.Random(self.seed * 1000 + t)
+        conns = {}
+        n = 0
+        while not self.stop.is_set():
+            key = rng.choice(self.regs)
+            roll = rng.random()
+            if roll < 0.5:
+                n += 1
+                self.run(conns, rng, key, "SET", f"{t}:{n}")
+            elif roll < 0.65:
+                self.run(conns, rng, key, "DEL")
+            else:
+                self.run(conns, rng, key, "GET")
+
+    def counter_worker(self, t):
+        rng = random.Random(self.seed * 1000 + 100 + t)
+        conns = {}
+        while not self.stop.is_set():
+            key = rng.choice(self.counters)
+            if rng.random() < 0.8:
+                self.run(conns, rng, key, "INCR")
+            else:
+                self.run(conns, rng, key, "GET")
+
+    def coll_worker(self, t):
+        rng = random.Random(self.seed * 1000 + 200 + t)
+        conns = {}
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            if rng.random() < 0.6:
+                self.run(conns, rng, "l0", "LPUSH", f"{t}:{n}")
+            else:
+                self.run(conns, rng, "h0", "HSET", f"{t}:{n}", "1")
+
+    def mixed_worker(self, t):
+        """SET (unique bases, multiples of 1e6) and INCR on the same keys."""
+        rng = random.Random(self.seed * 1000 + 300 + t)
+        conns = {}
+        n = 0
+        while not self.stop.is_set():
+            key = rng.choice(self.mixed)
+            roll = rng.random()
+            if roll < 0.2:
+                n += 1
+                self.run(conns, rng, key, "SET", str(BASE * (t * 100000 + n)))
+            elif roll < 0.8:
+                self.run(conns, rng, key, "INCR")
+            else:
+                self.run(conns, rng, key, "GET")
+
+    def final_reads(self):
+        """Reads every key through every live master, recorded."""
+        rng = random.Random(7)
+        for m in range(self.c.nm):
+            if not self.up[m]:
+                continue
+            conn = Resp(self.c.rports[m])
+            for key in self.regs + self.counters + self.mixed:
+                start = time.monotonic()
+                try:
+                    r = conn.call("GET", key)
+                    st = "ok" if not isinstance(r, RespError) else "unknown"
+                except Exception as e:  # noqa
+                    r, st = f"exc {e}", "unknown"
+                self.rec.add(dict(key=key, op="GET", args=[], start=start, end=time.monotonic(),
+                                  status=st, reply=r if st == "ok" else str(r), master=m, final=True))
+            for key, cmd in (("l0", ["LRANGE", "l0", "0", "-1"]), ("h0", ["HKEYS", "h0"])):
+                start = time.monotonic()
+                try:
+                    r = conn.call(*cmd)
+                    st = "ok" if not isinstance(r, RespError) else "unknown"
+                except Exception as e:  # noqa
+                    r, st = f"exc {e}", "unknown"
+                self.rec.add(dict(key=key, op=cmd[0], args=cmd[2:], start=start, end=time.monotonic(),
+                                  status=st, reply=r, master=m, final=True))
+
+
+# ---------------- checker ----------------
+
+def check(ops, t0=0.0):
+    anomalies = []
+    by_key = {}
+    for op in ops:
+        by_key.setdefault(op["key"], []).append(op)
+    for key, kops in by_key.items():
+        if key.startswith("r"):
+            anomalies += check_register(key, kops)
+        elif key.startswith("m"):
+            anomalies += check_mixed(key, kops)
+        elif key.startswith("c"):
+            anomalies += check_counter(key, kops)
+        else:
+            anomalies += check_collection(key, kops)
+    for a in anomalies:
+        a["_t0"] = t0
+    return anomalies
+
+
+def fmt(op, t0):
+    return (f"{op['op']} {op['key']} {op['args']} m{op['master']+1} "
+            f"[{op['start']-t0:.3f},{op['end']-t0:.3f}] {op['status']} -> {op['reply']!r}")
+
+
+def check_register(key, kops):
+    out = []
+    muts = [o for o in kops if o["op"] in ("SET", "DEL") and o["status"] != "failed"]
+    reads = [o for o in kops if o["op"] == "GET" and o["status"] == "ok"]
+    writes = {}
+    for o in muts:
+        if o["op"] == "SET":
+            writes[o["args"][0]] = o
+    # effective end of a write: its ack, or the end of the first read that saw it
+    eff_end = {}
+    for v, w in writes.items():
+        eff_end[v] = w["end"] if w["status"] == "ok" else INF
+    for r in reads:
+        v = r["reply"]
+        if v is not None and v in eff_end:
+            eff_end[v] = min(eff_end[v], r["end"])
+    import bisect
+    acked = sorted([o for o in muts if o["status"] == "ok"], key=lambda o: o["start"])
+    a_starts = [m["start"] for m in acked]
+    suf = [None] * (len(acked) + 1)  # suffix: op with the least end among starts >= i
+    for i in range(len(acked) - 1, -1, -1):
+        nxt = suf[i + 1]
+        suf[i] = acked[i] if nxt is None or acked[i]["end"] < nxt["end"] else nxt
+
+    def superseded(after, before_start):
+        # an acked mutation that started after `after` and ended before `before_start`
+        i = bisect.bisect_right(a_starts, after)
+        m = suf[i]
+        if m is not None and m["end"] < before_start:
+            return m
+        return None
+
+    dels = sorted([d for d in muts if d["op"] == "DEL"], key=lambda d: d["start"])
+    d_starts = [d["start"] for d in dels]
+    pre_max = []
+    mx = -INF
+    for d in dels:
+        mx = max(mx, d["end"] if d["status"] == "ok" else INF)
+        pre_max.append(mx)
+
+    for r in reads:
+        v = r["reply"]
+        if v is not None:
+            w = writes.get(v)
+            if w is None:
+                out.append(dict(kind="phantom", read=r))
+                continue
+            if w["start"] > r["end"]:
+                out.append(dict(kind="future-read", read=r, write=w))
+                continue
+            m = superseded(eff_end[v], r["start"])
+            if m is not None:
+                out.append(dict(kind="stale-value" if m["op"] == "SET" else "resurrected-delete",
+                                read=r, write=w, by=m))
+        else:
+            # absent: initial state, or a delete not superseded before r began
+            ok = superseded(-INF, r["start"]) is None
+            i = bisect.bisect_left(d_starts, r["end"]) - 1
+            if not ok and i >= 0 and superseded(pre_max[i], r["start"]) is None:
+                ok = True
+            if not ok:
+                out.append(dict(kind="stale-absent (lost write)", read=r,
+                                by=superseded(-INF, r["start"])))
+    # forward zones of distinct values must not overlap (no flip-flop)
+    clusters = {}
+    for r in reads:
+        if r["reply"] is not None and r["reply"] in writes:
+            clusters.setdefault(r["reply"], []).append(r)
+    zones = []
+    backward = []
+    for v, rs in clusters.items():
+        w = writes[v]
+        ends = [eff_end[v]] + [r["end"] for r in rs]
+        starts = [w["start"]] + [r["start"] for r in rs]
+        lo, hi = min(ends), max(starts)
+        if lo < hi:
+            zones.append((lo, hi, v))
+        else:
+            backward.append((hi, lo, v))
+    # Gibbons-Korach: a backward zone inside another value's forward zone
+    import bisect as _b
+    fz = sorted(zones)
+    fstarts = [z[0] for z in fz]
+    for (bs, be, bv) in backward:
+        i = _b.bisect_left(fstarts, bs) - 1
+        # forward zones may overlap (reported below): look back a little
+        for j in range(i, max(-1, i - 8), -1):
+            fs, fe, fv = fz[j]
+            if fv != bv and fs < bs and be < fe:
+                out.append(dict(kind="non-monotonic (backward zone inside forward zone)",
+                                zones=((fs, fe, fv), (bs, be, bv)),
+                                read=max(clusters[fv], key=lambda r: r["start"])))
+                break
+    zones.sort()
+    reach = None
+    for z in zones:
+        if reach is not None and reach[1] > z[0]:
+            out.append(dict(kind="flip-flop (forward zones overlap)", zones=(reach, z),
+                            read=max(clusters[z[2]], key=lambda r: r["start"])))
+        if reach is None or z[1] > reach[1]:
+            reach = z
+    return out
+
+
+def check_counter(key, kops):
+    out = []
+    incrs = [o for o in kops if o["op"] == "INCR"]
+    acked = [o for o in incrs if o["status"] == "ok"]
+    unknown = [o for o in incrs if o["status"] == "unknown"]
+    answers = {}
+    for o in acked:
+        if o["reply"] in answers:
+            out.append(dict(kind="duplicate INCR answer", read=o, other=answers[o["reply"]]))
+        answers[o["reply"]] = o
+    reads = [o for o in kops if o["op"] == "GET" and o["status"] == "ok"]
+    acked_by_end = sorted(acked, key=lambda o: o["end"])
+    obs = sorted([(o["end"], o["reply"], o) for o in acked] +
+                 [(o["end"], int(o["reply"] or 0), o) for o in reads], key=lambda x: x[0])
+    # every observation (read or INCR answer) must be >= everything observed before it began
+    best = []  # prefix maxima of obs by end
+    mx, mo = -1, None
+    for e, v, o in obs:
+        if v > mx:
+            mx, mo = v, o
+        best.append((e, mx, mo))
+    import bisect
+    ends = [b[0] for b in best]
+    inc_starts = sorted(x["start"] for x in incrs if x["status"] != "failed")
+    for o in reads + acked:
+        v = o["reply"] if o["op"] == "INCR" else int(o["reply"] or 0)
+        i = bisect.bisect_left(ends, o["start"]) - 1
+        if i >= 0:
+            need = best[i][1]
+            if o["op"] == "INCR":
+                need += 1
+            if v < need:
+                out.append(dict(kind="counter went back", read=o, prior=best[i][2], need=need))
+        started = bisect.bisect_left(inc_starts, o["end"])
+        if v > started:
+            out.append(dict(kind="counter above INCRs started", read=o, started=started))
+    finals = [o for o in reads if o.get("final")]
+    for f in finals:
+        v = int(f["reply"] or 0)
+        if v < len(acked):
+            out.append(dict(kind="lost INCR (final below acked count)", read=f, acked=len(acked),
+                            unknown=len(unknown)))
+    return out
+
+
+def check_collection(key, kops):
+    out = []
+    finals = [o for o in kops if o.get("final") and o["status"] == "ok"]
+    adds = [o for o in kops if o["op"] in ("LPUSH", "HSET")]
+    acked = {o["args"][0] for o in adds if o["status"] == "ok"}
+    tried = {o["args"][0] for o in adds if o["status"] != "failed"}
+    for f in finals:
+        got = f["reply"] or []
+        if len(got) != len(set(got)):
+            dup = [x for x in set(got) if got.count(x) > 1]
+            out.append(dict(kind=f"{key}: duplicate elements", read=f, detail=dup[:10]))
+        missing = acked - set(got)
+        if missing:
+            out.append(dict(kind=f"{key}: lost acknowledged adds", read=f,
+                            detail=sorted(missing)[:20], count=len(missing)))
+        extra = set(got) - tried
+        if extra:
+            out.append(dict(kind=f"{key}: phantom elements", read=f, detail=sorted(extra)[:10]))
+    return out
+
+
+def summary(ops):
+    s = {}
+    for o in ops:
+        k = (o["op"], o["status"])
+        s[k] = s.get(k, 0) + 1
+    return s
+
+
+def check_mixed(key, kops):
+    """SETs of unique bases and INCRs: each observation x (a GET, an INCR's
+    answer) is base x//BASE*BASE plus k increments. Bases are checked as a
+    register (zones), and k as a counter within a base."""
+    out = []
+    conv = []
+    for o in kops:
+        o2 = dict(o)
+        if o["op"] == "INCR":
+            if o["status"] == "ok" and isinstance(o["reply"], int):
+                x = o["reply"]
+                o2["op"] = "GET"
+                o2["reply"] = str(x // BASE * BASE) if x >= BASE else None
+                o2["k"] = x % BASE
+                o2["incr"] = True
+                conv.append(o2)
+            continue
+        if o["op"] == "GET" and o["status"] == "ok":
+            x = int(o["reply"]) if o["reply"] is not None else 0
+            o2["reply"] = str(x // BASE * BASE) if x >= BASE else None
+            o2["k"] = x % BASE
+        conv.append(o2)
+    for a in check_register(key, conv):
+        a["kind"] = "mixed " + a["kind"]
+        out.append(a)
+    # within a base: k never goes back in real time; INCR answers unique
+    obs = [o for o in conv if o["op"] == "GET" and o["status"] == "ok" and "k" in o]
+    seen = {}
+    for o in obs:
+        if o.get("incr"):
+            tag = (o["reply"], o["k"])
+            if tag in seen:
+                out.append(dict(kind="mixed duplicate INCR answer", read=o, other=seen[tag]))
+            seen[tag] = o
+    byb = {}
+    for o in obs:
+        byb.setdefault(o["reply"], []).append(o)
+    import bisect
+    for b, lst in byb.items():
+        lst.sort(key=lambda o: o["end"])
+        ends = [o["end"] for o in lst]
+        best = []
+        mx, mo = -1, None
+        for o in lst:
+            if o["k"] > mx:
+                mx, mo = o["k"], o
+            best.append((mx, mo))
+        for o in lst:
+            i = bisect.bisect_left(ends, o["start"]) - 1
+            if i >= 0:
+                need = best[i][0] + (1 if o.get("incr") else 0)
+                if o["k"] < need:
+                    out.append(dict(kind="mixed counter went back within a base", read=o,
+                                    prior=best[i][1]))
+    return out
