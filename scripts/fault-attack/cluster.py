@@ -15,7 +15,10 @@ import time
 import json
 import urllib.request
 
-BIN = os.environ.get("DISTCACHE_BIN", "/work/target-faults/release/distcache")
+BIN = os.environ.get(
+    "DISTCACHE_BIN",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "target", "release", "distcache"),
+)
 
 
 def http_get(url, timeout=3):
