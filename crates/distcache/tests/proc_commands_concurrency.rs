@@ -3,7 +3,10 @@
 //! acknowledged: eight clients hammering one counter and one list through
 //! every master lose nothing, and neither does a SIGKILL of the key's
 //! leader in the middle (`REPLICAS=2`), whether the clients send one
-//! command at a time or pipelines.
+//! command at a time or pipelines. Nor do sixteen clients on twelve
+//! counters and lists while auxiliaries join and leave one after another
+//! (a test written by an outside fault attack, which failed in every run
+//! before the fixes in docs/replication.md, "Commands while keys move").
 //!
 //! What is checked, over the whole run:
 //! - every acknowledged INCR answered a different number (two that saw the
@@ -25,9 +28,13 @@ use common::{Cluster, Lcg, Spec};
 use nix::sys::signal::{Signal, kill};
 use serde_json::{Value, json};
 
-const CLIENTS: usize = 8;
-const COUNTER: &str = "hits";
-const LIST: &str = "events";
+/// Key `k`'s counter and list.
+fn counter(k: usize) -> String {
+    format!("hits-{k}")
+}
+fn list(k: usize) -> String {
+    format!("events-{k}")
+}
 
 /// What the clients saw.
 #[derive(Default)]
@@ -97,30 +104,37 @@ fn pipeline(
     }
 }
 
+/// `clients` threads sending INCRs and RPUSHes to a counter and a list
+/// picked at random among `tallies.len()` (each key's answers go to its
+/// tally), through a master picked at random, until `stop`.
 fn run_clients(
+    clients: usize,
     urls: Vec<String>,
     sending: Sending,
     stop: Arc<AtomicBool>,
-    tally: Arc<Mutex<Tally>>,
+    tallies: Arc<Vec<Mutex<Tally>>>,
 ) -> Vec<std::thread::JoinHandle<()>> {
-    (0..CLIENTS)
+    (0..clients)
         .map(|client| {
             let urls = urls.clone();
             let stop = stop.clone();
-            let tally = tally.clone();
+            let tallies = tallies.clone();
             std::thread::spawn(move || {
                 let http = reqwest::blocking::Client::new();
                 let mut rng = Lcg(client as u64 + 1);
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let url = &urls[rng.next() as usize % urls.len()];
+                    let key = rng.next() as usize % tallies.len();
+                    let tally = &tallies[key];
+                    let (counter, list) = (counter(key), list(key));
                     let Sending::Pipelines(pairs) = sending else {
                         if n % 2 == 0 {
-                            let answer = command(&http, url, &["INCR", COUNTER]);
+                            let answer = command(&http, url, &["INCR", &counter]);
                             tally.lock().unwrap().incr(answer);
                         } else {
                             let element = format!("c{client}-{n}");
-                            let answer = command(&http, url, &["RPUSH", LIST, &element]);
+                            let answer = command(&http, url, &["RPUSH", &list, &element]);
                             tally.lock().unwrap().push(element, answer);
                         }
                         n += 1;
@@ -131,8 +145,8 @@ fn run_clients(
                     for _ in 0..pairs {
                         let element = format!("c{client}-{n}");
                         n += 1;
-                        commands.push(vec!["INCR".to_owned(), COUNTER.to_owned()]);
-                        commands.push(vec!["RPUSH".to_owned(), LIST.to_owned(), element.clone()]);
+                        commands.push(vec!["INCR".to_owned(), counter.clone()]);
+                        commands.push(vec!["RPUSH".to_owned(), list.clone(), element.clone()]);
                         elements.push(element);
                     }
                     let answers = pipeline(&http, url, &commands);
@@ -164,16 +178,24 @@ impl Tally {
     }
 }
 
-fn check(c: &Cluster, tally: &Tally) {
+/// Every tally's checks (see the module's overview), key by key.
+fn check_all(c: &Cluster, tallies: &[Mutex<Tally>]) {
+    for (key, tally) in tallies.iter().enumerate() {
+        check(c, key, &tally.lock().unwrap());
+    }
+}
+
+fn check(c: &Cluster, key: usize, tally: &Tally) {
+    let (counter_key, list_key) = (counter(key), list(key));
     let http = reqwest::blocking::Client::new();
     let url = c.url(0, "");
     let answers: HashSet<i64> = tally.incr_answers.iter().copied().collect();
     assert_eq!(
         answers.len(),
         tally.incr_answers.len(),
-        "two acknowledged INCRs answered the same number"
+        "{counter_key}: two acknowledged INCRs answered the same number"
     );
-    let counter: i64 = command(&http, &url, &["GET", COUNTER])
+    let counter: i64 = command(&http, &url, &["GET", &counter_key])
         .expect("GET the counter")
         .as_str()
         .expect("a string")
@@ -182,7 +204,7 @@ fn check(c: &Cluster, tally: &Tally) {
     let acked = tally.incr_answers.len() as i64;
     assert!(
         counter >= acked && counter <= acked + tally.incr_failed as i64,
-        "counter {counter}: {acked} acknowledged increments, {} failed",
+        "{counter_key} = {counter}: {acked} acknowledged increments, {} failed",
         tally.incr_failed
     );
     if let Some(&highest) = tally.incr_answers.iter().max() {
@@ -191,7 +213,7 @@ fn check(c: &Cluster, tally: &Tally) {
             "an INCR answered {highest}, above the final {counter}"
         );
     }
-    let list = command(&http, &url, &["LRANGE", LIST, "0", "-1"]).expect("LRANGE");
+    let list = command(&http, &url, &["LRANGE", &list_key, "0", "-1"]).expect("LRANGE");
     let list: Vec<&str> = list
         .as_array()
         .expect("an array")
@@ -206,7 +228,7 @@ fn check(c: &Cluster, tally: &Tally) {
         assert_eq!(
             seen.get(element.as_str()),
             Some(&1),
-            "acknowledged push {element} in the list"
+            "acknowledged push {element} in {list_key}"
         );
     }
     let failed: HashSet<&str> = tally.push_failed.iter().map(String::as_str).collect();
@@ -218,7 +240,7 @@ fn check(c: &Cluster, tally: &Tally) {
         );
     }
     eprintln!(
-        "counter {counter} ({acked} acknowledged, {} failed); list of {} ({} acknowledged, {} failed)",
+        "{counter_key} {counter} ({acked} acknowledged, {} failed); {list_key} of {} ({} acknowledged, {} failed)",
         tally.incr_failed,
         list.len(),
         tally.pushed.len(),
@@ -241,22 +263,24 @@ fn cluster() -> Cluster {
 fn eight_clients_on_one_counter_and_one_list_through_every_master_lose_nothing() {
     let c = cluster();
     let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Mutex::new(Tally::default()));
+    let tallies = Arc::new(vec![Mutex::new(Tally::default())]);
     let urls = (0..c.masters.len()).map(|m| c.url(m, "")).collect();
-    let clients = run_clients(urls, Sending::OneByOne, stop.clone(), tally.clone());
+    let clients = run_clients(8, urls, Sending::OneByOne, stop.clone(), tallies.clone());
     std::thread::sleep(Duration::from_secs(4));
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.join().unwrap();
     }
-    let tally = tally.lock().unwrap();
-    assert!(tally.incr_answers.len() > 100, "the clients got work done");
-    assert_eq!(
-        tally.incr_failed + tally.push_failed.len(),
-        0,
-        "nothing failed with every node up"
-    );
-    check(&c, &tally);
+    {
+        let tally = tallies[0].lock().unwrap();
+        assert!(tally.incr_answers.len() > 100, "the clients got work done");
+        assert_eq!(
+            tally.incr_failed + tally.push_failed.len(),
+            0,
+            "nothing failed with every node up"
+        );
+    }
+    check_all(&c, &tallies);
 }
 
 #[test]
@@ -274,12 +298,12 @@ fn pipelines_lose_no_acknowledged_increment_or_push_across_a_sigkill_of_the_lead
 
 fn sigkill_the_counters_leader_midway(sending: Sending) {
     let mut c = cluster();
-    let counter_leader = c.leader_of(COUNTER);
+    let counter_leader = c.leader_of(&counter(0));
 
     let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Mutex::new(Tally::default()));
+    let tallies = Arc::new(vec![Mutex::new(Tally::default())]);
     let urls = (0..c.masters.len()).map(|m| c.url(m, "")).collect();
-    let clients = run_clients(urls, sending, stop.clone(), tally.clone());
+    let clients = run_clients(8, urls, sending, stop.clone(), tallies.clone());
     std::thread::sleep(Duration::from_secs(2));
     eprintln!("SIGKILL {counter_leader}, the counter's leader");
     let aux = c.aux(&counter_leader);
@@ -290,8 +314,67 @@ fn sigkill_the_counters_leader_midway(sending: Sending) {
     for client in clients {
         client.join().unwrap();
     }
-    let tally = tally.lock().unwrap();
-    let acked_after = tally.incr_answers.len();
-    assert!(acked_after > 100, "the clients got work done");
-    check(&c, &tally);
+    let acked = tallies[0].lock().unwrap().incr_answers.len();
+    assert!(acked > 100, "the clients got work done");
+    check_all(&c, &tallies);
+}
+
+/// Sixteen clients on twelve counters and lists (so that every ring change
+/// moves some of them) through every master, while four auxiliaries join
+/// and the four first leave, each once the map has settled: two leaves by
+/// SIGTERM, two by `DELETE /nodes`.
+#[test]
+fn joins_and_leaves_under_commands_through_every_master_lose_nothing() {
+    let mut c = Cluster::start(Spec {
+        masters: 3,
+        auxiliaries: 4,
+        replicas: 2,
+        ..Spec::default()
+    });
+    let mut members: Vec<String> = (1..=4).map(|i| format!("aux-{i}")).collect();
+    let settled = |c: &Cluster, members: &[String]| {
+        let members: Vec<&str> = members.iter().map(String::as_str).collect();
+        c.wait_settled(&members);
+    };
+    settled(&c, &members);
+    let stop = Arc::new(AtomicBool::new(false));
+    let tallies: Arc<Vec<Mutex<Tally>>> =
+        Arc::new((0..12).map(|_| Mutex::new(Tally::default())).collect());
+    let urls = (0..c.masters.len()).map(|m| c.url(m, "")).collect();
+    let clients = run_clients(16, urls, Sending::OneByOne, stop.clone(), tallies.clone());
+    for k in 1..=4 {
+        std::thread::sleep(Duration::from_millis(1500));
+        let joining = format!("aux-{}", k + 4);
+        eprintln!("join {joining}");
+        c.add_aux(&joining);
+        members.push(joining);
+        settled(&c, &members);
+        std::thread::sleep(Duration::from_millis(1500));
+        let leaving = format!("aux-{k}");
+        if k % 2 == 1 {
+            eprintln!("SIGTERM {leaving}: a graceful leave");
+            c.aux(&leaving).proc.signal(Signal::SIGTERM);
+        } else {
+            eprintln!("DELETE /nodes/{leaving}: a decommission");
+            let resp = c
+                .http
+                .delete(c.url(0, &format!("/nodes/{leaving}")))
+                .send()
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{:?}", resp.text());
+        }
+        members.retain(|m| *m != leaving);
+        settled(&c, &members);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let acked: usize = tallies
+        .iter()
+        .map(|t| t.lock().unwrap().incr_answers.len())
+        .sum();
+    assert!(acked > 100, "the clients got work done");
+    check_all(&c, &tallies);
 }

@@ -306,7 +306,7 @@ impl Master {
     /// before the new one ran commands: for the moment between two masters
     /// applying the round's end, each ran commands at a different leader,
     /// and acknowledged increments and pushes were lost
-    /// (`proc_leave_commands`).
+    /// (`proc_commands_concurrency`, joins and leaves).
     pub(super) fn route(&self, view: &RingView, key: &[u8]) -> Result<Route, ApiError> {
         let mut nodes = Route::new();
         add_replicas(&mut nodes, view, &view.target, key);
