@@ -168,9 +168,7 @@ impl Master {
         if everywhere || !self.together(&view, &keys)? {
             return Ok(crossslot());
         }
-        let write = queued
-            .iter()
-            .any(|args| table::resolve(args).is_ok_and(|spec| spec.has(table::flags::WRITE)));
+        let write = any_write(&queued);
         keys.sort();
         keys.dedup();
         Ok(Reply::Array(
@@ -193,9 +191,7 @@ impl Master {
         if everywhere || !self.together(&view, &keys)? {
             return Ok(crossslot());
         }
-        let write = queued
-            .iter()
-            .any(|args| table::resolve(args).is_ok_and(|spec| spec.has(table::flags::WRITE)));
+        let write = any_write(&queued);
         let n = queued.len();
         Ok(
             match self
@@ -343,4 +339,11 @@ impl Master {
     async fn read_entry(&self, key: &Bytes) -> Result<Option<distcache_core::Entry>, ApiError> {
         self.fenced(|| self.read_replicas(key)).await
     }
+}
+
+/// Whether any of a transaction's commands may change data.
+fn any_write(queued: &[Vec<Bytes>]) -> bool {
+    queued
+        .iter()
+        .any(|args| table::resolve(args).is_ok_and(|spec| spec.has(table::flags::WRITE)))
 }
