@@ -93,6 +93,13 @@ impl EpochFence {
         Ok(())
     }
 
+    /// Whether a request admitted at `epoch` ([`UNFENCED`] included) would
+    /// still be admitted now: asked again once a command's keys are locked
+    /// (`DataHandler::execute`). Reads only; raises nothing.
+    fn still_admits(&self, epoch: u64) -> bool {
+        epoch == UNFENCED || self.current() <= epoch
+    }
+
     /// Raises the highest epoch to `epoch` if it is higher; never lowers it.
     pub(super) fn announce(&self, epoch: u64) {
         self.highest_epoch.fetch_max(epoch, Ordering::AcqRel);
@@ -254,7 +261,7 @@ impl DataHandler {
         // another connection that raised the fence meanwhile then either
         // comes after this command and sees it, or this command is refused.
         let fence = &self.fence;
-        let admitted = || epoch == UNFENCED || fence.current() <= epoch;
+        let admitted = || fence.still_admits(epoch);
         // Each command's name is looked up once, for its keys and its
         // parse (what `table::parse` does after the same `resolve`).
         let mut keys: Vec<Bytes> = Vec::with_capacity(commands.len());
