@@ -136,6 +136,22 @@ def sc_leave_only(c, load, log):
     time.sleep(2)
 
 
+def sc_aux_kill_restart_quick(c, load, log):
+    """SIGKILL an auxiliary and restart it at once (or within 0.1 s), over
+    and over, rotating over the nodes: its keys' leaders move away and back
+    while masters still routing by the map from before the kill reach the
+    new process (finding 2)."""
+    for rnd in range(12):
+        name = f"aux-{rnd % 4 + 1}"
+        down = (rnd % 3) * 0.05
+        time.sleep(1.5)
+        log(f"SIGKILL {name}, restart after {down}s")
+        c.auxes[name].kill()
+        time.sleep(down)
+        c.auxes[name].start()
+    time.sleep(2)
+
+
 def sc_aux_stop(c, load, log):
     """SIGSTOP an auxiliary for a while (judged down), resume it with its old
     data; and a short stop (not judged down)."""

@@ -11,7 +11,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Cluster, Spec, assert_ok, wait_until};
+use common::{Cluster, Spec, assert_ok, free_port, wait_until, wire_exchange, wire_frame};
+use distcache_wire::{Request, Response};
 use serde_json::json;
 
 fn one_aux() -> Cluster {
@@ -290,4 +291,63 @@ fn the_log_is_folded_into_a_snapshot_before_it_outgrows_log_max_bytes() {
             "k{k}"
         );
     }
+}
+
+/// A restarted auxiliary serves nothing routed by a map from before its
+/// restart. Its epoch fence lives in memory, so it starts closed and opens
+/// at the epoch a master answers its registration with, a map that knows
+/// of the restart. Here the only master is stopped (SIGSTOP) while the
+/// auxiliary is killed and restarted, so its registration goes unanswered:
+/// a request at the epoch from before the kill, as a master that has not
+/// applied a newer map would send it, is refused (it used to be served,
+/// on copies the map may have handed to other leaders meanwhile), and
+/// once the master answers, it is refused as stale.
+#[test]
+fn a_restarted_auxiliary_serves_nothing_routed_by_a_map_from_before_its_restart() {
+    let (http, data) = (free_port(), free_port());
+    let mut c = one_aux_with(&[
+        ("PORT", &http.to_string()),
+        ("DATA_PORT", &data.to_string()),
+    ]);
+    assert_ok(c.set(0, "k", json!("kept")));
+    let before = c.get_json(0, "/ring")["epoch"].as_u64().expect("epoch");
+    let data = format!("127.0.0.1:{data}");
+    let get_at = |epoch| {
+        let req = Request::Get {
+            key: bytes::Bytes::from_static(b"k"),
+        };
+        let (answers, _) = wire_exchange(&data, &[wire_frame(1, epoch, &req)]);
+        answers.into_iter().next().expect("an answer")
+    };
+    assert!(matches!(get_at(before), Response::Value(_)));
+
+    c.masters[0].proc.stop();
+    c.aux("aux-1").proc.restart();
+    let health = || -> serde_json::Value {
+        c.http
+            .get(format!("http://127.0.0.1:{http}/health"))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or_default()
+    };
+    wait_until(Duration::from_secs(30), "the auxiliary is back", || {
+        health()["status"] == "ok"
+    });
+    assert_eq!(health()["registered"], false);
+    match get_at(before) {
+        Response::Error { code, .. } => assert_eq!(code, "not_registered"),
+        other => panic!("served before any master answered the registration: {other:?}"),
+    }
+
+    c.masters[0].proc.signal(nix::sys::signal::Signal::SIGCONT);
+    wait_until(Duration::from_secs(30), "the auxiliary registered", || {
+        health()["registered"] == true
+    });
+    match get_at(before) {
+        Response::StaleEpoch { current } => assert!(current > before, "{current} <= {before}"),
+        other => panic!("a request from before the restart was served: {other:?}"),
+    }
+    wait_until(Duration::from_secs(30), "the key is served again", || {
+        c.value(0, "k") == Some(json!("kept"))
+    });
 }

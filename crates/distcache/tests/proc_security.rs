@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Cluster, Proc, Spec, assert_error, free_port, wait_until};
+use common::{Cluster, Proc, Spec, assert_error, free_port, wait_until, wire_exchange, wire_frame};
 use serde_json::{Value, json};
 
 const READ: &str = "read-token-1";
@@ -466,57 +466,23 @@ fn internal_routes_and_ports_need_the_secret() {
 }
 
 fn hello_frame(id: u64, secret: &[u8]) -> bytes::BytesMut {
-    let mut buf = bytes::BytesMut::new();
-    distcache_wire::frame::encode_request(
+    wire_frame(
         id,
         distcache_wire::UNFENCED,
         &distcache_wire::Request::Hello {
             secret: bytes::Bytes::copy_from_slice(secret),
         },
-        &mut buf,
-    );
-    buf
+    )
 }
 
 fn get_frame(id: u64, key: &[u8]) -> bytes::BytesMut {
-    let mut buf = bytes::BytesMut::new();
-    distcache_wire::frame::encode_request(
+    wire_frame(
         id,
         distcache_wire::UNFENCED,
         &distcache_wire::Request::Get {
             key: bytes::Bytes::copy_from_slice(key),
         },
-        &mut buf,
-    );
-    buf
-}
-
-/// Sends `frames` on a new connection and reads answers until the peer
-/// closes or one answer per frame arrived (then it waits a moment more to
-/// see whether the peer closes). Returns the answers and whether it closed.
-fn wire_exchange(addr: &str, frames: &[bytes::BytesMut]) -> (Vec<distcache_wire::Response>, bool) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    for f in frames {
-        s.write_all(f).unwrap();
-    }
-    let mut buf = bytes::BytesMut::new();
-    let mut answers = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match s.read(&mut chunk) {
-            Ok(0) => return (answers, true),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(_) => return (answers, false),
-        }
-        while let Ok(Some((_, resp))) = distcache_wire::frame::decode_response(&mut buf) {
-            answers.push(resp);
-        }
-        if answers.len() >= frames.len() {
-            s.set_read_timeout(Some(Duration::from_millis(300)))
-                .unwrap();
-        }
-    }
+    )
 }
 
 /// TLS on the public port with a certificate made here: a handshake and

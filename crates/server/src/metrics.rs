@@ -623,6 +623,9 @@ pub struct AuxMetrics {
     /// Data requests refused because they were routed by an older cluster
     /// map than one this auxiliary has seen.
     pub stale_epoch_refusals: IntCounter,
+    /// Data requests refused because no master had answered this process's
+    /// registration yet.
+    pub unregistered_refusals: IntCounter,
     epoch: IntGauge,
     items: IntGauge,
     bytes: IntGauge,
@@ -802,6 +805,11 @@ impl AuxMetrics {
                 registry,
                 "aux_stale_epoch_refusals_total",
                 "Data requests refused because their sender routed by an older cluster map (epoch) than one this auxiliary has seen.",
+            ),
+            unregistered_refusals: counter(
+                registry,
+                "aux_unregistered_refusals_total",
+                "Data requests refused because this auxiliary process had not been registered by a master yet (after a start or restart).",
             ),
             epoch: gauge(
                 registry,

@@ -1,7 +1,9 @@
 //! Epoch fencing on a real auxiliary, and what a handoff carries besides
 //! keys: `auxiliary::run` on port 0, spoken to over the internal protocol
 //! with the wire client (the cluster secret on), its epoch read back from
-//! `/health` and `/metrics`.
+//! `/health` and `/metrics`. No master runs here: [`Registrar`] answers the
+//! auxiliary's registration (`POST /nodes`) as a master would, with the
+//! epoch the test chooses, so that the epochs below are the test's alone.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -18,6 +20,52 @@ use distcache_wire::{Client, ClientConfig, Request, Response, WriteStatus};
 
 const SECRET: &str = "fencing-test-secret";
 
+/// Answers `POST /nodes` as a master that holds the registering node,
+/// with the epoch of its map; until [`Registrar::answer`] it answers 503,
+/// as masters without a majority do.
+struct Registrar {
+    addr: SocketAddr,
+    epoch: tokio::sync::watch::Sender<Option<u64>>,
+}
+
+impl Registrar {
+    async fn start(epoch: Option<u64>) -> Registrar {
+        use axum::http::StatusCode;
+        use axum::routing::post;
+        let (tx, rx) = tokio::sync::watch::channel(epoch);
+        let app = axum::Router::new().route(
+            "/nodes",
+            post(move |body: axum::Json<serde_json::Value>| {
+                let epoch = *rx.borrow();
+                async move {
+                    match epoch {
+                        Some(epoch) => {
+                            let mut node = body.0;
+                            node["epoch"] = epoch.into();
+                            (StatusCode::OK, axum::Json(node))
+                        }
+                        None => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            axum::Json(serde_json::json!({"error": "no_leader"})),
+                        ),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Registrar { addr, epoch: tx }
+    }
+
+    /// From now on, registrations are answered from a map at `epoch`.
+    fn answer(&self, epoch: u64) {
+        self.epoch.send_replace(Some(epoch));
+    }
+}
+
 /// An auxiliary running in this process, stopped by [`Aux::stop`].
 struct Aux {
     http: SocketAddr,
@@ -28,7 +76,15 @@ struct Aux {
 }
 
 impl Aux {
+    /// An auxiliary whose registration is answered at once, at epoch 0.
     async fn start(name: &str) -> Aux {
+        let registrar = Registrar::start(Some(0)).await;
+        let aux = Aux::start_with(name, &registrar).await;
+        aux.wait_registered().await;
+        aux
+    }
+
+    async fn start_with(name: &str, registrar: &Registrar) -> Aux {
         let dir = std::env::temp_dir().join(format!(
             "distcache-{name}-{}-{}",
             std::process::id(),
@@ -46,9 +102,7 @@ impl Aux {
             port: 0,
             data_port: Some(0),
             advertise_addr: None,
-            // Nobody listens there: registration retries in the background,
-            // which changes nothing here.
-            master_address: vec!["127.0.0.1:9".to_owned()],
+            master_address: vec![registrar.addr.to_string()],
             cache_size: 1000,
             cache_max_bytes: None,
             cache_shards: distcache_core::store::DEFAULT_SHARDS,
@@ -108,6 +162,20 @@ impl Aux {
             .text()
             .await
             .expect("body")
+    }
+
+    async fn health(&self) -> serde_json::Value {
+        serde_json::from_str(&self.get("/health").await).unwrap()
+    }
+
+    async fn wait_registered(&self) {
+        for _ in 0..500 {
+            if self.health().await["registered"] == true {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the auxiliary never registered");
     }
 
     async fn health_epoch(&self) -> u64 {
@@ -216,6 +284,53 @@ async fn an_auxiliary_refuses_requests_routed_by_an_older_map_and_learns_announc
         "{metrics}"
     );
 
+    aux.stop().await;
+}
+
+/// An auxiliary keeps its fence in memory only, so a (re)started one
+/// admits no routed request until a master answered its registration, and
+/// then none routed by a map older than the one that answered: a master
+/// still routing by a map from before the restart (in which the node may
+/// since have been judged down and its keys led elsewhere) is refused.
+#[tokio::test]
+async fn an_auxiliary_serves_nothing_routed_until_a_master_answered_its_registration() {
+    distcache_server::security::tls::install_crypto_provider();
+    let registrar = Registrar::start(None).await;
+    let aux = Aux::start_with("aux-fencing-registration", &registrar).await;
+    let client = aux.client();
+    // Registration is being refused (no map): nothing routed is served,
+    // at any epoch; a peer's unfenced handoff copy is.
+    for epoch in [1, 4, 1000] {
+        match client.call_at(epoch, get("k")).await.unwrap() {
+            Response::Error { code, .. } => assert_eq!(code, "not_registered"),
+            other => panic!("at {epoch}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        client.call(set("k", "from-a-peer", 1)).await.unwrap(),
+        Response::Written(WriteStatus::Stored)
+    );
+    let health = aux.health().await;
+    assert_eq!(health["registered"], false, "{health}");
+    assert_eq!(health["epoch"], 0, "{health}");
+
+    // A master answers from its map at epoch 6.
+    registrar.answer(6);
+    aux.wait_registered().await;
+    assert_eq!(aux.health_epoch().await, 6);
+    assert_eq!(
+        client.call_at(5, get("k")).await.unwrap(),
+        Response::StaleEpoch { current: 6 }
+    );
+    assert_eq!(
+        value_of(client.call_at(6, get("k")).await.unwrap()),
+        "from-a-peer"
+    );
+    let metrics = aux.get("/metrics").await;
+    assert!(
+        metrics.contains("\ndistcache_aux_unregistered_refusals_total 3\n"),
+        "{metrics}"
+    );
     aux.stop().await;
 }
 

@@ -163,6 +163,48 @@ async fn an_auxiliary_that_hangs_is_marked_down_after_missed_health_checks_and_b
     c.wait_for_up(3).await;
 }
 
+/// A node judged down while it still runs (its health checks go
+/// unanswered, its data port does not) hears of the map that judged it:
+/// the master tells it the new epoch before routing around it. Else a
+/// master still routing by the older map would go on running commands on
+/// its copies, while the keys' new leaders run them on theirs.
+#[tokio::test(start_paused = true)]
+async fn a_node_judged_down_while_running_refuses_requests_routed_by_the_map_before() {
+    let mut c = Cluster::start(1, 2).await;
+    let freezer = c.add_aux_behind_freezer("aux-3").await;
+    c.wait_for_up(3).await;
+    let data = c.auxes.last().unwrap().data_addr.unwrap().to_string();
+    let client = Client::new(
+        data,
+        ClientConfig {
+            request_timeout: Duration::from_secs(5),
+            secret: Bytes::new(),
+            ..ClientConfig::default()
+        },
+    );
+    let get = || Request::Get {
+        key: Bytes::from_static(b"k"),
+    };
+    let up_epoch = c.get_json(0, "/ring").await["epoch"].as_u64().unwrap();
+    assert_eq!(
+        client.call_at(up_epoch, get()).await.unwrap(),
+        Response::NotFound
+    );
+
+    freezer.freeze();
+    wait_until(Duration::from_secs(60), "aux-3 marked down", || async {
+        c.node_state(0, "aux-3").await.as_deref() == Some("down")
+    })
+    .await;
+    // (The map may have moved on since the verdict, as a round ran: the
+    // node hears of the map that judged it, not of the later ones.)
+    match client.call_at(up_epoch, get()).await.unwrap() {
+        Response::StaleEpoch { current } => assert!(current > up_epoch, "{current}"),
+        other => panic!("a request routed by the map before the verdict was served: {other:?}"),
+    }
+    freezer.thaw();
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_registration_with_one_master_is_committed_once_and_seen_by_every_master() {
     let mut c = Cluster::start(3, 1).await;

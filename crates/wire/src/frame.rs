@@ -161,6 +161,10 @@ pub mod error_code {
     pub const TOO_LARGE: &str = "too_large";
     /// The request is well-formed but not acceptable (e.g. an invalid key).
     pub const BAD_REQUEST: &str = "bad_request";
+    /// The auxiliary (re)started and no master has answered its
+    /// registration yet: it serves no request routed by a map until then
+    /// (a map from before its restart may have led its keys elsewhere).
+    pub const NOT_REGISTERED: &str = "not_registered";
 }
 
 /// Request opcodes.

@@ -922,3 +922,41 @@ pub fn nginx_stream_module_directive() -> String {
         String::new()
     }
 }
+
+/// Sends `frames` on a new connection and reads answers until the peer
+/// closes or one answer per frame arrived (then it waits a moment more to
+/// see whether the peer closes). Returns the answers and whether it closed.
+pub fn wire_exchange(
+    addr: &str,
+    frames: &[bytes::BytesMut],
+) -> (Vec<distcache_wire::Response>, bool) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for f in frames {
+        std::io::Write::write_all(&mut s, f).unwrap();
+    }
+    let mut buf = bytes::BytesMut::new();
+    let mut answers = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match std::io::Read::read(&mut s, &mut chunk) {
+            Ok(0) => return (answers, true),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return (answers, false),
+        }
+        while let Ok(Some((_, resp))) = distcache_wire::frame::decode_response(&mut buf) {
+            answers.push(resp);
+        }
+        if answers.len() >= frames.len() {
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+        }
+    }
+}
+
+/// One internal-protocol request frame, routed at `epoch`.
+pub fn wire_frame(id: u64, epoch: u64, req: &distcache_wire::Request) -> bytes::BytesMut {
+    let mut buf = bytes::BytesMut::new();
+    distcache_wire::frame::encode_request(id, epoch, req, &mut buf);
+    buf
+}

@@ -3,7 +3,7 @@
 //! epoch fence ([`EpochFence`]) has admitted it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use distcache_core::clock::Clock;
@@ -41,15 +41,74 @@ const MAX_BATCH_REPLY_BYTES: usize = distcache_wire::frame::MAX_FRAME_BYTES / 2;
 /// leader announcing it ([`EpochFence::announce`]). Requests at
 /// [`UNFENCED`] (peers handing keys over, backup and restore, tools) are
 /// served without a check and change nothing.
-#[derive(Debug, Default)]
+///
+/// A node that registers with masters starts closed
+/// ([`EpochFence::until_registered`]): it refuses every data request until
+/// a master has answered its registration with the epoch of a map that
+/// holds this process ([`EpochFence::registered`]). The highest epoch is
+/// kept in memory only, so without that a restarted process would start
+/// at 0 and serve a master still routing by a map from before the restart,
+/// one in which the node may since have been judged down and its keys led
+/// elsewhere with no read of it: that master's commands would then run on
+/// a second, diverging copy of the key. The registration's answer names a
+/// map that knows of the restart (a new incarnation changes the map), so
+/// every master that routes to this process from then on has seen it.
+#[derive(Debug)]
 pub struct EpochFence {
     highest_epoch: AtomicU64,
+    /// Whether data requests may be admitted at all (see above).
+    open: AtomicBool,
+}
+
+impl Default for EpochFence {
+    /// Open at epoch 0, as if registered before any map (for tests of the
+    /// handler; a running auxiliary starts [`EpochFence::until_registered`]).
+    fn default() -> Self {
+        EpochFence {
+            highest_epoch: AtomicU64::new(0),
+            open: AtomicBool::new(true),
+        }
+    }
+}
+
+/// Why [`EpochFence::admit`] refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Routed by an older map than the newest seen, which is this.
+    Stale(u64),
+    /// This process has not been registered yet.
+    NotRegistered,
 }
 
 impl EpochFence {
+    /// A fence that admits nothing until [`EpochFence::registered`].
+    pub fn until_registered() -> Self {
+        EpochFence {
+            highest_epoch: AtomicU64::new(0),
+            open: AtomicBool::new(false),
+        }
+    }
+
+    /// A master answered this process's registration from a map at
+    /// `epoch` (`None`: an older master that does not say): raises the
+    /// highest epoch to it, then admits requests.
+    pub fn registered(&self, epoch: Option<u64>) {
+        if let Some(epoch) = epoch {
+            self.announce(epoch);
+        }
+        // After the raise: whoever sees the fence open sees the epoch.
+        self.open.store(true, Ordering::Release);
+    }
+
     /// The highest epoch seen so far (0 = none yet).
     pub fn current(&self) -> u64 {
         self.highest_epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether a master has answered this process's registration (always
+    /// true for a node that does not register).
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
     }
 
     /// Admits a data request routed at `epoch` (> 0), raising the highest
@@ -74,8 +133,11 @@ impl EpochFence {
     /// see every command that ran there), so `Execute` asks the fence again
     /// once its keys are locked (`DataHandler::execute`): it then runs
     /// before that read of its keys, which sees it, or is refused.
-    fn admit(&self, epoch: u64) -> Result<(), u64> {
+    fn admit(&self, epoch: u64) -> Result<(), Refusal> {
         debug_assert_ne!(epoch, UNFENCED);
+        if !self.is_open() {
+            return Err(Refusal::NotRegistered);
+        }
         // The common case, a request at the epoch already in place, is a
         // plain load: no write to a cache line every connection reads.
         let seen = self.highest_epoch.load(Ordering::Acquire);
@@ -83,12 +145,12 @@ impl EpochFence {
             return Ok(());
         }
         if epoch < seen {
-            return Err(seen);
+            return Err(Refusal::Stale(seen));
         }
         let before = self.highest_epoch.fetch_max(epoch, Ordering::AcqRel);
         if epoch < before {
             // Raised by someone else between the load and here.
-            return Err(before);
+            return Err(Refusal::Stale(before));
         }
         Ok(())
     }
@@ -134,6 +196,7 @@ struct OpCounters {
     note_expired: IntCounter,
     other: IntCounter,
     stale_epoch_refusals: IntCounter,
+    unregistered_refusals: IntCounter,
 }
 
 impl DataHandler {
@@ -160,6 +223,7 @@ impl DataHandler {
                 note_expired: op("note_expired"),
                 other: op("other"),
                 stale_epoch_refusals: metrics.stale_epoch_refusals.clone(),
+                unregistered_refusals: metrics.unregistered_refusals.clone(),
             },
             store,
             clock,
@@ -498,9 +562,20 @@ impl Handler for DataHandler {
         // epoch.
         if epoch != UNFENCED {
             if is_data_request(&req) {
-                if let Err(current) = self.fence.admit(epoch) {
-                    self.ops.stale_epoch_refusals.inc();
-                    return Response::StaleEpoch { current };
+                match self.fence.admit(epoch) {
+                    Ok(()) => {}
+                    Err(Refusal::Stale(current)) => {
+                        self.ops.stale_epoch_refusals.inc();
+                        return Response::StaleEpoch { current };
+                    }
+                    Err(Refusal::NotRegistered) => {
+                        self.ops.unregistered_refusals.inc();
+                        return Response::error(
+                            error_code::NOT_REGISTERED,
+                            "this auxiliary (re)started and no master has answered its \
+                             registration yet: it serves no routed request until one has",
+                        );
+                    }
                 }
             } else if matches!(req, Request::Ping) {
                 self.fence.announce(epoch);
@@ -673,8 +748,12 @@ mod tests {
     use distcache_core::{Entry, Version};
 
     fn handler() -> (DataHandler, Arc<EpochFence>, AuxMetrics) {
+        handler_with(EpochFence::default())
+    }
+
+    fn handler_with(fence: EpochFence) -> (DataHandler, Arc<EpochFence>, AuxMetrics) {
         let metrics = AuxMetrics::new(&prometheus::Registry::new());
-        let fence = Arc::new(EpochFence::default());
+        let fence = Arc::new(fence);
         let handler = DataHandler::new(
             Arc::new(Store::new(StoreConfig::default())),
             Arc::new(|| 1_700_000_000_000),
@@ -836,6 +915,59 @@ mod tests {
             5,
             "neither refusals nor unfenced requests move it"
         );
+    }
+
+    #[test]
+    fn until_registered_no_routed_request_is_served_and_then_none_older_than_the_answer() {
+        let (h, fence, metrics) = handler_with(EpochFence::until_registered());
+        let mut conn = ConnState::default();
+        for (i, req) in every_data_request().into_iter().enumerate() {
+            for epoch in [1, 7, u64::MAX] {
+                assert!(
+                    matches!(
+                        h.handle(req.clone(), epoch, &mut conn),
+                        Response::Error { ref code, .. } if code == error_code::NOT_REGISTERED
+                    ),
+                    "{req:?} at {epoch}"
+                );
+            }
+            assert_eq!(metrics.unregistered_refusals.get(), 3 * (i as u64 + 1));
+        }
+        assert_eq!(fence.current(), 0, "a refused request raises nothing");
+        // Peers handing keys over are served; an announce raises the
+        // epoch but does not open the fence.
+        assert_eq!(
+            h.handle(set("k", 1), UNFENCED, &mut conn),
+            Response::Written(WriteStatus::Stored)
+        );
+        assert_eq!(h.handle(Request::Ping, 4, &mut conn), Response::Pong);
+        assert_eq!(fence.current(), 4);
+        assert!(!fence.is_open());
+        assert!(matches!(
+            h.handle(get("k"), 4, &mut conn),
+            Response::Error { .. }
+        ));
+        // A master answered the registration from its map at epoch 6.
+        fence.registered(Some(6));
+        assert!(fence.is_open());
+        assert_eq!(
+            h.handle(get("k"), 5, &mut conn),
+            Response::StaleEpoch { current: 6 }
+        );
+        assert!(matches!(
+            h.handle(get("k"), 6, &mut conn),
+            Response::Value(_)
+        ));
+        assert_eq!(metrics.stale_epoch_refusals.get(), 1);
+        // An older master's answer names no epoch: it opens at the epoch
+        // already seen, and never lowers it.
+        let (_, fence, _) = handler_with(EpochFence::until_registered());
+        fence.announce(3);
+        fence.registered(None);
+        assert!(fence.is_open());
+        assert_eq!(fence.current(), 3);
+        fence.registered(Some(2));
+        assert_eq!(fence.current(), 3);
     }
 
     #[test]

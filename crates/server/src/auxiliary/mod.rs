@@ -209,10 +209,9 @@ pub async fn run(
     }
     metrics::NodeMetrics::new(&registry, "auxiliary", config.backup_interval);
     aux_metrics.set_capacity(config.cache_size, config.cache_max_bytes);
-    // Not persisted: after a restart the fence starts at 0 and admits any
-    // epoch until the first fenced request or announce raises it, so the
-    // leader must announce the current epoch to a node that (re)registers.
-    let fence = Arc::new(EpochFence::default());
+    // Not persisted: the node starts closed and opens at the epoch a master
+    // answers its registration with (see `EpochFence`).
+    let fence = Arc::new(EpochFence::until_registered());
     let node = Arc::new(Node {
         identity: identity.clone(),
         store: store.clone(),
@@ -447,6 +446,7 @@ async fn health(State(node): State<Arc<Node>>) -> Response {
         "addr": node.identity.addr,
         "data_addr": node.identity.data_addr,
         "epoch": node.fence.current(),
+        "registered": node.fence.is_open(),
         "items": stats.items,
         "bytes": stats.bytes,
         "capacity_items": node.capacity.0,

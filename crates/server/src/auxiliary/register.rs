@@ -82,7 +82,18 @@ pub async fn register_loop(
             let url = format!("{}/nodes", base_url(master));
             let req = caller.client.post(&url).timeout(CALL_TIMEOUT).json(&body);
             match caller.credentials.sign(req).send().await {
-                Ok(resp) if resp.status().is_success() => accepted += 1,
+                Ok(resp) if resp.status().is_success() => {
+                    accepted += 1;
+                    // The epoch of a map that holds this process; an older
+                    // master does not say, and its answer opens the fence
+                    // as it is.
+                    let epoch = resp
+                        .json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|body| body.get("epoch").and_then(|e| e.as_u64()));
+                    fence.registered(epoch);
+                }
                 Ok(resp) if resp.status() == StatusCode::GONE => {
                     warn!(master = %master, "this node was decommissioned; shutting down");
                     tokio::time::sleep(DRAIN).await;

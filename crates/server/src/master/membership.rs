@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use distcache_core::Ring;
-use distcache_core::cluster::{self, Accepted, ClusterConfig, ClusterMap, Event, Node, Rejection};
+use distcache_core::cluster::{
+    self, Accepted, ClusterConfig, ClusterMap, Command, Event, Node, Rejection,
+};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
@@ -297,11 +299,26 @@ async fn wait_configured(master: &Master) -> Result<(), ApiError> {
     }
 }
 
+/// What `POST /nodes` answers: the node, and the epoch of a map that holds
+/// the registration as made. An auxiliary admits no routed request until
+/// it has this answer, and then none routed by an older map (see
+/// `EpochFence` on the auxiliary): a restart changes its incarnation, which
+/// changes the map, so this epoch is past every map that routed to the
+/// process before the restart.
+#[derive(Clone, Debug, Serialize)]
+pub struct Registered {
+    /// The node as the map holds it.
+    #[serde(flatten)]
+    pub node: NodeInfo,
+    /// The epoch of the map this master answers from.
+    pub epoch: u64,
+}
+
 /// Registers a node. Returns 201 for a new node, 200 for a known one.
 pub async fn register(
     master: &Arc<Master>,
     reg: Registration,
-) -> Result<(StatusCode, NodeInfo), ApiError> {
+) -> Result<(StatusCode, Registered), ApiError> {
     if !is_host_port(&reg.addr) {
         return Err(ApiError::bad_request(
             "bad_addr",
@@ -330,7 +347,8 @@ pub async fn register(
         Ok(Accepted::Unchanged) => {
             if let Some(node) = master.node(&id) {
                 debug!(node = %id, "registration repeated; nothing changed");
-                return Ok((StatusCode::OK, node));
+                let epoch = master.map().state.epoch();
+                return Ok((StatusCode::OK, Registered { node, epoch }));
             }
         }
         Err(rejection @ (Rejection::BadId { .. } | Rejection::BadAddr { .. })) => {
@@ -341,8 +359,18 @@ pub async fn register(
     wait_configured(master).await?;
     let applied = master.propose(event).await?;
     let accepted = applied.outcome.map_err(rejection_error)?;
+    // The epoch the registration moved the map to, if it moved it.
+    let epoch = applied
+        .commands
+        .iter()
+        .find_map(|c| match c {
+            Command::AnnounceEpoch { epoch } => Some(*epoch),
+            _ => None,
+        })
+        .unwrap_or(0)
+        .max(master.map().state.epoch());
     if accepted != Accepted::Unchanged {
-        info!(node = %id, addr = %reg.addr, data_addr = ?reg.data_addr, "auxiliary registered");
+        info!(node = %id, addr = %reg.addr, data_addr = ?reg.data_addr, epoch, "auxiliary registered");
         master.members.probe_soon();
     }
     let status = if accepted == Accepted::Added {
@@ -360,7 +388,7 @@ pub async fn register(
         last_seen: None,
         incarnation: reg.incarnation,
     });
-    Ok((status, node))
+    Ok((status, Registered { node, epoch }))
 }
 
 /// The node as this master shows it once it routes by a map that holds it
@@ -437,6 +465,7 @@ async fn follow_map(master: Arc<Master>) {
     let mut announced = 0;
     loop {
         let map = applied.borrow_and_update().clone();
+        fence_dropped(&master, &map.state).await;
         rebuild_view(&master, &map);
         master.rounds.wake();
         let epoch = map.state.epoch();
@@ -449,6 +478,60 @@ async fn follow_map(master: Arc<Master>) {
             _ = master.shutdown.triggered() => return,
         }
     }
+}
+
+/// How long a master waits for a node that stopped being live to hear of
+/// the map that says so, before it routes by that map anyway.
+pub const DROPPED_FENCE_WAIT: Duration = Duration::from_millis(300);
+
+/// Before this master routes by `map`, tells each node it routed to by the
+/// previous map and that `map` no longer counts as live (judged down,
+/// restarted, removed) the new epoch, and waits for the answers, at most
+/// [`DROPPED_FENCE_WAIT`].
+///
+/// Why: by `map` such a node's keys are led elsewhere, and nobody reads the
+/// node before running commands there (only live nodes are read). A node
+/// judged down may still be running (a slow answer, a partition from the
+/// map's leader only, a restart), and a master that has not applied `map`
+/// yet would go on running commands on its copies: two leaders, two
+/// histories of the same key, and whichever has the higher version would
+/// later win, losing the other's acknowledged commands. Once the node has
+/// the new epoch it refuses that master, which catches up. A node that
+/// does not answer in time is dead, stopped or cut off from this master;
+/// it learns the epoch from the next request that reaches it. The wait
+/// delays this master's switch to `map`, never a request: meanwhile it
+/// routes by the previous map, as it did.
+async fn fence_dropped(master: &Master, map: &ClusterMap) {
+    let epoch = map.epoch();
+    let live = map.routing().live;
+    let dropped: Vec<Arc<NodeRef>> = master
+        .members
+        .clients
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter(|node| !live.contains_key(&node.id))
+        .cloned()
+        .collect();
+    let calls = dropped.iter().map(|node| async move {
+        let answer = tokio::time::timeout(
+            DROPPED_FENCE_WAIT,
+            node.client.call_at(epoch, distcache_wire::Request::Ping),
+        )
+        .await;
+        match answer {
+            Ok(Ok(distcache_wire::Response::Pong)) => {
+                debug!(node = %node.id, epoch, "a node no longer live has the new epoch")
+            }
+            Ok(other) => {
+                debug!(node = %node.id, epoch, answer = ?other, "a node no longer live did not take the new epoch")
+            }
+            Err(_) => {
+                debug!(node = %node.id, epoch, "a node no longer live did not answer in time")
+            }
+        }
+    });
+    futures_util::future::join_all(calls).await;
 }
 
 /// Tells every live auxiliary that the map is now at `epoch` (a `Ping`

@@ -606,8 +606,8 @@ async fn register_node(
 ) -> Result<Response, ApiError> {
     let body = body?;
     let reg: Registration = parse(&body)?;
-    let (status, node) = membership::register(&master, reg).await?;
-    Ok((status, Json(node)).into_response())
+    let (status, registered) = membership::register(&master, reg).await?;
+    Ok((status, Json(registered)).into_response())
 }
 
 async fn remove_node(
