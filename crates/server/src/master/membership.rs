@@ -360,17 +360,12 @@ pub async fn register(
     let applied = master.propose(event).await?;
     let accepted = applied.outcome.map_err(rejection_error)?;
     // The epoch the registration moved the map to, if it moved it.
-    let epoch = applied
-        .commands
-        .iter()
-        .find_map(|c| match c {
-            Command::AnnounceEpoch { epoch } => Some(*epoch),
-            _ => None,
-        })
-        .unwrap_or(0)
-        .max(master.map().state.epoch());
+    let moved_to = applied.commands.iter().find_map(|c| match c {
+        Command::AnnounceEpoch { epoch } => Some(*epoch),
+        _ => None,
+    });
     if accepted != Accepted::Unchanged {
-        info!(node = %id, addr = %reg.addr, data_addr = ?reg.data_addr, epoch, "auxiliary registered");
+        info!(node = %id, addr = %reg.addr, data_addr = ?reg.data_addr, epoch = ?moved_to, "auxiliary registered");
         master.members.probe_soon();
     }
     let status = if accepted == Accepted::Added {
@@ -378,7 +373,13 @@ pub async fn register(
     } else {
         StatusCode::OK
     };
-    let node = applied_node(master, &id).await.unwrap_or(NodeInfo {
+    // Once this master routes by a map that holds this incarnation (one
+    // registered through another master a moment ago, which this one
+    // proposed again and was told "unchanged", included), its epoch is past
+    // every map that routed to an earlier process.
+    let node = applied_node(master, &id, reg.incarnation).await;
+    let epoch = moved_to.unwrap_or(0).max(master.map().state.epoch());
+    let node = node.unwrap_or(NodeInfo {
         id,
         addr: reg.addr,
         data_addr: reg.data_addr,
@@ -394,8 +395,12 @@ pub async fn register(
 /// The node as this master shows it once it routes by a map that holds it
 /// (a follower applies a committed entry shortly after the leader), so
 /// that what a client does next sees the node.
-async fn applied_node(master: &Master, id: &str) -> Option<NodeInfo> {
-    routing_map(master, Duration::from_secs(2), |map| map.node(id).is_some()).await;
+async fn applied_node(master: &Master, id: &str, incarnation: Option<u64>) -> Option<NodeInfo> {
+    routing_map(master, Duration::from_secs(2), |map| {
+        map.node(id)
+            .is_some_and(|n| incarnation.is_none() || n.incarnation == incarnation)
+    })
+    .await;
     master.node(id)
 }
 
