@@ -42,6 +42,7 @@
 //! | `0x0C` | `Execute`, keys only | as `0x09`                       |
 //! | `0x0D` | `NoteExpired` | key, version                          |
 //! | `0x0E` | `Execute`, watched | `u8` effects (`1`) or keys only (`0`), as `0x09`, count, count × (key, watched) |
+//! | `0x0F` | `Adopt`    | key, slot (live or deleted), count, count × version |
 //!
 //! | opcode | response      | payload                                          |
 //! |--------|---------------|--------------------------------------------------|
@@ -88,6 +89,12 @@
 //! `WatchFailed` when one of them changed since, having run nothing. An
 //! auxiliary from before it closes the connection (unknown opcode): its
 //! masters must be upgraded after it (docs/deployment.md, "Upgrades").
+//!
+//! `Adopt` (a master copying a command's result after the map moved while
+//! it ran) stores the slot's entry or delete only if the key holds nothing,
+//! the slot's own version or one of the versions listed; otherwise it
+//! answers `Written` stale with the version held and changes nothing. An
+//! auxiliary from before it closes the connection.
 //!
 //! `NoteExpired` (a handoff's source to each target, before its first
 //! copies) names the highest key that expired at the sender and the
@@ -185,9 +192,10 @@ mod req_op {
     pub const NOTE_EXPIRED: u8 = 0x0D;
     /// `Execute` with watched keys (EXEC after WATCH).
     pub const EXECUTE_WATCHED: u8 = 0x0E;
+    pub const ADOPT: u8 = 0x0F;
     /// Every request opcode: they are numbered without gaps, and a new one
     /// extends this range.
-    pub const ALL: std::ops::RangeInclusive<u8> = PING..=EXECUTE_WATCHED;
+    pub const ALL: std::ops::RangeInclusive<u8> = PING..=ADOPT;
 }
 
 /// Response opcodes.
@@ -315,6 +323,21 @@ pub enum Request {
         /// Sorted and disjoint.
         ranges: Vec<PositionRange>,
     },
+    /// Store `copy` of `key` (an entry, or a delete at its version) only
+    /// over a history it continues: the key holds nothing, `copy`'s own
+    /// version, or one of `over` (`distcache_core::store::Store::adopt`).
+    /// Answered with `Written`: `Stored` (or the outcome a `Set` would
+    /// have, for a delete `Deleted`), or `Stale` with the version held when
+    /// the key holds another one, having changed nothing.
+    Adopt {
+        /// The key.
+        key: Bytes,
+        /// The copy: [`Lookup::Live`] or [`Lookup::Deleted`], never
+        /// `Absent`.
+        copy: Lookup,
+        /// The versions the copy may replace.
+        over: Vec<Version>,
+    },
     /// `key` held `version` until it expired at the sender: commands the
     /// receiver leads are stamped above it from now on (the expired floor
     /// a handoff carries, see docs/replication.md); stores nothing and
@@ -343,6 +366,7 @@ impl Request {
             Request::ApplyChanges { .. } => "apply_changes",
             Request::CountKeys { .. } => "count_keys",
             Request::NoteExpired { .. } => "note_expired",
+            Request::Adopt { .. } => "adopt",
         }
     }
 }
@@ -641,6 +665,15 @@ pub fn try_encode_request(
                 Ok(n.saturating_add(changes_size(c)?))
             })?
         }
+        Request::Adopt { key, copy, over } => {
+            check_count(over.len())?;
+            if matches!(copy, Lookup::Absent) {
+                return Err(FrameError::Malformed("nothing to adopt"));
+            }
+            key_size(key)?
+                .saturating_add(slot_size(copy)?)
+                .saturating_add(4 + over.len().saturating_mul(VERSION_BYTES))
+        }
         Request::CountKeys { ranges } => {
             check_count(ranges.len())?;
             if !ranges_in_order(ranges) {
@@ -671,6 +704,7 @@ pub fn try_encode_request(
         Request::ApplyChanges { .. } => req_op::APPLY_CHANGES,
         Request::CountKeys { .. } => req_op::COUNT_KEYS,
         Request::NoteExpired { .. } => req_op::NOTE_EXPIRED,
+        Request::Adopt { .. } => req_op::ADOPT,
     };
     let payload = EPOCH_BYTES.saturating_add(body);
     let start = put_header(id, opcode, payload, buf)?;
@@ -686,6 +720,14 @@ pub fn try_encode_request(
         Request::Delete { key, version } | Request::NoteExpired { key, version } => {
             put_key(key, buf);
             put_version(version, buf);
+        }
+        Request::Adopt { key, copy, over } => {
+            put_key(key, buf);
+            put_slot(copy, buf);
+            put_count(over.len(), buf);
+            for version in over {
+                put_version(version, buf);
+            }
         }
         Request::GetMany { keys } => {
             put_count(keys.len(), buf);
@@ -766,11 +808,9 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
         Response::Deleted(status) => status.wire_size(),
         Response::Values(slots) => {
             check_count(slots.len())?;
-            slots.iter().try_fold(4usize, |n, slot| match slot {
-                Lookup::Absent => Ok(n.saturating_add(1)),
-                Lookup::Live(entry) => Ok(n.saturating_add(1).saturating_add(entry_size(entry)?)),
-                Lookup::Deleted(_) => Ok(n.saturating_add(1 + VERSION_BYTES)),
-            })?
+            slots
+                .iter()
+                .try_fold(4usize, |n, slot| Ok(n.saturating_add(slot_size(slot)?)))?
         }
         Response::WrittenMany(statuses) => {
             check_count(statuses.len())?;
@@ -831,17 +871,7 @@ pub fn try_encode_response(id: u64, resp: &Response, buf: &mut BytesMut) -> Resu
         Response::Values(slots) => {
             put_count(slots.len(), buf);
             for slot in slots {
-                match slot {
-                    Lookup::Absent => buf.put_u8(0),
-                    Lookup::Live(entry) => {
-                        buf.put_u8(1);
-                        put_entry(entry, buf);
-                    }
-                    Lookup::Deleted(version) => {
-                        buf.put_u8(2);
-                        put_version(version, buf);
-                    }
-                }
+                put_slot(slot, buf);
             }
         }
         Response::WrittenMany(statuses) => {
@@ -897,6 +927,15 @@ fn value_size(value: &[u8]) -> Result<usize, FrameError> {
         });
     }
     Ok(4usize.saturating_add(value.len()))
+}
+
+/// A value slot's size: its tag and what follows.
+fn slot_size(slot: &Lookup) -> Result<usize, FrameError> {
+    Ok(match slot {
+        Lookup::Absent => 1,
+        Lookup::Live(entry) => entry_size(entry)?.saturating_add(1),
+        Lookup::Deleted(_) => 1 + VERSION_BYTES,
+    })
 }
 
 fn entry_size(entry: &Entry) -> Result<usize, FrameError> {
@@ -1025,6 +1064,20 @@ fn put_version(version: &Version, buf: &mut BytesMut) {
     buf.put_u32_le(version.origin);
 }
 
+fn put_slot(slot: &Lookup, buf: &mut BytesMut) {
+    match slot {
+        Lookup::Absent => buf.put_u8(0),
+        Lookup::Live(entry) => {
+            buf.put_u8(1);
+            put_entry(entry, buf);
+        }
+        Lookup::Deleted(version) => {
+            buf.put_u8(2);
+            put_version(version, buf);
+        }
+    }
+}
+
 fn put_entry(entry: &Entry, buf: &mut BytesMut) {
     put_value(&entry.value, buf);
     // 0 means "never"; an expiry at the epoch itself is sent as 1 ms after
@@ -1071,6 +1124,19 @@ pub fn decode_request(buf: &mut BytesMut) -> Result<Option<RequestFrame>, FrameE
             key: r.key()?,
             version: r.version()?,
         },
+        req_op::ADOPT => {
+            let key = r.key()?;
+            let copy = match r.slot()? {
+                Lookup::Absent => return Err(FrameError::Malformed("nothing to adopt")),
+                copy => copy,
+            };
+            let count = r.count(VERSION_BYTES)?;
+            let mut over = Vec::with_capacity(count);
+            for _ in 0..count {
+                over.push(r.version()?);
+            }
+            Request::Adopt { key, copy, over }
+        }
         req_op::GET_MANY => {
             let count = r.count(MIN_KEY_BYTES)?;
             let mut keys = Vec::with_capacity(count);
@@ -1197,12 +1263,7 @@ pub fn decode_response(buf: &mut BytesMut) -> Result<Option<(u64, Response)>, Fr
             let count = r.count(1)?;
             let mut slots = Vec::with_capacity(count);
             for _ in 0..count {
-                slots.push(match r.u8()? {
-                    0 => Lookup::Absent,
-                    1 => Lookup::Live(r.entry()?),
-                    2 => Lookup::Deleted(r.version()?),
-                    _ => return Err(FrameError::Malformed("unknown value slot tag")),
-                });
+                slots.push(r.slot()?);
             }
             Response::Values(slots)
         }
@@ -1368,6 +1429,16 @@ impl Reader {
             key: self.key()?,
             base: self.opt_version()?,
             ops: self.value()?,
+        })
+    }
+
+    /// A value slot: `0` absent, `1` an entry, `2` a delete's version.
+    fn slot(&mut self) -> Result<Lookup, FrameError> {
+        Ok(match self.u8()? {
+            0 => Lookup::Absent,
+            1 => Lookup::Live(self.entry()?),
+            2 => Lookup::Deleted(self.version()?),
+            _ => return Err(FrameError::Malformed("unknown value slot tag")),
         })
     }
 

@@ -125,7 +125,8 @@ impl Handler for MapHandler {
             Request::Execute { .. }
             | Request::ApplyChanges { .. }
             | Request::CountKeys { .. }
-            | Request::NoteExpired { .. } => {
+            | Request::NoteExpired { .. }
+            | Request::Adopt { .. } => {
                 Response::error(error_code::BAD_REQUEST, "no commands in this test server")
             }
         }

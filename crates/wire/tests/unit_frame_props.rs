@@ -82,6 +82,15 @@ fn request() -> impl Strategy<Value = Request> {
         (bytes(64), entry()).prop_map(|(key, entry)| Request::Set { key, entry }),
         (bytes(64), version()).prop_map(|(key, version)| Request::Delete { key, version }),
         (bytes(64), version()).prop_map(|(key, version)| Request::NoteExpired { key, version }),
+        (
+            bytes(64),
+            prop_oneof![
+                entry().prop_map(Lookup::Live),
+                version().prop_map(Lookup::Deleted),
+            ],
+            vec(version(), 0..4)
+        )
+            .prop_map(|(key, copy, over)| Request::Adopt { key, copy, over }),
         vec(bytes(16), 0..16).prop_map(|keys| Request::GetMany { keys }),
         vec(
             (bytes(16), entry()).prop_map(|(key, entry)| KeyedEntry { key, entry }),

@@ -265,6 +265,17 @@ pub enum DeleteOutcome {
     },
 }
 
+/// What [`Store::adopt`] did with a copy it was allowed to store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adopted {
+    /// An entry, stored as [`Store::set`] does.
+    Set(SetOutcome),
+    /// A delete, applied as [`Store::delete`] does.
+    Deleted(DeleteOutcome),
+    /// The copy was "nothing": nothing to store.
+    Nothing,
+}
+
 /// What a store holds for a key: the answer to [`Store::lookup`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -444,6 +455,38 @@ impl Store {
     pub fn set_ref(&self, key: &[u8], entry: EntryRef<'_>, now_ms: u64) -> SetOutcome {
         let hash = hash_key(key);
         self.lock_for(hash).set(hash, key, entry, now_ms)
+    }
+    /// Stores `copy` of `key` (an entry, or a delete at its version) as
+    /// [`Store::set`] or [`Store::delete`] would, but only over a history
+    /// it continues: when `key` holds nothing at all (no item, no
+    /// tombstone), the copy's own version, or a version in `over`. Holding
+    /// anything else, it changes nothing and answers `Err(held)`.
+    ///
+    /// For a command's result copied after the map moved while it ran (a
+    /// master's spread): a key that holds another version may hold a
+    /// history that another leader made without this command, which the
+    /// copy must not replace whatever the versions say. One shard lock for
+    /// the check and the write, so nothing lands between them.
+    pub fn adopt(
+        &self,
+        key: &[u8],
+        copy: &Lookup,
+        over: &[Version],
+        now_ms: u64,
+    ) -> Result<Adopted, Version> {
+        let hash = hash_key(key);
+        let mut shard = self.lock_for(hash);
+        if let Some(held) = shard.held(hash, key, now_ms)
+            && Some(held) != copy.version()
+            && !over.contains(&held)
+        {
+            return Err(held);
+        }
+        Ok(match copy {
+            Lookup::Live(entry) => Adopted::Set(shard.set(hash, key, entry.view(), now_ms)),
+            Lookup::Deleted(version) => Adopted::Deleted(shard.delete(hash, key, *version, now_ms)),
+            Lookup::Absent => Adopted::Nothing,
+        })
     }
     /// Deletes `key` at `version`, leaving a tombstone.
     pub fn delete(&self, key: &[u8], version: Version, now_ms: u64) -> DeleteOutcome {

@@ -240,6 +240,16 @@ impl Shard {
         item.max(self.expired_above)
     }
 
+    /// The version `key` holds, live or deleted, without counting a hit or
+    /// a miss (an expired item is removed, as any look at it does).
+    pub(super) fn held(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<Version> {
+        match self.live_slot(hash, key, now_ms) {
+            Some(slot) => Some(self.lru.node(slot).version()),
+            // A key never has both a live item and a tombstone.
+            None => self.tombstones.held(hash, key, now_ms),
+        }
+    }
+
     /// The version of the tombstone of `key`, if one is within its grace.
     pub(super) fn tombstone(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<Version> {
         self.tombstones.held(hash, key, now_ms)

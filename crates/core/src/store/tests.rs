@@ -240,6 +240,56 @@ fn a_delete_keeps_the_higher_tombstone_and_is_stale_against_newer_entries() {
 }
 
 #[test]
+fn adopt_stores_a_copy_only_over_nothing_its_own_version_or_one_it_continues() {
+    let s = store(100, None, 4);
+    let copy = |version| Lookup::Live(entry("result", version));
+    // Nothing at all: stored.
+    assert_eq!(
+        s.adopt(b"fresh", &copy(5), &[v(3)], NOW),
+        Ok(Adopted::Set(SetOutcome::Stored))
+    );
+    // A version it continues (the command's base): stored over it, even
+    // when that is not the only version named.
+    assert_eq!(s.set(b"base", entry("before", 3), NOW), SetOutcome::Stored);
+    assert_eq!(
+        s.adopt(b"base", &copy(5), &[v(4), v(3)], NOW),
+        Ok(Adopted::Set(SetOutcome::Stored))
+    );
+    assert_eq!(s.get(b"base", NOW).unwrap().value, "result");
+    // Its own version: nothing to do, as a plain copy would say.
+    assert_eq!(
+        s.adopt(b"base", &copy(5), &[v(3)], NOW),
+        Ok(Adopted::Set(SetOutcome::Stale { held: v(5) }))
+    );
+    // Another history, lower or higher: refused, and kept.
+    for other in [4, 9] {
+        let key = format!("other-{other}");
+        assert_eq!(
+            s.set(key.as_bytes(), entry("theirs", other), NOW),
+            SetOutcome::Stored
+        );
+        assert_eq!(
+            s.adopt(key.as_bytes(), &copy(5), &[v(3)], NOW),
+            Err(v(other))
+        );
+        assert_eq!(s.get(key.as_bytes(), NOW).unwrap().value, "theirs");
+    }
+    // A tombstone counts as a history too; a delete is adopted like an
+    // entry.
+    assert!(matches!(
+        s.delete(b"gone", v(4), NOW),
+        DeleteOutcome::NotFound
+    ));
+    assert_eq!(s.adopt(b"gone", &copy(5), &[v(3)], NOW), Err(v(4)));
+    assert_eq!(s.lookup(b"gone", NOW), Lookup::Deleted(v(4)));
+    assert_eq!(
+        s.adopt(b"base", &Lookup::Deleted(v(6)), &[v(5)], NOW),
+        Ok(Adopted::Deleted(DeleteOutcome::Deleted))
+    );
+    assert_eq!(s.lookup(b"base", NOW), Lookup::Deleted(v(6)));
+}
+
+#[test]
 fn a_tombstone_past_its_grace_lets_an_old_write_in() {
     let store = store(10, None, 1);
     assert_eq!(store.delete(b"k", v(10), NOW), DeleteOutcome::NotFound);

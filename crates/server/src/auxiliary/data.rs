@@ -13,7 +13,7 @@ use distcache_core::keyspace::effect::encoding as effect_encoding;
 use distcache_core::keyspace::{Keyspace, Outcome};
 use distcache_core::mutation_log::Mutation;
 use distcache_core::store::{
-    DeleteOutcome, Executed, KeyChanges, Lookup, Plain, SetOutcome, Store, Watched,
+    Adopted, DeleteOutcome, Executed, KeyChanges, Lookup, Plain, SetOutcome, Store, Watched,
 };
 use distcache_core::value::stored;
 use distcache_core::{Entry, Version};
@@ -194,6 +194,7 @@ struct OpCounters {
     apply_changes: IntCounter,
     count_keys: IntCounter,
     note_expired: IntCounter,
+    adopt: IntCounter,
     other: IntCounter,
     stale_epoch_refusals: IntCounter,
     unregistered_refusals: IntCounter,
@@ -221,6 +222,7 @@ impl DataHandler {
                 apply_changes: op("apply_changes"),
                 count_keys: op("count_keys"),
                 note_expired: op("note_expired"),
+                adopt: op("adopt"),
                 other: op("other"),
                 stale_epoch_refusals: metrics.stale_epoch_refusals.clone(),
                 unregistered_refusals: metrics.unregistered_refusals.clone(),
@@ -270,6 +272,47 @@ impl DataHandler {
             (outcome, changed.then_some(mutation))
         });
         write_status(outcome)
+    }
+
+    /// A command's result copied after the map moved while it ran: stored
+    /// only over a history it continues (`Store::adopt`), and logged as the
+    /// write or delete it is.
+    fn adopt(
+        &self,
+        key: &[u8],
+        copy: &Lookup,
+        over: &[Version],
+        now: u64,
+        conn: &mut ConnState,
+    ) -> WriteStatus {
+        let adopted = self.applying(conn, || {
+            let adopted = self.store.adopt(key, copy, over, now);
+            let mutation = match (&adopted, copy) {
+                (
+                    Ok(Adopted::Set(SetOutcome::Stored | SetOutcome::Expired)),
+                    Lookup::Live(entry),
+                ) => Some(Mutation::Set {
+                    key,
+                    entry: entry.view(),
+                }),
+                (
+                    Ok(Adopted::Deleted(DeleteOutcome::Deleted | DeleteOutcome::NotFound)),
+                    Lookup::Deleted(version),
+                ) => Some(Mutation::Delete {
+                    key,
+                    version: *version,
+                }),
+                _ => None,
+            };
+            (adopted, mutation)
+        });
+        match adopted {
+            Ok(Adopted::Set(outcome)) => write_status(outcome),
+            Ok(Adopted::Deleted(DeleteOutcome::Stale { held })) | Err(held) => {
+                WriteStatus::Stale { held }
+            }
+            Ok(Adopted::Deleted(_) | Adopted::Nothing) => WriteStatus::Stored,
+        }
     }
 
     /// A delete.
@@ -532,7 +575,8 @@ fn is_data_request(req: &Request) -> bool {
         | Request::DeleteMany { .. }
         | Request::Execute { .. }
         | Request::ApplyChanges { .. }
-        | Request::CountKeys { .. } => true,
+        | Request::CountKeys { .. }
+        | Request::Adopt { .. } => true,
         Request::Ping | Request::Hello { .. } | Request::NoteExpired { .. } => false,
     }
 }
@@ -651,6 +695,10 @@ impl Handler for DataHandler {
                 Response::Counted {
                     keys: self.store.count_in_ranges(&ranges, now),
                 }
+            }
+            Request::Adopt { key, copy, over } => {
+                self.ops.adopt.inc();
+                Response::Written(self.adopt(&key, &copy, &over, now, conn))
             }
             Request::NoteExpired { key, version } => {
                 // Stores and deletes nothing, so it needs no fence and no
@@ -797,7 +845,60 @@ mod tests {
             Request::SetMany { entries: vec![] },
             Request::DeleteMany { keys: vec![] },
             Request::CountKeys { ranges: vec![] },
+            adopt("k", 2, &[1]),
         ]
+    }
+
+    /// `Adopt` of the entry [`set`] would write at `counter`, over the
+    /// versions [`set`] writes at `over`.
+    fn adopt(key: &'static str, counter: u32, over: &[u32]) -> Request {
+        let Request::Set { key, entry } = set(key, counter) else {
+            unreachable!()
+        };
+        let version = |counter| Version {
+            counter,
+            ..entry.version
+        };
+        Request::Adopt {
+            key,
+            over: over.iter().map(|&c| version(c)).collect(),
+            copy: Lookup::Live(entry),
+        }
+    }
+
+    #[test]
+    fn an_adopted_copy_replaces_only_a_history_it_continues() {
+        let (h, _, metrics) = handler();
+        let mut conn = ConnState::default();
+        let held =
+            |h: &DataHandler, key| match h.handle(get(key), UNFENCED, &mut ConnState::default()) {
+                Response::Value(entry) => entry.version.counter,
+                other => panic!("{other:?}"),
+            };
+        // Over nothing, and over the command's base: stored.
+        assert_eq!(
+            h.handle(adopt("fresh", 5, &[3]), 7, &mut conn),
+            Response::Written(WriteStatus::Stored)
+        );
+        h.handle(set("base", 3), 7, &mut conn);
+        assert_eq!(
+            h.handle(adopt("base", 5, &[3]), 7, &mut conn),
+            Response::Written(WriteStatus::Stored)
+        );
+        assert_eq!(held(&h, "base"), 5);
+        // Another history, even an older one: refused with what it holds.
+        h.handle(set("other", 4), 7, &mut conn);
+        match h.handle(adopt("other", 5, &[3]), 7, &mut conn) {
+            Response::Written(WriteStatus::Stale { held }) => assert_eq!(held.counter, 4),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(held(&h, "other"), 4);
+        // Fenced like every data request, and counted.
+        assert_eq!(
+            h.handle(adopt("base", 6, &[5]), 6, &mut conn),
+            Response::StaleEpoch { current: 7 }
+        );
+        assert_eq!(metrics.data_requests.with_label_values(&["adopt"]).get(), 3);
     }
 
     #[test]

@@ -374,6 +374,40 @@ impl Master {
             },
             Lookup::Absent => return Ok(None),
         };
+        self.send_copy(node, epoch, request).await
+    }
+
+    /// As [`Master::put_copy`], but `node` keeps `copy` only over a
+    /// history it continues: nothing, the copy's own version, or one of
+    /// `over` (`Request::Adopt`). `Some(held)` when it kept `held` instead,
+    /// lower or higher.
+    async fn adopt_copy(
+        &self,
+        node: &NodeRef,
+        epoch: u64,
+        key: &Bytes,
+        copy: Lookup,
+        over: Vec<Version>,
+    ) -> Result<Option<Version>, OpError> {
+        if matches!(copy, Lookup::Absent) {
+            return Ok(None);
+        }
+        let request = Request::Adopt {
+            key: key.clone(),
+            copy,
+            over,
+        };
+        self.send_copy(node, epoch, request).await
+    }
+
+    /// Sends a copy (`Set`, `Delete` or `Adopt`) and reads what `node`
+    /// kept.
+    async fn send_copy(
+        &self,
+        node: &NodeRef,
+        epoch: u64,
+        request: Request,
+    ) -> Result<Option<Version>, OpError> {
         match self.call(node, epoch, "repair", request).await {
             // A node with a smaller byte limit cannot hold the copy: the
             // key is not on every replica, so this is no success.
@@ -493,7 +527,7 @@ impl Master {
             // newer one if the map moves meanwhile.
             for _ in 0..SPREAD_ATTEMPTS {
                 self.catch_up(epoch).await?;
-                match self.spread_copies(leader, changes).await {
+                match self.spread_copies(leader, version, changes).await {
                     Err(OpError::Fenced(newer)) => epoch = newer,
                     done => return done,
                 }
@@ -520,15 +554,18 @@ impl Master {
 
     /// Sends the leader's copy of each changed key to every replica of the
     /// key by the current map. The command counts as having reached them
-    /// only if each now holds that copy: a node that kept a newer version
-    /// instead may hold a history without this command (another leader ran
-    /// commands on the key meanwhile), and a leader that no longer holds
-    /// the key (it handed it over) has no copy to give; either way the
-    /// client is told the command may not have taken effect, never that it
-    /// did.
+    /// only if each now holds that copy. Each takes it only over a history
+    /// the copy continues (the command's base, the command's own version,
+    /// or nothing at all): a node holding any other version, lower or
+    /// higher, may hold a history another leader made without this command
+    /// while the map moved, which the copy must not replace, whatever the
+    /// versions say. Such a node, or a leader that no longer holds the key
+    /// (it handed it over, and has no copy to give), and the client is told
+    /// the command may not have taken effect, never that it did.
     async fn spread_copies(
         &self,
         leader: &NodeRef,
+        ran_at: Version,
         changes: &[ShippedChanges],
     ) -> Result<(), OpError> {
         let view = self.view.load_full();
@@ -548,13 +585,14 @@ impl Master {
             let Some(version) = copy.version() else {
                 return Err(lost("that node no longer holds the key"));
             };
+            let over: Vec<Version> = change.base.into_iter().chain([ran_at]).collect();
             for node in self.route(&view, &change.key)?.iter() {
                 if node.id != leader.id {
                     let kept = self
-                        .put_copy(node, view.epoch, &change.key, copy.clone())
+                        .adopt_copy(node, view.epoch, &change.key, copy.clone(), over.clone())
                         .await?;
                     if kept.is_some_and(|held| held != version) {
-                        return Err(lost("a newer version of the key is in place"));
+                        return Err(lost("another version of the key is in place"));
                     }
                 }
             }
