@@ -504,8 +504,10 @@ pub const DROPPED_FENCE_WAIT: Duration = Duration::from_millis(300);
 /// the new epoch it refuses that master, which catches up. A node that
 /// does not answer in time is dead, stopped or cut off from this master;
 /// it learns the epoch from the next request that reaches it. The wait
-/// delays this master's switch to `map`, never a request: meanwhile it
-/// routes by the previous map, as it did.
+/// delays this master's switch to `map`, by at most that bound: meanwhile
+/// it routes by the previous map, and a request an auxiliary refuses as
+/// routed by an older map waits for the switch, as it does for any map
+/// this master has not applied yet.
 async fn fence_dropped(master: &Master, map: &ClusterMap) {
     let epoch = map.epoch();
     let live = map.routing().live;
