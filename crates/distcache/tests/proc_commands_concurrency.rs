@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Cluster, Lcg, Spec};
+use common::{Cluster, Lcg, Spec, wire_exchange, wire_frame};
+use distcache_wire::{Request, Response};
 use nix::sys::signal::{Signal, kill};
 use serde_json::{Value, json};
 
@@ -377,4 +378,68 @@ fn joins_and_leaves_under_commands_through_every_master_lose_nothing() {
         .sum();
     assert!(acked > 100, "the clients got work done");
     check_all(&c, &tallies);
+}
+
+/// A write that changes nothing (a DEL of a key its leader already holds
+/// deleted) answers from the leader's copy, which may hold another
+/// command's change that has not reached the other replicas yet. It is
+/// acknowledged only once they hold what the leader holds. Here the leader
+/// alone holds a delete, sent to it straight, as a DEL whose master died or
+/// was cut off before shipping it would leave it: once `DEL` answers 0, the
+/// other replica holds the delete too, and the key stays deleted when the
+/// leader is killed. (Before, the DEL's 0 was acknowledged on the leader's
+/// copy alone, and the key came back from the other replica: found by an
+/// outside partition attack, scripts/fault-attack/FINDINGS.md, finding 3.)
+#[test]
+fn a_write_that_changed_nothing_is_acknowledged_once_every_replica_holds_what_it_saw() {
+    let mut c = cluster();
+    let key = "noop-del";
+    let url = c.url(0, "");
+    assert_eq!(command(&c.http, &url, &["SET", key, "v1"]), Ok(json!("OK")));
+    let replicas = c.replicas_of(key, 2);
+    let data_addr = |id: &str| {
+        c.get_json(0, &format!("/nodes/{id}"))["data_addr"]
+            .as_str()
+            .expect("a data address")
+            .to_owned()
+    };
+    let (leader, other) = (data_addr(&replicas[0]), data_addr(&replicas[1]));
+    let epoch = c.get_json(0, "/ring")["epoch"].as_u64().expect("epoch");
+    let at = |addr: &str, req: Request| {
+        let (answers, _) = wire_exchange(addr, &[wire_frame(1, epoch, &req)]);
+        answers.into_iter().next().expect("an answer")
+    };
+    let deleted_at = distcache_core::Version {
+        millis: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+        counter: 0,
+        origin: 7,
+    };
+    let get = || Request::Get {
+        key: bytes::Bytes::from_static(b"noop-del"),
+    };
+    assert!(matches!(
+        at(
+            &leader,
+            Request::Delete {
+                key: bytes::Bytes::from_static(b"noop-del"),
+                version: deleted_at,
+            }
+        ),
+        Response::Deleted(_)
+    ));
+    assert!(matches!(at(&other, get()), Response::Value(_)));
+
+    assert_eq!(command(&c.http, &c.url(1, ""), &["DEL", key]), Ok(json!(0)));
+    assert_eq!(at(&other, get()), Response::Tombstone(deleted_at));
+    c.aux(&replicas[0]).proc.kill();
+    for m in 0..3 {
+        assert_eq!(
+            command(&c.http, &c.url(m, ""), &["GET", key]),
+            Ok(Value::Null),
+            "through master {m}"
+        );
+    }
 }

@@ -715,6 +715,12 @@ impl Cluster {
     /// The id of `key`'s leader by master 0's committed ring (`GET /ring`):
     /// the auxiliary to stop or kill to take the key's leader away.
     pub fn leader_of(&self, key: &str) -> String {
+        self.replicas_of(key, 1).remove(0)
+    }
+
+    /// The first `n` replicas of `key` by master 0's committed ring, its
+    /// leader first.
+    pub fn replicas_of(&self, key: &str, n: usize) -> Vec<String> {
         let ring = self.get_json(0, "/ring");
         let members: Vec<String> = ring["committed"]
             .as_array()
@@ -724,8 +730,12 @@ impl Cluster {
             .collect();
         let vnodes = ring["virtual_nodes"].as_u64().expect("virtual_nodes") as u32;
         let placement = distcache_core::Ring::new(members.clone(), vnodes);
-        let first = placement.replicas_for(key.as_bytes(), 1).as_slice()[0];
-        members[first as usize].clone()
+        placement
+            .replicas_for(key.as_bytes(), n)
+            .as_slice()
+            .iter()
+            .map(|&i| members[i as usize].clone())
+            .collect()
     }
 
     /// `GET path` on master `master`, as JSON.

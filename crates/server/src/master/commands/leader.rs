@@ -67,6 +67,40 @@ fn unexpected() -> ApiError {
     )
 }
 
+/// The keys of a write's `commands` that its `changes` do not name (`keys`
+/// when the caller has them, else found from the commands).
+///
+/// Looked for only when there are fewer changes than commands, so that
+/// the usual write (each command changing its key) pays nothing here. What
+/// that leaves out: a key a multi-key command read without changing (the
+/// destination of an SMOVE that already held the member) in a batch whose
+/// other commands all changed something; its command's answer did not come
+/// from that key alone.
+fn unchanged_keys(
+    keys: &[Bytes],
+    commands: &[Vec<Bytes>],
+    changes: &[ShippedChanges],
+) -> Vec<Bytes> {
+    if changes.len() >= commands.len() {
+        return Vec::new();
+    }
+    let found;
+    let keys = if keys.is_empty() {
+        found = super::plan::keys_of_all(commands);
+        &found[..]
+    } else {
+        keys
+    };
+    let mut unchanged: Vec<Bytes> = keys
+        .iter()
+        .filter(|k| !changes.iter().any(|c| c.key == **k))
+        .cloned()
+        .collect();
+    unchanged.sort();
+    unchanged.dedup();
+    unchanged
+}
+
 /// The replies a leader sent, decoded.
 pub(super) fn decode_replies(bytes: &Bytes, expected: usize) -> Result<Vec<Reply>, ApiError> {
     let replies = reply_codec::decode(bytes).map_err(|e| {
@@ -249,8 +283,12 @@ impl Master {
         let n = commands.len();
         // With nobody to ship them to, the answer names the changed keys
         // without their effects.
-        let request =
-            self.execute_watched_request(Some(version), commands, ships_to_others(&route), watched);
+        let request = self.execute_watched_request(
+            Some(version),
+            commands.clone(),
+            ships_to_others(&route),
+            watched,
+        );
         match self.call(leader, view.epoch, "execute", request).await {
             Ok(Response::Executed {
                 version,
@@ -265,7 +303,11 @@ impl Master {
                     self.versions.observe(version);
                     // The command ran: from here no error may send it
                     // through `fenced` again, which would run it twice.
+                    let unchanged = unchanged_keys(keys, &commands, &changes);
                     self.ship(&view, &route, version, changes)
+                        .await
+                        .map_err(ran_once)?;
+                    self.sync_unchanged(&view, &route, &unchanged)
                         .await
                         .map_err(ran_once)?;
                 }
@@ -281,6 +323,45 @@ impl Master {
             Err(CallError::StaleEpoch(current)) => Err(OpError::Fenced(current)),
             Err(e) => Err(unavailable("the command", 0, 1, Some(e)).into()),
         }
+    }
+
+    /// Makes the other replicas hold what the leader holds for `keys`,
+    /// which a write left unchanged (DEL of a deleted key, SETNX or SADD
+    /// that found what they would write), before it is acknowledged.
+    ///
+    /// Why: its answer was read from the leader's copy, which may hold
+    /// another command's change that has not reached the other replicas
+    /// yet (its master is still shipping it, is cut off from them, or
+    /// died). Acknowledged on that alone, a read that then falls back to
+    /// another replica, or the loss of the leader, would undo what this
+    /// answer reported: a DEL answered 0 and the key back. The leader's
+    /// copy of each key goes to the others, which keep it only if it is
+    /// newer than theirs; with `WRITE_QUORUM=one` nothing waits, as for any
+    /// write. The cost is a read at the leader and a write to each other
+    /// replica per unchanged key, for writes that changed nothing only.
+    async fn sync_unchanged(
+        &self,
+        view: &RingView,
+        route: &Route,
+        keys: &[Bytes],
+    ) -> Result<(), OpError> {
+        if keys.is_empty() || !ships_to_others(route) || self.quorum() == WriteQuorum::One {
+            return Ok(());
+        }
+        let leader = &route[0];
+        for key in keys {
+            let copy = self.copy_at(leader, view.epoch, key).await?;
+            if matches!(copy, Lookup::Absent) {
+                continue;
+            }
+            let puts = route[1..]
+                .iter()
+                .map(|node| self.put_copy(node, view.epoch, key, copy.clone()));
+            for kept in join_all(puts).await {
+                kept?;
+            }
+        }
+        Ok(())
     }
 
     /// Any live node (for commands without keys).
@@ -559,9 +640,10 @@ impl Master {
     /// or nothing at all): a node holding any other version, lower or
     /// higher, may hold a history another leader made without this command
     /// while the map moved, which the copy must not replace, whatever the
-    /// versions say. Such a node, or a leader that no longer holds the key
-    /// (it handed it over, and has no copy to give), and the client is told
-    /// the command may not have taken effect, never that it did.
+    /// versions say. Such a node, or a leader that no longer holds the
+    /// command's result (it handed the key over, or holds a later version,
+    /// which may be a round's copy without this command), and the client is
+    /// told the command may not have taken effect, never that it did.
     async fn spread_copies(
         &self,
         leader: &NodeRef,
@@ -585,6 +667,12 @@ impl Master {
             let Some(version) = copy.version() else {
                 return Err(lost("that node no longer holds the key"));
             };
+            if version != ran_at {
+                // Something else was written there since: another command
+                // (whose own spread covers it), or a newer copy handed to
+                // it by a round, which may not contain this command.
+                return Err(lost("the key changed at that node since"));
+            }
             let over: Vec<Version> = change.base.into_iter().chain([ran_at]).collect();
             for node in self.route(&view, &change.key)?.iter() {
                 if node.id != leader.id {
