@@ -144,6 +144,52 @@ def part_cut_mid_rebalance(c, load, log):
     time.sleep(2)
 
 
+def part_follower_cut_during_join(c, load, log):
+    """A follower master cut off from an old auxiliary (the leader still
+    reaches it, so it stays live) while a join's round moves that node's
+    keys: the follower's reads of the old leader before a command cannot
+    fence it."""
+    rng = rng_of(load)
+    for rnd, name in enumerate(["aux-5", "aux-6", "aux-7"]):
+        time.sleep(2)
+        ld = leader(c)
+        f = (ld + 1 + rng.randrange(2)) % c.nm
+        victim = f"aux-{rng.randrange(4) + 1}"
+        log(f"cut follower {mname(f)} (leader {mname(ld)}) from {victim}; join {name}")
+        c.net.cut(mname(f), victim)
+        time.sleep(rng.uniform(0, 0.3))
+        c.add_aux(name)
+        time.sleep(3)
+        c.net.heal(mname(f), victim)
+        log(f"heal {mname(f)} - {victim}")
+    time.sleep(2)
+
+
+def part_split(c, load, log):
+    """A clean split: one master and one auxiliary on one side, the two
+    other masters and three auxiliaries on the other (clients reach every
+    master), 4 s, healed; three times, the minority master the leader in
+    the second round. The majority judges the auxiliary down and moves
+    its keys; the minority master still routes to it by its old map, and
+    the auxiliary hears of no newer epoch."""
+    rng = rng_of(load)
+    for rnd in range(3):
+        time.sleep(2)
+        ld = leader(c)
+        x = ld if rnd == 1 else (ld + 1 + rng.randrange(2)) % c.nm
+        a = f"aux-{rng.randrange(4) + 1}"
+        small = [mname(x), a]
+        big = [mname(j) for j in range(c.nm) if j != x] + [n for n in c.auxes if n != a]
+        log(f"split {small} | {big} (leader {mname(ld)})")
+        for p in small:
+            for q in big:
+                c.net.cut(p, q)
+        time.sleep(4)
+        c.net.heal_all()
+        log("healed")
+    time.sleep(2)
+
+
 def part_cut_mid_leave(c, load, log):
     """A graceful leave (SIGTERM), and while it hands its keys over: the
     leaver cut from the leader, then isolated, then the leaver cut from a
