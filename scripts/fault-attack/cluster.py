@@ -1,5 +1,6 @@
 """Throwaway fault-attack harness: a real distcache cluster on loopback
-ports 19000-19999, driven over RESP, with faults injected by signals.
+ports from BASE (run.py), driven over RESP, with faults injected by signals
+(and, with a partition.Net, by cutting the network between processes).
 
 Not part of the test suite; see the report for what it found.
 """
@@ -45,8 +46,9 @@ def http(method, url, body=None, timeout=10):
 
 
 class Proc:
-    def __init__(self, name, args, env, logdir):
+    def __init__(self, name, args, env, logdir, prefix=()):
         self.name, self.args, self.env, self.logdir = name, args, env, logdir
+        self.prefix = list(prefix)  # e.g. `ip netns exec NS`, which execs the binary in place
         self.p = None
         self.n = 0
         self.start()
@@ -56,8 +58,9 @@ class Proc:
         log = open(os.path.join(self.logdir, f"{self.name}.{self.n}.log"), "w")
         e = {"PATH": os.environ["PATH"], "RUST_LOG": "info"}
         e.update(self.env)
-        self.p = subprocess.Popen([BIN] + self.args, env=e, stdout=log, stderr=subprocess.STDOUT,
-                                  cwd=self.logdir, start_new_session=True)
+        self.p = subprocess.Popen(self.prefix + [BIN] + self.args, env=e, stdout=log,
+                                  stderr=subprocess.STDOUT, cwd=self.logdir,
+                                  start_new_session=True)
 
     def sig(self, s):
         if self.p and self.p.poll() is None:
@@ -81,8 +84,11 @@ class Proc:
 
 class Cluster:
     def __init__(self, root, masters=3, auxes=4, replicas=2, master_env_each=None,
-                 aux_env=None, master_env=None, base=19100):
+                 aux_env=None, master_env=None, base=19100, net=None):
+        """With `net` (a partition.Net), every process runs in a network
+        namespace of its own, at its own address; else all on 127.0.0.1."""
         self.root = root
+        self.net = net
         shutil.rmtree(root, ignore_errors=True)
         os.makedirs(root)
         self.base = base
@@ -93,10 +99,11 @@ class Cluster:
         self.rports = [base + 20 + i for i in range(masters)]
         self.masters = []
         self.auxes = {}
+        self.mhosts = [self.place(f"master-{i+1}", 11 + i) for i in range(masters)]
         for i in range(masters):
-            peers = ",".join(f"127.0.0.1:{p}" for j, p in enumerate(self.mports) if j != i)
+            peers = ",".join(f"{self.mhosts[j]}:{p}" for j, p in enumerate(self.mports) if j != i)
             env = {
-                "PORT": str(self.mports[i]), "BIND_ADDR": "127.0.0.1",
+                "PORT": str(self.mports[i]), "BIND_ADDR": self.mhosts[i],
                 "NODE_ID": f"master-{i+1}", "MASTER_PEERS": peers,
                 "REPLICAS": str(replicas), "HEALTH_CHECK_INTERVAL": "0.2",
                 "REQUEST_TIMEOUT_MS": "1000",
@@ -106,29 +113,42 @@ class Cluster:
             env.update(master_env or {})
             if master_env_each and i < len(master_env_each):
                 env.update(master_env_each[i])
-            self.masters.append(Proc(f"master-{i+1}", ["master"], env, root))
-        for i in range(masters):
-            wait_until(30, f"master {i} up", lambda i=i: http_get(self.murl(i, "/health"))[0] is not None)
-        for i in range(auxes):
-            self.add_aux(f"aux-{i+1}")
-        self.wait_up(auxes)
+            self.masters.append(Proc(f"master-{i+1}", ["master"], env, root,
+                                     self.prefix(f"master-{i+1}")))
+        try:
+            for i in range(masters):
+                wait_until(30, f"master {i} up",
+                           lambda i=i: http_get(self.murl(i, "/health"))[0] is not None)
+            for i in range(auxes):
+                self.add_aux(f"aux-{i+1}")
+            self.wait_up(auxes)
+        except BaseException:
+            self.stop_all()
+            raise
+
+    def place(self, name, octet):
+        """The address process `name` binds to (in its namespace, with a net)."""
+        return self.net.add(name, octet) if self.net else "127.0.0.1"
+
+    def prefix(self, name):
+        return self.net.prefix(name) if self.net else []
 
     def murl(self, i, path):
-        return f"http://127.0.0.1:{self.mports[i]}{path}"
+        return f"http://{self.mhosts[i]}:{self.mports[i]}{path}"
 
     def add_aux(self, name, extra=None):
         idx = int(name.split("-")[1])
         port = self.base + 100 + idx * 2
         env = {
-            "PORT": str(port), "DATA_PORT": str(port + 1), "BIND_ADDR": "127.0.0.1",
-            "NODE_ID": name,
-            "MASTER_ADDRESS": ",".join(f"127.0.0.1:{p}" for p in self.mports),
+            "PORT": str(port), "DATA_PORT": str(port + 1),
+            "BIND_ADDR": self.place(name, 20 + idx), "NODE_ID": name,
+            "MASTER_ADDRESS": ",".join(f"{h}:{p}" for h, p in zip(self.mhosts, self.mports)),
             "CACHE_SIZE": "100000", "BACKUP_DIR": f"{self.root}/{name}",
             "BACKUP_INTERVAL": "1",
         }
         env.update(self.aux_env)
         env.update(extra or {})
-        self.auxes[name] = Proc(name, ["aux"], env, self.root)
+        self.auxes[name] = Proc(name, ["aux"], env, self.root, self.prefix(name))
 
     def nodes(self, m=None):
         for i in ([m] if m is not None else range(self.nm)):
@@ -177,6 +197,21 @@ class Cluster:
             p.kill()
 
 
+def leader(c):
+    """The index of the live master the others name as the map's Raft
+    leader, or None."""
+    for i in range(c.nm):
+        if not c.masters[i].alive():
+            continue
+        st, body = http_get(c.murl(i, "/health"), timeout=1)
+        if st == 200:
+            lid = json.loads(body).get("map", {}).get("leader") or ""
+            for j in range(c.nm):
+                if lid.endswith(f":{c.mports[j]}"):
+                    return j
+    return None
+
+
 def wait_until(limit, what, cond):
     end = time.time() + limit
     while time.time() < end:
@@ -196,14 +231,14 @@ class RespError(Exception):
 
 
 class Resp:
-    def __init__(self, port, timeout=5.0):
-        self.port = port
+    def __init__(self, port, timeout=5.0, host="127.0.0.1"):
+        self.host, self.port = host, port
         self.timeout = timeout
         self.s = None
         self.buf = b""
 
     def connect(self):
-        self.s = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+        self.s = socket.create_connection((self.host, self.port), timeout=self.timeout)
         self.s.settimeout(self.timeout)
         self.buf = b""
 

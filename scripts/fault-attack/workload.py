@@ -64,7 +64,7 @@ class Load:
 
     def run(self, conns, rng, key, op, *args):
         m = self.pick(rng)
-        conn = conns.setdefault(m, Resp(self.c.rports[m]))
+        conn = conns.setdefault(m, Resp(self.c.rports[m], host=self.c.mhosts[m]))
         start = time.monotonic()
         try:
             reply = conn.call(op, key, *args)
@@ -138,7 +138,7 @@ class Load:
         for m in range(self.c.nm):
             if not self.up[m]:
                 continue
-            conn = Resp(self.c.rports[m])
+            conn = Resp(self.c.rports[m], host=self.c.mhosts[m])
             for key in self.regs + self.counters + self.mixed:
                 start = time.monotonic()
                 try:
@@ -161,18 +161,25 @@ class Load:
 
 # ---------------- checker ----------------
 
-def check(ops, t0=0.0):
+def check(ops, t0=0.0, strict=False):
+    """The anomalies of a history. `strict`: only what acknowledged
+    operations did counts as having happened; a read that saw an effect
+    before its operation was acknowledged is then no evidence of it, so a
+    later read that does not see it is no anomaly (docs/replication.md,
+    "The promise", allows that: the command's leader was lost while it
+    shipped). An anomaly found with `strict` is a contract violation; one
+    found only without it is such an early read."""
     anomalies = []
     by_key = {}
     for op in ops:
         by_key.setdefault(op["key"], []).append(op)
     for key, kops in by_key.items():
         if key.startswith("r"):
-            anomalies += check_register(key, kops)
+            anomalies += check_register(key, kops, strict)
         elif key.startswith("m"):
-            anomalies += check_mixed(key, kops)
+            anomalies += check_mixed(key, kops, strict)
         elif key.startswith("c"):
-            anomalies += check_counter(key, kops)
+            anomalies += check_counter(key, kops, strict)
         else:
             anomalies += check_collection(key, kops)
     for a in anomalies:
@@ -180,12 +187,39 @@ def check(ops, t0=0.0):
     return anomalies
 
 
+def report(ops, t0=0.0, limit=30):
+    """Prints the contract violations (strict anomalies), then the early
+    reads (anomalies only without `strict`; allowed, listed apart)."""
+    bugs = check(ops, t0, strict=True)
+    seen = {(a["kind"], id(a.get("read"))) for a in bugs}
+    early = [a for a in check(ops, t0) if (a["kind"], id(a.get("read"))) not in seen]
+    for title, found in (("ANOMALIES", bugs), ("EARLY READS (allowed: an effect seen before "
+                                                "its acknowledgement, then not)", early)):
+        print(f"{title}: {len(found)}")
+        for a in found[:limit]:
+            print("---", a["kind"])
+            for k in ("read", "write", "by", "prior", "other"):
+                if a.get(k):
+                    print(f"   {k}: {fmt(a[k], t0)[:300]}")
+            for k in ("zones", "need", "started", "acked", "unknown", "detail", "count"):
+                if k in a:
+                    print(f"   {k}: {a[k]}")
+    return bugs
+
+
 def fmt(op, t0):
     return (f"{op['op']} {op['key']} {op['args']} m{op['master']+1} "
             f"[{op['start']-t0:.3f},{op['end']-t0:.3f}] {op['status']} -> {op['reply']!r}")
 
 
-def check_register(key, kops):
+def evidence(r, strict):
+    """Whether read `r` shows its value took effect by its end: any read
+    does, but with `strict` only the answer of an acknowledged command
+    (a mixed key's INCR) does."""
+    return not strict or r.get("incr")
+
+
+def check_register(key, kops, strict=False):
     out = []
     muts = [o for o in kops if o["op"] in ("SET", "DEL") and o["status"] != "failed"]
     reads = [o for o in kops if o["op"] == "GET" and o["status"] == "ok"]
@@ -199,7 +233,7 @@ def check_register(key, kops):
         eff_end[v] = w["end"] if w["status"] == "ok" else INF
     for r in reads:
         v = r["reply"]
-        if v is not None and v in eff_end:
+        if v is not None and v in eff_end and evidence(r, strict):
             eff_end[v] = min(eff_end[v], r["end"])
     import bisect
     acked = sorted([o for o in muts if o["status"] == "ok"], key=lambda o: o["start"])
@@ -257,7 +291,7 @@ def check_register(key, kops):
     backward = []
     for v, rs in clusters.items():
         w = writes[v]
-        ends = [eff_end[v]] + [r["end"] for r in rs]
+        ends = [eff_end[v]] + [r["end"] for r in rs if evidence(r, strict)]
         starts = [w["start"]] + [r["start"] for r in rs]
         lo, hi = min(ends), max(starts)
         if lo < hi:
@@ -289,7 +323,7 @@ def check_register(key, kops):
     return out
 
 
-def check_counter(key, kops):
+def check_counter(key, kops, strict=False):
     out = []
     incrs = [o for o in kops if o["op"] == "INCR"]
     acked = [o for o in incrs if o["status"] == "ok"]
@@ -302,7 +336,8 @@ def check_counter(key, kops):
     reads = [o for o in kops if o["op"] == "GET" and o["status"] == "ok"]
     acked_by_end = sorted(acked, key=lambda o: o["end"])
     obs = sorted([(o["end"], o["reply"], o) for o in acked] +
-                 [(o["end"], int(o["reply"] or 0), o) for o in reads], key=lambda x: x[0])
+                 [(o["end"], int(o["reply"] or 0), o) for o in reads if not strict],
+                 key=lambda x: x[0])
     # every observation (read or INCR answer) must be >= everything observed before it began
     best = []  # prefix maxima of obs by end
     mx, mo = -1, None
@@ -363,7 +398,7 @@ def summary(ops):
     return s
 
 
-def check_mixed(key, kops):
+def check_mixed(key, kops, strict=False):
     """SETs of unique bases and INCRs: each observation x (a GET, an INCR's
     answer) is base x//BASE*BASE plus k increments. Bases are checked as a
     register (zones), and k as a counter within a base."""
@@ -385,7 +420,7 @@ def check_mixed(key, kops):
             o2["reply"] = str(x // BASE * BASE) if x >= BASE else None
             o2["k"] = x % BASE
         conv.append(o2)
-    for a in check_register(key, conv):
+    for a in check_register(key, conv, strict):
         a["kind"] = "mixed " + a["kind"]
         out.append(a)
     # within a base: k never goes back in real time; INCR answers unique
@@ -407,7 +442,7 @@ def check_mixed(key, kops):
         best = []
         mx, mo = -1, None
         for o in lst:
-            if o["k"] > mx:
+            if o["k"] > mx and evidence(o, strict):
                 mx, mo = o["k"], o
             best.append((mx, mo))
         for o in lst:
