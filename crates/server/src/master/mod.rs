@@ -20,6 +20,7 @@ mod control;
 mod data;
 mod membership;
 pub mod near_cache;
+pub mod pubsub;
 mod rebalance;
 pub mod resp;
 pub mod route_table;
@@ -149,6 +150,7 @@ pub struct Master {
     shutdown: Shutdown,
     gate: Arc<crate::security::auth::Gate>,
     credentials: Arc<crate::security::secret::Credentials>,
+    pubsub: Arc<pubsub::PubSub>,
 }
 
 impl Master {
@@ -271,13 +273,23 @@ pub async fn run(
     let consensus_config = consensus::ConsensusConfig {
         data_dir: Some(config.raft_dir()),
         tls_ca: security.cluster.tls_ca.clone(),
-        ..consensus::ConsensusConfig::new(own_addr.clone(), peers, credentials.clone())
+        ..consensus::ConsensusConfig::new(own_addr.clone(), peers.clone(), credentials.clone())
     };
     info!(node = %id, raft_dir = %config.raft_dir().display(), "joining the masters' consensus");
     let consensus = MapConsensus::start(consensus_config)
         .await
         .map_err(|e| StartError::Consensus(e.to_string()))?;
     let cluster_config = ClusterConfig::new(config.replicas, config.virtual_nodes());
+    let pubsub = Arc::new(pubsub::PubSub::new(
+        pubsub::peers::PeerLinks::start(
+            peers,
+            consensus.peers().clone(),
+            master_metrics.pubsub.clone(),
+            &shutdown,
+        ),
+        master_metrics.pubsub.clone(),
+        config.resp_pubsub_buffer_bytes,
+    ));
 
     let master = Arc::new(Master {
         versions: HybridClock::new(origin_id(&id)),
@@ -294,8 +306,9 @@ pub async fn run(
         control,
         shutdown: shutdown.clone(),
         gate,
-        credentials,
+        credentials: credentials.clone(),
         config,
+        pubsub: pubsub.clone(),
     });
 
     membership::start(&master, cluster_config);
@@ -308,7 +321,13 @@ pub async fn run(
             .map_err(StartError::io("starting the RESP threads"))?;
         shutdown.spawn(resp.serve());
     }
-    let app = service::MasterService::new(master.clone(), consensus::router(&consensus));
+    // The routes only masters call: Raft's, and Pub/Sub's delivery.
+    let internal = consensus::router(&consensus).merge(pubsub::internal::router(
+        pubsub,
+        credentials,
+        master.config.max_body_bytes,
+    ));
+    let app = service::MasterService::new(master.clone(), internal);
     info!(node = %id, "master ready");
     let served =
         crate::security::serve::serve(listener, app, serve_options, shutdown.clone()).await;

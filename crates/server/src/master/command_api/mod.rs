@@ -81,7 +81,7 @@ pub(super) async fn pipeline(
     let mut places = Vec::with_capacity(commands.len());
     let mut runnable = Vec::with_capacity(commands.len());
     for (place, args) in commands.into_iter().enumerate() {
-        match caller.check(&args) {
+        match caller.check_in_batch(&args) {
             Ok(()) => {
                 replies.push(None);
                 places.push(place);
@@ -128,7 +128,7 @@ pub(super) async fn multi_exec(
     // The first command refused while queueing, for the EXECABORT message.
     let mut refused: Option<(usize, CommandError)> = None;
     for (i, args) in commands.into_iter().enumerate() {
-        let queued = match caller.check(&args) {
+        let queued = match caller.check_in_batch(&args) {
             Ok(()) => session.handle(&master, args).await,
             Err(e) => session.refuse(e),
         };
@@ -259,6 +259,11 @@ impl Caller {
                 super::commands::WATCH_NEEDS_RESP.into(),
             ));
         }
+        if spec.has(flags::SUBSCRIPTION) {
+            return Err(CommandError::Relayed(
+                super::pubsub::commands::SUBSCRIBE_NEEDS_RESP.into(),
+            ));
+        }
         if spec.has(flags::TRANSACTION) {
             return Err(CommandError::Other(NO_SESSION));
         }
@@ -273,11 +278,27 @@ impl Caller {
         Ok(())
     }
 
+    /// [`Caller::check`], for a command of `/pipeline` or `/multi-exec`:
+    /// PUBLISH and PUBSUB are answered by this master, not the cluster's
+    /// pipeline or transaction, and run only on their own.
+    fn check_in_batch(&self, args: &[Bytes]) -> Result<(), CommandError> {
+        self.check(args)?;
+        match table::resolve(args) {
+            Ok(spec) if spec.has(flags::PUBSUB) => Err(CommandError::Relayed(
+                super::pubsub::commands::PUBSUB_ALONE.into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Runs one command on its own, counted and timed.
     async fn run(&self, args: Vec<Bytes>) -> Reply {
         let started = Instant::now();
         let label = label_of(&args);
         let reply = match self.check(&args) {
+            Ok(()) if table::resolve(&args).is_ok_and(|spec| spec.has(flags::PUBSUB)) => {
+                self.master.pubsub.command(&args).await
+            }
             Ok(()) => self.master.run_command(args).await,
             Err(e) => Reply::Error(e),
         };

@@ -199,6 +199,11 @@ pub(super) async fn run(
     if conn.role.is_none() && !command.no_auth() {
         return (conn.session.refuse(noauth()), Flow::Continue);
     }
+    if let Some(e) =
+        super::pubsub::refused_in_subscribed_mode(conn, command.name, shown_name(command, args))
+    {
+        return (conn.session.refuse(e), Flow::Continue);
+    }
     if conn.session.in_transaction() && !matches!(command.name, "quit" | "reset") {
         if let Some(Reply::Error(e)) = bad_subcommand(command.name, args) {
             return (conn.session.refuse(e), Flow::Continue);
@@ -214,6 +219,17 @@ pub(super) async fn run(
         "hello" => hello(conn, args),
         "info" => info::info(&conn.server, args),
         "lastsave" => Reply::Integer(unix_secs(conn.server.started_at)),
+        // RESP2's subscribed mode answers PING as a message would come.
+        "ping"
+            if args.len() <= 2
+                && conn.protocol == Protocol::Resp2
+                && conn.subscriber.is_subscribed() =>
+        {
+            Reply::Array(vec![
+                Reply::bulk(b"pong"),
+                Reply::Bulk(args.get(1).cloned().unwrap_or_default()),
+            ])
+        }
         "ping" if args.len() == 1 => Reply::Status("PONG".into()),
         "ping" if args.len() == 2 => Reply::Bulk(args[1].clone()),
         "ping" => Reply::Error(CommandError::WrongArity("ping")),
@@ -343,9 +359,10 @@ fn set_name(conn: &mut Connection, name: &[u8]) -> Result<(), Reply> {
     Ok(())
 }
 
-/// RESET: back to how the connection started.
+/// RESET: back to how the connection started, its subscriptions left.
 fn reset(conn: &mut Connection) -> Reply {
     conn.session = CommandSession::new();
+    conn.subscriber.clear();
     conn.protocol = Protocol::Resp2;
     conn.role = Connection::initial_role(&conn.server);
     conn.registered.update(|c| c.name = None);

@@ -38,6 +38,7 @@
 mod connection;
 mod front;
 mod info;
+mod pubsub;
 mod threads;
 
 use std::collections::BTreeMap;
