@@ -470,10 +470,27 @@ mod tests {
     }
 
     #[test]
-    fn every_command_is_either_a_write_or_read_only_or_transactional() {
+    fn every_command_is_either_a_write_or_read_only_or_transactional_or_pubsub() {
         for spec in COMMANDS {
-            let kinds = [spec.has(WRITE), spec.has(READONLY), spec.has(TRANSACTION)];
+            let kinds = [
+                spec.has(WRITE),
+                spec.has(READONLY),
+                spec.has(TRANSACTION),
+                spec.has(PUBSUB),
+            ];
             assert_eq!(kinds.iter().filter(|k| **k).count(), 1, "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn pubsub_roles_are_read_to_subscribe_and_write_to_publish() {
+        for spec in COMMANDS.iter().filter(|s| s.has(PUBSUB)) {
+            let want = if spec.name == "publish" {
+                Role::Write
+            } else {
+                Role::Read
+            };
+            assert_eq!(spec.role(), want, "{}", spec.name);
         }
     }
 

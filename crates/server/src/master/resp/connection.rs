@@ -275,11 +275,14 @@ impl Connection {
         };
         let watched = self.session.take_watched();
         // After WATCH, a watched key that already changed runs nothing, the
-        // listener's own commands included: they run before the leader's
-        // check, so they are checked for here first. (A change between
-        // this check and the leader's still leaves them run: documented.)
+        // listener's own commands and Pub/Sub's included: they run before
+        // the leader's check, so they are checked for here first. (A
+        // change between this check and the leader's still leaves them
+        // run: documented.)
         if !watched.is_empty()
-            && queued.iter().any(|args| front::lookup(&args[0]).is_some())
+            && queued
+                .iter()
+                .any(|args| front::lookup(&args[0]).is_some() || pubsub::lookup(args).is_some())
             && !self.server.master.watched_unchanged(&watched).await
         {
             Reply::NullArray.write_resp(self.protocol, out);
