@@ -156,6 +156,12 @@ impl Subscriber {
         self.channels.len() + self.patterns.len()
     }
 
+    /// Channels and patterns subscribed to, as CLIENT LIST's `sub=` and
+    /// `psub=`.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.channels.len(), self.patterns.len())
+    }
+
     /// Whether the connection is subscribed to anything.
     pub fn is_subscribed(&self) -> bool {
         self.count() > 0

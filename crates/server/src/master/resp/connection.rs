@@ -459,6 +459,7 @@ async fn serve<S>(
         lib_ver: None,
         protocol: Protocol::Resp2,
         multi: -1,
+        subscriptions: (0, 0),
         last_command: "NULL",
     });
     let mut conn = Connection {

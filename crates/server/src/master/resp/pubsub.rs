@@ -92,6 +92,12 @@ impl Connection {
         self.run_pubsub(spec, &args, out).await;
     }
 
+    /// Shows the connection's subscription counts in CLIENT LIST.
+    pub(super) fn show_subscriptions(&self) {
+        let counts = self.subscriber.counts();
+        self.registered.update(|c| c.subscriptions = counts);
+    }
+
     /// Runs a Pub/Sub command that passed the checks (at once, or queued
     /// and now run by EXEC).
     pub(super) async fn run_pubsub(
@@ -115,6 +121,7 @@ impl Connection {
                 self.reply(reply, out);
             }
         }
+        self.show_subscriptions();
     }
 
     fn subscribe(&mut self, kind: Kind, names: &[Bytes], out: &mut Vec<u8>) {
