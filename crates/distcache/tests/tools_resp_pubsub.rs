@@ -511,6 +511,16 @@ fn a_read_token_subscribes_but_cannot_publish_and_http_publishes() {
         Frame::Int(1)
     );
     assert_eq!(payloads(&mut reader, 1), ["from resp"]);
+    // CLIENT LIST shows the subscriber as Redis does: flag P, its counts.
+    let Frame::Bulk(list) = writer.call_str(&["CLIENT", "LIST", "TYPE", "pubsub"]) else {
+        panic!("CLIENT LIST answered no text");
+    };
+    let list = String::from_utf8(list).unwrap();
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(
+        list.contains(" flags=P ") && list.contains(" sub=1 psub=0 "),
+        "{list}"
+    );
 
     // Over HTTP: PUBLISH with a write token reaches the RESP subscriber;
     // SUBSCRIBE points to RESP; a read token gets 403.
