@@ -224,8 +224,13 @@ impl Forwarder {
                     .forwarded
                     .with_label_values(&["failed"])
                     .inc_by(sent);
-                self.slow.store(true, Ordering::Relaxed);
-                warn!(peer = %self.addr, messages = sent, error = %e, "PUBLISH not forwarded to a master");
+                // Logged when the peer turns slow, not for every batch
+                // while it stays down (the metric counts each).
+                if self.slow.swap(true, Ordering::Relaxed) {
+                    debug!(peer = %self.addr, messages = sent, error = %e, "PUBLISH not forwarded to a master");
+                } else {
+                    warn!(peer = %self.addr, messages = sent, error = %e, "PUBLISH not forwarded to a master");
+                }
             }
         }
     }

@@ -215,9 +215,9 @@ impl Connection {
             }
             None => match pubsub::lookup(&args) {
                 Some(spec) if spec.arity_ok(args.len()) => {
-                    self.pubsub(spec, args, out).await;
+                    let ok = self.pubsub(spec, args, out).await;
                     if let Some(answered) = &self.counters(name).answered {
-                        answered.observe(true, started.elapsed());
+                        answered.observe(ok, started.elapsed());
                     }
                     let multi = self.queued();
                     self.registered.update(|c| c.multi = multi);
@@ -563,7 +563,7 @@ async fn serve<S>(
             let _ = stream.shutdown().await;
             return;
         }
-        if more || !conn.subscriber.mailbox().is_idle() {
+        if more {
             continue;
         }
         if input.len() > server.max_query_bytes {
@@ -578,11 +578,17 @@ async fn serve<S>(
             input = BytesMut::with_capacity(READ_BUFFER_BYTES);
         }
         input.reserve(READ_BUFFER_BYTES);
+        // Messages still waiting (more than a flush took) go out before
+        // the next read blocks; the read gets its turn meanwhile (select
+        // picks among ready branches at random), so a subscriber under a
+        // flood of messages is still heard when it unsubscribes.
+        let waiting = !conn.subscriber.mailbox().is_idle();
         let read = tokio::select! {
             _ = &mut shutting_down => return,
             read = stream.read_buf(&mut input) => read,
             // Messages to write: back to the top, with no new request.
             () = conn.subscriber.mailbox().ready() => continue,
+            () = std::future::ready(()), if waiting => continue,
         };
         match read {
             Ok(0) => {

@@ -64,13 +64,13 @@ impl Connection {
     /// Runs a Pub/Sub command after Redis's checks, in Redis's order (name
     /// and arity, subcommand, authentication, role, subscribed mode), and
     /// appends its replies to `out`: SUBSCRIBE and its family answer one
-    /// frame per channel.
+    /// frame per channel. `false` when it was refused.
     pub(super) async fn pubsub(
         &mut self,
         spec: &'static CommandSpec,
         args: Vec<Bytes>,
         out: &mut Vec<u8>,
-    ) {
+    ) -> bool {
         let refused = if spec.name == "pubsub" {
             subcommand(&args).err()
         } else {
@@ -83,13 +83,16 @@ impl Connection {
         });
         if let Some(e) = refused {
             let reply = self.session.refuse(e);
-            return self.reply(reply, out);
+            self.reply(reply, out);
+            return false;
         }
         if self.session.in_transaction() {
             let reply = self.session.queue(args);
-            return self.reply(reply, out);
+            self.reply(reply, out);
+            return true;
         }
         self.run_pubsub(spec, &args, out).await;
+        true
     }
 
     /// Shows the connection's subscription counts in CLIENT LIST.
@@ -173,7 +176,9 @@ impl Connection {
     /// Writes `reply` after the messages that arrived while its command
     /// ran, as Redis writes a publish into a subscriber's output at once.
     pub(super) fn reply(&self, reply: Reply, out: &mut Vec<u8>) {
-        self.take_messages(out);
+        // An overflowed mailbox closes the connection after the window
+        // (`connection::serve` asks again).
+        let _open = self.take_messages(out);
         reply.write_resp(self.protocol, out);
     }
 
