@@ -268,7 +268,8 @@ fn subscriptions_and_messages_answer_as_redis_does_in_resp2_and_resp3() {
         let have = c.call_str(&["COMMAND", "INFO", name]);
         let head = |f: &Frame| match f {
             Frame::Array(rows) => match &rows[0] {
-                Frame::Array(fields) => fields[..6].to_vec(),
+                // Name, arity, flags, key positions, ACL categories.
+                Frame::Array(fields) => fields[..7].to_vec(),
                 other => panic!("{other:?}"),
             },
             other => panic!("{other:?}"),
@@ -383,6 +384,55 @@ fn a_publish_on_one_master_reaches_subscribers_on_the_others_in_order() {
         "the stopped master answers PUBLISH again",
         || publisher.call_str(&["PUBLISH", "orders", "again"]) == Frame::Int(2),
     );
+}
+
+#[test]
+fn a_subscriber_under_a_flood_of_messages_can_still_unsubscribe() {
+    let cluster = resp_cluster(1, Vec::new());
+    let port = resp_port(&cluster, 0);
+    let mut subscriber = Client::connect(port).unwrap();
+    subscriber.call_str(&["SUBSCRIBE", "flood"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooding = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut publisher = Client::connect(port).unwrap();
+            let payload = "f".repeat(1024);
+            let commands: Vec<Vec<Vec<u8>>> = (0..16)
+                .map(|_| {
+                    vec![
+                        b"PUBLISH".to_vec(),
+                        b"flood".to_vec(),
+                        payload.clone().into_bytes(),
+                    ]
+                })
+                .collect();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                publisher.pipeline(&commands);
+            }
+        })
+    };
+    // Read a while, then ask to leave while the messages keep coming.
+    for _ in 0..2000 {
+        subscriber.read_within(FRAME_WAIT).expect("messages come");
+    }
+    subscriber.send_str(&["UNSUBSCRIBE", "flood"]);
+    let started = Instant::now();
+    let left = Frame::Array(vec![bulk("unsubscribe"), bulk("flood"), Frame::Int(0)]);
+    loop {
+        let frame = subscriber
+            .read_within(FRAME_WAIT)
+            .expect("a frame keeps coming until the confirmation");
+        if frame == left {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "UNSUBSCRIBE not answered under a flood of messages"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flooding.join().unwrap();
 }
 
 #[test]
