@@ -17,18 +17,6 @@ use crate::master::pubsub::commands::subcommand;
 use crate::master::pubsub::mailbox::Message;
 use crate::master::pubsub::registry::Kind;
 
-/// The commands RESP2's subscribed mode lets run (Redis 7.0's list, less
-/// the sharded ones distcache does not serve).
-const ALLOWED_WHEN_SUBSCRIBED: &[&str] = &[
-    "subscribe",
-    "psubscribe",
-    "unsubscribe",
-    "punsubscribe",
-    "ping",
-    "quit",
-    "reset",
-];
-
 /// Redis's refusal of `full_name` (`get`, `client|list`) on a RESP2
 /// connection in subscribed mode, or `None` when it may run.
 pub(super) fn refused_in_subscribed_mode(
@@ -36,10 +24,12 @@ pub(super) fn refused_in_subscribed_mode(
     name: &str,
     full_name: &str,
 ) -> Option<CommandError> {
-    if conn.protocol != Protocol::Resp2
-        || !conn.subscriber.is_subscribed()
-        || ALLOWED_WHEN_SUBSCRIBED.contains(&name)
-    {
+    // Redis 7.0's list, less the sharded commands distcache does not
+    // serve: the table's subscription commands, and three of the
+    // listener's own.
+    let allowed = matches!(name, "ping" | "quit" | "reset")
+        || table::lookup(name.as_bytes()).is_some_and(|spec| spec.has(flags::SUBSCRIPTION));
+    if conn.protocol != Protocol::Resp2 || !conn.subscriber.is_subscribed() || allowed {
         return None;
     }
     Some(CommandError::Line(format!(
