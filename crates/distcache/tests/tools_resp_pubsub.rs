@@ -601,17 +601,49 @@ fn a_read_token_subscribes_but_cannot_publish_and_http_publishes() {
         post("ps-read", json!(["PUBSUB", "NUMSUB", "x"])),
         (200, json!({"result": ["x", 1]}))
     );
+    // In a pipeline, in its place among the data commands.
     let resp = cluster
         .http
         .post(cluster.url(0, "/pipeline"))
         .bearer_auth("ps-write")
-        .json(&json!([["PUBLISH", "x", "in a pipeline"]]))
+        .json(&json!([
+            ["SET", "ps-key", "1"],
+            ["PUBLISH", "x", "in a pipeline"],
+            ["INCR", "ps-key"],
+            ["PUBLISH", "x", "second"]
+        ]))
         .send()
         .unwrap();
     let body: Value = resp.json().unwrap();
+    assert_eq!(
+        body,
+        json!([{"result": "OK"}, {"result": 1}, {"result": 2}, {"result": 1}])
+    );
+    assert_eq!(payloads(&mut reader, 2), ["in a pipeline", "second"]);
+    let resp = cluster
+        .http
+        .post(cluster.url(0, "/multi-exec"))
+        .bearer_auth("ps-write")
+        .json(&json!([["PUBLISH", "x", "in a transaction"]]))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().unwrap();
     assert!(
-        body[0]["error"].as_str().unwrap().contains("on their own"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not in a transaction"),
         "{body}"
+    );
+    // INFO's stats count this master's subscriptions.
+    let Frame::Bulk(info) = writer.call_str(&["INFO", "stats"]) else {
+        panic!("INFO answered no text");
+    };
+    let info = String::from_utf8(info).unwrap();
+    assert!(
+        info.contains("pubsub_channels:1\r\n") && info.contains("pubsub_patterns:0\r\n"),
+        "{info}"
     );
 }
 

@@ -10,9 +10,8 @@ use super::PubSub;
 /// HTTP's answer to SUBSCRIBE and its family.
 pub const SUBSCRIBE_NEEDS_RESP: &str = "ERR SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE and PUNSUBSCRIBE need a connection that stays open to receive messages: use RESP (HTTP answers once); PUBLISH works over HTTP";
 
-/// HTTP's answer to PUBLISH or PUBSUB in `/pipeline` or `/multi-exec`.
-pub const PUBSUB_ALONE: &str =
-    "ERR PUBLISH and PUBSUB run on their own over HTTP: send each to POST /";
+/// HTTP's answer to PUBLISH or PUBSUB in `/multi-exec`.
+pub const PUBSUB_NOT_IN_TRANSACTION: &str = "ERR PUBLISH and PUBSUB are answered by the master, not in a transaction at the keys' leader: send them to POST / or /pipeline";
 
 /// PUBSUB's subcommands and their arity, as Redis checks them.
 const PUBSUB_SUBCOMMANDS: &[(&str, i32)] =

@@ -184,7 +184,6 @@ impl Connection {
             }
             reply.write_resp(self.protocol, out);
         }
-        self.take_messages(out);
     }
 
     /// Runs one request and appends its reply to `out`.
