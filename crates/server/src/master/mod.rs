@@ -6,7 +6,8 @@
 //! to the key's replicas, [`routes`] answers clients on the routes
 //! [`route_table`] declares (the command routes in [`command_api`], over
 //! [`commands`]), [`backup`] writes cluster backups and restores them.
-//! [`resp`] serves the same data commands to Redis clients on `RESP_PORT`.
+//! [`resp`] serves the same data commands to Redis clients on `RESP_PORT`,
+//! and Pub/Sub, which [`pubsub`] carries across the masters.
 //!
 //! The ring is read on every request and changes rarely, so it lives in an
 //! [`ArcSwap`]: requests load it without locking, and the membership task

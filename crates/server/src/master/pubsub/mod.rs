@@ -120,7 +120,7 @@ impl PubSub {
         self.set_gauges(&registry);
     }
 
-    fn remove(&self, kind: Kind, names: &BTreeSet<Bytes>, id: ConnectionId) {
+    fn remove<'a>(&self, kind: Kind, names: impl IntoIterator<Item = &'a Bytes>, id: ConnectionId) {
         let mut registry = self.registry();
         for name in names {
             registry.remove(kind, name, id);
@@ -185,8 +185,7 @@ impl Subscriber {
     /// no-op).
     pub fn unsubscribe(&mut self, kind: Kind, name: &Bytes) {
         if self.set(kind).remove(name) {
-            self.pubsub
-                .remove(kind, &BTreeSet::from([name.clone()]), self.id);
+            self.pubsub.remove(kind, [name], self.id);
         }
     }
 
