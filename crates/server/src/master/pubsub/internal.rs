@@ -99,44 +99,73 @@ pub fn router(
         .with_state(state)
 }
 
+/// Why the route refused a delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The cluster secret is missing or wrong.
+    #[error("internal routes need the cluster secret (x-distcache-secret)")]
+    Unauthorized,
+    /// The body could not be read.
+    #[error("the body could not be read")]
+    Unreadable,
+    /// The body is not a batch of messages.
+    #[error("the body is not a batch of messages: {0}")]
+    NotABatch(serde_json::Error),
+    /// More messages than a forwarder sends at once.
+    #[error("{0} messages in one batch; at most {MAX_BATCH}")]
+    TooMany(usize),
+    /// A channel or payload that is not base64.
+    #[error("message {0}: the channel or payload is not base64")]
+    NotBase64(usize),
+}
+
+impl From<DeliveryError> for ApiError {
+    fn from(e: DeliveryError) -> Self {
+        match e {
+            DeliveryError::Unauthorized => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+            }
+            _ => ApiError::bad_request("bad_pubsub_delivery", e.to_string()),
+        }
+    }
+}
+
 async fn publish(
     State(state): State<Arc<RouteState>>,
     headers: HeaderMap,
     body: Result<Body, BytesRejection>,
 ) -> Response {
+    match deliver(&state, &headers, body) {
+        Ok(answer) => axum::Json(answer).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Checks the secret, decodes the batch and delivers it here, in order.
+fn deliver(
+    state: &RouteState,
+    headers: &HeaderMap,
+    body: Result<Body, BytesRejection>,
+) -> Result<PublishAnswer, DeliveryError> {
     if let Some(secret) = &state.credentials.secret {
-        if !secret.presented_in(&headers) {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "internal routes need the cluster secret (x-distcache-secret)",
-            )
-            .into_response();
+        if !secret.presented_in(headers) {
+            return Err(DeliveryError::Unauthorized);
         }
     }
-    let bad = |message: &str| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message).into_response()
-    };
-    let Ok(body) = body else {
-        return bad("the body could not be read");
-    };
-    let Ok(batch) = serde_json::from_slice::<PublishBatch>(&body) else {
-        return bad("the body is not a batch of messages");
-    };
+    let body = body.map_err(|_| DeliveryError::Unreadable)?;
+    let batch: PublishBatch = serde_json::from_slice(&body).map_err(DeliveryError::NotABatch)?;
     if batch.messages.len() > MAX_BATCH {
-        return bad("too many messages in one batch");
+        return Err(DeliveryError::TooMany(batch.messages.len()));
     }
-    let Some(messages) = batch
+    let messages = batch
         .messages
         .iter()
-        .map(WireMessage::decode)
-        .collect::<Option<Vec<_>>>()
-    else {
-        return bad("a channel or payload is not base64");
-    };
+        .enumerate()
+        .map(|(i, m)| m.decode().ok_or(DeliveryError::NotBase64(i)))
+        .collect::<Result<Vec<_>, _>>()?;
     let receivers = messages
         .iter()
         .map(|(channel, payload)| state.pubsub.deliver_here(channel, payload))
         .collect();
-    axum::Json(PublishAnswer { receivers }).into_response()
+    Ok(PublishAnswer { receivers })
 }
