@@ -395,6 +395,51 @@ fn a_publish_on_one_master_reaches_subscribers_on_the_others_in_order() {
 }
 
 #[test]
+fn subscribers_of_a_restarted_master_lose_their_connection_and_subscribe_again() {
+    let mut cluster = resp_cluster(2, Vec::new());
+    let mut publisher = Client::connect(resp_port(&cluster, 0)).unwrap();
+    let mut subscriber = Client::connect(resp_port(&cluster, 1)).unwrap();
+    subscriber.call_str(&["SUBSCRIBE", "news"]);
+    assert_eq!(
+        publisher.call_str(&["PUBLISH", "news", "before"]),
+        Frame::Int(1)
+    );
+    assert_eq!(payloads(&mut subscriber, 1), ["before"]);
+
+    cluster.masters[1].proc.restart();
+    // The subscriber's connection ended with the process.
+    assert_eq!(subscriber.read_within(FRAME_WAIT), None);
+    // Published while it is away: nobody else receives it; no error.
+    assert_eq!(
+        publisher.call_str(&["PUBLISH", "news", "away"]),
+        Frame::Int(0)
+    );
+    let mut again = None;
+    wait_until(
+        Duration::from_secs(30),
+        "the restarted master's RESP port",
+        || {
+            again = Client::connect(resp_port(&cluster, 1)).ok();
+            again.is_some()
+        },
+    );
+    let mut subscriber = again.unwrap();
+    assert_eq!(
+        subscriber.call_str(&["SUBSCRIBE", "news"]),
+        Frame::Array(vec![bulk("subscribe"), bulk("news"), Frame::Int(1)])
+    );
+    // Once the publisher's master reaches it again, the count includes it
+    // and the messages arrive; "away" was not kept for it.
+    wait_until(
+        Duration::from_secs(30),
+        "PUBLISH reaches the restarted master",
+        || publisher.call_str(&["PUBLISH", "news", "after"]) == Frame::Int(1),
+    );
+    let first = payloads(&mut subscriber, 1);
+    assert_eq!(first, ["after"]);
+}
+
+#[test]
 fn a_subscriber_under_a_flood_of_messages_can_still_unsubscribe() {
     let cluster = resp_cluster(1, Vec::new());
     let port = resp_port(&cluster, 0);
