@@ -154,8 +154,11 @@ impl Connection {
     }
 
     /// A subscription's confirmation: a push frame in RESP3, an array in
-    /// RESP2.
+    /// RESP2, after the messages that arrived before it (as [`reply`]).
+    ///
+    /// [`reply`]: Connection::reply
     fn push(&self, verb: &[u8], name: Option<&Bytes>, count: usize, out: &mut Vec<u8>) {
+        let _open = self.take_messages(out);
         push_header(self.protocol, 3, out);
         Reply::bulk(verb).write_resp(self.protocol, out);
         name.map_or(Reply::Null, |n| Reply::Bulk(n.clone()))
