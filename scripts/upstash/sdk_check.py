@@ -108,6 +108,9 @@ def work(redis, tag):
     expect("zrank", redis.zrank(k("z"), "bob"), 2)
     expect("zcard", redis.zcard(k("z")), 3)
 
+    # Pub/Sub: PUBLISH answers the receivers (none subscribe here).
+    expect("publish", redis.publish(k("chan"), "hello"), 0)
+
     # Errors come back as UpstashError with Redis's words.
     expect_error("wrongtype", lambda: redis.hget(k("s"), "f"), "WRONGTYPE")
     expect_error("not an integer", lambda: redis.incr(k("s")), "ERR value is not an integer")
@@ -121,10 +124,11 @@ def work(redis, tag):
     p.lrange(k("pl"), 0, -1)
     p.hset(k("ph"), "f", "v")
     p.hgetall(k("ph"))
+    p.publish(k("chan"), "in a pipeline")
     expect(
         "pipeline",
         p.exec(),
-        [True, 2, "2", 2, ["b", "a"], 1, {"f": "v"}],
+        [True, 2, "2", 2, ["b", "a"], 1, {"f": "v"}, 0],
     )
 
     # A transaction: its keys share a hash tag, so they share a node (a

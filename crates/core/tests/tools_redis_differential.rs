@@ -440,9 +440,12 @@ fn random_command_sequences_answer_exactly_as_redis_server_does_in_resp2_and_res
     // cases compare them instead.
     // WATCH and UNWATCH are a connection's, over two connections: the
     // RESP differential (`tools_resp_connection_differential`, in the
-    // distcache crate) compares them against a cluster.
+    // distcache crate) compares them against a cluster. Pub/Sub is the
+    // masters' and is compared by `tools_resp_pubsub` there.
     coverage.assert_every_command(3, |spec| {
-        spec.has(flags::ADMIN) || matches!(spec.name, "watch" | "unwatch")
+        spec.has(flags::ADMIN)
+            || spec.has(flags::PUBSUB)
+            || matches!(spec.name, "watch" | "unwatch")
     });
 }
 

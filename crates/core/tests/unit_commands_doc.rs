@@ -25,6 +25,7 @@ fn generated() -> String {
             (flags::TRANSACTION, "transaction"),
             (flags::RANDOM_OUTPUT, "random output"),
             (flags::UNORDERED_OUTPUT, "unordered output"),
+            (flags::PUBSUB, "pubsub"),
         ] {
             if spec.has(bit) {
                 f.push(name);

@@ -180,6 +180,7 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             clock_offset_ms: 0,
             resp_port: resp_ports.as_ref().map_or(0, |ports| ports[i]),
             resp_output_timeout_ms: distcache_server::config::DEFAULT_RESP_OUTPUT_TIMEOUT_MS,
+            resp_pubsub_buffer_bytes: distcache_server::config::DEFAULT_RESP_PUBSUB_BUFFER_BYTES,
             resp_threads: None,
             security: MasterSecurity {
                 auth: PublicAuthConfig {

@@ -183,6 +183,11 @@ fn bad_settings_stop_the_process_with_a_message_naming_them() {
             &[("RESP_OUTPUT_TIMEOUT_MS", "0")],
             "RESP_OUTPUT_TIMEOUT_MS",
         ),
+        (
+            "master",
+            &[("RESP_PUBSUB_BUFFER_BYTES", "1023")],
+            "RESP_PUBSUB_BUFFER_BYTES",
+        ),
     ];
     for (role, env, setting) in cases {
         let mut cmd = Command::new(BIN);

@@ -77,7 +77,9 @@ fn value_of(frame: Frame) -> Value {
         Frame::Bulk(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
         Frame::NullBulk | Frame::NullArray | Frame::Null => Value::Null,
         Frame::Bool(b) => json!(u8::from(b)),
-        Frame::Array(v) | Frame::Set(v) => Value::Array(v.into_iter().map(value_of).collect()),
+        Frame::Array(v) | Frame::Set(v) | Frame::Push(v) => {
+            Value::Array(v.into_iter().map(value_of).collect())
+        }
         Frame::Map(pairs) => Value::Array(
             pairs
                 .into_iter()
@@ -711,11 +713,13 @@ fn check_seeds(seeds: Vec<u64>, run: impl Fn(u64) -> Run) {
     // cluster.
     coverage.assert_every_command(1, |spec| {
         // WATCH and UNWATCH need a connection: HTTP refuses them, and
-        // `tools_resp_connection_differential` compares them over RESP.
+        // `tools_resp_connection_differential` compares them over RESP;
+        // Pub/Sub is compared over RESP by `tools_resp_pubsub`.
         matches!(
             spec.name,
             "multi" | "exec" | "discard" | "watch" | "unwatch"
         ) || spec.has(flags::ADMIN)
+            || spec.has(flags::PUBSUB)
     });
 }
 

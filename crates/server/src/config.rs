@@ -40,6 +40,9 @@ pub const DEFAULT_RESP_PORT: u16 = 6379;
 /// Default longest wait for a RESP client to read its replies, in
 /// milliseconds.
 pub const DEFAULT_RESP_OUTPUT_TIMEOUT_MS: u64 = 30_000;
+/// Default bound on the messages queued for one Pub/Sub subscriber, in
+/// bytes: Redis's `client-output-buffer-limit pubsub` hard limit.
+pub const DEFAULT_RESP_PUBSUB_BUFFER_BYTES: usize = 32 * 1024 * 1024;
 /// Most `RESP_THREADS`.
 pub const MAX_RESP_THREADS: usize = 256;
 
@@ -175,6 +178,10 @@ pub struct MasterConfig {
     /// Longest time a RESP client may leave its replies unread (no reply byte taken), in milliseconds; then it is disconnected
     #[arg(long, env = "RESP_OUTPUT_TIMEOUT_MS", default_value_t = DEFAULT_RESP_OUTPUT_TIMEOUT_MS)]
     pub resp_output_timeout_ms: u64,
+
+    /// Most bytes of Pub/Sub messages waiting to be sent to one RESP subscriber; past it the subscriber is disconnected, as Redis's `client-output-buffer-limit pubsub` does
+    #[arg(long, env = "RESP_PUBSUB_BUFFER_BYTES", default_value_t = DEFAULT_RESP_PUBSUB_BUFFER_BYTES)]
+    pub resp_pubsub_buffer_bytes: usize,
 
     /// Threads that serve RESP connections, each a single-threaded runtime with its own connections to the auxiliaries [default: 1 below 4 cores, else three quarters of the cores]
     #[arg(long, env = "RESP_THREADS")]
@@ -436,6 +443,9 @@ impl MasterConfig {
                     self.port
                 ),
             ));
+        }
+        if self.resp_pubsub_buffer_bytes < 1024 {
+            return Err(invalid("RESP_PUBSUB_BUFFER_BYTES", "must be at least 1024"));
         }
         if self.resp_output_timeout_ms == 0 || self.resp_output_timeout_ms > 3_600_000 {
             return Err(invalid(

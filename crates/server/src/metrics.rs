@@ -316,6 +316,56 @@ impl RespMetrics {
     }
 }
 
+/// Pub/Sub on a master.
+#[derive(Clone, Debug)]
+pub struct PubSubMetrics {
+    /// Channels with a subscriber on this master.
+    pub channels: IntGauge,
+    /// Patterns with a subscriber on this master.
+    pub patterns: IntGauge,
+    /// Messages queued for this master's subscribers.
+    pub delivered: IntCounter,
+    /// Messages dropped because their subscriber passed its output bound
+    /// (and was disconnected).
+    pub dropped: IntCounter,
+    /// Messages forwarded to other masters, by result.
+    pub forwarded: IntCounterVec,
+}
+
+impl PubSubMetrics {
+    /// Registers the Pub/Sub metrics in `registry`.
+    pub fn new(registry: &Registry) -> Self {
+        PubSubMetrics {
+            channels: gauge(
+                registry,
+                "pubsub_channels",
+                "Channels with at least one subscriber on this master (INFO's pubsub_channels).",
+            ),
+            patterns: gauge(
+                registry,
+                "pubsub_patterns",
+                "Patterns with at least one subscriber on this master (INFO's pubsub_patterns).",
+            ),
+            delivered: counter(
+                registry,
+                "pubsub_messages_delivered_total",
+                "Messages queued for a subscriber of this master (message and pmessage; one per receiving subscription).",
+            ),
+            dropped: counter(
+                registry,
+                "pubsub_messages_dropped_total",
+                "Messages dropped because their subscriber passed RESP_PUBSUB_BUFFER_BYTES of unsent messages; each such subscriber is disconnected.",
+            ),
+            forwarded: counter_vec(
+                registry,
+                "pubsub_peer_publishes_total",
+                "PUBLISH messages forwarded to other masters, by result: ok (the peer answered), failed (the call failed or timed out; the message may be lost), queue_full (dropped: the queue to that peer was full), not_awaited (the publisher stopped waiting for the peer's count and counted 0; the message is still forwarded).",
+                &["result"],
+            ),
+        }
+    }
+}
+
 /// Metrics of a master.
 #[derive(Clone, Debug)]
 pub struct MasterMetrics {
@@ -371,6 +421,8 @@ pub struct MasterMetrics {
     pub commands: CommandMetrics,
     /// The Redis-protocol listener.
     pub resp: RespMetrics,
+    /// Pub/Sub.
+    pub pubsub: PubSubMetrics,
     /// Kept children of `aux_calls` and `aux_call_latency` for [`HOT_OPS`].
     aux_call_children: Arc<[AuxCallChildren]>,
 }
@@ -504,6 +556,7 @@ impl MasterMetrics {
             snapshots: SnapshotMetrics::new(registry),
             commands: CommandMetrics::new(registry),
             resp: RespMetrics::new(registry),
+            pubsub: PubSubMetrics::new(registry),
             aux_call_children: HOT_OPS.iter().map(|_| AuxCallChildren::default()).collect(),
         }
     }

@@ -399,6 +399,11 @@ pub enum Command {
     /// UNWATCH: a session forgets its watches; queued inside MULTI it
     /// answers OK (EXEC has forgotten them already).
     Unwatch,
+
+    /// Pub/Sub (PUBLISH, SUBSCRIBE and their family): answered by the
+    /// master the client is connected to, which keeps the subscriptions;
+    /// no auxiliary ever sees one.
+    PubSub,
 }
 
 /// NX / XX.

@@ -34,6 +34,15 @@ pub mod flags {
     /// Tip `nondeterministic_output_order`: the reply's elements are a set
     /// in an unspecified order.
     pub const UNORDERED_OUTPUT: u32 = 1 << 7;
+    /// Pub/Sub: answered by the master the client is connected to, never
+    /// by the keyspace (Redis's `pubsub` flag, with `loading` and `stale`).
+    pub const PUBSUB: u32 = 1 << 8;
+    /// Needs the write role though it changes no key: PUBLISH, which
+    /// reaches every subscriber of the cluster.
+    pub const WRITE_ROLE: u32 = 1 << 9;
+    /// Changes what the connection receives (SUBSCRIBE and its family):
+    /// Redis's `noscript`, and allowed in RESP2's subscribed mode.
+    pub const SUBSCRIPTION: u32 = 1 << 10;
 }
 
 use flags::*;
@@ -80,6 +89,8 @@ pub enum Group {
     Transactions,
     /// The server as a whole (FLUSHALL, FLUSHDB).
     Server,
+    /// Publish and subscribe.
+    PubSub,
 }
 
 impl Group {
@@ -94,6 +105,7 @@ impl Group {
             Group::SortedSet => "sorted-set",
             Group::Transactions => "transactions",
             Group::Server => "server",
+            Group::PubSub => "pubsub",
         }
     }
 }
@@ -153,7 +165,7 @@ impl CommandSpec {
     pub fn role(&self) -> Role {
         if self.flags & ADMIN != 0 {
             Role::Admin
-        } else if self.flags & WRITE != 0 {
+        } else if self.flags & (WRITE | WRITE_ROLE) != 0 {
             Role::Write
         } else {
             Role::Read
@@ -306,7 +318,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("pexpireat", -3, W | FAST, Generic, ONE, p::pexpireat, "Sets an expiry as a Unix time in milliseconds"),
     c!("pexpiretime", 2, R | FAST, Generic, ONE, |a| Ok(Command::ExpireTime { key: a[1].clone(), ms: true }), "Expiry as a Unix time in milliseconds"),
     c!("psetex", 4, W | DENYOOM, String, ONE, p::psetex, "Sets a string with a TTL in milliseconds"),
+    c!("psubscribe", -2, PUBSUB | SUBSCRIPTION, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "Subscribes the connection to channels matching glob patterns (RESP)"),
     c!("pttl", 2, R | FAST | RANDOM_OUTPUT, Generic, ONE, |a| Ok(Command::Ttl { key: a[1].clone(), ms: true }), "TTL in milliseconds"),
+    c!("publish", 3, PUBSUB | WRITE_ROLE | FAST, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "Sends a message to every subscriber of a channel, on every master"),
+    c!("pubsub", -2, PUBSUB, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "This master's subscriptions: CHANNELS, NUMSUB, NUMPAT, HELP"),
+    c!("punsubscribe", -1, PUBSUB | SUBSCRIPTION, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "Unsubscribes the connection from patterns, or from all (RESP)"),
     c!("randomkey", 1, R | RANDOM_OUTPUT, Generic, KeySpec::None, |_| Ok(Command::RandomKey), "A random key"),
     c!("rename", 3, W, Generic, TWO, |a| Ok(Command::Rename { src: a[1].clone(), dst: a[2].clone(), nx: false }), "Renames a key"),
     c!("renamenx", 3, W | FAST, Generic, TWO, |a| Ok(Command::Rename { src: a[1].clone(), dst: a[2].clone(), nx: true }), "Renames a key if the new name is free"),
@@ -335,12 +351,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("srem", -3, W | FAST, Set, ONE, |a| Ok(Command::SRem { key: a[1].clone(), members: p::keys_from(a, 2) }), "Removes members"),
     c!("sscan", -3, R | RANDOM_OUTPUT, Set, ONE, |a| { let (key, cursor, opts) = p::key_scan(a)?; Ok(Command::SScan { key, cursor, opts }) }, "Iterates members"),
     c!("strlen", 2, R | FAST, String, ONE, |a| Ok(Command::StrLen { key: a[1].clone() }), "Length of a string"),
+    c!("subscribe", -2, PUBSUB | SUBSCRIPTION, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "Subscribes the connection to channels (RESP)"),
     c!("sunion", -2, R | UNORDERED_OUTPUT, Set, ALL, p::sunion, "Members in any set"),
     c!("sunionstore", -3, W | DENYOOM, Set, ALL, p::sunionstore, "SUNION into a key"),
     c!("touch", -2, R | FAST, Generic, ALL, |a| Ok(Command::Touch { keys: p::keys_from(a, 1) }), "Counts existing keys, marking them used"),
     c!("ttl", 2, R | FAST | RANDOM_OUTPUT, Generic, ONE, |a| Ok(Command::Ttl { key: a[1].clone(), ms: false }), "TTL in seconds"),
     c!("type", 2, R | FAST, Generic, ONE, |a| Ok(Command::Type { key: a[1].clone() }), "The type of a key's value"),
     c!("unlink", -2, W | FAST, Generic, ALL, |a| Ok(Command::Del { keys: p::keys_from(a, 1) }), "Deletes keys"),
+    c!("unsubscribe", -1, PUBSUB | SUBSCRIPTION, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "Unsubscribes the connection from channels, or from all (RESP)"),
     c!("unwatch", 1, TRANSACTION | FAST, Transactions, KeySpec::None, |_| Ok(Command::Unwatch), "Forgets every watched key"),
     c!("watch", -2, TRANSACTION | FAST, Transactions, ALL, |a| Ok(Command::Watch { keys: p::keys_from(a, 1) }), "Watches keys: EXEC then runs nothing if any changed"),
     c!("zadd", -4, W | DENYOOM | FAST, SortedSet, ONE, p::zadd, "Adds members or changes scores"),
@@ -452,10 +470,27 @@ mod tests {
     }
 
     #[test]
-    fn every_command_is_either_a_write_or_read_only_or_transactional() {
+    fn every_command_is_either_a_write_or_read_only_or_transactional_or_pubsub() {
         for spec in COMMANDS {
-            let kinds = [spec.has(WRITE), spec.has(READONLY), spec.has(TRANSACTION)];
+            let kinds = [
+                spec.has(WRITE),
+                spec.has(READONLY),
+                spec.has(TRANSACTION),
+                spec.has(PUBSUB),
+            ];
             assert_eq!(kinds.iter().filter(|k| **k).count(), 1, "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn pubsub_roles_are_read_to_subscribe_and_write_to_publish() {
+        for spec in COMMANDS.iter().filter(|s| s.has(PUBSUB)) {
+            let want = if spec.name == "publish" {
+                Role::Write
+            } else {
+                Role::Read
+            };
+            assert_eq!(spec.role(), want, "{}", spec.name);
         }
     }
 

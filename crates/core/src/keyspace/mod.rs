@@ -332,6 +332,9 @@ impl Exec<'_> {
             // no-op (EXEC forgot the watches before running it).
             C::Watch { .. } => Err(CommandError::NotInMulti("WATCH")),
             C::Unwatch => Ok(Reply::OK),
+            C::PubSub => Err(CommandError::Other(
+                "Pub/Sub commands are answered by the master, not the keyspace",
+            )),
             C::Get { .. }
             | C::Set { .. }
             | C::SetNx { .. }

@@ -22,6 +22,8 @@ pub enum Frame {
     Array(Vec<Frame>),
     Set(Vec<Frame>),
     Map(Vec<(Frame, Frame)>),
+    /// A RESP3 push frame (`>`): Pub/Sub messages and confirmations.
+    Push(Vec<Frame>),
 }
 
 pub fn encode_command(args: &[Vec<u8>]) -> Vec<u8> {
@@ -59,6 +61,7 @@ pub fn read_frame(r: &mut impl BufRead) -> std::io::Result<Frame> {
         }
         b'*' if n() < 0 => Frame::NullArray,
         b'*' => Frame::Array((0..n()).map(|_| read_frame(r)).collect::<Result<_, _>>()?),
+        b'>' => Frame::Push((0..n()).map(|_| read_frame(r)).collect::<Result<_, _>>()?),
         b'~' => Frame::Set((0..n()).map(|_| read_frame(r)).collect::<Result<_, _>>()?),
         b'%' => Frame::Map(
             (0..n())
@@ -114,6 +117,38 @@ impl Client {
             .iter()
             .map(|_| read_frame(&mut self.reader).unwrap())
             .collect()
+    }
+
+    /// Sends a command without reading anything (Pub/Sub's replies come
+    /// as any number of frames).
+    #[allow(dead_code)]
+    pub fn send_str(&mut self, args: &[&str]) {
+        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+        self.writer.write_all(&encode_command(&args)).unwrap();
+    }
+
+    /// The next frame, or `None` when none comes within `limit`.
+    #[allow(dead_code)]
+    pub fn read_within(&mut self, limit: std::time::Duration) -> Option<Frame> {
+        if self.reader.buffer().is_empty() {
+            self.writer.set_read_timeout(Some(limit)).unwrap();
+            let filled = self.reader.fill_buf().map(|b| !b.is_empty());
+            self.writer.set_read_timeout(None).unwrap();
+            match filled {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None;
+                }
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+        Some(read_frame(&mut self.reader).unwrap())
     }
 
     pub fn call_str(&mut self, args: &[&str]) -> Frame {

@@ -6,7 +6,8 @@
 //! to the key's replicas, [`routes`] answers clients on the routes
 //! [`route_table`] declares (the command routes in [`command_api`], over
 //! [`commands`]), [`backup`] writes cluster backups and restores them.
-//! [`resp`] serves the same data commands to Redis clients on `RESP_PORT`.
+//! [`resp`] serves the same data commands to Redis clients on `RESP_PORT`,
+//! and Pub/Sub, which [`pubsub`] carries across the masters.
 //!
 //! The ring is read on every request and changes rarely, so it lives in an
 //! [`ArcSwap`]: requests load it without locking, and the membership task
@@ -20,6 +21,7 @@ mod control;
 mod data;
 mod membership;
 pub mod near_cache;
+pub mod pubsub;
 mod rebalance;
 pub mod resp;
 pub mod route_table;
@@ -149,6 +151,7 @@ pub struct Master {
     shutdown: Shutdown,
     gate: Arc<crate::security::auth::Gate>,
     credentials: Arc<crate::security::secret::Credentials>,
+    pubsub: Arc<pubsub::PubSub>,
 }
 
 impl Master {
@@ -271,13 +274,23 @@ pub async fn run(
     let consensus_config = consensus::ConsensusConfig {
         data_dir: Some(config.raft_dir()),
         tls_ca: security.cluster.tls_ca.clone(),
-        ..consensus::ConsensusConfig::new(own_addr.clone(), peers, credentials.clone())
+        ..consensus::ConsensusConfig::new(own_addr.clone(), peers.clone(), credentials.clone())
     };
     info!(node = %id, raft_dir = %config.raft_dir().display(), "joining the masters' consensus");
     let consensus = MapConsensus::start(consensus_config)
         .await
         .map_err(|e| StartError::Consensus(e.to_string()))?;
     let cluster_config = ClusterConfig::new(config.replicas, config.virtual_nodes());
+    let pubsub = Arc::new(pubsub::PubSub::new(
+        pubsub::peers::PeerLinks::start(
+            peers,
+            consensus.peers().clone(),
+            master_metrics.pubsub.clone(),
+            &shutdown,
+        ),
+        master_metrics.pubsub.clone(),
+        config.resp_pubsub_buffer_bytes,
+    ));
 
     let master = Arc::new(Master {
         versions: HybridClock::new(origin_id(&id)),
@@ -294,8 +307,9 @@ pub async fn run(
         control,
         shutdown: shutdown.clone(),
         gate,
-        credentials,
+        credentials: credentials.clone(),
         config,
+        pubsub: pubsub.clone(),
     });
 
     membership::start(&master, cluster_config);
@@ -308,7 +322,13 @@ pub async fn run(
             .map_err(StartError::io("starting the RESP threads"))?;
         shutdown.spawn(resp.serve());
     }
-    let app = service::MasterService::new(master.clone(), consensus::router(&consensus));
+    // The routes only masters call: Raft's, and Pub/Sub's delivery.
+    let internal = consensus::router(&consensus).merge(pubsub::internal::router(
+        pubsub,
+        credentials,
+        master.config.max_body_bytes,
+    ));
+    let app = service::MasterService::new(master.clone(), internal);
     info!(node = %id, "master ready");
     let served =
         crate::security::serve::serve(listener, app, serve_options, shutdown.clone()).await;

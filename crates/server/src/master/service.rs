@@ -45,23 +45,23 @@ pub struct MasterService {
     master: Arc<Master>,
     edge: Arc<Edge>,
     router: Router,
-    /// The Raft RPCs between masters (`/internal/raft/*`): they check the
-    /// cluster secret and bound their bodies themselves, and are no part
-    /// of the public API.
-    raft: Router,
+    /// The routes between masters (`/internal/*`: Raft's RPCs, Pub/Sub's
+    /// delivery): they check the cluster secret and bound their bodies
+    /// themselves, and are no part of the public API.
+    internal: Router,
 }
 
-/// The path prefix of the masters' Raft RPCs.
-const RAFT_PREFIX: &str = "/internal/raft/";
+/// The path prefix of the routes between masters.
+const INTERNAL_PREFIX: &str = "/internal/";
 
 impl MasterService {
-    pub(super) fn new(master: Arc<Master>, raft: Router) -> MasterService {
+    pub(super) fn new(master: Arc<Master>, internal: Router) -> MasterService {
         let edge = routes::edge_of(&master);
         MasterService {
             router: routes::router(master.clone(), edge.clone()),
             master,
             edge,
-            raft,
+            internal,
         }
     }
 }
@@ -173,8 +173,8 @@ impl tower::Service<Request<Incoming>> for MasterService {
                 direct,
                 req,
             )),
-            None if req.uri().path().starts_with(RAFT_PREFIX) => {
-                Box::pin(tower::Service::call(&mut self.raft, req))
+            None if req.uri().path().starts_with(INTERNAL_PREFIX) => {
+                Box::pin(tower::Service::call(&mut self.internal, req))
             }
             None => {
                 let call = tower::Service::call(&mut self.router, req);

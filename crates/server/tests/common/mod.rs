@@ -152,6 +152,8 @@ impl Cluster {
                 clock_offset_ms: 0,
                 resp_port: 0,
                 resp_output_timeout_ms: distcache_server::config::DEFAULT_RESP_OUTPUT_TIMEOUT_MS,
+                resp_pubsub_buffer_bytes:
+                    distcache_server::config::DEFAULT_RESP_PUBSUB_BUFFER_BYTES,
                 resp_threads: None,
                 security: MasterSecurity::default(),
             }

@@ -76,12 +76,22 @@ pub(super) async fn pipeline(
     let started = Instant::now();
     let labels: Vec<&'static str> = commands.iter().map(|args| label_of(args)).collect();
     // A refused command is answered at once and runs nowhere; the others
-    // go to the cluster as one pipeline.
+    // go to the cluster as one pipeline. PUBLISH and PUBSUB are answered
+    // by this master, in their place: the data commands before one run
+    // first, those after it after.
     let mut replies: Vec<Option<Reply>> = Vec::with_capacity(commands.len());
     let mut places = Vec::with_capacity(commands.len());
     let mut runnable = Vec::with_capacity(commands.len());
     for (place, args) in commands.into_iter().enumerate() {
         match caller.check(&args) {
+            Ok(()) if is_pubsub(&args) => {
+                let before = std::mem::take(&mut runnable);
+                let answers = master.run_pipeline(before).await;
+                for (place, (reply, _)) in places.drain(..).zip(answers) {
+                    replies[place] = Some(reply);
+                }
+                replies.push(Some(master.pubsub.command(&args).await));
+            }
             Ok(()) => {
                 replies.push(None);
                 places.push(place);
@@ -128,7 +138,7 @@ pub(super) async fn multi_exec(
     // The first command refused while queueing, for the EXECABORT message.
     let mut refused: Option<(usize, CommandError)> = None;
     for (i, args) in commands.into_iter().enumerate() {
-        let queued = match caller.check(&args) {
+        let queued = match caller.check_in_transaction(&args) {
             Ok(()) => session.handle(&master, args).await,
             Err(e) => session.refuse(e),
         };
@@ -259,6 +269,11 @@ impl Caller {
                 super::commands::WATCH_NEEDS_RESP.into(),
             ));
         }
+        if spec.has(flags::SUBSCRIPTION) {
+            return Err(CommandError::Relayed(
+                super::pubsub::commands::SUBSCRIBE_NEEDS_RESP.into(),
+            ));
+        }
         if spec.has(flags::TRANSACTION) {
             return Err(CommandError::Other(NO_SESSION));
         }
@@ -273,11 +288,25 @@ impl Caller {
         Ok(())
     }
 
+    /// [`Caller::check`], for a command of `/multi-exec`: PUBLISH and
+    /// PUBSUB are answered by this master, which a transaction run at
+    /// its keys' leader cannot hold.
+    fn check_in_transaction(&self, args: &[Bytes]) -> Result<(), CommandError> {
+        self.check(args)?;
+        if is_pubsub(args) {
+            return Err(CommandError::Relayed(
+                super::pubsub::commands::PUBSUB_NOT_IN_TRANSACTION.into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Runs one command on its own, counted and timed.
     async fn run(&self, args: Vec<Bytes>) -> Reply {
         let started = Instant::now();
         let label = label_of(&args);
         let reply = match self.check(&args) {
+            Ok(()) if is_pubsub(&args) => self.master.pubsub.command(&args).await,
             Ok(()) => self.master.run_command(args).await,
             Err(e) => Reply::Error(e),
         };
@@ -287,6 +316,12 @@ impl Caller {
             .observe(label, !reply.is_error(), Some(started.elapsed()));
         reply
     }
+}
+
+/// Whether `args` is PUBLISH or PUBSUB (the SUBSCRIBE family is refused
+/// by [`Caller::check`]).
+fn is_pubsub(args: &[Bytes]) -> bool {
+    table::resolve(args).is_ok_and(|spec| spec.has(flags::PUBSUB))
 }
 
 /// The metrics label of a command: its name in the table, or `unknown`.

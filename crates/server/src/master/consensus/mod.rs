@@ -104,6 +104,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use config::{ConfigError, ConsensusConfig, node_id};
+pub use network::{CallError, Peers};
 pub use node::{Consensus, ConsensusMetrics, ProposeError, Role, StartError};
 pub use routes::router;
 

@@ -493,6 +493,12 @@ impl<S: Replicated> Consensus<S> {
         &self.inner.raft
     }
 
+    /// The client and credentials this node calls the other masters
+    /// with: Pub/Sub forwards PUBLISH on it too.
+    pub fn peers(&self) -> &Peers {
+        &self.inner.peers
+    }
+
     /// The secret the routes require.
     pub(super) fn credentials(&self) -> &Credentials {
         &self.inner.peers.credentials

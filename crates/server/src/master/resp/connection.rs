@@ -21,8 +21,11 @@ use tokio::net::TcpStream;
 use tracing::{Instrument, debug, debug_span};
 
 use super::front::{self, Flow};
+use super::pubsub;
 use super::{ClientInfo, REPLY_FLUSH_BYTES, Registered, RespServer};
 use crate::master::commands::{CommandSession, Piped};
+use crate::master::pubsub::Subscriber;
+use crate::master::pubsub::mailbox::Mailbox;
 use crate::metrics::CommandSeries;
 use crate::security::auth::Role;
 
@@ -64,6 +67,8 @@ pub(super) struct Connection {
     /// configured every connection is admin from the start).
     pub(super) role: Option<Role>,
     pub(super) session: CommandSession,
+    /// Its Pub/Sub subscriptions and the messages waiting for it.
+    pub(super) subscriber: Subscriber,
     /// This connection's metric series, by command.
     counters: Vec<(&'static str, Counters)>,
 }
@@ -136,7 +141,10 @@ impl Connection {
     /// connection may run, outside a transaction and not one of a
     /// transaction's own: its answer then depends on the data alone.
     fn may_pipeline(&self, args: &[Bytes]) -> Option<&'static CommandSpec> {
-        if self.session.in_transaction() {
+        // RESP2's subscribed mode refuses data commands one by one.
+        if self.session.in_transaction()
+            || (self.protocol == Protocol::Resp2 && self.subscriber.is_subscribed())
+        {
             return None;
         }
         // No need to look for the listener's own commands: no name is in
@@ -144,7 +152,10 @@ impl Connection {
         let (Ok(spec), Some(role)) = (table::resolve(args), self.role) else {
             return None;
         };
-        (!spec.has(flags::TRANSACTION) && permits(role, spec.role())).then_some(spec)
+        // PUBLISH is not pipelined: it runs alone, after the commands
+        // before it, so that one connection's messages go out in order.
+        (!spec.has(flags::TRANSACTION) && !pubsub::is_pubsub(spec) && permits(role, spec.role()))
+            .then_some(spec)
     }
 
     /// Runs data commands that [`Connection::may_pipeline`] let through.
@@ -201,20 +212,31 @@ impl Connection {
                 self.registered.update(|c| c.multi = -1);
                 return Flow::Continue;
             }
-            None => {
-                let reply = self.data_command(args).await;
-                if let Some(answered) = &self.counters(name).answered {
-                    answered.observe(!reply.is_error(), started.elapsed());
+            None => match pubsub::lookup(&args) {
+                Some(spec) if spec.arity_ok(args.len()) => {
+                    let ok = self.pubsub(spec, args, out).await;
+                    if let Some(answered) = &self.counters(name).answered {
+                        answered.observe(ok, started.elapsed());
+                    }
+                    let multi = self.queued();
+                    self.registered.update(|c| c.multi = multi);
+                    return Flow::Continue;
                 }
-                (reply, Flow::Continue)
-            }
+                _ => {
+                    let reply = self.data_command(args).await;
+                    if let Some(answered) = &self.counters(name).answered {
+                        answered.observe(!reply.is_error(), started.elapsed());
+                    }
+                    (reply, Flow::Continue)
+                }
+            },
         };
         let (protocol, multi) = (self.protocol, self.queued());
         self.registered.update(|c| {
             c.protocol = protocol;
             c.multi = multi;
         });
-        reply.write_resp(self.protocol, out);
+        self.reply(reply, out);
         flow
     }
 
@@ -238,6 +260,8 @@ impl Connection {
         /// One element of EXEC's answer, as the walk in order leaves it.
         enum Element {
             Answered(Reply, Protocol),
+            /// A Pub/Sub command's frames, as it wrote them.
+            Written(Vec<u8>),
             /// The next reply of the data commands, in this protocol.
             Data(Protocol),
         }
@@ -250,11 +274,14 @@ impl Connection {
         };
         let watched = self.session.take_watched();
         // After WATCH, a watched key that already changed runs nothing, the
-        // listener's own commands included: they run before the leader's
-        // check, so they are checked for here first. (A change between
-        // this check and the leader's still leaves them run: documented.)
+        // listener's own commands and Pub/Sub's included: they run before
+        // the leader's check, so they are checked for here first. (A
+        // change between this check and the leader's still leaves them
+        // run: documented.)
         if !watched.is_empty()
-            && queued.iter().any(|args| front::lookup(&args[0]).is_some())
+            && queued
+                .iter()
+                .any(|args| front::lookup(&args[0]).is_some() || pubsub::lookup(args).is_some())
             && !self.server.master.watched_unchanged(&watched).await
         {
             Reply::NullArray.write_resp(self.protocol, out);
@@ -268,6 +295,12 @@ impl Connection {
                 let protocol = self.protocol;
                 self.registered.update(|c| c.protocol = protocol);
                 elements.push(Element::Answered(reply, protocol));
+                continue;
+            }
+            if let Some(spec) = pubsub::lookup(&args) {
+                let mut frames = Vec::new();
+                self.run_pubsub(spec, &args, &mut frames).await;
+                elements.push(Element::Written(frames));
                 continue;
             }
             let refused = match (table::resolve(&args), self.role) {
@@ -299,6 +332,10 @@ impl Connection {
         for element in elements {
             let (reply, protocol) = match element {
                 Element::Answered(reply, protocol) => (reply, protocol),
+                Element::Written(frames) => {
+                    out.extend_from_slice(&frames);
+                    continue;
+                }
                 Element::Data(protocol) => (
                     data_replies.next().unwrap_or_else(|| {
                         Reply::Error(CommandError::Other(
@@ -357,6 +394,9 @@ impl Connection {
         };
         if !permits(role, spec.role()) {
             return self.session.refuse(noperm(spec.name));
+        }
+        if let Some(e) = pubsub::refused_in_subscribed_mode(self, spec.name, spec.name) {
+            return self.session.refuse(e);
         }
         self.session.handle(&self.server.master, args).await
     }
@@ -418,6 +458,7 @@ async fn serve<S>(
         lib_ver: None,
         protocol: Protocol::Resp2,
         multi: -1,
+        subscriptions: (0, 0),
         last_command: "NULL",
     });
     let mut conn = Connection {
@@ -427,6 +468,7 @@ async fn serve<S>(
         id,
         protocol: Protocol::Resp2,
         session: CommandSession::new(),
+        subscriber: server.master.pubsub.subscriber(id),
         counters: Vec::new(),
     };
     let shutdown = server.master.shutdown.clone();
@@ -463,6 +505,9 @@ async fn serve<S>(
             if requests > 0 {
                 window_size = next_window(requests, out.len().saturating_sub(before));
             }
+            if !conn.take_messages(&mut out) {
+                return pubsub_overflow(&server, &conn);
+            }
             if flow == Flow::Close {
                 break;
             }
@@ -487,7 +532,13 @@ async fn serve<S>(
                 stream.write_all(&out).await?;
                 stream.flush().await
             };
-            match tokio::time::timeout(server.output_timeout, write).await {
+            let written = tokio::select! {
+                written = tokio::time::timeout(server.output_timeout, write) => written,
+                // A subscriber whose socket is full: published messages
+                // pile up in its mailbox meanwhile, up to its bound.
+                () = mailbox_overflow(conn.subscriber.mailbox()) => return pubsub_overflow(&server, &conn),
+            };
+            match written {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     debug!(error = %e, "RESP write failed");
@@ -526,9 +577,17 @@ async fn serve<S>(
             input = BytesMut::with_capacity(READ_BUFFER_BYTES);
         }
         input.reserve(READ_BUFFER_BYTES);
+        // Messages still waiting (more than a flush took) go out before
+        // the next read blocks; the read gets its turn meanwhile (select
+        // picks among ready branches at random), so a subscriber under a
+        // flood of messages is still heard when it unsubscribes.
+        let waiting = !conn.subscriber.mailbox().is_idle();
         let read = tokio::select! {
             _ = &mut shutting_down => return,
             read = stream.read_buf(&mut input) => read,
+            // Messages to write: back to the top, with no new request.
+            () = conn.subscriber.mailbox().ready() => continue,
+            () = std::future::ready(()), if waiting => continue,
         };
         match read {
             Ok(0) => {
@@ -542,6 +601,30 @@ async fn serve<S>(
             }
         }
     }
+}
+
+/// Resolves once `mailbox` has overflowed.
+async fn mailbox_overflow(mailbox: &Mailbox) {
+    while !mailbox.overflowed() {
+        mailbox.ready().await;
+    }
+}
+
+/// A subscriber past its bound is closed at once, its unsent messages
+/// dropped, as Redis closes a client past `client-output-buffer-limit
+/// pubsub`.
+fn pubsub_overflow(server: &RespServer, conn: &Connection) {
+    server
+        .master
+        .metrics
+        .resp
+        .rejected
+        .with_label_values(&["pubsub_output"])
+        .inc();
+    debug!(
+        max_bytes = conn.subscriber.mailbox().max_bytes(),
+        "RESP subscriber past its Pub/Sub output bound: disconnected"
+    );
 }
 
 /// Answers a connection over `MAX_CLIENTS` as Redis does, and closes it.

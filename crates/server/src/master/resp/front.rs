@@ -199,6 +199,11 @@ pub(super) async fn run(
     if conn.role.is_none() && !command.no_auth() {
         return (conn.session.refuse(noauth()), Flow::Continue);
     }
+    if let Some(e) =
+        super::pubsub::refused_in_subscribed_mode(conn, command.name, shown_name(command, args))
+    {
+        return (conn.session.refuse(e), Flow::Continue);
+    }
     if conn.session.in_transaction() && !matches!(command.name, "quit" | "reset") {
         if let Some(Reply::Error(e)) = bad_subcommand(command.name, args) {
             return (conn.session.refuse(e), Flow::Continue);
@@ -214,6 +219,17 @@ pub(super) async fn run(
         "hello" => hello(conn, args),
         "info" => info::info(&conn.server, args),
         "lastsave" => Reply::Integer(unix_secs(conn.server.started_at)),
+        // RESP2's subscribed mode answers PING as a message would come.
+        "ping"
+            if args.len() <= 2
+                && conn.protocol == Protocol::Resp2
+                && conn.subscriber.is_subscribed() =>
+        {
+            Reply::Array(vec![
+                Reply::bulk(b"pong"),
+                Reply::Bulk(args.get(1).cloned().unwrap_or_default()),
+            ])
+        }
         "ping" if args.len() == 1 => Reply::Status("PONG".into()),
         "ping" if args.len() == 2 => Reply::Bulk(args[1].clone()),
         "ping" => Reply::Error(CommandError::WrongArity("ping")),
@@ -343,9 +359,11 @@ fn set_name(conn: &mut Connection, name: &[u8]) -> Result<(), Reply> {
     Ok(())
 }
 
-/// RESET: back to how the connection started.
+/// RESET: back to how the connection started, its subscriptions left.
 fn reset(conn: &mut Connection) -> Reply {
     conn.session = CommandSession::new();
+    conn.subscriber.clear();
+    conn.show_subscriptions();
     conn.protocol = Protocol::Resp2;
     conn.role = Connection::initial_role(&conn.server);
     conn.registered.update(|c| c.name = None);
@@ -536,10 +554,10 @@ fn client_list(conn: &Connection, options: &[Bytes]) -> Reply {
         [] => {}
         [kind, t] if is(kind, "type") => {
             if is(t, "normal") {
-            } else if ["master", "replica", "slave", "pubsub"]
-                .iter()
-                .any(|k| is(t, k))
-            {
+                clients.retain(|c| c.subscriptions == (0, 0));
+            } else if is(t, "pubsub") {
+                clients.retain(|c| c.subscriptions != (0, 0));
+            } else if ["master", "replica", "slave"].iter().any(|k| is(t, k)) {
                 clients.clear();
             } else {
                 return error(format!("ERR Unknown client type '{}'", text(t)));
@@ -572,7 +590,7 @@ fn client_line(c: &ClientInfo) -> String {
         Protocol::Resp3 => 3,
     };
     format!(
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 \
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 \
          multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
          tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
         c.id,
@@ -581,7 +599,13 @@ fn client_line(c: &ClientInfo) -> String {
         c.name.as_deref().unwrap_or(""),
         c.created.elapsed().as_secs(),
         c.last_command_at.elapsed().as_secs(),
-        if c.multi >= 0 { "x" } else { "N" },
+        match (c.multi >= 0, c.subscriptions != (0, 0)) {
+            (true, _) => "x",
+            (false, true) => "P",
+            (false, false) => "N",
+        },
+        c.subscriptions.0,
+        c.subscriptions.1,
         c.multi,
         c.last_command,
         resp,

@@ -181,6 +181,9 @@ fn write_section(server: &RespServer, section: &str, out: &mut String) {
             s.field("evicted_keys", 0);
             s.field("keyspace_hits", 0);
             s.field("keyspace_misses", 0);
+            // This master's subscriptions, as PUBSUB answers.
+            s.field("pubsub_channels", server.master.pubsub.channel_count());
+            s.field("pubsub_patterns", server.master.pubsub.pattern_count());
         }
         "replication" => {
             s.header("Replication");
@@ -389,7 +392,14 @@ fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
         Group::SortedSet => "@sortedset",
         Group::Transactions => "@transaction",
         Group::Server => "@keyspace",
+        // The PUBSUB container is only `@slow` in Redis; its subcommands
+        // are `@pubsub`.
+        Group::PubSub if spec.name == "pubsub" => "@slow",
+        Group::PubSub => "@pubsub",
     });
+    if spec.name == "pubsub" {
+        return cats;
+    }
     cats.push(if spec.has(flags::FAST) {
         "@fast"
     } else {
@@ -404,6 +414,9 @@ fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
 }
 
 fn spec_flags(spec: &CommandSpec) -> Vec<Reply> {
+    if spec.has(flags::PUBSUB) {
+        return pubsub_flags(spec).into_iter().map(status).collect();
+    }
     let mut names = Vec::new();
     for (bit, name) in [
         (flags::WRITE, "write"),
@@ -420,6 +433,23 @@ fn spec_flags(spec: &CommandSpec) -> Vec<Reply> {
         names.extend(["noscript", "loading", "stale", "allow_busy"]);
     }
     names.into_iter().map(status).collect()
+}
+
+/// Redis 7's flags of the Pub/Sub commands, in Redis's order.
+fn pubsub_flags(spec: &CommandSpec) -> Vec<&'static str> {
+    // The PUBSUB container has none in Redis; its subcommands have them.
+    if spec.name == "pubsub" {
+        return Vec::new();
+    }
+    let mut names = vec!["pubsub"];
+    if spec.has(flags::SUBSCRIPTION) {
+        names.push("noscript");
+    }
+    names.extend(["loading", "stale"]);
+    if spec.has(flags::FAST) {
+        names.push("fast");
+    }
+    names
 }
 
 fn spec_tips(spec: &CommandSpec) -> Vec<Reply> {

@@ -38,6 +38,7 @@
 mod connection;
 mod front;
 mod info;
+mod pubsub;
 mod threads;
 
 use std::collections::BTreeMap;
@@ -96,6 +97,8 @@ pub(super) struct ClientInfo {
     protocol: Protocol,
     /// Commands queued since MULTI, -1 outside a transaction.
     multi: i64,
+    /// Channels and patterns subscribed to (`sub=`, `psub=`).
+    subscriptions: (usize, usize),
     /// The last command, as Redis names it (`client|list`).
     last_command: &'static str,
 }

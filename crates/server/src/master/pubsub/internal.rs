@@ -1,0 +1,171 @@
+//! `POST /internal/pubsub/publish`: where a master delivers to this
+//! master's subscribers what was published on it. The body is a batch of
+//! messages in the order they were published; the answer, for each, the
+//! subscribers here that received it. Channels and payloads are binary,
+//! so they travel as base64. Like the Raft routes, the route needs the
+//! cluster secret when one is set, and is no part of the public API.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes as Body;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::PubSub;
+use crate::http::ApiError;
+use crate::security::secret::Credentials;
+
+/// The route's path.
+pub const PUBLISH_PATH: &str = "/internal/pubsub/publish";
+
+/// Most messages in one call: what a forwarder batches at most.
+pub const MAX_BATCH: usize = 256;
+
+/// A forwarder adds no more messages to a call once its channels and
+/// payloads come to this many bytes (one message may be larger alone).
+pub const BATCH_BYTES: usize = 1024 * 1024;
+
+/// Messages published on another master, oldest first.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct PublishBatch {
+    /// The messages.
+    pub messages: Vec<WireMessage>,
+}
+
+/// One message, its bytes in base64.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireMessage {
+    /// The channel.
+    pub channel: String,
+    /// The payload.
+    pub payload: String,
+}
+
+impl WireMessage {
+    /// `channel` and `payload`, encoded.
+    pub fn new(channel: &[u8], payload: &[u8]) -> WireMessage {
+        WireMessage {
+            channel: STANDARD.encode(channel),
+            payload: STANDARD.encode(payload),
+        }
+    }
+
+    fn decode(&self) -> Option<(Bytes, Bytes)> {
+        let channel = STANDARD.decode(&self.channel).ok()?;
+        let payload = STANDARD.decode(&self.payload).ok()?;
+        Some((channel.into(), payload.into()))
+    }
+}
+
+/// For each message of a [`PublishBatch`], in order, the subscribers of
+/// the answering master that received it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PublishAnswer {
+    /// Receivers per message.
+    pub receivers: Vec<u64>,
+}
+
+struct RouteState {
+    pubsub: Arc<PubSub>,
+    credentials: Arc<Credentials>,
+}
+
+/// The route, to merge with the masters' other internal routes. A
+/// message is at most `max_message_bytes` (channel and payload each come
+/// in one RESP bulk or HTTP body).
+pub fn router(
+    pubsub: Arc<PubSub>,
+    credentials: Arc<Credentials>,
+    max_message_bytes: usize,
+) -> Router {
+    // Base64 takes 4 bytes for 3; a batch may end with a message of the
+    // largest size; and the JSON around it.
+    let max_body = (BATCH_BYTES + 2 * max_message_bytes) / 3 * 4 + 64 * MAX_BATCH + 4096;
+    let state = Arc::new(RouteState {
+        pubsub,
+        credentials,
+    });
+    Router::new()
+        .route(PUBLISH_PATH, post(publish))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Why the route refused a delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The cluster secret is missing or wrong.
+    #[error("internal routes need the cluster secret (x-distcache-secret)")]
+    Unauthorized,
+    /// The body could not be read.
+    #[error("the body could not be read")]
+    Unreadable,
+    /// The body is not a batch of messages.
+    #[error("the body is not a batch of messages: {0}")]
+    NotABatch(serde_json::Error),
+    /// More messages than a forwarder sends at once.
+    #[error("{0} messages in one batch; at most {MAX_BATCH}")]
+    TooMany(usize),
+    /// A channel or payload that is not base64.
+    #[error("message {0}: the channel or payload is not base64")]
+    NotBase64(usize),
+}
+
+impl From<DeliveryError> for ApiError {
+    fn from(e: DeliveryError) -> Self {
+        match e {
+            DeliveryError::Unauthorized => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+            }
+            _ => ApiError::bad_request("bad_pubsub_delivery", e.to_string()),
+        }
+    }
+}
+
+async fn publish(
+    State(state): State<Arc<RouteState>>,
+    headers: HeaderMap,
+    body: Result<Body, BytesRejection>,
+) -> Response {
+    match deliver(&state, &headers, body) {
+        Ok(answer) => axum::Json(answer).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Checks the secret, decodes the batch and delivers it here, in order.
+fn deliver(
+    state: &RouteState,
+    headers: &HeaderMap,
+    body: Result<Body, BytesRejection>,
+) -> Result<PublishAnswer, DeliveryError> {
+    if let Some(secret) = &state.credentials.secret {
+        if !secret.presented_in(headers) {
+            return Err(DeliveryError::Unauthorized);
+        }
+    }
+    let body = body.map_err(|_| DeliveryError::Unreadable)?;
+    let batch: PublishBatch = serde_json::from_slice(&body).map_err(DeliveryError::NotABatch)?;
+    if batch.messages.len() > MAX_BATCH {
+        return Err(DeliveryError::TooMany(batch.messages.len()));
+    }
+    let messages = batch
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| m.decode().ok_or(DeliveryError::NotBase64(i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let receivers = messages
+        .iter()
+        .map(|(channel, payload)| state.pubsub.deliver_here(channel, payload))
+        .collect();
+    Ok(PublishAnswer { receivers })
+}
