@@ -74,6 +74,7 @@ impl PubSub {
             mailbox: Arc::new(Mailbox::new(self.max_queued_bytes)),
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
+            ever_subscribed: false,
         }
     }
 
@@ -142,6 +143,9 @@ pub struct Subscriber {
     mailbox: Arc<Mailbox>,
     channels: BTreeSet<Bytes>,
     patterns: BTreeSet<Bytes>,
+    /// Whether it ever subscribed: until then no message can reach its
+    /// mailbox, and a connection need not look at it.
+    ever_subscribed: bool,
 }
 
 impl Subscriber {
@@ -167,6 +171,12 @@ impl Subscriber {
         self.count() > 0
     }
 
+    /// Whether it ever subscribed (see the field): a connection that never
+    /// did skips its mailbox, at no cost to the data commands.
+    pub fn ever_subscribed(&self) -> bool {
+        self.ever_subscribed
+    }
+
     fn set(&mut self, kind: Kind) -> &mut BTreeSet<Bytes> {
         match kind {
             Kind::Channel => &mut self.channels,
@@ -176,6 +186,7 @@ impl Subscriber {
 
     /// Subscribes to a channel or pattern (again is a no-op).
     pub fn subscribe(&mut self, kind: Kind, name: &Bytes) {
+        self.ever_subscribed = true;
         if self.set(kind).insert(name.clone()) {
             self.pubsub.add(kind, name.clone(), self.id, &self.mailbox);
         }

@@ -532,11 +532,14 @@ async fn serve<S>(
                 stream.write_all(&out).await?;
                 stream.flush().await
             };
+            let subscriber = conn.subscriber.ever_subscribed();
             let written = tokio::select! {
                 written = tokio::time::timeout(server.output_timeout, write) => written,
                 // A subscriber whose socket is full: published messages
                 // pile up in its mailbox meanwhile, up to its bound.
-                () = mailbox_overflow(conn.subscriber.mailbox()) => return pubsub_overflow(&server, &conn),
+                () = mailbox_overflow(conn.subscriber.mailbox()), if subscriber => {
+                    return pubsub_overflow(&server, &conn)
+                }
             };
             match written {
                 Ok(Ok(())) => {}
@@ -581,12 +584,14 @@ async fn serve<S>(
         // the next read blocks; the read gets its turn meanwhile (select
         // picks among ready branches at random), so a subscriber under a
         // flood of messages is still heard when it unsubscribes.
-        let waiting = !conn.subscriber.mailbox().is_idle();
+        // A connection that never subscribed has no messages to wait for.
+        let subscriber = conn.subscriber.ever_subscribed();
+        let waiting = subscriber && !conn.subscriber.mailbox().is_idle();
         let read = tokio::select! {
             _ = &mut shutting_down => return,
             read = stream.read_buf(&mut input) => read,
             // Messages to write: back to the top, with no new request.
-            () = conn.subscriber.mailbox().ready() => continue,
+            () = conn.subscriber.mailbox().ready(), if subscriber => continue,
             () = std::future::ready(()), if waiting => continue,
         };
         match read {

@@ -179,6 +179,9 @@ impl Connection {
     /// flush's worth. `false` when the mailbox overflowed: the connection
     /// must close without writing more.
     pub(super) fn take_messages(&self, out: &mut Vec<u8>) -> bool {
+        if !self.subscriber.ever_subscribed() {
+            return true;
+        }
         let taken = self
             .subscriber
             .mailbox()
