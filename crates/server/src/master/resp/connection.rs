@@ -532,14 +532,18 @@ async fn serve<S>(
                 stream.write_all(&out).await?;
                 stream.flush().await
             };
-            let subscriber = conn.subscriber.ever_subscribed();
-            let written = tokio::select! {
-                written = tokio::time::timeout(server.output_timeout, write) => written,
-                // A subscriber whose socket is full: published messages
-                // pile up in its mailbox meanwhile, up to its bound.
-                () = mailbox_overflow(conn.subscriber.mailbox()), if subscriber => {
-                    return pubsub_overflow(&server, &conn)
+            let write = tokio::time::timeout(server.output_timeout, write);
+            let written = if conn.subscriber.ever_subscribed() {
+                tokio::select! {
+                    written = write => written,
+                    // A subscriber whose socket is full: published messages
+                    // pile up in its mailbox meanwhile, up to its bound.
+                    () = mailbox_overflow(conn.subscriber.mailbox()) => {
+                        return pubsub_overflow(&server, &conn)
+                    }
                 }
+            } else {
+                write.await
             };
             match written {
                 Ok(Ok(())) => {}
@@ -584,15 +588,22 @@ async fn serve<S>(
         // the next read blocks; the read gets its turn meanwhile (select
         // picks among ready branches at random), so a subscriber under a
         // flood of messages is still heard when it unsubscribes.
-        // A connection that never subscribed has no messages to wait for.
-        let subscriber = conn.subscriber.ever_subscribed();
-        let waiting = subscriber && !conn.subscriber.mailbox().is_idle();
-        let read = tokio::select! {
-            _ = &mut shutting_down => return,
-            read = stream.read_buf(&mut input) => read,
-            // Messages to write: back to the top, with no new request.
-            () = conn.subscriber.mailbox().ready(), if subscriber => continue,
-            () = std::future::ready(()), if waiting => continue,
+        // A connection that never subscribed has no messages to wait for,
+        // and waits for its requests alone.
+        let read = if conn.subscriber.ever_subscribed() {
+            let waiting = !conn.subscriber.mailbox().is_idle();
+            tokio::select! {
+                _ = &mut shutting_down => return,
+                read = stream.read_buf(&mut input) => read,
+                // Messages to write: back to the top, with no new request.
+                () = conn.subscriber.mailbox().ready() => continue,
+                () = std::future::ready(()), if waiting => continue,
+            }
+        } else {
+            tokio::select! {
+                _ = &mut shutting_down => return,
+                read = stream.read_buf(&mut input) => read,
+            }
         };
         match read {
             Ok(0) => {
