@@ -243,7 +243,20 @@ impl Shard {
     /// The version `key` holds, live or deleted, without counting a hit or
     /// a miss (an expired item is removed, as any look at it does).
     pub(super) fn held(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<Version> {
-        match self.live_slot(hash, key, now_ms) {
+        let live = self.live_slot(hash, key, now_ms);
+        self.held_beside(live, hash, key, now_ms)
+    }
+
+    /// The version `key` holds, given its `live` slot from
+    /// [`Shard::live_slot`]: the item's, or its tombstone's.
+    fn held_beside(
+        &mut self,
+        live: Option<u32>,
+        hash: u64,
+        key: &[u8],
+        now_ms: u64,
+    ) -> Option<Version> {
+        match live {
             Some(slot) => Some(self.lru.node(slot).version()),
             // A key never has both a live item and a tombstone.
             None => self.tombstones.held(hash, key, now_ms),
@@ -339,11 +352,7 @@ impl Shard {
             return SetOutcome::TooLarge;
         }
         let live = self.live_slot(hash, key, now_ms);
-        let held = match live {
-            Some(slot) => Some(self.lru.node(slot).version()),
-            // A key never has both a live item and a tombstone.
-            None => self.tombstones.held(hash, key, now_ms),
-        };
+        let held = self.held_beside(live, hash, key, now_ms);
         if let Some(held) = held.filter(|&held| entry.version <= held) {
             if entry.expires_at_ms.is_some_and(|at| at <= now_ms) {
                 // Stale here, but still an item that expired (below).

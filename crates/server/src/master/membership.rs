@@ -31,7 +31,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use distcache_core::Ring;
 use distcache_core::cluster::{
-    self, Accepted, ClusterConfig, ClusterMap, Command, Event, Node, Rejection,
+    self, Accepted, ClusterConfig, ClusterMap, Command, Event, Node, Rejection, Routing,
 };
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -470,8 +470,11 @@ async fn follow_map(master: Arc<Master>) {
     let mut announced = 0;
     loop {
         let map = applied.borrow_and_update().clone();
-        fence_dropped(&master, &map.state).await;
-        rebuild_view(&master, &map);
+        // One routing of the map for both: the nodes it leaves out, then
+        // the view.
+        let routing = map.state.routing();
+        fence_dropped(&master, &routing).await;
+        rebuild_view(&master, &map, routing);
         master.rounds.wake();
         let epoch = map.state.epoch();
         if epoch > announced && master.consensus.is_leader() {
@@ -508,18 +511,9 @@ pub const DROPPED_FENCE_WAIT: Duration = Duration::from_millis(300);
 /// it routes by the previous map, and a request an auxiliary refuses as
 /// routed by an older map waits for the switch, as it does for any map
 /// this master has not applied yet.
-async fn fence_dropped(master: &Master, map: &ClusterMap) {
-    let epoch = map.epoch();
-    let live = map.routing().live;
-    let dropped: Vec<Arc<NodeRef>> = master
-        .members
-        .clients
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .values()
-        .filter(|node| !live.contains_key(&node.id))
-        .cloned()
-        .collect();
+async fn fence_dropped(master: &Master, routing: &Routing) {
+    let epoch = routing.epoch;
+    let dropped = connections(master, |node| !routing.live.contains_key(&node.id));
     let calls = dropped.iter().map(|node| async move {
         let answer = tokio::time::timeout(
             DROPPED_FENCE_WAIT,
@@ -538,7 +532,21 @@ async fn fence_dropped(master: &Master, map: &ClusterMap) {
             }
         }
     });
-    futures_util::future::join_all(calls).await;
+    join_all(calls).await;
+}
+
+/// This master's connections to the nodes it routes to, those `keep`
+/// keeps.
+fn connections(master: &Master, keep: impl Fn(&NodeRef) -> bool) -> Vec<Arc<NodeRef>> {
+    master
+        .members
+        .clients
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter(|node| keep(node))
+        .cloned()
+        .collect()
 }
 
 /// Tells every live auxiliary that the map is now at `epoch` (a `Ping`
@@ -547,15 +555,7 @@ async fn fence_dropped(master: &Master, map: &ClusterMap) {
 /// map yet. Best effort: a node that misses it learns the epoch from the
 /// next data request stamped with it.
 fn announce(master: &Arc<Master>, epoch: u64) {
-    let nodes: Vec<Arc<NodeRef>> = master
-        .members
-        .clients
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .values()
-        .cloned()
-        .collect();
-    for node in nodes {
+    for node in connections(master, |_| true) {
         let m = master.clone();
         master.shutdown.spawn(async move {
             match node
@@ -576,11 +576,10 @@ fn announce(master: &Arc<Master>, epoch: u64) {
     }
 }
 
-/// Swaps in the routing of `map`: rings over its members with a connection
-/// per live node, its epoch and settings.
-fn rebuild_view(master: &Master, applied: &Arc<consensus::Applied<ClusterMap>>) {
+/// Swaps in `routing`, the applied map's: rings over its members with a
+/// connection per live node, its epoch and settings.
+fn rebuild_view(master: &Master, applied: &Arc<consensus::Applied<ClusterMap>>, routing: Routing) {
     let map = &applied.state;
-    let routing = map.routing();
     let vnodes = routing.config.virtual_nodes;
     let mut clients = master
         .members
