@@ -230,6 +230,7 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             port: 0,
             data_port: Some(0),
             advertise_addr: None,
+            advertise_data_addr: None,
             master_address: master_addrs.clone(),
             cache_size: args.cache_size,
             cache_max_bytes: None,

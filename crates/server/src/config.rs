@@ -111,6 +111,10 @@ pub struct AuxConfig {
     #[arg(long, env = "ADVERTISE_ADDR")]
     pub advertise_addr: Option<String>,
 
+    /// host:port where masters and other auxiliaries reach this node's data port, when a port mapping or a proxy puts it elsewhere [default: ADVERTISE_ADDR's host and DATA_PORT]
+    #[arg(long, env = "ADVERTISE_DATA_ADDR")]
+    pub advertise_data_addr: Option<String>,
+
     /// Masters or the load balancer to register with, comma-separated
     #[arg(
         long,
@@ -384,6 +388,14 @@ impl AuxConfig {
             if !is_host_port(addr) {
                 return Err(invalid(
                     "ADVERTISE_ADDR",
+                    format!("{addr:?} is not host:port"),
+                ));
+            }
+        }
+        if let Some(addr) = &self.advertise_data_addr {
+            if !is_host_port(addr) {
+                return Err(invalid(
+                    "ADVERTISE_DATA_ADDR",
                     format!("{addr:?} is not host:port"),
                 ));
             }

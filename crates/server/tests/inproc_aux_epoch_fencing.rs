@@ -102,6 +102,7 @@ impl Aux {
             port: 0,
             data_port: Some(0),
             advertise_addr: None,
+            advertise_data_addr: None,
             master_address: vec![registrar.addr.to_string()],
             cache_size: 1000,
             cache_max_bytes: None,

@@ -205,6 +205,96 @@ async fn a_node_judged_down_while_running_refuses_requests_routed_by_the_map_bef
     freezer.thaw();
 }
 
+/// A read while keys move asks the key's new owner and the node it is
+/// leaving at once. A handoff stores the copy at the new owner, then drops
+/// it where it was: the read can reach the new owner before the copy and
+/// the old one after the drop, and must still find the key. Here the
+/// leaving node's ports are held so that exactly this happens.
+#[tokio::test(start_paused = true)]
+async fn a_read_that_races_a_handoff_finds_the_key_at_its_new_owner() {
+    // One copy per key, so that no other replica answers for the moving one.
+    let mut c = Cluster::start_with_replicas(1, 2, 1).await;
+    let (http, data) = c.add_aux_behind_freezers("aux-3").await;
+    c.wait_for_up(3).await;
+    for i in 0..60 {
+        assert_eq!(c.set(0, &format!("k{i}"), json!(i)).await, StatusCode::OK);
+    }
+    let aux3 = c.auxes.last().unwrap().addr;
+    let plain = c.http.clone();
+    let items_at_aux3 = || async {
+        let health: Value = plain
+            .get(format!("http://{aux3}/health"))
+            .send()
+            .await
+            .expect("aux-3 health")
+            .json()
+            .await
+            .expect("JSON");
+        health["items"].as_u64().expect("items")
+    };
+    assert!(items_at_aux3().await > 0, "aux-3 leads some keys");
+    let ring = c.get_json(0, "/ring").await;
+    let epoch = ring["epoch"].as_u64().unwrap();
+    // A key aux-3 holds: asked straight, not through the freezer.
+    let direct = Client::new(
+        c.auxes.last().unwrap().data_addr.unwrap().to_string(),
+        ClientConfig {
+            request_timeout: Duration::from_secs(5),
+            secret: Bytes::new(),
+            ..ClientConfig::default()
+        },
+    );
+    let mut moving = None;
+    for i in 0..60 {
+        let key = Bytes::from(format!("k{i}"));
+        if let Response::Value(_) = direct.call_at(epoch, Request::Get { key }).await.unwrap() {
+            moving = Some(i);
+            break;
+        }
+    }
+    let moving = moving.expect("a key at aux-3");
+
+    // aux-3 leaves; the handoff the master asks of it waits at its HTTP port.
+    // (The DELETE answers once aux-3 is gone, or after a while: it is not
+    // awaited here.)
+    http.freeze();
+    let leave = {
+        let (http, url) = (c.http.clone(), c.url(0, "/nodes/aux-3"));
+        tokio::spawn(async move { http.delete(url).send().await.map(|r| r.status()) })
+    };
+    wait_until(Duration::from_secs(5), "keys moving", || async {
+        c.get_json(0, "/ring").await["rebalancing"] == json!(true)
+    })
+    .await;
+
+    // The read: the new owner answers at once, without the key; aux-3's
+    // answer waits at its data port.
+    data.freeze();
+    let read = {
+        let (http, url) = (c.http.clone(), c.url(0, &format!("/data/k{moving}")));
+        tokio::spawn(async move { http.get(url).send().await.expect("GET").status() })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(!read.is_finished(), "the read waits for aux-3");
+
+    // The handoff runs: the copy reaches its new owner and leaves aux-3.
+    http.thaw();
+    wait_until(
+        Duration::from_secs(5),
+        "aux-3 emptied by the handoff",
+        || async { items_at_aux3().await == 0 },
+    )
+    .await;
+    data.thaw();
+    assert_eq!(
+        read.await.unwrap(),
+        StatusCode::OK,
+        "k{moving} read while it moved"
+    );
+    assert_eq!(c.value(0, &format!("k{moving}")).await, Some(json!(moving)));
+    assert!(leave.await.unwrap().is_ok_and(|s| s.is_success()));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_registration_with_one_master_is_committed_once_and_seen_by_every_master() {
     let mut c = Cluster::start(3, 1).await;

@@ -95,8 +95,10 @@ impl Identity {
             .advertise_addr
             .clone()
             .unwrap_or_else(|| default_advertise_addr(http.ip(), http.port(), &node_id));
-        let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(&addr);
-        let data_addr = format!("{host}:{}", data.port());
+        let data_addr = config.advertise_data_addr.clone().unwrap_or_else(|| {
+            let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(&addr);
+            format!("{host}:{}", data.port())
+        });
         Identity {
             node_id,
             incarnation: random_u64(),
@@ -483,6 +485,56 @@ mod tests {
     fn tokio_clock() -> Clock {
         let start = tokio::time::Instant::now();
         Arc::new(move || 1_700_000_000_000 + start.elapsed().as_millis() as u64)
+    }
+
+    /// An auxiliary configured by `flags` alone.
+    fn aux_config(flags: &[&str]) -> Result<AuxConfig, crate::config::ConfigError> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            aux: AuxConfig,
+        }
+        let args = std::iter::once("distcache").chain(flags.iter().copied());
+        Cli::try_parse_from(args)
+            .expect("flags parse")
+            .aux
+            .validate()
+    }
+
+    #[test]
+    fn the_data_port_is_advertised_on_the_http_host_unless_advertise_data_addr_says_where() {
+        let http: SocketAddr = "0.0.0.0:3001".parse().unwrap();
+        let data: SocketAddr = "0.0.0.0:13001".parse().unwrap();
+        let config = aux_config(&["--node-id", "aux-1", "--advertise-addr", "aux-1:3001"]).unwrap();
+        let identity = Identity::resolve(&config, http, data);
+        assert_eq!(identity.addr, "aux-1:3001");
+        assert_eq!(identity.data_addr, "aux-1:13001");
+
+        // A port mapping puts the data port elsewhere: what masters and
+        // peers dial is what the setting says, whatever was bound.
+        let config = aux_config(&[
+            "--node-id",
+            "aux-1",
+            "--advertise-addr",
+            "aux-1:3001",
+            "--advertise-data-addr",
+            "gateway:23001",
+        ])
+        .unwrap();
+        let identity = Identity::resolve(&config, http, data);
+        assert_eq!(identity.addr, "aux-1:3001");
+        assert_eq!(identity.data_addr, "gateway:23001");
+
+        for bad in [
+            "gateway",
+            "gateway:",
+            "http://gateway:23001",
+            "gateway:70000",
+        ] {
+            let e = aux_config(&["--advertise-data-addr", bad]).expect_err(bad);
+            assert_eq!(e.setting, "ADVERTISE_DATA_ADDR", "{bad}: {e}");
+        }
     }
 
     /// With time paused, expired keys leave the store through the background

@@ -160,6 +160,21 @@ fn delete_answer(resp: Response) -> Result<Answer<bool>, ApiError> {
 }
 
 /// Adds the live replicas of `key` in `placement` to `nodes`, once each.
+/// What one round of reads found: the highest version and the node that
+/// holds it (by position in the round), and the nodes that hold nothing.
+#[derive(Default)]
+struct Newest {
+    best: Option<(usize, Lookup)>,
+    absent_at: SmallVec<[usize; 4]>,
+}
+
+/// The replicas the target ring gives `key`: where a handoff puts it.
+fn target_replicas(view: &RingView, key: &[u8]) -> Route {
+    let mut nodes = Route::new();
+    add_replicas(&mut nodes, view, &view.target, key);
+    nodes
+}
+
 fn add_replicas(nodes: &mut Route, view: &RingView, placement: &Placement, key: &[u8]) {
     let n = view.replicas(placement.ring.members().len());
     for &idx in placement.ring.replicas_for(key, n).as_slice() {
@@ -308,8 +323,7 @@ impl Master {
     /// and acknowledged increments and pushes were lost
     /// (`proc_commands_concurrency`, joins and leaves).
     pub(super) fn route(&self, view: &RingView, key: &[u8]) -> Result<Route, ApiError> {
-        let mut nodes = Route::new();
-        add_replicas(&mut nodes, view, &view.target, key);
+        let mut nodes = target_replicas(view, key);
         if let Some(committed) = &view.committed {
             add_replicas(&mut nodes, view, committed, key);
         }
@@ -408,7 +422,7 @@ impl Master {
         let nodes = self.read_route(&view, key)?;
         let key = key.clone();
         if committed_replicas_silent(&view, &key) {
-            return match self.read_newest(&nodes, view.epoch, key).await? {
+            return match self.read_newest(&view, &nodes, key).await? {
                 Lookup::Absent => Err(OpError::Api(ApiError::unavailable(
                     "replicas_unavailable",
                     "every auxiliary that holds this key is down; it can be read when one is back",
@@ -417,7 +431,7 @@ impl Master {
             };
         }
         if view.rebalancing() && nodes.len() > 1 {
-            return self.read_newest(&nodes, view.epoch, key).await;
+            return self.read_newest(&view, &nodes, key).await;
         }
         let mut last_error = None;
         for (i, node) in nodes.iter().enumerate() {
@@ -440,34 +454,43 @@ impl Master {
 
     /// Asks every node in `nodes` for `key` at once and answers with the
     /// highest version any of them holds, value or delete.
+    ///
+    /// While keys move, a copy can move during the read: a handoff stores
+    /// it at the key's target replicas, then drops it where it was. A
+    /// target replica may answer before the copy arrives, and the node it
+    /// came from after it is dropped, so both miss it. So when a node
+    /// outside the target ring's replicas answers that it holds nothing,
+    /// the target replicas are asked once more: a drop that came before
+    /// that answer came after the copy was stored where the second read
+    /// finds it.
     pub(super) async fn read_newest(
         &self,
+        view: &RingView,
         nodes: &Route,
-        epoch: u64,
         key: Bytes,
     ) -> Result<Lookup, OpError> {
-        let calls = nodes.iter().map(|node| {
-            let req = Request::Get { key: key.clone() };
-            async move { self.read_answer(self.call(node, epoch, "get", req).await) }
+        let target = target_replicas(view, &key);
+        let (mut newest, mut last_error) = self.read_round(nodes.iter(), view.epoch, &key).await?;
+        let moved_during_read = newest.absent_at.iter().any(|i| {
+            let id = &nodes[*i].id;
+            !target.iter().any(|t| &t.id == id)
         });
-        let mut newest: Option<(usize, Lookup)> = None;
-        let mut last_error = None;
-        for (i, answer) in join_all(calls).await.into_iter().enumerate() {
-            match answer {
-                Ok(found) => {
-                    let newer = match &newest {
-                        None => true,
-                        Some((_, best)) => found.version() > best.version(),
-                    };
-                    if newer {
-                        newest = Some((i, found));
-                    }
+        if moved_during_read {
+            let (again, error) = self.read_round(target.iter(), view.epoch, &key).await?;
+            // Target replicas come first in `nodes`: a position in `target`
+            // is the same node's position there.
+            if let Some((i, found)) = again.best {
+                let newer = match &newest.best {
+                    None => true,
+                    Some((_, best)) => found.version() > best.version(),
+                };
+                if newer {
+                    newest.best = Some((i, found));
                 }
-                Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
-                Err(e) => last_error = Some(e),
             }
+            last_error = last_error.or(error);
         }
-        match newest {
+        match newest.best {
             Some((i, found)) => {
                 if i > 0 {
                     self.metrics.read_fallbacks.inc();
@@ -476,6 +499,40 @@ impl Master {
             }
             None => Err(unavailable("the read", 0, nodes.len(), last_error).into()),
         }
+    }
+
+    /// One round of [`Master::read_newest`]: every node asked at once.
+    async fn read_round(
+        &self,
+        nodes: impl Iterator<Item = &Arc<NodeRef>>,
+        epoch: u64,
+        key: &Bytes,
+    ) -> Result<(Newest, Option<CallError>), OpError> {
+        let calls = nodes.map(|node| {
+            let req = Request::Get { key: key.clone() };
+            async move { self.read_answer(self.call(node, epoch, "get", req).await) }
+        });
+        let mut newest = Newest::default();
+        let mut last_error = None;
+        for (i, answer) in join_all(calls).await.into_iter().enumerate() {
+            match answer {
+                Ok(found) => {
+                    if matches!(found, Lookup::Absent) {
+                        newest.absent_at.push(i);
+                    }
+                    let newer = match &newest.best {
+                        None => true,
+                        Some((_, best)) => found.version() > best.version(),
+                    };
+                    if newer {
+                        newest.best = Some((i, found));
+                    }
+                }
+                Err(CallError::StaleEpoch(current)) => return Err(OpError::Fenced(current)),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Ok((newest, last_error))
     }
 
     /// What one replica's answer to `Get` says it holds. Every version met

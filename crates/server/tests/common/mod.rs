@@ -113,10 +113,23 @@ impl Cluster {
     /// Starts `masters` masters and `auxiliaries` auxiliaries (`aux-1`...)
     /// on [`tokio_clock`], and waits until every master sees them all up.
     pub async fn start(masters: usize, auxiliaries: usize) -> Cluster {
+        Cluster::start_with_replicas(
+            masters,
+            auxiliaries,
+            distcache_server::config::DEFAULT_REPLICAS,
+        )
+        .await
+    }
+
+    /// As [`Cluster::start`], keeping `replicas` copies of each key.
+    pub async fn start_with_replicas(
+        masters: usize,
+        auxiliaries: usize,
+        replicas: usize,
+    ) -> Cluster {
         let clock = tokio_clock();
         distcache_server::security::tls::install_crypto_provider();
         let dir = temp_dir();
-        let replicas = distcache_server::config::DEFAULT_REPLICAS;
         // Every master's port first: each must know the others' addresses.
         let mut listeners = Vec::new();
         for _ in 0..masters {
@@ -209,15 +222,16 @@ impl Cluster {
 
     /// Starts auxiliary `id`, registering with the masters `masters` only.
     pub async fn add_aux_registering_with(&mut self, id: &str, masters: Vec<String>) {
-        self.add_aux_with(id, masters, None).await;
+        self.add_aux_with(id, masters, Advertise::default()).await;
     }
 
-    async fn add_aux_with(&mut self, id: &str, masters: Vec<String>, advertise: Option<String>) {
+    async fn add_aux_with(&mut self, id: &str, masters: Vec<String>, advertise: Advertise) {
         let config = AuxConfig {
             common: common(id, self.dir.join(id)),
             port: 0,
             data_port: Some(0),
-            advertise_addr: advertise,
+            advertise_addr: advertise.http,
+            advertise_data_addr: advertise.data,
             master_address: masters,
             cache_size: 10_000,
             cache_max_bytes: None,
@@ -258,12 +272,29 @@ impl Cluster {
     /// makes the node hang for them as a stopped (`SIGSTOP`) process would.
     pub async fn add_aux_behind_freezer(&mut self, id: &str) -> Freezer {
         let freezer = Freezer::bind().await;
-        let advertise = freezer.addr.to_string();
-        self.add_aux_with(id, self.master_addrs(), Some(advertise))
-            .await;
+        let advertise = Advertise {
+            http: Some(freezer.addr.to_string()),
+            data: None,
+        };
+        self.add_aux_with(id, self.master_addrs(), advertise).await;
         let target = self.auxes.last().expect("the new auxiliary").addr;
         freezer.forward_to(target);
         freezer
+    }
+
+    /// Starts auxiliary `id` with both its ports behind a [`Freezer`]
+    /// each: every node reaches it through them. Answers (HTTP, data).
+    pub async fn add_aux_behind_freezers(&mut self, id: &str) -> (Freezer, Freezer) {
+        let (http, data) = (Freezer::bind().await, Freezer::bind().await);
+        let advertise = Advertise {
+            http: Some(http.addr.to_string()),
+            data: Some(data.addr.to_string()),
+        };
+        self.add_aux_with(id, self.master_addrs(), advertise).await;
+        let aux = self.auxes.last().expect("the new auxiliary");
+        http.forward_to(aux.addr);
+        data.forward_to(aux.data_addr.expect("a data port"));
+        (http, data)
     }
 
     /// Stops auxiliary `id` (no hand-over) and forgets it.
@@ -381,7 +412,15 @@ impl Drop for Cluster {
     }
 }
 
-/// A TCP forwarder in front of a node's HTTP port that can be frozen:
+/// Where an auxiliary tells the masters it is reached; `None`: where it
+/// listens.
+#[derive(Default)]
+struct Advertise {
+    http: Option<String>,
+    data: Option<String>,
+}
+
+/// A TCP forwarder in front of a node's port that can be frozen:
 /// frozen, it accepts connections and reads requests but passes nothing on
 /// in either direction, connections already open included, so that a
 /// caller waits until its own timeout, as with a stopped process.

@@ -422,7 +422,7 @@ impl Master {
         let leader = &route[0];
         for key in keys {
             let nodes = self.read_route(view, key)?;
-            let newest = self.read_newest(&nodes, view.epoch, key.clone()).await?;
+            let newest = self.read_newest(view, &nodes, key.clone()).await?;
             if matches!(newest, Lookup::Absent) && committed_replicas_silent(view, key) {
                 return Err(OpError::Api(ApiError::unavailable(
                     "replicas_unavailable",
