@@ -267,15 +267,25 @@ async fn a_read_that_races_a_handoff_finds_the_key_at_its_new_owner() {
     })
     .await;
 
-    // The read: the new owner answers at once, without the key; aux-3's
-    // answer waits at its data port.
+    // The reads, of the key alone and in a bulk read: the new owner
+    // answers at once, without the key; aux-3's answer waits at its data
+    // port.
     data.freeze();
     let read = {
         let (http, url) = (c.http.clone(), c.url(0, &format!("/data/k{moving}")));
         tokio::spawn(async move { http.get(url).send().await.expect("GET").status() })
     };
+    let bulk_read = {
+        let (http, url) = (c.http.clone(), c.url(0, "/data/bulk/get"));
+        let keys = json!([format!("k{moving}")]);
+        tokio::spawn(async move {
+            let resp = http.post(url).json(&keys).send().await.expect("POST");
+            resp.json::<Value>().await.expect("JSON")
+        })
+    };
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(!read.is_finished(), "the read waits for aux-3");
+    assert!(!bulk_read.is_finished(), "the bulk read waits for aux-3");
 
     // The handoff runs: the copy reaches its new owner and leaves aux-3.
     http.thaw();
@@ -290,6 +300,11 @@ async fn a_read_that_races_a_handoff_finds_the_key_at_its_new_owner() {
         read.await.unwrap(),
         StatusCode::OK,
         "k{moving} read while it moved"
+    );
+    assert_eq!(
+        bulk_read.await.unwrap(),
+        json!({format!("k{moving}"): moving}),
+        "k{moving} read in bulk while it moved"
     );
     assert_eq!(c.value(0, &format!("k{moving}")).await, Some(json!(moving)));
     assert!(leave.await.unwrap().is_ok_and(|s| s.is_success()));

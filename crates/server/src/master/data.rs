@@ -947,12 +947,22 @@ impl Master {
     /// One attempt at [`Master::read_many`], routed by the current map.
     async fn read_many_once(&self, keys: &[Bytes]) -> Result<(Vec<Option<Entry>>, usize), OpError> {
         let view = self.view.load_full();
-        let routes: Vec<Route> = keys
+        let ask_every_replica = view.rebalancing();
+        let mut routes: Vec<Route> = keys
             .iter()
             .map(|k| self.read_route(&view, k))
             .collect::<Result<_, _>>()?;
+        if ask_every_replica {
+            // Rounds run one after the other, and a copy may move meanwhile
+            // (see [`Master::read_newest`]): each key's other nodes are asked
+            // before its target replicas, so that a copy dropped before an
+            // old node answered was stored where a later round looks. The
+            // target replicas lead each route: they go to its end.
+            for (route, key) in routes.iter_mut().zip(keys) {
+                route.rotate_left(target_replicas(&view, key).len());
+            }
+        }
         let mut newest: Vec<Option<Lookup>> = vec![None; keys.len()];
-        let ask_every_replica = view.rebalancing();
         let mut pending: Vec<usize> = (0..keys.len()).collect();
         let rounds = routes.iter().map(|r| r.len()).max().unwrap_or(0);
         for round in 0..rounds {
