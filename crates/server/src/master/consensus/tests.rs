@@ -146,7 +146,16 @@ async fn stop(node: TestNode) -> String {
     node.addr
 }
 
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+async fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    eventually_or_show(what, check, String::new).await
+}
+
+/// As [`eventually`], saying what `show` describes when it gives up.
+async fn eventually_or_show<T>(
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+    show: impl Fn() -> String,
+) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         if let Some(v) = check() {
@@ -154,7 +163,8 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
+            "gave up waiting for {what}{}",
+            show()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -174,12 +184,25 @@ async fn leader(nodes: &[TestNode]) -> usize {
 }
 
 async fn converged(nodes: &[TestNode], expected: &Journal) {
-    eventually("every node to apply the same journal", || {
-        nodes
-            .iter()
-            .all(|n| n.consensus.applied().borrow().state == *expected)
-            .then_some(())
-    })
+    eventually_or_show(
+        "every node to apply the same journal",
+        || {
+            nodes
+                .iter()
+                .all(|n| n.consensus.applied().borrow().state == *expected)
+                .then_some(())
+        },
+        // Each node's Raft state, to tell a stuck election from a stuck
+        // replication.
+        || {
+            let mut text = format!("; {} lines expected", expected.lines.len());
+            for n in nodes {
+                let lines = n.consensus.applied().borrow().state.lines.len();
+                text += &format!("\n  {}: {lines} lines, {:?}", n.addr, n.consensus.metrics());
+            }
+            text
+        },
+    )
     .await;
 }
 
