@@ -1,16 +1,16 @@
 //! Real Redis clients against a real cluster's RESP listener: redis-cli
 //! (Debian's `redis-tools`, with `--pipe`, `-3` and AUTH), redis-benchmark,
 //! the Python `redis` package from PyPI (`scripts/deps.d/26-redis-py.sh`),
-//! node-redis from npm (`scripts/deps.d/27-node-redis.sh`) and the `redis`
-//! crate. Each does real work and reads it back through
-//! the same master, on keys unique to the test.
+//! node-redis and ioredis from npm (`scripts/deps.d/27-node-redis.sh`,
+//! `28-ioredis.sh`) and the `redis` crate. Each does real work and reads
+//! it back through the same master, on keys unique to the test.
 
 mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{Cluster, Spec, output_text, repo, run_ok, tool};
+use common::{Cluster, Spec, output_text, repo, run_node, run_ok, tool};
 
 const READ: &str = "clients-read-token";
 const WRITE: &str = "clients-write-token";
@@ -334,12 +334,6 @@ fn the_redis_crate_works_in_resp2_and_resp3() {
 fn node_redis_works_in_resp2_and_resp3() {
     let cluster = cluster(true);
     let port = port(&cluster);
-    let dir = repo().join("scripts/node-redis");
-    assert!(
-        dir.join("node_modules/redis").is_dir(),
-        "run scripts/deps.d/27-node-redis.sh for node-redis"
-    );
-    let node = tool("node", "scripts/deps.d/27-node-redis.sh");
     let key = unique("node");
     let script = r#"
 const assert = require("node:assert/strict");
@@ -406,11 +400,133 @@ const connect = (RESP, password, extra = {}) => createClient({
   console.log("ok");
 })().catch((e) => { console.error(e); process.exit(1); });
 "#;
-    let out = run_ok(
+    let out = run_node(
         "node-redis",
-        Command::new(&node)
-            .current_dir(&dir)
-            .args(["-e", script, &port, &key, WRITE, READ]),
+        "redis",
+        "scripts/deps.d/27-node-redis.sh",
+        script,
+        &[&port, &key, WRITE, READ],
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    assert_eq!(out, "ok");
+}
+
+/// ioredis (`scripts/deps.d/28-ioredis.sh`), RESP3 by default since
+/// version 6: at connect it sends `HELLO 3 AUTH user token` (or AUTH in
+/// RESP2), `CLIENT SETNAME`, `CLIENT SETINFO` twice and INFO for its ready
+/// check. With `replyMapping: "legacy"` (its default) RESP3 replies reach
+/// the caller in RESP2's shapes, with `"resp3"` typed (doubles as numbers,
+/// ZRANGE WITHSCORES as pairs), so the three runs compare both.
+#[test]
+fn ioredis_works_in_resp2_and_resp3() {
+    let cluster = cluster(true);
+    let port = port(&cluster);
+    let key = unique("ioredis");
+    let script = r#"
+const assert = require("node:assert/strict");
+const Redis = require("ioredis");
+const [port, key, write, read] = process.argv.slice(1);
+const connect = (protocol, replyMapping, password) => new Redis({
+  host: "127.0.0.1", port: +port, protocol, replyMapping, username: "app", password,
+  connectionName: "ioredis-test", lazyConnect: true, retryStrategy: () => null,
+  maxRetriesPerRequest: 0,
+});
+(async () => {
+  for (const [protocol, replyMapping] of [[2, "legacy"], [3, "legacy"], [3, "resp3"]]) {
+    const typed = replyMapping === "resp3";
+    const r = connect(protocol, replyMapping, write);
+    await r.connect();
+    assert.equal(r.status, "ready");
+    const k = `${key}:${protocol}:${replyMapping}`;
+    assert.equal(await r.ping(), "PONG");
+    assert.equal(await r.select(0), "OK");
+    assert.equal(await r.set(k, "v1", "EX", 100), "OK");
+    assert.equal(await r.get(k), "v1");
+    const ttl = await r.ttl(k);
+    assert.ok(ttl > 90 && ttl <= 100, `ttl ${ttl}`);
+    assert.equal(await r.get(k + ":none"), null);
+    assert.equal(await r.incr(k + ":n"), 1);
+    assert.equal(await r.incrby(k + ":n", 41), 42);
+    assert.deepEqual(await r.pipeline().set(k + ":p", "1").incr(k + ":p").get(k + ":p").exec(),
+      [[null, "OK"], [null, 2], [null, "2"]]);
+    assert.deepEqual(await r.multi().incr(k + ":t").incr(k + ":t").get(k + ":t").exec(),
+      [[null, 1], [null, 2], [null, "2"]]);
+    assert.equal(await r.hset(k + ":h", { a: "1", b: "x" }), 2);
+    assert.deepEqual(await r.hgetall(k + ":h"), { a: "1", b: "x" });
+    assert.deepEqual(await r.hgetall(k + ":none"), {});
+    assert.equal(await r.hincrby(k + ":h", "a", 5), 6);
+    assert.equal(await r.hget(k + ":h", "a"), "6");
+    assert.equal(await r.rpush(k + ":l", "x", "y", "z"), 3);
+    assert.equal(await r.lpush(k + ":l", "w"), 4);
+    assert.deepEqual(await r.lrange(k + ":l", 0, -1), ["w", "x", "y", "z"]);
+    assert.equal(await r.lpop(k + ":l"), "w");
+    assert.equal(await r.sadd(k + ":s", "x", "y", "x"), 2);
+    assert.deepEqual((await r.smembers(k + ":s")).sort(), ["x", "y"]);
+    assert.equal(await r.sismember(k + ":s", "q"), 0);
+    assert.equal(await r.zadd(k + ":z", 1, "a", 2.5, "b"), 2);
+    assert.deepEqual(await r.zrange(k + ":z", 0, -1, "WITHSCORES"),
+      typed ? [["a", 1], ["b", 2.5]] : ["a", "1", "b", "2.5"]);
+    assert.deepEqual(await r.zscore(k + ":z", "b"), typed ? 2.5 : "2.5");
+    assert.equal(await r.zincrby(k + ":z", 1, "a"), typed ? 2 : "2");
+    const bytes = Buffer.from([0, 1, 255, 13, 10, 200]);
+    assert.equal(await r.set(k + ":bin", bytes), "OK");
+    assert.deepEqual(await r.getBuffer(k + ":bin"), bytes);
+
+    // Errors reach the caller as ReplyError, alone, in a pipeline and in
+    // a transaction.
+    await assert.rejects(r.incr(k + ":h"), (e) => e.name === "ReplyError" &&
+      /^WRONGTYPE Operation against a key holding the wrong kind of value/.test(e.message));
+    const [[err], [, after]] = await r.pipeline().lpush(k + ":h", "x").get(k).exec();
+    assert.match(err.message, /^WRONGTYPE/);
+    assert.equal(after, "v1");
+    const inMulti = await r.multi().set(k + ":m", "1").lpush(k + ":m", "x").exec();
+    assert.equal(inMulti[0][1], "OK");
+    assert.match(inMulti[1][0].message, /^WRONGTYPE/);
+    await assert.rejects(r.multi().set(k + ":m", "2").call("NOSUCHCOMMAND").exec(),
+      /EXECABORT/);
+    assert.equal(await r.get(k + ":m"), "1");
+
+    await Promise.all([...Array(100).keys()].map((i) => r.set(`${k}:scan:${i}`, String(i))));
+    const seen = new Set();
+    await new Promise((resolve, reject) => {
+      const stream = r.scanStream({ match: `${k}:scan:*`, count: 5 });
+      stream.on("data", (keys) => keys.forEach((found) => seen.add(found)));
+      stream.on("end", resolve);
+      stream.on("error", reject);
+    });
+    assert.equal(seen.size, 100);
+    assert.equal(await r.client("GETNAME"), "ioredis-test");
+    const info = await r.client("INFO");
+    assert.match(info, / lib-name=ioredis /);
+    assert.match(info, new RegExp(` resp=${protocol}\\b`));
+    assert.match(await r.info("server"), /redis_version:7\.2\.0/);
+    r.disconnect();
+
+    const ro = connect(protocol, replyMapping, read);
+    await ro.connect();
+    assert.equal(await ro.get(k), "v1");
+    await assert.rejects(ro.set(k, "no"),
+      /^ReplyError: NOPERM this user has no permissions to run the 'set' command/);
+    // AUTH on an open connection, then the write goes through.
+    assert.equal(await ro.auth("app", write), "OK");
+    assert.equal(await ro.set(k, "v2"), "OK");
+    ro.disconnect();
+    const wrong = connect(protocol, replyMapping, "wrong");
+    // The refusal comes as an "error" event; connect() then fails as the
+    // connection closes (retryStrategy gives up).
+    const refused = [];
+    wrong.on("error", (e) => refused.push(e.message));
+    await assert.rejects(wrong.connect());
+    assert.match(refused.join("\n"), /^WRONGPASS invalid username-password pair/);
+  }
+  console.log("ok");
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
+    let out = run_node(
+        "ioredis",
+        "ioredis",
+        "scripts/deps.d/28-ioredis.sh",
+        script,
+        &[&port, &key, WRITE, READ],
+    );
+    assert_eq!(out, "ok");
 }

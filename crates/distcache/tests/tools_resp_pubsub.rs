@@ -2,7 +2,8 @@
 //! 7.0) on three connections each, in RESP2 and RESP3, every reply and
 //! every delivered message compared; then across masters (a publisher on
 //! one, subscribers on the others, one of them stopped), a subscriber that
-//! never reads, roles, HTTP, and redis-py's `PubSub`.
+//! never reads, roles, HTTP, and the clients' own Pub/Sub: redis-py's
+//! `PubSub`, node-redis's `duplicate()` and ioredis's events.
 //!
 //! What is normalized, and why (docs/commands.md says the same):
 //! - UNSUBSCRIBE and PUNSUBSCRIBE without arguments leave the channels in
@@ -19,10 +20,11 @@ mod common;
 #[path = "../../core/tests/support/resp.rs"]
 mod resp;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Spec, metric_value, repo, wait_until};
+use common::{Cluster, Spec, metric_value, repo, run_node, tool, wait_until};
 use resp::{Client, Frame, RedisServer};
 use serde_json::{Value, json};
 
@@ -744,7 +746,7 @@ for protocol in (2, 3):
         time.sleep(0.05)
 print("ok")
 "#;
-    let out = std::process::Command::new(python)
+    let out = Command::new(python)
         .args([
             "-c",
             script,
@@ -757,6 +759,240 @@ print("ok")
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// node-redis (`scripts/deps.d/27-node-redis.sh`) subscribes on a
+/// `duplicate()` of a client of master 1, as its documentation says to,
+/// and a client of master 0 publishes.
+#[test]
+fn node_redis_subscribers_receive_across_masters_in_resp2_and_resp3() {
+    let cluster = resp_cluster(2, Vec::new());
+    let script = r#"
+const assert = require("node:assert/strict");
+const { createClient } = require("redis");
+const [subPort, pubPort] = process.argv.slice(1).map(Number);
+const connect = (port, RESP) => createClient({
+  socket: { host: "127.0.0.1", port, reconnectStrategy: false }, RESP,
+});
+// Resolves once `list` holds `n` entries, fails after five seconds.
+const until = (list, n) => new Promise((resolve, reject) => {
+  const started = Date.now();
+  const check = () => {
+    if (list.length >= n) return resolve();
+    if (Date.now() - started > 5000) return reject(new Error(`${list.length} of ${n} arrived`));
+    setTimeout(check, 10);
+  };
+  check();
+});
+(async () => {
+  for (const RESP of [2, 3]) {
+    const client = connect(subPort, RESP);
+    await client.connect();
+    const sub = client.duplicate();
+    await sub.connect();
+    const pub = connect(pubPort, RESP);
+    await pub.connect();
+    const messages = [];
+    const pmessages = [];
+    await sub.subscribe(["node-chan", "node-other"], (message, channel) => messages.push([channel, message]));
+    await sub.pSubscribe("node-*", (message, channel) => pmessages.push([channel, message]));
+    // PUBSUB answers for the master asked; PUBLISH counts the receivers
+    // cluster-wide.
+    assert.deepEqual({ ...(await client.pubSubNumSub(["node-chan"])) }, { "node-chan": 1 });
+    assert.deepEqual({ ...(await pub.pubSubNumSub(["node-chan"])) }, { "node-chan": 0 });
+    assert.equal(await client.pubSubNumPat(), 1);
+    assert.equal(await pub.publish("node-chan", "hello"), 2);
+    await until(messages, 1);
+    await until(pmessages, 1);
+    assert.deepEqual(messages, [["node-chan", "hello"]]);
+    assert.deepEqual(pmessages, [["node-chan", "hello"]]);
+    for (let i = 0; i < 50; i++) await pub.publish("node-other", String(i));
+    const inOrder = [...Array(50).keys()].map(String);
+    await until(messages, 51);
+    await until(pmessages, 51);
+    assert.deepEqual(messages.slice(1).map(([, m]) => m), inOrder);
+    assert.deepEqual(pmessages.slice(1).map(([, m]) => m), inOrder);
+    await sub.unsubscribe("node-chan");
+    assert.equal(await pub.publish("node-chan", "pattern only"), 1);
+    await until(pmessages, 52);
+    assert.deepEqual(pmessages[51], ["node-chan", "pattern only"]);
+    await sub.unsubscribe();
+    await sub.pUnsubscribe();
+    assert.equal(await pub.publish("node-chan", "nobody"), 0);
+    assert.equal(messages.length, 51);
+    assert.equal(pmessages.length, 52);
+    assert.equal(await client.pubSubNumPat(), 0);
+    await Promise.all([sub.close(), client.close(), pub.close()]);
+  }
+  console.log("ok");
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
+    let out = run_node(
+        "node-redis",
+        "redis",
+        "scripts/deps.d/27-node-redis.sh",
+        script,
+        &[
+            &resp_port(&cluster, 1).to_string(),
+            &resp_port(&cluster, 0).to_string(),
+        ],
+    );
+    assert_eq!(out, "ok");
+}
+
+/// ioredis (`scripts/deps.d/28-ioredis.sh`) subscribes on master 1 and
+/// hands the messages out as `message` and `pmessage` events; a client of
+/// master 0 publishes.
+#[test]
+fn ioredis_subscribers_receive_across_masters_in_resp2_and_resp3() {
+    let cluster = resp_cluster(2, Vec::new());
+    let script = r#"
+const assert = require("node:assert/strict");
+const Redis = require("ioredis");
+const [subPort, pubPort] = process.argv.slice(1).map(Number);
+const connect = (port, protocol) => new Redis({
+  host: "127.0.0.1", port, protocol, lazyConnect: true, retryStrategy: () => null,
+});
+// Resolves once `list` holds `n` entries, fails after five seconds.
+const until = (list, n) => new Promise((resolve, reject) => {
+  const started = Date.now();
+  const check = () => {
+    if (list.length >= n) return resolve();
+    if (Date.now() - started > 5000) return reject(new Error(`${list.length} of ${n} arrived`));
+    setTimeout(check, 10);
+  };
+  check();
+});
+(async () => {
+  for (const protocol of [2, 3]) {
+    const sub = connect(subPort, protocol);
+    const pub = connect(pubPort, protocol);
+    await sub.connect();
+    await pub.connect();
+    const messages = [];
+    const pmessages = [];
+    sub.on("message", (channel, message) => messages.push([channel, message]));
+    sub.on("pmessage", (pattern, channel, message) => pmessages.push([pattern, channel, message]));
+    assert.equal(await sub.subscribe("io-chan", "io-other"), 2);
+    assert.equal(await sub.psubscribe("io-*"), 3);
+    assert.equal(await pub.publish("io-chan", "hello"), 2);
+    await until(messages, 1);
+    await until(pmessages, 1);
+    assert.deepEqual(messages, [["io-chan", "hello"]]);
+    assert.deepEqual(pmessages, [["io-*", "io-chan", "hello"]]);
+    for (let i = 0; i < 50; i++) await pub.publish("io-other", String(i));
+    const inOrder = [...Array(50).keys()].map(String);
+    await until(messages, 51);
+    await until(pmessages, 51);
+    assert.deepEqual(messages.slice(1).map(([, m]) => m), inOrder);
+    assert.deepEqual(pmessages.slice(1).map(([, , m]) => m), inOrder);
+    assert.equal(await sub.unsubscribe("io-chan"), 2);
+    assert.equal(await pub.publish("io-chan", "pattern only"), 1);
+    await until(pmessages, 52);
+    assert.deepEqual(pmessages[51], ["io-*", "io-chan", "pattern only"]);
+    assert.equal(messages.length, 51);
+    // ioredis resolves an UNSUBSCRIBE without arguments only at a count of
+    // 0 (patterns included), against Redis too: name the channel, and leave
+    // the patterns last.
+    assert.equal(await sub.unsubscribe("io-other"), 1);
+    assert.equal(await sub.punsubscribe(), 0);
+    assert.equal(await pub.publish("io-chan", "nobody"), 0);
+    // Out of subscriber mode, the connection runs commands again.
+    assert.equal(await sub.ping(), "PONG");
+    sub.disconnect();
+    pub.disconnect();
+  }
+  console.log("ok");
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
+    let out = run_node(
+        "ioredis",
+        "ioredis",
+        "scripts/deps.d/28-ioredis.sh",
+        script,
+        &[
+            &resp_port(&cluster, 1).to_string(),
+            &resp_port(&cluster, 0).to_string(),
+        ],
+    );
+    assert_eq!(out, "ok");
+}
+
+/// ioredis reconnects on its own when its master restarts, subscribes
+/// again there to what it had, and receives again once the publisher's
+/// master reaches the restarted one.
+#[test]
+fn ioredis_subscribes_again_after_its_master_restarts() {
+    let mut cluster = resp_cluster(2, Vec::new());
+    let dir = repo().join("scripts/ioredis");
+    assert!(
+        dir.join("node_modules/ioredis").is_dir(),
+        "run scripts/deps.d/28-ioredis.sh for ioredis"
+    );
+    let script = r#"
+const assert = require("node:assert/strict");
+const Redis = require("ioredis");
+const [subPort, pubPort] = process.argv.slice(1).map(Number);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+(async () => {
+  // The default retryStrategy: reconnect, then subscribe again.
+  const sub = new Redis({ host: "127.0.0.1", port: subPort });
+  const pub = new Redis({ host: "127.0.0.1", port: pubPort });
+  const messages = [];
+  const events = [];
+  sub.on("error", () => {});
+  sub.on("reconnecting", () => events.push("reconnecting"));
+  sub.on("message", (channel, message) => messages.push(message));
+  sub.on("pmessage", (pattern, channel, message) => messages.push(`${pattern} ${message}`));
+  assert.equal(await sub.subscribe("io-news"), 1);
+  assert.equal(await sub.psubscribe("io-n*"), 2);
+  assert.equal(await pub.publish("io-news", "before"), 2);
+  while (messages.length < 2) await sleep(10);
+  assert.deepEqual(messages, ["before", "io-n* before"]);
+  console.log("restart my master");
+  while (!events.includes("reconnecting")) await sleep(10);
+  // Once the restarted master is back and the publisher's master reaches
+  // it, both subscriptions count again and deliver.
+  const deadline = Date.now() + 30000;
+  while ((await pub.publish("io-news", "after")) !== 2) {
+    assert.ok(Date.now() < deadline, "the subscriptions never came back");
+    await sleep(100);
+  }
+  while (!messages.includes("io-n* after") || !messages.includes("after")) {
+    assert.ok(Date.now() < deadline, `${messages}`);
+    await sleep(10);
+  }
+  sub.disconnect();
+  pub.disconnect();
+  console.log("ok");
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
+    let mut child = Command::new(tool("node", "scripts/deps.d/28-ioredis.sh"))
+        .current_dir(&dir)
+        .arg("-e")
+        .arg(script)
+        .args([
+            resp_port(&cluster, 1).to_string(),
+            resp_port(&cluster, 0).to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The script says when it has received through both subscriptions.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "restart my master");
+    cluster.masters[1].proc.restart();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && line.trim() == "ok",
+        "{line}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

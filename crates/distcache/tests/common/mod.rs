@@ -95,6 +95,35 @@ pub fn tool(relative_or_name: &str, deps_script: &str) -> PathBuf {
         })
 }
 
+/// An npm package a `scripts/deps.d` script installs in `scripts/{dir}`
+/// (`scripts/node-redis` for `redis`, `scripts/ioredis` for `ioredis`):
+/// runs `script` with `node -e` there, so that `require(package)` finds
+/// it, with `args` as `process.argv.slice(1)`, and returns its standard
+/// output. The script fails the test by exiting non-zero.
+pub fn run_node(
+    dir: &str,
+    package: &str,
+    deps_script: &str,
+    script: &str,
+    args: &[&str],
+) -> String {
+    let dir = repo().join("scripts").join(dir);
+    assert!(
+        dir.join("node_modules").join(package).is_dir(),
+        "npm package {package} is missing: run {deps_script} (as root) first"
+    );
+    let node = tool("node", deps_script);
+    let out = run_ok(
+        package,
+        Command::new(node)
+            .current_dir(&dir)
+            .arg("-e")
+            .arg(script)
+            .args(args),
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Fails at once, saying why, unless the test runs as root: the `root_`
 /// files make faults only root can (`for_what`). `./scripts/test` leaves
 /// them out when it does not run as root, except in CI.
