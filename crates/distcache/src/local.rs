@@ -171,6 +171,7 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             virtual_nodes: None,
             health_check_interval: args.health_check_interval,
             request_timeout_ms: distcache_server::config::DEFAULT_REQUEST_TIMEOUT_MS,
+            master_lease_ms: distcache_server::config::DEFAULT_MASTER_LEASE_MS,
             max_value_bytes: distcache_server::config::DEFAULT_MAX_VALUE_BYTES,
             max_body_bytes: distcache_server::config::DEFAULT_MAX_BODY_BYTES,
             max_batch: distcache_server::config::DEFAULT_MAX_BATCH,

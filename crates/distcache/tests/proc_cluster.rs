@@ -357,3 +357,71 @@ fn a_full_restart_of_every_master_brings_the_map_back_from_their_disks() {
 fn masters_restarted_without_their_raft_dirs_rebuild_the_map_from_registrations() {
     restart_every_master(false);
 }
+
+/// A master that cannot reach enough of the other masters to know its map
+/// is current (here: the two others are stopped) serves no data within a
+/// lease, over HTTP and RESP, and serves again as soon as they answer;
+/// its `/metrics` say which it is doing. With the lease off it serves by
+/// its last map, as before.
+#[test]
+fn a_master_that_reaches_too_few_masters_serves_no_data_until_they_answer() {
+    for lease_ms in ["600", "0"] {
+        let c = Cluster::start(Spec {
+            masters: 3,
+            resp: true,
+            master_env: vec![("MASTER_LEASE_MS".into(), lease_ms.into())],
+            ..Spec::default()
+        });
+        c.wait_settled(&["aux-1", "aux-2", "aux-3"]);
+        assert_eq!(c.set(2, "k", json!(1)).status(), 200);
+        let metric = |name: &str| common::metric_value(&c.get_text(2, "/metrics"), name);
+        let holds = || metric("distcache_master_lease_holds");
+        assert_eq!(holds(), Some(1.0), "lease {lease_ms}");
+
+        c.masters[0].proc.stop();
+        c.masters[1].proc.stop();
+        if lease_ms == "0" {
+            // Three default leases later, still serving by its last map.
+            let until = Instant::now() + Duration::from_millis(4_500);
+            while Instant::now() < until {
+                assert_eq!(c.value(2, "k"), Some(json!(1)), "lease off");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            assert_eq!(holds(), Some(1.0));
+        } else {
+            wait_until(Duration::from_secs(20), "master 3 refuses data", || {
+                c.get(2, "k").status() == 503
+            });
+            let body: Value = c.get(2, "k").json().unwrap();
+            assert_eq!(body["error"]["code"], json!("no_master_quorum"), "{body}");
+            assert_eq!(c.set(2, "k", json!(2)).status(), 503);
+            let refused = resp_line(&c, 2, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+            assert!(
+                refused.starts_with("-") && refused.contains("MASTER_LEASE_MS"),
+                "RESP: {refused:?}"
+            );
+            assert_eq!(holds(), Some(0.0));
+            assert!(metric("distcache_lease_refusals_total") > Some(0.0));
+        }
+
+        c.masters[0].proc.signal(Signal::SIGCONT);
+        c.masters[1].proc.signal(Signal::SIGCONT);
+        wait_until(Duration::from_secs(30), "master 3 serves again", || {
+            c.get(2, "k").status() == 200
+        });
+        assert_eq!(c.value(2, "k"), Some(json!(1)));
+        assert_eq!(holds(), Some(1.0), "lease {lease_ms}");
+    }
+}
+
+/// The first line master `m` answers `request` with over RESP.
+fn resp_line(c: &Cluster, m: usize, request: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let port = c.masters[m].resp_port.expect("a RESP port");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    line
+}

@@ -23,6 +23,9 @@ pub const DEFAULT_REPLICAS: usize = 2;
 pub const DEFAULT_HEALTH_CHECK_INTERVAL_SECS: f64 = 10.0;
 /// Default longest wait for one auxiliary, in milliseconds.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 1000;
+
+/// `MASTER_LEASE_MS`: four renewal rounds (every 375 ms) fit in one lease.
+pub const DEFAULT_MASTER_LEASE_MS: u64 = 1_500;
 /// Default largest value, in bytes of JSON text.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
 /// Default largest request body, in bytes.
@@ -218,6 +221,10 @@ pub struct MasterConfig {
     /// Ring points per auxiliary (alias REPLICATION_FACTOR) [default: 1200, for an even spread]
     #[arg(long, env = "VIRTUAL_NODES", alias = "replication-factor")]
     pub virtual_nodes: Option<u32>,
+
+    /// Milliseconds a master serves data by its cluster map after it last reached enough of the other masters to know the map is current (more than half of them, with it, out of three or more masters); 0 = serve by the last map whatever
+    #[arg(long, env = "MASTER_LEASE_MS", default_value_t = DEFAULT_MASTER_LEASE_MS)]
+    pub master_lease_ms: u64,
 
     /// Seconds between health checks of each auxiliary (fractions allowed)
     #[arg(long, env = "HEALTH_CHECK_INTERVAL", default_value_t = DEFAULT_HEALTH_CHECK_INTERVAL_SECS)]
@@ -513,6 +520,12 @@ impl MasterConfig {
             return Err(invalid(
                 "REQUEST_TIMEOUT_MS",
                 "must be between 1 and 600000",
+            ));
+        }
+        if self.master_lease_ms != 0 && !(100..=600_000).contains(&self.master_lease_ms) {
+            return Err(invalid(
+                "MASTER_LEASE_MS",
+                "must be 0 (off) or between 100 and 600000",
             ));
         }
         if self.max_value_bytes == 0 {

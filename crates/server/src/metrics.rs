@@ -415,6 +415,13 @@ pub struct MasterMetrics {
     pub rebalance_duration: Histogram,
     /// 1 while the committed ring differs from the target ring.
     pub rebalance_pending: IntGauge,
+    /// 1 while this master's lease holds (it serves data by its map).
+    pub lease_holds: IntGauge,
+    /// Requests refused because the lease had lapsed.
+    pub lease_refusals: IntCounter,
+    /// Map changes this master waited a lease for before routing by them:
+    /// a node it stopped routing to did not hear of the change.
+    pub lease_waits: IntCounter,
     /// Cluster backups written by this master.
     pub snapshots: SnapshotMetrics,
     /// Data commands, by command (both command front ends).
@@ -552,6 +559,21 @@ impl MasterMetrics {
                 registry,
                 "rebalance_pending",
                 "1 while keys still have to move: the committed ring differs from the target ring.",
+            ),
+            lease_holds: gauge(
+                registry,
+                "master_lease_holds",
+                "1 while this master's lease holds: it reached enough masters within MASTER_LEASE_MS to know its cluster map is current, and serves data; 0 while it refuses data requests (503 no_master_quorum).",
+            ),
+            lease_refusals: counter(
+                registry,
+                "lease_refusals_total",
+                "Calls to auxiliaries this master did not make because its lease had lapsed (each answered 503 no_master_quorum).",
+            ),
+            lease_waits: counter(
+                registry,
+                "lease_route_waits_total",
+                "Cluster map changes this master routed by only after waiting a lease, because a node it stopped routing to could not be told of the change.",
             ),
             snapshots: SnapshotMetrics::new(registry),
             commands: CommandMetrics::new(registry),

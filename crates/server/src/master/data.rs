@@ -41,6 +41,8 @@ pub(super) enum CallError {
     /// The auxiliary has acted on a newer map than the one this request was
     /// routed by (epoch fencing).
     StaleEpoch(u64),
+    /// This master's lease has lapsed: the call was not made.
+    NoLease,
     Unexpected,
 }
 
@@ -52,6 +54,7 @@ impl std::fmt::Display for CallError {
             CallError::StaleEpoch(current) => {
                 write!(f, "the auxiliary has seen the newer map epoch {current}")
             }
+            CallError::NoLease => write!(f, "this master's lease has lapsed"),
             CallError::Unexpected => write!(f, "unexpected answer"),
         }
     }
@@ -221,6 +224,9 @@ pub(super) fn unavailable(
     needed: usize,
     last: Option<CallError>,
 ) -> ApiError {
+    if let Some(CallError::NoLease) = last {
+        return super::lease::no_quorum();
+    }
     let cause = last.map(|e| format!(": {e}")).unwrap_or_default();
     ApiError::unavailable(
         "replicas_unavailable",
@@ -236,6 +242,10 @@ impl Master {
         op: &'static str,
         req: Request,
     ) -> Result<Response, CallError> {
+        if !self.lease.holds() && !self.lease.wait(self.config.request_timeout()).await {
+            self.metrics.lease_refusals.inc();
+            return Err(CallError::NoLease);
+        }
         let started = Instant::now();
         let result = node.client.call_at(epoch, req).await;
         let outcome = match &result {

@@ -522,17 +522,40 @@ async fn fence_dropped(master: &Master, routing: &Routing) {
         .await;
         match answer {
             Ok(Ok(distcache_wire::Response::Pong)) => {
-                debug!(node = %node.id, epoch, "a node no longer live has the new epoch")
+                debug!(node = %node.id, epoch, "a node no longer live has the new epoch");
+                true
             }
             Ok(other) => {
-                debug!(node = %node.id, epoch, answer = ?other, "a node no longer live did not take the new epoch")
+                debug!(node = %node.id, epoch, answer = ?other, "a node no longer live did not take the new epoch");
+                false
             }
             Err(_) => {
-                debug!(node = %node.id, epoch, "a node no longer live did not answer in time")
+                debug!(node = %node.id, epoch, "a node no longer live did not answer in time");
+                false
             }
         }
     });
-    join_all(calls).await;
+    let unfenced = join_all(calls)
+        .await
+        .into_iter()
+        .filter(|fenced| !fenced)
+        .count();
+    // A master cut off from the others together with such a node may
+    // still read it by the older map: wait until its lease has lapsed
+    // (see `super::lease`).
+    if let (true, Some(length)) = (unfenced > 0, master.lease.length()) {
+        master.metrics.lease_waits.inc();
+        info!(
+            epoch,
+            unfenced,
+            wait_ms = (length + super::lease::LEASE_MARGIN).as_millis() as u64,
+            "a node no longer live did not hear of the new map: waiting out the lease of any master still routing to it"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(length + super::lease::LEASE_MARGIN) => {}
+            _ = master.shutdown.triggered() => {}
+        }
+    }
 }
 
 /// This master's connections to the nodes it routes to, those `keep`

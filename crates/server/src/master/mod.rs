@@ -19,6 +19,7 @@ pub mod commands;
 pub mod consensus;
 mod control;
 mod data;
+mod lease;
 mod membership;
 pub mod near_cache;
 pub mod pubsub;
@@ -152,6 +153,7 @@ pub struct Master {
     gate: Arc<crate::security::auth::Gate>,
     credentials: Arc<crate::security::secret::Credentials>,
     pubsub: Arc<pubsub::PubSub>,
+    lease: lease::Lease,
 }
 
 impl Master {
@@ -283,7 +285,7 @@ pub async fn run(
     let cluster_config = ClusterConfig::new(config.replicas, config.virtual_nodes());
     let pubsub = Arc::new(pubsub::PubSub::new(
         pubsub::peers::PeerLinks::start(
-            peers,
+            peers.clone(),
             consensus.peers().clone(),
             master_metrics.pubsub.clone(),
             &shutdown,
@@ -308,10 +310,15 @@ pub async fn run(
         shutdown: shutdown.clone(),
         gate,
         credentials: credentials.clone(),
+        lease: lease::Lease::new(peers.len() + 1, config.master_lease_ms),
         config,
         pubsub: pubsub.clone(),
     });
+    if master.lease.length().is_none() {
+        master.metrics.lease_holds.set(1);
+    }
 
+    lease::start(&master, peers, consensus.peers().clone());
     membership::start(&master, cluster_config);
     rebalance::start(&master);
     backup::start(&master);
@@ -322,12 +329,15 @@ pub async fn run(
             .map_err(StartError::io("starting the RESP threads"))?;
         shutdown.spawn(resp.serve());
     }
-    // The routes only masters call: Raft's, and Pub/Sub's delivery.
-    let internal = consensus::router(&consensus).merge(pubsub::internal::router(
-        pubsub,
-        credentials,
-        master.config.max_body_bytes,
-    ));
+    // The routes only masters call: Raft's, Pub/Sub's delivery and the
+    // lease's renewals.
+    let internal = consensus::router(&consensus)
+        .merge(pubsub::internal::router(
+            pubsub,
+            credentials.clone(),
+            master.config.max_body_bytes,
+        ))
+        .merge(lease::router(master.clone(), credentials));
     let app = service::MasterService::new(master.clone(), internal);
     info!(node = %id, "master ready");
     let served =

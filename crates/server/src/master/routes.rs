@@ -558,7 +558,8 @@ async fn health(State(master): State<Arc<Master>>) -> Response {
     let view = master.view.load();
     let nodes = master.nodes();
     let up = nodes.iter().filter(|n| n.state == NodeState::Up).count();
-    let serving = !view.target.ring.is_empty();
+    let lease = master.lease.holds();
+    let serving = !view.target.ring.is_empty() && lease;
     let consensus = master.consensus.metrics();
     let body = json!({
         "status": if serving { "ok" } else { "unavailable" },
@@ -573,6 +574,7 @@ async fn health(State(master): State<Arc<Master>>) -> Response {
             "is_leader": master.consensus.is_leader(),
             "term": consensus.term,
             "applied_index": consensus.last_applied,
+            "lease": lease,
         },
     });
     let status = if serving {

@@ -156,6 +156,7 @@ impl Cluster {
                 virtual_nodes: None,
                 health_check_interval: HEALTH_CHECK_INTERVAL_S,
                 request_timeout_ms: REQUEST_TIMEOUT_MS,
+                master_lease_ms: distcache_server::config::DEFAULT_MASTER_LEASE_MS,
                 max_value_bytes: distcache_server::config::DEFAULT_MAX_VALUE_BYTES,
                 max_body_bytes: distcache_server::config::DEFAULT_MAX_BODY_BYTES,
                 max_batch: distcache_server::config::DEFAULT_MAX_BATCH,

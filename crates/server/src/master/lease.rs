@@ -1,0 +1,317 @@
+//! The serving lease: a master routes data by its map only while it knows
+//! that no group of masters it cannot reach could have changed the map.
+//!
+//! - A map change needs a majority of the masters. A master that reaches
+//!   (itself included) at least [`needed`] of them, each on a map no newer
+//!   than its own, knows that the ones it does not reach are too few to
+//!   have committed a newer one. Every `MASTER_LEASE_MS / 4` it asks every
+//!   other master for the epoch it applied (`POST /internal/lease`); the
+//!   answers that come within half a lease and name no newer epoch renew
+//!   the lease until `MASTER_LEASE_MS` after the round was *sent*, so the
+//!   time answers take is never counted as leased.
+//! - With the lease lapsed, a call to an auxiliary waits for it to be
+//!   renewed, at most `REQUEST_TIMEOUT_MS` past the lapse, and then the
+//!   request is answered `503 no_master_quorum`: the masters that may hold
+//!   a newer map are not there to say so.
+//! - The other side of the bargain is in `membership::fence_dropped`: a
+//!   master that stops routing to a node it could not tell of the new map
+//!   (it did not answer the ping that carries the epoch) waits a lease and
+//!   [`LEASE_MARGIN`] first. By then any master still routing by the older
+//!   map, cut off from the majority with that node, has stopped serving:
+//!   the masters that applied the newer map stopped renewing its lease when
+//!   they applied it, and it cannot reach enough others.
+//! - With one or two masters no group a master cannot reach is a majority
+//!   (two masters need both to commit): the lease always holds, and no
+//!   round is sent. `MASTER_LEASE_MS=0` turns the lease off: a master cut
+//!   off from the majority serves by its last map, with the stale reads
+//!   that allows (docs/replication.md).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::Master;
+use super::consensus::Peers;
+use crate::http::ApiError;
+use crate::security::secret::Credentials;
+
+/// The route other masters ask.
+pub const LEASE_PATH: &str = "/internal/lease";
+
+/// What a master that stops routing to a node it could not fence waits on
+/// top of a lease: masters apply a committed map a heartbeat or two apart,
+/// and a lapsed master's last renewal may come from the latest of them.
+pub const LEASE_MARGIN: Duration = Duration::from_millis(500);
+
+/// How many masters, this one included, a master must reach for the rest
+/// to be too few to change the map: more than half of them would be a
+/// majority, so at most half may be out of reach.
+pub fn needed(masters: usize) -> usize {
+    masters - masters / 2
+}
+
+/// A master's question and a peer's answer: the epoch of the map each has
+/// applied.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Epoch {
+    /// The applied map's epoch.
+    pub epoch: u64,
+}
+
+/// This master's lease.
+pub struct Lease {
+    /// `MASTER_LEASE_MS`; `None` when the lease is off or always holds.
+    length: Option<Duration>,
+    /// The instant `until` counts from.
+    base: Instant,
+    /// Nanoseconds after `base` until which this master may route by its
+    /// map.
+    until: AtomicU64,
+    renewed: Notify,
+}
+
+impl Lease {
+    /// The lease of one of `masters` masters, `length_ms` long (0: off).
+    /// It holds from the start when it is off or cannot lapse, else from
+    /// the first round a quorum answers.
+    pub fn new(masters: usize, length_ms: u64) -> Lease {
+        let length =
+            (length_ms > 0 && needed(masters) > 1).then(|| Duration::from_millis(length_ms));
+        Lease {
+            length,
+            base: Instant::now(),
+            until: AtomicU64::new(if length.is_some() { 0 } else { u64::MAX }),
+            renewed: Notify::new(),
+        }
+    }
+
+    /// The lease's length, when it can lapse.
+    pub fn length(&self) -> Option<Duration> {
+        self.length
+    }
+
+    fn since_base(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// True while this master may route by its map.
+    pub fn holds(&self) -> bool {
+        self.since_base(Instant::now()) < self.until.load(Ordering::Acquire)
+    }
+
+    /// Renews the lease for a round sent at `sent`.
+    fn renew(&self, sent: Instant) {
+        let Some(length) = self.length else { return };
+        let until = self.since_base(sent + length);
+        self.until.fetch_max(until, Ordering::AcqRel);
+        self.renewed.notify_waiters();
+    }
+
+    /// True once the lease holds, waiting for a renewal at most until
+    /// `wait` past the moment it lapsed: a master that has been without
+    /// one for longer answers at once.
+    pub async fn wait(&self, wait: Duration) -> bool {
+        loop {
+            let renewed = self.renewed.notified();
+            if self.holds() {
+                return true;
+            }
+            let lapsed_at = self.base + Duration::from_nanos(self.until.load(Ordering::Acquire));
+            let deadline = lapsed_at + wait;
+            if Instant::now() >= deadline {
+                return false;
+            }
+            if tokio::time::timeout_at(deadline, renewed).await.is_err() {
+                return self.holds();
+            }
+        }
+    }
+}
+
+/// The answer a request gets when the lease has lapsed.
+pub fn no_quorum() -> ApiError {
+    ApiError::unavailable(
+        "no_master_quorum",
+        "this master has not reached enough of the other masters within MASTER_LEASE_MS to know its cluster map is current; it serves no data until it does",
+    )
+}
+
+/// Renews `master`'s lease for as long as it runs, asking `peers`.
+pub fn start(master: &Arc<Master>, peers: Vec<String>, client: Peers) {
+    let Some(length) = master.lease.length() else {
+        return;
+    };
+    let needed = needed(peers.len() + 1);
+    let every = length / 4;
+    let m = master.clone();
+    master.shutdown.spawn(async move {
+        let mut held = false;
+        loop {
+            let sent = Instant::now();
+            let renewed = round(&m, &peers, &client, needed, length / 2).await;
+            if renewed {
+                m.lease.renew(sent);
+            }
+            let holds = m.lease.holds();
+            m.metrics.lease_holds.set(i64::from(holds));
+            if holds != held {
+                if holds {
+                    info!(node = %m.id, "lease: enough masters answer; serving data");
+                } else {
+                    warn!(node = %m.id, needed, "lease lapsed: too few masters answer on this map; serving no data until they do");
+                }
+                held = holds;
+            }
+            // Without a lease, ask again soon.
+            let next = if holds { sent + every } else { sent + every.min(Duration::from_millis(100)) };
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = m.shutdown.triggered() => return,
+            }
+        }
+    });
+}
+
+/// One round: true once `needed` masters, this one included, answered
+/// within `timeout` with an epoch no newer than this master's.
+async fn round(
+    m: &Master,
+    peers: &[String],
+    client: &Peers,
+    needed: usize,
+    timeout: Duration,
+) -> bool {
+    let ours = m.consensus.applied().borrow().state.epoch();
+    let ask = Epoch { epoch: ours };
+    let mut calls: FuturesUnordered<_> = peers
+        .iter()
+        .map(|peer| client.post::<_, Epoch>(peer, LEASE_PATH, &ask, timeout))
+        .collect();
+    let mut reached = 1;
+    while let Some(answer) = calls.next().await {
+        if answer.is_ok_and(|theirs| theirs.epoch <= ours) {
+            reached += 1;
+            if reached >= needed {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+struct RouteState {
+    master: Arc<Master>,
+    credentials: Arc<Credentials>,
+}
+
+/// The route, to merge with the masters' other internal routes.
+pub fn router(master: Arc<Master>, credentials: Arc<Credentials>) -> Router {
+    Router::new()
+        .route(LEASE_PATH, post(answer))
+        .with_state(Arc::new(RouteState {
+            master,
+            credentials,
+        }))
+}
+
+/// Answers with the epoch this master applied. The question's epoch is
+/// not needed: the asker compares.
+async fn answer(State(state): State<Arc<RouteState>>, headers: HeaderMap) -> Response {
+    if let Some(secret) = &state.credentials.secret {
+        if !secret.presented_in(&headers) {
+            return ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "internal routes need the cluster secret (x-distcache-secret)",
+            )
+            .into_response();
+        }
+    }
+    let epoch = state.master.consensus.applied().borrow().state.epoch();
+    axum::Json(Epoch { epoch }).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_master_must_reach_enough_masters_that_the_rest_are_no_majority() {
+        // (masters, needed): the ones out of reach are at most half.
+        for (masters, want) in [(1, 1), (2, 1), (3, 2), (4, 2), (5, 3), (7, 4)] {
+            assert_eq!(needed(masters), want, "{masters} masters");
+            let unreached = masters - want;
+            assert!(
+                unreached <= masters / 2,
+                "{masters}: the rest are no majority"
+            );
+            assert!(
+                want - 1 < masters - masters / 2,
+                "{masters}: one fewer is not enough"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_holds_for_its_length_from_the_round_that_renewed_it() {
+        let lease = Lease::new(3, 1_000);
+        assert!(!lease.holds(), "no round answered yet");
+        let sent = Instant::now();
+        tokio::time::advance(Duration::from_millis(300)).await;
+        lease.renew(sent);
+        assert!(lease.holds());
+        tokio::time::advance(Duration::from_millis(699)).await;
+        assert!(lease.holds(), "999 ms after the round was sent");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(!lease.holds(), "1000 ms after the round was sent");
+        // An older round renews nothing.
+        lease.renew(sent);
+        assert!(!lease.holds());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_that_cannot_lapse_or_is_off_always_holds() {
+        for (masters, length_ms) in [(1, 1_000), (2, 1_000), (3, 0)] {
+            let lease = Lease::new(masters, length_ms);
+            tokio::time::advance(Duration::from_secs(3600)).await;
+            assert!(lease.holds(), "{masters} masters, {length_ms} ms");
+            assert!(lease.length().is_none());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_waits_for_a_renewal_at_most_the_wait_past_the_lapse() {
+        let lease = Arc::new(Lease::new(3, 1_000));
+        lease.renew(Instant::now());
+        tokio::time::advance(Duration::from_millis(1_000)).await;
+        // Renewed 200 ms into the wait: the call goes on.
+        let waiting = {
+            let lease = lease.clone();
+            tokio::spawn(async move { lease.wait(Duration::from_millis(500)).await })
+        };
+        tokio::time::advance(Duration::from_millis(200)).await;
+        lease.renew(Instant::now());
+        assert!(waiting.await.unwrap());
+
+        // Not renewed: the call gives up 500 ms past the lapse, and a call
+        // after that gives up at once.
+        tokio::time::advance(Duration::from_millis(1_200)).await;
+        let started = Instant::now();
+        assert!(!lease.wait(Duration::from_millis(500)).await);
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        let started = Instant::now();
+        assert!(!lease.wait(Duration::from_millis(500)).await);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+}
