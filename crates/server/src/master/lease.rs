@@ -42,7 +42,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::Master;
-use super::consensus::Peers;
+use super::consensus::{CallError, Peers};
 use crate::http::ApiError;
 use crate::security::secret::Credentials;
 
@@ -159,7 +159,8 @@ pub fn start(master: &Arc<Master>, peers: Vec<String>, client: Peers) {
         let mut held = false;
         loop {
             let sent = Instant::now();
-            let renewed = round(&m, &peers, &client, needed, length / 2).await;
+            let ours = m.consensus.applied().borrow().state.epoch();
+            let renewed = round(ours, &peers, &client, needed, length / 2).await;
             if renewed {
                 m.lease.renew(sent);
             }
@@ -184,15 +185,14 @@ pub fn start(master: &Arc<Master>, peers: Vec<String>, client: Peers) {
 }
 
 /// One round: true once `needed` masters, this one included, answered
-/// within `timeout` with an epoch no newer than this master's.
+/// within `timeout` with an epoch no newer than `ours`, this master's.
 async fn round(
-    m: &Master,
+    ours: u64,
     peers: &[String],
     client: &Peers,
     needed: usize,
     timeout: Duration,
 ) -> bool {
-    let ours = m.consensus.applied().borrow().state.epoch();
     let ask = Epoch { epoch: ours };
     let mut calls: FuturesUnordered<_> = peers
         .iter()
@@ -200,7 +200,14 @@ async fn round(
         .collect();
     let mut reached = 1;
     while let Some(answer) = calls.next().await {
-        if answer.is_ok_and(|theirs| theirs.epoch <= ours) {
+        let counts = match answer {
+            Ok(theirs) => theirs.epoch <= ours,
+            // A master of a version without leases (a rolling upgrade):
+            // it answered, but cannot say its epoch.
+            Err(CallError::Status { status: 404, .. }) => true,
+            Err(_) => false,
+        };
+        if counts {
             reached += 1;
             if reached >= needed {
                 return true;
@@ -259,6 +266,71 @@ mod tests {
             assert!(
                 want - 1 < masters - masters / 2,
                 "{masters}: one fewer is not enough"
+            );
+        }
+    }
+
+    /// A stand-in for another master on a real socket: it answers every
+    /// lease question with `answer` (an epoch, or 404 as a master of a
+    /// version without leases does).
+    async fn peer(answer: Option<u64>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let app = match answer {
+            Some(epoch) => Router::new().route(
+                LEASE_PATH,
+                post(move || async move { axum::Json(Epoch { epoch }) }),
+            ),
+            None => Router::new(),
+        };
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    /// An address where nothing listens.
+    async fn silent() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_round_counts_masters_on_no_newer_map_and_older_masters_that_answer() {
+        crate::security::tls::install_crypto_provider();
+        let client = Peers {
+            client: reqwest::Client::new(),
+            credentials: Arc::new(Credentials { secret: None }),
+        };
+        let timeout = Duration::from_secs(5);
+        let (same, older, newer, old_version, gone) = (
+            peer(Some(7)).await,
+            peer(Some(6)).await,
+            peer(Some(8)).await,
+            peer(None).await,
+            silent().await,
+        );
+        // (peers, needed with this master, renewed?)
+        let cases = [
+            (vec![same.clone(), gone.clone()], 2, true),
+            (vec![older.clone(), gone.clone()], 2, true),
+            (vec![newer.clone(), gone.clone()], 2, false),
+            (vec![old_version.clone(), gone.clone()], 2, true),
+            (vec![gone.clone(), gone.clone()], 2, false),
+            (
+                vec![same.clone(), newer.clone(), gone.clone(), older.clone()],
+                3,
+                true,
+            ),
+            (
+                vec![same.clone(), newer.clone(), gone.clone(), gone.clone()],
+                3,
+                false,
+            ),
+        ];
+        for (peers, needed, renewed) in cases {
+            assert_eq!(
+                round(7, &peers, &client, needed, timeout).await,
+                renewed,
+                "{peers:?}, {needed} needed"
             );
         }
     }
