@@ -568,7 +568,7 @@ impl MasterMetrics {
             lease_refusals: counter(
                 registry,
                 "lease_refusals_total",
-                "Calls to auxiliaries this master did not make because its lease had lapsed (each answered 503 no_master_quorum).",
+                "Calls to auxiliaries this master did not make because its lease had lapsed (a request that needed several counts each; it is answered 503 no_master_quorum).",
             ),
             lease_waits: counter(
                 registry,

@@ -43,6 +43,10 @@ pub(super) enum CallError {
     StaleEpoch(u64),
     /// This master's lease has lapsed: the call was not made.
     NoLease,
+    /// The node is one this master stopped routing to by a map it could
+    /// not tell it of, and it waits out the other masters' leases: the
+    /// call was not made.
+    Quarantined,
     Unexpected,
 }
 
@@ -55,6 +59,10 @@ impl std::fmt::Display for CallError {
                 write!(f, "the auxiliary has seen the newer map epoch {current}")
             }
             CallError::NoLease => write!(f, "this master's lease has lapsed"),
+            CallError::Quarantined => write!(
+                f,
+                "the node was dropped from the cluster map without hearing of it; calls wait until no master routes to it"
+            ),
             CallError::Unexpected => write!(f, "unexpected answer"),
         }
     }
@@ -164,10 +172,12 @@ fn delete_answer(resp: Response) -> Result<Answer<bool>, ApiError> {
 
 /// Adds the live replicas of `key` in `placement` to `nodes`, once each.
 /// What one round of reads found: the highest version and the node that
-/// holds it (by position in the round), and the nodes that hold nothing.
+/// holds it (by position in the round), the nodes that answered, and those
+/// of them that hold nothing.
 #[derive(Default)]
 struct Newest {
     best: Option<(usize, Lookup)>,
+    answered_at: SmallVec<[usize; 4]>,
     absent_at: SmallVec<[usize; 4]>,
 }
 
@@ -246,6 +256,9 @@ impl Master {
             self.metrics.lease_refusals.inc();
             return Err(CallError::NoLease);
         }
+        if self.lease.is_quarantined(&node.id) {
+            return Err(CallError::Quarantined);
+        }
         let started = Instant::now();
         let result = node.client.call_at(epoch, req).await;
         let outcome = match &result {
@@ -300,7 +313,17 @@ impl Master {
     /// Waits, at most `REQUEST_TIMEOUT_MS`, until this master routes by a
     /// map of at least `epoch`.
     pub(super) async fn catch_up(&self, epoch: u64) -> Result<(), ApiError> {
-        let deadline = Instant::now() + self.config.request_timeout();
+        // A map this master applied but does not route by yet is one whose
+        // dropped nodes it waits out the leases for (see `super::lease`):
+        // that takes a lease and more, which a request may wait.
+        let applied = self.consensus.applied().borrow().state.epoch();
+        let wait_out = match self.lease.length() {
+            Some(length) if applied >= epoch => {
+                length + super::lease::LEASE_MARGIN + super::membership::DROPPED_FENCE_WAIT
+            }
+            _ => std::time::Duration::ZERO,
+        };
+        let deadline = Instant::now() + self.config.request_timeout() + wait_out;
         let mut applied = self.consensus.applied();
         while self.view.load().epoch < epoch {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -481,12 +504,12 @@ impl Master {
     ) -> Result<Lookup, OpError> {
         let target = target_replicas(view, &key);
         let (mut newest, mut last_error) = self.read_round(nodes.iter(), view.epoch, &key).await?;
-        let moved_during_read = newest.absent_at.iter().any(|i| {
-            let id = &nodes[*i].id;
-            !target.iter().any(|t| &t.id == id)
-        });
+        // Target replicas come first in `nodes`.
+        let mut target_answered = newest.answered_at.iter().any(|&i| i < target.len());
+        let moved_during_read = newest.absent_at.iter().any(|&i| i >= target.len());
         if moved_during_read {
             let (again, error) = self.read_round(target.iter(), view.epoch, &key).await?;
+            target_answered |= !again.answered_at.is_empty();
             // Target replicas come first in `nodes`: a position in `target`
             // is the same node's position there.
             if let Some((i, found)) = again.best {
@@ -499,6 +522,12 @@ impl Master {
                 }
             }
             last_error = last_error.or(error);
+        }
+        // Only the target replicas take every write once the round that
+        // moves the key is committed: without one of them, what the other
+        // nodes hold (or no longer hold) may be older than the key is.
+        if !target_answered && !target.is_empty() {
+            return Err(unavailable("the read", 0, target.len(), last_error).into());
         }
         match newest.best {
             Some((i, found)) => {
@@ -527,6 +556,7 @@ impl Master {
         for (i, answer) in join_all(calls).await.into_iter().enumerate() {
             match answer {
                 Ok(found) => {
+                    newest.answered_at.push(i);
                     if matches!(found, Lookup::Absent) {
                         newest.absent_at.push(i);
                     }
@@ -962,16 +992,22 @@ impl Master {
             .iter()
             .map(|k| self.read_route(&view, k))
             .collect::<Result<_, _>>()?;
+        // Where each route's target replicas start: all of it in a settled
+        // ring.
+        let mut targets_from = vec![0; keys.len()];
         if ask_every_replica {
             // Rounds run one after the other, and a copy may move meanwhile
             // (see [`Master::read_newest`]): each key's other nodes are asked
             // before its target replicas, so that a copy dropped before an
             // old node answered was stored where a later round looks. The
             // target replicas lead each route: they go to its end.
-            for (route, key) in routes.iter_mut().zip(keys) {
-                route.rotate_left(target_replicas(&view, key).len());
+            for ((route, key), from) in routes.iter_mut().zip(keys).zip(&mut targets_from) {
+                let targets = target_replicas(&view, key).len();
+                route.rotate_left(targets);
+                *from = route.len() - targets;
             }
         }
+        let mut target_answered = vec![false; keys.len()];
         let mut newest: Vec<Option<Lookup>> = vec![None; keys.len()];
         let mut pending: Vec<usize> = (0..keys.len()).collect();
         let rounds = routes.iter().map(|r| r.len()).max().unwrap_or(0);
@@ -1001,6 +1037,7 @@ impl Master {
                 match result {
                     Ok(Response::Values(slots)) if slots.len() == positions.len() => {
                         for (&i, found) in positions.iter().zip(slots) {
+                            target_answered[i] |= round >= targets_from[i];
                             if let Some(version) = found.version() {
                                 self.versions.observe(version);
                             }
@@ -1019,6 +1056,13 @@ impl Master {
             }
             if !ask_every_replica {
                 pending = failed;
+            }
+        }
+        // As for one read: without a target replica's answer, what the
+        // other nodes said may be older than the key is.
+        for (found, answered) in newest.iter_mut().zip(target_answered) {
+            if !answered {
+                *found = None;
             }
         }
         let unanswered = newest.iter().filter(|n| n.is_none()).count();

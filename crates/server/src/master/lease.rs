@@ -15,11 +15,16 @@
 //!   a newer map are not there to say so.
 //! - The other side of the bargain is in `membership::fence_dropped`: a
 //!   master that stops routing to a node it could not tell of the new map
-//!   (it did not answer the ping that carries the epoch) waits a lease and
-//!   [`LEASE_MARGIN`] first. By then any master still routing by the older
-//!   map, cut off from the majority with that node, has stopped serving:
-//!   the masters that applied the newer map stopped renewing its lease when
-//!   they applied it, and it cannot reach enough others.
+//!   (it did not answer the ping that carries the epoch) first waits until
+//!   a majority of the masters has applied that map, as they answer here,
+//!   and then a lease and [`LEASE_MARGIN`] more ([`Lease::wait_out`]).
+//!   From the moment a majority is on the newer map, a master still on an
+//!   older one can no longer be renewed (too few masters are left on its
+//!   map), so its lease has lapsed by the end of the wait. Meanwhile the
+//!   waiting master makes no call to the nodes it could not tell
+//!   ([`Lease::quarantine`]): it may reach one another master can no longer
+//!   tell either. A master that starts waits out the lease of its first
+//!   map too: it does not know which nodes the others stopped routing to.
 //! - With one or two masters no group a master cannot reach is a majority
 //!   (two masters need both to commit): the lease always holds, and no
 //!   round is sent. `MASTER_LEASE_MS=0` turns the lease off: a master cut
@@ -42,17 +47,26 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::Master;
-use super::consensus::{CallError, Peers};
+use super::consensus::Peers;
 use crate::http::ApiError;
 use crate::security::secret::Credentials;
 
 /// The route other masters ask.
 pub const LEASE_PATH: &str = "/internal/lease";
 
-/// What a master that stops routing to a node it could not fence waits on
-/// top of a lease: masters apply a committed map a heartbeat or two apart,
-/// and a lapsed master's last renewal may come from the latest of them.
-pub const LEASE_MARGIN: Duration = Duration::from_millis(500);
+/// What a master waiting out other masters' leases waits on top of one:
+/// each master measures its lease on its own clock, and clocks run at
+/// slightly different rates.
+pub const LEASE_MARGIN: Duration = Duration::from_millis(200);
+
+/// How often [`Lease::wait_out`] asks the masters whether a majority has
+/// applied the map.
+const WAIT_OUT_POLL: Duration = Duration::from_millis(50);
+
+/// The most masters that make a majority of `masters`.
+fn majority(masters: usize) -> usize {
+    masters / 2 + 1
+}
 
 /// How many masters, this one included, a master must reach for the rest
 /// to be too few to change the map: more than half of them would be a
@@ -79,20 +93,79 @@ pub struct Lease {
     /// map.
     until: AtomicU64,
     renewed: Notify,
+    /// The other masters, and how to ask them.
+    peers: Vec<String>,
+    client: Peers,
+    /// Nodes this master makes no call to while it waits out the leases
+    /// of a map that stopped routing to them (see [`Lease::wait_out`]).
+    quarantined: std::sync::Mutex<Vec<String>>,
+    /// True while `quarantined` is not empty: the check every call makes.
+    any_quarantined: std::sync::atomic::AtomicBool,
 }
 
 impl Lease {
-    /// The lease of one of `masters` masters, `length_ms` long (0: off).
-    /// It holds from the start when it is off or cannot lapse, else from
-    /// the first round a quorum answers.
-    pub fn new(masters: usize, length_ms: u64) -> Lease {
-        let length =
-            (length_ms > 0 && needed(masters) > 1).then(|| Duration::from_millis(length_ms));
+    /// The lease of a master whose other masters are `peers`, asked with
+    /// `client`, `length_ms` long (0: off). It holds from the start when it
+    /// is off or cannot lapse, else from the first round a quorum answers.
+    pub fn new(peers: Vec<String>, client: Peers, length_ms: u64) -> Lease {
+        let length = (length_ms > 0 && needed(peers.len() + 1) > 1)
+            .then(|| Duration::from_millis(length_ms));
         Lease {
             length,
             base: Instant::now(),
             until: AtomicU64::new(if length.is_some() { 0 } else { u64::MAX }),
             renewed: Notify::new(),
+            peers,
+            client,
+            quarantined: std::sync::Mutex::new(Vec::new()),
+            any_quarantined: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// True when this master makes no call to node `id` now.
+    pub fn is_quarantined(&self, id: &str) -> bool {
+        self.any_quarantined.load(Ordering::Acquire)
+            && self
+                .quarantined
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|q| q == id)
+    }
+
+    /// No calls to `nodes` until [`Lease::release`].
+    pub fn quarantine(&self, nodes: Vec<String>) {
+        let mut quarantined = self.quarantined.lock().unwrap_or_else(|e| e.into_inner());
+        *quarantined = nodes;
+        self.any_quarantined
+            .store(!quarantined.is_empty(), Ordering::Release);
+    }
+
+    /// Calls to every node again.
+    pub fn release(&self) {
+        self.quarantine(Vec::new());
+    }
+
+    /// Waits until a majority of the masters, this one included, has
+    /// applied a map of at least `epoch` (this one has), then a lease and
+    /// [`LEASE_MARGIN`] more: by then no master still on an older map
+    /// holds a lease. False when `stop` came first.
+    pub async fn wait_out(&self, epoch: u64, stop: impl std::future::Future<Output = ()>) -> bool {
+        let Some(length) = self.length else {
+            return true;
+        };
+        let wait = async {
+            let needed = majority(self.peers.len() + 1);
+            let on_it = |theirs: u64| theirs >= epoch;
+            while !enough_answer(&self.peers, &self.client, epoch, length / 2, needed, on_it).await
+            {
+                tokio::time::sleep(WAIT_OUT_POLL).await;
+            }
+            tokio::time::sleep(length + LEASE_MARGIN).await;
+        };
+        tokio::select! {
+            _ = wait => true,
+            _ = stop => false,
         }
     }
 
@@ -148,11 +221,11 @@ pub fn no_quorum() -> ApiError {
 }
 
 /// Renews `master`'s lease for as long as it runs, asking `peers`.
-pub fn start(master: &Arc<Master>, peers: Vec<String>, client: Peers) {
+pub fn start(master: &Arc<Master>) {
     let Some(length) = master.lease.length() else {
         return;
     };
-    let needed = needed(peers.len() + 1);
+    let needed = needed(master.lease.peers.len() + 1);
     let every = length / 4;
     let m = master.clone();
     master.shutdown.spawn(async move {
@@ -160,7 +233,8 @@ pub fn start(master: &Arc<Master>, peers: Vec<String>, client: Peers) {
         loop {
             let sent = Instant::now();
             let ours = m.consensus.applied().borrow().state.epoch();
-            let renewed = round(ours, &peers, &client, needed, length / 2).await;
+            let lease = &m.lease;
+            let renewed = round(ours, &lease.peers, &lease.client, needed, length / 2).await;
             if renewed {
                 m.lease.renew(sent);
             }
@@ -193,28 +267,49 @@ async fn round(
     needed: usize,
     timeout: Duration,
 ) -> bool {
-    let ask = Epoch { epoch: ours };
+    enough_answer(peers, client, ours, timeout, needed, |theirs| {
+        theirs <= ours
+    })
+    .await
+}
+
+/// Asks every master in `peers` for the epoch it applied (telling it
+/// `ours`): true as soon as `needed` masters, this one included, answered
+/// within `timeout` with an epoch `counts` takes. The calls still out then
+/// finish on their own, so that their connections stay open for the next
+/// round.
+async fn enough_answer(
+    peers: &[String],
+    client: &Peers,
+    ours: u64,
+    timeout: Duration,
+    needed: usize,
+    counts: impl Fn(u64) -> bool,
+) -> bool {
     let mut calls: FuturesUnordered<_> = peers
         .iter()
-        .map(|peer| client.post::<_, Epoch>(peer, LEASE_PATH, &ask, timeout))
+        .map(|peer| {
+            let (client, peer) = (client.clone(), peer.clone());
+            async move {
+                let ask = Epoch { epoch: ours };
+                client
+                    .post::<_, Epoch>(&peer, LEASE_PATH, &ask, timeout)
+                    .await
+            }
+        })
         .collect();
     let mut reached = 1;
-    while let Some(answer) = calls.next().await {
-        let counts = match answer {
-            Ok(theirs) => theirs.epoch <= ours,
-            // A master of a version without leases (a rolling upgrade):
-            // it answered, but cannot say its epoch.
-            Err(CallError::Status { status: 404, .. }) => true,
-            Err(_) => false,
-        };
-        if counts {
-            reached += 1;
-            if reached >= needed {
-                return true;
-            }
+    while reached < needed {
+        match calls.next().await {
+            Some(Ok(theirs)) if counts(theirs.epoch) => reached += 1,
+            Some(_) => {}
+            None => break,
         }
     }
-    false
+    if !calls.is_empty() {
+        tokio::spawn(async move { while calls.next().await.is_some() {} });
+    }
+    reached >= needed
 }
 
 struct RouteState {
@@ -272,7 +367,7 @@ mod tests {
 
     /// A stand-in for another master on a real socket: it answers every
     /// lease question with `answer` (an epoch, or 404 as a master of a
-    /// version without leases does).
+    /// version without leases, or any other server, does).
     async fn peer(answer: Option<u64>) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -295,11 +390,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_round_counts_masters_on_no_newer_map_and_older_masters_that_answer() {
-        crate::security::tls::install_crypto_provider();
-        let client = Peers {
-            client: reqwest::Client::new(),
-            credentials: Arc::new(Credentials { secret: None }),
-        };
+        let client = client();
         let timeout = Duration::from_secs(5);
         let (same, older, newer, old_version, gone) = (
             peer(Some(7)).await,
@@ -313,7 +404,7 @@ mod tests {
             (vec![same.clone(), gone.clone()], 2, true),
             (vec![older.clone(), gone.clone()], 2, true),
             (vec![newer.clone(), gone.clone()], 2, false),
-            (vec![old_version.clone(), gone.clone()], 2, true),
+            (vec![old_version.clone(), gone.clone()], 2, false),
             (vec![gone.clone(), gone.clone()], 2, false),
             (
                 vec![same.clone(), newer.clone(), gone.clone(), older.clone()],
@@ -335,9 +426,74 @@ mod tests {
         }
     }
 
+    fn client() -> Peers {
+        crate::security::tls::install_crypto_provider();
+        Peers {
+            client: reqwest::Client::new(),
+            credentials: Arc::new(Credentials { secret: None }),
+        }
+    }
+
+    /// The lease of one of `masters` masters whose others are `peers`.
+    fn lease_of(masters: usize, length_ms: u64) -> Lease {
+        let peers = (1..masters).map(|i| format!("127.0.0.1:{i}")).collect();
+        Lease::new(peers, client(), length_ms)
+    }
+
+    #[tokio::test]
+    async fn a_map_is_waited_out_once_a_majority_applied_it_and_a_lease_passed() {
+        let (on_it, ahead, behind, gone) = (
+            peer(Some(8)).await,
+            peer(Some(9)).await,
+            peer(Some(7)).await,
+            silent().await,
+        );
+        let never = std::future::pending::<()>;
+        let soon = || tokio::time::sleep(Duration::from_millis(1_500));
+        // (the other masters, waited out before `soon`?)
+        let cases = [
+            (vec![on_it.clone(), gone.clone()], true),
+            (vec![ahead.clone(), behind.clone()], true),
+            (vec![behind.clone(), gone.clone()], false),
+            (vec![gone.clone(), gone.clone()], false),
+            (
+                vec![on_it.clone(), behind.clone(), gone.clone(), gone.clone()],
+                false,
+            ),
+            (
+                vec![on_it.clone(), ahead.clone(), gone.clone(), behind.clone()],
+                true,
+            ),
+        ];
+        for (peers, waited_out) in cases {
+            let lease = Lease::new(peers.clone(), client(), 100);
+            let started = Instant::now();
+            if waited_out {
+                assert!(lease.wait_out(8, never()).await, "{peers:?}");
+                assert!(started.elapsed() >= Duration::from_millis(100) + LEASE_MARGIN);
+            } else {
+                assert!(!lease.wait_out(8, soon()).await, "{peers:?}");
+            }
+        }
+        // Off, or with two masters: nothing to wait for.
+        assert!(lease_of(3, 0).wait_out(8, soon()).await);
+        assert!(lease_of(2, 100).wait_out(8, soon()).await);
+    }
+
+    #[test]
+    fn a_quarantined_node_is_so_until_released() {
+        let lease = lease_of(3, 1_000);
+        assert!(!lease.is_quarantined("aux-1"));
+        lease.quarantine(vec!["aux-1".into()]);
+        assert!(lease.is_quarantined("aux-1"));
+        assert!(!lease.is_quarantined("aux-2"));
+        lease.release();
+        assert!(!lease.is_quarantined("aux-1"));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_lease_holds_for_its_length_from_the_round_that_renewed_it() {
-        let lease = Lease::new(3, 1_000);
+        let lease = lease_of(3, 1_000);
         assert!(!lease.holds(), "no round answered yet");
         let sent = Instant::now();
         tokio::time::advance(Duration::from_millis(300)).await;
@@ -355,7 +511,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_lease_that_cannot_lapse_or_is_off_always_holds() {
         for (masters, length_ms) in [(1, 1_000), (2, 1_000), (3, 0)] {
-            let lease = Lease::new(masters, length_ms);
+            let lease = lease_of(masters, length_ms);
             tokio::time::advance(Duration::from_secs(3600)).await;
             assert!(lease.holds(), "{masters} masters, {length_ms} ms");
             assert!(lease.length().is_none());
@@ -364,7 +520,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_call_waits_for_a_renewal_at_most_the_wait_past_the_lapse() {
-        let lease = Arc::new(Lease::new(3, 1_000));
+        let lease = Arc::new(lease_of(3, 1_000));
         lease.renew(Instant::now());
         tokio::time::advance(Duration::from_millis(1_000)).await;
         // Renewed 200 ms into the wait: the call goes on.

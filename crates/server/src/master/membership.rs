@@ -468,6 +468,20 @@ pub async fn decommission(master: &Arc<Master>, id: &str) -> Result<(bool, NodeI
 async fn follow_map(master: Arc<Master>) {
     let mut applied = master.consensus.applied();
     let mut announced = 0;
+    // A master that starts does not know which nodes the others stopped
+    // routing to while it was away: it routes by its first map once no
+    // master on an older one holds a lease (see `super::lease`).
+    let first = applied.borrow().state.epoch();
+    if master.lease.length().is_some() {
+        info!(
+            epoch = first,
+            "waiting out the leases of masters on older maps before routing"
+        );
+        master
+            .lease
+            .wait_out(first, master.shutdown.triggered())
+            .await;
+    }
     loop {
         let map = applied.borrow_and_update().clone();
         // One routing of the map for both: the nodes it leaves out, then
@@ -535,26 +549,29 @@ async fn fence_dropped(master: &Master, routing: &Routing) {
             }
         }
     });
-    let unfenced = join_all(calls)
+    let unfenced: Vec<String> = join_all(calls)
         .await
         .into_iter()
-        .filter(|fenced| !fenced)
-        .count();
+        .zip(&dropped)
+        .filter(|(fenced, _)| !fenced)
+        .map(|(_, node)| node.id.clone())
+        .collect();
     // A master cut off from the others together with such a node may
-    // still read it by the older map: wait until its lease has lapsed
-    // (see `super::lease`).
-    if let (true, Some(length)) = (unfenced > 0, master.lease.length()) {
+    // still read it by the older map: wait until its lease has lapsed,
+    // calling the node meanwhile no more (see `super::lease`).
+    if !unfenced.is_empty() && master.lease.length().is_some() {
         master.metrics.lease_waits.inc();
         info!(
             epoch,
-            unfenced,
-            wait_ms = (length + super::lease::LEASE_MARGIN).as_millis() as u64,
-            "a node no longer live did not hear of the new map: waiting out the lease of any master still routing to it"
+            nodes = ?unfenced,
+            "nodes no longer live did not hear of the new map: waiting out the lease of any master still routing to them"
         );
-        tokio::select! {
-            _ = tokio::time::sleep(length + super::lease::LEASE_MARGIN) => {}
-            _ = master.shutdown.triggered() => {}
-        }
+        master.lease.quarantine(unfenced);
+        master
+            .lease
+            .wait_out(epoch, master.shutdown.triggered())
+            .await;
+        master.lease.release();
     }
 }
 

@@ -310,7 +310,11 @@ pub async fn run(
         shutdown: shutdown.clone(),
         gate,
         credentials: credentials.clone(),
-        lease: lease::Lease::new(peers.len() + 1, config.master_lease_ms),
+        lease: lease::Lease::new(
+            peers.clone(),
+            consensus.peers().clone(),
+            config.master_lease_ms,
+        ),
         config,
         pubsub: pubsub.clone(),
     });
@@ -318,7 +322,7 @@ pub async fn run(
         master.metrics.lease_holds.set(1);
     }
 
-    lease::start(&master, peers, consensus.peers().clone());
+    lease::start(&master);
     membership::start(&master, cluster_config);
     rebalance::start(&master);
     backup::start(&master);
