@@ -27,6 +27,20 @@ fn metric(c: &Cluster, master: usize, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Stores `items` (`{"key", "value", "ttl"?}`) through master 0 in one
+/// bulk write, every one of them.
+fn store_all(c: &Cluster, items: &[Value]) {
+    let body: Value = c
+        .http
+        .post(c.url(0, "/data/bulk"))
+        .json(items)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(body["stored"], json!(items.len()), "{body}");
+}
+
 #[test]
 fn a_join_moves_only_the_new_nodes_share() {
     let mut c = Cluster::start(Spec::default());
@@ -36,15 +50,7 @@ fn a_join_moves_only_the_new_nodes_share() {
         .map(|i| json!({"key": format!("k{i}"), "value": i, "ttl": 3600}))
         .collect();
     for chunk in items.chunks(500) {
-        let body: Value = c
-            .http
-            .post(c.url(0, "/data/bulk"))
-            .json(&chunk)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        assert_eq!(body["stored"], json!(500));
+        store_all(&c, chunk);
     }
     let before = metric(&c, 0, "distcache_keys_moved_total");
     c.add_aux("aux-4");
@@ -138,15 +144,7 @@ fn a_read_while_keys_move_never_misses_a_key_in_flight() {
     let items: Vec<Value> = (0..keys)
         .map(|i| json!({"key": format!("k{i}"), "value": i}))
         .collect();
-    let body: Value = c
-        .http
-        .post(c.url(0, "/data/bulk"))
-        .json(&items)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(body["stored"], json!(keys));
+    store_all(&c, &items);
     let stop = Arc::new(AtomicBool::new(false));
     let misses = Arc::new(Mutex::new(Vec::new()));
     let readers: Vec<_> = (0..4)
@@ -532,15 +530,7 @@ fn a_node_that_hangs_during_a_round_does_not_stall_rebalancing() {
         let items: Vec<Value> = (0..1000)
             .map(|i| json!({"key": format!("k{batch}-{i}"), "value": i}))
             .collect();
-        let body: Value = c
-            .http
-            .post(c.url(0, "/data/bulk"))
-            .json(&items)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        assert_eq!(body["stored"], json!(1000));
+        store_all(&c, &items);
     }
     // A full round starts; one node freezes in the middle of its handoff.
     // The round must give up on it once the health checks see it down

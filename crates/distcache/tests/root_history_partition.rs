@@ -48,13 +48,9 @@ enum Role {
     Follower,
 }
 
-/// Runs the workload on 3 masters and 4 auxiliaries (REPLICAS=2) and cuts
-/// the master in `role` off from one auxiliary: a follower for
-/// [`CUT_FOR`], the leader until it has judged the auxiliary down and
-/// [`CUT_AFTER_VERDICT`] more.
-fn one_master_cut_off_from_one_auxiliary(role: Role) {
-    // Declared before the cluster, so dropped after its processes.
-    let lan = Lan::create(MASTERS, AUXILIARIES);
+/// 3 masters, each in its namespace of `lan`, and 4 auxiliaries on the
+/// host's addresses of it (REPLICAS=2), settled; with the auxiliaries' ids.
+fn start_on(lan: &Lan) -> (Cluster, Vec<String>) {
     let mut c = Cluster::start(Spec {
         masters: MASTERS,
         auxiliaries: 0,
@@ -73,8 +69,19 @@ fn one_master_cut_off_from_one_auxiliary(role: Role) {
         c.add_aux_with(id, &[("BIND_ADDR".into(), lan.aux_ip(a))]);
     }
     c.wait_for_up(AUXILIARIES);
+    c.wait_settled(&ids.iter().map(String::as_str).collect::<Vec<_>>());
+    (c, ids)
+}
+
+/// Runs the workload on 3 masters and 4 auxiliaries (REPLICAS=2) and cuts
+/// the master in `role` off from one auxiliary: a follower for
+/// [`CUT_FOR`], the leader until it has judged the auxiliary down and
+/// [`CUT_AFTER_VERDICT`] more.
+fn one_master_cut_off_from_one_auxiliary(role: Role) {
+    // Declared before the cluster, so dropped after its processes.
+    let lan = Lan::create(MASTERS, AUXILIARIES);
+    let (c, ids) = start_on(&lan);
     let all: Vec<&str> = ids.iter().map(String::as_str).collect();
-    c.wait_settled(&all);
 
     let workload = Workload::start((0..MASTERS).map(|m| c.url(m, "")).collect());
     let shared = workload.shared.clone();
@@ -166,25 +173,8 @@ fn a_follower_cut_off_from_one_auxiliary_loses_no_write_and_serves_no_stale_read
 #[test]
 fn a_master_split_off_with_an_auxiliary_serves_no_stale_read() {
     let lan = Lan::create(MASTERS, AUXILIARIES);
-    let mut c = Cluster::start(Spec {
-        masters: MASTERS,
-        auxiliaries: 0,
-        replicas: 2,
-        master_hosts: (0..MASTERS)
-            .map(|m| NetnsHost {
-                netns: lan.master_netns(m).to_string(),
-                ip: lan.master_ip(m),
-            })
-            .collect(),
-        ..Spec::default()
-    });
-    let ids: Vec<String> = (1..=AUXILIARIES).map(|a| format!("aux-{a}")).collect();
-    for (a, id) in ids.iter().enumerate() {
-        c.add_aux_with(id, &[("BIND_ADDR".into(), lan.aux_ip(a))]);
-    }
-    c.wait_for_up(AUXILIARIES);
+    let (c, ids) = start_on(&lan);
     let all: Vec<&str> = ids.iter().map(String::as_str).collect();
-    c.wait_settled(&all);
 
     let workload = Workload::start((0..MASTERS).map(|m| c.url(m, "")).collect());
     let shared = workload.shared.clone();
