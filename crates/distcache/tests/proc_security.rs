@@ -395,6 +395,26 @@ fn internal_routes_and_ports_need_the_secret() {
         400,
         "bad_json",
     );
+    // A master's lease question, likewise: only another master may ask.
+    assert_error(
+        http.post(c.url(0, "/internal/lease"))
+            .json(&json!({"epoch": 0}))
+            .send()
+            .unwrap(),
+        401,
+        "unauthorized",
+    );
+    let routed_by = c.health(0)["ring_epoch"].as_u64().unwrap();
+    let lease: Value = http
+        .post(c.url(0, "/internal/lease"))
+        .header("x-distcache-secret", SECRET)
+        .json(&json!({"epoch": 0}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    // The epoch of the map it applied: at least the one it routed by.
+    assert!(lease["epoch"].as_u64().unwrap() >= routed_by, "{lease}");
     // /health stays open for probes.
     assert_eq!(
         http.get(format!("http://{aux_addr}/health"))

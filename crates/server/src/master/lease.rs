@@ -37,7 +37,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -314,35 +313,22 @@ async fn enough_answer(
     reached >= needed
 }
 
-struct RouteState {
-    master: Arc<Master>,
-    credentials: Arc<Credentials>,
-}
-
-/// The route, to merge with the masters' other internal routes.
+/// The route, to merge with the masters' other internal routes. It needs
+/// the cluster secret when one is set, as every internal route does.
 pub fn router(master: Arc<Master>, credentials: Arc<Credentials>) -> Router {
     Router::new()
         .route(LEASE_PATH, post(answer))
-        .with_state(Arc::new(RouteState {
-            master,
-            credentials,
-        }))
+        .with_state(master)
+        .layer(axum::middleware::from_fn_with_state(
+            credentials.secret.clone(),
+            crate::security::secret::require_for_internal,
+        ))
 }
 
 /// Answers with the epoch this master applied. The question's epoch is
 /// not needed: the asker compares.
-async fn answer(State(state): State<Arc<RouteState>>, headers: HeaderMap) -> Response {
-    if let Some(secret) = &state.credentials.secret {
-        if !secret.presented_in(&headers) {
-            return ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "internal routes need the cluster secret (x-distcache-secret)",
-            )
-            .into_response();
-        }
-    }
-    let epoch = state.master.consensus.applied().borrow().state.epoch();
+async fn answer(State(master): State<Arc<Master>>) -> Response {
+    let epoch = master.consensus.applied().borrow().state.epoch();
     axum::Json(Epoch { epoch }).into_response()
 }
 
