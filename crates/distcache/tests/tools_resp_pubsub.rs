@@ -388,6 +388,19 @@ fn a_publish_on_one_master_reaches_subscribers_on_the_others_in_order() {
         .send()
         .unwrap();
     assert_eq!(forged.status().as_u16(), 401);
+    // With it, a body larger than any batch a master sends is refused as
+    // too large.
+    let payload = "A".repeat(64 * 1024 * 1024);
+    let oversized = cluster
+        .http
+        .post(cluster.url(1, "/internal/pubsub/publish"))
+        .header("x-distcache-secret", SECRET)
+        .json(&json!({"messages": [{"channel": "b3JkZXJz", "payload": payload}]}))
+        .send()
+        .unwrap();
+    assert_eq!(oversized.status().as_u16(), 413);
+    let body: Value = oversized.json().unwrap();
+    assert_eq!(body["error"]["code"], json!("body_too_large"), "{body}");
     // Once it runs again, its subscriber counts again.
     wait_until(
         Duration::from_secs(20),

@@ -108,6 +108,9 @@ pub enum DeliveryError {
     /// The body could not be read.
     #[error("the body could not be read")]
     Unreadable,
+    /// The body is larger than any batch a forwarder sends.
+    #[error("the body is larger than any batch of messages a master sends")]
+    TooLarge,
     /// The body is not a batch of messages.
     #[error("the body is not a batch of messages: {0}")]
     NotABatch(serde_json::Error),
@@ -125,6 +128,7 @@ impl From<DeliveryError> for ApiError {
             DeliveryError::Unauthorized => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
             }
+            DeliveryError::TooLarge => ApiError::too_large("body_too_large", e.to_string()),
             _ => ApiError::bad_request("bad_pubsub_delivery", e.to_string()),
         }
     }
@@ -152,7 +156,13 @@ fn deliver(
             return Err(DeliveryError::Unauthorized);
         }
     }
-    let body = body.map_err(|_| DeliveryError::Unreadable)?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            DeliveryError::TooLarge
+        } else {
+            DeliveryError::Unreadable
+        }
+    })?;
     let batch: PublishBatch = serde_json::from_slice(&body).map_err(DeliveryError::NotABatch)?;
     if batch.messages.len() > MAX_BATCH {
         return Err(DeliveryError::TooMany(batch.messages.len()));
