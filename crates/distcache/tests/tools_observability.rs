@@ -323,8 +323,8 @@ fn the_dashboard_is_well_formed_and_uses_the_provisioned_datasource() {
 // ---------------------------------------------------------------------------
 // Live: promtool on /metrics, and every dashboard query through Prometheus
 
-/// Writes, reads (hits and misses), deletes, bulk calls and short TTLs
-/// against every master until `stop`, so that every metric moves.
+/// Writes, reads (hits and misses), deletes, bulk calls, short TTLs and
+/// PUBLISH against every master until `stop`, so that every metric moves.
 fn drive_traffic(masters: Vec<String>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let http = reqwest::blocking::Client::builder()
@@ -365,6 +365,11 @@ fn drive_traffic(masters: Vec<String>, stop: Arc<AtomicBool>) -> std::thread::Jo
                     .json(&json!(["bulk-1", "bulk-2", "nope"]))
                     .send();
                 let _ = http.get(format!("http://{m}/stats")).send();
+                // Forwarded to the other master, which counts its receivers.
+                let _ = http
+                    .post(format!("http://{m}/"))
+                    .json(&json!(["PUBLISH", "obs-news", i.to_string()]))
+                    .send();
             }
             i += 1;
         }
