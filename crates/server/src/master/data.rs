@@ -510,8 +510,7 @@ impl Master {
         if moved_during_read {
             let (again, error) = self.read_round(target.iter(), view.epoch, &key).await?;
             target_answered |= !again.answered_at.is_empty();
-            // Target replicas come first in `nodes`: a position in `target`
-            // is the same node's position there.
+            // A position in `target` is the same node's position in `nodes`.
             if let Some((i, found)) = again.best {
                 let newer = match &newest.best {
                     None => true,

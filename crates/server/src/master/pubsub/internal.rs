@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Bytes as Body;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
@@ -73,12 +73,8 @@ pub struct PublishAnswer {
     pub receivers: Vec<u64>,
 }
 
-struct RouteState {
-    pubsub: Arc<PubSub>,
-    credentials: Arc<Credentials>,
-}
-
-/// The route, to merge with the masters' other internal routes. A
+/// The route, to merge with the masters' other internal routes; it needs
+/// the cluster secret when one is set, as every internal route does. A
 /// message is at most `max_message_bytes` (channel and payload each come
 /// in one RESP bulk or HTTP body).
 pub fn router(
@@ -89,22 +85,19 @@ pub fn router(
     // Base64 takes 4 bytes for 3; a batch may end with a message of the
     // largest size; and the JSON around it.
     let max_body = (BATCH_BYTES + 2 * max_message_bytes) / 3 * 4 + 64 * MAX_BATCH + 4096;
-    let state = Arc::new(RouteState {
-        pubsub,
-        credentials,
-    });
     Router::new()
         .route(PUBLISH_PATH, post(publish))
         .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state)
+        .with_state(pubsub)
+        .layer(axum::middleware::from_fn_with_state(
+            credentials.secret.clone(),
+            crate::security::secret::require_for_internal,
+        ))
 }
 
 /// Why the route refused a delivery.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    /// The cluster secret is missing or wrong.
-    #[error("internal routes need the cluster secret (x-distcache-secret)")]
-    Unauthorized,
     /// The body could not be read.
     #[error("the body could not be read")]
     Unreadable,
@@ -125,9 +118,6 @@ pub enum DeliveryError {
 impl From<DeliveryError> for ApiError {
     fn from(e: DeliveryError) -> Self {
         match e {
-            DeliveryError::Unauthorized => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
-            }
             DeliveryError::TooLarge => ApiError::too_large("body_too_large", e.to_string()),
             _ => ApiError::bad_request("bad_pubsub_delivery", e.to_string()),
         }
@@ -135,27 +125,21 @@ impl From<DeliveryError> for ApiError {
 }
 
 async fn publish(
-    State(state): State<Arc<RouteState>>,
-    headers: HeaderMap,
+    State(pubsub): State<Arc<PubSub>>,
     body: Result<Body, BytesRejection>,
 ) -> Response {
-    match deliver(&state, &headers, body) {
+    match deliver(&pubsub, body) {
         Ok(answer) => axum::Json(answer).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
 
-/// Checks the secret, decodes the batch and delivers it here, in order.
+/// Decodes the batch and delivers it here, in order (the secret was
+/// checked before: [`router`]).
 fn deliver(
-    state: &RouteState,
-    headers: &HeaderMap,
+    pubsub: &PubSub,
     body: Result<Body, BytesRejection>,
 ) -> Result<PublishAnswer, DeliveryError> {
-    if let Some(secret) = &state.credentials.secret {
-        if !secret.presented_in(headers) {
-            return Err(DeliveryError::Unauthorized);
-        }
-    }
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             DeliveryError::TooLarge
@@ -175,7 +159,7 @@ fn deliver(
         .collect::<Result<Vec<_>, _>>()?;
     let receivers = messages
         .iter()
-        .map(|(channel, payload)| state.pubsub.deliver_here(channel, payload))
+        .map(|(channel, payload)| pubsub.deliver_here(channel, payload))
         .collect();
     Ok(PublishAnswer { receivers })
 }
