@@ -12,7 +12,8 @@
 //! Keys: most carry one hash tag (`{t}a`), so that every command over
 //! several keys can run where its keys are; commands that may be split
 //! across nodes (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH, and the reads
-//! SINTER, SUNION, SDIFF, SINTERCARD) now and then get keys without a tag
+//! SINTER, SUNION, SDIFF, SINTERCARD, ZUNION, ZINTER, ZDIFF, ZINTERCARD)
+//! now and then get keys without a tag
 //! (placed by their name, on other nodes). Commands whose atomicity spans
 //! keys (RENAME, SMOVE, LMOVE, MSETNX, the STORE variants...) and MULTI
 //! blocks only ever get tagged keys: over keys on different nodes they are
@@ -59,6 +60,10 @@ const SPLIT_OR_GATHERED: &[&str] = &[
     "sunion",
     "sdiff",
     "sintercard",
+    "zunion",
+    "zinter",
+    "zdiff",
+    "zintercard",
 ];
 
 /// A RESP2 reply as `POST /` would answer it: `{"result": ...}` or

@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use distcache_wire::resp::{RespLimits, parse_request};
 
+#[path = "../../core/tests/support/resp.rs"]
+#[allow(dead_code)] // this test uses the readiness check alone
+mod resp_support;
+use resp_support::answers_as;
+
 /// A `redis-server` on a free loopback port, killed on drop.
 struct Redis {
     child: Child,
@@ -32,7 +37,7 @@ impl Redis {
             .spawn()
             .expect("redis-server (scripts/deps.d/25-bench-tools.sh installs it)");
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !answers_as(port, child.id()) {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "redis-server did not start"

@@ -262,6 +262,13 @@ pub enum Command {
         from_front: bool,
         to_front: bool,
     },
+    /// LMPOP: up to `count` elements from the first non-empty list of
+    /// `keys`.
+    LMPop {
+        keys: Vec<Key>,
+        front: bool,
+        count: usize,
+    },
 
     // Sets.
     SAdd {
@@ -386,6 +393,31 @@ pub enum Command {
         cursor: u64,
         opts: Result<ScanOpts, CommandError>,
     },
+    /// ZMPOP: up to `count` members from the first non-empty sorted set
+    /// of `keys`.
+    ZMPop {
+        keys: Vec<Key>,
+        max: bool,
+        count: usize,
+    },
+    /// ZUNION, ZINTER, ZDIFF, their STORE variants, and ZINTERCARD
+    /// (`card`: only the size of the intersection, up to `limit`).
+    ZAlgebra {
+        op: SetOp,
+        keys: Vec<Key>,
+        store: Option<Key>,
+        /// The options, or their error: Redis checks the keys' types
+        /// before it reads them, so a WRONGTYPE comes first.
+        opts: Result<ZAlgebraOpts, CommandError>,
+    },
+    /// ZRANGESTORE: a range of `src` (as ZRANGE selects it) into `dst`.
+    ZRangeStore {
+        dst: Key,
+        src: Key,
+        range: ZRangeBy,
+        rev: bool,
+        limit: Option<(i64, i64)>,
+    },
 
     // Transactions (handled by a session, not the keyspace).
     Multi,
@@ -488,6 +520,34 @@ pub enum SetOp {
     Union,
     /// Members of the first set in none of the others.
     Diff,
+}
+
+/// How ZUNION and ZINTER combine a member's scores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Aggregate {
+    /// The sum (the default).
+    #[default]
+    Sum,
+    /// The lowest.
+    Min,
+    /// The highest.
+    Max,
+}
+
+/// The options of the sorted-set algebra: WEIGHTS, AGGREGATE, WITHSCORES,
+/// and ZINTERCARD's LIMIT.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ZAlgebraOpts {
+    /// One weight per key, in the keys' order (empty: every weight is 1).
+    pub weights: Vec<f64>,
+    /// AGGREGATE.
+    pub aggregate: Aggregate,
+    /// WITHSCORES.
+    pub with_scores: bool,
+    /// ZINTERCARD: answer with the intersection's size only.
+    pub card: bool,
+    /// ZINTERCARD's LIMIT (0: none).
+    pub limit: usize,
 }
 
 /// ZADD's options.

@@ -110,6 +110,10 @@ pub enum CommandError {
     /// Any other error, worded exactly as Redis words it (without "ERR ").
     #[error("ERR {0}")]
     Other(&'static str),
+
+    /// The algebra of sorted sets (ZUNION...) with a count of keys below 1.
+    #[error("ERR at least 1 input key is needed for '{0}' command")]
+    AtLeastOneKey(&'static str),
     /// The keys of a command that must run in one place are on different
     /// nodes (Redis Cluster's error).
     #[error("CROSSSLOT Keys in request don't hash to the same slot")]

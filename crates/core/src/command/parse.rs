@@ -534,6 +534,39 @@ pub(super) fn lmove(a: &[Bytes]) -> Result<Command> {
     })
 }
 
+/// LMPOP's and ZMPOP's `numkeys key... WHERE [COUNT count]`: the keys, the
+/// side (`where` parses it) and the count (1 when not given).
+fn mpop<T>(a: &[Bytes], side: impl Fn(&[u8]) -> Result<T>) -> Result<(Vec<Key>, T, usize)> {
+    let n = parse_i64(&a[1])
+        .filter(|n| *n >= 1)
+        .ok_or(CommandError::Other("numkeys should be greater than 0"))?;
+    let at = usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_add(2))
+        .filter(|at| *at < a.len())
+        .ok_or(CommandError::Syntax)?;
+    let side = side(&a[at])?;
+    let mut count = None;
+    let mut i = at + 1;
+    while i < a.len() {
+        if count.is_none() && is(&a[i], "count") && i + 1 < a.len() {
+            let n = parse_i64(&a[i + 1])
+                .filter(|n| *n >= 1)
+                .ok_or(CommandError::Other("count should be greater than 0"))?;
+            count = Some(usize::try_from(n).unwrap_or(usize::MAX));
+            i += 2;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok((a[2..at].to_vec(), side, count.unwrap_or(1)))
+}
+
+pub(super) fn lmpop(a: &[Bytes]) -> Result<Command> {
+    let (keys, front, count) = mpop(a, side)?;
+    Ok(Command::LMPop { keys, front, count })
+}
+
 // ---- sets ---------------------------------------------------------------
 
 pub(super) fn spop(a: &[Bytes]) -> Result<Command> {
@@ -760,11 +793,15 @@ enum RangeKind {
 /// sense, with Redis's words), only ZRANGE itself (`modern`) takes BYSCORE,
 /// BYLEX and REV, each at most once (BYSCORE and BYLEX together count as
 /// twice).
+/// ZRANGE and its older forms (`modern`: ZRANGE's BYSCORE, BYLEX and REV
+/// are accepted); `store`: ZRANGESTORE's arguments from its source key
+/// on, where WITHSCORES is a syntax error.
 fn zrange_generic(
     a: &[Bytes],
     mut kind: RangeKind,
     mut rev: bool,
     modern: bool,
+    store: bool,
 ) -> Result<Command> {
     let mut with_scores = false;
     let mut limit = None;
@@ -772,7 +809,7 @@ fn zrange_generic(
     while i < a.len() {
         let o = &a[i];
         let left = a.len() - i - 1;
-        if is(o, "withscores") {
+        if !store && is(o, "withscores") {
             with_scores = true;
         } else if is(o, "limit") && left >= 2 {
             limit = Some((int(&a[i + 1])?, int(&a[i + 2])?));
@@ -836,22 +873,40 @@ fn zrange_generic(
 }
 
 pub(super) fn zrange(a: &[Bytes]) -> Result<Command> {
-    zrange_generic(a, RangeKind::Rank, false, true)
+    zrange_generic(a, RangeKind::Rank, false, true, false)
+}
+pub(super) fn zrangestore(a: &[Bytes]) -> Result<Command> {
+    match zrange_generic(&a[1..], RangeKind::Rank, false, true, true)? {
+        Command::ZRange {
+            key,
+            range,
+            rev,
+            limit,
+            ..
+        } => Ok(Command::ZRangeStore {
+            dst: a[1].clone(),
+            src: key,
+            range,
+            rev,
+            limit,
+        }),
+        other => Ok(other),
+    }
 }
 pub(super) fn zrevrange(a: &[Bytes]) -> Result<Command> {
-    zrange_generic(a, RangeKind::Rank, true, false)
+    zrange_generic(a, RangeKind::Rank, true, false, false)
 }
 pub(super) fn zrangebyscore(a: &[Bytes]) -> Result<Command> {
-    zrange_generic(a, RangeKind::Score, false, false)
+    zrange_generic(a, RangeKind::Score, false, false, false)
 }
 pub(super) fn zrevrangebyscore(a: &[Bytes]) -> Result<Command> {
-    zrange_generic(a, RangeKind::Score, true, false)
+    zrange_generic(a, RangeKind::Score, true, false, false)
 }
 pub(super) fn zrangebylex(a: &[Bytes]) -> Result<Command> {
-    zrange_generic(a, RangeKind::Lex, false, false)
+    zrange_generic(a, RangeKind::Lex, false, false, false)
 }
 pub(super) fn zrevrangebylex(a: &[Bytes]) -> Result<Command> {
-    zrange_generic(a, RangeKind::Lex, true, false)
+    zrange_generic(a, RangeKind::Lex, true, false, false)
 }
 
 fn zpop(a: &[Bytes], max: bool) -> Result<Command> {
@@ -873,6 +928,118 @@ pub(super) fn zpopmin(a: &[Bytes]) -> Result<Command> {
 }
 pub(super) fn zpopmax(a: &[Bytes]) -> Result<Command> {
     zpop(a, true)
+}
+
+pub(super) fn zmpop(a: &[Bytes]) -> Result<Command> {
+    let (keys, max, count) = mpop(a, |arg| {
+        if is(arg, "min") {
+            Ok(false)
+        } else if is(arg, "max") {
+            Ok(true)
+        } else {
+            Err(CommandError::Syntax)
+        }
+    })?;
+    Ok(Command::ZMPop { keys, max, count })
+}
+
+/// ZUNION, ZINTER, ZDIFF (`store`: their STORE variants, the destination
+/// first) and ZINTERCARD (`card`): `numkeys key... [options]`. The count's
+/// errors come here; the options' come after the keys' types are checked,
+/// as in Redis, so they are kept in the command.
+fn zalgebra(a: &[Bytes], op: SetOp, store: bool, card: bool) -> Result<Command> {
+    let at = if store { 2 } else { 1 };
+    let n = int(&a[at])?;
+    if n < 1 {
+        return Err(CommandError::AtLeastOneKey(table_name(&a[0])));
+    }
+    let first = at + 1;
+    let end = usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_add(first))
+        .filter(|end| *end <= a.len())
+        .ok_or(CommandError::Syntax)?;
+    Ok(Command::ZAlgebra {
+        op,
+        keys: a[first..end].to_vec(),
+        store: store.then(|| a[1].clone()),
+        opts: zalgebra_opts(&a[end..], end - first, op, store, card),
+    })
+}
+
+/// The options after the keys of [`zalgebra`]'s commands, for `n` keys.
+fn zalgebra_opts(
+    a: &[Bytes],
+    n: usize,
+    op: SetOp,
+    store: bool,
+    card: bool,
+) -> Result<ZAlgebraOpts> {
+    let mut opts = ZAlgebraOpts {
+        card,
+        ..ZAlgebraOpts::default()
+    };
+    let combines = op != SetOp::Diff && !card;
+    let mut i = 0;
+    while i < a.len() {
+        let left = a.len() - i;
+        if combines && left > n && is(&a[i], "weights") {
+            opts.weights = a[i + 1..=i + n]
+                .iter()
+                .map(|w| parse_f64(w).ok_or(CommandError::Other("weight value is not a float")))
+                .collect::<Result<_>>()?;
+            i += n + 1;
+        } else if combines && left >= 2 && is(&a[i], "aggregate") {
+            let how = &a[i + 1];
+            opts.aggregate = if is(how, "sum") {
+                Aggregate::Sum
+            } else if is(how, "min") {
+                Aggregate::Min
+            } else if is(how, "max") {
+                Aggregate::Max
+            } else {
+                return Err(CommandError::Syntax);
+            };
+            i += 2;
+        } else if !store && !card && is(&a[i], "withscores") {
+            opts.with_scores = true;
+            i += 1;
+        } else if card && left >= 2 && is(&a[i], "limit") {
+            opts.limit = non_negative(&a[i + 1], "LIMIT can't be negative")?;
+            i += 2;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(opts)
+}
+
+/// The table's own spelling of a command's name (lower case), for the
+/// errors that name it.
+fn table_name(name: &[u8]) -> &'static str {
+    super::table::lookup(name).map_or("", |spec| spec.name)
+}
+
+pub(super) fn zunion(a: &[Bytes]) -> Result<Command> {
+    zalgebra(a, SetOp::Union, false, false)
+}
+pub(super) fn zinter(a: &[Bytes]) -> Result<Command> {
+    zalgebra(a, SetOp::Inter, false, false)
+}
+pub(super) fn zdiff(a: &[Bytes]) -> Result<Command> {
+    zalgebra(a, SetOp::Diff, false, false)
+}
+pub(super) fn zunionstore(a: &[Bytes]) -> Result<Command> {
+    zalgebra(a, SetOp::Union, true, false)
+}
+pub(super) fn zinterstore(a: &[Bytes]) -> Result<Command> {
+    zalgebra(a, SetOp::Inter, true, false)
+}
+pub(super) fn zdiffstore(a: &[Bytes]) -> Result<Command> {
+    zalgebra(a, SetOp::Diff, true, false)
+}
+pub(super) fn zintercard(a: &[Bytes]) -> Result<Command> {
+    zalgebra(a, SetOp::Inter, false, true)
 }
 
 pub(super) fn zrandmember(a: &[Bytes]) -> Result<Command> {

@@ -130,6 +130,44 @@ pub enum KeySpec {
         /// Index of the count.
         at: usize,
     },
+    /// A destination key at 1, then `numkeys key...` with the count at
+    /// `at` (ZUNIONSTORE).
+    StoreNumKeys {
+        /// Index of the count.
+        at: usize,
+    },
+}
+
+impl KeySpec {
+    /// Whether the keys are found by a count among the arguments (Redis's
+    /// `movablekeys`).
+    pub fn movable(&self) -> bool {
+        matches!(self, KeySpec::NumKeys { .. } | KeySpec::StoreNumKeys { .. })
+    }
+}
+
+/// The positions of a command's keys, first to last
+/// ([`CommandSpec::key_positions`]).
+#[derive(Clone, Debug)]
+pub struct KeyPositions {
+    /// A destination key before the others.
+    first: Option<usize>,
+    /// The others.
+    rest: StepBy<Range<usize>>,
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        self.first.take().or_else(|| self.rest.next())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let (low, high) = self.rest.size_hint();
+        let first = usize::from(self.first.is_some());
+        (low + first, high.map(|h| h + first))
+    }
 }
 
 /// One command.
@@ -195,7 +233,16 @@ impl CommandSpec {
 
     /// [`CommandSpec::key_indexes`] without collecting them: routing looks
     /// at every pipelined command's keys.
-    pub fn key_positions(&self, args: &[Bytes]) -> StepBy<Range<usize>> {
+    pub fn key_positions(&self, args: &[Bytes]) -> KeyPositions {
+        let numkeys = |at: usize| {
+            let n = args
+                .get(at)
+                .and_then(|a| super::number::parse_i64(a))
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0);
+            (at + 1, (at + 1).saturating_add(n).min(args.len()), 1)
+        };
+        let mut first = None;
         let (start, end, step) = match self.keys {
             KeySpec::None => (0, 0, 1),
             KeySpec::Range { first, last, step } => {
@@ -209,16 +256,16 @@ impl CommandSpec {
                     .min(args.len().saturating_sub(1));
                 (first, last + 1, step.max(1))
             }
-            KeySpec::NumKeys { at } => {
-                let n = args
-                    .get(at)
-                    .and_then(|a| super::number::parse_i64(a))
-                    .and_then(|n| usize::try_from(n).ok())
-                    .unwrap_or(0);
-                (at + 1, (at + 1).saturating_add(n).min(args.len()), 1)
+            KeySpec::NumKeys { at } => numkeys(at),
+            KeySpec::StoreNumKeys { at } => {
+                first = (args.len() > 1).then_some(1);
+                numkeys(at)
             }
         };
-        (start..end).step_by(step)
+        KeyPositions {
+            first,
+            rest: (start..end).step_by(step),
+        }
     }
 
     /// Redis's (first, last, step) for `COMMAND INFO` (0, 0, 0 when the keys
@@ -227,6 +274,8 @@ impl CommandSpec {
         match self.keys {
             KeySpec::Range { first, last, step } => (first as i64, i64::from(last), step as i64),
             KeySpec::None | KeySpec::NumKeys { .. } => (0, 0, 0),
+            // The destination; the others are found by their count.
+            KeySpec::StoreNumKeys { .. } => (1, 1, 1),
         }
     }
 }
@@ -301,6 +350,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("linsert", 5, W | DENYOOM, List, ONE, p::linsert, "Inserts before or after an element"),
     c!("llen", 2, R | FAST, List, ONE, |a| Ok(Command::LLen { key: a[1].clone() }), "Length of a list"),
     c!("lmove", 5, W | DENYOOM, List, TWO, p::lmove, "Pops from one list and pushes onto another"),
+    c!("lmpop", -4, W, List, KeySpec::NumKeys { at: 1 }, p::lmpop, "Pops from the first non-empty list"),
     c!("lpop", -2, W | FAST, List, ONE, p::lpop, "Pops from the head"),
     c!("lpos", -3, R, List, ONE, p::lpos, "Positions of matching elements"),
     c!("lpush", -3, W | DENYOOM | FAST, List, ONE, |a| Ok(Command::Push { key: a[1].clone(), front: true, only_if_exists: false, elements: p::keys_from(a, 2) }), "Pushes onto the head"),
@@ -364,8 +414,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("zadd", -4, W | DENYOOM | FAST, SortedSet, ONE, p::zadd, "Adds members or changes scores"),
     c!("zcard", 2, R | FAST, SortedSet, ONE, |a| Ok(Command::ZCard { key: a[1].clone() }), "Number of members"),
     c!("zcount", 4, R | FAST, SortedSet, ONE, p::zcount, "Members within a score range"),
+    c!("zdiff", -3, R, SortedSet, KeySpec::NumKeys { at: 1 }, p::zdiff, "Members of the first sorted set in none of the others"),
+    c!("zdiffstore", -4, W | DENYOOM, SortedSet, KeySpec::StoreNumKeys { at: 2 }, p::zdiffstore, "ZDIFF into a key"),
     c!("zincrby", 4, W | DENYOOM | FAST, SortedSet, ONE, p::zincrby, "Increments a member's score"),
+    c!("zinter", -3, R, SortedSet, KeySpec::NumKeys { at: 1 }, p::zinter, "Members in every sorted set, scores combined"),
+    c!("zintercard", -3, R, SortedSet, KeySpec::NumKeys { at: 1 }, p::zintercard, "Size of the intersection of sorted sets"),
+    c!("zinterstore", -4, W | DENYOOM, SortedSet, KeySpec::StoreNumKeys { at: 2 }, p::zinterstore, "ZINTER into a key"),
     c!("zlexcount", 4, R | FAST, SortedSet, ONE, p::zlexcount, "Members within a lexicographic range"),
+    c!("zmpop", -4, W, SortedSet, KeySpec::NumKeys { at: 1 }, p::zmpop, "Pops from the first non-empty sorted set"),
     c!("zmscore", -3, R | FAST, SortedSet, ONE, |a| Ok(Command::ZMScore { key: a[1].clone(), members: p::keys_from(a, 2) }), "Scores of several members"),
     c!("zpopmax", -2, W | FAST, SortedSet, ONE, p::zpopmax, "Removes the highest-scored members"),
     c!("zpopmin", -2, W | FAST, SortedSet, ONE, p::zpopmin, "Removes the lowest-scored members"),
@@ -373,6 +429,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("zrange", -4, R, SortedSet, ONE, p::zrange, "Members by rank, score or member"),
     c!("zrangebylex", -4, R, SortedSet, ONE, p::zrangebylex, "Members by lexicographic range"),
     c!("zrangebyscore", -4, R, SortedSet, ONE, p::zrangebyscore, "Members by score range"),
+    c!("zrangestore", -5, W | DENYOOM, SortedSet, TWO, p::zrangestore, "ZRANGE into a key"),
     c!("zrank", 3, R | FAST, SortedSet, ONE, |a| Ok(Command::ZRank { key: a[1].clone(), member: a[2].clone(), rev: false }), "Rank, lowest score first"),
     c!("zrem", -3, W | FAST, SortedSet, ONE, |a| Ok(Command::ZRem { key: a[1].clone(), members: p::keys_from(a, 2) }), "Removes members"),
     c!("zremrangebylex", 4, W, SortedSet, ONE, p::zremrangebylex, "Removes a lexicographic range"),
@@ -384,6 +441,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("zrevrank", 3, R | FAST, SortedSet, ONE, |a| Ok(Command::ZRank { key: a[1].clone(), member: a[2].clone(), rev: true }), "Rank, highest score first"),
     c!("zscan", -3, R | RANDOM_OUTPUT, SortedSet, ONE, |a| { let (key, cursor, opts) = p::key_scan(a)?; Ok(Command::ZScan { key, cursor, opts }) }, "Iterates members and scores"),
     c!("zscore", 3, R | FAST, SortedSet, ONE, |a| Ok(Command::ZScore { key: a[1].clone(), member: a[2].clone() }), "A member's score"),
+    c!("zunion", -3, R, SortedSet, KeySpec::NumKeys { at: 1 }, p::zunion, "Members in any sorted set, scores combined"),
+    c!("zunionstore", -4, W | DENYOOM, SortedSet, KeySpec::StoreNumKeys { at: 2 }, p::zunionstore, "ZUNION into a key"),
 ];
 
 /// [`COMMANDS`] by name, for [`lookup`].
@@ -562,6 +621,34 @@ mod tests {
         let card = lookup(b"sintercard").unwrap();
         assert_eq!(
             card.key_indexes(&argv(&["sintercard", "2", "a", "b", "LIMIT", "1"])),
+            vec![2, 3]
+        );
+        // The destination, then the counted keys (not the count, not the
+        // options); a count past the arguments stops at their end.
+        let store = lookup(b"zunionstore").unwrap();
+        assert_eq!(
+            store.key_indexes(&argv(&[
+                "zunionstore",
+                "d",
+                "2",
+                "a",
+                "b",
+                "WEIGHTS",
+                "1",
+                "2"
+            ])),
+            vec![1, 3, 4]
+        );
+        assert_eq!(
+            store.key_indexes(&argv(&["zunionstore", "d", "9", "a"])),
+            vec![1, 3]
+        );
+        assert_eq!(store.legacy_key_range(), (1, 1, 1));
+        assert!(store.keys.movable() && !lookup(b"zrangestore").unwrap().keys.movable());
+        assert_eq!(
+            lookup(b"lmpop")
+                .unwrap()
+                .key_indexes(&argv(&["lmpop", "2", "a", "b", "LEFT", "COUNT", "3"])),
             vec![2, 3]
         );
         assert_eq!(lookup(b"incr").unwrap().role(), Role::Write);

@@ -69,6 +69,35 @@ impl Exec<'_> {
                     None => popped.into_iter().next().unwrap_or(Reply::Null),
                 })
             }
+            Command::LMPop { keys, front, count } => {
+                for key in keys {
+                    let Some(l) = self.list(key)? else {
+                        continue;
+                    };
+                    let n = (*count).min(l.len());
+                    let popped: Vec<Reply> = if *front {
+                        l.iter().take(n).map(|e| Reply::Bulk(e.clone())).collect()
+                    } else {
+                        l.iter()
+                            .rev()
+                            .take(n)
+                            .map(|e| Reply::Bulk(e.clone()))
+                            .collect()
+                    };
+                    self.emit(
+                        key,
+                        EffectOp::Pop {
+                            front: *front,
+                            count: n,
+                        },
+                    );
+                    return Ok(Reply::Array(vec![
+                        Reply::Bulk(key.clone()),
+                        Reply::Array(popped),
+                    ]));
+                }
+                Ok(Reply::NullArray)
+            }
             Command::LLen { key } => {
                 Ok(Reply::Integer(self.list(key)?.map_or(0, |l| l.len()) as i64))
             }

@@ -388,7 +388,8 @@ impl Exec<'_> {
             | C::LRem { .. }
             | C::LTrim { .. }
             | C::LPos { .. }
-            | C::LMove { .. } => self.list_command(c),
+            | C::LMove { .. }
+            | C::LMPop { .. } => self.list_command(c),
             C::SAdd { .. }
             | C::SRem { .. }
             | C::SMembers { .. }
@@ -414,7 +415,10 @@ impl Exec<'_> {
             | C::ZPop { .. }
             | C::ZRandMember { .. }
             | C::ZRemRange { .. }
-            | C::ZScan { .. } => self.zset_command(c),
+            | C::ZScan { .. }
+            | C::ZMPop { .. }
+            | C::ZAlgebra { .. }
+            | C::ZRangeStore { .. } => self.zset_command(c),
         }
     }
 }

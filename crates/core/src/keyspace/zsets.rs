@@ -6,9 +6,10 @@ use super::hashes::{check_repeat_count, empty_scan, matches, scan_reply, scan_wi
 use super::{EffectOp, Exec, Result, clamp_range, misrouted};
 use crate::command::number::format_double_compact;
 use crate::command::{
-    Command, CommandError, Cond, LexBound, Reply, ScoreBound, ZAddOpts, ZRangeBy,
+    Aggregate, Command, CommandError, Cond, LexBound, Reply, ScoreBound, SetOp, ZAddOpts,
+    ZAlgebraOpts, ZRangeBy,
 };
-use crate::value::{Value, ZSetValue};
+use crate::value::{Score, Value, ZSetValue};
 
 fn above_min(score: f64, min: &ScoreBound) -> bool {
     if min.exclusive {
@@ -313,6 +314,80 @@ impl Exec<'_> {
                 }
                 Ok(Reply::Integer(n as i64))
             }
+            Command::ZMPop { keys, max, count } => {
+                for key in keys {
+                    let Some(z) = self.zset(key)? else {
+                        continue;
+                    };
+                    let n = (*count).min(z.len());
+                    let popped: Vec<(Bytes, f64)> = if *max {
+                        z.iter()
+                            .rev()
+                            .take(n)
+                            .map(|(m, s)| (m.clone(), s))
+                            .collect()
+                    } else {
+                        z.iter().take(n).map(|(m, s)| (m.clone(), s)).collect()
+                    };
+                    if n == z.len() {
+                        self.emit(key, EffectOp::Delete);
+                    } else {
+                        self.emit(
+                            key,
+                            EffectOp::ZRemove(popped.iter().map(|(m, _)| m.clone()).collect()),
+                        );
+                    }
+                    // Nested pairs in RESP2 too, unlike ZPOPMIN's.
+                    let pairs = popped
+                        .into_iter()
+                        .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)]))
+                        .collect();
+                    return Ok(Reply::Array(vec![
+                        Reply::Bulk(key.clone()),
+                        Reply::Array(pairs),
+                    ]));
+                }
+                Ok(Reply::NullArray)
+            }
+            Command::ZAlgebra {
+                op,
+                keys,
+                store,
+                opts,
+            } => {
+                let mut inputs = Vec::with_capacity(keys.len());
+                for key in keys {
+                    inputs.push(self.zinput(key)?);
+                }
+                let opts = opts.clone()?;
+                if opts.card {
+                    return Ok(Reply::Integer(intersection_size(&inputs, opts.limit) as i64));
+                }
+                let result = combine(*op, inputs, &opts);
+                match store {
+                    None => Ok(scored(
+                        &result.iter().map(|(m, s)| (m, *s)).collect::<Vec<_>>(),
+                        opts.with_scores,
+                    )),
+                    Some(dst) => self.store_zset(dst, result),
+                }
+            }
+            Command::ZRangeStore {
+                dst,
+                src,
+                range,
+                rev,
+                limit,
+            } => {
+                let items: Vec<(Bytes, f64)> = match self.zset(src)? {
+                    None => Vec::new(),
+                    Some(z) => apply_limit(select(z, range, *rev), *limit)
+                        .into_iter()
+                        .map(|(m, s)| (m.clone(), s))
+                        .collect(),
+                };
+                self.store_zset(dst, items)
+            }
             Command::ZScan { key, cursor, opts } => {
                 let Some(z) = self.zset(key)? else {
                     return Ok(empty_scan());
@@ -330,6 +405,41 @@ impl Exec<'_> {
             }
             other => Err(misrouted(other)),
         }
+    }
+
+    /// A sorted set's members and scores, or a set's members scored 1, as
+    /// the sorted-set algebra reads its inputs; a missing key is empty.
+    fn zinput(&mut self, key: &[u8]) -> Result<Vec<(Bytes, f64)>> {
+        match self.entry(key).map(|e| &e.value) {
+            None => Ok(Vec::new()),
+            Some(Value::ZSet(z)) => Ok(z.iter().map(|(m, s)| (m.clone(), s)).collect()),
+            Some(Value::Set(s)) => Ok(s.iter().map(|m| (m.clone(), 1.0)).collect()),
+            Some(_) => Err(CommandError::WrongType),
+        }
+    }
+
+    /// Replaces `dst` (of any type, its TTL gone) with a sorted set of
+    /// `members`, or deletes it when there are none; answers their number.
+    fn store_zset(&mut self, dst: &Bytes, members: Vec<(Bytes, f64)>) -> Result<Reply> {
+        let n = members.len();
+        if n == 0 {
+            if self.exists(dst) {
+                self.emit(dst, EffectOp::Delete);
+            }
+            return Ok(Reply::Integer(0));
+        }
+        let mut z = ZSetValue::new();
+        for (m, s) in members {
+            z.insert(m, Score::new(s).map_err(|_| CommandError::ScoreNan)?);
+        }
+        self.emit(
+            dst,
+            EffectOp::Put {
+                value: Value::ZSet(z),
+                expire_at_ms: None,
+            },
+        );
+        Ok(Reply::Integer(n as i64))
     }
 
     /// ZADD (and ZINCRBY, which is ZADD INCR): per member, NX/XX decide
@@ -398,4 +508,142 @@ impl Exec<'_> {
             Reply::Integer(added)
         })
     }
+}
+
+/// One score combined into another as AGGREGATE says; a sum of two
+/// opposite infinities is 0, as in Redis.
+fn aggregate(target: &mut f64, value: f64, how: Aggregate) {
+    match how {
+        Aggregate::Sum => {
+            *target += value;
+            if target.is_nan() {
+                *target = 0.0;
+            }
+        }
+        // A NaN `value` (0 × inf) compares false and leaves the target.
+        Aggregate::Min => {
+            if value < *target {
+                *target = value;
+            }
+        }
+        Aggregate::Max => {
+            if value > *target {
+                *target = value;
+            }
+        }
+    }
+}
+
+/// A member's score times its input's weight; 0 × inf is 0.
+fn weighted(score: f64, weight: f64) -> f64 {
+    let w = weight * score;
+    if w.is_nan() { 0.0 } else { w }
+}
+
+/// The inputs of ZUNION and ZINTER with their weights, smallest first (a
+/// stable sort, as Redis's `qsort` by cardinality is with glibc): the
+/// order in which a member's scores are combined, which matters where
+/// infinities meet and for the last bits of a sum.
+fn by_size(inputs: Vec<Vec<(Bytes, f64)>>, weights: &[f64]) -> Vec<(Vec<(Bytes, f64)>, f64)> {
+    let mut inputs: Vec<(Vec<(Bytes, f64)>, f64)> = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, members)| (members, weights.get(i).copied().unwrap_or(1.0)))
+        .collect();
+    inputs.sort_by_key(|(members, _)| members.len());
+    inputs
+}
+
+/// ZUNION, ZINTER or ZDIFF of `inputs` (in the keys' order), in the
+/// result's order: by score, then member.
+fn combine(op: SetOp, inputs: Vec<Vec<(Bytes, f64)>>, opts: &ZAlgebraOpts) -> Vec<(Bytes, f64)> {
+    let mut result: Vec<(Bytes, f64)> = match op {
+        SetOp::Union => {
+            let mut order: Vec<Bytes> = Vec::new();
+            let mut scores: std::collections::HashMap<Bytes, f64> = Default::default();
+            for (members, weight) in by_size(inputs, &opts.weights) {
+                for (m, s) in members {
+                    let value = weighted(s, weight);
+                    match scores.get_mut(&m) {
+                        Some(target) => aggregate(target, value, opts.aggregate),
+                        None => {
+                            scores.insert(m.clone(), value);
+                            order.push(m);
+                        }
+                    }
+                }
+            }
+            order
+                .into_iter()
+                .map(|m| {
+                    let s = scores[&m];
+                    (m, s)
+                })
+                .collect()
+        }
+        SetOp::Inter => {
+            let mut inputs = by_size(inputs, &opts.weights).into_iter();
+            let Some((first, first_weight)) = inputs.next() else {
+                return Vec::new();
+            };
+            let others: Vec<(std::collections::HashMap<Bytes, f64>, f64)> = inputs
+                .map(|(members, weight)| (members.into_iter().collect(), weight))
+                .collect();
+            first
+                .into_iter()
+                .filter_map(|(m, s)| {
+                    let mut score = weighted(s, first_weight);
+                    for (other, weight) in &others {
+                        // Only the first input's product is made 0 when NaN,
+                        // as in Redis; a later one reaches the aggregate.
+                        aggregate(&mut score, *other.get(&m)? * weight, opts.aggregate);
+                    }
+                    Some((m, score))
+                })
+                .collect()
+        }
+        SetOp::Diff => {
+            let mut inputs = inputs.into_iter();
+            let first = inputs.next().unwrap_or_default();
+            let others: Vec<std::collections::HashSet<Bytes>> = inputs
+                .map(|members| members.into_iter().map(|(m, _)| m).collect())
+                .collect();
+            first
+                .into_iter()
+                .filter(|(m, _)| !others.iter().any(|o| o.contains(m)))
+                .collect()
+        }
+    };
+    // Redis's order: scores compared as numbers (-0 equals 0; there is no
+    // NaN), then members.
+    result.sort_by(|(ma, sa), (mb, sb)| {
+        sa.partial_cmp(sb)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| ma.cmp(mb))
+    });
+    result
+}
+
+/// ZINTERCARD: how many members every input holds, counting up to `limit`
+/// (0: no limit).
+fn intersection_size(inputs: &[Vec<(Bytes, f64)>], limit: usize) -> usize {
+    let mut sorted: Vec<&Vec<(Bytes, f64)>> = inputs.iter().collect();
+    sorted.sort_by_key(|members| members.len());
+    let Some((first, others)) = sorted.split_first() else {
+        return 0;
+    };
+    let others: Vec<std::collections::HashSet<&Bytes>> = others
+        .iter()
+        .map(|members| members.iter().map(|(m, _)| m).collect())
+        .collect();
+    let mut n = 0;
+    for (m, _) in first.iter() {
+        if others.iter().all(|o| o.contains(m)) {
+            n += 1;
+            if n == limit {
+                break;
+            }
+        }
+    }
+    n
 }

@@ -219,13 +219,13 @@ impl Gen {
 
     /// One command as an argument vector (strings).
     pub fn command(&mut self) -> Vec<String> {
-        let which = self.rng.random_range(0..100);
+        let which = self.rng.random_range(0..106);
         self.family = match which {
             0..=20 => 's',
             31..=43 => 'h',
-            44..=61 => 'l',
+            44..=61 | 104 => 'l',
             62..=74 => 't',
-            75..=95 => 'z',
+            75..=95 | 100..=103 | 105 => 'z',
             _ => 'k',
         };
         let k = self.key();
@@ -617,6 +617,35 @@ impl Gen {
                 }
                 v
             }
+            100..=101 => self.zalgebra(),
+            102 => {
+                let mut v = self.zrange(k);
+                if v[0].eq_ignore_ascii_case("ZRANGE") {
+                    v[0] = "ZRANGESTORE".into();
+                } else {
+                    v = vec!["ZRANGESTORE".into(), v[1].clone(), self.int(), self.int()];
+                }
+                v.insert(1, self.key());
+                v
+            }
+            103 | 104 => {
+                let (name, sides) = if which == 103 {
+                    ("ZMPOP", ["MIN", "MAX", "max", "LEFT"])
+                } else {
+                    ("LMPOP", ["LEFT", "RIGHT", "right", "MIN"])
+                };
+                let keys = self.keys(3);
+                let mut v = vec![name.into(), self.numkeys(keys.len())];
+                v.extend(keys);
+                v.push(self.pick(&sides).into());
+                if self.chance(0.5) {
+                    v.extend([
+                        "COUNT".into(),
+                        self.pick(&["1", "2", "5", "0", "-1", "abc"]).into(),
+                    ]);
+                }
+                v
+            }
             _ => vec!["EXISTS".into(), k],
         };
         // Now and then a big collection, past the 128 elements where Redis
@@ -679,6 +708,80 @@ impl Gen {
         }
         if self.chance(0.2) {
             v[0] = v[0].to_lowercase();
+        }
+        v
+    }
+
+    /// The count before a command's keys: mostly right, sometimes wrong.
+    fn numkeys(&mut self, right: usize) -> String {
+        if self.chance(0.9) {
+            right.to_string()
+        } else {
+            self.pick(&["0", "-1", "5", "abc"]).into()
+        }
+    }
+
+    /// ZUNION, ZINTER, ZDIFF, their STORE variants or ZINTERCARD, over
+    /// sorted sets and now and then a set (read with scores of 1), with
+    /// weights that meet infinities.
+    fn zalgebra(&mut self) -> Vec<String> {
+        let name = self.pick(&[
+            "ZUNION",
+            "ZINTER",
+            "ZDIFF",
+            "ZUNIONSTORE",
+            "ZINTERSTORE",
+            "ZDIFFSTORE",
+            "ZINTERCARD",
+        ]);
+        let mut v = vec![name.to_owned()];
+        if name.ends_with("STORE") {
+            v.push(self.key());
+        }
+        let n = self.rng.random_range(1..=3);
+        let keys: Vec<String> = (0..n)
+            .map(|_| {
+                if self.chance(0.15) {
+                    format!("t{}", self.rng.random_range(0..3))
+                } else {
+                    self.key()
+                }
+            })
+            .collect();
+        v.push(self.numkeys(n));
+        v.extend(keys);
+        // Mostly options the command takes, now and then any.
+        let combines = !name.starts_with("ZDIFF") && name != "ZINTERCARD";
+        for _ in 0..self.rng.random_range(0..3) {
+            let fits = self.chance(0.85);
+            let option = self.rng.random_range(0..4);
+            match option {
+                0 if combines || !fits => {
+                    v.push("WEIGHTS".into());
+                    let weights = if self.chance(0.9) { n } else { n - 1 };
+                    for _ in 0..weights {
+                        v.push(
+                            self.pick(&[
+                                "1", "2", "-1", "0", "0.5", "inf", "-inf", "nan", "abc", "1e308",
+                            ])
+                            .into(),
+                        );
+                    }
+                }
+                1 if combines || !fits => v.extend([
+                    "AGGREGATE".into(),
+                    self.pick(&["SUM", "MIN", "MAX", "max", "AVG"]).into(),
+                ]),
+                2 if (!name.ends_with("STORE") && name != "ZINTERCARD") || !fits => {
+                    v.push("WITHSCORES".into())
+                }
+                3 if name == "ZINTERCARD" || !fits => v.extend([
+                    "LIMIT".into(),
+                    self.pick(&["0", "1", "2", "-1", "abc"]).into(),
+                ]),
+                _ if !fits => v.push("BAD".into()),
+                _ => {}
+            }
         }
         v
     }

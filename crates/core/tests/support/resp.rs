@@ -164,36 +164,75 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// A redis-server on a port that was free a moment ago. Another
+    /// program may take the port first (the kernel hands the same range
+    /// out to outgoing connections), and then this one exits: it is
+    /// started again on another port.
     pub fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/deps.d/25-bench-tools.sh)");
-        let server = RedisServer { child, port };
-        for _ in 0..200 {
-            if Client::connect(port).is_ok() {
-                return server;
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = std::process::Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (scripts/deps.d/25-bench-tools.sh)");
+            let mut server = RedisServer { child, port };
+            for _ in 0..500 {
+                if answers_as(port, server.child.id()) {
+                    return server;
+                }
+                if let Ok(Some(_)) = server.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        panic!("redis-server did not start on port {port}");
+        panic!("redis-server did not start (5 ports tried)");
     }
+}
+
+/// Whether the redis-server of process `pid` answers on the loopback
+/// `port`. Asked by its process id, since another program may hold the
+/// port, and since a connect to a port nobody listens on can succeed
+/// anyway, connected to itself (TCP's simultaneous open, when the kernel
+/// picks that same port as the connection's own), "answering" with what
+/// was sent.
+pub fn answers_as(port: u16, pid: u32) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+    if stream.write_all(b"INFO server\r\n").is_err() {
+        return false;
+    }
+    let want = format!("process_id:{pid}\r\n");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while seen.len() < 64 * 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+        if String::from_utf8_lossy(&seen).contains(&want) {
+            return true;
+        }
+    }
+    false
 }
 
 impl Drop for RedisServer {

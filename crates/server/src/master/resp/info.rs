@@ -432,6 +432,9 @@ fn spec_flags(spec: &CommandSpec) -> Vec<Reply> {
     if spec.has(flags::TRANSACTION) {
         names.extend(["noscript", "loading", "stale", "allow_busy"]);
     }
+    if spec.keys.movable() {
+        names.push("movablekeys");
+    }
     names.into_iter().map(status).collect()
 }
 
@@ -468,60 +471,70 @@ fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
     let map = |pairs: Vec<(&str, Reply)>| {
         Reply::Map(pairs.into_iter().map(|(k, v)| (bulk(k), v)).collect())
     };
-    let access = if spec.has(flags::WRITE) {
-        vec![status("RW"), status("update")]
-    } else {
-        vec![status("RO"), status("access")]
+    let one = |access: [&'static str; 2], index: usize, find: Reply| {
+        map(vec![
+            (
+                "flags",
+                Reply::Set(access.into_iter().map(status).collect()),
+            ),
+            (
+                "begin_search",
+                map(vec![
+                    ("type", bulk("index")),
+                    ("spec", map(vec![("index", Reply::Integer(index as i64))])),
+                ]),
+            ),
+            ("find_keys", find),
+        ])
     };
-    let (index, find) = match spec.keys {
-        KeySpec::None => return Vec::new(),
+    let range = |lastkey: i64, step: usize| {
+        map(vec![
+            ("type", bulk("range")),
+            (
+                "spec",
+                map(vec![
+                    ("lastkey", Reply::Integer(lastkey)),
+                    ("keystep", Reply::Integer(step as i64)),
+                    ("limit", Reply::Integer(0)),
+                ]),
+            ),
+        ])
+    };
+    let keynum = || {
+        map(vec![
+            ("type", bulk("keynum")),
+            (
+                "spec",
+                map(vec![
+                    ("keynumidx", Reply::Integer(0)),
+                    ("firstkey", Reply::Integer(1)),
+                    ("keystep", Reply::Integer(1)),
+                ]),
+            ),
+        ])
+    };
+    let access = if spec.has(flags::WRITE) {
+        ["RW", "update"]
+    } else {
+        ["RO", "access"]
+    };
+    match spec.keys {
+        KeySpec::None => Vec::new(),
         KeySpec::Range { first, last, step } => {
             let lastkey = if last < 0 {
                 i64::from(last)
             } else {
                 i64::from(last) - first as i64
             };
-            (
-                first,
-                map(vec![
-                    ("type", bulk("range")),
-                    (
-                        "spec",
-                        map(vec![
-                            ("lastkey", Reply::Integer(lastkey)),
-                            ("keystep", Reply::Integer(step as i64)),
-                            ("limit", Reply::Integer(0)),
-                        ]),
-                    ),
-                ]),
-            )
+            vec![one(access, first, range(lastkey, step))]
         }
-        KeySpec::NumKeys { at } => (
-            at,
-            map(vec![
-                ("type", bulk("keynum")),
-                (
-                    "spec",
-                    map(vec![
-                        ("keynumidx", Reply::Integer(0)),
-                        ("firstkey", Reply::Integer(1)),
-                        ("keystep", Reply::Integer(1)),
-                    ]),
-                ),
-            ]),
-        ),
-    };
-    vec![map(vec![
-        ("flags", Reply::Set(access)),
-        (
-            "begin_search",
-            map(vec![
-                ("type", bulk("index")),
-                ("spec", map(vec![("index", Reply::Integer(index as i64))])),
-            ]),
-        ),
-        ("find_keys", find),
-    ])]
+        KeySpec::NumKeys { at } => vec![one(access, at, keynum())],
+        // The destination is overwritten; the sources are read.
+        KeySpec::StoreNumKeys { at } => vec![
+            one(["OW", "update"], 1, range(0, 1)),
+            one(["RO", "access"], at, keynum()),
+        ],
+    }
 }
 
 /// One command as `COMMAND INFO` describes it: name, arity, flags, first
