@@ -326,6 +326,14 @@ fn a_restore_never_overwrites_newer_writes_or_deletes() {
         assert_eq!(a.set(0, &format!("n{i}"), json!({"new": i})).status(), 200);
     }
     assert_eq!(a.delete(0, "n5").status(), 200);
+    // An overwrite that expired is a delete at its version: it wins too.
+    assert_eq!(
+        a.set_ttl(0, "n6", json!({"brief": 6}), Some(1)).status(),
+        200
+    );
+    wait_until(Duration::from_secs(10), "n6's overwrite expired", || {
+        a.value(0, "n6").is_none()
+    });
     let answer = post_restore(&a, json!({}));
     assert_eq!(answer["restored"], json!(0), "{answer}");
     assert_eq!(answer["skipped"], json!(20), "{answer}");
@@ -341,7 +349,12 @@ fn a_restore_never_overwrites_newer_writes_or_deletes() {
         None,
         "a newer delete wins over the backup"
     );
-    for i in 6..20 {
+    assert_eq!(
+        a.value(0, "n6"),
+        None,
+        "a newer overwrite that expired wins over the backup"
+    );
+    for i in 7..20 {
         assert_eq!(
             a.value(0, &format!("n{i}")),
             Some(json!({"old": i})),

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Spec, wait_until};
+use common::{Cluster, Spec, assert_ok, wait_until};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -424,4 +424,42 @@ fn resp_line(c: &Cluster, m: usize, request: &str) -> String {
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).unwrap();
     line
+}
+
+/// An overwrite that expired is a delete at its version: an auxiliary
+/// that missed it (killed before it) and comes back with the older value
+/// must not bring that value back, nor may its handoff or a read repair.
+#[test]
+fn an_expired_overwrite_stays_gone_when_an_auxiliary_that_missed_it_returns() {
+    let mut c = Cluster::start(Spec {
+        aux_env: vec![("LEAVE_ON_SHUTDOWN".into(), "false".into())],
+        ..Spec::default()
+    });
+    let keys: Vec<String> = (0..60).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        assert_ok(c.set(0, k, json!("old")));
+    }
+    c.aux("aux-1").proc.kill();
+    wait_until(Duration::from_secs(30), "aux-1 judged down", || {
+        c.node_state(0, "aux-1").as_deref() == Some("down")
+    });
+    c.wait_settled(&["aux-2", "aux-3"]);
+    for k in &keys {
+        assert_ok(c.set_ttl(0, k, json!("new"), Some(1)));
+    }
+    wait_until(Duration::from_secs(10), "every overwrite expired", || {
+        keys.iter().all(|k| c.value(0, k).is_none())
+    });
+    c.aux("aux-1").proc.restart();
+    c.wait_settled(&["aux-1", "aux-2", "aux-3"]);
+    // Read for a while: the returning node's handoff and the reads' repairs
+    // run meanwhile.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let back: Vec<&String> = keys.iter().filter(|k| c.value(0, k).is_some()).collect();
+        assert!(
+            back.is_empty(),
+            "values older than an acknowledged overwrite came back: {back:?}"
+        );
+    }
 }

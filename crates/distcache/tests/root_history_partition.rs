@@ -163,15 +163,29 @@ fn a_follower_cut_off_from_one_auxiliary_loses_no_write_and_serves_no_stale_read
 }
 
 /// One master and one auxiliary split off together from the rest: the
-/// cut master reaches that auxiliary only, the other masters (the map's
-/// leader among them) reach every auxiliary but that one. The majority
-/// judges the auxiliary down and moves its keys on, while the cut master
-/// could still read them there, older than what the majority writes. Its
-/// lease lapses before the majority routes around the auxiliary (which it
-/// cannot tell of the new map), so it answers 503 instead: no stale read,
-/// no lost write, no undone delete.
+/// cut master reaches that auxiliary only, the other masters reach every
+/// auxiliary but that one. The majority judges the auxiliary down and
+/// moves its keys on, while the cut master could still read them there,
+/// older than what the majority writes. Its lease lapses before the
+/// majority routes around the auxiliary (which it cannot tell of the new
+/// map), so it answers 503 instead: no stale read, no lost write, no
+/// undone delete.
 #[test]
 fn a_master_split_off_with_an_auxiliary_serves_no_stale_read() {
+    split_off_with_an_auxiliary(Role::Follower);
+}
+
+/// As above with the map's Raft leader split off. It keeps believing it
+/// leads, and from where it is every other auxiliary looks down; those
+/// verdicts must never reach the map, neither while it is cut off nor
+/// through the new leader once the split heals: the majority's
+/// auxiliaries stay up throughout.
+#[test]
+fn the_map_leader_split_off_with_an_auxiliary_never_has_the_others_judged_down() {
+    split_off_with_an_auxiliary(Role::Leader);
+}
+
+fn split_off_with_an_auxiliary(role: Role) {
     let lan = Lan::create(MASTERS, AUXILIARIES);
     let (c, ids) = start_on(&lan);
     let all: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -181,7 +195,10 @@ fn a_master_split_off_with_an_auxiliary_serves_no_stale_read() {
     let pause = || std::thread::sleep(Duration::from_millis(700));
     pause();
 
-    let cut = (c.map_leader() + 1) % MASTERS;
+    let cut = match role {
+        Role::Leader => c.map_leader(),
+        Role::Follower => (c.map_leader() + 1) % MASTERS,
+    };
     let others: Vec<usize> = (0..MASTERS).filter(|&m| m != cut).collect();
     let aux_id = ids[CUT_AUX].as_str();
     // Every route the split takes: (master, address it no longer reaches).
@@ -194,19 +211,44 @@ fn a_master_split_off_with_an_auxiliary_serves_no_stale_read() {
     for a in (0..AUXILIARIES).filter(|&a| a != CUT_AUX) {
         routes.push((cut, lan.aux_ip(a)));
     }
-    eprintln!("history: master {} split off with {aux_id}", cut + 1);
+    // The auxiliaries the majority reaches, as the majority's masters see
+    // them, noted whenever one is not up.
+    let majority_side: Vec<&str> = all.iter().copied().filter(|id| *id != aux_id).collect();
+    let mut judged_down: Vec<String> = Vec::new();
+    let mut watch = |what: &str| {
+        for &o in &others {
+            for id in &majority_side {
+                let state = c.node_state(o, id);
+                if state.as_deref() != Some("up") {
+                    judged_down.push(format!("{what}: master {} sees {id} {state:?}", o + 1));
+                }
+            }
+        }
+    };
+    eprintln!(
+        "history: master {} ({role:?}) split off with {aux_id}",
+        cut + 1
+    );
     shared.enter(false);
     for (m, addr) in &routes {
         lan.cut(*m, addr);
     }
-    wait_until(
-        Duration::from_secs(30),
-        &format!("the majority judges {aux_id} down"),
-        || c.node_state(others[0], aux_id).as_deref() == Some("down"),
-    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.node_state(others[0], aux_id).as_deref() != Some("down") {
+        assert!(
+            Instant::now() < deadline,
+            "the majority never judged {aux_id} down"
+        );
+        watch("split");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Past the lease the majority waits out, and long enough for writes
     // to the auxiliary's keys to land elsewhere.
-    std::thread::sleep(Duration::from_secs(4));
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        watch("split");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let refusals = common::metric_value(
         &c.get_text(cut, "/metrics"),
         "distcache_lease_refusals_total",
@@ -215,6 +257,12 @@ fn a_master_split_off_with_an_auxiliary_serves_no_stale_read() {
         lan.heal(*m, addr);
     }
     eprintln!("history: healed; waiting for the cluster to settle");
+    // A deposed leader's verdicts came in within moments of the heal.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        watch("healed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     c.wait_for_up(AUXILIARIES);
     c.wait_settled(&all);
     // The cut master's own view looked settled all along (the map it kept
@@ -240,5 +288,9 @@ fn a_master_split_off_with_an_auxiliary_serves_no_stale_read() {
         refusals > Some(0.0),
         "master {} refused nothing while split off: {refusals:?}",
         cut + 1
+    );
+    assert!(
+        judged_down.is_empty(),
+        "auxiliaries the majority reached were judged down: {judged_down:#?}"
     );
 }

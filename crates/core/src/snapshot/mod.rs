@@ -324,6 +324,8 @@ pub fn encode<'a, W: std::io::Write>(
 pub fn encode_store(store: &Store, now_ms: u64) -> EncodedEntries {
     let mut encoded = EncodedEntries::new();
     for shard in 0..store.shard_count() {
+        // Entries that expired go out as their tombstones.
+        store.purge_expired_in_shard(shard, now_ms);
         store.for_each_in_shard(shard, now_ms, |key, entry| {
             let _ = encoded.push(key, entry);
         });

@@ -35,11 +35,16 @@
 //!   limits and are never evicted.
 //! - **Expiry** is an absolute Unix-millisecond time (`None` = never); an
 //!   entry is expired when `expires_at_ms <= now_ms`. An expired entry is
-//!   never returned. An expired entry not yet reclaimed counts as absent for
-//!   every purpose (it blocks no write, older or newer); whoever finds it
-//!   (`get`, `set`, `delete`) removes it and counts an expiration, and a
-//!   `get` that finds it also counts a miss. `peek`, `for_each_in_shard` and
-//!   `export` skip it without removing it.
+//!   never returned. Its expiry is a delete at its version: whoever finds
+//!   it (`get`, `set`, `delete`, `purge_expired`, an eviction) removes it,
+//!   counts an expiration and leaves a tombstone holding its version, as a
+//!   delete would. So a newer write goes through and an older one is
+//!   stale: a replica that missed the write, or a restore from before it,
+//!   cannot bring back the value the expired write replaced. A `get` that
+//!   finds it also counts a miss. `peek`, `for_each_in_shard` and `export`
+//!   skip it without removing it; [`Store::purge_expired_in_shard`] turns a
+//!   shard's expired entries into their tombstones before a copy of the
+//!   shard is taken.
 //! - **A write that arrives already expired** is [`SetOutcome::Expired`] and
 //!   stores nothing. If it is not stale it acts as a delete at its version:
 //!   the held older entry is removed (not counted as an eviction or an
@@ -281,10 +286,11 @@ pub enum Adopted {
 pub enum Lookup {
     /// A live entry.
     Live(Entry),
-    /// A tombstone within its grace: the key was deleted at this version.
+    /// A tombstone within its grace: the key was deleted, or expired, at
+    /// this version.
     Deleted(Version),
-    /// Nothing: never written, expired, evicted, or deleted longer ago than
-    /// the tombstone grace.
+    /// Nothing: never written, evicted, or deleted (or expired) longer ago
+    /// than the tombstone grace.
     Absent,
 }
 
@@ -515,6 +521,19 @@ impl Store {
             shard.purge_tombstones(now_ms, quota, max_records(quota))
         });
         removed
+    }
+    /// Reclaims every entry of shard `shard` expired at `now_ms`, leaving
+    /// their tombstones; returns how many. A handoff and a snapshot call it
+    /// before they copy the shard, so that an entry that expired goes out
+    /// as the delete it is rather than not at all. Does nothing for a
+    /// `shard` out of range.
+    pub fn purge_expired_in_shard(&self, shard: usize, now_ms: u64) -> usize {
+        if shard >= self.shards.len() {
+            return 0;
+        }
+        self.lock(shard)
+            .purge_items(now_ms, usize::MAX, usize::MAX)
+            .0
     }
     /// Number of shards.
     pub fn shard_count(&self) -> usize {

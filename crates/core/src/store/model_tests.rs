@@ -145,12 +145,14 @@ impl Model {
         }
     }
 
-    /// Position of the live entry; an expired one is removed and counted.
+    /// Position of the live entry; an expired one is removed, counted and
+    /// leaves a tombstone at its version.
     fn live(&mut self, key: &[u8], now_ms: u64) -> Option<usize> {
         let i = self.position(key)?;
         if is_expired(&self.entries[i].1, now_ms) {
-            self.entries.remove(i);
+            let (_, expired) = self.entries.remove(i);
             self.stats.expirations += 1;
+            self.record_tombstone(key, expired.version, now_ms);
             return None;
         }
         Some(i)
@@ -228,9 +230,10 @@ impl Model {
             None => self.tombstones.retain(|t| t.0 != key),
         }
         while self.entries.len() >= self.max_items || self.bytes() + size > self.max_bytes {
-            let (_, evicted) = self.entries.remove(0);
+            let (evicted_key, evicted) = self.entries.remove(0);
             if is_expired(&evicted, now_ms) {
                 self.stats.expirations += 1;
+                self.record_tombstone(&evicted_key, evicted.version, now_ms);
             } else {
                 self.stats.evictions += 1;
             }
@@ -303,6 +306,9 @@ impl Model {
         }
         self.entries = kept;
         self.stats.expirations += removed as u64;
+        for (k, e) in &gone {
+            self.record_tombstone(k, e.version, now_ms);
+        }
 
         let held: Vec<Vec<u8>> = shard.tombstone_dump().into_iter().map(|t| t.0).collect();
         let due = self.tombstones.iter().filter(|t| t.2 <= now_ms).count();

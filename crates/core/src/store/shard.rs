@@ -8,6 +8,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::expiry::ExpiryIndex;
+use super::hash_key;
 use super::item::{Item, Parts};
 use super::lru::{Lru, MAX_SLOTS, Node};
 use super::tombstones::Tombstones;
@@ -480,7 +481,7 @@ impl Shard {
             };
             examined += 1;
             if self.lru.expires_at_is(slot, expires_at) {
-                self.remove_expired(slot);
+                self.remove_expired(slot, now_ms);
                 removed += 1;
             }
         }
@@ -603,7 +604,7 @@ impl Shard {
     fn live_slot(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<u32> {
         let slot = self.lru.find(hash, key)?;
         if is_expired(self.lru.node(slot).expires_at(), now_ms) {
-            self.remove_expired(slot);
+            self.remove_expired(slot, now_ms);
             return None;
         }
         Some(slot)
@@ -615,17 +616,29 @@ impl Shard {
         let node = self.remove(slot);
         if is_expired(node.expires_at(), now_ms) {
             self.counters.expirations += 1;
-            self.note_expired(node.key(), node.version());
+            self.bury(&node, now_ms);
         } else {
             self.counters.evictions += 1;
         }
     }
 
-    /// Removes the expired item in `slot`, remembering its version.
-    fn remove_expired(&mut self, slot: u32) {
+    /// Removes the expired item in `slot`, as [`Shard::bury`] says.
+    fn remove_expired(&mut self, slot: u32, now_ms: u64) {
         let node = self.remove(slot);
         self.counters.expirations += 1;
-        self.note_expired(node.key(), node.version());
+        self.bury(&node, now_ms);
+    }
+
+    /// What an item that expired leaves: its expiry was a delete at its
+    /// version, so a tombstone holds that version for the grace (an older
+    /// copy, from a replica that missed the write or from a restore, must
+    /// not bring back the value the write replaced), and the floor for
+    /// commands' versions is raised to it.
+    fn bury(&mut self, node: &Node, now_ms: u64) {
+        let key = node.key();
+        self.tombstones
+            .record(hash_key(key), key, node.version(), now_ms);
+        self.note_expired(key, node.version());
     }
 
     /// Raises the floor to an item of this shard that expired holding

@@ -346,24 +346,54 @@ fn an_expired_entry_is_never_returned_and_a_get_counts_it() {
 }
 
 #[test]
-fn an_expired_entry_blocks_no_write() {
+fn an_expired_entry_is_a_delete_at_its_version() {
     let store = store(10, None, 1);
     store.set(b"k", expiring("v10", 10, NOW + 10), NOW);
-    // Older than the expired entry, yet the key is gone: stored.
+    // Older than the expired entry: the value it replaced, from a replica
+    // that missed it or from a restore, must not come back.
     assert_eq!(
         store.set(b"k", entry("v3", 3), NOW + 10),
+        SetOutcome::Stale { held: v(10) }
+    );
+    assert_eq!(store.get(b"k", NOW + 10), None);
+    assert_eq!(store.lookup(b"k", NOW + 10), Lookup::Deleted(v(10)));
+    assert_eq!(store.stats().expirations, 1);
+    // Newer: stored.
+    assert_eq!(
+        store.set(b"k", entry("v11", 11), NOW + 10),
         SetOutcome::Stored
     );
-    assert_eq!(store.get(b"k", NOW + 10), Some(entry("v3", 3)));
-    assert_eq!(store.stats().expirations, 1);
+    assert_eq!(store.get(b"k", NOW + 10), Some(entry("v11", 11)));
 
+    // A delete that finds it expired keeps the higher version.
     store.set(b"j", expiring("v10", 10, NOW + 10), NOW);
     assert_eq!(store.delete(b"j", v(2), NOW + 10), DeleteOutcome::NotFound);
     assert_eq!(
         store.set(b"j", entry("v2", 2), NOW + 10),
-        SetOutcome::Stale { held: v(2) }
+        SetOutcome::Stale { held: v(10) }
     );
     assert_eq!(store.stats().expirations, 2);
+
+    // Reclaimed by the sweep, or by a handoff's purge of its shard: the
+    // same tombstone.
+    store.set(b"p", expiring("v10", 10, NOW + 10), NOW);
+    store.set(b"q", expiring("v10", 10, NOW + 10), NOW);
+    assert_eq!(store.purge_expired(NOW + 10, 100), 2);
+    assert_eq!(
+        store.set(b"p", entry("v9", 9), NOW + 10),
+        SetOutcome::Stale { held: v(10) }
+    );
+    store.set(b"r", expiring("v10", 10, NOW + 10), NOW);
+    assert_eq!(store.purge_expired_in_shard(0, NOW + 10), 1);
+    let mut tombstones = Vec::new();
+    store.for_each_tombstone_in_shard(0, NOW + 10, |k, version| {
+        tombstones.push((k.to_vec(), version))
+    });
+    assert!(
+        tombstones.contains(&(b"r".to_vec(), v(10))),
+        "{tombstones:?}"
+    );
+    assert_eq!(store.purge_expired_in_shard(99, NOW + 10), 0);
 }
 
 #[test]
@@ -617,7 +647,8 @@ fn stats_sum_counters_and_gauges_over_shards() {
             .map(|(k, e)| (k.len() + e.value.len()) as u64)
             .sum::<u64>()
     );
-    assert_eq!(stats.tombstones, 2);
+    // Two deletes, and the expiry of `ttl`.
+    assert_eq!(stats.tombstones, 3);
     assert_eq!(stats.hits + stats.misses, 21);
     assert_eq!(stats.hits, held_before);
     assert_eq!(stats.expirations, 1);

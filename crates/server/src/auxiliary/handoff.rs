@@ -216,6 +216,9 @@ async fn pass(
             ));
         }
         let now = (node.clock)();
+        // An entry that expired goes out as the delete it is (its
+        // tombstone), so that its new owners refuse an older copy too.
+        store.purge_expired_in_shard(shard, now);
         let mut copies = Vec::new();
         let mut scanned = 0;
         store.for_each_in_shard(shard, now, |key, entry| {

@@ -207,7 +207,7 @@ fn propose_error(e: ProposeError) -> ApiError {
             "map_change_unconfirmed",
             format!("{e}; it may still take effect: repeat the request to be sure"),
         ),
-        ProposeError::Rejected { .. } | ProposeError::Stopped => {
+        ProposeError::Rejected { .. } | ProposeError::Stopped | ProposeError::NotLeader => {
             ApiError::unavailable("map_unavailable", e.to_string())
         }
     }
@@ -817,6 +817,11 @@ async fn check_all(master: &Arc<Master>) {
     if !master.consensus.is_leader() {
         return;
     }
+    // Verdicts are this leader's own view of the nodes: they go through the
+    // log only if it still leads now, after the probes (a leader cut off
+    // with some of the nodes keeps believing it leads, and would judge the
+    // others down), and only as its own proposals (see below).
+    let mut confirmed = false;
     for ((id, addr), (_, finding)) in targets.into_iter().zip(findings) {
         // The probed address goes with the verdict: a node that registered
         // again elsewhere meanwhile is not judged by its old address.
@@ -839,11 +844,24 @@ async fn check_all(master: &Arc<Master>) {
         if !matches!(master.map().state.preview(&event), Ok(Accepted::Changed)) {
             continue;
         }
+        if !confirmed {
+            if !master.consensus.confirm_leadership().await {
+                info!("no majority confirms this master leads; its health verdicts wait");
+                return;
+            }
+            confirmed = true;
+        }
         let healthy = matches!(event, Event::Verdict { healthy: true, .. });
-        match master.propose(event).await {
+        // Never forwarded: should this leader be deposed while the verdict
+        // waits for its commit, the new leader must not commit what this
+        // one saw from where it was.
+        match master.consensus.propose_as_leader(event).await {
             Ok(_) if healthy => info!(node = %id, "node is up"),
             Ok(_) => warn!(node = %id, "node is down"),
-            Err(e) => warn!(node = %id, error = %e.message, "could not record a health verdict"),
+            Err(e) => {
+                warn!(node = %id, error = %e, "could not record a health verdict");
+                return;
+            }
         }
     }
 }

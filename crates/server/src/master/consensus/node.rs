@@ -105,6 +105,11 @@ pub enum ProposeError {
     /// This node has shut down.
     #[error("this consensus node has shut down")]
     Stopped,
+    /// This node does not lead (any more), and the event was its own
+    /// leader's observation, which is not handed to another leader
+    /// ([`Consensus::propose_as_leader`]). Nothing was committed.
+    #[error("this master no longer leads; its own observations are not forwarded")]
+    NotLeader,
 }
 
 /// A node's role in the Raft group.
@@ -375,6 +380,29 @@ impl<S: Replicated> Consensus<S> {
                     return Err(unknown());
                 }
             }
+        }
+    }
+
+    /// Commits `event` only as this node's own proposal, in its own term
+    /// as leader: never forwarded, never retried. For events that record
+    /// what this leader itself observed (health verdicts): a leader cut off
+    /// from the others keeps believing it leads and may append what it saw
+    /// from there, but once it learns of a newer term the event fails with
+    /// [`ProposeError::NotLeader`] instead of reaching the new leader, and
+    /// the entry it appended is overwritten by the new leader's log. (With
+    /// [`Self::propose`], the new leader would commit the deposed one's
+    /// view of the cluster.)
+    pub async fn propose_as_leader(&self, event: S::Event) -> Result<S::Output, ProposeError> {
+        let started = Instant::now();
+        match self.write_here(event, self.inner.propose_timeout).await {
+            ProposeReply::Applied { output, .. } => Ok(output),
+            ProposeReply::NotLeader { .. } => Err(ProposeError::NotLeader),
+            ProposeReply::TimedOut => Err(ProposeError::Unknown {
+                leader: self.inner.id,
+                waited_ms: millis(started.elapsed()),
+            }),
+            ProposeReply::Stopped => Err(ProposeError::Stopped),
+            ProposeReply::Rejected { message } => Err(ProposeError::Rejected { message }),
         }
     }
 

@@ -245,6 +245,35 @@ async fn three_masters_elect_a_leader_and_apply_the_same_events_proposed_anywher
     }
 }
 
+/// A leader's own observations are proposed only while it leads: never
+/// handed to another leader, as `propose` hands a follower's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_as_leader_commits_only_on_the_leader_and_is_never_forwarded() {
+    let nodes = start_cluster(3, None).await;
+    let l = leader(&nodes).await;
+    let f = (l + 1) % 3;
+    assert_eq!(
+        nodes[f]
+            .consensus
+            .propose_as_leader("seen by a follower".into())
+            .await,
+        Err(ProposeError::NotLeader)
+    );
+    // Had it been forwarded, it would be line 1 here.
+    let l = leader(&nodes).await;
+    assert_eq!(
+        nodes[l]
+            .consensus
+            .propose_as_leader("seen by the leader".into())
+            .await,
+        Ok(1)
+    );
+    converged(&nodes, &journal(&["seen by the leader"])).await;
+    for n in nodes {
+        stop(n).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_leader_stops_the_others_go_on_and_it_catches_up_when_it_returns() {
     let dirs: Vec<PathBuf> = (0..3).map(|i| temp_dir(&format!("failover-{i}"))).collect();
