@@ -368,6 +368,52 @@ fn a_client_that_never_reads_its_replies_is_disconnected() {
     });
 }
 
+/// redis-py's pipelines (and other clients') write every command before
+/// they read a reply. With replies as large as the requests, each side's
+/// socket buffers fill: the master must keep reading while its replies
+/// wait, or both wait on each other until the output timeout drops the
+/// client (and a client that retries runs the commands again).
+#[test]
+fn a_client_that_writes_a_whole_pipeline_before_reading_gets_every_reply() {
+    let cluster = resp_cluster(&[("RESP_OUTPUT_TIMEOUT_MS", "3000")]);
+    let s = connect(&cluster);
+    let (key, counter) = (unique("swap"), unique("count"));
+    let value = "v".repeat(1024);
+    const N: usize = 10_000;
+    let mut pipeline = Vec::new();
+    for _ in 0..N {
+        pipeline.extend_from_slice(&request(&["GETSET", &key, &value]));
+        pipeline.extend_from_slice(&request(&["INCR", &counter]));
+    }
+    // About 10 MiB each way.
+    let writer = {
+        let mut w = s.try_clone().unwrap();
+        std::thread::spawn(move || w.write_all(&pipeline).map_err(|e| e.to_string()))
+    };
+    assert_eq!(
+        writer.join().unwrap(),
+        Ok(()),
+        "the master stopped reading the pipeline"
+    );
+    let mut r = std::io::BufReader::new(s);
+    let mut last = String::new();
+    for i in 0..2 * N {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut r, &mut line).unwrap();
+        if let Some(len) = line.strip_prefix('$') {
+            let len: i64 = len.trim_end().parse().unwrap();
+            if len >= 0 {
+                let mut body = vec![0; len as usize + 2];
+                r.read_exact(&mut body).unwrap();
+            }
+        } else {
+            assert!(line.starts_with(':'), "reply {i}: {line:?}");
+            last = line;
+        }
+    }
+    assert_eq!(last, format!(":{N}\r\n"));
+}
+
 #[test]
 fn auth_takes_the_rest_api_tokens_and_roles() {
     let tokens = format!("{READ}:read,{WRITE}:write,{ADMIN}:admin");

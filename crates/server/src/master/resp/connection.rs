@@ -5,9 +5,12 @@
 //!
 //! [`Master::run_pipeline`]: crate::master::Master::run_pipeline
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -481,6 +484,9 @@ async fn serve<S>(
     let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut out: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
     let mut window_size = FIRST_WINDOW;
+    // The client closed its side while its replies went out: what it sent
+    // before is still answered.
+    let mut client_done = false;
     debug!("RESP connection open");
     loop {
         // Run every whole request that has arrived, a window at a time, up
@@ -527,11 +533,16 @@ async fn serve<S>(
                 break;
             }
         }
+        let mut read_meanwhile = false;
         if !out.is_empty() {
-            let write = async {
-                stream.write_all(&out).await?;
-                stream.flush().await
-            };
+            let write = write_while_reading(
+                &mut stream,
+                &out,
+                &mut input,
+                server.max_query_bytes,
+                &mut client_done,
+                &mut read_meanwhile,
+            );
             let write = tokio::time::timeout(server.output_timeout, write);
             let written = if conn.subscriber.ever_subscribed() {
                 tokio::select! {
@@ -569,8 +580,14 @@ async fn serve<S>(
             let _ = stream.shutdown().await;
             return;
         }
-        if more {
+        // Requests that came while the replies went out are run before the
+        // next read.
+        if more || read_meanwhile {
             continue;
+        }
+        if client_done {
+            debug!("RESP connection closed by the client");
+            return;
         }
         if input.len() > server.max_query_bytes {
             rejected.with_label_values(&["query_buffer"]).inc();
@@ -617,6 +634,58 @@ async fn serve<S>(
             }
         }
     }
+}
+
+/// Writes `out` whole and flushes, reading what the client sends
+/// meanwhile into `input` (while it holds less than `max_input` bytes),
+/// as Redis keeps reading a client whose replies wait: a client that
+/// writes a whole pipeline before it reads a reply (redis-py's pipelines
+/// do) would otherwise block on its writes while this waits on its reads.
+/// `eof` is set if the client closes its side meanwhile, `read` if
+/// anything came.
+async fn write_while_reading<S>(
+    stream: &mut S,
+    out: &[u8],
+    input: &mut BytesMut,
+    max_input: usize,
+    eof: &mut bool,
+    read: &mut bool,
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut written = 0;
+    std::future::poll_fn(|cx| {
+        loop {
+            if written == out.len() {
+                return Pin::new(&mut *stream).poll_flush(cx);
+            }
+            match Pin::new(&mut *stream).poll_write(cx, &out[written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    written += n;
+                    continue;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+            // The client is not reading yet: read what it sends.
+            if *eof || input.len() >= max_input {
+                return Poll::Pending;
+            }
+            input.reserve(READ_BUFFER_BYTES);
+            match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, input) {
+                Poll::Ready(Ok(0)) => {
+                    *eof = true;
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(_)) => *read = true,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    })
+    .await
 }
 
 /// Resolves once `mailbox` has overflowed.
