@@ -50,6 +50,17 @@ fn error(c: &Cluster, command: Value) -> (u16, Value) {
 #[test]
 fn one_command_answers_in_upstash_json_shapes() {
     let c = Cluster::start(Spec::default());
+    // PING and ECHO, as Upstash answers them (its SDKs' ping()).
+    assert_eq!(result(&c, json!(["PING"])), json!("PONG"));
+    assert_eq!(result(&c, json!(["PING", "hello"])), json!("hello"));
+    assert_eq!(result(&c, json!(["ECHO", "a b"])), json!("a b"));
+    assert_eq!(
+        error(&c, json!(["ECHO"])),
+        (
+            400,
+            json!({"error": "ERR wrong number of arguments for 'echo' command"})
+        )
+    );
     assert_eq!(result(&c, json!(["SET", "shape:s", "v"])), json!("OK"));
     assert_eq!(result(&c, json!(["GET", "shape:s"])), json!("v"));
     assert_eq!(result(&c, json!(["GET", "shape:missing"])), json!(null));
@@ -248,6 +259,15 @@ fn a_pipeline_runs_each_command_on_its_own() {
             ["NOPE"],
             ["GET", "pipe:a"]
         ]),
+    );
+    let (_, pings) = post(
+        &c,
+        "/pipeline",
+        json!([["PING"], ["ECHO", "e"], ["ping", "m"]]),
+    );
+    assert_eq!(
+        pings,
+        json!([{"result": "PONG"}, {"result": "e"}, {"result": "m"}])
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(
