@@ -705,6 +705,7 @@ pub struct AuxMetrics {
     items: IntGauge,
     bytes: IntGauge,
     tombstones: IntGauge,
+    tombstones_dropped_early: IntCounter,
     capacity_items: IntGauge,
     capacity_bytes: IntGauge,
     hits: IntCounter,
@@ -897,7 +898,16 @@ impl AuxMetrics {
                 "bytes",
                 "Bytes of keys and values held in the store.",
             ),
-            tombstones: gauge(registry, "tombstones", "Delete tombstones held."),
+            tombstones: gauge(
+                registry,
+                "tombstones",
+                "Tombstones held: keys deleted, or expired, within TOMBSTONE_GRACE.",
+            ),
+            tombstones_dropped_early: counter(
+                registry,
+                "tombstones_dropped_early_total",
+                "Tombstones forgotten before TOMBSTONE_GRACE because the node held as many as CACHE_SIZE.",
+            ),
             capacity_items: gauge(
                 registry,
                 "capacity_items",
@@ -959,6 +969,10 @@ impl AuxMetrics {
         self.items.set(now.items as i64);
         self.bytes.set(now.bytes as i64);
         self.tombstones.set(now.tombstones as i64);
+        self.tombstones_dropped_early.inc_by(
+            now.tombstones_dropped_early
+                .saturating_sub(last.tombstones_dropped_early),
+        );
         self.hits.inc_by(now.hits.saturating_sub(last.hits));
         self.misses.inc_by(now.misses.saturating_sub(last.misses));
         self.evictions

@@ -32,7 +32,10 @@
 //!   higher version already held) for `tombstone_grace_ms`, so a late older
 //!   write cannot bring the key back. Past its grace a tombstone is ignored,
 //!   then dropped. Tombstones are not items: they do not count against the
-//!   limits and are never evicted.
+//!   limits and are never evicted, but a shard holds at most as many as it
+//!   may hold items (at least 1,024): past that the oldest is dropped for each new one
+//!   (`tombstones_dropped_early`), so memory stays bounded however fast keys
+//!   are deleted or expire.
 //! - **Expiry** is an absolute Unix-millisecond time (`None` = never); an
 //!   entry is expired when `expires_at_ms <= now_ms`. An expired entry is
 //!   never returned. Its expiry is a delete at its version: whoever finds
@@ -322,6 +325,9 @@ pub struct StoreStats {
     pub bytes: u64,
     /// Tombstones held.
     pub tombstones: u64,
+    /// Tombstones dropped within their grace because a shard held as many
+    /// as it may hold items (its share of `max_items`, at least 1,024).
+    pub tombstones_dropped_early: u64,
     /// `get`s that found a live entry.
     pub hits: u64,
     /// `get`s that found none.
@@ -640,6 +646,8 @@ impl Store {
                 items: sum.items + part.items,
                 bytes: sum.bytes + part.bytes,
                 tombstones: sum.tombstones + part.tombstones,
+                tombstones_dropped_early: sum.tombstones_dropped_early
+                    + part.tombstones_dropped_early,
                 hits: sum.hits + part.hits,
                 misses: sum.misses + part.misses,
                 evictions: sum.evictions + part.evictions,

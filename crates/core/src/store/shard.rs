@@ -49,6 +49,10 @@ pub(super) struct Shard {
     expired_item: Option<ExpiredItem>,
 }
 
+/// The fewest tombstones a shard may hold, however few items: a small
+/// cache still remembers its recent deletes.
+pub(super) const MIN_TOMBSTONE_CAP: usize = 1024;
+
 /// An item that expired: its key (the buffer reused from one to the
 /// next) and version.
 #[derive(Debug)]
@@ -160,7 +164,7 @@ impl Shard {
         Shard {
             lru: Lru::new(),
             expiry: ExpiryIndex::default(),
-            tombstones: Tombstones::new(tombstone_grace_ms),
+            tombstones: Tombstones::new(tombstone_grace_ms, max_items.max(MIN_TOMBSTONE_CAP)),
             max_items: max_items.clamp(1, MAX_SLOTS - 1),
             max_bytes: max_bytes.unwrap_or(u64::MAX),
             counters: Counters::default(),
@@ -592,6 +596,7 @@ impl Shard {
             items: self.lru.len() as u64,
             bytes: self.lru.bytes(),
             tombstones: self.tombstones.len() as u64,
+            tombstones_dropped_early: self.tombstones.dropped_early(),
             hits: self.counters.hits,
             misses: self.counters.misses,
             evictions: self.counters.evictions,

@@ -820,3 +820,30 @@ fn a_decoded_value_costs_its_table_entry() {
     let entry = std::mem::size_of::<(u32, crate::value::Value)>();
     assert!(entry <= 160, "{entry}");
 }
+
+#[test]
+fn a_shard_holds_at_most_as_many_tombstones_as_items_and_forgets_the_oldest_first() {
+    // A shard of 4 items still keeps the floor of 1,024 tombstones.
+    let store = store(4, None, 1);
+    let n = shard::MIN_TOMBSTONE_CAP as u64 + 10;
+    for i in 0..n {
+        store.delete(format!("d{i}").as_bytes(), v(5), NOW);
+    }
+    let stats = store.stats();
+    assert_eq!(stats.tombstones, shard::MIN_TOMBSTONE_CAP as u64);
+    assert_eq!(stats.tombstones_dropped_early, 10);
+    // The newest still refuse an older write; the ten oldest are gone.
+    for i in [10, n / 2, n - 1] {
+        assert_eq!(
+            store.set(format!("d{i}").as_bytes(), entry("old", 3), NOW),
+            SetOutcome::Stale { held: v(5) },
+            "d{i}"
+        );
+    }
+    assert_eq!(store.set(b"d0", entry("old", 3), NOW), SetOutcome::Stored);
+    // Expiries count alike.
+    store.set(b"e", expiring("x", 9, NOW + 10), NOW);
+    assert_eq!(store.get(b"e", NOW + 10), None);
+    assert_eq!(store.lookup(b"e", NOW + 10), Lookup::Deleted(v(9)));
+    assert_eq!(store.stats().tombstones, shard::MIN_TOMBSTONE_CAP as u64);
+}

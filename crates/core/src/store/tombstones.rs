@@ -1,10 +1,15 @@
 //! The tombstones of one shard: for each recently deleted key, the highest
 //! delete version seen and the time until which it is kept.
 //!
-//! Tombstones are not items: they live in their own table, do not count
-//! against the item or byte limits and are never evicted, only dropped once
-//! their grace is over. A tombstone past its grace is ignored by every lookup
-//! (and dropped on the spot) even before `purge_expired` reaches it.
+//! Tombstones are not items: they live in their own table and do not count
+//! against the item or byte limits. They are dropped once their grace is
+//! over, or earlier when a shard holds as many tombstones as it may hold
+//! items (and at least 1,024): then the oldest goes for each new one (counted in
+//! `dropped_early`), so that a cache that expires or deletes keys faster
+//! than its capacity per grace keeps its memory bounded, at the price of a
+//! shorter memory of those deletes. A tombstone past its grace is ignored
+//! by every lookup (and dropped on the spot) even before `purge_expired`
+//! reaches it.
 //!
 //! Because the grace is the same for every tombstone, purge order is
 //! insertion order: a FIFO of `(until_ms, key hash)` finds the due ones
@@ -34,15 +39,27 @@ pub(super) struct Tombstones {
     table: HashTable<Tombstone>,
     queue: VecDeque<(u64, u64)>,
     grace_ms: u64,
+    /// The most tombstones held (at least 1).
+    cap: usize,
+    /// Tombstones dropped within their grace to stay within `cap`.
+    dropped_early: u64,
 }
 
 impl Tombstones {
-    pub(super) fn new(grace_ms: u64) -> Tombstones {
+    /// Tombstones kept for `grace_ms`, at most `cap` of them.
+    pub(super) fn new(grace_ms: u64, cap: usize) -> Tombstones {
         Tombstones {
             table: HashTable::new(),
             queue: VecDeque::new(),
             grace_ms,
+            cap: cap.max(1),
+            dropped_early: 0,
         }
+    }
+
+    /// Tombstones dropped within their grace to stay within the cap.
+    pub(super) fn dropped_early(&self) -> u64 {
+        self.dropped_early
     }
 
     /// Calls `f` with the key and version of every tombstone within its
@@ -104,6 +121,7 @@ impl Tombstones {
         }
         // Every tombstone has a record of its current deadline.
         self.queue.push_back((until_ms, hash));
+        while self.table.len() > self.cap && self.drop_oldest() {}
         if self.queue.len()
             > self
                 .table
@@ -165,6 +183,21 @@ impl Tombstones {
             .front()
             .is_some_and(|&(until_ms, _)| until_ms <= now_ms);
         (dropped, more)
+    }
+
+    /// Drops the tombstone with the earliest deadline (the oldest: the
+    /// grace is the same for all), skipping stale queue records; false when
+    /// none is left.
+    fn drop_oldest(&mut self) -> bool {
+        while let Some((until_ms, hash)) = self.queue.pop_front() {
+            let current = |t: &Tombstone| t.until_ms == until_ms && hash_key(&t.key) == hash;
+            if let Ok(found) = self.table.find_entry(hash, current) {
+                found.remove();
+                self.dropped_early += 1;
+                return true;
+            }
+        }
+        false
     }
 
     fn compact_queue(&mut self) {
