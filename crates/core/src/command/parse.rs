@@ -383,8 +383,30 @@ pub(super) fn scan(a: &[Bytes]) -> Result<Command> {
 /// key's type (as Redis does), so they are kept raw until execution.
 #[allow(clippy::type_complexity)]
 pub(super) fn key_scan(a: &[Bytes]) -> Result<(Key, u64, Result<ScanOpts>)> {
-    let c = cursor(&a[2])?;
+    let c = collection_cursor(&a[2])?;
     Ok((a[1].clone(), c, scan_opts(a, 3, false)))
+}
+
+/// HSCAN's, SSCAN's and ZSCAN's cursor as Redis reads it, with C's
+/// `strtoul` and no leading space: an optional sign, decimal digits, the
+/// whole argument; a minus wraps (`-1` is 2^64-1), and the empty string
+/// is 0 (strtoul converts nothing and stops at its end). Past 2^64-1, or
+/// anything else: `ERR invalid cursor`.
+fn collection_cursor(arg: &[u8]) -> Result<u64> {
+    let (negative, digits) = match arg.split_first() {
+        None => return Ok(0),
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        Some(_) => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(CommandError::InvalidCursor);
+    }
+    let value = digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    });
+    let value = value.ok_or(CommandError::InvalidCursor)?;
+    Ok(if negative { value.wrapping_neg() } else { value })
 }
 
 // ---- hashes -------------------------------------------------------------

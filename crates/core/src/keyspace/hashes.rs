@@ -244,7 +244,10 @@ pub const SCAN_WHOLE_UP_TO: usize = 128;
 /// already (it was above the cursor), so at worst it comes twice, which
 /// SCAN allows. Elements added during the scan may or may not come.
 pub(super) fn scan_window(len: usize, cursor: u64, count: usize) -> (std::ops::Range<usize>, u64) {
-    if cursor == 0 && len <= SCAN_WHOLE_UP_TO {
+    // Whatever the cursor, as Redis answers its compact encodings (a
+    // collection that shrank to this size mid-scan is then returned whole,
+    // which SCAN's guarantee allows).
+    if len <= SCAN_WHOLE_UP_TO {
         return (0..len, 0);
     }
     let top = if cursor == 0 {
