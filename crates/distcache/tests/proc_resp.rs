@@ -445,12 +445,38 @@ fn auth_takes_the_rest_api_tokens_and_roles() {
         &request(&["GET"]),
         b"-ERR wrong number of arguments for 'get' command\r\n",
     );
+    // Before AUTH, Redis's tighter limits: ten arguments, 16 KiB each.
+    let mut other = connect(&cluster);
+    let mut mget = vec!["MGET"];
+    mget.extend(std::iter::repeat_n("k", 10));
+    other.write_all(&request(&mget)).unwrap();
+    assert_eq!(
+        read_to_close(&mut other),
+        b"-ERR Protocol error: unauthenticated multibulk length\r\n"
+    );
+    let mut other = connect(&cluster);
+    other.write_all(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n").unwrap();
+    assert_eq!(
+        read_to_close(&mut other),
+        b"-ERR Protocol error: unauthenticated bulk length\r\n"
+    );
     exchange(
         &mut s,
         &request(&["AUTH", "not-a-token"]),
         b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
     );
-    exchange(&mut s, &request(&["AUTH", READ]), b"+OK\r\n");
+    // AUTH and a request past the limits before AUTH in one write: the
+    // second is read as authenticated, as Redis reads it.
+    let eleven: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    let mut both = request(&["AUTH", READ]);
+    let mut mget = vec!["MGET"];
+    mget.extend(eleven.iter().map(String::as_str));
+    both.extend_from_slice(&request(&mget));
+    let mut nils = b"+OK\r\n*10\r\n".to_vec();
+    for _ in 0..10 {
+        nils.extend_from_slice(b"$-1\r\n");
+    }
+    exchange(&mut s, &both, &nils);
     exchange(&mut s, &request(&["GET", &key]), b"$-1\r\n");
     exchange(
         &mut s,

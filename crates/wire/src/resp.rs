@@ -46,7 +46,17 @@ pub struct RespLimits {
     pub max_args: usize,
     /// Longest inline command, or header line (`*n`, `$n`), in bytes.
     pub max_inline_bytes: usize,
+    /// A client that has not authenticated yet where authentication is
+    /// required: as Redis, it may send at most [`BEFORE_AUTH_MAX_ARGS`]
+    /// arguments of at most [`BEFORE_AUTH_MAX_BULK_BYTES`] each, so that
+    /// nobody without a token makes the server hold megabytes.
+    pub before_auth: bool,
 }
+
+/// Most arguments in one request before authentication (Redis's 10).
+pub const BEFORE_AUTH_MAX_ARGS: i64 = 10;
+/// Longest argument before authentication (Redis's 16 KiB).
+pub const BEFORE_AUTH_MAX_BULK_BYTES: i64 = 16 * 1024;
 
 impl Default for RespLimits {
     fn default() -> Self {
@@ -54,6 +64,7 @@ impl Default for RespLimits {
             max_bulk_bytes: DEFAULT_MAX_BULK_BYTES,
             max_args: DEFAULT_MAX_ARGS,
             max_inline_bytes: DEFAULT_MAX_INLINE_BYTES,
+            before_auth: false,
         }
     }
 }
@@ -68,6 +79,12 @@ pub enum ProtocolError {
     /// A bulk header whose length is not a number, negative or too large.
     #[error("Protocol error: invalid bulk length")]
     BulkLength,
+    /// More arguments than a client may send before it authenticates.
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    /// A longer argument than a client may send before it authenticates.
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
     /// Something else where a `$` bulk header belongs.
     #[error("Protocol error: expected '$', got '{0}'")]
     ExpectedBulk(char),
@@ -171,6 +188,9 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &RespLimits) -> Result<Parsed, Pr
     if count > limits.max_args as i64 {
         return Err(ProtocolError::MultibulkLength);
     }
+    if limits.before_auth && count > BEFORE_AUTH_MAX_ARGS {
+        return Err(ProtocolError::UnauthenticatedMultibulkLength);
+    }
     if count <= 0 {
         buf.advance(pos);
         return Ok(Parsed::Skipped);
@@ -194,7 +214,11 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &RespLimits) -> Result<Parsed, Pr
         };
         let len = number(header)
             .filter(|&n| n >= 0 && n as u64 <= limits.max_bulk_bytes as u64)
-            .ok_or(ProtocolError::BulkLength)? as usize;
+            .ok_or(ProtocolError::BulkLength)?;
+        if limits.before_auth && len > BEFORE_AUTH_MAX_BULK_BYTES {
+            return Err(ProtocolError::UnauthenticatedBulkLength);
+        }
+        let len = len as usize;
         // The payload and its `\r\n`.
         if buf.len() < data + len + 2 {
             return Ok(Parsed::Incomplete);

@@ -406,7 +406,11 @@ fn collection_cursor(arg: &[u8]) -> Result<u64> {
         n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
     });
     let value = value.ok_or(CommandError::InvalidCursor)?;
-    Ok(if negative { value.wrapping_neg() } else { value })
+    Ok(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
 }
 
 // ---- hashes -------------------------------------------------------------

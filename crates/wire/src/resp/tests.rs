@@ -141,6 +141,7 @@ fn limits_are_enforced_from_the_headers_alone() {
         max_bulk_bytes: 10,
         max_args: 3,
         max_inline_bytes: 32,
+        before_auth: false,
     };
     let refuse = |bytes: &[u8]| parse_request(&mut BytesMut::from(bytes), &limits).unwrap_err();
     // Refused before any of the payload has arrived.
@@ -258,7 +259,7 @@ proptest! {
     ) {
         let mut input = if star { b"*".to_vec() } else { Vec::new() };
         input.extend(bytes);
-        let limits = RespLimits { max_bulk_bytes: 64, max_args: 8, max_inline_bytes: 64 };
+        let limits = RespLimits { max_bulk_bytes: 64, max_args: 8, max_inline_bytes: 64, before_auth: false };
         let mut buf = BytesMut::from(&input[..]);
         while let Ok(Some(request)) = parse_request(&mut buf, &limits) {
             prop_assert!(!request.is_empty());
@@ -267,4 +268,46 @@ proptest! {
         // What is left waiting is at most one legal request's worth.
         prop_assert!(buf.len() <= input.len());
     }
+}
+
+#[test]
+fn before_authentication_ten_arguments_of_16_kib_at_most_as_in_redis() {
+    let limits = RespLimits {
+        before_auth: true,
+        ..RespLimits::default()
+    };
+    let parse = |bytes: &[u8]| parse_request(&mut BytesMut::from(bytes), &limits);
+    // Refused from the headers alone, before any payload.
+    assert_eq!(
+        parse(b"*11\r\n"),
+        Err(ProtocolError::UnauthenticatedMultibulkLength)
+    );
+    assert_eq!(
+        parse(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n"),
+        Err(ProtocolError::UnauthenticatedBulkLength)
+    );
+    // At the limits: fine.
+    let mut ten = b"*10\r\n".to_vec();
+    for _ in 0..10 {
+        ten.extend_from_slice(b"$1\r\nx\r\n");
+    }
+    assert_eq!(parse(&ten).unwrap().map(|args| args.len()), Some(10));
+    assert_eq!(parse(b"*1\r\n$16384\r\n"), Ok(None));
+    // Redis's words.
+    assert_eq!(
+        ProtocolError::UnauthenticatedMultibulkLength.to_string(),
+        "Protocol error: unauthenticated multibulk length"
+    );
+    // Authenticated: the usual limits.
+    let mut eleven = b"*11\r\n".to_vec();
+    for _ in 0..11 {
+        eleven.extend_from_slice(b"$1\r\nx\r\n");
+    }
+    let usual = RespLimits::default();
+    assert_eq!(
+        parse_request(&mut BytesMut::from(&eleven[..]), &usual)
+            .unwrap()
+            .map(|args| args.len()),
+        Some(11)
+    );
 }

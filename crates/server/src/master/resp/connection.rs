@@ -496,8 +496,15 @@ async fn serve<S>(
         loop {
             let mut window = Vec::new();
             let mut broken = None;
-            while window.len() < window_size {
-                match parse_request(&mut input, &server.limits) {
+            // Before authentication, one request at a time under Redis's
+            // tighter limits, so that the one after an AUTH is read as
+            // authenticated, as Redis reads it.
+            let (limits, most) = match conn.role {
+                Some(_) => (&server.limits, window_size),
+                None => (&server.limits_before_auth, 1),
+            };
+            while window.len() < most {
+                match parse_request(&mut input, limits) {
                     Ok(Some(args)) => window.push(args),
                     Ok(None) => break,
                     Err(e) => {
@@ -506,7 +513,7 @@ async fn serve<S>(
                     }
                 }
             }
-            let (requests, full, before) = (window.len(), window.len() == window_size, out.len());
+            let (requests, full, before) = (window.len(), window.len() == most, out.len());
             flow = conn.run_window(window, &mut out).await;
             if requests > 0 {
                 window_size = next_window(requests, out.len().saturating_sub(before));

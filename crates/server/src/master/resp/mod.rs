@@ -72,6 +72,8 @@ pub const REDIS_VERSION: &str = "7.2.0";
 pub(super) struct RespServer {
     master: Arc<Master>,
     limits: RespLimits,
+    /// The same for a client not authenticated yet (where tokens are on).
+    limits_before_auth: RespLimits,
     /// Most bytes a connection's read buffer may hold.
     max_query_bytes: usize,
     output_timeout: Duration,
@@ -123,6 +125,11 @@ pub async fn start(
     let server = Arc::new(RespServer {
         limits: RespLimits {
             max_bulk_bytes: max_bulk,
+            ..RespLimits::default()
+        },
+        limits_before_auth: RespLimits {
+            max_bulk_bytes: max_bulk,
+            before_auth: true,
             ..RespLimits::default()
         },
         max_query_bytes: max_bulk.saturating_mul(2),
