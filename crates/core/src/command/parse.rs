@@ -755,6 +755,14 @@ pub(super) fn zadd(a: &[Bytes]) -> Result<Command> {
 }
 
 pub(super) fn zincrby(a: &[Bytes]) -> Result<Command> {
+    // Redis runs ZINCRBY as ZADD INCR, whose option words come first: one
+    // in the increment's place leaves a lone member, a syntax error.
+    if ["nx", "xx", "gt", "lt", "ch", "incr"]
+        .iter()
+        .any(|word| is(&a[2], word))
+    {
+        return Err(CommandError::Syntax);
+    }
     Ok(Command::ZIncrBy {
         key: a[1].clone(),
         by: float(&a[2])?,
