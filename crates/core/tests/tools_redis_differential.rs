@@ -343,6 +343,15 @@ impl Run {
                 other => other,
             };
             (norm(theirs.clone()), norm(ours.clone()))
+        } else if matches!(name.as_str(), "blmove" | "brpoplpush")
+            && !self.in_multi
+            && ours == Frame::NullBulk
+        {
+            // An empty source: the keyspace answers LMOVE's nil, what
+            // Redis answers inside MULTI; outside, Redis waits and answers
+            // a timeout's nil array, as the master does once it has waited
+            // (`tools_cluster_differential` and `proc_resp` check that).
+            (normalise(&words, theirs.clone()), Frame::NullArray)
         } else {
             (
                 normalise(&words, theirs.clone()),

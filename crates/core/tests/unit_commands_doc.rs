@@ -26,6 +26,7 @@ fn generated() -> String {
             (flags::RANDOM_OUTPUT, "random output"),
             (flags::UNORDERED_OUTPUT, "unordered output"),
             (flags::PUBSUB, "pubsub"),
+            (flags::BLOCKING, "blocking"),
         ] {
             if spec.has(bit) {
                 f.push(name);

@@ -1087,3 +1087,104 @@ fn pipelined_large_reads_a_client_never_reads_hold_one_window_of_replies() {
         "64 replies of 1 MB, in order"
     );
 }
+
+/// BLPOP and its family wait on a RESP connection until a key has
+/// something, pushed through any master, or the timeout passes (nil, as
+/// Redis answers it); what the client pipelines after one waits for it;
+/// inside MULTI and over HTTP they answer at once; a client that leaves
+/// while blocked is forgotten.
+#[test]
+fn blocking_pops_wait_for_a_push_through_another_master_or_their_timeout() {
+    let cluster = Cluster::start(Spec {
+        masters: 2,
+        auxiliaries: 2,
+        resp: true,
+        ..Spec::default()
+    });
+    let port = |m: usize| cluster.masters[m].resp_port.expect("a RESP port");
+    let open = |m: usize| {
+        let s = TcpStream::connect(("127.0.0.1", port(m))).expect("connect to RESP");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+    let push_later = |m: usize, args: Vec<String>| {
+        let mut s = open(m);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            s.write_all(&request(&args)).unwrap();
+            let mut reply = [0u8; 64];
+            let _ = s.read(&mut reply).unwrap();
+        })
+    };
+    let (q, src, dst, z) = (unique("q"), unique("{b}src"), unique("{b}dst"), unique("z"));
+    let mut a = open(0);
+
+    // A push through the other master wakes it.
+    let pusher = push_later(1, vec!["RPUSH".into(), q.clone(), "x".into()]);
+    let want = format!("*2\r\n${}\r\n{q}\r\n$1\r\nx\r\n", q.len());
+    exchange(&mut a, &request(&["BLPOP", &q, "10"]), want.as_bytes());
+    pusher.join().unwrap();
+
+    // BLMOVE moves what arrives; a request pipelined after it waits for it.
+    let pusher = push_later(1, vec!["LPUSH".into(), src.clone(), "m".into()]);
+    let mut both = request(&["BLMOVE", &src, &dst, "RIGHT", "LEFT", "10"]);
+    both.extend_from_slice(&request(&["LRANGE", &dst, "0", "-1"]));
+    exchange(&mut a, &both, b"$1\r\nm\r\n*1\r\n$1\r\nm\r\n");
+    pusher.join().unwrap();
+
+    // BZPOPMIN answers key, member and score.
+    let pusher = push_later(1, vec!["ZADD".into(), z.clone(), "2.5".into(), "m".into()]);
+    let want = format!("*3\r\n${}\r\n{z}\r\n$1\r\nm\r\n$3\r\n2.5\r\n", z.len());
+    exchange(&mut a, &request(&["BZPOPMIN", &z, "10"]), want.as_bytes());
+    pusher.join().unwrap();
+
+    // Nothing comes: nil once the timeout has passed, not before.
+    let started = Instant::now();
+    exchange(&mut a, &request(&["BRPOP", &q, "0.3"]), b"*-1\r\n");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // A blocking command that answers at once (an error here) lets what
+    // was pipelined after it run.
+    let mut both = request(&["BLPOP", &q, "soon"]);
+    both.extend_from_slice(&request(&["PING"]));
+    exchange(
+        &mut a,
+        &both,
+        b"-ERR timeout is not a float or out of range\r\n+PONG\r\n",
+    );
+
+    // Inside MULTI, at once, even with no timeout at all.
+    exchange(&mut a, &request(&["MULTI"]), b"+OK\r\n");
+    exchange(&mut a, &request(&["BLPOP", &q, "0"]), b"+QUEUED\r\n");
+    exchange(&mut a, &request(&["EXEC"]), b"*1\r\n*-1\r\n");
+
+    // Over HTTP, at once.
+    let answer: serde_json::Value = cluster
+        .http
+        .post(cluster.url(0, "/"))
+        .json(&serde_json::json!(["BLPOP", q, "0"]))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(answer, serde_json::json!({"result": null}));
+
+    // A client that leaves while blocked for ever is let go.
+    let connections = || {
+        metric_value(
+            &cluster.get_text(0, "/metrics"),
+            "distcache_resp_connections",
+        )
+    };
+    let mut gone = open(0);
+    gone.write_all(&request(&["BLPOP", &q, "0"])).unwrap();
+    wait_until(Duration::from_secs(10), "two connections", || {
+        connections() == Some(2.0)
+    });
+    drop(gone);
+    wait_until(Duration::from_secs(10), "the blocked client let go", || {
+        connections() == Some(1.0)
+    });
+    exchange(&mut a, &request(&["PING"]), b"+PONG\r\n");
+}

@@ -269,6 +269,30 @@ pub enum Command {
         front: bool,
         count: usize,
     },
+    /// BLPOP, BRPOP: one element of the first non-empty list, answered as
+    /// `[key, element]`. The keyspace never waits: an empty answer (nil)
+    /// is the master's cue to wait and ask again until `timeout_ms` (0:
+    /// forever), on a RESP connection outside MULTI.
+    BPop {
+        keys: Vec<Key>,
+        front: bool,
+        timeout_ms: u64,
+    },
+    /// BLMOVE, BRPOPLPUSH: LMOVE, waited for as [`Command::BPop`] is.
+    BLMove {
+        src: Key,
+        dst: Key,
+        from_front: bool,
+        to_front: bool,
+        timeout_ms: u64,
+    },
+    /// BLMPOP: LMPOP, waited for as [`Command::BPop`] is.
+    BLMPop {
+        keys: Vec<Key>,
+        front: bool,
+        count: usize,
+        timeout_ms: u64,
+    },
 
     // Sets.
     SAdd {
@@ -400,6 +424,21 @@ pub enum Command {
         max: bool,
         count: usize,
     },
+    /// BZPOPMIN, BZPOPMAX: one member of the first non-empty sorted set,
+    /// answered as `[key, member, score]`; waited for as
+    /// [`Command::BPop`] is.
+    BZPop {
+        keys: Vec<Key>,
+        max: bool,
+        timeout_ms: u64,
+    },
+    /// BZMPOP: ZMPOP, waited for as [`Command::BPop`] is.
+    BZMPop {
+        keys: Vec<Key>,
+        max: bool,
+        count: usize,
+        timeout_ms: u64,
+    },
     /// ZUNION, ZINTER, ZDIFF, their STORE variants, and ZINTERCARD
     /// (`card`: only the size of the intersection, up to `limit`).
     ZAlgebra {
@@ -520,6 +559,21 @@ pub enum SetOp {
     Union,
     /// Members of the first set in none of the others.
     Diff,
+}
+
+impl Command {
+    /// A blocking command's timeout in milliseconds (0: forever); `None`
+    /// for every other command.
+    pub fn block_timeout_ms(&self) -> Option<u64> {
+        match self {
+            Command::BPop { timeout_ms, .. }
+            | Command::BLMove { timeout_ms, .. }
+            | Command::BLMPop { timeout_ms, .. }
+            | Command::BZPop { timeout_ms, .. }
+            | Command::BZMPop { timeout_ms, .. } => Some(*timeout_ms),
+            _ => None,
+        }
+    }
 }
 
 /// How ZUNION and ZINTER combine a member's scores.

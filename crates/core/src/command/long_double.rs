@@ -47,6 +47,19 @@ impl LongDouble {
         self.infinite
     }
 
+    /// The nearest double, about (a value past a double's range is an
+    /// infinity; one below it is 0): for uses that need no more, such as
+    /// a blocking command's timeout.
+    pub fn to_f64(&self) -> f64 {
+        let magnitude = if self.infinite {
+            f64::INFINITY
+        } else {
+            let exponent = i32::try_from(self.exponent.clamp(-2000, 2000)).unwrap_or(0);
+            self.mantissa as f64 * 2f64.powi(exponent)
+        };
+        if self.negative { -magnitude } else { magnitude }
+    }
+
     /// A value from an exact non-negative integer `n × 2^shift`.
     fn from_big(negative: bool, n: &Big, shift: i64, sticky: bool) -> LongDouble {
         if n.is_zero() {

@@ -593,6 +593,89 @@ pub(super) fn lmpop(a: &[Bytes]) -> Result<Command> {
     Ok(Command::LMPop { keys, front, count })
 }
 
+/// A blocking command's timeout as Redis reads it: seconds as a long
+/// double, times 1,000 and cut to a whole number of milliseconds (so
+/// `-0.0001` is 0, forever); 0 means forever. A NaN or anything not a
+/// number: `timeout is not a float or out of range`; below 0, or past a
+/// `long long` (an infinity, `1e400`: C's conversion makes them the least
+/// `long long`): `timeout is negative`; a deadline past the 64-bit clock:
+/// `timeout is out of range`.
+fn block_timeout(arg: &[u8]) -> Result<u64> {
+    // Read as a long double (`1e400` is a number), as Redis reads it.
+    let seconds = super::long_double::LongDouble::parse(arg)
+        .ok_or(CommandError::Other(
+            "timeout is not a float or out of range",
+        ))?
+        .to_f64();
+    let ms = (seconds * 1000.0).trunc();
+    // 2^63: the first value past `long long`.
+    if !ms.is_finite()
+        || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&ms)
+        || ms < 0.0
+    {
+        return Err(CommandError::Other("timeout is negative"));
+    }
+    let ms = ms as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    if ms > i64::MAX - now {
+        return Err(CommandError::Other("timeout is out of range"));
+    }
+    Ok(ms as u64)
+}
+
+/// BLPOP, BRPOP: `key... timeout`.
+fn bpop(a: &[Bytes], front: bool) -> Result<Command> {
+    let last = a.len() - 1;
+    let timeout_ms = block_timeout(&a[last])?;
+    Ok(Command::BPop {
+        keys: a[1..last].to_vec(),
+        front,
+        timeout_ms,
+    })
+}
+pub(super) fn blpop(a: &[Bytes]) -> Result<Command> {
+    bpop(a, true)
+}
+pub(super) fn brpop(a: &[Bytes]) -> Result<Command> {
+    bpop(a, false)
+}
+
+pub(super) fn blmove(a: &[Bytes]) -> Result<Command> {
+    let from_front = side(&a[3])?;
+    let to_front = side(&a[4])?;
+    Ok(Command::BLMove {
+        src: a[1].clone(),
+        dst: a[2].clone(),
+        from_front,
+        to_front,
+        timeout_ms: block_timeout(&a[5])?,
+    })
+}
+pub(super) fn brpoplpush(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::BLMove {
+        src: a[1].clone(),
+        dst: a[2].clone(),
+        from_front: false,
+        to_front: true,
+        timeout_ms: block_timeout(&a[3])?,
+    })
+}
+
+/// BLMPOP: `timeout numkeys key... LEFT|RIGHT [COUNT n]`, the timeout
+/// read last, as Redis reads it.
+pub(super) fn blmpop(a: &[Bytes]) -> Result<Command> {
+    let (keys, front, count) = mpop(&a[1..], side)?;
+    let timeout_ms = block_timeout(&a[1])?;
+    Ok(Command::BLMPop {
+        keys,
+        front,
+        count,
+        timeout_ms,
+    })
+}
+
 // ---- sets ---------------------------------------------------------------
 
 pub(super) fn spop(a: &[Bytes]) -> Result<Command> {
@@ -964,17 +1047,50 @@ pub(super) fn zpopmax(a: &[Bytes]) -> Result<Command> {
     zpop(a, true)
 }
 
+/// `MIN` or `MAX`: whether ZMPOP pops the highest scores.
+fn min_max(arg: &[u8]) -> Result<bool> {
+    if is(arg, "min") {
+        Ok(false)
+    } else if is(arg, "max") {
+        Ok(true)
+    } else {
+        Err(CommandError::Syntax)
+    }
+}
+
 pub(super) fn zmpop(a: &[Bytes]) -> Result<Command> {
-    let (keys, max, count) = mpop(a, |arg| {
-        if is(arg, "min") {
-            Ok(false)
-        } else if is(arg, "max") {
-            Ok(true)
-        } else {
-            Err(CommandError::Syntax)
-        }
-    })?;
+    let (keys, max, count) = mpop(a, min_max)?;
     Ok(Command::ZMPop { keys, max, count })
+}
+
+/// BZMPOP: `timeout numkeys key... MIN|MAX [COUNT n]`, the timeout read
+/// last.
+pub(super) fn bzmpop(a: &[Bytes]) -> Result<Command> {
+    let (keys, max, count) = mpop(&a[1..], min_max)?;
+    let timeout_ms = block_timeout(&a[1])?;
+    Ok(Command::BZMPop {
+        keys,
+        max,
+        count,
+        timeout_ms,
+    })
+}
+
+/// BZPOPMIN, BZPOPMAX: `key... timeout`.
+fn bzpop(a: &[Bytes], max: bool) -> Result<Command> {
+    let last = a.len() - 1;
+    let timeout_ms = block_timeout(&a[last])?;
+    Ok(Command::BZPop {
+        keys: a[1..last].to_vec(),
+        max,
+        timeout_ms,
+    })
+}
+pub(super) fn bzpopmin(a: &[Bytes]) -> Result<Command> {
+    bzpop(a, false)
+}
+pub(super) fn bzpopmax(a: &[Bytes]) -> Result<Command> {
+    bzpop(a, true)
 }
 
 /// ZUNION, ZINTER, ZDIFF (`store`: their STORE variants, the destination

@@ -43,6 +43,10 @@ pub mod flags {
     /// Changes what the connection receives (SUBSCRIBE and its family):
     /// Redis's `noscript`, and allowed in RESP2's subscribed mode.
     pub const SUBSCRIPTION: u32 = 1 << 10;
+    /// May block its connection until a key has something (BLPOP and its
+    /// family): a RESP connection waits; inside MULTI and over HTTP it
+    /// answers at once, as on a timeout.
+    pub const BLOCKING: u32 = 1 << 11;
 }
 
 use flags::*;
@@ -308,6 +312,14 @@ macro_rules! c {
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     c!("append", 3, W | DENYOOM | FAST, String, ONE, |a| Ok(Command::Append { key: a[1].clone(), value: a[2].clone() }), "Appends to a string"),
+    c!("blmove", 6, W | DENYOOM | BLOCKING, List, TWO, p::blmove, "LMOVE, waiting for an element"),
+    c!("blmpop", -5, W | BLOCKING, List, KeySpec::NumKeys { at: 2 }, p::blmpop, "LMPOP, waiting for an element"),
+    c!("blpop", -3, W | BLOCKING, List, range(1, -2, 1), p::blpop, "Pops from the head of the first non-empty list, waiting for one"),
+    c!("brpop", -3, W | BLOCKING, List, range(1, -2, 1), p::brpop, "Pops from the tail of the first non-empty list, waiting for one"),
+    c!("brpoplpush", 4, W | DENYOOM | BLOCKING, List, TWO, p::brpoplpush, "RPOPLPUSH, waiting for an element"),
+    c!("bzmpop", -5, W | BLOCKING, SortedSet, KeySpec::NumKeys { at: 2 }, p::bzmpop, "ZMPOP, waiting for a member"),
+    c!("bzpopmax", -3, W | FAST | BLOCKING, SortedSet, range(1, -2, 1), p::bzpopmax, "Pops the highest-scored member of the first non-empty sorted set, waiting for one"),
+    c!("bzpopmin", -3, W | FAST | BLOCKING, SortedSet, range(1, -2, 1), p::bzpopmin, "Pops the lowest-scored member of the first non-empty sorted set, waiting for one"),
     c!("copy", -3, W | DENYOOM, Generic, TWO, p::copy, "Copies a key's value and TTL to another key"),
     c!("dbsize", 1, R | FAST, Generic, KeySpec::None, |_| Ok(Command::DbSize), "Number of keys"),
     c!("decr", 2, W | DENYOOM | FAST, String, ONE, |a| Ok(Command::IncrBy { key: a[1].clone(), by: -1 }), "Decrements an integer by one"),

@@ -98,6 +98,52 @@ impl Exec<'_> {
                 }
                 Ok(Reply::NullArray)
             }
+            Command::BPop { keys, front, .. } => {
+                for key in keys {
+                    let Some(l) = self.list(key)? else {
+                        continue;
+                    };
+                    let element = if *front {
+                        l.iter().next()
+                    } else {
+                        l.iter().next_back()
+                    };
+                    let Some(element) = element.cloned() else {
+                        continue;
+                    };
+                    self.emit(
+                        key,
+                        EffectOp::Pop {
+                            front: *front,
+                            count: 1,
+                        },
+                    );
+                    return Ok(Reply::Array(vec![
+                        Reply::Bulk(key.clone()),
+                        Reply::Bulk(element),
+                    ]));
+                }
+                Ok(Reply::NullArray)
+            }
+            Command::BLMove {
+                src,
+                dst,
+                from_front,
+                to_front,
+                ..
+            } => self.list_command(&Command::LMove {
+                src: src.clone(),
+                dst: dst.clone(),
+                from_front: *from_front,
+                to_front: *to_front,
+            }),
+            Command::BLMPop {
+                keys, front, count, ..
+            } => self.list_command(&Command::LMPop {
+                keys: keys.clone(),
+                front: *front,
+                count: *count,
+            }),
             Command::LLen { key } => {
                 Ok(Reply::Integer(self.list(key)?.map_or(0, |l| l.len()) as i64))
             }

@@ -389,7 +389,10 @@ impl Exec<'_> {
             | C::LTrim { .. }
             | C::LPos { .. }
             | C::LMove { .. }
-            | C::LMPop { .. } => self.list_command(c),
+            | C::LMPop { .. }
+            | C::BPop { .. }
+            | C::BLMove { .. }
+            | C::BLMPop { .. } => self.list_command(c),
             C::SAdd { .. }
             | C::SRem { .. }
             | C::SMembers { .. }
@@ -418,7 +421,9 @@ impl Exec<'_> {
             | C::ZScan { .. }
             | C::ZMPop { .. }
             | C::ZAlgebra { .. }
-            | C::ZRangeStore { .. } => self.zset_command(c),
+            | C::ZRangeStore { .. }
+            | C::BZPop { .. }
+            | C::BZMPop { .. } => self.zset_command(c),
         }
     }
 }

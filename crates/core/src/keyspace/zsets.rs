@@ -349,6 +349,39 @@ impl Exec<'_> {
                 }
                 Ok(Reply::NullArray)
             }
+            Command::BZPop { keys, max, .. } => {
+                for key in keys {
+                    let Some(z) = self.zset(key)? else {
+                        continue;
+                    };
+                    let first = if *max {
+                        z.iter().next_back()
+                    } else {
+                        z.iter().next()
+                    };
+                    let Some((member, score)) = first.map(|(m, s)| (m.clone(), s)) else {
+                        continue;
+                    };
+                    if z.len() == 1 {
+                        self.emit(key, EffectOp::Delete);
+                    } else {
+                        self.emit(key, EffectOp::ZRemove(vec![member.clone()]));
+                    }
+                    return Ok(Reply::Array(vec![
+                        Reply::Bulk(key.clone()),
+                        Reply::Bulk(member),
+                        Reply::Double(score),
+                    ]));
+                }
+                Ok(Reply::NullArray)
+            }
+            Command::BZMPop {
+                keys, max, count, ..
+            } => self.zset_command(&Command::ZMPop {
+                keys: keys.clone(),
+                max: *max,
+                count: *count,
+            }),
             Command::ZAlgebra {
                 op,
                 keys,

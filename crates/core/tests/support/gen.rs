@@ -219,13 +219,13 @@ impl Gen {
 
     /// One command as an argument vector (strings).
     pub fn command(&mut self) -> Vec<String> {
-        let which = self.rng.random_range(0..106);
+        let which = self.rng.random_range(0..108);
         self.family = match which {
             0..=20 => 's',
             31..=43 => 'h',
-            44..=61 | 104 => 'l',
+            44..=61 | 104 | 106 => 'l',
             62..=74 => 't',
-            75..=95 | 100..=103 | 105 => 'z',
+            75..=95 | 100..=103 | 105 | 107 => 'z',
             _ => 'k',
         };
         let k = self.key();
@@ -646,6 +646,8 @@ impl Gen {
                 }
                 v
             }
+            106 => self.blocking_pop(k, true),
+            107 => self.blocking_pop(k, false),
             _ => vec!["EXISTS".into(), k],
         };
         // Now and then a big collection, past the 128 elements where Redis
@@ -710,6 +712,61 @@ impl Gen {
             v[0] = v[0].to_lowercase();
         }
         v
+    }
+
+    /// A blocking pop (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP; or
+    /// BZPOPMIN, BZPOPMAX, BZMPOP) with a timeout of 10 ms, so that Redis
+    /// answers nil soon when the keys are empty, or now and then a bad
+    /// timeout (never 0: Redis would wait for ever).
+    fn blocking_pop(&mut self, k: String, list: bool) -> Vec<String> {
+        let timeout = if self.chance(0.9) {
+            "0.01".to_owned()
+        } else {
+            self.pick(&["abc", "-1", "nan", "inf", "-0.0001x", "1e400", ""])
+                .to_owned()
+        };
+        let keys = self.keys(2);
+        if list {
+            match self.rng.random_range(0..5) {
+                0 | 1 => {
+                    let mut v = vec![self.pick(&["BLPOP", "BRPOP"]).to_owned(), k];
+                    v.extend(keys);
+                    v.push(timeout);
+                    v
+                }
+                2 => vec![
+                    "BLMOVE".into(),
+                    k,
+                    self.key(),
+                    self.pick(&["LEFT", "RIGHT", "left", "UP"]).into(),
+                    self.pick(&["LEFT", "RIGHT"]).into(),
+                    timeout,
+                ],
+                3 => vec!["BRPOPLPUSH".into(), k, self.key(), timeout],
+                _ => {
+                    let mut v = vec!["BLMPOP".into(), timeout, self.numkeys(keys.len())];
+                    v.extend(keys);
+                    v.push(self.pick(&["LEFT", "RIGHT", "MIN"]).into());
+                    if self.chance(0.5) {
+                        v.extend(["COUNT".into(), self.pick(&["1", "2", "0", "abc"]).into()]);
+                    }
+                    v
+                }
+            }
+        } else if self.chance(0.6) {
+            let mut v = vec![self.pick(&["BZPOPMIN", "BZPOPMAX"]).to_owned(), k];
+            v.extend(keys);
+            v.push(timeout);
+            v
+        } else {
+            let mut v = vec!["BZMPOP".into(), timeout, self.numkeys(keys.len())];
+            v.extend(keys);
+            v.push(self.pick(&["MIN", "MAX", "LEFT"]).into());
+            if self.chance(0.5) {
+                v.extend(["COUNT".into(), self.pick(&["1", "2", "0", "abc"]).into()]);
+            }
+            v
+        }
     }
 
     /// The count before a command's keys: mostly right, sometimes wrong.

@@ -773,11 +773,12 @@ mod tests {
     }
 
     /// A key that expired at a version from a master whose clock ran
-    /// ahead, then was written again below it: the snapshot holds the live
-    /// copy and, as the shard's expired floor, the expired version. The
-    /// restore brings back the live copy, and counts no other key.
+    /// ahead, and another key of its store shard written since, below that
+    /// version: the snapshot holds the live key, the expired one's
+    /// tombstone and, as the shard's expired floor, the expired version.
+    /// The restore brings back the live key alone, and counts no other.
     #[test]
-    fn a_restore_keeps_a_key_written_again_below_its_expired_floor() {
+    fn a_restore_keeps_a_key_written_below_its_shards_expired_floor() {
         use distcache_core::{Store, StoreConfig, Version};
         const NOW: u64 = 1_700_000_000_000;
         let at = |millis| Version {
@@ -794,12 +795,17 @@ mod tests {
         store.set(b"n", ahead, NOW);
         let now = NOW + 1_001;
         assert_eq!(store.purge_expired(now, 100), 1);
+        // A key of the same shard, so below its floor.
+        let key = (0..)
+            .map(|i| format!("p{i}"))
+            .find(|k| store.shard_for(k.as_bytes()) == store.shard_for(b"n"))
+            .unwrap();
         let again = Entry {
             value: Bytes::from_static(b"7"),
             expires_at_ms: None,
             version: at(now),
         };
-        store.set(b"n", again.clone(), now);
+        store.set(key.as_bytes(), again.clone(), now);
         let encoded = snapshot::encode_store(&store, now);
         let origin = snapshot::Origin {
             node_id: "aux-1",
@@ -830,7 +836,7 @@ mod tests {
         std::fs::write(dir.join(MANIFEST), serde_json::to_vec(&manifest).unwrap()).unwrap();
         let (merged, damaged) = load_backup(&dir).unwrap();
         assert!(damaged.is_empty());
-        assert_eq!(merged, vec![(Bytes::from_static(b"n"), again)]);
+        assert_eq!(merged, vec![(Bytes::from(key), again)]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

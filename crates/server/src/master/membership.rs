@@ -764,6 +764,17 @@ enum Finding {
 /// Probes every node of the map once, concurrently; records what was seen
 /// and, on the leader, proposes the verdicts that change the map.
 async fn check_all(master: &Arc<Master>) {
+    // A master that believes it leads first makes sure a majority agrees:
+    // one cut off from the others skips the round, probes and failure
+    // counts alike. Its probes would fail for the auxiliaries the majority
+    // reaches, and a split that heals before a new election would let it
+    // confirm its lead afterwards and judge them down (finding 6b of
+    // scripts/fault-attack/FINDINGS.md).
+    let leading = master.consensus.is_leader();
+    if leading && !master.consensus.confirm_leadership().await {
+        info!("no majority confirms this master leads; its health round waits");
+        return;
+    }
     let applied = master.map();
     let targets: Vec<(String, String)> = applied
         .state
@@ -814,11 +825,11 @@ async fn check_all(master: &Arc<Master>) {
             findings.push((id.clone(), finding));
         }
     }
-    if !master.consensus.is_leader() {
+    if !leading || !master.consensus.is_leader() {
         return;
     }
     // Verdicts are this leader's own view of the nodes: they go through the
-    // log only if it still leads now, after the probes (a leader cut off
+    // log only if it still leads after the probes too (a leader cut off
     // with some of the nodes keeps believing it leads, and would judge the
     // others down), and only as its own proposals (see below).
     let mut confirmed = false;

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use distcache_core::command::table::flags;
@@ -53,6 +53,14 @@ const FIRST_WINDOW: usize = 8;
 /// least, [`PIPELINE_WINDOW`] at most).
 const WINDOW_REPLY_BYTES: usize = 256 * 1024;
 
+/// A blocked command (BLPOP...) asks the cluster again this long after
+/// it found nothing, then twice as long each time, up to
+/// [`BLOCK_MAX_POLL`]: a push through any master is seen within about
+/// that, and an idle blocked client costs about ten requests a second.
+const BLOCK_FIRST_POLL: Duration = Duration::from_millis(10);
+/// The longest wait between two tries of a blocked command.
+const BLOCK_MAX_POLL: Duration = Duration::from_millis(100);
+
 /// The size of the window after one of `requests` whose replies took
 /// `reply_bytes`.
 fn next_window(requests: usize, reply_bytes: usize) -> usize {
@@ -74,6 +82,32 @@ pub(super) struct Connection {
     pub(super) subscriber: Subscriber,
     /// This connection's metric series, by command.
     counters: Vec<(&'static str, Counters)>,
+    /// The blocking command (BLPOP...) it waits for, if any.
+    blocked: Option<Blocked>,
+}
+
+/// A blocking command that found nothing at first, and waits.
+struct Blocked {
+    args: Vec<Bytes>,
+    name: &'static str,
+    /// When it answers nil; `None`: never (a timeout of 0).
+    deadline: Option<Instant>,
+    started: Instant,
+}
+
+/// Whether a blocking command's reply says it found nothing (nil, or
+/// BLMOVE's nil), so that it waits.
+fn nothing_popped(reply: &Reply) -> bool {
+    matches!(reply, Reply::NullArray | Reply::Null)
+}
+
+/// Whether `args` is a blocking command (BLPOP...): a window of requests
+/// ends with one, since what follows waits for it. Cheap for the others:
+/// every such name starts with a `b`.
+fn is_blocking(args: &[Bytes]) -> bool {
+    args.first()
+        .is_some_and(|name| name.first().is_some_and(|c| c | 0x20 == b'b'))
+        && table::lookup(&args[0]).is_some_and(|spec| spec.has(flags::BLOCKING))
 }
 
 /// One command's metric series, as a connection keeps them: counted
@@ -122,12 +156,80 @@ impl Connection {
                 continue;
             }
             self.run_pipeline(std::mem::take(&mut pipeline), out).await;
-            if self.execute(args, out).await == Flow::Close {
-                return Flow::Close;
+            match self.execute(args, out).await {
+                Flow::Continue => {}
+                // A blocking command ends its window (see `serve`).
+                flow => return flow,
             }
         }
         self.run_pipeline(pipeline, out).await;
         Flow::Continue
+    }
+
+    /// For a blocking command that may wait here (not queued in MULTI,
+    /// by an authenticated client, with a valid timeout): its deadline,
+    /// `None` inside for a timeout of 0 (never).
+    fn may_block(&self, args: &[Bytes]) -> Option<Option<Instant>> {
+        if self.session.in_transaction() || self.role.is_none() {
+            return None;
+        }
+        let spec = table::resolve(args).ok()?;
+        if !spec.has(flags::BLOCKING) {
+            return None;
+        }
+        let timeout_ms = (spec.parse)(args).ok()?.block_timeout_ms()?;
+        Some((timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(timeout_ms)))
+    }
+
+    /// Waits for the blocked command until it finds something or its
+    /// deadline passes (then nil, as Redis answers a timeout), asking the
+    /// cluster again now and then ([`BLOCK_FIRST_POLL`]); meanwhile reads
+    /// what the client sends, for after. Appends the reply to `out`.
+    /// False when the connection ends: the client left, or shutdown.
+    async fn wait_blocked<S, F>(
+        &mut self,
+        stream: &mut S,
+        input: &mut BytesMut,
+        max_input: usize,
+        out: &mut Vec<u8>,
+        mut shutting_down: Pin<&mut F>,
+    ) -> bool
+    where
+        S: AsyncRead + Unpin,
+        F: Future<Output = ()>,
+    {
+        let Some(blocked) = self.blocked.take() else {
+            return true;
+        };
+        let mut pause = BLOCK_FIRST_POLL;
+        let reply = loop {
+            let wake = Instant::now() + pause;
+            let wake = blocked.deadline.map_or(wake, |deadline| wake.min(deadline));
+            tokio::select! {
+                () = &mut shutting_down => return false,
+                read = stream.read_buf(input), if input.len() < max_input => match read {
+                    Ok(0) | Err(_) => return false,
+                    Ok(_) => continue,
+                },
+                () = tokio::time::sleep_until(wake.into()) => {}
+            }
+            if blocked
+                .deadline
+                .is_some_and(|deadline| Instant::now() >= deadline)
+            {
+                break Reply::NullArray;
+            }
+            let reply = self.data_command(blocked.args.clone()).await;
+            if !nothing_popped(&reply) {
+                break reply;
+            }
+            pause = (pause * 2).min(BLOCK_MAX_POLL);
+        };
+        if let Some(answered) = &self.counters(blocked.name).answered {
+            answered.observe(!reply.is_error(), blocked.started.elapsed());
+        }
+        self.reply(reply, out);
+        true
     }
 
     /// Adds what this connection counted to the shared metric series.
@@ -157,8 +259,12 @@ impl Connection {
         };
         // PUBLISH is not pipelined: it runs alone, after the commands
         // before it, so that one connection's messages go out in order.
-        (!spec.has(flags::TRANSACTION) && !pubsub::is_pubsub(spec) && permits(role, spec.role()))
-            .then_some(spec)
+        // A blocking command may wait: it runs alone, after those before it.
+        (!spec.has(flags::TRANSACTION)
+            && !spec.has(flags::BLOCKING)
+            && !pubsub::is_pubsub(spec)
+            && permits(role, spec.role()))
+        .then_some(spec)
     }
 
     /// Runs data commands that [`Connection::may_pipeline`] let through.
@@ -226,7 +332,21 @@ impl Connection {
                     return Flow::Continue;
                 }
                 _ => {
+                    let wait = self
+                        .may_block(&args)
+                        .map(|deadline| (args.clone(), deadline));
                     let reply = self.data_command(args).await;
+                    if let Some((args, deadline)) = wait
+                        && nothing_popped(&reply)
+                    {
+                        self.blocked = Some(Blocked {
+                            args,
+                            name,
+                            deadline,
+                            started,
+                        });
+                        return Flow::Block;
+                    }
                     if let Some(answered) = &self.counters(name).answered {
                         answered.observe(!reply.is_error(), started.elapsed());
                     }
@@ -473,6 +593,7 @@ async fn serve<S>(
         session: CommandSession::new(),
         subscriber: server.master.pubsub.subscriber(id),
         counters: Vec::new(),
+        blocked: None,
     };
     let shutdown = server.master.shutdown.clone();
     // One wait for the whole connection, not one per read: each new wait
@@ -503,8 +624,16 @@ async fn serve<S>(
                 Some(_) => (&server.limits, window_size),
                 None => (&server.limits_before_auth, 1),
             };
+            // Cut short at a blocking command: what follows it waits for
+            // it, and is read after it as the next window.
+            let mut cut = false;
             while window.len() < most {
                 match parse_request(&mut input, limits) {
+                    Ok(Some(args)) if is_blocking(&args) => {
+                        window.push(args);
+                        cut = true;
+                        break;
+                    }
                     Ok(Some(args)) => window.push(args),
                     Ok(None) => break,
                     Err(e) => {
@@ -513,7 +642,7 @@ async fn serve<S>(
                     }
                 }
             }
-            let (requests, full, before) = (window.len(), window.len() == most, out.len());
+            let (requests, full, before) = (window.len(), cut || window.len() == most, out.len());
             flow = conn.run_window(window, &mut out).await;
             if requests > 0 {
                 window_size = next_window(requests, out.len().saturating_sub(before));
@@ -521,7 +650,7 @@ async fn serve<S>(
             if !conn.take_messages(&mut out) {
                 return pubsub_overflow(&server, &conn);
             }
-            if flow == Flow::Close {
+            if flow != Flow::Continue {
                 break;
             }
             if let Some(e) = broken {
@@ -586,6 +715,23 @@ async fn serve<S>(
         if flow == Flow::Close {
             let _ = stream.shutdown().await;
             return;
+        }
+        if flow == Flow::Block {
+            if client_done
+                || !conn
+                    .wait_blocked(
+                        &mut stream,
+                        &mut input,
+                        server.max_query_bytes,
+                        &mut out,
+                        shutting_down.as_mut(),
+                    )
+                    .await
+            {
+                return;
+            }
+            // Its reply, and the requests that came meanwhile, next.
+            continue;
         }
         // Requests that came while the replies went out are run before the
         // next read.

@@ -27,6 +27,9 @@ pub(super) enum Flow {
     Continue,
     /// Write the replies so far, then close (QUIT, protocol errors).
     Close,
+    /// Write the replies so far, then wait for the blocked command
+    /// (BLPOP... that found nothing) before reading on.
+    Block,
 }
 
 /// One command the listener answers, described as Redis's `COMMAND INFO`

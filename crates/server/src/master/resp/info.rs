@@ -405,6 +405,9 @@ fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
     } else {
         "@slow"
     });
+    if spec.has(flags::BLOCKING) {
+        cats.push("@blocking");
+    }
     if spec.has(flags::ADMIN) || spec.name == "keys" {
         // Redis's category for FLUSHALL and FLUSHDB, and for KEYS, which
         // walks the whole keyspace (ACL rules like `-@dangerous` rely on it).
@@ -424,6 +427,7 @@ fn spec_flags(spec: &CommandSpec) -> Vec<Reply> {
         (flags::DENYOOM, "denyoom"),
         (flags::FAST, "fast"),
         (flags::ADMIN, "admin"),
+        (flags::BLOCKING, "blocking"),
     ] {
         if spec.has(bit) {
             names.push(name);
