@@ -3,7 +3,9 @@ import json
 import sys
 from workload import report, summary
 
-h = json.load(open(sys.argv[1]))
+import gzip
+p = sys.argv[1]
+h = json.load(gzip.open(p, "rt") if p.endswith(".gz") else open(p))
 ops = h["ops"]
 for e in h["events"]:
     print(f"[{e[0]:7.3f}] {e[1]}")

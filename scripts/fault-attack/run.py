@@ -12,6 +12,8 @@ import time
 from cluster import Cluster, http_get, leader, wait_until
 from partition import Net
 from sc_partition import SCENARIOS as PARTITION_SCENARIOS
+from sc_restart import SCENARIOS as RESTART_SCENARIOS
+from sc_partition3 import SCENARIOS as PARTITION3_SCENARIOS
 from workload import Load, report, summary
 
 SKEW = [] if os.environ.get("NOSKEW") else [{}, {"CLOCK_OFFSET_MS": "1500"}, {"CLOCK_OFFSET_MS": "-1500"}]
@@ -154,7 +156,9 @@ def sc_aux_stop(c, load, log):
 
 
 SCENARIOS = {k[3:]: v for k, v in globals().items() if k.startswith("sc_")}
+PARTITION_SCENARIOS.update(PARTITION3_SCENARIOS)
 SCENARIOS.update(PARTITION_SCENARIOS)
+SCENARIOS.update(RESTART_SCENARIOS)
 
 
 def main():
@@ -178,11 +182,17 @@ def run(name, seed, base, root, net):
 
     def log(msg):
         events.append((time.monotonic() - t0, msg))
-        print(f"[{time.monotonic()-t0:7.3f}] {msg}", flush=True)
+        wall = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+        print(f"[{time.monotonic()-t0:7.3f}] {msg} ({wall})", flush=True)
 
     try:
         c.wait_settled()
-        load = Load(c, seed=seed)
+        # the TTL keys (x0, x1): on in fault-attack-3's scenarios, or TTL=1 (6 keys)
+        ttl = 6 if (name in RESTART_SCENARIOS or name.startswith("part3_")
+                    or os.environ.get("TTL")) else 0
+        # many-key registers (rb*): on with BULK=1 or in restart scenarios
+        bulk = 2 if (name in RESTART_SCENARIOS or os.environ.get("BULK")) else 0
+        load = Load(c, seed=seed, ttl_threads=ttl, bulk_threads=bulk)
         load.start()
         log("load started")
         try:

@@ -28,7 +28,7 @@ class Recorder:
 
 class Load:
     def __init__(self, cluster, regs=8, counters=3, reg_threads=6, counter_threads=4,
-                 coll_threads=2, mixed=2, mixed_threads=4, seed=1):
+                 coll_threads=2, mixed=2, mixed_threads=4, seed=1, ttl_threads=0, bulk_threads=0, bulk_keys=3000):
         self.c = cluster
         self.rec = Recorder()
         self.stop = threading.Event()
@@ -46,6 +46,11 @@ class Load:
         self.mixed = [f"m{i}" for i in range(mixed)]
         for t in range(mixed_threads):
             self.threads.append(threading.Thread(target=self.mixed_worker, args=(t,), daemon=True))
+        self.bulk = [f"rb{i}" for i in range(bulk_keys)] if bulk_threads else []
+        for t in range(bulk_threads):
+            self.threads.append(threading.Thread(target=self.bulk_worker, args=(t,), daemon=True))
+        for t in range(ttl_threads):
+            self.threads.append(threading.Thread(target=self.ttl_worker, args=(t,), daemon=True))
 
     def start(self):
         for t in self.threads:
@@ -75,6 +80,8 @@ class Load:
                 reply = msg
         except Exception as e:  # noqa
             status, reply = "unknown", f"exc {e}"
+            # a master down (connection refused): don't spin
+            time.sleep(0.01)
         end = time.monotonic()
         self.rec.add(dict(key=key, op=op, args=list(args), start=start, end=end,
                           status=status, reply=reply, master=m))
@@ -132,6 +139,61 @@ class Load:
             else:
                 self.run(conns, rng, key, "GET")
 
+    def ttl_worker(self, t):
+        """One writer per key `x{t}` (so the key's state is known exactly):
+        SET with EX/PX, EXPIRE, PERSIST, DEL, then GET/TTL for a while;
+        checked by `check_ttl` against expiry windows."""
+        rng = random.Random(self.seed * 1000 + 400 + t)
+        conns = {}
+        key = f"x{t}"
+        n = 0
+
+        def watch(secs):
+            end = time.monotonic() + secs
+            while time.monotonic() < end and not self.stop.is_set():
+                self.run(conns, rng, key, "GET" if rng.random() < 0.7 else "TTL")
+                time.sleep(0.01)
+
+        while not self.stop.is_set():
+            n += 1
+            v = f"{t}:{n}"
+            roll = rng.random()
+            if roll < 0.4:
+                # a long TTL made persistent: must never expire
+                self.run(conns, rng, key, "SET", v, "EX", "2")
+                self.run(conns, rng, key, "PERSIST")
+                watch(rng.uniform(0.2, 2.0))
+            elif roll < 0.65:
+                # a short TTL: must be gone after it (+ clock margin)
+                self.run(conns, rng, key, "SET", v, "PX", str(rng.randrange(200, 1200)))
+                watch(rng.uniform(0.5, 5.0))
+            elif roll < 0.85:
+                # no TTL, then EXPIRE, sometimes PERSIST again
+                self.run(conns, rng, key, "SET", v)
+                self.run(conns, rng, key, "EXPIRE", "1")
+                if rng.random() < 0.5:
+                    self.run(conns, rng, key, "PERSIST")
+                watch(rng.uniform(0.5, 4.5))
+            else:
+                self.run(conns, rng, key, "SET", v, "EX", "30")
+                self.run(conns, rng, key, "DEL")
+                watch(rng.uniform(0.3, 2.0))
+
+    def bulk_worker(self, t):
+        """SET (unique values) / DEL over many keys `rb*` (registers), so
+        snapshots, logs and handoffs carry thousands of keys; read back by
+        MGET at the end (`final_reads`)."""
+        rng = random.Random(self.seed * 1000 + 500 + t)
+        conns = {}
+        n = 0
+        while not self.stop.is_set():
+            key = rng.choice(self.bulk)
+            n += 1
+            if rng.random() < 0.9:
+                self.run(conns, rng, key, "SET", f"b{t}:{n}")
+            else:
+                self.run(conns, rng, key, "DEL")
+
     def final_reads(self):
         """Reads every key through every live master, recorded."""
         rng = random.Random(7)
@@ -148,6 +210,18 @@ class Load:
                     r, st = f"exc {e}", "unknown"
                 self.rec.add(dict(key=key, op="GET", args=[], start=start, end=time.monotonic(),
                                   status=st, reply=r if st == "ok" else str(r), master=m, final=True))
+            for i in range(0, len(self.bulk), 100):
+                keys = self.bulk[i:i + 100]
+                start = time.monotonic()
+                try:
+                    r = conn.call("MGET", *keys)
+                    st = "ok" if isinstance(r, list) and len(r) == len(keys) else "unknown"
+                except Exception as e:  # noqa
+                    r, st = f"exc {e}", "unknown"
+                end = time.monotonic()
+                for j, key in enumerate(keys):
+                    self.rec.add(dict(key=key, op="GET", args=[], start=start, end=end, status=st,
+                                      reply=r[j] if st == "ok" else str(r), master=m, final=True))
             for key, cmd in (("l0", ["LRANGE", "l0", "0", "-1"]), ("h0", ["HKEYS", "h0"])):
                 start = time.monotonic()
                 try:
@@ -180,6 +254,8 @@ def check(ops, t0=0.0, strict=False):
             anomalies += check_mixed(key, kops, strict)
         elif key.startswith("c"):
             anomalies += check_counter(key, kops, strict)
+        elif key.startswith("x"):
+            anomalies += check_ttl(key, kops)
         else:
             anomalies += check_collection(key, kops)
     for a in anomalies:
@@ -452,4 +528,98 @@ def check_mixed(key, kops, strict=False):
                 if o["k"] < need:
                     out.append(dict(kind="mixed counter went back within a base", read=o,
                                     prior=best[i][1]))
+    return out
+
+
+TTL_MARGIN = 2.0  # s: masters' clocks are at 0 / +1.5 / -1.5 s
+
+
+def check_ttl(key, kops):
+    """A key with one writer (ttl_worker), so its operations are
+    sequential: the state is modelled exactly, expiry deadlines as a
+    window [start + ttl - margin, end + ttl + margin]. An operation with
+    no answer makes the state unknown until the next acknowledged SET or
+    DEL."""
+    out = []
+    state = "absent"  # absent | value | unknown
+    val, dl = None, None  # dl: None (persistent) or (lo, hi)
+
+    def bad(kind, o, **kw):
+        out.append(dict(kind=f"ttl {kind}", read=o,
+                        detail=f"model: {state} {val!r} deadline {dl}", **kw))
+
+    def ttl_of(o):
+        a = o["args"]
+        for i, x in enumerate(a):
+            if x.upper() == "EX":
+                return float(a[i + 1])
+            if x.upper() == "PX":
+                return float(a[i + 1]) / 1000
+        return None
+
+    for o in sorted(kops, key=lambda o: o["start"]):
+        op, st, rep = o["op"], o["status"], o["reply"]
+        # a deadline surely passed before this op began: the key is gone
+        if state == "value" and dl is not None and o["start"] > dl[1]:
+            expired_surely = True
+        else:
+            expired_surely = False
+        live_surely = state == "value" and (dl is None or o["end"] < dl[0])
+        if st != "ok":
+            if op in ("GET", "TTL"):
+                continue
+            state, val, dl = "unknown", None, None
+            continue
+        if op == "SET":
+            t = ttl_of(o)
+            state, val = "value", o["args"][0]
+            dl = None if t is None else (o["start"] + t - TTL_MARGIN, o["end"] + t + TTL_MARGIN)
+        elif op == "DEL":
+            state, val, dl = "absent", None, None
+        elif state == "unknown":
+            continue
+        elif op == "GET":
+            if rep is not None and (state == "absent" or expired_surely):
+                bad("read a value deleted or expired" + (" (expired key back)" if expired_surely else ""), o)
+            elif rep is not None and rep != val:
+                bad("read another value", o)
+            elif rep is None and live_surely:
+                bad("read nothing while the key must be live (lost write / undone PERSIST)", o)
+            elif rep is None and state == "value":
+                state, val, dl = "absent", None, None  # it expired in its window
+        elif op == "TTL":
+            if rep == -2:
+                if live_surely:
+                    bad("TTL -2 while the key must be live", o)
+                elif state == "value":
+                    state, val, dl = "absent", None, None
+            elif state == "absent" or expired_surely:
+                bad(f"TTL {rep} of a key deleted or expired", o)
+            elif rep == -1 and dl is not None:
+                bad("TTL -1 while the key has a TTL", o)
+            elif rep != -1 and dl is None:
+                bad(f"TTL {rep} while the key is persistent (undone PERSIST)", o)
+        elif op == "PERSIST":
+            if rep == 1:
+                if state == "absent" or expired_surely:
+                    bad("PERSIST 1 on a key deleted or expired", o)
+                elif dl is None:
+                    bad("PERSIST 1 on a key with no TTL", o)
+                dl = None
+            else:
+                if dl is not None and o["end"] < dl[0]:
+                    bad("PERSIST 0 while the key had a live TTL", o)
+                if state == "value" and dl is not None:
+                    state, val, dl = "absent", None, None
+        elif op == "EXPIRE":
+            t = float(o["args"][0])
+            if rep == 1:
+                if state == "absent" or expired_surely:
+                    bad("EXPIRE 1 on a key deleted or expired", o)
+                state = "value"
+                dl = (o["start"] + t - TTL_MARGIN, o["end"] + t + TTL_MARGIN)
+            else:
+                if live_surely:
+                    bad("EXPIRE 0 while the key must be live", o)
+                state, val, dl = "absent", None, None
     return out

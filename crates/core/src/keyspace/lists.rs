@@ -15,6 +15,25 @@ impl Exec<'_> {
         }
     }
 
+    /// Removes up to `n` elements of the list at `key` from its head (or
+    /// tail) and returns them in the order popped; `None` when `key` holds
+    /// no list.
+    fn pop_elements(&mut self, key: &Bytes, front: bool, n: usize) -> Result<Option<Vec<Bytes>>> {
+        let Some(l) = self.list(key)? else {
+            return Ok(None);
+        };
+        let n = n.min(l.len());
+        let popped: Vec<Bytes> = if front {
+            l.iter().take(n).cloned().collect()
+        } else {
+            l.iter().rev().take(n).cloned().collect()
+        };
+        if n > 0 {
+            self.emit(key, EffectOp::Pop { front, count: n });
+        }
+        Ok(Some(popped))
+    }
+
     pub(super) fn list_command(&mut self, c: &Command) -> Result<Reply> {
         match c {
             Command::Push {
@@ -38,86 +57,39 @@ impl Exec<'_> {
                 Ok(Reply::Integer((len + elements.len()) as i64))
             }
             Command::Pop { key, front, count } => {
-                let Some(l) = self.list(key)? else {
+                let Some(popped) = self.pop_elements(key, *front, count.unwrap_or(1))? else {
                     return Ok(if count.is_some() {
                         Reply::NullArray
                     } else {
                         Reply::Null
                     });
                 };
-                let n = count.unwrap_or(1).min(l.len());
-                let popped: Vec<Reply> = if *front {
-                    l.iter().take(n).map(|e| Reply::Bulk(e.clone())).collect()
-                } else {
-                    l.iter()
-                        .rev()
-                        .take(n)
-                        .map(|e| Reply::Bulk(e.clone()))
-                        .collect()
-                };
-                if n > 0 {
-                    self.emit(
-                        key,
-                        EffectOp::Pop {
-                            front: *front,
-                            count: n,
-                        },
-                    );
-                }
+                let mut popped = popped.into_iter().map(Reply::Bulk);
                 Ok(match count {
-                    Some(_) => Reply::Array(popped),
-                    None => popped.into_iter().next().unwrap_or(Reply::Null),
+                    Some(_) => Reply::Array(popped.collect()),
+                    None => popped.next().unwrap_or(Reply::Null),
                 })
             }
             Command::LMPop { keys, front, count } => {
                 for key in keys {
-                    let Some(l) = self.list(key)? else {
+                    let Some(popped) = self.pop_elements(key, *front, *count)? else {
                         continue;
                     };
-                    let n = (*count).min(l.len());
-                    let popped: Vec<Reply> = if *front {
-                        l.iter().take(n).map(|e| Reply::Bulk(e.clone())).collect()
-                    } else {
-                        l.iter()
-                            .rev()
-                            .take(n)
-                            .map(|e| Reply::Bulk(e.clone()))
-                            .collect()
-                    };
-                    self.emit(
-                        key,
-                        EffectOp::Pop {
-                            front: *front,
-                            count: n,
-                        },
-                    );
                     return Ok(Reply::Array(vec![
                         Reply::Bulk(key.clone()),
-                        Reply::Array(popped),
+                        Reply::Array(popped.into_iter().map(Reply::Bulk).collect()),
                     ]));
                 }
                 Ok(Reply::NullArray)
             }
             Command::BPop { keys, front, .. } => {
                 for key in keys {
-                    let Some(l) = self.list(key)? else {
+                    let Some(element) = self
+                        .pop_elements(key, *front, 1)?
+                        .and_then(|popped| popped.into_iter().next())
+                    else {
                         continue;
                     };
-                    let element = if *front {
-                        l.iter().next()
-                    } else {
-                        l.iter().next_back()
-                    };
-                    let Some(element) = element.cloned() else {
-                        continue;
-                    };
-                    self.emit(
-                        key,
-                        EffectOp::Pop {
-                            front: *front,
-                            count: 1,
-                        },
-                    );
                     return Ok(Reply::Array(vec![
                         Reply::Bulk(key.clone()),
                         Reply::Bulk(element),

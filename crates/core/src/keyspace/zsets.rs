@@ -234,29 +234,8 @@ impl Exec<'_> {
                 Ok(scored(&items, *with_scores))
             }
             Command::ZPop { key, max, count } => {
-                let Some(z) = self.zset(key)? else {
-                    return Ok(Reply::Array(vec![]));
-                };
-                let n = usize::try_from(count.unwrap_or(1))
-                    .unwrap_or(usize::MAX)
-                    .min(z.len());
-                let popped: Vec<(Bytes, f64)> = if *max {
-                    z.iter()
-                        .rev()
-                        .take(n)
-                        .map(|(m, s)| (m.clone(), s))
-                        .collect()
-                } else {
-                    z.iter().take(n).map(|(m, s)| (m.clone(), s)).collect()
-                };
-                if n == z.len() {
-                    self.emit(key, EffectOp::Delete);
-                } else if n > 0 {
-                    self.emit(
-                        key,
-                        EffectOp::ZRemove(popped.iter().map(|(m, _)| m.clone()).collect()),
-                    );
-                }
+                let n = usize::try_from(count.unwrap_or(1)).unwrap_or(usize::MAX);
+                let popped = self.pop_members(key, *max, n)?;
                 Ok(match count {
                     None => Reply::Array(
                         popped
@@ -316,29 +295,12 @@ impl Exec<'_> {
             }
             Command::ZMPop { keys, max, count } => {
                 for key in keys {
-                    let Some(z) = self.zset(key)? else {
+                    if self.zset(key)?.is_none() {
                         continue;
-                    };
-                    let n = (*count).min(z.len());
-                    let popped: Vec<(Bytes, f64)> = if *max {
-                        z.iter()
-                            .rev()
-                            .take(n)
-                            .map(|(m, s)| (m.clone(), s))
-                            .collect()
-                    } else {
-                        z.iter().take(n).map(|(m, s)| (m.clone(), s)).collect()
-                    };
-                    if n == z.len() {
-                        self.emit(key, EffectOp::Delete);
-                    } else {
-                        self.emit(
-                            key,
-                            EffectOp::ZRemove(popped.iter().map(|(m, _)| m.clone()).collect()),
-                        );
                     }
                     // Nested pairs in RESP2 too, unlike ZPOPMIN's.
-                    let pairs = popped
+                    let pairs = self
+                        .pop_members(key, *max, *count)?
                         .into_iter()
                         .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)]))
                         .collect();
@@ -351,22 +313,9 @@ impl Exec<'_> {
             }
             Command::BZPop { keys, max, .. } => {
                 for key in keys {
-                    let Some(z) = self.zset(key)? else {
+                    let Some((member, score)) = self.pop_members(key, *max, 1)?.pop() else {
                         continue;
                     };
-                    let first = if *max {
-                        z.iter().next_back()
-                    } else {
-                        z.iter().next()
-                    };
-                    let Some((member, score)) = first.map(|(m, s)| (m.clone(), s)) else {
-                        continue;
-                    };
-                    if z.len() == 1 {
-                        self.emit(key, EffectOp::Delete);
-                    } else {
-                        self.emit(key, EffectOp::ZRemove(vec![member.clone()]));
-                    }
                     return Ok(Reply::Array(vec![
                         Reply::Bulk(key.clone()),
                         Reply::Bulk(member),
@@ -438,6 +387,34 @@ impl Exec<'_> {
             }
             other => Err(misrouted(other)),
         }
+    }
+
+    /// Removes up to `n` members of the sorted set at `key`, the lowest
+    /// scores first (the highest with `max`), and returns them with their
+    /// scores; none when `key` holds no sorted set.
+    fn pop_members(&mut self, key: &Bytes, max: bool, n: usize) -> Result<Vec<(Bytes, f64)>> {
+        let Some(z) = self.zset(key)? else {
+            return Ok(Vec::new());
+        };
+        let n = n.min(z.len());
+        let popped: Vec<(Bytes, f64)> = if max {
+            z.iter()
+                .rev()
+                .take(n)
+                .map(|(m, s)| (m.clone(), s))
+                .collect()
+        } else {
+            z.iter().take(n).map(|(m, s)| (m.clone(), s)).collect()
+        };
+        if n > 0 && n == z.len() {
+            self.emit(key, EffectOp::Delete);
+        } else if n > 0 {
+            self.emit(
+                key,
+                EffectOp::ZRemove(popped.iter().map(|(m, _)| m.clone()).collect()),
+            );
+        }
+        Ok(popped)
     }
 
     /// A sorted set's members and scores, or a set's members scored 1, as
