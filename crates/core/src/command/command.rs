@@ -446,14 +446,17 @@ pub enum Command {
         keys: Vec<Key>,
         store: Option<Key>,
         /// The options, or their error: Redis checks the keys' types
-        /// before it reads them, so a WRONGTYPE comes first.
-        opts: Result<ZAlgebraOpts, CommandError>,
+        /// before it reads them, so a WRONGTYPE comes first. Boxed, as
+        /// `ZRangeStore`'s range.
+        opts: Box<Result<ZAlgebraOpts, CommandError>>,
     },
     /// ZRANGESTORE: a range of `src` (as ZRANGE selects it) into `dst`.
     ZRangeStore {
         dst: Key,
         src: Key,
-        range: ZRangeBy,
+        /// Boxed: with two keys beside it, it would make every command
+        /// this large.
+        range: Box<ZRangeBy>,
         rev: bool,
         limit: Option<(i64, i64)>,
     },

@@ -1003,7 +1003,7 @@ pub(super) fn zrangestore(a: &[Bytes]) -> Result<Command> {
         } => Ok(Command::ZRangeStore {
             dst: a[1].clone(),
             src: key,
-            range,
+            range: Box::new(range),
             rev,
             limit,
         }),
@@ -1113,7 +1113,7 @@ fn zalgebra(a: &[Bytes], op: SetOp, store: bool, card: bool) -> Result<Command> 
         op,
         keys: a[first..end].to_vec(),
         store: store.then(|| a[1].clone()),
-        opts: zalgebra_opts(&a[end..], end - first, op, store, card),
+        opts: Box::new(zalgebra_opts(&a[end..], end - first, op, store, card)),
     })
 }
 

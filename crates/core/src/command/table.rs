@@ -623,6 +623,19 @@ mod tests {
         );
     }
 
+    /// Every request an auxiliary runs is parsed into a `Command` and moved
+    /// a few times: a rarely used variant must not make all of them
+    /// bigger (ZRANGESTORE's range and the ZUNION family's options are
+    /// boxed for that).
+    #[test]
+    fn a_command_is_no_larger_than_zrange() {
+        assert!(
+            std::mem::size_of::<Command>() <= 144,
+            "{}",
+            std::mem::size_of::<Command>()
+        );
+    }
+
     #[test]
     fn key_positions_follow_the_spec() {
         let mset = lookup(b"mset").unwrap();

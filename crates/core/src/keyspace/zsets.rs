@@ -341,7 +341,7 @@ impl Exec<'_> {
                 for key in keys {
                     inputs.push(self.zinput(key)?);
                 }
-                let opts = opts.clone()?;
+                let opts = opts.as_ref().clone()?;
                 if opts.card {
                     return Ok(Reply::Integer(intersection_size(&inputs, opts.limit) as i64));
                 }
