@@ -1177,14 +1177,26 @@ fn blocking_pops_wait_for_a_push_through_another_master_or_their_timeout() {
             "distcache_resp_connections",
         )
     };
+    let blocked = |s: &mut TcpStream| {
+        s.write_all(&request(&["INFO", "clients"])).unwrap();
+        let header = read_line(s);
+        let len: usize = header[1..].trim_end().parse().unwrap();
+        let body = String::from_utf8(read_exactly(s, len + 2)).unwrap();
+        body.lines()
+            .find_map(|l| l.strip_prefix("blocked_clients:"))
+            .map(str::to_owned)
+    };
+    assert_eq!(blocked(&mut a).as_deref(), Some("0"));
     let mut gone = open(0);
     gone.write_all(&request(&["BLPOP", &q, "0"])).unwrap();
-    wait_until(Duration::from_secs(10), "two connections", || {
-        connections() == Some(2.0)
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "two connections, one blocked",
+        || connections() == Some(2.0) && blocked(&mut a).as_deref() == Some("1"),
+    );
     drop(gone);
     wait_until(Duration::from_secs(10), "the blocked client let go", || {
-        connections() == Some(1.0)
+        connections() == Some(1.0) && blocked(&mut a).as_deref() == Some("0")
     });
     exchange(&mut a, &request(&["PING"]), b"+PONG\r\n");
 }

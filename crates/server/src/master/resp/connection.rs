@@ -95,6 +95,23 @@ struct Blocked {
     started: Instant,
 }
 
+/// A connection counted in INFO's `blocked_clients` while this lives,
+/// however its wait ends.
+struct BlockedCount(Arc<RespServer>);
+
+impl BlockedCount {
+    fn new(server: &Arc<RespServer>) -> BlockedCount {
+        server.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        BlockedCount(Arc::clone(server))
+    }
+}
+
+impl Drop for BlockedCount {
+    fn drop(&mut self) {
+        self.0.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Whether a blocking command's reply says it found nothing (nil, or
 /// BLMOVE's nil), so that it waits.
 fn nothing_popped(reply: &Reply) -> bool {
@@ -201,6 +218,7 @@ impl Connection {
         let Some(blocked) = self.blocked.take() else {
             return true;
         };
+        let _counted = BlockedCount::new(&self.server);
         let mut pause = BLOCK_FIRST_POLL;
         let reply = loop {
             let wake = Instant::now() + pause;

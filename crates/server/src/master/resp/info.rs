@@ -130,7 +130,12 @@ fn write_section(server: &RespServer, section: &str, out: &mut String) {
             s.header("Clients");
             s.field("connected_clients", server.connected_clients());
             s.field("maxclients", MAX_CLIENTS);
-            s.field("blocked_clients", 0);
+            s.field(
+                "blocked_clients",
+                server
+                    .blocked_clients
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            );
             s.field("tracking_clients", 0);
         }
         "memory" => {

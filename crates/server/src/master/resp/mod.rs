@@ -43,6 +43,7 @@ mod threads;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -83,6 +84,9 @@ pub(super) struct RespServer {
     /// A random id for this run, as Redis's `run_id`.
     run_id: String,
     clients: Mutex<BTreeMap<u64, Arc<Mutex<ClientInfo>>>>,
+    /// Connections waiting in a blocking command (INFO's
+    /// `blocked_clients`).
+    blocked_clients: AtomicUsize,
 }
 
 /// What `CLIENT LIST` shows of one connection.
@@ -141,6 +145,7 @@ pub async fn start(
             .map(|_| format!("{:02x}", rand::random::<u8>()))
             .collect(),
         clients: Mutex::new(BTreeMap::new()),
+        blocked_clients: AtomicUsize::new(0),
         master,
     });
     // RESP clients offer no ALPN protocol; the HTTP listener's `http/1.1`
