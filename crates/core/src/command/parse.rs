@@ -608,17 +608,12 @@ fn block_timeout(arg: &[u8]) -> Result<u64> {
         ))?
         .to_f64();
     let ms = (seconds * 1000.0).trunc();
-    // 2^63: the first value past `long long`.
-    if !ms.is_finite()
-        || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&ms)
-        || ms < 0.0
-    {
+    // Below 0, or from 2^63 (past `long long`, infinities included).
+    if !(0.0..9.223_372_036_854_776e18).contains(&ms) {
         return Err(CommandError::Other("timeout is negative"));
     }
     let ms = ms as i64;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = i64::try_from(crate::clock::unix_ms()).unwrap_or(i64::MAX);
     if ms > i64::MAX - now {
         return Err(CommandError::Other("timeout is out of range"));
     }
