@@ -39,6 +39,7 @@ pub mod key;
 pub mod keyspace;
 pub mod mutation_log;
 pub mod ring;
+pub mod script;
 pub mod snapshot;
 pub mod store;
 pub mod value;

@@ -27,6 +27,7 @@ fn generated() -> String {
             (flags::UNORDERED_OUTPUT, "unordered output"),
             (flags::PUBSUB, "pubsub"),
             (flags::BLOCKING, "blocking"),
+            (flags::SCRIPTING, "scripting"),
         ] {
             if spec.has(bit) {
                 f.push(name);

@@ -598,6 +598,7 @@ fn run_seed(seed: u64, commands: usize) -> Run {
 fn run_seed_via(seed: u64, commands: usize, via: Via) -> Run {
     let mut run = Run::start_via(seed, via);
     let mut generator = Gen::new(seed);
+    generator.by_sha = true;
     let pipelined = matches!(
         via,
         Via::Resp {
@@ -675,7 +676,7 @@ fn random_command_sequences_over_resp_answer_as_redis_server_does() {
     check_seeds(seeds(11..15), |seed| {
         run_seed_via(
             seed,
-            1_500,
+            2_000,
             Via::Resp {
                 resp3: seed % 2 == 1,
                 pipelined: false,

@@ -274,6 +274,118 @@ print("ok")
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
 
+/// Scripts through redis-py as applications use them: its `Lock` (SET NX
+/// PX to take it, Lua scripts through EVALSHA to release and extend it),
+/// a script registered through one master and run through another,
+/// EVAL_RO with a read token, and SCRIPT FLUSH reaching every master.
+#[test]
+fn python_redis_locks_and_scripts_work_through_any_master() {
+    let mut spec = Spec {
+        masters: 2,
+        auxiliaries: 2,
+        resp: true,
+        ..Spec::default()
+    };
+    spec.master_env = vec![
+        (
+            "AUTH_TOKENS".into(),
+            format!("{READ}:read,{WRITE}:write,{ADMIN}:admin"),
+        ),
+        ("CLUSTER_SECRET".into(), "clients-secret".into()),
+    ];
+    spec.aux_env = vec![("CLUSTER_SECRET".into(), "clients-secret".into())];
+    spec.token = Some(ADMIN.into());
+    let cluster = Cluster::start(spec);
+    let a = cluster.masters[0].resp_port.expect("RESP port").to_string();
+    let b = cluster.masters[1].resp_port.expect("RESP port").to_string();
+    let python = repo().join("scripts/redis-py/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "run scripts/deps.d/26-redis-py.sh for the Python redis package"
+    );
+    let key = unique("pylua");
+    let script = r#"
+import sys, redis
+from redis.exceptions import LockNotOwnedError, NoPermissionError, NoScriptError, ResponseError
+a, b, key, write, read = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+for protocol in (2, 3):
+    ra = redis.Redis(port=a, password=write, protocol=protocol, decode_responses=True)
+    rb = redis.Redis(port=b, password=write, protocol=protocol, decode_responses=True)
+    k = f"{key}:{protocol}"
+    # A lock taken through one master holds against the other.
+    first = ra.lock(k + ":lock", timeout=10)
+    second = rb.lock(k + ":lock", timeout=10)
+    assert first.acquire(blocking=False)
+    assert not second.acquire(blocking=False)
+    assert first.owned() and not second.owned()
+    first.extend(5)
+    assert 10000 < ra.pttl(k + ":lock") <= 15000, ra.pttl(k + ":lock")
+    # Releasing with another token runs the release script, which refuses.
+    impostor = rb.lock(k + ":lock", timeout=10)
+    impostor.local.token = "not-the-owner"
+    try:
+        impostor.release()
+        raise SystemExit("a lock was released by a client that does not hold it")
+    except LockNotOwnedError:
+        pass
+    assert first.owned()
+    first.release()
+    assert second.acquire(blocking=False)
+    second.release()
+    assert ra.exists(k + ":lock") == 0
+    # A script registered through one master runs through the other.
+    limiter = ra.register_script(
+        "local n = redis.call('INCR', KEYS[1]) "
+        "if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
+        "return {n, redis.call('PTTL', KEYS[1]) > 0 and 1 or 0}")
+    assert limiter(keys=[k + ":rate"], args=[60000]) == [1, 1]
+    sha = ra.script_load(limiter.script)
+    assert rb.script_exists(sha) == [True]
+    assert rb.evalsha(sha, 1, k + ":rate", 60000) == [2, 1]
+    assert limiter(keys=[k + ":rate"], args=[60000], client=rb) == [3, 1]
+    # Inside a transaction, and in a pipeline beside other commands.
+    t = rb.pipeline(transaction=True)
+    t.evalsha(sha, 1, k + ":rate", 60000)
+    t.get(k + ":rate")
+    assert t.execute() == [[4, 1], "4"]
+    p = rb.pipeline(transaction=False)
+    p.set(k + ":p", "x")
+    p.eval("return redis.call('APPEND', KEYS[1], ARGV[1])", 1, k + ":p", "yz")
+    p.get(k + ":p")
+    assert p.execute() == [True, 3, "xyz"]
+    # Errors come back as Redis words them.
+    try:
+        ra.eval("return redis.call('LPUSH', KEYS[1], 'x')", 1, k + ":rate")
+        raise SystemExit("LPUSH on a string succeeded")
+    except ResponseError as e:
+        assert str(e).startswith("WRONGTYPE Operation against a key holding the wrong kind of value script: "), e
+    # A read token may run a read-only script, not a script that may write.
+    ro = redis.Redis(port=b, password=read, protocol=protocol, decode_responses=True)
+    assert ro.eval_ro("return redis.call('GET', KEYS[1])", 1, k + ":p") == "xyz"
+    try:
+        ro.eval("return 1", 0)
+        raise SystemExit("a read token ran EVAL")
+    except NoPermissionError:
+        pass
+    # SCRIPT FLUSH through one master empties the other's cache too.
+    assert ra.script_flush() is True
+    for client in (ra, rb):
+        try:
+            client.evalsha(sha, 1, k + ":rate", 60000)
+            raise SystemExit("a flushed script ran")
+        except NoScriptError:
+            pass
+    # redis-py's Script loads it again by itself.
+    assert limiter(keys=[k + ":rate"], args=[60000], client=rb)[0] == 5
+print("ok")
+"#;
+    let out = run_ok(
+        "python redis scripts",
+        Command::new(&python).args(["-c", script, &a, &b, &key, WRITE, READ]),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
 #[test]
 fn the_redis_crate_works_in_resp2_and_resp3() {
     let cluster = cluster(false);

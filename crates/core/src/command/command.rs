@@ -478,6 +478,14 @@ pub enum Command {
     /// master the client is connected to, which keeps the subscriptions;
     /// no auxiliary ever sees one.
     PubSub,
+
+    /// EVAL, EVALSHA and their read-only forms: a Lua script over its
+    /// declared keys, run where they live ([`crate::script`]). Boxed: a
+    /// script's parts would make every command larger.
+    Eval(Box<crate::script::Eval>),
+    /// SCRIPT and its subcommands: answered by the master, which keeps
+    /// the scripts; no auxiliary ever sees one.
+    Script(crate::script::ScriptOp),
 }
 
 /// NX / XX.

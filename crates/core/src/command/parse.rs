@@ -1233,3 +1233,82 @@ pub(super) fn int_arg(arg: &[u8]) -> Result<i64> {
 pub(super) fn keys_from(a: &[Bytes], from: usize) -> Vec<Key> {
     rest(a, from)
 }
+
+/// EVAL and EVALSHA (`by_sha`), and their read-only forms: the script (or
+/// its SHA1), `numkeys`, the keys, then the arguments.
+fn eval_with(a: &[Bytes], by_sha: bool, read_only: bool) -> Result<Command> {
+    let n = parse_i64(&a[2]).ok_or(CommandError::NotInteger)?;
+    if n < 0 {
+        return Err(CommandError::Other("Number of keys can't be negative"));
+    }
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n > a.len() - 3 {
+        return Err(CommandError::Other(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    let body = if by_sha {
+        crate::script::ScriptBody::Sha(a[1].clone())
+    } else {
+        crate::script::ScriptBody::Source(a[1].clone())
+    };
+    Ok(Command::Eval(Box::new(crate::script::Eval {
+        body,
+        keys: a[3..3 + n].to_vec(),
+        args: a[3 + n..].to_vec(),
+        read_only,
+    })))
+}
+
+pub(super) fn eval(a: &[Bytes]) -> Result<Command> {
+    eval_with(a, false, false)
+}
+
+pub(super) fn eval_ro(a: &[Bytes]) -> Result<Command> {
+    eval_with(a, false, true)
+}
+
+pub(super) fn evalsha(a: &[Bytes]) -> Result<Command> {
+    eval_with(a, true, false)
+}
+
+pub(super) fn evalsha_ro(a: &[Bytes]) -> Result<Command> {
+    eval_with(a, true, true)
+}
+
+/// SCRIPT LOAD, EXISTS, FLUSH [ASYNC|SYNC], KILL and HELP, with Redis's
+/// errors for the rest.
+pub(super) fn script(a: &[Bytes]) -> Result<Command> {
+    use crate::script::ScriptOp;
+    let sub = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
+    let wrong = || {
+        CommandError::Relayed(format!(
+            "ERR wrong number of arguments for 'script|{sub}' command"
+        ))
+    };
+    let op = match sub.as_str() {
+        "load" if a.len() == 3 => ScriptOp::Load(a[2].clone()),
+        "exists" if a.len() >= 3 => ScriptOp::Exists(a[2..].to_vec()),
+        "flush" => {
+            if a.len() > 3
+                || a.get(2)
+                    .is_some_and(|mode| !is(mode, "async") && !is(mode, "sync"))
+            {
+                return Err(CommandError::Other(
+                    "SCRIPT FLUSH only support SYNC|ASYNC option",
+                ));
+            }
+            ScriptOp::Flush
+        }
+        "kill" if a.len() == 2 => ScriptOp::Kill,
+        "help" if a.len() == 2 => ScriptOp::Help,
+        "load" | "exists" | "kill" | "help" => return Err(wrong()),
+        _ => {
+            return Err(CommandError::Relayed(format!(
+                "ERR unknown subcommand '{}'. Try SCRIPT HELP.",
+                String::from_utf8_lossy(&a[1])
+            )));
+        }
+    };
+    Ok(Command::Script(op))
+}

@@ -47,6 +47,10 @@ pub mod flags {
     /// family): a RESP connection waits; inside MULTI and over HTTP it
     /// answers at once, as on a timeout.
     pub const BLOCKING: u32 = 1 << 11;
+    /// EVAL, EVALSHA, their read-only forms and SCRIPT: Redis's
+    /// `noscript` and `@scripting`. The master handles them itself (the
+    /// script cache, EVALSHA's lookup), so a pipeline runs each alone.
+    pub const SCRIPTING: u32 = 1 << 12;
 }
 
 use flags::*;
@@ -95,6 +99,8 @@ pub enum Group {
     Server,
     /// Publish and subscribe.
     PubSub,
+    /// Lua scripts.
+    Scripting,
 }
 
 impl Group {
@@ -110,6 +116,7 @@ impl Group {
             Group::Transactions => "transactions",
             Group::Server => "server",
             Group::PubSub => "pubsub",
+            Group::Scripting => "scripting",
         }
     }
 }
@@ -326,6 +333,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("decrby", 3, W | DENYOOM | FAST, String, ONE, p::decrby, "Decrements an integer"),
     c!("del", -2, W, Generic, ALL, |a| Ok(Command::Del { keys: p::keys_from(a, 1) }), "Deletes keys"),
     c!("discard", 1, TRANSACTION | FAST, Transactions, KeySpec::None, |_| Ok(Command::Discard), "Drops the queued transaction"),
+    c!("eval", -3, W | SCRIPTING, Scripting, KeySpec::NumKeys { at: 2 }, p::eval, "Runs a Lua script over its declared keys, where they live"),
+    c!("eval_ro", -3, R | SCRIPTING, Scripting, KeySpec::NumKeys { at: 2 }, p::eval_ro, "EVAL for a script that only reads"),
+    c!("evalsha", -3, W | SCRIPTING, Scripting, KeySpec::NumKeys { at: 2 }, p::evalsha, "EVAL of a script known by its SHA1"),
+    c!("evalsha_ro", -3, R | SCRIPTING, Scripting, KeySpec::NumKeys { at: 2 }, p::evalsha_ro, "EVALSHA for a script that only reads"),
     c!("exec", 1, TRANSACTION, Transactions, KeySpec::None, |_| Ok(Command::Exec), "Runs the queued transaction"),
     c!("exists", -2, R | FAST, Generic, ALL, |a| Ok(Command::Exists { keys: p::keys_from(a, 1) }), "Counts the keys that exist"),
     c!("expire", -3, W | FAST, Generic, ONE, p::expire, "Sets a TTL in seconds"),
@@ -395,6 +406,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("sadd", -3, W | DENYOOM | FAST, Set, ONE, |a| Ok(Command::SAdd { key: a[1].clone(), members: p::keys_from(a, 2) }), "Adds members"),
     c!("scan", -2, R | RANDOM_OUTPUT, Generic, KeySpec::None, p::scan, "Iterates keys"),
     c!("scard", 2, R | FAST, Set, ONE, |a| Ok(Command::SCard { key: a[1].clone() }), "Number of members"),
+    c!("script", -2, WRITE_ROLE | SCRIPTING, Scripting, KeySpec::None, p::script, "Loads, finds and drops the scripts EVALSHA runs (LOAD, EXISTS, FLUSH, KILL, HELP)"),
     c!("sdiff", -2, R | UNORDERED_OUTPUT, Set, ALL, p::sdiff, "Members of the first set in none of the others"),
     c!("sdiffstore", -3, W | DENYOOM, Set, ALL, p::sdiffstore, "SDIFF into a key"),
     c!("set", -3, W | DENYOOM, String, ONE, p::set, "Sets a string"),
@@ -548,6 +560,8 @@ mod tests {
                 spec.has(READONLY),
                 spec.has(TRANSACTION),
                 spec.has(PUBSUB),
+                // SCRIPT: the master's script cache, no key.
+                spec.name == "script",
             ];
             assert_eq!(kinds.iter().filter(|k| **k).count(), 1, "{}", spec.name);
         }

@@ -335,6 +335,16 @@ impl Exec<'_> {
             C::PubSub => Err(CommandError::Other(
                 "Pub/Sub commands are answered by the master, not the keyspace",
             )),
+            C::Eval(eval) => Ok(crate::script::run(
+                eval,
+                &mut *self.ks,
+                self.now,
+                &mut *self.rng,
+                &mut *self.effects,
+            )),
+            C::Script(_) => Err(CommandError::Other(
+                "SCRIPT is answered by the master, not the keyspace",
+            )),
             C::Get { .. }
             | C::Set { .. }
             | C::SetNx { .. }

@@ -124,6 +124,13 @@ pub struct Gen {
     family: char,
     /// Sorted-set keys that have held more than 128 members.
     big: std::collections::HashSet<String>,
+    /// Whether scripts may also be named by their SHA1 (EVALSHA, SCRIPT):
+    /// the master's script cache answers those, so only a runner with a
+    /// master sets it.
+    pub by_sha: bool,
+    /// The scripts EVAL or SCRIPT LOAD sent since the last SCRIPT FLUSH
+    /// (indexes in [`SCRIPTS`]), which EVALSHA mostly picks from.
+    sent_scripts: Vec<usize>,
 }
 
 impl Gen {
@@ -133,6 +140,8 @@ impl Gen {
             rng: StdRng::seed_from_u64(seed),
             family: 'k',
             big: Default::default(),
+            by_sha: false,
+            sent_scripts: Vec::new(),
         }
     }
 
@@ -219,7 +228,7 @@ impl Gen {
 
     /// One command as an argument vector (strings).
     pub fn command(&mut self) -> Vec<String> {
-        let which = self.rng.random_range(0..108);
+        let which = self.rng.random_range(0..112);
         self.family = match which {
             0..=20 => 's',
             31..=43 => 'h',
@@ -648,6 +657,7 @@ impl Gen {
             }
             106 => self.blocking_pop(k, true),
             107 => self.blocking_pop(k, false),
+            108..=111 => self.eval(),
             _ => vec!["EXISTS".into(), k],
         };
         // Now and then a big collection, past the 128 elements where Redis
@@ -710,6 +720,66 @@ impl Gen {
         }
         if self.chance(0.2) {
             v[0] = v[0].to_lowercase();
+        }
+        v
+    }
+
+    /// EVAL or EVAL_RO of one of [`SCRIPTS`], with its keys and arguments
+    /// (now and then a bad `numkeys`).
+    ///
+    /// With [`Gen::by_sha`]: now and then EVALSHA or EVALSHA_RO of one of
+    /// them (which runs once EVAL or SCRIPT LOAD has seen it, and answers
+    /// NOSCRIPT before), or SCRIPT LOAD, EXISTS or FLUSH.
+    fn eval(&mut self) -> Vec<String> {
+        let mut which = self.rng.random_range(0..SCRIPTS.len());
+        let by_sha = self.by_sha && self.chance(0.5);
+        if by_sha && !self.sent_scripts.is_empty() && self.chance(0.8) {
+            which = self.sent_scripts[self.rng.random_range(0..self.sent_scripts.len())];
+        }
+        let (source, nkeys, nargs) = SCRIPTS[which];
+        let sha = || distcache_core::script::sha1_hex(source.as_bytes());
+        if self.by_sha && self.chance(0.15) {
+            return match self.rng.random_range(0..20) {
+                0..=11 => {
+                    self.sent_scripts.push(which);
+                    vec!["SCRIPT".into(), "LOAD".into(), source.into()]
+                }
+                12..=18 => vec!["SCRIPT".into(), "EXISTS".into(), sha(), "0000".into()],
+                _ => {
+                    self.sent_scripts.clear();
+                    vec!["SCRIPT".into(), "FLUSH".into()]
+                }
+            };
+        }
+        if !by_sha {
+            self.sent_scripts.push(which);
+        }
+        let name = match (by_sha, self.chance(if by_sha { 0.3 } else { 0.15 })) {
+            (true, true) => "EVALSHA_RO",
+            (true, false) => "EVALSHA",
+            (false, true) => "EVAL_RO",
+            (false, false) => "EVAL",
+        };
+        let script = if name.starts_with("EVALSHA") {
+            sha()
+        } else {
+            source.to_owned()
+        };
+        let mut v = vec![name.to_owned(), script];
+        v.push(if self.chance(0.05) {
+            self.pick(&["-1", "abc", "99"]).to_owned()
+        } else {
+            nkeys.to_string()
+        });
+        for _ in 0..nkeys {
+            v.push(self.key());
+        }
+        for _ in 0..nargs {
+            v.push(if self.chance(0.5) {
+                self.el()
+            } else {
+                self.int()
+            });
         }
         v
     }
@@ -967,3 +1037,131 @@ impl Gen {
 fn k_big(v: &[String]) -> String {
     v.get(1).cloned().unwrap_or_else(|| "a".to_owned())
 }
+
+/// Scripts for EVAL: (source, keys, arguments). Each touches only its
+/// declared keys (a cluster refuses others) and answers the same whatever
+/// order Lua walks a table in.
+const SCRIPTS: &[(&str, usize, usize)] = &[
+    ("return redis.call('GET', KEYS[1])", 1, 0),
+    ("return redis.call('INCR', KEYS[1])", 1, 0),
+    ("return redis.pcall('LPUSH', KEYS[1], ARGV[1])", 1, 1),
+    ("return redis.call('SET', KEYS[1], ARGV[1], 'GET')", 1, 1),
+    (
+        "local r = redis.call('HGETALL', KEYS[1]) table.sort(r) return r",
+        1,
+        0,
+    ),
+    ("return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])", 1, 2),
+    ("return redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])", 1, 2),
+    (
+        "return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')",
+        1,
+        0,
+    ),
+    ("return redis.call('ZSCORE', KEYS[1], ARGV[1])", 1, 1),
+    (
+        "redis.setresp(3) return redis.call('ZSCORE', KEYS[1], ARGV[1])",
+        1,
+        1,
+    ),
+    (
+        "redis.setresp(3) local r = redis.call('HGETALL', KEYS[1]) local n = 0 for _ in pairs(r.map) do n = n + 1 end return n",
+        1,
+        0,
+    ),
+    (
+        "redis.setresp(3) return redis.call('GET', KEYS[1]) == nil",
+        1,
+        0,
+    ),
+    ("return redis.call('GET', KEYS[1]) == false", 1, 0),
+    ("return redis.call('LRANGE', KEYS[1], 0, -1)", 1, 0),
+    (
+        "local m = redis.call('SMEMBERS', KEYS[1]) table.sort(m) return m",
+        1,
+        0,
+    ),
+    ("return redis.call('TYPE', KEYS[1])", 1, 0),
+    ("return redis.call('EXISTS', KEYS[1], KEYS[2])", 2, 0),
+    (
+        "return redis.call('COPY', KEYS[1], KEYS[2], 'REPLACE')",
+        2,
+        0,
+    ),
+    ("return {KEYS[1], ARGV[1], #KEYS, #ARGV}", 1, 1),
+    (
+        "return {1, 'x', 3.99, -2.5, true, false, {2, {3}}, nil, 'after nil'}",
+        0,
+        0,
+    ),
+    ("return {err = 'MYERR custom'}", 0, 0),
+    ("return {err = 5}", 0, 0),
+    ("return {ok = 'FINE'}", 0, 0),
+    ("return redis.status_reply('DONE')", 0, 0),
+    ("return redis.error_reply('E failed')", 0, 0),
+    ("return {double = 2.5}", 0, 0),
+    ("return 1e20", 0, 0),
+    ("return 0/0", 0, 0),
+    ("return redis.call('GET')", 0, 0),
+    ("return redis.call('NOPE', 'x')", 0, 0),
+    ("return redis.call()", 0, 0),
+    ("return redis.call('SET', KEYS[1], {})", 1, 0),
+    ("return redis.call('SET', KEYS[1], true)", 1, 0),
+    ("return redis.call('SET', KEYS[1], 1.5)", 1, 0),
+    ("return redis.call('MULTI')", 0, 0),
+    ("return redis.call('EVAL', 'return 1', 0)", 0, 0),
+    ("local x = 1\nreturn redis.call('LPUSH', KEYS[1])", 1, 0),
+    (
+        "local ok, e = pcall(redis.call, 'INCR', KEYS[1]) return {ok and 1 or 0, e}",
+        1,
+        0,
+    ),
+    (
+        "local e = redis.pcall('INCR', KEYS[1]) return type(e)",
+        1,
+        0,
+    ),
+    ("error('boom')", 0, 0),
+    ("error({err = 'TABLE raised'})", 0, 0),
+    ("local t = nil\nreturn t.field", 0, 0),
+    ("return undefined_global", 0, 0),
+    ("x = 1", 0, 0),
+    ("string.custom = 1", 0, 0),
+    ("rawset(_G, 'y', 1)", 0, 0),
+    ("return 1 +", 0, 0),
+    ("return type(os)", 0, 0),
+    ("return type(print)", 0, 0),
+    ("return redis.setresp(4)", 0, 0),
+    ("return redis.sha1hex(ARGV[1])", 0, 1),
+    ("return redis.sha1hex()", 0, 0),
+    ("return cjson.encode({1, 2, 'x/y', {true, false}})", 0, 0),
+    ("return cjson.encode({})", 0, 0),
+    ("return cjson.encode({name = ARGV[1]})", 0, 1),
+    (
+        "local t = cjson.decode('[1, 2.5, \"s\", null, {\"a\": [true]}]') return {t[1], t[3], t[4] == cjson.null, t[5].a[1]}",
+        0,
+        0,
+    ),
+    (
+        "return {bit.band(ARGV[1], 255), bit.bor(1, 2, 4), bit.bxor(5, 3), bit.lshift(1, 40), bit.rshift(-1, 28), bit.arshift(-256, 4), bit.tohex(255), bit.tohex(-1, -4), bit.bnot(0), bit.tobit(4294967297)}",
+        0,
+        1,
+    ),
+    (
+        "return {string.rep('ab', 3), string.format('%5.2f', 3.14159), table.concat({'a', 'b'}, ','), math.floor(-3.5), tostring(1/3)}",
+        0,
+        0,
+    ),
+    ("return tonumber(ARGV[1])", 0, 1),
+    (
+        "return redis.call('TIME') ~= nil and redis.call('PING') and redis.call('ECHO', 'hi')",
+        0,
+        0,
+    ),
+    (
+        "return redis.REDIS_VERSION ~= nil and redis.LOG_WARNING",
+        0,
+        0,
+    ),
+    ("return loadstring('return 5')()", 0, 0),
+];

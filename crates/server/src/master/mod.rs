@@ -27,6 +27,7 @@ mod rebalance;
 pub mod resp;
 pub mod route_table;
 mod routes;
+pub mod scripts;
 mod service;
 mod stats;
 
@@ -153,6 +154,7 @@ pub struct Master {
     gate: Arc<crate::security::auth::Gate>,
     credentials: Arc<crate::security::secret::Credentials>,
     pubsub: Arc<pubsub::PubSub>,
+    scripts: Arc<scripts::Scripts>,
     lease: lease::Lease,
 }
 
@@ -294,6 +296,10 @@ pub async fn run(
         config.resp_pubsub_buffer_bytes,
     ));
 
+    let scripts = Arc::new(scripts::Scripts::new(
+        peers.clone(),
+        consensus.peers().clone(),
+    ));
     let master = Arc::new(Master {
         versions: HybridClock::new(origin_id(&id)),
         view: ArcSwap::from_pointee(RingView::empty(cluster_config)),
@@ -317,6 +323,7 @@ pub async fn run(
         ),
         config,
         pubsub: pubsub.clone(),
+        scripts: scripts.clone(),
     });
     if master.lease.length().is_none() {
         master.metrics.lease_holds.set(1);
@@ -333,14 +340,15 @@ pub async fn run(
             .map_err(StartError::io("starting the RESP threads"))?;
         shutdown.spawn(resp.serve());
     }
-    // The routes only masters call: Raft's, Pub/Sub's delivery and the
-    // lease's renewals.
+    // The routes only masters call: Raft's, Pub/Sub's delivery, the
+    // script cache's and the lease's renewals.
     let internal = consensus::router(&consensus)
         .merge(pubsub::internal::router(
             pubsub,
             credentials.clone(),
             master.config.max_body_bytes,
         ))
+        .merge(scripts::router(scripts, credentials.clone()))
         .merge(lease::router(master.clone(), credentials));
     let app = service::MasterService::new(master.clone(), internal);
     info!(node = %id, "master ready");

@@ -181,7 +181,10 @@ impl Master {
     /// its fallback to the next replica).
     fn at_one_leader(&self, view: &RingView, command: &Piped) -> Option<Planned> {
         let spec = command.spec?;
-        if spec.has(table::flags::TRANSACTION) || super::runs_everywhere(spec.name) {
+        // SCRIPT and EVALSHA need the master's script cache first.
+        if spec.has(table::flags::TRANSACTION | table::flags::SCRIPTING)
+            || super::runs_everywhere(spec.name)
+        {
             return None;
         }
         let args = &command.args;

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use distcache_core::command::{CommandError, CommandSpec, Reply, table};
+use distcache_core::command::{Command, CommandError, CommandSpec, Reply, table};
 use distcache_core::keyspace::{Entry, Keyspace};
+use distcache_core::script::{self, ScriptBody};
 use distcache_core::store::Watched;
 use distcache_core::value::stored;
 use futures_util::future::join_all;
@@ -92,9 +93,19 @@ impl Master {
         };
         // Syntax and arguments are checked here, before any node is asked
         // (with the spec just resolved: `table::parse` would resolve again).
-        if let Err(e) = (spec.parse)(&args) {
-            return reply(Reply::Error(e));
-        }
+        let parsed = match (spec.parse)(&args) {
+            Ok(parsed) => parsed,
+            Err(e) => return reply(Reply::Error(e)),
+        };
+        // SCRIPT is answered here; EVALSHA becomes the EVAL of its source.
+        let args = if spec.has(table::flags::SCRIPTING) {
+            match self.scripting(parsed, args).await {
+                Scripted::Answer(answer) => return reply(answer),
+                Scripted::Run(args) => args,
+            }
+        } else {
+            args
+        };
         if super::runs_everywhere(spec.name) {
             return reply(self.everywhere(spec, args).await?);
         }
@@ -144,6 +155,11 @@ impl Master {
         queued: Vec<Vec<Bytes>>,
         watched: Vec<(Bytes, Watched)>,
     ) -> Result<Reply, ApiError> {
+        let mut runnable = Vec::with_capacity(queued.len());
+        for args in queued {
+            runnable.push(self.runnable_in_transaction(args).await);
+        }
+        let queued = runnable;
         let mut keys = Vec::new();
         let mut everywhere = false;
         for args in &queued {
@@ -340,6 +356,70 @@ impl Master {
         self.fenced(|| self.read_replicas(key)).await
     }
 }
+
+/// What [`Master::scripting`] made of a command of the scripting group.
+enum Scripted {
+    /// Answered here (SCRIPT; EVALSHA of an unknown script).
+    Answer(Reply),
+    /// To run where its keys live: EVAL, or EVALSHA turned into it.
+    Run(Vec<Bytes>),
+}
+
+impl Master {
+    /// SCRIPT, answered from the script cache; EVAL, whose script the
+    /// cache keeps; EVALSHA, turned into the EVAL of the script it names.
+    async fn scripting(&self, parsed: Command, mut args: Vec<Bytes>) -> Scripted {
+        match parsed {
+            Command::Script(op) => Scripted::Answer(self.scripts.run(&op).await),
+            Command::Eval(eval) => match &eval.body {
+                ScriptBody::Source(source) => {
+                    self.scripts.evaluated(source);
+                    Scripted::Run(args)
+                }
+                ScriptBody::Sha(sha) => match self.scripts.find(sha).await {
+                    Some(source) => {
+                        args[0] =
+                            Bytes::from_static(if eval.read_only { b"EVAL_RO" } else { b"EVAL" });
+                        args[1] = source;
+                        Scripted::Run(args)
+                    }
+                    None => Scripted::Answer(Reply::Error(script::no_script())),
+                },
+            },
+            _ => Scripted::Run(args),
+        }
+    }
+
+    /// A queued command as a transaction's batch can run it: EVALSHA as
+    /// the EVAL of its script, or, for a script no master knows, an EVAL
+    /// that answers `NOSCRIPT` in its place (over the same keys, so the
+    /// batch's keys do not change).
+    async fn runnable_in_transaction(&self, args: Vec<Bytes>) -> Vec<Bytes> {
+        let Some(spec) = table::lookup(args.first().map(|a| a.as_ref()).unwrap_or_default()) else {
+            return args;
+        };
+        if !spec.has(table::flags::SCRIPTING) || !spec.arity_ok(args.len()) {
+            return args;
+        }
+        let Ok(parsed @ Command::Eval(_)) = (spec.parse)(&args) else {
+            return args;
+        };
+        match self.scripting(parsed, args.clone()).await {
+            Scripted::Run(args) => args,
+            Scripted::Answer(_) => {
+                let mut args = args;
+                args[0] = Bytes::from_static(b"EVAL");
+                args[1] = Bytes::from_static(NOSCRIPT_IN_TRANSACTION);
+                args
+            }
+        }
+    }
+}
+
+/// The script that stands for an EVALSHA of an unknown script inside a
+/// transaction: it answers Redis's `NOSCRIPT` error.
+const NOSCRIPT_IN_TRANSACTION: &[u8] =
+    b"return {err = 'NOSCRIPT No matching script. Please use EVAL.'}";
 
 /// Whether any of a transaction's commands may change data.
 fn any_write(queued: &[Vec<Bytes>]) -> bool {

@@ -382,10 +382,11 @@ fn settings(server: &RespServer) -> Vec<(&'static str, String)> {
 /// Redis's ACL categories of a data command.
 fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
     let mut cats = Vec::new();
-    if spec.has(flags::WRITE) {
+    // A script's access is its commands' (Redis files EVAL under neither).
+    if spec.has(flags::WRITE) && !spec.has(flags::SCRIPTING) {
         cats.push("@write");
     }
-    if spec.has(flags::READONLY) {
+    if spec.has(flags::READONLY) && !spec.has(flags::SCRIPTING) {
         cats.push("@read");
     }
     cats.push(match spec.group {
@@ -401,6 +402,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
         // are `@pubsub`.
         Group::PubSub if spec.name == "pubsub" => "@slow",
         Group::PubSub => "@pubsub",
+        Group::Scripting => "@scripting",
     });
     if spec.name == "pubsub" {
         return cats;
@@ -427,7 +429,16 @@ fn spec_flags(spec: &CommandSpec) -> Vec<Reply> {
     }
     let mut names = Vec::new();
     for (bit, name) in [
-        (flags::WRITE, "write"),
+        // EVAL may write, and is routed as a write; Redis reports no
+        // `write` flag for it, since it cannot tell.
+        (
+            if spec.has(flags::SCRIPTING) {
+                0
+            } else {
+                flags::WRITE
+            },
+            "write",
+        ),
         (flags::READONLY, "readonly"),
         (flags::DENYOOM, "denyoom"),
         (flags::FAST, "fast"),
@@ -440,6 +451,9 @@ fn spec_flags(spec: &CommandSpec) -> Vec<Reply> {
     }
     if spec.has(flags::TRANSACTION) {
         names.extend(["noscript", "loading", "stale", "allow_busy"]);
+    }
+    if spec.has(flags::SCRIPTING) {
+        names.extend(["noscript", "stale"]);
     }
     if spec.keys.movable() {
         names.push("movablekeys");

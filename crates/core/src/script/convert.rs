@@ -1,0 +1,186 @@
+//! Replies to Lua values and back, as Redis converts them.
+//!
+//! A command's reply, as `redis.call` hands it to the script (RESP2 unless
+//! the script asked for 3 with `redis.setresp(3)`):
+//!
+//! | reply | RESP2 | RESP3 |
+//! |---|---|---|
+//! | integer | number | number |
+//! | bulk | string | string |
+//! | status | `{ok = text}` | same |
+//! | error | `{err = text}` (`redis.pcall`; `redis.call` raises it) | same |
+//! | null | `false` | `nil` |
+//! | array | sequence | sequence |
+//! | map | flat sequence | `{map = {k = v}}` |
+//! | set | sequence | `{set = {m = true}}` |
+//! | double | string | `{double = n}` |
+//! | boolean | 1 or 0 | `true` or `false` |
+//!
+//! A script's value, as the client gets it: a number is an integer (cut
+//! toward zero), a string a bulk, `true` 1, `false` and `nil` null (but
+//! after `redis.setresp(3)` a boolean is a boolean: `true` and `false`); a
+//! table with a string `err` an error, with a string `ok` a status, with
+//! `double`, `map` or `set` those replies, and any other table an array
+//! of its elements up to the first `nil`.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use mlua::{Lua, Table, Value};
+
+use crate::command::number::format_double;
+use crate::command::{CommandError, Reply};
+
+/// How deep a script's value may nest before the rest is cut off (Redis
+/// stops at the Lua stack's limit).
+const MAX_DEPTH: usize = 1000;
+
+/// `reply` as a script sees it.
+pub(super) fn to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
+    Ok(match reply {
+        Reply::Status(text) => field(lua, "ok", lua.create_string(text.as_bytes())?)?,
+        Reply::Error(e) => field(lua, "err", lua.create_string(e.to_string())?)?,
+        Reply::Integer(n) => Value::Number(*n as f64),
+        Reply::Bulk(b) => Value::String(lua.create_string(b)?),
+        Reply::Null | Reply::NullArray if resp3 => Value::Nil,
+        Reply::Null | Reply::NullArray => Value::Boolean(false),
+        Reply::Array(items) => sequence(lua, items.iter(), resp3)?,
+        Reply::Set(items) if resp3 => {
+            let members = lua.create_table()?;
+            for item in items {
+                members.raw_set(to_lua(lua, item, resp3)?, true)?;
+            }
+            field(lua, "set", members)?
+        }
+        Reply::Set(items) => sequence(lua, items.iter(), resp3)?,
+        Reply::Map(pairs) if resp3 => {
+            let map = lua.create_table()?;
+            for (k, v) in pairs {
+                map.raw_set(to_lua(lua, k, resp3)?, to_lua(lua, v, resp3)?)?;
+            }
+            field(lua, "map", map)?
+        }
+        Reply::Pairs(pairs) if resp3 => {
+            let t = lua.create_table_with_capacity(pairs.len(), 0)?;
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                let pair = lua.create_table_with_capacity(2, 0)?;
+                pair.raw_seti(1, to_lua(lua, k, resp3)?)?;
+                pair.raw_seti(2, to_lua(lua, v, resp3)?)?;
+                t.raw_seti(i + 1, pair)?;
+            }
+            Value::Table(t)
+        }
+        Reply::Map(pairs) | Reply::Pairs(pairs) => {
+            sequence(lua, pairs.iter().flat_map(|(k, v)| [k, v]), resp3)?
+        }
+        Reply::Double(d) if resp3 => field(lua, "double", *d)?,
+        Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
+        Reply::Boolean(b) if resp3 => Value::Boolean(*b),
+        Reply::Boolean(b) => Value::Number(f64::from(u8::from(*b))),
+    })
+}
+
+/// `{name = value}`.
+fn field(lua: &Lua, name: &str, value: impl mlua::IntoLua) -> mlua::Result<Value> {
+    let t = lua.create_table_with_capacity(0, 1)?;
+    t.raw_set(name, value)?;
+    Ok(Value::Table(t))
+}
+
+fn sequence<'r>(
+    lua: &Lua,
+    items: impl Iterator<Item = &'r Reply>,
+    resp3: bool,
+) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    for (i, item) in items.enumerate() {
+        t.raw_seti(i + 1, to_lua(lua, item, resp3)?)?;
+    }
+    Ok(Value::Table(t))
+}
+
+/// A script's value as its reply (`resp3`: the script last asked for
+/// RESP3 with `redis.setresp(3)`).
+pub(super) fn to_reply(value: &Value, resp3: bool) -> Reply {
+    reply_at(value, 0, resp3)
+}
+
+fn reply_at(value: &Value, depth: usize, resp3: bool) -> Reply {
+    match value {
+        Value::Boolean(b) if resp3 => Reply::Boolean(*b),
+        Value::Nil | Value::Boolean(false) => Reply::Null,
+        Value::Boolean(true) => Reply::Integer(1),
+        Value::Integer(n) => Reply::Integer(*n),
+        Value::Number(n) => Reply::Integer(truncated(*n)),
+        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Table(t) if depth < MAX_DEPTH => table_reply(t, depth, resp3),
+        _ => Reply::Null,
+    }
+}
+
+/// A Lua number as Redis's integer: cut toward zero; what does not fit
+/// (infinities, NaN, 1e20) is `i64::MIN`, as Redis's C cast gives on the
+/// machines it runs on.
+fn truncated(n: f64) -> i64 {
+    if n.is_finite() && n > -9.223_372_036_854_776e18 && n < 9.223_372_036_854_776e18 {
+        n.trunc() as i64
+    } else {
+        i64::MIN
+    }
+}
+
+fn table_reply(t: &Table, depth: usize, resp3: bool) -> Reply {
+    let text = |name: &str| match t.raw_get::<Value>(name) {
+        Ok(Value::String(s)) => Some(s.to_string_lossy()),
+        _ => None,
+    };
+    if let Some(err) = text("err") {
+        return Reply::Error(CommandError::Relayed(one_line(err)));
+    }
+    if let Some(ok) = text("ok") {
+        return Reply::Status(Cow::Owned(one_line(ok)));
+    }
+    match t.raw_get::<Value>("double") {
+        Ok(Value::Number(d)) => return Reply::Double(d),
+        Ok(Value::Integer(d)) => return Reply::Double(d as f64),
+        _ => {}
+    }
+    if let Ok(Value::Table(map)) = t.raw_get::<Value>("map") {
+        let pairs = map
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .map(|(k, v)| {
+                (
+                    reply_at(&k, depth + 1, resp3),
+                    reply_at(&v, depth + 1, resp3),
+                )
+            })
+            .collect();
+        return Reply::Map(pairs);
+    }
+    if let Ok(Value::Table(set)) = t.raw_get::<Value>("set") {
+        let members = set
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .map(|(k, _)| reply_at(&k, depth + 1, resp3))
+            .collect();
+        return Reply::Set(members);
+    }
+    let mut items = Vec::new();
+    for i in 1.. {
+        match t.raw_get::<Value>(i) {
+            Ok(Value::Nil) | Err(_) => break,
+            Ok(v) => items.push(reply_at(&v, depth + 1, resp3)),
+        }
+    }
+    Reply::Array(items)
+}
+
+/// A status or an error is one line: Redis turns CR and LF into spaces.
+fn one_line(text: String) -> String {
+    if text.contains(['\r', '\n']) {
+        text.replace(['\r', '\n'], " ")
+    } else {
+        text
+    }
+}

@@ -1,0 +1,178 @@
+//! Lua scripts: EVAL, EVALSHA and their read-only forms, as Redis 7 runs
+//! them, over a keyspace.
+//!
+//! A script runs where its declared keys live: the auxiliary that leads
+//! them locks them, lends them to a [`Keyspace`], and runs the script on
+//! it ([`run`], called by the keyspace's executor for [`Command::Eval`]).
+//! So a script is atomic as a transaction is: no other command on its keys
+//! runs while it does, and its changes leave the leader as one batch of
+//! effects, replicated and logged as any command's. What it replicates is
+//! what it did (Redis 7's effects replication), never the script, so a
+//! script may read the clock or the dice.
+//!
+//! `redis.call` and `redis.pcall` run the table's commands on the lent
+//! keyspace. A script may touch only the keys it declared in `KEYS`:
+//! those are the keys its leader locked, and the only ones that are
+//! certainly there (Redis Cluster's rule for keys in other slots, applied
+//! to every undeclared key). Commands that wait, that belong to the
+//! master (MULTI, SUBSCRIBE, SCRIPT, PUBLISH) or that ask every node
+//! (KEYS, SCAN, DBSIZE, FLUSHALL) are refused inside a script.
+//!
+//! The Lua environment is Redis's ([`vm`]): Lua 5.1 with its base, string,
+//! table and math libraries, `bit` and `cjson`, and the `redis` table;
+//! globals are read-only, and a script that runs past [`TIME_LIMIT`] is
+//! stopped. The conversions between replies and Lua values are Redis's
+//! ([`convert`]).
+//!
+//! [`Command::Eval`]: crate::command::Command::Eval
+
+mod convert;
+mod failure;
+mod libs;
+mod vm;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::RngCore;
+use sha1::{Digest, Sha1};
+
+use crate::command::{CommandError, Reply};
+use crate::keyspace::{Effect, Keyspace};
+
+/// How long a script may run before it is stopped (Redis's
+/// `busy-reply-threshold`, whose default this is). Redis then answers
+/// BUSY to every other client until SCRIPT KILL; here the script's keys
+/// stay locked while it runs, so it is stopped instead, keeping the
+/// writes it made before, as a script that fails does.
+pub const TIME_LIMIT: Duration = Duration::from_millis(5000);
+
+/// The memory one Lua VM may use, at most: a script past it fails with
+/// Lua's "not enough memory".
+pub const MEMORY_LIMIT: usize = 256 << 20;
+
+/// The Lua VMs kept for reuse, at most (one runs a script at a time).
+const POOL_SIZE: usize = 8;
+
+/// EVAL or EVALSHA, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Eval {
+    /// The script, or its SHA1 (EVALSHA, which the master turns into the
+    /// script before it sends the command on).
+    pub body: ScriptBody,
+    /// The declared keys: `KEYS` in the script.
+    pub keys: Vec<Bytes>,
+    /// The other arguments: `ARGV`.
+    pub args: Vec<Bytes>,
+    /// EVAL_RO and EVALSHA_RO: a write command inside fails.
+    pub read_only: bool,
+}
+
+/// A script as EVAL or EVALSHA names it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScriptBody {
+    /// The source.
+    Source(Bytes),
+    /// The SHA1 of the source, in hex.
+    Sha(Bytes),
+}
+
+/// SCRIPT's subcommands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScriptOp {
+    /// SCRIPT LOAD: keep the script, answer its SHA1.
+    Load(Bytes),
+    /// SCRIPT EXISTS: 1 or 0 for each SHA1.
+    Exists(Vec<Bytes>),
+    /// SCRIPT FLUSH [ASYNC|SYNC]: forget every script.
+    Flush,
+    /// SCRIPT KILL: no script is ever left running to kill.
+    Kill,
+    /// SCRIPT HELP.
+    Help,
+}
+
+/// The SHA1 of `body` in lower-case hex: the name EVALSHA knows it by.
+pub fn sha1_hex(body: &[u8]) -> String {
+    let digest = Sha1::digest(body);
+    let mut hex = String::with_capacity(40);
+    for byte in digest {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// Redis's answer to EVALSHA of a script it does not know.
+pub fn no_script() -> CommandError {
+    CommandError::Relayed("NOSCRIPT No matching script. Please use EVAL.".into())
+}
+
+/// SCRIPT HELP's lines.
+pub const HELP: &[&str] = &[
+    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache (on every master).",
+    "KILL",
+    "    Answers NOTBUSY: distcache stops a script that runs too long itself.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// Idle VMs, each with the scripts it has compiled.
+static POOL: Mutex<Vec<vm::Vm>> = Mutex::new(Vec::new());
+
+/// Whether `source` compiles; if not, the error SCRIPT LOAD and EVAL
+/// answer (`ERR Error compiling script ...`). The master checks a script
+/// before it keeps it, as Redis does.
+pub fn compile(source: &Bytes) -> Result<(), CommandError> {
+    with_vm(|vm| vm.compile(source).map(|_| ()).map_err(vm::compile_error))
+        .and_then(|compiled| compiled)
+}
+
+/// Runs `f` on an idle VM (a new one if none is idle), then keeps the VM
+/// for the next script.
+fn with_vm<T>(f: impl FnOnce(&mut vm::Vm) -> T) -> Result<T, CommandError> {
+    let idle = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut vm = match idle {
+        Some(vm) => vm,
+        None => vm::Vm::new().map_err(|e| {
+            CommandError::Relayed(format!("ERR cannot start the Lua interpreter: {e}"))
+        })?,
+    };
+    let answer = f(&mut vm);
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < POOL_SIZE {
+        pool.push(vm);
+    }
+    Ok(answer)
+}
+
+/// Runs `eval` (whose body is its source) over `ks`, its keys lent there,
+/// appending its effects to `effects`, and answers its reply.
+pub fn run(
+    eval: &Eval,
+    ks: &mut Keyspace,
+    now_ms: u64,
+    rng: &mut dyn RngCore,
+    effects: &mut Vec<Effect>,
+) -> Reply {
+    let ScriptBody::Source(source) = &eval.body else {
+        // The master sends the source on; only a bug gets here.
+        return Reply::Error(no_script());
+    };
+    let context = vm::Context {
+        keys: &eval.keys,
+        args: &eval.args,
+        read_only: eval.read_only,
+        now_ms,
+    };
+    with_vm(|vm| vm.run(source, &context, ks, rng, effects)).unwrap_or_else(Reply::Error)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,287 @@
+use bytes::Bytes;
+use rand::SeedableRng;
+
+use super::{Eval, ScriptBody, run};
+use crate::command::Reply;
+use crate::keyspace::Keyspace;
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+/// Runs `source` with `keys` and `args` over `ks`.
+fn eval(ks: &mut Keyspace, source: &str, keys: &[&str], args: &[&str]) -> Reply {
+    eval_as(ks, source, keys, args, false)
+}
+
+fn eval_as(
+    ks: &mut Keyspace,
+    source: &str,
+    keys: &[&str],
+    args: &[&str],
+    read_only: bool,
+) -> Reply {
+    eval_with_effects(ks, source, keys, args, read_only).0
+}
+
+/// As [`eval_as`], with the effects the run recorded.
+fn eval_with_effects(
+    ks: &mut Keyspace,
+    source: &str,
+    keys: &[&str],
+    args: &[&str],
+    read_only: bool,
+) -> (Reply, Vec<crate::keyspace::Effect>) {
+    let e = Eval {
+        body: ScriptBody::Source(b(source)),
+        keys: keys.iter().map(|k| b(k)).collect(),
+        args: args.iter().map(|a| b(a)).collect(),
+        read_only,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let mut effects = Vec::new();
+    let reply = run(&e, ks, 1_000_000, &mut rng, &mut effects);
+    (reply, effects)
+}
+
+fn error_text(reply: Reply) -> String {
+    match reply {
+        Reply::Error(e) => e.to_string(),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_script_runs_commands_on_its_keys_and_returns_their_replies() {
+    let mut ks = Keyspace::new();
+    let reply = eval(
+        &mut ks,
+        "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[1])",
+        &["k"],
+        &["v"],
+    );
+    assert_eq!(reply, Reply::bulk(b"v"));
+    assert_eq!(
+        eval(&mut ks, "return redis.call('INCR', KEYS[1])", &["n"], &[]),
+        Reply::Integer(1)
+    );
+    assert_eq!(
+        eval(
+            &mut ks,
+            "return {1, 'x', 3.9, false, {ok='S'}, nil, 7}",
+            &[],
+            &[]
+        ),
+        Reply::Array(vec![
+            Reply::Integer(1),
+            Reply::bulk(b"x"),
+            Reply::Integer(3),
+            Reply::Null,
+            Reply::Status("S".into()),
+        ])
+    );
+}
+
+#[test]
+fn a_script_records_the_effects_of_its_writes_and_none_of_its_reads() {
+    let mut ks = Keyspace::new();
+    let (reply, effects) = eval_with_effects(
+        &mut ks,
+        "redis.call('SET', KEYS[1], 'a') redis.call('RPUSH', KEYS[2], 'x', 'y') return redis.call('GET', KEYS[1])",
+        &["s", "l"],
+        &[],
+        false,
+    );
+    assert_eq!(reply, Reply::bulk(b"a"));
+    let keys: Vec<&[u8]> = effects.iter().map(|e| e.key.as_ref()).collect();
+    assert_eq!(keys, vec![&b"s"[..], &b"l"[..]]);
+    let (_, effects) = eval_with_effects(
+        &mut ks,
+        "return redis.call('LRANGE', KEYS[1], 0, -1)",
+        &["l"],
+        &[],
+        false,
+    );
+    assert!(effects.is_empty(), "a read recorded {effects:?}");
+}
+
+#[test]
+fn a_script_may_touch_only_the_keys_it_declared() {
+    let mut ks = Keyspace::new();
+    let text = error_text(eval(
+        &mut ks,
+        "return redis.call('SET', 'other', 'v')",
+        &["k"],
+        &[],
+    ));
+    assert!(
+        text.contains("Script attempted to access key 'other'"),
+        "{text}"
+    );
+    assert!(text.ends_with("on @user_script:1."), "{text}");
+    assert!(eval(&mut ks, "return redis.call('EXISTS', 'other')", &[], &[]).is_error());
+    assert_eq!(
+        eval(
+            &mut ks,
+            "return redis.call('GET', 'other')",
+            &["other"],
+            &[]
+        ),
+        Reply::Null
+    );
+}
+
+#[test]
+fn commands_that_need_the_cluster_or_a_connection_are_refused_inside_a_script() {
+    let mut ks = Keyspace::new();
+    for (source, wanted) in [
+        (
+            "return redis.call('KEYS', '*')",
+            "KEYS is not allowed from a script",
+        ),
+        (
+            "return redis.call('DBSIZE')",
+            "DBSIZE is not allowed from a script",
+        ),
+        (
+            "return redis.call('PUBLISH', 'c', 'm')",
+            "PUBLISH is not allowed from a script",
+        ),
+        (
+            "return redis.call('SUBSCRIBE', 'c')",
+            "not allowed from script",
+        ),
+        (
+            "return redis.call('BLPOP', KEYS[1], 0)",
+            "not allowed from script",
+        ),
+        (
+            "return redis.call('EVAL', 'return 1', 0)",
+            "not allowed from script",
+        ),
+        (
+            "return redis.call('WATCH', KEYS[1])",
+            "not allowed from script",
+        ),
+    ] {
+        let text = error_text(eval(&mut ks, source, &["k"], &[]));
+        assert!(text.contains(wanted), "{source}: {text}");
+    }
+}
+
+#[test]
+fn a_read_only_script_cannot_write() {
+    let mut ks = Keyspace::new();
+    let (reply, effects) = eval_with_effects(
+        &mut ks,
+        "return redis.call('SET', KEYS[1], 'v')",
+        &["k"],
+        &[],
+        true,
+    );
+    assert!(
+        error_text(reply).starts_with("ERR Write commands are not allowed from read-only scripts.")
+    );
+    assert!(effects.is_empty());
+    assert_eq!(
+        eval_as(
+            &mut ks,
+            "return redis.call('GET', KEYS[1])",
+            &["k"],
+            &[],
+            true
+        ),
+        Reply::Null
+    );
+}
+
+#[test]
+fn a_script_leaves_nothing_behind_for_the_next_one() {
+    let mut ks = Keyspace::new();
+    for attempt in [
+        "x = 1",
+        "rawset(_G, 'x', 1)",
+        "string.upper = nil",
+        "rawset(string, 'upper', nil)",
+        "redis.call = nil",
+        "setmetatable(_G, nil)",
+        "getmetatable('').__index = {}",
+    ] {
+        let reply = eval(&mut ks, attempt, &[], &[]);
+        assert!(reply.is_error(), "{attempt} was allowed: {reply:?}");
+    }
+    // A script may still use its own tables and locals freely.
+    assert_eq!(
+        eval(
+            &mut ks,
+            "local t = {} rawset(t, 'a', 'b') return t.a .. string.upper('x')",
+            &[],
+            &[]
+        ),
+        Reply::bulk(b"bX")
+    );
+    assert!(eval(&mut ks, "return type(x)", &[], &[]).is_error());
+    assert_eq!(
+        eval(&mut ks, "return ('ab'):upper()", &[], &[]),
+        Reply::bulk(b"AB")
+    );
+}
+
+#[test]
+fn the_interpreter_reaches_no_file_process_or_bytecode() {
+    let mut ks = Keyspace::new();
+    for source in [
+        "return os.time()",
+        "return io.open('/etc/passwd')",
+        "return require('os')",
+        "return dofile('/etc/passwd')",
+        "return debug.getinfo(1)",
+        "return package.loaded",
+    ] {
+        let text = error_text(eval(&mut ks, source, &[], &[]));
+        assert!(
+            text.contains("nonexistent global variable"),
+            "{source}: {text}"
+        );
+    }
+    assert_eq!(
+        eval(
+            &mut ks,
+            "local f, e = loadstring(string.dump(function() return 1 end)) return {tostring(f), e}",
+            &[],
+            &[]
+        ),
+        Reply::Array(vec![
+            Reply::bulk(b"nil"),
+            Reply::bulk(b"loading bytecode is not allowed")
+        ])
+    );
+}
+
+#[test]
+fn a_script_past_its_time_is_stopped_even_if_it_catches_errors_and_keeps_its_writes() {
+    let mut ks = Keyspace::new();
+    let started = std::time::Instant::now();
+    let text = error_text(eval(
+        &mut ks,
+        "redis.call('SET', KEYS[1], 'before') while true do pcall(function() while true do end end) end",
+        &["k"],
+        &[],
+    ));
+    assert!(text.starts_with("ERR Script killed"), "{text}");
+    assert!(started.elapsed() >= super::TIME_LIMIT);
+    assert_eq!(
+        eval(&mut ks, "return redis.call('GET', KEYS[1])", &["k"], &[]),
+        Reply::bulk(b"before")
+    );
+    // The VM that ran it serves the next script as usual.
+    assert_eq!(eval(&mut ks, "return 7", &[], &[]), Reply::Integer(7));
+}
+
+#[test]
+fn the_sha1_is_the_hex_redis_prints() {
+    assert_eq!(
+        super::sha1_hex(b"return 1"),
+        "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+    );
+}

@@ -1,0 +1,482 @@
+//! One Lua VM, sandboxed as Redis's (`prelude.lua`), and how a script
+//! runs in it: compiled once per VM, given `KEYS` and `ARGV`, its
+//! `redis.call` wired to the lent keyspace for the length of the run, and
+//! stopped at [`super::TIME_LIMIT`].
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use mlua::{
+    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState,
+    chunk::ChunkMode,
+};
+use rand::RngCore;
+
+use super::failure::{command_failure, root_message, text_of};
+use super::{TIME_LIMIT, convert, libs, sha1_hex};
+use crate::command::table::{self, flags};
+use crate::command::{CommandError, Reply};
+use crate::keyspace::{Effect, Keyspace};
+
+/// Compiled scripts one VM keeps, at most; past it, it forgets them all.
+const MAX_FUNCTIONS: usize = 1000;
+
+/// The version `redis.REDIS_VERSION` reports: the one RESP's INFO does.
+const VERSION: &str = "7.2.0";
+const VERSION_NUM: i64 = 0x0007_0200;
+
+/// Instructions between two checks of the clock.
+const CHECK_EVERY: u32 = 10_000;
+
+/// What a run knows of its command.
+pub(super) struct Context<'a> {
+    pub keys: &'a [Bytes],
+    pub args: &'a [Bytes],
+    pub read_only: bool,
+    pub now_ms: u64,
+}
+
+/// The running script's clock, where the hook and `killed` find it.
+struct Run {
+    deadline: Instant,
+    killed: bool,
+}
+
+/// A VM and the scripts it has compiled.
+pub(super) struct Vm {
+    lua: Lua,
+    /// Compiled scripts by source.
+    functions: HashMap<Bytes, Function>,
+    /// The `redis` table behind its read-only face: where each run sets
+    /// `call` and `pcall`.
+    redis: Table,
+    /// The prelude's state (`resp`: `redis.setresp`'s version).
+    state: Table,
+    /// `xpcall(f, handler)`.
+    runner: Function,
+    /// The error handler: the error, with the script's line.
+    handler: Function,
+}
+
+impl Vm {
+    /// A new VM with Redis's environment.
+    pub(super) fn new() -> mlua::Result<Vm> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::default(),
+        )?;
+        lua.set_memory_limit(super::MEMORY_LIMIT)?;
+        lua.set_app_data(Run {
+            deadline: Instant::now(),
+            killed: false,
+        });
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(CHECK_EVERY),
+            |lua, _| {
+                let mut run = lua
+                    .app_data_mut::<Run>()
+                    .ok_or_else(|| mlua::Error::runtime("no run"))?;
+                if run.killed || Instant::now() >= run.deadline {
+                    run.killed = true;
+                    return Err(mlua::Error::runtime("script killed"));
+                }
+                Ok(VmState::Continue)
+            },
+        )?;
+        let rust = lua.create_table()?;
+        rust.raw_set(
+            "failure_text",
+            lua.create_function(|lua, failure: Value| match &failure {
+                Value::Error(e) => Ok(Value::String(lua.create_string(text_of(e, false))?)),
+                _ => Ok(failure),
+            })?,
+        )?;
+        rust.raw_set(
+            "killed",
+            lua.create_function(|lua, ()| {
+                Ok(lua.app_data_ref::<Run>().is_some_and(|run| run.killed))
+            })?,
+        )?;
+        let state = lua.create_table()?;
+        state.raw_set("resp", 2)?;
+        rust.raw_set(
+            "sha1hex",
+            lua.create_function(|lua, values: Variadic<Value>| {
+                let [value] = values.as_slice() else {
+                    return Err(command_failure("ERR wrong number of arguments"));
+                };
+                let text = lua.coerce_string(value.clone())?;
+                Ok(sha1_hex(
+                    &text.map(|t| t.as_bytes().to_vec()).unwrap_or_default(),
+                ))
+            })?,
+        )?;
+        let setresp_state = state.clone();
+        rust.raw_set(
+            "setresp",
+            lua.create_function(move |_, version: Value| match version {
+                Value::Integer(v @ (2 | 3)) => setresp_state.raw_set("resp", v),
+                Value::Number(v) if v == 2.0 || v == 3.0 => setresp_state.raw_set("resp", v),
+                _ => Err(command_failure("ERR RESP version must be 2 or 3.")),
+            })?,
+        )?;
+        for (name, field) in [("error_reply", "err"), ("status_reply", "ok")] {
+            rust.raw_set(
+                name,
+                lua.create_function(move |lua, text: Value| match text {
+                    Value::String(text) => {
+                        let t = lua.create_table()?;
+                        t.raw_set(field, text)?;
+                        Ok(t)
+                    }
+                    _ => Err(command_failure("ERR wrong number or type of arguments")),
+                })?,
+            )?;
+        }
+        rust.raw_set("bit", libs::bit(&lua)?)?;
+        rust.raw_set("cjson", libs::cjson(&lua)?)?;
+        rust.raw_set("version", VERSION)?;
+        rust.raw_set("version_num", VERSION_NUM)?;
+        let (runner, redis): (Function, Table) = lua
+            .load(include_str!("prelude.lua"))
+            .set_name("=prelude")
+            .call(rust)?;
+        let handler = lua.create_function(|lua, error: Value| error_with_line(lua, error))?;
+        Ok(Vm {
+            lua,
+            functions: HashMap::new(),
+            redis,
+            state,
+            runner,
+            handler,
+        })
+    }
+
+    /// Runs `source` over `ks` and answers its reply.
+    pub(super) fn run(
+        &mut self,
+        source: &Bytes,
+        context: &Context<'_>,
+        ks: &mut Keyspace,
+        rng: &mut dyn RngCore,
+        effects: &mut Vec<Effect>,
+    ) -> Reply {
+        let function = match self.compile(source) {
+            Ok(f) => f,
+            Err(message) => return Reply::Error(compile_error(message)),
+        };
+        match self.call(&function, context, ks, rng, effects) {
+            Ok(Ok(value)) => {
+                let resp3 = self.state.raw_get::<u8>("resp").is_ok_and(|v| v == 3);
+                convert::to_reply(&value, resp3)
+            }
+            Ok(Err(failure)) => {
+                let killed = self.lua.app_data_ref::<Run>().is_some_and(|run| run.killed);
+                error(failure.message(&sha1_hex(source), killed))
+            }
+            Err(e) => error(format!("ERR Error running script: {}", root_message(&e))),
+        }
+    }
+
+    /// The compiled `source`, or the compiler's message.
+    pub(super) fn compile(&mut self, source: &Bytes) -> Result<Function, String> {
+        if let Some(f) = self.functions.get(source) {
+            return Ok(f.clone());
+        }
+        let compiled = self
+            .lua
+            .load(source.as_ref())
+            .set_name("@user_script")
+            .set_mode(ChunkMode::Text)
+            .into_function();
+        let f = compiled.map_err(|e| match e {
+            mlua::Error::SyntaxError { message, .. } => message,
+            other => other.to_string(),
+        })?;
+        if self.functions.len() >= MAX_FUNCTIONS {
+            self.functions.clear();
+        }
+        self.functions.insert(source.clone(), f.clone());
+        Ok(f)
+    }
+
+    /// One run of `function`: its value, or how it failed.
+    fn call(
+        &self,
+        function: &Function,
+        context: &Context<'_>,
+        ks: &mut Keyspace,
+        rng: &mut dyn RngCore,
+        effects: &mut Vec<Effect>,
+    ) -> mlua::Result<Result<Value, Failure>> {
+        let lua = &self.lua;
+        let globals = lua.globals();
+        globals.raw_set("KEYS", strings(lua, context.keys)?)?;
+        globals.raw_set("ARGV", strings(lua, context.args)?)?;
+        self.state.raw_set("resp", 2)?;
+        if let Some(mut run) = lua.app_data_mut::<Run>() {
+            run.deadline = Instant::now() + TIME_LIMIT;
+            run.killed = false;
+        }
+        // `redis.call` and `redis.pcall` share the keyspace; neither runs
+        // while the other does (a command calls no Lua).
+        let lent = RefCell::new((ks, rng, effects));
+        let state = &self.state;
+        let command = |lua: &Lua, values: MultiValue| -> mlua::Result<Result<Value, String>> {
+            let resp3 = state.raw_get::<u8>("resp")? == 3;
+            let mut lent = lent.borrow_mut();
+            let (ks, rng, effects) = &mut *lent;
+            let reply = arguments(lua, values)
+                .and_then(|args| run_command(context, &args, ks, &mut **rng, effects));
+            Ok(match reply {
+                Ok(Reply::Error(e)) => Err(e.to_string()),
+                Ok(reply) => Ok(convert::to_lua(lua, &reply, resp3)?),
+                Err(text) => Err(text),
+            })
+        };
+        let outcome = lua.scope(|scope| {
+            let call = scope.create_function(|lua, values: MultiValue| {
+                command(lua, values)?.map_err(command_failure)
+            })?;
+            let pcall = scope.create_function(|lua, values: MultiValue| {
+                Ok(match command(lua, values)? {
+                    Ok(value) => value,
+                    Err(text) => err_table(lua, &text)?,
+                })
+            })?;
+            self.redis.raw_set("call", call)?;
+            self.redis.raw_set("pcall", pcall)?;
+            let (ok, value): (bool, Value) =
+                self.runner.call((function.clone(), self.handler.clone()))?;
+            self.redis.raw_set("call", Value::Nil)?;
+            self.redis.raw_set("pcall", Value::Nil)?;
+            Ok(if ok {
+                Ok(value)
+            } else {
+                Err(Failure::from(value))
+            })
+        });
+        globals.raw_set("KEYS", Value::Nil)?;
+        globals.raw_set("ARGV", Value::Nil)?;
+        outcome
+    }
+}
+
+/// A script's error, as the handler left it.
+struct Failure {
+    /// The error's text (`ERR ...` for Lua's own errors).
+    text: String,
+    /// The script's line where it happened, when known.
+    line: Option<i64>,
+}
+
+impl From<Value> for Failure {
+    fn from(value: Value) -> Failure {
+        match value {
+            Value::Table(t) => Failure {
+                text: t
+                    .raw_get::<Option<mlua::LuaString>>("err")
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| "ERR unknown error".to_string(), |s| s.to_string_lossy()),
+                line: t.raw_get::<Option<i64>>("line").ok().flatten(),
+            },
+            // Errors the handler did not see (Lua 5.1 calls no handler
+            // when memory runs out).
+            Value::String(s) => Failure {
+                text: format!("ERR {}", s.to_string_lossy()),
+                line: None,
+            },
+            other => Failure {
+                text: format!("ERR {other:?}"),
+                line: None,
+            },
+        }
+    }
+}
+
+impl Failure {
+    /// Redis's error reply for a script that failed.
+    fn message(&self, sha: &str, killed: bool) -> String {
+        if killed {
+            return format!(
+                "ERR Script killed: it ran for longer than {} ms (distcache stops a script at its time limit; the writes it made before are kept) script: {sha}",
+                TIME_LIMIT.as_millis()
+            );
+        }
+        match self.line {
+            Some(line) => format!("{} script: {sha}, on @user_script:{line}.", self.text),
+            None => format!("{} script: {sha}", self.text),
+        }
+    }
+}
+
+/// The error handler: a table `{err = text, line = n}`, where `n` is the
+/// line of the script the error came from (the first frame of the
+/// script's own code on the stack). An error raised with a string is
+/// Lua's, and gets Redis's `ERR` before it.
+fn error_with_line(lua: &Lua, error: Value) -> mlua::Result<Table> {
+    let mut line = None;
+    for level in 1..64 {
+        let Some(found) = lua.inspect_stack(level, |debug| {
+            let ours = debug.source().source.as_deref() == Some("@user_script");
+            (ours, debug.current_line())
+        }) else {
+            break;
+        };
+        if let (true, Some(n)) = found {
+            line = Some(n);
+            break;
+        }
+    }
+    let text = match &error {
+        Value::Table(t) => match t.raw_get::<Value>("err")? {
+            Value::String(s) => s.to_string_lossy(),
+            _ => "ERR the script raised a table with no 'err' field".to_string(),
+        },
+        Value::String(s) => format!("ERR {}", s.to_string_lossy()),
+        Value::Error(e) => text_of(e, true),
+        Value::Nil => "ERR the script raised nil".to_string(),
+        other => format!(
+            "ERR {}",
+            lua.coerce_string(other.clone())?.map_or_else(
+                || format!("the script raised a {}", other.type_name()),
+                |s| s.to_string_lossy(),
+            )
+        ),
+    };
+    let failure = lua.create_table()?;
+    failure.raw_set("err", text)?;
+    if let Some(line) = line {
+        failure.raw_set("line", line)?;
+    }
+    Ok(failure)
+}
+
+/// A Lua sequence of `items`.
+fn strings(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, item) in items.iter().enumerate() {
+        t.raw_seti(i + 1, lua.create_string(item)?)?;
+    }
+    Ok(t)
+}
+
+/// `{err = text}`: how a command's error reaches Lua.
+fn err_table(lua: &Lua, text: &str) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set("err", text)?;
+    Ok(Value::Table(t))
+}
+
+/// Redis's error for a script that does not compile.
+pub(super) fn compile_error(message: String) -> CommandError {
+    CommandError::Relayed(
+        format!("ERR Error compiling script (new function): {message}").replace(['\r', '\n'], " "),
+    )
+}
+
+/// An error reply: one line, as Redis makes every error (CR and LF
+/// become spaces).
+fn error(text: String) -> Reply {
+    Reply::Error(CommandError::Relayed(text.replace(['\r', '\n'], " ")))
+}
+
+/// `redis.call`'s arguments as a command's: strings, and numbers as Lua
+/// writes them.
+fn arguments(lua: &Lua, values: MultiValue) -> Result<Vec<Bytes>, String> {
+    if values.is_empty() {
+        return Err("ERR Please specify at least one argument for this redis lib call".into());
+    }
+    let mut args = Vec::with_capacity(values.len());
+    for value in values {
+        let text = match value {
+            Value::String(s) => s,
+            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(value) {
+                Ok(Some(s)) => s,
+                _ => return Err(not_an_argument()),
+            },
+            _ => return Err(not_an_argument()),
+        };
+        args.push(Bytes::copy_from_slice(&text.as_bytes()));
+    }
+    Ok(args)
+}
+
+fn not_an_argument() -> String {
+    "ERR Lua redis lib command arguments must be strings or integers".into()
+}
+
+/// One `redis.call`: the checks Redis makes for a script's command, ours
+/// for a script that runs where its keys live, then the command on the
+/// lent keyspace.
+fn run_command(
+    context: &Context<'_>,
+    args: &[Bytes],
+    ks: &mut Keyspace,
+    rng: &mut dyn RngCore,
+    effects: &mut Vec<Effect>,
+) -> Result<Reply, String> {
+    if let Some(answer) = answered_in_script(context, args) {
+        return answer;
+    }
+    let spec = table::lookup(&args[0]).ok_or("ERR Unknown Redis command called from script")?;
+    if !spec.arity_ok(args.len()) {
+        return Err("ERR Wrong number of args calling Redis command from script".into());
+    }
+    if spec.name == "publish" {
+        return Err("ERR PUBLISH is not allowed from a script: distcache runs a script where its keys live, and publishing belongs to the masters".into());
+    }
+    if spec.has(
+        flags::TRANSACTION
+            | flags::SUBSCRIPTION
+            | flags::BLOCKING
+            | flags::SCRIPTING
+            | flags::PUBSUB,
+    ) {
+        return Err("ERR This Redis command is not allowed from script".into());
+    }
+    if matches!(
+        spec.name,
+        "keys" | "scan" | "dbsize" | "randomkey" | "flushall" | "flushdb"
+    ) {
+        return Err(format!(
+            "ERR {} is not allowed from a script: it asks every node, and distcache runs a script where its keys live",
+            spec.name.to_uppercase()
+        ));
+    }
+    if context.read_only && spec.has(flags::WRITE) {
+        return Err("ERR Write commands are not allowed from read-only scripts.".into());
+    }
+    for i in spec.key_positions(args) {
+        if !context.keys.contains(&args[i]) {
+            return Err(format!(
+                "ERR Script attempted to access key '{}', which it did not declare: distcache runs a script where its declared keys live and lets it touch only those (pass every key in KEYS)",
+                String::from_utf8_lossy(&args[i])
+            ));
+        }
+    }
+    let command = (spec.parse)(args).map_err(|e| e.to_string())?;
+    Ok(ks.execute_into(&command, context.now_ms, rng, effects))
+}
+
+/// PING, ECHO and TIME, which need no key and no node.
+fn answered_in_script(context: &Context<'_>, args: &[Bytes]) -> Option<Result<Reply, String>> {
+    let name = args[0].to_ascii_lowercase();
+    Some(Ok(match (name.as_slice(), args.len()) {
+        (b"ping", 1) => Reply::Status("PONG".into()),
+        (b"ping", 2) | (b"echo", 2) => Reply::Bulk(args[1].clone()),
+        (b"time", 1) => Reply::Array(vec![
+            Reply::bulk((context.now_ms / 1000).to_string().as_bytes()),
+            Reply::bulk(((context.now_ms % 1000) * 1000).to_string().as_bytes()),
+        ]),
+        (b"ping" | b"echo" | b"time", _) => {
+            return Some(Err(
+                "ERR Wrong number of args calling Redis command from script".into(),
+            ));
+        }
+        _ => return None,
+    }))
+}
