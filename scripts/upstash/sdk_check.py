@@ -143,6 +143,27 @@ def work(redis, tag):
     got[3] = sorted(got[3])
     expect("multi/exec", got, [True, 15, 2, ["a", "b"], "15"])
 
+    # Scripts: EVAL, then by SHA1, over keys that share a hash tag.
+    incr_and_get = (
+        "redis.call('INCRBY', KEYS[1], ARGV[1]) "
+        "return {redis.call('GET', KEYS[1]), redis.call('TYPE', KEYS[2])}"
+    )
+    expect("eval", redis.eval(incr_and_get, [k("{sc}a"), k("{sc}b")], [2]), ["2", "none"])
+    sha = redis.script_load(incr_and_get)
+    expect("script_exists", redis.script_exists(sha, "0" * 40), [True, False])
+    expect("evalsha", redis.evalsha(sha, [k("{sc}a"), k("{sc}b")], [3]), ["5", "none"])
+    expect("eval_ro", redis.eval_ro("return redis.call('GET', KEYS[1])", [k("{sc}a")]), "5")
+    expect_error(
+        "eval_ro that writes",
+        lambda: redis.eval_ro("return redis.call('DEL', KEYS[1])", [k("{sc}a")]),
+        "ERR Write commands are not allowed from read-only scripts.",
+    )
+    expect_error(
+        "evalsha of an unknown script",
+        lambda: redis.evalsha("0" * 40, [k("{sc}a")]),
+        "NOSCRIPT",
+    )
+
     # Keys.
     expect("del", redis.delete(k("m1"), k("m2"), k("missing")), 2)
     expect("expire", redis.expire(k("n"), 100), True)

@@ -236,6 +236,7 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             cache_size: args.cache_size,
             cache_max_bytes: None,
             cache_shards: distcache_core::store::DEFAULT_SHARDS,
+            script_time_limit_ms: distcache_server::config::DEFAULT_SCRIPT_TIME_LIMIT_MS,
             tombstone_grace: distcache_server::config::DEFAULT_TOMBSTONE_GRACE_SECS,
             backup_interval: 0,
             // What Ctrl-C or a crash would lose since the last snapshot is

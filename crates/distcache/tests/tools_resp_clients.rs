@@ -611,6 +611,14 @@ const connect = (protocol, replyMapping, password) => new Redis({
     assert.match(info, / lib-name=ioredis /);
     assert.match(info, new RegExp(` resp=${protocol}\\b`));
     assert.match(await r.info("server"), /redis_version:7\.2\.0/);
+    // defineCommand: ioredis sends EVALSHA, and EVAL after NOSCRIPT.
+    r.defineCommand("pushAndCount", {
+      numberOfKeys: 1,
+      lua: "redis.call('RPUSH', KEYS[1], ARGV[1]) return redis.call('LLEN', KEYS[1])",
+    });
+    assert.equal(await r.pushAndCount(k + ":dc", "a"), 1);
+    assert.equal(await r.pushAndCount(k + ":dc", "b"), 2);
+    assert.deepEqual(await r.lrange(k + ":dc", 0, -1), ["a", "b"]);
     r.disconnect();
 
     const ro = connect(protocol, replyMapping, read);

@@ -80,6 +80,11 @@ pub struct CommonConfig {
     pub backup_dir: PathBuf,
 }
 
+/// Default `SCRIPT_TIME_LIMIT_MS`: half the default `REQUEST_TIMEOUT_MS`,
+/// so that a master still waits for the answer of a script stopped at the
+/// limit.
+pub const DEFAULT_SCRIPT_TIME_LIMIT_MS: u64 = 500;
+
 /// Default `LOG_MAX_BYTES`: 64 MiB, as Redis's `auto-aof-rewrite-min-size`.
 pub const DEFAULT_LOG_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -138,6 +143,10 @@ pub struct AuxConfig {
     /// Independently locked shards of the store (1 = exact global LRU order)
     #[arg(long, env = "CACHE_SHARDS", default_value_t = distcache_core::store::DEFAULT_SHARDS)]
     pub cache_shards: usize,
+
+    /// Longest a Lua script (EVAL) may run, in milliseconds; then it is stopped, keeping the writes it made. Keep it below the masters' REQUEST_TIMEOUT_MS
+    #[arg(long, env = "SCRIPT_TIME_LIMIT_MS", default_value_t = DEFAULT_SCRIPT_TIME_LIMIT_MS)]
+    pub script_time_limit_ms: u64,
 
     /// Seconds a delete's tombstone is kept so a late older write cannot revive the key
     #[arg(long, env = "TOMBSTONE_GRACE", default_value_t = DEFAULT_TOMBSTONE_GRACE_SECS)]
@@ -381,6 +390,12 @@ impl AuxConfig {
         }
         if self.cache_shards == 0 || self.cache_shards > 1024 {
             return Err(invalid("CACHE_SHARDS", "must be between 1 and 1024"));
+        }
+        if self.script_time_limit_ms == 0 || self.script_time_limit_ms > 60_000 {
+            return Err(invalid(
+                "SCRIPT_TIME_LIMIT_MS",
+                "must be between 1 and 60000",
+            ));
         }
         if self.data_port.is_none() && self.port != 0 && self.port > u16::MAX - DATA_PORT_OFFSET {
             return Err(invalid(

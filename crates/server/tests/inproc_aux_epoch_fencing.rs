@@ -107,6 +107,7 @@ impl Aux {
             cache_size: 1000,
             cache_max_bytes: None,
             cache_shards: distcache_core::store::DEFAULT_SHARDS,
+            script_time_limit_ms: distcache_server::config::DEFAULT_SCRIPT_TIME_LIMIT_MS,
             tombstone_grace: distcache_server::config::DEFAULT_TOMBSTONE_GRACE_SECS,
             backup_interval: 0,
             log_fsync: distcache_server::config::LogFsync::Off,

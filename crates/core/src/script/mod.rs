@@ -20,7 +20,7 @@
 //!
 //! The Lua environment is Redis's ([`vm`]): Lua 5.1 with its base, string,
 //! table and math libraries, `bit` and `cjson`, and the `redis` table;
-//! globals are read-only, and a script that runs past [`TIME_LIMIT`] is
+//! globals are read-only, and a script that runs past [`time_limit`] is
 //! stopped. The conversions between replies and Lua values are Redis's
 //! ([`convert`]).
 //!
@@ -32,6 +32,7 @@ mod libs;
 mod vm;
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -41,12 +42,29 @@ use sha1::{Digest, Sha1};
 use crate::command::{CommandError, Reply};
 use crate::keyspace::{Effect, Keyspace};
 
-/// How long a script may run before it is stopped (Redis's
-/// `busy-reply-threshold`, whose default this is). Redis then answers
-/// BUSY to every other client until SCRIPT KILL; here the script's keys
-/// stay locked while it runs, so it is stopped instead, keeping the
-/// writes it made before, as a script that fails does.
-pub const TIME_LIMIT: Duration = Duration::from_millis(5000);
+/// How long a script may run before it is stopped, unless
+/// [`set_time_limit`] says otherwise (auxiliaries: `SCRIPT_TIME_LIMIT_MS`).
+/// Redis lets a script run on past its `busy-reply-threshold` (5 s),
+/// answering BUSY to every other client until SCRIPT KILL; here the
+/// script's keys (and the store shards they are in) stay locked while it
+/// runs, and the master that sent it waits `REQUEST_TIMEOUT_MS` at most,
+/// so it is stopped instead, keeping the writes it made before, as a
+/// script that fails does.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(500);
+
+/// The limit in force, in milliseconds.
+static TIME_LIMIT_MS: AtomicU64 = AtomicU64::new(DEFAULT_TIME_LIMIT.as_millis() as u64);
+
+/// Sets how long a script may run (for the whole process).
+pub fn set_time_limit(limit: Duration) {
+    let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
+    TIME_LIMIT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// How long a script may run.
+pub fn time_limit() -> Duration {
+    Duration::from_millis(TIME_LIMIT_MS.load(Ordering::Relaxed))
+}
 
 /// The memory one Lua VM may use, at most: a script past it fails with
 /// Lua's "not enough memory".

@@ -1,7 +1,7 @@
 //! One Lua VM, sandboxed as Redis's (`prelude.lua`), and how a script
 //! runs in it: compiled once per VM, given `KEYS` and `ARGV`, its
 //! `redis.call` wired to the lent keyspace for the length of the run, and
-//! stopped at [`super::TIME_LIMIT`].
+//! stopped at [`super::time_limit`].
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use mlua::{
 use rand::RngCore;
 
 use super::failure::{command_failure, root_message, text_of};
-use super::{TIME_LIMIT, convert, libs, sha1_hex};
+use super::{convert, libs, sha1_hex, time_limit};
 use crate::command::table::{self, flags};
 use crate::command::{CommandError, Reply};
 use crate::keyspace::{Effect, Keyspace};
@@ -26,6 +26,9 @@ const MAX_FUNCTIONS: usize = 1000;
 /// The version `redis.REDIS_VERSION` reports: the one RESP's INFO does.
 const VERSION: &str = "7.2.0";
 const VERSION_NUM: i64 = 0x0007_0200;
+
+/// Memory a VM may keep between scripts before a full collection.
+const KEEP_MEMORY: usize = 16 << 20;
 
 /// Instructions between two checks of the clock.
 const CHECK_EVERY: u32 = 10_000;
@@ -217,7 +220,7 @@ impl Vm {
         globals.raw_set("ARGV", strings(lua, context.args)?)?;
         self.state.raw_set("resp", 2)?;
         if let Some(mut run) = lua.app_data_mut::<Run>() {
-            run.deadline = Instant::now() + TIME_LIMIT;
+            run.deadline = Instant::now() + time_limit();
             run.killed = false;
         }
         // `redis.call` and `redis.pcall` share the keyspace; neither runs
@@ -260,6 +263,11 @@ impl Vm {
         });
         globals.raw_set("KEYS", Value::Nil)?;
         globals.raw_set("ARGV", Value::Nil)?;
+        // A VM goes back to the pool: what a large script left is freed
+        // now rather than when the next one allocates.
+        if lua.used_memory() > KEEP_MEMORY {
+            lua.gc_collect()?;
+        }
         outcome
     }
 }
@@ -303,7 +311,7 @@ impl Failure {
         if killed {
             return format!(
                 "ERR Script killed: it ran for longer than {} ms (distcache stops a script at its time limit; the writes it made before are kept) script: {sha}",
-                TIME_LIMIT.as_millis()
+                time_limit().as_millis()
             );
         }
         match self.line {

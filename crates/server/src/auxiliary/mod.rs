@@ -169,6 +169,9 @@ pub async fn run(
         "auxiliary starting"
     );
 
+    distcache_core::script::set_time_limit(std::time::Duration::from_millis(
+        config.script_time_limit_ms,
+    ));
     let store = Arc::new(Store::new(StoreConfig {
         max_items: config.cache_size,
         max_bytes: config.cache_max_bytes,

@@ -237,6 +237,7 @@ impl Cluster {
             cache_size: 10_000,
             cache_max_bytes: None,
             cache_shards: distcache_core::store::DEFAULT_SHARDS,
+            script_time_limit_ms: distcache_server::config::DEFAULT_SCRIPT_TIME_LIMIT_MS,
             tombstone_grace: distcache_server::config::DEFAULT_TOMBSTONE_GRACE_SECS,
             backup_interval: 0,
             // No disk I/O on blocking threads under paused time: tokio
