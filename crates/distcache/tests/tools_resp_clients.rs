@@ -17,7 +17,14 @@ const WRITE: &str = "clients-write-token";
 const ADMIN: &str = "clients-admin-token";
 
 fn cluster(tokens: bool) -> Cluster {
+    cluster_of(1, tokens)
+}
+
+/// A cluster of `masters` masters and two auxiliaries, each master with
+/// a RESP listener; with the three tokens when `tokens`.
+fn cluster_of(masters: usize, tokens: bool) -> Cluster {
     let mut spec = Spec {
+        masters,
         auxiliaries: 2,
         resp: true,
         ..Spec::default()
@@ -280,22 +287,7 @@ print("ok")
 /// EVAL_RO with a read token, and SCRIPT FLUSH reaching every master.
 #[test]
 fn python_redis_locks_and_scripts_work_through_any_master() {
-    let mut spec = Spec {
-        masters: 2,
-        auxiliaries: 2,
-        resp: true,
-        ..Spec::default()
-    };
-    spec.master_env = vec![
-        (
-            "AUTH_TOKENS".into(),
-            format!("{READ}:read,{WRITE}:write,{ADMIN}:admin"),
-        ),
-        ("CLUSTER_SECRET".into(), "clients-secret".into()),
-    ];
-    spec.aux_env = vec![("CLUSTER_SECRET".into(), "clients-secret".into())];
-    spec.token = Some(ADMIN.into());
-    let cluster = Cluster::start(spec);
+    let cluster = cluster_of(2, true);
     let a = cluster.masters[0].resp_port.expect("RESP port").to_string();
     let b = cluster.masters[1].resp_port.expect("RESP port").to_string();
     let python = repo().join("scripts/redis-py/.venv/bin/python");
