@@ -143,9 +143,30 @@ setmetatable(G, {
   __metatable = false,
 })
 
--- How Rust runs a script: with its error handler, so that an error still
--- knows the line it came from.
-local function run(f, handler)
-  return real_xpcall(f, handler)
+-- How Rust runs a script: `call` and `pcall` (the run's Rust functions)
+-- put in place, `KEYS` and `ARGV` made (from the `nkeys` keys and the
+-- arguments after them, or given as tables when there are too many for
+-- a call), the script run with its error handler so that an error still
+-- knows the line it came from, and all of it taken away again. Done here
+-- rather than from Rust, where each table access is a protected call.
+local function run(f, handler, call, pcall_, keys, argv, nkeys, ...)
+  redis.call, redis.pcall = call, pcall_
+  if keys == nil then
+    local all = { ... }
+    keys, argv = {}, {}
+    for i = 1, nkeys do
+      keys[i] = all[i]
+    end
+    for i = nkeys + 1, select('#', ...) do
+      argv[i - nkeys] = all[i]
+    end
+  end
+  real_rawset(G, 'KEYS', keys)
+  real_rawset(G, 'ARGV', argv)
+  local ok, value = real_xpcall(f, handler)
+  redis.call, redis.pcall = nil, nil
+  real_rawset(G, 'KEYS', nil)
+  real_rawset(G, 'ARGV', nil)
+  return ok, value
 end
-return run, redis
+return run

@@ -5,6 +5,8 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -30,6 +32,10 @@ const VERSION_NUM: i64 = 0x0007_0200;
 /// Memory a VM may keep between scripts before a full collection.
 const KEEP_MEMORY: usize = 16 << 20;
 
+/// Keys and arguments passed to the runner as its own arguments, at most
+/// (Lua 5.1 takes about 8,000 in one call); past it they go as tables.
+const MAX_SPREAD: usize = 4000;
+
 /// Instructions between two checks of the clock.
 const CHECK_EVERY: u32 = 10_000;
 
@@ -52,11 +58,8 @@ pub(super) struct Vm {
     lua: Lua,
     /// Compiled scripts by source.
     functions: HashMap<Bytes, Function>,
-    /// The `redis` table behind its read-only face: where each run sets
-    /// `call` and `pcall`.
-    redis: Table,
-    /// The prelude's state (`resp`: `redis.setresp`'s version).
-    state: Table,
+    /// `redis.setresp`'s version: 2 or 3.
+    resp: Arc<AtomicU8>,
     /// `xpcall(f, handler)`.
     runner: Function,
     /// The error handler: the error, with the script's line.
@@ -102,8 +105,7 @@ impl Vm {
                 Ok(lua.app_data_ref::<Run>().is_some_and(|run| run.killed))
             })?,
         )?;
-        let state = lua.create_table()?;
-        state.raw_set("resp", 2)?;
+        let resp = Arc::new(AtomicU8::new(2));
         rust.raw_set(
             "sha1hex",
             lua.create_function(|lua, values: Variadic<Value>| {
@@ -116,13 +118,20 @@ impl Vm {
                 ))
             })?,
         )?;
-        let setresp_state = state.clone();
+        let setresp = resp.clone();
         rust.raw_set(
             "setresp",
-            lua.create_function(move |_, version: Value| match version {
-                Value::Integer(v @ (2 | 3)) => setresp_state.raw_set("resp", v),
-                Value::Number(v) if v == 2.0 || v == 3.0 => setresp_state.raw_set("resp", v),
-                _ => Err(command_failure("ERR RESP version must be 2 or 3.")),
+            lua.create_function(move |_, version: Value| {
+                let version = match version {
+                    Value::Integer(v) => v as f64,
+                    Value::Number(v) => v,
+                    _ => 0.0,
+                };
+                if version != 2.0 && version != 3.0 {
+                    return Err(command_failure("ERR RESP version must be 2 or 3."));
+                }
+                setresp.store(version as u8, Ordering::Relaxed);
+                Ok(())
             })?,
         )?;
         for (name, field) in [("error_reply", "err"), ("status_reply", "ok")] {
@@ -142,7 +151,7 @@ impl Vm {
         rust.raw_set("cjson", libs::cjson(&lua)?)?;
         rust.raw_set("version", VERSION)?;
         rust.raw_set("version_num", VERSION_NUM)?;
-        let (runner, redis): (Function, Table) = lua
+        let runner: Function = lua
             .load(include_str!("prelude.lua"))
             .set_name("=prelude")
             .call(rust)?;
@@ -150,8 +159,7 @@ impl Vm {
         Ok(Vm {
             lua,
             functions: HashMap::new(),
-            redis,
-            state,
+            resp,
             runner,
             handler,
         })
@@ -172,7 +180,7 @@ impl Vm {
         };
         match self.call(&function, context, ks, rng, effects) {
             Ok(Ok(value)) => {
-                let resp3 = self.state.raw_get::<u8>("resp").is_ok_and(|v| v == 3);
+                let resp3 = self.resp.load(Ordering::Relaxed) == 3;
                 convert::to_reply(&value, resp3)
             }
             Ok(Err(failure)) => {
@@ -215,10 +223,7 @@ impl Vm {
         effects: &mut Vec<Effect>,
     ) -> mlua::Result<Result<Value, Failure>> {
         let lua = &self.lua;
-        let globals = lua.globals();
-        globals.raw_set("KEYS", strings(lua, context.keys)?)?;
-        globals.raw_set("ARGV", strings(lua, context.args)?)?;
-        self.state.raw_set("resp", 2)?;
+        self.resp.store(2, Ordering::Relaxed);
         if let Some(mut run) = lua.app_data_mut::<Run>() {
             run.deadline = Instant::now() + time_limit();
             run.killed = false;
@@ -226,9 +231,9 @@ impl Vm {
         // `redis.call` and `redis.pcall` share the keyspace; neither runs
         // while the other does (a command calls no Lua).
         let lent = RefCell::new((ks, rng, effects));
-        let state = &self.state;
+        let resp = &self.resp;
         let command = |lua: &Lua, values: MultiValue| -> mlua::Result<Result<Value, String>> {
-            let resp3 = state.raw_get::<u8>("resp")? == 3;
+            let resp3 = resp.load(Ordering::Relaxed) == 3;
             let mut lent = lent.borrow_mut();
             let (ks, rng, effects) = &mut *lent;
             let reply = arguments(lua, values)
@@ -239,6 +244,19 @@ impl Vm {
                 Err(text) => Err(text),
             })
         };
+        // KEYS and ARGV go as the runner's arguments, unless there are
+        // more than a call takes: then as tables.
+        let (keys, argv, spread) = if context.keys.len() + context.args.len() <= MAX_SPREAD {
+            (Value::Nil, Value::Nil, true)
+        } else {
+            (
+                Value::Table(strings(lua, context.keys)?),
+                Value::Table(strings(lua, context.args)?),
+                false,
+            )
+        };
+        let mut values =
+            MultiValue::with_capacity(7 + MAX_SPREAD.min(context.keys.len() + context.args.len()));
         let outcome = lua.scope(|scope| {
             let call = scope.create_function(|lua, values: MultiValue| {
                 command(lua, values)?.map_err(command_failure)
@@ -249,20 +267,25 @@ impl Vm {
                     Err(text) => err_table(lua, &text)?,
                 })
             })?;
-            self.redis.raw_set("call", call)?;
-            self.redis.raw_set("pcall", pcall)?;
-            let (ok, value): (bool, Value) =
-                self.runner.call((function.clone(), self.handler.clone()))?;
-            self.redis.raw_set("call", Value::Nil)?;
-            self.redis.raw_set("pcall", Value::Nil)?;
+            values.push_back(Value::Function(function.clone()));
+            values.push_back(Value::Function(self.handler.clone()));
+            values.push_back(Value::Function(call));
+            values.push_back(Value::Function(pcall));
+            values.push_back(keys);
+            values.push_back(argv);
+            values.push_back(Value::Integer(context.keys.len() as i64));
+            if spread {
+                for item in context.keys.iter().chain(context.args) {
+                    values.push_back(Value::String(lua.create_string(item)?));
+                }
+            }
+            let (ok, value): (bool, Value) = self.runner.call(values)?;
             Ok(if ok {
                 Ok(value)
             } else {
                 Err(Failure::from(value))
             })
         });
-        globals.raw_set("KEYS", Value::Nil)?;
-        globals.raw_set("ARGV", Value::Nil)?;
         // A VM goes back to the pool: what a large script left is freed
         // now rather than when the next one allocates.
         if lua.used_memory() > KEEP_MEMORY {
