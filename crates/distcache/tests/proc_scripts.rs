@@ -13,7 +13,9 @@
 
 mod common;
 
-use common::{Cluster, Spec};
+use std::time::Duration;
+
+use common::{Cluster, Spec, wait_until};
 use serde_json::{Value, json};
 
 /// One command through `POST /` on master `m`: its result, or the error
@@ -90,7 +92,27 @@ fn a_scripts_writes_are_on_every_replica_when_it_is_answered() {
             "master {m}"
         );
     }
-    // And the script goes on from there at the new leader.
+    // And the script goes on from there at the new leader, once the
+    // master routes to it (until then a write is refused with CLUSTERDOWN,
+    // as any write to a leader that does not answer): an idempotent script
+    // over the same hash tag shows when.
+    wait_until(
+        Duration::from_secs(15),
+        "writes reach the new leader",
+        || {
+            call(
+                &c,
+                1,
+                json!([
+                    "EVAL",
+                    "return redis.call('SET', KEYS[1], 'x')",
+                    1,
+                    "{acct}:probe"
+                ]),
+            )
+            .is_ok()
+        },
+    );
     assert_eq!(
         ok(
             &c,
