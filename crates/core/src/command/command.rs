@@ -62,6 +62,44 @@ pub enum Command {
         offset: usize,
         value: Bytes,
     },
+    /// SETBIT: `offset` in bits, checked below 2^32.
+    SetBit {
+        key: Key,
+        offset: u64,
+        bit: bool,
+    },
+    /// GETBIT.
+    GetBit {
+        key: Key,
+        offset: u64,
+    },
+    /// BITCOUNT, over the whole string or a range. The range, or its
+    /// error: Redis reads it only once it has found a string there (a
+    /// missing key answers 0 whatever follows it, another type WRONGTYPE).
+    BitCount {
+        key: Key,
+        range: Result<Option<BitRange>, CommandError>,
+    },
+    /// BITPOS: the first `bit` in the string or a range. The range, or its
+    /// error, read only once a string is found (as BITCOUNT's).
+    BitPos {
+        key: Key,
+        bit: bool,
+        range: Result<BitPosRange, CommandError>,
+    },
+    /// BITOP AND, OR, XOR, NOT into `dest`.
+    BitOp {
+        op: BitOpKind,
+        dest: Key,
+        keys: Vec<Key>,
+    },
+    /// BITFIELD and BITFIELD_RO: their operations in order. Boxed: a
+    /// command with a list of them beside a key would make every command
+    /// larger.
+    BitField {
+        key: Key,
+        ops: Box<Vec<BitFieldOp>>,
+    },
     /// INCR, DECR, INCRBY, DECRBY.
     IncrBy {
         key: Key,
@@ -486,6 +524,79 @@ pub enum Command {
     /// SCRIPT and its subcommands: answered by the master, which keeps
     /// the scripts; no auxiliary ever sees one.
     Script(crate::script::ScriptOp),
+}
+
+/// A BITCOUNT range: `start` and `end` in bytes, or in bits (`bits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BitRange {
+    /// First byte (or bit), negative from the end.
+    pub start: i64,
+    /// Last byte (or bit), negative from the end.
+    pub end: i64,
+    /// The range counts bits, not bytes (`BIT`).
+    pub bits: bool,
+}
+
+/// A BITPOS range as sent: `end` only after `start`, `bits` only after
+/// both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BitPosRange {
+    /// First byte (or bit).
+    pub start: Option<i64>,
+    /// Last byte (or bit).
+    pub end: Option<i64>,
+    /// The range counts bits (`BIT`).
+    pub bits: bool,
+}
+
+/// BITOP's operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BitOpKind {
+    /// AND.
+    And,
+    /// OR.
+    Or,
+    /// XOR.
+    Xor,
+    /// NOT (one source).
+    Not,
+}
+
+/// One BITFIELD operation, with the OVERFLOW behaviour in force for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BitFieldOp {
+    /// What to do.
+    pub action: BitFieldAction,
+    /// Signed (`i`) or unsigned (`u`).
+    pub signed: bool,
+    /// Width: 1 to 64 signed, 1 to 63 unsigned.
+    pub width: u32,
+    /// Offset in bits (`#n` already multiplied by the width).
+    pub offset: u64,
+    /// OVERFLOW's choice when the operation was read.
+    pub overflow: Overflow,
+}
+
+/// GET, SET or INCRBY, with SET's value or INCRBY's increment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BitFieldAction {
+    /// GET.
+    Get,
+    /// SET to this value.
+    Set(i64),
+    /// INCRBY this much.
+    IncrBy(i64),
+}
+
+/// BITFIELD's OVERFLOW.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    /// Wrap around (the default).
+    Wrap,
+    /// Stay at the bound.
+    Sat,
+    /// Refuse: the operation answers nil and changes nothing.
+    Fail,
 }
 
 /// NX / XX.

@@ -1312,3 +1312,219 @@ pub(super) fn script(a: &[Bytes]) -> Result<Command> {
     };
     Ok(Command::Script(op))
 }
+
+/// A bit offset as Redis reads one: not negative, below 2^32 (512 MB of
+/// bytes); with `#n` (BITFIELD) n times `width`.
+fn bit_offset(arg: &[u8], width: Option<u32>) -> Result<u64> {
+    let err = || CommandError::Other("bit offset is not an integer or out of range");
+    let (digits, times) = match (arg.first(), width) {
+        (Some(b'#'), Some(width)) => (&arg[1..], i64::from(width)),
+        _ => (arg, 1),
+    };
+    let n = parse_i64(digits).ok_or_else(err)?.wrapping_mul(times);
+    if n < 0 || (n >> 3) >= 512 * 1024 * 1024 {
+        return Err(err());
+    }
+    Ok(n as u64)
+}
+
+pub(super) fn setbit(a: &[Bytes]) -> Result<Command> {
+    let offset = bit_offset(&a[2], None)?;
+    let bit = match parse_i64(&a[3]) {
+        Some(0) => false,
+        Some(1) => true,
+        _ => return Err(CommandError::Other("bit is not an integer or out of range")),
+    };
+    Ok(Command::SetBit {
+        key: a[1].clone(),
+        offset,
+        bit,
+    })
+}
+
+pub(super) fn getbit(a: &[Bytes]) -> Result<Command> {
+    Ok(Command::GetBit {
+        key: a[1].clone(),
+        offset: bit_offset(&a[2], None)?,
+    })
+}
+
+/// BYTE or BIT.
+fn bit_unit(arg: &[u8]) -> Result<bool> {
+    if is(arg, "bit") {
+        Ok(true)
+    } else if is(arg, "byte") {
+        Ok(false)
+    } else {
+        Err(CommandError::Syntax)
+    }
+}
+
+pub(super) fn bitcount(a: &[Bytes]) -> Result<Command> {
+    let range = match a.len() {
+        2 => Ok(None),
+        4 | 5 => (|| {
+            let (start, end) = (int(&a[2])?, int(&a[3])?);
+            // Both from the end and crossed: empty, before the unit is
+            // even read (Redis 7.0).
+            if start < 0 && end < 0 && start > end {
+                return Ok(Some(BitRange {
+                    start: 1,
+                    end: 0,
+                    bits: false,
+                }));
+            }
+            Ok(Some(BitRange {
+                start,
+                end,
+                bits: a.get(4).map(|u| bit_unit(u)).transpose()?.unwrap_or(false),
+            }))
+        })(),
+        _ => Err(CommandError::Syntax),
+    };
+    Ok(Command::BitCount {
+        key: a[1].clone(),
+        range,
+    })
+}
+
+pub(super) fn bitpos(a: &[Bytes]) -> Result<Command> {
+    let bit = match int(&a[2])? {
+        0 => false,
+        1 => true,
+        _ => return Err(CommandError::Other("The bit argument must be 1 or 0.")),
+    };
+    let range = (|| {
+        if a.len() > 6 {
+            return Err(CommandError::Syntax);
+        }
+        // Redis reads the start, the unit, then the end.
+        let start = a.get(3).map(|s| int(s)).transpose()?;
+        let bits = a.get(5).map(|u| bit_unit(u)).transpose()?.unwrap_or(false);
+        Ok(BitPosRange {
+            start,
+            end: a.get(4).map(|e| int(e)).transpose()?,
+            bits,
+        })
+    })();
+    Ok(Command::BitPos {
+        key: a[1].clone(),
+        bit,
+        range,
+    })
+}
+
+pub(super) fn bitop(a: &[Bytes]) -> Result<Command> {
+    let op = if is(&a[1], "and") {
+        BitOpKind::And
+    } else if is(&a[1], "or") {
+        BitOpKind::Or
+    } else if is(&a[1], "xor") {
+        BitOpKind::Xor
+    } else if is(&a[1], "not") {
+        BitOpKind::Not
+    } else {
+        return Err(CommandError::Syntax);
+    };
+    if op == BitOpKind::Not && a.len() != 4 {
+        return Err(CommandError::Other(
+            "BITOP NOT must be called with a single source key.",
+        ));
+    }
+    Ok(Command::BitOp {
+        op,
+        dest: a[2].clone(),
+        keys: rest(a, 3),
+    })
+}
+
+pub(super) fn bitfield(a: &[Bytes]) -> Result<Command> {
+    bitfield_with(a, false)
+}
+
+pub(super) fn bitfield_ro(a: &[Bytes]) -> Result<Command> {
+    bitfield_with(a, true)
+}
+
+/// BITFIELD's subcommands, read as Redis reads them: each needs its
+/// arguments (else a syntax error); OVERFLOW applies to the operations
+/// after it.
+fn bitfield_with(a: &[Bytes], read_only: bool) -> Result<Command> {
+    let mut ops = Vec::new();
+    let mut overflow = Overflow::Wrap;
+    let mut j = 2;
+    while j < a.len() {
+        let left = a.len() - j - 1;
+        let word = &a[j];
+        let takes_value = if is(word, "get") && left >= 2 {
+            false
+        } else if (is(word, "set") || is(word, "incrby")) && left >= 3 {
+            true
+        } else if is(word, "overflow") && left >= 1 {
+            let how = &a[j + 1];
+            overflow = if is(how, "wrap") {
+                Overflow::Wrap
+            } else if is(how, "sat") {
+                Overflow::Sat
+            } else if is(how, "fail") {
+                Overflow::Fail
+            } else {
+                return Err(CommandError::Other("Invalid OVERFLOW type specified"));
+            };
+            j += 2;
+            continue;
+        } else {
+            return Err(CommandError::Syntax);
+        };
+        let (signed, width) = bitfield_type(&a[j + 1])?;
+        let offset = bit_offset(&a[j + 2], Some(width))?;
+        let action = if !takes_value {
+            BitFieldAction::Get
+        } else {
+            let n = int(&a[j + 3])?;
+            if is(word, "set") {
+                BitFieldAction::Set(n)
+            } else {
+                BitFieldAction::IncrBy(n)
+            }
+        };
+        ops.push(BitFieldOp {
+            action,
+            signed,
+            width,
+            offset,
+            overflow,
+        });
+        j += if takes_value { 4 } else { 3 };
+    }
+    // Checked once every operation has been read, as Redis does.
+    if read_only && ops.iter().any(|op| op.action != BitFieldAction::Get) {
+        return Err(CommandError::Other(
+            "BITFIELD_RO only supports the GET subcommand",
+        ));
+    }
+    Ok(Command::BitField {
+        key: a[1].clone(),
+        ops: Box::new(ops),
+    })
+}
+
+/// `i1`..`i64` or `u1`..`u63`.
+fn bitfield_type(arg: &[u8]) -> Result<(bool, u32)> {
+    let err = || {
+        CommandError::Other(
+            "Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.",
+        )
+    };
+    let signed = match arg.first() {
+        Some(b'i') => true,
+        Some(b'u') => false,
+        _ => return Err(err()),
+    };
+    let width = parse_i64(&arg[1..]).ok_or_else(err)?;
+    let max = if signed { 64 } else { 63 };
+    if !(1..=max).contains(&width) {
+        return Err(err());
+    }
+    Ok((signed, width as u32))
+}

@@ -101,6 +101,8 @@ pub enum Group {
     PubSub,
     /// Lua scripts.
     Scripting,
+    /// Strings as arrays of bits.
+    Bitmap,
 }
 
 impl Group {
@@ -117,6 +119,7 @@ impl Group {
             Group::Server => "server",
             Group::PubSub => "pubsub",
             Group::Scripting => "scripting",
+            Group::Bitmap => "bitmap",
         }
     }
 }
@@ -319,6 +322,11 @@ macro_rules! c {
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     c!("append", 3, W | DENYOOM | FAST, String, ONE, |a| Ok(Command::Append { key: a[1].clone(), value: a[2].clone() }), "Appends to a string"),
+    c!("bitcount", -2, R, Bitmap, ONE, p::bitcount, "Counts the set bits of a string, or of a range of its bytes or bits"),
+    c!("bitfield", -2, W | DENYOOM, Bitmap, ONE, p::bitfield, "Reads, writes and increments integers of any width at any bit offset"),
+    c!("bitfield_ro", -2, R | FAST, Bitmap, ONE, p::bitfield_ro, "BITFIELD with GET only"),
+    c!("bitop", -4, W | DENYOOM, Bitmap, range(2, -1, 1), p::bitop, "AND, OR, XOR or NOT of strings into a key"),
+    c!("bitpos", -3, R, Bitmap, ONE, p::bitpos, "The first bit set to 1 or 0, in a string or a range"),
     c!("blmove", 6, W | DENYOOM | BLOCKING, List, TWO, p::blmove, "LMOVE, waiting for an element"),
     c!("blmpop", -5, W | BLOCKING, List, KeySpec::NumKeys { at: 2 }, p::blmpop, "LMPOP, waiting for an element"),
     c!("blpop", -3, W | BLOCKING, List, range(1, -2, 1), p::blpop, "Pops from the head of the first non-empty list, waiting for one"),
@@ -345,6 +353,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("flushall", -1, W | ADMIN, Server, KeySpec::None, p::flush, "Deletes every key of the cluster (admin; ASYNC and SYNC accepted)"),
     c!("flushdb", -1, W | ADMIN, Server, KeySpec::None, p::flush, "Deletes every key of the cluster, as FLUSHALL (database 0 is the only one)"),
     c!("get", 2, R | FAST, String, ONE, |a| Ok(Command::Get { key: a[1].clone() }), "Gets a string"),
+    c!("getbit", 3, R | FAST, Bitmap, ONE, p::getbit, "The bit at an offset"),
     c!("getdel", 2, W | FAST, String, ONE, |a| Ok(Command::GetDel { key: a[1].clone() }), "Gets a string and deletes the key"),
     c!("getex", -2, W | FAST, String, ONE, p::getex, "Gets a string and changes its TTL"),
     c!("getrange", 4, R, String, ONE, |a| Ok(Command::GetRange { key: a[1].clone(), start: p::int_arg(&a[2])?, end: p::int_arg(&a[3])? }), "A substring"),
@@ -410,6 +419,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("sdiff", -2, R | UNORDERED_OUTPUT, Set, ALL, p::sdiff, "Members of the first set in none of the others"),
     c!("sdiffstore", -3, W | DENYOOM, Set, ALL, p::sdiffstore, "SDIFF into a key"),
     c!("set", -3, W | DENYOOM, String, ONE, p::set, "Sets a string"),
+    c!("setbit", 4, W | DENYOOM, Bitmap, ONE, p::setbit, "Sets or clears the bit at an offset, growing the string"),
     c!("setex", 4, W | DENYOOM, String, ONE, p::setex, "Sets a string with a TTL in seconds"),
     c!("setnx", 3, W | DENYOOM | FAST, String, ONE, |a| Ok(Command::SetNx { key: a[1].clone(), value: a[2].clone() }), "Sets a string if the key is free"),
     c!("setrange", 4, W | DENYOOM, String, ONE, p::setrange, "Overwrites part of a string"),

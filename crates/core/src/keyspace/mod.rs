@@ -25,6 +25,7 @@
 //!   whole scan is returned at least once.
 //! - MULTI/EXEC queueing is per connection: see [`Session`].
 
+mod bits;
 pub mod effect;
 mod hashes;
 mod keys;
@@ -358,6 +359,12 @@ impl Exec<'_> {
             | C::SetRange { .. }
             | C::IncrBy { .. }
             | C::IncrByFloat { .. } => self.string_command(c),
+            C::SetBit { .. }
+            | C::GetBit { .. }
+            | C::BitCount { .. }
+            | C::BitPos { .. }
+            | C::BitOp { .. }
+            | C::BitField { .. } => self.bit_command(c),
             C::Del { .. }
             | C::Exists { .. }
             | C::Type { .. }

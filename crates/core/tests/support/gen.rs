@@ -228,9 +228,9 @@ impl Gen {
 
     /// One command as an argument vector (strings).
     pub fn command(&mut self) -> Vec<String> {
-        let which = self.rng.random_range(0..112);
+        let which = self.rng.random_range(0..116);
         self.family = match which {
-            0..=20 => 's',
+            0..=20 | 112..=115 => 's',
             31..=43 => 'h',
             44..=61 | 104 | 106 => 'l',
             62..=74 => 't',
@@ -658,6 +658,7 @@ impl Gen {
             106 => self.blocking_pop(k, true),
             107 => self.blocking_pop(k, false),
             108..=111 => self.eval(),
+            112..=115 => self.bits(k),
             _ => vec!["EXISTS".into(), k],
         };
         // Now and then a big collection, past the 128 elements where Redis
@@ -784,6 +785,93 @@ impl Gen {
         v
     }
 
+    /// A bitmap command over `k` (SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP,
+    /// BITFIELD, BITFIELD_RO), with offsets mostly within a few bytes
+    /// and now and then a bad one.
+    fn bits(&mut self, k: String) -> Vec<String> {
+        let offset = |g: &mut Gen| -> String {
+            if g.chance(0.05) {
+                g.pick(&["-1", "4294967296", "abc", "#3", ""]).to_owned()
+            } else {
+                g.rng.random_range(0..80).to_string()
+            }
+        };
+        let index = |g: &mut Gen| -> String {
+            if g.chance(0.1) {
+                g.pick(&["-100", "100", "x", "9223372036854775807"])
+                    .to_owned()
+            } else {
+                g.rng.random_range(-12i64..12).to_string()
+            }
+        };
+        match self.rng.random_range(0..9) {
+            0 | 1 => vec![
+                "SETBIT".into(),
+                k,
+                offset(self),
+                self.pick(&["1", "1", "0", "2", "-1", "x"]).into(),
+            ],
+            2 => vec!["GETBIT".into(), k, offset(self)],
+            3 => {
+                let mut v = vec!["BITCOUNT".into(), k];
+                match self.rng.random_range(0..4) {
+                    0 => {}
+                    1 => v.push(index(self)),
+                    _ => {
+                        v.push(index(self));
+                        v.push(index(self));
+                        if self.chance(0.5) {
+                            v.push(self.pick(&["BIT", "BYTE", "bit", "WORD"]).into());
+                        }
+                    }
+                }
+                v
+            }
+            4 => {
+                let mut v = vec!["BITPOS".into(), k, self.pick(&["0", "1", "1", "2"]).into()];
+                for _ in 0..self.rng.random_range(0..3) {
+                    v.push(index(self));
+                }
+                if v.len() == 5 && self.chance(0.5) {
+                    v.push(self.pick(&["BIT", "BYTE", "bits"]).into());
+                }
+                v
+            }
+            5 => {
+                let op = self.pick(&["AND", "OR", "XOR", "NOT", "not", "NAND"]);
+                let mut v = vec!["BITOP".into(), op.into(), self.key()];
+                let n = if op.eq_ignore_ascii_case("not") && self.chance(0.8) {
+                    1
+                } else {
+                    self.rng.random_range(1..4)
+                };
+                for _ in 0..n {
+                    v.push(self.key());
+                }
+                v
+            }
+            _ => {
+                let ro = self.chance(0.2);
+                let mut v = vec![if ro { "BITFIELD_RO" } else { "BITFIELD" }.into(), k];
+                for _ in 0..self.rng.random_range(0..4) {
+                    let kind = self.pick(&[
+                        "i8", "u8", "i5", "u1", "i64", "u63", "u64", "i16", "x8", "u4",
+                    ]);
+                    match self.rng.random_range(0..5) {
+                        0 => v.extend([
+                            "OVERFLOW".into(),
+                            self.pick(&["WRAP", "SAT", "FAIL", "fail", "BAD"]).into(),
+                        ]),
+                        1 | 2 => v.extend(["GET".into(), kind.into(), offset(self)]),
+                        3 => v.extend(["SET".into(), kind.into(), offset(self), self.int()]),
+                        _ => v.extend(["INCRBY".into(), kind.into(), offset(self), self.int()]),
+                    }
+                }
+                v
+            }
+        }
+    }
+
     /// A blocking pop (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP; or
     /// BZPOPMIN, BZPOPMAX, BZMPOP) with a timeout of 10 ms, so that Redis
     /// answers nil soon when the keys are empty, or now and then a bad
@@ -814,11 +902,16 @@ impl Gen {
                 ],
                 3 => vec!["BRPOPLPUSH".into(), k, self.key(), timeout],
                 _ => {
+                    // The family's key first, so that it pops now and then.
+                    let keys: Vec<String> = std::iter::once(k).chain(keys).take(2).collect();
                     let mut v = vec!["BLMPOP".into(), timeout, self.numkeys(keys.len())];
                     v.extend(keys);
-                    v.push(self.pick(&["LEFT", "RIGHT", "MIN"]).into());
+                    v.push(self.pick(&["LEFT", "RIGHT", "LEFT", "RIGHT", "MIN"]).into());
                     if self.chance(0.5) {
-                        v.extend(["COUNT".into(), self.pick(&["1", "2", "0", "abc"]).into()]);
+                        v.extend([
+                            "COUNT".into(),
+                            self.pick(&["1", "2", "3", "0", "abc"]).into(),
+                        ]);
                     }
                     v
                 }

@@ -403,6 +403,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
         Group::PubSub if spec.name == "pubsub" => "@slow",
         Group::PubSub => "@pubsub",
         Group::Scripting => "@scripting",
+        Group::Bitmap => "@bitmap",
     });
     if spec.name == "pubsub" {
         return cats;
