@@ -166,3 +166,75 @@ fn a_script_past_its_time_limit_is_stopped_and_keeps_what_it_wrote() {
     c.aux(&leader).proc.kill();
     assert_eq!(ok(&c, 0, json!(["GET", "spin"])), json!("before"));
 }
+
+/// SCRIPT and EVALSHA inside a transaction run in their turn: a script
+/// loaded by the transaction runs by its SHA1 later in it, and one no
+/// master knows answers NOSCRIPT in its place while the rest runs. A
+/// script over keys on different nodes is refused, a read-only one too
+/// (it would otherwise run on the master).
+#[test]
+fn scripts_in_a_transaction_run_in_their_turn_and_cross_node_scripts_are_refused() {
+    let c = Cluster::start(Spec {
+        auxiliaries: 3,
+        ..Spec::default()
+    });
+    c.wait_settled(&["aux-1", "aux-2", "aux-3"]);
+    let source = "return redis.call('INCRBY', KEYS[1], ARGV[1])";
+    let sha = distcache_core::script::sha1_hex(source.as_bytes());
+    let answers: Value = c
+        .http
+        .post(c.url(0, "/multi-exec"))
+        .json(&json!([
+            ["SET", "{m}n", "1"],
+            ["SCRIPT", "LOAD", source],
+            ["EVALSHA", sha, 1, "{m}n", 10],
+            [
+                "EVALSHA_RO",
+                "0000000000000000000000000000000000000000",
+                1,
+                "{m}n"
+            ],
+            ["SCRIPT", "EXISTS", sha],
+            ["GET", "{m}n"]
+        ]))
+        .send()
+        .expect("POST /multi-exec")
+        .json()
+        .expect("json");
+    assert_eq!(
+        answers,
+        json!([
+            {"result": "OK"},
+            {"result": sha},
+            {"result": 11},
+            {"error": "NOSCRIPT No matching script. Please use EVAL."},
+            {"result": [1]},
+            {"result": "11"}
+        ]),
+        "{answers}"
+    );
+    // Two keys whose routes differ (the ring spreads untagged keys).
+    let (a, b) = (0..)
+        .map(|i| (format!("x{i}"), format!("y{i}")))
+        .find(|(a, b)| c.replicas_of(a, 2) != c.replicas_of(b, 2))
+        .expect("keys on different nodes");
+    for name in ["EVAL", "EVAL_RO"] {
+        let error = call(
+            &c,
+            0,
+            json!([
+                name,
+                "return redis.call('EXISTS', KEYS[1], KEYS[2])",
+                2,
+                a,
+                b
+            ]),
+        )
+        .expect_err("a script over keys on different nodes ran");
+        assert_eq!(
+            error["error"],
+            json!("CROSSSLOT Keys in request don't hash to the same slot"),
+            "{name}"
+        );
+    }
+}

@@ -1321,7 +1321,9 @@ fn bit_offset(arg: &[u8], width: Option<u32>) -> Result<u64> {
         (Some(b'#'), Some(width)) => (&arg[1..], i64::from(width)),
         _ => (arg, 1),
     };
-    let n = parse_i64(digits).ok_or_else(err)?.wrapping_mul(times);
+    let n = parse_i64(digits)
+        .and_then(|n| n.checked_mul(times))
+        .ok_or_else(err)?;
     if n < 0 || (n >> 3) >= 512 * 1024 * 1024 {
         return Err(err());
     }

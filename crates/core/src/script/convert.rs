@@ -31,9 +31,14 @@ use mlua::{Lua, Table, Value};
 use crate::command::number::format_double;
 use crate::command::{CommandError, Reply};
 
-/// How deep a script's value may nest before the rest is cut off (Redis
-/// stops at the Lua stack's limit).
-const MAX_DEPTH: usize = 1000;
+/// How deep a script's value may nest: deeper, the script answers an
+/// error (Redis stops at its Lua stack's limit, about as deep). Below the
+/// depth the internal protocol carries (`reply::codec::MAX_DEPTH`).
+const MAX_DEPTH: usize = 100;
+
+/// How large a script's reply may be: half the largest frame between a
+/// master and an auxiliary, so that it always fits one.
+const MAX_REPLY_BYTES: usize = 32 << 20;
 
 /// `reply` as a script sees it.
 pub(super) fn to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
@@ -100,22 +105,59 @@ fn sequence<'r>(
 }
 
 /// A script's value as its reply (`resp3`: the script last asked for
-/// RESP3 with `redis.setresp(3)`).
+/// RESP3 with `redis.setresp(3)`). A value nested past [`MAX_DEPTH`], or
+/// larger than [`MAX_REPLY_BYTES`], answers an error instead: the reply
+/// must fit the frame that carries it back to the master.
 pub(super) fn to_reply(value: &Value, resp3: bool) -> Reply {
-    reply_at(value, 0, resp3)
+    let mut budget = MAX_REPLY_BYTES;
+    match reply_at(value, 0, resp3, &mut budget) {
+        Ok(reply) => reply,
+        Err(TooBig::Deep) => Reply::Error(CommandError::Relayed(format!(
+            "ERR reached lua stack limit: the script's reply nests more than {MAX_DEPTH} levels deep"
+        ))),
+        Err(TooBig::Large) => Reply::Error(CommandError::Relayed(format!(
+            "ERR the script's reply is larger than {} MiB",
+            MAX_REPLY_BYTES >> 20
+        ))),
+    }
 }
 
-fn reply_at(value: &Value, depth: usize, resp3: bool) -> Reply {
-    match value {
-        Value::Boolean(b) if resp3 => Reply::Boolean(*b),
-        Value::Nil | Value::Boolean(false) => Reply::Null,
-        Value::Boolean(true) => Reply::Integer(1),
-        Value::Integer(n) => Reply::Integer(*n),
-        Value::Number(n) => Reply::Integer(truncated(*n)),
-        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Table(t) if depth < MAX_DEPTH => table_reply(t, depth, resp3),
-        _ => Reply::Null,
-    }
+/// Why a script's value cannot be its reply.
+enum TooBig {
+    Deep,
+    Large,
+}
+
+/// Takes `n` bytes from `budget` (each element counts 16 besides its
+/// bytes, about what it costs on the wire and in memory).
+fn spend(budget: &mut usize, n: usize) -> Result<(), TooBig> {
+    *budget = budget.checked_sub(n + 16).ok_or(TooBig::Large)?;
+    Ok(())
+}
+
+fn reply_at(value: &Value, depth: usize, resp3: bool, budget: &mut usize) -> Result<Reply, TooBig> {
+    Ok(match value {
+        Value::Boolean(b) if resp3 => {
+            spend(budget, 0)?;
+            Reply::Boolean(*b)
+        }
+        Value::String(s) => {
+            let bytes = s.as_bytes();
+            spend(budget, bytes.len())?;
+            Reply::Bulk(Bytes::copy_from_slice(&bytes))
+        }
+        Value::Table(_) if depth >= MAX_DEPTH => return Err(TooBig::Deep),
+        Value::Table(t) => table_reply(t, depth, resp3, budget)?,
+        other => {
+            spend(budget, 0)?;
+            match other {
+                Value::Boolean(true) => Reply::Integer(1),
+                Value::Integer(n) => Reply::Integer(*n),
+                Value::Number(n) => Reply::Integer(truncated(*n)),
+                _ => Reply::Null,
+            }
+        }
+    })
 }
 
 /// A Lua number as Redis's integer: cut toward zero; what does not fit
@@ -129,51 +171,46 @@ fn truncated(n: f64) -> i64 {
     }
 }
 
-fn table_reply(t: &Table, depth: usize, resp3: bool) -> Reply {
+fn table_reply(t: &Table, depth: usize, resp3: bool, budget: &mut usize) -> Result<Reply, TooBig> {
     let text = |name: &str| match t.raw_get::<Value>(name) {
         Ok(Value::String(s)) => Some(s.to_string_lossy()),
         _ => None,
     };
+    spend(budget, 0)?;
     if let Some(err) = text("err") {
-        return Reply::Error(CommandError::Relayed(one_line(err)));
+        return Ok(Reply::Error(CommandError::Relayed(one_line(err))));
     }
     if let Some(ok) = text("ok") {
-        return Reply::Status(Cow::Owned(one_line(ok)));
+        return Ok(Reply::Status(Cow::Owned(one_line(ok))));
     }
     match t.raw_get::<Value>("double") {
-        Ok(Value::Number(d)) => return Reply::Double(d),
-        Ok(Value::Integer(d)) => return Reply::Double(d as f64),
+        Ok(Value::Number(d)) => return Ok(Reply::Double(d)),
+        Ok(Value::Integer(d)) => return Ok(Reply::Double(d as f64)),
         _ => {}
     }
+    let deeper = |v: &Value, budget: &mut usize| reply_at(v, depth + 1, resp3, budget);
     if let Ok(Value::Table(map)) = t.raw_get::<Value>("map") {
-        let pairs = map
-            .pairs::<Value, Value>()
-            .filter_map(Result::ok)
-            .map(|(k, v)| {
-                (
-                    reply_at(&k, depth + 1, resp3),
-                    reply_at(&v, depth + 1, resp3),
-                )
-            })
-            .collect();
-        return Reply::Map(pairs);
+        let mut pairs = Vec::new();
+        for (k, v) in map.pairs::<Value, Value>().filter_map(Result::ok) {
+            pairs.push((deeper(&k, budget)?, deeper(&v, budget)?));
+        }
+        return Ok(Reply::Map(pairs));
     }
     if let Ok(Value::Table(set)) = t.raw_get::<Value>("set") {
-        let members = set
-            .pairs::<Value, Value>()
-            .filter_map(Result::ok)
-            .map(|(k, _)| reply_at(&k, depth + 1, resp3))
-            .collect();
-        return Reply::Set(members);
+        let mut members = Vec::new();
+        for (k, _) in set.pairs::<Value, Value>().filter_map(Result::ok) {
+            members.push(deeper(&k, budget)?);
+        }
+        return Ok(Reply::Set(members));
     }
     let mut items = Vec::new();
     for i in 1.. {
         match t.raw_get::<Value>(i) {
             Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(reply_at(&v, depth + 1, resp3)),
+            Ok(v) => items.push(deeper(&v, budget)?),
         }
     }
-    Reply::Array(items)
+    Ok(Reply::Array(items))
 }
 
 /// A status or an error is one line: Redis turns CR and LF into spaces.

@@ -13,6 +13,10 @@ use super::failure::lua_failure;
 /// How deep `cjson` nests, at most (lua-cjson's default).
 const JSON_DEPTH: usize = 1000;
 
+/// The most JSON `cjson` writes or reads at once: its Rust-side buffers
+/// are outside the Lua VM's memory limit.
+const JSON_BYTES: usize = 32 << 20;
+
 /// `bit`.
 pub(super) fn bit(lua: &Lua) -> mlua::Result<Table> {
     let bit = lua.create_table()?;
@@ -116,6 +120,12 @@ pub(super) fn cjson(lua: &Lua) -> mlua::Result<Table> {
     cjson.raw_set(
         "decode",
         lua.create_function(|lua, text: mlua::LuaString| {
+            if text.as_bytes().len() > JSON_BYTES {
+                return Err(lua_failure(
+                    lua,
+                    format!("Cannot decode more than {} MiB of JSON", JSON_BYTES >> 20),
+                ));
+            }
             let parsed: serde_json::Value = serde_json::from_slice(&text.as_bytes())
                 .map_err(|e| lua_failure(lua, format!("Expected a JSON value: {e}")))?;
             decode(lua, &parsed)
@@ -133,6 +143,12 @@ fn null() -> Value {
 fn encode(lua: &Lua, value: &Value, depth: usize, out: &mut String) -> Result<(), String> {
     if depth > JSON_DEPTH {
         return Err("Cannot serialise, excessive nesting (1001)".into());
+    }
+    if out.len() > JSON_BYTES {
+        return Err(format!(
+            "Cannot serialise: more than {} MiB of JSON",
+            JSON_BYTES >> 20
+        ));
     }
     match value {
         Value::Nil => out.push_str("null"),
@@ -181,7 +197,7 @@ fn string(bytes: &[u8], out: &mut String) {
                 '\t' => out.push_str("\\t"),
                 '\u{8}' => out.push_str("\\b"),
                 '\u{c}' => out.push_str("\\f"),
-                c if (c as u32) < 0x20 => {
+                c if (c as u32) < 0x20 || c == '\u{7f}' => {
                     let _ = write!(out, "\\u{:04x}", c as u32);
                 }
                 c => out.push(c),

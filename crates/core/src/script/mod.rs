@@ -148,13 +148,20 @@ static POOL: Mutex<Vec<vm::Vm>> = Mutex::new(Vec::new());
 /// answer (`ERR Error compiling script ...`). The master checks a script
 /// before it keeps it, as Redis does.
 pub fn compile(source: &Bytes) -> Result<(), CommandError> {
-    with_vm(|vm| vm.compile(source).map(|_| ()).map_err(vm::compile_error))
-        .and_then(|compiled| compiled)
+    with_vm(|vm| {
+        (
+            vm.compile(source).map(|_| ()).map_err(vm::compile_error),
+            true,
+        )
+    })
+    .and_then(|compiled| compiled)
 }
 
 /// Runs `f` on an idle VM (a new one if none is idle), then keeps the VM
 /// for the next script.
-fn with_vm<T>(f: impl FnOnce(&mut vm::Vm) -> T) -> Result<T, CommandError> {
+/// `f` answers whether the VM may serve again; one that may not is
+/// dropped.
+fn with_vm<T>(f: impl FnOnce(&mut vm::Vm) -> (T, bool)) -> Result<T, CommandError> {
     let idle = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
     let mut vm = match idle {
         Some(vm) => vm,
@@ -162,9 +169,9 @@ fn with_vm<T>(f: impl FnOnce(&mut vm::Vm) -> T) -> Result<T, CommandError> {
             CommandError::Relayed(format!("ERR cannot start the Lua interpreter: {e}"))
         })?,
     };
-    let answer = f(&mut vm);
+    let (answer, reusable) = f(&mut vm);
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if pool.len() < POOL_SIZE {
+    if reusable && pool.len() < POOL_SIZE {
         pool.push(vm);
     }
     Ok(answer)

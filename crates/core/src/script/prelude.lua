@@ -4,21 +4,30 @@
 -- that one script can leave nothing behind for the next to find.
 --
 -- `rust` holds what the Rust side provides: `killed` (whether the run is
--- past its time), `failure_text` (a command's error as its text), the
--- `redis` functions that may raise an error, `bit` and `cjson`, and the
--- version. Those functions, and `redis.call` and `redis.pcall` (set for
--- each run), are Rust's, C functions to Lua, so that an error they raise
--- still has the script's line on the stack after `return redis.call(...)`,
--- a tail call.
+-- past its time), `failure_text` (a command's error as its text),
+-- `create` (a coroutine the time limit reaches), the `redis` functions
+-- that may raise an error, `bit` and `cjson`, and the version. Those
+-- functions, and `redis.call` and `redis.pcall` (set for each run), are
+-- Rust's, C functions to Lua, so that an error they raise still has the
+-- script's line on the stack after `return redis.call(...)`, a tail call.
+--
+-- The globals a script sees are an empty table whose reads fall through
+-- to `base`, the table that holds them (and KEYS and ARGV, set for each
+-- run): every assignment to a global, an existing one included, meets
+-- `__newindex` and is refused, as Redis's read-only globals refuse it.
 
 local rust = ...
 local G = _G
-local error, type, select, tostring, ipairs, pairs =
-  error, type, select, tostring, ipairs, pairs
+local error, type, select, tostring, ipairs, pairs, next =
+  error, type, select, tostring, ipairs, pairs, next
 local setmetatable, getmetatable = setmetatable, getmetatable
 local real_rawset, real_pcall, real_xpcall = rawset, pcall, xpcall
 local real_loadstring, real_resume, concat = loadstring, coroutine.resume, table.concat
-local killed, failure_text = rust.killed, rust.failure_text
+local real_insert, real_remove, real_sort = table.insert, table.remove, table.sort
+local real_setfenv = setfenv
+-- The globals scripts see (below); chunks loaded by a script get them too.
+local env = {}
+local killed, failure_text, create = rust.killed, rust.failure_text, rust.create
 
 -- Read-only tables: the globals and every library table.
 local protected = setmetatable({}, { __mode = 'k' })
@@ -30,6 +39,22 @@ local function readonly(t)
   protected[proxy] = true
   return proxy
 end
+local function writable(t)
+  if protected[t] then
+    error('Attempt to modify a readonly table', 3)
+  end
+  return t
+end
+
+-- A `redis.call` error, as Lua code that catches it sees it: Redis's
+-- pcall hands over its message, an xpcall handler and a failed resume
+-- the table `{err = message}`.
+local function as_table(e)
+  if type(e) == 'userdata' then
+    return { err = failure_text(e) }
+  end
+  return e
+end
 
 -- A script out of time stops even if it catches the error: whatever
 -- catches one raises it again.
@@ -39,7 +64,6 @@ local function unless_killed(...)
   end
   return ...
 end
--- Redis's pcall hands a `redis.call` error over as its message.
 local function caught(ok, ...)
   if killed() then
     error('script killed', 0)
@@ -55,13 +79,26 @@ local function caught(ok, ...)
   end
   return ok, ...
 end
+local function resumed(ok, ...)
+  if killed() then
+    error('script killed', 0)
+  end
+  if not ok then
+    return false, as_table((...))
+  end
+  return ok, ...
+end
 
 -- Source only: a crafted bytecode chunk can break the VM.
 local function guarded_loadstring(chunk, name)
   if type(chunk) == 'string' and chunk:byte(1) == 27 then
     return nil, 'loading bytecode is not allowed'
   end
-  return real_loadstring(chunk, name)
+  local f, e = real_loadstring(chunk, name)
+  if f then
+    real_setfenv(f, env)
+  end
+  return f, e
 end
 local function guarded_load(chunk, name)
   if type(chunk) == 'function' then
@@ -96,52 +133,106 @@ local redis = {
   REDIS_VERSION_NUM = rust.version_num,
 }
 
+-- Coroutines made by Rust, so that the time limit's hook runs in them too.
 local co = {}
 for name, f in pairs(coroutine) do
   co[name] = f
 end
-co.resume = function(...)
-  return unless_killed(real_resume(...))
+co.create = create
+co.resume = function(thread, ...)
+  return resumed(real_resume(thread, ...))
+end
+co.wrap = function(f)
+  local thread = create(f)
+  return function(...)
+    return (function(ok, ...)
+      if killed() then
+        error('script killed', 0)
+      end
+      if not ok then
+        error((...), 0)
+      end
+      return ...
+    end)(real_resume(thread, ...))
+  end
 end
 
+-- table.insert, remove and sort write without metamethods.
+local tables = {}
+for name, f in pairs(table) do
+  tables[name] = f
+end
+tables.insert = function(t, ...)
+  return real_insert(writable(t), ...)
+end
+tables.remove = function(t, ...)
+  return real_remove(writable(t), ...)
+end
+tables.sort = function(t, ...)
+  return real_sort(writable(t), ...)
+end
+
+local base = {}
+for name, value in pairs(G) do
+  base[name] = value
+end
 for _, name in ipairs({ 'print', 'dofile', 'loadfile', 'getfenv', 'setfenv', 'module',
   'require', 'newproxy', 'package', 'os', 'io', 'debug' }) do
-  G[name] = nil
+  base[name] = nil
 end
-G.pcall = function(...)
+base.pcall = function(...)
   return caught(real_pcall(...))
 end
-G.xpcall = function(...)
-  return unless_killed(real_xpcall(...))
+base.xpcall = function(f, handler)
+  return unless_killed(real_xpcall(f, function(e)
+    -- A handler is not called again for the error that stops a script
+    -- out of time (it would run for as long again).
+    if killed() then
+      return e
+    end
+    return handler(as_table(e))
+  end))
 end
-G.loadstring = guarded_loadstring
-G.load = guarded_load
-G.rawset = function(t, k, v)
+base.loadstring = guarded_loadstring
+base.load = guarded_load
+base.rawset = function(t, k, v)
   if protected[t] then
     -- Raised from C in Redis: no position before the message.
     error('Attempt to modify a readonly table', 0)
   end
   return real_rawset(t, k, v)
 end
-G.redis = readonly(redis)
-G.string = readonly(string)
-G.table = readonly(table)
-G.math = readonly(math)
-G.coroutine = readonly(co)
-G.bit = readonly(rust.bit)
-G.cjson = readonly(rust.cjson)
+base.redis = readonly(redis)
+base.string = readonly(string)
+base.table = readonly(tables)
+base.math = readonly(math)
+base.coroutine = readonly(co)
+base.bit = readonly(rust.bit)
+base.cjson = readonly(rust.cjson)
 local strings = getmetatable('')
-strings.__index = G.string
+strings.__index = base.string
 strings.__metatable = false
 
-protected[G] = true
-setmetatable(G, {
+base._G = env
+protected[env] = true
+setmetatable(base, {
   __index = function(_, name)
     error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
   end,
-  __newindex = refuse,
-  __metatable = false,
 })
+setmetatable(env, { __index = base, __newindex = refuse, __metatable = false })
+
+-- Whether a run left anything behind: a VM that is not clean is dropped.
+local proxies = { env, base.redis, base.string, base.table, base.math, base.coroutine,
+  base.bit, base.cjson }
+local function clean()
+  for _, proxy in ipairs(proxies) do
+    if next(proxy) ~= nil then
+      return false
+    end
+  end
+  return true
+end
 
 -- How Rust runs a script: `call` and `pcall` (the run's Rust functions)
 -- put in place, `KEYS` and `ARGV` made (from the `nkeys` keys and the
@@ -161,12 +252,10 @@ local function run(f, handler, call, pcall_, keys, argv, nkeys, ...)
       argv[i - nkeys] = all[i]
     end
   end
-  real_rawset(G, 'KEYS', keys)
-  real_rawset(G, 'ARGV', argv)
+  base.KEYS, base.ARGV = keys, argv
   local ok, value = real_xpcall(f, handler)
   redis.call, redis.pcall = nil, nil
-  real_rawset(G, 'KEYS', nil)
-  real_rawset(G, 'ARGV', nil)
-  return ok, value
+  base.KEYS, base.ARGV = nil, nil
+  return ok, value, clean()
 end
-return run
+return run, env

@@ -288,3 +288,154 @@ fn the_sha1_is_the_hex_redis_prints() {
         "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
     );
 }
+
+#[test]
+fn no_global_can_be_replaced_and_no_library_table_filled_for_the_next_script() {
+    let mut ks = Keyspace::new();
+    for attempt in [
+        "redis = nil",
+        "string = nil",
+        "pcall = function() end",
+        "KEYS = {}",
+        "_G.tostring = nil",
+        "table.insert(_G, 'leak')",
+        "table.insert(string, 'leak')",
+        "table.insert(redis, 'leak')",
+        "table.remove(table)",
+        "table.sort(_G)",
+        "loadstring('string = nil')()",
+        "loadstring('y = 1')()",
+    ] {
+        let reply = eval(&mut ks, attempt, &[], &[]);
+        assert!(reply.is_error(), "{attempt} was allowed: {reply:?}");
+    }
+    // Every VM the pool may hand out still has the whole environment.
+    for _ in 0..(super::POOL_SIZE * 2) {
+        assert_eq!(
+            eval(
+                &mut ks,
+                "return {type(redis.call), type(string.rep), type(pcall), rawget(_G, 1) == nil, #KEYS}",
+                &["k"],
+                &[]
+            ),
+            Reply::Array(vec![
+                Reply::bulk(b"function"),
+                Reply::bulk(b"function"),
+                Reply::bulk(b"function"),
+                Reply::Integer(1),
+                Reply::Integer(1),
+            ])
+        );
+    }
+    assert!(
+        error_text(eval(
+            &mut ks,
+            "return loadstring('return nope')()",
+            &[],
+            &[]
+        ))
+        .contains("nonexistent global variable 'nope'")
+    );
+}
+
+#[test]
+fn the_time_limit_reaches_coroutines_and_long_library_calls() {
+    let limit = std::time::Duration::from_millis(200);
+    super::set_time_limit(limit);
+    let mut ks = Keyspace::new();
+    for spin in [
+        "local f = coroutine.wrap(function() while true do end end) f()",
+        "local co = coroutine.create(function() while true do end end) coroutine.resume(co)",
+        "xpcall(function() error('x') end, function() while true do end end)",
+        // Few instructions, each a long call into C.
+        "local t = {} for i = 1, 200000 do t[i] = (i * 7919) % 300007 end while true do table.sort(t) end",
+    ] {
+        let started = std::time::Instant::now();
+        let text = error_text(eval(&mut ks, spin, &[], &[]));
+        assert!(text.starts_with("ERR Script killed"), "{spin}: {text}");
+        // Stopped, not run to some natural end (the loops have none).
+        assert!(started.elapsed() >= limit, "{spin}");
+    }
+}
+
+#[test]
+fn errors_from_redis_call_reach_handlers_and_resume_as_redis_error_tables() {
+    let mut ks = Keyspace::new();
+    eval(&mut ks, "redis.call('SET', KEYS[1], 'text')", &["k"], &[]);
+    assert_eq!(
+        eval(
+            &mut ks,
+            "return select(2, xpcall(function() return redis.call('INCR', KEYS[1]) end, function(e) return e.err end))",
+            &["k"],
+            &[]
+        ),
+        Reply::bulk(b"ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        eval(
+            &mut ks,
+            "local co = coroutine.create(function() return redis.call('INCR', KEYS[1]) end) local ok, e = coroutine.resume(co) return {tostring(ok), e.err}",
+            &["k"],
+            &[]
+        ),
+        Reply::Array(vec![
+            Reply::bulk(b"false"),
+            Reply::bulk(b"ERR value is not an integer or out of range")
+        ])
+    );
+}
+
+#[test]
+fn numbers_reach_commands_with_every_digit() {
+    let mut ks = Keyspace::new();
+    assert_eq!(
+        eval(
+            &mut ks,
+            "redis.call('SET', KEYS[1], 1795939469350123) redis.call('INCRBY', KEYS[2], 1e15) return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}",
+            &["a", "b"],
+            &[]
+        ),
+        Reply::Array(vec![
+            Reply::bulk(b"1795939469350123"),
+            Reply::bulk(b"1000000000000000")
+        ])
+    );
+}
+
+#[test]
+fn a_reply_too_deep_or_too_large_is_an_error_not_a_broken_frame() {
+    let mut ks = Keyspace::new();
+    let deep = error_text(eval(
+        &mut ks,
+        "local t = {} for i = 1, 200 do t = {t} end return t",
+        &[],
+        &[],
+    ));
+    assert!(deep.contains("nests more than 100 levels"), "{deep}");
+    let cycle = error_text(eval(&mut ks, "local t = {} t[1] = t return t", &[], &[]));
+    assert!(cycle.contains("nests more than"), "{cycle}");
+    // Shared subtables: 2^60 leaves if walked whole.
+    let shared = error_text(eval(
+        &mut ks,
+        "local t = {1} for i = 1, 60 do t = {t, t} end return t",
+        &[],
+        &[],
+    ));
+    assert!(shared.contains("larger than 32 MiB"), "{shared}");
+    let large = error_text(eval(
+        &mut ks,
+        "local s = string.rep('x', 1000000) local t = {} for i = 1, 40 do t[i] = s end return t",
+        &[],
+        &[],
+    ));
+    assert!(large.contains("larger than 32 MiB"), "{large}");
+    assert_eq!(
+        eval(
+            &mut ks,
+            "local t = {} for i = 1, 90 do t = {t} end return 'fine'",
+            &[],
+            &[]
+        ),
+        Reply::bulk(b"fine")
+    );
+}

@@ -16,14 +16,20 @@ use mlua::{
 };
 use rand::RngCore;
 
-use super::failure::{command_failure, root_message, text_of};
+use super::failure::{command_failure, lua_failure, root_message, text_of};
 use super::{convert, libs, sha1_hex, time_limit};
+use crate::command::number::format_double;
 use crate::command::table::{self, flags};
 use crate::command::{CommandError, Reply};
 use crate::keyspace::{Effect, Keyspace};
 
 /// Compiled scripts one VM keeps, at most; past it, it forgets them all.
 const MAX_FUNCTIONS: usize = 1000;
+
+/// Bytes of source of the compiled scripts one VM keeps, at most (their
+/// compiled form counts against the VM's memory limit); past it, as past
+/// [`MAX_FUNCTIONS`].
+const MAX_FUNCTION_BYTES: usize = 8 << 20;
 
 /// The version `redis.REDIS_VERSION` reports: the one RESP's INFO does.
 const VERSION: &str = "7.2.0";
@@ -47,9 +53,10 @@ pub(super) struct Context<'a> {
     pub now_ms: u64,
 }
 
-/// The running script's clock, where the hook and `killed` find it.
+/// The running script's clock, where the hook and `killed` find it: no
+/// deadline between runs (the prelude runs without one).
 struct Run {
-    deadline: Instant,
+    deadline: Option<Instant>,
     killed: bool,
 }
 
@@ -58,9 +65,15 @@ pub(super) struct Vm {
     lua: Lua,
     /// Compiled scripts by source.
     functions: HashMap<Bytes, Function>,
+    /// The bytes of their sources.
+    function_bytes: usize,
     /// `redis.setresp`'s version: 2 or 3.
     resp: Arc<AtomicU8>,
-    /// `xpcall(f, handler)`.
+    /// The globals scripts see (`prelude.lua`): what each compiled
+    /// script's environment is.
+    env: Table,
+    /// The prelude's `run`: sets up a run, calls the script with its
+    /// error handler, and says whether the run left the VM clean.
     runner: Function,
     /// The error handler: the error, with the script's line.
     handler: Function,
@@ -75,16 +88,21 @@ impl Vm {
         )?;
         lua.set_memory_limit(super::MEMORY_LIMIT)?;
         lua.set_app_data(Run {
-            deadline: Instant::now(),
+            deadline: None,
             killed: false,
         });
-        lua.set_hook(
-            HookTriggers::new().every_nth_instruction(CHECK_EVERY),
+        // Every so many instructions, and at every call (a C function such
+        // as table.sort can run long on few instructions); global, so that
+        // the coroutines `create` makes have it too.
+        lua.set_global_hook(
+            HookTriggers::new()
+                .every_nth_instruction(CHECK_EVERY)
+                .on_calls(),
             |lua, _| {
                 let mut run = lua
                     .app_data_mut::<Run>()
                     .ok_or_else(|| mlua::Error::runtime("no run"))?;
-                if run.killed || Instant::now() >= run.deadline {
+                if run.killed || run.deadline.is_some_and(|at| Instant::now() >= at) {
                     run.killed = true;
                     return Err(mlua::Error::runtime("script killed"));
                 }
@@ -92,6 +110,19 @@ impl Vm {
             },
         )?;
         let rust = lua.create_table()?;
+        rust.raw_set(
+            "create",
+            lua.create_function(|lua, f: Value| match f {
+                Value::Function(f) => lua.create_thread(f),
+                other => Err(lua_failure(
+                    lua,
+                    format!(
+                        "bad argument #1 to 'create' (Lua function expected, got {})",
+                        other.type_name()
+                    ),
+                )),
+            })?,
+        )?;
         rust.raw_set(
             "failure_text",
             lua.create_function(|lua, failure: Value| match &failure {
@@ -121,12 +152,8 @@ impl Vm {
         let setresp = resp.clone();
         rust.raw_set(
             "setresp",
-            lua.create_function(move |_, version: Value| {
-                let version = match version {
-                    Value::Integer(v) => v as f64,
-                    Value::Number(v) => v,
-                    _ => 0.0,
-                };
+            lua.create_function(move |lua, version: Value| {
+                let version = lua.coerce_number(version).ok().flatten().unwrap_or(0.0);
                 if version != 2.0 && version != 3.0 {
                     return Err(command_failure("ERR RESP version must be 2 or 3."));
                 }
@@ -151,21 +178,26 @@ impl Vm {
         rust.raw_set("cjson", libs::cjson(&lua)?)?;
         rust.raw_set("version", VERSION)?;
         rust.raw_set("version_num", VERSION_NUM)?;
-        let runner: Function = lua
+        let (runner, env): (Function, Table) = lua
             .load(include_str!("prelude.lua"))
             .set_name("=prelude")
             .call(rust)?;
+        lua.set_globals(env.clone())?;
         let handler = lua.create_function(|lua, error: Value| error_with_line(lua, error))?;
         Ok(Vm {
             lua,
             functions: HashMap::new(),
+            function_bytes: 0,
+            env,
             resp,
             runner,
             handler,
         })
     }
 
-    /// Runs `source` over `ks` and answers its reply.
+    /// Runs `source` over `ks` and answers its reply, and whether the VM
+    /// may serve another script (`false`: the script left something
+    /// behind, or failed in a way that leaves the VM in doubt).
     pub(super) fn run(
         &mut self,
         source: &Bytes,
@@ -173,22 +205,33 @@ impl Vm {
         ks: &mut Keyspace,
         rng: &mut dyn RngCore,
         effects: &mut Vec<Effect>,
-    ) -> Reply {
+    ) -> (Reply, bool) {
         let function = match self.compile(source) {
             Ok(f) => f,
-            Err(message) => return Reply::Error(compile_error(message)),
+            Err(message) => return (Reply::Error(compile_error(message)), true),
         };
         match self.call(&function, context, ks, rng, effects) {
-            Ok(Ok(value)) => {
+            Ok((Ok(value), clean)) => {
                 let resp3 = self.resp.load(Ordering::Relaxed) == 3;
-                convert::to_reply(&value, resp3)
+                (convert::to_reply(&value, resp3), clean)
             }
-            Ok(Err(failure)) => {
-                let killed = self.lua.app_data_ref::<Run>().is_some_and(|run| run.killed);
-                error(failure.message(&sha1_hex(source), killed))
+            Ok((Err(failure), clean)) => {
+                let killed = self.killed();
+                (error(failure.message(&sha1_hex(source), killed)), clean)
             }
-            Err(e) => error(format!("ERR Error running script: {}", root_message(&e))),
+            // Past its time, the hook stops the runner too, before it has
+            // put the VM back in order: the VM is dropped.
+            Err(_) if self.killed() => (error(killed_message(&sha1_hex(source))), false),
+            Err(e) => (
+                error(format!("ERR Error running script: {}", root_message(&e))),
+                false,
+            ),
         }
+    }
+
+    /// Whether the last run was stopped at its time limit.
+    fn killed(&self) -> bool {
+        self.lua.app_data_ref::<Run>().is_some_and(|run| run.killed)
     }
 
     /// The compiled `source`, or the compiler's message.
@@ -200,16 +243,24 @@ impl Vm {
             .lua
             .load(source.as_ref())
             .set_name("@user_script")
+            .set_environment(self.env.clone())
             .set_mode(ChunkMode::Text)
             .into_function();
         let f = compiled.map_err(|e| match e {
             mlua::Error::SyntaxError { message, .. } => message,
             other => other.to_string(),
         })?;
-        if self.functions.len() >= MAX_FUNCTIONS {
+        if self.functions.len() >= MAX_FUNCTIONS
+            || self.function_bytes + source.len() > MAX_FUNCTION_BYTES
+        {
             self.functions.clear();
+            self.function_bytes = 0;
         }
-        self.functions.insert(source.clone(), f.clone());
+        self.function_bytes += source.len();
+        // A copy: `source` is a slice of its request's frame, which it
+        // would keep alive.
+        self.functions
+            .insert(Bytes::copy_from_slice(source), f.clone());
         Ok(f)
     }
 
@@ -221,11 +272,11 @@ impl Vm {
         ks: &mut Keyspace,
         rng: &mut dyn RngCore,
         effects: &mut Vec<Effect>,
-    ) -> mlua::Result<Result<Value, Failure>> {
+    ) -> mlua::Result<(Result<Value, Failure>, bool)> {
         let lua = &self.lua;
         self.resp.store(2, Ordering::Relaxed);
         if let Some(mut run) = lua.app_data_mut::<Run>() {
-            run.deadline = Instant::now() + time_limit();
+            run.deadline = Some(Instant::now() + time_limit());
             run.killed = false;
         }
         // `redis.call` and `redis.pcall` share the keyspace; neither runs
@@ -236,7 +287,7 @@ impl Vm {
             let resp3 = resp.load(Ordering::Relaxed) == 3;
             let mut lent = lent.borrow_mut();
             let (ks, rng, effects) = &mut *lent;
-            let reply = arguments(lua, values)
+            let reply = arguments(values)
                 .and_then(|args| run_command(context, &args, ks, &mut **rng, effects));
             Ok(match reply {
                 Ok(Reply::Error(e)) => Err(e.to_string()),
@@ -279,13 +330,19 @@ impl Vm {
                     values.push_back(Value::String(lua.create_string(item)?));
                 }
             }
-            let (ok, value): (bool, Value) = self.runner.call(values)?;
-            Ok(if ok {
-                Ok(value)
-            } else {
-                Err(Failure::from(value))
-            })
+            let (ok, value, clean): (bool, Value, bool) = self.runner.call(values)?;
+            Ok((
+                if ok {
+                    Ok(value)
+                } else {
+                    Err(Failure::from(value))
+                },
+                clean,
+            ))
         });
+        if let Some(mut run) = lua.app_data_mut::<Run>() {
+            run.deadline = None;
+        }
         // A VM goes back to the pool: what a large script left is freed
         // now rather than when the next one allocates.
         if lua.used_memory() > KEEP_MEMORY {
@@ -332,16 +389,21 @@ impl Failure {
     /// Redis's error reply for a script that failed.
     fn message(&self, sha: &str, killed: bool) -> String {
         if killed {
-            return format!(
-                "ERR Script killed: it ran for longer than {} ms (distcache stops a script at its time limit; the writes it made before are kept) script: {sha}",
-                time_limit().as_millis()
-            );
+            return killed_message(sha);
         }
         match self.line {
             Some(line) => format!("{} script: {sha}, on @user_script:{line}.", self.text),
             None => format!("{} script: {sha}", self.text),
         }
     }
+}
+
+/// The answer to a script stopped at its time limit.
+fn killed_message(sha: &str) -> String {
+    format!(
+        "ERR Script killed: it ran for longer than {} ms (distcache stops a script at its time limit; the writes it made before are kept) script: {sha}",
+        time_limit().as_millis()
+    )
 }
 
 /// The error handler: a table `{err = text, line = n}`, where `n` is the
@@ -417,7 +479,7 @@ fn error(text: String) -> Reply {
 
 /// `redis.call`'s arguments as a command's: strings, and numbers as Lua
 /// writes them.
-fn arguments(lua: &Lua, values: MultiValue) -> Result<Vec<Bytes>, String> {
+fn arguments(values: MultiValue) -> Result<Vec<Bytes>, String> {
     if values.is_empty() {
         return Err("ERR Please specify at least one argument for this redis lib call".into());
     }
@@ -425,10 +487,16 @@ fn arguments(lua: &Lua, values: MultiValue) -> Result<Vec<Bytes>, String> {
     for value in values {
         let text = match value {
             Value::String(s) => s,
-            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(value) {
-                Ok(Some(s)) => s,
-                _ => return Err(not_an_argument()),
-            },
+            // As Redis writes a number for a command: `%.17g`, not
+            // Lua's `%.14g`, which would round 16-digit integers.
+            Value::Integer(n) => {
+                args.push(Bytes::from(format_double(n as f64)));
+                continue;
+            }
+            Value::Number(n) => {
+                args.push(Bytes::from(format_double(n)));
+                continue;
+            }
             _ => return Err(not_an_argument()),
         };
         args.push(Bytes::copy_from_slice(&text.as_bytes()));
@@ -469,10 +537,7 @@ fn run_command(
     ) {
         return Err("ERR This Redis command is not allowed from script".into());
     }
-    if matches!(
-        spec.name,
-        "keys" | "scan" | "dbsize" | "randomkey" | "flushall" | "flushdb"
-    ) {
+    if spec.has(flags::ADMIN) || matches!(spec.name, "keys" | "scan" | "dbsize" | "randomkey") {
         return Err(format!(
             "ERR {} is not allowed from a script: it asks every node, and distcache runs a script where its keys live",
             spec.name.to_uppercase()

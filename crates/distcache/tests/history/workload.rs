@@ -2,9 +2,8 @@
 //! through faults while it runs (`proc_history.rs`, `root_history_partition.rs`).
 //!
 //! Writers own disjoint sets of keys and write or delete each key one
-//! operation at a time, each through a master picked at random (a third
-//! of them through a Lua script, EVAL of SET or DEL); readers read any key
-//! through any master. Every operation is recorded; at the end every
+//! operation at a time, each through a master picked at random; readers read
+//! any key through any master. Every operation is recorded; at the end every
 //! key is read through every master and the whole history goes to the
 //! checker (`checker.rs`).
 
@@ -83,31 +82,8 @@ pub fn send(
     key: &str,
     kind: Kind,
 ) -> (Outcome, Kind, String) {
-    send_via(http, url, key, kind, false)
-}
-
-/// [`send`], a write or a delete going through a Lua script (`POST /`
-/// with EVAL) when `script`: a script's writes must keep the same
-/// promises as the data routes'.
-pub fn send_via(
-    http: &reqwest::blocking::Client,
-    url: &str,
-    key: &str,
-    kind: Kind,
-    script: bool,
-) -> (Outcome, Kind, String) {
     let path = format!("{url}/data/{}", encode(key));
-    let eval = |source: &str, args: Vec<Value>| {
-        let mut command = vec![json!("EVAL"), json!(source), json!(1), json!(key)];
-        command.extend(args);
-        http.post(format!("{url}/")).json(&command).send()
-    };
     let result = match kind {
-        Kind::Write(v) if script => eval(
-            "return redis.call('SET', KEYS[1], ARGV[1])",
-            vec![json!(v.to_string())],
-        ),
-        Kind::Delete if script => eval("return redis.call('DEL', KEYS[1])", vec![]),
         Kind::Write(v) => http
             .post(format!("{url}/data"))
             .json(&json!({"key": key, "value": v}))
@@ -129,12 +105,7 @@ pub fn send_via(
     let kind = match (kind, status) {
         (Kind::Read(_), 200) => {
             let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            // A script's SET stores a string, which `/data` answers as one.
-            let value = &v["value"];
-            match value
-                .as_i64()
-                .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
-            {
+            match v["value"].as_i64() {
                 Some(n) => Kind::Read(Effect::Value(n)),
                 None => return (Outcome::Failed, kind, format!("odd answer {body}")),
             }
@@ -148,12 +119,10 @@ pub fn send_via(
 /// Runs `kind` on `key` through a random live master and records it.
 fn run_op(shared: &Shared, http: &reqwest::blocking::Client, rng: &mut Lcg, key: &str, kind: Kind) {
     let master = shared.pick_master(rng);
-    // A third of the writes and deletes go through a script.
-    let script = !matches!(kind, Kind::Read(_)) && rng.next() % 3 == 0;
     let phase = shared.phase.load(Ordering::SeqCst);
     let strict = shared.strict.load(Ordering::SeqCst);
     let start = Instant::now();
-    let (outcome, kind, answer) = send_via(http, &shared.urls[master], key, kind, script);
+    let (outcome, kind, answer) = send(http, &shared.urls[master], key, kind);
     let end = Instant::now();
     let strict = strict && shared.phase.load(Ordering::SeqCst) == phase;
     if outcome != Outcome::Ok {

@@ -470,18 +470,26 @@ impl DataHandler {
                 effects,
             })
         };
-        let executed = self.applying_all(conn, |record| {
-            self.store.execute_watched(
-                &keys,
-                watched,
-                version,
-                now,
-                max_value_bytes,
-                &admitted,
-                run,
-                record,
-            )
-        });
+        let scripted = parsed.iter().any(|c| matches!(c, Ok(Command::Eval(_))));
+        let execute = || {
+            self.applying_all(conn, |record| {
+                self.store.execute_watched(
+                    &keys,
+                    watched,
+                    version,
+                    now,
+                    max_value_bytes,
+                    &admitted,
+                    run,
+                    record,
+                )
+            })
+        };
+        let executed = if scripted {
+            off_the_runtime(execute)
+        } else {
+            execute()
+        };
         self.executed_response(executed, ship_effects)
     }
 
@@ -552,6 +560,19 @@ impl DataHandler {
     pub fn with_secret(mut self, secret: Option<ClusterSecret>) -> Self {
         self.secret = secret;
         self
+    }
+}
+
+/// Runs `f`, which may take a script's whole time limit, so that the
+/// runtime's other tasks do not wait for it: on a multi-threaded runtime
+/// the thread stops being one of its workers while `f` runs.
+fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

@@ -47,6 +47,9 @@ use crate::security::secret::Credentials;
 /// forgotten. Scripts SCRIPT LOAD kept are never forgotten but by FLUSH.
 pub const MAX_EVALUATED: usize = 500;
 
+/// Bytes of the scripts kept because EVAL ran them, at most.
+pub const MAX_EVALUATED_BYTES: usize = 64 << 20;
+
 /// How long EVALSHA waits for the other masters when it does not know a
 /// script: past it, `NOSCRIPT`.
 pub const PEER_WAIT: Duration = Duration::from_millis(500);
@@ -70,9 +73,27 @@ struct Known {
     loaded: HashMap<String, Bytes>,
     /// By EVAL, oldest first.
     evaluated: IndexMap<String, Bytes>,
+    /// The bytes of their sources.
+    evaluated_bytes: usize,
 }
 
 impl Known {
+    /// Keeps a script EVAL ran, forgetting the oldest past
+    /// [`MAX_EVALUATED`] scripts or [`MAX_EVALUATED_BYTES`].
+    fn remember_evaluated(&mut self, sha: String, source: Bytes) {
+        if self.loaded.contains_key(&sha) || self.evaluated.contains_key(&sha) {
+            return;
+        }
+        self.evaluated_bytes += source.len();
+        self.evaluated.insert(sha, source);
+        while self.evaluated.len() > MAX_EVALUATED || self.evaluated_bytes > MAX_EVALUATED_BYTES {
+            let Some((_, oldest)) = self.evaluated.shift_remove_index(0) else {
+                break;
+            };
+            self.evaluated_bytes -= oldest.len();
+        }
+    }
+
     fn get(&self, sha: &str) -> Option<Bytes> {
         self.loaded
             .get(sha)
@@ -81,18 +102,19 @@ impl Known {
     }
 }
 
-/// `{"sha": ...}`: which script a master asks for.
+/// `{"shas": [...]}`: which scripts a master asks for.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FindRequest {
-    /// The SHA1, lower-case hex.
-    pub sha: String,
+    /// The SHA1s, lower-case hex.
+    pub shas: Vec<String>,
 }
 
-/// The answer: the source in base64, if known.
+/// The answer: each script's source in base64, if known, in the order
+/// asked.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FindAnswer {
-    /// The script's source, base64.
-    pub source: Option<String>,
+    /// The scripts' sources, base64.
+    pub sources: Vec<Option<String>>,
 }
 
 /// The answer to a flush.
@@ -129,11 +151,7 @@ impl Scripts {
         if script::compile(source).is_err() {
             return;
         }
-        let mut known = self.known();
-        if known.evaluated.len() >= MAX_EVALUATED {
-            known.evaluated.shift_remove_index(0);
-        }
-        known.evaluated.insert(sha, source.clone());
+        self.known().remember_evaluated(sha, source.clone());
     }
 
     /// SCRIPT LOAD: keeps `source` and answers its SHA1, or the
@@ -142,41 +160,83 @@ impl Scripts {
         script::compile(source)?;
         let sha = script::sha1_hex(source);
         let mut known = self.known();
-        known.evaluated.shift_remove(&sha);
+        if let Some(evaluated) = known.evaluated.shift_remove(&sha) {
+            known.evaluated_bytes -= evaluated.len();
+        }
         known.loaded.insert(sha.clone(), source.clone());
         Ok(sha)
     }
 
     /// The source of the script `sha` names, from this master or another.
     pub async fn find(&self, sha: &[u8]) -> Option<Bytes> {
-        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
-        if sha.len() != 40 {
-            return None;
+        self.find_all(std::slice::from_ref(&Bytes::copy_from_slice(sha)))
+            .await
+            .pop()
+            .flatten()
+    }
+
+    /// The sources of the scripts `shas` name, in order: this master's,
+    /// then, for those it does not know, the other masters' (one call to
+    /// each, whatever the number), kept here for next time.
+    pub async fn find_all(&self, shas: &[Bytes]) -> Vec<Option<Bytes>> {
+        let shas: Vec<String> = shas
+            .iter()
+            .map(|sha| String::from_utf8_lossy(sha).to_ascii_lowercase())
+            .collect();
+        let mut found: Vec<Option<Bytes>> = {
+            let known = self.known();
+            shas.iter().map(|sha| known.get(sha)).collect()
+        };
+        let missing: Vec<String> = shas
+            .iter()
+            .zip(&found)
+            .filter(|(sha, source)| source.is_none() && sha.len() == 40)
+            .map(|(sha, _)| sha.clone())
+            .collect();
+        if missing.is_empty() || self.peers.is_empty() {
+            return found;
         }
-        if let Some(source) = self.known().get(&sha) {
-            return Some(source);
-        }
-        let asks = self.peers.iter().map(|peer| {
-            let body = FindRequest { sha: sha.clone() };
-            async move {
-                let answer: Result<FindAnswer, _> =
-                    self.client.post(peer, FIND_PATH, &body, PEER_WAIT).await;
-                match answer {
-                    Ok(answer) => answer.source.and_then(|s| STANDARD.decode(s).ok()),
-                    Err(e) => {
-                        debug!(peer = %peer, error = %e, "a master could not be asked for a script");
-                        None
-                    }
+        let body = FindRequest {
+            shas: missing.clone(),
+        };
+        let (body, missing_ref) = (&body, &missing);
+        let asks = self.peers.iter().map(|peer| async move {
+            let answer: Result<FindAnswer, _> =
+                self.client.post(peer, FIND_PATH, body, PEER_WAIT).await;
+            match answer {
+                Ok(answer) if answer.sources.len() == missing_ref.len() => answer.sources,
+                Ok(_) => Vec::new(),
+                Err(e) => {
+                    debug!(peer = %peer, error = %e, "a master could not be asked for scripts");
+                    Vec::new()
                 }
             }
         });
-        let source: Bytes = join_all(asks).await.into_iter().flatten().next()?.into();
-        // Only a source whose SHA1 is the one asked for is kept.
-        if script::sha1_hex(&source) != sha {
-            return None;
+        let answers = join_all(asks).await;
+        let mut learned = HashMap::new();
+        for answer in answers {
+            for (sha, source) in missing.iter().zip(answer) {
+                let Some(source) = source.and_then(|s| STANDARD.decode(s).ok()) else {
+                    continue;
+                };
+                // Only a source whose SHA1 is the one asked for is kept.
+                if script::sha1_hex(&source) == *sha {
+                    learned.insert(sha.clone(), Bytes::from(source));
+                }
+            }
         }
-        self.known().loaded.insert(sha, source.clone());
-        Some(source)
+        for (sha, source) in shas.iter().zip(found.iter_mut()) {
+            if source.is_none() {
+                *source = learned.get(sha).cloned();
+            }
+        }
+        // Kept as EVAL keeps scripts (bounded): what another master knew
+        // may have been only evaluated there.
+        let mut known = self.known();
+        for (sha, source) in learned {
+            known.remember_evaluated(sha, source);
+        }
+        found
     }
 
     /// This master's own copy of the script `sha` names.
@@ -200,7 +260,7 @@ impl Scripts {
                 Err(e) => Reply::Error(e),
             },
             ScriptOp::Exists(shas) => {
-                let found = join_all(shas.iter().map(|sha| self.find(sha))).await;
+                let found = self.find_all(shas).await;
                 Reply::Array(
                     found
                         .into_iter()
@@ -241,7 +301,8 @@ pub fn router(scripts: Arc<Scripts>, credentials: Arc<Credentials>) -> Router {
     Router::new()
         .route(FIND_PATH, post(find))
         .route(FLUSH_PATH, post(flush))
-        .layer(DefaultBodyLimit::max(4096))
+        // SCRIPT EXISTS may ask for many at once: 42 bytes of JSON each.
+        .layer(DefaultBodyLimit::max(16 << 20))
         .with_state(scripts)
         .layer(axum::middleware::from_fn_with_state(
             credentials.secret.clone(),
@@ -254,9 +315,11 @@ async fn find(
     axum::Json(request): axum::Json<FindRequest>,
 ) -> axum::Json<FindAnswer> {
     axum::Json(FindAnswer {
-        source: scripts
-            .local(&request.sha)
-            .map(|source| STANDARD.encode(source)),
+        sources: request
+            .shas
+            .iter()
+            .map(|sha| scripts.local(sha).map(|source| STANDARD.encode(source)))
+            .collect(),
     })
 }
 

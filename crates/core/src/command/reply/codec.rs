@@ -30,8 +30,9 @@ use crate::command::CommandError;
 /// The format version [`encode`] writes.
 pub const VERSION: u8 = 1;
 
-/// Deepest nesting decoded: EXEC's array of replies that hold pairs is 3.
-pub const MAX_DEPTH: usize = 8;
+/// Deepest nesting decoded: a script's reply (at most 100 levels,
+/// `script::convert`) inside EXEC's array, with room to spare.
+pub const MAX_DEPTH: usize = 128;
 
 /// Why bytes are not replies.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

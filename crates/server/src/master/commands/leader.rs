@@ -295,7 +295,6 @@ impl Master {
                 replies,
                 changes,
             }) => {
-                let replies = decode_replies(&replies, n)?;
                 for change in &changes {
                     self.invalidate_near(&change.key);
                 }
@@ -303,6 +302,9 @@ impl Master {
                     self.versions.observe(version);
                     // The command ran: from here no error may send it
                     // through `fenced` again, which would run it twice.
+                    // Its changes reach the other replicas before its
+                    // replies are even read: a reply that cannot be read
+                    // must not leave them behind the leader.
                     let unchanged = unchanged_keys(keys, &commands, &changes);
                     self.ship(&view, &route, version, changes)
                         .await
@@ -311,6 +313,7 @@ impl Master {
                         .await
                         .map_err(ran_once)?;
                 }
+                let replies = decode_replies(&replies, n)?;
                 let reached = match self.quorum() {
                     WriteQuorum::All => route.len() - 1,
                     WriteQuorum::One => 0,

@@ -139,7 +139,12 @@ impl Master {
             "mget" => self.split_mget(&view, args).await?,
             "exists" | "touch" | "del" | "unlink" => self.split_count(&view, args).await?,
             "mset" => self.split_mset(&view, args).await?,
-            _ if spec.has(table::flags::READONLY) => self.gather(keys, args).await?,
+            // A script runs where its keys live, never on the master
+            // (where it would hold up every client of its RESP thread):
+            // over keys on several nodes it is refused, as in Redis Cluster.
+            _ if spec.has(table::flags::READONLY) && !spec.has(table::flags::SCRIPTING) => {
+                self.gather(keys, args).await?
+            }
             _ => crossslot(),
         };
         Ok((answer, counted))
@@ -390,10 +395,12 @@ impl Master {
         }
     }
 
-    /// A queued command as a transaction's batch can run it: EVALSHA as
-    /// the EVAL of its script, or, for a script no master knows, an EVAL
-    /// that answers `NOSCRIPT` in its place (over the same keys, so the
-    /// batch's keys do not change).
+    /// A queued command as a transaction's batch can run it. EVALSHA
+    /// becomes the EVAL of its script. SCRIPT (the master's) runs here,
+    /// in its turn among the queued commands, and an EVAL that answers
+    /// what it answered takes its place in the batch; so does one
+    /// answering `NOSCRIPT` for an EVALSHA of a script no master knows
+    /// (over the same keys, so the batch's keys do not change).
     async fn runnable_in_transaction(&self, args: Vec<Bytes>) -> Vec<Bytes> {
         let Some(spec) = table::lookup(args.first().map(|a| a.as_ref()).unwrap_or_default()) else {
             return args;
@@ -401,19 +408,61 @@ impl Master {
         if !spec.has(table::flags::SCRIPTING) || !spec.arity_ok(args.len()) {
             return args;
         }
-        let Ok(parsed @ Command::Eval(_)) = (spec.parse)(&args) else {
+        let Ok(parsed) = (spec.parse)(&args) else {
             return args;
         };
+        let keyed = matches!(parsed, Command::Eval(_));
         match self.scripting(parsed, args.clone()).await {
             Scripted::Run(args) => args,
-            Scripted::Answer(_) => {
+            Scripted::Answer(_) if keyed => {
                 let mut args = args;
-                args[0] = Bytes::from_static(b"EVAL");
+                // A read stays a read, for routing and for the role.
+                args[0] = Bytes::from_static(if spec.has(table::flags::READONLY) {
+                    b"EVAL_RO"
+                } else {
+                    b"EVAL"
+                });
                 args[1] = Bytes::from_static(NOSCRIPT_IN_TRANSACTION);
                 args
             }
+            Scripted::Answer(reply) => answering(&reply),
         }
     }
+}
+
+/// An EVAL with no key whose script answers `reply` (a reply of SCRIPT:
+/// a bulk, integers, a status, an error, or an array of them); the
+/// strings go as its arguments.
+fn answering(reply: &Reply) -> Vec<Bytes> {
+    fn literal(reply: &Reply, argv: &mut Vec<Bytes>) -> String {
+        let text = |field: &str, bytes: &[u8], argv: &mut Vec<Bytes>| {
+            argv.push(Bytes::copy_from_slice(bytes));
+            format!("{{{field} = ARGV[{}]}}", argv.len())
+        };
+        match reply {
+            Reply::Integer(n) => n.to_string(),
+            Reply::Bulk(b) => {
+                argv.push(b.clone());
+                format!("ARGV[{}]", argv.len())
+            }
+            Reply::Status(s) => text("ok", s.as_bytes(), argv),
+            Reply::Error(e) => text("err", e.to_string().as_bytes(), argv),
+            Reply::Array(items) => {
+                let items: Vec<String> = items.iter().map(|i| literal(i, argv)).collect();
+                format!("{{{}}}", items.join(", "))
+            }
+            _ => "nil".to_string(),
+        }
+    }
+    let mut argv = Vec::new();
+    let source = format!("return {}", literal(reply, &mut argv));
+    let mut args = vec![
+        Bytes::from_static(b"EVAL"),
+        Bytes::from(source),
+        Bytes::from_static(b"0"),
+    ];
+    args.extend(argv);
+    args
 }
 
 /// The script that stands for an EVALSHA of an unknown script inside a
