@@ -238,3 +238,35 @@ fn scripts_in_a_transaction_run_in_their_turn_and_cross_node_scripts_are_refused
         );
     }
 }
+
+/// A value past `MAX_VALUE_BYTES` refuses the script whole, nothing of
+/// it kept, as it refuses a command; a bit set far out is refused before
+/// the auxiliary allocates the string.
+#[test]
+fn a_script_or_a_bit_past_max_value_bytes_is_refused_and_changes_nothing() {
+    let c = Cluster::start(Spec {
+        auxiliaries: 2,
+        ..Spec::default()
+    });
+    c.wait_settled(&["aux-1", "aux-2"]);
+    let oom =
+        json!("OOM the value would exceed MAX_VALUE_BYTES or the node's share of CACHE_MAX_BYTES");
+    let error = call(
+        &c,
+        0,
+        json!([
+            "EVAL",
+            "redis.call('SET', KEYS[1], 'before') for i = 1, 100 do redis.call('APPEND', KEYS[1], string.rep('x', 100000)) end",
+            1,
+            "grow"
+        ]),
+    )
+    .expect_err("a script past MAX_VALUE_BYTES ran");
+    assert_eq!(error["error"], oom, "{error}");
+    assert_eq!(ok(&c, 0, json!(["EXISTS", "grow"])), json!(0));
+    let error = call(&c, 0, json!(["SETBIT", "far", 4294967295u64, 1]))
+        .expect_err("a bit 512 MiB out was set");
+    assert_eq!(error["error"], oom, "{error}");
+    assert_eq!(ok(&c, 0, json!(["EXISTS", "far"])), json!(0));
+    assert_eq!(ok(&c, 0, json!(["SETBIT", "near", 1000, 1])), json!(0));
+}

@@ -27,6 +27,8 @@ impl Exec<'_> {
             Command::SetBit { key, offset, bit } => {
                 let byte = (offset >> 3) as usize;
                 let mask = 0x80u8 >> (offset & 7);
+                let len = self.bits_of(key)?.map_or(0, <[u8]>::len);
+                self.fits(len.max(byte + 1))?;
                 let old = self
                     .bits_of(key)?
                     .and_then(|b| b.get(byte).copied())
@@ -112,6 +114,9 @@ impl Exec<'_> {
             .map(|op| ((op.offset + u64::from(op.width) - 1) >> 3) as usize + 1)
             .max();
         let len = self.bits_of(key)?.map_or(0, <[u8]>::len);
+        if let Some(needed) = needed {
+            self.fits(needed.max(len))?;
+        }
         if let Some(needed) = needed
             && (needed > len || !self.exists(key))
         {

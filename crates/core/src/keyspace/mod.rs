@@ -73,6 +73,10 @@ pub struct Keyspace {
     /// What takes back each change since [`Keyspace::keep_undo`], oldest
     /// first; `None` when not kept.
     undo: Option<Vec<(Bytes, Undo)>>,
+    /// The largest string a command may grow (`MAX_VALUE_BYTES`, when the
+    /// caller bounds values): past it the command answers OOM before it
+    /// allocates, and a script is stopped at the command that passed it.
+    value_limit: Option<usize>,
 }
 
 /// The position of a key in the hash space: its bucket and SCAN's order.
@@ -100,6 +104,18 @@ impl Keyspace {
     /// An empty keyspace.
     pub fn new() -> Keyspace {
         Keyspace::default()
+    }
+
+    /// Bounds values at `bytes` (see the field): SETBIT, SETRANGE,
+    /// APPEND and BITFIELD refuse to grow a string past it, and a script's
+    /// commands stop it there.
+    pub fn limit_values(&mut self, bytes: usize) {
+        self.value_limit = Some(bytes);
+    }
+
+    /// The bound [`Keyspace::limit_values`] set.
+    pub fn value_limit(&self) -> Option<usize> {
+        self.value_limit
     }
 
     /// Keys held, expired ones not yet removed included.
@@ -278,6 +294,13 @@ impl Keyspace {
     }
 }
 
+/// A value past `MAX_VALUE_BYTES`: the words a master answers for one.
+pub fn value_too_large() -> CommandError {
+    CommandError::Relayed(
+        "OOM the value would exceed MAX_VALUE_BYTES or the node's share of CACHE_MAX_BYTES".into(),
+    )
+}
+
 fn is_expired(entry: &Entry, now_ms: u64) -> bool {
     entry.expire_at_ms.is_some_and(|at| at <= now_ms)
 }
@@ -317,6 +340,15 @@ impl Exec<'_> {
             debug_assert!(false, "executor emitted an effect that does not fit: {e}");
         }
         self.effects.push(effect);
+    }
+
+    /// `Ok` if a string of `len` bytes fits the keyspace's value limit;
+    /// else the error the master answers for a value too large.
+    fn fits(&self, len: usize) -> Result<()> {
+        match self.ks.value_limit {
+            Some(limit) if len + 1 > limit => Err(value_too_large()),
+            _ => Ok(()),
+        }
     }
 
     fn random_index(&mut self, len: usize) -> usize {

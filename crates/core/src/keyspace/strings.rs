@@ -145,6 +145,7 @@ impl Exec<'_> {
                 if len + value.len() > MAX_STRING_BYTES {
                     return Err(CommandError::StringTooLong);
                 }
+                self.fits(len + value.len())?;
                 self.emit(key, EffectOp::Append(value.clone()));
                 Ok(Reply::Integer((len + value.len()) as i64))
             }
@@ -167,6 +168,7 @@ impl Exec<'_> {
                 if offset.saturating_add(value.len()) > MAX_STRING_BYTES {
                     return Err(CommandError::StringTooLong);
                 }
+                self.fits(len.max(offset + value.len()))?;
                 self.emit(
                     key,
                     EffectOp::SetRange {

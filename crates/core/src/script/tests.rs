@@ -439,3 +439,30 @@ fn a_reply_too_deep_or_too_large_is_an_error_not_a_broken_frame() {
         Reply::bulk(b"fine")
     );
 }
+
+#[test]
+fn a_value_limit_stops_a_growing_string_before_it_allocates_and_a_script_at_its_command() {
+    let mut ks = Keyspace::new();
+    ks.limit_values(1024);
+    let oom = crate::keyspace::value_too_large();
+    let setbit = crate::command::parse(&[b("SETBIT"), b("big"), b("4294967295"), b("1")]).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    assert_eq!(
+        ks.execute(&setbit, 0, &mut rng).reply,
+        Reply::Error(oom.clone())
+    );
+    assert!(ks.get(b"big").is_none());
+    let text = error_text(eval(
+        &mut ks,
+        "for i = 1, 1000000 do redis.call('RPUSH', KEYS[1], ARGV[1]) end",
+        &["list"],
+        &["0123456789"],
+    ));
+    assert!(text.starts_with(&oom.to_string()), "{text}");
+    // Stopped at the command that passed the limit, not after a million.
+    let len = crate::command::parse(&[b("LLEN"), b("list")]).unwrap();
+    let Reply::Integer(n) = ks.execute(&len, 0, &mut rng).reply else {
+        panic!("LLEN answers an integer")
+    };
+    assert!(n < 200, "{n} elements pushed");
+}

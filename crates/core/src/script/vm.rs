@@ -22,6 +22,7 @@ use crate::command::number::format_double;
 use crate::command::table::{self, flags};
 use crate::command::{CommandError, Reply};
 use crate::keyspace::{Effect, Keyspace};
+use crate::value::stored;
 
 /// Compiled scripts one VM keeps, at most; past it, it forgets them all.
 const MAX_FUNCTIONS: usize = 1000;
@@ -555,7 +556,19 @@ fn run_command(
         }
     }
     let command = (spec.parse)(args).map_err(|e| e.to_string())?;
-    Ok(ks.execute_into(&command, context.now_ms, rng, effects))
+    let reply = ks.execute_into(&command, context.now_ms, rng, effects);
+    // A value past the limit stops the script here, before it grows more
+    // (the whole script is then refused, nothing of it kept).
+    if let Some(limit) = ks.value_limit()
+        && spec.has(flags::WRITE)
+        && spec.key_positions(args).any(|i| {
+            ks.get(&args[i])
+                .is_some_and(|entry| stored::stored_len(&entry.value) > limit)
+        })
+    {
+        return Err(crate::keyspace::value_too_large().to_string());
+    }
+    Ok(reply)
 }
 
 /// PING, ECHO and TIME, which need no key and no node.

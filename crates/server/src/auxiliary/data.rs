@@ -10,7 +10,7 @@ use distcache_core::clock::Clock;
 use distcache_core::command::reply::codec as reply_codec;
 use distcache_core::command::{Command, CommandError, Reply, table};
 use distcache_core::keyspace::effect::encoding as effect_encoding;
-use distcache_core::keyspace::{Keyspace, Outcome};
+use distcache_core::keyspace::{Keyspace, Outcome, value_too_large};
 use distcache_core::mutation_log::Mutation;
 use distcache_core::store::{
     Adopted, DeleteOutcome, Executed, KeyChanges, Lookup, Plain, SetOutcome, Store, Watched,
@@ -432,6 +432,8 @@ impl DataHandler {
         // The encoded size of the replies so far (errors aside).
         let mut reply_bytes = 0;
         let run = |ks: &mut Keyspace| {
+            // Strings refuse to grow past the limit before they allocate.
+            ks.limit_values(max_value_bytes);
             let mut rng = rand::rng();
             let mut replies = Vec::with_capacity(parsed.len());
             let mut effects = Vec::with_capacity(parsed.len());
@@ -447,12 +449,19 @@ impl DataHandler {
                         // one, would answer differently. The store's own
                         // limits count too: a value under the limit may
                         // still not fit the store.
-                        let over = effects[first..].iter().any(|effect| {
-                            ks.get(&effect.key).is_some_and(|entry| {
-                                stored::stored_len(&entry.value) > max_value_bytes
-                                    || !self.store.can_hold(&effect.key, &entry.value)
-                            })
-                        });
+                        // A string the executor refused to grow past
+                        // the limit counts as one that grew past it (a
+                        // script that failed so answers the same words,
+                        // with its own after them).
+                        let refused = matches!(&reply, Reply::Error(e)
+                            if e.to_string().starts_with(&value_too_large().to_string()));
+                        let over = refused
+                            || effects[first..].iter().any(|effect| {
+                                ks.get(&effect.key).is_some_and(|entry| {
+                                    stored::stored_len(&entry.value) > max_value_bytes
+                                        || !self.store.can_hold(&effect.key, &entry.value)
+                                })
+                            });
                         // So does an answer that would not fit one frame
                         // back (a pipeline of large GETs): nothing having
                         // run, the master sends the commands one by one.
