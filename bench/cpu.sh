@@ -68,21 +68,10 @@ measure_redis() {
 }
 
 measure_distcache() {
-    local name=$1 bin=$2 round=$3 port resp master aux=() before_m before_a i dir
-    dir="$tmp/$name-$round"
-    port=$(free_port)
-    resp=$(free_port)
-    start master env RESP_PORT="$resp" RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=cpu-master \
-        REPLICAS=1 HEALTH_CHECK_INTERVAL=1 BACKUP_INTERVAL=0 BACKUP_DIR="$dir/backup-master" "$bin" master
-    master=${pids[-1]}
-    for i in 1 2 3; do
-        start "aux-$i" env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="cpu-aux-$i" \
-            MASTER_ADDRESS="127.0.0.1:$port" CACHE_SIZE=100000 BACKUP_DIR="$dir/backup-aux-$i" "$bin" aux
-        aux+=("${pids[-1]}")
-    done
-    wait_http "http://127.0.0.1:$port/health" '"auxiliaries_up": ?3[,}]' "3 auxiliaries up"
-    wait_settled "http://127.0.0.1:$port" 3
-    for _ in $(seq 1 100); do redis-cli -p "$resp" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+    local name=$1 bin=$2 round=$3 master aux before_m before_a
+    start_resp_cluster "$bin" "$tmp/$name-$round" cpu
+    master=${cluster_pids[0]}
+    aux=("${cluster_pids[@]:1}")
     redis-benchmark -p "$resp" -c 64 -d 100 -r 10000 -n 20000 -t set -P "$pipeline" -q >/dev/null
     before_m=$(cpu_ticks "$master")
     before_a=$(cpu_ticks "${aux[@]}")

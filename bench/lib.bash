@@ -14,6 +14,11 @@
 #                      auxiliaries in its committed ring and no rebalance
 #                      under way: a load started sooner races the joins'
 #                      handoff passes, whose key scans then count as its cost
+#   start_resp_cluster BIN DIR NAME
+#                      one master (RESP on, REPLICAS=1) and three auxiliaries
+#                      of BIN, data under DIR, node ids NAME-master and
+#                      NAME-aux-N, up and settled; sets $resp (the master's
+#                      RESP port) and $cluster_pids (master first)
 #   rss_kib PID        resident memory of PID in KiB
 #   log MESSAGE        MESSAGE on stderr, after the UTC time
 
@@ -65,6 +70,23 @@ wait_http() {
 
 wait_settled() {
     wait_http "$1/ring" "\"committed\": ?\\[(\"[^\"]*\",? ?){$2}\\].*\"rebalancing\": ?false" "$2 auxiliaries in a settled ring"
+}
+
+start_resp_cluster() {
+    local bin=$1 dir=$2 name=$3 port i
+    port=$(free_port)
+    resp=$(free_port)
+    start master env RESP_PORT="$resp" RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID="$name-master" \
+        REPLICAS=1 HEALTH_CHECK_INTERVAL=1 BACKUP_INTERVAL=0 BACKUP_DIR="$dir/backup-master" "$bin" master
+    cluster_pids=("${pids[-1]}")
+    for i in 1 2 3; do
+        start "aux-$i" env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="$name-aux-$i" \
+            MASTER_ADDRESS="127.0.0.1:$port" CACHE_SIZE=100000 BACKUP_DIR="$dir/backup-aux-$i" "$bin" aux
+        cluster_pids+=("${pids[-1]}")
+    done
+    wait_http "http://127.0.0.1:$port/health" '"auxiliaries_up": ?3[,}]' "3 auxiliaries up"
+    wait_settled "http://127.0.0.1:$port" 3
+    for i in $(seq 1 100); do redis-cli -p "$resp" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

@@ -73,21 +73,8 @@ for round in $(seq 1 "$rounds"); do
     stop_all
 
     log "round $round: distcache"
-    dir="$tmp/round-$round"
-    port=$(free_port)
-    resp=$(free_port)
-    start master env RESP_PORT="$resp" RUST_LOG=warn PORT="$port" BIND_ADDR=127.0.0.1 NODE_ID=scripts-master \
-        REPLICAS=1 HEALTH_CHECK_INTERVAL=1 BACKUP_INTERVAL=0 BACKUP_DIR="$dir/backup-master" "$bin" master
-    procs=("${pids[-1]}")
-    for i in 1 2 3; do
-        start "aux-$i" env RUST_LOG=warn PORT=0 DATA_PORT=0 BIND_ADDR=127.0.0.1 NODE_ID="scripts-aux-$i" \
-            MASTER_ADDRESS="127.0.0.1:$port" CACHE_SIZE=100000 BACKUP_DIR="$dir/backup-aux-$i" "$bin" aux
-        procs+=("${pids[-1]}")
-    done
-    wait_http "http://127.0.0.1:$port/health" '"auxiliaries_up": ?3[,}]' "3 auxiliaries up"
-    wait_settled "http://127.0.0.1:$port" 3
-    for _ in $(seq 1 100); do redis-cli -p "$resp" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
-    run distcache "$round" "$resp" "${procs[@]}"
+    start_resp_cluster "$bin" "$tmp/round-$round" scripts
+    run distcache "$round" "$resp" "${cluster_pids[@]}"
     stop_all
 done
 
