@@ -37,14 +37,6 @@ source "$repo/bench/lib.bash"
 bench_work cpu
 ticks=$(getconf CLK_TCK)
 
-# CPU time of PIDs so far, in clock ticks (utime + stime).
-cpu_ticks() {
-    local pid total=0
-    for pid in "$@"; do
-        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-    done
-    echo "$total"
-}
 
 # load PORT: the measured redis-benchmark run (after the keys are written).
 load() {

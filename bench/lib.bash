@@ -19,6 +19,8 @@
 #                      of BIN, data under DIR, node ids NAME-master and
 #                      NAME-aux-N, up and settled; sets $resp (the master's
 #                      RESP port) and $cluster_pids (master first)
+#   cpu_ticks PID...   CPU time of the PIDs so far, in clock ticks (user +
+#                      system, from /proc/PID/stat)
 #   rss_kib PID        resident memory of PID in KiB
 #   log MESSAGE        MESSAGE on stderr, after the UTC time
 
@@ -87,6 +89,14 @@ start_resp_cluster() {
     wait_http "http://127.0.0.1:$port/health" '"auxiliaries_up": ?3[,}]' "3 auxiliaries up"
     wait_settled "http://127.0.0.1:$port" 3
     for i in $(seq 1 100); do redis-cli -p "$resp" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+}
+
+cpu_ticks() {
+    local pid total=0
+    for pid in "$@"; do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

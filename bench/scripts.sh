@@ -34,13 +34,6 @@ bench_work scripts
 ticks=$(getconf CLK_TCK)
 script="return redis.call('INCR', KEYS[1])"
 
-cpu_ticks() {
-    local pid total=0
-    for pid in "$@"; do
-        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-    done
-    echo "$total"
-}
 
 # One row of results: TARGET ROUND TEST RATE TICKS.
 results="$tmp/results.txt"
