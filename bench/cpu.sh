@@ -37,7 +37,6 @@ source "$repo/bench/lib.bash"
 bench_work cpu
 ticks=$(getconf CLK_TCK)
 
-
 # load PORT: the measured redis-benchmark run (after the keys are written).
 load() {
     redis-benchmark -p "$1" -c 64 -d 100 -r 10000 -n "$requests" -t "$tests" -P "$pipeline" -q >/dev/null
