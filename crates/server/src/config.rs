@@ -83,7 +83,8 @@ pub struct CommonConfig {
 /// Default `SCRIPT_TIME_LIMIT_MS`: half the default `REQUEST_TIMEOUT_MS`,
 /// so that a master still waits for the answer of a script stopped at the
 /// limit.
-pub const DEFAULT_SCRIPT_TIME_LIMIT_MS: u64 = 500;
+pub const DEFAULT_SCRIPT_TIME_LIMIT_MS: u64 =
+    distcache_core::script::DEFAULT_TIME_LIMIT.as_millis() as u64;
 
 /// Default `LOG_MAX_BYTES`: 64 MiB, as Redis's `auto-aof-rewrite-min-size`.
 pub const DEFAULT_LOG_MAX_BYTES: u64 = 64 * 1024 * 1024;

@@ -212,7 +212,8 @@ fn bit_pos(bytes: &[u8], bit: bool, start: Option<i64>, end: Option<i64>, bits: 
         None => (0, len - 1),
         Some(start) => {
             let total = if bits { len << 3 } else { len };
-            let end = end.unwrap_or(if bits { (len << 3) + 7 } else { len - 1 });
+            // BIT comes only after an end.
+            let end = end.unwrap_or(len - 1);
             clamp(start, end, total)
         }
     };

@@ -379,7 +379,7 @@ impl From<Value> for Failure {
                 line: None,
             },
             other => Failure {
-                text: format!("ERR {other:?}"),
+                text: format!("ERR the script failed with a {}", other.type_name()),
                 line: None,
             },
         }
