@@ -19,7 +19,8 @@
 //! (KEYS, SCAN, DBSIZE, FLUSHALL) are refused inside a script.
 //!
 //! The Lua environment is Redis's ([`vm`]): Lua 5.1 with its base, string,
-//! table and math libraries, `bit` and `cjson`, and the `redis` table;
+//! table and math libraries, `bit`, `cjson` and `cmsgpack`, and the
+//! `redis` table;
 //! globals are read-only, and a script that runs past [`time_limit`] is
 //! stopped. The conversions between replies and Lua values are Redis's
 //! ([`convert`]).

@@ -209,6 +209,7 @@ base.math = readonly(math)
 base.coroutine = readonly(co)
 base.bit = readonly(rust.bit)
 base.cjson = readonly(rust.cjson)
+base.cmsgpack = readonly(rust.cmsgpack)
 local strings = getmetatable('')
 strings.__index = base.string
 strings.__metatable = false
@@ -224,7 +225,7 @@ setmetatable(env, { __index = base, __newindex = refuse, __metatable = false })
 
 -- Whether a run left anything behind: a VM that is not clean is dropped.
 local proxies = { env, base.redis, base.string, base.table, base.math, base.coroutine,
-  base.bit, base.cjson }
+  base.bit, base.cjson, base.cmsgpack }
 local function clean()
   for _, proxy in ipairs(proxies) do
     if next(proxy) ~= nil then

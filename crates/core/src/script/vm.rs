@@ -177,6 +177,7 @@ impl Vm {
         }
         rust.raw_set("bit", libs::bit(&lua)?)?;
         rust.raw_set("cjson", libs::cjson(&lua)?)?;
+        rust.raw_set("cmsgpack", libs::cmsgpack(&lua)?)?;
         rust.raw_set("version", VERSION)?;
         rust.raw_set("version_num", VERSION_NUM)?;
         let (runner, env): (Function, Table) = lua

@@ -1257,4 +1257,43 @@ const SCRIPTS: &[(&str, usize, usize)] = &[
         0,
     ),
     ("return loadstring('return 5')()", 0, 0),
+    (
+        "return cmsgpack.pack(1, -1, 127, 128, 255, 256, 65536, 4294967296, -33, -129, -32769, -2147483649)",
+        0,
+        0,
+    ),
+    (
+        "return cmsgpack.pack(1.5, 0.1, true, false, nil, {1, 2, 3}, {}, {a = 1}, {1, nil, 3}, 1e20, 2^63, ARGV[1])",
+        0,
+        1,
+    ),
+    (
+        "return cmsgpack.pack(string.rep('b', 40), string.rep('c', 300), string.rep('d', 70000))",
+        0,
+        0,
+    ),
+    (
+        "local t = {cmsgpack.unpack(cmsgpack.pack(1, 'x', {1, {2}}, 2.5, -7, {k = 'v'}))} return {t[1], t[2], t[3][2][1], tostring(t[4]), t[5], t[6].k}",
+        0,
+        0,
+    ),
+    (
+        "return {cmsgpack.unpack_one(cmsgpack.pack(1, 2, 3), 1)}",
+        0,
+        0,
+    ),
+    (
+        "return {cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 2)}",
+        0,
+        0,
+    ),
+    ("return {cmsgpack.unpack(ARGV[1])}", 0, 1),
+    ("return cmsgpack.pack()", 0, 0),
+    ("return cmsgpack.unpack(string.char(0xcd, 1))", 0, 0),
+    ("return cmsgpack.unpack(string.char(0xc1))", 0, 0),
+    (
+        "local t = {} for i = 1, 20 do t = {t} end return cmsgpack.pack(t)",
+        0,
+        0,
+    ),
 ];
