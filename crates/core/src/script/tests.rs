@@ -466,3 +466,36 @@ fn a_value_limit_stops_a_growing_string_before_it_allocates_and_a_script_at_its_
     };
     assert!(n < 200, "{n} elements pushed");
 }
+
+#[test]
+fn cmsgpack_refuses_hostile_input_without_allocating_for_it() {
+    let mut ks = Keyspace::new();
+    for (source, wanted) in [
+        // An array of 4 billion elements in five bytes.
+        (
+            "return cmsgpack.unpack(string.char(0xdd, 0xff, 0xff, 0xff, 0xff))",
+            "Missing bytes in input.",
+        ),
+        // A hundred thousand arrays, each inside the next.
+        (
+            "return cmsgpack.unpack(string.rep(string.char(0x91), 100000))",
+            "Bad data format in input.",
+        ),
+        (
+            "return cmsgpack.unpack(string.char(0xc7, 1, 1, 0))",
+            "Bad data format in input.",
+        ),
+    ] {
+        let text = error_text(eval(&mut ks, source, &[], &[]));
+        assert!(text.contains(wanted), "{source}: {text}");
+    }
+    assert_eq!(
+        eval(
+            &mut ks,
+            "local t = cmsgpack.unpack(cmsgpack.pack({5, {6, 'x'}})) return t[2]",
+            &[],
+            &[]
+        ),
+        Reply::Array(vec![Reply::Integer(6), Reply::bulk(b"x")])
+    );
+}
