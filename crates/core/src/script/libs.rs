@@ -11,8 +11,10 @@ use mlua::{LightUserData, Lua, Table, Value, Variadic};
 
 use super::failure::lua_failure;
 
-/// How deep `cjson` nests, at most (lua-cjson's default).
-const JSON_DEPTH: usize = 1000;
+/// How deep `cjson` and `cmsgpack` nest, at most, reading or writing:
+/// each level is a Rust call, and the thread's stack must hold them all
+/// (lua-cjson allows 1000).
+const JSON_DEPTH: usize = 128;
 
 /// The most JSON `cjson` writes or reads at once: its Rust-side buffers
 /// are outside the Lua VM's memory limit.
@@ -165,7 +167,10 @@ fn null() -> Value {
 
 fn encode(lua: &Lua, value: &Value, depth: usize, out: &mut String) -> Result<(), String> {
     if depth > JSON_DEPTH {
-        return Err("Cannot serialise, excessive nesting (1001)".into());
+        return Err(format!(
+            "Cannot serialise, excessive nesting ({})",
+            JSON_DEPTH + 1
+        ));
     }
     if out.len() > JSON_BYTES {
         return Err(format!(

@@ -485,6 +485,13 @@ fn cmsgpack_refuses_hostile_input_without_allocating_for_it() {
             "return cmsgpack.unpack(string.char(0xc7, 1, 1, 0))",
             "Bad data format in input.",
         ),
+        // Deep enough to overflow a thread's stack if each level recursed
+        // without a bound.
+        (
+            "local t = {} for i = 1, 100000 do t = {t} end return cjson.encode(t)",
+            "excessive nesting",
+        ),
+        ("return cjson.decode(string.rep('[', 100000))", "JSON"),
     ] {
         let text = error_text(eval(&mut ks, source, &[], &[]));
         assert!(text.contains(wanted), "{source}: {text}");
