@@ -57,6 +57,9 @@ fn crash_and_check(log_fsync: &str) {
     std::thread::sleep(Duration::from_millis(500));
     shared.enter(true);
     std::thread::sleep(Duration::from_millis(1_000));
+    // The check needs 1,000 reads; a busy machine may not have made them
+    // in the phases above.
+    workload.wait_for_reads(1_100, Duration::from_secs(30));
 
     let replayed: f64 = AUXILIARIES
         .iter()

@@ -225,6 +225,27 @@ impl Workload {
     /// Stops the clients, reads every key through every master, checks the
     /// whole history and prints the figures; panics on any anomaly, on any
     /// client error in a strict phase, or if too few reads were checked.
+    /// Waits until the clients have made `n` reads that answered, `limit`
+    /// at most: the check needs enough of them to prove anything, and a
+    /// busy machine fits fewer into a test's fixed phases.
+    pub fn wait_for_reads(&self, n: usize, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            let reads = self
+                .shared
+                .history
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|op| op.outcome == Outcome::Ok && matches!(op.kind, Kind::Read(_)))
+                .count();
+            if reads >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn finish_and_check(self) {
         let shared = self.shared;
         shared.stop.store(true, Ordering::SeqCst);
