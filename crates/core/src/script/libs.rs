@@ -136,22 +136,35 @@ pub(super) fn cjson(lua: &Lua) -> mlua::Result<Table> {
     let cjson = lua.create_table()?;
     cjson.raw_set(
         "encode",
-        lua.create_function(|lua, value: Value| {
+        lua.create_function(|lua, values: Variadic<Value>| {
+            let [value] = values.as_slice() else {
+                return Err(lua_failure(
+                    lua,
+                    "bad argument #1 to 'encode' (expected 1 argument)",
+                ));
+            };
             let mut out = String::new();
-            encode(lua, &value, 0, &mut out).map_err(|e| lua_failure(lua, e))?;
+            encode(lua, value, 0, &mut out).map_err(|e| lua_failure(lua, e))?;
             lua.create_string(out)
         })?,
     )?;
     cjson.raw_set(
         "decode",
-        lua.create_function(|lua, text: mlua::LuaString| {
-            if text.as_bytes().len() > JSON_BYTES {
+        lua.create_function(|lua, values: Variadic<Value>| {
+            if values.len() != 1 {
+                return Err(lua_failure(
+                    lua,
+                    "bad argument #1 to 'decode' (expected 1 argument)",
+                ));
+            }
+            let text = string_arg(lua, &values, 0, "decode")?;
+            if text.len() > JSON_BYTES {
                 return Err(lua_failure(
                     lua,
                     format!("Cannot decode more than {} MiB of JSON", JSON_BYTES >> 20),
                 ));
             }
-            let parsed: serde_json::Value = serde_json::from_slice(&text.as_bytes())
+            let parsed: serde_json::Value = serde_json::from_slice(&text)
                 .map_err(|e| lua_failure(lua, format!("Expected a JSON value: {e}")))?;
             decode(lua, &parsed)
         })?,

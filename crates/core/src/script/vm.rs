@@ -162,6 +162,26 @@ impl Vm {
                 Ok(())
             })?,
         )?;
+        // Checked as Redis checks it; what it would log goes nowhere.
+        rust.raw_set(
+            "log",
+            lua.create_function(|lua, values: Variadic<Value>| {
+                if values.len() < 2 {
+                    return Err(command_failure(
+                        "ERR redis.log() requires two arguments or more.",
+                    ));
+                }
+                let Some(level) = lua.coerce_number(values[0].clone())? else {
+                    return Err(command_failure(
+                        "ERR First argument must be a number (log level).",
+                    ));
+                };
+                if !(0.0..4.0).contains(&level) {
+                    return Err(command_failure("ERR Invalid debug level."));
+                }
+                Ok(())
+            })?,
+        )?;
         for (name, field) in [("error_reply", "err"), ("status_reply", "ok")] {
             rust.raw_set(
                 name,

@@ -1296,4 +1296,15 @@ const SCRIPTS: &[(&str, usize, usize)] = &[
         0,
         0,
     ),
+    ("return redis.log()", 0, 0),
+    ("return redis.log(redis.LOG_WARNING)", 0, 0),
+    ("return redis.log(99, 'x')", 0, 0),
+    ("return redis.log('a', 'x')", 0, 0),
+    (
+        "return redis.log(redis.LOG_NOTICE, 'logged', ARGV[1])",
+        0,
+        1,
+    ),
+    ("return cjson.encode(1, 2)", 0, 0),
+    ("return cjson.decode()", 0, 0),
 ];
