@@ -29,6 +29,7 @@ use bytes::Bytes;
 use mlua::{Lua, Table, Value};
 
 use crate::command::number::format_double;
+use crate::command::table::one_line;
 use crate::command::{CommandError, Reply};
 
 /// How deep a script's value may nest: deeper, the script answers an
@@ -178,10 +179,10 @@ fn table_reply(t: &Table, depth: usize, resp3: bool, budget: &mut usize) -> Resu
     };
     spend(budget, 0)?;
     if let Some(err) = text("err") {
-        return Ok(Reply::Error(CommandError::Relayed(one_line(err))));
+        return Ok(Reply::Error(CommandError::Relayed(one_line(&err))));
     }
     if let Some(ok) = text("ok") {
-        return Ok(Reply::Status(Cow::Owned(one_line(ok))));
+        return Ok(Reply::Status(Cow::Owned(one_line(&ok))));
     }
     match t.raw_get::<Value>("double") {
         Ok(Value::Number(d)) => return Ok(Reply::Double(d)),
@@ -211,13 +212,4 @@ fn table_reply(t: &Table, depth: usize, resp3: bool, budget: &mut usize) -> Resu
         }
     }
     Ok(Reply::Array(items))
-}
-
-/// A status or an error is one line: Redis turns CR and LF into spaces.
-fn one_line(text: String) -> String {
-    if text.contains(['\r', '\n']) {
-        text.replace(['\r', '\n'], " ")
-    } else {
-        text
-    }
 }

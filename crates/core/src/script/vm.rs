@@ -19,6 +19,7 @@ use rand::RngCore;
 use super::failure::{command_failure, lua_failure, root_message, text_of};
 use super::{convert, libs, sha1_hex, time_limit};
 use crate::command::number::format_double;
+use crate::command::table::one_line;
 use crate::command::table::{self, flags};
 use crate::command::{CommandError, Reply};
 use crate::keyspace::{Effect, Keyspace};
@@ -488,19 +489,19 @@ fn err_table(lua: &Lua, text: &str) -> mlua::Result<Value> {
 
 /// Redis's error for a script that does not compile.
 pub(super) fn compile_error(message: String) -> CommandError {
-    CommandError::Relayed(
-        format!("ERR Error compiling script (new function): {message}").replace(['\r', '\n'], " "),
-    )
+    CommandError::Relayed(one_line(&format!(
+        "ERR Error compiling script (new function): {message}"
+    )))
 }
 
 /// An error reply: one line, as Redis makes every error (CR and LF
 /// become spaces).
 fn error(text: String) -> Reply {
-    Reply::Error(CommandError::Relayed(text.replace(['\r', '\n'], " ")))
+    Reply::Error(CommandError::Relayed(one_line(&text)))
 }
 
-/// `redis.call`'s arguments as a command's: strings, and numbers as Lua
-/// writes them.
+/// `redis.call`'s arguments as a command's: strings, and numbers as Redis
+/// writes them (`%.17g`).
 fn arguments(values: MultiValue) -> Result<Vec<Bytes>, String> {
     if values.is_empty() {
         return Err("ERR Please specify at least one argument for this redis lib call".into());

@@ -402,10 +402,10 @@ impl Master {
     /// answering `NOSCRIPT` for an EVALSHA of a script no master knows
     /// (over the same keys, so the batch's keys do not change).
     async fn runnable_in_transaction(&self, args: Vec<Bytes>) -> Vec<Bytes> {
-        let Some(spec) = table::lookup(args.first().map(|a| a.as_ref()).unwrap_or_default()) else {
+        let Ok(spec) = table::resolve(&args) else {
             return args;
         };
-        if !spec.has(table::flags::SCRIPTING) || !spec.arity_ok(args.len()) {
+        if !spec.has(table::flags::SCRIPTING) {
             return args;
         }
         let Ok(parsed) = (spec.parse)(&args) else {
