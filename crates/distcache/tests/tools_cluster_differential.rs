@@ -145,6 +145,8 @@ fn normalise(words: &[String], answer: Value) -> Value {
         return answer;
     };
     let result = match name.as_str() {
+        // Their IDs and counts are compared; only times are not.
+        "xpending" | "xinfo" | "xclaim" | "xautoclaim" | "xadd" | "xtrim" => stream_times(result),
         "hscan" | "zscan" => scan_items(result, true),
         "sscan" => scan_items(result, false),
         "ttl" | "pttl" | "expiretime" | "pexpiretime" => match result.as_i64() {
@@ -191,6 +193,41 @@ fn close_enough(name: &str, theirs: &Value, ours: &Value) -> bool {
     };
     let n = |v: &Value| v.get("result").and_then(Value::as_i64);
     matches!((n(theirs), n(ours)), (Some(a), Some(b)) if a > 0 && b > 0 && (a - b).abs() <= slack)
+}
+
+/// A stream reply with what depends on each server's clock (idle times,
+/// delivery and seen times) or on Redis's radix tree (its node count)
+/// replaced by a word; maps come flat, as RESP2 writes them.
+fn stream_times(v: Value) -> Value {
+    let Value::Array(items) = v else { return v };
+    let clocked = |k: &Value| matches!(k.as_str(), Some("idle" | "seen-time" | "radix-tree-nodes"));
+    let shape: String = items
+        .iter()
+        .map(|i| match i {
+            Value::String(_) => 's',
+            Value::Number(_) => 'n',
+            _ => 'o',
+        })
+        .collect();
+    // A pending entry: [id, consumer, idle or time, count], or a
+    // consumer's [id, time, count].
+    let at = match shape.as_str() {
+        "ssnn" => Some(2),
+        "snn" => Some(1),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut after_clocked = false;
+    for (i, item) in items.into_iter().enumerate() {
+        let replaced = after_clocked || at == Some(i);
+        after_clocked = clocked(&item);
+        out.push(if replaced {
+            json!("time")
+        } else {
+            stream_times(item)
+        });
+    }
+    Value::Array(out)
 }
 
 /// A walked ZSCAN's scores as numbers (`1e+17` and `100000000000000000`

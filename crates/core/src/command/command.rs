@@ -524,6 +524,10 @@ pub enum Command {
     /// SCRIPT and its subcommands: answered by the master, which keeps
     /// the scripts; no auxiliary ever sees one.
     Script(crate::script::ScriptOp),
+
+    /// XADD, XRANGE, XREAD, the consumer groups and the rest of the
+    /// stream commands ([`super::stream`]). Boxed, as `Eval` is.
+    Stream(Box<super::stream::StreamCommand>),
 }
 
 /// A BITCOUNT range: `start` and `end` in bytes, or in bits (`bits`).
@@ -693,6 +697,10 @@ impl Command {
             | Command::BLMPop { timeout_ms, .. }
             | Command::BZPop { timeout_ms, .. }
             | Command::BZMPop { timeout_ms, .. } => Some(*timeout_ms),
+            Command::Stream(stream) => match stream.as_ref() {
+                super::stream::StreamCommand::Read(read) => read.block_ms,
+                _ => None,
+            },
             _ => None,
         }
     }

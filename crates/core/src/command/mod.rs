@@ -9,6 +9,7 @@
 //! - [`error`]: error replies.
 //! - [`number`]: integers and floats as Redis reads and prints them.
 //! - [`glob`]: KEYS/SCAN patterns.
+//! - [`stream`]: the stream commands' typed form and parsers.
 //!
 //! Executing a command against data is the [`crate::keyspace`]'s job.
 
@@ -21,6 +22,7 @@ pub mod long_double;
 pub mod number;
 pub mod parse;
 pub mod reply;
+pub mod stream;
 pub mod table;
 
 pub use command::*;

@@ -13,6 +13,7 @@
 //! | `Map` | `%n` key value... | flat `*2n` array | flat array, as RESP2 |
 //! | `Set` | `~n` | `*n` | array |
 //! | `Pairs` | `*n` of 2-element arrays | flat `*2n` array | flat array, as RESP2 |
+//! | `Keyed` | `%n` key value... | `*n` of 2-element arrays | array of 2-element arrays, as RESP2 |
 //! | `Double` | `,1.5` | bulk `"1.5"` (`%.17g`) | string, as RESP2 (base64 under the header) |
 //! | `Boolean` | `#t` / `#f` | `:1` / `:0` | 1 / 0 |
 //!
@@ -55,6 +56,9 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// Pairs that RESP3 nests and RESP2 flattens (see the module's table).
     Pairs(Vec<(Reply, Reply)>),
+    /// Key/value pairs that RESP3 writes as a map and RESP2 as an array
+    /// of pairs: XREAD's streams and their entries.
+    Keyed(Vec<(Reply, Reply)>),
     /// A double.
     Double(f64),
     /// A boolean.
@@ -120,6 +124,16 @@ impl Reply {
                     header(out, b'*', pairs.len() * 2);
                 }
                 for (k, v) in pairs {
+                    k.write_resp(protocol, out);
+                    v.write_resp(protocol, out);
+                }
+            }
+            Reply::Keyed(pairs) => {
+                header(out, if resp3 { b'%' } else { b'*' }, pairs.len());
+                for (k, v) in pairs {
+                    if !resp3 {
+                        out.extend_from_slice(b"*2\r\n");
+                    }
                     k.write_resp(protocol, out);
                     v.write_resp(protocol, out);
                 }

@@ -13,6 +13,7 @@ use super::by_name::ByName;
 use super::command::Command;
 use super::error::CommandError;
 use super::parse::{self as p, Parser};
+use super::stream;
 
 /// Flags, as RESP's `COMMAND` reports them, plus Redis 7's command tips.
 pub mod flags {
@@ -51,6 +52,11 @@ pub mod flags {
     /// `noscript` and `@scripting`. The master handles them itself (the
     /// script cache, EVALSHA's lookup), so a pipeline runs each alone.
     pub const SCRIPTING: u32 = 1 << 12;
+    /// A container of subcommands (XGROUP, XINFO): `COMMAND INFO`
+    /// reports it without keys or access flags, as Redis does for its
+    /// containers, though its key (at 2) routes it and its access
+    /// decides the role and the path like any command's.
+    pub const CONTAINER: u32 = 1 << 13;
 }
 
 use flags::*;
@@ -103,6 +109,8 @@ pub enum Group {
     Scripting,
     /// Strings as arrays of bits.
     Bitmap,
+    /// Streams.
+    Stream,
 }
 
 impl Group {
@@ -120,6 +128,7 @@ impl Group {
             Group::PubSub => "pubsub",
             Group::Scripting => "scripting",
             Group::Bitmap => "bitmap",
+            Group::Stream => "stream",
         }
     }
 }
@@ -150,13 +159,19 @@ pub enum KeySpec {
         /// Index of the count.
         at: usize,
     },
+    /// The first half of what follows the word STREAMS (XREAD,
+    /// XREADGROUP).
+    Streams,
 }
 
 impl KeySpec {
     /// Whether the keys are found by a count among the arguments (Redis's
     /// `movablekeys`).
     pub fn movable(&self) -> bool {
-        matches!(self, KeySpec::NumKeys { .. } | KeySpec::StoreNumKeys { .. })
+        matches!(
+            self,
+            KeySpec::NumKeys { .. } | KeySpec::StoreNumKeys { .. } | KeySpec::Streams
+        )
     }
 }
 
@@ -275,6 +290,10 @@ impl CommandSpec {
                 first = (args.len() > 1).then_some(1);
                 numkeys(at)
             }
+            KeySpec::Streams => {
+                let keys = super::stream::read_keys(args);
+                (keys.start, keys.end, 1)
+            }
         };
         KeyPositions {
             first,
@@ -285,9 +304,12 @@ impl CommandSpec {
     /// Redis's (first, last, step) for `COMMAND INFO` (0, 0, 0 when the keys
     /// are found another way, as Redis reports for numkeys commands).
     pub fn legacy_key_range(&self) -> (i64, i64, i64) {
+        if self.has(CONTAINER) {
+            return (0, 0, 0);
+        }
         match self.keys {
             KeySpec::Range { first, last, step } => (first as i64, i64::from(last), step as i64),
-            KeySpec::None | KeySpec::NumKeys { .. } => (0, 0, 0),
+            KeySpec::None | KeySpec::NumKeys { .. } | KeySpec::Streams => (0, 0, 0),
             // The destination; the others are found by their count.
             KeySpec::StoreNumKeys { .. } => (1, 1, 1),
         }
@@ -445,6 +467,21 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("unsubscribe", -1, PUBSUB | SUBSCRIPTION, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "Unsubscribes the connection from channels, or from all (RESP)"),
     c!("unwatch", 1, TRANSACTION | FAST, Transactions, KeySpec::None, |_| Ok(Command::Unwatch), "Forgets every watched key"),
     c!("watch", -2, TRANSACTION | FAST, Transactions, ALL, |a| Ok(Command::Watch { keys: p::keys_from(a, 1) }), "Watches keys: EXEC then runs nothing if any changed"),
+    c!("xack", -4, W | FAST, Stream, ONE, stream::xack, "Acknowledges entries a consumer group delivered"),
+    c!("xadd", -5, W | DENYOOM | FAST | RANDOM_OUTPUT, Stream, ONE, stream::xadd, "Adds an entry to a stream, trimming it if asked"),
+    c!("xautoclaim", -6, W | FAST | RANDOM_OUTPUT, Stream, ONE, stream::xautoclaim, "Claims pending entries idle long enough, scanning from a cursor"),
+    c!("xclaim", -6, W | FAST | RANDOM_OUTPUT, Stream, ONE, stream::xclaim, "Gives pending entries to another consumer"),
+    c!("xdel", -3, W | FAST, Stream, ONE, stream::xdel, "Deletes entries of a stream"),
+    c!("xgroup", -2, W | CONTAINER, Stream, range(2, 2, 1), stream::xgroup, "Creates, moves and destroys consumer groups and their consumers"),
+    c!("xinfo", -2, R | CONTAINER, Stream, range(2, 2, 1), stream::xinfo, "A stream's, its groups' or a group's consumers' state"),
+    c!("xlen", 2, R | FAST, Stream, ONE, stream::xlen, "The number of entries in a stream"),
+    c!("xpending", -3, R | RANDOM_OUTPUT, Stream, ONE, stream::xpending, "A consumer group's entries delivered and not acknowledged"),
+    c!("xrange", -4, R, Stream, ONE, stream::xrange, "Entries in a range of IDs"),
+    c!("xread", -4, R | BLOCKING, Stream, KeySpec::Streams, stream::xread, "Entries above given IDs in streams, waiting for some if asked"),
+    c!("xreadgroup", -7, W | BLOCKING, Stream, KeySpec::Streams, stream::xreadgroup, "Entries for a consumer of a group: new ones, or its pending ones"),
+    c!("xrevrange", -4, R, Stream, ONE, stream::xrevrange, "Entries in a range of IDs, highest first"),
+    c!("xsetid", -3, W | DENYOOM | FAST, Stream, ONE, stream::xsetid, "Sets a stream's last ID and counters"),
+    c!("xtrim", -4, W | RANDOM_OUTPUT, Stream, ONE, stream::xtrim, "Trims a stream to a length or a lowest ID"),
     c!("zadd", -4, W | DENYOOM | FAST, SortedSet, ONE, p::zadd, "Adds members or changes scores"),
     c!("zcard", 2, R | FAST, SortedSet, ONE, |a| Ok(Command::ZCard { key: a[1].clone() }), "Number of members"),
     c!("zcount", 4, R | FAST, SortedSet, ONE, p::zcount, "Members within a score range"),
@@ -496,7 +533,24 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, CommandError> {
     if !spec.arity_ok(args.len()) {
         return Err(CommandError::WrongArity(spec.name));
     }
+    if spec.has(CONTAINER) {
+        // A subcommand's name and arity are checked here too, so that a
+        // transaction refuses them while queueing, as Redis does.
+        let sub = &args[1];
+        let (arity, name) = stream::subcommand(spec.name, sub)
+            .ok_or_else(|| stream::unknown_subcommand(sub, spec.name))?;
+        let argc = i64::try_from(args.len()).unwrap_or(i64::MAX);
+        let arity = i64::from(arity);
+        if (arity >= 0 && argc != arity) || (arity < 0 && argc < -arity) {
+            return Err(CommandError::WrongArity(name));
+        }
+    }
     Ok(spec)
+}
+
+/// The positions of XREAD's and XREADGROUP's keys in `args`.
+pub fn stream_keys(args: &[Bytes]) -> std::ops::Range<usize> {
+    stream::read_keys(args)
 }
 
 /// Resolves and parses an argument vector into a command.

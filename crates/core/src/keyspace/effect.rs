@@ -12,8 +12,10 @@
 use bytes::Bytes;
 
 use super::Entry;
+use crate::value::stream::{Fields, Pending, StreamId, Trim};
 use crate::value::{
-    HashValue, ListValue, Score, ScoreError, SetValue, StrValue, Value, ValueType, ZSetValue,
+    HashValue, ListValue, Score, ScoreError, SetValue, StrValue, StreamValue, Value, ValueType,
+    ZSetValue,
 };
 
 /// A change to one key.
@@ -105,6 +107,68 @@ pub enum EffectOp {
     ZAdd(Vec<(f64, Bytes)>),
     /// Sorted set members removed.
     ZRemove(Vec<Bytes>),
+    /// A stream entry added above the stream's last ID (the stream
+    /// created if missing).
+    XAdd {
+        /// Its ID.
+        id: StreamId,
+        /// Field, value, field, value...
+        fields: Fields,
+    },
+    /// Stream entries deleted, as XDEL deletes them.
+    XDel(Vec<StreamId>),
+    /// A stream trimmed as XTRIM asks (deterministic on equal streams).
+    XTrim(Trim),
+    /// XSETID.
+    XSetId {
+        /// The last ID.
+        last: StreamId,
+        /// The count of entries added.
+        added: Option<u64>,
+        /// The largest deleted ID.
+        max_deleted: Option<StreamId>,
+    },
+    /// A consumer group's position (the group created if missing).
+    XGroupSet {
+        /// The group.
+        group: Bytes,
+        /// The last ID delivered.
+        last_id: StreamId,
+        /// Entries read, when known.
+        entries_read: Option<u64>,
+    },
+    /// A consumer group removed.
+    XGroupDestroy(Bytes),
+    /// A consumer created, or seen at a time.
+    XConsumer {
+        /// The group.
+        group: Bytes,
+        /// The consumer.
+        consumer: Bytes,
+        /// When, Unix milliseconds.
+        seen_ms: u64,
+    },
+    /// A consumer removed, with its pending entries.
+    XConsumerDel {
+        /// The group.
+        group: Bytes,
+        /// The consumer.
+        consumer: Bytes,
+    },
+    /// Entries put in a group's pending list (delivered or claimed).
+    XPending {
+        /// The group.
+        group: Bytes,
+        /// The entries, as they now are.
+        entries: Vec<(StreamId, Pending)>,
+    },
+    /// Entries removed from a group's pending list (acknowledged).
+    XAck {
+        /// The group.
+        group: Bytes,
+        /// Their IDs.
+        ids: Vec<StreamId>,
+    },
 }
 
 /// An effect that does not fit the keyspace it is applied to: the replica
@@ -125,6 +189,10 @@ pub enum EffectError {
     /// A NaN score.
     #[error(transparent)]
     Score(#[from] ScoreError),
+    /// A stream change that does not fit the stream (an ID not above its
+    /// last, a group that is not there).
+    #[error("stream {0}")]
+    Stream(&'static str),
 }
 
 impl EffectOp {
@@ -138,6 +206,7 @@ impl EffectOp {
             EffectOp::Push { .. } => Some(Value::List(ListValue::new())),
             EffectOp::SetAdd(_) => Some(Value::Set(SetValue::new())),
             EffectOp::ZAdd(_) => Some(Value::ZSet(ZSetValue::new())),
+            EffectOp::XAdd { .. } => Some(Value::Stream(Box::default())),
             _ => None,
         }
     }
@@ -428,6 +497,7 @@ fn apply_to_value(value: &mut Value, op: &EffectOp) -> Result<(), EffectError> {
                 z.remove(m);
             }
         }
+        (op, Value::Stream(s)) if op.stream_op() => apply_to_stream(s, op)?,
         (op, value) => {
             let expected = match op.creates() {
                 Some(v) => v.value_type(),
@@ -440,11 +510,101 @@ fn apply_to_value(value: &mut Value, op: &EffectOp) -> Result<(), EffectError> {
                     EffectOp::HashDel(_) => ValueType::Hash,
                     EffectOp::SetRemove(_) => ValueType::Set,
                     EffectOp::ZRemove(_) => ValueType::ZSet,
+                    op if op.stream_op() => ValueType::Stream,
                     _ => ValueType::String,
                 },
             };
             return Err(wrong(expected, value));
         }
+    }
+    Ok(())
+}
+
+impl EffectOp {
+    /// Whether this op works on a stream.
+    fn stream_op(&self) -> bool {
+        matches!(
+            self,
+            EffectOp::XAdd { .. }
+                | EffectOp::XDel(_)
+                | EffectOp::XTrim(_)
+                | EffectOp::XSetId { .. }
+                | EffectOp::XGroupSet { .. }
+                | EffectOp::XGroupDestroy(_)
+                | EffectOp::XConsumer { .. }
+                | EffectOp::XConsumerDel { .. }
+                | EffectOp::XPending { .. }
+                | EffectOp::XAck { .. }
+        )
+    }
+}
+
+/// Applies a stream op. Every check happens before any change.
+fn apply_to_stream(s: &mut StreamValue, op: &EffectOp) -> Result<(), EffectError> {
+    let group_missing = |group: &Bytes| {
+        if s.group(group).is_none() {
+            Err(EffectError::Stream("group missing"))
+        } else {
+            Ok(())
+        }
+    };
+    match op {
+        EffectOp::XAdd { id, fields } => {
+            if fields.is_empty() || fields.len() % 2 != 0 {
+                return Err(EffectError::Stream("entry without fields"));
+            }
+            if !s.add(*id, fields.clone()) {
+                return Err(EffectError::Stream("ID not above the last"));
+            }
+        }
+        EffectOp::XDel(ids) => {
+            for id in ids {
+                s.delete(*id);
+            }
+        }
+        EffectOp::XTrim(trim) => {
+            s.trim(*trim);
+        }
+        EffectOp::XSetId {
+            last,
+            added,
+            max_deleted,
+        } => s.set_id(*last, *added, *max_deleted),
+        EffectOp::XGroupSet {
+            group,
+            last_id,
+            entries_read,
+        } => s.set_group(group.clone(), *last_id, *entries_read),
+        EffectOp::XGroupDestroy(group) => {
+            s.destroy_group(group);
+        }
+        EffectOp::XConsumer {
+            group,
+            consumer,
+            seen_ms,
+        } => {
+            group_missing(group)?;
+            s.touch_consumer(group, consumer.clone(), *seen_ms);
+        }
+        EffectOp::XConsumerDel { group, consumer } => {
+            s.delete_consumer(group, consumer);
+        }
+        EffectOp::XPending { group, entries } => {
+            group_missing(group)?;
+            let known = s.group(group).is_some_and(|g| {
+                entries
+                    .iter()
+                    .all(|(_, p)| g.consumers.contains_key(&p.consumer))
+            });
+            if !known {
+                return Err(EffectError::Stream("pending entry of an unknown consumer"));
+            }
+            s.set_pending(group, entries);
+        }
+        EffectOp::XAck { group, ids } => {
+            s.ack(group, ids);
+        }
+        _ => return Err(EffectError::Stream("not a stream op")),
     }
     Ok(())
 }
@@ -465,6 +625,7 @@ pub mod encoding {
 
     use super::{Effect, EffectOp};
     use crate::value::encoding::{DecodeError, Reader, open, put_bytes, put_varint};
+    use crate::value::stream::{Pending, StreamId, Trim, TrimTo};
 
     /// The format version [`encode`] writes.
     pub const VERSION: u8 = 1;
@@ -494,6 +655,16 @@ pub mod encoding {
             EffectOp::SetRemove(_) => 15,
             EffectOp::ZAdd(_) => 16,
             EffectOp::ZRemove(_) => 17,
+            EffectOp::XAdd { .. } => 18,
+            EffectOp::XDel(_) => 19,
+            EffectOp::XTrim(_) => 20,
+            EffectOp::XSetId { .. } => 21,
+            EffectOp::XGroupSet { .. } => 22,
+            EffectOp::XGroupDestroy(_) => 23,
+            EffectOp::XConsumer { .. } => 24,
+            EffectOp::XConsumerDel { .. } => 25,
+            EffectOp::XPending { .. } => 26,
+            EffectOp::XAck { .. } => 27,
         }
     }
 
@@ -504,6 +675,18 @@ pub mod encoding {
                 out.push(1);
                 put_varint(out, n);
             }
+        }
+    }
+
+    fn put_id(out: &mut Vec<u8>, id: StreamId) {
+        put_varint(out, id.ms);
+        put_varint(out, id.seq);
+    }
+
+    fn put_ids(out: &mut Vec<u8>, ids: &[StreamId]) {
+        put_varint(out, ids.len() as u64);
+        for id in ids {
+            put_id(out, *id);
         }
     }
 
@@ -599,6 +782,77 @@ pub mod encoding {
                     put_bytes(out, m);
                 }
             }
+            EffectOp::XAdd { id, fields } => {
+                put_id(out, *id);
+                put_list(out, fields);
+            }
+            EffectOp::XDel(ids) => put_ids(out, ids),
+            EffectOp::XTrim(trim) => {
+                match trim.to {
+                    TrimTo::MaxLen(n) => {
+                        out.push(0);
+                        put_varint(out, n);
+                    }
+                    TrimTo::MinId(id) => {
+                        out.push(1);
+                        put_id(out, id);
+                    }
+                }
+                out.push(u8::from(trim.approx));
+                put_varint(out, trim.limit);
+            }
+            EffectOp::XSetId {
+                last,
+                added,
+                max_deleted,
+            } => {
+                put_id(out, *last);
+                put_opt(out, *added);
+                match max_deleted {
+                    None => out.push(0),
+                    Some(id) => {
+                        out.push(1);
+                        put_id(out, *id);
+                    }
+                }
+            }
+            EffectOp::XGroupSet {
+                group,
+                last_id,
+                entries_read,
+            } => {
+                put_bytes(out, group);
+                put_id(out, *last_id);
+                put_opt(out, *entries_read);
+            }
+            EffectOp::XGroupDestroy(group) => put_bytes(out, group),
+            EffectOp::XConsumer {
+                group,
+                consumer,
+                seen_ms,
+            } => {
+                put_bytes(out, group);
+                put_bytes(out, consumer);
+                put_varint(out, *seen_ms);
+            }
+            EffectOp::XConsumerDel { group, consumer } => {
+                put_bytes(out, group);
+                put_bytes(out, consumer);
+            }
+            EffectOp::XPending { group, entries } => {
+                put_bytes(out, group);
+                put_varint(out, entries.len() as u64);
+                for (id, p) in entries {
+                    put_id(out, *id);
+                    put_bytes(out, &p.consumer);
+                    put_varint(out, p.delivered_ms);
+                    put_varint(out, p.deliveries);
+                }
+            }
+            EffectOp::XAck { group, ids } => {
+                put_bytes(out, group);
+                put_ids(out, ids);
+            }
         }
         let crc = crc32fast::hash(&out[start..]);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -622,6 +876,19 @@ pub mod encoding {
 
     fn size(n: u64) -> Result<usize, DecodeError> {
         usize::try_from(n).map_err(|_| DecodeError::Malformed("size beyond this platform"))
+    }
+
+    fn id(r: &mut Reader<'_>) -> Result<StreamId, DecodeError> {
+        Ok(StreamId::new(r.varint()?, r.varint()?))
+    }
+
+    fn ids(r: &mut Reader<'_>) -> Result<Vec<StreamId>, DecodeError> {
+        let n = r.count(2)?;
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            ids.push(id(r)?);
+        }
+        Ok(ids)
     }
 
     fn list(r: &mut Reader<'_>) -> Result<Vec<Bytes>, DecodeError> {
@@ -745,6 +1012,68 @@ pub mod encoding {
                 EffectOp::ZAdd(pairs)
             }
             17 => EffectOp::ZRemove(list(&mut r)?),
+            18 => EffectOp::XAdd {
+                id: id(&mut r)?,
+                fields: list(&mut r)?.into(),
+            },
+            19 => EffectOp::XDel(ids(&mut r)?),
+            20 => {
+                let to = match r.u8()? {
+                    0 => TrimTo::MaxLen(r.varint()?),
+                    1 => TrimTo::MinId(id(&mut r)?),
+                    _ => return Err(DecodeError::Malformed("bad trim strategy")),
+                };
+                EffectOp::XTrim(Trim {
+                    to,
+                    approx: flag(&mut r)?,
+                    limit: r.varint()?,
+                })
+            }
+            21 => EffectOp::XSetId {
+                last: id(&mut r)?,
+                added: opt(&mut r)?,
+                max_deleted: match r.u8()? {
+                    0 => None,
+                    1 => Some(id(&mut r)?),
+                    _ => return Err(DecodeError::Malformed("bad option flag")),
+                },
+            },
+            22 => EffectOp::XGroupSet {
+                group: r.bytes()?,
+                last_id: id(&mut r)?,
+                entries_read: opt(&mut r)?,
+            },
+            23 => EffectOp::XGroupDestroy(r.bytes()?),
+            24 => EffectOp::XConsumer {
+                group: r.bytes()?,
+                consumer: r.bytes()?,
+                seen_ms: r.varint()?,
+            },
+            25 => EffectOp::XConsumerDel {
+                group: r.bytes()?,
+                consumer: r.bytes()?,
+            },
+            26 => {
+                let group = r.bytes()?;
+                let n = r.count(5)?;
+                let mut entries = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let at = id(&mut r)?;
+                    entries.push((
+                        at,
+                        Pending {
+                            consumer: r.bytes()?,
+                            delivered_ms: r.varint()?,
+                            deliveries: r.varint()?,
+                        },
+                    ));
+                }
+                EffectOp::XPending { group, entries }
+            }
+            27 => EffectOp::XAck {
+                group: r.bytes()?,
+                ids: ids(&mut r)?,
+            },
             t => return Err(DecodeError::Tag(t)),
         };
         if !r.at_end() {

@@ -32,6 +32,7 @@ mod keys;
 mod lists;
 mod session;
 mod sets;
+mod streams;
 mod strings;
 mod zsets;
 
@@ -473,6 +474,7 @@ impl Exec<'_> {
             | C::ZRangeStore { .. }
             | C::BZPop { .. }
             | C::BZMPop { .. } => self.zset_command(c),
+            C::Stream(stream) => self.stream_command(stream),
         }
     }
 }

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 
 use super::*;
 use crate::command::table;
-use crate::value::{ELEMENT_OVERHEAD_BYTES, Value};
+use crate::value::{ELEMENT_OVERHEAD_BYTES, StreamId, Value};
 
 const NOW: u64 = 1_700_000_000_000;
 
@@ -303,13 +303,42 @@ fn recount(v: &Value) -> usize {
             .iter()
             .map(|(m, _)| m.len() + 8 + ELEMENT_OVERHEAD_BYTES)
             .sum(),
+        // An entry: its fields, its ID and pair count; a group: its name,
+        // position and counts; a consumer: its name and time; a pending
+        // entry: its consumer, ID, time and count; a node: the overhead.
+        Value::Stream(s) => {
+            let entries: usize = s
+                .range(StreamId::MIN, StreamId::MAX)
+                .map(|(_, f)| {
+                    f.iter().map(|b| b.len()).sum::<usize>() + 20 + ELEMENT_OVERHEAD_BYTES
+                })
+                .sum();
+            let groups: usize = s
+                .groups()
+                .iter()
+                .map(|(name, g)| {
+                    name.len()
+                        + 40
+                        + ELEMENT_OVERHEAD_BYTES
+                        + g.consumers
+                            .keys()
+                            .map(|c| c.len() + 8 + ELEMENT_OVERHEAD_BYTES)
+                            .sum::<usize>()
+                        + g.pending
+                            .values()
+                            .map(|p| p.consumer.len() + 32 + ELEMENT_OVERHEAD_BYTES)
+                            .sum::<usize>()
+                })
+                .sum();
+            entries + groups + s.nodes().len() * ELEMENT_OVERHEAD_BYTES
+        }
     }
 }
 
 fn op_line() -> impl Strategy<Value = String> {
     let k = prop_oneof![Just("a"), Just("b")];
     let e = prop_oneof![Just("x"), Just("yy"), Just("zzz"), Just("")];
-    (0..14usize, k, e.clone(), e, -3i64..4).prop_map(|(op, k, e1, e2, n)| match op {
+    (0..21usize, k, e.clone(), e, -3i64..4).prop_map(|(op, k, e1, e2, n)| match op {
         0 => format!("HSET {k} {e1} {e2}"),
         1 => format!("HDEL {k} {e1}"),
         2 => format!("RPUSH {k} {e1} {e2}"),
@@ -323,7 +352,18 @@ fn op_line() -> impl Strategy<Value = String> {
         10 => format!("ZREM {k} {e2}"),
         11 => format!("APPEND {k} {e1}"),
         12 => format!("LINSERT {k} BEFORE {e1} {e2}"),
-        _ => format!("SETRANGE {k} {} {e2}", n.unsigned_abs()),
+        13 => format!("SETRANGE {k} {} {e2}", n.unsigned_abs()),
+        14 => format!("XADD {k} {}-* f{e1} v{e2}", n.unsigned_abs()),
+        15 => format!("XDEL {k} {}-1", n.unsigned_abs()),
+        16 => format!("XTRIM {k} MAXLEN {}", n.unsigned_abs()),
+        17 => format!("XGROUP CREATE {k} g{e1} 0 MKSTREAM"),
+        18 => format!("XREADGROUP GROUP g{e1} c{e2} COUNT 2 STREAMS {k} >"),
+        19 => format!(
+            "XACK {k} g{e1} {}-0 {}-1",
+            n.unsigned_abs(),
+            n.unsigned_abs()
+        ),
+        _ => format!("XGROUP DELCONSUMER {k} g{e1} c{e2}"),
     })
 }
 

@@ -59,23 +59,16 @@ pub(super) fn to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Valu
             field(lua, "set", members)?
         }
         Reply::Set(items) => sequence(lua, items.iter(), resp3)?,
-        Reply::Map(pairs) if resp3 => {
+        Reply::Map(pairs) | Reply::Keyed(pairs) if resp3 => {
             let map = lua.create_table()?;
             for (k, v) in pairs {
                 map.raw_set(to_lua(lua, k, resp3)?, to_lua(lua, v, resp3)?)?;
             }
             field(lua, "map", map)?
         }
-        Reply::Pairs(pairs) if resp3 => {
-            let t = lua.create_table_with_capacity(pairs.len(), 0)?;
-            for (i, (k, v)) in pairs.iter().enumerate() {
-                let pair = lua.create_table_with_capacity(2, 0)?;
-                pair.raw_seti(1, to_lua(lua, k, resp3)?)?;
-                pair.raw_seti(2, to_lua(lua, v, resp3)?)?;
-                t.raw_seti(i + 1, pair)?;
-            }
-            Value::Table(t)
-        }
+        // RESP2 nests a stream reply's pairs too.
+        Reply::Pairs(pairs) if resp3 => nested_pairs(lua, pairs, resp3)?,
+        Reply::Keyed(pairs) => nested_pairs(lua, pairs, resp3)?,
         Reply::Map(pairs) | Reply::Pairs(pairs) => {
             sequence(lua, pairs.iter().flat_map(|(k, v)| [k, v]), resp3)?
         }
@@ -84,6 +77,18 @@ pub(super) fn to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Valu
         Reply::Boolean(b) if resp3 => Value::Boolean(*b),
         Reply::Boolean(b) => Value::Number(f64::from(u8::from(*b))),
     })
+}
+
+/// Pairs as a sequence of two-element sequences.
+fn nested_pairs(lua: &Lua, pairs: &[(Reply, Reply)], resp3: bool) -> mlua::Result<Value> {
+    let t = lua.create_table_with_capacity(pairs.len(), 0)?;
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        let pair = lua.create_table_with_capacity(2, 0)?;
+        pair.raw_seti(1, to_lua(lua, k, resp3)?)?;
+        pair.raw_seti(2, to_lua(lua, v, resp3)?)?;
+        t.raw_seti(i + 1, pair)?;
+    }
+    Ok(Value::Table(t))
 }
 
 /// `{name = value}`.

@@ -7,7 +7,18 @@
 //! tag 3 list:  varint count, count × element          head first
 //! tag 4 set:   varint count, count × member
 //! tag 5 zset:  varint count, count × (score f64 LE bits, member)   lowest first
+//! tag 6 stream: last ID, first ID, largest deleted ID, u64 entries added,
+//!              u64 count, count × node (first ID, last ID, u32 written, u32 live)
+//!              u64 count, count × entry (ID, u32 pairs, pairs × (field, value))
+//!              u64 count, count × group (name, last ID, u64 entries read or
+//!                u64::MAX, u64 count, count × consumer (name, u64 seen ms),
+//!                u64 count, count × pending (ID, consumer name, u64 delivered
+//!                ms, u64 deliveries))
 //! ```
+//!
+//! In a stream, an ID is two `u64` LE (milliseconds, sequence) and the
+//! counts are fixed-width, so that its encoded length follows from its
+//! footprint without a count's varint.
 //!
 //! Varints are LEB128 (7 bits a byte, low bits first, at most 10 bytes).
 //! Decoding is total: any input gives the value or a [`DecodeError`], never
@@ -19,7 +30,10 @@
 
 use bytes::Bytes;
 
-use super::{HashValue, ListValue, Score, SetValue, StrValue, Value, ValueType, ZSetValue};
+use super::stream::{Consumer, Group, Node, Pending, StreamId, StreamParts};
+use super::{
+    HashValue, ListValue, Score, SetValue, StrValue, StreamValue, Value, ValueType, ZSetValue,
+};
 
 /// The format version [`encode`] writes.
 pub const VERSION: u8 = 1;
@@ -30,6 +44,7 @@ const TAG_HASH: u8 = 2;
 const TAG_LIST: u8 = 3;
 const TAG_SET: u8 = 4;
 const TAG_ZSET: u8 = 5;
+const TAG_STREAM: u8 = 6;
 
 /// Why bytes are not a value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +106,10 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) {
                 put_bytes(out, m);
             }
         }
+        Value::Stream(stream) => {
+            out.push(TAG_STREAM);
+            put_stream(out, stream);
+        }
     }
     let crc = crc32fast::hash(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -125,6 +144,7 @@ pub fn type_of(data: &[u8]) -> Option<ValueType> {
         &TAG_LIST => Some(ValueType::List),
         &TAG_SET => Some(ValueType::Set),
         &TAG_ZSET => Some(ValueType::ZSet),
+        &TAG_STREAM => Some(ValueType::Stream),
         _ => None,
     }
 }
@@ -179,6 +199,7 @@ pub fn decode(data: &[u8]) -> Result<Value, DecodeError> {
             }
             Value::ZSet(z)
         }
+        TAG_STREAM => Value::Stream(Box::new(read_stream(&mut r)?)),
         tag => return Err(DecodeError::Tag(tag)),
     };
     if !r.at_end() {
@@ -191,6 +212,146 @@ pub fn decode(data: &[u8]) -> Result<Value, DecodeError> {
 }
 
 /// Bytes [`put_varint`] writes for `n`.
+fn put_id(out: &mut Vec<u8>, id: StreamId) {
+    out.extend_from_slice(&id.ms.to_le_bytes());
+    out.extend_from_slice(&id.seq.to_le_bytes());
+}
+
+fn put_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(&n.to_le_bytes());
+}
+
+fn put_stream(out: &mut Vec<u8>, stream: &StreamValue) {
+    let s = stream.parts();
+    put_id(out, s.last_id);
+    put_id(out, s.first_id);
+    put_id(out, s.max_deleted);
+    put_u64(out, s.entries_added);
+    put_u64(out, s.nodes.len() as u64);
+    for node in s.nodes {
+        put_id(out, node.first);
+        put_id(out, node.last);
+        out.extend_from_slice(&node.written.to_le_bytes());
+        out.extend_from_slice(&node.live.to_le_bytes());
+    }
+    put_u64(out, s.entries.len() as u64);
+    for (id, fields) in s.entries {
+        put_id(out, *id);
+        out.extend_from_slice(&((fields.len() / 2) as u32).to_le_bytes());
+        for f in fields.iter() {
+            put_bytes(out, f);
+        }
+    }
+    put_u64(out, s.groups.len() as u64);
+    for (name, group) in s.groups {
+        put_bytes(out, name);
+        put_id(out, group.last_id);
+        put_u64(out, group.entries_read.unwrap_or(u64::MAX));
+        put_u64(out, group.consumers.len() as u64);
+        for (name, consumer) in &group.consumers {
+            put_bytes(out, name);
+            put_u64(out, consumer.seen_ms);
+        }
+        put_u64(out, group.pending.len() as u64);
+        for (id, p) in &group.pending {
+            put_id(out, *id);
+            put_bytes(out, &p.consumer);
+            put_u64(out, p.delivered_ms);
+            put_u64(out, p.deliveries);
+        }
+    }
+}
+
+fn read_id(r: &mut Reader<'_>) -> Result<StreamId, DecodeError> {
+    Ok(StreamId::new(r.u64()?, r.u64()?))
+}
+
+/// A fixed-width count, checked against the bytes left as
+/// [`Reader::count`] checks a varint one.
+fn read_count(r: &mut Reader<'_>, min_bytes: usize) -> Result<usize, DecodeError> {
+    match usize::try_from(r.u64()?) {
+        Ok(n) if n.saturating_mul(min_bytes) <= r.left() => Ok(n),
+        _ => Err(DecodeError::Malformed("count larger than the data")),
+    }
+}
+
+fn read_u32(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
+    let bytes = [r.u8()?, r.u8()?, r.u8()?, r.u8()?];
+    Ok(u32::from_le_bytes(bytes))
+}
+
+fn read_stream(r: &mut Reader<'_>) -> Result<StreamValue, DecodeError> {
+    let last_id = read_id(r)?;
+    let first_id = read_id(r)?;
+    let max_deleted = read_id(r)?;
+    let entries_added = r.u64()?;
+    let n = read_count(r, super::stream::NODE_BYTES)?;
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        nodes.push(Node {
+            first: read_id(r)?,
+            last: read_id(r)?,
+            written: read_u32(r)?,
+            live: read_u32(r)?,
+        });
+    }
+    let n = read_count(r, 20)?;
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = read_id(r)?;
+        let pairs = read_u32(r)? as usize;
+        if pairs == 0 || pairs.saturating_mul(2) > r.left() {
+            return Err(DecodeError::Malformed("stream entry without fields"));
+        }
+        let mut fields = Vec::with_capacity(pairs * 2);
+        for _ in 0..pairs * 2 {
+            fields.push(r.bytes()?);
+        }
+        entries.push((id, fields.into()));
+    }
+    let n = read_count(r, 41)?;
+    let mut groups = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = r.bytes()?;
+        let mut group = Group {
+            last_id: read_id(r)?,
+            entries_read: Some(r.u64()?).filter(|&n| n != u64::MAX),
+            ..Group::default()
+        };
+        for _ in 0..read_count(r, 9)? {
+            let name = r.bytes()?;
+            let seen_ms = r.u64()?;
+            if group.consumers.insert(name, Consumer { seen_ms }).is_some() {
+                return Err(DecodeError::Malformed("duplicate consumer"));
+            }
+        }
+        for _ in 0..read_count(r, 33)? {
+            let id = read_id(r)?;
+            let pending = Pending {
+                consumer: r.bytes()?,
+                delivered_ms: r.u64()?,
+                deliveries: r.u64()?,
+            };
+            if group.pending.insert(id, pending).is_some() {
+                return Err(DecodeError::Malformed("duplicate pending entry"));
+            }
+        }
+        groups.push((name, group));
+    }
+    StreamValue::from_parts(StreamParts {
+        entries,
+        nodes,
+        last_id,
+        first_id,
+        max_deleted,
+        entries_added,
+        groups,
+    })
+    .ok_or(DecodeError::Malformed(
+        "stream parts that do not fit together",
+    ))
+}
+
 pub(crate) fn varint_len(n: u64) -> usize {
     // One byte per started group of 7 bits, at least one.
     (64 - n.leading_zeros() as usize).div_ceil(7).max(1)
@@ -226,7 +387,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    fn left(&self) -> usize {
+    pub(crate) fn left(&self) -> usize {
         self.data.len() - self.pos
     }
 

@@ -25,12 +25,14 @@ mod list;
 mod ranked;
 mod set;
 pub mod stored;
+pub mod stream;
 mod zset;
 
 pub use encoding::{DecodeError, decode, encode};
 pub use hash::HashValue;
 pub use list::ListValue;
 pub use set::SetValue;
+pub use stream::{StreamId, StreamValue};
 pub use zset::{Score, ScoreError, ZSetValue};
 
 /// Bytes counted for each element of a container (and each field/value pair
@@ -119,6 +121,8 @@ pub enum ValueType {
     Set,
     /// Members ordered by score, then by member bytes.
     ZSet,
+    /// Entries ordered by ID, with consumer groups.
+    Stream,
 }
 
 impl ValueType {
@@ -130,6 +134,7 @@ impl ValueType {
             ValueType::List => "list",
             ValueType::Set => "set",
             ValueType::ZSet => "zset",
+            ValueType::Stream => "stream",
         }
     }
 
@@ -141,6 +146,7 @@ impl ValueType {
             ValueType::List,
             ValueType::Set,
             ValueType::ZSet,
+            ValueType::Stream,
         ]
         .into_iter()
         .find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))
@@ -183,6 +189,8 @@ pub enum Value {
     Set(SetValue),
     /// A sorted set.
     ZSet(ZSetValue),
+    /// A stream (boxed: its maps and counters would double every value's size).
+    Stream(Box<StreamValue>),
 }
 
 impl Value {
@@ -199,6 +207,7 @@ impl Value {
             Value::List(_) => ValueType::List,
             Value::Set(_) => ValueType::Set,
             Value::ZSet(_) => ValueType::ZSet,
+            Value::Stream(_) => ValueType::Stream,
         }
     }
 
@@ -210,6 +219,7 @@ impl Value {
             Value::List(l) => l.heap_bytes(),
             Value::Set(s) => s.heap_bytes(),
             Value::ZSet(z) => z.heap_bytes(),
+            Value::Stream(s) => s.heap_bytes(),
         }
     }
 
@@ -221,12 +231,14 @@ impl Value {
             Value::List(l) => l.footprint().encoded_len(l.len()),
             Value::Set(s) => s.footprint().encoded_len(s.len()),
             Value::ZSet(z) => z.footprint().encoded_len(z.len()),
+            Value::Stream(s) => s.encoded_len(),
         }
     }
 
     /// Whether this is a container with no element left (which the key
     /// layer must delete). A string is never "empty" in this sense: an
-    /// empty string is a value.
+    /// empty string is a value; nor is a stream, which stays when its last
+    /// entry goes, as in Redis.
     pub fn is_empty_container(&self) -> bool {
         match self {
             Value::Str(_) => false,
@@ -234,6 +246,7 @@ impl Value {
             Value::List(l) => l.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            Value::Stream(_) => false,
         }
     }
 }

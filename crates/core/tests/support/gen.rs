@@ -131,6 +131,12 @@ pub struct Gen {
     /// The scripts EVAL or SCRIPT LOAD sent since the last SCRIPT FLUSH
     /// (indexes in [`SCRIPTS`]), which EVALSHA mostly picks from.
     sent_scripts: Vec<usize>,
+    /// The milliseconds of the stream IDs XADD sends, mostly growing, so
+    /// that most XADDs add an entry.
+    stream_ms: u64,
+    /// The streams and groups XGROUP CREATE named, which the group
+    /// commands mostly pick from.
+    groups: Vec<(String, String)>,
 }
 
 impl Gen {
@@ -142,6 +148,8 @@ impl Gen {
             big: Default::default(),
             by_sha: false,
             sent_scripts: Vec::new(),
+            stream_ms: 1,
+            groups: Vec::new(),
         }
     }
 
@@ -183,7 +191,7 @@ impl Gen {
     }
     fn key(&mut self) -> String {
         let family = if self.family == 'k' {
-            self.pick(&["s", "h", "l", "t", "z"])
+            self.pick(&["s", "h", "l", "t", "z", "x"])
                 .chars()
                 .next()
                 .unwrap_or('s')
@@ -228,9 +236,10 @@ impl Gen {
 
     /// One command as an argument vector (strings).
     pub fn command(&mut self) -> Vec<String> {
-        let which = self.rng.random_range(0..116);
+        let which = self.rng.random_range(0..126);
         self.family = match which {
             0..=20 | 112..=115 => 's',
+            116..=125 => 'x',
             31..=43 => 'h',
             44..=61 | 104 | 106 => 'l',
             62..=74 => 't',
@@ -659,6 +668,7 @@ impl Gen {
             107 => self.blocking_pop(k, false),
             108..=111 => self.eval(),
             112..=115 => self.bits(k),
+            116..=125 => self.stream(k),
             _ => vec!["EXISTS".into(), k],
         };
         // Now and then a big collection, past the 128 elements where Redis
@@ -783,6 +793,303 @@ impl Gen {
             });
         }
         v
+    }
+
+    /// A stream ID: mostly small and valid, now and then a special one
+    /// or garbage. Never `*`, whose ID comes from each server's clock.
+    fn stream_id(&mut self) -> String {
+        if self.chance(0.1) {
+            return self
+                .pick(&[
+                    "-",
+                    "+",
+                    "$",
+                    ">",
+                    "abc",
+                    "1-",
+                    "0-0",
+                    "(3",
+                    "18446744073709551615-18446744073709551615",
+                    "2-x",
+                ])
+                .to_owned();
+        }
+        let ms = self.rng.random_range(0..self.stream_ms + 3);
+        if self.chance(0.4) {
+            ms.to_string()
+        } else {
+            format!("{ms}-{}", self.rng.random_range(0..3))
+        }
+    }
+
+    /// A range bound for XRANGE, XPENDING and XAUTOCLAIM.
+    fn stream_bound(&mut self) -> String {
+        match self.rng.random_range(0..10) {
+            0 => "-".into(),
+            1 => "+".into(),
+            2 => format!("({}", self.stream_id()),
+            _ => self.stream_id(),
+        }
+    }
+
+    /// XADD's and XTRIM's trimming options.
+    fn stream_trim(&mut self, v: &mut Vec<String>) {
+        let strategy = self.pick(&["MAXLEN", "MINID", "maxlen", "LIMIT"]);
+        v.push(strategy.into());
+        if self.chance(0.5) {
+            v.push(self.pick(&["~", "=", "~"]).into());
+        }
+        v.push(if strategy.eq_ignore_ascii_case("minid") {
+            self.stream_id()
+        } else {
+            self.pick(&["0", "1", "2", "3", "5", "10", "-1", "abc"])
+                .into()
+        });
+        if self.chance(0.3) {
+            v.extend([
+                "LIMIT".into(),
+                self.pick(&["0", "1", "2", "100", "-1"]).into(),
+            ]);
+        }
+    }
+
+    /// A stream command over `k`: entries, ranges, trimming, XREAD, and
+    /// consumer groups (times are compared loosely: `idle` and delivery
+    /// times come from each server's clock).
+    fn stream(&mut self, k: String) -> Vec<String> {
+        let mut k = k;
+        let mut group = self.pick(&["g1", "g2", "g1"]).to_owned();
+        let consumer = self.pick(&["alice", "bob", "alice"]).to_owned();
+        let which = self.rng.random_range(0..30);
+        if !self.groups.is_empty() && self.chance(0.8) && matches!(which, 14..=24) {
+            (k, group) = self.groups[self.rng.random_range(0..self.groups.len())].clone();
+        }
+        if matches!(which, 14..=24) && self.chance(0.15) {
+            // Groups go with their keys, which other commands delete or
+            // replace: make one again now and then.
+            self.groups.push((k.clone(), group.clone()));
+            return vec![
+                "XGROUP".into(),
+                "CREATE".into(),
+                k,
+                group,
+                "0".into(),
+                "MKSTREAM".into(),
+            ];
+        }
+        match which {
+            0..=6 => {
+                let mut v = vec!["XADD".into(), k];
+                if self.chance(0.1) {
+                    v.push("NOMKSTREAM".into());
+                }
+                if self.chance(0.2) {
+                    self.stream_trim(&mut v);
+                }
+                self.stream_ms += self.rng.random_range(0..3);
+                v.push(match self.rng.random_range(0..10) {
+                    0..=4 => self.stream_ms.to_string(),
+                    5..=6 => format!("{}-*", self.stream_ms),
+                    _ => self.stream_id(),
+                });
+                for _ in 0..self.rng.random_range(1..3) {
+                    v.extend([self.pick(&["f", "g", "name"]).into(), self.el()]);
+                }
+                v
+            }
+            7 => vec!["XLEN".into(), k],
+            8..=9 => {
+                let rev = self.chance(0.3);
+                let mut v = vec![if rev { "XREVRANGE" } else { "XRANGE" }.into(), k];
+                v.push(self.stream_bound());
+                v.push(self.stream_bound());
+                if self.chance(0.3) {
+                    v.extend([
+                        "COUNT".into(),
+                        self.pick(&["1", "2", "0", "-1", "abc"]).into(),
+                    ]);
+                }
+                v
+            }
+            10 => {
+                let mut v = vec!["XDEL".into(), k];
+                for _ in 0..self.rng.random_range(1..3) {
+                    v.push(self.stream_id());
+                }
+                v
+            }
+            11 => {
+                let mut v = vec!["XTRIM".into(), k];
+                self.stream_trim(&mut v);
+                v
+            }
+            12..=13 => {
+                let mut v = vec!["XREAD".into()];
+                if self.chance(0.3) {
+                    v.extend(["COUNT".into(), self.pick(&["1", "2", "0", "-1"]).into()]);
+                }
+                if self.chance(0.1) {
+                    v.extend(["BLOCK".into(), "10".into()]);
+                }
+                v.push("STREAMS".into());
+                let keys = self.keys(2);
+                let n = keys.len();
+                v.extend(keys);
+                for _ in 0..n {
+                    v.push(if self.chance(0.2) {
+                        "$".into()
+                    } else {
+                        self.stream_id()
+                    });
+                }
+                if self.chance(0.05) {
+                    v.pop();
+                }
+                v
+            }
+            14..=16 => {
+                let mut v = vec!["XREADGROUP".into(), "GROUP".into(), group, consumer];
+                if self.chance(0.3) {
+                    v.extend(["COUNT".into(), self.pick(&["1", "2", "0"]).into()]);
+                }
+                if self.chance(0.2) {
+                    v.push("NOACK".into());
+                }
+                v.extend(["STREAMS".into(), k]);
+                v.push(if self.chance(0.7) {
+                    ">".into()
+                } else {
+                    self.stream_id()
+                });
+                v
+            }
+            17..=18 => {
+                let mut v = vec!["XGROUP".into()];
+                match self.rng.random_range(0..9) {
+                    0..=4 => {
+                        self.groups.push((k.clone(), group.clone()));
+                        v.extend(["CREATE".into(), k, group]);
+                        v.push(if self.chance(0.3) {
+                            "$".into()
+                        } else {
+                            self.stream_id()
+                        });
+                        if self.chance(0.6) {
+                            v.push("MKSTREAM".into());
+                        }
+                        if self.chance(0.2) {
+                            v.extend([
+                                "ENTRIESREAD".into(),
+                                self.pick(&["0", "2", "-1", "-2", "x"]).into(),
+                            ]);
+                        }
+                    }
+                    5 => {
+                        v.extend(["SETID".into(), k, group]);
+                        v.push(if self.chance(0.3) {
+                            "$".into()
+                        } else {
+                            self.stream_id()
+                        });
+                        if self.chance(0.3) {
+                            v.extend(["ENTRIESREAD".into(), self.pick(&["0", "3", "-1"]).into()]);
+                        }
+                    }
+                    6 => v.extend(["DESTROY".into(), k, group]),
+                    7 => v.extend(["CREATECONSUMER".into(), k, group, consumer]),
+                    _ => v.extend(["DELCONSUMER".into(), k, group, consumer]),
+                }
+                v
+            }
+            19 => {
+                let mut v = vec!["XACK".into(), k, group];
+                for _ in 0..self.rng.random_range(1..3) {
+                    v.push(self.stream_id());
+                }
+                v
+            }
+            20..=21 => {
+                let mut v = vec!["XPENDING".into(), k, group];
+                if self.chance(0.6) {
+                    if self.chance(0.2) {
+                        v.extend(["IDLE".into(), self.pick(&["0", "3600000"]).into()]);
+                    }
+                    v.push(self.stream_bound());
+                    v.push(self.stream_bound());
+                    v.push(self.pick(&["10", "1", "0", "-1"]).into());
+                    if self.chance(0.3) {
+                        v.push(consumer);
+                    }
+                }
+                v
+            }
+            22 => {
+                let mut v = vec!["XCLAIM".into(), k, group, consumer];
+                v.push(self.pick(&["0", "0", "3600000", "-5", "x"]).into());
+                for _ in 0..self.rng.random_range(1..3) {
+                    v.push(self.stream_id());
+                }
+                for _ in 0..self.rng.random_range(0..2) {
+                    match self.rng.random_range(0..5) {
+                        0 => v.push("JUSTID".into()),
+                        1 => v.push("FORCE".into()),
+                        2 => v.extend(["RETRYCOUNT".into(), self.pick(&["3", "0", "x"]).into()]),
+                        3 => v.extend(["LASTID".into(), self.stream_id()]),
+                        _ => v.push("BOGUS".into()),
+                    }
+                }
+                v
+            }
+            23 => {
+                let mut v = vec!["XAUTOCLAIM".into(), k, group, consumer];
+                v.push(self.pick(&["0", "0", "3600000"]).into());
+                v.push(if self.chance(0.5) {
+                    self.pick(&["0-0", "-"]).into()
+                } else {
+                    self.stream_bound()
+                });
+                if self.chance(0.4) {
+                    v.extend(["COUNT".into(), self.pick(&["1", "2", "5", "0", "x"]).into()]);
+                }
+                if self.chance(0.3) {
+                    v.push("JUSTID".into());
+                }
+                v
+            }
+            24 => {
+                let mut v = vec!["XSETID".into(), k, self.stream_id()];
+                if self.chance(0.3) {
+                    v.extend([
+                        "ENTRIESADDED".into(),
+                        self.pick(&["0", "5", "100", "-1"]).into(),
+                    ]);
+                }
+                if self.chance(0.2) {
+                    v.extend(["MAXDELETEDID".into(), self.stream_id()]);
+                }
+                v
+            }
+            25..=26 => match self.rng.random_range(0..5) {
+                0 => vec!["XINFO".into(), "STREAM".into(), k],
+                1 => vec!["XINFO".into(), "STREAM".into(), k, "FULL".into()],
+                2 => vec!["XINFO".into(), "GROUPS".into(), k],
+                3 => vec!["XINFO".into(), "CONSUMERS".into(), k, group],
+                _ => vec!["XINFO".into(), self.pick(&["HELP", "BOGUS"]).into()],
+            },
+            27 => vec![
+                "XGROUP".into(),
+                self.pick(&["HELP", "BOGUS", "CREATE"]).into(),
+            ],
+            _ => {
+                // Enough entries for the nodes of 100 that `~` trims whole.
+                let mut v = vec!["XADD".into(), k, "MAXLEN".into(), "~".into()];
+                v.push(self.pick(&["0", "50", "150", "250"]).into());
+                self.stream_ms += 1;
+                v.push(format!("{}-*", self.stream_ms));
+                v.extend(["f".into(), self.el()]);
+                v
+            }
+        }
     }
 
     /// A bitmap command over `k` (SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP,

@@ -96,7 +96,7 @@ pub fn encoded_len(reply: &Reply) -> usize {
         Reply::Null | Reply::NullArray => 1,
         Reply::Boolean(_) => 2,
         Reply::Array(items) | Reply::Set(items) => list(items),
-        Reply::Map(p) | Reply::Pairs(p) => pairs(p),
+        Reply::Map(p) | Reply::Pairs(p) | Reply::Keyed(p) => pairs(p),
     }
 }
 
@@ -151,6 +151,7 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
         Reply::Map(pairs) => put_pairs(out, 7, pairs),
         Reply::Set(items) => put_list(out, 8, items),
         Reply::Pairs(pairs) => put_pairs(out, 9, pairs),
+        Reply::Keyed(pairs) => put_pairs(out, 12, pairs),
         Reply::Double(d) => {
             out.push(10);
             out.extend_from_slice(&d.to_bits().to_le_bytes());
@@ -225,6 +226,7 @@ fn reply(d: &mut Decoder<'_, '_>, depth: usize) -> Result<Reply, DecodeError> {
         7 => Reply::Map(pairs(d, depth + 1)?),
         8 => Reply::Set(list(d, depth + 1)?),
         9 => Reply::Pairs(pairs(d, depth + 1)?),
+        12 => Reply::Keyed(pairs(d, depth + 1)?),
         10 => Reply::Double(f64::from_bits(c.u64("double")?)),
         11 => match c.u8("boolean")? {
             0 => Reply::Boolean(false),
@@ -251,6 +253,7 @@ mod tests {
             Reply::Array(vec![
                 Reply::Integer(1),
                 Reply::Pairs(vec![(Reply::bulk(b"m"), Reply::Double(-0.5))]),
+                Reply::Keyed(vec![(Reply::bulk(b"s"), Reply::Array(Vec::new()))]),
             ]),
             Reply::Map(vec![(Reply::bulk(b"f"), Reply::bulk(b"v"))]),
             Reply::Set(vec![Reply::bulk(b"a")]),

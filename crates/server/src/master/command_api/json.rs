@@ -48,6 +48,20 @@ pub fn write_value(reply: &Reply, encoding: Encoding, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
+        Reply::Keyed(pairs) => {
+            out.push(b'[');
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.push(b'[');
+                write_value(k, encoding, out);
+                out.push(b',');
+                write_value(v, encoding, out);
+                out.push(b']');
+            }
+            out.push(b']');
+        }
         Reply::Map(pairs) | Reply::Pairs(pairs) => {
             out.push(b'[');
             for (i, (k, v)) in pairs.iter().enumerate() {

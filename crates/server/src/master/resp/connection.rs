@@ -118,13 +118,14 @@ fn nothing_popped(reply: &Reply) -> bool {
     matches!(reply, Reply::NullArray | Reply::Null)
 }
 
-/// Whether `args` is a blocking command (BLPOP...): a window of requests
-/// ends with one, since what follows waits for it. Cheap for the others:
-/// every such name starts with a `b`.
+/// Whether `args` is a blocking command (BLPOP..., XREAD): a window of
+/// requests ends with one, since what follows waits for it. Cheap for
+/// the others: every such name starts with a `b` or an `x`.
 fn is_blocking(args: &[Bytes]) -> bool {
-    args.first()
-        .is_some_and(|name| name.first().is_some_and(|c| c | 0x20 == b'b'))
-        && table::lookup(&args[0]).is_some_and(|spec| spec.has(flags::BLOCKING))
+    args.first().is_some_and(|name| {
+        name.first()
+            .is_some_and(|c| matches!(c | 0x20, b'b' | b'x'))
+    }) && table::lookup(&args[0]).is_some_and(|spec| spec.has(flags::BLOCKING))
 }
 
 /// One command's metric series, as a connection keeps them: counted
@@ -250,6 +251,47 @@ impl Connection {
         true
     }
 
+    /// XREAD ... BLOCK with `$` for a key: the `$` replaced by the ID of
+    /// that stream's last entry now (`0-0` when it has none), so that the
+    /// tries that follow read what is added after the command came, as
+    /// Redis's one wait does. No entry lies between the last entry and the
+    /// stream's last ID, so reading above either gives the same entries.
+    /// Any other command is returned as it is.
+    async fn with_last_ids(&mut self, mut args: Vec<Bytes>) -> Vec<Bytes> {
+        if !args[0].eq_ignore_ascii_case(b"xread") {
+            return args;
+        }
+        let keys = table::stream_keys(&args);
+        let count = keys.len();
+        for i in keys {
+            let id_at = i + count;
+            if args.get(id_at).is_none_or(|id| id.as_ref() != b"$") {
+                continue;
+            }
+            let last = vec![
+                Bytes::from_static(b"XREVRANGE"),
+                args[i].clone(),
+                Bytes::from_static(b"+"),
+                Bytes::from_static(b"-"),
+                Bytes::from_static(b"COUNT"),
+                Bytes::from_static(b"1"),
+            ];
+            let id = match self.data_command(last).await {
+                Reply::Array(entries) => match entries.first() {
+                    Some(Reply::Array(entry)) => match entry.first() {
+                        Some(Reply::Bulk(id)) => id.clone(),
+                        _ => continue,
+                    },
+                    _ => Bytes::from_static(b"0-0"),
+                },
+                // Another type, or no answer: the command itself says why.
+                _ => continue,
+            };
+            args[id_at] = id;
+        }
+        args
+    }
+
     /// Adds what this connection counted to the shared metric series.
     fn flush_metrics(&self) {
         for (_, counters) in &self.counters {
@@ -350,9 +392,12 @@ impl Connection {
                     return Flow::Continue;
                 }
                 _ => {
-                    let wait = self
-                        .may_block(&args)
-                        .map(|deadline| (args.clone(), deadline));
+                    let wait = self.may_block(&args);
+                    let args = match wait {
+                        Some(_) => self.with_last_ids(args).await,
+                        None => args,
+                    };
+                    let wait = wait.map(|deadline| (args.clone(), deadline));
                     let reply = self.data_command(args).await;
                     if let Some((args, deadline)) = wait
                         && nothing_popped(&reply)

@@ -404,6 +404,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
         Group::PubSub => "@pubsub",
         Group::Scripting => "@scripting",
         Group::Bitmap => "@bitmap",
+        Group::Stream => "@stream",
     });
     if spec.name == "pubsub" {
         return cats;
@@ -429,18 +430,20 @@ fn spec_flags(spec: &CommandSpec) -> Vec<Reply> {
         return pubsub_flags(spec).into_iter().map(status).collect();
     }
     let mut names = Vec::new();
+    // EVAL may write, and is routed as a write; Redis reports no `write`
+    // flag for it, since it cannot tell; nor for a container (XGROUP),
+    // whose subcommands differ.
+    let unsaid = spec.has(flags::SCRIPTING) || spec.has(flags::CONTAINER);
     for (bit, name) in [
-        // EVAL may write, and is routed as a write; Redis reports no
-        // `write` flag for it, since it cannot tell.
+        (if unsaid { 0 } else { flags::WRITE }, "write"),
         (
-            if spec.has(flags::SCRIPTING) {
+            if spec.has(flags::CONTAINER) {
                 0
             } else {
-                flags::WRITE
+                flags::READONLY
             },
-            "write",
+            "readonly",
         ),
-        (flags::READONLY, "readonly"),
         (flags::DENYOOM, "denyoom"),
         (flags::FAST, "fast"),
         (flags::ADMIN, "admin"),
@@ -537,6 +540,9 @@ fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
             ),
         ])
     };
+    if spec.has(flags::CONTAINER) {
+        return Vec::new();
+    }
     let access = if spec.has(flags::WRITE) {
         ["RW", "update"]
     } else {
@@ -558,6 +564,41 @@ fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
             one(["OW", "update"], 1, range(0, 1)),
             one(["RO", "access"], at, keynum()),
         ],
+        // Redis's spec for XREAD: after the word STREAMS, the first half
+        // of what is left.
+        KeySpec::Streams => vec![map(vec![
+            (
+                "flags",
+                Reply::Set(access.iter().map(|f| status(f)).collect()),
+            ),
+            (
+                "begin_search",
+                map(vec![
+                    ("type", bulk("keyword")),
+                    (
+                        "spec",
+                        map(vec![
+                            ("keyword", bulk("STREAMS")),
+                            ("startfrom", Reply::Integer(1)),
+                        ]),
+                    ),
+                ]),
+            ),
+            (
+                "find_keys",
+                map(vec![
+                    ("type", bulk("range")),
+                    (
+                        "spec",
+                        map(vec![
+                            ("lastkey", Reply::Integer(-1)),
+                            ("keystep", Reply::Integer(1)),
+                            ("limit", Reply::Integer(2)),
+                        ]),
+                    ),
+                ]),
+            ),
+        ])],
     }
 }
 
