@@ -24,7 +24,7 @@ use distcache_core::value::{SetValue, Value};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use support::coverage::{Coverage, seeds};
-use support::edge_cases::{self, EDGE_CASES};
+use support::edge_cases;
 use support::generator::Gen;
 use support::resp::{Client, Frame, RedisServer, parse_frame};
 
@@ -612,8 +612,8 @@ fn hand_written_edge_cases_answer_as_redis_server_does() {
             zsets_may_be_big: false,
             coverage: Default::default(),
         };
-        for line in EDGE_CASES {
-            run.step(edge_cases::words(line));
+        for words in edge_cases::all() {
+            run.step(words);
         }
     }
 }

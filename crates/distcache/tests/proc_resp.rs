@@ -1200,3 +1200,127 @@ fn blocking_pops_wait_for_a_push_through_another_master_or_their_timeout() {
     });
     exchange(&mut a, &request(&["PING"]), b"+PONG\r\n");
 }
+
+/// XREAD BLOCK and XREADGROUP BLOCK wait for an XADD through another
+/// master; `$` means what is added after the command came, not what is
+/// there; nothing added: nil once the timeout has passed.
+#[test]
+fn stream_reads_wait_for_an_entry_added_through_another_master() {
+    let cluster = Cluster::start(Spec {
+        masters: 2,
+        auxiliaries: 2,
+        resp: true,
+        ..Spec::default()
+    });
+    let port = |m: usize| cluster.masters[m].resp_port.expect("a RESP port");
+    let open = |m: usize| {
+        let s = TcpStream::connect(("127.0.0.1", port(m))).expect("connect to RESP");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+    let add_later = |m: usize, args: Vec<String>| {
+        let mut s = open(m);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            s.write_all(&request(&args)).unwrap();
+            let mut reply = [0u8; 64];
+            let _ = s.read(&mut reply).unwrap();
+        })
+    };
+    let key = unique("events");
+    let entry = |id: &str, v: &str| {
+        format!(
+            "*2\r\n${}\r\n{id}\r\n*2\r\n$1\r\nf\r\n${}\r\n{v}\r\n",
+            id.len(),
+            v.len()
+        )
+    };
+    let mut a = open(0);
+    exchange(
+        &mut a,
+        &request(&["XADD", &key, "1-1", "f", "old"]),
+        b"$3\r\n1-1\r\n",
+    );
+
+    // `$`: the entry already there is not what it waits for.
+    let adder = add_later(
+        1,
+        vec![
+            "XADD".into(),
+            key.clone(),
+            "2-1".into(),
+            "f".into(),
+            "new".into(),
+        ],
+    );
+    let want = format!(
+        "*1\r\n*2\r\n${}\r\n{key}\r\n*1\r\n{}",
+        key.len(),
+        entry("2-1", "new")
+    );
+    exchange(
+        &mut a,
+        &request(&["XREAD", "BLOCK", "10000", "STREAMS", &key, "$"]),
+        want.as_bytes(),
+    );
+    adder.join().unwrap();
+
+    // A consumer group's reader waits for the next entry too, and holds it
+    // as pending once it has it.
+    exchange(
+        &mut a,
+        &request(&["XGROUP", "CREATE", &key, "g", "$"]),
+        b"+OK\r\n",
+    );
+    let adder = add_later(
+        1,
+        vec![
+            "XADD".into(),
+            key.clone(),
+            "3-1".into(),
+            "f".into(),
+            "job".into(),
+        ],
+    );
+    let want = format!(
+        "*1\r\n*2\r\n${}\r\n{key}\r\n*1\r\n{}",
+        key.len(),
+        entry("3-1", "job")
+    );
+    exchange(
+        &mut a,
+        &request(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "w1",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            &key,
+            ">",
+        ]),
+        want.as_bytes(),
+    );
+    adder.join().unwrap();
+    exchange(&mut a, &request(&["XACK", &key, "g", "3-1"]), b":1\r\n");
+
+    // Nothing comes: nil once the timeout has passed, not before.
+    let started = Instant::now();
+    exchange(
+        &mut a,
+        &request(&["XREAD", "BLOCK", "300", "STREAMS", &key, "$"]),
+        b"*-1\r\n",
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // Inside MULTI it answers at once.
+    exchange(&mut a, &request(&["MULTI"]), b"+OK\r\n");
+    exchange(
+        &mut a,
+        &request(&["XREAD", "BLOCK", "0", "STREAMS", &key, "$"]),
+        b"+QUEUED\r\n",
+    );
+    exchange(&mut a, &request(&["EXEC"]), b"*1\r\n*-1\r\n");
+}

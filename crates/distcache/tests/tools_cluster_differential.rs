@@ -775,8 +775,7 @@ fn check_seeds(seeds: Vec<u64>, run: impl Fn(u64) -> Run) {
 fn hand_written_edge_cases_through_post_answer_as_redis_server_does() {
     let mut run = Run::start(0);
     let mut block: Option<Vec<Vec<String>>> = None;
-    for line in edge_cases::EDGE_CASES {
-        let mut words = edge_cases::words(line);
+    for mut words in edge_cases::all() {
         run.place_keys(&mut words, true);
         let name = words[0].to_lowercase();
         match (block.as_mut(), name.as_str()) {
@@ -817,8 +816,7 @@ fn hand_written_edge_cases_pipelined_over_resp_answer_as_redis_server_does() {
             run.pipeline(std::mem::take(pending));
         }
     };
-    for line in edge_cases::EDGE_CASES {
-        let mut words = edge_cases::words(line);
+    for mut words in edge_cases::all() {
         run.place_keys(&mut words, true);
         let name = words[0].to_lowercase();
         match (block.as_mut(), name.as_str()) {

@@ -8,7 +8,8 @@
 //! tag 4 set:   varint count, count × member
 //! tag 5 zset:  varint count, count × (score f64 LE bits, member)   lowest first
 //! tag 6 stream: last ID, first ID, largest deleted ID, u64 entries added,
-//!              u64 count, count × node (first ID, last ID, u32 written, u32 live)
+//!              u64 count, count × node (first ID, last ID, u32 written, u32 live,
+//!                u32 listpack bytes, u32 count, count × field name)
 //!              u64 count, count × entry (ID, u32 pairs, pairs × (field, value))
 //!              u64 count, count × group (name, last ID, u64 entries read or
 //!                u64::MAX, u64 count, count × consumer (name, u64 seen ms),
@@ -233,6 +234,11 @@ fn put_stream(out: &mut Vec<u8>, stream: &StreamValue) {
         put_id(out, node.last);
         out.extend_from_slice(&node.written.to_le_bytes());
         out.extend_from_slice(&node.live.to_le_bytes());
+        out.extend_from_slice(&node.bytes.to_le_bytes());
+        out.extend_from_slice(&(node.master.len() as u32).to_le_bytes());
+        for name in node.master.iter() {
+            put_bytes(out, name);
+        }
     }
     put_u64(out, s.entries.len() as u64);
     for (id, fields) in s.entries {
@@ -288,11 +294,26 @@ fn read_stream(r: &mut Reader<'_>) -> Result<StreamValue, DecodeError> {
     let n = read_count(r, super::stream::NODE_BYTES)?;
     let mut nodes = Vec::with_capacity(n);
     for _ in 0..n {
+        let first = read_id(r)?;
+        let last = read_id(r)?;
+        let written = read_u32(r)?;
+        let live = read_u32(r)?;
+        let bytes = read_u32(r)?;
+        let names = read_u32(r)? as usize;
+        if names > r.left() {
+            return Err(DecodeError::Malformed("count larger than the data"));
+        }
+        let mut master = Vec::with_capacity(names);
+        for _ in 0..names {
+            master.push(r.bytes()?);
+        }
         nodes.push(Node {
-            first: read_id(r)?,
-            last: read_id(r)?,
-            written: read_u32(r)?,
-            live: read_u32(r)?,
+            first,
+            last,
+            written,
+            live,
+            bytes,
+            master: master.into(),
         });
     }
     let n = read_count(r, 20)?;
@@ -475,6 +496,43 @@ mod tests {
                 .prop_map(|v| Value::List(v.into_iter().collect())),
             proptest::collection::vec(element(), 1..20)
                 .prop_map(|v| Value::Set(v.into_iter().collect())),
+            // A stream: entries (some deleted), a group whose consumers
+            // hold some of them.
+            (
+                proptest::collection::vec((element(), element(), any::<bool>()), 0..30),
+                proptest::collection::vec(any::<u8>(), 0..6),
+            )
+                .prop_map(|(entries, pending)| {
+                    let mut s = StreamValue::new();
+                    for (i, (f, v, _)) in entries.iter().enumerate() {
+                        s.add(
+                            StreamId::new(i as u64 + 1, 0),
+                            vec![f.clone(), v.clone()].into(),
+                        );
+                    }
+                    for (i, (_, _, gone)) in entries.iter().enumerate() {
+                        if *gone {
+                            s.delete(StreamId::new(i as u64 + 1, 0));
+                        }
+                    }
+                    s.set_group(Bytes::from_static(b"g"), StreamId::new(3, 0), Some(3));
+                    s.touch_consumer(b"g", Bytes::from_static(b"alice"), 7);
+                    let held: Vec<_> = pending
+                        .iter()
+                        .map(|&n| {
+                            (
+                                StreamId::new(u64::from(n), 0),
+                                Pending {
+                                    consumer: Bytes::from_static(b"alice"),
+                                    delivered_ms: u64::from(n) * 10,
+                                    deliveries: 1,
+                                },
+                            )
+                        })
+                        .collect();
+                    s.set_pending(b"g", &held);
+                    Value::Stream(Box::new(s))
+                }),
             proptest::collection::vec((element(), score), 1..20).prop_map(|v| {
                 Value::ZSet(
                     v.into_iter()

@@ -6,15 +6,16 @@
 //! - **IDs only grow.** An entry is added only above [`StreamValue::last_id`],
 //!   which never goes back, deletions included (XSETID may move it up, or
 //!   down to the last entry).
-//! - **Nodes.** Redis keeps a stream's entries in nodes of at most 100
-//!   (its `stream-node-max-entries`), and approximate trimming (`~`)
-//!   removes whole nodes only. To trim as it does, the nodes are kept here
-//!   too: the first and last ID written to each, how many entries were
-//!   written to it and how many are left. A node takes entries until 100
-//!   have been written to it, deleted ones included; one whose last entry
-//!   goes is dropped. Redis also starts a node when one passes 4096 bytes,
-//!   which is not modelled: with larger entries, `~` leaves more here than
-//!   Redis would (docs/commands.md, "Streams").
+//! - **Nodes.** Redis keeps a stream's entries in nodes (listpacks) of at
+//!   most 100 entries and 4096 bytes (its `stream-node-max-entries` and
+//!   `stream-node-max-bytes`), and approximate trimming (`~`) removes whole
+//!   nodes only. To trim as it does, the nodes are kept here too: the
+//!   first and last ID written to each, how many entries were written to
+//!   it and how many are left, the field names of its first entry and the
+//!   bytes its listpack would take ([`listpack`]). A node takes entries
+//!   until 100 have been written to it, deleted ones included, or until
+//!   its bytes and the next entry's field and value bytes reach 4096; one
+//!   whose last entry goes is dropped.
 //! - **Cheap copies.** The maps are persistent (`imbl`): a copy shares
 //!   everything with the original until one of them changes, so a store
 //!   that keeps a write's old value to take it back pays O(log n), not the
@@ -101,7 +102,7 @@ pub type Fields = Arc<[Bytes]>;
 pub type EntryRef<'a> = (&'a StreamId, &'a Fields);
 
 /// A node of entries (see the module's contract).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     /// The first ID written to it.
     pub first: StreamId,
@@ -111,6 +112,76 @@ pub struct Node {
     pub written: u32,
     /// Entries left in it.
     pub live: u32,
+    /// The bytes of its listpack in Redis.
+    pub bytes: u32,
+    /// The field names of its first entry, which later entries with the
+    /// same names do not repeat in Redis's listpack.
+    pub master: Arc<[Bytes]>,
+}
+
+/// Bytes a node's listpack takes in Redis, element by element, so that
+/// nodes split where Redis's do (its `lpBytes` and the encodings of
+/// `listpack.c`).
+pub mod listpack {
+    /// The listpack's header and end byte.
+    pub const FRAME: usize = 6 + 1;
+    /// When a node is full.
+    pub const MAX_BYTES: usize = 4096;
+
+    /// The bytes a back-length of an element of `len` bytes takes.
+    fn backlen(len: usize) -> usize {
+        match len {
+            0..=127 => 1,
+            128..16383 => 2,
+            16383..2097151 => 3,
+            2097151..268435455 => 4,
+            _ => 5,
+        }
+    }
+
+    /// An integer element.
+    pub fn int(n: i64) -> usize {
+        let enc = match n {
+            0..=127 => 1,
+            -4096..=4095 => 2,
+            -32768..=32767 => 3,
+            -8388608..=8388607 => 4,
+            -2147483648..=2147483647 => 5,
+            _ => 9,
+        };
+        enc + backlen(enc)
+    }
+
+    /// A string element: an integer when it is one written canonically,
+    /// as listpacks store it.
+    pub fn string(s: &[u8]) -> usize {
+        if let Some(n) = canonical_int(s) {
+            return int(n);
+        }
+        let len = s.len();
+        let enc = match len {
+            0..=63 => 1 + len,
+            64..=4095 => 2 + len,
+            _ => 5 + len,
+        };
+        enc + backlen(enc)
+    }
+
+    /// `s` as an `i64` if it is one written the one way Redis writes it.
+    fn canonical_int(s: &[u8]) -> Option<i64> {
+        if s.is_empty() || s.len() > 20 {
+            return None;
+        }
+        let digits = s.strip_prefix(b"-").unwrap_or(s);
+        let canonical = !digits.is_empty()
+            && digits.iter().all(u8::is_ascii_digit)
+            && (digits == b"0" || digits[0] != b'0')
+            && s != b"-0";
+        if !canonical {
+            return None;
+        }
+        std::str::from_utf8(s).ok()?.parse().ok()
+    }
 }
 
 /// An entry delivered to a consumer of a group and not acknowledged yet.
@@ -187,15 +258,56 @@ pub struct StreamValue {
     entries_added: u64,
     groups: OrdMap<Bytes, Group>,
     footprint: Footprint,
+    /// What the nodes' field names add to the encoding.
+    nodes_encoded: usize,
 }
 
 /// Bytes of an ID in the encoding.
 const ID_BYTES: usize = 16;
-/// Bytes of a node in the encoding: two IDs and two `u32`s.
-pub(crate) const NODE_BYTES: usize = 2 * ID_BYTES + 8;
+/// Bytes of a node in the encoding beside its field names: two IDs and
+/// three `u32`s.
+pub(crate) const NODE_BYTES: usize = 2 * ID_BYTES + 12;
 /// Bytes of the stream's own fields in the encoding: three IDs, the count
 /// of entries added, and the counts of nodes, entries and groups.
 pub(crate) const HEADER_BYTES: usize = 3 * ID_BYTES + 8 + 3 * 8;
+
+/// The bytes entry `id` with `fields` adds to `node`'s listpack: its
+/// flags, its ID as differences from the node's first, its values (and
+/// its field names, unless they are the node's first entry's), and its
+/// element count.
+fn entry_bytes(node: &Node, id: StreamId, fields: &[Bytes]) -> usize {
+    let n = fields.len() / 2;
+    let same = node.master.len() == n
+        && node
+            .master
+            .iter()
+            .zip(fields.iter().step_by(2))
+            .all(|(a, b)| a == b);
+    let ms = id.ms.wrapping_sub(node.first.ms) as i64;
+    let seq = id.seq.wrapping_sub(node.first.seq) as i64;
+    let head = listpack::int(0) + listpack::int(ms) + listpack::int(seq);
+    let body: usize = if same {
+        fields
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|v| listpack::string(v))
+            .sum()
+    } else {
+        listpack::int(n as i64) + fields.iter().map(|f| listpack::string(f)).sum::<usize>()
+    };
+    let count = if same { n + 3 } else { 2 * n + 4 };
+    head + body + listpack::int(count as i64)
+}
+
+/// What a node's field names add to the encoding: their count and each
+/// name with its length.
+fn node_names_encoded(names: &[Bytes]) -> usize {
+    4 + names
+        .iter()
+        .map(|n| super::encoding::varint_len(n.len() as u64) + n.len())
+        .sum::<usize>()
+}
 
 fn entry_cost(fields: &[Bytes]) -> Footprint {
     let parts: Vec<&[u8]> = fields.iter().map(|f| f.as_ref()).collect();
@@ -263,7 +375,11 @@ impl StreamValue {
 
     /// The length of its encoding.
     pub(crate) fn encoded_len(&self) -> usize {
-        2 + HEADER_BYTES + self.nodes.len() * NODE_BYTES + self.footprint.encoded + 4
+        2 + HEADER_BYTES
+            + self.nodes.len() * NODE_BYTES
+            + self.nodes_encoded
+            + self.footprint.encoded
+            + 4
     }
 
     /// The entry `id`.
@@ -308,18 +424,40 @@ impl StreamValue {
         if id <= self.last_id {
             return false;
         }
-        match self.nodes.back_mut() {
-            Some(node) if node.written < NODE_MAX_ENTRIES => {
-                node.written += 1;
-                node.live += 1;
-                node.last = id;
-            }
-            _ => self.nodes.push_back(Node {
+        let raw: usize = fields.iter().map(|f| f.len()).sum();
+        let fits = self.nodes.back().is_some_and(|node| {
+            node.written < NODE_MAX_ENTRIES && node.bytes as usize + raw < listpack::MAX_BYTES
+        });
+        if fits && let Some(node) = self.nodes.back_mut() {
+            let size = entry_bytes(node, id, &fields);
+            node.written += 1;
+            node.live += 1;
+            node.last = id;
+            node.bytes = node.bytes.saturating_add(size as u32);
+        } else {
+            let master: Arc<[Bytes]> = fields.iter().step_by(2).cloned().collect();
+            let mut node = Node {
                 first: id,
                 last: id,
                 written: 1,
                 live: 1,
-            }),
+                bytes: 0,
+                master,
+            };
+            // The master entry: live and deleted counts, the field names,
+            // and its end mark; then the entry.
+            let master_bytes = 2 * listpack::int(0)
+                + listpack::int(node.master.len() as i64)
+                + node
+                    .master
+                    .iter()
+                    .map(|f| listpack::string(f))
+                    .sum::<usize>()
+                + listpack::int(0);
+            let size = listpack::FRAME + master_bytes + entry_bytes(&node, id, &fields);
+            node.bytes = u32::try_from(size).unwrap_or(u32::MAX);
+            self.nodes_encoded += node_names_encoded(&node.master);
+            self.nodes.push_back(node);
         }
         if self.entries.is_empty() {
             self.first_id = id;
@@ -356,7 +494,8 @@ impl StreamValue {
         if let Some(i) = self.node_of(id) {
             let node = &mut self.nodes[i];
             if node.live <= 1 {
-                self.nodes.remove(i);
+                let gone = self.nodes.remove(i);
+                self.nodes_encoded -= node_names_encoded(&gone.master);
             } else {
                 node.live -= 1;
             }
@@ -370,7 +509,7 @@ impl StreamValue {
     /// went.
     pub fn trim(&mut self, trim: Trim) -> u64 {
         let mut removed: u64 = 0;
-        while let Some(node) = self.nodes.front().copied() {
+        while let Some(node) = self.nodes.front().cloned() {
             let len = self.entries.len() as u64;
             if let TrimTo::MaxLen(max) = trim.to
                 && len <= max
@@ -397,6 +536,7 @@ impl StreamValue {
                     }
                 }
                 self.nodes.pop_front();
+                self.nodes_encoded -= node_names_encoded(&node.master);
                 removed += live;
                 continue;
             }
@@ -584,8 +724,14 @@ impl StreamValue {
     /// Rebuilds a stream from its parts, as the encoding holds them;
     /// `None` if they do not fit together.
     pub(crate) fn from_parts(parts: StreamParts) -> Option<StreamValue> {
+        let nodes_encoded = parts
+            .nodes
+            .iter()
+            .map(|n| node_names_encoded(&n.master))
+            .sum();
         let mut s = StreamValue {
             nodes: parts.nodes.into_iter().collect(),
+            nodes_encoded,
             last_id: parts.last_id,
             first_id: parts.first_id,
             max_deleted: parts.max_deleted,

@@ -385,6 +385,97 @@ pub const EDGE_CASES: &[&str] = &[
     "BITFIELD blist GET u99 0",
 ];
 
+/// Every edge case as an argument vector: [`EDGE_CASES`], then
+/// [`stream_edge_cases`].
+pub fn all() -> Vec<Vec<String>> {
+    EDGE_CASES
+        .iter()
+        .map(|line| words(line))
+        .chain(stream_edge_cases())
+        .collect()
+}
+
+/// Streams long enough to fill Redis's nodes (100 entries, or 4096 bytes
+/// with large values), so that approximate trimming (`~`, which removes
+/// whole nodes) and XINFO's node count are compared: values of sizes on
+/// both sides of the encodings' thresholds, numbers (which listpacks keep
+/// as integers), field names that change (stored again in each entry),
+/// deletions, then trims of each kind.
+pub fn stream_edge_cases() -> Vec<Vec<String>> {
+    let mut lines = Vec::new();
+    let w = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+    for (n, size) in [1usize, 40, 50, 57, 64, 100, 128, 200, 500, 1000, 3000, 5000]
+        .iter()
+        .enumerate()
+    {
+        let key = format!("xs{n}");
+        for i in 1..=230u64 {
+            let value = if i % 7 == 0 {
+                (i * 1000).to_string()
+            } else {
+                "v".repeat(*size)
+            };
+            let field = if i % 11 == 0 { "other" } else { "f" };
+            lines.push(vec![
+                "XADD".into(),
+                key.clone(),
+                format!("{}-{}", i / 3 + 1, i % 3),
+                field.into(),
+                value,
+            ]);
+            if i % 37 == 0 {
+                lines.push(w(&format!(
+                    "XDEL {key} {}-{}",
+                    (i - 5) / 3 + 1,
+                    (i - 5) % 3
+                )));
+            }
+        }
+        lines.push(w(&format!("XINFO STREAM {key}")));
+        lines.push(w(&format!("XADD {key} MAXLEN ~ 120 LIMIT 99 500-* f x")));
+        lines.push(w(&format!("XLEN {key}")));
+        lines.push(w(&format!("XTRIM {key} MAXLEN ~ 100")));
+        lines.push(w(&format!("XTRIM {key} MINID ~ 60")));
+        lines.push(w(&format!("XTRIM {key} MAXLEN ~ 10 LIMIT 150")));
+        lines.push(w(&format!("XINFO STREAM {key}")));
+        lines.push(w(&format!("XTRIM {key} MINID 70-1")));
+        lines.push(w(&format!("XTRIM {key} MAXLEN = 3")));
+        lines.push(w(&format!("XRANGE {key} - +")));
+        lines.push(w(&format!("XINFO STREAM {key}")));
+    }
+    // The last IDs, and what `*` and `ms-*` make of them.
+    for line in [
+        "XADD xmax 18446744073709551615-18446744073709551614 f v",
+        "XADD xmax 18446744073709551615-* f v",
+        "XADD xmax 18446744073709551615-* f v",
+        "XADD xmax * f v",
+        "XSETID xmax 18446744073709551614-18446744073709551615",
+        "XADD xmax 0-* f v",
+        "XADD xzero 0-* f v",
+        "XADD xzero 0 f v",
+        "XADD xzero 0-0 f v",
+        "XADD xzero NOMKSTREAM 5 f v",
+        "XADD xnew NOMKSTREAM 5 f v",
+        "EXISTS xnew",
+        "XADD xzero MAXLEN 0 6 f v",
+        "XINFO STREAM xzero",
+        "XADD xzero MAXLEN 1 MINID 1 7 f v",
+        "XADD xzero LIMIT 5 8 f v",
+        "XTRIM xzero MAXLEN = 0 LIMIT 1",
+        "XRANGE xzero (0 +",
+        "XRANGE xzero - (0-0",
+        "XRANGE xzero (18446744073709551615-18446744073709551615 +",
+        "XREAD COUNT 1 STREAMS xzero xs0 0 0",
+        "XREAD STREAMS xzero $",
+        "XREAD GROUP g c STREAMS xzero 0",
+        "XREAD STREAMS xzero >",
+        "XREAD STREAMS xzero",
+    ] {
+        lines.push(w(line));
+    }
+    lines
+}
+
 /// One line as an argument vector.
 pub fn words(line: &str) -> Vec<String> {
     line.split(' ')
