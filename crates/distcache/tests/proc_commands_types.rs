@@ -1,7 +1,8 @@
 //! Typed values across the cluster's lifecycle, and `/data` beside
 //! commands.
 //!
-//! - A string, a counter, a hash, a list, a set and a sorted set written
+//! - A string, a counter, a hash, a list, a set, a sorted set and a
+//!   stream with a consumer group written
 //!   with commands read back the same through every step: a SIGKILL of the
 //!   whole cluster and a restart (snapshots and mutation logs), an
 //!   auxiliary joining and one leaving (handoff), a cluster backup
@@ -70,6 +71,18 @@ fn write_types(c: &Cluster, prefix: &str) {
     );
     ok(c, 0, json!(["ZINCRBY", k("zset"), 10, "one"]));
     ok(c, 0, json!(["EXPIRE", k("hash"), 3600]));
+    // A stream whose group has delivered one entry and acknowledged
+    // nothing, and whose first entry was deleted.
+    for (id, v) in [("1-1", "a"), ("2-1", "b"), ("3-1", "c")] {
+        ok(c, 0, json!(["XADD", k("stream"), id, "f", v]));
+    }
+    ok(c, 0, json!(["XGROUP", "CREATE", k("stream"), "g", "0"]));
+    ok(
+        c,
+        0,
+        json!(["XREADGROUP", "GROUP", "g", "w", "COUNT", 2, "STREAMS", k("stream"), ">"]),
+    );
+    ok(c, 0, json!(["XDEL", k("stream"), "1-1"]));
 }
 
 /// Every value written by [`write_types`] reads back the same through
@@ -109,7 +122,27 @@ fn assert_types(c: &Cluster, prefix: &str, when: &str) {
             json!(["minus", "-3", "two", "2.5", "one", "11"]),
             "{at}"
         );
+        assert_eq!(
+            ok(c, m, json!(["XRANGE", k("stream"), "-", "+"])),
+            json!([["2-1", ["f", "b"]], ["3-1", ["f", "c"]]]),
+            "{at}"
+        );
+        let pending = ok(c, m, json!(["XPENDING", k("stream"), "g"]));
+        assert_eq!(pending, json!([2, "1-1", "2-1", [["w", "2"]]]), "{at}");
+        let info = ok(c, m, json!(["XINFO", "STREAM", k("stream")]));
+        for (field, want) in [
+            ("last-generated-id", json!("3-1")),
+            ("max-deleted-entry-id", json!("1-1")),
+            ("entries-added", json!(3)),
+        ] {
+            let at_field = info
+                .as_array()
+                .and_then(|a| a.iter().position(|v| v == field))
+                .unwrap_or_else(|| panic!("{at}: no {field} in {info}"));
+            assert_eq!(info[at_field + 1], want, "{at}: {field}");
+        }
         for (name, t) in [
+            ("stream", "stream"),
             ("str", "string"),
             ("hash", "hash"),
             ("list", "list"),
