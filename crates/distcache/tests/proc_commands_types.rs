@@ -80,7 +80,17 @@ fn write_types(c: &Cluster, prefix: &str) {
     ok(
         c,
         0,
-        json!(["XREADGROUP", "GROUP", "g", "w", "COUNT", 2, "STREAMS", k("stream"), ">"]),
+        json!([
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "w",
+            "COUNT",
+            2,
+            "STREAMS",
+            k("stream"),
+            ">"
+        ]),
     );
     ok(c, 0, json!(["XDEL", k("stream"), "1-1"]));
 }

@@ -687,11 +687,13 @@ pub(crate) fn xgroup(a: &[Bytes]) -> Result<Command> {
         if a.len() != 5 && a.len() != 7 {
             return Err(xgroup_syntax(sub));
         }
-        let at = group_at(&a[4]).and_then(|at| match a.len() {
-            7 if is(&a[5], "entriesread") => Ok((at, Some(entries_read(&a[6])?))),
-            7 => Err(xgroup_syntax(sub)),
-            _ => Ok((at, None)),
-        });
+        // ENTRIESREAD is read before the key is looked up, the ID after.
+        let read = match a.len() {
+            7 if is(&a[5], "entriesread") => Some(entries_read(&a[6])?),
+            7 => return Err(xgroup_syntax(sub)),
+            _ => None,
+        };
+        let at = group_at(&a[4]).map(|at| (at, read));
         StreamCommand::GroupSetId {
             key: key(),
             group: a[3].clone(),
@@ -768,8 +770,9 @@ pub(crate) fn xinfo(a: &[Bytes]) -> Result<Command> {
         let full = match a.len() {
             3 => Ok(None),
             4 if is(&a[3], "full") => Ok(Some(10)),
+            // A negative COUNT is the default, 10, as in Redis.
             6 if is(&a[3], "full") && is(&a[4], "count") => {
-                int(&a[5]).map(|n| Some(usize::try_from(n).unwrap_or(0)))
+                int(&a[5]).map(|n| Some(usize::try_from(n).unwrap_or(10)))
             }
             _ => Err(CommandError::Relayed(format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",

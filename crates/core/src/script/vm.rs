@@ -551,13 +551,21 @@ fn run_command(
     if spec.name == "publish" {
         return Err("ERR PUBLISH is not allowed from a script: distcache runs a script where its keys live, and publishing belongs to the masters".into());
     }
-    if spec.has(
-        flags::TRANSACTION
-            | flags::SUBSCRIPTION
-            | flags::BLOCKING
-            | flags::SCRIPTING
-            | flags::PUBSUB,
-    ) {
+    // XREAD and XREADGROUP read at once in a script; only their BLOCK
+    // option is refused, as Redis does.
+    let stream_read = matches!(spec.name, "xread" | "xreadgroup");
+    if stream_read && (spec.parse)(args).is_ok_and(|c| c.block_timeout_ms().is_some()) {
+        return Err(format!(
+            "ERR {} command is not allowed with BLOCK option from scripts",
+            spec.name.to_uppercase()
+        ));
+    }
+    let refused = flags::TRANSACTION
+        | flags::SUBSCRIPTION
+        | flags::SCRIPTING
+        | flags::PUBSUB
+        | if stream_read { 0 } else { flags::BLOCKING };
+    if spec.has(refused) {
         return Err("ERR This Redis command is not allowed from script".into());
     }
     if spec.has(flags::ADMIN) || matches!(spec.name, "keys" | "scan" | "dbsize" | "randomkey") {
@@ -585,7 +593,7 @@ fn run_command(
         && spec.has(flags::WRITE)
         && spec.key_positions(args).any(|i| {
             ks.get(&args[i])
-                .is_some_and(|entry| stored::stored_len(&entry.value) > limit)
+                .is_some_and(|entry| stored::limited_len(&entry.value) > limit)
         })
     {
         return Err(crate::keyspace::value_too_large().to_string());

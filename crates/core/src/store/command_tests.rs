@@ -249,6 +249,66 @@ fn a_refused_push_leaves_the_list_and_its_accounting_as_they_were() {
     assert_eq!(store.stats().bytes, bytes + 1 + 48);
 }
 
+/// `line` on one key through the store, stamped `at`, under `limit`.
+fn run_on(store: &Store, key: &[u8], line: &str, at: u64, limit: usize) -> Executed {
+    let line = line.to_owned();
+    store.execute(
+        &[Bytes::copy_from_slice(key)],
+        Some(version(at)),
+        NOW,
+        limit,
+        &|| true,
+        |ks| Some(run_line(ks, &line, 0)),
+        &mut |_| {},
+    )
+}
+
+#[test]
+fn a_stream_at_the_value_limit_is_still_read_by_its_groups_and_trimmed() {
+    let store = store();
+    let limit = 4_000;
+    let mut at = 1;
+    let mut step = |line: &str| {
+        at += 1;
+        run_on(&store, b"s", line, at, limit)
+    };
+    assert!(matches!(
+        step("XGROUP CREATE s g 0 MKSTREAM"),
+        Executed::Ran { .. }
+    ));
+    // XADD until the entries pass the limit: refused, nothing changed.
+    let mut added = 0;
+    while matches!(
+        step(&format!("XADD s {} field value-of-some-length", added + 1)),
+        Executed::Ran { .. }
+    ) {
+        added += 1;
+    }
+    assert!(added > 10, "{added} entries under {limit} bytes");
+    // Reading grows the group's pending list past the limit: never
+    // refused, as Redis never refuses XREADGROUP for memory.
+    for consumer in ["c1", "c2", "c3"] {
+        let read = step(&format!(
+            "XREADGROUP GROUP g {consumer} COUNT 100 STREAMS s >"
+        ));
+        assert!(matches!(read, Executed::Ran { .. }), "{consumer}");
+    }
+    assert!(matches!(
+        step("XCLAIM s g c4 0 1-0 2-0"),
+        Executed::Ran { .. }
+    ));
+    assert!(matches!(step("XACK s g 1-0 2-0 3-0"), Executed::Ran { .. }));
+    let value = store.get(b"s", NOW).unwrap().value;
+    assert!(
+        value.len() > limit,
+        "the stored stream is {} bytes",
+        value.len()
+    );
+    // Trimmed, it takes entries again.
+    assert!(matches!(step("XTRIM s MAXLEN 2"), Executed::Ran { .. }));
+    assert!(matches!(step("XADD s 999 f v"), Executed::Ran { .. }));
+}
+
 #[test]
 fn a_command_that_panics_leaves_the_values_it_borrowed_as_they_were() {
     let store = store();

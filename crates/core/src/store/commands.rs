@@ -322,7 +322,7 @@ impl Store {
         for change in &changes {
             let hash = hash_key(&change.key);
             if let Some(entry) = lending.ks.get(&change.key)
-                && (stored::stored_len(&entry.value) > max_value_bytes
+                && (stored::limited_len(&entry.value) > max_value_bytes
                     || !lending
                         .locked
                         .shard(hash, shards)
@@ -628,7 +628,7 @@ fn apply_one(
     }
     if refused.is_none()
         && let Some(entry) = &slot
-        && (stored::stored_len(&entry.value) > max_value_bytes
+        && (stored::limited_len(&entry.value) > max_value_bytes
             || !shard.fits(&change.key, &entry.value))
     {
         refused = Some(ApplyOutcome::TooLarge);

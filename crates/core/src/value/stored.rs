@@ -86,6 +86,19 @@ pub fn stored_len(value: &Value) -> usize {
     }
 }
 
+/// The length `MAX_VALUE_BYTES` bounds: [`stored_len`], except that a
+/// stream counts its entries only. Its groups' bookkeeping grows with
+/// reads (XREADGROUP's pending entries, new consumers), which Redis never
+/// refuses for memory; a stream at the limit must still be read,
+/// acknowledged and trimmed. The node's `CACHE_MAX_BYTES` still counts
+/// all of it.
+pub fn limited_len(value: &Value) -> usize {
+    match value {
+        Value::Stream(s) => s.entries_encoded_len(),
+        other => stored_len(other),
+    }
+}
+
 /// Whether `value` is kept decoded by a store rather than as its stored
 /// bytes: the collections, whose commands change a few elements of many.
 /// Strings are small and replaced whole.

@@ -257,7 +257,10 @@ pub struct StreamValue {
     max_deleted: StreamId,
     entries_added: u64,
     groups: OrdMap<Bytes, Group>,
+    /// The entries' footprint.
     footprint: Footprint,
+    /// The groups' footprint: names, consumers, pending entries.
+    meta: Footprint,
     /// What the nodes' field names add to the encoding.
     nodes_encoded: usize,
 }
@@ -370,7 +373,15 @@ impl StreamValue {
 
     /// See [`super::Value::heap_bytes`].
     pub fn heap_bytes(&self) -> usize {
-        self.footprint.heap + self.nodes.len() * super::ELEMENT_OVERHEAD_BYTES
+        self.footprint.heap + self.meta.heap + self.nodes.len() * super::ELEMENT_OVERHEAD_BYTES
+    }
+
+    /// The bytes its entries take in its encoding: what `MAX_VALUE_BYTES`
+    /// bounds of a stream, so that its consumer groups' bookkeeping
+    /// (pending entries, consumers) never makes a read or an
+    /// acknowledgement refused (see [`super::stored::limited_len`]).
+    pub fn entries_encoded_len(&self) -> usize {
+        self.footprint.encoded
     }
 
     /// The length of its encoding.
@@ -379,6 +390,7 @@ impl StreamValue {
             + self.nodes.len() * NODE_BYTES
             + self.nodes_encoded
             + self.footprint.encoded
+            + self.meta.encoded
             + 4
     }
 
@@ -588,7 +600,7 @@ impl StreamValue {
                 group.entries_read = entries_read;
             }
             None => {
-                self.footprint += group_cost(&name);
+                self.meta += group_cost(&name);
                 self.groups.insert(
                     name,
                     Group {
@@ -606,12 +618,12 @@ impl StreamValue {
         let Some(group) = self.groups.remove(name) else {
             return false;
         };
-        self.footprint -= group_cost(name);
+        self.meta -= group_cost(name);
         for name in group.consumers.keys() {
-            self.footprint -= consumer_cost(name);
+            self.meta -= consumer_cost(name);
         }
         for p in group.pending.values() {
-            self.footprint -= pending_cost(&p.consumer);
+            self.meta -= pending_cost(&p.consumer);
         }
         true
     }
@@ -626,7 +638,7 @@ impl StreamValue {
             .insert(name.clone(), Consumer { seen_ms })
             .is_none()
         {
-            self.footprint += consumer_cost(&name);
+            self.meta += consumer_cost(&name);
         }
         true
     }
@@ -640,9 +652,9 @@ impl StreamValue {
         for id in &held {
             g.pending.remove(id);
         }
-        self.footprint -= consumer_cost(name);
+        self.meta -= consumer_cost(name);
         for _ in &held {
-            self.footprint -= pending_cost(name);
+            self.meta -= pending_cost(name);
         }
         Some(held.len())
     }
@@ -661,8 +673,8 @@ impl StreamValue {
                 freed += pending_cost(&old.consumer);
             }
         }
-        self.footprint += cost;
-        self.footprint -= freed;
+        self.meta += cost;
+        self.meta -= freed;
         true
     }
 
@@ -679,7 +691,7 @@ impl StreamValue {
                 acked += 1;
             }
         }
-        self.footprint -= freed;
+        self.meta -= freed;
         acked
     }
 
@@ -757,15 +769,15 @@ impl StreamValue {
             if s.groups.contains_key(&name) {
                 return None;
             }
-            s.footprint += group_cost(&name);
+            s.meta += group_cost(&name);
             for name in group.consumers.keys() {
-                s.footprint += consumer_cost(name);
+                s.meta += consumer_cost(name);
             }
             for p in group.pending.values() {
                 if !group.consumers.contains_key(&p.consumer) {
                     return None;
                 }
-                s.footprint += pending_cost(&p.consumer);
+                s.meta += pending_cost(&p.consumer);
             }
             s.groups.insert(name, group);
         }

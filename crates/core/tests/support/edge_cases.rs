@@ -470,6 +470,13 @@ pub fn stream_edge_cases() -> Vec<Vec<String>> {
         "XREAD GROUP g c STREAMS xzero 0",
         "XREAD STREAMS xzero >",
         "XREAD STREAMS xzero",
+        "XINFO STREAM xs0 FULL COUNT -1",
+        "XINFO STREAM xs0 FULL COUNT 0",
+        "XGROUP SETID missing g 0 ENTRIESREAD -2",
+        "XGROUP SETID missing g abc ENTRIESREAD -2",
+        "XGROUP SETID xs0 nog abc ENTRIESREAD x",
+        "XGROUP SETID xs0 nog abc",
+        "XGROUP CREATE missing g abc ENTRIESREAD -2",
     ] {
         lines.push(w(line));
     }

@@ -1443,6 +1443,27 @@ fn k_big(v: &[String]) -> String {
 /// order Lua walks a table in.
 const SCRIPTS: &[(&str, usize, usize)] = &[
     ("return redis.call('GET', KEYS[1])", 1, 0),
+    // Streams: a read at once, a group read, and BLOCK (refused).
+    (
+        "return redis.pcall('XADD', KEYS[1], '5-*', 'f', ARGV[1])",
+        1,
+        1,
+    ),
+    (
+        "return redis.pcall('XREAD', 'COUNT', 2, 'STREAMS', KEYS[1], '0')",
+        1,
+        0,
+    ),
+    (
+        "redis.pcall('XGROUP', 'CREATE', KEYS[1], 'lua', '0') return redis.pcall('XREADGROUP', 'GROUP', 'lua', 'c', 'STREAMS', KEYS[1], '>')",
+        1,
+        0,
+    ),
+    (
+        "return redis.pcall('XREAD', 'BLOCK', 10, 'STREAMS', KEYS[1], '$')",
+        1,
+        0,
+    ),
     ("return redis.call('INCR', KEYS[1])", 1, 0),
     ("return redis.pcall('LPUSH', KEYS[1], ARGV[1])", 1, 1),
     ("return redis.call('SET', KEYS[1], ARGV[1], 'GET')", 1, 1),

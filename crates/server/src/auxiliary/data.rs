@@ -458,7 +458,7 @@ impl DataHandler {
                         let over = refused
                             || effects[first..].iter().any(|effect| {
                                 ks.get(&effect.key).is_some_and(|entry| {
-                                    stored::stored_len(&entry.value) > max_value_bytes
+                                    stored::limited_len(&entry.value) > max_value_bytes
                                         || !self.store.can_hold(&effect.key, &entry.value)
                                 })
                             });

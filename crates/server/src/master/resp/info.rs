@@ -381,6 +381,11 @@ fn settings(server: &RespServer) -> Vec<(&'static str, String)> {
 
 /// Redis's ACL categories of a data command.
 fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
+    // A container (XGROUP, XINFO) is only `@slow` in Redis; its
+    // subcommands carry the rest.
+    if spec.has(flags::CONTAINER) {
+        return vec!["@slow"];
+    }
     let mut cats = Vec::new();
     // A script's access is its commands' (Redis files EVAL under neither).
     if spec.has(flags::WRITE) && !spec.has(flags::SCRIPTING) {
