@@ -289,10 +289,16 @@ impl Run {
                 }
                 for c in &changes {
                     let held = self.leader.get(&c.key, now);
-                    if let Some(e) = held
-                        && e.value.len() > self.max_value_bytes
-                    {
-                        self.fail(format!("{:?} holds {} bytes", c.key, e.value.len()));
+                    // What the limit bounds: the stored form, a stream's
+                    // entries only (`stored::limited_len`).
+                    if let Some(e) = held {
+                        let limited = distcache_core::value::stored::from_stored(&e.value)
+                            .map_or(e.value.len(), |v| {
+                                distcache_core::value::stored::limited_len(&v)
+                            });
+                        if limited > self.max_value_bytes {
+                            self.fail(format!("{:?} holds {limited} bytes", c.key));
+                        }
                     }
                 }
                 if random && !effects.is_empty() {
