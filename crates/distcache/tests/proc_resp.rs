@@ -1088,6 +1088,37 @@ fn pipelined_large_reads_a_client_never_reads_hold_one_window_of_replies() {
     );
 }
 
+/// Two masters and two auxiliaries, with RESP: for commands that wait
+/// on one master for a write through the other.
+fn two_masters() -> Cluster {
+    Cluster::start(Spec {
+        masters: 2,
+        auxiliaries: 2,
+        resp: true,
+        ..Spec::default()
+    })
+}
+
+/// A RESP connection to master `m`, with a read timeout.
+fn open_resp(cluster: &Cluster, m: usize) -> TcpStream {
+    let port = cluster.masters[m].resp_port.expect("a RESP port");
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect to RESP");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+/// Sends `args` to master `m` 300 ms from now, from another thread.
+fn send_later(cluster: &Cluster, m: usize, args: Vec<String>) -> std::thread::JoinHandle<()> {
+    let mut s = open_resp(cluster, m);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        s.write_all(&request(&args)).unwrap();
+        let mut reply = [0u8; 64];
+        let _ = s.read(&mut reply).unwrap();
+    })
+}
+
 /// BLPOP and its family wait on a RESP connection until a key has
 /// something, pushed through any master, or the timeout passes (nil, as
 /// Redis answers it); what the client pipelines after one waits for it;
@@ -1095,28 +1126,9 @@ fn pipelined_large_reads_a_client_never_reads_hold_one_window_of_replies() {
 /// while blocked is forgotten.
 #[test]
 fn blocking_pops_wait_for_a_push_through_another_master_or_their_timeout() {
-    let cluster = Cluster::start(Spec {
-        masters: 2,
-        auxiliaries: 2,
-        resp: true,
-        ..Spec::default()
-    });
-    let port = |m: usize| cluster.masters[m].resp_port.expect("a RESP port");
-    let open = |m: usize| {
-        let s = TcpStream::connect(("127.0.0.1", port(m))).expect("connect to RESP");
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s
-    };
-    let push_later = |m: usize, args: Vec<String>| {
-        let mut s = open(m);
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            s.write_all(&request(&args)).unwrap();
-            let mut reply = [0u8; 64];
-            let _ = s.read(&mut reply).unwrap();
-        })
-    };
+    let cluster = two_masters();
+    let open = |m: usize| open_resp(&cluster, m);
+    let push_later = |m: usize, args: Vec<String>| send_later(&cluster, m, args);
     let (q, src, dst, z) = (unique("q"), unique("{b}src"), unique("{b}dst"), unique("z"));
     let mut a = open(0);
 
@@ -1206,28 +1218,8 @@ fn blocking_pops_wait_for_a_push_through_another_master_or_their_timeout() {
 /// there; nothing added: nil once the timeout has passed.
 #[test]
 fn stream_reads_wait_for_an_entry_added_through_another_master() {
-    let cluster = Cluster::start(Spec {
-        masters: 2,
-        auxiliaries: 2,
-        resp: true,
-        ..Spec::default()
-    });
-    let port = |m: usize| cluster.masters[m].resp_port.expect("a RESP port");
-    let open = |m: usize| {
-        let s = TcpStream::connect(("127.0.0.1", port(m))).expect("connect to RESP");
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s
-    };
-    let add_later = |m: usize, args: Vec<String>| {
-        let mut s = open(m);
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            s.write_all(&request(&args)).unwrap();
-            let mut reply = [0u8; 64];
-            let _ = s.read(&mut reply).unwrap();
-        })
-    };
+    let cluster = two_masters();
+    let add_later = |m: usize, args: Vec<String>| send_later(&cluster, m, args);
     let key = unique("events");
     let entry = |id: &str, v: &str| {
         format!(
@@ -1236,7 +1228,7 @@ fn stream_reads_wait_for_an_entry_added_through_another_master() {
             v.len()
         )
     };
-    let mut a = open(0);
+    let mut a = open_resp(&cluster, 0);
     exchange(
         &mut a,
         &request(&["XADD", &key, "1-1", "f", "old"]),

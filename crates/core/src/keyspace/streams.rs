@@ -251,10 +251,7 @@ impl Exec<'_> {
                 group,
                 consumer,
             } => {
-                let s = self.stream(key)?.ok_or_else(key_must_exist)?;
-                let Some(g) = s.group(group) else {
-                    return Err(nogroup(key, group));
-                };
+                let g = self.xgroup_target(key, group)?;
                 if g.consumers.contains_key(consumer) {
                     return Ok(Reply::Integer(0));
                 }
@@ -266,10 +263,7 @@ impl Exec<'_> {
                 group,
                 consumer,
             } => {
-                let s = self.stream(key)?.ok_or_else(key_must_exist)?;
-                let Some(g) = s.group(group) else {
-                    return Err(nogroup(key, group));
-                };
+                let g = self.xgroup_target(key, group)?;
                 if !g.consumers.contains_key(consumer) {
                     return Ok(Reply::Integer(0));
                 }
@@ -403,6 +397,13 @@ impl Exec<'_> {
                     .collect(),
             )),
         }
+    }
+
+    /// Group `group` of the stream at `key`, for an XGROUP subcommand
+    /// that needs both to exist.
+    fn xgroup_target(&mut self, key: &[u8], group: &[u8]) -> Result<&Group> {
+        let s = self.stream(key)?.ok_or_else(key_must_exist)?;
+        s.group(group).ok_or_else(|| nogroup(key, group))
     }
 
     /// The stream at `key`, which XGROUP and XINFO need to exist.

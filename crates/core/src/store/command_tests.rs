@@ -200,15 +200,7 @@ fn long_list(store: &Store, key: &[u8], n: usize) -> Value {
 
 fn push(store: &Store, key: &[u8], at: u64, max_value_bytes: usize) -> Executed {
     let line = format!("RPUSH {} x", String::from_utf8_lossy(key));
-    store.execute(
-        &[Bytes::copy_from_slice(key)],
-        Some(version(at)),
-        NOW,
-        max_value_bytes,
-        &|| true,
-        |ks| Some(run_line(ks, &line, 0)),
-        &mut |_| {},
-    )
+    run_on(store, key, &line, at, max_value_bytes)
 }
 
 #[test]
