@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::netns::Netns;
-use common::{BIN, Cluster, Spec, free_port, wait_until};
+use common::{BIN, Cluster, Spec, wait_until};
 use serde_json::{Value, json};
 
 struct NsAux {
@@ -41,14 +41,15 @@ fn a_partitioned_auxiliary_is_treated_as_down_and_reconciles_after_healing() {
     });
     let master_port = c.masters[0].addr.rsplit(':').next().unwrap().to_string();
     for id in ["aux-1", "aux-2"] {
-        let (port, data) = (free_port(), free_port());
+        // Bound to the host end of the veth, on ports the kernel picks as
+        // it binds, an auxiliary advertises that address and those ports.
+        // (Ports found free beforehand raced other tests' listeners on
+        // other addresses: a port free on 127.0.0.1 may be taken on
+        // 0.0.0.0, and the auxiliary then never started.)
         c.add_aux_with(
             id,
             &[
-                ("BIND_ADDR".into(), "0.0.0.0".into()),
-                ("PORT".into(), port.to_string()),
-                ("DATA_PORT".into(), data.to_string()),
-                ("ADVERTISE_ADDR".into(), format!("{}:{port}", ns.host_ip)),
+                ("BIND_ADDR".into(), ns.host_ip.clone()),
                 (
                     "MASTER_ADDRESS".into(),
                     format!("{}:{master_port}", ns.host_ip),

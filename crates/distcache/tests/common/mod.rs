@@ -141,10 +141,13 @@ pub fn require_root(for_what: &str) {
     );
 }
 
-/// A free loopback port: bound, read, released. The process that gets it
-/// binds it again at once; `Cluster` retries if that ever loses a race.
+/// A free port: bound, read, released. The process that gets it binds it
+/// again at once; `Cluster` retries if that ever loses a race. Bound on
+/// every address, so that a port in use on one of them (another test's
+/// listener on a namespace's address) is never handed out for a process
+/// that binds 0.0.0.0.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    TcpListener::bind("0.0.0.0:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
