@@ -20,6 +20,8 @@
 //! - [`value`]: typed values (string, hash, list, set, sorted set), their
 //!   memory accounting and their byte encoding.
 //! - [`command`]: the command table, typed commands, the parser, replies.
+//! - [`geohash`]: the geohashes, distances and search cells of the
+//!   geospatial commands, as Redis computes them.
 //! - [`keyspace`]: one node's keys and the executor of commands over them,
 //!   which returns each command's reply and the effects replicas replay.
 //!
@@ -34,6 +36,7 @@ pub mod clock;
 pub mod cluster;
 mod codec;
 pub mod command;
+pub mod geohash;
 pub mod handoff;
 pub mod key;
 pub mod keyspace;

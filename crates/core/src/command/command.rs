@@ -528,6 +528,10 @@ pub enum Command {
     /// XADD, XRANGE, XREAD, the consumer groups and the rest of the
     /// stream commands ([`super::stream`]). Boxed, as `Eval` is.
     Stream(Box<super::stream::StreamCommand>),
+
+    /// GEOADD, GEOSEARCH and the rest of the geospatial commands
+    /// ([`super::geo`]), over sorted sets.
+    Geo(Box<super::geo::GeoCommand>),
 }
 
 /// A BITCOUNT range: `start` and `end` in bytes, or in bits (`bits`).

@@ -10,6 +10,7 @@
 //! - [`number`]: integers and floats as Redis reads and prints them.
 //! - [`glob`]: KEYS/SCAN patterns.
 //! - [`stream`]: the stream commands' typed form and parsers.
+//! - [`geo`]: the geospatial commands' typed form and parsers.
 //!
 //! Executing a command against data is the [`crate::keyspace`]'s job.
 
@@ -17,6 +18,7 @@ pub mod by_name;
 #[allow(clippy::module_inception)]
 pub mod command;
 pub mod error;
+pub mod geo;
 pub mod glob;
 pub mod long_double;
 pub mod number;

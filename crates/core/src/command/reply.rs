@@ -15,6 +15,7 @@
 //! | `Pairs` | `*n` of 2-element arrays | flat `*2n` array | flat array, as RESP2 |
 //! | `Keyed` | `%n` key value... | `*n` of 2-element arrays | array of 2-element arrays, as RESP2 |
 //! | `Double` | `,1.5` | bulk `"1.5"` (`%.17g`) | string, as RESP2 (base64 under the header) |
+//! | `DoubleText` | `,` and its text | bulk of its text | string, as RESP2 |
 //! | `Boolean` | `#t` / `#f` | `:1` / `:0` | 1 / 0 |
 //!
 //! `Pairs` exists because Redis answers ZRANGE WITHSCORES, HRANDFIELD
@@ -61,6 +62,9 @@ pub enum Reply {
     Keyed(Vec<(Reply, Reply)>),
     /// A double.
     Double(f64),
+    /// A double written as the command formats it (GEOPOS's coordinates,
+    /// with 17 decimals), not as `%.17g`.
+    DoubleText(String),
     /// A boolean.
     Boolean(bool),
 }
@@ -152,6 +156,8 @@ impl Reply {
                     v.write_resp(protocol, out);
                 }
             }
+            Reply::DoubleText(t) if resp3 => line(out, b',', t.as_bytes()),
+            Reply::DoubleText(t) => bulk(out, t.as_bytes()),
             Reply::Double(d) if resp3 => line(out, b',', format_double(*d).as_bytes()),
             Reply::Double(d) => bulk(out, format_double(*d).as_bytes()),
             Reply::Boolean(b) if resp3 => {

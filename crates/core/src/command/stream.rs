@@ -244,22 +244,6 @@ pub enum StreamCommand {
     Help(&'static [&'static str]),
 }
 
-impl StreamCommand {
-    /// Whether it may change the keyspace.
-    pub fn writes(&self) -> bool {
-        !matches!(
-            self,
-            StreamCommand::Len { .. }
-                | StreamCommand::Range { .. }
-                | StreamCommand::Pending { .. }
-                | StreamCommand::InfoStream { .. }
-                | StreamCommand::InfoGroups { .. }
-                | StreamCommand::InfoConsumers { .. }
-                | StreamCommand::Help(_)
-        ) && !matches!(self, StreamCommand::Read(r) if r.group.is_none())
-    }
-}
-
 fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }

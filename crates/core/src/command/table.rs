@@ -13,7 +13,7 @@ use super::by_name::ByName;
 use super::command::Command;
 use super::error::CommandError;
 use super::parse::{self as p, Parser};
-use super::stream;
+use super::{geo, stream};
 
 /// Flags, as RESP's `COMMAND` reports them, plus Redis 7's command tips.
 pub mod flags {
@@ -111,6 +111,8 @@ pub enum Group {
     Bitmap,
     /// Streams.
     Stream,
+    /// Geospatial indexes.
+    Geo,
 }
 
 impl Group {
@@ -129,6 +131,7 @@ impl Group {
             Group::Scripting => "scripting",
             Group::Bitmap => "bitmap",
             Group::Stream => "stream",
+            Group::Geo => "geo",
         }
     }
 }
@@ -162,6 +165,12 @@ pub enum KeySpec {
     /// The first half of what follows the word STREAMS (XREAD,
     /// XREADGROUP).
     Streams,
+    /// The key at 1, and the key after each STORE or STOREDIST from
+    /// `options_at` on (GEORADIUS, GEORADIUSBYMEMBER).
+    GeoStore {
+        /// Where the options start.
+        options_at: usize,
+    },
 }
 
 impl KeySpec {
@@ -170,7 +179,10 @@ impl KeySpec {
     pub fn movable(&self) -> bool {
         matches!(
             self,
-            KeySpec::NumKeys { .. } | KeySpec::StoreNumKeys { .. } | KeySpec::Streams
+            KeySpec::NumKeys { .. }
+                | KeySpec::StoreNumKeys { .. }
+                | KeySpec::Streams
+                | KeySpec::GeoStore { .. }
         )
     }
 }
@@ -183,18 +195,23 @@ pub struct KeyPositions {
     first: Option<usize>,
     /// The others.
     rest: StepBy<Range<usize>>,
+    /// Keys found one by one (GEORADIUS's STORE keys); empty otherwise.
+    listed: std::vec::IntoIter<usize>,
 }
 
 impl Iterator for KeyPositions {
     type Item = usize;
 
     fn next(&mut self) -> Option<usize> {
-        self.first.take().or_else(|| self.rest.next())
+        self.first
+            .take()
+            .or_else(|| self.rest.next())
+            .or_else(|| self.listed.next())
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let (low, high) = self.rest.size_hint();
-        let first = usize::from(self.first.is_some());
+        let first = usize::from(self.first.is_some()) + self.listed.len();
         (low + first, high.map(|h| h + first))
     }
 }
@@ -272,6 +289,7 @@ impl CommandSpec {
             (at + 1, (at + 1).saturating_add(n).min(args.len()), 1)
         };
         let mut first = None;
+        let mut listed = Vec::new();
         let (start, end, step) = match self.keys {
             KeySpec::None => (0, 0, 1),
             KeySpec::Range { first, last, step } => {
@@ -294,10 +312,15 @@ impl CommandSpec {
                 let keys = super::stream::read_keys(args);
                 (keys.start, keys.end, 1)
             }
+            KeySpec::GeoStore { options_at } => {
+                listed = super::geo::radius_keys(args, options_at);
+                (0, 0, 1)
+            }
         };
         KeyPositions {
             first,
             rest: (start..end).step_by(step),
+            listed: listed.into_iter(),
         }
     }
 
@@ -310,6 +333,7 @@ impl CommandSpec {
         match self.keys {
             KeySpec::Range { first, last, step } => (first as i64, i64::from(last), step as i64),
             KeySpec::None | KeySpec::NumKeys { .. } | KeySpec::Streams => (0, 0, 0),
+            KeySpec::GeoStore { .. } => (1, 1, 1),
             // The destination; the others are found by their count.
             KeySpec::StoreNumKeys { .. } => (1, 1, 1),
         }
@@ -374,6 +398,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("expiretime", 2, R | FAST, Generic, ONE, |a| Ok(Command::ExpireTime { key: a[1].clone(), ms: false }), "Expiry as a Unix time in seconds"),
     c!("flushall", -1, W | ADMIN, Server, KeySpec::None, p::flush, "Deletes every key of the cluster (admin; ASYNC and SYNC accepted)"),
     c!("flushdb", -1, W | ADMIN, Server, KeySpec::None, p::flush, "Deletes every key of the cluster, as FLUSHALL (database 0 is the only one)"),
+    c!("geoadd", -5, W | DENYOOM, Geo, ONE, geo::geoadd, "Adds points (longitude, latitude, member) to a geospatial index"),
+    c!("geodist", -4, R, Geo, ONE, geo::geodist, "The distance between two members"),
+    c!("geohash", -2, R, Geo, ONE, geo::geohash, "Members' positions as standard geohash strings"),
+    c!("geopos", -2, R, Geo, ONE, geo::geopos, "Members' longitudes and latitudes"),
+    c!("georadius", -6, W | DENYOOM, Geo, KeySpec::GeoStore { options_at: 6 }, geo::georadius, "Members within a radius of a point, or stored (STORE)"),
+    c!("georadius_ro", -6, R, Geo, ONE, geo::georadius_ro, "GEORADIUS without STORE"),
+    c!("georadiusbymember", -5, W | DENYOOM, Geo, KeySpec::GeoStore { options_at: 5 }, geo::georadiusbymember, "Members within a radius of a member, or stored (STORE)"),
+    c!("georadiusbymember_ro", -5, R, Geo, ONE, geo::georadiusbymember_ro, "GEORADIUSBYMEMBER without STORE"),
+    c!("geosearch", -7, R, Geo, ONE, geo::geosearch, "Members within a radius or a box of a point or a member"),
+    c!("geosearchstore", -8, W | DENYOOM, Geo, TWO, geo::geosearchstore, "GEOSEARCH into a sorted set"),
     c!("get", 2, R | FAST, String, ONE, |a| Ok(Command::Get { key: a[1].clone() }), "Gets a string"),
     c!("getbit", 3, R | FAST, Bitmap, ONE, p::getbit, "The bit at an offset"),
     c!("getdel", 2, W | FAST, String, ONE, |a| Ok(Command::GetDel { key: a[1].clone() }), "Gets a string and deletes the key"),

@@ -27,6 +27,7 @@
 
 mod bits;
 pub mod effect;
+mod geo;
 mod hashes;
 mod keys;
 mod lists;
@@ -475,6 +476,7 @@ impl Exec<'_> {
             | C::BZPop { .. }
             | C::BZMPop { .. } => self.zset_command(c),
             C::Stream(stream) => self.stream_command(stream),
+            C::Geo(geo) => self.geo_command(geo),
         }
     }
 }

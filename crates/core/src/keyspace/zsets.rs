@@ -138,7 +138,7 @@ fn scored(items: &[(&Bytes, f64)], with_scores: bool) -> Reply {
 }
 
 impl Exec<'_> {
-    fn zset(&mut self, key: &[u8]) -> Result<Option<&ZSetValue>> {
+    pub(super) fn zset(&mut self, key: &[u8]) -> Result<Option<&ZSetValue>> {
         match self.entry(key).map(|e| &e.value) {
             None => Ok(None),
             Some(Value::ZSet(z)) => Ok(Some(z)),
@@ -430,7 +430,7 @@ impl Exec<'_> {
 
     /// Replaces `dst` (of any type, its TTL gone) with a sorted set of
     /// `members`, or deletes it when there are none; answers their number.
-    fn store_zset(&mut self, dst: &Bytes, members: Vec<(Bytes, f64)>) -> Result<Reply> {
+    pub(super) fn store_zset(&mut self, dst: &Bytes, members: Vec<(Bytes, f64)>) -> Result<Reply> {
         let n = members.len();
         if n == 0 {
             if self.exists(dst) {
@@ -455,7 +455,12 @@ impl Exec<'_> {
     /// ZADD (and ZINCRBY, which is ZADD INCR): per member, NX/XX decide
     /// whether it may be added or updated, GT/LT whether an update happens;
     /// the effect carries the final scores.
-    fn zadd(&mut self, key: &Bytes, opts: ZAddOpts, pairs: &[(f64, Bytes)]) -> Result<Reply> {
+    pub(super) fn zadd(
+        &mut self,
+        key: &Bytes,
+        opts: ZAddOpts,
+        pairs: &[(f64, Bytes)],
+    ) -> Result<Reply> {
         let z = self.zset(key)?;
         if z.is_none() && opts.cond == Cond::IfExists {
             return Ok(if opts.incr {

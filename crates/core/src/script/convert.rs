@@ -73,6 +73,8 @@ pub(super) fn to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Valu
             sequence(lua, pairs.iter().flat_map(|(k, v)| [k, v]), resp3)?
         }
         Reply::Double(d) if resp3 => field(lua, "double", *d)?,
+        Reply::DoubleText(t) if resp3 => field(lua, "double", t.parse::<f64>().unwrap_or(0.0))?,
+        Reply::DoubleText(t) => Value::String(lua.create_string(t)?),
         Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
         Reply::Boolean(b) if resp3 => Value::Boolean(*b),
         Reply::Boolean(b) => Value::Number(f64::from(u8::from(*b))),

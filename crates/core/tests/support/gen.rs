@@ -191,7 +191,7 @@ impl Gen {
     }
     fn key(&mut self) -> String {
         let family = if self.family == 'k' {
-            self.pick(&["s", "h", "l", "t", "z", "x"])
+            self.pick(&["s", "h", "l", "t", "z", "x", "g"])
                 .chars()
                 .next()
                 .unwrap_or('s')
@@ -236,10 +236,11 @@ impl Gen {
 
     /// One command as an argument vector (strings).
     pub fn command(&mut self) -> Vec<String> {
-        let which = self.rng.random_range(0..126);
+        let which = self.rng.random_range(0..134);
         self.family = match which {
             0..=20 | 112..=115 => 's',
             116..=125 => 'x',
+            126..=133 => 'g',
             31..=43 => 'h',
             44..=61 | 104 | 106 => 'l',
             62..=74 => 't',
@@ -669,6 +670,7 @@ impl Gen {
             108..=111 => self.eval(),
             112..=115 => self.bits(k),
             116..=125 => self.stream(k),
+            126..=133 => self.geo(k),
             _ => vec!["EXISTS".into(), k],
         };
         // Now and then a big collection, past the 128 elements where Redis
@@ -793,6 +795,142 @@ impl Gen {
             });
         }
         v
+    }
+
+    /// A geospatial command over `k`: points from a fixed table (each
+    /// member has its own point, so that no two members are as far from
+    /// a centre and the order of equal distances never matters), searches
+    /// of every shape, option and unit, and now and then a bad argument.
+    fn geo(&mut self, k: String) -> Vec<String> {
+        const POINTS: &[(&str, &str)] = &[
+            ("13.361389", "38.115556"),
+            ("15.087269", "37.502669"),
+            ("13.583333", "37.316667"),
+            ("12.758489", "38.788135"),
+            ("14.2681", "40.8518"),
+            ("2.2944", "48.8584"),
+            ("-73.985656", "40.748433"),
+            ("0", "0"),
+            ("179.9", "-85"),
+            ("-179.95", "84.9"),
+            ("14.9", "37.8"),
+            ("13.0001", "38.0002"),
+        ];
+        let member = |g: &mut Gen| -> (String, usize) {
+            let i = g.rng.random_range(0..POINTS.len());
+            (format!("m{i}"), i)
+        };
+        let unit = |g: &mut Gen| {
+            g.pick(&["km", "km", "KM", "mi", "m", "ft", "km", "yd"])
+                .to_owned()
+        };
+        let radius = |g: &mut Gen| {
+            g.pick(&["50", "200", "1000", "0", "7000", "200", "100", "-1", "x"])
+                .to_owned()
+        };
+        let centre = |g: &mut Gen| -> Vec<String> {
+            match g.rng.random_range(0..16) {
+                0 => vec!["200".into(), "10".into()],
+                1 => vec!["abc".into(), "10".into()],
+                i => vec![POINTS[i % 12].0.into(), POINTS[i % 12].1.into()],
+            }
+        };
+        let options = |g: &mut Gen, v: &mut Vec<String>| {
+            for _ in 0..g.rng.random_range(0..4) {
+                match g.rng.random_range(0..16) {
+                    0..=2 => v.push("WITHDIST".into()),
+                    3 | 4 => v.push("WITHHASH".into()),
+                    5..=7 => v.push("WITHCOORD".into()),
+                    8..=10 => v.push(g.pick(&["ASC", "DESC"]).into()),
+                    11..=13 => v.extend([
+                        "COUNT".into(),
+                        g.pick(&["1", "2", "5", "3", "0", "x"]).into(),
+                    ]),
+                    14 => v.push("ANY".into()),
+                    _ => v.push(g.pick(&["BOGUS", "COUNT"]).into()),
+                }
+            }
+        };
+        match self.rng.random_range(0..20) {
+            0..=5 => {
+                let mut v = vec!["GEOADD".into(), k];
+                if self.chance(0.2) {
+                    v.push(self.pick(&["NX", "XX", "CH", "ch"]).into());
+                }
+                for _ in 0..self.rng.random_range(1..4) {
+                    let (m, i) = member(self);
+                    if self.chance(0.05) {
+                        v.extend([
+                            self.pick(&["181", "x", "0"]).into(),
+                            self.pick(&["86", "1", "nan"]).into(),
+                        ]);
+                    } else {
+                        v.extend([POINTS[i].0.into(), POINTS[i].1.into()]);
+                    }
+                    v.push(m);
+                }
+                v
+            }
+            6 => {
+                let mut v = vec!["GEOPOS".into(), k];
+                for _ in 0..self.rng.random_range(0..3) {
+                    v.push(member(self).0);
+                }
+                v
+            }
+            7 => {
+                let mut v = vec!["GEODIST".into(), k, member(self).0, member(self).0];
+                if self.chance(0.6) {
+                    v.push(unit(self));
+                }
+                v
+            }
+            8 => vec!["GEOHASH".into(), k, member(self).0, member(self).0],
+            9..=13 => {
+                let store = self.chance(0.25);
+                let mut v = if store {
+                    vec!["GEOSEARCHSTORE".into(), self.key(), k]
+                } else {
+                    vec!["GEOSEARCH".into(), k]
+                };
+                if self.chance(0.5) {
+                    v.extend(["FROMMEMBER".into(), member(self).0]);
+                } else {
+                    v.push("FROMLONLAT".into());
+                    v.extend(centre(self));
+                }
+                if self.chance(0.6) {
+                    v.extend(["BYRADIUS".into(), radius(self), unit(self)]);
+                } else {
+                    v.extend(["BYBOX".into(), radius(self), radius(self), unit(self)]);
+                }
+                if store && self.chance(0.4) {
+                    v.push("STOREDIST".into());
+                }
+                options(self, &mut v);
+                v
+            }
+            _ => {
+                let (name, by_member) = match self.rng.random_range(0..4) {
+                    0 => ("GEORADIUS", false),
+                    1 => ("GEORADIUS_RO", false),
+                    2 => ("GEORADIUSBYMEMBER", true),
+                    _ => ("GEORADIUSBYMEMBER_RO", true),
+                };
+                let mut v = vec![name.into(), k];
+                if by_member {
+                    v.push(member(self).0);
+                } else {
+                    v.extend(centre(self));
+                }
+                v.extend([radius(self), unit(self)]);
+                options(self, &mut v);
+                if !name.ends_with("_RO") && self.chance(0.3) {
+                    v.extend([self.pick(&["STORE", "STOREDIST"]).into(), self.key()]);
+                }
+                v
+            }
+        }
     }
 
     /// A stream ID: mostly small and valid, now and then a special one
@@ -1057,7 +1195,13 @@ impl Gen {
                 v
             }
             24 => {
-                let mut v = vec!["XSETID".into(), k, self.stream_id()];
+                // Mostly above the last entry, which XSETID needs.
+                let id = if self.chance(0.6) {
+                    format!("{}-0", self.stream_ms + 5)
+                } else {
+                    self.stream_id()
+                };
+                let mut v = vec!["XSETID".into(), k, id];
                 if self.chance(0.3) {
                     v.extend([
                         "ENTRIESADDED".into(),

@@ -93,6 +93,7 @@ pub fn encoded_len(reply: &Reply) -> usize {
         Reply::Error(e) => 5 + e.to_string().len(),
         Reply::Integer(_) | Reply::Double(_) => 9,
         Reply::Bulk(b) => 5 + b.len(),
+        Reply::DoubleText(t) => 5 + t.len(),
         Reply::Null | Reply::NullArray => 1,
         Reply::Boolean(_) => 2,
         Reply::Array(items) | Reply::Set(items) => list(items),
@@ -159,6 +160,10 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
         Reply::Boolean(b) => {
             out.push(11);
             out.push(u8::from(*b));
+        }
+        Reply::DoubleText(t) => {
+            out.push(13);
+            put_bytes(out, t.as_bytes());
         }
     }
 }
@@ -227,6 +232,7 @@ fn reply(d: &mut Decoder<'_, '_>, depth: usize) -> Result<Reply, DecodeError> {
         8 => Reply::Set(list(d, depth + 1)?),
         9 => Reply::Pairs(pairs(d, depth + 1)?),
         12 => Reply::Keyed(pairs(d, depth + 1)?),
+        13 => Reply::DoubleText(text(c)?.to_owned()),
         10 => Reply::Double(f64::from_bits(c.u64("double")?)),
         11 => match c.u8("boolean")? {
             0 => Reply::Boolean(false),
@@ -254,6 +260,7 @@ mod tests {
                 Reply::Integer(1),
                 Reply::Pairs(vec![(Reply::bulk(b"m"), Reply::Double(-0.5))]),
                 Reply::Keyed(vec![(Reply::bulk(b"s"), Reply::Array(Vec::new()))]),
+                Reply::DoubleText("13.36138933897018433".into()),
             ]),
             Reply::Map(vec![(Reply::bulk(b"f"), Reply::bulk(b"v"))]),
             Reply::Set(vec![Reply::bulk(b"a")]),

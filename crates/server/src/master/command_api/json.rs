@@ -36,6 +36,7 @@ pub fn write_value(reply: &Reply, encoding: Encoding, out: &mut Vec<u8>) {
         Reply::Integer(n) => out.extend_from_slice(n.to_string().as_bytes()),
         Reply::Bulk(b) => bytes_string(b, encoding, out),
         Reply::Double(d) => bytes_string(format_double(*d).as_bytes(), encoding, out),
+        Reply::DoubleText(t) => bytes_string(t.as_bytes(), encoding, out),
         Reply::Null | Reply::NullArray => out.extend_from_slice(b"null"),
         Reply::Boolean(b) => out.push(if *b { b'1' } else { b'0' }),
         Reply::Array(items) | Reply::Set(items) => {

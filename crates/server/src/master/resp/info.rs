@@ -410,6 +410,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
         Group::Scripting => "@scripting",
         Group::Bitmap => "@bitmap",
         Group::Stream => "@stream",
+        Group::Geo => "@geo",
     });
     if spec.name == "pubsub" {
         return cats;
@@ -571,40 +572,61 @@ fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
         ],
         // Redis's spec for XREAD: after the word STREAMS, the first half
         // of what is left.
-        KeySpec::Streams => vec![map(vec![
-            (
-                "flags",
-                Reply::Set(access.iter().map(|f| status(f)).collect()),
-            ),
-            (
-                "begin_search",
-                map(vec![
-                    ("type", bulk("keyword")),
-                    (
-                        "spec",
-                        map(vec![
-                            ("keyword", bulk("STREAMS")),
-                            ("startfrom", Reply::Integer(1)),
-                        ]),
-                    ),
-                ]),
-            ),
-            (
-                "find_keys",
-                map(vec![
-                    ("type", bulk("range")),
-                    (
-                        "spec",
-                        map(vec![
-                            ("lastkey", Reply::Integer(-1)),
-                            ("keystep", Reply::Integer(1)),
-                            ("limit", Reply::Integer(2)),
-                        ]),
-                    ),
-                ]),
-            ),
-        ])],
+        KeySpec::Streams => vec![after_keyword(access, "STREAMS", 1, -1, 2)],
+        // GEORADIUS: the source, and the key after STORE or STOREDIST.
+        KeySpec::GeoStore { options_at } => vec![
+            one(["RO", "access"], 1, range(0, 1)),
+            after_keyword(["OW", "update"], "STORE", options_at, 0, 0),
+            after_keyword(["OW", "update"], "STOREDIST", options_at, 0, 0),
+        ],
     }
+}
+
+/// A key spec found after `keyword`, searched from `startfrom`: keys up
+/// to `lastkey` after it (-1: the end), `limit` (0: all; 2: half).
+fn after_keyword(
+    access: [&'static str; 2],
+    keyword: &str,
+    startfrom: usize,
+    lastkey: i64,
+    limit: i64,
+) -> Reply {
+    let map = |pairs: Vec<(&str, Reply)>| {
+        Reply::Map(pairs.into_iter().map(|(k, v)| (bulk(k), v)).collect())
+    };
+    map(vec![
+        (
+            "flags",
+            Reply::Set(access.iter().map(|f| status(f)).collect()),
+        ),
+        (
+            "begin_search",
+            map(vec![
+                ("type", bulk("keyword")),
+                (
+                    "spec",
+                    map(vec![
+                        ("keyword", bulk(keyword)),
+                        ("startfrom", Reply::Integer(startfrom as i64)),
+                    ]),
+                ),
+            ]),
+        ),
+        (
+            "find_keys",
+            map(vec![
+                ("type", bulk("range")),
+                (
+                    "spec",
+                    map(vec![
+                        ("lastkey", Reply::Integer(lastkey)),
+                        ("keystep", Reply::Integer(1)),
+                        ("limit", Reply::Integer(limit)),
+                    ]),
+                ),
+            ]),
+        ),
+    ])
 }
 
 /// One command as `COMMAND INFO` describes it: name, arity, flags, first
