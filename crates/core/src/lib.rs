@@ -20,6 +20,8 @@
 //! - [`value`]: typed values (string, hash, list, set, sorted set), their
 //!   memory accounting and their byte encoding.
 //! - [`command`]: the command table, typed commands, the parser, replies.
+//! - [`hyperloglog`]: HyperLogLog strings, byte for byte as Redis keeps
+//!   them.
 //! - [`geohash`]: the geohashes, distances and search cells of the
 //!   geospatial commands, as Redis computes them.
 //! - [`keyspace`]: one node's keys and the executor of commands over them,
@@ -38,6 +40,7 @@ mod codec;
 pub mod command;
 pub mod geohash;
 pub mod handoff;
+pub mod hyperloglog;
 pub mod key;
 pub mod keyspace;
 pub mod mutation_log;

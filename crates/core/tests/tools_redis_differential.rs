@@ -567,9 +567,11 @@ fn the_command_table_agrees_with_redis_command_info() {
         ] {
             // EVAL is routed as a write; Redis reports it without `write`
             // (so does COMMAND INFO here).
-            // Nor a container (XGROUP, XINFO) with `write` or `readonly`.
-            let here = spec.has(bit)
-                && !(bit == flags::WRITE && spec.has(flags::SCRIPTING))
+            // Nor a container (XGROUP, XINFO) with `write` or `readonly`;
+            // PFCOUNT is routed as a write, filed as a read.
+            let may_replicate = spec.has(flags::MAY_REPLICATE);
+            let here = (spec.has(bit) || (bit == flags::READONLY && may_replicate))
+                && !(bit == flags::WRITE && (spec.has(flags::SCRIPTING) || may_replicate))
                 && !((bit == flags::WRITE || bit == flags::READONLY) && spec.has(flags::CONTAINER));
             if here != redis_flags.iter().any(|f| f == name) {
                 problems.push(format!("{}: flag {name} {here} here", spec.name));

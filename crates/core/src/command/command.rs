@@ -529,6 +529,22 @@ pub enum Command {
     /// stream commands ([`super::stream`]). Boxed, as `Eval` is.
     Stream(Box<super::stream::StreamCommand>),
 
+    /// PFADD: elements into a HyperLogLog ([`crate::hyperloglog`]).
+    PfAdd {
+        key: Key,
+        elements: Vec<Bytes>,
+    },
+    /// PFCOUNT: the estimated cardinality of one HyperLogLog (caching it
+    /// in the value), or of the union of several.
+    PfCount {
+        keys: Vec<Key>,
+    },
+    /// PFMERGE: the union of HyperLogLogs into `dest`.
+    PfMerge {
+        dest: Key,
+        sources: Vec<Key>,
+    },
+
     /// GEOADD, GEOSEARCH and the rest of the geospatial commands
     /// ([`super::geo`]), over sorted sets.
     Geo(Box<super::geo::GeoCommand>),

@@ -57,6 +57,11 @@ pub mod flags {
     /// containers, though its key (at 2) routes it and its access
     /// decides the role and the path like any command's.
     pub const CONTAINER: u32 = 1 << 13;
+    /// Redis files it as a read, but it may change its key (PFCOUNT
+    /// caches the count in the HyperLogLog): routed as a write here, it
+    /// needs only the read role, a read-only script may call it, and
+    /// `COMMAND INFO` reports it `readonly` (Redis's `may_replicate`).
+    pub const MAY_REPLICATE: u32 = 1 << 14;
 }
 
 use flags::*;
@@ -113,6 +118,8 @@ pub enum Group {
     Stream,
     /// Geospatial indexes.
     Geo,
+    /// HyperLogLogs.
+    HyperLogLog,
 }
 
 impl Group {
@@ -132,6 +139,7 @@ impl Group {
             Group::Bitmap => "bitmap",
             Group::Stream => "stream",
             Group::Geo => "geo",
+            Group::HyperLogLog => "hyperloglog",
         }
     }
 }
@@ -249,7 +257,7 @@ impl CommandSpec {
     pub fn role(&self) -> Role {
         if self.flags & ADMIN != 0 {
             Role::Admin
-        } else if self.flags & (WRITE | WRITE_ROLE) != 0 {
+        } else if self.flags & (WRITE | WRITE_ROLE) != 0 && self.flags & MAY_REPLICATE == 0 {
             Role::Write
         } else {
             Role::Read
@@ -455,6 +463,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("pexpire", -3, W | FAST, Generic, ONE, p::pexpire, "Sets a TTL in milliseconds"),
     c!("pexpireat", -3, W | FAST, Generic, ONE, p::pexpireat, "Sets an expiry as a Unix time in milliseconds"),
     c!("pexpiretime", 2, R | FAST, Generic, ONE, |a| Ok(Command::ExpireTime { key: a[1].clone(), ms: true }), "Expiry as a Unix time in milliseconds"),
+    c!("pfadd", -2, W | DENYOOM | FAST, HyperLogLog, ONE, |a| Ok(Command::PfAdd { key: a[1].clone(), elements: a[2..].to_vec() }), "Adds elements to a HyperLogLog"),
+    c!("pfcount", -2, W | MAY_REPLICATE, HyperLogLog, ALL, |a| Ok(Command::PfCount { keys: a[1..].to_vec() }), "The estimated number of distinct elements of HyperLogLogs"),
+    c!("pfmerge", -2, W | DENYOOM, HyperLogLog, ALL, |a| Ok(Command::PfMerge { dest: a[1].clone(), sources: a[2..].to_vec() }), "Merges HyperLogLogs into one"),
     c!("psetex", 4, W | DENYOOM, String, ONE, p::psetex, "Sets a string with a TTL in milliseconds"),
     c!("psubscribe", -2, PUBSUB | SUBSCRIPTION, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "Subscribes the connection to channels matching glob patterns (RESP)"),
     c!("pttl", 2, R | FAST | RANDOM_OUTPUT, Generic, ONE, |a| Ok(Command::Ttl { key: a[1].clone(), ms: true }), "TTL in milliseconds"),

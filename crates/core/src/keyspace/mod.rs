@@ -29,6 +29,7 @@ mod bits;
 pub mod effect;
 mod geo;
 mod hashes;
+mod hll;
 mod keys;
 mod lists;
 mod session;
@@ -477,6 +478,7 @@ impl Exec<'_> {
             | C::BZMPop { .. } => self.zset_command(c),
             C::Stream(stream) => self.stream_command(stream),
             C::Geo(geo) => self.geo_command(geo),
+            C::PfAdd { .. } | C::PfCount { .. } | C::PfMerge { .. } => self.hll_command(c),
         }
     }
 }

@@ -1025,3 +1025,28 @@ fn a_replica_holds_the_delivery_times_the_leader_decided() {
         ])])
     );
 }
+
+#[test]
+fn pfcount_is_routed_as_a_write_but_needs_only_the_read_role() {
+    let spec = table::lookup(b"pfcount").unwrap();
+    assert!(spec.has(table::flags::WRITE));
+    assert_eq!(spec.role(), table::Role::Read);
+    // It caches the count in the value, which a replica must hold too.
+    let mut ks = Keyspace::new();
+    run(&mut ks, "PFADD h a b c");
+    let out = run(&mut ks, "PFCOUNT h");
+    assert_eq!(out.reply, Reply::Integer(3));
+    assert!(
+        matches!(
+            &out.effects[..],
+            [Effect {
+                op: EffectOp::SetRange { offset: 8, .. },
+                ..
+            }]
+        ),
+        "{:?}",
+        out.effects
+    );
+    // Cached: the next count changes nothing.
+    assert!(run(&mut ks, "PFCOUNT h").effects.is_empty());
+}

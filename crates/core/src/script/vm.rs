@@ -574,7 +574,7 @@ fn run_command(
             spec.name.to_uppercase()
         ));
     }
-    if context.read_only && spec.has(flags::WRITE) {
+    if context.read_only && spec.has(flags::WRITE) && !spec.has(flags::MAY_REPLICATE) {
         return Err("ERR Write commands are not allowed from read-only scripts.".into());
     }
     for i in spec.key_positions(args) {

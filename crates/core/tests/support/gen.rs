@@ -191,7 +191,7 @@ impl Gen {
     }
     fn key(&mut self) -> String {
         let family = if self.family == 'k' {
-            self.pick(&["s", "h", "l", "t", "z", "x", "g"])
+            self.pick(&["s", "h", "l", "t", "z", "x", "g", "p"])
                 .chars()
                 .next()
                 .unwrap_or('s')
@@ -236,8 +236,9 @@ impl Gen {
 
     /// One command as an argument vector (strings).
     pub fn command(&mut self) -> Vec<String> {
-        let which = self.rng.random_range(0..134);
+        let which = self.rng.random_range(0..140);
         self.family = match which {
+            134..=139 => 'p',
             0..=20 | 112..=115 => 's',
             116..=125 => 'x',
             126..=133 => 'g',
@@ -671,6 +672,7 @@ impl Gen {
             112..=115 => self.bits(k),
             116..=125 => self.stream(k),
             126..=133 => self.geo(k),
+            134..=139 => self.hyperloglog(k),
             _ => vec!["EXISTS".into(), k],
         };
         // Now and then a big collection, past the 128 elements where Redis
@@ -795,6 +797,54 @@ impl Gen {
             });
         }
         v
+    }
+
+    /// A HyperLogLog command over `k`: PFADD of a few elements or (now and
+    /// then) thousands, which turns it dense; PFCOUNT of one key (which
+    /// caches the count in the value) or several; PFMERGE; GET of its
+    /// bytes, compared with Redis's; and now and then a damaged one.
+    fn hyperloglog(&mut self, k: String) -> Vec<String> {
+        match self.rng.random_range(0..20) {
+            0..=7 => {
+                let mut v = vec!["PFADD".into(), k];
+                let n = if self.chance(0.05) {
+                    self.rng.random_range(1500..3000)
+                } else {
+                    self.rng.random_range(0..6)
+                };
+                let base = self.rng.random_range(0..1_000_000u32);
+                for i in 0..n {
+                    v.push(if self.chance(0.3) {
+                        self.el()
+                    } else {
+                        (base + i).to_string()
+                    });
+                }
+                v
+            }
+            8..=11 => {
+                let mut v = vec!["PFCOUNT".into(), k];
+                if self.chance(0.3) {
+                    v.push(self.key());
+                }
+                v
+            }
+            12..=14 => {
+                let mut v = vec!["PFMERGE".into(), self.key(), k];
+                if self.chance(0.5) {
+                    v.push(self.key());
+                }
+                v
+            }
+            15..=17 => vec!["GET".into(), k],
+            18 => vec![
+                "SETRANGE".into(),
+                k,
+                self.pick(&["4", "15", "17", "20"]).into(),
+                self.pick(&["\x02", "z", "zzzz"]).into(),
+            ],
+            _ => vec!["APPEND".into(), k, self.pick(&["x", "\x7f\x7f"]).into()],
+        }
     }
 
     /// A geospatial command over `k`: points from a fixed table (each
@@ -1163,16 +1213,21 @@ impl Gen {
             }
             22 => {
                 let mut v = vec!["XCLAIM".into(), k, group, consumer];
-                v.push(self.pick(&["0", "0", "3600000", "-5", "x"]).into());
+                v.push(
+                    self.pick(&["0", "0", "0", "3600000", "-5", "0", "x"])
+                        .into(),
+                );
                 for _ in 0..self.rng.random_range(1..3) {
                     v.push(self.stream_id());
                 }
                 for _ in 0..self.rng.random_range(0..2) {
-                    match self.rng.random_range(0..5) {
-                        0 => v.push("JUSTID".into()),
-                        1 => v.push("FORCE".into()),
-                        2 => v.extend(["RETRYCOUNT".into(), self.pick(&["3", "0", "x"]).into()]),
-                        3 => v.extend(["LASTID".into(), self.stream_id()]),
+                    match self.rng.random_range(0..9) {
+                        0 | 1 => v.push("JUSTID".into()),
+                        2 | 3 => v.push("FORCE".into()),
+                        4 | 5 => {
+                            v.extend(["RETRYCOUNT".into(), self.pick(&["3", "0", "x"]).into()])
+                        }
+                        6 | 7 => v.extend(["LASTID".into(), self.stream_id()]),
                         _ => v.push("BOGUS".into()),
                     }
                 }

@@ -388,10 +388,11 @@ fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
     }
     let mut cats = Vec::new();
     // A script's access is its commands' (Redis files EVAL under neither).
-    if spec.has(flags::WRITE) && !spec.has(flags::SCRIPTING) {
+    let may_replicate = spec.has(flags::MAY_REPLICATE);
+    if spec.has(flags::WRITE) && !spec.has(flags::SCRIPTING) && !may_replicate {
         cats.push("@write");
     }
-    if spec.has(flags::READONLY) && !spec.has(flags::SCRIPTING) {
+    if (spec.has(flags::READONLY) || may_replicate) && !spec.has(flags::SCRIPTING) {
         cats.push("@read");
     }
     cats.push(match spec.group {
@@ -411,6 +412,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
         Group::Bitmap => "@bitmap",
         Group::Stream => "@stream",
         Group::Geo => "@geo",
+        Group::HyperLogLog => "@hyperloglog",
     });
     if spec.name == "pubsub" {
         return cats;
@@ -439,17 +441,19 @@ fn spec_flags(spec: &CommandSpec) -> Vec<Reply> {
     // EVAL may write, and is routed as a write; Redis reports no `write`
     // flag for it, since it cannot tell; nor for a container (XGROUP),
     // whose subcommands differ.
-    let unsaid = spec.has(flags::SCRIPTING) || spec.has(flags::CONTAINER);
+    // PFCOUNT is routed as a write but filed as a read (`may_replicate`).
+    let unsaid =
+        spec.has(flags::SCRIPTING) || spec.has(flags::CONTAINER) || spec.has(flags::MAY_REPLICATE);
+    let read = if spec.has(flags::MAY_REPLICATE) {
+        flags::MAY_REPLICATE
+    } else if spec.has(flags::CONTAINER) {
+        0
+    } else {
+        flags::READONLY
+    };
     for (bit, name) in [
         (if unsaid { 0 } else { flags::WRITE }, "write"),
-        (
-            if spec.has(flags::CONTAINER) {
-                0
-            } else {
-                flags::READONLY
-            },
-            "readonly",
-        ),
+        (read, "readonly"),
         (flags::DENYOOM, "denyoom"),
         (flags::FAST, "fast"),
         (flags::ADMIN, "admin"),
