@@ -115,13 +115,14 @@ fn val(value: u8, run: usize) -> u8 {
     0x80 | ((value - 1) << 2) | (run - 1) as u8
 }
 
-/// One sparse opcode: (value, run, its length in bytes).
-fn opcode(b: &[u8], p: usize) -> (u8, usize, usize) {
+/// One sparse opcode at `p` (< `b.len()`): (value, run, its length in
+/// bytes). An XZERO cut off by the end is damage.
+fn opcode(b: &[u8], p: usize) -> Result<(u8, usize, usize), Invalid> {
     let op = b[p];
-    if op & 0xc0 == 0 {
+    Ok(if op & 0xc0 == 0 {
         (0, usize::from(op & 0x3f) + 1, 1)
     } else if op & 0xc0 == 0x40 {
-        let next = b.get(p + 1).copied().unwrap_or(0);
+        let next = *b.get(p + 1).ok_or(Invalid::Corrupt)?;
         (
             0,
             ((usize::from(op & 0x3f) << 8) | usize::from(next)) + 1,
@@ -129,7 +130,7 @@ fn opcode(b: &[u8], p: usize) -> (u8, usize, usize) {
         )
     } else {
         (((op >> 2) & 0x1f) + 1, usize::from(op & 0x3) + 1, 1)
-    }
+    })
 }
 
 fn dense_get(regs: &[u8], i: usize) -> u8 {
@@ -165,7 +166,7 @@ pub fn registers(b: &[u8]) -> Result<Vec<u8>, Invalid> {
     let mut at = 0;
     let mut p = HEADER;
     while p < b.len() {
-        let (value, run, len) = opcode(b, p);
+        let (value, run, len) = opcode(b, p)?;
         if at + run > REGISTERS {
             return Err(Invalid::Corrupt);
         }
@@ -215,7 +216,7 @@ pub fn set(b: &mut Vec<u8>, index: usize, value: u8) -> Result<bool, Invalid> {
         if p >= b.len() {
             return Err(Invalid::Corrupt);
         }
-        let (v, run, len) = opcode(b, p);
+        let (v, run, len) = opcode(b, p)?;
         if index < first + run {
             break (v, run, len);
         }
@@ -281,8 +282,10 @@ fn merge_vals(b: &mut Vec<u8>, from: usize) {
             continue;
         }
         if p + 1 < b.len() && b[p + 1] & 0x80 != 0 {
-            let (v1, r1, _) = opcode(b, p);
-            let (v2, r2, _) = opcode(b, p + 1);
+            // Both are VALs, one byte each.
+            let (v1, r1) = (((op >> 2) & 0x1f) + 1, usize::from(op & 0x3) + 1);
+            let next = b[p + 1];
+            let (v2, r2) = (((next >> 2) & 0x1f) + 1, usize::from(next & 0x3) + 1);
             if v1 == v2 && r1 + r2 <= 4 {
                 b[p + 1] = val(v1, r1 + r2);
                 b.remove(p);
@@ -395,6 +398,29 @@ mod tests {
             let mut b = empty();
             assert!(set(&mut b, index, value).unwrap());
             assert_eq!(hex(&b), bytes);
+        }
+    }
+
+    /// Damaged sparse runs (an XZERO cut off by the end, runs past the
+    /// registers) are refused, never a panic.
+    #[test]
+    fn damaged_sparse_runs_are_refused() {
+        let header = b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\x80".to_vec();
+        for tail in [
+            &[0x7fu8][..],
+            &[0x7f, 0xff, 0x00],
+            &[0x7f, 0xfe],
+            &[0xff; 8],
+        ] {
+            let mut b = header.clone();
+            b.extend_from_slice(tail);
+            assert!(check(&b).is_ok());
+            assert_eq!(registers(&b), Err(Invalid::Corrupt), "{tail:?}");
+            for element in [&b"x"[..], b"a", b"foo"] {
+                let (i, v) = pattern(element);
+                // Either refused, or (a register before the damage) set.
+                let _ = set(&mut b.clone(), i, v);
+            }
         }
     }
 

@@ -592,19 +592,35 @@ pub(crate) fn xreadgroup(a: &[Bytes]) -> Result<Command> {
     read(a, true)
 }
 
+/// How many values an option of XREAD or XREADGROUP takes after its
+/// name (`None`: not one of them, or STREAMS, which takes the rest). The
+/// parser and the key finder walk the options with it, so that they agree
+/// on where STREAMS is (a consumer may be called `streams`).
+fn read_option_values(word: &[u8]) -> Option<usize> {
+    [("block", 1), ("count", 1), ("group", 2), ("noack", 0)]
+        .into_iter()
+        .find(|(name, _)| is(word, name))
+        .map(|(_, n)| n)
+}
+
 /// The position of the keys of XREAD and XREADGROUP: the first half of
 /// what follows STREAMS (none if the arguments do not parse that far).
 pub(crate) fn read_keys(a: &[Bytes]) -> std::ops::Range<usize> {
-    let streams = a
-        .iter()
-        .enumerate()
-        .skip(1)
-        .find(|(_, arg)| is(arg, "streams"))
-        .map(|(i, _)| i + 1);
-    match streams {
-        Some(at) if (a.len() - at) % 2 == 0 => at..at + (a.len() - at) / 2,
-        _ => 0..0,
+    let mut i = 1;
+    while i < a.len() {
+        if is(&a[i], "streams") {
+            let at = i + 1;
+            if (a.len() - at) % 2 == 0 {
+                return at..at + (a.len() - at) / 2;
+            }
+            break;
+        }
+        match read_option_values(&a[i]) {
+            Some(n) if i + n < a.len() => i += n + 1,
+            _ => break,
+        }
     }
+    0..0
 }
 
 fn group_at(arg: &[u8]) -> Result<GroupAt> {

@@ -241,6 +241,13 @@ pub fn apply_to_slot(slot: &mut Option<Entry>, op: &EffectOp) -> Result<(), Effe
             }
         }
         op => {
+            // Refused before a missing stream is created for it, so that
+            // an error leaves the slot as it was.
+            if let EffectOp::XAdd { id, fields } = op
+                && (fields.is_empty() || fields.len() % 2 != 0 || id.is_zero())
+            {
+                return Err(EffectError::Stream("entry without fields, or at 0-0"));
+            }
             let entry = match slot {
                 Some(entry) => entry,
                 None => match op.creates() {
@@ -292,7 +299,8 @@ impl Undo {
 /// about what the op does (a push is undone by a pop, a pop by pushing the
 /// popped elements back), so a store can run commands on values it lends
 /// without copying them and still take a refused command back; only ops
-/// that cost O(n) anyway (LINSERT, LREM) and string ops keep a copy.
+/// that cost O(n) anyway (LINSERT, LREM) and string ops keep a copy, and
+/// stream ops, whose copy costs O(log n) (its maps are persistent).
 pub fn apply_undoable(slot: &mut Option<Entry>, op: &EffectOp) -> Result<Undo, EffectError> {
     if matches!(op, EffectOp::Delete | EffectOp::Put { .. }) {
         // The old entry moves into the undo: no copy.
@@ -569,7 +577,14 @@ fn apply_to_stream(s: &mut StreamValue, op: &EffectOp) -> Result<(), EffectError
             last,
             added,
             max_deleted,
-        } => s.set_id(*last, *added, *max_deleted),
+        } => {
+            // What XSETID refuses, a replica refuses too.
+            let below_top = s.edges().is_some_and(|(_, (top, _))| last < top);
+            if below_top || added.is_some_and(|n| n < s.len() as u64) {
+                return Err(EffectError::Stream("XSETID below the stream's entries"));
+            }
+            s.set_id(*last, *added, *max_deleted)
+        }
         EffectOp::XGroupSet {
             group,
             last_id,

@@ -85,6 +85,11 @@ fn entries_read_reply(group: &Group) -> Reply {
         .map_or(Reply::Null, |n| Reply::Integer(n as i64))
 }
 
+/// A COUNT where 0 means no bound (XREAD's, XINFO FULL's).
+fn no_bound_if_zero(count: usize) -> usize {
+    if count == 0 { usize::MAX } else { count }
+}
+
 fn word(s: &'static str) -> Reply {
     Reply::bulk(s.as_bytes())
 }
@@ -99,10 +104,13 @@ impl Exec<'_> {
     }
 
     /// The stream at `key` and its group `group`, or Redis's NOGROUP.
-    fn stream_group(&mut self, key: &[u8], group: &[u8]) -> Result<&StreamValue> {
+    fn stream_group(&mut self, key: &[u8], group: &[u8]) -> Result<(&StreamValue, &Group)> {
         match self.stream(key)? {
-            Some(s) if s.group(group).is_some() => Ok(s),
-            _ => Err(nogroup_for_key(key, group)),
+            Some(s) => match s.group(group) {
+                Some(g) => Ok((s, g)),
+                None => Err(nogroup_for_key(key, group)),
+            },
+            None => Err(nogroup_for_key(key, group)),
         }
     }
 
@@ -175,6 +183,65 @@ impl Exec<'_> {
                 Ok(Reply::Integer(removed as i64))
             }
             StreamCommand::Read(read) => self.xread(read),
+            StreamCommand::GroupCreate { .. }
+            | StreamCommand::GroupSetId { .. }
+            | StreamCommand::GroupDestroy { .. }
+            | StreamCommand::CreateConsumer { .. }
+            | StreamCommand::DelConsumer { .. } => self.xgroup(c),
+            StreamCommand::Ack { key, group, ids } => {
+                let s = self.stream(key)?;
+                let Some(pending) = s.and_then(|s| s.group(group)).map(|g| g.pending.clone())
+                else {
+                    return Ok(Reply::Integer(0));
+                };
+                let ids = ids.clone()?;
+                let mut acked: Vec<StreamId> = ids
+                    .into_iter()
+                    .filter(|id| pending.contains_key(id))
+                    .collect();
+                acked.sort_unstable();
+                acked.dedup();
+                let n = acked.len() as i64;
+                if n > 0 {
+                    self.emit(
+                        key,
+                        EffectOp::XAck {
+                            group: group.clone(),
+                            ids: acked,
+                        },
+                    );
+                }
+                Ok(Reply::Integer(n))
+            }
+            StreamCommand::Pending { key, group, range } => self.xpending(key, group, range),
+            StreamCommand::Claim {
+                key,
+                group,
+                consumer,
+                args,
+            } => self.xclaim(key, group, consumer, args),
+            StreamCommand::AutoClaim {
+                key,
+                group,
+                consumer,
+                args,
+            } => self.xautoclaim(key, group, consumer, args),
+            StreamCommand::SetId { .. } => self.xsetid(c),
+            StreamCommand::InfoStream { .. }
+            | StreamCommand::InfoGroups { .. }
+            | StreamCommand::InfoConsumers { .. } => self.xinfo(c),
+            StreamCommand::Help(lines) => Ok(Reply::Array(
+                lines
+                    .iter()
+                    .map(|l| Reply::Status(std::borrow::Cow::Borrowed(*l)))
+                    .collect(),
+            )),
+        }
+    }
+
+    /// XGROUP's subcommands but HELP.
+    fn xgroup(&mut self, c: &StreamCommand) -> Result<Reply> {
+        match c {
             StreamCommand::GroupCreate {
                 key,
                 group,
@@ -277,44 +344,13 @@ impl Exec<'_> {
                 );
                 Ok(Reply::Integer(held))
             }
-            StreamCommand::Ack { key, group, ids } => {
-                let s = self.stream(key)?;
-                let Some(pending) = s.and_then(|s| s.group(group)).map(|g| g.pending.clone())
-                else {
-                    return Ok(Reply::Integer(0));
-                };
-                let ids = ids.clone()?;
-                let mut acked: Vec<StreamId> = ids
-                    .into_iter()
-                    .filter(|id| pending.contains_key(id))
-                    .collect();
-                acked.sort_unstable();
-                acked.dedup();
-                let n = acked.len() as i64;
-                if n > 0 {
-                    self.emit(
-                        key,
-                        EffectOp::XAck {
-                            group: group.clone(),
-                            ids: acked,
-                        },
-                    );
-                }
-                Ok(Reply::Integer(n))
-            }
-            StreamCommand::Pending { key, group, range } => self.xpending(key, group, range),
-            StreamCommand::Claim {
-                key,
-                group,
-                consumer,
-                args,
-            } => self.xclaim(key, group, consumer, args),
-            StreamCommand::AutoClaim {
-                key,
-                group,
-                consumer,
-                args,
-            } => self.xautoclaim(key, group, consumer, args),
+            _ => Err(misrouted_stream()),
+        }
+    }
+
+    /// XSETID.
+    fn xsetid(&mut self, c: &StreamCommand) -> Result<Reply> {
+        match c {
             StreamCommand::SetId {
                 key,
                 last,
@@ -346,6 +382,13 @@ impl Exec<'_> {
                 );
                 Ok(Reply::OK)
             }
+            _ => Err(misrouted_stream()),
+        }
+    }
+
+    /// XINFO's subcommands but HELP.
+    fn xinfo(&mut self, c: &StreamCommand) -> Result<Reply> {
+        match c {
             StreamCommand::InfoStream { key, full } => {
                 let s = self.existing(key)?;
                 Ok(info_stream(s, full.clone()?))
@@ -390,12 +433,7 @@ impl Exec<'_> {
                     .collect();
                 Ok(Reply::Array(consumers))
             }
-            StreamCommand::Help(lines) => Ok(Reply::Array(
-                lines
-                    .iter()
-                    .map(|l| Reply::Status(std::borrow::Cow::Borrowed(*l)))
-                    .collect(),
-            )),
+            _ => Err(misrouted_stream()),
         }
     }
 
@@ -505,11 +543,7 @@ impl Exec<'_> {
                     };
                     let entries: Vec<Reply> = s
                         .range(start, StreamId::MAX)
-                        .take(if read.count == 0 {
-                            usize::MAX
-                        } else {
-                            read.count
-                        })
+                        .take(no_bound_if_zero(read.count))
                         .map(|(id, f)| entry_reply(*id, f))
                         .collect();
                     if entries.is_empty() {
@@ -563,11 +597,7 @@ impl Exec<'_> {
         let Some(g) = s.group(group) else {
             return Ok(None);
         };
-        let limit = if read.count == 0 {
-            usize::MAX
-        } else {
-            read.count
-        };
+        let limit = no_bound_if_zero(read.count);
         match from {
             GroupFrom::History(after) => {
                 let Some(start) = after.next() else {
@@ -663,10 +693,7 @@ impl Exec<'_> {
         range: &Option<PendingRange>,
     ) -> Result<Reply> {
         let now = self.now;
-        let s = self.stream_group(key, group)?;
-        let Some(g) = s.group(group) else {
-            return Err(nogroup_for_key(key, group));
-        };
+        let (_, g) = self.stream_group(key, group)?;
         let Some(range) = range else {
             if g.pending.is_empty() {
                 return Ok(Reply::Array(vec![
@@ -737,7 +764,7 @@ impl Exec<'_> {
         args: &Result<Claim>,
     ) -> Result<Reply> {
         let now = self.now;
-        let s = self.stream_group(key, group)?;
+        let (s, g) = self.stream_group(key, group)?;
         let claim = args.clone()?;
         let opts = &claim.opts;
         let delivered_ms = match (opts.idle_ms, opts.time_ms) {
@@ -750,7 +777,6 @@ impl Exec<'_> {
         } else {
             delivered_ms as u64
         };
-        let g = s.group(group).expect("checked above");
         let mut pending: BTreeMap<StreamId, Option<Pending>> = BTreeMap::new();
         let mut replies = Vec::new();
         let mut claimed_any = false;
@@ -863,8 +889,7 @@ impl Exec<'_> {
         let now = self.now;
         // Redis reads XAUTOCLAIM's arguments before it looks the key up.
         let claim = args.clone()?;
-        let s = self.stream_group(key, group)?;
-        let g = s.group(group).expect("checked above");
+        let (s, g) = self.stream_group(key, group)?;
         let mut attempts = claim.count.saturating_mul(10);
         let mut count = claim.count;
         let mut pending: BTreeMap<StreamId, Option<Pending>> = BTreeMap::new();
@@ -915,6 +940,13 @@ impl Exec<'_> {
     }
 }
 
+/// A stream command given to the wrong one of its executors: a bug,
+/// answered as an error rather than a panic.
+fn misrouted_stream() -> CommandError {
+    debug_assert!(false, "stream command routed to the wrong executor");
+    CommandError::Other("internal error: command routed to the wrong executor")
+}
+
 fn key_must_exist() -> CommandError {
     CommandError::Other(
         "The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to \
@@ -960,7 +992,7 @@ fn info_stream(s: &StreamValue, full: Option<usize>) -> Reply {
         fields.push((word("last-entry"), last));
         return Reply::Map(fields);
     };
-    let limit = if count == 0 { usize::MAX } else { count };
+    let limit = no_bound_if_zero(count);
     fields.push((
         word("entries"),
         Reply::Array(

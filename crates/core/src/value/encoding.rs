@@ -212,7 +212,7 @@ pub fn decode(data: &[u8]) -> Result<Value, DecodeError> {
     Ok(value)
 }
 
-/// Bytes [`put_varint`] writes for `n`.
+/// A stream ID: milliseconds, then sequence, each a `u64` LE.
 fn put_id(out: &mut Vec<u8>, id: StreamId) {
     out.extend_from_slice(&id.ms.to_le_bytes());
     out.extend_from_slice(&id.seq.to_le_bytes());
@@ -373,6 +373,7 @@ fn read_stream(r: &mut Reader<'_>) -> Result<StreamValue, DecodeError> {
     ))
 }
 
+/// Bytes [`put_varint`] writes for `n`.
 pub(crate) fn varint_len(n: u64) -> usize {
     // One byte per started group of 7 bits, at least one.
     (64 - n.leading_zeros() as usize).div_ceil(7).max(1)

@@ -86,15 +86,14 @@ pub fn stored_len(value: &Value) -> usize {
     }
 }
 
-/// The length `MAX_VALUE_BYTES` bounds: [`stored_len`], except that a
-/// stream counts its entries only. Its groups' bookkeeping grows with
-/// reads (XREADGROUP's pending entries, new consumers), which Redis never
+/// The length `MAX_VALUE_BYTES` bounds: [`stored_len`], less a stream's
+/// pending entries. XREADGROUP adds those as it reads, which Redis never
 /// refuses for memory; a stream at the limit must still be read,
-/// acknowledged and trimmed. The node's `CACHE_MAX_BYTES` still counts
-/// all of it.
+/// acknowledged and trimmed. The node's `CACHE_MAX_BYTES` still counts all
+/// of it.
 pub fn limited_len(value: &Value) -> usize {
     match value {
-        Value::Stream(s) => s.entries_encoded_len(),
+        Value::Stream(s) => s.limited_len(),
         other => stored_len(other),
     }
 }

@@ -14,8 +14,9 @@
 //!   it and how many are left, the field names of its first entry and the
 //!   bytes its listpack would take ([`listpack`]). A node takes entries
 //!   until 100 have been written to it, deleted ones included, or until
-//!   its bytes and the next entry's field and value bytes reach 4096; one
-//!   whose last entry goes is dropped.
+//!   its bytes and the next entry's field and value bytes reach 4096. One
+//!   whose last entry XDEL deletes is dropped; one a trim empties stays
+//!   (it takes the next entries), as in Redis.
 //! - **Cheap copies.** The maps are persistent (`imbl`): a copy shares
 //!   everything with the original until one of them changes, so a store
 //!   that keeps a write's old value to take it back pays O(log n), not the
@@ -259,8 +260,10 @@ pub struct StreamValue {
     groups: OrdMap<Bytes, Group>,
     /// The entries' footprint.
     footprint: Footprint,
-    /// The groups' footprint: names, consumers, pending entries.
+    /// The groups' footprint: their names and positions, and consumers.
     meta: Footprint,
+    /// The groups' pending entries' footprint.
+    pending: Footprint,
     /// What the nodes' field names add to the encoding.
     nodes_encoded: usize,
 }
@@ -373,15 +376,20 @@ impl StreamValue {
 
     /// See [`super::Value::heap_bytes`].
     pub fn heap_bytes(&self) -> usize {
-        self.footprint.heap + self.meta.heap + self.nodes.len() * super::ELEMENT_OVERHEAD_BYTES
+        self.footprint.heap
+            + self.meta.heap
+            + self.pending.heap
+            + self.nodes.len() * super::ELEMENT_OVERHEAD_BYTES
     }
 
-    /// The bytes its entries take in its encoding: what `MAX_VALUE_BYTES`
-    /// bounds of a stream, so that its consumer groups' bookkeeping
-    /// (pending entries, consumers) never makes a read or an
-    /// acknowledgement refused (see [`super::stored::limited_len`]).
-    pub fn entries_encoded_len(&self) -> usize {
-        self.footprint.encoded
+    /// What `MAX_VALUE_BYTES` bounds of a stream: its encoding less its
+    /// groups' pending entries, which XREADGROUP adds as it reads and which
+    /// only an acknowledgement removes, so that a stream at the limit can
+    /// still be read, acknowledged, claimed and trimmed (see
+    /// [`super::stored::limited_len`]). Entries, groups and consumers, which
+    /// writes add, count.
+    pub fn limited_len(&self) -> usize {
+        self.encoded_len() - self.pending.encoded
     }
 
     /// The length of its encoding.
@@ -391,6 +399,7 @@ impl StreamValue {
             + self.nodes_encoded
             + self.footprint.encoded
             + self.meta.encoded
+            + self.pending.encoded
             + 4
     }
 
@@ -536,16 +545,13 @@ impl StreamValue {
                 TrimTo::MaxLen(max) => len - live >= max,
                 TrimTo::MinId(min) => node.last < min,
             };
+            // A node's live entries are the next `live` ones: every live
+            // entry of a node is below those of the nodes after it (new IDs
+            // only grow above the live ones, even after XSETID), though a
+            // node's `last` may not be (XSETID below deleted entries).
             if whole {
-                let gone: Vec<StreamId> = self
-                    .entries
-                    .range(node.first..=node.last)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in gone {
-                    if let Some(fields) = self.entries.remove(&id) {
-                        self.footprint -= entry_cost(&fields);
-                    }
+                for _ in 0..node.live {
+                    self.pop_first();
                 }
                 self.nodes.pop_front();
                 self.nodes_encoded -= node_names_encoded(&node.master);
@@ -557,19 +563,20 @@ impl StreamValue {
             }
             // Entries from the front of this node, until the rule holds.
             let mut taken = 0u32;
-            while let Some(&(id, _)) = self.entries.get_min() {
+            while taken < node.live
+                && let Some(&(id, _)) = self.entries.get_min()
+            {
                 let stop = match trim.to {
                     TrimTo::MaxLen(max) => self.entries.len() as u64 <= max,
                     TrimTo::MinId(min) => id >= min,
                 };
-                if stop || id > node.last {
+                if stop {
                     break;
                 }
-                if let Some(fields) = self.entries.remove(&id) {
-                    self.footprint -= entry_cost(&fields);
-                }
+                self.pop_first();
                 taken += 1;
             }
+            // It stays, even with no entry left, as Redis's does.
             if let Some(front) = self.nodes.front_mut() {
                 front.live -= taken;
             }
@@ -578,6 +585,16 @@ impl StreamValue {
         }
         self.first_id = self.entries.get_min().map_or(StreamId::MIN, |(id, _)| *id);
         removed
+    }
+
+    /// Removes the lowest entry.
+    fn pop_first(&mut self) {
+        let Some(&(id, _)) = self.entries.get_min() else {
+            return;
+        };
+        if let Some(fields) = self.entries.remove(&id) {
+            self.footprint -= entry_cost(&fields);
+        }
     }
 
     /// XSETID: the last ID, and optionally the count of entries added and
@@ -623,7 +640,7 @@ impl StreamValue {
             self.meta -= consumer_cost(name);
         }
         for p in group.pending.values() {
-            self.meta -= pending_cost(&p.consumer);
+            self.pending -= pending_cost(&p.consumer);
         }
         true
     }
@@ -654,7 +671,7 @@ impl StreamValue {
         }
         self.meta -= consumer_cost(name);
         for _ in &held {
-            self.meta -= pending_cost(name);
+            self.pending -= pending_cost(name);
         }
         Some(held.len())
     }
@@ -673,8 +690,8 @@ impl StreamValue {
                 freed += pending_cost(&old.consumer);
             }
         }
-        self.meta += cost;
-        self.meta -= freed;
+        self.pending += cost;
+        self.pending -= freed;
         true
     }
 
@@ -691,7 +708,7 @@ impl StreamValue {
                 acked += 1;
             }
         }
-        self.meta -= freed;
+        self.pending -= freed;
         acked
     }
 
@@ -722,11 +739,11 @@ impl StreamValue {
             std::cmp::Ordering::Greater => return None,
             std::cmp::Ordering::Less => {}
         }
-        let len = self.entries.len() as u64;
+        let before_first = self.entries_added.saturating_sub(self.entries.len() as u64);
         if self.max_deleted.is_zero() || self.max_deleted < self.first_id {
             match id.cmp(&self.first_id) {
-                std::cmp::Ordering::Less => return Some(self.entries_added - len),
-                std::cmp::Ordering::Equal => return Some(self.entries_added - len + 1),
+                std::cmp::Ordering::Less => return Some(before_first),
+                std::cmp::Ordering::Equal => return Some(before_first + 1),
                 std::cmp::Ordering::Greater => {}
             }
         }
@@ -759,10 +776,27 @@ impl StreamValue {
             s.footprint += entry_cost(&fields);
             s.entries.insert(id, fields);
         }
-        let live: u64 = s.nodes.iter().map(|n| u64::from(n.live)).sum();
-        if live != s.entries.len() as u64
-            || s.nodes.iter().any(|n| n.live == 0 || n.live > n.written)
-        {
+        // Each node's live entries are the next ones, within its bounds;
+        // a node may hold none (a trim emptied it, as Redis keeps it).
+        let mut ids = s.entries.keys();
+        let mut previous_first = None;
+        for n in s.nodes.iter() {
+            if n.live > n.written
+                || n.written > NODE_MAX_ENTRIES
+                || n.first > n.last
+                || previous_first.is_some_and(|p| p >= n.first)
+            {
+                return None;
+            }
+            previous_first = Some(n.first);
+            for _ in 0..n.live {
+                let id = ids.next()?;
+                if *id < n.first || *id > n.last {
+                    return None;
+                }
+            }
+        }
+        if ids.next().is_some() || s.entries_added < s.entries.len() as u64 {
             return None;
         }
         for (name, group) in parts.groups {
@@ -777,7 +811,7 @@ impl StreamValue {
                 if !group.consumers.contains_key(&p.consumer) {
                     return None;
                 }
-                s.meta += pending_cost(&p.consumer);
+                s.pending += pending_cost(&p.consumer);
             }
             s.groups.insert(name, group);
         }

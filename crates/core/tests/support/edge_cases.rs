@@ -538,6 +538,34 @@ pub fn stream_edge_cases() -> Vec<Vec<String>> {
         lines.push(w(&format!("XRANGE {key} - +")));
         lines.push(w(&format!("XINFO STREAM {key}")));
     }
+    // XSETID below deleted entries: a new node starts below the last ID
+    // written to the one before it; trims then count entries per node.
+    for i in 1..=100 {
+        lines.push(w(&format!("XADD xset {i}-0 f v")));
+    }
+    for line in [
+        "XDEL xset 96-0 97-0 98-0 99-0 100-0",
+        "XSETID xset 95-0",
+        "XADD xset 95-1 f v",
+        "XINFO STREAM xset",
+        "XTRIM xset MINID 96-0",
+        "XRANGE xset - +",
+        "XINFO STREAM xset",
+        "XTRIM xset MAXLEN 0",
+        "XINFO STREAM xset",
+        // A trim that empties a node keeps it, and it takes what comes.
+        "XADD xnode 1-0 a 1",
+        "XADD xnode 2-0 a 1",
+        "XADD xnode 3-0 a 1",
+        "XDEL xnode 3-0",
+        "XTRIM xnode MINID 3-0",
+        "XINFO STREAM xnode",
+        "XADD xnode 4-0 a 1",
+        "XINFO STREAM xnode",
+        "XTRIM xnode MAXLEN 0",
+    ] {
+        lines.push(w(line));
+    }
     // The last IDs, and what `*` and `ms-*` make of them.
     for line in [
         "XADD xmax 18446744073709551615-18446744073709551614 f v",
