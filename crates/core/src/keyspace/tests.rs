@@ -1087,3 +1087,14 @@ fn streams_after_xsetid_and_emptying_trims_round_trip_through_their_encoding() {
     run(&mut ks, "XADD t 4-0 a 1");
     round_trip(&ks, "t");
 }
+
+#[test]
+fn xread_keys_are_found_past_option_values_named_streams() {
+    let keys = |line: &str| table::stream_keys(&args(line));
+    assert_eq!(keys("XREADGROUP GROUP streams c STREAMS k >"), 5..6);
+    assert_eq!(keys("XREADGROUP GROUP g streams STREAMS k1 k2 > >"), 5..7);
+    assert_eq!(keys("XREAD COUNT 2 BLOCK 10 STREAMS a b 0 0"), 6..8);
+    // Not as far as STREAMS, or unbalanced: no key.
+    assert_eq!(keys("XREAD COUNT"), 0..0);
+    assert_eq!(keys("XREAD STREAMS a b 0"), 0..0);
+}
