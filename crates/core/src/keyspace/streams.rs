@@ -417,16 +417,15 @@ impl Exec<'_> {
                 let Some(g) = s.group(group) else {
                     return Err(nogroup(key, group));
                 };
+                let held = g.pending_by_consumer(0);
                 let consumers = g
                     .consumers
                     .iter()
                     .map(|(name, c)| {
+                        let pending = held.get(name).map_or(0, |(n, _)| *n);
                         Reply::Map(vec![
                             (word("name"), Reply::Bulk(name.clone())),
-                            (
-                                word("pending"),
-                                Reply::Integer(g.pending_of(name).count() as i64),
-                            ),
+                            (word("pending"), Reply::Integer(pending as i64)),
                             (word("idle"), Reply::Integer(idle(now, c.seen_ms))),
                         ])
                     })
@@ -1019,14 +1018,16 @@ fn info_stream(s: &StreamValue, full: Option<usize>) -> Reply {
                     ])
                 })
                 .collect();
+            let held = g.pending_by_consumer(limit);
             let consumers = g
                 .consumers
                 .iter()
                 .map(|(cname, c)| {
-                    let own: Vec<Reply> = g
-                        .pending_of(cname)
-                        .take(limit)
-                        .map(|(id, p)| {
+                    let (count, first) =
+                        held.get(cname).map_or((0, &[][..]), |(n, f)| (*n, &f[..]));
+                    let own: Vec<Reply> = first
+                        .iter()
+                        .map(|&(id, p)| {
                             Reply::Array(vec![
                                 id_reply(*id),
                                 Reply::Integer(p.delivered_ms as i64),
@@ -1037,10 +1038,7 @@ fn info_stream(s: &StreamValue, full: Option<usize>) -> Reply {
                     Reply::Map(vec![
                         (word("name"), Reply::Bulk(cname.clone())),
                         (word("seen-time"), Reply::Integer(c.seen_ms as i64)),
-                        (
-                            word("pel-count"),
-                            Reply::Integer(g.pending_of(cname).count() as i64),
-                        ),
+                        (word("pel-count"), Reply::Integer(count as i64)),
                         (word("pending"), Reply::Array(own)),
                     ])
                 })

@@ -217,6 +217,20 @@ pub struct Group {
 }
 
 impl Group {
+    /// Per consumer, in one pass over the pending entries: how many it
+    /// holds, and the first `keep` of them (lowest first).
+    pub fn pending_by_consumer(&self, keep: usize) -> PendingByConsumer<'_> {
+        let mut by: PendingByConsumer<'_> = std::collections::BTreeMap::new();
+        for (id, p) in self.pending.iter() {
+            let (count, first) = by.entry(&p.consumer).or_default();
+            *count += 1;
+            if first.len() < keep {
+                first.push((id, p));
+            }
+        }
+        by
+    }
+
     /// The entries `consumer` holds, lowest first.
     pub fn pending_of<'a>(
         &'a self,
@@ -227,6 +241,10 @@ impl Group {
             .filter(move |(_, p)| p.consumer.as_ref() == consumer)
     }
 }
+
+/// [`Group::pending_by_consumer`]'s answer.
+pub type PendingByConsumer<'a> =
+    std::collections::BTreeMap<&'a Bytes, (usize, Vec<(&'a StreamId, &'a Pending)>)>;
 
 /// How a trim chooses what goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
