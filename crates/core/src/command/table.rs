@@ -59,8 +59,9 @@ pub mod flags {
     pub const CONTAINER: u32 = 1 << 13;
     /// Redis files it as a read, but it may change its key (PFCOUNT
     /// caches the count in the HyperLogLog): routed as a write here, it
-    /// needs only the read role, a read-only script may call it, and
-    /// `COMMAND INFO` reports it `readonly` (Redis's `may_replicate`).
+    /// needs only the read role and `COMMAND INFO` reports it `readonly`
+    /// (Redis's `may_replicate`); a read-only script may not call it, as
+    /// in Redis 7.0.
     pub const MAY_REPLICATE: u32 = 1 << 14;
 }
 

@@ -62,12 +62,7 @@ impl Exec<'_> {
                 let Some(h) = self.hash(key)? else {
                     return Ok(Reply::Integer(0));
                 };
-                let mut present: Vec<Bytes> = Vec::new();
-                for f in fields {
-                    if h.get(f).is_some() && !present.contains(f) {
-                        present.push(f.clone());
-                    }
-                }
+                let present = super::distinct_kept(fields, |f| h.get(f).is_some());
                 let n = present.len();
                 if n > 0 {
                     self.emit(key, EffectOp::HashDel(present));

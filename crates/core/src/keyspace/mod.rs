@@ -483,6 +483,21 @@ impl Exec<'_> {
     }
 }
 
+/// The members of `items` for which `keep` holds, each once, in the order
+/// they first come: in time linear in their number (a command may name
+/// 100,000 members; a scan of those kept so far would be quadratic).
+pub(crate) fn distinct_kept(items: &[Bytes], keep: impl Fn(&Bytes) -> bool) -> Vec<Bytes> {
+    let mut seen: std::collections::HashSet<&[u8]> =
+        std::collections::HashSet::with_capacity(items.len());
+    let mut kept = Vec::new();
+    for m in items {
+        if keep(m) && seen.insert(m.as_ref()) {
+            kept.push(m.clone());
+        }
+    }
+    kept
+}
+
 /// A command handed to the wrong family's executor: a bug in [`Exec::run`],
 /// answered as an error rather than a panic.
 fn misrouted(command: &Command) -> CommandError {

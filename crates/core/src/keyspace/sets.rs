@@ -20,12 +20,7 @@ impl Exec<'_> {
         match c {
             Command::SAdd { key, members } => {
                 let s = self.set(key)?;
-                let mut new: Vec<Bytes> = Vec::new();
-                for m in members {
-                    if s.is_none_or(|s| !s.contains(m)) && !new.contains(m) {
-                        new.push(m.clone());
-                    }
-                }
+                let new = super::distinct_kept(members, |m| s.is_none_or(|s| !s.contains(m)));
                 let n = new.len();
                 if n > 0 {
                     self.emit(key, EffectOp::SetAdd(new));
@@ -36,12 +31,7 @@ impl Exec<'_> {
                 let Some(s) = self.set(key)? else {
                     return Ok(Reply::Integer(0));
                 };
-                let mut gone: Vec<Bytes> = Vec::new();
-                for m in members {
-                    if s.contains(m) && !gone.contains(m) {
-                        gone.push(m.clone());
-                    }
-                }
+                let gone = super::distinct_kept(members, |m| s.contains(m));
                 let n = gone.len();
                 if n > 0 {
                     self.emit(key, EffectOp::SetRemove(gone));

@@ -161,12 +161,7 @@ impl Exec<'_> {
                 let Some(z) = self.zset(key)? else {
                     return Ok(Reply::Integer(0));
                 };
-                let mut gone: Vec<Bytes> = Vec::new();
-                for m in members {
-                    if z.score(m).is_some() && !gone.contains(m) {
-                        gone.push(m.clone());
-                    }
-                }
+                let gone = super::distinct_kept(members, |m| z.score(m).is_some());
                 let n = gone.len();
                 if n > 0 {
                     self.emit(key, EffectOp::ZRemove(gone));
@@ -470,15 +465,16 @@ impl Exec<'_> {
             });
         }
         let mut updates: Vec<(f64, Bytes)> = Vec::new();
+        // Earlier pairs of this same command count as current: each
+        // member's latest score among them (a map, so that a ZADD of many
+        // members stays linear).
+        let mut pending: std::collections::HashMap<&[u8], f64> = std::collections::HashMap::new();
         let (mut added, mut changed) = (0i64, 0i64);
         let mut last_score = None;
         for (score, member) in pairs {
-            // Earlier pairs of this same command count as current.
-            let current = updates
-                .iter()
-                .rev()
-                .find(|(_, m)| m == member)
-                .map(|(s, _)| *s)
+            let current = pending
+                .get(member.as_ref())
+                .copied()
                 .or_else(|| z.and_then(|z| z.score(member)));
             match current {
                 Some(cur) => {
@@ -497,6 +493,7 @@ impl Exec<'_> {
                     last_score = Some(new);
                     if new != cur {
                         updates.push((new, member.clone()));
+                        pending.insert(member.as_ref(), new);
                         changed += 1;
                     }
                 }
@@ -507,6 +504,7 @@ impl Exec<'_> {
                     }
                     let new = *score;
                     updates.push((new, member.clone()));
+                    pending.insert(member.as_ref(), new);
                     added += 1;
                     last_score = Some(new);
                 }

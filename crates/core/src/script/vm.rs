@@ -574,7 +574,8 @@ fn run_command(
             spec.name.to_uppercase()
         ));
     }
-    if context.read_only && spec.has(flags::WRITE) && !spec.has(flags::MAY_REPLICATE) {
+    // PFCOUNT (`may_replicate`) counts as a write here, as in Redis 7.0.
+    if context.read_only && spec.has(flags::WRITE) {
         return Err("ERR Write commands are not allowed from read-only scripts.".into());
     }
     for i in spec.key_positions(args) {
