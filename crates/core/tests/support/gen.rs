@@ -1642,6 +1642,8 @@ fn k_big(v: &[String]) -> String {
 /// order Lua walks a table in.
 const SCRIPTS: &[(&str, usize, usize)] = &[
     ("return redis.call('GET', KEYS[1])", 1, 0),
+    // PFCOUNT caches its count: a write for EVAL_RO, as in Redis 7.0.
+    ("return redis.pcall('PFCOUNT', KEYS[1])", 1, 0),
     // Streams: a read at once, a group read, and BLOCK (refused).
     (
         "return redis.pcall('XADD', KEYS[1], '5-*', 'f', ARGV[1])",
