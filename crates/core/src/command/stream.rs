@@ -516,13 +516,7 @@ fn read(a: &[Bytes], xreadgroup: bool) -> Result<Command> {
     while i < a.len() {
         let more = a.len() - i - 1;
         let o = &a[i];
-        if is(o, "block") && more >= 1 {
-            read.block_ms = Some(block_ms(&a[i + 1])?);
-            i += 2;
-        } else if is(o, "count") && more >= 1 {
-            read.count = usize::try_from(int(&a[i + 1])?).unwrap_or(0);
-            i += 2;
-        } else if is(o, "streams") && more >= 1 {
+        if is(o, "streams") && more >= 1 {
             if more % 2 != 0 {
                 // Redis says XREAD for XREADGROUP too.
                 return Err(CommandError::Other(
@@ -531,25 +525,34 @@ fn read(a: &[Bytes], xreadgroup: bool) -> Result<Command> {
             }
             streams = Some(i + 1);
             break;
-        } else if is(o, "group") && more >= 2 {
-            if !xreadgroup {
-                return Err(CommandError::Other(
-                    "The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
-                ));
-            }
-            read.group = Some((a[i + 1].clone(), a[i + 2].clone()));
-            i += 3;
-        } else if is(o, "noack") {
-            if !xreadgroup {
-                return Err(CommandError::Other(
-                    "The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
-                ));
-            }
-            read.noack = true;
-            i += 1;
-        } else {
-            return Err(CommandError::Syntax);
         }
+        // The options `read_keys` skips, with as many values.
+        let Some(values) = read_option_values(o).filter(|&n| more >= n) else {
+            return Err(CommandError::Syntax);
+        };
+        let only_xreadgroup = |option: &'static str| {
+            if xreadgroup {
+                Ok(())
+            } else {
+                Err(CommandError::Other(option))
+            }
+        };
+        if is(o, "block") {
+            read.block_ms = Some(block_ms(&a[i + 1])?);
+        } else if is(o, "count") {
+            read.count = usize::try_from(int(&a[i + 1])?).unwrap_or(0);
+        } else if is(o, "group") {
+            only_xreadgroup(
+                "The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+            )?;
+            read.group = Some((a[i + 1].clone(), a[i + 2].clone()));
+        } else {
+            only_xreadgroup(
+                "The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+            )?;
+            read.noack = true;
+        }
+        i += values + 1;
     }
     let Some(at) = streams else {
         return Err(CommandError::Syntax);
