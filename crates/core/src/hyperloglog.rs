@@ -116,13 +116,15 @@ fn val(value: u8, run: usize) -> u8 {
 }
 
 /// One sparse opcode at `p` (< `b.len()`): (value, run, its length in
-/// bytes). An XZERO cut off by the end is damage.
+/// bytes). An XZERO cut off by the end (a damaged value) reads its missing
+/// second byte as 0, as Redis does: it reads the terminating NUL that
+/// follows every string it holds.
 fn opcode(b: &[u8], p: usize) -> Result<(u8, usize, usize), Invalid> {
     let op = b[p];
     Ok(if op & 0xc0 == 0 {
         (0, usize::from(op & 0x3f) + 1, 1)
     } else if op & 0xc0 == 0x40 {
-        let next = *b.get(p + 1).ok_or(Invalid::Corrupt)?;
+        let next = b.get(p + 1).copied().unwrap_or(0);
         (
             0,
             ((usize::from(op & 0x3f) << 8) | usize::from(next)) + 1,
@@ -253,7 +255,18 @@ pub fn set(b: &mut Vec<u8>, index: usize, value: u8) -> Result<bool, Invalid> {
         if seq.len() > len && b.len() + seq.len() - len > SPARSE_MAX {
             return promote_and_set(b, index, value);
         }
-        b.splice(p..p + len, seq);
+        if p + len <= b.len() {
+            b.splice(p..p + len, seq);
+        } else {
+            // The run was an XZERO cut off by the end. Redis writes the new
+            // opcodes over it but grows the string by their length less
+            // the XZERO's two bytes, so the last byte written falls past
+            // the end.
+            let kept = b.len() + seq.len() - len;
+            b.truncate(p);
+            b.extend_from_slice(&seq);
+            b.truncate(kept);
+        }
     }
     merge_vals(b, prev.unwrap_or(HEADER));
     Ok(true)
@@ -401,8 +414,9 @@ mod tests {
         }
     }
 
-    /// Damaged sparse runs (an XZERO cut off by the end, runs past the
-    /// registers) are refused, never a panic.
+    /// Damaged sparse runs (an XZERO cut off by the end that leaves the
+    /// registers short, runs past the registers) are refused by a count,
+    /// never a panic.
     #[test]
     fn damaged_sparse_runs_are_refused() {
         let header = b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\x80".to_vec();
@@ -422,6 +436,27 @@ mod tests {
                 let _ = set(&mut b.clone(), i, v);
             }
         }
+    }
+
+    /// A PFADD into an XZERO cut off by the end: Redis reads the missing
+    /// byte as the string's terminating 0, writes the new opcodes over the
+    /// run, and keeps all but their last byte. Bytes and answers taken from
+    /// redis-server 7.0.15 (SET of the damaged value, then the PFADDs).
+    #[test]
+    fn an_add_into_a_run_cut_off_by_the_end_does_what_redis_does() {
+        let damaged = b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\xfa\x57\x31\x84\x4c\xa7\x88\x41\x25\x80\x47\x32\x94\x4e\x0d\x88\x34\x7a";
+        let mut b = damaged.to_vec();
+        let mut changed = false;
+        for element in [&b"248474"[..], b"248475", b"x"] {
+            let (i, v) = pattern(element);
+            changed |= set(&mut b, i, v).unwrap();
+        }
+        assert!(changed);
+        let mut want = damaged[..damaged.len() - 1].to_vec();
+        want.extend_from_slice(&[0x45, 0x7a, 0x84, 0x74]);
+        assert_eq!(b, want);
+        // Still short of 16,384 registers: a count refuses it, as Redis's.
+        assert_eq!(registers(&b), Err(Invalid::Corrupt));
     }
 
     #[test]

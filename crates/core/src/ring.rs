@@ -77,6 +77,18 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
     key
 }
 
+/// How many slots Redis Cluster divides keys into.
+pub const CLUSTER_SLOTS: u16 = 16384;
+
+/// The Redis Cluster slot of a key: CRC16 (XMODEM) of its [`hash_tag`],
+/// modulo [`CLUSTER_SLOTS`]. Placement never uses it (the ring does);
+/// `CLUSTER KEYSLOT` reports it, and cluster clients compute the same
+/// number to group their keys, so it must be Redis's to the bit.
+pub fn cluster_slot(key: &[u8]) -> u16 {
+    const XMODEM: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
+    XMODEM.checksum(hash_tag(key)) % CLUSTER_SLOTS
+}
+
 /// The position of a key on the ring: [`key_hash`] of its [`hash_tag`]
 /// (of the whole key when it has no tag, so untagged keys place as they
 /// always did).
@@ -380,6 +392,30 @@ mod tests {
 
     fn ids(set: ReplicaSet) -> Vec<u32> {
         set.as_slice().to_vec()
+    }
+
+    /// Slots as redis-server 7.0.15 with `cluster-enabled yes` answers
+    /// `CLUSTER KEYSLOT` for the same keys.
+    #[test]
+    fn cluster_slots_are_redis_clusters() {
+        let vectors: &[(&[u8], u16)] = &[
+            (b"foo", 12182),
+            (b"bar", 5061),
+            (b"{user1000}.following", 3443),
+            (b"{user1000}.followers", 3443),
+            (b"foo{}{bar}", 8363),
+            (b"foo{{bar}}zap", 4015),
+            (b"foo{bar}{zap}", 5061),
+            (b"", 0),
+            (b"123456789", 12739),
+            (b"a{b", 13340),
+            (b"{}", 15257),
+            (b"}{x}", 16287),
+            (b"\x00\xff{\x01}", 4129),
+        ];
+        for &(key, slot) in vectors {
+            assert_eq!(cluster_slot(key), slot, "{:?}", String::from_utf8_lossy(key));
+        }
     }
 
     #[test]

@@ -57,6 +57,13 @@ pub enum Command {
         start: i64,
         end: i64,
     },
+    /// LCS. The options, or their error: Redis reads them only once both
+    /// keys held strings (or nothing).
+    Lcs {
+        a: Key,
+        b: Key,
+        options: Result<LcsOptions, CommandError>,
+    },
     SetRange {
         key: Key,
         offset: usize,
@@ -548,6 +555,20 @@ pub enum Command {
     /// GEOADD, GEOSEARCH and the rest of the geospatial commands
     /// ([`super::geo`]), over sorted sets.
     Geo(Box<super::geo::GeoCommand>),
+}
+
+/// What LCS answers: the common string itself (neither flag), its length
+/// (`len`), or the matching ranges with the length (`idx`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LcsOptions {
+    /// LEN: only the length.
+    pub len: bool,
+    /// IDX: the matching ranges, longest-last order as Redis walks them.
+    pub idx: bool,
+    /// MINMATCHLEN: ranges shorter than this are left out of IDX's list.
+    pub min_match_len: u64,
+    /// WITHMATCHLEN: each range with its length.
+    pub with_match_len: bool,
 }
 
 /// A BITCOUNT range: `start` and `end` in bytes, or in bits (`bits`).

@@ -263,6 +263,42 @@ pub(super) fn setrange(a: &[Bytes]) -> Result<Command> {
     })
 }
 
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]: options in
+/// any order, repeated at will; a negative MINMATCHLEN counts as 0.
+pub(super) fn lcs(a: &[Bytes]) -> Result<Command> {
+    let options = (|| {
+        let mut o = LcsOptions::default();
+        let mut i = 3;
+        while i < a.len() {
+            let word = &a[i];
+            if word.eq_ignore_ascii_case(b"IDX") {
+                o.idx = true;
+            } else if word.eq_ignore_ascii_case(b"LEN") {
+                o.len = true;
+            } else if word.eq_ignore_ascii_case(b"WITHMATCHLEN") {
+                o.with_match_len = true;
+            } else if word.eq_ignore_ascii_case(b"MINMATCHLEN") && i + 1 < a.len() {
+                o.min_match_len = u64::try_from(int(&a[i + 1])?).unwrap_or(0);
+                i += 1;
+            } else {
+                return Err(CommandError::Syntax);
+            }
+            i += 1;
+        }
+        if o.idx && o.len {
+            return Err(CommandError::Other(
+                "If you want both the length and indexes, please just use IDX.",
+            ));
+        }
+        Ok(o)
+    })();
+    Ok(Command::Lcs {
+        a: a[1].clone(),
+        b: a[2].clone(),
+        options,
+    })
+}
+
 pub(super) fn incrby(a: &[Bytes]) -> Result<Command> {
     Ok(Command::IncrBy {
         key: a[1].clone(),

@@ -391,6 +391,7 @@ impl Exec<'_> {
             | C::Append { .. }
             | C::StrLen { .. }
             | C::GetRange { .. }
+            | C::Lcs { .. }
             | C::SetRange { .. }
             | C::IncrBy { .. }
             | C::IncrByFloat { .. } => self.string_command(c),

@@ -4,7 +4,9 @@ use bytes::Bytes;
 
 use super::{EffectOp, Exec, Result, misrouted};
 use crate::command::long_double::LongDouble;
-use crate::command::{Command, CommandError, Cond, Expiry, GetExExpiry, Reply, SetExpiry};
+use crate::command::{
+    Command, CommandError, Cond, Expiry, GetExExpiry, LcsOptions, Reply, SetExpiry,
+};
 use crate::value::{StrValue, Value};
 
 /// The largest string Redis accepts (`proto-max-bulk-len`, 512 MiB).
@@ -158,6 +160,17 @@ impl Exec<'_> {
                 };
                 Ok(Reply::bulk(substring(&s.bytes, *start, *end)))
             }
+            Command::Lcs { a, b, options } => {
+                let mut string = |key: &[u8]| match self.entry(key).map(|e| &e.value) {
+                    None => Ok(Bytes::new()),
+                    Some(Value::Str(s)) => Ok(Bytes::copy_from_slice(&s.bytes)),
+                    Some(_) => Err(CommandError::Other(
+                        "The specified keys must contain string values",
+                    )),
+                };
+                let (a, b) = (string(a)?, string(b)?);
+                lcs(&a, &b, options.clone()?)
+            }
             Command::SetRange { key, offset, value } => {
                 let len = match self.string(key)? {
                     None if value.is_empty() => return Ok(Reply::Integer(0)),
@@ -271,4 +284,92 @@ fn substring(s: &[u8], start: i64, end: i64) -> &[u8] {
         return b"";
     }
     &s[start as usize..=end as usize]
+}
+
+/// The most memory LCS's table may take: (len(a) + 1) × (len(b) + 1)
+/// four-byte cells. Redis bounds it by `proto-max-bulk-len` (512 MiB by
+/// default); a cache node that serves other keys meanwhile stops at 16 MiB,
+/// about four million cells, a few milliseconds of work.
+pub const LCS_MAX_TABLE_BYTES: u64 = 16 << 20;
+
+/// LCS as Redis computes it: the dynamic-programming table of common
+/// lengths, then a walk back from its corner that takes a match where the
+/// bytes agree and otherwise steps along `a` only when that keeps a longer
+/// subsequence (so which of several equally long answers comes out, and the
+/// order of IDX's ranges, last first, are Redis's).
+fn lcs(a: &[u8], b: &[u8], options: LcsOptions) -> Result<Reply> {
+    let cells = (a.len() as u64 + 1) * (b.len() as u64 + 1);
+    if cells.saturating_mul(4) > LCS_MAX_TABLE_BYTES {
+        return Err(CommandError::Other(
+            "Insufficient memory, transient memory for LCS exceeds the 16 MiB limit",
+        ));
+    }
+    let width = b.len() + 1;
+    let mut table = vec![0u32; cells as usize];
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            table[i * width + j] = if a[i - 1] == b[j - 1] {
+                table[(i - 1) * width + j - 1] + 1
+            } else {
+                table[(i - 1) * width + j].max(table[i * width + j - 1])
+            };
+        }
+    }
+    let len = table[a.len() * width + b.len()];
+    if options.len {
+        return Ok(Reply::Integer(i64::from(len)));
+    }
+    let mut common = vec![0u8; len as usize];
+    let mut matches = Vec::new();
+    // The range being grown backwards: (a's start, a's end, b's start, b's end).
+    let mut range: Option<(usize, usize, usize, usize)> = None;
+    let (mut i, mut j, mut left) = (a.len(), b.len(), len as usize);
+    while i > 0 && j > 0 {
+        let emit = if a[i - 1] == b[j - 1] {
+            common[left - 1] = a[i - 1];
+            left -= 1;
+            let grown = match range {
+                None => (i - 1, i - 1, j - 1, j - 1),
+                // Contiguous: every match after a match is (the walk
+                // steps both ways at once, and any other step closes it).
+                Some((_, a_end, _, b_end)) => (i - 1, a_end, j - 1, b_end),
+            };
+            range = Some(grown);
+            i -= 1;
+            j -= 1;
+            grown.0 == 0 || grown.2 == 0
+        } else {
+            if table[(i - 1) * width + j] > table[i * width + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            range.is_some()
+        };
+        if emit {
+            if let Some((a_start, a_end, b_start, b_end)) = range.take() {
+                let match_len = (a_end - a_start + 1) as u64;
+                if match_len >= options.min_match_len {
+                    let pair = |start: usize, end: usize| {
+                        Reply::Array(vec![
+                            Reply::Integer(start as i64),
+                            Reply::Integer(end as i64),
+                        ])
+                    };
+                    let mut item = vec![pair(a_start, a_end), pair(b_start, b_end)];
+                    if options.with_match_len {
+                        item.push(Reply::Integer(match_len as i64));
+                    }
+                    matches.push(Reply::Array(item));
+                }
+            }
+        }
+    }
+    if !options.idx {
+        return Ok(Reply::Bulk(Bytes::from(common)));
+    }
+    Ok(Reply::Map(vec![
+        (Reply::bulk(b"matches"), Reply::Array(matches)),
+        (Reply::bulk(b"len"), Reply::Integer(i64::from(len))),
+    ]))
 }

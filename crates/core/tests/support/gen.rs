@@ -236,10 +236,10 @@ impl Gen {
 
     /// One command as an argument vector (strings).
     pub fn command(&mut self) -> Vec<String> {
-        let which = self.rng.random_range(0..140);
+        let which = self.rng.random_range(0..143);
         self.family = match which {
             134..=139 => 'p',
-            0..=20 | 112..=115 => 's',
+            0..=20 | 112..=115 | 140..=142 => 's',
             116..=125 => 'x',
             126..=133 => 'g',
             31..=43 => 'h',
@@ -673,6 +673,8 @@ impl Gen {
             116..=125 => self.stream(k),
             126..=133 => self.geo(k),
             134..=139 => self.hyperloglog(k),
+            140..=141 => self.lcs(k),
+            142 => vec!["SUBSTR".into(), k, self.int(), self.int()],
             _ => vec!["EXISTS".into(), k],
         };
         // Now and then a big collection, past the 128 elements where Redis
@@ -1294,6 +1296,26 @@ impl Gen {
     /// A bitmap command over `k` (SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP,
     /// BITFIELD, BITFIELD_RO), with offsets mostly within a few bytes
     /// and now and then a bad one.
+    /// LCS of two strings (or of a missing key, or another type), with
+    /// its options in any order, now and then a wrong one.
+    fn lcs(&mut self, k: String) -> Vec<String> {
+        let mut v = vec!["LCS".into(), k, self.key()];
+        for _ in 0..self.rng.random_range(0..4) {
+            match self.rng.random_range(0..9) {
+                0..=1 => v.push(self.pick(&["IDX", "idx"]).into()),
+                2..=3 => v.push("WITHMATCHLEN".into()),
+                4..=5 => {
+                    v.push("MINMATCHLEN".into());
+                    v.push(self.pick(&["0", "1", "2", "3", "-1", "abc"]).into());
+                }
+                6 => v.push("LEN".into()),
+                7 => v.push("MINMATCHLEN".into()),
+                _ => v.push("BAD".into()),
+            }
+        }
+        v
+    }
+
     fn bits(&mut self, k: String) -> Vec<String> {
         let offset = |g: &mut Gen| -> String {
             if g.chance(0.05) {
