@@ -414,7 +414,12 @@ mod tests {
             (b"\x00\xff{\x01}", 4129),
         ];
         for &(key, slot) in vectors {
-            assert_eq!(cluster_slot(key), slot, "{:?}", String::from_utf8_lossy(key));
+            assert_eq!(
+                cluster_slot(key),
+                slot,
+                "{:?}",
+                String::from_utf8_lossy(key)
+            );
         }
     }
 
