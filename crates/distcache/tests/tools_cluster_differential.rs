@@ -374,6 +374,15 @@ impl Run {
     }
 
     fn redis(&mut self, words: &[String]) -> Frame {
+        if words[0].eq_ignore_ascii_case("sort") || words[0].eq_ignore_ascii_case("sort_ro") {
+            self.redis.clear_errno();
+        }
+        self.redis_in_block(words)
+    }
+
+    /// [`Run::redis`] for a command inside MULTI, where clearing Redis's
+    /// `errno` would queue a command (the block's MULTI did it).
+    fn redis_in_block(&mut self, words: &[String]) -> Frame {
         let raw: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
         self.redis.call(&raw)
     }
@@ -501,6 +510,8 @@ impl Run {
             .push(format!("-- a pipeline of {}:", run.len()));
         self.history
             .extend(run.iter().map(|words| format!("{words:?}")));
+        let commands: Vec<&[Vec<u8>]> = raw.iter().map(Vec::as_slice).collect();
+        self.redis.clear_errno_before_sort(&commands);
         let theirs = self.redis.pipeline(&raw);
         let ours = self
             .resp
@@ -542,11 +553,12 @@ impl Run {
             return self.transaction_over_resp(block);
         }
         self.history.push(format!("{block:?}"));
+        self.redis.clear_errno();
         let mut body = Vec::new();
         let mut queued = Vec::new();
         let mut last = Frame::Null;
         for words in &block {
-            last = self.redis(words);
+            last = self.redis_in_block(words);
             let name = words[0].to_lowercase();
             if !matches!(name.as_str(), "multi" | "exec" | "discard") {
                 body.push(words.clone());
@@ -585,10 +597,11 @@ impl Run {
     /// EXECABORT, EXEC's array element by element).
     fn transaction_over_resp(&mut self, block: Vec<Vec<String>>) {
         self.history.push(format!("{block:?}"));
+        self.redis.clear_errno();
         self.tally("multi", true);
         let mut queued: Vec<Vec<String>> = Vec::new();
         for words in &block {
-            let theirs = self.redis(words);
+            let theirs = self.redis_in_block(words);
             let ours = {
                 let raw: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
                 self.resp.as_mut().expect("a RESP connection").call(&raw)

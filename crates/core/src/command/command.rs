@@ -57,6 +57,11 @@ pub enum Command {
         start: i64,
         end: i64,
     },
+    /// SORT and SORT_RO, as Redis Cluster runs them.
+    Sort {
+        key: Key,
+        options: super::sort::SortOptions,
+    },
     /// LCS. The options, or their error: Redis reads them only once both
     /// keys held strings (or nothing).
     Lcs {

@@ -24,6 +24,7 @@ pub mod long_double;
 pub mod number;
 pub mod parse;
 pub mod reply;
+pub mod sort;
 pub mod stream;
 pub mod table;
 

@@ -13,7 +13,7 @@ use super::by_name::ByName;
 use super::command::Command;
 use super::error::CommandError;
 use super::parse::{self as p, Parser};
-use super::{geo, stream};
+use super::{geo, sort, stream};
 
 /// Flags, as RESP's `COMMAND` reports them, plus Redis 7's command tips.
 pub mod flags {
@@ -180,6 +180,8 @@ pub enum KeySpec {
         /// Where the options start.
         options_at: usize,
     },
+    /// The key at 1, and the last STORE's key (SORT).
+    Sort,
 }
 
 impl KeySpec {
@@ -192,6 +194,7 @@ impl KeySpec {
                 | KeySpec::StoreNumKeys { .. }
                 | KeySpec::Streams
                 | KeySpec::GeoStore { .. }
+                | KeySpec::Sort
         )
     }
 }
@@ -325,6 +328,10 @@ impl CommandSpec {
                 listed = super::geo::radius_keys(args, options_at);
                 (0, 0, 1)
             }
+            KeySpec::Sort => {
+                listed.extend(sort::store_key(args));
+                (1, 2.min(args.len()), 1)
+            }
         };
         KeyPositions {
             first,
@@ -342,7 +349,7 @@ impl CommandSpec {
         match self.keys {
             KeySpec::Range { first, last, step } => (first as i64, i64::from(last), step as i64),
             KeySpec::None | KeySpec::NumKeys { .. } | KeySpec::Streams => (0, 0, 0),
-            KeySpec::GeoStore { .. } => (1, 1, 1),
+            KeySpec::GeoStore { .. } | KeySpec::Sort => (1, 1, 1),
             // The destination; the others are found by their count.
             KeySpec::StoreNumKeys { .. } => (1, 1, 1),
         }
@@ -499,6 +506,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("smembers", 2, R | UNORDERED_OUTPUT, Set, ONE, |a| Ok(Command::SMembers { key: a[1].clone() }), "Every member"),
     c!("smismember", -3, R | FAST, Set, ONE, |a| Ok(Command::SMIsMember { key: a[1].clone(), members: p::keys_from(a, 2) }), "Whether each member is in the set"),
     c!("smove", 4, W | FAST, Set, TWO, |a| Ok(Command::SMove { src: a[1].clone(), dst: a[2].clone(), member: a[3].clone() }), "Moves a member between sets"),
+    c!("sort", -2, W | DENYOOM, Generic, KeySpec::Sort, sort::sort, "Sorts a list, set or sorted set by number or bytes, or stores the result (STORE); BY patterns and GET refused, as in Redis Cluster"),
+    c!("sort_ro", -2, R, Generic, ONE, sort::sort_ro, "SORT without STORE"),
     c!("spop", -2, W | FAST | RANDOM_OUTPUT, Set, ONE, p::spop, "Removes random members"),
     c!("srandmember", -2, R | RANDOM_OUTPUT, Set, ONE, p::srandmember, "Random members"),
     c!("srem", -3, W | FAST, Set, ONE, |a| Ok(Command::SRem { key: a[1].clone(), members: p::keys_from(a, 2) }), "Removes members"),

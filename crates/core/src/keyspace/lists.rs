@@ -265,7 +265,21 @@ impl Exec<'_> {
                 let Some(element) = element else {
                     return Ok(Reply::Null);
                 };
+                let alone = l.len() == 1;
                 self.list(dst)?;
+                if src == dst && alone {
+                    // Popping the only element would delete the key, and
+                    // its TTL with it, before the push made it again: the
+                    // list stays as it is, changed in place.
+                    self.emit(
+                        src,
+                        EffectOp::ListSet {
+                            index: 0,
+                            element: element.clone(),
+                        },
+                    );
+                    return Ok(Reply::Bulk(element));
+                }
                 self.emit(
                     src,
                     EffectOp::Pop {

@@ -34,6 +34,7 @@ mod keys;
 mod lists;
 mod session;
 mod sets;
+mod sort;
 mod streams;
 mod strings;
 mod zsets;
@@ -45,6 +46,7 @@ use rand::RngCore;
 
 pub use effect::{Effect, EffectError, EffectOp, Undo, apply_to_slot, apply_undoable};
 pub use session::Session;
+pub use strings::LCS_MAX_TABLE_BYTES;
 
 use crate::command::{Command, CommandError, Reply};
 use crate::value::Value;
@@ -416,6 +418,7 @@ impl Exec<'_> {
             | C::FlushAll
             | C::RandomKey
             | C::Scan { .. } => self.key_command(c),
+            C::Sort { .. } => self.sort_command(c),
             C::HSet { .. }
             | C::HSetNx { .. }
             | C::HGet { .. }

@@ -1098,3 +1098,28 @@ fn xread_keys_are_found_past_option_values_named_streams() {
     assert_eq!(keys("XREAD COUNT"), 0..0);
     assert_eq!(keys("XREAD STREAMS a b 0"), 0..0);
 }
+
+/// A one-element list moved onto itself keeps its TTL (popping it first
+/// would delete the key, and the TTL, before the push made it again).
+#[test]
+fn a_lone_element_moved_onto_its_own_list_keeps_the_ttl() {
+    let mut ks = Keyspace::new();
+    for line in [
+        "RPOPLPUSH l l",
+        "LMOVE l l LEFT RIGHT",
+        "LMOVE l l RIGHT RIGHT",
+    ] {
+        run(&mut ks, "DEL l");
+        run(&mut ks, "RPUSH l x");
+        run(&mut ks, "EXPIRE l 100");
+        let moved = run(&mut ks, line);
+        assert_eq!(moved.reply, bulk("x"), "{line}");
+        assert_eq!(moved.effects.len(), 1, "{line}: changed, for WATCH");
+        assert_eq!(run(&mut ks, "TTL l").reply, Reply::Integer(100), "{line}");
+        assert_eq!(
+            run(&mut ks, "LRANGE l 0 -1").reply,
+            Reply::Array(vec![bulk("x")]),
+            "{line}"
+        );
+    }
+}

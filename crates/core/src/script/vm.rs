@@ -21,7 +21,7 @@ use super::{convert, libs, sha1_hex, time_limit};
 use crate::command::number::format_double;
 use crate::command::table::one_line;
 use crate::command::table::{self, flags};
-use crate::command::{CommandError, Reply};
+use crate::command::{Command, CommandError, Reply};
 use crate::keyspace::{Effect, Keyspace};
 use crate::value::stored;
 
@@ -586,7 +586,10 @@ fn run_command(
             ));
         }
     }
-    let command = (spec.parse)(args).map_err(|e| e.to_string())?;
+    let mut command = (spec.parse)(args).map_err(|e| e.to_string())?;
+    if let Command::Sort { options, .. } = &mut command {
+        options.from_script = true;
+    }
     let reply = ks.execute_into(&command, context.now_ms, rng, effects);
     // A value past the limit stops the script here, before it grows more
     // (the whole script is then refused, nothing of it kept).

@@ -236,7 +236,7 @@ impl Gen {
 
     /// One command as an argument vector (strings).
     pub fn command(&mut self) -> Vec<String> {
-        let which = self.rng.random_range(0..143);
+        let which = self.rng.random_range(0..146);
         self.family = match which {
             134..=139 => 'p',
             0..=20 | 112..=115 | 140..=142 => 's',
@@ -675,6 +675,7 @@ impl Gen {
             134..=139 => self.hyperloglog(k),
             140..=141 => self.lcs(k),
             142 => vec!["SUBSTR".into(), k, self.int(), self.int()],
+            143..=145 => self.sort(),
             _ => vec!["EXISTS".into(), k],
         };
         // Now and then a big collection, past the 128 elements where Redis
@@ -1296,6 +1297,52 @@ impl Gen {
     /// A bitmap command over `k` (SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP,
     /// BITFIELD, BITFIELD_RO), with offsets mostly within a few bytes
     /// and now and then a bad one.
+    /// SORT or SORT_RO of a list, a set or a sorted set (now and then
+    /// another type), with options in any order. `BY nosort` comes with
+    /// STORE only: without it a set comes in its hash table's order,
+    /// which is Redis's own (the edge cases cover lists and sorted sets).
+    fn sort(&mut self) -> Vec<String> {
+        self.family = self
+            .pick(&["l", "t", "z", "l", "t", "z", "s"])
+            .chars()
+            .next()
+            .unwrap_or('l');
+        let ro = self.chance(0.3);
+        let key = self.key();
+        // Redis converts a sorted set it sorts to its big encoding, as
+        // one past 128 members, which keeps `-0` (see `big`).
+        if self.family == 'z' || KEYS.contains(&key.as_str()) {
+            self.big.insert(key.clone());
+        }
+        let mut v = vec![if ro { "SORT_RO" } else { "SORT" }.into(), key];
+        let mut store = false;
+        let mut nosort = false;
+        for _ in 0..self.rng.random_range(0..4) {
+            match self.rng.random_range(0..10) {
+                0..=2 => v.push(self.pick(&["ALPHA", "alpha"]).into()),
+                3 => v.push("DESC".into()),
+                4 => v.push("ASC".into()),
+                5..=6 => {
+                    v.push("LIMIT".into());
+                    v.push(self.pick(&["0", "1", "2", "-1", "5", "x"]).into());
+                    v.push(self.pick(&["0", "1", "2", "-1", "3", "100"]).into());
+                }
+                7 if !ro => store = true,
+                8 => nosort = true,
+                _ => v.push(self.pick(&["BAD", "LIMIT"]).into()),
+            }
+        }
+        if nosort && !ro {
+            v.extend(["BY".into(), "nosort".into()]);
+            store = true;
+        }
+        if store {
+            v.push("STORE".into());
+            v.push(self.key());
+        }
+        v
+    }
+
     /// LCS of two strings (or of a missing key, or another type), with
     /// its options in any order, now and then a wrong one.
     fn lcs(&mut self, k: String) -> Vec<String> {

@@ -104,6 +104,40 @@ impl Client {
         read_frame(&mut self.reader).unwrap()
     }
 
+    /// Works around a Redis 7.0 bug before `commands` reach a
+    /// redis-server outside a transaction: SORT reads a number with
+    /// `strtod` without clearing `errno` first, so after any earlier
+    /// command's `ERANGE` (a ZADD of `1e400`, say) it refuses valid numbers
+    /// ("One or more scores can't be converted into double"). A MULTI
+    /// block's SORTs run at EXEC: clear before its MULTI.
+    #[allow(dead_code)]
+    pub fn clear_errno_before_sort(&mut self, commands: &[&[Vec<u8>]]) {
+        let sorts = commands.iter().any(|args| {
+            args.first().is_some_and(|name| {
+                [&b"sort"[..], b"sort_ro", b"multi"]
+                    .iter()
+                    .any(|n| name.eq_ignore_ascii_case(n))
+            })
+        });
+        if sorts {
+            self.clear_errno();
+        }
+    }
+
+    /// INCRBYFLOAT clears Redis's `errno` (see
+    /// [`Client::clear_errno_before_sort`]); its scratch key is deleted at
+    /// once.
+    #[allow(dead_code)]
+    pub fn clear_errno(&mut self) {
+        for reset in [
+            &["INCRBYFLOAT", "__errno_reset", "0"][..],
+            &["DEL", "__errno_reset"],
+        ] {
+            let args: Vec<Vec<u8>> = reset.iter().map(|a| a.as_bytes().to_vec()).collect();
+            self.call(&args);
+        }
+    }
+
     /// Sends every command in one write, then reads their replies (the
     /// cluster differential's pipelines; the single-node one has none).
     #[allow(dead_code)]
