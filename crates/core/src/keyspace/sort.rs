@@ -108,43 +108,46 @@ fn as_intset(elements: &[Bytes]) -> Option<Vec<(i64, Bytes)>> {
 }
 
 fn sort(elements: &mut [Bytes], alpha: bool, options: &SortOptions) -> Result<()> {
-    let order: Box<dyn Fn(&Bytes, &Bytes) -> Ordering> = if alpha {
-        if options.store.is_some() {
-            Box::new(|a: &Bytes, b: &Bytes| a.cmp(b))
-        } else {
-            Box::new(|a: &Bytes, b: &Bytes| up_to_nul(a).cmp(up_to_nul(b)))
-        }
+    if !alpha {
+        return sort_numbers(elements, options.desc);
+    }
+    let order: fn(&Bytes, &Bytes) -> Ordering = if options.store.is_some() {
+        |a, b| a.cmp(b)
     } else {
-        let mut scored = Vec::with_capacity(elements.len());
-        for e in elements.iter() {
-            let score = score(e).ok_or(CommandError::Other(
-                "One or more scores can't be converted into double",
-            ))?;
-            scored.push((score, e.clone()));
-        }
-        // Equal numbers compare by their bytes: one answer whatever the
-        // input order. NaN cannot occur (`score` refuses it).
-        let by_number = |a: &(f64, Bytes), b: &(f64, Bytes)| {
-            a.0.partial_cmp(&b.0)
-                .unwrap_or(Ordering::Equal)
-                .then_with(|| a.1.cmp(&b.1))
-        };
-        if options.desc {
-            scored.sort_by(|a, b| by_number(b, a));
-        } else {
-            scored.sort_by(by_number);
-        }
-        for (slot, (_, e)) in elements.iter_mut().zip(scored) {
-            *slot = e;
-        }
-        return Ok(());
+        |a, b| up_to_nul(a).cmp(up_to_nul(b))
     };
     // Stable: elements that compare equal keep their order, DESC too
     // (Redis negates the comparison, which leaves ties where they were).
     if options.desc {
         elements.sort_by(|a, b| order(b, a));
     } else {
-        elements.sort_by(|a, b| order(a, b));
+        elements.sort_by(order);
+    }
+    Ok(())
+}
+
+/// By number; equal numbers by their bytes, so that the order is one
+/// whatever the input's (NaN cannot occur: [`score`] refuses it).
+fn sort_numbers(elements: &mut [Bytes], desc: bool) -> Result<()> {
+    let mut scored = Vec::with_capacity(elements.len());
+    for e in elements.iter() {
+        let score = score(e).ok_or(CommandError::Other(
+            "One or more scores can't be converted into double",
+        ))?;
+        scored.push((score, e.clone()));
+    }
+    let by_number = |a: &(f64, Bytes), b: &(f64, Bytes)| {
+        a.0.partial_cmp(&b.0)
+            .unwrap_or(Ordering::Equal)
+            .then_with(|| a.1.cmp(&b.1))
+    };
+    if desc {
+        scored.sort_by(|a, b| by_number(b, a));
+    } else {
+        scored.sort_by(by_number);
+    }
+    for (slot, (_, e)) in elements.iter_mut().zip(scored) {
+        *slot = e;
     }
     Ok(())
 }
