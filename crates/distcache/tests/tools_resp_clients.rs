@@ -642,3 +642,95 @@ const connect = (protocol, replyMapping, password) => new Redis({
     );
     assert_eq!(out, "ok");
 }
+
+/// redis-py's `RedisCluster`, the client of Redis Cluster users, given the
+/// three masters as its startup nodes: it reads CLUSTER SLOTS (one master
+/// owning every slot), then sets and reads keys of every slot, splits an
+/// MGET by slot, pipelines. When the master it chose is killed, it asks
+/// the next startup node and goes on; nothing written before is lost
+/// (REPLICAS=2 on two auxiliaries: the masters hold no data).
+#[test]
+fn python_redis_cluster_client_works_and_survives_its_master() {
+    let mut cluster = cluster_of(3, true);
+    let ports: Vec<String> = cluster
+        .masters
+        .iter()
+        .map(|m| m.resp_port.expect("RESP port").to_string())
+        .collect();
+    let python = repo().join("scripts/redis-py/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "run scripts/deps.d/26-redis-py.sh for the Python redis package"
+    );
+    let key = unique("pycluster");
+    let script = r#"
+import sys, redis
+from redis.cluster import RedisCluster, ClusterNode
+ports, key, write = [int(p) for p in sys.argv[1].split(",")], sys.argv[2], sys.argv[3]
+rc = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", p) for p in ports], password=write,
+                  decode_responses=True, dynamic_startup_nodes=False,
+                  cluster_error_retry_attempts=10)
+slots = rc.cluster_slots()
+assert list(slots.keys()) == [(0, 16383)], slots
+node = rc.get_node_from_key(key)
+assert node.port in ports, node
+assert rc.cluster_keyslot("{user1000}.following") == 3443
+assert rc.keyslot("{user1000}.following") == 3443
+keys = [f"{key}:{i}" for i in range(200)]
+for i, k in enumerate(keys):
+    assert rc.set(k, i) is True
+assert rc.mget_nonatomic(keys) == [str(i) for i in range(200)]
+p = rc.pipeline()
+for k in keys[:50]:
+    p.incr(k)
+assert p.execute() == list(range(1, 51))
+tagged = "{" + key + "}"
+assert rc.mset({tagged + "a": "1", tagged + "b": "2"}) is True
+assert rc.mget(tagged + "a", tagged + "b") == ["1", "2"]
+print(node.port, flush=True)
+assert sys.stdin.readline().strip() == "killed"
+# Its master is gone: the next command fails over to another startup node.
+for attempt in range(50):
+    try:
+        assert rc.set(key + ":after", "x") is True
+        break
+    except (redis.exceptions.ConnectionError, redis.exceptions.ClusterError, redis.exceptions.TimeoutError):
+        import time; time.sleep(0.2)
+else:
+    raise SystemExit("never failed over")
+assert rc.get_node_from_key(key).port != node.port
+assert rc.mget_nonatomic(keys) == [str(i + 1) if i < 50 else str(i) for i in range(200)]
+assert rc.get(key + ":after") == "x"
+print("ok", flush=True)
+"#;
+    let mut child = Command::new(&python)
+        .args(["-c", script, &ports.join(","), &key, WRITE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("the client's master");
+    let chosen = line.trim().to_owned();
+    let Some(victim) = ports.iter().position(|p| *p == chosen) else {
+        let out = child.wait_with_output().expect("python ends");
+        panic!(
+            "the client named no master ({line:?}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cluster.masters[victim].proc.kill();
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "killed").expect("tell the client");
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("the client's answer");
+    let out = child.wait_with_output().expect("python ends");
+    assert!(
+        out.status.success() && rest.trim() == "ok",
+        "after killing master {victim}: {rest:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -90,8 +90,10 @@ macro_rules! front {
 /// are Redis 7's for the same command.
 #[rustfmt::skip]
 pub(super) const FRONT_COMMANDS: &[FrontCommand] = &[
+    front!("asking", 1, ["fast"], ["@fast", "@connection"], [], "cluster", "3.0.0", "Accepted and ignored: keys never move between slots here, so no ASK is ever sent"),
     front!("auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], ["@fast", "@connection"], [], "connection", "1.0.0", "Authenticates the connection with a token (AUTH token, or AUTH user token)"),
     front!("client", -2, [], ["@slow"], [], "connection", "2.4.0", "Connection state: ID, GETNAME, SETNAME, INFO, LIST, SETINFO, NO-EVICT, NO-TOUCH, HELP"),
+    front!("cluster", -2, [], ["@slow"], [], "cluster", "3.0.0", "Redis Cluster's view for cluster clients: this master owning every slot (SLOTS, SHARDS, NODES, INFO, MYID, KEYSLOT...)"),
     front!("command", -1, ["loading", "stale"], ["@slow", "@connection"], ["nondeterministic_output_order"], "server", "2.8.13", "Describes the commands: COUNT, INFO, DOCS, LIST, GETKEYS, HELP"),
     front!("config", -2, [], ["@slow"], [], "server", "2.0.0", "CONFIG GET reads settings under Redis's names; CONFIG SET is refused"),
     front!("echo", 2, ["loading", "stale", "fast"], ["@fast", "@connection"], [], "connection", "1.0.0", "Returns the given string"),
@@ -100,6 +102,8 @@ pub(super) const FRONT_COMMANDS: &[FrontCommand] = &[
     front!("lastsave", 1, ["loading", "stale", "fast"], ["@admin", "@fast", "@dangerous"], ["nondeterministic_output"], "server", "1.0.0", "Unix time this master started (it saves nothing itself)"),
     front!("ping", -1, ["fast"], ["@fast", "@connection"], [], "connection", "1.0.0", "Returns PONG, or the given string"),
     front!("quit", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], ["@fast", "@connection"], [], "connection", "1.0.0", "Closes the connection"),
+    front!("readonly", 1, ["loading", "stale", "fast"], ["@fast", "@connection"], [], "cluster", "3.0.0", "Accepted: every master serves reads (and writes) for every key"),
+    front!("readwrite", 1, ["loading", "stale", "fast"], ["@fast", "@connection"], [], "cluster", "3.0.0", "Accepted: every master serves reads (and writes) for every key"),
     front!("reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], ["@fast", "@connection"], [], "connection", "6.2.0", "Resets the connection: protocol, name, authentication, transaction"),
     front!("select", 2, ["loading", "stale", "fast"], ["@fast", "@connection"], [], "connection", "1.0.0", "Selects database 0, the only one"),
     front!("time", 1, ["loading", "stale", "fast"], ["@fast"], ["nondeterministic_output"], "server", "2.6.0", "This master's time: Unix seconds and microseconds"),
@@ -121,6 +125,12 @@ const SUBCOMMAND_NAMES: &[&str] = &[
     "client|no-touch",
     "client|setinfo",
     "client|setname",
+    "cluster|info",
+    "cluster|keyslot",
+    "cluster|myid",
+    "cluster|nodes",
+    "cluster|shards",
+    "cluster|slots",
     "command|count",
     "command|docs",
     "command|getkeys",
@@ -215,7 +225,15 @@ pub(super) async fn run(
     }
     let reply = match command.name {
         "auth" => auth(conn, args),
+        "asking" | "readonly" | "readwrite" => Reply::OK,
         "client" => client(conn, args),
+        "cluster" => {
+            let node = super::cluster::Node {
+                id: &conn.server.master.id,
+                addr: conn.registered.snapshot().laddr,
+            };
+            super::cluster::cluster(&node, args)
+        }
         "command" => info::command(args),
         "config" => info::config(&conn.server, args),
         "echo" => Reply::Bulk(args[1].clone()),
@@ -345,7 +363,7 @@ fn hello(conn: &mut Connection, args: &[Bytes]) -> Reply {
         field("version", Reply::bulk(REDIS_VERSION.as_bytes())),
         field("proto", Reply::Integer(proto)),
         field("id", Reply::Integer(conn.id as i64)),
-        field("mode", Reply::bulk(b"standalone")),
+        field("mode", Reply::bulk(b"cluster")),
         field("role", Reply::bulk(b"master")),
         field("modules", Reply::Array(Vec::new())),
     ])

@@ -36,6 +36,7 @@ const SECTIONS: &[&str] = &[
     "stats",
     "replication",
     "cpu",
+    "cluster",
     "distcache",
     "keyspace",
 ];
@@ -111,7 +112,7 @@ fn write_section(server: &RespServer, section: &str, out: &mut String) {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
             s.field("redis_version", REDIS_VERSION);
-            s.field("redis_mode", "standalone");
+            s.field("redis_mode", "cluster");
             s.field("distcache_version", env!("CARGO_PKG_VERSION"));
             s.field("distcache_node", &master.id);
             s.field("os", std::env::consts::OS);
@@ -228,6 +229,11 @@ fn write_section(server: &RespServer, section: &str, out: &mut String) {
             s.field("items_with_copies", t.items);
             s.field("ring_epoch", view.epoch);
             s.field("rebalancing", u8::from(view.rebalancing()));
+        }
+        // Cluster clients see a one-shard cluster (resp/cluster.rs).
+        "cluster" => {
+            s.header("Cluster");
+            s.field("cluster_enabled", 1);
         }
         "keyspace" => {
             s.header("Keyspace");
@@ -394,6 +400,12 @@ fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
     }
     if (spec.has(flags::READONLY) || may_replicate) && !spec.has(flags::SCRIPTING) {
         cats.push("@read");
+    }
+    if matches!(spec.name, "sort" | "sort_ro") {
+        // SORT reads (or STOREs) lists, sets and sorted sets: Redis files
+        // it under the three, as slow and dangerous.
+        cats.extend(["@set", "@sortedset", "@list", "@slow", "@dangerous"]);
+        return cats;
     }
     cats.push(match spec.group {
         Group::String => "@string",
@@ -583,6 +595,19 @@ fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
             after_keyword(["OW", "update"], "STORE", options_at, 0, 0),
             after_keyword(["OW", "update"], "STOREDIST", options_at, 0, 0),
         ],
+        // SORT: the sorted key, and STORE's, which Redis files as found
+        // in an unknown way (the word may come anywhere among the options).
+        KeySpec::Sort => {
+            let unknown = || map(vec![("type", bulk("unknown")), ("spec", map(Vec::new()))]);
+            vec![
+                one(["RO", "access"], 1, range(0, 1)),
+                map(vec![
+                    ("flags", Reply::Set(vec![status("OW"), status("update")])),
+                    ("begin_search", unknown()),
+                    ("find_keys", unknown()),
+                ]),
+            ]
+        }
     }
 }
 

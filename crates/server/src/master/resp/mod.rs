@@ -35,6 +35,7 @@
 //! `client-output-buffer-limit` does. Like Redis (`timeout 0`), an idle
 //! connection is kept.
 
+mod cluster;
 mod connection;
 mod front;
 mod info;
