@@ -494,9 +494,30 @@ impl Run {
             normalise(words, theirs.clone()),
             normalise(words, ours.clone()),
         );
-        if theirs_n != ours_n && !close_enough(&name, &theirs, &ours) {
+        if theirs_n != ours_n
+            && !close_enough(&name, &theirs, &ours)
+            && !self.lcs_past_our_limit(words, &ours)
+        {
             self.fail(format!("{words:?}:\n  redis: {theirs}\n  ours:  {ours}"));
         }
+    }
+
+    /// An LCS of strings whose table passes distcache's limit (16 MiB),
+    /// refused where Redis's (512 MiB) lets it run: a documented
+    /// difference. The lengths are Redis's (the two sides hold the same).
+    fn lcs_past_our_limit(&mut self, words: &[String], ours: &Value) -> bool {
+        if !words[0].eq_ignore_ascii_case("lcs")
+            || words.len() < 3
+            || !ours.to_string().contains("transient memory for LCS")
+        {
+            return false;
+        }
+        let mut len = |key: &String| match self.redis.call_str(&["STRLEN", key]) {
+            Frame::Int(n) => n as u64,
+            _ => 0,
+        };
+        let (a, b) = (len(&words[1]), len(&words[2]));
+        (a + 1) * (b + 1) * 4 > distcache_core::keyspace::LCS_MAX_TABLE_BYTES
     }
 
     /// Commands sent in one write to each side, their replies compared in
@@ -741,7 +762,7 @@ fn random_command_sequences_over_resp_answer_as_redis_server_does() {
 /// tagged and untagged so that a run spans several auxiliaries.
 #[test]
 fn pipelined_command_sequences_over_resp_answer_as_redis_server_does() {
-    check_seeds(seeds(21..25), |seed| {
+    check_seeds(seeds(21..27), |seed| {
         run_seed_via(
             seed,
             1_500,
