@@ -734,3 +734,79 @@ print("ok", flush=True)
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// ioredis's `Cluster` and node-redis's `createCluster` over three
+/// masters: each reads CLUSTER SLOTS (ioredis also waits for CLUSTER
+/// INFO's `cluster_state:ok`), then writes and reads keys of many slots,
+/// pipelines (ioredis groups a pipeline's keys by slot: one hash tag) and
+/// reads a multi-slot set of keys back one by one.
+#[test]
+fn node_cluster_clients_work_through_the_masters() {
+    let cluster = cluster_of(3, true);
+    let ports: Vec<String> = cluster
+        .masters
+        .iter()
+        .map(|m| m.resp_port.expect("RESP port").to_string())
+        .collect();
+    let ports = ports.join(",");
+    let key = unique("nodecluster");
+    let ioredis = r#"
+const assert = require("node:assert/strict");
+const Redis = require("ioredis");
+const [ports, key, write] = process.argv.slice(1);
+(async () => {
+  const nodes = ports.split(",").map((p) => ({ host: "127.0.0.1", port: +p }));
+  const c = new Redis.Cluster(nodes, { redisOptions: { password: write }, enableReadyCheck: true });
+  await new Promise((resolve, reject) => { c.once("ready", resolve); c.once("error", reject); });
+  const slots = await c.cluster("SLOTS");
+  assert.equal(slots.length, 1);
+  assert.deepEqual(slots[0].slice(0, 2), [0, 16383]);
+  assert.ok(ports.split(",").includes(String(slots[0][2][1])), `owner ${slots[0][2]}`);
+  for (let i = 0; i < 100; i++) assert.equal(await c.set(`${key}:${i}`, String(i)), "OK");
+  for (let i = 0; i < 100; i++) assert.equal(await c.get(`${key}:${i}`), String(i));
+  const tag = `{${key}}`;
+  const res = await c.pipeline().set(tag + "a", "1").incr(tag + "a").get(tag + "a").exec();
+  assert.deepEqual(res, [[null, "OK"], [null, 2], [null, "2"]]);
+  assert.deepEqual(await c.mget(tag + "a", tag + "b"), ["2", null]);
+  assert.equal(await c.cluster("KEYSLOT", "{user1000}.following"), 3443);
+  await c.quit();
+  console.log("ok");
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
+    let out = run_node(
+        "ioredis",
+        "ioredis",
+        "scripts/deps.d/28-ioredis.sh",
+        ioredis,
+        &[&ports, &key, WRITE],
+    );
+    assert_eq!(out, "ok");
+    let node_redis = r#"
+const assert = require("node:assert/strict");
+const { createCluster } = require("redis");
+const [ports, key, write] = process.argv.slice(1);
+(async () => {
+  const c = createCluster({
+    rootNodes: ports.split(",").map((p) => ({ url: `redis://127.0.0.1:${p}` })),
+    defaults: { password: write },
+  });
+  c.on("error", (e) => { console.error(e); process.exit(1); });
+  await c.connect();
+  for (let i = 0; i < 100; i++) assert.equal(await c.set(`${key}:n:${i}`, String(i)), "OK");
+  for (let i = 0; i < 100; i++) assert.equal(await c.get(`${key}:n:${i}`), String(i));
+  const tag = `{${key}}`;
+  assert.deepEqual(await c.multi().set(tag + "x", "1").incr(tag + "x").exec(), ["OK", 2]);
+  assert.equal(await c.incr(tag + "x"), 3);
+  await c.quit();
+  console.log("ok");
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
+    let out = run_node(
+        "node-redis",
+        "redis",
+        "scripts/deps.d/27-node-redis.sh",
+        node_redis,
+        &[&ports, &key, WRITE],
+    );
+    assert_eq!(out, "ok");
+}

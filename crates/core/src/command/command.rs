@@ -57,6 +57,13 @@ pub enum Command {
         start: i64,
         end: i64,
     },
+    /// OBJECT ENCODING, FREQ, IDLETIME or REFCOUNT of a key.
+    Object {
+        key: Key,
+        sub: ObjectSub,
+    },
+    /// OBJECT HELP.
+    ObjectHelp,
     /// SORT and SORT_RO, as Redis Cluster runs them.
     Sort {
         key: Key,
@@ -560,6 +567,19 @@ pub enum Command {
     /// GEOADD, GEOSEARCH and the rest of the geospatial commands
     /// ([`super::geo`]), over sorted sets.
     Geo(Box<super::geo::GeoCommand>),
+}
+
+/// What OBJECT asks of a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectSub {
+    /// How Redis would hold the value.
+    Encoding,
+    /// The LFU counter (refused: the policy is LRU).
+    Freq,
+    /// Seconds since the last use (refused: not tracked).
+    IdleTime,
+    /// References to the value.
+    RefCount,
 }
 
 /// What LCS answers: the common string itself (neither flag), its length

@@ -263,6 +263,22 @@ pub(super) fn setrange(a: &[Bytes]) -> Result<Command> {
     })
 }
 
+/// OBJECT <subcommand> [key]: the table has checked the subcommand's name
+/// and arity (a container's, as Redis checks them while queueing).
+pub(super) fn object(a: &[Bytes]) -> Result<Command> {
+    let sub = match a[1].to_ascii_lowercase().as_slice() {
+        b"encoding" => ObjectSub::Encoding,
+        b"freq" => ObjectSub::Freq,
+        b"idletime" => ObjectSub::IdleTime,
+        b"refcount" => ObjectSub::RefCount,
+        _ => return Ok(Command::ObjectHelp),
+    };
+    Ok(Command::Object {
+        key: a[2].clone(),
+        sub,
+    })
+}
+
 /// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]: options in
 /// any order, repeated at will; a negative MINMATCHLEN counts as 0.
 pub(super) fn lcs(a: &[Bytes]) -> Result<Command> {

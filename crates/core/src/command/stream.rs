@@ -757,6 +757,13 @@ pub(crate) fn subcommand(container: &str, sub: &[u8]) -> Option<(i32, &'static s
             ("consumers", 4, "xinfo|consumers"),
             ("help", 2, "xinfo|help"),
         ],
+        "object" => &[
+            ("encoding", 3, "object|encoding"),
+            ("freq", 3, "object|freq"),
+            ("idletime", 3, "object|idletime"),
+            ("refcount", 3, "object|refcount"),
+            ("help", 2, "object|help"),
+        ],
         _ => return None,
     };
     subs.iter()

@@ -468,6 +468,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("mset", -3, W | DENYOOM, String, range(1, -1, 2), p::mset, "Sets several strings"),
     c!("msetnx", -3, W | DENYOOM, String, range(1, -1, 2), p::msetnx, "Sets several strings if none exists"),
     c!("multi", 1, TRANSACTION | FAST, Transactions, KeySpec::None, |_| Ok(Command::Multi), "Starts queueing a transaction"),
+    c!("object", -2, R | CONTAINER, Generic, range(2, 2, 1), p::object, "How a value would be held in Redis (ENCODING), its references (REFCOUNT); FREQ and IDLETIME refused"),
     c!("persist", 2, W | FAST, Generic, ONE, |a| Ok(Command::Persist { key: a[1].clone() }), "Removes the TTL"),
     c!("pexpire", -3, W | FAST, Generic, ONE, p::pexpire, "Sets a TTL in milliseconds"),
     c!("pexpireat", -3, W | FAST, Generic, ONE, p::pexpireat, "Sets an expiry as a Unix time in milliseconds"),

@@ -32,6 +32,7 @@ mod hashes;
 mod hll;
 mod keys;
 mod lists;
+mod object;
 mod session;
 mod sets;
 mod sort;
@@ -419,6 +420,7 @@ impl Exec<'_> {
             | C::RandomKey
             | C::Scan { .. } => self.key_command(c),
             C::Sort { .. } => self.sort_command(c),
+            C::Object { .. } | C::ObjectHelp => self.object_command(c),
             C::HSet { .. }
             | C::HSetNx { .. }
             | C::HGet { .. }

@@ -674,7 +674,15 @@ impl Gen {
             126..=133 => self.geo(k),
             134..=139 => self.hyperloglog(k),
             140..=141 => self.lcs(k),
-            142 => vec!["SUBSTR".into(), k, self.int(), self.int()],
+            142 => match self.rng.random_range(0..5) {
+                0 => vec!["OBJECT".into(), "FREQ".into(), k],
+                1 => vec!["OBJECT".into(), "HELP".into()],
+                2 => vec![
+                    "OBJECT".into(),
+                    self.pick(&["bogus", "ENCODING", "refcount"]).into(),
+                ],
+                _ => vec!["SUBSTR".into(), k, self.int(), self.int()],
+            },
             143..=145 => self.sort(),
             _ => vec!["EXISTS".into(), k],
         };
@@ -734,7 +742,13 @@ impl Gen {
         if self.chance(0.03) && v.len() > 1 {
             v.pop();
         } else if self.chance(0.02) {
-            v.push(self.el());
+            let extra = self.el();
+            // Not after a bare PX or EX: `SET k v px 1` would be a valid
+            // expiry of a millisecond, which the two sides' clocks race.
+            let after_unit = v
+                .last()
+                .is_some_and(|w| w.eq_ignore_ascii_case("px") || w.eq_ignore_ascii_case("ex"));
+            v.push(if after_unit { "abc".into() } else { extra });
         }
         if self.chance(0.2) {
             v[0] = v[0].to_lowercase();
@@ -1460,7 +1474,9 @@ impl Gen {
         };
         let keys = self.keys(2);
         if list {
-            match self.rng.random_range(0..5) {
+            // BLMPOP twice as often as each other: it is the one that can
+            // fail in five ways, and each run must see it succeed.
+            match self.rng.random_range(0..6) {
                 0 | 1 => {
                     let mut v = vec![self.pick(&["BLPOP", "BRPOP"]).to_owned(), k];
                     v.extend(keys);
@@ -1481,11 +1497,13 @@ impl Gen {
                     let keys: Vec<String> = std::iter::once(k).chain(keys).take(2).collect();
                     let mut v = vec!["BLMPOP".into(), timeout, self.numkeys(keys.len())];
                     v.extend(keys);
-                    v.push(self.pick(&["LEFT", "RIGHT", "LEFT", "RIGHT", "MIN"]).into());
+                    // Mostly valid: BLMPOP is rare among the commands, and
+                    // each run must see it succeed (LMPOP meets the errors).
+                    v.push(self.pick(&["LEFT", "RIGHT", "LEFT", "right", "MIN"]).into());
                     if self.chance(0.5) {
                         v.extend([
                             "COUNT".into(),
-                            self.pick(&["1", "2", "3", "0", "abc"]).into(),
+                            self.pick(&["1", "2", "3", "1", "abc"]).into(),
                         ]);
                     }
                     v

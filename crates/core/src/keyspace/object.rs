@@ -1,0 +1,162 @@
+//! OBJECT: how Redis 7.0 would hold a value, with its default settings.
+//!
+//! distcache keeps its own layouts, so ENCODING is worked out from the
+//! value as it is now: what Redis reports for a value built by plain
+//! writes. Redis's conversions are one-way (a hash that once held a long
+//! value stays `hashtable` after it is gone; a string changed by APPEND or
+//! SETRANGE stays `raw`); that history is not kept here, and a value that
+//! went through it answers its compact name (docs/commands.md, "OBJECT").
+
+use super::{Exec, Result, misrouted};
+use crate::command::number::parse_i64;
+use crate::command::{Command, CommandError, ObjectSub, Reply};
+use crate::value::Value;
+
+/// Redis's defaults: `set-max-intset-entries`, `hash-max-listpack-entries`
+/// and `-value`, `zset-max-listpack-entries` and `-value`, and the longest
+/// string held in one allocation with its object (`embstr`).
+const INTSET_MAX_ENTRIES: usize = 512;
+const HASH_LISTPACK_MAX_ENTRIES: usize = 512;
+const HASH_LISTPACK_MAX_VALUE: usize = 64;
+const ZSET_LISTPACK_MAX_ENTRIES: usize = 128;
+const ZSET_LISTPACK_MAX_VALUE: usize = 64;
+const EMBSTR_MAX_BYTES: usize = 44;
+
+/// Integers below this are Redis's shared objects: one object, referenced
+/// by every key that holds the number.
+const SHARED_INTEGERS: i64 = 10_000;
+/// The reference count Redis reports for a shared object.
+const SHARED_REFCOUNT: i64 = i32::MAX as i64;
+
+const HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
+impl Exec<'_> {
+    pub(super) fn object_command(&mut self, c: &Command) -> Result<Reply> {
+        let (key, sub) = match c {
+            Command::ObjectHelp => {
+                return Ok(Reply::Array(
+                    HELP.iter().map(|l| Reply::Status((*l).into())).collect(),
+                ));
+            }
+            Command::Object { key, sub } => (key, *sub),
+            other => return Err(misrouted(other)),
+        };
+        // A missing key is nil whatever was asked, as in Redis.
+        let Some(value) = self.entry(key).map(|e| &e.value) else {
+            return Ok(Reply::Null);
+        };
+        match sub {
+            ObjectSub::Encoding => Ok(Reply::bulk(encoding(value).as_bytes())),
+            ObjectSub::RefCount => Ok(Reply::Integer(match value {
+                Value::Str(s) if shared_integer(&s.bytes) => SHARED_REFCOUNT,
+                _ => 1,
+            })),
+            // The words Redis answers under an LRU policy, which is
+            // distcache's (CONFIG GET maxmemory-policy: allkeys-lru).
+            ObjectSub::Freq => Err(CommandError::Other(
+                "An LFU maxmemory policy is not selected, access frequency not tracked. Please \
+                 note that when switching between policies at runtime LRU and LFU data will \
+                 take some time to adjust.",
+            )),
+            ObjectSub::IdleTime => Err(CommandError::Other(
+                "OBJECT IDLETIME is not supported: distcache's LRU keeps the order in which keys \
+                 were used, not the times",
+            )),
+        }
+    }
+}
+
+/// A string Redis holds as an integer: a 64-bit number written as Redis
+/// writes it (no sign but `-`, no leading zero, not `-0`).
+fn is_integer(b: &[u8]) -> bool {
+    b.len() <= 20 && parse_i64(b).is_some_and(|n| n.to_string().as_bytes() == b)
+}
+
+fn shared_integer(b: &[u8]) -> bool {
+    is_integer(b) && parse_i64(b).is_some_and(|n| (0..SHARED_INTEGERS).contains(&n))
+}
+
+/// Redis 7.0's encoding name for a value like this one built by plain
+/// writes.
+fn encoding(value: &Value) -> &'static str {
+    match value {
+        // A HyperLogLog is edited in place: Redis holds it `raw`.
+        Value::Str(s) if s.bytes.starts_with(b"HYLL") => "raw",
+        Value::Str(s) if is_integer(&s.bytes) => "int",
+        Value::Str(s) if s.bytes.len() <= EMBSTR_MAX_BYTES => "embstr",
+        Value::Str(_) => "raw",
+        Value::List(_) => "quicklist",
+        Value::Set(s) if s.len() <= INTSET_MAX_ENTRIES && s.iter().all(|m| is_integer(m)) => {
+            "intset"
+        }
+        Value::Set(_) => "hashtable",
+        Value::Hash(h)
+            if h.len() <= HASH_LISTPACK_MAX_ENTRIES
+                && h.iter().all(|(f, v)| {
+                    f.len() <= HASH_LISTPACK_MAX_VALUE && v.len() <= HASH_LISTPACK_MAX_VALUE
+                }) =>
+        {
+            "listpack"
+        }
+        Value::Hash(_) => "hashtable",
+        Value::ZSet(z)
+            if z.len() <= ZSET_LISTPACK_MAX_ENTRIES
+                && z.iter().all(|(m, _)| m.len() <= ZSET_LISTPACK_MAX_VALUE) =>
+        {
+            "listpack"
+        }
+        Value::ZSet(_) => "skiplist",
+        Value::Stream(_) => "stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_those_redis_keeps_as_integers() {
+        for yes in [
+            "0",
+            "1",
+            "-1",
+            "9999",
+            "10000",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            assert!(is_integer(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "",
+            "007",
+            "-0",
+            "+1",
+            " 1",
+            "1 ",
+            "1.5",
+            "0x10",
+            "1e3",
+            "9223372036854775808",
+        ] {
+            assert!(!is_integer(no.as_bytes()), "{no}");
+        }
+        assert!(shared_integer(b"9999") && !shared_integer(b"10000") && !shared_integer(b"-1"));
+    }
+}
