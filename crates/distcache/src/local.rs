@@ -183,6 +183,7 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             resp_output_timeout_ms: distcache_server::config::DEFAULT_RESP_OUTPUT_TIMEOUT_MS,
             resp_pubsub_buffer_bytes: distcache_server::config::DEFAULT_RESP_PUBSUB_BUFFER_BYTES,
             resp_threads: None,
+            resp_announce_addr: None,
             security: MasterSecurity {
                 auth: PublicAuthConfig {
                     auth_tokens: args.auth_tokens.clone(),

@@ -1316,3 +1316,38 @@ fn stream_reads_wait_for_an_entry_added_through_another_master() {
     );
     exchange(&mut a, &request(&["EXEC"]), b"*1\r\n*-1\r\n");
 }
+
+/// CLUSTER SLOTS names the master at the address the client reached it
+/// by, and at `RESP_ANNOUNCE_ADDR` when that is set (a load balancer's, so
+/// that cluster clients outside a private network come back through it).
+#[test]
+fn cluster_slots_name_the_connected_address_or_the_announced_one() {
+    let slots_owner = |cluster: &Cluster| {
+        let mut s = connect(cluster);
+        s.write_all(&request(&["CLUSTER", "SLOTS"])).unwrap();
+        // *1 *3 :0 :16383 *4 $<n> host :port $40 id *0
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 512];
+        while !reply.ends_with(b"*0\r\n") {
+            let n = s.read(&mut buf).expect("CLUSTER SLOTS answers");
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&reply));
+            reply.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(&lines[..5], ["*1", "*3", ":0", ":16383", "*4"], "{text}");
+        (lines[6].to_owned(), lines[7].to_owned())
+    };
+    let plain = resp_cluster(&[]);
+    let port = plain.masters[0].resp_port.expect("a RESP port");
+    assert_eq!(
+        slots_owner(&plain),
+        ("127.0.0.1".to_owned(), format!(":{port}"))
+    );
+    drop(plain);
+    let announced = resp_cluster(&[("RESP_ANNOUNCE_ADDR", "cache.example.com:7777")]);
+    assert_eq!(
+        slots_owner(&announced),
+        ("cache.example.com".to_owned(), ":7777".to_owned())
+    );
+}

@@ -49,6 +49,22 @@ pub const DEFAULT_RESP_PUBSUB_BUFFER_BYTES: usize = 32 * 1024 * 1024;
 /// Most `RESP_THREADS`.
 pub const MAX_RESP_THREADS: usize = 256;
 
+/// `RESP_ANNOUNCE_ADDR` split into its host (an IPv6 address without its
+/// brackets) and port, if it is host:port.
+pub fn announced_host_port(addr: &str) -> Option<(String, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|&p| p != 0)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let plain = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    plain.then(|| (host.to_owned(), port))
+}
+
 /// `RESP_THREADS` when not set, on a machine with `cores` cores: one below
 /// four cores, else three quarters of them. One thread serves every
 /// connection without handing work between cores; on two cores shared
@@ -199,6 +215,10 @@ pub struct MasterConfig {
     /// Most bytes of Pub/Sub messages waiting to be sent to one RESP subscriber; past it the subscriber is disconnected, as Redis's `client-output-buffer-limit pubsub` does
     #[arg(long, env = "RESP_PUBSUB_BUFFER_BYTES", default_value_t = DEFAULT_RESP_PUBSUB_BUFFER_BYTES)]
     pub resp_pubsub_buffer_bytes: usize,
+
+    /// host:port that CLUSTER SLOTS, SHARDS and NODES give Redis Cluster clients for this master: a load balancer's or a NAT's address when clients cannot reach the master's own [default: the address each client connected to]
+    #[arg(long, env = "RESP_ANNOUNCE_ADDR")]
+    pub resp_announce_addr: Option<String>,
 
     /// Threads that serve RESP connections, each a single-threaded runtime with its own connections to the auxiliaries [default: 1 below 4 cores, else three quarters of the cores]
     #[arg(long, env = "RESP_THREADS")]
@@ -479,6 +499,14 @@ impl MasterConfig {
                 ),
             ));
         }
+        if let Some(addr) = &self.resp_announce_addr {
+            if announced_host_port(addr).is_none() {
+                return Err(invalid(
+                    "RESP_ANNOUNCE_ADDR",
+                    format!("{addr:?} is not host:port (a port from 1 to 65535)"),
+                ));
+            }
+        }
         if self.resp_pubsub_buffer_bytes < 1024 {
             return Err(invalid("RESP_PUBSUB_BUFFER_BYTES", "must be at least 1024"));
         }
@@ -709,6 +737,37 @@ mod tests {
         assert_eq!(e.setting, "RESP_PORT");
         assert!(master(&["--port", "0", "--resp-port", "0"]).is_ok());
         assert_eq!(master(&[]).expect("defaults").resp_port, DEFAULT_RESP_PORT);
+    }
+
+    #[test]
+    fn resp_announce_addr_must_be_host_and_port() {
+        for bad in [
+            "nginx",
+            "nginx:0",
+            "nginx:65536",
+            ":6379",
+            "a b:6379",
+            "nginx:x",
+        ] {
+            assert_eq!(
+                refused(&["--resp-announce-addr", bad]).setting,
+                "RESP_ANNOUNCE_ADDR",
+                "{bad}"
+            );
+        }
+        let config = master(&["--resp-announce-addr", "cache.example.com:6379"]).expect("valid");
+        assert_eq!(
+            config.resp_announce_addr.as_deref(),
+            Some("cache.example.com:6379")
+        );
+        assert_eq!(
+            announced_host_port("[::1]:7000"),
+            Some(("::1".to_owned(), 7000))
+        );
+        assert_eq!(
+            announced_host_port("10.0.0.5:6379"),
+            Some(("10.0.0.5".to_owned(), 6379))
+        );
     }
 
     #[test]

@@ -169,6 +169,7 @@ impl Cluster {
                 resp_pubsub_buffer_bytes:
                     distcache_server::config::DEFAULT_RESP_PUBSUB_BUFFER_BYTES,
                 resp_threads: None,
+                resp_announce_addr: None,
                 security: MasterSecurity::default(),
             }
             .validate()

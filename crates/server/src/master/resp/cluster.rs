@@ -10,13 +10,12 @@
 //! nodes, a client takes one's answer and, when that master fails, asks
 //! the next, which names itself (docs/commands.md, "Cluster clients").
 //!
-//! The node is reported at the address the client reached it by (the
-//! connection's local address), so a client that connected can connect
-//! again. Slot-level administration (ADDSLOTS, SETSLOT, MEET, FAILOVER...)
+//! The node is reported at `RESP_ANNOUNCE_ADDR` when it is set (a load
+//! balancer's address, or a NAT's), else at the address the client reached
+//! it by (the connection's local address), so a client that connected can
+//! connect again. Slot-level administration (ADDSLOTS, SETSLOT, MEET, FAILOVER...)
 //! and the per-slot key queries (COUNTKEYSINSLOT, GETKEYSINSLOT) are
 //! refused: keys are placed by the ring, not by slots.
-
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use distcache_core::command::{CommandError, Reply};
@@ -62,8 +61,11 @@ const REFUSED: &[(&str, i32)] = &[
 pub(super) struct Node<'a> {
     /// The master's NODE_ID.
     pub id: &'a str,
-    /// Where the client reached this master.
-    pub addr: SocketAddr,
+    /// The host clients are sent to: `RESP_ANNOUNCE_ADDR`'s, else the
+    /// address the client reached this master at.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
 }
 
 impl Node<'_> {
@@ -73,7 +75,7 @@ impl Node<'_> {
     }
 
     fn ip(&self) -> String {
-        self.addr.ip().to_string()
+        self.host.clone()
     }
 }
 
@@ -125,7 +127,7 @@ pub(super) fn cluster(node: &Node<'_>, args: &[Bytes]) -> Reply {
             Reply::Integer(i64::from(CLUSTER_SLOTS) - 1),
             Reply::Array(vec![
                 bulk(&node.ip()),
-                Reply::Integer(i64::from(node.addr.port())),
+                Reply::Integer(i64::from(node.port)),
                 bulk(&id),
                 Reply::Map(Vec::new()),
             ]),
@@ -144,7 +146,7 @@ pub(super) fn cluster(node: &Node<'_>, args: &[Bytes]) -> Reply {
                     "nodes",
                     Reply::Array(vec![Reply::Map(vec![
                         field("id", bulk(&id)),
-                        field("port", Reply::Integer(i64::from(node.addr.port()))),
+                        field("port", Reply::Integer(i64::from(node.port))),
                         field("ip", bulk(&node.ip())),
                         field("endpoint", bulk(&node.ip())),
                         field("role", bulk("master")),
@@ -157,8 +159,8 @@ pub(super) fn cluster(node: &Node<'_>, args: &[Bytes]) -> Reply {
         "nodes" => bulk(&format!(
             "{id} {}:{}@{} myself,master - 0 0 0 connected 0-{}\n",
             node.ip(),
-            node.addr.port(),
-            u32::from(node.addr.port()) + 10_000,
+            node.port,
+            u32::from(node.port) + 10_000,
             CLUSTER_SLOTS - 1
         )),
         "info" => bulk(&info_text()),
@@ -232,7 +234,8 @@ mod tests {
     fn node() -> Node<'static> {
         Node {
             id: "master-1",
-            addr: "127.0.0.1:7001".parse().unwrap(),
+            host: "127.0.0.1".into(),
+            port: 7001,
         }
     }
 

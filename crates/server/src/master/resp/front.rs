@@ -228,9 +228,17 @@ pub(super) async fn run(
         "asking" | "readonly" | "readwrite" => Reply::OK,
         "client" => client(conn, args),
         "cluster" => {
+            let announced = conn.server.master.config.resp_announce_addr.as_deref();
+            let (host, port) = announced
+                .and_then(crate::config::announced_host_port)
+                .unwrap_or_else(|| {
+                    let laddr = conn.registered.snapshot().laddr;
+                    (laddr.ip().to_string(), laddr.port())
+                });
             let node = super::cluster::Node {
                 id: &conn.server.master.id,
-                addr: conn.registered.snapshot().laddr,
+                host,
+                port,
             };
             super::cluster::cluster(&node, args)
         }
