@@ -1351,3 +1351,38 @@ fn cluster_slots_name_the_connected_address_or_the_announced_one() {
         ("cache.example.com".to_owned(), ":7777".to_owned())
     );
 }
+
+/// A CLUSTER call with an unknown subcommand or a wrong arity is refused
+/// while a transaction is queued, which then aborts, as Redis Cluster
+/// does; a good one is queued and answered by EXEC.
+#[test]
+fn a_bad_cluster_call_in_multi_aborts_the_transaction() {
+    let cluster = resp_cluster(&[]);
+    let mut s = connect(&cluster);
+    let key = format!("{{{}}}x", unique("cm"));
+    exchange(&mut s, &request(&["MULTI"]), b"+OK\r\n");
+    exchange(&mut s, &request(&["SET", &key, "1"]), b"+QUEUED\r\n");
+    exchange(
+        &mut s,
+        &request(&["CLUSTER", "FOO"]),
+        b"-ERR unknown subcommand 'FOO'. Try CLUSTER HELP.\r\n",
+    );
+    exchange(
+        &mut s,
+        &request(&["CLUSTER", "KEYSLOT"]),
+        b"-ERR wrong number of arguments for 'cluster|keyslot' command\r\n",
+    );
+    exchange(
+        &mut s,
+        &request(&["EXEC"]),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    exchange(&mut s, &request(&["GET", &key]), b"$-1\r\n");
+    exchange(&mut s, &request(&["MULTI"]), b"+OK\r\n");
+    exchange(
+        &mut s,
+        &request(&["CLUSTER", "KEYSLOT", "foo"]),
+        b"+QUEUED\r\n",
+    );
+    exchange(&mut s, &request(&["EXEC"]), b"*1\r\n:12182\r\n");
+}

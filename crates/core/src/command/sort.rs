@@ -93,19 +93,24 @@ fn parse(a: &[Bytes], may_store: bool) -> Result<Command> {
     })
 }
 
-/// The position of SORT's STORE key, as Redis's `sortGetKeys` finds it:
-/// LIMIT, GET and BY skip their arguments, and the last STORE counts.
+/// The position of SORT's STORE key: the options walked as the parser
+/// walks them (LIMIT, BY, GET and STORE take their arguments), the last
+/// STORE counting. Redis's own `sortGetKeys` does not skip STORE's
+/// argument, so `SORT k STORE limit STORE x` would be routed by `limit`
+/// and write `x`; here the key routed, locked and written is the same.
 pub fn store_key(args: &[Bytes]) -> Option<usize> {
     let mut found = None;
     let mut i = 2;
     while i < args.len() {
+        let left = args.len() - i - 1;
         let word = &args[i];
-        if is(word, "LIMIT") {
+        if is(word, "LIMIT") && left >= 2 {
             i += 2;
-        } else if is(word, "GET") || is(word, "BY") {
+        } else if (is(word, "GET") || is(word, "BY")) && left >= 1 {
             i += 1;
-        } else if is(word, "STORE") && i + 1 < args.len() {
+        } else if is(word, "STORE") && left >= 1 {
             found = Some(i + 1);
+            i += 1;
         }
         i += 1;
     }
@@ -177,5 +182,43 @@ mod tests {
         assert_eq!(store_key(&args("SORT k STORE a DESC STORE b")), Some(6));
         assert_eq!(store_key(&args("SORT k STORE")), None);
         assert_eq!(store_key(&args("SORT k")), None);
+    }
+
+    /// The key finder and the parser agree on the key written, whatever
+    /// words the keys are named (a review found `SORT L STORE limit
+    /// STORE X` routed by `limit` and writing `X`).
+    #[test]
+    fn the_key_found_is_the_key_the_parser_stores_into() {
+        let words = [
+            "STORE", "LIMIT", "BY", "GET", "limit", "store", "by", "0", "1", "DESC", "x",
+        ];
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        let mut stored = 0;
+        for _ in 0..20_000 {
+            let mut line = vec!["SORT".to_owned(), "k".to_owned()];
+            for _ in 0..next() % 7 {
+                line.push(words[next() % words.len()].to_owned());
+            }
+            let a: Vec<Bytes> = line
+                .iter()
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect();
+            if let Ok(Command::Sort { options, .. }) = sort(&a) {
+                stored += usize::from(options.store.is_some());
+                assert_eq!(
+                    options.store,
+                    store_key(&a).map(|i| a[i].clone()),
+                    "{line:?}"
+                );
+            }
+        }
+        assert!(stored > 100, "{stored} parsed STOREs");
+        assert_eq!(store_key(&args("SORT L STORE limit STORE X")), Some(5));
     }
 }

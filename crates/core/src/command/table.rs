@@ -508,7 +508,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("smismember", -3, R | FAST, Set, ONE, |a| Ok(Command::SMIsMember { key: a[1].clone(), members: p::keys_from(a, 2) }), "Whether each member is in the set"),
     c!("smove", 4, W | FAST, Set, TWO, |a| Ok(Command::SMove { src: a[1].clone(), dst: a[2].clone(), member: a[3].clone() }), "Moves a member between sets"),
     c!("sort", -2, W | DENYOOM, Generic, KeySpec::Sort, sort::sort, "Sorts a list, set or sorted set by number or bytes, or stores the result (STORE); BY patterns and GET refused, as in Redis Cluster"),
-    c!("sort_ro", -2, R, Generic, ONE, sort::sort_ro, "SORT without STORE"),
+    c!("sort_ro", -2, R, Generic, KeySpec::Sort, sort::sort_ro, "SORT without STORE"),
     c!("spop", -2, W | FAST | RANDOM_OUTPUT, Set, ONE, p::spop, "Removes random members"),
     c!("srandmember", -2, R | RANDOM_OUTPUT, Set, ONE, p::srandmember, "Random members"),
     c!("srem", -3, W | FAST, Set, ONE, |a| Ok(Command::SRem { key: a[1].clone(), members: p::keys_from(a, 2) }), "Removes members"),

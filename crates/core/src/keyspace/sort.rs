@@ -185,8 +185,8 @@ fn take_limit(mut elements: Vec<Bytes>, limit: Option<(i64, i64)>) -> Vec<Bytes>
 /// bytes up to the first NUL (the empty string is 0), leading white space
 /// skipped, a decimal or hexadecimal (`0x1p3`) number or `inf`/`infinity`
 /// that must reach that end; refused: NaN, and a result out of a double's
-/// range (an overflow, or an underflow below the smallest normal double,
-/// where glibc reports `ERANGE`).
+/// range, where glibc reports `ERANGE`: an overflow, or an underflow (a
+/// result below the smallest normal double that had to be rounded).
 fn score(element: &[u8]) -> Option<f64> {
     let text = up_to_nul(element);
     if text.is_empty() {
@@ -199,64 +199,137 @@ fn score(element: &[u8]) -> Option<f64> {
         b'+' => (false, &body[1..]),
         _ => (false, body),
     };
-    let magnitude = match unsigned.get(..2) {
-        Some("0x" | "0X") => hex_float(&unsigned[2..])?,
-        _ if unsigned.starts_with(['+', '-']) => return None,
-        _ => unsigned.parse::<f64>().ok()?,
+    if unsigned.starts_with(['+', '-']) {
+        return None;
+    }
+    let magnitude = if unsigned.len() > 2 && unsigned[..2].eq_ignore_ascii_case("0x") {
+        hex_float(&unsigned[2..])?
+    } else {
+        let value = unsigned.parse::<f64>().ok()?;
+        let spelled_infinity = unsigned.starts_with(['i', 'I']);
+        if value.is_nan() || (value.is_infinite() && !spelled_infinity) {
+            return None;
+        }
+        // A decimal below the smallest normal double is never exact: an
+        // underflow, unless every digit of its mantissa is 0.
+        let nonzero = unsigned
+            .bytes()
+            .take_while(|b| !matches!(b, b'e' | b'E'))
+            .any(|b| (b'1'..=b'9').contains(&b));
+        if value < f64::MIN_POSITIVE && nonzero {
+            return None;
+        }
+        value
     };
-    if magnitude.is_nan() {
-        return None;
-    }
-    let spelled_infinity = unsigned.starts_with(['i', 'I']);
-    if magnitude.is_infinite() && !spelled_infinity {
-        return None;
-    }
-    let nonzero_digits = unsigned
-        .bytes()
-        .take_while(|b| !matches!(b, b'e' | b'E' | b'p' | b'P'))
-        .skip(
-            if unsigned.len() > 1 && unsigned[..2].eq_ignore_ascii_case("0x") {
-                2
-            } else {
-                0
-            },
-        )
-        .any(|b| b.is_ascii_hexdigit() && b != b'0');
-    if magnitude < f64::MIN_POSITIVE && nonzero_digits {
-        return None;
-    }
     Some(if negative { -magnitude } else { magnitude })
 }
 
-/// The digits of a C hexadecimal float after `0x`: hex digits with an
-/// optional point, then an optional binary exponent (`p-3`). At least one
-/// digit.
+/// The digits of a C hexadecimal float after `0x` (hex digits with an
+/// optional point, then an optional binary exponent, `p-3`), rounded to
+/// the nearest double as glibc rounds them; `None` where `strtod` would
+/// fail: no digit, trailing bytes, an overflow, or an inexact result
+/// below the smallest normal double.
 fn hex_float(text: &str) -> Option<f64> {
     let (digits, exponent) = match text.find(['p', 'P']) {
-        Some(at) => (&text[..at], text[at + 1..].parse::<i64>().ok()?),
+        Some(at) => (&text[..at], parse_exponent(&text[at + 1..])?),
         None => (text, 0),
     };
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
     if whole.is_empty() && fraction.is_empty() {
         return None;
     }
-    let mut mantissa: u64 = 0;
-    let mut scale = exponent;
+    // The first 60 bits of the digits, exactly; whether any digit past
+    // them was not 0; and the power of two of the mantissa's last bit.
+    let (mut mantissa, mut sticky, mut scale) = (0u64, false, exponent);
     for (i, c) in whole.chars().chain(fraction.chars()).enumerate() {
         let digit = u64::from(c.to_digit(16)?);
+        let in_fraction = i >= whole.len();
         if mantissa >> 56 == 0 {
             mantissa = mantissa * 16 + digit;
-            if i >= whole.len() {
+            if in_fraction {
                 scale -= 4;
             }
-        } else if i < whole.len() {
-            // Past 56 bits: the rest only scales (their value is below
-            // the double's precision).
-            scale += 4;
+        } else {
+            sticky |= digit != 0;
+            if !in_fraction {
+                scale += 4;
+            }
         }
     }
-    let scale = i32::try_from(scale.clamp(-2000, 2000)).ok()?;
-    Some(mantissa as f64 * 2f64.powi(scale))
+    if mantissa == 0 {
+        return Some(0.0);
+    }
+    round_to_double(mantissa, sticky, scale)
+}
+
+/// A binary exponent: decimal digits with an optional sign, saturated far
+/// past a double's range so that no arithmetic overflows.
+fn parse_exponent(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let magnitude = digits
+        .bytes()
+        .fold(0i64, |n, b| (n * 10 + i64::from(b - b'0')).min(1 << 40));
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// `mantissa` × 2^`scale` (with `sticky`: something more, below its last
+/// bit) as the nearest double, ties to even; `None` on overflow or on an
+/// inexact subnormal result (glibc's `ERANGE`).
+fn round_to_double(mantissa: u64, sticky: bool, scale: i64) -> Option<f64> {
+    // The power of two of the mantissa's leading bit.
+    let top = scale + 63 - i64::from(mantissa.leading_zeros());
+    if top > 1023 {
+        return None;
+    }
+    // The lowest power of two the double can keep: 52 bits below a normal
+    // leading bit, and never below 2^-1074.
+    let lowest = (top - 52).max(-1074);
+    let drop = lowest - scale;
+    let (kept, exact) = if drop <= 0 {
+        (mantissa << (-drop).min(63), !sticky)
+    } else if drop >= 64 {
+        // Everything is below the last bit: 0, or up to the smallest
+        // subnormal if it is more than half of it (it cannot be: the
+        // mantissa is below 2^64 and the half is 2^(lowest-1)).
+        (0, false)
+    } else {
+        let rest = mantissa & ((1u64 << drop) - 1);
+        let half = 1u64 << (drop - 1);
+        let mut kept = mantissa >> drop;
+        if rest > half || (rest == half && (sticky || kept & 1 == 1)) {
+            kept += 1;
+        }
+        (kept, rest == 0 && !sticky)
+    };
+    let subnormal_result = kept < (1u64 << 52);
+    if subnormal_result && !exact {
+        return None;
+    }
+    // A subnormal's bits are its mantissa; a normal's exponent field is
+    // its leading bit's power plus 1023, and a rounding that carried into
+    // bit 53 moves it up one.
+    let bits = if kept >= (1u64 << 52) {
+        let (kept, lowest) = if kept >= (1u64 << 53) {
+            (kept >> 1, lowest + 1)
+        } else {
+            (kept, lowest)
+        };
+        let exponent_field = lowest + 52 + 1023;
+        if exponent_field >= 2047 {
+            return None;
+        }
+        ((exponent_field as u64) << 52) | (kept & ((1u64 << 52) - 1))
+    } else {
+        kept
+    };
+    Some(f64::from_bits(bits))
 }
 
 #[cfg(test)]
@@ -309,6 +382,38 @@ mod tests {
         ];
         for &text in refused {
             assert_eq!(score(text), None, "{:?}", String::from_utf8_lossy(text));
+        }
+    }
+
+    /// Hexadecimal floats read as glibc's `strtod` reads them: exact
+    /// subnormals accepted, inexact ones refused, rounding that counts
+    /// the digits past a double's precision, huge exponents.
+    #[test]
+    fn hex_floats_round_as_strtod_does() {
+        let exact: &[(&str, f64)] = &[
+            ("0x1p-1074", f64::from_bits(1)),
+            ("0x1000000000000p-1070", f64::MIN_POSITIVE),
+            ("0x0p99999999999999999999", 0.0),
+            ("0x1.8p1", 3.0),
+            ("0x1.fffffffffffffp1023", f64::MAX),
+            ("0xffffffffffffffffffff", 2f64.powi(80)),
+            ("0x1.000000000000080000000001p0", 1.0 + f64::EPSILON),
+            ("0x1.00000000000008p0", 1.0),
+            ("0x1.00000000000018p0", 1.0 + 2.0 * f64::EPSILON),
+        ];
+        for &(text, want) in exact {
+            assert_eq!(score(text.as_bytes()), Some(want), "{text}");
+        }
+        for text in [
+            "0x1p1024",
+            "0x1p-1075",
+            "0x3p-1076",
+            "0x1p99999999999999999999",
+            "0xg",
+            "0x1p",
+            "0x1p+",
+        ] {
+            assert_eq!(score(text.as_bytes()), None, "{text}");
         }
     }
 

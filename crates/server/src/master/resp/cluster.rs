@@ -87,8 +87,17 @@ fn bulk(s: &str) -> Reply {
     Reply::bulk(s.as_bytes())
 }
 
-/// CLUSTER <subcommand> ...
-pub(super) fn cluster(node: &Node<'_>, args: &[Bytes]) -> Reply {
+/// A subcommand that passed its name and arity checks.
+enum Checked {
+    /// Answered: its lower-case name.
+    Answered(String),
+    /// Slot administration: its name, for the refusal.
+    Refused(&'static str),
+}
+
+/// The checks Redis makes before running a CLUSTER subcommand, and while
+/// queueing one in MULTI: its name, then its arity.
+fn check(args: &[Bytes]) -> Result<Checked, Reply> {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     let arity_error = || {
         error(format!(
@@ -101,24 +110,45 @@ pub(super) fn cluster(node: &Node<'_>, args: &[Bytes]) -> Reply {
         } else {
             args.len() >= arity.unsigned_abs() as usize
         };
-        if !ok {
-            return arity_error();
-        }
-        return error(format!(
-            "ERR CLUSTER {} is not supported: distcache places keys on its own hash ring, not in slots, \
-             and is run through its settings and REST routes (docs/commands.md, \"Cluster clients\")",
-            name.to_ascii_uppercase()
-        ));
+        return if ok {
+            Ok(Checked::Refused(name))
+        } else {
+            Err(arity_error())
+        };
     }
     let Some(&(_, arity)) = ANSWERED.iter().find(|(name, _)| *name == sub) else {
-        return error(format!(
+        return Err(error(format!(
             "ERR unknown subcommand '{}'. Try CLUSTER HELP.",
             String::from_utf8_lossy(&args[1])
-        ));
+        )));
     };
     if args.len() != arity {
-        return arity_error();
+        return Err(arity_error());
     }
+    Ok(Checked::Answered(sub))
+}
+
+/// The error a CLUSTER call is refused with while a transaction is
+/// queued (an unknown subcommand, a wrong arity), as Redis refuses it;
+/// `None` when it may be queued.
+pub(super) fn refused_while_queued(args: &[Bytes]) -> Option<Reply> {
+    check(args).err()
+}
+
+/// CLUSTER <subcommand> ...
+pub(super) fn cluster(node: &Node<'_>, args: &[Bytes]) -> Reply {
+    let sub = match check(args) {
+        Ok(Checked::Answered(sub)) => sub,
+        Ok(Checked::Refused(name)) => {
+            return error(format!(
+                "ERR CLUSTER {} is not supported: distcache places keys on its own hash ring, \
+                 not in slots, and is run through its settings and REST routes \
+                 (docs/commands.md, \"Cluster clients\")",
+                name.to_ascii_uppercase()
+            ));
+        }
+        Err(refused) => return refused,
+    };
     let id = node.cluster_id();
     let known = |arg: &[u8]| arg == id.as_bytes();
     match sub.as_str() {

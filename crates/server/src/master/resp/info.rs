@@ -595,18 +595,27 @@ fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
             after_keyword(["OW", "update"], "STORE", options_at, 0, 0),
             after_keyword(["OW", "update"], "STOREDIST", options_at, 0, 0),
         ],
-        // SORT: the sorted key, and STORE's, which Redis files as found
-        // in an unknown way (the word may come anywhere among the options).
+        // SORT and SORT_RO: the sorted key; the keys BY and GET patterns
+        // would read, and STORE's (SORT only), which Redis files as found
+        // in an unknown way (named by the elements, or anywhere among the
+        // options).
         KeySpec::Sort => {
             let unknown = || map(vec![("type", bulk("unknown")), ("spec", map(Vec::new()))]);
-            vec![
-                one(["RO", "access"], 1, range(0, 1)),
+            let found_unknown = |flags: [&'static str; 2]| {
                 map(vec![
-                    ("flags", Reply::Set(vec![status("OW"), status("update")])),
+                    ("flags", Reply::Set(flags.into_iter().map(status).collect())),
                     ("begin_search", unknown()),
                     ("find_keys", unknown()),
-                ]),
-            ]
+                ])
+            };
+            let mut specs = vec![
+                one(["RO", "access"], 1, range(0, 1)),
+                found_unknown(["RO", "access"]),
+            ];
+            if spec.has(flags::WRITE) {
+                specs.push(found_unknown(["OW", "update"]));
+            }
+            specs
         }
     }
 }
