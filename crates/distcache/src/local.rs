@@ -184,6 +184,8 @@ pub async fn run(args: LocalArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             resp_pubsub_buffer_bytes: distcache_server::config::DEFAULT_RESP_PUBSUB_BUFFER_BYTES,
             resp_threads: None,
             resp_announce_addr: None,
+            slowlog_slower_than_us: distcache_server::config::DEFAULT_SLOWLOG_SLOWER_THAN_US,
+            slowlog_max_len: distcache_server::config::DEFAULT_SLOWLOG_MAX_LEN,
             security: MasterSecurity {
                 auth: PublicAuthConfig {
                     auth_tokens: args.auth_tokens.clone(),

@@ -1386,3 +1386,77 @@ fn a_bad_cluster_call_in_multi_aborts_the_transaction() {
     );
     exchange(&mut s, &request(&["EXEC"]), b"*1\r\n:12182\r\n");
 }
+
+/// SLOWLOG keeps what took at least `SLOWLOG_SLOWER_THAN_US` (0 here:
+/// everything), newest first, as Redis shows it: id, time, microseconds,
+/// the arguments (cut past 32), the client's address and name. Only an
+/// admin token may read or reset it; AUTH's arguments are never kept.
+#[test]
+fn slowlog_keeps_slow_commands_for_the_admin() {
+    let tokens = format!("{READ}:read,{WRITE}:write,{ADMIN}:admin");
+    let cluster = resp_cluster(&[
+        ("AUTH_TOKENS", tokens.as_str()),
+        ("CLUSTER_SECRET", "resp-secret"),
+        ("SLOWLOG_SLOWER_THAN_US", "0"),
+        ("SLOWLOG_MAX_LEN", "5"),
+    ]);
+    let key = unique("slow");
+    let mut s = connect(&cluster);
+    exchange(&mut s, &request(&["AUTH", ADMIN]), b"+OK\r\n");
+    exchange(&mut s, &request(&["CLIENT", "SETNAME", "ops"]), b"+OK\r\n");
+    exchange(&mut s, &request(&["SLOWLOG", "RESET"]), b"+OK\r\n");
+    exchange(&mut s, &request(&["SET", &key, "v"]), b"+OK\r\n");
+    exchange(&mut s, &request(&["GET", &key]), b"$1\r\nv\r\n");
+    // Forty-two arguments: 31 kept, then how many more.
+    let list = format!("{key}:l");
+    let mut rpush = vec!["RPUSH", list.as_str()];
+    let elements: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    rpush.extend(elements.iter().map(String::as_str));
+    exchange(&mut s, &request(&rpush), b":40\r\n");
+    let mut got = Vec::new();
+    s.write_all(&request(&["SLOWLOG", "GET", "3"])).unwrap();
+    let local = s.local_addr().unwrap().to_string();
+    let tail = format!("${}\r\n{local}\r\n$3\r\nops\r\n", local.len());
+    let mut buf = [0u8; 4096];
+    // Three entries, each ending with the client's address and name.
+    while String::from_utf8_lossy(&got).matches(&tail).count() < 3 {
+        let n = s.read(&mut buf).expect("SLOWLOG GET answers");
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(text.starts_with("*3\r\n*6\r\n:"), "{text}");
+    let rpush_at = text.find("$5\r\nRPUSH\r\n").expect("RPUSH logged");
+    let get_at = text
+        .find(&format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()))
+        .expect("GET logged");
+    let set_at = text.find("$3\r\nSET\r\n").expect("SET logged");
+    assert!(rpush_at < get_at && get_at < set_at, "newest first: {text}");
+    assert!(text.contains("*32\r\n$5\r\nRPUSH\r\n"), "{text}");
+    assert!(
+        text.contains("$23\r\n... (11 more arguments)\r\n"),
+        "{text}"
+    );
+    assert!(!text.contains(ADMIN), "AUTH's token was logged: {text}");
+    // Five entries at most; RESET empties it (then logs itself).
+    exchange(&mut s, &request(&["SLOWLOG", "LEN"]), b":5\r\n");
+    exchange(&mut s, &request(&["SLOWLOG", "RESET"]), b"+OK\r\n");
+    exchange(&mut s, &request(&["SLOWLOG", "LEN"]), b":1\r\n");
+    exchange(
+        &mut s,
+        &request(&["SLOWLOG", "GET", "-2"]),
+        b"-ERR count should be greater than or equal to -1\r\n",
+    );
+    exchange(
+        &mut s,
+        &request(&["CONFIG", "GET", "slowlog-log-slower-than"]),
+        b"*2\r\n$23\r\nslowlog-log-slower-than\r\n$1\r\n0\r\n",
+    );
+    let mut reader = connect(&cluster);
+    exchange(&mut reader, &request(&["AUTH", READ]), b"+OK\r\n");
+    exchange(
+        &mut reader,
+        &request(&["SLOWLOG", "GET"]),
+        b"-NOPERM this token has the read role; 'slowlog' needs the admin role\r\n",
+    );
+}

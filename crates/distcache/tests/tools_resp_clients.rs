@@ -687,6 +687,13 @@ assert p.execute() == list(range(1, 51))
 tagged = "{" + key + "}"
 assert rc.mset({tagged + "a": "1", tagged + "b": "2"}) is True
 assert rc.mget(tagged + "a", tagged + "b") == ["1", "2"]
+# Containers: redis-py finds their key among COMMAND's subcommands.
+stream = key + ":stream"
+rc.xadd(stream, {"f": "v"}, id="1-1")
+assert rc.xgroup_create(stream, "g", id="0") is True
+assert rc.xinfo_stream(stream)["length"] == 1
+assert rc.xinfo_groups(stream)[0]["name"] == "g"
+assert rc.object("encoding", keys[0]) == "int"
 print(node.port, flush=True)
 assert sys.stdin.readline().strip() == "killed"
 # Its master is gone: the next command fails over to another startup node.

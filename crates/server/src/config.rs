@@ -46,6 +46,15 @@ pub const DEFAULT_RESP_OUTPUT_TIMEOUT_MS: u64 = 30_000;
 /// Default bound on the messages queued for one Pub/Sub subscriber, in
 /// bytes: Redis's `client-output-buffer-limit pubsub` hard limit.
 pub const DEFAULT_RESP_PUBSUB_BUFFER_BYTES: usize = 32 * 1024 * 1024;
+/// `SLOWLOG_SLOWER_THAN_US` when not set: Redis's
+/// `slowlog-log-slower-than`, 10 ms.
+pub const DEFAULT_SLOWLOG_SLOWER_THAN_US: i64 = 10_000;
+/// `SLOWLOG_MAX_LEN` when not set: Redis's `slowlog-max-len`.
+pub const DEFAULT_SLOWLOG_MAX_LEN: usize = 128;
+/// Most `SLOWLOG_MAX_LEN`: an entry keeps up to 32 arguments of 128
+/// bytes, so a million entries could hold 4 GiB.
+pub const MAX_SLOWLOG_MAX_LEN: usize = 100_000;
+
 /// Most `RESP_THREADS`.
 pub const MAX_RESP_THREADS: usize = 256;
 
@@ -215,6 +224,14 @@ pub struct MasterConfig {
     /// Most bytes of Pub/Sub messages waiting to be sent to one RESP subscriber; past it the subscriber is disconnected, as Redis's `client-output-buffer-limit pubsub` does
     #[arg(long, env = "RESP_PUBSUB_BUFFER_BYTES", default_value_t = DEFAULT_RESP_PUBSUB_BUFFER_BYTES)]
     pub resp_pubsub_buffer_bytes: usize,
+
+    /// SLOWLOG keeps the RESP commands that took at least this many microseconds, from their start to their reply (negative: keep none; 0: keep every command)
+    #[arg(long, env = "SLOWLOG_SLOWER_THAN_US", default_value_t = DEFAULT_SLOWLOG_SLOWER_THAN_US, allow_negative_numbers = true)]
+    pub slowlog_slower_than_us: i64,
+
+    /// Most entries SLOWLOG keeps; the oldest go first
+    #[arg(long, env = "SLOWLOG_MAX_LEN", default_value_t = DEFAULT_SLOWLOG_MAX_LEN)]
+    pub slowlog_max_len: usize,
 
     /// host:port that CLUSTER SLOTS, SHARDS and NODES give Redis Cluster clients for this master: a load balancer's or a NAT's address when clients cannot reach the master's own [default: the address each client connected to]
     #[arg(long, env = "RESP_ANNOUNCE_ADDR")]
@@ -497,6 +514,12 @@ impl MasterConfig {
                     "{} is PORT too: the two listeners need their own ports",
                     self.port
                 ),
+            ));
+        }
+        if self.slowlog_max_len > MAX_SLOWLOG_MAX_LEN {
+            return Err(invalid(
+                "SLOWLOG_MAX_LEN",
+                format!("must be at most {MAX_SLOWLOG_MAX_LEN}"),
             ));
         }
         if let Some(addr) = &self.resp_announce_addr {

@@ -266,15 +266,22 @@ pub(super) fn setrange(a: &[Bytes]) -> Result<Command> {
 /// OBJECT <subcommand> [key]: the table has checked the subcommand's name
 /// and arity (a container's, as Redis checks them while queueing).
 pub(super) fn object(a: &[Bytes]) -> Result<Command> {
-    let sub = match a[1].to_ascii_lowercase().as_slice() {
-        b"encoding" => ObjectSub::Encoding,
-        b"freq" => ObjectSub::Freq,
-        b"idletime" => ObjectSub::IdleTime,
-        b"refcount" => ObjectSub::RefCount,
-        _ => return Ok(Command::ObjectHelp),
+    let lower = a[1].to_ascii_lowercase();
+    let (sub, full) = match lower.as_slice() {
+        b"encoding" => (ObjectSub::Encoding, "object|encoding"),
+        b"freq" => (ObjectSub::Freq, "object|freq"),
+        b"idletime" => (ObjectSub::IdleTime, "object|idletime"),
+        b"refcount" => (ObjectSub::RefCount, "object|refcount"),
+        b"help" if a.len() == 2 => return Ok(Command::ObjectHelp),
+        b"help" => return Err(CommandError::WrongArity("object|help")),
+        _ => return Err(super::stream::unknown_subcommand(&a[1], "object")),
+    };
+    // The table checks this first; a script's call gets here too.
+    let [_, _, key] = a else {
+        return Err(CommandError::WrongArity(full));
     };
     Ok(Command::Object {
-        key: a[2].clone(),
+        key: key.clone(),
         sub,
     })
 }

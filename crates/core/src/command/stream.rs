@@ -740,9 +740,18 @@ pub(crate) fn unknown_subcommand(sub: &[u8], container: &str) -> CommandError {
 }
 
 /// The arity and full name of subcommand `sub` of `container` (XGROUP,
-/// XINFO), as Redis's table has them.
+/// XINFO, OBJECT), as Redis's table has them.
 pub(crate) fn subcommand(container: &str, sub: &[u8]) -> Option<(i32, &'static str)> {
-    let subs: &[(&str, i32, &'static str)] = match container {
+    subcommands(container)
+        .iter()
+        .find(|(name, _, _)| is(sub, name))
+        .map(|(_, arity, full)| (*arity, *full))
+}
+
+/// The subcommands of a data container (XGROUP, XINFO, OBJECT): name,
+/// Redis's arity, full name; empty for any other command.
+pub fn subcommands(container: &str) -> &'static [(&'static str, i32, &'static str)] {
+    match container {
         "xgroup" => &[
             ("create", -5, "xgroup|create"),
             ("setid", -5, "xgroup|setid"),
@@ -764,11 +773,8 @@ pub(crate) fn subcommand(container: &str, sub: &[u8]) -> Option<(i32, &'static s
             ("refcount", 3, "object|refcount"),
             ("help", 2, "object|help"),
         ],
-        _ => return None,
-    };
-    subs.iter()
-        .find(|(name, _, _)| is(sub, name))
-        .map(|(_, arity, full)| (*arity, *full))
+        _ => &[],
+    }
 }
 
 pub(crate) fn xinfo(a: &[Bytes]) -> Result<Command> {

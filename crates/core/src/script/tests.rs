@@ -506,3 +506,44 @@ fn cmsgpack_refuses_hostile_input_without_allocating_for_it() {
         Reply::Array(vec![Reply::Integer(6), Reply::bulk(b"x")])
     );
 }
+
+/// A container's subcommand is checked in a script as Redis checks it
+/// (an attack found `OBJECT FREQ` without its key panicking the
+/// auxiliary): the answers are redis-server 7.0.15's.
+#[test]
+fn a_containers_subcommand_and_arity_are_checked_in_a_script() {
+    let mut ks = Keyspace::new();
+    let cases = [
+        (
+            "return redis.pcall('OBJECT','FREQ')",
+            "ERR Wrong number of args calling Redis command from script",
+        ),
+        (
+            "return redis.pcall('OBJECT','ENCODING')",
+            "ERR Wrong number of args calling Redis command from script",
+        ),
+        (
+            "return redis.pcall('OBJECT','HELP','x')",
+            "ERR Wrong number of args calling Redis command from script",
+        ),
+        (
+            "return redis.pcall('OBJECT','foo','k')",
+            "ERR Unknown Redis command called from script",
+        ),
+        (
+            "return redis.pcall('XINFO','STREAM')",
+            "ERR Wrong number of args calling Redis command from script",
+        ),
+    ];
+    for (source, want) in cases {
+        let reply = eval(&mut ks, source, &["k"], &[]);
+        assert!(error_text(reply).starts_with(want), "{source}");
+    }
+    let encoding = eval(
+        &mut ks,
+        "redis.call('SET',KEYS[1],'12') return redis.call('OBJECT','ENCODING',KEYS[1])",
+        &["k"],
+        &[],
+    );
+    assert_eq!(encoding, Reply::bulk(b"int"));
+}

@@ -548,6 +548,17 @@ fn run_command(
     if !spec.arity_ok(args.len()) {
         return Err("ERR Wrong number of args calling Redis command from script".into());
     }
+    // A container's subcommand is looked up and its arity checked, as
+    // Redis does for a script (OBJECT FREQ without its key is refused).
+    if spec.has(flags::CONTAINER) {
+        match table::resolve(args) {
+            Err(CommandError::WrongArity(_)) => {
+                return Err("ERR Wrong number of args calling Redis command from script".into());
+            }
+            Err(_) => return Err("ERR Unknown Redis command called from script".into()),
+            Ok(_) => {}
+        }
+    }
     if spec.name == "publish" {
         return Err("ERR PUBLISH is not allowed from a script: distcache runs a script where its keys live, and publishing belongs to the masters".into());
     }

@@ -170,6 +170,8 @@ impl Cluster {
                     distcache_server::config::DEFAULT_RESP_PUBSUB_BUFFER_BYTES,
                 resp_threads: None,
                 resp_announce_addr: None,
+                slowlog_slower_than_us: distcache_server::config::DEFAULT_SLOWLOG_SLOWER_THAN_US,
+                slowlog_max_len: distcache_server::config::DEFAULT_SLOWLOG_MAX_LEN,
                 security: MasterSecurity::default(),
             }
             .validate()

@@ -66,6 +66,10 @@ pub(super) struct Node<'a> {
     pub host: String,
     /// Its port.
     pub port: u16,
+    /// Whether any auxiliary is up to serve keys: CLUSTER INFO says
+    /// `cluster_state:fail` when none is, as Redis does when slots are
+    /// not served.
+    pub serving: bool,
 }
 
 impl Node<'_> {
@@ -193,7 +197,7 @@ pub(super) fn cluster(node: &Node<'_>, args: &[Bytes]) -> Reply {
             u32::from(node.port) + 10_000,
             CLUSTER_SLOTS - 1
         )),
-        "info" => bulk(&info_text()),
+        "info" => bulk(&info_text(node.serving)),
         "myid" => bulk(&id),
         "keyslot" => Reply::Integer(i64::from(cluster_slot(&args[2]))),
         "replicas" | "slaves" | "count-failure-reports" if !known(&args[2]) => error(format!(
@@ -210,15 +214,20 @@ pub(super) fn cluster(node: &Node<'_>, args: &[Bytes]) -> Reply {
     }
 }
 
-/// CLUSTER INFO: one shard, every slot served.
-fn info_text() -> String {
+/// CLUSTER INFO: one shard, every slot served while an auxiliary is up.
+fn info_text(serving: bool) -> String {
     let slots = CLUSTER_SLOTS;
+    let (state, ok, fail) = if serving {
+        ("ok", slots, 0)
+    } else {
+        ("fail", 0, slots)
+    };
     [
-        "cluster_state:ok".to_owned(),
+        format!("cluster_state:{state}"),
         format!("cluster_slots_assigned:{slots}"),
-        format!("cluster_slots_ok:{slots}"),
+        format!("cluster_slots_ok:{ok}"),
         "cluster_slots_pfail:0".to_owned(),
-        "cluster_slots_fail:0".to_owned(),
+        format!("cluster_slots_fail:{fail}"),
         "cluster_known_nodes:1".to_owned(),
         "cluster_size:1".to_owned(),
         "cluster_current_epoch:0".to_owned(),
@@ -266,6 +275,7 @@ mod tests {
             id: "master-1",
             host: "127.0.0.1".into(),
             port: 7001,
+            serving: true,
         }
     }
 
@@ -331,6 +341,19 @@ mod tests {
         let info = String::from_utf8_lossy(&info).into_owned();
         assert!(info.starts_with("cluster_state:ok\r\ncluster_slots_assigned:16384\r\n"));
         assert!(info.contains("cluster_known_nodes:1\r\ncluster_size:1\r\n"));
+        let down = Node {
+            serving: false,
+            ..node()
+        };
+        let args = vec![Bytes::from_static(b"CLUSTER"), Bytes::from_static(b"INFO")];
+        let Reply::Bulk(info) = cluster(&down, &args) else {
+            panic!()
+        };
+        let info = String::from_utf8_lossy(&info).into_owned();
+        assert!(info.starts_with(
+            "cluster_state:fail\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:0\r\n"
+        ));
+        assert!(info.contains("cluster_slots_fail:16384\r\n"));
     }
 
     #[test]

@@ -344,8 +344,17 @@ impl Connection {
         for &name in &names {
             self.counters(name).received.inc();
         }
+        // What SLOWLOG would show, kept only while it is on.
+        let logged: Vec<Logged> = if self.server.slowlog.is_on() {
+            commands.iter().map(|c| logged(&c.args)).collect()
+        } else {
+            Vec::new()
+        };
         let answers = self.server.master.run_pipeline(commands).await;
         let took = started.elapsed();
+        for args in &logged {
+            self.log_if_slow(&args.first, args.count, took);
+        }
         for (name, (reply, reached)) in names.into_iter().zip(answers) {
             self.session.ran(reached);
             if let Some(answered) = &self.counters(name).answered {
@@ -371,7 +380,15 @@ impl Connection {
             c.last_command = shown;
         });
         let (reply, flow) = match front {
-            Some(command) => front::run(self, command, &args).await,
+            Some(command) => {
+                let answer = front::run(self, command, &args).await;
+                // AUTH's and HELLO's arguments are secrets (Redis's
+                // `no-slowlog`).
+                if !matches!(command.name, "auth" | "hello") {
+                    self.log_if_slow(&args, args.len(), started.elapsed());
+                }
+                answer
+            }
             // EXEC with arguments goes to the session, which refuses it.
             None if name == "exec" && args.len() == 1 && self.session.in_transaction() => {
                 let ran = self.exec(out).await;
@@ -398,6 +415,7 @@ impl Connection {
                         None => args,
                     };
                     let wait = wait.map(|deadline| (args.clone(), deadline));
+                    let shown = self.server.slowlog.is_on().then(|| logged(&args));
                     let reply = self.data_command(args).await;
                     if let Some((args, deadline)) = wait
                         && nothing_popped(&reply)
@@ -413,10 +431,14 @@ impl Connection {
                     if let Some(answered) = &self.counters(name).answered {
                         answered.observe(!reply.is_error(), started.elapsed());
                     }
+                    if let Some(shown) = shown {
+                        self.log_if_slow(&shown.first, shown.count, started.elapsed());
+                    }
                     (reply, Flow::Continue)
                 }
             },
         };
+
         let (protocol, multi) = (self.protocol, self.queued());
         self.registered.update(|c| {
             c.protocol = protocol;
@@ -565,6 +587,18 @@ impl Connection {
     /// A command of the data table (or an unknown one), after the checks
     /// Redis makes before running it, in its order: the name and the
     /// arity, authentication, then the role.
+    /// Adds a command (its first arguments, of `count`) to SLOWLOG if it
+    /// took long enough.
+    fn log_if_slow(&self, args: &[Bytes], count: usize, took: std::time::Duration) {
+        if self.server.slowlog.is_slow(took) {
+            let client = self.registered.snapshot();
+            let name = client.name.as_deref().unwrap_or("");
+            self.server
+                .slowlog
+                .record(args, count, took, client.addr, name);
+        }
+    }
+
     async fn data_command(&mut self, args: Vec<Bytes>) -> Reply {
         let exec = args[0].eq_ignore_ascii_case(b"exec");
         let spec = match table::resolve(&args) {
@@ -585,6 +619,26 @@ impl Connection {
             return self.session.refuse(e);
         }
         self.session.handle(&self.server.master, args).await
+    }
+}
+
+/// A command's arguments as SLOWLOG may keep them, taken before the
+/// command is sent away: the first [`super::slowlog::MAX_ARGS`] and how
+/// many there were; no allocation for up to four (the arguments share
+/// their buffers).
+struct Logged {
+    first: SmallVec<[Bytes; 4]>,
+    count: usize,
+}
+
+fn logged(args: &[Bytes]) -> Logged {
+    Logged {
+        first: args
+            .iter()
+            .take(super::slowlog::MAX_ARGS)
+            .cloned()
+            .collect(),
+        count: args.len(),
     }
 }
 

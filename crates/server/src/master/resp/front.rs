@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use distcache_core::command::by_name::ByName;
-use distcache_core::command::{CommandError, Protocol, Reply};
+use distcache_core::command::{CommandError, Protocol, Reply, Role as NeededRole};
 
 use super::connection::{Connection, noauth};
 use super::info;
@@ -106,6 +106,7 @@ pub(super) const FRONT_COMMANDS: &[FrontCommand] = &[
     front!("readwrite", 1, ["loading", "stale", "fast"], ["@fast", "@connection"], [], "cluster", "3.0.0", "Accepted: every master serves reads (and writes) for every key"),
     front!("reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], ["@fast", "@connection"], [], "connection", "6.2.0", "Resets the connection: protocol, name, authentication, transaction"),
     front!("select", 2, ["loading", "stale", "fast"], ["@fast", "@connection"], [], "connection", "1.0.0", "Selects database 0, the only one"),
+    front!("slowlog", -2, [], ["@slow"], [], "server", "2.2.12", "This master's slowest commands (admin): GET [count], LEN, RESET, HELP"),
     front!("time", 1, ["loading", "stale", "fast"], ["@fast"], ["nondeterministic_output"], "server", "2.6.0", "This master's time: Unix seconds and microseconds"),
     front!("wait", 3, ["noscript"], ["@slow", "@connection"], [], "generic", "3.0.0", "Replicas beyond the leader that the connection's last write reached"),
 ];
@@ -145,6 +146,10 @@ const SUBCOMMAND_NAMES: &[&str] = &[
     "config|resetstat",
     "config|rewrite",
     "config|set",
+    "slowlog|get",
+    "slowlog|help",
+    "slowlog|len",
+    "slowlog|reset",
 ];
 
 /// The name CLIENT LIST shows for this call of `command`: a subcommand's
@@ -217,6 +222,25 @@ pub(super) async fn run(
     if conn.role.is_none() && !command.no_auth() {
         return (conn.session.refuse(noauth()), Flow::Continue);
     }
+    // SLOWLOG shows other clients' commands and arguments: the admin
+    // role's, as FLUSHALL is (Redis files its subcommands `admin`).
+    if command.name == "slowlog"
+        && !conn
+            .role
+            .is_some_and(|role| super::connection::permits(role, NeededRole::Admin))
+    {
+        let has = match conn.role {
+            Some(crate::security::auth::Role::Read) => NeededRole::Read.name(),
+            Some(crate::security::auth::Role::Write) => NeededRole::Write.name(),
+            _ => "no",
+        };
+        let refused = CommandError::NoPermission {
+            command: command.name,
+            needs: NeededRole::Admin.name(),
+            has,
+        };
+        return (conn.session.refuse(refused), Flow::Continue);
+    }
     if let Some(e) =
         super::pubsub::refused_in_subscribed_mode(conn, command.name, shown_name(command, args))
     {
@@ -240,10 +264,17 @@ pub(super) async fn run(
                     let laddr = conn.registered.snapshot().laddr;
                     (laddr.ip().to_string(), laddr.port())
                 });
+            let serving = conn
+                .server
+                .master
+                .nodes()
+                .iter()
+                .any(|n| n.state == crate::master::NodeState::Up);
             let node = super::cluster::Node {
                 id: &conn.server.master.id,
                 host,
                 port,
+                serving,
             };
             super::cluster::cluster(&node, args)
         }
@@ -270,6 +301,7 @@ pub(super) async fn run(
         "quit" => return (Reply::OK, Flow::Close),
         "reset" => reset(conn),
         "select" => select(&args[1]),
+        "slowlog" => super::slowlog::slowlog(&conn.server.slowlog, args),
         "time" => time(),
         "wait" => wait(conn, args),
         _ => unknown_subcommand(command.name, b""),
@@ -476,6 +508,7 @@ fn bad_subcommand(name: &str, args: &[Bytes]) -> Option<Reply> {
     let arity_ok = match (name, lower.as_str()) {
         ("client", _) => return client_subcommand(args).err(),
         ("cluster", _) => return super::cluster::refused_while_queued(args),
+        ("slowlog", _) => return super::slowlog::refused(args),
         ("config", "get") => argc >= 3,
         ("config" | "command", "help") => argc == 2,
         ("config", "set" | "resetstat" | "rewrite") => true,

@@ -381,6 +381,11 @@ fn settings(server: &RespServer) -> Vec<(&'static str, String)> {
             server.limits.max_bulk_bytes.to_string(),
         ),
         ("save", String::new()),
+        (
+            "slowlog-log-slower-than",
+            server.slowlog.slower_than_us().to_string(),
+        ),
+        ("slowlog-max-len", server.slowlog.max_len().to_string()),
         ("timeout", "0".into()),
     ]
 }
@@ -681,8 +686,88 @@ fn spec_info(spec: &CommandSpec) -> Reply {
         Reply::Set(acl_categories(spec).into_iter().map(status).collect()),
         Reply::Set(spec_tips(spec)),
         Reply::Array(key_specs(spec)),
-        Reply::Array(Vec::new()),
+        Reply::Array(subcommand_infos(spec)),
     ])
+}
+
+/// A data container's subcommands (XGROUP, XINFO, OBJECT) as Redis 7.0
+/// describes them: each with its own flags, key at 2 and key spec.
+/// Cluster clients need them: redis-py finds a container's key here, and
+/// without them cannot send XINFO, XGROUP or OBJECT to a cluster.
+fn subcommand_infos(spec: &CommandSpec) -> Vec<Reply> {
+    let group = match spec.group {
+        Group::Stream => "@stream",
+        _ => "@keyspace",
+    };
+    distcache_core::command::stream::subcommands(spec.name)
+        .iter()
+        .map(|&(name, arity, full)| {
+            let (flags, key_flags): (&[&str], &[&str]) = match full {
+                "xgroup|create" | "xgroup|createconsumer" => {
+                    (&["write", "denyoom"], &["RW", "insert"])
+                }
+                "xgroup|setid" => (&["write"], &["RW", "update"]),
+                "xgroup|destroy" | "xgroup|delconsumer" => (&["write"], &["RW", "delete"]),
+                _ if name == "help" => (&["loading", "stale"], &[]),
+                _ if spec.group == Group::Stream => (&["readonly"], &["RO", "access"]),
+                _ => (&["readonly"], &["RO"]),
+            };
+            let mut acl = Vec::new();
+            if flags.contains(&"write") {
+                acl.push("@write");
+            }
+            if flags.contains(&"readonly") {
+                acl.push("@read");
+            }
+            acl.extend([group, "@slow"]);
+            let keyed = name != "help";
+            let key_spec = || {
+                let map = |pairs: Vec<(&str, Reply)>| {
+                    Reply::Map(pairs.into_iter().map(|(k, v)| (bulk(k), v)).collect())
+                };
+                map(vec![
+                    (
+                        "flags",
+                        Reply::Set(key_flags.iter().map(|f| status(f)).collect()),
+                    ),
+                    (
+                        "begin_search",
+                        map(vec![
+                            ("type", bulk("index")),
+                            ("spec", map(vec![("index", Reply::Integer(2))])),
+                        ]),
+                    ),
+                    (
+                        "find_keys",
+                        map(vec![
+                            ("type", bulk("range")),
+                            (
+                                "spec",
+                                map(vec![
+                                    ("lastkey", Reply::Integer(0)),
+                                    ("keystep", Reply::Integer(1)),
+                                    ("limit", Reply::Integer(0)),
+                                ]),
+                            ),
+                        ]),
+                    ),
+                ])
+            };
+            let position = i64::from(keyed) * 2;
+            Reply::Array(vec![
+                bulk(full),
+                Reply::Integer(i64::from(arity)),
+                Reply::Set(flags.iter().map(|f| status(f)).collect()),
+                Reply::Integer(position),
+                Reply::Integer(position),
+                Reply::Integer(i64::from(keyed)),
+                Reply::Set(acl.into_iter().map(status).collect()),
+                Reply::Set(Vec::new()),
+                Reply::Array(if keyed { vec![key_spec()] } else { Vec::new() }),
+                Reply::Array(Vec::new()),
+            ])
+        })
+        .collect()
 }
 
 fn front_info(c: &FrontCommand) -> Reply {

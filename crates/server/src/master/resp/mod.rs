@@ -40,6 +40,7 @@ mod connection;
 mod front;
 mod info;
 mod pubsub;
+mod slowlog;
 mod threads;
 
 use std::collections::BTreeMap;
@@ -88,6 +89,8 @@ pub(super) struct RespServer {
     /// Connections waiting in a blocking command (INFO's
     /// `blocked_clients`).
     blocked_clients: AtomicUsize,
+    /// The commands answered slowly (SLOWLOG).
+    slowlog: slowlog::SlowLog,
 }
 
 /// What `CLIENT LIST` shows of one connection.
@@ -147,6 +150,10 @@ pub async fn start(
             .collect(),
         clients: Mutex::new(BTreeMap::new()),
         blocked_clients: AtomicUsize::new(0),
+        slowlog: slowlog::SlowLog::new(
+            master.config.slowlog_slower_than_us,
+            master.config.slowlog_max_len,
+        ),
         master,
     });
     // RESP clients offer no ALPN protocol; the HTTP listener's `http/1.1`
