@@ -1459,4 +1459,98 @@ fn slowlog_keeps_slow_commands_for_the_admin() {
         &request(&["SLOWLOG", "GET"]),
         b"-NOPERM this token has the read role; 'slowlog' needs the admin role\r\n",
     );
+    exchange(
+        &mut reader,
+        &request(&["CLIENT", "KILL", "ID", "1"]),
+        b"-NOPERM this token has the read role; 'client|kill' needs the admin role\r\n",
+    );
+}
+
+/// Reads until the master closes the connection; what came before.
+fn closed_after(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("still open after {:?}: {e}", String::from_utf8_lossy(&got)),
+        }
+    }
+}
+
+fn client_id(s: &mut TcpStream) -> String {
+    s.write_all(&request(&["CLIENT", "ID"])).unwrap();
+    let line = reply_line(s);
+    String::from_utf8_lossy(&line)
+        .trim_start_matches(':')
+        .trim_end()
+        .to_owned()
+}
+
+/// CLIENT KILL closes this master's matching connections, as Redis's:
+/// by ID, by address (the old form, OK or an error), by type, never the
+/// caller unless SKIPME no, and then after its reply.
+#[test]
+fn client_kill_closes_the_connections_it_matches() {
+    let cluster = resp_cluster(&[]);
+    let mut admin = connect(&cluster);
+    let mut victim = connect(&cluster);
+    let id = client_id(&mut victim);
+    exchange(
+        &mut admin,
+        &request(&["CLIENT", "KILL", "ID", &id]),
+        b":1\r\n",
+    );
+    assert!(closed_after(&mut victim).is_empty());
+    let mut by_addr = connect(&cluster);
+    exchange(&mut by_addr, &request(&["PING"]), b"+PONG\r\n");
+    let addr = by_addr.local_addr().unwrap().to_string();
+    exchange(&mut admin, &request(&["CLIENT", "KILL", &addr]), b"+OK\r\n");
+    assert!(closed_after(&mut by_addr).is_empty());
+    exchange(
+        &mut admin,
+        &request(&["CLIENT", "KILL", &addr]),
+        b"-ERR No such client\r\n",
+    );
+    for (args, answer) in [
+        (
+            &["CLIENT", "KILL", "ID", "0"][..],
+            &b"-ERR client-id should be greater than 0\r\n"[..],
+        ),
+        (
+            &["CLIENT", "KILL", "TYPE", "foo"],
+            b"-ERR Unknown client type 'foo'\r\n",
+        ),
+        (
+            &["CLIENT", "KILL", "USER", "nobody"],
+            b"-ERR No such user 'nobody'\r\n",
+        ),
+        (
+            &["CLIENT", "KILL", "SKIPME", "maybe"],
+            b"-ERR syntax error\r\n",
+        ),
+        (&["CLIENT", "KILL", "ID", "99999999"], b":0\r\n"),
+        (&["CLIENT", "KILL", "TYPE", "replica"], b":0\r\n"),
+    ] {
+        exchange(&mut admin, &request(args), answer);
+    }
+    let mut others: Vec<TcpStream> = (0..2).map(|_| connect(&cluster)).collect();
+    for other in &mut others {
+        exchange(other, &request(&["PING"]), b"+PONG\r\n");
+    }
+    exchange(
+        &mut admin,
+        &request(&["CLIENT", "KILL", "TYPE", "normal"]),
+        b":2\r\n",
+    );
+    for mut other in others {
+        assert!(closed_after(&mut other).is_empty());
+    }
+    exchange(&mut admin, &request(&["PING"]), b"+PONG\r\n");
+    let own = client_id(&mut admin);
+    admin
+        .write_all(&request(&["CLIENT", "KILL", "ID", &own, "SKIPME", "no"]))
+        .unwrap();
+    assert_eq!(closed_after(&mut admin), b":1\r\n");
 }

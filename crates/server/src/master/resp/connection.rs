@@ -700,6 +700,7 @@ async fn serve<S>(
         multi: -1,
         subscriptions: (0, 0),
         last_command: "NULL",
+        kill: tokio_util::sync::CancellationToken::new(),
     });
     let mut conn = Connection {
         role: Connection::initial_role(&server),
@@ -716,7 +717,15 @@ async fn serve<S>(
     // One wait for the whole connection, not one per read: each new wait
     // joins the shutdown signal's list of waiters, under its lock, and
     // leaves it when dropped.
-    let shutting_down = shutdown.triggered();
+    let triggered = shutdown.triggered();
+    // The master's shutdown, or CLIENT KILL of this connection.
+    let kill = conn.registered.snapshot().kill;
+    let shutting_down = async move {
+        tokio::select! {
+            () = triggered => {}
+            () = kill.cancelled() => debug!("RESP connection killed (CLIENT KILL)"),
+        }
+    };
     tokio::pin!(shutting_down);
     let rejected = &server.master.metrics.resp.rejected;
     let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES);

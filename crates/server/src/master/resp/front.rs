@@ -121,6 +121,7 @@ const SUBCOMMAND_NAMES: &[&str] = &[
     "client|getname",
     "client|id",
     "client|info",
+    "client|kill",
     "client|list",
     "client|no-evict",
     "client|no-touch",
@@ -488,6 +489,7 @@ fn client_subcommand(args: &[Bytes]) -> Result<String, Reply> {
     let arity_ok = match lower.as_str() {
         "id" | "getname" | "info" | "help" => argc == 2,
         "setname" | "no-evict" | "no-touch" => argc == 3,
+        "kill" => argc >= 3,
         "setinfo" => argc == 4,
         "list" => argc >= 2,
         _ => return Err(unknown_subcommand("client", sub)),
@@ -540,6 +542,7 @@ fn client(conn: &mut Connection, args: &[Bytes]) -> Reply {
         },
         "info" => Reply::bulk(client_line(&conn.registered.snapshot()).as_bytes()),
         "list" => client_list(conn, &args[2..]),
+        "kill" => client_kill(conn, args),
         "help" => help("client", CLIENT_HELP),
         "setinfo" => {
             let value = &args[3];
@@ -578,6 +581,14 @@ const CLIENT_HELP: &[(&str, &str)] = &[
         "Return information about the current client connection.",
     ),
     (
+        "KILL <ip:port>",
+        "Kill connection made from <ip:port> (admin).",
+    ),
+    (
+        "KILL <option> <value> [<option> <value> [...]]",
+        "Kill connections made from clients matching all the filters (admin): ID <client-id>, TYPE (NORMAL|MASTER|REPLICA|PUBSUB), USER default, ADDR <ip:port>, LADDR <ip:port>, SKIPME (YES|NO). Answers how many were killed.",
+    ),
+    (
         "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <id> [<id> ...]]",
         "Return information about client connections.",
     ),
@@ -613,6 +624,105 @@ pub(super) fn help(command: &str, subcommands: &[(&str, &str)]) -> Reply {
         lines.push(format!("    {what}"));
     }
     Reply::Array(lines.into_iter().map(|l| Reply::Status(l.into())).collect())
+}
+
+/// CLIENT KILL addr, or CLIENT KILL filter value...: closes this master's
+/// matching connections once their replies so far are written (the
+/// caller's own too, after this reply, when it matches and SKIPME is
+/// `no`), with Redis's checks and answers. The admin role's, as Redis
+/// files it `@admin`.
+fn client_kill(conn: &Connection, args: &[Bytes]) -> Reply {
+    if conn.role != Some(crate::security::auth::Role::Admin) {
+        let has = match conn.role {
+            Some(crate::security::auth::Role::Read) => NeededRole::Read.name(),
+            Some(crate::security::auth::Role::Write) => NeededRole::Write.name(),
+            _ => "no",
+        };
+        return Reply::Error(CommandError::NoPermission {
+            command: "client|kill",
+            needs: NeededRole::Admin.name(),
+            has,
+        });
+    }
+    let clients = conn.server.client_list();
+    // The old form: one address, OK or an error.
+    if let [_, _, addr] = args {
+        let Some(client) = clients
+            .iter()
+            .find(|c| c.addr.to_string().as_bytes() == addr.as_ref())
+        else {
+            return error("ERR No such client");
+        };
+        client.kill.cancel();
+        return Reply::OK;
+    }
+    if args.len() % 2 != 0 {
+        return Reply::Error(CommandError::Syntax);
+    }
+    let mut id = None;
+    let mut kind: Option<bool> = None; // Some(true): with subscriptions.
+    let mut nobody = false;
+    let mut addr = None;
+    let mut laddr = None;
+    let mut skip_me = true;
+    for pair in args[2..].chunks_exact(2) {
+        let (option, value) = (&pair[0], &pair[1]);
+        if is(option, "id") {
+            match std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<i64>().ok())
+            {
+                Some(n) if n > 0 => id = Some(n as u64),
+                _ => return error("ERR client-id should be greater than 0"),
+            }
+        } else if is(option, "type") {
+            if is(value, "normal") {
+                kind = Some(false);
+            } else if is(value, "pubsub") {
+                kind = Some(true);
+            } else if ["master", "replica", "slave"].iter().any(|k| is(value, k)) {
+                nobody = true;
+            } else {
+                return error(format!("ERR Unknown client type '{}'", text(value)));
+            }
+        } else if is(option, "user") {
+            // Tokens have no users: every connection is Redis's default
+            // user's.
+            if !is(value, "default") {
+                return error(format!("ERR No such user '{}'", text(value)));
+            }
+        } else if is(option, "addr") {
+            addr = Some(value);
+        } else if is(option, "laddr") {
+            laddr = Some(value);
+        } else if is(option, "skipme") {
+            if is(value, "yes") {
+                skip_me = true;
+            } else if is(value, "no") {
+                skip_me = false;
+            } else {
+                return Reply::Error(CommandError::Syntax);
+            }
+        } else {
+            return Reply::Error(CommandError::Syntax);
+        }
+    }
+    if nobody {
+        return Reply::Integer(0);
+    }
+    let mut killed = 0;
+    for client in &clients {
+        let matches = id.is_none_or(|id| client.id == id)
+            && kind.is_none_or(|pubsub| (client.subscriptions != (0, 0)) == pubsub)
+            && addr.is_none_or(|a| client.addr.to_string().as_bytes() == a.as_ref())
+            && laddr.is_none_or(|a| client.laddr.to_string().as_bytes() == a.as_ref())
+            && !(skip_me && client.id == conn.id);
+        if matches {
+            client.kill.cancel();
+            killed += 1;
+        }
+    }
+    Reply::Integer(killed)
 }
 
 /// CLIENT LIST [TYPE type] [ID id...].

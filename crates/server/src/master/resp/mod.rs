@@ -111,6 +111,9 @@ pub(super) struct ClientInfo {
     subscriptions: (usize, usize),
     /// The last command, as Redis names it (`client|list`).
     last_command: &'static str,
+    /// Cancelled by CLIENT KILL: the connection closes once its replies
+    /// so far are written.
+    kill: tokio_util::sync::CancellationToken,
 }
 
 /// The RESP listener, its threads started ([`start`]), ready to serve.
