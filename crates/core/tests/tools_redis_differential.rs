@@ -113,6 +113,14 @@ fn normalise(words: &[String], f: Frame) -> Frame {
         }
         "hscan" | "zscan" => return scan_items(f, true),
         "sscan" => return scan_items(f, false),
+        // Bytes by each server's own count (docs/commands.md, "OBJECT"):
+        // whether there is a figure is compared, not the figure.
+        "memory" => {
+            if let Frame::Int(_) = f {
+                return Frame::Simple("bytes".into());
+            }
+            return f;
+        }
         "ttl" | "pttl" | "expiretime" | "pexpiretime" => {
             // Relative expiries were computed from two clocks a few
             // milliseconds apart.

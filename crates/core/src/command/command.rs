@@ -64,6 +64,14 @@ pub enum Command {
     },
     /// OBJECT HELP.
     ObjectHelp,
+    /// MEMORY USAGE key [SAMPLES count]: SAMPLES checked, then unused
+    /// (every element is counted).
+    MemoryUsage {
+        key: Key,
+    },
+    /// MEMORY HELP, or a subcommand refused here (DOCTOR, STATS...): its
+    /// full name.
+    MemoryOther(&'static str),
     /// SORT and SORT_RO, as Redis Cluster runs them.
     Sort {
         key: Key,

@@ -286,6 +286,35 @@ pub(super) fn object(a: &[Bytes]) -> Result<Command> {
     })
 }
 
+/// MEMORY <subcommand> ...: USAGE key [SAMPLES count], with Redis's
+/// checks of SAMPLES (before the key is looked up); the others by name.
+pub(super) fn memory(a: &[Bytes]) -> Result<Command> {
+    let Some((_, _, full)) = super::stream::subcommands("memory")
+        .iter()
+        .find(|(name, _, _)| a[1].eq_ignore_ascii_case(name.as_bytes()))
+    else {
+        return Err(super::stream::unknown_subcommand(&a[1], "memory"));
+    };
+    if *full != "memory|usage" {
+        return Ok(Command::MemoryOther(full));
+    }
+    let Some(key) = a.get(2) else {
+        return Err(CommandError::WrongArity(full));
+    };
+    let mut i = 3;
+    while i < a.len() {
+        if a[i].eq_ignore_ascii_case(b"SAMPLES") && i + 1 < a.len() {
+            if int(&a[i + 1])? < 0 {
+                return Err(CommandError::Syntax);
+            }
+            i += 2;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(Command::MemoryUsage { key: key.clone() })
+}
+
 /// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]: options in
 /// any order, repeated at will; a negative MINMATCHLEN counts as 0.
 pub(super) fn lcs(a: &[Bytes]) -> Result<Command> {

@@ -766,6 +766,14 @@ pub fn subcommands(container: &str) -> &'static [(&'static str, i32, &'static st
             ("consumers", 4, "xinfo|consumers"),
             ("help", 2, "xinfo|help"),
         ],
+        "memory" => &[
+            ("doctor", 2, "memory|doctor"),
+            ("help", 2, "memory|help"),
+            ("malloc-stats", 2, "memory|malloc-stats"),
+            ("purge", 2, "memory|purge"),
+            ("stats", 2, "memory|stats"),
+            ("usage", -3, "memory|usage"),
+        ],
         "object" => &[
             ("encoding", 3, "object|encoding"),
             ("freq", 3, "object|freq"),

@@ -464,6 +464,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("lrem", 4, W, List, ONE, |a| Ok(Command::LRem { key: a[1].clone(), count: p::int_arg(&a[2])?, element: a[3].clone() }), "Removes matching elements"),
     c!("lset", 4, W | DENYOOM, List, ONE, |a| Ok(Command::LSet { key: a[1].clone(), index: p::int_arg(&a[2]), element: a[3].clone() }), "Replaces an element by index"),
     c!("ltrim", 4, W, List, ONE, |a| Ok(Command::LTrim { key: a[1].clone(), start: p::int_arg(&a[2])?, stop: p::int_arg(&a[3])? }), "Keeps only a range"),
+    c!("memory", -2, R | CONTAINER, Server, range(2, 2, 1), p::memory, "USAGE: the bytes a key and its value count for on each replica; DOCTOR, STATS, MALLOC-STATS and PURGE refused"),
     c!("mget", -2, R | FAST, String, ALL, |a| Ok(Command::MGet { keys: p::keys_from(a, 1) }), "Gets several strings"),
     c!("mset", -3, W | DENYOOM, String, range(1, -1, 2), p::mset, "Sets several strings"),
     c!("msetnx", -3, W | DENYOOM, String, range(1, -1, 2), p::msetnx, "Sets several strings if none exists"),

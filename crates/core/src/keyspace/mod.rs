@@ -420,7 +420,9 @@ impl Exec<'_> {
             | C::RandomKey
             | C::Scan { .. } => self.key_command(c),
             C::Sort { .. } => self.sort_command(c),
-            C::Object { .. } | C::ObjectHelp => self.object_command(c),
+            C::Object { .. } | C::ObjectHelp | C::MemoryUsage { .. } | C::MemoryOther(_) => {
+                self.object_command(c)
+            }
             C::HSet { .. }
             | C::HSetNx { .. }
             | C::HGet { .. }

@@ -1,4 +1,5 @@
-//! OBJECT: how Redis 7.0 would hold a value, with its default settings.
+//! OBJECT: how Redis 7.0 would hold a value, with its default settings;
+//! and MEMORY USAGE: the bytes a key counts for here.
 //!
 //! distcache keeps its own layouts, so ENCODING is worked out from the
 //! value as it is now: what Redis reports for a value built by plain
@@ -46,6 +47,15 @@ const HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
+const MEMORY_HELP: &[&str] = &[
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return the bytes <key> and its value count for against CACHE_MAX_BYTES on",
+    "    each replica (SAMPLES is accepted: every element is counted).",
+    "HELP",
+    "    Prints this help.",
+];
+
 impl Exec<'_> {
     pub(super) fn object_command(&mut self, c: &Command) -> Result<Reply> {
         let (key, sub) = match c {
@@ -53,6 +63,26 @@ impl Exec<'_> {
                 return Ok(Reply::Array(
                     HELP.iter().map(|l| Reply::Status((*l).into())).collect(),
                 ));
+            }
+            Command::MemoryUsage { key } => {
+                return Ok(self.entry(key).map_or(Reply::Null, |e| {
+                    Reply::Integer((key.len() + e.value.heap_bytes()) as i64)
+                }));
+            }
+            Command::MemoryOther("memory|help") => {
+                return Ok(Reply::Array(
+                    MEMORY_HELP
+                        .iter()
+                        .map(|l| Reply::Status((*l).into()))
+                        .collect(),
+                ));
+            }
+            Command::MemoryOther(full) => {
+                return Err(CommandError::Relayed(format!(
+                    "ERR MEMORY {} is not supported: a master holds no data, and each auxiliary's \
+                     memory is in INFO memory and the metrics (/metrics)",
+                    full.trim_start_matches("memory|").to_ascii_uppercase()
+                )));
             }
             Command::Object { key, sub } => (key, *sub),
             other => return Err(misrouted(other)),

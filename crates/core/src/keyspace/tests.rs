@@ -1123,3 +1123,26 @@ fn a_lone_element_moved_onto_its_own_list_keeps_the_ttl() {
         );
     }
 }
+
+/// MEMORY USAGE: the bytes a key and its value count for against
+/// CACHE_MAX_BYTES; nil for a missing key.
+#[test]
+fn memory_usage_is_the_bytes_a_key_counts_for() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "SET k hello");
+    assert_eq!(run(&mut ks, "MEMORY USAGE k").reply, Reply::Integer(6));
+    assert_eq!(
+        run(&mut ks, "MEMORY USAGE k SAMPLES 0").reply,
+        Reply::Integer(6)
+    );
+    assert_eq!(run(&mut ks, "MEMORY USAGE nokey").reply, Reply::Null);
+    run(&mut ks, "RPUSH l aaaa bbbb");
+    let Reply::Integer(list) = run(&mut ks, "MEMORY USAGE l").reply else {
+        panic!("an integer")
+    };
+    assert!(list > 1 + 8, "{list}");
+    assert!(matches!(
+        run(&mut ks, "MEMORY STATS").reply,
+        Reply::Error(_)
+    ));
+}

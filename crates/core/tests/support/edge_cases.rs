@@ -660,6 +660,21 @@ pub const EDGE_CASES: &[&str] = &[
     "OBJECT ENCODING {obj}e",
     "OBJECT REFCOUNT {obj}s",
     "EXEC",
+    // MEMORY USAGE's checks (its figure is distcache's own).
+    "MEMORY USAGE {obj}nokey",
+    "MEMORY USAGE {obj}nokey SAMPLES 0",
+    "MEMORY USAGE {obj}i SAMPLES -1",
+    "MEMORY USAGE {obj}i SAMPLES x",
+    "MEMORY USAGE {obj}i SAMPLES",
+    "MEMORY USAGE {obj}i FOO 1",
+    "MEMORY",
+    "MEMORY FOO",
+    "MEMORY STATS x",
+    "MEMORY USAGE",
+    "MULTI",
+    "MEMORY USAGE {obj}nokey",
+    "MEMORY FOO",
+    "EXEC",
 ];
 
 /// Every edge case as an argument vector: [`EDGE_CASES`], then

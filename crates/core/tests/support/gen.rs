@@ -676,10 +676,11 @@ impl Gen {
             140..=141 => self.lcs(k),
             142 => match self.rng.random_range(0..5) {
                 0 => vec!["OBJECT".into(), "FREQ".into(), k],
-                1 => vec!["OBJECT".into(), "HELP".into()],
+                // OBJECT HELP below, and among the edge cases.
+                1 => vec!["MEMORY".into(), "USAGE".into(), k],
                 2 => vec![
                     "OBJECT".into(),
-                    self.pick(&["bogus", "ENCODING", "refcount"]).into(),
+                    self.pick(&["bogus", "HELP", "refcount"]).into(),
                 ],
                 _ => vec!["SUBSTR".into(), k, self.int(), self.int()],
             },

@@ -702,13 +702,14 @@ fn subcommand_infos(spec: &CommandSpec) -> Vec<Reply> {
     distcache_core::command::stream::subcommands(spec.name)
         .iter()
         .map(|&(name, arity, full)| {
+            let keyed = !matches!(name, "help" | "doctor" | "malloc-stats" | "purge" | "stats");
             let (flags, key_flags): (&[&str], &[&str]) = match full {
                 "xgroup|create" | "xgroup|createconsumer" => {
                     (&["write", "denyoom"], &["RW", "insert"])
                 }
                 "xgroup|setid" => (&["write"], &["RW", "update"]),
                 "xgroup|destroy" | "xgroup|delconsumer" => (&["write"], &["RW", "delete"]),
-                _ if name == "help" => (&["loading", "stale"], &[]),
+                _ if !keyed => (&["loading", "stale"], &[]),
                 _ if spec.group == Group::Stream => (&["readonly"], &["RO", "access"]),
                 _ => (&["readonly"], &["RO"]),
             };
@@ -720,7 +721,7 @@ fn subcommand_infos(spec: &CommandSpec) -> Vec<Reply> {
                 acl.push("@read");
             }
             acl.extend([group, "@slow"]);
-            let keyed = name != "help";
+
             let key_spec = || {
                 let map = |pairs: Vec<(&str, Reply)>| {
                     Reply::Map(pairs.into_iter().map(|(k, v)| (bulk(k), v)).collect())
