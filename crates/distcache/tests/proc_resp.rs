@@ -1452,6 +1452,22 @@ fn slowlog_keeps_slow_commands_for_the_admin() {
         &request(&["CONFIG", "GET", "slowlog-log-slower-than"]),
         b"*2\r\n$23\r\nslowlog-log-slower-than\r\n$1\r\n0\r\n",
     );
+    // Nothing is logged before AUTH: the arguments of a client with no
+    // token never reach the log.
+    let mut stranger = connect(&cluster);
+    exchange(
+        &mut stranger,
+        &request(&["GET", "stranger-secret"]),
+        b"-NOAUTH Authentication required.\r\n",
+    );
+    s.write_all(&request(&["SLOWLOG", "GET", "-1"])).unwrap();
+    let mut all = Vec::new();
+    while !all.ends_with(b"$3\r\nops\r\n") {
+        let n = s.read(&mut buf).expect("SLOWLOG GET answers");
+        assert!(n > 0);
+        all.extend_from_slice(&buf[..n]);
+    }
+    assert!(!String::from_utf8_lossy(&all).contains("stranger-secret"));
     let mut reader = connect(&cluster);
     exchange(&mut reader, &request(&["AUTH", READ]), b"+OK\r\n");
     exchange(
@@ -1548,9 +1564,54 @@ fn client_kill_closes_the_connections_it_matches() {
         assert!(closed_after(&mut other).is_empty());
     }
     exchange(&mut admin, &request(&["PING"]), b"+PONG\r\n");
+    // A client that does not read its replies is not waited for: killed,
+    // it leaves at once, not after RESP_OUTPUT_TIMEOUT_MS.
+    let big = format!("{}:big", unique("kill"));
+    exchange(
+        &mut admin,
+        &request(&["SET", &big, &"x".repeat(512 << 10)]),
+        b"+OK\r\n",
+    );
+    let mut stuck = connect(&cluster);
+    let stuck_id = client_id(&mut stuck);
+    let gets: Vec<u8> = (0..128).flat_map(|_| request(&["GET", &big])).collect();
+    stuck.write_all(&gets).unwrap();
+    let listed = |admin: &mut TcpStream| {
+        admin.write_all(&request(&["CLIENT", "LIST"])).unwrap();
+        let header = reply_line(admin);
+        let len: usize = String::from_utf8_lossy(&header[1..])
+            .trim()
+            .parse()
+            .unwrap();
+        let body = read_exactly(admin, len + 2);
+        String::from_utf8_lossy(&body).contains(&format!("id={stuck_id} "))
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "the stuck client is listed",
+        || listed(&mut admin),
+    );
+    exchange(
+        &mut admin,
+        &request(&["CLIENT", "KILL", "ID", &stuck_id]),
+        b":1\r\n",
+    );
+    let killed_at = Instant::now();
+    wait_until(
+        Duration::from_secs(5),
+        "the killed client leaves CLIENT LIST",
+        || !listed(&mut admin),
+    );
+    assert!(killed_at.elapsed() < Duration::from_secs(5));
+    drop(stuck);
+    // Killing itself, it gets its answer, and what it sent after does not
+    // run (Redis closes after the reply).
     let own = client_id(&mut admin);
-    admin
-        .write_all(&request(&["CLIENT", "KILL", "ID", &own, "SKIPME", "no"]))
-        .unwrap();
+    let after = format!("{}:after", unique("kill"));
+    let mut both = request(&["CLIENT", "KILL", "ID", &own, "SKIPME", "no"]);
+    both.extend(request(&["SET", &after, "1"]));
+    admin.write_all(&both).unwrap();
     assert_eq!(closed_after(&mut admin), b":1\r\n");
+    let mut check = connect(&cluster);
+    exchange(&mut check, &request(&["EXISTS", &after]), b":0\r\n");
 }

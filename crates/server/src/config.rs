@@ -62,15 +62,20 @@ pub const MAX_RESP_THREADS: usize = 256;
 /// brackets) and port, if it is host:port.
 pub fn announced_host_port(addr: &str) -> Option<(String, u16)> {
     let (host, port) = addr.rsplit_once(':')?;
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let port = port.parse::<u16>().ok().filter(|&p| p != 0)?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
+    // An IPv6 address only in brackets (`[::1]:6379`), so that the port is
+    // not read from it.
+    let (host, v6) = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => (inner, true),
+        None => (host, false),
+    };
     let plain = !host.is_empty()
         && host
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') || (v6 && c == ':'));
     plain.then(|| (host.to_owned(), port))
 }
 
@@ -769,6 +774,8 @@ mod tests {
             "nginx:0",
             "nginx:65536",
             ":6379",
+            "a:b:c:6379",
+            "nginx:+80",
             "a b:6379",
             "nginx:x",
         ] {

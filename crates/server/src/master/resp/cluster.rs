@@ -185,7 +185,10 @@ pub(super) fn cluster(node: &Node<'_>, args: &[Bytes]) -> Reply {
                         field("endpoint", bulk(&node.ip())),
                         field("role", bulk("master")),
                         field("replication-offset", Reply::Integer(0)),
-                        field("health", bulk("online")),
+                        field(
+                            "health",
+                            bulk(if node.serving { "online" } else { "failed" }),
+                        ),
                     ])]),
                 ),
             ])])

@@ -84,6 +84,9 @@ pub(super) struct Connection {
     counters: Vec<(&'static str, Counters)>,
     /// The blocking command (BLPOP...) it waits for, if any.
     blocked: Option<Blocked>,
+    /// Cancelled by CLIENT KILL: no request runs after it, and the
+    /// connection closes once the replies so far are written.
+    kill: tokio_util::sync::CancellationToken,
 }
 
 /// A blocking command that found nothing at first, and waits.
@@ -175,6 +178,9 @@ impl Connection {
             }
             self.run_pipeline(std::mem::take(&mut pipeline), out).await;
             match self.execute(args, out).await {
+                // Killed (CLIENT KILL, its own or another's): what follows
+                // in the window does not run, as in Redis.
+                Flow::Continue if self.kill.is_cancelled() => return Flow::Close,
                 Flow::Continue => {}
                 // A blocking command ends its window (see `serve`).
                 flow => return flow,
@@ -368,9 +374,10 @@ impl Connection {
     async fn execute(&mut self, args: Vec<Bytes>, out: &mut Vec<u8>) -> Flow {
         let started = Instant::now();
         let front = front::lookup(&args[0]);
+        let spec = front.is_none().then(|| table::lookup(&args[0])).flatten();
         let name = match front {
             Some(command) => command.name,
-            None => table::lookup(&args[0]).map_or("unknown", |spec| spec.name),
+            None => spec.map_or("unknown", |spec| spec.name),
         };
         self.counters(name).received.inc();
         // What CLIENT LIST shows while the command runs, as in Redis.
@@ -383,8 +390,12 @@ impl Connection {
             Some(command) => {
                 let answer = front::run(self, command, &args).await;
                 // AUTH's and HELLO's arguments are secrets (Redis's
-                // `no-slowlog`).
-                if !matches!(command.name, "auth" | "hello") {
+                // `no-slowlog`); nothing is logged before AUTH, nor a
+                // wrong arity.
+                if !matches!(command.name, "auth" | "hello")
+                    && self.role.is_some()
+                    && command.arity_ok(args.len())
+                {
                     self.log_if_slow(&args, args.len(), started.elapsed());
                 }
                 answer
@@ -415,7 +426,13 @@ impl Connection {
                         None => args,
                     };
                     let wait = wait.map(|deadline| (args.clone(), deadline));
-                    let shown = self.server.slowlog.is_on().then(|| logged(&args));
+                    // Only what runs is logged, as in Redis: not an
+                    // unknown command, a wrong arity, or anything before
+                    // AUTH (its arguments would reach the admin's log).
+                    let shown = (self.server.slowlog.is_on()
+                        && self.role.is_some()
+                        && spec.is_some_and(|spec| spec.arity_ok(args.len())))
+                    .then(|| logged(&args));
                     let reply = self.data_command(args).await;
                     if let Some((args, deadline)) = wait
                         && nothing_popped(&reply)
@@ -584,9 +601,6 @@ impl Connection {
         if self.session.in_transaction() { 0 } else { -1 }
     }
 
-    /// A command of the data table (or an unknown one), after the checks
-    /// Redis makes before running it, in its order: the name and the
-    /// arity, authentication, then the role.
     /// Adds a command (its first arguments, of `count`) to SLOWLOG if it
     /// took long enough.
     fn log_if_slow(&self, args: &[Bytes], count: usize, took: std::time::Duration) {
@@ -599,6 +613,9 @@ impl Connection {
         }
     }
 
+    /// A command of the data table (or an unknown one), after the checks
+    /// Redis makes before running it, in its order: the name and the
+    /// arity, authentication, then the role.
     async fn data_command(&mut self, args: Vec<Bytes>) -> Reply {
         let exec = args[0].eq_ignore_ascii_case(b"exec");
         let spec = match table::resolve(&args) {
@@ -712,14 +729,17 @@ async fn serve<S>(
         subscriber: server.master.pubsub.subscriber(id),
         counters: Vec::new(),
         blocked: None,
+        kill: tokio_util::sync::CancellationToken::new(),
     };
+    conn.kill = conn.registered.snapshot().kill;
     let shutdown = server.master.shutdown.clone();
     // One wait for the whole connection, not one per read: each new wait
     // joins the shutdown signal's list of waiters, under its lock, and
     // leaves it when dropped.
     let triggered = shutdown.triggered();
     // The master's shutdown, or CLIENT KILL of this connection.
-    let kill = conn.registered.snapshot().kill;
+    let kill = conn.kill.clone();
+    let killed = conn.kill.clone();
     let shutting_down = async move {
         tokio::select! {
             () = triggered => {}
@@ -770,6 +790,11 @@ async fn serve<S>(
             }
             let (requests, full, before) = (window.len(), cut || window.len() == most, out.len());
             flow = conn.run_window(window, &mut out).await;
+            // Killed meanwhile by another connection: the replies so far
+            // go out, nothing more is read or run.
+            if killed.is_cancelled() {
+                flow = Flow::Close;
+            }
             if requests > 0 {
                 window_size = next_window(requests, out.len().saturating_sub(before));
             }
@@ -806,17 +831,27 @@ async fn serve<S>(
                 &mut read_meanwhile,
             );
             let write = tokio::time::timeout(server.output_timeout, write);
+            // A killed client that does not read its replies is not waited
+            // for.
             let written = if conn.subscriber.ever_subscribed() {
                 tokio::select! {
+                    // The replies first: a client that killed itself gets
+                    // its answer.
+                    biased;
                     written = write => written,
                     // A subscriber whose socket is full: published messages
                     // pile up in its mailbox meanwhile, up to its bound.
                     () = mailbox_overflow(conn.subscriber.mailbox()) => {
                         return pubsub_overflow(&server, &conn)
                     }
+                    () = killed.cancelled() => return,
                 }
             } else {
-                write.await
+                tokio::select! {
+                    biased;
+                    written = write => written,
+                    () = killed.cancelled() => return,
+                }
             };
             match written {
                 Ok(Ok(())) => {}

@@ -145,6 +145,8 @@ fn shown_args(args: &[Bytes], count: usize) -> Vec<Bytes> {
         count
     }
     .min(args.len());
+    // Copied: an argument is a slice of its connection's read buffer,
+    // which an entry must not keep alive (up to 32 MiB each).
     let mut shown: Vec<Bytes> = args[..kept]
         .iter()
         .map(|a| {
@@ -155,7 +157,7 @@ fn shown_args(args: &[Bytes], count: usize) -> Vec<Bytes> {
                 );
                 Bytes::from(cut)
             } else {
-                a.clone()
+                Bytes::copy_from_slice(a)
             }
         })
         .collect();
@@ -192,7 +194,9 @@ fn error(line: String) -> Reply {
 pub(super) fn refused(args: &[Bytes]) -> Option<Reply> {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     let arity_ok = match sub.as_str() {
-        "get" => args.len() <= 3,
+        // Redis declares GET `-2`: more than a count is refused when it
+        // runs, not while MULTI queues it.
+        "get" => true,
         "len" | "reset" | "help" => args.len() == 2,
         _ => {
             return Some(error(format!(
@@ -224,18 +228,18 @@ pub(super) fn slowlog(log: &SlowLog, args: &[Bytes]) -> Reply {
         }
         "help" => Reply::Array(HELP.iter().map(|l| Reply::Status((*l).into())).collect()),
         _ => {
+            if args.len() > 3 {
+                return error(
+                    "ERR unknown subcommand or wrong number of arguments for 'GET'. Try SLOWLOG HELP."
+                        .into(),
+                );
+            }
             let count = match args.get(2) {
                 None => Some(10),
-                Some(arg) => match std::str::from_utf8(arg)
-                    .ok()
-                    .and_then(|s| s.parse::<i64>().ok())
-                {
-                    None => return Reply::Error(CommandError::NotInteger),
+                Some(arg) => match distcache_core::command::number::parse_i64(arg) {
                     Some(-1) => None,
-                    Some(n) if n < -1 => {
-                        return error("ERR count should be greater than or equal to -1".into());
-                    }
-                    Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                    Some(n) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                    _ => return error("ERR count should be greater than or equal to -1".into()),
                 },
             };
             Reply::Array(
@@ -333,9 +337,19 @@ mod tests {
             line(slowlog(&log, &args(&["SLOWLOG", "GET", "-2"]))),
             "ERR count should be greater than or equal to -1"
         );
+        for bad in ["x", "+1", "99999999999999999999"] {
+            assert_eq!(
+                line(slowlog(&log, &args(&["SLOWLOG", "GET", bad]))),
+                "ERR count should be greater than or equal to -1"
+            );
+        }
         assert_eq!(
-            line(slowlog(&log, &args(&["SLOWLOG", "GET", "x"]))),
-            "ERR value is not an integer or out of range"
+            line(slowlog(&log, &args(&["SLOWLOG", "GET", "1", "2"]))),
+            "ERR unknown subcommand or wrong number of arguments for 'GET'. Try SLOWLOG HELP."
+        );
+        assert!(
+            refused(&args(&["SLOWLOG", "GET", "1", "2"])).is_none(),
+            "queued in MULTI, as Redis queues it"
         );
         assert_eq!(
             line(slowlog(&log, &args(&["SLOWLOG", "LEN", "x"]))),
