@@ -1452,6 +1452,26 @@ fn slowlog_keeps_slow_commands_for_the_admin() {
         &request(&["CONFIG", "GET", "slowlog-log-slower-than"]),
         b"*2\r\n$23\r\nslowlog-log-slower-than\r\n$1\r\n0\r\n",
     );
+    // Pipelined commands are logged by their name and their count of
+    // arguments (docs: keeping all their arguments costs every batch).
+    let piped: Vec<u8> = (0..50)
+        .flat_map(|i| request(&["SET", &format!("{key}:p{i}"), "v"]))
+        .collect();
+    s.write_all(&piped).unwrap();
+    let oks = read_exactly(&mut s, 50 * b"+OK\r\n".len());
+    assert!(oks.iter().all(|&b| b"+OK\r\n".contains(&b)));
+    s.write_all(&request(&["SLOWLOG", "GET", "5"])).unwrap();
+    let mut piped_log = Vec::new();
+    while String::from_utf8_lossy(&piped_log).matches(&tail).count() < 5 {
+        let n = s.read(&mut buf).expect("SLOWLOG GET answers");
+        assert!(n > 0);
+        piped_log.extend_from_slice(&buf[..n]);
+    }
+    let piped_log = String::from_utf8_lossy(&piped_log).into_owned();
+    assert!(
+        piped_log.contains("*2\r\n$3\r\nset\r\n$22\r\n... (2 more arguments)\r\n"),
+        "{piped_log}"
+    );
     // Nothing is logged before AUTH: the arguments of a client with no
     // token never reach the log.
     let mut stranger = connect(&cluster);

@@ -350,16 +350,30 @@ impl Connection {
         for &name in &names {
             self.counters(name).received.inc();
         }
-        // What SLOWLOG would show, kept only while it is on.
-        let logged: Vec<Logged> = if self.server.slowlog.is_on() {
-            commands.iter().map(|c| logged(&c.args)).collect()
+        // What SLOWLOG would show, kept only while it is on: of a command
+        // alone, its arguments (up to 32); of one pipelined with others,
+        // its name and how many arguments it had (taking a reference to
+        // each argument of every pipelined command, before every batch,
+        // cost the master 5% of its instructions at `-P 16`;
+        // docs/performance.md).
+        let alone = match commands.as_slice() {
+            [command] if self.server.slowlog.is_on() => Some(logged(&command.args)),
+            _ => None,
+        };
+        let counts: SmallVec<[usize; 16]> = if self.server.slowlog.is_on() && alone.is_none() {
+            commands.iter().map(|c| c.args.len()).collect()
         } else {
-            Vec::new()
+            SmallVec::new()
         };
         let answers = self.server.master.run_pipeline(commands).await;
         let took = started.elapsed();
-        for args in &logged {
-            self.log_if_slow(&args.first, args.count, took);
+        if self.server.slowlog.is_slow(took) {
+            if let Some(args) = &alone {
+                self.log_if_slow(&args.first, args.count, took);
+            }
+            for (name, &count) in names.iter().zip(&counts) {
+                self.log_if_slow(&[Bytes::from_static(name.as_bytes())], count, took);
+            }
         }
         for (name, (reply, reached)) in names.into_iter().zip(answers) {
             self.session.ran(reached);

@@ -77,7 +77,8 @@ impl SlowLog {
     }
 
     /// Keeps a command that took `took`, if that is slow: `args` are its
-    /// first arguments (at least [`MAX_ARGS`] of them, or all), of `count`.
+    /// first arguments (up to [`MAX_ARGS`] of them, or all; of a command
+    /// pipelined with others, its name alone), of `count`.
     pub(super) fn record(
         &self,
         args: &[Bytes],
