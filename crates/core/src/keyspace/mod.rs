@@ -348,6 +348,27 @@ impl Exec<'_> {
         self.effects.push(effect);
     }
 
+    /// A STORE's result (SINTERSTORE, SORT ... STORE...): `dst` replaced
+    /// by `value`, its TTL dropped, or deleted when the result is empty
+    /// (`None`), as Redis does; the reply is the result's size, `n`.
+    fn store_result(&mut self, dst: &Bytes, value: Option<Value>, n: usize) -> Reply {
+        match value {
+            None => {
+                if self.exists(dst) {
+                    self.emit(dst, EffectOp::Delete);
+                }
+            }
+            Some(value) => self.emit(
+                dst,
+                EffectOp::Put {
+                    value,
+                    expire_at_ms: None,
+                },
+            ),
+        }
+        Reply::Integer(n as i64)
+    }
+
     /// `Ok` if a string of `len` bytes fits the keyspace's value limit;
     /// else the error the master answers for a value too large.
     fn fits(&self, len: usize) -> Result<()> {

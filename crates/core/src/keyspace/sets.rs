@@ -128,20 +128,7 @@ impl Exec<'_> {
                     )),
                     Some(dst) => {
                         let n = result.len();
-                        if n == 0 {
-                            if self.exists(dst) {
-                                self.emit(dst, EffectOp::Delete);
-                            }
-                        } else {
-                            self.emit(
-                                dst,
-                                EffectOp::Put {
-                                    value: Value::Set(result),
-                                    expire_at_ms: None,
-                                },
-                            );
-                        }
-                        Ok(Reply::Integer(n as i64))
+                        Ok(self.store_result(dst, (n > 0).then_some(Value::Set(result)), n))
                     }
                 }
             }

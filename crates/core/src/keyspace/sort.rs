@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::{EffectOp, Exec, Result, misrouted};
+use super::{Exec, Result, misrouted};
 use crate::command::sort::SortOptions;
 use crate::command::{Command, CommandError, Reply};
 use crate::value::{ListValue, Value};
@@ -48,20 +48,8 @@ impl Exec<'_> {
             return Ok(Reply::Array(sorted.into_iter().map(Reply::Bulk).collect()));
         };
         let n = sorted.len();
-        if n == 0 {
-            if self.exists(dst) {
-                self.emit(dst, EffectOp::Delete);
-            }
-        } else {
-            self.emit(
-                dst,
-                EffectOp::Put {
-                    value: Value::List(sorted.into_iter().collect::<ListValue>()),
-                    expire_at_ms: None,
-                },
-            );
-        }
-        Ok(Reply::Integer(n as i64))
+        let list = (n > 0).then(|| Value::List(sorted.into_iter().collect::<ListValue>()));
+        Ok(self.store_result(dst, list, n))
     }
 }
 
