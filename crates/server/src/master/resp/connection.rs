@@ -469,7 +469,6 @@ impl Connection {
                 }
             },
         };
-
         let (protocol, multi) = (self.protocol, self.queued());
         self.registered.update(|c| {
             c.protocol = protocol;
@@ -718,6 +717,9 @@ async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let now = Instant::now();
+    // CLIENT KILL cancels it through the registry; the connection waits on
+    // it.
+    let kill = tokio_util::sync::CancellationToken::new();
     let registered = server.register(ClientInfo {
         id,
         addr,
@@ -731,7 +733,7 @@ async fn serve<S>(
         multi: -1,
         subscriptions: (0, 0),
         last_command: "NULL",
-        kill: tokio_util::sync::CancellationToken::new(),
+        kill: kill.clone(),
     });
     let mut conn = Connection {
         role: Connection::initial_role(&server),
@@ -743,17 +745,15 @@ async fn serve<S>(
         subscriber: server.master.pubsub.subscriber(id),
         counters: Vec::new(),
         blocked: None,
-        kill: tokio_util::sync::CancellationToken::new(),
+        kill: kill.clone(),
     };
-    conn.kill = conn.registered.snapshot().kill;
     let shutdown = server.master.shutdown.clone();
     // One wait for the whole connection, not one per read: each new wait
     // joins the shutdown signal's list of waiters, under its lock, and
     // leaves it when dropped.
     let triggered = shutdown.triggered();
     // The master's shutdown, or CLIENT KILL of this connection.
-    let kill = conn.kill.clone();
-    let killed = conn.kill.clone();
+    let killed = kill.clone();
     let shutting_down = async move {
         tokio::select! {
             () = triggered => {}
