@@ -225,22 +225,10 @@ pub(super) async fn run(
     }
     // SLOWLOG shows other clients' commands and arguments: the admin
     // role's, as FLUSHALL is (Redis files its subcommands `admin`).
-    if command.name == "slowlog"
-        && !conn
-            .role
-            .is_some_and(|role| super::connection::permits(role, NeededRole::Admin))
-    {
-        let has = match conn.role {
-            Some(crate::security::auth::Role::Read) => NeededRole::Read.name(),
-            Some(crate::security::auth::Role::Write) => NeededRole::Write.name(),
-            _ => "no",
-        };
-        let refused = CommandError::NoPermission {
-            command: command.name,
-            needs: NeededRole::Admin.name(),
-            has,
-        };
-        return (conn.session.refuse(refused), Flow::Continue);
+    if command.name == "slowlog" {
+        if let Err(refused) = admin_only(conn, command.name) {
+            return (conn.session.refuse(refused), Flow::Continue);
+        }
     }
     if let Some(e) =
         super::pubsub::refused_in_subscribed_mode(conn, command.name, shown_name(command, args))
@@ -626,23 +614,32 @@ pub(super) fn help(command: &str, subcommands: &[(&str, &str)]) -> Reply {
     Reply::Array(lines.into_iter().map(|l| Reply::Status(l.into())).collect())
 }
 
+/// `Ok` for a connection with the admin role; else the NOPERM error for
+/// `command`, naming the role it has (SLOWLOG and CLIENT KILL show or
+/// end other clients' work, as Redis files them `@admin`).
+fn admin_only(conn: &Connection, command: &'static str) -> Result<(), CommandError> {
+    use crate::security::auth::Role;
+    let has = match conn.role {
+        Some(Role::Admin) => return Ok(()),
+        Some(Role::Write) => NeededRole::Write.name(),
+        Some(Role::Read) => NeededRole::Read.name(),
+        None => "no",
+    };
+    Err(CommandError::NoPermission {
+        command,
+        needs: NeededRole::Admin.name(),
+        has,
+    })
+}
+
 /// CLIENT KILL addr, or CLIENT KILL filter value...: closes this master's
 /// matching connections once their replies so far are written (the
 /// caller's own too, after this reply, when it matches and SKIPME is
 /// `no`), with Redis's checks and answers. The admin role's, as Redis
 /// files it `@admin`.
 fn client_kill(conn: &Connection, args: &[Bytes]) -> Reply {
-    if conn.role != Some(crate::security::auth::Role::Admin) {
-        let has = match conn.role {
-            Some(crate::security::auth::Role::Read) => NeededRole::Read.name(),
-            Some(crate::security::auth::Role::Write) => NeededRole::Write.name(),
-            _ => "no",
-        };
-        return Reply::Error(CommandError::NoPermission {
-            command: "client|kill",
-            needs: NeededRole::Admin.name(),
-            has,
-        });
+    if let Err(refused) = admin_only(conn, "client|kill") {
+        return Reply::Error(refused);
     }
     let clients = conn.server.client_list();
     // The old form: one address, OK or an error.

@@ -520,40 +520,53 @@ fn spec_tips(spec: &CommandSpec) -> Vec<Reply> {
     tips
 }
 
+/// A map of a key spec's fields, as COMMAND INFO shows them.
+fn spec_map(pairs: Vec<(&str, Reply)>) -> Reply {
+    Reply::Map(pairs.into_iter().map(|(k, v)| (bulk(k), v)).collect())
+}
+
+/// A key spec whose search begins at argument `index`, keys found by
+/// `find`, with its access `flags`.
+fn at_index(flags: &[&str], index: usize, find: Reply) -> Reply {
+    spec_map(vec![
+        (
+            "flags",
+            Reply::Set(flags.iter().map(|f| status(f)).collect()),
+        ),
+        (
+            "begin_search",
+            spec_map(vec![
+                ("type", bulk("index")),
+                (
+                    "spec",
+                    spec_map(vec![("index", Reply::Integer(index as i64))]),
+                ),
+            ]),
+        ),
+        ("find_keys", find),
+    ])
+}
+
+/// Keys found from the search's start to `lastkey`, every `step`.
+fn found_in_range(lastkey: i64, step: usize) -> Reply {
+    spec_map(vec![
+        ("type", bulk("range")),
+        (
+            "spec",
+            spec_map(vec![
+                ("lastkey", Reply::Integer(lastkey)),
+                ("keystep", Reply::Integer(step as i64)),
+                ("limit", Reply::Integer(0)),
+            ]),
+        ),
+    ])
+}
+
 /// Redis 7's key specifications, from the table's key positions.
 fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
-    let map = |pairs: Vec<(&str, Reply)>| {
-        Reply::Map(pairs.into_iter().map(|(k, v)| (bulk(k), v)).collect())
-    };
-    let one = |access: [&'static str; 2], index: usize, find: Reply| {
-        map(vec![
-            (
-                "flags",
-                Reply::Set(access.into_iter().map(status).collect()),
-            ),
-            (
-                "begin_search",
-                map(vec![
-                    ("type", bulk("index")),
-                    ("spec", map(vec![("index", Reply::Integer(index as i64))])),
-                ]),
-            ),
-            ("find_keys", find),
-        ])
-    };
-    let range = |lastkey: i64, step: usize| {
-        map(vec![
-            ("type", bulk("range")),
-            (
-                "spec",
-                map(vec![
-                    ("lastkey", Reply::Integer(lastkey)),
-                    ("keystep", Reply::Integer(step as i64)),
-                    ("limit", Reply::Integer(0)),
-                ]),
-            ),
-        ])
-    };
+    let map = spec_map;
+    let one = |access: [&'static str; 2], index: usize, find: Reply| at_index(&access, index, find);
+    let range = found_in_range;
     let keynum = || {
         map(vec![
             ("type", bulk("keynum")),
@@ -722,38 +735,7 @@ fn subcommand_infos(spec: &CommandSpec) -> Vec<Reply> {
             }
             acl.extend([group, "@slow"]);
 
-            let key_spec = || {
-                let map = |pairs: Vec<(&str, Reply)>| {
-                    Reply::Map(pairs.into_iter().map(|(k, v)| (bulk(k), v)).collect())
-                };
-                map(vec![
-                    (
-                        "flags",
-                        Reply::Set(key_flags.iter().map(|f| status(f)).collect()),
-                    ),
-                    (
-                        "begin_search",
-                        map(vec![
-                            ("type", bulk("index")),
-                            ("spec", map(vec![("index", Reply::Integer(2))])),
-                        ]),
-                    ),
-                    (
-                        "find_keys",
-                        map(vec![
-                            ("type", bulk("range")),
-                            (
-                                "spec",
-                                map(vec![
-                                    ("lastkey", Reply::Integer(0)),
-                                    ("keystep", Reply::Integer(1)),
-                                    ("limit", Reply::Integer(0)),
-                                ]),
-                            ),
-                        ]),
-                    ),
-                ])
-            };
+            let key_spec = || at_index(key_flags, 2, found_in_range(0, 1));
             let position = i64::from(keyed) * 2;
             Reply::Array(vec![
                 bulk(full),
