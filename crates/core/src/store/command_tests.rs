@@ -172,6 +172,7 @@ proptest! {
                 Executed::TooLarge => prop_assert!(refused, "{} refused but fits", line),
                 Executed::Refused => prop_assert!(false, "admitted, yet refused"),
                 Executed::WatchFailed => prop_assert!(false, "nothing was watched"),
+                Executed::Undeclared { key } => prop_assert!(false, "{} changed {:?}, not its key", line, key),
             }
             let held = contents(&leader);
             prop_assert_eq!(&held, &model_contents(&model), "after {}", line);
@@ -346,6 +347,49 @@ fn a_command_that_panics_leaves_the_values_it_borrowed_as_they_were() {
         assert_eq!(store.stats().bytes, bytes);
     }
     // The shard still serves commands.
+    assert!(matches!(
+        push(&store, b"l", 3, usize::MAX),
+        Executed::Ran { .. }
+    ));
+}
+
+/// A command that changes a key it did not name (its key finder and its
+/// executor disagree: a bug) is refused whole instead of writing a key
+/// whose shard may not be locked: the keys it named are as they were, the
+/// stray key is not written, nothing is logged, and the store goes on.
+#[test]
+fn a_command_that_changes_a_key_it_did_not_name_is_refused_and_changes_nothing() {
+    let store = store();
+    let value = long_list(&store, b"l", 10);
+    let bytes = store.stats().bytes;
+    // Enough stray keys that some fall in shards other than `l`'s.
+    for stray in 0..64 {
+        let line = format!("RPUSH l x\nSET stray{stray} v");
+        let mut records = 0;
+        let executed = store.execute(
+            &[Bytes::from_static(b"l")],
+            Some(version(2)),
+            NOW,
+            usize::MAX,
+            &|| true,
+            |ks| {
+                let mut outcome = run_line(ks, "RPUSH l x", 0);
+                outcome.effects.extend(run_line(ks, &format!("SET stray{stray} v"), 0).effects);
+                Some(outcome)
+            },
+            &mut |_| records += 1,
+        );
+        match executed {
+            Executed::Undeclared { key } => assert_eq!(key, format!("stray{stray}"), "{line}"),
+            other => panic!("{line}: {other:?}"),
+        }
+        assert_eq!(records, 0, "nothing logged");
+        assert!(store.get(format!("stray{stray}").as_bytes(), NOW).is_none());
+        let held = store.get(b"l", NOW).unwrap();
+        assert_eq!(held.value, Bytes::from(stored::to_stored(&value)));
+        assert_eq!(held.version, version(1));
+        assert_eq!(store.stats().bytes, bytes);
+    }
     assert!(matches!(
         push(&store, b"l", 3, usize::MAX),
         Executed::Ran { .. }

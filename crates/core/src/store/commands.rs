@@ -74,6 +74,14 @@ pub enum Executed {
     /// A watched key changed since it was watched
     /// ([`Store::execute_watched`]): nothing ran.
     WatchFailed,
+    /// The command changed a key it did not name among its keys: a
+    /// command's key finder and its executor disagree, which is a bug.
+    /// Nothing changed (the key's shard may not even be locked, and its
+    /// replicas would not be told).
+    Undeclared {
+        /// The first such key.
+        key: Bytes,
+    },
 }
 
 /// What a client saw of a key when it watched it (WATCH), as a
@@ -317,6 +325,15 @@ impl Store {
                 .and_then(|(_, base)| *base)
         };
         let Outcome { reply, effects } = outcome;
+        if let Some(stray) = effects
+            .iter()
+            .find(|e| !bases.iter().any(|(k, _)| **k == e.key))
+        {
+            // The guard takes the command back and returns what it lent.
+            return Executed::Undeclared {
+                key: stray.key.clone(),
+            };
+        }
         let changes = group(effects, |key| base_of(key).map(|b| b.version));
         // Check every result before writing any: all or nothing.
         for change in &changes {

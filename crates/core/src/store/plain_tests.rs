@@ -161,6 +161,7 @@ fn summary(executed: &Executed) -> String {
         Executed::TooLarge => "too large".to_owned(),
         Executed::Refused => "refused".to_owned(),
         Executed::WatchFailed => "watch failed".to_owned(),
+        Executed::Undeclared { key } => format!("undeclared {key:?}"),
         Executed::Ran {
             version,
             reply,
@@ -399,6 +400,7 @@ proptest! {
                 Executed::TooLarge => "too large".to_owned(),
                 Executed::Refused => "refused".to_owned(),
                 Executed::WatchFailed => "watch failed".to_owned(),
+                Executed::Undeclared { key } => format!("undeclared {key:?}"),
             };
             prop_assert_eq!(stripped(&shipped), stripped(&without), "batch {:?}", lines);
             if let (true, Executed::Ran { changes, .. }) = (ran_plain, &without) {

@@ -813,6 +813,16 @@ fn executed_response(executed: Executed, ship_effects: bool) -> Response {
         }
         Executed::TooLarge => Response::Written(WriteStatus::TooLarge),
         Executed::WatchFailed => Response::WatchFailed,
+        Executed::Undeclared { key } => {
+            tracing::error!(
+                key = %String::from_utf8_lossy(&key),
+                "a command changed a key it did not name; refused, nothing changed"
+            );
+            Response::error(
+                error_code::BAD_REQUEST,
+                "a command changed a key it did not name among its keys (a bug in distcache); nothing changed",
+            )
+        }
         Executed::Refused => unreachable!("answered by DataHandler::executed_response"),
     }
 }
