@@ -347,9 +347,9 @@ impl Run {
             }
             Executed::Refused => self.fail(format!("{words:?} admitted, yet refused")),
             Executed::WatchFailed => self.fail(format!("{words:?}: nothing was watched")),
-            Executed::Undeclared { key } => {
-                self.fail(format!("{words:?} changed {key:?}, which its key finder did not name"))
-            }
+            Executed::Undeclared { key } => self.fail(format!(
+                "{words:?} changed {key:?}, which its key finder did not name"
+            )),
         }
         self.check();
         true

@@ -646,7 +646,8 @@ const connect = (protocol, replyMapping, password) => new Redis({
 /// redis-py's `RedisCluster`, the client of Redis Cluster users, given the
 /// three masters as its startup nodes: it reads CLUSTER SLOTS (one master
 /// owning every slot), then sets and reads keys of every slot, splits an
-/// MGET by slot, pipelines. When the master it chose is killed, it asks
+/// MGET by slot, pipelines, receives a shard channel's message
+/// (SSUBSCRIBE, SPUBLISH). When the master it chose is killed, it asks
 /// the next startup node and goes on; nothing written before is lost
 /// (REPLICAS=2 on two auxiliaries: the masters hold no data).
 #[test]
@@ -694,6 +695,24 @@ assert rc.xgroup_create(stream, "g", id="0") is True
 assert rc.xinfo_stream(stream)["length"] == 1
 assert rc.xinfo_groups(stream)[0]["name"] == "g"
 assert rc.object("encoding", keys[0]) == "int"
+# Sharded Pub/Sub: the client subscribes at the node of the channel's
+# slot; SPUBLISH, sent by the same slot, reaches it.
+ps = rc.pubsub()
+ps.ssubscribe(tagged)
+got = []
+import time
+deadline = time.time() + 10
+published = False
+while time.time() < deadline and not any(m["type"] == "smessage" for m in got):
+    m = ps.get_sharded_message(timeout=0.2)
+    if m:
+        got.append(m)
+    if not published and any(m["type"] == "ssubscribe" for m in got):
+        assert rc.spublish(tagged, "paid") == 1
+        published = True
+assert got == [{"type": "ssubscribe", "pattern": None, "channel": tagged, "data": 1},
+               {"type": "smessage", "pattern": None, "channel": tagged, "data": "paid"}], got
+ps.close()
 print(node.port, flush=True)
 assert sys.stdin.readline().strip() == "killed"
 # Its master is gone: the next command fails over to another startup node.

@@ -134,11 +134,67 @@ const SCRIPT: &[Step] = &[
     step(2, &["PING"], [0, 0, 1]),
     step(2, &["EXEC"], [0, 0, 1]),
     step(2, &["UNSUBSCRIBE"], [0, 0, 1]),
+    // Sharded Pub/Sub: shard channels are names of their own, counted
+    // apart from channels and patterns.
+    step(0, &["SSUBSCRIBE", "orders", "{user}1"], [2, 0, 0]),
+    step(1, &["SUBSCRIBE", "orders"], [0, 1, 0]),
+    step(1, &["PSUBSCRIBE", "ord*"], [0, 1, 0]),
+    step(1, &["SSUBSCRIBE", "orders"], [0, 1, 0]),
+    step(1, &["SSUBSCRIBE", "orders"], [0, 1, 0]),
+    step(2, &["SPUBLISH", "orders", "paid"], [1, 1, 1]),
+    step(2, &["PUBLISH", "orders", "plain"], [0, 2, 1]),
+    step(2, &["SPUBLISH", "{user}1", "bin\u{0}ary"], [1, 0, 1]),
+    step(2, &["SPUBLISH", "nobody", "x"], [0, 0, 1]),
+    step(0, &["GET", "pubsub-key"], [1, 0, 0]),
+    step(0, &["CLIENT", "ID", "x"], [1, 0, 0]),
+    step(0, &["PING"], [1, 0, 0]),
+    step(2, &["PUBSUB", "SHARDCHANNELS"], [0, 0, 1]),
+    step(2, &["PUBSUB", "shardchannels", "o*"], [0, 0, 1]),
+    step(2, &["PUBSUB", "SHARDCHANNELS", "o*", "x"], [0, 0, 1]),
+    step(2, &["PUBSUB", "channels", "o*", "x"], [0, 0, 1]),
+    step(2, &["PUBSUB", "CHANNELS"], [0, 0, 1]),
+    step(
+        2,
+        &["PUBSUB", "SHARDNUMSUB", "orders", "{user}1", "none"],
+        [0, 0, 1],
+    ),
+    step(2, &["PUBSUB", "SHARDNUMSUB"], [0, 0, 1]),
+    step(2, &["PUBSUB", "NUMSUB", "orders"], [0, 0, 1]),
+    step(2, &["SPUBLISH", "orders"], [0, 0, 1]),
+    step(2, &["SSUBSCRIBE"], [0, 0, 1]),
+    step(0, &["SUNSUBSCRIBE", "orders", "never"], [2, 0, 0]),
+    step(2, &["SPUBLISH", "orders", "one left"], [0, 1, 1]),
+    step(1, &["SUNSUBSCRIBE"], [0, 1, 0]),
+    step(1, &["SUNSUBSCRIBE"], [0, 1, 0]),
+    step(1, &["GET", "pubsub-key"], [0, 1, 0]),
+    step(1, &["UNSUBSCRIBE"], [0, 1, 0]),
+    step(1, &["PUNSUBSCRIBE"], [0, 1, 0]),
+    step(1, &["GET", "pubsub-key"], [0, 1, 0]),
+    step(0, &["SUNSUBSCRIBE"], [1, 0, 0]),
+    step(0, &["GET", "pubsub-key"], [1, 0, 0]),
+    // Its own shard message before its SPUBLISH's reply in RESP3; RESP2
+    // refuses the SPUBLISH. RESET leaves shard channels too.
+    // (Connection 0: connection 2 left RESP3 at its RESET above.)
+    step(0, &["SSUBSCRIBE", "self"], [1, 0, 0]),
+    resp3([2, 0, 0], step(0, &["SPUBLISH", "self", "me"], [1, 0, 0])),
+    step(0, &["RESET"], [1, 0, 0]),
+    step(1, &["PUBSUB", "SHARDNUMSUB", "self"], [0, 1, 0]),
+    // In MULTI, SSUBSCRIBE is refused at EXEC (SUBSCRIBE is let through);
+    // SUNSUBSCRIBE runs.
+    step(2, &["MULTI"], [0, 0, 1]),
+    step(2, &["SSUBSCRIBE", "m"], [0, 0, 1]),
+    step(2, &["SUNSUBSCRIBE", "m"], [0, 0, 1]),
+    step(2, &["SPUBLISH", "m", "x"], [0, 0, 1]),
+    step(2, &["EXEC"], [0, 0, 1]),
+    step(2, &["PUBSUB", "SHARDCHANNELS"], [0, 0, 1]),
 ];
 
 /// Sorts what Redis leaves in an unspecified order.
 fn normalize(args: &[&str], mut frame: Frame) -> Frame {
-    if args.len() >= 2 && args[0] == "PUBSUB" && args[1] == "CHANNELS" {
+    if args.len() >= 2
+        && args[0] == "PUBSUB"
+        && ["CHANNELS", "SHARDCHANNELS"].contains(&args[1].to_uppercase().as_str())
+    {
         if let Frame::Array(items) | Frame::Set(items) = &mut frame {
             items.sort();
         }
@@ -265,6 +321,9 @@ fn subscriptions_and_messages_answer_as_redis_does_in_resp2_and_resp3() {
         "punsubscribe",
         "publish",
         "pubsub",
+        "ssubscribe",
+        "sunsubscribe",
+        "spublish",
     ] {
         let want = theirs.call_str(&["COMMAND", "INFO", name]);
         let have = c.call_str(&["COMMAND", "INFO", name]);
@@ -277,6 +336,22 @@ fn subscriptions_and_messages_answer_as_redis_does_in_resp2_and_resp3() {
             other => panic!("{other:?}"),
         };
         assert_eq!(head(&have), head(&want), "COMMAND INFO {name}");
+        // The shard commands' channels are shown as keys (`not_key`), so
+        // that a cluster client sends them by their slot.
+        if matches!(name, "ssubscribe" | "sunsubscribe" | "spublish") {
+            let specs = |f: &Frame| match f {
+                Frame::Array(rows) => match &rows[0] {
+                    Frame::Array(fields) => fields[8].clone(),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(
+                specs(&have),
+                specs(&want),
+                "COMMAND INFO {name}'s key specs"
+            );
+        }
     }
 }
 
@@ -339,6 +414,36 @@ fn a_publish_on_one_master_reaches_subscribers_on_the_others_in_order() {
     let expected: Vec<String> = (0..2 * MESSAGES).map(|i| i.to_string()).collect();
     assert_eq!(payloads(&mut subscriber, 2 * MESSAGES), expected);
     assert_eq!(payloads(&mut pattern, 2 * MESSAGES), expected);
+
+    // SPUBLISH reaches the shard subscribers of every master, in order,
+    // as `smessage`, and no channel or pattern subscriber of that name.
+    let mut shard = Client::connect(resp_port(&cluster, 2)).unwrap();
+    assert_eq!(
+        shard.call_str(&["SSUBSCRIBE", "orders"]),
+        Frame::Array(vec![bulk("ssubscribe"), bulk("orders"), Frame::Int(1)])
+    );
+    for i in 0..100 {
+        let got = publisher.call_str(&["SPUBLISH", "orders", &format!("s{i}")]);
+        assert_eq!(got, Frame::Int(1), "SPUBLISH {i}: the shard subscriber");
+    }
+    assert_eq!(
+        shard.read_within(FRAME_WAIT),
+        Some(Frame::Array(vec![
+            bulk("smessage"),
+            bulk("orders"),
+            bulk("s0")
+        ]))
+    );
+    let expected: Vec<String> = (1..100).map(|i| format!("s{i}")).collect();
+    assert_eq!(payloads(&mut shard, 99), expected);
+    assert_eq!(
+        publisher.call_str(&["PUBLISH", "orders", "after"]),
+        Frame::Int(2)
+    );
+    assert_eq!(payloads(&mut subscriber, 1), ["after"]);
+    assert_eq!(payloads(&mut pattern, 1), ["after"]);
+    assert_eq!(shard.read_within(Duration::from_millis(200)), None);
+    drop(shard);
 
     // A stopped master holds the publisher up once, for the bound, and
     // then not at all; the others still get every message.
@@ -626,8 +731,16 @@ fn a_read_token_subscribes_but_cannot_publish_and_http_publishes() {
         Frame::Error("NOPERM this user has no permissions to run the 'publish' command".into())
     );
     assert_eq!(
+        reader.call_str(&["SPUBLISH", "x", "y"]),
+        Frame::Error("NOPERM this user has no permissions to run the 'spublish' command".into())
+    );
+    assert_eq!(
         reader.call_str(&["SUBSCRIBE", "x"]),
         Frame::Array(vec![bulk("subscribe"), bulk("x"), Frame::Int(1)])
+    );
+    assert_eq!(
+        reader.call_str(&["SSUBSCRIBE", "s"]),
+        Frame::Array(vec![bulk("ssubscribe"), bulk("s"), Frame::Int(1)])
     );
     let mut writer = Client::connect(port).unwrap();
     assert_eq!(
@@ -646,8 +759,18 @@ fn a_read_token_subscribes_but_cannot_publish_and_http_publishes() {
     let list = String::from_utf8(list).unwrap();
     assert_eq!(list.lines().count(), 1, "{list}");
     assert!(
-        list.contains(" flags=P ") && list.contains(" sub=1 psub=0 "),
+        list.contains(" flags=P ") && list.contains(" sub=1 psub=0 ssub=1 "),
         "{list}"
+    );
+    let Frame::Bulk(info) = writer.call_str(&["INFO", "stats"]) else {
+        panic!("INFO answered no text");
+    };
+    let info = String::from_utf8(info).unwrap();
+    assert!(info.contains("\r\npubsubshard_channels:1\r\n"), "{info}");
+    let metrics = cluster.get_text(0, "/metrics");
+    assert_eq!(
+        metric_value(&metrics, "distcache_pubsub_shard_channels"),
+        Some(1.0)
     );
 
     // Over HTTP: PUBLISH with a write token reaches the RESP subscriber;
@@ -667,13 +790,26 @@ fn a_read_token_subscribes_but_cannot_publish_and_http_publishes() {
         (200, json!({"result": 1}))
     );
     assert_eq!(payloads(&mut reader, 1), ["from http"]);
+    assert_eq!(
+        post("ps-write", json!(["SPUBLISH", "s", "shard from http"])),
+        (200, json!({"result": 1}))
+    );
+    assert_eq!(payloads(&mut reader, 1), ["shard from http"]);
     let (status, body) = post("ps-read", json!(["PUBLISH", "x", "no"]));
     assert_eq!(status, 403, "{body}");
-    let (status, body) = post("ps-read", json!(["SUBSCRIBE", "x"]));
-    assert_eq!(status, 400);
-    assert!(
-        body["error"].as_str().unwrap().contains("use RESP"),
-        "{body}"
+    let (status, body) = post("ps-read", json!(["SPUBLISH", "s", "no"]));
+    assert_eq!(status, 403, "{body}");
+    for subscribe in ["SUBSCRIBE", "SSUBSCRIBE"] {
+        let (status, body) = post("ps-read", json!([subscribe, "x"]));
+        assert_eq!(status, 400);
+        assert!(
+            body["error"].as_str().unwrap().contains("use RESP"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        post("ps-read", json!(["PUBSUB", "SHARDNUMSUB", "s"])),
+        (200, json!({"result": ["s", 1]}))
     );
     assert_eq!(
         post("ps-read", json!(["PUBSUB", "NUMSUB", "x"])),

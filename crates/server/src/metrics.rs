@@ -323,6 +323,8 @@ pub struct PubSubMetrics {
     pub channels: IntGauge,
     /// Patterns with a subscriber on this master.
     pub patterns: IntGauge,
+    /// Shard channels with a subscriber on this master.
+    pub shard_channels: IntGauge,
     /// Messages queued for this master's subscribers.
     pub delivered: IntCounter,
     /// Messages dropped because their subscriber passed its output bound
@@ -346,10 +348,15 @@ impl PubSubMetrics {
                 "pubsub_patterns",
                 "Patterns with at least one subscriber on this master (INFO's pubsub_patterns).",
             ),
+            shard_channels: gauge(
+                registry,
+                "pubsub_shard_channels",
+                "Shard channels (SSUBSCRIBE) with at least one subscriber on this master (INFO's pubsubshard_channels).",
+            ),
             delivered: counter(
                 registry,
                 "pubsub_messages_delivered_total",
-                "Messages queued for a subscriber of this master (message and pmessage; one per receiving subscription).",
+                "Messages queued for a subscriber of this master (message, pmessage and smessage; one per receiving subscription).",
             ),
             dropped: counter(
                 registry,
@@ -359,7 +366,7 @@ impl PubSubMetrics {
             forwarded: counter_vec(
                 registry,
                 "pubsub_peer_publishes_total",
-                "PUBLISH messages forwarded to other masters, by result: ok (the peer answered), failed (the call failed or timed out; the message may be lost), queue_full (dropped: the queue to that peer was full), not_awaited (the publisher stopped waiting for the peer's count and counted 0; the message is still forwarded).",
+                "PUBLISH and SPUBLISH messages forwarded to other masters, by result: ok (the peer answered), failed (the call failed or timed out; the message may be lost), queue_full (dropped: the queue to that peer was full), not_awaited (the publisher stopped waiting for the peer's count and counted 0; the message is still forwarded).",
                 &["result"],
             ),
         }

@@ -182,6 +182,14 @@ pub enum KeySpec {
     },
     /// The key at 1, and the last STORE's key (SORT).
     Sort,
+    /// Shard channels from 1 to `last` (SSUBSCRIBE, SPUBLISH): never keys
+    /// of the keyspace, but shown where keys would be, as Redis shows them
+    /// (a `not_key` key spec), so that a cluster client sends them by
+    /// their slot.
+    Channels {
+        /// Index of the last channel; negative from the end.
+        last: i32,
+    },
 }
 
 impl KeySpec {
@@ -303,7 +311,7 @@ impl CommandSpec {
         let mut first = None;
         let mut listed = Vec::new();
         let (start, end, step) = match self.keys {
-            KeySpec::None => (0, 0, 1),
+            KeySpec::None | KeySpec::Channels { .. } => (0, 0, 1),
             KeySpec::Range { first, last, step } => {
                 let last = if last < 0 {
                     args.len() as i64 + i64::from(last)
@@ -348,6 +356,7 @@ impl CommandSpec {
         }
         match self.keys {
             KeySpec::Range { first, last, step } => (first as i64, i64::from(last), step as i64),
+            KeySpec::Channels { last } => (1, i64::from(last), 1),
             KeySpec::None | KeySpec::NumKeys { .. } | KeySpec::Streams => (0, 0, 0),
             KeySpec::GeoStore { .. } | KeySpec::Sort => (1, 1, 1),
             // The destination; the others are found by their count.
@@ -481,7 +490,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("psubscribe", -2, PUBSUB | SUBSCRIPTION, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "Subscribes the connection to channels matching glob patterns (RESP)"),
     c!("pttl", 2, R | FAST | RANDOM_OUTPUT, Generic, ONE, |a| Ok(Command::Ttl { key: a[1].clone(), ms: true }), "TTL in milliseconds"),
     c!("publish", 3, PUBSUB | WRITE_ROLE | FAST, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "Sends a message to every subscriber of a channel, on every master"),
-    c!("pubsub", -2, PUBSUB, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "This master's subscriptions: CHANNELS, NUMSUB, NUMPAT, HELP"),
+    c!("pubsub", -2, PUBSUB, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "This master's subscriptions: CHANNELS, NUMSUB, NUMPAT, SHARDCHANNELS, SHARDNUMSUB, HELP"),
     c!("punsubscribe", -1, PUBSUB | SUBSCRIPTION, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "Unsubscribes the connection from patterns, or from all (RESP)"),
     c!("randomkey", 1, R | RANDOM_OUTPUT, Generic, KeySpec::None, |_| Ok(Command::RandomKey), "A random key"),
     c!("rename", 3, W, Generic, TWO, |a| Ok(Command::Rename { src: a[1].clone(), dst: a[2].clone(), nx: false }), "Renames a key"),
@@ -511,14 +520,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     c!("sort", -2, W | DENYOOM, Generic, KeySpec::Sort, sort::sort, "Sorts a list, set or sorted set by number or bytes, or stores the result (STORE); BY patterns and GET refused, as in Redis Cluster"),
     c!("sort_ro", -2, R, Generic, KeySpec::Sort, sort::sort_ro, "SORT without STORE"),
     c!("spop", -2, W | FAST | RANDOM_OUTPUT, Set, ONE, p::spop, "Removes random members"),
+    c!("spublish", 3, PUBSUB | WRITE_ROLE | FAST, PubSub, KeySpec::Channels { last: 1 }, |_| Ok(Command::PubSub), "Sends a message to every subscriber of a shard channel, on every master"),
     c!("srandmember", -2, R | RANDOM_OUTPUT, Set, ONE, p::srandmember, "Random members"),
     c!("srem", -3, W | FAST, Set, ONE, |a| Ok(Command::SRem { key: a[1].clone(), members: p::keys_from(a, 2) }), "Removes members"),
     c!("sscan", -3, R | RANDOM_OUTPUT, Set, ONE, |a| { let (key, cursor, opts) = p::key_scan(a)?; Ok(Command::SScan { key, cursor, opts }) }, "Iterates members"),
+    c!("ssubscribe", -2, PUBSUB | SUBSCRIPTION, PubSub, KeySpec::Channels { last: -1 }, |_| Ok(Command::PubSub), "Subscribes the connection to shard channels (RESP)"),
     c!("strlen", 2, R | FAST, String, ONE, |a| Ok(Command::StrLen { key: a[1].clone() }), "Length of a string"),
     c!("subscribe", -2, PUBSUB | SUBSCRIPTION, PubSub, KeySpec::None, |_| Ok(Command::PubSub), "Subscribes the connection to channels (RESP)"),
     c!("substr", 4, R, String, ONE, |a| Ok(Command::GetRange { key: a[1].clone(), start: p::int_arg(&a[2])?, end: p::int_arg(&a[3])? }), "GETRANGE under its old name"),
     c!("sunion", -2, R | UNORDERED_OUTPUT, Set, ALL, p::sunion, "Members in any set"),
     c!("sunionstore", -3, W | DENYOOM, Set, ALL, p::sunionstore, "SUNION into a key"),
+    c!("sunsubscribe", -1, PUBSUB | SUBSCRIPTION, PubSub, KeySpec::Channels { last: -1 }, |_| Ok(Command::PubSub), "Unsubscribes the connection from shard channels, or from all (RESP)"),
     c!("touch", -2, R | FAST, Generic, ALL, |a| Ok(Command::Touch { keys: p::keys_from(a, 1) }), "Counts existing keys, marking them used"),
     c!("ttl", 2, R | FAST | RANDOM_OUTPUT, Generic, ONE, |a| Ok(Command::Ttl { key: a[1].clone(), ms: false }), "TTL in seconds"),
     c!("type", 2, R | FAST, Generic, ONE, |a| Ok(Command::Type { key: a[1].clone() }), "The type of a key's value"),
@@ -693,7 +705,7 @@ mod tests {
     #[test]
     fn pubsub_roles_are_read_to_subscribe_and_write_to_publish() {
         for spec in COMMANDS.iter().filter(|s| s.has(PUBSUB)) {
-            let want = if spec.name == "publish" {
+            let want = if matches!(spec.name, "publish" | "spublish") {
                 Role::Write
             } else {
                 Role::Read

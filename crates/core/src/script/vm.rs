@@ -559,8 +559,11 @@ fn run_command(
             Ok(_) => {}
         }
     }
-    if spec.name == "publish" {
-        return Err("ERR PUBLISH is not allowed from a script: distcache runs a script where its keys live, and publishing belongs to the masters".into());
+    if matches!(spec.name, "publish" | "spublish") {
+        return Err(format!(
+            "ERR {} is not allowed from a script: distcache runs a script where its keys live, and publishing belongs to the masters",
+            spec.name.to_uppercase()
+        ));
     }
     // XREAD and XREADGROUP read at once in a script; only their BLOCK
     // option is refused, as Redis does.

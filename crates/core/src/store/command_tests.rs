@@ -374,7 +374,9 @@ fn a_command_that_changes_a_key_it_did_not_name_is_refused_and_changes_nothing()
             &|| true,
             |ks| {
                 let mut outcome = run_line(ks, "RPUSH l x", 0);
-                outcome.effects.extend(run_line(ks, &format!("SET stray{stray} v"), 0).effects);
+                outcome
+                    .effects
+                    .extend(run_line(ks, &format!("SET stray{stray} v"), 0).effects);
                 Some(outcome)
             },
             &mut |_| records += 1,

@@ -1,21 +1,28 @@
-//! PUBLISH and PUBSUB, as both command front ends answer them (RESP, and
-//! HTTP's `POST /`). SUBSCRIBE and its family need a connection that
-//! receives messages: RESP only (`resp::pubsub`).
+//! PUBLISH, SPUBLISH and PUBSUB, as both command front ends answer them
+//! (RESP, and HTTP's `POST /`). SUBSCRIBE and its family need a
+//! connection that receives messages: RESP only (`resp::pubsub`).
 
 use bytes::Bytes;
 use distcache_core::command::{CommandError, Reply};
 
 use super::PubSub;
+use super::registry::Space;
 
 /// HTTP's answer to SUBSCRIBE and its family.
-pub const SUBSCRIBE_NEEDS_RESP: &str = "ERR SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE and PUNSUBSCRIBE need a connection that stays open to receive messages: use RESP (HTTP answers once); PUBLISH works over HTTP";
+pub const SUBSCRIBE_NEEDS_RESP: &str = "ERR SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their UNSUBSCRIBE need a connection that stays open to receive messages: use RESP (HTTP answers once); PUBLISH and SPUBLISH work over HTTP";
 
 /// HTTP's answer to PUBLISH or PUBSUB in `/multi-exec`.
-pub const PUBSUB_NOT_IN_TRANSACTION: &str = "ERR PUBLISH and PUBSUB are answered by the master, not in a transaction at the keys' leader: send them to POST / or /pipeline";
+pub const PUBSUB_NOT_IN_TRANSACTION: &str = "ERR PUBLISH, SPUBLISH and PUBSUB are answered by the master, not in a transaction at the keys' leader: send them to POST / or /pipeline";
 
 /// PUBSUB's subcommands and their arity, as Redis checks them.
-const PUBSUB_SUBCOMMANDS: &[(&str, i32)] =
-    &[("channels", -2), ("help", 2), ("numpat", 2), ("numsub", -2)];
+const PUBSUB_SUBCOMMANDS: &[(&str, i32)] = &[
+    ("channels", -2),
+    ("help", 2),
+    ("numpat", 2),
+    ("numsub", -2),
+    ("shardchannels", -2),
+    ("shardnumsub", -2),
+];
 
 /// What `PUBSUB HELP` lists.
 const PUBSUB_HELP: &[(&str, &str)] = &[
@@ -30,6 +37,14 @@ const PUBSUB_HELP: &[(&str, &str)] = &[
     (
         "NUMSUB [<channel> ...]",
         "Return the number of subscribers for the specified channels, excluding pattern subscriptions(default: no channels), on this master.",
+    ),
+    (
+        "SHARDCHANNELS [<pattern>]",
+        "Return the currently active shard level channels matching a <pattern> (default: '*'), on this master.",
+    ),
+    (
+        "SHARDNUMSUB [<shardchannel> ...]",
+        "Return the number of subscribers for the specified shard level channel(s), on this master.",
     ),
 ];
 
@@ -54,14 +69,22 @@ pub fn subcommand(args: &[Bytes]) -> Result<&'static str, CommandError> {
             "ERR wrong number of arguments for 'pubsub|{name}' command"
         )));
     }
+    // CHANNELS and SHARDCHANNELS take one pattern at most: Redis's
+    // handler refuses more, naming the subcommand as it was written.
+    if matches!(name, "channels" | "shardchannels") && args.len() > 3 {
+        return Err(CommandError::Line(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+            String::from_utf8_lossy(&args[1])
+        )));
+    }
     Ok(name)
 }
 
 impl PubSub {
-    /// PUBLISH or PUBSUB (arity checked, role checked).
+    /// PUBLISH, SPUBLISH or PUBSUB (arity checked, role checked).
     pub async fn command(&self, args: &[Bytes]) -> Reply {
-        if args[0].eq_ignore_ascii_case(b"publish") {
-            let receivers = self.publish(args[1].clone(), args[2].clone()).await;
+        if let Some(space) = publish_space(&args[0]) {
+            let receivers = self.publish(space, args[1].clone(), args[2].clone()).await;
             return Reply::Integer(receivers as i64);
         }
         self.introspect(args)
@@ -69,16 +92,23 @@ impl PubSub {
 
     /// PUBSUB's subcommands: about this master's subscriptions only.
     pub fn introspect(&self, args: &[Bytes]) -> Reply {
+        let space = |sub: &str| {
+            if sub.starts_with("shard") {
+                Space::Shard
+            } else {
+                Space::Global
+            }
+        };
         match subcommand(args) {
-            Ok("channels") => Reply::Array(
-                self.channels(args.get(2).map(|p| p.as_ref()))
+            Ok(sub @ ("channels" | "shardchannels")) => Reply::Array(
+                self.channels(space(sub), args.get(2).map(|p| p.as_ref()))
                     .into_iter()
                     .map(Reply::Bulk)
                     .collect(),
             ),
-            Ok("numsub") => {
+            Ok(sub @ ("numsub" | "shardnumsub")) => {
                 let channels = &args[2..];
-                let counts = self.subscribers(channels);
+                let counts = self.subscribers(space(sub), channels);
                 Reply::Array(
                     channels
                         .iter()
@@ -91,6 +121,18 @@ impl PubSub {
             Ok(_) => help(),
             Err(e) => Reply::Error(e),
         }
+    }
+}
+
+/// The space a publishing command (PUBLISH, SPUBLISH) sends to; `None`
+/// for any other command.
+pub fn publish_space(name: &[u8]) -> Option<Space> {
+    if name.eq_ignore_ascii_case(b"publish") {
+        Some(Space::Global)
+    } else if name.eq_ignore_ascii_case(b"spublish") {
+        Some(Space::Shard)
+    } else {
+        None
     }
 }
 

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::PubSub;
+use super::registry::Space;
 use crate::http::ApiError;
 use crate::security::secret::Credentials;
 
@@ -47,21 +48,31 @@ pub struct WireMessage {
     pub channel: String,
     /// The payload.
     pub payload: String,
+    /// Whether it was published with SPUBLISH, to a shard channel (absent:
+    /// PUBLISH, as a master from before sharded Pub/Sub sends it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shard: bool,
 }
 
 impl WireMessage {
-    /// `channel` and `payload`, encoded.
-    pub fn new(channel: &[u8], payload: &[u8]) -> WireMessage {
+    /// `channel` and `payload` of `space`, encoded.
+    pub fn new(space: Space, channel: &[u8], payload: &[u8]) -> WireMessage {
         WireMessage {
             channel: STANDARD.encode(channel),
             payload: STANDARD.encode(payload),
+            shard: space == Space::Shard,
         }
     }
 
-    fn decode(&self) -> Option<(Bytes, Bytes)> {
+    fn decode(&self) -> Option<(Space, Bytes, Bytes)> {
         let channel = STANDARD.decode(&self.channel).ok()?;
         let payload = STANDARD.decode(&self.payload).ok()?;
-        Some((channel.into(), payload.into()))
+        let space = if self.shard {
+            Space::Shard
+        } else {
+            Space::Global
+        };
+        Some((space, channel.into(), payload.into()))
     }
 }
 
@@ -159,7 +170,7 @@ fn deliver(
         .collect::<Result<Vec<_>, _>>()?;
     let receivers = messages
         .iter()
-        .map(|(channel, payload)| pubsub.deliver_here(channel, payload))
+        .map(|(space, channel, payload)| pubsub.deliver_here(*space, channel, payload))
         .collect();
     Ok(PublishAnswer { receivers })
 }

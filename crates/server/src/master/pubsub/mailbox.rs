@@ -18,11 +18,22 @@ use tokio::sync::Notify;
 /// about what its RESP framing takes.
 const FRAMING_BYTES: usize = 48;
 
+/// How a message reached a subscriber, which decides its frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// A subscription to its channel: `message`.
+    Channel,
+    /// A pattern that matched its channel: `pmessage`.
+    Pattern(Bytes),
+    /// A subscription to its shard channel: `smessage`.
+    Shard,
+}
+
 /// One message, as a subscriber receives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
-    /// The pattern that matched, for a `pmessage`; `None` for a `message`.
-    pub pattern: Option<Bytes>,
+    /// How it reached the subscriber.
+    pub via: Via,
     /// The channel it was published to.
     pub channel: Bytes,
     /// What was published.
@@ -35,7 +46,10 @@ impl Message {
         FRAMING_BYTES
             + self.channel.len()
             + self.payload.len()
-            + self.pattern.as_ref().map_or(0, Bytes::len)
+            + match &self.via {
+                Via::Pattern(pattern) => pattern.len(),
+                Via::Channel | Via::Shard => 0,
+            }
     }
 }
 
@@ -171,7 +185,7 @@ mod tests {
 
     fn message(payload: &str) -> Message {
         Message {
-            pattern: None,
+            via: Via::Channel,
             channel: Bytes::from_static(b"ch"),
             payload: Bytes::copy_from_slice(payload.as_bytes()),
         }

@@ -1,14 +1,17 @@
 //! Pub/Sub across the masters: SUBSCRIBE on any master, PUBLISH on any
-//! master, and every subscriber of the cluster receives the message.
+//! master, and every subscriber of the cluster receives the message. The
+//! sharded commands (SSUBSCRIBE, SPUBLISH) work the same way in a space of
+//! names of their own: the cluster is one shard that owns every slot.
 //!
 //! # Layout
 //!
-//! - [`registry`]: who on this master is subscribed to which channels
-//!   and patterns (plain synchronous code).
+//! - [`registry`]: who on this master is subscribed to which channels,
+//!   patterns and shard channels (plain synchronous code).
 //! - [`mailbox`]: one connection's queue of messages, bounded in bytes.
 //! - [`peers`]: PUBLISH forwarded to the other masters, in order, one
 //!   queue per peer.
-//! - [`commands`]: PUBLISH and PUBSUB, for both command front ends.
+//! - [`commands`]: PUBLISH, SPUBLISH and PUBSUB, for both command front
+//!   ends.
 //! - [`internal`]: `POST /internal/pubsub/publish`, where the other
 //!   masters deliver here.
 //!
@@ -38,7 +41,7 @@ use bytes::Bytes;
 use crate::metrics::PubSubMetrics;
 use mailbox::Mailbox;
 use peers::PeerLinks;
-use registry::{ConnectionId, Kind, Registry};
+use registry::{ConnectionId, Kind, Registry, Space};
 
 /// This master's side of Pub/Sub: its subscriptions and its links to the
 /// other masters.
@@ -74,35 +77,42 @@ impl PubSub {
             mailbox: Arc::new(Mailbox::new(self.max_queued_bytes)),
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
+            shard_channels: BTreeSet::new(),
             ever_subscribed: false,
         }
     }
 
-    /// PUBLISH: delivers here and on every other master; the receivers
-    /// cluster-wide that answered in time.
-    pub async fn publish(&self, channel: Bytes, payload: Bytes) -> u64 {
-        let here = self.deliver_here(&channel, &payload);
-        let pending = self.peers.forward(&channel, &payload, &self.metrics);
+    /// PUBLISH (or SPUBLISH, in the shard space): delivers here and on
+    /// every other master; the receivers cluster-wide that answered in
+    /// time.
+    pub async fn publish(&self, space: Space, channel: Bytes, payload: Bytes) -> u64 {
+        let here = self.deliver_here(space, &channel, &payload);
+        let pending = self.peers.forward(space, &channel, &payload, &self.metrics);
         here + self.peers.counts(pending, &self.metrics).await
     }
 
     /// Delivers to this master's subscribers only; the receivers.
-    pub fn deliver_here(&self, channel: &Bytes, payload: &Bytes) -> u64 {
-        let delivered = self.registry().publish(channel, payload);
+    pub fn deliver_here(&self, space: Space, channel: &Bytes, payload: &Bytes) -> u64 {
+        let delivered = self.registry().publish(space, channel, payload);
         self.metrics.delivered.inc_by(delivered.receivers);
         self.metrics.dropped.inc_by(delivered.dropped);
         delivered.receivers
     }
 
-    /// PUBSUB CHANNELS: this master's channels with a subscriber.
-    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        self.registry().channels(pattern)
+    /// PUBSUB CHANNELS (or SHARDCHANNELS): this master's channels of
+    /// `space` with a subscriber.
+    pub fn channels(&self, space: Space, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.registry().channels(space, pattern)
     }
 
-    /// PUBSUB NUMSUB: this master's subscribers of each channel.
-    pub fn subscribers(&self, channels: &[Bytes]) -> Vec<usize> {
+    /// PUBSUB NUMSUB (or SHARDNUMSUB): this master's subscribers of each
+    /// channel of `space`.
+    pub fn subscribers(&self, space: Space, channels: &[Bytes]) -> Vec<usize> {
         let registry = self.registry();
-        channels.iter().map(|c| registry.subscribers(c)).collect()
+        channels
+            .iter()
+            .map(|c| registry.subscribers(space, c))
+            .collect()
     }
 
     /// PUBSUB NUMPAT and INFO's `pubsub_patterns`.
@@ -110,9 +120,9 @@ impl PubSub {
         self.registry().pattern_count()
     }
 
-    /// INFO's `pubsub_channels`.
-    pub fn channel_count(&self) -> usize {
-        self.registry().channel_count()
+    /// INFO's `pubsub_channels` (or `pubsubshard_channels`).
+    pub fn channel_count(&self, space: Space) -> usize {
+        self.registry().channel_count(space)
     }
 
     fn add(&self, kind: Kind, name: Bytes, id: ConnectionId, mailbox: &Arc<Mailbox>) {
@@ -130,8 +140,13 @@ impl PubSub {
     }
 
     fn set_gauges(&self, registry: &Registry) {
-        self.metrics.channels.set(registry.channel_count() as i64);
+        self.metrics
+            .channels
+            .set(registry.channel_count(Space::Global) as i64);
         self.metrics.patterns.set(registry.pattern_count() as i64);
+        self.metrics
+            .shard_channels
+            .set(registry.channel_count(Space::Shard) as i64);
     }
 }
 
@@ -143,6 +158,7 @@ pub struct Subscriber {
     mailbox: Arc<Mailbox>,
     channels: BTreeSet<Bytes>,
     patterns: BTreeSet<Bytes>,
+    shard_channels: BTreeSet<Bytes>,
     /// Whether it ever subscribed: until then no message can reach its
     /// mailbox, and a connection need not look at it.
     ever_subscribed: bool,
@@ -154,21 +170,28 @@ impl Subscriber {
         &self.mailbox
     }
 
-    /// Channels plus patterns: the count Redis answers with each
-    /// (un)subscription.
-    pub fn count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
+    /// The count Redis answers with each (un)subscription of `kind`:
+    /// channels plus patterns, or shard channels alone.
+    pub fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Channel | Kind::Pattern => self.channels.len() + self.patterns.len(),
+            Kind::Shard => self.shard_channels.len(),
+        }
     }
 
-    /// Channels and patterns subscribed to, as CLIENT LIST's `sub=` and
-    /// `psub=`.
-    pub fn counts(&self) -> (usize, usize) {
-        (self.channels.len(), self.patterns.len())
+    /// Channels, patterns and shard channels subscribed to, as CLIENT
+    /// LIST's `sub=`, `psub=` and `ssub=`.
+    pub fn counts(&self) -> [usize; 3] {
+        [
+            self.channels.len(),
+            self.patterns.len(),
+            self.shard_channels.len(),
+        ]
     }
 
     /// Whether the connection is subscribed to anything.
     pub fn is_subscribed(&self) -> bool {
-        self.count() > 0
+        self.counts().iter().any(|n| *n > 0)
     }
 
     /// Whether it ever subscribed (see the field): a connection that never
@@ -181,10 +204,11 @@ impl Subscriber {
         match kind {
             Kind::Channel => &mut self.channels,
             Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
         }
     }
 
-    /// Subscribes to a channel or pattern (again is a no-op).
+    /// Subscribes to a channel, pattern or shard channel (again is a no-op).
     pub fn subscribe(&mut self, kind: Kind, name: &Bytes) {
         self.ever_subscribed = true;
         if self.set(kind).insert(name.clone()) {
@@ -192,29 +216,26 @@ impl Subscriber {
         }
     }
 
-    /// Unsubscribes from a channel or pattern (one not subscribed is a
-    /// no-op).
+    /// Unsubscribes from a channel, pattern or shard channel (one not
+    /// subscribed is a no-op).
     pub fn unsubscribe(&mut self, kind: Kind, name: &Bytes) {
         if self.set(kind).remove(name) {
             self.pubsub.remove(kind, [name], self.id);
         }
     }
 
-    /// The channels or patterns subscribed to, for UNSUBSCRIBE and
-    /// PUNSUBSCRIBE without arguments.
-    pub fn names(&self, kind: Kind) -> Vec<Bytes> {
-        match kind {
-            Kind::Channel => self.channels.iter().cloned().collect(),
-            Kind::Pattern => self.patterns.iter().cloned().collect(),
-        }
+    /// The channels, patterns or shard channels subscribed to, for
+    /// UNSUBSCRIBE, PUNSUBSCRIBE and SUNSUBSCRIBE without arguments.
+    pub fn names(&mut self, kind: Kind) -> Vec<Bytes> {
+        self.set(kind).iter().cloned().collect()
     }
 
     /// Unsubscribes from everything (RESET).
     pub fn clear(&mut self) {
-        let channels = std::mem::take(&mut self.channels);
-        let patterns = std::mem::take(&mut self.patterns);
-        self.pubsub.remove(Kind::Channel, &channels, self.id);
-        self.pubsub.remove(Kind::Pattern, &patterns, self.id);
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            let names = std::mem::take(self.set(kind));
+            self.pubsub.remove(kind, &names, self.id);
+        }
     }
 }
 

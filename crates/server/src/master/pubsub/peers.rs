@@ -1,4 +1,4 @@
-//! PUBLISH forwarded to the other masters: one queue and one forwarder
+//! PUBLISH and SPUBLISH forwarded to the other masters: one queue and one forwarder
 //! task per peer, so each peer receives this master's messages in the
 //! order they were published here, one call at a time (a call carries
 //! every message queued meanwhile, up to [`MAX_BATCH`]).
@@ -21,6 +21,7 @@ use tracing::{debug, warn};
 use super::internal::{
     BATCH_BYTES, MAX_BATCH, PUBLISH_PATH, PublishAnswer, PublishBatch, WireMessage,
 };
+use super::registry::Space;
 use crate::master::consensus::Peers;
 use crate::metrics::PubSubMetrics;
 use crate::shutdown::Shutdown;
@@ -37,6 +38,7 @@ pub const QUEUE_MESSAGES: usize = 4096;
 
 /// One message on its way to a peer, and where its count goes.
 struct Forward {
+    space: Space,
     channel: Bytes,
     payload: Bytes,
     receivers: oneshot::Sender<u64>,
@@ -103,6 +105,7 @@ impl PeerLinks {
     /// (none for a peer that is slow or whose queue is full).
     pub fn forward(
         &self,
+        space: Space,
         channel: &Bytes,
         payload: &Bytes,
         metrics: &PubSubMetrics,
@@ -111,6 +114,7 @@ impl PeerLinks {
         for (i, link) in self.links.iter().enumerate() {
             let (receivers, count) = oneshot::channel();
             let forward = Forward {
+                space,
                 channel: channel.clone(),
                 payload: payload.clone(),
                 receivers,
@@ -186,7 +190,7 @@ impl Forwarder {
         let body = PublishBatch {
             messages: batch
                 .iter()
-                .map(|f| WireMessage::new(&f.channel, &f.payload))
+                .map(|f| WireMessage::new(f.space, &f.channel, &f.payload))
                 .collect(),
         };
         let sent = batch.len() as u64;

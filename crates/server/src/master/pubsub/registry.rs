@@ -1,6 +1,6 @@
-//! Who on this master is subscribed to what: channels and glob patterns,
-//! each to the mailboxes of the connections subscribed. Plain synchronous
-//! code; [`super::PubSub`] keeps it under one lock.
+//! Who on this master is subscribed to what: channels, glob patterns and
+//! shard channels, each to the mailboxes of the connections subscribed.
+//! Plain synchronous code; [`super::PubSub`] keeps it under one lock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use distcache_core::command::glob::glob_match;
 
-use super::mailbox::{Mailbox, Message, Pushed};
+use super::mailbox::{Mailbox, Message, Pushed, Via};
 
 /// A connection, by its id (`CLIENT ID`).
 pub type ConnectionId = u64;
@@ -18,6 +18,7 @@ pub type ConnectionId = u64;
 pub struct Registry {
     channels: HashMap<Bytes, HashMap<ConnectionId, Arc<Mailbox>>>,
     patterns: HashMap<Bytes, HashMap<ConnectionId, Arc<Mailbox>>>,
+    shard_channels: HashMap<Bytes, HashMap<ConnectionId, Arc<Mailbox>>>,
 }
 
 /// What one publish did on this master.
@@ -31,13 +32,26 @@ pub struct Delivered {
     pub dropped: u64,
 }
 
-/// Channels or patterns: the two maps are kept alike.
+/// Channels, patterns or shard channels: the three maps are kept alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// SUBSCRIBE.
     Channel,
     /// PSUBSCRIBE.
     Pattern,
+    /// SSUBSCRIBE.
+    Shard,
+}
+
+/// The two spaces of channel names, which never meet: PUBLISH reaches
+/// the subscribers of a channel and of the patterns matching it, SPUBLISH
+/// those of a shard channel only (of the same name or not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Space {
+    /// PUBLISH's: channels and patterns.
+    Global,
+    /// SPUBLISH's: shard channels.
+    Shard,
 }
 
 impl Registry {
@@ -45,6 +59,7 @@ impl Registry {
         match kind {
             Kind::Channel => &mut self.channels,
             Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
         }
     }
 
@@ -67,14 +82,14 @@ impl Registry {
         }
     }
 
-    /// Queues `payload` for every connection subscribed to `channel` or to
-    /// a pattern matching it: channel subscribers first, then patterns,
-    /// as Redis delivers them.
-    pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> Delivered {
+    /// Queues `payload` for every connection subscribed to `channel` in
+    /// `space`: in the global space, its channel subscribers first, then
+    /// those of the patterns matching it, as Redis delivers them.
+    pub fn publish(&self, space: Space, channel: &Bytes, payload: &Bytes) -> Delivered {
         let mut delivered = Delivered::default();
-        let mut push = |mailbox: &Mailbox, pattern: Option<&Bytes>| {
+        let mut push = |mailbox: &Mailbox, via: Via| {
             let message = Message {
-                pattern: pattern.cloned(),
+                via,
                 channel: channel.clone(),
                 payload: payload.clone(),
             };
@@ -84,40 +99,53 @@ impl Registry {
                 Pushed::Closed => delivered.dropped += 1,
             }
         };
-        if let Some(subscribers) = self.channels.get(channel) {
+        let (channels, via) = match space {
+            Space::Global => (&self.channels, Via::Channel),
+            Space::Shard => (&self.shard_channels, Via::Shard),
+        };
+        if let Some(subscribers) = channels.get(channel) {
             for mailbox in subscribers.values() {
-                push(mailbox, None);
+                push(mailbox, via.clone());
             }
         }
-        for (pattern, subscribers) in &self.patterns {
-            if glob_match(pattern, channel) {
-                for mailbox in subscribers.values() {
-                    push(mailbox, Some(pattern));
+        if space == Space::Global {
+            for (pattern, subscribers) in &self.patterns {
+                if glob_match(pattern, channel) {
+                    for mailbox in subscribers.values() {
+                        push(mailbox, Via::Pattern(pattern.clone()));
+                    }
                 }
             }
         }
         delivered
     }
 
-    /// Channels with at least one subscriber, those matching `pattern`
-    /// when one is given (PUBSUB CHANNELS).
-    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        self.channels
+    fn channels_of(&self, space: Space) -> &HashMap<Bytes, HashMap<ConnectionId, Arc<Mailbox>>> {
+        match space {
+            Space::Global => &self.channels,
+            Space::Shard => &self.shard_channels,
+        }
+    }
+
+    /// Channels of `space` with at least one subscriber, those matching
+    /// `pattern` when one is given (PUBSUB CHANNELS and SHARDCHANNELS).
+    pub fn channels(&self, space: Space, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.channels_of(space)
             .keys()
             .filter(|channel| pattern.is_none_or(|p| glob_match(p, channel)))
             .cloned()
             .collect()
     }
 
-    /// Connections subscribed to `channel` (PUBSUB NUMSUB; patterns are
-    /// not counted, as in Redis).
-    pub fn subscribers(&self, channel: &[u8]) -> usize {
-        self.channels.get(channel).map_or(0, HashMap::len)
+    /// Connections subscribed to `channel` in `space` (PUBSUB NUMSUB and
+    /// SHARDNUMSUB; patterns are not counted, as in Redis).
+    pub fn subscribers(&self, space: Space, channel: &[u8]) -> usize {
+        self.channels_of(space).get(channel).map_or(0, HashMap::len)
     }
 
-    /// Distinct channels with a subscriber.
-    pub fn channel_count(&self) -> usize {
-        self.channels.len()
+    /// Distinct channels of `space` with a subscriber.
+    pub fn channel_count(&self, space: Space) -> usize {
+        self.channels_of(space).len()
     }
 
     /// Distinct patterns with a subscriber (PUBSUB NUMPAT).
@@ -145,12 +173,16 @@ mod tests {
         registry.add(Kind::Pattern, b("news.*"), 1, &one);
         registry.add(Kind::Pattern, b("news.*"), 2, &two);
         registry.add(Kind::Pattern, b("weather.*"), 2, &two);
-        let delivered = registry.publish(&b("news.sport"), &b("goal"));
+        let delivered = registry.publish(Space::Global, &b("news.sport"), &b("goal"));
         assert_eq!(delivered.receivers, 3);
         let first = one.take(usize::MAX).messages;
         assert_eq!(first.len(), 2);
-        assert_eq!(first[0].pattern, None, "the channel's message comes first");
-        assert_eq!(first[1].pattern, Some(b("news.*")));
+        assert_eq!(
+            first[0].via,
+            Via::Channel,
+            "the channel's message comes first"
+        );
+        assert_eq!(first[1].via, Via::Pattern(b("news.*")));
         assert_eq!(two.take(usize::MAX).messages.len(), 1);
     }
 
@@ -161,14 +193,17 @@ mod tests {
         registry.add(Kind::Channel, b("a"), 1, &mailbox);
         registry.add(Kind::Channel, b("a"), 2, &mailbox);
         registry.add(Kind::Pattern, b("a*"), 1, &mailbox);
-        assert_eq!(registry.subscribers(b"a"), 2);
+        assert_eq!(registry.subscribers(Space::Global, b"a"), 2);
         registry.remove(Kind::Channel, b"a", 1);
-        assert_eq!(registry.channels(None), vec![b("a")]);
+        assert_eq!(registry.channels(Space::Global, None), vec![b("a")]);
         registry.remove(Kind::Channel, b"a", 2);
         registry.remove(Kind::Pattern, b"a*", 1);
-        assert_eq!(registry.channel_count(), 0);
+        assert_eq!(registry.channel_count(Space::Global), 0);
         assert_eq!(registry.pattern_count(), 0);
-        assert_eq!(registry.publish(&b("a"), &b("x")), Delivered::default());
+        assert_eq!(
+            registry.publish(Space::Global, &b("a"), &b("x")),
+            Delivered::default()
+        );
     }
 
     #[test]
@@ -178,8 +213,42 @@ mod tests {
         for name in ["news.a", "news.b", "other"] {
             registry.add(Kind::Channel, b(name), 1, &mailbox);
         }
-        let mut found = registry.channels(Some(b"news.*"));
+        let mut found = registry.channels(Space::Global, Some(b"news.*"));
         found.sort();
         assert_eq!(found, vec![b("news.a"), b("news.b")]);
+    }
+
+    #[test]
+    fn shard_channels_and_global_channels_never_meet() {
+        let mut registry = Registry::default();
+        let (global, shard) = (
+            Arc::new(Mailbox::new(1 << 20)),
+            Arc::new(Mailbox::new(1 << 20)),
+        );
+        registry.add(Kind::Channel, b("orders"), 1, &global);
+        registry.add(Kind::Pattern, b("ord*"), 1, &global);
+        registry.add(Kind::Shard, b("orders"), 2, &shard);
+        let delivered = registry.publish(Space::Shard, &b("orders"), &b("paid"));
+        assert_eq!(delivered.receivers, 1, "the shard subscriber only");
+        let got = shard.take(usize::MAX).messages;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].via, Via::Shard);
+        assert!(
+            global.is_idle(),
+            "no pattern or channel match in the shard space"
+        );
+        assert_eq!(
+            registry
+                .publish(Space::Global, &b("orders"), &b("x"))
+                .receivers,
+            2
+        );
+        assert!(shard.is_idle());
+        assert_eq!(registry.channels(Space::Shard, None), vec![b("orders")]);
+        assert_eq!(registry.subscribers(Space::Shard, b"orders"), 1);
+        assert_eq!(registry.channel_count(Space::Shard), 1);
+        registry.remove(Kind::Shard, b"orders", 2);
+        assert_eq!(registry.channel_count(Space::Shard), 0);
+        assert_eq!(registry.channel_count(Space::Global), 1);
     }
 }

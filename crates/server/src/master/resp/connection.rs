@@ -536,6 +536,15 @@ impl Connection {
                 continue;
             }
             if let Some(spec) = pubsub::lookup(&args) {
+                if spec.name == "ssubscribe" {
+                    // As Redis 7: a transaction's client expects one
+                    // reply per command (SUBSCRIBE is let through).
+                    let e = CommandError::Line(
+                        "ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client".into(),
+                    );
+                    elements.push(Element::Answered(Reply::Error(e), self.protocol));
+                    continue;
+                }
                 let mut frames = Vec::new();
                 self.run_pubsub(spec, &args, &mut frames).await;
                 elements.push(Element::Written(frames));
@@ -731,7 +740,7 @@ async fn serve<S>(
         lib_ver: None,
         protocol: Protocol::Resp2,
         multi: -1,
-        subscriptions: (0, 0),
+        subscriptions: [0; 3],
         last_command: "NULL",
         kill: kill.clone(),
     });

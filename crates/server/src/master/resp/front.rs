@@ -230,15 +230,18 @@ pub(super) async fn run(
             return (conn.session.refuse(refused), Flow::Continue);
         }
     }
+    // An unknown subcommand, or one of the wrong arity, is refused before
+    // subscribed mode is looked at, and before MULTI queues it, as Redis
+    // refuses it when it looks the command up.
+    if let Some(Reply::Error(e)) = bad_subcommand(command.name, args) {
+        return (conn.session.refuse(e), Flow::Continue);
+    }
     if let Some(e) =
         super::pubsub::refused_in_subscribed_mode(conn, command.name, shown_name(command, args))
     {
         return (conn.session.refuse(e), Flow::Continue);
     }
     if conn.session.in_transaction() && !matches!(command.name, "quit" | "reset") {
-        if let Some(Reply::Error(e)) = bad_subcommand(command.name, args) {
-            return (conn.session.refuse(e), Flow::Continue);
-        }
         return (conn.session.queue(args.to_vec()), Flow::Continue);
     }
     let reply = match command.name {
@@ -710,7 +713,7 @@ fn client_kill(conn: &Connection, args: &[Bytes]) -> Reply {
     let mut killed = 0;
     for client in &clients {
         let matches = id.is_none_or(|id| client.id == id)
-            && kind.is_none_or(|pubsub| (client.subscriptions != (0, 0)) == pubsub)
+            && kind.is_none_or(|pubsub| (client.subscriptions != [0; 3]) == pubsub)
             && addr.is_none_or(|a| client.addr.to_string().as_bytes() == a.as_ref())
             && laddr.is_none_or(|a| client.laddr.to_string().as_bytes() == a.as_ref())
             && !(skip_me && client.id == conn.id);
@@ -729,9 +732,9 @@ fn client_list(conn: &Connection, options: &[Bytes]) -> Reply {
         [] => {}
         [kind, t] if is(kind, "type") => {
             if is(t, "normal") {
-                clients.retain(|c| c.subscriptions == (0, 0));
+                clients.retain(|c| c.subscriptions == [0; 3]);
             } else if is(t, "pubsub") {
-                clients.retain(|c| c.subscriptions != (0, 0));
+                clients.retain(|c| c.subscriptions != [0; 3]);
             } else if ["master", "replica", "slave"].iter().any(|k| is(t, k)) {
                 clients.clear();
             } else {
@@ -765,7 +768,7 @@ fn client_line(c: &ClientInfo) -> String {
         Protocol::Resp3 => 3,
     };
     format!(
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 \
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} \
          multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
          tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
         c.id,
@@ -774,13 +777,14 @@ fn client_line(c: &ClientInfo) -> String {
         c.name.as_deref().unwrap_or(""),
         c.created.elapsed().as_secs(),
         c.last_command_at.elapsed().as_secs(),
-        match (c.multi >= 0, c.subscriptions != (0, 0)) {
+        match (c.multi >= 0, c.subscriptions != [0; 3]) {
             (true, _) => "x",
             (false, true) => "P",
             (false, false) => "N",
         },
-        c.subscriptions.0,
-        c.subscriptions.1,
+        c.subscriptions[0],
+        c.subscriptions[1],
+        c.subscriptions[2],
         c.multi,
         c.last_command,
         resp,

@@ -13,6 +13,7 @@ use distcache_core::command::{COMMANDS, CommandError, Reply, table};
 use super::front::{FRONT_COMMANDS, FrontCommand};
 use super::{MAX_CLIENTS, REDIS_VERSION, RespServer};
 use crate::master::NodeState;
+use crate::master::pubsub::registry::Space;
 
 fn bulk(s: &str) -> Reply {
     Reply::bulk(s.as_bytes())
@@ -188,8 +189,10 @@ fn write_section(server: &RespServer, section: &str, out: &mut String) {
             s.field("keyspace_hits", 0);
             s.field("keyspace_misses", 0);
             // This master's subscriptions, as PUBSUB answers.
-            s.field("pubsub_channels", server.master.pubsub.channel_count());
-            s.field("pubsub_patterns", server.master.pubsub.pattern_count());
+            let pubsub = &server.master.pubsub;
+            s.field("pubsub_channels", pubsub.channel_count(Space::Global));
+            s.field("pubsub_patterns", pubsub.pattern_count());
+            s.field("pubsubshard_channels", pubsub.channel_count(Space::Shard));
         }
         "replication" => {
             s.header("Replication");
@@ -597,6 +600,15 @@ fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
                 i64::from(last) - first as i64
             };
             vec![one(access, first, range(lastkey, step))]
+        }
+        // Shard channels: where keys would be, but not keys.
+        KeySpec::Channels { last } => {
+            let lastkey = if last < 0 {
+                i64::from(last)
+            } else {
+                i64::from(last) - 1
+            };
+            vec![at_index(&["not_key"], 1, range(lastkey, 1))]
         }
         KeySpec::NumKeys { at } => vec![one(access, at, keynum())],
         // The destination is overwritten; the sources are read.

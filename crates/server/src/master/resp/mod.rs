@@ -107,8 +107,9 @@ pub(super) struct ClientInfo {
     protocol: Protocol,
     /// Commands queued since MULTI, -1 outside a transaction.
     multi: i64,
-    /// Channels and patterns subscribed to (`sub=`, `psub=`).
-    subscriptions: (usize, usize),
+    /// Channels, patterns and shard channels subscribed to (`sub=`,
+    /// `psub=`, `ssub=`).
+    subscriptions: [usize; 3],
     /// The last command, as Redis names it (`client|list`).
     last_command: &'static str,
     /// Cancelled by CLIENT KILL: the connection closes once its replies

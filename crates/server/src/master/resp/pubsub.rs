@@ -1,6 +1,7 @@
 //! Pub/Sub over RESP: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE,
-//! PUBLISH and PUBSUB, answered as Redis 7 answers them, and the messages
-//! a connection receives, written between its replies.
+//! SSUBSCRIBE, SUNSUBSCRIBE, PUBLISH, SPUBLISH and PUBSUB, answered as
+//! Redis 7 answers them, and the messages a connection receives, written
+//! between its replies.
 //!
 //! In RESP2 a connection with a subscription is in "subscribed mode":
 //! only the subscription commands, PING, QUIT and RESET run
@@ -13,8 +14,8 @@ use distcache_core::command::{CommandError, CommandSpec, Protocol, Reply};
 
 use super::REPLY_FLUSH_BYTES;
 use super::connection::{Connection, noauth, noperm, permits};
-use crate::master::pubsub::commands::subcommand;
-use crate::master::pubsub::mailbox::Message;
+use crate::master::pubsub::commands::{publish_space, subcommand};
+use crate::master::pubsub::mailbox::{Message, Via};
 use crate::master::pubsub::registry::Kind;
 
 /// Redis's refusal of `full_name` (`get`, `client|list`) on a RESP2
@@ -24,9 +25,8 @@ pub(super) fn refused_in_subscribed_mode(
     name: &str,
     full_name: &str,
 ) -> Option<CommandError> {
-    // Redis 7.0's list, less the sharded commands distcache does not
-    // serve: the table's subscription commands, and three of the
-    // listener's own.
+    // Redis 7.0's list: the table's subscription commands, and three of
+    // the listener's own.
     let allowed = matches!(name, "ping" | "quit" | "reset")
         || table::lookup(name.as_bytes()).is_some_and(|spec| spec.has(flags::SUBSCRIPTION));
     if conn.protocol != Protocol::Resp2 || !conn.subscriber.is_subscribed() || allowed {
@@ -102,11 +102,15 @@ impl Connection {
         match spec.name {
             "subscribe" => self.subscribe(Kind::Channel, &args[1..], out),
             "psubscribe" => self.subscribe(Kind::Pattern, &args[1..], out),
+            "ssubscribe" => self.subscribe(Kind::Shard, &args[1..], out),
             "unsubscribe" => self.unsubscribe(Kind::Channel, &args[1..], out),
             "punsubscribe" => self.unsubscribe(Kind::Pattern, &args[1..], out),
-            "publish" => {
+            "sunsubscribe" => self.unsubscribe(Kind::Shard, &args[1..], out),
+            name if let Some(space) = publish_space(name.as_bytes()) => {
                 let pubsub = self.server.master.pubsub.clone();
-                let receivers = pubsub.publish(args[1].clone(), args[2].clone()).await;
+                let receivers = pubsub
+                    .publish(space, args[1].clone(), args[2].clone())
+                    .await;
                 self.reply(Reply::Integer(receivers as i64), out);
             }
             _ => {
@@ -121,10 +125,11 @@ impl Connection {
         let verb: &[u8] = match kind {
             Kind::Channel => b"subscribe",
             Kind::Pattern => b"psubscribe",
+            Kind::Shard => b"ssubscribe",
         };
         for name in names {
             self.subscriber.subscribe(kind, name);
-            let count = self.subscriber.count();
+            let count = self.subscriber.count(kind);
             self.push(verb, Some(name), count, out);
         }
     }
@@ -133,13 +138,14 @@ impl Connection {
         let verb: &[u8] = match kind {
             Kind::Channel => b"unsubscribe",
             Kind::Pattern => b"punsubscribe",
+            Kind::Shard => b"sunsubscribe",
         };
         let all;
         let names = if names.is_empty() {
             all = self.subscriber.names(kind);
             if all.is_empty() {
                 // Redis answers even when there was nothing to leave.
-                let count = self.subscriber.count();
+                let count = self.subscriber.count(kind);
                 return self.push(verb, None, count, out);
             }
             &all[..]
@@ -148,7 +154,7 @@ impl Connection {
         };
         for name in names {
             self.subscriber.unsubscribe(kind, name);
-            let count = self.subscriber.count();
+            let count = self.subscriber.count(kind);
             self.push(verb, Some(name), count, out);
         }
     }
@@ -193,18 +199,22 @@ impl Connection {
     }
 }
 
-/// A message as Redis sends it: `message channel payload`, or `pmessage
-/// pattern channel payload`.
+/// A message as Redis sends it: `message channel payload`, `pmessage
+/// pattern channel payload`, or `smessage channel payload`.
 fn write_message(protocol: Protocol, message: &Message, out: &mut Vec<u8>) {
-    match &message.pattern {
-        None => {
+    match &message.via {
+        Via::Channel => {
             push_header(protocol, 3, out);
             Reply::bulk(b"message").write_resp(protocol, out);
         }
-        Some(pattern) => {
+        Via::Pattern(pattern) => {
             push_header(protocol, 4, out);
             Reply::bulk(b"pmessage").write_resp(protocol, out);
             Reply::Bulk(pattern.clone()).write_resp(protocol, out);
+        }
+        Via::Shard => {
+            push_header(protocol, 3, out);
+            Reply::bulk(b"smessage").write_resp(protocol, out);
         }
     }
     Reply::Bulk(message.channel.clone()).write_resp(protocol, out);
