@@ -1119,6 +1119,76 @@ fn send_later(cluster: &Cluster, m: usize, args: Vec<String>) -> std::thread::Jo
     })
 }
 
+/// What wakes a waiting client, as redis-server 7.0 answers it: a timeout
+/// under a millisecond waits a millisecond (not for ever); a key that
+/// turns into another type leaves a list or sorted set pop waiting (nil at
+/// its timeout, not WRONGTYPE); XREADGROUP is let go when its group is
+/// destroyed (NOGROUP) or its stream deleted (UNBLOCKED).
+#[test]
+fn a_waiting_client_is_woken_as_redis_wakes_it() {
+    let cluster = two_masters();
+    let open = |m: usize| open_resp(&cluster, m);
+    let later = |m: usize, args: &[&str]| {
+        send_later(&cluster, m, args.iter().map(|a| a.to_string()).collect())
+    };
+    let (q, z, s) = (unique("q"), unique("z"), unique("s"));
+    let mut a = open(0);
+    for command in [
+        vec!["BLPOP", &q, "0.0009"],
+        vec!["BZPOPMIN", &z, "0.0004"],
+        vec!["BLMOVE", &q, &q, "LEFT", "LEFT", "1e-10"],
+    ] {
+        exchange(&mut a, &request(&command), b"*-1\r\n");
+    }
+
+    for (key, pop) in [(&q, "BLPOP"), (&z, "BZPOPMIN")] {
+        let setter = later(1, &["SET", key, "now a string"]);
+        exchange(&mut a, &request(&[pop, key, "1.5"]), b"*-1\r\n");
+        setter.join().unwrap();
+        exchange(
+            &mut a,
+            &request(&[pop, key, "1"]),
+            b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+        );
+    }
+
+    exchange(
+        &mut a,
+        &request(&["XGROUP", "CREATE", &s, "g", "$", "MKSTREAM"]),
+        b"+OK\r\n",
+    );
+    let read = [
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "BLOCK",
+        "10000",
+        "STREAMS",
+        &s,
+        ">",
+    ];
+    let destroyer = later(1, &["XGROUP", "DESTROY", &s, "g"]);
+    exchange(
+        &mut a,
+        &request(&read),
+        b"-NOGROUP the consumer group this client was blocked on no longer exists\r\n",
+    );
+    destroyer.join().unwrap();
+    exchange(
+        &mut a,
+        &request(&["XGROUP", "CREATE", &s, "g", "$"]),
+        b"+OK\r\n",
+    );
+    let deleter = later(1, &["DEL", &s]);
+    exchange(
+        &mut a,
+        &request(&read),
+        b"-UNBLOCKED the stream key no longer exists\r\n",
+    );
+    deleter.join().unwrap();
+}
+
 /// BLPOP and its family wait on a RESP connection until a key has
 /// something, pushed through any master, or the timeout passes (nil, as
 /// Redis answers it); what the client pipelines after one waits for it;

@@ -682,8 +682,9 @@ pub(super) fn lmpop(a: &[Bytes]) -> Result<Command> {
 }
 
 /// A blocking command's timeout as Redis reads it: seconds as a long
-/// double, times 1,000 and cut to a whole number of milliseconds (so
-/// `-0.0001` is 0, forever); 0 means forever. A NaN or anything not a
+/// double, times 1,000 and rounded up to a whole number of milliseconds
+/// (so `0.0009` waits 1 ms, and `-0.0001` is 0, forever); 0 means
+/// forever. A NaN or anything not a
 /// number: `timeout is not a float or out of range`; below 0, or past a
 /// `long long` (an infinity, `1e400`: C's conversion makes them the least
 /// `long long`): `timeout is negative`; a deadline past the 64-bit clock:
@@ -695,7 +696,7 @@ fn block_timeout(arg: &[u8]) -> Result<u64> {
             "timeout is not a float or out of range",
         ))?
         .to_f64();
-    let ms = (seconds * 1000.0).trunc();
+    let ms = (seconds * 1000.0).ceil();
     // Below 0, or from 2^63 (past `long long`, infinities included).
     if !(0.0..9.223_372_036_854_776e18).contains(&ms) {
         return Err(CommandError::Other("timeout is negative"));
@@ -1617,4 +1618,37 @@ fn bitfield_type(arg: &[u8]) -> Result<(bool, u32)> {
         return Err(err());
     }
     Ok((signed, width as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Redis rounds a timeout up to a whole millisecond: one below a
+    /// millisecond waits a millisecond rather than for ever, a negative
+    /// one that rounds up to 0 waits for ever, and below that is refused.
+    #[test]
+    fn a_blocking_timeout_is_rounded_up_to_a_millisecond() {
+        for (given, ms) in [
+            ("0", 0),
+            ("0.0009", 1),
+            ("0.0004", 1),
+            ("1e-10", 1),
+            ("0.001", 1),
+            ("0.0011", 2),
+            ("1.5", 1500),
+            ("-0", 0),
+            ("-0.0001", 0),
+            ("-0.000999", 0),
+        ] {
+            assert_eq!(block_timeout(given.as_bytes()), Ok(ms), "{given}");
+        }
+        for given in ["-0.001", "-1", "-0.0015"] {
+            assert_eq!(
+                block_timeout(given.as_bytes()),
+                Err(CommandError::Other("timeout is negative")),
+                "{given}"
+            );
+        }
+    }
 }

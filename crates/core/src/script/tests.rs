@@ -148,6 +148,14 @@ fn commands_that_need_the_cluster_or_a_connection_are_refused_inside_a_script() 
             "PUBLISH is not allowed from a script",
         ),
         (
+            "return redis.call('SPUBLISH', 'c', 'm')",
+            "SPUBLISH is not allowed from a script",
+        ),
+        (
+            "return redis.call('SSUBSCRIBE', 'c')",
+            "not allowed from script",
+        ),
+        (
             "return redis.call('SUBSCRIBE', 'c')",
             "not allowed from script",
         ),
@@ -167,6 +175,61 @@ fn commands_that_need_the_cluster_or_a_connection_are_refused_inside_a_script() 
         let text = error_text(eval(&mut ks, source, &["k"], &[]));
         assert!(text.contains(wanted), "{source}: {text}");
     }
+}
+
+/// `redis.error_reply` makes Redis's error text (the first word is the
+/// code, `ERR` for a single word, a leading `-` dropped, line ends
+/// trimmed), and both reply helpers answer a wrong call with an error
+/// table they return rather than raise; the replies are redis-server
+/// 7.0.15's.
+#[test]
+fn the_reply_helpers_make_redis_error_and_status_tables() {
+    let mut ks = Keyspace::new();
+    for (source, want) in [
+        ("return redis.error_reply('boom')", "ERR boom"),
+        ("return redis.error_reply('-boom')", "ERR boom"),
+        ("return redis.error_reply('-MY boom')", "MY boom"),
+        ("return redis.error_reply('a b c')", "a b c"),
+        ("return redis.error_reply(' b')", " b"),
+        ("return redis.error_reply('')", "ERR "),
+        ("return redis.error_reply('-')", "ERR "),
+        ("return redis.error_reply('x\\r\\n')", "ERR x"),
+        ("return redis.error_reply('--x')", "ERR -x"),
+        (
+            "return redis.error_reply('a', 'b')",
+            "ERR wrong number or type of arguments",
+        ),
+        (
+            "return redis.error_reply(5)",
+            "ERR wrong number or type of arguments",
+        ),
+        (
+            "return redis.error_reply()",
+            "ERR wrong number or type of arguments",
+        ),
+        (
+            "return redis.status_reply()",
+            "ERR wrong number or type of arguments",
+        ),
+        (
+            "return redis.status_reply(5)",
+            "ERR wrong number or type of arguments",
+        ),
+        (
+            "return {err = redis.error_reply('boom')['err']}",
+            "ERR boom",
+        ),
+    ] {
+        assert_eq!(
+            error_text(eval(&mut ks, source, &[], &[])),
+            want,
+            "{source}"
+        );
+    }
+    assert_eq!(
+        eval(&mut ks, "return redis.status_reply('FINE')", &[], &[]),
+        Reply::Status("FINE".into())
+    );
 }
 
 #[test]

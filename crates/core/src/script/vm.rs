@@ -183,16 +183,23 @@ impl Vm {
                 Ok(())
             })?,
         )?;
+        // As Redis's: one string, else the error table (returned, not
+        // raised) of a wrong call.
         for (name, field) in [("error_reply", "err"), ("status_reply", "ok")] {
             rust.raw_set(
                 name,
-                lua.create_function(move |lua, text: Value| match text {
-                    Value::String(text) => {
-                        let t = lua.create_table()?;
-                        t.raw_set(field, text)?;
-                        Ok(t)
-                    }
-                    _ => Err(command_failure("ERR wrong number or type of arguments")),
+                lua.create_function(move |lua, args: mlua::MultiValue| {
+                    let text = match (args.len(), args.front()) {
+                        (1, Some(Value::String(text))) => text.as_bytes().to_vec(),
+                        _ => return err_table(lua, "ERR wrong number or type of arguments"),
+                    };
+                    let text = match field {
+                        "err" => error_reply_text(&text),
+                        _ => text,
+                    };
+                    let t = lua.create_table()?;
+                    t.raw_set(field, lua.create_string(&text)?)?;
+                    Ok(Value::Table(t))
                 })?,
             )?;
         }
@@ -478,6 +485,27 @@ fn strings(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
         t.raw_seti(i + 1, lua.create_string(item)?)?;
     }
     Ok(t)
+}
+
+/// What `redis.error_reply(text)` keeps, as Redis makes it: the text
+/// without one leading `-`, its first word the error code (`ERR` when it
+/// has one word only), the rest the message, without line ends around it.
+fn error_reply_text(text: &[u8]) -> Vec<u8> {
+    let rest = text.strip_prefix(b"-").unwrap_or(text);
+    let (code, message) = match rest.iter().position(|&b| b == b' ') {
+        Some(at) => (&rest[..at], &rest[at + 1..]),
+        None => (&b"ERR"[..], rest),
+    };
+    let line_end = |b: &u8| *b == b'\r' || *b == b'\n';
+    let start = message
+        .iter()
+        .position(|b| !line_end(b))
+        .unwrap_or(message.len());
+    let end = message
+        .iter()
+        .rposition(|b| !line_end(b))
+        .map_or(start, |at| at + 1);
+    [code, b" ", &message[start..end]].concat()
 }
 
 /// `{err = text}`: how a command's error reaches Lua.

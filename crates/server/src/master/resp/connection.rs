@@ -245,7 +245,7 @@ impl Connection {
                 break Reply::NullArray;
             }
             let reply = self.data_command(blocked.args.clone()).await;
-            if !nothing_popped(&reply) {
+            if let Some(reply) = self.after_wake(&blocked.args, reply).await {
                 break reply;
             }
             pause = (pause * 2).min(BLOCK_MAX_POLL);
@@ -255,6 +255,41 @@ impl Connection {
         }
         self.reply(reply, out);
         true
+    }
+
+    /// What a blocked command's try after the first answers the client,
+    /// as Redis answers a client it wakes; `None` to go on waiting.
+    /// Nothing popped waits. So does a key of another type now, as Redis
+    /// does not serve a wrong type to a waiting client (the first try
+    /// answered WRONGTYPE at once), except for XREADGROUP, which Redis
+    /// lets go when its stream is gone: `UNBLOCKED` when a stream key is
+    /// no longer a stream, Redis's NOGROUP text when its group is gone.
+    async fn after_wake(&mut self, args: &[Bytes], reply: Reply) -> Option<Reply> {
+        if nothing_popped(&reply) {
+            return None;
+        }
+        let Reply::Error(e) = &reply else {
+            return Some(reply);
+        };
+        let text = e.to_string();
+        let group_read = args[0].eq_ignore_ascii_case(b"xreadgroup");
+        if !group_read {
+            return (!text.starts_with("WRONGTYPE")).then_some(reply);
+        }
+        if !text.starts_with("WRONGTYPE") && !text.starts_with("NOGROUP") {
+            return Some(reply);
+        }
+        for i in table::stream_keys(args) {
+            let kind = vec![Bytes::from_static(b"TYPE"), args[i].clone()];
+            if !matches!(self.data_command(kind).await, Reply::Status(t) if t == "stream") {
+                return Some(Reply::Error(CommandError::Line(
+                    "UNBLOCKED the stream key no longer exists".into(),
+                )));
+            }
+        }
+        Some(Reply::Error(CommandError::Line(
+            "NOGROUP the consumer group this client was blocked on no longer exists".into(),
+        )))
     }
 
     /// XREAD ... BLOCK with `$` for a key: the `$` replaced by the ID of
