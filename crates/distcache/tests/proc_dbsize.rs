@@ -107,3 +107,79 @@ fn dbsize_counts_each_live_key_once_from_counts_alone() {
         .sum();
     assert_eq!(counted_after, counted + 3.0, "counted by the three left");
 }
+
+/// Each auxiliary evicts its own least recently used keys, so past the
+/// cache's size a replica may still hold a key its leader evicted. GET,
+/// EXISTS and DEL ask the leader and find nothing; KEYS, SCAN and
+/// RANDOMKEY must not list that key either, and DBSIZE counts what KEYS
+/// lists.
+#[test]
+fn listings_show_no_key_its_leader_evicted() {
+    let c = Cluster::start(Spec {
+        auxiliaries: 3,
+        replicas: 2,
+        cache_size: 40,
+        ..Spec::default()
+    });
+    c.wait_settled(&AUXES[..3]);
+    const N: usize = 300;
+    for i in 0..N {
+        ok(&c, json!(["SET", format!("ev:{i}"), "v"]));
+    }
+    let held = c.total_items();
+    let keys = ok(&c, json!(["KEYS", "*"]));
+    let keys: Vec<&str> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(
+        !keys.is_empty() && keys.len() < N,
+        "{} of {N} kept",
+        keys.len()
+    );
+    assert!(
+        held > keys.len() as u64,
+        "{held} copies held for {} keys: the copies of every kept key, and some its leader evicted",
+        keys.len()
+    );
+    for key in &keys {
+        assert_eq!(
+            ok(&c, json!(["EXISTS", key])),
+            json!(1),
+            "KEYS listed {key}"
+        );
+    }
+    assert_eq!(dbsize(&c), keys.len() as u64);
+    let mut scanned = Vec::new();
+    let mut cursor = "0".to_owned();
+    loop {
+        let page = ok(&c, json!(["SCAN", cursor, "COUNT", "7"]));
+        cursor = page[0].as_str().unwrap().to_owned();
+        scanned.extend(
+            page[1]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_owned()),
+        );
+        if cursor == "0" {
+            break;
+        }
+    }
+    scanned.sort();
+    scanned.dedup();
+    let mut listed: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    listed.sort();
+    assert_eq!(scanned, listed, "SCAN and KEYS list the same keys");
+    for _ in 0..100 {
+        let key = ok(&c, json!(["RANDOMKEY"]));
+        let key = key.as_str().expect("RANDOMKEY found a key");
+        assert_eq!(
+            ok(&c, json!(["EXISTS", key])),
+            json!(1),
+            "RANDOMKEY gave {key}"
+        );
+    }
+}

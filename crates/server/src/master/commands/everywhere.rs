@@ -32,6 +32,12 @@
 //! A key a write reached at some replicas but not at its leader is not
 //! counted, as GET, which reads the leader, does not find it either.
 //!
+//! KEYS, SCAN and RANDOMKEY take a key only from its leader when the view
+//! allows counting by leaders (as DBSIZE does): a replica may still hold
+//! a key its leader evicted, which GET, EXISTS and DEL, asking the leader,
+//! no longer find, and which a listing must not show either. While keys
+//! move they take every node's keys, merged.
+//!
 //! While keys move, every node is asked twice, the second time after
 //! every first answer is in, and the answers are merged ([`Master::sweep`]):
 //! a key moving from one node to another is dropped at its old home only
@@ -45,7 +51,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use distcache_core::command::{CommandSpec, Reply};
 use distcache_core::keyspace::{key_position, scan_cursor};
-use distcache_core::ring::PositionRange;
+use distcache_core::ring::{PositionRange, ranges_contain};
 use futures_util::future::join_all;
 
 use crate::http::ApiError;
@@ -96,6 +102,54 @@ fn leader_shares(view: &RingView) -> Option<Vec<(Arc<NodeRef>, Vec<PositionRange
     )
 }
 
+/// How many times RANDOMKEY asks every node while each answers only keys
+/// their leaders evicted (see [`Master::random_key`]).
+const RANDOM_KEY_ROUNDS: usize = 8;
+
+/// Each node's reply to a command sent to every live auxiliary, and
+/// the positions each node leads when the view allows taking keys from
+/// their leaders only.
+struct Answers {
+    replies: Vec<(Arc<NodeRef>, Reply)>,
+    shares: Option<Vec<(Arc<NodeRef>, Vec<PositionRange>)>>,
+}
+
+impl Answers {
+    /// Whether `key`, found at `node`, is to be taken: always while keys
+    /// may move; else only from its leader.
+    fn takes(&self, node: &NodeRef, key: &[u8]) -> bool {
+        let Some(shares) = &self.shares else {
+            return true;
+        };
+        shares
+            .iter()
+            .find(|(leader, _)| leader.id == node.id)
+            .is_some_and(|(_, ranges)| ranges_contain(ranges, key_position(key)))
+    }
+
+    /// The keys of the nodes' replies (arrays of keys), each with its
+    /// position, those [`Answers::takes`] takes; an error reply stops it.
+    fn keys(
+        &self,
+        found: impl Fn(&Reply) -> Option<&[Reply]>,
+    ) -> Result<Vec<(u64, Bytes)>, ApiError> {
+        let mut keys = Vec::new();
+        for (node, reply) in &self.replies {
+            if reply.is_error() {
+                return Err(relayed(reply.clone()));
+            }
+            for item in found(reply).unwrap_or_default() {
+                if let Reply::Bulk(key) = item
+                    && self.takes(node, key)
+                {
+                    keys.push((key_position(key), key.clone()));
+                }
+            }
+        }
+        Ok(keys)
+    }
+}
+
 impl Master {
     pub(super) async fn everywhere(
         self: &Arc<Self>,
@@ -118,13 +172,13 @@ impl Master {
     }
 
     /// `args` run on every live auxiliary; the replies, in node order.
-    async fn on_every_node(&self, args: &[Bytes]) -> Result<Vec<Reply>, ApiError> {
+    async fn on_every_node(&self, args: &[Bytes]) -> Result<Answers, ApiError> {
         self.on_every_node_at(args, false).await
     }
 
     /// FLUSHALL: every live auxiliary deletes every key it holds.
     async fn flush_all(&self, args: Vec<Bytes>) -> Result<Reply, ApiError> {
-        for reply in self.on_every_node_at(&args, true).await? {
+        for (_, reply) in self.on_every_node_at(&args, true).await?.replies {
             if reply.is_error() {
                 return Err(relayed(reply));
             }
@@ -135,7 +189,7 @@ impl Master {
 
     /// `args` run on every live auxiliary, with a version from this
     /// master's clock when `write`; the replies, in node order.
-    async fn on_every_node_at(&self, args: &[Bytes], write: bool) -> Result<Vec<Reply>, ApiError> {
+    async fn on_every_node_at(&self, args: &[Bytes], write: bool) -> Result<Answers, ApiError> {
         self.fenced(|| async {
             let view = self.view.load_full();
             let nodes = live_nodes(&view);
@@ -148,7 +202,7 @@ impl Master {
                 self.call(node, view.epoch, "execute", request)
             });
             let mut replies = Vec::with_capacity(nodes.len());
-            for answer in join_all(calls).await {
+            for (node, answer) in nodes.iter().zip(join_all(calls).await) {
                 match answer {
                     Ok(distcache_wire::Response::Executed {
                         replies: bytes,
@@ -159,7 +213,7 @@ impl Master {
                             self.versions.observe(version);
                         }
                         let mut decoded = super::leader::decode_replies(&bytes, 1)?;
-                        replies.push(decoded.pop().unwrap_or(Reply::Null));
+                        replies.push((node.clone(), decoded.pop().unwrap_or(Reply::Null)));
                     }
                     Ok(_) => {
                         return Err(
@@ -172,19 +226,26 @@ impl Master {
                     }
                 }
             }
-            Ok(replies)
+            // Taken from leaders only if the view still allows it now
+            // that every answer is in.
+            let now = self.view.load();
+            let shares =
+                leader_shares(&view).filter(|_| now.epoch == view.epoch && !now.rebalancing());
+            Ok(Answers { replies, shares })
         })
         .await
     }
 
     /// `args` on every node, and while keys move, on every node again once
     /// the first answers are in (see the module's overview).
-    async fn sweep(&self, args: &[Bytes]) -> Result<Vec<Reply>, ApiError> {
-        let mut replies = self.on_every_node(args).await?;
+    async fn sweep(&self, args: &[Bytes]) -> Result<Answers, ApiError> {
+        let mut answers = self.on_every_node(args).await?;
         if self.view.load().rebalancing() {
-            replies.extend(self.on_every_node(args).await?);
+            let again = self.on_every_node(args).await?;
+            answers.replies.extend(again.replies);
+            answers.shares = None;
         }
-        Ok(replies)
+        Ok(answers)
     }
 
     /// DBSIZE: the leaders' counts summed, or, when the view does not
@@ -236,47 +297,59 @@ impl Master {
 
     /// KEYS over every node, each key once, in hash order.
     async fn all_keys(&self, args: Vec<Bytes>) -> Result<BTreeSet<(u64, Bytes)>, ApiError> {
-        let mut keys = BTreeSet::new();
-        for reply in self.sweep(&args).await? {
-            match reply {
-                Reply::Array(items) => {
-                    for item in items {
-                        if let Reply::Bulk(key) = item {
-                            keys.insert((key_position(&key), key));
-                        }
-                    }
-                }
-                error @ Reply::Error(_) => return Err(relayed(error)),
-                _ => {}
-            }
-        }
+        let answers = self.sweep(&args).await?;
+        let keys = answers.keys(|reply| match reply {
+            Reply::Array(items) => Some(items),
+            _ => None,
+        })?;
         Ok(keys.into_iter().collect())
     }
 
-    async fn random_key(&self, args: Vec<Bytes>) -> Result<Reply, ApiError> {
-        let found: Vec<Reply> = self
-            .on_every_node(&args)
-            .await?
-            .into_iter()
-            .filter(|r| matches!(r, Reply::Bulk(_)))
-            .collect();
-        if found.is_empty() {
-            return Ok(Reply::Null);
+    /// A random key of a random node, taken as KEYS takes keys; when
+    /// every node answered a key it does not lead, the first of them (in
+    /// a random order) that its leader holds (EXISTS, routed as any
+    /// command). A node may answer a key its leader evicted: then every
+    /// node is asked again, up to [`RANDOM_KEY_ROUNDS`] times, so that
+    /// RANDOMKEY answers nil only when no key is found.
+    async fn random_key(self: &Arc<Self>, args: Vec<Bytes>) -> Result<Reply, ApiError> {
+        use rand::seq::{IndexedRandom, SliceRandom};
+        for _ in 0..RANDOM_KEY_ROUNDS {
+            let answers = self.on_every_node(&args).await?;
+            let mut taken = Vec::new();
+            let mut others = Vec::new();
+            for (node, reply) in &answers.replies {
+                match reply {
+                    Reply::Bulk(key) if answers.takes(node, key) => taken.push(key.clone()),
+                    Reply::Bulk(key) => others.push(key.clone()),
+                    _ => {}
+                }
+            }
+            if let Some(key) = taken.choose(&mut rand::rng()) {
+                return Ok(Reply::Bulk(key.clone()));
+            }
+            if others.is_empty() {
+                break;
+            }
+            others.shuffle(&mut rand::rng());
+            for key in others {
+                let exists = vec![Bytes::from_static(b"EXISTS"), key.clone()];
+                // Boxed: a command may be RANDOMKEY itself.
+                if Box::pin(self.run_command(exists)).await == Reply::Integer(1) {
+                    return Ok(Reply::Bulk(key));
+                }
+            }
         }
-        use rand::Rng;
-        let pick = rand::rng().random_range(0..found.len());
-        Ok(found.into_iter().nth(pick).unwrap_or(Reply::Null))
+        Ok(Reply::Null)
     }
 
     async fn scan(&self, args: Vec<Bytes>) -> Result<Reply, ApiError> {
         let mut bound: Option<u64> = None;
-        let mut keys = BTreeSet::new();
-        let mut all = Vec::new();
-        for reply in self.sweep(&args).await? {
+        let answers = self.sweep(&args).await?;
+        for (_, reply) in &answers.replies {
             let Reply::Array(parts) = reply else {
-                return Err(relayed(reply));
+                return Err(relayed(reply.clone()));
             };
-            let [Reply::Bulk(cursor), Reply::Array(found)] = parts.as_slice() else {
+            let [Reply::Bulk(cursor), Reply::Array(_)] = parts.as_slice() else {
                 return Err(ApiError::internal(
                     "unexpected_answer",
                     "an auxiliary's SCAN answer",
@@ -289,17 +362,18 @@ impl Master {
             if next != 0 {
                 bound = Some(bound.map_or(next, |b| b.min(next)));
             }
-            all.extend(found.iter().filter_map(|r| match r {
-                Reply::Bulk(key) => Some(key.clone()),
+        }
+        let found = answers.keys(|reply| match reply {
+            Reply::Array(parts) => match parts.as_slice() {
+                [_, Reply::Array(found)] => Some(found),
                 _ => None,
-            }));
-        }
-        for key in all {
-            let position = key_position(&key);
-            if bound.is_none_or(|b| scan_cursor(position) < b) {
-                keys.insert((position, key));
-            }
-        }
+            },
+            _ => None,
+        })?;
+        let keys: BTreeSet<(u64, Bytes)> = found
+            .into_iter()
+            .filter(|(position, _)| bound.is_none_or(|b| scan_cursor(*position) < b))
+            .collect();
         let cursor = bound.unwrap_or(0).to_string();
         Ok(Reply::Array(vec![
             Reply::Bulk(Bytes::from(cursor)),
