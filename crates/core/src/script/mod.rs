@@ -145,10 +145,73 @@ pub const HELP: &[&str] = &[
 /// Idle VMs, each with the scripts it has compiled.
 static POOL: Mutex<Vec<vm::Vm>> = Mutex::new(Vec::new());
 
+/// The flags of Redis 7's shebang line (`#!lua flags=no-writes,...`),
+/// the first line of a script that has one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shebang {
+    /// `no-writes`: the script runs as EVAL_RO runs any script.
+    pub no_writes: bool,
+    /// `no-cluster`: refused in a cluster, which distcache is.
+    pub no_cluster: bool,
+}
+
+/// The flags Redis 7.0 knows. `allow-oom`, `allow-stale` and
+/// `allow-cross-slot-keys` change nothing here: distcache refuses no
+/// script for memory or staleness, and a script's keys must share their
+/// replicas either way.
+const SHEBANG_FLAGS: &[&str] = &[
+    "no-writes",
+    "allow-oom",
+    "allow-stale",
+    "no-cluster",
+    "allow-cross-slot-keys",
+];
+
+/// Reads the shebang line a script may start with (`#!lua`, then
+/// `flags=a,b`): its flags, and how many bytes of `source` it takes (Lua
+/// compiles what follows, the line's newline included, so that line
+/// numbers stay). Redis's errors for a line without an end, another
+/// engine, an unknown option or flag.
+pub fn shebang(source: &[u8]) -> Result<(Shebang, usize), CommandError> {
+    if !source.starts_with(b"#!") {
+        return Ok((Shebang::default(), 0));
+    }
+    let refused = |text: String| Err(CommandError::Relayed(format!("ERR {text}")));
+    let Some(end) = source.iter().position(|&b| b == b'\n') else {
+        return refused("Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&source[..end]);
+    let mut parts = line.split_ascii_whitespace();
+    let engine = parts.next().unwrap_or_default();
+    if engine != "#!lua" {
+        return refused(format!("Unexpected engine in script shebang: {engine}"));
+    }
+    let mut flags = Shebang::default();
+    for part in parts {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return refused(format!("Unknown lua shebang option: {part}"));
+        };
+        // `flags=` alone names none.
+        for flag in list.split(',').filter(|_| !list.is_empty()) {
+            match flag {
+                "no-writes" => flags.no_writes = true,
+                "no-cluster" => flags.no_cluster = true,
+                known if SHEBANG_FLAGS.contains(&known) => {}
+                unknown => {
+                    return refused(format!("Unexpected flag in script shebang: {unknown}"));
+                }
+            }
+        }
+    }
+    Ok((flags, end))
+}
+
 /// Whether `source` compiles; if not, the error SCRIPT LOAD and EVAL
-/// answer (`ERR Error compiling script ...`). The master checks a script
-/// before it keeps it, as Redis does.
+/// answer (`ERR Error compiling script ...`, or Redis's error for a bad
+/// shebang line). The master checks a script before it keeps it, as
+/// Redis does.
 pub fn compile(source: &Bytes) -> Result<(), CommandError> {
+    shebang(source)?;
     with_vm(|vm| {
         (
             vm.compile(source).map(|_| ()).map_err(vm::compile_error),
@@ -191,10 +254,19 @@ pub fn run(
         // The master sends the source on; only a bug gets here.
         return Reply::Error(no_script());
     };
+    let flags = match shebang(source) {
+        Ok((flags, _)) => flags,
+        Err(e) => return Reply::Error(e),
+    };
+    if flags.no_cluster {
+        return Reply::Error(CommandError::Relayed(
+            "ERR Can not run script on cluster, 'no-cluster' flag is set.".into(),
+        ));
+    }
     let context = vm::Context {
         keys: &eval.keys,
         args: &eval.args,
-        read_only: eval.read_only,
+        read_only: eval.read_only || flags.no_writes,
         now_ms,
     };
     with_vm(|vm| vm.run(source, &context, ks, rng, effects)).unwrap_or_else(Reply::Error)

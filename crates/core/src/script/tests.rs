@@ -232,6 +232,84 @@ fn the_reply_helpers_make_redis_error_and_status_tables() {
     );
 }
 
+/// Redis 7's shebang line: `#!lua` and its flags, the line left out of
+/// what Lua compiles (line numbers kept), `no-writes` making the script
+/// read-only, `no-cluster` refused (distcache is a cluster), and Redis's
+/// errors for what it does not know, at compile time too (SCRIPT LOAD).
+/// The texts are redis-server 7.0.15's.
+#[test]
+fn a_shebang_line_sets_the_script_s_flags_as_redis_reads_it() {
+    let mut ks = Keyspace::new();
+    assert_eq!(
+        eval(&mut ks, "#!lua\nreturn 1", &[], &[]),
+        Reply::Integer(1)
+    );
+    assert_eq!(
+        eval(&mut ks, "#!lua flags=\nreturn 2", &[], &[]),
+        Reply::Integer(2)
+    );
+    assert_eq!(
+        eval(
+            &mut ks,
+            "#!lua flags=allow-oom,allow-stale,allow-cross-slot-keys\nreturn redis.call('SET', KEYS[1], 'v')",
+            &["k"],
+            &[]
+        ),
+        Reply::OK
+    );
+    let text = error_text(eval(
+        &mut ks,
+        "#!lua flags=no-writes\nreturn redis.call('SET', KEYS[1], 'w')",
+        &["k"],
+        &[],
+    ));
+    assert!(
+        text.starts_with("ERR Write commands are not allowed from read-only scripts.")
+            && text.ends_with("on @user_script:2."),
+        "{text}"
+    );
+    assert_eq!(
+        eval(
+            &mut ks,
+            "#!lua flags=no-writes\nreturn redis.call('GET', KEYS[1])",
+            &["k"],
+            &[]
+        ),
+        Reply::Bulk(b("v"))
+    );
+    for (source, want) in [
+        ("#!lua", "ERR Invalid script shebang"),
+        (
+            "#!python\nreturn 1",
+            "ERR Unexpected engine in script shebang: #!python",
+        ),
+        (
+            "#!\nreturn 1",
+            "ERR Unexpected engine in script shebang: #!",
+        ),
+        ("#!lua x=1\nreturn 1", "ERR Unknown lua shebang option: x=1"),
+        (
+            "#!lua flags=bogus\nreturn 1",
+            "ERR Unexpected flag in script shebang: bogus",
+        ),
+        (
+            "#!lua flags=no-cluster\nreturn 1",
+            "ERR Can not run script on cluster, 'no-cluster' flag is set.",
+        ),
+    ] {
+        assert_eq!(
+            error_text(eval(&mut ks, source, &[], &[])),
+            want,
+            "{source}"
+        );
+    }
+    assert_eq!(
+        super::compile(&b("#!lua flags=bogus\nreturn 1")).map_err(|e| e.to_string()),
+        Err("ERR Unexpected flag in script shebang: bogus".to_owned())
+    );
+    assert!(super::compile(&b("#!lua flags=no-writes\nreturn 1")).is_ok());
+}
+
 #[test]
 fn a_read_only_script_cannot_write() {
     let mut ks = Keyspace::new();

@@ -269,9 +269,12 @@ impl Vm {
         if let Some(f) = self.functions.get(source) {
             return Ok(f.clone());
         }
+        // A shebang line (checked by the caller) is left out, its newline
+        // kept.
+        let skipped = super::shebang(source).map_or(0, |(_, len)| len);
         let compiled = self
             .lua
-            .load(source.as_ref())
+            .load(&source[skipped..])
             .set_name("@user_script")
             .set_environment(self.env.clone())
             .set_mode(ChunkMode::Text)
