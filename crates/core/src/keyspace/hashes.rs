@@ -139,14 +139,21 @@ impl Exec<'_> {
                     return Ok(empty_scan());
                 };
                 let opts = opts.clone()?;
-                let (window, next) = scan_window(h.len(), *cursor, opts.count);
                 let mut items = Vec::new();
-                for (f, v) in window.rev().filter_map(|i| h.get_index(i)) {
+                let push = |(f, v): (&Bytes, &Bytes)| {
                     if matches(&opts, f) {
                         items.push(Reply::Bulk(f.clone()));
                         items.push(Reply::Bulk(v.clone()));
                     }
+                };
+                // Redis answers a listpack whole, in the order its fields
+                // were added, whatever the cursor and COUNT.
+                if super::object::is_listpack_hash(h) {
+                    h.iter().for_each(push);
+                    return Ok(scan_reply(0, items));
                 }
+                let (window, next) = scan_window(h.len(), *cursor, opts.count);
+                window.rev().filter_map(|i| h.get_index(i)).for_each(push);
                 Ok(scan_reply(next, items))
             }
             other => Err(misrouted(other)),

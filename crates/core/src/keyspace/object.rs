@@ -8,10 +8,12 @@
 //! SETRANGE stays `raw`); that history is not kept here, and a value that
 //! went through it answers its compact name (docs/commands.md, "OBJECT").
 
+use bytes::Bytes;
+
 use super::{Exec, Result, misrouted};
 use crate::command::number::parse_i64;
 use crate::command::{Command, CommandError, ObjectSub, Reply};
-use crate::value::Value;
+use crate::value::{HashValue, SetValue, Value, ZSetValue};
 
 /// Redis's defaults: `set-max-intset-entries`, `hash-max-listpack-entries`
 /// and `-value`, `zset-max-listpack-entries` and `-value`, and the longest
@@ -112,6 +114,41 @@ impl Exec<'_> {
     }
 }
 
+/// Whether Redis would hold this set as an intset: its members in
+/// ascending numeric order, which SMEMBERS and SSCAN answer.
+pub(super) fn is_intset(s: &SetValue) -> bool {
+    s.len() <= INTSET_MAX_ENTRIES && s.iter().all(|m| is_integer(m))
+}
+
+/// Whether Redis would hold this hash as a listpack: its fields in the
+/// order they were added, which HSCAN answers whole.
+pub(super) fn is_listpack_hash(h: &HashValue) -> bool {
+    h.len() <= HASH_LISTPACK_MAX_ENTRIES
+        && h.iter()
+            .all(|(f, v)| f.len() <= HASH_LISTPACK_MAX_VALUE && v.len() <= HASH_LISTPACK_MAX_VALUE)
+}
+
+/// Whether Redis would hold this sorted set as a listpack: its members in
+/// score order, which ZSCAN answers whole.
+pub(super) fn is_listpack_zset(z: &ZSetValue) -> bool {
+    z.len() <= ZSET_LISTPACK_MAX_ENTRIES
+        && z.iter().all(|(m, _)| m.len() <= ZSET_LISTPACK_MAX_VALUE)
+}
+
+/// A set's members in the order Redis answers them for an intset
+/// (ascending numbers), or `None` when Redis would not hold it as one.
+pub(super) fn intset_order(s: &SetValue) -> Option<Vec<&Bytes>> {
+    if !is_intset(s) {
+        return None;
+    }
+    let mut members: Vec<(i64, &Bytes)> = s
+        .iter()
+        .map(|m| (parse_i64(m).unwrap_or_default(), m))
+        .collect();
+    members.sort_unstable_by_key(|(n, _)| *n);
+    Some(members.into_iter().map(|(_, m)| m).collect())
+}
+
 /// A string Redis holds as an integer: a 64-bit number written as Redis
 /// writes it (no sign but `-`, no leading zero, not `-0`).
 fn is_integer(b: &[u8]) -> bool {
@@ -132,25 +169,11 @@ fn encoding(value: &Value) -> &'static str {
         Value::Str(s) if s.bytes.len() <= EMBSTR_MAX_BYTES => "embstr",
         Value::Str(_) => "raw",
         Value::List(_) => "quicklist",
-        Value::Set(s) if s.len() <= INTSET_MAX_ENTRIES && s.iter().all(|m| is_integer(m)) => {
-            "intset"
-        }
+        Value::Set(s) if is_intset(s) => "intset",
         Value::Set(_) => "hashtable",
-        Value::Hash(h)
-            if h.len() <= HASH_LISTPACK_MAX_ENTRIES
-                && h.iter().all(|(f, v)| {
-                    f.len() <= HASH_LISTPACK_MAX_VALUE && v.len() <= HASH_LISTPACK_MAX_VALUE
-                }) =>
-        {
-            "listpack"
-        }
+        Value::Hash(h) if is_listpack_hash(h) => "listpack",
         Value::Hash(_) => "hashtable",
-        Value::ZSet(z)
-            if z.len() <= ZSET_LISTPACK_MAX_ENTRIES
-                && z.iter().all(|(m, _)| m.len() <= ZSET_LISTPACK_MAX_VALUE) =>
-        {
-            "listpack"
-        }
+        Value::ZSet(z) if is_listpack_zset(z) => "listpack",
         Value::ZSet(_) => "skiplist",
         Value::Stream(_) => "stream",
     }

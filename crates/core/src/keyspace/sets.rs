@@ -38,11 +38,17 @@ impl Exec<'_> {
                 }
                 Ok(Reply::Integer(n as i64))
             }
-            Command::SMembers { key } => Ok(Reply::Set(
-                self.set(key)?
-                    .map(|s| s.iter().map(|m| Reply::Bulk(m.clone())).collect())
-                    .unwrap_or_default(),
-            )),
+            // An intset's members in Redis's order: ascending numbers.
+            Command::SMembers { key } => Ok(Reply::Set(match self.set(key)? {
+                None => Vec::new(),
+                Some(s) => match super::object::intset_order(s) {
+                    Some(ordered) => ordered
+                        .into_iter()
+                        .map(|m| Reply::Bulk(m.clone()))
+                        .collect(),
+                    None => s.iter().map(|m| Reply::Bulk(m.clone())).collect(),
+                },
+            })),
             Command::SIsMember { key, member } => Ok(Reply::Integer(i64::from(
                 self.set(key)?.is_some_and(|s| s.contains(member)),
             ))),
@@ -146,6 +152,16 @@ impl Exec<'_> {
                     return Ok(empty_scan());
                 };
                 let opts = opts.clone()?;
+                // Redis answers an intset whole, in its order, whatever
+                // the cursor and COUNT.
+                if let Some(ordered) = super::object::intset_order(s) {
+                    let items = ordered
+                        .into_iter()
+                        .filter(|m| matches(&opts, m))
+                        .map(|m| Reply::Bulk(m.clone()))
+                        .collect();
+                    return Ok(scan_reply(0, items));
+                }
                 let (window, next) = scan_window(s.len(), *cursor, opts.count);
                 Ok(scan_reply(
                     next,

@@ -370,14 +370,21 @@ impl Exec<'_> {
                     return Ok(empty_scan());
                 };
                 let opts = opts.clone()?;
-                let (window, next) = scan_window(z.len(), *cursor, opts.count);
                 let mut items = Vec::new();
-                for (m, s) in window.rev().filter_map(|i| z.get_index(i)) {
+                let push = |(m, s): (&Bytes, f64)| {
                     if matches(&opts, m) {
                         items.push(Reply::Bulk(m.clone()));
                         items.push(Reply::Bulk(Bytes::from(format_double_compact(s))));
                     }
+                };
+                // Redis answers a listpack whole, by score, whatever the
+                // cursor and COUNT.
+                if super::object::is_listpack_zset(z) {
+                    z.iter().for_each(push);
+                    return Ok(scan_reply(0, items));
                 }
+                let (window, next) = scan_window(z.len(), *cursor, opts.count);
+                window.rev().filter_map(|i| z.get_index(i)).for_each(push);
                 Ok(scan_reply(next, items))
             }
             other => Err(misrouted(other)),

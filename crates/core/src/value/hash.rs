@@ -6,6 +6,10 @@ use indexmap::IndexMap;
 
 use super::Footprint;
 
+/// Up to this many fields a removal keeps the others' order: the most a
+/// Redis listpack hash holds (`hash-max-listpack-entries`).
+const ORDERED_UP_TO: usize = 512;
+
 /// A hash of byte strings. Field order carries no meaning (equality ignores it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HashValue {
@@ -67,9 +71,17 @@ impl HashValue {
         }
     }
 
-    /// Removes `field`; true if it was there.
+    /// Removes `field`; true if it was there. A small hash keeps the
+    /// order of the fields left, as Redis's listpack does (HGETALL and
+    /// HSCAN answer in it); a large one moves its last field into the gap,
+    /// in O(1) (Redis's hashtable has no order to keep).
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match self.fields.swap_remove_entry(field) {
+        let removed = if self.fields.len() <= ORDERED_UP_TO {
+            self.fields.shift_remove_entry(field)
+        } else {
+            self.fields.swap_remove_entry(field)
+        };
+        match removed {
             Some((f, v)) => {
                 self.payload_bytes -= cost(&f, &v);
                 true
