@@ -1152,6 +1152,19 @@ fn a_waiting_client_is_woken_as_redis_wakes_it() {
         );
     }
 
+    // BLMOVE's destination of another type is its answer once the source
+    // has an element (which stays there), as in Redis.
+    let (src, dst) = (unique("{mv}src"), unique("{mv}dst"));
+    exchange(&mut a, &request(&["SET", &dst, "a string"]), b"+OK\r\n");
+    let pusher = later(1, &["RPUSH", &src, "x"]);
+    exchange(
+        &mut a,
+        &request(&["BLMOVE", &src, &dst, "LEFT", "LEFT", "0"]),
+        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    );
+    pusher.join().unwrap();
+    exchange(&mut a, &request(&["LLEN", &src]), b":1\r\n");
+
     exchange(
         &mut a,
         &request(&["XGROUP", "CREATE", &s, "g", "$", "MKSTREAM"]),

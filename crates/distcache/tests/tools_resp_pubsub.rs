@@ -187,6 +187,15 @@ const SCRIPT: &[Step] = &[
     step(2, &["SPUBLISH", "m", "x"], [0, 0, 1]),
     step(2, &["EXEC"], [0, 0, 1]),
     step(2, &["PUBSUB", "SHARDCHANNELS"], [0, 0, 1]),
+    // Two patterns are refused by PUBSUB's handler: queued in MULTI (the
+    // error in EXEC's answer), and after subscribed mode's check.
+    step(2, &["MULTI"], [0, 0, 1]),
+    step(2, &["PUBSUB", "CHANNELS", "a", "b"], [0, 0, 1]),
+    step(2, &["PING"], [0, 0, 1]),
+    step(2, &["EXEC"], [0, 0, 1]),
+    step(0, &["SSUBSCRIBE", "x"], [1, 0, 0]),
+    step(0, &["PUBSUB", "SHARDCHANNELS", "a", "b"], [1, 0, 0]),
+    step(0, &["SUNSUBSCRIBE"], [1, 0, 0]),
 ];
 
 /// Sorts what Redis leaves in an unspecified order.

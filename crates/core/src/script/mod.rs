@@ -149,6 +149,9 @@ static POOL: Mutex<Vec<vm::Vm>> = Mutex::new(Vec::new());
 /// the first line of a script that has one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Shebang {
+    /// The script has a shebang line: its flags are what it declares
+    /// (without `no-writes` it may write, and EVAL_RO refuses it).
+    pub declared: bool,
     /// `no-writes`: the script runs as EVAL_RO runs any script.
     pub no_writes: bool,
     /// `no-cluster`: refused in a cluster, which distcache is.
@@ -186,7 +189,10 @@ pub fn shebang(source: &[u8]) -> Result<(Shebang, usize), CommandError> {
     if engine != "#!lua" {
         return refused(format!("Unexpected engine in script shebang: {engine}"));
     }
-    let mut flags = Shebang::default();
+    let mut flags = Shebang {
+        declared: true,
+        ..Shebang::default()
+    };
     for part in parts {
         let Some(list) = part.strip_prefix("flags=") else {
             return refused(format!("Unknown lua shebang option: {part}"));
@@ -261,6 +267,11 @@ pub fn run(
     if flags.no_cluster {
         return Reply::Error(CommandError::Relayed(
             "ERR Can not run script on cluster, 'no-cluster' flag is set.".into(),
+        ));
+    }
+    if eval.read_only && flags.declared && !flags.no_writes {
+        return Reply::Error(CommandError::Relayed(
+            "ERR Can not execute a script with write flag using *_ro command.".into(),
         ));
     }
     let context = vm::Context {

@@ -303,6 +303,15 @@ fn a_shebang_line_sets_the_script_s_flags_as_redis_reads_it() {
             "{source}"
         );
     }
+    // EVAL_RO runs a shebang script only if it declares `no-writes`.
+    assert_eq!(
+        error_text(eval_as(&mut ks, "#!lua\nreturn 1", &[], &[], true)),
+        "ERR Can not execute a script with write flag using *_ro command."
+    );
+    assert_eq!(
+        eval_as(&mut ks, "#!lua flags=no-writes\nreturn 1", &[], &[], true),
+        Reply::Integer(1)
+    );
     assert_eq!(
         super::compile(&b("#!lua flags=bogus\nreturn 1")).map_err(|e| e.to_string()),
         Err("ERR Unexpected flag in script shebang: bogus".to_owned())

@@ -125,6 +125,8 @@ struct WriteTally {
     last_error: Option<String>,
     /// A replica refused it as routed by an older map than this epoch.
     fenced: Option<u64>,
+    /// The key's leader (the route's first node) applied it.
+    leader_applied: bool,
 }
 
 /// What one round of a write or delete to a key's replicas achieved.
@@ -133,6 +135,8 @@ struct Attempt<T> {
     applied: Vec<T>,
     /// The highest version held by a replica that refused it as stale.
     stale: Option<Version>,
+    /// The key's leader (the route's first node) applied it.
+    leader_applied: bool,
 }
 
 fn unexpected_answer() -> ApiError {
@@ -613,8 +617,16 @@ impl Master {
             .fenced(|| async {
                 let view = self.view.load_full();
                 let nodes = self.route(&view, &key)?;
-                self.replicate(nodes, view.epoch, "set", "the write", request, write_answer)
-                    .await
+                self.replicate(
+                    nodes,
+                    view.epoch,
+                    &key,
+                    "set",
+                    "the write",
+                    request,
+                    write_answer,
+                )
+                .await
             })
             .await;
         self.invalidate_near(&key);
@@ -635,6 +647,7 @@ impl Master {
                 self.replicate(
                     nodes,
                     view.epoch,
+                    &key,
                     "delete",
                     "the delete",
                     request,
@@ -651,18 +664,26 @@ impl Master {
     /// the write quorum. Returns the answers of the replicas that applied it.
     ///
     /// A replica that already holds a version at least as high refuses the
-    /// request as stale and says which version it holds. Nothing refused is
-    /// acknowledged: the clock moves past the highest version held and the
-    /// request goes out again, newly stamped. Once the first attempt has
-    /// heard every replica, the new version is above everything that was
-    /// acknowledged before this call began (an acknowledged write or delete
-    /// is on every replica), so a replica that refuses the second attempt
-    /// holds an operation that ran concurrently with this one; this one then
-    /// counts as done and ordered just before it, as if it had come first.
+    /// request as stale and says which version it holds. When the key's
+    /// leader applied the request and now holds a version at least as high
+    /// as every one refused over ([`Master::leader_went_on`]), what the
+    /// other replicas hold came after this write: commands run at the
+    /// leader, on top of it (an INCR that read its value), and reached
+    /// them first. The write is then done, ordered before those. Otherwise
+    /// nothing refused is acknowledged: the clock moves past the highest
+    /// version held and the request goes out again, newly stamped. Once
+    /// the first attempt has heard every replica, the new version is above
+    /// everything that was acknowledged before this call began (an
+    /// acknowledged write or delete is on every replica), so a replica that
+    /// refuses the second attempt holds an operation that ran concurrently
+    /// with this one; this one then counts as done and ordered just before
+    /// it, as if it had come first.
+    #[allow(clippy::too_many_arguments)]
     async fn replicate<T, F>(
         self: &Arc<Self>,
         nodes: Route,
         epoch: u64,
+        key: &Bytes,
         op: &'static str,
         what: &str,
         request: impl Fn(Version) -> Request,
@@ -680,6 +701,10 @@ impl Master {
             return Ok(attempt.applied);
         };
         self.versions.observe(held);
+        if attempt.leader_applied && self.leader_went_on(&nodes[0], epoch, key, held).await? {
+            self.metrics.superseded.inc();
+            return Ok(attempt.applied);
+        }
         self.metrics.restamped.inc();
         let second = self.versions.tick((self.clock)());
         let attempt = self
@@ -689,6 +714,23 @@ impl Master {
             self.metrics.superseded.inc();
         }
         Ok(attempt.applied)
+    }
+
+    /// Whether `leader`, which applied a write that another replica refused
+    /// as stale for holding `held`, now holds `held` or a higher version:
+    /// then that version came after the write at the leader (a version at
+    /// least `held` there before would have refused it too), so the write is
+    /// in the history every replica is catching up to, and must not be
+    /// written again over what was built on it.
+    async fn leader_went_on(
+        &self,
+        leader: &NodeRef,
+        epoch: u64,
+        key: &Bytes,
+        held: Version,
+    ) -> Result<bool, OpError> {
+        let now = self.copy_at(leader, epoch, key).await?;
+        Ok(now.version().is_some_and(|version| version >= held))
     }
 
     /// Sends `req` to every node once and applies the write quorum: with
@@ -720,33 +762,38 @@ impl Master {
                 Answer::Applied(v) => Attempt {
                     applied: vec![v],
                     stale: None,
+                    leader_applied: true,
                 },
                 Answer::Stale(held) => Attempt {
                     applied: Vec::new(),
                     stale: Some(held),
+                    leader_applied: false,
                 },
             });
         }
         let mut calls: FuturesUnordered<_> = nodes
             .into_iter()
-            .map(|node| {
+            .enumerate()
+            .map(|(i, node)| {
                 let req = req.clone();
                 let master = self.clone();
-                async move { master.call(&node, epoch, op, req).await }
+                async move { (i == 0, master.call(&node, epoch, op, req).await) }
             })
             .collect();
         let mut attempt = Attempt {
             applied: Vec::with_capacity(needed),
             stale: None,
+            leader_applied: false,
         };
         let mut answered = 0;
         let mut last_error = None;
         let mut refusal = None;
         let mut fenced = None;
-        while let Some(result) = calls.next().await {
+        while let Some((leader, result)) = calls.next().await {
             match result.map(accept) {
                 Ok(Ok(Answer::Applied(v))) => {
                     attempt.applied.push(v);
+                    attempt.leader_applied |= leader;
                     answered += 1;
                 }
                 Ok(Ok(Answer::Stale(held))) => {
@@ -838,10 +885,23 @@ impl Master {
         if let Some(current) = tallies.iter().filter_map(|t| t.fenced).max() {
             return Err(OpError::Fenced(current));
         }
-        let refused: Vec<usize> = everything
-            .into_iter()
-            .filter(|&i| tallies[i].stale.is_some())
-            .collect();
+        let mut refused: Vec<usize> = Vec::new();
+        for i in everything {
+            let tally = &tallies[i];
+            let Some(held) = tally.stale else { continue };
+            // Done, and ordered before what came after it at the leader
+            // (see [`Master::replicate`]).
+            if tally.leader_applied
+                && self
+                    .leader_went_on(&routes[i][0], view.epoch, &entries[i].key, held)
+                    .await?
+            {
+                self.versions.observe(held);
+                self.metrics.superseded.inc();
+                continue;
+            }
+            refused.push(i);
+        }
         if !refused.is_empty() {
             for &i in &refused {
                 self.versions.observe(tallies[i].stale.unwrap_or_default());
@@ -909,17 +969,21 @@ impl Master {
         struct Batch {
             node: Arc<NodeRef>,
             slots: Vec<usize>,
+            /// Whether the node leads each entry's key.
+            leads: Vec<bool>,
             entries: Vec<KeyedEntry>,
         }
         let mut batches: HashMap<&str, Batch> = HashMap::new();
         for (slot, &i) in positions.iter().enumerate() {
-            for node in &routes[i] {
+            for (place, node) in routes[i].iter().enumerate() {
                 let batch = batches.entry(node.id.as_str()).or_insert_with(|| Batch {
                     node: node.clone(),
                     slots: Vec::new(),
+                    leads: Vec::new(),
                     entries: Vec::new(),
                 });
                 batch.slots.push(slot);
+                batch.leads.push(place == 0);
                 batch.entries.push(entries[i].clone());
             }
         }
@@ -929,18 +993,22 @@ impl Master {
             };
             (
                 batch.slots,
+                batch.leads,
                 self.call(&batch.node, epoch, "set_many", req).await,
             )
         });
         let mut tallies: Vec<WriteTally> =
             positions.iter().map(|_| WriteTally::default()).collect();
-        for (slots, result) in join_all(calls).await {
+        for (slots, leads, result) in join_all(calls).await {
             match result {
                 Ok(Response::WrittenMany(statuses)) if statuses.len() == slots.len() => {
-                    for (&slot, status) in slots.iter().zip(statuses) {
+                    for ((&slot, leads), status) in slots.iter().zip(leads).zip(statuses) {
                         let tally = &mut tallies[slot];
                         match status {
-                            WriteStatus::Stored | WriteStatus::Expired => tally.answered += 1,
+                            WriteStatus::Stored | WriteStatus::Expired => {
+                                tally.answered += 1;
+                                tally.leader_applied |= leads;
+                            }
                             WriteStatus::Stale { held } => {
                                 tally.answered += 1;
                                 tally.stale = tally.stale.max(Some(held));

@@ -625,7 +625,12 @@ impl Master {
     }
 
     /// What `node` holds for `key`, as a copy to send elsewhere.
-    async fn copy_at(&self, node: &NodeRef, epoch: u64, key: &Bytes) -> Result<Lookup, OpError> {
+    pub(in crate::master) async fn copy_at(
+        &self,
+        node: &NodeRef,
+        epoch: u64,
+        key: &Bytes,
+    ) -> Result<Lookup, OpError> {
         let answer = self
             .call(node, epoch, "get", Request::Get { key: key.clone() })
             .await;

@@ -69,14 +69,6 @@ pub fn subcommand(args: &[Bytes]) -> Result<&'static str, CommandError> {
             "ERR wrong number of arguments for 'pubsub|{name}' command"
         )));
     }
-    // CHANNELS and SHARDCHANNELS take one pattern at most: Redis's
-    // handler refuses more, naming the subcommand as it was written.
-    if matches!(name, "channels" | "shardchannels") && args.len() > 3 {
-        return Err(CommandError::Line(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
-            String::from_utf8_lossy(&args[1])
-        )));
-    }
     Ok(name)
 }
 
@@ -100,6 +92,14 @@ impl PubSub {
             }
         };
         match subcommand(args) {
+            // One pattern at most: Redis's handler refuses more (so a
+            // transaction queues it), naming the subcommand as written.
+            Ok("channels" | "shardchannels") if args.len() > 3 => {
+                Reply::Error(CommandError::Line(format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+                    String::from_utf8_lossy(&args[1])
+                )))
+            }
             Ok(sub @ ("channels" | "shardchannels")) => Reply::Array(
                 self.channels(space(sub), args.get(2).map(|p| p.as_ref()))
                     .into_iter()

@@ -259,10 +259,11 @@ impl Connection {
 
     /// What a blocked command's try after the first answers the client,
     /// as Redis answers a client it wakes; `None` to go on waiting.
-    /// Nothing popped waits. So does a key of another type now, as Redis
-    /// does not serve a wrong type to a waiting client (the first try
-    /// answered WRONGTYPE at once), except for XREADGROUP, which Redis
-    /// lets go when its stream is gone: `UNBLOCKED` when a stream key is
+    /// Nothing popped waits. So does a key waited on that is of another
+    /// type now, as Redis does not serve a wrong type to a waiting client
+    /// (the first try answered WRONGTYPE at once); BLMOVE's destination of
+    /// another type is its answer. XREADGROUP, which Redis lets go when
+    /// its stream is gone: `UNBLOCKED` when a stream key is
     /// no longer a stream, Redis's NOGROUP text when its group is gone.
     async fn after_wake(&mut self, args: &[Bytes], reply: Reply) -> Option<Reply> {
         if nothing_popped(&reply) {
@@ -274,7 +275,22 @@ impl Connection {
         let text = e.to_string();
         let group_read = args[0].eq_ignore_ascii_case(b"xreadgroup");
         if !group_read {
-            return (!text.starts_with("WRONGTYPE")).then_some(reply);
+            if !text.starts_with("WRONGTYPE") {
+                return Some(reply);
+            }
+            // BLMOVE and BRPOPLPUSH check their destination once the
+            // source has an element: a destination of another type is
+            // their answer, as in Redis; a source of another type waits.
+            let moves = [&b"blmove"[..], b"brpoplpush"]
+                .iter()
+                .any(|name| args[0].eq_ignore_ascii_case(name));
+            if !moves {
+                return None;
+            }
+            let kind = vec![Bytes::from_static(b"TYPE"), args[1].clone()];
+            let source = self.data_command(kind).await;
+            let waits = !matches!(&source, Reply::Status(t) if t == "list" || t == "none");
+            return (!waits).then_some(reply);
         }
         if !text.starts_with("WRONGTYPE") && !text.starts_with("NOGROUP") {
             return Some(reply);
