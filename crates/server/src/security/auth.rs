@@ -166,11 +166,12 @@ impl Tokens {
                 if entry.trim().is_empty() {
                     continue;
                 }
-                let parsed = parse_entry(entry).map_err(|reason| ConfigError {
-                    setting: "AUTH_TOKENS",
-                    reason: format!("entry {}: {reason}", i + 1),
-                })?;
-                tokens.entries.push(parsed);
+                parse_entry(entry)
+                    .and_then(|parsed| tokens.add(parsed))
+                    .map_err(|reason| ConfigError {
+                        setting: "AUTH_TOKENS",
+                        reason: format!("entry {}: {reason}", i + 1),
+                    })?;
             }
         }
         if let Some(path) = &config.auth_tokens_file {
@@ -183,14 +184,34 @@ impl Tokens {
                 if line.is_empty() || line.starts_with('#') {
                     continue;
                 }
-                let parsed = parse_entry(line).map_err(|reason| ConfigError {
-                    setting: "AUTH_TOKENS_FILE",
-                    reason: format!("{} line {}: {reason}", path.display(), i + 1),
-                })?;
-                tokens.entries.push(parsed);
+                parse_entry(line)
+                    .and_then(|parsed| tokens.add(parsed))
+                    .map_err(|reason| ConfigError {
+                        setting: "AUTH_TOKENS_FILE",
+                        reason: format!("{} line {}: {reason}", path.display(), i + 1),
+                    })?;
             }
         }
         Ok(tokens)
+    }
+
+    /// Adds a parsed entry. A token listed again with the same role is
+    /// kept once; with another role it is refused: which role was meant
+    /// cannot be told, and taking the higher would hand out rights by a
+    /// typo.
+    fn add(&mut self, (digest, role): ([u8; 32], Role)) -> Result<(), String> {
+        match self.entries.iter().find(|(d, _)| *d == digest) {
+            Some((_, held)) if *held == role => Ok(()),
+            Some((_, held)) => Err(format!(
+                "a token listed before as {} is listed again as {}: list each token once, with its role",
+                role_name(*held),
+                role_name(role)
+            )),
+            None => {
+                self.entries.push((digest, role));
+                Ok(())
+            }
+        }
     }
 
     /// Tokens from entries already parsed.
@@ -418,9 +439,42 @@ mod tests {
         assert_eq!(t.role_of(b""), None);
     }
 
+    /// The same token with two roles is refused (a typo would otherwise
+    /// hand out the higher one); with the same role twice it is kept once.
     #[test]
-    fn a_token_listed_twice_gets_its_highest_role() {
-        let t = tokens("same:read,same:admin,same:write");
+    fn a_token_listed_twice_with_another_role_is_refused() {
+        for (list, listed) in [
+            ("same:read,same:admin", "read"),
+            ("same:admin,x:read,same:read", "admin"),
+        ] {
+            let err = Tokens::load(&PublicAuthConfig {
+                auth_tokens: Some(list.into()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert_eq!(err.setting, "AUTH_TOKENS");
+            assert!(
+                err.reason.contains(&format!("listed before as {listed}")),
+                "{}",
+                err.reason
+            );
+        }
+        let hashed = format!("sha256:{}:write", token_digest_hex("same"));
+        assert!(
+            Tokens::load(&PublicAuthConfig {
+                auth_tokens: Some(format!("same:read,{hashed}")),
+                ..Default::default()
+            })
+            .is_err()
+        );
+        let t = tokens("same:write,same:write");
+        assert_eq!(t.role_of(b"same"), Some(Role::Write));
+        // Entries given whole still resolve to the highest role.
+        let digest = |t: &str| sha256(t.as_bytes());
+        let t = Tokens::from_entries(vec![
+            (digest("same"), Role::Read),
+            (digest("same"), Role::Admin),
+        ]);
         assert_eq!(t.role_of(b"same"), Some(Role::Admin));
     }
 

@@ -279,13 +279,20 @@ impl<S: Replicated> Consensus<S> {
         }
         // Every master founds the cluster with the same members when its
         // storage is pristine: openraft documents this as safe, and it keeps
-        // formation from waiting on one particular master.
-        match raft.initialize(members).await {
-            Ok(()) => info!(
+        // formation from waiting on one particular master. A master that
+        // restarts on its state does not ask (openraft would refuse, and log
+        // the refusal as an error at every routine restart).
+        let founded = if raft.is_initialized().await.unwrap_or(false) {
+            Ok(false)
+        } else {
+            raft.initialize(members).await.map(|()| true)
+        };
+        match founded {
+            Ok(true) => info!(
                 node = id,
                 "consensus: founded the cluster with every master"
             ),
-            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+            Ok(false) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
                 debug!(node = id, "consensus: already part of the cluster")
             }
             Err(e) => {
