@@ -331,6 +331,14 @@ fn inverse(entry: Option<&Entry>, op: &EffectOp) -> Undo {
             let new = new.into_iter().map(|(f, _)| f.clone()).collect();
             vec![EffectOp::HashSet(old), EffectOp::HashDel(new)]
         }
+        // A small hash keeps its fields' order, which putting the removed
+        // ones back would not restore (they would go to the end): a copy,
+        // which costs what the removal's shifting does.
+        (EffectOp::HashDel(_), Value::Hash(h))
+            if h.len() <= crate::value::HASH_LISTPACK_MAX_FIELDS =>
+        {
+            return Undo::Slot(Some(entry.clone()));
+        }
         (EffectOp::HashDel(fields), Value::Hash(h)) => {
             let old = fields
                 .iter()

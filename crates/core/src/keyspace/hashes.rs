@@ -239,12 +239,13 @@ pub const SCAN_WHOLE_UP_TO: usize = 128;
 ///
 /// Positions are walked from the top down, `count` at a time, and the
 /// cursor is the lowest position visited so far (0: done). An index map
-/// removes by moving its last element into the hole, and adds at the end,
-/// so an element present for the whole scan is never skipped: it either
-/// stays below the cursor until visited, or is the last element moved
-/// down into a hole, which it can only be once it has been visited
-/// already (it was above the cursor), so at worst it comes twice, which
-/// SCAN allows. Elements added during the scan may or may not come.
+/// removes by moving its last element into the hole (or, in a hash of up
+/// to 512 fields, by moving every element above the hole down one), and
+/// adds at the end, so elements only ever move down and an element present
+/// for the whole scan is never skipped: it either stays below the cursor
+/// until visited, or moves down from above it, which it can only do once
+/// it has been visited already, so at worst it comes twice, which SCAN
+/// allows. Elements added during the scan may or may not come.
 pub(super) fn scan_window(len: usize, cursor: u64, count: usize) -> (std::ops::Range<usize>, u64) {
     // Whatever the cursor, as Redis answers its compact encodings (a
     // collection that shrank to this size mid-scan is then returned whole,

@@ -19,7 +19,7 @@ use crate::value::{HashValue, SetValue, Value, ZSetValue};
 /// and `-value`, `zset-max-listpack-entries` and `-value`, and the longest
 /// string held in one allocation with its object (`embstr`).
 const INTSET_MAX_ENTRIES: usize = 512;
-const HASH_LISTPACK_MAX_ENTRIES: usize = 512;
+const HASH_LISTPACK_MAX_ENTRIES: usize = crate::value::HASH_LISTPACK_MAX_FIELDS;
 const HASH_LISTPACK_MAX_VALUE: usize = 64;
 const ZSET_LISTPACK_MAX_ENTRIES: usize = 128;
 const ZSET_LISTPACK_MAX_VALUE: usize = 64;

@@ -586,6 +586,23 @@ fn undo_restores_popped_trimmed_and_deleted_elements_in_order() {
     assert_eq!(ks.get(b"l").unwrap().expire_at_ms, Some(NOW + 9000));
 }
 
+/// A small hash answers in the order its fields were added (as Redis's
+/// listpack does), so taking a command back restores that order too, not
+/// just the fields (`same_as` ignores order).
+#[test]
+fn undo_restores_a_small_hash_s_field_order() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "HSET h a 1 b 2 c 3 d 4");
+    let order = |ks: &mut Keyspace| run(ks, "HGETALL h").reply;
+    let before = order(&mut ks);
+    ks.keep_undo();
+    for line in ["HDEL h a c", "HSET h a 9 e 5", "HDEL h b"] {
+        run(&mut ks, line);
+    }
+    ks.undo();
+    assert_eq!(order(&mut ks), before);
+}
+
 #[test]
 fn a_huge_negative_random_count_is_refused_not_built() {
     let mut ks = Keyspace::new();

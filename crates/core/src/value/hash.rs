@@ -6,11 +6,13 @@ use indexmap::IndexMap;
 
 use super::Footprint;
 
-/// Up to this many fields a removal keeps the others' order: the most a
-/// Redis listpack hash holds (`hash-max-listpack-entries`).
-const ORDERED_UP_TO: usize = 512;
+/// The most fields a Redis listpack hash holds (`hash-max-listpack-entries`):
+/// up to this many, a removal keeps the other fields' order, which
+/// HGETALL and HSCAN then answer as Redis does.
+pub const LISTPACK_MAX_FIELDS: usize = 512;
 
-/// A hash of byte strings. Field order carries no meaning (equality ignores it).
+/// A hash of byte strings, its fields in the order they were added while
+/// it has at most [`LISTPACK_MAX_FIELDS`] (equality ignores the order).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HashValue {
     fields: IndexMap<Bytes, Bytes>,
@@ -76,7 +78,7 @@ impl HashValue {
     /// HSCAN answer in it); a large one moves its last field into the gap,
     /// in O(1) (Redis's hashtable has no order to keep).
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        let removed = if self.fields.len() <= ORDERED_UP_TO {
+        let removed = if self.fields.len() <= LISTPACK_MAX_FIELDS {
             self.fields.shift_remove_entry(field)
         } else {
             self.fields.swap_remove_entry(field)
@@ -90,7 +92,8 @@ impl HashValue {
         }
     }
 
-    /// Field/value pairs, in no meaningful order.
+    /// Field/value pairs: in the order they were added while the hash is
+    /// small (see [`HashValue::remove`]), else in no meaningful order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Bytes, &Bytes)> {
         self.fields.iter()
     }

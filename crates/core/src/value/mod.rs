@@ -29,7 +29,7 @@ pub mod stream;
 mod zset;
 
 pub use encoding::{DecodeError, decode, encode};
-pub use hash::HashValue;
+pub use hash::{HashValue, LISTPACK_MAX_FIELDS as HASH_LISTPACK_MAX_FIELDS};
 pub use list::ListValue;
 pub use set::SetValue;
 pub use stream::{StreamId, StreamValue};

@@ -333,7 +333,8 @@ impl Master {
             others.shuffle(&mut rand::rng());
             for key in others {
                 let exists = vec![Bytes::from_static(b"EXISTS"), key.clone()];
-                // Boxed: a command may be RANDOMKEY itself.
+                // Boxed: `run_command` may call this function (through
+                // RANDOMKEY), so its future's type would contain itself.
                 if Box::pin(self.run_command(exists)).await == Reply::Integer(1) {
                     return Ok(Reply::Bulk(key));
                 }

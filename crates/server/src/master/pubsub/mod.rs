@@ -226,8 +226,13 @@ impl Subscriber {
 
     /// The channels, patterns or shard channels subscribed to, for
     /// UNSUBSCRIBE, PUNSUBSCRIBE and SUNSUBSCRIBE without arguments.
-    pub fn names(&mut self, kind: Kind) -> Vec<Bytes> {
-        self.set(kind).iter().cloned().collect()
+    pub fn names(&self, kind: Kind) -> Vec<Bytes> {
+        let set = match kind {
+            Kind::Channel => &self.channels,
+            Kind::Pattern => &self.patterns,
+            Kind::Shard => &self.shard_channels,
+        };
+        set.iter().cloned().collect()
     }
 
     /// Unsubscribes from everything (RESET).
