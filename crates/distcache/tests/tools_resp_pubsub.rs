@@ -502,6 +502,13 @@ fn a_publish_on_one_master_reaches_subscribers_on_the_others_in_order() {
         .send()
         .unwrap();
     assert_eq!(forged.status().as_u16(), 401);
+    let forged = cluster
+        .http
+        .post(cluster.url(1, "/internal/pubsub/spublish"))
+        .json(&json!({"messages": [{"channel": "b3JkZXJz", "payload": "Zm9yZ2Vk"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
     // With it, a body larger than any batch a master sends is refused as
     // too large. The master answers 413 once the body passes its limit and
     // closes without reading the rest: the client, still writing 64 MiB,

@@ -1,7 +1,10 @@
-//! `POST /internal/pubsub/publish`: where a master delivers to this
-//! master's subscribers what was published on it. The body is a batch of
-//! messages in the order they were published; the answer, for each, the
-//! subscribers here that received it. Channels and payloads are binary,
+//! `POST /internal/pubsub/publish` and `/internal/pubsub/spublish`: where
+//! a master delivers to this master's subscribers what was published on
+//! it, with PUBLISH and with SPUBLISH. The body is a batch of messages in
+//! the order they were published; the answer, for each, the subscribers
+//! here that received it. Shard messages have a route of their own so
+//! that a master from before sharded Pub/Sub answers 404 to them instead
+//! of delivering them to the ordinary subscribers of their name. Channels and payloads are binary,
 //! so they travel as base64. Like the Raft routes, the route needs the
 //! cluster secret when one is set, and is no part of the public API.
 
@@ -24,8 +27,10 @@ use super::registry::Space;
 use crate::http::ApiError;
 use crate::security::secret::Credentials;
 
-/// The route's path.
+/// The route of PUBLISH's messages.
 pub const PUBLISH_PATH: &str = "/internal/pubsub/publish";
+/// The route of SPUBLISH's messages.
+pub const SPUBLISH_PATH: &str = "/internal/pubsub/spublish";
 
 /// Most messages in one call: what a forwarder batches at most.
 pub const MAX_BATCH: usize = 256;
@@ -48,31 +53,29 @@ pub struct WireMessage {
     pub channel: String,
     /// The payload.
     pub payload: String,
-    /// Whether it was published with SPUBLISH, to a shard channel (absent:
-    /// PUBLISH, as a master from before sharded Pub/Sub sends it).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub shard: bool,
 }
 
 impl WireMessage {
-    /// `channel` and `payload` of `space`, encoded.
-    pub fn new(space: Space, channel: &[u8], payload: &[u8]) -> WireMessage {
+    /// `channel` and `payload`, encoded.
+    pub fn new(channel: &[u8], payload: &[u8]) -> WireMessage {
         WireMessage {
             channel: STANDARD.encode(channel),
             payload: STANDARD.encode(payload),
-            shard: space == Space::Shard,
         }
     }
 
-    fn decode(&self) -> Option<(Space, Bytes, Bytes)> {
+    fn decode(&self) -> Option<(Bytes, Bytes)> {
         let channel = STANDARD.decode(&self.channel).ok()?;
         let payload = STANDARD.decode(&self.payload).ok()?;
-        let space = if self.shard {
-            Space::Shard
-        } else {
-            Space::Global
-        };
-        Some((space, channel.into(), payload.into()))
+        Some((channel.into(), payload.into()))
+    }
+}
+
+/// The route a message of `space` is delivered on.
+pub fn path_of(space: Space) -> &'static str {
+    match space {
+        Space::Global => PUBLISH_PATH,
+        Space::Shard => SPUBLISH_PATH,
     }
 }
 
@@ -98,6 +101,7 @@ pub fn router(
     let max_body = (BATCH_BYTES + 2 * max_message_bytes) / 3 * 4 + 64 * MAX_BATCH + 4096;
     Router::new()
         .route(PUBLISH_PATH, post(publish))
+        .route(SPUBLISH_PATH, post(spublish))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(pubsub)
         .layer(axum::middleware::from_fn_with_state(
@@ -139,16 +143,28 @@ async fn publish(
     State(pubsub): State<Arc<PubSub>>,
     body: Result<Body, BytesRejection>,
 ) -> Response {
-    match deliver(&pubsub, body) {
+    delivered(&pubsub, Space::Global, body)
+}
+
+async fn spublish(
+    State(pubsub): State<Arc<PubSub>>,
+    body: Result<Body, BytesRejection>,
+) -> Response {
+    delivered(&pubsub, Space::Shard, body)
+}
+
+fn delivered(pubsub: &PubSub, space: Space, body: Result<Body, BytesRejection>) -> Response {
+    match deliver(pubsub, space, body) {
         Ok(answer) => axum::Json(answer).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
 
-/// Decodes the batch and delivers it here, in order (the secret was
-/// checked before: [`router`]).
+/// Decodes the batch and delivers it here, in order, in `space` (the
+/// secret was checked before: [`router`]).
 fn deliver(
     pubsub: &PubSub,
+    space: Space,
     body: Result<Body, BytesRejection>,
 ) -> Result<PublishAnswer, DeliveryError> {
     let body = body.map_err(|rejection| {
@@ -170,7 +186,7 @@ fn deliver(
         .collect::<Result<Vec<_>, _>>()?;
     let receivers = messages
         .iter()
-        .map(|(space, channel, payload)| pubsub.deliver_here(*space, channel, payload))
+        .map(|(channel, payload)| pubsub.deliver_here(space, channel, payload))
         .collect();
     Ok(PublishAnswer { receivers })
 }

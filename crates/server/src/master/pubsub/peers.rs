@@ -18,11 +18,9 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use super::internal::{
-    BATCH_BYTES, MAX_BATCH, PUBLISH_PATH, PublishAnswer, PublishBatch, WireMessage,
-};
+use super::internal::{BATCH_BYTES, MAX_BATCH, PublishAnswer, PublishBatch, WireMessage, path_of};
 use super::registry::Space;
-use crate::master::consensus::Peers;
+use crate::master::consensus::{CallError, Peers};
 use crate::metrics::PubSubMetrics;
 use crate::shutdown::Shutdown;
 
@@ -186,18 +184,41 @@ impl Forwarder {
         }
     }
 
-    async fn send(&self, batch: Vec<Forward>) {
+    /// Sends a batch as calls of one space each (PUBLISH's and SPUBLISH's
+    /// routes differ), in the order the messages were published.
+    async fn send(&self, mut batch: Vec<Forward>) {
+        while !batch.is_empty() {
+            let space = batch[0].space;
+            let run = batch.iter().take_while(|f| f.space == space).count();
+            let rest = batch.split_off(run);
+            self.send_run(space, batch).await;
+            batch = rest;
+        }
+    }
+
+    /// Sends messages of one space in one call.
+    async fn send_run(&self, space: Space, batch: Vec<Forward>) {
         let body = PublishBatch {
             messages: batch
                 .iter()
-                .map(|f| WireMessage::new(f.space, &f.channel, &f.payload))
+                .map(|f| WireMessage::new(&f.channel, &f.payload))
                 .collect(),
         };
         let sent = batch.len() as u64;
         let answer: Result<PublishAnswer, _> = self
             .client
-            .post(&self.addr, PUBLISH_PATH, &body, PEER_CALL_TIMEOUT)
+            .post(&self.addr, path_of(space), &body, PEER_CALL_TIMEOUT)
             .await;
+        // A master from before sharded Pub/Sub has no shard subscriber.
+        let answer = match answer {
+            Err(CallError::Status { status: 404, .. }) if space == Space::Shard => {
+                debug!(peer = %self.addr, "a master without sharded Pub/Sub: SPUBLISH counts 0 there");
+                Ok(PublishAnswer {
+                    receivers: vec![0; batch.len()],
+                })
+            }
+            other => other,
+        };
         match answer {
             Ok(answer) if answer.receivers.len() == batch.len() => {
                 self.metrics
