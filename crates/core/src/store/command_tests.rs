@@ -341,14 +341,24 @@ fn a_command_that_panics_leaves_the_values_it_borrowed_as_they_were() {
             )
         }));
         assert!(panicked.is_err());
-        let held = store.get(b"l", NOW).unwrap();
-        assert_eq!(held.value, Bytes::from(stored::to_stored(&value)));
-        assert_eq!(held.version, version(1));
-        assert_eq!(store.stats().bytes, bytes);
+        assert_list_untouched(&store, &value, bytes);
     }
-    // The shard still serves commands.
+    assert_still_serves(&store);
+}
+
+/// The list at `l` still holds `value` at version 1, and the store its
+/// `bytes`: a command taken back left nothing behind.
+fn assert_list_untouched(store: &Store, value: &Value, bytes: u64) {
+    let held = store.get(b"l", NOW).unwrap();
+    assert_eq!(held.value, Bytes::from(stored::to_stored(value)));
+    assert_eq!(held.version, version(1));
+    assert_eq!(store.stats().bytes, bytes);
+}
+
+/// The shard of `l` still serves commands.
+fn assert_still_serves(store: &Store) {
     assert!(matches!(
-        push(&store, b"l", 3, usize::MAX),
+        push(store, b"l", 3, usize::MAX),
         Executed::Ran { .. }
     ));
 }
@@ -387,15 +397,9 @@ fn a_command_that_changes_a_key_it_did_not_name_is_refused_and_changes_nothing()
         }
         assert_eq!(records, 0, "nothing logged");
         assert!(store.get(format!("stray{stray}").as_bytes(), NOW).is_none());
-        let held = store.get(b"l", NOW).unwrap();
-        assert_eq!(held.value, Bytes::from(stored::to_stored(&value)));
-        assert_eq!(held.version, version(1));
-        assert_eq!(store.stats().bytes, bytes);
+        assert_list_untouched(&store, &value, bytes);
     }
-    assert!(matches!(
-        push(&store, b"l", 3, usize::MAX),
-        Executed::Ran { .. }
-    ));
+    assert_still_serves(&store);
 }
 
 #[test]
