@@ -349,6 +349,22 @@ fn bulk_set_and_get_report_per_key() {
     }
     assert!(!got.contains_key("missing"));
 
+    // A key asked twice is named once in the answer (the raw text is
+    // checked: a JSON parser would hide a name given twice).
+    let text = c
+        .http
+        .post(c.url(0, "/data/bulk/get"))
+        .json(&json!(["bulk-7", "bulk-14", "bulk-7"]))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(text.matches("\"bulk-7\"").count(), 1, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({"bulk-7": {"n": 7}, "bulk-14": {"n": 14}})
+    );
+
     // Limits and malformed bodies.
     let too_many: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
     assert_error(

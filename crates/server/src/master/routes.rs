@@ -481,7 +481,7 @@ async fn bulk_get(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body?;
-    let keys: Vec<String> = parse(&body)?;
+    let mut keys: Vec<String> = parse(&body)?;
     if keys.len() > master.config.max_batch {
         return Err(ApiError::too_large(
             "batch_too_large",
@@ -495,6 +495,10 @@ async fn bulk_get(
     for key in &keys {
         check_key(key)?;
     }
+    // A key asked twice is answered once: a JSON object names each key
+    // once.
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    keys.retain(|key| seen.insert(key.clone()));
     if keys.is_empty() {
         return Ok(json_bytes(StatusCode::OK, "{}"));
     }
