@@ -138,13 +138,13 @@ pub(super) fn is_listpack_zset(z: &ZSetValue) -> bool {
 /// A set's members in the order Redis answers them for an intset
 /// (ascending numbers), or `None` when Redis would not hold it as one.
 pub(super) fn intset_order(s: &SetValue) -> Option<Vec<&Bytes>> {
-    if !is_intset(s) {
+    if s.len() > INTSET_MAX_ENTRIES {
         return None;
     }
-    let mut members: Vec<(i64, &Bytes)> = s
+    let mut members = s
         .iter()
-        .map(|m| (parse_i64(m).unwrap_or_default(), m))
-        .collect();
+        .map(|m| integer(m).map(|n| (n, m)))
+        .collect::<Option<Vec<(i64, &Bytes)>>>()?;
     members.sort_unstable_by_key(|(n, _)| *n);
     Some(members.into_iter().map(|(_, m)| m).collect())
 }
@@ -152,7 +152,16 @@ pub(super) fn intset_order(s: &SetValue) -> Option<Vec<&Bytes>> {
 /// A string Redis holds as an integer: a 64-bit number written as Redis
 /// writes it (no sign but `-`, no leading zero, not `-0`).
 fn is_integer(b: &[u8]) -> bool {
-    b.len() <= 20 && parse_i64(b).is_some_and(|n| n.to_string().as_bytes() == b)
+    integer(b).is_some()
+}
+
+/// The number a string Redis holds as an integer stands for
+/// ([`is_integer`]).
+fn integer(b: &[u8]) -> Option<i64> {
+    if b.len() > 20 {
+        return None;
+    }
+    parse_i64(b).filter(|n| n.to_string().as_bytes() == b)
 }
 
 fn shared_integer(b: &[u8]) -> bool {

@@ -701,8 +701,10 @@ impl Master {
             return Ok(attempt.applied);
         };
         self.versions.observe(held);
-        if attempt.leader_applied && self.leader_went_on(&nodes[0], epoch, key, held).await? {
-            self.metrics.superseded.inc();
+        if self
+            .leader_went_on(attempt.leader_applied, &nodes[0], epoch, key, held)
+            .await?
+        {
             return Ok(attempt.applied);
         }
         self.metrics.restamped.inc();
@@ -716,21 +718,30 @@ impl Master {
         Ok(attempt.applied)
     }
 
-    /// Whether `leader`, which applied a write that another replica refused
-    /// as stale for holding `held`, now holds `held` or a higher version:
-    /// then that version came after the write at the leader (a version at
-    /// least `held` there before would have refused it too), so the write is
-    /// in the history every replica is catching up to, and must not be
-    /// written again over what was built on it.
+    /// Whether `leader`, when it applied a write that another replica
+    /// refused as stale for holding `held` (`leader_applied`), now holds
+    /// `held` or a higher version: then that version came after the write
+    /// at the leader (a version at least `held` there before would have
+    /// refused it too), so the write is in the history every replica is
+    /// catching up to, and must not be written again over what was built
+    /// on it. Counted as superseded when so.
     async fn leader_went_on(
         &self,
+        leader_applied: bool,
         leader: &NodeRef,
         epoch: u64,
         key: &Bytes,
         held: Version,
     ) -> Result<bool, OpError> {
+        if !leader_applied {
+            return Ok(false);
+        }
         let now = self.copy_at(leader, epoch, key).await?;
-        Ok(now.version().is_some_and(|version| version >= held))
+        let went_on = now.version().is_some_and(|version| version >= held);
+        if went_on {
+            self.metrics.superseded.inc();
+        }
+        Ok(went_on)
     }
 
     /// Sends `req` to every node once and applies the write quorum: with
@@ -885,22 +896,32 @@ impl Master {
         if let Some(current) = tallies.iter().filter_map(|t| t.fenced).max() {
             return Err(OpError::Fenced(current));
         }
-        let mut refused: Vec<usize> = Vec::new();
-        for i in everything {
+        // A refused item its leader applied and went on from is done,
+        // ordered before what came after it there (see
+        // [`Master::replicate`]); the leaders are asked together.
+        let stale: Vec<usize> = everything
+            .into_iter()
+            .filter(|&i| tallies[i].stale.is_some())
+            .collect();
+        let went_on = join_all(stale.iter().map(|&i| {
             let tally = &tallies[i];
-            let Some(held) = tally.stale else { continue };
-            // Done, and ordered before what came after it at the leader
-            // (see [`Master::replicate`]).
-            if tally.leader_applied
-                && self
-                    .leader_went_on(&routes[i][0], view.epoch, &entries[i].key, held)
-                    .await?
-            {
-                self.versions.observe(held);
-                self.metrics.superseded.inc();
-                continue;
+            let held = tally.stale.unwrap_or_default();
+            self.leader_went_on(
+                tally.leader_applied,
+                &routes[i][0],
+                view.epoch,
+                &entries[i].key,
+                held,
+            )
+        }))
+        .await;
+        let mut refused = Vec::with_capacity(stale.len());
+        for (i, went_on) in stale.into_iter().zip(went_on) {
+            if went_on? {
+                self.versions.observe(tallies[i].stale.unwrap_or_default());
+            } else {
+                refused.push(i);
             }
-            refused.push(i);
         }
         if !refused.is_empty() {
             for &i in &refused {

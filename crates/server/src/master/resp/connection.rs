@@ -287,8 +287,7 @@ impl Connection {
             if !moves {
                 return None;
             }
-            let kind = vec![Bytes::from_static(b"TYPE"), args[1].clone()];
-            let source = self.data_command(kind).await;
+            let source = self.key_type(&args[1]).await;
             let waits = !matches!(&source, Reply::Status(t) if t == "list" || t == "none");
             return (!waits).then_some(reply);
         }
@@ -296,8 +295,7 @@ impl Connection {
             return Some(reply);
         }
         for i in table::stream_keys(args) {
-            let kind = vec![Bytes::from_static(b"TYPE"), args[i].clone()];
-            if !matches!(self.data_command(kind).await, Reply::Status(t) if t == "stream") {
+            if !matches!(self.key_type(&args[i]).await, Reply::Status(t) if t == "stream") {
                 return Some(Reply::Error(CommandError::Line(
                     "UNBLOCKED the stream key no longer exists".into(),
                 )));
@@ -306,6 +304,12 @@ impl Connection {
         Some(Reply::Error(CommandError::Line(
             "NOGROUP the consumer group this client was blocked on no longer exists".into(),
         )))
+    }
+
+    /// TYPE of `key`, asked of the cluster as any command.
+    async fn key_type(&mut self, key: &Bytes) -> Reply {
+        self.data_command(vec![Bytes::from_static(b"TYPE"), key.clone()])
+            .await
     }
 
     /// XREAD ... BLOCK with `$` for a key: the `$` replaced by the ID of
